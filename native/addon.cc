@@ -1,0 +1,20 @@
+// Module entry point: every mechanism registers its functions here.
+#include "common.h"
+
+namespace ipckit {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InitFd(env, exports);
+  InitReadiness(env, exports);
+  InitWaiter(env, exports);
+  InitMessageQueue(env, exports);
+  return exports;
+}
+
+}  // namespace ipckit
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  return ipckit::Init(env, exports);
+}
+
+NODE_API_MODULE(ipckit, InitAddon)

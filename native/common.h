@@ -1,0 +1,79 @@
+// Shared conventions of the native layer.
+//
+// The addon only executes system calls. Every function returns a number: a
+// non-negative result on success or -errno on failure, and TypeScript turns
+// the negative values into IpcError objects. No policy lives here: names,
+// sizes and options are validated before they reach C++.
+#pragma once
+
+#include <napi.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <ctime>
+
+namespace ipckit {
+
+// The result of a system call as a JS number: the value, or -errno.
+inline Napi::Value SysResult(Napi::Env env, long long r) {
+  return Napi::Number::New(env, static_cast<double>(r < 0 ? -errno : r));
+}
+
+inline Napi::Value Errno(Napi::Env env, int err) {
+  return Napi::Number::New(env, -err);
+}
+
+inline int ArgInt(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].As<Napi::Number>().Int32Value();
+}
+
+inline int64_t ArgInt64(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].As<Napi::Number>().Int64Value();
+}
+
+inline double ArgDouble(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+// A byte view of a Uint8Array (or Buffer) argument.
+struct Bytes {
+  uint8_t* data;
+  size_t length;
+};
+
+inline Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i) {
+  auto array = info[i].As<Napi::Uint8Array>();
+  return Bytes{array.Data(), array.ByteLength()};
+}
+
+// Monotonic clock in nanoseconds.
+inline int64_t NowNs(clockid_t clock = CLOCK_MONOTONIC) {
+  timespec ts;
+  clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+// An absolute CLOCK_REALTIME deadline `timeout_ms` from now, as the
+// mq_timed* calls want it.
+inline timespec RealtimeDeadline(int64_t timeout_ms) {
+  int64_t ns = NowNs(CLOCK_REALTIME) + timeout_ms * 1000000LL;
+  timespec ts;
+  ts.tv_sec = ns / 1000000000LL;
+  ts.tv_nsec = ns % 1000000000LL;
+  return ts;
+}
+
+// A JS callback invoked from a libuv callback that threw: hand the error to
+// process 'uncaughtException' instead of leaving it pending.
+inline void ReportPendingException(Napi::Env env) {
+  if (env.IsExceptionPending()) {
+    napi_fatal_exception(env, env.GetAndClearPendingException().Value());
+  }
+}
+
+void InitFd(Napi::Env env, Napi::Object exports);
+void InitReadiness(Napi::Env env, Napi::Object exports);
+void InitWaiter(Napi::Env env, Napi::Object exports);
+void InitMessageQueue(Napi::Env env, Napi::Object exports);
+
+}  // namespace ipckit

@@ -1,0 +1,49 @@
+// Blocking system calls that have no file descriptor to wait on.
+//
+// System V message queues (and, later, futexes and semaphores) can only be
+// waited on by a thread sitting in the system call. Two tools cover that:
+//
+//  * CallWithTimeout() runs the call on the calling thread (the *Sync API)
+//    and bounds it with a per-thread POSIX timer that interrupts the call
+//    with the wake signal.
+//  * SubmitJob() runs the call on an ipckit waiter thread (the async API),
+//    never on a libuv pool thread, and delivers the result on the event
+//    loop. Cancelling a job interrupts its thread with the wake signal.
+//
+// The wake signal is SIGRTMAX. ipckit installs a no-op handler for it
+// without SA_RESTART, so the interrupted call fails with EINTR.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "common.h"
+
+namespace ipckit {
+
+int WakeSignal();
+
+// Runs `call` (returning >= 0 or -errno) until it returns something other
+// than -EINTR. With timeout_ms >= 0 it gives up with -ETIMEDOUT once the
+// deadline passes; timeout_ms < 0 waits forever.
+int CallWithTimeout(const std::function<int()>& call, double timeout_ms);
+
+// Work for a waiter thread.
+class BlockingJob {
+ public:
+  virtual ~BlockingJob() = default;
+  // Runs on the waiter thread. Returns >= 0 or -errno; -EINTR means the call
+  // was interrupted and is retried unless the job was cancelled.
+  virtual int Run() = 0;
+  // Runs on the event loop: the callback arguments after the result number.
+  virtual std::vector<napi_value> Results(Napi::Env env, int result) = 0;
+};
+
+// Queues `job`; `callback(result, ...Results())` runs on the event loop when
+// it ends. A cancelled job that had not completed ends with -ECANCELED.
+// Returns the job id used by cancelJob().
+uint32_t SubmitJob(Napi::Env env, std::unique_ptr<BlockingJob> job,
+                   Napi::Function callback);
+
+}  // namespace ipckit

@@ -1,0 +1,137 @@
+/**
+ * The one error class of ipckit and the registry of its stable codes.
+ *
+ * System errors keep the kernel's errno name as their code (`EEXIST`,
+ * `EAGAIN`, `EACCES`, ...). ipckit's own conditions use `ERR_IPC_*` codes,
+ * listed below and documented in docs/errors.md. A code is never reused for
+ * a different meaning.
+ *
+ * @module
+ */
+import { constants as osConstants } from 'node:os';
+
+/** ipckit's own error codes, alphabetical, each with its meaning. */
+export const IPC_ERROR_CODES = {
+  ERR_IPC_ABORTED: 'The operation was cancelled through its AbortSignal.',
+  ERR_IPC_ADDON: 'The native addon is missing or was built for another Node.js.',
+  ERR_IPC_CLOSED: 'The handle was closed; it cannot be used any more.',
+  ERR_IPC_CODEC: 'A message could not be encoded or decoded by the codec.',
+  ERR_IPC_INVALID_ADDRESS: 'A name, key or path does not name an IPC object.',
+  ERR_IPC_INVALID_ARGUMENT: 'An option or argument has the wrong type or range.',
+  ERR_IPC_LIMIT: 'A kernel or resource limit was reached; the message names the setting that raises it.',
+  ERR_IPC_MESSAGE_TOO_LARGE: 'A message is larger than the object can carry.',
+  ERR_IPC_TIMEOUT: 'The operation did not complete within its timeout.',
+  ERR_IPC_USAGE: 'The command line was not understood.',
+} as const;
+
+/** A code from ipckit's own registry. */
+export type IpcOwnErrorCode = keyof typeof IPC_ERROR_CODES;
+
+/** Every code an {@link IpcError} can carry: an `ERR_IPC_*` code or an errno name such as `'EEXIST'`. */
+export type IpcErrorCode = IpcOwnErrorCode | `E${string}`;
+
+/** Extra fields of an {@link IpcError}. */
+export interface IpcErrorDetails {
+  /** Negative errno, as Node reports it, for system errors. */
+  errno?: number;
+  /** The system call that failed. */
+  syscall?: string;
+  /** The IPC object the operation was about: a name, key or path. */
+  address?: string;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/**
+ * The error every ipckit operation throws or rejects with.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   PosixMessageQueue.create('/jobs');
+ * } catch (err) {
+ *   if (err instanceof IpcError && err.code === 'EEXIST') console.log('already there');
+ * }
+ * ```
+ */
+export class IpcError extends Error {
+  /** Stable code: an `ERR_IPC_*` code or an errno name. */
+  readonly code: IpcErrorCode;
+  /** Negative errno, for system errors. */
+  readonly errno?: number;
+  /** The system call that failed, for system errors. */
+  readonly syscall?: string;
+  /** The object the failed operation was about. */
+  readonly address?: string;
+
+  constructor(code: IpcErrorCode, message: string, details: IpcErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'IpcError';
+    this.code = code;
+    if (details.errno !== undefined) this.errno = details.errno;
+    if (details.syscall !== undefined) this.syscall = details.syscall;
+    if (details.address !== undefined) this.address = details.address;
+  }
+}
+
+const errnoNames = new Map<number, string>();
+for (const [name, value] of Object.entries(osConstants.errno)) {
+  if (!errnoNames.has(value)) errnoNames.set(value, name);
+}
+
+/** The errno name (`'ENOENT'`) of a positive or negative errno value. */
+export function errnoName(errno: number): string {
+  return errnoNames.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
+}
+
+/** The positive errno value of an errno name. */
+export function errnoValue(name: string): number {
+  const value = (osConstants.errno as Record<string, number>)[name];
+  if (value === undefined) throw new Error(`unknown errno name ${name}`);
+  return value;
+}
+
+/** What to do about a system error, when nothing more specific is known. */
+const GENERIC_HINTS: Record<string, string> = {
+  EACCES: 'Check the object\'s owner and mode (ipckit ls).',
+  EPERM: 'The calling user is not allowed to do this; check the owner (ipckit ls).',
+  EINTR: 'A signal interrupted the call; retry it.',
+  EIDRM: 'The object was removed while in use; create it again.',
+  EBADF: 'The descriptor is not open; the handle may have been closed elsewhere.',
+  ENAMETOOLONG: 'Use a shorter name.',
+};
+
+let describe: (errno: number) => string = (errno) => errnoName(errno);
+
+/** Installs the C library's strerror once the addon is loaded. */
+export function setErrnoDescriber(fn: (errno: number) => string): void {
+  describe = fn;
+}
+
+/**
+ * Builds the error for a failed system call: `r` is the negative errno the
+ * addon returned. The message says what failed, on which object, and what
+ * to do (`hint`, or a generic hint for the errno).
+ */
+export function systemError(r: number, syscall: string, address: string | undefined, hint?: string): IpcError {
+  const errno = Math.abs(r);
+  const code = errnoName(errno) as IpcErrorCode;
+  const where = address === undefined ? syscall : `${syscall} ${address}`;
+  const advice = hint ?? GENERIC_HINTS[code];
+  const message = `${where} failed: ${describe(errno)} (${code})${advice ? `. ${advice}` : ''}`;
+  return new IpcError(code, message, { errno: -errno, syscall, ...(address === undefined ? {} : { address }) });
+}
+
+/**
+ * A kernel-limit error: keeps the errno and syscall of the failure, carries
+ * the code `ERR_IPC_LIMIT`, and says which setting to raise.
+ */
+export function limitError(r: number, syscall: string, address: string | undefined, explanation: string): IpcError {
+  const errno = Math.abs(r);
+  const where = address === undefined ? syscall : `${syscall} ${address}`;
+  return new IpcError('ERR_IPC_LIMIT', `${where} failed (${errnoName(errno)}): ${explanation}`, {
+    errno: -errno,
+    syscall,
+    ...(address === undefined ? {} : { address }),
+  });
+}

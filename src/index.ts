@@ -1,0 +1,17 @@
+/**
+ * ipckit: every inter-process-communication mechanism of the Linux kernel,
+ * for real, from TypeScript.
+ * @module
+ */
+export { IpcError, IPC_ERROR_CODES, type IpcErrorCode, type IpcOwnErrorCode, type IpcErrorDetails } from './errors.js';
+export { type SysvAddress, formatKey } from './internal/address.js';
+export { type Codec, type CodecOption } from './internal/codec.js';
+export { type WaitOptions, type SyncWaitOptions } from './internal/wait.js';
+export {
+  PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX,
+  type MessageQueue, type QueueAccess,
+  type PosixMessage, type PosixMessageQueueAttributes, type PosixMessageQueueCreateOptions,
+  type PosixMessageQueueOpenOptions, type PosixMessageQueueLimits, type PosixSendOptions, type PosixSendSyncOptions,
+  type SysvMessage, type SysvMessageQueueStat, type SysvMessageQueueCreateOptions, type SysvMessageQueueOpenOptions,
+  type SysvMessageQueueLimits, type SysvReceiveOptions, type SysvReceiveSyncOptions,
+} from './message-queue.js';

@@ -1,0 +1,73 @@
+/**
+ * Codecs layer typed messages over the byte payloads of every mechanism.
+ * @internal
+ * @module
+ */
+import { IpcError } from '../errors.js';
+import { invalidArgument } from './validate.js';
+
+/** Turns values into message bytes and back. */
+export interface Codec<T> {
+  encode(value: T): Uint8Array;
+  decode(bytes: Buffer): T;
+}
+
+/**
+ * A codec choice: `'json'` (UTF-8 JSON text) or your own `{ encode, decode }`.
+ * Without a codec, messages are raw bytes.
+ */
+export type CodecOption<T> = 'json' | Codec<T>;
+
+const textEncoder = new TextEncoder();
+
+const jsonCodec: Codec<unknown> = {
+  encode: (value) => textEncoder.encode(JSON.stringify(value)),
+  decode: (bytes) => JSON.parse(bytes.toString('utf8')) as unknown,
+};
+
+const rawCodec: Codec<Buffer> = {
+  encode: (value) => {
+    if (!(value instanceof Uint8Array)) {
+      throw invalidArgument('data', value, 'a Uint8Array or Buffer (or configure a codec for other values)');
+    }
+    return value;
+  },
+  decode: (bytes) => bytes,
+};
+
+/** The codec for an option value; raw bytes when absent. */
+export function resolveCodec<T>(option: unknown): Codec<T> {
+  if (option === undefined) return rawCodec as unknown as Codec<T>;
+  if (option === 'json') return jsonCodec as Codec<T>;
+  if (option !== null && typeof option === 'object' &&
+    typeof (option as Codec<T>).encode === 'function' && typeof (option as Codec<T>).decode === 'function') {
+    return option as Codec<T>;
+  }
+  throw invalidArgument('codec', option, '"json" or an object with encode(value) and decode(bytes) functions');
+}
+
+/** Encodes with the codec, reporting codec failures as ERR_IPC_CODEC. */
+export function encodeWith<T>(codec: Codec<T>, value: T, address: string): Uint8Array {
+  let bytes: unknown;
+  try {
+    bytes = codec.encode(value);
+  } catch (err) {
+    if (err instanceof IpcError) throw err;
+    throw new IpcError('ERR_IPC_CODEC', `Encoding a message for ${address} failed: ${(err as Error)?.message ?? err}`, { address, cause: err });
+  }
+  if (!(bytes instanceof Uint8Array)) {
+    throw new IpcError('ERR_IPC_CODEC', `The codec's encode() for ${address} returned ${typeof bytes}, not a Uint8Array.`, { address });
+  }
+  return bytes;
+}
+
+/** Decodes with the codec, reporting failures as ERR_IPC_CODEC; the raw bytes stay on `cause`. */
+export function decodeWith<T>(codec: Codec<T>, bytes: Buffer, address: string): T {
+  try {
+    return codec.decode(bytes);
+  } catch (err) {
+    throw new IpcError('ERR_IPC_CODEC',
+      `A ${bytes.length}-byte message from ${address} could not be decoded: ${(err as Error)?.message ?? err}. ` +
+      'The message was consumed; check that every sender uses the same codec.', { address, cause: err });
+  }
+}

@@ -1,0 +1,1064 @@
+/**
+ * Message queues: kernel mailboxes that processes send messages to and
+ * receive messages from. Two families:
+ *
+ * - {@link PosixMessageQueue} (`mq_open`): named `/like-this`; every message
+ *   has a priority and the highest priority is received first. The queue is
+ *   a pollable descriptor, so async calls wait on the event loop itself.
+ * - {@link SysvMessageQueue} (`msgget`): addressed by a numeric key; every
+ *   message has a type, and a receiver picks by type.
+ *
+ * Both offer the blocking triple: `op()` (a Promise that never blocks the
+ * event loop), `opSync()` (blocks the calling thread) and `tryOp()` (never
+ * waits).
+ *
+ * @module
+ */
+import { IpcError, errnoValue, limitError, systemError } from './errors.js';
+import { native, type NativeFdWatcher } from './native.js';
+import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
+import { type Codec, type CodecOption, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
+import { describeSetting, hasSysResource, readProcNumber, readResourceLimit } from './internal/limits.js';
+import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import {
+  type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkTimeout, closedError,
+  nativeTimeout, timeoutError,
+} from './internal/wait.js';
+
+const C = native.mqConstants;
+const { READABLE, WRITABLE } = native.readinessConstants;
+const EAGAIN = -errnoValue('EAGAIN');
+const ETIMEDOUT = -errnoValue('ETIMEDOUT');
+const ECANCELED = -errnoValue('ECANCELED');
+const EEXIST = -errnoValue('EEXIST');
+const ENOENT = -errnoValue('ENOENT');
+const ENOMSG = -errnoValue('ENOMSG');
+const EINVAL = -errnoValue('EINVAL');
+const EMFILE = -errnoValue('EMFILE');
+const ENOSPC = -errnoValue('ENOSPC');
+const EPERM = -errnoValue('EPERM');
+const E2BIG = -errnoValue('E2BIG');
+const EIDRM = -errnoValue('EIDRM');
+
+/** Highest POSIX message priority + 1 (`MQ_PRIO_MAX`, 32768 on Linux). */
+export const MQ_PRIO_MAX = C.MQ_PRIO_MAX;
+
+/** Kernel ceilings that no sysctl raises (HARD_MSGMAX, HARD_MSGSIZEMAX). */
+const HARD_MSGMAX = 65536;
+const HARD_MSGSIZEMAX = 16 * 1024 * 1024;
+
+const MQ_PROC = '/proc/sys/fs/mqueue';
+
+/** Which directions a handle may use. */
+export type QueueAccess = 'read' | 'write' | 'readwrite';
+
+/** Options of {@link PosixMessageQueue.create} and {@link PosixMessageQueue.openOrCreate}. */
+export interface PosixMessageQueueCreateOptions<T = Buffer> {
+  /** Capacity in messages. Default: the kernel's `fs.mqueue.msg_default` (10). */
+  maxMessages?: number;
+  /** Largest message in bytes. Default: the kernel's `fs.mqueue.msgsize_default` (8192). */
+  maxMessageSize?: number;
+  /** Permission bits of a newly created queue, exactly (the umask does not apply). Default `0o600`. */
+  mode?: number;
+  /** Layer typed messages over the bytes: `'json'` or `{ encode, decode }`. */
+  codec?: CodecOption<T>;
+  /** Open for reading, writing or both. Default `'readwrite'`. */
+  access?: QueueAccess;
+}
+
+/** Options of {@link PosixMessageQueue.open}. */
+export interface PosixMessageQueueOpenOptions<T = Buffer> {
+  codec?: CodecOption<T>;
+  access?: QueueAccess;
+}
+
+/** Options of a POSIX send. */
+export interface PosixSendOptions extends WaitOptions {
+  /** 0 (lowest, the default) to `MQ_PRIO_MAX - 1`; higher priorities are received first. */
+  priority?: number;
+}
+
+/** Options of a POSIX `sendSync`. */
+export interface PosixSendSyncOptions extends SyncWaitOptions {
+  priority?: number;
+}
+
+/** A message received from a POSIX queue. */
+export interface PosixMessage<T = Buffer> {
+  data: T;
+  priority: number;
+}
+
+/** `mq_getattr` of an open queue. */
+export interface PosixMessageQueueAttributes {
+  /** Capacity in messages. */
+  maxMessages: number;
+  /** Largest message in bytes. */
+  maxMessageSize: number;
+  /** Messages in the queue now (the depth). */
+  messages: number;
+}
+
+/** The kernel's POSIX message-queue settings (`/proc/sys/fs/mqueue`). */
+export interface PosixMessageQueueLimits {
+  /** `fs.mqueue.msg_max`: the largest `maxMessages` without CAP_SYS_RESOURCE. */
+  msgMax: number | undefined;
+  /** `fs.mqueue.msgsize_max`: the largest `maxMessageSize` without CAP_SYS_RESOURCE. */
+  msgsizeMax: number | undefined;
+  /** `fs.mqueue.msg_default`: `maxMessages` when none is given. */
+  msgDefault: number | undefined;
+  /** `fs.mqueue.msgsize_default`: `maxMessageSize` when none is given. */
+  msgsizeDefault: number | undefined;
+  /** `fs.mqueue.queues_max`: queues in the system without CAP_SYS_RESOURCE. */
+  queuesMax: number | undefined;
+  /** `RLIMIT_MSGQUEUE` (`ulimit -q`): bytes of queues one user may hold. */
+  rlimitBytes: number | undefined;
+}
+
+function accessFlags(access: unknown): number {
+  switch (access ?? 'readwrite') {
+    case 'read': return C.O_RDONLY;
+    case 'write': return C.O_WRONLY;
+    case 'readwrite': return C.O_RDWR;
+    default: throw invalidArgument('access', access, '"read", "write" or "readwrite"');
+  }
+}
+
+function tooLarge(address: string, length: number, max: number, setting: string): IpcError {
+  return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE',
+    `A ${length}-byte message does not fit ${address}: its limit is ${max} bytes (${setting}). ` +
+    'Send smaller messages, or create the queue with a larger limit.', { address });
+}
+
+/** Why the kernel refused to create a POSIX queue with these attributes. */
+function posixCreateError(r: number, name: string, maxMessages: number, maxMessageSize: number): IpcError {
+  const limits = PosixMessageQueue.limits();
+  if (r === EINVAL || r === -errnoValue('EOVERFLOW')) {
+    const privileged = hasSysResource();
+    if (!privileged && limits.msgMax !== undefined && maxMessages > limits.msgMax) {
+      return limitError(r, 'mq_open', name, `maxMessages ${maxMessages} exceeds ${MQ_PROC}/msg_max (now ${limits.msgMax}), ` +
+        'the limit for processes without CAP_SYS_RESOURCE. Ask for fewer messages, or raise it: sysctl fs.mqueue.msg_max=N.');
+    }
+    if (!privileged && limits.msgsizeMax !== undefined && maxMessageSize > limits.msgsizeMax) {
+      return limitError(r, 'mq_open', name, `maxMessageSize ${maxMessageSize} exceeds ${MQ_PROC}/msgsize_max (now ${limits.msgsizeMax}), ` +
+        'the limit for processes without CAP_SYS_RESOURCE. Send smaller messages, or raise it: sysctl fs.mqueue.msgsize_max=N.');
+    }
+    return limitError(r, 'mq_open', name, `the kernel refused maxMessages ${maxMessages} × maxMessageSize ${maxMessageSize}: ` +
+      `the hard ceilings are ${HARD_MSGMAX} messages and ${HARD_MSGSIZEMAX} bytes, and without CAP_SYS_RESOURCE ` +
+      `${describeSetting(`${MQ_PROC}/msg_max`)} and ${describeSetting(`${MQ_PROC}/msgsize_max`)}.`);
+  }
+  if (r === ENOSPC) {
+    return limitError(r, 'mq_open', name, `the system already holds ${describeSetting(`${MQ_PROC}/queues_max`)} queues. ` +
+      'Remove unused queues (ipckit ls, ipckit rm) or raise it: sysctl fs.mqueue.queues_max=N.');
+  }
+  if (r === EMFILE) {
+    return limitError(r, 'mq_open', name, 'either this user\'s queues would exceed RLIMIT_MSGQUEUE ' +
+      `(ulimit -q, now ${limits.rlimitBytes ?? 'unknown'} bytes; a queue costs about maxMessages × (maxMessageSize + 64) bytes) ` +
+      'or the process ran out of file descriptors (ulimit -n). Use smaller queues, remove unused ones, or raise the limit.');
+  }
+  return posixOpenError(r, name);
+}
+
+function posixOpenError(r: number, name: string): IpcError {
+  if (r === EEXIST) return systemError(r, 'mq_open', name, 'The queue already exists: use PosixMessageQueue.open() or openOrCreate(), or remove it first (ipckit rm).');
+  if (r === ENOENT) return systemError(r, 'mq_open', name, 'No such queue: create it first (PosixMessageQueue.create or ipckit mq create).');
+  if (r === EMFILE) return systemError(r, 'mq_open', name, 'The process has no free file descriptors (ulimit -n).');
+  return systemError(r, 'mq_open', name);
+}
+
+/**
+ * A POSIX message queue (`mq_open`, `mq_send`, `mq_receive`).
+ *
+ * Messages are received highest priority first, FIFO within a priority.
+ * Async calls wait for the queue's descriptor to become readable or writable
+ * inside libuv: no thread is parked and nothing is polled.
+ *
+ * @example
+ * ```ts
+ * using q = PosixMessageQueue.openOrCreate('/jobs', { maxMessages: 10, maxMessageSize: 1024 });
+ * await q.send(Buffer.from('urgent'), { priority: 9 });
+ * const { data, priority } = await q.receive({ timeout: 1000 });
+ * ```
+ */
+export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<PosixMessage<T>> {
+  /** The queue's name, such as `/jobs`. */
+  readonly name: string;
+  /** Capacity in messages, fixed at creation. */
+  readonly maxMessages: number;
+  /** Largest message in bytes, fixed at creation. */
+  readonly maxMessageSize: number;
+  /** Whether this handle created the queue (always true after `create`). */
+  readonly created: boolean;
+
+  #fd: number;
+  readonly #codec: Codec<T>;
+  readonly #scratch: Buffer;
+  readonly #priorityOut = new Uint32Array(1);
+  /** The descriptor's current O_NONBLOCK state; sync calls clear it, the others set it. */
+  #nonBlocking = true;
+  #watcher: NativeFdWatcher | undefined;
+  #events = 0;
+  readonly #readers: Pending<PosixMessage<T>>[] = [];
+  readonly #writers: { pending: Pending<void>; bytes: Uint8Array; priority: number }[] = [];
+
+  private constructor(name: string, fd: number, codec: Codec<T>, created: boolean) {
+    this.name = name;
+    this.#fd = fd;
+    this.#codec = codec;
+    this.created = created;
+    const attr = new Float64Array(4);
+    const r = native.mqGetAttr(fd, attr);
+    if (r < 0) {
+      native.close(fd);
+      throw systemError(r, 'mq_getattr', name);
+    }
+    this.maxMessages = attr[1]!;
+    this.maxMessageSize = attr[2]!;
+    this.#scratch = Buffer.allocUnsafe(this.maxMessageSize);
+  }
+
+  /**
+   * Creates a new queue; fails with `EEXIST` if the name is taken.
+   *
+   * @example
+   * ```ts
+   * const q = PosixMessageQueue.create('/jobs', { maxMessages: 8, maxMessageSize: 256, mode: 0o600 });
+   * ```
+   */
+  static create<T = Buffer>(name: string, options?: PosixMessageQueueCreateOptions<T>): PosixMessageQueue<T> {
+    const opts = checkOptions(options);
+    const q = PosixMessageQueue.#openWith<T>(checkPosixName(name, 'message queue'), opts, 'create');
+    if (q === undefined) throw posixOpenError(EEXIST, name);
+    return q;
+  }
+
+  /** Opens an existing queue; fails with `ENOENT` if there is none. Never changes its attributes. */
+  static open<T = Buffer>(name: string, options?: PosixMessageQueueOpenOptions<T>): PosixMessageQueue<T> {
+    const opts = checkOptions(options);
+    const q = PosixMessageQueue.#openWith<T>(checkPosixName(name, 'message queue'), opts, 'open');
+    if (q === undefined) throw posixOpenError(ENOENT, name);
+    return q;
+  }
+
+  /**
+   * Opens the queue, creating it with `options` if it does not exist.
+   * An existing queue keeps its own attributes; check `created`,
+   * `maxMessages` and `maxMessageSize` if they matter.
+   */
+  static openOrCreate<T = Buffer>(name: string, options?: PosixMessageQueueCreateOptions<T>): PosixMessageQueue<T> {
+    const opts = checkOptions(options);
+    checkPosixName(name, 'message queue');
+    // Create-or-open races with other processes doing the same or removing
+    // the queue; a few rounds settle it.
+    for (let round = 0; round < 8; round++) {
+      const q = PosixMessageQueue.#openWith<T>(name, opts, 'create') ?? PosixMessageQueue.#openWith<T>(name, opts, 'open');
+      if (q !== undefined) return q;
+    }
+    throw systemError(ENOENT, 'mq_open', name, 'The queue was created and removed repeatedly by other processes; retry.');
+  }
+
+  /** Opens or creates; `undefined` on EEXIST (create) or ENOENT (open). */
+  static #openWith<T>(name: string, opts: PosixMessageQueueCreateOptions<T>, how: 'create' | 'open'): PosixMessageQueue<T> | undefined {
+    const codec = resolveCodec<T>(opts.codec);
+    let oflag = accessFlags(opts.access) | C.O_NONBLOCK | C.O_CLOEXEC;
+    let maxMessages = 0;
+    let maxMessageSize = 0;
+    const mode = checkMode(opts.mode);
+    if (how === 'create') {
+      oflag |= C.O_CREAT | C.O_EXCL;
+      if (opts.maxMessages !== undefined || opts.maxMessageSize !== undefined) {
+        maxMessages = optionalInteger(opts.maxMessages, 'maxMessages', 1, 2 ** 31 - 1, readProcNumber(`${MQ_PROC}/msg_default`) ?? 10);
+        maxMessageSize = optionalInteger(opts.maxMessageSize, 'maxMessageSize', 1, 2 ** 31 - 1, readProcNumber(`${MQ_PROC}/msgsize_default`) ?? 8192);
+      }
+    }
+    const fd = native.mqOpen(name, oflag, mode, maxMessages, maxMessageSize);
+    if (fd === EEXIST && how === 'create') return undefined;
+    if (fd === ENOENT && how === 'open') return undefined;
+    if (fd < 0) {
+      throw how === 'create' ? posixCreateError(fd, name, maxMessages || (readProcNumber(`${MQ_PROC}/msg_default`) ?? 10),
+        maxMessageSize || (readProcNumber(`${MQ_PROC}/msgsize_default`) ?? 8192)) : posixOpenError(fd, name);
+    }
+    return new PosixMessageQueue<T>(name, fd, codec, how === 'create');
+  }
+
+  /** Removes the queue's name; processes that have it open keep using it until they close it. */
+  static unlink(name: string): void {
+    checkPosixName(name, 'message queue');
+    const r = native.mqUnlink(name);
+    if (r < 0) throw systemError(r, 'mq_unlink', name, r === ENOENT ? 'No such queue (already removed?).' : undefined);
+  }
+
+  /** The kernel's current POSIX message-queue limits. */
+  static limits(): PosixMessageQueueLimits {
+    return {
+      msgMax: readProcNumber(`${MQ_PROC}/msg_max`),
+      msgsizeMax: readProcNumber(`${MQ_PROC}/msgsize_max`),
+      msgDefault: readProcNumber(`${MQ_PROC}/msg_default`),
+      msgsizeDefault: readProcNumber(`${MQ_PROC}/msgsize_default`),
+      queuesMax: readProcNumber(`${MQ_PROC}/queues_max`),
+      rlimitBytes: readResourceLimit('Max msgqueue size'),
+    };
+  }
+
+  /** The queue descriptor (pollable). Throws `ERR_IPC_CLOSED` after `close()`. */
+  get fd(): number {
+    this.#check('fd');
+    return this.#fd;
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** Capacity, message size limit and current depth. */
+  attributes(): PosixMessageQueueAttributes {
+    this.#check('attributes');
+    const attr = new Float64Array(4);
+    const r = native.mqGetAttr(this.#fd, attr);
+    if (r < 0) throw systemError(r, 'mq_getattr', this.name);
+    return { maxMessages: attr[1]!, maxMessageSize: attr[2]!, messages: attr[3]! };
+  }
+
+  // -- send ---------------------------------------------------------------
+
+  /**
+   * Sends a message, waiting while the queue is full. Never blocks the event
+   * loop.
+   */
+  send(data: T, options?: PosixSendOptions): Promise<void> {
+    let bytes: Uint8Array;
+    let priority: number;
+    let timeout: number;
+    let signal: AbortSignal | undefined;
+    try {
+      this.#check('send');
+      const opts = checkOptions(options);
+      bytes = this.#encode(data);
+      priority = checkPriority(opts.priority);
+      timeout = checkTimeout(opts.timeout);
+      signal = checkSignal(opts.signal);
+      if (signal?.aborted) throw abortError('send', this.name, signal);
+      if (this.#writers.length === 0 && this.#sendNow(bytes, priority)) return Promise.resolve();
+      if (timeout === 0) throw timeoutError('send', this.name, 0);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const entry = {
+      bytes,
+      priority,
+      pending: new Pending<void>('send', this.name, timeout, signal, (err) => {
+        removeItem(this.#writers, entry);
+        entry.pending.reject(err);
+        this.#updateWatch();
+      }),
+    };
+    this.#writers.push(entry);
+    this.#updateWatch();
+    return entry.pending.promise;
+  }
+
+  /** Sends a message, blocking the calling thread while the queue is full. */
+  sendSync(data: T, options?: PosixSendSyncOptions): void {
+    this.#check('sendSync');
+    const opts = checkOptions(options);
+    const bytes = this.#encode(data);
+    const priority = checkPriority(opts.priority);
+    const timeout = checkTimeout(opts.timeout);
+    if (timeout === 0) {
+      if (!this.#sendNow(bytes, priority)) throw timeoutError('sendSync', this.name, 0);
+      return;
+    }
+    this.#setNonBlocking(false);
+    const r = native.mqSend(this.#fd, bytes, priority, nativeTimeout(timeout));
+    if (r === ETIMEDOUT) throw timeoutError('sendSync', this.name, timeout);
+    if (r < 0) throw systemError(r, 'mq_send', this.name);
+  }
+
+  /** Sends a message if there is room now; `false` if the queue is full. */
+  trySend(data: T, options?: { priority?: number }): boolean {
+    this.#check('trySend');
+    const opts = checkOptions(options);
+    return this.#sendNow(this.#encode(data), checkPriority(opts.priority));
+  }
+
+  // -- receive ------------------------------------------------------------
+
+  /**
+   * Receives the oldest message of the highest priority, waiting while the
+   * queue is empty. Never blocks the event loop.
+   */
+  receive(options?: WaitOptions): Promise<PosixMessage<T>> {
+    let timeout: number;
+    let signal: AbortSignal | undefined;
+    try {
+      this.#check('receive');
+      const opts = checkOptions(options);
+      timeout = checkTimeout(opts.timeout);
+      signal = checkSignal(opts.signal);
+      if (signal?.aborted) throw abortError('receive', this.name, signal);
+      if (this.#readers.length === 0) {
+        const message = this.#receiveNow();
+        if (message !== undefined) return Promise.resolve(message);
+      }
+      if (timeout === 0) throw timeoutError('receive', this.name, 0);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const pending: Pending<PosixMessage<T>> = new Pending('receive', this.name, timeout, signal, (err) => {
+      removeItem(this.#readers, pending);
+      pending.reject(err);
+      this.#updateWatch();
+    });
+    this.#readers.push(pending);
+    this.#updateWatch();
+    return pending.promise;
+  }
+
+  /** Receives a message, blocking the calling thread while the queue is empty. */
+  receiveSync(options?: SyncWaitOptions): PosixMessage<T> {
+    this.#check('receiveSync');
+    const timeout = checkTimeout(checkOptions(options).timeout);
+    if (timeout === 0) {
+      const message = this.#receiveNow();
+      if (message === undefined) throw timeoutError('receiveSync', this.name, 0);
+      return message;
+    }
+    this.#setNonBlocking(false);
+    const n = native.mqReceive(this.#fd, this.#scratch, this.#priorityOut, nativeTimeout(timeout));
+    if (n === ETIMEDOUT) throw timeoutError('receiveSync', this.name, timeout);
+    if (n < 0) throw systemError(n, 'mq_receive', this.name);
+    return this.#message(n);
+  }
+
+  /** Receives a message if one is queued; `undefined` if the queue is empty. */
+  tryReceive(): PosixMessage<T> | undefined {
+    this.#check('tryReceive');
+    return this.#receiveNow();
+  }
+
+  /**
+   * Receives messages until the handle is closed (the loop then ends) or
+   * `signal` aborts it (the loop throws `ERR_IPC_ABORTED`).
+   */
+  async *messages(options?: { signal?: AbortSignal }): AsyncGenerator<PosixMessage<T>, void, undefined> {
+    const signal = checkSignal(checkOptions(options).signal);
+    while (!this.closed) {
+      try {
+        yield await this.receive({ signal });
+      } catch (err) {
+        if (err instanceof IpcError && err.code === 'ERR_IPC_CLOSED') return;
+        throw err;
+      }
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<PosixMessage<T>, void, undefined> {
+    return this.messages();
+  }
+
+  // -- lifetime -----------------------------------------------------------
+
+  /**
+   * Closes this handle. Pending calls reject with `ERR_IPC_CLOSED`; the queue
+   * itself lives on until unlinked. Calling it again does nothing.
+   */
+  close(): void {
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    this.#fd = -1;
+    const err = closedError('the pending call', this.name);
+    for (const reader of this.#readers.splice(0)) reader.reject(err);
+    for (const writer of this.#writers.splice(0)) writer.pending.reject(err);
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    native.close(fd);
+  }
+
+  /** Removes the queue's name (works on a closed handle too); see {@link PosixMessageQueue.unlink}. */
+  unlink(): void {
+    PosixMessageQueue.unlink(this.name);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  // -- internals ----------------------------------------------------------
+
+  #check(what: string): void {
+    if (this.#fd < 0) throw closedError(what, this.name);
+  }
+
+  #encode(data: T): Uint8Array {
+    const bytes = encodeWith(this.#codec, data, this.name);
+    if (bytes.length > this.maxMessageSize) {
+      throw tooLarge(this.name, bytes.length, this.maxMessageSize, 'the queue\'s maxMessageSize');
+    }
+    return bytes;
+  }
+
+  #setNonBlocking(nonBlocking: boolean): void {
+    if (this.#nonBlocking === nonBlocking) return;
+    const r = native.mqSetNonBlocking(this.#fd, nonBlocking);
+    if (r < 0) throw systemError(r, 'mq_setattr', this.name);
+    this.#nonBlocking = nonBlocking;
+  }
+
+  /** One non-blocking mq_send: false if the queue is full. */
+  #sendNow(bytes: Uint8Array, priority: number): boolean {
+    this.#setNonBlocking(true);
+    const r = native.mqSend(this.#fd, bytes, priority, -1);
+    if (r === 0) return true;
+    if (r === EAGAIN) return false;
+    throw systemError(r, 'mq_send', this.name);
+  }
+
+  /** One non-blocking mq_receive: undefined if the queue is empty. */
+  #receiveNow(): PosixMessage<T> | undefined {
+    this.#setNonBlocking(true);
+    const n = native.mqReceive(this.#fd, this.#scratch, this.#priorityOut, -1);
+    if (n === EAGAIN) return undefined;
+    if (n < 0) throw systemError(n, 'mq_receive', this.name);
+    return this.#message(n);
+  }
+
+  #message(length: number): PosixMessage<T> {
+    const bytes = Buffer.allocUnsafe(length);
+    this.#scratch.copy(bytes, 0, 0, length);
+    return { data: decodeWith(this.#codec, bytes, this.name), priority: this.#priorityOut[0]! };
+  }
+
+  /** Watches for exactly the readiness the pending calls need. */
+  #updateWatch(): void {
+    if (this.#fd < 0) return;
+    const events = (this.#readers.length > 0 ? READABLE : 0) | (this.#writers.length > 0 ? WRITABLE : 0);
+    if (events === this.#events) return;
+    this.#events = events;
+    if (events === 0) {
+      this.#watcher?.stop();
+      return;
+    }
+    this.#watcher ??= new native.FdWatcher(this.#fd, (status) => this.#onReady(status));
+    const r = this.#watcher.start(events);
+    if (r < 0) this.#failPending(systemError(r, 'epoll_ctl', this.name));
+  }
+
+  #onReady(status: number): void {
+    if (this.#fd < 0) return;
+    if (status < 0) {
+      this.#failPending(systemError(status, 'epoll_wait', this.name));
+      return;
+    }
+    // Readiness is only a hint: another process may take the message (or
+    // the room) first, so each attempt is a non-blocking call.
+    while (this.#readers.length > 0 && this.#fd >= 0) {
+      let message: PosixMessage<T> | undefined;
+      try {
+        message = this.#receiveNow();
+      } catch (err) {
+        this.#readers.shift()!.reject(err);
+        continue;
+      }
+      if (message === undefined) break;
+      this.#readers.shift()!.resolve(message);
+    }
+    while (this.#writers.length > 0 && this.#fd >= 0) {
+      const writer = this.#writers[0]!;
+      let sent: boolean;
+      try {
+        sent = this.#sendNow(writer.bytes, writer.priority);
+      } catch (err) {
+        this.#writers.shift();
+        writer.pending.reject(err);
+        continue;
+      }
+      if (!sent) break;
+      this.#writers.shift();
+      writer.pending.resolve();
+    }
+    this.#updateWatch();
+  }
+
+  #failPending(err: IpcError): void {
+    for (const reader of this.#readers.splice(0)) reader.reject(err);
+    for (const writer of this.#writers.splice(0)) writer.pending.reject(err);
+    this.#updateWatch();
+  }
+}
+
+function checkPriority(priority: unknown): number {
+  return optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0);
+}
+
+function removeItem<I>(list: I[], item: I): void {
+  const i = list.indexOf(item);
+  if (i >= 0) list.splice(i, 1);
+}
+
+// ===========================================================================
+// System V
+
+/** Largest message type (`long`, kept within JavaScript's exact integers). */
+export const SYSV_TYPE_MAX = Number.MAX_SAFE_INTEGER;
+
+/** Options of {@link SysvMessageQueue.create} and {@link SysvMessageQueue.openOrCreate}. */
+export interface SysvMessageQueueCreateOptions<T = Buffer> {
+  /** Permission bits (the umask does not apply to System V objects). Default `0o600`. */
+  mode?: number;
+  /**
+   * Capacity in bytes (`msg_qbytes`). Default: the kernel's `kernel.msgmnb`
+   * (16384). More than that needs CAP_SYS_RESOURCE.
+   */
+  maxBytes?: number;
+  codec?: CodecOption<T>;
+}
+
+/** Options of {@link SysvMessageQueue.open}. */
+export interface SysvMessageQueueOpenOptions<T = Buffer> {
+  codec?: CodecOption<T>;
+}
+
+/** Options of a System V receive. */
+export interface SysvReceiveOptions extends WaitOptions {
+  /**
+   * `msgrcv` type selection: `0` (default) the first message; `n > 0` the
+   * first message of type n; `n < 0` the first message of the lowest type
+   * that is at most |n|.
+   */
+  type?: number;
+}
+
+/** Options of a System V `receiveSync`. */
+export interface SysvReceiveSyncOptions extends SyncWaitOptions {
+  type?: number;
+}
+
+/** A message received from a System V queue. */
+export interface SysvMessage<T = Buffer> {
+  data: T;
+  type: number;
+}
+
+/** `msgctl(IPC_STAT)` of a System V queue. */
+export interface SysvMessageQueueStat {
+  key: number;
+  id: number;
+  /** Permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Creator's uid and gid. */
+  cuid: number;
+  cgid: number;
+  /** Messages in the queue now (the depth). */
+  messages: number;
+  /** Bytes in the queue now. */
+  bytes: number;
+  /** Capacity in bytes (`msg_qbytes`). */
+  maxBytes: number;
+  /** Pid of the last `msgsnd` (0 if none). */
+  lastSendPid: number;
+  /** Pid of the last `msgrcv` (0 if none). */
+  lastReceivePid: number;
+  lastSendTime: Date | null;
+  lastReceiveTime: Date | null;
+  changeTime: Date;
+}
+
+/** The kernel's System V message-queue settings. */
+export interface SysvMessageQueueLimits {
+  /** `kernel.msgmax`: the largest message in bytes. */
+  msgmax: number | undefined;
+  /** `kernel.msgmnb`: the default (and, without CAP_SYS_RESOURCE, largest) queue capacity in bytes. */
+  msgmnb: number | undefined;
+  /** `kernel.msgmni`: queues in the system. */
+  msgmni: number | undefined;
+}
+
+const KERNEL_PROC = '/proc/sys/kernel';
+
+function sysvGetError(r: number, label: string): IpcError {
+  if (r === EEXIST) return systemError(r, 'msgget', label, 'A queue with this key already exists: use SysvMessageQueue.open() or openOrCreate(), or remove it first (ipckit rm).');
+  if (r === ENOENT) return systemError(r, 'msgget', label, 'No queue has this key: create it first (SysvMessageQueue.create or ipckit mq create).');
+  if (r === ENOSPC) {
+    return limitError(r, 'msgget', label, `the system already holds ${describeSetting(`${KERNEL_PROC}/msgmni`)} queues. ` +
+      'Remove unused queues (ipckit ls, ipckit rm) or raise it: sysctl kernel.msgmni=N.');
+  }
+  return systemError(r, 'msgget', label);
+}
+
+/** Errors of msgsnd/msgrcv/msgctl on an identifier. */
+function sysvOpError(r: number, syscall: string, label: string): IpcError {
+  if (r === EIDRM || r === EINVAL) {
+    return systemError(r, syscall, label, 'The queue was removed (or never existed); open or create it again.');
+  }
+  return systemError(r, syscall, label);
+}
+
+/**
+ * A System V message queue (`msgget`, `msgsnd`, `msgrcv`, `msgctl`).
+ *
+ * Every message carries a positive type, and receivers choose by type.
+ * System V queues have no descriptor, so an async call that has to wait runs
+ * its `msgrcv`/`msgsnd` on an ipckit waiter thread (never a libuv pool
+ * thread) and can be cancelled at any moment.
+ *
+ * @example
+ * ```ts
+ * using q = SysvMessageQueue.openOrCreate(0x1234);
+ * q.sendSync(2, Buffer.from('for type 2'));
+ * const { data, type } = await q.receive({ type: 2, timeout: 1000 });
+ * ```
+ */
+export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<SysvMessage<T>> {
+  /** The queue identifier (`msqid`, as `ipcs -q` shows it). */
+  readonly id: number;
+  /** The key, or 0 for a private queue. */
+  readonly key: number;
+  /** How the queue was addressed, for messages: `0x00001234`, `id 5`, … */
+  readonly address: string;
+  /** Whether this handle created the queue. */
+  readonly created: boolean;
+  /** Largest message this handle sends or receives: `kernel.msgmax` when opened. */
+  readonly maxMessageSize: number;
+
+  #closed = false;
+  readonly #codec: Codec<T>;
+  #buffer: Buffer;
+  readonly #typeOut = new Float64Array(1);
+  /** Waiter-thread jobs in flight, so close() can cancel them. */
+  readonly #jobs = new Set<{ interrupt: (err: IpcError) => void }>();
+
+  private constructor(id: number, key: number, address: string, codec: Codec<T>, created: boolean) {
+    this.id = id;
+    this.key = key;
+    this.address = address;
+    this.#codec = codec;
+    this.created = created;
+    this.maxMessageSize = readProcNumber(`${KERNEL_PROC}/msgmax`) ?? 8192;
+    this.#buffer = Buffer.allocUnsafe(8 + this.maxMessageSize);
+  }
+
+  /** Creates a new queue; fails with `EEXIST` if the key is taken. */
+  static create<T = Buffer>(address: SysvAddress, options?: SysvMessageQueueCreateOptions<T>): SysvMessageQueue<T> {
+    const opts = checkOptions(options);
+    const target = resolveSysvAddress(address);
+    if (target.key === undefined) {
+      throw new IpcError('ERR_IPC_INVALID_ADDRESS', `Cannot create a queue at ${target.label}: identifiers are assigned by the kernel; give a key.`);
+    }
+    const q = SysvMessageQueue.#get<T>(target.key, target.label, opts, true);
+    if (q === undefined) throw sysvGetError(EEXIST, target.label);
+    return q;
+  }
+
+  /** Opens an existing queue by key, ftok pair, or `{ id }`. */
+  static open<T = Buffer>(address: SysvAddress, options?: SysvMessageQueueOpenOptions<T>): SysvMessageQueue<T> {
+    const opts = checkOptions(options);
+    const target = resolveSysvAddress(address);
+    if (target.id !== undefined) {
+      const stat = native.msgStat(target.id);
+      if (typeof stat === 'number') throw sysvOpError(stat, 'msgctl', target.label);
+      return new SysvMessageQueue<T>(target.id, stat.key, target.label, resolveCodec<T>(opts.codec), false);
+    }
+    const q = SysvMessageQueue.#get<T>(target.key, target.label, opts, false);
+    if (q === undefined) throw sysvGetError(ENOENT, target.label);
+    return q;
+  }
+
+  /** Opens the queue with this key, creating it with `options` if there is none. */
+  static openOrCreate<T = Buffer>(address: SysvAddress, options?: SysvMessageQueueCreateOptions<T>): SysvMessageQueue<T> {
+    const opts = checkOptions(options);
+    const target = resolveSysvAddress(address);
+    if (target.key === undefined) return SysvMessageQueue.open(address, opts);
+    for (let round = 0; round < 8; round++) {
+      const q = SysvMessageQueue.#get<T>(target.key, target.label, opts, true) ??
+        SysvMessageQueue.#get<T>(target.key, target.label, opts, false);
+      if (q !== undefined) return q;
+    }
+    throw systemError(ENOENT, 'msgget', target.label, 'The queue was created and removed repeatedly by other processes; retry.');
+  }
+
+  static #get<T>(key: number, label: string, opts: SysvMessageQueueCreateOptions<T>, create: boolean): SysvMessageQueue<T> | undefined {
+    const codec = resolveCodec<T>(opts.codec);
+    const mode = checkMode(opts.mode);
+    const maxBytes = opts.maxBytes === undefined ? undefined : checkInteger(opts.maxBytes, 'maxBytes', 1, 2 ** 31 - 1);
+    const id = native.msgGet(key, create ? C.IPC_CREAT | C.IPC_EXCL : 0, create ? mode : 0);
+    if (id === (create ? EEXIST : ENOENT)) return undefined;
+    if (id < 0) throw sysvGetError(id, label);
+    if (create && maxBytes !== undefined) {
+      const r = native.msgSetMaxBytes(id, maxBytes);
+      if (r < 0) {
+        native.msgRemove(id);
+        if (r === EPERM) {
+          throw limitError(r, 'msgctl', label, `maxBytes ${maxBytes} exceeds ${describeSetting(`${KERNEL_PROC}/msgmnb`)}, ` +
+            'the limit without CAP_SYS_RESOURCE. Ask for less, or raise it: sysctl kernel.msgmnb=N.');
+        }
+        throw sysvOpError(r, 'msgctl', label);
+      }
+    }
+    return new SysvMessageQueue<T>(id, key, label, codec, create);
+  }
+
+  /** Removes the queue at once (`IPC_RMID`): its messages are discarded and waiters fail with `EIDRM`. */
+  static remove(address: SysvAddress): void {
+    SysvMessageQueue.open(address).remove();
+  }
+
+  /** The kernel's current System V message-queue limits. */
+  static limits(): SysvMessageQueueLimits {
+    return {
+      msgmax: readProcNumber(`${KERNEL_PROC}/msgmax`),
+      msgmnb: readProcNumber(`${KERNEL_PROC}/msgmnb`),
+      msgmni: readProcNumber(`${KERNEL_PROC}/msgmni`),
+    };
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** `msgctl(IPC_STAT)`: depth, bytes, capacity, last pids and times, owner and mode. */
+  stat(): SysvMessageQueueStat {
+    this.#check('stat');
+    const s = native.msgStat(this.id);
+    if (typeof s === 'number') throw sysvOpError(s, 'msgctl', this.address);
+    const date = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
+    return {
+      key: s.key, id: this.id, mode: s.mode, uid: s.uid, gid: s.gid, cuid: s.cuid, cgid: s.cgid,
+      messages: s.messages, bytes: s.bytes, maxBytes: s.maxBytes,
+      lastSendPid: s.lastSendPid, lastReceivePid: s.lastReceivePid,
+      lastSendTime: date(s.sendTime), lastReceiveTime: date(s.receiveTime), changeTime: new Date(s.changeTime * 1000),
+    };
+  }
+
+  // -- send ---------------------------------------------------------------
+
+  /** Sends a message of `type` (≥ 1), waiting while the queue is full. Never blocks the event loop. */
+  send(type: number, data: T, options?: WaitOptions): Promise<void> {
+    let bytes: Uint8Array;
+    let timeout: number;
+    let signal: AbortSignal | undefined;
+    try {
+      this.#check('send');
+      const opts = checkOptions(options);
+      checkSendType(type);
+      bytes = this.#encode(data);
+      timeout = checkTimeout(opts.timeout);
+      signal = checkSignal(opts.signal);
+      if (signal?.aborted) throw abortError('send', this.address, signal);
+      if (this.#sendNow(type, bytes)) return Promise.resolve();
+      if (timeout === 0) throw timeoutError('send', this.address, 0);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#wait<void>('send', timeout, signal,
+      (done) => native.msgSndAsync(this.id, type, bytes, done),
+      (r) => {
+        if (r < 0) throw sysvOpError(r, 'msgsnd', this.address);
+      });
+  }
+
+  /** Sends a message, blocking the calling thread while the queue is full. */
+  sendSync(type: number, data: T, options?: SyncWaitOptions): void {
+    this.#check('sendSync');
+    checkSendType(type);
+    const bytes = this.#encode(data);
+    const timeout = checkTimeout(checkOptions(options).timeout);
+    if (timeout === 0) {
+      if (!this.#sendNow(type, bytes)) throw timeoutError('sendSync', this.address, 0);
+      return;
+    }
+    const r = native.msgSnd(this.id, type, bytes, nativeTimeout(timeout));
+    if (r === ETIMEDOUT) throw timeoutError('sendSync', this.address, timeout);
+    if (r < 0) throw sysvOpError(r, 'msgsnd', this.address);
+  }
+
+  /** Sends a message if there is room now; `false` if the queue is full. */
+  trySend(type: number, data: T): boolean {
+    this.#check('trySend');
+    checkSendType(type);
+    return this.#sendNow(type, this.#encode(data));
+  }
+
+  // -- receive ------------------------------------------------------------
+
+  /** Receives a message chosen by `type` (see {@link SysvReceiveOptions}), waiting while there is none. */
+  receive(options?: SysvReceiveOptions): Promise<SysvMessage<T>> {
+    let type: number;
+    let timeout: number;
+    let signal: AbortSignal | undefined;
+    try {
+      this.#check('receive');
+      const opts = checkOptions(options);
+      type = checkReceiveType(opts.type);
+      timeout = checkTimeout(opts.timeout);
+      signal = checkSignal(opts.signal);
+      if (signal?.aborted) throw abortError('receive', this.address, signal);
+      const message = this.#receiveNow(type);
+      if (message !== undefined) return Promise.resolve(message);
+      if (timeout === 0) throw timeoutError('receive', this.address, 0);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#wait<SysvMessage<T>>('receive', timeout, signal,
+      (done) => native.msgRcvAsync(this.id, this.maxMessageSize, type, done),
+      (r, data, got) => {
+        if (r < 0) throw this.#receiveError(r);
+        return { data: decodeWith(this.#codec, data!, this.address), type: got! };
+      });
+  }
+
+  /** Receives a message chosen by `type`, blocking the calling thread while there is none. */
+  receiveSync(options?: SysvReceiveSyncOptions): SysvMessage<T> {
+    this.#check('receiveSync');
+    const opts = checkOptions(options);
+    const type = checkReceiveType(opts.type);
+    const timeout = checkTimeout(opts.timeout);
+    if (timeout === 0) {
+      const message = this.#receiveNow(type);
+      if (message === undefined) throw timeoutError('receiveSync', this.address, 0);
+      return message;
+    }
+    const n = native.msgRcv(this.id, this.#buffer, type, nativeTimeout(timeout), this.#typeOut);
+    if (n === ETIMEDOUT) throw timeoutError('receiveSync', this.address, timeout);
+    if (n < 0) throw this.#receiveError(n);
+    return this.#message(n);
+  }
+
+  /** Receives a message chosen by `type` if there is one; `undefined` otherwise. */
+  tryReceive(options?: { type?: number }): SysvMessage<T> | undefined {
+    this.#check('tryReceive');
+    return this.#receiveNow(checkReceiveType(checkOptions(options).type));
+  }
+
+  /** Receives messages (of `type`, default any) until the handle is closed or `signal` aborts. */
+  async *messages(options?: { type?: number; signal?: AbortSignal }): AsyncGenerator<SysvMessage<T>, void, undefined> {
+    const opts = checkOptions(options);
+    while (!this.#closed) {
+      try {
+        yield await this.receive({ type: opts.type, signal: opts.signal });
+      } catch (err) {
+        if (err instanceof IpcError && err.code === 'ERR_IPC_CLOSED') return;
+        throw err;
+      }
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<SysvMessage<T>, void, undefined> {
+    return this.messages();
+  }
+
+  // -- lifetime -----------------------------------------------------------
+
+  /**
+   * Closes this handle: pending calls are cancelled and reject with
+   * `ERR_IPC_CLOSED` (a message a waiter thread already took is delivered,
+   * never dropped). The queue itself stays until removed.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const err = closedError('the pending call', this.address);
+    for (const entry of [...this.#jobs]) entry.interrupt(err);
+  }
+
+  /** Removes the queue (`IPC_RMID`); also closes this handle. */
+  remove(): void {
+    const r = native.msgRemove(this.id);
+    this.close();
+    if (r < 0) throw sysvOpError(r, 'msgctl', this.address);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  // -- internals ----------------------------------------------------------
+
+  #check(what: string): void {
+    if (this.#closed) throw closedError(what, this.address);
+  }
+
+  #encode(data: T): Uint8Array {
+    const bytes = encodeWith(this.#codec, data, this.address);
+    if (bytes.length > this.maxMessageSize) {
+      throw tooLarge(this.address, bytes.length, this.maxMessageSize, `${KERNEL_PROC}/msgmax`);
+    }
+    return bytes;
+  }
+
+  #sendNow(type: number, bytes: Uint8Array): boolean {
+    const r = native.msgSnd(this.id, type, bytes, 0);
+    if (r === 0) return true;
+    if (r === EAGAIN) return false;
+    throw sysvOpError(r, 'msgsnd', this.address);
+  }
+
+  #receiveNow(type: number): SysvMessage<T> | undefined {
+    const n = native.msgRcv(this.id, this.#buffer, type, 0, this.#typeOut);
+    if (n === ENOMSG) return undefined;
+    if (n < 0) throw this.#receiveError(n);
+    return this.#message(n);
+  }
+
+  #message(length: number): SysvMessage<T> {
+    const bytes = Buffer.allocUnsafe(length);
+    this.#buffer.copy(bytes, 0, 8, 8 + length);
+    return { data: decodeWith(this.#codec, bytes, this.address), type: this.#typeOut[0]! };
+  }
+
+  #receiveError(r: number): IpcError {
+    if (r === E2BIG) {
+      return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE',
+        `The next message on ${this.address} is larger than ${this.maxMessageSize} bytes (kernel.msgmax when this handle was opened); ` +
+        'it was left in the queue. Reopen the queue after raising kernel.msgmax, or remove the message with a C tool.', { address: this.address });
+    }
+    return sysvOpError(r, 'msgrcv', this.address);
+  }
+
+  /**
+   * Runs a blocking call on a waiter thread. A timeout, an abort or close()
+   * cancels the job; the call then settles when the thread confirms, with
+   * the result if the system call had already completed.
+   */
+  #wait<R>(what: string, timeout: number, signal: AbortSignal | undefined,
+    start: (done: (r: number, data?: Buffer, type?: number) => void) => number,
+    finish: (r: number, data?: Buffer, type?: number) => R): Promise<R> {
+    let reason: IpcError | undefined;
+    const entry = {
+      job: 0,
+      pending: new Pending<R>(what, this.address, timeout, signal, (err) => entry.interrupt(err)),
+      interrupt: (err: IpcError) => {
+        reason ??= err;
+        native.cancelJob(entry.job);
+      },
+    };
+    entry.job = start((r, data, type) => {
+      this.#jobs.delete(entry);
+      if (r === ECANCELED) {
+        entry.pending.reject(reason ?? closedError(what, this.address));
+        return;
+      }
+      try {
+        entry.pending.resolve(finish(r, data, type));
+      } catch (err) {
+        entry.pending.reject(err);
+      }
+    });
+    this.#jobs.add(entry);
+    return entry.pending.promise;
+  }
+}
+
+function checkSendType(type: unknown): number {
+  return checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
+}
+
+function checkReceiveType(type: unknown): number {
+  return optionalInteger(type, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0);
+}
+
+/** Either family of queue. */
+export type MessageQueue<T = Buffer> = PosixMessageQueue<T> | SysvMessageQueue<T>;

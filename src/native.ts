@@ -1,0 +1,91 @@
+/**
+ * The only module that loads the compiled addon. Everything else imports the
+ * typed {@link native} object from here.
+ *
+ * Convention: every function returns a non-negative result or `-errno`.
+ * @internal
+ * @module
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { IpcError, setErrnoDescriber } from './errors.js';
+
+/** A libuv poll handle over a descriptor; see native/readiness.cc. */
+export interface NativeFdWatcher {
+  /** Starts or re-targets the watch; 0 or a negative errno. */
+  start(events: number): number;
+  stop(): void;
+  close(): void;
+}
+
+/** Fields of `msgctl(IPC_STAT)`. */
+export interface NativeMsgStat {
+  key: number;
+  uid: number;
+  gid: number;
+  cuid: number;
+  cgid: number;
+  mode: number;
+  messages: number;
+  bytes: number;
+  maxBytes: number;
+  lastSendPid: number;
+  lastReceivePid: number;
+  sendTime: number;
+  receiveTime: number;
+  changeTime: number;
+}
+
+export interface NativeBinding {
+  close(fd: number): number;
+  strerror(errno: number): string;
+  getFlags(fd: number): number;
+  getFdFlags(fd: number): number;
+  fdConstants: { O_NONBLOCK: number; O_CLOEXEC: number; FD_CLOEXEC: number };
+
+  FdWatcher: new (fd: number, callback: (status: number, events: number) => void) => NativeFdWatcher;
+  readinessConstants: { READABLE: number; WRITABLE: number; DISCONNECT: number };
+
+  cancelJob(id: number): boolean;
+  wakeSignal: number;
+
+  mqOpen(name: string, oflag: number, mode: number, maxMessages: number, maxMessageSize: number): number;
+  mqUnlink(name: string): number;
+  mqSend(fd: number, data: Uint8Array, priority: number, timeoutMs: number): number;
+  mqReceive(fd: number, buffer: Uint8Array, out: Uint32Array, timeoutMs: number): number;
+  mqGetAttr(fd: number, out: Float64Array): number;
+  mqSetNonBlocking(fd: number, nonBlocking: boolean): number;
+  ftok(path: string, projectId: number): number;
+  msgGet(key: number, flags: number, mode: number): number;
+  msgSnd(id: number, type: number, data: Uint8Array, timeoutMs: number): number;
+  msgRcv(id: number, buffer: Uint8Array, type: number, timeoutMs: number, out: Float64Array): number;
+  msgStat(id: number): NativeMsgStat | number;
+  msgSetMaxBytes(id: number, bytes: number): number;
+  msgRemove(id: number): number;
+  msgRcvAsync(id: number, capacity: number, type: number,
+    callback: (result: number, data?: Buffer, type?: number) => void): number;
+  msgSndAsync(id: number, type: number, data: Uint8Array, callback: (result: number) => void): number;
+  mqConstants: {
+    O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_CREAT: number; O_EXCL: number;
+    O_NONBLOCK: number; O_CLOEXEC: number; IPC_CREAT: number; IPC_EXCL: number; MQ_PRIO_MAX: number;
+  };
+}
+
+function load(): NativeBinding {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const file = path.join(root, 'build', 'Release', 'ipckit.node');
+  try {
+    return createRequire(import.meta.url)(file) as NativeBinding;
+  } catch (err) {
+    throw new IpcError('ERR_IPC_ADDON',
+      `The ipckit native addon could not be loaded from ${file}. ` +
+      'Build it with "npm rebuild ipckit" (or "npm ci" in a checkout); it needs python3, make and g++.',
+      { cause: err });
+  }
+}
+
+/** The typed addon. */
+export const native: NativeBinding = load();
+
+setErrnoDescriber((errno) => native.strerror(errno));
