@@ -1,0 +1,220 @@
+/**
+ * `ipckit mq create|send|recv|stat|rm <address>`: both queue families from
+ * the shell. The address picks the family: `/name` is POSIX, `0x1234`,
+ * `4660`, `ftok:PATH:ID` and `id:N` are System V.
+ * @internal
+ * @module
+ */
+import { errnoValue, systemError } from '../../errors.js';
+import { parseAddress } from '../../internal/address.js';
+import { PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, type MessageQueue } from '../../message-queue.js';
+import {
+  type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, printJson, readStdin, usageError,
+} from '../program.js';
+
+const ADDRESS_HELP = 'ADDRESS: /name for a POSIX queue; 0x1234, 4660, ftok:PATH:ID or id:N for a System V queue.';
+const EAGAIN = -errnoValue('EAGAIN');
+
+function open(address: string): MessageQueue {
+  const parsed = parseAddress(address, 'message queue');
+  return parsed.family === 'posix' ? PosixMessageQueue.open(parsed.name) : SysvMessageQueue.open(parsed.address);
+}
+
+function waitOption(ctx: CommandContext): { timeout?: number } {
+  const timeout = intOption(ctx, 'timeout', 0, 2 ** 31 - 1);
+  if (ctx.values.nonblock === true && timeout !== undefined) throw usageError('Use either --nonblock or --timeout, not both.');
+  return timeout === undefined ? {} : { timeout };
+}
+
+function familyOptions(q: MessageQueue, ctx: CommandContext): void {
+  if (q instanceof PosixMessageQueue && ctx.values.type !== undefined) {
+    throw usageError(`--type applies to System V queues; ${q.name} is a POSIX queue (use --priority).`);
+  }
+  if (q instanceof SysvMessageQueue && ctx.values.priority !== undefined) {
+    throw usageError(`--priority applies to POSIX queues; ${q.address} is a System V queue (use --type).`);
+  }
+}
+
+function describeQueue(q: MessageQueue): Record<string, unknown> {
+  if (q instanceof PosixMessageQueue) {
+    return { family: 'posix', name: q.name, ...q.attributes(), limits: PosixMessageQueue.limits() };
+  }
+  const s = q.stat();
+  return {
+    family: 'sysv', address: q.address, ...s, mode: s.mode,
+    lastSendTime: s.lastSendTime?.toISOString() ?? null,
+    lastReceiveTime: s.lastReceiveTime?.toISOString() ?? null,
+    changeTime: s.changeTime.toISOString(),
+    limits: SysvMessageQueue.limits(),
+  };
+}
+
+function printDescription(info: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(info)) {
+    if (key === 'limits') continue;
+    const shown = key === 'mode' ? `0${(value as number).toString(8)}` : key === 'key' ? `0x${(value as number).toString(16).padStart(8, '0')}` : String(value);
+    process.stdout.write(`${key.padEnd(16)} ${shown}\n`);
+  }
+  const limits = info.limits as Record<string, unknown>;
+  process.stdout.write(`kernel limits    ${Object.entries(limits).map(([k, v]) => `${k}=${v ?? '?'}`).join(' ')}\n`);
+}
+
+const create: Leaf = {
+  name: 'create',
+  summary: 'create a queue (fails if it exists)',
+  args: '<address>',
+  minArgs: 1,
+  maxArgs: 1,
+  details: `${ADDRESS_HELP}\nPOSIX queues take --max-messages and --message-size; System V queues take --max-bytes.`,
+  options: {
+    'max-messages': { type: 'string', value: 'N', description: 'POSIX: capacity in messages (default fs.mqueue.msg_default)' },
+    'message-size': { type: 'string', value: 'BYTES', description: 'POSIX: largest message (default fs.mqueue.msgsize_default)' },
+    'max-bytes': { type: 'string', value: 'BYTES', description: 'System V: capacity in bytes (default kernel.msgmnb)' },
+    mode: { type: 'string', value: 'OCTAL', description: 'permission bits, e.g. 600 (default 600)' },
+  },
+  async run(ctx) {
+    const parsed = parseAddress(ctx.positionals[0]!, 'message queue');
+    const mode = modeOption(ctx, 0o600);
+    let q: MessageQueue;
+    if (parsed.family === 'posix') {
+      if (ctx.values['max-bytes'] !== undefined) throw usageError('--max-bytes applies to System V queues; use --max-messages and --message-size.');
+      const maxMessages = intOption(ctx, 'max-messages', 1, 2 ** 31 - 1);
+      const maxMessageSize = intOption(ctx, 'message-size', 1, 2 ** 31 - 1);
+      q = PosixMessageQueue.create(parsed.name, {
+        mode, ...(maxMessages === undefined ? {} : { maxMessages }), ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
+      });
+    } else {
+      if (ctx.values['max-messages'] !== undefined || ctx.values['message-size'] !== undefined) {
+        throw usageError('--max-messages and --message-size apply to POSIX queues; System V queues take --max-bytes.');
+      }
+      const maxBytes = intOption(ctx, 'max-bytes', 1, 2 ** 31 - 1);
+      q = SysvMessageQueue.create(parsed.address, { mode, ...(maxBytes === undefined ? {} : { maxBytes }) });
+    }
+    try {
+      const info = describeQueue(q);
+      if (ctx.json) printJson(info);
+      else process.stdout.write(`created ${q instanceof PosixMessageQueue ? q.name : `${q.address} (id ${q.id})`}\n`);
+    } finally {
+      q.close();
+    }
+  },
+};
+
+const send: Leaf = {
+  name: 'send',
+  summary: 'send one message (the argument, or stdin with -)',
+  args: '<address> <message|->',
+  minArgs: 2,
+  maxArgs: 2,
+  details: `${ADDRESS_HELP}\nWaits while the queue is full, unless --nonblock (exit 1 with EAGAIN) or --timeout (exit 1 with ERR_IPC_TIMEOUT).`,
+  options: {
+    priority: { type: 'string', value: 'P', description: `POSIX: priority 0..${MQ_PRIO_MAX - 1} (default 0)` },
+    type: { type: 'string', value: 'T', description: 'System V: message type >= 1 (default 1)' },
+    nonblock: { type: 'boolean', description: 'fail with EAGAIN instead of waiting' },
+    timeout: { type: 'string', value: 'MS', description: 'wait at most MS milliseconds' },
+  },
+  async run(ctx) {
+    const [address, message] = ctx.positionals as [string, string];
+    const data = message === '-' ? await readStdin() : Buffer.from(message, 'utf8');
+    const wait = waitOption(ctx);
+    using q = open(address);
+    familyOptions(q, ctx);
+    let sent: boolean;
+    if (q instanceof PosixMessageQueue) {
+      const priority = intOption(ctx, 'priority', 0, MQ_PRIO_MAX - 1, 0)!;
+      sent = ctx.values.nonblock ? q.trySend(data, { priority }) : (await q.send(data, { priority, ...wait }), true);
+      if (!sent) throw systemError(EAGAIN, 'mq_send', q.name, 'The queue is full and --nonblock was given.');
+    } else {
+      const type = intOption(ctx, 'type', 1, SYSV_TYPE_MAX, 1)!;
+      sent = ctx.values.nonblock ? q.trySend(type, data) : (await q.send(type, data, wait), true);
+      if (!sent) throw systemError(EAGAIN, 'msgsnd', q.address, 'The queue is full and --nonblock was given.');
+    }
+    if (ctx.json) printJson({ sent: true, bytes: data.length });
+  },
+};
+
+const recv: Leaf = {
+  name: 'recv',
+  summary: 'receive messages and print each followed by a newline',
+  args: '<address>',
+  minArgs: 1,
+  maxArgs: 1,
+  details: `${ADDRESS_HELP}\nWaits while the queue is empty, unless --nonblock (exit 1 with EAGAIN) or --timeout (exit 1 with ERR_IPC_TIMEOUT).\n` +
+    'With --json each message is one line: {"data": "...", "priority": n} or {"data": "...", "type": n}\n' +
+    '("encoding": "base64" is added when the bytes are not UTF-8 text).',
+  options: {
+    type: { type: 'string', value: 'T', description: 'System V: 0 any (default), n the first of type n, -n (write --type=-n) the lowest type <= n' },
+    count: { type: 'string', value: 'N', description: 'receive N messages (default 1)' },
+    nonblock: { type: 'boolean', description: 'fail with EAGAIN instead of waiting' },
+    timeout: { type: 'string', value: 'MS', description: 'wait at most MS milliseconds for each message' },
+  },
+  async run(ctx) {
+    const wait = waitOption(ctx);
+    const count = intOption(ctx, 'count', 1, 2 ** 31 - 1, 1)!;
+    using q = open(ctx.positionals[0]!);
+    familyOptions(q, ctx);
+    const type = intOption(ctx, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0)!;
+    for (let i = 0; i < count; i++) {
+      let data: Buffer;
+      let meta: { priority: number } | { type: number };
+      if (q instanceof PosixMessageQueue) {
+        const m = ctx.values.nonblock ? q.tryReceive() : await q.receive(wait);
+        if (m === undefined) throw systemError(EAGAIN, 'mq_receive', q.name, 'The queue is empty and --nonblock was given.');
+        data = m.data;
+        meta = { priority: m.priority };
+      } else {
+        const m = ctx.values.nonblock ? q.tryReceive({ type }) : await q.receive({ type, ...wait });
+        if (m === undefined) throw systemError(EAGAIN, 'msgrcv', q.address, 'No matching message is queued and --nonblock was given.');
+        data = m.data;
+        meta = { type: m.type };
+      }
+      if (ctx.json) printJson({ ...bytesForJson(data), ...meta });
+      else process.stdout.write(Buffer.concat([data, Buffer.from('\n')]));
+    }
+  },
+};
+
+const stat: Leaf = {
+  name: 'stat',
+  summary: 'show a queue\'s attributes, depth and the kernel limits',
+  args: '<address>',
+  minArgs: 1,
+  maxArgs: 1,
+  details: ADDRESS_HELP,
+  options: {},
+  async run(ctx) {
+    using q = open(ctx.positionals[0]!);
+    const info = describeQueue(q);
+    if (ctx.json) printJson(info);
+    else printDescription(info);
+  },
+};
+
+const rm: Leaf = {
+  name: 'rm',
+  summary: 'remove a queue (POSIX: unlink the name; System V: IPC_RMID)',
+  args: '<address>',
+  minArgs: 1,
+  maxArgs: 1,
+  details: ADDRESS_HELP,
+  options: {},
+  async run(ctx) {
+    const address = ctx.positionals[0]!;
+    removeQueue(address);
+    if (ctx.json) printJson({ removed: address });
+  },
+};
+
+/** Removes the queue at a command-line address. */
+export function removeQueue(address: string): void {
+  const parsed = parseAddress(address, 'message queue');
+  if (parsed.family === 'posix') PosixMessageQueue.unlink(parsed.name);
+  else SysvMessageQueue.remove(parsed.address);
+}
+
+export const mqCommand: Group = {
+  name: 'mq',
+  summary: 'message queues: POSIX (/name, with priorities) and System V (keys, with types)',
+  details: ADDRESS_HELP,
+  children: [create, send, recv, stat, rm],
+};

@@ -1,0 +1,212 @@
+/**
+ * `ipckit tour`: every mechanism, between real processes, narrated. Each
+ * chapter creates uniquely named objects and removes them at the end; the
+ * second process of each exchange is the ipckit CLI itself, started as a
+ * child process.
+ * @internal
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
+import { IpcError } from '../../errors.js';
+import { formatKey } from '../../internal/address.js';
+import { type Leaf, usageError } from '../program.js';
+
+const CLI = fileURLToPath(new URL('../main.js', import.meta.url));
+
+/** Prints the tour, as text or as JSON lines. */
+class Narrator {
+  readonly #json: boolean;
+  readonly #started = performance.now();
+  chapter = '';
+
+  constructor(json: boolean) {
+    this.#json = json;
+  }
+
+  heading(title: string): void {
+    this.chapter = title;
+    if (this.#json) this.#emit({ event: 'chapter', title });
+    else process.stdout.write(`\n=== ${title} ===\n`);
+  }
+
+  explain(text: string): void {
+    if (this.#json) this.#emit({ event: 'explain', text });
+    else process.stdout.write(`${text.replace(/^/gm, '  ')}\n`);
+  }
+
+  /** Something a process did or saw; `who` is its label and pid. */
+  say(who: string, pid: number, text: string): void {
+    if (this.#json) this.#emit({ event: 'step', process: who, pid, text });
+    else process.stdout.write(`  [${`${who} ${pid}`.padEnd(12)}] ${text}\n`);
+  }
+
+  #emit(value: Record<string, unknown>): void {
+    const ms = Math.round(performance.now() - this.#started);
+    process.stdout.write(`${JSON.stringify({ chapter: this.chapter, ms, ...value })}\n`);
+  }
+}
+
+interface ChildResult {
+  pid: number;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  elapsedMs: number;
+}
+
+/**
+ * Runs `ipckit <args>` as a child process and collects what it printed;
+ * rejects if it does not exit with `expectedCode`.
+ */
+function runCli(args: string[], onSpawn?: (pid: number) => void, expectedCode = 0): Promise<ChildResult> {
+  return new Promise<ChildResult>((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    child.on('error', reject);
+    child.on('spawn', () => onSpawn?.(child.pid!));
+    child.on('close', (code) => resolve({
+      pid: child.pid!, code, stdout, stderr, elapsedMs: Math.round(performance.now() - started),
+    }));
+  }).then((result) => {
+    if (result.code !== expectedCode) {
+      throw new Error(`"ipckit ${args.join(' ')}" exited ${result.code}, expected ${expectedCode}: ${result.stderr.trim()}`);
+    }
+    return result;
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function show(text: string): string {
+  return JSON.stringify(text);
+}
+
+async function messageQueueChapter(n: Narrator): Promise<void> {
+  const me = process.pid;
+  n.heading('Message queues: a mailbox kept by the kernel');
+  n.explain('A process creates a queue at a name or key; other processes send messages to it and receive\n' +
+    'messages from it. The kernel buffers every message between send and receive. A receive on an empty\n' +
+    'queue blocks or returns empty; a send to a full queue blocks or fails. The second process in each\n' +
+    'step below is a real child process: the ipckit command line.');
+
+  const name = `/ipckit-tour-${me}`;
+  const q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 256, mode: 0o600 });
+  try {
+    n.explain('\nPOSIX queue: every message has a priority, and the highest is received first.');
+    n.say('tour', me, `created ${name}: 4 messages of at most 256 bytes, mode 0600`);
+    for (const [text, priority] of [['routine report', 1], ['lunch is ready', 0], ['server room on fire', 9]] as const) {
+      await q.send(Buffer.from(text), { priority });
+      n.say('tour', me, `sent ${show(text)} with priority ${priority}`);
+    }
+    const drained = await runCli(['mq', 'recv', name, '--count', '3', '--json'],
+      (pid) => n.say('child', pid, `$ ipckit mq recv ${name} --count 3 --json`));
+    for (const line of drained.stdout.trim().split('\n')) {
+      const m = JSON.parse(line) as { data: string; priority: number };
+      n.say('child', drained.pid, `received ${show(m.data)} (priority ${m.priority})`);
+    }
+    n.explain('The kernel handed them out by priority, not in the order they were sent.');
+
+    n.explain('\nBlocking receive: the child waits on the empty queue until the parent sends.');
+    const waiting = runCli(['mq', 'recv', name, '--timeout', '10000'],
+      (pid) => n.say('child', pid, `$ ipckit mq recv ${name} --timeout 10000   (the queue is empty: it blocks)`));
+    await sleep(400);
+    await q.send(Buffer.from('wake up'));
+    n.say('tour', me, 'sent "wake up" after 400 ms');
+    const woke = await waiting;
+    n.say('child', woke.pid, `received ${show(woke.stdout.trim())} and exited ${woke.code} after ${woke.elapsedMs} ms`);
+
+    n.explain('\nNon-blocking receive: on an empty queue it returns at once with EAGAIN.');
+    const empty = await runCli(['mq', 'recv', name, '--nonblock'],
+      (pid) => n.say('child', pid, `$ ipckit mq recv ${name} --nonblock`), 1);
+    n.say('child', empty.pid, `exited ${empty.code}: ${empty.stderr.trim().split('. ')[0]}`);
+
+    n.explain('\nA full queue: trySend() refuses, a timed send times out, and a blocked send goes through\n' +
+      'as soon as a reader makes room.');
+    let filled = 0;
+    while (q.trySend(Buffer.from(`job ${filled + 1}`))) filled++;
+    n.say('tour', me, `trySend() succeeded ${filled} times, then returned false: the queue is full`);
+    try {
+      await q.send(Buffer.from('one more'), { timeout: 200 });
+    } catch (err) {
+      if (!(err instanceof IpcError)) throw err;
+      n.say('tour', me, `send(…, { timeout: 200 }) failed with ${err.code}`);
+    }
+    const blockedSend = q.send(Buffer.from('one more'));
+    n.say('tour', me, 'send("one more") is now waiting for room (the event loop stays free)');
+    const reader = await runCli(['mq', 'recv', name, '--count', String(filled + 1)],
+      (pid) => n.say('child', pid, `$ ipckit mq recv ${name} --count ${filled + 1}`));
+    await blockedSend;
+    n.say('child', reader.pid, `received ${reader.stdout.trim().split('\n').map(show).join(', ')}`);
+    n.say('tour', me, 'the waiting send completed when the child made room');
+  } finally {
+    q.close();
+    PosixMessageQueue.unlink(name);
+    n.say('tour', me, `unlinked ${name}`);
+  }
+
+  n.explain('\nSystem V queue: every message has a type, and a receiver chooses by type\n' +
+    '(0: the first message; n: the first of type n; -n: the first of the lowest type up to n).');
+  const s = createUniqueSysvQueue();
+  const key = formatKey(s.key);
+  try {
+    n.say('tour', me, `created System V queue ${key} (id ${s.id})`);
+    const sent = [[3, 'alert: fan failed'], [2, 'job: resize photo'], [1, 'log: disk at 80%'], [2, 'job: send mail']] as const;
+    for (const [type, text] of sent) {
+      s.sendSync(type, Buffer.from(text));
+      n.say('tour', me, `sent type ${type}: ${show(text)}`);
+    }
+    for (const args of [['--type', '2', '--count', '2'], ['--type=-3'], []]) {
+      const r = await runCli(['mq', 'recv', key, ...args, '--json'],
+        (pid) => n.say('child', pid, `$ ipckit mq recv ${key} ${[...args, '--json'].join(' ')}`));
+      for (const line of r.stdout.trim().split('\n')) {
+        const m = JSON.parse(line) as { data: string; type: number };
+        n.say('child', r.pid, `received type ${m.type}: ${show(m.data)}`);
+      }
+    }
+    const st = s.stat();
+    n.say('tour', me, `stat: ${st.messages} messages left; last receiver was pid ${st.lastReceivePid}, last sender pid ${st.lastSendPid}`);
+  } finally {
+    s.remove();
+    n.say('tour', me, `removed ${key}`);
+  }
+}
+
+/** A new System V queue at a random key in 0x7e000000..0x7effffff. */
+function createUniqueSysvQueue(): SysvMessageQueue {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return SysvMessageQueue.create((0x7e000000 | Math.floor(Math.random() * 0x1000000)) >>> 0, { mode: 0o600 });
+    } catch (err) {
+      if (!(err instanceof IpcError) || err.code !== 'EEXIST' || attempt === 15) throw err;
+    }
+  }
+}
+
+const CHAPTERS: Record<string, (n: Narrator) => Promise<void>> = {
+  mq: messageQueueChapter,
+};
+
+export const tourCommand: Leaf = {
+  name: 'tour',
+  summary: 'run every mechanism between real processes and narrate it',
+  args: '[chapter...]',
+  minArgs: 0,
+  maxArgs: Object.keys(CHAPTERS).length,
+  details: `Chapters: ${Object.keys(CHAPTERS).join(', ')} (all by default). --json prints one JSON object per event.`,
+  options: {},
+  async run(ctx) {
+    const chosen = ctx.positionals.length > 0 ? ctx.positionals : Object.keys(CHAPTERS);
+    for (const chapter of chosen) {
+      if (!(chapter in CHAPTERS)) throw usageError(`Unknown tour chapter "${chapter}"; chapters: ${Object.keys(CHAPTERS).join(', ')}.`);
+    }
+    const narrator = new Narrator(ctx.json);
+    for (const chapter of chosen) await CHAPTERS[chapter]!(narrator);
+    if (!ctx.json) process.stdout.write('\nTour complete: every object it created has been removed.\n');
+  },
+};

@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+/**
+ * The `ipckit` command: `ipckit <noun> <verb> [options]`.
+ * Exit status: 0 ok, 1 the operation failed (`CODE: message` on stderr), 2 usage.
+ * @module
+ */
+import { benchCommand } from './commands/bench.js';
+import { lsCommand, rmCommand } from './commands/ls.js';
+import { mqCommand } from './commands/mq.js';
+import { tourCommand } from './commands/tour.js';
+import { type Group, runCommandLine } from './program.js';
+
+const root: Group = {
+  name: 'ipckit',
+  summary: 'Every IPC mechanism of the Linux kernel, from the shell.',
+  details: 'Every command takes --help and --json. Exit status: 0 ok, 1 the operation failed\n' +
+    '(the error code and message are printed on stderr), 2 the command line was not understood.',
+  children: [mqCommand, lsCommand, rmCommand, tourCommand, benchCommand],
+};
+
+process.exitCode = await runCommandLine(root, process.argv.slice(2), 'ipckit');

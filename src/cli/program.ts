@@ -1,0 +1,204 @@
+/**
+ * A small command-line framework: nested command groups, `--help` at every
+ * level, `--json` on every leaf, and the exit-code contract
+ * (0 ok, 1 operation failed, 2 usage).
+ * @internal
+ * @module
+ */
+import { parseArgs } from 'node:util';
+import { IpcError } from '../errors.js';
+
+/** A command-line option of a leaf command. */
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  short?: string;
+  /** Shown in help after the option, e.g. `MS`. */
+  value?: string;
+  description: string;
+}
+
+/** What a leaf command receives. */
+export interface CommandContext {
+  positionals: string[];
+  values: Record<string, string | boolean | undefined>;
+  json: boolean;
+  /** The command path, e.g. `ipckit mq send`. */
+  path: string;
+}
+
+export interface Leaf {
+  name: string;
+  summary: string;
+  /** Positional part of the usage line, e.g. `<address> <message|->`. */
+  args: string;
+  minArgs: number;
+  maxArgs: number;
+  options: Record<string, OptionSpec>;
+  /** Longer help text shown under the usage line. */
+  details?: string;
+  run(ctx: CommandContext): Promise<void>;
+}
+
+export interface Group {
+  name: string;
+  summary: string;
+  children: Command[];
+  details?: string;
+}
+
+export type Command = Leaf | Group;
+
+function isGroup(command: Command): command is Group {
+  return 'children' in command;
+}
+
+/** An error in the command line itself (exit status 2). */
+export function usageError(message: string): IpcError {
+  return new IpcError('ERR_IPC_USAGE', message);
+}
+
+/** Codes that mean the input was malformed: exit status 2 rather than 1. */
+const USAGE_CODES = new Set(['ERR_IPC_USAGE', 'ERR_IPC_INVALID_ADDRESS', 'ERR_IPC_INVALID_ARGUMENT']);
+
+const COMMON_OPTIONS: Record<string, OptionSpec> = {
+  json: { type: 'boolean', description: 'print machine-readable JSON' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+
+function optionLine(name: string, spec: OptionSpec): string {
+  const flag = `${spec.short ? `-${spec.short}, ` : '    '}--${name}${spec.value ? ` ${spec.value}` : ''}`;
+  return `  ${flag.padEnd(28)} ${spec.description}`;
+}
+
+function groupHelp(group: Group, path: string): string {
+  const width = Math.max(...group.children.map((c) => c.name.length)) + 2;
+  const lines = [
+    `Usage: ${path} <command> [options]`,
+    '',
+    group.summary,
+    ...(group.details ? ['', group.details] : []),
+    '',
+    'Commands:',
+    ...group.children.map((c) => `  ${c.name.padEnd(width)} ${c.summary}`),
+    '',
+    `Run "${path} <command> --help" for a command's options.`,
+  ];
+  return lines.join('\n');
+}
+
+function leafHelp(leaf: Leaf, path: string): string {
+  const options = { ...leaf.options, ...COMMON_OPTIONS };
+  return [
+    `Usage: ${path}${leaf.args ? ` ${leaf.args}` : ''} [options]`,
+    '',
+    leaf.summary,
+    ...(leaf.details ? ['', leaf.details] : []),
+    '',
+    'Options:',
+    ...Object.entries(options).map(([name, spec]) => optionLine(name, spec)),
+  ].join('\n');
+}
+
+/**
+ * Runs the command line `argv` against `root`; resolves to the exit status.
+ * Errors are printed as `CODE: message` on stderr.
+ */
+export async function runCommandLine(root: Group, argv: string[], rootPath: string): Promise<number> {
+  let path = rootPath;
+  let command: Command = root;
+  let rest = argv;
+  try {
+    while (isGroup(command)) {
+      const [first, ...others] = rest;
+      if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+        process.stdout.write(`${groupHelp(command, path)}\n`);
+        return first === undefined ? 2 : 0;
+      }
+      const child: Command | undefined = command.children.find((c) => c.name === first);
+      if (child === undefined) {
+        throw usageError(`Unknown command "${first}" for ${path}. Run "${path} --help" to see the commands.`);
+      }
+      command = child;
+      path = `${path} ${first}`;
+      rest = others;
+    }
+    const leaf: Leaf = command;
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: rest,
+        options: Object.fromEntries(Object.entries({ ...leaf.options, ...COMMON_OPTIONS })
+          .map(([name, spec]) => [name, spec.short ? { type: spec.type, short: spec.short } : { type: spec.type }])),
+        allowPositionals: true,
+        strict: true,
+      });
+    } catch (err) {
+      throw usageError(`${(err as Error).message.replace(/\.?$/, '.')} Run "${path} --help" for the options.`);
+    }
+    if (parsed.values.help) {
+      process.stdout.write(`${leafHelp(leaf, path)}\n`);
+      return 0;
+    }
+    const count = parsed.positionals.length;
+    if (count < leaf.minArgs || count > leaf.maxArgs) {
+      throw usageError(`${path} takes ${leaf.args || 'no arguments'}; got ${count} argument${count === 1 ? '' : 's'}. Run "${path} --help".`);
+    }
+    await leaf.run({
+      positionals: parsed.positionals,
+      values: parsed.values as Record<string, string | boolean | undefined>,
+      json: parsed.values.json === true,
+      path,
+    });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof IpcError) {
+      process.stderr.write(`${err.code}: ${err.message}\n`);
+      return USAGE_CODES.has(err.code) ? 2 : 1;
+    }
+    process.stderr.write(`ERR_IPC_INTERNAL: ${(err as Error)?.stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+/** An integer option, or `fallback` when absent; a usage error otherwise. */
+export function intOption(ctx: CommandContext, name: string, min: number, max: number, fallback?: number): number | undefined {
+  const raw = ctx.values[name];
+  if (raw === undefined) return fallback;
+  const text = String(raw);
+  const value = /^-?0x[0-9a-f]+$/i.test(text) ? Number.parseInt(text, 16)
+    : /^-?[0-9]+$/.test(text) ? Number.parseInt(text, 10) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw usageError(`--${name} must be an integer from ${min} to ${max}; got "${text}".`);
+  }
+  return value;
+}
+
+/** A permission mode option in octal (`600`, `0600`, `0o600`), or `fallback`. */
+export function modeOption(ctx: CommandContext, fallback: number): number {
+  const raw = ctx.values.mode;
+  if (raw === undefined) return fallback;
+  const text = String(raw);
+  if (!/^(0o)?[0-7]{1,4}$/.test(text) || Number.parseInt(text.replace(/^0o/, ''), 8) > 0o777) {
+    throw usageError(`--mode must be octal permission bits such as 600 or 0640; got "${text}".`);
+  }
+  return Number.parseInt(text.replace(/^0o/, ''), 8);
+}
+
+/** Writes one JSON value as a line. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/** Bytes as JSON-friendly text: UTF-8 when it round-trips, base64 otherwise. */
+export function bytesForJson(bytes: Uint8Array): { data: string; encoding?: 'base64' } {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const text = buffer.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(buffer) ? { data: text } : { data: buffer.toString('base64'), encoding: 'base64' };
+}
+
+/** Reads all of stdin. */
+export async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
