@@ -17,7 +17,7 @@
 import { IpcError, errnoValue, limitError, systemError } from './errors.js';
 import { native, type NativeFdWatcher } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
-import { type Codec, type CodecOption, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
+import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { describeSetting, hasSysResource, readProcNumber, readResourceLimit } from './internal/limits.js';
 import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import {
@@ -326,7 +326,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
    * Sends a message, waiting while the queue is full. Never blocks the event
    * loop.
    */
-  send(data: T, options?: PosixSendOptions): Promise<void> {
+  send(data: Outgoing<T>, options?: PosixSendOptions): Promise<void> {
     let bytes: Uint8Array;
     let priority: number;
     let timeout: number;
@@ -359,7 +359,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
   }
 
   /** Sends a message, blocking the calling thread while the queue is full. */
-  sendSync(data: T, options?: PosixSendSyncOptions): void {
+  sendSync(data: Outgoing<T>, options?: PosixSendSyncOptions): void {
     this.#check('sendSync');
     const opts = checkOptions(options);
     const bytes = this.#encode(data);
@@ -376,7 +376,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
   }
 
   /** Sends a message if there is room now; `false` if the queue is full. */
-  trySend(data: T, options?: { priority?: number }): boolean {
+  trySend(data: Outgoing<T>, options?: { priority?: number }): boolean {
     this.#check('trySend');
     const opts = checkOptions(options);
     return this.#sendNow(this.#encode(data), checkPriority(opts.priority));
@@ -490,8 +490,8 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
     if (this.#fd < 0) throw closedError(what, this.name);
   }
 
-  #encode(data: T): Uint8Array {
-    const bytes = encodeWith(this.#codec, data, this.name);
+  #encode(data: Outgoing<T>): Uint8Array {
+    const bytes = encodeWith(this.#codec, data as T, this.name);
     if (bytes.length > this.maxMessageSize) {
       throw tooLarge(this.name, bytes.length, this.maxMessageSize, 'the queue\'s maxMessageSize');
     }
@@ -836,7 +836,7 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
   // -- send ---------------------------------------------------------------
 
   /** Sends a message of `type` (≥ 1), waiting while the queue is full. Never blocks the event loop. */
-  send(type: number, data: T, options?: WaitOptions): Promise<void> {
+  send(type: number, data: Outgoing<T>, options?: WaitOptions): Promise<void> {
     let bytes: Uint8Array;
     let timeout: number;
     let signal: AbortSignal | undefined;
@@ -861,7 +861,7 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
   }
 
   /** Sends a message, blocking the calling thread while the queue is full. */
-  sendSync(type: number, data: T, options?: SyncWaitOptions): void {
+  sendSync(type: number, data: Outgoing<T>, options?: SyncWaitOptions): void {
     this.#check('sendSync');
     checkSendType(type);
     const bytes = this.#encode(data);
@@ -876,7 +876,7 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
   }
 
   /** Sends a message if there is room now; `false` if the queue is full. */
-  trySend(type: number, data: T): boolean {
+  trySend(type: number, data: Outgoing<T>): boolean {
     this.#check('trySend');
     checkSendType(type);
     return this.#sendNow(type, this.#encode(data));
@@ -981,8 +981,8 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
     if (this.#closed) throw closedError(what, this.address);
   }
 
-  #encode(data: T): Uint8Array {
-    const bytes = encodeWith(this.#codec, data, this.address);
+  #encode(data: Outgoing<T>): Uint8Array {
+    const bytes = encodeWith(this.#codec, data as T, this.address);
     if (bytes.length > this.maxMessageSize) {
       throw tooLarge(this.address, bytes.length, this.maxMessageSize, `${KERNEL_PROC}/msgmax`);
     }

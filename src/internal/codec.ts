@@ -13,6 +13,12 @@ export interface Codec<T> {
 }
 
 /**
+ * What a send accepts for messages received as `T`: any `Uint8Array` when
+ * messages are raw bytes (received as `Buffer`), `T` itself with a codec.
+ */
+export type Outgoing<T> = [T] extends [Buffer] ? Uint8Array : T;
+
+/**
  * A codec choice: `'json'` (UTF-8 JSON text) or your own `{ encode, decode }`.
  * Without a codec, messages are raw bytes.
  */

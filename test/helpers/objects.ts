@@ -1,0 +1,107 @@
+/**
+ * Unique names for test objects, and a tracker that removes whatever a test
+ * created and checks that nothing is left behind.
+ */
+import { readFileSync, readdirSync, statfsSync } from 'node:fs';
+import { PosixMessageQueue, SysvMessageQueue } from '../../src/index.js';
+import { native } from '../../src/native.js';
+
+let counter = 0;
+
+/** A POSIX name no other test (or run) uses: `/ipckit-test-<pid>-<n>-<random>`. */
+export function uniqueName(label = 'q'): string {
+  counter++;
+  return `/ipckit-test-${label}-${process.pid}-${counter}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** System V queue keys in use now. */
+export function sysvQueueKeys(): Set<number> {
+  const keys = new Set<number>();
+  const [, ...rows] = readFileSync('/proc/sysvipc/msg', 'utf8').trim().split('\n');
+  for (const row of rows) {
+    const key = Number(row.trim().split(/\s+/)[0]);
+    if (Number.isFinite(key)) keys.add(key >>> 0);
+  }
+  return keys;
+}
+
+/** A System V key in 0x7f000000..0x7fffffff that no queue uses now. */
+export function uniqueKey(): number {
+  const used = sysvQueueKeys();
+  for (;;) {
+    const key = (0x7f000000 | Math.floor(Math.random() * 0x1000000)) >>> 0;
+    if (!used.has(key)) return key;
+  }
+}
+
+/** Whether a POSIX queue with this name exists. */
+export function posixQueueExists(name: string): boolean {
+  const fd = native.mqOpen(name, native.mqConstants.O_RDONLY | native.mqConstants.O_CLOEXEC, 0, 0, 0);
+  if (fd >= 0) {
+    native.close(fd);
+    return true;
+  }
+  return false;
+}
+
+/** Open descriptors of this process. */
+export function openFds(): string[] {
+  return readdirSync('/proc/self/fd');
+}
+
+/**
+ * Records the objects a test file creates; `cleanup()` removes any that are
+ * left, and `leftovers()` reports what still exists.
+ */
+export class ObjectTracker {
+  readonly posix = new Set<string>();
+  readonly sysv = new Set<number>();
+
+  name(label?: string): string {
+    const name = uniqueName(label);
+    this.posix.add(name);
+    return name;
+  }
+
+  key(): number {
+    const key = uniqueKey();
+    this.sysv.add(key);
+    return key;
+  }
+
+  leftovers(): string[] {
+    const left: string[] = [];
+    for (const name of this.posix) if (posixQueueExists(name)) left.push(name);
+    const keys = sysvQueueKeys();
+    for (const key of this.sysv) if (keys.has(key)) left.push(`0x${key.toString(16)}`);
+    return left;
+  }
+
+  cleanup(): void {
+    for (const name of this.posix) {
+      try {
+        PosixMessageQueue.unlink(name);
+      } catch {
+        /* Already removed by the test. */
+      }
+    }
+    for (const key of this.sysv) {
+      try {
+        SysvMessageQueue.remove(key);
+      } catch {
+        /* Already removed by the test. */
+      }
+    }
+  }
+}
+
+/** Descriptors of this process that are POSIX message queues. */
+export function mqueueFds(): string[] {
+  return openFds().filter((fd) => {
+    try {
+      return statfsSync(`/proc/self/fd/${fd}`).type === 0x19800202;
+    } catch {
+      return false;
+    }
+  });
+}

@@ -1,0 +1,76 @@
+/**
+ * Real peer processes for tests: a Node child running one of the scenarios
+ * in peer-main.ts, talking back through JSON lines on stdout. Every peer is
+ * killed at the end of the test file if it is still running.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const PEER_MAIN = fileURLToPath(new URL('./peer-main.js', import.meta.url));
+const live = new Set<Peer>();
+
+export interface PeerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export class Peer {
+  readonly child: ChildProcess;
+  readonly exited: Promise<PeerExit>;
+  stderr = '';
+  readonly #lines: unknown[] = [];
+  readonly #waiters: ((line: unknown) => void)[] = [];
+
+  constructor(scenario: string, params: unknown, options: { prefix?: string[] } = {}) {
+    const [command, ...args] = [...(options.prefix ?? []), process.execPath, PEER_MAIN, scenario, JSON.stringify(params)];
+    this.child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(this);
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      const value = JSON.parse(line) as unknown;
+      const waiter = this.#waiters.shift();
+      if (waiter) waiter(value);
+      else this.#lines.push(value);
+    });
+    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { this.stderr += chunk; });
+    this.exited = new Promise((resolve) => {
+      this.child.on('close', (code, signal) => {
+        live.delete(this);
+        resolve({ code, signal });
+      });
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** The next JSON line the peer printed; fails after `timeoutMs`. */
+  next<T = Record<string, unknown>>(timeoutMs = 10_000): Promise<T> {
+    const ready = this.#lines.shift();
+    if (ready !== undefined) return Promise.resolve(ready as T);
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`peer ${this.pid} printed nothing in ${timeoutMs} ms; stderr: ${this.stderr}`)), timeoutMs);
+      this.#waiters.push((line) => {
+        clearTimeout(timer);
+        resolve(line as T);
+      });
+    });
+  }
+
+  /** Waits for the peer to exit and fails if it did not exit 0. */
+  async success(): Promise<void> {
+    const exit = await this.exited;
+    if (exit.code !== 0) throw new Error(`peer ${this.pid} exited ${exit.code ?? exit.signal}: ${this.stderr}`);
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<PeerExit> {
+    this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+/** Kills every peer still running (for `after` hooks). */
+export async function killAllPeers(): Promise<void> {
+  await Promise.all([...live].map((peer) => peer.kill()));
+}
