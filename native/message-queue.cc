@@ -49,44 +49,74 @@ static Napi::Value MqUnlink(const Napi::CallbackInfo& info) {
   return SysResult(info.Env(), mq_unlink(name.c_str()));
 }
 
-// mqSend(fd, bytes, priority, timeoutMs) -> 0
-// timeoutMs < 0 waits as the descriptor's O_NONBLOCK flag says; >= 0 bounds
-// a blocking descriptor's wait.
+// The descriptors stay in blocking mode. A "try" passes an absolute
+// deadline of 0 (the epoch), which the kernel treats as already expired: the
+// call returns at once, with ETIMEDOUT instead of EAGAIN, when it would
+// block. So one descriptor serves sync, try and async calls without ever
+// toggling O_NONBLOCK.
+static const timespec kExpired = {0, 0};
+
+// Runs a mq_* call with the timeout rule: timeout_ms < 0 blocks, 0 tries
+// once (after spinning up to spin_us), > 0 spins then waits until the
+// deadline.
+template <typename F>
+static int MqCall(double timeout_ms, double spin_us, const F& call) {
+  auto once = [&](const timespec* deadline) {
+    int r;
+    do r = call(deadline);
+    while (r == -EINTR);
+    return r;
+  };
+  // With an expired deadline the kernel answers ETIMEDOUT, or on some paths
+  // EAGAIN; both mean "would block" here.
+  auto attempt = [&] {
+    int r = once(&kExpired);
+    return r == -EAGAIN ? -ETIMEDOUT : r;
+  };
+  int r = -ETIMEDOUT;
+  // Without a spin budget a waiting call goes straight to the kernel.
+  if (timeout_ms == 0 || spin_us > 0) r = Spin(SpinBudget(timeout_ms, spin_us), ETIMEDOUT, attempt);
+  if (r != -ETIMEDOUT || timeout_ms == 0) return r;
+  if (timeout_ms < 0) return once(nullptr);
+  timespec deadline = RealtimeDeadline(static_cast<int64_t>(timeout_ms));
+  int64_t deadline_ns = static_cast<int64_t>(deadline.tv_sec) * 1000000000LL + deadline.tv_nsec;
+  for (;;) {
+    r = once(&deadline);
+    if (r != -EAGAIN) return r;
+    if (NowNs(CLOCK_REALTIME) >= deadline_ns) return -ETIMEDOUT;
+  }
+}
+
+// mqSend(fd, bytes, priority, timeoutMs, spinUs) -> 0
 static Napi::Value MqSend(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   Bytes b = ArgBytes(info, 1);
   unsigned prio = info[2].As<Napi::Number>().Uint32Value();
-  double timeout = ArgDouble(info, 3);
-  int r;
-  if (timeout < 0) {
-    do r = mq_send(fd, reinterpret_cast<const char*>(b.data), b.length, prio);
-    while (r < 0 && errno == EINTR);
-  } else {
-    timespec deadline = RealtimeDeadline(static_cast<int64_t>(timeout));
-    do r = mq_timedsend(fd, reinterpret_cast<const char*>(b.data), b.length, prio, &deadline);
-    while (r < 0 && errno == EINTR);
-  }
-  return SysResult(info.Env(), r);
+  const char* data = reinterpret_cast<const char*>(b.data);
+  int r = MqCall(ArgDouble(info, 3), ArgDouble(info, 4), [&](const timespec* deadline) {
+    int n = deadline ? mq_timedsend(fd, data, b.length, prio, deadline) : mq_send(fd, data, b.length, prio);
+    return n < 0 ? -errno : 0;
+  });
+  return Napi::Number::New(info.Env(), r);
 }
 
-// mqReceive(fd, buffer, out: Uint32Array, timeoutMs) -> length; out[0] = priority
+// mqReceive(fd, buffer, offset, out: Uint32Array, timeoutMs, spinUs) -> length
+// Receives into buffer[offset..]; out[0] = priority.
 static Napi::Value MqReceive(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   Bytes b = ArgBytes(info, 1);
-  auto out = info[2].As<Napi::Uint32Array>();
-  double timeout = ArgDouble(info, 3);
+  size_t offset = static_cast<size_t>(ArgInt64(info, 2));
+  auto out = info[3].As<Napi::Uint32Array>();
+  if (offset > b.length) return Errno(info.Env(), EINVAL);
+  char* data = reinterpret_cast<char*>(b.data) + offset;
+  size_t capacity = b.length - offset;
   unsigned prio = 0;
-  ssize_t r;
-  if (timeout < 0) {
-    do r = mq_receive(fd, reinterpret_cast<char*>(b.data), b.length, &prio);
-    while (r < 0 && errno == EINTR);
-  } else {
-    timespec deadline = RealtimeDeadline(static_cast<int64_t>(timeout));
-    do r = mq_timedreceive(fd, reinterpret_cast<char*>(b.data), b.length, &prio, &deadline);
-    while (r < 0 && errno == EINTR);
-  }
+  int r = MqCall(ArgDouble(info, 4), ArgDouble(info, 5), [&](const timespec* deadline) {
+    ssize_t n = deadline ? mq_timedreceive(fd, data, capacity, &prio, deadline) : mq_receive(fd, data, capacity, &prio);
+    return n < 0 ? -errno : static_cast<int>(n);
+  });
   if (r >= 0) out[0] = prio;
-  return SysResult(info.Env(), r);
+  return Napi::Number::New(info.Env(), r);
 }
 
 // mqGetAttr(fd, out: Float64Array(4)) -> 0; out = [flags, maxmsg, msgsize, curmsgs]
@@ -100,13 +130,6 @@ static Napi::Value MqGetAttr(const Napi::CallbackInfo& info) {
   out[2] = static_cast<double>(attr.mq_msgsize);
   out[3] = static_cast<double>(attr.mq_curmsgs);
   return Napi::Number::New(info.Env(), 0);
-}
-
-// mqSetNonBlocking(fd, nonBlocking) -> 0
-static Napi::Value MqSetNonBlocking(const Napi::CallbackInfo& info) {
-  mq_attr attr{};
-  attr.mq_flags = info[1].As<Napi::Boolean>().Value() ? O_NONBLOCK : 0;
-  return SysResult(info.Env(), mq_setattr(ArgInt(info, 0), &attr, nullptr));
 }
 
 // ---------------------------------------------------------------------------
@@ -135,40 +158,49 @@ static std::vector<char> PackMessage(long type, const uint8_t* data, size_t leng
   return msg;
 }
 
-// msgSnd(id, type, bytes, timeoutMs) -> 0
-// timeoutMs: 0 = IPC_NOWAIT, < 0 = wait forever, > 0 = wait that long.
+// Runs a msgsnd/msgrcv call with the timeout rule: timeout_ms < 0 blocks,
+// 0 tries once with IPC_NOWAIT (after spinning up to spin_us), > 0 spins
+// then blocks until the deadline. `would_block` is what IPC_NOWAIT reports.
+template <typename F>
+static int MsgCall(double timeout_ms, double spin_us, int would_block, const F& call) {
+  int r = -would_block;
+  // Without a spin budget a waiting call goes straight to the kernel.
+  if (timeout_ms == 0 || spin_us > 0) r = Spin(SpinBudget(timeout_ms, spin_us), would_block, [&] { return call(IPC_NOWAIT); });
+  if (r != -would_block) return r;
+  if (timeout_ms == 0) return -ETIMEDOUT;
+  return CallWithTimeout([&] { return call(0); }, timeout_ms);
+}
+
+// msgSnd(id, type, bytes, timeoutMs, spinUs) -> 0
 static Napi::Value MsgSnd(const Napi::CallbackInfo& info) {
   int id = ArgInt(info, 0);
   long type = static_cast<long>(ArgInt64(info, 1));
   Bytes b = ArgBytes(info, 2);
-  double timeout = ArgDouble(info, 3);
   std::vector<char> msg = PackMessage(type, b.data, b.length);
-  int flags = timeout == 0 ? IPC_NOWAIT : 0;
-  int r = CallWithTimeout(
-      [&] { return msgsnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0; },
-      timeout == 0 ? -1 : timeout);
+  int r = MsgCall(ArgDouble(info, 3), ArgDouble(info, 4), EAGAIN, [&](int flags) {
+    return msgsnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0;
+  });
   return Napi::Number::New(info.Env(), r);
 }
 
-// msgRcv(id, buffer, type, timeoutMs, out: Float64Array) -> length
-// `buffer` holds a long followed by the payload area; out[0] = the type.
+// msgRcv(id, buffer, offset, type, out: Float64Array, timeoutMs, spinUs) -> length
+// buffer[offset..] receives a long (the type) then the payload; out[0] = the type.
 static Napi::Value MsgRcv(const Napi::CallbackInfo& info) {
   int id = ArgInt(info, 0);
   Bytes b = ArgBytes(info, 1);
-  long type = static_cast<long>(ArgInt64(info, 2));
-  double timeout = ArgDouble(info, 3);
+  size_t offset = static_cast<size_t>(ArgInt64(info, 2));
+  long type = static_cast<long>(ArgInt64(info, 3));
   auto out = info[4].As<Napi::Float64Array>();
-  int flags = timeout == 0 ? IPC_NOWAIT : 0;
-  size_t capacity = b.length - sizeof(long);
-  int r = CallWithTimeout(
-      [&] {
-        ssize_t n = msgrcv(id, b.data, capacity, type, flags);
-        return n < 0 ? -errno : static_cast<int>(n);
-      },
-      timeout == 0 ? -1 : timeout);
+  if (offset + sizeof(long) > b.length) return Errno(info.Env(), EINVAL);
+  uint8_t* msg = b.data + offset;
+  size_t capacity = b.length - offset - sizeof(long);
+  int r = MsgCall(ArgDouble(info, 5), ArgDouble(info, 6), ENOMSG, [&](int flags) {
+    ssize_t n = msgrcv(id, msg, capacity, type, flags);
+    return n < 0 ? -errno : static_cast<int>(n);
+  });
   if (r >= 0) {
     long got;
-    std::memcpy(&got, b.data, sizeof(long));
+    std::memcpy(&got, msg, sizeof(long));
     out[0] = static_cast<double>(got);
   }
   return Napi::Number::New(info.Env(), r);
@@ -268,7 +300,6 @@ void InitMessageQueue(Napi::Env env, Napi::Object exports) {
   exports.Set("mqSend", Napi::Function::New(env, MqSend, "mqSend"));
   exports.Set("mqReceive", Napi::Function::New(env, MqReceive, "mqReceive"));
   exports.Set("mqGetAttr", Napi::Function::New(env, MqGetAttr, "mqGetAttr"));
-  exports.Set("mqSetNonBlocking", Napi::Function::New(env, MqSetNonBlocking, "mqSetNonBlocking"));
   exports.Set("ftok", Napi::Function::New(env, Ftok, "ftok"));
   exports.Set("msgGet", Napi::Function::New(env, MsgGet, "msgGet"));
   exports.Set("msgSnd", Napi::Function::New(env, MsgSnd, "msgSnd"));
@@ -285,7 +316,6 @@ void InitMessageQueue(Napi::Env env, Napi::Object exports) {
   c.Set("O_RDWR", O_RDWR);
   c.Set("O_CREAT", O_CREAT);
   c.Set("O_EXCL", O_EXCL);
-  c.Set("O_NONBLOCK", O_NONBLOCK);
   c.Set("O_CLOEXEC", O_CLOEXEC);
   c.Set("IPC_CREAT", IPC_CREAT);
   c.Set("IPC_EXCL", IPC_EXCL);

@@ -14,6 +14,8 @@
 // without SA_RESTART, so the interrupted call fails with EINTR.
 #pragma once
 
+#include <sched.h>
+
 #include <functional>
 #include <memory>
 #include <vector>
@@ -23,6 +25,30 @@
 namespace ipckit {
 
 int WakeSignal();
+
+// Spin-then-sleep, first half: calls `attempt` (a non-blocking try that
+// returns >= 0 on success or -errno) until it succeeds, fails with
+// something other than `would_block`, or `spin_us` microseconds pass,
+// yielding the CPU between attempts so a peer on the same CPU can run.
+// Returns the last result; with spin_us <= 0 it tries exactly once.
+// How long a call may spin: its spin budget, but never beyond its timeout
+// (timeout_ms < 0 is forever; 0 tries once and may spin the whole budget).
+inline double SpinBudget(double timeout_ms, double spin_us) {
+  if (timeout_ms <= 0) return spin_us;
+  return spin_us < timeout_ms * 1000 ? spin_us : timeout_ms * 1000;
+}
+
+template <typename F>
+int Spin(double spin_us, int would_block, const F& attempt) {
+  int r = attempt();
+  if (r != -would_block || spin_us <= 0) return r;
+  int64_t end = NowNs() + static_cast<int64_t>(spin_us * 1000);
+  do {
+    sched_yield();
+    r = attempt();
+  } while (r == -would_block && NowNs() < end);
+  return r;
+}
 
 // Runs `call` (returning >= 0 or -errno) until it returns something other
 // than -EINTR. With timeout_ms >= 0 it gives up with -ETIMEDOUT once the

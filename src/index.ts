@@ -8,8 +8,8 @@ export { type SysvAddress, formatKey } from './internal/address.js';
 export { type Codec, type CodecOption, type Outgoing } from './internal/codec.js';
 export { type WaitOptions, type SyncWaitOptions } from './internal/wait.js';
 export {
-  PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX,
-  type MessageQueue, type QueueAccess,
+  PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, DEFAULT_SPIN_US,
+  type MessageQueue, type QueueAccess, type QueueTuning,
   type PosixMessage, type PosixMessageQueueAttributes, type PosixMessageQueueCreateOptions,
   type PosixMessageQueueOpenOptions, type PosixMessageQueueLimits, type PosixSendOptions, type PosixSendSyncOptions,
   type SysvMessage, type SysvMessageQueueStat, type SysvMessageQueueCreateOptions, type SysvMessageQueueOpenOptions,

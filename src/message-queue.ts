@@ -19,6 +19,7 @@ import { native, type NativeFdWatcher } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { describeSetting, hasSysResource, readProcNumber, readResourceLimit } from './internal/limits.js';
+import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import {
   type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkTimeout, closedError,
@@ -27,12 +28,10 @@ import {
 
 const C = native.mqConstants;
 const { READABLE, WRITABLE } = native.readinessConstants;
-const EAGAIN = -errnoValue('EAGAIN');
 const ETIMEDOUT = -errnoValue('ETIMEDOUT');
 const ECANCELED = -errnoValue('ECANCELED');
 const EEXIST = -errnoValue('EEXIST');
 const ENOENT = -errnoValue('ENOENT');
-const ENOMSG = -errnoValue('ENOMSG');
 const EINVAL = -errnoValue('EINVAL');
 const EMFILE = -errnoValue('EMFILE');
 const ENOSPC = -errnoValue('ENOSPC');
@@ -52,8 +51,28 @@ const MQ_PROC = '/proc/sys/fs/mqueue';
 /** Which directions a handle may use. */
 export type QueueAccess = 'read' | 'write' | 'readwrite';
 
+/** Default spin budget of a wait, in microseconds; see {@link QueueTuning.spin}. */
+export const DEFAULT_SPIN_US = 50;
+
+/** Options every queue handle takes. */
+export interface QueueTuning {
+  /**
+   * Microseconds a wait keeps retrying, yielding the CPU between attempts,
+   * before it sleeps (in the kernel for `*Sync` calls, on the event loop for
+   * async ones). Waking a sleeping process costs tens of microseconds, so a
+   * short spin pays off when replies come quickly; 0 sleeps at once. The
+   * spin of an async call holds the event loop for at most this long.
+   * Default {@link DEFAULT_SPIN_US}; at most 10000.
+   */
+  spin?: number;
+}
+
+function checkSpin(spin: unknown): number {
+  return optionalInteger(spin, 'spin', 0, 10_000, DEFAULT_SPIN_US);
+}
+
 /** Options of {@link PosixMessageQueue.create} and {@link PosixMessageQueue.openOrCreate}. */
-export interface PosixMessageQueueCreateOptions<T = Buffer> {
+export interface PosixMessageQueueCreateOptions<T = Buffer> extends QueueTuning {
   /** Capacity in messages. Default: the kernel's `fs.mqueue.msg_default` (10). */
   maxMessages?: number;
   /** Largest message in bytes. Default: the kernel's `fs.mqueue.msgsize_default` (8192). */
@@ -67,7 +86,7 @@ export interface PosixMessageQueueCreateOptions<T = Buffer> {
 }
 
 /** Options of {@link PosixMessageQueue.open}. */
-export interface PosixMessageQueueOpenOptions<T = Buffer> {
+export interface PosixMessageQueueOpenOptions<T = Buffer> extends QueueTuning {
   codec?: CodecOption<T>;
   access?: QueueAccess;
 }
@@ -192,19 +211,20 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
 
   #fd: number;
   readonly #codec: Codec<T>;
-  readonly #scratch: Buffer;
+  readonly #spin: number;
+  readonly #rx: ReceiveBuffer;
   readonly #priorityOut = new Uint32Array(1);
-  /** The descriptor's current O_NONBLOCK state; sync calls clear it, the others set it. */
-  #nonBlocking = true;
   #watcher: NativeFdWatcher | undefined;
+  #idleCheckQueued = false;
   #events = 0;
   readonly #readers: Pending<PosixMessage<T>>[] = [];
   readonly #writers: { pending: Pending<void>; bytes: Uint8Array; priority: number }[] = [];
 
-  private constructor(name: string, fd: number, codec: Codec<T>, created: boolean) {
+  private constructor(name: string, fd: number, codec: Codec<T>, spin: number, created: boolean) {
     this.name = name;
     this.#fd = fd;
     this.#codec = codec;
+    this.#spin = spin;
     this.created = created;
     const attr = new Float64Array(4);
     const r = native.mqGetAttr(fd, attr);
@@ -214,7 +234,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
     }
     this.maxMessages = attr[1]!;
     this.maxMessageSize = attr[2]!;
-    this.#scratch = Buffer.allocUnsafe(this.maxMessageSize);
+    this.#rx = new ReceiveBuffer(this.maxMessageSize);
   }
 
   /**
@@ -260,7 +280,9 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
   /** Opens or creates; `undefined` on EEXIST (create) or ENOENT (open). */
   static #openWith<T>(name: string, opts: PosixMessageQueueCreateOptions<T>, how: 'create' | 'open'): PosixMessageQueue<T> | undefined {
     const codec = resolveCodec<T>(opts.codec);
-    let oflag = accessFlags(opts.access) | C.O_NONBLOCK | C.O_CLOEXEC;
+    const spin = checkSpin(opts.spin);
+    // Blocking descriptor: tries use an expired deadline instead of O_NONBLOCK (see native/message-queue.cc).
+    let oflag = accessFlags(opts.access) | C.O_CLOEXEC;
     let maxMessages = 0;
     let maxMessageSize = 0;
     const mode = checkMode(opts.mode);
@@ -278,7 +300,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
       throw how === 'create' ? posixCreateError(fd, name, maxMessages || (readProcNumber(`${MQ_PROC}/msg_default`) ?? 10),
         maxMessageSize || (readProcNumber(`${MQ_PROC}/msgsize_default`) ?? 8192)) : posixOpenError(fd, name);
     }
-    return new PosixMessageQueue<T>(name, fd, codec, how === 'create');
+    return new PosixMessageQueue<T>(name, fd, codec, spin, how === 'create');
   }
 
   /** Removes the queue's name; processes that have it open keep using it until they close it. */
@@ -339,7 +361,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
       timeout = checkTimeout(opts.timeout);
       signal = checkSignal(opts.signal);
       if (signal?.aborted) throw abortError('send', this.name, signal);
-      if (this.#writers.length === 0 && this.#sendNow(bytes, priority)) return Promise.resolve();
+      if (this.#writers.length === 0 && this.#sendNow(bytes, priority, this.#spin)) return Promise.resolve();
       if (timeout === 0) throw timeoutError('send', this.name, 0);
     } catch (err) {
       return Promise.reject(err);
@@ -365,12 +387,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
     const bytes = this.#encode(data);
     const priority = checkPriority(opts.priority);
     const timeout = checkTimeout(opts.timeout);
-    if (timeout === 0) {
-      if (!this.#sendNow(bytes, priority)) throw timeoutError('sendSync', this.name, 0);
-      return;
-    }
-    this.#setNonBlocking(false);
-    const r = native.mqSend(this.#fd, bytes, priority, nativeTimeout(timeout));
+    const r = native.mqSend(this.#fd, bytes, priority, nativeTimeout(timeout), this.#spin);
     if (r === ETIMEDOUT) throw timeoutError('sendSync', this.name, timeout);
     if (r < 0) throw systemError(r, 'mq_send', this.name);
   }
@@ -379,7 +396,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
   trySend(data: Outgoing<T>, options?: { priority?: number }): boolean {
     this.#check('trySend');
     const opts = checkOptions(options);
-    return this.#sendNow(this.#encode(data), checkPriority(opts.priority));
+    return this.#sendNow(this.#encode(data), checkPriority(opts.priority), 0);
   }
 
   // -- receive ------------------------------------------------------------
@@ -398,7 +415,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
       signal = checkSignal(opts.signal);
       if (signal?.aborted) throw abortError('receive', this.name, signal);
       if (this.#readers.length === 0) {
-        const message = this.#receiveNow();
+        const message = this.#receiveNow(this.#spin);
         if (message !== undefined) return Promise.resolve(message);
       }
       if (timeout === 0) throw timeoutError('receive', this.name, 0);
@@ -419,13 +436,8 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
   receiveSync(options?: SyncWaitOptions): PosixMessage<T> {
     this.#check('receiveSync');
     const timeout = checkTimeout(checkOptions(options).timeout);
-    if (timeout === 0) {
-      const message = this.#receiveNow();
-      if (message === undefined) throw timeoutError('receiveSync', this.name, 0);
-      return message;
-    }
-    this.#setNonBlocking(false);
-    const n = native.mqReceive(this.#fd, this.#scratch, this.#priorityOut, nativeTimeout(timeout));
+    this.#rx.ensure();
+    const n = native.mqReceive(this.#fd, this.#rx.buffer, this.#rx.offset, this.#priorityOut, nativeTimeout(timeout), this.#spin);
     if (n === ETIMEDOUT) throw timeoutError('receiveSync', this.name, timeout);
     if (n < 0) throw systemError(n, 'mq_receive', this.name);
     return this.#message(n);
@@ -434,7 +446,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
   /** Receives a message if one is queued; `undefined` if the queue is empty. */
   tryReceive(): PosixMessage<T> | undefined {
     this.#check('tryReceive');
-    return this.#receiveNow();
+    return this.#receiveNow(0);
   }
 
   /**
@@ -498,34 +510,25 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
     return bytes;
   }
 
-  #setNonBlocking(nonBlocking: boolean): void {
-    if (this.#nonBlocking === nonBlocking) return;
-    const r = native.mqSetNonBlocking(this.#fd, nonBlocking);
-    if (r < 0) throw systemError(r, 'mq_setattr', this.name);
-    this.#nonBlocking = nonBlocking;
-  }
-
-  /** One non-blocking mq_send: false if the queue is full. */
-  #sendNow(bytes: Uint8Array, priority: number): boolean {
-    this.#setNonBlocking(true);
-    const r = native.mqSend(this.#fd, bytes, priority, -1);
+  /** A send that does not sleep (it may spin for `spin` µs): false if the queue stays full. */
+  #sendNow(bytes: Uint8Array, priority: number, spin: number): boolean {
+    const r = native.mqSend(this.#fd, bytes, priority, 0, spin);
     if (r === 0) return true;
-    if (r === EAGAIN) return false;
+    if (r === ETIMEDOUT) return false;
     throw systemError(r, 'mq_send', this.name);
   }
 
-  /** One non-blocking mq_receive: undefined if the queue is empty. */
-  #receiveNow(): PosixMessage<T> | undefined {
-    this.#setNonBlocking(true);
-    const n = native.mqReceive(this.#fd, this.#scratch, this.#priorityOut, -1);
-    if (n === EAGAIN) return undefined;
+  /** A receive that does not sleep (it may spin for `spin` µs): undefined if the queue stays empty. */
+  #receiveNow(spin: number): PosixMessage<T> | undefined {
+    this.#rx.ensure();
+    const n = native.mqReceive(this.#fd, this.#rx.buffer, this.#rx.offset, this.#priorityOut, 0, spin);
+    if (n === ETIMEDOUT) return undefined;
     if (n < 0) throw systemError(n, 'mq_receive', this.name);
     return this.#message(n);
   }
 
   #message(length: number): PosixMessage<T> {
-    const bytes = Buffer.allocUnsafe(length);
-    this.#scratch.copy(bytes, 0, 0, length);
+    const bytes = this.#rx.take(this.#rx.offset, length);
     return { data: decodeWith(this.#codec, bytes, this.name), priority: this.#priorityOut[0]! };
   }
 
@@ -555,7 +558,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
     while (this.#readers.length > 0 && this.#fd >= 0) {
       let message: PosixMessage<T> | undefined;
       try {
-        message = this.#receiveNow();
+        message = this.#receiveNow(0);
       } catch (err) {
         this.#readers.shift()!.reject(err);
         continue;
@@ -567,7 +570,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
       const writer = this.#writers[0]!;
       let sent: boolean;
       try {
-        sent = this.#sendNow(writer.bytes, writer.priority);
+        sent = this.#sendNow(writer.bytes, writer.priority, 0);
       } catch (err) {
         this.#writers.shift();
         writer.pending.reject(err);
@@ -577,7 +580,22 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
       this.#writers.shift();
       writer.pending.resolve();
     }
-    this.#updateWatch();
+    this.#deferIdleCheck();
+  }
+
+  /**
+   * Disarms the watcher once the callbacks just settled have had their turn:
+   * a caller that receives again straight away (a request/reply loop) finds
+   * it still armed, which saves two epoll_ctl calls per message. The check
+   * runs after the microtask queue drains (a tick queued from a microtask).
+   */
+  #deferIdleCheck(): void {
+    if (this.#idleCheckQueued) return;
+    this.#idleCheckQueued = true;
+    queueMicrotask(() => process.nextTick(() => {
+      this.#idleCheckQueued = false;
+      this.#updateWatch();
+    }));
   }
 
   #failPending(err: IpcError): void {
@@ -603,7 +621,7 @@ function removeItem<I>(list: I[], item: I): void {
 export const SYSV_TYPE_MAX = Number.MAX_SAFE_INTEGER;
 
 /** Options of {@link SysvMessageQueue.create} and {@link SysvMessageQueue.openOrCreate}. */
-export interface SysvMessageQueueCreateOptions<T = Buffer> {
+export interface SysvMessageQueueCreateOptions<T = Buffer> extends QueueTuning {
   /** Permission bits (the umask does not apply to System V objects). Default `0o600`. */
   mode?: number;
   /**
@@ -615,7 +633,7 @@ export interface SysvMessageQueueCreateOptions<T = Buffer> {
 }
 
 /** Options of {@link SysvMessageQueue.open}. */
-export interface SysvMessageQueueOpenOptions<T = Buffer> {
+export interface SysvMessageQueueOpenOptions<T = Buffer> extends QueueTuning {
   codec?: CodecOption<T>;
 }
 
@@ -725,19 +743,22 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
 
   #closed = false;
   readonly #codec: Codec<T>;
-  #buffer: Buffer;
+  readonly #spin: number;
+  readonly #rx: ReceiveBuffer;
   readonly #typeOut = new Float64Array(1);
   /** Waiter-thread jobs in flight, so close() can cancel them. */
   readonly #jobs = new Set<{ interrupt: (err: IpcError) => void }>();
 
-  private constructor(id: number, key: number, address: string, codec: Codec<T>, created: boolean) {
+  private constructor(id: number, key: number, address: string, codec: Codec<T>, spin: number, created: boolean) {
     this.id = id;
     this.key = key;
     this.address = address;
     this.#codec = codec;
+    this.#spin = spin;
     this.created = created;
     this.maxMessageSize = readProcNumber(`${KERNEL_PROC}/msgmax`) ?? 8192;
-    this.#buffer = Buffer.allocUnsafe(8 + this.maxMessageSize);
+    // msgrcv writes the long type in front of the payload.
+    this.#rx = new ReceiveBuffer(8 + this.maxMessageSize);
   }
 
   /** Creates a new queue; fails with `EEXIST` if the key is taken. */
@@ -759,7 +780,7 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
     if (target.id !== undefined) {
       const stat = native.msgStat(target.id);
       if (typeof stat === 'number') throw sysvOpError(stat, 'msgctl', target.label);
-      return new SysvMessageQueue<T>(target.id, stat.key, target.label, resolveCodec<T>(opts.codec), false);
+      return new SysvMessageQueue<T>(target.id, stat.key, target.label, resolveCodec<T>(opts.codec), checkSpin(opts.spin), false);
     }
     const q = SysvMessageQueue.#get<T>(target.key, target.label, opts, false);
     if (q === undefined) throw sysvGetError(ENOENT, target.label);
@@ -781,6 +802,7 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
 
   static #get<T>(key: number, label: string, opts: SysvMessageQueueCreateOptions<T>, create: boolean): SysvMessageQueue<T> | undefined {
     const codec = resolveCodec<T>(opts.codec);
+    const spin = checkSpin(opts.spin);
     const mode = checkMode(opts.mode);
     const maxBytes = opts.maxBytes === undefined ? undefined : checkInteger(opts.maxBytes, 'maxBytes', 1, 2 ** 31 - 1);
     const id = native.msgGet(key, create ? C.IPC_CREAT | C.IPC_EXCL : 0, create ? mode : 0);
@@ -797,7 +819,7 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
         throw sysvOpError(r, 'msgctl', label);
       }
     }
-    return new SysvMessageQueue<T>(id, key, label, codec, create);
+    return new SysvMessageQueue<T>(id, key, label, codec, spin, create);
   }
 
   /** Removes the queue at once (`IPC_RMID`): its messages are discarded and waiters fail with `EIDRM`. */
@@ -848,7 +870,7 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
       timeout = checkTimeout(opts.timeout);
       signal = checkSignal(opts.signal);
       if (signal?.aborted) throw abortError('send', this.address, signal);
-      if (this.#sendNow(type, bytes)) return Promise.resolve();
+      if (this.#sendNow(type, bytes, this.#spin)) return Promise.resolve();
       if (timeout === 0) throw timeoutError('send', this.address, 0);
     } catch (err) {
       return Promise.reject(err);
@@ -866,11 +888,7 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
     checkSendType(type);
     const bytes = this.#encode(data);
     const timeout = checkTimeout(checkOptions(options).timeout);
-    if (timeout === 0) {
-      if (!this.#sendNow(type, bytes)) throw timeoutError('sendSync', this.address, 0);
-      return;
-    }
-    const r = native.msgSnd(this.id, type, bytes, nativeTimeout(timeout));
+    const r = native.msgSnd(this.id, type, bytes, nativeTimeout(timeout), this.#spin);
     if (r === ETIMEDOUT) throw timeoutError('sendSync', this.address, timeout);
     if (r < 0) throw sysvOpError(r, 'msgsnd', this.address);
   }
@@ -879,7 +897,7 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
   trySend(type: number, data: Outgoing<T>): boolean {
     this.#check('trySend');
     checkSendType(type);
-    return this.#sendNow(type, this.#encode(data));
+    return this.#sendNow(type, this.#encode(data), 0);
   }
 
   // -- receive ------------------------------------------------------------
@@ -896,7 +914,7 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
       timeout = checkTimeout(opts.timeout);
       signal = checkSignal(opts.signal);
       if (signal?.aborted) throw abortError('receive', this.address, signal);
-      const message = this.#receiveNow(type);
+      const message = this.#receiveNow(type, this.#spin);
       if (message !== undefined) return Promise.resolve(message);
       if (timeout === 0) throw timeoutError('receive', this.address, 0);
     } catch (err) {
@@ -916,12 +934,8 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
     const opts = checkOptions(options);
     const type = checkReceiveType(opts.type);
     const timeout = checkTimeout(opts.timeout);
-    if (timeout === 0) {
-      const message = this.#receiveNow(type);
-      if (message === undefined) throw timeoutError('receiveSync', this.address, 0);
-      return message;
-    }
-    const n = native.msgRcv(this.id, this.#buffer, type, nativeTimeout(timeout), this.#typeOut);
+    this.#rx.ensure();
+    const n = native.msgRcv(this.id, this.#rx.buffer, this.#rx.offset, type, this.#typeOut, nativeTimeout(timeout), this.#spin);
     if (n === ETIMEDOUT) throw timeoutError('receiveSync', this.address, timeout);
     if (n < 0) throw this.#receiveError(n);
     return this.#message(n);
@@ -930,7 +944,7 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
   /** Receives a message chosen by `type` if there is one; `undefined` otherwise. */
   tryReceive(options?: { type?: number }): SysvMessage<T> | undefined {
     this.#check('tryReceive');
-    return this.#receiveNow(checkReceiveType(checkOptions(options).type));
+    return this.#receiveNow(checkReceiveType(checkOptions(options).type), 0);
   }
 
   /** Receives messages (of `type`, default any) until the handle is closed or `signal` aborts. */
@@ -989,23 +1003,25 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
     return bytes;
   }
 
-  #sendNow(type: number, bytes: Uint8Array): boolean {
-    const r = native.msgSnd(this.id, type, bytes, 0);
+  /** A send that does not sleep (it may spin for `spin` µs): false if the queue stays full. */
+  #sendNow(type: number, bytes: Uint8Array, spin: number): boolean {
+    const r = native.msgSnd(this.id, type, bytes, 0, spin);
     if (r === 0) return true;
-    if (r === EAGAIN) return false;
+    if (r === ETIMEDOUT) return false;
     throw sysvOpError(r, 'msgsnd', this.address);
   }
 
-  #receiveNow(type: number): SysvMessage<T> | undefined {
-    const n = native.msgRcv(this.id, this.#buffer, type, 0, this.#typeOut);
-    if (n === ENOMSG) return undefined;
+  /** A receive that does not sleep (it may spin for `spin` µs): undefined if nothing matching arrives. */
+  #receiveNow(type: number, spin: number): SysvMessage<T> | undefined {
+    this.#rx.ensure();
+    const n = native.msgRcv(this.id, this.#rx.buffer, this.#rx.offset, type, this.#typeOut, 0, spin);
+    if (n === ETIMEDOUT) return undefined;
     if (n < 0) throw this.#receiveError(n);
     return this.#message(n);
   }
 
   #message(length: number): SysvMessage<T> {
-    const bytes = Buffer.allocUnsafe(length);
-    this.#buffer.copy(bytes, 0, 8, 8 + length);
+    const bytes = this.#rx.take(this.#rx.offset + 8, length);
     return { data: decodeWith(this.#codec, bytes, this.address), type: this.#typeOut[0]! };
   }
 

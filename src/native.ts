@@ -52,14 +52,17 @@ export interface NativeBinding {
 
   mqOpen(name: string, oflag: number, mode: number, maxMessages: number, maxMessageSize: number): number;
   mqUnlink(name: string): number;
-  mqSend(fd: number, data: Uint8Array, priority: number, timeoutMs: number): number;
-  mqReceive(fd: number, buffer: Uint8Array, out: Uint32Array, timeoutMs: number): number;
+  /** timeoutMs: -1 blocks, 0 tries (ETIMEDOUT if it would block), n waits; spinUs: spin first. */
+  mqSend(fd: number, data: Uint8Array, priority: number, timeoutMs: number, spinUs: number): number;
+  /** Receives into buffer[offset..]; out[0] = priority. Timeout and spin as mqSend. */
+  mqReceive(fd: number, buffer: Uint8Array, offset: number, out: Uint32Array, timeoutMs: number, spinUs: number): number;
   mqGetAttr(fd: number, out: Float64Array): number;
-  mqSetNonBlocking(fd: number, nonBlocking: boolean): number;
   ftok(path: string, projectId: number): number;
   msgGet(key: number, flags: number, mode: number): number;
-  msgSnd(id: number, type: number, data: Uint8Array, timeoutMs: number): number;
-  msgRcv(id: number, buffer: Uint8Array, type: number, timeoutMs: number, out: Float64Array): number;
+  /** Timeout and spin as mqSend; ETIMEDOUT when a try would block. */
+  msgSnd(id: number, type: number, data: Uint8Array, timeoutMs: number, spinUs: number): number;
+  /** Receives a long type then the payload into buffer[offset..]; out[0] = type. */
+  msgRcv(id: number, buffer: Uint8Array, offset: number, type: number, out: Float64Array, timeoutMs: number, spinUs: number): number;
   msgStat(id: number): NativeMsgStat | number;
   msgSetMaxBytes(id: number, bytes: number): number;
   msgRemove(id: number): number;
@@ -68,7 +71,7 @@ export interface NativeBinding {
   msgSndAsync(id: number, type: number, data: Uint8Array, callback: (result: number) => void): number;
   mqConstants: {
     O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_CREAT: number; O_EXCL: number;
-    O_NONBLOCK: number; O_CLOEXEC: number; IPC_CREAT: number; IPC_EXCL: number; MQ_PRIO_MAX: number;
+    O_CLOEXEC: number; IPC_CREAT: number; IPC_EXCL: number; MQ_PRIO_MAX: number;
   };
 }
 

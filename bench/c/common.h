@@ -1,0 +1,44 @@
+/* Shared helpers of the C reference programs. */
+#ifndef IPCKIT_BENCH_COMMON_H
+#define IPCKIT_BENCH_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static inline void die(const char *what) {
+  perror(what);
+  exit(1);
+}
+
+static inline double now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* Tells the harness the server is ready: one line on stdout. */
+static inline void ready(void) {
+  printf("{\"ready\":true}\n");
+  fflush(stdout);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Prints the median and 99th percentile of round-trip samples in µs. */
+static inline void print_latency(double *samples, long n) {
+  qsort(samples, (size_t)n, sizeof(double), cmp_double);
+  printf("{\"p50_us\":%.3f,\"p99_us\":%.3f}\n", samples[n / 2], samples[(n * 99) / 100]);
+  fflush(stdout);
+}
+
+static inline void print_throughput(double bytes, double elapsed_us) {
+  printf("{\"mb_s\":%.3f}\n", bytes / elapsed_us);
+  fflush(stdout);
+}
+
+#endif

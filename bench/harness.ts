@@ -1,0 +1,236 @@
+/**
+ * The benchmark harness: `npm run bench -- [mechanism...] [--quick] [--json]`.
+ *
+ * Every mechanism is measured beside a C reference doing the same system
+ * calls (bench/c/) and the Node built-in a user would otherwise pick, in the
+ * same run, in two placements: both processes pinned to CPU 0 (the software
+ * cost) and unpinned (what the scheduler gives). Ratios are the figures that
+ * count; absolute times on shared machines are noise.
+ *
+ * Results go to stdout and to bench/results/latest.json and latest.html.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import * as messageQueue from './message-queue.js';
+
+const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench');
+const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
+
+export type Placement = 'pinned' | 'unpinned';
+export type Metric = 'rtt_p50_us' | 'rtt_p99_us' | 'throughput_mb_s';
+
+/** One row of bench/results/latest.json (DESIGN.md §7). */
+export interface Row {
+  mechanism: string;
+  variant: string;
+  placement: Placement;
+  metric: Metric;
+  value: number;
+  reference: { name: string; value: number } | null;
+  ratio: number | null;
+}
+
+/** What a client process prints: latency percentiles or throughput. */
+export interface Measurement {
+  p50_us?: number;
+  p99_us?: number;
+  mb_s?: number;
+}
+
+/** A process to run: an argv. */
+export type Command = string[];
+
+export interface BenchContext {
+  placement: Placement;
+  /** Round trips per latency measurement. */
+  rttIterations: number;
+  /** Messages per throughput measurement. */
+  throughputMessages: number;
+  /** Path of a compiled C reference program. */
+  cProgram(name: string): string;
+  /** argv running a Node role of a mechanism module (see runner.ts). */
+  nodeRole(mechanism: string, role: string, params: unknown): Command;
+  /** Runs an optional server then a client (both with the placement) and returns the client's measurement. */
+  runPair(server: Command | undefined, client: Command): Promise<Measurement>;
+}
+
+/** A mechanism's benchmark module. */
+export interface BenchModule {
+  mechanism: string;
+  measure(ctx: BenchContext): Promise<Row[]>;
+}
+
+const MODULES: BenchModule[] = [messageQueue];
+
+function pinPrefix(placement: Placement): string[] {
+  return placement === 'pinned' ? ['taskset', '-c', '0'] : [];
+}
+
+/** Spawns a command and resolves with its first JSON stdout line; the rest of stdout is ignored. */
+function firstLine(child: ReturnType<typeof spawn>, what: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    const lines = createInterface({ input: child.stdout! });
+    let done = false;
+    lines.once('line', (line) => {
+      done = true;
+      try {
+        resolve(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        reject(new Error(`${what} printed ${line}`));
+      }
+    });
+    child.on('close', (code) => {
+      if (!done) reject(new Error(`${what} exited ${code} without a result: ${stderr.trim()}`));
+    });
+    child.on('error', reject);
+  });
+}
+
+function exited(child: ReturnType<typeof spawn>): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode);
+    else child.on('close', (code) => resolve(code));
+  });
+}
+
+function makeContext(placement: Placement, quick: boolean): BenchContext {
+  return {
+    placement,
+    rttIterations: quick ? 2_000 : 20_000,
+    throughputMessages: quick ? 5_000 : 50_000,
+    cProgram: (name) => path.join(BENCH_DIR, 'c', 'build', name),
+    nodeRole: (mechanism, role, params) => [process.execPath, RUNNER, mechanism, role, JSON.stringify(params)],
+    async runPair(server, client) {
+      const prefix = pinPrefix(placement);
+      let serverProcess: ReturnType<typeof spawn> | undefined;
+      if (server) {
+        const [cmd, ...args] = [...prefix, ...server];
+        serverProcess = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        await firstLine(serverProcess, `server ${server.join(' ')}`);
+      }
+      try {
+        const [cmd, ...args] = [...prefix, ...client];
+        const clientProcess = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        const result = await firstLine(clientProcess, `client ${client.join(' ')}`);
+        await exited(clientProcess);
+        if (serverProcess) await exited(serverProcess);
+        return result as Measurement;
+      } finally {
+        if (serverProcess && serverProcess.exitCode === null) serverProcess.kill('SIGKILL');
+      }
+    },
+  };
+}
+
+/** Rows for one measured variant against its reference measurement. */
+export function rowsFor(mechanism: string, variant: string, placement: Placement, m: Measurement,
+  referenceName: string | null, reference: Measurement | null): Row[] {
+  const rows: Row[] = [];
+  const add = (metric: Metric, value: number | undefined, refValue: number | undefined): void => {
+    if (value === undefined) return;
+    const ref = referenceName !== null && refValue !== undefined ? { name: referenceName, value: refValue } : null;
+    rows.push({ mechanism, variant, placement, metric, value, reference: ref, ratio: ref ? round(value / ref.value) : null });
+  };
+  add('rtt_p50_us', m.p50_us, reference?.p50_us);
+  add('rtt_p99_us', m.p99_us, reference?.p99_us);
+  add('throughput_mb_s', m.mb_s, reference?.mb_s);
+  return rows;
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+function formatTable(rows: Row[]): string {
+  const lines: string[] = [];
+  const groups = new Map<string, Row[]>();
+  for (const row of rows) {
+    const key = `${row.mechanism} · ${row.placement}`;
+    groups.set(key, [...(groups.get(key) ?? []), row]);
+  }
+  for (const [title, group] of groups) {
+    lines.push('', title);
+    lines.push(`  ${'variant'.padEnd(26)} ${'metric'.padEnd(16)} ${'value'.padStart(10)}  ${'reference'.padEnd(22)} ${'ref value'.padStart(10)}  ratio`);
+    for (const r of group) {
+      lines.push(`  ${r.variant.padEnd(26)} ${r.metric.padEnd(16)} ${r.value.toFixed(2).padStart(10)}  ` +
+        `${(r.reference?.name ?? '-').padEnd(22)} ${(r.reference ? r.reference.value.toFixed(2) : '-').padStart(10)}  ` +
+        `${r.ratio === null ? '-' : `${r.ratio.toFixed(2)}×`}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** An HTML page with one SVG bar chart of ratios per metric. */
+function chart(rows: Row[], started: Date): string {
+  const sections: string[] = [];
+  for (const metric of ['rtt_p50_us', 'rtt_p99_us', 'throughput_mb_s'] as const) {
+    const bars = rows.filter((r) => r.metric === metric && r.ratio !== null);
+    if (bars.length === 0) continue;
+    const max = Math.max(2, ...bars.map((b) => b.ratio!));
+    const width = 760;
+    const barHeight = 18;
+    const label = 300;
+    const height = bars.length * (barHeight + 6) + 30;
+    const scale = (x: number): number => label + (x / max) * (width - label - 60);
+    const items = bars.map((b, i) => {
+      const y = 10 + i * (barHeight + 6);
+      return `<text x="${label - 8}" y="${y + 13}" text-anchor="end">${escapeXml(`${b.mechanism} ${b.variant} (${b.placement})`)}</text>` +
+        `<rect x="${label}" y="${y}" width="${scale(b.ratio!) - label}" height="${barHeight}" fill="${b.variant.startsWith('node') ? '#b0b0b0' : '#3b7dd8'}"/>` +
+        `<text x="${scale(b.ratio!) + 4}" y="${y + 13}">${b.ratio!.toFixed(2)}×</text>`;
+    }).join('');
+    const one = scale(1);
+    sections.push(`<h2>${metric} — ratio to the C reference (${metric.startsWith('rtt') ? 'lower' : 'higher'} is better)</h2>` +
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">${items}` +
+      `<line x1="${one}" y1="0" x2="${one}" y2="${height - 20}" stroke="#d33" stroke-dasharray="4 3"/>` +
+      `<text x="${one + 3}" y="${height - 6}" fill="#d33">C = 1×</text></svg>`);
+  }
+  return `<!doctype html><meta charset="utf-8"><title>ipckit benchmark</title>` +
+    `<h1>ipckit benchmark, ${started.toISOString()}</h1><p>Grey bars: the Node built-in. Dashed line: the C reference.</p>${sections.join('')}`;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const quick = argv.includes('--quick');
+  const json = argv.includes('--json');
+  const wanted = argv.filter((a) => !a.startsWith('--'));
+  const modules = wanted.length === 0 ? MODULES : wanted.map((w) => {
+    const found = MODULES.find((m) => m.mechanism === w);
+    if (!found) {
+      process.stderr.write(`ERR_IPC_USAGE: unknown mechanism "${w}"; known: ${MODULES.map((m) => m.mechanism).join(', ')}\n`);
+      process.exit(2);
+    }
+    return found;
+  });
+  const make = spawnSync('make', ['-s', '-C', path.join(BENCH_DIR, 'c')], { stdio: 'inherit' });
+  if (make.status !== 0) throw new Error('building the C references failed (make -C bench/c)');
+  const placements: Placement[] = ['pinned', 'unpinned'];
+  if (spawnSync('taskset', ['-c', '0', 'true']).status !== 0) {
+    process.stderr.write('taskset is not available: only the unpinned placement is measured\n');
+    placements.shift();
+  }
+  const started = new Date();
+  const rows: Row[] = [];
+  for (const module of modules) {
+    for (const placement of placements) {
+      if (!json) process.stderr.write(`measuring ${module.mechanism} (${placement})…\n`);
+      rows.push(...await module.measure(makeContext(placement, quick)));
+    }
+  }
+  const resultsDir = path.join(BENCH_DIR, 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(path.join(resultsDir, 'latest.json'), `${JSON.stringify(rows, null, 2)}\n`);
+  writeFileSync(path.join(resultsDir, 'latest.html'), chart(rows, started));
+  if (json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+  else process.stdout.write(`${formatTable(rows)}\n\nwritten: bench/results/latest.json, bench/results/latest.html\n`);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

@@ -1,0 +1,199 @@
+/**
+ * Message-queue benchmark: round-trip latency of 64-byte messages and
+ * one-way throughput of 8 KiB messages (the default message-size limit of
+ * both families), for ipckit's *Sync and async calls, beside the C
+ * reference doing the same calls and Node's child_process IPC.
+ */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_SPIN_US, PosixMessageQueue, SysvMessageQueue } from '../src/index.js';
+import type { BenchContext, Measurement, Row } from './harness.js';
+import { rowsFor } from './harness.js';
+import { measureRoundTrips, measureThroughput, print, throughputBatches, totalRoundTrips } from './stats.js';
+
+export const mechanism = 'message-queue';
+
+const RTT_SIZE = 64;
+const THROUGHPUT_SIZE = 8192;
+
+type Family = 'posix' | 'sysv';
+type Mode = 'sync' | 'async';
+type Kind = 'rtt' | 'tput';
+
+interface RoleParams {
+  family: Family;
+  mode: Mode;
+  kind: Kind;
+  /** Client → server queue and server → client queue. */
+  a: string;
+  b: string;
+  iterations: number;
+  size: number;
+  /** Spin budget of the handles, µs. */
+  spin: number;
+}
+
+/** Both directions of a pair, opened from this process: sends on A, receives on B. */
+function openPair(p: RoleParams): { send: (data: Uint8Array) => void | Promise<void>; receive: () => Buffer | Promise<Buffer> } {
+  if (p.family === 'posix') {
+    const a = PosixMessageQueue.open(p.a, { spin: p.spin });
+    const b = PosixMessageQueue.open(p.b, { spin: p.spin });
+    return p.mode === 'sync'
+      ? { send: (d) => a.sendSync(d), receive: () => b.receiveSync().data }
+      : { send: (d) => a.send(d), receive: async () => (await b.receive()).data };
+  }
+  const a = SysvMessageQueue.open(Number(p.a), { spin: p.spin });
+  const b = SysvMessageQueue.open(Number(p.b), { spin: p.spin });
+  return p.mode === 'sync'
+    ? { send: (d) => a.sendSync(1, d), receive: () => b.receiveSync().data }
+    : { send: (d) => a.send(1, d), receive: async () => (await b.receive()).data };
+}
+
+const FORK_SERVER = fileURLToPath(new URL('./runner.js', import.meta.url));
+
+export const roles = {
+  /** Echoes (rtt) or swallows then acknowledges (tput): receives on A, sends on B. */
+  async server(p: RoleParams): Promise<void> {
+    const q = openPair({ ...p, a: p.b, b: p.a });
+    print({ ready: true });
+    if (p.kind === 'rtt') {
+      for (let i = totalRoundTrips(p.iterations); i > 0; i--) {
+        const data = q.receive();
+        const sent = q.send(data instanceof Promise ? await data : data);
+        if (sent) await sent;
+      }
+    } else {
+      for (const n of throughputBatches(p.iterations)) {
+        for (let i = 0; i < n; i++) {
+          const data = q.receive();
+          if (data instanceof Promise) await data;
+        }
+        const sent = q.send(Buffer.from('k'));
+        if (sent) await sent;
+      }
+    }
+    process.exit(0);
+  },
+
+  async client(p: RoleParams): Promise<void> {
+    const q = openPair(p);
+    const payload = Buffer.alloc(p.size, 0x61);
+    if (p.kind === 'rtt') {
+      await measureRoundTrips(p.iterations, p.mode === 'sync'
+        ? () => { q.send(payload); q.receive(); }
+        : async () => { await q.send(payload); await q.receive(); });
+    } else {
+      await measureThroughput(p.iterations, p.size, async (n) => {
+        for (let i = 0; i < n; i++) {
+          const sent = q.send(payload);
+          if (sent) await sent;
+        }
+        const ack = q.receive();
+        if (ack instanceof Promise) await ack;
+      });
+    }
+    process.exit(0);
+  },
+
+  /** The Node built-in: a parent and a forked child over child_process IPC (JSON over a socket). */
+  async 'fork-client'(p: { kind: Kind; iterations: number; size: number }): Promise<void> {
+    const child = fork(FORK_SERVER, [mechanism, 'fork-server', JSON.stringify(p)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const replies: ((m: unknown) => void)[] = [];
+    child.on('message', (m) => replies.shift()?.(m));
+    const reply = (): Promise<unknown> => new Promise((resolve) => replies.push(resolve));
+    await new Promise((resolve) => child.once('message', resolve));
+    const payload = 'a'.repeat(p.size);
+    if (p.kind === 'rtt') {
+      await measureRoundTrips(p.iterations, async () => {
+        const r = reply();
+        child.send(payload);
+        await r;
+      });
+    } else {
+      await measureThroughput(p.iterations, p.size, async (n) => {
+        const ack = reply();
+        for (let i = 0; i < n; i++) child.send(payload);
+        await ack;
+      });
+    }
+    child.kill();
+    process.exit(0);
+  },
+
+  async 'fork-server'(p: { kind: Kind; iterations: number }): Promise<void> {
+    const batches = throughputBatches(p.iterations);
+    let received = 0;
+    process.on('message', (m) => {
+      if (p.kind === 'rtt') {
+        process.send!(m);
+      } else if (++received === batches[0]) {
+        received = 0;
+        batches.shift();
+        process.send!('k');
+      }
+    });
+    process.send!('ready');
+  },
+};
+
+function cArgs(ctx: BenchContext, family: Family, role: 'server' | 'client', kind: Kind, a: string, b: string, iterations: number, size: number): string[] {
+  return [ctx.cProgram('message-queue'), family, role, kind, a, b, String(iterations), String(size)];
+}
+
+/** Creates the two queues of one family for a run, and removes them afterwards. */
+async function withQueues<R>(family: Family, run: (a: string, b: string) => Promise<R>): Promise<R> {
+  if (family === 'posix') {
+    const names = [`/ipckit-bench-a-${process.pid}`, `/ipckit-bench-b-${process.pid}`];
+    const queues = names.map((n) => PosixMessageQueue.create(n, { maxMessages: 10, maxMessageSize: THROUGHPUT_SIZE }));
+    try {
+      return await run(names[0]!, names[1]!);
+    } finally {
+      for (const q of queues) {
+        q.close();
+        q.unlink();
+      }
+    }
+  }
+  const queues = [0, 1].map(() => {
+    for (;;) {
+      try {
+        return SysvMessageQueue.create((0x7d000000 | Math.floor(Math.random() * 0xffffff)) >>> 0);
+      } catch {
+        /* Key taken: draw again. */
+      }
+    }
+  });
+  try {
+    return await run(String(queues[0]!.key), String(queues[1]!.key));
+  } finally {
+    for (const q of queues) q.remove();
+  }
+}
+
+export async function measure(ctx: BenchContext): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const kind of ['rtt', 'tput'] as const) {
+    const iterations = kind === 'rtt' ? ctx.rttIterations : ctx.throughputMessages;
+    const size = kind === 'rtt' ? RTT_SIZE : THROUGHPUT_SIZE;
+    let posixC: Measurement | undefined;
+    for (const family of ['posix', 'sysv'] as const) {
+      await withQueues(family, async (a, b) => {
+        const c = await ctx.runPair(cArgs(ctx, family, 'server', kind, a, b, iterations, size),
+          cArgs(ctx, family, 'client', kind, a, b, iterations, size));
+        const referenceName = `C ${family} mq`;
+        rows.push(...rowsFor(mechanism, `C ${family}`, ctx.placement, c, null, null));
+        if (family === 'posix') posixC = c;
+        // The default spin budget, and no spin at all (sleep at once) to show what spinning buys.
+        for (const [mode, spin] of [['sync', DEFAULT_SPIN_US], ['async', DEFAULT_SPIN_US], ['sync', 0], ['async', 0]] as const) {
+          const params: RoleParams = { family, mode, kind, a, b, iterations, size, spin };
+          const m = await ctx.runPair(ctx.nodeRole(mechanism, 'server', params), ctx.nodeRole(mechanism, 'client', params));
+          const variant = `ipckit ${family} ${mode}${spin === DEFAULT_SPIN_US ? '' : ` spin=${spin}`}`;
+          rows.push(...rowsFor(mechanism, variant, ctx.placement, m, referenceName, c));
+        }
+      });
+    }
+    const node = await ctx.runPair(undefined, ctx.nodeRole(mechanism, 'fork-client', { kind, iterations, size }));
+    rows.push(...rowsFor(mechanism, 'node child_process IPC', ctx.placement, node, 'C posix mq', posixC!));
+  }
+  return rows;
+}

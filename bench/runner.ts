@@ -1,0 +1,20 @@
+/**
+ * Entry point of a benchmark child process:
+ * `node runner.js <mechanism> <role> <json params>`.
+ */
+import * as messageQueue from './message-queue.js';
+
+/** The roles a mechanism's benchmark runs in child processes. */
+export type Roles = Record<string, (params: any) => Promise<void>>;
+
+const ROLES: Record<string, Roles> = {
+  [messageQueue.mechanism]: messageQueue.roles,
+};
+
+const [mechanism, role, params] = process.argv.slice(2);
+const run = ROLES[mechanism!]?.[role!];
+if (run === undefined) {
+  process.stderr.write(`unknown benchmark role ${mechanism} ${role}\n`);
+  process.exit(2);
+}
+await run(JSON.parse(params ?? '{}'));

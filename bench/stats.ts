@@ -1,0 +1,51 @@
+/** Measurement helpers shared by the Node sides of every benchmark. */
+
+/** Median and 99th percentile of round-trip samples (µs), chosen as the C references do. */
+export function latency(samples: Float64Array): { p50_us: number; p99_us: number } {
+  const sorted = Float64Array.from(samples).sort();
+  return { p50_us: sorted[Math.floor(sorted.length / 2)]!, p99_us: sorted[Math.floor((sorted.length * 99) / 100)]! };
+}
+
+/** Runs `roundTrip` warmup + iterations times, timing the last `iterations`. */
+export async function measureRoundTrips(iterations: number, roundTrip: () => void | Promise<void>): Promise<void> {
+  const warmup = warmupCount(iterations);
+  const samples = new Float64Array(iterations);
+  for (let i = 0; i < warmup + iterations; i++) {
+    const t0 = process.hrtime.bigint();
+    const pending = roundTrip();
+    if (pending !== undefined) await pending;
+    if (i >= warmup) samples[i - warmup] = Number(process.hrtime.bigint() - t0) / 1000;
+  }
+  print(latency(samples));
+}
+
+/**
+ * Streams a warm-up batch of `messages / 10`, then times a batch of
+ * `messages` of `size` bytes and prints MB/s. `batch(n)` sends n messages
+ * and waits for the peer's acknowledgement of the whole batch.
+ */
+export async function measureThroughput(messages: number, size: number, batch: (n: number) => Promise<void>): Promise<void> {
+  await batch(warmupCount(messages));
+  const t0 = process.hrtime.bigint();
+  await batch(messages);
+  const us = Number(process.hrtime.bigint() - t0) / 1000;
+  print({ mb_s: (messages * size) / us });
+}
+
+/** The batch sizes a throughput peer acknowledges, in order. */
+export function throughputBatches(messages: number): number[] {
+  return [warmupCount(messages), messages];
+}
+
+function warmupCount(n: number): number {
+  return Math.floor(n / 10);
+}
+
+/** Total round trips a server must serve for `iterations` measured ones. */
+export function totalRoundTrips(iterations: number): number {
+  return iterations + warmupCount(iterations);
+}
+
+export function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
