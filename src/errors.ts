@@ -16,10 +16,12 @@ export const IPC_ERROR_CODES = {
   ERR_IPC_ADDON: 'The native addon is missing or was built for another Node.js.',
   ERR_IPC_CLOSED: 'The handle was closed; it cannot be used any more.',
   ERR_IPC_CODEC: 'A message could not be encoded or decoded by the codec.',
+  ERR_IPC_INTERNAL: 'An unexpected failure inside ipckit (a bug); the message carries the stack.',
   ERR_IPC_INVALID_ADDRESS: 'A name, key or path does not name an IPC object.',
   ERR_IPC_INVALID_ARGUMENT: 'An option or argument has the wrong type or range.',
   ERR_IPC_LIMIT: 'A kernel or resource limit was reached; the message names the setting that raises it.',
   ERR_IPC_MESSAGE_TOO_LARGE: 'A message is larger than the object can carry.',
+  ERR_IPC_PEER_FAILED: 'A process ipckit started for the caller exited unexpectedly.',
   ERR_IPC_TIMEOUT: 'The operation did not complete within its timeout.',
   ERR_IPC_USAGE: 'The command line was not understood.',
 } as const;

@@ -9,6 +9,7 @@ import { readFileSync, readdirSync, readlinkSync, statSync, statfsSync } from 'n
 import { IpcError } from './errors.js';
 import { formatKey } from './internal/address.js';
 import { PosixMessageQueue } from './message-queue.js';
+import { native } from './native.js';
 
 /** The kinds of object the inventory reports. */
 export type IpcObjectKind = 'posix-mq' | 'sysv-mq';
@@ -82,6 +83,12 @@ function userName(uid: number): string {
   return userNames.get(uid) ?? String(uid);
 }
 
+/** msg_qbytes, which /proc/sysvipc/msg does not show; null if this user may not stat the queue. */
+function sysvMaxBytes(id: number): number | null {
+  const stat = native.msgStat(id);
+  return typeof stat === 'number' ? null : stat.maxBytes;
+}
+
 function sysvMessageQueues(): IpcObjectInfo[] {
   let text: string;
   try {
@@ -106,7 +113,7 @@ function sysvMessageQueues(): IpcObjectInfo[] {
     return {
       kind: 'sysv-mq', address: key === 0 ? `id:${id}` : formatKey(key), id, key,
       uid: field('uid'), owner: userName(field('uid')), mode,
-      messages: field('qnum'), bytes: field('cbytes'), maxBytes: null, processes,
+      messages: field('qnum'), bytes: field('cbytes'), maxBytes: sysvMaxBytes(id), processes,
     } satisfies IpcObjectInfo;
   });
 }

@@ -746,6 +746,8 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
   readonly #spin: number;
   readonly #rx: ReceiveBuffer;
   readonly #typeOut = new Float64Array(1);
+  /** The queue's msg_qbytes as last seen (Infinity if this user may not stat it). */
+  #maxBytes: number;
   /** Waiter-thread jobs in flight, so close() can cancel them. */
   readonly #jobs = new Set<{ interrupt: (err: IpcError) => void }>();
 
@@ -759,6 +761,7 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
     this.maxMessageSize = readProcNumber(`${KERNEL_PROC}/msgmax`) ?? 8192;
     // msgrcv writes the long type in front of the payload.
     this.#rx = new ReceiveBuffer(8 + this.maxMessageSize);
+    this.#maxBytes = this.#readMaxBytes();
   }
 
   /** Creates a new queue; fails with `EEXIST` if the key is taken. */
@@ -1000,7 +1003,17 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
     if (bytes.length > this.maxMessageSize) {
       throw tooLarge(this.address, bytes.length, this.maxMessageSize, `${KERNEL_PROC}/msgmax`);
     }
+    // A message larger than the queue's capacity would wait forever (or look
+    // like a full queue to a try). Capacity can be raised by others: look again.
+    if (bytes.length > this.#maxBytes && bytes.length > (this.#maxBytes = this.#readMaxBytes())) {
+      throw tooLarge(this.address, bytes.length, this.#maxBytes, 'the queue\'s maxBytes, msg_qbytes');
+    }
     return bytes;
+  }
+
+  #readMaxBytes(): number {
+    const s = native.msgStat(this.id);
+    return typeof s === 'number' ? Infinity : s.maxBytes;
   }
 
   /** A send that does not sleep (it may spin for `spin` µs): false if the queue stays full. */

@@ -35,7 +35,7 @@ describe('error registry', () => {
   it('covers every ERR_IPC_* code the source uses', () => {
     const used = new Set<string>();
     for (const file of sourceFiles(path.join(ROOT, 'src'))) {
-      for (const m of readFileSync(file, 'utf8').matchAll(/'(ERR_IPC_[A-Z_]+)'/g)) used.add(m[1]!);
+      for (const m of readFileSync(file, 'utf8').matchAll(/\b(ERR_IPC_[A-Z_]+)\b/g)) used.add(m[1]!);
     }
     const unregistered = [...used].filter((code) => !registry.includes(code));
     assert.deepEqual(unregistered, []);

@@ -577,6 +577,20 @@ print(libc.ftok(sys.argv[1].encode(), 7) & 0xffffffff)`, file], { encoding: 'utf
     q.remove();
   });
 
+  it('refuses a message larger than the queue capacity instead of waiting forever', async () => {
+    const key = objects.key();
+    using q = SysvMessageQueue.create(key, { maxBytes: 8 });
+    throwsWith(() => q.trySend(1, Buffer.alloc(9)), 'ERR_IPC_MESSAGE_TOO_LARGE', /9-byte message .* limit is 8 bytes \(the queue's maxBytes/);
+    throwsWith(() => q.sendSync(1, Buffer.alloc(9)), 'ERR_IPC_MESSAGE_TOO_LARGE');
+    await rejectsWith(() => q.send(1, Buffer.alloc(9)), 'ERR_IPC_MESSAGE_TOO_LARGE');
+    assert.equal(q.trySend(1, Buffer.alloc(8)), true);
+    // Raised by another handle: the next send sees the new capacity.
+    assert.equal(native.msgSetMaxBytes(q.id, 64), 0);
+    assert.equal(q.trySend(1, Buffer.alloc(40)), true);
+    assert.deepEqual([q.tryReceive()!.data.length, q.tryReceive()!.data.length], [8, 40]);
+    q.remove();
+  });
+
   it('reports capacity beyond kernel.msgmnb as ERR_IPC_LIMIT without CAP_SYS_RESOURCE', () => {
     const key = objects.key();
     const msgmnb = SysvMessageQueue.limits().msgmnb!;

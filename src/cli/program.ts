@@ -99,11 +99,26 @@ function leafHelp(leaf: Leaf, path: string): string {
   ].join('\n');
 }
 
+let outputClosed = false;
+
+/**
+ * Whether the reader of stdout went away (EPIPE, as in `ipckit … | head -1`).
+ * Commands stop consuming messages once it has; their cleanup still runs.
+ */
+export function stdoutClosed(): boolean {
+  return outputClosed;
+}
+
 /**
  * Runs the command line `argv` against `root`; resolves to the exit status.
  * Errors are printed as `CODE: message` on stderr.
  */
 export async function runCommandLine(root: Group, argv: string[], rootPath: string): Promise<number> {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    // A closed pipe is the reader's choice, not a failure; anything else is.
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') outputClosed = true;
+    else process.exitCode = 1;
+  });
   let path = rootPath;
   let command: Command = root;
   let rest = argv;
@@ -187,6 +202,20 @@ export function modeOption(ctx: CommandContext, fallback: number): number {
 /** Writes one JSON value as a line. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/**
+ * Writes to stdout and waits until the write is done, so a loop that
+ * consumes messages learns at once (via {@link stdoutClosed}) that its
+ * reader went away.
+ */
+export function writeOut(data: string | Uint8Array): Promise<void> {
+  return new Promise((resolve) => {
+    process.stdout.write(data, (err) => {
+      if (err) outputClosed = true;
+      resolve();
+    });
+  });
 }
 
 /** Bytes as JSON-friendly text: UTF-8 when it round-trips, base64 otherwise. */

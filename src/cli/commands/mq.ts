@@ -5,11 +5,12 @@
  * @internal
  * @module
  */
+import { fstatSync } from 'node:fs';
 import { errnoValue, systemError } from '../../errors.js';
 import { parseAddress } from '../../internal/address.js';
 import { PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, type MessageQueue } from '../../message-queue.js';
 import {
-  type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, printJson, readStdin, usageError,
+  type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, printJson, readStdin, stdoutClosed, usageError, writeOut,
 } from '../program.js';
 
 const ADDRESS_HELP = 'ADDRESS: /name for a POSIX queue; 0x1234, 4660, ftok:PATH:ID or id:N for a System V queue.';
@@ -37,11 +38,15 @@ function familyOptions(q: MessageQueue, ctx: CommandContext): void {
 
 function describeQueue(q: MessageQueue): Record<string, unknown> {
   if (q instanceof PosixMessageQueue) {
-    return { family: 'posix', name: q.name, ...q.attributes(), limits: PosixMessageQueue.limits() };
+    const st = fstatSync(q.fd);
+    return {
+      family: 'posix', name: q.name, ...q.attributes(), mode: st.mode & 0o777, uid: st.uid, gid: st.gid,
+      limits: PosixMessageQueue.limits(),
+    };
   }
   const s = q.stat();
   return {
-    family: 'sysv', address: q.address, ...s, mode: s.mode,
+    family: 'sysv', address: q.address, ...s,
     lastSendTime: s.lastSendTime?.toISOString() ?? null,
     lastReceiveTime: s.lastReceiveTime?.toISOString() ?? null,
     changeTime: s.changeTime.toISOString(),
@@ -115,17 +120,17 @@ const send: Leaf = {
   },
   async run(ctx) {
     const [address, message] = ctx.positionals as [string, string];
-    const data = message === '-' ? await readStdin() : Buffer.from(message, 'utf8');
     const wait = waitOption(ctx);
     using q = open(address);
     familyOptions(q, ctx);
+    const priority = intOption(ctx, 'priority', 0, MQ_PRIO_MAX - 1, 0)!;
+    const type = intOption(ctx, 'type', 1, SYSV_TYPE_MAX, 1)!;
+    const data = message === '-' ? await readStdin() : Buffer.from(message, 'utf8');
     let sent: boolean;
     if (q instanceof PosixMessageQueue) {
-      const priority = intOption(ctx, 'priority', 0, MQ_PRIO_MAX - 1, 0)!;
       sent = ctx.values.nonblock ? q.trySend(data, { priority }) : (await q.send(data, { priority, ...wait }), true);
       if (!sent) throw systemError(EAGAIN, 'mq_send', q.name, 'The queue is full and --nonblock was given.');
     } else {
-      const type = intOption(ctx, 'type', 1, SYSV_TYPE_MAX, 1)!;
       sent = ctx.values.nonblock ? q.trySend(type, data) : (await q.send(type, data, wait), true);
       if (!sent) throw systemError(EAGAIN, 'msgsnd', q.address, 'The queue is full and --nonblock was given.');
     }
@@ -154,7 +159,8 @@ const recv: Leaf = {
     using q = open(ctx.positionals[0]!);
     familyOptions(q, ctx);
     const type = intOption(ctx, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0)!;
-    for (let i = 0; i < count; i++) {
+    // Stop taking messages once nobody reads what we print.
+    for (let i = 0; i < count && !stdoutClosed(); i++) {
       let data: Buffer;
       let meta: { priority: number } | { type: number };
       if (q instanceof PosixMessageQueue) {
@@ -168,8 +174,7 @@ const recv: Leaf = {
         data = m.data;
         meta = { type: m.type };
       }
-      if (ctx.json) printJson({ ...bytesForJson(data), ...meta });
-      else process.stdout.write(Buffer.concat([data, Buffer.from('\n')]));
+      await writeOut(ctx.json ? `${JSON.stringify({ ...bytesForJson(data), ...meta })}\n` : Buffer.concat([data, Buffer.from('\n')]));
     }
   },
 };

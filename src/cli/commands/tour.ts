@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
 import { IpcError } from '../../errors.js';
 import { formatKey } from '../../internal/address.js';
-import { type Leaf, usageError } from '../program.js';
+import { type Leaf, stdoutClosed, usageError } from '../program.js';
 
 const CLI = fileURLToPath(new URL('../main.js', import.meta.url));
 
@@ -27,17 +27,20 @@ class Narrator {
 
   heading(title: string): void {
     this.chapter = title;
+    if (stdoutClosed()) return;
     if (this.#json) this.#emit({ event: 'chapter', title });
     else process.stdout.write(`\n=== ${title} ===\n`);
   }
 
   explain(text: string): void {
+    if (stdoutClosed()) return;
     if (this.#json) this.#emit({ event: 'explain', text });
     else process.stdout.write(`${text.replace(/^/gm, '  ')}\n`);
   }
 
   /** Something a process did or saw; `who` is its label and pid. */
   say(who: string, pid: number, text: string): void {
+    if (stdoutClosed()) return;
     if (this.#json) this.#emit({ event: 'step', process: who, pid, text });
     else process.stdout.write(`  [${`${who} ${pid}`.padEnd(12)}] ${text}\n`);
   }
@@ -75,10 +78,20 @@ function runCli(args: string[], onSpawn?: (pid: number) => void, expectedCode = 
     }));
   }).then((result) => {
     if (result.code !== expectedCode) {
-      throw new Error(`"ipckit ${args.join(' ')}" exited ${result.code}, expected ${expectedCode}: ${result.stderr.trim()}`);
+      throw new IpcError('ERR_IPC_PEER_FAILED',
+        `The tour's child "ipckit ${args.join(' ')}" exited ${result.code}, expected ${expectedCode}: ${result.stderr.trim()}`);
     }
     return result;
   });
+}
+
+/**
+ * Starts `promise` now and awaits it later: until then a rejection is held,
+ * not reported as unhandled, so the chapter's cleanup still runs.
+ */
+function later<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -113,8 +126,8 @@ async function messageQueueChapter(n: Narrator): Promise<void> {
     n.explain('The kernel handed them out by priority, not in the order they were sent.');
 
     n.explain('\nBlocking receive: the child waits on the empty queue until the parent sends.');
-    const waiting = runCli(['mq', 'recv', name, '--timeout', '10000'],
-      (pid) => n.say('child', pid, `$ ipckit mq recv ${name} --timeout 10000   (the queue is empty: it blocks)`));
+    const waiting = later(runCli(['mq', 'recv', name, '--timeout', '10000'],
+      (pid) => n.say('child', pid, `$ ipckit mq recv ${name} --timeout 10000   (the queue is empty: it blocks)`)));
     await sleep(400);
     await q.send(Buffer.from('wake up'));
     n.say('tour', me, 'sent "wake up" after 400 ms');
@@ -137,7 +150,7 @@ async function messageQueueChapter(n: Narrator): Promise<void> {
       if (!(err instanceof IpcError)) throw err;
       n.say('tour', me, `send(…, { timeout: 200 }) failed with ${err.code}`);
     }
-    const blockedSend = q.send(Buffer.from('one more'));
+    const blockedSend = later(q.send(Buffer.from('one more')));
     n.say('tour', me, 'send("one more") is now waiting for room (the event loop stays free)');
     const reader = await runCli(['mq', 'recv', name, '--count', String(filled + 1)],
       (pid) => n.say('child', pid, `$ ipckit mq recv ${name} --count ${filled + 1}`));
@@ -207,6 +220,6 @@ export const tourCommand: Leaf = {
     }
     const narrator = new Narrator(ctx.json);
     for (const chapter of chosen) await CHAPTERS[chapter]!(narrator);
-    if (!ctx.json) process.stdout.write('\nTour complete: every object it created has been removed.\n');
+    if (!ctx.json && !stdoutClosed()) process.stdout.write('\nTour complete: every object it created has been removed.\n');
   },
 };

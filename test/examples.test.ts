@@ -1,0 +1,137 @@
+/**
+ * The examples, run the way their READMEs say: each process started on its
+ * own, as a user would in two terminals.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { ObjectTracker, posixQueueExists, sysvQueueKeys } from './helpers/objects.js';
+import { killAllPeers } from './helpers/peer.js';
+
+/** The repository root (this file runs from dist/test/), where `import 'ipckit'` resolves to the package itself. */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const objects = new ObjectTracker();
+const running = new Set<ChildProcess>();
+
+after(async () => {
+  for (const child of running) child.kill('SIGKILL');
+  await killAllPeers();
+  objects.cleanup();
+});
+
+interface Program {
+  child: ChildProcess;
+  /** Resolves with the first stdout line matching `pattern`; rejects after `ms` or if the program exits first. */
+  waitForLine(pattern: RegExp, ms?: number): Promise<string>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string[]; stderr: string }>;
+}
+
+/** Starts `node <script> ...args` from the repository root, as the README does. */
+function startExample(script: string, args: string[]): Program {
+  const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  const stdout: string[] = [];
+  let stderr = '';
+  const watchers: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    stdout.push(line);
+    for (const w of watchers.filter((w) => w.pattern.test(line))) {
+      watchers.splice(watchers.indexOf(w), 1);
+      w.resolve(line);
+    }
+  });
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string[]; stderr: string }>((resolve) => {
+    child.on('close', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return {
+    child,
+    exited,
+    waitForLine(pattern, ms = 10_000) {
+      const seen = stdout.find((line) => pattern.test(line));
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${script} printed no line matching ${pattern} in ${ms} ms; ` +
+          `stdout: ${JSON.stringify(stdout)}; stderr: ${stderr}`)), ms);
+        const done = (line: string): void => {
+          clearTimeout(timer);
+          resolve(line);
+        };
+        watchers.push({ pattern, resolve: done });
+        void exited.then((e) => {
+          clearTimeout(timer);
+          reject(new Error(`${script} exited (${e.code ?? e.signal}) before printing a line matching ${pattern}; ` +
+            `stdout: ${JSON.stringify(e.stdout)}; stderr: ${e.stderr}`));
+        });
+      });
+    },
+  };
+}
+
+describe('examples/message-queue', () => {
+  // The dispatcher waits up to 30 s for each result; a hang fails here instead.
+  it('worker and dispatcher exchange jobs by priority and results by type, then remove both queues', { timeout: 20_000 }, async () => {
+    const shared = await import(new URL('../../examples/message-queue/shared.js', import.meta.url).href) as { resultsKey(name: string): number };
+    const name = objects.name('example');
+    const key = shared.resultsKey(name);
+    objects.sysv.add(key);
+    assert.equal(posixQueueExists(name), false);
+    assert.equal(sysvQueueKeys().has(key), false, `the results key ${key.toString(16)} is already in use`);
+
+    // Terminal 1.
+    const worker = startExample('examples/message-queue/worker.js', [name]);
+    const workerPid = worker.child.pid!;
+    assert.equal(await worker.waitForLine(/waiting for jobs/), `worker ${workerPid}: waiting for jobs on ${name}`);
+    // Terminal 2.
+    const dispatcher = startExample('examples/message-queue/dispatcher.js', [name]);
+    const [w, d] = await Promise.all([worker.exited, dispatcher.exited]);
+    const report = `worker: ${JSON.stringify(w)}\ndispatcher: ${JSON.stringify(d)}`;
+    assert.deepEqual([w.code, d.code], [0, 0], report);
+    assert.equal(w.stderr, '', report);
+    assert.equal(d.stderr, '', report);
+
+    const result = (id: number, output: string): string => `dispatcher: result of job ${id} from worker ${workerPid}: ${output}`;
+    assert.deepEqual(d.stdout, [
+      'dispatcher: queued job 1 (count) at priority 1',
+      'dispatcher: queued job 2 (shout) at priority 9',
+      'dispatcher: queued job 3 (count) at priority 1',
+      'dispatcher: queued job 4 (shout) at priority 5',
+      // Shouts (type 2) first, then counts (type 1), whatever order the worker finished them in.
+      result(2, '"SERVER ROOM IS ON FIRE"'),
+      result(4, '"COFFEE IS READY"'),
+      result(1, '4'),
+      result(3, '6'),
+      'dispatcher: done, queues removed',
+    ], report);
+
+    // The worker takes job 1 at once if it is already waiting when it arrives, or, if all four
+    // are queued first, by priority from the start.
+    const handled = w.stdout.flatMap((line) => /^worker \d+: job (\d+) /.exec(line)?.[1] ?? []).map(Number);
+    assert.ok([[1, 2, 4, 3], [2, 4, 1, 3]].some((order) => order.join() === handled.join()), `worker order ${handled.join()}\n${report}`);
+    const line = (id: number, kind: string, priority: number, output: string): string =>
+      `worker ${workerPid}: job ${id} (${kind}, priority ${priority}) -> ${output}`;
+    const lines: Record<number, string> = {
+      1: line(1, 'count', 1, '4'), 2: line(2, 'shout', 9, '"SERVER ROOM IS ON FIRE"'),
+      3: line(3, 'count', 1, '6'), 4: line(4, 'shout', 5, '"COFFEE IS READY"'),
+    };
+    assert.deepEqual(w.stdout, [
+      `worker ${workerPid}: waiting for jobs on ${name}`, ...handled.map((id) => lines[id]!), `worker ${workerPid}: stopping`,
+    ], report);
+
+    assert.equal(posixQueueExists(name), false, `${name} was not removed`);
+    assert.equal(sysvQueueKeys().has(key), false, `the results queue ${key.toString(16)} was not removed`);
+  });
+});
+
+describe('examples cleanup', () => {
+  it('leaves no queue and no process behind', async () => {
+    await killAllPeers();
+    assert.equal(running.size, 0);
+    assert.deepEqual(objects.leftovers(), []);
+  });
+});
