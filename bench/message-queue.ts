@@ -136,8 +136,9 @@ export const roles = {
   },
 };
 
-function cArgs(ctx: BenchContext, family: Family, role: 'server' | 'client', kind: Kind, a: string, b: string, iterations: number, size: number): string[] {
-  return [ctx.cProgram('message-queue'), family, role, kind, a, b, String(iterations), String(size)];
+function cArgs(ctx: BenchContext, family: Family, role: 'server' | 'client', kind: Kind, a: string, b: string,
+  iterations: number, size: number, spin: number): string[] {
+  return [ctx.cProgram('message-queue'), family, role, kind, a, b, String(iterations), String(size), String(spin)];
 }
 
 /** Creates the two queues of one family for a run, and removes them afterwards. */
@@ -178,22 +179,25 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
     let posixC: Measurement | undefined;
     for (const family of ['posix', 'sysv'] as const) {
       await withQueues(family, async (a, b) => {
-        const c = await ctx.runPair(cArgs(ctx, family, 'server', kind, a, b, iterations, size),
-          cArgs(ctx, family, 'client', kind, a, b, iterations, size));
-        const referenceName = `C ${family} mq`;
-        rows.push(...rowsFor(mechanism, `C ${family}`, ctx.placement, c, null, null));
-        if (family === 'posix') posixC = c;
-        // The default spin budget, and no spin at all (sleep at once) to show what spinning buys.
-        for (const [mode, spin] of [['sync', DEFAULT_SPIN_US], ['async', DEFAULT_SPIN_US], ['sync', 0], ['async', 0]] as const) {
-          const params: RoleParams = { family, mode, kind, a, b, iterations, size, spin };
-          const m = await ctx.runPair(ctx.nodeRole(mechanism, 'server', params), ctx.nodeRole(mechanism, 'client', params));
-          const variant = `ipckit ${family} ${mode}${spin === DEFAULT_SPIN_US ? '' : ` spin=${spin}`}`;
-          rows.push(...rowsFor(mechanism, variant, ctx.placement, m, referenceName, c));
+        // Each ipckit variant is compared with C using the same waiting strategy: blocking
+        // calls (spin 0), or spin-then-sleep with the same budget.
+        for (const spin of [DEFAULT_SPIN_US, 0]) {
+          const c = await ctx.runPair(cArgs(ctx, family, 'server', kind, a, b, iterations, size, spin),
+            cArgs(ctx, family, 'client', kind, a, b, iterations, size, spin));
+          const suffix = spin === DEFAULT_SPIN_US ? '' : ` spin=${spin}`;
+          const referenceName = `C ${family} mq${suffix}`;
+          rows.push(...rowsFor(mechanism, `C ${family}${suffix}`, ctx.placement, c, null, null));
+          if (family === 'posix' && spin === 0) posixC = c;
+          for (const mode of ['sync', 'async'] as const) {
+            const params: RoleParams = { family, mode, kind, a, b, iterations, size, spin };
+            const m = await ctx.runPair(ctx.nodeRole(mechanism, 'server', params), ctx.nodeRole(mechanism, 'client', params));
+            rows.push(...rowsFor(mechanism, `ipckit ${family} ${mode}${suffix}`, ctx.placement, m, referenceName, c));
+          }
         }
       });
     }
     const node = await ctx.runPair(undefined, ctx.nodeRole(mechanism, 'fork-client', { kind, iterations, size }));
-    rows.push(...rowsFor(mechanism, 'node child_process IPC', ctx.placement, node, 'C posix mq', posixC!));
+    rows.push(...rowsFor(mechanism, 'node child_process IPC', ctx.placement, node, 'C posix mq spin=0', posixC!));
   }
   return rows;
 }

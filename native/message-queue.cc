@@ -151,11 +151,10 @@ static Napi::Value MsgGet(const Napi::CallbackInfo& info) {
 }
 
 // The message buffer msgsnd/msgrcv expect: a long type, then the bytes.
-static std::vector<char> PackMessage(long type, const uint8_t* data, size_t length) {
-  std::vector<char> msg(sizeof(long) + length);
+static void PackMessage(std::vector<char>& msg, long type, const uint8_t* data, size_t length) {
+  msg.resize(sizeof(long) + length);
   std::memcpy(msg.data(), &type, sizeof(long));
   if (length > 0) std::memcpy(msg.data() + sizeof(long), data, length);
-  return msg;
 }
 
 // Runs a msgsnd/msgrcv call with the timeout rule: timeout_ms < 0 blocks,
@@ -176,32 +175,36 @@ static Napi::Value MsgSnd(const Napi::CallbackInfo& info) {
   int id = ArgInt(info, 0);
   long type = static_cast<long>(ArgInt64(info, 1));
   Bytes b = ArgBytes(info, 2);
-  std::vector<char> msg = PackMessage(type, b.data, b.length);
+  // One buffer per thread: a send allocates nothing once it has grown.
+  thread_local std::vector<char> msg;
+  PackMessage(msg, type, b.data, b.length);
   int r = MsgCall(ArgDouble(info, 3), ArgDouble(info, 4), EAGAIN, [&](int flags) {
     return msgsnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0;
   });
   return Napi::Number::New(info.Env(), r);
 }
 
-// msgRcv(id, buffer, offset, type, out: Float64Array, timeoutMs, spinUs) -> length
-// buffer[offset..] receives a long (the type) then the payload; out[0] = the type.
+// msgRcv(id, buffer, offset, typeInOut: Float64Array, timeoutMs, spinUs) -> length
+// buffer[offset..] receives a long (the type) then the payload. typeInOut[0]
+// is the msgrcv type selector on the way in and the received type on the way
+// out. (Six arguments: node-addon-api allocates for more.)
 static Napi::Value MsgRcv(const Napi::CallbackInfo& info) {
   int id = ArgInt(info, 0);
   Bytes b = ArgBytes(info, 1);
   size_t offset = static_cast<size_t>(ArgInt64(info, 2));
-  long type = static_cast<long>(ArgInt64(info, 3));
-  auto out = info[4].As<Napi::Float64Array>();
+  auto io = info[3].As<Napi::Float64Array>();
+  long type = static_cast<long>(io[0]);
   if (offset + sizeof(long) > b.length) return Errno(info.Env(), EINVAL);
   uint8_t* msg = b.data + offset;
   size_t capacity = b.length - offset - sizeof(long);
-  int r = MsgCall(ArgDouble(info, 5), ArgDouble(info, 6), ENOMSG, [&](int flags) {
+  int r = MsgCall(ArgDouble(info, 4), ArgDouble(info, 5), ENOMSG, [&](int flags) {
     ssize_t n = msgrcv(id, msg, capacity, type, flags);
     return n < 0 ? -errno : static_cast<int>(n);
   });
   if (r >= 0) {
     long got;
     std::memcpy(&got, msg, sizeof(long));
-    out[0] = static_cast<double>(got);
+    io[0] = static_cast<double>(got);
   }
   return Napi::Number::New(info.Env(), r);
 }
@@ -269,8 +272,7 @@ class ReceiveJob : public BlockingJob {
 // A blocking msgsnd on a waiter thread; owns a copy of the message.
 class SendJob : public BlockingJob {
  public:
-  SendJob(int id, long type, Bytes b)
-      : id_(id), length_(b.length), msg_(PackMessage(type, b.data, b.length)) {}
+  SendJob(int id, long type, Bytes b) : id_(id), length_(b.length) { PackMessage(msg_, type, b.data, b.length); }
   int Run() override { return msgsnd(id_, msg_.data(), length_, 0) < 0 ? -errno : 0; }
   std::vector<napi_value> Results(Napi::Env, int) override { return {}; }
 

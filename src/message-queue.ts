@@ -745,6 +745,7 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
   readonly #codec: Codec<T>;
   readonly #spin: number;
   readonly #rx: ReceiveBuffer;
+  /** msgrcv's type selector in, the received type out. */
   readonly #typeOut = new Float64Array(1);
   /** The queue's msg_qbytes as last seen (Infinity if this user may not stat it). */
   #maxBytes: number;
@@ -938,7 +939,8 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
     const type = checkReceiveType(opts.type);
     const timeout = checkTimeout(opts.timeout);
     this.#rx.ensure();
-    const n = native.msgRcv(this.id, this.#rx.buffer, this.#rx.offset, type, this.#typeOut, nativeTimeout(timeout), this.#spin);
+    this.#typeOut[0] = type;
+    const n = native.msgRcv(this.id, this.#rx.buffer, this.#rx.offset, this.#typeOut, nativeTimeout(timeout), this.#spin);
     if (n === ETIMEDOUT) throw timeoutError('receiveSync', this.address, timeout);
     if (n < 0) throw this.#receiveError(n);
     return this.#message(n);
@@ -1027,7 +1029,8 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
   /** A receive that does not sleep (it may spin for `spin` µs): undefined if nothing matching arrives. */
   #receiveNow(type: number, spin: number): SysvMessage<T> | undefined {
     this.#rx.ensure();
-    const n = native.msgRcv(this.id, this.#rx.buffer, this.#rx.offset, type, this.#typeOut, 0, spin);
+    this.#typeOut[0] = type;
+    const n = native.msgRcv(this.id, this.#rx.buffer, this.#rx.offset, this.#typeOut, 0, spin);
     if (n === ETIMEDOUT) return undefined;
     if (n < 0) throw this.#receiveError(n);
     return this.#message(n);

@@ -61,8 +61,8 @@ export interface NativeBinding {
   msgGet(key: number, flags: number, mode: number): number;
   /** Timeout and spin as mqSend; ETIMEDOUT when a try would block. */
   msgSnd(id: number, type: number, data: Uint8Array, timeoutMs: number, spinUs: number): number;
-  /** Receives a long type then the payload into buffer[offset..]; out[0] = type. */
-  msgRcv(id: number, buffer: Uint8Array, offset: number, type: number, out: Float64Array, timeoutMs: number, spinUs: number): number;
+  /** Receives a long type then the payload into buffer[offset..]; typeInOut[0]: the selector in, the received type out. */
+  msgRcv(id: number, buffer: Uint8Array, offset: number, typeInOut: Float64Array, timeoutMs: number, spinUs: number): number;
   msgStat(id: number): NativeMsgStat | number;
   msgSetMaxBytes(id: number, bytes: number): number;
   msgRemove(id: number): number;

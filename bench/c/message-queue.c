@@ -2,7 +2,7 @@
  * C reference for the message-queue benchmark: the same system calls ipckit
  * makes, with nothing around them. This is the machine's limit.
  *
- *   message-queue posix|sysv server|client rtt|tput A B ITERATIONS SIZE
+ *   message-queue posix|sysv server|client rtt|tput A B ITERATIONS SIZE [SPIN_US]
  *
  * A and B are queue addresses (POSIX names, or System V keys in decimal)
  * that already exist: the client sends on A and receives on B, the server
@@ -11,10 +11,15 @@
  * and an acknowledgement, then ITERATIONS one-way messages of SIZE bytes and
  * an acknowledgement; the client times the second batch and prints
  * {"mb_s":..}.
+ *
+ * With SPIN_US > 0 every call first retries without blocking for up to
+ * SPIN_US microseconds, yielding the CPU between attempts, then blocks: the
+ * same spin-then-sleep strategy ipckit uses, written directly in C.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <mqueue.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,14 +49,35 @@ static struct queue open_queue(int posix, const char *addr) {
 
 /* System V messages: a long type, then the payload. */
 static char *sysv_buf;
+static double spin_us;
+static const struct timespec expired = {0, 0};
+
+/* Whether a failed non-blocking attempt should be retried while spinning. */
+static int keep_spinning(double start, int would_block) {
+  if (!would_block) return 0;
+  if (now_us() - start >= spin_us) return 0;
+  sched_yield();
+  return 1;
+}
 
 static void q_send(struct queue *q, const char *data, size_t size) {
+  double start = now_us();
   if (q->posix) {
+    if (spin_us > 0) {
+      do {
+        if (mq_timedsend(q->mq, data, size, 0, &expired) == 0) return;
+      } while (keep_spinning(start, errno == ETIMEDOUT || errno == EAGAIN));
+    }
     if (mq_send(q->mq, data, size, 0) < 0) die("mq_send");
   } else {
     long type = 1;
     memcpy(sysv_buf, &type, sizeof type);
     memcpy(sysv_buf + sizeof type, data, size);
+    if (spin_us > 0) {
+      do {
+        if (msgsnd(q->msqid, sysv_buf, size, IPC_NOWAIT) == 0) return;
+      } while (keep_spinning(start, errno == EAGAIN));
+    }
     while (msgsnd(q->msqid, sysv_buf, size, 0) < 0) {
       if (errno != EINTR) die("msgsnd");
     }
@@ -59,13 +85,25 @@ static void q_send(struct queue *q, const char *data, size_t size) {
 }
 
 static size_t q_recv(struct queue *q, char *data, size_t cap) {
+  double start = now_us();
+  ssize_t n;
   if (q->posix) {
-    ssize_t n = mq_receive(q->mq, data, cap, NULL);
+    if (spin_us > 0) {
+      do {
+        if ((n = mq_timedreceive(q->mq, data, cap, NULL, &expired)) >= 0) return (size_t)n;
+      } while (keep_spinning(start, errno == ETIMEDOUT || errno == EAGAIN));
+    }
+    n = mq_receive(q->mq, data, cap, NULL);
     if (n < 0) die("mq_receive");
     return (size_t)n;
   }
-  ssize_t n;
-  while ((n = msgrcv(q->msqid, sysv_buf, cap, 0, 0)) < 0) {
+  n = -1;
+  if (spin_us > 0) {
+    do {
+      if ((n = msgrcv(q->msqid, sysv_buf, cap, 0, IPC_NOWAIT)) >= 0) break;
+    } while (keep_spinning(start, errno == ENOMSG));
+  }
+  while (n < 0 && (n = msgrcv(q->msqid, sysv_buf, cap, 0, 0)) < 0) {
     if (errno != EINTR) die("msgrcv");
   }
   memcpy(data, sysv_buf + sizeof(long), (size_t)n);
@@ -73,10 +111,11 @@ static size_t q_recv(struct queue *q, char *data, size_t cap) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 8) {
-    fprintf(stderr, "usage: %s posix|sysv server|client rtt|tput A B ITERATIONS SIZE\n", argv[0]);
+  if (argc != 8 && argc != 9) {
+    fprintf(stderr, "usage: %s posix|sysv server|client rtt|tput A B ITERATIONS SIZE [SPIN_US]\n", argv[0]);
     return 2;
   }
+  spin_us = argc == 9 ? atof(argv[8]) : 0;
   int posix = strcmp(argv[1], "posix") == 0;
   int server = strcmp(argv[2], "server") == 0;
   int rtt = strcmp(argv[3], "rtt") == 0;
