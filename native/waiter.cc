@@ -139,6 +139,16 @@ struct Hub {
 
 thread_local Hub* tls_hub = nullptr;
 
+// Takes a job that no thread has started off the pool queue (lock held).
+void Dequeue(Job* job) {
+  for (auto it = g_queue.begin(); it != g_queue.end(); ++it) {
+    if (*it == job) {
+      g_queue.erase(it);
+      return;
+    }
+  }
+}
+
 void Finish(Job* job, int result) {
   job->state = Job::State::kDone;
   job->result = result;
@@ -238,12 +248,7 @@ void DestroyHub(void* arg) {
     Job* job = entry.second;
     job->cancelled = true;
     if (job->state == Job::State::kQueued) {
-      for (auto it = g_queue.begin(); it != g_queue.end(); ++it) {
-        if (*it == job) {
-          g_queue.erase(it);
-          break;
-        }
-      }
+      Dequeue(job);
       job->state = Job::State::kDone;
     }
   }
@@ -325,12 +330,7 @@ static Napi::Value CancelJob(const Napi::CallbackInfo& info) {
       pending = true;
       job->cancelled = true;
       if (job->state == Job::State::kQueued) {
-        for (auto q = g_queue.begin(); q != g_queue.end(); ++q) {
-          if (*q == job) {
-            g_queue.erase(q);
-            break;
-          }
-        }
+        Dequeue(job);
         Finish(job, -ECANCELED);
       } else {
         pthread_kill(job->thread, WakeSignal());

@@ -15,3 +15,6 @@ export {
   type SysvMessage, type SysvMessageQueueStat, type SysvMessageQueueCreateOptions, type SysvMessageQueueOpenOptions,
   type SysvMessageQueueLimits, type SysvReceiveOptions, type SysvReceiveSyncOptions,
 } from './message-queue.js';
+export {
+  listIpcObjects, isAlive, type IpcInventory, type IpcObjectInfo, type IpcObjectKind, type IpcProcessRef,
+} from './inventory.js';

@@ -23,7 +23,7 @@ import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import {
   type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkTimeout, closedError,
-  nativeTimeout, timeoutError,
+  nativeTimeout, receiveUntilClosed, timeoutError,
 } from './internal/wait.js';
 
 const C = native.mqConstants;
@@ -453,16 +453,9 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
    * Receives messages until the handle is closed (the loop then ends) or
    * `signal` aborts it (the loop throws `ERR_IPC_ABORTED`).
    */
-  async *messages(options?: { signal?: AbortSignal }): AsyncGenerator<PosixMessage<T>, void, undefined> {
+  messages(options?: { signal?: AbortSignal }): AsyncGenerator<PosixMessage<T>, void, undefined> {
     const signal = checkSignal(checkOptions(options).signal);
-    while (!this.closed) {
-      try {
-        yield await this.receive({ signal });
-      } catch (err) {
-        if (err instanceof IpcError && err.code === 'ERR_IPC_CLOSED') return;
-        throw err;
-      }
-    }
+    return receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
   }
 
   [Symbol.asyncIterator](): AsyncGenerator<PosixMessage<T>, void, undefined> {
@@ -953,16 +946,9 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
   }
 
   /** Receives messages (of `type`, default any) until the handle is closed or `signal` aborts. */
-  async *messages(options?: { type?: number; signal?: AbortSignal }): AsyncGenerator<SysvMessage<T>, void, undefined> {
+  messages(options?: { type?: number; signal?: AbortSignal }): AsyncGenerator<SysvMessage<T>, void, undefined> {
     const opts = checkOptions(options);
-    while (!this.#closed) {
-      try {
-        yield await this.receive({ type: opts.type, signal: opts.signal });
-      } catch (err) {
-        if (err instanceof IpcError && err.code === 'ERR_IPC_CLOSED') return;
-        throw err;
-      }
-    }
+    return receiveUntilClosed(() => this.#closed, () => this.receive({ type: opts.type, signal: opts.signal }));
   }
 
   [Symbol.asyncIterator](): AsyncGenerator<SysvMessage<T>, void, undefined> {

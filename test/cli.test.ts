@@ -11,18 +11,16 @@ import { availableParallelism, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PosixMessageQueue, SysvMessageQueue, formatKey } from '../src/index.js';
+import { type IpcObjectInfo, PosixMessageQueue, SysvMessageQueue, formatKey } from '../src/index.js';
 import { native } from '../src/native.js';
 import { ObjectTracker, posixQueueExists, sysvQueueKeys } from './helpers/objects.js';
-import { Peer, killAllPeers } from './helpers/peer.js';
+import { Peer, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const MQUEUE_MAGIC = 0x19800202;
 const objects = new ObjectTracker();
-const running = new Set<ChildProcess>();
 
 after(async () => {
-  for (const child of running) child.kill('SIGKILL');
   await killAllPeers();
   objects.cleanup();
 });
@@ -46,7 +44,7 @@ interface Launched {
 function launch(args: string[], input: string | Buffer = ''): Launched {
   const started = performance.now();
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  running.add(child);
+  trackChild(child);
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
@@ -58,7 +56,6 @@ function launch(args: string[], input: string | Buffer = ''): Launched {
     child.on('error', reject);
     child.on('close', (status, signal) => {
       clearTimeout(timer);
-      running.delete(child);
       const stdoutBytes = Buffer.concat(out);
       resolve({
         status, signal, stdout: stdoutBytes.toString('utf8'), stdoutBytes, stderr: Buffer.concat(err).toString('utf8'),
@@ -663,19 +660,7 @@ describe('ipckit hostile addresses', () => {
   });
 });
 
-interface LsObject {
-  kind: string;
-  address: string;
-  id?: number;
-  key?: number;
-  uid: number;
-  owner: string;
-  mode: number;
-  messages: number | null;
-  bytes: number | null;
-  maxBytes: number | null;
-  processes: { pid: number; role: string; alive: boolean }[];
-}
+type LsObject = IpcObjectInfo;
 
 /** `ipckit ls --json` and `ipckit ls`, run side by side. */
 async function ls(): Promise<{ objects: LsObject[]; notes: string[]; text: string }> {
@@ -824,7 +809,7 @@ describe('a reader that closes stdout early', () => {
   function readThenClose(args: string[], lines: number): Promise<{ pid: number; status: number | null; signal: string | null; stderr: string; got: string[] }> {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      running.add(child);
+      trackChild(child);
       let stderr = '';
       let buffered = '';
       const got: string[] = [];
@@ -840,7 +825,6 @@ describe('a reader that closes stdout early', () => {
       });
       child.on('error', reject);
       child.on('close', (status, signal) => {
-        running.delete(child);
         resolve({ pid: child.pid!, status, signal, stderr, got });
       });
     });
@@ -881,7 +865,7 @@ describe('a reader that closes stdout early', () => {
 describe('ipckit cleanup', () => {
   it('leaves no queue and no child process behind', async () => {
     await killAllPeers();
-    assert.equal(running.size, 0);
+    assert.equal(runningChildren(), 0);
     assert.deepEqual(objects.leftovers(), []);
   });
 });

@@ -8,15 +8,13 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ObjectTracker, posixQueueExists, sysvQueueKeys } from './helpers/objects.js';
-import { killAllPeers } from './helpers/peer.js';
+import { killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
 
 /** The repository root (this file runs from dist/test/), where `import 'ipckit'` resolves to the package itself. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const objects = new ObjectTracker();
-const running = new Set<ChildProcess>();
 
 after(async () => {
-  for (const child of running) child.kill('SIGKILL');
   await killAllPeers();
   objects.cleanup();
 });
@@ -31,7 +29,7 @@ interface Program {
 /** Starts `node <script> ...args` from the repository root, as the README does. */
 function startExample(script: string, args: string[]): Program {
   const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
+  trackChild(child);
   const stdout: string[] = [];
   let stderr = '';
   const watchers: { pattern: RegExp; resolve: (line: string) => void }[] = [];
@@ -45,7 +43,6 @@ function startExample(script: string, args: string[]): Program {
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string[]; stderr: string }>((resolve) => {
     child.on('close', (code, signal) => {
-      running.delete(child);
       resolve({ code, signal, stdout, stderr });
     });
   });
@@ -131,7 +128,7 @@ describe('examples/message-queue', () => {
 describe('examples cleanup', () => {
   it('leaves no queue and no process behind', async () => {
     await killAllPeers();
-    assert.equal(running.size, 0);
+    assert.equal(runningChildren(), 0);
     assert.deepEqual(objects.leftovers(), []);
   });
 });

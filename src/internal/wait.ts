@@ -107,3 +107,18 @@ export class Pending<T> {
     return true;
   }
 }
+
+/**
+ * The async iteration of a receiver: receives until the handle is closed
+ * (the loop then ends quietly) or a receive fails (the loop throws).
+ */
+export async function* receiveUntilClosed<M>(closed: () => boolean, receive: () => Promise<M>): AsyncGenerator<M, void, undefined> {
+  while (!closed()) {
+    try {
+      yield await receive();
+    } catch (err) {
+      if (err instanceof IpcError && err.code === 'ERR_IPC_CLOSED') return;
+      throw err;
+    }
+  }
+}

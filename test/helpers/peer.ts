@@ -9,6 +9,19 @@ import { fileURLToPath } from 'node:url';
 
 const PEER_MAIN = fileURLToPath(new URL('./peer-main.js', import.meta.url));
 const live = new Set<Peer>();
+const children = new Set<ChildProcess>();
+
+/** Tracks a child process a test started, so `killAllPeers()` ends it if the test does not. */
+export function trackChild(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.on('close', () => children.delete(child));
+  return child;
+}
+
+/** How many peers and tracked children are still running. */
+export function runningChildren(): number {
+  return live.size + children.size;
+}
 
 export interface PeerExit {
   code: number | null;
@@ -70,7 +83,13 @@ export class Peer {
   }
 }
 
-/** Kills every peer still running (for `after` hooks). */
+/** Kills every peer and tracked child still running (for `after` hooks). */
 export async function killAllPeers(): Promise<void> {
-  await Promise.all([...live].map((peer) => peer.kill()));
+  await Promise.all([
+    ...[...live].map((peer) => peer.kill()),
+    ...[...children].map((child) => new Promise((resolve) => {
+      child.once('close', resolve);
+      child.kill('SIGKILL');
+    })),
+  ]);
 }
