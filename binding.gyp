@@ -7,10 +7,12 @@
         "native/fd.cc",
         "native/readiness.cc",
         "native/waiter.cc",
-        "native/message-queue.cc"
+        "native/message-queue.cc",
+        "native/shared-memory.cc",
+        "native/lock.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-exceptions"],
       "libraries": ["-lrt", "-lpthread"]
     }

@@ -8,6 +8,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitReadiness(env, exports);
   InitWaiter(env, exports);
   InitMessageQueue(env, exports);
+  InitSharedMemory(env, exports);
+  InitLock(env, exports);
   return exports;
 }
 

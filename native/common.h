@@ -75,5 +75,7 @@ void InitFd(Napi::Env env, Napi::Object exports);
 void InitReadiness(Napi::Env env, Napi::Object exports);
 void InitWaiter(Napi::Env env, Napi::Object exports);
 void InitMessageQueue(Napi::Env env, Napi::Object exports);
+void InitSharedMemory(Napi::Env env, Napi::Object exports);
+void InitLock(Napi::Env env, Napi::Object exports);
 
 }  // namespace ipckit

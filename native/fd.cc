@@ -42,6 +42,11 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   c.Set("O_CLOEXEC", O_CLOEXEC);
   c.Set("FD_CLOEXEC", FD_CLOEXEC);
   exports.Set("fdConstants", c);
+  // errno values Node's os.constants.errno does not list.
+  Napi::Object e = Napi::Object::New(env);
+  e.Set("EOWNERDEAD", EOWNERDEAD);
+  e.Set("ENOTRECOVERABLE", ENOTRECOVERABLE);
+  exports.Set("extraErrno", e);
 }
 
 }  // namespace ipckit

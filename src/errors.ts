@@ -16,12 +16,18 @@ export const IPC_ERROR_CODES = {
   ERR_IPC_ADDON: 'The native addon is missing or was built for another Node.js.',
   ERR_IPC_CLOSED: 'The handle was closed; it cannot be used any more.',
   ERR_IPC_CODEC: 'A message could not be encoded or decoded by the codec.',
+  ERR_IPC_DEADLOCK: 'The calling thread already holds the lock it would wait for.',
   ERR_IPC_INTERNAL: 'An unexpected failure inside ipckit (a bug); the message carries the stack.',
   ERR_IPC_INVALID_ADDRESS: 'A name, key or path does not name an IPC object.',
   ERR_IPC_INVALID_ARGUMENT: 'An option or argument has the wrong type or range.',
   ERR_IPC_LIMIT: 'A kernel or resource limit was reached; the message names the setting that raises it.',
   ERR_IPC_MESSAGE_TOO_LARGE: 'A message is larger than the object can carry.',
+  ERR_IPC_NOT_OWNER: 'The calling thread does not hold the lock it tried to release or repair.',
+  ERR_IPC_NOT_RECOVERABLE: 'A mutex was taken over from a dead holder and released without markConsistent(); it cannot be used.',
+  ERR_IPC_OWNER_DIED: 'The previous holder of a mutex died holding it; the caller now holds it and must repair the data.',
   ERR_IPC_PEER_FAILED: 'A process ipckit started for the caller exited unexpectedly.',
+  ERR_IPC_READ_ONLY: 'The object was opened read-only and cannot be written.',
+  ERR_IPC_SIZE_MISMATCH: 'An object exists with another size than asked for; opening never resizes.',
   ERR_IPC_TIMEOUT: 'The operation did not complete within its timeout.',
   ERR_IPC_USAGE: 'The command line was not understood.',
 } as const;
@@ -77,9 +83,16 @@ export class IpcError extends Error {
 }
 
 const errnoNames = new Map<number, string>();
-for (const [name, value] of Object.entries(osConstants.errno)) {
-  if (!errnoNames.has(value)) errnoNames.set(value, name);
+const errnoValues = new Map<string, number>();
+
+/** Adds errno names to the table (Node's own list lacks a few Linux ones). */
+export function registerErrnos(table: Record<string, number>): void {
+  for (const [name, value] of Object.entries(table)) {
+    if (!errnoNames.has(value)) errnoNames.set(value, name);
+    errnoValues.set(name, value);
+  }
 }
+registerErrnos(osConstants.errno);
 
 /** The errno name (`'ENOENT'`) of a positive or negative errno value. */
 export function errnoName(errno: number): string {
@@ -88,7 +101,7 @@ export function errnoName(errno: number): string {
 
 /** The positive errno value of an errno name. */
 export function errnoValue(name: string): number {
-  const value = (osConstants.errno as Record<string, number>)[name];
+  const value = errnoValues.get(name);
   if (value === undefined) throw new Error(`unknown errno name ${name}`);
   return value;
 }

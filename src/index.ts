@@ -18,3 +18,9 @@ export {
 export {
   listIpcObjects, isAlive, type IpcInventory, type IpcObjectInfo, type IpcObjectKind, type IpcProcessRef,
 } from './inventory.js';
+export {
+  PosixSharedMemory, SysvSharedMemory, SharedMemory, SHM_MAX_SIZE,
+  type SharedMemoryCreateOptions, type SharedMemoryOpenOptions, type PosixSharedMemoryStat, type SysvSharedMemoryStat,
+  type SharedMemoryLimits,
+} from './shared-memory.js';
+export { Mutex, Semaphore, SEM_VALUE_MAX, type LockOptions, type WithLockOptions } from './lock.js';

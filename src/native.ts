@@ -9,7 +9,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { IpcError, setErrnoDescriber } from './errors.js';
+import { IpcError, registerErrnos, setErrnoDescriber } from './errors.js';
 
 /** A libuv poll handle over a descriptor; see native/readiness.cc. */
 export interface NativeFdWatcher {
@@ -37,12 +37,31 @@ export interface NativeMsgStat {
   changeTime: number;
 }
 
+/** Fields of `shmctl(IPC_STAT)`. */
+export interface NativeShmStat {
+  key: number;
+  size: number;
+  mode: number;
+  removed: boolean;
+  uid: number;
+  gid: number;
+  cuid: number;
+  cgid: number;
+  attachments: number;
+  creatorPid: number;
+  lastPid: number;
+  attachTime: number;
+  detachTime: number;
+  changeTime: number;
+}
+
 export interface NativeBinding {
   close(fd: number): number;
   strerror(errno: number): string;
   getFlags(fd: number): number;
   getFdFlags(fd: number): number;
   fdConstants: { O_NONBLOCK: number; O_CLOEXEC: number; FD_CLOEXEC: number };
+  extraErrno: Record<string, number>;
 
   FdWatcher: new (fd: number, callback: (status: number, events: number) => void) => NativeFdWatcher;
   readinessConstants: { READABLE: number; WRITABLE: number; DISCONNECT: number };
@@ -69,6 +88,31 @@ export interface NativeBinding {
   msgRcvAsync(id: number, capacity: number, type: number,
     callback: (result: number, data?: Buffer, type?: number) => void): number;
   msgSndAsync(id: number, type: number, data: Uint8Array, callback: (result: number) => void): number;
+  shmOpen(name: string, oflag: number, mode: number): number;
+  shmUnlink(name: string): number;
+  ftruncate(fd: number, size: number): number;
+  /** posix_fallocate: sets the size and reserves the memory. */
+  allocate(fd: number, size: number): number;
+  mapFd(fd: number, size: number, readOnly: boolean): SharedArrayBuffer | number;
+  shmGet(key: number, size: number, flags: number, mode: number): number;
+  shmAttach(id: number, size: number, readOnly: boolean): SharedArrayBuffer | number;
+  shmStat(id: number): NativeShmStat | number;
+  shmRemove(id: number): number;
+  /** Replaces the mapping under `buffer` with private anonymous memory. */
+  detachMapping(buffer: SharedArrayBuffer): number;
+  shmConstants: { O_RDONLY: number; O_RDWR: number; O_CREAT: number; O_EXCL: number; IPC_CREAT: number; IPC_EXCL: number; PAGE_SIZE: number };
+
+  /** 0 acquired, 1 acquired from a dead owner, or -errno. */
+  mutexLock(words: Int32Array, tid: number, start: number, timeoutMs: number, spinUs: number, allowSelf: boolean): number;
+  /** 1 if the owner was dead and the lock is now ours, else -EBUSY / -ENOTRECOVERABLE / 0. */
+  mutexTryTakeOver(words: Int32Array, tid: number, start: number): number;
+  mutexLockAsync(words: Int32Array, tid: number, start: number, callback: (result: number) => void): number;
+  futexWake(words: Int32Array, index: number, count: number): number;
+  semWait(words: Int32Array, timeoutMs: number, spinUs: number): number;
+  semWaitAsync(words: Int32Array, callback: (result: number) => void): number;
+  gettid(): number;
+  lockConstants: { WAITERS: number; TID_MASK: number };
+
   mqConstants: {
     O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_CREAT: number; O_EXCL: number;
     O_CLOEXEC: number; IPC_CREAT: number; IPC_EXCL: number; MQ_PRIO_MAX: number;
@@ -92,3 +136,4 @@ function load(): NativeBinding {
 export const native: NativeBinding = load();
 
 setErrnoDescriber((errno) => native.strerror(errno));
+registerErrnos(native.extraErrno);

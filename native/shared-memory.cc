@@ -1,0 +1,201 @@
+// POSIX (shm_open + mmap) and System V (shmget + shmat) shared memory,
+// exposed to JavaScript as SharedArrayBuffers over the mapping.
+//
+// Node-API cannot create a SharedArrayBuffer over foreign memory, so this
+// file uses the V8 API for that one step. The backing store's deleter
+// unmaps the region when the last JavaScript view is collected.
+//
+// close() never unmaps while views may exist: it replaces the mapping, in
+// place, with private anonymous memory (MAP_FIXED). The segment is detached
+// at once (System V attach counts drop), and a view kept past close() reads
+// zeros and writes to memory nobody shares, instead of faulting.
+#include <fcntl.h>
+#include <node.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include "common.h"
+
+namespace ipckit {
+
+static size_t PageRound(size_t n) {
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return (n + page - 1) / page * page;
+}
+
+// Node-API values are V8 local handles; these convert between the two.
+static_assert(sizeof(napi_value) == sizeof(v8::Local<v8::Value>), "napi_value is a v8::Local");
+
+static napi_value FromV8(v8::Local<v8::Value> value) {
+  napi_value result;
+  std::memcpy(static_cast<void*>(&result), static_cast<const void*>(&value), sizeof result);
+  return result;
+}
+
+static v8::Local<v8::Value> ToV8(napi_value value) {
+  v8::Local<v8::Value> result;
+  std::memcpy(static_cast<void*>(&result), static_cast<const void*>(&value), sizeof result);
+  return result;
+}
+
+// A SharedArrayBuffer of `size` bytes over `addr`, whose region of
+// PageRound(size) bytes is unmapped when the buffer is collected.
+static Napi::Value WrapMapping(Napi::Env env, void* addr, size_t size) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  auto store = v8::SharedArrayBuffer::NewBackingStore(
+      addr, size,
+      [](void* data, size_t length, void*) {
+        if (data != nullptr) munmap(data, PageRound(length));
+      },
+      nullptr);
+  v8::Local<v8::SharedArrayBuffer> sab = v8::SharedArrayBuffer::New(isolate, std::move(store));
+  return Napi::Value(env, FromV8(sab));
+}
+
+// ---------------------------------------------------------------------------
+// POSIX
+
+// shmOpen(name, oflag, mode) -> fd. A newly created object gets exactly
+// `mode` (fchmod), whatever the umask.
+static Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  int oflag = ArgInt(info, 1) | O_CLOEXEC | O_NOFOLLOW;
+  mode_t mode = static_cast<mode_t>(ArgInt(info, 2));
+  int fd = shm_open(name.c_str(), oflag, mode);
+  if (fd < 0) return Errno(info.Env(), errno);
+  if ((oflag & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL) && fchmod(fd, mode) < 0) {
+    int err = errno;
+    close(fd);
+    shm_unlink(name.c_str());
+    return Errno(info.Env(), err);
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+static Napi::Value ShmUnlink(const Napi::CallbackInfo& info) {
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  return SysResult(info.Env(), shm_unlink(name.c_str()));
+}
+
+// ftruncate(fd, size) -> 0
+static Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
+  int r;
+  do r = ftruncate(ArgInt(info, 0), static_cast<off_t>(ArgInt64(info, 1)));
+  while (r < 0 && errno == EINTR);
+  return SysResult(info.Env(), r);
+}
+
+// allocate(fd, size) -> 0: sets the size and reserves the memory
+// (posix_fallocate), so a full /dev/shm fails here with ENOSPC instead of
+// raising SIGBUS on a later write.
+static Napi::Value Allocate(const Napi::CallbackInfo& info) {
+  int r;
+  do r = posix_fallocate(ArgInt(info, 0), 0, static_cast<off_t>(ArgInt64(info, 1)));
+  while (r == EINTR);
+  return Napi::Number::New(info.Env(), -r);
+}
+
+// mapFd(fd, size, readOnly) -> SharedArrayBuffer, or -errno
+static Napi::Value MapFd(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  size_t size = static_cast<size_t>(ArgInt64(info, 1));
+  bool read_only = info[2].As<Napi::Boolean>().Value();
+  void* addr = mmap(nullptr, PageRound(size), read_only ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (addr == MAP_FAILED) return Errno(info.Env(), errno);
+  return WrapMapping(info.Env(), addr, size);
+}
+
+// ---------------------------------------------------------------------------
+// System V
+
+// shmGet(key, size, flags, mode) -> id
+static Napi::Value ShmGet(const Napi::CallbackInfo& info) {
+  key_t key = static_cast<key_t>(info[0].As<Napi::Number>().Uint32Value());
+  size_t size = static_cast<size_t>(ArgInt64(info, 1));
+  int flags = ArgInt(info, 2) | (ArgInt(info, 3) & 0777);
+  return SysResult(info.Env(), shmget(key, size, flags));
+}
+
+// shmAttach(id, size, readOnly) -> SharedArrayBuffer of `size` bytes, or -errno
+static Napi::Value ShmAttach(const Napi::CallbackInfo& info) {
+  int id = ArgInt(info, 0);
+  size_t size = static_cast<size_t>(ArgInt64(info, 1));
+  bool read_only = info[2].As<Napi::Boolean>().Value();
+  void* addr = shmat(id, nullptr, read_only ? SHM_RDONLY : 0);
+  if (addr == reinterpret_cast<void*>(-1)) return Errno(info.Env(), errno);
+  return WrapMapping(info.Env(), addr, size);
+}
+
+// shmStat(id) -> object, or -errno
+static Napi::Value ShmStat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  shmid_ds ds{};
+  if (shmctl(ArgInt(info, 0), IPC_STAT, &ds) < 0) return Errno(env, errno);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("key", static_cast<double>(static_cast<uint32_t>(ds.shm_perm.__key)));
+  o.Set("size", static_cast<double>(ds.shm_segsz));
+  o.Set("mode", static_cast<double>(ds.shm_perm.mode & 0777));
+  o.Set("removed", (ds.shm_perm.mode & SHM_DEST) != 0);
+  o.Set("uid", static_cast<double>(ds.shm_perm.uid));
+  o.Set("gid", static_cast<double>(ds.shm_perm.gid));
+  o.Set("cuid", static_cast<double>(ds.shm_perm.cuid));
+  o.Set("cgid", static_cast<double>(ds.shm_perm.cgid));
+  o.Set("attachments", static_cast<double>(ds.shm_nattch));
+  o.Set("creatorPid", static_cast<double>(ds.shm_cpid));
+  o.Set("lastPid", static_cast<double>(ds.shm_lpid));
+  o.Set("attachTime", static_cast<double>(ds.shm_atime));
+  o.Set("detachTime", static_cast<double>(ds.shm_dtime));
+  o.Set("changeTime", static_cast<double>(ds.shm_ctime));
+  return o;
+}
+
+static Napi::Value ShmRemove(const Napi::CallbackInfo& info) {
+  return SysResult(info.Env(), shmctl(ArgInt(info, 0), IPC_RMID, nullptr));
+}
+
+// ---------------------------------------------------------------------------
+
+// detachMapping(sab) -> 0: swaps the mapping under `sab` for private
+// anonymous memory of the same size, atomically (MAP_FIXED), so the segment
+// is released while any remaining view stays valid memory.
+static Napi::Value DetachMapping(const Napi::CallbackInfo& info) {
+  v8::Local<v8::Value> value = ToV8(info[0]);
+  if (!value->IsSharedArrayBuffer()) return Errno(info.Env(), EINVAL);
+  auto sab = value.As<v8::SharedArrayBuffer>();
+  void* addr = sab->Data();
+  size_t length = sab->ByteLength();
+  if (addr == nullptr || length == 0) return Napi::Number::New(info.Env(), 0);
+  void* r = mmap(addr, PageRound(length), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  if (r == MAP_FAILED) return Errno(info.Env(), errno);
+  return Napi::Number::New(info.Env(), 0);
+}
+
+void InitSharedMemory(Napi::Env env, Napi::Object exports) {
+  exports.Set("shmOpen", Napi::Function::New(env, ShmOpen, "shmOpen"));
+  exports.Set("shmUnlink", Napi::Function::New(env, ShmUnlink, "shmUnlink"));
+  exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
+  exports.Set("allocate", Napi::Function::New(env, Allocate, "allocate"));
+  exports.Set("mapFd", Napi::Function::New(env, MapFd, "mapFd"));
+  exports.Set("shmGet", Napi::Function::New(env, ShmGet, "shmGet"));
+  exports.Set("shmAttach", Napi::Function::New(env, ShmAttach, "shmAttach"));
+  exports.Set("shmStat", Napi::Function::New(env, ShmStat, "shmStat"));
+  exports.Set("shmRemove", Napi::Function::New(env, ShmRemove, "shmRemove"));
+  exports.Set("detachMapping", Napi::Function::New(env, DetachMapping, "detachMapping"));
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("O_RDONLY", O_RDONLY);
+  c.Set("O_RDWR", O_RDWR);
+  c.Set("O_CREAT", O_CREAT);
+  c.Set("O_EXCL", O_EXCL);
+  c.Set("IPC_CREAT", IPC_CREAT);
+  c.Set("IPC_EXCL", IPC_EXCL);
+  c.Set("PAGE_SIZE", static_cast<double>(sysconf(_SC_PAGESIZE)));
+  exports.Set("shmConstants", c);
+}
+
+}  // namespace ipckit

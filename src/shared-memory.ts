@@ -1,0 +1,534 @@
+/**
+ * Shared memory: the kernel maps the same physical pages into several
+ * processes, which then use them as ordinary memory. Two families:
+ *
+ * - {@link PosixSharedMemory} (`shm_open` + `mmap`), named `/like-this`;
+ * - {@link SysvSharedMemory} (`shmget` + `shmat`), addressed by a key.
+ *
+ * Either way `.buffer` is a `SharedArrayBuffer` over the mapping: typed
+ * arrays, `DataView` and `Atomics` work on it across processes, with no
+ * copies. Concurrent updates need a lock: see {@link Mutex} in `lock.ts`.
+ *
+ * @module
+ */
+import { fstatSync, statfsSync } from 'node:fs';
+import { IpcError, errnoValue, limitError, systemError } from './errors.js';
+import { native } from './native.js';
+import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
+import { describeSetting, readProcNumber } from './internal/limits.js';
+import { checkBytes, checkInteger, checkMode, checkOptions } from './internal/validate.js';
+
+const C = native.shmConstants;
+const EEXIST = -errnoValue('EEXIST');
+const ENOENT = -errnoValue('ENOENT');
+const EINVAL = -errnoValue('EINVAL');
+const ENOSPC = -errnoValue('ENOSPC');
+const ENOMEM = -errnoValue('ENOMEM');
+const EIDRM = -errnoValue('EIDRM');
+
+/** Largest segment ipckit maps: 2^48 bytes (far beyond any machine's memory). */
+export const SHM_MAX_SIZE = 2 ** 48;
+
+const KERNEL_PROC = '/proc/sys/kernel';
+
+/** Options of `create` and `openOrCreate`. */
+export interface SharedMemoryCreateOptions {
+  /** Size in bytes, at least 1. Required to create. */
+  size: number;
+  /** Permission bits of a new segment, exactly (the umask does not apply). Default `0o600`. */
+  mode?: number;
+}
+
+/** Options of `open`. */
+export interface SharedMemoryOpenOptions {
+  /**
+   * The size you expect at least. Opening never resizes: a segment smaller
+   * than this fails with `ERR_IPC_SIZE_MISMATCH`.
+   */
+  size?: number;
+  /**
+   * Map with `PROT_READ` (System V: `SHM_RDONLY`). Needed when you may only
+   * read the segment. ipckit's own writers (`write()`, locks) refuse with
+   * `ERR_IPC_READ_ONLY`; a store through a typed array is a memory fault,
+   * as it is in C.
+   */
+  readOnly?: boolean;
+}
+
+/** `fstat` of a POSIX segment. */
+export interface PosixSharedMemoryStat {
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  changeTime: Date;
+}
+
+/** `shmctl(IPC_STAT)` of a System V segment. */
+export interface SysvSharedMemoryStat {
+  key: number;
+  id: number;
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  cuid: number;
+  cgid: number;
+  /** Processes attached now (`shm_nattch`). */
+  attachments: number;
+  /** Pid of the creator. */
+  creatorPid: number;
+  /** Pid of the last `shmat`/`shmdt`. */
+  lastPid: number;
+  lastAttachTime: Date | null;
+  lastDetachTime: Date | null;
+  changeTime: Date;
+  /** Whether `remove()` was called: it dies when the last process detaches. */
+  removed: boolean;
+}
+
+/** The kernel's shared-memory limits. */
+export interface SharedMemoryLimits {
+  /** `kernel.shmmax`: the largest System V segment, bytes. */
+  shmmax: number | undefined;
+  /** `kernel.shmall`: all System V segments together, pages. */
+  shmall: number | undefined;
+  /** `kernel.shmmni`: System V segments in the system. */
+  shmmni: number | undefined;
+  /** Free bytes in /dev/shm, where POSIX segments live. */
+  devShmFree: number | undefined;
+}
+
+/** Something that must stop when its segment is closed (a lock waiting on it). */
+export interface SegmentDependent {
+  segmentClosed(error: IpcError): void;
+}
+
+function checkSize(size: unknown, name = 'size'): number {
+  return checkInteger(size, name, 1, SHM_MAX_SIZE);
+}
+
+function sizeMismatch(address: string, wanted: number, actual: number): IpcError {
+  return new IpcError('ERR_IPC_SIZE_MISMATCH',
+    `${address} is ${actual} bytes, smaller than the ${wanted} asked for. Opening never resizes a segment: ` +
+    'open it without a size (or a smaller one), or remove it and create it again.', { address });
+}
+
+/** What both families share: the mapping, its views, and its lifetime. */
+export abstract class SharedMemory implements Disposable {
+  /** Whether this handle mapped the segment read-only. */
+  readonly readOnly: boolean;
+  /** Whether this handle created the segment. */
+  readonly created: boolean;
+  #buffer: SharedArrayBuffer | undefined;
+  #bytes: Uint8Array | undefined;
+  readonly #size: number;
+  readonly #dependents = new Set<SegmentDependent>();
+
+  protected constructor(buffer: SharedArrayBuffer, readOnly: boolean, created: boolean) {
+    this.#buffer = buffer;
+    this.#size = buffer.byteLength;
+    this.readOnly = readOnly;
+    this.created = created;
+  }
+
+  /** How the segment is addressed, for messages. */
+  abstract get address(): string;
+
+  /** The mapping as a `SharedArrayBuffer`: typed arrays and `Atomics` over it work across processes. */
+  get buffer(): SharedArrayBuffer {
+    if (this.#buffer === undefined) throw this.closedError('buffer');
+    return this.#buffer;
+  }
+
+  /** A `Uint8Array` over the whole mapping. */
+  get bytes(): Uint8Array {
+    if (this.#buffer === undefined) throw this.closedError('bytes');
+    this.#bytes ??= new Uint8Array(this.#buffer);
+    return this.#bytes;
+  }
+
+  /** Size in bytes of the mapping (the segment's size when it was opened). */
+  get size(): number {
+    return this.#size;
+  }
+
+  get closed(): boolean {
+    return this.#buffer === undefined;
+  }
+
+  /** Copies `length` bytes at `offset` out of the segment. */
+  read(offset = 0, length = this.#size - offset): Buffer {
+    const bytes = this.bytes;
+    this.#checkRange(offset, length);
+    return Buffer.from(bytes.subarray(offset, offset + length));
+  }
+
+  /** Copies `data` into the segment at `offset`. */
+  write(data: Uint8Array, offset = 0): void {
+    const bytes = this.bytes;
+    checkBytes(data);
+    if (this.readOnly) throw this.readOnlyError('write');
+    this.#checkRange(offset, data.length);
+    bytes.set(data, offset);
+  }
+
+  /**
+   * Unmaps this process's view (System V: detaches). Views taken from
+   * `buffer` before stay valid memory but no longer show the segment: they
+   * read zeros. Later use of this object throws `ERR_IPC_CLOSED`. Locks in
+   * the segment reject their pending waits. Calling it again does nothing.
+   */
+  close(): void {
+    const buffer = this.#buffer;
+    if (buffer === undefined) return;
+    this.#buffer = undefined;
+    this.#bytes = undefined;
+    const err = this.closedError('the pending call');
+    for (const dependent of [...this.#dependents]) dependent.segmentClosed(err);
+    this.#dependents.clear();
+    native.detachMapping(buffer);
+    this.releaseHandle();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Registers a lock that must hear about close(). @internal */
+  addDependent(dependent: SegmentDependent): void {
+    if (this.#buffer === undefined) throw this.closedError('a lock');
+    this.#dependents.add(dependent);
+  }
+
+  /** @internal */
+  closedError(what: string): IpcError {
+    return new IpcError('ERR_IPC_CLOSED', `${what} on ${this.address}: the segment is closed. Open it again to keep using it.`, { address: this.address });
+  }
+
+  /** @internal */
+  readOnlyError(what: string): IpcError {
+    return new IpcError('ERR_IPC_READ_ONLY', `${what} on ${this.address}: the segment is mapped read-only. Open it without { readOnly: true } to write.`, { address: this.address });
+  }
+
+  /** Releases what the family keeps besides the mapping. */
+  protected abstract releaseHandle(): void;
+
+  #checkRange(offset: number, length: number): void {
+    checkInteger(offset, 'offset', 0, this.#size);
+    checkInteger(length, 'length', 0, this.#size - offset);
+  }
+}
+
+// ===========================================================================
+// POSIX
+
+function posixOpenError(r: number, name: string): IpcError {
+  if (r === EEXIST) return systemError(r, 'shm_open', name, 'The segment already exists: use PosixSharedMemory.open() or openOrCreate(), or remove it first (ipckit rm).');
+  if (r === ENOENT) return systemError(r, 'shm_open', name, 'No such segment: create it first (PosixSharedMemory.create or ipckit shm create).');
+  if (r === -errnoValue('ELOOP')) return systemError(r, 'shm_open', name, 'The name is a symbolic link in /dev/shm; ipckit refuses to follow it.');
+  return systemError(r, 'shm_open', name);
+}
+
+function devShmFree(): number | undefined {
+  try {
+    const { bavail, bsize } = statfsSync('/dev/shm');
+    return bavail * bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A POSIX shared-memory segment (`shm_open`, `mmap`): a file in /dev/shm
+ * that processes map.
+ *
+ * @example
+ * ```ts
+ * using shm = PosixSharedMemory.create('/scores', { size: 4096 });
+ * const counters = new Int32Array(shm.buffer);
+ * Atomics.add(counters, 0, 1);   // visible at once to every process that maps /scores
+ * ```
+ */
+export class PosixSharedMemory extends SharedMemory {
+  /** The segment's name, such as `/scores`. */
+  readonly name: string;
+  #fd: number;
+
+  private constructor(name: string, fd: number, buffer: SharedArrayBuffer, readOnly: boolean, created: boolean) {
+    super(buffer, readOnly, created);
+    this.name = name;
+    this.#fd = fd;
+  }
+
+  get address(): string {
+    return this.name;
+  }
+
+  /** Creates a segment of `size` bytes; fails with `EEXIST` if the name is taken. */
+  static create(name: string, options: SharedMemoryCreateOptions): PosixSharedMemory {
+    const opts = checkOptions(options);
+    checkPosixName(name, 'shared memory');
+    const size = checkSize(opts.size);
+    const segment = PosixSharedMemory.#create(name, size, checkMode(opts.mode));
+    if (segment === undefined) throw posixOpenError(EEXIST, name);
+    return segment;
+  }
+
+  /** Opens an existing segment; never resizes it. */
+  static open(name: string, options?: SharedMemoryOpenOptions): PosixSharedMemory {
+    const opts = checkOptions(options);
+    checkPosixName(name, 'shared memory');
+    const segment = PosixSharedMemory.#open(name, opts);
+    if (segment === undefined) throw posixOpenError(ENOENT, name);
+    return segment;
+  }
+
+  /** Opens the segment, creating it with `options` if there is none; an existing one must be at least `size` bytes. */
+  static openOrCreate(name: string, options: SharedMemoryCreateOptions): PosixSharedMemory {
+    const opts = checkOptions(options);
+    checkPosixName(name, 'shared memory');
+    const size = checkSize(opts.size);
+    const mode = checkMode(opts.mode);
+    for (let round = 0; round < 8; round++) {
+      const segment = PosixSharedMemory.#create(name, size, mode) ?? PosixSharedMemory.#open(name, { size });
+      if (segment !== undefined) return segment;
+    }
+    throw systemError(ENOENT, 'shm_open', name, 'The segment was created and removed repeatedly by other processes; retry.');
+  }
+
+  /** Removes the name; mappings stay valid until every process closes them. */
+  static unlink(name: string): void {
+    checkPosixName(name, 'shared memory');
+    const r = native.shmUnlink(name);
+    if (r < 0) throw systemError(r, 'shm_unlink', name, r === ENOENT ? 'No such segment (already removed?).' : undefined);
+  }
+
+  static #create(name: string, size: number, mode: number): PosixSharedMemory | undefined {
+    const fd = native.shmOpen(name, C.O_RDWR | C.O_CREAT | C.O_EXCL, mode);
+    if (fd === EEXIST) return undefined;
+    if (fd < 0) throw posixOpenError(fd, name);
+    const fail = (error: IpcError): never => {
+      native.close(fd);
+      native.shmUnlink(name);
+      throw error;
+    };
+    const r = native.allocate(fd, size);
+    if (r < 0) {
+      fail(r === ENOSPC || r === -errnoValue('EFBIG')
+        ? limitError(r, 'posix_fallocate', name, `/dev/shm has no room for ${size} bytes (${devShmFree() ?? 'unknown'} bytes free). ` +
+          'Remove unused segments (ipckit ls, ipckit rm) or enlarge the tmpfs: mount -o remount,size=N /dev/shm.')
+        : systemError(r, 'posix_fallocate', name));
+    }
+    const buffer = native.mapFd(fd, size, false);
+    if (typeof buffer === 'number') fail(mapError(buffer, name, size));
+    return new PosixSharedMemory(name, fd, buffer as SharedArrayBuffer, false, true);
+  }
+
+  static #open(name: string, opts: SharedMemoryOpenOptions): PosixSharedMemory | undefined {
+    const readOnly = opts.readOnly === true;
+    const wanted = opts.size === undefined ? undefined : checkSize(opts.size);
+    const fd = native.shmOpen(name, readOnly ? C.O_RDONLY : C.O_RDWR, 0);
+    if (fd === ENOENT) return undefined;
+    if (fd < 0) throw posixOpenError(fd, name);
+    try {
+      const size = fstatSync(fd).size;
+      if (size === 0) {
+        throw new IpcError('ERR_IPC_SIZE_MISMATCH', `${name} has size 0: its creator never sized it (ftruncate). Nothing can be mapped.`, { address: name });
+      }
+      if (wanted !== undefined && wanted > size) throw sizeMismatch(name, wanted, size);
+      const buffer = native.mapFd(fd, size, readOnly);
+      if (typeof buffer === 'number') throw mapError(buffer, name, size);
+      return new PosixSharedMemory(name, fd, buffer, readOnly, false);
+    } catch (err) {
+      native.close(fd);
+      throw err;
+    }
+  }
+
+  /** The segment's descriptor (in /dev/shm). */
+  get fd(): number {
+    if (this.#fd < 0) throw this.closedError('fd');
+    return this.#fd;
+  }
+
+  /** Size, mode and owner, from `fstat` (the size may have been changed by another process). */
+  stat(): PosixSharedMemoryStat {
+    const st = fstatSync(this.fd);
+    return { size: st.size, mode: st.mode & 0o777, uid: st.uid, gid: st.gid, changeTime: st.ctime };
+  }
+
+  /** Removes the name (works on a closed handle too); see {@link PosixSharedMemory.unlink}. */
+  unlink(): void {
+    PosixSharedMemory.unlink(this.name);
+  }
+
+  protected releaseHandle(): void {
+    native.close(this.#fd);
+    this.#fd = -1;
+  }
+}
+
+function mapError(r: number, address: string, size: number): IpcError {
+  if (r === ENOMEM) {
+    return limitError(r, 'mmap', address, `mapping ${size} bytes needs more address space or memory than the process may use (ulimit -v) or the machine has.`);
+  }
+  return systemError(r, 'mmap', address);
+}
+
+// ===========================================================================
+// System V
+
+function sysvGetError(r: number, label: string, size?: number): IpcError {
+  if (r === EEXIST) return systemError(r, 'shmget', label, 'A segment with this key already exists: use SysvSharedMemory.open() or openOrCreate(), or remove it first (ipckit rm).');
+  if (r === ENOENT) return systemError(r, 'shmget', label, 'No segment has this key: create it first (SysvSharedMemory.create or ipckit shm create).');
+  if (r === EINVAL && size !== undefined) {
+    return limitError(r, 'shmget', label, `a segment of ${size} bytes exceeds ${describeSetting(`${KERNEL_PROC}/shmmax`)}. ` +
+      'Use a smaller segment, or raise it: sysctl kernel.shmmax=N.');
+  }
+  if (r === ENOSPC) {
+    return limitError(r, 'shmget', label, `the system's System V segments would exceed ${describeSetting(`${KERNEL_PROC}/shmall`)} pages ` +
+      `or ${describeSetting(`${KERNEL_PROC}/shmmni`)} segments. Remove unused ones (ipckit ls, ipckit rm) or raise the sysctl.`);
+  }
+  if (r === ENOMEM) return limitError(r, 'shmget', label, 'the kernel could not allocate the segment (out of memory).');
+  return systemError(r, 'shmget', label);
+}
+
+function sysvOpError(r: number, syscall: string, label: string): IpcError {
+  if (r === EIDRM || r === EINVAL) return systemError(r, syscall, label, 'The segment was removed (or never existed); open or create it again.');
+  return systemError(r, syscall, label);
+}
+
+/**
+ * A System V shared-memory segment (`shmget`, `shmat`), addressed by a key:
+ * the same key gives the same memory in every process.
+ *
+ * @example
+ * ```ts
+ * using shm = SysvSharedMemory.openOrCreate(0x5157, { size: 1024 });
+ * shm.write(Buffer.from('hello'));
+ * console.log(shm.stat().attachments);
+ * ```
+ */
+export class SysvSharedMemory extends SharedMemory {
+  /** The segment identifier (`shmid`, as `ipcs -m` shows it). */
+  readonly id: number;
+  /** The key, or 0 for a private segment. */
+  readonly key: number;
+  readonly #label: string;
+
+  private constructor(id: number, key: number, label: string, buffer: SharedArrayBuffer, readOnly: boolean, created: boolean) {
+    super(buffer, readOnly, created);
+    this.id = id;
+    this.key = key;
+    this.#label = label;
+  }
+
+  get address(): string {
+    return this.#label;
+  }
+
+  /** Creates a segment of `size` bytes; fails with `EEXIST` if the key is taken. */
+  static create(address: SysvAddress, options: SharedMemoryCreateOptions): SysvSharedMemory {
+    const opts = checkOptions(options);
+    const target = resolveSysvAddress(address);
+    if (target.key === undefined) {
+      throw new IpcError('ERR_IPC_INVALID_ADDRESS', `Cannot create a segment at ${target.label}: identifiers are assigned by the kernel; give a key.`);
+    }
+    const size = checkSize(opts.size);
+    const segment = SysvSharedMemory.#get(target.key, target.label, size, checkMode(opts.mode), true, {});
+    if (segment === undefined) throw sysvGetError(EEXIST, target.label);
+    return segment;
+  }
+
+  /** Opens an existing segment by key, ftok pair or `{ id }`; never resizes it. */
+  static open(address: SysvAddress, options?: SharedMemoryOpenOptions): SysvSharedMemory {
+    const opts = checkOptions(options);
+    const target = resolveSysvAddress(address);
+    if (target.id !== undefined) return SysvSharedMemory.#attach(target.id, target.label, false, opts);
+    const segment = SysvSharedMemory.#get(target.key, target.label, 0, 0, false, opts);
+    if (segment === undefined) throw sysvGetError(ENOENT, target.label);
+    return segment;
+  }
+
+  /** Opens the segment with this key, creating it with `options` if there is none. */
+  static openOrCreate(address: SysvAddress, options: SharedMemoryCreateOptions): SysvSharedMemory {
+    const opts = checkOptions(options);
+    const target = resolveSysvAddress(address);
+    const size = checkSize(opts.size);
+    if (target.key === undefined) return SysvSharedMemory.open(address, { size });
+    const mode = checkMode(opts.mode);
+    for (let round = 0; round < 8; round++) {
+      const segment = SysvSharedMemory.#get(target.key, target.label, size, mode, true, {}) ??
+        SysvSharedMemory.#get(target.key, target.label, 0, 0, false, { size });
+      if (segment !== undefined) return segment;
+    }
+    throw systemError(ENOENT, 'shmget', target.label, 'The segment was created and removed repeatedly by other processes; retry.');
+  }
+
+  /** Marks the segment for removal (`IPC_RMID`): it dies when the last process detaches. */
+  static remove(address: SysvAddress): void {
+    const target = resolveSysvAddress(address);
+    const id = target.id ?? native.shmGet(target.key!, 0, 0, 0);
+    if (id < 0) throw sysvGetError(id, target.label);
+    const r = native.shmRemove(id);
+    if (r < 0) throw sysvOpError(r, 'shmctl', target.label);
+  }
+
+  /** The kernel's current shared-memory limits. */
+  static limits(): SharedMemoryLimits {
+    return {
+      shmmax: readProcNumber(`${KERNEL_PROC}/shmmax`),
+      shmall: readProcNumber(`${KERNEL_PROC}/shmall`),
+      shmmni: readProcNumber(`${KERNEL_PROC}/shmmni`),
+      devShmFree: devShmFree(),
+    };
+  }
+
+  static #get(key: number, label: string, size: number, mode: number, create: boolean, opts: SharedMemoryOpenOptions): SysvSharedMemory | undefined {
+    const id = native.shmGet(key, size, create ? C.IPC_CREAT | C.IPC_EXCL : 0, mode);
+    if (id === (create ? EEXIST : ENOENT)) return undefined;
+    if (id < 0) throw sysvGetError(id, label, create ? size : undefined);
+    try {
+      return SysvSharedMemory.#attach(id, label, create, opts);
+    } catch (err) {
+      if (create) native.shmRemove(id);
+      throw err;
+    }
+  }
+
+  static #attach(id: number, label: string, created: boolean, opts: SharedMemoryOpenOptions): SysvSharedMemory {
+    const stat = native.shmStat(id);
+    if (typeof stat === 'number') throw sysvOpError(stat, 'shmctl', label);
+    const wanted = opts.size === undefined ? undefined : checkSize(opts.size);
+    if (wanted !== undefined && wanted > stat.size) throw sizeMismatch(label, wanted, stat.size);
+    const readOnly = opts.readOnly === true;
+    const buffer = native.shmAttach(id, stat.size, readOnly);
+    if (typeof buffer === 'number') throw buffer === ENOMEM ? mapError(buffer, label, stat.size) : sysvOpError(buffer, 'shmat', label);
+    return new SysvSharedMemory(id, stat.key, label, buffer, readOnly, created);
+  }
+
+  /** `shmctl(IPC_STAT)`: size, attach count, creator and last pids, times, owner, mode. */
+  stat(): SysvSharedMemoryStat {
+    if (this.closed) throw this.closedError('stat');
+    const s = native.shmStat(this.id);
+    if (typeof s === 'number') throw sysvOpError(s, 'shmctl', this.address);
+    const date = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
+    return {
+      key: s.key, id: this.id, size: s.size, mode: s.mode, uid: s.uid, gid: s.gid, cuid: s.cuid, cgid: s.cgid,
+      attachments: s.attachments, creatorPid: s.creatorPid, lastPid: s.lastPid,
+      lastAttachTime: date(s.attachTime), lastDetachTime: date(s.detachTime), changeTime: new Date(s.changeTime * 1000),
+      removed: s.removed,
+    };
+  }
+
+  /** Marks the segment for removal (`IPC_RMID`); this handle stays attached until closed. */
+  remove(): void {
+    const r = native.shmRemove(this.id);
+    if (r < 0) throw sysvOpError(r, 'shmctl', this.address);
+  }
+
+  protected releaseHandle(): void {
+    /* detachMapping() already detached: nothing else to release. */
+  }
+}
