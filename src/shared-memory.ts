@@ -297,6 +297,18 @@ export class PosixSharedMemory extends SharedMemory {
     throw systemError(ENOENT, 'shm_open', name, 'The segment was created and removed repeatedly by other processes; retry.');
   }
 
+  /** Size, mode and owner of the segment `name`, without mapping it. */
+  static stat(name: string): PosixSharedMemoryStat {
+    checkPosixName(name, 'shared memory');
+    const fd = native.shmOpen(name, C.O_RDONLY, 0);
+    if (fd < 0) throw posixOpenError(fd, name);
+    try {
+      return statOfFd(fd);
+    } finally {
+      native.close(fd);
+    }
+  }
+
   /** Removes the name; mappings stay valid until every process closes them. */
   static unlink(name: string): void {
     checkPosixName(name, 'shared memory');
@@ -354,8 +366,7 @@ export class PosixSharedMemory extends SharedMemory {
 
   /** Size, mode and owner, from `fstat` (the size may have been changed by another process). */
   stat(): PosixSharedMemoryStat {
-    const st = fstatSync(this.fd);
-    return { size: st.size, mode: st.mode & 0o777, uid: st.uid, gid: st.gid, changeTime: st.ctime };
+    return statOfFd(this.fd);
   }
 
   /** Removes the name (works on a closed handle too); see {@link PosixSharedMemory.unlink}. */
@@ -367,6 +378,11 @@ export class PosixSharedMemory extends SharedMemory {
     native.close(this.#fd);
     this.#fd = -1;
   }
+}
+
+function statOfFd(fd: number): PosixSharedMemoryStat {
+  const st = fstatSync(fd);
+  return { size: st.size, mode: st.mode & 0o777, uid: st.uid, gid: st.gid, changeTime: st.ctime };
 }
 
 function mapError(r: number, address: string, size: number): IpcError {
@@ -392,6 +408,18 @@ function sysvGetError(r: number, label: string, size?: number): IpcError {
   }
   if (r === ENOMEM) return limitError(r, 'shmget', label, 'the kernel could not allocate the segment (out of memory).');
   return systemError(r, 'shmget', label);
+}
+
+function statOfId(id: number, label: string): SysvSharedMemoryStat {
+  const s = native.shmStat(id);
+  if (typeof s === 'number') throw sysvOpError(s, 'shmctl', label);
+  const date = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
+  return {
+    key: s.key, id, size: s.size, mode: s.mode, uid: s.uid, gid: s.gid, cuid: s.cuid, cgid: s.cgid,
+    attachments: s.attachments, creatorPid: s.creatorPid, lastPid: s.lastPid,
+    lastAttachTime: date(s.attachTime), lastDetachTime: date(s.detachTime), changeTime: new Date(s.changeTime * 1000),
+    removed: s.removed,
+  };
 }
 
 function sysvOpError(r: number, syscall: string, label: string): IpcError {
@@ -468,11 +496,23 @@ export class SysvSharedMemory extends SharedMemory {
 
   /** Marks the segment for removal (`IPC_RMID`): it dies when the last process detaches. */
   static remove(address: SysvAddress): void {
+    const { id, label } = SysvSharedMemory.#identify(address);
+    const r = native.shmRemove(id);
+    if (r < 0) throw sysvOpError(r, 'shmctl', label);
+  }
+
+  /** `shmctl(IPC_STAT)` of the segment at `address`, without attaching it. */
+  static stat(address: SysvAddress): SysvSharedMemoryStat {
+    const { id, label } = SysvSharedMemory.#identify(address);
+    return statOfId(id, label);
+  }
+
+  /** The identifier of an existing segment. */
+  static #identify(address: SysvAddress): { id: number; label: string } {
     const target = resolveSysvAddress(address);
     const id = target.id ?? native.shmGet(target.key!, 0, 0, 0);
     if (id < 0) throw sysvGetError(id, target.label);
-    const r = native.shmRemove(id);
-    if (r < 0) throw sysvOpError(r, 'shmctl', target.label);
+    return { id, label: target.label };
   }
 
   /** The kernel's current shared-memory limits. */
@@ -511,15 +551,7 @@ export class SysvSharedMemory extends SharedMemory {
   /** `shmctl(IPC_STAT)`: size, attach count, creator and last pids, times, owner, mode. */
   stat(): SysvSharedMemoryStat {
     if (this.closed) throw this.closedError('stat');
-    const s = native.shmStat(this.id);
-    if (typeof s === 'number') throw sysvOpError(s, 'shmctl', this.address);
-    const date = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
-    return {
-      key: s.key, id: this.id, size: s.size, mode: s.mode, uid: s.uid, gid: s.gid, cuid: s.cuid, cgid: s.cgid,
-      attachments: s.attachments, creatorPid: s.creatorPid, lastPid: s.lastPid,
-      lastAttachTime: date(s.attachTime), lastDetachTime: date(s.detachTime), changeTime: new Date(s.changeTime * 1000),
-      removed: s.removed,
-    };
+    return statOfId(this.id, this.address);
   }
 
   /** Marks the segment for removal (`IPC_RMID`); this handle stays attached until closed. */
