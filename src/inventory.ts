@@ -12,13 +12,17 @@ import { PosixMessageQueue } from './message-queue.js';
 import { native } from './native.js';
 
 /** The kinds of object the inventory reports. */
-export type IpcObjectKind = 'posix-mq' | 'sysv-mq';
+export type IpcObjectKind = 'posix-mq' | 'sysv-mq' | 'posix-shm' | 'sysv-shm';
 
 /** A process related to an object. */
 export interface IpcProcessRef {
   pid: number;
-  /** `holder`: has it open now; `last-send` / `last-receive`: the kernel's record of the last user. */
-  role: 'holder' | 'last-send' | 'last-receive';
+  /**
+   * `holder`: has it open or mapped now; `creator`: created it (System V
+   * shared memory); `last-send` / `last-receive` / `last-attach`: the
+   * kernel's record of the last user.
+   */
+  role: 'holder' | 'creator' | 'last-send' | 'last-receive' | 'last-attach';
   /** Whether a process with this pid exists now. */
   alive: boolean;
 }
@@ -43,6 +47,10 @@ export interface IpcObjectInfo {
   bytes: number | null;
   /** Capacity in bytes (System V) or messages × size (POSIX), when known. */
   maxBytes: number | null;
+  /** Shared memory: size in bytes. */
+  size?: number;
+  /** System V shared memory: processes attached now. */
+  attachments?: number;
   processes: IpcProcessRef[];
 }
 
@@ -54,6 +62,7 @@ export interface IpcInventory {
 
 const MQUEUE_MAGIC = 0x19800202;
 const MQUEUE_DIR = '/dev/mqueue';
+const SHM_DIR = '/dev/shm';
 
 /** Whether a process with `pid` exists (EPERM still means it exists). */
 export function isAlive(pid: number): boolean {
@@ -89,10 +98,11 @@ function sysvMaxBytes(id: number): number | null {
   return typeof stat === 'number' ? null : stat.maxBytes;
 }
 
-function sysvMessageQueues(): IpcObjectInfo[] {
+/** Rows of a /proc/sysvipc table as name → number (keys are printed signed, perms in octal). */
+function sysvTable(file: string): Record<string, number>[] {
   let text: string;
   try {
-    text = readFileSync('/proc/sysvipc/msg', 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch {
     return [];
   }
@@ -100,33 +110,60 @@ function sysvMessageQueues(): IpcObjectInfo[] {
   const columns = (header ?? '').trim().split(/\s+/);
   return rows.filter((row) => row.trim() !== '').map((row) => {
     const values = row.trim().split(/\s+/);
-    const field = (name: string): number => Number(values[columns.indexOf(name)]);
-    // Permissions are printed in octal.
-    const mode = Number.parseInt(values[columns.indexOf('perms')] ?? '0', 8) & 0o777;
-    // /proc prints the key as a signed decimal.
-    const key = field('key') >>> 0;
-    const id = field('msqid');
-    const processes: IpcProcessRef[] = [];
-    for (const [role, pid] of [['last-send', field('lspid')], ['last-receive', field('lrpid')]] as const) {
-      if (pid > 0) processes.push({ pid, role, alive: isAlive(pid) });
-    }
-    return {
-      kind: 'sysv-mq', address: key === 0 ? `id:${id}` : formatKey(key), id, key,
-      uid: field('uid'), owner: userName(field('uid')), mode,
-      messages: field('qnum'), bytes: field('cbytes'), maxBytes: sysvMaxBytes(id), processes,
-    } satisfies IpcObjectInfo;
+    const record: Record<string, number> = {};
+    columns.forEach((column, i) => {
+      record[column] = column === 'perms' ? Number.parseInt(values[i] ?? '0', 8) & 0o777 : Number(values[i]);
+    });
+    record.key = record.key! >>> 0;
+    return record;
   });
 }
 
-/** POSIX queues some process has open now, found through /proc/PID/fd. */
-function openPosixQueues(): Map<string, { holders: Set<number>; fdPath: string; deleted: boolean }> {
-  const found = new Map<string, { holders: Set<number>; fdPath: string; deleted: boolean }>();
+function pidRefs(refs: [IpcProcessRef['role'], number][]): IpcProcessRef[] {
+  return refs.filter(([, pid]) => pid > 0).map(([role, pid]) => ({ pid, role, alive: isAlive(pid) }));
+}
+
+function sysvAddress(key: number, id: number): string {
+  return key === 0 ? `id:${id}` : formatKey(key);
+}
+
+function sysvMessageQueues(): IpcObjectInfo[] {
+  return sysvTable('/proc/sysvipc/msg').map((r) => ({
+    kind: 'sysv-mq', address: sysvAddress(r.key!, r.msqid!), id: r.msqid!, key: r.key!,
+    uid: r.uid!, owner: userName(r.uid!), mode: r.perms!,
+    messages: r.qnum!, bytes: r.cbytes!, maxBytes: sysvMaxBytes(r.msqid!),
+    processes: pidRefs([['last-send', r.lspid!], ['last-receive', r.lrpid!]]),
+  }));
+}
+
+function sysvSharedMemory(): IpcObjectInfo[] {
+  return sysvTable('/proc/sysvipc/shm').map((r) => ({
+    kind: 'sysv-shm', address: sysvAddress(r.key!, r.shmid!), id: r.shmid!, key: r.key!,
+    uid: r.uid!, owner: userName(r.uid!), mode: r.perms!,
+    messages: null, bytes: null, maxBytes: null, size: r.size!, attachments: r.nattch!,
+    processes: pidRefs([['creator', r.cpid!], ['last-attach', r.lpid!]]),
+  }));
+}
+
+/** What the processes we may inspect hold: POSIX queues (by descriptor) and /dev/shm segments (by descriptor or mapping). */
+interface ProcessScan {
+  queues: Map<string, { holders: Set<number>; fdPath: string; deleted: boolean }>;
+  segments: Map<string, Set<number>>;
+}
+
+function scanProcesses(): ProcessScan {
+  const scan: ProcessScan = { queues: new Map(), segments: new Map() };
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((entry) => /^[0-9]+$/.test(entry));
   } catch {
-    return found;
+    return scan;
   }
+  const holdsSegment = (name: string, pid: number): void => {
+    const holders = scan.segments.get(name) ?? new Set<number>();
+    holders.add(pid);
+    scan.segments.set(name, holders);
+  };
   for (const pid of pids) {
     let fds: string[];
     try {
@@ -137,20 +174,31 @@ function openPosixQueues(): Map<string, { holders: Set<number>; fdPath: string; 
     for (const fd of fds) {
       const fdPath = `/proc/${pid}/fd/${fd}`;
       try {
-        const match = /^(\/[^/]+?)( \(deleted\))?$/.exec(readlinkSync(fdPath));
+        const target = readlinkSync(fdPath);
+        const shm = /^\/dev\/shm\/([^/]+)$/.exec(target);
+        if (shm) {
+          holdsSegment(`/${shm[1]}`, Number(pid));
+          continue;
+        }
+        const match = /^(\/[^/]+?)( \(deleted\))?$/.exec(target);
         if (match === null || statfsSync(fdPath).type !== MQUEUE_MAGIC) continue;
         const name = match[1]!;
         const deleted = match[2] !== undefined;
         const key = deleted ? `${name} (deleted)` : name;
-        const entry = found.get(key) ?? { holders: new Set<number>(), fdPath, deleted };
+        const entry = scan.queues.get(key) ?? { holders: new Set<number>(), fdPath, deleted };
         entry.holders.add(Number(pid));
-        found.set(key, entry);
+        scan.queues.set(key, entry);
       } catch {
         /* The descriptor closed while we looked. */
       }
     }
+    try {
+      for (const m of readFileSync(`/proc/${pid}/maps`, 'utf8').matchAll(/ \/dev\/shm\/([^/\s]+)$/gm)) holdsSegment(`/${m[1]}`, Number(pid));
+    } catch {
+      /* Not ours to read. */
+    }
   }
-  return found;
+  return scan;
 }
 
 function posixAttributes(name: string): { messages: number; maxBytes: number } | undefined {
@@ -166,14 +214,14 @@ function posixAttributes(name: string): { messages: number; maxBytes: number } |
   return undefined;
 }
 
-function posixMessageQueues(notes: string[]): IpcObjectInfo[] {
+function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[] {
   let mounted = false;
   try {
     mounted = statfsSync(MQUEUE_DIR).type === MQUEUE_MAGIC;
   } catch {
     /* Not there. */
   }
-  const open = openPosixQueues();
+  const open = scan.queues;
   const names = new Set<string>();
   if (mounted) {
     for (const entry of readdirSync(MQUEUE_DIR)) names.add(`/${entry}`);
@@ -223,6 +271,36 @@ function posixMessageQueues(notes: string[]): IpcObjectInfo[] {
  */
 export function listIpcObjects(): IpcInventory {
   const notes: string[] = [];
-  const objects = [...posixMessageQueues(notes), ...sysvMessageQueues()];
+  const scan = scanProcesses();
+  const objects = [...posixMessageQueues(scan, notes), ...sysvMessageQueues(), ...posixSharedMemory(scan, notes), ...sysvSharedMemory()];
   return { objects, notes };
+}
+
+/** POSIX segments: the files of /dev/shm (POSIX named semaphores, sem.*, are not segments). */
+function posixSharedMemory(scan: ProcessScan, notes: string[]): IpcObjectInfo[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(SHM_DIR);
+  } catch {
+    notes.push(`${SHM_DIR} cannot be read, so POSIX shared memory cannot be listed.`);
+    return [];
+  }
+  const objects: IpcObjectInfo[] = [];
+  for (const entry of entries.sort()) {
+    if (entry.startsWith('sem.')) continue;
+    let st;
+    try {
+      st = statSync(`${SHM_DIR}/${entry}`);
+    } catch {
+      continue; // Removed while we looked.
+    }
+    if (!st.isFile()) continue;
+    const holders = scan.segments.get(`/${entry}`) ?? new Set<number>();
+    objects.push({
+      kind: 'posix-shm', address: `/${entry}`, uid: st.uid, owner: userName(st.uid), mode: st.mode & 0o777,
+      messages: null, bytes: null, maxBytes: null, size: st.size,
+      processes: [...holders].map((pid) => ({ pid, role: 'holder' as const, alive: true })),
+    });
+  }
+  return objects;
 }

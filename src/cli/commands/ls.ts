@@ -4,15 +4,20 @@
  * @internal
  * @module
  */
-import { IpcError } from '../../errors.js';
+import { IpcError, errnoValue } from '../../errors.js';
+import { parseAddress } from '../../internal/address.js';
+import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
+import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
 import { type IpcObjectInfo, listIpcObjects } from '../../inventory.js';
 import { type Leaf, printJson, usageError } from '../program.js';
 import { removeQueue } from './mq.js';
+import { removeSegment } from './shm.js';
 
 function processes(o: IpcObjectInfo): string {
-  if (o.processes.length === 0) return '-';
-  const label = { holder: 'open', 'last-send': 'sent', 'last-receive': 'recv' } as const;
-  return o.processes.map((p) => `${label[p.role]}:${p.pid}${p.alive ? '' : '(dead)'}`).join(' ');
+  const label = { holder: 'open', creator: 'created', 'last-send': 'sent', 'last-receive': 'recv', 'last-attach': 'last' } as const;
+  const refs = o.processes.map((p) => `${label[p.role]}:${p.pid}${p.alive ? '' : '(dead)'}`);
+  if (o.attachments !== undefined) refs.unshift(`attached:${o.attachments}`);
+  return refs.length === 0 ? '-' : refs.join(' ');
 }
 
 function table(rows: string[][]): string {
@@ -26,8 +31,9 @@ export const lsCommand: Leaf = {
   args: '',
   minArgs: 0,
   maxArgs: 0,
-  details: 'PROCESSES shows who holds a POSIX object open and who last used a System V one, and\n' +
-    'marks pids that no longer exist with (dead). --json prints { "objects": [...], "notes": [...] }.',
+  details: 'PROCESSES shows who holds a POSIX object open or mapped, who created and last used a System V\n' +
+    'one (and how many processes are attached to a System V segment), and marks pids that no longer\n' +
+    'exist with (dead). For shared memory, BYTES is the size. --json prints { "objects": [...], "notes": [...] }.',
   options: {},
   async run(ctx) {
     const inventory = listIpcObjects();
@@ -37,13 +43,41 @@ export const lsCommand: Leaf = {
     }
     const rows = [['KIND', 'ADDRESS', 'OWNER', 'MODE', 'MESSAGES', 'BYTES', 'PROCESSES']];
     for (const o of inventory.objects) {
-      rows.push([o.kind, o.address, o.owner, `0${o.mode.toString(8)}`, o.messages === null ? '?' : String(o.messages),
-        o.bytes === null ? '?' : String(o.bytes), processes(o)]);
+      // Shared memory has no messages; its BYTES column is its size.
+      const messages = o.size !== undefined ? '-' : o.messages === null ? '?' : String(o.messages);
+      const bytes = o.size ?? o.bytes;
+      rows.push([o.kind, o.address, o.owner, `0${o.mode.toString(8)}`, messages, bytes === null ? '?' : String(bytes), processes(o)]);
     }
     process.stdout.write(inventory.objects.length === 0 ? 'No IPC objects found.\n' : `${table(rows)}\n`);
     for (const note of inventory.notes) process.stdout.write(`note: ${note}\n`);
   },
 };
+
+const KINDS = { mq: 'message queue', shm: 'shared memory segment' } as const;
+type Kind = keyof typeof KINDS;
+
+/** The kinds of object that exist at a command-line address. */
+function kindsAt(address: string): Kind[] {
+  const parsed = parseAddress(address, 'IPC object');
+  const kinds: Kind[] = [];
+  for (const kind of Object.keys(KINDS) as Kind[]) {
+    try {
+      if (kind === 'mq') {
+        if (parsed.family === 'posix') PosixMessageQueue.open(parsed.name).close();
+        else SysvMessageQueue.open(parsed.address).close();
+      } else if (parsed.family === 'posix') {
+        PosixSharedMemory.stat(parsed.name);
+      } else {
+        SysvSharedMemory.stat(parsed.address);
+      }
+      kinds.push(kind);
+    } catch (err) {
+      // Exists but not ours to open: still a candidate.
+      if (err instanceof IpcError && err.code === 'EACCES') kinds.push(kind);
+    }
+  }
+  return kinds;
+}
 
 export const rmCommand: Leaf = {
   name: 'rm',
@@ -51,24 +85,25 @@ export const rmCommand: Leaf = {
   args: '<address>',
   minArgs: 1,
   maxArgs: 1,
-  details: 'ADDRESS as "ipckit ls" prints it: /name, 0x1234, ftok:PATH:ID or id:N.\n--kind picks the kind when an address could name several.',
+  details: 'ADDRESS as "ipckit ls" prints it: /name, 0x1234, ftok:PATH:ID or id:N.\n' +
+    '--kind mq|shm picks the kind when an address names several (a queue and a segment may share a name or key).',
   options: {
-    kind: { type: 'string', value: 'KIND', description: 'mq (the only kind so far, and the default)' },
+    kind: { type: 'string', value: 'KIND', description: 'mq or shm (default: whichever exists)' },
   },
   async run(ctx) {
-    const kind = ctx.values.kind ?? 'mq';
-    if (kind !== 'mq') throw usageError(`--kind must be "mq"; got "${String(kind)}".`);
     const address = ctx.positionals[0]!;
-    try {
-      removeQueue(address);
-    } catch (err) {
-      if (err instanceof IpcError && err.code === 'ENOENT') {
-        throw new IpcError('ENOENT', `Nothing to remove at ${address}: no such message queue. Run "ipckit ls" to see what exists.`,
-          { errno: err.errno, address });
-      }
-      throw err;
+    const wanted = ctx.values.kind;
+    if (wanted !== undefined && !(String(wanted) in KINDS)) throw usageError(`--kind must be mq or shm; got "${String(wanted)}".`);
+    const found = wanted === undefined ? kindsAt(address) : [wanted as Kind];
+    if (found.length === 0) {
+      throw new IpcError('ENOENT', `Nothing to remove at ${address}: no message queue or shared memory segment has this address. Run "ipckit ls" to see what exists.`,
+        { errno: -errnoValue('ENOENT'), address });
     }
+    if (found.length > 1) throw usageError(`${address} names both a message queue and a shared memory segment: add --kind mq or --kind shm.`);
+    const kind = found[0]!;
+    if (kind === 'mq') removeQueue(address);
+    else removeSegment(address);
     if (ctx.json) printJson({ removed: address, kind });
-    else process.stdout.write(`removed ${address}\n`);
+    else process.stdout.write(`removed ${address} (${KINDS[kind]})\n`);
   },
 };

@@ -9,6 +9,9 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
+import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
+import { Mutex } from '../../lock.js';
+import { RACE_LAYOUT, createRaceSegment, race, startWorker } from '../race.js';
 import { IpcError } from '../../errors.js';
 import { formatKey } from '../../internal/address.js';
 import { type Leaf, stdoutClosed, usageError } from '../program.js';
@@ -201,8 +204,98 @@ function createUniqueSysvQueue(): SysvMessageQueue {
   }
 }
 
+async function sharedMemoryChapter(n: Narrator): Promise<void> {
+  const me = process.pid;
+  n.heading('Shared memory: the same memory in two processes, and the lock it needs');
+  n.explain('Processes normally have separate memory. Asking the kernel for a shared segment (by name, or by\n' +
+    'key with shmget) maps the same pages into each: a write by one is visible to the other at once,\n' +
+    'with no copy. But two processes updating the same data at the same moment overwrite each other,\n' +
+    'so shared data needs a lock.');
+
+  const name = `/ipckit-tour-shm-${me}`;
+  const shm = PosixSharedMemory.create(name, { size: 4096, mode: 0o600 });
+  try {
+    n.say('tour', me, `created POSIX segment ${name}: 4096 bytes, mapped as a SharedArrayBuffer`);
+    const wrote = await runCli(['shm', 'write', name, 'written by the child'],
+      (pid) => n.say('child', pid, `$ ipckit shm write ${name} "written by the child"`));
+    const seen = Buffer.from(shm.buffer, 0, 20).toString();
+    n.say('tour', me, `reads its own mapping: ${show(seen)} (child ${wrote.pid} wrote it; nothing was sent)`);
+    shm.write(Buffer.from('answer from the parent\0'), 100);
+    const read = await runCli(['shm', 'read', name, '--offset', '100'],
+      (pid) => n.say('child', pid, `$ ipckit shm read ${name} --offset 100`));
+    n.say('child', read.pid, `printed ${show(read.stdout)}`);
+  } finally {
+    shm.close();
+    PosixSharedMemory.unlink(name);
+  }
+
+  n.explain('\nSystem V: the same key gives the same segment in every process.');
+  const sysv = createUniqueSysvSegment();
+  const key = formatKey(sysv.key);
+  try {
+    n.say('tour', me, `created System V segment ${key} (id ${sysv.id}), 1024 bytes, and attached it`);
+    const stat = await runCli(['shm', 'stat', key, '--json'], (pid) => n.say('child', pid, `$ ipckit shm stat ${key} --json`));
+    const info = JSON.parse(stat.stdout) as { creatorPid: number; attachments: number; size: number };
+    n.say('child', stat.pid, `sees size ${info.size}, creator pid ${info.creatorPid}, ${info.attachments} process attached (the tour)`);
+  } finally {
+    sysv.remove();
+    sysv.close();
+  }
+
+  n.explain('\nThe race: two processes each add 1 to one shared counter 200000 times.');
+  const segment = createRaceSegment();
+  try {
+    const unlocked = await race(segment, false, 2, 200_000);
+    n.say('tour', me, `without a lock: counter = ${unlocked.counter}, not 400000: ${400_000 - unlocked.counter} updates were lost`);
+    const locked = await race(segment, true, 2, 200_000);
+    n.say('tour', me, `with the segment's Mutex: counter = ${locked.counter}: none lost`);
+
+    n.explain('\nA lock holder killed with SIGKILL does not deadlock the others: the next locker takes the lock\n' +
+      'over and is told, so it can repair the data first.');
+    const mutex = Mutex.open(segment, RACE_LAYOUT.mutex * 4);
+    const holder = startWorker(segment.name, 'hold', 0);
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout!.once('data', () => resolve());
+      holder.once('close', (code) => reject(new IpcError('ERR_IPC_PEER_FAILED', `The lock holder exited ${code} before taking the lock.`)));
+    });
+    n.say('child', holder.pid!, `took the Mutex in ${segment.name} and holds it`);
+    const waiting = later(mutex.lock({ timeout: 10_000 }));
+    n.say('tour', me, 'waits for the Mutex (the event loop stays free)');
+    await sleep(300);
+    holder.kill('SIGKILL');
+    n.say('tour', me, `killed the holder, pid ${holder.pid}, with SIGKILL`);
+    try {
+      await waiting;
+      n.say('tour', me, 'got the lock normally (the holder let go before it died)');
+    } catch (err) {
+      if (!(err instanceof IpcError) || err.code !== 'ERR_IPC_OWNER_DIED') throw err;
+      n.say('tour', me, `lock() failed with ${err.code}, holding the lock: repairs the counter, calls markConsistent(), unlocks`);
+      mutex.markConsistent();
+    }
+    mutex.unlock();
+    n.say('tour', me, `the Mutex works again: tryLock() = ${mutex.tryLock()}`);
+    mutex.unlock();
+  } finally {
+    segment.close();
+    segment.unlink();
+    n.say('tour', me, 'removed both segments');
+  }
+}
+
+/** A new System V segment at a random key in 0x7e000000..0x7effffff. */
+function createUniqueSysvSegment(): SysvSharedMemory {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return SysvSharedMemory.create((0x7e000000 | Math.floor(Math.random() * 0x1000000)) >>> 0, { size: 1024, mode: 0o600 });
+    } catch (err) {
+      if (!(err instanceof IpcError) || err.code !== 'EEXIST' || attempt === 15) throw err;
+    }
+  }
+}
+
 const CHAPTERS: Record<string, (n: Narrator) => Promise<void>> = {
   mq: messageQueueChapter,
+  shm: sharedMemoryChapter,
 };
 
 export const tourCommand: Leaf = {
