@@ -225,7 +225,7 @@ describe('ipckit help and usage errors', () => {
       [['mq', 'recv', '0x1234', '--type', '-3'], /--type=-XYZ/],
       [['mq', 'create', '/x', '--mode', '999'], /--mode must be octal permission bits/],
       [['mq', 'create', '/x', '--max-messages', '1.5'], /--max-messages must be an integer/],
-      [['rm', '--kind', 'shm', '/x'], 'ERR_IPC_USAGE: --kind must be "mq"; got "shm".\n'],
+      [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq or shm; got "pipe".\n'],
       [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq\./],
     ];
     await all(cases.map(([args, expected]) => async () => {
@@ -345,7 +345,7 @@ describe('ipckit mq create', () => {
       assert.equal(info.key, key);
       assert.equal(info.address, `${formatKey(key)} (ftok ${file}:7)`);
       assert.equal(sysvQueueKeys().has(key), true);
-      assert.equal((await ok(['rm', address])).stdout, `removed ${address}\n`);
+      assert.equal((await ok(['rm', address])).stdout, `removed ${address} (message queue)\n`);
       assert.equal(sysvQueueKeys().has(key), false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -599,10 +599,10 @@ describe('ipckit mq stat, mq rm and rm', () => {
       () => fails(['rm', name], 1, 'ENOENT'),
     ]);
     assert.match(stat!, /No such queue: create it first/);
-    assert.equal(top, `ENOENT: Nothing to remove at ${name}: no such message queue. Run "ipckit ls" to see what exists.\n`);
+    assert.equal(top, `ENOENT: Nothing to remove at ${name}: no message queue or shared memory segment has this address. Run "ipckit ls" to see what exists.\n`);
 
     PosixMessageQueue.create(name).close();
-    assert.equal((await ok(['rm', name])).stdout, `removed ${name}\n`);
+    assert.equal((await ok(['rm', name])).stdout, `removed ${name} (message queue)\n`);
     assert.equal(posixQueueExists(name), false);
 
     const key = objects.key();
@@ -626,7 +626,7 @@ describe('ipckit mq stat, mq rm and rm', () => {
     const key = objects.key();
     const q = SysvMessageQueue.create(key);
     q.close();
-    assert.equal((await ok(['rm', `id:${q.id}`])).stdout, `removed id:${q.id}\n`);
+    assert.equal((await ok(['rm', `id:${q.id}`])).stdout, `removed id:${q.id} (message queue)\n`);
     assert.equal(sysvQueueKeys().has(key), false);
   });
 });
@@ -656,7 +656,7 @@ describe('ipckit hostile addresses', () => {
       .map((args) => () => fails(args, 1, 'ENOENT')));
     assert.equal(stat, `ENOENT: ftok ${missing}:1 failed: No such file or directory (ENOENT). ` +
       'ftok derives the key from the file\'s inode: the path must exist and stay the same file.\n');
-    assert.equal(top, `ENOENT: Nothing to remove at ${address}: no such message queue. Run "ipckit ls" to see what exists.\n`);
+    assert.equal(top, `ENOENT: Nothing to remove at ${address}: no message queue or shared memory segment has this address. Run "ipckit ls" to see what exists.\n`);
   });
 });
 

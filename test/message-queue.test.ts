@@ -12,45 +12,13 @@ import { IpcError, MQ_PRIO_MAX, PosixMessageQueue, SysvMessageQueue } from '../s
 import { native } from '../src/native.js';
 import { ObjectTracker, mqueueFds } from './helpers/objects.js';
 import { Peer, killAllPeers } from './helpers/peer.js';
+import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 
 const objects = new ObjectTracker();
 after(async () => {
   await killAllPeers();
   objects.cleanup();
 });
-
-/** Asserts that `fn` throws (or rejects with) an IpcError with `code`. */
-async function rejectsWith(fn: () => unknown, code: string, pattern?: RegExp): Promise<IpcError> {
-  let error: unknown;
-  try {
-    await fn();
-  } catch (err) {
-    error = err;
-  }
-  assert.ok(error instanceof IpcError, `expected IpcError ${code}, got ${String(error)}`);
-  assert.equal(error.code, code, error.message);
-  if (pattern) assert.match(error.message, pattern);
-  return error;
-}
-
-function throwsWith(fn: () => unknown, code: string, pattern?: RegExp): IpcError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof IpcError, `expected IpcError ${code}, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return err;
-  }
-  assert.fail(`expected IpcError ${code}, nothing was thrown`);
-}
-
-/** Whether a promise is still pending after `ms`. */
-async function stillPending(promise: Promise<unknown>, ms = 100): Promise<boolean> {
-  const marker = Symbol('pending');
-  promise.catch(() => undefined);
-  return (await Promise.race([promise, sleep(ms, marker)])) === marker;
-}
 
 const text = (m: { data: Buffer } | undefined): string | undefined => m?.data.toString();
 

@@ -2,8 +2,8 @@
  * Unique names for test objects, and a tracker that removes whatever a test
  * created and checks that nothing is left behind.
  */
-import { readFileSync, readdirSync, statfsSync } from 'node:fs';
-import { PosixMessageQueue, SysvMessageQueue } from '../../src/index.js';
+import { existsSync, readFileSync, readdirSync, statfsSync } from 'node:fs';
+import { PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, SysvSharedMemory } from '../../src/index.js';
 import { native } from '../../src/native.js';
 
 let counter = 0;
@@ -14,10 +14,9 @@ export function uniqueName(label = 'q'): string {
   return `/ipckit-test-${label}-${process.pid}-${counter}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** System V queue keys in use now. */
-export function sysvQueueKeys(): Set<number> {
+function sysvKeys(file: string): Set<number> {
   const keys = new Set<number>();
-  const [, ...rows] = readFileSync('/proc/sysvipc/msg', 'utf8').trim().split('\n');
+  const [, ...rows] = readFileSync(file, 'utf8').trim().split('\n');
   for (const row of rows) {
     const key = Number(row.trim().split(/\s+/)[0]);
     if (Number.isFinite(key)) keys.add(key >>> 0);
@@ -25,9 +24,19 @@ export function sysvQueueKeys(): Set<number> {
   return keys;
 }
 
-/** A System V key in 0x7f000000..0x7fffffff that no queue uses now. */
+/** System V queue keys in use now. */
+export function sysvQueueKeys(): Set<number> {
+  return sysvKeys('/proc/sysvipc/msg');
+}
+
+/** System V shared-memory keys in use now. */
+export function sysvSegmentKeys(): Set<number> {
+  return sysvKeys('/proc/sysvipc/shm');
+}
+
+/** A System V key in 0x7f000000..0x7fffffff that no queue or segment uses now. */
 export function uniqueKey(): number {
-  const used = sysvQueueKeys();
+  const used = new Set([...sysvQueueKeys(), ...sysvSegmentKeys()]);
   for (;;) {
     const key = (0x7f000000 | Math.floor(Math.random() * 0x1000000)) >>> 0;
     if (!used.has(key)) return key;
@@ -56,6 +65,22 @@ export function openFds(): string[] {
 export class ObjectTracker {
   readonly posix = new Set<string>();
   readonly sysv = new Set<number>();
+  readonly posixShm = new Set<string>();
+  readonly sysvShm = new Set<number>();
+
+  /** A unique POSIX shared-memory name. */
+  shmName(label = 'shm'): string {
+    const name = uniqueName(label);
+    this.posixShm.add(name);
+    return name;
+  }
+
+  /** A System V key for a shared-memory segment. */
+  shmKey(): number {
+    const key = uniqueKey();
+    this.sysvShm.add(key);
+    return key;
+  }
 
   name(label?: string): string {
     const name = uniqueName(label);
@@ -74,6 +99,9 @@ export class ObjectTracker {
     for (const name of this.posix) if (posixQueueExists(name)) left.push(name);
     const keys = sysvQueueKeys();
     for (const key of this.sysv) if (keys.has(key)) left.push(`0x${key.toString(16)}`);
+    for (const name of this.posixShm) if (existsSync(`/dev/shm${name}`)) left.push(`shm ${name}`);
+    const segments = sysvSegmentKeys();
+    for (const key of this.sysvShm) if (segments.has(key)) left.push(`shm 0x${key.toString(16)}`);
     return left;
   }
 
@@ -88,6 +116,20 @@ export class ObjectTracker {
     for (const key of this.sysv) {
       try {
         SysvMessageQueue.remove(key);
+      } catch {
+        /* Already removed by the test. */
+      }
+    }
+    for (const name of this.posixShm) {
+      try {
+        PosixSharedMemory.unlink(name);
+      } catch {
+        /* Already removed by the test. */
+      }
+    }
+    for (const key of this.sysvShm) {
+      try {
+        SysvSharedMemory.remove(key);
       } catch {
         /* Already removed by the test. */
       }

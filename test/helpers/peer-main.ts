@@ -3,7 +3,9 @@
  * Reports through JSON lines on stdout.
  */
 import { createHash } from 'node:crypto';
-import { IpcError, PosixMessageQueue, SysvMessageQueue } from '../../src/index.js';
+import {
+  IpcError, Mutex, PosixMessageQueue, PosixSharedMemory, Semaphore, type SharedMemory, SysvMessageQueue, SysvSharedMemory,
+} from '../../src/index.js';
 
 type Mode = 'sync' | 'async' | 'iterate';
 
@@ -38,7 +40,81 @@ function digest(seq: number, payload: Buffer): string {
   return createHash('sha256').update(String(seq)).update(payload).digest('hex').slice(0, 16);
 }
 
+function openSegment(p: QueueParams & { readOnly?: boolean }): SharedMemory {
+  return p.family === 'posix'
+    ? PosixSharedMemory.open(p.address as string, { readOnly: p.readOnly === true })
+    : SysvSharedMemory.open(p.address, { readOnly: p.readOnly === true });
+}
+
+const hangForever = (): Promise<never> => new Promise(() => setInterval(() => undefined, 1 << 30));
+
 const scenarios: Record<string, (params: any) => Promise<void>> = {
+  /** Writes text into a segment, then waits until the parent writes `reply` at `replyOffset`, and reports it. */
+  async 'shm-exchange'(p: QueueParams & { offset: number; text: string; replyOffset: number; replyLength: number }) {
+    const segment = openSegment(p);
+    segment.write(Buffer.from(p.text), p.offset);
+    const words = new Int32Array(segment.buffer);
+    emit({ event: 'written', size: segment.size });
+    // The parent raises word 0 once its reply is in place.
+    while (Atomics.load(words, 0) === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+    emit({ event: 'reply', text: segment.read(p.replyOffset, p.replyLength).toString() });
+    segment.close();
+  },
+
+  /** Attaches (and stays attached) so the parent can watch the attach count; closes on SIGTERM. */
+  async 'shm-attach'(p: QueueParams & { readOnly?: boolean }) {
+    const segment = openSegment(p);
+    emit({ event: 'attached', pid: process.pid, readOnly: segment.readOnly });
+    process.on('SIGTERM', () => {
+      segment.close();
+      process.exit(0);
+    });
+    await hangForever();
+  },
+
+  /** Takes the mutex at `offset` and holds it until killed (or, with `releaseAfter`, for that many ms). */
+  async 'mutex-hold'(p: QueueParams & { offset: number; releaseAfter?: number }) {
+    const segment = openSegment(p);
+    const mutex = Mutex.open(segment, p.offset);
+    mutex.lockSync();
+    emit({ event: 'holding', pid: process.pid });
+    if (p.releaseAfter === undefined) await hangForever();
+    await new Promise((resolve) => setTimeout(resolve, p.releaseAfter));
+    mutex.unlock();
+    emit({ event: 'released' });
+    segment.close();
+  },
+
+  /** Locks the mutex (sync or async) and reports how it went, then unlocks if it holds it. */
+  async 'mutex-lock'(p: QueueParams & { offset: number; mode: 'sync' | 'async'; timeout?: number; acknowledge?: boolean }) {
+    const segment = openSegment(p);
+    const mutex = Mutex.open(segment, p.offset);
+    emit({ event: 'ready' });
+    try {
+      if (p.mode === 'sync') mutex.lockSync({ timeout: p.timeout });
+      else await mutex.lock({ timeout: p.timeout });
+      emit({ event: 'acquired' });
+    } catch (err) {
+      emit({ event: 'failed', code: (err as IpcError).code });
+      if ((err as IpcError).code === 'ERR_IPC_OWNER_DIED' && p.acknowledge) mutex.markConsistent();
+    }
+    if (mutex.held) mutex.unlock();
+    segment.close();
+  },
+
+  /** Waits on the semaphore at `offset` `count` times, reporting each. */
+  async 'sem-wait'(p: QueueParams & { offset: number; count: number; mode: 'sync' | 'async' }) {
+    const segment = openSegment(p);
+    const sem = Semaphore.open(segment, p.offset);
+    emit({ event: 'ready' });
+    for (let i = 0; i < p.count; i++) {
+      if (p.mode === 'sync') sem.waitSync({ timeout: 10_000 });
+      else await sem.wait({ timeout: 10_000 });
+      emit({ event: 'took', n: i + 1 });
+    }
+    segment.close();
+  },
+
   /** Receives `count` messages and prints each; optionally hangs afterwards. */
   async receive(p: QueueParams & { count: number; mode: Mode; type?: number; timeout?: number; then?: 'sync' | 'async'; hangOn?: string | number }) {
     const q = open(p);

@@ -1,0 +1,38 @@
+/** Assertions shared by the test files. */
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { IpcError } from '../../src/index.js';
+
+/** Asserts that `fn` throws (or rejects with) an IpcError with `code`, whose message matches `pattern`. */
+export async function rejectsWith(fn: () => unknown, code: string, pattern?: RegExp): Promise<IpcError> {
+  let error: unknown;
+  try {
+    await fn();
+  } catch (err) {
+    error = err;
+  }
+  assert.ok(error instanceof IpcError, `expected IpcError ${code}, got ${String(error)}`);
+  assert.equal(error.code, code, error.message);
+  if (pattern) assert.match(error.message, pattern);
+  return error;
+}
+
+/** The synchronous twin of {@link rejectsWith}. */
+export function throwsWith(fn: () => unknown, code: string, pattern?: RegExp): IpcError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof IpcError, `expected IpcError ${code}, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    if (pattern) assert.match(err.message, pattern);
+    return err;
+  }
+  assert.fail(`expected IpcError ${code}, nothing was thrown`);
+}
+
+/** Whether a promise is still pending after `ms`. */
+export async function stillPending(promise: Promise<unknown>, ms = 100): Promise<boolean> {
+  const marker = Symbol('pending');
+  promise.catch(() => undefined);
+  return (await Promise.race([promise, sleep(ms, marker)])) === marker;
+}

@@ -1,0 +1,327 @@
+/**
+ * Mutex and Semaphore in shared memory, between real processes.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Mutex, PosixSharedMemory, SEM_VALUE_MAX, Semaphore, SysvSharedMemory } from '../src/index.js';
+import { ObjectTracker } from './helpers/objects.js';
+import { Peer, killAllPeers } from './helpers/peer.js';
+import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+
+const objects = new ObjectTracker();
+after(async () => {
+  await killAllPeers();
+  objects.cleanup();
+});
+
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+/** A fresh POSIX segment with a mutex at 0 and a semaphore at 16. */
+function segment(size = 64): { shm: PosixSharedMemory; name: string; mutex: Mutex } {
+  const name = objects.shmName('lock');
+  const shm = PosixSharedMemory.create(name, { size });
+  return { shm, name, mutex: Mutex.create(shm, 0) };
+}
+
+/** A started Peer holding the mutex at `offset`. */
+async function holder(name: string, offset = 0): Promise<Peer> {
+  const peer = new Peer('mutex-hold', { family: 'posix', address: name, offset });
+  assert.deepEqual(await peer.next(), { event: 'holding', pid: peer.pid });
+  return peer;
+}
+
+/** Field 22 of /proc/<pid>/stat: the process start time, as the mutex records it. */
+function startTime(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(BigInt(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!) & 0xffffffffn);
+}
+
+describe('Mutex', () => {
+  it('initialises, opens, and validates its place in the segment', () => {
+    const { shm, name, mutex } = segment();
+    assert.equal(Mutex.SIZE, 16);
+    assert.equal(mutex.locked, false);
+    assert.equal(mutex.owner, null);
+    assert.ok(Mutex.open(shm, 0) instanceof Mutex);
+    throwsWith(() => Mutex.open(shm, 16), 'ERR_IPC_INVALID_ARGUMENT', /No mutex at .*@16/);
+    throwsWith(() => Mutex.create(shm, 2), 'ERR_IPC_INVALID_ARGUMENT', /multiple of 4/);
+    throwsWith(() => Mutex.create(shm, 52), 'ERR_IPC_INVALID_ARGUMENT', /offset must be an integer from 0 to 48/);
+    throwsWith(() => Mutex.create(shm, -4), 'ERR_IPC_INVALID_ARGUMENT');
+    using tiny = PosixSharedMemory.create(objects.shmName(), { size: 8 });
+    throwsWith(() => Mutex.create(tiny, 0), 'ERR_IPC_INVALID_ARGUMENT', /needs 16 bytes/);
+    tiny.unlink();
+    shm.close();
+    PosixSharedMemory.unlink(name);
+  });
+
+  it('locks and unlocks without contention; owner is this thread; misuse is refused', () => {
+    const { shm, mutex } = segment();
+    mutex.lockSync();
+    assert.deepEqual([mutex.locked, mutex.owner, mutex.held], [true, process.pid, true]);
+    throwsWith(() => mutex.lockSync(), 'ERR_IPC_DEADLOCK', /already holds the mutex/);
+    assert.equal(mutex.tryLock(), false);
+    mutex.unlock();
+    throwsWith(() => mutex.unlock(), 'ERR_IPC_NOT_OWNER', /nobody holds it/);
+    throwsWith(() => mutex.markConsistent(), 'ERR_IPC_NOT_OWNER');
+    assert.equal(mutex.tryLock(), true);
+    mutex.unlock();
+    shm.close();
+    shm.unlink();
+  });
+
+  it('excludes another process, and refuses unlock by a non-owner', async () => {
+    const { shm, name, mutex } = segment();
+    const peer = await holder(name);
+    assert.equal(mutex.owner, peer.pid);
+    assert.equal(mutex.tryLock(), false);
+    throwsWith(() => mutex.unlock(), 'ERR_IPC_NOT_OWNER', new RegExp(`thread ${peer.pid} holds it`));
+    throwsWith(() => mutex.lockSync({ timeout: 50 }), 'ERR_IPC_TIMEOUT', /timed out after 50 ms/);
+    throwsWith(() => mutex.lockSync({ timeout: 0 }), 'ERR_IPC_TIMEOUT');
+    await rejectsWith(() => mutex.lock({ timeout: 80 }), 'ERR_IPC_TIMEOUT');
+    await rejectsWith(() => mutex.lock({ timeout: 0 }), 'ERR_IPC_TIMEOUT');
+    const ac = new AbortController();
+    const aborted = mutex.lock({ signal: ac.signal });
+    await sleep(30);
+    ac.abort();
+    await rejectsWith(() => aborted, 'ERR_IPC_ABORTED');
+    // A waiter that is released when the holder lets go.
+    const waiting = mutex.lock();
+    assert.equal(await stillPending(waiting), true);
+    await peer.kill('SIGTERM');
+    await rejectsWith(() => waiting, 'ERR_IPC_OWNER_DIED');
+    mutex.markConsistent();
+    mutex.unlock();
+    shm.close();
+    shm.unlink();
+  });
+
+  it('hands the lock to a waiting process when the holder unlocks (async and sync waiters)', async () => {
+    for (const mode of ['async', 'sync'] as const) {
+      const { shm, name, mutex } = segment();
+      mutex.lockSync();
+      const waiter = new Peer('mutex-lock', { family: 'posix', address: name, offset: 0, mode });
+      assert.deepEqual(await waiter.next(), { event: 'ready' });
+      await sleep(100);
+      assert.equal(mutex.owner, process.pid);
+      mutex.unlock();
+      assert.deepEqual(await waiter.next(), { event: 'acquired' });
+      await waiter.success();
+      assert.equal(mutex.locked, false);
+      shm.close();
+      shm.unlink();
+    }
+  });
+
+  it('keeps the event loop free while lock() waits, and serialises this thread\'s own tasks', async () => {
+    const { shm, name, mutex } = segment();
+    const peer = await holder(name);
+    const waiting = mutex.lock();
+    let ticks = 0;
+    const interval = setInterval(() => ticks++, 5);
+    await sleep(100);
+    clearInterval(interval);
+    assert.ok(ticks >= 5, `only ${ticks} timer ticks while lock() waited`);
+    await peer.kill('SIGKILL');
+    await rejectsWith(() => waiting, 'ERR_IPC_OWNER_DIED');
+    mutex.markConsistent();
+    mutex.unlock();
+    // Two async tasks of this thread take turns.
+    const order: string[] = [];
+    await Promise.all(['a', 'b', 'c'].map((task) => mutex.withLock(async () => {
+      order.push(`${task}+`);
+      await sleep(20);
+      order.push(`${task}-`);
+    })));
+    assert.deepEqual(order, ['a+', 'a-', 'b+', 'b-', 'c+', 'c-']);
+    shm.close();
+    shm.unlink();
+  });
+
+  it('recovers from a holder killed with SIGKILL: the next locker is told and repairs', async () => {
+    for (const path of ['lock', 'lockSync', 'tryLock', 'peer'] as const) {
+      const { shm, name, mutex } = segment();
+      const peer = await holder(name);
+      await peer.kill('SIGKILL');
+      if (path === 'peer') {
+        // Another process is the next locker; it acknowledges, and the mutex stays usable.
+        const next = new Peer('mutex-lock', { family: 'posix', address: name, offset: 0, mode: 'async', acknowledge: true });
+        await next.next();
+        assert.deepEqual(await next.next(), { event: 'failed', code: 'ERR_IPC_OWNER_DIED' });
+        await next.success();
+      } else if (path === 'lock') {
+        await rejectsWith(() => mutex.lock({ timeout: 5000 }), 'ERR_IPC_OWNER_DIED', /died while holding it; this thread now holds the lock/);
+      } else if (path === 'lockSync') {
+        throwsWith(() => mutex.lockSync({ timeout: 5000 }), 'ERR_IPC_OWNER_DIED');
+      } else {
+        throwsWith(() => mutex.tryLock(), 'ERR_IPC_OWNER_DIED');
+      }
+      if (path !== 'peer') {
+        assert.equal(mutex.held, true);
+        mutex.markConsistent();
+        mutex.unlock();
+      }
+      assert.equal(mutex.tryLock(), true);
+      mutex.unlock();
+      shm.close();
+      shm.unlink();
+    }
+  });
+
+  it('becomes not recoverable when a takeover is not acknowledged, for every later locker', async () => {
+    const { shm, name, mutex } = segment();
+    const peer = await holder(name);
+    await peer.kill('SIGKILL');
+    throwsWith(() => mutex.lockSync(), 'ERR_IPC_OWNER_DIED');
+    mutex.unlock();
+    throwsWith(() => mutex.lockSync(), 'ERR_IPC_NOT_RECOVERABLE', /markConsistent/);
+    throwsWith(() => mutex.tryLock(), 'ERR_IPC_NOT_RECOVERABLE');
+    await rejectsWith(() => mutex.lock(), 'ERR_IPC_NOT_RECOVERABLE');
+    const other = new Peer('mutex-lock', { family: 'posix', address: name, offset: 0, mode: 'sync' });
+    await other.next();
+    assert.deepEqual(await other.next(), { event: 'failed', code: 'ERR_IPC_NOT_RECOVERABLE' });
+    await other.success();
+    // Re-initialising makes it usable again.
+    const fresh = Mutex.create(shm, 0);
+    fresh.lockSync();
+    fresh.unlock();
+    shm.close();
+    shm.unlink();
+  });
+
+  it('survives pid reuse: an owner id whose start time does not match is dead', async () => {
+    const { shm, mutex } = segment();
+    const words = new Int32Array(shm.buffer, 0, 4);
+    // A live process (our parent) with the right start time: the lock is held.
+    const alive = process.ppid;
+    Atomics.store(words, 0, alive);
+    Atomics.store(words, 1, startTime(alive) | 0);
+    throwsWith(() => mutex.lockSync({ timeout: 60 }), 'ERR_IPC_TIMEOUT');
+    assert.equal(mutex.tryLock(), false);
+    // The same pid but another start time: a process that used the pid before, now dead.
+    Atomics.store(words, 1, (startTime(alive) + 12345) | 0);
+    throwsWith(() => mutex.lockSync({ timeout: 5000 }), 'ERR_IPC_OWNER_DIED');
+    mutex.markConsistent();
+    mutex.unlock();
+    shm.close();
+    shm.unlink();
+  });
+
+  it('withLock always unlocks, and repairs through onOwnerDied', async () => {
+    const { shm, name, mutex } = segment();
+    await assert.rejects(mutex.withLock(() => {
+      throw new Error('boom');
+    }), /boom/);
+    assert.equal(mutex.locked, false);
+    assert.equal(await mutex.withLock(() => 42), 42);
+    const peer = await holder(name);
+    await peer.kill('SIGKILL');
+    let repaired = false;
+    assert.equal(await mutex.withLock(() => 'ran', { onOwnerDied: () => { repaired = true; } }), 'ran');
+    assert.equal(repaired, true);
+    assert.equal(mutex.tryLock(), true);
+    mutex.unlock();
+    // Without onOwnerDied: it unlocks, rejects, and the mutex is not recoverable.
+    const again = await holder(name);
+    await again.kill('SIGKILL');
+    await rejectsWith(() => mutex.withLock(() => 'never'), 'ERR_IPC_OWNER_DIED');
+    throwsWith(() => mutex.tryLock(), 'ERR_IPC_NOT_RECOVERABLE');
+    shm.close();
+    shm.unlink();
+  });
+
+  it('rejects a pending lock with ERR_IPC_CLOSED when its segment is closed', async () => {
+    const { shm, name, mutex } = segment();
+    const peer = await holder(name);
+    const waiting = mutex.lock();
+    await sleep(30);
+    shm.close();
+    await rejectsWith(() => waiting, 'ERR_IPC_CLOSED');
+    throwsWith(() => mutex.tryLock(), 'ERR_IPC_CLOSED');
+    await peer.kill('SIGKILL');
+    PosixSharedMemory.unlink(name);
+  });
+
+  it('works in a System V segment too', async () => {
+    const key = objects.shmKey();
+    using shm = SysvSharedMemory.create(key, { size: 32 });
+    const mutex = Mutex.create(shm, 16);
+    const peer = new Peer('mutex-hold', { family: 'sysv', address: key, offset: 16, releaseAfter: 100 });
+    assert.equal((await peer.next()).event, 'holding');
+    await mutex.lock({ timeout: 5000 });
+    assert.deepEqual(await peer.next(), { event: 'released' });
+    mutex.unlock();
+    await peer.success();
+    shm.remove();
+  });
+
+  it('the race demo: unlocked updates are lost, locked ones never', (t) => {
+    const out = execFileSync(process.execPath, [CLI, 'demo', 'race', '--processes', '2', '--increments', '200000', '--json'], { encoding: 'utf8' });
+    const result = JSON.parse(out) as Record<string, number>;
+    assert.deepEqual(Object.keys(result), ['processes', 'increments', 'expected', 'unlocked', 'locked']);
+    assert.equal(result.expected, 400_000);
+    assert.equal(result.locked, 400_000);
+    assert.ok(result.unlocked! <= 400_000);
+    if (availableParallelism() < 2) {
+      t.diagnostic('one CPU: the unlocked run may not interleave, so lost updates are not asserted');
+      return;
+    }
+    assert.ok(result.unlocked! < 400_000, `the unlocked run lost no update (${result.unlocked})`);
+  });
+});
+
+describe('Semaphore', () => {
+  it('counts: tryWait, wait, waitSync, post, value, and its limits', async () => {
+    const { shm } = segment();
+    const sem = Semaphore.create(shm, 16, { value: 2 });
+    assert.equal(sem.value, 2);
+    assert.equal(sem.tryWait(), true);
+    sem.waitSync();
+    assert.equal(sem.tryWait(), false);
+    throwsWith(() => sem.waitSync({ timeout: 30 }), 'ERR_IPC_TIMEOUT');
+    await rejectsWith(() => sem.wait({ timeout: 30 }), 'ERR_IPC_TIMEOUT');
+    await rejectsWith(() => sem.wait({ signal: AbortSignal.abort() }), 'ERR_IPC_ABORTED');
+    const waiting = sem.wait();
+    assert.equal(await stillPending(waiting), true);
+    sem.post();
+    await waiting;
+    assert.equal(sem.value, 0);
+    sem.post(3);
+    assert.equal(sem.value, 3);
+    throwsWith(() => sem.post(SEM_VALUE_MAX), 'ERR_IPC_LIMIT', /SEM_VALUE_MAX/);
+    throwsWith(() => sem.post(0), 'ERR_IPC_INVALID_ARGUMENT');
+    throwsWith(() => Semaphore.create(shm, 16, { value: -1 }), 'ERR_IPC_INVALID_ARGUMENT');
+    throwsWith(() => Semaphore.open(shm, 32), 'ERR_IPC_INVALID_ARGUMENT', /No semaphore/);
+    shm.close();
+    shm.unlink();
+  });
+
+  it('lets another process wait for posts', async () => {
+    for (const mode of ['async', 'sync'] as const) {
+      const { shm, name } = segment();
+      const sem = Semaphore.create(shm, 16);
+      const waiter = new Peer('sem-wait', { family: 'posix', address: name, offset: 16, count: 3, mode });
+      await waiter.next();
+      await sleep(50);
+      sem.post();
+      assert.deepEqual(await waiter.next(), { event: 'took', n: 1 });
+      sem.post(2);
+      assert.deepEqual([await waiter.next(), await waiter.next()], [{ event: 'took', n: 2 }, { event: 'took', n: 3 }]);
+      await waiter.success();
+      assert.equal(sem.value, 0);
+      shm.close();
+      shm.unlink();
+    }
+  });
+});
+
+describe('lock cleanup', () => {
+  it('leaves no segment behind', async () => {
+    await killAllPeers();
+    assert.deepEqual(objects.leftovers(), []);
+  });
+});

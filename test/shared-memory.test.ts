@@ -1,0 +1,275 @@
+/**
+ * Shared-memory segments, both families, between real processes.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { IpcError, Mutex, PosixSharedMemory, SHM_MAX_SIZE, SysvSharedMemory } from '../src/index.js';
+import { ObjectTracker, openFds } from './helpers/objects.js';
+import { Peer, killAllPeers } from './helpers/peer.js';
+import { throwsWith } from './helpers/assert.js';
+
+const objects = new ObjectTracker();
+after(async () => {
+  await killAllPeers();
+  objects.cleanup();
+});
+
+/** Descriptors of this process that point at `path`. */
+function fdsTo(path: string): string[] {
+  return openFds().filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === path;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The permissions column of /proc/self/maps for mappings whose path contains `needle`. */
+function mappingPerms(needle: string): string[] {
+  return readFileSync('/proc/self/maps', 'utf8').split('\n')
+    .filter((line) => line.includes(needle)).map((line) => line.split(/\s+/)[1]!);
+}
+
+describe('POSIX shared memory', () => {
+  it('creates with exact size and mode, opens without resizing, and refuses a larger size', () => {
+    const name = objects.shmName();
+    const umask = process.umask(0o077);
+    let shm: PosixSharedMemory;
+    try {
+      shm = PosixSharedMemory.create(name, { size: 10_000, mode: 0o640 });
+    } finally {
+      process.umask(umask);
+    }
+    assert.equal(shm.size, 10_000);
+    assert.equal(shm.buffer.byteLength, 10_000);
+    assert.ok(shm.buffer instanceof SharedArrayBuffer);
+    assert.equal(shm.created, true);
+    assert.deepEqual({ ...shm.stat(), changeTime: 0 }, { size: 10_000, mode: 0o640, uid: process.getuid!(), gid: process.getgid!(), changeTime: 0 });
+    using again = PosixSharedMemory.openOrCreate(name, { size: 100 });
+    assert.equal(again.created, false);
+    assert.equal(again.size, 10_000);
+    using exact = PosixSharedMemory.open(name, { size: 10_000 });
+    assert.equal(exact.size, 10_000);
+    throwsWith(() => PosixSharedMemory.open(name, { size: 10_001 }), 'ERR_IPC_SIZE_MISMATCH', /is 10000 bytes, smaller than the 10001 asked for/);
+    throwsWith(() => PosixSharedMemory.openOrCreate(name, { size: 20_000 }), 'ERR_IPC_SIZE_MISMATCH');
+    throwsWith(() => PosixSharedMemory.create(name, { size: 1 }), 'EEXIST', /already exists/);
+    assert.equal(PosixSharedMemory.stat(name).size, 10_000);
+    shm.close();
+    PosixSharedMemory.unlink(name);
+    throwsWith(() => PosixSharedMemory.open(name), 'ENOENT', /create it first/);
+    throwsWith(() => PosixSharedMemory.unlink(name), 'ENOENT');
+  });
+
+  it('is the same memory in two processes: each sees the other\'s writes, with no copy', async () => {
+    const name = objects.shmName();
+    using shm = PosixSharedMemory.create(name, { size: 4096 });
+    const peer = new Peer('shm-exchange', { family: 'posix', address: name, offset: 100, text: 'from the child', replyOffset: 200, replyLength: 16 });
+    assert.deepEqual(await peer.next(), { event: 'written', size: 4096 });
+    assert.equal(shm.read(100, 14).toString(), 'from the child');
+    assert.equal(Buffer.from(shm.buffer, 100, 14).toString(), 'from the child');
+    shm.write(Buffer.from('from the parent!'), 200);
+    Atomics.store(new Int32Array(shm.buffer), 0, 1);
+    assert.deepEqual(await peer.next(), { event: 'reply', text: 'from the parent!' });
+    await peer.success();
+    shm.unlink();
+  });
+
+  it('maps read-only with PROT_READ and refuses ipckit writes', () => {
+    const name = objects.shmName();
+    using shm = PosixSharedMemory.create(name, { size: 4096 });
+    shm.write(Buffer.from('visible'));
+    using ro = PosixSharedMemory.open(name, { readOnly: true });
+    assert.equal(ro.readOnly, true);
+    assert.deepEqual(mappingPerms(`/dev/shm${name}`).sort(), ['r--s', 'rw-s']);
+    assert.equal(ro.read(0, 7).toString(), 'visible');
+    throwsWith(() => ro.write(Buffer.from('x')), 'ERR_IPC_READ_ONLY', /mapped read-only/);
+    throwsWith(() => Mutex.create(ro, 0), 'ERR_IPC_READ_ONLY');
+    shm.unlink();
+  });
+
+  it('after close: every access throws ERR_IPC_CLOSED, old views read zeros, nothing faults', () => {
+    const name = objects.shmName();
+    const shm = PosixSharedMemory.create(name, { size: 8192 });
+    const view = new Uint8Array(shm.buffer);
+    view.fill(7);
+    assert.deepEqual(fdsTo(`/dev/shm${name}`), [String(shm.fd)]);
+    shm.close();
+    shm.close();
+    assert.equal(shm.closed, true);
+    for (const access of [() => shm.buffer, () => shm.bytes, () => shm.fd, () => shm.read(), () => shm.write(Buffer.from('x')), () => shm.stat()]) {
+      throwsWith(access, 'ERR_IPC_CLOSED', /the segment is closed/);
+    }
+    throwsWith(() => Mutex.create(shm, 0), 'ERR_IPC_CLOSED');
+    // The old view is detached from the segment: it reads zeros, writes go nowhere shared.
+    assert.equal(view[0], 0);
+    view[1] = 9;
+    assert.equal(view[1], 9);
+    assert.deepEqual(fdsTo(`/dev/shm${name}`), []);
+    assert.deepEqual(mappingPerms(`/dev/shm${name}`), []);
+    using reopened = PosixSharedMemory.open(name);
+    assert.equal(reopened.bytes[0], 7);
+    assert.equal(reopened.bytes[1], 7);
+    reopened.unlink();
+  });
+
+  it('rejects hostile names and sizes with the registry codes', () => {
+    for (const bad of ['shm', '', '/', '/a/b', '/a\0b', `/${'x'.repeat(256)}`, '/..', 7]) {
+      throwsWith(() => PosixSharedMemory.create(bad as string, { size: 1 }), 'ERR_IPC_INVALID_ADDRESS');
+      throwsWith(() => PosixSharedMemory.open(bad as string), 'ERR_IPC_INVALID_ADDRESS');
+    }
+    const name = objects.shmName();
+    for (const size of [0, -1, 1.5, NaN, SHM_MAX_SIZE + 1, '10' as unknown as number, undefined as unknown as number]) {
+      throwsWith(() => PosixSharedMemory.create(name, { size }), 'ERR_IPC_INVALID_ARGUMENT', /size must be an integer from 1/);
+    }
+    throwsWith(() => PosixSharedMemory.create(name, { size: 10, mode: -1 }), 'ERR_IPC_INVALID_ARGUMENT', /mode/);
+    using shm = PosixSharedMemory.create(name, { size: 16 });
+    throwsWith(() => shm.write(Buffer.alloc(17)), 'ERR_IPC_INVALID_ARGUMENT', /length must be an integer from 0 to 16/);
+    throwsWith(() => shm.write(Buffer.alloc(1), 16), 'ERR_IPC_INVALID_ARGUMENT');
+    throwsWith(() => shm.read(-1, 1), 'ERR_IPC_INVALID_ARGUMENT', /offset/);
+    throwsWith(() => shm.read(8, 9), 'ERR_IPC_INVALID_ARGUMENT');
+    throwsWith(() => shm.write('text' as unknown as Buffer), 'ERR_IPC_INVALID_ARGUMENT', /Uint8Array/);
+    assert.equal(shm.read(16).length, 0);
+    shm.unlink();
+  });
+
+  it('refuses to follow a symbolic link planted in /dev/shm', (t) => {
+    const name = objects.shmName();
+    const link = `/dev/shm${name}`;
+    try {
+      execFileSync('ln', ['-s', '/etc/hostname', link]);
+    } catch {
+      t.diagnostic('cannot create a symlink in /dev/shm here');
+      return;
+    }
+    try {
+      throwsWith(() => PosixSharedMemory.open(name), 'ELOOP', /symbolic link/);
+    } finally {
+      execFileSync('rm', ['-f', link]);
+    }
+  });
+});
+
+describe('System V shared memory', () => {
+  it('creates by key, opens by key, ftok and id, and reports attachments, creator and last pids', async () => {
+    const key = objects.shmKey();
+    using shm = SysvSharedMemory.create(key, { size: 5000, mode: 0o640 });
+    let st = shm.stat();
+    assert.equal(st.key, key);
+    assert.equal(st.size, 5000);
+    assert.equal(st.mode, 0o640);
+    assert.equal(st.attachments, 1);
+    assert.equal(st.creatorPid, process.pid);
+    assert.equal(st.lastPid, process.pid);
+    assert.equal(st.removed, false);
+    assert.ok(st.lastAttachTime instanceof Date);
+    const peer = new Peer('shm-attach', { family: 'sysv', address: key });
+    assert.equal((await peer.next()).event, 'attached');
+    st = shm.stat();
+    assert.equal(st.attachments, 2);
+    assert.equal(st.lastPid, peer.pid);
+    peer.child.kill('SIGTERM');
+    await peer.exited;
+    assert.equal(shm.stat().attachments, 1);
+    using byId = SysvSharedMemory.open({ id: shm.id });
+    using byHex = SysvSharedMemory.open(`0x${key.toString(16)}`, { size: 5000 });
+    assert.deepEqual([byId.key, byHex.id, byId.size], [key, shm.id, 5000]);
+    throwsWith(() => SysvSharedMemory.open(key, { size: 5001 }), 'ERR_IPC_SIZE_MISMATCH');
+    throwsWith(() => SysvSharedMemory.create(key, { size: 1 }), 'EEXIST');
+    assert.equal(SysvSharedMemory.stat(key).attachments, 3);
+    shm.remove();
+  });
+
+  it('IPC_RMID semantics: a removed segment lives until the last process detaches', () => {
+    const key = objects.shmKey();
+    const shm = SysvSharedMemory.create(key, { size: 100 });
+    shm.write(Buffer.from('still here'));
+    shm.remove();
+    assert.equal(shm.stat().removed, true);
+    assert.equal(shm.read(0, 10).toString(), 'still here');
+    throwsWith(() => SysvSharedMemory.open(key), 'ENOENT');
+    const id = shm.id;
+    assert.ok(readFileSync('/proc/sysvipc/shm', 'utf8').split('\n').some((l) => l.trim().split(/\s+/)[1] === String(id)));
+    shm.close();
+    assert.equal(readFileSync('/proc/sysvipc/shm', 'utf8').split('\n').some((l) => l.trim().split(/\s+/)[1] === String(id)), false);
+  });
+
+  it('is a plain kernel object: ipcmk and Python segments open in ipckit, and ipcs lists ipckit\'s', (t) => {
+    const key = objects.shmKey();
+    using shm = SysvSharedMemory.create(key, { size: 256 });
+    const ipcs = spawnSync('ipcs', ['-m'], { encoding: 'utf8' });
+    if (ipcs.status === 0) assert.match(ipcs.stdout, new RegExp(`0x${key.toString(16).padStart(8, '0')}\\s+${shm.id}\\s`));
+    else t.diagnostic('ipcs not found');
+    const ipcmk = spawnSync('ipcmk', ['-M', '1000'], { encoding: 'utf8' });
+    if (ipcmk.status === 0) {
+      const id = Number(/([0-9]+)\s*$/.exec(ipcmk.stdout.trim())![1]);
+      using theirs = SysvSharedMemory.open({ id });
+      try {
+        assert.equal(theirs.size, 1000);
+        theirs.write(Buffer.from('ipckit was here'));
+      } finally {
+        theirs.remove();
+      }
+    } else {
+      t.diagnostic('ipcmk not found');
+    }
+    shm.write(Buffer.from('from ipckit'));
+    let out: string;
+    try {
+      out = execFileSync('python3', ['-c', `
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+sid = libc.shmget(int(sys.argv[1]), 0, 0)
+addr = libc.shmat(sid, None, 0)
+print(ctypes.string_at(addr, 11).decode())
+ctypes.memmove(addr + 100, b'from python', 11)
+libc.shmdt(ctypes.c_void_p(addr))`, String(key)], { encoding: 'utf8' });
+    } catch (err) {
+      t.diagnostic(`python3 with ctypes is not usable here: ${(err as Error).message}`);
+      shm.remove();
+      return;
+    }
+    assert.equal(out, 'from ipckit\n');
+    assert.equal(shm.read(100, 11).toString(), 'from python');
+    shm.remove();
+  });
+
+  it('maps read-only with SHM_RDONLY, and close() detaches', async () => {
+    const key = objects.shmKey();
+    using shm = SysvSharedMemory.create(key, { size: 4096 });
+    const peer = new Peer('shm-attach', { family: 'sysv', address: key, readOnly: true });
+    assert.deepEqual(await peer.next(), { event: 'attached', pid: peer.pid, readOnly: true });
+    const perms = readFileSync(`/proc/${peer.pid}/maps`, 'utf8').split('\n').filter((l) => l.includes(`SYSV${key.toString(16).padStart(8, '0')}`)).map((l) => l.split(/\s+/)[1]);
+    assert.deepEqual(perms, ['r--s']);
+    await peer.kill('SIGKILL');
+    const view = new Uint8Array(shm.buffer);
+    shm.close();
+    assert.equal(view[0], 0);
+    throwsWith(() => shm.stat(), 'ERR_IPC_CLOSED');
+    assert.equal(SysvSharedMemory.stat(key).attachments, 0);
+    SysvSharedMemory.remove(key);
+  });
+
+  it('rejects bad keys and sizes', () => {
+    for (const bad of [0, -5, 'key', { path: '/tmp', projectId: 0 }, { id: -1 }]) {
+      throwsWith(() => SysvSharedMemory.create(bad as number, { size: 10 }), 'ERR_IPC_INVALID_ADDRESS');
+    }
+    throwsWith(() => SysvSharedMemory.create({ id: 3 }, { size: 10 }), 'ERR_IPC_INVALID_ADDRESS', /identifiers are assigned by the kernel/);
+    const key = objects.shmKey();
+    for (const size of [0, -1, 2.5]) throwsWith(() => SysvSharedMemory.create(key, { size }), 'ERR_IPC_INVALID_ARGUMENT');
+    throwsWith(() => SysvSharedMemory.open(0x7ffffff0 + (key & 0xf)), 'ENOENT');
+    throwsWith(() => SysvSharedMemory.open({ id: 0x7ffffff0 }), 'EINVAL');
+  });
+});
+
+describe('shared memory cleanup', () => {
+  it('leaves no segment behind', async () => {
+    await killAllPeers();
+    assert.deepEqual(objects.leftovers(), []);
+    assert.ok(!(readFileSync('/proc/self/maps', 'utf8').includes('/dev/shm/ipckit-test')));
+    assert.ok(IpcError);
+  });
+});
