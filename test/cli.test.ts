@@ -226,7 +226,7 @@ describe('ipckit help and usage errors', () => {
       [['mq', 'create', '/x', '--mode', '999'], /--mode must be octal permission bits/],
       [['mq', 'create', '/x', '--max-messages', '1.5'], /--max-messages must be an integer/],
       [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq or shm; got "pipe".\n'],
-      [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq\./],
+      [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq, shm\./],
     ];
     await all(cases.map(([args, expected]) => async () => {
       const stderr = await fails(args, 2, 'ERR_IPC_USAGE');
@@ -765,6 +765,13 @@ describe('ipckit tour', () => {
 
     const out = text!.stdout;
     assert.ok(out.startsWith(`\n=== ${heading} ===\n`), out.slice(0, 200));
+    // The shared-memory chapter: a child's write seen in the parent's mapping, the race and its cure,
+    // and recovery from a killed lock holder; none of its segments remain.
+    assert.ok(out.includes('\n=== Shared memory: the same memory in two processes, and the lock it needs ===\n'));
+    assert.ok(out.includes('reads its own mapping: "written by the child"'));
+    assert.match(out, /with the segment's Mutex: counter = 400000: none lost/);
+    assert.match(out, /lock\(\) failed with ERR_IPC_OWNER_DIED, holding the lock/);
+    assert.deepEqual(readdirSync('/dev/shm').filter((f) => f.includes(`-${text!.pid}`)), []);
     assert.ok(out.endsWith('\nTour complete: every object it created has been removed.\n'));
     assert.ok(out.includes(`] created /ipckit-tour-${text!.pid}: 4 messages of at most 256 bytes, mode 0600\n`));
     assert.ok(out.includes(`] unlinked /ipckit-tour-${text!.pid}\n`));

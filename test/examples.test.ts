@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ObjectTracker, posixQueueExists, sysvQueueKeys } from './helpers/objects.js';
 import { killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
@@ -122,6 +123,30 @@ describe('examples/message-queue', () => {
 
     assert.equal(posixQueueExists(name), false, `${name} was not removed`);
     assert.equal(sysvQueueKeys().has(key), false, `the results queue ${key.toString(16)} was not removed`);
+  });
+});
+
+describe('examples/shared-memory', () => {
+  it('the watcher reads every update the board publishes, in order, and the segment is removed', { timeout: 20_000 }, async () => {
+    const name = objects.shmName('example');
+    // Terminal 1.
+    const watcher = startExample('examples/shared-memory/watch.js', [name]);
+    const watcherPid = watcher.child.pid!;
+    assert.equal(await watcher.waitForLine(/waiting for/), `watch ${watcherPid}: waiting for ${name}`);
+    // Terminal 2.
+    const board = startExample('examples/shared-memory/board.js', [name, '6']);
+    const [w, b] = await Promise.all([watcher.exited, board.exited]);
+    const report = `watch: ${JSON.stringify(w)}\nboard: ${JSON.stringify(b)}`;
+    assert.deepEqual([w.code, b.code, w.stderr, b.stderr], [0, 0, '', ''], report);
+    assert.deepEqual(b.stdout, [
+      `board ${board.child.pid}: publishing 6 updates in ${name}`,
+      `board ${board.child.pid}: every update was read; removing ${name}`,
+    ], report);
+    const updates = w.stdout.slice(1).map((line) => /^watch \d+: update (\d+): (status \d+: (green|amber|red) at .*|done)$/.exec(line));
+    assert.equal(updates.length, 6, report);
+    assert.deepEqual(updates.map((m) => Number(m?.[1])), [1, 2, 3, 4, 5, 6], report);
+    assert.equal(updates[5]![2], 'done');
+    assert.equal(existsSync(`/dev/shm${name}`), false, `${name} was not removed`);
   });
 });
 
