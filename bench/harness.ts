@@ -15,12 +15,13 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import * as messageQueue from './message-queue.js';
+import * as sharedMemory from './shared-memory.js';
 
 const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench');
 const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
 
 export type Placement = 'pinned' | 'unpinned';
-export type Metric = 'rtt_p50_us' | 'rtt_p99_us' | 'throughput_mb_s';
+export type Metric = 'rtt_p50_us' | 'rtt_p99_us' | 'throughput_mb_s' | 'ns_per_op';
 
 /** One row of bench/results/latest.json (DESIGN.md §7). */
 export interface Row {
@@ -38,6 +39,7 @@ export interface Measurement {
   p50_us?: number;
   p99_us?: number;
   mb_s?: number;
+  ns_per_op?: number;
 }
 
 /** A process to run: an argv. */
@@ -63,7 +65,7 @@ export interface BenchModule {
   measure(ctx: BenchContext): Promise<Row[]>;
 }
 
-const MODULES: BenchModule[] = [messageQueue];
+const MODULES: BenchModule[] = [messageQueue, sharedMemory];
 
 function pinPrefix(placement: Placement): string[] {
   return placement === 'pinned' ? ['taskset', '-c', '0'] : [];
@@ -139,6 +141,7 @@ export function rowsFor(mechanism: string, variant: string, placement: Placement
   add('rtt_p50_us', m.p50_us, reference?.p50_us);
   add('rtt_p99_us', m.p99_us, reference?.p99_us);
   add('throughput_mb_s', m.mb_s, reference?.mb_s);
+  add('ns_per_op', m.ns_per_op, reference?.ns_per_op);
   return rows;
 }
 
@@ -172,7 +175,7 @@ function escapeXml(text: string): string {
 /** An HTML page with one SVG bar chart of ratios per metric. */
 function chart(rows: Row[], started: Date): string {
   const sections: string[] = [];
-  for (const metric of ['rtt_p50_us', 'rtt_p99_us', 'throughput_mb_s'] as const) {
+  for (const metric of ['rtt_p50_us', 'rtt_p99_us', 'throughput_mb_s', 'ns_per_op'] as const) {
     const bars = rows.filter((r) => r.metric === metric && r.ratio !== null);
     if (bars.length === 0) continue;
     const max = Math.max(2, ...bars.map((b) => b.ratio!));
@@ -188,7 +191,7 @@ function chart(rows: Row[], started: Date): string {
         `<text x="${scale(b.ratio!) + 4}" y="${y + 13}">${b.ratio!.toFixed(2)}×</text>`;
     }).join('');
     const one = scale(1);
-    sections.push(`<h2>${metric} — ratio to the C reference (${metric.startsWith('rtt') ? 'lower' : 'higher'} is better)</h2>` +
+    sections.push(`<h2>${metric} — ratio to the C reference (${metric === 'throughput_mb_s' ? 'higher' : 'lower'} is better)</h2>` +
       `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">${items}` +
       `<line x1="${one}" y1="0" x2="${one}" y2="${height - 20}" stroke="#d33" stroke-dasharray="4 3"/>` +
       `<text x="${one + 3}" y="${height - 6}" fill="#d33">C = 1×</text></svg>`);

@@ -3,12 +3,14 @@
  * `node runner.js <mechanism> <role> <json params>`.
  */
 import * as messageQueue from './message-queue.js';
+import * as sharedMemory from './shared-memory.js';
 
 /** The roles a mechanism's benchmark runs in child processes. */
 export type Roles = Record<string, (params: any) => Promise<void>>;
 
 const ROLES: Record<string, Roles> = {
   [messageQueue.mechanism]: messageQueue.roles,
+  [sharedMemory.mechanism]: sharedMemory.roles,
 };
 
 const [mechanism, role, params] = process.argv.slice(2);

@@ -36,6 +36,8 @@ constexpr int32_t kWaiters = 0x40000000;
 constexpr int32_t kTidMask = 0x3fffffff;
 constexpr int kAcquired = 0;
 constexpr int kAcquiredOwnerDied = 1;
+// Iterations of the pause loop before a waiter starts yielding the CPU.
+constexpr int kPauseSpins = 2000;
 // How long a waiter sleeps before it checks that the owner is alive.
 constexpr int64_t kSliceNs = 20 * 1000000LL;
 
@@ -130,7 +132,17 @@ static int MutexAcquireStep(const MutexRef& m, bool waited, bool check_owner) {
 // `interruptible` (waiter threads: the pool then cancels or calls again);
 // otherwise the wait goes on.
 static int MutexLockWait(const MutexRef& m, double timeout_ms, double spin_us, bool interruptible) {
-  int r = Spin(SpinBudget(timeout_ms, spin_us), EBUSY, [&] { return MutexAcquireStep(m, false, false); });
+  int r = -EBUSY;
+  // A holder running on another CPU usually lets go within a few hundred
+  // nanoseconds: watch the word first, without system calls.
+  if (spin_us > 0) {
+    for (int i = 0; i < kPauseSpins && r == -EBUSY; i++) {
+      if (Word(m.base, 0)->load(std::memory_order_relaxed) == 0) r = MutexAcquireStep(m, false, false);
+      else CpuRelax();
+    }
+    if (r != -EBUSY) return r;
+  }
+  r = Spin(SpinBudget(timeout_ms, spin_us), EBUSY, [&] { return MutexAcquireStep(m, false, false); });
   if (r != -EBUSY) return r;
   int64_t deadline = timeout_ms < 0 ? -1 : NowNs() + static_cast<int64_t>(timeout_ms * 1e6);
   auto* state = Word(m.base, 0);

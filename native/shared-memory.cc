@@ -176,7 +176,23 @@ static Napi::Value DetachMapping(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), 0);
 }
 
+// copyBytes(dst, dstOffset, src, srcOffset, length) -> 0. A plain memmove:
+// V8 copies into and out of SharedArrayBuffers with relaxed atomic byte
+// copies, about three times slower than this. Ranges are checked by the
+// caller.
+static Napi::Value CopyBytes(const Napi::CallbackInfo& info) {
+  Bytes dst = ArgBytes(info, 0);
+  Bytes src = ArgBytes(info, 2);
+  size_t dst_offset = static_cast<size_t>(ArgInt64(info, 1));
+  size_t src_offset = static_cast<size_t>(ArgInt64(info, 3));
+  size_t length = static_cast<size_t>(ArgInt64(info, 4));
+  if (dst_offset + length > dst.length || src_offset + length > src.length) return Errno(info.Env(), ERANGE);
+  std::memmove(dst.data + dst_offset, src.data + src_offset, length);
+  return Napi::Number::New(info.Env(), 0);
+}
+
 void InitSharedMemory(Napi::Env env, Napi::Object exports) {
+  exports.Set("copyBytes", Napi::Function::New(env, CopyBytes, "copyBytes"));
   exports.Set("shmOpen", Napi::Function::New(env, ShmOpen, "shmOpen"));
   exports.Set("shmUnlink", Napi::Function::New(env, ShmUnlink, "shmUnlink"));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));

@@ -16,6 +16,7 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { IpcError, errnoValue, systemError } from './errors.js';
 import { native } from './native.js';
 import type { SegmentDependent, SharedMemory } from './shared-memory.js';
@@ -51,6 +52,16 @@ const self = (() => {
   const start = Number(BigInt(fields[19]!) & 0xffffffffn);
   return { tid, start: start | 0, startUnsigned: start };
 })();
+const TID = self.tid;
+const START = self.start;
+/**
+ * Spinning only pays when the holder can run at the same time: with a
+ * single CPU available (affinity included, as with `taskset -c 0`) a waiter
+ * sleeps on the futex at once and the holder's unlock wakes it.
+ */
+const MULTI_CPU = availableParallelism() > 1;
+/** Attempts of the lock-free spin in JavaScript before a wait goes native. */
+const JS_SPIN = MULTI_CPU ? 100 : 0;
 
 /** Options of {@link Mutex.create} / {@link Mutex.open} and the semaphore factories. */
 export interface LockOptions {
@@ -94,7 +105,7 @@ abstract class SegmentLock implements SegmentDependent {
     this.#segment = segment;
     this.words = words;
     this.#offset = offset;
-    this.spin = spin;
+    this.spin = MULTI_CPU ? spin : 0;
     segment.addDependent(this);
   }
 
@@ -211,7 +222,7 @@ export class Mutex extends SegmentLock {
 
   /** Whether the calling thread holds the lock. */
   get held(): boolean {
-    return this.owner === self.tid;
+    return this.owner === TID;
   }
 
   /**
@@ -228,9 +239,9 @@ export class Mutex extends SegmentLock {
       timeout = checkTimeout(opts.timeout);
       signal = checkSignal(opts.signal);
       if (signal?.aborted) throw abortError('lock', this.address, signal);
-      if (this.#fastLock()) return Promise.resolve();
+      if (this.#fastLock() || this.#spinLock()) return Promise.resolve();
       // Spin on the event loop first: the holder often lets go within microseconds.
-      const r = this.#owned(native.mutexLock(this.words, self.tid, self.start, 0, this.spin, true), 'lock', 0, true);
+      const r = this.#owned(native.mutexLock(this.words, TID, START, 0, this.spin, true), 'lock', 0, true);
       if (r) return Promise.resolve();
       if (timeout === 0) {
         if (this.#takeOverIfDead()) return Promise.resolve();
@@ -240,7 +251,7 @@ export class Mutex extends SegmentLock {
       return Promise.reject(err);
     }
     return this.waitOnThread('lock', timeout, signal,
-      (done) => native.mutexLockAsync(this.words, self.tid, self.start, done),
+      (done) => native.mutexLockAsync(this.words, TID, START, done),
       (r) => {
         this.#owned(r, 'lock', timeout, false);
       });
@@ -252,9 +263,9 @@ export class Mutex extends SegmentLock {
    */
   lockSync(options?: SyncWaitOptions): void {
     this.check('lockSync');
-    const timeout = checkTimeout(checkOptions(options).timeout);
-    if (this.#fastLock()) return;
-    const r = native.mutexLock(this.words, self.tid, self.start, nativeTimeout(timeout), this.spin, false);
+    const timeout = options === undefined ? Infinity : checkTimeout(checkOptions(options).timeout);
+    if (this.#fastLock() || this.#spinLock()) return;
+    const r = native.mutexLock(this.words, TID, START, nativeTimeout(timeout), this.spin, false);
     if (r === ETIMEDOUT && timeout === 0 && this.#takeOverIfDead()) return;
     this.#owned(r, 'lockSync', timeout, false);
   }
@@ -277,11 +288,15 @@ export class Mutex extends SegmentLock {
   unlock(): void {
     this.check('unlock');
     const w = this.words;
-    const state = Atomics.load(w, 0);
-    if ((state & TID_MASK) !== self.tid) throw this.#notOwner('unlock', state);
-    const abandoned = Atomics.load(w, 3) === STATUS_OWNER_DIED;
-    if (abandoned) Atomics.store(w, 3, STATUS_NOT_RECOVERABLE);
-    Atomics.store(w, 1, 0);
+    // Plain reads and writes suffice while we hold the lock; the exchange
+    // that releases it publishes them (it is sequentially consistent).
+    const state = w[0]!;
+    if ((state & TID_MASK) !== TID) throw this.#notOwner('unlock', state);
+    const abandoned = w[3] === STATUS_OWNER_DIED;
+    if (abandoned) w[3] = STATUS_NOT_RECOVERABLE;
+    // Clear the start time first: a checker that then sees a new owner's tid
+    // reads 0 ("being recorded"), never this owner's start time.
+    w[1] = 0;
     const previous = Atomics.exchange(w, 0, 0);
     // Everyone must learn that the mutex is gone; otherwise one waiter is enough.
     if ((previous & WAITERS) !== 0) native.futexWake(w, 0, abandoned ? SEM_VALUE_MAX : 1);
@@ -291,7 +306,7 @@ export class Mutex extends SegmentLock {
   markConsistent(): void {
     this.check('markConsistent');
     const state = Atomics.load(this.words, 0);
-    if ((state & TID_MASK) !== self.tid) throw this.#notOwner('markConsistent', state);
+    if ((state & TID_MASK) !== TID) throw this.#notOwner('markConsistent', state);
     Atomics.compareExchange(this.words, 3, STATUS_OWNER_DIED, STATUS_CONSISTENT);
   }
 
@@ -324,19 +339,28 @@ export class Mutex extends SegmentLock {
   /** The uncontended path: one compare-and-swap, no system call. */
   #fastLock(): boolean {
     const w = this.words;
-    if (Atomics.compareExchange(w, 0, 0, self.tid) !== 0) return false;
-    Atomics.store(w, 1, self.start);
-    if (Atomics.load(w, 3) === STATUS_NOT_RECOVERABLE) {
-      Atomics.store(w, 1, 0);
+    if (Atomics.compareExchange(w, 0, 0, TID) !== 0) return false;
+    w[1] = START;
+    if (w[3] === STATUS_NOT_RECOVERABLE) {
+      w[1] = 0;
       Atomics.store(w, 0, 0);
       throw this.#notRecoverable();
     }
     return true;
   }
 
+  /** A short lock-free spin: a holder on another CPU often lets go within a few hundred nanoseconds. */
+  #spinLock(): boolean {
+    const w = this.words;
+    for (let i = 0; i < JS_SPIN; i++) {
+      if (Atomics.load(w, 0) === 0 && this.#fastLock()) return true;
+    }
+    return false;
+  }
+
   /** Takes the lock over if its holder is dead (then throws ERR_IPC_OWNER_DIED); false otherwise. */
   #takeOverIfDead(): boolean {
-    const r = native.mutexTryTakeOver(this.words, self.tid, self.start);
+    const r = native.mutexTryTakeOver(this.words, TID, START);
     if (r === 1) throw this.#ownerDied();
     if (r === ENOTRECOVERABLE) throw this.#notRecoverable();
     return false;
@@ -377,7 +401,7 @@ export class Mutex extends SegmentLock {
 
   #notOwner(what: string, state: number): IpcError {
     const holder = state === 0 ? 'nobody holds it' : `thread ${state & TID_MASK} holds it`;
-    return new IpcError('ERR_IPC_NOT_OWNER', `${what} on ${this.address}: this thread (${self.tid}) does not hold the mutex; ${holder}.`, { address: this.address });
+    return new IpcError('ERR_IPC_NOT_OWNER', `${what} on ${this.address}: this thread (${TID}) does not hold the mutex; ${holder}.`, { address: this.address });
   }
 }
 

@@ -88,6 +88,8 @@ export interface NativeBinding {
   msgRcvAsync(id: number, capacity: number, type: number,
     callback: (result: number, data?: Buffer, type?: number) => void): number;
   msgSndAsync(id: number, type: number, data: Uint8Array, callback: (result: number) => void): number;
+  /** memmove between two byte views (fast for SharedArrayBuffer-backed ones). */
+  copyBytes(dst: Uint8Array, dstOffset: number, src: Uint8Array, srcOffset: number, length: number): number;
   shmOpen(name: string, oflag: number, mode: number): number;
   shmUnlink(name: string): number;
   ftruncate(fd: number, size: number): number;

@@ -157,11 +157,26 @@ export abstract class SharedMemory implements Disposable {
     return this.#buffer === undefined;
   }
 
-  /** Copies `length` bytes at `offset` out of the segment. */
+  /**
+   * Copies `length` bytes at `offset` out of the segment into a new Buffer.
+   * (Copies use memmove: V8's own copies into and out of a
+   * SharedArrayBuffer are about three times slower.)
+   */
   read(offset = 0, length = this.#size - offset): Buffer {
     const bytes = this.bytes;
     this.#checkRange(offset, length);
-    return Buffer.from(bytes.subarray(offset, offset + length));
+    const out = Buffer.allocUnsafe(length);
+    native.copyBytes(out, 0, bytes, offset, length);
+    return out;
+  }
+
+  /** Copies `target.length` bytes at `offset` into `target`, allocating nothing; returns `target`. */
+  readInto<B extends Uint8Array>(target: B, offset = 0): B {
+    const bytes = this.bytes;
+    checkBytes(target, 'target');
+    this.#checkRange(offset, target.length);
+    native.copyBytes(target, 0, bytes, offset, target.length);
+    return target;
   }
 
   /** Copies `data` into the segment at `offset`. */
@@ -170,7 +185,7 @@ export abstract class SharedMemory implements Disposable {
     checkBytes(data);
     if (this.readOnly) throw this.readOnlyError('write');
     this.#checkRange(offset, data.length);
-    bytes.set(data, offset);
+    native.copyBytes(bytes, offset, data, 0, data.length);
   }
 
   /**
