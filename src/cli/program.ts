@@ -231,3 +231,21 @@ export async function readStdin(): Promise<Buffer> {
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
+
+/** The `rm <address>` verb of a mechanism: `remove` destroys the object at a command-line address. */
+export function removeVerb(summary: string, addressHelp: string, remove: (address: string) => void): Leaf {
+  return {
+    name: 'rm',
+    summary,
+    args: '<address>',
+    minArgs: 1,
+    maxArgs: 1,
+    details: addressHelp,
+    options: {},
+    async run(ctx) {
+      const address = ctx.positionals[0]!;
+      remove(address);
+      if (ctx.json) printJson({ removed: address });
+    },
+  };
+}

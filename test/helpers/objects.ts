@@ -106,35 +106,22 @@ export class ObjectTracker {
   }
 
   cleanup(): void {
-    for (const name of this.posix) {
-      try {
-        PosixMessageQueue.unlink(name);
-      } catch {
-        /* Already removed by the test. */
+    // Whatever a test already removed fails here quietly.
+    const quietly = <K>(items: Set<K>, remove: (item: K) => void): void => {
+      for (const item of items) {
+        try {
+          remove(item);
+        } catch {
+          /* Already removed by the test. */
+        }
       }
-    }
-    for (const key of this.sysv) {
-      try {
-        SysvMessageQueue.remove(key);
-      } catch {
-        /* Already removed by the test. */
-      }
-    }
-    for (const name of this.posixShm) {
-      try {
-        PosixSharedMemory.unlink(name);
-      } catch {
-        /* Already removed by the test. */
-      }
-    }
-    for (const key of this.sysvShm) {
-      try {
-        SysvSharedMemory.remove(key);
-      } catch {
-        /* Already removed by the test. */
-      }
-    }
+    };
+    quietly(this.posix, (name) => PosixMessageQueue.unlink(name));
+    quietly(this.sysv, (key) => SysvMessageQueue.remove(key));
+    quietly(this.posixShm, (name) => PosixSharedMemory.unlink(name));
+    quietly(this.sysvShm, (key) => SysvSharedMemory.remove(key));
   }
+
 }
 
 /** Descriptors of this process that are POSIX message queues. */

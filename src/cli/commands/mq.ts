@@ -10,7 +10,7 @@ import { errnoValue, systemError } from '../../errors.js';
 import { parseAddress } from '../../internal/address.js';
 import { PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, type MessageQueue } from '../../message-queue.js';
 import {
-  type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, printJson, readStdin, stdoutClosed, usageError, writeOut,
+  type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, printJson, readStdin, stdoutClosed, removeVerb, usageError, writeOut,
 } from '../program.js';
 
 const ADDRESS_HELP = 'ADDRESS: /name for a POSIX queue; 0x1234, 4660, ftok:PATH:ID or id:N for a System V queue.';
@@ -195,20 +195,7 @@ const stat: Leaf = {
   },
 };
 
-const rm: Leaf = {
-  name: 'rm',
-  summary: 'remove a queue (POSIX: unlink the name; System V: IPC_RMID)',
-  args: '<address>',
-  minArgs: 1,
-  maxArgs: 1,
-  details: ADDRESS_HELP,
-  options: {},
-  async run(ctx) {
-    const address = ctx.positionals[0]!;
-    removeQueue(address);
-    if (ctx.json) printJson({ removed: address });
-  },
-};
+const rm = removeVerb('remove a queue (POSIX: unlink the name; System V: IPC_RMID)', ADDRESS_HELP, removeQueue);
 
 /** Removes the queue at a command-line address. */
 export function removeQueue(address: string): void {

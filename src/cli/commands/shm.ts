@@ -7,7 +7,7 @@
  */
 import { formatKey, parseAddress } from '../../internal/address.js';
 import { PosixSharedMemory, SharedMemory, SysvSharedMemory } from '../../shared-memory.js';
-import { type Group, type Leaf, intOption, modeOption, printJson, readStdin, usageError, writeOut } from '../program.js';
+import { type Group, type Leaf, intOption, modeOption, printJson, readStdin, removeVerb, usageError, writeOut } from '../program.js';
 
 const ADDRESS_HELP = 'ADDRESS: /name for a POSIX segment; 0x1234, 4660, ftok:PATH:ID or id:N for a System V segment.';
 
@@ -141,20 +141,7 @@ const stat: Leaf = {
   },
 };
 
-const rm: Leaf = {
-  name: 'rm',
-  summary: 'remove a segment (POSIX: unlink the name; System V: IPC_RMID, it dies at the last detach)',
-  args: '<address>',
-  minArgs: 1,
-  maxArgs: 1,
-  details: ADDRESS_HELP,
-  options: {},
-  async run(ctx) {
-    const address = ctx.positionals[0]!;
-    removeSegment(address);
-    if (ctx.json) printJson({ removed: address });
-  },
-};
+const rm = removeVerb('remove a segment (POSIX: unlink the name; System V: IPC_RMID, it dies at the last detach)', ADDRESS_HELP, removeSegment);
 
 /** Removes the segment at a command-line address. */
 export function removeSegment(address: string): void {

@@ -168,7 +168,7 @@ async function messageQueueChapter(n: Narrator): Promise<void> {
 
   n.explain('\nSystem V queue: every message has a type, and a receiver chooses by type\n' +
     '(0: the first message; n: the first of type n; -n: the first of the lowest type up to n).');
-  const s = createUniqueSysvQueue();
+  const s = atRandomTourKey((key) => SysvMessageQueue.create(key, { mode: 0o600 }));
   const key = formatKey(s.key);
   try {
     n.say('tour', me, `created System V queue ${key} (id ${s.id})`);
@@ -193,11 +193,14 @@ async function messageQueueChapter(n: Narrator): Promise<void> {
   }
 }
 
-/** A new System V queue at a random key in 0x7e000000..0x7effffff. */
-function createUniqueSysvQueue(): SysvMessageQueue {
+/**
+ * Creates a System V object at a random key in 0x7e000000..0x7effffff,
+ * drawing again while the key is taken.
+ */
+function atRandomTourKey<T>(create: (key: number) => T): T {
   for (let attempt = 0; ; attempt++) {
     try {
-      return SysvMessageQueue.create((0x7e000000 | Math.floor(Math.random() * 0x1000000)) >>> 0, { mode: 0o600 });
+      return create((0x7e000000 | Math.floor(Math.random() * 0x1000000)) >>> 0);
     } catch (err) {
       if (!(err instanceof IpcError) || err.code !== 'EEXIST' || attempt === 15) throw err;
     }
@@ -230,7 +233,7 @@ async function sharedMemoryChapter(n: Narrator): Promise<void> {
   }
 
   n.explain('\nSystem V: the same key gives the same segment in every process.');
-  const sysv = createUniqueSysvSegment();
+  const sysv = atRandomTourKey((key) => SysvSharedMemory.create(key, { size: 1024, mode: 0o600 }));
   const key = formatKey(sysv.key);
   try {
     n.say('tour', me, `created System V segment ${key} (id ${sysv.id}), 1024 bytes, and attached it`);
@@ -279,17 +282,6 @@ async function sharedMemoryChapter(n: Narrator): Promise<void> {
     segment.close();
     segment.unlink();
     n.say('tour', me, 'removed both segments');
-  }
-}
-
-/** A new System V segment at a random key in 0x7e000000..0x7effffff. */
-function createUniqueSysvSegment(): SysvSharedMemory {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return SysvSharedMemory.create((0x7e000000 | Math.floor(Math.random() * 0x1000000)) >>> 0, { size: 1024, mode: 0o600 });
-    } catch (err) {
-      if (!(err instanceof IpcError) || err.code !== 'EEXIST' || attempt === 15) throw err;
-    }
   }
 }
 
