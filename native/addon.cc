@@ -10,6 +10,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMessageQueue(env, exports);
   InitSharedMemory(env, exports);
   InitLock(env, exports);
+  InitPipe(env, exports);
   return exports;
 }
 

@@ -77,5 +77,6 @@ void InitWaiter(Napi::Env env, Napi::Object exports);
 void InitMessageQueue(Napi::Env env, Napi::Object exports);
 void InitSharedMemory(Napi::Env env, Napi::Object exports);
 void InitLock(Napi::Env env, Napi::Object exports);
+void InitPipe(Napi::Env env, Napi::Object exports);
 
 }  // namespace ipckit

@@ -24,3 +24,9 @@ export {
   type SharedMemoryLimits,
 } from './shared-memory.js';
 export { Mutex, Semaphore, SEM_VALUE_MAX, type LockOptions, type WithLockOptions } from './lock.js';
+export {
+  pipe, spawn, PipeReadEnd, PipeWriteEnd, PIPE_BUF, DEFAULT_READ_SIZE, DEFAULT_MAX_MESSAGE,
+  type PipeOptions, type ReadOptions, type ReadSyncOptions, type MessageReadOptions, type MessageReadSyncOptions,
+  type SpawnWithFdsOptions,
+} from './pipe.js';
+export { Fifo, type FifoOpenOptions, type FifoOpenSyncOptions } from './fifo.js';

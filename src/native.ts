@@ -115,6 +115,25 @@ export interface NativeBinding {
   gettid(): number;
   lockConstants: { WAITERS: number; TID_MASK: number };
 
+  pipe2(flags: number): [number, number] | number;
+  setPipeSize(fd: number, bytes: number): number;
+  getPipeSize(fd: number): number;
+  setNonBlocking(fd: number, on: boolean): number;
+  /** timeoutMs < 0: as the descriptor's mode says; >= 0: poll first, -ETIMEDOUT. */
+  readFd(fd: number, buffer: Uint8Array, offset: number, length: number, timeoutMs: number): number;
+  writeFd(fd: number, buffer: Uint8Array, offset: number, length: number, timeoutMs: number): number;
+  pollFd(fd: number, events: number, timeoutMs: number): number;
+  /** open(2) with O_CLOEXEC; a blocking open is bounded by timeoutMs (< 0: forever). */
+  openPath(path: string, flags: number, timeoutMs: number): number;
+  mkfifo(path: string, mode: number): number;
+  fchmod(fd: number, mode: number): number;
+  inotifyWatch(path: string, mask: number): number;
+  drain(fd: number): number;
+  pipeConstants: {
+    O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_NONBLOCK: number; O_CLOEXEC: number; O_NOFOLLOW: number;
+    POLLIN: number; POLLOUT: number; POLLHUP: number; POLLERR: number; IN_OPEN: number; PIPE_BUF: number;
+  };
+
   mqConstants: {
     O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_CREAT: number; O_EXCL: number;
     O_CLOEXEC: number; IPC_CREAT: number; IPC_EXCL: number; MQ_PRIO_MAX: number;
