@@ -79,7 +79,7 @@ function openChecked(path: string, flags: number, timeoutMs: number): number {
 }
 
 function openError(r: number, path: string, syscall = 'open'): IpcError {
-  if (r === ENXIO) return systemError(r, syscall, path, 'No process has the FIFO open for reading, and { nonBlocking: true } was given: start the reader first, or wait without nonBlocking.');
+  if (r === ENXIO) return systemError(r, syscall, path, 'No process has the FIFO open for reading and the open was told not to wait (nonBlocking): start the reader first, or let the open wait.');
   if (r === -errnoValue('ELOOP')) return new IpcError('ERR_IPC_NOT_A_FIFO', `${path} is a symbolic link; ipckit does not follow them.`, { address: path });
   return systemError(r, syscall, path);
 }

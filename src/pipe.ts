@@ -95,7 +95,9 @@ abstract class PipeEnd implements Disposable {
       throw systemError(io, 'open', `/proc/self/fd/${fd}`, 'ipckit reopens pipe ends through /proc; it must be mounted.');
     }
     this.#io = io;
-    this.queue = new ReadinessQueue(io, access === 'read' ? READABLE : WRITABLE, address);
+    // Readiness is watched on `fd`: for a FIFO reopened after its writer
+    // left, the kernel withholds POLLHUP from the new description.
+    this.queue = new ReadinessQueue(fd, access === 'read' ? READABLE : WRITABLE, address);
   }
 
   /** The descriptor to hand to children. Throws `ERR_IPC_CLOSED` after `close()`. */
@@ -237,7 +239,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
     for (;;) {
       const chunk = this.#readNow(max, this.blockingFd(timeout));
       if (chunk !== undefined) return chunk;
-      const r = native.pollFd(this.io, P.POLLIN, deadlineLeft(deadline));
+      const r = native.pollFd(this.fd, P.POLLIN, deadlineLeft(deadline));
       if (r === 0) throw timeoutError('readSync', this.address, timeout);
       if (r < 0) throw systemError(r, 'poll', this.address);
     }
@@ -286,7 +288,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
     for (;;) {
       const message = this.#messageNow(max);
       if (message !== undefined) return message;
-      const r = native.pollFd(this.io, P.POLLIN, deadlineLeft(deadline));
+      const r = native.pollFd(this.fd, P.POLLIN, deadlineLeft(deadline));
       if (r === 0) throw timeoutError('readMessageSync', this.address, timeout);
       if (r < 0) throw systemError(r, 'poll', this.address);
     }
@@ -341,7 +343,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
     if (n === 0) {
       // End of the data only once a writer has come and gone (POLLHUP);
       // a FIFO opened before any writer reads 0 too, and must keep waiting.
-      if ((native.pollFd(this.io, P.POLLIN, 0) & P.POLLHUP) === 0) return undefined;
+      if ((native.pollFd(this.fd, P.POLLIN, 0) & P.POLLHUP) === 0) return undefined;
       this.#eof = true;
       return null;
     }
@@ -465,7 +467,7 @@ export class PipeWriteEnd extends PipeEnd {
     const deadline = timeout === Infinity ? Infinity : performance.now() + timeout;
     const state = { offset: 0 };
     while (!this.#writeNow(data, state, this.blockingFd(timeout))) {
-      const r = native.pollFd(this.io, P.POLLOUT, deadlineLeft(deadline));
+      const r = native.pollFd(this.fd, P.POLLOUT, deadlineLeft(deadline));
       if (r === 0) throw this.#partial(timeoutError('writeSync', this.address, timeout), state.offset, data.length);
       if (r < 0) throw systemError(r, 'poll', this.address);
     }

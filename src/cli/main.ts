@@ -8,6 +8,7 @@ import { benchCommand } from './commands/bench.js';
 import { demoCommand } from './commands/demo.js';
 import { lsCommand, rmCommand } from './commands/ls.js';
 import { mqCommand } from './commands/mq.js';
+import { fifoCommand, pipeCommand } from './commands/pipe.js';
 import { shmCommand } from './commands/shm.js';
 import { tourCommand } from './commands/tour.js';
 import { type Group, runCommandLine } from './program.js';
@@ -17,7 +18,7 @@ const root: Group = {
   summary: 'Every IPC mechanism of the Linux kernel, from the shell.',
   details: 'Every command takes --help and --json. Exit status: 0 ok, 1 the operation failed\n' +
     '(the error code and message are printed on stderr), 2 the command line was not understood.',
-  children: [mqCommand, shmCommand, lsCommand, rmCommand, tourCommand, demoCommand, benchCommand],
+  children: [mqCommand, shmCommand, pipeCommand, fifoCommand, lsCommand, rmCommand, tourCommand, demoCommand, benchCommand],
 };
 
 process.exitCode = await runCommandLine(root, process.argv.slice(2), 'ipckit');

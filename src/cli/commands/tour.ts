@@ -6,11 +6,14 @@
  * @internal
  * @module
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
 import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
 import { Mutex } from '../../lock.js';
+import { Fifo } from '../../fifo.js';
+import { PIPE_BUF, type PipeReadEnd, type PipeWriteEnd, pipe, spawn as spawnWithFds } from '../../pipe.js';
 import { RACE_LAYOUT, createRaceSegment, race, startWorker } from '../race.js';
 import { IpcError } from '../../errors.js';
 import { formatKey } from '../../internal/address.js';
@@ -285,9 +288,73 @@ async function sharedMemoryChapter(n: Narrator): Promise<void> {
   }
 }
 
+/** Runs a shell command line as a child process, with its own stdio. */
+function shell(line: string, fds: Record<number, PipeReadEnd | PipeWriteEnd>, stdio: ('ignore' | 'pipe' | 'inherit')[] = ['ignore', 'pipe', 'inherit']): ChildProcess {
+  return spawnWithFds('sh', ['-c', line], { stdio, fds });
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve(code));
+  });
+}
+
+async function pipeChapter(n: Narrator): Promise<void> {
+  const me = process.pid;
+  n.heading('Pipes and FIFOs: one-way byte streams');
+  n.explain('A pipe has a read end and a write end: bytes written into one come out of the other, in order,\n' +
+    'and the kernel holds them in between. A parent creates an unnamed pipe and hands the ends to its\n' +
+    'children; a named pipe (FIFO) has a path, so unrelated processes can meet at it.');
+
+  const { readEnd, writeEnd } = pipe();
+  n.say('tour', me, `pipe(): read end fd ${readEnd.fd}, write end fd ${writeEnd.fd}, ${readEnd.capacity} bytes of buffer`);
+  const writer = shell('printf "pear\\napple\\nfig\\n" >&3', { 3: writeEnd });
+  n.say('child', writer.pid!, '$ sh -c \'printf "pear\\napple\\nfig\\n" >&3\'   (fd 3 is the write end)');
+  const sorter = shell('sort', { 0: readEnd });
+  n.say('child', sorter.pid!, '$ sort   (stdin is the read end)');
+  writeEnd.close();
+  readEnd.close();
+  n.say('tour', me, 'closed its own copies of both ends, so sort sees the end when printf is done');
+  let sorted = '';
+  sorter.stdout!.setEncoding('utf8').on('data', (chunk: string) => { sorted += chunk; });
+  await Promise.all([exited(writer), exited(sorter)]);
+  n.say('child', sorter.pid!, `printed ${show(sorted)}`);
+
+  const lonely = pipe();
+  lonely.readEnd.close();
+  try {
+    await lonely.writeEnd.write(Buffer.from('anyone?'));
+  } catch (err) {
+    if (!(err instanceof IpcError)) throw err;
+    n.say('tour', me, `wrote into a pipe whose read end is closed: ${err.code}, an error, not a killed process`);
+  }
+  lonely.writeEnd.close();
+  n.explain(`Writes of at most PIPE_BUF (${PIPE_BUF}) bytes are atomic: several writers never interleave inside one.`);
+
+  n.explain('\nA FIFO: two processes that share nothing but a path.');
+  const path = `${tmpdir()}/ipckit-tour-fifo-${me}`;
+  Fifo.create(path, { mode: 0o600 });
+  try {
+    n.say('tour', me, `created FIFO ${path}, mode 0600`);
+    const reader = later(runCli(['fifo', 'read', path, '--count', '2'],
+      (pid) => n.say('child', pid, `$ ipckit fifo read ${path} --count 2   (waits for a writer)`)));
+    const end = await Fifo.openWrite(path, { timeout: 10_000 });
+    n.say('tour', me, 'openWrite() resolved once a reader had the FIFO open (no thread was parked meanwhile)');
+    await end.write(Buffer.from('first line\nsecond line\n'));
+    end.close();
+    const r = await reader;
+    n.say('child', r.pid, `printed ${r.stdout.trim().split('\n').map(show).join(', ')}`);
+  } finally {
+    Fifo.unlink(path);
+    n.say('tour', me, `removed ${path}`);
+  }
+}
+
 const CHAPTERS: Record<string, (n: Narrator) => Promise<void>> = {
   mq: messageQueueChapter,
   shm: sharedMemoryChapter,
+  pipe: pipeChapter,
 };
 
 export const tourCommand: Leaf = {
