@@ -332,9 +332,14 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
     return stream;
   }
 
-  /** One non-blocking read: a chunk, `null` at the end, `undefined` if it would wait. */
+  /** One read: buffered bytes first, then the kernel; `null` at the end, `undefined` if it would wait. */
   #readNow(max: number, blockingFd?: number): Buffer | null | undefined {
     if (this.#bufferedBytes > 0) return this.#take(Math.min(max, this.#bufferedBytes));
+    return this.#readKernel(max, blockingFd);
+  }
+
+  /** One read from the kernel (non-blocking unless `blockingFd` is given). */
+  #readKernel(max: number, blockingFd?: number): Buffer | null | undefined {
     if (this.#eof) return null;
     const buf = Buffer.allocUnsafe(max);
     const n = native.readFd(blockingFd ?? this.io, buf, 0, max, -1);
@@ -368,7 +373,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
           return this.#take(length);
         }
       }
-      const chunk = this.#eof ? null : this.#readNow(DEFAULT_READ_SIZE);
+      const chunk = this.#readKernel(DEFAULT_READ_SIZE);
       if (chunk === undefined) return undefined;
       if (chunk === null) {
         if (this.#bufferedBytes === 0) return null;

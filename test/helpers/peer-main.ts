@@ -4,7 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import {
-  IpcError, Mutex, PosixMessageQueue, PosixSharedMemory, Semaphore, type SharedMemory, SysvMessageQueue, SysvSharedMemory,
+  Fifo, IpcError, Mutex, PipeReadEnd, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SharedMemory,
+  SysvMessageQueue, SysvSharedMemory,
 } from '../../src/index.js';
 
 type Mode = 'sync' | 'async' | 'iterate';
@@ -49,6 +50,49 @@ function openSegment(p: QueueParams & { readOnly?: boolean }): SharedMemory {
 const hangForever = (): Promise<never> => new Promise(() => setInterval(() => undefined, 1 << 30));
 
 const scenarios: Record<string, (params: any) => Promise<void>> = {
+  /** Writes `count` records of `size` bytes, every byte `id`, to inherited fd `fd`, each with one write. */
+  async 'pipe-records'(p: { fd: number; id: number; count: number; size: number }) {
+    const end = PipeWriteEnd.fromFd(p.fd);
+    const record = Buffer.alloc(p.size, p.id);
+    for (let i = 0; i < p.count; i++) end.writeSync(record);
+    end.close();
+    emit({ event: 'done', id: p.id });
+  },
+
+  /** Reads `size`-byte records from inherited fd `fd` until the end, reporting the first byte of each. */
+  async 'pipe-read-records'(p: { fd: number; size: number }) {
+    const end = PipeReadEnd.fromFd(p.fd);
+    emit({ event: 'ready' });
+    const ids: number[] = [];
+    for (let chunk = await end.read({ maxBytes: p.size }); chunk !== null; chunk = await end.read({ maxBytes: p.size })) {
+      if (chunk.length !== p.size || chunk.some((b) => b !== chunk![0])) throw new Error(`torn record of ${chunk.length} bytes`);
+      ids.push(chunk[0]!);
+    }
+    end.close();
+    emit({ event: 'done', ids });
+  },
+
+  /** Opens a FIFO for reading (async or sync), prints everything until the end. */
+  async 'fifo-read'(p: { path: string; mode: 'sync' | 'async'; timeout?: number }) {
+    emit({ event: 'opening', pid: process.pid });
+    const end = p.mode === 'sync' ? Fifo.openReadSync(p.path, { timeout: p.timeout }) : await Fifo.openRead(p.path, { timeout: p.timeout });
+    emit({ event: 'opened' });
+    const chunks: Buffer[] = [];
+    for await (const chunk of end) chunks.push(chunk);
+    end.close();
+    emit({ event: 'done', data: Buffer.concat(chunks).toString() });
+  },
+
+  /** Opens a FIFO for writing (async or sync) and writes `text`. */
+  async 'fifo-write'(p: { path: string; mode: 'sync' | 'async'; text: string; timeout?: number }) {
+    emit({ event: 'opening', pid: process.pid });
+    const end = p.mode === 'sync' ? Fifo.openWriteSync(p.path, { timeout: p.timeout }) : await Fifo.openWrite(p.path, { timeout: p.timeout });
+    emit({ event: 'opened' });
+    await end.write(Buffer.from(p.text));
+    end.close();
+    emit({ event: 'done' });
+  },
+
   /** Writes text into a segment, then waits until the parent writes `reply` at `replyOffset`, and reports it. */
   async 'shm-exchange'(p: QueueParams & { offset: number; text: string; replyOffset: number; replyLength: number }) {
     const segment = openSegment(p);
@@ -234,6 +278,8 @@ if (run === undefined) {
 }
 try {
   await run(JSON.parse(json ?? '{}'));
+  // A child started with fork() would otherwise stay alive for its IPC channel.
+  if (process.connected) process.disconnect();
 } catch (err) {
   emit({ event: 'error', code: (err as IpcError).code ?? null, message: (err as Error).message });
   process.exitCode = 1;

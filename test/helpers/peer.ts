@@ -35,9 +35,15 @@ export class Peer {
   readonly #lines: unknown[] = [];
   readonly #waiters: ((line: unknown) => void)[] = [];
 
-  constructor(scenario: string, params: unknown, options: { prefix?: string[] } = {}) {
+  /** `fds`: extra descriptors for the child, by number (3 and up). */
+  constructor(scenario: string, params: unknown, options: { prefix?: string[]; fds?: Record<number, number> } = {}) {
     const [command, ...args] = [...(options.prefix ?? []), process.execPath, PEER_MAIN, scenario, JSON.stringify(params)];
-    this.child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdio: (string | number)[] = ['ignore', 'pipe', 'pipe'];
+    for (const [n, fd] of Object.entries(options.fds ?? {})) {
+      while (stdio.length <= Number(n)) stdio.push('ignore');
+      stdio[Number(n)] = fd;
+    }
+    this.child = spawn(command!, args, { stdio: stdio as ('ignore' | 'pipe')[] });
     live.add(this);
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       const value = JSON.parse(line) as unknown;
