@@ -6,7 +6,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { fstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, fstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -226,7 +226,7 @@ describe('ipckit help and usage errors', () => {
       [['mq', 'create', '/x', '--mode', '999'], /--mode must be octal permission bits/],
       [['mq', 'create', '/x', '--max-messages', '1.5'], /--max-messages must be an integer/],
       [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq or shm; got "pipe".\n'],
-      [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq, shm\./],
+      [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq, shm, pipe\./],
     ];
     await all(cases.map(([args, expected]) => async () => {
       const stderr = await fails(args, 2, 'ERR_IPC_USAGE');
@@ -772,6 +772,12 @@ describe('ipckit tour', () => {
     assert.match(out, /with the segment's Mutex: counter = 400000: none lost/);
     assert.match(out, /lock\(\) failed with ERR_IPC_OWNER_DIED, holding the lock/);
     assert.deepEqual(readdirSync('/dev/shm').filter((f) => f.includes(`-${text!.pid}`)), []);
+    // The pipes chapter: sort fed through a pipe, EPIPE as an error, and a FIFO met by a CLI reader.
+    assert.ok(out.includes('\n=== Pipes and FIFOs: one-way byte streams ===\n'));
+    assert.ok(out.includes('printed "apple\\nfig\\npear\\n"'));
+    assert.match(out, /closed: EPIPE, an error, not a killed process/);
+    assert.match(out, /printed "first line", "second line"/);
+    assert.equal(existsSync(`${tmpdir()}/ipckit-tour-fifo-${text!.pid}`), false);
     assert.ok(out.endsWith('\nTour complete: every object it created has been removed.\n'));
     assert.ok(out.includes(`] created /ipckit-tour-${text!.pid}: 4 messages of at most 256 bytes, mode 0600\n`));
     assert.ok(out.includes(`] unlinked /ipckit-tour-${text!.pid}\n`));
