@@ -6,7 +6,9 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ObjectTracker, posixQueueExists, sysvQueueKeys } from './helpers/objects.js';
 import { killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
@@ -147,6 +149,46 @@ describe('examples/shared-memory', () => {
     assert.deepEqual(updates.map((m) => Number(m?.[1])), [1, 2, 3, 4, 5, 6], report);
     assert.equal(updates[5]![2], 'done');
     assert.equal(existsSync(`/dev/shm${name}`), false, `${name} was not removed`);
+  });
+});
+
+describe('examples/pipe', () => {
+  it('three children write framed records into one pipe; the parent totals them', { timeout: 20_000 }, async () => {
+    const parent = startExample('examples/pipe/parent.js', ['3']);
+    const p = await parent.exited;
+    const report = JSON.stringify(p);
+    assert.deepEqual([p.code, p.stderr], [0, ''], report);
+    assert.match(p.stdout[0]!, new RegExp(`^parent ${parent.child.pid}: started \\d+, \\d+, \\d+, each writing into fd 3$`), report);
+    assert.deepEqual(p.stdout.slice(1), [1, 2, 3].map((w) => `parent ${parent.child.pid}: worker ${w} sent a total of ${5050 * w}`), report);
+  });
+});
+
+describe('examples/fifo', () => {
+  it('a reader and a writer started separately meet at the FIFO; the reader removes it', { timeout: 20_000 }, async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ipckit-example-'));
+    const fifo = path.join(dir, 'fifo');
+    try {
+      // Terminal 1.
+      const reader = startExample('examples/fifo/reader.js', [fifo]);
+      await reader.waitForLine(/waiting for a writer/);
+      // Terminal 2.
+      const writer = startExample('examples/fifo/writer.js', [fifo]);
+      const [r, w] = await Promise.all([reader.exited, writer.exited]);
+      const report = `reader: ${JSON.stringify(r)}\nwriter: ${JSON.stringify(w)}`;
+      assert.deepEqual([r.code, w.code, r.stderr, w.stderr], [0, 0, '', ''], report);
+      const rp = reader.child.pid;
+      assert.deepEqual(r.stdout, [
+        `reader ${rp}: waiting for a writer on ${fifo}`,
+        `reader ${rp}: hello through a named pipe`,
+        `reader ${rp}: the kernel keeps the order`,
+        `reader ${rp}: goodbye`,
+        `reader ${rp}: the writers are done; removing ${fifo}`,
+      ], report);
+      assert.deepEqual(w.stdout, [`writer ${writer.child.pid}: a reader is there`, `writer ${writer.child.pid}: done`], report);
+      assert.equal(existsSync(fifo), false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
