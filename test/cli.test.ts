@@ -891,6 +891,22 @@ describe('ipckit shm', () => {
   });
 });
 
+describe('ipckit pipe run', () => {
+  it('connects commands like the shell\'s | and exits with the last status', async () => {
+    assert.equal((await ok(['pipe', 'run', '--', 'printf', 'pear\\napple\\nfig\\n', ':::', 'sort', ':::', 'tr', 'a-z', 'A-Z'])).stdout, 'APPLE\nFIG\nPEAR\n');
+    const failing = await ipckit(['pipe', 'run', '--', 'echo', 'x', ':::', 'sh', '-c', 'cat >/dev/null; exit 4']);
+    assert.equal(failing.status, 4);
+    const summary = await ipckit(['pipe', 'run', '--json', '--', 'sh', '-c', 'exit 3', ':::', 'cat']);
+    assert.equal(summary.status, 0);
+    const info = json(summary.stdout);
+    assert.equal(info.status, 0);
+    assert.deepEqual((info.commands as { command: string[]; status: number }[]).map((c) => [c.command, c.status]), [[['sh', '-c', 'exit 3'], 3], [['cat'], 0]]);
+    assert.match(await fails(['pipe', 'run', '--', 'no-such-command-ipckit', ':::', 'cat'], 1, 'ENOENT'), /no such command on the PATH/);
+    await fails(['pipe', 'run', '--', ':::', 'cat'], 2, 'ERR_IPC_USAGE');
+    await fails(['pipe', 'run'], 2, 'ERR_IPC_USAGE');
+  });
+});
+
 describe('a reader that closes stdout early', () => {
   /** Runs ipckit, reads `lines` lines of its stdout, then closes the pipe. */
   function readThenClose(args: string[], lines: number): Promise<{ pid: number; status: number | null; signal: string | null; stderr: string; got: string[] }> {
