@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import * as messageQueue from './message-queue.js';
 import * as sharedMemory from './shared-memory.js';
+import * as pipeBench from './pipe.js';
 
 const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench');
 const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
@@ -65,7 +66,7 @@ export interface BenchModule {
   measure(ctx: BenchContext): Promise<Row[]>;
 }
 
-const MODULES: BenchModule[] = [messageQueue, sharedMemory];
+const MODULES: BenchModule[] = [messageQueue, sharedMemory, pipeBench];
 
 function pinPrefix(placement: Placement): string[] {
   return placement === 'pinned' ? ['taskset', '-c', '0'] : [];

@@ -4,6 +4,7 @@
  */
 import * as messageQueue from './message-queue.js';
 import * as sharedMemory from './shared-memory.js';
+import * as pipeBench from './pipe.js';
 
 /** The roles a mechanism's benchmark runs in child processes. */
 export type Roles = Record<string, (params: any) => Promise<void>>;
@@ -11,6 +12,7 @@ export type Roles = Record<string, (params: any) => Promise<void>>;
 const ROLES: Record<string, Roles> = {
   [messageQueue.mechanism]: messageQueue.roles,
   [sharedMemory.mechanism]: sharedMemory.roles,
+  [pipeBench.mechanism]: pipeBench.roles,
 };
 
 const [mechanism, role, params] = process.argv.slice(2);

@@ -62,45 +62,52 @@ static int PollFor(int fd, short events, double timeout_ms) {
   }
 }
 
-// readFd(fd, buffer, offset, length, timeoutMs) -> bytes read (0 = end), or -errno.
-// timeoutMs < 0 reads as the descriptor's mode says (a blocking descriptor
-// waits); >= 0 polls for readability first and fails with -ETIMEDOUT.
-static Napi::Value ReadFd(const Napi::CallbackInfo& info) {
-  int fd = ArgInt(info, 0);
-  Bytes b = ArgBytes(info, 1);
-  size_t offset = static_cast<size_t>(ArgInt64(info, 2));
-  size_t length = static_cast<size_t>(ArgInt64(info, 3));
-  double timeout = ArgDouble(info, 4);
-  if (offset + length > b.length) return Errno(info.Env(), ERANGE);
-  if (timeout >= 0) {
-    int r = PollFor(fd, POLLIN, timeout);
-    if (r == 0) return Errno(info.Env(), ETIMEDOUT);
-    if (r < 0) return Napi::Number::New(info.Env(), r);
-  }
+// One read(2) or write(2), retried on EINTR; -errno on failure.
+static int ReadOnce(int fd, uint8_t* data, size_t length) {
   ssize_t n;
-  do n = read(fd, b.data + offset, length);
+  do n = read(fd, data, length);
   while (n < 0 && errno == EINTR);
-  return SysResult(info.Env(), n);
+  return n < 0 ? -errno : static_cast<int>(n);
 }
 
-// writeFd(fd, buffer, offset, length, timeoutMs) -> bytes written, or -errno.
-// Same timeout rule as readFd, polling for writability.
-static Napi::Value WriteFd(const Napi::CallbackInfo& info) {
+static int WriteOnce(int fd, const uint8_t* data, size_t length) {
+  ssize_t n;
+  do n = write(fd, data, length);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : static_cast<int>(n);
+}
+
+// The shared body of readFd/writeFd: args (fd, buffer, offset, length,
+// timeoutMs, spinUs). timeoutMs < 0 calls once as the descriptor's mode
+// says (a blocking descriptor waits; a non-blocking one may spin up to
+// spinUs on EAGAIN first); >= 0 polls for `events` first and fails with
+// -ETIMEDOUT.
+template <typename F>
+static Napi::Value Transfer(const Napi::CallbackInfo& info, short events, const F& once) {
   int fd = ArgInt(info, 0);
   Bytes b = ArgBytes(info, 1);
   size_t offset = static_cast<size_t>(ArgInt64(info, 2));
   size_t length = static_cast<size_t>(ArgInt64(info, 3));
   double timeout = ArgDouble(info, 4);
+  double spin = ArgDouble(info, 5);
   if (offset + length > b.length) return Errno(info.Env(), ERANGE);
   if (timeout >= 0) {
-    int r = PollFor(fd, POLLOUT, timeout);
+    int r = PollFor(fd, events, timeout);
     if (r == 0) return Errno(info.Env(), ETIMEDOUT);
     if (r < 0) return Napi::Number::New(info.Env(), r);
   }
-  ssize_t n;
-  do n = write(fd, b.data + offset, length);
-  while (n < 0 && errno == EINTR);
-  return SysResult(info.Env(), n);
+  int r = Spin(spin, EAGAIN, [&] { return once(fd, b.data + offset, length); });
+  return Napi::Number::New(info.Env(), r);
+}
+
+// readFd(fd, buffer, offset, length, timeoutMs, spinUs) -> bytes read (0 = end), or -errno
+static Napi::Value ReadFd(const Napi::CallbackInfo& info) {
+  return Transfer(info, POLLIN, ReadOnce);
+}
+
+// writeFd(fd, buffer, offset, length, timeoutMs, spinUs) -> bytes written, or -errno
+static Napi::Value WriteFd(const Napi::CallbackInfo& info) {
+  return Transfer(info, POLLOUT, WriteOnce);
 }
 
 // pollFd(fd, events, timeoutMs) -> revents, 0 on timeout, or -errno

@@ -17,7 +17,10 @@ import { IpcError, errnoValue, systemError } from './errors.js';
 import { native, type NativeFdWatcher } from './native.js';
 import { PipeReadEnd, PipeWriteEnd } from './pipe.js';
 import { checkMode, checkOptions, invalidArgument } from './internal/validate.js';
-import { type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkTimeout, nativeTimeout, timeoutError } from './internal/wait.js';
+import {
+  type SpinOptions, type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkSpin, checkTimeout, nativeTimeout,
+  timeoutError,
+} from './internal/wait.js';
 
 const P = native.pipeConstants;
 const { READABLE } = native.readinessConstants;
@@ -28,7 +31,7 @@ const EEXIST = -errnoValue('EEXIST');
 const ENOENT = -errnoValue('ENOENT');
 
 /** Options of the FIFO opens. */
-export interface FifoOpenOptions extends WaitOptions {
+export interface FifoOpenOptions extends WaitOptions, SpinOptions {
   /**
    * Do not wait for the other side: a writer with no reader fails at once
    * with `ENXIO`, a reader opens at once. The end's descriptor also gets
@@ -38,7 +41,7 @@ export interface FifoOpenOptions extends WaitOptions {
 }
 
 /** Options of the synchronous FIFO opens. */
-export interface FifoOpenSyncOptions extends SyncWaitOptions {
+export interface FifoOpenSyncOptions extends SyncWaitOptions, SpinOptions {
   nonBlocking?: boolean;
 }
 
@@ -179,11 +182,12 @@ export class Fifo {
     let timeout: number;
     let signal: AbortSignal | undefined;
     let nonBlocking: boolean;
+    let spin: number;
     let fd: number;
     try {
       checkPath(path);
       const opts = checkOptions(options);
-      ({ timeout, signal, nonBlocking } = openOptions(opts));
+      ({ timeout, signal, nonBlocking, spin } = openOptions(opts));
       if (signal?.aborted) throw abortError('openRead', path, signal);
       fd = openChecked(path, P.O_RDONLY | P.O_NONBLOCK, -1);
       if (fd < 0) throw openError(fd, path);
@@ -194,7 +198,7 @@ export class Fifo {
     // A writer is there if a read finds data (kept for the first read) or
     // would wait (EAGAIN), or if one has already come and gone (POLLHUP).
     const writerSeen = (): Buffer | undefined => {
-      const n = native.readFd(fd, probe, 0, 1, -1);
+      const n = native.readFd(fd, probe, 0, 1, -1, 0);
       if (n === 1) return Buffer.from(probe);
       if (n === EAGAIN) return Buffer.alloc(0);
       if (n === 0) return (native.pollFd(fd, P.POLLIN, 0) & P.POLLHUP) !== 0 ? Buffer.alloc(0) : undefined;
@@ -202,7 +206,7 @@ export class Fifo {
     };
     const made = (initial: Buffer): PipeReadEnd => {
       setMode(fd, nonBlocking, path);
-      return new PipeReadEnd(fd, path, initial);
+      return new PipeReadEnd(fd, path, initial, spin);
     };
     if (nonBlocking) return Promise.resolve(made(Buffer.alloc(0)));
     try {
@@ -228,15 +232,16 @@ export class Fifo {
     let timeout: number;
     let signal: AbortSignal | undefined;
     let nonBlocking: boolean;
+    let spin: number;
     try {
       checkPath(path);
       const opts = checkOptions(options);
-      ({ timeout, signal, nonBlocking } = openOptions(opts));
+      ({ timeout, signal, nonBlocking, spin } = openOptions(opts));
       if (signal?.aborted) throw abortError('openWrite', path, signal);
       const fd = openChecked(path, P.O_WRONLY | P.O_NONBLOCK, -1);
       if (fd >= 0) {
         setMode(fd, nonBlocking, path);
-        return Promise.resolve(new PipeWriteEnd(fd, path));
+        return Promise.resolve(new PipeWriteEnd(fd, path, spin));
       }
       if (fd !== ENXIO || nonBlocking) throw openError(fd, path);
       if (timeout === 0) throw timeoutError('openWrite', path, 0);
@@ -263,7 +268,7 @@ export class Fifo {
       const fd = held;
       held = -1;
       setMode(fd, nonBlocking, path);
-      return new PipeWriteEnd(fd, path);
+      return new PipeWriteEnd(fd, path, spin);
     };
     return waitForPeer('openWrite', path, timeout, signal, readerThere, () => {
       if (held >= 0) native.close(held);
@@ -273,12 +278,12 @@ export class Fifo {
 
   /** Opens the read end, blocking the calling thread until a writer opens the FIFO. */
   static openReadSync(path: string, options?: FifoOpenSyncOptions): PipeReadEnd {
-    return new PipeReadEnd(Fifo.#openSync(path, options, P.O_RDONLY, 'openReadSync'), path);
+    return new PipeReadEnd(Fifo.#openSync(path, options, P.O_RDONLY, 'openReadSync'), path, undefined, checkSpin(options?.spin));
   }
 
   /** Opens the write end, blocking the calling thread until a reader opens the FIFO. */
   static openWriteSync(path: string, options?: FifoOpenSyncOptions): PipeWriteEnd {
-    return new PipeWriteEnd(Fifo.#openSync(path, options, P.O_WRONLY, 'openWriteSync'), path);
+    return new PipeWriteEnd(Fifo.#openSync(path, options, P.O_WRONLY, 'openWriteSync'), path, checkSpin(options?.spin));
   }
 
   static #openSync(path: string, options: FifoOpenSyncOptions | undefined, access: number, what: string): number {
@@ -306,6 +311,9 @@ function checkNonBlocking(value: unknown): boolean {
   return value === true;
 }
 
-function openOptions(opts: Partial<FifoOpenOptions>): { timeout: number; signal: AbortSignal | undefined; nonBlocking: boolean } {
-  return { timeout: checkTimeout(opts.timeout), signal: checkSignal(opts.signal), nonBlocking: checkNonBlocking(opts.nonBlocking) };
+function openOptions(opts: Partial<FifoOpenOptions>): { timeout: number; signal: AbortSignal | undefined; nonBlocking: boolean; spin: number } {
+  return {
+    timeout: checkTimeout(opts.timeout), signal: checkSignal(opts.signal), nonBlocking: checkNonBlocking(opts.nonBlocking),
+    spin: checkSpin(opts.spin),
+  };
 }

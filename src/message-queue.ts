@@ -22,8 +22,8 @@ import { describeSetting, hasSysResource, readProcNumber, readResourceLimit } fr
 import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import {
-  type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkTimeout, closedError,
-  nativeTimeout, receiveUntilClosed, timeoutError,
+  type SpinOptions, type SyncWaitOptions, type WaitOptions, DEFAULT_SPIN_US, Pending, abortError, checkSignal, checkSpin,
+  checkTimeout, closedError, nativeTimeout, receiveUntilClosed, timeoutError,
 } from './internal/wait.js';
 
 const C = native.mqConstants;
@@ -51,25 +51,8 @@ const MQ_PROC = '/proc/sys/fs/mqueue';
 /** Which directions a handle may use. */
 export type QueueAccess = 'read' | 'write' | 'readwrite';
 
-/** Default spin budget of a wait, in microseconds; see {@link QueueTuning.spin}. */
-export const DEFAULT_SPIN_US = 50;
-
-/** Options every queue handle takes. */
-export interface QueueTuning {
-  /**
-   * Microseconds a wait keeps retrying, yielding the CPU between attempts,
-   * before it sleeps (in the kernel for `*Sync` calls, on the event loop for
-   * async ones). Waking a sleeping process costs tens of microseconds, so a
-   * short spin pays off when replies come quickly; 0 sleeps at once. The
-   * spin of an async call holds the event loop for at most this long.
-   * Default {@link DEFAULT_SPIN_US}; at most 10000.
-   */
-  spin?: number;
-}
-
-function checkSpin(spin: unknown): number {
-  return optionalInteger(spin, 'spin', 0, 10_000, DEFAULT_SPIN_US);
-}
+/** Options every queue handle takes: the spin budget of its waits. */
+export type QueueTuning = SpinOptions;
 
 /** Options of {@link PosixMessageQueue.create} and {@link PosixMessageQueue.openOrCreate}. */
 export interface PosixMessageQueueCreateOptions<T = Buffer> extends QueueTuning {
@@ -1077,6 +1060,8 @@ function checkSendType(type: unknown): number {
 function checkReceiveType(type: unknown): number {
   return optionalInteger(type, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0);
 }
+
+export { DEFAULT_SPIN_US };
 
 /** Either family of queue. */
 export type MessageQueue<T = Buffer> = PosixMessageQueue<T> | SysvMessageQueue<T>;

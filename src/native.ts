@@ -119,9 +119,9 @@ export interface NativeBinding {
   setPipeSize(fd: number, bytes: number): number;
   getPipeSize(fd: number): number;
   setNonBlocking(fd: number, on: boolean): number;
-  /** timeoutMs < 0: as the descriptor's mode says; >= 0: poll first, -ETIMEDOUT. */
-  readFd(fd: number, buffer: Uint8Array, offset: number, length: number, timeoutMs: number): number;
-  writeFd(fd: number, buffer: Uint8Array, offset: number, length: number, timeoutMs: number): number;
+  /** timeoutMs < 0: as the descriptor's mode says (spinning up to spinUs on EAGAIN); >= 0: poll first, -ETIMEDOUT. */
+  readFd(fd: number, buffer: Uint8Array, offset: number, length: number, timeoutMs: number, spinUs: number): number;
+  writeFd(fd: number, buffer: Uint8Array, offset: number, length: number, timeoutMs: number, spinUs: number): number;
   pollFd(fd: number, events: number, timeoutMs: number): number;
   /** open(2) with O_CLOEXEC; a blocking open is bounded by timeoutMs (< 0: forever). */
   openPath(path: string, flags: number, timeoutMs: number): number;

@@ -19,7 +19,7 @@ import { describeSetting } from './internal/limits.js';
 import { ReadinessQueue } from './internal/readiness.js';
 import { checkBytes, checkInteger, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import {
-  type SyncWaitOptions, type WaitOptions, abortError, checkSignal, checkTimeout, closedError, timeoutError,
+  type SpinOptions, type SyncWaitOptions, type WaitOptions, abortError, checkSignal, checkSpin, checkTimeout, closedError, timeoutError,
 } from './internal/wait.js';
 
 const P = native.pipeConstants;
@@ -35,6 +35,9 @@ export const PIPE_BUF = P.PIPE_BUF;
 /** Default largest read, in bytes. */
 export const DEFAULT_READ_SIZE = 64 * 1024;
 
+/** Reads of at most this many bytes go through a reused buffer and are copied out. */
+const SCRATCH_SIZE = 16 * 1024;
+
 /** Default largest framed message, in bytes. */
 export const DEFAULT_MAX_MESSAGE = 1024 * 1024;
 
@@ -44,7 +47,7 @@ const MAX_MESSAGE_LIMIT = 2 ** 31 - 1;
 const FRAME_HEADER = 4;
 
 /** Options of {@link pipe}. */
-export interface PipeOptions {
+export interface PipeOptions extends SpinOptions {
   /** Give both descriptors O_NONBLOCK (what children inherit). Default false: blocking, as most programs expect. */
   nonBlocking?: boolean;
   /** Buffer size in bytes (`F_SETPIPE_SZ`; the kernel rounds it up to a power-of-two number of pages). */
@@ -84,11 +87,16 @@ abstract class PipeEnd implements Disposable {
   readonly address: string;
   #fd: number;
   #io: number;
+  /** Whether `fd` was blocking when wrapped (a child flipping it only costs an EAGAIN and a poll). */
+  readonly #blocking: boolean;
+  protected readonly spin: number;
   protected readonly queue: ReadinessQueue;
 
-  protected constructor(fd: number, address: string, access: 'read' | 'write') {
+  protected constructor(fd: number, address: string, access: 'read' | 'write', spin: number) {
     this.#fd = fd;
     this.address = address;
+    this.spin = spin;
+    this.#blocking = (native.getFlags(fd) & P.O_NONBLOCK) === 0;
     const io = native.openPath(`/proc/self/fd/${fd}`, (access === 'read' ? P.O_RDONLY : P.O_WRONLY) | P.O_NONBLOCK, -1);
     if (io < 0) {
       native.close(fd);
@@ -150,7 +158,7 @@ abstract class PipeEnd implements Disposable {
 
   /** Splits the timeout into "wait forever on the blocking descriptor" or a bounded poll. */
   protected blockingFd(timeout: number): number | undefined {
-    return timeout === Infinity && (native.getFlags(this.#fd) & P.O_NONBLOCK) === 0 ? this.#fd : undefined;
+    return timeout === Infinity && this.#blocking ? this.#fd : undefined;
   }
 }
 
@@ -194,16 +202,19 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
   /** Set when a framed stream was broken; messages cannot be found again. */
   #framingError: IpcError | undefined;
 
+  /** Where small reads land before they are copied out. */
+  readonly #scratch = Buffer.alloc(SCRATCH_SIZE);
+
   /** @internal */
-  constructor(fd: number, address?: string, initial?: Buffer) {
-    super(fd, address ?? pipeAddress(fd), 'read');
+  constructor(fd: number, address?: string, initial?: Buffer, spin?: number) {
+    super(fd, address ?? pipeAddress(fd), 'read', spin ?? checkSpin(undefined));
     if (initial !== undefined && initial.length > 0) this.#push(initial);
   }
 
   /** Wraps an inherited descriptor (for example fd 3 given by a parent with {@link spawn}). */
-  static fromFd(fd: number): PipeReadEnd {
+  static fromFd(fd: number, options?: SpinOptions): PipeReadEnd {
     checkInheritedFd(fd, 'read');
-    return new PipeReadEnd(fd);
+    return new PipeReadEnd(fd, undefined, undefined, checkSpin(checkOptions(options).spin));
   }
 
   /** Reads up to `maxBytes`, waiting while the pipe is empty; `null` at the end. Never blocks the event loop. */
@@ -219,7 +230,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
       signal = checkSignal(opts.signal);
       if (signal?.aborted) throw abortError('read', this.address, signal);
       if (!this.queue.busy) {
-        const chunk = this.#readNow(max);
+        const chunk = this.#readNow(max, undefined, this.spin);
         if (chunk !== undefined) return Promise.resolve(chunk);
       }
       if (timeout === 0) throw timeoutError('read', this.address, 0);
@@ -236,11 +247,59 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
     const max = checkMaxBytes(opts.maxBytes);
     const timeout = checkTimeout(opts.timeout);
     const deadline = timeout === Infinity ? Infinity : performance.now() + timeout;
+    // Spin first (a reply often comes within microseconds), then sleep in the kernel.
+    const first = this.#readNow(max, undefined, this.spin);
+    if (first !== undefined) return first;
     for (;;) {
       const chunk = this.#readNow(max, this.blockingFd(timeout));
       if (chunk !== undefined) return chunk;
       const r = native.pollFd(this.fd, P.POLLIN, deadlineLeft(deadline));
       if (r === 0) throw timeoutError('readSync', this.address, timeout);
+      if (r < 0) throw systemError(r, 'poll', this.address);
+    }
+  }
+
+  /**
+   * Reads into `target` (no allocation: for high-volume readers), waiting
+   * while the pipe is empty. Resolves to the number of bytes read, or `null`
+   * at the end of the data.
+   */
+  readInto(target: Uint8Array, options?: WaitOptions): Promise<number | null> {
+    let timeout: number;
+    let signal: AbortSignal | undefined;
+    try {
+      this.check('readInto');
+      checkBytes(target, 'target');
+      if (target.length === 0) throw invalidArgument('target', target, 'a non-empty Uint8Array');
+      const opts = checkOptions(options);
+      timeout = checkTimeout(opts.timeout);
+      signal = checkSignal(opts.signal);
+      if (signal?.aborted) throw abortError('readInto', this.address, signal);
+      if (!this.queue.busy) {
+        const n = this.#readIntoNow(target, undefined, this.spin);
+        if (n !== undefined) return Promise.resolve(n);
+      }
+      if (timeout === 0) throw timeoutError('readInto', this.address, 0);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.queue.wait('readInto', timeout, signal, () => this.#readIntoNow(target));
+  }
+
+  /** The blocking form of {@link readInto}. */
+  readIntoSync(target: Uint8Array, options?: SyncWaitOptions): number | null {
+    this.check('readIntoSync');
+    checkBytes(target, 'target');
+    if (target.length === 0) throw invalidArgument('target', target, 'a non-empty Uint8Array');
+    const timeout = checkTimeout(checkOptions(options).timeout);
+    const deadline = timeout === Infinity ? Infinity : performance.now() + timeout;
+    const first = this.#readIntoNow(target, undefined, this.spin);
+    if (first !== undefined) return first;
+    for (;;) {
+      const n = this.#readIntoNow(target, this.blockingFd(timeout));
+      if (n !== undefined) return n;
+      const r = native.pollFd(this.fd, P.POLLIN, deadlineLeft(deadline));
+      if (r === 0) throw timeoutError('readIntoSync', this.address, timeout);
       if (r < 0) throw systemError(r, 'poll', this.address);
     }
   }
@@ -332,18 +391,53 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
     return stream;
   }
 
-  /** One read: buffered bytes first, then the kernel; `null` at the end, `undefined` if it would wait. */
-  #readNow(max: number, blockingFd?: number): Buffer | null | undefined {
-    if (this.#bufferedBytes > 0) return this.#take(Math.min(max, this.#bufferedBytes));
-    return this.#readKernel(max, blockingFd);
+  /** One read into `target`: buffered bytes first; a count, `null` at the end, `undefined` if it would wait. */
+  #readIntoNow(target: Uint8Array, blockingFd?: number, spin = 0): number | null | undefined {
+    if (this.#bufferedBytes > 0) {
+      const chunk = this.#take(Math.min(target.length, this.#bufferedBytes));
+      target.set(chunk);
+      return chunk.length;
+    }
+    if (this.#eof) return null;
+    const n = native.readFd(blockingFd ?? this.io, target, 0, target.length, -1, spin);
+    if (n > 0) return n;
+    return this.#nothingRead(n);
   }
 
-  /** One read from the kernel (non-blocking unless `blockingFd` is given). */
-  #readKernel(max: number, blockingFd?: number): Buffer | null | undefined {
+  /** One read: buffered bytes first, then the kernel; `null` at the end, `undefined` if it would wait. */
+  #readNow(max: number, blockingFd?: number, spin = 0): Buffer | null | undefined {
+    if (this.#bufferedBytes > 0) return this.#take(Math.min(max, this.#bufferedBytes));
+    return this.#readKernel(max, blockingFd, spin);
+  }
+
+  /**
+   * One read from the kernel (non-blocking unless `blockingFd` is given).
+   * Small reads go through a reused scratch buffer and are copied out; large
+   * ones land in a fresh buffer that is returned as it is when filled. No
+   * returned Buffer carries stale bytes beyond its data.
+   */
+  #readKernel(max: number, blockingFd?: number, spin = 0): Buffer | null | undefined {
     if (this.#eof) return null;
-    const buf = Buffer.allocUnsafe(max);
-    const n = native.readFd(blockingFd ?? this.io, buf, 0, max, -1);
-    if (n > 0) return n === max ? buf : buf.subarray(0, n);
+    const fd = blockingFd ?? this.io;
+    let n: number;
+    if (max <= SCRATCH_SIZE) {
+      n = native.readFd(fd, this.#scratch, 0, max, -1, spin);
+      if (n > 0) {
+        const out = Buffer.allocUnsafe(n);
+        this.#scratch.copy(out, 0, 0, n);
+        return out;
+      }
+    } else {
+      const buf = Buffer.allocUnsafeSlow(max);
+      n = native.readFd(fd, buf, 0, max, -1, spin);
+      if (n === max) return buf;
+      if (n > 0) return n > max / 2 ? buf.fill(0, n).subarray(0, n) : Buffer.from(buf.subarray(0, n));
+    }
+    return this.#nothingRead(n);
+  }
+
+  /** What a read that returned no data (`n` <= 0) means: wait (`undefined`), the end (`null`), or an error. */
+  #nothingRead(n: number): null | undefined {
     if (n === EAGAIN) return undefined;
     if (n === 0) {
       // End of the data only once a writer has come and gone (POLLHUP);
@@ -427,14 +521,14 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
  */
 export class PipeWriteEnd extends PipeEnd {
   /** @internal */
-  constructor(fd: number, address?: string) {
-    super(fd, address ?? pipeAddress(fd), 'write');
+  constructor(fd: number, address?: string, spin?: number) {
+    super(fd, address ?? pipeAddress(fd), 'write', spin ?? checkSpin(undefined));
   }
 
   /** Wraps an inherited descriptor (for example fd 3 given by a parent with {@link spawn}). */
-  static fromFd(fd: number): PipeWriteEnd {
+  static fromFd(fd: number, options?: SpinOptions): PipeWriteEnd {
     checkInheritedFd(fd, 'write');
-    return new PipeWriteEnd(fd);
+    return new PipeWriteEnd(fd, undefined, checkSpin(checkOptions(options).spin));
   }
 
   /**
@@ -540,7 +634,7 @@ export class PipeWriteEnd extends PipeEnd {
   /** Writes from state.offset until done (true) or the pipe is full (false). */
   #writeNow(data: Uint8Array, state: { offset: number }, blockingFd?: number): boolean {
     while (state.offset < data.length) {
-      const n = native.writeFd(blockingFd ?? this.io, data, state.offset, data.length - state.offset, -1);
+      const n = native.writeFd(blockingFd ?? this.io, data, state.offset, data.length - state.offset, -1, 0);
       if (n > 0) {
         state.offset += n;
         continue;
@@ -591,6 +685,7 @@ export function pipe(options?: PipeOptions): { readEnd: PipeReadEnd; writeEnd: P
   const opts = checkOptions(options);
   if (opts.nonBlocking !== undefined && typeof opts.nonBlocking !== 'boolean') throw invalidArgument('nonBlocking', opts.nonBlocking, 'a boolean');
   const capacity = opts.capacity === undefined ? undefined : checkInteger(opts.capacity, 'capacity', 1, 2 ** 31 - 1);
+  const spin = checkSpin(opts.spin);
   const fds = native.pipe2(P.O_CLOEXEC | (opts.nonBlocking ? P.O_NONBLOCK : 0));
   if (typeof fds === 'number') {
     throw fds === -errnoValue('EMFILE') || fds === -errnoValue('ENFILE')
@@ -613,13 +708,13 @@ export function pipe(options?: PipeOptions): { readEnd: PipeReadEnd; writeEnd: P
   }
   let readEnd: PipeReadEnd;
   try {
-    readEnd = new PipeReadEnd(readFd, address);
+    readEnd = new PipeReadEnd(readFd, address, undefined, spin);
   } catch (err) {
     native.close(writeFd);
     throw err;
   }
   try {
-    return { readEnd, writeEnd: new PipeWriteEnd(writeFd, address) };
+    return { readEnd, writeEnd: new PipeWriteEnd(writeFd, address, spin) };
   } catch (err) {
     readEnd.close();
     throw err;

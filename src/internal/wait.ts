@@ -6,7 +6,7 @@
  * @module
  */
 import { IpcError } from '../errors.js';
-import { invalidArgument } from './validate.js';
+import { invalidArgument, optionalInteger } from './validate.js';
 
 /** Options of every async operation that can wait. */
 export interface WaitOptions {
@@ -20,6 +20,26 @@ export interface WaitOptions {
 export interface SyncWaitOptions {
   /** Milliseconds to wait: `undefined` waits forever, `0` tries once. */
   timeout?: number | undefined;
+}
+
+/** Default spin budget of a wait, in microseconds; see {@link SpinOptions.spin}. */
+export const DEFAULT_SPIN_US = 50;
+
+/** The spin option every waiting handle takes. */
+export interface SpinOptions {
+  /**
+   * Microseconds a wait keeps retrying, yielding the CPU between attempts,
+   * before it sleeps (in the kernel for `*Sync` calls, on the event loop for
+   * async ones). Waking a sleeping process costs tens of microseconds, so a
+   * short spin pays off when replies come quickly; 0 sleeps at once. The
+   * spin of an async call holds the event loop for at most this long.
+   * Default {@link DEFAULT_SPIN_US}; at most 10000.
+   */
+  spin?: number;
+}
+
+export function checkSpin(spin: unknown): number {
+  return optionalInteger(spin, 'spin', 0, 10_000, DEFAULT_SPIN_US);
 }
 
 /** Longest finite timeout: Node timers hold at most 2^31-1 ms. */
