@@ -12,7 +12,7 @@ import { PosixMessageQueue } from './message-queue.js';
 import { native } from './native.js';
 
 /** The kinds of object the inventory reports. */
-export type IpcObjectKind = 'posix-mq' | 'sysv-mq' | 'posix-shm' | 'sysv-shm';
+export type IpcObjectKind = 'posix-mq' | 'sysv-mq' | 'posix-shm' | 'sysv-shm' | 'fifo';
 
 /** A process related to an object. */
 export interface IpcProcessRef {
@@ -149,10 +149,12 @@ function sysvSharedMemory(): IpcObjectInfo[] {
 interface ProcessScan {
   queues: Map<string, { holders: Set<number>; fdPath: string; deleted: boolean }>;
   segments: Map<string, Set<number>>;
+  /** FIFOs (named pipes) open in some process, by path. */
+  fifos: Map<string, Set<number>>;
 }
 
 function scanProcesses(): ProcessScan {
-  const scan: ProcessScan = { queues: new Map(), segments: new Map() };
+  const scan: ProcessScan = { queues: new Map(), segments: new Map(), fifos: new Map() };
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((entry) => /^[0-9]+$/.test(entry));
@@ -178,6 +180,12 @@ function scanProcesses(): ProcessScan {
         const shm = /^\/dev\/shm\/([^/]+)$/.exec(target);
         if (shm) {
           holdsSegment(`/${shm[1]}`, Number(pid));
+          continue;
+        }
+        if (target.startsWith('/') && !target.endsWith(' (deleted)') && statSync(fdPath).isFIFO()) {
+          const holders = scan.fifos.get(target) ?? new Set<number>();
+          holders.add(Number(pid));
+          scan.fifos.set(target, holders);
           continue;
         }
         const match = /^(\/[^/]+?)( \(deleted\))?$/.exec(target);
@@ -272,8 +280,33 @@ function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[]
 export function listIpcObjects(): IpcInventory {
   const notes: string[] = [];
   const scan = scanProcesses();
-  const objects = [...posixMessageQueues(scan, notes), ...sysvMessageQueues(), ...posixSharedMemory(scan, notes), ...sysvSharedMemory()];
+  const objects = [
+    ...posixMessageQueues(scan, notes), ...sysvMessageQueues(), ...posixSharedMemory(scan, notes), ...sysvSharedMemory(), ...fifos(scan),
+  ];
   return { objects, notes };
+}
+
+/**
+ * FIFOs that some process has open (a FIFO can live anywhere in the file
+ * system, so only those in use are found).
+ */
+function fifos(scan: ProcessScan): IpcObjectInfo[] {
+  const objects: IpcObjectInfo[] = [];
+  for (const [path, holders] of [...scan.fifos].sort()) {
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      continue; // Removed since it was opened.
+    }
+    if (!st.isFIFO()) continue;
+    objects.push({
+      kind: 'fifo', address: path, uid: st.uid, owner: userName(st.uid), mode: st.mode & 0o777,
+      messages: null, bytes: null, maxBytes: null,
+      processes: [...holders].map((pid) => ({ pid, role: 'holder' as const, alive: true })),
+    });
+  }
+  return objects;
 }
 
 /** POSIX segments: the files of /dev/shm (POSIX named semaphores, sem.*, are not segments). */

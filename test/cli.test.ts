@@ -11,7 +11,7 @@ import { availableParallelism, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type IpcObjectInfo, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, SysvSharedMemory, formatKey } from '../src/index.js';
+import { Fifo, type IpcObjectInfo, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, SysvSharedMemory, formatKey } from '../src/index.js';
 import { native } from '../src/native.js';
 import { ObjectTracker, posixQueueExists, sysvQueueKeys, sysvSegmentKeys } from './helpers/objects.js';
 import { Peer, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
@@ -877,6 +877,24 @@ describe('ipckit shm', () => {
     assert.deepEqual(row?.processes.map((p) => p.pid).sort(), [process.pid, peer.pid].sort());
     await peer.kill('SIGKILL');
     shm.unlink();
+  });
+
+  it('ls shows a FIFO while a process has it open', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ipckit-ls-'));
+    const fifo = path.join(dir, 'fifo');
+    try {
+      Fifo.create(fifo, { mode: 0o640 });
+      const reader = Fifo.openRead(fifo, { nonBlocking: true });
+      const end = await reader;
+      const inventory = await ls();
+      const row = inventory.objects.find((o) => o.kind === 'fifo' && o.address === fifo);
+      assert.deepEqual([row?.mode, row?.processes], [0o640, [{ pid: process.pid, role: 'holder', alive: true }]]);
+      assert.deepEqual(lsRow(inventory.text, fifo), ['fifo', fifo, userInfo().username, '0640', '-', '-', `open:${process.pid}`]);
+      end.close();
+      assert.equal((await ls()).objects.some((o) => o.address === fifo), false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rm asks for --kind when a queue and a segment share an address', async () => {

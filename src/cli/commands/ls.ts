@@ -33,7 +33,8 @@ export const lsCommand: Leaf = {
   maxArgs: 0,
   details: 'PROCESSES shows who holds a POSIX object open or mapped, who created and last used a System V\n' +
     'one (and how many processes are attached to a System V segment), and marks pids that no longer\n' +
-    'exist with (dead). For shared memory, BYTES is the size. --json prints { "objects": [...], "notes": [...] }.',
+    'exist with (dead). For shared memory, BYTES is the size. FIFOs are listed while some process has\n' +
+    'them open. --json prints { "objects": [...], "notes": [...] }.',
   options: {},
   async run(ctx) {
     const inventory = listIpcObjects();
@@ -43,10 +44,11 @@ export const lsCommand: Leaf = {
     }
     const rows = [['KIND', 'ADDRESS', 'OWNER', 'MODE', 'MESSAGES', 'BYTES', 'PROCESSES']];
     for (const o of inventory.objects) {
-      // Shared memory has no messages; its BYTES column is its size.
-      const messages = o.size !== undefined ? '-' : o.messages === null ? '?' : String(o.messages);
+      // Shared memory and FIFOs have no message count; a segment's BYTES column is its size.
+      const messages = o.size !== undefined || o.kind === 'fifo' ? '-' : o.messages === null ? '?' : String(o.messages);
       const bytes = o.size ?? o.bytes;
-      rows.push([o.kind, o.address, o.owner, `0${o.mode.toString(8)}`, messages, bytes === null ? '?' : String(bytes), processes(o)]);
+      const shownBytes = bytes === null ? (o.kind === 'fifo' ? '-' : '?') : String(bytes);
+      rows.push([o.kind, o.address, o.owner, `0${o.mode.toString(8)}`, messages, shownBytes, processes(o)]);
     }
     process.stdout.write(inventory.objects.length === 0 ? 'No IPC objects found.\n' : `${table(rows)}\n`);
     for (const note of inventory.notes) process.stdout.write(`note: ${note}\n`);
