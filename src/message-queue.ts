@@ -15,10 +15,11 @@
  * @module
  */
 import { IpcError, errnoValue, limitError, systemError } from './errors.js';
-import { native, type NativeFdWatcher } from './native.js';
+import { native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { describeSetting, hasSysResource, readProcNumber, readResourceLimit } from './internal/limits.js';
+import { ReadinessQueue } from './internal/readiness.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import {
@@ -197,11 +198,8 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
   readonly #spin: number;
   readonly #rx: ReceiveBuffer;
   readonly #priorityOut = new Uint32Array(1);
-  #watcher: NativeFdWatcher | undefined;
-  #idleCheckQueued = false;
-  #events = 0;
-  readonly #readers: Pending<PosixMessage<T>>[] = [];
-  readonly #writers: { pending: Pending<void>; bytes: Uint8Array; priority: number }[] = [];
+  /** Async calls waiting for the descriptor (receives: readable, sends: writable). */
+  readonly #waiting: ReadinessQueue;
 
   private constructor(name: string, fd: number, codec: Codec<T>, spin: number, created: boolean) {
     this.name = name;
@@ -218,6 +216,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
     this.maxMessages = attr[1]!;
     this.maxMessageSize = attr[2]!;
     this.#rx = new ReceiveBuffer(this.maxMessageSize);
+    this.#waiting = new ReadinessQueue(fd, name);
   }
 
   /**
@@ -344,23 +343,13 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
       timeout = checkTimeout(opts.timeout);
       signal = checkSignal(opts.signal);
       if (signal?.aborted) throw abortError('send', this.name, signal);
-      if (this.#writers.length === 0 && this.#sendNow(bytes, priority, this.#spin)) return Promise.resolve();
+      if (!this.#waiting.busy(WRITABLE) && this.#sendNow(bytes, priority, this.#spin)) return Promise.resolve();
       if (timeout === 0) throw timeoutError('send', this.name, 0);
     } catch (err) {
       return Promise.reject(err);
     }
-    const entry = {
-      bytes,
-      priority,
-      pending: new Pending<void>('send', this.name, timeout, signal, (err) => {
-        removeItem(this.#writers, entry);
-        entry.pending.reject(err);
-        this.#updateWatch();
-      }),
-    };
-    this.#writers.push(entry);
-    this.#updateWatch();
-    return entry.pending.promise;
+    return this.#waiting.wait('send', WRITABLE, timeout, signal, () => (this.#sendNow(bytes, priority, 0) ? true : undefined))
+      .then(() => undefined);
   }
 
   /** Sends a message, blocking the calling thread while the queue is full. */
@@ -397,7 +386,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
       timeout = checkTimeout(opts.timeout);
       signal = checkSignal(opts.signal);
       if (signal?.aborted) throw abortError('receive', this.name, signal);
-      if (this.#readers.length === 0) {
+      if (!this.#waiting.busy(READABLE)) {
         const message = this.#receiveNow(this.#spin);
         if (message !== undefined) return Promise.resolve(message);
       }
@@ -405,14 +394,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
     } catch (err) {
       return Promise.reject(err);
     }
-    const pending: Pending<PosixMessage<T>> = new Pending('receive', this.name, timeout, signal, (err) => {
-      removeItem(this.#readers, pending);
-      pending.reject(err);
-      this.#updateWatch();
-    });
-    this.#readers.push(pending);
-    this.#updateWatch();
-    return pending.promise;
+    return this.#waiting.wait('receive', READABLE, timeout, signal, () => this.#receiveNow(0));
   }
 
   /** Receives a message, blocking the calling thread while the queue is empty. */
@@ -455,11 +437,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
     if (this.#fd < 0) return;
     const fd = this.#fd;
     this.#fd = -1;
-    const err = closedError('the pending call', this.name);
-    for (const reader of this.#readers.splice(0)) reader.reject(err);
-    for (const writer of this.#writers.splice(0)) writer.pending.reject(err);
-    this.#watcher?.close();
-    this.#watcher = undefined;
+    this.#waiting.close(closedError('the pending call', this.name));
     native.close(fd);
   }
 
@@ -507,88 +485,12 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
     const bytes = this.#rx.take(this.#rx.offset, length);
     return { data: decodeWith(this.#codec, bytes, this.name), priority: this.#priorityOut[0]! };
   }
-
-  /** Watches for exactly the readiness the pending calls need. */
-  #updateWatch(): void {
-    if (this.#fd < 0) return;
-    const events = (this.#readers.length > 0 ? READABLE : 0) | (this.#writers.length > 0 ? WRITABLE : 0);
-    if (events === this.#events) return;
-    this.#events = events;
-    if (events === 0) {
-      this.#watcher?.stop();
-      return;
-    }
-    this.#watcher ??= new native.FdWatcher(this.#fd, (status) => this.#onReady(status));
-    const r = this.#watcher.start(events);
-    if (r < 0) this.#failPending(systemError(r, 'epoll_ctl', this.name));
-  }
-
-  #onReady(status: number): void {
-    if (this.#fd < 0) return;
-    if (status < 0) {
-      this.#failPending(systemError(status, 'epoll_wait', this.name));
-      return;
-    }
-    // Readiness is only a hint: another process may take the message (or
-    // the room) first, so each attempt is a non-blocking call.
-    while (this.#readers.length > 0 && this.#fd >= 0) {
-      let message: PosixMessage<T> | undefined;
-      try {
-        message = this.#receiveNow(0);
-      } catch (err) {
-        this.#readers.shift()!.reject(err);
-        continue;
-      }
-      if (message === undefined) break;
-      this.#readers.shift()!.resolve(message);
-    }
-    while (this.#writers.length > 0 && this.#fd >= 0) {
-      const writer = this.#writers[0]!;
-      let sent: boolean;
-      try {
-        sent = this.#sendNow(writer.bytes, writer.priority, 0);
-      } catch (err) {
-        this.#writers.shift();
-        writer.pending.reject(err);
-        continue;
-      }
-      if (!sent) break;
-      this.#writers.shift();
-      writer.pending.resolve();
-    }
-    this.#deferIdleCheck();
-  }
-
-  /**
-   * Disarms the watcher once the callbacks just settled have had their turn:
-   * a caller that receives again straight away (a request/reply loop) finds
-   * it still armed, which saves two epoll_ctl calls per message. The check
-   * runs after the microtask queue drains (a tick queued from a microtask).
-   */
-  #deferIdleCheck(): void {
-    if (this.#idleCheckQueued) return;
-    this.#idleCheckQueued = true;
-    queueMicrotask(() => process.nextTick(() => {
-      this.#idleCheckQueued = false;
-      this.#updateWatch();
-    }));
-  }
-
-  #failPending(err: IpcError): void {
-    for (const reader of this.#readers.splice(0)) reader.reject(err);
-    for (const writer of this.#writers.splice(0)) writer.pending.reject(err);
-    this.#updateWatch();
-  }
 }
 
 function checkPriority(priority: unknown): number {
   return optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0);
 }
 
-function removeItem<I>(list: I[], item: I): void {
-  const i = list.indexOf(item);
-  if (i >= 0) list.splice(i, 1);
-}
 
 // ===========================================================================
 // System V

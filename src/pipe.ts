@@ -91,6 +91,8 @@ abstract class PipeEnd implements Disposable {
   readonly #blocking: boolean;
   protected readonly spin: number;
   protected readonly queue: ReadinessQueue;
+  /** READABLE for a read end, WRITABLE for a write end. */
+  protected readonly direction: number;
 
   protected constructor(fd: number, address: string, access: 'read' | 'write', spin: number) {
     this.#fd = fd;
@@ -105,7 +107,8 @@ abstract class PipeEnd implements Disposable {
     this.#io = io;
     // Readiness is watched on `fd`: for a FIFO reopened after its writer
     // left, the kernel withholds POLLHUP from the new description.
-    this.queue = new ReadinessQueue(fd, access === 'read' ? READABLE : WRITABLE, address);
+    this.direction = access === 'read' ? READABLE : WRITABLE;
+    this.queue = new ReadinessQueue(fd, address);
   }
 
   /** The descriptor to hand to children. Throws `ERR_IPC_CLOSED` after `close()`. */
@@ -229,7 +232,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
       timeout = checkTimeout(opts.timeout);
       signal = checkSignal(opts.signal);
       if (signal?.aborted) throw abortError('read', this.address, signal);
-      if (!this.queue.busy) {
+      if (!this.queue.busy(this.direction)) {
         const chunk = this.#readNow(max, undefined, this.spin);
         if (chunk !== undefined) return Promise.resolve(chunk);
       }
@@ -237,7 +240,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.queue.wait('read', timeout, signal, () => this.#readNow(max));
+    return this.queue.wait('read', this.direction, timeout, signal, () => this.#readNow(max));
   }
 
   /** Reads up to `maxBytes`, blocking the calling thread while the pipe is empty; `null` at the end. */
@@ -275,7 +278,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
       timeout = checkTimeout(opts.timeout);
       signal = checkSignal(opts.signal);
       if (signal?.aborted) throw abortError('readInto', this.address, signal);
-      if (!this.queue.busy) {
+      if (!this.queue.busy(this.direction)) {
         const n = this.#readIntoNow(target, undefined, this.spin);
         if (n !== undefined) return Promise.resolve(n);
       }
@@ -283,7 +286,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.queue.wait('readInto', timeout, signal, () => this.#readIntoNow(target));
+    return this.queue.wait('readInto', this.direction, timeout, signal, () => this.#readIntoNow(target));
   }
 
   /** The blocking form of {@link readInto}. */
@@ -326,7 +329,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
       timeout = checkTimeout(opts.timeout);
       signal = checkSignal(opts.signal);
       if (signal?.aborted) throw abortError('readMessage', this.address, signal);
-      if (!this.queue.busy) {
+      if (!this.queue.busy(this.direction)) {
         const message = this.#messageNow(max);
         if (message !== undefined) return Promise.resolve(message);
       }
@@ -334,7 +337,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.queue.wait('readMessage', timeout, signal, () => this.#messageNow(max));
+    return this.queue.wait('readMessage', this.direction, timeout, signal, () => this.#messageNow(max));
   }
 
   /** The blocking form of {@link readMessage}. */
@@ -546,12 +549,12 @@ export class PipeWriteEnd extends PipeEnd {
       timeout = checkTimeout(opts.timeout);
       signal = checkSignal(opts.signal);
       if (signal?.aborted) throw abortError('write', this.address, signal);
-      if (!this.queue.busy && this.#writeNow(data, state)) return Promise.resolve();
+      if (!this.queue.busy(this.direction) && this.#writeNow(data, state)) return Promise.resolve();
       if (timeout === 0) throw this.#partial(timeoutError('write', this.address, 0), state.offset, data.length);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.queue.wait('write', timeout, signal, () => (this.#writeNow(data, state) ? true : undefined))
+    return this.queue.wait('write', this.direction, timeout, signal, () => (this.#writeNow(data, state) ? true : undefined))
       .then(() => undefined, (err: unknown) => {
         throw err instanceof IpcError && (err.code === 'ERR_IPC_TIMEOUT' || err.code === 'ERR_IPC_ABORTED')
           ? this.#partial(err, state.offset, data.length) : err;

@@ -18,61 +18,71 @@ interface Entry {
   pending: Pending<unknown>;
 }
 
+const { READABLE, WRITABLE } = native.readinessConstants;
+
+/**
+ * The calls waiting on one descriptor, in two FIFOs: those waiting to read
+ * (READABLE) and those waiting to write (WRITABLE). libuv allows one poll
+ * handle per descriptor, so both directions share it.
+ */
 export class ReadinessQueue {
   readonly #fd: number;
-  readonly #events: number;
   readonly #address: string;
-  readonly #entries: Entry[] = [];
+  readonly #queues = new Map<number, Entry[]>([[READABLE, []], [WRITABLE, []]]);
   #watcher: NativeFdWatcher | undefined;
-  #armed = false;
+  #armed = 0;
   #idleCheckQueued = false;
 
-  /** `events`: the readinessConstants bits to wait for (READABLE or WRITABLE). */
-  constructor(fd: number, events: number, address: string) {
+  constructor(fd: number, address: string) {
     this.#fd = fd;
-    this.#events = events;
     this.#address = address;
   }
 
-  /** Whether calls are queued (a new call must queue behind them to keep the order). */
-  get busy(): boolean {
-    return this.#entries.length > 0;
+  /** Whether calls wait for `direction` (a new call must queue behind them to keep the order). */
+  busy(direction: number): boolean {
+    return this.#queues.get(direction)!.length > 0;
   }
 
-  /** Queues `attempt` until it succeeds; `timeout` and `signal` follow the one timeout rule. */
-  wait<T>(what: string, timeout: number, signal: AbortSignal | undefined, attempt: Attempt<T>): Promise<T> {
+  /**
+   * Queues `attempt` until it succeeds, retrying when the descriptor is ready
+   * for `direction` (READABLE or WRITABLE). `timeout` and `signal` follow the
+   * one timeout rule.
+   */
+  wait<T>(what: string, direction: number, timeout: number, signal: AbortSignal | undefined, attempt: Attempt<T>): Promise<T> {
+    const queue = this.#queues.get(direction)!;
     const entry: Entry = {
       attempt,
       pending: new Pending<unknown>(what, this.#address, timeout, signal, (err) => {
-        const i = this.#entries.indexOf(entry);
-        if (i >= 0) this.#entries.splice(i, 1);
+        const i = queue.indexOf(entry);
+        if (i >= 0) queue.splice(i, 1);
         entry.pending.reject(err);
         this.#update();
       }),
     };
-    this.#entries.push(entry);
+    queue.push(entry);
     this.#update();
     return entry.pending.promise as Promise<T>;
   }
 
   /** Rejects every queued call with `error` and releases the poll handle. */
   close(error: IpcError): void {
-    for (const entry of this.#entries.splice(0)) entry.pending.reject(error);
+    for (const queue of this.#queues.values()) for (const entry of queue.splice(0)) entry.pending.reject(error);
     this.#watcher?.close();
     this.#watcher = undefined;
-    this.#armed = false;
+    this.#armed = 0;
   }
 
   #update(): void {
-    const want = this.#entries.length > 0;
+    let want = 0;
+    for (const [direction, queue] of this.#queues) if (queue.length > 0) want |= direction;
     if (want === this.#armed) return;
     this.#armed = want;
-    if (!want) {
+    if (want === 0) {
       this.#watcher?.stop();
       return;
     }
     this.#watcher ??= new native.FdWatcher(this.#fd, (status) => this.#onReady(status));
-    const r = this.#watcher.start(this.#events);
+    const r = this.#watcher.start(want);
     if (r < 0) this.#fail(systemError(r, 'epoll_ctl', this.#address));
   }
 
@@ -81,20 +91,23 @@ export class ReadinessQueue {
       this.#fail(systemError(status, 'epoll_wait', this.#address));
       return;
     }
-    // Readiness is a hint: another process may take the data (or the room) first.
-    while (this.#entries.length > 0) {
-      const entry = this.#entries[0]!;
-      let result: unknown;
-      try {
-        result = entry.attempt();
-      } catch (err) {
-        this.#entries.shift();
-        entry.pending.reject(err);
-        continue;
+    // Readiness is a hint: another process may take the data (or the room)
+    // first, so each direction's callers retry in order until one would wait.
+    for (const queue of this.#queues.values()) {
+      while (queue.length > 0) {
+        const entry = queue[0]!;
+        let result: unknown;
+        try {
+          result = entry.attempt();
+        } catch (err) {
+          queue.shift();
+          entry.pending.reject(err);
+          continue;
+        }
+        if (result === undefined) break;
+        queue.shift();
+        entry.pending.resolve(result);
       }
-      if (result === undefined) break;
-      this.#entries.shift();
-      entry.pending.resolve(result);
     }
     this.#deferIdleCheck();
   }
@@ -113,7 +126,7 @@ export class ReadinessQueue {
   }
 
   #fail(error: IpcError): void {
-    for (const entry of this.#entries.splice(0)) entry.pending.reject(error);
+    for (const queue of this.#queues.values()) for (const entry of queue.splice(0)) entry.pending.reject(error);
     this.#update();
   }
 }
