@@ -10,7 +10,8 @@
         "native/message-queue.cc",
         "native/shared-memory.cc",
         "native/lock.cc",
-        "native/pipe.cc"
+        "native/pipe.cc",
+        "native/signal.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSharedMemory(env, exports);
   InitLock(env, exports);
   InitPipe(env, exports);
+  InitSignal(env, exports);
   return exports;
 }
 

@@ -18,6 +18,8 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
                            InstanceMethod<&FdWatcher::Start>("start"),
                            InstanceMethod<&FdWatcher::Stop>("stop"),
                            InstanceMethod<&FdWatcher::Close>("close"),
+                           InstanceMethod<&FdWatcher::Ref>("ref"),
+                           InstanceMethod<&FdWatcher::Unref>("unref"),
                        });
   }
 
@@ -55,6 +57,18 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {
     if (handle_ != nullptr) uv_poll_stop(handle_);
+    return info.Env().Undefined();
+  }
+
+  // ref()/unref(): whether an active watch keeps the event loop (and the
+  // process) alive. Watches are referenced by default.
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(handle_));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
     return info.Env().Undefined();
   }
 

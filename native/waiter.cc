@@ -2,11 +2,14 @@
 #include "waiter.h"
 
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -18,17 +21,60 @@ namespace ipckit {
 
 int WakeSignal() { return SIGRTMAX; }
 
-static void OnWake(int) {}
+// A request to change other threads' signal masks (see ChangeThreadMasks).
+namespace {
+std::atomic<int> g_mask_target{0};
+sigset_t g_mask_add;
+sigset_t g_mask_remove;
+std::atomic<int> g_mask_done{0};
+}  // namespace
 
-static void InstallWakeHandler() {
+// The wake signal's handler. Its only effect on an ordinary wake is the
+// EINTR of the interrupted call. When a mask change is requested for this
+// very thread, it edits the signal mask the kernel restores on return.
+static void OnWake(int, siginfo_t*, void* context) {
+  int tid = static_cast<int>(syscall(SYS_gettid));
+  if (g_mask_target.load() != tid) return;
+  auto* uc = static_cast<ucontext_t*>(context);
+  for (int sig = 1; sig < NSIG; sig++) {
+    if (sigismember(&g_mask_add, sig) == 1) sigaddset(&uc->uc_sigmask, sig);
+    if (sigismember(&g_mask_remove, sig) == 1) sigdelset(&uc->uc_sigmask, sig);
+  }
+  g_mask_target.store(0);
+  g_mask_done.fetch_add(1);
+}
+
+void InstallWakeHandler() {
   static std::once_flag once;
   std::call_once(once, [] {
     struct sigaction sa {};
-    sa.sa_handler = OnWake;
+    sa.sa_sigaction = OnWake;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART: the blocked call must fail with EINTR
+    sa.sa_flags = SA_SIGINFO;  // no SA_RESTART: the blocked call must fail with EINTR
     sigaction(WakeSignal(), &sa, nullptr);
   });
+}
+
+bool ChangeThreadMask(int tid, const sigset_t& add, const sigset_t& remove) {
+  InstallWakeHandler();
+  g_mask_add = add;
+  g_mask_remove = remove;
+  int done = g_mask_done.load();
+  g_mask_target.store(tid);
+  if (syscall(SYS_tgkill, getpid(), tid, WakeSignal()) < 0) {
+    g_mask_target.store(0);
+    return false;
+  }
+  // The thread runs the handler as soon as it is scheduled.
+  int64_t deadline = NowNs() + 200 * 1000000LL;
+  while (g_mask_done.load() == done) {
+    if (NowNs() > deadline) {
+      g_mask_target.store(0);
+      return false;
+    }
+    sched_yield();
+  }
+  return true;
 }
 
 // A POSIX timer that signals the thread that created it.

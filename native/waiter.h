@@ -15,6 +15,7 @@
 #pragma once
 
 #include <sched.h>
+#include <signal.h>
 
 #include <functional>
 #include <memory>
@@ -25,6 +26,16 @@
 namespace ipckit {
 
 int WakeSignal();
+
+// Installs the wake signal's handler (idempotent).
+void InstallWakeHandler();
+
+// Adds `add` to and removes `remove` from the signal mask of thread `tid` of
+// this process, by sending it the wake signal, whose handler edits the mask
+// the kernel restores when the handler returns. Waits up to 200 ms for the
+// thread to run it; false if it could not be reached (it blocks the wake
+// signal, or never ran).
+bool ChangeThreadMask(int tid, const sigset_t& add, const sigset_t& remove);
 
 // Spin-then-sleep, first half: calls `attempt` (a non-blocking try that
 // returns >= 0 on success or -errno) until it succeeds, fails with

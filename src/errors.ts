@@ -31,6 +31,7 @@ export const IPC_ERROR_CODES = {
   ERR_IPC_READ_ONLY: 'The object was opened read-only and cannot be written.',
   ERR_IPC_SIZE_MISMATCH: 'An object exists with another size than asked for; opening never resizes.',
   ERR_IPC_TIMEOUT: 'The operation did not complete within its timeout.',
+  ERR_IPC_UNCATCHABLE: 'A signal that cannot (or must not) be handled: SIGKILL, SIGSTOP, faults, or one Node or ipckit reserves.',
   ERR_IPC_USAGE: 'The command line was not understood.',
 } as const;
 

@@ -30,3 +30,7 @@ export {
   type SpawnWithFdsOptions,
 } from './pipe.js';
 export { Fifo, type FifoOpenOptions, type FifoOpenSyncOptions } from './fifo.js';
+export {
+  onSignal, restoreDefault, ignore, sendSignal, waitForSignal, waitForSignalSync, shutdownOn, listSignals, signalName, signalNumber,
+  type SignalSpec, type SignalInfo, type SignalHandler, type SignalTarget, type ShutdownOptions, type SignalDescription,
+} from './signal.js';

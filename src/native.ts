@@ -17,6 +17,9 @@ export interface NativeFdWatcher {
   start(events: number): number;
   stop(): void;
   close(): void;
+  /** Whether an active watch keeps the process alive (it does by default). */
+  ref(): void;
+  unref(): void;
 }
 
 /** Fields of `msgctl(IPC_STAT)`. */
@@ -133,6 +136,19 @@ export interface NativeBinding {
     O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_NONBLOCK: number; O_CLOEXEC: number; O_NOFOLLOW: number;
     POLLIN: number; POLLOUT: number; POLLHUP: number; POLLERR: number; IN_OPEN: number; PIPE_BUF: number;
   };
+
+  /** The eventfd that reports signals caught by ipckit's handler. */
+  signalSetup(): number;
+  signalHandle(signo: number): number;
+  /** disposition: 0 the action found before, 1 SIG_DFL, 2 SIG_IGN. */
+  signalRelease(signo: number, disposition: number): number;
+  /** Copies caught signals into out (6 numbers each: signo, code, pid, uid, value, dropped); returns the count. */
+  signalDrain(out: Float64Array): number;
+  /** 0 default, 1 ignored, 2 handled. */
+  signalDisposition(signo: number): number;
+  kill(pid: number, signo: number): number;
+  sigqueue(pid: number, signo: number, value: number): number;
+  signalConstants: { SIGRTMIN: number; SIGRTMAX: number; SI_USER: number; SI_QUEUE: number; SI_KERNEL: number; SI_TKILL: number };
 
   mqConstants: {
     O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_CREAT: number; O_EXCL: number;

@@ -15,6 +15,7 @@ import { fstatSync } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { IpcError, errnoValue, limitError, systemError } from './errors.js';
 import { native } from './native.js';
+import { trackSpawned } from './internal/children.js';
 import { describeSetting } from './internal/limits.js';
 import { ReadinessQueue } from './internal/readiness.js';
 import { checkBytes, checkInteger, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
@@ -757,5 +758,5 @@ export function spawn(command: string, args: readonly string[] = [], options: Sp
     while (base.length <= n) base.push('ignore');
     base[n] = typeof end === 'number' ? checkInteger(end, `fds[${key}]`, 0, 2 ** 31 - 1) : end.fd;
   }
-  return spawnChild(command, [...args], { ...rest, stdio: base as SpawnOptions['stdio'] });
+  return trackSpawned(spawnChild(command, [...args], { ...rest, stdio: base as SpawnOptions['stdio'] }));
 }

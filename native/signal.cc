@@ -1,0 +1,331 @@
+// Signals with their siginfo: who sent them, and the sigqueue value.
+//
+// A signal JavaScript handles is blocked in every thread of the process
+// and taken by one ipckit thread with sigtimedwait, in the order the kernel
+// queued it (real-time signals queue; standard ones merge while pending).
+// That thread copies the siginfo into a lock-free ring and writes an
+// eventfd; the event loop (a uv_poll on the eventfd, see signal.ts) drains
+// the ring and runs the JavaScript handlers.
+//
+// Blocking a signal in threads that already exist (Node's and libuv's)
+// uses the wake signal: its handler edits the mask the kernel restores
+// (waiter.cc, ChangeThreadMask). Threads created later inherit the block
+// from the main thread. As a safety net an SA_SIGINFO handler is installed
+// too, for a thread that could not be reached: it records the signal the
+// same way, just without the ordering guarantee. A handler that was there
+// before (libuv's, for process.on) is chained, so Node keeps seeing the
+// signal.
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "common.h"
+#include "waiter.h"
+
+namespace ipckit {
+
+namespace {
+
+struct Entry {
+  std::atomic<uint64_t> ready;  // slot + 1 once the fields are written
+  int32_t signo;
+  int32_t code;
+  int32_t pid;
+  uint32_t uid;
+  int64_t value;
+};
+
+// Enough for a storm of real-time signals between two turns of the loop.
+constexpr uint64_t kRingSize = 1 << 16;
+
+struct Ring {
+  Entry entries[kRingSize];
+  std::atomic<uint64_t> tail{0};  // next slot to fill
+  std::atomic<uint64_t> head{0};  // next slot to read (the event loop)
+  std::atomic<uint64_t> dropped{0};
+};
+
+Ring* g_ring = nullptr;
+int g_eventfd = -1;
+std::mutex g_setup;
+struct sigaction g_previous[_NSIG];
+bool g_installed[_NSIG];
+// Threads whose mask ipckit changed, per signal, to undo on release.
+std::vector<int> g_blocked_in[_NSIG];
+// The signals routed to the consumer thread (bit signo - 1).
+std::atomic<uint64_t> g_caught{0};
+std::atomic<int> g_consumer_tid{0};
+
+uint64_t Bit(int signo) { return uint64_t{1} << (signo - 1); }
+
+void Record(int signo, const siginfo_t* info) {
+  Ring* ring = g_ring;
+  uint64_t slot = ring->tail.fetch_add(1);
+  if (slot - ring->head.load() >= kRingSize) {
+    ring->dropped.fetch_add(1);
+  } else {
+    Entry& e = ring->entries[slot & (kRingSize - 1)];
+    e.signo = signo;
+    e.code = info->si_code;
+    e.pid = info->si_pid;
+    e.uid = info->si_uid;
+    e.value = reinterpret_cast<intptr_t>(info->si_value.sival_ptr);
+    e.ready.store(slot + 1, std::memory_order_release);
+  }
+  uint64_t one = 1;
+  ssize_t ignored = write(g_eventfd, &one, sizeof one);
+  (void)ignored;
+}
+
+// Calls the handler that was installed before ipckit's (libuv's, for process.on).
+void Chain(int signo, siginfo_t* info, void* context) {
+  const struct sigaction& prev = g_previous[signo];
+  if (prev.sa_flags & SA_SIGINFO) {
+    if (prev.sa_sigaction != nullptr) prev.sa_sigaction(signo, info, context);
+  } else if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN && prev.sa_handler != nullptr) {
+    prev.sa_handler(signo);
+  }
+}
+
+// The safety net: a thread that does not block the signal runs this.
+void OnSignal(int signo, siginfo_t* info, void* context) {
+  int saved_errno = errno;
+  Record(signo, info);
+  Chain(signo, info, context);
+  errno = saved_errno;
+}
+
+bool RingFull() {
+  return g_ring->tail.load() - g_ring->head.load() >= kRingSize;
+}
+
+// Takes the routed signals in kernel order. While the ring is full it waits,
+// leaving signals pending in the kernel, so none is lost.
+void* ConsumerMain(void*) {
+  sigset_t all;
+  sigfillset(&all);
+  sigdelset(&all, WakeSignal());
+  pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  g_consumer_tid.store(static_cast<int>(syscall(SYS_gettid)));
+  for (;;) {
+    if (RingFull()) {
+      usleep(1000);
+      continue;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    uint64_t caught = g_caught.load();
+    for (int sig = 1; sig <= 64; sig++) {
+      if (caught & Bit(sig)) sigaddset(&set, sig);
+    }
+    siginfo_t info;
+    timespec wait = {0, 100 * 1000000L};
+    int signo = sigtimedwait(&set, &info, &wait);
+    if (signo > 0) {
+      Record(signo, &info);
+      Chain(signo, &info, nullptr);
+    }
+  }
+  return nullptr;
+}
+
+// The signal mask of thread `tid`, from /proc; false if it cannot be read.
+bool ThreadBlocks(int tid, int signo, bool* blocks) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+  FILE* f = fopen(path, "re");
+  if (f == nullptr) return false;
+  char line[256];
+  bool found = false;
+  while (fgets(line, sizeof line, f) != nullptr) {
+    if (strncmp(line, "SigBlk:", 7) == 0) {
+      uint64_t mask = strtoull(line + 7, nullptr, 16);
+      *blocks = (mask & Bit(signo)) != 0;
+      found = true;
+      break;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+std::vector<int> OtherThreads() {
+  std::vector<int> tids;
+  int self = static_cast<int>(syscall(SYS_gettid));
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return tids;
+  while (dirent* d = readdir(dir)) {
+    int tid = atoi(d->d_name);
+    if (tid > 0 && tid != self && tid != g_consumer_tid.load()) tids.push_back(tid);
+  }
+  closedir(dir);
+  return tids;
+}
+
+void WakeConsumer() {
+  int tid = g_consumer_tid.load();
+  if (tid > 0) syscall(SYS_tgkill, getpid(), tid, WakeSignal());
+}
+
+}  // namespace
+
+// signalSetup() -> the eventfd the event loop watches (created once, with the consumer thread)
+static Napi::Value SignalSetup(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> lock(g_setup);
+  if (g_eventfd < 0) {
+    InstallWakeHandler();
+    g_ring = new Ring();
+    g_eventfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (g_eventfd < 0) return Errno(info.Env(), errno);
+    pthread_t thread;
+    int r = pthread_create(&thread, nullptr, ConsumerMain, nullptr);
+    if (r != 0) return Errno(info.Env(), r);
+    pthread_detach(thread);
+    while (g_consumer_tid.load() == 0) sched_yield();
+  }
+  return Napi::Number::New(info.Env(), g_eventfd);
+}
+
+// signalHandle(signo) -> 0: routes signo to ipckit (keeping the old action to chain and restore)
+static Napi::Value SignalHandle(const Napi::CallbackInfo& info) {
+  int signo = ArgInt(info, 0);
+  std::lock_guard<std::mutex> lock(g_setup);
+  if (g_installed[signo]) return Napi::Number::New(info.Env(), 0);
+  struct sigaction sa {};
+  sa.sa_sigaction = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+  struct sigaction previous {};
+  if (sigaction(signo, &sa, &previous) < 0) return Errno(info.Env(), errno);
+  // If we were ever the previous action, do not chain to ourselves.
+  if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction == OnSignal) previous = {};
+  g_previous[signo] = previous;
+  g_installed[signo] = true;
+  g_caught.fetch_or(Bit(signo));
+  WakeConsumer();
+  // Block it everywhere else, so the consumer takes every instance in order.
+  sigset_t one, none;
+  sigemptyset(&one);
+  sigemptyset(&none);
+  sigaddset(&one, signo);
+  pthread_sigmask(SIG_BLOCK, &one, nullptr);
+  for (int tid : OtherThreads()) {
+    bool blocks = true;
+    if (!ThreadBlocks(tid, signo, &blocks) || blocks) continue;
+    if (ChangeThreadMask(tid, one, none)) g_blocked_in[signo].push_back(tid);
+  }
+  return Napi::Number::New(info.Env(), 0);
+}
+
+// signalRelease(signo, disposition) -> 0: 0 restores the action found when
+// ipckit took the signal, 1 the default (SIG_DFL), 2 ignores (SIG_IGN).
+static Napi::Value SignalRelease(const Napi::CallbackInfo& info) {
+  int signo = ArgInt(info, 0);
+  int disposition = ArgInt(info, 1);
+  std::lock_guard<std::mutex> lock(g_setup);
+  g_caught.fetch_and(~Bit(signo));
+  WakeConsumer();
+  struct sigaction sa {};
+  if (disposition == 0 && g_installed[signo]) {
+    sa = g_previous[signo];
+  } else {
+    sa.sa_handler = disposition == 2 ? SIG_IGN : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+  }
+  if (sigaction(signo, &sa, nullptr) < 0) return Errno(info.Env(), errno);
+  g_installed[signo] = false;
+  g_previous[signo] = {};
+  // Unblock where ipckit blocked it; instances still pending are delivered now, by the restored action.
+  sigset_t one, none;
+  sigemptyset(&one);
+  sigemptyset(&none);
+  sigaddset(&one, signo);
+  for (int tid : g_blocked_in[signo]) ChangeThreadMask(tid, none, one);
+  g_blocked_in[signo].clear();
+  pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+  return Napi::Number::New(info.Env(), 0);
+}
+
+// signalDrain(out: Float64Array) -> entries copied (6 numbers each:
+// signo, code, pid, uid, value, dropped-so-far), oldest first.
+static Napi::Value SignalDrain(const Napi::CallbackInfo& info) {
+  auto out = info[0].As<Napi::Float64Array>();
+  size_t capacity = out.ElementLength() / 6;
+  Ring* ring = g_ring;
+  if (ring == nullptr) return Napi::Number::New(info.Env(), 0);
+  uint64_t counter;
+  ssize_t ignored = read(g_eventfd, &counter, sizeof counter);
+  (void)ignored;
+  size_t n = 0;
+  while (n < capacity) {
+    uint64_t head = ring->head.load();
+    Entry& e = ring->entries[head & (kRingSize - 1)];
+    if (e.ready.load(std::memory_order_acquire) != head + 1) break;
+    out[n * 6 + 0] = e.signo;
+    out[n * 6 + 1] = e.code;
+    out[n * 6 + 2] = e.pid;
+    out[n * 6 + 3] = e.uid;
+    out[n * 6 + 4] = static_cast<double>(e.value);
+    out[n * 6 + 5] = static_cast<double>(ring->dropped.load());
+    ring->head.store(head + 1);
+    n++;
+  }
+  // More remain: make sure the event loop comes back for them.
+  if (n == capacity) {
+    uint64_t one = 1;
+    ignored = write(g_eventfd, &one, sizeof one);
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+
+// kill(pid, signo) -> 0
+static Napi::Value Kill(const Napi::CallbackInfo& info) {
+  return SysResult(info.Env(), kill(ArgInt(info, 0), ArgInt(info, 1)));
+}
+
+// sigqueue(pid, signo, value) -> 0
+static Napi::Value SigQueue(const Napi::CallbackInfo& info) {
+  union sigval value;
+  std::memset(&value, 0, sizeof value);
+  value.sival_ptr = reinterpret_cast<void*>(static_cast<intptr_t>(ArgInt64(info, 2)));
+  return SysResult(info.Env(), sigqueue(ArgInt(info, 0), ArgInt(info, 1), value));
+}
+
+// signalDisposition(signo) -> 0 default, 1 ignored, 2 handled
+static Napi::Value SignalDisposition(const Napi::CallbackInfo& info) {
+  struct sigaction sa {};
+  if (sigaction(ArgInt(info, 0), nullptr, &sa) < 0) return Errno(info.Env(), errno);
+  int kind = (sa.sa_flags & SA_SIGINFO) ? 2 : sa.sa_handler == SIG_DFL ? 0 : sa.sa_handler == SIG_IGN ? 1 : 2;
+  return Napi::Number::New(info.Env(), kind);
+}
+
+void InitSignal(Napi::Env env, Napi::Object exports) {
+  exports.Set("signalSetup", Napi::Function::New(env, SignalSetup, "signalSetup"));
+  exports.Set("signalHandle", Napi::Function::New(env, SignalHandle, "signalHandle"));
+  exports.Set("signalRelease", Napi::Function::New(env, SignalRelease, "signalRelease"));
+  exports.Set("signalDrain", Napi::Function::New(env, SignalDrain, "signalDrain"));
+  exports.Set("signalDisposition", Napi::Function::New(env, SignalDisposition, "signalDisposition"));
+  exports.Set("kill", Napi::Function::New(env, Kill, "kill"));
+  exports.Set("sigqueue", Napi::Function::New(env, SigQueue, "sigqueue"));
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("SIGRTMIN", SIGRTMIN);
+  c.Set("SIGRTMAX", SIGRTMAX);
+  c.Set("SI_USER", static_cast<int>(SI_USER));
+  c.Set("SI_QUEUE", static_cast<int>(SI_QUEUE));
+  c.Set("SI_KERNEL", static_cast<int>(SI_KERNEL));
+  c.Set("SI_TKILL", static_cast<int>(SI_TKILL));
+  exports.Set("signalConstants", c);
+}
+
+}  // namespace ipckit

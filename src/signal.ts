@@ -1,0 +1,435 @@
+/**
+ * Signals: the kernel's way to notify a process of an event — from the
+ * terminal (Ctrl+C is SIGINT), from the kernel, or from another process
+ * (`kill`). Every signal has a default action; a process can override it
+ * with its own handler.
+ *
+ * Node can already listen for a signal and send one. ipckit adds what it
+ * cannot: the sender's pid and uid, the value carried by `sigqueue`,
+ * real-time signals that queue instead of merging, waiting for a signal with
+ * a timeout, process groups, and a graceful shutdown that forwards the
+ * signal to the children ipckit started.
+ *
+ * Handlers run on the event loop, never in the async-signal context: the
+ * native handler only records the signal's siginfo and wakes the loop.
+ *
+ * @module
+ */
+import { constants as osConstants } from 'node:os';
+import { IpcError, errnoValue, systemError } from './errors.js';
+import { native, type NativeFdWatcher } from './native.js';
+import { spawnedChildren } from './internal/children.js';
+import { checkInteger, checkOptions, invalidArgument } from './internal/validate.js';
+import { type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkTimeout, timeoutError } from './internal/wait.js';
+
+const S = native.signalConstants;
+const P = native.pipeConstants;
+const { READABLE } = native.readinessConstants;
+const ESRCH = -errnoValue('ESRCH');
+const EPERM = -errnoValue('EPERM');
+
+/** A signal by name (`'SIGINT'`, `'SIGRTMIN+2'`) or number. */
+export type SignalSpec = NodeJS.Signals | `SIGRTMIN+${number}` | `SIGRTMAX-${number}` | 'SIGRTMIN' | 'SIGRTMAX' | number;
+
+/** What a handler learns about a delivered signal. */
+export interface SignalInfo {
+  /** The signal's name, such as `'SIGUSR2'` or `'SIGRTMIN+1'`. */
+  signal: string;
+  number: number;
+  /** The sender's pid, when the kernel reports one (not for signals from the terminal). */
+  pid: number | null;
+  /** The sender's real uid, when the kernel reports one. */
+  uid: number | null;
+  /** `si_code`: who sent it. See {@link SignalInfo.origin}. */
+  code: number;
+  /** `'kill'`, `'sigqueue'`, `'tkill'`, `'kernel'` (the terminal, the kernel) or `'other'`. */
+  origin: 'kill' | 'sigqueue' | 'tkill' | 'kernel' | 'other';
+  /** The integer sent with `sigqueue`, or null. */
+  value: number | null;
+}
+
+/** A handler; what it returns is ignored, what it throws is reported as an uncaught exception. */
+export type SignalHandler = (info: SignalInfo) => void;
+
+/** Default actions, from signal(7). */
+const DEFAULT_ACTIONS: Record<string, 'terminate' | 'core' | 'ignore' | 'stop' | 'continue'> = {
+  SIGHUP: 'terminate', SIGINT: 'terminate', SIGQUIT: 'core', SIGILL: 'core', SIGTRAP: 'core', SIGABRT: 'core',
+  SIGBUS: 'core', SIGFPE: 'core', SIGKILL: 'terminate', SIGUSR1: 'terminate', SIGSEGV: 'core', SIGUSR2: 'terminate',
+  SIGPIPE: 'terminate', SIGALRM: 'terminate', SIGTERM: 'terminate', SIGSTKFLT: 'terminate', SIGCHLD: 'ignore',
+  SIGCONT: 'continue', SIGSTOP: 'stop', SIGTSTP: 'stop', SIGTTIN: 'stop', SIGTTOU: 'stop', SIGURG: 'ignore',
+  SIGXCPU: 'core', SIGXFSZ: 'core', SIGVTALRM: 'terminate', SIGPROF: 'terminate', SIGWINCH: 'ignore',
+  SIGIO: 'terminate', SIGPWR: 'terminate', SIGSYS: 'core',
+};
+
+/** Signals a handler can never catch. */
+const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP']);
+
+/** Signals ipckit will not handle, and why. */
+const RESERVED: Record<string, string> = {
+  SIGSEGV: 'a memory fault in this process: handling it in JavaScript cannot recover',
+  SIGBUS: 'a memory fault in this process: handling it in JavaScript cannot recover',
+  SIGFPE: 'an arithmetic fault in this process: handling it in JavaScript cannot recover',
+  SIGILL: 'an illegal instruction in this process: handling it in JavaScript cannot recover',
+  SIGUSR1: 'Node.js uses it to start the inspector; use SIGUSR2 or a real-time signal',
+  SIGPROF: 'V8\'s profiler uses it',
+};
+
+const numberToName = new Map<number, string>();
+for (const [name, value] of Object.entries(osConstants.signals)) if (!numberToName.has(value)) numberToName.set(value, name);
+
+/** The name of signal `n`: `SIGINT`, or `SIGRTMIN+k` / `SIGRTMAX-k` for real-time signals. */
+export function signalName(n: number): string {
+  if (n >= S.SIGRTMIN && n <= S.SIGRTMAX) {
+    const fromMin = n - S.SIGRTMIN;
+    const fromMax = S.SIGRTMAX - n;
+    if (fromMin === 0) return 'SIGRTMIN';
+    if (fromMax === 0) return 'SIGRTMAX';
+    return fromMin <= fromMax ? `SIGRTMIN+${fromMin}` : `SIGRTMAX-${fromMax}`;
+  }
+  return numberToName.get(n) ?? `SIG${n}`;
+}
+
+/** Resolves a name or number to the signal's number; `ERR_IPC_INVALID_ARGUMENT` if there is no such signal. */
+export function signalNumber(sig: unknown): number {
+  if (typeof sig === 'number') {
+    if (Number.isInteger(sig) && sig >= 1 && sig <= S.SIGRTMAX) return sig;
+  } else if (typeof sig === 'string') {
+    const name = sig.toUpperCase().startsWith('SIG') ? sig.toUpperCase() : `SIG${sig.toUpperCase()}`;
+    const rt = /^SIGRT(MIN|MAX)(?:([+-])(\d+))?$/.exec(name);
+    if (rt) {
+      const base = rt[1] === 'MIN' ? S.SIGRTMIN : S.SIGRTMAX;
+      const offset = rt[3] === undefined ? 0 : Number(rt[3]) * (rt[2] === '+' ? 1 : -1);
+      const n = base + offset;
+      if ((rt[1] === 'MIN' ? offset >= 0 : offset <= 0) && n >= S.SIGRTMIN && n <= S.SIGRTMAX) return n;
+    } else {
+      const n = (osConstants.signals as Record<string, number>)[name];
+      if (n !== undefined) return n;
+      if (/^\d+$/.test(sig)) return signalNumber(Number(sig));
+    }
+  }
+  throw invalidArgument('signal', sig, `a signal name such as "SIGUSR2" or "SIGRTMIN+1", or a number from 1 to ${S.SIGRTMAX}`);
+}
+
+/** Checks that `n` may be handled; returns its name. */
+function catchable(n: number, what: string): string {
+  const name = signalName(n);
+  if (UNCATCHABLE.has(name)) {
+    throw new IpcError('ERR_IPC_UNCATCHABLE', `${what} ${name}: the kernel never lets a process catch, block or ignore ${name}. It can only be sent.`);
+  }
+  if (n === native.wakeSignal) {
+    throw new IpcError('ERR_IPC_UNCATCHABLE', `${what} ${name}: ipckit reserves it to interrupt blocking calls. Use another real-time signal.`);
+  }
+  if (RESERVED[name] !== undefined) throw new IpcError('ERR_IPC_UNCATCHABLE', `${what} ${name}: ${RESERVED[name]}.`);
+  return name;
+}
+
+function origin(code: number): SignalInfo['origin'] {
+  if (code === S.SI_USER) return 'kill';
+  if (code === S.SI_QUEUE) return 'sigqueue';
+  if (code === S.SI_TKILL) return 'tkill';
+  if (code === S.SI_KERNEL || code > 0) return 'kernel';
+  return 'other';
+}
+
+// ---------------------------------------------------------------------------
+// The dispatcher: one eventfd, watched on the event loop; one set of
+// handlers per signal.
+
+const handlers = new Map<number, Set<SignalHandler>>();
+let watcher: NativeFdWatcher | undefined;
+let eventFd = -1;
+let keepAlive = 0;
+let dropped = 0;
+const drainBuffer = new Float64Array(6 * 256);
+
+function ensureDispatcher(): void {
+  if (watcher !== undefined) return;
+  eventFd = native.signalSetup();
+  if (eventFd < 0) throw systemError(eventFd, 'eventfd', undefined);
+  watcher = new native.FdWatcher(eventFd, () => dispatchPending());
+  watcher.start(READABLE);
+  // Like process.on('SIGINT'), a handler alone does not keep the process alive.
+  watcher.unref();
+}
+
+/** Delivers what the native handler recorded to the JavaScript handlers, oldest first. */
+function dispatchPending(): void {
+  for (;;) {
+    const n = native.signalDrain(drainBuffer);
+    for (let i = 0; i < n; i++) {
+      const at = i * 6;
+      const number = drainBuffer[at]!;
+      const code = drainBuffer[at + 1]!;
+      const fromProcess = code <= 0 && code !== S.SI_KERNEL;
+      const info: SignalInfo = {
+        signal: signalName(number), number,
+        pid: fromProcess ? drainBuffer[at + 2]! : null,
+        uid: fromProcess ? drainBuffer[at + 3]! : null,
+        code, origin: origin(code),
+        value: code === S.SI_QUEUE ? drainBuffer[at + 4]! : null,
+      };
+      const total = drainBuffer[at + 5]!;
+      if (total > dropped) {
+        process.emitWarning(`${total - dropped} signals arrived faster than the event loop could take them and were dropped.`, { code: 'ERR_IPC_LIMIT' });
+        dropped = total;
+      }
+      for (const handler of [...(handlers.get(number) ?? [])]) {
+        try {
+          handler(info);
+        } catch (err) {
+          // Reported as an uncaught exception, after the other handlers ran.
+          queueMicrotask(() => {
+            throw err;
+          });
+        }
+      }
+    }
+    if (n < drainBuffer.length / 6) return;
+  }
+}
+
+function addHandler(n: number, handler: SignalHandler): () => void {
+  ensureDispatcher();
+  let set = handlers.get(n);
+  if (set === undefined) {
+    set = new Set();
+    handlers.set(n, set);
+  }
+  if (set.size === 0) {
+    const r = native.signalHandle(n);
+    if (r < 0) throw systemError(r, 'sigaction', signalName(n));
+  }
+  set.add(handler);
+  let removed = false;
+  return () => {
+    if (removed) return;
+    removed = true;
+    set.delete(handler);
+    if (set.size === 0) native.signalRelease(n, 0);
+  };
+}
+
+function releaseAll(sig: unknown, disposition: 1 | 2, what: string): void {
+  const n = signalNumber(sig);
+  catchable(n, what);
+  handlers.get(n)?.clear();
+  const r = native.signalRelease(n, disposition);
+  if (r < 0) throw systemError(r, 'sigaction', signalName(n));
+}
+
+/**
+ * Handles `sig` with `handler` until the returned function is called. While
+ * any handler is installed the signal's default action is overridden (SIGINT
+ * no longer ends the process); when the last one is removed, the action that
+ * was there before returns. Handlers installed by Node (`process.on`) still
+ * run too.
+ *
+ * @example
+ * ```ts
+ * const stop = onSignal('SIGUSR2', ({ pid, uid, value }) => console.log(`from ${pid} (uid ${uid}): ${value}`));
+ * // … later
+ * stop();
+ * ```
+ */
+export function onSignal(sig: SignalSpec, handler: SignalHandler): () => void {
+  const n = signalNumber(sig);
+  catchable(n, 'onSignal');
+  if (typeof handler !== 'function') throw invalidArgument('handler', handler, 'a function');
+  return addHandler(n, handler);
+}
+
+/** Removes every ipckit handler of `sig` and gives it its default action (SIG_DFL). */
+export function restoreDefault(sig: SignalSpec): void {
+  releaseAll(sig, 1, 'restoreDefault');
+}
+
+/** Removes every ipckit handler of `sig` and makes the process ignore it (SIG_IGN). */
+export function ignore(sig: SignalSpec): void {
+  releaseAll(sig, 2, 'ignore');
+}
+
+/** The target of {@link sendSignal}: a pid, or a process group. */
+export type SignalTarget = number | { group: number };
+
+/**
+ * Sends `sig` to a process or a process group (`kill`). With `value`, it uses
+ * `sigqueue`, and the receiver's handler gets the value (and, for real-time
+ * signals, every send is delivered, in order). `ESRCH` (no such process) and
+ * `EPERM` (not allowed) come back as `IpcError`s.
+ */
+export function sendSignal(target: SignalTarget, sig: SignalSpec, options?: { value?: number }): void {
+  const opts = checkOptions(options);
+  const n = signalNumber(sig);
+  let pid: number;
+  let label: string;
+  if (typeof target === 'number') {
+    pid = checkInteger(target, 'target', 1, 2 ** 31 - 1);
+    label = `pid ${pid}`;
+  } else if (target !== null && typeof target === 'object') {
+    const group = checkInteger((target as { group: unknown }).group, 'target.group', 1, 2 ** 31 - 1);
+    pid = -group;
+    label = `process group ${group}`;
+  } else {
+    throw invalidArgument('target', target, 'a pid or { group: pgid }');
+  }
+  let r: number;
+  if (opts.value !== undefined) {
+    const value = checkInteger(opts.value, 'value', -(2 ** 53) + 1, 2 ** 53 - 1);
+    if (pid < 0) throw invalidArgument('target', target, 'a single pid when a value is sent (sigqueue cannot address a group)');
+    r = native.sigqueue(pid, n, value);
+  } else {
+    r = native.kill(pid, n);
+  }
+  if (r === ESRCH) throw systemError(r, opts.value === undefined ? 'kill' : 'sigqueue', label, 'No such process (it may have exited).');
+  if (r === EPERM) throw systemError(r, opts.value === undefined ? 'kill' : 'sigqueue', label, 'This user may not signal that process (another user owns it).');
+  if (r < 0) throw systemError(r, 'kill', label);
+}
+
+/**
+ * Resolves with the first of `sigs` that arrives. While it waits, those
+ * signals do not take their default action. Keeps the process alive.
+ */
+export function waitForSignal(sigs: SignalSpec | SignalSpec[], options?: WaitOptions): Promise<SignalInfo> {
+  let numbers: number[];
+  let timeout: number;
+  let signal: AbortSignal | undefined;
+  const list = Array.isArray(sigs) ? sigs : [sigs];
+  try {
+    const opts = checkOptions(options);
+    if (list.length === 0) throw invalidArgument('signals', sigs, 'at least one signal');
+    numbers = list.map((s) => signalNumber(s));
+    for (const n of numbers) catchable(n, 'waitForSignal');
+    timeout = checkTimeout(opts.timeout);
+    signal = checkSignal(opts.signal);
+    if (signal?.aborted) throw abortError('waitForSignal', list.join(', '), signal);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const disposers: (() => void)[] = [];
+  const finish = (): void => {
+    for (const dispose of disposers.splice(0)) dispose();
+    if (--keepAlive === 0) watcher?.unref();
+  };
+  const pending: Pending<SignalInfo> = new Pending('waitForSignal', list.join(', '), timeout, signal, (err) => {
+    finish();
+    pending.reject(err);
+  });
+  for (const n of numbers) {
+    disposers.push(addHandler(n, (info) => {
+      if (pending.settled) return;
+      finish();
+      pending.resolve(info);
+    }));
+  }
+  if (keepAlive++ === 0) watcher!.ref();
+  return pending.promise;
+}
+
+/** Blocks the calling thread until one of `sigs` arrives (other handlers run meanwhile). */
+export function waitForSignalSync(sigs: SignalSpec | SignalSpec[], options?: SyncWaitOptions): SignalInfo {
+  const list = Array.isArray(sigs) ? sigs : [sigs];
+  if (list.length === 0) throw invalidArgument('signals', sigs, 'at least one signal');
+  const numbers = list.map((s) => signalNumber(s));
+  for (const n of numbers) catchable(n, 'waitForSignalSync');
+  const timeout = checkTimeout(checkOptions(options).timeout);
+  let got: SignalInfo | undefined;
+  const disposers = numbers.map((n) => addHandler(n, (info) => { got ??= info; }));
+  try {
+    const deadline = timeout === Infinity ? Infinity : performance.now() + timeout;
+    while (got === undefined) {
+      const left = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
+      const r = native.pollFd(eventFd, P.POLLIN, left);
+      if (r < 0) throw systemError(r, 'poll', 'the signal eventfd');
+      dispatchPending();
+      if (got === undefined && r === 0) throw timeoutError('waitForSignalSync', list.join(', '), timeout);
+    }
+    return got;
+  } finally {
+    for (const dispose of disposers) dispose();
+  }
+}
+
+/** Options of {@link shutdownOn}. */
+export interface ShutdownOptions {
+  /** Milliseconds to wait for `cleanup` and the children before forcing the exit. Default 10000. */
+  timeout?: number;
+  /** Runs once, on the first signal, before the process exits. */
+  cleanup?: (info: SignalInfo) => unknown;
+}
+
+/**
+ * A graceful shutdown on the first of `sigs`: runs `cleanup` once, forwards
+ * the signal to the child processes started through ipckit's `spawn`, waits
+ * for them, and exits with the conventional status 128 + the signal number.
+ * A second signal, or the timeout, forces the exit at once (children still
+ * running get SIGKILL). Returns a function that uninstalls it.
+ *
+ * @example
+ * ```ts
+ * shutdownOn(['SIGINT', 'SIGTERM'], { cleanup: async () => { await server.close(); } });
+ * ```
+ */
+export function shutdownOn(sigs: SignalSpec[] = ['SIGINT', 'SIGTERM'], options?: ShutdownOptions): () => void {
+  const opts = checkOptions(options);
+  const timeout = opts.timeout === undefined ? 10_000 : checkInteger(opts.timeout, 'timeout', 0, 2 ** 31 - 1);
+  if (opts.cleanup !== undefined && typeof opts.cleanup !== 'function') throw invalidArgument('cleanup', opts.cleanup, 'a function');
+  const numbers = sigs.map((s) => signalNumber(s));
+  for (const n of numbers) catchable(n, 'shutdownOn');
+  let shuttingDown: SignalInfo | undefined;
+  const force = (status: number): never => {
+    for (const child of spawnedChildren()) child.kill('SIGKILL');
+    process.exit(status);
+  };
+  const onFirst = async (info: SignalInfo): Promise<void> => {
+    const status = 128 + info.number;
+    const timer = setTimeout(() => force(status), timeout);
+    try {
+      await opts.cleanup?.(info);
+    } catch (err) {
+      process.emitWarning(`shutdownOn: cleanup failed: ${(err as Error)?.stack ?? String(err)}`);
+    }
+    const children = spawnedChildren();
+    for (const child of children) child.kill(info.number);
+    await Promise.all(children.map((child) => new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolve(undefined);
+      else child.once('exit', resolve);
+    })));
+    clearTimeout(timer);
+    process.exit(status);
+  };
+  const disposers = numbers.map((n) => addHandler(n, (info) => {
+    if (shuttingDown !== undefined) force(128 + info.number);
+    shuttingDown = info;
+    void onFirst(info);
+  }));
+  return () => {
+    for (const dispose of disposers) dispose();
+  };
+}
+
+/** One row of {@link listSignals}. */
+export interface SignalDescription {
+  number: number;
+  name: string;
+  /** What the kernel does by default: terminate, core (terminate with a core dump), ignore, stop, continue. */
+  defaultAction: 'terminate' | 'core' | 'ignore' | 'stop' | 'continue';
+  /** Whether a handler may be installed for it with ipckit. */
+  catchable: boolean;
+}
+
+/** Every signal of this system, with its default action and whether ipckit can handle it. */
+export function listSignals(): SignalDescription[] {
+  const rows: SignalDescription[] = [];
+  for (let n = 1; n <= S.SIGRTMAX; n++) {
+    const name = signalName(n);
+    if (!(n >= S.SIGRTMIN) && !numberToName.has(n)) continue;
+    let ok = true;
+    try {
+      catchable(n, 'list');
+    } catch {
+      ok = false;
+    }
+    rows.push({ number: n, name, defaultAction: DEFAULT_ACTIONS[name] ?? 'terminate', catchable: ok });
+  }
+  return rows;
+}
