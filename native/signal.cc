@@ -88,13 +88,24 @@ void Record(int signo, const siginfo_t* info) {
   (void)ignored;
 }
 
-// Calls the handler that was installed before ipckit's (libuv's, for process.on).
+void OnSignal(int signo, siginfo_t* info, void* context);
+
+// Calls the other handler of `signo`: the one installed before ipckit's
+// (libuv's, for process.on), or the one that replaced ipckit's since (a
+// process.on added later), so Node's listeners keep working either way.
 void Chain(int signo, siginfo_t* info, void* context) {
-  const struct sigaction& prev = g_previous[signo];
-  if (prev.sa_flags & SA_SIGINFO) {
-    if (prev.sa_sigaction != nullptr) prev.sa_sigaction(signo, info, context);
-  } else if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN && prev.sa_handler != nullptr) {
-    prev.sa_handler(signo);
+  struct sigaction current {};
+  sigaction(signo, nullptr, &current);
+  bool ours = (current.sa_flags & SA_SIGINFO) && current.sa_sigaction == OnSignal;
+  const struct sigaction& other = ours ? g_previous[signo] : current;
+  // A one-shot handler (SA_RESETHAND) ends in the default action: Node's own
+  // SIGINT/SIGTERM handler restores the terminal and re-raises the signal to
+  // die by it. Overriding the default overrides that too.
+  if (other.sa_flags & SA_RESETHAND) return;
+  if (other.sa_flags & SA_SIGINFO) {
+    if (other.sa_sigaction != nullptr) other.sa_sigaction(signo, info, context);
+  } else if (other.sa_handler != SIG_DFL && other.sa_handler != SIG_IGN && other.sa_handler != nullptr) {
+    other.sa_handler(signo);
   }
 }
 
@@ -236,9 +247,13 @@ static Napi::Value SignalRelease(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(g_setup);
   g_caught.fetch_and(~Bit(signo));
   WakeConsumer();
+  struct sigaction current {};
+  sigaction(signo, nullptr, &current);
+  bool ours = (current.sa_flags & SA_SIGINFO) && current.sa_sigaction == OnSignal;
   struct sigaction sa {};
   if (disposition == 0 && g_installed[signo]) {
-    sa = g_previous[signo];
+    // Someone (process.on) replaced ipckit's handler since: theirs stays.
+    sa = ours ? g_previous[signo] : current;
   } else {
     sa.sa_handler = disposition == 2 ? SIG_IGN : SIG_DFL;
     sigemptyset(&sa.sa_mask);

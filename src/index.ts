@@ -31,6 +31,7 @@ export {
 } from './pipe.js';
 export { Fifo, type FifoOpenOptions, type FifoOpenSyncOptions } from './fifo.js';
 export {
-  onSignal, restoreDefault, ignore, sendSignal, waitForSignal, waitForSignalSync, shutdownOn, listSignals, signalName, signalNumber,
+  onSignal, restoreDefault, ignore, sendSignal, waitForSignal, waitForSignalSync, listenForSignals, SignalListener, SIGNAL_LISTENER_CAPACITY,
+  shutdownOn, listSignals, signalName, signalNumber,
   type SignalSpec, type SignalInfo, type SignalHandler, type SignalTarget, type ShutdownOptions, type SignalDescription,
 } from './signal.js';

@@ -20,7 +20,9 @@ import { IpcError, errnoValue, systemError } from './errors.js';
 import { native, type NativeFdWatcher } from './native.js';
 import { spawnedChildren } from './internal/children.js';
 import { checkInteger, checkOptions, invalidArgument } from './internal/validate.js';
-import { type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkTimeout, timeoutError } from './internal/wait.js';
+import {
+  type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkTimeout, closedError, receiveUntilClosed, timeoutError,
+} from './internal/wait.js';
 
 const S = native.signalConstants;
 const P = native.pipeConstants;
@@ -110,17 +112,19 @@ export function signalNumber(sig: unknown): number {
   throw invalidArgument('signal', sig, `a signal name such as "SIGUSR2" or "SIGRTMIN+1", or a number from 1 to ${S.SIGRTMAX}`);
 }
 
+/** Why signal `n` cannot be handled, or undefined if it can. */
+function uncatchableReason(n: number): string | undefined {
+  const name = signalName(n);
+  if (UNCATCHABLE.has(name)) return `the kernel never lets a process catch, block or ignore ${name}. It can only be sent`;
+  if (n === native.wakeSignal) return 'ipckit reserves it to interrupt blocking calls. Use another real-time signal';
+  return RESERVED[name];
+}
+
 /** Checks that `n` may be handled; returns its name. */
 function catchable(n: number, what: string): string {
-  const name = signalName(n);
-  if (UNCATCHABLE.has(name)) {
-    throw new IpcError('ERR_IPC_UNCATCHABLE', `${what} ${name}: the kernel never lets a process catch, block or ignore ${name}. It can only be sent.`);
-  }
-  if (n === native.wakeSignal) {
-    throw new IpcError('ERR_IPC_UNCATCHABLE', `${what} ${name}: ipckit reserves it to interrupt blocking calls. Use another real-time signal.`);
-  }
-  if (RESERVED[name] !== undefined) throw new IpcError('ERR_IPC_UNCATCHABLE', `${what} ${name}: ${RESERVED[name]}.`);
-  return name;
+  const reason = uncatchableReason(n);
+  if (reason !== undefined) throw new IpcError('ERR_IPC_UNCATCHABLE', `${what} ${signalName(n)}: ${reason}.`);
+  return signalName(n);
 }
 
 function origin(code: number): SignalInfo['origin'] {
@@ -266,7 +270,8 @@ export function sendSignal(target: SignalTarget, sig: SignalSpec, options?: { va
     pid = checkInteger(target, 'target', 1, 2 ** 31 - 1);
     label = `pid ${pid}`;
   } else if (target !== null && typeof target === 'object') {
-    const group = checkInteger((target as { group: unknown }).group, 'target.group', 1, 2 ** 31 - 1);
+    // kill(-1) is not process group 1 but every process this user may signal.
+    const group = checkInteger((target as { group: unknown }).group, 'target.group', 2, 2 ** 31 - 1);
     pid = -group;
     label = `process group ${group}`;
   } else {
@@ -280,72 +285,208 @@ export function sendSignal(target: SignalTarget, sig: SignalSpec, options?: { va
   } else {
     r = native.kill(pid, n);
   }
-  if (r === ESRCH) throw systemError(r, opts.value === undefined ? 'kill' : 'sigqueue', label, 'No such process (it may have exited).');
-  if (r === EPERM) throw systemError(r, opts.value === undefined ? 'kill' : 'sigqueue', label, 'This user may not signal that process (another user owns it).');
+  if (r === ESRCH) throw systemError(r, opts.value === undefined ? 'kill' : 'sigqueue', label,
+    pid > 0 ? 'The process has exited, or the pid is wrong.' : 'No process is left in that group, or the number is wrong.');
+  if (r === EPERM) throw systemError(r, opts.value === undefined ? 'kill' : 'sigqueue', label, 'Only the owner of a process (or root) may signal it.');
   if (r < 0) throw systemError(r, 'kill', label);
+}
+
+/** Most signals a {@link SignalListener} holds before it drops new ones. */
+export const SIGNAL_LISTENER_CAPACITY = 65_536;
+
+function numbersOf(sigs: SignalSpec | SignalSpec[], what: string): number[] {
+  const list = Array.isArray(sigs) ? sigs : [sigs];
+  if (list.length === 0) throw invalidArgument('signals', sigs, 'at least one signal');
+  const numbers = [...new Set(list.map((s) => signalNumber(s)))];
+  for (const n of numbers) catchable(n, what);
+  return numbers;
+}
+
+/**
+ * Takes `sigs` and keeps every delivery, in the order the kernel delivered
+ * them, until it is closed: the receiving side of signals, with the blocking
+ * triple (`receive`, `receiveSync`, `tryReceive`) and async iteration. While
+ * it is open those signals do not take their default action. Unlike a
+ * series of {@link waitForSignal} calls, nothing arriving between two
+ * receives is lost.
+ *
+ * @example
+ * ```ts
+ * using listener = listenForSignals(['SIGUSR2', 'SIGRTMIN+1']);
+ * for await (const { signal, pid, value } of listener) console.log(signal, pid, value);
+ * ```
+ */
+export class SignalListener implements AsyncIterable<SignalInfo>, Disposable {
+  /** The names of the signals it takes. */
+  readonly signals: readonly string[];
+  #queue: SignalInfo[] = [];
+  #waiting: { pending: Pending<SignalInfo> }[] = [];
+  #disposers: (() => void)[];
+  #dropped = 0;
+  #closed = false;
+
+  /** @internal Use {@link listenForSignals}. */
+  constructor(numbers: number[]) {
+    this.signals = numbers.map((n) => signalName(n));
+    this.#disposers = [];
+    try {
+      for (const n of numbers) this.#disposers.push(addHandler(n, (info) => this.#deliver(info)));
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Signals dropped because {@link SIGNAL_LISTENER_CAPACITY} were already waiting to be received. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /** Signals received by the listener and not yet taken. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** The next signal; waits for one (keeping the process alive) if none is queued. */
+  receive(options?: WaitOptions): Promise<SignalInfo> {
+    let timeout: number;
+    let signal: AbortSignal | undefined;
+    try {
+      const opts = checkOptions(options);
+      timeout = checkTimeout(opts.timeout);
+      signal = checkSignal(opts.signal);
+      this.#check('receive');
+      if (signal?.aborted) throw abortError('receive', this.#label(), signal);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const now = this.tryReceive();
+    if (now !== undefined) return Promise.resolve(now);
+    const entry = {} as { pending: Pending<SignalInfo> };
+    entry.pending = new Pending('receive', this.#label(), timeout, signal, (err) => {
+      this.#unwait(entry);
+      entry.pending.reject(err);
+    });
+    this.#waiting.push(entry);
+    if (keepAlive++ === 0) watcher!.ref();
+    return entry.pending.promise;
+  }
+
+  /** The next signal; blocks the calling thread until one arrives (other handlers run meanwhile). */
+  receiveSync(options?: SyncWaitOptions): SignalInfo {
+    const timeout = checkTimeout(checkOptions(options).timeout);
+    this.#check('receiveSync');
+    const deadline = timeout === Infinity ? Infinity : performance.now() + timeout;
+    for (;;) {
+      const got = this.tryReceive();
+      if (got !== undefined) return got;
+      const left = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
+      const r = native.pollFd(eventFd, P.POLLIN, left);
+      if (r < 0) throw systemError(r, 'poll', 'the signal eventfd');
+      if (r === 0 && this.#queue.length === 0) {
+        dispatchPending();
+        if (this.#queue.length === 0) throw timeoutError('receiveSync', this.#label(), timeout);
+      }
+    }
+  }
+
+  /** The next signal if one has arrived; `undefined` otherwise. */
+  tryReceive(): SignalInfo | undefined {
+    this.#check('tryReceive');
+    // Signals the kernel delivered that the event loop has not handed out yet.
+    dispatchPending();
+    return this.#queue.shift();
+  }
+
+  /** Receives until the listener is closed (the loop then ends) or `signal` aborts it. */
+  received(options?: { signal?: AbortSignal }): AsyncGenerator<SignalInfo, void, undefined> {
+    const signal = checkSignal(checkOptions(options).signal);
+    return receiveUntilClosed(() => this.#closed, () => this.receive({ signal }));
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<SignalInfo, void, undefined> {
+    return this.received();
+  }
+
+  /**
+   * Stops taking the signals (the previous action returns once no other
+   * handler has them). Pending receives reject with `ERR_IPC_CLOSED`;
+   * calling it again does nothing.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const dispose of this.#disposers.splice(0)) dispose();
+    this.#queue = [];
+    for (const entry of [...this.#waiting]) {
+      this.#unwait(entry);
+      entry.pending.reject(closedError('receive', this.#label()));
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #deliver(info: SignalInfo): void {
+    const entry = this.#waiting[0];
+    if (entry !== undefined) {
+      this.#unwait(entry);
+      entry.pending.resolve(info);
+    } else if (this.#queue.length < SIGNAL_LISTENER_CAPACITY) {
+      this.#queue.push(info);
+    } else {
+      if (this.#dropped++ === 0) {
+        process.emitWarning(`A signal listener for ${this.#label()} holds ${SIGNAL_LISTENER_CAPACITY} signals nobody received; newer ones are dropped.`, { code: 'ERR_IPC_LIMIT' });
+      }
+    }
+  }
+
+  #unwait(entry: { pending: Pending<SignalInfo> }): void {
+    const at = this.#waiting.indexOf(entry);
+    if (at < 0) return;
+    this.#waiting.splice(at, 1);
+    if (--keepAlive === 0) watcher?.unref();
+  }
+
+  #check(what: string): void {
+    if (this.#closed) throw closedError(what, this.#label());
+  }
+
+  #label(): string {
+    return this.signals.join(', ');
+  }
+}
+
+/** A {@link SignalListener} for `sigs`: from now on, none of their deliveries is lost. */
+export function listenForSignals(sigs: SignalSpec | SignalSpec[]): SignalListener {
+  return new SignalListener(numbersOf(sigs, 'listenForSignals'));
 }
 
 /**
  * Resolves with the first of `sigs` that arrives. While it waits, those
  * signals do not take their default action. Keeps the process alive.
  */
-export function waitForSignal(sigs: SignalSpec | SignalSpec[], options?: WaitOptions): Promise<SignalInfo> {
-  let numbers: number[];
-  let timeout: number;
-  let signal: AbortSignal | undefined;
-  const list = Array.isArray(sigs) ? sigs : [sigs];
+export async function waitForSignal(sigs: SignalSpec | SignalSpec[], options?: WaitOptions): Promise<SignalInfo> {
+  const listener = new SignalListener(numbersOf(sigs, 'waitForSignal'));
   try {
-    const opts = checkOptions(options);
-    if (list.length === 0) throw invalidArgument('signals', sigs, 'at least one signal');
-    numbers = list.map((s) => signalNumber(s));
-    for (const n of numbers) catchable(n, 'waitForSignal');
-    timeout = checkTimeout(opts.timeout);
-    signal = checkSignal(opts.signal);
-    if (signal?.aborted) throw abortError('waitForSignal', list.join(', '), signal);
-  } catch (err) {
-    return Promise.reject(err);
+    return await listener.receive(options);
+  } finally {
+    listener.close();
   }
-  const disposers: (() => void)[] = [];
-  const finish = (): void => {
-    for (const dispose of disposers.splice(0)) dispose();
-    if (--keepAlive === 0) watcher?.unref();
-  };
-  const pending: Pending<SignalInfo> = new Pending('waitForSignal', list.join(', '), timeout, signal, (err) => {
-    finish();
-    pending.reject(err);
-  });
-  for (const n of numbers) {
-    disposers.push(addHandler(n, (info) => {
-      if (pending.settled) return;
-      finish();
-      pending.resolve(info);
-    }));
-  }
-  if (keepAlive++ === 0) watcher!.ref();
-  return pending.promise;
 }
 
 /** Blocks the calling thread until one of `sigs` arrives (other handlers run meanwhile). */
 export function waitForSignalSync(sigs: SignalSpec | SignalSpec[], options?: SyncWaitOptions): SignalInfo {
-  const list = Array.isArray(sigs) ? sigs : [sigs];
-  if (list.length === 0) throw invalidArgument('signals', sigs, 'at least one signal');
-  const numbers = list.map((s) => signalNumber(s));
-  for (const n of numbers) catchable(n, 'waitForSignalSync');
-  const timeout = checkTimeout(checkOptions(options).timeout);
-  let got: SignalInfo | undefined;
-  const disposers = numbers.map((n) => addHandler(n, (info) => { got ??= info; }));
+  const listener = new SignalListener(numbersOf(sigs, 'waitForSignalSync'));
   try {
-    const deadline = timeout === Infinity ? Infinity : performance.now() + timeout;
-    while (got === undefined) {
-      const left = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
-      const r = native.pollFd(eventFd, P.POLLIN, left);
-      if (r < 0) throw systemError(r, 'poll', 'the signal eventfd');
-      dispatchPending();
-      if (got === undefined && r === 0) throw timeoutError('waitForSignalSync', list.join(', '), timeout);
-    }
-    return got;
+    return listener.receiveSync(options);
   } finally {
-    for (const dispose of disposers) dispose();
+    listener.close();
   }
 }
 
@@ -373,8 +514,7 @@ export function shutdownOn(sigs: SignalSpec[] = ['SIGINT', 'SIGTERM'], options?:
   const opts = checkOptions(options);
   const timeout = opts.timeout === undefined ? 10_000 : checkInteger(opts.timeout, 'timeout', 0, 2 ** 31 - 1);
   if (opts.cleanup !== undefined && typeof opts.cleanup !== 'function') throw invalidArgument('cleanup', opts.cleanup, 'a function');
-  const numbers = sigs.map((s) => signalNumber(s));
-  for (const n of numbers) catchable(n, 'shutdownOn');
+  const numbers = numbersOf(sigs, 'shutdownOn');
   let shuttingDown: SignalInfo | undefined;
   const force = (status: number): never => {
     for (const child of spawnedChildren()) child.kill('SIGKILL');
@@ -415,6 +555,8 @@ export interface SignalDescription {
   defaultAction: 'terminate' | 'core' | 'ignore' | 'stop' | 'continue';
   /** Whether a handler may be installed for it with ipckit. */
   catchable: boolean;
+  /** Why it cannot be handled, when it cannot. */
+  reason: string | null;
 }
 
 /** Every signal of this system, with its default action and whether ipckit can handle it. */
@@ -423,13 +565,8 @@ export function listSignals(): SignalDescription[] {
   for (let n = 1; n <= S.SIGRTMAX; n++) {
     const name = signalName(n);
     if (!(n >= S.SIGRTMIN) && !numberToName.has(n)) continue;
-    let ok = true;
-    try {
-      catchable(n, 'list');
-    } catch {
-      ok = false;
-    }
-    rows.push({ number: n, name, defaultAction: DEFAULT_ACTIONS[name] ?? 'terminate', catchable: ok });
+    const reason = uncatchableReason(n) ?? null;
+    rows.push({ number: n, name, defaultAction: DEFAULT_ACTIONS[name] ?? 'terminate', catchable: reason === null, reason });
   }
   return rows;
 }

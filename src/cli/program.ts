@@ -99,6 +99,14 @@ function leafHelp(leaf: Leaf, path: string): string {
   ].join('\n');
 }
 
+const NEGATIVE_NUMBER = /^-[0-9]+$/;
+/** Hides a negative number from parseArgs, which would take it for a short option. */
+const NEGATIVE_MARK = '\u0000';
+
+function unmark(arg: string): string {
+  return arg.startsWith(NEGATIVE_MARK) ? arg.slice(NEGATIVE_MARK.length) : arg;
+}
+
 let outputClosed = false;
 
 /**
@@ -141,7 +149,8 @@ export async function runCommandLine(root: Group, argv: string[], rootPath: stri
     let parsed;
     try {
       parsed = parseArgs({
-        args: rest,
+        // A negative number (a process group: -1234) is an argument, not an option.
+        args: rest.map((arg) => (NEGATIVE_NUMBER.test(arg) ? `${NEGATIVE_MARK}${arg}` : arg)),
         options: Object.fromEntries(Object.entries({ ...leaf.options, ...COMMON_OPTIONS })
           .map(([name, spec]) => [name, spec.short ? { type: spec.type, short: spec.short } : { type: spec.type }])),
         allowPositionals: true,
@@ -154,13 +163,16 @@ export async function runCommandLine(root: Group, argv: string[], rootPath: stri
       process.stdout.write(`${leafHelp(leaf, path)}\n`);
       return 0;
     }
-    const count = parsed.positionals.length;
+    const positionals = parsed.positionals.map(unmark);
+    const values = Object.fromEntries(Object.entries(parsed.values)
+      .map(([name, value]) => [name, typeof value === 'string' ? unmark(value) : value]));
+    const count = positionals.length;
     if (count < leaf.minArgs || count > leaf.maxArgs) {
       throw usageError(`${path} takes ${leaf.args || 'no arguments'}; got ${count} argument${count === 1 ? '' : 's'}. Run "${path} --help".`);
     }
     await leaf.run({
-      positionals: parsed.positionals,
-      values: parsed.values as Record<string, string | boolean | undefined>,
+      positionals,
+      values: values as Record<string, string | boolean | undefined>,
       json: parsed.values.json === true,
       path,
     });

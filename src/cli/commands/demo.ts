@@ -3,8 +3,10 @@
  * @internal
  * @module
  */
+import { onSignal } from '../../signal.js';
 import { createRaceSegment, race } from '../race.js';
 import { type Group, type Leaf, intOption, printJson } from '../program.js';
+import { describeSignal, signalJson } from './signal.js';
 
 const raceDemo: Leaf = {
   name: 'race',
@@ -48,8 +50,60 @@ const raceDemo: Leaf = {
   },
 };
 
+const ctrlCDemo: Leaf = {
+  name: 'ctrl-c',
+  summary: 'a process with its own SIGINT handler: Ctrl+C runs it, and it shuts down cleanly',
+  args: '',
+  minArgs: 0,
+  maxArgs: 0,
+  details: 'Works until interrupted. Ctrl+C makes the terminal send SIGINT to the foreground process group;\n' +
+    'instead of dying (the default action), this process runs its handler, which says who sent the\n' +
+    'signal, cleans up for --cleanup milliseconds and exits with status 130 (128 + SIGINT). A second\n' +
+    'Ctrl+C during the cleanup forces the exit at once. From another shell: ipckit signal send PID SIGINT.\n' +
+    'With --json: one object per event ("ready", "signal", "forced", "clean-exit").',
+  options: {
+    cleanup: { type: 'string', value: 'MS', description: 'how long the clean shutdown takes (default 3000)' },
+  },
+  async run(ctx) {
+    const cleanupMs = intOption(ctx, 'cleanup', 0, 600_000, 3000)!;
+    const status = 130;
+    const say = (event: string, text: string, extra: Record<string, unknown> = {}): void => {
+      if (ctx.json) printJson({ event, process: process.pid, ...extra });
+      else process.stdout.write(`${text}\n`);
+    };
+    let interrupts = 0;
+    let ticks = 0;
+    const ticker = setInterval(() => {
+      ticks++;
+      if (!ctx.json) process.stdout.write(`working… ${ticks} s\n`);
+    }, 1000);
+    const done = new Promise<void>((resolve) => {
+      onSignal('SIGINT', (info) => {
+        interrupts++;
+        if (interrupts === 1) {
+          clearInterval(ticker);
+          say('signal', `handler: got ${describeSignal(info)}.\n` +
+            `handler: shutting down cleanly (${cleanupMs} ms); press Ctrl+C again to force the exit.`,
+          { ...signalJson(info), count: 1 });
+          setTimeout(() => {
+            say('clean-exit', `handler: clean shutdown done; exiting with status ${status} (128 + SIGINT).`, { status });
+            resolve();
+          }, cleanupMs);
+          return;
+        }
+        say('forced', `handler: second ${info.signal}: forcing the exit now (status ${status}).`, { ...signalJson(info), count: interrupts, status });
+        process.exit(status);
+      });
+    });
+    say('ready', `pid ${process.pid} is working. Press Ctrl+C: its own SIGINT handler will run instead of the default action.\n` +
+      `(From another shell: ipckit signal send ${process.pid} SIGINT)`);
+    await done;
+    process.exit(status);
+  },
+};
+
 export const demoCommand: Group = {
   name: 'demo',
   summary: 'single phenomena shown between real processes',
-  children: [raceDemo],
+  children: [raceDemo, ctrlCDemo],
 };

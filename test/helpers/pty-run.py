@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Runs a command in a real pseudo-terminal and types into it, like a user.
+
+    pty-run.py '<json>'   with {"argv": [...], "steps": [{"waitFor": "text", "send": "\\u0003"}], "timeoutMs": n}
+
+Each step waits until the terminal output (since the previous step) contains
+`waitFor`, then writes `send` to the terminal: "\\u0003" is Ctrl+C, which the
+terminal's line discipline turns into SIGINT for the foreground process
+group. Prints one JSON object: the output, and how the command ended
+({"exitCode": n} or {"signal": n}), or "timedOut": true if it had to be killed.
+"""
+import json
+import os
+import pty
+import select
+import signal
+import sys
+import time
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    steps = list(spec.get("steps", []))
+    deadline = time.monotonic() + spec.get("timeoutMs", 20000) / 1000.0
+
+    pid, master = pty.fork()
+    if pid == 0:
+        # The child: a session leader whose controlling terminal is the pty.
+        try:
+            os.execvp(spec["argv"][0], spec["argv"])
+        finally:
+            os._exit(127)
+
+    output = b""
+    mark = 0
+    timed_out = False
+    while True:
+        if steps and steps[0]["waitFor"].encode() in output[mark:]:
+            step = steps.pop(0)
+            mark = len(output)
+            os.write(master, step["send"].encode())
+            continue
+        left = deadline - time.monotonic()
+        if left <= 0:
+            timed_out = True
+            os.kill(pid, signal.SIGKILL)
+            break
+        ready, _, _ = select.select([master], [], [], min(left, 0.1))
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            chunk = b""  # EIO: every process holding the terminal has exited
+        if not chunk:
+            break
+        output += chunk
+
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    result = {"output": output.decode("utf-8", "replace"), "timedOut": timed_out, "stepsLeft": len(steps)}
+    if os.WIFEXITED(status):
+        result["exitCode"] = os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        result["signal"] = os.WTERMSIG(status)
+    print(json.dumps(result))
+
+
+main()
