@@ -30,8 +30,8 @@ const { READABLE } = native.readinessConstants;
 const ESRCH = -errnoValue('ESRCH');
 const EPERM = -errnoValue('EPERM');
 
-/** A signal by name (`'SIGINT'`, `'SIGRTMIN+2'`) or number. */
-export type SignalSpec = NodeJS.Signals | `SIGRTMIN+${number}` | `SIGRTMAX-${number}` | 'SIGRTMIN' | 'SIGRTMAX' | number;
+/** A signal by name (`'SIGINT'`, `'INT'`, `'SIGRTMIN+2'`) or number; a name is checked when it is used. */
+export type SignalSpec = NodeJS.Signals | `SIGRTMIN+${number}` | `SIGRTMAX-${number}` | 'SIGRTMIN' | 'SIGRTMAX' | number | (string & {});
 
 /** What a handler learns about a delivered signal. */
 export interface SignalInfo {

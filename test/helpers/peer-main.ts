@@ -3,10 +3,14 @@
  * Reports through JSON lines on stdout.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import {
   Fifo, IpcError, Mutex, PipeReadEnd, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SharedMemory,
-  SysvMessageQueue, SysvSharedMemory,
+  SysvMessageQueue, SysvSharedMemory, ignore, listenForSignals, onSignal, restoreDefault, sendSignal, shutdownOn,
+  signalNumber, spawn,
 } from '../../src/index.js';
+import { native } from '../../src/native.js';
 
 type Mode = 'sync' | 'async' | 'iterate';
 
@@ -45,6 +49,14 @@ function openSegment(p: QueueParams & { readOnly?: boolean }): SharedMemory {
   return p.family === 'posix'
     ? PosixSharedMemory.open(p.address as string, { readOnly: p.readOnly === true })
     : SysvSharedMemory.open(p.address, { readOnly: p.readOnly === true });
+}
+
+const PEER_MAIN = fileURLToPath(import.meta.url);
+
+/** This process's process group, from /proc. */
+function processGroup(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
 }
 
 const hangForever = (): Promise<never> => new Promise(() => setInterval(() => undefined, 1 << 30));
@@ -254,6 +266,127 @@ const scenarios: Record<string, (params: any) => Promise<void>> = {
       emit({ event: 'resolved' });
     } catch (err) {
       emit({ event: 'rejected', code: (err as IpcError).code });
+    }
+  },
+
+  /**
+   * Handles `signal`, reporting each delivery; after `count` of them releases
+   * it with `then` (reporting the disposition left) and waits to be signalled again.
+   */
+  async 'signal-handler'(p: { signal: string; count: number; then: 'dispose' | 'restoreDefault' | 'ignore' }) {
+    let seen = 0;
+    const dispose = onSignal(p.signal, (info) => {
+      emit({ event: 'signal', ...info });
+      if (++seen !== p.count) return;
+      if (p.then === 'dispose') dispose();
+      else if (p.then === 'restoreDefault') restoreDefault(p.signal);
+      else ignore(p.signal);
+      emit({ event: 'released', disposition: native.signalDisposition(signalNumber(p.signal)) });
+    });
+    emit({ event: 'ready' });
+    await hangForever();
+  },
+
+  /**
+   * Listens for `signals` until `count` deliveries of `until` arrived, then
+   * for `settleMs` more; reports every delivery's signal and value in order.
+   * With `echo`, meanwhile copies what arrives on fd 3 to fd 4 until EOF.
+   */
+  async 'signal-collect'(p: { signals: string[]; until: string; count: number; settleMs: number; echo?: boolean }) {
+    const listener = listenForSignals(p.signals);
+    const echoed = p.echo ? (async () => {
+      const input = PipeReadEnd.fromFd(3);
+      const output = PipeWriteEnd.fromFd(4);
+      let bytes = 0;
+      for (let chunk = await input.read(); chunk !== null; chunk = await input.read()) {
+        await output.write(chunk);
+        bytes += chunk.length;
+      }
+      output.close();
+      input.close();
+      return bytes;
+    })() : Promise.resolve(0);
+    emit({ event: 'ready' });
+    const got: { signal: string; value: number | null; pid: number | null }[] = [];
+    const wanted = signalNumber(p.until);
+    let count = 0;
+    while (count < p.count) {
+      const info = await listener.receive({ timeout: 20_000 });
+      got.push({ signal: info.signal, value: info.value, pid: info.pid });
+      if (info.number === wanted) count++;
+    }
+    await new Promise((resolve) => setTimeout(resolve, p.settleMs));
+    for (let info = listener.tryReceive(); info !== undefined; info = listener.tryReceive()) {
+      got.push({ signal: info.signal, value: info.value, pid: info.pid });
+    }
+    listener.close();
+    const counts: Record<string, number> = {};
+    for (const g of got) counts[g.signal] = (counts[g.signal] ?? 0) + 1;
+    emit({
+      event: 'done', counts, echoedBytes: await echoed,
+      values: got.filter((g) => g.signal === listener.signals[p.signals.indexOf(p.until)]).map((g) => g.value),
+      senders: [...new Set(got.map((g) => g.pid))],
+    });
+  },
+
+  /** A process-group leader (with `members` children in its group): each reports the SIGUSR2 it gets. */
+  async 'signal-group'(p: { members: number }) {
+    const listener = listenForSignals('SIGUSR2');
+    for (let i = 0; i < p.members; i++) {
+      spawn(process.execPath, [PEER_MAIN, 'signal-group', JSON.stringify({ members: 0 })], { stdio: ['ignore', 'inherit', 'inherit'] });
+    }
+    emit({ event: 'ready', pid: process.pid, group: processGroup() });
+    const info = await listener.receive({ timeout: 20_000 });
+    listener.close();
+    emit({ event: 'signal', pid: process.pid, from: info.pid, signal: info.signal });
+  },
+
+  /**
+   * Starts `children` through ipckit's spawn, then shuts down gracefully on
+   * SIGTERM or SIGINT. Stubborn children ignore SIGTERM.
+   */
+  async 'signal-shutdown'(p: { children: number; stubborn: boolean; cleanupMs: number; timeout: number }) {
+    const pids: number[] = [];
+    for (let i = 0; i < p.children; i++) {
+      const child = spawn(process.execPath, [PEER_MAIN, 'signal-worker', JSON.stringify({ stubborn: p.stubborn })], { stdio: ['ignore', 'inherit', 'inherit'] });
+      pids.push(child.pid!);
+    }
+    shutdownOn(['SIGTERM', 'SIGINT'], {
+      timeout: p.timeout,
+      cleanup: async (info) => {
+        emit({ event: 'cleanup', signal: info.signal, from: info.pid });
+        await new Promise((resolve) => setTimeout(resolve, p.cleanupMs));
+        emit({ event: 'cleaned' });
+      },
+    });
+    emit({ event: 'ready', role: 'parent', children: pids });
+    await hangForever();
+  },
+
+  /** A child of signal-shutdown: dies by SIGTERM, or (stubborn) only reports it. */
+  async 'signal-worker'(p: { stubborn: boolean }) {
+    if (p.stubborn) onSignal('SIGTERM', () => emit({ event: 'ignored', pid: process.pid }));
+    emit({ event: 'ready', role: 'worker', pid: process.pid });
+    await hangForever();
+  },
+
+  /** Two handlers for SIGUSR2; the first throws. */
+  async 'signal-throw'() {
+    onSignal('SIGUSR2', () => {
+      throw new Error('boom from a signal handler');
+    });
+    onSignal('SIGUSR2', () => emit({ event: 'second handler ran' }));
+    emit({ event: 'ready' });
+    await hangForever();
+  },
+
+  /** Sends `signal` to `target` and reports the outcome. */
+  async 'signal-send'(p: { target: number; signal: string }) {
+    try {
+      sendSignal(p.target, p.signal);
+      emit({ sent: true });
+    } catch (err) {
+      emit({ sent: false, code: (err as IpcError).code, message: (err as Error).message });
     }
   },
 

@@ -148,7 +148,7 @@ const recv: Leaf = {
     'With --json each message is one line: {"data": "...", "priority": n} or {"data": "...", "type": n}\n' +
     '("encoding": "base64" is added when the bytes are not UTF-8 text).',
   options: {
-    type: { type: 'string', value: 'T', description: 'System V: 0 any (default), n the first of type n, -n (write --type=-n) the lowest type <= n' },
+    type: { type: 'string', value: 'T', description: 'System V: 0 any (default), n the first of type n, -n the lowest type <= n' },
     count: { type: 'string', value: 'N', description: 'receive N messages (default 1)' },
     nonblock: { type: 'boolean', description: 'fail with EAGAIN instead of waiting' },
     timeout: { type: 'string', value: 'MS', description: 'wait at most MS milliseconds for each message' },
