@@ -1,0 +1,634 @@
+/**
+ * Signals: handlers that replace the default action and give it back, the
+ * sender's identity, sigqueue values, real-time queueing against standard
+ * merging, process groups, waiting, graceful shutdown, and Ctrl+C from a
+ * real terminal.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn as spawnChild, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { setImmediate as yieldLoop, setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import {
+  IpcError, SIGNAL_LISTENER_CAPACITY, ignore, listSignals, listenForSignals, onSignal, pipe, restoreDefault, sendSignal, shutdownOn,
+  signalName, signalNumber, waitForSignal, waitForSignalSync,
+} from '../src/index.js';
+import { native } from '../src/native.js';
+import { openFds } from './helpers/objects.js';
+import { Peer, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
+import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+
+const S = native.signalConstants;
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const PEER_MAIN = fileURLToPath(new URL('./helpers/peer-main.js', import.meta.url));
+const PTY_RUN = fileURLToPath(new URL('../../test/helpers/pty-run.py', import.meta.url));
+const ME = { pid: process.pid, uid: process.getuid!() };
+
+/** Descriptors of this process that are pipes or eventfds. */
+function watchedFds(): string[] {
+  return openFds().filter((fd) => {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      return target.startsWith('pipe:') || target === 'anon_inode:[eventfd]';
+    } catch {
+      return false;
+    }
+  });
+}
+
+let baseline: number;
+before(() => {
+  // The signal eventfd is created once per process; count it in the baseline.
+  listenForSignals('SIGRTMIN+10').close();
+  baseline = watchedFds().length;
+});
+after(async () => {
+  await killAllPeers();
+});
+
+/** The scheduler state of `pid` from /proc (R, S, T, Z, ...), or null once it is gone. */
+function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return null;
+  }
+}
+
+async function waitUntil(what: string, predicate: () => boolean, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting until ${what}`);
+    await sleep(5);
+  }
+}
+
+/** A process that exited, and whose pid is therefore free. */
+async function deadPid(): Promise<number> {
+  const child = trackChild(spawnChild('true'));
+  await new Promise((resolve) => child.once('close', resolve));
+  return child.pid!;
+}
+
+/** Runs `ipckit <args>` to completion. */
+function ipckit(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string; pid: number }> {
+  const child = trackChild(spawnChild(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr, pid: child.pid! })));
+}
+
+/** Runs `argv` in a real pseudo-terminal, typing each step's keys once its text has appeared. */
+function inTerminal(argv: string[], steps: { waitFor: string; send: string }[]): { output: string; timedOut: boolean; stepsLeft: number; exitCode?: number; signal?: number } {
+  const r = spawnSync('python3', [PTY_RUN, JSON.stringify({ argv, steps, timeoutMs: 20_000 })], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+/** This machine's user nobody may run the compiled tests, and setpriv exists: the cross-user cases can run. */
+function canRunAsNobody(): boolean {
+  if (process.getuid!() !== 0) return false;
+  if (spawnSync('setpriv', ['--version']).status !== 0) return false;
+  return spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(PEER_MAIN)})`], { uid: 65534, gid: 65534 }).status === 0;
+}
+const AS_NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'];
+
+describe('signal names', () => {
+  it('resolves names, short names, real-time offsets and numbers, and names them back', () => {
+    assert.equal(S.SIGRTMIN, 34);
+    assert.equal(S.SIGRTMAX, 64);
+    assert.equal(signalNumber('SIGINT'), 2);
+    assert.equal(signalNumber('usr2'), 12);
+    assert.equal(signalNumber('TERM'), 15);
+    assert.equal(signalNumber(9), 9);
+    assert.equal(signalNumber('10'), 10);
+    assert.equal(signalNumber('SIGRTMIN'), 34);
+    assert.equal(signalNumber('SIGRTMIN+3'), 37);
+    assert.equal(signalNumber('rtmax-2'), 62);
+    assert.equal(signalName(2), 'SIGINT');
+    assert.equal(signalName(34), 'SIGRTMIN');
+    assert.equal(signalName(35), 'SIGRTMIN+1');
+    assert.equal(signalName(49), 'SIGRTMIN+15');
+    assert.equal(signalName(50), 'SIGRTMAX-14');
+    assert.equal(signalName(64), 'SIGRTMAX');
+    for (const bad of ['SIGFOO', '', 'SIGRTMIN+31', 'SIGRTMAX+1', 'SIGRTMIN-1', 'SIGRTMAX-31', 0, 65, -2, 1.5, NaN, null, {}, '0']) {
+      throwsWith(() => signalNumber(bad), 'ERR_IPC_INVALID_ARGUMENT', /a signal name such as "SIGUSR2" or "SIGRTMIN\+1", or a number from 1 to 64/);
+    }
+  });
+
+  it('lists every signal with its default action and whether it can be handled', () => {
+    const rows = listSignals();
+    assert.equal(rows.length, 62);
+    assert.deepEqual(rows.map((r) => r.number), [...Array.from({ length: 31 }, (_, i) => i + 1), ...Array.from({ length: 31 }, (_, i) => i + 34)]);
+    const byName = new Map(rows.map((r) => [r.name, r]));
+    assert.deepEqual(byName.get('SIGKILL'), {
+      number: 9, name: 'SIGKILL', defaultAction: 'terminate', catchable: false,
+      reason: 'the kernel never lets a process catch, block or ignore SIGKILL. It can only be sent',
+    });
+    assert.deepEqual(byName.get('SIGCHLD'), { number: 17, name: 'SIGCHLD', defaultAction: 'ignore', catchable: true, reason: null });
+    assert.deepEqual(byName.get('SIGQUIT'), { number: 3, name: 'SIGQUIT', defaultAction: 'core', catchable: true, reason: null });
+    assert.deepEqual(byName.get('SIGTSTP'), { number: 20, name: 'SIGTSTP', defaultAction: 'stop', catchable: true, reason: null });
+    assert.deepEqual(byName.get('SIGCONT')?.defaultAction, 'continue');
+    assert.deepEqual(byName.get('SIGRTMIN+5'), { number: 39, name: 'SIGRTMIN+5', defaultAction: 'terminate', catchable: true, reason: null });
+    assert.deepEqual(rows.filter((r) => !r.catchable).map((r) => r.name),
+      ['SIGILL', 'SIGBUS', 'SIGFPE', 'SIGKILL', 'SIGUSR1', 'SIGSEGV', 'SIGSTOP', 'SIGPROF', 'SIGRTMAX']);
+  });
+});
+
+describe('signal handlers', () => {
+  for (const [then, disposition] of [['dispose', 0], ['restoreDefault', 0], ['ignore', 1]] as const) {
+    it(`replaces the default action of SIGUSR2, then ${then}() leaves it ${disposition === 0 ? 'default' : 'ignored'}`, async () => {
+      const peer = new Peer('signal-handler', { signal: 'SIGUSR2', count: 1, then });
+      assert.deepEqual(await peer.next(), { event: 'ready' });
+      sendSignal(peer.pid, 'SIGUSR2');
+      assert.deepEqual(await peer.next(), {
+        event: 'signal', signal: 'SIGUSR2', number: 12, ...ME, code: S.SI_USER, origin: 'kill', value: null,
+      });
+      assert.deepEqual(await peer.next(), { event: 'released', disposition });
+      sendSignal(peer.pid, 'SIGUSR2');
+      if (disposition === 0) {
+        assert.deepEqual(await peer.exited, { code: null, signal: 'SIGUSR2' });
+      } else {
+        assert.equal(await stillPending(peer.exited, 200), true, 'an ignored SIGUSR2 ended the process');
+        sendSignal(peer.pid, 'SIGTERM');
+        assert.deepEqual(await peer.exited, { code: null, signal: 'SIGTERM' });
+      }
+    });
+  }
+
+  it('overrides SIGINT and SIGTERM, and gives them back to Node, whose own handler ends the process', async () => {
+    // Node handles both itself (it restores the terminal, then dies by the signal): that action returns.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      const peer = new Peer('signal-handler', { signal, count: 2, then: 'dispose' });
+      await peer.next();
+      for (let i = 0; i < 2; i++) {
+        sendSignal(peer.pid, signal);
+        assert.equal((await peer.next()).signal, signal);
+      }
+      assert.deepEqual(await peer.next(), { event: 'released', disposition: 2 });
+      sendSignal(peer.pid, signal);
+      assert.deepEqual(await peer.exited, { code: null, signal });
+    }
+  });
+
+  it('tells the handler who sent the signal: this process, the ipckit CLI, a shell, another user', async (t) => {
+    const peer = new Peer('signal-handler', { signal: 'SIGUSR2', count: 3, then: 'dispose' });
+    await peer.next();
+    sendSignal(peer.pid, 'SIGUSR2');
+    assert.deepEqual(await peer.next(), { event: 'signal', signal: 'SIGUSR2', number: 12, ...ME, code: 0, origin: 'kill', value: null });
+    const cli = await ipckit(['signal', 'send', String(peer.pid), 'USR2']);
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.deepEqual(await peer.next(), { event: 'signal', signal: 'SIGUSR2', number: 12, pid: cli.pid, uid: ME.uid, code: 0, origin: 'kill', value: null });
+    const shell = trackChild(spawnChild('sh', ['-c', `kill -USR2 ${peer.pid}`]));
+    await new Promise((resolve) => shell.once('close', resolve));
+    assert.deepEqual(await peer.next(), { event: 'signal', signal: 'SIGUSR2', number: 12, pid: shell.pid, uid: ME.uid, code: 0, origin: 'kill', value: null });
+    await peer.next(); // released
+    peer.child.kill('SIGKILL');
+    await peer.exited;
+
+    if (!canRunAsNobody()) {
+      t.diagnostic('not root, or user nobody cannot run the tests: the other-user case is skipped');
+      return;
+    }
+    const target = new Peer('signal-handler', { signal: 'SIGUSR2', count: 1, then: 'dispose' }, { prefix: AS_NOBODY });
+    await target.next();
+    const sender = new Peer('signal-send', { target: target.pid, signal: 'SIGUSR2' }, { prefix: AS_NOBODY });
+    assert.deepEqual(await sender.next(), { sent: true });
+    assert.deepEqual(await target.next(), { event: 'signal', signal: 'SIGUSR2', number: 12, pid: sender.pid, uid: 65534, code: 0, origin: 'kill', value: null });
+    await sender.success();
+    target.child.kill('SIGKILL');
+    await target.exited;
+  });
+
+  it('runs handlers on the event loop with process.on listeners of the same signal, in either order', async () => {
+    for (const nodeFirst of [true, false]) {
+      const seen: string[] = [];
+      const nodeListener = (): void => { seen.push('node'); };
+      let dispose: () => void;
+      if (nodeFirst) {
+        process.on('SIGUSR2', nodeListener);
+        dispose = onSignal('SIGUSR2', (info) => seen.push(`ipckit ${info.pid}`));
+      } else {
+        dispose = onSignal('SIGUSR2', (info) => seen.push(`ipckit ${info.pid}`));
+        process.on('SIGUSR2', nodeListener);
+      }
+      try {
+        sendSignal(process.pid, 'SIGUSR2');
+        await waitUntil('both handlers ran', () => seen.length === 2);
+        assert.deepEqual(seen.sort(), [`ipckit ${process.pid}`, 'node']);
+        dispose();
+        sendSignal(process.pid, 'SIGUSR2');
+        await waitUntil('the Node listener ran again', () => seen.length === 3);
+        await sleep(50);
+        assert.deepEqual(seen, [`ipckit ${process.pid}`, 'node', 'node']);
+      } finally {
+        dispose();
+        process.removeListener('SIGUSR2', nodeListener);
+      }
+    }
+    assert.equal(native.signalDisposition(12), 0);
+  });
+
+  it('reports an exception thrown by a handler as uncaught, after the other handlers ran', async () => {
+    const peer = new Peer('signal-throw', {});
+    await peer.next();
+    sendSignal(peer.pid, 'SIGUSR2');
+    assert.deepEqual(await peer.next(), { event: 'second handler ran' });
+    assert.deepEqual(await peer.exited, { code: 1, signal: null });
+    assert.match(peer.stderr, /Error: boom from a signal handler/);
+  });
+
+  it('refuses signals that cannot or must not be handled, with the reason', () => {
+    const cases: [string, RegExp][] = [
+      ['SIGKILL', /the kernel never lets a process catch, block or ignore SIGKILL\. It can only be sent\.$/],
+      ['SIGSTOP', /the kernel never lets a process catch, block or ignore SIGSTOP\. It can only be sent\.$/],
+      ['SIGSEGV', /memory fault/],
+      ['SIGBUS', /memory fault/],
+      ['SIGFPE', /arithmetic fault/],
+      ['SIGILL', /illegal instruction/],
+      ['SIGUSR1', /inspector; use SIGUSR2 or a real-time signal/],
+      ['SIGPROF', /profiler/],
+      ['SIGRTMAX', /ipckit reserves it to interrupt blocking calls/],
+    ];
+    for (const [sig, reason] of cases) {
+      throwsWith(() => onSignal(sig, () => undefined), 'ERR_IPC_UNCATCHABLE', new RegExp(`^onSignal ${sig}: .*${reason.source}`));
+      throwsWith(() => listenForSignals(['SIGUSR2', sig]), 'ERR_IPC_UNCATCHABLE', reason);
+      throwsWith(() => ignore(sig), 'ERR_IPC_UNCATCHABLE', reason);
+      throwsWith(() => restoreDefault(sig), 'ERR_IPC_UNCATCHABLE', reason);
+    }
+    throwsWith(() => onSignal('SIGUSR2', 'handler' as never), 'ERR_IPC_INVALID_ARGUMENT', /handler/);
+    throwsWith(() => listenForSignals([]), 'ERR_IPC_INVALID_ARGUMENT', /at least one signal/);
+    // Nothing was installed by the refused calls.
+    assert.equal(native.signalDisposition(12), 0);
+  });
+});
+
+describe('sending signals', () => {
+  it('carries sigqueue values exactly, over the whole safe-integer range', async () => {
+    const values = [0, -1, 42, 2 ** 31, -(2 ** 40), 2 ** 53 - 1, -(2 ** 53) + 1];
+    const peer = new Peer('signal-collect', { signals: ['SIGRTMIN+1'], until: 'SIGRTMIN+1', count: values.length, settleMs: 0 });
+    await peer.next();
+    for (const value of values) sendSignal(peer.pid, 'SIGRTMIN+1', { value });
+    assert.deepEqual(await peer.next(), { event: 'done', counts: { 'SIGRTMIN+1': values.length }, echoedBytes: 0, values, senders: [process.pid] });
+    await peer.success();
+  });
+
+  it('reports the sigqueue origin and value to the handler, for a standard signal too', async () => {
+    using listener = listenForSignals(['SIGUSR2', 'SIGRTMIN+2']);
+    sendSignal(process.pid, 'SIGUSR2', { value: 7 });
+    assert.deepEqual(listener.receiveSync({ timeout: 5_000 }), {
+      signal: 'SIGUSR2', number: 12, ...ME, code: S.SI_QUEUE, origin: 'sigqueue', value: 7,
+    });
+    sendSignal(process.pid, 'SIGRTMIN+2');
+    assert.deepEqual(await listener.receive({ timeout: 5_000 }), {
+      signal: 'SIGRTMIN+2', number: 36, ...ME, code: S.SI_USER, origin: 'kill', value: null,
+    });
+  });
+
+  it('queues every real-time signal in order but merges a pending standard signal into one', async () => {
+    const peer = new Peer('signal-collect', { signals: ['SIGUSR2', 'SIGRTMIN+2'], until: 'SIGRTMIN+2', count: 1000, settleMs: 200 });
+    await peer.next();
+    sendSignal(peer.pid, 'SIGSTOP');
+    try {
+      await waitUntil('the peer is stopped', () => processState(peer.pid) === 'T');
+      for (let i = 0; i < 5; i++) sendSignal(peer.pid, 'SIGUSR2');
+      for (let i = 0; i < 1000; i++) sendSignal(peer.pid, 'SIGRTMIN+2', { value: i });
+    } finally {
+      sendSignal(peer.pid, 'SIGCONT');
+    }
+    const done = await peer.next();
+    assert.deepEqual(done, {
+      event: 'done', counts: { SIGUSR2: 1, 'SIGRTMIN+2': 1000 }, echoedBytes: 0,
+      values: Array.from({ length: 1000 }, (_, i) => i), senders: [process.pid],
+    });
+    await peer.success();
+  });
+
+  it('signals every process of a process group, and only those', async () => {
+    // setsid makes the peer the leader of a new group (and session); its members inherit the group.
+    const leader = new Peer('signal-group', { members: 2 }, { prefix: ['setsid'] });
+    const group = leader.pid;
+    try {
+      const ready = [await leader.next(), await leader.next(), await leader.next()];
+      assert.deepEqual(ready.map((r) => r.group), [group, group, group]);
+      const pids = ready.map((r) => r.pid as number).sort();
+      assert.ok(pids.includes(group));
+      using mine = listenForSignals('SIGUSR2');
+      sendSignal({ group }, 'SIGUSR2');
+      const got = [await leader.next(), await leader.next(), await leader.next()];
+      assert.deepEqual(got.map((g) => g.pid).sort(), pids);
+      for (const g of got) assert.deepEqual({ from: g.from, signal: g.signal }, { from: process.pid, signal: 'SIGUSR2' });
+      await leader.success();
+      await sleep(50);
+      assert.equal(mine.tryReceive(), undefined, 'the test process is not in the group, yet was signalled');
+    } finally {
+      try {
+        sendSignal({ group }, 'SIGKILL');
+      } catch (err) {
+        if ((err as IpcError).code !== 'ESRCH') throw err;
+      }
+    }
+  });
+
+  it('sends SIGKILL and SIGSTOP, which no process can catch', async () => {
+    const child = trackChild(spawnChild('sleep', ['30']));
+    sendSignal(child.pid!, 'SIGSTOP');
+    await waitUntil('the child is stopped', () => processState(child.pid!) === 'T');
+    sendSignal(child.pid!, 9);
+    const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.once('close', (c, s) => resolve([c, s])));
+    assert.deepEqual([code, signal], [null, 'SIGKILL']);
+  });
+
+  it('fails with ESRCH for a process or group that does not exist', async () => {
+    const pid = await deadPid();
+    throwsWith(() => sendSignal(pid, 'SIGUSR2'), 'ESRCH', new RegExp(`^kill pid ${pid} failed: No such process \\(ESRCH\\)\\. The process has exited, or the pid is wrong\\.$`));
+    throwsWith(() => sendSignal(pid, 'SIGRTMIN+1', { value: 1 }), 'ESRCH', new RegExp(`^sigqueue pid ${pid} failed`));
+    throwsWith(() => sendSignal({ group: pid }, 'SIGUSR2'), 'ESRCH', new RegExp(`^kill process group ${pid} failed: No such process \\(ESRCH\\)\\. No process is left in that group`));
+  });
+
+  it('fails with EPERM for a process of another user, and nothing is delivered', async (t) => {
+    using listener = listenForSignals('SIGUSR2');
+    if (canRunAsNobody()) {
+      const sender = new Peer('signal-send', { target: process.pid, signal: 'SIGUSR2' }, { prefix: AS_NOBODY });
+      const result = await sender.next<{ sent: boolean; code: string; message: string }>();
+      await sender.success();
+      assert.deepEqual({ sent: result.sent, code: result.code }, { sent: false, code: 'EPERM' });
+      assert.equal(result.message, `kill pid ${process.pid} failed: Operation not permitted (EPERM). Only the owner of a process (or root) may signal it.`);
+    } else if (process.getuid!() !== 0) {
+      throwsWith(() => sendSignal(1, 'SIGUSR2'), 'EPERM', /Only the owner of a process \(or root\) may signal it\./);
+    } else {
+      t.diagnostic('root without a usable user nobody: the EPERM case is skipped');
+      return;
+    }
+    await sleep(50);
+    assert.equal(listener.tryReceive(), undefined);
+  });
+
+  it('rejects bad targets, signals and values before any system call', () => {
+    const bad: [unknown, unknown, unknown, RegExp][] = [
+      [0, 'SIGUSR2', undefined, /target/],
+      [-5, 'SIGUSR2', undefined, /target/],
+      [1.5, 'SIGUSR2', undefined, /target/],
+      ['123', 'SIGUSR2', undefined, /target/],
+      [null, 'SIGUSR2', undefined, /target/],
+      [{ group: 1 }, 'SIGUSR2', undefined, /target\.group/],
+      [{ group: 0 }, 'SIGUSR2', undefined, /target\.group/],
+      [{}, 'SIGUSR2', undefined, /target\.group/],
+      [process.pid, 'SIGNOPE', undefined, /signal/],
+      [process.pid, 0, undefined, /signal/],
+      [process.pid, 'SIGUSR2', { value: 2 ** 53 }, /value/],
+      [process.pid, 'SIGUSR2', { value: 0.5 }, /value/],
+      [process.pid, 'SIGUSR2', { value: '1' }, /value/],
+      [{ group: 5 }, 'SIGUSR2', { value: 1 }, /sigqueue cannot address a group/],
+      [process.pid, 'SIGUSR2', 'value', /options/],
+    ];
+    for (const [target, sig, options, pattern] of bad) {
+      throwsWith(() => sendSignal(target as never, sig as never, options as never), 'ERR_IPC_INVALID_ARGUMENT', pattern);
+    }
+  });
+});
+
+describe('waiting for signals', () => {
+  it('waitForSignal resolves with the first of several signals, and the others keep their action', async () => {
+    const waiting = waitForSignal(['SIGUSR2', 'SIGRTMIN+3'], { timeout: 5_000 });
+    sendSignal(process.pid, 'SIGRTMIN+3', { value: -9 });
+    assert.deepEqual(await waiting, { signal: 'SIGRTMIN+3', number: 37, ...ME, code: S.SI_QUEUE, origin: 'sigqueue', value: -9 });
+    assert.equal(native.signalDisposition(37), 0);
+    assert.equal(native.signalDisposition(12), 0);
+  });
+
+  it('waitForSignal times out, aborts, and refuses an aborted signal, leaving the default action back', async () => {
+    const started = performance.now();
+    await rejectsWith(() => waitForSignal('SIGUSR2', { timeout: 50 }), 'ERR_IPC_TIMEOUT', /SIGUSR2/);
+    assert.ok(performance.now() - started >= 45);
+    const controller = new AbortController();
+    const waiting = waitForSignal('SIGUSR2', { signal: controller.signal });
+    assert.equal(await stillPending(waiting, 50), true);
+    controller.abort();
+    await rejectsWith(() => waiting, 'ERR_IPC_ABORTED');
+    await rejectsWith(() => waitForSignal('SIGUSR2', { signal: AbortSignal.abort() }), 'ERR_IPC_ABORTED');
+    await rejectsWith(() => waitForSignal('SIGUSR2', { timeout: -1 }), 'ERR_IPC_INVALID_ARGUMENT', /timeout/);
+    assert.equal(native.signalDisposition(12), 0);
+  });
+
+  it('waitForSignalSync blocks until another process signals, and times out', () => {
+    // The shell sends SIGUSR2 while this thread is blocked.
+    const shell = trackChild(spawnChild('sh', ['-c', `sleep 0.2; kill -USR2 ${process.pid}`]));
+    const started = performance.now();
+    const info = waitForSignalSync('SIGUSR2', { timeout: 10_000 });
+    assert.deepEqual(info, { signal: 'SIGUSR2', number: 12, pid: shell.pid, uid: ME.uid, code: 0, origin: 'kill', value: null });
+    assert.ok(performance.now() - started >= 150);
+    throwsWith(() => waitForSignalSync('SIGUSR2', { timeout: 30 }), 'ERR_IPC_TIMEOUT', /SIGUSR2/);
+  });
+
+  it('a listener keeps every delivery, in kernel order, until it is closed', async () => {
+    const listener = listenForSignals(['SIGUSR2', 'SIGRTMIN+4']);
+    assert.deepEqual(listener.signals, ['SIGUSR2', 'SIGRTMIN+4']);
+    assert.equal(native.signalDisposition(12), 2);
+    sendSignal(process.pid, 'SIGUSR2');
+    for (let i = 0; i < 5; i++) sendSignal(process.pid, 'SIGRTMIN+4', { value: i });
+    const got: [string, number | null][] = [];
+    for await (const info of listener) {
+      got.push([info.signal, info.value]);
+      if (got.length === 6) break;
+    }
+    // Leaving the loop does not close the listener.
+    assert.equal(listener.closed, false);
+    assert.deepEqual(got, [['SIGUSR2', null], ...[0, 1, 2, 3, 4].map((v) => ['SIGRTMIN+4', v])]);
+    assert.equal(listener.queued, 0);
+    assert.equal(listener.dropped, 0);
+    assert.equal(SIGNAL_LISTENER_CAPACITY, 65_536);
+
+    const pending = listener.receive();
+    assert.equal(await stillPending(pending, 30), true);
+    listener.close();
+    await rejectsWith(() => pending, 'ERR_IPC_CLOSED');
+    assert.equal(listener.closed, true);
+    listener.close();
+    throwsWith(() => listener.tryReceive(), 'ERR_IPC_CLOSED');
+    throwsWith(() => listener.receiveSync(), 'ERR_IPC_CLOSED');
+    await rejectsWith(() => listener.receive(), 'ERR_IPC_CLOSED');
+    assert.equal(native.signalDisposition(12), 0);
+    assert.equal(native.signalDisposition(38), 0);
+  });
+
+  it('async iteration ends when the listener is closed', async () => {
+    const listener = listenForSignals('SIGRTMIN+5');
+    const seen: (number | null)[] = [];
+    const loop = (async () => {
+      for await (const info of listener.received()) {
+        seen.push(info.value);
+        if (seen.length === 3) listener.close();
+      }
+    })();
+    for (let i = 1; i <= 3; i++) sendSignal(process.pid, 'SIGRTMIN+5', { value: i * 10 });
+    await loop;
+    assert.deepEqual(seen, [10, 20, 30]);
+  });
+
+  it('a pending receive keeps the process alive; a bare listener does not', async () => {
+    // Each child script exits 0 only if it got the signal (the parent sends it).
+    const script = (body: string): string => `import(${JSON.stringify(new URL('../src/index.js', import.meta.url).href)}).then(async (k) => { ${body} })`;
+    const child = trackChild(spawnChild(process.execPath, ['-e', script(
+      "const l = k.listenForSignals('SIGUSR2'); console.log('ready'); const i = await l.receive(); console.log(i.signal); l.close();",
+    )], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    await waitUntil('the child is ready', () => out === 'ready\n');
+    sendSignal(child.pid!, 'SIGUSR2');
+    const code = await new Promise((resolve) => child.once('close', resolve));
+    assert.deepEqual([code, out], [0, 'ready\nSIGUSR2\n']);
+    const bare = spawnSync(process.execPath, ['-e', script("k.onSignal('SIGUSR2', () => {}); k.listenForSignals('SIGRTMIN+1'); console.log('exits');")], { encoding: 'utf8', timeout: 10_000 });
+    assert.deepEqual([bare.status, bare.stdout], [0, 'exits\n']);
+  });
+});
+
+describe('storm', () => {
+  it('takes 10,000 signals while streaming a pipe: every real-time one in order, the pipe intact', async (t) => {
+    const toPeer = pipe();
+    const fromPeer = pipe();
+    const peer = new Peer('signal-collect', { signals: ['SIGUSR2', 'SIGRTMIN+6'], until: 'SIGRTMIN+6', count: 5000, settleMs: 300, echo: true },
+      { fds: { 3: toPeer.readEnd.fd, 4: fromPeer.writeEnd.fd } });
+    toPeer.readEnd.close();
+    fromPeer.writeEnd.close();
+    try {
+      assert.deepEqual(await peer.next(), { event: 'ready' });
+      const payload = randomBytes(1 << 20);
+      const writing = (async () => {
+        for (let at = 0; at < payload.length; at += 4096) await toPeer.writeEnd.write(payload.subarray(at, at + 4096));
+        toPeer.writeEnd.close();
+      })();
+      const hash = createHash('sha256');
+      let received = 0;
+      const reading = (async () => {
+        for (let chunk = await fromPeer.readEnd.read(); chunk !== null; chunk = await fromPeer.readEnd.read()) {
+          hash.update(chunk);
+          received += chunk.length;
+        }
+      })();
+      let retries = 0;
+      for (let i = 0; i < 5000; i++) {
+        sendSignal(peer.pid, 'SIGUSR2');
+        for (;;) {
+          try {
+            sendSignal(peer.pid, 'SIGRTMIN+6', { value: i });
+            break;
+          } catch (err) {
+            // The receiver's queue of pending real-time signals (RLIMIT_SIGPENDING) is full: let it drain.
+            if ((err as IpcError).code !== 'EAGAIN') throw err;
+            retries++;
+            await sleep(1);
+          }
+        }
+        if (i % 100 === 99) await yieldLoop();
+      }
+      await Promise.all([writing, reading]);
+      const done = await peer.next<{ counts: Record<string, number>; values: number[]; senders: number[]; echoedBytes: number }>(30_000);
+      assert.equal(done.counts['SIGRTMIN+6'], 5000);
+      assert.deepEqual(done.values, Array.from({ length: 5000 }, (_, i) => i));
+      assert.ok(done.counts.SIGUSR2! >= 1 && done.counts.SIGUSR2! <= 5000, `SIGUSR2 ${done.counts.SIGUSR2}`);
+      assert.deepEqual(done.senders, [process.pid]);
+      assert.equal(done.echoedBytes, payload.length);
+      assert.equal(received, payload.length);
+      assert.equal(hash.digest('hex'), createHash('sha256').update(payload).digest('hex'));
+      if (retries > 0) t.diagnostic(`sigqueue met a full queue ${retries} times`);
+      await peer.success();
+    } finally {
+      toPeer.writeEnd.close();
+      fromPeer.readEnd.close();
+    }
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('runs the cleanup once, forwards SIGTERM to its children, and exits 143', async () => {
+    const peer = new Peer('signal-shutdown', { children: 2, stubborn: false, cleanupMs: 100, timeout: 5_000 });
+    const ready = [await peer.next(), await peer.next(), await peer.next()];
+    const parent = ready.find((r) => r.role === 'parent')!;
+    const workers = ready.filter((r) => r.role === 'worker').map((r) => r.pid as number).sort();
+    assert.deepEqual([...(parent.children as number[])].sort(), workers);
+    sendSignal(peer.pid, 'SIGTERM');
+    assert.deepEqual(await peer.next(), { event: 'cleanup', signal: 'SIGTERM', from: process.pid });
+    assert.deepEqual(await peer.next(), { event: 'cleaned' });
+    assert.deepEqual(await peer.exited, { code: 143, signal: null });
+    // The peer waited for (and reaped) its children before exiting.
+    for (const pid of workers) assert.equal(processState(pid), null);
+  });
+
+  it('a second signal forces the exit, SIGKILLing children that ignored the first', async () => {
+    const peer = new Peer('signal-shutdown', { children: 1, stubborn: true, cleanupMs: 0, timeout: 20_000 });
+    const ready = [await peer.next(), await peer.next()];
+    const worker = ready.find((r) => r.role === 'worker')!.pid as number;
+    sendSignal(peer.pid, 'SIGTERM');
+    const events = [await peer.next(), await peer.next(), await peer.next()];
+    assert.deepEqual(events.map((e) => e.event).sort(), ['cleaned', 'cleanup', 'ignored']);
+    assert.equal(await stillPending(peer.exited, 100), true);
+    sendSignal(peer.pid, 'SIGINT');
+    assert.deepEqual(await peer.exited, { code: 130, signal: null });
+    await waitUntil('the worker is dead', () => [null, 'Z'].includes(processState(worker)));
+  });
+
+  it('the timeout forces the exit when children do not end', async () => {
+    const peer = new Peer('signal-shutdown', { children: 1, stubborn: true, cleanupMs: 0, timeout: 300 });
+    const ready = [await peer.next(), await peer.next()];
+    const worker = ready.find((r) => r.role === 'worker')!.pid as number;
+    const started = performance.now();
+    sendSignal(peer.pid, 'SIGTERM');
+    assert.deepEqual(await peer.exited, { code: 143, signal: null });
+    assert.ok(performance.now() - started >= 280, `exited after ${performance.now() - started} ms, before the timeout`);
+    await waitUntil('the worker is dead', () => [null, 'Z'].includes(processState(worker)));
+  });
+
+  it('refuses bad options before installing anything', () => {
+    const before = native.signalDisposition(15);
+    throwsWith(() => shutdownOn(['SIGTERM', 'SIGKILL']), 'ERR_IPC_UNCATCHABLE', /^shutdownOn SIGKILL/);
+    throwsWith(() => shutdownOn(['SIGTERM'], { timeout: -1 }), 'ERR_IPC_INVALID_ARGUMENT', /timeout/);
+    throwsWith(() => shutdownOn(['SIGTERM'], { cleanup: 5 as never }), 'ERR_IPC_INVALID_ARGUMENT', /cleanup/);
+    throwsWith(() => shutdownOn([]), 'ERR_IPC_INVALID_ARGUMENT', /at least one signal/);
+    assert.equal(native.signalDisposition(15), before);
+  });
+});
+
+describe('Ctrl+C in a real terminal', () => {
+  it('one Ctrl+C runs the handler (no sender pid: the terminal sent it) and the demo exits cleanly with 130', () => {
+    const r = inTerminal([process.execPath, CLI, 'demo', 'ctrl-c', '--cleanup', '200', '--json'], [{ waitFor: '"ready"', send: '\u0003' }]);
+    assert.deepEqual([r.timedOut, r.stepsLeft, r.exitCode], [false, 0, 130], r.output);
+    // The terminal echoes ^C before the handler's line.
+    const events = r.output.split(/\r?\n/).filter((l) => l.includes('{')).map((l) => JSON.parse(l.slice(l.indexOf('{'))) as Record<string, unknown>);
+    assert.deepEqual(events.map((e) => e.event), ['ready', 'signal', 'clean-exit']);
+    assert.deepEqual({ ...events[1], process: 0 }, {
+      event: 'signal', process: 0, signal: 'SIGINT', number: 2, pid: null, uid: null, code: S.SI_KERNEL, origin: 'kernel', value: null, count: 1,
+    });
+  });
+
+  it('a second Ctrl+C during the cleanup forces the exit', () => {
+    const r = inTerminal([process.execPath, CLI, 'demo', 'ctrl-c', '--cleanup', '10000', '--json'],
+      [{ waitFor: '"ready"', send: '\u0003' }, { waitFor: '"signal"', send: '\u0003' }]);
+    assert.deepEqual([r.timedOut, r.stepsLeft, r.exitCode], [false, 0, 130], r.output);
+    assert.match(r.output, /"event":"forced".*"count":2/);
+    assert.doesNotMatch(r.output, /clean-exit/);
+  });
+
+  it('once the handler is removed, Ctrl+C ends the process by SIGINT again', () => {
+    const r = inTerminal([process.execPath, PEER_MAIN, 'signal-handler', JSON.stringify({ signal: 'SIGINT', count: 1, then: 'dispose' })],
+      [{ waitFor: '"ready"', send: '\u0003' }, { waitFor: '"released"', send: '\u0003' }]);
+    assert.deepEqual([r.timedOut, r.stepsLeft, r.signal], [false, 0, 2], r.output);
+    assert.match(r.output, /"signal":"SIGINT","number":2,"pid":null,"uid":null,"code":128,"origin":"kernel"/);
+  });
+});
+
+describe('signal cleanup', () => {
+  it('leaves no child process, handler or descriptor behind', async () => {
+    await killAllPeers();
+    await sleep(50);
+    assert.equal(runningChildren(), 0);
+    for (const n of [12, 34, 35, 36, 37, 38, 39, 40]) assert.equal(native.signalDisposition(n), 0, signalName(n));
+    assert.equal(watchedFds().length, baseline);
+    assert.ok(existsSync(PTY_RUN));
+  });
+});
