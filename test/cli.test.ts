@@ -226,7 +226,7 @@ describe('ipckit help and usage errors', () => {
       [['mq', 'create', '/x', '--mode', '999'], /--mode must be octal permission bits/],
       [['mq', 'create', '/x', '--max-messages', '1.5'], /--max-messages must be an integer/],
       [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq or shm; got "pipe".\n'],
-      [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq, shm, pipe\./],
+      [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq, shm, pipe, signal\./],
     ];
     await all(cases.map(([args, expected]) => async () => {
       const stderr = await fails(args, 2, 'ERR_IPC_USAGE');
@@ -778,6 +778,14 @@ describe('ipckit tour', () => {
     assert.match(out, /closed: EPIPE, an error, not a killed process/);
     assert.match(out, /printed "first line", "second line"/);
     assert.equal(existsSync(`${tmpdir()}/ipckit-tour-fifo-${text!.pid}`), false);
+    // The signals chapter: the sender's pid and a sigqueue value, merging against queueing, and a handled SIGINT.
+    assert.ok(out.includes('\n=== Signals: a notification, with the sender\'s name on it ===\n'));
+    assert.ok(out.includes(`] got SIGUSR2 from pid ${text!.pid} (uid ${process.getuid!()}) by kill\n`));
+    assert.ok(out.includes(`] got SIGRTMIN+1 from pid ${text!.pid} (uid ${process.getuid!()}) by sigqueue, value 42\n`));
+    assert.match(out, /\] got SIGUSR2, SIGRTMIN\+1=1, SIGRTMIN\+1=2, SIGRTMIN\+1=3; then ERR_IPC_TIMEOUT waiting for the rest \(exit 1\)\n/);
+    assert.ok(out.includes('  1 SIGUSR2 out of 3 arrived; 3 SIGRTMIN+1 out of 3 did, values 1, 2, 3.'));
+    assert.ok(out.includes(`] its handler ran: SIGINT from pid ${text!.pid}; cleaning up for 200 ms\n`));
+    assert.match(out, /\] cleaned up, exited 130\n/);
     assert.ok(out.endsWith('\nTour complete: every object it created has been removed.\n'));
     assert.ok(out.includes(`] created /ipckit-tour-${text!.pid}: 4 messages of at most 256 bytes, mode 0600\n`));
     assert.ok(out.includes(`] unlinked /ipckit-tour-${text!.pid}\n`));

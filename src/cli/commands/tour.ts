@@ -7,6 +7,7 @@
  * @module
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
@@ -14,6 +15,7 @@ import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
 import { Mutex } from '../../lock.js';
 import { Fifo } from '../../fifo.js';
 import { PIPE_BUF, type PipeReadEnd, type PipeWriteEnd, pipe, spawn as spawnWithFds } from '../../pipe.js';
+import { type SignalInfo, sendSignal } from '../../signal.js';
 import { RACE_LAYOUT, createRaceSegment, race, startWorker } from '../race.js';
 import { IpcError } from '../../errors.js';
 import { formatKey } from '../../internal/address.js';
@@ -67,16 +69,19 @@ interface ChildResult {
 
 /**
  * Runs `ipckit <args>` as a child process and collects what it printed;
- * rejects if it does not exit with `expectedCode`.
+ * rejects if it does not exit with `expectedCode`. `onOutput` sees the
+ * output so far each time the child prints something.
  */
-function runCli(args: string[], onSpawn?: (pid: number) => void, expectedCode = 0): Promise<ChildResult> {
+function runCli(args: string[], onSpawn?: (pid: number) => void, expectedCode = 0,
+  onOutput?: (output: { pid: number; stdout: string; stderr: string }) => void): Promise<ChildResult> {
   return new Promise<ChildResult>((resolve, reject) => {
     const started = performance.now();
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    const printed = (): void => onOutput?.({ pid: child.pid!, stdout, stderr });
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; printed(); });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; printed(); });
     child.on('error', reject);
     child.on('spawn', () => onSpawn?.(child.pid!));
     child.on('close', (code) => resolve({
@@ -351,10 +356,97 @@ async function pipeChapter(n: Narrator): Promise<void> {
   }
 }
 
+/**
+ * Starts `ipckit <args>`, and resolves `ready` with its pid once its output
+ * contains `marker` (the promise `done` settles when it exits).
+ */
+function startCli(args: string[], marker: string, onSpawn: (pid: number) => void, expectedCode = 0): { ready: Promise<number>; done: Promise<ChildResult> } {
+  let resolveReady!: (pid: number) => void;
+  const ready = new Promise<number>((resolve) => { resolveReady = resolve; });
+  const done = later(runCli(args, onSpawn, expectedCode, ({ pid, stdout, stderr }) => {
+    if (stdout.includes(marker) || stderr.includes(marker)) resolveReady(pid);
+  }));
+  return { ready: Promise.race([ready, done.then(() => { throw new IpcError('ERR_IPC_PEER_FAILED', `"ipckit ${args.join(' ')}" exited before it was ready.`); })]), done };
+}
+
+/** The scheduler state of `pid` (R, S, T, ...), from /proc. */
+function processState(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.charAt(stat.lastIndexOf(')') + 2);
+}
+
+function signalLines(stdout: string): SignalInfo[] {
+  return stdout.trim().split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as SignalInfo);
+}
+
+async function signalChapter(n: Narrator): Promise<void> {
+  const me = process.pid;
+  n.heading('Signals: a notification, with the sender\'s name on it');
+  n.explain('A signal interrupts a process to tell it something happened: Ctrl+C in its terminal (SIGINT),\n' +
+    'a request to stop (SIGTERM), or anything two programs agree on (SIGUSR2, real-time signals).\n' +
+    'Each has a default action, usually to end the process; a process can install its own handler\n' +
+    'instead. The kernel tells the handler who sent the signal, and sigqueue() can attach a number.');
+
+  const first = startCli(['signal', 'wait', 'SIGUSR2', 'SIGRTMIN+1', '--count', '2', '--json'], 'waiting for',
+    (pid) => n.say('child', pid, '$ ipckit signal wait SIGUSR2 SIGRTMIN+1 --count 2 --json'));
+  const waiter = await first.ready;
+  sendSignal(waiter, 'SIGUSR2');
+  n.say('tour', me, `kill(${waiter}, SIGUSR2)`);
+  sendSignal(waiter, 'SIGRTMIN+1', { value: 42 });
+  n.say('tour', me, `sigqueue(${waiter}, SIGRTMIN+1, 42)`);
+  const got = await first.done;
+  for (const info of signalLines(got.stdout)) {
+    n.say('child', got.pid, `got ${info.signal} from pid ${info.pid} (uid ${info.uid}) by ${info.origin}${info.value === null ? '' : `, value ${info.value}`}`);
+  }
+
+  n.explain('\nStandard signals merge, real-time signals queue. While a signal is pending (sent, not yet\n' +
+    'taken), another of the same standard signal is lost; every real-time signal is kept, in order.\n' +
+    'To show it, the tour stops the child with SIGSTOP, sends three of each, then resumes it.');
+  const second = startCli(['signal', 'wait', 'SIGUSR2', 'SIGRTMIN+1', '--count', '6', '--timeout', '1000', '--json'], 'waiting for',
+    (pid) => n.say('child', pid, '$ ipckit signal wait SIGUSR2 SIGRTMIN+1 --count 6 --timeout 1000 --json'), 1);
+  const stopped = await second.ready;
+  sendSignal(stopped, 'SIGSTOP');
+  try {
+    for (let i = 0; i < 500 && processState(stopped) !== 'T'; i++) await sleep(2);
+    n.say('tour', me, `SIGSTOP: pid ${stopped} is stopped (state ${processState(stopped)} in /proc/${stopped}/stat)`);
+    for (const value of [1, 2, 3]) {
+      sendSignal(stopped, 'SIGUSR2');
+      sendSignal(stopped, 'SIGRTMIN+1', { value });
+    }
+    n.say('tour', me, 'sent SIGUSR2 and SIGRTMIN+1 (values 1, 2, 3) three times each, then SIGCONT');
+  } finally {
+    sendSignal(stopped, 'SIGCONT');
+  }
+  const merged = await second.done;
+  const infos = signalLines(merged.stdout);
+  n.say('child', merged.pid, `got ${infos.map((i) => (i.value === null ? i.signal : `${i.signal}=${i.value}`)).join(', ')}; then ` +
+    `${merged.stderr.includes('ERR_IPC_TIMEOUT') ? 'ERR_IPC_TIMEOUT' : 'exit'} waiting for the rest (exit ${merged.code})`);
+  const rt = infos.filter((i) => i.signal === 'SIGRTMIN+1').map((i) => i.value);
+  n.explain(`${infos.filter((i) => i.signal === 'SIGUSR2').length} SIGUSR2 out of 3 arrived; ${rt.length} SIGRTMIN+1 out of 3 did, values ${rt.join(', ')}. ` +
+    'Pending signals are taken lowest\nnumber first, so SIGUSR2 (12) came before SIGRTMIN+1 (35).');
+
+  n.explain('\nCtrl+C: the terminal sends SIGINT. Here the tour plays the terminal and sends SIGINT to a\n' +
+    'process whose handler cleans up before it exits with 128 + 2 = 130, instead of dying at once.');
+  const demo = startCli(['demo', 'ctrl-c', '--cleanup', '200', '--json'], '"ready"',
+    (pid) => n.say('child', pid, '$ ipckit demo ctrl-c --cleanup 200 --json'), 130);
+  const worker = await demo.ready;
+  sendSignal(worker, 'SIGINT');
+  n.say('tour', me, `kill(${worker}, SIGINT)`);
+  const ended = await demo.done;
+  for (const line of ended.stdout.trim().split('\n')) {
+    const event = JSON.parse(line) as { event: string; pid?: number | null };
+    if (event.event === 'signal') n.say('child', ended.pid, `its handler ran: SIGINT from pid ${event.pid}; cleaning up for 200 ms`);
+    if (event.event === 'clean-exit') n.say('child', ended.pid, `cleaned up, exited ${ended.code}`);
+  }
+  n.explain('Pressed in a real terminal, Ctrl+C comes from the kernel: the handler then sees no sender pid.\n' +
+    'Try it: ipckit demo ctrl-c');
+}
+
 const CHAPTERS: Record<string, (n: Narrator) => Promise<void>> = {
   mq: messageQueueChapter,
   shm: sharedMemoryChapter,
   pipe: pipeChapter,
+  signal: signalChapter,
 };
 
 export const tourCommand: Leaf = {
