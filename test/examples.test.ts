@@ -192,6 +192,34 @@ describe('examples/fifo', () => {
   });
 });
 
+describe('examples/signal', () => {
+  it('a worker answers jobs sent as signals to the sender\'s pid, and shuts down cleanly on SIGTERM', { timeout: 20_000 }, async () => {
+    // Terminal 1.
+    const worker = startExample('examples/signal/worker.js', []);
+    const wp = worker.child.pid;
+    await worker.waitForLine(/ready/);
+    // Terminal 2.
+    const control = startExample('examples/signal/control.js', [String(wp)]);
+    const [w, c] = await Promise.all([worker.exited, control.exited]);
+    const report = `worker: ${JSON.stringify(w)}\ncontrol: ${JSON.stringify(c)}`;
+    assert.deepEqual([w.code, c.code, w.stderr, c.stderr], [143, 0, '', ''], report);
+    const cp = control.child.pid;
+    const uid = process.getuid!();
+    assert.deepEqual(w.stdout, [
+      `worker ${wp}: ready. In another terminal: node examples/signal/control.js ${wp}`,
+      `worker ${wp}: job 3 from pid ${cp} (uid ${uid}): 3 squared is 9`,
+      `worker ${wp}: job 4 from pid ${cp} (uid ${uid}): 4 squared is 16`,
+      `worker ${wp}: job 12 from pid ${cp} (uid ${uid}): 12 squared is 144`,
+      `worker ${wp}: status asked by pid ${cp}: 3 jobs done`,
+      `worker ${wp}: SIGTERM from pid ${cp}; 3 jobs done, shutting down`,
+    ], report);
+    assert.deepEqual(c.stdout, [
+      `control ${cp}: job 3 -> 9`, `control ${cp}: job 4 -> 16`, `control ${cp}: job 12 -> 144`,
+      `control ${cp}: the worker has done 3 jobs`, `control ${cp}: sent SIGTERM`, `control ${cp}: worker ${wp} has exited`,
+    ], report);
+  });
+});
+
 describe('examples cleanup', () => {
   it('leaves no queue and no process behind', async () => {
     await killAllPeers();
