@@ -17,6 +17,7 @@ import path from 'node:path';
 import * as messageQueue from './message-queue.js';
 import * as sharedMemory from './shared-memory.js';
 import * as pipeBench from './pipe.js';
+import * as signalBench from './signal.js';
 
 const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench');
 const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
@@ -66,7 +67,7 @@ export interface BenchModule {
   measure(ctx: BenchContext): Promise<Row[]>;
 }
 
-const MODULES: BenchModule[] = [messageQueue, sharedMemory, pipeBench];
+const MODULES: BenchModule[] = [messageQueue, sharedMemory, pipeBench, signalBench];
 
 function pinPrefix(placement: Placement): string[] {
   return placement === 'pinned' ? ['taskset', '-c', '0'] : [];

@@ -5,6 +5,7 @@
 import * as messageQueue from './message-queue.js';
 import * as sharedMemory from './shared-memory.js';
 import * as pipeBench from './pipe.js';
+import * as signalBench from './signal.js';
 
 /** The roles a mechanism's benchmark runs in child processes. */
 export type Roles = Record<string, (params: any) => Promise<void>>;
@@ -13,6 +14,7 @@ const ROLES: Record<string, Roles> = {
   [messageQueue.mechanism]: messageQueue.roles,
   [sharedMemory.mechanism]: sharedMemory.roles,
   [pipeBench.mechanism]: pipeBench.roles,
+  [signalBench.mechanism]: signalBench.roles,
 };
 
 const [mechanism, role, params] = process.argv.slice(2);

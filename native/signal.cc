@@ -1,25 +1,27 @@
 // Signals with their siginfo: who sent them, and the sigqueue value.
 //
-// A signal JavaScript handles is blocked in every thread of the process
-// and taken by one ipckit thread with sigtimedwait, in the order the kernel
-// queued it (real-time signals queue; standard ones merge while pending).
-// That thread copies the siginfo into a lock-free ring and writes an
-// eventfd; the event loop (a uv_poll on the eventfd, see signal.ts) drains
-// the ring and runs the JavaScript handlers.
+// A signal JavaScript handles is blocked in every thread of the process,
+// so it stays pending in the kernel, queued in the kernel's order (real-time
+// signals queue; a standard one merges while pending). The main thread takes
+// it from a signalfd, which is readable while one is pending: the event loop
+// watches it (see signal.ts), and a *Sync wait polls it directly, so a
+// signal costs one wake-up of the waiting thread and no thread in between.
 //
 // Blocking a signal in threads that already exist (Node's and libuv's)
 // uses the wake signal: its handler edits the mask the kernel restores
 // (waiter.cc, ChangeThreadMask). Threads created later inherit the block
 // from the main thread. As a safety net an SA_SIGINFO handler is installed
-// too, for a thread that could not be reached: it records the signal the
-// same way, just without the ordering guarantee. A handler that was there
-// before (libuv's, for process.on) is chained, so Node keeps seeing the
-// signal.
+// too, for a thread that could not be reached: it records the signal in a
+// small ring and writes an eventfd. The fd JavaScript watches is an epoll
+// set of both. A handler that was there before (libuv's, for process.on) is
+// chained when a signal is taken, so Node keeps seeing the signal.
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -46,8 +48,8 @@ struct Entry {
   int64_t value;
 };
 
-// Enough for a storm of real-time signals between two turns of the loop.
-constexpr uint64_t kRingSize = 1 << 16;
+// The safety net's ring: signals a thread caught with the handler.
+constexpr uint64_t kRingSize = 1 << 10;
 
 struct Ring {
   Entry entries[kRingSize];
@@ -57,17 +59,28 @@ struct Ring {
 };
 
 Ring* g_ring = nullptr;
-int g_eventfd = -1;
+int g_eventfd = -1;   // the safety net's doorbell
+int g_signalfd = -1;  // the handled signals, pending in the kernel
+int g_epollfd = -1;   // both: what JavaScript watches
 std::mutex g_setup;
 struct sigaction g_previous[_NSIG];
 bool g_installed[_NSIG];
 // Threads whose mask ipckit changed, per signal, to undo on release.
 std::vector<int> g_blocked_in[_NSIG];
-// The signals routed to the consumer thread (bit signo - 1).
+// The signals routed to the signalfd (bit signo - 1).
 std::atomic<uint64_t> g_caught{0};
-std::atomic<int> g_consumer_tid{0};
 
 uint64_t Bit(int signo) { return uint64_t{1} << (signo - 1); }
+
+sigset_t CaughtSet() {
+  sigset_t set;
+  sigemptyset(&set);
+  uint64_t caught = g_caught.load();
+  for (int sig = 1; sig <= 64; sig++) {
+    if (caught & Bit(sig)) sigaddset(&set, sig);
+  }
+  return set;
+}
 
 void Record(int signo, const siginfo_t* info) {
   Ring* ring = g_ring;
@@ -117,40 +130,6 @@ void OnSignal(int signo, siginfo_t* info, void* context) {
   errno = saved_errno;
 }
 
-bool RingFull() {
-  return g_ring->tail.load() - g_ring->head.load() >= kRingSize;
-}
-
-// Takes the routed signals in kernel order. While the ring is full it waits,
-// leaving signals pending in the kernel, so none is lost.
-void* ConsumerMain(void*) {
-  sigset_t all;
-  sigfillset(&all);
-  sigdelset(&all, WakeSignal());
-  pthread_sigmask(SIG_SETMASK, &all, nullptr);
-  g_consumer_tid.store(static_cast<int>(syscall(SYS_gettid)));
-  for (;;) {
-    if (RingFull()) {
-      usleep(1000);
-      continue;
-    }
-    sigset_t set;
-    sigemptyset(&set);
-    uint64_t caught = g_caught.load();
-    for (int sig = 1; sig <= 64; sig++) {
-      if (caught & Bit(sig)) sigaddset(&set, sig);
-    }
-    siginfo_t info;
-    timespec wait = {0, 100 * 1000000L};
-    int signo = sigtimedwait(&set, &info, &wait);
-    if (signo > 0) {
-      Record(signo, &info);
-      Chain(signo, &info, nullptr);
-    }
-  }
-  return nullptr;
-}
-
 // The signal mask of thread `tid`, from /proc; false if it cannot be read.
 bool ThreadBlocks(int tid, int signo, bool* blocks) {
   char path[64];
@@ -178,34 +157,45 @@ std::vector<int> OtherThreads() {
   if (dir == nullptr) return tids;
   while (dirent* d = readdir(dir)) {
     int tid = atoi(d->d_name);
-    if (tid > 0 && tid != self && tid != g_consumer_tid.load()) tids.push_back(tid);
+    if (tid > 0 && tid != self) tids.push_back(tid);
   }
   closedir(dir);
   return tids;
 }
 
-void WakeConsumer() {
-  int tid = g_consumer_tid.load();
-  if (tid > 0) syscall(SYS_tgkill, getpid(), tid, WakeSignal());
-}
 
 }  // namespace
 
-// signalSetup() -> the eventfd the event loop watches (created once, with the consumer thread)
+// signalSetup() -> the fd the event loop watches: an epoll set of the
+// signalfd and the safety net's eventfd (created once)
 static Napi::Value SignalSetup(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(g_setup);
-  if (g_eventfd < 0) {
+  if (g_epollfd < 0) {
     InstallWakeHandler();
+    sigset_t none;
+    sigemptyset(&none);
+    int sfd = signalfd(-1, &none, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) return Errno(info.Env(), errno);
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int epfd = efd < 0 ? -1 : epoll_create1(EPOLL_CLOEXEC);
+    epoll_event ev {};
+    ev.events = EPOLLIN;
+    bool ok = epfd >= 0;
+    if (ok) ok = epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev) == 0;
+    if (ok) ok = epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &ev) == 0;
+    if (!ok) {
+      int err = errno;
+      close(sfd);
+      if (efd >= 0) close(efd);
+      if (epfd >= 0) close(epfd);
+      return Errno(info.Env(), err);
+    }
     g_ring = new Ring();
-    g_eventfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (g_eventfd < 0) return Errno(info.Env(), errno);
-    pthread_t thread;
-    int r = pthread_create(&thread, nullptr, ConsumerMain, nullptr);
-    if (r != 0) return Errno(info.Env(), r);
-    pthread_detach(thread);
-    while (g_consumer_tid.load() == 0) sched_yield();
+    g_signalfd = sfd;
+    g_eventfd = efd;
+    g_epollfd = epfd;
   }
-  return Napi::Number::New(info.Env(), g_eventfd);
+  return Napi::Number::New(info.Env(), g_epollfd);
 }
 
 // signalHandle(signo) -> 0: routes signo to ipckit (keeping the old action to chain and restore)
@@ -224,8 +214,9 @@ static Napi::Value SignalHandle(const Napi::CallbackInfo& info) {
   g_previous[signo] = previous;
   g_installed[signo] = true;
   g_caught.fetch_or(Bit(signo));
-  WakeConsumer();
-  // Block it everywhere else, so the consumer takes every instance in order.
+  sigset_t caught = CaughtSet();
+  signalfd(g_signalfd, &caught, 0);
+  // Block it everywhere, so every instance waits in the kernel for the signalfd, in order.
   sigset_t one, none;
   sigemptyset(&one);
   sigemptyset(&none);
@@ -246,7 +237,8 @@ static Napi::Value SignalRelease(const Napi::CallbackInfo& info) {
   int disposition = ArgInt(info, 1);
   std::lock_guard<std::mutex> lock(g_setup);
   g_caught.fetch_and(~Bit(signo));
-  WakeConsumer();
+  sigset_t caught = CaughtSet();
+  signalfd(g_signalfd, &caught, 0);
   struct sigaction current {};
   sigaction(signo, nullptr, &current);
   bool ours = (current.sa_flags & SA_SIGINFO) && current.sa_sigaction == OnSignal;
@@ -261,11 +253,17 @@ static Napi::Value SignalRelease(const Napi::CallbackInfo& info) {
   if (sigaction(signo, &sa, nullptr) < 0) return Errno(info.Env(), errno);
   g_installed[signo] = false;
   g_previous[signo] = {};
-  // Unblock where ipckit blocked it; instances still pending are delivered now, by the restored action.
   sigset_t one, none;
   sigemptyset(&one);
   sigemptyset(&none);
   sigaddset(&one, signo);
+  // Instances still pending arrived while the signal was handled: they are
+  // taken here (nobody is left to hand them to), not given to the restored action.
+  siginfo_t discarded;
+  timespec now = {0, 0};
+  while (sigtimedwait(&one, &discarded, &now) == signo) {
+  }
+  // Unblock where ipckit blocked it.
   for (int tid : g_blocked_in[signo]) ChangeThreadMask(tid, none, one);
   g_blocked_in[signo].clear();
   pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
@@ -273,35 +271,85 @@ static Napi::Value SignalRelease(const Napi::CallbackInfo& info) {
 }
 
 // signalDrain(out: Float64Array) -> entries copied (6 numbers each:
-// signo, code, pid, uid, value, dropped-so-far), oldest first.
+// signo, code, pid, uid, value, dropped-so-far), oldest first: what the
+// safety net caught, then what is pending in the kernel. Runs the chained
+// handler (process.on) of each signal taken from the kernel.
 static Napi::Value SignalDrain(const Napi::CallbackInfo& info) {
   auto out = info[0].As<Napi::Float64Array>();
   size_t capacity = out.ElementLength() / 6;
   Ring* ring = g_ring;
   if (ring == nullptr) return Napi::Number::New(info.Env(), 0);
-  uint64_t counter;
-  ssize_t ignored = read(g_eventfd, &counter, sizeof counter);
-  (void)ignored;
+  double dropped = static_cast<double>(ring->dropped.load());
   size_t n = 0;
-  while (n < capacity) {
-    uint64_t head = ring->head.load();
-    Entry& e = ring->entries[head & (kRingSize - 1)];
-    if (e.ready.load(std::memory_order_acquire) != head + 1) break;
-    out[n * 6 + 0] = e.signo;
-    out[n * 6 + 1] = e.code;
-    out[n * 6 + 2] = e.pid;
-    out[n * 6 + 3] = e.uid;
-    out[n * 6 + 4] = static_cast<double>(e.value);
-    out[n * 6 + 5] = static_cast<double>(ring->dropped.load());
-    ring->head.store(head + 1);
-    n++;
+  if (ring->tail.load() != ring->head.load()) {
+    uint64_t counter;
+    ssize_t ignored = read(g_eventfd, &counter, sizeof counter);
+    (void)ignored;
+    while (n < capacity) {
+      uint64_t head = ring->head.load();
+      Entry& e = ring->entries[head & (kRingSize - 1)];
+      if (e.ready.load(std::memory_order_acquire) != head + 1) break;
+      out[n * 6 + 0] = e.signo;
+      out[n * 6 + 1] = e.code;
+      out[n * 6 + 2] = e.pid;
+      out[n * 6 + 3] = e.uid;
+      out[n * 6 + 4] = static_cast<double>(e.value);
+      out[n * 6 + 5] = dropped;
+      ring->head.store(head + 1);
+      n++;
+    }
+    // More remain: make sure the event loop comes back for them.
+    if (n == capacity) {
+      uint64_t one = 1;
+      ignored = write(g_eventfd, &one, sizeof one);
+      return Napi::Number::New(info.Env(), static_cast<double>(n));
+    }
   }
-  // More remain: make sure the event loop comes back for them.
-  if (n == capacity) {
-    uint64_t one = 1;
-    ignored = write(g_eventfd, &one, sizeof one);
+  signalfd_siginfo taken[64];
+  while (n < capacity) {
+    size_t want = capacity - n < 64 ? capacity - n : 64;
+    ssize_t r = read(g_signalfd, taken, want * sizeof taken[0]);
+    if (r <= 0) break;
+    size_t count = static_cast<size_t>(r) / sizeof taken[0];
+    for (size_t i = 0; i < count; i++, n++) {
+      const signalfd_siginfo& t = taken[i];
+      out[n * 6 + 0] = t.ssi_signo;
+      out[n * 6 + 1] = t.ssi_code;
+      out[n * 6 + 2] = t.ssi_pid;
+      out[n * 6 + 3] = t.ssi_uid;
+      out[n * 6 + 4] = static_cast<double>(static_cast<int64_t>(t.ssi_ptr));
+      out[n * 6 + 5] = dropped;
+      siginfo_t si;
+      std::memset(&si, 0, sizeof si);
+      si.si_signo = static_cast<int>(t.ssi_signo);
+      si.si_code = t.ssi_code;
+      si.si_pid = static_cast<pid_t>(t.ssi_pid);
+      si.si_uid = t.ssi_uid;
+      si.si_value.sival_ptr = reinterpret_cast<void*>(static_cast<intptr_t>(t.ssi_ptr));
+      Chain(si.si_signo, &si, nullptr);
+    }
+    if (count < want) break;
   }
   return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+
+// signalSpin(spinUs) -> 1 once a handled signal is pending (or the safety
+// net caught one), 0 if none came within spinUs microseconds: the spin half
+// of a spin-then-sleep wait, yielding the CPU between looks.
+static Napi::Value SignalSpin(const Napi::CallbackInfo& info) {
+  double spin_us = info[0].As<Napi::Number>().DoubleValue();
+  if (g_ring == nullptr) return Napi::Number::New(info.Env(), 0);
+  int r = Spin(spin_us, EAGAIN, [] {
+    if (g_ring->tail.load() != g_ring->head.load()) return 1;
+    sigset_t pending;
+    if (sigpending(&pending) < 0) return -errno;
+    uint64_t caught = g_caught.load();
+    for (int sig = 1; sig <= 64; sig++) {
+      if ((caught & Bit(sig)) && sigismember(&pending, sig) == 1) return 1;
+    }
+    return -EAGAIN;
+  });
+  return Napi::Number::New(info.Env(), r == 1 ? 1 : 0);
 }
 
 // kill(pid, signo) -> 0
@@ -330,6 +378,7 @@ void InitSignal(Napi::Env env, Napi::Object exports) {
   exports.Set("signalHandle", Napi::Function::New(env, SignalHandle, "signalHandle"));
   exports.Set("signalRelease", Napi::Function::New(env, SignalRelease, "signalRelease"));
   exports.Set("signalDrain", Napi::Function::New(env, SignalDrain, "signalDrain"));
+  exports.Set("signalSpin", Napi::Function::New(env, SignalSpin, "signalSpin"));
   exports.Set("signalDisposition", Napi::Function::New(env, SignalDisposition, "signalDisposition"));
   exports.Set("kill", Napi::Function::New(env, Kill, "kill"));
   exports.Set("sigqueue", Napi::Function::New(env, SigQueue, "sigqueue"));

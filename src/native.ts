@@ -146,6 +146,8 @@ export interface NativeBinding {
   signalDrain(out: Float64Array): number;
   /** 0 default, 1 ignored, 2 handled. */
   signalDisposition(signo: number): number;
+  /** Spins up to spinUs µs for a handled signal to be pending; 1 if one is. */
+  signalSpin(spinUs: number): number;
   kill(pid: number, signo: number): number;
   sigqueue(pid: number, signo: number, value: number): number;
   signalConstants: { SIGRTMIN: number; SIGRTMAX: number; SI_USER: number; SI_QUEUE: number; SI_KERNEL: number; SI_TKILL: number };

@@ -21,7 +21,8 @@ import { native, type NativeFdWatcher } from './native.js';
 import { spawnedChildren } from './internal/children.js';
 import { checkInteger, checkOptions, invalidArgument } from './internal/validate.js';
 import {
-  type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkTimeout, closedError, receiveUntilClosed, timeoutError,
+  type SpinOptions, type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkSpin, checkTimeout, closedError,
+  receiveUntilClosed, timeoutError,
 } from './internal/wait.js';
 
 const S = native.signalConstants;
@@ -324,10 +325,12 @@ export class SignalListener implements AsyncIterable<SignalInfo>, Disposable {
   #disposers: (() => void)[];
   #dropped = 0;
   #closed = false;
+  readonly #spin: number;
 
   /** @internal Use {@link listenForSignals}. */
-  constructor(numbers: number[]) {
+  constructor(numbers: number[], spin: number) {
     this.signals = numbers.map((n) => signalName(n));
+    this.#spin = spin;
     this.#disposers = [];
     try {
       for (const n of numbers) this.#disposers.push(addHandler(n, (info) => this.#deliver(info)));
@@ -364,7 +367,7 @@ export class SignalListener implements AsyncIterable<SignalInfo>, Disposable {
     } catch (err) {
       return Promise.reject(err);
     }
-    const now = this.tryReceive();
+    const now = this.#spinThenTry(this.#spin);
     if (now !== undefined) return Promise.resolve(now);
     const entry = {} as { pending: Pending<SignalInfo> };
     entry.pending = new Pending('receive', this.#label(), timeout, signal, (err) => {
@@ -381,6 +384,8 @@ export class SignalListener implements AsyncIterable<SignalInfo>, Disposable {
     const timeout = checkTimeout(checkOptions(options).timeout);
     this.#check('receiveSync');
     const deadline = timeout === Infinity ? Infinity : performance.now() + timeout;
+    const first = this.#spinThenTry(timeout === Infinity ? this.#spin : Math.min(this.#spin, timeout * 1000));
+    if (first !== undefined) return first;
     for (;;) {
       const got = this.tryReceive();
       if (got !== undefined) return got;
@@ -400,6 +405,13 @@ export class SignalListener implements AsyncIterable<SignalInfo>, Disposable {
     // Signals the kernel delivered that the event loop has not handed out yet.
     dispatchPending();
     return this.#queue.shift();
+  }
+
+  /** The next signal if one arrives within `spinUs` microseconds of spinning. */
+  #spinThenTry(spinUs: number): SignalInfo | undefined {
+    const now = this.tryReceive();
+    if (now !== undefined || spinUs <= 0 || native.signalSpin(spinUs) === 0) return now;
+    return this.tryReceive();
   }
 
   /** Receives until the listener is closed (the loop then ends) or `signal` aborts it. */
@@ -462,9 +474,14 @@ export class SignalListener implements AsyncIterable<SignalInfo>, Disposable {
   }
 }
 
-/** A {@link SignalListener} for `sigs`: from now on, none of their deliveries is lost. */
-export function listenForSignals(sigs: SignalSpec | SignalSpec[]): SignalListener {
-  return new SignalListener(numbersOf(sigs, 'listenForSignals'));
+/**
+ * A {@link SignalListener} for `sigs`: from now on, none of their deliveries
+ * is lost. `spin`: microseconds a receive keeps looking for a signal before
+ * it sleeps (see {@link SpinOptions.spin}).
+ */
+export function listenForSignals(sigs: SignalSpec | SignalSpec[], options?: SpinOptions): SignalListener {
+  const spin = checkSpin(checkOptions(options).spin);
+  return new SignalListener(numbersOf(sigs, 'listenForSignals'), spin);
 }
 
 /**
@@ -472,7 +489,7 @@ export function listenForSignals(sigs: SignalSpec | SignalSpec[]): SignalListene
  * signals do not take their default action. Keeps the process alive.
  */
 export async function waitForSignal(sigs: SignalSpec | SignalSpec[], options?: WaitOptions): Promise<SignalInfo> {
-  const listener = new SignalListener(numbersOf(sigs, 'waitForSignal'));
+  const listener = new SignalListener(numbersOf(sigs, 'waitForSignal'), 0);
   try {
     return await listener.receive(options);
   } finally {
@@ -482,7 +499,7 @@ export async function waitForSignal(sigs: SignalSpec | SignalSpec[], options?: W
 
 /** Blocks the calling thread until one of `sigs` arrives (other handlers run meanwhile). */
 export function waitForSignalSync(sigs: SignalSpec | SignalSpec[], options?: SyncWaitOptions): SignalInfo {
-  const listener = new SignalListener(numbersOf(sigs, 'waitForSignalSync'));
+  const listener = new SignalListener(numbersOf(sigs, 'waitForSignalSync'), 0);
   try {
     return listener.receiveSync(options);
   } finally {

@@ -263,6 +263,8 @@ describe('signal handlers', () => {
     }
     throwsWith(() => onSignal('SIGUSR2', 'handler' as never), 'ERR_IPC_INVALID_ARGUMENT', /handler/);
     throwsWith(() => listenForSignals([]), 'ERR_IPC_INVALID_ARGUMENT', /at least one signal/);
+    throwsWith(() => listenForSignals('SIGUSR2', { spin: -1 }), 'ERR_IPC_INVALID_ARGUMENT', /spin/);
+    throwsWith(() => listenForSignals('SIGUSR2', { spin: 10_001 }), 'ERR_IPC_INVALID_ARGUMENT', /spin/);
     // Nothing was installed by the refused calls.
     assert.equal(native.signalDisposition(12), 0);
   });
@@ -427,7 +429,7 @@ describe('waiting for signals', () => {
   });
 
   it('a listener keeps every delivery, in kernel order, until it is closed', async () => {
-    const listener = listenForSignals(['SIGUSR2', 'SIGRTMIN+4']);
+    const listener = listenForSignals(['SIGUSR2', 'SIGRTMIN+4'], { spin: 0 });
     assert.deepEqual(listener.signals, ['SIGUSR2', 'SIGRTMIN+4']);
     assert.equal(native.signalDisposition(12), 2);
     sendSignal(process.pid, 'SIGUSR2');
