@@ -92,25 +92,42 @@ export function signalName(n: number): string {
   return numberToName.get(n) ?? `SIG${n}`;
 }
 
+/** Names already resolved (senders repeat the same few). */
+const resolvedNames = new Map<string, number>();
+
 /** Resolves a name or number to the signal's number; `ERR_IPC_INVALID_ARGUMENT` if there is no such signal. */
 export function signalNumber(sig: unknown): number {
   if (typeof sig === 'number') {
     if (Number.isInteger(sig) && sig >= 1 && sig <= S.SIGRTMAX) return sig;
   } else if (typeof sig === 'string') {
-    const name = sig.toUpperCase().startsWith('SIG') ? sig.toUpperCase() : `SIG${sig.toUpperCase()}`;
-    const rt = /^SIGRT(MIN|MAX)(?:([+-])(\d+))?$/.exec(name);
-    if (rt) {
-      const base = rt[1] === 'MIN' ? S.SIGRTMIN : S.SIGRTMAX;
-      const offset = rt[3] === undefined ? 0 : Number(rt[3]) * (rt[2] === '+' ? 1 : -1);
-      const n = base + offset;
-      if ((rt[1] === 'MIN' ? offset >= 0 : offset <= 0) && n >= S.SIGRTMIN && n <= S.SIGRTMAX) return n;
-    } else {
-      const n = (osConstants.signals as Record<string, number>)[name];
-      if (n !== undefined) return n;
-      if (/^\d+$/.test(sig)) return signalNumber(Number(sig));
+    const known = resolvedNames.get(sig);
+    if (known !== undefined) return known;
+    const n = parseSignalName(sig);
+    if (n !== undefined) {
+      if (resolvedNames.size < 1024) resolvedNames.set(sig, n);
+      return n;
     }
   }
   throw invalidArgument('signal', sig, `a signal name such as "SIGUSR2" or "SIGRTMIN+1", or a number from 1 to ${S.SIGRTMAX}`);
+}
+
+function parseSignalName(sig: string): number | undefined {
+  const name = sig.toUpperCase().startsWith('SIG') ? sig.toUpperCase() : `SIG${sig.toUpperCase()}`;
+  const rt = /^SIGRT(MIN|MAX)(?:([+-])(\d+))?$/.exec(name);
+  if (rt) {
+    const base = rt[1] === 'MIN' ? S.SIGRTMIN : S.SIGRTMAX;
+    const offset = rt[3] === undefined ? 0 : Number(rt[3]) * (rt[2] === '+' ? 1 : -1);
+    const n = base + offset;
+    if ((rt[1] === 'MIN' ? offset >= 0 : offset <= 0) && n >= S.SIGRTMIN && n <= S.SIGRTMAX) return n;
+  } else {
+    const n = (osConstants.signals as Record<string, number>)[name];
+    if (n !== undefined) return n;
+    if (/^\d+$/.test(sig)) {
+      const number = Number(sig);
+      if (number >= 1 && number <= S.SIGRTMAX) return number;
+    }
+  }
+  return undefined;
 }
 
 /** Why signal `n` cannot be handled, or undefined if it can. */
