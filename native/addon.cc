@@ -6,11 +6,12 @@ namespace ipckit {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFd(env, exports);
   InitReadiness(env, exports);
-  InitWaiter(env, exports);
+  InitJobs(env, exports);
   InitMessageQueue(env, exports);
   InitSharedMemory(env, exports);
   InitLock(env, exports);
   InitPipe(env, exports);
+  InitFifo(env, exports);
   InitSignal(env, exports);
   return exports;
 }

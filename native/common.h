@@ -4,6 +4,18 @@
 // non-negative result on success or -errno on failure, and TypeScript turns
 // the negative values into IpcError objects. No policy lives here: names,
 // sizes and options are validated before they reach C++.
+//
+// A call that can wait is one bounded attempt: it may spin for the spin
+// budget it is given, then sleep at most the timeout it is given (0: not at
+// all; < 0: as long as the kernel call takes), and reports "nothing yet" as
+// -EAGAIN. Deadlines, caller order and cancellation are TypeScript's
+// (src/internal/operation.ts). Blocking calls without a descriptor or a
+// timeout of their own are bounded with the wake signal (wake.h); async
+// waits without a descriptor run on waiter threads (jobs.h).
+//
+// Files by role: fd.cc (descriptor I/O and the flag constants),
+// readiness.cc (epoll sets and the one libuv watch), spin.h, wake.*,
+// jobs.*, v8-bridge.h (the only V8 use), then one file per mechanism.
 #pragma once
 
 #include <napi.h>
@@ -73,11 +85,12 @@ inline void ReportPendingException(Napi::Env env) {
 
 void InitFd(Napi::Env env, Napi::Object exports);
 void InitReadiness(Napi::Env env, Napi::Object exports);
-void InitWaiter(Napi::Env env, Napi::Object exports);
+void InitJobs(Napi::Env env, Napi::Object exports);
 void InitMessageQueue(Napi::Env env, Napi::Object exports);
 void InitSharedMemory(Napi::Env env, Napi::Object exports);
 void InitLock(Napi::Env env, Napi::Object exports);
 void InitPipe(Napi::Env env, Napi::Object exports);
+void InitFifo(Napi::Env env, Napi::Object exports);
 void InitSignal(Napi::Env env, Napi::Object exports);
 
 }  // namespace ipckit

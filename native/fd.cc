@@ -1,47 +1,188 @@
-// File-descriptor helpers shared by every fd-backed mechanism.
+// Descriptor I/O shared by every descriptor-backed mechanism: close, flags,
+// reads and writes that can be made non-blocking per call, one bounded
+// poll, opens bounded by a timeout, and the one export of the flag
+// constants TypeScript uses.
+//
+// A descriptor a user or a child relies on keeps its mode: ipckit never sets
+// O_NONBLOCK on it. A non-blocking attempt either passes a per-call flag
+// (RWF_NOWAIT, where the kernel supports it for the file) or goes through a
+// private open file description that ipckit opened non-blocking.
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/ipc.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <climits>
+#include <string>
+
 #include "common.h"
+#include "spin.h"
+#include "wake.h"
 
 namespace ipckit {
 
+namespace {
+
+// The per-call flag of readFd/writeFd: do not wait (RWF_NOWAIT).
+constexpr int kNoWait = 1;
+
 // close(fd). EINTR is not retried: on Linux the descriptor is released
 // even when close reports EINTR, and retrying could close a reused number.
-static Napi::Value Close(const Napi::CallbackInfo& info) {
+Napi::Value Close(const Napi::CallbackInfo& info) {
   int r = close(ArgInt(info, 0));
   if (r < 0 && errno == EINTR) return Napi::Number::New(info.Env(), 0);
   return SysResult(info.Env(), r);
 }
 
 // The C library's description of an errno value.
-static Napi::Value StrError(const Napi::CallbackInfo& info) {
+Napi::Value StrError(const Napi::CallbackInfo& info) {
   char buf[256];
   const char* text = strerror_r(ArgInt(info, 0), buf, sizeof buf);
   return Napi::String::New(info.Env(), text);
 }
 
-// fcntl(F_GETFL) / fcntl(F_GETFD): lets TypeScript check O_NONBLOCK and
-// FD_CLOEXEC without guessing.
-static Napi::Value GetFlags(const Napi::CallbackInfo& info) {
+// fcntl(F_GETFL) / fcntl(F_GETFD).
+Napi::Value GetFlags(const Napi::CallbackInfo& info) {
   return SysResult(info.Env(), fcntl(ArgInt(info, 0), F_GETFL));
 }
 
-static Napi::Value GetFdFlags(const Napi::CallbackInfo& info) {
+Napi::Value GetFdFlags(const Napi::CallbackInfo& info) {
   return SysResult(info.Env(), fcntl(ArgInt(info, 0), F_GETFD));
 }
+
+// setNonBlocking(fd, on) -> 0: the descriptor's own mode, for descriptors
+// ipckit owns or the user asked to change.
+Napi::Value SetNonBlocking(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return Errno(info.Env(), errno);
+  flags = info[1].As<Napi::Boolean>().Value() ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+  return SysResult(info.Env(), fcntl(fd, F_SETFL, flags));
+}
+
+int ReadOnce(int fd, uint8_t* data, size_t length, int flags) {
+  iovec v{data, length};
+  ssize_t n;
+  do n = (flags & kNoWait) ? preadv2(fd, &v, 1, -1, RWF_NOWAIT) : read(fd, data, length);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : static_cast<int>(n);
+}
+
+int WriteOnce(int fd, const uint8_t* data, size_t length, int flags) {
+  iovec v{const_cast<uint8_t*>(data), length};
+  ssize_t n;
+  do n = (flags & kNoWait) ? pwritev2(fd, &v, 1, -1, RWF_NOWAIT) : write(fd, data, length);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : static_cast<int>(n);
+}
+
+// The shared body of readFd/writeFd: args (fd, buffer, offset, length,
+// flags, spinUs). One attempt, repeated on EAGAIN for up to spinUs.
+template <typename F>
+Napi::Value Transfer(const Napi::CallbackInfo& info, const F& once) {
+  int fd = ArgInt(info, 0);
+  Bytes b = ArgBytes(info, 1);
+  size_t offset = static_cast<size_t>(ArgInt64(info, 2));
+  size_t length = static_cast<size_t>(ArgInt64(info, 3));
+  int flags = ArgInt(info, 4);
+  double spin = ArgDouble(info, 5);
+  if (offset > b.length || length > b.length - offset) return Errno(info.Env(), ERANGE);
+  if (length > INT_MAX) length = INT_MAX;
+  int r = Spin(spin, EAGAIN, [&] { return once(fd, b.data + offset, length, flags); });
+  return Napi::Number::New(info.Env(), r);
+}
+
+// readFd(fd, buffer, offset, length, flags, spinUs) -> bytes read (0 = end), or -errno
+Napi::Value ReadFd(const Napi::CallbackInfo& info) {
+  return Transfer(info, ReadOnce);
+}
+
+// writeFd(fd, buffer, offset, length, flags, spinUs) -> bytes written, or -errno
+Napi::Value WriteFd(const Napi::CallbackInfo& info) {
+  return Transfer(info, WriteOnce);
+}
+
+// pollFd(fd, events, timeoutMs) -> revents, or 0 when nothing happened
+// within timeoutMs (< 0: no limit) or a signal interrupted the wait.
+Napi::Value PollFd(const Napi::CallbackInfo& info) {
+  double timeout = ArgDouble(info, 2);
+  int wait_ms = timeout < 0 ? -1 : timeout > INT_MAX ? INT_MAX : static_cast<int>(timeout + 0.999);
+  pollfd p{ArgInt(info, 0), static_cast<short>(ArgInt(info, 1)), 0};
+  int r = poll(&p, 1, wait_ms);
+  if (r > 0) return Napi::Number::New(info.Env(), p.revents);
+  if (r == 0 || errno == EINTR) return Napi::Number::New(info.Env(), 0);
+  return Errno(info.Env(), errno);
+}
+
+// openPath(path, flags, timeoutMs) -> fd (always O_CLOEXEC). A blocking
+// open (a FIFO waiting for its peer) gives up after timeoutMs (< 0: no
+// limit) with -ETIMEDOUT.
+Napi::Value OpenPath(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int flags = ArgInt(info, 1) | O_CLOEXEC;
+  int r = BoundedCall([&] {
+    int fd = open(path.c_str(), flags);
+    return fd < 0 ? -errno : fd;
+  }, ArgDouble(info, 2));
+  return Napi::Number::New(info.Env(), r);
+}
+
+// Whether this kernel takes RWF_NOWAIT on anonymous pipes (Linux 5.8 and
+// later; FIFOs opened by path do not take it).
+Napi::Value PipeNoWaitSupported(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) return Napi::Boolean::New(info.Env(), false);
+  uint8_t byte;
+  bool supported = ReadOnce(fds[0], &byte, 1, kNoWait) == -EAGAIN;
+  close(fds[0]);
+  close(fds[1]);
+  return Napi::Boolean::New(info.Env(), supported);
+}
+
+}  // namespace
 
 void InitFd(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("strerror", Napi::Function::New(env, StrError, "strerror"));
   exports.Set("getFlags", Napi::Function::New(env, GetFlags, "getFlags"));
   exports.Set("getFdFlags", Napi::Function::New(env, GetFdFlags, "getFdFlags"));
+  exports.Set("setNonBlocking", Napi::Function::New(env, SetNonBlocking, "setNonBlocking"));
+  exports.Set("readFd", Napi::Function::New(env, ReadFd, "readFd"));
+  exports.Set("writeFd", Napi::Function::New(env, WriteFd, "writeFd"));
+  exports.Set("pollFd", Napi::Function::New(env, PollFd, "pollFd"));
+  exports.Set("openPath", Napi::Function::New(env, OpenPath, "openPath"));
+  exports.Set("pipeNoWaitSupported", Napi::Function::New(env, PipeNoWaitSupported, "pipeNoWaitSupported"));
+
+  // Every flag constant TypeScript uses, in one place.
   Napi::Object c = Napi::Object::New(env);
+  c.Set("O_RDONLY", O_RDONLY);
+  c.Set("O_WRONLY", O_WRONLY);
+  c.Set("O_RDWR", O_RDWR);
+  c.Set("O_ACCMODE", O_ACCMODE);
+  c.Set("O_CREAT", O_CREAT);
+  c.Set("O_EXCL", O_EXCL);
   c.Set("O_NONBLOCK", O_NONBLOCK);
   c.Set("O_CLOEXEC", O_CLOEXEC);
+  c.Set("O_NOFOLLOW", O_NOFOLLOW);
   c.Set("FD_CLOEXEC", FD_CLOEXEC);
-  exports.Set("fdConstants", c);
+  c.Set("NOWAIT", kNoWait);
+  c.Set("POLLIN", POLLIN);
+  c.Set("POLLOUT", POLLOUT);
+  c.Set("POLLHUP", POLLHUP);
+  c.Set("POLLERR", POLLERR);
+  c.Set("EPOLLIN", static_cast<double>(EPOLLIN));
+  c.Set("EPOLLOUT", static_cast<double>(EPOLLOUT));
+  c.Set("EPOLLHUP", static_cast<double>(EPOLLHUP));
+  c.Set("EPOLLERR", static_cast<double>(EPOLLERR));
+  c.Set("IPC_CREAT", IPC_CREAT);
+  c.Set("IPC_EXCL", IPC_EXCL);
+  c.Set("IN_OPEN", static_cast<double>(IN_OPEN));
+  c.Set("PIPE_BUF", PIPE_BUF);
+  exports.Set("constants", c);
   // errno values Node's os.constants.errno does not list.
   Napi::Object e = Napi::Object::New(env);
   e.Set("EOWNERDEAD", EOWNERDEAD);

@@ -1,53 +1,42 @@
-// Cross-process Mutex and Semaphore living in shared memory, on futexes.
+// Futexes on words in shared memory: the sleeping half of ipckit's Mutex
+// and Semaphore (and of anything else that waits on a shared word).
 //
-// The uncontended paths (lock, unlock, post, tryWait) run in JavaScript with
-// Atomics and make no system call; this file holds the waiting paths.
-//
-// Mutex: four 32-bit words at a 4-byte aligned offset.
-//   [0] state   0 = free; otherwise the owner's thread id | kWaiters
-//   [1] start   the owner's start time (low 32 bits of /proc/<tid>/stat
-//               field 22), 0 while it is being recorded
-//   [2] magic   kMutexMagic once initialised
-//   [3] status  0 consistent, 1 the previous owner died (not yet repaired),
-//               2 not recoverable
-// A waiter that finds the lock held sets kWaiters and sleeps on the state
-// word in slices; after each slice it checks that the owner (tid plus start
-// time, so a reused pid is not mistaken for the owner) still exists, and
-// takes the lock over if it does not.
-//
-// Semaphore: [0] count, [1] sleeping waiters, [2] magic, [3] unused.
+// The lock protocols themselves (which values a word takes, how a lock is
+// taken, handed over, or taken over from a dead owner) live in one place,
+// src/lock.ts. This file only waits for a word to change, wakes waiters,
+// and tells whether a thread still exists. It knows no lock states.
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
-#include <climits>
 #include <cstring>
 
 #include "common.h"
-#include "waiter.h"
+#include "jobs.h"
+#include "spin.h"
+#include "v8-bridge.h"
 
 namespace ipckit {
 
-constexpr int32_t kWaiters = 0x40000000;
-constexpr int32_t kTidMask = 0x3fffffff;
-constexpr int kAcquired = 0;
-constexpr int kAcquiredOwnerDied = 1;
-// Iterations of the pause loop before a waiter starts yielding the CPU.
-constexpr int kPauseSpins = 2000;
-// How long a waiter sleeps before it checks that the owner is alive.
-constexpr int64_t kSliceNs = 20 * 1000000LL;
+namespace {
 
-static std::atomic<int32_t>* Word(int32_t* base, int index) {
-  return reinterpret_cast<std::atomic<int32_t>*>(base + index);
+// Iterations of the pause loop before a spinning waiter starts yielding.
+constexpr int kPauseSpins = 2000;
+// How often a waiter thread that watches a thread checks that it exists.
+constexpr int64_t kWatchSliceNs = 20 * 1000000LL;
+
+int32_t Load(const int32_t* addr) {
+  return reinterpret_cast<const std::atomic<int32_t>*>(addr)->load();
 }
 
-// futex(FUTEX_WAIT) on a shared word: returns 0 when woken (or the value had
-// changed), -ETIMEDOUT after timeout_ns (< 0: no timeout), -EINTR on a signal.
-static int FutexWait(int32_t* addr, int32_t expected, int64_t timeout_ns) {
+// futex(FUTEX_WAIT) on a shared word: 0 when woken or the value differs
+// from `expected`, -ETIMEDOUT after timeout_ns (< 0: no limit), -EINTR.
+int FutexWait(int32_t* addr, int32_t expected, int64_t timeout_ns) {
   timespec ts{};
   if (timeout_ns >= 0) {
     ts.tv_sec = timeout_ns / 1000000000LL;
@@ -58,13 +47,15 @@ static int FutexWait(int32_t* addr, int32_t expected, int64_t timeout_ns) {
   return -errno;
 }
 
-static int FutexWake(int32_t* addr, int count) {
+int FutexWake(int32_t* addr, int count) {
   long r = syscall(SYS_futex, addr, FUTEX_WAKE, count, nullptr, nullptr, 0);
   return r < 0 ? -errno : static_cast<int>(r);
 }
 
-// Whether thread `tid`, started at `start` (low 32 bits; 0 = unknown), exists.
-static bool OwnerAlive(int32_t tid, uint32_t start) {
+// Whether thread `tid`, started at `start` (the low 32 bits of field 22 of
+// /proc/<tid>/stat; 0 = unknown), exists: a reused tid is not mistaken for it.
+bool ThreadAlive(int32_t tid, uint32_t start) {
+  if (tid <= 0) return false;
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/stat", tid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -82,214 +73,90 @@ static bool OwnerAlive(int32_t tid, uint32_t start) {
   for (; *p != '\0' && field < 22; p++) {
     if (*p == ' ') field++;
   }
-  unsigned long long started = strtoull(p, nullptr, 10);
-  return static_cast<uint32_t>(started) == start;
+  return static_cast<uint32_t>(strtoull(p, nullptr, 10)) == start;
 }
 
-struct MutexRef {
-  int32_t* base;
-  int32_t tid;
-  uint32_t start;
-  bool allow_self;  // async waits: the owning thread may be this JS thread
-};
-
-// Gives back a lock just taken from a mutex that turned out to be not
-// recoverable, waking everyone so they learn it too.
-static int RefuseNotRecoverable(const MutexRef& m) {
-  Word(m.base, 1)->store(0);
-  Word(m.base, 0)->store(0);
-  FutexWake(reinterpret_cast<int32_t*>(m.base), INT32_MAX);
-  return -ENOTRECOVERABLE;
+int32_t* WordArg(const Napi::CallbackInfo& info) {
+  return info[0].As<Napi::Int32Array>().Data() + ArgInt(info, 1);
 }
 
-// One attempt to take the lock when it looks free or dead-owned.
-// Returns kAcquired / kAcquiredOwnerDied, -EBUSY, -EDEADLK, or -ENOTRECOVERABLE.
-static int MutexAcquireStep(const MutexRef& m, bool waited, bool check_owner) {
-  auto* state = Word(m.base, 0);
-  int32_t c = state->load();
-  int32_t mine = m.tid | (waited ? kWaiters : 0);
-  if (c == 0) {
-    if (!state->compare_exchange_strong(c, mine)) return -EBUSY;
-    Word(m.base, 1)->store(static_cast<int32_t>(m.start));
-    if (Word(m.base, 3)->load() == 2) return RefuseNotRecoverable(m);
-    return kAcquired;
-  }
-  int32_t owner = c & kTidMask;
-  if (owner == m.tid && !m.allow_self) return -EDEADLK;
-  if (check_owner && owner != m.tid &&
-      !OwnerAlive(owner, static_cast<uint32_t>(Word(m.base, 1)->load()))) {
-    if (!state->compare_exchange_strong(c, m.tid | kWaiters)) return -EBUSY;
-    Word(m.base, 1)->store(static_cast<int32_t>(m.start));
-    if (Word(m.base, 3)->load() == 2) return RefuseNotRecoverable(m);
-    Word(m.base, 3)->store(1);
-    return kAcquiredOwnerDied;
-  }
-  return -EBUSY;
-}
-
-// The waiting path of a lock: spin, then sleep in slices, checking the
-// owner's life after each. A signal ends the wait with -EINTR when
-// `interruptible` (waiter threads: the pool then cancels or calls again);
-// otherwise the wait goes on.
-static int MutexLockWait(const MutexRef& m, double timeout_ms, double spin_us, bool interruptible) {
-  int r = -EBUSY;
-  // A holder running on another CPU usually lets go within a few hundred
-  // nanoseconds: watch the word first, without system calls.
+// futexWait(words, index, expected, timeoutMs, spinUs) -> 0 once
+// words[index] differs from `expected` (or a wake came), -EAGAIN if it
+// still holds it after timeoutMs (0: only spin; < 0: no limit). Spinning
+// watches the word without system calls, then yields the CPU between looks.
+Napi::Value FutexWaitJs(const Napi::CallbackInfo& info) {
+  int32_t* addr = WordArg(info);
+  int32_t expected = ArgInt(info, 2);
+  double timeout_ms = ArgDouble(info, 3);
+  double spin_us = ArgDouble(info, 4);
+  auto changed = [&] { return Load(addr) != expected ? 0 : -EAGAIN; };
   if (spin_us > 0) {
-    for (int i = 0; i < kPauseSpins && r == -EBUSY; i++) {
-      if (Word(m.base, 0)->load(std::memory_order_relaxed) == 0) r = MutexAcquireStep(m, false, false);
-      else CpuRelax();
+    for (int i = 0; i < kPauseSpins; i++) {
+      if (changed() == 0) return Napi::Number::New(info.Env(), 0);
+      CpuRelax();
     }
-    if (r != -EBUSY) return r;
   }
-  r = Spin(SpinBudget(timeout_ms, spin_us), EBUSY, [&] { return MutexAcquireStep(m, false, false); });
-  if (r != -EBUSY) return r;
-  int64_t deadline = timeout_ms < 0 ? -1 : NowNs() + static_cast<int64_t>(timeout_ms * 1e6);
-  auto* state = Word(m.base, 0);
-  for (;;) {
-    int32_t c = state->load();
-    if (c != 0 && (c & kWaiters) == 0) {
-      if (!state->compare_exchange_strong(c, c | kWaiters)) continue;
-      c |= kWaiters;
-    }
-    int64_t slice = kSliceNs;
-    bool last = false;
-    if (deadline >= 0) {
-      int64_t left = deadline - NowNs();
-      if (left <= 0) return -ETIMEDOUT;
-      if (left < slice) {
-        slice = left;
-        last = true;
-      }
-    }
-    int w = c == 0 ? 0 : FutexWait(reinterpret_cast<int32_t*>(state), c, slice);
-    if (w == -EINTR && interruptible) return -EINTR;
-    r = MutexAcquireStep(m, true, w == -ETIMEDOUT);
-    if (r != -EBUSY) return r;
-    if (last && w == -ETIMEDOUT) return -ETIMEDOUT;
-  }
+  int r = Spin(SpinBudget(timeout_ms, spin_us), EAGAIN, changed);
+  if (r == 0 || timeout_ms == 0) return Napi::Number::New(info.Env(), r);
+  r = FutexWait(addr, expected, timeout_ms < 0 ? -1 : static_cast<int64_t>(timeout_ms * 1e6));
+  return Napi::Number::New(info.Env(), r == -ETIMEDOUT ? -EAGAIN : r == -EINTR ? 0 : r);
 }
 
-static MutexRef ArgMutex(const Napi::CallbackInfo& info, bool allow_self) {
-  auto words = info[0].As<Napi::Int32Array>();
-  return MutexRef{words.Data(), ArgInt(info, 1), info[2].As<Napi::Number>().Uint32Value(), allow_self};
-}
-
-// mutexLock(words: Int32Array, tid, start, timeoutMs, spinUs, allowSelf)
-//   -> 0 acquired, 1 acquired from a dead owner, or -errno (-ETIMEDOUT,
-//   -ENOTRECOVERABLE, -EDEADLK when this thread holds it and !allowSelf)
-static Napi::Value MutexLock(const Napi::CallbackInfo& info) {
-  MutexRef m = ArgMutex(info, info[5].As<Napi::Boolean>().Value());
-  return Napi::Number::New(info.Env(), MutexLockWait(m, ArgDouble(info, 3), ArgDouble(info, 4), false));
-}
-
-// mutexTryTakeOver(words, tid, start) -> 1 if the owner was dead and the
-// lock is now ours, else -EBUSY (or -ENOTRECOVERABLE)
-static Napi::Value MutexTryTakeOver(const Napi::CallbackInfo& info) {
-  MutexRef m = ArgMutex(info, true);
-  return Napi::Number::New(info.Env(), MutexAcquireStep(m, false, true));
-}
-
-// A lock wait on a waiter thread, on behalf of the JS thread whose tid it
-// records as owner. Holds the typed array so the mapping cannot be
-// collected while the thread sleeps on it.
-class MutexJob : public BlockingJob {
+// A futex wait on a waiter thread: until the word differs from `expected`
+// (result 0), or the watched thread no longer exists (result 1). Holds the
+// memory, so the mapping cannot go away while the thread sleeps on it.
+class FutexJob : public BlockingJob {
  public:
-  explicit MutexJob(const Napi::CallbackInfo& info)
-      : m_(ArgMutex(info, true)), words_(Napi::Persistent(info[0].As<Napi::Object>())) {}
-  int Run() override { return MutexLockWait(m_, -1, 0, true); }
+  FutexJob(napi_value words, int32_t* addr, int32_t expected, int32_t watch_tid, uint32_t watch_start)
+      : memory_(HoldBacking(words)), addr_(addr), expected_(expected), watch_tid_(watch_tid), watch_start_(watch_start) {}
+  int Run() override {
+    for (;;) {
+      int r = FutexWait(addr_, expected_, watch_tid_ != 0 ? kWatchSliceNs : -1);
+      if (r != -ETIMEDOUT) return r;
+      if (!ThreadAlive(watch_tid_, watch_start_)) return 1;
+    }
+  }
   std::vector<napi_value> Results(Napi::Env, int) override { return {}; }
 
  private:
-  MutexRef m_;
-  Napi::ObjectReference words_;
+  std::shared_ptr<v8::BackingStore> memory_;
+  int32_t* addr_;
+  int32_t expected_;
+  int32_t watch_tid_;
+  uint32_t watch_start_;
 };
 
-// mutexLockAsync(words, tid, start, callback(result)) -> job id
-static Napi::Value MutexLockAsync(const Napi::CallbackInfo& info) {
-  auto job = std::make_unique<MutexJob>(info);
-  return Napi::Number::New(info.Env(), SubmitJob(info.Env(), std::move(job), info[3].As<Napi::Function>()));
+// futexWaitAsync(words, index, expected, watchTid, watchStart, callback(result)) -> job id.
+// watchTid 0 watches no thread.
+Napi::Value FutexWaitAsync(const Napi::CallbackInfo& info) {
+  auto job = std::make_unique<FutexJob>(info[0], WordArg(info), ArgInt(info, 2), ArgInt(info, 3),
+                                        info[4].As<Napi::Number>().Uint32Value());
+  return Napi::Number::New(info.Env(), SubmitJob(info.Env(), std::move(job), info[5].As<Napi::Function>()));
 }
 
 // futexWake(words, index, count) -> woken
-static Napi::Value FutexWakeJs(const Napi::CallbackInfo& info) {
-  auto words = info[0].As<Napi::Int32Array>();
-  return Napi::Number::New(info.Env(), FutexWake(words.Data() + ArgInt(info, 1), ArgInt(info, 2)));
+Napi::Value FutexWakeJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), FutexWake(WordArg(info), ArgInt(info, 2)));
 }
 
-// ---------------------------------------------------------------------------
-// Semaphore
-
-static int SemTryWait(int32_t* base) {
-  auto* count = Word(base, 0);
-  int32_t c = count->load();
-  while (c > 0) {
-    if (count->compare_exchange_weak(c, c - 1)) return 0;
-  }
-  return -EAGAIN;
-}
-
-// Waits for the count to be positive and takes one; interruptible as MutexLockWait.
-static int SemWait(int32_t* base, double timeout_ms, double spin_us, bool interruptible) {
-  int r = Spin(SpinBudget(timeout_ms, spin_us), EAGAIN, [&] { return SemTryWait(base); });
-  if (r != -EAGAIN) return r;
-  int64_t deadline = timeout_ms < 0 ? -1 : NowNs() + static_cast<int64_t>(timeout_ms * 1e6);
-  auto* waiters = Word(base, 1);
-  for (;;) {
-    int64_t left = -1;
-    if (deadline >= 0) {
-      left = deadline - NowNs();
-      if (left <= 0) return -ETIMEDOUT;
-    }
-    waiters->fetch_add(1);
-    int w = FutexWait(base, 0, left);
-    waiters->fetch_sub(1);
-    if (SemTryWait(base) == 0) return 0;
-    if (w == -EINTR && interruptible) return -EINTR;
-  }
-}
-
-// semWait(words, timeoutMs, spinUs) -> 0 or -ETIMEDOUT
-static Napi::Value SemWaitJs(const Napi::CallbackInfo& info) {
-  auto words = info[0].As<Napi::Int32Array>();
-  return Napi::Number::New(info.Env(), SemWait(words.Data(), ArgDouble(info, 1), ArgDouble(info, 2), false));
-}
-
-class SemJob : public BlockingJob {
- public:
-  explicit SemJob(const Napi::CallbackInfo& info)
-      : base_(info[0].As<Napi::Int32Array>().Data()), words_(Napi::Persistent(info[0].As<Napi::Object>())) {}
-  int Run() override { return SemWait(base_, -1, 0, true); }
-  std::vector<napi_value> Results(Napi::Env, int) override { return {}; }
-
- private:
-  int32_t* base_;
-  Napi::ObjectReference words_;
-};
-
-// semWaitAsync(words, callback(result)) -> job id
-static Napi::Value SemWaitAsync(const Napi::CallbackInfo& info) {
-  auto job = std::make_unique<SemJob>(info);
-  return Napi::Number::New(info.Env(), SubmitJob(info.Env(), std::move(job), info[1].As<Napi::Function>()));
+// threadAlive(tid, start) -> whether that thread (tid and start time) exists
+Napi::Value ThreadAliveJs(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), ThreadAlive(ArgInt(info, 0), info[1].As<Napi::Number>().Uint32Value()));
 }
 
 // gettid() of the calling thread.
-static Napi::Value GetTid(const Napi::CallbackInfo& info) {
+Napi::Value GetTid(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(syscall(SYS_gettid)));
 }
 
+}  // namespace
+
 void InitLock(Napi::Env env, Napi::Object exports) {
-  exports.Set("mutexLock", Napi::Function::New(env, MutexLock, "mutexLock"));
-  exports.Set("mutexTryTakeOver", Napi::Function::New(env, MutexTryTakeOver, "mutexTryTakeOver"));
-  exports.Set("mutexLockAsync", Napi::Function::New(env, MutexLockAsync, "mutexLockAsync"));
+  exports.Set("futexWait", Napi::Function::New(env, FutexWaitJs, "futexWait"));
+  exports.Set("futexWaitAsync", Napi::Function::New(env, FutexWaitAsync, "futexWaitAsync"));
   exports.Set("futexWake", Napi::Function::New(env, FutexWakeJs, "futexWake"));
-  exports.Set("semWait", Napi::Function::New(env, SemWaitJs, "semWait"));
-  exports.Set("semWaitAsync", Napi::Function::New(env, SemWaitAsync, "semWaitAsync"));
+  exports.Set("threadAlive", Napi::Function::New(env, ThreadAliveJs, "threadAlive"));
   exports.Set("gettid", Napi::Function::New(env, GetTid, "gettid"));
-  Napi::Object c = Napi::Object::New(env);
-  c.Set("WAITERS", kWaiters);
-  c.Set("TID_MASK", kTidMask);
-  exports.Set("lockConstants", c);
 }
 
 }  // namespace ipckit

@@ -1,5 +1,9 @@
 // POSIX message queues (mq_open family) and System V message queues
 // (msgget family). Thin wrappers: every function returns >= 0 or -errno.
+//
+// Sends and receives are single bounded attempts: spin up to spinUs, then
+// sleep up to timeoutMs (0: not at all; < 0: as long as it takes). "Nothing
+// yet" is always -EAGAIN; the deadline loop around them is TypeScript's.
 #include <fcntl.h>
 #include <mqueue.h>
 #include <sys/ipc.h>
@@ -12,7 +16,10 @@
 #include <vector>
 
 #include "common.h"
-#include "waiter.h"
+#include "jobs.h"
+#include "spin.h"
+#include "v8-bridge.h"
+#include "wake.h"
 
 namespace ipckit {
 
@@ -49,69 +56,55 @@ static Napi::Value MqUnlink(const Napi::CallbackInfo& info) {
   return SysResult(info.Env(), mq_unlink(name.c_str()));
 }
 
-// The descriptors stay in blocking mode. A "try" passes an absolute
-// deadline of 0 (the epoch), which the kernel treats as already expired: the
-// call returns at once, with ETIMEDOUT instead of EAGAIN, when it would
-// block. So one descriptor serves sync, try and async calls without ever
-// toggling O_NONBLOCK.
+// The descriptors stay in blocking mode. A non-blocking attempt passes an
+// absolute deadline of 0 (the epoch), which the kernel treats as already
+// expired: the call returns at once when it would block. So one descriptor
+// serves sync, try and async calls without ever toggling O_NONBLOCK.
 static const timespec kExpired = {0, 0};
 
-// Runs a mq_* call with the timeout rule: timeout_ms < 0 blocks, 0 tries
-// once (after spinning up to spin_us), > 0 spins then waits until the
-// deadline.
+// One bounded mq_* call: `call(deadline)` with nullptr blocks. With an
+// expired or reached deadline the kernel answers ETIMEDOUT, or EAGAIN on
+// some paths; both become -EAGAIN.
 template <typename F>
-static int MqCall(double timeout_ms, double spin_us, const F& call) {
+static int MqAttempt(double timeout_ms, double spin_us, const F& call) {
   auto once = [&](const timespec* deadline) {
     int r;
     do r = call(deadline);
     while (r == -EINTR);
-    return r;
+    return r == -ETIMEDOUT ? -EAGAIN : r;
   };
-  // With an expired deadline the kernel answers ETIMEDOUT, or on some paths
-  // EAGAIN; both mean "would block" here.
-  auto attempt = [&] {
-    int r = once(&kExpired);
-    return r == -EAGAIN ? -ETIMEDOUT : r;
-  };
-  int r = -ETIMEDOUT;
-  // Without a spin budget a waiting call goes straight to the kernel.
-  if (timeout_ms == 0 || spin_us > 0) r = Spin(SpinBudget(timeout_ms, spin_us), ETIMEDOUT, attempt);
-  if (r != -ETIMEDOUT || timeout_ms == 0) return r;
+  int r = Spin(SpinBudget(timeout_ms, spin_us), EAGAIN, [&] { return once(&kExpired); });
+  if (r != -EAGAIN || timeout_ms == 0) return r;
   if (timeout_ms < 0) return once(nullptr);
-  timespec deadline = RealtimeDeadline(static_cast<int64_t>(timeout_ms));
-  int64_t deadline_ns = static_cast<int64_t>(deadline.tv_sec) * 1000000000LL + deadline.tv_nsec;
-  for (;;) {
-    r = once(&deadline);
-    if (r != -EAGAIN) return r;
-    if (NowNs(CLOCK_REALTIME) >= deadline_ns) return -ETIMEDOUT;
-  }
+  timespec deadline = RealtimeDeadline(static_cast<int64_t>(timeout_ms + 0.999));
+  return once(&deadline);
 }
 
-// mqSend(fd, bytes, priority, timeoutMs, spinUs) -> 0
+// mqSend(fd, bytes, priority, timeoutMs, spinUs) -> 0, or -EAGAIN while full
 static Napi::Value MqSend(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   Bytes b = ArgBytes(info, 1);
   unsigned prio = info[2].As<Napi::Number>().Uint32Value();
   const char* data = reinterpret_cast<const char*>(b.data);
-  int r = MqCall(ArgDouble(info, 3), ArgDouble(info, 4), [&](const timespec* deadline) {
+  int r = MqAttempt(ArgDouble(info, 3), ArgDouble(info, 4), [&](const timespec* deadline) {
     int n = deadline ? mq_timedsend(fd, data, b.length, prio, deadline) : mq_send(fd, data, b.length, prio);
     return n < 0 ? -errno : 0;
   });
   return Napi::Number::New(info.Env(), r);
 }
 
-// mqReceive(fd, buffer, offset, out: Uint32Array, timeoutMs, spinUs) -> length
-// Receives into buffer[offset..]; out[0] = priority.
+// mqReceive(fd, buffer, offset, out: Uint32Array, timeoutMs, spinUs) -> length,
+// or -EAGAIN while empty. Receives into buffer[offset..]; out[0] = priority.
 static Napi::Value MqReceive(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   Bytes b = ArgBytes(info, 1);
   size_t offset = static_cast<size_t>(ArgInt64(info, 2));
   auto out = info[3].As<Napi::Uint32Array>();
-  if (offset > b.length) return Errno(info.Env(), EINVAL);
+  if (offset > b.length) return Errno(info.Env(), ERANGE);
   char* data = reinterpret_cast<char*>(b.data) + offset;
   size_t capacity = b.length - offset;
   unsigned prio = 0;
-  int r = MqCall(ArgDouble(info, 4), ArgDouble(info, 5), [&](const timespec* deadline) {
+  int r = MqAttempt(ArgDouble(info, 4), ArgDouble(info, 5), [&](const timespec* deadline) {
     ssize_t n = deadline ? mq_timedreceive(fd, data, capacity, &prio, deadline) : mq_receive(fd, data, capacity, &prio);
     return n < 0 ? -errno : static_cast<int>(n);
   });
@@ -157,20 +150,18 @@ static void PackMessage(std::vector<char>& msg, long type, const uint8_t* data, 
   if (length > 0) std::memcpy(msg.data() + sizeof(long), data, length);
 }
 
-// Runs a msgsnd/msgrcv call with the timeout rule: timeout_ms < 0 blocks,
-// 0 tries once with IPC_NOWAIT (after spinning up to spin_us), > 0 spins
-// then blocks until the deadline. `would_block` is what IPC_NOWAIT reports.
+// One bounded msgsnd/msgrcv call: `call(flags)`, first with IPC_NOWAIT
+// (spinning up to spin_us), then blocking, interrupted at the deadline by
+// the wake signal. `would_block` is what IPC_NOWAIT reports (EAGAIN for a
+// send, ENOMSG for a receive); "nothing yet" becomes -EAGAIN.
 template <typename F>
-static int MsgCall(double timeout_ms, double spin_us, int would_block, const F& call) {
-  int r = -would_block;
-  // Without a spin budget a waiting call goes straight to the kernel.
-  if (timeout_ms == 0 || spin_us > 0) r = Spin(SpinBudget(timeout_ms, spin_us), would_block, [&] { return call(IPC_NOWAIT); });
-  if (r != -would_block) return r;
-  if (timeout_ms == 0) return -ETIMEDOUT;
-  return CallWithTimeout([&] { return call(0); }, timeout_ms);
+static int MsgAttempt(double timeout_ms, double spin_us, int would_block, const F& call) {
+  int r = Spin(SpinBudget(timeout_ms, spin_us), would_block, [&] { return call(IPC_NOWAIT); });
+  if (r == -would_block && timeout_ms != 0) r = BoundedCall([&] { return call(0); }, timeout_ms);
+  return r == -would_block || r == -ETIMEDOUT ? -EAGAIN : r;
 }
 
-// msgSnd(id, type, bytes, timeoutMs, spinUs) -> 0
+// msgSnd(id, type, bytes, timeoutMs, spinUs) -> 0, or -EAGAIN while full
 static Napi::Value MsgSnd(const Napi::CallbackInfo& info) {
   int id = ArgInt(info, 0);
   long type = static_cast<long>(ArgInt64(info, 1));
@@ -178,34 +169,44 @@ static Napi::Value MsgSnd(const Napi::CallbackInfo& info) {
   // One buffer per thread: a send allocates nothing once it has grown.
   thread_local std::vector<char> msg;
   PackMessage(msg, type, b.data, b.length);
-  int r = MsgCall(ArgDouble(info, 3), ArgDouble(info, 4), EAGAIN, [&](int flags) {
+  int r = MsgAttempt(ArgDouble(info, 3), ArgDouble(info, 4), EAGAIN, [&](int flags) {
     return msgsnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0;
   });
   return Napi::Number::New(info.Env(), r);
 }
 
-// msgRcv(id, buffer, offset, typeInOut: Float64Array, timeoutMs, spinUs) -> length
-// buffer[offset..] receives a long (the type) then the payload. typeInOut[0]
-// is the msgrcv type selector on the way in and the received type on the way
-// out. (Six arguments: node-addon-api allocates for more.)
+// Where msgrcv writes: a long (the type), then the payload.
+static bool ReceiveArea(const Bytes& b, size_t offset, uint8_t** area, size_t* capacity) {
+  if (offset > b.length || b.length - offset < sizeof(long)) return false;
+  *area = b.data + offset;
+  *capacity = b.length - offset - sizeof(long);
+  return true;
+}
+
+static double ReceivedType(const uint8_t* area) {
+  long got;
+  std::memcpy(&got, area, sizeof(long));
+  return static_cast<double>(got);
+}
+
+// msgRcv(id, buffer, offset, typeInOut: Float64Array, timeoutMs, spinUs) -> length,
+// or -EAGAIN while nothing matches. buffer[offset..] receives a long (the
+// type) then the payload. typeInOut[0] is the msgrcv type selector on the
+// way in and the received type on the way out. (Six arguments:
+// node-addon-api allocates for more.)
 static Napi::Value MsgRcv(const Napi::CallbackInfo& info) {
   int id = ArgInt(info, 0);
   Bytes b = ArgBytes(info, 1);
-  size_t offset = static_cast<size_t>(ArgInt64(info, 2));
   auto io = info[3].As<Napi::Float64Array>();
+  uint8_t* area;
+  size_t capacity;
+  if (!ReceiveArea(b, static_cast<size_t>(ArgInt64(info, 2)), &area, &capacity)) return Errno(info.Env(), ERANGE);
   long type = static_cast<long>(io[0]);
-  if (offset + sizeof(long) > b.length) return Errno(info.Env(), EINVAL);
-  uint8_t* msg = b.data + offset;
-  size_t capacity = b.length - offset - sizeof(long);
-  int r = MsgCall(ArgDouble(info, 4), ArgDouble(info, 5), ENOMSG, [&](int flags) {
-    ssize_t n = msgrcv(id, msg, capacity, type, flags);
+  int r = MsgAttempt(ArgDouble(info, 4), ArgDouble(info, 5), ENOMSG, [&](int flags) {
+    ssize_t n = msgrcv(id, area, capacity, type, flags);
     return n < 0 ? -errno : static_cast<int>(n);
   });
-  if (r >= 0) {
-    long got;
-    std::memcpy(&got, msg, sizeof(long));
-    io[0] = static_cast<double>(got);
-  }
+  if (r >= 0) io[0] = ReceivedType(area);
   return Napi::Number::New(info.Env(), r);
 }
 
@@ -245,28 +246,28 @@ static Napi::Value MsgRemove(const Napi::CallbackInfo& info) {
   return SysResult(info.Env(), msgctl(ArgInt(info, 0), IPC_RMID, nullptr));
 }
 
-// A blocking msgrcv on a waiter thread.
+// A blocking msgrcv on a waiter thread, straight into the caller's receive
+// buffer (whose memory it holds, so nothing is copied twice).
 class ReceiveJob : public BlockingJob {
  public:
-  ReceiveJob(int id, size_t capacity, long type)
-      : id_(id), type_(type), buffer_(sizeof(long) + capacity) {}
+  ReceiveJob(int id, napi_value buffer, uint8_t* area, size_t capacity, long type)
+      : id_(id), memory_(HoldBacking(buffer)), area_(area), capacity_(capacity), type_(type) {}
   int Run() override {
-    ssize_t n = msgrcv(id_, buffer_.data(), buffer_.size() - sizeof(long), type_, 0);
+    ssize_t n = msgrcv(id_, area_, capacity_, type_, 0);
     return n < 0 ? -errno : static_cast<int>(n);
   }
-  // -> (result, bytes, type)
+  // -> (result, type)
   std::vector<napi_value> Results(Napi::Env env, int result) override {
     if (result < 0) return {};
-    long got;
-    std::memcpy(&got, buffer_.data(), sizeof(long));
-    return {Napi::Buffer<char>::Copy(env, buffer_.data() + sizeof(long), result),
-            Napi::Number::New(env, static_cast<double>(got))};
+    return {Napi::Number::New(env, ReceivedType(area_))};
   }
 
  private:
   int id_;
+  std::shared_ptr<v8::BackingStore> memory_;
+  uint8_t* area_;
+  size_t capacity_;
   long type_;
-  std::vector<char> buffer_;
 };
 
 // A blocking msgsnd on a waiter thread; owns a copy of the message.
@@ -282,17 +283,20 @@ class SendJob : public BlockingJob {
   std::vector<char> msg_;
 };
 
-// msgRcvAsync(id, capacity, type, callback(result, bytes, type)) -> job id
+// msgRcvAsync(id, buffer, offset, type, callback(result, type)) -> job id.
+// buffer[offset..] must stay reserved for this job until it ends.
 static Napi::Value MsgRcvAsync(const Napi::CallbackInfo& info) {
-  auto job = std::make_unique<ReceiveJob>(ArgInt(info, 0), static_cast<size_t>(ArgInt64(info, 1)),
-                                          static_cast<long>(ArgInt64(info, 2)));
-  return Napi::Number::New(info.Env(), SubmitJob(info.Env(), std::move(job), info[3].As<Napi::Function>()));
+  Bytes b = ArgBytes(info, 1);
+  uint8_t* area;
+  size_t capacity;
+  if (!ReceiveArea(b, static_cast<size_t>(ArgInt64(info, 2)), &area, &capacity)) return Errno(info.Env(), ERANGE);
+  auto job = std::make_unique<ReceiveJob>(ArgInt(info, 0), info[1], area, capacity, static_cast<long>(ArgInt64(info, 3)));
+  return Napi::Number::New(info.Env(), SubmitJob(info.Env(), std::move(job), info[4].As<Napi::Function>()));
 }
 
 // msgSndAsync(id, type, bytes, callback(result)) -> job id
 static Napi::Value MsgSndAsync(const Napi::CallbackInfo& info) {
-  auto job = std::make_unique<SendJob>(ArgInt(info, 0), static_cast<long>(ArgInt64(info, 1)),
-                                       ArgBytes(info, 2));
+  auto job = std::make_unique<SendJob>(ArgInt(info, 0), static_cast<long>(ArgInt64(info, 1)), ArgBytes(info, 2));
   return Napi::Number::New(info.Env(), SubmitJob(info.Env(), std::move(job), info[3].As<Napi::Function>()));
 }
 
@@ -312,17 +316,7 @@ void InitMessageQueue(Napi::Env env, Napi::Object exports) {
   exports.Set("msgRcvAsync", Napi::Function::New(env, MsgRcvAsync, "msgRcvAsync"));
   exports.Set("msgSndAsync", Napi::Function::New(env, MsgSndAsync, "msgSndAsync"));
 
-  Napi::Object c = Napi::Object::New(env);
-  c.Set("O_RDONLY", O_RDONLY);
-  c.Set("O_WRONLY", O_WRONLY);
-  c.Set("O_RDWR", O_RDWR);
-  c.Set("O_CREAT", O_CREAT);
-  c.Set("O_EXCL", O_EXCL);
-  c.Set("O_CLOEXEC", O_CLOEXEC);
-  c.Set("IPC_CREAT", IPC_CREAT);
-  c.Set("IPC_EXCL", IPC_EXCL);
-  c.Set("MQ_PRIO_MAX", static_cast<double>(sysconf(_SC_MQ_PRIO_MAX)));
-  exports.Set("mqConstants", c);
+  exports.Set("mqPrioMax", Napi::Number::New(env, static_cast<double>(sysconf(_SC_MQ_PRIO_MAX))));
 }
 
 }  // namespace ipckit

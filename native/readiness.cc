@@ -1,14 +1,23 @@
-// Readiness of a kernel file descriptor, delivered by libuv.
+// Readiness of kernel descriptors: epoll sets, and the one libuv watch per
+// environment that brings an epoll set's readiness to the event loop.
 //
-// A FdWatcher wraps one uv_poll_t. It lets an async operation wait for a
-// descriptor (a POSIX message queue, a pipe, a FIFO, a socket) to become
-// readable or writable on the event loop itself: no thread is parked, and
-// nothing is polled. A stopped watcher does not keep the process alive.
+// ipckit never hands a user's descriptor to libuv: uv_poll_init sets
+// O_NONBLOCK on the descriptor it watches, which would change the mode of a
+// descriptor that a user, a *Sync call or a child process relies on. Every
+// descriptor ipckit waits for goes into an epoll set instead (EPOLL_CTL_ADD
+// leaves the descriptor's flags alone), and libuv watches only the epoll
+// set's own descriptor. A stopped watcher does not keep the process alive.
+#include <sys/epoll.h>
+#include <unistd.h>
 #include <uv.h>
+
+#include <climits>
 
 #include "common.h"
 
 namespace ipckit {
+
+namespace {
 
 class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
  public:
@@ -23,10 +32,10 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
                        });
   }
 
-  // new FdWatcher(fd, callback(status, events))
+  // new FdWatcher(fd, callback(status, events)): fd must be ipckit's own
+  // (an epoll set), never a user's descriptor (see the top of this file).
   explicit FdWatcher(const Napi::CallbackInfo& info)
-      : Napi::ObjectWrap<FdWatcher>(info),
-        context_(info.Env(), "ipckit.readiness") {
+      : Napi::ObjectWrap<FdWatcher>(info), context_(info.Env(), "ipckit.readiness") {
     Napi::Env env = info.Env();
     int fd = ArgInt(info, 0);
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
@@ -48,11 +57,8 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   // start(events) -> 0 or a negative libuv/errno code. events is a mask of
   // UV_READABLE (1) and UV_WRITABLE (2); starting again replaces the mask.
   Napi::Value Start(const Napi::CallbackInfo& info) {
-    if (handle_ == nullptr) {
-      return Errno(info.Env(), init_status_ != 0 ? -init_status_ : EBADF);
-    }
-    int r = uv_poll_start(handle_, ArgInt(info, 0), OnReady);
-    return Napi::Number::New(info.Env(), r);
+    if (handle_ == nullptr) return Errno(info.Env(), init_status_ != 0 ? -init_status_ : EBADF);
+    return Napi::Number::New(info.Env(), uv_poll_start(handle_, ArgInt(info, 0), OnReady));
   }
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {
@@ -81,8 +87,7 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   void CloseHandle() {
     if (handle_ == nullptr) return;
     handle_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(handle_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     handle_ = nullptr;
   }
 
@@ -91,10 +96,8 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     if (self == nullptr || self->callback_.IsEmpty()) return;
     Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
-    self->callback_.MakeCallback(
-        env.Global(),
-        {Napi::Number::New(env, status), Napi::Number::New(env, events)},
-        self->context_);
+    self->callback_.MakeCallback(env.Global(), {Napi::Number::New(env, status), Napi::Number::New(env, events)},
+                                 self->context_);
     ReportPendingException(env);
   }
 
@@ -104,12 +107,51 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   Napi::AsyncContext context_;
 };
 
+// epollCreate() -> a new epoll descriptor (close-on-exec)
+Napi::Value EpollCreate(const Napi::CallbackInfo& info) {
+  return SysResult(info.Env(), epoll_create1(EPOLL_CLOEXEC));
+}
+
+// epollCtl(epfd, op, fd, events, token) -> 0. op is EPOLL_CTL_ADD / MOD /
+// DEL; token (a uint32) comes back with each report of fd.
+Napi::Value EpollCtl(const Napi::CallbackInfo& info) {
+  epoll_event ev{};
+  ev.events = info[3].As<Napi::Number>().Uint32Value();
+  ev.data.u64 = info[4].As<Napi::Number>().Uint32Value();
+  return SysResult(info.Env(), epoll_ctl(ArgInt(info, 0), ArgInt(info, 1), ArgInt(info, 2), &ev));
+}
+
+// epollWait(epfd, out: Uint32Array, timeoutMs) -> reports written as
+// (token, events) pairs; 0 when none came within timeoutMs (< 0: no limit)
+// or a signal interrupted the wait.
+Napi::Value EpollWait(const Napi::CallbackInfo& info) {
+  auto out = info[1].As<Napi::Uint32Array>();
+  double timeout = ArgDouble(info, 2);
+  int wait_ms = timeout < 0 ? -1 : timeout > INT_MAX ? INT_MAX : static_cast<int>(timeout + 0.999);
+  epoll_event events[64];
+  int capacity = static_cast<int>(out.ElementLength() / 2);
+  if (capacity > 64) capacity = 64;
+  int n = epoll_wait(ArgInt(info, 0), events, capacity, wait_ms);
+  if (n < 0) return errno == EINTR ? Napi::Number::New(info.Env(), 0) : Errno(info.Env(), errno);
+  for (int i = 0; i < n; i++) {
+    out[2 * i] = static_cast<uint32_t>(events[i].data.u64);
+    out[2 * i + 1] = events[i].events;
+  }
+  return Napi::Number::New(info.Env(), n);
+}
+
+}  // namespace
+
 void InitReadiness(Napi::Env env, Napi::Object exports) {
   exports.Set("FdWatcher", FdWatcher::Define(env));
+  exports.Set("epollCreate", Napi::Function::New(env, EpollCreate, "epollCreate"));
+  exports.Set("epollCtl", Napi::Function::New(env, EpollCtl, "epollCtl"));
+  exports.Set("epollWait", Napi::Function::New(env, EpollWait, "epollWait"));
   Napi::Object c = Napi::Object::New(env);
-  c.Set("READABLE", static_cast<int>(UV_READABLE));
-  c.Set("WRITABLE", static_cast<int>(UV_WRITABLE));
-  c.Set("DISCONNECT", static_cast<int>(UV_DISCONNECT));
+  c.Set("UV_READABLE", static_cast<int>(UV_READABLE));
+  c.Set("EPOLL_CTL_ADD", EPOLL_CTL_ADD);
+  c.Set("EPOLL_CTL_MOD", EPOLL_CTL_MOD);
+  c.Set("EPOLL_CTL_DEL", EPOLL_CTL_DEL);
   exports.Set("readinessConstants", c);
 }
 

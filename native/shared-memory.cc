@@ -10,7 +10,6 @@
 // at once (System V attach counts drop), and a view kept past close() reads
 // zeros and writes to memory nobody shares, instead of faulting.
 #include <fcntl.h>
-#include <node.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
@@ -21,27 +20,13 @@
 #include <string>
 
 #include "common.h"
+#include "v8-bridge.h"
 
 namespace ipckit {
 
 static size_t PageRound(size_t n) {
   size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   return (n + page - 1) / page * page;
-}
-
-// Node-API values are V8 local handles; these convert between the two.
-static_assert(sizeof(napi_value) == sizeof(v8::Local<v8::Value>), "napi_value is a v8::Local");
-
-static napi_value FromV8(v8::Local<v8::Value> value) {
-  napi_value result;
-  std::memcpy(static_cast<void*>(&result), static_cast<const void*>(&value), sizeof result);
-  return result;
-}
-
-static v8::Local<v8::Value> ToV8(napi_value value) {
-  v8::Local<v8::Value> result;
-  std::memcpy(static_cast<void*>(&result), static_cast<const void*>(&value), sizeof result);
-  return result;
 }
 
 // A SharedArrayBuffer of `size` bytes over `addr`, whose region of
@@ -203,15 +188,7 @@ void InitSharedMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("shmStat", Napi::Function::New(env, ShmStat, "shmStat"));
   exports.Set("shmRemove", Napi::Function::New(env, ShmRemove, "shmRemove"));
   exports.Set("detachMapping", Napi::Function::New(env, DetachMapping, "detachMapping"));
-  Napi::Object c = Napi::Object::New(env);
-  c.Set("O_RDONLY", O_RDONLY);
-  c.Set("O_RDWR", O_RDWR);
-  c.Set("O_CREAT", O_CREAT);
-  c.Set("O_EXCL", O_EXCL);
-  c.Set("IPC_CREAT", IPC_CREAT);
-  c.Set("IPC_EXCL", IPC_EXCL);
-  c.Set("PAGE_SIZE", static_cast<double>(sysconf(_SC_PAGESIZE)));
-  exports.Set("shmConstants", c);
+  exports.Set("pageSize", Napi::Number::New(env, static_cast<double>(sysconf(_SC_PAGESIZE))));
 }
 
 }  // namespace ipckit

@@ -12,14 +12,13 @@
 // (waiter.cc, ChangeThreadMask). Threads created later inherit the block
 // from the main thread. As a safety net an SA_SIGINFO handler is installed
 // too, for a thread that could not be reached: it records the signal in a
-// small ring and writes an eventfd. The fd JavaScript watches is an epoll
-// set of both. A handler that was there before (libuv's, for process.on) is
-// chained when a signal is taken, so Node keeps seeing the signal.
+// small ring and writes an eventfd. JavaScript watches both descriptors. A
+// handler that was there before (libuv's, for process.on) is chained when a
+// signal is taken, so Node keeps seeing the signal.
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -33,7 +32,8 @@
 #include <vector>
 
 #include "common.h"
-#include "waiter.h"
+#include "spin.h"
+#include "wake.h"
 
 namespace ipckit {
 
@@ -61,7 +61,6 @@ struct Ring {
 Ring* g_ring = nullptr;
 int g_eventfd = -1;   // the safety net's doorbell
 int g_signalfd = -1;  // the handled signals, pending in the kernel
-int g_epollfd = -1;   // both: what JavaScript watches
 std::mutex g_setup;
 struct sigaction g_previous[_NSIG];
 bool g_installed[_NSIG];
@@ -166,36 +165,31 @@ std::vector<int> OtherThreads() {
 
 }  // namespace
 
-// signalSetup() -> the fd the event loop watches: an epoll set of the
-// signalfd and the safety net's eventfd (created once)
+// signalSetup() -> [signalfd, eventfd]: the descriptors that become
+// readable when a handled signal is pending, or the safety net caught one
+// (created once)
 static Napi::Value SignalSetup(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(g_setup);
-  if (g_epollfd < 0) {
+  if (g_signalfd < 0) {
     InstallWakeHandler();
     sigset_t none;
     sigemptyset(&none);
     int sfd = signalfd(-1, &none, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0) return Errno(info.Env(), errno);
     int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    int epfd = efd < 0 ? -1 : epoll_create1(EPOLL_CLOEXEC);
-    epoll_event ev {};
-    ev.events = EPOLLIN;
-    bool ok = epfd >= 0;
-    if (ok) ok = epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev) == 0;
-    if (ok) ok = epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &ev) == 0;
-    if (!ok) {
+    if (efd < 0) {
       int err = errno;
       close(sfd);
-      if (efd >= 0) close(efd);
-      if (epfd >= 0) close(epfd);
       return Errno(info.Env(), err);
     }
     g_ring = new Ring();
     g_signalfd = sfd;
     g_eventfd = efd;
-    g_epollfd = epfd;
   }
-  return Napi::Number::New(info.Env(), g_epollfd);
+  Napi::Array fds = Napi::Array::New(info.Env(), 2);
+  fds.Set(0u, g_signalfd);
+  fds.Set(1u, g_eventfd);
+  return fds;
 }
 
 // signalHandle(signo) -> 0: routes signo to ipckit (keeping the old action to chain and restore)

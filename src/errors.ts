@@ -16,6 +16,7 @@ export const IPC_ERROR_CODES = {
   ERR_IPC_ADDON: 'The native addon is missing or was built for another Node.js.',
   ERR_IPC_CLOSED: 'The handle was closed; it cannot be used any more.',
   ERR_IPC_CODEC: 'A message could not be encoded or decoded by the codec.',
+  ERR_IPC_CORRUPTED: 'A structure in shared memory holds values its protocol never writes: another process overwrote it.',
   ERR_IPC_DEADLOCK: 'The calling thread already holds the lock it would wait for.',
   ERR_IPC_FRAMING: 'A length-prefixed message stream ended inside a message and cannot be read further.',
   ERR_IPC_INTERNAL: 'An unexpected failure inside ipckit (a bug); the message carries the stack.',
@@ -65,6 +66,9 @@ export interface IpcErrorDetails {
  * }
  * ```
  */
+/** Marks IpcError objects, so `instanceof` holds across two copies of the package. */
+const BRAND = Symbol.for('ipckit.IpcError');
+
 export class IpcError extends Error {
   /** Stable code: an `ERR_IPC_*` code or an errno name. */
   readonly code: IpcErrorCode;
@@ -82,6 +86,15 @@ export class IpcError extends Error {
     if (details.errno !== undefined) this.errno = details.errno;
     if (details.syscall !== undefined) this.syscall = details.syscall;
     if (details.address !== undefined) this.address = details.address;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /**
+   * True for an IpcError made by any copy of ipckit loaded in this realm
+   * (two versions in one dependency tree, say), not only by this one.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
   }
 }
 
@@ -109,6 +122,27 @@ export function errnoValue(name: string): number {
   return value;
 }
 
+/** The errno values ipckit compares results with, negative as the addon returns them. */
+const ERRNO_NAMES = [
+  'E2BIG', 'EACCES', 'EAGAIN', 'EBADF', 'EBUSY', 'ECANCELED', 'EDEADLK', 'EEXIST', 'EFBIG', 'EIDRM', 'EINTR', 'EINVAL', 'ELOOP',
+  'EMFILE', 'ENFILE', 'ENOENT', 'ENOMEM', 'ENOSPC', 'ENOSR', 'ENXIO', 'EOVERFLOW', 'EPERM', 'EPIPE', 'ESRCH', 'ETIMEDOUT',
+] as const;
+
+/** Negative errno values by name (`E.EAGAIN === -11`): the form native results take. */
+export const E = Object.freeze(Object.fromEntries(ERRNO_NAMES.map((name) => [name, -errnoValue(name)]))) as
+  Readonly<Record<(typeof ERRNO_NAMES)[number], number>>;
+
+/** Advice per system call and errno name, declared by each mechanism with {@link defineHints}. */
+const hints = new Map<string, Partial<Record<string, string>>>();
+
+/**
+ * Declares what to do when `syscall` fails with each errno: `systemError`
+ * adds the advice to the message. A later declaration adds to an earlier one.
+ */
+export function defineHints(table: Record<string, Partial<Record<string, string>>>): void {
+  for (const [syscall, advice] of Object.entries(table)) hints.set(syscall, { ...hints.get(syscall), ...advice });
+}
+
 /** What to do about a system error, when nothing more specific is known. */
 const GENERIC_HINTS: Record<string, string> = {
   EACCES: 'Check the object\'s owner and mode (ipckit ls).',
@@ -129,13 +163,14 @@ export function setErrnoDescriber(fn: (errno: number) => string): void {
 /**
  * Builds the error for a failed system call: `r` is the negative errno the
  * addon returned. The message says what failed, on which object, and what
- * to do (`hint`, or a generic hint for the errno).
+ * to do: `hint`, else the advice declared for this call and errno
+ * ({@link defineHints}), else a generic hint for the errno.
  */
 export function systemError(r: number, syscall: string, address: string | undefined, hint?: string): IpcError {
   const errno = Math.abs(r);
   const code = errnoName(errno) as IpcErrorCode;
   const where = address === undefined ? syscall : `${syscall} ${address}`;
-  const advice = hint ?? GENERIC_HINTS[code];
+  const advice = hint ?? hints.get(syscall)?.[code] ?? GENERIC_HINTS[code];
   const message = `${where} failed: ${describe(errno)} (${code})${advice ? `. ${advice}` : ''}`;
   return new IpcError(code, message, { errno: -errno, syscall, ...(address === undefined ? {} : { address }) });
 }

@@ -13,22 +13,23 @@
  * @module
  */
 import { fstatSync, lstatSync, unlinkSync } from 'node:fs';
-import { IpcError, errnoValue, systemError } from './errors.js';
-import { native, type NativeFdWatcher } from './native.js';
+import { E, IpcError, defineHints, systemError } from './errors.js';
+import { native } from './native.js';
 import { PipeReadEnd, PipeWriteEnd } from './pipe.js';
-import { checkMode, checkOptions, invalidArgument } from './internal/validate.js';
-import {
-  type SpinOptions, type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkSpin, checkTimeout, nativeTimeout,
-  timeoutError,
-} from './internal/wait.js';
+import { type LaneOwner, NotifyLane, type Operation, run, runSync } from './internal/operation.js';
+import { READABLE, type Watch, watchDescriptor } from './internal/readiness.js';
+import { checkBoolean, checkMode, checkOptions } from './internal/validate.js';
+import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
-const P = native.pipeConstants;
-const { READABLE } = native.readinessConstants;
-const EAGAIN = -errnoValue('EAGAIN');
-const ENXIO = -errnoValue('ENXIO');
-const ETIMEDOUT = -errnoValue('ETIMEDOUT');
-const EEXIST = -errnoValue('EEXIST');
-const ENOENT = -errnoValue('ENOENT');
+const C = native.constants;
+
+defineHints({
+  open: {
+    ENXIO: 'No process has the FIFO open for reading and the open was told not to wait (nonBlocking): start the reader first, or let the open wait.',
+  },
+  mkfifo: { EEXIST: 'Something already exists at that path: use it (if it is a FIFO) or remove it first.' },
+  inotify_add_watch: { EACCES: 'ipckit watches the FIFO to learn when the other side opens it; this needs read permission on it.' },
+});
 
 /** Options of the FIFO opens. */
 export interface FifoOpenOptions extends WaitOptions, SpinOptions {
@@ -45,6 +46,8 @@ export interface FifoOpenSyncOptions extends SyncWaitOptions, SpinOptions {
   nonBlocking?: boolean;
 }
 
+const OPEN_KEYS = ['nonBlocking', 'spin'] as const;
+
 function checkPath(path: unknown): string {
   if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
     throw new IpcError('ERR_IPC_INVALID_ADDRESS', `A FIFO path must be a non-empty string without NUL characters; got ${JSON.stringify(path)}.`);
@@ -58,8 +61,8 @@ function checkFifoAt(path: string): { dev: number; ino: number } {
   try {
     st = lstatSync(path);
   } catch (err) {
-    const errno = (err as NodeJS.ErrnoException).errno ?? -errnoValue('ENOENT');
-    throw systemError(errno, 'lstat', path, errno === ENOENT ? 'No FIFO there: create it first (Fifo.create, ipckit fifo create or mkfifo).' : undefined);
+    const errno = (err as NodeJS.ErrnoException).errno ?? E.ENOENT;
+    throw systemError(errno, 'lstat', path, errno === E.ENOENT ? 'No FIFO there: create it first (Fifo.create, ipckit fifo create or mkfifo).' : undefined);
   }
   if (!st.isFIFO()) {
     const what = st.isSymbolicLink() ? 'a symbolic link (ipckit does not follow them)' : st.isDirectory() ? 'a directory' : 'not a FIFO';
@@ -68,23 +71,24 @@ function checkFifoAt(path: string): { dev: number; ino: number } {
   return { dev: st.dev, ino: st.ino };
 }
 
-/** Opens `path` with `flags`; checks that what was opened is the FIFO that was checked. */
-function openChecked(path: string, flags: number, timeoutMs: number): number {
+/**
+ * Opens `path` with `flags` (waiting at most `timeoutMs` for a blocking
+ * open); checks that what was opened is the FIFO that was checked. A
+ * descriptor, or -errno (-ETIMEDOUT when the wait ran out).
+ */
+function openChecked(path: string, flags: number, timeoutMs = -1): number {
   const identity = checkFifoAt(path);
-  const fd = native.openPath(path, flags | P.O_NOFOLLOW, timeoutMs);
-  if (fd < 0) return fd;
+  const fd = native.openPath(path, flags | C.O_NOFOLLOW, timeoutMs);
+  if (fd < 0) {
+    if (fd === E.ELOOP) throw new IpcError('ERR_IPC_NOT_A_FIFO', `${path} is a symbolic link; ipckit does not follow them.`, { address: path });
+    return fd;
+  }
   const st = fstatSync(fd);
   if (!st.isFIFO() || st.ino !== identity.ino || st.dev !== identity.dev) {
     native.close(fd);
     throw new IpcError('ERR_IPC_NOT_A_FIFO', `${path} was replaced while it was being opened; nothing was opened.`, { address: path });
   }
   return fd;
-}
-
-function openError(r: number, path: string, syscall = 'open'): IpcError {
-  if (r === ENXIO) return systemError(r, syscall, path, 'No process has the FIFO open for reading and the open was told not to wait (nonBlocking): start the reader first, or let the open wait.');
-  if (r === -errnoValue('ELOOP')) return new IpcError('ERR_IPC_NOT_A_FIFO', `${path} is a symbolic link; ipckit does not follow them.`, { address: path });
-  return systemError(r, syscall, path);
 }
 
 /** Puts a descriptor in the mode the caller asked for (blocking unless nonBlocking). */
@@ -97,47 +101,46 @@ function setMode(fd: number, nonBlocking: boolean, path: string): void {
 }
 
 /**
- * Waits, on the event loop, until `ready()` returns a value. An inotify
- * watch on the path reports every open of the FIFO; each report (and the
- * start) calls `ready()` again. `cleanup` runs however it ends.
+ * Where an open waits for the other side: an inotify watch on the path
+ * reports every open of the FIFO (while anyone waits), and each report makes
+ * the waiting opens look again. Nothing is parked and nothing is polled.
  */
-function waitForPeer<T>(what: string, path: string, timeout: number, signal: AbortSignal | undefined,
-  ready: () => T | undefined, cleanup: () => void): Promise<T> {
-  const watch = native.inotifyWatch(path, P.IN_OPEN);
-  if (watch < 0) {
-    cleanup();
-    return Promise.reject(systemError(watch, 'inotify_add_watch', path, 'ipckit watches the FIFO to learn when the other side opens it; this needs read permission on it.'));
+class PeerWait implements LaneOwner {
+  readonly address: string;
+  readonly lane: NotifyLane;
+  #inotify = -1;
+  #watch: Watch | undefined;
+
+  constructor(path: string, spin: number) {
+    this.address = path;
+    this.lane = new NotifyLane(this, spin, () => this.#arm(), () => this.#disarm());
   }
-  let watcher: NativeFdWatcher | undefined;
-  const finish = (): void => {
-    watcher?.close();
-    native.close(watch);
-  };
-  const pending = new Pending<T>(what, path, timeout, signal, (err) => {
-    finish();
-    cleanup();
-    pending.reject(err);
-  });
-  const check = (): void => {
-    native.drain(watch);
-    let result: T | undefined;
-    try {
-      result = ready();
-    } catch (err) {
-      finish();
-      cleanup();
-      pending.reject(err);
-      return;
-    }
-    if (result !== undefined) {
-      finish();
-      pending.resolve(result);
-    }
-  };
-  watcher = new native.FdWatcher(watch, () => check());
-  watcher.start(READABLE);
-  check();
-  return pending.promise;
+
+  check(): void { /* An open cannot be closed: it ends by itself. */ }
+
+  laneBusy(): void { /* Nothing to reject on close. */ }
+
+  onReady(): void {
+    native.drainEvents(this.#inotify);
+    this.lane.wake();
+  }
+
+  #arm(): void {
+    const fd = native.inotifyWatch(this.address, C.IN_OPEN);
+    if (fd < 0) throw systemError(fd, 'inotify_add_watch', this.address);
+    this.#inotify = fd;
+    this.#watch = watchDescriptor(fd);
+    this.#watch.subscribe(this, READABLE);
+    // The other side may have opened between the first attempt and the watch.
+    queueMicrotask(() => this.lane.wake());
+  }
+
+  #disarm(): void {
+    this.#watch?.release();
+    this.#watch = undefined;
+    if (this.#inotify >= 0) native.close(this.#inotify);
+    this.#inotify = -1;
+  }
 }
 
 /** Named pipes. All methods are static: a FIFO is a path, its ends are {@link PipeReadEnd} and {@link PipeWriteEnd}. */
@@ -151,11 +154,11 @@ export class Fifo {
    */
   static create(path: string, options?: { mode?: number }): void {
     checkPath(path);
-    const mode = checkMode(checkOptions(options).mode);
+    const mode = checkMode(checkOptions(options, ['mode']).mode);
     const r = native.mkfifo(path, 0o600 & mode);
-    if (r < 0) throw systemError(r, 'mkfifo', path, r === EEXIST ? 'Something already exists at that path: use it (if it is a FIFO) or remove it first.' : undefined);
+    if (r < 0) throw systemError(r, 'mkfifo', path);
     // Set the exact mode through a descriptor, never through the path.
-    const fd = openChecked(path, P.O_RDONLY | P.O_NONBLOCK, -1);
+    const fd = openChecked(path, C.O_RDONLY | C.O_NONBLOCK);
     if (fd < 0) throw systemError(fd, 'open', path);
     const c = native.fchmod(fd, mode);
     native.close(fd);
@@ -169,7 +172,7 @@ export class Fifo {
     try {
       unlinkSync(path);
     } catch (err) {
-      throw systemError((err as NodeJS.ErrnoException).errno ?? ENOENT, 'unlink', path);
+      throw systemError((err as NodeJS.ErrnoException).errno ?? E.ENOENT, 'unlink', path);
     }
   }
 
@@ -179,48 +182,7 @@ export class Fifo {
    * `{ nonBlocking: true }` it resolves at once.
    */
   static openRead(path: string, options?: FifoOpenOptions): Promise<PipeReadEnd> {
-    let timeout: number;
-    let signal: AbortSignal | undefined;
-    let nonBlocking: boolean;
-    let spin: number;
-    let fd: number;
-    try {
-      checkPath(path);
-      const opts = checkOptions(options);
-      ({ timeout, signal, nonBlocking, spin } = openOptions(opts));
-      if (signal?.aborted) throw abortError('openRead', path, signal);
-      fd = openChecked(path, P.O_RDONLY | P.O_NONBLOCK, -1);
-      if (fd < 0) throw openError(fd, path);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const probe = Buffer.allocUnsafe(1);
-    // A writer is there if a read finds data (kept for the first read) or
-    // would wait (EAGAIN), or if one has already come and gone (POLLHUP).
-    const writerSeen = (): Buffer | undefined => {
-      const n = native.readFd(fd, probe, 0, 1, -1, 0);
-      if (n === 1) return Buffer.from(probe);
-      if (n === EAGAIN) return Buffer.alloc(0);
-      if (n === 0) return (native.pollFd(fd, P.POLLIN, 0) & P.POLLHUP) !== 0 ? Buffer.alloc(0) : undefined;
-      throw systemError(n, 'read', path);
-    };
-    const made = (initial: Buffer): PipeReadEnd => {
-      setMode(fd, nonBlocking, path);
-      return new PipeReadEnd(fd, path, initial, spin);
-    };
-    if (nonBlocking) return Promise.resolve(made(Buffer.alloc(0)));
-    try {
-      const first = writerSeen();
-      if (first !== undefined) return Promise.resolve(made(first));
-      if (timeout === 0) throw timeoutError('openRead', path, 0);
-    } catch (err) {
-      native.close(fd);
-      return Promise.reject(err);
-    }
-    return waitForPeer('openRead', path, timeout, signal, () => {
-      const first = writerSeen();
-      return first === undefined ? undefined : made(first);
-    }, () => native.close(fd));
+    return Fifo.#open('openRead', path, options, (opts) => readOpen(path, opts));
   }
 
   /**
@@ -229,91 +191,160 @@ export class Fifo {
    * `ENXIO` when there is no reader.
    */
   static openWrite(path: string, options?: FifoOpenOptions): Promise<PipeWriteEnd> {
-    let timeout: number;
-    let signal: AbortSignal | undefined;
-    let nonBlocking: boolean;
-    let spin: number;
-    try {
-      checkPath(path);
-      const opts = checkOptions(options);
-      ({ timeout, signal, nonBlocking, spin } = openOptions(opts));
-      if (signal?.aborted) throw abortError('openWrite', path, signal);
-      const fd = openChecked(path, P.O_WRONLY | P.O_NONBLOCK, -1);
-      if (fd >= 0) {
-        setMode(fd, nonBlocking, path);
-        return Promise.resolve(new PipeWriteEnd(fd, path, spin));
-      }
-      if (fd !== ENXIO || nonBlocking) throw openError(fd, path);
-      if (timeout === 0) throw timeoutError('openWrite', path, 0);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    // No reader yet. Hold a write end, so a reader that opens in blocking
-    // mode (cat, a C program) gets through at once and its open shows up in
-    // the watch; then confirm a reader with a non-blocking probe open. To get
-    // a write end with no reader, briefly hold a read-write one.
-    let held = -1;
-    const readerThere = (): PipeWriteEnd | undefined => {
-      if (held < 0) {
-        const placeholder = openChecked(path, P.O_RDWR | P.O_NONBLOCK, -1);
-        if (placeholder < 0) throw openError(placeholder, path);
-        held = openChecked(path, P.O_WRONLY | P.O_NONBLOCK, -1);
-        native.close(placeholder);
-        if (held < 0) throw openError(held, path);
-      }
-      const probe = native.openPath(path, P.O_WRONLY | P.O_NONBLOCK | P.O_NOFOLLOW, -1);
-      if (probe === ENXIO) return undefined;
-      if (probe < 0) throw openError(probe, path);
-      native.close(probe);
-      const fd = held;
-      held = -1;
-      setMode(fd, nonBlocking, path);
-      return new PipeWriteEnd(fd, path, spin);
-    };
-    return waitForPeer('openWrite', path, timeout, signal, readerThere, () => {
-      if (held >= 0) native.close(held);
-      held = -1;
-    });
+    return Fifo.#open('openWrite', path, options, (opts) => writeOpen(path, opts));
   }
 
   /** Opens the read end, blocking the calling thread until a writer opens the FIFO. */
   static openReadSync(path: string, options?: FifoOpenSyncOptions): PipeReadEnd {
-    return new PipeReadEnd(Fifo.#openSync(path, options, P.O_RDONLY, 'openReadSync'), path, undefined, checkSpin(options?.spin));
+    return Fifo.#openSync('openReadSync', path, options, (opts) => readOpen(path, opts, true));
   }
 
   /** Opens the write end, blocking the calling thread until a reader opens the FIFO. */
   static openWriteSync(path: string, options?: FifoOpenSyncOptions): PipeWriteEnd {
-    return new PipeWriteEnd(Fifo.#openSync(path, options, P.O_WRONLY, 'openWriteSync'), path, checkSpin(options?.spin));
+    return Fifo.#openSync('openWriteSync', path, options, (opts) => writeOpen(path, opts, true));
   }
 
-  static #openSync(path: string, options: FifoOpenSyncOptions | undefined, access: number, what: string): number {
-    checkPath(path);
-    const opts = checkOptions(options);
-    const timeout = checkTimeout(opts.timeout);
-    const nonBlocking = checkNonBlocking(opts.nonBlocking);
-    if (nonBlocking || timeout === 0) {
-      const fd = openChecked(path, access | P.O_NONBLOCK, -1);
-      if (fd === ENXIO && !nonBlocking) throw timeoutError(what, path, 0);
-      if (fd < 0) throw openError(fd, path);
-      setMode(fd, nonBlocking, path);
-      return fd;
+  static #open<E>(what: string, path: string, options: FifoOpenOptions | undefined,
+    prepare: (opts: OpenChoice) => OpenOperation<E>): Promise<E> {
+    let wait: PeerWait;
+    try {
+      wait = new PeerWait(checkPath(path), spinOf(options));
+    } catch (err) {
+      return Promise.reject(err);
     }
-    // A blocking open, interrupted at the deadline by ipckit's wake signal.
-    const fd = openChecked(path, access, nativeTimeout(timeout));
-    if (fd === ETIMEDOUT) throw timeoutError(what, path, timeout);
-    if (fd < 0) throw openError(fd, path);
-    return fd;
+    let op: OpenOperation<E> | undefined;
+    return run(wait.lane, what, options, OPEN_KEYS, (o) => (op = prepare(choice(o)))).finally(() => op?.cleanup()) as Promise<E>;
+  }
+
+  static #openSync<E>(what: string, path: string, options: FifoOpenSyncOptions | undefined,
+    prepare: (opts: OpenChoice) => OpenOperation<E>): E {
+    const wait = new PeerWait(checkPath(path), spinOf(options));
+    let op: OpenOperation<E> | undefined;
+    try {
+      return runSync(wait.lane, what, options, OPEN_KEYS, (o) => (op = prepare(choice(o)))) as E;
+    } finally {
+      op?.cleanup();
+    }
   }
 }
 
-function checkNonBlocking(value: unknown): boolean {
-  if (value !== undefined && typeof value !== 'boolean') throw invalidArgument('nonBlocking', value, 'a boolean');
-  return value === true;
+/** The spin option, for the lane (the engine checks the options object itself). */
+function spinOf(options: unknown): number {
+  return checkSpin(options !== null && typeof options === 'object' ? (options as SpinOptions).spin : undefined);
 }
 
-function openOptions(opts: Partial<FifoOpenOptions>): { timeout: number; signal: AbortSignal | undefined; nonBlocking: boolean; spin: number } {
+interface OpenChoice {
+  nonBlocking: boolean;
+  spin: number;
+}
+
+function choice(o: Partial<FifoOpenOptions>): OpenChoice {
+  return { nonBlocking: checkBoolean(o.nonBlocking, 'nonBlocking'), spin: checkSpin(o.spin) };
+}
+
+/** An open as an operation, and what to release when it ends without an end. */
+interface OpenOperation<E> extends Operation<E> {
+  cleanup(): void;
+}
+
+/**
+ * Opening the read end. A writer is there if a non-blocking read finds data
+ * (kept for the first read) or would wait (EAGAIN), or if one has already
+ * come and gone (POLLHUP). `sync`: a step that may sleep makes a blocking
+ * open, bounded by its timeout.
+ */
+function readOpen(path: string, { nonBlocking, spin }: OpenChoice, sync = false): OpenOperation<PipeReadEnd> {
+  let fd = -1;
+  const probe = Buffer.allocUnsafe(1);
+  const made = (initial: Buffer): PipeReadEnd => {
+    const end = fd;
+    fd = -1;
+    setMode(end, nonBlocking, path);
+    return new PipeReadEnd(end, path, initial, spin);
+  };
+  const writerSeen = (): Buffer | undefined => {
+    const n = native.readFd(fd, probe, 0, 1, 0, 0);
+    if (n === 1) return Buffer.from(probe);
+    if (n === E.EAGAIN) return Buffer.alloc(0);
+    if (n === 0) return (native.pollFd(fd, C.POLLIN, 0) & C.POLLHUP) !== 0 ? Buffer.alloc(0) : undefined;
+    throw systemError(n, 'read', path);
+  };
   return {
-    timeout: checkTimeout(opts.timeout), signal: checkSignal(opts.signal), nonBlocking: checkNonBlocking(opts.nonBlocking),
-    spin: checkSpin(opts.spin),
+    step: (timeout) => {
+      if (sync && timeout !== 0 && !nonBlocking) {
+        const blocking = openChecked(path, C.O_RDONLY, timeout);
+        if (blocking === E.ETIMEDOUT) return undefined;
+        if (blocking < 0) throw systemError(blocking, 'open', path);
+        return new PipeReadEnd(blocking, path, undefined, spin);
+      }
+      if (fd < 0) {
+        fd = openChecked(path, C.O_RDONLY | C.O_NONBLOCK);
+        if (fd < 0) {
+          const r = fd;
+          fd = -1;
+          throw systemError(r, 'open', path);
+        }
+      }
+      if (nonBlocking) return made(Buffer.alloc(0));
+      const first = writerSeen();
+      return first === undefined ? undefined : made(first);
+    },
+    cleanup: () => {
+      if (fd >= 0) native.close(fd);
+      fd = -1;
+    },
+  };
+}
+
+/**
+ * Opening the write end. While no reader is there, hold a write end, so a
+ * reader that opens in blocking mode (cat, a C program) gets through at
+ * once and its open shows up in the watch; then confirm a reader with a
+ * non-blocking probe open. To get a write end with no reader, briefly hold
+ * a read-write one.
+ */
+function writeOpen(path: string, { nonBlocking, spin }: OpenChoice, sync = false): OpenOperation<PipeWriteEnd> {
+  let held = -1;
+  const made = (fd: number): PipeWriteEnd => {
+    setMode(fd, nonBlocking, path);
+    return new PipeWriteEnd(fd, path, spin);
+  };
+  return {
+    step: (timeout) => {
+      if (sync && timeout !== 0 && !nonBlocking) {
+        const blocking = openChecked(path, C.O_WRONLY, timeout);
+        if (blocking === E.ETIMEDOUT) return undefined;
+        if (blocking < 0) throw systemError(blocking, 'open', path);
+        return new PipeWriteEnd(blocking, path, spin);
+      }
+      if (held < 0) {
+        const direct = openChecked(path, C.O_WRONLY | C.O_NONBLOCK);
+        if (direct >= 0) return made(direct);
+        if (direct !== E.ENXIO || nonBlocking) throw systemError(direct, 'open', path);
+        // Sync tries and async opens that must wait hold a write end for the reader to find.
+        if (sync) return undefined;
+        const placeholder = openChecked(path, C.O_RDWR | C.O_NONBLOCK);
+        if (placeholder < 0) throw systemError(placeholder, 'open', path);
+        held = openChecked(path, C.O_WRONLY | C.O_NONBLOCK);
+        native.close(placeholder);
+        if (held < 0) {
+          const r = held;
+          held = -1;
+          throw systemError(r, 'open', path);
+        }
+        return undefined;
+      }
+      const probe = native.openPath(path, C.O_WRONLY | C.O_NONBLOCK | C.O_NOFOLLOW, -1);
+      if (probe === E.ENXIO) return undefined;
+      if (probe < 0) throw systemError(probe, 'open', path);
+      native.close(probe);
+      const fd = held;
+      held = -1;
+      return made(fd);
+    },
+    cleanup: () => {
+      if (held >= 0) native.close(held);
+      held = -1;
+    },
   };
 }

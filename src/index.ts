@@ -9,7 +9,7 @@ export { type Codec, type CodecOption, type Outgoing } from './internal/codec.js
 export { type WaitOptions, type SyncWaitOptions, type SpinOptions } from './internal/wait.js';
 export {
   PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, DEFAULT_SPIN_US,
-  type MessageQueue, type QueueAccess, type QueueTuning,
+  type MessageQueue, type QueueAccess,
   type PosixMessage, type PosixMessageQueueAttributes, type PosixMessageQueueCreateOptions,
   type PosixMessageQueueOpenOptions, type PosixMessageQueueLimits, type PosixSendOptions, type PosixSendSyncOptions,
   type SysvMessage, type SysvMessageQueueStat, type SysvMessageQueueCreateOptions, type SysvMessageQueueOpenOptions,

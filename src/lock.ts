@@ -17,25 +17,46 @@
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { IpcError, errnoValue, systemError } from './errors.js';
+import { E, IpcError, systemError } from './errors.js';
 import { native } from './native.js';
-import type { SegmentDependent, SharedMemory } from './shared-memory.js';
+import type { SharedMemory } from './shared-memory.js';
+import { DONE, JobLane, type Operation, run, runSync, tryRun } from './internal/operation.js';
 import { checkInteger, checkOptions, optionalInteger } from './internal/validate.js';
-import {
-  type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkTimeout, nativeTimeout, timeoutError,
-} from './internal/wait.js';
+import { type SyncWaitOptions, type WaitOptions } from './internal/wait.js';
 
-const { WAITERS, TID_MASK } = native.lockConstants;
-const ETIMEDOUT = -errnoValue('ETIMEDOUT');
-const ECANCELED = -errnoValue('ECANCELED');
-const EDEADLK = -errnoValue('EDEADLK');
-const ENOTRECOVERABLE = -errnoValue('ENOTRECOVERABLE');
-
+// The protocols of both locks, the only definition of them: lock.cc only
+// waits for words to change and wakes sleepers.
+//
+// Mutex: four 32-bit words at a 4-byte aligned offset.
+//   [STATE]  0 = free; otherwise the owner's thread id | WAITERS
+//   [START]  the owner's start time (low 32 bits of /proc/<tid>/stat field
+//            22), 0 while it is being recorded
+//   [MAGIC]  MUTEX_MAGIC once initialised
+//   [STATUS] CONSISTENT, OWNER_DIED (taken over, not yet repaired) or
+//            NOT_RECOVERABLE
+// A waiter that finds the lock held sets WAITERS and sleeps on STATE; an
+// unlock that finds WAITERS set wakes one. A waiter that slept acquires with
+// WAITERS set, since others may still sleep. Every WATCH_SLICE_MS a sleeper
+// checks that the owner (tid and start time: a reused pid is not the owner)
+// still exists, and takes the lock over from a dead one.
+//
+// Semaphore: [COUNT] the count, [SLEEPERS] waiters asleep on COUNT,
+// [MAGIC] SEMAPHORE_MAGIC; the fourth word is unused.
+const STATE = 0;
+const START = 1;
+const MAGIC = 2;
+const STATUS = 3;
+const COUNT = 0;
+const SLEEPERS = 1;
+const WAITERS = 0x40000000;
+const TID_MASK = 0x3fffffff;
 const MUTEX_MAGIC = 0x4d555458; // 'MUTX'
 const SEMAPHORE_MAGIC = 0x53454d41; // 'SEMA'
-const STATUS_CONSISTENT = 0;
-const STATUS_OWNER_DIED = 1;
-const STATUS_NOT_RECOVERABLE = 2;
+const CONSISTENT = 0;
+const OWNER_DIED = 1;
+const NOT_RECOVERABLE = 2;
+/** How long a *Sync waiter sleeps before it checks that the owner is alive (waiter threads do the same natively). */
+const WATCH_SLICE_MS = 20;
 
 /** Largest semaphore value (`SEM_VALUE_MAX`). */
 export const SEM_VALUE_MAX = 0x7fffffff;
@@ -50,10 +71,10 @@ const self = (() => {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // Field 22 (starttime) is the 20th after the command name.
   const start = Number(BigInt(fields[19]!) & 0xffffffffn);
-  return { tid, start: start | 0, startUnsigned: start };
+  return { tid, start: start | 0 };
 })();
 const TID = self.tid;
-const START = self.start;
+const MY_START = self.start;
 /**
  * Spinning only pays when the holder can run at the same time: with a
  * single CPU available (affinity included, as with `taskset -c 0`) a waiter
@@ -93,65 +114,41 @@ function wordsAt(segment: SharedMemory, offset: unknown, what: string): Int32Arr
   return new Int32Array(segment.buffer, offset as number, 4);
 }
 
-/** The common lifecycle of a lock: its segment, its pending waits. */
-abstract class SegmentLock implements SegmentDependent {
+function checkLockOptions(options: LockOptions | undefined): number {
+  return optionalInteger(checkOptions(options, ['spin']).spin, 'spin', 0, 10_000, DEFAULT_LOCK_SPIN_US);
+}
+
+/**
+ * What both locks share: their words in a segment, and one lane of pending
+ * waits owned by the segment (closing the segment rejects them; a lock
+ * nobody waits on is not kept alive by it).
+ */
+abstract class SegmentLock {
   protected readonly words: Int32Array;
-  protected readonly spin: number;
-  readonly #segment: SharedMemory;
+  protected readonly segment: SharedMemory;
+  protected readonly lane: JobLane;
   readonly #offset: number;
-  readonly #jobs = new Set<(err: IpcError) => void>();
 
   protected constructor(segment: SharedMemory, words: Int32Array, offset: number, spin: number) {
-    this.#segment = segment;
+    this.segment = segment;
     this.words = words;
     this.#offset = offset;
-    this.spin = MULTI_CPU ? spin : 0;
-    segment.addDependent(this);
+    this.lane = new JobLane(segment, MULTI_CPU ? spin : 0);
   }
 
   /** `/name@offset`, for messages. */
   get address(): string {
-    return `${this.#segment.address}@${this.#offset}`;
-  }
-
-  /** @internal */
-  segmentClosed(error: IpcError): void {
-    for (const interrupt of [...this.#jobs]) interrupt(error);
+    return `${this.segment.address}@${this.#offset}`;
   }
 
   protected check(what: string): void {
-    if (this.#segment.closed) throw this.#segment.closedError(what);
+    this.segment.check(what);
   }
 
-  /**
-   * Waits on a waiter thread; a timeout, an abort or the segment's close()
-   * cancels it, and the call settles when the thread confirms (with success
-   * if it had already succeeded).
-   */
-  protected waitOnThread(what: string, timeout: number, signal: AbortSignal | undefined,
-    start: (done: (r: number) => void) => number, finish: (r: number) => void): Promise<void> {
-    let reason: IpcError | undefined;
-    let job = 0;
-    const interrupt = (err: IpcError): void => {
-      reason ??= err;
-      native.cancelJob(job);
-    };
-    const pending = new Pending<void>(what, this.address, timeout, signal, interrupt);
-    job = start((r) => {
-      this.#jobs.delete(interrupt);
-      if (r === ECANCELED) {
-        pending.reject(reason ?? this.#segment.closedError(what));
-        return;
-      }
-      try {
-        finish(r);
-        pending.resolve();
-      } catch (err) {
-        pending.reject(err);
-      }
-    });
-    this.#jobs.add(interrupt);
-    return pending.promise;
+  protected corrupted(word: string, value: number): IpcError {
+    return new IpcError('ERR_IPC_CORRUPTED',
+      `${this.address}: the ${word} word holds ${value}, a value the protocol never writes; another process overwrote the lock. ` +
+      'Re-initialise it with create() once no process uses it.', { address: this.address });
   }
 }
 
@@ -184,39 +181,38 @@ export class Mutex extends SegmentLock {
 
   /** Initialises a mutex at `offset` (a multiple of 4) of `segment`: unlocked and consistent. */
   static create(segment: SharedMemory, offset: number, options?: LockOptions): Mutex {
-    const opts = checkOptions(options);
+    const spin = checkLockOptions(options);
     if (segment.readOnly) throw segment.readOnlyError('Mutex.create');
     const words = wordsAt(segment, offset, 'Mutex');
-    const spin = optionalInteger(opts.spin, 'spin', 0, 10_000, DEFAULT_LOCK_SPIN_US);
-    Atomics.store(words, 0, 0);
-    Atomics.store(words, 1, 0);
-    Atomics.store(words, 3, STATUS_CONSISTENT);
-    Atomics.store(words, 2, MUTEX_MAGIC);
+    Atomics.store(words, STATE, 0);
+    Atomics.store(words, START, 0);
+    Atomics.store(words, STATUS, CONSISTENT);
+    Atomics.store(words, MAGIC, MUTEX_MAGIC);
     return new Mutex(segment, words, offset, spin);
   }
 
   /** Uses the mutex another process created at `offset` of `segment`. */
   static open(segment: SharedMemory, offset: number, options?: LockOptions): Mutex {
-    const opts = checkOptions(options);
+    const spin = checkLockOptions(options);
     if (segment.readOnly) throw segment.readOnlyError('Mutex.open');
     const words = wordsAt(segment, offset, 'Mutex');
-    if (Atomics.load(words, 2) !== MUTEX_MAGIC) {
+    if (Atomics.load(words, MAGIC) !== MUTEX_MAGIC) {
       throw new IpcError('ERR_IPC_INVALID_ARGUMENT',
         `No mutex at ${segment.address}@${offset}: nothing was initialised there with Mutex.create().`, { address: segment.address });
     }
-    return new Mutex(segment, words, offset, optionalInteger(opts.spin, 'spin', 0, 10_000, DEFAULT_LOCK_SPIN_US));
+    return new Mutex(segment, words, offset, spin);
   }
 
   /** Whether some thread holds the lock now. */
   get locked(): boolean {
     this.check('locked');
-    return Atomics.load(this.words, 0) !== 0;
+    return Atomics.load(this.words, STATE) !== 0;
   }
 
   /** The holder's thread id (its pid for a single-threaded process), or null. */
   get owner(): number | null {
     this.check('owner');
-    const state = Atomics.load(this.words, 0);
+    const state = Atomics.load(this.words, STATE);
     return state === 0 ? null : state & TID_MASK;
   }
 
@@ -231,30 +227,9 @@ export class Mutex extends SegmentLock {
    * dead holder (the lock is then held: repair, `markConsistent()`, `unlock()`).
    */
   lock(options?: WaitOptions): Promise<void> {
-    let timeout: number;
-    let signal: AbortSignal | undefined;
-    try {
-      this.check('lock');
-      const opts = checkOptions(options);
-      timeout = checkTimeout(opts.timeout);
-      signal = checkSignal(opts.signal);
-      if (signal?.aborted) throw abortError('lock', this.address, signal);
-      if (this.#fastLock() || this.#spinLock()) return Promise.resolve();
-      // Spin on the event loop first: the holder often lets go within microseconds.
-      const r = this.#owned(native.mutexLock(this.words, TID, START, 0, this.spin, true), 'lock', 0, true);
-      if (r) return Promise.resolve();
-      if (timeout === 0) {
-        if (this.#takeOverIfDead()) return Promise.resolve();
-        throw timeoutError('lock', this.address, 0);
-      }
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.waitOnThread('lock', timeout, signal,
-      (done) => native.mutexLockAsync(this.words, TID, START, done),
-      (r) => {
-        this.#owned(r, 'lock', timeout, false);
-      });
+    // The uncontended path: one compare-and-swap.
+    if (options === undefined && !this.segment.closed && !this.lane.busy && this.#acquire(true, false, false)) return Promise.resolve();
+    return run(this.lane, 'lock', options, [], (o) => this.#lockOp(true, o.timeout === 0));
   }
 
   /**
@@ -262,22 +237,17 @@ export class Mutex extends SegmentLock {
    * Fails with `ERR_IPC_DEADLOCK` if this thread already holds it.
    */
   lockSync(options?: SyncWaitOptions): void {
-    this.check('lockSync');
-    const timeout = options === undefined ? Infinity : checkTimeout(checkOptions(options).timeout);
-    if (this.#fastLock() || this.#spinLock()) return;
-    const r = native.mutexLock(this.words, TID, START, nativeTimeout(timeout), this.spin, false);
-    if (r === ETIMEDOUT && timeout === 0 && this.#takeOverIfDead()) return;
-    this.#owned(r, 'lockSync', timeout, false);
+    if (options === undefined && !this.segment.closed && this.#acquire(false, false, false)) return;
+    runSync(this.lane, 'lockSync', options, [], (o) => this.#lockOp(false, o.timeout === 0));
   }
 
   /**
    * Takes the lock if it is free now (or its holder is dead: then it throws
-   * `ERR_IPC_OWNER_DIED`, holding the lock); `false` if another holds it.
+   * `ERR_IPC_OWNER_DIED`, holding the lock); `false` if another holds it (or
+   * earlier lock() calls of this thread are waiting).
    */
   tryLock(): boolean {
-    this.check('tryLock');
-    if (this.#fastLock()) return true;
-    return this.#takeOverIfDead();
+    return tryRun(this.lane, 'tryLock', undefined, [], () => this.#lockOp(true, true)) !== undefined;
   }
 
   /**
@@ -290,29 +260,29 @@ export class Mutex extends SegmentLock {
     const w = this.words;
     // Plain reads and writes suffice while we hold the lock; the exchange
     // that releases it publishes them (it is sequentially consistent).
-    const state = w[0]!;
+    const state = w[STATE]!;
     if ((state & TID_MASK) !== TID) throw this.#notOwner('unlock', state);
-    const abandoned = w[3] === STATUS_OWNER_DIED;
-    if (abandoned) w[3] = STATUS_NOT_RECOVERABLE;
+    const abandoned = w[STATUS] === OWNER_DIED;
+    if (abandoned) w[STATUS] = NOT_RECOVERABLE;
     // Clear the start time first: a checker that then sees a new owner's tid
     // reads 0 ("being recorded"), never this owner's start time.
-    w[1] = 0;
-    const previous = Atomics.exchange(w, 0, 0);
+    w[START] = 0;
+    const previous = Atomics.exchange(w, STATE, 0);
     // Everyone must learn that the mutex is gone; otherwise one waiter is enough.
-    if ((previous & WAITERS) !== 0) native.futexWake(w, 0, abandoned ? SEM_VALUE_MAX : 1);
+    if ((previous & WAITERS) !== 0) native.futexWake(w, STATE, abandoned ? SEM_VALUE_MAX : 1);
   }
 
   /** Acknowledges a takeover from a dead holder: the data is repaired, the mutex is usable again. */
   markConsistent(): void {
     this.check('markConsistent');
-    const state = Atomics.load(this.words, 0);
+    const state = Atomics.load(this.words, STATE);
     if ((state & TID_MASK) !== TID) throw this.#notOwner('markConsistent', state);
-    Atomics.compareExchange(this.words, 3, STATUS_OWNER_DIED, STATUS_CONSISTENT);
+    Atomics.compareExchange(this.words, STATUS, OWNER_DIED, CONSISTENT);
   }
 
   /** Runs `fn` holding the lock and always unlocks, also when `fn` throws. */
   async withLock<R>(fn: () => R | Promise<R>, options?: WithLockOptions): Promise<R> {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, ['timeout', 'signal', 'onOwnerDied']);
     try {
       await this.lock({ timeout: opts.timeout, signal: opts.signal });
     } catch (err) {
@@ -336,54 +306,118 @@ export class Mutex extends SegmentLock {
     }
   }
 
-  /** The uncontended path: one compare-and-swap, no system call. */
-  #fastLock(): boolean {
-    const w = this.words;
-    if (Atomics.compareExchange(w, 0, 0, TID) !== 0) return false;
-    w[1] = START;
-    if (w[3] === STATUS_NOT_RECOVERABLE) {
-      w[1] = 0;
-      Atomics.store(w, 0, 0);
-      throw this.#notRecoverable();
-    }
-    return true;
-  }
-
-  /** A short lock-free spin: a holder on another CPU often lets go within a few hundred nanoseconds. */
-  #spinLock(): boolean {
-    const w = this.words;
-    for (let i = 0; i < JS_SPIN; i++) {
-      if (Atomics.load(w, 0) === 0 && this.#fastLock()) return true;
-    }
-    return false;
-  }
-
-  /** Takes the lock over if its holder is dead (then throws ERR_IPC_OWNER_DIED); false otherwise. */
-  #takeOverIfDead(): boolean {
-    const r = native.mutexTryTakeOver(this.words, TID, START);
-    if (r === 1) throw this.#ownerDied();
-    if (r === ENOTRECOVERABLE) throw this.#notRecoverable();
-    return false;
+  /**
+   * One lock call. `allowSelf`: the calling thread may already hold the
+   * lock (async calls wait for this thread's other tasks); otherwise that
+   * is a deadlock. `checkOwner`: the first attempt also takes the lock over
+   * from a dead holder (a try, or a call with timeout 0).
+   */
+  #lockOp(allowSelf: boolean, checkOwner: boolean): Operation<typeof DONE> {
+    let waited = false;
+    let expected = 0;
+    return {
+      step: (timeout, spin) => {
+        if (this.#acquire(allowSelf, waited, checkOwner) || this.#spinAcquire(spin, allowSelf)) return DONE;
+        checkOwner = false;
+        if (timeout === 0) {
+          // Only a spin: watch the word without announcing a waiter.
+          const c = Atomics.load(this.words, STATE);
+          if (spin === 0 || c === 0) return spin === 0 ? undefined : this.#acquire(allowSelf, waited, false) ? DONE : undefined;
+          native.futexWait(this.words, STATE, c, 0, spin);
+          return this.#acquire(allowSelf, waited, false) ? DONE : undefined;
+        }
+        const c = this.#markWaiting();
+        if (c === 0) return this.#acquire(allowSelf, waited, false) ? DONE : undefined;
+        waited = true;
+        const r = native.futexWait(this.words, STATE, c, timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), spin);
+        if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'futex', this.address);
+        // A whole slice asleep: the owner may be dead.
+        return this.#acquire(allowSelf, true, r === E.EAGAIN) ? DONE : undefined;
+      },
+      job: {
+        start: (done) => {
+          waited = true;
+          expected = this.#markWaiting();
+          const c = expected;
+          // A free lock (0) must not be slept on: -1 never matches, so the wait ends at once.
+          return native.futexWaitAsync(this.words, STATE, c === 0 ? -1 : c, c & TID_MASK, Atomics.load(this.words, START) >>> 0, done);
+        },
+        finish: (r) => {
+          if (r < 0) throw systemError(r, 'futex', this.address);
+          // 1: the owner the thread watched is gone.
+          checkOwner = r === 1;
+          return undefined;
+        },
+      },
+    };
   }
 
   /**
-   * Interprets a native lock result: true when acquired; throws for a
-   * takeover, a timeout and errors. With `busyIsFalse`, a timeout of the
-   * spin-only attempt returns false instead.
+   * Takes the lock if it is free, or (with `checkOwner`) if its owner is
+   * dead. Throws for a takeover (ERR_IPC_OWNER_DIED, holding the lock), a
+   * lock that is not recoverable, a deadlock and a corrupted mutex.
    */
-  #owned(r: number, what: string, timeout: number, busyIsFalse: boolean): boolean {
-    if (r === 0) return true;
-    if (r === 1) throw this.#ownerDied();
-    if (r === ETIMEDOUT) {
-      if (busyIsFalse) return false;
-      throw timeoutError(what, this.address, timeout);
+  #acquire(allowSelf: boolean, waited: boolean, checkOwner: boolean): boolean {
+    const w = this.words;
+    const c = Atomics.compareExchange(w, STATE, 0, waited ? TID | WAITERS : TID);
+    if (c === 0) {
+      w[START] = MY_START;
+      this.#checkStatus();
+      return true;
     }
-    if (r === EDEADLK) {
-      throw new IpcError('ERR_IPC_DEADLOCK', `${what} on ${this.address}: this thread already holds the mutex, so waiting would never end. ` +
-        'Unlock it first (or use the async lock(), which waits for this thread\'s other tasks).', { address: this.address });
+    const owner = c & TID_MASK;
+    if (owner === TID) {
+      if (!allowSelf) throw this.#deadlock();
+      return false;
     }
-    if (r === ENOTRECOVERABLE) throw this.#notRecoverable();
-    throw systemError(r, 'futex', this.address);
+    if (!checkOwner || native.threadAlive(owner, Atomics.load(w, START) >>> 0)) return false;
+    // The owner is gone: take the lock over, unless someone else just did.
+    if (Atomics.compareExchange(w, STATE, c, TID | WAITERS) !== c) return false;
+    w[START] = MY_START;
+    this.#checkStatus();
+    Atomics.store(w, STATUS, OWNER_DIED);
+    throw this.#ownerDied();
+  }
+
+  /** After taking the lock: refuses a mutex that is not recoverable or was overwritten. */
+  #checkStatus(): void {
+    const w = this.words;
+    const status = w[STATUS]!;
+    const magic = w[MAGIC]!;
+    if (status === CONSISTENT && magic === MUTEX_MAGIC) return;
+    if (status === OWNER_DIED && magic === MUTEX_MAGIC) return;
+    // Give it back, waking everyone so they learn it too.
+    w[START] = 0;
+    Atomics.store(w, STATE, 0);
+    native.futexWake(w, STATE, SEM_VALUE_MAX);
+    if (magic !== MUTEX_MAGIC) throw this.corrupted('magic', magic);
+    if (status === NOT_RECOVERABLE) throw this.#notRecoverable();
+    throw this.corrupted('status', status);
+  }
+
+  /** A short lock-free spin: a holder on another CPU often lets go within a few hundred nanoseconds. */
+  #spinAcquire(spin: number, allowSelf: boolean): boolean {
+    if (spin === 0) return false;
+    const w = this.words;
+    for (let i = 0; i < JS_SPIN; i++) {
+      if (Atomics.load(w, STATE) === 0 && this.#acquire(allowSelf, false, false)) return true;
+    }
+    return false;
+  }
+
+  /** Sets WAITERS on a held lock before sleeping; the state to sleep on, or 0 if the lock is free. */
+  #markWaiting(): number {
+    const w = this.words;
+    for (;;) {
+      const c = Atomics.load(w, STATE);
+      if (c === 0 || (c & WAITERS) !== 0) return c;
+      if (Atomics.compareExchange(w, STATE, c, c | WAITERS) === c) return c | WAITERS;
+    }
+  }
+
+  #deadlock(): IpcError {
+    return new IpcError('ERR_IPC_DEADLOCK', `lockSync on ${this.address}: this thread already holds the mutex, so waiting would never end. ` +
+      'Unlock it first (or use the async lock(), which waits for this thread\'s other tasks).', { address: this.address });
   }
 
   #ownerDied(): IpcError {
@@ -425,69 +459,48 @@ export class Semaphore extends SegmentLock {
 
   /** Initialises a semaphore at `offset` (a multiple of 4) with `value` (default 0). */
   static create(segment: SharedMemory, offset: number, options?: LockOptions & { value?: number }): Semaphore {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, ['spin', 'value']);
+    const spin = checkLockOptions({ spin: opts.spin });
     if (segment.readOnly) throw segment.readOnlyError('Semaphore.create');
     const words = wordsAt(segment, offset, 'Semaphore');
     const value = optionalInteger(opts.value, 'value', 0, SEM_VALUE_MAX, 0);
-    const spin = optionalInteger(opts.spin, 'spin', 0, 10_000, DEFAULT_LOCK_SPIN_US);
-    Atomics.store(words, 0, value);
-    Atomics.store(words, 1, 0);
-    Atomics.store(words, 2, SEMAPHORE_MAGIC);
+    Atomics.store(words, COUNT, value);
+    Atomics.store(words, SLEEPERS, 0);
+    Atomics.store(words, MAGIC, SEMAPHORE_MAGIC);
     return new Semaphore(segment, words, offset, spin);
   }
 
   /** Uses the semaphore another process created at `offset` of `segment`. */
   static open(segment: SharedMemory, offset: number, options?: LockOptions): Semaphore {
-    const opts = checkOptions(options);
+    const spin = checkLockOptions(options);
     if (segment.readOnly) throw segment.readOnlyError('Semaphore.open');
     const words = wordsAt(segment, offset, 'Semaphore');
-    if (Atomics.load(words, 2) !== SEMAPHORE_MAGIC) {
+    if (Atomics.load(words, MAGIC) !== SEMAPHORE_MAGIC) {
       throw new IpcError('ERR_IPC_INVALID_ARGUMENT',
         `No semaphore at ${segment.address}@${offset}: nothing was initialised there with Semaphore.create().`, { address: segment.address });
     }
-    return new Semaphore(segment, words, offset, optionalInteger(opts.spin, 'spin', 0, 10_000, DEFAULT_LOCK_SPIN_US));
+    return new Semaphore(segment, words, offset, spin);
   }
 
   /** The current count. */
   get value(): number {
     this.check('value');
-    return Atomics.load(this.words, 0);
+    return Atomics.load(this.words, COUNT);
   }
 
   /** Decrements the count, waiting while it is 0. Never blocks the event loop. */
   wait(options?: WaitOptions): Promise<void> {
-    let timeout: number;
-    let signal: AbortSignal | undefined;
-    try {
-      this.check('wait');
-      const opts = checkOptions(options);
-      timeout = checkTimeout(opts.timeout);
-      signal = checkSignal(opts.signal);
-      if (signal?.aborted) throw abortError('wait', this.address, signal);
-      if (this.#tryTake() || native.semWait(this.words, 0, this.spin) === 0) return Promise.resolve();
-      if (timeout === 0) throw timeoutError('wait', this.address, 0);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.waitOnThread('wait', timeout, signal, (done) => native.semWaitAsync(this.words, done), (r) => {
-      if (r < 0) throw systemError(r, 'futex', this.address);
-    });
+    return run(this.lane, 'wait', options, [], () => this.#waitOp());
   }
 
   /** Decrements the count, blocking the calling thread while it is 0. */
   waitSync(options?: SyncWaitOptions): void {
-    this.check('waitSync');
-    const timeout = checkTimeout(checkOptions(options).timeout);
-    if (this.#tryTake()) return;
-    const r = native.semWait(this.words, nativeTimeout(timeout), this.spin);
-    if (r === ETIMEDOUT) throw timeoutError('waitSync', this.address, timeout);
-    if (r < 0) throw systemError(r, 'futex', this.address);
+    runSync(this.lane, 'waitSync', options, [], () => this.#waitOp());
   }
 
-  /** Decrements the count if it is positive; `false` if it is 0. */
+  /** Decrements the count if it is positive; `false` if it is 0 (or earlier wait() calls of this thread are waiting). */
   tryWait(): boolean {
-    this.check('tryWait');
-    return this.#tryTake();
+    return tryRun(this.lane, 'tryWait', undefined, [], () => this.#waitOp()) !== undefined;
   }
 
   /** Increments the count by `n` (default 1), waking as many waiters. */
@@ -496,25 +509,52 @@ export class Semaphore extends SegmentLock {
     checkInteger(n, 'n', 1, SEM_VALUE_MAX);
     const w = this.words;
     for (;;) {
-      const c = Atomics.load(w, 0);
+      const c = Atomics.load(w, COUNT);
+      if (c < 0) throw this.corrupted('count', c);
       if (c > SEM_VALUE_MAX - n) {
         throw new IpcError('ERR_IPC_LIMIT', `post on ${this.address}: the count ${c} + ${n} would exceed SEM_VALUE_MAX (${SEM_VALUE_MAX}).`, { address: this.address });
       }
-      if (Atomics.compareExchange(w, 0, c, c + n) === c) break;
+      if (Atomics.compareExchange(w, COUNT, c, c + n) === c) break;
     }
-    if (Atomics.load(w, 1) > 0) native.futexWake(w, 0, n);
+    // Any sleeper count but 0 wakes: a word another process wrote must not silence the wake-ups.
+    if (Atomics.load(w, SLEEPERS) !== 0) native.futexWake(w, COUNT, n);
   }
 
-  #tryTake(): boolean {
+  #waitOp(): Operation<typeof DONE> {
     const w = this.words;
-    for (let c = Atomics.load(w, 0); c > 0; c = Atomics.load(w, 0)) {
-      if (Atomics.compareExchange(w, 0, c, c - 1) === c) return true;
+    return {
+      step: (timeout, spin) => {
+        if (this.#take()) return DONE;
+        if (timeout === 0 && spin === 0) return undefined;
+        if (timeout !== 0) Atomics.add(w, SLEEPERS, 1);
+        const r = native.futexWait(w, COUNT, 0, timeout, spin);
+        if (timeout !== 0) Atomics.sub(w, SLEEPERS, 1);
+        if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'futex', this.address);
+        return this.#take() ? DONE : undefined;
+      },
+      job: {
+        start: (done) => {
+          Atomics.add(w, SLEEPERS, 1);
+          return native.futexWaitAsync(w, COUNT, 0, 0, 0, (r) => {
+            Atomics.sub(w, SLEEPERS, 1);
+            done(r);
+          });
+        },
+        finish: (r) => {
+          if (r < 0) throw systemError(r, 'futex', this.address);
+          return undefined;
+        },
+      },
+    };
+  }
+
+  /** Takes one if the count is positive. A negative count is a corrupted semaphore: waiting on it would never end. */
+  #take(): boolean {
+    const w = this.words;
+    for (let c = Atomics.load(w, COUNT); c !== 0; c = Atomics.load(w, COUNT)) {
+      if (c < 0) throw this.corrupted('count', c);
+      if (Atomics.compareExchange(w, COUNT, c, c - 1) === c) return true;
     }
     return false;
   }
-}
-
-/** This thread's owner identity (tid and start time), as recorded in a held mutex. @internal */
-export function lockOwnerIdentity(): { tid: number; start: number } {
-  return { tid: self.tid, start: self.startUnsigned };
 }

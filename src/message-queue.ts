@@ -14,34 +14,41 @@
  *
  * @module
  */
-import { IpcError, errnoValue, limitError, systemError } from './errors.js';
+import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
+import { Handle } from './internal/handle.js';
 import { describeSetting, hasSysResource, readProcNumber, readResourceLimit } from './internal/limits.js';
-import { ReadinessQueue } from './internal/readiness.js';
+import {
+  DONE, JobLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun,
+} from './internal/operation.js';
+import { READABLE, WRITABLE } from './internal/readiness.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
-import {
-  type SpinOptions, type SyncWaitOptions, type WaitOptions, DEFAULT_SPIN_US, Pending, abortError, checkSignal, checkSpin,
-  checkTimeout, closedError, nativeTimeout, receiveUntilClosed, timeoutError,
-} from './internal/wait.js';
+import { type SpinOptions, type SyncWaitOptions, type WaitOptions, DEFAULT_SPIN_US, checkSpin } from './internal/wait.js';
 
-const C = native.mqConstants;
-const { READABLE, WRITABLE } = native.readinessConstants;
-const ETIMEDOUT = -errnoValue('ETIMEDOUT');
-const ECANCELED = -errnoValue('ECANCELED');
-const EEXIST = -errnoValue('EEXIST');
-const ENOENT = -errnoValue('ENOENT');
-const EINVAL = -errnoValue('EINVAL');
-const EMFILE = -errnoValue('EMFILE');
-const ENOSPC = -errnoValue('ENOSPC');
-const EPERM = -errnoValue('EPERM');
-const E2BIG = -errnoValue('E2BIG');
-const EIDRM = -errnoValue('EIDRM');
+const C = native.constants;
+
+defineHints({
+  mq_open: {
+    EEXIST: 'The queue already exists: use PosixMessageQueue.open() or openOrCreate(), or remove it first (ipckit rm).',
+    ENOENT: 'No such queue: create it first (PosixMessageQueue.create or ipckit mq create).',
+    EMFILE: 'The process has no free file descriptors (ulimit -n).',
+  },
+  mq_unlink: { ENOENT: 'No such queue (already removed?).' },
+  msgget: {
+    EEXIST: 'A queue with this key already exists: use SysvMessageQueue.open() or openOrCreate(), or remove it first (ipckit rm).',
+    ENOENT: 'No queue has this key: create it first (SysvMessageQueue.create or ipckit mq create).',
+  },
+  ...Object.fromEntries(['msgsnd', 'msgrcv', 'msgctl'].map((call) => [call, {
+    EIDRM: 'The queue was removed (or never existed); open or create it again.',
+    EINVAL: 'The queue was removed (or never existed); open or create it again.',
+  }])),
+});
 
 /** Highest POSIX message priority + 1 (`MQ_PRIO_MAX`, 32768 on Linux). */
-export const MQ_PRIO_MAX = C.MQ_PRIO_MAX;
+export const MQ_PRIO_MAX = native.mqPrioMax;
 
 /** Kernel ceilings that no sysctl raises (HARD_MSGMAX, HARD_MSGSIZEMAX). */
 const HARD_MSGMAX = 65536;
@@ -52,11 +59,8 @@ const MQ_PROC = '/proc/sys/fs/mqueue';
 /** Which directions a handle may use. */
 export type QueueAccess = 'read' | 'write' | 'readwrite';
 
-/** Options every queue handle takes: the spin budget of its waits. */
-export type QueueTuning = SpinOptions;
-
 /** Options of {@link PosixMessageQueue.create} and {@link PosixMessageQueue.openOrCreate}. */
-export interface PosixMessageQueueCreateOptions<T = Buffer> extends QueueTuning {
+export interface PosixMessageQueueCreateOptions<T = Buffer> extends SpinOptions {
   /** Capacity in messages. Default: the kernel's `fs.mqueue.msg_default` (10). */
   maxMessages?: number;
   /** Largest message in bytes. Default: the kernel's `fs.mqueue.msgsize_default` (8192). */
@@ -70,7 +74,7 @@ export interface PosixMessageQueueCreateOptions<T = Buffer> extends QueueTuning 
 }
 
 /** Options of {@link PosixMessageQueue.open}. */
-export interface PosixMessageQueueOpenOptions<T = Buffer> extends QueueTuning {
+export interface PosixMessageQueueOpenOptions<T = Buffer> extends SpinOptions {
   codec?: CodecOption<T>;
   access?: QueueAccess;
 }
@@ -136,7 +140,7 @@ function tooLarge(address: string, length: number, max: number, setting: string)
 /** Why the kernel refused to create a POSIX queue with these attributes. */
 function posixCreateError(r: number, name: string, maxMessages: number, maxMessageSize: number): IpcError {
   const limits = PosixMessageQueue.limits();
-  if (r === EINVAL || r === -errnoValue('EOVERFLOW')) {
+  if (r === E.EINVAL || r === E.EOVERFLOW) {
     const privileged = hasSysResource();
     if (!privileged && limits.msgMax !== undefined && maxMessages > limits.msgMax) {
       return limitError(r, 'mq_open', name, `maxMessages ${maxMessages} exceeds ${MQ_PROC}/msg_max (now ${limits.msgMax}), ` +
@@ -150,22 +154,15 @@ function posixCreateError(r: number, name: string, maxMessages: number, maxMessa
       `the hard ceilings are ${HARD_MSGMAX} messages and ${HARD_MSGSIZEMAX} bytes, and without CAP_SYS_RESOURCE ` +
       `${describeSetting(`${MQ_PROC}/msg_max`)} and ${describeSetting(`${MQ_PROC}/msgsize_max`)}.`);
   }
-  if (r === ENOSPC) {
+  if (r === E.ENOSPC) {
     return limitError(r, 'mq_open', name, `the system already holds ${describeSetting(`${MQ_PROC}/queues_max`)} queues. ` +
       'Remove unused queues (ipckit ls, ipckit rm) or raise it: sysctl fs.mqueue.queues_max=N.');
   }
-  if (r === EMFILE) {
+  if (r === E.EMFILE) {
     return limitError(r, 'mq_open', name, 'either this user\'s queues would exceed RLIMIT_MSGQUEUE ' +
       `(ulimit -q, now ${limits.rlimitBytes ?? 'unknown'} bytes; a queue costs about maxMessages × (maxMessageSize + 64) bytes) ` +
       'or the process ran out of file descriptors (ulimit -n). Use smaller queues, remove unused ones, or raise the limit.');
   }
-  return posixOpenError(r, name);
-}
-
-function posixOpenError(r: number, name: string): IpcError {
-  if (r === EEXIST) return systemError(r, 'mq_open', name, 'The queue already exists: use PosixMessageQueue.open() or openOrCreate(), or remove it first (ipckit rm).');
-  if (r === ENOENT) return systemError(r, 'mq_open', name, 'No such queue: create it first (PosixMessageQueue.create or ipckit mq create).');
-  if (r === EMFILE) return systemError(r, 'mq_open', name, 'The process has no free file descriptors (ulimit -n).');
   return systemError(r, 'mq_open', name);
 }
 
@@ -183,7 +180,7 @@ function posixOpenError(r: number, name: string): IpcError {
  * const { data, priority } = await q.receive({ timeout: 1000 });
  * ```
  */
-export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<PosixMessage<T>> {
+export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterable<PosixMessage<T>> {
   /** The queue's name, such as `/jobs`. */
   readonly name: string;
   /** Capacity in messages, fixed at creation. */
@@ -193,30 +190,34 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
   /** Whether this handle created the queue (always true after `create`). */
   readonly created: boolean;
 
-  #fd: number;
+  readonly #fd: number;
   readonly #codec: Codec<T>;
-  readonly #spin: number;
   readonly #rx: ReceiveBuffer;
   readonly #priorityOut = new Uint32Array(1);
-  /** Async calls waiting for the descriptor (receives: readable, sends: writable). */
-  readonly #waiting: ReadinessQueue;
+  /** Sends waiting for room (the descriptor to become writable). */
+  readonly #sending: ReadinessLane;
+  /** Receives waiting for a message (the descriptor to become readable). */
+  readonly #receiving: ReadinessLane;
+  readonly #receiveOp: Operation<PosixMessage<T>> = { step: (timeout, spin) => this.#receiveStep(timeout, spin) };
 
   private constructor(name: string, fd: number, codec: Codec<T>, spin: number, created: boolean) {
+    super();
     this.name = name;
-    this.#fd = fd;
+    this.#fd = this.holdFd(fd);
     this.#codec = codec;
-    this.#spin = spin;
     this.created = created;
     const attr = new Float64Array(4);
     const r = native.mqGetAttr(fd, attr);
     if (r < 0) {
-      native.close(fd);
+      this.close();
       throw systemError(r, 'mq_getattr', name);
     }
     this.maxMessages = attr[1]!;
     this.maxMessageSize = attr[2]!;
     this.#rx = new ReceiveBuffer(this.maxMessageSize);
-    this.#waiting = new ReadinessQueue(fd, name);
+    const watch = this.watch(fd);
+    this.#sending = new ReadinessLane(this, spin, watch, WRITABLE);
+    this.#receiving = new ReadinessLane(this, spin, watch, READABLE);
   }
 
   /**
@@ -228,17 +229,17 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
    * ```
    */
   static create<T = Buffer>(name: string, options?: PosixMessageQueueCreateOptions<T>): PosixMessageQueue<T> {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, CREATE_KEYS);
     const q = PosixMessageQueue.#openWith<T>(checkPosixName(name, 'message queue'), opts, 'create');
-    if (q === undefined) throw posixOpenError(EEXIST, name);
+    if (q === undefined) throw systemError(E.EEXIST, 'mq_open', name);
     return q;
   }
 
   /** Opens an existing queue; fails with `ENOENT` if there is none. Never changes its attributes. */
   static open<T = Buffer>(name: string, options?: PosixMessageQueueOpenOptions<T>): PosixMessageQueue<T> {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, OPEN_KEYS);
     const q = PosixMessageQueue.#openWith<T>(checkPosixName(name, 'message queue'), opts, 'open');
-    if (q === undefined) throw posixOpenError(ENOENT, name);
+    if (q === undefined) throw systemError(E.ENOENT, 'mq_open', name);
     return q;
   }
 
@@ -248,7 +249,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
    * `maxMessages` and `maxMessageSize` if they matter.
    */
   static openOrCreate<T = Buffer>(name: string, options?: PosixMessageQueueCreateOptions<T>): PosixMessageQueue<T> {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, CREATE_KEYS);
     checkPosixName(name, 'message queue');
     // Create-or-open races with other processes doing the same or removing
     // the queue; a few rounds settle it.
@@ -256,7 +257,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
       const q = PosixMessageQueue.#openWith<T>(name, opts, 'create') ?? PosixMessageQueue.#openWith<T>(name, opts, 'open');
       if (q !== undefined) return q;
     }
-    throw systemError(ENOENT, 'mq_open', name, 'The queue was created and removed repeatedly by other processes; retry.');
+    throw systemError(E.ENOENT, 'mq_open', name, 'The queue was created and removed repeatedly by other processes; retry.');
   }
 
   /** Opens or creates; `undefined` on EEXIST (create) or ENOENT (open). */
@@ -276,11 +277,11 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
       }
     }
     const fd = native.mqOpen(name, oflag, mode, maxMessages, maxMessageSize);
-    if (fd === EEXIST && how === 'create') return undefined;
-    if (fd === ENOENT && how === 'open') return undefined;
+    if (fd === E.EEXIST && how === 'create') return undefined;
+    if (fd === E.ENOENT && how === 'open') return undefined;
     if (fd < 0) {
       throw how === 'create' ? posixCreateError(fd, name, maxMessages || (readProcNumber(`${MQ_PROC}/msg_default`) ?? 10),
-        maxMessageSize || (readProcNumber(`${MQ_PROC}/msgsize_default`) ?? 8192)) : posixOpenError(fd, name);
+        maxMessageSize || (readProcNumber(`${MQ_PROC}/msgsize_default`) ?? 8192)) : systemError(fd, 'mq_open', name);
     }
     return new PosixMessageQueue<T>(name, fd, codec, spin, how === 'create');
   }
@@ -289,7 +290,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
   static unlink(name: string): void {
     checkPosixName(name, 'message queue');
     const r = native.mqUnlink(name);
-    if (r < 0) throw systemError(r, 'mq_unlink', name, r === ENOENT ? 'No such queue (already removed?).' : undefined);
+    if (r < 0) throw systemError(r, 'mq_unlink', name);
   }
 
   /** The kernel's current POSIX message-queue limits. */
@@ -304,20 +305,19 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
     };
   }
 
-  /** The queue descriptor (pollable). Throws `ERR_IPC_CLOSED` after `close()`. */
-  get fd(): number {
-    this.#check('fd');
-    return this.#fd;
+  get address(): string {
+    return this.name;
   }
 
-  /** Whether `close()` was called. */
-  get closed(): boolean {
-    return this.#fd < 0;
+  /** The queue descriptor (pollable). Throws `ERR_IPC_CLOSED` after `close()`. */
+  get fd(): number {
+    this.check('fd');
+    return this.#fd;
   }
 
   /** Capacity, message size limit and current depth. */
   attributes(): PosixMessageQueueAttributes {
-    this.#check('attributes');
+    this.check('attributes');
     const attr = new Float64Array(4);
     const r = native.mqGetAttr(this.#fd, attr);
     if (r < 0) throw systemError(r, 'mq_getattr', this.name);
@@ -331,44 +331,17 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
    * loop.
    */
   send(data: Outgoing<T>, options?: PosixSendOptions): Promise<void> {
-    let bytes: Uint8Array;
-    let priority: number;
-    let timeout: number;
-    let signal: AbortSignal | undefined;
-    try {
-      this.#check('send');
-      const opts = checkOptions(options);
-      bytes = this.#encode(data);
-      priority = checkPriority(opts.priority);
-      timeout = checkTimeout(opts.timeout);
-      signal = checkSignal(opts.signal);
-      if (signal?.aborted) throw abortError('send', this.name, signal);
-      if (!this.#waiting.busy(WRITABLE) && this.#sendNow(bytes, priority, this.#spin)) return Promise.resolve();
-      if (timeout === 0) throw timeoutError('send', this.name, 0);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#waiting.wait('send', WRITABLE, timeout, signal, () => (this.#sendNow(bytes, priority, 0) ? true : undefined))
-      .then(() => undefined);
+    return run(this.#sending, 'send', options, SEND_KEYS, (o) => this.#sendOp(data, o.priority));
   }
 
   /** Sends a message, blocking the calling thread while the queue is full. */
   sendSync(data: Outgoing<T>, options?: PosixSendSyncOptions): void {
-    this.#check('sendSync');
-    const opts = checkOptions(options);
-    const bytes = this.#encode(data);
-    const priority = checkPriority(opts.priority);
-    const timeout = checkTimeout(opts.timeout);
-    const r = native.mqSend(this.#fd, bytes, priority, nativeTimeout(timeout), this.#spin);
-    if (r === ETIMEDOUT) throw timeoutError('sendSync', this.name, timeout);
-    if (r < 0) throw systemError(r, 'mq_send', this.name);
+    runSync(this.#sending, 'sendSync', options, SEND_KEYS, (o) => this.#sendOp(data, o.priority));
   }
 
-  /** Sends a message if there is room now; `false` if the queue is full. */
+  /** Sends a message if there is room now; `false` if the queue is full (or earlier sends are waiting). */
   trySend(data: Outgoing<T>, options?: { priority?: number }): boolean {
-    this.#check('trySend');
-    const opts = checkOptions(options);
-    return this.#sendNow(this.#encode(data), checkPriority(opts.priority), 0);
+    return tryRun(this.#sending, 'trySend', options, SEND_KEYS, (o) => this.#sendOp(data, o.priority)) !== undefined;
   }
 
   // -- receive ------------------------------------------------------------
@@ -378,40 +351,17 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
    * queue is empty. Never blocks the event loop.
    */
   receive(options?: WaitOptions): Promise<PosixMessage<T>> {
-    let timeout: number;
-    let signal: AbortSignal | undefined;
-    try {
-      this.#check('receive');
-      const opts = checkOptions(options);
-      timeout = checkTimeout(opts.timeout);
-      signal = checkSignal(opts.signal);
-      if (signal?.aborted) throw abortError('receive', this.name, signal);
-      if (!this.#waiting.busy(READABLE)) {
-        const message = this.#receiveNow(this.#spin);
-        if (message !== undefined) return Promise.resolve(message);
-      }
-      if (timeout === 0) throw timeoutError('receive', this.name, 0);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#waiting.wait('receive', READABLE, timeout, signal, () => this.#receiveNow(0));
+    return run(this.#receiving, 'receive', options, NO_KEYS, () => this.#receiveOp);
   }
 
   /** Receives a message, blocking the calling thread while the queue is empty. */
   receiveSync(options?: SyncWaitOptions): PosixMessage<T> {
-    this.#check('receiveSync');
-    const timeout = checkTimeout(checkOptions(options).timeout);
-    this.#rx.ensure();
-    const n = native.mqReceive(this.#fd, this.#rx.buffer, this.#rx.offset, this.#priorityOut, nativeTimeout(timeout), this.#spin);
-    if (n === ETIMEDOUT) throw timeoutError('receiveSync', this.name, timeout);
-    if (n < 0) throw systemError(n, 'mq_receive', this.name);
-    return this.#message(n);
+    return runSync(this.#receiving, 'receiveSync', options, NO_KEYS, () => this.#receiveOp);
   }
 
-  /** Receives a message if one is queued; `undefined` if the queue is empty. */
+  /** Receives a message if one is queued; `undefined` if the queue is empty (or earlier receives are waiting). */
   tryReceive(): PosixMessage<T> | undefined {
-    this.#check('tryReceive');
-    return this.#receiveNow(0);
+    return tryRun(this.#receiving, 'tryReceive', undefined, NO_KEYS, () => this.#receiveOp);
   }
 
   /**
@@ -419,7 +369,7 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
    * `signal` aborts it (the loop throws `ERR_IPC_ABORTED`).
    */
   messages(options?: { signal?: AbortSignal }): AsyncGenerator<PosixMessage<T>, void, undefined> {
-    const signal = checkSignal(checkOptions(options).signal);
+    const { signal } = checkOptions(options, ['signal']);
     return receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
   }
 
@@ -427,69 +377,43 @@ export class PosixMessageQueue<T = Buffer> implements Disposable, AsyncIterable<
     return this.messages();
   }
 
-  // -- lifetime -----------------------------------------------------------
-
-  /**
-   * Closes this handle. Pending calls reject with `ERR_IPC_CLOSED`; the queue
-   * itself lives on until unlinked. Calling it again does nothing.
-   */
-  close(): void {
-    if (this.#fd < 0) return;
-    const fd = this.#fd;
-    this.#fd = -1;
-    this.#waiting.close(closedError('the pending call', this.name));
-    native.close(fd);
-  }
-
   /** Removes the queue's name (works on a closed handle too); see {@link PosixMessageQueue.unlink}. */
   unlink(): void {
     PosixMessageQueue.unlink(this.name);
   }
 
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
   // -- internals ----------------------------------------------------------
 
-  #check(what: string): void {
-    if (this.#fd < 0) throw closedError(what, this.name);
-  }
-
-  #encode(data: Outgoing<T>): Uint8Array {
+  #sendOp(data: Outgoing<T>, priority: unknown): Operation<typeof DONE> {
     const bytes = encodeWith(this.#codec, data as T, this.name);
     if (bytes.length > this.maxMessageSize) {
       throw tooLarge(this.name, bytes.length, this.maxMessageSize, 'the queue\'s maxMessageSize');
     }
-    return bytes;
+    const prio = optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0);
+    return {
+      step: (timeout, spin) => {
+        const r = native.mqSend(this.#fd, bytes, prio, timeout, spin);
+        if (r === 0) return DONE;
+        if (r === E.EAGAIN) return undefined;
+        throw systemError(r, 'mq_send', this.name);
+      },
+    };
   }
 
-  /** A send that does not sleep (it may spin for `spin` µs): false if the queue stays full. */
-  #sendNow(bytes: Uint8Array, priority: number, spin: number): boolean {
-    const r = native.mqSend(this.#fd, bytes, priority, 0, spin);
-    if (r === 0) return true;
-    if (r === ETIMEDOUT) return false;
-    throw systemError(r, 'mq_send', this.name);
-  }
-
-  /** A receive that does not sleep (it may spin for `spin` µs): undefined if the queue stays empty. */
-  #receiveNow(spin: number): PosixMessage<T> | undefined {
+  #receiveStep(timeout: number, spin: number): PosixMessage<T> | undefined {
     this.#rx.ensure();
-    const n = native.mqReceive(this.#fd, this.#rx.buffer, this.#rx.offset, this.#priorityOut, 0, spin);
-    if (n === ETIMEDOUT) return undefined;
+    const n = native.mqReceive(this.#fd, this.#rx.buffer, this.#rx.offset, this.#priorityOut, timeout, spin);
+    if (n === E.EAGAIN) return undefined;
     if (n < 0) throw systemError(n, 'mq_receive', this.name);
-    return this.#message(n);
-  }
-
-  #message(length: number): PosixMessage<T> {
-    const bytes = this.#rx.take(this.#rx.offset, length);
+    const bytes = this.#rx.take(this.#rx.offset, n);
     return { data: decodeWith(this.#codec, bytes, this.name), priority: this.#priorityOut[0]! };
   }
 }
 
-function checkPriority(priority: unknown): number {
-  return optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0);
-}
+const NO_KEYS: readonly string[] = [];
+const SEND_KEYS = ['priority'] as const;
+const OPEN_KEYS = ['codec', 'access', 'spin'] as const;
+const CREATE_KEYS = [...OPEN_KEYS, 'maxMessages', 'maxMessageSize', 'mode'] as const;
 
 
 // ===========================================================================
@@ -499,7 +423,7 @@ function checkPriority(priority: unknown): number {
 export const SYSV_TYPE_MAX = Number.MAX_SAFE_INTEGER;
 
 /** Options of {@link SysvMessageQueue.create} and {@link SysvMessageQueue.openOrCreate}. */
-export interface SysvMessageQueueCreateOptions<T = Buffer> extends QueueTuning {
+export interface SysvMessageQueueCreateOptions<T = Buffer> extends SpinOptions {
   /** Permission bits (the umask does not apply to System V objects). Default `0o600`. */
   mode?: number;
   /**
@@ -511,7 +435,7 @@ export interface SysvMessageQueueCreateOptions<T = Buffer> extends QueueTuning {
 }
 
 /** Options of {@link SysvMessageQueue.open}. */
-export interface SysvMessageQueueOpenOptions<T = Buffer> extends QueueTuning {
+export interface SysvMessageQueueOpenOptions<T = Buffer> extends SpinOptions {
   codec?: CodecOption<T>;
 }
 
@@ -575,21 +499,11 @@ export interface SysvMessageQueueLimits {
 const KERNEL_PROC = '/proc/sys/kernel';
 
 function sysvGetError(r: number, label: string): IpcError {
-  if (r === EEXIST) return systemError(r, 'msgget', label, 'A queue with this key already exists: use SysvMessageQueue.open() or openOrCreate(), or remove it first (ipckit rm).');
-  if (r === ENOENT) return systemError(r, 'msgget', label, 'No queue has this key: create it first (SysvMessageQueue.create or ipckit mq create).');
-  if (r === ENOSPC) {
+  if (r === E.ENOSPC) {
     return limitError(r, 'msgget', label, `the system already holds ${describeSetting(`${KERNEL_PROC}/msgmni`)} queues. ` +
       'Remove unused queues (ipckit ls, ipckit rm) or raise it: sysctl kernel.msgmni=N.');
   }
   return systemError(r, 'msgget', label);
-}
-
-/** Errors of msgsnd/msgrcv/msgctl on an identifier. */
-function sysvOpError(r: number, syscall: string, label: string): IpcError {
-  if (r === EIDRM || r === EINVAL) {
-    return systemError(r, syscall, label, 'The queue was removed (or never existed); open or create it again.');
-  }
-  return systemError(r, syscall, label);
 }
 
 /**
@@ -598,7 +512,9 @@ function sysvOpError(r: number, syscall: string, label: string): IpcError {
  * Every message carries a positive type, and receivers choose by type.
  * System V queues have no descriptor, so an async call that has to wait runs
  * its `msgrcv`/`msgsnd` on an ipckit waiter thread (never a libuv pool
- * thread) and can be cancelled at any moment.
+ * thread) and can be cancelled at any moment. Pending calls are served in
+ * order: at most one thread waits per handle and direction (per type
+ * selector, for receives).
  *
  * @example
  * ```ts
@@ -607,7 +523,7 @@ function sysvOpError(r: number, syscall: string, label: string): IpcError {
  * const { data, type } = await q.receive({ type: 2, timeout: 1000 });
  * ```
  */
-export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<SysvMessage<T>> {
+export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterable<SysvMessage<T>> {
   /** The queue identifier (`msqid`, as `ipcs -q` shows it). */
   readonly id: number;
   /** The key, or 0 for a private queue. */
@@ -619,67 +535,68 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
   /** Largest message this handle sends or receives: `kernel.msgmax` when opened. */
   readonly maxMessageSize: number;
 
-  #closed = false;
   readonly #codec: Codec<T>;
-  readonly #spin: number;
   readonly #rx: ReceiveBuffer;
   /** msgrcv's type selector in, the received type out. */
   readonly #typeOut = new Float64Array(1);
   /** The queue's msg_qbytes as last seen (Infinity if this user may not stat it). */
   #maxBytes: number;
-  /** Waiter-thread jobs in flight, so close() can cancel them. */
-  readonly #jobs = new Set<{ interrupt: (err: IpcError) => void }>();
+  readonly #sending: JobLane;
+  readonly #receiving: JobLane;
 
   private constructor(id: number, key: number, address: string, codec: Codec<T>, spin: number, created: boolean) {
+    super();
     this.id = id;
     this.key = key;
     this.address = address;
     this.#codec = codec;
-    this.#spin = spin;
     this.created = created;
     this.maxMessageSize = readProcNumber(`${KERNEL_PROC}/msgmax`) ?? 8192;
     // msgrcv writes the long type in front of the payload.
     this.#rx = new ReceiveBuffer(8 + this.maxMessageSize);
     this.#maxBytes = this.#readMaxBytes();
+    this.#sending = new JobLane(this, spin);
+    this.#receiving = new JobLane(this, spin);
   }
 
   /** Creates a new queue; fails with `EEXIST` if the key is taken. */
   static create<T = Buffer>(address: SysvAddress, options?: SysvMessageQueueCreateOptions<T>): SysvMessageQueue<T> {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, SYSV_CREATE_KEYS);
     const target = resolveSysvAddress(address);
     if (target.key === undefined) {
       throw new IpcError('ERR_IPC_INVALID_ADDRESS', `Cannot create a queue at ${target.label}: identifiers are assigned by the kernel; give a key.`);
     }
     const q = SysvMessageQueue.#get<T>(target.key, target.label, opts, true);
-    if (q === undefined) throw sysvGetError(EEXIST, target.label);
+    if (q === undefined) throw sysvGetError(E.EEXIST, target.label);
     return q;
   }
 
   /** Opens an existing queue by key, ftok pair, or `{ id }`. */
   static open<T = Buffer>(address: SysvAddress, options?: SysvMessageQueueOpenOptions<T>): SysvMessageQueue<T> {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, SYSV_OPEN_KEYS);
     const target = resolveSysvAddress(address);
     if (target.id !== undefined) {
       const stat = native.msgStat(target.id);
-      if (typeof stat === 'number') throw sysvOpError(stat, 'msgctl', target.label);
+      if (typeof stat === 'number') throw systemError(stat, 'msgctl', target.label);
       return new SysvMessageQueue<T>(target.id, stat.key, target.label, resolveCodec<T>(opts.codec), checkSpin(opts.spin), false);
     }
     const q = SysvMessageQueue.#get<T>(target.key, target.label, opts, false);
-    if (q === undefined) throw sysvGetError(ENOENT, target.label);
+    if (q === undefined) throw sysvGetError(E.ENOENT, target.label);
     return q;
   }
 
   /** Opens the queue with this key, creating it with `options` if there is none. */
   static openOrCreate<T = Buffer>(address: SysvAddress, options?: SysvMessageQueueCreateOptions<T>): SysvMessageQueue<T> {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, SYSV_CREATE_KEYS);
     const target = resolveSysvAddress(address);
-    if (target.key === undefined) return SysvMessageQueue.open(address, opts);
+    // An identifier names an existing queue: there is nothing to create.
+    if (target.key === undefined) return SysvMessageQueue.open(address, { codec: opts.codec, spin: opts.spin });
     for (let round = 0; round < 8; round++) {
       const q = SysvMessageQueue.#get<T>(target.key, target.label, opts, true) ??
         SysvMessageQueue.#get<T>(target.key, target.label, opts, false);
       if (q !== undefined) return q;
     }
-    throw systemError(ENOENT, 'msgget', target.label, 'The queue was created and removed repeatedly by other processes; retry.');
+    throw systemError(E.ENOENT, 'msgget', target.label, 'The queue was created and removed repeatedly by other processes; retry.');
   }
 
   static #get<T>(key: number, label: string, opts: SysvMessageQueueCreateOptions<T>, create: boolean): SysvMessageQueue<T> | undefined {
@@ -688,17 +605,17 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
     const mode = checkMode(opts.mode);
     const maxBytes = opts.maxBytes === undefined ? undefined : checkInteger(opts.maxBytes, 'maxBytes', 1, 2 ** 31 - 1);
     const id = native.msgGet(key, create ? C.IPC_CREAT | C.IPC_EXCL : 0, create ? mode : 0);
-    if (id === (create ? EEXIST : ENOENT)) return undefined;
+    if (id === (create ? E.EEXIST : E.ENOENT)) return undefined;
     if (id < 0) throw sysvGetError(id, label);
     if (create && maxBytes !== undefined) {
       const r = native.msgSetMaxBytes(id, maxBytes);
       if (r < 0) {
         native.msgRemove(id);
-        if (r === EPERM) {
+        if (r === E.EPERM) {
           throw limitError(r, 'msgctl', label, `maxBytes ${maxBytes} exceeds ${describeSetting(`${KERNEL_PROC}/msgmnb`)}, ` +
             'the limit without CAP_SYS_RESOURCE. Ask for less, or raise it: sysctl kernel.msgmnb=N.');
         }
-        throw sysvOpError(r, 'msgctl', label);
+        throw systemError(r, 'msgctl', label);
       }
     }
     return new SysvMessageQueue<T>(id, key, label, codec, spin, create);
@@ -718,16 +635,11 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
     };
   }
 
-  /** Whether `close()` was called. */
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   /** `msgctl(IPC_STAT)`: depth, bytes, capacity, last pids and times, owner and mode. */
   stat(): SysvMessageQueueStat {
-    this.#check('stat');
+    this.check('stat');
     const s = native.msgStat(this.id);
-    if (typeof s === 'number') throw sysvOpError(s, 'msgctl', this.address);
+    if (typeof s === 'number') throw systemError(s, 'msgctl', this.address);
     const date = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
     return {
       key: s.key, id: this.id, mode: s.mode, uid: s.uid, gid: s.gid, cuid: s.cuid, cgid: s.cgid,
@@ -741,134 +653,99 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
 
   /** Sends a message of `type` (≥ 1), waiting while the queue is full. Never blocks the event loop. */
   send(type: number, data: Outgoing<T>, options?: WaitOptions): Promise<void> {
-    let bytes: Uint8Array;
-    let timeout: number;
-    let signal: AbortSignal | undefined;
-    try {
-      this.#check('send');
-      const opts = checkOptions(options);
-      checkSendType(type);
-      bytes = this.#encode(data);
-      timeout = checkTimeout(opts.timeout);
-      signal = checkSignal(opts.signal);
-      if (signal?.aborted) throw abortError('send', this.address, signal);
-      if (this.#sendNow(type, bytes, this.#spin)) return Promise.resolve();
-      if (timeout === 0) throw timeoutError('send', this.address, 0);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#wait<void>('send', timeout, signal,
-      (done) => native.msgSndAsync(this.id, type, bytes, done),
-      (r) => {
-        if (r < 0) throw sysvOpError(r, 'msgsnd', this.address);
-      });
+    return run(this.#sending, 'send', options, NO_KEYS, () => this.#sendOp(type, data));
   }
 
   /** Sends a message, blocking the calling thread while the queue is full. */
   sendSync(type: number, data: Outgoing<T>, options?: SyncWaitOptions): void {
-    this.#check('sendSync');
-    checkSendType(type);
-    const bytes = this.#encode(data);
-    const timeout = checkTimeout(checkOptions(options).timeout);
-    const r = native.msgSnd(this.id, type, bytes, nativeTimeout(timeout), this.#spin);
-    if (r === ETIMEDOUT) throw timeoutError('sendSync', this.address, timeout);
-    if (r < 0) throw sysvOpError(r, 'msgsnd', this.address);
+    runSync(this.#sending, 'sendSync', options, NO_KEYS, () => this.#sendOp(type, data));
   }
 
-  /** Sends a message if there is room now; `false` if the queue is full. */
+  /** Sends a message if there is room now; `false` if the queue is full (or earlier sends are waiting). */
   trySend(type: number, data: Outgoing<T>): boolean {
-    this.#check('trySend');
-    checkSendType(type);
-    return this.#sendNow(type, this.#encode(data), 0);
+    return tryRun(this.#sending, 'trySend', undefined, NO_KEYS, () => this.#sendOp(type, data)) !== undefined;
   }
 
   // -- receive ------------------------------------------------------------
 
   /** Receives a message chosen by `type` (see {@link SysvReceiveOptions}), waiting while there is none. */
   receive(options?: SysvReceiveOptions): Promise<SysvMessage<T>> {
-    let type: number;
-    let timeout: number;
-    let signal: AbortSignal | undefined;
-    try {
-      this.#check('receive');
-      const opts = checkOptions(options);
-      type = checkReceiveType(opts.type);
-      timeout = checkTimeout(opts.timeout);
-      signal = checkSignal(opts.signal);
-      if (signal?.aborted) throw abortError('receive', this.address, signal);
-      const message = this.#receiveNow(type, this.#spin);
-      if (message !== undefined) return Promise.resolve(message);
-      if (timeout === 0) throw timeoutError('receive', this.address, 0);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#wait<SysvMessage<T>>('receive', timeout, signal,
-      (done) => native.msgRcvAsync(this.id, this.maxMessageSize, type, done),
-      (r, data, got) => {
-        if (r < 0) throw this.#receiveError(r);
-        return { data: decodeWith(this.#codec, data!, this.address), type: got! };
-      });
+    return run(this.#receiving, 'receive', options, RECEIVE_KEYS, (o) => this.#receiveOp(o.type));
   }
 
   /** Receives a message chosen by `type`, blocking the calling thread while there is none. */
   receiveSync(options?: SysvReceiveSyncOptions): SysvMessage<T> {
-    this.#check('receiveSync');
-    const opts = checkOptions(options);
-    const type = checkReceiveType(opts.type);
-    const timeout = checkTimeout(opts.timeout);
-    this.#rx.ensure();
-    this.#typeOut[0] = type;
-    const n = native.msgRcv(this.id, this.#rx.buffer, this.#rx.offset, this.#typeOut, nativeTimeout(timeout), this.#spin);
-    if (n === ETIMEDOUT) throw timeoutError('receiveSync', this.address, timeout);
-    if (n < 0) throw this.#receiveError(n);
-    return this.#message(n);
+    return runSync(this.#receiving, 'receiveSync', options, RECEIVE_KEYS, (o) => this.#receiveOp(o.type));
   }
 
-  /** Receives a message chosen by `type` if there is one; `undefined` otherwise. */
+  /** Receives a message chosen by `type` if there is one; `undefined` otherwise (or while earlier receives wait). */
   tryReceive(options?: { type?: number }): SysvMessage<T> | undefined {
-    this.#check('tryReceive');
-    return this.#receiveNow(checkReceiveType(checkOptions(options).type), 0);
+    return tryRun(this.#receiving, 'tryReceive', options, RECEIVE_KEYS, (o) => this.#receiveOp(o.type));
   }
 
   /** Receives messages (of `type`, default any) until the handle is closed or `signal` aborts. */
   messages(options?: { type?: number; signal?: AbortSignal }): AsyncGenerator<SysvMessage<T>, void, undefined> {
-    const opts = checkOptions(options);
-    return receiveUntilClosed(() => this.#closed, () => this.receive({ type: opts.type, signal: opts.signal }));
+    const opts = checkOptions(options, ['type', 'signal']);
+    return receiveUntilClosed(() => this.closed, () => this.receive({ type: opts.type, signal: opts.signal }));
   }
 
   [Symbol.asyncIterator](): AsyncGenerator<SysvMessage<T>, void, undefined> {
     return this.messages();
   }
 
-  // -- lifetime -----------------------------------------------------------
-
-  /**
-   * Closes this handle: pending calls are cancelled and reject with
-   * `ERR_IPC_CLOSED` (a message a waiter thread already took is delivered,
-   * never dropped). The queue itself stays until removed.
-   */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    const err = closedError('the pending call', this.address);
-    for (const entry of [...this.#jobs]) entry.interrupt(err);
-  }
-
   /** Removes the queue (`IPC_RMID`); also closes this handle. */
   remove(): void {
     const r = native.msgRemove(this.id);
     this.close();
-    if (r < 0) throw sysvOpError(r, 'msgctl', this.address);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
+    if (r < 0) throw systemError(r, 'msgctl', this.address);
   }
 
   // -- internals ----------------------------------------------------------
 
-  #check(what: string): void {
-    if (this.#closed) throw closedError(what, this.address);
+  #sendOp(type: unknown, data: Outgoing<T>): Operation<typeof DONE> {
+    const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
+    const bytes = this.#encode(data);
+    const result = (r: number): typeof DONE | undefined => {
+      if (r === 0) return DONE;
+      if (r === E.EAGAIN) return undefined;
+      throw systemError(r, 'msgsnd', this.address);
+    };
+    return {
+      step: (timeout, spin) => result(native.msgSnd(this.id, t, bytes, timeout, spin)),
+      job: { start: (done) => native.msgSndAsync(this.id, t, bytes, done), finish: result },
+    };
+  }
+
+  #receiveOp(type: unknown): Operation<SysvMessage<T>> {
+    const selector = optionalInteger(type, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0);
+    let area = { buffer: this.#rx.buffer, offset: 0 };
+    return {
+      key: selector,
+      step: (timeout, spin) => {
+        const rx = this.#rx;
+        rx.ensure();
+        this.#typeOut[0] = selector;
+        const n = native.msgRcv(this.id, rx.buffer, rx.offset, this.#typeOut, timeout, spin);
+        if (n === E.EAGAIN) return undefined;
+        if (n < 0) throw this.#receiveError(n);
+        return this.#message(rx.take(rx.offset + 8, n), this.#typeOut[0]!);
+      },
+      job: {
+        start: (done) => {
+          // The waiter thread receives straight into an area of the slab kept for it.
+          area = this.#rx.reserveArea();
+          return native.msgRcvAsync(this.id, area.buffer, area.offset, selector, done);
+        },
+        finish: (n, got) => {
+          if (n < 0) throw this.#receiveError(n);
+          return this.#message(this.#rx.fromArea(area, area.offset + 8, n), got!);
+        },
+      },
+    };
+  }
+
+  #message(bytes: Buffer, type: number): SysvMessage<T> {
+    return { data: decodeWith(this.#codec, bytes, this.address), type };
   }
 
   #encode(data: Outgoing<T>): Uint8Array {
@@ -889,79 +766,19 @@ export class SysvMessageQueue<T = Buffer> implements Disposable, AsyncIterable<S
     return typeof s === 'number' ? Infinity : s.maxBytes;
   }
 
-  /** A send that does not sleep (it may spin for `spin` µs): false if the queue stays full. */
-  #sendNow(type: number, bytes: Uint8Array, spin: number): boolean {
-    const r = native.msgSnd(this.id, type, bytes, 0, spin);
-    if (r === 0) return true;
-    if (r === ETIMEDOUT) return false;
-    throw sysvOpError(r, 'msgsnd', this.address);
-  }
-
-  /** A receive that does not sleep (it may spin for `spin` µs): undefined if nothing matching arrives. */
-  #receiveNow(type: number, spin: number): SysvMessage<T> | undefined {
-    this.#rx.ensure();
-    this.#typeOut[0] = type;
-    const n = native.msgRcv(this.id, this.#rx.buffer, this.#rx.offset, this.#typeOut, 0, spin);
-    if (n === ETIMEDOUT) return undefined;
-    if (n < 0) throw this.#receiveError(n);
-    return this.#message(n);
-  }
-
-  #message(length: number): SysvMessage<T> {
-    const bytes = this.#rx.take(this.#rx.offset + 8, length);
-    return { data: decodeWith(this.#codec, bytes, this.address), type: this.#typeOut[0]! };
-  }
-
   #receiveError(r: number): IpcError {
-    if (r === E2BIG) {
+    if (r === E.E2BIG) {
       return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE',
         `The next message on ${this.address} is larger than ${this.maxMessageSize} bytes (kernel.msgmax when this handle was opened); ` +
         'it was left in the queue. Reopen the queue after raising kernel.msgmax, or remove the message with a C tool.', { address: this.address });
     }
-    return sysvOpError(r, 'msgrcv', this.address);
-  }
-
-  /**
-   * Runs a blocking call on a waiter thread. A timeout, an abort or close()
-   * cancels the job; the call then settles when the thread confirms, with
-   * the result if the system call had already completed.
-   */
-  #wait<R>(what: string, timeout: number, signal: AbortSignal | undefined,
-    start: (done: (r: number, data?: Buffer, type?: number) => void) => number,
-    finish: (r: number, data?: Buffer, type?: number) => R): Promise<R> {
-    let reason: IpcError | undefined;
-    const entry = {
-      job: 0,
-      pending: new Pending<R>(what, this.address, timeout, signal, (err) => entry.interrupt(err)),
-      interrupt: (err: IpcError) => {
-        reason ??= err;
-        native.cancelJob(entry.job);
-      },
-    };
-    entry.job = start((r, data, type) => {
-      this.#jobs.delete(entry);
-      if (r === ECANCELED) {
-        entry.pending.reject(reason ?? closedError(what, this.address));
-        return;
-      }
-      try {
-        entry.pending.resolve(finish(r, data, type));
-      } catch (err) {
-        entry.pending.reject(err);
-      }
-    });
-    this.#jobs.add(entry);
-    return entry.pending.promise;
+    return systemError(r, 'msgrcv', this.address);
   }
 }
 
-function checkSendType(type: unknown): number {
-  return checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
-}
-
-function checkReceiveType(type: unknown): number {
-  return optionalInteger(type, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0);
-}
+const RECEIVE_KEYS = ['type'] as const;
+const SYSV_OPEN_KEYS = ['codec', 'spin'] as const;
+const SYSV_CREATE_KEYS = [...SYSV_OPEN_KEYS, 'mode', 'maxBytes'] as const;
 
 export { DEFAULT_SPIN_US };
 

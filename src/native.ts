@@ -58,39 +58,74 @@ export interface NativeShmStat {
   changeTime: number;
 }
 
+/**
+ * The addon's functions. A call that can wait is one bounded attempt: it
+ * spins up to `spinUs`, sleeps up to `timeoutMs` (0: not at all; -1: no
+ * limit) and returns -EAGAIN when there is nothing yet.
+ */
 export interface NativeBinding {
+  // fd.cc: descriptor I/O and every flag constant
   close(fd: number): number;
   strerror(errno: number): string;
   getFlags(fd: number): number;
   getFdFlags(fd: number): number;
-  fdConstants: { O_NONBLOCK: number; O_CLOEXEC: number; FD_CLOEXEC: number };
+  setNonBlocking(fd: number, on: boolean): number;
+  /** flags: constants.NOWAIT makes this one read non-blocking; spins up to spinUs on EAGAIN. 0 = end of data. */
+  readFd(fd: number, buffer: Uint8Array, offset: number, length: number, flags: number, spinUs: number): number;
+  writeFd(fd: number, buffer: Uint8Array, offset: number, length: number, flags: number, spinUs: number): number;
+  /** revents, or 0 when nothing happened within timeoutMs (or a signal came). */
+  pollFd(fd: number, events: number, timeoutMs: number): number;
+  /** open(2) with O_CLOEXEC; a blocking open gives up after timeoutMs with -ETIMEDOUT. */
+  openPath(path: string, flags: number, timeoutMs: number): number;
+  /** Whether RWF_NOWAIT works on anonymous pipes here. */
+  pipeNoWaitSupported(): boolean;
+  constants: {
+    O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_ACCMODE: number; O_CREAT: number; O_EXCL: number;
+    O_NONBLOCK: number; O_CLOEXEC: number; O_NOFOLLOW: number; FD_CLOEXEC: number; NOWAIT: number;
+    POLLIN: number; POLLOUT: number; POLLHUP: number; POLLERR: number;
+    EPOLLIN: number; EPOLLOUT: number; EPOLLHUP: number; EPOLLERR: number;
+    IPC_CREAT: number; IPC_EXCL: number; IN_OPEN: number; PIPE_BUF: number;
+  };
   extraErrno: Record<string, number>;
 
+  // readiness.cc
+  /** Only ever over ipckit's own epoll set (see readiness.ts). */
   FdWatcher: new (fd: number, callback: (status: number, events: number) => void) => NativeFdWatcher;
-  readinessConstants: { READABLE: number; WRITABLE: number; DISCONNECT: number };
+  epollCreate(): number;
+  epollCtl(epfd: number, op: number, fd: number, events: number, token: number): number;
+  /** Writes (token, events) pairs into out; returns how many. */
+  epollWait(epfd: number, out: Uint32Array, timeoutMs: number): number;
+  readinessConstants: { UV_READABLE: number; EPOLL_CTL_ADD: number; EPOLL_CTL_MOD: number; EPOLL_CTL_DEL: number };
 
+  // jobs.cc
   cancelJob(id: number): boolean;
+  /** [threads, idle] of the waiter pool. */
+  waiterThreads(): [number, number];
   wakeSignal: number;
+  maxWaiterThreads: number;
 
+  // message-queue.cc
   mqOpen(name: string, oflag: number, mode: number, maxMessages: number, maxMessageSize: number): number;
   mqUnlink(name: string): number;
-  /** timeoutMs: -1 blocks, 0 tries (ETIMEDOUT if it would block), n waits; spinUs: spin first. */
   mqSend(fd: number, data: Uint8Array, priority: number, timeoutMs: number, spinUs: number): number;
-  /** Receives into buffer[offset..]; out[0] = priority. Timeout and spin as mqSend. */
+  /** Receives into buffer[offset..]; out[0] = priority. */
   mqReceive(fd: number, buffer: Uint8Array, offset: number, out: Uint32Array, timeoutMs: number, spinUs: number): number;
+  /** out = [flags, maxmsg, msgsize, curmsgs] */
   mqGetAttr(fd: number, out: Float64Array): number;
+  mqPrioMax: number;
   ftok(path: string, projectId: number): number;
   msgGet(key: number, flags: number, mode: number): number;
-  /** Timeout and spin as mqSend; ETIMEDOUT when a try would block. */
   msgSnd(id: number, type: number, data: Uint8Array, timeoutMs: number, spinUs: number): number;
   /** Receives a long type then the payload into buffer[offset..]; typeInOut[0]: the selector in, the received type out. */
   msgRcv(id: number, buffer: Uint8Array, offset: number, typeInOut: Float64Array, timeoutMs: number, spinUs: number): number;
   msgStat(id: number): NativeMsgStat | number;
   msgSetMaxBytes(id: number, bytes: number): number;
   msgRemove(id: number): number;
-  msgRcvAsync(id: number, capacity: number, type: number,
-    callback: (result: number, data?: Buffer, type?: number) => void): number;
+  /** Receives into buffer[offset..] on a waiter thread (the region must stay reserved); callback(result, type). */
+  msgRcvAsync(id: number, buffer: Uint8Array, offset: number, type: number, callback: (result: number, type?: number) => void): number;
   msgSndAsync(id: number, type: number, data: Uint8Array, callback: (result: number) => void): number;
+
+  // shared-memory.cc
   /** memmove between two byte views (fast for SharedArrayBuffer-backed ones). */
   copyBytes(dst: Uint8Array, dstOffset: number, src: Uint8Array, srcOffset: number, length: number): number;
   shmOpen(name: string, oflag: number, mode: number): number;
@@ -105,40 +140,32 @@ export interface NativeBinding {
   shmRemove(id: number): number;
   /** Replaces the mapping under `buffer` with private anonymous memory. */
   detachMapping(buffer: SharedArrayBuffer): number;
-  shmConstants: { O_RDONLY: number; O_RDWR: number; O_CREAT: number; O_EXCL: number; IPC_CREAT: number; IPC_EXCL: number; PAGE_SIZE: number };
+  pageSize: number;
 
-  /** 0 acquired, 1 acquired from a dead owner, or -errno. */
-  mutexLock(words: Int32Array, tid: number, start: number, timeoutMs: number, spinUs: number, allowSelf: boolean): number;
-  /** 1 if the owner was dead and the lock is now ours, else -EBUSY / -ENOTRECOVERABLE / 0. */
-  mutexTryTakeOver(words: Int32Array, tid: number, start: number): number;
-  mutexLockAsync(words: Int32Array, tid: number, start: number, callback: (result: number) => void): number;
+  // lock.cc
+  /** 0 once words[index] !== expected (or woken), -EAGAIN if it still holds after timeoutMs. */
+  futexWait(words: Int32Array, index: number, expected: number, timeoutMs: number, spinUs: number): number;
+  /** On a waiter thread: result 0 when the word changed, 1 when thread watchTid (started at watchStart) is gone. */
+  futexWaitAsync(words: Int32Array, index: number, expected: number, watchTid: number, watchStart: number,
+    callback: (result: number) => void): number;
   futexWake(words: Int32Array, index: number, count: number): number;
-  semWait(words: Int32Array, timeoutMs: number, spinUs: number): number;
-  semWaitAsync(words: Int32Array, callback: (result: number) => void): number;
+  threadAlive(tid: number, start: number): boolean;
   gettid(): number;
-  lockConstants: { WAITERS: number; TID_MASK: number };
 
+  // pipe.cc
   pipe2(flags: number): [number, number] | number;
   setPipeSize(fd: number, bytes: number): number;
   getPipeSize(fd: number): number;
-  setNonBlocking(fd: number, on: boolean): number;
-  /** timeoutMs < 0: as the descriptor's mode says (spinning up to spinUs on EAGAIN); >= 0: poll first, -ETIMEDOUT. */
-  readFd(fd: number, buffer: Uint8Array, offset: number, length: number, timeoutMs: number, spinUs: number): number;
-  writeFd(fd: number, buffer: Uint8Array, offset: number, length: number, timeoutMs: number, spinUs: number): number;
-  pollFd(fd: number, events: number, timeoutMs: number): number;
-  /** open(2) with O_CLOEXEC; a blocking open is bounded by timeoutMs (< 0: forever). */
-  openPath(path: string, flags: number, timeoutMs: number): number;
+
+  // fifo.cc
   mkfifo(path: string, mode: number): number;
   fchmod(fd: number, mode: number): number;
   inotifyWatch(path: string, mask: number): number;
-  drain(fd: number): number;
-  pipeConstants: {
-    O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_NONBLOCK: number; O_CLOEXEC: number; O_NOFOLLOW: number;
-    POLLIN: number; POLLOUT: number; POLLHUP: number; POLLERR: number; IN_OPEN: number; PIPE_BUF: number;
-  };
+  drainEvents(fd: number): number;
 
-  /** The eventfd that reports signals caught by ipckit's handler. */
-  signalSetup(): number;
+  // signal.cc
+  /** [signalfd, eventfd]: readable while a handled signal is pending. */
+  signalSetup(): [number, number] | number;
   signalHandle(signo: number): number;
   /** disposition: 0 the action found before, 1 SIG_DFL, 2 SIG_IGN. */
   signalRelease(signo: number, disposition: number): number;
@@ -151,11 +178,6 @@ export interface NativeBinding {
   kill(pid: number, signo: number): number;
   sigqueue(pid: number, signo: number, value: number): number;
   signalConstants: { SIGRTMIN: number; SIGRTMAX: number; SI_USER: number; SI_QUEUE: number; SI_KERNEL: number; SI_TKILL: number };
-
-  mqConstants: {
-    O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_CREAT: number; O_EXCL: number;
-    O_CLOEXEC: number; IPC_CREAT: number; IPC_EXCL: number; MQ_PRIO_MAX: number;
-  };
 }
 
 function load(): NativeBinding {

@@ -11,27 +11,28 @@
  * @module
  */
 import { type ChildProcess, type SpawnOptions, spawn as spawnChild } from 'node:child_process';
-import { fstatSync } from 'node:fs';
-import { Readable, Writable } from 'node:stream';
-import { IpcError, errnoValue, limitError, systemError } from './errors.js';
+import { fstatSync, statfsSync } from 'node:fs';
+import { type Readable, type Writable } from 'node:stream';
+import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
 import { trackSpawned } from './internal/children.js';
+import { type ByteSource, MAX_FRAME, ReadAhead, frame } from './internal/framing.js';
+import { Handle } from './internal/handle.js';
 import { describeSetting } from './internal/limits.js';
-import { ReadinessQueue } from './internal/readiness.js';
-import { checkBytes, checkInteger, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
-import {
-  type SpinOptions, type SyncWaitOptions, type WaitOptions, abortError, checkSignal, checkSpin, checkTimeout, closedError, timeoutError,
-} from './internal/wait.js';
+import { DONE, type Operation, ReadinessLane, run, runSync, tryRun } from './internal/operation.js';
+import { READABLE, WRITABLE } from './internal/readiness.js';
+import { type StreamOptions, readableFrom, writableTo } from './internal/streams.js';
+import { checkBoolean, checkBytes, checkInteger, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
-const P = native.pipeConstants;
-const { READABLE, WRITABLE } = native.readinessConstants;
-const EAGAIN = -errnoValue('EAGAIN');
-const EPIPE = -errnoValue('EPIPE');
-const EPERM = -errnoValue('EPERM');
-const EBUSY = -errnoValue('EBUSY');
+const C = native.constants;
+
+defineHints({
+  write: { EPIPE: 'No process has the read end open any more: the reader closed or exited.' },
+});
 
 /** Writes of at most this many bytes are atomic: never interleaved with other writers' data. */
-export const PIPE_BUF = P.PIPE_BUF;
+export const PIPE_BUF = C.PIPE_BUF;
 
 /** Default largest read, in bytes. */
 export const DEFAULT_READ_SIZE = 64 * 1024;
@@ -42,10 +43,11 @@ const SCRATCH_SIZE = 16 * 1024;
 /** Default largest framed message, in bytes. */
 export const DEFAULT_MAX_MESSAGE = 1024 * 1024;
 
-/** Largest framed message a reader may be configured to accept (the 4-byte prefix's signed range). */
-const MAX_MESSAGE_LIMIT = 2 ** 31 - 1;
+/** statfs type of pipefs: where anonymous pipes live (FIFOs live on their path's filesystem). */
+const PIPEFS_MAGIC = 0x50495045;
 
-const FRAME_HEADER = 4;
+/** Whether this kernel makes a single read or write of an anonymous pipe non-blocking (RWF_NOWAIT). */
+const pipeNoWait = native.pipeNoWaitSupported();
 
 /** Options of {@link pipe}. */
 export interface PipeOptions extends SpinOptions {
@@ -78,48 +80,49 @@ export interface MessageReadSyncOptions extends SyncWaitOptions {
 }
 
 /**
- * What both ends share. `fd` is the descriptor children get (blocking unless
- * `nonBlocking`); ipckit's own async and try calls go through a second,
- * non-blocking open file description of the same pipe (reopened through
- * /proc/self/fd), so a child never inherits a mode it did not ask for.
+ * What both ends share. `fd` is the descriptor children get, in the mode
+ * the user chose (blocking unless `nonBlocking`); ipckit never changes it.
+ * ipckit's own non-blocking attempts pass RWF_NOWAIT per call on an
+ * anonymous pipe, and otherwise (a FIFO) go through a second, non-blocking
+ * open file description of the same pipe, reopened through /proc/self/fd.
  */
-abstract class PipeEnd implements Disposable {
+abstract class PipeEnd extends Handle {
   /** `pipe:[inode]` for an anonymous pipe, or the FIFO's path. */
   readonly address: string;
-  #fd: number;
-  #io: number;
-  /** Whether `fd` was blocking when wrapped (a child flipping it only costs an EAGAIN and a poll). */
-  readonly #blocking: boolean;
-  protected readonly spin: number;
-  protected readonly queue: ReadinessQueue;
-  /** READABLE for a read end, WRITABLE for a write end. */
-  protected readonly direction: number;
+  readonly #fd: number;
+  /** Where non-blocking attempts go, and with which per-call flags. */
+  protected readonly io: number;
+  protected readonly ioFlags: number;
+  /** Calls waiting for the pipe: readable for a read end, writable for a write end. */
+  protected readonly lane: ReadinessLane;
+  readonly #events: number;
 
   protected constructor(fd: number, address: string, access: 'read' | 'write', spin: number) {
-    this.#fd = fd;
+    super();
+    this.#fd = this.holdFd(fd);
     this.address = address;
-    this.spin = spin;
-    this.#blocking = (native.getFlags(fd) & P.O_NONBLOCK) === 0;
-    const io = native.openPath(`/proc/self/fd/${fd}`, (access === 'read' ? P.O_RDONLY : P.O_WRONLY) | P.O_NONBLOCK, -1);
-    if (io < 0) {
-      native.close(fd);
-      throw systemError(io, 'open', `/proc/self/fd/${fd}`, 'ipckit reopens pipe ends through /proc; it must be mounted.');
+    this.#events = access === 'read' ? C.POLLIN : C.POLLOUT;
+    if (pipeNoWait && isAnonymousPipe(fd)) {
+      this.io = fd;
+      this.ioFlags = C.NOWAIT;
+    } else {
+      const io = native.openPath(`/proc/self/fd/${fd}`, (access === 'read' ? C.O_RDONLY : C.O_WRONLY) | C.O_NONBLOCK, -1);
+      if (io < 0) {
+        this.close();
+        throw systemError(io, 'open', `/proc/self/fd/${fd}`, 'ipckit reopens FIFO ends through /proc; it must be mounted.');
+      }
+      this.io = this.holdFd(io);
+      this.ioFlags = 0;
     }
-    this.#io = io;
     // Readiness is watched on `fd`: for a FIFO reopened after its writer
     // left, the kernel withholds POLLHUP from the new description.
-    this.direction = access === 'read' ? READABLE : WRITABLE;
-    this.queue = new ReadinessQueue(fd, address);
+    this.lane = new ReadinessLane(this, spin, this.watch(fd), access === 'read' ? READABLE : WRITABLE);
   }
 
   /** The descriptor to hand to children. Throws `ERR_IPC_CLOSED` after `close()`. */
   get fd(): number {
-    if (this.#fd < 0) throw closedError('fd', this.address);
+    this.check('fd');
     return this.#fd;
-  }
-
-  get closed(): boolean {
-    return this.#fd < 0;
   }
 
   /** The pipe's buffer size in bytes (`F_GETPIPE_SZ`). */
@@ -131,7 +134,7 @@ abstract class PipeEnd implements Disposable {
 
   /** Whether `fd` has O_NONBLOCK. */
   get nonBlocking(): boolean {
-    return (native.getFlags(this.fd) & P.O_NONBLOCK) !== 0;
+    return (native.getFlags(this.fd) & C.O_NONBLOCK) !== 0;
   }
 
   /**
@@ -139,35 +142,35 @@ abstract class PipeEnd implements Disposable {
    * `ERR_IPC_CLOSED`. Once every copy of the write end is closed, readers see
    * the end of the data; once every read end is closed, writes fail with EPIPE.
    */
-  close(): void {
-    if (this.#fd < 0) return;
-    this.queue.close(closedError('the pending call', this.address));
-    native.close(this.#io);
-    native.close(this.#fd);
-    this.#fd = -1;
-    this.#io = -1;
+  override close(): void {
+    super.close();
   }
 
-  [Symbol.dispose](): void {
-    this.close();
+  /** Sleeps in the kernel until the pipe is ready for this end, at most `timeout` ms (-1: no limit). */
+  protected sleep(timeout: number): void {
+    const r = native.pollFd(this.#fd, this.#events, timeout);
+    if (r < 0) throw systemError(r, 'poll', this.address);
   }
 
-  protected get io(): number {
-    return this.#io;
-  }
-
-  protected check(what: string): void {
-    if (this.#fd < 0) throw closedError(what, this.address);
-  }
-
-  /** Splits the timeout into "wait forever on the blocking descriptor" or a bounded poll. */
-  protected blockingFd(timeout: number): number | undefined {
-    return timeout === Infinity && this.#blocking ? this.#fd : undefined;
+  /** A step: `attempt(spin)`, then (if nothing and allowed) one sleep and one more attempt. */
+  protected stepOf<T>(attempt: (spin: number) => T | undefined): Operation<T> {
+    return {
+      step: (timeout, spin) => {
+        const first = attempt(spin);
+        if (first !== undefined || timeout === 0) return first;
+        this.sleep(timeout);
+        return attempt(0);
+      },
+    };
   }
 }
 
-function deadlineLeft(deadline: number): number {
-  return deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
+function isAnonymousPipe(fd: number): boolean {
+  try {
+    return statfsSync(`/proc/self/fd/${fd}`).type === PIPEFS_MAGIC;
+  } catch {
+    return false;
+  }
 }
 
 function pipeAddress(fd: number): string {
@@ -183,7 +186,13 @@ function checkMaxBytes(maxBytes: unknown): number {
 }
 
 function checkMaxSize(maxSize: unknown): number {
-  return optionalInteger(maxSize, 'maxSize', 0, MAX_MESSAGE_LIMIT, DEFAULT_MAX_MESSAGE);
+  return optionalInteger(maxSize, 'maxSize', 0, MAX_FRAME, DEFAULT_MAX_MESSAGE);
+}
+
+function checkTarget(target: unknown): Uint8Array {
+  checkBytes(target, 'target');
+  if ((target as Uint8Array).length === 0) throw invalidArgument('target', target, 'a non-empty Uint8Array');
+  return target as Uint8Array;
 }
 
 /**
@@ -198,69 +207,40 @@ function checkMaxSize(maxSize: unknown): number {
  * for await (const chunk of readEnd) process.stdout.write(chunk);
  * ```
  */
-export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
+export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer>, ByteSource {
   /** Bytes read from the kernel but not yet returned (framing, FIFO open probes). */
-  #buffered: Buffer[] = [];
-  #bufferedBytes = 0;
+  readonly #ahead: ReadAhead;
   #eof = false;
-  /** Set when a framed stream was broken; messages cannot be found again. */
-  #framingError: IpcError | undefined;
-
   /** Where small reads land before they are copied out. */
   readonly #scratch = Buffer.alloc(SCRATCH_SIZE);
 
   /** @internal */
   constructor(fd: number, address?: string, initial?: Buffer, spin?: number) {
-    super(fd, address ?? pipeAddress(fd), 'read', spin ?? checkSpin(undefined));
-    if (initial !== undefined && initial.length > 0) this.#push(initial);
+    const where = address ?? pipeAddress(fd);
+    super(fd, where, 'read', spin ?? checkSpin(undefined));
+    this.#ahead = new ReadAhead(where);
+    if (initial !== undefined) this.#ahead.push(initial);
   }
 
   /** Wraps an inherited descriptor (for example fd 3 given by a parent with {@link spawn}). */
   static fromFd(fd: number, options?: SpinOptions): PipeReadEnd {
     checkInheritedFd(fd, 'read');
-    return new PipeReadEnd(fd, undefined, undefined, checkSpin(checkOptions(options).spin));
+    return new PipeReadEnd(fd, undefined, undefined, checkSpin(checkOptions(options, ['spin']).spin));
   }
 
   /** Reads up to `maxBytes`, waiting while the pipe is empty; `null` at the end. Never blocks the event loop. */
   read(options?: ReadOptions): Promise<Buffer | null> {
-    let max: number;
-    let timeout: number;
-    let signal: AbortSignal | undefined;
-    try {
-      this.check('read');
-      const opts = checkOptions(options);
-      max = checkMaxBytes(opts.maxBytes);
-      timeout = checkTimeout(opts.timeout);
-      signal = checkSignal(opts.signal);
-      if (signal?.aborted) throw abortError('read', this.address, signal);
-      if (!this.queue.busy(this.direction)) {
-        const chunk = this.#readNow(max, undefined, this.spin);
-        if (chunk !== undefined) return Promise.resolve(chunk);
-      }
-      if (timeout === 0) throw timeoutError('read', this.address, 0);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.queue.wait('read', this.direction, timeout, signal, () => this.#readNow(max));
+    return run(this.lane, 'read', options, READ_KEYS, (o) => this.#readOp(checkMaxBytes(o.maxBytes)));
   }
 
   /** Reads up to `maxBytes`, blocking the calling thread while the pipe is empty; `null` at the end. */
   readSync(options?: ReadSyncOptions): Buffer | null {
-    this.check('readSync');
-    const opts = checkOptions(options);
-    const max = checkMaxBytes(opts.maxBytes);
-    const timeout = checkTimeout(opts.timeout);
-    const deadline = timeout === Infinity ? Infinity : performance.now() + timeout;
-    // Spin first (a reply often comes within microseconds), then sleep in the kernel.
-    const first = this.#readNow(max, undefined, this.spin);
-    if (first !== undefined) return first;
-    for (;;) {
-      const chunk = this.#readNow(max, this.blockingFd(timeout));
-      if (chunk !== undefined) return chunk;
-      const r = native.pollFd(this.fd, P.POLLIN, deadlineLeft(deadline));
-      if (r === 0) throw timeoutError('readSync', this.address, timeout);
-      if (r < 0) throw systemError(r, 'poll', this.address);
-    }
+    return runSync(this.lane, 'readSync', options, READ_KEYS, (o) => this.#readOp(checkMaxBytes(o.maxBytes)));
+  }
+
+  /** Reads what is there now: a chunk, `null` at the end, or `undefined` if the pipe is empty. */
+  tryRead(options?: { maxBytes?: number }): Buffer | null | undefined {
+    return tryRun(this.lane, 'tryRead', options, READ_KEYS, (o) => this.#readOp(checkMaxBytes(o.maxBytes)));
   }
 
   /**
@@ -269,49 +249,12 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
    * at the end of the data.
    */
   readInto(target: Uint8Array, options?: WaitOptions): Promise<number | null> {
-    let timeout: number;
-    let signal: AbortSignal | undefined;
-    try {
-      this.check('readInto');
-      checkBytes(target, 'target');
-      if (target.length === 0) throw invalidArgument('target', target, 'a non-empty Uint8Array');
-      const opts = checkOptions(options);
-      timeout = checkTimeout(opts.timeout);
-      signal = checkSignal(opts.signal);
-      if (signal?.aborted) throw abortError('readInto', this.address, signal);
-      if (!this.queue.busy(this.direction)) {
-        const n = this.#readIntoNow(target, undefined, this.spin);
-        if (n !== undefined) return Promise.resolve(n);
-      }
-      if (timeout === 0) throw timeoutError('readInto', this.address, 0);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.queue.wait('readInto', this.direction, timeout, signal, () => this.#readIntoNow(target));
+    return run(this.lane, 'readInto', options, NO_KEYS, () => this.#readIntoOp(checkTarget(target)));
   }
 
   /** The blocking form of {@link readInto}. */
   readIntoSync(target: Uint8Array, options?: SyncWaitOptions): number | null {
-    this.check('readIntoSync');
-    checkBytes(target, 'target');
-    if (target.length === 0) throw invalidArgument('target', target, 'a non-empty Uint8Array');
-    const timeout = checkTimeout(checkOptions(options).timeout);
-    const deadline = timeout === Infinity ? Infinity : performance.now() + timeout;
-    const first = this.#readIntoNow(target, undefined, this.spin);
-    if (first !== undefined) return first;
-    for (;;) {
-      const n = this.#readIntoNow(target, this.blockingFd(timeout));
-      if (n !== undefined) return n;
-      const r = native.pollFd(this.fd, P.POLLIN, deadlineLeft(deadline));
-      if (r === 0) throw timeoutError('readIntoSync', this.address, timeout);
-      if (r < 0) throw systemError(r, 'poll', this.address);
-    }
-  }
-
-  /** Reads what is there now: a chunk, `null` at the end, or `undefined` if the pipe is empty. */
-  tryRead(options?: { maxBytes?: number }): Buffer | null | undefined {
-    this.check('tryRead');
-    return this.#readNow(checkMaxBytes(checkOptions(options).maxBytes));
+    return runSync(this.lane, 'readIntoSync', options, NO_KEYS, () => this.#readIntoOp(checkTarget(target)));
   }
 
   /**
@@ -320,46 +263,17 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
    * fails with `ERR_IPC_MESSAGE_TOO_LARGE` before anything is allocated.
    */
   readMessage(options?: MessageReadOptions): Promise<Buffer | null> {
-    let max: number;
-    let timeout: number;
-    let signal: AbortSignal | undefined;
-    try {
-      this.check('readMessage');
-      const opts = checkOptions(options);
-      max = checkMaxSize(opts.maxSize);
-      timeout = checkTimeout(opts.timeout);
-      signal = checkSignal(opts.signal);
-      if (signal?.aborted) throw abortError('readMessage', this.address, signal);
-      if (!this.queue.busy(this.direction)) {
-        const message = this.#messageNow(max);
-        if (message !== undefined) return Promise.resolve(message);
-      }
-      if (timeout === 0) throw timeoutError('readMessage', this.address, 0);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.queue.wait('readMessage', this.direction, timeout, signal, () => this.#messageNow(max));
+    return run(this.lane, 'readMessage', options, MESSAGE_KEYS, (o) => this.#messageOp(checkMaxSize(o.maxSize)));
   }
 
   /** The blocking form of {@link readMessage}. */
   readMessageSync(options?: MessageReadSyncOptions): Buffer | null {
-    this.check('readMessageSync');
-    const opts = checkOptions(options);
-    const max = checkMaxSize(opts.maxSize);
-    const timeout = checkTimeout(opts.timeout);
-    const deadline = timeout === Infinity ? Infinity : performance.now() + timeout;
-    for (;;) {
-      const message = this.#messageNow(max);
-      if (message !== undefined) return message;
-      const r = native.pollFd(this.fd, P.POLLIN, deadlineLeft(deadline));
-      if (r === 0) throw timeoutError('readMessageSync', this.address, timeout);
-      if (r < 0) throw systemError(r, 'poll', this.address);
-    }
+    return runSync(this.lane, 'readMessageSync', options, MESSAGE_KEYS, (o) => this.#messageOp(checkMaxSize(o.maxSize)));
   }
 
   /** Chunks until the end of the data (or until the end is closed). */
   async *chunks(options?: { maxBytes?: number; signal?: AbortSignal }): AsyncGenerator<Buffer, void, undefined> {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, ['maxBytes', 'signal']);
     for (;;) {
       let chunk: Buffer | null;
       try {
@@ -378,62 +292,51 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
   }
 
   /** A Node `Readable` over this end; it pulls only as fast as it is consumed. */
-  toStream(options?: { highWaterMark?: number }): Readable {
-    const stream: Readable = new Readable({
-      highWaterMark: options?.highWaterMark,
-      read: (size) => {
-        this.read({ maxBytes: Math.max(1, Math.min(size, DEFAULT_READ_SIZE)) }).then(
-          (chunk) => stream.push(chunk),
-          (err: unknown) => stream.destroy(err as Error),
-        );
-      },
-      destroy: (err, done) => {
-        this.close();
-        done(err);
-      },
+  toStream(options?: StreamOptions): Readable {
+    return readableFrom((maxBytes) => this.read({ maxBytes }), () => this.close(), DEFAULT_READ_SIZE, options);
+  }
+
+  /** @internal One non-blocking read from the kernel (ByteSource). */
+  readChunk(max: number): Buffer | null | undefined {
+    return this.#readKernel(max, 0);
+  }
+
+  #readOp(max: number): Operation<Buffer | null> {
+    return this.stepOf((spin) => (this.#ahead.length > 0 ? this.#ahead.take(Math.min(max, this.#ahead.length)) : this.#readKernel(max, spin)));
+  }
+
+  #readIntoOp(target: Uint8Array): Operation<number | null> {
+    return this.stepOf((spin) => {
+      if (this.#ahead.length > 0) {
+        const chunk = this.#ahead.take(Math.min(target.length, this.#ahead.length));
+        target.set(chunk);
+        return chunk.length;
+      }
+      if (this.#eof) return null;
+      const n = native.readFd(this.io, target, 0, target.length, this.ioFlags, spin);
+      return n > 0 ? n : this.#nothingRead(n);
     });
-    return stream;
   }
 
-  /** One read into `target`: buffered bytes first; a count, `null` at the end, `undefined` if it would wait. */
-  #readIntoNow(target: Uint8Array, blockingFd?: number, spin = 0): number | null | undefined {
-    if (this.#bufferedBytes > 0) {
-      const chunk = this.#take(Math.min(target.length, this.#bufferedBytes));
-      target.set(chunk);
-      return chunk.length;
-    }
-    if (this.#eof) return null;
-    const n = native.readFd(blockingFd ?? this.io, target, 0, target.length, -1, spin);
-    if (n > 0) return n;
-    return this.#nothingRead(n);
-  }
-
-  /** One read: buffered bytes first, then the kernel; `null` at the end, `undefined` if it would wait. */
-  #readNow(max: number, blockingFd?: number, spin = 0): Buffer | null | undefined {
-    if (this.#bufferedBytes > 0) return this.#take(Math.min(max, this.#bufferedBytes));
-    return this.#readKernel(max, blockingFd, spin);
+  #messageOp(max: number): Operation<Buffer | null> {
+    return this.stepOf(() => this.#ahead.message(this, max, DEFAULT_READ_SIZE));
   }
 
   /**
-   * One read from the kernel (non-blocking unless `blockingFd` is given).
-   * Small reads go through a reused scratch buffer and are copied out; large
-   * ones land in a fresh buffer that is returned as it is when filled. No
-   * returned Buffer carries stale bytes beyond its data.
+   * One non-blocking read from the kernel. Small reads go through a reused
+   * scratch buffer and are copied out; large ones land in a fresh buffer
+   * that is returned as it is when filled. No returned Buffer carries stale
+   * bytes beyond its data.
    */
-  #readKernel(max: number, blockingFd?: number, spin = 0): Buffer | null | undefined {
+  #readKernel(max: number, spin: number): Buffer | null | undefined {
     if (this.#eof) return null;
-    const fd = blockingFd ?? this.io;
     let n: number;
     if (max <= SCRATCH_SIZE) {
-      n = native.readFd(fd, this.#scratch, 0, max, -1, spin);
-      if (n > 0) {
-        const out = Buffer.allocUnsafe(n);
-        this.#scratch.copy(out, 0, 0, n);
-        return out;
-      }
+      n = native.readFd(this.io, this.#scratch, 0, max, this.ioFlags, spin);
+      if (n > 0) return Buffer.from(this.#scratch.subarray(0, n));
     } else {
       const buf = Buffer.allocUnsafeSlow(max);
-      n = native.readFd(fd, buf, 0, max, -1, spin);
+      n = native.readFd(this.io, buf, 0, max, this.ioFlags, spin);
       if (n === max) return buf;
       if (n > 0) return n > max / 2 ? buf.fill(0, n).subarray(0, n) : Buffer.from(buf.subarray(0, n));
     }
@@ -442,80 +345,15 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer> {
 
   /** What a read that returned no data (`n` <= 0) means: wait (`undefined`), the end (`null`), or an error. */
   #nothingRead(n: number): null | undefined {
-    if (n === EAGAIN) return undefined;
+    if (n === E.EAGAIN) return undefined;
     if (n === 0) {
-      // End of the data only once a writer has come and gone (POLLHUP);
+      // The end of the data only once a writer has come and gone (POLLHUP);
       // a FIFO opened before any writer reads 0 too, and must keep waiting.
-      if ((native.pollFd(this.fd, P.POLLIN, 0) & P.POLLHUP) === 0) return undefined;
+      if ((native.pollFd(this.fd, C.POLLIN, 0) & C.POLLHUP) === 0) return undefined;
       this.#eof = true;
       return null;
     }
     throw systemError(n, 'read', this.address);
-  }
-
-  /** One framed message if it is complete now; `null` at a clean end; `undefined` if more must arrive. */
-  #messageNow(max: number): Buffer | null | undefined {
-    if (this.#framingError) throw this.#framingError;
-    for (;;) {
-      if (this.#bufferedBytes >= FRAME_HEADER) {
-        const length = this.#peekLength();
-        if (length > max) {
-          this.#framingError = new IpcError('ERR_IPC_MESSAGE_TOO_LARGE',
-            `A message on ${this.address} announces ${length} bytes, more than maxSize ${max}. Nothing was allocated; ` +
-            'the stream cannot be resynchronised, so further messages on this end fail too. Raise maxSize if the writer is trusted.',
-            { address: this.address });
-          throw this.#framingError;
-        }
-        if (this.#bufferedBytes >= FRAME_HEADER + length) {
-          this.#take(FRAME_HEADER);
-          return this.#take(length);
-        }
-      }
-      const chunk = this.#readKernel(DEFAULT_READ_SIZE);
-      if (chunk === undefined) return undefined;
-      if (chunk === null) {
-        if (this.#bufferedBytes === 0) return null;
-        this.#framingError = new IpcError('ERR_IPC_FRAMING',
-          `The writer of ${this.address} closed in the middle of a message (${this.#bufferedBytes} bytes of it arrived).`, { address: this.address });
-        throw this.#framingError;
-      }
-      this.#push(chunk);
-    }
-  }
-
-  #push(chunk: Buffer): void {
-    this.#buffered.push(chunk);
-    this.#bufferedBytes += chunk.length;
-  }
-
-  #peekLength(): number {
-    const head = this.#buffered[0]!;
-    if (head.length >= FRAME_HEADER) return head.readUInt32BE(0);
-    return Buffer.concat(this.#buffered, FRAME_HEADER).readUInt32BE(0);
-  }
-
-  #take(n: number): Buffer {
-    this.#bufferedBytes -= n;
-    const head = this.#buffered[0]!;
-    if (head.length === n) {
-      this.#buffered.shift();
-      return head;
-    }
-    if (head.length > n) {
-      this.#buffered[0] = head.subarray(n);
-      return head.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
-      const part = this.#buffered[0]!;
-      const used = Math.min(part.length, n - filled);
-      part.copy(out, filled, 0, used);
-      filled += used;
-      if (used === part.length) this.#buffered.shift();
-      else this.#buffered[0] = part.subarray(used);
-    }
-    return out;
   }
 }
 
@@ -532,7 +370,7 @@ export class PipeWriteEnd extends PipeEnd {
   /** Wraps an inherited descriptor (for example fd 3 given by a parent with {@link spawn}). */
   static fromFd(fd: number, options?: SpinOptions): PipeWriteEnd {
     checkInheritedFd(fd, 'write');
-    return new PipeWriteEnd(fd, undefined, checkSpin(checkOptions(options).spin));
+    return new PipeWriteEnd(fd, undefined, checkSpin(checkOptions(options, ['spin']).spin));
   }
 
   /**
@@ -540,48 +378,27 @@ export class PipeWriteEnd extends PipeEnd {
    * event loop. Fails with `EPIPE` when no process has the read end open.
    */
   write(data: Uint8Array, options?: WaitOptions): Promise<void> {
-    let timeout: number;
-    let signal: AbortSignal | undefined;
     const state = { offset: 0 };
-    try {
-      this.check('write');
-      checkBytes(data);
-      const opts = checkOptions(options);
-      timeout = checkTimeout(opts.timeout);
-      signal = checkSignal(opts.signal);
-      if (signal?.aborted) throw abortError('write', this.address, signal);
-      if (!this.queue.busy(this.direction) && this.#writeNow(data, state)) return Promise.resolve();
-      if (timeout === 0) throw this.#partial(timeoutError('write', this.address, 0), state.offset, data.length);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.queue.wait('write', this.direction, timeout, signal, () => (this.#writeNow(data, state) ? true : undefined))
-      .then(() => undefined, (err: unknown) => {
-        throw err instanceof IpcError && (err.code === 'ERR_IPC_TIMEOUT' || err.code === 'ERR_IPC_ABORTED')
-          ? this.#partial(err, state.offset, data.length) : err;
+    return run(this.lane, 'write', options, NO_KEYS, () => this.#writeOp(checkBytes(data), state))
+      .catch((err: unknown) => {
+        throw this.#partial(err, state.offset, data.length);
       });
   }
 
   /** Writes all of `data`, blocking the calling thread while the pipe is full. */
   writeSync(data: Uint8Array, options?: SyncWaitOptions): void {
-    this.check('writeSync');
-    checkBytes(data);
-    const timeout = checkTimeout(checkOptions(options).timeout);
-    const deadline = timeout === Infinity ? Infinity : performance.now() + timeout;
     const state = { offset: 0 };
-    while (!this.#writeNow(data, state, this.blockingFd(timeout))) {
-      const r = native.pollFd(this.fd, P.POLLOUT, deadlineLeft(deadline));
-      if (r === 0) throw this.#partial(timeoutError('writeSync', this.address, timeout), state.offset, data.length);
-      if (r < 0) throw systemError(r, 'poll', this.address);
+    try {
+      runSync(this.lane, 'writeSync', options, NO_KEYS, () => this.#writeOp(checkBytes(data), state));
+    } catch (err) {
+      throw this.#partial(err, state.offset, data.length);
     }
   }
 
-  /** Writes what fits now; returns the number of bytes written (0 if the pipe is full). */
+  /** Writes what fits now; returns the number of bytes written (0 if the pipe is full, or earlier writes are waiting). */
   tryWrite(data: Uint8Array): number {
-    this.check('tryWrite');
-    checkBytes(data);
     const state = { offset: 0 };
-    this.#writeNow(data, state);
+    tryRun(this.lane, 'tryWrite', undefined, NO_KEYS, () => this.#writeOp(checkBytes(data), state));
     return state.offset;
   }
 
@@ -592,71 +409,51 @@ export class PipeWriteEnd extends PipeEnd {
    * several writers.
    */
   writeMessage(data: Uint8Array, options?: WaitOptions): Promise<void> {
-    let frame: Buffer;
+    let framed: Buffer;
     try {
-      frame = this.#frame(data);
+      framed = frame(data, this.address);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.write(frame, options);
+    return this.write(framed, options);
   }
 
   /** The blocking form of {@link writeMessage}. */
   writeMessageSync(data: Uint8Array, options?: SyncWaitOptions): void {
-    this.writeSync(this.#frame(data), options);
+    this.writeSync(frame(data, this.address), options);
   }
 
   /** A Node `Writable` over this end, with backpressure from the pipe. */
-  toStream(options?: { highWaterMark?: number }): Writable {
-    return new Writable({
-      highWaterMark: options?.highWaterMark,
-      write: (chunk: Buffer, _encoding, done) => {
-        this.write(chunk).then(() => done(), (err: unknown) => done(err as Error));
-      },
-      final: (done) => {
-        this.close();
-        done();
-      },
-      destroy: (err, done) => {
-        this.close();
-        done(err);
-      },
+  toStream(options?: StreamOptions): Writable {
+    return writableTo((chunk) => this.write(chunk), () => this.close(), options);
+  }
+
+  /** Writes from state.offset until all is written (DONE) or the pipe is full. */
+  #writeOp(data: Uint8Array, state: { offset: number }): Operation<typeof DONE> {
+    return this.stepOf((spin) => {
+      while (state.offset < data.length) {
+        const n = native.writeFd(this.io, data, state.offset, data.length - state.offset, this.ioFlags, spin);
+        if (n > 0) {
+          state.offset += n;
+          continue;
+        }
+        if (n === E.EAGAIN) return undefined;
+        throw systemError(n, 'write', this.address);
+      }
+      return DONE;
     });
   }
 
-  #frame(data: Uint8Array): Buffer {
-    checkBytes(data);
-    if (data.length > MAX_MESSAGE_LIMIT) {
-      throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${data.length}-byte message exceeds the framing limit of ${MAX_MESSAGE_LIMIT} bytes.`, { address: this.address });
-    }
-    const frame = Buffer.allocUnsafe(FRAME_HEADER + data.length);
-    frame.writeUInt32BE(data.length, 0);
-    frame.set(data, FRAME_HEADER);
-    return frame;
-  }
-
-  /** Writes from state.offset until done (true) or the pipe is full (false). */
-  #writeNow(data: Uint8Array, state: { offset: number }, blockingFd?: number): boolean {
-    while (state.offset < data.length) {
-      const n = native.writeFd(blockingFd ?? this.io, data, state.offset, data.length - state.offset, -1, 0);
-      if (n > 0) {
-        state.offset += n;
-        continue;
-      }
-      if (n === EAGAIN) return false;
-      if (n === EPIPE) {
-        throw systemError(n, 'write', this.address, 'No process has the read end open any more: the reader closed or exited.');
-      }
-      throw systemError(n, 'write', this.address);
-    }
-    return true;
-  }
-
-  #partial(err: IpcError, written: number, total: number): IpcError {
-    if (written === 0) return err;
+  /** A timeout or abort of a write that wrote part of the data says how much. */
+  #partial(err: unknown, written: number, total: number): unknown {
+    if (written === 0 || !(err instanceof IpcError) || (err.code !== 'ERR_IPC_TIMEOUT' && err.code !== 'ERR_IPC_ABORTED')) return err;
     return new IpcError(err.code, `${err.message} ${written} of ${total} bytes had been written.`, { address: this.address, cause: err.cause });
   }
 }
+
+const NO_KEYS: readonly string[] = [];
+const READ_KEYS = ['maxBytes'] as const;
+const MESSAGE_KEYS = ['maxSize'] as const;
 
 function checkInheritedFd(fd: unknown, access: 'read' | 'write'): void {
   checkInteger(fd, 'fd', 0, 2 ** 31 - 1);
@@ -664,13 +461,13 @@ function checkInheritedFd(fd: unknown, access: 'read' | 'write'): void {
   try {
     st = fstatSync(fd as number);
   } catch (err) {
-    throw systemError(-((err as NodeJS.ErrnoException).errno ?? 0) || -errnoValue('EBADF'), 'fstat', `fd ${String(fd)}`,
+    throw systemError((err as NodeJS.ErrnoException).errno ?? E.EBADF, 'fstat', `fd ${String(fd)}`,
       'The descriptor is not open: was it passed to this process (spawn with fds)?');
   }
   if (!st.isFIFO()) throw invalidArgument('fd', fd, 'a descriptor of a pipe or FIFO');
-  const mode = native.getFlags(fd as number) & 3;
-  const wanted = access === 'read' ? P.O_RDONLY : P.O_WRONLY;
-  if (mode !== wanted && mode !== P.O_RDWR) throw invalidArgument('fd', fd, `the ${access} end of a pipe`);
+  const mode = native.getFlags(fd as number) & C.O_ACCMODE;
+  const wanted = access === 'read' ? C.O_RDONLY : C.O_WRONLY;
+  if (mode !== wanted && mode !== C.O_RDWR) throw invalidArgument('fd', fd, `the ${access} end of a pipe`);
 }
 
 /**
@@ -686,13 +483,13 @@ function checkInheritedFd(fd: unknown, access: 'read' | 'write'): void {
  * ```
  */
 export function pipe(options?: PipeOptions): { readEnd: PipeReadEnd; writeEnd: PipeWriteEnd } {
-  const opts = checkOptions(options);
-  if (opts.nonBlocking !== undefined && typeof opts.nonBlocking !== 'boolean') throw invalidArgument('nonBlocking', opts.nonBlocking, 'a boolean');
+  const opts = checkOptions(options, ['nonBlocking', 'capacity', 'spin']);
+  const nonBlocking = checkBoolean(opts.nonBlocking, 'nonBlocking');
   const capacity = opts.capacity === undefined ? undefined : checkInteger(opts.capacity, 'capacity', 1, 2 ** 31 - 1);
   const spin = checkSpin(opts.spin);
-  const fds = native.pipe2(P.O_CLOEXEC | (opts.nonBlocking ? P.O_NONBLOCK : 0));
+  const fds = native.pipe2(C.O_CLOEXEC | (nonBlocking ? C.O_NONBLOCK : 0));
   if (typeof fds === 'number') {
-    throw fds === -errnoValue('EMFILE') || fds === -errnoValue('ENFILE')
+    throw fds === E.EMFILE || fds === E.ENFILE
       ? limitError(fds, 'pipe2', undefined, 'no descriptor is free (ulimit -n, or fs.file-max for the system).')
       : systemError(fds, 'pipe2', undefined);
   }
@@ -703,11 +500,11 @@ export function pipe(options?: PipeOptions): { readEnd: PipeReadEnd; writeEnd: P
     if (r < 0) {
       native.close(readFd);
       native.close(writeFd);
-      if (r === EPERM) {
+      if (r === E.EPERM) {
         throw limitError(r, 'fcntl', address, `capacity ${capacity} exceeds ${describeSetting('/proc/sys/fs/pipe-max-size')}, ` +
           'the limit without CAP_SYS_RESOURCE. Ask for less, or raise it: sysctl fs.pipe-max-size=N.');
       }
-      throw systemError(r, 'fcntl', address, r === EBUSY ? 'The pipe holds more data than that capacity.' : undefined);
+      throw systemError(r, 'fcntl', address, r === E.EBUSY ? 'The pipe holds more data than that capacity.' : undefined);
     }
   }
   let readEnd: PipeReadEnd;
@@ -749,7 +546,7 @@ export interface SpawnWithFdsOptions extends SpawnOptions {
  * ```
  */
 export function spawn(command: string, args: readonly string[] = [], options: SpawnWithFdsOptions = {}): ChildProcess {
-  const { fds, stdio, ...rest } = checkOptions(options);
+  const { fds, stdio, ...rest } = options ?? {};
   const base: unknown[] = stdio === undefined ? ['pipe', 'pipe', 'pipe']
     : typeof stdio === 'string' ? [stdio, stdio, stdio] : [...(stdio as unknown[])];
   for (const [key, end] of Object.entries(fds ?? {})) {

@@ -12,19 +12,31 @@
  * @module
  */
 import { fstatSync, statfsSync } from 'node:fs';
-import { IpcError, errnoValue, limitError, systemError } from './errors.js';
+import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
+import { Handle } from './internal/handle.js';
 import { describeSetting, readProcNumber } from './internal/limits.js';
-import { checkBytes, checkInteger, checkMode, checkOptions } from './internal/validate.js';
+import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions } from './internal/validate.js';
 
-const C = native.shmConstants;
-const EEXIST = -errnoValue('EEXIST');
-const ENOENT = -errnoValue('ENOENT');
-const EINVAL = -errnoValue('EINVAL');
-const ENOSPC = -errnoValue('ENOSPC');
-const ENOMEM = -errnoValue('ENOMEM');
-const EIDRM = -errnoValue('EIDRM');
+const C = native.constants;
+
+defineHints({
+  shm_open: {
+    EEXIST: 'The segment already exists: use PosixSharedMemory.open() or openOrCreate(), or remove it first (ipckit rm).',
+    ENOENT: 'No such segment: create it first (PosixSharedMemory.create or ipckit shm create).',
+    ELOOP: 'The name is a symbolic link in /dev/shm; ipckit refuses to follow it.',
+  },
+  shm_unlink: { ENOENT: 'No such segment (already removed?).' },
+  shmget: {
+    EEXIST: 'A segment with this key already exists: use SysvSharedMemory.open() or openOrCreate(), or remove it first (ipckit rm).',
+    ENOENT: 'No segment has this key: create it first (SysvSharedMemory.create or ipckit shm create).',
+  },
+  ...Object.fromEntries(['shmctl', 'shmat'].map((call) => [call, {
+    EIDRM: 'The segment was removed (or never existed); open or create it again.',
+    EINVAL: 'The segment was removed (or never existed); open or create it again.',
+  }])),
+});
 
 /** Largest segment ipckit maps: 2^48 bytes (far beyond any machine's memory). */
 export const SHM_MAX_SIZE = 2 ** 48;
@@ -99,10 +111,8 @@ export interface SharedMemoryLimits {
   devShmFree: number | undefined;
 }
 
-/** Something that must stop when its segment is closed (a lock waiting on it). */
-export interface SegmentDependent {
-  segmentClosed(error: IpcError): void;
-}
+const CREATE_KEYS = ['size', 'mode'] as const;
+const OPEN_KEYS = ['size', 'readOnly'] as const;
 
 function checkSize(size: unknown, name = 'size'): number {
   return checkInteger(size, name, 1, SHM_MAX_SIZE);
@@ -114,8 +124,11 @@ function sizeMismatch(address: string, wanted: number, actual: number): IpcError
     'open it without a size (or a smaller one), or remove it and create it again.', { address });
 }
 
-/** What both families share: the mapping, its views, and its lifetime. */
-export abstract class SharedMemory implements Disposable {
+/**
+ * What both families share: the mapping, its views, and its lifetime. Locks
+ * in the segment wait in lanes the segment owns: closing it rejects them.
+ */
+export abstract class SharedMemory extends Handle {
   /** Whether this handle mapped the segment read-only. */
   readonly readOnly: boolean;
   /** Whether this handle created the segment. */
@@ -123,17 +136,14 @@ export abstract class SharedMemory implements Disposable {
   #buffer: SharedArrayBuffer | undefined;
   #bytes: Uint8Array | undefined;
   readonly #size: number;
-  readonly #dependents = new Set<SegmentDependent>();
 
   protected constructor(buffer: SharedArrayBuffer, readOnly: boolean, created: boolean) {
+    super();
     this.#buffer = buffer;
     this.#size = buffer.byteLength;
     this.readOnly = readOnly;
     this.created = created;
   }
-
-  /** How the segment is addressed, for messages. */
-  abstract get address(): string;
 
   /** The mapping as a `SharedArrayBuffer`: typed arrays and `Atomics` over it work across processes. */
   get buffer(): SharedArrayBuffer {
@@ -151,10 +161,6 @@ export abstract class SharedMemory implements Disposable {
   /** Size in bytes of the mapping (the segment's size when it was opened). */
   get size(): number {
     return this.#size;
-  }
-
-  get closed(): boolean {
-    return this.#buffer === undefined;
   }
 
   /**
@@ -194,30 +200,19 @@ export abstract class SharedMemory implements Disposable {
    * read zeros. Later use of this object throws `ERR_IPC_CLOSED`. Locks in
    * the segment reject their pending waits. Calling it again does nothing.
    */
-  close(): void {
-    const buffer = this.#buffer;
-    if (buffer === undefined) return;
+  override close(): void {
+    super.close();
+  }
+
+  protected override released(): void {
+    const buffer = this.#buffer!;
     this.#buffer = undefined;
     this.#bytes = undefined;
-    const err = this.closedError('the pending call');
-    for (const dependent of [...this.#dependents]) dependent.segmentClosed(err);
-    this.#dependents.clear();
     native.detachMapping(buffer);
-    this.releaseHandle();
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
-  /** Registers a lock that must hear about close(). @internal */
-  addDependent(dependent: SegmentDependent): void {
-    if (this.#buffer === undefined) throw this.closedError('a lock');
-    this.#dependents.add(dependent);
   }
 
   /** @internal */
-  closedError(what: string): IpcError {
+  override closedError(what: string): IpcError {
     return new IpcError('ERR_IPC_CLOSED', `${what} on ${this.address}: the segment is closed. Open it again to keep using it.`, { address: this.address });
   }
 
@@ -225,9 +220,6 @@ export abstract class SharedMemory implements Disposable {
   readOnlyError(what: string): IpcError {
     return new IpcError('ERR_IPC_READ_ONLY', `${what} on ${this.address}: the segment is mapped read-only. Open it without { readOnly: true } to write.`, { address: this.address });
   }
-
-  /** Releases what the family keeps besides the mapping. */
-  protected abstract releaseHandle(): void;
 
   #checkRange(offset: number, length: number): void {
     checkInteger(offset, 'offset', 0, this.#size);
@@ -237,13 +229,6 @@ export abstract class SharedMemory implements Disposable {
 
 // ===========================================================================
 // POSIX
-
-function posixOpenError(r: number, name: string): IpcError {
-  if (r === EEXIST) return systemError(r, 'shm_open', name, 'The segment already exists: use PosixSharedMemory.open() or openOrCreate(), or remove it first (ipckit rm).');
-  if (r === ENOENT) return systemError(r, 'shm_open', name, 'No such segment: create it first (PosixSharedMemory.create or ipckit shm create).');
-  if (r === -errnoValue('ELOOP')) return systemError(r, 'shm_open', name, 'The name is a symbolic link in /dev/shm; ipckit refuses to follow it.');
-  return systemError(r, 'shm_open', name);
-}
 
 function devShmFree(): number | undefined {
   try {
@@ -268,40 +253,40 @@ function devShmFree(): number | undefined {
 export class PosixSharedMemory extends SharedMemory {
   /** The segment's name, such as `/scores`. */
   readonly name: string;
-  #fd: number;
+  readonly #fd: number;
 
   private constructor(name: string, fd: number, buffer: SharedArrayBuffer, readOnly: boolean, created: boolean) {
     super(buffer, readOnly, created);
     this.name = name;
-    this.#fd = fd;
+    this.#fd = this.holdFd(fd);
   }
 
   get address(): string {
     return this.name;
   }
 
-  /** Creates a segment of `size` bytes; fails with `EEXIST` if the name is taken. */
+  /** Creates a segment of `size` bytes; fails with `E.EEXIST` if the name is taken. */
   static create(name: string, options: SharedMemoryCreateOptions): PosixSharedMemory {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, CREATE_KEYS);
     checkPosixName(name, 'shared memory');
     const size = checkSize(opts.size);
     const segment = PosixSharedMemory.#create(name, size, checkMode(opts.mode));
-    if (segment === undefined) throw posixOpenError(EEXIST, name);
+    if (segment === undefined) throw systemError(E.EEXIST, 'shm_open', name);
     return segment;
   }
 
   /** Opens an existing segment; never resizes it. */
   static open(name: string, options?: SharedMemoryOpenOptions): PosixSharedMemory {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, OPEN_KEYS);
     checkPosixName(name, 'shared memory');
     const segment = PosixSharedMemory.#open(name, opts);
-    if (segment === undefined) throw posixOpenError(ENOENT, name);
+    if (segment === undefined) throw systemError(E.ENOENT, 'shm_open', name);
     return segment;
   }
 
   /** Opens the segment, creating it with `options` if there is none; an existing one must be at least `size` bytes. */
   static openOrCreate(name: string, options: SharedMemoryCreateOptions): PosixSharedMemory {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, CREATE_KEYS);
     checkPosixName(name, 'shared memory');
     const size = checkSize(opts.size);
     const mode = checkMode(opts.mode);
@@ -309,14 +294,14 @@ export class PosixSharedMemory extends SharedMemory {
       const segment = PosixSharedMemory.#create(name, size, mode) ?? PosixSharedMemory.#open(name, { size });
       if (segment !== undefined) return segment;
     }
-    throw systemError(ENOENT, 'shm_open', name, 'The segment was created and removed repeatedly by other processes; retry.');
+    throw systemError(E.ENOENT, 'shm_open', name, 'The segment was created and removed repeatedly by other processes; retry.');
   }
 
   /** Size, mode and owner of the segment `name`, without mapping it. */
   static stat(name: string): PosixSharedMemoryStat {
     checkPosixName(name, 'shared memory');
     const fd = native.shmOpen(name, C.O_RDONLY, 0);
-    if (fd < 0) throw posixOpenError(fd, name);
+    if (fd < 0) throw systemError(fd, 'shm_open', name);
     try {
       return statOfFd(fd);
     } finally {
@@ -328,13 +313,13 @@ export class PosixSharedMemory extends SharedMemory {
   static unlink(name: string): void {
     checkPosixName(name, 'shared memory');
     const r = native.shmUnlink(name);
-    if (r < 0) throw systemError(r, 'shm_unlink', name, r === ENOENT ? 'No such segment (already removed?).' : undefined);
+    if (r < 0) throw systemError(r, 'shm_unlink', name);
   }
 
   static #create(name: string, size: number, mode: number): PosixSharedMemory | undefined {
     const fd = native.shmOpen(name, C.O_RDWR | C.O_CREAT | C.O_EXCL, mode);
-    if (fd === EEXIST) return undefined;
-    if (fd < 0) throw posixOpenError(fd, name);
+    if (fd === E.EEXIST) return undefined;
+    if (fd < 0) throw systemError(fd, 'shm_open', name);
     const fail = (error: IpcError): never => {
       native.close(fd);
       native.shmUnlink(name);
@@ -342,7 +327,7 @@ export class PosixSharedMemory extends SharedMemory {
     };
     const r = native.allocate(fd, size);
     if (r < 0) {
-      fail(r === ENOSPC || r === -errnoValue('EFBIG')
+      fail(r === E.ENOSPC || r === E.EFBIG
         ? limitError(r, 'posix_fallocate', name, `/dev/shm has no room for ${size} bytes (${devShmFree() ?? 'unknown'} bytes free). ` +
           'Remove unused segments (ipckit ls, ipckit rm) or enlarge the tmpfs: mount -o remount,size=N /dev/shm.')
         : systemError(r, 'posix_fallocate', name));
@@ -353,11 +338,11 @@ export class PosixSharedMemory extends SharedMemory {
   }
 
   static #open(name: string, opts: SharedMemoryOpenOptions): PosixSharedMemory | undefined {
-    const readOnly = opts.readOnly === true;
+    const readOnly = checkBoolean(opts.readOnly, 'readOnly');
     const wanted = opts.size === undefined ? undefined : checkSize(opts.size);
     const fd = native.shmOpen(name, readOnly ? C.O_RDONLY : C.O_RDWR, 0);
-    if (fd === ENOENT) return undefined;
-    if (fd < 0) throw posixOpenError(fd, name);
+    if (fd === E.ENOENT) return undefined;
+    if (fd < 0) throw systemError(fd, 'shm_open', name);
     try {
       const size = fstatSync(fd).size;
       if (size === 0) {
@@ -375,7 +360,7 @@ export class PosixSharedMemory extends SharedMemory {
 
   /** The segment's descriptor (in /dev/shm). */
   get fd(): number {
-    if (this.#fd < 0) throw this.closedError('fd');
+    this.check('fd');
     return this.#fd;
   }
 
@@ -389,10 +374,6 @@ export class PosixSharedMemory extends SharedMemory {
     PosixSharedMemory.unlink(this.name);
   }
 
-  protected releaseHandle(): void {
-    native.close(this.#fd);
-    this.#fd = -1;
-  }
 }
 
 function statOfFd(fd: number): PosixSharedMemoryStat {
@@ -401,7 +382,7 @@ function statOfFd(fd: number): PosixSharedMemoryStat {
 }
 
 function mapError(r: number, address: string, size: number): IpcError {
-  if (r === ENOMEM) {
+  if (r === E.ENOMEM) {
     return limitError(r, 'mmap', address, `mapping ${size} bytes needs more address space or memory than the process may use (ulimit -v) or the machine has.`);
   }
   return systemError(r, 'mmap', address);
@@ -411,23 +392,21 @@ function mapError(r: number, address: string, size: number): IpcError {
 // System V
 
 function sysvGetError(r: number, label: string, size?: number): IpcError {
-  if (r === EEXIST) return systemError(r, 'shmget', label, 'A segment with this key already exists: use SysvSharedMemory.open() or openOrCreate(), or remove it first (ipckit rm).');
-  if (r === ENOENT) return systemError(r, 'shmget', label, 'No segment has this key: create it first (SysvSharedMemory.create or ipckit shm create).');
-  if (r === EINVAL && size !== undefined) {
+  if (r === E.EINVAL && size !== undefined) {
     return limitError(r, 'shmget', label, `a segment of ${size} bytes exceeds ${describeSetting(`${KERNEL_PROC}/shmmax`)}. ` +
       'Use a smaller segment, or raise it: sysctl kernel.shmmax=N.');
   }
-  if (r === ENOSPC) {
+  if (r === E.ENOSPC) {
     return limitError(r, 'shmget', label, `the system's System V segments would exceed ${describeSetting(`${KERNEL_PROC}/shmall`)} pages ` +
       `or ${describeSetting(`${KERNEL_PROC}/shmmni`)} segments. Remove unused ones (ipckit ls, ipckit rm) or raise the sysctl.`);
   }
-  if (r === ENOMEM) return limitError(r, 'shmget', label, 'the kernel could not allocate the segment (out of memory).');
+  if (r === E.ENOMEM) return limitError(r, 'shmget', label, 'the kernel could not allocate the segment (out of memory).');
   return systemError(r, 'shmget', label);
 }
 
 function statOfId(id: number, label: string): SysvSharedMemoryStat {
   const s = native.shmStat(id);
-  if (typeof s === 'number') throw sysvOpError(s, 'shmctl', label);
+  if (typeof s === 'number') throw systemError(s, 'shmctl', label);
   const date = (seconds: number): Date | null => (seconds === 0 ? null : new Date(seconds * 1000));
   return {
     key: s.key, id, size: s.size, mode: s.mode, uid: s.uid, gid: s.gid, cuid: s.cuid, cgid: s.cgid,
@@ -435,11 +414,6 @@ function statOfId(id: number, label: string): SysvSharedMemoryStat {
     lastAttachTime: date(s.attachTime), lastDetachTime: date(s.detachTime), changeTime: new Date(s.changeTime * 1000),
     removed: s.removed,
   };
-}
-
-function sysvOpError(r: number, syscall: string, label: string): IpcError {
-  if (r === EIDRM || r === EINVAL) return systemError(r, syscall, label, 'The segment was removed (or never existed); open or create it again.');
-  return systemError(r, syscall, label);
 }
 
 /**
@@ -471,32 +445,32 @@ export class SysvSharedMemory extends SharedMemory {
     return this.#label;
   }
 
-  /** Creates a segment of `size` bytes; fails with `EEXIST` if the key is taken. */
+  /** Creates a segment of `size` bytes; fails with `E.EEXIST` if the key is taken. */
   static create(address: SysvAddress, options: SharedMemoryCreateOptions): SysvSharedMemory {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, CREATE_KEYS);
     const target = resolveSysvAddress(address);
     if (target.key === undefined) {
       throw new IpcError('ERR_IPC_INVALID_ADDRESS', `Cannot create a segment at ${target.label}: identifiers are assigned by the kernel; give a key.`);
     }
     const size = checkSize(opts.size);
     const segment = SysvSharedMemory.#get(target.key, target.label, size, checkMode(opts.mode), true, {});
-    if (segment === undefined) throw sysvGetError(EEXIST, target.label);
+    if (segment === undefined) throw sysvGetError(E.EEXIST, target.label);
     return segment;
   }
 
   /** Opens an existing segment by key, ftok pair or `{ id }`; never resizes it. */
   static open(address: SysvAddress, options?: SharedMemoryOpenOptions): SysvSharedMemory {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, OPEN_KEYS);
     const target = resolveSysvAddress(address);
     if (target.id !== undefined) return SysvSharedMemory.#attach(target.id, target.label, false, opts);
     const segment = SysvSharedMemory.#get(target.key, target.label, 0, 0, false, opts);
-    if (segment === undefined) throw sysvGetError(ENOENT, target.label);
+    if (segment === undefined) throw sysvGetError(E.ENOENT, target.label);
     return segment;
   }
 
   /** Opens the segment with this key, creating it with `options` if there is none. */
   static openOrCreate(address: SysvAddress, options: SharedMemoryCreateOptions): SysvSharedMemory {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, CREATE_KEYS);
     const target = resolveSysvAddress(address);
     const size = checkSize(opts.size);
     if (target.key === undefined) return SysvSharedMemory.open(address, { size });
@@ -506,14 +480,14 @@ export class SysvSharedMemory extends SharedMemory {
         SysvSharedMemory.#get(target.key, target.label, 0, 0, false, { size });
       if (segment !== undefined) return segment;
     }
-    throw systemError(ENOENT, 'shmget', target.label, 'The segment was created and removed repeatedly by other processes; retry.');
+    throw systemError(E.ENOENT, 'shmget', target.label, 'The segment was created and removed repeatedly by other processes; retry.');
   }
 
   /** Marks the segment for removal (`IPC_RMID`): it dies when the last process detaches. */
   static remove(address: SysvAddress): void {
     const { id, label } = SysvSharedMemory.#identify(address);
     const r = native.shmRemove(id);
-    if (r < 0) throw sysvOpError(r, 'shmctl', label);
+    if (r < 0) throw systemError(r, 'shmctl', label);
   }
 
   /** `shmctl(IPC_STAT)` of the segment at `address`, without attaching it. */
@@ -542,7 +516,7 @@ export class SysvSharedMemory extends SharedMemory {
 
   static #get(key: number, label: string, size: number, mode: number, create: boolean, opts: SharedMemoryOpenOptions): SysvSharedMemory | undefined {
     const id = native.shmGet(key, size, create ? C.IPC_CREAT | C.IPC_EXCL : 0, mode);
-    if (id === (create ? EEXIST : ENOENT)) return undefined;
+    if (id === (create ? E.EEXIST : E.ENOENT)) return undefined;
     if (id < 0) throw sysvGetError(id, label, create ? size : undefined);
     try {
       return SysvSharedMemory.#attach(id, label, create, opts);
@@ -554,28 +528,25 @@ export class SysvSharedMemory extends SharedMemory {
 
   static #attach(id: number, label: string, created: boolean, opts: SharedMemoryOpenOptions): SysvSharedMemory {
     const stat = native.shmStat(id);
-    if (typeof stat === 'number') throw sysvOpError(stat, 'shmctl', label);
+    if (typeof stat === 'number') throw systemError(stat, 'shmctl', label);
     const wanted = opts.size === undefined ? undefined : checkSize(opts.size);
     if (wanted !== undefined && wanted > stat.size) throw sizeMismatch(label, wanted, stat.size);
-    const readOnly = opts.readOnly === true;
+    const readOnly = checkBoolean(opts.readOnly, 'readOnly');
     const buffer = native.shmAttach(id, stat.size, readOnly);
-    if (typeof buffer === 'number') throw buffer === ENOMEM ? mapError(buffer, label, stat.size) : sysvOpError(buffer, 'shmat', label);
+    if (typeof buffer === 'number') throw buffer === E.ENOMEM ? mapError(buffer, label, stat.size) : systemError(buffer, 'shmat', label);
     return new SysvSharedMemory(id, stat.key, label, buffer, readOnly, created);
   }
 
   /** `shmctl(IPC_STAT)`: size, attach count, creator and last pids, times, owner, mode. */
   stat(): SysvSharedMemoryStat {
-    if (this.closed) throw this.closedError('stat');
+    this.check('stat');
     return statOfId(this.id, this.address);
   }
 
   /** Marks the segment for removal (`IPC_RMID`); this handle stays attached until closed. */
   remove(): void {
     const r = native.shmRemove(this.id);
-    if (r < 0) throw sysvOpError(r, 'shmctl', this.address);
+    if (r < 0) throw systemError(r, 'shmctl', this.address);
   }
 
-  protected releaseHandle(): void {
-    /* detachMapping() already detached: nothing else to release. */
-  }
 }

@@ -16,20 +16,22 @@
  * @module
  */
 import { constants as osConstants } from 'node:os';
-import { IpcError, errnoValue, systemError } from './errors.js';
-import { native, type NativeFdWatcher } from './native.js';
+import { E, IpcError, defineHints, systemError } from './errors.js';
+import { native } from './native.js';
 import { spawnedChildren } from './internal/children.js';
+import { Handle } from './internal/handle.js';
+import { NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
+import { EpollSet, READABLE, type ReadinessSubscriber, type Watch, watchDescriptor } from './internal/readiness.js';
 import { checkInteger, checkOptions, invalidArgument } from './internal/validate.js';
-import {
-  type SpinOptions, type SyncWaitOptions, type WaitOptions, Pending, abortError, checkSignal, checkSpin, checkTimeout, closedError,
-  receiveUntilClosed, timeoutError,
-} from './internal/wait.js';
+import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
 const S = native.signalConstants;
-const P = native.pipeConstants;
-const { READABLE } = native.readinessConstants;
-const ESRCH = -errnoValue('ESRCH');
-const EPERM = -errnoValue('EPERM');
+const { EPOLL_CTL_ADD } = native.readinessConstants;
+
+defineHints({
+  kill: { EPERM: 'Only the owner of a process (or root) may signal it.' },
+  sigqueue: { EPERM: 'Only the owner of a process (or root) may signal it.' },
+});
 
 /** A signal by name (`'SIGINT'`, `'INT'`, `'SIGRTMIN+2'`) or number; a name is checked when it is used. */
 export type SignalSpec = NodeJS.Signals | `SIGRTMIN+${number}` | `SIGRTMAX-${number}` | 'SIGRTMIN' | 'SIGRTMAX' | number | (string & {});
@@ -154,28 +156,50 @@ function origin(code: number): SignalInfo['origin'] {
 }
 
 // ---------------------------------------------------------------------------
-// The dispatcher: one eventfd, watched on the event loop; one set of
-// handlers per signal.
+// The dispatcher: the signalfd and the safety net's eventfd in one epoll
+// set, watched by the thread's readiness registry; one set of handlers per
+// signal.
 
 const handlers = new Map<number, Set<SignalHandler>>();
-let watcher: NativeFdWatcher | undefined;
-let eventFd = -1;
-let keepAlive = 0;
+/** The signalfd and the eventfd: readable while a handled signal waits to be taken. */
+let sources: EpollSet | undefined;
+let watch: Watch | undefined;
 let dropped = 0;
 const drainBuffer = new Float64Array(6 * 256);
 
+/** Takes signals whenever one is pending; like process.on('SIGINT'), it does not keep the process alive. */
+const dispatcher: ReadinessSubscriber = { onReady: () => dispatchPending() };
+
 function ensureDispatcher(): void {
-  if (watcher !== undefined) return;
-  eventFd = native.signalSetup();
-  if (eventFd < 0) throw systemError(eventFd, 'eventfd', undefined);
-  watcher = new native.FdWatcher(eventFd, () => dispatchPending());
-  watcher.start(READABLE);
-  // Like process.on('SIGINT'), a handler alone does not keep the process alive.
-  watcher.unref();
+  if (sources !== undefined) return;
+  const fds = native.signalSetup();
+  if (typeof fds === 'number') throw systemError(fds, 'signalfd', undefined);
+  const set = new EpollSet();
+  for (const fd of fds) {
+    const r = set.control(EPOLL_CTL_ADD, fd, READABLE, fd);
+    if (r < 0) throw systemError(r, 'epoll_ctl', 'the signal descriptors');
+  }
+  sources = set;
+  watch = watchDescriptor(set.fd);
+  watch.subscribe(dispatcher, READABLE, false);
 }
+
+let dispatching = false;
 
 /** Delivers what the native handler recorded to the JavaScript handlers, oldest first. */
 function dispatchPending(): void {
+  // A handler (a listener waking its receivers) may ask again: the drain in
+  // progress delivers everything, in order, and its buffer must not be reused.
+  if (dispatching) return;
+  dispatching = true;
+  try {
+    drain();
+  } finally {
+    dispatching = false;
+  }
+}
+
+function drain(): void {
   for (;;) {
     const n = native.signalDrain(drainBuffer);
     for (let i = 0; i < n; i++) {
@@ -280,7 +304,7 @@ export type SignalTarget = number | { group: number };
  * `EPERM` (not allowed) come back as `IpcError`s.
  */
 export function sendSignal(target: SignalTarget, sig: SignalSpec, options?: { value?: number }): void {
-  const opts = checkOptions(options);
+  const opts = checkOptions(options, ['value']);
   const n = signalNumber(sig);
   let pid: number;
   let label: string;
@@ -303,10 +327,9 @@ export function sendSignal(target: SignalTarget, sig: SignalSpec, options?: { va
   } else {
     r = native.kill(pid, n);
   }
-  if (r === ESRCH) throw systemError(r, opts.value === undefined ? 'kill' : 'sigqueue', label,
+  if (r === E.ESRCH) throw systemError(r, opts.value === undefined ? 'kill' : 'sigqueue', label,
     pid > 0 ? 'The process has exited, or the pid is wrong.' : 'No process is left in that group, or the number is wrong.');
-  if (r === EPERM) throw systemError(r, opts.value === undefined ? 'kill' : 'sigqueue', label, 'Only the owner of a process (or root) may signal it.');
-  if (r < 0) throw systemError(r, 'kill', label);
+  if (r < 0) throw systemError(r, opts.value === undefined ? 'kill' : 'sigqueue', label);
 }
 
 /** Most signals a {@link SignalListener} holds before it drops new ones. */
@@ -334,21 +357,23 @@ function numbersOf(sigs: SignalSpec | SignalSpec[], what: string): number[] {
  * for await (const { signal, pid, value } of listener) console.log(signal, pid, value);
  * ```
  */
-export class SignalListener implements AsyncIterable<SignalInfo>, Disposable {
+export class SignalListener extends Handle implements AsyncIterable<SignalInfo> {
   /** The names of the signals it takes. */
   readonly signals: readonly string[];
   #queue: SignalInfo[] = [];
-  #waiting: { pending: Pending<SignalInfo> }[] = [];
-  #disposers: (() => void)[];
+  readonly #disposers: (() => void)[] = [];
   #dropped = 0;
-  #closed = false;
-  readonly #spin: number;
+  /** Receives waiting for a signal; while any waits, the process stays alive. */
+  readonly #waiting: NotifyLane;
+  readonly #keepAlive: ReadinessSubscriber = { onReady: () => undefined };
+  readonly #receiveOp: Operation<SignalInfo> = { step: (timeout, spin) => this.#take(timeout, spin) };
 
   /** @internal Use {@link listenForSignals}. */
   constructor(numbers: number[], spin: number) {
+    super();
     this.signals = numbers.map((n) => signalName(n));
-    this.#spin = spin;
-    this.#disposers = [];
+    this.#waiting = new NotifyLane(this, spin,
+      () => watch!.subscribe(this.#keepAlive, READABLE, true), () => watch?.unsubscribe(this.#keepAlive));
     try {
       for (const n of numbers) this.#disposers.push(addHandler(n, (info) => this.#deliver(info)));
     } catch (err) {
@@ -357,8 +382,8 @@ export class SignalListener implements AsyncIterable<SignalInfo>, Disposable {
     }
   }
 
-  get closed(): boolean {
-    return this.#closed;
+  get address(): string {
+    return this.signals.join(', ');
   }
 
   /** Signals dropped because {@link SIGNAL_LISTENER_CAPACITY} were already waiting to be received. */
@@ -373,68 +398,23 @@ export class SignalListener implements AsyncIterable<SignalInfo>, Disposable {
 
   /** The next signal; waits for one (keeping the process alive) if none is queued. */
   receive(options?: WaitOptions): Promise<SignalInfo> {
-    let timeout: number;
-    let signal: AbortSignal | undefined;
-    try {
-      const opts = checkOptions(options);
-      timeout = checkTimeout(opts.timeout);
-      signal = checkSignal(opts.signal);
-      this.#check('receive');
-      if (signal?.aborted) throw abortError('receive', this.#label(), signal);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const now = this.#spinThenTry(this.#spin);
-    if (now !== undefined) return Promise.resolve(now);
-    const entry = {} as { pending: Pending<SignalInfo> };
-    entry.pending = new Pending('receive', this.#label(), timeout, signal, (err) => {
-      this.#unwait(entry);
-      entry.pending.reject(err);
-    });
-    this.#waiting.push(entry);
-    if (keepAlive++ === 0) watcher!.ref();
-    return entry.pending.promise;
+    return run(this.#waiting, 'receive', options, [], () => this.#receiveOp);
   }
 
   /** The next signal; blocks the calling thread until one arrives (other handlers run meanwhile). */
   receiveSync(options?: SyncWaitOptions): SignalInfo {
-    const timeout = checkTimeout(checkOptions(options).timeout);
-    this.#check('receiveSync');
-    const deadline = timeout === Infinity ? Infinity : performance.now() + timeout;
-    const first = this.#spinThenTry(timeout === Infinity ? this.#spin : Math.min(this.#spin, timeout * 1000));
-    if (first !== undefined) return first;
-    for (;;) {
-      const got = this.tryReceive();
-      if (got !== undefined) return got;
-      const left = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
-      const r = native.pollFd(eventFd, P.POLLIN, left);
-      if (r < 0) throw systemError(r, 'poll', 'the signal eventfd');
-      if (r === 0 && this.#queue.length === 0) {
-        dispatchPending();
-        if (this.#queue.length === 0) throw timeoutError('receiveSync', this.#label(), timeout);
-      }
-    }
+    return runSync(this.#waiting, 'receiveSync', options, [], () => this.#receiveOp);
   }
 
   /** The next signal if one has arrived; `undefined` otherwise. */
   tryReceive(): SignalInfo | undefined {
-    this.#check('tryReceive');
-    // Signals the kernel delivered that the event loop has not handed out yet.
-    dispatchPending();
-    return this.#queue.shift();
-  }
-
-  /** The next signal if one arrives within `spinUs` microseconds of spinning. */
-  #spinThenTry(spinUs: number): SignalInfo | undefined {
-    const now = this.tryReceive();
-    if (now !== undefined || spinUs <= 0 || native.signalSpin(spinUs) === 0) return now;
-    return this.tryReceive();
+    return tryRun(this.#waiting, 'tryReceive', undefined, [], () => this.#receiveOp);
   }
 
   /** Receives until the listener is closed (the loop then ends) or `signal` aborts it. */
   received(options?: { signal?: AbortSignal }): AsyncGenerator<SignalInfo, void, undefined> {
-    const signal = checkSignal(checkOptions(options).signal);
-    return receiveUntilClosed(() => this.#closed, () => this.receive({ signal }));
+    const { signal } = checkOptions(options, ['signal']);
+    return receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
   }
 
   [Symbol.asyncIterator](): AsyncGenerator<SignalInfo, void, undefined> {
@@ -446,48 +426,38 @@ export class SignalListener implements AsyncIterable<SignalInfo>, Disposable {
    * handler has them). Pending receives reject with `ERR_IPC_CLOSED`;
    * calling it again does nothing.
    */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    for (const dispose of this.#disposers.splice(0)) dispose();
-    this.#queue = [];
-    for (const entry of [...this.#waiting]) {
-      this.#unwait(entry);
-      entry.pending.reject(closedError('receive', this.#label()));
-    }
+  override close(): void {
+    super.close();
   }
 
-  [Symbol.dispose](): void {
-    this.close();
+  protected override released(): void {
+    for (const dispose of this.#disposers.splice(0)) dispose();
+    this.#queue = [];
+  }
+
+  /**
+   * One step of a receive: signals the kernel delivered that the event loop
+   * has not handed out yet are taken first; then it spins up to `spin` µs,
+   * then sleeps on the signal descriptors up to `timeout` ms.
+   */
+  #take(timeout: number, spin: number): SignalInfo | undefined {
+    dispatchPending();
+    if (this.#queue.length > 0 || (spin === 0 && timeout === 0)) return this.#queue.shift();
+    if (spin > 0 && native.signalSpin(spin) === 1) dispatchPending();
+    if (this.#queue.length === 0 && timeout !== 0) {
+      sources!.wait(timeout, () => undefined);
+      dispatchPending();
+    }
+    return this.#queue.shift();
   }
 
   #deliver(info: SignalInfo): void {
-    const entry = this.#waiting[0];
-    if (entry !== undefined) {
-      this.#unwait(entry);
-      entry.pending.resolve(info);
-    } else if (this.#queue.length < SIGNAL_LISTENER_CAPACITY) {
+    if (this.#queue.length < SIGNAL_LISTENER_CAPACITY) {
       this.#queue.push(info);
-    } else {
-      if (this.#dropped++ === 0) {
-        process.emitWarning(`A signal listener for ${this.#label()} holds ${SIGNAL_LISTENER_CAPACITY} signals nobody received; newer ones are dropped.`, { code: 'ERR_IPC_LIMIT' });
-      }
+      this.#waiting.wake();
+    } else if (this.#dropped++ === 0) {
+      process.emitWarning(`A signal listener for ${this.address} holds ${SIGNAL_LISTENER_CAPACITY} signals nobody received; newer ones are dropped.`, { code: 'ERR_IPC_LIMIT' });
     }
-  }
-
-  #unwait(entry: { pending: Pending<SignalInfo> }): void {
-    const at = this.#waiting.indexOf(entry);
-    if (at < 0) return;
-    this.#waiting.splice(at, 1);
-    if (--keepAlive === 0) watcher?.unref();
-  }
-
-  #check(what: string): void {
-    if (this.#closed) throw closedError(what, this.#label());
-  }
-
-  #label(): string {
-    return this.signals.join(', ');
   }
 }
 
@@ -497,7 +467,7 @@ export class SignalListener implements AsyncIterable<SignalInfo>, Disposable {
  * it sleeps (see {@link SpinOptions.spin}).
  */
 export function listenForSignals(sigs: SignalSpec | SignalSpec[], options?: SpinOptions): SignalListener {
-  const spin = checkSpin(checkOptions(options).spin);
+  const spin = checkSpin(checkOptions(options, ['spin']).spin);
   return new SignalListener(numbersOf(sigs, 'listenForSignals'), spin);
 }
 
@@ -545,7 +515,7 @@ export interface ShutdownOptions {
  * ```
  */
 export function shutdownOn(sigs: SignalSpec[] = ['SIGINT', 'SIGTERM'], options?: ShutdownOptions): () => void {
-  const opts = checkOptions(options);
+  const opts = checkOptions(options, ['timeout', 'cleanup']);
   const timeout = opts.timeout === undefined ? 10_000 : checkInteger(opts.timeout, 'timeout', 0, 2 ** 31 - 1);
   if (opts.cleanup !== undefined && typeof opts.cleanup !== 'function') throw invalidArgument('cleanup', opts.cleanup, 'a function');
   const numbers = numbersOf(sigs, 'shutdownOn');

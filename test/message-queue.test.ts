@@ -29,7 +29,7 @@ describe('POSIX message queue', () => {
     assert.equal(q.created, true);
     assert.deepEqual(q.attributes(), { maxMessages: 3, maxMessageSize: 100, messages: 0 });
     assert.equal(fstatSync(q.fd).mode & 0o777, 0o640);
-    assert.equal(native.getFdFlags(q.fd) & native.fdConstants.FD_CLOEXEC, native.fdConstants.FD_CLOEXEC);
+    assert.equal(native.getFdFlags(q.fd) & native.constants.FD_CLOEXEC, native.constants.FD_CLOEXEC);
     using again = PosixMessageQueue.openOrCreate(name, { maxMessages: 8, maxMessageSize: 10 });
     assert.equal(again.created, false);
     assert.equal(again.maxMessages, 3);

@@ -53,7 +53,7 @@ describe('pipe()', () => {
     assert.equal(readEnd.address, writeEnd.address);
     assert.match(readEnd.address, /^pipe:\[\d+\]$/);
     for (const end of [readEnd, writeEnd]) {
-      assert.equal(native.getFdFlags(end.fd) & native.fdConstants.FD_CLOEXEC, native.fdConstants.FD_CLOEXEC);
+      assert.equal(native.getFdFlags(end.fd) & native.constants.FD_CLOEXEC, native.constants.FD_CLOEXEC);
       assert.equal(end.nonBlocking, false);
     }
     assert.equal(readEnd.capacity, 65536);

@@ -3,6 +3,7 @@
  * @internal
  * @module
  */
+import { Decoder, Encoder } from '@msgpack/msgpack';
 import { IpcError } from '../errors.js';
 import { invalidArgument } from './validate.js';
 
@@ -19,16 +20,25 @@ export interface Codec<T> {
 export type Outgoing<T> = [T] extends [Buffer] ? Uint8Array : T;
 
 /**
- * A codec choice: `'json'` (UTF-8 JSON text) or your own `{ encode, decode }`.
- * Without a codec, messages are raw bytes.
+ * A codec choice: `'json'` (UTF-8 JSON text), `'msgpack'` (MessagePack:
+ * compact, binary-safe, keeps `Uint8Array`s and `Date`s) or your own
+ * `{ encode, decode }`. Without a codec, messages are raw bytes.
  */
-export type CodecOption<T> = 'json' | Codec<T>;
+export type CodecOption<T> = 'json' | 'msgpack' | Codec<T>;
 
 const textEncoder = new TextEncoder();
 
 const jsonCodec: Codec<unknown> = {
   encode: (value) => textEncoder.encode(JSON.stringify(value)),
   decode: (bytes) => JSON.parse(bytes.toString('utf8')) as unknown,
+};
+
+const msgpackEncoder = new Encoder();
+const msgpackDecoder = new Decoder();
+
+const msgpackCodec: Codec<unknown> = {
+  encode: (value) => msgpackEncoder.encode(value),
+  decode: (bytes) => msgpackDecoder.decode(bytes),
 };
 
 const rawCodec: Codec<Buffer> = {
@@ -45,11 +55,12 @@ const rawCodec: Codec<Buffer> = {
 export function resolveCodec<T>(option: unknown): Codec<T> {
   if (option === undefined) return rawCodec as unknown as Codec<T>;
   if (option === 'json') return jsonCodec as Codec<T>;
+  if (option === 'msgpack') return msgpackCodec as Codec<T>;
   if (option !== null && typeof option === 'object' &&
     typeof (option as Codec<T>).encode === 'function' && typeof (option as Codec<T>).decode === 'function') {
     return option as Codec<T>;
   }
-  throw invalidArgument('codec', option, '"json" or an object with encode(value) and decode(bytes) functions');
+  throw invalidArgument('codec', option, '"json", "msgpack", or an object with encode(value) and decode(bytes) functions');
 }
 
 /** Encodes with the codec, reporting codec failures as ERR_IPC_CODEC. */

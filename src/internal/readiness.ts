@@ -1,132 +1,214 @@
 /**
- * Waiting for a descriptor on the event loop: callers queue attempts, a
- * libuv poll handle watches the descriptor while any are queued, and each
- * readiness report retries the attempts in order. No thread is parked and
- * nothing is polled.
+ * Readiness of descriptors, shared by every descriptor-backed object: one
+ * registry per thread, one {@link Watch} per descriptor, one epoll set.
+ *
+ * ipckit never hands a user's descriptor to libuv (`uv_poll_init` would set
+ * O_NONBLOCK on it, changing what `*Sync` calls and child processes see).
+ * Each watched descriptor goes into the registry's epoll set, and libuv
+ * watches only that set's own descriptor. A descriptor is in the set only
+ * while someone waits for it.
+ *
  * @internal
  * @module
  */
-import { type IpcError, systemError } from '../errors.js';
+import { E, limitError, systemError } from '../errors.js';
 import { native, type NativeFdWatcher } from '../native.js';
-import { Pending } from './wait.js';
 
-/** An attempt: a result, or `undefined` when it would block. Throwing fails the caller. */
-export type Attempt<T> = () => T | undefined;
+const { EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP } = native.constants;
+const { EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, UV_READABLE } = native.readinessConstants;
 
-interface Entry {
-  attempt: Attempt<unknown>;
-  pending: Pending<unknown>;
-}
+/** Interest in reading (also reported on hang-up and error). */
+export const READABLE = EPOLLIN;
+/** Interest in writing (also reported on hang-up and error). */
+export const WRITABLE = EPOLLOUT;
 
-const { READABLE, WRITABLE } = native.readinessConstants;
+/** Whatever epoll reports regardless of interest: wakes every subscriber. */
+const ALWAYS = EPOLLERR | EPOLLHUP;
 
 /**
- * The calls waiting on one descriptor, in two FIFOs: those waiting to read
- * (READABLE) and those waiting to write (WRITABLE). libuv allows one poll
- * handle per descriptor, so both directions share it.
+ * An epoll set of ipckit's own. The signal dispatcher combines its two
+ * descriptors in one; the readiness registry watches every waited-for
+ * descriptor in another.
  */
-export class ReadinessQueue {
-  readonly #fd: number;
-  readonly #address: string;
-  readonly #queues = new Map<number, Entry[]>([[READABLE, []], [WRITABLE, []]]);
-  #watcher: NativeFdWatcher | undefined;
-  #armed = 0;
-  #idleCheckQueued = false;
+export class EpollSet {
+  readonly fd: number;
+  readonly #reports = new Uint32Array(128);
 
-  constructor(fd: number, address: string) {
-    this.#fd = fd;
-    this.#address = address;
+  constructor() {
+    const fd = native.epollCreate();
+    if (fd < 0) {
+      throw fd === E.EMFILE || fd === E.ENFILE
+        ? limitError(fd, 'epoll_create1', undefined, 'no descriptor is free (ulimit -n, or fs.file-max for the system).')
+        : systemError(fd, 'epoll_create1', undefined);
+    }
+    this.fd = fd;
   }
 
-  /** Whether calls wait for `direction` (a new call must queue behind them to keep the order). */
-  busy(direction: number): boolean {
-    return this.#queues.get(direction)!.length > 0;
+  /** Adds, changes or removes `fd`; `token` comes back with its reports. Returns 0 or -errno. */
+  control(op: number, fd: number, events: number, token: number): number {
+    return native.epollCtl(this.fd, op, fd, events, token);
   }
 
   /**
-   * Queues `attempt` until it succeeds, retrying when the descriptor is ready
-   * for `direction` (READABLE or WRITABLE). `timeout` and `signal` follow the
-   * one timeout rule.
+   * Waits up to `timeoutMs` (0: not at all; -1: no limit) and calls
+   * `report(token, events)` for each ready descriptor; returns how many.
    */
-  wait<T>(what: string, direction: number, timeout: number, signal: AbortSignal | undefined, attempt: Attempt<T>): Promise<T> {
-    const queue = this.#queues.get(direction)!;
-    const entry: Entry = {
-      attempt,
-      pending: new Pending<unknown>(what, this.#address, timeout, signal, (err) => {
-        const i = queue.indexOf(entry);
-        if (i >= 0) queue.splice(i, 1);
-        entry.pending.reject(err);
-        this.#update();
-      }),
-    };
-    queue.push(entry);
-    this.#update();
-    return entry.pending.promise as Promise<T>;
+  wait(timeoutMs: number, report: (token: number, events: number) => void): number {
+    const out = this.#reports;
+    let total = 0;
+    for (;;) {
+      const n = native.epollWait(this.fd, out, timeoutMs);
+      if (n < 0) throw systemError(n, 'epoll_wait', undefined);
+      for (let i = 0; i < n; i++) report(out[2 * i]!, out[2 * i + 1]!);
+      total += n;
+      if (n < out.length / 2) return total;
+      timeoutMs = 0;
+    }
+  }
+}
+
+/** What a subscriber wants of a descriptor. */
+export interface ReadinessSubscriber {
+  /** Called when the descriptor reports one of the subscribed events (or an error or hang-up). */
+  onReady(events: number): void;
+}
+
+interface Subscription {
+  events: number;
+  keepAlive: boolean;
+}
+
+/**
+ * One descriptor in the registry, shared by everything that waits for it
+ * (the read and write sides of a queue, two wrappers of one inherited
+ * descriptor). In the epoll set only while it has subscribers.
+ */
+export class Watch {
+  readonly fd: number;
+  readonly #registry: Registry;
+  readonly #token: number;
+  readonly #subscribers = new Map<ReadinessSubscriber, Subscription>();
+  #users = 0;
+  /** The events the epoll set has for this descriptor (0: not in the set). */
+  #registered = 0;
+  #keepsAlive = false;
+
+  /** @internal Use {@link watchDescriptor}. */
+  constructor(registry: Registry, fd: number, token: number) {
+    this.#registry = registry;
+    this.fd = fd;
+    this.#token = token;
   }
 
-  /** Rejects every queued call with `error` and releases the poll handle. */
-  close(error: IpcError): void {
-    for (const queue of this.#queues.values()) for (const entry of queue.splice(0)) entry.pending.reject(error);
-    this.#watcher?.close();
-    this.#watcher = undefined;
-    this.#armed = 0;
+  /**
+   * Starts (or changes) `subscriber`'s interest in `events`. `keepAlive`:
+   * whether the wait keeps the process alive, as a pending call does.
+   * Throws if the kernel refuses to watch the descriptor.
+   */
+  subscribe(subscriber: ReadinessSubscriber, events: number, keepAlive = true): void {
+    this.#subscribers.set(subscriber, { events, keepAlive });
+    this.#update();
+  }
+
+  unsubscribe(subscriber: ReadinessSubscriber): void {
+    if (this.#subscribers.delete(subscriber)) this.#update();
+  }
+
+  /** @internal */
+  acquire(): this {
+    this.#users++;
+    return this;
+  }
+
+  /** Gives up one user's share; the last one removes the descriptor from the registry. Call before closing it. */
+  release(): void {
+    if (--this.#users > 0) return;
+    this.#subscribers.clear();
+    this.#update();
+    this.#registry.forget(this.fd, this.#token);
+  }
+
+  /** @internal */
+  dispatch(events: number): void {
+    for (const [subscriber, { events: wanted }] of [...this.#subscribers]) {
+      if ((events & (wanted | ALWAYS)) !== 0 && this.#subscribers.has(subscriber)) subscriber.onReady(events);
+    }
   }
 
   #update(): void {
-    let want = 0;
-    for (const [direction, queue] of this.#queues) if (queue.length > 0) want |= direction;
-    if (want === this.#armed) return;
-    this.#armed = want;
-    if (want === 0) {
-      this.#watcher?.stop();
-      return;
+    let events = 0;
+    let keepAlive = false;
+    for (const s of this.#subscribers.values()) {
+      events |= s.events;
+      keepAlive ||= s.keepAlive;
     }
-    this.#watcher ??= new native.FdWatcher(this.#fd, (status) => this.#onReady(status));
-    const r = this.#watcher.start(want);
-    if (r < 0) this.#fail(systemError(r, 'epoll_ctl', this.#address));
+    if (events !== this.#registered) {
+      const op = events === 0 ? EPOLL_CTL_DEL : this.#registered === 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+      const r = this.#registry.set.control(op, this.fd, events, this.#token);
+      // Removing a descriptor closed behind ipckit's back fails harmlessly.
+      if (r < 0 && events !== 0) throw systemError(r, 'epoll_ctl', `fd ${this.fd}`);
+      this.#registered = events;
+    }
+    keepAlive &&= events !== 0;
+    if (keepAlive !== this.#keepsAlive) {
+      this.#keepsAlive = keepAlive;
+      this.#registry.keepAlive(keepAlive ? 1 : -1);
+    }
+  }
+}
+
+/** The registry of one thread (the main thread, or a worker): its epoll set and its one libuv watch. */
+class Registry {
+  readonly set = new EpollSet();
+  readonly #watcher: NativeFdWatcher;
+  readonly #byFd = new Map<number, Watch>();
+  readonly #byToken = new Map<number, Watch>();
+  #nextToken = 1;
+  #alive = 0;
+
+  constructor() {
+    this.#watcher = new native.FdWatcher(this.set.fd, (status: number) => {
+      if (status < 0) throw systemError(status, 'epoll_wait', 'the readiness registry');
+      this.set.wait(0, (token, events) => this.#byToken.get(token)?.dispatch(events));
+    });
+    const r = this.#watcher.start(UV_READABLE);
+    if (r < 0) throw systemError(r, 'uv_poll_start', 'the readiness registry');
+    this.#watcher.unref();
   }
 
-  #onReady(status: number): void {
-    if (status < 0) {
-      this.#fail(systemError(status, 'epoll_wait', this.#address));
-      return;
+  watch(fd: number): Watch {
+    let watch = this.#byFd.get(fd);
+    if (watch === undefined) {
+      const token = this.#nextToken;
+      this.#nextToken = this.#nextToken >= 0xffffffff ? 1 : this.#nextToken + 1;
+      watch = new Watch(this, fd, token);
+      this.#byFd.set(fd, watch);
+      this.#byToken.set(token, watch);
     }
-    // Readiness is a hint: another process may take the data (or the room)
-    // first, so each direction's callers retry in order until one would wait.
-    for (const queue of this.#queues.values()) {
-      while (queue.length > 0) {
-        const entry = queue[0]!;
-        let result: unknown;
-        try {
-          result = entry.attempt();
-        } catch (err) {
-          queue.shift();
-          entry.pending.reject(err);
-          continue;
-        }
-        if (result === undefined) break;
-        queue.shift();
-        entry.pending.resolve(result);
-      }
-    }
-    this.#deferIdleCheck();
+    return watch.acquire();
   }
 
-  /**
-   * Disarms only after the settled callers had their turn: a caller that
-   * waits again at once (a request/reply loop) finds the handle still armed.
-   */
-  #deferIdleCheck(): void {
-    if (this.#idleCheckQueued) return;
-    this.#idleCheckQueued = true;
-    queueMicrotask(() => process.nextTick(() => {
-      this.#idleCheckQueued = false;
-      this.#update();
-    }));
+  forget(fd: number, token: number): void {
+    this.#byFd.delete(fd);
+    this.#byToken.delete(token);
   }
 
-  #fail(error: IpcError): void {
-    for (const queue of this.#queues.values()) for (const entry of queue.splice(0)) entry.pending.reject(error);
-    this.#update();
+  /** Counts watches that keep the process alive; libuv's watch is referenced while any does. */
+  keepAlive(delta: number): void {
+    const before = this.#alive;
+    this.#alive += delta;
+    if (before === 0 && this.#alive > 0) this.#watcher.ref();
+    else if (before > 0 && this.#alive === 0) this.#watcher.unref();
   }
+}
+
+let registry: Registry | undefined;
+
+/**
+ * The shared watch of `fd` in this thread's registry. Every user calls
+ * `release()` once, before closing the descriptor.
+ */
+export function watchDescriptor(fd: number): Watch {
+  registry ??= new Registry();
+  return registry.watch(fd);
 }

@@ -2,13 +2,31 @@
  * Where received messages land. Messages up to a quarter of a slab are
  * received straight into a 64 KiB slab and handed out as views of it, so a
  * receive allocates nothing and copies nothing; a message keeps its slab
- * alive, as Node's own Buffer pool does. Larger messages are received into a
- * scratch buffer and copied out.
+ * alive, as Node's own Buffer pool does. Larger messages are received into
+ * a scratch buffer and copied out.
+ *
+ * Slabs are marked untransferable, as Node marks its pool: transferring one
+ * message's `.buffer` to a worker would otherwise detach every other
+ * message received into the same slab.
  * @internal
  * @module
  */
+import { markAsUntransferable } from 'node:worker_threads';
 
 const SLAB_SIZE = 64 * 1024;
+
+/** A region a receive may write into: `buffer[offset..offset + reserve]`. */
+export interface ReceiveArea {
+  buffer: Buffer;
+  offset: number;
+}
+
+function slab(): Buffer {
+  // Zeroed: a view's .buffer exposes the whole slab, which must not hold stale process memory.
+  const buffer = Buffer.alloc(SLAB_SIZE);
+  markAsUntransferable(buffer.buffer);
+  return buffer;
+}
 
 export class ReceiveBuffer {
   /** The buffer to receive into, at {@link offset}. */
@@ -21,26 +39,41 @@ export class ReceiveBuffer {
   constructor(reserve: number) {
     this.#reserve = reserve;
     this.#pooled = reserve <= SLAB_SIZE / 4;
-    // Zeroed: a view's .buffer exposes the whole slab, which must not hold stale process memory.
-    this.buffer = this.#pooled ? Buffer.alloc(SLAB_SIZE) : Buffer.allocUnsafe(reserve);
+    this.buffer = this.#pooled ? slab() : Buffer.allocUnsafe(reserve);
   }
 
   /** Makes sure `reserve` bytes are free at `offset`. */
   ensure(): void {
     if (this.#pooled && this.buffer.length - this.offset < this.#reserve) {
-      this.buffer = Buffer.alloc(SLAB_SIZE);
+      this.buffer = slab();
       this.offset = 0;
     }
   }
 
   /** Hands out `length` received bytes at `start` and moves past them. */
   take(start: number, length: number): Buffer {
-    if (!this.#pooled) {
-      const copy = Buffer.allocUnsafe(length);
-      this.buffer.copy(copy, 0, start, start + length);
-      return copy;
-    }
+    if (!this.#pooled) return Buffer.from(this.buffer.subarray(start, start + length));
     this.offset = (start + length + 7) & ~7;
     return this.buffer.subarray(start, start + length);
+  }
+
+  /**
+   * A region of its own for a receive that completes later (on a waiter
+   * thread): nothing else writes there, whatever happens meanwhile.
+   */
+  reserveArea(): ReceiveArea {
+    if (!this.#pooled) return { buffer: Buffer.allocUnsafe(this.#reserve), offset: 0 };
+    this.ensure();
+    const area = { buffer: this.buffer, offset: this.offset };
+    this.offset = (this.offset + this.#reserve + 7) & ~7;
+    return area;
+  }
+
+  /** The message a reserved area received: a view, or the area's own buffer cut to size. */
+  fromArea(area: ReceiveArea, start: number, length: number): Buffer {
+    if (this.#pooled) return area.buffer.subarray(start, start + length);
+    // The area is this message's alone: keep it unless most of it would be wasted.
+    return length > area.buffer.length / 2 ? area.buffer.subarray(start, start + length)
+      : Buffer.from(area.buffer.subarray(start, start + length));
   }
 }

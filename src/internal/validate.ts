@@ -39,10 +39,55 @@ export function checkMode(value: unknown, fallback = 0o600): number {
   return value;
 }
 
-/** An options argument: undefined or a plain object. */
-export function checkOptions<T extends object>(value: T | undefined, name = 'options'): Partial<T> {
+/** Edit distance between two short strings (for "did you mean"). */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = row;
+  }
+  return previous[b.length]!;
+}
+
+/** The valid key closest to `key`, if one is close enough to be a likely misspelling. */
+function closest(key: string, valid: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of valid) {
+    const d = candidate.toLowerCase() === key.toLowerCase() ? 0 : distance(key, candidate);
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+/**
+ * An options argument: undefined or a plain object whose keys are all in
+ * `keys`. A misspelled key would silently change behaviour (`timeOut`
+ * waiting forever), so an unknown key is an error naming the closest one.
+ */
+export function checkOptions<T extends object>(value: T | undefined, keys: readonly (keyof T & string)[], name = 'options'): Partial<T> {
   if (value === undefined) return {};
-  if (value === null || typeof value !== 'object') throw invalidArgument(name, value, 'an object');
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidArgument(name, value, 'an object');
+  for (const key of Object.keys(value)) {
+    if ((keys as readonly string[]).includes(key)) continue;
+    const guess = closest(key, keys);
+    const known = keys.length === 0 ? 'it takes no options' : `valid keys: ${keys.join(', ')}`;
+    throw new IpcError('ERR_IPC_INVALID_ARGUMENT',
+      `${name} has no key "${key}"${guess === undefined ? '' : `; did you mean "${guess}"?`} (${known}).`);
+  }
+  return value;
+}
+
+/** An optional boolean, or `fallback` when absent. */
+export function checkBoolean(value: unknown, name: string, fallback = false): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidArgument(name, value, 'true or false');
   return value;
 }
 

@@ -1,7 +1,8 @@
 /**
- * The one timeout rule and the plumbing shared by every operation that can
- * wait: `timeout` undefined waits forever, 0 tries once, n waits n ms;
- * `signal` aborts.
+ * The options of every operation that can wait and their checks: the one
+ * timeout rule (`timeout` undefined waits forever, 0 tries once, n waits n
+ * ms), `signal` aborts, `spin` tunes. The engine that applies them is
+ * operation.ts.
  * @internal
  * @module
  */
@@ -60,11 +61,6 @@ export function checkSignal(signal: unknown): AbortSignal | undefined {
   return signal;
 }
 
-/** The timeout as the addon wants it: -1 for forever. */
-export function nativeTimeout(timeout: number): number {
-  return timeout === Infinity ? -1 : timeout;
-}
-
 export function timeoutError(what: string, address: string, timeout: number): IpcError {
   return new IpcError('ERR_IPC_TIMEOUT', `${what} on ${address} timed out after ${timeout} ms. Wait longer, or use the try* call to poll.`, { address });
 }
@@ -75,70 +71,4 @@ export function abortError(what: string, address: string, signal: AbortSignal): 
 
 export function closedError(what: string, address: string): IpcError {
   return new IpcError('ERR_IPC_CLOSED', `${what} on ${address}: the handle is closed. Open the object again to keep using it.`, { address });
-}
-
-/**
- * One pending async operation. Owns its timeout timer and abort listener;
- * when either fires it calls `interrupt(error)`, and the mechanism settles
- * the operation (at once, or after its waiter thread confirms).
- */
-export class Pending<T> {
-  readonly promise: Promise<T>;
-  #resolve!: (value: T) => void;
-  #reject!: (reason: unknown) => void;
-  #timer: NodeJS.Timeout | undefined;
-  #signal: AbortSignal | undefined;
-  #onAbort: (() => void) | undefined;
-  #settled = false;
-
-  constructor(what: string, address: string, timeout: number, signal: AbortSignal | undefined,
-    interrupt: (error: IpcError) => void) {
-    this.promise = new Promise<T>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-    if (timeout !== Infinity) {
-      this.#timer = setTimeout(() => interrupt(timeoutError(what, address, timeout)), timeout);
-    }
-    if (signal !== undefined) {
-      this.#signal = signal;
-      this.#onAbort = () => interrupt(abortError(what, address, signal));
-      signal.addEventListener('abort', this.#onAbort, { once: true });
-    }
-  }
-
-  get settled(): boolean {
-    return this.#settled;
-  }
-
-  resolve(value: T): void {
-    if (this.#finish()) this.#resolve(value);
-  }
-
-  reject(reason: unknown): void {
-    if (this.#finish()) this.#reject(reason);
-  }
-
-  #finish(): boolean {
-    if (this.#settled) return false;
-    this.#settled = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    if (this.#onAbort !== undefined) this.#signal?.removeEventListener('abort', this.#onAbort);
-    return true;
-  }
-}
-
-/**
- * The async iteration of a receiver: receives until the handle is closed
- * (the loop then ends quietly) or a receive fails (the loop throws).
- */
-export async function* receiveUntilClosed<M>(closed: () => boolean, receive: () => Promise<M>): AsyncGenerator<M, void, undefined> {
-  while (!closed()) {
-    try {
-      yield await receive();
-    } catch (err) {
-      if (err instanceof IpcError && err.code === 'ERR_IPC_CLOSED') return;
-      throw err;
-    }
-  }
 }

@@ -45,7 +45,7 @@ export function uniqueKey(): number {
 
 /** Whether a POSIX queue with this name exists. */
 export function posixQueueExists(name: string): boolean {
-  const fd = native.mqOpen(name, native.mqConstants.O_RDONLY | native.mqConstants.O_CLOEXEC, 0, 0, 0);
+  const fd = native.mqOpen(name, native.constants.O_RDONLY | native.constants.O_CLOEXEC, 0, 0, 0);
   if (fd >= 0) {
     native.close(fd);
     return true;

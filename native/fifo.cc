@@ -1,0 +1,66 @@
+// Named pipes: mkfifo, the exact mode of a new FIFO, and the inotify watch
+// that lets a FIFO open wait for its peer on the event loop.
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "common.h"
+
+namespace ipckit {
+
+namespace {
+
+// mkfifo(path, mode) -> 0
+Napi::Value MkFifo(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  return SysResult(info.Env(), mkfifo(path.c_str(), static_cast<mode_t>(ArgInt(info, 1))));
+}
+
+// fchmod(fd, mode) -> 0
+Napi::Value Fchmod(const Napi::CallbackInfo& info) {
+  return SysResult(info.Env(), fchmod(ArgInt(info, 0), static_cast<mode_t>(ArgInt(info, 1))));
+}
+
+// inotifyWatch(path, mask) -> a non-blocking inotify descriptor watching
+// path (never following a symbolic link)
+Napi::Value InotifyWatch(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) return Errno(info.Env(), errno);
+  if (inotify_add_watch(fd, path.c_str(), static_cast<uint32_t>(ArgInt(info, 1)) | IN_DONT_FOLLOW) < 0) {
+    int err = errno;
+    close(fd);
+    return Errno(info.Env(), err);
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// drainEvents(fd) -> bytes discarded from the non-blocking inotify descriptor
+Napi::Value DrainEvents(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  char buf[4096];
+  long total = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0) {
+      total += n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break;
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(total));
+}
+
+}  // namespace
+
+void InitFifo(Napi::Env env, Napi::Object exports) {
+  exports.Set("mkfifo", Napi::Function::New(env, MkFifo, "mkfifo"));
+  exports.Set("fchmod", Napi::Function::New(env, Fchmod, "fchmod"));
+  exports.Set("inotifyWatch", Napi::Function::New(env, InotifyWatch, "inotifyWatch"));
+  exports.Set("drainEvents", Napi::Function::New(env, DrainEvents, "drainEvents"));
+}
+
+}  // namespace ipckit

@@ -1,0 +1,125 @@
+/**
+ * Byte streams as messages: bytes read ahead of the consumer, and
+ * length-prefixed framing (a 4-byte big-endian length, then the bytes).
+ * Shared by every stream transport (pipes, FIFOs, stream sockets).
+ * @internal
+ * @module
+ */
+import { IpcError } from '../errors.js';
+import { checkBytes } from './validate.js';
+
+/** Bytes in a frame's length prefix. */
+export const FRAME_HEADER = 4;
+
+/** Largest message a frame can carry (the prefix's signed range). */
+export const MAX_FRAME = 2 ** 31 - 1;
+
+/**
+ * A non-blocking source of bytes: a chunk of at most `max` bytes, `null` at
+ * the end of the data, or `undefined` when nothing is there yet.
+ */
+export interface ByteSource {
+  readChunk(max: number): Buffer | null | undefined;
+}
+
+/** `data` with its length prefix, ready to write. */
+export function frame(data: Uint8Array, address: string): Buffer {
+  checkBytes(data);
+  if (data.length > MAX_FRAME) {
+    throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${data.length}-byte message exceeds the framing limit of ${MAX_FRAME} bytes.`, { address });
+  }
+  const out = Buffer.allocUnsafe(FRAME_HEADER + data.length);
+  out.writeUInt32BE(data.length, 0);
+  out.set(data, FRAME_HEADER);
+  return out;
+}
+
+/** Bytes already read from a stream and not yet handed out, with the framing over them. */
+export class ReadAhead {
+  readonly #address: string;
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+  /** Set once a framed stream broke: messages cannot be found again. */
+  #broken: IpcError | undefined;
+
+  constructor(address: string) {
+    this.#address = address;
+  }
+
+  /** Bytes waiting to be handed out. */
+  get length(): number {
+    return this.#bytes;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.length;
+  }
+
+  /** The next `n` (at most {@link length}) bytes. */
+  take(n: number): Buffer {
+    this.#bytes -= n;
+    const head = this.#chunks[0]!;
+    if (head.length === n) {
+      this.#chunks.shift();
+      return head;
+    }
+    if (head.length > n) {
+      this.#chunks[0] = head.subarray(n);
+      return head.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const part = this.#chunks[0]!;
+      const used = Math.min(part.length, n - filled);
+      part.copy(out, filled, 0, used);
+      filled += used;
+      if (used === part.length) this.#chunks.shift();
+      else this.#chunks[0] = part.subarray(used);
+    }
+    return out;
+  }
+
+  /**
+   * One framed message if it is complete now (reading from `source` as
+   * needed); `null` at a clean end; `undefined` if more must arrive. A
+   * prefix announcing more than `max` fails before anything is allocated,
+   * and so does every later call: the stream cannot be resynchronised.
+   */
+  message(source: ByteSource, max: number, readSize: number): Buffer | null | undefined {
+    if (this.#broken) throw this.#broken;
+    for (;;) {
+      if (this.#bytes >= FRAME_HEADER) {
+        const length = this.#peekLength();
+        if (length > max) {
+          this.#broken = new IpcError('ERR_IPC_MESSAGE_TOO_LARGE',
+            `A message on ${this.#address} announces ${length} bytes, more than maxSize ${max}. Nothing was allocated; ` +
+            'the stream cannot be resynchronised, so further messages on this end fail too. Raise maxSize if the writer is trusted.',
+            { address: this.#address });
+          throw this.#broken;
+        }
+        if (this.#bytes >= FRAME_HEADER + length) {
+          this.take(FRAME_HEADER);
+          return length === 0 ? Buffer.alloc(0) : this.take(length);
+        }
+      }
+      const chunk = source.readChunk(readSize);
+      if (chunk === undefined) return undefined;
+      if (chunk === null) {
+        if (this.#bytes === 0) return null;
+        this.#broken = new IpcError('ERR_IPC_FRAMING',
+          `The writer of ${this.#address} closed in the middle of a message (${this.#bytes} bytes of it arrived).`, { address: this.#address });
+        throw this.#broken;
+      }
+      this.push(chunk);
+    }
+  }
+
+  #peekLength(): number {
+    const head = this.#chunks[0]!;
+    if (head.length >= FRAME_HEADER) return head.readUInt32BE(0);
+    return Buffer.concat(this.#chunks, FRAME_HEADER).readUInt32BE(0);
+  }
+}

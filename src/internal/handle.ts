@@ -1,0 +1,106 @@
+/**
+ * The base of every handle: closed state, the errors of use after close,
+ * the pending calls that `close()` rejects, descriptors released on close
+ * (or, for a handle dropped without `close()`, when it is garbage
+ * collected), `Symbol.dispose` and `Symbol.asyncDispose`.
+ *
+ * @internal
+ * @module
+ */
+import { type IpcError } from '../errors.js';
+import { native } from '../native.js';
+import { type Lane, type LaneOwner } from './operation.js';
+import { type Watch, watchDescriptor } from './readiness.js';
+import { closedError } from './wait.js';
+
+/**
+ * What a handle holds in the kernel, kept apart from the handle so that a
+ * handle nobody closed can still be released after it is collected.
+ */
+class Held {
+  fds: number[] = [];
+  watches: Watch[] = [];
+
+  release(): void {
+    // A descriptor leaves the readiness registry before it is closed.
+    for (const watch of this.watches.splice(0)) watch.release();
+    for (const fd of this.fds.splice(0)) native.close(fd);
+  }
+}
+
+const collected = new FinalizationRegistry<Held>((held) => held.release());
+
+export abstract class Handle implements LaneOwner, Disposable, AsyncDisposable {
+  #closed = false;
+  readonly #busy = new Set<Lane>();
+  readonly #held = new Held();
+
+  constructor() {
+    collected.register(this, this.#held, this);
+  }
+
+  /** How the object is addressed, for messages. */
+  abstract get address(): string;
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Releases this process's handle on the object. Pending calls reject with
+   * `ERR_IPC_CLOSED`; the object itself lives on. Calling it again does nothing.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const error = this.closedError('the pending call');
+    for (const lane of [...this.#busy]) lane.rejectAll(error);
+    collected.unregister(this);
+    this.released();
+    this.#held.release();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Closes, then resolves once no waiter thread is still in a system call for this handle. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    const lanes = [...this.#busy];
+    this.close();
+    await Promise.all(lanes.map((lane) => lane.settledJobs()));
+  }
+
+  /** @internal Throws `ERR_IPC_CLOSED` after `close()`. */
+  check(what: string): void {
+    if (this.#closed) throw this.closedError(what);
+  }
+
+  /** @internal */
+  closedError(what: string): IpcError {
+    return closedError(what, this.address);
+  }
+
+  /** @internal */
+  laneBusy(lane: Lane, busy: boolean): void {
+    if (busy) this.#busy.add(lane);
+    else this.#busy.delete(lane);
+  }
+
+  /** Takes ownership of `fd`: closed with the handle. */
+  protected holdFd(fd: number): number {
+    this.#held.fds.push(fd);
+    return fd;
+  }
+
+  /** The shared readiness watch of `fd`, released with the handle (before its descriptors are closed). */
+  protected watch(fd: number): Watch {
+    const watch = watchDescriptor(fd);
+    this.#held.watches.push(watch);
+    return watch;
+  }
+
+  /** Runs on close(), before the descriptors are released. */
+  protected released(): void { /* Nothing by default. */ }
+}

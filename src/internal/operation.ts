@@ -1,0 +1,453 @@
+/**
+ * The one engine behind every operation that can wait.
+ *
+ * A mechanism declares an {@link Operation}: a bounded attempt (`step`) and,
+ * for waits without a descriptor, a waiter-thread job. The engine turns it
+ * into the blocking triple:
+ *
+ * - {@link run}: `op()`, a Promise that never blocks the event loop;
+ * - {@link runSync}: `opSync()`, which blocks the calling thread;
+ * - {@link tryRun}: `tryOp()`, which never waits.
+ *
+ * and owns, once for all of them: strict options, the timeout rule
+ * (`undefined` forever, `0` try once, `n` ms), aborts, caller order
+ * (first come, first served), closing, and the only deadline loop.
+ *
+ * Pending async calls live in {@link Lane}s, the queues of a handle:
+ * - a {@link NotifyLane} retries its calls in order when woken: by a
+ *   descriptor's readiness ({@link ReadinessLane}) or by its owner (a
+ *   signal listener fed by the dispatcher);
+ * - a {@link JobLane} gives the first call of each key a waiter-thread job.
+ *
+ * @internal
+ * @module
+ */
+import { isMainThread } from 'node:worker_threads';
+import { E, IpcError, limitError } from '../errors.js';
+import { native } from '../native.js';
+import { type ReadinessSubscriber, type Watch } from './readiness.js';
+import { checkOptions } from './validate.js';
+import { abortError, checkSignal, checkTimeout, closedError, timeoutError } from './wait.js';
+
+/**
+ * One bounded attempt: spin up to `spinUs`, then sleep up to `timeoutMs`
+ * (0: not at all; -1: as long as it takes). A result, or `undefined` when
+ * there is none yet ({@link DONE} for operations that have no result).
+ * Throwing fails the call.
+ */
+export type Step<T> = (timeoutMs: number, spinUs: number) => T | undefined;
+
+/** The result of an operation that produces none (a send): the call resolves to `undefined`. */
+export const DONE: unique symbol = Symbol('done');
+
+/** What a call of an operation yielding `T` resolves to. */
+export type Outcome<T> = T extends typeof DONE ? void : T;
+
+function outcome<T>(value: T): Outcome<T> {
+  return (value === DONE ? undefined : value) as Outcome<T>;
+}
+
+/** A blocking call run on a waiter thread, for waits without a descriptor. */
+export interface Job<T> {
+  /** Starts the call; `done(result, extra)` runs on the event loop when it ends. Returns the job id. */
+  start(done: (result: number, extra?: number) => void): number;
+  /** The outcome of a job that ended: a value, or `undefined` to attempt again. May throw. */
+  finish(result: number, extra?: number): T | undefined;
+}
+
+/** What a mechanism declares for one call. */
+export interface Operation<T> {
+  step: Step<T>;
+  /** How the call waits in a {@link JobLane}. */
+  job?: Job<T>;
+  /** In a JobLane, calls with different keys wait independently (System V type selectors). */
+  key?: unknown;
+}
+
+/** What owns lanes: something that can be closed and has an address for messages. */
+export interface LaneOwner {
+  readonly address: string;
+  /** Throws `ERR_IPC_CLOSED` (or the owner's own error) once closed. */
+  check(what: string): void;
+  /** A lane started or stopped holding calls; the owner rejects busy lanes when it closes. */
+  laneBusy(lane: Lane, busy: boolean): void;
+}
+
+/** How long one step of a *Sync call may sleep: in a worker, short enough that `terminate()` takes effect. */
+const WORKER_SLICE_MS = 100;
+
+function sliceOf(leftMs: number): number {
+  if (isMainThread) return leftMs === Infinity ? -1 : leftMs;
+  return Math.min(leftMs, WORKER_SLICE_MS);
+}
+
+/**
+ * One pending async call: its promise, timeout timer and abort listener.
+ * When the timer or the signal fires, `interrupt(error)` runs and the lane
+ * settles the call (at once, or once its waiter thread confirms).
+ */
+export class Pending<T> {
+  readonly promise: Promise<T>;
+  #resolve!: (value: T) => void;
+  #reject!: (reason: unknown) => void;
+  #timer: NodeJS.Timeout | undefined;
+  #signal: AbortSignal | undefined;
+  #onAbort: (() => void) | undefined;
+  #settled = false;
+
+  constructor(what: string, address: string, timeout: number, signal: AbortSignal | undefined,
+    interrupt: (error: IpcError) => void) {
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    if (timeout !== Infinity) this.#timer = setTimeout(() => interrupt(timeoutError(what, address, timeout)), timeout);
+    if (signal !== undefined) {
+      this.#signal = signal;
+      this.#onAbort = () => interrupt(abortError(what, address, signal));
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  resolve(value: T): void {
+    if (this.#finish()) this.#resolve(value);
+  }
+
+  reject(reason: unknown): void {
+    if (this.#finish()) this.#reject(reason);
+  }
+
+  #finish(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#onAbort !== undefined) this.#signal?.removeEventListener('abort', this.#onAbort);
+    return true;
+  }
+}
+
+interface Entry {
+  op: Operation<unknown>;
+  pending: Pending<unknown>;
+  /** JobLane: the job running for this call. */
+  job?: number | undefined;
+  /** JobLane: why the call was interrupted while its job ran. */
+  reason?: IpcError | undefined;
+}
+
+/** A queue of pending calls of one handle, served first come, first served. */
+export abstract class Lane {
+  readonly owner: LaneOwner;
+  /** Microseconds a call's first attempt spins before it queues. */
+  readonly spin: number;
+  protected readonly entries: Entry[] = [];
+
+  constructor(owner: LaneOwner, spin: number) {
+    this.owner = owner;
+    this.spin = spin;
+  }
+
+  /** Whether calls are waiting (a new call must not overtake them). */
+  get busy(): boolean {
+    return this.entries.length > 0;
+  }
+
+  /** @internal Queues a call whose first attempt found nothing. */
+  enqueue<T>(what: string, op: Operation<T>, timeout: number, signal: AbortSignal | undefined): Promise<T> {
+    const entry: Entry = {
+      op: op as Operation<unknown>,
+      pending: new Pending<unknown>(what, this.owner.address, timeout, signal, (err) => this.interrupted(entry, err)),
+    };
+    this.entries.push(entry);
+    if (this.entries.length === 1) this.owner.laneBusy(this, true);
+    try {
+      this.queued(entry);
+    } catch (err) {
+      this.settle(entry, err, true);
+    }
+    return entry.pending.promise as Promise<T>;
+  }
+
+  /** Rejects every queued call with `error` (the owner closed). */
+  rejectAll(error: IpcError): void {
+    for (const entry of [...this.entries]) this.interrupted(entry, error);
+  }
+
+  /** Resolves once no waiter thread works for this lane any more. */
+  settledJobs(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Takes `entry` out and settles it: with a value, or with an error when `failed`. */
+  protected settle(entry: Entry, outcome: unknown, failed: boolean): void {
+    const i = this.entries.indexOf(entry);
+    if (i >= 0) this.entries.splice(i, 1);
+    if (failed) entry.pending.reject(outcome);
+    else entry.pending.resolve(outcome === DONE ? undefined : outcome);
+    if (i >= 0 && this.entries.length === 0) {
+      this.owner.laneBusy(this, false);
+      this.emptied();
+    }
+  }
+
+  /** One non-blocking attempt for `entry`: true if it settled. */
+  protected attempt(entry: Entry): boolean {
+    let value: unknown;
+    try {
+      value = entry.op.step(0, 0);
+    } catch (err) {
+      this.settle(entry, err, true);
+      return true;
+    }
+    if (value === undefined) return false;
+    this.settle(entry, value, false);
+    return true;
+  }
+
+  /** A call was queued (it is last in `entries`). */
+  protected abstract queued(entry: Entry): void;
+  /** A call's timeout, abort or the owner's close came first. */
+  protected abstract interrupted(entry: Entry, error: IpcError): void;
+  /** The last call left. */
+  protected abstract emptied(): void;
+}
+
+/**
+ * Calls retried in order whenever the lane is woken: by readiness of a
+ * descriptor, or by whatever feeds the owner. `arm()` runs when the first
+ * call queues, `disarm()` once the lane has stayed empty until the callers
+ * it served had their turn (a request/reply loop that waits again at once
+ * finds it still armed).
+ */
+export class NotifyLane extends Lane {
+  readonly #arm: () => void;
+  readonly #disarm: () => void;
+  #armed = false;
+  #waking = false;
+  #again = false;
+  #idleCheck = false;
+
+  constructor(owner: LaneOwner, spin: number, arm: () => void = () => undefined, disarm: () => void = () => undefined) {
+    super(owner, spin);
+    this.#arm = arm;
+    this.#disarm = disarm;
+  }
+
+  /** Retries the queued calls in order until one has to keep waiting. */
+  wake(): void {
+    if (this.#waking) {
+      this.#again = true;
+      return;
+    }
+    this.#waking = true;
+    try {
+      do {
+        this.#again = false;
+        while (this.entries.length > 0 && this.attempt(this.entries[0]!)) { /* served in order */ }
+      } while (this.#again);
+    } finally {
+      this.#waking = false;
+    }
+  }
+
+  protected queued(): void {
+    if (this.#armed) return;
+    this.#arm();
+    this.#armed = true;
+  }
+
+  protected interrupted(entry: Entry, error: IpcError): void {
+    this.settle(entry, error, true);
+  }
+
+  protected emptied(): void {
+    if (this.#idleCheck) return;
+    this.#idleCheck = true;
+    queueMicrotask(() => process.nextTick(() => {
+      this.#idleCheck = false;
+      if (this.entries.length > 0 || !this.#armed) return;
+      this.#armed = false;
+      this.#disarm();
+    }));
+  }
+}
+
+/** A NotifyLane woken by a descriptor's readiness for `events`. */
+export class ReadinessLane extends NotifyLane implements ReadinessSubscriber {
+  constructor(owner: LaneOwner, spin: number, watch: Watch, events: number) {
+    super(owner, spin, () => watch.subscribe(this, events), () => watch.unsubscribe(this));
+  }
+
+  onReady(): void {
+    this.wake();
+  }
+}
+
+/**
+ * Calls that wait on waiter threads: the first call of each key runs a job;
+ * the others wait their turn behind it, so calls are served in order and
+ * one handle occupies at most one thread per key.
+ */
+export class JobLane extends Lane {
+  #running = 0;
+  #drained: (() => void) | undefined;
+
+  override settledJobs(): Promise<void> {
+    if (this.#running === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const previous = this.#drained;
+      this.#drained = () => {
+        previous?.();
+        resolve();
+      };
+    });
+  }
+
+  protected queued(entry: Entry): void {
+    if (this.#headOf(entry.op.key) === entry) this.#start(entry);
+  }
+
+  protected interrupted(entry: Entry, error: IpcError): void {
+    if (entry.job === undefined) {
+      this.settle(entry, error, true);
+      return;
+    }
+    // The job may complete before it notices: its result then wins.
+    entry.reason ??= error;
+    native.cancelJob(entry.job);
+  }
+
+  protected emptied(): void { /* Jobs end by themselves. */ }
+
+  #headOf(key: unknown): Entry | undefined {
+    return this.entries.find((e) => e.op.key === key);
+  }
+
+  #start(entry: Entry): void {
+    const job = entry.op.job!;
+    this.#running++;
+    entry.job = job.start((result, extra) => {
+      entry.job = undefined;
+      if (--this.#running === 0 && this.#drained !== undefined) {
+        const drained = this.#drained;
+        this.#drained = undefined;
+        drained();
+      }
+      this.#ended(entry, result, extra);
+    });
+  }
+
+  #ended(entry: Entry, result: number, extra: number | undefined): void {
+    const key = entry.op.key;
+    if (result === E.ECANCELED) {
+      this.settle(entry, entry.reason ?? closedError('the pending call', this.owner.address), true);
+    } else if (result === E.EAGAIN || result === E.ENOSR) {
+      this.settle(entry, waiterLimitError(result, this.owner.address), true);
+    } else {
+      let value: unknown;
+      let failed = false;
+      try {
+        value = entry.op.job!.finish(result, extra);
+      } catch (err) {
+        value = err;
+        failed = true;
+      }
+      if (failed || value !== undefined) this.settle(entry, value, failed);
+      else if (entry.reason !== undefined) this.settle(entry, entry.reason, true);
+      else if (!this.attempt(entry)) {
+        this.#start(entry);
+        return;
+      }
+    }
+    // The next call of the same key tries at once, then takes over the wait.
+    for (let next = this.#headOf(key); next !== undefined; next = this.#headOf(key)) {
+      if (!this.attempt(next)) {
+        this.#start(next);
+        return;
+      }
+    }
+  }
+}
+
+/** Why a job found no waiter thread. */
+function waiterLimitError(result: number, address: string): IpcError {
+  if (result === E.ENOSR) {
+    return limitError(result, 'pthread_create', address, `${native.maxWaiterThreads} waits without a descriptor ` +
+      '(System V queues, locks) are already parked on waiter threads, ipckit\'s cap. Wait on fewer objects at once.');
+  }
+  return limitError(result, 'pthread_create', address, 'the kernel refused a thread for the wait: the process or its user ' +
+    'reached its thread limit (ulimit -u, or pids.max of the cgroup). Raise the limit, or wait on fewer objects at once.');
+}
+
+/** The options every async waiting call takes besides its own. */
+const ASYNC_KEYS = ['timeout', 'signal'] as const;
+
+/** `op()`: resolves with the result; never blocks the event loop. */
+export function run<T, O extends object = object>(lane: Lane, what: string, options: O | undefined, keys: readonly string[],
+  prepare: (opts: Partial<O>) => Operation<T>): Promise<Outcome<T>> {
+  try {
+    lane.owner.check(what);
+    const opts = checkOptions(options as Record<string, unknown> | undefined, [...keys, ...ASYNC_KEYS]);
+    const timeout = checkTimeout(opts.timeout);
+    const signal = checkSignal(opts.signal);
+    const op = prepare(opts as Partial<O>);
+    if (signal?.aborted) throw abortError(what, lane.owner.address, signal);
+    // Calls already waiting go first: only an idle lane may try at once.
+    if (!lane.busy) {
+      const value = op.step(0, lane.spin);
+      if (value !== undefined) return Promise.resolve(outcome(value));
+    }
+    if (timeout === 0) throw timeoutError(what, lane.owner.address, 0);
+    return lane.enqueue(what, op, timeout, signal) as Promise<Outcome<T>>;
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/**
+ * `opSync()`: blocks the calling thread until the result, the timeout, or
+ * (in a worker) `terminate()`. The only deadline loop of ipckit: each step
+ * sleeps at most what is left.
+ */
+export function runSync<T, O extends object = object>(lane: Lane, what: string, options: O | undefined, keys: readonly string[],
+  prepare: (opts: Partial<O>) => Operation<T>): Outcome<T> {
+  lane.owner.check(what);
+  const opts = checkOptions(options as Record<string, unknown> | undefined, [...keys, 'timeout']);
+  const timeout = checkTimeout(opts.timeout);
+  const op = prepare(opts as Partial<O>);
+  const start = performance.now();
+  let value = op.step(timeout === 0 ? 0 : sliceOf(timeout), lane.spin);
+  while (value === undefined) {
+    const left = timeout - (performance.now() - start);
+    if (left <= 0) throw timeoutError(what, lane.owner.address, timeout);
+    value = op.step(sliceOf(left), 0);
+  }
+  return outcome(value);
+}
+
+/** `tryOp()`: the result if there is one now; `undefined` if it would wait (or earlier calls wait). */
+export function tryRun<T, O extends object = object>(lane: Lane, what: string, options: O | undefined, keys: readonly string[],
+  prepare: (opts: Partial<O>) => Operation<T>): T | undefined {
+  lane.owner.check(what);
+  const op = prepare(checkOptions(options as Record<string, unknown> | undefined, keys) as Partial<O>);
+  return lane.busy ? undefined : op.step(0, 0);
+}
+
+/**
+ * The async iteration of a receiver: receives until the owner is closed
+ * (the loop then ends quietly) or a receive fails (the loop throws).
+ */
+export async function* receiveUntilClosed<M>(closed: () => boolean, receive: () => Promise<M>): AsyncGenerator<M, void, undefined> {
+  while (!closed()) {
+    try {
+      yield await receive();
+    } catch (err) {
+      if (err instanceof IpcError && err.code === 'ERR_IPC_CLOSED') return;
+      throw err;
+    }
+  }
+}
