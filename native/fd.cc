@@ -178,6 +178,9 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   c.Set("EPOLLOUT", static_cast<double>(EPOLLOUT));
   c.Set("EPOLLHUP", static_cast<double>(EPOLLHUP));
   c.Set("EPOLLERR", static_cast<double>(EPOLLERR));
+  c.Set("EPOLL_CTL_ADD", EPOLL_CTL_ADD);
+  c.Set("EPOLL_CTL_MOD", EPOLL_CTL_MOD);
+  c.Set("EPOLL_CTL_DEL", EPOLL_CTL_DEL);
   c.Set("IPC_CREAT", IPC_CREAT);
   c.Set("IPC_EXCL", IPC_EXCL);
   c.Set("IN_OPEN", static_cast<double>(IN_OPEN));

@@ -54,11 +54,11 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   ~FdWatcher() override { CloseHandle(); }
 
  private:
-  // start(events) -> 0 or a negative libuv/errno code. events is a mask of
-  // UV_READABLE (1) and UV_WRITABLE (2); starting again replaces the mask.
+  // start() -> 0 or a negative libuv/errno code: reports readability (an
+  // epoll set is readable while one of its descriptors is ready).
   Napi::Value Start(const Napi::CallbackInfo& info) {
     if (handle_ == nullptr) return Errno(info.Env(), init_status_ != 0 ? -init_status_ : EBADF);
-    return Napi::Number::New(info.Env(), uv_poll_start(handle_, ArgInt(info, 0), OnReady));
+    return Napi::Number::New(info.Env(), uv_poll_start(handle_, UV_READABLE, OnReady));
   }
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {
@@ -147,12 +147,6 @@ void InitReadiness(Napi::Env env, Napi::Object exports) {
   exports.Set("epollCreate", Napi::Function::New(env, EpollCreate, "epollCreate"));
   exports.Set("epollCtl", Napi::Function::New(env, EpollCtl, "epollCtl"));
   exports.Set("epollWait", Napi::Function::New(env, EpollWait, "epollWait"));
-  Napi::Object c = Napi::Object::New(env);
-  c.Set("UV_READABLE", static_cast<int>(UV_READABLE));
-  c.Set("EPOLL_CTL_ADD", EPOLL_CTL_ADD);
-  c.Set("EPOLL_CTL_MOD", EPOLL_CTL_MOD);
-  c.Set("EPOLL_CTL_DEL", EPOLL_CTL_DEL);
-  exports.Set("readinessConstants", c);
 }
 
 }  // namespace ipckit

@@ -9,7 +9,7 @@
 //
 // Blocking a signal in threads that already exist (Node's and libuv's)
 // uses the wake signal: its handler edits the mask the kernel restores
-// (waiter.cc, ChangeThreadMask). Threads created later inherit the block
+// (wake.cc, ChangeThreadMask). Threads created later inherit the block
 // from the main thread. As a safety net an SA_SIGINFO handler is installed
 // too, for a thread that could not be reached: it records the signal in a
 // small ring and writes an eventfd. JavaScript watches both descriptors. A

@@ -11,10 +11,10 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { IpcError, registerErrnos, setErrnoDescriber } from './errors.js';
 
-/** A libuv poll handle over a descriptor; see native/readiness.cc. */
+/** A libuv poll handle over one of ipckit's epoll sets; see native/readiness.cc. */
 export interface NativeFdWatcher {
-  /** Starts or re-targets the watch; 0 or a negative errno. */
-  start(events: number): number;
+  /** Starts watching for readability; 0 or a negative errno. */
+  start(): number;
   stop(): void;
   close(): void;
   /** Whether an active watch keeps the process alive (it does by default). */
@@ -84,6 +84,7 @@ export interface NativeBinding {
     O_NONBLOCK: number; O_CLOEXEC: number; O_NOFOLLOW: number; FD_CLOEXEC: number; NOWAIT: number;
     POLLIN: number; POLLOUT: number; POLLHUP: number; POLLERR: number;
     EPOLLIN: number; EPOLLOUT: number; EPOLLHUP: number; EPOLLERR: number;
+    EPOLL_CTL_ADD: number; EPOLL_CTL_MOD: number; EPOLL_CTL_DEL: number;
     IPC_CREAT: number; IPC_EXCL: number; IN_OPEN: number; PIPE_BUF: number;
   };
   extraErrno: Record<string, number>;
@@ -95,7 +96,6 @@ export interface NativeBinding {
   epollCtl(epfd: number, op: number, fd: number, events: number, token: number): number;
   /** Writes (token, events) pairs into out; returns how many. */
   epollWait(epfd: number, out: Uint32Array, timeoutMs: number): number;
-  readinessConstants: { UV_READABLE: number; EPOLL_CTL_ADD: number; EPOLL_CTL_MOD: number; EPOLL_CTL_DEL: number };
 
   // jobs.cc
   cancelJob(id: number): boolean;

@@ -26,7 +26,7 @@ import { checkInteger, checkOptions, invalidArgument } from './internal/validate
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
 const S = native.signalConstants;
-const { EPOLL_CTL_ADD } = native.readinessConstants;
+const { EPOLL_CTL_ADD } = native.constants;
 
 defineHints({
   kill: { EPERM: 'Only the owner of a process (or root) may signal it.' },
@@ -445,7 +445,8 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo> 
     if (this.#queue.length > 0 || (spin === 0 && timeout === 0)) return this.#queue.shift();
     if (spin > 0 && native.signalSpin(spin) === 1) dispatchPending();
     if (this.#queue.length === 0 && timeout !== 0) {
-      sources!.wait(timeout, () => undefined);
+      const r = native.pollFd(sources!.fd, native.constants.POLLIN, timeout);
+      if (r < 0) throw systemError(r, 'poll', 'the signal descriptors');
       dispatchPending();
     }
     return this.#queue.shift();

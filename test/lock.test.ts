@@ -12,6 +12,7 @@ import { Mutex, PosixSharedMemory, SEM_VALUE_MAX, Semaphore, SysvSharedMemory } 
 import { ObjectTracker } from './helpers/objects.js';
 import { Peer, killAllPeers } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { asleepIn } from './helpers/proc.js';
 
 const objects = new ObjectTracker();
 after(async () => {
@@ -319,6 +320,55 @@ describe('Semaphore', () => {
       shm.close();
       shm.unlink();
     }
+  });
+});
+
+describe('words another process overwrote', () => {
+  it('a negative semaphore count fails every wait with ERR_IPC_CORRUPTED instead of spinning', async () => {
+    const { shm, name } = segment();
+    const sem = Semaphore.create(shm, 16);
+    new Int32Array(shm.buffer, 16, 1)[0] = -5;
+    const peer = new Peer('sem-corrupt', { address: name, offset: 16 });
+    const got = [];
+    for (let i = 0; i < 5; i++) got.push(await peer.next<{ form: string; code: string | null }>(10_000));
+    assert.deepEqual(got.map(({ form, code }) => [form, code]), [
+      ['waitSync', 'ERR_IPC_CORRUPTED'], ['wait', 'ERR_IPC_CORRUPTED'], ['wait forever', 'ERR_IPC_CORRUPTED'],
+      ['tryWait', 'ERR_IPC_CORRUPTED'], ['post', 'ERR_IPC_CORRUPTED'],
+    ]);
+    await peer.success();
+    await rejectsWith(() => sem.wait({ timeout: 100 }), 'ERR_IPC_CORRUPTED', /count word holds -5/);
+    shm.close();
+    shm.unlink();
+  });
+
+  it('a negative sleepers word does not stop post() from waking a sleeping process', async () => {
+    const { shm, name } = segment();
+    const sem = Semaphore.create(shm, 16);
+    const waiter = new Peer('sem-wait', { family: 'posix', address: name, offset: 16, count: 1, mode: 'sync' });
+    await waiter.next();
+    await asleepIn(waiter.pid, /futex/);
+    // The peer counted itself in the sleepers word; overwrite it.
+    Atomics.store(new Int32Array(shm.buffer, 16, 2), 1, -7);
+    sem.post();
+    assert.deepEqual(await waiter.next(), { event: 'took', n: 1 });
+    await waiter.success();
+    shm.close();
+    shm.unlink();
+  });
+
+  it('a mutex whose status or marker was overwritten fails with ERR_IPC_CORRUPTED and stays free', async () => {
+    const { shm, mutex } = segment();
+    const words = new Int32Array(shm.buffer, 0, 4);
+    words[3] = 7;
+    throwsWith(() => mutex.lockSync(), 'ERR_IPC_CORRUPTED', /status word holds 7/);
+    await rejectsWith(() => mutex.lock(), 'ERR_IPC_CORRUPTED');
+    assert.equal(mutex.locked, false);
+    words[3] = 0;
+    words[2] = 0x12345678;
+    throwsWith(() => mutex.tryLock(), 'ERR_IPC_CORRUPTED', /magic word/);
+    assert.equal(mutex.locked, false);
+    shm.close();
+    shm.unlink();
   });
 });
 

@@ -38,7 +38,8 @@ const msgpackDecoder = new Decoder();
 
 const msgpackCodec: Codec<unknown> = {
   encode: (value) => msgpackEncoder.encode(value),
-  decode: (bytes) => msgpackDecoder.decode(bytes),
+  // Binary values come out as Uint8Array views, as they went in (not Buffers).
+  decode: (bytes) => msgpackDecoder.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)),
 };
 
 const rawCodec: Codec<Buffer> = {

@@ -14,8 +14,7 @@
 import { E, limitError, systemError } from '../errors.js';
 import { native, type NativeFdWatcher } from '../native.js';
 
-const { EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP } = native.constants;
-const { EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, UV_READABLE } = native.readinessConstants;
+const { EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL } = native.constants;
 
 /** Interest in reading (also reported on hang-up and error). */
 export const READABLE = EPOLLIN;
@@ -171,7 +170,7 @@ class Registry {
       if (status < 0) throw systemError(status, 'epoll_wait', 'the readiness registry');
       this.set.wait(0, (token, events) => this.#byToken.get(token)?.dispatch(events));
     });
-    const r = this.#watcher.start(UV_READABLE);
+    const r = this.#watcher.start();
     if (r < 0) throw systemError(r, 'uv_poll_start', 'the readiness registry');
     this.#watcher.unref();
   }

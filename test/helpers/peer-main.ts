@@ -11,6 +11,7 @@ import {
   signalNumber, spawn,
 } from '../../src/index.js';
 import { native } from '../../src/native.js';
+import { engineScenarios } from './engine-peer.js';
 
 type Mode = 'sync' | 'async' | 'iterate';
 
@@ -404,7 +405,7 @@ const scenarios: Record<string, (params: any) => Promise<void>> = {
 };
 
 const [scenario, json] = process.argv.slice(2);
-const run = scenarios[scenario!];
+const run = scenarios[scenario!] ?? engineScenarios[scenario!];
 if (run === undefined) {
   process.stderr.write(`unknown scenario ${scenario}\n`);
   process.exit(2);

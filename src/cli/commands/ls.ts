@@ -4,7 +4,7 @@
  * @internal
  * @module
  */
-import { IpcError, errnoValue } from '../../errors.js';
+import { E, IpcError } from '../../errors.js';
 import { parseAddress } from '../../internal/address.js';
 import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
 import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
@@ -99,7 +99,7 @@ export const rmCommand: Leaf = {
     const found = wanted === undefined ? kindsAt(address) : [wanted as Kind];
     if (found.length === 0) {
       throw new IpcError('ENOENT', `Nothing to remove at ${address}: no message queue or shared memory segment has this address. Run "ipckit ls" to see what exists.`,
-        { errno: -errnoValue('ENOENT'), address });
+        { errno: E.ENOENT, address });
     }
     if (found.length > 1) throw usageError(`${address} names both a message queue and a shared memory segment: add --kind mq or --kind shm.`);
     const kind = found[0]!;

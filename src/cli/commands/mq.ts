@@ -6,7 +6,7 @@
  * @module
  */
 import { fstatSync } from 'node:fs';
-import { errnoValue, systemError } from '../../errors.js';
+import { E, systemError } from '../../errors.js';
 import { parseAddress } from '../../internal/address.js';
 import { PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, type MessageQueue } from '../../message-queue.js';
 import {
@@ -14,7 +14,7 @@ import {
 } from '../program.js';
 
 const ADDRESS_HELP = 'ADDRESS: /name for a POSIX queue; 0x1234, 4660, ftok:PATH:ID or id:N for a System V queue.';
-const EAGAIN = -errnoValue('EAGAIN');
+const { EAGAIN } = E;
 
 function open(address: string): MessageQueue {
   const parsed = parseAddress(address, 'message queue');

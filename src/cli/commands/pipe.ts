@@ -6,7 +6,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { IpcError, errnoValue, systemError } from '../../errors.js';
+import { E, IpcError, systemError } from '../../errors.js';
 import { Fifo } from '../../fifo.js';
 import { type PipeReadEnd, type PipeWriteEnd, pipe, spawn } from '../../pipe.js';
 import {
@@ -14,7 +14,7 @@ import {
   usageError, writeOut,
 } from '../program.js';
 
-const EAGAIN = -errnoValue('EAGAIN');
+const { EAGAIN } = E;
 
 function waitOptions(ctx: CommandContext): { timeout?: number; nonBlocking?: boolean } {
   const timeout = intOption(ctx, 'timeout', 0, 2 ** 31 - 1);

@@ -1,0 +1,430 @@
+/**
+ * The waiting engine shared by every mechanism: descriptor modes left alone,
+ * bounded waiter threads, terminable *Sync waits in workers, handles and
+ * locks released when dropped, strict options, caller order, disposal,
+ * codecs, and the error class across copies of the package.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { MessageChannel } from 'node:worker_threads';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { errnoValue } from '../src/errors.js';
+import {
+  Fifo, IpcError, Mutex, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, pipe,
+} from '../src/index.js';
+import { native } from '../src/native.js';
+import { ObjectTracker, openFds } from './helpers/objects.js';
+import { Peer, killAllPeers } from './helpers/peer.js';
+import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { asleepIn } from './helpers/proc.js';
+
+const objects = new ObjectTracker();
+after(async () => {
+  await killAllPeers();
+  objects.cleanup();
+});
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Collects garbage until `done()` holds (finalizers run after a collection, on a later turn). */
+async function collectUntil(done: () => boolean): Promise<boolean> {
+  for (let round = 0; round < 50; round++) {
+    gc();
+    await sleep(10);
+    if (done()) return true;
+  }
+  return false;
+}
+
+/** Waiter threads running a job now. */
+function busyWaiters(): number {
+  const [threads, idle] = native.waiterThreads();
+  return threads - idle;
+}
+
+const { O_NONBLOCK } = native.constants;
+
+describe('descriptor modes', () => {
+  it('an async receive that waited leaves the queue descriptor blocking: *Sync calls still wait', async () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 1, maxMessageSize: 16 });
+    using other = PosixMessageQueue.open(name);
+    const waiting = q.receive();
+    assert.equal(await stillPending(waiting, 20), true);
+    other.sendSync(Buffer.from('x'));
+    assert.equal((await waiting).data.toString(), 'x');
+    assert.equal(native.getFlags(q.fd) & O_NONBLOCK, 0);
+    const start = performance.now();
+    throwsWith(() => q.receiveSync({ timeout: 150 }), 'ERR_IPC_TIMEOUT');
+    assert.ok(performance.now() - start >= 140, 'receiveSync returned before its timeout');
+    // The same for a send that waited for room.
+    q.sendSync(Buffer.from('full'));
+    const sending = q.send(Buffer.from('second'));
+    assert.equal(await stillPending(sending, 20), true);
+    assert.equal(other.receiveSync().data.toString(), 'full');
+    await sending;
+    assert.equal(native.getFlags(q.fd) & O_NONBLOCK, 0);
+    throwsWith(() => q.sendSync(Buffer.from('third'), { timeout: 100 }), 'ERR_IPC_TIMEOUT');
+    q.unlink();
+  });
+
+  it('a pipe end that waited on the event loop stays blocking for the child it is handed to', async () => {
+    const { readEnd, writeEnd } = pipe();
+    const reading = readEnd.read();
+    assert.equal(await stillPending(reading, 20), true);
+    await writeEnd.write(Buffer.from('first'));
+    assert.equal((await reading)?.toString(), 'first');
+    assert.equal(readEnd.nonBlocking, false);
+    // head reads its stdin with blocking reads: on a non-blocking descriptor it fails with EAGAIN.
+    const child = spawn('head', ['-c', '6'], { stdio: [readEnd.fd, 'pipe', 'pipe'] });
+    readEnd.close();
+    let out = '';
+    let err = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    // Only write once the child sits in its read: an empty pipe is the case that matters.
+    await asleepIn(child.pid!, /pipe_read/);
+    await writeEnd.write(Buffer.from('second'));
+    writeEnd.close();
+    assert.equal(await exited, 0, err);
+    assert.equal(out, 'second');
+  });
+
+  it('mixing send() and sendSync() on one queue delivers everything to another process', async () => {
+    const name = objects.name();
+    // One slot and no spinning: async sends keep finding the queue full, so the sync ones meet a descriptor an async wait used.
+    using q = PosixMessageQueue.create(name, { maxMessages: 1, maxMessageSize: 64, spin: 0 });
+    const count = 4000;
+    const peer = new Peer('soak-receive', { family: 'posix', address: name, count, mode: 'async' });
+    assert.equal((await peer.next()).event, 'ready');
+    const { createHash } = await import('node:crypto');
+    for (let seq = 0; seq < count; seq++) {
+      const payload = Buffer.alloc(32, seq % 251);
+      payload.writeUInt32LE(seq, 0);
+      const sum = createHash('sha256').update(String(seq)).update(payload).digest('hex').slice(0, 16);
+      const body = Buffer.concat([Buffer.from(sum), payload]);
+      if (seq % 2 === 0) await q.send(body, { timeout: 20_000 });
+      else q.sendSync(body);
+    }
+    const done = await peer.next(30_000);
+    assert.deepEqual(done, { event: 'done', received: count, bad: 0, firstBad: null, leftover: 0 });
+    await peer.success();
+    q.unlink();
+  });
+});
+
+describe('waiter threads', () => {
+  it('2,000 pending receives on one System V queue occupy one thread, and are served in order', async () => {
+    const key = objects.key();
+    using q = SysvMessageQueue.create(key);
+    const before = busyWaiters();
+    const pending = Array.from({ length: 2000 }, () => q.receive({ timeout: 20_000 }));
+    await sleep(50);
+    assert.ok(busyWaiters() - before <= 1, `${busyWaiters() - before} threads for one queue`);
+    using sender = SysvMessageQueue.open(key);
+    for (let i = 0; i < 2000; i++) sender.sendSync(1, Buffer.from(String(i)));
+    const got = await Promise.all(pending);
+    assert.deepEqual(got.map((m) => m.data.toString()), Array.from({ length: 2000 }, (_, i) => String(i)));
+    q.remove();
+  });
+
+  it('receives with different type selectors wait independently, each on its own thread', async () => {
+    const key = objects.key();
+    using q = SysvMessageQueue.create(key);
+    const two = q.receive({ type: 2, timeout: 5000 });
+    const three = q.receive({ type: 3, timeout: 5000 });
+    await sleep(20);
+    q.sendSync(3, Buffer.from('for three'));
+    assert.equal((await three).data.toString(), 'for three');
+    assert.equal(await stillPending(two, 20), true);
+    q.sendSync(2, Buffer.from('for two'));
+    assert.equal((await two).data.toString(), 'for two');
+    q.remove();
+  });
+
+  it('past the cap of waiter threads a wait fails with ERR_IPC_LIMIT instead of aborting the process', async () => {
+    const peer = new Peer('waiter-cap', {});
+    const done = await peer.next<{ started: number; code: string; message: string; threads: number }>(30_000);
+    assert.equal(done.code, 'ERR_IPC_LIMIT', done.message);
+    assert.equal(done.started, native.maxWaiterThreads + 1);
+    assert.match(done.message, new RegExp(`${native.maxWaiterThreads} waits without a descriptor`));
+    assert.equal(done.threads, native.maxWaiterThreads);
+    await peer.success();
+  });
+
+  it('a thread the kernel refuses (RLIMIT_NPROC) is an ERR_IPC_LIMIT, not an abort', async (t) => {
+    if (spawnSync('setpriv', ['--version']).status !== 0 || spawnSync('prlimit', ['--version']).status !== 0) {
+      t.skip('setpriv(1) or prlimit(1) not found');
+      return;
+    }
+    // A uid of its own, so that no other process counts against its limit.
+    const uid = 40_000 + (process.pid % 20_000);
+    const peer = new Peer('waiter-refused', {}, { prefix: ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--'] });
+    const ready = await peer.next<{ event: string; id: number }>();
+    assert.equal(ready.event, 'ready', peer.stderr);
+    try {
+      const tasks = readdirSync(`/proc/${peer.pid}/task`).length;
+      // Lowered by the same user (root here may lack CAP_SYS_RESOURCE over another user's process).
+      const limit = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'prlimit', `--pid=${peer.pid}`, `--nproc=${tasks + 3}`]);
+      assert.equal(limit.status, 0, limit.stderr.toString());
+      const done = await peer.next<{ code: string; errno: number; started: number; message: string }>(30_000);
+      assert.equal(done.code, 'ERR_IPC_LIMIT', done.message);
+      assert.equal(done.errno, -errnoValue('EAGAIN'));
+      assert.match(done.message, /refused a thread.*ulimit -u/);
+      assert.ok(done.started >= 1 && done.started < 200, `${done.started} receives started`);
+      await peer.success();
+    } finally {
+      // The child removes its queue; if it could not, do it here.
+      try {
+        SysvMessageQueue.remove({ id: ready.id });
+      } catch { /* Already removed. */ }
+    }
+  });
+
+  for (const kind of ['sysv', 'posix', 'mutex', 'semaphore', 'pipe', 'fifo', 'signal']) {
+    it(`a worker blocked in a *Sync wait (${kind}) ends when terminated`, async () => {
+      let address: string | number = '';
+      let cleanup = (): void => undefined;
+      if (kind === 'sysv') {
+        address = objects.key();
+        const q = SysvMessageQueue.create(address);
+        cleanup = () => q.remove();
+      } else if (kind === 'posix') {
+        address = objects.name();
+        PosixMessageQueue.create(address).close();
+        cleanup = () => PosixMessageQueue.unlink(address as string);
+      } else if (kind === 'mutex' || kind === 'semaphore') {
+        address = objects.shmName();
+        const shm = PosixSharedMemory.create(address, { size: 64 });
+        const mutex = Mutex.create(shm, 0);
+        Semaphore.create(shm, 16);
+        if (kind === 'mutex') mutex.lockSync();
+        cleanup = () => {
+          shm.close();
+          PosixSharedMemory.unlink(address as string);
+        };
+      } else if (kind === 'fifo') {
+        address = `/tmp/ipckit-engine-${process.pid}-${Math.random().toString(36).slice(2)}`;
+        Fifo.create(address);
+        cleanup = () => Fifo.unlink(address as string);
+      }
+      try {
+        const peer = new Peer('worker-terminate', { kind, address, offset: kind === 'semaphore' ? 16 : 0 });
+        const done = await peer.next<{ event: string; wchan: string; ms: number }>(20_000);
+        assert.equal(done.event, 'done', JSON.stringify(done));
+        assert.notEqual(done.wchan, 'do_epoll_wait');
+        assert.ok(done.ms < 2000, `terminate() took ${done.ms} ms`);
+        await peer.success();
+      } finally {
+        cleanup();
+      }
+    });
+  }
+});
+
+describe('handles and locks that are dropped', () => {
+  it('queue, pipe and segment handles never closed release their descriptors when collected', async () => {
+    const name = objects.name();
+    const shmName = objects.shmName();
+    PosixMessageQueue.create(name).close();
+    PosixSharedMemory.create(shmName, { size: 64 }).close();
+    const baseline = openFds().length;
+    (() => {
+      for (let i = 0; i < 300; i++) {
+        PosixMessageQueue.open(name);
+        PosixSharedMemory.open(shmName);
+        pipe();
+      }
+    })();
+    assert.ok(openFds().length >= baseline + 900);
+    assert.equal(await collectUntil(() => openFds().length <= baseline), true, `${openFds().length - baseline} descriptors left`);
+    PosixMessageQueue.unlink(name);
+    PosixSharedMemory.unlink(shmName);
+  });
+
+  it('a Mutex or Semaphore nobody uses is collected while its segment stays open', async () => {
+    const name = objects.shmName();
+    using shm = PosixSharedMemory.create(name, { size: 64 });
+    Mutex.create(shm, 0);
+    Semaphore.create(shm, 16);
+    // A FinalizationRegistry, not WeakRefs: creating a WeakRef keeps its target alive until the job ends.
+    let collectedLocks = 0;
+    const watcher = new FinalizationRegistry(() => { collectedLocks++; });
+    (() => {
+      for (let i = 0; i < 100; i++) {
+        const m = Mutex.open(shm, 0);
+        m.lockSync();
+        m.unlock();
+        watcher.register(m, 0);
+        watcher.register(Semaphore.open(shm, 16), 0);
+      }
+    })();
+    // The engine may keep the very last object in a register; all 200 stayed alive when segments held their locks.
+    assert.equal(await collectUntil(() => collectedLocks >= 198), true, `${200 - collectedLocks} of 200 locks still alive`);
+    shm.unlink();
+  });
+
+  it('a pending wait keeps its handle alive until it settles', async () => {
+    const key = objects.key();
+    let collectedQueue = false;
+    const watcher = new FinalizationRegistry(() => { collectedQueue = true; });
+    const pending = (() => {
+      const q = SysvMessageQueue.create(key);
+      watcher.register(q, 0);
+      return q.receive({ timeout: 10_000 });
+    })();
+    assert.equal(await collectUntil(() => collectedQueue), false);
+    using sender = SysvMessageQueue.open(key);
+    sender.sendSync(1, Buffer.from('kept'));
+    assert.equal((await pending).data.toString(), 'kept');
+    sender.remove();
+  });
+});
+
+describe('received messages', () => {
+  it('transferring one message to another thread leaves the others received with it intact', async () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 64 });
+    q.sendSync(Buffer.from('first'));
+    q.sendSync(Buffer.from('second'));
+    const a = q.receiveSync().data;
+    const b = q.receiveSync().data;
+    assert.equal(a.buffer, b.buffer, 'both messages come from one slab');
+    const { port1, port2 } = new MessageChannel();
+    const arrived = new Promise<Uint8Array>((resolve) => port2.once('message', resolve));
+    port1.postMessage(a, [a.buffer as ArrayBuffer]);
+    assert.equal(Buffer.from(await arrived).toString(), 'first');
+    port1.close();
+    assert.equal(a.toString(), 'first');
+    assert.equal(b.toString(), 'second');
+    q.unlink();
+  });
+
+  it('an async System V receive lands in the receive slab, like a sync one', async () => {
+    const key = objects.key();
+    using q = SysvMessageQueue.create(key);
+    const waiting = q.receive();
+    await sleep(20);
+    q.sendSync(7, Buffer.from('parked'));
+    q.sendSync(8, Buffer.from('direct'));
+    const parked = await waiting;
+    const direct = q.receiveSync();
+    assert.deepEqual([parked.type, parked.data.toString(), direct.type, direct.data.toString()], [7, 'parked', 8, 'direct']);
+    assert.equal(parked.data.buffer, direct.data.buffer);
+    q.remove();
+  });
+});
+
+describe('caller order', () => {
+  it('a System V receive never overtakes one that is already waiting', async () => {
+    const key = objects.key();
+    using q = SysvMessageQueue.create(key);
+    const first = q.receive({ timeout: 5000 });
+    await sleep(20);
+    q.sendSync(1, Buffer.from('a'));
+    const second = q.receive({ timeout: 5000 });
+    q.sendSync(1, Buffer.from('b'));
+    assert.deepEqual([(await first).data.toString(), (await second).data.toString()], ['a', 'b']);
+    assert.equal(q.tryReceive(), undefined);
+    q.remove();
+  });
+
+  it('a lock() made while earlier ones wait does not take the mutex first', async () => {
+    using shm = PosixSharedMemory.create(objects.shmName(), { size: 64 });
+    const m = Mutex.create(shm, 0);
+    m.lockSync();
+    const order: string[] = [];
+    const first = m.lock().then(() => order.push('first'));
+    await sleep(10);
+    m.unlock();
+    assert.equal(m.tryLock(), false, 'tryLock went before a waiting lock()');
+    const second = m.lock().then(() => order.push('second'));
+    await first;
+    m.unlock();
+    await second;
+    m.unlock();
+    assert.deepEqual(order, ['first', 'second']);
+    shm.unlink();
+  });
+
+  it('a Semaphore wait() made while earlier ones wait does not take the count first', async () => {
+    using shm = PosixSharedMemory.create(objects.shmName(), { size: 64 });
+    const s = Semaphore.create(shm, 0);
+    const order: string[] = [];
+    const first = s.wait().then(() => order.push('first'));
+    await sleep(10);
+    s.post();
+    const second = s.wait().then(() => order.push('second'));
+    await first;
+    s.post();
+    await second;
+    assert.deepEqual(order, ['first', 'second']);
+    shm.unlink();
+  });
+});
+
+describe('options, disposal, codecs and errors', () => {
+  it('a misspelled option is refused, naming the closest valid one', async () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name);
+    await rejectsWith(() => q.receive({ timeOut: 50 } as never), 'ERR_IPC_INVALID_ARGUMENT', /no key "timeOut"; did you mean "timeout"\?/);
+    throwsWith(() => q.receiveSync({ Timeout: 50 } as never), 'ERR_IPC_INVALID_ARGUMENT', /did you mean "timeout"/);
+    throwsWith(() => PosixMessageQueue.open(name, { acess: 'read' } as never), 'ERR_IPC_INVALID_ARGUMENT', /did you mean "access"/);
+    throwsWith(() => pipe({ nonblocking: true } as never), 'ERR_IPC_INVALID_ARGUMENT', /did you mean "nonBlocking"/);
+    throwsWith(() => PosixSharedMemory.open('/x', { readOnly: 'yes' } as never), 'ERR_IPC_INVALID_ARGUMENT', /readOnly must be true or false/);
+    throwsWith(() => q.trySend(Buffer.from('x'), { prio: 1 } as never), 'ERR_IPC_INVALID_ARGUMENT', /valid keys: priority/);
+    throwsWith(() => q.receiveSync({ zzzzzzzz: 1 } as never), 'ERR_IPC_INVALID_ARGUMENT', /no key "zzzzzzzz" \(valid keys: timeout\)/);
+    q.unlink();
+  });
+
+  it('await using closes the handle and waits until no waiter thread works for it', async () => {
+    const key = objects.key();
+    const before = busyWaiters();
+    let pending: Promise<unknown>;
+    {
+      await using q = SysvMessageQueue.create(key);
+      pending = q.receive();
+      await sleep(20);
+      assert.equal(busyWaiters(), before + 1);
+    }
+    await rejectsWith(() => pending, 'ERR_IPC_CLOSED');
+    assert.equal(busyWaiters(), before);
+    SysvMessageQueue.remove(key);
+  });
+
+  it('msgpack carries typed values through both queue families', async () => {
+    const value = { id: 7, when: new Date(1_700_000_000_000), bytes: new Uint8Array([1, 2, 3]), tags: ['a', 'b'], nested: { ok: true, none: null } };
+    const name = objects.name();
+    using posix = PosixMessageQueue.create<typeof value>(name, { codec: 'msgpack' });
+    await posix.send(value);
+    assert.deepEqual((await posix.receive()).data, value);
+    const key = objects.key();
+    using sysv = SysvMessageQueue.create<typeof value>(key, { codec: 'msgpack' });
+    sysv.sendSync(3, value);
+    const got = await sysv.receive({ type: 3 });
+    assert.deepEqual(got.data, value);
+    // 0xc1 is the one byte MessagePack never uses.
+    using raw = PosixMessageQueue.open(name);
+    raw.sendSync(Buffer.from([0xc1]));
+    await rejectsWith(() => posix.receive(), 'ERR_IPC_CODEC', /could not be decoded/);
+    posix.unlink();
+    sysv.remove();
+  });
+
+  it('an IpcError from another copy of the package is an IpcError', async () => {
+    const specifier = `../src/errors.js?copy=${Date.now()}`;
+    const copy = (await import(specifier)) as typeof import('../src/errors.js');
+    assert.notEqual(copy.IpcError, IpcError);
+    const foreign = new copy.IpcError('ERR_IPC_TIMEOUT', 'from the other copy');
+    assert.ok(foreign instanceof IpcError);
+    assert.ok(new IpcError('ERR_IPC_CLOSED', 'from this copy') instanceof copy.IpcError);
+    assert.ok(!(new Error('plain') instanceof IpcError));
+    assert.ok(!({ code: 'ERR_IPC_TIMEOUT' } instanceof IpcError));
+  });
+});

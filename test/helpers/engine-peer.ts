@@ -1,0 +1,117 @@
+/**
+ * Peer scenarios of test/engine.test.ts: what must run in a process of its
+ * own (a thread limit, a worker that must be terminable, a thread pool
+ * filled to its cap). Reports through JSON lines, like peer-main.ts.
+ */
+import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { type IpcError, PosixSharedMemory, Semaphore, SysvMessageQueue } from '../../src/index.js';
+import { native } from '../../src/native.js';
+
+function emit(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Starts receives on `q` with type selectors 1, 2, … until one fails; returns its error and how many started. */
+async function receivesUntilRefused(q: SysvMessageQueue, most: number): Promise<{ started: number; error: IpcError | undefined }> {
+  const pending: Promise<unknown>[] = [];
+  let failure: IpcError | undefined;
+  for (let type = 1; type <= most && failure === undefined; type++) {
+    const p = q.receive({ type });
+    p.catch((err: IpcError) => {
+      failure ??= err;
+    });
+    pending.push(p);
+    // Let a refused thread report before the next receive starts.
+    if (type % 8 === 0) await pause(1);
+  }
+  await pause(50);
+  return { started: pending.length, error: failure };
+}
+
+/** This process's RLIMIT_NPROC, from /proc. */
+function processLimit(): string {
+  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max processes'));
+  return line?.split(/\s{2,}/)[1] ?? 'unknown';
+}
+
+export const engineScenarios: Record<string, (params: any) => Promise<void>> = {
+  /**
+   * Waits on a semaphore whose count word another process overwrote with a
+   * negative value, in every form; each must end (the process must not spin
+   * forever) and report how.
+   */
+  async 'sem-corrupt'(p: { address: string; offset: number }) {
+    const segment = PosixSharedMemory.open(p.address);
+    const sem = Semaphore.open(segment, p.offset);
+    const outcome = async (form: string, call: () => unknown): Promise<void> => {
+      const start = performance.now();
+      try {
+        await call();
+        emit({ form, code: null });
+      } catch (err) {
+        emit({ form, code: (err as IpcError).code, ms: Math.round(performance.now() - start) });
+      }
+    };
+    await outcome('waitSync', () => sem.waitSync({ timeout: 300 }));
+    await outcome('wait', () => sem.wait({ timeout: 300 }));
+    await outcome('wait forever', () => sem.wait());
+    await outcome('tryWait', () => sem.tryWait());
+    await outcome('post', () => sem.post());
+    segment.close();
+  },
+
+  /** Fills the waiter pool to its cap with receives of distinct types; the next one must be refused. */
+  async 'waiter-cap'() {
+    const q = SysvMessageQueue.create(0x7e000000 + (process.pid % 0xffffff));
+    try {
+      const { started, error } = await receivesUntilRefused(q, native.maxWaiterThreads + 1);
+      emit({ event: 'done', started, code: error?.code ?? null, errno: error?.errno ?? null, message: error?.message ?? null, threads: native.waiterThreads()[0] });
+    } finally {
+      q.remove();
+    }
+  },
+
+  /**
+   * Waits until the parent lowers this process's RLIMIT_NPROC, then starts
+   * receives that each need a thread until the kernel refuses one.
+   */
+  async 'waiter-refused'() {
+    const q = SysvMessageQueue.create(0x7e000000 + (process.pid % 0xffffff));
+    try {
+      const before = processLimit();
+      emit({ event: 'ready', id: q.id });
+      while (processLimit() === before) await pause(5);
+      const { started, error } = await receivesUntilRefused(q, 200);
+      emit({ event: 'done', started, code: error?.code ?? null, errno: error?.errno ?? null, message: error?.message ?? null });
+    } finally {
+      q.remove();
+    }
+  },
+
+  /** A worker blocked in a *Sync wait of `kind`: terminate() must end it. */
+  async 'worker-terminate'(p: { kind: string; address: string | number; offset?: number }) {
+    const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { workerData: p });
+    const tid = await new Promise<number>((resolve, reject) => {
+      worker.once('message', (m: { tid: number }) => resolve(m.tid));
+      worker.once('error', reject);
+    });
+    // Asleep in the kernel (not in the worker's event loop): the wait has begun.
+    const asleep = (): boolean => {
+      try {
+        const wchan = readFileSync(`/proc/self/task/${tid}/wchan`, 'utf8');
+        const state = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]![0];
+        return state === 'S' && wchan !== 'do_epoll_wait' && wchan !== '0';
+      } catch {
+        return false;
+      }
+    };
+    while (!asleep()) await pause(2);
+    const wchan = readFileSync(`/proc/self/task/${tid}/wchan`, 'utf8');
+    const start = performance.now();
+    await worker.terminate();
+    emit({ event: 'done', wchan, ms: Math.round(performance.now() - start) });
+  },
+};
