@@ -23,7 +23,7 @@ import { describeSetting, hasSysResource, readProcNumber, readResourceLimit } fr
 import {
   DONE, JobLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun,
 } from './internal/operation.js';
-import { READABLE, WRITABLE } from './internal/readiness.js';
+import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, DEFAULT_SPIN_US, checkSpin } from './internal/wait.js';
@@ -180,7 +180,7 @@ function posixCreateError(r: number, name: string, maxMessages: number, maxMessa
  * const { data, priority } = await q.receive({ timeout: 1000 });
  * ```
  */
-export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterable<PosixMessage<T>> {
+export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterable<PosixMessage<T>>, Pollable {
   /** The queue's name, such as `/jobs`. */
   readonly name: string;
   /** Capacity in messages, fixed at creation. */
@@ -191,6 +191,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   readonly created: boolean;
 
   readonly #fd: number;
+  readonly #access: number;
   readonly #codec: Codec<T>;
   readonly #rx: ReceiveBuffer;
   readonly #priorityOut = new Uint32Array(1);
@@ -200,10 +201,11 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   readonly #receiving: ReadinessLane;
   readonly #receiveOp: Operation<PosixMessage<T>> = { step: (timeout, spin) => this.#receiveStep(timeout, spin) };
 
-  private constructor(name: string, fd: number, codec: Codec<T>, spin: number, created: boolean) {
+  private constructor(name: string, fd: number, access: number, codec: Codec<T>, spin: number, created: boolean) {
     super();
     this.name = name;
     this.#fd = this.holdFd(fd);
+    this.#access = access;
     this.#codec = codec;
     this.created = created;
     const attr = new Float64Array(4);
@@ -265,7 +267,8 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     const codec = resolveCodec<T>(opts.codec);
     const spin = checkSpin(opts.spin);
     // Blocking descriptor: tries use an expired deadline instead of O_NONBLOCK (see native/message-queue.cc).
-    let oflag = accessFlags(opts.access) | C.O_CLOEXEC;
+    const access = accessFlags(opts.access);
+    let oflag = access | C.O_CLOEXEC;
     let maxMessages = 0;
     let maxMessageSize = 0;
     const mode = checkMode(opts.mode);
@@ -283,7 +286,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
       throw how === 'create' ? posixCreateError(fd, name, maxMessages || (readProcNumber(`${MQ_PROC}/msg_default`) ?? 10),
         maxMessageSize || (readProcNumber(`${MQ_PROC}/msgsize_default`) ?? 8192)) : systemError(fd, 'mq_open', name);
     }
-    return new PosixMessageQueue<T>(name, fd, codec, spin, how === 'create');
+    return new PosixMessageQueue<T>(name, fd, access, codec, spin, how === 'create');
   }
 
   /** Removes the queue's name; processes that have it open keep using it until they close it. */
@@ -313,6 +316,16 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   get fd(): number {
     this.check('fd');
     return this.#fd;
+  }
+
+  /** @internal The queue descriptor is readable while a message waits, writable while there is room. */
+  [pollTarget](): PollTarget {
+    this.check('poll');
+    return {
+      fd: this.#fd,
+      readable: this.#access === C.O_WRONLY ? 0 : READABLE,
+      writable: this.#access === C.O_RDONLY ? 0 : WRITABLE,
+    };
   }
 
   /** Capacity, message size limit and current depth. */

@@ -20,7 +20,7 @@ import { type ByteSource, MAX_FRAME, ReadAhead, frame } from './internal/framing
 import { Handle } from './internal/handle.js';
 import { describeSetting } from './internal/limits.js';
 import { DONE, type Operation, ReadinessLane, run, runSync, tryRun } from './internal/operation.js';
-import { READABLE, WRITABLE } from './internal/readiness.js';
+import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import { type StreamOptions, readableFrom, writableTo } from './internal/streams.js';
 import { checkBoolean, checkBytes, checkInteger, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
@@ -86,7 +86,7 @@ export interface MessageReadSyncOptions extends SyncWaitOptions {
  * anonymous pipe, and otherwise (a FIFO) go through a second, non-blocking
  * open file description of the same pipe, reopened through /proc/self/fd.
  */
-abstract class PipeEnd extends Handle {
+abstract class PipeEnd extends Handle implements Pollable {
   /** `pipe:[inode]` for an anonymous pipe, or the FIFO's path. */
   readonly address: string;
   readonly #fd: number;
@@ -96,12 +96,14 @@ abstract class PipeEnd extends Handle {
   /** Calls waiting for the pipe: readable for a read end, writable for a write end. */
   protected readonly lane: ReadinessLane;
   readonly #events: number;
+  readonly #readable: boolean;
 
   protected constructor(fd: number, address: string, access: 'read' | 'write', spin: number) {
     super();
     this.#fd = this.holdFd(fd);
     this.address = address;
     this.#events = access === 'read' ? C.POLLIN : C.POLLOUT;
+    this.#readable = access === 'read';
     if (pipeNoWait && isAnonymousPipe(fd)) {
       this.io = fd;
       this.ioFlags = C.NOWAIT;
@@ -123,6 +125,11 @@ abstract class PipeEnd extends Handle {
   get fd(): number {
     this.check('fd');
     return this.#fd;
+  }
+
+  /** @internal A read end is readable while data (or the end) is there; a write end writable while there is room. */
+  [pollTarget](): PollTarget {
+    return { fd: this.fd, readable: this.#readable ? READABLE : 0, writable: this.#readable ? 0 : WRITABLE };
   }
 
   /** The pipe's buffer size in bytes (`F_GETPIPE_SZ`). */

@@ -21,7 +21,9 @@ import { native } from './native.js';
 import { spawnedChildren } from './internal/children.js';
 import { Handle } from './internal/handle.js';
 import { NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
-import { EpollSet, READABLE, type ReadinessSubscriber, type Watch, watchDescriptor } from './internal/readiness.js';
+import {
+  EpollSet, type PollTarget, type Pollable, READABLE, type ReadinessSubscriber, type Watch, pollTarget, watchDescriptor,
+} from './internal/readiness.js';
 import { checkInteger, checkOptions, invalidArgument } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
@@ -357,7 +359,7 @@ function numbersOf(sigs: SignalSpec | SignalSpec[], what: string): number[] {
  * for await (const { signal, pid, value } of listener) console.log(signal, pid, value);
  * ```
  */
-export class SignalListener extends Handle implements AsyncIterable<SignalInfo> {
+export class SignalListener extends Handle implements AsyncIterable<SignalInfo>, Pollable {
   /** The names of the signals it takes. */
   readonly signals: readonly string[];
   #queue: SignalInfo[] = [];
@@ -384,6 +386,15 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo> 
 
   get address(): string {
     return this.signals.join(', ');
+  }
+
+  /**
+   * @internal Readable while any handled signal waits to be taken (for this
+   * listener or another handler: a hint, as all readiness is).
+   */
+  [pollTarget](): PollTarget {
+    this.check('poll');
+    return { fd: sources!.fd, readable: READABLE, writable: 0 };
   }
 
   /** Signals dropped because {@link SIGNAL_LISTENER_CAPACITY} were already waiting to be received. */

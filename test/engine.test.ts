@@ -14,9 +14,10 @@ import { MessageChannel } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoValue } from '../src/errors.js';
 import {
-  Fifo, IpcError, Mutex, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, pipe,
+  Fifo, IpcError, Mutex, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, listenForSignals, pipe, sendSignal,
 } from '../src/index.js';
 import { native } from '../src/native.js';
+import { type Pollable, pollTarget } from '../src/internal/readiness.js';
 import { ObjectTracker, openFds } from './helpers/objects.js';
 import { Peer, killAllPeers } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
@@ -116,6 +117,54 @@ describe('descriptor modes', () => {
     assert.deepEqual(done, { event: 'done', received: count, bad: 0, firstBad: null, leftover: 0 });
     await peer.success();
     q.unlink();
+  });
+});
+
+describe('the Pollable contract', () => {
+  /** Whether the handle's target says an operation in `direction` may complete now. */
+  const ready = (handle: Pollable, direction: 'readable' | 'writable'): boolean => {
+    const target = handle[pollTarget]();
+    const events = target[direction];
+    // A hang-up or an error also means the next attempt completes (with the end, or the error).
+    const { POLLHUP, POLLERR } = native.constants;
+    return events !== 0 && (native.pollFd(target.fd, events, 0) & (events | POLLHUP | POLLERR)) !== 0;
+  };
+
+  it('a POSIX queue is readable while a message waits and writable while there is room, per its access', () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 1, maxMessageSize: 8 });
+    using reader = PosixMessageQueue.open(name, { access: 'read' });
+    using writer = PosixMessageQueue.open(name, { access: 'write' });
+    assert.deepEqual([ready(q, 'readable'), ready(q, 'writable')], [false, true]);
+    assert.deepEqual([reader[pollTarget]().writable, writer[pollTarget]().readable], [0, 0]);
+    writer.sendSync(Buffer.from('m'));
+    assert.deepEqual([ready(reader, 'readable'), ready(writer, 'writable')], [true, false]);
+    assert.equal(reader.tryReceive()?.data.toString(), 'm');
+    assert.equal(native.getFlags(q.fd) & O_NONBLOCK, 0);
+    q.unlink();
+    q.close();
+    throwsWith(() => q[pollTarget](), 'ERR_IPC_CLOSED');
+  });
+
+  it('pipe ends are readable with data or at the end, writable with room', () => {
+    const { readEnd, writeEnd } = pipe({ capacity: 4096 });
+    assert.deepEqual([ready(readEnd, 'readable'), ready(writeEnd, 'writable')], [false, true]);
+    assert.equal(writeEnd.tryWrite(Buffer.alloc(10_000)), 4096);
+    assert.deepEqual([ready(readEnd, 'readable'), ready(writeEnd, 'writable')], [true, false]);
+    assert.equal(readEnd.tryRead()?.length, 4096);
+    writeEnd.close();
+    assert.equal(ready(readEnd, 'readable'), true);
+    assert.equal(readEnd.tryRead(), null);
+    readEnd.close();
+  });
+
+  it('a signal listener is readable once a handled signal is pending', () => {
+    using listener = listenForSignals('SIGRTMIN+7');
+    assert.equal(ready(listener, 'readable'), false);
+    sendSignal(process.pid, 'SIGRTMIN+7', { value: 3 });
+    assert.equal(ready(listener, 'readable'), true);
+    assert.equal(listener.tryReceive()?.value, 3);
+    assert.equal(ready(listener, 'readable'), false);
   });
 });
 

@@ -21,6 +21,37 @@ export const READABLE = EPOLLIN;
 /** Interest in writing (also reported on hang-up and error). */
 export const WRITABLE = EPOLLOUT;
 
+/**
+ * What waiting for several objects at once (`select`, a `Poller`, servers)
+ * needs of a handle: the descriptor to watch, and which events mean that an
+ * operation may now complete without waiting. A hang-up or an error (which
+ * the kernel reports whatever was asked) means so too: the attempt then
+ * finds the end or the error. Readiness is a hint — another process may
+ * take the message first — so a caller woken by it still makes a
+ * non-blocking attempt (`tryReceive()`, `tryRead()`, …).
+ */
+export interface PollTarget {
+  fd: number;
+  /** Events after which a receive or read may complete (0: the handle cannot receive). */
+  readable: number;
+  /** Events after which a send or write may complete (0: the handle cannot send). */
+  writable: number;
+}
+
+/** The method a pollable handle implements (a symbol: it is not part of the public surface yet). */
+export const pollTarget: unique symbol = Symbol('ipckit.pollTarget');
+
+/**
+ * A handle with a descriptor whose readiness can be waited for together with
+ * others': POSIX queues, pipe and FIFO ends, signal listeners (and sockets
+ * and the channel's doorbell to come). System V queues, mutexes and
+ * semaphores have no descriptor and are not pollable; a Poller will take
+ * them in through a waiter-thread job that signals an eventfd.
+ */
+export interface Pollable {
+  [pollTarget](): PollTarget;
+}
+
 /** Whatever epoll reports regardless of interest: wakes every subscriber. */
 const ALWAYS = EPOLLERR | EPOLLHUP;
 
