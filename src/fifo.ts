@@ -91,6 +91,14 @@ function openChecked(path: string, flags: number, timeoutMs = -1): number {
   return fd;
 }
 
+/** A *Sync open that may sleep: a blocking open bounded by `timeout`; `undefined` when the time ran out. */
+function blockingOpen(path: string, access: number, timeout: number): number | undefined {
+  const fd = openChecked(path, access, timeout);
+  if (fd === E.ETIMEDOUT) return undefined;
+  if (fd < 0) throw systemError(fd, 'open', path);
+  return fd;
+}
+
 /** Puts a descriptor in the mode the caller asked for (blocking unless nonBlocking). */
 function setMode(fd: number, nonBlocking: boolean, path: string): void {
   const r = native.setNonBlocking(fd, nonBlocking);
@@ -272,10 +280,8 @@ function readOpen(path: string, { nonBlocking, spin }: OpenChoice, sync = false)
   return {
     step: (timeout) => {
       if (sync && timeout !== 0 && !nonBlocking) {
-        const blocking = openChecked(path, C.O_RDONLY, timeout);
-        if (blocking === E.ETIMEDOUT) return undefined;
-        if (blocking < 0) throw systemError(blocking, 'open', path);
-        return new PipeReadEnd(blocking, path, undefined, spin);
+        const blocking = blockingOpen(path, C.O_RDONLY, timeout);
+        return blocking === undefined ? undefined : new PipeReadEnd(blocking, path, undefined, spin);
       }
       if (fd < 0) {
         fd = openChecked(path, C.O_RDONLY | C.O_NONBLOCK);
@@ -312,10 +318,8 @@ function writeOpen(path: string, { nonBlocking, spin }: OpenChoice, sync = false
   return {
     step: (timeout) => {
       if (sync && timeout !== 0 && !nonBlocking) {
-        const blocking = openChecked(path, C.O_WRONLY, timeout);
-        if (blocking === E.ETIMEDOUT) return undefined;
-        if (blocking < 0) throw systemError(blocking, 'open', path);
-        return new PipeWriteEnd(blocking, path, spin);
+        const blocking = blockingOpen(path, C.O_WRONLY, timeout);
+        return blocking === undefined ? undefined : new PipeWriteEnd(blocking, path, spin);
       }
       if (held < 0) {
         const direct = openChecked(path, C.O_WRONLY | C.O_NONBLOCK);

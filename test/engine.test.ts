@@ -21,7 +21,7 @@ import { type Pollable, pollTarget } from '../src/internal/readiness.js';
 import { ObjectTracker, openFds } from './helpers/objects.js';
 import { Peer, killAllPeers } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
-import { asleepIn } from './helpers/proc.js';
+import { asleepIn, threadsAsleepIn } from './helpers/proc.js';
 
 const objects = new ObjectTracker();
 after(async () => {
@@ -174,7 +174,7 @@ describe('waiter threads', () => {
     using q = SysvMessageQueue.create(key);
     const before = busyWaiters();
     const pending = Array.from({ length: 2000 }, () => q.receive({ timeout: 20_000 }));
-    await sleep(50);
+    await threadsAsleepIn(/msgrcv/);
     assert.ok(busyWaiters() - before <= 1, `${busyWaiters() - before} threads for one queue`);
     using sender = SysvMessageQueue.open(key);
     for (let i = 0; i < 2000; i++) sender.sendSync(1, Buffer.from(String(i)));
@@ -188,7 +188,7 @@ describe('waiter threads', () => {
     using q = SysvMessageQueue.create(key);
     const two = q.receive({ type: 2, timeout: 5000 });
     const three = q.receive({ type: 3, timeout: 5000 });
-    await sleep(20);
+    await threadsAsleepIn(/msgrcv/, 2);
     q.sendSync(3, Buffer.from('for three'));
     assert.equal((await three).data.toString(), 'for three');
     assert.equal(await stillPending(two, 20), true);
@@ -359,7 +359,7 @@ describe('received messages', () => {
     const key = objects.key();
     using q = SysvMessageQueue.create(key);
     const waiting = q.receive();
-    await sleep(20);
+    await threadsAsleepIn(/msgrcv/);
     q.sendSync(7, Buffer.from('parked'));
     q.sendSync(8, Buffer.from('direct'));
     const parked = await waiting;
@@ -375,7 +375,7 @@ describe('caller order', () => {
     const key = objects.key();
     using q = SysvMessageQueue.create(key);
     const first = q.receive({ timeout: 5000 });
-    await sleep(20);
+    await threadsAsleepIn(/msgrcv/);
     q.sendSync(1, Buffer.from('a'));
     const second = q.receive({ timeout: 5000 });
     q.sendSync(1, Buffer.from('b'));
@@ -390,7 +390,6 @@ describe('caller order', () => {
     m.lockSync();
     const order: string[] = [];
     const first = m.lock().then(() => order.push('first'));
-    await sleep(10);
     m.unlock();
     assert.equal(m.tryLock(), false, 'tryLock went before a waiting lock()');
     const second = m.lock().then(() => order.push('second'));
@@ -407,7 +406,6 @@ describe('caller order', () => {
     const s = Semaphore.create(shm, 0);
     const order: string[] = [];
     const first = s.wait().then(() => order.push('first'));
-    await sleep(10);
     s.post();
     const second = s.wait().then(() => order.push('second'));
     await first;
@@ -439,7 +437,7 @@ describe('options, disposal, codecs and errors', () => {
     {
       await using q = SysvMessageQueue.create(key);
       pending = q.receive();
-      await sleep(20);
+      await threadsAsleepIn(/msgrcv/);
       assert.equal(busyWaiters(), before + 1);
     }
     await rejectsWith(() => pending, 'ERR_IPC_CLOSED');

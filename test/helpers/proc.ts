@@ -1,6 +1,6 @@
 /** Probes of another process's real state, read from /proc, instead of guessing how long it takes to get there. */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
@@ -16,6 +16,24 @@ export async function asleepIn(pid: number, wchan: RegExp, timeoutMs = 10_000): 
       if (wchan.test(last)) return;
     } catch { /* Not started yet, or gone: the deadline decides. */ }
     if (performance.now() > deadline) assert.fail(`process ${pid} never slept in ${wchan} (last seen in ${last || 'nothing'})`);
+    await sleep(2);
+  }
+}
+
+/** Waits until `count` threads of process `pid` (this process by default) sleep in a kernel function matching `wchan`. */
+export async function threadsAsleepIn(wchan: RegExp, count = 1, pid = process.pid, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    let asleep = 0;
+    try {
+      for (const task of readdirSync(`/proc/${pid}/task`)) {
+        try {
+          if (wchan.test(readFileSync(`/proc/${pid}/task/${task}/wchan`, 'utf8'))) asleep++;
+        } catch { /* The thread ended meanwhile. */ }
+      }
+    } catch { /* The process is gone: the deadline decides. */ }
+    if (asleep >= count) return;
+    if (performance.now() > deadline) assert.fail(`${count} threads of ${pid} never slept in ${wchan} (${asleep} did)`);
     await sleep(2);
   }
 }
