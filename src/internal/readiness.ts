@@ -158,11 +158,18 @@ export class Watch {
     this.#registry.forget(this.fd, this.#token);
   }
 
-  /** @internal */
-  dispatch(events: number): void {
+  /** @internal Hands a report to the subscribers; false if nobody wants this descriptor any more. */
+  dispatch(events: number): boolean {
+    if (this.#registered === 0) return false;
     for (const [subscriber, { events: wanted }] of [...this.#subscribers]) {
       if ((events & (wanted | ALWAYS)) !== 0 && this.#subscribers.has(subscriber)) subscriber.onReady(events);
     }
+    return true;
+  }
+
+  /** @internal Puts this descriptor in a new epoll set, if it is in the current one. */
+  register(set: EpollSet): void {
+    if (this.#registered !== 0) set.control(EPOLL_CTL_ADD, this.fd, this.#registered, this.#token);
   }
 
   #update(): void {
@@ -189,21 +196,15 @@ export class Watch {
 
 /** The registry of one thread (the main thread, or a worker): its epoll set and its one libuv watch. */
 class Registry {
-  readonly set = new EpollSet();
-  readonly #watcher: NativeFdWatcher;
+  set = new EpollSet();
+  #watcher: NativeFdWatcher;
   readonly #byFd = new Map<number, Watch>();
   readonly #byToken = new Map<number, Watch>();
   #nextToken = 1;
   #alive = 0;
 
   constructor() {
-    this.#watcher = new native.FdWatcher(this.set.fd, (status: number) => {
-      if (status < 0) throw systemError(status, 'epoll_wait', 'the readiness registry');
-      this.set.wait(0, (token, events) => this.#byToken.get(token)?.dispatch(events));
-    });
-    const r = this.#watcher.start();
-    if (r < 0) throw systemError(r, 'uv_poll_start', 'the readiness registry');
-    this.#watcher.unref();
+    this.#watcher = this.#watch();
   }
 
   watch(fd: number): Watch {
@@ -229,6 +230,36 @@ class Registry {
     this.#alive += delta;
     if (before === 0 && this.#alive > 0) this.#watcher.ref();
     else if (before > 0 && this.#alive === 0) this.#watcher.unref();
+  }
+
+  #watch(): NativeFdWatcher {
+    const watcher = new native.FdWatcher(this.set.fd, (status: number) => {
+      if (status < 0) throw systemError(status, 'epoll_wait', 'the readiness registry');
+      let stray = false;
+      this.set.wait(0, (token, events) => {
+        if (this.#byToken.get(token)?.dispatch(events) !== true) stray = true;
+      });
+      if (stray) this.#rebuild();
+    });
+    const r = watcher.start();
+    if (r < 0) throw systemError(r, 'uv_poll_start', 'the readiness registry');
+    if (this.#alive === 0) watcher.unref();
+    return watcher;
+  }
+
+  /**
+   * Reports for a descriptor nobody waits for: it was closed behind ipckit's
+   * back while another copy keeps its file open, so it cannot be removed by
+   * number and would be reported forever. A new set, holding only what is
+   * wanted, replaces the old one.
+   */
+  #rebuild(): void {
+    const old = this.set;
+    this.set = new EpollSet();
+    for (const watch of this.#byToken.values()) watch.register(this.set);
+    this.#watcher.close();
+    this.#watcher = this.#watch();
+    native.close(old.fd);
   }
 }
 

@@ -3,9 +3,10 @@
  * own (a thread limit, a worker that must be terminable, a thread pool
  * filled to its cap). Reports through JSON lines, like peer-main.ts.
  */
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { type IpcError, PosixSharedMemory, Semaphore, SysvMessageQueue } from '../../src/index.js';
+import { type IpcError, PosixSharedMemory, Semaphore, SysvMessageQueue, pipe } from '../../src/index.js';
 import { native } from '../../src/native.js';
 
 function emit(value: unknown): void {
@@ -38,6 +39,33 @@ function processLimit(): string {
 }
 
 export const engineScenarios: Record<string, (params: any) => Promise<void>> = {
+  /**
+   * Closes a pipe end's descriptor behind ipckit's back while a read waits
+   * and a child keeps another copy of that end open, then makes it
+   * readable: the read must fail, and the process must not spin on
+   * readiness reports nobody can take.
+   */
+  async 'stray-readiness'() {
+    const { readEnd, writeEnd } = pipe();
+    const child = spawn('sleep', ['5'], { stdio: [readEnd.fd, 'ignore', 'ignore'] });
+    // The read is queued, and its descriptor in the registry, as soon as read() returns.
+    const reading = readEnd.read();
+    closeSync(readEnd.fd);
+    await writeEnd.write(Buffer.from('for nobody'));
+    let code: string | null = null;
+    try {
+      await reading;
+    } catch (err) {
+      code = (err as IpcError).code;
+    }
+    const before = process.cpuUsage();
+    await pause(300);
+    const used = process.cpuUsage(before);
+    child.kill();
+    emit({ event: 'done', code, cpuMs: Math.round((used.user + used.system) / 1000) });
+    process.exit(0);
+  },
+
   /**
    * Waits on a semaphore whose count word another process overwrote with a
    * negative value, in every form; each must end (the process must not spin
