@@ -23,6 +23,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <ctime>
+#include <initializer_list>
 
 namespace ipckit {
 
@@ -73,6 +74,17 @@ inline timespec RealtimeDeadline(int64_t timeout_ms) {
   ts.tv_sec = ns / 1000000000LL;
   ts.tv_nsec = ns % 1000000000LL;
   return ts;
+}
+
+// One exported function: its JavaScript name and its implementation.
+struct Method {
+  const char* name;
+  Napi::Value (*fn)(const Napi::CallbackInfo&);
+};
+
+// Exports every method of a file.
+inline void ExportAll(Napi::Env env, Napi::Object exports, std::initializer_list<Method> methods) {
+  for (const Method& m : methods) exports.Set(m.name, Napi::Function::New(env, m.fn, m.name));
 }
 
 // A JS callback invoked from a libuv callback that threw: hand the error to

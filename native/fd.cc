@@ -146,16 +146,11 @@ Napi::Value PipeNoWaitSupported(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitFd(Napi::Env env, Napi::Object exports) {
-  exports.Set("close", Napi::Function::New(env, Close, "close"));
-  exports.Set("strerror", Napi::Function::New(env, StrError, "strerror"));
-  exports.Set("getFlags", Napi::Function::New(env, GetFlags, "getFlags"));
-  exports.Set("getFdFlags", Napi::Function::New(env, GetFdFlags, "getFdFlags"));
-  exports.Set("setNonBlocking", Napi::Function::New(env, SetNonBlocking, "setNonBlocking"));
-  exports.Set("readFd", Napi::Function::New(env, ReadFd, "readFd"));
-  exports.Set("writeFd", Napi::Function::New(env, WriteFd, "writeFd"));
-  exports.Set("pollFd", Napi::Function::New(env, PollFd, "pollFd"));
-  exports.Set("openPath", Napi::Function::New(env, OpenPath, "openPath"));
-  exports.Set("pipeNoWaitSupported", Napi::Function::New(env, PipeNoWaitSupported, "pipeNoWaitSupported"));
+  ExportAll(env, exports, {
+      {"close", Close}, {"strerror", StrError}, {"getFlags", GetFlags}, {"getFdFlags", GetFdFlags},
+      {"setNonBlocking", SetNonBlocking}, {"readFd", ReadFd}, {"writeFd", WriteFd}, {"pollFd", PollFd},
+      {"openPath", OpenPath}, {"pipeNoWaitSupported", PipeNoWaitSupported}
+  });
 
   // Every flag constant TypeScript uses, in one place.
   Napi::Object c = Napi::Object::New(env);

@@ -57,10 +57,9 @@ Napi::Value DrainEvents(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitFifo(Napi::Env env, Napi::Object exports) {
-  exports.Set("mkfifo", Napi::Function::New(env, MkFifo, "mkfifo"));
-  exports.Set("fchmod", Napi::Function::New(env, Fchmod, "fchmod"));
-  exports.Set("inotifyWatch", Napi::Function::New(env, InotifyWatch, "inotifyWatch"));
-  exports.Set("drainEvents", Napi::Function::New(env, DrainEvents, "drainEvents"));
+  ExportAll(env, exports, {
+      {"mkfifo", MkFifo}, {"fchmod", Fchmod}, {"inotifyWatch", InotifyWatch}, {"drainEvents", DrainEvents}
+  });
 }
 
 }  // namespace ipckit

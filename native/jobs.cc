@@ -304,8 +304,7 @@ Napi::Value WaiterThreads(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitJobs(Napi::Env env, Napi::Object exports) {
-  exports.Set("cancelJob", Napi::Function::New(env, CancelJob, "cancelJob"));
-  exports.Set("waiterThreads", Napi::Function::New(env, WaiterThreads, "waiterThreads"));
+  ExportAll(env, exports, {{"cancelJob", CancelJob}, {"waiterThreads", WaiterThreads}});
   exports.Set("wakeSignal", Napi::Number::New(env, WakeSignal()));
   exports.Set("maxWaiterThreads", Napi::Number::New(env, kMaxWaiterThreads));
 }

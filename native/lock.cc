@@ -152,11 +152,10 @@ Napi::Value GetTid(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitLock(Napi::Env env, Napi::Object exports) {
-  exports.Set("futexWait", Napi::Function::New(env, FutexWaitJs, "futexWait"));
-  exports.Set("futexWaitAsync", Napi::Function::New(env, FutexWaitAsync, "futexWaitAsync"));
-  exports.Set("futexWake", Napi::Function::New(env, FutexWakeJs, "futexWake"));
-  exports.Set("threadAlive", Napi::Function::New(env, ThreadAliveJs, "threadAlive"));
-  exports.Set("gettid", Napi::Function::New(env, GetTid, "gettid"));
+  ExportAll(env, exports, {
+      {"futexWait", FutexWaitJs}, {"futexWaitAsync", FutexWaitAsync}, {"futexWake", FutexWakeJs},
+      {"threadAlive", ThreadAliveJs}, {"gettid", GetTid}
+  });
 }
 
 }  // namespace ipckit

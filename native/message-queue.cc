@@ -301,20 +301,12 @@ static Napi::Value MsgSndAsync(const Napi::CallbackInfo& info) {
 }
 
 void InitMessageQueue(Napi::Env env, Napi::Object exports) {
-  exports.Set("mqOpen", Napi::Function::New(env, MqOpen, "mqOpen"));
-  exports.Set("mqUnlink", Napi::Function::New(env, MqUnlink, "mqUnlink"));
-  exports.Set("mqSend", Napi::Function::New(env, MqSend, "mqSend"));
-  exports.Set("mqReceive", Napi::Function::New(env, MqReceive, "mqReceive"));
-  exports.Set("mqGetAttr", Napi::Function::New(env, MqGetAttr, "mqGetAttr"));
-  exports.Set("ftok", Napi::Function::New(env, Ftok, "ftok"));
-  exports.Set("msgGet", Napi::Function::New(env, MsgGet, "msgGet"));
-  exports.Set("msgSnd", Napi::Function::New(env, MsgSnd, "msgSnd"));
-  exports.Set("msgRcv", Napi::Function::New(env, MsgRcv, "msgRcv"));
-  exports.Set("msgStat", Napi::Function::New(env, MsgStat, "msgStat"));
-  exports.Set("msgSetMaxBytes", Napi::Function::New(env, MsgSetMaxBytes, "msgSetMaxBytes"));
-  exports.Set("msgRemove", Napi::Function::New(env, MsgRemove, "msgRemove"));
-  exports.Set("msgRcvAsync", Napi::Function::New(env, MsgRcvAsync, "msgRcvAsync"));
-  exports.Set("msgSndAsync", Napi::Function::New(env, MsgSndAsync, "msgSndAsync"));
+  ExportAll(env, exports, {
+      {"mqOpen", MqOpen}, {"mqUnlink", MqUnlink}, {"mqSend", MqSend}, {"mqReceive", MqReceive},
+      {"mqGetAttr", MqGetAttr}, {"ftok", Ftok}, {"msgGet", MsgGet}, {"msgSnd", MsgSnd}, {"msgRcv", MsgRcv},
+      {"msgStat", MsgStat}, {"msgSetMaxBytes", MsgSetMaxBytes}, {"msgRemove", MsgRemove},
+      {"msgRcvAsync", MsgRcvAsync}, {"msgSndAsync", MsgSndAsync}
+  });
 
   exports.Set("mqPrioMax", Napi::Number::New(env, static_cast<double>(sysconf(_SC_MQ_PRIO_MAX))));
 }

@@ -31,9 +31,7 @@ Napi::Value GetPipeSize(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitPipe(Napi::Env env, Napi::Object exports) {
-  exports.Set("pipe2", Napi::Function::New(env, Pipe2, "pipe2"));
-  exports.Set("setPipeSize", Napi::Function::New(env, SetPipeSize, "setPipeSize"));
-  exports.Set("getPipeSize", Napi::Function::New(env, GetPipeSize, "getPipeSize"));
+  ExportAll(env, exports, {{"pipe2", Pipe2}, {"setPipeSize", SetPipeSize}, {"getPipeSize", GetPipeSize}});
 }
 
 }  // namespace ipckit

@@ -144,9 +144,7 @@ Napi::Value EpollWait(const Napi::CallbackInfo& info) {
 
 void InitReadiness(Napi::Env env, Napi::Object exports) {
   exports.Set("FdWatcher", FdWatcher::Define(env));
-  exports.Set("epollCreate", Napi::Function::New(env, EpollCreate, "epollCreate"));
-  exports.Set("epollCtl", Napi::Function::New(env, EpollCtl, "epollCtl"));
-  exports.Set("epollWait", Napi::Function::New(env, EpollWait, "epollWait"));
+  ExportAll(env, exports, {{"epollCreate", EpollCreate}, {"epollCtl", EpollCtl}, {"epollWait", EpollWait}});
 }
 
 }  // namespace ipckit

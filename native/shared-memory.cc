@@ -177,17 +177,11 @@ static Napi::Value CopyBytes(const Napi::CallbackInfo& info) {
 }
 
 void InitSharedMemory(Napi::Env env, Napi::Object exports) {
-  exports.Set("copyBytes", Napi::Function::New(env, CopyBytes, "copyBytes"));
-  exports.Set("shmOpen", Napi::Function::New(env, ShmOpen, "shmOpen"));
-  exports.Set("shmUnlink", Napi::Function::New(env, ShmUnlink, "shmUnlink"));
-  exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
-  exports.Set("allocate", Napi::Function::New(env, Allocate, "allocate"));
-  exports.Set("mapFd", Napi::Function::New(env, MapFd, "mapFd"));
-  exports.Set("shmGet", Napi::Function::New(env, ShmGet, "shmGet"));
-  exports.Set("shmAttach", Napi::Function::New(env, ShmAttach, "shmAttach"));
-  exports.Set("shmStat", Napi::Function::New(env, ShmStat, "shmStat"));
-  exports.Set("shmRemove", Napi::Function::New(env, ShmRemove, "shmRemove"));
-  exports.Set("detachMapping", Napi::Function::New(env, DetachMapping, "detachMapping"));
+  ExportAll(env, exports, {
+      {"copyBytes", CopyBytes}, {"shmOpen", ShmOpen}, {"shmUnlink", ShmUnlink}, {"ftruncate", Ftruncate},
+      {"allocate", Allocate}, {"mapFd", MapFd}, {"shmGet", ShmGet}, {"shmAttach", ShmAttach}, {"shmStat", ShmStat},
+      {"shmRemove", ShmRemove}, {"detachMapping", DetachMapping}
+  });
   exports.Set("pageSize", Napi::Number::New(env, static_cast<double>(sysconf(_SC_PAGESIZE))));
 }
 

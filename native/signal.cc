@@ -368,14 +368,11 @@ static Napi::Value SignalDisposition(const Napi::CallbackInfo& info) {
 }
 
 void InitSignal(Napi::Env env, Napi::Object exports) {
-  exports.Set("signalSetup", Napi::Function::New(env, SignalSetup, "signalSetup"));
-  exports.Set("signalHandle", Napi::Function::New(env, SignalHandle, "signalHandle"));
-  exports.Set("signalRelease", Napi::Function::New(env, SignalRelease, "signalRelease"));
-  exports.Set("signalDrain", Napi::Function::New(env, SignalDrain, "signalDrain"));
-  exports.Set("signalSpin", Napi::Function::New(env, SignalSpin, "signalSpin"));
-  exports.Set("signalDisposition", Napi::Function::New(env, SignalDisposition, "signalDisposition"));
-  exports.Set("kill", Napi::Function::New(env, Kill, "kill"));
-  exports.Set("sigqueue", Napi::Function::New(env, SigQueue, "sigqueue"));
+  ExportAll(env, exports, {
+      {"signalSetup", SignalSetup}, {"signalHandle", SignalHandle}, {"signalRelease", SignalRelease},
+      {"signalDrain", SignalDrain}, {"signalSpin", SignalSpin}, {"signalDisposition", SignalDisposition},
+      {"kill", Kill}, {"sigqueue", SigQueue}
+  });
   Napi::Object c = Napi::Object::New(env);
   c.Set("SIGRTMIN", SIGRTMIN);
   c.Set("SIGRTMAX", SIGRTMAX);

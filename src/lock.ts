@@ -101,17 +101,26 @@ export interface WithLockOptions extends WaitOptions {
   onOwnerDied?: () => unknown;
 }
 
-/** Views four 32-bit words of `segment` at `offset` (checked). */
-function wordsAt(segment: SharedMemory, offset: unknown, what: string): Int32Array {
+/**
+ * The four 32-bit words of a lock at `offset` of `segment` (checked), for
+ * `Kind.create` or `Kind.open`: opening finds `magic` there, or fails.
+ */
+function wordsAt(segment: SharedMemory, offset: unknown, kind: 'Mutex' | 'Semaphore', how: 'create' | 'open', magic: number): Int32Array {
+  if (segment.readOnly) throw segment.readOnlyError(`${kind}.${how}`);
   const size = segment.size;
   checkInteger(offset, 'offset', 0, Math.max(0, size - 16));
   if ((offset as number) % 4 !== 0) {
-    throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `offset must be a multiple of 4 for a ${what} (futexes need aligned words); got ${String(offset)}.`);
+    throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `offset must be a multiple of 4 for a ${kind} (futexes need aligned words); got ${String(offset)}.`);
   }
   if (size < 16) {
-    throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `A ${what} needs 16 bytes; ${segment.address} has only ${size}.`);
+    throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `A ${kind} needs 16 bytes; ${segment.address} has only ${size}.`);
   }
-  return new Int32Array(segment.buffer, offset as number, 4);
+  const words = new Int32Array(segment.buffer, offset as number, 4);
+  if (how === 'open' && Atomics.load(words, MAGIC) !== magic) {
+    throw new IpcError('ERR_IPC_INVALID_ARGUMENT',
+      `No ${kind.toLowerCase()} at ${segment.address}@${String(offset)}: nothing was initialised there with ${kind}.create().`, { address: segment.address });
+  }
+  return words;
 }
 
 function checkLockOptions(options: LockOptions | undefined): number {
@@ -182,8 +191,7 @@ export class Mutex extends SegmentLock {
   /** Initialises a mutex at `offset` (a multiple of 4) of `segment`: unlocked and consistent. */
   static create(segment: SharedMemory, offset: number, options?: LockOptions): Mutex {
     const spin = checkLockOptions(options);
-    if (segment.readOnly) throw segment.readOnlyError('Mutex.create');
-    const words = wordsAt(segment, offset, 'Mutex');
+    const words = wordsAt(segment, offset, 'Mutex', 'create', MUTEX_MAGIC);
     Atomics.store(words, STATE, 0);
     Atomics.store(words, START, 0);
     Atomics.store(words, STATUS, CONSISTENT);
@@ -194,13 +202,7 @@ export class Mutex extends SegmentLock {
   /** Uses the mutex another process created at `offset` of `segment`. */
   static open(segment: SharedMemory, offset: number, options?: LockOptions): Mutex {
     const spin = checkLockOptions(options);
-    if (segment.readOnly) throw segment.readOnlyError('Mutex.open');
-    const words = wordsAt(segment, offset, 'Mutex');
-    if (Atomics.load(words, MAGIC) !== MUTEX_MAGIC) {
-      throw new IpcError('ERR_IPC_INVALID_ARGUMENT',
-        `No mutex at ${segment.address}@${offset}: nothing was initialised there with Mutex.create().`, { address: segment.address });
-    }
-    return new Mutex(segment, words, offset, spin);
+    return new Mutex(segment, wordsAt(segment, offset, 'Mutex', 'open', MUTEX_MAGIC), offset, spin);
   }
 
   /** Whether some thread holds the lock now. */
@@ -461,8 +463,7 @@ export class Semaphore extends SegmentLock {
   static create(segment: SharedMemory, offset: number, options?: LockOptions & { value?: number }): Semaphore {
     const opts = checkOptions(options, ['spin', 'value']);
     const spin = checkLockOptions({ spin: opts.spin });
-    if (segment.readOnly) throw segment.readOnlyError('Semaphore.create');
-    const words = wordsAt(segment, offset, 'Semaphore');
+    const words = wordsAt(segment, offset, 'Semaphore', 'create', SEMAPHORE_MAGIC);
     const value = optionalInteger(opts.value, 'value', 0, SEM_VALUE_MAX, 0);
     Atomics.store(words, COUNT, value);
     Atomics.store(words, SLEEPERS, 0);
@@ -473,13 +474,7 @@ export class Semaphore extends SegmentLock {
   /** Uses the semaphore another process created at `offset` of `segment`. */
   static open(segment: SharedMemory, offset: number, options?: LockOptions): Semaphore {
     const spin = checkLockOptions(options);
-    if (segment.readOnly) throw segment.readOnlyError('Semaphore.open');
-    const words = wordsAt(segment, offset, 'Semaphore');
-    if (Atomics.load(words, MAGIC) !== SEMAPHORE_MAGIC) {
-      throw new IpcError('ERR_IPC_INVALID_ARGUMENT',
-        `No semaphore at ${segment.address}@${offset}: nothing was initialised there with Semaphore.create().`, { address: segment.address });
-    }
-    return new Semaphore(segment, words, offset, spin);
+    return new Semaphore(segment, wordsAt(segment, offset, 'Semaphore', 'open', SEMAPHORE_MAGIC), offset, spin);
   }
 
   /** The current count. */
