@@ -18,7 +18,7 @@ import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
-import { Handle } from './internal/handle.js';
+import { Handle, createOrOpen } from './internal/handle.js';
 import { describeSetting, hasSysResource, readProcNumber, readResourceLimit } from './internal/limits.js';
 import {
   DONE, JobLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun,
@@ -253,13 +253,8 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   static openOrCreate<T = Buffer>(name: string, options?: PosixMessageQueueCreateOptions<T>): PosixMessageQueue<T> {
     const opts = checkOptions(options, CREATE_KEYS);
     checkPosixName(name, 'message queue');
-    // Create-or-open races with other processes doing the same or removing
-    // the queue; a few rounds settle it.
-    for (let round = 0; round < 8; round++) {
-      const q = PosixMessageQueue.#openWith<T>(name, opts, 'create') ?? PosixMessageQueue.#openWith<T>(name, opts, 'open');
-      if (q !== undefined) return q;
-    }
-    throw systemError(E.ENOENT, 'mq_open', name, 'The queue was created and removed repeatedly by other processes; retry.');
+    return createOrOpen(() => PosixMessageQueue.#openWith<T>(name, opts, 'create'), () => PosixMessageQueue.#openWith<T>(name, opts, 'open'),
+      'mq_open', name);
   }
 
   /** Opens or creates; `undefined` on EEXIST (create) or ENOENT (open). */
@@ -604,12 +599,9 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     const target = resolveSysvAddress(address);
     // An identifier names an existing queue: there is nothing to create.
     if (target.key === undefined) return SysvMessageQueue.open(address, { codec: opts.codec, spin: opts.spin });
-    for (let round = 0; round < 8; round++) {
-      const q = SysvMessageQueue.#get<T>(target.key, target.label, opts, true) ??
-        SysvMessageQueue.#get<T>(target.key, target.label, opts, false);
-      if (q !== undefined) return q;
-    }
-    throw systemError(E.ENOENT, 'msgget', target.label, 'The queue was created and removed repeatedly by other processes; retry.');
+    const { key, label } = target;
+    return createOrOpen(() => SysvMessageQueue.#get<T>(key, label, opts, true), () => SysvMessageQueue.#get<T>(key, label, opts, false),
+      'msgget', label);
   }
 
   static #get<T>(key: number, label: string, opts: SysvMessageQueueCreateOptions<T>, create: boolean): SysvMessageQueue<T> | undefined {

@@ -15,7 +15,7 @@ import { fstatSync, statfsSync } from 'node:fs';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
-import { Handle } from './internal/handle.js';
+import { Handle, createOrOpen } from './internal/handle.js';
 import { describeSetting, readProcNumber } from './internal/limits.js';
 import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions } from './internal/validate.js';
 
@@ -290,11 +290,7 @@ export class PosixSharedMemory extends SharedMemory {
     checkPosixName(name, 'shared memory');
     const size = checkSize(opts.size);
     const mode = checkMode(opts.mode);
-    for (let round = 0; round < 8; round++) {
-      const segment = PosixSharedMemory.#create(name, size, mode) ?? PosixSharedMemory.#open(name, { size });
-      if (segment !== undefined) return segment;
-    }
-    throw systemError(E.ENOENT, 'shm_open', name, 'The segment was created and removed repeatedly by other processes; retry.');
+    return createOrOpen(() => PosixSharedMemory.#create(name, size, mode), () => PosixSharedMemory.#open(name, { size }), 'shm_open', name);
   }
 
   /** Size, mode and owner of the segment `name`, without mapping it. */
@@ -475,12 +471,9 @@ export class SysvSharedMemory extends SharedMemory {
     const size = checkSize(opts.size);
     if (target.key === undefined) return SysvSharedMemory.open(address, { size });
     const mode = checkMode(opts.mode);
-    for (let round = 0; round < 8; round++) {
-      const segment = SysvSharedMemory.#get(target.key, target.label, size, mode, true, {}) ??
-        SysvSharedMemory.#get(target.key, target.label, 0, 0, false, { size });
-      if (segment !== undefined) return segment;
-    }
-    throw systemError(E.ENOENT, 'shmget', target.label, 'The segment was created and removed repeatedly by other processes; retry.');
+    const { key, label } = target;
+    return createOrOpen(() => SysvSharedMemory.#get(key, label, size, mode, true, {}), () => SysvSharedMemory.#get(key, label, 0, 0, false, { size }),
+      'shmget', label);
   }
 
   /** Marks the segment for removal (`IPC_RMID`): it dies when the last process detaches. */

@@ -7,7 +7,7 @@
  * @internal
  * @module
  */
-import { type IpcError } from '../errors.js';
+import { E, type IpcError, systemError } from '../errors.js';
 import { native } from '../native.js';
 import { type Lane, type LaneOwner } from './operation.js';
 import { type Watch, watchDescriptor } from './readiness.js';
@@ -29,6 +29,20 @@ class Held {
 }
 
 const collected = new FinalizationRegistry<Held>((held) => held.release());
+
+/**
+ * `openOrCreate` for every kind of object: create it, or else open it.
+ * Other processes may create and remove the same object meanwhile; a few
+ * rounds settle that race. `create` returns undefined when the object
+ * exists, `open` when it does not.
+ */
+export function createOrOpen<H>(create: () => H | undefined, open: () => H | undefined, syscall: string, address: string): H {
+  for (let round = 0; round < 8; round++) {
+    const handle = create() ?? open();
+    if (handle !== undefined) return handle;
+  }
+  throw systemError(E.ENOENT, syscall, address, 'The object was created and removed repeatedly by other processes; retry.');
+}
 
 export abstract class Handle implements LaneOwner, Disposable, AsyncDisposable {
   #closed = false;
