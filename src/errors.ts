@@ -17,7 +17,7 @@ export const IPC_ERROR_CODES = {
   ERR_IPC_CLOSED: 'The handle was closed; it cannot be used any more.',
   ERR_IPC_CODEC: 'A message could not be encoded or decoded by the codec.',
   ERR_IPC_CORRUPTED: 'A structure in shared memory holds values its protocol never writes: another process overwrote it.',
-  ERR_IPC_DEADLOCK: 'The calling thread already holds the lock it would wait for.',
+  ERR_IPC_DEADLOCK: 'Waiting would never end: only the calling thread can end the wait (it holds the lock, or its own async calls wait first).',
   ERR_IPC_FRAMING: 'A length-prefixed message stream ended inside a message and cannot be read further.',
   ERR_IPC_INTERNAL: 'An unexpected failure inside ipckit (a bug); the message carries the stack.',
   ERR_IPC_INVALID_ADDRESS: 'A name, key or path does not name an IPC object.',
@@ -125,7 +125,7 @@ export function errnoValue(name: string): number {
 /** The errno values ipckit compares results with, negative as the addon returns them. */
 const ERRNO_NAMES = [
   'E2BIG', 'EACCES', 'EAGAIN', 'EBADF', 'EBUSY', 'ECANCELED', 'EDEADLK', 'EEXIST', 'EFBIG', 'EIDRM', 'EINTR', 'EINVAL', 'ELOOP',
-  'EMFILE', 'ENFILE', 'ENOENT', 'ENOMEM', 'ENOSPC', 'ENOSR', 'ENXIO', 'EOVERFLOW', 'EPERM', 'EPIPE', 'ESRCH', 'ETIMEDOUT',
+  'EMFILE', 'ENFILE', 'ENOENT', 'ENOMEM', 'ENOSPC', 'ENOSR', 'ENXIO', 'EOPNOTSUPP', 'EOVERFLOW', 'EPERM', 'EPIPE', 'ESRCH', 'ETIMEDOUT',
 ] as const;
 
 /** Negative errno values by name (`E.EAGAIN === -11`): the form native results take. */

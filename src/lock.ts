@@ -239,7 +239,7 @@ export class Mutex extends SegmentLock {
    * Fails with `ERR_IPC_DEADLOCK` if this thread already holds it.
    */
   lockSync(options?: SyncWaitOptions): void {
-    if (options === undefined && !this.segment.closed && this.#acquire(false, false, false)) return;
+    if (options === undefined && !this.segment.closed && !this.lane.busy && this.#acquire(false, false, false)) return;
     runSync(this.lane, 'lockSync', options, [], (o) => this.#lockOp(false, o.timeout === 0));
   }
 

@@ -83,16 +83,20 @@ export interface MessageReadSyncOptions extends SyncWaitOptions {
  * What both ends share. `fd` is the descriptor children get, in the mode
  * the user chose (blocking unless `nonBlocking`); ipckit never changes it.
  * ipckit's own non-blocking attempts pass RWF_NOWAIT per call on an
- * anonymous pipe, and otherwise (a FIFO) go through a second, non-blocking
- * open file description of the same pipe, reopened through /proc/self/fd.
+ * anonymous pipe made by pipe(2), and otherwise go through a second,
+ * non-blocking open file description of the same pipe, reopened through
+ * /proc/self/fd: for a FIFO, and for a pipe that was itself opened by path
+ * (`/dev/stdin`, `/proc/<pid>/fd/N`), which the kernel does not let take
+ * RWF_NOWAIT (found at the first attempt).
  */
 abstract class PipeEnd extends Handle implements Pollable {
   /** `pipe:[inode]` for an anonymous pipe, or the FIFO's path. */
   readonly address: string;
   readonly #fd: number;
   /** Where non-blocking attempts go, and with which per-call flags. */
-  protected readonly io: number;
-  protected readonly ioFlags: number;
+  #io: number;
+  #ioFlags: number;
+  readonly #access: 'read' | 'write';
   /** Calls waiting for the pipe: readable for a read end, writable for a write end. */
   protected readonly lane: ReadinessLane;
   readonly #events: number;
@@ -104,17 +108,16 @@ abstract class PipeEnd extends Handle implements Pollable {
     this.address = address;
     this.#events = access === 'read' ? C.POLLIN : C.POLLOUT;
     this.#readable = access === 'read';
-    if (pipeNoWait && isAnonymousPipe(fd)) {
-      this.io = fd;
-      this.ioFlags = C.NOWAIT;
-    } else {
-      const io = native.openPath(`/proc/self/fd/${fd}`, (access === 'read' ? C.O_RDONLY : C.O_WRONLY) | C.O_NONBLOCK, -1);
-      if (io < 0) {
+    this.#access = access;
+    this.#io = fd;
+    this.#ioFlags = C.NOWAIT;
+    if (!pipeNoWait || !isAnonymousPipe(fd)) {
+      try {
+        this.#privateDescription();
+      } catch (err) {
         this.close();
-        throw systemError(io, 'open', `/proc/self/fd/${fd}`, 'ipckit reopens FIFO ends through /proc; it must be mounted.');
+        throw err;
       }
-      this.io = this.holdFd(io);
-      this.ioFlags = 0;
     }
     // Readiness is watched on `fd`: for a FIFO reopened after its writer
     // left, the kernel withholds POLLHUP from the new description.
@@ -151,6 +154,24 @@ abstract class PipeEnd extends Handle implements Pollable {
    */
   override close(): void {
     super.close();
+  }
+
+  /** One non-blocking read (`read`) or write from ipckit's side of the pipe: a count, or -errno. */
+  protected transfer(read: boolean, buffer: Uint8Array, offset: number, length: number, spin: number): number {
+    const call = read ? native.readFd : native.writeFd;
+    const n = call(this.#io, buffer, offset, length, this.#ioFlags, spin);
+    if (n !== E.EOPNOTSUPP || this.#ioFlags === 0) return n;
+    this.#privateDescription();
+    return call(this.#io, buffer, offset, length, this.#ioFlags, spin);
+  }
+
+  /** Switches non-blocking attempts to a private, non-blocking open file description of the pipe. */
+  #privateDescription(): void {
+    const path = `/proc/self/fd/${this.#fd}`;
+    const io = native.openPath(path, (this.#access === 'read' ? C.O_RDONLY : C.O_WRONLY) | C.O_NONBLOCK, -1);
+    if (io < 0) throw systemError(io, 'open', path, 'ipckit reopens FIFO ends through /proc; it must be mounted.');
+    this.#io = this.holdFd(io);
+    this.#ioFlags = 0;
   }
 
   /** Sleeps in the kernel until the pipe is ready for this end, at most `timeout` ms (-1: no limit). */
@@ -278,6 +299,16 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer>, ByteS
     return runSync(this.lane, 'readMessageSync', options, MESSAGE_KEYS, (o) => this.#messageOp(checkMaxSize(o.maxSize)));
   }
 
+  /** Reads into `target` what is there now: a count, `null` at the end, or `undefined` if the pipe is empty. */
+  tryReadInto(target: Uint8Array): number | null | undefined {
+    return tryRun(this.lane, 'tryReadInto', undefined, NO_KEYS, () => this.#readIntoOp(checkTarget(target)));
+  }
+
+  /** One length-prefixed message if it is complete now; `null` at the end; `undefined` if more must arrive. */
+  tryReadMessage(options?: { maxSize?: number }): Buffer | null | undefined {
+    return tryRun(this.lane, 'tryReadMessage', options, MESSAGE_KEYS, (o) => this.#messageOp(checkMaxSize(o.maxSize)));
+  }
+
   /** Chunks until the end of the data (or until the end is closed). */
   async *chunks(options?: { maxBytes?: number; signal?: AbortSignal }): AsyncGenerator<Buffer, void, undefined> {
     const opts = checkOptions(options, ['maxBytes', 'signal']);
@@ -320,7 +351,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer>, ByteS
         return chunk.length;
       }
       if (this.#eof) return null;
-      const n = native.readFd(this.io, target, 0, target.length, this.ioFlags, spin);
+      const n = this.transfer(true, target, 0, target.length, spin);
       return n > 0 ? n : this.#nothingRead(n);
     });
   }
@@ -339,11 +370,11 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer>, ByteS
     if (this.#eof) return null;
     let n: number;
     if (max <= SCRATCH_SIZE) {
-      n = native.readFd(this.io, this.#scratch, 0, max, this.ioFlags, spin);
+      n = this.transfer(true, this.#scratch, 0, max, spin);
       if (n > 0) return Buffer.from(this.#scratch.subarray(0, n));
     } else {
       const buf = Buffer.allocUnsafeSlow(max);
-      n = native.readFd(this.io, buf, 0, max, this.ioFlags, spin);
+      n = this.transfer(true, buf, 0, max, spin);
       if (n === max) return buf;
       if (n > 0) return n > max / 2 ? buf.fill(0, n).subarray(0, n) : Buffer.from(buf.subarray(0, n));
     }
@@ -439,7 +470,7 @@ export class PipeWriteEnd extends PipeEnd {
   #writeOp(data: Uint8Array, state: { offset: number }): Operation<typeof DONE> {
     return this.stepOf((spin) => {
       while (state.offset < data.length) {
-        const n = native.writeFd(this.io, data, state.offset, data.length - state.offset, this.ioFlags, spin);
+        const n = this.transfer(false, data, state.offset, data.length - state.offset, spin);
         if (n > 0) {
           state.offset += n;
           continue;

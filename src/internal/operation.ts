@@ -177,6 +177,9 @@ export abstract class Lane {
     for (const entry of [...this.entries]) this.interrupted(entry, error);
   }
 
+  /** Serves what waiting calls can take now, synchronously (before a sync or try call looks at `busy`). */
+  serve(): void { /* Only a lane that retries calls itself can. */ }
+
   /** Resolves once no waiter thread works for this lane any more. */
   settledJobs(): Promise<void> {
     return Promise.resolve();
@@ -235,6 +238,10 @@ export class NotifyLane extends Lane {
     super(owner, spin);
     this.#arm = arm;
     this.#disarm = disarm;
+  }
+
+  override serve(): void {
+    this.wake();
   }
 
   /** Retries the queued calls in order until one has to keep waiting. */
@@ -419,6 +426,15 @@ export function runSync<T, O extends object = object>(lane: Lane, what: string, 
   const opts = checkOptions(options as Record<string, unknown> | undefined, [...keys, 'timeout']);
   const timeout = checkTimeout(opts.timeout);
   const op = prepare(opts as Partial<O>);
+  // Async calls of this thread that wait go first. What they can take now
+  // they get; if some still wait, they can only be served once this thread
+  // returns to its event loop, which a blocking call would prevent.
+  lane.serve();
+  if (lane.busy) {
+    if (timeout === 0) throw timeoutError(what, lane.owner.address, 0);
+    throw new IpcError('ERR_IPC_DEADLOCK', `${what} on ${lane.owner.address}: async calls of this thread are waiting first, and ` +
+      'they can only be served once this thread returns to its event loop. Await them, or use the async form.', { address: lane.owner.address });
+  }
   const start = performance.now();
   let value = op.step(timeout === 0 ? 0 : sliceOf(timeout), lane.spin);
   while (value === undefined) {
@@ -434,6 +450,7 @@ export function tryRun<T, O extends object = object>(lane: Lane, what: string, o
   prepare: (opts: Partial<O>) => Operation<T>): T | undefined {
   lane.owner.check(what);
   const op = prepare(checkOptions(options as Record<string, unknown> | undefined, keys) as Partial<O>);
+  lane.serve();
   return lane.busy ? undefined : op.step(0, 0);
 }
 
