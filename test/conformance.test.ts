@@ -481,6 +481,23 @@ for (const [index, w] of WAITABLES.entries()) {
       });
     });
 
+    it(`${CHECKS.order}. a sync call made while async calls are pending does not overtake them`, TIMEOUT, async (t) => {
+      if (!applies(t, w, 'order')) return;
+      await withInstance(w, async (instance) => {
+        // One call completed first (a lock is then held by this thread, as in the check above).
+        const warm = instance.op(0, { timeout: BOUNDED });
+        await supply(instance, 10);
+        assert.equal(await warm, expected(w, 0, 10));
+        const first = instance.op(1, { timeout: BOUNDED });
+        first.catch(() => undefined);
+        // Both a completion and a waiting call: the completion is the waiting call's.
+        instance.supplyLocal!(11);
+        throwsWith(() => instance.opSync(2, { timeout: 0 }), 'ERR_IPC_TIMEOUT', / timed out after 0 ms/);
+        assert.equal(await first, expected(w, 1, 11));
+        await checkDelivered(instance, [0, 1]);
+      });
+    });
+
     it(`${CHECKS.unknownOption}. unknown option keys are refused with ERR_IPC_INVALID_ARGUMENT naming "timeout"`, TIMEOUT, async () => {
       await withInstance(w, async (instance) => {
         await supply(instance, 11);
