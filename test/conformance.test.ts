@@ -24,9 +24,9 @@
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn as spawnChild } from 'node:child_process';
-import { readlinkSync } from 'node:fs';
+import { constants as fsConstants, openSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { IpcError, onSignal, pipe } from '../src/index.js';
+import { IpcError, PipeReadEnd, PipeWriteEnd, onSignal, pipe } from '../src/index.js';
 import { stopSharedActor } from './helpers/actor.js';
 import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { openFds } from './helpers/objects.js';
@@ -34,7 +34,7 @@ import { killAllPeers, runningChildren } from './helpers/peer.js';
 import { prng } from './helpers/records.js';
 import {
   CHECKS, CONFORMANCE_SIGNALS, type Check, type Instance, type Options, type ReceiveSoak, type SendSoak, type Tag,
-  WAITABLES, type Waitable, fifoLeftovers, objects,
+  WAITABLES, type Waitable, fifoLeftovers, objects, unit,
 } from './helpers/waitables.js';
 
 const SOAK_COUNT = Number(process.env.CONFORMANCE_SOAK ?? 20_000);
@@ -555,6 +555,28 @@ for (const [index, w] of WAITABLES.entries()) {
     });
   });
 }
+
+describe('conformance: a pipe end opened again by path', () => {
+  // /dev/stdin, /dev/fd/N and bash's <(cmd) give a program a pipe it opens
+  // by path: a second open file description of the same pipe. Its ends
+  // must run the triple as the ends pipe() makes do.
+  it('reads and writes through ends opened via /proc/self/fd, as through the original ends', TIMEOUT, async () => {
+    const { readEnd, writeEnd } = pipe();
+    const reader = PipeReadEnd.fromFd(openSync(`/proc/self/fd/${readEnd.fd}`, fsConstants.O_RDONLY));
+    const writer = PipeWriteEnd.fromFd(openSync(`/proc/self/fd/${writeEnd.fd}`, fsConstants.O_WRONLY));
+    try {
+      assert.equal(reader.tryRead(), undefined);
+      assert.equal(writer.tryWrite(unit(1)), unit(1).length);
+      assert.deepEqual(reader.tryRead(), unit(1));
+      writer.writeSync(unit(2), { timeout: 0 });
+      assert.deepEqual(reader.readSync({ timeout: 0 }), unit(2));
+      await writer.write(unit(3), { timeout: 0 });
+      assert.deepEqual(await reader.read({ timeout: 0 }), unit(3));
+    } finally {
+      for (const end of [reader, writer, readEnd, writeEnd]) end.close();
+    }
+  });
+});
 
 describe('conformance: the suite itself', () => {
   it('leaves nothing behind: no queues, segments, FIFOs, processes or descriptors', TIMEOUT, async () => {
