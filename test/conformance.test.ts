@@ -16,7 +16,8 @@
  * 13. an exactly-once soak with checksums.
  *
  * What does not apply to a waitable is skipped with the adapter's reason.
- * The last test checks that nothing created here is left behind.
+ * One more check covers pipe ends opened again by path (/dev/stdin,
+ * /dev/fd/N), and the last test checks that nothing created here is left.
  *
  * CONFORMANCE_SEED fixes the soaks' random choices; CONFORMANCE_SOAK sets
  * their record count.
