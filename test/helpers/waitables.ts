@@ -1,0 +1,1459 @@
+/**
+ * The waitables of ipckit as seen by the conformance suite
+ * (test/conformance.test.ts): one adapter per waiting operation, each
+ * saying how to make a fresh instance, how to make one call able to
+ * complete (from another process, or synchronously from this one), how to
+ * run the async, sync and try forms, how to close and clean up, and which
+ * checks do not apply and why.
+ *
+ * Calls and completions carry tags (integers): a receiver's call yields
+ * the tag of the unit it received; a sender's or a lock's call yields its
+ * own tag. Units are byte strings `tag N;` padded with dots to a fixed size,
+ * so every received value is checked byte for byte.
+ *
+ * The other side of each waitable runs in an actor process (actor.ts); its
+ * half of every adapter is in `REMOTE` below, next to the adapter.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  Fifo, IpcError, Mutex, PipeReadEnd, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SignalInfo,
+  SysvMessageQueue, listenForSignals, pipe, sendSignal, signalNumber,
+} from '../../src/index.js';
+import { Actor, type Started, sharedActor } from './actor.js';
+import { ObjectTracker } from './objects.js';
+import { type Checked, RecordStream, prng, readRecord, readSignalValue, record, recordSize, signalValue } from './records.js';
+
+// ---------------------------------------------------------------------------
+// What the suite sees
+
+export type Tag = number;
+export type Options = Record<string, unknown>;
+
+/** The checks of the suite, by number. */
+export const CHECKS = {
+  waits: 1, timeoutZero: 2, timeoutN: 3, sync: 4, try: 5, preAborted: 6, abortMidWait: 7,
+  close: 8, iteration: 9, order: 10, unknownOption: 11, peerKilled: 12, soak: 13,
+} as const;
+export type Check = keyof typeof CHECKS;
+
+/** A call of a method on a closed handle, and whether it returns a promise (which must reject) or throws. */
+export interface ClosedCall {
+  name: string;
+  call: () => unknown;
+  async: boolean;
+}
+
+/** One fresh object in the "a call would wait" state. */
+export interface Instance {
+  /** `op(options)`: resolves to the call's tag (see the module comment). */
+  op(tag: Tag, options?: Options): Promise<Tag>;
+  /** `opSync(options)`. */
+  opSync(tag: Tag, options?: Options): Tag;
+  /** `tryOp()`: the raw result, and its tag when the call completed. Absent: no try form (the adapter says why). */
+  tryOp?: { call(tag: Tag): { raw: unknown; tag: Tag | undefined }; nothing: unknown };
+  /**
+   * Makes one call able to complete, from another process; resolves once
+   * it is (for a receiver: unit `tag` is there). With `delayMs`, resolves
+   * once the other process has the request; `done` when it acted.
+   */
+  supply(tag: Tag, delayMs?: number): Promise<{ done: Promise<void> }>;
+  /** The same, synchronously from this process, without running the event loop. */
+  supplyLocal?(tag: Tag): void;
+  /** Senders: the tags the other side got, in order (ends the instance's use: it drains). */
+  delivered?(): Promise<Tag[]>;
+  close(): void;
+  /** Every method (and descriptor getter) of the handle, called on the closed handle. */
+  afterClose?(): ClosedCall[];
+  /** The handle's async iteration, as tags. */
+  iterate?(): AsyncIterable<Tag>;
+  cleanup(): Promise<void>;
+}
+
+/** A peer process in the middle of its operation on the same object, killed with SIGKILL. */
+export interface KillScenario {
+  /** What the peer is doing when it dies. */
+  doing: string;
+  /** Whether this side's pending call starts after the peer is in place ('peer-first') or before. */
+  order: 'peer-first' | 'call-first';
+  /** Whether the peer sleeps inside a blocking call when it is killed (the suite waits until it does). */
+  blocked: boolean;
+  /** Starts the peer; `tag`: what it supplies before dying, when it supplies anything. */
+  start(instance: Instance, tag: Tag): Promise<Actor>;
+  /**
+   * What this side's pending call does: completes after a supply ('supply'),
+   * completes with what the peer supplied before dying ('peer'), or rejects
+   * with `code` (then `recover` puts the object back in order).
+   */
+  outcome: 'supply' | 'peer' | { code: string; recover(instance: Instance): void };
+}
+
+/** The receiving side of a soak: a peer sends `count` records. */
+export interface ReceiveSoak {
+  direction: 'receive';
+  /** Raw results of the three forms (`undefined`: nothing now). */
+  async(options: Options): Promise<unknown>;
+  sync(options: Options): unknown;
+  try?(): unknown;
+  /** The records a raw result completes; `null` at the end of a stream. */
+  records(raw: unknown): Checked[] | null;
+  /** Whether the mechanism is a stream that ends (EOF) once the peer is done. */
+  ends: boolean;
+  /** Streams: bytes of an unfinished record held back. */
+  leftover?(): number;
+  /** Resolves once the peer has sent everything. */
+  peerDone: Promise<unknown>;
+  cleanup(): Promise<void>;
+}
+
+/** The sending side of a soak: this side sends `count` records, a peer checks them. */
+export interface SendSoak {
+  direction: 'send';
+  async(seq: number, options: Options): Promise<void>;
+  sync(seq: number, options: Options): void;
+  /** Whether the record went in. */
+  try?(seq: number): boolean;
+  /** Ends the sending; resolves with what the peer received. */
+  finish(): Promise<SoakReport>;
+  cleanup(): Promise<void>;
+}
+
+export type Soak = ReceiveSoak | SendSoak;
+
+export interface SoakReport {
+  received: number;
+  /** Out-of-order, duplicate, corrupt or extra records the peer saw (the first few). */
+  bad: string[];
+}
+
+export interface Waitable {
+  name: string;
+  /** What a completed call yields: the supplied unit's tag ('unit', receivers) or its own ('call'). */
+  yields: 'unit' | 'call';
+  create(): Promise<Instance>;
+  /** Checks that do not apply, and why. */
+  notApplicable: Partial<Record<Check, string>>;
+  peerKilled?: KillScenario;
+  soak?(count: number, seed: number): Promise<Soak>;
+}
+
+/** Every object the adapters create; the suite checks nothing is left. */
+export const objects = new ObjectTracker();
+
+// ---------------------------------------------------------------------------
+// Units
+
+/** Default unit size. */
+const UNIT = 16;
+
+/** Unit `tag`: `tag N;` padded with dots to `size` bytes. Negative tags are fillers. */
+export function unit(tag: Tag, size = UNIT): Buffer {
+  const out = Buffer.alloc(size, '.');
+  out.write(`tag ${tag};`, 'latin1');
+  return out;
+}
+
+/** The tag of a unit, checking it byte for byte. */
+export function unitTag(bytes: Uint8Array, size = UNIT): Tag {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, 24)).toString('latin1');
+  const match = /^tag (-?\d+);/.exec(text);
+  assert.ok(match, `not a unit: ${JSON.stringify(text)}`);
+  const tag = Number(match[1]);
+  assert.deepEqual(Buffer.from(bytes), unit(tag, size), `unit ${tag} arrived intact`);
+  return tag;
+}
+
+/** The tags of consecutive units. */
+function unitTags(bytes: Uint8Array, size = UNIT): Tag[] {
+  assert.equal(bytes.length % size, 0, `${bytes.length} bytes are not whole ${size}-byte units`);
+  const tags: Tag[] = [];
+  for (let at = 0; at < bytes.length; at += size) tags.push(unitTag(bytes.subarray(at, at + size), size));
+  return tags;
+}
+
+const done = Promise.resolve();
+const now = (): Promise<{ done: Promise<void> }> => Promise.resolve({ done });
+
+/** A supply through an actor request: resolves when the actor has it; `done` (recording what it returns) when it acted. */
+async function remote(actor: Actor, op: string, params: Options, record?: (value: unknown) => void): Promise<{ done: Promise<void> }> {
+  const request: Started = await actor.start(op, params);
+  return { done: request.done.then((value) => record?.(value)) };
+}
+
+/** The calls of `afterClose()`, from `[name, call, returns a promise]` rows. */
+function closedCalls(entries: [string, () => unknown, boolean][]): ClosedCall[] {
+  return entries.map(([name, call, isAsync]) => ({ name, call, async: isAsync }));
+}
+
+// ---------------------------------------------------------------------------
+// The actor's side
+
+/** What the handlers of one actor process share. */
+export class RemoteState {
+  readonly #handles = new Map<string, { value: unknown; close: () => void }>();
+  readonly #aborts = new Map<string, AbortController[]>();
+
+  /** The handle for `address`, opened once. */
+  handle<T>(address: string, open: () => T, close: (value: T) => void): T {
+    let entry = this.#handles.get(address);
+    if (entry === undefined) {
+      const value = open();
+      entry = { value, close: () => close(value) };
+      this.#handles.set(address, entry);
+    }
+    return entry.value as T;
+  }
+
+  /** A signal that `forget(address)` aborts. */
+  signal(address: string): AbortSignal {
+    const abort = new AbortController();
+    const list = this.#aborts.get(address) ?? [];
+    list.push(abort);
+    this.#aborts.set(address, list);
+    return abort.signal;
+  }
+
+  /** Runs `task` in the background (a failure shows on the suite's side: nothing arrives); `forget(address)` aborts it. */
+  background(address: string, task: (signal: AbortSignal) => Promise<void>): void {
+    task(this.signal(address)).catch(() => undefined);
+  }
+
+  /** Aborts what runs for `address` and closes its handles (`address#part` ones first). */
+  forget(address: string): void {
+    for (const abort of this.#aborts.get(address) ?? []) abort.abort();
+    this.#aborts.delete(address);
+    const keys = [...this.#handles.keys()].filter((key) => key.startsWith(`${address}#`));
+    for (const key of [...keys, address]) {
+      const entry = this.#handles.get(key);
+      this.#handles.delete(key);
+      entry?.close();
+    }
+  }
+}
+
+export interface RemoteContext {
+  /** Reports that the request started (the suite's `supply` resolves on it). */
+  started(value?: unknown): void;
+  state: RemoteState;
+}
+
+type Remote = (params: any, ctx: RemoteContext) => unknown;
+
+/** Reports the start, then waits `delayMs`. */
+async function delayed(ctx: RemoteContext, delayMs: number | undefined): Promise<void> {
+  ctx.started();
+  if (delayMs) await sleep(delayMs);
+}
+
+/** Never resolves; keeps the process alive until it is killed. */
+const hang = (): Promise<never> => new Promise(() => setInterval(() => undefined, 1 << 30));
+
+/** How long a remote wait may take before it fails instead of hanging. */
+const REMOTE_TIMEOUT = 20_000;
+
+/** Reads records from a stream end until its end, checking order and checksums. */
+async function readRecords(end: PipeReadEnd, framed: boolean): Promise<SoakReport> {
+  const stream = new RecordStream();
+  const report: SoakReport = { received: 0, bad: [] };
+  const take = (checked: Checked): void => {
+    if (!checked.ok || checked.seq !== report.received) {
+      if (report.bad.length < 5) report.bad.push(`record ${checked.seq} (ok ${checked.ok}) where ${report.received} was due`);
+    }
+    report.received = checked.seq + 1;
+  };
+  for (;;) {
+    const chunk = framed ? await end.readMessage({ timeout: REMOTE_TIMEOUT }) : await end.read({ timeout: REMOTE_TIMEOUT });
+    if (chunk === null) break;
+    if (framed) take(readRecord(chunk));
+    else stream.push(chunk).forEach(take);
+  }
+  if (stream.leftover !== 0) report.bad.push(`${stream.leftover} bytes of an unfinished record at the end`);
+  end.close();
+  return report;
+}
+
+/** Writes records 0..count-1 to a stream end, cut into random pieces (or framed), then closes it. */
+async function writeRecords(end: PipeWriteEnd, count: number, seed: number, framed: boolean): Promise<{ sent: number }> {
+  const rnd = prng(seed);
+  if (framed) {
+    for (let seq = 0; seq < count; seq++) {
+      if (rnd() < 0.5) end.writeMessageSync(record(seq), { timeout: REMOTE_TIMEOUT });
+      else await end.writeMessage(record(seq), { timeout: REMOTE_TIMEOUT });
+    }
+  } else {
+    let pending: Buffer[] = [];
+    let bytes = 0;
+    const flush = async (): Promise<void> => {
+      const data = Buffer.concat(pending);
+      pending = [];
+      bytes = 0;
+      for (let at = 0; at < data.length;) {
+        const n = Math.min(data.length - at, 1 + Math.floor(rnd() * 6000));
+        if (rnd() < 0.5) end.writeSync(data.subarray(at, at + n), { timeout: REMOTE_TIMEOUT });
+        else await end.write(data.subarray(at, at + n), { timeout: REMOTE_TIMEOUT });
+        at += n;
+      }
+    };
+    for (let seq = 0; seq < count; seq++) {
+      const r = record(seq);
+      pending.push(r);
+      bytes += r.length;
+      if (bytes > 4096) await flush();
+    }
+    await flush();
+  }
+  end.close();
+  return { sent: count };
+}
+
+// ---------------------------------------------------------------------------
+// Message queues
+
+function posixQueue(ctx: RemoteContext, name: string): PosixMessageQueue {
+  return ctx.state.handle(name, () => PosixMessageQueue.open(name), (q) => q.close());
+}
+
+function sysvQueue(ctx: RemoteContext, key: number): SysvMessageQueue {
+  return ctx.state.handle(String(key), () => SysvMessageQueue.open(key), (q) => q.close());
+}
+
+/** The parts of a queue adapter both families share. */
+interface QueueParts {
+  /** Sends unit bytes (async form), type 1 for System V. */
+  send(data: Buffer, options?: Options): Promise<void>;
+  sendSync(data: Buffer, options?: Options): void;
+  trySend(data: Buffer): boolean;
+  receive(options?: Options): Promise<Buffer>;
+  receiveSync(options?: Options): Buffer;
+  tryReceive(): Buffer | undefined;
+  iterate(): AsyncIterable<Buffer>;
+  close(): void;
+  afterClose(): ClosedCall[];
+}
+
+interface QueueFamily {
+  label: string;
+  /** Makes a queue; `full`: small enough that 4 units fill it. Returns the handle, a second handle, and its address for the actor. */
+  make(full: boolean): { parts: QueueParts; other: QueueParts; address: string | number; remove(): void };
+  remote: string;
+}
+
+function posixParts(q: PosixMessageQueue): QueueParts {
+  const data = (m: { data: Buffer; priority: number }): Buffer => {
+    assert.deepEqual(m, { data: m.data, priority: 0 });
+    return m.data;
+  };
+  return {
+    send: (d, o) => q.send(d, o),
+    sendSync: (d, o) => q.sendSync(d, o),
+    trySend: (d) => q.trySend(d),
+    receive: (o) => q.receive(o).then(data),
+    receiveSync: (o) => data(q.receiveSync(o)),
+    tryReceive: () => {
+      const m = q.tryReceive();
+      return m === undefined ? undefined : data(m);
+    },
+    async *iterate() {
+      for await (const m of q) yield data(m);
+    },
+    close: () => q.close(),
+    afterClose: () => closedCalls([
+      ['send', () => q.send(unit(0)), true], ['sendSync', () => q.sendSync(unit(0)), false],
+      ['trySend', () => q.trySend(unit(0)), false], ['receive', () => q.receive(), true],
+      ['receiveSync', () => q.receiveSync(), false], ['tryReceive', () => q.tryReceive(), false],
+      ['attributes', () => q.attributes(), false], ['fd', () => q.fd, false],
+    ]),
+  };
+}
+
+function sysvParts(q: SysvMessageQueue): QueueParts {
+  const data = (m: { data: Buffer; type: number }): Buffer => {
+    assert.deepEqual(m, { data: m.data, type: 1 });
+    return m.data;
+  };
+  return {
+    send: (d, o) => q.send(1, d, o),
+    sendSync: (d, o) => q.sendSync(1, d, o),
+    trySend: (d) => q.trySend(1, d),
+    receive: (o) => q.receive(o).then(data),
+    receiveSync: (o) => data(q.receiveSync(o)),
+    tryReceive: () => {
+      const m = q.tryReceive();
+      return m === undefined ? undefined : data(m);
+    },
+    async *iterate() {
+      for await (const m of q) yield data(m);
+    },
+    close: () => q.close(),
+    afterClose: () => closedCalls([
+      ['send', () => q.send(1, unit(0)), true], ['sendSync', () => q.sendSync(1, unit(0)), false],
+      ['trySend', () => q.trySend(1, unit(0)), false], ['receive', () => q.receive(), true],
+      ['receiveSync', () => q.receiveSync(), false], ['tryReceive', () => q.tryReceive(), false],
+      ['stat', () => q.stat(), false],
+    ]),
+  };
+}
+
+const POSIX: QueueFamily = {
+  label: 'PosixMessageQueue',
+  remote: 'posix',
+  make(full) {
+    const name = objects.name('cf-mq');
+    const q = PosixMessageQueue.create(name, full ? { maxMessages: 4, maxMessageSize: 64 } : { maxMessages: 10, maxMessageSize: 128 });
+    const other = PosixMessageQueue.open(name);
+    return {
+      parts: posixParts(q), other: posixParts(other), address: name,
+      remove: () => {
+        other.close();
+        PosixMessageQueue.unlink(name);
+      },
+    };
+  },
+};
+
+const SYSV: QueueFamily = {
+  label: 'SysvMessageQueue',
+  remote: 'sysv',
+  make(full) {
+    const key = objects.key();
+    // Four 16-byte units fill 64 bytes.
+    const q = SysvMessageQueue.create(key, full ? { maxBytes: 4 * UNIT } : {});
+    const other = SysvMessageQueue.open(key);
+    return {
+      parts: sysvParts(q), other: sysvParts(other), address: key,
+      remove: () => {
+        other.close();
+        SysvMessageQueue.remove(key);
+      },
+    };
+  },
+};
+
+function queueReceive(family: QueueFamily): Waitable {
+  const r = family.remote;
+  return {
+    name: `${family.label}.receive`,
+    yields: 'unit',
+    notApplicable: {},
+    async create() {
+      const { parts: q, other, address, remove } = family.make(false);
+      const actor = sharedActor();
+      return withAddress<Instance>({
+        op: (_tag, o) => q.receive(o).then((d) => unitTag(d)),
+        opSync: (_tag, o) => unitTag(q.receiveSync(o)),
+        tryOp: {
+          call: () => {
+            const raw = q.tryReceive();
+            return { raw, tag: raw === undefined ? undefined : unitTag(raw) };
+          },
+          nothing: undefined,
+        },
+        supply: (tag, delayMs) => remote(actor, `${r}.send`, { address, tag, delayMs }),
+        supplyLocal: (tag) => assert.equal(other.trySend(unit(tag)), true),
+        close: () => q.close(),
+        afterClose: () => q.afterClose(),
+        async *iterate() {
+          for await (const d of q.iterate()) yield unitTag(d);
+        },
+        async cleanup() {
+          q.close();
+          await actor.call('forget', { address: String(address) });
+          remove();
+        },
+      }, address);
+    },
+    peerKilled: {
+      doing: 'blocked in receiveSync on the same queue',
+      order: 'peer-first',
+      blocked: true,
+      outcome: 'supply',
+      async start(instance) {
+        const peer = new Actor();
+        await peer.start(`${r}.blockReceive`, { address: addressOf(instance) });
+        return peer;
+      },
+    },
+    async soak(count, seed) {
+      const { parts: q, address, remove } = family.make(false);
+      const peer = new Actor();
+      const peerDone = peer.call(`${r}.soakSend`, { address, count, seed });
+      return {
+        direction: 'receive', ends: false, peerDone,
+        async: (o) => q.receive(o),
+        sync: (o) => q.receiveSync(o),
+        try: () => q.tryReceive(),
+        records: (raw) => (raw === undefined ? [] : [readRecord(raw as Buffer)]),
+        async cleanup() {
+          q.close();
+          await peer.stop();
+          remove();
+        },
+      };
+    },
+  };
+}
+
+function queueSend(family: QueueFamily): Waitable {
+  const r = family.remote;
+  return {
+    name: `${family.label}.send`,
+    yields: 'call',
+    notApplicable: { iteration: 'a sender is not a receiver: there is nothing to iterate' },
+    async create() {
+      const { parts: q, other, address, remove } = family.make(true);
+      for (let i = 1; i <= 4; i++) assert.equal(q.trySend(unit(-i)), true, 'filling the queue');
+      assert.equal(q.trySend(unit(-5)), false, 'the queue is full');
+      const actor = sharedActor();
+      // Units the other side took out of the queue, in order.
+      const taken: Tag[] = [];
+      return withAddress<Instance>({
+        op: (tag, o) => q.send(unit(tag), o).then(() => tag),
+        opSync: (tag, o) => {
+          q.sendSync(unit(tag), o);
+          return tag;
+        },
+        tryOp: {
+          call: (tag) => {
+            const raw = q.trySend(unit(tag));
+            return { raw, tag: raw ? tag : undefined };
+          },
+          nothing: false,
+        },
+        supply: (_tag, delayMs) => remote(actor, `${r}.receive`, { address, delayMs }, (t) => taken.push(t as Tag)),
+        supplyLocal: () => {
+          const d = other.tryReceive();
+          assert.ok(d !== undefined, 'the full queue had a message to take');
+          taken.push(unitTag(d));
+        },
+        async delivered() {
+          for (let d = other.tryReceive(); d !== undefined; d = other.tryReceive()) taken.push(unitTag(d));
+          return taken.filter((t) => t >= 0);
+        },
+        close: () => q.close(),
+        afterClose: () => q.afterClose(),
+        async cleanup() {
+          q.close();
+          await actor.call('forget', { address: String(address) });
+          remove();
+        },
+      }, address);
+    },
+    peerKilled: {
+      doing: 'blocked in sendSync on the same full queue',
+      order: 'peer-first',
+      blocked: true,
+      outcome: 'supply',
+      async start(instance) {
+        const peer = new Actor();
+        await peer.start(`${r}.blockSend`, { address: addressOf(instance), tag: 999 });
+        return peer;
+      },
+    },
+    async soak(count) {
+      const { parts: q, other, address, remove } = family.make(false);
+      const peer = new Actor();
+      const report = peer.call<SoakReport>(`${r}.soakReceive`, { address, count });
+      return {
+        direction: 'send',
+        async: (seq, o) => q.send(record(seq), o),
+        sync: (seq, o) => q.sendSync(record(seq), o),
+        try: (seq) => q.trySend(record(seq)),
+        async finish() {
+          const got = await report;
+          const extra = other.tryReceive();
+          if (extra !== undefined) got.bad.push(`an extra record ${readRecord(extra).seq} after the last`);
+          return got;
+        },
+        async cleanup() {
+          q.close();
+          await peer.stop();
+          remove();
+        },
+      };
+    },
+  };
+}
+
+/** Adapters keep the address of their instance here, for kill scenarios that start their own peer. */
+const addresses = new WeakMap<Instance, unknown>();
+function addressOf(instance: Instance): unknown {
+  assert.ok(addresses.has(instance), 'the instance has an address');
+  return addresses.get(instance);
+}
+function withAddress<I extends Instance>(instance: I, address: unknown): I {
+  addresses.set(instance, address);
+  return instance;
+}
+
+/** The actor's side of one queue family. */
+function queueRemote(prefix: string, open: (ctx: RemoteContext, address: any) => PosixMessageQueue | SysvMessageQueue): Record<string, Remote> {
+  const send = (q: PosixMessageQueue | SysvMessageQueue, data: Buffer, options?: Options): Promise<void> =>
+    (q instanceof PosixMessageQueue ? q.send(data, options) : q.send(1, data, options));
+  const sendSync = (q: PosixMessageQueue | SysvMessageQueue, data: Buffer): void =>
+    (q instanceof PosixMessageQueue ? q.sendSync(data) : q.sendSync(1, data));
+  return {
+    async [`${prefix}.send`]({ address, tag, delayMs }, ctx) {
+      await delayed(ctx, delayMs);
+      await send(open(ctx, address), unit(tag), { timeout: REMOTE_TIMEOUT });
+    },
+    async [`${prefix}.receive`]({ address, delayMs }, ctx) {
+      await delayed(ctx, delayMs);
+      const m = await open(ctx, address).receive({ timeout: REMOTE_TIMEOUT });
+      return unitTag(m.data);
+    },
+    [`${prefix}.blockReceive`]({ address }, ctx) {
+      const q = open(ctx, address);
+      ctx.started();
+      q.receiveSync();
+    },
+    [`${prefix}.blockSend`]({ address, tag }, ctx) {
+      const q = open(ctx, address);
+      ctx.started();
+      sendSync(q, unit(tag));
+    },
+    async [`${prefix}.soakSend`]({ address, count }, ctx) {
+      const q = open(ctx, address);
+      for (let seq = 0; seq < count; seq++) {
+        const data = record(seq);
+        const sent = q instanceof PosixMessageQueue ? q.trySend(data) : q.trySend(1, data);
+        if (!sent) await send(q, data, { timeout: REMOTE_TIMEOUT });
+      }
+      return { sent: count };
+    },
+    async [`${prefix}.soakReceive`]({ address, count }, ctx) {
+      const q = open(ctx, address);
+      const report: SoakReport = { received: 0, bad: [] };
+      for (let i = 0; i < count; i++) {
+        const { data } = await q.receive({ timeout: REMOTE_TIMEOUT });
+        const checked = readRecord(data);
+        if ((!checked.ok || checked.seq !== report.received) && report.bad.length < 5) {
+          report.bad.push(`record ${checked.seq} (ok ${checked.ok}) where ${report.received} was due`);
+        }
+        report.received = checked.seq + 1;
+      }
+      return report;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Pipes
+
+/** The actor's end of a pipe: its fd 3. */
+function inherited<T>(ctx: RemoteContext, wrap: (fd: number) => T): T {
+  return ctx.state.handle('fd3', () => wrap(3), (end) => (end as { close(): void }).close());
+}
+
+/** An anonymous pipe whose other end an actor inherits as its fd 3 (spawned on first use). */
+function pipeWithActor(options: { capacity?: number }, actorEnd: 'read' | 'write') {
+  const { readEnd, writeEnd } = pipe(options);
+  let actor: Actor | undefined;
+  return {
+    readEnd, writeEnd,
+    actor: (): Actor => (actor ??= new Actor([actorEnd === 'read' ? readEnd.fd : writeEnd.fd])),
+    async cleanup() {
+      readEnd.close();
+      writeEnd.close();
+      await actor?.stop();
+    },
+  };
+}
+
+function readEndClosedCalls(end: PipeReadEnd): ClosedCall[] {
+  return closedCalls([
+    ['read', () => end.read(), true], ['readSync', () => end.readSync(), false], ['tryRead', () => end.tryRead(), false],
+    ['readInto', () => end.readInto(Buffer.alloc(8)), true], ['readIntoSync', () => end.readIntoSync(Buffer.alloc(8)), false],
+    ['readMessage', () => end.readMessage(), true], ['readMessageSync', () => end.readMessageSync(), false],
+    ['fd', () => end.fd, false], ['capacity', () => end.capacity, false], ['nonBlocking', () => end.nonBlocking, false],
+  ]);
+}
+
+/** The read side of a pipe: `read` of one unit, or `readMessage` of one framed unit. */
+function pipeRead(framed: boolean): Waitable {
+  const name = framed ? 'PipeReadEnd.readMessage' : 'PipeReadEnd.read';
+  const r = framed ? 'pipe.writeMessage' : 'pipe.write';
+  const one = (raw: Buffer | null): Tag => {
+    assert.ok(raw !== null, 'no end of data while a write end is open');
+    return unitTag(raw);
+  };
+  return {
+    name,
+    yields: 'unit',
+    notApplicable: framed ? {
+      try: 'PipeReadEnd has no tryReadMessage: readMessage({ timeout: 0 }) is its only non-waiting form (checked in 2)',
+      iteration: 'PipeReadEnd iterates raw chunks, not framed messages: see PipeReadEnd.read',
+    } : {},
+    async create() {
+      const p = pipeWithActor({}, 'write');
+      const { readEnd, writeEnd } = p;
+      const instance: Instance = {
+        op: framed
+          ? (_tag, o) => readEnd.readMessage(o).then(one)
+          : (_tag, o) => readEnd.read({ maxBytes: UNIT, ...o }).then(one),
+        opSync: framed ? (_tag, o) => one(readEnd.readMessageSync(o)) : (_tag, o) => one(readEnd.readSync({ maxBytes: UNIT, ...o })),
+        supply: (tag, delayMs) => remote(p.actor(), r, { tag, delayMs }),
+        supplyLocal: framed
+          ? (tag) => writeEnd.writeMessageSync(unit(tag), { timeout: 0 })
+          : (tag) => writeEnd.writeSync(unit(tag), { timeout: 0 }),
+        close: () => readEnd.close(),
+        afterClose: () => readEndClosedCalls(readEnd),
+        cleanup: () => p.cleanup(),
+      };
+      if (!framed) {
+        instance.tryOp = {
+          call: () => {
+            const raw = readEnd.tryRead({ maxBytes: UNIT });
+            return { raw, tag: raw === undefined ? undefined : one(raw) };
+          },
+          nothing: undefined,
+        };
+        instance.iterate = async function* () {
+          for await (const chunk of readEnd) yield* unitTags(chunk);
+        };
+      }
+      return withAddress(instance, readEnd);
+    },
+    peerKilled: {
+      doing: `blocked in ${framed ? 'readMessageSync' : 'readSync'} on a copy of the same read end`,
+      order: 'peer-first',
+      blocked: true,
+      outcome: 'supply',
+      async start(instance) {
+        const peer = new Actor([(addressOf(instance) as PipeReadEnd).fd]);
+        await peer.start('pipe.blockRead', { framed });
+        return peer;
+      },
+    },
+    async soak(count, seed) {
+      const { readEnd, writeEnd } = pipe();
+      const peer = new Actor([writeEnd.fd]);
+      // The peer holds the only write end: its exit is the end of the data.
+      writeEnd.close();
+      const peerDone = peer.call('pipe.soakWrite', { count, seed, framed });
+      const stream = new RecordStream();
+      const records = (raw: unknown): Checked[] | null => {
+        if (raw === null) return null;
+        if (raw === undefined) return [];
+        return framed ? [readRecord(raw as Buffer)] : stream.push(raw as Buffer);
+      };
+      const size = readSizes(seed);
+      return {
+        direction: 'receive', ends: true, peerDone, records,
+        leftover: () => stream.leftover,
+        async: framed ? (o) => readEnd.readMessage(o) : (o) => readEnd.read({ maxBytes: size(), ...o }),
+        sync: framed ? (o) => readEnd.readMessageSync(o) : (o) => readEnd.readSync({ maxBytes: size(), ...o }),
+        ...(framed ? {} : { try: () => readEnd.tryRead({ maxBytes: size() }) }),
+        async cleanup() {
+          readEnd.close();
+          await peer.stop();
+        },
+      };
+    },
+  };
+}
+
+/** Random read sizes from 1 byte to two records, so reads cut records anywhere. */
+function readSizes(seed: number): () => number {
+  const rnd = prng(seed ^ 0x5bd1e995);
+  return () => 1 + Math.floor(rnd() * 2 * recordSize());
+}
+
+/** Bytes of a write unit: a whole page, so a 4096-byte pipe holds exactly one. */
+const PAGE_UNIT = 4096;
+
+const pipeWrite: Waitable = {
+  name: 'PipeWriteEnd.write',
+  yields: 'call',
+  notApplicable: { iteration: 'a write end is not a receiver: there is nothing to iterate' },
+  async create() {
+    // One page of capacity: one unit fills the pipe, reading one frees room for exactly one.
+    const p = pipeWithActor({ capacity: PAGE_UNIT }, 'read');
+    const { readEnd, writeEnd } = p;
+    assert.equal(writeEnd.capacity, PAGE_UNIT);
+    assert.equal(writeEnd.tryWrite(unit(-1, PAGE_UNIT)), PAGE_UNIT, 'filling the pipe');
+    assert.equal(writeEnd.tryWrite(unit(-2, PAGE_UNIT)), 0, 'the pipe is full');
+    const taken: Tag[] = [];
+    const instance: Instance = {
+      op: (tag, o) => writeEnd.write(unit(tag, PAGE_UNIT), o).then(() => tag),
+      opSync: (tag, o) => {
+        writeEnd.writeSync(unit(tag, PAGE_UNIT), o);
+        return tag;
+      },
+      tryOp: {
+        call: (tag) => {
+          const raw = writeEnd.tryWrite(unit(tag, PAGE_UNIT));
+          assert.ok(raw === 0 || raw === PAGE_UNIT, `a ${PAGE_UNIT}-byte write is all or nothing; wrote ${raw}`);
+          return { raw, tag: raw === 0 ? undefined : tag };
+        },
+        nothing: 0,
+      },
+      supply: (_tag, delayMs) => remote(p.actor(), 'pipe.readUnit', { size: PAGE_UNIT, delayMs }, (t) => taken.push(t as Tag)),
+      supplyLocal: () => {
+        const chunk = readEnd.readSync({ maxBytes: PAGE_UNIT, timeout: 0 });
+        assert.ok(chunk !== null);
+        taken.push(unitTag(chunk, PAGE_UNIT));
+      },
+      async delivered() {
+        for (let chunk = readEnd.tryRead({ maxBytes: PAGE_UNIT }); chunk; chunk = readEnd.tryRead({ maxBytes: PAGE_UNIT })) {
+          taken.push(...unitTags(chunk, PAGE_UNIT));
+        }
+        return taken.filter((t) => t >= 0);
+      },
+      close: () => writeEnd.close(),
+      afterClose: () => closedCalls([
+        ['write', () => writeEnd.write(unit(0)), true], ['writeSync', () => writeEnd.writeSync(unit(0)), false],
+        ['tryWrite', () => writeEnd.tryWrite(unit(0)), false], ['writeMessage', () => writeEnd.writeMessage(unit(0)), true],
+        ['writeMessageSync', () => writeEnd.writeMessageSync(unit(0)), false], ['fd', () => writeEnd.fd, false],
+        ['capacity', () => writeEnd.capacity, false], ['nonBlocking', () => writeEnd.nonBlocking, false],
+      ]),
+      cleanup: () => p.cleanup(),
+    };
+    return withAddress(instance, writeEnd);
+  },
+  peerKilled: {
+    doing: 'blocked in writeSync of a whole unit on a copy of the same full pipe',
+    order: 'peer-first',
+    blocked: true,
+    outcome: 'supply',
+    async start(instance) {
+      const peer = new Actor([(addressOf(instance) as PipeWriteEnd).fd]);
+      await peer.start('pipe.blockWrite', { tag: 999, size: PAGE_UNIT });
+      return peer;
+    },
+  },
+  async soak() {
+    const { readEnd, writeEnd } = pipe();
+    const peer = new Actor([readEnd.fd]);
+    readEnd.close();
+    const report = peer.call<SoakReport>('pipe.soakRead', { framed: false });
+    return writeSoak(writeEnd, report, () => peer.stop());
+  },
+};
+
+/** A send soak over a write end (a pipe's or a FIFO's): records of at most PIPE_BUF bytes, so every write is all or nothing. */
+function writeSoak(writeEnd: PipeWriteEnd, report: Promise<SoakReport>, stop: () => Promise<void>): SendSoak {
+  return {
+    direction: 'send',
+    async: (seq, o) => writeEnd.write(record(seq), o),
+    sync: (seq, o) => writeEnd.writeSync(record(seq), o),
+    try: (seq) => {
+      const data = record(seq);
+      const n = writeEnd.tryWrite(data);
+      assert.ok(n === 0 || n === data.length, `a ${data.length}-byte write is all or nothing; wrote ${n}`);
+      return n === data.length;
+    },
+    async finish() {
+      writeEnd.close();
+      return report;
+    },
+    async cleanup() {
+      writeEnd.close();
+      await stop();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// FIFOs
+
+let fifoDir: string | undefined;
+
+/** A fresh FIFO path in this file's own directory. */
+function fifoPath(): string {
+  fifoDir ??= mkdtempSync(path.join(tmpdir(), 'ipckit-conformance-'));
+  return path.join(fifoDir, `f-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+}
+
+/** What is left in the FIFO directory (then removes it). */
+export function fifoLeftovers(): string[] {
+  if (fifoDir === undefined) return [];
+  const left = readdirSync(fifoDir);
+  rmSync(fifoDir, { recursive: true, force: true });
+  fifoDir = undefined;
+  return left;
+}
+
+/** Reads an end until the end of the data; its bytes. */
+async function readAll(end: PipeReadEnd): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  try {
+    for (let c = await end.read({ timeout: REMOTE_TIMEOUT }); c !== null; c = await end.read({ timeout: REMOTE_TIMEOUT })) chunks.push(c);
+  } finally {
+    end.close();
+  }
+  return Buffer.concat(chunks);
+}
+
+function readAllSync(end: PipeReadEnd): Buffer {
+  const chunks: Buffer[] = [];
+  try {
+    for (let c = end.readSync({ timeout: REMOTE_TIMEOUT }); c !== null; c = end.readSync({ timeout: REMOTE_TIMEOUT })) chunks.push(c);
+  } finally {
+    end.close();
+  }
+  return Buffer.concat(chunks);
+}
+
+const FIFO_NOT_APPLICABLE = {
+  try: 'Fifo has no tryOpenRead/tryOpenWrite: an open with { timeout: 0 } is its non-waiting form (checked in 2)',
+  close: 'a pending open has no handle to close: it is cancelled through its AbortSignal (checked in 6 and 7); the ends it opens are pipe ends, checked there',
+  iteration: 'an open is not a receiver: its read end iterates as PipeReadEnd.read does',
+  order: 'opens do not queue behind each other: like open(2), one writer satisfies every waiting reader at once (and one reader every writer)',
+};
+
+/** Fifo.openRead: the call opens, reads until the writer closes, and yields the unit it read. */
+const fifoOpenRead: Waitable = {
+  name: 'Fifo.openRead',
+  yields: 'unit',
+  notApplicable: FIFO_NOT_APPLICABLE,
+  async create() {
+    const p = fifoPath();
+    Fifo.create(p);
+    const actor = sharedActor();
+    return withAddress<Instance>({
+      op: (_tag, o) => Fifo.openRead(p, o).then(readAll).then((d) => unitTag(d)),
+      opSync: (_tag, o) => unitTag(readAllSync(Fifo.openReadSync(p, o))),
+      supply: (tag, delayMs) => remote(actor, 'fifo.write', { path: p, tag, delayMs }),
+      close: () => undefined,
+      async cleanup() {
+        await actor.call('forget', { address: p });
+        Fifo.unlink(p);
+      },
+    }, p);
+  },
+  peerKilled: {
+    doing: 'holding the write end open after writing, until it is killed',
+    order: 'call-first',
+    blocked: false,
+    outcome: 'peer',
+    async start(instance, tag) {
+      const peer = new Actor();
+      await peer.start('fifo.holdWriter', { path: addressOf(instance), tag });
+      return peer;
+    },
+  },
+  async soak(count, seed) {
+    const p = fifoPath();
+    Fifo.create(p);
+    const peer = new Actor();
+    const peerDone = peer.call('fifo.soakWrite', { path: p, count, seed });
+    const end = await Fifo.openRead(p, { timeout: REMOTE_TIMEOUT });
+    const stream = new RecordStream();
+    const size = readSizes(seed);
+    return {
+      direction: 'receive', ends: true, peerDone,
+      leftover: () => stream.leftover,
+      async: (o) => end.read({ maxBytes: size(), ...o }),
+      sync: (o) => end.readSync({ maxBytes: size(), ...o }),
+      try: () => end.tryRead({ maxBytes: size() }),
+      records: (raw) => (raw === null ? null : raw === undefined ? [] : stream.push(raw as Buffer)),
+      async cleanup() {
+        end.close();
+        await peer.stop();
+        Fifo.unlink(p);
+      },
+    };
+  },
+};
+
+/**
+ * Fifo.openWrite: the call opens, writes its own unit, closes, and
+ * completes once the reader it met has read the unit and left. (A reader
+ * stays until it sees the end of the data; without that last step a later
+ * call could still find it there, and one supply would serve two calls.)
+ */
+const fifoOpenWrite: Waitable = {
+  name: 'Fifo.openWrite',
+  yields: 'call',
+  notApplicable: FIFO_NOT_APPLICABLE,
+  async create() {
+    const p = fifoPath();
+    Fifo.create(p);
+    const actor = sharedActor();
+    // The actor's readers, each resolving once it has read and closed; what they read.
+    const readers: Promise<void>[] = [];
+    const got: Tag[] = [];
+    const readersGone = async (): Promise<void> => {
+      await Promise.all(readers);
+    };
+    const writeUnit = async (end: PipeWriteEnd, tag: Tag): Promise<Tag> => {
+      try {
+        await end.write(unit(tag), { timeout: REMOTE_TIMEOUT });
+      } finally {
+        end.close();
+      }
+      await readersGone();
+      return tag;
+    };
+    return withAddress<Instance>({
+      op: (tag, o) => Fifo.openWrite(p, o).then((end) => writeUnit(end, tag)),
+      opSync: (tag, o) => {
+        const end = Fifo.openWriteSync(p, o);
+        try {
+          end.writeSync(unit(tag), { timeout: REMOTE_TIMEOUT });
+        } finally {
+          end.close();
+        }
+        return tag;
+      },
+      async supply(_tag, delayMs) {
+        // A reader from an earlier supply (met by a sync call) leaves first.
+        await readersGone();
+        const request = await actor.start<Tag[]>('fifo.read', { path: p, delayMs });
+        const gone = request.done.then((tags) => {
+          got.push(...tags);
+        });
+        readers.push(gone);
+        // Without a delay the reader's open is under way now; with one, it is done once it has read.
+        return { done: delayMs ? gone : done };
+      },
+      async delivered() {
+        await readersGone();
+        return got;
+      },
+      close: () => undefined,
+      async cleanup() {
+        await actor.call('forget', { address: p });
+        Fifo.unlink(p);
+      },
+    }, p);
+  },
+  peerKilled: {
+    doing: 'blocked in openWriteSync of the same FIFO (a competing writer)',
+    order: 'peer-first',
+    blocked: true,
+    outcome: 'supply',
+    async start(instance) {
+      const peer = new Actor();
+      await peer.start('fifo.blockOpenWrite', { path: addressOf(instance) });
+      return peer;
+    },
+  },
+  async soak() {
+    const p = fifoPath();
+    Fifo.create(p);
+    const peer = new Actor();
+    const report = peer.call<SoakReport>('fifo.soakRead', { path: p });
+    const end = await Fifo.openWrite(p, { timeout: REMOTE_TIMEOUT });
+    return writeSoak(end, report, async () => {
+      await peer.stop();
+      Fifo.unlink(p);
+    });
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Signals
+
+/** Real-time signals the suite uses, one per instance in turn, so a late signal never reaches the next test. */
+export const CONFORMANCE_SIGNALS = Array.from({ length: 8 }, (_, i) => `SIGRTMIN+${i + 1}`);
+let nextSignal = 0;
+
+const signalListener: Waitable = {
+  name: 'SignalListener.receive',
+  yields: 'unit',
+  notApplicable: {},
+  async create() {
+    const sig = CONFORMANCE_SIGNALS[nextSignal++ % CONFORMANCE_SIGNALS.length]!;
+    const listener = listenForSignals(sig);
+    const actor = sharedActor();
+    // Who sent each tag: the kernel reports the sender's pid.
+    const senders = new Map<Tag, number>();
+    const tagOf = (info: SignalInfo): Tag => {
+      const tag = info.value!;
+      assert.deepEqual(info, {
+        signal: sig, number: signalNumber(sig), pid: senders.get(tag) ?? -1, uid: process.getuid!(),
+        code: -1, origin: 'sigqueue', value: tag,
+      });
+      return tag;
+    };
+    const instance: Instance & { expectFrom(tag: Tag, pid: number): void } = {
+      op: (_tag, o) => listener.receive(o).then(tagOf),
+      opSync: (_tag, o) => tagOf(listener.receiveSync(o)),
+      tryOp: {
+        call: () => {
+          const raw = listener.tryReceive();
+          return { raw, tag: raw === undefined ? undefined : tagOf(raw) };
+        },
+        nothing: undefined,
+      },
+      supply: (tag, delayMs) => {
+        senders.set(tag, actor.pid);
+        return remote(actor, 'signal.send', { pid: process.pid, signal: sig, tag, delayMs });
+      },
+      supplyLocal: (tag) => {
+        senders.set(tag, process.pid);
+        sendSignal(process.pid, sig, { value: tag });
+      },
+      expectFrom: (tag, pid) => senders.set(tag, pid),
+      close: () => listener.close(),
+      afterClose: () => closedCalls([
+        ['receive', () => listener.receive(), true], ['receiveSync', () => listener.receiveSync(), false],
+        ['tryReceive', () => listener.tryReceive(), false],
+      ]),
+      async *iterate() {
+        for await (const info of listener) yield tagOf(info);
+      },
+      async cleanup() {
+        listener.close();
+      },
+    };
+    return withAddress(instance, sig);
+  },
+  peerKilled: {
+    doing: 'killed right after queueing a signal to this process',
+    order: 'call-first',
+    blocked: false,
+    outcome: 'peer',
+    async start(instance, tag) {
+      const peer = new Actor();
+      (instance as Instance & { expectFrom(tag: Tag, pid: number): void }).expectFrom(tag, peer.pid);
+      await peer.start('signal.sendAndHang', { pid: process.pid, signal: addressOf(instance), tag });
+      return peer;
+    },
+  },
+  async soak(count) {
+    const sig = CONFORMANCE_SIGNALS[nextSignal++ % CONFORMANCE_SIGNALS.length]!;
+    const listener = listenForSignals(sig);
+    const peer = new Actor();
+    const peerDone = peer.call('signal.soakSend', { pid: process.pid, signal: sig, count });
+    const records = (raw: unknown): Checked[] => {
+      if (raw === undefined) return [];
+      const info = raw as SignalInfo;
+      const checked = readSignalValue(info.value);
+      return [{ seq: checked.seq, ok: checked.ok && info.pid === peer.pid && info.signal === sig }];
+    };
+    return {
+      direction: 'receive', ends: false, peerDone, records,
+      async: (o) => listener.receive(o),
+      sync: (o) => listener.receiveSync(o),
+      try: () => listener.tryReceive(),
+      async cleanup() {
+        listener.close();
+        await peer.stop();
+      },
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Locks in shared memory
+
+/** A fresh segment with a mutex at 0 and a semaphore at 16. */
+function lockSegment(): { shm: PosixSharedMemory; name: string } {
+  const name = objects.shmName('cf-lock');
+  return { shm: PosixSharedMemory.create(name, { size: 64 }), name };
+}
+
+/** The actor's mutex (at 0) of segment `name`; forgetting the segment lets go of it. */
+function remoteMutex(ctx: RemoteContext, name: string): Mutex {
+  const shm = ctx.state.handle(name, () => PosixSharedMemory.open(name), (s) => s.close());
+  return ctx.state.handle(`${name}#mutex`, () => Mutex.open(shm, 0), (m) => {
+    if (m.held) m.unlock();
+  });
+}
+
+/** The actor's semaphore (at 16) of segment `name`. */
+function remoteSemaphore(ctx: RemoteContext, name: string): Semaphore {
+  const shm = ctx.state.handle(name, () => PosixSharedMemory.open(name), (s) => s.close());
+  return ctx.state.handle(`${name}#semaphore`, () => Semaphore.open(shm, 16), () => undefined);
+}
+
+const mutexLock: Waitable = {
+  name: 'Mutex.lock',
+  yields: 'call',
+  notApplicable: {
+    iteration: 'a mutex is not a receiver: there is nothing to iterate',
+    soak: 'a mutex carries no data, so exactly-once delivery does not apply (mutual exclusion is soaked in lock.test.ts)',
+  },
+  async create() {
+    const { shm, name } = lockSegment();
+    const mutex = Mutex.create(shm, 0);
+    const actor = sharedActor();
+    // Another process holds the lock: every call of this thread has to wait.
+    await actor.call('mutex.lock', { name });
+    let actorHolds = true;
+    const instance: Instance = {
+      op: (tag, o) => mutex.lock(o).then(() => tag),
+      opSync: (tag, o) => {
+        mutex.lockSync(o);
+        return tag;
+      },
+      tryOp: { call: (tag) => {
+        const raw = mutex.tryLock();
+        return { raw, tag: raw ? tag : undefined };
+      }, nothing: false },
+      // One call can complete once its holder lets go: the actor, or this thread.
+      supply: (_tag, delayMs) => {
+        if (actorHolds) {
+          actorHolds = false;
+          return remote(actor, 'mutex.unlock', { name, delayMs });
+        }
+        if (!shm.closed && mutex.held) mutex.unlock();
+        return now();
+      },
+      supplyLocal: () => mutex.unlock(),
+      close: () => shm.close(),
+      afterClose: () => closedCalls([
+        ['lock', () => mutex.lock(), true], ['lock({ timeout })', () => mutex.lock({ timeout: 10 }), true],
+        ['lockSync', () => mutex.lockSync(), false], ['tryLock', () => mutex.tryLock(), false],
+        ['unlock', () => mutex.unlock(), false], ['markConsistent', () => mutex.markConsistent(), false],
+        ['withLock', () => mutex.withLock(() => undefined), true], ['locked', () => mutex.locked, false],
+        ['owner', () => mutex.owner, false], ['held', () => mutex.held, false],
+      ]),
+      async cleanup() {
+        if (!shm.closed && mutex.held) mutex.unlock();
+        shm.close();
+        await actor.call('forget', { address: name });
+        PosixSharedMemory.unlink(name);
+      },
+    };
+    return withAddress(instance, { name, mutex, release: async () => {
+      if (actorHolds) await (await instance.supply(0)).done;
+    } });
+  },
+  peerKilled: {
+    doing: 'holding the mutex',
+    order: 'peer-first',
+    blocked: false,
+    outcome: {
+      code: 'ERR_IPC_OWNER_DIED',
+      recover(instance) {
+        const { mutex } = addressOf(instance) as { mutex: Mutex };
+        assert.equal(mutex.held, true, 'the caller told ERR_IPC_OWNER_DIED holds the mutex');
+        mutex.markConsistent();
+        mutex.unlock();
+      },
+    },
+    async start(instance) {
+      const { name, release } = addressOf(instance) as { name: string; release(): Promise<void> };
+      // The shared actor lets go, and the peer takes the mutex.
+      await release();
+      const peer = new Actor();
+      await peer.start('mutex.hold', { name });
+      return peer;
+    },
+  },
+};
+
+const semaphoreWait: Waitable = {
+  name: 'Semaphore.wait',
+  yields: 'call',
+  notApplicable: { iteration: 'a semaphore is not a receiver: there is nothing to iterate' },
+  async create() {
+    const { shm, name } = lockSegment();
+    const sem = Semaphore.create(shm, 16, { value: 0 });
+    const actor = sharedActor();
+    const instance: Instance = {
+      op: (tag, o) => sem.wait(o).then(() => tag),
+      opSync: (tag, o) => {
+        sem.waitSync(o);
+        return tag;
+      },
+      tryOp: { call: (tag) => {
+        const raw = sem.tryWait();
+        return { raw, tag: raw ? tag : undefined };
+      }, nothing: false },
+      supply: (_tag, delayMs) => remote(actor, 'sem.post', { name, delayMs }),
+      supplyLocal: () => sem.post(),
+      close: () => shm.close(),
+      afterClose: () => closedCalls([
+        ['wait', () => sem.wait(), true], ['waitSync', () => sem.waitSync(), false],
+        ['tryWait', () => sem.tryWait(), false], ['post', () => sem.post(), false], ['value', () => sem.value, false],
+      ]),
+      async cleanup() {
+        shm.close();
+        await actor.call('forget', { address: name });
+        PosixSharedMemory.unlink(name);
+      },
+    };
+    return withAddress(instance, name);
+  },
+  peerKilled: {
+    doing: 'blocked in waitSync on the same semaphore',
+    order: 'peer-first',
+    blocked: true,
+    outcome: 'supply',
+    async start(instance) {
+      const peer = new Actor();
+      await peer.start('sem.blockWait', { name: addressOf(instance) });
+      return peer;
+    },
+  },
+  async soak(count, seed) {
+    const { shm, name } = lockSegment();
+    const sem = Semaphore.create(shm, 16, { value: 0 });
+    const peer = new Actor();
+    const peerDone = peer.call('sem.soakPost', { name, count, seed });
+    let taken = 0;
+    return {
+      direction: 'receive', ends: false, peerDone,
+      async: (o) => sem.wait(o).then(() => true),
+      sync: (o) => {
+        sem.waitSync(o);
+        return true;
+      },
+      try: () => (sem.tryWait() ? true : undefined),
+      // A post carries no data: the n-th successful wait is record n.
+      records: (raw) => (raw === undefined ? [] : [{ seq: taken++, ok: raw === true }]),
+      async cleanup() {
+        shm.close();
+        await peer.stop();
+        PosixSharedMemory.unlink(name);
+      },
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------
+
+/** Every waitable of ipckit, in the order the suite runs them. */
+export const WAITABLES: Waitable[] = [
+  queueReceive(POSIX), queueSend(POSIX), queueReceive(SYSV), queueSend(SYSV),
+  pipeRead(false), pipeRead(true), pipeWrite,
+  fifoOpenRead, fifoOpenWrite,
+  signalListener,
+  mutexLock, semaphoreWait,
+];
+
+/** The actor's half of every adapter. */
+export const REMOTE: Record<string, Remote> = {
+  forget({ address }, ctx) {
+    ctx.state.forget(address);
+  },
+
+  ...queueRemote('posix', (ctx, address: string) => posixQueue(ctx, address)),
+  ...queueRemote('sysv', (ctx, address: number) => sysvQueue(ctx, address)),
+
+  async 'pipe.write'({ tag, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    await inherited(ctx, PipeWriteEnd.fromFd).write(unit(tag), { timeout: REMOTE_TIMEOUT });
+  },
+  async 'pipe.writeMessage'({ tag, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    await inherited(ctx, PipeWriteEnd.fromFd).writeMessage(unit(tag), { timeout: REMOTE_TIMEOUT });
+  },
+  async 'pipe.readUnit'({ size, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    const chunk = await inherited(ctx, PipeReadEnd.fromFd).read({ maxBytes: size, timeout: REMOTE_TIMEOUT });
+    assert.ok(chunk !== null && chunk.length === size, `read a whole ${size}-byte unit`);
+    return unitTag(chunk, size);
+  },
+  'pipe.blockRead'({ framed }, ctx) {
+    const end = inherited(ctx, PipeReadEnd.fromFd);
+    ctx.started();
+    if (framed) end.readMessageSync();
+    else end.readSync();
+  },
+  'pipe.blockWrite'({ tag, size }, ctx) {
+    const end = inherited(ctx, PipeWriteEnd.fromFd);
+    ctx.started();
+    end.writeSync(unit(tag, size));
+  },
+  'pipe.soakWrite'({ count, seed, framed }, ctx) {
+    return writeRecords(inherited(ctx, PipeWriteEnd.fromFd), count, seed, framed);
+  },
+  'pipe.soakRead'({ framed }, ctx) {
+    return readRecords(inherited(ctx, PipeReadEnd.fromFd), framed);
+  },
+
+  async 'fifo.write'({ path: p, tag, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    // Resolves once the open is under way: it completes when this side's reader opens.
+    ctx.state.background(p, async (signal) => {
+      const end = await Fifo.openWrite(p, { signal, timeout: REMOTE_TIMEOUT });
+      try {
+        await end.write(unit(tag), { timeout: REMOTE_TIMEOUT });
+      } finally {
+        end.close();
+      }
+    });
+  },
+  /** Reports once the open is under way (with a delay: at once); resolves with what it read once it has read to the end and closed. */
+  async 'fifo.read'({ path: p, delayMs }, ctx) {
+    if (delayMs) await delayed(ctx, delayMs);
+    const opening = Fifo.openRead(p, { signal: ctx.state.signal(p), timeout: REMOTE_TIMEOUT });
+    ctx.started();
+    return unitTags(await readAll(await opening));
+  },
+  'fifo.holdWriter'({ path: p, tag }, ctx) {
+    const end = Fifo.openWriteSync(p, { timeout: REMOTE_TIMEOUT });
+    end.writeSync(unit(tag));
+    ctx.started();
+    return hang();
+  },
+  'fifo.blockOpenWrite'({ path: p }, ctx) {
+    ctx.started();
+    Fifo.openWriteSync(p);
+    return hang();
+  },
+  async 'fifo.soakWrite'({ path: p, count, seed }) {
+    return writeRecords(await Fifo.openWrite(p, { timeout: REMOTE_TIMEOUT }), count, seed, false);
+  },
+  async 'fifo.soakRead'({ path: p }) {
+    return readRecords(await Fifo.openRead(p, { timeout: REMOTE_TIMEOUT }), false);
+  },
+
+  async 'signal.send'({ pid, signal, tag, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    sendSignal(pid, signal, { value: tag });
+  },
+  'signal.sendAndHang'({ pid, signal, tag }, ctx) {
+    sendSignal(pid, signal, { value: tag });
+    ctx.started();
+    return hang();
+  },
+  async 'signal.soakSend'({ pid, signal, count }) {
+    for (let seq = 0; seq < count; seq++) {
+      for (;;) {
+        try {
+          sendSignal(pid, signal, { value: signalValue(seq) });
+          break;
+        } catch (err) {
+          // The receiver's queue of pending real-time signals is full: let it catch up.
+          if (!(err instanceof IpcError) || err.code !== 'EAGAIN') throw err;
+          await sleep(1);
+        }
+      }
+    }
+    return { sent: count };
+  },
+
+  async 'mutex.lock'({ name }, ctx) {
+    await remoteMutex(ctx, name).lock({ timeout: REMOTE_TIMEOUT });
+  },
+  async 'mutex.unlock'({ name, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    remoteMutex(ctx, name).unlock();
+  },
+  async 'mutex.hold'({ name }, ctx) {
+    await remoteMutex(ctx, name).lock({ timeout: REMOTE_TIMEOUT });
+    ctx.started();
+    return hang();
+  },
+
+  async 'sem.post'({ name, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    remoteSemaphore(ctx, name).post();
+  },
+  'sem.blockWait'({ name }, ctx) {
+    const sem = remoteSemaphore(ctx, name);
+    ctx.started();
+    sem.waitSync();
+  },
+  async 'sem.soakPost'({ name, count, seed }, ctx) {
+    const sem = remoteSemaphore(ctx, name);
+    const rnd = prng(seed);
+    for (let posted = 0; posted < count;) {
+      const n = Math.min(count - posted, 1 + Math.floor(rnd() * 3));
+      sem.post(n);
+      posted += n;
+      // Now and then let the waiter drain, so both empty and busy moments occur.
+      if (rnd() < 0.2) await new Promise((resolve) => setImmediate(resolve));
+    }
+    return { posted: count };
+  },
+};
