@@ -426,6 +426,39 @@ describe('caller order', () => {
   });
 });
 
+describe('sync calls and waiting async calls of the same thread', () => {
+  it('a *Sync call first serves the async calls that wait, then refuses to block behind the rest', async () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 16 });
+    const first = q.receive({ timeout: 5000 });
+    const second = q.receive({ timeout: 5000 });
+    using other = PosixMessageQueue.open(name);
+    other.sendSync(Buffer.from('one'));
+    // The event loop has not run: the sync call hands 'one' to the first waiting call itself.
+    throwsWith(() => q.receiveSync({ timeout: 0 }), 'ERR_IPC_TIMEOUT');
+    throwsWith(() => q.receiveSync({ timeout: 1000 }), 'ERR_IPC_DEADLOCK', /async calls of this thread are waiting first/);
+    assert.equal(q.tryReceive(), undefined);
+    other.sendSync(Buffer.from('two'));
+    other.sendSync(Buffer.from('three'));
+    assert.deepEqual([(await first).data.toString(), (await second).data.toString()], ['one', 'two']);
+    assert.equal(q.receiveSync({ timeout: 1000 }).data.toString(), 'three');
+    q.unlink();
+  });
+
+  it('lockSync() while a lock() of this thread waits is a deadlock, not an overtaking', async () => {
+    using shm = PosixSharedMemory.create(objects.shmName(), { size: 64 });
+    const m = Mutex.create(shm, 0);
+    m.lockSync();
+    const waiting = m.lock();
+    m.unlock();
+    throwsWith(() => m.lockSync(), 'ERR_IPC_DEADLOCK');
+    await waiting;
+    assert.equal(m.held, true);
+    m.unlock();
+    shm.unlink();
+  });
+});
+
 describe('options, disposal, codecs and errors', () => {
   it('a misspelled option is refused, naming the closest valid one', async () => {
     const name = objects.name();
