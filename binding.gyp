@@ -18,7 +18,7 @@
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-exceptions"],
-      "libraries": ["-lrt", "-lpthread"]
+      "libraries": ["-lrt", "-lpthread", "-ldl"]
     }
   ]
 }

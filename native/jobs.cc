@@ -91,6 +91,8 @@ void Finish(Job* job, int result) {
 }
 
 void* WorkerMain(void*) {
+  // Named, so that ps -L, top -H and /proc/<pid>/task/*/comm tell them apart.
+  pthread_setname_np(pthread_self(), "ipckit-waiter");
   // Waiter threads take no process signals except the wake signal.
   sigset_t set;
   sigfillset(&set);

@@ -27,7 +27,8 @@ namespace {
 
 // Iterations of the pause loop before a spinning waiter starts yielding.
 constexpr int kPauseSpins = 2000;
-// How often a waiter thread that watches a thread checks that it exists.
+// How often a waiter thread looks at the word again (a wake-up may be lost
+// when another process overwrites a word) and at the thread it watches.
 constexpr int64_t kWatchSliceNs = 20 * 1000000LL;
 
 int32_t Load(const int32_t* addr) {
@@ -53,7 +54,8 @@ int FutexWake(int32_t* addr, int count) {
 }
 
 // Whether thread `tid`, started at `start` (the low 32 bits of field 22 of
-// /proc/<tid>/stat; 0 = unknown), exists: a reused tid is not mistaken for it.
+// /proc/<tid>/stat; 0 = unknown), exists: a reused tid is not mistaken for
+// it, and a zombie (killed, not yet reaped) is dead.
 bool ThreadAlive(int32_t tid, uint32_t start) {
   if (tid <= 0) return false;
   char path[64];
@@ -65,10 +67,11 @@ bool ThreadAlive(int32_t tid, uint32_t start) {
   close(fd);
   if (n <= 0) return false;
   buf[n] = '\0';
-  if (start == 0) return true;
   // Fields after the command name, which is in parentheses and may hold spaces.
   const char* p = strrchr(buf, ')');
   if (p == nullptr) return true;
+  if (p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X')) return false;
+  if (start == 0) return true;
   int field = 2;
   for (; *p != '\0' && field < 22; p++) {
     if (*p == ' ') field++;
@@ -103,17 +106,19 @@ Napi::Value FutexWaitJs(const Napi::CallbackInfo& info) {
 }
 
 // A futex wait on a waiter thread: until the word differs from `expected`
-// (result 0), or the watched thread no longer exists (result 1). Holds the
-// memory, so the mapping cannot go away while the thread sleeps on it.
+// (result 0), or the watched thread no longer exists (result 1). It looks
+// at the word after every slice too, so a change that came with no wake-up
+// (a word another process overwrote) still ends it. Holds the memory, so
+// the mapping cannot go away while the thread sleeps on it.
 class FutexJob : public BlockingJob {
  public:
   FutexJob(napi_value words, int32_t* addr, int32_t expected, int32_t watch_tid, uint32_t watch_start)
       : memory_(HoldBacking(words)), addr_(addr), expected_(expected), watch_tid_(watch_tid), watch_start_(watch_start) {}
   int Run() override {
     for (;;) {
-      int r = FutexWait(addr_, expected_, watch_tid_ != 0 ? kWatchSliceNs : -1);
-      if (r != -ETIMEDOUT) return r;
-      if (!ThreadAlive(watch_tid_, watch_start_)) return 1;
+      int r = FutexWait(addr_, expected_, kWatchSliceNs);
+      if (r != -ETIMEDOUT || Load(addr_) != expected_) return r == -ETIMEDOUT ? 0 : r;
+      if (watch_tid_ != 0 && !ThreadAlive(watch_tid_, watch_start_)) return 1;
     }
   }
   std::vector<napi_value> Results(Napi::Env, int) override { return {}; }

@@ -55,7 +55,11 @@ const SEMAPHORE_MAGIC = 0x53454d41; // 'SEMA'
 const CONSISTENT = 0;
 const OWNER_DIED = 1;
 const NOT_RECOVERABLE = 2;
-/** How long a *Sync waiter sleeps before it checks that the owner is alive (waiter threads do the same natively). */
+/**
+ * How long a waiter sleeps before it looks again: at a mutex owner that may
+ * have died, at a word whose wake-up may have been lost (waiter threads do
+ * the same natively).
+ */
 const WATCH_SLICE_MS = 20;
 
 /** Largest semaphore value (`SEM_VALUE_MAX`). */
@@ -522,7 +526,8 @@ export class Semaphore extends SegmentLock {
         if (this.#take()) return DONE;
         if (timeout === 0 && spin === 0) return undefined;
         if (timeout !== 0) Atomics.add(w, SLEEPERS, 1);
-        const r = native.futexWait(w, COUNT, 0, timeout, spin);
+        // In slices: a post whose wake-up went nowhere (a sleepers word another process overwrote) is still seen.
+        const r = native.futexWait(w, COUNT, 0, timeout === 0 ? 0 : timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), spin);
         if (timeout !== 0) Atomics.sub(w, SLEEPERS, 1);
         if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'futex', this.address);
         return this.#take() ? DONE : undefined;

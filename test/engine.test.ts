@@ -459,6 +459,57 @@ describe('sync calls and waiting async calls of the same thread', () => {
   });
 });
 
+describe('a handle re-entered from its own callbacks', () => {
+  it('a decode() that aborts or closes the call it serves does not drop the message it decodes', async () => {
+    const name = objects.name();
+    let hook = (): void => undefined;
+    const codec = { encode: (v: string) => Buffer.from(v), decode: (b: Buffer) => { hook(); return b.toString(); } };
+    using q = PosixMessageQueue.create<string>(name, { maxMessages: 4, maxMessageSize: 32, codec });
+    using raw = PosixMessageQueue.open(name);
+    const ac = new AbortController();
+    const aborted = q.receive({ signal: ac.signal });
+    hook = () => ac.abort();
+    raw.sendSync(Buffer.from('kept'));
+    assert.equal((await aborted).data, 'kept');
+    const closing = q.receive();
+    hook = () => q.close();
+    raw.sendSync(Buffer.from('also kept'));
+    assert.equal((await closing).data, 'also kept');
+    assert.equal(raw.attributes().messages, 0);
+    raw.unlink();
+  });
+
+  it('the same holds for a System V receive that completes on a waiter thread', async () => {
+    const key = objects.key();
+    let hook = (): void => undefined;
+    const codec = { encode: (v: string) => Buffer.from(v), decode: (b: Buffer) => { hook(); return b.toString(); } };
+    using q = SysvMessageQueue.create<string>(key, { codec });
+    using raw = SysvMessageQueue.open(key);
+    const ac = new AbortController();
+    const aborted = q.receive({ signal: ac.signal });
+    await threadsAsleepIn(/msgrcv/);
+    hook = () => ac.abort();
+    raw.sendSync(1, Buffer.from('kept'));
+    assert.equal((await aborted).data, 'kept');
+    assert.equal(raw.stat().messages, 0);
+    raw.remove();
+  });
+});
+
+describe('the addon and worker threads', () => {
+  it('a worker that used ipckit can exit although the main thread never loaded it', async () => {
+    const index = new URL('../src/index.js', import.meta.url).href;
+    for (const body of ['const { readEnd, writeEnd } = m.pipe(); readEnd.close(); writeEnd.close();',
+      'const q = m.SysvMessageQueue.create(0x7c000000 + (process.pid & 0xffff)); await q.receive({ timeout: 20 }).catch(() => {}); q.remove();']) {
+      const script = `import { Worker } from 'node:worker_threads';
+        const w = new Worker(\`import(${JSON.stringify(index)}).then(async (m) => { ${body.replace(/`/g, '\\`')} });\`, { eval: true });
+        w.once('exit', () => console.log('worker exited'));`;
+      const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+      assert.deepEqual([result.status, result.signal, result.stdout.trim()], [0, null, 'worker exited'], result.stderr);
+    }
+  });
+});
+
 describe('options, disposal, codecs and errors', () => {
   it('a misspelled option is refused, naming the closest valid one', async () => {
     const name = objects.name();

@@ -12,7 +12,7 @@ import { Mutex, PosixSharedMemory, SEM_VALUE_MAX, Semaphore, SysvSharedMemory } 
 import { ObjectTracker } from './helpers/objects.js';
 import { Peer, killAllPeers } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
-import { asleepIn } from './helpers/proc.js';
+import { asleepIn, threadsAsleepIn } from './helpers/proc.js';
 
 const objects = new ObjectTracker();
 after(async () => {
@@ -323,6 +323,25 @@ describe('Semaphore', () => {
   });
 });
 
+describe('a holder killed but not yet reaped', () => {
+  it('is dead: the parent waiting in lockSync takes the lock over although it cannot reap the zombie', async () => {
+    const { shm, name, mutex } = segment();
+    const holder = new Peer('mutex-hold', { family: 'posix', address: name, offset: 0 });
+    assert.equal((await holder.next()).event, 'holding');
+    process.kill(holder.pid, 'SIGKILL');
+    // Until the event loop runs, nothing reaps the holder: it stays a zombie.
+    const deadline = Date.now() + 5000;
+    while (!/\) Z/.test(readFileSync(`/proc/${holder.pid}/stat`, 'utf8')) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+    assert.match(readFileSync(`/proc/${holder.pid}/stat`, 'utf8'), /\) Z/);
+    throwsWith(() => mutex.lockSync({ timeout: 2000 }), 'ERR_IPC_OWNER_DIED');
+    mutex.markConsistent();
+    mutex.unlock();
+    await holder.exited;
+    shm.close();
+    shm.unlink();
+  });
+});
+
 describe('words another process overwrote', () => {
   it('a negative semaphore count fails every wait with ERR_IPC_CORRUPTED instead of spinning', async () => {
     const { shm, name } = segment();
@@ -352,6 +371,36 @@ describe('words another process overwrote', () => {
     sem.post();
     assert.deepEqual(await waiter.next(), { event: 'took', n: 1 });
     await waiter.success();
+    shm.close();
+    shm.unlink();
+  });
+
+  it('waiters still wake when the sleepers word is reset under them (as a second create() would)', async () => {
+    const { shm, name } = segment();
+    const sem = Semaphore.create(shm, 16);
+    const waiter = new Peer('sem-wait', { family: 'posix', address: name, offset: 16, count: 1, mode: 'sync' });
+    await waiter.next();
+    await asleepIn(waiter.pid, /futex/);
+    const mine = sem.wait({ timeout: 5000 });
+    await threadsAsleepIn(/futex/, 1);
+    const words = new Int32Array(shm.buffer, 16, 2);
+    Atomics.store(words, 1, 0);
+    sem.post(2);
+    assert.deepEqual(await waiter.next(), { event: 'took', n: 1 });
+    await mine;
+    assert.equal(sem.value, 0);
+    await waiter.success();
+    shm.close();
+    shm.unlink();
+  });
+
+  it('a count overwritten with a negative value while waiters sleep fails them with ERR_IPC_CORRUPTED', async () => {
+    const { shm } = segment();
+    const sem = Semaphore.create(shm, 16);
+    const waiting = sem.wait({ timeout: 5000 });
+    await threadsAsleepIn(/futex/, 1);
+    Atomics.store(new Int32Array(shm.buffer, 16, 1), 0, -5);
+    await rejectsWith(() => waiting, 'ERR_IPC_CORRUPTED', /count word holds -5/);
     shm.close();
     shm.unlink();
   });

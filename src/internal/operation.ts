@@ -133,18 +133,30 @@ export class Pending<T> {
 interface Entry {
   op: Operation<unknown>;
   pending: Pending<unknown>;
+  /** Settled and out of the queue (removed lazily: see {@link Lane.settle}). */
+  done: boolean;
+  /** Inside its step or its job's finish: an interrupt now only records its reason. */
+  busy: boolean;
+  /** Why the call was interrupted while it could not be settled at once. */
+  reason?: IpcError | undefined;
   /** JobLane: the job running for this call. */
   job?: number | undefined;
-  /** JobLane: why the call was interrupted while its job ran. */
-  reason?: IpcError | undefined;
 }
 
-/** A queue of pending calls of one handle, served first come, first served. */
+/**
+ * A queue of pending calls of one handle, served first come, first served.
+ * Calls leave it in any order (timeouts, aborts); a settled call is only
+ * marked and dropped once it reaches the front, so settling any number of
+ * calls costs time in proportion to their number.
+ */
 export abstract class Lane {
   readonly owner: LaneOwner;
   /** Microseconds a call's first attempt spins before it queues. */
   readonly spin: number;
-  protected readonly entries: Entry[] = [];
+  readonly #entries: Entry[] = [];
+  /** Entries before this index are settled. */
+  #head = 0;
+  #live = 0;
 
   constructor(owner: LaneOwner, spin: number) {
     this.owner = owner;
@@ -153,17 +165,23 @@ export abstract class Lane {
 
   /** Whether calls are waiting (a new call must not overtake them). */
   get busy(): boolean {
-    return this.entries.length > 0;
+    return this.#live > 0;
   }
 
   /** @internal Queues a call whose first attempt found nothing. */
   enqueue<T>(what: string, op: Operation<T>, timeout: number, signal: AbortSignal | undefined): Promise<T> {
     const entry: Entry = {
       op: op as Operation<unknown>,
-      pending: new Pending<unknown>(what, this.owner.address, timeout, signal, (err) => this.interrupted(entry, err)),
+      done: false,
+      busy: false,
+      pending: new Pending<unknown>(what, this.owner.address, timeout, signal, (err) => {
+        // An interrupt that lands while the call is being served waits for the outcome: a result wins.
+        if (entry.busy) entry.reason ??= err;
+        else if (!entry.done) this.interrupted(entry, err);
+      }),
     };
-    this.entries.push(entry);
-    if (this.entries.length === 1) this.owner.laneBusy(this, true);
+    this.#entries.push(entry);
+    if (this.#live++ === 0) this.owner.laneBusy(this, true);
     try {
       this.queued(entry);
     } catch (err) {
@@ -174,7 +192,11 @@ export abstract class Lane {
 
   /** Rejects every queued call with `error` (the owner closed). */
   rejectAll(error: IpcError): void {
-    for (const entry of [...this.entries]) this.interrupted(entry, error);
+    for (const entry of this.#entries.slice(this.#head)) {
+      if (entry.done) continue;
+      if (entry.busy) entry.reason ??= error;
+      else this.interrupted(entry, error);
+    }
   }
 
   /** Serves what waiting calls can take now, synchronously (before a sync or try call looks at `busy`). */
@@ -185,33 +207,67 @@ export abstract class Lane {
     return Promise.resolve();
   }
 
+  /** The calls still queued, in order. */
+  /** The first call still queued (of `key`, when given). */
+  protected first(key?: unknown, byKey = false): Entry | undefined {
+    const entries = this.#entries;
+    for (let i = this.#head; i < entries.length; i++) {
+      const entry = entries[i]!;
+      if (!entry.done && (!byKey || entry.op.key === key)) return entry;
+    }
+    return undefined;
+  }
+
   /** Takes `entry` out and settles it: with a value, or with an error when `failed`. */
   protected settle(entry: Entry, outcome: unknown, failed: boolean): void {
-    const i = this.entries.indexOf(entry);
-    if (i >= 0) this.entries.splice(i, 1);
+    if (entry.done) return;
+    entry.done = true;
+    const entries = this.#entries;
+    while (this.#head < entries.length && entries[this.#head]!.done) this.#head++;
+    // Drop the settled front now and then, never one by one (that would be quadratic).
+    if (this.#head > 64 && this.#head * 2 > entries.length) {
+      entries.splice(0, this.#head);
+      this.#head = 0;
+    }
     if (failed) entry.pending.reject(outcome);
     else entry.pending.resolve(outcome === DONE ? undefined : outcome);
-    if (i >= 0 && this.entries.length === 0) {
+    if (--this.#live === 0) {
+      entries.length = 0;
+      this.#head = 0;
       this.owner.laneBusy(this, false);
       this.emptied();
     }
   }
 
-  /** One non-blocking attempt for `entry`: true if it settled. */
-  protected attempt(entry: Entry): boolean {
+  /**
+   * Runs `produce` for `entry` (its step, or its job's finish) and settles
+   * it with the outcome: true if it settled. A value wins over an interrupt
+   * that came meanwhile (a message taken is never dropped); nothing yet
+   * settles an interrupted call with its reason.
+   */
+  protected serveWith(entry: Entry, produce: () => unknown): boolean {
     let value: unknown;
+    let failed = false;
+    entry.busy = true;
     try {
-      value = entry.op.step(0, 0);
+      value = produce();
     } catch (err) {
-      this.settle(entry, err, true);
-      return true;
+      value = err;
+      failed = true;
+    } finally {
+      entry.busy = false;
     }
-    if (value === undefined) return false;
-    this.settle(entry, value, false);
-    return true;
+    if (failed || value !== undefined) this.settle(entry, value, failed);
+    else if (entry.reason !== undefined) this.interrupted(entry, entry.reason);
+    return entry.done;
   }
 
-  /** A call was queued (it is last in `entries`). */
+  /** One non-blocking attempt for `entry`: true if it settled. */
+  protected attempt(entry: Entry): boolean {
+    return this.serveWith(entry, () => entry.op.step(0, 0));
+  }
+
+  /** A call was queued (it is last). */
   protected abstract queued(entry: Entry): void;
   /** A call's timeout, abort or the owner's close came first. */
   protected abstract interrupted(entry: Entry, error: IpcError): void;
@@ -254,7 +310,7 @@ export class NotifyLane extends Lane {
     try {
       do {
         this.#again = false;
-        while (this.entries.length > 0 && this.attempt(this.entries[0]!)) { /* served in order */ }
+        for (let entry = this.first(); entry !== undefined && this.attempt(entry); entry = this.first()) { /* served in order */ }
       } while (this.#again);
     } finally {
       this.#waking = false;
@@ -276,7 +332,7 @@ export class NotifyLane extends Lane {
     this.#idleCheck = true;
     queueMicrotask(() => process.nextTick(() => {
       this.#idleCheck = false;
-      if (this.entries.length > 0 || !this.#armed) return;
+      if (this.busy || !this.#armed) return;
       this.#armed = false;
       this.#disarm();
     }));
@@ -315,7 +371,7 @@ export class JobLane extends Lane {
   }
 
   protected queued(entry: Entry): void {
-    if (this.#headOf(entry.op.key) === entry) this.#start(entry);
+    if (this.first(entry.op.key, true) === entry) this.#start(entry);
   }
 
   protected interrupted(entry: Entry, error: IpcError): void {
@@ -329,10 +385,6 @@ export class JobLane extends Lane {
   }
 
   protected emptied(): void { /* Jobs end by themselves. */ }
-
-  #headOf(key: unknown): Entry | undefined {
-    return this.entries.find((e) => e.op.key === key);
-  }
 
   #start(entry: Entry): void {
     const job = entry.op.job!;
@@ -354,24 +406,13 @@ export class JobLane extends Lane {
       this.settle(entry, entry.reason ?? closedError('the pending call', this.owner.address), true);
     } else if (result === E.EAGAIN || result === E.ENOSR) {
       this.settle(entry, waiterLimitError(result, this.owner.address), true);
-    } else {
-      let value: unknown;
-      let failed = false;
-      try {
-        value = entry.op.job!.finish(result, extra);
-      } catch (err) {
-        value = err;
-        failed = true;
-      }
-      if (failed || value !== undefined) this.settle(entry, value, failed);
-      else if (entry.reason !== undefined) this.settle(entry, entry.reason, true);
-      else if (!this.attempt(entry)) {
-        this.#start(entry);
-        return;
-      }
+    } else if (!this.serveWith(entry, () => entry.op.job!.finish(result, extra) ?? entry.op.step(0, 0))) {
+      // Woken, and still nothing for it (another process was first): wait again.
+      this.#start(entry);
+      return;
     }
     // The next call of the same key tries at once, then takes over the wait.
-    for (let next = this.#headOf(key); next !== undefined; next = this.#headOf(key)) {
+    for (let next = this.first(key, true); next !== undefined; next = this.first(key, true)) {
       if (!this.attempt(next)) {
         this.#start(next);
         return;

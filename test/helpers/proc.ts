@@ -20,7 +20,11 @@ export async function asleepIn(pid: number, wchan: RegExp, timeoutMs = 10_000): 
   }
 }
 
-/** Waits until `count` threads of process `pid` (this process by default) sleep in a kernel function matching `wchan`. */
+/**
+ * Waits until `count` of ipckit's waiter threads (named `ipckit-waiter`) in
+ * process `pid` (this one by default) sleep in a kernel function matching
+ * `wchan`.
+ */
 export async function threadsAsleepIn(wchan: RegExp, count = 1, pid = process.pid, timeoutMs = 10_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
@@ -28,7 +32,8 @@ export async function threadsAsleepIn(wchan: RegExp, count = 1, pid = process.pi
     try {
       for (const task of readdirSync(`/proc/${pid}/task`)) {
         try {
-          if (wchan.test(readFileSync(`/proc/${pid}/task/${task}/wchan`, 'utf8'))) asleep++;
+          if (readFileSync(`/proc/${pid}/task/${task}/comm`, 'utf8').trim() === 'ipckit-waiter' &&
+            wchan.test(readFileSync(`/proc/${pid}/task/${task}/wchan`, 'utf8'))) asleep++;
         } catch { /* The thread ended meanwhile. */ }
       }
     } catch { /* The process is gone: the deadline decides. */ }
