@@ -18,6 +18,7 @@
 
 #include <climits>
 #include <string>
+#include <unordered_map>
 
 #include "common.h"
 #include "spin.h"
@@ -32,10 +33,60 @@ constexpr int kNoWait = 1;
 
 // close(fd). EINTR is not retried: on Linux the descriptor is released
 // even when close reports EINTR, and retrying could close a reused number.
+int CloseOnce(int fd) {
+  int r = close(fd);
+  return r < 0 && errno != EINTR ? -errno : 0;
+}
+
 Napi::Value Close(const Napi::CallbackInfo& info) {
-  int r = close(ArgInt(info, 0));
-  if (r < 0 && errno == EINTR) return Napi::Number::New(info.Env(), 0);
-  return SysResult(info.Env(), r);
+  return Napi::Number::New(info.Env(), CloseOnce(ArgInt(info, 0)));
+}
+
+// The descriptors ipckit's handles own in this environment (each runs on a
+// thread of its own), each with the token of its owner. A descriptor is
+// owned once: a second handle over the same number would close it under
+// the first. A descriptor ipckit has just been given by the kernel replaces
+// a record of the same number (its owner lost it when someone closed it
+// behind ipckit's back): that owner's token then closes nothing. When the
+// environment ends (a worker exits) whatever is still owned is closed.
+struct Held {
+  std::unordered_map<int, uint32_t> fds;
+  uint32_t next_token = 1;
+  bool hooked = false;
+};
+thread_local Held tls_held;
+
+void CloseAllHeld(void* arg) {
+  auto* held = static_cast<Held*>(arg);
+  for (const auto& entry : held->fds) CloseOnce(entry.first);
+  held->fds.clear();
+  held->hooked = false;
+}
+
+// holdFd(fd, fresh) -> the owner's token, or -EEXIST if a handle of this
+// environment owns it already (and it is not fresh from the kernel)
+Napi::Value HoldFd(const Napi::CallbackInfo& info) {
+  Held& held = tls_held;
+  int fd = ArgInt(info, 0);
+  if (held.fds.count(fd) != 0 && !info[1].As<Napi::Boolean>().Value()) return Errno(info.Env(), EEXIST);
+  uint32_t token = held.next_token++;
+  if (held.next_token > 0x7fffffff) held.next_token = 1;
+  held.fds[fd] = token;
+  if (!held.hooked) {
+    napi_add_env_cleanup_hook(info.Env(), CloseAllHeld, &held);
+    held.hooked = true;
+  }
+  return Napi::Number::New(info.Env(), token);
+}
+
+// releaseFd(fd, token) -> the result of closing a descriptor its owner
+// still owns (-EBADF, and nothing closed, otherwise)
+Napi::Value ReleaseFd(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  auto it = tls_held.fds.find(fd);
+  if (it == tls_held.fds.end() || it->second != info[1].As<Napi::Number>().Uint32Value()) return Errno(info.Env(), EBADF);
+  tls_held.fds.erase(it);
+  return Napi::Number::New(info.Env(), CloseOnce(fd));
 }
 
 // The C library's description of an errno value.
@@ -147,6 +198,7 @@ Napi::Value PipeNoWaitSupported(const Napi::CallbackInfo& info) {
 
 void InitFd(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {
+      {"holdFd", HoldFd}, {"releaseFd", ReleaseFd},
       {"close", Close}, {"strerror", StrError}, {"getFlags", GetFlags}, {"getFdFlags", GetFdFlags},
       {"setNonBlocking", SetNonBlocking}, {"readFd", ReadFd}, {"writeFd", WriteFd}, {"pollFd", PollFd},
       {"openPath", OpenPath}, {"pipeNoWaitSupported", PipeNoWaitSupported}

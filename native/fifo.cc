@@ -23,18 +23,22 @@ Napi::Value Fchmod(const Napi::CallbackInfo& info) {
   return SysResult(info.Env(), fchmod(ArgInt(info, 0), static_cast<mode_t>(ArgInt(info, 1))));
 }
 
-// inotifyWatch(path, mask) -> a non-blocking inotify descriptor watching
-// path (never following a symbolic link)
-Napi::Value InotifyWatch(const Napi::CallbackInfo& info) {
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (fd < 0) return Errno(info.Env(), errno);
-  if (inotify_add_watch(fd, path.c_str(), static_cast<uint32_t>(ArgInt(info, 1)) | IN_DONT_FOLLOW) < 0) {
-    int err = errno;
-    close(fd);
-    return Errno(info.Env(), err);
-  }
-  return Napi::Number::New(info.Env(), fd);
+// inotifyInit() -> a non-blocking inotify descriptor
+Napi::Value InotifyInit(const Napi::CallbackInfo& info) {
+  return SysResult(info.Env(), inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+}
+
+// inotifyAddWatch(fd, path, mask) -> the watch descriptor of path (the same
+// one for every watch of one file; never following a symbolic link)
+Napi::Value InotifyAddWatch(const Napi::CallbackInfo& info) {
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  uint32_t mask = static_cast<uint32_t>(ArgInt(info, 2)) | IN_DONT_FOLLOW;
+  return SysResult(info.Env(), inotify_add_watch(ArgInt(info, 0), path.c_str(), mask));
+}
+
+// inotifyRmWatch(fd, wd) -> 0
+Napi::Value InotifyRmWatch(const Napi::CallbackInfo& info) {
+  return SysResult(info.Env(), inotify_rm_watch(ArgInt(info, 0), ArgInt(info, 1)));
 }
 
 // drainEvents(fd) -> bytes discarded from the non-blocking inotify descriptor
@@ -58,7 +62,8 @@ Napi::Value DrainEvents(const Napi::CallbackInfo& info) {
 
 void InitFifo(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {
-      {"mkfifo", MkFifo}, {"fchmod", Fchmod}, {"inotifyWatch", InotifyWatch}, {"drainEvents", DrainEvents}
+      {"mkfifo", MkFifo}, {"fchmod", Fchmod}, {"inotifyInit", InotifyInit},
+      {"inotifyAddWatch", InotifyAddWatch}, {"inotifyRmWatch", InotifyRmWatch}, {"drainEvents", DrainEvents}
   });
 }
 

@@ -83,8 +83,13 @@ sigset_t CaughtSet() {
 
 void Record(int signo, const siginfo_t* info) {
   Ring* ring = g_ring;
-  uint64_t slot = ring->tail.fetch_add(1);
-  if (slot - ring->head.load() >= kRingSize) {
+  // A slot is claimed only when there is room: a claimed slot that is never
+  // written would stop the reader there for good.
+  uint64_t slot = ring->tail.load();
+  bool room;
+  while ((room = slot - ring->head.load() < kRingSize) && !ring->tail.compare_exchange_weak(slot, slot + 1)) {
+  }
+  if (!room) {
     ring->dropped.fetch_add(1);
   } else {
     Entry& e = ring->entries[slot & (kRingSize - 1)];

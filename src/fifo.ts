@@ -13,11 +13,13 @@
  * @module
  */
 import { fstatSync, lstatSync, unlinkSync } from 'node:fs';
-import { E, IpcError, defineHints, systemError } from './errors.js';
+import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
 import { PipeReadEnd, PipeWriteEnd } from './pipe.js';
+import { OwnedFd } from './internal/handle.js';
 import { type LaneOwner, NotifyLane, type Operation, run, runSync } from './internal/operation.js';
-import { READABLE, type Watch, watchDescriptor } from './internal/readiness.js';
+import { describeSetting } from './internal/limits.js';
+import { READABLE, type ReadinessSubscriber, type Watch, watchDescriptor } from './internal/readiness.js';
 import { checkBoolean, checkMode, checkOptions } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
@@ -109,6 +111,72 @@ function setMode(fd: number, nonBlocking: boolean, path: string): void {
 }
 
 /**
+ * The inotify instance of this thread: one for every FIFO open that waits
+ * (the kernel allows a user only fs.inotify.max_user_instances of them),
+ * with one watch per FIFO, kept while any open of it waits. Each report
+ * makes every waiting open look again; they are few, and looking is cheap.
+ */
+class OpenWatches implements ReadinessSubscriber {
+  #fd = -1;
+  #owned: OwnedFd | undefined;
+  #watch: Watch | undefined;
+  /** The waiting opens of each watched FIFO. */
+  readonly #byWd = new Map<number, Set<PeerWait>>();
+
+  /** Watches `path` for `open`; returns the watch descriptor to give back with {@link remove}. */
+  add(path: string, open: PeerWait): number {
+    if (this.#fd < 0) {
+      const fd = native.inotifyInit();
+      if (fd < 0) {
+        throw fd === E.EMFILE
+          ? limitError(fd, 'inotify_init1', path, 'this user has fs.inotify.max_user_instances inotify instances already ' +
+            `(${describeSetting('/proc/sys/fs/inotify/max_user_instances')}); raise it: sysctl fs.inotify.max_user_instances=N.`)
+          : systemError(fd, 'inotify_init1', path);
+      }
+      this.#owned = new OwnedFd(fd, true);
+      this.#fd = fd;
+      this.#watch = watchDescriptor(fd);
+      this.#watch.subscribe(this, READABLE);
+    }
+    const wd = native.inotifyAddWatch(this.#fd, path, C.IN_OPEN);
+    if (wd < 0) {
+      if (this.#byWd.size === 0) this.#close();
+      throw wd === E.ENOSPC
+        ? limitError(wd, 'inotify_add_watch', path, `this user watches ${describeSetting('/proc/sys/fs/inotify/max_user_watches')} ` +
+          'files already; raise it: sysctl fs.inotify.max_user_watches=N.')
+        : systemError(wd, 'inotify_add_watch', path);
+    }
+    const opens = this.#byWd.get(wd) ?? new Set();
+    opens.add(open);
+    this.#byWd.set(wd, opens);
+    return wd;
+  }
+
+  remove(wd: number, open: PeerWait): void {
+    const opens = this.#byWd.get(wd);
+    if (opens === undefined || !opens.delete(open) || opens.size > 0) return;
+    this.#byWd.delete(wd);
+    native.inotifyRmWatch(this.#fd, wd);
+    if (this.#byWd.size === 0) this.#close();
+  }
+
+  onReady(): void {
+    native.drainEvents(this.#fd);
+    for (const opens of [...this.#byWd.values()]) for (const open of [...opens]) open.lane.wake();
+  }
+
+  #close(): void {
+    this.#watch?.release();
+    this.#watch = undefined;
+    this.#owned?.close();
+    this.#owned = undefined;
+    this.#fd = -1;
+  }
+}
+
+const openWatches = new OpenWatches();
+
+/**
  * Where an open waits for the other side: an inotify watch on the path
  * reports every open of the FIFO (while anyone waits), and each report makes
  * the waiting opens look again. Nothing is parked and nothing is polled.
@@ -116,8 +184,7 @@ function setMode(fd: number, nonBlocking: boolean, path: string): void {
 class PeerWait implements LaneOwner {
   readonly address: string;
   readonly lane: NotifyLane;
-  #inotify = -1;
-  #watch: Watch | undefined;
+  #wd = -1;
 
   constructor(path: string, spin: number) {
     this.address = path;
@@ -128,26 +195,15 @@ class PeerWait implements LaneOwner {
 
   laneBusy(): void { /* Nothing to reject on close. */ }
 
-  onReady(): void {
-    native.drainEvents(this.#inotify);
-    this.lane.wake();
-  }
-
   #arm(): void {
-    const fd = native.inotifyWatch(this.address, C.IN_OPEN);
-    if (fd < 0) throw systemError(fd, 'inotify_add_watch', this.address);
-    this.#inotify = fd;
-    this.#watch = watchDescriptor(fd);
-    this.#watch.subscribe(this, READABLE);
+    this.#wd = openWatches.add(this.address, this);
     // The other side may have opened between the first attempt and the watch.
     queueMicrotask(() => this.lane.wake());
   }
 
   #disarm(): void {
-    this.#watch?.release();
-    this.#watch = undefined;
-    if (this.#inotify >= 0) native.close(this.#inotify);
-    this.#inotify = -1;
+    if (this.#wd >= 0) openWatches.remove(this.#wd, this);
+    this.#wd = -1;
   }
 }
 

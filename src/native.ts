@@ -66,6 +66,13 @@ export interface NativeShmStat {
 export interface NativeBinding {
   // fd.cc: descriptor I/O and every flag constant
   close(fd: number): number;
+  /**
+   * Records that a handle of this environment owns fd (closed when the environment ends): the owner's token.
+   * -EEXIST if one already does, unless `fresh` (just made by the kernel: the old record is stale).
+   */
+  holdFd(fd: number, fresh: boolean): number;
+  /** Closes a descriptor the owner with `token` still owns; -EBADF (and nothing closed) otherwise. */
+  releaseFd(fd: number, token: number): number;
   strerror(errno: number): string;
   getFlags(fd: number): number;
   getFdFlags(fd: number): number;
@@ -160,7 +167,10 @@ export interface NativeBinding {
   // fifo.cc
   mkfifo(path: string, mode: number): number;
   fchmod(fd: number, mode: number): number;
-  inotifyWatch(path: string, mask: number): number;
+  inotifyInit(): number;
+  /** The watch descriptor of path (the same for every watch of one file in one instance). */
+  inotifyAddWatch(fd: number, path: string, mask: number): number;
+  inotifyRmWatch(fd: number, wd: number): number;
   drainEvents(fd: number): number;
 
   // signal.cc

@@ -93,7 +93,7 @@ abstract class PipeEnd extends Handle implements Pollable {
   /** `pipe:[inode]` for an anonymous pipe, or the FIFO's path. */
   readonly address: string;
   readonly #fd: number;
-  /** Where non-blocking attempts go, and with which per-call flags. */
+  /** Where non-blocking attempts go, and with which per-call flags (-1: a private description is still to open). */
   #io: number;
   #ioFlags: number;
   readonly #access: 'read' | 'write';
@@ -102,23 +102,17 @@ abstract class PipeEnd extends Handle implements Pollable {
   readonly #events: number;
   readonly #readable: boolean;
 
-  protected constructor(fd: number, address: string, access: 'read' | 'write', spin: number) {
+  protected constructor(fd: number, address: string, access: 'read' | 'write', spin: number, handedOver: boolean) {
     super();
-    this.#fd = this.holdFd(fd);
+    this.#fd = this.holdFd(fd, handedOver);
     this.address = address;
     this.#events = access === 'read' ? C.POLLIN : C.POLLOUT;
     this.#readable = access === 'read';
     this.#access = access;
     this.#io = fd;
-    this.#ioFlags = C.NOWAIT;
-    if (!pipeNoWait || !isAnonymousPipe(fd)) {
-      try {
-        this.#privateDescription();
-      } catch (err) {
-        this.close();
-        throw err;
-      }
-    }
+    // The private description of a FIFO is opened at the first attempt: a
+    // write end whose reader already left could not open one (ENXIO).
+    this.#ioFlags = pipeNoWait && isAnonymousPipe(fd) ? C.NOWAIT : -1;
     // Readiness is watched on `fd`: for a FIFO reopened after its writer
     // left, the kernel withholds POLLHUP from the new description.
     this.lane = new ReadinessLane(this, spin, this.watch(fd), access === 'read' ? READABLE : WRITABLE);
@@ -159,19 +153,29 @@ abstract class PipeEnd extends Handle implements Pollable {
   /** One non-blocking read (`read`) or write from ipckit's side of the pipe: a count, or -errno. */
   protected transfer(read: boolean, buffer: Uint8Array, offset: number, length: number, spin: number): number {
     const call = read ? native.readFd : native.writeFd;
+    if (this.#ioFlags === -1) {
+      const r = this.#privateDescription();
+      if (r < 0) return r;
+    }
     const n = call(this.#io, buffer, offset, length, this.#ioFlags, spin);
-    if (n !== E.EOPNOTSUPP || this.#ioFlags === 0) return n;
-    this.#privateDescription();
-    return call(this.#io, buffer, offset, length, this.#ioFlags, spin);
+    if (n !== E.EOPNOTSUPP || this.#ioFlags !== C.NOWAIT) return n;
+    const r = this.#privateDescription();
+    return r < 0 ? r : call(this.#io, buffer, offset, length, this.#ioFlags, spin);
   }
 
-  /** Switches non-blocking attempts to a private, non-blocking open file description of the pipe. */
-  #privateDescription(): void {
+  /**
+   * Makes non-blocking attempts go through a private, non-blocking open file
+   * description of the pipe: 0, or -EPIPE for a write end whose reader left
+   * (the reopen fails with ENXIO; a write would have met EPIPE).
+   */
+  #privateDescription(): number {
     const path = `/proc/self/fd/${this.#fd}`;
     const io = native.openPath(path, (this.#access === 'read' ? C.O_RDONLY : C.O_WRONLY) | C.O_NONBLOCK, -1);
+    if (io === E.ENXIO) return E.EPIPE;
     if (io < 0) throw systemError(io, 'open', path, 'ipckit reopens FIFO ends through /proc; it must be mounted.');
     this.#io = this.holdFd(io);
     this.#ioFlags = 0;
+    return 0;
   }
 
   /** Sleeps in the kernel until the pipe is ready for this end, at most `timeout` ms (-1: no limit). */
@@ -243,17 +247,22 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer>, ByteS
   readonly #scratch = Buffer.alloc(SCRATCH_SIZE);
 
   /** @internal */
-  constructor(fd: number, address?: string, initial?: Buffer, spin?: number) {
+  constructor(fd: number, address?: string, initial?: Buffer, spin?: number, handedOver = false) {
     const where = address ?? pipeAddress(fd);
-    super(fd, where, 'read', spin ?? checkSpin(undefined));
+    super(fd, where, 'read', spin ?? checkSpin(undefined), handedOver);
     this.#ahead = new ReadAhead(where);
     if (initial !== undefined) this.#ahead.push(initial);
   }
 
-  /** Wraps an inherited descriptor (for example fd 3 given by a parent with {@link spawn}). */
+  /**
+   * Wraps an inherited descriptor (for example fd 3 given by a parent with
+   * {@link spawn}) and takes ownership of it: `close()` closes it. A
+   * descriptor is wrapped once (`ERR_IPC_INVALID_ARGUMENT` if a handle of
+   * this thread owns it already).
+   */
   static fromFd(fd: number, options?: SpinOptions): PipeReadEnd {
     checkInheritedFd(fd, 'read');
-    return new PipeReadEnd(fd, undefined, undefined, checkSpin(checkOptions(options, ['spin']).spin));
+    return new PipeReadEnd(fd, undefined, undefined, checkSpin(checkOptions(options, ['spin']).spin), true);
   }
 
   /** Reads up to `maxBytes`, waiting while the pipe is empty; `null` at the end. Never blocks the event loop. */
@@ -401,14 +410,14 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer>, ByteS
  */
 export class PipeWriteEnd extends PipeEnd {
   /** @internal */
-  constructor(fd: number, address?: string, spin?: number) {
-    super(fd, address ?? pipeAddress(fd), 'write', spin ?? checkSpin(undefined));
+  constructor(fd: number, address?: string, spin?: number, handedOver = false) {
+    super(fd, address ?? pipeAddress(fd), 'write', spin ?? checkSpin(undefined), handedOver);
   }
 
-  /** Wraps an inherited descriptor (for example fd 3 given by a parent with {@link spawn}). */
+  /** Wraps an inherited descriptor and takes ownership of it, as {@link PipeReadEnd.fromFd} does. */
   static fromFd(fd: number, options?: SpinOptions): PipeWriteEnd {
     checkInheritedFd(fd, 'write');
-    return new PipeWriteEnd(fd, undefined, checkSpin(checkOptions(options, ['spin']).spin));
+    return new PipeWriteEnd(fd, undefined, checkSpin(checkOptions(options, ['spin']).spin), true);
   }
 
   /**

@@ -5,7 +5,7 @@
  */
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { IpcError } from '../errors.js';
-import { invalidArgument } from './validate.js';
+import { checkBytes, invalidArgument } from './validate.js';
 
 /** Turns values into message bytes and back. */
 export interface Codec<T> {
@@ -43,12 +43,7 @@ const msgpackCodec: Codec<unknown> = {
 };
 
 const rawCodec: Codec<Buffer> = {
-  encode: (value) => {
-    if (!(value instanceof Uint8Array)) {
-      throw invalidArgument('data', value, 'a Uint8Array or Buffer (or configure a codec for other values)');
-    }
-    return value;
-  },
+  encode: (value) => checkBytes(value),
   decode: (bytes) => bytes,
 };
 
@@ -73,7 +68,7 @@ export function encodeWith<T>(codec: Codec<T>, value: T, address: string): Uint8
     if (err instanceof IpcError) throw err;
     throw new IpcError('ERR_IPC_CODEC', `Encoding a message for ${address} failed: ${(err as Error)?.message ?? err}`, { address, cause: err });
   }
-  if (!(bytes instanceof Uint8Array)) {
+  if (!ArrayBuffer.isView(bytes) || !(bytes instanceof Uint8Array)) {
     throw new IpcError('ERR_IPC_CODEC', `The codec's encode() for ${address} returned ${typeof bytes}, not a Uint8Array.`, { address });
   }
   return bytes;

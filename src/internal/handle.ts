@@ -7,7 +7,7 @@
  * @internal
  * @module
  */
-import { E, type IpcError, systemError } from '../errors.js';
+import { E, IpcError, systemError } from '../errors.js';
 import { native } from '../native.js';
 import { type Lane, type LaneOwner } from './operation.js';
 import { type Watch, watchDescriptor } from './readiness.js';
@@ -15,16 +15,44 @@ import { closedError } from './wait.js';
 
 /**
  * What a handle holds in the kernel, kept apart from the handle so that a
- * handle nobody closed can still be released after it is collected.
+ * handle nobody closed can still be released after it is collected. Its
+ * descriptors are also recorded natively, so that the ones still held when
+ * the environment ends (a worker exits) are closed then.
  */
 class Held {
-  fds: number[] = [];
+  fds: OwnedFd[] = [];
   watches: Watch[] = [];
 
   release(): void {
     // A descriptor leaves the readiness registry before it is closed.
     for (const watch of this.watches.splice(0)) watch.release();
-    for (const fd of this.fds.splice(0)) native.close(fd);
+    for (const owned of this.fds.splice(0)) owned.close();
+  }
+}
+
+/**
+ * A descriptor this thread's ipckit owns: closed by its owner, or when the
+ * environment ends. A descriptor is owned once: wrapping the same number
+ * twice would let one owner close it under the other.
+ */
+export class OwnedFd {
+  readonly fd: number;
+  readonly #token: number;
+
+  /** `fresh`: just made by the kernel for ipckit (not a descriptor a user handed over). */
+  constructor(fd: number, fresh: boolean) {
+    const token = native.holdFd(fd, fresh);
+    if (token === E.EEXIST) {
+      throw new IpcError('ERR_IPC_INVALID_ARGUMENT',
+        `fd ${fd} already belongs to an ipckit handle of this thread. A descriptor is wrapped once: close that handle first, or keep using it.`);
+    }
+    this.fd = fd;
+    this.#token = token;
+  }
+
+  /** Closes it, unless someone closed it behind ipckit's back and the number now belongs to another owner. */
+  close(): void {
+    native.releaseFd(this.fd, this.#token);
   }
 }
 
@@ -102,9 +130,12 @@ export abstract class Handle implements LaneOwner, Disposable, AsyncDisposable {
     else this.#busy.delete(lane);
   }
 
-  /** Takes ownership of `fd`: closed with the handle. */
-  protected holdFd(fd: number): number {
-    this.#held.fds.push(fd);
+  /**
+   * Takes ownership of `fd`: closed with the handle. `handedOver`: a
+   * descriptor the user gave (fromFd), refused if another handle owns it.
+   */
+  protected holdFd(fd: number, handedOver = false): number {
+    this.#held.fds.push(new OwnedFd(fd, !handedOver));
     return fd;
   }
 

@@ -131,6 +131,7 @@ export class Pending<T> {
 }
 
 interface Entry {
+  what: string;
   op: Operation<unknown>;
   pending: Pending<unknown>;
   /** Settled and out of the queue (removed lazily: see {@link Lane.settle}). */
@@ -171,6 +172,7 @@ export abstract class Lane {
   /** @internal Queues a call whose first attempt found nothing. */
   enqueue<T>(what: string, op: Operation<T>, timeout: number, signal: AbortSignal | undefined): Promise<T> {
     const entry: Entry = {
+      what,
       op: op as Operation<unknown>,
       done: false,
       busy: false,
@@ -262,9 +264,14 @@ export abstract class Lane {
     return entry.done;
   }
 
-  /** One non-blocking attempt for `entry`: true if it settled. */
+  /** One non-blocking attempt for `entry`: true if it settled. Never on a closed owner (its memory may be gone). */
   protected attempt(entry: Entry): boolean {
-    return this.serveWith(entry, () => entry.op.step(0, 0));
+    return this.serveWith(entry, () => this.retry(entry));
+  }
+
+  protected retry(entry: Entry): unknown {
+    this.owner.check(entry.what);
+    return entry.op.step(0, 0);
   }
 
   /** A call was queued (it is last). */
@@ -406,7 +413,7 @@ export class JobLane extends Lane {
       this.settle(entry, entry.reason ?? closedError('the pending call', this.owner.address), true);
     } else if (result === E.EAGAIN || result === E.ENOSR) {
       this.settle(entry, waiterLimitError(result, this.owner.address), true);
-    } else if (!this.serveWith(entry, () => entry.op.job!.finish(result, extra) ?? entry.op.step(0, 0))) {
+    } else if (!this.serveWith(entry, () => entry.op.job!.finish(result, extra) ?? this.retry(entry))) {
       // Woken, and still nothing for it (another process was first): wait again.
       this.#start(entry);
       return;

@@ -13,6 +13,7 @@
  */
 import { E, limitError, systemError } from '../errors.js';
 import { native, type NativeFdWatcher } from '../native.js';
+import { OwnedFd } from './handle.js';
 
 const { EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL } = native.constants;
 
@@ -62,6 +63,7 @@ const ALWAYS = EPOLLERR | EPOLLHUP;
  */
 export class EpollSet {
   readonly fd: number;
+  readonly #owned: OwnedFd;
   readonly #reports = new Uint32Array(128);
 
   constructor() {
@@ -71,7 +73,12 @@ export class EpollSet {
         ? limitError(fd, 'epoll_create1', undefined, 'no descriptor is free (ulimit -n, or fs.file-max for the system).')
         : systemError(fd, 'epoll_create1', undefined);
     }
+    this.#owned = new OwnedFd(fd, true);
     this.fd = fd;
+  }
+
+  close(): void {
+    this.#owned.close();
   }
 
   /** Adds, changes or removes `fd`; `token` comes back with its reports. Returns 0 or -errno. */
@@ -259,7 +266,7 @@ class Registry {
     for (const watch of this.#byToken.values()) watch.register(this.set);
     this.#watcher.close();
     this.#watcher = this.#watch();
-    native.close(old.fd);
+    old.close();
   }
 }
 

@@ -93,7 +93,8 @@ export function checkBoolean(value: unknown, name: string, fallback = false): bo
 
 /** Message bytes: a Uint8Array (Buffer included). */
 export function checkBytes(value: unknown, name = 'data'): Uint8Array {
-  if (!(value instanceof Uint8Array)) {
+  // isView: a Proxy around a Uint8Array passes instanceof, but is no view the addon can read.
+  if (!ArrayBuffer.isView(value) || !(value instanceof Uint8Array)) {
     throw invalidArgument(name, value, 'a Uint8Array or Buffer (or configure a codec for other values)');
   }
   return value;
