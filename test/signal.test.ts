@@ -18,7 +18,7 @@ import {
 import { native } from '../src/native.js';
 import { openFds } from './helpers/objects.js';
 import { Peer, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
-import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 
 const S = native.signalConstants;
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -55,14 +55,6 @@ function processState(pid: number): string | null {
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
   } catch {
     return null;
-  }
-}
-
-async function waitUntil(what: string, predicate: () => boolean, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting until ${what}`);
-    await sleep(5);
   }
 }
 

@@ -36,3 +36,12 @@ export async function stillPending(promise: Promise<unknown>, ms = 100): Promise
   promise.catch(() => undefined);
   return (await Promise.race([promise, sleep(ms, marker)])) === marker;
 }
+
+/** Waits until `predicate()` holds, looking every few ms; fails naming `what` after `ms`. */
+export async function waitUntil(what: string, predicate: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!predicate()) {
+    if (performance.now() > deadline) assert.fail(`timed out after ${ms} ms waiting until ${what}`);
+    await sleep(5);
+  }
+}

@@ -124,11 +124,14 @@ export class ObjectTracker {
 
 }
 
+/** The filesystem magic number of the mqueue filesystem (statfs f_type). */
+export const MQUEUE_MAGIC = 0x19800202;
+
 /** Descriptors of this process that are POSIX message queues. */
 export function mqueueFds(): string[] {
   return openFds().filter((fd) => {
     try {
-      return statfsSync(`/proc/self/fd/${fd}`).type === 0x19800202;
+      return statfsSync(`/proc/self/fd/${fd}`).type === MQUEUE_MAGIC;
     } catch {
       return false;
     }

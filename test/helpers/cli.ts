@@ -1,0 +1,123 @@
+/**
+ * Running the `ipckit` command line as real child processes, for the
+ * cli-*.test.ts files: exit status, exact output, and what `ipckit ls` shows.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { IpcObjectInfo } from '../../src/index.js';
+import { trackChild } from './peer.js';
+
+/** The compiled command line. */
+export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+export interface CliResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stdoutBytes: Buffer;
+  stderr: string;
+  pid: number;
+  elapsedMs: number;
+}
+
+export interface Launched {
+  child: ChildProcess;
+  done: Promise<CliResult>;
+}
+
+/** Starts `ipckit <args>` with `input` on its stdin; `done` resolves when it has exited (it is killed after 15 s). */
+export function launch(args: string[], input: string | Buffer = ''): Launched {
+  const started = performance.now();
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  trackChild(child);
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  child.stdout!.on('data', (chunk: Buffer) => out.push(chunk));
+  child.stderr!.on('data', (chunk: Buffer) => err.push(chunk));
+  child.stdin!.on('error', () => undefined); // The command may exit without reading stdin.
+  child.stdin!.end(input);
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      const stdoutBytes = Buffer.concat(out);
+      resolve({
+        status, signal, stdout: stdoutBytes.toString('utf8'), stdoutBytes, stderr: Buffer.concat(err).toString('utf8'),
+        pid: child.pid!, elapsedMs: performance.now() - started,
+      });
+    });
+  });
+  return { child, done };
+}
+
+/** Runs `ipckit <args>` to completion. */
+export function ipckit(args: string[], input?: string | Buffer): Promise<CliResult> {
+  return launch(args, input).done;
+}
+
+export function describeRun(args: string[], r: CliResult): string {
+  return `ipckit ${args.join(' ')} -> status ${r.status ?? r.signal}; stdout ${JSON.stringify(r.stdout)}; stderr ${JSON.stringify(r.stderr)}`;
+}
+
+/** Runs `ipckit <args>`, asserts exit 0 and nothing on stderr. */
+export async function ok(args: string[], input?: string | Buffer): Promise<CliResult> {
+  const r = await ipckit(args, input);
+  assert.equal(r.status, 0, describeRun(args, r));
+  assert.equal(r.stderr, '', describeRun(args, r));
+  return r;
+}
+
+/** Runs `ipckit <args>`, asserts `status`, no stdout, and `CODE: ` opening stderr; resolves to stderr. */
+export async function fails(args: string[], status: 1 | 2, code: string, input?: string | Buffer): Promise<string> {
+  const r = await ipckit(args, input);
+  assert.equal(r.status, status, describeRun(args, r));
+  assert.equal(r.stdout, '', describeRun(args, r));
+  assert.ok(r.stderr.startsWith(`${code}: `), describeRun(args, r));
+  assert.ok(r.stderr.endsWith('\n'), describeRun(args, r));
+  return r.stderr;
+}
+
+/** Runs independent checks a few at a time (each one spawns a process). */
+export async function all<T>(jobs: (() => Promise<T>)[]): Promise<T[]> {
+  const results: T[] = new Array(jobs.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const i = next++;
+      results[i] = await jobs[i]!();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs.length, Math.max(2, availableParallelism() * 2)) }, worker));
+  return results;
+}
+
+/** Parses JSON-lines output; every line must be JSON and the output must end with a newline. */
+export function jsonLines(stdout: string): Record<string, unknown>[] {
+  assert.ok(stdout.endsWith('\n'), `output does not end with a newline: ${JSON.stringify(stdout)}`);
+  return stdout.slice(0, -1).split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+export function json(stdout: string): Record<string, unknown> {
+  const lines = jsonLines(stdout);
+  assert.equal(lines.length, 1, `expected one JSON line: ${stdout}`);
+  return lines[0]!;
+}
+
+export type LsObject = IpcObjectInfo;
+
+/** `ipckit ls --json` and `ipckit ls`, run side by side. */
+export async function ls(): Promise<{ objects: LsObject[]; notes: string[]; text: string }> {
+  const [asJson, asText] = await all([() => ok(['ls', '--json']), () => ok(['ls'])]);
+  const inventory = json(asJson!.stdout) as unknown as { objects: LsObject[]; notes: string[] };
+  return { ...inventory, text: asText!.stdout };
+}
+
+/** The row of `ipckit ls` text output for `address`, split into its columns. */
+export function lsRow(text: string, address: string): string[] | undefined {
+  const lines = text.split('\n');
+  assert.deepEqual(lines[0]!.split(/\s+/), ['KIND', 'ADDRESS', 'OWNER', 'MODE', 'MESSAGES', 'BYTES', 'PROCESSES']);
+  return lines.map((line) => line.split(/ {2,}/)).find((cells) => cells[1] === address);
+}
