@@ -262,18 +262,18 @@ describe('Mutex', () => {
     shm.remove();
   });
 
-  it('the race demo: unlocked updates are lost, locked ones never', (t) => {
+  it('the race demo: locked updates are never lost; unlocked ones may be', (t) => {
     const out = execFileSync(process.execPath, [CLI, 'demo', 'race', '--processes', '2', '--increments', '200000', '--json'], { encoding: 'utf8' });
     const result = JSON.parse(out) as Record<string, number>;
     assert.deepEqual(Object.keys(result), ['processes', 'increments', 'expected', 'unlocked', 'locked']);
     assert.equal(result.expected, 400_000);
     assert.equal(result.locked, 400_000);
     assert.ok(result.unlocked! <= 400_000);
-    if (availableParallelism() < 2) {
-      t.diagnostic('one CPU: the unlocked run may not interleave, so lost updates are not asserted');
-      return;
-    }
-    assert.ok(result.unlocked! < 400_000, `the unlocked run lost no update (${result.unlocked})`);
+    // Losing updates takes the two processes running at the same time, which neither one CPU nor a
+    // loaded machine guarantees: what the unlocked run did is reported, not asserted.
+    t.diagnostic(result.unlocked! < 400_000
+      ? `the unlocked run lost ${400_000 - result.unlocked!} of 400000 updates`
+      : `the unlocked run lost no update: its processes did not interleave (${availableParallelism()} CPUs)`);
   });
 });
 
