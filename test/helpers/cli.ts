@@ -1,12 +1,15 @@
 /**
  * Running the `ipckit` command line as real child processes, for the
- * cli-*.test.ts files: exit status, exact output, and what `ipckit ls` shows.
+ * cli-*.test.ts files: exit status, exact output, and what `ipckit ls` and
+ * `ipckit tour` show and leave behind.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { IpcObjectInfo } from '../../src/index.js';
+import { type IpcObjectInfo, formatKey } from '../../src/index.js';
+import { posixQueueExists, sysvQueues, sysvSegments } from './objects.js';
 import { trackChild } from './peer.js';
 
 /** The compiled command line. */
@@ -120,4 +123,23 @@ export function lsRow(text: string, address: string): string[] | undefined {
   const lines = text.split('\n');
   assert.deepEqual(lines[0]!.split(/\s+/), ['KIND', 'ADDRESS', 'OWNER', 'MODE', 'MESSAGES', 'BYTES', 'PROCESSES']);
   return lines.map((line) => line.split(/ {2,}/)).find((cells) => cells[1] === address);
+}
+
+/** Whether `key` is in the tour's key range, 0x7e000000..0x7effffff. */
+const tourKey = (key: number): boolean => key >>> 24 === 0x7e;
+
+/**
+ * What a tour run as `pid` left behind. Only that tour's own objects count,
+ * as other tours may run meanwhile: its POSIX queue, segments and FIFO (their
+ * names carry its pid), the System V queue it sent its messages to, and the
+ * System V segment it created (both in the tour's key range).
+ */
+export function tourLeftovers(pid: number): string[] {
+  const left: string[] = [];
+  if (posixQueueExists(`/ipckit-tour-${pid}`)) left.push(`/ipckit-tour-${pid}`);
+  left.push(...readdirSync('/dev/shm').filter((f) => /^ipckit-(tour|race)-/.test(f) && f.split('-').includes(String(pid))).map((f) => `/dev/shm/${f}`));
+  if (existsSync(`${tmpdir()}/ipckit-tour-fifo-${pid}`)) left.push(`${tmpdir()}/ipckit-tour-fifo-${pid}`);
+  left.push(...sysvQueues().filter((q) => tourKey(q.key) && q.lspid === pid).map((q) => `queue ${formatKey(q.key)}`));
+  left.push(...sysvSegments().filter((s) => tourKey(s.key) && s.cpid === pid).map((s) => `segment ${formatKey(s.key)}`));
+  return left;
 }
