@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn as spawnChild, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { setImmediate as yieldLoop, setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
@@ -18,6 +18,7 @@ import {
 import { native } from '../src/native.js';
 import { openFds } from './helpers/objects.js';
 import { Peer, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
+import { processState } from './helpers/proc.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 
 const S = native.signalConstants;
@@ -47,16 +48,6 @@ before(() => {
 after(async () => {
   await killAllPeers();
 });
-
-/** The scheduler state of `pid` from /proc (R, S, T, Z, ...), or null once it is gone. */
-function processState(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return null;
-  }
-}
 
 /** A process that exited, and whose pid is therefore free. */
 async function deadPid(): Promise<number> {
