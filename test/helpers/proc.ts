@@ -198,10 +198,10 @@ export function inSegment(pid: number, segment: string): (t: ThreadState) => boo
   };
 }
 
-/** The descriptors an epoll set of `pid` watches, as their links. */
-function watchedBy(pid: number, epfd: number | bigint): string[] {
+/** The descriptors an epoll set of `pid` watches whose link is `target`. */
+function watchedBy(pid: number, epfd: number | bigint, target: string | RegExp): number[] {
   const info = readOrNull(`/proc/${pid}/fdinfo/${epfd}`) ?? '';
-  return [...info.matchAll(/^tfd:\s+(\d+)\s/gm)].map((m) => linkOf(pid, Number(m[1])) ?? '');
+  return [...info.matchAll(/^tfd:\s+(\d+)\s/gm)].map((m) => Number(m[1])).filter((fd) => linkMatches(linkOf(pid, fd), target));
 }
 
 /** Every epoll set of `pid`, by descriptor. */
@@ -225,21 +225,22 @@ export function waitingOnLoop(pid: number, target: string | RegExp, options: Omi
     what: `the event loop of pid ${pid} waits for ${target}`,
     ...options,
     main: true,
-    where: (t) => (t.args === null ? epollSets(pid) : [t.args[0]!]).some((epfd) => watchedBy(pid, epfd).some((link) => linkMatches(link, target))),
+    where: (t) => (t.args === null ? epollSets(pid) : [t.args[0]!]).some((epfd) => watchedBy(pid, epfd, target).length > 0),
   });
 }
 
 /**
- * Waits until an epoll set of this process lists a descriptor whose link is
- * `target`: an async call of this process waits for it on the event loop.
- * (This process is running the probe, so its main thread cannot be asleep;
- * the probe yields to the loop between looks, which is when libuv adds the
- * descriptor.)
+ * Waits until the epoll sets of this process list `count` descriptors whose
+ * link is `target`: that many async calls of this process wait for them on
+ * the event loop. (This process is running the probe, so its main thread
+ * cannot be asleep; the probe yields to the loop between looks, which is
+ * when libuv adds the descriptors.)
  */
-export async function watchedByThisLoop(target: string | RegExp, timeoutMs = 10_000): Promise<void> {
+export async function watchedByThisLoop(target: string | RegExp, { count = 1, timeoutMs = 10_000 } = {}): Promise<void> {
   const deadline = performance.now() + timeoutMs;
-  while (!epollSets(process.pid).some((epfd) => watchedBy(process.pid, epfd).some((link) => linkMatches(link, target)))) {
-    if (performance.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting until this event loop watches ${target}`);
+  const watched = (): number => new Set(epollSets(process.pid).flatMap((epfd) => watchedBy(process.pid, epfd, target))).size;
+  while (watched() < count) {
+    if (performance.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting until this event loop watches ${count} × ${target}`);
     await sleep(2);
   }
 }
