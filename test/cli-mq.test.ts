@@ -5,16 +5,15 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { fstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { fstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { PosixMessageQueue, SysvMessageQueue, formatKey } from '../src/index.js';
 import { native } from '../src/native.js';
 import { type CliResult, all, fails, ipckit, json, launch, ok } from './helpers/cli.js';
-import { waitUntil } from './helpers/assert.js';
-import { MQUEUE_MAGIC, ObjectTracker, posixQueueExists, sysvQueueKeys } from './helpers/objects.js';
+import { ObjectTracker, posixQueueExists, sysvQueueKeys } from './helpers/objects.js';
 import { killAllPeers, runningChildren } from './helpers/peer.js';
+import { blockedIn, onSysvQueue, waitingOnLoop } from './helpers/proc.js';
 
 const objects = new ObjectTracker();
 
@@ -22,36 +21,6 @@ after(async () => {
   await killAllPeers();
   objects.cleanup();
 });
-
-/** Whether process `pid` has a POSIX message queue descriptor open. */
-function holdsMessageQueue(pid: number): boolean {
-  try {
-    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
-      try {
-        return statfsSync(`/proc/${pid}/fd/${fd}`).type === MQUEUE_MAGIC;
-      } catch {
-        return false;
-      }
-    });
-  } catch {
-    return false;
-  }
-}
-
-/** The kernel wait channels of the threads of `pid` (empty strings where hidden). */
-function waitChannels(pid: number): string[] {
-  try {
-    return readdirSync(`/proc/${pid}/task`).map((tid) => {
-      try {
-        return readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8').trim();
-      } catch {
-        return '';
-      }
-    });
-  } catch {
-    return [];
-  }
-}
 
 function posixMode(name: string): number {
   using q = PosixMessageQueue.open(name);
@@ -306,8 +275,8 @@ describe('ipckit mq send / recv', () => {
     using q = PosixMessageQueue.create(name, { maxMessages: 2, maxMessageSize: 32 });
     const receiver = launch(['mq', 'recv', name, '--json']);
     const pid = receiver.child.pid!;
-    await waitUntil(`ipckit ${pid} opens ${name}`, () => holdsMessageQueue(pid));
-    await sleep(200);
+    // Its event loop sleeps watching the queue's descriptor: the receive waits.
+    await waitingOnLoop(pid, name);
     assert.equal(receiver.child.exitCode, null, 'the receiver exited instead of waiting');
     assert.equal(q.attributes().messages, 0);
     await q.send(Buffer.from('wake up'), { priority: 4 });
@@ -323,11 +292,12 @@ describe('ipckit mq send / recv', () => {
     using q = SysvMessageQueue.create(key);
     const receiver = launch(['mq', 'recv', address, '--type', '7']);
     const pid = receiver.child.pid!;
-    const hidden = waitChannels(process.pid).every((w) => w === '0' || w === '');
-    if (hidden) await sleep(500); // The kernel hides wait channels here: give the child time to reach msgrcv.
-    else await waitUntil(`ipckit ${pid} waits in msgrcv`, () => waitChannels(pid).includes('do_msgrcv'));
+    await blockedIn(pid, 'msgrcv', { where: onSysvQueue(q.id) });
     q.sendSync(1, Buffer.from('not for you'));
-    await sleep(150);
+    // A send hands its message to a matching receiver asleep in msgrcv before it returns: this one
+    // is still queued, and the receiver still waits.
+    assert.equal(q.stat().messages, 1);
+    await blockedIn(pid, 'msgrcv', { where: onSysvQueue(q.id) });
     assert.equal(receiver.child.exitCode, null, 'the receiver exited instead of waiting');
     q.sendSync(7, Buffer.from('for type 7'));
     const woke = await receiver.done;

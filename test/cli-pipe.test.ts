@@ -8,11 +8,11 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Fifo, PosixMessageQueue } from '../src/index.js';
 import { CLI, fails, ipckit, json, ls, lsRow, ok, tourLeftovers } from './helpers/cli.js';
 import { ObjectTracker, posixQueueExists } from './helpers/objects.js';
 import { killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
+import { waitingOnLoop } from './helpers/proc.js';
 
 const objects = new ObjectTracker();
 
@@ -58,33 +58,42 @@ describe('ipckit ls and FIFOs', () => {
 });
 
 describe('a reader that closes stdout early', () => {
-  /** Runs ipckit, reads `lines` lines of its stdout, then closes the pipe. */
-  function readThenClose(args: string[], lines: number): Promise<{ pid: number; status: number | null; signal: string | null; stderr: string; got: string[] }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      trackChild(child);
-      let stderr = '';
-      let buffered = '';
-      const got: string[] = [];
-      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
-      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-        buffered += chunk;
-        let newline: number;
-        while (got.length < lines && (newline = buffered.indexOf('\n')) >= 0) {
-          got.push(buffered.slice(0, newline));
-          buffered = buffered.slice(newline + 1);
-        }
-        if (got.length === lines) child.stdout!.destroy();
-      });
+  /**
+   * Runs ipckit, reads `lines` lines of its stdout, then closes the pipe;
+   * `closed` resolves once this end of the pipe is closed, `done` when ipckit has exited.
+   */
+  function readThenClose(args: string[], lines: number): {
+    pid: number;
+    closed: Promise<void>;
+    done: Promise<{ pid: number; status: number | null; signal: string | null; stderr: string; got: string[] }>;
+  } {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    trackChild(child);
+    let stderr = '';
+    let buffered = '';
+    const got: string[] = [];
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      let newline: number;
+      while (got.length < lines && (newline = buffered.indexOf('\n')) >= 0) {
+        got.push(buffered.slice(0, newline));
+        buffered = buffered.slice(newline + 1);
+      }
+      if (got.length === lines) child.stdout!.destroy();
+    });
+    const closed = new Promise<void>((resolve) => child.stdout!.once('close', () => resolve()));
+    const done = new Promise<{ pid: number; status: number | null; signal: string | null; stderr: string; got: string[] }>((resolve, reject) => {
       child.on('error', reject);
       child.on('close', (status, signal) => {
         resolve({ pid: child.pid!, status, signal, stderr, got });
       });
     });
+    return { pid: child.pid!, closed, done };
   }
 
   it('tour: stops printing, still removes what it created, and does not crash', async () => {
-    const r = await readThenClose(['tour', '--json'], 3);
+    const r = await readThenClose(['tour', '--json'], 3).done;
     assert.equal(r.got.length, 3);
     assert.equal(r.signal, null);
     assert.equal(r.status, 0, r.stderr);
@@ -97,13 +106,13 @@ describe('a reader that closes stdout early', () => {
     const name = objects.name();
     using q = PosixMessageQueue.create(name, { maxMessages: 8, maxMessageSize: 64 });
     const run = readThenClose(['mq', 'recv', name, '--count', '8'], 1);
-    await sleep(300);
+    await waitingOnLoop(run.pid, name);
     q.sendSync(Buffer.from('m0'));
     // m0 is read, the pipe is closed; m1 is received but cannot be printed, and recv stops there
     // instead of draining the queue for nobody.
-    await sleep(200);
+    await run.closed;
     q.sendSync(Buffer.from('m1'));
-    const r = await run;
+    const r = await run.done;
     assert.deepEqual(r.got, ['m0']);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr, '');
