@@ -4,16 +4,15 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { fstatSync, mkdtempSync, readFile, rmSync, writeFileSync } from 'node:fs';
+import { fstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { IpcError, MQ_PRIO_MAX, PosixMessageQueue, SysvMessageQueue } from '../src/index.js';
 import { native } from '../src/native.js';
 import { ObjectTracker, mqueueFds } from './helpers/objects.js';
 import { Peer, killAllPeers } from './helpers/peer.js';
-import { blockedIn, onDescriptor, onSysvQueue, waitingOnLoop } from './helpers/proc.js';
-import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { blockedIn, onDescriptor, onSysvQueue, waitingOnLoop, watchedByThisLoop } from './helpers/proc.js';
+import { rejectsWith, stillPending, threadPoolIsFree, throwsWith, waitUntil } from './helpers/assert.js';
 
 const objects = new ObjectTracker();
 after(async () => {
@@ -130,9 +129,11 @@ describe('POSIX message queue', () => {
     const waits = [q.receive(), q.receive(), q.receive()];
     let ticks = 0;
     const interval = setInterval(() => ticks++, 5);
-    await sleep(100);
+    // The receives wait on the event loop, which meanwhile runs timers (waitUntil's own included).
+    await watchedByThisLoop(name);
+    await waitUntil('five timer ticks ran while the receives waited', () => ticks >= 5);
     clearInterval(interval);
-    assert.ok(ticks >= 5, `the event loop ran only ${ticks} timer ticks while receives waited`);
+    for (const wait of waits) assert.equal(await stillPending(wait, 0), true);
     const writer = new Peer('send', { family: 'posix', address: name, mode: 'sync', messages: [
       { data: 'x' }, { data: 'y' }, { data: 'z' },
     ] });
@@ -499,9 +500,7 @@ print(libc.ftok(sys.argv[1].encode(), 7) & 0xffffffff)`, file], { encoding: 'utf
     const waits = Array.from({ length: 8 }, (_, i) => q.receive({ type: i + 1 }));
     // All eight are blocked in the kernel, each on a thread of its own.
     await blockedOnQueue(process.pid, 'msgrcv', q.id, 8);
-    const started = performance.now();
-    await new Promise((resolve, reject) => readFile(new URL(import.meta.url), (err, data) => (err ? reject(err) : resolve(data))));
-    assert.ok(performance.now() - started < 2000, 'fs.readFile waited for the thread pool');
+    await threadPoolIsFree();
     const writer = new Peer('send', { family: 'sysv', address: key, mode: 'sync',
       messages: Array.from({ length: 8 }, (_, i) => ({ type: 8 - i, data: `t${8 - i}` })) });
     assert.deepEqual((await Promise.all(waits)).map((m) => `${m.type}:${m.data}`),
