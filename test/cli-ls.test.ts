@@ -63,19 +63,31 @@ describe('ipckit ls', () => {
     q.remove();
   });
 
-  it('lists a POSIX queue held open by another process, with that process as holder', async () => {
+  it('lists a POSIX queue held open by another process, with that process as holder', async (t) => {
     const name = objects.name();
     PosixMessageQueue.create(name, { maxMessages: 3, maxMessageSize: 50, mode: 0o640 }).close();
     const peer = new Peer('receive', { family: 'posix', address: name, count: 1, mode: 'async' });
     assert.equal((await peer.next()).event, 'ready');
+    // `ipckit ls` opens each POSIX queue to read its attributes, so another `ipckit ls` running at the
+    // same moment (ls() runs two side by side; other test files run their own) may be listed as one
+    // more holder. Only the processes this test knows of are checked; the others are reported.
+    const known = new Set([process.pid, peer.pid]);
+    const holders = (o: LsObject | undefined): LsObject['processes'] | undefined => {
+      const others = o?.processes.filter((p) => !known.has(p.pid)) ?? [];
+      if (others.length > 0) t.diagnostic(`other holders of ${name} at that moment: ${others.map((p) => p.pid).join(', ')}`);
+      return o?.processes.filter((p) => known.has(p.pid));
+    };
+    const ownRow = (row: string[] | undefined): string[] | undefined =>
+      row && [...row.slice(0, 6), row[6]!.split(' ').filter((cell) => known.has(Number(cell.replace(/^open:/, '')))).join(' ')];
     const owner = userInfo().username;
     let inventory = await ls();
-    assert.deepEqual(inventory.objects.find((o) => o.address === name), {
+    const listed = inventory.objects.find((o) => o.address === name);
+    assert.deepEqual({ ...listed, processes: holders(listed) }, {
       kind: 'posix-mq', address: name, uid: process.getuid!(), owner, mode: 0o640,
       messages: 0, bytes: mqueueMounted ? 0 : null, maxBytes: 150,
       processes: [{ pid: peer.pid, role: 'holder', alive: true }],
     });
-    assert.deepEqual(lsRow(inventory.text, name), ['posix-mq', name, owner, '0640', '0', mqueueMounted ? '0' : '?', `open:${peer.pid}`]);
+    assert.deepEqual(ownRow(lsRow(inventory.text, name)), ['posix-mq', name, owner, '0640', '0', mqueueMounted ? '0' : '?', `open:${peer.pid}`]);
 
     // Once the holder has exited, the queue is listed only where /dev/mqueue is mounted.
     {
@@ -87,9 +99,11 @@ describe('ipckit ls', () => {
     inventory = await ls();
     const entry = inventory.objects.find((o) => o.address === name);
     if (mqueueMounted) {
-      assert.deepEqual(entry?.processes, []);
+      assert.deepEqual(holders(entry), []);
     } else {
-      assert.equal(entry, undefined);
+      // Listed at all only while another process (another ls) has it open.
+      if (entry !== undefined) assert.notDeepEqual(entry.processes, [], `${name} is listed with no process holding it`);
+      assert.deepEqual(holders(entry) ?? [], []);
       assert.equal(inventory.notes.length, 1);
       assert.match(inventory.notes[0]!, /^\/dev\/mqueue is not mounted, so POSIX message queues that no process has open cannot be listed/);
       assert.ok(inventory.text.includes(`\nnote: ${inventory.notes[0]}\n`));
