@@ -32,17 +32,18 @@ export interface Launched {
 
 /**
  * Starts `ipckit <args>` with `input` on its stdin; `done` resolves when it
- * has exited. A command still running after 60 s is killed: a safety net
- * for a hang, long enough for the tour (several seconds alone) on a
- * machine loaded by other test files.
+ * has exited. A command still running after 60 s is killed, with the
+ * processes it started (it leads its own process group): a safety net for a
+ * hang, long enough for the tour (several seconds alone) on a machine loaded
+ * by other test files.
  */
 export function launch(args: string[], input: string | Buffer = ''): Launched {
   const started = performance.now();
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   trackChild(child);
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 60_000);
   child.stdout!.on('data', (chunk: Buffer) => out.push(chunk));
   child.stderr!.on('data', (chunk: Buffer) => err.push(chunk));
   child.stdin!.on('error', () => undefined); // The command may exit without reading stdin.
