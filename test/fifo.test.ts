@@ -5,17 +5,20 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn as spawnChild } from 'node:child_process';
-import { existsSync, mkdtempSync, readFile, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Fifo, PipeReadEnd, PipeWriteEnd } from '../src/index.js';
 import { Peer, killAllPeers, trackChild } from './helpers/peer.js';
-import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { rejectsWith, stillPending, threadPoolIsFree, throwsWith, waitUntil } from './helpers/assert.js';
+import { blockedIn, watchedByThisLoop } from './helpers/proc.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'ipckit-fifo-'));
 let counter = 0;
 const fifoPath = (): string => path.join(dir, `f${++counter}`);
+
+/** An async FIFO open waits on the event loop for an inotify watch of its path to report. */
+const INOTIFY = 'anon_inode:inotify';
 
 after(async () => {
   await killAllPeers();
@@ -69,9 +72,11 @@ describe('Fifo', () => {
     const opening = Fifo.openWrite(p, { timeout: 10_000 });
     let ticks = 0;
     const interval = setInterval(() => ticks++, 5);
-    assert.equal(await stillPending(opening, 150), true);
+    // The open waits on the event loop, which meanwhile runs timers (waitUntil's own included).
+    await watchedByThisLoop(INOTIFY);
+    await waitUntil('five timer ticks ran while openWrite waited', () => ticks >= 5);
     clearInterval(interval);
-    assert.ok(ticks >= 5);
+    assert.equal(await stillPending(opening, 0), true);
     const reader = new Peer('fifo-read', { path: p, mode: 'async' });
     const end = await opening;
     assert.ok(end instanceof PipeWriteEnd);
@@ -102,7 +107,7 @@ describe('Fifo', () => {
     // Two peers, neither of them this process, started separately.
     const reader = new Peer('fifo-read', { path: p, mode: 'sync' });
     await reader.next();
-    await sleep(100);
+    await blockedIn(reader.pid, 'openat', { main: true, what: `the reader ${reader.pid} is blocked opening ${p}` });
     const other = new Peer('fifo-write', { path: p, mode: 'async', text: 'peer to peer' });
     assert.deepEqual(await reader.next(), { event: 'opened' });
     assert.deepEqual(await reader.next(), { event: 'done', data: 'peer to peer' });
@@ -121,7 +126,7 @@ describe('Fifo', () => {
     throwsWith(() => Fifo.openWriteSync(p, { timeout: 0 }), 'ERR_IPC_TIMEOUT');
     const ac = new AbortController();
     const aborted = Fifo.openWrite(p, { signal: ac.signal });
-    await sleep(20);
+    await watchedByThisLoop(INOTIFY);
     ac.abort(new Error('changed my mind'));
     const err = await rejectsWith(() => aborted, 'ERR_IPC_ABORTED');
     assert.equal((err.cause as Error).message, 'changed my mind');
@@ -148,11 +153,8 @@ describe('Fifo', () => {
     for (const p of paths) Fifo.create(p);
     const ac = new AbortController();
     const opens = paths.map((p, i) => (i % 2 === 0 ? Fifo.openRead(p, { signal: ac.signal }) : Fifo.openWrite(p, { signal: ac.signal })));
-    await sleep(50);
-    const started = performance.now();
-    const data = await new Promise<Buffer>((resolve, reject) => readFile(new URL(import.meta.url), (err, d) => (err ? reject(err) : resolve(d))));
-    assert.ok(data.length > 0);
-    assert.ok(performance.now() - started < 1000, 'fs.readFile waited for the thread pool');
+    await watchedByThisLoop(INOTIFY, { count: 8 });
+    await threadPoolIsFree();
     ac.abort();
     for (const open of opens) await rejectsWith(() => open, 'ERR_IPC_ABORTED');
     for (const p of paths) Fifo.unlink(p);
@@ -171,7 +173,7 @@ describe('Fifo', () => {
     await new Promise((resolve) => echo.once('exit', resolve));
     // A cat that starts after ipckit is already waiting to write: it opens in blocking mode.
     const writing = Fifo.openWrite(p, { timeout: 10_000 });
-    await sleep(100);
+    await watchedByThisLoop(INOTIFY);
     const cat = trackChild(spawnChild('cat', [p], { stdio: ['ignore', 'pipe', 'inherit'] }));
     let printed = '';
     cat.stdout!.setEncoding('utf8').on('data', (chunk: string) => { printed += chunk; });

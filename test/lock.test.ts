@@ -11,8 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Mutex, PosixSharedMemory, SEM_VALUE_MAX, Semaphore, SysvSharedMemory } from '../src/index.js';
 import { ObjectTracker } from './helpers/objects.js';
 import { Peer, killAllPeers } from './helpers/peer.js';
-import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
-import { asleepIn, threadsAsleepIn } from './helpers/proc.js';
+import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
+import { asleepIn, blockedIn, inSegment, threadsAsleepIn } from './helpers/proc.js';
 
 const objects = new ObjectTracker();
 after(async () => {
@@ -34,6 +34,15 @@ async function holder(name: string, offset = 0): Promise<Peer> {
   const peer = new Peer('mutex-hold', { family: 'posix', address: name, offset });
   assert.deepEqual(await peer.next(), { event: 'holding', pid: peer.pid });
   return peer;
+}
+
+/**
+ * Waits until a thread of `pid` sleeps on a futex word of the POSIX segment
+ * `name`: a lockSync/waitSync on the main thread, or the waiter thread of an
+ * async lock/wait.
+ */
+function waitsInSegment(pid: number, name: string): Promise<unknown> {
+  return blockedIn(pid, 'futex', { what: `pid ${pid} waits on a lock in ${name}`, where: inSegment(pid, `/dev/shm${name}`) });
 }
 
 /** Field 22 of /proc/<pid>/stat: the process start time, as the mutex records it. */
@@ -87,11 +96,12 @@ describe('Mutex', () => {
     await rejectsWith(() => mutex.lock({ timeout: 0 }), 'ERR_IPC_TIMEOUT');
     const ac = new AbortController();
     const aborted = mutex.lock({ signal: ac.signal });
-    await sleep(30);
+    await waitsInSegment(process.pid, name);
     ac.abort();
     await rejectsWith(() => aborted, 'ERR_IPC_ABORTED');
     // A waiter that is released when the holder lets go.
     const waiting = mutex.lock();
+    await waitsInSegment(process.pid, name);
     assert.equal(await stillPending(waiting), true);
     await peer.kill('SIGTERM');
     await rejectsWith(() => waiting, 'ERR_IPC_OWNER_DIED');
@@ -107,7 +117,7 @@ describe('Mutex', () => {
       mutex.lockSync();
       const waiter = new Peer('mutex-lock', { family: 'posix', address: name, offset: 0, mode });
       assert.deepEqual(await waiter.next(), { event: 'ready' });
-      await sleep(100);
+      await waitsInSegment(waiter.pid, name);
       assert.equal(mutex.owner, process.pid);
       mutex.unlock();
       assert.deepEqual(await waiter.next(), { event: 'acquired' });
@@ -124,9 +134,11 @@ describe('Mutex', () => {
     const waiting = mutex.lock();
     let ticks = 0;
     const interval = setInterval(() => ticks++, 5);
-    await sleep(100);
+    // lock() is blocked in the kernel, and meanwhile the event loop runs timers (waitUntil's own included).
+    await waitsInSegment(process.pid, name);
+    await waitUntil('five timer ticks ran while lock() waited', () => ticks >= 5);
     clearInterval(interval);
-    assert.ok(ticks >= 5, `only ${ticks} timer ticks while lock() waited`);
+    assert.equal(await stillPending(waiting, 0), true);
     // The takeover may come as soon as the holder is dead, before it is reaped.
     const tookOver = rejectsWith(() => waiting, 'ERR_IPC_OWNER_DIED');
     await peer.kill('SIGKILL');
@@ -244,7 +256,7 @@ describe('Mutex', () => {
     const { shm, name, mutex } = segment();
     const peer = await holder(name);
     const waiting = mutex.lock();
-    await sleep(30);
+    await waitsInSegment(process.pid, name);
     shm.close();
     await rejectsWith(() => waiting, 'ERR_IPC_CLOSED');
     throwsWith(() => mutex.tryLock(), 'ERR_IPC_CLOSED');
@@ -265,24 +277,24 @@ describe('Mutex', () => {
     shm.remove();
   });
 
-  it('the race demo: unlocked updates are lost, locked ones never', (t) => {
+  it('the race demo: locked updates are never lost; unlocked ones may be', (t) => {
     const out = execFileSync(process.execPath, [CLI, 'demo', 'race', '--processes', '2', '--increments', '200000', '--json'], { encoding: 'utf8' });
     const result = JSON.parse(out) as Record<string, number>;
     assert.deepEqual(Object.keys(result), ['processes', 'increments', 'expected', 'unlocked', 'locked']);
     assert.equal(result.expected, 400_000);
     assert.equal(result.locked, 400_000);
     assert.ok(result.unlocked! <= 400_000);
-    if (availableParallelism() < 2) {
-      t.diagnostic('one CPU: the unlocked run may not interleave, so lost updates are not asserted');
-      return;
-    }
-    assert.ok(result.unlocked! < 400_000, `the unlocked run lost no update (${result.unlocked})`);
+    // Losing updates takes the two processes running at the same time, which neither one CPU nor a
+    // loaded machine guarantees: what the unlocked run did is reported, not asserted.
+    t.diagnostic(result.unlocked! < 400_000
+      ? `the unlocked run lost ${400_000 - result.unlocked!} of 400000 updates`
+      : `the unlocked run lost no update: its processes did not interleave (${availableParallelism()} CPUs)`);
   });
 });
 
 describe('Semaphore', () => {
   it('counts: tryWait, wait, waitSync, post, value, and its limits', async () => {
-    const { shm } = segment();
+    const { shm, name } = segment();
     const sem = Semaphore.create(shm, 16, { value: 2 });
     assert.equal(sem.value, 2);
     assert.equal(sem.tryWait(), true);
@@ -292,6 +304,7 @@ describe('Semaphore', () => {
     await rejectsWith(() => sem.wait({ timeout: 30 }), 'ERR_IPC_TIMEOUT');
     await rejectsWith(() => sem.wait({ signal: AbortSignal.abort() }), 'ERR_IPC_ABORTED');
     const waiting = sem.wait();
+    await waitsInSegment(process.pid, name);
     assert.equal(await stillPending(waiting), true);
     sem.post();
     await waiting;
@@ -312,7 +325,7 @@ describe('Semaphore', () => {
       const sem = Semaphore.create(shm, 16);
       const waiter = new Peer('sem-wait', { family: 'posix', address: name, offset: 16, count: 3, mode });
       await waiter.next();
-      await sleep(50);
+      await waitsInSegment(waiter.pid, name);
       sem.post();
       assert.deepEqual(await waiter.next(), { event: 'took', n: 1 });
       sem.post(2);

@@ -4,15 +4,15 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { fstatSync, mkdtempSync, readFile, rmSync, writeFileSync } from 'node:fs';
+import { fstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { IpcError, MQ_PRIO_MAX, PosixMessageQueue, SysvMessageQueue } from '../src/index.js';
 import { native } from '../src/native.js';
 import { ObjectTracker, mqueueFds } from './helpers/objects.js';
 import { Peer, killAllPeers } from './helpers/peer.js';
-import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { blockedIn, onDescriptor, onSysvQueue, waitingOnLoop, watchedByThisLoop } from './helpers/proc.js';
+import { rejectsWith, stillPending, threadPoolIsFree, throwsWith, waitUntil } from './helpers/assert.js';
 
 const objects = new ObjectTracker();
 after(async () => {
@@ -21,6 +21,16 @@ after(async () => {
 });
 
 const text = (m: { data: Buffer } | undefined): string | undefined => m?.data.toString();
+
+/** Waits until process `pid` waits to receive from the POSIX queue `name`, blocked in the call (sync) or on its event loop (async). */
+function receivingFrom(pid: number, name: string, how: 'sync' | 'async'): Promise<unknown> {
+  return how === 'sync' ? blockedIn(pid, 'mq_timedreceive', { where: onDescriptor(pid, name) }) : waitingOnLoop(pid, name);
+}
+
+/** Waits until `count` threads of process `pid` are blocked in `call` on the System V queue `id`. */
+function blockedOnQueue(pid: number, call: 'msgrcv' | 'msgsnd', id: number, count = 1): Promise<unknown> {
+  return blockedIn(pid, call, { count, where: onSysvQueue(id) });
+}
 
 describe('POSIX message queue', () => {
   it('creates with exact attributes, mode and O_CLOEXEC, and opens without changing them', () => {
@@ -119,9 +129,11 @@ describe('POSIX message queue', () => {
     const waits = [q.receive(), q.receive(), q.receive()];
     let ticks = 0;
     const interval = setInterval(() => ticks++, 5);
-    await sleep(100);
+    // The receives wait on the event loop, which meanwhile runs timers (waitUntil's own included).
+    await watchedByThisLoop(name);
+    await waitUntil('five timer ticks ran while the receives waited', () => ticks >= 5);
     clearInterval(interval);
-    assert.ok(ticks >= 5, `the event loop ran only ${ticks} timer ticks while receives waited`);
+    for (const wait of waits) assert.equal(await stillPending(wait, 0), true);
     const writer = new Peer('send', { family: 'posix', address: name, mode: 'sync', messages: [
       { data: 'x' }, { data: 'y' }, { data: 'z' },
     ] });
@@ -272,14 +284,14 @@ describe('POSIX message queue', () => {
       await receiver.next();
       for (let i = 0; i < 4; i++) assert.deepEqual(await receiver.next(), { data: `msg ${i}`, priority: 0 });
       assert.deepEqual(await receiver.next(), { event: 'hanging' });
-      await sleep(50);
+      await receivingFrom(receiver.pid, idle, hang);
       assert.deepEqual(await receiver.kill('SIGKILL'), { code: null, signal: 'SIGKILL' });
       assert.equal(q.attributes().messages, 6);
       // Killed while waiting on this very queue: later messages are not swallowed by the dead waiter.
       const waiter = new Peer('receive', { family: 'posix', address: idle, count: 0, mode: 'sync', then: hang });
       await waiter.next();
       await waiter.next();
-      await sleep(50);
+      await receivingFrom(waiter.pid, idle, hang);
       await waiter.kill('SIGKILL');
       empty.sendSync(Buffer.from('after'));
       assert.equal(text(empty.tryReceive()), 'after');
@@ -452,6 +464,7 @@ print(libc.ftok(sys.argv[1].encode(), 7) & 0xffffffff)`, file], { encoding: 'utf
     throwsWith(() => q.sendSync(1, Buffer.alloc(10), { timeout: 30 }), 'ERR_IPC_TIMEOUT');
     throwsWith(() => q.sendSync(1, Buffer.alloc(10), { timeout: 0 }), 'ERR_IPC_TIMEOUT');
     const blocked = q.send(4, Buffer.from('late'));
+    await blockedOnQueue(process.pid, 'msgsnd', q.id);
     assert.equal(await stillPending(blocked), true);
     const reader = new Peer('receive', { family: 'sysv', address: key, count: 3, mode: 'sync' });
     await reader.next();
@@ -472,6 +485,7 @@ print(libc.ftok(sys.argv[1].encode(), 7) & 0xffffffff)`, file], { encoding: 'utf
     throwsWith(() => q.receiveSync({ timeout: 30 }), 'ERR_IPC_TIMEOUT', /timed out after 30 ms/);
     throwsWith(() => q.receiveSync({ timeout: 0 }), 'ERR_IPC_TIMEOUT');
     const blocked = q.receive({ type: 8 });
+    await blockedOnQueue(process.pid, 'msgrcv', q.id);
     assert.equal(await stillPending(blocked), true);
     const writer = new Peer('send', { family: 'sysv', address: key, mode: 'sync', messages: [{ type: 7, data: 'not me' }, { type: 8, data: 'me' }] });
     assert.deepEqual(await blocked, { data: Buffer.from('me'), type: 8 });
@@ -484,10 +498,9 @@ print(libc.ftok(sys.argv[1].encode(), 7) & 0xffffffff)`, file], { encoding: 'utf
     const key = objects.key();
     using q = SysvMessageQueue.create(key);
     const waits = Array.from({ length: 8 }, (_, i) => q.receive({ type: i + 1 }));
-    await sleep(50);
-    const started = performance.now();
-    await new Promise((resolve, reject) => readFile(new URL(import.meta.url), (err, data) => (err ? reject(err) : resolve(data))));
-    assert.ok(performance.now() - started < 2000, 'fs.readFile waited for the thread pool');
+    // All eight are blocked in the kernel, each on a thread of its own.
+    await blockedOnQueue(process.pid, 'msgrcv', q.id, 8);
+    await threadPoolIsFree();
     const writer = new Peer('send', { family: 'sysv', address: key, mode: 'sync',
       messages: Array.from({ length: 8 }, (_, i) => ({ type: 8 - i, data: `t${8 - i}` })) });
     assert.deepEqual((await Promise.all(waits)).map((m) => `${m.type}:${m.data}`),
@@ -501,14 +514,14 @@ print(libc.ftok(sys.argv[1].encode(), 7) & 0xffffffff)`, file], { encoding: 'utf
     using q = SysvMessageQueue.create(key, { maxBytes: 10 });
     const ac = new AbortController();
     const receiving = q.receive({ signal: ac.signal });
-    await sleep(20);
+    await blockedOnQueue(process.pid, 'msgrcv', q.id);
     ac.abort();
     await rejectsWith(() => receiving, 'ERR_IPC_ABORTED');
     await rejectsWith(() => q.receive({ signal: AbortSignal.abort() }), 'ERR_IPC_ABORTED');
     q.sendSync(1, Buffer.alloc(10));
     const ac2 = new AbortController();
     const sending = q.send(1, Buffer.from('x'), { signal: ac2.signal });
-    await sleep(20);
+    await blockedOnQueue(process.pid, 'msgsnd', q.id);
     ac2.abort();
     await rejectsWith(() => sending, 'ERR_IPC_ABORTED');
     assert.equal(q.stat().messages, 1);
@@ -583,7 +596,7 @@ print(libc.ftok(sys.argv[1].encode(), 7) & 0xffffffff)`, file], { encoding: 'utf
     const key = objects.key();
     const q = SysvMessageQueue.create(key);
     const pending = q.receive();
-    await sleep(10);
+    await blockedOnQueue(process.pid, 'msgrcv', q.id);
     q.close();
     q.close();
     await rejectsWith(() => pending, 'ERR_IPC_CLOSED');
@@ -602,7 +615,9 @@ print(libc.ftok(sys.argv[1].encode(), 7) & 0xffffffff)`, file], { encoding: 'utf
     const waiting = q.receive();
     const waitingSync = new Peer('receive', { family: 'sysv', address: key, count: 1, mode: 'sync' });
     await waitingSync.next();
-    await sleep(50);
+    // Both are blocked in msgrcv when the queue goes (a call made after the removal fails with EINVAL instead).
+    await blockedOnQueue(process.pid, 'msgrcv', q.id);
+    await blockedOnQueue(waitingSync.pid, 'msgrcv', q.id);
     SysvMessageQueue.remove(key);
     await rejectsWith(() => waiting, 'EIDRM', /removed/);
     const report = await waitingSync.next();
@@ -620,7 +635,7 @@ print(libc.ftok(sys.argv[1].encode(), 7) & 0xffffffff)`, file], { encoding: 'utf
       await receiver.next();
       assert.deepEqual([await receiver.next(), await receiver.next()], [{ data: 'msg 1', type: 2 }, { data: 'msg 3', type: 2 }]);
       assert.deepEqual(await receiver.next(), { event: 'hanging' });
-      await sleep(50);
+      await blockedOnQueue(receiver.pid, 'msgrcv', q.id);
       assert.deepEqual(await receiver.kill('SIGKILL'), { code: null, signal: 'SIGKILL' });
       const rest = [];
       for (let m = q.tryReceive(); m !== undefined; m = q.tryReceive()) rest.push(`${m.type}:${m.data}`);

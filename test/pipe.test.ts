@@ -5,16 +5,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, fork } from 'node:child_process';
-import { readFile, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { IpcError, PIPE_BUF, PipeReadEnd, PipeWriteEnd, pipe, spawn } from '../src/index.js';
 import { native } from '../src/native.js';
 import { openFds } from './helpers/objects.js';
 import { Peer, killAllPeers, trackChild } from './helpers/peer.js';
-import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { rejectsWith, stillPending, threadPoolIsFree, throwsWith, waitUntil } from './helpers/assert.js';
 
 const PEER_MAIN = fileURLToPath(new URL('./helpers/peer-main.js', import.meta.url));
 
@@ -130,11 +129,13 @@ describe('pipe()', () => {
 
   it('sees the end of the data only when every writer, children included, has closed', async () => {
     const { readEnd, writeEnd } = pipe();
-    const child = spawn('sh', ['-c', 'sleep 0.3; echo last >&3'], { fds: { 3: writeEnd }, stdio: 'ignore' });
+    // The child keeps its write end open, writing nothing, until it reads "go".
+    const child = spawn('sh', ['-c', 'read go; echo last >&3'], { fds: { 3: writeEnd }, stdio: ['pipe', 'ignore', 'ignore'] });
     trackChild(child);
     writeEnd.close();
     const first = readEnd.read();
     assert.equal(await stillPending(first, 100), true);
+    child.stdin!.end('go\n');
     assert.equal((await first)!.toString(), 'last\n');
     assert.equal(await readEnd.read(), null);
     await exited(child);
@@ -284,9 +285,7 @@ describe('pipe()', () => {
   it('keeps the thread pool free: async reads park no thread', async () => {
     const ends = Array.from({ length: 8 }, () => pipe());
     const waits = ends.map(({ readEnd }) => readEnd.read());
-    const started = performance.now();
-    await new Promise((resolve, reject) => readFile(new URL(import.meta.url), (err, data) => (err ? reject(err) : resolve(data))));
-    assert.ok(performance.now() - started < 2000);
+    await threadPoolIsFree();
     for (const { writeEnd } of ends) writeEnd.writeSync(Buffer.from('x'));
     assert.deepEqual((await Promise.all(waits)).map((b) => b!.toString()), Array(8).fill('x'));
     for (const { readEnd, writeEnd } of ends) {
@@ -299,7 +298,8 @@ describe('pipe()', () => {
 describe('pipe cleanup', () => {
   it('leaves no pipe descriptor behind', async () => {
     await killAllPeers();
-    await sleep(50);
+    // The stdio pipes of the last children close on the event loop after they exit.
+    await waitUntil(`this process holds its ${baseline} pipe descriptors of before the tests`, () => pipeFds().length === baseline);
     assert.equal(pipeFds().length, baseline);
   });
 });

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn as spawnChild, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { setImmediate as yieldLoop, setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
@@ -18,11 +18,13 @@ import {
 import { native } from '../src/native.js';
 import { openFds } from './helpers/objects.js';
 import { Peer, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
-import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { processState } from './helpers/proc.js';
+import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 
 const S = native.signalConstants;
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const PEER_MAIN = fileURLToPath(new URL('./helpers/peer-main.js', import.meta.url));
+const PROC_HELPERS = new URL('./helpers/proc.js', import.meta.url).href;
 const PTY_RUN = fileURLToPath(new URL('../../test/helpers/pty-run.py', import.meta.url));
 const ME = { pid: process.pid, uid: process.getuid!() };
 
@@ -47,24 +49,6 @@ before(() => {
 after(async () => {
   await killAllPeers();
 });
-
-/** The scheduler state of `pid` from /proc (R, S, T, Z, ...), or null once it is gone. */
-function processState(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return null;
-  }
-}
-
-async function waitUntil(what: string, predicate: () => boolean, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting until ${what}`);
-    await sleep(5);
-  }
-}
 
 /** A process that exited, and whose pid is therefore free. */
 async function deadPid(): Promise<number> {
@@ -419,12 +403,14 @@ describe('waiting for signals', () => {
   });
 
   it('waitForSignalSync blocks until another process signals, and times out', () => {
-    // The shell sends SIGUSR2 while this thread is blocked.
-    const shell = trackChild(spawnChild('sh', ['-c', `sleep 0.2; kill -USR2 ${process.pid}`]));
-    const started = performance.now();
-    const info = waitForSignalSync('SIGUSR2', { timeout: 10_000 });
-    assert.deepEqual(info, { signal: 'SIGUSR2', number: 12, pid: shell.pid, uid: ME.uid, code: 0, origin: 'kill', value: null });
-    assert.ok(performance.now() - started >= 150);
+    // Another process sends SIGUSR2 once it sees this thread asleep in poll(2), inside waitForSignalSync:
+    // a signal from it is one that came while this thread was blocked.
+    const sender = trackChild(spawnChild(process.execPath, ['--input-type=module', '-e', `
+      const { blockedIn } = await import(${JSON.stringify(PROC_HELPERS)});
+      await blockedIn(${process.pid}, 'poll', { main: true, what: 'the test process waits in waitForSignalSync' });
+      process.kill(${process.pid}, 'SIGUSR2');`], { stdio: ['ignore', 'ignore', 'inherit'] }));
+    const info = waitForSignalSync('SIGUSR2', { timeout: 20_000 });
+    assert.deepEqual(info, { signal: 'SIGUSR2', number: 12, pid: sender.pid, uid: ME.uid, code: 0, origin: 'kill', value: null });
     throwsWith(() => waitForSignalSync('SIGUSR2', { timeout: 30 }), 'ERR_IPC_TIMEOUT', /SIGUSR2/);
   });
 
@@ -627,7 +613,8 @@ describe('Ctrl+C in a real terminal', () => {
 describe('signal cleanup', () => {
   it('leaves no child process, handler or descriptor behind', async () => {
     await killAllPeers();
-    await sleep(50);
+    // The stdio pipes of the last children close on the event loop after they exit.
+    await waitUntil('the descriptors of the tests are closed', () => watchedFds().length === baseline);
     assert.equal(runningChildren(), 0);
     for (const n of [12, 34, 35, 36, 37, 38, 39, 40]) assert.equal(native.signalDisposition(n), 0, signalName(n));
     assert.equal(watchedFds().length, baseline);

@@ -14,24 +14,36 @@ export function uniqueName(label = 'q'): string {
   return `/ipckit-test-${label}-${process.pid}-${counter}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-function sysvKeys(file: string): Set<number> {
-  const keys = new Set<number>();
-  const [, ...rows] = readFileSync(file, 'utf8').trim().split('\n');
-  for (const row of rows) {
-    const key = Number(row.trim().split(/\s+/)[0]);
-    if (Number.isFinite(key)) keys.add(key >>> 0);
-  }
-  return keys;
+/** The rows of a /proc/sysvipc table, each by its column names (numbers; keys unsigned). */
+function sysvRows(file: string): Record<string, number>[] {
+  const [header, ...rows] = readFileSync(file, 'utf8').trim().split('\n');
+  const names = header!.trim().split(/\s+/);
+  return rows.map((row) => {
+    const cells = row.trim().split(/\s+/).map(Number);
+    const entry = Object.fromEntries(names.map((name, i) => [name, cells[i]!]));
+    entry.key = entry.key! >>> 0;
+    return entry;
+  });
+}
+
+/** System V queues now: key, id, and the pids of the last sender and receiver. */
+export function sysvQueues(): { key: number; id: number; lspid: number; lrpid: number }[] {
+  return sysvRows('/proc/sysvipc/msg').map((r) => ({ key: r.key!, id: r.msqid!, lspid: r.lspid!, lrpid: r.lrpid! }));
+}
+
+/** System V shared-memory segments now: key, id, and the pids of the creator and the last attacher. */
+export function sysvSegments(): { key: number; id: number; cpid: number; lpid: number }[] {
+  return sysvRows('/proc/sysvipc/shm').map((r) => ({ key: r.key!, id: r.shmid!, cpid: r.cpid!, lpid: r.lpid! }));
 }
 
 /** System V queue keys in use now. */
 export function sysvQueueKeys(): Set<number> {
-  return sysvKeys('/proc/sysvipc/msg');
+  return new Set(sysvQueues().map((q) => q.key));
 }
 
 /** System V shared-memory keys in use now. */
 export function sysvSegmentKeys(): Set<number> {
-  return sysvKeys('/proc/sysvipc/shm');
+  return new Set(sysvSegments().map((s) => s.key));
 }
 
 /** A System V key in 0x7f000000..0x7fffffff that no queue or segment uses now. */
@@ -124,11 +136,14 @@ export class ObjectTracker {
 
 }
 
+/** The filesystem magic number of the mqueue filesystem (statfs f_type). */
+export const MQUEUE_MAGIC = 0x19800202;
+
 /** Descriptors of this process that are POSIX message queues. */
 export function mqueueFds(): string[] {
   return openFds().filter((fd) => {
     try {
-      return statfsSync(`/proc/self/fd/${fd}`).type === 0x19800202;
+      return statfsSync(`/proc/self/fd/${fd}`).type === MQUEUE_MAGIC;
     } catch {
       return false;
     }

@@ -1,0 +1,95 @@
+/**
+ * `ipckit tour`: the narrated chapters, as text and as JSON lines, and that
+ * the tour removes everything it created.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { all, jsonLines, ok, tourLeftovers } from './helpers/cli.js';
+import { ObjectTracker, posixQueueExists, sysvQueueKeys } from './helpers/objects.js';
+import { killAllPeers, runningChildren } from './helpers/peer.js';
+
+const objects = new ObjectTracker();
+
+after(async () => {
+  await killAllPeers();
+  objects.cleanup();
+});
+
+describe('ipckit tour', () => {
+  it('narrates the message-queue chapter, as text and as JSON lines, and removes everything it created', async () => {
+    // The two tours use their own names and keys, so they may run side by side.
+    const [text, asJson] = await all([() => ok(['tour']), () => ok(['tour', 'mq', '--json'])]);
+    const heading = 'Message queues: a mailbox kept by the kernel';
+
+    const out = text!.stdout;
+    assert.ok(out.startsWith(`\n=== ${heading} ===\n`), out.slice(0, 200));
+    // The shared-memory chapter: a child's write seen in the parent's mapping, the race and its cure,
+    // and recovery from a killed lock holder; none of its segments remain.
+    assert.ok(out.includes('\n=== Shared memory: the same memory in two processes, and the lock it needs ===\n'));
+    assert.ok(out.includes('reads its own mapping: "written by the child"'));
+    assert.match(out, /with the segment's Mutex: counter = 400000: none lost/);
+    assert.match(out, /lock\(\) failed with ERR_IPC_OWNER_DIED, holding the lock/);
+    assert.deepEqual(tourLeftovers(text!.pid).filter((left) => left.startsWith('/dev/shm/')), []);
+    // The pipes chapter: sort fed through a pipe, EPIPE as an error, and a FIFO met by a CLI reader.
+    assert.ok(out.includes('\n=== Pipes and FIFOs: one-way byte streams ===\n'));
+    assert.ok(out.includes('printed "apple\\nfig\\npear\\n"'));
+    assert.match(out, /closed: EPIPE, an error, not a killed process/);
+    assert.match(out, /printed "first line", "second line"/);
+    assert.equal(existsSync(`${tmpdir()}/ipckit-tour-fifo-${text!.pid}`), false);
+    // The signals chapter: the sender's pid and a sigqueue value, merging against queueing, and a handled SIGINT.
+    assert.ok(out.includes('\n=== Signals: a notification, with the sender\'s name on it ===\n'));
+    assert.ok(out.includes(`] got SIGUSR2 from pid ${text!.pid} (uid ${process.getuid!()}) by kill\n`));
+    assert.ok(out.includes(`] got SIGRTMIN+1 from pid ${text!.pid} (uid ${process.getuid!()}) by sigqueue, value 42\n`));
+    assert.match(out, /\] got SIGUSR2, SIGRTMIN\+1=1, SIGRTMIN\+1=2, SIGRTMIN\+1=3; then ERR_IPC_TIMEOUT waiting for the rest \(exit 1\)\n/);
+    assert.ok(out.includes('  1 SIGUSR2 out of 3 arrived; 3 SIGRTMIN+1 out of 3 did, values 1, 2, 3.'));
+    assert.ok(out.includes(`] its handler ran: SIGINT from pid ${text!.pid}; cleaning up for 200 ms\n`));
+    assert.match(out, /\] cleaned up, exited 130\n/);
+    assert.ok(out.endsWith('\nTour complete: every object it created has been removed.\n'));
+    assert.ok(out.includes(`] created /ipckit-tour-${text!.pid}: 4 messages of at most 256 bytes, mode 0600\n`));
+    assert.ok(out.includes(`] unlinked /ipckit-tour-${text!.pid}\n`));
+    const created = /\] created System V queue (0x[0-9a-f]{8}) \(id \d+\)\n/.exec(out);
+    assert.ok(created, 'the tour names its System V queue');
+    assert.ok(out.includes(`] removed ${created[1]}\n`));
+
+    const events = jsonLines(asJson!.stdout);
+    assert.ok(events.length > 20);
+    assert.deepEqual(events[0], { chapter: heading, ms: events[0]!.ms, event: 'chapter', title: heading });
+    for (const e of events) {
+      assert.ok(['chapter', 'explain', 'step'].includes(e.event as string), JSON.stringify(e));
+      assert.equal(e.chapter, heading);
+      assert.equal(typeof e.ms, 'number');
+    }
+    const steps = events.filter((e) => e.event === 'step').map((e) => e.text as string);
+    assert.deepEqual(steps.filter((t) => /^received ".*" \(priority \d+\)$/.test(t)), [
+      'received "server room on fire" (priority 9)', 'received "routine report" (priority 1)', 'received "lunch is ready" (priority 0)',
+    ]);
+    assert.deepEqual(steps.filter((t) => t.startsWith('received type ')), [
+      'received type 2: "job: resize photo"', 'received type 2: "job: send mail"',
+      'received type 1: "log: disk at 80%"', 'received type 3: "alert: fan failed"',
+    ]);
+    assert.ok(steps.includes(`unlinked /ipckit-tour-${asJson!.pid}`));
+    assert.ok(events.filter((e) => e.process === 'tour').every((e) => e.pid === asJson!.pid));
+    const jsonKey = steps.map((t) => /^created System V queue (0x[0-9a-f]{8}) /.exec(t)?.[1]).find((k) => k !== undefined);
+    assert.ok(jsonKey);
+    assert.ok(steps.includes(`removed ${jsonKey}`));
+
+    // Nothing is left: not the two POSIX queues, not the two System V queues, nor any other object
+    // either tour made (its segments and FIFO; System V objects it created in the tour's key range).
+    // Other tours may run meanwhile: their objects are not these tours' leftovers.
+    for (const pid of [text!.pid, asJson!.pid]) assert.equal(posixQueueExists(`/ipckit-tour-${pid}`), false);
+    const keys = sysvQueueKeys();
+    assert.equal(keys.has(Number(created[1])), false);
+    assert.equal(keys.has(Number(jsonKey)), false);
+    assert.deepEqual([...tourLeftovers(text!.pid), ...tourLeftovers(asJson!.pid)], []);
+  });
+});
+
+describe('cli tour cleanup', () => {
+  it('leaves no queue and no child process behind', async () => {
+    await killAllPeers();
+    assert.equal(runningChildren(), 0);
+    assert.deepEqual(objects.leftovers(), []);
+  });
+});

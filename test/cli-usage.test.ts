@@ -1,0 +1,147 @@
+/**
+ * `ipckit` help, usage errors and hostile addresses, run as real child
+ * processes: exit status 2, exact messages, and nothing created.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { PosixMessageQueue } from '../src/index.js';
+import { native } from '../src/native.js';
+import { all, describeRun, fails, ipckit, ok } from './helpers/cli.js';
+import { ObjectTracker, sysvQueueKeys, sysvQueues } from './helpers/objects.js';
+import { killAllPeers, runningChildren } from './helpers/peer.js';
+
+const objects = new ObjectTracker();
+
+after(async () => {
+  await killAllPeers();
+  objects.cleanup();
+});
+
+const ADDRESS_HELP = 'ADDRESS: /name for a POSIX queue; 0x1234, 4660, ftok:PATH:ID or id:N for a System V queue.';
+
+describe('ipckit help and usage errors', () => {
+  it('prints a Usage line and exits 0 for --help at every level', async () => {
+    const cases: [string[], string][] = [
+      [['--help'], 'Usage: ipckit <command> [options]'],
+      [['help'], 'Usage: ipckit <command> [options]'],
+      [['mq', '--help'], 'Usage: ipckit mq <command> [options]'],
+      [['mq', 'create', '--help'], 'Usage: ipckit mq create <address> [options]'],
+      [['mq', 'send', '--help'], 'Usage: ipckit mq send <address> <message|-> [options]'],
+      [['mq', 'recv', '-h'], 'Usage: ipckit mq recv <address> [options]'],
+      [['mq', 'stat', '--help'], 'Usage: ipckit mq stat <address> [options]'],
+      [['mq', 'rm', '--help'], 'Usage: ipckit mq rm <address> [options]'],
+      [['ls', '--help'], 'Usage: ipckit ls [options]'],
+      [['rm', '--help'], 'Usage: ipckit rm <address> [options]'],
+      [['tour', '--help'], 'Usage: ipckit tour [chapter...] [options]'],
+      [['bench', '--help'], 'Usage: ipckit bench [mechanism...] [options]'],
+    ];
+    const outputs = await all(cases.map(([args, usage]) => async () => {
+      const r = await ok(args);
+      assert.equal(r.stdout.split('\n')[0], usage, describeRun(args, r));
+      if (usage.includes('<command>')) {
+        assert.match(r.stdout, /\nCommands:\n/, describeRun(args, r));
+      } else {
+        // Every verb takes --json and --help.
+        assert.match(r.stdout, /\nOptions:\n/, describeRun(args, r));
+        assert.match(r.stdout, /\n {6}--json +print machine-readable JSON\n/, describeRun(args, r));
+        assert.match(r.stdout, /\n {2}-h, --help +show this help\n$/, describeRun(args, r));
+      }
+      return r.stdout;
+    }));
+    const [root, help, mq] = outputs;
+    assert.equal(help, root);
+    for (const noun of ['mq', 'ls', 'rm', 'tour', 'bench']) assert.match(root!, new RegExp(`\\n  ${noun} +\\S`));
+    assert.ok(mq!.includes(`\n${ADDRESS_HELP}\n`));
+    for (const verb of ['create', 'send', 'recv', 'stat', 'rm']) assert.match(mq!, new RegExp(`\\n  ${verb} +\\S`));
+    assert.match(outputs[5]!, /\n {6}--type T +System V: 0 any \(default\), n the first of type n, -n the lowest type <= n\n/);
+  });
+
+  it('exits 2 with the group help when a group is given no command', async () => {
+    await all(([[[], 'Usage: ipckit <command> [options]'], [['mq'], 'Usage: ipckit mq <command> [options]']] as const)
+      .map(([args, usage]) => async () => {
+        const r = await ipckit([...args]);
+        assert.equal(r.status, 2, describeRun([...args], r));
+        assert.equal(r.stdout.split('\n')[0], usage);
+        assert.equal(r.stderr, '');
+      }));
+  });
+
+  it('exits 2 with ERR_IPC_USAGE for unknown commands, options, arguments and bad values', async () => {
+    // Option values are checked before any queue is looked up, so these name no queue that exists.
+    const cases: [string[], string | RegExp][] = [
+      [['frobnicate'], 'ERR_IPC_USAGE: Unknown command "frobnicate" for ipckit. Run "ipckit --help" to see the commands.\n'],
+      [['mq', 'frob'], 'ERR_IPC_USAGE: Unknown command "frob" for ipckit mq. Run "ipckit mq --help" to see the commands.\n'],
+      [['mq', 'stat', '/x', '--frob'], /Unknown option '--frob'.*Run "ipckit mq stat --help" for the options\.\n$/s],
+      [['ls', 'extra'], /ipckit ls takes no arguments; got 1 argument\./],
+      [['mq', 'send', '/x'], /ipckit mq send takes <address> <message\|->; got 1 argument\./],
+      [['mq', 'recv', '/x', '/y'], /got 2 arguments/],
+      [['mq', 'recv', '/x', '--count', '0'], /--count must be an integer from 1 to 2147483647; got "0"\./],
+      [['mq', 'recv', '/x', '--timeout=-1'], /--timeout must be an integer from 0 to/],
+      [['mq', 'recv', '/x', '--timeout', '-1'], /--timeout must be an integer from 0 to/],
+      [['mq', 'create', '/x', '--mode', '999'], /--mode must be octal permission bits/],
+      [['mq', 'create', '/x', '--max-messages', '1.5'], /--max-messages must be an integer/],
+      [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq or shm; got "pipe".\n'],
+      [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq, shm, pipe, signal\./],
+    ];
+    await all(cases.map(([args, expected]) => async () => {
+      const stderr = await fails(args, 2, 'ERR_IPC_USAGE');
+      if (typeof expected === 'string') assert.equal(stderr, expected);
+      else assert.match(stderr, expected);
+    }));
+  });
+
+  it('exits 2 when --nonblock and --timeout are combined', async () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 2, maxMessageSize: 16 });
+    const [recv] = await all([
+      () => fails(['mq', 'recv', name, '--nonblock', '--timeout', '100'], 2, 'ERR_IPC_USAGE'),
+      () => fails(['mq', 'send', name, 'm', '--nonblock', '--timeout', '100'], 2, 'ERR_IPC_USAGE'),
+    ]);
+    assert.equal(recv, 'ERR_IPC_USAGE: Use either --nonblock or --timeout, not both.\n');
+    assert.equal(q.attributes().messages, 0);
+    q.unlink();
+  });
+});
+
+describe('ipckit hostile addresses', () => {
+  const VERBS = (address: string): string[][] => [['mq', 'create', address], ['mq', 'send', address, 'x'],
+    ['mq', 'recv', address, '--nonblock'], ['mq', 'stat', address], ['mq', 'rm', address], ['rm', address]];
+
+  it('exits 2 with ERR_IPC_INVALID_ADDRESS for malformed addresses', async () => {
+    // What a lenient reading of these addresses would create: a queue at the key of ftok:/tmp:0 taken
+    // as given, or a private one (key 0, IPC_PRIVATE: "0", "0x100000000" cut to 32 bits, "jobs" read
+    // as a number). No test of this suite creates a private queue, so a new one would be this test's.
+    const privateQueues = (): number[] => sysvQueues().filter((q) => q.key === 0).map((q) => q.id);
+    const privateBefore = new Set(privateQueues());
+    const ftokKey = native.ftok('/tmp', 0) >>> 0;
+    // Every verb parses its address the same way: all of them for one address, `mq stat` for the others.
+    const hostile = ['/a/b', '0', '/', '/..', 'x/y', '0x100000000', 'id:abc', `/${'a'.repeat(256)}`, 'ftok:/tmp:0', ''];
+    const checks = [...VERBS('jobs'), ...hostile.map((address) => ['mq', 'stat', address])]
+      .map((args) => () => fails(args, 2, 'ERR_IPC_INVALID_ADDRESS'));
+    const [jobs, , , , , , slash, zero] = await all(checks);
+    assert.equal(jobs, 'ERR_IPC_INVALID_ADDRESS: Cannot tell what "jobs" names: use /name for a POSIX message queue, ' +
+      '0x1234 or 4660 for a System V key, ftok:PATH:ID, or id:N for a System V identifier.\n');
+    assert.equal(slash, 'ERR_IPC_INVALID_ADDRESS: Invalid POSIX message queue name "/a/b": only the leading character may be "/".\n');
+    assert.match(zero!, /^ERR_IPC_INVALID_ADDRESS: Invalid System V key "0" \(0 is IPC_PRIVATE, which no other process can open by key\)/);
+    assert.deepEqual(privateQueues().filter((id) => !privateBefore.has(id)), []);
+    assert.equal(sysvQueueKeys().has(ftokKey), false);
+  });
+
+  it('an ftok address of a missing file is a system error: exit 1 with ENOENT', async () => {
+    const missing = `/nonexistent-ipckit-${process.pid}/file`;
+    const address = `ftok:${missing}:1`;
+    const [stat, , top] = await all([['mq', 'stat', address], ['mq', 'create', address], ['rm', address]]
+      .map((args) => () => fails(args, 1, 'ENOENT')));
+    assert.equal(stat, `ENOENT: ftok ${missing}:1 failed: No such file or directory (ENOENT). ` +
+      'ftok derives the key from the file\'s inode: the path must exist and stay the same file.\n');
+    assert.equal(top, `ENOENT: Nothing to remove at ${address}: no message queue or shared memory segment has this address. Run "ipckit ls" to see what exists.\n`);
+  });
+});
+
+describe('cli usage cleanup', () => {
+  it('leaves no queue and no child process behind', async () => {
+    await killAllPeers();
+    assert.equal(runningChildren(), 0);
+    assert.deepEqual(objects.leftovers(), []);
+  });
+});
