@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Fifo, PipeReadEnd, PipeWriteEnd } from '../src/index.js';
 import { Peer, killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, threadPoolIsFree, throwsWith, waitUntil } from './helpers/assert.js';
-import { blockedIn, watchedByThisLoop } from './helpers/proc.js';
+import { blockedIn, inotifyWatching, watchedByThisLoop } from './helpers/proc.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'ipckit-fifo-'));
 let counter = 0;
@@ -153,7 +153,8 @@ describe('Fifo', () => {
     for (const p of paths) Fifo.create(p);
     const ac = new AbortController();
     const opens = paths.map((p, i) => (i % 2 === 0 ? Fifo.openRead(p, { signal: ac.signal }) : Fifo.openWrite(p, { signal: ac.signal })));
-    await watchedByThisLoop(INOTIFY, { count: 8 });
+    await watchedByThisLoop(INOTIFY);
+    await inotifyWatching(8);
     await threadPoolIsFree();
     ac.abort();
     for (const open of opens) await rejectsWith(() => open, 'ERR_IPC_ABORTED');

@@ -282,3 +282,19 @@ async function blockedUntil(pid: number, test: (t: ThreadState) => boolean, coun
     await sleep(2);
   }
 }
+
+/**
+ * Waits until the inotify instances of this process watch `count` files:
+ * that many FIFOs have opens waiting for their other side (one watch per
+ * FIFO, in one instance shared by the thread).
+ */
+export async function inotifyWatching(count = 1, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  const watches = (): number => readdirSync('/proc/self/fd')
+    .filter((fd) => linkOf(process.pid, Number(fd)) === 'anon_inode:inotify')
+    .reduce((sum, fd) => sum + [...(readOrNull(`/proc/self/fdinfo/${fd}`) ?? '').matchAll(/^inotify wd:/gm)].length, 0);
+  while (watches() < count) {
+    if (performance.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting until ${count} FIFOs are watched (${watches()} are)`);
+    await sleep(2);
+  }
+}
