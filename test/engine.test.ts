@@ -14,7 +14,7 @@ import { MessageChannel } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoValue } from '../src/errors.js';
 import {
-  Fifo, IpcError, Mutex, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, listenForSignals, pipe, sendSignal,
+  Fifo, IpcError, Mutex, PipeReadEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, listenForSignals, pipe, sendSignal,
 } from '../src/index.js';
 import { native } from '../src/native.js';
 import { type Pollable, pollTarget } from '../src/internal/readiness.js';
@@ -507,6 +507,31 @@ describe('the addon and worker threads', () => {
       const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
       assert.deepEqual([result.status, result.signal, result.stdout.trim()], [0, null, 'worker exited'], result.stderr);
     }
+  });
+});
+
+describe('descriptors a handle owns', () => {
+  it('a descriptor is wrapped once: a second fromFd is refused, so neither can close it under the other', () => {
+    const { readEnd, writeEnd } = pipe();
+    throwsWith(() => PipeReadEnd.fromFd(readEnd.fd), 'ERR_IPC_INVALID_ARGUMENT', /already belongs to an ipckit handle/);
+    writeEnd.writeSync(Buffer.from('still mine'));
+    assert.equal(readEnd.readSync()?.toString(), 'still mine');
+    readEnd.close();
+    writeEnd.close();
+  });
+
+  it('a worker\'s descriptors (unclosed handles, its readiness registry) are closed when it ends', async () => {
+    const peer = new Peer('worker-fds', { workers: 10 });
+    assert.deepEqual(await peer.next(20_000), { event: 'done', gained: 0 });
+    await peer.success();
+  });
+
+  it('a proxy around a Uint8Array is refused as data, not handed to the kernel', () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 2, maxMessageSize: 16 });
+    throwsWith(() => q.sendSync(new Proxy(Buffer.from('x'), {})), 'ERR_IPC_INVALID_ARGUMENT', /a Uint8Array or Buffer/);
+    assert.equal(q.attributes().messages, 0);
+    q.unlink();
   });
 });
 

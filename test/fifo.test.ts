@@ -5,7 +5,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn as spawnChild } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { constants as fsConstants, existsSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Fifo, PipeReadEnd, PipeWriteEnd } from '../src/index.js';
@@ -159,6 +159,38 @@ describe('Fifo', () => {
     ac.abort();
     for (const open of opens) await rejectsWith(() => open, 'ERR_IPC_ABORTED');
     for (const p of paths) Fifo.unlink(p);
+  });
+
+  it('200 opens waiting at once share one inotify instance (a user has 128)', async () => {
+    const paths = Array.from({ length: 200 }, () => fifoPath());
+    for (const p of paths) Fifo.create(p);
+    const ac = new AbortController();
+    const opens = paths.map((p) => Fifo.openRead(p, { signal: ac.signal }));
+    await inotifyWatching(200);
+    const instances = readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:inotify';
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(instances.length, 1);
+    ac.abort();
+    for (const open of opens) await rejectsWith(() => open, 'ERR_IPC_ABORTED');
+    for (const p of paths) Fifo.unlink(p);
+  });
+
+  it('wraps a FIFO write end whose reader has left: the write fails with EPIPE, the wrapping does not', async () => {
+    const p = fifoPath();
+    Fifo.create(p);
+    const reader = Fifo.openReadSync(p, { nonBlocking: true });
+    const fd = openSync(p, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    reader.close();
+    const wrapped = PipeWriteEnd.fromFd(fd);
+    await rejectsWith(() => wrapped.write(Buffer.from('x')), 'EPIPE', /No process has the read end open/);
+    throwsWith(() => wrapped.writeSync(Buffer.from('x')), 'EPIPE');
+    wrapped.close();
+    Fifo.unlink(p);
   });
 
   it('interoperates with shell tools both ways: echo > fifo, and cat fifo', async () => {

@@ -4,7 +4,7 @@
  * filled to its cap). Reports through JSON lines, like peer-main.ts.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync, readFileSync, readdirSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { type IpcError, PosixSharedMemory, Semaphore, SysvMessageQueue, pipe } from '../../src/index.js';
 import { native } from '../../src/native.js';
@@ -39,6 +39,31 @@ function processLimit(): string {
 }
 
 export const engineScenarios: Record<string, (params: any) => Promise<void>> = {
+  /**
+   * Runs workers that leave handles open (one with a read pending, one
+   * idle), then counts this process's descriptors: a worker's ipckit
+   * descriptors, its readiness registry's included, go when it ends.
+   */
+  async 'worker-fds'(p: { workers: number }) {
+    const count = (): number => readdirSync('/proc/self/fd').length;
+    const index = new URL('../../src/index.js', import.meta.url).href;
+    const body = `(async () => {
+      const m = await import(${JSON.stringify(index)});
+      const a = m.pipe(); m.pipe(); a.readEnd.read().catch(() => {});
+      require('node:worker_threads').parentPort.postMessage('ready');
+    })();`;
+    // One worker first, so that Node's own per-worker descriptors exist before counting.
+    const run = async (): Promise<void> => {
+      const w = new Worker(body, { eval: true });
+      await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+      await w.terminate();
+    };
+    await run();
+    const before = count();
+    for (let i = 0; i < p.workers; i++) await run();
+    emit({ event: 'done', gained: count() - before });
+  },
+
   /**
    * Closes a pipe end's descriptor behind ipckit's back while a read waits
    * and a child keeps another copy of that end open, then makes it
