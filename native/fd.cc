@@ -1,19 +1,18 @@
 // Descriptor I/O shared by every descriptor-backed mechanism: close, flags,
-// reads and writes that can be made non-blocking per call, one bounded
-// poll, opens bounded by a timeout, and the one export of the flag
-// constants TypeScript uses.
+// owned descriptors, reads and writes, one bounded poll, opens bounded by a
+// timeout, and the one export of the flag constants TypeScript uses.
 //
 // A descriptor a user or a child relies on keeps its mode: ipckit never sets
-// O_NONBLOCK on it. A non-blocking attempt either passes a per-call flag
-// (RWF_NOWAIT, where the kernel supports it for the file) or goes through a
-// private open file description that ipckit opened non-blocking.
+// O_NONBLOCK on it. A non-blocking attempt goes through a private open file
+// description that ipckit opened non-blocking (pipes, FIFOs), passes an
+// expired deadline (POSIX queues), or a per-call flag (sockets:
+// MSG_DONTWAIT).
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/ipc.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <climits>
@@ -27,9 +26,6 @@
 namespace ipckit {
 
 namespace {
-
-// The per-call flag of readFd/writeFd: do not wait (RWF_NOWAIT).
-constexpr int kNoWait = 1;
 
 // close(fd). EINTR is not retried: on Linux the descriptor is released
 // even when close reports EINTR, and retrying could close a reused number.
@@ -115,44 +111,41 @@ Napi::Value SetNonBlocking(const Napi::CallbackInfo& info) {
   return SysResult(info.Env(), fcntl(fd, F_SETFL, flags));
 }
 
-int ReadOnce(int fd, uint8_t* data, size_t length, int flags) {
-  iovec v{data, length};
+int ReadOnce(int fd, uint8_t* data, size_t length) {
   ssize_t n;
-  do n = (flags & kNoWait) ? preadv2(fd, &v, 1, -1, RWF_NOWAIT) : read(fd, data, length);
+  do n = read(fd, data, length);
   while (n < 0 && errno == EINTR);
   return n < 0 ? -errno : static_cast<int>(n);
 }
 
-int WriteOnce(int fd, const uint8_t* data, size_t length, int flags) {
-  iovec v{const_cast<uint8_t*>(data), length};
+int WriteOnce(int fd, const uint8_t* data, size_t length) {
   ssize_t n;
-  do n = (flags & kNoWait) ? pwritev2(fd, &v, 1, -1, RWF_NOWAIT) : write(fd, data, length);
+  do n = write(fd, data, length);
   while (n < 0 && errno == EINTR);
   return n < 0 ? -errno : static_cast<int>(n);
 }
 
 // The shared body of readFd/writeFd: args (fd, buffer, offset, length,
-// flags, spinUs). One attempt, repeated on EAGAIN for up to spinUs.
+// spinUs). One attempt, repeated on EAGAIN for up to spinUs.
 template <typename F>
 Napi::Value Transfer(const Napi::CallbackInfo& info, const F& once) {
   int fd = ArgInt(info, 0);
   Bytes b = ArgBytes(info, 1);
   size_t offset = static_cast<size_t>(ArgInt64(info, 2));
   size_t length = static_cast<size_t>(ArgInt64(info, 3));
-  int flags = ArgInt(info, 4);
-  double spin = ArgDouble(info, 5);
+  double spin = ArgDouble(info, 4);
   if (offset > b.length || length > b.length - offset) return Errno(info.Env(), ERANGE);
   if (length > INT_MAX) length = INT_MAX;
-  int r = Spin(spin, EAGAIN, [&] { return once(fd, b.data + offset, length, flags); });
+  int r = Spin(spin, EAGAIN, [&] { return once(fd, b.data + offset, length); });
   return Napi::Number::New(info.Env(), r);
 }
 
-// readFd(fd, buffer, offset, length, flags, spinUs) -> bytes read (0 = end), or -errno
+// readFd(fd, buffer, offset, length, spinUs) -> bytes read (0 = end), or -errno
 Napi::Value ReadFd(const Napi::CallbackInfo& info) {
   return Transfer(info, ReadOnce);
 }
 
-// writeFd(fd, buffer, offset, length, flags, spinUs) -> bytes written, or -errno
+// writeFd(fd, buffer, offset, length, spinUs) -> bytes written, or -errno
 Napi::Value WriteFd(const Napi::CallbackInfo& info) {
   return Transfer(info, WriteOnce);
 }
@@ -182,18 +175,6 @@ Napi::Value OpenPath(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r);
 }
 
-// Whether this kernel takes RWF_NOWAIT on anonymous pipes (Linux 5.8 and
-// later; FIFOs opened by path do not take it).
-Napi::Value PipeNoWaitSupported(const Napi::CallbackInfo& info) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) < 0) return Napi::Boolean::New(info.Env(), false);
-  uint8_t byte;
-  bool supported = ReadOnce(fds[0], &byte, 1, kNoWait) == -EAGAIN;
-  close(fds[0]);
-  close(fds[1]);
-  return Napi::Boolean::New(info.Env(), supported);
-}
-
 }  // namespace
 
 void InitFd(Napi::Env env, Napi::Object exports) {
@@ -201,7 +182,7 @@ void InitFd(Napi::Env env, Napi::Object exports) {
       {"holdFd", HoldFd}, {"releaseFd", ReleaseFd},
       {"close", Close}, {"strerror", StrError}, {"getFlags", GetFlags}, {"getFdFlags", GetFdFlags},
       {"setNonBlocking", SetNonBlocking}, {"readFd", ReadFd}, {"writeFd", WriteFd}, {"pollFd", PollFd},
-      {"openPath", OpenPath}, {"pipeNoWaitSupported", PipeNoWaitSupported}
+      {"openPath", OpenPath}
   });
 
   // Every flag constant TypeScript uses, in one place.
@@ -216,7 +197,6 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   c.Set("O_CLOEXEC", O_CLOEXEC);
   c.Set("O_NOFOLLOW", O_NOFOLLOW);
   c.Set("FD_CLOEXEC", FD_CLOEXEC);
-  c.Set("NOWAIT", kNoWait);
   c.Set("POLLIN", POLLIN);
   c.Set("POLLOUT", POLLOUT);
   c.Set("POLLHUP", POLLHUP);

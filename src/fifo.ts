@@ -50,6 +50,9 @@ export interface FifoOpenSyncOptions extends SyncWaitOptions, SpinOptions {
 
 const OPEN_KEYS = ['nonBlocking', 'spin'] as const;
 
+/** How often a waiting async writer looks for a reader still blocked in its open. */
+const WRITER_LOOK_MS = 20;
+
 function checkPath(path: unknown): string {
   if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
     throw new IpcError('ERR_IPC_INVALID_ADDRESS', `A FIFO path must be a non-empty string without NUL characters; got ${JSON.stringify(path)}.`);
@@ -184,10 +187,14 @@ const openWatches = new OpenWatches();
 class PeerWait implements LaneOwner {
   readonly address: string;
   readonly lane: NotifyLane;
+  readonly #lookEvery: number | undefined;
   #wd = -1;
+  #timer: NodeJS.Timeout | undefined;
 
-  constructor(path: string, spin: number) {
+  /** `lookEvery`: also look again every that many ms (a writer: readers blocked in open show no event). */
+  constructor(path: string, spin: number, lookEvery?: number) {
     this.address = path;
+    this.#lookEvery = lookEvery;
     this.lane = new NotifyLane(this, spin, () => this.#arm(), () => this.#disarm());
   }
 
@@ -199,11 +206,15 @@ class PeerWait implements LaneOwner {
     this.#wd = openWatches.add(this.address, this);
     // The other side may have opened between the first attempt and the watch.
     queueMicrotask(() => this.lane.wake());
+    // The pending open keeps the process alive through the watch; the timer need not.
+    if (this.#lookEvery !== undefined) this.#timer = setInterval(() => this.lane.wake(), this.#lookEvery).unref();
   }
 
   #disarm(): void {
     if (this.#wd >= 0) openWatches.remove(this.#wd, this);
     this.#wd = -1;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 }
 
@@ -255,7 +266,7 @@ export class Fifo {
    * `ENXIO` when there is no reader.
    */
   static openWrite(path: string, options?: FifoOpenOptions): Promise<PipeWriteEnd> {
-    return Fifo.#open('openWrite', path, options, (opts) => writeOpen(path, opts));
+    return Fifo.#open('openWrite', path, options, (opts) => writeOpen(path, opts), WRITER_LOOK_MS);
   }
 
   /** Opens the read end, blocking the calling thread until a writer opens the FIFO. */
@@ -269,10 +280,10 @@ export class Fifo {
   }
 
   static #open<E>(what: string, path: string, options: FifoOpenOptions | undefined,
-    prepare: (opts: OpenChoice) => OpenOperation<E>): Promise<E> {
+    prepare: (opts: OpenChoice) => OpenOperation<E>, lookEvery?: number): Promise<E> {
     let wait: PeerWait;
     try {
-      wait = new PeerWait(checkPath(path), spinOf(options));
+      wait = new PeerWait(checkPath(path), spinOf(options), lookEvery);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -327,7 +338,7 @@ function readOpen(path: string, { nonBlocking, spin }: OpenChoice, sync = false)
     return new PipeReadEnd(end, path, initial, spin);
   };
   const writerSeen = (): Buffer | undefined => {
-    const n = native.readFd(fd, probe, 0, 1, 0, 0);
+    const n = native.readFd(fd, probe, 0, 1, 0);
     if (n === 1) return Buffer.from(probe);
     if (n === E.EAGAIN) return Buffer.alloc(0);
     if (n === 0) return (native.pollFd(fd, C.POLLIN, 0) & C.POLLHUP) !== 0 ? Buffer.alloc(0) : undefined;
@@ -359,52 +370,27 @@ function readOpen(path: string, { nonBlocking, spin }: OpenChoice, sync = false)
 }
 
 /**
- * Opening the write end. While no reader is there, hold a write end, so a
- * reader that opens in blocking mode (cat, a C program) gets through at
- * once and its open shows up in the watch; then confirm a reader with a
- * non-blocking probe open. To get a write end with no reader, briefly hold
- * a read-write one.
+ * Opening the write end: a non-blocking write-only open succeeds once a
+ * reader is there, including a reader still blocked in its own open (cat, a
+ * C program), which counts as a reader but shows no inotify event until its
+ * open completes; the waiting open therefore also looks every
+ * {@link WRITER_LOOK_MS}. (Holding a write end to let such a reader through
+ * would need a momentary read-write open, which would also let through any
+ * other program's blocked writer, to write into a FIFO with no reader.)
  */
 function writeOpen(path: string, { nonBlocking, spin }: OpenChoice, sync = false): OpenOperation<PipeWriteEnd> {
-  let held = -1;
-  const made = (fd: number): PipeWriteEnd => {
-    setMode(fd, nonBlocking, path);
-    return new PipeWriteEnd(fd, path, spin);
-  };
   return {
     step: (timeout) => {
       if (sync && timeout !== 0 && !nonBlocking) {
         const blocking = blockingOpen(path, C.O_WRONLY, timeout);
         return blocking === undefined ? undefined : new PipeWriteEnd(blocking, path, spin);
       }
-      if (held < 0) {
-        const direct = openChecked(path, C.O_WRONLY | C.O_NONBLOCK);
-        if (direct >= 0) return made(direct);
-        if (direct !== E.ENXIO || nonBlocking) throw systemError(direct, 'open', path);
-        // Sync tries and async opens that must wait hold a write end for the reader to find.
-        if (sync) return undefined;
-        const placeholder = openChecked(path, C.O_RDWR | C.O_NONBLOCK);
-        if (placeholder < 0) throw systemError(placeholder, 'open', path);
-        held = openChecked(path, C.O_WRONLY | C.O_NONBLOCK);
-        native.close(placeholder);
-        if (held < 0) {
-          const r = held;
-          held = -1;
-          throw systemError(r, 'open', path);
-        }
-        return undefined;
-      }
-      const probe = native.openPath(path, C.O_WRONLY | C.O_NONBLOCK | C.O_NOFOLLOW, -1);
-      if (probe === E.ENXIO) return undefined;
-      if (probe < 0) throw systemError(probe, 'open', path);
-      native.close(probe);
-      const fd = held;
-      held = -1;
-      return made(fd);
+      const fd = openChecked(path, C.O_WRONLY | C.O_NONBLOCK);
+      if (fd === E.ENXIO && !nonBlocking) return undefined;
+      if (fd < 0) throw systemError(fd, 'open', path);
+      setMode(fd, nonBlocking, path);
+      return new PipeWriteEnd(fd, path, spin);
     },
-    cleanup: () => {
-      if (held >= 0) native.close(held);
-      held = -1;
-    },
+    cleanup: () => undefined,
   };
 }

@@ -20,7 +20,7 @@ import { availableParallelism } from 'node:os';
 import { E, IpcError, systemError } from './errors.js';
 import { native } from './native.js';
 import type { SharedMemory } from './shared-memory.js';
-import { DONE, JobLane, type Operation, run, runSync, tryRun } from './internal/operation.js';
+import { DONE, type Job, JobLane, type Operation, run, runSync, tryRun } from './internal/operation.js';
 import { checkInteger, checkOptions, optionalInteger } from './internal/validate.js';
 import { type SyncWaitOptions, type WaitOptions } from './internal/wait.js';
 
@@ -129,6 +129,40 @@ function wordsAt(segment: SharedMemory, offset: unknown, kind: 'Mutex' | 'Semaph
 
 function checkLockOptions(options: LockOptions | undefined): number {
   return optionalInteger(checkOptions(options, ['spin']).spin, 'spin', 0, 10_000, DEFAULT_LOCK_SPIN_US);
+}
+
+/** The steps of a mutex's lock calls; a {@link LockCall} carries one call's state. */
+interface LockProtocol {
+  step(call: LockCall, timeout: number, spin: number): typeof DONE | undefined;
+  start(call: LockCall, done: (result: number) => void): number;
+  finish(call: LockCall, result: number): undefined;
+}
+
+/** One lock call: its state, and the operation (and job) the engine runs. */
+class LockCall implements Operation<typeof DONE>, Job<typeof DONE> {
+  readonly job = this;
+  /** Whether it slept (it then takes the lock with the waiters bit: others may sleep too). */
+  waited = false;
+
+  /**
+   * `allowSelf`: the calling thread may hold the lock already (async calls
+   * wait for this thread's other tasks); otherwise that is a deadlock.
+   * `checkOwner`: the next attempt also takes the lock over from a dead
+   * holder (a try, a call with timeout 0, or after the owner's death).
+   */
+  constructor(readonly protocol: LockProtocol, readonly allowSelf: boolean, public checkOwner: boolean) {}
+
+  step(timeout: number, spin: number): typeof DONE | undefined {
+    return this.protocol.step(this, timeout, spin);
+  }
+
+  start(done: (result: number) => void): number {
+    return this.protocol.start(this, done);
+  }
+
+  finish(result: number): undefined {
+    return this.protocol.finish(this, result);
+  }
 }
 
 /**
@@ -312,51 +346,44 @@ export class Mutex extends SegmentLock {
     }
   }
 
-  /**
-   * One lock call. `allowSelf`: the calling thread may already hold the
-   * lock (async calls wait for this thread's other tasks); otherwise that
-   * is a deadlock. `checkOwner`: the first attempt also takes the lock over
-   * from a dead holder (a try, or a call with timeout 0).
-   */
+  /** One lock call (see {@link LockCall} for the flags). */
   #lockOp(allowSelf: boolean, checkOwner: boolean): Operation<typeof DONE> {
-    let waited = false;
-    let expected = 0;
-    return {
-      step: (timeout, spin) => {
-        if (this.#acquire(allowSelf, waited, checkOwner) || this.#spinAcquire(spin, allowSelf)) return DONE;
-        checkOwner = false;
-        if (timeout === 0) {
-          // Only a spin: watch the word without announcing a waiter.
-          const c = Atomics.load(this.words, STATE);
-          if (spin === 0 || c === 0) return spin === 0 ? undefined : this.#acquire(allowSelf, waited, false) ? DONE : undefined;
-          native.futexWait(this.words, STATE, c, 0, spin);
-          return this.#acquire(allowSelf, waited, false) ? DONE : undefined;
-        }
-        const c = this.#markWaiting();
-        if (c === 0) return this.#acquire(allowSelf, waited, false) ? DONE : undefined;
-        waited = true;
-        const r = native.futexWait(this.words, STATE, c, timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), spin);
-        if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'futex', this.address);
-        // A whole slice asleep: the owner may be dead.
-        return this.#acquire(allowSelf, true, r === E.EAGAIN) ? DONE : undefined;
-      },
-      job: {
-        start: (done) => {
-          waited = true;
-          expected = this.#markWaiting();
-          const c = expected;
-          // A free lock (0) must not be slept on: -1 never matches, so the wait ends at once.
-          return native.futexWaitAsync(this.words, STATE, c === 0 ? -1 : c, c & TID_MASK, Atomics.load(this.words, START) >>> 0, done);
-        },
-        finish: (r) => {
-          if (r < 0) throw systemError(r, 'futex', this.address);
-          // 1: the owner the thread watched is gone.
-          checkOwner = r === 1;
-          return undefined;
-        },
-      },
-    };
+    return new LockCall(this.#protocol, allowSelf, checkOwner);
   }
+
+  /** The steps of a lock call, written once per mutex (a call only carries its state). */
+  readonly #protocol: LockProtocol = {
+    step: (call, timeout, spin) => {
+      if (this.#acquire(call.allowSelf, call.waited, call.checkOwner) || this.#spinAcquire(spin, call.allowSelf)) return DONE;
+      call.checkOwner = false;
+      if (timeout === 0) {
+        // Only a spin: watch the word without announcing a waiter.
+        const c = Atomics.load(this.words, STATE);
+        if (spin === 0) return undefined;
+        if (c !== 0) native.futexWait(this.words, STATE, c, 0, spin);
+        return this.#acquire(call.allowSelf, call.waited, false) ? DONE : undefined;
+      }
+      const c = this.#markWaiting();
+      if (c === 0) return this.#acquire(call.allowSelf, call.waited, false) ? DONE : undefined;
+      call.waited = true;
+      const r = native.futexWait(this.words, STATE, c, timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), spin);
+      if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'futex', this.address);
+      // A whole slice asleep: the owner may be dead.
+      return this.#acquire(call.allowSelf, true, r === E.EAGAIN) ? DONE : undefined;
+    },
+    start: (call, done) => {
+      call.waited = true;
+      const c = this.#markWaiting();
+      // A free lock (0) must not be slept on: -1 never matches, so the wait ends at once.
+      return native.futexWaitAsync(this.words, STATE, c === 0 ? -1 : c, c & TID_MASK, Atomics.load(this.words, START) >>> 0, done);
+    },
+    finish: (call, r) => {
+      if (r < 0) throw systemError(r, 'futex', this.address);
+      // 1: the owner the thread watched is gone.
+      call.checkOwner = r === 1;
+      return undefined;
+    },
+  };
 
   /**
    * Takes the lock if it is free, or (with `checkOwner`) if its owner is
@@ -489,17 +516,17 @@ export class Semaphore extends SegmentLock {
 
   /** Decrements the count, waiting while it is 0. Never blocks the event loop. */
   wait(options?: WaitOptions): Promise<void> {
-    return run(this.lane, 'wait', options, [], () => this.#waitOp());
+    return run(this.lane, 'wait', options, [], () => this.#waitOp);
   }
 
   /** Decrements the count, blocking the calling thread while it is 0. */
   waitSync(options?: SyncWaitOptions): void {
-    runSync(this.lane, 'waitSync', options, [], () => this.#waitOp());
+    runSync(this.lane, 'waitSync', options, [], () => this.#waitOp);
   }
 
   /** Decrements the count if it is positive; `false` if it is 0 (or earlier wait() calls of this thread are waiting). */
   tryWait(): boolean {
-    return tryRun(this.lane, 'tryWait', undefined, [], () => this.#waitOp()) !== undefined;
+    return tryRun(this.lane, 'tryWait', undefined, [], () => this.#waitOp) !== undefined;
   }
 
   /** Increments the count by `n` (default 1), waking as many waiters. */
@@ -519,10 +546,11 @@ export class Semaphore extends SegmentLock {
     if (Atomics.load(w, SLEEPERS) !== 0) native.futexWake(w, COUNT, n);
   }
 
-  #waitOp(): Operation<typeof DONE> {
+  /** A wait: it carries no state of its own, so every call shares this one. */
+  readonly #waitOp: Operation<typeof DONE> = (() => {
     const w = this.words;
     return {
-      step: (timeout, spin) => {
+      step: (timeout: number, spin: number) => {
         if (this.#take()) return DONE;
         if (timeout === 0 && spin === 0) return undefined;
         if (timeout !== 0) Atomics.add(w, SLEEPERS, 1);
@@ -533,20 +561,20 @@ export class Semaphore extends SegmentLock {
         return this.#take() ? DONE : undefined;
       },
       job: {
-        start: (done) => {
+        start: (done: (result: number) => void) => {
           Atomics.add(w, SLEEPERS, 1);
           return native.futexWaitAsync(w, COUNT, 0, 0, 0, (r) => {
             Atomics.sub(w, SLEEPERS, 1);
             done(r);
           });
         },
-        finish: (r) => {
+        finish: (r: number) => {
           if (r < 0) throw systemError(r, 'futex', this.address);
           return undefined;
         },
       },
     };
-  }
+  })();
 
   /** Takes one if the count is positive. A negative count is a corrupted semaphore: waiting on it would never end. */
   #take(): boolean {

@@ -77,18 +77,16 @@ export interface NativeBinding {
   getFlags(fd: number): number;
   getFdFlags(fd: number): number;
   setNonBlocking(fd: number, on: boolean): number;
-  /** flags: constants.NOWAIT makes this one read non-blocking; spins up to spinUs on EAGAIN. 0 = end of data. */
-  readFd(fd: number, buffer: Uint8Array, offset: number, length: number, flags: number, spinUs: number): number;
-  writeFd(fd: number, buffer: Uint8Array, offset: number, length: number, flags: number, spinUs: number): number;
+  /** One read as the descriptor's mode says; spins up to spinUs on EAGAIN. 0 = end of data. */
+  readFd(fd: number, buffer: Uint8Array, offset: number, length: number, spinUs: number): number;
+  writeFd(fd: number, buffer: Uint8Array, offset: number, length: number, spinUs: number): number;
   /** revents, or 0 when nothing happened within timeoutMs (or a signal came). */
   pollFd(fd: number, events: number, timeoutMs: number): number;
   /** open(2) with O_CLOEXEC; a blocking open gives up after timeoutMs with -ETIMEDOUT. */
   openPath(path: string, flags: number, timeoutMs: number): number;
-  /** Whether RWF_NOWAIT works on anonymous pipes here. */
-  pipeNoWaitSupported(): boolean;
   constants: {
     O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_ACCMODE: number; O_CREAT: number; O_EXCL: number;
-    O_NONBLOCK: number; O_CLOEXEC: number; O_NOFOLLOW: number; FD_CLOEXEC: number; NOWAIT: number;
+    O_NONBLOCK: number; O_CLOEXEC: number; O_NOFOLLOW: number; FD_CLOEXEC: number;
     POLLIN: number; POLLOUT: number; POLLHUP: number; POLLERR: number;
     EPOLLIN: number; EPOLLOUT: number; EPOLLHUP: number; EPOLLERR: number;
     EPOLL_CTL_ADD: number; EPOLL_CTL_MOD: number; EPOLL_CTL_DEL: number;

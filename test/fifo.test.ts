@@ -193,6 +193,30 @@ describe('Fifo', () => {
     Fifo.unlink(p);
   });
 
+  it('a waiting writer never lets another program\'s blocked writer through before a real reader comes', async () => {
+    const p = fifoPath();
+    Fifo.create(p);
+    // Another producer, blocked in its open for a reader; once open, it writes.
+    const producer = trackChild(spawnChild('sh', ['-c', `exec 3>'${p}'; echo from-shell >&3`], { stdio: 'ignore' }));
+    const produced = new Promise<[number | null, string | null]>((resolve) => producer.once('exit', (code, signal) => resolve([code, signal])));
+    await blockedIn(producer.pid!, 'openat', { what: 'the shell waits for a reader' });
+    const mine = Fifo.openWrite(p, { timeout: 10_000 });
+    await inotifyWatching(1);
+    // It looks for a reader every 20 ms: give it several looks, then check nothing let the shell through.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await blockedIn(producer.pid!, 'openat', { what: 'the shell still waits for a reader', timeoutMs: 100 });
+    const reader = trackChild(spawnChild('cat', [p], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    let out = '';
+    reader.stdout!.setEncoding('utf8').on('data', (chunk: string) => { out += chunk; });
+    const writer = await mine;
+    await writer.write(Buffer.from('from-ipckit\n'));
+    writer.close();
+    assert.deepEqual(await produced, [0, null]);
+    await new Promise((resolve) => reader.once('close', resolve));
+    assert.deepEqual(out.split('\n').filter(Boolean).sort(), ['from-ipckit', 'from-shell']);
+    Fifo.unlink(p);
+  });
+
   it('interoperates with shell tools both ways: echo > fifo, and cat fifo', async () => {
     const p = fifoPath();
     execFileSync('mkfifo', [p]);

@@ -438,15 +438,16 @@ function waiterLimitError(result: number, address: string): IpcError {
     'reached its thread limit (ulimit -u, or pids.max of the cgroup). Raise the limit, or wait on fewer objects at once.');
 }
 
-/** The options every async waiting call takes besides its own. */
+/** The options every waiting call takes besides its own. */
 const ASYNC_KEYS = ['timeout', 'signal'] as const;
+const SYNC_KEYS = ['timeout'] as const;
 
 /** `op()`: resolves with the result; never blocks the event loop. */
 export function run<T, O extends object = object>(lane: Lane, what: string, options: O | undefined, keys: readonly string[],
   prepare: (opts: Partial<O>) => Operation<T>): Promise<Outcome<T>> {
   try {
     lane.owner.check(what);
-    const opts = checkOptions(options as Record<string, unknown> | undefined, [...keys, ...ASYNC_KEYS]);
+    const opts = checkOptions(options as Record<string, unknown> | undefined, keys, 'options', ASYNC_KEYS);
     const timeout = checkTimeout(opts.timeout);
     const signal = checkSignal(opts.signal);
     const op = prepare(opts as Partial<O>);
@@ -471,19 +472,19 @@ export function run<T, O extends object = object>(lane: Lane, what: string, opti
 export function runSync<T, O extends object = object>(lane: Lane, what: string, options: O | undefined, keys: readonly string[],
   prepare: (opts: Partial<O>) => Operation<T>): Outcome<T> {
   lane.owner.check(what);
-  const opts = checkOptions(options as Record<string, unknown> | undefined, [...keys, 'timeout']);
+  const opts = checkOptions(options as Record<string, unknown> | undefined, keys, 'options', SYNC_KEYS);
   const timeout = checkTimeout(opts.timeout);
   const op = prepare(opts as Partial<O>);
   // Async calls of this thread that wait go first. What they can take now
   // they get; if some still wait, they can only be served once this thread
   // returns to its event loop, which a blocking call would prevent.
-  lane.serve();
+  if (lane.busy) lane.serve();
   if (lane.busy) {
     if (timeout === 0) throw timeoutError(what, lane.owner.address, 0);
     throw new IpcError('ERR_IPC_DEADLOCK', `${what} on ${lane.owner.address}: async calls of this thread are waiting first, and ` +
       'they can only be served once this thread returns to its event loop. Await them, or use the async form.', { address: lane.owner.address });
   }
-  const start = performance.now();
+  const start = timeout === Infinity ? 0 : performance.now();
   let value = op.step(timeout === 0 ? 0 : sliceOf(timeout), lane.spin);
   while (value === undefined) {
     const left = timeout - (performance.now() - start);
@@ -498,7 +499,7 @@ export function tryRun<T, O extends object = object>(lane: Lane, what: string, o
   prepare: (opts: Partial<O>) => Operation<T>): T | undefined {
   lane.owner.check(what);
   const op = prepare(checkOptions(options as Record<string, unknown> | undefined, keys) as Partial<O>);
-  lane.serve();
+  if (lane.busy) lane.serve();
   return lane.busy ? undefined : op.step(0, 0);
 }
 

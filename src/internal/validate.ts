@@ -71,18 +71,23 @@ function closest(key: string, valid: readonly string[]): string | undefined {
  * `keys`. A misspelled key would silently change behaviour (`timeOut`
  * waiting forever), so an unknown key is an error naming the closest one.
  */
-export function checkOptions<T extends object>(value: T | undefined, keys: readonly (keyof T & string)[], name = 'options'): Partial<T> {
-  if (value === undefined) return {};
+export function checkOptions<T extends object>(value: T | undefined, keys: readonly (keyof T & string)[], name = 'options',
+  more: readonly string[] = NONE): Partial<T> {
+  if (value === undefined) return EMPTY as Partial<T>;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidArgument(name, value, 'an object');
-  for (const key of Object.keys(value)) {
-    if ((keys as readonly string[]).includes(key)) continue;
-    const guess = closest(key, keys);
-    const known = keys.length === 0 ? 'it takes no options' : `valid keys: ${keys.join(', ')}`;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key) || (keys as readonly string[]).includes(key) || more.includes(key)) continue;
+    const valid = [...keys, ...more];
+    const guess = closest(key, valid);
+    const known = valid.length === 0 ? 'it takes no options' : `valid keys: ${valid.join(', ')}`;
     throw new IpcError('ERR_IPC_INVALID_ARGUMENT',
       `${name} has no key "${key}"${guess === undefined ? '' : `; did you mean "${guess}"?`} (${known}).`);
   }
   return value;
 }
+
+const NONE: readonly string[] = [];
+const EMPTY = Object.freeze({});
 
 /** An optional boolean, or `fallback` when absent. */
 export function checkBoolean(value: unknown, name: string, fallback = false): boolean {

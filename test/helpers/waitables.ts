@@ -15,6 +15,7 @@
  * half of every adapter is in `REMOTE` below, next to the adapter.
  */
 import assert from 'node:assert/strict';
+import { spawn as spawnChild } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,6 +26,7 @@ import {
 } from '../../src/index.js';
 import { Actor, type Started, sharedActor } from './actor.js';
 import { ObjectTracker } from './objects.js';
+import { blockedIn } from './proc.js';
 import { type Checked, RecordStream, prng, readRecord, readSignalValue, record, recordSize, signalValue } from './records.js';
 
 // ---------------------------------------------------------------------------
@@ -1362,15 +1364,21 @@ export const REMOTE: Record<string, Remote> = {
 
   async 'fifo.write'({ path: p, tag, delayMs }, ctx) {
     await delayed(ctx, delayMs);
-    // Resolves once the open is under way: it completes when this side's reader opens.
-    ctx.state.background(p, async (signal) => {
-      const end = await Fifo.openWrite(p, { signal, timeout: REMOTE_TIMEOUT });
-      try {
-        await end.write(unit(tag), { timeout: REMOTE_TIMEOUT });
-      } finally {
-        end.close();
-      }
-    });
+    // A writer blocked in its open, as a C program's: the kernel counts it as a
+    // writer at once (an ipckit writer waiting on the event loop holds no end
+    // until a reader comes). Resolves once that open is under way.
+    const child = spawnChild('sh', ['-c', 'exec 3>"$1"; printf %s "$2" >&3', 'sh', p, unit(tag).toString('latin1')], { stdio: 'ignore' });
+    ctx.state.background(p, (signal) => new Promise<void>((resolve) => {
+      const stop = (): void => { child.kill('SIGKILL'); };
+      signal.addEventListener('abort', stop, { once: true });
+      child.once('exit', () => {
+        signal.removeEventListener('abort', stop);
+        resolve();
+      });
+    }));
+    // A reader already waiting lets it through at once: then it is past its open (or done).
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    await Promise.race([exited, blockedIn(child.pid!, 'openat', { what: 'the writer waits in its open' }).catch(() => exited)]);
   },
   /** Reports once the open is under way (with a delay: at once); resolves with what it read once it has read to the end and closed. */
   async 'fifo.read'({ path: p, delayMs }, ctx) {
