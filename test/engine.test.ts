@@ -19,7 +19,7 @@ import {
 import { native } from '../src/native.js';
 import { type Pollable, pollTarget } from '../src/internal/readiness.js';
 import { ObjectTracker, openFds } from './helpers/objects.js';
-import { Peer, killAllPeers } from './helpers/peer.js';
+import { Peer, asUser, canRunAs, killAllPeers } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { asleepIn, threadsAsleepIn } from './helpers/proc.js';
 
@@ -218,19 +218,19 @@ describe('waiter threads', () => {
   });
 
   it('a thread the kernel refuses (RLIMIT_NPROC) is an ERR_IPC_LIMIT, not an abort', async (t) => {
-    if (spawnSync('setpriv', ['--version']).status !== 0 || spawnSync('prlimit', ['--version']).status !== 0) {
-      t.skip('setpriv(1) or prlimit(1) not found');
-      return;
-    }
     // A uid of its own, so that no other process counts against its limit.
     const uid = 40_000 + (process.pid % 20_000);
-    const peer = new Peer('waiter-refused', {}, { prefix: ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--'] });
+    if (!canRunAs(uid) || spawnSync('prlimit', ['--version']).status !== 0) {
+      t.skip('needs root, setpriv(1), prlimit(1), and a checkout other users can read');
+      return;
+    }
+    const peer = new Peer('waiter-refused', {}, { prefix: asUser(uid) });
     const ready = await peer.next<{ event: string; id: number }>();
     assert.equal(ready.event, 'ready', peer.stderr);
     try {
       const tasks = readdirSync(`/proc/${peer.pid}/task`).length;
       // Lowered by the same user (root here may lack CAP_SYS_RESOURCE over another user's process).
-      const limit = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'prlimit', `--pid=${peer.pid}`, `--nproc=${tasks + 3}`]);
+      const limit = spawnSync(asUser(uid)[0]!, [...asUser(uid).slice(1), 'prlimit', `--pid=${peer.pid}`, `--nproc=${tasks + 3}`]);
       assert.equal(limit.status, 0, limit.stderr.toString());
       const done = await peer.next<{ code: string; errno: number; started: number; message: string }>(30_000);
       assert.equal(done.code, 'ERR_IPC_LIMIT', done.message);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { IpcError, MQ_PRIO_MAX, PosixMessageQueue, SysvMessageQueue } from '../src/index.js';
 import { native } from '../src/native.js';
 import { ObjectTracker, mqueueFds } from './helpers/objects.js';
-import { Peer, killAllPeers } from './helpers/peer.js';
+import { Peer, killAllPeers, asUser, canRunAs } from './helpers/peer.js';
 import { blockedIn, onDescriptor, onSysvQueue, waitingOnLoop, watchedByThisLoop } from './helpers/proc.js';
 import { rejectsWith, stillPending, threadPoolIsFree, throwsWith, waitUntil } from './helpers/assert.js';
 
@@ -245,23 +245,11 @@ describe('POSIX message queue', () => {
     const msgMax = PosixMessageQueue.limits().msgMax!;
     // Run as an unprivileged user when we are root; as ourselves otherwise.
     const asNobody = process.getuid!() === 0;
-    const check = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(new URL('../src/index.js', import.meta.url).pathname)})`],
-      asNobody ? { uid: 65534, gid: 65534 } : {});
-    if (check.status !== 0) {
-      t.diagnostic('the compiled package is not readable by user nobody: unprivileged case skipped');
+    if (asNobody && !canRunAs(65534)) {
+      t.diagnostic('setpriv(1) is missing, or user nobody cannot read the compiled tests: unprivileged case skipped');
       return;
     }
-    const peer = new Peer('create-posix', { name, maxMessages: msgMax + 1, maxMessageSize: 64 });
-    if (asNobody) {
-      peer.child.kill();
-      await peer.exited;
-    }
-    const runAs = asNobody ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'] : [];
-    if (asNobody && spawnSync('setpriv', ['--version']).status !== 0) {
-      t.diagnostic('setpriv(1) not found: unprivileged case skipped');
-      return;
-    }
-    const unprivileged = asNobody ? new Peer('create-posix', { name, maxMessages: msgMax + 1, maxMessageSize: 64 }, { prefix: runAs }) : peer;
+    const unprivileged = new Peer('create-posix', { name, maxMessages: msgMax + 1, maxMessageSize: 64 }, { prefix: asNobody ? asUser(65534) : [] });
     const result = await unprivileged.next<{ created: boolean; code: string; message: string }>();
     await unprivileged.success();
     if (result.created) {

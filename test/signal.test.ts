@@ -17,7 +17,7 @@ import {
 } from '../src/index.js';
 import { native } from '../src/native.js';
 import { openFds } from './helpers/objects.js';
-import { Peer, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
+import { Peer, killAllPeers, runningChildren, trackChild, asUser, canRunAs } from './helpers/peer.js';
 import { processState } from './helpers/proc.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 
@@ -74,13 +74,9 @@ function inTerminal(argv: string[], steps: { waitFor: string; send: string }[]):
   return JSON.parse(r.stdout);
 }
 
-/** This machine's user nobody may run the compiled tests, and setpriv exists: the cross-user cases can run. */
-function canRunAsNobody(): boolean {
-  if (process.getuid!() !== 0) return false;
-  if (spawnSync('setpriv', ['--version']).status !== 0) return false;
-  return spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(PEER_MAIN)})`], { uid: 65534, gid: 65534 }).status === 0;
-}
-const AS_NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'];
+/** This machine's user nobody may run the compiled tests: the cross-user cases can run. */
+const canRunAsNobody = (): boolean => canRunAs(65534);
+const AS_NOBODY = asUser(65534);
 
 describe('signal names', () => {
   it('resolves names, short names, real-time offsets and numbers, and names them back', () => {

@@ -3,11 +3,26 @@
  * in peer-main.ts, talking back through JSON lines on stdout. Every peer is
  * killed at the end of the test file if it is still running.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const PEER_MAIN = fileURLToPath(new URL('./peer-main.js', import.meta.url));
+
+/**
+ * Whether a peer can run as user `uid` here (prefix it with {@link asUser}):
+ * this process is root, setpriv(1) exists, and that user can reach the
+ * compiled tests (a checkout under a 0700 directory cannot).
+ */
+export function canRunAs(uid: number): boolean {
+  if (process.getuid!() !== 0 || spawnSync('setpriv', ['--version']).status !== 0) return false;
+  return spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(PEER_MAIN)})`], { uid, gid: uid }).status === 0;
+}
+
+/** The argv prefix that runs a peer as user `uid`. */
+export function asUser(uid: number): string[] {
+  return ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--'];
+}
 const live = new Set<Peer>();
 const children = new Set<ChildProcess>();
 
