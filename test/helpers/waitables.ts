@@ -343,60 +343,60 @@ interface QueueFamily {
   remote: string;
 }
 
-function posixParts(q: PosixMessageQueue): QueueParts {
-  const data = (m: { data: Buffer; priority: number }): Buffer => {
-    assert.deepEqual(m, { data: m.data, priority: 0 });
+/**
+ * The parts of either family of queue, from how it sends (`send`: type 1 for
+ * System V), the metadata every received message must carry, and the calls
+ * only it has.
+ */
+function queueParts<M extends { data: Buffer }>(q: PosixMessageQueue | SysvMessageQueue, family: {
+  send(d: Buffer, o?: object): Promise<void>;
+  sendSync(d: Buffer, o?: object): void;
+  trySend(d: Buffer): boolean;
+  metadata: Omit<M, 'data'>;
+  own: [string, () => unknown][];
+}): QueueParts {
+  const data = (m: M): Buffer => {
+    assert.deepEqual(m, { data: m.data, ...family.metadata });
     return m.data;
   };
+  const queue = q as unknown as {
+    receive(o?: object): Promise<M>; receiveSync(o?: object): M; tryReceive(): M | undefined; [Symbol.asyncIterator](): AsyncIterator<M>;
+  };
   return {
-    send: (d, o) => q.send(d, o),
-    sendSync: (d, o) => q.sendSync(d, o),
-    trySend: (d) => q.trySend(d),
-    receive: (o) => q.receive(o).then(data),
-    receiveSync: (o) => data(q.receiveSync(o)),
+    send: (d, o) => family.send(d, o),
+    sendSync: (d, o) => family.sendSync(d, o),
+    trySend: (d) => family.trySend(d),
+    receive: (o) => queue.receive(o).then(data),
+    receiveSync: (o) => data(queue.receiveSync(o)),
     tryReceive: () => {
-      const m = q.tryReceive();
+      const m = queue.tryReceive();
       return m === undefined ? undefined : data(m);
     },
     async *iterate() {
-      for await (const m of q) yield data(m);
+      for await (const m of queue as unknown as AsyncIterable<M>) yield data(m);
     },
     close: () => q.close(),
     afterClose: () => closedCalls([
-      ['send', () => q.send(unit(0)), true], ['sendSync', () => q.sendSync(unit(0)), false],
-      ['trySend', () => q.trySend(unit(0)), false], ['receive', () => q.receive(), true],
-      ['receiveSync', () => q.receiveSync(), false], ['tryReceive', () => q.tryReceive(), false],
-      ['attributes', () => q.attributes(), false], ['fd', () => q.fd, false],
+      ['send', () => family.send(unit(0)), true], ['sendSync', () => family.sendSync(unit(0)), false],
+      ['trySend', () => family.trySend(unit(0)), false], ['receive', () => queue.receive(), true],
+      ['receiveSync', () => queue.receiveSync(), false], ['tryReceive', () => queue.tryReceive(), false],
+      ...family.own.map(([name, call]): [string, () => unknown, boolean] => [name, call, false]),
     ]),
   };
 }
 
+function posixParts(q: PosixMessageQueue): QueueParts {
+  return queueParts<{ data: Buffer; priority: number }>(q, {
+    send: (d, o) => q.send(d, o), sendSync: (d, o) => q.sendSync(d, o), trySend: (d) => q.trySend(d),
+    metadata: { priority: 0 }, own: [['attributes', () => q.attributes()], ['fd', () => q.fd]],
+  });
+}
+
 function sysvParts(q: SysvMessageQueue): QueueParts {
-  const data = (m: { data: Buffer; type: number }): Buffer => {
-    assert.deepEqual(m, { data: m.data, type: 1 });
-    return m.data;
-  };
-  return {
-    send: (d, o) => q.send(1, d, o),
-    sendSync: (d, o) => q.sendSync(1, d, o),
-    trySend: (d) => q.trySend(1, d),
-    receive: (o) => q.receive(o).then(data),
-    receiveSync: (o) => data(q.receiveSync(o)),
-    tryReceive: () => {
-      const m = q.tryReceive();
-      return m === undefined ? undefined : data(m);
-    },
-    async *iterate() {
-      for await (const m of q) yield data(m);
-    },
-    close: () => q.close(),
-    afterClose: () => closedCalls([
-      ['send', () => q.send(1, unit(0)), true], ['sendSync', () => q.sendSync(1, unit(0)), false],
-      ['trySend', () => q.trySend(1, unit(0)), false], ['receive', () => q.receive(), true],
-      ['receiveSync', () => q.receiveSync(), false], ['tryReceive', () => q.tryReceive(), false],
-      ['stat', () => q.stat(), false],
-    ]),
-  };
+  return queueParts<{ data: Buffer; type: number }>(q, {
+    send: (d, o) => q.send(1, d, o), sendSync: (d, o) => q.sendSync(1, d, o), trySend: (d) => q.trySend(1, d),
+    metadata: { type: 1 }, own: [['stat', () => q.stat()]],
+  });
 }
 
 const POSIX: QueueFamily = {
