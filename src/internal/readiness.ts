@@ -239,14 +239,18 @@ class Registry {
     else if (before > 0 && this.#alive === 0) this.#watcher.unref();
   }
 
+  /** Set by a report for a descriptor nobody waits for (see {@link #rebuild}). */
+  #stray = false;
+  readonly #report = (token: number, events: number): void => {
+    if (this.#byToken.get(token)?.dispatch(events) !== true) this.#stray = true;
+  };
+
   #watch(): NativeFdWatcher {
     const watcher = new native.FdWatcher(this.set.fd, (status: number) => {
       if (status < 0) throw systemError(status, 'epoll_wait', 'the readiness registry');
-      let stray = false;
-      this.set.wait(0, (token, events) => {
-        if (this.#byToken.get(token)?.dispatch(events) !== true) stray = true;
-      });
-      if (stray) this.#rebuild();
+      this.#stray = false;
+      this.set.wait(0, this.#report);
+      if (this.#stray) this.#rebuild();
     });
     const r = watcher.start();
     if (r < 0) throw systemError(r, 'uv_poll_start', 'the readiness registry');
