@@ -316,6 +316,14 @@ describe('POSIX message queue', () => {
     upper.sendSync('Hello');
     assert.deepEqual(raw.tryReceive(), { data: Buffer.from('HELLO'), priority: 0 });
     throwsWith(() => PosixMessageQueue.open(name, { codec: 'yaml' as 'json' }), 'ERR_IPC_INVALID_ARGUMENT', /codec/);
+    // Values JSON has no form for are refused at send time, not sent as an empty message nobody can decode.
+    using anything = PosixMessageQueue.open<unknown>(name, { codec: 'json' });
+    for (const value of [undefined, () => 1, Symbol('s')]) {
+      throwsWith(() => anything.sendSync(value), 'ERR_IPC_CODEC', /has no JSON form/);
+    }
+    assert.equal(q.attributes().messages, 0);
+    anything.sendSync(null);
+    assert.deepEqual(anything.receiveSync(), { data: null, priority: 0 });
     q.unlink();
   });
 

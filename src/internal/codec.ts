@@ -29,7 +29,12 @@ export type CodecOption<T> = 'json' | 'msgpack' | Codec<T>;
 const textEncoder = new TextEncoder();
 
 const jsonCodec: Codec<unknown> = {
-  encode: (value) => textEncoder.encode(JSON.stringify(value)),
+  encode: (value) => {
+    // JSON.stringify returns undefined for undefined, functions and symbols: no message at all.
+    const text = JSON.stringify(value) as string | undefined;
+    if (text === undefined) throw new TypeError(`${typeof value} has no JSON form; send null, or an object, array, string, number or boolean`);
+    return textEncoder.encode(text);
+  },
   decode: (bytes) => JSON.parse(bytes.toString('utf8')) as unknown,
 };
 
