@@ -21,7 +21,7 @@ import { E, IpcError, systemError } from './errors.js';
 import { native } from './native.js';
 import type { SharedMemory } from './shared-memory.js';
 import { DONE, type Job, JobLane, type Operation, run, runSync, tryRun } from './internal/operation.js';
-import { checkInteger, checkOptions, optionalInteger } from './internal/validate.js';
+import { checkInteger, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { type SyncWaitOptions, type WaitOptions } from './internal/wait.js';
 
 // The protocols of both locks, the only definition of them: lock.cc only
@@ -322,7 +322,10 @@ export class Mutex extends SegmentLock {
 
   /** Runs `fn` holding the lock and always unlocks, also when `fn` throws. */
   async withLock<R>(fn: () => R | Promise<R>, options?: WithLockOptions): Promise<R> {
+    // Checked before the lock is taken: a bad argument must not leave it held.
+    if (typeof fn !== 'function') throw invalidArgument('fn', fn, 'a function to run holding the lock');
     const opts = checkOptions(options, ['timeout', 'signal', 'onOwnerDied']);
+    if (opts.onOwnerDied !== undefined && typeof opts.onOwnerDied !== 'function') throw invalidArgument('onOwnerDied', opts.onOwnerDied, 'a function');
     try {
       await this.lock({ timeout: opts.timeout, signal: opts.signal });
     } catch (err) {

@@ -578,14 +578,18 @@ export interface SpawnWithFdsOptions extends SpawnOptions {
  * ```
  */
 export function spawn(command: string, args: readonly string[] = [], options: SpawnWithFdsOptions = {}): ChildProcess {
-  const { fds, stdio, ...rest } = options ?? {};
+  if (options === null || typeof options !== 'object') throw invalidArgument('options', options, 'an object');
+  const { fds, stdio, ...rest } = options;
+  if (fds !== undefined && (fds === null || typeof fds !== 'object')) throw invalidArgument('fds', fds, 'an object such as { 3: readEnd }');
   const base: unknown[] = stdio === undefined ? ['pipe', 'pipe', 'pipe']
     : typeof stdio === 'string' ? [stdio, stdio, stdio] : [...(stdio as unknown[])];
   for (const [key, end] of Object.entries(fds ?? {})) {
     const n = Number(key);
     if (!Number.isInteger(n) || n < 0 || n > 1023) throw invalidArgument(`fds key ${key}`, key, 'a descriptor number from 0 to 1023');
     while (base.length <= n) base.push('ignore');
-    base[n] = typeof end === 'number' ? checkInteger(end, `fds[${key}]`, 0, 2 ** 31 - 1) : end.fd;
+    if (end instanceof PipeReadEnd || end instanceof PipeWriteEnd) base[n] = end.fd;
+    else if (typeof end === 'number') base[n] = checkInteger(end, `fds[${key}]`, 0, 2 ** 31 - 1);
+    else throw invalidArgument(`fds[${key}]`, end, 'a PipeReadEnd, a PipeWriteEnd or a descriptor number');
   }
   return trackSpawned(spawnChild(command, [...args], { ...rest, stdio: base as SpawnOptions['stdio'] }));
 }

@@ -124,6 +124,9 @@ function sizeMismatch(address: string, wanted: number, actual: number): IpcError
     'open it without a size (or a smaller one), or remove it and create it again.', { address });
 }
 
+/** The buffers of segments mapped read-only, which must never be written through a native copy. */
+const readOnlyMappings = new WeakSet<ArrayBufferLike>();
+
 /**
  * What both families share: the mapping, its views, and its lifetime. Locks
  * in the segment wait in lanes the segment owns: closing it rejects them.
@@ -142,6 +145,7 @@ export abstract class SharedMemory extends Handle {
     this.#buffer = buffer;
     this.#size = buffer.byteLength;
     this.readOnly = readOnly;
+    if (readOnly) readOnlyMappings.add(buffer);
     this.created = created;
   }
 
@@ -180,6 +184,10 @@ export abstract class SharedMemory extends Handle {
   readInto<B extends Uint8Array>(target: B, offset = 0): B {
     const bytes = this.bytes;
     checkBytes(target, 'target');
+    // A store into a read-only mapping is a memory fault that would kill the process.
+    if (readOnlyMappings.has(target.buffer)) {
+      throw new IpcError('ERR_IPC_READ_ONLY', `readInto from ${this.address}: the target is a view of a segment mapped read-only.`, { address: this.address });
+    }
     this.#checkRange(offset, target.length);
     native.copyBytes(target, 0, bytes, offset, target.length);
     return target;

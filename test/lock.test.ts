@@ -338,6 +338,18 @@ describe('Semaphore', () => {
   });
 });
 
+describe('withLock arguments', () => {
+  it('refuses what is not a function before taking the lock, so the lock is never left held', async () => {
+    const { shm, mutex } = segment();
+    await rejectsWith(() => mutex.withLock(42 as never), 'ERR_IPC_INVALID_ARGUMENT', /fn must be a function/);
+    await rejectsWith(() => mutex.withLock(() => 1, { onOwnerDied: 'repair' as never }), 'ERR_IPC_INVALID_ARGUMENT', /onOwnerDied/);
+    assert.equal(mutex.locked, false);
+    assert.equal(await mutex.withLock(() => 'ok'), 'ok');
+    shm.close();
+    shm.unlink();
+  });
+});
+
 describe('a holder killed but not yet reaped', () => {
   it('is dead: the parent waiting in lockSync takes the lock over although it cannot reap the zombie', async () => {
     const { shm, name, mutex } = segment();

@@ -295,6 +295,16 @@ describe('pipe()', () => {
   });
 });
 
+describe('spawn() arguments', () => {
+  it('refuses descriptors that are neither a pipe end nor a number, instead of ignoring them', () => {
+    for (const bad of [null, 'x', {}, -1, 1.5]) {
+      throwsWith(() => spawn('true', [], { fds: { 3: bad as never } }), 'ERR_IPC_INVALID_ARGUMENT', /fds\[3\]/);
+    }
+    throwsWith(() => spawn('true', [], { fds: 3 as never }), 'ERR_IPC_INVALID_ARGUMENT', /fds must be an object/);
+    throwsWith(() => spawn('true', [], null as never), 'ERR_IPC_INVALID_ARGUMENT', /options must be an object/);
+  });
+});
+
 describe('pipe cleanup', () => {
   it('leaves no pipe descriptor behind', async () => {
     await killAllPeers();

@@ -265,6 +265,19 @@ libc.shmdt(ctypes.c_void_p(addr))`, String(key)], { encoding: 'utf8' });
   });
 });
 
+describe('read-only mappings', () => {
+  it('refuses to copy into a view of a read-only segment (a store there is a fatal memory fault)', () => {
+    const name = objects.shmName();
+    using rw = PosixSharedMemory.create(name, { size: 64 });
+    using ro = PosixSharedMemory.open(name, { readOnly: true });
+    rw.write(Buffer.from('source'));
+    throwsWith(() => rw.readInto(new Uint8Array(ro.buffer, 0, 8)), 'ERR_IPC_READ_ONLY', /mapped read-only/);
+    const copy = rw.readInto(new Uint8Array(6));
+    assert.equal(Buffer.from(copy).toString(), 'source');
+    rw.unlink();
+  });
+});
+
 describe('shared memory cleanup', () => {
   it('leaves no segment behind', async () => {
     await killAllPeers();
