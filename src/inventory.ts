@@ -51,6 +51,8 @@ export interface IpcObjectInfo {
   size?: number;
   /** System V shared memory: processes attached now. */
   attachments?: number;
+  /** A POSIX object whose name was removed while processes still hold it open. */
+  deleted?: boolean;
   processes: IpcProcessRef[];
 }
 
@@ -254,8 +256,9 @@ function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[]
       if (qsize !== undefined) bytes = Number(qsize);
     }
     objects.push({
-      kind: 'posix-mq', address, uid: st.uid, owner: userName(st.uid), mode: st.mode & 0o777,
-      messages: attrs?.messages ?? null, bytes, maxBytes: attrs?.maxBytes ?? null,
+      kind: 'posix-mq', address: live ? address : address.replace(/ \(deleted\)$/, ''), uid: st.uid, owner: userName(st.uid),
+      mode: st.mode & 0o777, messages: attrs?.messages ?? null, bytes, maxBytes: attrs?.maxBytes ?? null,
+      ...(live ? {} : { deleted: true }),
       processes: [...(holders ?? [])].map((pid) => ({ pid, role: 'holder' as const, alive: true })),
     });
   };

@@ -112,6 +112,31 @@ describe('ipckit ls', () => {
   });
 });
 
+describe('ipckit ls with hostile names', () => {
+  it('escapes control characters, so a name can neither forge a row nor reach the terminal raw', async () => {
+    // Held open by this process, so ls finds it with /dev/mqueue mounted or not.
+    const name = `${objects.name('esc')}\n0x00001234 forged\x1b[31m`;
+    objects.posix.add(name);
+    using q = PosixMessageQueue.create(name);
+    const inventory = await ls();
+    assert.ok(inventory.objects.some((o) => o.address === name), 'the JSON keeps the real name');
+    assert.ok(!inventory.text.includes('\x1b'), 'an escape character reached the output');
+    const shown = name.replace('\n', '\\n').replace('\x1b', '\\e');
+    assert.equal(lsRow(inventory.text, shown)?.[0], 'posix-mq');
+    assert.equal(inventory.text.split('\n').filter((line) => line.includes('forged')).length, 1);
+    q.unlink();
+  });
+
+  it('reports a removed queue still held open with deleted: true, its address unchanged', async () => {
+    const name = objects.name('gone');
+    using q = PosixMessageQueue.create(name);
+    q.unlink();
+    const entry = (await ls()).objects.find((o) => o.address === name && (o as { deleted?: boolean }).deleted === true);
+    assert.ok(entry, `${name} is not listed as deleted`);
+    assert.deepEqual(entry.processes.map((p) => p.pid), [process.pid]);
+  });
+});
+
 describe('cli ls cleanup', () => {
   it('leaves no queue and no child process behind', async () => {
     await killAllPeers();

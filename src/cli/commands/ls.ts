@@ -20,6 +20,19 @@ function processes(o: IpcObjectInfo): string {
   return refs.length === 0 ? '-' : refs.join(' ');
 }
 
+/**
+ * A name as the terminal should show it: control characters (a newline that
+ * would forge a row, an escape sequence) and other non-printable ones as
+ * escapes, and backslashes doubled so that escapes stay unambiguous.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\\\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => {
+    if (c === '\\') return '\\\\';
+    const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\x1b': '\\e' };
+    return named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
+}
+
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
@@ -48,7 +61,8 @@ export const lsCommand: Leaf = {
       const messages = o.size !== undefined || o.kind === 'fifo' ? '-' : o.messages === null ? '?' : String(o.messages);
       const bytes = o.size ?? o.bytes;
       const shownBytes = bytes === null ? (o.kind === 'fifo' ? '-' : '?') : String(bytes);
-      rows.push([o.kind, o.address, o.owner, `0${o.mode.toString(8)}`, messages, shownBytes, processes(o)]);
+      const address = `${printable(o.address)}${o.deleted ? ' (deleted)' : ''}`;
+      rows.push([o.kind, address, printable(o.owner), `0${o.mode.toString(8)}`, messages, shownBytes, processes(o)]);
     }
     process.stdout.write(inventory.objects.length === 0 ? 'No IPC objects found.\n' : `${table(rows)}\n`);
     for (const note of inventory.notes) process.stdout.write(`note: ${note}\n`);
