@@ -609,7 +609,8 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     const spin = checkSpin(opts.spin);
     const mode = checkMode(opts.mode);
     const maxBytes = opts.maxBytes === undefined ? undefined : checkInteger(opts.maxBytes, 'maxBytes', 1, 2 ** 31 - 1);
-    const id = native.msgGet(key, create ? C.IPC_CREAT | C.IPC_EXCL : 0, create ? mode : 0);
+    // Opening asks for read and write access, so that a user the mode does not allow fails here, not at the first send.
+    const id = native.msgGet(key, create ? C.IPC_CREAT | C.IPC_EXCL : 0, create ? mode : 0o600);
     if (id === (create ? E.EEXIST : E.ENOENT)) return undefined;
     if (id < 0) throw sysvGetError(id, label);
     if (create && maxBytes !== undefined) {
@@ -626,9 +627,17 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     return new SysvMessageQueue<T>(id, key, label, codec, spin, create);
   }
 
-  /** Removes the queue at once (`IPC_RMID`): its messages are discarded and waiters fail with `EIDRM`. */
+  /**
+   * Removes the queue at once (`IPC_RMID`): its messages are discarded and
+   * waiters fail with `EIDRM`. Its owner or creator may remove it whatever
+   * its mode.
+   */
   static remove(address: SysvAddress): void {
-    SysvMessageQueue.open(address).remove();
+    const target = resolveSysvAddress(address);
+    const id = target.id ?? native.msgGet(target.key, 0, 0);
+    if (id < 0) throw sysvGetError(id, target.label);
+    const r = native.msgRemove(id);
+    if (r < 0) throw systemError(r, 'msgctl', target.label);
   }
 
   /** The kernel's current System V message-queue limits. */

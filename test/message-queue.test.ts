@@ -240,6 +240,19 @@ describe('POSIX message queue', () => {
     assert.match(result.message, /RLIMIT_MSGQUEUE \(ulimit -q, now 1000 bytes/);
   });
 
+  it('refuses at open, with EACCES, a user the queue\'s mode does not allow', async (t) => {
+    if (!canRunAs(65534)) {
+      t.skip('needs root, setpriv(1), and a checkout user nobody can read');
+      return;
+    }
+    const key = objects.key();
+    using q = SysvMessageQueue.create(key, { mode: 0o600 });
+    const peer = new Peer('sysv-open', { key }, { prefix: asUser(65534) });
+    assert.deepEqual(await peer.next(), { event: 'refused', code: 'EACCES' });
+    await peer.success();
+    q.remove();
+  });
+
   it('names msg_max when an unprivileged process asks for more than 10 messages', async (t) => {
     const name = objects.name();
     const msgMax = PosixMessageQueue.limits().msgMax!;

@@ -39,6 +39,16 @@ function processLimit(): string {
 }
 
 export const engineScenarios: Record<string, (params: any) => Promise<void>> = {
+  /** Opens a System V queue (as whatever user this runs as) and reports how it went. */
+  async 'sysv-open'(p: { key: number }) {
+    try {
+      SysvMessageQueue.open(p.key).close();
+      emit({ event: 'opened' });
+    } catch (err) {
+      emit({ event: 'refused', code: (err as IpcError).code });
+    }
+  },
+
   /**
    * Runs workers that leave handles open (one with a read pending, one
    * idle), then counts this process's descriptors: a worker's ipckit
