@@ -48,9 +48,10 @@ static Napi::Value WrapMapping(Napi::Env env, void* addr, size_t size) {
 
 // shmOpen(name, oflag, mode) -> fd. A newly created object gets exactly
 // `mode` (fchmod), whatever the umask.
+// Non-blocking, so that a FIFO placed at the name cannot block the open.
 static Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
   std::string name = info[0].As<Napi::String>().Utf8Value();
-  int oflag = ArgInt(info, 1) | O_CLOEXEC | O_NOFOLLOW;
+  int oflag = ArgInt(info, 1) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
   mode_t mode = static_cast<mode_t>(ArgInt(info, 2));
   int fd = shm_open(name.c_str(), oflag, mode);
   if (fd < 0) return Errno(info.Env(), errno);

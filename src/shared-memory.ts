@@ -307,7 +307,7 @@ export class PosixSharedMemory extends SharedMemory {
     const fd = native.shmOpen(name, C.O_RDONLY, 0);
     if (fd < 0) throw systemError(fd, 'shm_open', name);
     try {
-      return statOfFd(fd);
+      return statOfFd(fd, name);
     } finally {
       native.close(fd);
     }
@@ -348,7 +348,7 @@ export class PosixSharedMemory extends SharedMemory {
     if (fd === E.ENOENT) return undefined;
     if (fd < 0) throw systemError(fd, 'shm_open', name);
     try {
-      const size = fstatSync(fd).size;
+      const size = statOfFd(fd, name).size;
       if (size === 0) {
         throw new IpcError('ERR_IPC_SIZE_MISMATCH', `${name} has size 0: its creator never sized it (ftruncate). Nothing can be mapped.`, { address: name });
       }
@@ -370,7 +370,7 @@ export class PosixSharedMemory extends SharedMemory {
 
   /** Size, mode and owner, from `fstat` (the size may have been changed by another process). */
   stat(): PosixSharedMemoryStat {
-    return statOfFd(this.fd);
+    return statOfFd(this.fd, this.name);
   }
 
   /** Removes the name (works on a closed handle too); see {@link PosixSharedMemory.unlink}. */
@@ -380,8 +380,14 @@ export class PosixSharedMemory extends SharedMemory {
 
 }
 
-function statOfFd(fd: number): PosixSharedMemoryStat {
+/** `fstat` of a POSIX segment's descriptor; refuses anything at the name that is not a segment (a FIFO, a device). */
+function statOfFd(fd: number, name: string): PosixSharedMemoryStat {
   const st = fstatSync(fd);
+  if (!st.isFile()) {
+    throw new IpcError('ERR_IPC_INVALID_ADDRESS',
+      `${name} in /dev/shm is not a shared-memory segment but ${st.isFIFO() ? 'a FIFO' : 'another kind of file'}, placed there by someone else. ` +
+      'Nothing was mapped. Remove it (if it is yours) or use another name.', { address: name });
+  }
   return { size: st.size, mode: st.mode & 0o777, uid: st.uid, gid: st.gid, changeTime: st.ctime };
 }
 

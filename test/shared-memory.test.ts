@@ -4,7 +4,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { IpcError, Mutex, PosixSharedMemory, SHM_MAX_SIZE, SysvSharedMemory } from '../src/index.js';
 import { ObjectTracker, openFds } from './helpers/objects.js';
 import { Peer, killAllPeers } from './helpers/peer.js';
@@ -262,6 +262,21 @@ libc.shmdt(ctypes.c_void_p(addr))`, String(key)], { encoding: 'utf8' });
     for (const size of [0, -1, 2.5]) throwsWith(() => SysvSharedMemory.create(key, { size }), 'ERR_IPC_INVALID_ARGUMENT');
     throwsWith(() => SysvSharedMemory.open(0x7ffffff0 + (key & 0xf)), 'ENOENT');
     throwsWith(() => SysvSharedMemory.open({ id: 0x7ffffff0 }), 'EINVAL');
+  });
+});
+
+describe('something else at the name', () => {
+  it('refuses a FIFO planted in /dev/shm at once, instead of blocking in open(2)', () => {
+    const name = objects.shmName('fifo');
+    execFileSync('mkfifo', ['-m', '0666', `/dev/shm${name}`]);
+    try {
+      throwsWith(() => PosixSharedMemory.stat(name), 'ERR_IPC_INVALID_ADDRESS', /not a shared-memory segment but a FIFO/);
+      throwsWith(() => PosixSharedMemory.open(name, { readOnly: true }), 'ERR_IPC_INVALID_ADDRESS', /a FIFO/);
+      throwsWith(() => PosixSharedMemory.open(name), 'ERR_IPC_INVALID_ADDRESS', /a FIFO/);
+      throwsWith(() => PosixSharedMemory.openOrCreate(name, { size: 64 }), 'ERR_IPC_INVALID_ADDRESS', /a FIFO/);
+    } finally {
+      rmSync(`/dev/shm${name}`);
+    }
   });
 });
 
