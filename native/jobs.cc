@@ -308,6 +308,7 @@ Napi::Value WaiterThreads(const Napi::CallbackInfo& info) {
 void InitJobs(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {{"cancelJob", CancelJob}, {"waiterThreads", WaiterThreads}});
   exports.Set("wakeSignal", Napi::Number::New(env, WakeSignal()));
+  exports.Set("maskSignal", Napi::Number::New(env, MaskSignal()));
   exports.Set("maxWaiterThreads", Napi::Number::New(env, kMaxWaiterThreads));
 }
 

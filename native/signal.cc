@@ -8,8 +8,9 @@
 // signal costs one wake-up of the waiting thread and no thread in between.
 //
 // Blocking a signal in threads that already exist (Node's and libuv's)
-// uses the wake signal: its handler edits the mask the kernel restores
-// (wake.cc, ChangeThreadMask). Threads created later inherit the block
+// uses the mask signal: its handler edits the mask the kernel restores
+// (wake.cc, ChangeThreadMask), and being SA_RESTART it leaves the thread's
+// own system call running. Threads created later inherit the block
 // from the main thread. As a safety net an SA_SIGINFO handler is installed
 // too, for a thread that could not be reached: it records the signal in a
 // small ring and writes an eventfd. JavaScript watches both descriptors. A

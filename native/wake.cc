@@ -12,6 +12,7 @@
 namespace ipckit {
 
 int WakeSignal() { return SIGRTMAX; }
+int MaskSignal() { return SIGRTMAX - 1; }
 
 // A request to change one thread's signal mask (see ChangeThreadMask).
 namespace {
@@ -21,10 +22,12 @@ sigset_t g_mask_remove;
 std::atomic<int> g_mask_done{0};
 }  // namespace
 
-// The wake signal's handler. Its only effect on an ordinary wake is the
-// EINTR of the interrupted call. When a mask change is requested for this
-// very thread, it edits the signal mask the kernel restores on return.
-static void OnWake(int, siginfo_t*, void* context) {
+// The wake signal's handler: its only effect is the EINTR of the interrupted call.
+static void OnWake(int, siginfo_t*, void*) {}
+
+// The mask signal's handler: when a mask change is requested for this very
+// thread, it edits the signal mask the kernel restores on return.
+static void OnMask(int, siginfo_t*, void* context) {
   int tid = static_cast<int>(syscall(SYS_gettid));
   if (g_mask_target.load() != tid) return;
   auto* uc = static_cast<ucontext_t*>(context);
@@ -44,6 +47,9 @@ void InstallWakeHandler() {
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_SIGINFO;  // no SA_RESTART: the blocked call must fail with EINTR
     sigaction(WakeSignal(), &sa, nullptr);
+    sa.sa_sigaction = OnMask;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;  // the thread's own calls carry on
+    sigaction(MaskSignal(), &sa, nullptr);
   });
 }
 
@@ -53,7 +59,7 @@ bool ChangeThreadMask(int tid, const sigset_t& add, const sigset_t& remove) {
   g_mask_remove = remove;
   int done = g_mask_done.load();
   g_mask_target.store(tid);
-  if (syscall(SYS_tgkill, getpid(), tid, WakeSignal()) < 0) {
+  if (syscall(SYS_tgkill, getpid(), tid, MaskSignal()) < 0) {
     g_mask_target.store(0);
     return false;
   }

@@ -1,9 +1,12 @@
 // The wake signal: how ipckit interrupts a thread that sleeps in a system
 // call with no timeout of its own (msgrcv, a blocking open, a waiter thread
-// being cancelled), and how it edits the signal mask of another thread.
+// being cancelled). It is SIGRTMAX, installed without SA_RESTART, so the
+// interrupted call fails with EINTR.
 //
-// The wake signal is SIGRTMAX. Its handler is installed without SA_RESTART,
-// so the interrupted call fails with EINTR; ipckit reserves the signal.
+// The mask signal, SIGRTMAX-1: how ipckit edits the signal mask of another
+// thread. It is installed with SA_RESTART, so whatever that thread was doing
+// (a libuv pool thread's read of a FIFO, a readSync) goes on undisturbed.
+// ipckit reserves both.
 #pragma once
 
 #include <signal.h>
@@ -15,12 +18,13 @@
 namespace ipckit {
 
 int WakeSignal();
+int MaskSignal();
 
-// Installs the wake signal's handler (idempotent).
+// Installs the wake and mask signals' handlers (idempotent).
 void InstallWakeHandler();
 
 // Adds `add` to and removes `remove` from the signal mask of thread `tid` of
-// this process, by sending it the wake signal, whose handler edits the mask
+// this process, by sending it the mask signal, whose handler edits the mask
 // the kernel restores when the handler returns. Waits up to 200 ms for the
 // thread to run it; false if it could not be reached (it blocks the wake
 // signal, or never ran).

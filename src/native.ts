@@ -107,6 +107,7 @@ export interface NativeBinding {
   /** [threads, idle] of the waiter pool. */
   waiterThreads(): [number, number];
   wakeSignal: number;
+  maskSignal: number;
   maxWaiterThreads: number;
 
   // message-queue.cc

@@ -139,6 +139,7 @@ function uncatchableReason(n: number): string | undefined {
   const name = signalName(n);
   if (UNCATCHABLE.has(name)) return `the kernel never lets a process catch, block or ignore ${name}. It can only be sent`;
   if (n === native.wakeSignal) return 'ipckit reserves it to interrupt blocking calls. Use another real-time signal';
+  if (n === native.maskSignal) return 'ipckit reserves it to change other threads\' signal masks. Use another real-time signal';
   return RESERVED[name];
 }
 

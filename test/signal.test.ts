@@ -6,9 +6,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn as spawnChild, spawnSync } from 'node:child_process';
+import { execFileSync, spawn as spawnChild, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, read as fsRead, readSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { setImmediate as yieldLoop, setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
@@ -18,12 +22,13 @@ import {
 import { native } from '../src/native.js';
 import { openFds } from './helpers/objects.js';
 import { Peer, killAllPeers, runningChildren, trackChild, asUser, canRunAs } from './helpers/peer.js';
-import { processState } from './helpers/proc.js';
+import { blockedIn, onDescriptor, processState } from './helpers/proc.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 
 const S = native.signalConstants;
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const PEER_MAIN = fileURLToPath(new URL('./helpers/peer-main.js', import.meta.url));
+const INDEX = new URL('../src/index.js', import.meta.url).href;
 const PROC_HELPERS = new URL('./helpers/proc.js', import.meta.url).href;
 const PTY_RUN = fileURLToPath(new URL('../../test/helpers/pty-run.py', import.meta.url));
 const ME = { pid: process.pid, uid: process.getuid!() };
@@ -116,7 +121,7 @@ describe('signal names', () => {
     assert.deepEqual(byName.get('SIGCONT')?.defaultAction, 'continue');
     assert.deepEqual(byName.get('SIGRTMIN+5'), { number: 39, name: 'SIGRTMIN+5', defaultAction: 'terminate', catchable: true, reason: null });
     assert.deepEqual(rows.filter((r) => !r.catchable).map((r) => r.name),
-      ['SIGILL', 'SIGBUS', 'SIGFPE', 'SIGKILL', 'SIGUSR1', 'SIGSEGV', 'SIGSTOP', 'SIGPROF', 'SIGRTMAX']);
+      ['SIGILL', 'SIGBUS', 'SIGFPE', 'SIGKILL', 'SIGUSR1', 'SIGSEGV', 'SIGSTOP', 'SIGPROF', 'SIGRTMAX-1', 'SIGRTMAX']);
   });
 });
 
@@ -234,6 +239,7 @@ describe('signal handlers', () => {
       ['SIGUSR1', /inspector; use SIGUSR2 or a real-time signal/],
       ['SIGPROF', /profiler/],
       ['SIGRTMAX', /ipckit reserves it to interrupt blocking calls/],
+      ['SIGRTMAX-1', /ipckit reserves it to change other threads' signal masks/],
     ];
     for (const [sig, reason] of cases) {
       throwsWith(() => onSignal(sig, () => undefined), 'ERR_IPC_UNCATCHABLE', new RegExp(`^onSignal ${sig}: .*${reason.source}`));
@@ -247,6 +253,49 @@ describe('signal handlers', () => {
     throwsWith(() => listenForSignals('SIGUSR2', { spin: 10_001 }), 'ERR_IPC_INVALID_ARGUMENT', /spin/);
     // Nothing was installed by the refused calls.
     assert.equal(native.signalDisposition(12), 0);
+  });
+
+  it('leaves other threads\' blocking reads running when it blocks the signal in them', async () => {
+    // Taking a signal blocks it in every thread of the process, by signalling
+    // each one; a read that signal interrupted used to fail with EINTR.
+    const dir = mkdtempSync(join(tmpdir(), 'ipckit-signal-'));
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const fd = openSync(fifo, 'r+'); // opens at once; reads block until data comes
+    try {
+      // A libuv pool thread blocked in read(2), as under fs.read of a FIFO or a terminal.
+      const read = new Promise<string>((resolve) => {
+        fsRead(fd, Buffer.alloc(16), 0, 16, null, (err, n, buf) => resolve(err ? err.code! : buf.subarray(0, n).toString()));
+      });
+      await blockedIn(process.pid, 'read', { where: onDescriptor(process.pid, fifo) });
+      const stop = onSignal('SIGRTMIN+6', () => undefined);
+      try {
+        assert.equal(await stillPending(read, 100), true, 'the pool thread\'s read ended when the signal was taken');
+        writeFileSync(fd, 'pool');
+        assert.equal(await read, 'pool');
+      } finally {
+        stop();
+      }
+      // The event loop's thread in readSync while a worker takes a signal.
+      const worker = new Worker(`
+        const { readFileSync, writeFileSync } = require('node:fs');
+        const { workerData: { index, pid, fifo } } = require('node:worker_threads');
+        const inRead = () => readFileSync('/proc/' + pid + '/task/' + pid + '/wchan', 'utf8').includes('pipe_read');
+        (function look() {
+          if (!inRead()) return setTimeout(look, 2);
+          import(index).then(({ onSignal }) => {
+            onSignal('SIGRTMIN+6', () => undefined)();
+            writeFileSync(fifo, 'main');
+          });
+        })();`, { eval: true, workerData: { index: INDEX, pid: process.pid, fifo } });
+      const buf = Buffer.alloc(16);
+      const n = readSync(fd, buf);
+      assert.equal(buf.subarray(0, n).toString(), 'main');
+      await once(worker, 'exit');
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true });
+    }
   });
 });
 

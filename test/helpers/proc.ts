@@ -41,22 +41,22 @@ import { arch } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The blocking calls the tests wait for, by name. */
-export type BlockingCall = 'epoll_wait' | 'futex' | 'mq_timedreceive' | 'msgrcv' | 'msgsnd' | 'openat' | 'poll';
+export type BlockingCall = 'epoll_wait' | 'futex' | 'mq_timedreceive' | 'msgrcv' | 'msgsnd' | 'openat' | 'poll' | 'read';
 
 /** Syscall numbers of each call (and its variants: epoll_pwait, ppoll) per architecture. */
 const NUMBERS: Record<string, Record<BlockingCall, number[]>> = {
   x64: {
-    epoll_wait: [232, 281, 441], futex: [202], mq_timedreceive: [243], msgrcv: [70], msgsnd: [69], openat: [257], poll: [7, 271],
+    epoll_wait: [232, 281, 441], futex: [202], mq_timedreceive: [243], msgrcv: [70], msgsnd: [69], openat: [257], poll: [7, 271], read: [0, 17, 19, 295],
   },
   arm64: {
-    epoll_wait: [22, 441], futex: [98], mq_timedreceive: [183], msgrcv: [188], msgsnd: [189], openat: [56], poll: [73],
+    epoll_wait: [22, 441], futex: [98], mq_timedreceive: [183], msgrcv: [188], msgsnd: [189], openat: [56], poll: [73], read: [63, 65, 67, 69],
   },
 };
 
 /** The kernel functions a thread blocked in each call sleeps in, for when the syscall file is refused. */
 const WAIT_CHANNELS: Record<BlockingCall, RegExp> = {
   epoll_wait: /ep_poll|epoll_wait/, futex: /futex/, mq_timedreceive: /wq_sleep/, msgrcv: /do_msgrcv/, msgsnd: /do_msgsnd/,
-  openat: /wait_for_partner|fifo_open/, poll: /poll_schedule_timeout|do_poll|do_sys_poll/,
+  openat: /wait_for_partner|fifo_open/, poll: /poll_schedule_timeout|do_poll|do_sys_poll/, read: /pipe_read/,
 };
 
 /** The syscall numbers of `call` on this machine. */
