@@ -2,20 +2,35 @@
 //
 // A signal JavaScript handles is blocked in every thread of the process,
 // so it stays pending in the kernel, queued in the kernel's order (real-time
-// signals queue; a standard one merges while pending). The main thread takes
-// it from a signalfd, which is readable while one is pending: the event loop
-// watches it (see signal.ts), and a *Sync wait polls it directly, so a
-// signal costs one wake-up of the waiting thread and no thread in between.
+// signals queue; a standard one merges while pending). It is taken from a
+// signalfd, which is readable while one is pending: each event loop that
+// handles signals watches it (see signal.ts), and a *Sync wait polls it
+// directly, so a signal costs one wake-up of the waiting thread and no
+// thread in between.
+//
+// Every JavaScript thread (the main thread, each worker) that handles
+// signals is a subscriber with its own queue and eventfd. Whichever thread
+// takes a signal from the kernel copies it to the queue of every subscriber
+// that handles it, and rings their eventfds: each thread with a handler sees
+// every delivery, in kernel order. A thread's subscriptions end with its
+// environment; the action that was there before ipckit returns when the
+// last subscriber of a signal lets it go.
 //
 // Blocking a signal in threads that already exist (Node's and libuv's)
 // uses the mask signal: its handler edits the mask the kernel restores
 // (wake.cc, ChangeThreadMask), and being SA_RESTART it leaves the thread's
-// own system call running. Threads created later inherit the block
-// from the main thread. As a safety net an SA_SIGINFO handler is installed
-// too, for a thread that could not be reached: it records the signal in a
-// small ring and writes an eventfd. JavaScript watches both descriptors. A
-// handler that was there before (libuv's, for process.on) is chained when a
+// own system call running. Threads created later inherit the block. As a
+// safety net an SA_SIGINFO handler is installed too, for a thread that could
+// not be reached: it records the signal in a small ring and rings a
+// doorbell eventfd that every subscriber watches. A handler that was there
+// before (libuv's, for process.on and child processes) is chained when a
 // signal is taken, so Node keeps seeing the signal.
+//
+// SIGCHLD is the exception to "no thread in between": libuv learns that a
+// child exited from it, and spawnSync() runs a nested loop on the main
+// thread that no signalfd watcher can serve. While ipckit handles SIGCHLD a
+// thread of its own (ipckit-sigchld) takes it with sigwaitinfo, records it
+// in the ring and chains it at once.
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -29,6 +44,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <vector>
 
@@ -40,8 +56,8 @@ namespace ipckit {
 
 namespace {
 
-struct Entry {
-  std::atomic<uint64_t> ready;  // slot + 1 once the fields are written
+// One delivery, as handed to JavaScript.
+struct Taken {
   int32_t signo;
   int32_t code;
   int32_t pid;
@@ -49,40 +65,86 @@ struct Entry {
   int64_t value;
 };
 
-// The safety net's ring: signals a thread caught with the handler.
+struct Entry {
+  std::atomic<uint64_t> ready;  // slot + 1 once the fields are written
+  Taken taken;
+};
+
+// The safety net's ring: signals a thread caught with the handler, and
+// SIGCHLD taken by ipckit-sigchld.
 constexpr uint64_t kRingSize = 1 << 10;
 
 struct Ring {
   Entry entries[kRingSize];
   std::atomic<uint64_t> tail{0};  // next slot to fill
-  std::atomic<uint64_t> head{0};  // next slot to read (the event loop)
+  std::atomic<uint64_t> head{0};  // next slot to read (under g_setup)
   std::atomic<uint64_t> dropped{0};
 };
 
+// Most deliveries a subscriber holds before its thread takes them; beyond,
+// newer ones are dropped and counted.
+constexpr size_t kQueueLimit = 65536;
+
+// A JavaScript thread that handles signals.
+struct Subscriber {
+  napi_env env;
+  int eventfd;          // readable while `queue` holds something
+  uint64_t mask = 0;    // the signals it handles (bit signo - 1)
+  std::deque<Taken> queue;
+  std::atomic<size_t> queued{0};
+  uint64_t dropped = 0;
+};
+
 Ring* g_ring = nullptr;
-int g_eventfd = -1;   // the safety net's doorbell
+int g_doorbell = -1;  // the safety net's eventfd
 int g_signalfd = -1;  // the handled signals, pending in the kernel
-std::mutex g_setup;
+std::mutex g_setup;   // everything below, and the ring's reading end
+std::vector<Subscriber*> g_subscribers;
+thread_local Subscriber* tls_subscriber = nullptr;
 struct sigaction g_previous[_NSIG];
 bool g_installed[_NSIG];
+// How many subscribers handle each signal.
+int g_handlers[_NSIG];
+// The disposition asked for (ignore, default) while other threads still
+// handled the signal: it applies when the last one lets it go.
+int g_final[_NSIG];
 // Threads whose mask ipckit changed, per signal, to undo on release.
 std::vector<int> g_blocked_in[_NSIG];
-// The signals routed to the signalfd (bit signo - 1).
+// The signals routed to ipckit (bit signo - 1).
 std::atomic<uint64_t> g_caught{0};
+uint64_t g_ring_dropped_seen = 0;
 
 uint64_t Bit(int signo) { return uint64_t{1} << (signo - 1); }
 
-sigset_t CaughtSet() {
+sigset_t SetOf(uint64_t bits) {
   sigset_t set;
   sigemptyset(&set);
-  uint64_t caught = g_caught.load();
   for (int sig = 1; sig <= 64; sig++) {
-    if (caught & Bit(sig)) sigaddset(&set, sig);
+    if (bits & Bit(sig)) sigaddset(&set, sig);
   }
   return set;
 }
 
-void Record(int signo, const siginfo_t* info) {
+// What the signalfd takes: every caught signal but SIGCHLD, which
+// ipckit-sigchld takes.
+void UpdateSignalfd() {
+  sigset_t set = SetOf(g_caught.load() & ~Bit(SIGCHLD));
+  signalfd(g_signalfd, &set, 0);
+}
+
+void Ring1(int fd) {
+  uint64_t one = 1;
+  ssize_t ignored = write(fd, &one, sizeof one);
+  (void)ignored;
+}
+
+Taken FromSiginfo(int signo, const siginfo_t* info) {
+  return Taken{signo, info->si_code, info->si_pid, info->si_uid,
+               static_cast<int64_t>(reinterpret_cast<intptr_t>(info->si_value.sival_ptr))};
+}
+
+// Async-signal-safe: claims a slot of the ring, fills it, rings the doorbell.
+void Record(const Taken& taken) {
   Ring* ring = g_ring;
   // A slot is claimed only when there is room: a claimed slot that is never
   // written would stop the reader there for good.
@@ -94,16 +156,10 @@ void Record(int signo, const siginfo_t* info) {
     ring->dropped.fetch_add(1);
   } else {
     Entry& e = ring->entries[slot & (kRingSize - 1)];
-    e.signo = signo;
-    e.code = info->si_code;
-    e.pid = info->si_pid;
-    e.uid = info->si_uid;
-    e.value = reinterpret_cast<intptr_t>(info->si_value.sival_ptr);
+    e.taken = taken;
     e.ready.store(slot + 1, std::memory_order_release);
   }
-  uint64_t one = 1;
-  ssize_t ignored = write(g_eventfd, &one, sizeof one);
-  (void)ignored;
+  Ring1(g_doorbell);
 }
 
 void OnSignal(int signo, siginfo_t* info, void* context);
@@ -130,7 +186,7 @@ void Chain(int signo, siginfo_t* info, void* context) {
 // The safety net: a thread that does not block the signal runs this.
 void OnSignal(int signo, siginfo_t* info, void* context) {
   int saved_errno = errno;
-  Record(signo, info);
+  Record(FromSiginfo(signo, info));
   Chain(signo, info, context);
   errno = saved_errno;
 }
@@ -155,9 +211,11 @@ bool ThreadBlocks(int tid, int signo, bool* blocks) {
   return found;
 }
 
+int SelfTid() { return static_cast<int>(syscall(SYS_gettid)); }
+
 std::vector<int> OtherThreads() {
   std::vector<int> tids;
-  int self = static_cast<int>(syscall(SYS_gettid));
+  int self = SelfTid();
   DIR* dir = opendir("/proc/self/task");
   if (dir == nullptr) return tids;
   while (dirent* d = readdir(dir)) {
@@ -168,12 +226,228 @@ std::vector<int> OtherThreads() {
   return tids;
 }
 
+// ipckit-sigchld: takes SIGCHLD while ipckit handles it (see the top).
+pthread_t g_sigchld_thread;
+bool g_sigchld_running = false;
+std::atomic<bool> g_sigchld_stop{false};
+
+void* SigchldMain(void*) {
+  pthread_setname_np(pthread_self(), "ipckit-sigchld");
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  sigset_t wanted;
+  sigemptyset(&wanted);
+  sigaddset(&wanted, SIGCHLD);
+  sigaddset(&wanted, WakeSignal());
+  for (;;) {
+    siginfo_t info;
+    int signo = sigwaitinfo(&wanted, &info);
+    if (signo == SIGCHLD) {
+      Record(FromSiginfo(SIGCHLD, &info));
+      Chain(SIGCHLD, &info, nullptr);
+    } else if (signo == WakeSignal() && g_sigchld_stop.load()) {
+      return nullptr;
+    }
+  }
+}
+
+// 0, or pthread_create's error.
+int StartSigchldThread() {
+  g_sigchld_stop.store(false);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  int r = pthread_create(&g_sigchld_thread, &attr, SigchldMain, nullptr);
+  pthread_attr_destroy(&attr);
+  g_sigchld_running = r == 0;
+  return r;
+}
+
+void StopSigchldThread() {
+  if (!g_sigchld_running) return;
+  g_sigchld_stop.store(true);
+  pthread_kill(g_sigchld_thread, WakeSignal());  // queued: it waits for it
+  pthread_join(g_sigchld_thread, nullptr);
+  g_sigchld_running = false;
+}
+
+// Adds a delivery to every subscriber that handles it; rings the eventfd of
+// each one that had nothing queued.
+void Deliver(const Taken& taken) {
+  for (Subscriber* sub : g_subscribers) {
+    if (!(sub->mask & Bit(taken.signo))) continue;
+    if (sub->queue.size() >= kQueueLimit) {
+      sub->dropped++;
+      continue;
+    }
+    sub->queue.push_back(taken);
+    if (sub->queued.fetch_add(1) == 0) Ring1(sub->eventfd);
+  }
+}
+
+// Most signals taken from the kernel per call: a sender faster than the
+// takers cannot hold a thread here.
+constexpr size_t kTakeLimit = 1024;
+
+// Moves what the ring and the signalfd hold to the subscribers' queues.
+void Collect() {
+  Ring* ring = g_ring;
+  uint64_t ring_dropped = ring->dropped.load();
+  if (ring_dropped != g_ring_dropped_seen) {
+    for (Subscriber* sub : g_subscribers) sub->dropped += ring_dropped - g_ring_dropped_seen;
+    g_ring_dropped_seen = ring_dropped;
+  }
+  if (ring->tail.load() != ring->head.load()) {
+    uint64_t counter;
+    ssize_t ignored = read(g_doorbell, &counter, sizeof counter);
+    (void)ignored;
+    for (;;) {
+      uint64_t head = ring->head.load();
+      Entry& e = ring->entries[head & (kRingSize - 1)];
+      if (e.ready.load(std::memory_order_acquire) != head + 1) break;
+      Taken taken = e.taken;
+      ring->head.store(head + 1);
+      Deliver(taken);
+    }
+  }
+  signalfd_siginfo batch[64];
+  size_t total = 0;
+  while (total < kTakeLimit) {
+    ssize_t r = read(g_signalfd, batch, sizeof batch);
+    if (r <= 0) break;
+    size_t count = static_cast<size_t>(r) / sizeof batch[0];
+    for (size_t i = 0; i < count; i++) {
+      const signalfd_siginfo& t = batch[i];
+      siginfo_t si;
+      std::memset(&si, 0, sizeof si);
+      si.si_signo = static_cast<int>(t.ssi_signo);
+      si.si_code = t.ssi_code;
+      si.si_pid = static_cast<pid_t>(t.ssi_pid);
+      si.si_uid = t.ssi_uid;
+      si.si_value.sival_ptr = reinterpret_cast<void*>(static_cast<intptr_t>(t.ssi_ptr));
+      Deliver(FromSiginfo(si.si_signo, &si));
+      Chain(si.si_signo, &si, nullptr);
+    }
+    total += count;
+    if (count < sizeof batch / sizeof batch[0]) break;
+  }
+}
+
+// Routes signo to ipckit: installs the handler (keeping the old action to
+// chain and restore) and blocks the signal in every thread.
+int Install(int signo) {
+  struct sigaction sa {};
+  sa.sa_sigaction = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+  struct sigaction previous {};
+  if (sigaction(signo, &sa, &previous) < 0) return -errno;
+  // If we were ever the previous action, do not chain to ourselves.
+  if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction == OnSignal) previous = {};
+  g_previous[signo] = previous;
+  g_installed[signo] = true;
+  g_caught.fetch_or(Bit(signo));
+  UpdateSignalfd();
+  // Block it everywhere, so every instance waits in the kernel to be taken, in order.
+  sigset_t one, none;
+  sigemptyset(&one);
+  sigemptyset(&none);
+  sigaddset(&one, signo);
+  bool blocked = true;
+  if (ThreadBlocks(SelfTid(), signo, &blocked) && !blocked) g_blocked_in[signo].push_back(SelfTid());
+  pthread_sigmask(SIG_BLOCK, &one, nullptr);
+  for (int tid : OtherThreads()) {
+    bool blocks = true;
+    if (!ThreadBlocks(tid, signo, &blocks) || blocks) continue;
+    if (ChangeThreadMask(tid, one, none)) g_blocked_in[signo].push_back(tid);
+  }
+  return 0;
+}
+
+// Gives signo back: 0 restores the action found when ipckit took the
+// signal, 1 the default (SIG_DFL), 2 ignores (SIG_IGN).
+int Uninstall(int signo, int disposition) {
+  if (signo == SIGCHLD) StopSigchldThread();
+  g_caught.fetch_and(~Bit(signo));
+  UpdateSignalfd();
+  struct sigaction current {};
+  sigaction(signo, nullptr, &current);
+  bool ours = (current.sa_flags & SA_SIGINFO) && current.sa_sigaction == OnSignal;
+  struct sigaction sa {};
+  if (disposition == 0 && g_installed[signo]) {
+    // Someone (process.on) replaced ipckit's handler since: theirs stays.
+    sa = ours ? g_previous[signo] : current;
+  } else {
+    sa.sa_handler = disposition == 2 ? SIG_IGN : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+  }
+  if (sigaction(signo, &sa, nullptr) < 0) return -errno;
+  bool was_installed = g_installed[signo];
+  g_installed[signo] = false;
+  g_previous[signo] = {};
+  if (!was_installed) return 0;
+  sigset_t one, none;
+  sigemptyset(&one);
+  sigemptyset(&none);
+  sigaddset(&one, signo);
+  // Instances still pending arrived while the signal was handled: they are
+  // taken here (nobody is left to hand them to), not given to the restored
+  // action. A SIGCHLD is the exception: libuv needs it to reap its children.
+  siginfo_t taken;
+  timespec now = {0, 0};
+  while (sigtimedwait(&one, &taken, &now) == signo) {
+    if (signo == SIGCHLD) Chain(signo, &taken, nullptr);
+  }
+  // Unblock where ipckit blocked it.
+  int self = SelfTid();
+  for (int tid : g_blocked_in[signo]) {
+    if (tid != self) ChangeThreadMask(tid, none, one);
+  }
+  g_blocked_in[signo].clear();
+  pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+  return 0;
+}
+
+// Ends `sub`'s handling of signo; the last subscriber gives the signal back.
+int Unsubscribe(Subscriber* sub, int signo, int disposition) {
+  if (sub != nullptr && (sub->mask & Bit(signo))) {
+    sub->mask &= ~Bit(signo);
+    g_handlers[signo]--;
+  } else if (disposition == 0) {
+    return 0;  // Nothing of this thread's to release.
+  }
+  if (disposition != 0) g_final[signo] = disposition;
+  if (g_handlers[signo] > 0) return 0;
+  int final = g_final[signo];
+  g_final[signo] = 0;
+  return Uninstall(signo, final);
+}
+
+// An environment (the main thread's, a worker's) ends: its handlers go.
+void DropSubscriber(void* arg) {
+  auto* sub = static_cast<Subscriber*>(arg);
+  std::lock_guard<std::mutex> lock(g_setup);
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sub->mask & Bit(sig)) Unsubscribe(sub, sig, 0);
+  }
+  for (size_t i = 0; i < g_subscribers.size(); i++) {
+    if (g_subscribers[i] == sub) {
+      g_subscribers.erase(g_subscribers.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+  }
+  if (tls_subscriber == sub) tls_subscriber = nullptr;
+  close(sub->eventfd);
+  delete sub;
+}
 
 }  // namespace
 
-// signalSetup() -> [signalfd, eventfd]: the descriptors that become
-// readable when a handled signal is pending, or the safety net caught one
-// (created once)
+// signalSetup() -> [signalfd, doorbell, eventfd]: the descriptors that
+// become readable when a handled signal is pending in the kernel, the
+// safety net caught one, or another thread queued one for this one. The
+// first two are the process's; the third is this thread's.
 static Napi::Value SignalSetup(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(g_setup);
   if (g_signalfd < 0) {
@@ -190,157 +464,100 @@ static Napi::Value SignalSetup(const Napi::CallbackInfo& info) {
     }
     g_ring = new Ring();
     g_signalfd = sfd;
-    g_eventfd = efd;
+    g_doorbell = efd;
   }
-  Napi::Array fds = Napi::Array::New(info.Env(), 2);
+  if (tls_subscriber == nullptr) {
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd < 0) return Errno(info.Env(), errno);
+    auto* sub = new Subscriber;
+    sub->env = info.Env();
+    sub->eventfd = efd;
+    g_subscribers.push_back(sub);
+    tls_subscriber = sub;
+    napi_add_env_cleanup_hook(info.Env(), DropSubscriber, sub);
+  }
+  Napi::Array fds = Napi::Array::New(info.Env(), 3);
   fds.Set(0u, g_signalfd);
-  fds.Set(1u, g_eventfd);
+  fds.Set(1u, g_doorbell);
+  fds.Set(2u, tls_subscriber->eventfd);
   return fds;
 }
 
-// signalHandle(signo) -> 0: routes signo to ipckit (keeping the old action to chain and restore)
+// signalHandle(signo) -> 0: this thread handles signo (after signalSetup)
 static Napi::Value SignalHandle(const Napi::CallbackInfo& info) {
   int signo = ArgInt(info, 0);
   std::lock_guard<std::mutex> lock(g_setup);
-  if (g_installed[signo]) return Napi::Number::New(info.Env(), 0);
-  struct sigaction sa {};
-  sa.sa_sigaction = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-  struct sigaction previous {};
-  if (sigaction(signo, &sa, &previous) < 0) return Errno(info.Env(), errno);
-  // If we were ever the previous action, do not chain to ourselves.
-  if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction == OnSignal) previous = {};
-  g_previous[signo] = previous;
-  g_installed[signo] = true;
-  g_caught.fetch_or(Bit(signo));
-  sigset_t caught = CaughtSet();
-  signalfd(g_signalfd, &caught, 0);
-  // Block it everywhere, so every instance waits in the kernel for the signalfd, in order.
-  sigset_t one, none;
-  sigemptyset(&one);
-  sigemptyset(&none);
-  sigaddset(&one, signo);
-  pthread_sigmask(SIG_BLOCK, &one, nullptr);
-  for (int tid : OtherThreads()) {
-    bool blocks = true;
-    if (!ThreadBlocks(tid, signo, &blocks) || blocks) continue;
-    if (ChangeThreadMask(tid, one, none)) g_blocked_in[signo].push_back(tid);
+  Subscriber* sub = tls_subscriber;
+  if (sub == nullptr) return Errno(info.Env(), EINVAL);
+  if (sub->mask & Bit(signo)) return Napi::Number::New(info.Env(), 0);
+  if (g_handlers[signo] == 0) {
+    int r = Install(signo);
+    if (r < 0) return Errno(info.Env(), -r);
+    if (signo == SIGCHLD && (r = StartSigchldThread()) != 0) {
+      Uninstall(signo, 0);
+      return Errno(info.Env(), r);
+    }
   }
+  g_handlers[signo]++;
+  sub->mask |= Bit(signo);
   return Napi::Number::New(info.Env(), 0);
 }
 
-// signalRelease(signo, disposition) -> 0: 0 restores the action found when
-// ipckit took the signal, 1 the default (SIG_DFL), 2 ignores (SIG_IGN).
+// signalRelease(signo, disposition) -> 0: this thread no longer handles
+// signo. Once no thread does, disposition 0 restores the action found when
+// ipckit took the signal, 1 the default (SIG_DFL), 2 ignores (SIG_IGN); 1 or
+// 2 asked while other threads still handle it applies when they let it go.
 static Napi::Value SignalRelease(const Napi::CallbackInfo& info) {
   int signo = ArgInt(info, 0);
   int disposition = ArgInt(info, 1);
   std::lock_guard<std::mutex> lock(g_setup);
-  g_caught.fetch_and(~Bit(signo));
-  sigset_t caught = CaughtSet();
-  signalfd(g_signalfd, &caught, 0);
-  struct sigaction current {};
-  sigaction(signo, nullptr, &current);
-  bool ours = (current.sa_flags & SA_SIGINFO) && current.sa_sigaction == OnSignal;
-  struct sigaction sa {};
-  if (disposition == 0 && g_installed[signo]) {
-    // Someone (process.on) replaced ipckit's handler since: theirs stays.
-    sa = ours ? g_previous[signo] : current;
-  } else {
-    sa.sa_handler = disposition == 2 ? SIG_IGN : SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-  }
-  if (sigaction(signo, &sa, nullptr) < 0) return Errno(info.Env(), errno);
-  g_installed[signo] = false;
-  g_previous[signo] = {};
-  sigset_t one, none;
-  sigemptyset(&one);
-  sigemptyset(&none);
-  sigaddset(&one, signo);
-  // Instances still pending arrived while the signal was handled: they are
-  // taken here (nobody is left to hand them to), not given to the restored action.
-  siginfo_t discarded;
-  timespec now = {0, 0};
-  while (sigtimedwait(&one, &discarded, &now) == signo) {
-  }
-  // Unblock where ipckit blocked it.
-  for (int tid : g_blocked_in[signo]) ChangeThreadMask(tid, none, one);
-  g_blocked_in[signo].clear();
-  pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
-  return Napi::Number::New(info.Env(), 0);
+  int r = Unsubscribe(tls_subscriber, signo, disposition);
+  return r < 0 ? Errno(info.Env(), -r) : Napi::Number::New(info.Env(), 0);
 }
 
 // signalDrain(out: Float64Array) -> entries copied (6 numbers each:
-// signo, code, pid, uid, value, dropped-so-far), oldest first: what the
-// safety net caught, then what is pending in the kernel. Runs the chained
-// handler (process.on) of each signal taken from the kernel.
+// signo, code, pid, uid, value, dropped-so-far), oldest first: this
+// thread's deliveries, after moving what the safety net caught and what is
+// pending in the kernel to every subscriber. Runs the chained handler
+// (process.on) of each signal taken from the kernel.
 static Napi::Value SignalDrain(const Napi::CallbackInfo& info) {
   auto out = info[0].As<Napi::Float64Array>();
   size_t capacity = out.ElementLength() / 6;
-  Ring* ring = g_ring;
-  if (ring == nullptr) return Napi::Number::New(info.Env(), 0);
-  double dropped = static_cast<double>(ring->dropped.load());
+  std::lock_guard<std::mutex> lock(g_setup);
+  Subscriber* sub = tls_subscriber;
+  if (sub == nullptr || g_ring == nullptr) return Napi::Number::New(info.Env(), 0);
+  Collect();
+  uint64_t counter;
+  ssize_t ignored = read(sub->eventfd, &counter, sizeof counter);
+  (void)ignored;
   size_t n = 0;
-  if (ring->tail.load() != ring->head.load()) {
-    uint64_t counter;
-    ssize_t ignored = read(g_eventfd, &counter, sizeof counter);
-    (void)ignored;
-    while (n < capacity) {
-      uint64_t head = ring->head.load();
-      Entry& e = ring->entries[head & (kRingSize - 1)];
-      if (e.ready.load(std::memory_order_acquire) != head + 1) break;
-      out[n * 6 + 0] = e.signo;
-      out[n * 6 + 1] = e.code;
-      out[n * 6 + 2] = e.pid;
-      out[n * 6 + 3] = e.uid;
-      out[n * 6 + 4] = static_cast<double>(e.value);
-      out[n * 6 + 5] = dropped;
-      ring->head.store(head + 1);
-      n++;
-    }
-    // More remain: make sure the event loop comes back for them.
-    if (n == capacity) {
-      uint64_t one = 1;
-      ignored = write(g_eventfd, &one, sizeof one);
-      return Napi::Number::New(info.Env(), static_cast<double>(n));
-    }
+  while (n < capacity && !sub->queue.empty()) {
+    const Taken& t = sub->queue.front();
+    out[n * 6 + 0] = t.signo;
+    out[n * 6 + 1] = t.code;
+    out[n * 6 + 2] = t.pid;
+    out[n * 6 + 3] = t.uid;
+    out[n * 6 + 4] = static_cast<double>(t.value);
+    out[n * 6 + 5] = static_cast<double>(sub->dropped);
+    sub->queue.pop_front();
+    n++;
   }
-  signalfd_siginfo taken[64];
-  while (n < capacity) {
-    size_t want = capacity - n < 64 ? capacity - n : 64;
-    ssize_t r = read(g_signalfd, taken, want * sizeof taken[0]);
-    if (r <= 0) break;
-    size_t count = static_cast<size_t>(r) / sizeof taken[0];
-    for (size_t i = 0; i < count; i++, n++) {
-      const signalfd_siginfo& t = taken[i];
-      out[n * 6 + 0] = t.ssi_signo;
-      out[n * 6 + 1] = t.ssi_code;
-      out[n * 6 + 2] = t.ssi_pid;
-      out[n * 6 + 3] = t.ssi_uid;
-      out[n * 6 + 4] = static_cast<double>(static_cast<int64_t>(t.ssi_ptr));
-      out[n * 6 + 5] = dropped;
-      siginfo_t si;
-      std::memset(&si, 0, sizeof si);
-      si.si_signo = static_cast<int>(t.ssi_signo);
-      si.si_code = t.ssi_code;
-      si.si_pid = static_cast<pid_t>(t.ssi_pid);
-      si.si_uid = t.ssi_uid;
-      si.si_value.sival_ptr = reinterpret_cast<void*>(static_cast<intptr_t>(t.ssi_ptr));
-      Chain(si.si_signo, &si, nullptr);
-    }
-    if (count < want) break;
-  }
+  sub->queued.store(sub->queue.size());
+  // More remain: make sure the thread comes back for them.
+  if (!sub->queue.empty()) Ring1(sub->eventfd);
   return Napi::Number::New(info.Env(), static_cast<double>(n));
 }
 
-// signalSpin(spinUs) -> 1 once a handled signal is pending (or the safety
-// net caught one), 0 if none came within spinUs microseconds: the spin half
-// of a spin-then-sleep wait, yielding the CPU between looks.
+// signalSpin(spinUs) -> 1 once a handled signal is pending, queued for this
+// thread, or caught by the safety net; 0 if none came within spinUs
+// microseconds: the spin half of a spin-then-sleep wait, yielding the CPU
+// between looks.
 static Napi::Value SignalSpin(const Napi::CallbackInfo& info) {
   double spin_us = info[0].As<Napi::Number>().DoubleValue();
-  if (g_ring == nullptr) return Napi::Number::New(info.Env(), 0);
-  int r = Spin(spin_us, EAGAIN, [] {
-    if (g_ring->tail.load() != g_ring->head.load()) return 1;
+  Subscriber* sub = tls_subscriber;
+  if (g_ring == nullptr || sub == nullptr) return Napi::Number::New(info.Env(), 0);
+  int r = Spin(spin_us, EAGAIN, [sub] {
+    if (sub->queued.load() > 0 || g_ring->tail.load() != g_ring->head.load()) return 1;
     sigset_t pending;
     if (sigpending(&pending) < 0) return -errno;
     uint64_t caught = g_caught.load();

@@ -173,8 +173,8 @@ export interface NativeBinding {
   drainEvents(fd: number): number;
 
   // signal.cc
-  /** [signalfd, eventfd]: readable while a handled signal is pending. */
-  signalSetup(): [number, number] | number;
+  /** [signalfd, doorbell, this thread's eventfd]: readable while a handled signal is pending or queued for this thread. */
+  signalSetup(): [number, number, number] | number;
   signalHandle(signo: number): number;
   /** disposition: 0 the action found before, 1 SIG_DFL, 2 SIG_IGN. */
   signalRelease(signo: number, disposition: number): number;

@@ -28,6 +28,7 @@ import { checkInteger, checkOptions, invalidArgument } from './internal/validate
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
 const S = native.signalConstants;
+const SIGCHLD = osConstants.signals.SIGCHLD;
 const { EPOLL_CTL_ADD } = native.constants;
 
 defineHints({
@@ -43,9 +44,12 @@ export interface SignalInfo {
   /** The signal's name, such as `'SIGUSR2'` or `'SIGRTMIN+1'`. */
   signal: string;
   number: number;
-  /** The sender's pid, when the kernel reports one (not for signals from the terminal). */
+  /**
+   * The sender's pid, when the kernel reports one (not for signals from the
+   * terminal). For a SIGCHLD the kernel sends, the child's pid.
+   */
   pid: number | null;
-  /** The sender's real uid, when the kernel reports one. */
+  /** The sender's real uid, when the kernel reports one (for SIGCHLD, the child's). */
   uid: number | null;
   /** `si_code`: who sent it. See {@link SignalInfo.origin}. */
   code: number;
@@ -159,12 +163,13 @@ function origin(code: number): SignalInfo['origin'] {
 }
 
 // ---------------------------------------------------------------------------
-// The dispatcher: the signalfd and the safety net's eventfd in one epoll
-// set, watched by the thread's readiness registry; one set of handlers per
-// signal.
+// The dispatcher: the signalfd, the safety net's doorbell and this thread's
+// eventfd in one epoll set, watched by the thread's readiness registry; one
+// set of handlers per signal. Each thread (main, worker) has its own: native
+// code copies every delivery to each thread that handles the signal.
 
 const handlers = new Map<number, Set<SignalHandler>>();
-/** The signalfd and the eventfd: readable while a handled signal waits to be taken. */
+/** The signal descriptors: readable while a handled signal waits to be taken by this thread. */
 let sources: EpollSet | undefined;
 let watch: Watch | undefined;
 let dropped = 0;
@@ -209,7 +214,8 @@ function drain(): void {
       const at = i * 6;
       const number = drainBuffer[at]!;
       const code = drainBuffer[at + 1]!;
-      const fromProcess = code <= 0 && code !== S.SI_KERNEL;
+      // A process sent it; or a child changed state (SIGCHLD names the child).
+      const fromProcess = (code <= 0 && code !== S.SI_KERNEL) || number === SIGCHLD;
       const info: SignalInfo = {
         signal: signalName(number), number,
         pid: fromProcess ? drainBuffer[at + 2]! : null,

@@ -299,6 +299,141 @@ describe('signal handlers', () => {
   });
 });
 
+/** Runs an ES module script in a new Node process; its outcome, killed after `timeoutMs`. */
+async function runScript(script: string, timeoutMs = 20_000): Promise<{ status: number | null; signal: string | null; stdout: string; stderr: string }> {
+  const child = trackChild(spawnChild(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs }));
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const [status, signal] = await once(child, 'close') as [number | null, string | null];
+  return { status, signal, stdout, stderr };
+}
+
+describe('signals in worker threads', () => {
+  /** A worker that runs `body` with ipckit as `m` and `post` to answer. */
+  const worker = (body: string): Worker => new Worker(`
+    const { parentPort } = require('node:worker_threads');
+    const post = (v) => parentPort.postMessage(v);
+    import(${JSON.stringify(INDEX)}).then(async (m) => { ${body} }).catch((e) => post({ error: String(e) }));`, { eval: true });
+
+  it('every thread with a handler sees every delivery, in kernel order', async () => {
+    const listener = listenForSignals('SIGRTMIN+7');
+    const w = worker(`
+      const l = m.listenForSignals('SIGRTMIN+7');
+      post('ready');
+      const values = [];
+      while (values.length < 100) values.push((await l.receive()).value);
+      l.close();
+      post(values);`);
+    const answers: unknown[] = [];
+    w.on('message', (m) => answers.push(m));
+    try {
+      await waitUntil('the worker listens', () => answers.length > 0);
+      assert.equal(answers[0], 'ready');
+      // Sent while both event loops are free to take them, by another process.
+      const sender = await runScript(`import { sendSignal } from ${JSON.stringify(INDEX)};
+        for (let i = 0; i < 100; i++) sendSignal(${process.pid}, 'SIGRTMIN+7', { value: i });`);
+      assert.equal(sender.status, 0, sender.stderr);
+      const values: number[] = [];
+      while (values.length < 100) values.push((await listener.receive({ timeout: 10_000 })).value!);
+      const expected = Array.from({ length: 100 }, (_, i) => i);
+      assert.deepEqual(values, expected);
+      await waitUntil('the worker has received them', () => answers.length > 1);
+      assert.deepEqual(answers[1], expected);
+      assert.equal(listener.dropped, 0);
+    } finally {
+      listener.close();
+      await w.terminate();
+    }
+  });
+
+  it('a worker that lets its handler go leaves the other threads\' handlers in place', async () => {
+    // The process would die of SIGUSR2 if the worker's release had restored the default.
+    const result = await runScript(`import { Worker } from 'node:worker_threads';
+      import { once } from 'node:events';
+      import { listenForSignals, sendSignal } from ${JSON.stringify(INDEX)};
+      const listener = listenForSignals('SIGUSR2');
+      const w = new Worker(\`import(${JSON.stringify(INDEX)}).then((m) => { m.onSignal('SIGUSR2', () => {})(); });\`, { eval: true, execArgv: [] });
+      await once(w, 'exit');
+      sendSignal(process.pid, 'SIGUSR2');
+      console.log((await listener.receive({ timeout: 10000 })).signal);
+      listener.close();`);
+    assert.deepEqual([result.status, result.signal, result.stdout], [0, null, 'SIGUSR2\n'], result.stderr);
+  });
+
+  it('a worker\'s handlers end with it, and the signal\'s previous action returns', async () => {
+    for (const end of ['terminate', 'exit']) {
+      const result = await runScript(`import { Worker } from 'node:worker_threads';
+        import { once } from 'node:events';
+        await import(${JSON.stringify(INDEX)});
+        const w = new Worker(\`import(${JSON.stringify(INDEX)}).then((m) => {
+          m.onSignal('SIGTERM', () => {});
+          require('node:worker_threads').parentPort.postMessage('handled');
+          ${end === 'exit' ? "setTimeout(() => process.exit(0), 10);" : ''}
+        });\`, { eval: true, execArgv: [] });
+        await once(w, 'message');
+        ${end === 'terminate' ? 'await w.terminate();' : "await once(w, 'exit');"}
+        console.log('killing myself');
+        process.kill(process.pid, 'SIGTERM');
+        setTimeout(() => console.log('survived'), 5000);`);
+      assert.deepEqual([result.status, result.signal, result.stdout], [null, 'SIGTERM', 'killing myself\n'], `${end}: ${result.stderr}`);
+    }
+  });
+
+  it('ignore() while another thread handles the signal takes effect when that thread lets it go', async () => {
+    const result = await runScript(`import { Worker } from 'node:worker_threads';
+      import { once } from 'node:events';
+      import { ignore, sendSignal } from ${JSON.stringify(INDEX)};
+      import { native } from ${JSON.stringify(new URL('../src/native.js', import.meta.url).href)};
+      const w = new Worker(\`
+        const { parentPort } = require('node:worker_threads');
+        import(${JSON.stringify(INDEX)}).then(async (m) => {
+          const l = m.listenForSignals('SIGUSR2');
+          parentPort.postMessage('ready');
+          parentPort.postMessage((await l.receive()).signal);
+          l.close();
+        });\`, { eval: true, execArgv: [] });
+      await once(w, 'message');
+      ignore('SIGUSR2');
+      console.log('handled', native.signalDisposition(12));
+      sendSignal(process.pid, 'SIGUSR2');
+      console.log('worker got', (await once(w, 'message'))[0]);
+      await once(w, 'exit');
+      console.log('ignored', native.signalDisposition(12));
+      sendSignal(process.pid, 'SIGUSR2');
+      setTimeout(() => console.log('survived'), 100);`);
+    assert.deepEqual([result.status, result.signal, result.stdout], [0, null, 'handled 2\nworker got SIGUSR2\nignored 1\nsurvived\n'], result.stderr);
+  });
+});
+
+describe('SIGCHLD', () => {
+  it('spawnSync and execSync finish while ipckit handles SIGCHLD, and the handler names each child', async () => {
+    // spawnSync waits in a loop of its own, which only learns of the child's exit through SIGCHLD.
+    const result = await runScript(`import { execFileSync, spawn, spawnSync } from 'node:child_process';
+      import { once } from 'node:events';
+      import { onSignal } from ${JSON.stringify(INDEX)};
+      const children = [];
+      const stop = onSignal('SIGCHLD', ({ pid, origin }) => children.push([pid, origin]));
+      const a = spawnSync('sh', ['-c', 'exit 3'], { timeout: 5000 });
+      const b = execFileSync('sh', ['-c', 'echo hi'], { timeout: 5000, encoding: 'utf8' });
+      const c = spawn('sh', ['-c', 'exit 4']);
+      const [code] = await once(c, 'exit');
+      // After spawnSync's loop let its SIGCHLD handler go (libuv then resets the action):
+      const d = spawnSync('sh', ['-c', 'exit 5'], { timeout: 5000 });
+      while (children.length < 4) await new Promise((r) => setTimeout(r, 5));
+      stop();
+      const e = spawnSync('sh', ['-c', 'exit 6'], { timeout: 5000 });
+      console.log(JSON.stringify({ statuses: [a.status, b, code, d.status, e.status], c: c.pid, children }));`);
+    assert.equal(result.status, 0, result.stderr);
+    const out = JSON.parse(result.stdout) as { statuses: unknown[]; c: number; children: [number, string][] };
+    assert.deepEqual(out.statuses, [3, 'hi\n', 4, 5, 6]);
+    assert.equal(out.children.length, 4);
+    assert.ok(out.children.every(([pid, origin]) => Number.isInteger(pid) && pid > 0 && origin === 'kernel'), JSON.stringify(out.children));
+    assert.ok(out.children.some(([pid]) => pid === out.c), 'the async child is named');
+  });
+});
+
 describe('sending signals', () => {
   it('carries sigqueue values exactly, over the whole safe-integer range', async () => {
     const values = [0, -1, 42, 2 ** 31, -(2 ** 40), 2 ** 53 - 1, -(2 ** 53) + 1];
