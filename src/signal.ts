@@ -16,9 +16,10 @@
  * @module
  */
 import { constants as osConstants } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { E, IpcError, defineHints, systemError } from './errors.js';
 import { native } from './native.js';
-import { spawnedChildren } from './internal/children.js';
+import { type ProcessRef, descendantsOf, signalProcess, spawnedChildren, stillRunning } from './internal/children.js';
 import { Handle } from './internal/handle.js';
 import { NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
 import {
@@ -523,9 +524,10 @@ export interface ShutdownOptions {
 
 /**
  * A graceful shutdown on the first of `sigs`: runs `cleanup` once, forwards
- * the signal to the child processes started through ipckit's `spawn`, waits
- * for them, and exits with the conventional status 128 + the signal number.
- * A second signal, or the timeout, forces the exit at once (children still
+ * the signal to the child processes started through ipckit's `spawn` and to
+ * their descendants (as a signal to a process group would), waits for them
+ * all, and exits with the conventional status 128 + the signal number. A
+ * second signal, or the timeout, forces the exit at once (those still
  * running get SIGKILL). Returns a function that uninstalls it.
  *
  * @example
@@ -539,8 +541,14 @@ export function shutdownOn(sigs: SignalSpec[] = ['SIGINT', 'SIGTERM'], options?:
   if (opts.cleanup !== undefined && typeof opts.cleanup !== 'function') throw invalidArgument('cleanup', opts.cleanup, 'a function');
   const numbers = numbersOf(sigs, 'shutdownOn');
   let shuttingDown: SignalInfo | undefined;
+  // The children's descendants when the signal came: they get it too, as a
+  // process group would, and the exit waits for them.
+  let descendants: ProcessRef[] = [];
   const force = (status: number): never => {
-    for (const child of spawnedChildren()) child.kill('SIGKILL');
+    const children = spawnedChildren();
+    const all = [...descendants, ...descendantsOf(children.map((child) => child.pid!))];
+    for (const child of children) child.kill('SIGKILL');
+    for (const ref of all) signalProcess(ref, 'SIGKILL');
     process.exit(status);
   };
   const onFirst = async (info: SignalInfo): Promise<void> => {
@@ -552,11 +560,15 @@ export function shutdownOn(sigs: SignalSpec[] = ['SIGINT', 'SIGTERM'], options?:
       process.emitWarning(`shutdownOn: cleanup failed: ${(err as Error)?.stack ?? String(err)}`);
     }
     const children = spawnedChildren();
+    descendants = descendantsOf(children.map((child) => child.pid!));
     for (const child of children) child.kill(info.number);
+    for (const ref of descendants) signalProcess(ref, info.number);
     await Promise.all(children.map((child) => new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) resolve(undefined);
       else child.once('exit', resolve);
     })));
+    // Descendants are not this process's children: no exit event, so look.
+    while (descendants.some(stillRunning)) await sleep(20);
     clearTimeout(timer);
     process.exit(status);
   };

@@ -16,11 +16,11 @@ import { Worker } from 'node:worker_threads';
 import { setImmediate as yieldLoop, setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
-  IpcError, SIGNAL_LISTENER_CAPACITY, ignore, listSignals, listenForSignals, onSignal, pipe, restoreDefault, sendSignal, shutdownOn,
+  IpcError, PosixMessageQueue, SIGNAL_LISTENER_CAPACITY, ignore, listSignals, listenForSignals, onSignal, pipe, restoreDefault, sendSignal, shutdownOn,
   signalName, signalNumber, waitForSignal, waitForSignalSync,
 } from '../src/index.js';
 import { native } from '../src/native.js';
-import { openFds } from './helpers/objects.js';
+import { openFds, uniqueName } from './helpers/objects.js';
 import { Peer, killAllPeers, runningChildren, trackChild, asUser, canRunAs } from './helpers/peer.js';
 import { blockedIn, onDescriptor, processState } from './helpers/proc.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
@@ -750,6 +750,64 @@ describe('graceful shutdown', () => {
     assert.deepEqual(await peer.exited, { code: 143, signal: null });
     assert.ok(performance.now() - started >= 280, `exited after ${performance.now() - started} ms, before the timeout`);
     await waitUntil('the worker is dead', () => [null, 'Z'].includes(processState(worker)));
+  });
+
+  for (const stubborn of [false, true]) {
+    it(`forwards the signal to grandchildren too, and waits for them${stubborn ? '; the timeout SIGKILLs them' : ''}`, async () => {
+      // Each child starts a grandchild with Node's own spawn; a signal to a process group would reach both.
+      const peer = new Peer('signal-shutdown', { children: 1, grandchild: true, stubborn, cleanupMs: 0, timeout: stubborn ? 300 : 10_000 });
+      const ready = [await peer.next(), await peer.next(), await peer.next()];
+      const grandchild = ready.find((r) => r.role === 'grandchild')!.pid as number;
+      try {
+        sendSignal(peer.pid, 'SIGTERM');
+        // A grandchild left running holds the peer's output open: bounded, so that fails instead of hanging.
+        assert.deepEqual(await Promise.race([peer.exited, sleep(20_000).then(() => 'still open')]), { code: 143, signal: null });
+        if (stubborn) {
+          await waitUntil('the grandchild is dead', () => [null, 'Z'].includes(processState(grandchild)));
+        } else {
+          // The peer waited for it: gone, or a zombie until init reaps it.
+          assert.ok([null, 'Z'].includes(processState(grandchild)), `the grandchild is ${processState(grandchild)}`);
+        }
+      } finally {
+        try {
+          process.kill(grandchild, 'SIGKILL');
+        } catch {
+          // Gone, as it should be.
+        }
+      }
+    });
+  }
+
+  it('the documented pattern: cleanup closes the queue, the for-await loop ends quietly, the exit is 143', async () => {
+    const name = uniqueName('shutdown');
+    const child = trackChild(spawnChild(process.execPath, ['--input-type=module', '-e', `
+      import { PosixMessageQueue, shutdownOn } from ${JSON.stringify(INDEX)};
+      const queue = PosixMessageQueue.openOrCreate('${name}');
+      shutdownOn(['SIGINT', 'SIGTERM'], { cleanup: () => { queue.close(); PosixMessageQueue.unlink('${name}'); } });
+      console.log('ready');
+      for await (const { data } of queue) console.log(data.toString());
+      console.log('loop ended');`], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let out = '';
+    let err = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+    try {
+      await waitUntil('the consumer is ready', () => out === 'ready\n');
+      const queue = PosixMessageQueue.open(name);
+      await queue.send(Buffer.from('job 1'));
+      queue.close();
+      await waitUntil('the consumer took the job', () => out === 'ready\njob 1\n');
+      sendSignal(child.pid!, 'SIGTERM');
+      assert.deepEqual(await once(child, 'close'), [143, null]);
+      assert.deepEqual([out, err], ['ready\njob 1\nloop ended\n', '']);
+      throwsWith(() => PosixMessageQueue.open(name), 'ENOENT');
+    } finally {
+      try {
+        PosixMessageQueue.unlink(name);
+      } catch {
+        // Unlinked by the cleanup, as it should be.
+      }
+    }
   });
 
   it('refuses bad options before installing anything', () => {

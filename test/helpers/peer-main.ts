@@ -2,6 +2,7 @@
  * Entry point of a test peer process: `node peer-main.js <scenario> <json>`.
  * Reports through JSON lines on stdout.
  */
+import { spawn as spawnNode } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -346,10 +347,11 @@ const scenarios: Record<string, (params: any) => Promise<void>> = {
    * Starts `children` through ipckit's spawn, then shuts down gracefully on
    * SIGTERM or SIGINT. Stubborn children ignore SIGTERM.
    */
-  async 'signal-shutdown'(p: { children: number; stubborn: boolean; cleanupMs: number; timeout: number }) {
+  async 'signal-shutdown'(p: { children: number; stubborn: boolean; cleanupMs: number; timeout: number; grandchild?: boolean }) {
     const pids: number[] = [];
     for (let i = 0; i < p.children; i++) {
-      const child = spawn(process.execPath, [PEER_MAIN, 'signal-worker', JSON.stringify({ stubborn: p.stubborn })], { stdio: ['ignore', 'inherit', 'inherit'] });
+      const child = spawn(process.execPath, [PEER_MAIN, 'signal-worker', JSON.stringify({ stubborn: p.stubborn, grandchild: p.grandchild })],
+        { stdio: ['ignore', 'inherit', 'inherit'] });
       pids.push(child.pid!);
     }
     shutdownOn(['SIGTERM', 'SIGINT'], {
@@ -364,10 +366,18 @@ const scenarios: Record<string, (params: any) => Promise<void>> = {
     await hangForever();
   },
 
-  /** A child of signal-shutdown: dies by SIGTERM, or (stubborn) only reports it. */
-  async 'signal-worker'(p: { stubborn: boolean }) {
+  /**
+   * A child of signal-shutdown: dies by SIGTERM, or (stubborn) only reports
+   * it. With `grandchild`, it first starts one more like itself with Node's
+   * own spawn, which ipckit does not know of.
+   */
+  async 'signal-worker'(p: { stubborn: boolean; grandchild?: boolean; role?: string }) {
     if (p.stubborn) onSignal('SIGTERM', () => emit({ event: 'ignored', pid: process.pid }));
-    emit({ event: 'ready', role: 'worker', pid: process.pid });
+    if (p.grandchild) {
+      spawnNode(process.execPath, [PEER_MAIN, 'signal-worker', JSON.stringify({ stubborn: p.stubborn, role: 'grandchild' })],
+        { stdio: ['ignore', 'inherit', 'inherit'] });
+    }
+    emit({ event: 'ready', role: p.role ?? 'worker', pid: process.pid });
     await hangForever();
   },
 
