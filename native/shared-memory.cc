@@ -64,6 +64,31 @@ static Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd);
 }
 
+// shmCreateUnnamed(mode) -> fd: a segment with no name yet (O_TMPFILE in
+// /dev/shm) and exactly `mode`. Sized, then published under its name by
+// shmPublish, it is never seen by anyone at size 0.
+static Napi::Value ShmCreateUnnamed(const Napi::CallbackInfo& info) {
+  mode_t mode = static_cast<mode_t>(ArgInt(info, 0));
+  int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+  if (fd < 0) return Errno(info.Env(), errno);
+  if (fchmod(fd, mode) < 0) {
+    int err = errno;
+    close(fd);
+    return Errno(info.Env(), err);
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// shmPublish(fd, name) -> 0: gives the unnamed segment `fd` the POSIX name
+// `name` (/x is /dev/shm/x, where shm_open looks); EEXIST if it is taken.
+static Napi::Value ShmPublish(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  std::string from = "/proc/self/fd/" + std::to_string(fd);
+  std::string to = "/dev/shm" + name;
+  return SysResult(info.Env(), linkat(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), AT_SYMLINK_FOLLOW));
+}
+
 static Napi::Value ShmUnlink(const Napi::CallbackInfo& info) {
   std::string name = info[0].As<Napi::String>().Utf8Value();
   return SysResult(info.Env(), shm_unlink(name.c_str()));
@@ -179,7 +204,7 @@ static Napi::Value CopyBytes(const Napi::CallbackInfo& info) {
 
 void InitSharedMemory(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {
-      {"copyBytes", CopyBytes}, {"shmOpen", ShmOpen}, {"shmUnlink", ShmUnlink}, {"ftruncate", Ftruncate},
+      {"copyBytes", CopyBytes}, {"shmOpen", ShmOpen}, {"shmCreateUnnamed", ShmCreateUnnamed}, {"shmPublish", ShmPublish}, {"shmUnlink", ShmUnlink}, {"ftruncate", Ftruncate},
       {"allocate", Allocate}, {"mapFd", MapFd}, {"shmGet", ShmGet}, {"shmAttach", ShmAttach}, {"shmStat", ShmStat},
       {"shmRemove", ShmRemove}, {"detachMapping", DetachMapping}
   });

@@ -33,6 +33,7 @@ export const IPC_ERROR_CODES = {
   ERR_IPC_SIZE_MISMATCH: 'An object exists with another size than asked for; opening never resizes.',
   ERR_IPC_TIMEOUT: 'The operation did not complete within its timeout.',
   ERR_IPC_UNCATCHABLE: 'A signal that cannot (or must not) be handled: SIGKILL, SIGSTOP, faults, or one Node or ipckit reserves.',
+  ERR_IPC_UNTRUSTED: 'An existing object belongs to another user, or grants more access than asked for: it may have been planted (squatting).',
   ERR_IPC_USAGE: 'The command line was not understood.',
 } as const;
 
@@ -124,7 +125,7 @@ export function errnoValue(name: string): number {
 
 /** The errno values ipckit compares results with, negative as the addon returns them. */
 const ERRNO_NAMES = [
-  'E2BIG', 'EACCES', 'EAGAIN', 'EBADF', 'EBUSY', 'ECANCELED', 'EDEADLK', 'EEXIST', 'EFBIG', 'EIDRM', 'EINTR', 'EINVAL', 'ELOOP',
+  'E2BIG', 'EACCES', 'EAGAIN', 'EBADF', 'EBUSY', 'ECANCELED', 'EDEADLK', 'EEXIST', 'EFBIG', 'EIDRM', 'EINTR', 'EINVAL', 'EISDIR', 'ELOOP',
   'EMFILE', 'ENFILE', 'ENOENT', 'ENOMEM', 'ENOSPC', 'ENOSR', 'ENXIO', 'EOPNOTSUPP', 'EOVERFLOW', 'EPERM', 'EPIPE', 'ESRCH', 'ETIMEDOUT',
 ] as const;
 

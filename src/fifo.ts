@@ -20,6 +20,7 @@ import { OwnedFd } from './internal/handle.js';
 import { type LaneOwner, NotifyLane, type Operation, run, runSync } from './internal/operation.js';
 import { describeSetting } from './internal/limits.js';
 import { READABLE, type ReadinessSubscriber, type Watch, watchDescriptor } from './internal/readiness.js';
+import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkBoolean, checkMode, checkOptions } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
@@ -41,14 +42,22 @@ export interface FifoOpenOptions extends WaitOptions, SpinOptions {
    * O_NONBLOCK. Default false.
    */
   nonBlocking?: boolean;
+  /**
+   * The uid the FIFO must belong to, or `'any'`. Default: this process's
+   * effective uid. Checked before opening: a FIFO another user placed at the
+   * path is refused with `ERR_IPC_UNTRUSTED` without meeting its other end.
+   */
+  owner?: OwnerOption;
 }
 
 /** Options of the synchronous FIFO opens. */
 export interface FifoOpenSyncOptions extends SyncWaitOptions, SpinOptions {
   nonBlocking?: boolean;
+  /** See {@link FifoOpenOptions.owner}. */
+  owner?: OwnerOption;
 }
 
-const OPEN_KEYS = ['nonBlocking', 'spin'] as const;
+const OPEN_KEYS = ['nonBlocking', 'spin', 'owner'] as const;
 
 /** How often a waiting async writer looks for a reader still blocked in its open. */
 const WRITER_LOOK_MS = 20;
@@ -60,8 +69,11 @@ function checkPath(path: unknown): string {
   return path;
 }
 
-/** Refuses anything at `path` but a FIFO (a symbolic link included); returns its identity. */
-function checkFifoAt(path: string): { dev: number; ino: number } {
+/**
+ * Refuses anything at `path` but a FIFO (a symbolic link included) and, with
+ * `owner`, a FIFO another user owns; returns its identity.
+ */
+function checkFifoAt(path: string, owner?: OwnerOption): { dev: number; ino: number } {
   let st;
   try {
     st = lstatSync(path);
@@ -73,6 +85,7 @@ function checkFifoAt(path: string): { dev: number; ino: number } {
     const what = st.isSymbolicLink() ? 'a symbolic link (ipckit does not follow them)' : st.isDirectory() ? 'a directory' : 'not a FIFO';
     throw new IpcError('ERR_IPC_NOT_A_FIFO', `${path} is ${what}. Give the path of a FIFO (mkfifo).`, { address: path });
   }
+  if (owner !== undefined) verifyOwnership({ uid: st.uid, mode: st.mode }, owner, undefined, path, 'FIFO');
   return { dev: st.dev, ino: st.ino };
 }
 
@@ -81,8 +94,8 @@ function checkFifoAt(path: string): { dev: number; ino: number } {
  * open); checks that what was opened is the FIFO that was checked. A
  * descriptor, or -errno (-ETIMEDOUT when the wait ran out).
  */
-function openChecked(path: string, flags: number, timeoutMs = -1): number {
-  const identity = checkFifoAt(path);
+function openChecked(path: string, flags: number, owner: OwnerOption | undefined, timeoutMs = -1): number {
+  const identity = checkFifoAt(path, owner);
   const fd = native.openPath(path, flags | C.O_NOFOLLOW, timeoutMs);
   if (fd < 0) {
     if (fd === E.ELOOP) throw new IpcError('ERR_IPC_NOT_A_FIFO', `${path} is a symbolic link; ipckit does not follow them.`, { address: path });
@@ -97,8 +110,8 @@ function openChecked(path: string, flags: number, timeoutMs = -1): number {
 }
 
 /** A *Sync open that may sleep: a blocking open bounded by `timeout`; `undefined` when the time ran out. */
-function blockingOpen(path: string, access: number, timeout: number): number | undefined {
-  const fd = openChecked(path, access, timeout);
+function blockingOpen(path: string, access: number, owner: OwnerOption, timeout: number): number | undefined {
+  const fd = openChecked(path, access, owner, timeout);
   if (fd === E.ETIMEDOUT) return undefined;
   if (fd < 0) throw systemError(fd, 'open', path);
   return fd;
@@ -233,7 +246,7 @@ export class Fifo {
     const r = native.mkfifo(path, 0o600 & mode);
     if (r < 0) throw systemError(r, 'mkfifo', path);
     // Set the exact mode through a descriptor, never through the path.
-    const fd = openChecked(path, C.O_RDONLY | C.O_NONBLOCK);
+    const fd = openChecked(path, C.O_RDONLY | C.O_NONBLOCK, checkOwner(undefined));
     if (fd < 0) throw systemError(fd, 'open', path);
     const c = native.fchmod(fd, mode);
     native.close(fd);
@@ -311,10 +324,11 @@ function spinOf(options: unknown): number {
 interface OpenChoice {
   nonBlocking: boolean;
   spin: number;
+  owner: OwnerOption;
 }
 
 function choice(o: Partial<FifoOpenOptions>): OpenChoice {
-  return { nonBlocking: checkBoolean(o.nonBlocking, 'nonBlocking'), spin: checkSpin(o.spin) };
+  return { nonBlocking: checkBoolean(o.nonBlocking, 'nonBlocking'), spin: checkSpin(o.spin), owner: checkOwner(o.owner) };
 }
 
 /** An open as an operation, and what to release when it ends without an end. */
@@ -328,7 +342,7 @@ interface OpenOperation<E> extends Operation<E> {
  * come and gone (POLLHUP). `sync`: a step that may sleep makes a blocking
  * open, bounded by its timeout.
  */
-function readOpen(path: string, { nonBlocking, spin }: OpenChoice, sync = false): OpenOperation<PipeReadEnd> {
+function readOpen(path: string, { nonBlocking, spin, owner }: OpenChoice, sync = false): OpenOperation<PipeReadEnd> {
   let fd = -1;
   const probe = Buffer.allocUnsafe(1);
   const made = (initial: Buffer): PipeReadEnd => {
@@ -347,11 +361,11 @@ function readOpen(path: string, { nonBlocking, spin }: OpenChoice, sync = false)
   return {
     step: (timeout) => {
       if (sync && timeout !== 0 && !nonBlocking) {
-        const blocking = blockingOpen(path, C.O_RDONLY, timeout);
+        const blocking = blockingOpen(path, C.O_RDONLY, owner, timeout);
         return blocking === undefined ? undefined : new PipeReadEnd(blocking, path, undefined, spin);
       }
       if (fd < 0) {
-        fd = openChecked(path, C.O_RDONLY | C.O_NONBLOCK);
+        fd = openChecked(path, C.O_RDONLY | C.O_NONBLOCK, owner);
         if (fd < 0) {
           const r = fd;
           fd = -1;
@@ -378,14 +392,14 @@ function readOpen(path: string, { nonBlocking, spin }: OpenChoice, sync = false)
  * would need a momentary read-write open, which would also let through any
  * other program's blocked writer, to write into a FIFO with no reader.)
  */
-function writeOpen(path: string, { nonBlocking, spin }: OpenChoice, sync = false): OpenOperation<PipeWriteEnd> {
+function writeOpen(path: string, { nonBlocking, spin, owner }: OpenChoice, sync = false): OpenOperation<PipeWriteEnd> {
   return {
     step: (timeout) => {
       if (sync && timeout !== 0 && !nonBlocking) {
-        const blocking = blockingOpen(path, C.O_WRONLY, timeout);
+        const blocking = blockingOpen(path, C.O_WRONLY, owner, timeout);
         return blocking === undefined ? undefined : new PipeWriteEnd(blocking, path, spin);
       }
-      const fd = openChecked(path, C.O_WRONLY | C.O_NONBLOCK);
+      const fd = openChecked(path, C.O_WRONLY | C.O_NONBLOCK, owner);
       if (fd === E.ENXIO && !nonBlocking) return undefined;
       if (fd < 0) throw systemError(fd, 'open', path);
       setMode(fd, nonBlocking, path);

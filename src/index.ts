@@ -7,6 +7,7 @@ export { IpcError, IPC_ERROR_CODES, type IpcErrorCode, type IpcOwnErrorCode, typ
 export { type SysvAddress, formatKey } from './internal/address.js';
 export { type Codec, type CodecOption, type Outgoing } from './internal/codec.js';
 export { type WaitOptions, type SyncWaitOptions, type SpinOptions } from './internal/wait.js';
+export { type OwnerOption } from './internal/trust.js';
 export {
   PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, DEFAULT_SPIN_US,
   type MessageQueue, type QueueAccess,

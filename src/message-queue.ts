@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { fstatSync } from 'node:fs';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
@@ -25,6 +26,7 @@ import {
 } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
+import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, DEFAULT_SPIN_US, checkSpin } from './internal/wait.js';
 
@@ -71,12 +73,20 @@ export interface PosixMessageQueueCreateOptions<T = Buffer> extends SpinOptions 
   codec?: CodecOption<T>;
   /** Open for reading, writing or both. Default `'readwrite'`. */
   access?: QueueAccess;
+  /**
+   * The uid an existing queue must belong to, or `'any'`. Default: this
+   * process's effective uid. An existing queue must also grant nothing
+   * outside `mode`, when given. Otherwise `ERR_IPC_UNTRUSTED` (see docs/errors.md).
+   */
+  owner?: OwnerOption;
 }
 
 /** Options of {@link PosixMessageQueue.open}. */
 export interface PosixMessageQueueOpenOptions<T = Buffer> extends SpinOptions {
   codec?: CodecOption<T>;
   access?: QueueAccess;
+  /** The uid the queue must belong to, or `'any'`. Default: this process's effective uid; otherwise `ERR_IPC_UNTRUSTED`. */
+  owner?: OwnerOption;
 }
 
 /** Options of a POSIX send. */
@@ -232,7 +242,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
    */
   static create<T = Buffer>(name: string, options?: PosixMessageQueueCreateOptions<T>): PosixMessageQueue<T> {
     const opts = checkOptions(options, CREATE_KEYS);
-    const q = PosixMessageQueue.#openWith<T>(checkPosixName(name, 'message queue'), opts, 'create');
+    const q = PosixMessageQueue.#openWith<T>(checkPosixName(name, 'message queue'), opts, 'create', undefined);
     if (q === undefined) throw systemError(E.EEXIST, 'mq_open', name);
     return q;
   }
@@ -240,7 +250,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   /** Opens an existing queue; fails with `ENOENT` if there is none. Never changes its attributes. */
   static open<T = Buffer>(name: string, options?: PosixMessageQueueOpenOptions<T>): PosixMessageQueue<T> {
     const opts = checkOptions(options, OPEN_KEYS);
-    const q = PosixMessageQueue.#openWith<T>(checkPosixName(name, 'message queue'), opts, 'open');
+    const q = PosixMessageQueue.#openWith<T>(checkPosixName(name, 'message queue'), opts, 'open', undefined);
     if (q === undefined) throw systemError(E.ENOENT, 'mq_open', name);
     return q;
   }
@@ -253,14 +263,21 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   static openOrCreate<T = Buffer>(name: string, options?: PosixMessageQueueCreateOptions<T>): PosixMessageQueue<T> {
     const opts = checkOptions(options, CREATE_KEYS);
     checkPosixName(name, 'message queue');
-    return createOrOpen(() => PosixMessageQueue.#openWith<T>(name, opts, 'create'), () => PosixMessageQueue.#openWith<T>(name, opts, 'open'),
-      'mq_open', name);
+    const mode = checkMode(opts.mode);
+    return createOrOpen(() => PosixMessageQueue.#openWith<T>(name, opts, 'create', undefined),
+      () => PosixMessageQueue.#openWith<T>(name, opts, 'open', opts.mode === undefined ? undefined : mode), 'mq_open', name);
   }
 
-  /** Opens or creates; `undefined` on EEXIST (create) or ENOENT (open). */
-  static #openWith<T>(name: string, opts: PosixMessageQueueCreateOptions<T>, how: 'create' | 'open'): PosixMessageQueue<T> | undefined {
+  /**
+   * Opens or creates; `undefined` on EEXIST (create) or ENOENT (open). An
+   * opened queue must belong to `opts.owner` and, with `expectMode`, grant
+   * nothing outside it.
+   */
+  static #openWith<T>(name: string, opts: PosixMessageQueueCreateOptions<T>, how: 'create' | 'open',
+    expectMode: number | undefined): PosixMessageQueue<T> | undefined {
     const codec = resolveCodec<T>(opts.codec);
     const spin = checkSpin(opts.spin);
+    const owner = checkOwner(opts.owner);
     // Blocking descriptor: tries use an expired deadline instead of O_NONBLOCK (see native/message-queue.cc).
     const access = accessFlags(opts.access);
     let oflag = access | C.O_CLOEXEC;
@@ -280,6 +297,15 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     if (fd < 0) {
       throw how === 'create' ? posixCreateError(fd, name, maxMessages || (readProcNumber(`${MQ_PROC}/msg_default`) ?? 10),
         maxMessageSize || (readProcNumber(`${MQ_PROC}/msgsize_default`) ?? 8192)) : systemError(fd, 'mq_open', name);
+    }
+    if (how === 'open') {
+      try {
+        const st = fstatSync(fd);
+        verifyOwnership({ uid: st.uid, mode: st.mode }, owner, expectMode, name, 'queue');
+      } catch (err) {
+        native.close(fd);
+        throw err;
+      }
     }
     return new PosixMessageQueue<T>(name, fd, access, codec, spin, how === 'create');
   }
@@ -420,7 +446,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
 
 const NO_KEYS: readonly string[] = [];
 const SEND_KEYS = ['priority'] as const;
-const OPEN_KEYS = ['codec', 'access', 'spin'] as const;
+const OPEN_KEYS = ['codec', 'access', 'spin', 'owner'] as const;
 const CREATE_KEYS = [...OPEN_KEYS, 'maxMessages', 'maxMessageSize', 'mode'] as const;
 
 
@@ -440,11 +466,19 @@ export interface SysvMessageQueueCreateOptions<T = Buffer> extends SpinOptions {
    */
   maxBytes?: number;
   codec?: CodecOption<T>;
+  /**
+   * The uid that must own and have created an existing queue, or `'any'`.
+   * Default: this process's effective uid. An existing queue must also grant
+   * nothing outside `mode`, when given. Otherwise `ERR_IPC_UNTRUSTED` (see docs/errors.md).
+   */
+  owner?: OwnerOption;
 }
 
 /** Options of {@link SysvMessageQueue.open}. */
 export interface SysvMessageQueueOpenOptions<T = Buffer> extends SpinOptions {
   codec?: CodecOption<T>;
+  /** The uid that must own and have created the queue, or `'any'`. Default: this process's effective uid. */
+  owner?: OwnerOption;
 }
 
 /** Options of a System V receive. */
@@ -574,7 +608,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     if (target.key === undefined) {
       throw new IpcError('ERR_IPC_INVALID_ADDRESS', `Cannot create a queue at ${target.label}: identifiers are assigned by the kernel; give a key.`);
     }
-    const q = SysvMessageQueue.#get<T>(target.key, target.label, opts, true);
+    const q = SysvMessageQueue.#get<T>(target.key, target.label, opts, true, undefined);
     if (q === undefined) throw sysvGetError(E.EEXIST, target.label);
     return q;
   }
@@ -584,11 +618,14 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     const opts = checkOptions(options, SYSV_OPEN_KEYS);
     const target = resolveSysvAddress(address);
     if (target.id !== undefined) {
+      const codec = resolveCodec<T>(opts.codec);
+      const spin = checkSpin(opts.spin);
       const stat = native.msgStat(target.id);
       if (typeof stat === 'number') throw systemError(stat, 'msgctl', target.label);
-      return new SysvMessageQueue<T>(target.id, stat.key, target.label, resolveCodec<T>(opts.codec), checkSpin(opts.spin), false);
+      verifyOwnership(stat, checkOwner(opts.owner), undefined, target.label, 'queue');
+      return new SysvMessageQueue<T>(target.id, stat.key, target.label, codec, spin, false);
     }
-    const q = SysvMessageQueue.#get<T>(target.key, target.label, opts, false);
+    const q = SysvMessageQueue.#get<T>(target.key, target.label, opts, false, undefined);
     if (q === undefined) throw sysvGetError(E.ENOENT, target.label);
     return q;
   }
@@ -598,21 +635,32 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     const opts = checkOptions(options, SYSV_CREATE_KEYS);
     const target = resolveSysvAddress(address);
     // An identifier names an existing queue: there is nothing to create.
-    if (target.key === undefined) return SysvMessageQueue.open(address, { codec: opts.codec, spin: opts.spin });
+    if (target.key === undefined) return SysvMessageQueue.open(address, { codec: opts.codec, spin: opts.spin, owner: opts.owner });
     const { key, label } = target;
-    return createOrOpen(() => SysvMessageQueue.#get<T>(key, label, opts, true), () => SysvMessageQueue.#get<T>(key, label, opts, false),
-      'msgget', label);
+    const mode = checkMode(opts.mode);
+    return createOrOpen(() => SysvMessageQueue.#get<T>(key, label, opts, true, undefined),
+      () => SysvMessageQueue.#get<T>(key, label, opts, false, opts.mode === undefined ? undefined : mode), 'msgget', label);
   }
 
-  static #get<T>(key: number, label: string, opts: SysvMessageQueueCreateOptions<T>, create: boolean): SysvMessageQueue<T> | undefined {
+  /** Creates, or opens a queue that must belong to `opts.owner` and, with `expectMode`, grant nothing outside it. */
+  static #get<T>(key: number, label: string, opts: SysvMessageQueueCreateOptions<T>, create: boolean,
+    expectMode: number | undefined): SysvMessageQueue<T> | undefined {
     const codec = resolveCodec<T>(opts.codec);
     const spin = checkSpin(opts.spin);
+    const owner = checkOwner(opts.owner);
     const mode = checkMode(opts.mode);
     const maxBytes = opts.maxBytes === undefined ? undefined : checkInteger(opts.maxBytes, 'maxBytes', 1, 2 ** 31 - 1);
     // Opening asks for read and write access, so that a user the mode does not allow fails here, not at the first send.
     const id = native.msgGet(key, create ? C.IPC_CREAT | C.IPC_EXCL : 0, create ? mode : 0o600);
     if (id === (create ? E.EEXIST : E.ENOENT)) return undefined;
     if (id < 0) throw sysvGetError(id, label);
+    if (!create) {
+      const stat = native.msgStat(id);
+      // Removed since msgget: as if there were none (openOrCreate tries again).
+      if (stat === E.EINVAL || stat === E.EIDRM) return undefined;
+      if (typeof stat === 'number') throw systemError(stat, 'msgctl', label);
+      verifyOwnership(stat, owner, expectMode, label, 'queue');
+    }
     if (create && maxBytes !== undefined) {
       const r = native.msgSetMaxBytes(id, maxBytes);
       if (r < 0) {
@@ -791,7 +839,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
 }
 
 const RECEIVE_KEYS = ['type'] as const;
-const SYSV_OPEN_KEYS = ['codec', 'spin'] as const;
+const SYSV_OPEN_KEYS = ['codec', 'spin', 'owner'] as const;
 const SYSV_CREATE_KEYS = [...SYSV_OPEN_KEYS, 'mode', 'maxBytes'] as const;
 
 export { DEFAULT_SPIN_US };

@@ -134,6 +134,10 @@ export interface NativeBinding {
   // shared-memory.cc
   /** memmove between two byte views (fast for SharedArrayBuffer-backed ones). */
   copyBytes(dst: Uint8Array, dstOffset: number, src: Uint8Array, srcOffset: number, length: number): number;
+  /** An unnamed POSIX segment (O_TMPFILE in /dev/shm) with exactly `mode`, or -errno. */
+  shmCreateUnnamed(mode: number): number;
+  /** Names the unnamed segment `fd` (linkat into /dev/shm); -EEXIST if the name is taken. */
+  shmPublish(fd: number, name: string): number;
   shmOpen(name: string, oflag: number, mode: number): number;
   shmUnlink(name: string): number;
   ftruncate(fd: number, size: number): number;

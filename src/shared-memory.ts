@@ -11,12 +11,13 @@
  *
  * @module
  */
-import { fstatSync, statfsSync } from 'node:fs';
+import { existsSync, fstatSync, statfsSync } from 'node:fs';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
 import { Handle, createOrOpen } from './internal/handle.js';
 import { describeSetting, readProcNumber } from './internal/limits.js';
+import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions } from './internal/validate.js';
 
 const C = native.constants;
@@ -49,6 +50,13 @@ export interface SharedMemoryCreateOptions {
   size: number;
   /** Permission bits of a new segment, exactly (the umask does not apply). Default `0o600`. */
   mode?: number;
+  /**
+   * The uid an existing segment must belong to (System V: and have been
+   * created by), or `'any'`. Default: this process's effective uid. An
+   * existing segment must also grant nothing outside `mode`, when given. Otherwise
+   * `ERR_IPC_UNTRUSTED` (see docs/errors.md).
+   */
+  owner?: OwnerOption;
 }
 
 /** Options of `open`. */
@@ -65,6 +73,12 @@ export interface SharedMemoryOpenOptions {
    * as it is in C.
    */
   readOnly?: boolean;
+  /**
+   * The uid the segment must belong to (System V: and have been created by),
+   * or `'any'`. Default: this process's effective uid; otherwise
+   * `ERR_IPC_UNTRUSTED`.
+   */
+  owner?: OwnerOption;
 }
 
 /** `fstat` of a POSIX segment. */
@@ -111,8 +125,8 @@ export interface SharedMemoryLimits {
   devShmFree: number | undefined;
 }
 
-const CREATE_KEYS = ['size', 'mode'] as const;
-const OPEN_KEYS = ['size', 'readOnly'] as const;
+const CREATE_KEYS = ['size', 'mode', 'owner'] as const;
+const OPEN_KEYS = ['size', 'readOnly', 'owner'] as const;
 
 function checkSize(size: unknown, name = 'size'): number {
   return checkInteger(size, name, 1, SHM_MAX_SIZE);
@@ -287,7 +301,7 @@ export class PosixSharedMemory extends SharedMemory {
   static open(name: string, options?: SharedMemoryOpenOptions): PosixSharedMemory {
     const opts = checkOptions(options, OPEN_KEYS);
     checkPosixName(name, 'shared memory');
-    const segment = PosixSharedMemory.#open(name, opts);
+    const segment = PosixSharedMemory.#open(name, opts, undefined);
     if (segment === undefined) throw systemError(E.ENOENT, 'shm_open', name);
     return segment;
   }
@@ -298,7 +312,9 @@ export class PosixSharedMemory extends SharedMemory {
     checkPosixName(name, 'shared memory');
     const size = checkSize(opts.size);
     const mode = checkMode(opts.mode);
-    return createOrOpen(() => PosixSharedMemory.#create(name, size, mode), () => PosixSharedMemory.#open(name, { size }), 'shm_open', name);
+    checkOwner(opts.owner);
+    return createOrOpen(() => PosixSharedMemory.#create(name, size, mode),
+      () => PosixSharedMemory.#open(name, { size, owner: opts.owner }, opts.mode === undefined ? undefined : mode), 'shm_open', name);
   }
 
   /** Size, mode and owner of the segment `name`, without mapping it. */
@@ -320,13 +336,28 @@ export class PosixSharedMemory extends SharedMemory {
     if (r < 0) throw systemError(r, 'shm_unlink', name);
   }
 
+  /**
+   * Creates the segment, or returns `undefined` if the name is taken. The
+   * segment is created without a name, sized, and only then named, so no
+   * process ever opens it at size 0 (where O_TMPFILE or /proc is missing, it
+   * is created under its name and sized at once, as C programs do).
+   */
   static #create(name: string, size: number, mode: number): PosixSharedMemory | undefined {
-    const fd = native.shmOpen(name, C.O_RDWR | C.O_CREAT | C.O_EXCL, mode);
-    if (fd === E.EEXIST) return undefined;
-    if (fd < 0) throw systemError(fd, 'shm_open', name);
+    let fd = native.shmCreateUnnamed(mode);
+    let named = fd < 0;
+    if (named) {
+      if (fd !== E.EOPNOTSUPP && fd !== E.EISDIR && fd !== E.ENOENT && fd !== E.EINVAL) throw systemError(fd, 'open', '/dev/shm');
+      fd = native.shmOpen(name, C.O_RDWR | C.O_CREAT | C.O_EXCL, mode);
+      if (fd === E.EEXIST) return undefined;
+      if (fd < 0) throw systemError(fd, 'shm_open', name);
+    } else if (existsSync(`/dev/shm${name}`)) {
+      // Taken: no need to reserve the memory only to find it out.
+      native.close(fd);
+      return undefined;
+    }
     const fail = (error: IpcError): never => {
       native.close(fd);
-      native.shmUnlink(name);
+      if (named) native.shmUnlink(name);
       throw error;
     };
     const r = native.allocate(fd, size);
@@ -336,19 +367,40 @@ export class PosixSharedMemory extends SharedMemory {
           'Remove unused segments (ipckit ls, ipckit rm) or enlarge the tmpfs: mount -o remount,size=N /dev/shm.')
         : systemError(r, 'posix_fallocate', name));
     }
+    if (!named) {
+      const p = native.shmPublish(fd, name);
+      if (p === E.EEXIST) {
+        native.close(fd);
+        return undefined;
+      }
+      if (p < 0) fail(systemError(p, 'linkat', name));
+      named = true;
+      // Use it through its name, so that /proc (maps, fd links, lsof) shows the name, not the unnamed file.
+      const byName = native.shmOpen(name, C.O_RDWR, 0);
+      if (byName >= 0) {
+        const [a, b] = [fstatSync(fd), fstatSync(byName)];
+        const same = a.ino === b.ino && a.dev === b.dev;
+        native.close(same ? fd : byName);
+        if (same) fd = byName;
+      }
+    }
     const buffer = native.mapFd(fd, size, false);
     if (typeof buffer === 'number') fail(mapError(buffer, name, size));
     return new PosixSharedMemory(name, fd, buffer as SharedArrayBuffer, false, true);
   }
 
-  static #open(name: string, opts: SharedMemoryOpenOptions): PosixSharedMemory | undefined {
+  /** Opens a segment that must belong to `opts.owner` and, with `expectMode`, grant nothing outside it. */
+  static #open(name: string, opts: SharedMemoryOpenOptions, expectMode: number | undefined): PosixSharedMemory | undefined {
     const readOnly = checkBoolean(opts.readOnly, 'readOnly');
     const wanted = opts.size === undefined ? undefined : checkSize(opts.size);
+    const owner = checkOwner(opts.owner);
     const fd = native.shmOpen(name, readOnly ? C.O_RDONLY : C.O_RDWR, 0);
     if (fd === E.ENOENT) return undefined;
     if (fd < 0) throw systemError(fd, 'shm_open', name);
     try {
-      const size = statOfFd(fd, name).size;
+      const stat = statOfFd(fd, name);
+      verifyOwnership(stat, owner, expectMode, name, 'segment');
+      const size = stat.size;
       if (size === 0) {
         throw new IpcError('ERR_IPC_SIZE_MISMATCH', `${name} has size 0: its creator never sized it (ftruncate). Nothing can be mapped.`, { address: name });
       }
@@ -463,7 +515,7 @@ export class SysvSharedMemory extends SharedMemory {
       throw new IpcError('ERR_IPC_INVALID_ADDRESS', `Cannot create a segment at ${target.label}: identifiers are assigned by the kernel; give a key.`);
     }
     const size = checkSize(opts.size);
-    const segment = SysvSharedMemory.#get(target.key, target.label, size, checkMode(opts.mode), true, {});
+    const segment = SysvSharedMemory.#get(target.key, target.label, size, checkMode(opts.mode), true, {}, undefined);
     if (segment === undefined) throw sysvGetError(E.EEXIST, target.label);
     return segment;
   }
@@ -472,8 +524,8 @@ export class SysvSharedMemory extends SharedMemory {
   static open(address: SysvAddress, options?: SharedMemoryOpenOptions): SysvSharedMemory {
     const opts = checkOptions(options, OPEN_KEYS);
     const target = resolveSysvAddress(address);
-    if (target.id !== undefined) return SysvSharedMemory.#attach(target.id, target.label, false, opts);
-    const segment = SysvSharedMemory.#get(target.key, target.label, 0, 0, false, opts);
+    if (target.id !== undefined) return SysvSharedMemory.#attach(target.id, target.label, false, opts, undefined);
+    const segment = SysvSharedMemory.#get(target.key, target.label, 0, 0, false, opts, undefined);
     if (segment === undefined) throw sysvGetError(E.ENOENT, target.label);
     return segment;
   }
@@ -483,11 +535,12 @@ export class SysvSharedMemory extends SharedMemory {
     const opts = checkOptions(options, CREATE_KEYS);
     const target = resolveSysvAddress(address);
     const size = checkSize(opts.size);
-    if (target.key === undefined) return SysvSharedMemory.open(address, { size });
+    if (target.key === undefined) return SysvSharedMemory.open(address, { size, owner: opts.owner });
     const mode = checkMode(opts.mode);
+    checkOwner(opts.owner);
     const { key, label } = target;
-    return createOrOpen(() => SysvSharedMemory.#get(key, label, size, mode, true, {}), () => SysvSharedMemory.#get(key, label, 0, 0, false, { size }),
-      'shmget', label);
+    return createOrOpen(() => SysvSharedMemory.#get(key, label, size, mode, true, {}, undefined),
+      () => SysvSharedMemory.#get(key, label, 0, 0, false, { size, owner: opts.owner }, opts.mode === undefined ? undefined : mode), 'shmget', label);
   }
 
   /** Marks the segment for removal (`IPC_RMID`): it dies when the last process detaches. */
@@ -521,21 +574,25 @@ export class SysvSharedMemory extends SharedMemory {
     };
   }
 
-  static #get(key: number, label: string, size: number, mode: number, create: boolean, opts: SharedMemoryOpenOptions): SysvSharedMemory | undefined {
+  static #get(key: number, label: string, size: number, mode: number, create: boolean, opts: SharedMemoryOpenOptions,
+    expectMode: number | undefined): SysvSharedMemory | undefined {
     const id = native.shmGet(key, size, create ? C.IPC_CREAT | C.IPC_EXCL : 0, mode);
     if (id === (create ? E.EEXIST : E.ENOENT)) return undefined;
     if (id < 0) throw sysvGetError(id, label, create ? size : undefined);
     try {
-      return SysvSharedMemory.#attach(id, label, create, opts);
+      return SysvSharedMemory.#attach(id, label, create, opts, expectMode);
     } catch (err) {
       if (create) native.shmRemove(id);
       throw err;
     }
   }
 
-  static #attach(id: number, label: string, created: boolean, opts: SharedMemoryOpenOptions): SysvSharedMemory {
+  /** Attaches; a segment this call did not create must belong to `opts.owner` and, with `expectMode`, grant nothing outside it. */
+  static #attach(id: number, label: string, created: boolean, opts: SharedMemoryOpenOptions, expectMode: number | undefined): SysvSharedMemory {
+    const owner = checkOwner(opts.owner);
     const stat = native.shmStat(id);
     if (typeof stat === 'number') throw systemError(stat, 'shmctl', label);
+    if (!created) verifyOwnership(stat, owner, expectMode, label, 'segment');
     const wanted = opts.size === undefined ? undefined : checkSize(opts.size);
     if (wanted !== undefined && wanted > stat.size) throw sizeMismatch(label, wanted, stat.size);
     const readOnly = checkBoolean(opts.readOnly, 'readOnly');

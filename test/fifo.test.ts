@@ -205,7 +205,17 @@ describe('Fifo', () => {
     // It looks for a reader every 20 ms: give it several looks, then check nothing let the shell through.
     await new Promise((resolve) => setTimeout(resolve, 150));
     await blockedIn(producer.pid!, 'openat', { what: 'the shell still waits for a reader', timeoutMs: 100 });
-    const reader = trackChild(spawnChild('cat', [p], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    // A blocking reader that keeps its end open until both lines came: the shell may write and
+    // close before ipckit's next look, and a cat would take that EOF as the end and leave.
+    const reader = trackChild(spawnChild('python3', ['-c', [
+      'import os, sys, time',
+      'fd = os.open(sys.argv[1], os.O_RDONLY)',
+      "got = b''",
+      "while got.count(b'\\n') < 2:",
+      '    chunk = os.read(fd, 100)',
+      '    got += chunk',
+      '    if not chunk: time.sleep(0.005)',
+      'sys.stdout.write(got.decode())'].join('\n'), p], { stdio: ['ignore', 'pipe', 'inherit'] }));
     let out = '';
     reader.stdout!.setEncoding('utf8').on('data', (chunk: string) => { out += chunk; });
     const writer = await mine;
