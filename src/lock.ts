@@ -42,6 +42,12 @@ import { type SyncWaitOptions, type WaitOptions } from './internal/wait.js';
 //
 // Semaphore: [COUNT] the count, [SLEEPERS] waiters asleep on COUNT,
 // [MAGIC] SEMAPHORE_MAGIC; the fourth word is unused.
+//
+// Initialisation: create() writes the other words, then MAGIC last. Zeroed
+// words (a new segment) already are an unlocked, consistent mutex and a
+// semaphore of count 0, so openOrCreate() only publishes MAGIC with a
+// compare-and-swap from 0: exactly one process wins, and a semaphore's
+// initial value is then posted, never stored (posts made meanwhile count).
 const STATE = 0;
 const START = 1;
 const MAGIC = 2;
@@ -105,11 +111,12 @@ export interface WithLockOptions extends WaitOptions {
   onOwnerDied?: () => unknown;
 }
 
-/**
- * The four 32-bit words of a lock at `offset` of `segment` (checked), for
- * `Kind.create` or `Kind.open`: opening finds `magic` there, or fails.
- */
-function wordsAt(segment: SharedMemory, offset: unknown, kind: 'Mutex' | 'Semaphore', how: 'create' | 'open', magic: number): Int32Array {
+type LockKind = 'Mutex' | 'Semaphore';
+
+const MAGIC_OF: Record<LockKind, number> = { Mutex: MUTEX_MAGIC, Semaphore: SEMAPHORE_MAGIC };
+
+/** The four 32-bit words of a lock at `offset` of `segment` (checked: writable, in range, aligned). */
+function locate(segment: SharedMemory, offset: unknown, kind: LockKind, how: string): Int32Array {
   if (segment.readOnly) throw segment.readOnlyError(`${kind}.${how}`);
   const size = segment.size;
   checkInteger(offset, 'offset', 0, Math.max(0, size - 16));
@@ -119,12 +126,61 @@ function wordsAt(segment: SharedMemory, offset: unknown, kind: 'Mutex' | 'Semaph
   if (size < 16) {
     throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `A ${kind} needs 16 bytes; ${segment.address} has only ${size}.`);
   }
-  const words = new Int32Array(segment.buffer, offset as number, 4);
-  if (how === 'open' && Atomics.load(words, MAGIC) !== magic) {
+  return new Int32Array(segment.buffer, offset as number, 4);
+}
+
+/** The words of an initialised `kind` at `offset`, for `open`; fails if there is none. */
+function existingWords(segment: SharedMemory, offset: unknown, kind: LockKind): Int32Array {
+  const words = locate(segment, offset, kind, 'open');
+  if (Atomics.load(words, MAGIC) !== MAGIC_OF[kind]) {
     throw new IpcError('ERR_IPC_INVALID_ARGUMENT',
-      `No ${kind.toLowerCase()} at ${segment.address}@${String(offset)}: nothing was initialised there with ${kind}.create().`, { address: segment.address });
+      `No ${kind.toLowerCase()} at ${segment.address}@${String(offset)}: nothing was initialised there with ${kind}.create() ` +
+      `or ${kind}.openOrCreate().`, { address: segment.address });
   }
   return words;
+}
+
+/**
+ * Refuses to initialise `kind` over a lock in use: the other kind of lock,
+ * a mutex a live thread holds, a semaphore processes sleep on.
+ */
+function checkReplaceable(words: Int32Array, segment: SharedMemory, offset: number, kind: LockKind): void {
+  const magic = Atomics.load(words, MAGIC);
+  const where = `${segment.address}@${offset}`;
+  const refuse = (what: string): never => {
+    throw new IpcError('ERR_IPC_INVALID_ARGUMENT',
+      `${kind}.create at ${where} would destroy ${what}. Use another offset, or stop its users first ` +
+      `(to reuse the bytes deliberately, clear them with segment.write(Buffer.alloc(16), ${offset})).`, { address: segment.address });
+  };
+  const other = kind === 'Mutex' ? SEMAPHORE_MAGIC : MUTEX_MAGIC;
+  if (magic === other) refuse(`the ${kind === 'Mutex' ? 'semaphore' : 'mutex'} there`);
+  if (magic === MUTEX_MAGIC) {
+    const state = Atomics.load(words, STATE);
+    const owner = state & TID_MASK;
+    if (state !== 0 && (owner === TID || native.threadAlive(owner, Atomics.load(words, START) >>> 0))) {
+      refuse(`the mutex there, held by thread ${owner}`);
+    }
+  } else if (magic === SEMAPHORE_MAGIC && Atomics.load(words, SLEEPERS) > 0) {
+    refuse(`the semaphore there, on which ${Atomics.load(words, SLEEPERS)} waiter(s) sleep`);
+  }
+}
+
+/**
+ * The words of `kind` at `offset` for openOrCreate: publishes the magic
+ * over zeroed words (`created`), or finds the lock already there.
+ */
+function claimWords(segment: SharedMemory, offset: unknown, kind: LockKind): { words: Int32Array; created: boolean } {
+  const words = locate(segment, offset, kind, 'openOrCreate');
+  const magic = MAGIC_OF[kind];
+  const clean = Atomics.load(words, 0) === 0 && Atomics.load(words, 1) === 0 && Atomics.load(words, 3) === 0;
+  // Over bytes that are not zero, publish nothing: only say what is there.
+  const found = clean ? Atomics.compareExchange(words, MAGIC, 0, magic) : Atomics.load(words, MAGIC);
+  if (found === magic) return { words, created: false };
+  if (found === 0 && clean) return { words, created: true };
+  const what = found === MUTEX_MAGIC ? 'a mutex' : found === SEMAPHORE_MAGIC ? 'a semaphore' : 'bytes that are not a lock';
+  throw new IpcError('ERR_IPC_INVALID_ARGUMENT',
+    `${kind}.openOrCreate at ${segment.address}@${String(offset)} found ${what} there. openOrCreate initialises only zeroed bytes ` +
+    '(a new segment): use another offset, or create() to initialise them deliberately.', { address: segment.address });
 }
 
 function checkLockOptions(options: LockOptions | undefined): number {
@@ -176,7 +232,11 @@ abstract class SegmentLock {
   protected readonly lane: JobLane;
   readonly #offset: number;
 
-  protected constructor(segment: SharedMemory, words: Int32Array, offset: number, spin: number) {
+  /** Whether this handle initialised the lock (`create`, or the `openOrCreate` that found zeroed bytes). */
+  readonly created: boolean;
+
+  protected constructor(segment: SharedMemory, words: Int32Array, offset: number, spin: number, created: boolean) {
+    this.created = created;
     this.segment = segment;
     this.words = words;
     this.#offset = offset;
@@ -213,7 +273,7 @@ abstract class SegmentLock {
  * @example
  * ```ts
  * using shm = PosixSharedMemory.openOrCreate('/counter', { size: 64 });
- * const mutex = shm.created ? Mutex.create(shm, 0) : Mutex.open(shm, 0);
+ * const mutex = Mutex.openOrCreate(shm, 0);
  * const counter = new Int32Array(shm.buffer, 16, 1);
  * await mutex.withLock(() => { counter[0] += 1; });
  * ```
@@ -222,25 +282,52 @@ export class Mutex extends SegmentLock {
   /** Bytes a mutex occupies. */
   static readonly SIZE = 16;
 
-  private constructor(segment: SharedMemory, words: Int32Array, offset: number, spin: number) {
-    super(segment, words, offset, spin);
+  private constructor(segment: SharedMemory, words: Int32Array, offset: number, spin: number, created: boolean) {
+    super(segment, words, offset, spin, created);
   }
 
-  /** Initialises a mutex at `offset` (a multiple of 4) of `segment`: unlocked and consistent. */
+  /**
+   * Initialises a mutex at `offset` (a multiple of 4) of `segment`: unlocked
+   * and consistent. Refuses to overwrite a lock in use (a semaphore, a mutex
+   * a live thread holds).
+   */
   static create(segment: SharedMemory, offset: number, options?: LockOptions): Mutex {
     const spin = checkLockOptions(options);
-    const words = wordsAt(segment, offset, 'Mutex', 'create', MUTEX_MAGIC);
-    Atomics.store(words, STATE, 0);
-    Atomics.store(words, START, 0);
-    Atomics.store(words, STATUS, CONSISTENT);
+    const words = locate(segment, offset, 'Mutex', 'create');
+    checkReplaceable(words, segment, offset, 'Mutex');
+    Mutex.#init(words);
     Atomics.store(words, MAGIC, MUTEX_MAGIC);
-    return new Mutex(segment, words, offset, spin);
+    return new Mutex(segment, words, offset, spin, true);
   }
 
   /** Uses the mutex another process created at `offset` of `segment`. */
   static open(segment: SharedMemory, offset: number, options?: LockOptions): Mutex {
     const spin = checkLockOptions(options);
-    return new Mutex(segment, wordsAt(segment, offset, 'Mutex', 'open', MUTEX_MAGIC), offset, spin);
+    return new Mutex(segment, existingWords(segment, offset, 'Mutex'), offset, spin, false);
+  }
+
+  /**
+   * Uses the mutex at `offset` of `segment`, initialising it if the bytes
+   * are still zero (a new segment). Safe when many processes call it at
+   * once: exactly one initialises, the others wait for it. `created` tells
+   * which. Bytes that hold anything else are refused.
+   *
+   * @example
+   * ```ts
+   * using shm = PosixSharedMemory.openOrCreate('/counter', { size: 64 });
+   * const mutex = Mutex.openOrCreate(shm, 0);
+   * ```
+   */
+  static openOrCreate(segment: SharedMemory, offset: number, options?: LockOptions): Mutex {
+    const spin = checkLockOptions(options);
+    const { words, created } = claimWords(segment, offset, 'Mutex');
+    return new Mutex(segment, words, offset, spin, created);
+  }
+
+  static #init(words: Int32Array): void {
+    Atomics.store(words, STATE, 0);
+    Atomics.store(words, START, 0);
+    Atomics.store(words, STATUS, CONSISTENT);
   }
 
   /** Whether some thread holds the lock now. */
@@ -489,26 +576,52 @@ export class Semaphore extends SegmentLock {
   /** Bytes a semaphore occupies. */
   static readonly SIZE = 16;
 
-  private constructor(segment: SharedMemory, words: Int32Array, offset: number, spin: number) {
-    super(segment, words, offset, spin);
+  private constructor(segment: SharedMemory, words: Int32Array, offset: number, spin: number, created: boolean) {
+    super(segment, words, offset, spin, created);
   }
 
-  /** Initialises a semaphore at `offset` (a multiple of 4) with `value` (default 0). */
+  /**
+   * Initialises a semaphore at `offset` (a multiple of 4) with `value`
+   * (default 0). Refuses to overwrite a lock in use (a mutex, a semaphore
+   * waiters sleep on).
+   */
   static create(segment: SharedMemory, offset: number, options?: LockOptions & { value?: number }): Semaphore {
     const opts = checkOptions(options, ['spin', 'value']);
     const spin = checkLockOptions({ spin: opts.spin });
-    const words = wordsAt(segment, offset, 'Semaphore', 'create', SEMAPHORE_MAGIC);
     const value = optionalInteger(opts.value, 'value', 0, SEM_VALUE_MAX, 0);
-    Atomics.store(words, COUNT, value);
-    Atomics.store(words, SLEEPERS, 0);
+    const words = locate(segment, offset, 'Semaphore', 'create');
+    checkReplaceable(words, segment, offset, 'Semaphore');
+    Semaphore.#init(words, value);
     Atomics.store(words, MAGIC, SEMAPHORE_MAGIC);
-    return new Semaphore(segment, words, offset, spin);
+    return new Semaphore(segment, words, offset, spin, true);
   }
 
   /** Uses the semaphore another process created at `offset` of `segment`. */
   static open(segment: SharedMemory, offset: number, options?: LockOptions): Semaphore {
     const spin = checkLockOptions(options);
-    return new Semaphore(segment, wordsAt(segment, offset, 'Semaphore', 'open', SEMAPHORE_MAGIC), offset, spin);
+    return new Semaphore(segment, existingWords(segment, offset, 'Semaphore'), offset, spin, false);
+  }
+
+  /**
+   * Uses the semaphore at `offset` of `segment`, initialising it with
+   * `value` if the bytes are still zero (a new segment). Safe when many
+   * processes call it at once: exactly one initialises, the others wait for
+   * it. `created` tells which. Bytes that hold anything else are refused.
+   */
+  static openOrCreate(segment: SharedMemory, offset: number, options?: LockOptions & { value?: number }): Semaphore {
+    const opts = checkOptions(options, ['spin', 'value']);
+    const spin = checkLockOptions({ spin: opts.spin });
+    const value = optionalInteger(opts.value, 'value', 0, SEM_VALUE_MAX, 0);
+    const { words, created } = claimWords(segment, offset, 'Semaphore');
+    const semaphore = new Semaphore(segment, words, offset, spin, created);
+    if (created && value > 0) semaphore.post(value);
+    return semaphore;
+  }
+
+  static #init(words: Int32Array, value: number): void {
+    Atomics.store(words, COUNT, value);
+    Atomics.store(words, SLEEPERS, 0);
+    Atomics.store(words, STATUS, 0);
   }
 
   /** The current count. */

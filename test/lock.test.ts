@@ -3,16 +3,17 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Mutex, PosixSharedMemory, SEM_VALUE_MAX, Semaphore, SysvSharedMemory } from '../src/index.js';
 import { ObjectTracker } from './helpers/objects.js';
-import { Peer, killAllPeers } from './helpers/peer.js';
+import { Peer, killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
-import { asleepIn, blockedIn, inSegment, threadsAsleepIn } from './helpers/proc.js';
+import { asleepIn, blockedIn, inSegment, onDescriptor, threadsAsleepIn } from './helpers/proc.js';
 
 const objects = new ObjectTracker();
 after(async () => {
@@ -334,6 +335,112 @@ describe('Semaphore', () => {
       assert.equal(sem.value, 0);
       shm.close();
       shm.unlink();
+    }
+  });
+});
+
+describe('openOrCreate, and create over a lock in use', () => {
+  it('openOrCreate initialises zeroed bytes once and opens them afterwards; it refuses anything else', () => {
+    const name = objects.shmName('ooc');
+    using shm = PosixSharedMemory.create(name, { size: 64 });
+    const first = Mutex.openOrCreate(shm, 0);
+    const second = Mutex.openOrCreate(shm, 0);
+    assert.deepEqual([first.created, second.created, Mutex.open(shm, 0).created, Mutex.create(shm, 0).created], [true, false, false, true]);
+    second.lockSync();
+    assert.equal(Mutex.openOrCreate(shm, 0).held, true);
+    second.unlock();
+    const sem = Semaphore.openOrCreate(shm, 16, { value: 3 });
+    assert.deepEqual([sem.created, sem.value], [true, 3]);
+    const again = Semaphore.openOrCreate(shm, 16, { value: 5 });
+    assert.deepEqual([again.created, again.value], [false, 3]);
+    throwsWith(() => Mutex.openOrCreate(shm, 16), 'ERR_IPC_INVALID_ARGUMENT', /Mutex\.openOrCreate at .*@16 found a semaphore there/);
+    throwsWith(() => Semaphore.openOrCreate(shm, 0), 'ERR_IPC_INVALID_ARGUMENT', /found a mutex there/);
+    shm.write(Buffer.from([1]), 36);
+    throwsWith(() => Mutex.openOrCreate(shm, 32), 'ERR_IPC_INVALID_ARGUMENT', /found bytes that are not a lock there/);
+    assert.deepEqual([...new Int32Array(shm.buffer, 32, 4)], [0, 1, 0, 0], 'nothing was written over them');
+    throwsWith(() => Semaphore.openOrCreate(shm, 48, { value: -1 }), 'ERR_IPC_INVALID_ARGUMENT', /value/);
+    shm.unlink();
+  });
+
+  it('create refuses to overwrite the other kind of lock, a held mutex, or a semaphore with sleepers', async () => {
+    const { shm, mutex } = segment();
+    throwsWith(() => Semaphore.create(shm, 0, { value: 1 }), 'ERR_IPC_INVALID_ARGUMENT', /Semaphore\.create at .*@0 would destroy the mutex there/);
+    mutex.lockSync();
+    throwsWith(() => Mutex.create(shm, 0), 'ERR_IPC_INVALID_ARGUMENT', new RegExp(`would destroy the mutex there, held by thread ${process.pid}`));
+    assert.equal(mutex.held, true, 'the held mutex was left alone');
+    mutex.unlock();
+    assert.equal(Mutex.create(shm, 0).locked, false, 'a free mutex may be initialised again');
+    const sem = Semaphore.create(shm, 16);
+    throwsWith(() => Mutex.create(shm, 16), 'ERR_IPC_INVALID_ARGUMENT', /would destroy the semaphore there/);
+    const waiting = sem.wait({ timeout: 10_000 });
+    await threadsAsleepIn(/futex/, 1);
+    throwsWith(() => Semaphore.create(shm, 16), 'ERR_IPC_INVALID_ARGUMENT', /on which 1 waiter\(s\) sleep/);
+    sem.post();
+    await waiting;
+    assert.equal(Semaphore.create(shm, 16, { value: 2 }).value, 2);
+    shm.close();
+    shm.unlink();
+  });
+
+  it('segment, mutex and semaphore openOrCreate from processes released at the same instant: one creator each, no failure', async () => {
+    // Each child waits on its stdin for a round's name, then does what the docs show, all at once.
+    const children = 6;
+    const rounds = 15;
+    const script = `
+      import { readSync } from 'node:fs';
+      import { Mutex, PosixSharedMemory, Semaphore } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+      const buf = Buffer.alloc(4096);
+      let pending = '';
+      for (;;) {
+        while (!pending.includes('\\n')) {
+          const n = readSync(0, buf);
+          if (n === 0) process.exit(0);
+          pending += buf.toString('utf8', 0, n);
+        }
+        const name = pending.slice(0, pending.indexOf('\\n'));
+        pending = pending.slice(name.length + 1);
+        let line;
+        try {
+          const shm = PosixSharedMemory.openOrCreate(name, { size: 64 });
+          const mutex = Mutex.openOrCreate(shm, 0);
+          const sem = Semaphore.openOrCreate(shm, 16, { value: 1 });
+          mutex.lockSync();
+          new Int32Array(shm.buffer, 32, 1)[0] += 1;
+          mutex.unlock();
+          sem.waitSync();
+          sem.post();
+          line = { shm: shm.created, mutex: mutex.created, sem: sem.created };
+          shm.close();
+        } catch (err) {
+          line = { error: err.code + ' ' + err.message };
+        }
+        console.log(JSON.stringify(line));
+      }`;
+    const peers = Array.from({ length: children }, () => {
+      const child = trackChild(spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] }));
+      const lines: unknown[] = [];
+      createInterface({ input: child.stdout! }).on('line', (line) => lines.push(JSON.parse(line)));
+      return { child, lines };
+    });
+    try {
+      for (let round = 0; round < rounds; round++) {
+        const name = objects.shmName('race');
+        // All asleep in read(2) on their stdin (a socket pair): one write each releases them together.
+        await Promise.all(peers.map(({ child }) => blockedIn(child.pid!, 'read', { where: onDescriptor(child.pid!, /^(pipe|socket):/) })));
+        for (const { child } of peers) child.stdin!.write(`${name}\n`);
+        await waitUntil(`round ${round} is done`, () => peers.every(({ lines }) => lines.length > round));
+        const results = peers.map(({ lines }) => lines[round] as Record<string, unknown>);
+        assert.deepEqual(results.filter((r) => 'error' in r), [], `round ${round}`);
+        for (const what of ['shm', 'mutex', 'sem']) {
+          assert.equal(results.filter((r) => r[what] === true).length, 1, `round ${round}: one ${what} creator`);
+        }
+        using shm = PosixSharedMemory.open(name);
+        assert.deepEqual([new Int32Array(shm.buffer, 32, 1)[0], Semaphore.open(shm, 16).value, Mutex.open(shm, 0).locked], [children, 1, false]);
+        shm.unlink();
+      }
+    } finally {
+      for (const { child } of peers) child.stdin!.end();
+      await Promise.all(peers.map(({ child }) => new Promise((resolve) => child.once('close', resolve))));
     }
   });
 });
