@@ -21,7 +21,7 @@ import { type LaneOwner, NotifyLane, type Operation, run, runSync } from './inte
 import { describeSetting } from './internal/limits.js';
 import { READABLE, type ReadinessSubscriber, type Watch, watchDescriptor } from './internal/readiness.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
-import { checkBoolean, checkMode, checkOptions } from './internal/validate.js';
+import { checkBoolean, checkMode, checkOptions, isWellFormed } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
 const C = native.constants;
@@ -63,8 +63,9 @@ const OPEN_KEYS = ['nonBlocking', 'spin', 'owner'] as const;
 const WRITER_LOOK_MS = 20;
 
 function checkPath(path: unknown): string {
-  if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
-    throw new IpcError('ERR_IPC_INVALID_ADDRESS', `A FIFO path must be a non-empty string without NUL characters; got ${JSON.stringify(path)}.`);
+  if (typeof path !== 'string' || path.length === 0 || path.includes('\0') || !isWellFormed(path)) {
+    throw new IpcError('ERR_IPC_INVALID_ADDRESS',
+      `A FIFO path must be a non-empty string without NUL characters or lone UTF-16 surrogates (they have no UTF-8 form); got ${JSON.stringify(path)}.`);
   }
   return path;
 }

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { constants } from 'node:buffer';
 import { existsSync, fstatSync, statfsSync } from 'node:fs';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
@@ -125,6 +126,9 @@ export interface SharedMemoryLimits {
   devShmFree: number | undefined;
 }
 
+/** The largest typed array (and Buffer) Node makes: 4 GiB. */
+const MAX_VIEW = constants.MAX_LENGTH;
+
 const CREATE_KEYS = ['size', 'mode', 'owner'] as const;
 const OPEN_KEYS = ['size', 'readOnly', 'owner'] as const;
 
@@ -169,11 +173,30 @@ export abstract class SharedMemory extends Handle {
     return this.#buffer;
   }
 
-  /** A `Uint8Array` over the whole mapping. */
+  /**
+   * A `Uint8Array` over the whole mapping. A segment larger than the largest
+   * typed array (4 GiB) has none: `ERR_IPC_INVALID_ARGUMENT`; take views of
+   * parts of `buffer` instead (`new Uint8Array(shm.buffer, offset, length)`),
+   * or use `read`, `readInto` and `write`, which take any offset.
+   */
   get bytes(): Uint8Array {
     if (this.#buffer === undefined) throw this.closedError('bytes');
+    if (this.#size > MAX_VIEW) {
+      throw new IpcError('ERR_IPC_INVALID_ARGUMENT',
+        `bytes of ${this.address}: the segment's ${this.#size} bytes exceed the largest Uint8Array (${MAX_VIEW} bytes). ` +
+        'Take a view of the part you need, new Uint8Array(segment.buffer, offset, length), or use read(), readInto() and write().',
+        { address: this.address });
+    }
     this.#bytes ??= new Uint8Array(this.#buffer);
     return this.#bytes;
+  }
+
+  /** A view and an index in it for `length` bytes at `offset` (checked): the whole mapping, or for a huge segment a window. */
+  #span(offset: number, length: number): [Uint8Array, number] {
+    if (this.#buffer === undefined) throw this.closedError('access');
+    this.#checkRange(offset, length);
+    if (this.#size <= MAX_VIEW) return [this.bytes, offset];
+    return [new Uint8Array(this.#buffer, offset, length), 0];
   }
 
   /** Size in bytes of the mapping (the segment's size when it was opened). */
@@ -187,33 +210,38 @@ export abstract class SharedMemory extends Handle {
    * SharedArrayBuffer are about three times slower.)
    */
   read(offset = 0, length = this.#size - offset): Buffer {
-    const bytes = this.bytes;
+    if (this.#buffer === undefined) throw this.closedError('read');
     this.#checkRange(offset, length);
+    if (length > MAX_VIEW) {
+      throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `read of ${length} bytes from ${this.address}: a Buffer holds at most ${MAX_VIEW} bytes; read in parts.`,
+        { address: this.address });
+    }
+    const [bytes, at] = this.#span(offset, length);
     const out = Buffer.allocUnsafe(length);
-    native.copyBytes(out, 0, bytes, offset, length);
+    native.copyBytes(out, 0, bytes, at, length);
     return out;
   }
 
   /** Copies `target.length` bytes at `offset` into `target`, allocating nothing; returns `target`. */
   readInto<B extends Uint8Array>(target: B, offset = 0): B {
-    const bytes = this.bytes;
+    if (this.#buffer === undefined) throw this.closedError('readInto');
     checkBytes(target, 'target');
     // A store into a read-only mapping is a memory fault that would kill the process.
     if (readOnlyMappings.has(target.buffer)) {
       throw new IpcError('ERR_IPC_READ_ONLY', `readInto from ${this.address}: the target is a view of a segment mapped read-only.`, { address: this.address });
     }
-    this.#checkRange(offset, target.length);
-    native.copyBytes(target, 0, bytes, offset, target.length);
+    const [bytes, at] = this.#span(offset, target.length);
+    native.copyBytes(target, 0, bytes, at, target.length);
     return target;
   }
 
   /** Copies `data` into the segment at `offset`. */
   write(data: Uint8Array, offset = 0): void {
-    const bytes = this.bytes;
+    if (this.#buffer === undefined) throw this.closedError('write');
     checkBytes(data);
     if (this.readOnly) throw this.readOnlyError('write');
-    this.#checkRange(offset, data.length);
-    native.copyBytes(bytes, offset, data, 0, data.length);
+    const [bytes, at] = this.#span(offset, data.length);
+    native.copyBytes(bytes, at, data, 0, data.length);
   }
 
   /**

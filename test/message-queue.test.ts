@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { fstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { IpcError, MQ_PRIO_MAX, PosixMessageQueue, SysvMessageQueue } from '../src/index.js';
+import { Fifo, IpcError, MQ_PRIO_MAX, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue } from '../src/index.js';
 import { native } from '../src/native.js';
 import { ObjectTracker, mqueueFds } from './helpers/objects.js';
 import { Peer, killAllPeers, asUser, canRunAs } from './helpers/peer.js';
@@ -170,6 +170,17 @@ describe('POSIX message queue', () => {
     throwsWith(() => PosixMessageQueue.create('jobs'), 'ERR_IPC_INVALID_ADDRESS', /must start with "\/"/);
     throwsWith(() => PosixMessageQueue.create('/a/b'), 'ERR_IPC_INVALID_ADDRESS', /only the leading character/);
     throwsWith(() => PosixMessageQueue.create(`/${'x'.repeat(256)}`), 'ERR_IPC_INVALID_ADDRESS', /at most 255 bytes/);
+    // A lone surrogate has no UTF-8 form: both names would reach the kernel as "/a\uFFFD".
+    for (const lone of ['/a\uD800', '/a\uDC00', '/\uDC00\uD800']) {
+      throwsWith(() => PosixMessageQueue.create(lone), 'ERR_IPC_INVALID_ADDRESS', /lone UTF-16 surrogate/);
+      throwsWith(() => PosixSharedMemory.create(lone, { size: 1 }), 'ERR_IPC_INVALID_ADDRESS', /lone UTF-16 surrogate/);
+      throwsWith(() => Fifo.create(`/tmp${lone}`), 'ERR_IPC_INVALID_ADDRESS', /lone UTF-16 surrogates/);
+      throwsWith(() => SysvMessageQueue.open({ path: `/tmp${lone}`, projectId: 1 }), 'ERR_IPC_INVALID_ADDRESS', /lone UTF-16 surrogate/);
+    }
+    // A surrogate pair is a character like any other.
+    const emoji = objects.name('pair\uD83D\uDE00');
+    PosixMessageQueue.create(emoji, { maxMessages: 1, maxMessageSize: 8 }).close();
+    PosixMessageQueue.unlink(emoji);
     // 255 bytes after the slash is the longest valid name.
     const longest = `/${'y'.repeat(255)}`;
     objects.posix.add(longest);

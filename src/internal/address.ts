@@ -6,6 +6,7 @@
  */
 import { IpcError, systemError } from '../errors.js';
 import { native } from '../native.js';
+import { isWellFormed } from './validate.js';
 
 /** Longest POSIX IPC name after the leading slash, in bytes (NAME_MAX). */
 export const POSIX_NAME_MAX = 255;
@@ -43,6 +44,10 @@ export function checkPosixName(name: unknown, kind: string): string {
   }
   if (rest.includes('\0')) {
     throw invalidAddress(`Invalid POSIX ${kind} name ${shown}: it contains a NUL character.`, name);
+  }
+  if (!isWellFormed(rest)) {
+    throw invalidAddress(`Invalid POSIX ${kind} name ${shown}: it contains a lone UTF-16 surrogate, which has no UTF-8 form ` +
+      '(it would become U+FFFD, and two different names would open one object).', name);
   }
   if (Buffer.byteLength(rest) > POSIX_NAME_MAX) {
     throw invalidAddress(`Invalid POSIX ${kind} name ${shown}: at most ${POSIX_NAME_MAX} bytes may follow the "/".`, name);
@@ -89,8 +94,8 @@ export function resolveSysvAddress(address: unknown): SysvTarget {
       return { id, label: `id ${id}` };
     }
     const { path, projectId } = record;
-    if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
-      throw invalidAddress(`Invalid ftok path ${JSON.stringify(path)}: it must name an existing file.`);
+    if (typeof path !== 'string' || path.length === 0 || path.includes('\0') || !isWellFormed(path)) {
+      throw invalidAddress(`Invalid ftok path ${JSON.stringify(path)}: it must name an existing file (no NUL, no lone UTF-16 surrogate).`);
     }
     if (typeof projectId !== 'number' || !Number.isInteger(projectId) || projectId < 1 || projectId > 255) {
       throw invalidAddress(`Invalid ftok projectId ${String(projectId)}: it must be an integer from 1 to 255 (ftok keeps only its low 8 bits).`, path);

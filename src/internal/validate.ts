@@ -104,3 +104,10 @@ export function checkBytes(value: unknown, name = 'data'): Uint8Array {
   }
   return value;
 }
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Whether `s` has a UTF-8 form: no lone UTF-16 surrogate, which the kernel would receive as U+FFFD. */
+export function isWellFormed(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}
