@@ -6,6 +6,7 @@
 // src/lock.ts. This file only waits for a word to change, wakes waiters,
 // and tells whether a thread still exists. It knows no lock states.
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -55,13 +56,20 @@ int FutexWake(int32_t* addr, int count) {
 
 // Whether thread `tid`, started at `start` (the low 32 bits of field 22 of
 // /proc/<tid>/stat; 0 = unknown), exists: a reused tid is not mistaken for
-// it, and a zombie (killed, not yet reaped) is dead.
+// it, and a zombie (killed, not yet reaped) is dead. Only a thread known to
+// be gone is dead: when /proc hides it (hidepid, another user's process) or
+// is missing, kill(tid, 0) says whether the id exists, and an existing one
+// counts as alive, since its start time cannot be checked.
 bool ThreadAlive(int32_t tid, uint32_t start) {
   if (tid <= 0) return false;
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/stat", tid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno != ENOENT && errno != ESRCH;
+  if (fd < 0) {
+    if (errno != ENOENT && errno != ESRCH) return true;
+    // Gone, or hidden: kill() finds any task by id, a thread's included.
+    return kill(tid, 0) == 0 || errno == EPERM;
+  }
   char buf[1024];
   ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);

@@ -3,15 +3,16 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { availableParallelism } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Mutex, PosixSharedMemory, SEM_VALUE_MAX, Semaphore, SysvSharedMemory } from '../src/index.js';
 import { ObjectTracker } from './helpers/objects.js';
-import { Peer, killAllPeers, trackChild } from './helpers/peer.js';
+import { Peer, asUser, canRunAs, killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 import { asleepIn, blockedIn, inSegment, onDescriptor, threadsAsleepIn } from './helpers/proc.js';
 
@@ -473,6 +474,43 @@ describe('a holder killed but not yet reaped', () => {
     await holder.exited;
     shm.close();
     shm.unlink();
+  });
+});
+
+describe('/proc mounted with hidepid=2', () => {
+  const canTry = canRunAs(65534) && canRunAs(1000) && spawnSync('unshare', ['-m', '--propagation', 'private', 'true']).status === 0;
+  it('a holder /proc hides is alive: the waiter times out instead of taking the lock over', { skip: !canTry && 'needs root, unshare and setpriv' }, () => {
+    // Two other users in a mount namespace whose /proc hides each one's processes from the other.
+    const { shm, name } = segment();
+    shm.close();
+    execFileSync('chmod', ['0666', `/dev/shm${name}`]);
+    const index = JSON.stringify(new URL('../src/index.js', import.meta.url).href);
+    const open = `const { Mutex, PosixSharedMemory } = await import(${index});
+      const shm = PosixSharedMemory.open('${name}', { owner: 'any' }); const mutex = Mutex.open(shm, 0);`;
+    const holder = `${open} mutex.lockSync(); console.log('holding'); setTimeout(() => {}, 60_000);`;
+    const waiter = `${open} const { existsSync } = await import('node:fs');
+      console.log(existsSync('/proc/' + mutex.owner) ? 'holder visible' : 'holder hidden');
+      try { mutex.lockSync({ timeout: 300 }); console.log('took it'); } catch (err) { console.log(err.code); }`;
+    const node = (uid: number, body: string): string =>
+      `${asUser(uid).join(' ')} ${process.execPath} --input-type=module -e '${body.replace(/'/g, `'"'"'`)}'`;
+    const dir = mkdtempSync(join(tmpdir(), 'ipckit-hidepid-'));
+    chmodSync(dir, 0o777);
+    const script = [
+      'mount -t proc -o hidepid=2 proc /proc',
+      `${node(65534, holder)} > ${dir}/holder &`,
+      'holder=$!',
+      `until grep -q holding ${dir}/holder; do kill -0 $holder || exit 3; sleep 0.01; done`,
+      node(1000, waiter),
+      'kill $holder',
+    ].join('\n');
+    try {
+      const result = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(result.status, 0, result.stderr);
+      assert.deepEqual(result.stdout.trim().split('\n'), ['holder hidden', 'ERR_IPC_TIMEOUT'], result.stderr);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      PosixSharedMemory.unlink(name);
+    }
   });
 });
 
