@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PosixMessageQueue, SysvMessageQueue, formatKey } from '../src/index.js';
 import { native } from '../src/native.js';
-import { type CliResult, all, fails, ipckit, json, launch, ok } from './helpers/cli.js';
+import { type CliResult, all, exitOnItsOwn, fails, ipckit, json, launch, launchIntoPipe, ok } from './helpers/cli.js';
 import { ObjectTracker, posixQueueExists, sysvQueueKeys } from './helpers/objects.js';
 import { killAllPeers, runningChildren } from './helpers/peer.js';
 import { blockedIn, onSysvQueue, waitingOnLoop } from './helpers/proc.js';
@@ -312,6 +312,106 @@ describe('ipckit mq send / recv', () => {
   });
 });
 
+describe('ipckit mq recv and a reader that leaves', () => {
+  /** The messages left in a POSIX queue, in the order a receiver gets them. */
+  function drainPosix(q: PosixMessageQueue): string[] {
+    const left: string[] = [];
+    for (let m = q.tryReceive(); m !== undefined; m = q.tryReceive()) left.push(m.data.toString());
+    return left;
+  }
+
+  function drainSysv(q: SysvMessageQueue): string[] {
+    const left: string[] = [];
+    for (let m = q.tryReceive(); m !== undefined; m = q.tryReceive()) left.push(`${m.type}:${m.data.toString()}`);
+    return left;
+  }
+
+  it('takes no message once stdout\'s reader is gone: exit 1 with EPIPE, every message still queued', async () => {
+    const name = objects.name();
+    const key = objects.key();
+    using posix = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 64 });
+    using sysv = SysvMessageQueue.create(key);
+    posix.sendSync(Buffer.from('m0'));
+    posix.sendSync(Buffer.from('m1'));
+    sysv.sendSync(3, Buffer.from('s0'));
+    sysv.sendSync(4, Buffer.from('s1'));
+    const address = formatKey(key);
+    const [waiting, nonblock] = await all([
+      () => launchIntoPipe(['mq', 'recv', name, '--count', '2'], { readerGone: true }).done,
+      () => launchIntoPipe(['mq', 'recv', address, '--count', '2', '--nonblock', '--json'], { readerGone: true }).done,
+    ]);
+    assert.deepEqual([waiting!.status, waiting!.stderr], [1,
+      `EPIPE: stdout's reader left after 0 of 2 messages. Nothing more was taken: the messages not taken stay in ${name}.\n`]);
+    assert.deepEqual([nonblock!.status, JSON.parse(nonblock!.stderr)], [1, { error: {
+      code: 'EPIPE', errno: -32,
+      message: `stdout's reader left after 0 of 2 messages. Nothing more was taken: the messages not taken stay in ${address}.`,
+    } }]);
+    assert.ok(nonblock!.stderr.endsWith('}\n') && !nonblock!.stderr.slice(0, -1).includes('\n'), nonblock!.stderr);
+    assert.deepEqual(drainPosix(posix), ['m0', 'm1']);
+    assert.deepEqual(drainSysv(sysv), ['3:s0', '4:s1']);
+    posix.unlink();
+    sysv.remove();
+  });
+
+  it('stops waiting as soon as the reader leaves, without taking the next message', async () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 64 });
+    const run = launchIntoPipe(['mq', 'recv', name, '--count', '3']);
+    await waitingOnLoop(run.pid, name);
+    q.sendSync(Buffer.from('m0'));
+    assert.equal(await run.readLine(), 'm0');
+    run.readEnd.close();
+    // Nothing is sent now: a receiver that learns of its reader only by writing would wait forever.
+    const { result, unblocked } = await exitOnItsOwn(run.done, () => q.sendSync(Buffer.from('unblock')));
+    assert.equal(unblocked, false, `recv did not notice that its reader left: ${JSON.stringify(result)}`);
+    assert.deepEqual([result.status, result.stderr], [1,
+      `EPIPE: stdout's reader left after 1 of 3 messages. Nothing more was taken: the messages not taken stay in ${name}.\n`]);
+    q.sendSync(Buffer.from('m1'));
+    assert.deepEqual(drainPosix(q), ['m1']);
+    q.unlink();
+  });
+
+  it('POSIX --json: a message taken and then not printed is named as lost, with its data; exit 1, the rest stay queued', async () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 8000 });
+    const big = 'x'.repeat(6000);
+    q.sendSync(Buffer.from(big), { priority: 5 });
+    q.sendSync(Buffer.from('m1'));
+    q.sendSync(Buffer.from('m2'));
+    // Its JSON line (6000 bytes and more) cannot fit a 4096-byte pipe that nobody reads: the write stays unfinished.
+    const run = launchIntoPipe(['mq', 'recv', name, '--count', '3', '--json'], { capacity: 4096 });
+    const first = await run.readEnd.read({ maxBytes: 100 });
+    assert.equal(first?.toString(), `{"data":"${big.slice(0, 91)}`);
+    run.readEnd.close();
+    const r = await run.done;
+    assert.equal(r.status, 1);
+    const message = `Message 1 of 3 (priority 5, 6000 bytes) was taken from ${name} but could not be printed: stdout's reader left. ` +
+      `That message is lost (a queue cannot take one back); the messages not taken stay in ${name}.`;
+    assert.deepEqual(JSON.parse(r.stderr), {
+      error: { code: 'EPIPE', message, errno: -32, syscall: 'write', lost: { data: big, priority: 5 } },
+    });
+    assert.deepEqual(drainPosix(q), ['m1', 'm2']);
+    q.unlink();
+  });
+
+  it('System V: a message taken and then not printed is named as lost on stderr; exit 1, the rest stay queued', async () => {
+    const key = objects.key();
+    const address = formatKey(key);
+    using q = SysvMessageQueue.create(key);
+    q.sendSync(4, Buffer.alloc(6000, 'y'));
+    q.sendSync(5, Buffer.from('next'));
+    const run = launchIntoPipe(['mq', 'recv', address, '--count', '2'], { capacity: 4096 });
+    assert.equal((await run.readEnd.read({ maxBytes: 10 }))?.toString(), 'yyyyyyyyyy');
+    run.readEnd.close();
+    const r = await run.done;
+    assert.deepEqual([r.status, r.stderr], [1,
+      `EPIPE: Message 1 of 2 (type 4, 6000 bytes) was taken from ${address} but could not be printed: stdout's reader left. ` +
+      `That message is lost (a queue cannot take one back); the messages not taken stay in ${address}.\n`]);
+    assert.deepEqual(drainSysv(q), ['5:next']);
+    q.remove();
+  });
+});
+
 describe('ipckit mq stat, mq rm and rm', () => {
   it('POSIX stat: text and --json', async () => {
     const name = objects.name();
@@ -379,7 +479,7 @@ describe('ipckit mq stat, mq rm and rm', () => {
       () => fails(['rm', name], 1, 'ENOENT'),
     ]);
     assert.match(stat!, /No such queue: create it first/);
-    assert.equal(top, `ENOENT: Nothing to remove at ${name}: no message queue or shared memory segment has this address. Run "ipckit ls" to see what exists.\n`);
+    assert.equal(top, `ENOENT: Nothing to remove at ${name}: no message queue, shared memory segment or FIFO has this address. Run "ipckit ls" to see what exists.\n`);
 
     PosixMessageQueue.create(name).close();
     assert.equal((await ok(['rm', name])).stdout, `removed ${name} (message queue)\n`);

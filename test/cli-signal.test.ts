@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { type Launched, all, fails, json, jsonLines, launch, ok } from './helpers/cli.js';
+import { type Launched, all, exitOnItsOwn, fails, json, jsonLines, launch, launchIntoPipe, ok } from './helpers/cli.js';
 import { waitUntil } from './helpers/assert.js';
 import { ObjectTracker } from './helpers/objects.js';
 import { killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
@@ -24,7 +24,9 @@ describe('ipckit signal', () => {
     const run = launch(['signal', 'wait', ...args]);
     let stderr = '';
     run.child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    await waitUntil('ipckit signal wait is ready', () => stderr.includes(` in pid ${run.child.pid}\n`) || run.child.exitCode !== null);
+    // "waiting for ... in pid N", or with --json {"waiting": {..., "pid": N}}.
+    await waitUntil('ipckit signal wait is ready',
+      () => stderr.includes(` in pid ${run.child.pid}\n`) || stderr.includes(`"pid":${run.child.pid}}}\n`) || run.child.exitCode !== null);
     return run;
   }
 
@@ -41,7 +43,7 @@ describe('ipckit signal', () => {
     assert.deepEqual(json(asJson.stdout), { signal: 'SIGRTMIN+1', number: 35, target: run.child.pid, value: null });
     const r = await run.done;
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stderr, `waiting for SIGUSR2, SIGRTMIN+1 in pid ${r.pid}\n`);
+    assert.equal(r.stderr, `{"waiting":{"signals":["SIGUSR2","SIGRTMIN+1"],"pid":${r.pid}}}\n`);
     const uid = process.getuid!();
     assert.deepEqual(jsonLines(r.stdout), [
       { signal: 'SIGRTMIN+1', number: 35, pid: sender.pid, uid, code: -1, origin: 'sigqueue', value: -42 },
@@ -64,6 +66,38 @@ describe('ipckit signal', () => {
     assert.equal(r.status, 1);
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /^waiting for SIGUSR2 in pid \d+\nERR_IPC_TIMEOUT: /);
+  });
+
+  it('wait --json: the timeout is one JSON object on stderr, after the waiting notice', async () => {
+    const r = await (await waiting(['SIGUSR2', '--timeout', '50', '--json'])).done;
+    assert.deepEqual([r.status, r.stdout], [1, '']);
+    const [notice, error, ...rest] = r.stderr.split('\n');
+    assert.deepEqual(JSON.parse(notice!), { waiting: { signals: ['SIGUSR2'], pid: r.pid } });
+    assert.deepEqual(JSON.parse(error!), { error: {
+      code: 'ERR_IPC_TIMEOUT', message: 'receive on SIGUSR2 timed out after 50 ms. Wait longer, or use the try* call to poll.', address: 'SIGUSR2',
+    } });
+    assert.deepEqual(rest, ['']);
+  });
+
+  it('wait takes no signal once stdout\'s reader is gone, and stops waiting when it goes', async () => {
+    const gone = launchIntoPipe(['signal', 'wait', 'SIGUSR2', '--count', '2'], { readerGone: true });
+    // It takes nothing: it does not even wait for a signal.
+    const { result: before, unblocked: sentBefore } = await exitOnItsOwn(gone.done, () => process.kill(gone.pid, 'SIGUSR2'));
+    assert.equal(sentBefore, false, `signal wait did not notice that its reader was gone: ${JSON.stringify(before)}`);
+    assert.deepEqual([before.status, before.stderr], [1,
+      `waiting for SIGUSR2 in pid ${gone.pid}\nEPIPE: stdout's reader left after 0 of 2 signals. No more signals were taken.\n`]);
+
+    const run = launchIntoPipe(['signal', 'wait', 'SIGUSR2', '--count', '3', '--json']);
+    await waitUntil('signal wait is ready', () => run.stderr().includes('"waiting"'));
+    process.kill(run.pid, 'SIGUSR2');
+    assert.deepEqual(JSON.parse(await run.readLine()), { signal: 'SIGUSR2', number: 12, pid: process.pid, uid: process.getuid!(), code: 0, origin: 'kill', value: null });
+    run.readEnd.close();
+    const { result, unblocked } = await exitOnItsOwn(run.done, () => process.kill(run.pid, 'SIGUSR2'));
+    assert.equal(unblocked, false, `signal wait did not notice that its reader left: ${JSON.stringify(result)}`);
+    const [notice, error, ...rest] = result.stderr.split('\n');
+    assert.deepEqual(JSON.parse(notice!), { waiting: { signals: ['SIGUSR2'], pid: run.pid } });
+    assert.deepEqual(JSON.parse(error!), { error: { code: 'EPIPE', errno: -32, message: 'stdout\'s reader left after 1 of 3 signals. No more signals were taken.' } });
+    assert.deepEqual([result.status, rest], [1, ['']]);
   });
 
   it('send -PGID signals a process group', async () => {

@@ -4,7 +4,10 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { PosixMessageQueue } from '../src/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Fifo, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, formatKey } from '../src/index.js';
 import { native } from '../src/native.js';
 import { all, describeRun, fails, ipckit, ok } from './helpers/cli.js';
 import { ObjectTracker, sysvQueueKeys, sysvQueues } from './helpers/objects.js';
@@ -80,7 +83,7 @@ describe('ipckit help and usage errors', () => {
       [['mq', 'recv', '/x', '--timeout', '-1'], /--timeout must be an integer from 0 to/],
       [['mq', 'create', '/x', '--mode', '999'], /--mode must be octal permission bits/],
       [['mq', 'create', '/x', '--max-messages', '1.5'], /--max-messages must be an integer/],
-      [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq or shm; got "pipe".\n'],
+      [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq, shm or fifo; got "pipe".\n'],
       [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq, shm, pipe, signal\./],
     ];
     await all(cases.map(([args, expected]) => async () => {
@@ -100,6 +103,73 @@ describe('ipckit help and usage errors', () => {
     assert.equal(recv, 'ERR_IPC_USAGE: Use either --nonblock or --timeout, not both.\n');
     assert.equal(q.attributes().messages, 0);
     q.unlink();
+  });
+});
+
+describe('ipckit bad arguments are usage errors whether or not the object exists', () => {
+  it('exits 2 with the same message for a missing and an existing object: arguments are checked before any object is', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ipckit-usage-'));
+    const existing = { posix: objects.name(), sysv: formatKey(objects.key()), shm: objects.shmName(), fifo: path.join(dir, 'fifo') };
+    const missing = { posix: objects.name(), sysv: formatKey(objects.key()), shm: objects.shmName(), fifo: path.join(dir, 'none') };
+    PosixMessageQueue.create(existing.posix).close();
+    SysvMessageQueue.create(existing.sysv).close();
+    PosixSharedMemory.create(existing.shm, { size: 64 }).close();
+    Fifo.create(existing.fifo);
+    try {
+      type Target = typeof existing;
+      const cases: [(t: Target) => string[], string][] = [
+        [(t) => ['mq', 'send', t.posix, 'x', '--priority', '32768'], '--priority must be an integer from 0 to 32767; got "32768".'],
+        [(t) => ['mq', 'send', t.posix, 'x', '--type', '2'], `--type applies to System V queues; ${'ADDRESS'} is a POSIX queue (use --priority).`],
+        [(t) => ['mq', 'send', t.sysv, 'x', '--type', '0'], '--type must be an integer from 1 to 9007199254740991; got "0".'],
+        [(t) => ['mq', 'send', t.sysv, 'x', '--priority', '1'], `--priority applies to POSIX queues; ${'ADDRESS'} is a System V queue (use --type).`],
+        [(t) => ['mq', 'recv', t.posix, '--type', '2'], `--type applies to System V queues; ${'ADDRESS'} is a POSIX queue (use --priority).`],
+        [(t) => ['mq', 'recv', t.sysv, '--type', '99999999999999999999'], '--type must be an integer from -9007199254740991 to 9007199254740991; got "99999999999999999999".'],
+        [(t) => ['mq', 'recv', t.sysv, '--count', '0'], '--count must be an integer from 1 to 2147483647; got "0".'],
+        [(t) => ['shm', 'read', t.shm, '--length', '-1'], '--length must be an integer from 0 to 9007199254740991; got "-1".'],
+        [(t) => ['shm', 'write', t.shm, 'x', '--offset', 'x'], '--offset must be an integer from 0 to 9007199254740991; got "x".'],
+        [(t) => ['fifo', 'read', t.fifo, '--count', '0'], '--count must be an integer from 1 to 2147483647; got "0".'],
+        [(t) => ['fifo', 'write', t.fifo, 'x', '--timeout', 'soon'], '--timeout must be an integer from 0 to 2147483647; got "soon".'],
+      ];
+      await all(cases.flatMap(([args, expected]) => [existing, missing].map((target) => async () => {
+        const line = args(target);
+        const stderr = await fails(line, 2, 'ERR_IPC_USAGE');
+        assert.equal(stderr, `ERR_IPC_USAGE: ${expected.replace('ADDRESS', line[2]!)}\n`, line.join(' '));
+      })));
+    } finally {
+      PosixMessageQueue.unlink(existing.posix);
+      SysvMessageQueue.remove(existing.sysv);
+      PosixSharedMemory.unlink(existing.shm);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('ipckit --json failures', () => {
+  it('prints every failure as one JSON object on stderr, with the exit status of the text form', async () => {
+    const name = objects.name();
+    const cases: [string[], 1 | 2, string][] = [
+      [['frobnicate', '--json'], 2, 'ERR_IPC_USAGE'],
+      [['mq', 'stat', '/x', '--frob', '--json'], 2, 'ERR_IPC_USAGE'],
+      [['mq', 'recv', '/x', '--json', '/y'], 2, 'ERR_IPC_USAGE'],
+      [['mq', 'stat', 'jobs', '--json'], 2, 'ERR_IPC_INVALID_ADDRESS'],
+      [['mq', 'stat', name, '--json'], 1, 'ENOENT'],
+      [['mq', 'recv', name, '--nonblock', '--json'], 1, 'ENOENT'],
+      [['rm', name, '--json'], 1, 'ENOENT'],
+      [['shm', 'read', name, '--json'], 1, 'ENOENT'],
+      [['fifo', 'read', `/nonexistent-ipckit-${process.pid}/fifo`, '--nonblock', '--json'], 1, 'ENOENT'],
+      [['signal', 'send', '123', 'SIGFOO', '--json'], 2, 'ERR_IPC_INVALID_ARGUMENT'],
+      [['signal', 'wait', 'KILL', '--json'], 1, 'ERR_IPC_UNCATCHABLE'],
+      [['pipe', 'run', '--json', '--', 'no-such-command-ipckit'], 1, 'ENOENT'],
+      [['tour', 'bogus', '--json'], 2, 'ERR_IPC_USAGE'],
+    ];
+    const [, , , , stat] = await all(cases.map(([args, status, code]) => () => fails(args, status, code)));
+    assert.deepEqual(JSON.parse(stat!), { error: {
+      code: 'ENOENT', errno: -2, syscall: 'mq_open', address: name,
+      message: `mq_open ${name} failed: No such file or directory (ENOENT). No such queue: create it first (PosixMessageQueue.create or ipckit mq create).`,
+    } });
+    // "--json" after "--" belongs to the pipeline's commands, not to ipckit.
+    const text = await fails(['pipe', 'run', '--', 'no-such-command-ipckit', '--json'], 1, 'ENOENT');
+    assert.ok(text.startsWith('ENOENT: '), text);
   });
 });
 
@@ -134,7 +204,7 @@ describe('ipckit hostile addresses', () => {
       .map((args) => () => fails(args, 1, 'ENOENT')));
     assert.equal(stat, `ENOENT: ftok ${missing}:1 failed: No such file or directory (ENOENT). ` +
       'ftok derives the key from the file\'s inode: the path must exist and stay the same file.\n');
-    assert.equal(top, `ENOENT: Nothing to remove at ${address}: no message queue or shared memory segment has this address. Run "ipckit ls" to see what exists.\n`);
+    assert.equal(top, `ENOENT: Nothing to remove at ${address}: no message queue, shared memory segment or FIFO has this address. Run "ipckit ls" to see what exists.\n`);
   });
 });
 

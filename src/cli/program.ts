@@ -60,6 +60,33 @@ export function usageError(message: string): IpcError {
 /** Codes that mean the input was malformed: exit status 2 rather than 1. */
 const USAGE_CODES = new Set(['ERR_IPC_USAGE', 'ERR_IPC_INVALID_ADDRESS', 'ERR_IPC_INVALID_ARGUMENT']);
 
+/** Fields a failure adds to its --json form (`lost`: what a consumer took and could not print). */
+const failureDetails = new WeakMap<IpcError, Record<string, unknown>>();
+
+/** Attaches `details` to the --json form of `err`; returns `err`. */
+export function withDetails(err: IpcError, details: Record<string, unknown>): IpcError {
+  failureDetails.set(err, details);
+  return err;
+}
+
+/**
+ * Prints a failure on stderr: `CODE: message`, or with --json one line
+ * `{"error": {"code", "message", "errno"?, "syscall"?, "address"?, ...}}`.
+ * Returns the exit status: 2 for malformed input, 1 otherwise.
+ */
+function reportFailure(err: unknown, json: boolean): number {
+  const failure = err instanceof IpcError ? err : new IpcError('ERR_IPC_INTERNAL', (err as Error)?.stack ?? String(err));
+  if (json) {
+    const { code, message, errno, syscall, address } = failure;
+    process.stderr.write(`${JSON.stringify({
+      error: { code, message, errno, syscall, address, ...failureDetails.get(failure) },
+    })}\n`);
+  } else {
+    process.stderr.write(`${failure.code}: ${failure.message}\n`);
+  }
+  return USAGE_CODES.has(failure.code) ? 2 : 1;
+}
+
 const COMMON_OPTIONS: Record<string, OptionSpec> = {
   json: { type: 'boolean', description: 'print machine-readable JSON' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
@@ -111,7 +138,9 @@ let outputClosed = false;
 
 /**
  * Whether the reader of stdout went away (EPIPE, as in `ipckit … | head -1`).
- * Commands stop consuming messages once it has; their cleanup still runs.
+ * Commands that only show something (the tour, `shm read`) stop printing
+ * once it has, and still exit 0: nothing was lost. Commands that consume
+ * what they print use `ConsumerOutput` (output.ts) instead.
  */
 export function stdoutClosed(): boolean {
   return outputClosed;
@@ -119,9 +148,13 @@ export function stdoutClosed(): boolean {
 
 /**
  * Runs the command line `argv` against `root`; resolves to the exit status.
- * Errors are printed as `CODE: message` on stderr.
+ * Errors are printed on stderr, as `CODE: message` or, when the command line
+ * asks for --json, as one JSON object (see {@link reportFailure}).
  */
 export async function runCommandLine(root: Group, argv: string[], rootPath: string): Promise<number> {
+  // Until the options are parsed (a usage error may come first), --json anywhere before "--" counts.
+  const end = argv.indexOf('--');
+  let json = (end < 0 ? argv : argv.slice(0, end)).includes('--json');
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     // A closed pipe is the reader's choice, not a failure; anything else is.
     if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') outputClosed = true;
@@ -159,6 +192,7 @@ export async function runCommandLine(root: Group, argv: string[], rootPath: stri
     } catch (err) {
       throw usageError(`${(err as Error).message.replace(/\.?$/, '.')} Run "${path} --help" for the options.`);
     }
+    json = parsed.values.json === true;
     if (parsed.values.help) {
       process.stdout.write(`${leafHelp(leaf, path)}\n`);
       return 0;
@@ -173,17 +207,12 @@ export async function runCommandLine(root: Group, argv: string[], rootPath: stri
     await leaf.run({
       positionals,
       values: values as Record<string, string | boolean | undefined>,
-      json: parsed.values.json === true,
+      json,
       path,
     });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    if (err instanceof IpcError) {
-      process.stderr.write(`${err.code}: ${err.message}\n`);
-      return USAGE_CODES.has(err.code) ? 2 : 1;
-    }
-    process.stderr.write(`ERR_IPC_INTERNAL: ${(err as Error)?.stack ?? String(err)}\n`);
-    return 1;
+    return reportFailure(err, json);
   }
 }
 
@@ -217,15 +246,14 @@ export function printJson(value: unknown): void {
 }
 
 /**
- * Writes to stdout and waits until the write is done, so a loop that
- * consumes messages learns at once (via {@link stdoutClosed}) that its
- * reader went away.
+ * Writes to stdout and waits until the write is done (the bytes are in the
+ * kernel's hands); resolves to the error if it failed.
  */
-export function writeOut(data: string | Uint8Array): Promise<void> {
+export function writeOut(data: string | Uint8Array): Promise<NodeJS.ErrnoException | undefined> {
   return new Promise((resolve) => {
     process.stdout.write(data, (err) => {
       if (err) outputClosed = true;
-      resolve();
+      resolve(err ?? undefined);
     });
   });
 }

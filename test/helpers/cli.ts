@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { type IpcObjectInfo, formatKey } from '../../src/index.js';
+import { type IpcObjectInfo, type PipeReadEnd, formatKey, pipe, spawn as spawnWithFds } from '../../src/index.js';
 import { posixQueueExists, sysvQueues, sysvSegments } from './objects.js';
 import { trackChild } from './peer.js';
 
@@ -62,6 +62,89 @@ export function launch(args: string[], input: string | Buffer = ''): Launched {
   return { child, done };
 }
 
+/** How a command whose stdout is a test's pipe ended. */
+export interface PipedResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  pid: number;
+}
+
+export interface PipedRun {
+  pid: number;
+  /** The read end of ipckit's stdout: the test is its reader, and leaves with `readEnd.close()`. */
+  readEnd: PipeReadEnd;
+  /** Reads stdout up to the next newline; resolves to the line without it. */
+  readLine(): Promise<string>;
+  /** What it has printed on stderr so far. */
+  stderr(): string;
+  done: Promise<PipedResult>;
+}
+
+/**
+ * Starts `ipckit <args>` with its stdout the write end of a real pipe, as in
+ * `ipckit … | head -1`; the test holds the only read end. `readerGone`: the
+ * read end is closed before ipckit starts. `capacity`: the pipe's buffer
+ * size in bytes (a write larger than it cannot complete while nobody reads).
+ * Like {@link launch}, a command still running after 60 s is killed.
+ */
+export function launchIntoPipe(args: string[], { capacity, readerGone = false }: { capacity?: number; readerGone?: boolean } = {}): PipedRun {
+  const { readEnd, writeEnd } = pipe(capacity === undefined ? {} : { capacity });
+  if (readerGone) readEnd.close();
+  let child: ChildProcess;
+  try {
+    child = spawnWithFds(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], fds: { 1: writeEnd }, detached: true });
+  } finally {
+    // The child has its copy; with this one open, the reader would never be the only end that matters.
+    writeEnd.close();
+  }
+  trackChild(child);
+  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 60_000);
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+  const done = new Promise<PipedResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stderr, pid: child.pid! });
+    });
+  });
+  let buffered = Buffer.alloc(0);
+  const readLine = async (): Promise<string> => {
+    for (;;) {
+      const newline = buffered.indexOf(0x0a);
+      if (newline >= 0) {
+        const line = buffered.subarray(0, newline).toString('utf8');
+        buffered = buffered.subarray(newline + 1);
+        return line;
+      }
+      const chunk = await readEnd.read({ timeout: 30_000 });
+      if (chunk === null) assert.fail(`ipckit ${args.join(' ')} closed its stdout before a whole line: ${JSON.stringify(buffered.toString())}`);
+      buffered = Buffer.concat([buffered, chunk]);
+    }
+  };
+  return { pid: child.pid!, readEnd, readLine, stderr: () => stderr, done };
+}
+
+/**
+ * Waits for a command to exit on its own. One still running after `ms`
+ * (a build that never notices what the test did) is given `unblock()`
+ * (a message, a signal: whatever ends its wait), so that the test fails on
+ * its result instead of hanging; `unblocked` says so.
+ */
+export async function exitOnItsOwn<R>(done: Promise<R>, unblock: () => void, ms = 10_000): Promise<{ result: R; unblocked: boolean }> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), ms); });
+  try {
+    const first = await Promise.race([done, late]);
+    if (first !== 'late') return { result: first as R, unblocked: false };
+    unblock();
+    return { result: await done, unblocked: true };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Runs `ipckit <args>` to completion. */
 export function ipckit(args: string[], input?: string | Buffer): Promise<CliResult> {
   return launch(args, input).done;
@@ -79,13 +162,40 @@ export async function ok(args: string[], input?: string | Buffer): Promise<CliRe
   return r;
 }
 
-/** Runs `ipckit <args>`, asserts `status`, no stdout, and `CODE: ` opening stderr; resolves to stderr. */
+/** Whether a command line asks for --json (before any "--"). */
+function asksForJson(args: string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).includes('--json');
+}
+
+/**
+ * The failure a command printed on stderr: `CODE: message`, or with --json
+ * exactly one line `{"error": {"code", "message", ...}}`.
+ */
+export function failure(args: string[], r: CliResult | { stderr: string }): { code: string; message: string; [field: string]: unknown } {
+  const shown = `ipckit ${args.join(' ')}: stderr ${JSON.stringify(r.stderr)}`;
+  assert.ok(r.stderr.endsWith('\n') && !r.stderr.slice(0, -1).includes('\n'), `not one line: ${shown}`);
+  if (asksForJson(args)) {
+    const parsed = JSON.parse(r.stderr) as { error: { code: string; message: string } };
+    assert.deepEqual(Object.keys(parsed), ['error'], shown);
+    assert.equal(typeof parsed.error.code, 'string', shown);
+    assert.equal(typeof parsed.error.message, 'string', shown);
+    return parsed.error;
+  }
+  const match = /^([A-Z][A-Z0-9_]*): (.*)\n$/s.exec(r.stderr);
+  assert.ok(match, shown);
+  return { code: match[1]!, message: match[2]! };
+}
+
+/**
+ * Runs `ipckit <args>`, asserts `status`, no stdout, and the failure `code`
+ * on stderr (as text, or as JSON with --json); resolves to stderr.
+ */
 export async function fails(args: string[], status: 1 | 2, code: string, input?: string | Buffer): Promise<string> {
   const r = await ipckit(args, input);
   assert.equal(r.status, status, describeRun(args, r));
   assert.equal(r.stdout, '', describeRun(args, r));
-  assert.ok(r.stderr.startsWith(`${code}: `), describeRun(args, r));
-  assert.ok(r.stderr.endsWith('\n'), describeRun(args, r));
+  assert.equal(failure(args, r).code, code, describeRun(args, r));
   return r.stderr;
 }
 

@@ -4,8 +4,10 @@
  * @internal
  * @module
  */
+import { existsSync, lstatSync } from 'node:fs';
 import { E, IpcError } from '../../errors.js';
-import { parseAddress } from '../../internal/address.js';
+import { Fifo } from '../../fifo.js';
+import { type ParsedAddress, parseAddress } from '../../internal/address.js';
 import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
 import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
 import { type IpcObjectInfo, listIpcObjects } from '../../inventory.js';
@@ -69,14 +71,38 @@ export const lsCommand: Leaf = {
   },
 };
 
-const KINDS = { mq: 'message queue', shm: 'shared memory segment' } as const;
+const KINDS = { mq: 'message queue', shm: 'shared memory segment', fifo: 'FIFO' } as const;
 type Kind = keyof typeof KINDS;
 
-/** The kinds of object that exist at a command-line address. */
+/** Whether `path` is a FIFO (a symbolic link to one is not: Fifo.unlink refuses those). */
+function fifoAt(path: string): boolean {
+  try {
+    return lstatSync(path).isFIFO();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The kinds of object that exist at a command-line address. `ipckit ls`
+ * lists FIFOs by their absolute path, so an address starting with "/" may
+ * also be a FIFO; one with more slashes than the leading one can only be.
+ */
 function kindsAt(address: string): Kind[] {
-  const parsed = parseAddress(address, 'IPC object');
-  const kinds: Kind[] = [];
-  for (const kind of Object.keys(KINDS) as Kind[]) {
+  const kinds: Kind[] = address.startsWith('/') && fifoAt(address) ? ['fifo'] : [];
+  let parsed: ParsedAddress;
+  try {
+    parsed = parseAddress(address, 'IPC object');
+  } catch (err) {
+    if (!address.startsWith('/') || !(err instanceof IpcError) || err.code !== 'ERR_IPC_INVALID_ADDRESS') throw err;
+    // A path: a FIFO, or something rm does not remove.
+    if (kinds.length === 0 && existsSync(address)) {
+      throw new IpcError('ERR_IPC_NOT_A_FIFO', `${address} is not an IPC object: ipckit rm removes message queues, shared memory segments and FIFOs.`,
+        { address });
+    }
+    return kinds;
+  }
+  for (const kind of ['mq', 'shm'] as const) {
     try {
       if (kind === 'mq') {
         if (parsed.family === 'posix') PosixMessageQueue.open(parsed.name).close();
@@ -95,30 +121,40 @@ function kindsAt(address: string): Kind[] {
   return kinds;
 }
 
+function removeAt(kind: Kind, address: string): void {
+  if (kind === 'mq') removeQueue(address);
+  else if (kind === 'shm') removeSegment(address);
+  else Fifo.unlink(address);
+}
+
 export const rmCommand: Leaf = {
   name: 'rm',
   summary: 'remove one IPC object by address',
   args: '<address>',
   minArgs: 1,
   maxArgs: 1,
-  details: 'ADDRESS as "ipckit ls" prints it: /name, 0x1234, ftok:PATH:ID or id:N.\n' +
-    '--kind mq|shm picks the kind when an address names several (a queue and a segment may share a name or key).',
+  details: 'ADDRESS as "ipckit ls" prints it: /name, 0x1234, ftok:PATH:ID or id:N, or the path of a FIFO.\n' +
+    '--kind mq|shm|fifo picks the kind when an address names several (a queue, a segment and a FIFO at /name\n' +
+    'may share it).',
   options: {
-    kind: { type: 'string', value: 'KIND', description: 'mq or shm (default: whichever exists)' },
+    kind: { type: 'string', value: 'KIND', description: 'mq, shm or fifo (default: whichever exists)' },
   },
   async run(ctx) {
     const address = ctx.positionals[0]!;
     const wanted = ctx.values.kind;
-    if (wanted !== undefined && !(String(wanted) in KINDS)) throw usageError(`--kind must be mq or shm; got "${String(wanted)}".`);
+    if (wanted !== undefined && !Object.hasOwn(KINDS, String(wanted))) throw usageError(`--kind must be mq, shm or fifo; got "${String(wanted)}".`);
     const found = wanted === undefined ? kindsAt(address) : [wanted as Kind];
     if (found.length === 0) {
-      throw new IpcError('ENOENT', `Nothing to remove at ${address}: no message queue or shared memory segment has this address. Run "ipckit ls" to see what exists.`,
-        { errno: E.ENOENT, address });
+      throw new IpcError('ENOENT', `Nothing to remove at ${address}: no message queue, shared memory segment or FIFO has this address. ` +
+        'Run "ipckit ls" to see what exists.', { errno: E.ENOENT, address });
     }
-    if (found.length > 1) throw usageError(`${address} names both a message queue and a shared memory segment: add --kind mq or --kind shm.`);
+    if (found.length > 1) {
+      const named = found.map((k) => `a ${KINDS[k]}`);
+      const what = named.length === 2 ? `both ${named[0]} and ${named[1]}` : `${named.slice(0, -1).join(', ')} and ${named.at(-1)}`;
+      throw usageError(`${address} names ${what}: add ${found.map((k) => `--kind ${k}`).join(' or ')}.`);
+    }
     const kind = found[0]!;
-    if (kind === 'mq') removeQueue(address);
-    else removeSegment(address);
+    removeAt(kind, address);
     if (ctx.json) printJson({ removed: address, kind });
     else process.stdout.write(`removed ${address} (${KINDS[kind]})\n`);
   },

@@ -7,33 +7,41 @@
  */
 import { fstatSync } from 'node:fs';
 import { E, systemError } from '../../errors.js';
-import { parseAddress } from '../../internal/address.js';
+import { type ParsedAddress, parseAddress } from '../../internal/address.js';
 import { PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, type MessageQueue } from '../../message-queue.js';
+import { ConsumerOutput } from '../output.js';
 import {
-  type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, printJson, readStdin, stdoutClosed, removeVerb, usageError, writeOut,
+  type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, printJson, readStdin, removeVerb, usageError,
 } from '../program.js';
 
 const ADDRESS_HELP = 'ADDRESS: /name for a POSIX queue; 0x1234, 4660, ftok:PATH:ID or id:N for a System V queue.';
 const { EAGAIN } = E;
 
-function open(address: string): MessageQueue {
-  const parsed = parseAddress(address, 'message queue');
+function open(parsed: ParsedAddress): MessageQueue {
   return parsed.family === 'posix' ? PosixMessageQueue.open(parsed.name) : SysvMessageQueue.open(parsed.address);
+}
+
+/**
+ * The queue the first argument names. The family comes from the address,
+ * so the other family's options are refused before any queue is looked up:
+ * a bad command line is a usage error whether or not the queue exists.
+ */
+function queueAddress(ctx: CommandContext): ParsedAddress {
+  const address = ctx.positionals[0]!;
+  const parsed = parseAddress(address, 'message queue');
+  if (parsed.family === 'posix' && ctx.values.type !== undefined) {
+    throw usageError(`--type applies to System V queues; ${address} is a POSIX queue (use --priority).`);
+  }
+  if (parsed.family === 'sysv' && ctx.values.priority !== undefined) {
+    throw usageError(`--priority applies to POSIX queues; ${address} is a System V queue (use --type).`);
+  }
+  return parsed;
 }
 
 function waitOption(ctx: CommandContext): { timeout?: number } {
   const timeout = intOption(ctx, 'timeout', 0, 2 ** 31 - 1);
   if (ctx.values.nonblock === true && timeout !== undefined) throw usageError('Use either --nonblock or --timeout, not both.');
   return timeout === undefined ? {} : { timeout };
-}
-
-function familyOptions(q: MessageQueue, ctx: CommandContext): void {
-  if (q instanceof PosixMessageQueue && ctx.values.type !== undefined) {
-    throw usageError(`--type applies to System V queues; ${q.name} is a POSIX queue (use --priority).`);
-  }
-  if (q instanceof SysvMessageQueue && ctx.values.priority !== undefined) {
-    throw usageError(`--priority applies to POSIX queues; ${q.address} is a System V queue (use --type).`);
-  }
 }
 
 function describeQueue(q: MessageQueue): Record<string, unknown> {
@@ -119,12 +127,12 @@ const send: Leaf = {
     timeout: { type: 'string', value: 'MS', description: 'wait at most MS milliseconds' },
   },
   async run(ctx) {
-    const [address, message] = ctx.positionals as [string, string];
+    const message = ctx.positionals[1]!;
+    const parsed = queueAddress(ctx);
     const wait = waitOption(ctx);
-    using q = open(address);
-    familyOptions(q, ctx);
     const priority = intOption(ctx, 'priority', 0, MQ_PRIO_MAX - 1, 0)!;
     const type = intOption(ctx, 'type', 1, SYSV_TYPE_MAX, 1)!;
+    using q = open(parsed);
     const data = message === '-' ? await readStdin() : Buffer.from(message, 'utf8');
     let sent: boolean;
     if (q instanceof PosixMessageQueue) {
@@ -138,6 +146,19 @@ const send: Leaf = {
   },
 };
 
+/** One message from `q`, waiting as the options say; `signal` cancels the wait. */
+async function receiveOne(q: MessageQueue, ctx: CommandContext, type: number, wait: { timeout?: number }, signal: AbortSignal | undefined):
+  Promise<{ data: Buffer; meta: { priority: number } | { type: number } }> {
+  if (q instanceof PosixMessageQueue) {
+    const m = ctx.values.nonblock ? q.tryReceive() : await q.receive({ ...wait, signal });
+    if (m === undefined) throw systemError(EAGAIN, 'mq_receive', q.name, 'The queue is empty and --nonblock was given.');
+    return { data: m.data, meta: { priority: m.priority } };
+  }
+  const m = ctx.values.nonblock ? q.tryReceive({ type }) : await q.receive({ type, ...wait, signal });
+  if (m === undefined) throw systemError(EAGAIN, 'msgrcv', q.address, 'No matching message is queued and --nonblock was given.');
+  return { data: m.data, meta: { type: m.type } };
+}
+
 const recv: Leaf = {
   name: 'recv',
   summary: 'receive messages and print each followed by a newline',
@@ -146,7 +167,10 @@ const recv: Leaf = {
   maxArgs: 1,
   details: `${ADDRESS_HELP}\nWaits while the queue is empty, unless --nonblock (exit 1 with EAGAIN) or --timeout (exit 1 with ERR_IPC_TIMEOUT).\n` +
     'With --json each message is one line: {"data": "...", "priority": n} or {"data": "...", "type": n}\n' +
-    '("encoding": "base64" is added when the bytes are not UTF-8 text).',
+    '("encoding": "base64" is added when the bytes are not UTF-8 text).\n' +
+    'Each message is printed before the next is taken. Once stdout\'s reader is gone (ipckit mq recv ... | head -1)\n' +
+    'no message is taken: exit 1 with EPIPE, the rest stay queued. A message taken and then not printed\n' +
+    '(the reader left during the write) is named on stderr as lost, and the exit status is 1.',
   options: {
     type: { type: 'string', value: 'T', description: 'System V: 0 any (default), n the first of type n, -n the lowest type <= n' },
     count: { type: 'string', value: 'N', description: 'receive N messages (default 1)' },
@@ -154,27 +178,27 @@ const recv: Leaf = {
     timeout: { type: 'string', value: 'MS', description: 'wait at most MS milliseconds for each message' },
   },
   async run(ctx) {
+    const parsed = queueAddress(ctx);
     const wait = waitOption(ctx);
     const count = intOption(ctx, 'count', 1, 2 ** 31 - 1, 1)!;
-    using q = open(ctx.positionals[0]!);
-    familyOptions(q, ctx);
     const type = intOption(ctx, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0)!;
-    // Stop taking messages once nobody reads what we print.
-    for (let i = 0; i < count && !stdoutClosed(); i++) {
-      let data: Buffer;
-      let meta: { priority: number } | { type: number };
-      if (q instanceof PosixMessageQueue) {
-        const m = ctx.values.nonblock ? q.tryReceive() : await q.receive(wait);
-        if (m === undefined) throw systemError(EAGAIN, 'mq_receive', q.name, 'The queue is empty and --nonblock was given.');
-        data = m.data;
-        meta = { priority: m.priority };
-      } else {
-        const m = ctx.values.nonblock ? q.tryReceive({ type }) : await q.receive({ type, ...wait });
-        if (m === undefined) throw systemError(EAGAIN, 'msgrcv', q.address, 'No matching message is queued and --nonblock was given.');
-        data = m.data;
-        meta = { type: m.type };
-      }
-      await writeOut(ctx.json ? `${JSON.stringify({ ...bytesForJson(data), ...meta })}\n` : Buffer.concat([data, Buffer.from('\n')]));
+    using q = open(parsed);
+    const where = q instanceof PosixMessageQueue ? q.name : q.address;
+    const ofCount = (n: number): string => `${n} of ${count} message${count === 1 ? '' : 's'}`;
+    let printed = 0;
+    using out = new ConsumerOutput(() => ({
+      message: `stdout's reader left after ${ofCount(printed)}. Nothing more was taken: the messages not taken stay in ${where}.`,
+    }));
+    while (printed < count) {
+      const { data, meta } = await out.take((signal) => receiveOne(q, ctx, type, wait, signal));
+      const line = ctx.json ? `${JSON.stringify({ ...bytesForJson(data), ...meta })}\n` : Buffer.concat([data, Buffer.from('\n')]);
+      await out.print(line, (reason) => ({
+        message: `Message ${printed + 1} of ${count} (${'priority' in meta ? `priority ${meta.priority}` : `type ${meta.type}`}, ` +
+          `${data.length} bytes) was taken from ${where} but could not be printed: ${reason}. That message is lost ` +
+          `(a queue cannot take one back); the messages not taken stay in ${where}.`,
+        details: { lost: { ...bytesForJson(data), ...meta } },
+      }));
+      printed++;
     }
   },
 };
@@ -188,7 +212,7 @@ const stat: Leaf = {
   details: ADDRESS_HELP,
   options: {},
   async run(ctx) {
-    using q = open(ctx.positionals[0]!);
+    using q = open(parseAddress(ctx.positionals[0]!, 'message queue'));
     const info = describeQueue(q);
     if (ctx.json) printJson(info);
     else printDescription(info);

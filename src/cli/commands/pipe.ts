@@ -9,14 +9,19 @@ import { constants as osConstants } from 'node:os';
 import { E, IpcError, systemError } from '../../errors.js';
 import { Fifo } from '../../fifo.js';
 import { type PipeReadEnd, type PipeWriteEnd, pipe, spawn } from '../../pipe.js';
+import { ConsumerOutput, type LostAccount } from '../output.js';
 import {
-  type CommandContext, type Group, type Leaf, intOption, modeOption, printJson, readStdin, removeVerb, stdoutClosed,
-  usageError, writeOut,
+  type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, printJson, readStdin, removeVerb, usageError,
 } from '../program.js';
 
 const { EAGAIN } = E;
 
-function waitOptions(ctx: CommandContext): { timeout?: number; nonBlocking?: boolean } {
+interface WaitFlags {
+  timeout?: number;
+  nonBlocking?: boolean;
+}
+
+function waitOptions(ctx: CommandContext): WaitFlags {
   const timeout = intOption(ctx, 'timeout', 0, 2 ** 31 - 1);
   if (ctx.values.nonblock === true && timeout !== undefined) throw usageError('Use either --nonblock or --timeout, not both.');
   return { ...(timeout === undefined ? {} : { timeout }), ...(ctx.values.nonblock === true ? { nonBlocking: true } : {}) };
@@ -42,36 +47,131 @@ const create: Leaf = {
   },
 };
 
-/** Prints what arrives on `end` (lines with --count, chunks otherwise) until the end of the data. */
-async function copyOut(end: PipeReadEnd, ctx: CommandContext, count: number | undefined, wait: { timeout?: number; nonBlocking?: boolean }): Promise<void> {
-  let lines = 0;
-  let pending = '';
-  let received = false;
-  const emitLine = (line: string): Promise<void> => writeOut(ctx.json ? `${JSON.stringify({ line })}\n` : `${line}\n`);
+/** A line as --json prints it: `{"line": text}`, or base64 with `"encoding"` when it is not UTF-8. */
+function lineJson(bytes: Uint8Array): { line: string; encoding?: 'base64' } {
+  const { data, encoding } = bytesForJson(bytes);
+  return encoding === undefined ? { line: data } : { line: data, encoding };
+}
+
+function newlines(bytes: Uint8Array): number {
+  let n = 0;
+  for (let i = bytes.indexOf(0x0a); i >= 0; i = bytes.indexOf(0x0a, i + 1)) n++;
+  return n;
+}
+
+function readWait(wait: WaitFlags): { timeout?: number } {
+  return wait.timeout === undefined ? {} : { timeout: wait.timeout };
+}
+
+/** Most bytes {@link gather} collects before they are printed. */
+const GATHER_MAX = 64 * 1024;
+
+/**
+ * `first` and whatever else is in the FIFO now, without waiting, read so
+ * as never to take a byte past the `wanted`th newline: one print for a
+ * burst, however small the reads it took.
+ */
+function gather(end: PipeReadEnd, first: Buffer, wanted: number): Buffer {
+  const parts = [first];
+  let size = first.length;
+  for (let left = wanted - newlines(first); left > 0 && size < GATHER_MAX;) {
+    const more = end.tryRead({ maxBytes: Math.min(left, GATHER_MAX - size) });
+    if (more === undefined || more === null) break;
+    parts.push(more);
+    size += more.length;
+    left -= newlines(more);
+  }
+  return parts.length === 1 ? first : Buffer.concat(parts, size);
+}
+
+/** What a FIFO reader says of bytes it read and could not print. */
+function lostBytes(path: string, bytes: Uint8Array, where: string): LostAccount {
+  return (reason) => ({
+    message: `${bytes.length} bytes read from ${path} (${where}) could not be printed: ${reason}. ` +
+      'They are lost (a FIFO cannot take bytes back).',
+    details: { lost: bytesForJson(bytes) },
+  });
+}
+
+/** Without --count: waits for a writer, then prints each chunk as it arrives, until the last writer closes. */
+async function copyChunks(path: string, ctx: CommandContext, wait: WaitFlags): Promise<void> {
+  let bytes = 0;
+  using out = new ConsumerOutput(() => ({ message: `stdout's reader left after ${bytes} bytes. Nothing more was read from ${path}.` }));
+  // The open reads the first byte a writer sent (that is how it sees a writer): not for a reader that left.
+  using end = await out.take((signal) => Fifo.openRead(path, { ...wait, signal }));
   for (;;) {
-    if (stdoutClosed()) return;
-    const chunk = wait.nonBlocking ? end.tryRead() : await end.read(wait.timeout === undefined ? {} : { timeout: wait.timeout });
+    const chunk = await out.take((signal) => (wait.nonBlocking ? end.tryRead() : end.read({ ...readWait(wait), signal })));
     if (chunk === undefined) {
       // --nonblock: nothing more is there now.
-      if (!received) throw systemError(EAGAIN, 'read', end.address, 'Nothing is in the FIFO and --nonblock was given.');
-      break;
+      if (bytes === 0) throw systemError(EAGAIN, 'read', path, 'Nothing is in the FIFO and --nonblock was given.');
+      return;
     }
-    if (chunk === null) break;
-    received = true;
-    if (count === undefined) {
-      await writeOut(ctx.json ? `${JSON.stringify({ data: chunk.toString('utf8') })}\n` : chunk);
-      continue;
-    }
-    pending += chunk.toString('utf8');
-    for (let newline = pending.indexOf('\n'); lines < count && newline >= 0; newline = pending.indexOf('\n')) {
-      await emitLine(pending.slice(0, newline));
-      pending = pending.slice(newline + 1);
-      lines++;
-    }
-    if (lines >= count) return;
+    if (chunk === null) return;
+    await out.print(ctx.json ? `${JSON.stringify(bytesForJson(chunk))}\n` : chunk, lostBytes(path, chunk, `after byte ${bytes}`));
+    bytes += chunk.length;
   }
-  // A last line without a newline.
-  if (count !== undefined && pending !== '' && lines < count) await emitLine(pending);
+}
+
+/**
+ * With --count: prints `count` lines, however many writers come and go, and
+ * reads no byte past the last newline wanted: the rest stays in the FIFO.
+ * Text goes out as it arrives; with --json, line by line.
+ */
+async function copyLines(path: string, ctx: CommandContext, count: number, wait: WaitFlags): Promise<void> {
+  let lines = 0;
+  /** Bytes read and not yet printed (--json: the line being read). */
+  let pending: Buffer = Buffer.alloc(0);
+  const ofCount = (): string => `${lines} of ${count} line${count === 1 ? '' : 's'}`;
+  using out = new ConsumerOutput(() => (pending.length === 0
+    ? { message: `stdout's reader left after ${ofCount()}. Nothing more was read from ${path}.` }
+    : {
+      message: `stdout's reader left after ${ofCount()}; the ${pending.length} bytes of line ${lines + 1} read so far are lost ` +
+        `(a FIFO cannot take bytes back). Nothing more was read from ${path}.`,
+      details: { lost: bytesForJson(pending) },
+    }));
+  out.ensureReader();
+  // Opened without waiting for a writer (nor reading a byte to see one): the data is what is waited for.
+  // The write end of its own keeps the data going when a writer closes (no end of the data while
+  // it is open), and lets the next writer's open find a reader at every moment.
+  using end = await Fifo.openRead(path, { nonBlocking: true });
+  const ownWriter = await Fifo.openWrite(path, { nonBlocking: true });
+  try {
+    while (lines < count) {
+      let chunk: Buffer | null | undefined;
+      try {
+        // At most one byte per newline still wanted: no read can reach past the last line.
+        const maxBytes = count - lines - newlines(pending);
+        chunk = await out.take((signal) => (wait.nonBlocking ? end.tryRead({ maxBytes }) : end.read({ maxBytes, ...readWait(wait), signal })));
+        if (chunk === undefined) {
+          throw systemError(EAGAIN, 'read', path, lines === 0 && pending.length === 0
+            ? 'Nothing is in the FIFO and --nonblock was given.'
+            : `Only ${ofCount()} were in the FIFO and --nonblock was given.`);
+        }
+      } catch (err) {
+        // The read failed (a timeout, --nonblock) after part of a line: print that part, marked, rather than drop it.
+        if (pending.length > 0 && !out.failedWith(err)) {
+          await out.print(`${JSON.stringify({ ...lineJson(pending), complete: false })}\n`, lostBytes(path, pending, `line ${lines + 1} of ${count}`));
+        }
+        throw err;
+      }
+      // No end of the data while this reader holds a write end.
+      if (chunk === null) return;
+      chunk = gather(end, chunk, count - lines - newlines(pending));
+      if (!ctx.json) {
+        await out.print(chunk, lostBytes(path, chunk, `from line ${lines + 1} of ${count}`));
+        lines += newlines(chunk);
+        continue;
+      }
+      pending = Buffer.concat([pending, chunk]);
+      for (let newline = pending.indexOf(0x0a); newline >= 0; newline = pending.indexOf(0x0a)) {
+        await out.print(`${JSON.stringify(lineJson(pending.subarray(0, newline)))}\n`, lostBytes(path, pending, `from line ${lines + 1} of ${count}`));
+        pending = pending.subarray(newline + 1);
+        lines++;
+      }
+    }
+  } finally {
+    ownWriter.close();
+  }
 }
 
 const read: Leaf = {
@@ -81,7 +181,13 @@ const read: Leaf = {
   minArgs: 1,
   maxArgs: 1,
   details: 'Waits for a writer first (without tying up a thread), unless --nonblock.\n' +
-    'With --json: one {"line": "..."} per line with --count, else one {"data": "..."} per chunk.',
+    'Without --count, prints what arrives until the last writer closes. With --count N, prints N lines however\n' +
+    'many writers come and go (it holds a write end itself, so a writer that closes does not end the data, and\n' +
+    'the next writer finds a reader), and reads no byte past the Nth newline: the rest stays in the FIFO.\n' +
+    'With --json: one {"line": "..."} per line with --count, else one {"data": "..."} per chunk ("encoding":\n' +
+    '"base64" is added when the bytes are not UTF-8 text).\n' +
+    'Once stdout\'s reader is gone, nothing more is read: exit 1 with EPIPE. Bytes read and then not printed\n' +
+    '(the reader left during the write) are named on stderr as lost, and the exit status is 1.',
   options: {
     count: { type: 'string', value: 'N', description: 'stop after N lines' },
     ...waitFlags,
@@ -90,8 +196,8 @@ const read: Leaf = {
     const path = ctx.positionals[0]!;
     const count = intOption(ctx, 'count', 1, 2 ** 31 - 1);
     const wait = waitOptions(ctx);
-    using end = await Fifo.openRead(path, wait);
-    await copyOut(end, ctx, count, wait);
+    if (count === undefined) await copyChunks(path, ctx, wait);
+    else await copyLines(path, ctx, count, wait);
   },
 };
 

@@ -6,7 +6,8 @@
 import {
   type SignalInfo, type SignalTarget, listSignals, listenForSignals, sendSignal, signalName, signalNumber,
 } from '../../signal.js';
-import { type Group, type Leaf, intOption, printJson, usageError, writeOut } from '../program.js';
+import { ConsumerOutput } from '../output.js';
+import { type Group, type Leaf, intOption, printJson, usageError } from '../program.js';
 
 /** The fields of a delivered signal, as `--json` prints them. */
 export function signalJson(info: SignalInfo): Record<string, unknown> {
@@ -63,7 +64,10 @@ const wait: Leaf = {
   maxArgs: 64,
   details: 'Takes the signals from the moment it prints "waiting ..." on stderr (with its pid) until it has\n' +
     '--count of them; none arriving in between is lost. A timeout exits 1 with ERR_IPC_TIMEOUT.\n' +
-    'With --json: one {"signal", "number", "pid", "uid", "code", "origin", "value"} per signal.',
+    'With --json: one {"signal", "number", "pid", "uid", "code", "origin", "value"} per signal on stdout, and\n' +
+    '{"waiting": {"signals": [...], "pid": n}} on stderr instead of the "waiting ..." line.\n' +
+    'Each signal is printed before the next is taken. Once stdout\'s reader is gone, no signal is taken: exit 1\n' +
+    'with EPIPE. A signal taken and then not printed is named on stderr as lost, and the exit status is 1.',
   options: {
     count: { type: 'string', value: 'N', description: 'signals to wait for (default 1)' },
     timeout: { type: 'string', value: 'MS', description: 'wait at most MS milliseconds for each signal' },
@@ -72,10 +76,19 @@ const wait: Leaf = {
     const count = intOption(ctx, 'count', 1, 2 ** 31 - 1, 1)!;
     const timeout = intOption(ctx, 'timeout', 0, 2 ** 31 - 1);
     using listener = listenForSignals(ctx.positionals.map((s) => signalNumber(s)));
-    process.stderr.write(`waiting for ${listener.signals.join(', ')} in pid ${process.pid}\n`);
-    for (let i = 0; i < count; i++) {
-      const info = await listener.receive(timeout === undefined ? {} : { timeout });
-      await writeOut(ctx.json ? `${JSON.stringify(signalJson(info))}\n` : `${describeSignal(info)}\n`);
+    process.stderr.write(ctx.json
+      ? `${JSON.stringify({ waiting: { signals: listener.signals, pid: process.pid } })}\n`
+      : `waiting for ${listener.signals.join(', ')} in pid ${process.pid}\n`);
+    const ofCount = (n: number): string => `${n} of ${count} signal${count === 1 ? '' : 's'}`;
+    let printed = 0;
+    using out = new ConsumerOutput(() => ({ message: `stdout's reader left after ${ofCount(printed)}. No more signals were taken.` }));
+    while (printed < count) {
+      const info = await out.take((signal) => listener.receive({ ...(timeout === undefined ? {} : { timeout }), signal }));
+      await out.print(ctx.json ? `${JSON.stringify(signalJson(info))}\n` : `${describeSignal(info)}\n`, (reason) => ({
+        message: `Signal ${printed + 1} of ${count}, ${describeSignal(info)}, was taken but could not be printed: ${reason}. It is lost.`,
+        details: { lost: signalJson(info) },
+      }));
+      printed++;
     }
   },
 };

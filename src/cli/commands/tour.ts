@@ -389,7 +389,7 @@ async function signalChapter(n: Narrator): Promise<void> {
     'Each has a default action, usually to end the process; a process can install its own handler\n' +
     'instead. The kernel tells the handler who sent the signal, and sigqueue() can attach a number.');
 
-  const first = startCli(['signal', 'wait', 'SIGUSR2', 'SIGRTMIN+1', '--count', '2', '--json'], 'waiting for',
+  const first = startCli(['signal', 'wait', 'SIGUSR2', 'SIGRTMIN+1', '--count', '2', '--json'], '"waiting"',
     (pid) => n.say('child', pid, '$ ipckit signal wait SIGUSR2 SIGRTMIN+1 --count 2 --json'));
   const waiter = await first.ready;
   sendSignal(waiter, 'SIGUSR2');
@@ -404,7 +404,7 @@ async function signalChapter(n: Narrator): Promise<void> {
   n.explain('\nStandard signals merge, real-time signals queue. While a signal is pending (sent, not yet\n' +
     'taken), another of the same standard signal is lost; every real-time signal is kept, in order.\n' +
     'To show it, the tour stops the child with SIGSTOP, sends three of each, then resumes it.');
-  const second = startCli(['signal', 'wait', 'SIGUSR2', 'SIGRTMIN+1', '--count', '6', '--timeout', '1000', '--json'], 'waiting for',
+  const second = startCli(['signal', 'wait', 'SIGUSR2', 'SIGRTMIN+1', '--count', '6', '--timeout', '1000', '--json'], '"waiting"',
     (pid) => n.say('child', pid, '$ ipckit signal wait SIGUSR2 SIGRTMIN+1 --count 6 --timeout 1000 --json'), 1);
   const stopped = await second.ready;
   sendSignal(stopped, 'SIGSTOP');
