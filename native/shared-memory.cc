@@ -16,7 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "common.h"
@@ -29,6 +32,111 @@ static size_t PageRound(size_t n) {
   return (n + page - 1) / page * page;
 }
 
+// ---------------------------------------------------------------------------
+// Guarded mappings: a POSIX segment another process truncates.
+//
+// Touching a page of a file mapping beyond the file's end raises SIGBUS,
+// which would kill the process. Each mapping of a POSIX segment is recorded
+// here; ipckit's SIGBUS handler, finding the faulting address inside one,
+// replaces that page and the rest of the mapping with private anonymous
+// memory (MAP_FIXED), raises the mapping's flag, and returns: the access
+// completes on memory nobody shares, and ipckit's next check of the flag
+// (every read, write and lock call) fails with ERR_IPC_SIZE_MISMATCH. A
+// fault anywhere else goes to the previous handler, or the default action.
+
+namespace {
+
+constexpr size_t kGuardSlots = 65536;  // vm.max_map_count is 65530 by default
+
+struct Guard {
+  std::atomic<uintptr_t> start{0};  // 0: free slot
+  std::atomic<size_t> length{0};
+  std::atomic<int> prot{0};
+};
+
+Guard g_guards[kGuardSlots];
+// Raised by the handler when a mapping lost pages: JavaScript reads it.
+int32_t g_truncated[kGuardSlots];
+std::atomic<size_t> g_guard_high{0};  // slots in use are below this
+std::mutex g_guard_mutex;
+struct sigaction g_previous_bus;
+uintptr_t g_page_size = 4096;  // set before the handler is installed
+
+void OnBus(int signo, siginfo_t* info, void* context) {
+  if (info->si_code == BUS_ADRERR) {
+    auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+    size_t high = g_guard_high.load(std::memory_order_acquire);
+    for (size_t i = 0; i < high; i++) {
+      uintptr_t start = g_guards[i].start.load(std::memory_order_acquire);
+      size_t length = g_guards[i].length.load(std::memory_order_relaxed);
+      if (start == 0 || addr < start || addr >= start + length) continue;
+      uintptr_t page = addr & ~(g_page_size - 1);
+      mmap(reinterpret_cast<void*>(page), start + length - page, g_guards[i].prot.load(), MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+      __atomic_store_n(&g_truncated[i], 1, __ATOMIC_RELEASE);
+      return;
+    }
+  }
+  // Not a mapping of ours: whoever handled SIGBUS before, or the default.
+  const struct sigaction& previous = g_previous_bus;
+  if (previous.sa_flags & SA_SIGINFO) {
+    if (previous.sa_sigaction != nullptr) return previous.sa_sigaction(signo, info, context);
+  } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN && previous.sa_handler != nullptr) {
+    return previous.sa_handler(signo);
+  }
+  signal(SIGBUS, SIG_DFL);
+  // A fault repeats when the instruction runs again; a sent SIGBUS must be raised again.
+  if (info->si_code <= 0) raise(SIGBUS);
+}
+
+void InstallBusHandler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    g_page_size = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    struct sigaction sa {};
+    sa.sa_sigaction = OnBus;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigaction(SIGBUS, &sa, &g_previous_bus);
+  });
+}
+
+// Records a mapping; its slot, or -1 when every slot is taken (unguarded).
+int GuardMapping(void* addr, size_t size, int prot) {
+  InstallBusHandler();
+  std::lock_guard<std::mutex> lock(g_guard_mutex);
+  for (size_t i = 0; i < kGuardSlots; i++) {
+    if (g_guards[i].start.load() != 0) continue;
+    __atomic_store_n(&g_truncated[i], 0, __ATOMIC_RELEASE);
+    g_guards[i].length.store(PageRound(size));
+    g_guards[i].prot.store(prot);
+    g_guards[i].start.store(reinterpret_cast<uintptr_t>(addr), std::memory_order_release);
+    if (i + 1 > g_guard_high.load()) g_guard_high.store(i + 1, std::memory_order_release);
+    return static_cast<int>(i);
+  }
+  return -1;
+}
+
+// Forgets the mapping at `addr` (before it is unmapped or replaced).
+void UnguardMapping(void* addr) {
+  auto start = reinterpret_cast<uintptr_t>(addr);
+  std::lock_guard<std::mutex> lock(g_guard_mutex);
+  size_t high = g_guard_high.load();
+  for (size_t i = 0; i < high; i++) {
+    if (g_guards[i].start.load() == start) g_guards[i].start.store(0, std::memory_order_release);
+  }
+}
+
+int GuardSlotOf(void* addr) {
+  auto start = reinterpret_cast<uintptr_t>(addr);
+  size_t high = g_guard_high.load();
+  for (size_t i = 0; i < high; i++) {
+    if (g_guards[i].start.load() == start) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+}  // namespace
+
 // A SharedArrayBuffer of `size` bytes over `addr`, whose region of
 // PageRound(size) bytes is unmapped when the buffer is collected.
 static Napi::Value WrapMapping(Napi::Env env, void* addr, size_t size) {
@@ -36,7 +144,9 @@ static Napi::Value WrapMapping(Napi::Env env, void* addr, size_t size) {
   auto store = v8::SharedArrayBuffer::NewBackingStore(
       addr, size,
       [](void* data, size_t length, void*) {
-        if (data != nullptr) munmap(data, PageRound(length));
+        if (data == nullptr) return;
+        UnguardMapping(data);
+        munmap(data, PageRound(length));
       },
       nullptr);
   v8::Local<v8::SharedArrayBuffer> sab = v8::SharedArrayBuffer::New(isolate, std::move(store));
@@ -117,9 +227,26 @@ static Napi::Value MapFd(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   size_t size = static_cast<size_t>(ArgInt64(info, 1));
   bool read_only = info[2].As<Napi::Boolean>().Value();
-  void* addr = mmap(nullptr, PageRound(size), read_only ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int prot = read_only ? PROT_READ : PROT_READ | PROT_WRITE;
+  void* addr = mmap(nullptr, PageRound(size), prot, MAP_SHARED, fd, 0);
   if (addr == MAP_FAILED) return Errno(info.Env(), errno);
+  GuardMapping(addr, size, prot);
   return WrapMapping(info.Env(), addr, size);
+}
+
+// guardSlot(sab) -> the index of the mapping's truncation flag, or -1
+static Napi::Value GuardSlot(const Napi::CallbackInfo& info) {
+  v8::Local<v8::Value> value = ToV8(info[0]);
+  if (!value->IsSharedArrayBuffer()) return Napi::Number::New(info.Env(), -1);
+  return Napi::Number::New(info.Env(), GuardSlotOf(value.As<v8::SharedArrayBuffer>()->Data()));
+}
+
+// truncationFlags() -> SharedArrayBuffer over the mappings' flags (an Int32 each)
+static Napi::Value TruncationFlags(const Napi::CallbackInfo& info) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  auto store = v8::SharedArrayBuffer::NewBackingStore(g_truncated, sizeof g_truncated, [](void*, size_t, void*) {}, nullptr);
+  v8::Local<v8::SharedArrayBuffer> sab = v8::SharedArrayBuffer::New(isolate, std::move(store));
+  return Napi::Value(info.Env(), FromV8(sab));
 }
 
 // ---------------------------------------------------------------------------
@@ -182,6 +309,7 @@ static Napi::Value DetachMapping(const Napi::CallbackInfo& info) {
   void* addr = sab->Data();
   size_t length = sab->ByteLength();
   if (addr == nullptr || length == 0) return Napi::Number::New(info.Env(), 0);
+  UnguardMapping(addr);
   void* r = mmap(addr, PageRound(length), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   if (r == MAP_FAILED) return Errno(info.Env(), errno);
   return Napi::Number::New(info.Env(), 0);
@@ -204,7 +332,7 @@ static Napi::Value CopyBytes(const Napi::CallbackInfo& info) {
 
 void InitSharedMemory(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {
-      {"copyBytes", CopyBytes}, {"shmOpen", ShmOpen}, {"shmCreateUnnamed", ShmCreateUnnamed}, {"shmPublish", ShmPublish}, {"shmUnlink", ShmUnlink}, {"ftruncate", Ftruncate},
+      {"copyBytes", CopyBytes}, {"shmOpen", ShmOpen}, {"guardSlot", GuardSlot}, {"truncationFlags", TruncationFlags}, {"shmCreateUnnamed", ShmCreateUnnamed}, {"shmPublish", ShmPublish}, {"shmUnlink", ShmUnlink}, {"ftruncate", Ftruncate},
       {"allocate", Allocate}, {"mapFd", MapFd}, {"shmGet", ShmGet}, {"shmAttach", ShmAttach}, {"shmStat", ShmStat},
       {"shmRemove", ShmRemove}, {"detachMapping", DetachMapping}
   });

@@ -125,7 +125,7 @@ export function errnoValue(name: string): number {
 
 /** The errno values ipckit compares results with, negative as the addon returns them. */
 const ERRNO_NAMES = [
-  'E2BIG', 'EACCES', 'EAGAIN', 'EBADF', 'EBUSY', 'ECANCELED', 'EDEADLK', 'EEXIST', 'EFBIG', 'EIDRM', 'EINTR', 'EINVAL', 'EISDIR', 'ELOOP',
+  'E2BIG', 'EACCES', 'EAGAIN', 'EBADF', 'EBUSY', 'ECANCELED', 'EDEADLK', 'EEXIST', 'EFAULT', 'EFBIG', 'EIDRM', 'EINTR', 'EINVAL', 'EISDIR', 'ELOOP',
   'EMFILE', 'ENFILE', 'ENOENT', 'ENOMEM', 'ENOSPC', 'ENOSR', 'ENXIO', 'EOPNOTSUPP', 'EOVERFLOW', 'EPERM', 'EPIPE', 'ESRCH', 'ETIMEDOUT',
 ] as const;
 

@@ -252,6 +252,19 @@ abstract class SegmentLock {
     this.segment.check(what);
   }
 
+  /**
+   * Closed only, for the calls that release (unlock, post): they must work on
+   * a segment another process truncated, or the lock would stay taken.
+   */
+  protected checkOpen(what: string): void {
+    if (this.segment.closed) throw this.segment.closedError(what);
+  }
+
+  /** A failed futex call: EFAULT means the words' page is past the segment's end (it was truncated). */
+  protected futexError(r: number): IpcError {
+    return r === E.EFAULT ? this.segment.truncatedError('wait') : systemError(r, 'futex', this.address);
+  }
+
   protected corrupted(word: string, value: number): IpcError {
     return new IpcError('ERR_IPC_CORRUPTED',
       `${this.address}: the ${word} word holds ${value}, a value the protocol never writes; another process overwrote the lock. ` +
@@ -383,7 +396,7 @@ export class Mutex extends SegmentLock {
    * {@link markConsistent}, this makes the mutex not recoverable.
    */
   unlock(): void {
-    this.check('unlock');
+    this.checkOpen('unlock');
     const w = this.words;
     // Plain reads and writes suffice while we hold the lock; the exchange
     // that releases it publishes them (it is sequentially consistent).
@@ -401,7 +414,7 @@ export class Mutex extends SegmentLock {
 
   /** Acknowledges a takeover from a dead holder: the data is repaired, the mutex is usable again. */
   markConsistent(): void {
-    this.check('markConsistent');
+    this.checkOpen('markConsistent');
     const state = Atomics.load(this.words, STATE);
     if ((state & TID_MASK) !== TID) throw this.#notOwner('markConsistent', state);
     Atomics.compareExchange(this.words, STATUS, OWNER_DIED, CONSISTENT);
@@ -457,7 +470,7 @@ export class Mutex extends SegmentLock {
       if (c === 0) return this.#acquire(call.allowSelf, call.waited, false) ? DONE : undefined;
       call.waited = true;
       const r = native.futexWait(this.words, STATE, c, timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), spin);
-      if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'futex', this.address);
+      if (r < 0 && r !== E.EAGAIN) throw this.futexError(r);
       // A whole slice asleep: the owner may be dead.
       return this.#acquire(call.allowSelf, true, r === E.EAGAIN) ? DONE : undefined;
     },
@@ -468,7 +481,7 @@ export class Mutex extends SegmentLock {
       return native.futexWaitAsync(this.words, STATE, c === 0 ? -1 : c, c & TID_MASK, Atomics.load(this.words, START) >>> 0, done);
     },
     finish: (call, r) => {
-      if (r < 0) throw systemError(r, 'futex', this.address);
+      if (r < 0) throw this.futexError(r);
       // 1: the owner the thread watched is gone.
       call.checkOwner = r === 1;
       return undefined;
@@ -484,6 +497,8 @@ export class Mutex extends SegmentLock {
     const w = this.words;
     const c = Atomics.compareExchange(w, STATE, 0, waited ? TID | WAITERS : TID);
     if (c === 0) {
+      // Checked before the call: a truncation flagged now hit these very words, so the lock taken is private memory.
+      this.check('lock');
       w[START] = MY_START;
       this.#checkStatus();
       return true;
@@ -647,7 +662,7 @@ export class Semaphore extends SegmentLock {
 
   /** Increments the count by `n` (default 1), waking as many waiters. */
   post(n = 1): void {
-    this.check('post');
+    this.checkOpen('post');
     checkInteger(n, 'n', 1, SEM_VALUE_MAX);
     const w = this.words;
     for (;;) {
@@ -673,7 +688,7 @@ export class Semaphore extends SegmentLock {
         // In slices: a post whose wake-up went nowhere (a sleepers word another process overwrote) is still seen.
         const r = native.futexWait(w, COUNT, 0, timeout === 0 ? 0 : timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), spin);
         if (timeout !== 0) Atomics.sub(w, SLEEPERS, 1);
-        if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'futex', this.address);
+        if (r < 0 && r !== E.EAGAIN) throw this.futexError(r);
         return this.#take() ? DONE : undefined;
       },
       job: {
@@ -685,7 +700,7 @@ export class Semaphore extends SegmentLock {
           });
         },
         finish: (r: number) => {
-          if (r < 0) throw systemError(r, 'futex', this.address);
+          if (r < 0) throw this.futexError(r);
           return undefined;
         },
       },
@@ -695,10 +710,16 @@ export class Semaphore extends SegmentLock {
   /** Takes one if the count is positive. A negative count is a corrupted semaphore: waiting on it would never end. */
   #take(): boolean {
     const w = this.words;
+    let taken = false;
     for (let c = Atomics.load(w, COUNT); c !== 0; c = Atomics.load(w, COUNT)) {
       if (c < 0) throw this.corrupted('count', c);
-      if (Atomics.compareExchange(w, COUNT, c, c - 1) === c) return true;
+      if (Atomics.compareExchange(w, COUNT, c, c - 1) === c) {
+        taken = true;
+        break;
+      }
     }
-    return false;
+    // A truncation flagged during the call hit the count's page: what was read is private zeros.
+    this.check('wait');
+    return taken;
   }
 }

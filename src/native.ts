@@ -135,6 +135,10 @@ export interface NativeBinding {
   /** memmove between two byte views (fast for SharedArrayBuffer-backed ones). */
   copyBytes(dst: Uint8Array, dstOffset: number, src: Uint8Array, srcOffset: number, length: number): number;
   /** An unnamed POSIX segment (O_TMPFILE in /dev/shm) with exactly `mode`, or -errno. */
+  /** The index of a POSIX mapping's truncation flag in truncationFlags(), or -1. */
+  guardSlot(buffer: SharedArrayBuffer): number;
+  /** The flags the SIGBUS handler raises when a mapped segment was truncated (one Int32 per mapping). */
+  truncationFlags(): SharedArrayBuffer;
   shmCreateUnnamed(mode: number): number;
   /** Names the unnamed segment `fd` (linkat into /dev/shm); -EEXIST if the name is taken. */
   shmPublish(fd: number, name: string): number;

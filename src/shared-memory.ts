@@ -126,6 +126,14 @@ export interface SharedMemoryLimits {
   devShmFree: number | undefined;
 }
 
+let truncationFlags: Int32Array | undefined;
+
+/** The flags the native SIGBUS handler raises for truncated mappings. */
+function truncation(): Int32Array {
+  truncationFlags ??= new Int32Array(native.truncationFlags());
+  return truncationFlags;
+}
+
 /** The largest typed array (and Buffer) Node makes: 4 GiB. */
 const MAX_VIEW = constants.MAX_LENGTH;
 
@@ -158,10 +166,14 @@ export abstract class SharedMemory extends Handle {
   #bytes: Uint8Array | undefined;
   readonly #size: number;
 
+  /** Where the SIGBUS handler flags this mapping as truncated (POSIX segments), or -1. */
+  readonly #slot: number;
+
   protected constructor(buffer: SharedArrayBuffer, readOnly: boolean, created: boolean) {
     super();
     this.#buffer = buffer;
     this.#size = buffer.byteLength;
+    this.#slot = native.guardSlot(buffer);
     this.readOnly = readOnly;
     if (readOnly) readOnlyMappings.add(buffer);
     this.created = created;
@@ -210,7 +222,7 @@ export abstract class SharedMemory extends Handle {
    * SharedArrayBuffer are about three times slower.)
    */
   read(offset = 0, length = this.#size - offset): Buffer {
-    if (this.#buffer === undefined) throw this.closedError('read');
+    this.check('read');
     this.#checkRange(offset, length);
     if (length > MAX_VIEW) {
       throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `read of ${length} bytes from ${this.address}: a Buffer holds at most ${MAX_VIEW} bytes; read in parts.`,
@@ -219,12 +231,13 @@ export abstract class SharedMemory extends Handle {
     const [bytes, at] = this.#span(offset, length);
     const out = Buffer.allocUnsafe(length);
     native.copyBytes(out, 0, bytes, at, length);
+    this.check('read');
     return out;
   }
 
   /** Copies `target.length` bytes at `offset` into `target`, allocating nothing; returns `target`. */
   readInto<B extends Uint8Array>(target: B, offset = 0): B {
-    if (this.#buffer === undefined) throw this.closedError('readInto');
+    this.check('readInto');
     checkBytes(target, 'target');
     // A store into a read-only mapping is a memory fault that would kill the process.
     if (readOnlyMappings.has(target.buffer)) {
@@ -232,16 +245,18 @@ export abstract class SharedMemory extends Handle {
     }
     const [bytes, at] = this.#span(offset, target.length);
     native.copyBytes(target, 0, bytes, at, target.length);
+    this.check('readInto');
     return target;
   }
 
   /** Copies `data` into the segment at `offset`. */
   write(data: Uint8Array, offset = 0): void {
-    if (this.#buffer === undefined) throw this.closedError('write');
+    this.check('write');
     checkBytes(data);
     if (this.readOnly) throw this.readOnlyError('write');
     const [bytes, at] = this.#span(offset, data.length);
     native.copyBytes(bytes, at, data, 0, data.length);
+    this.check('write');
   }
 
   /**
@@ -259,6 +274,23 @@ export abstract class SharedMemory extends Handle {
     this.#buffer = undefined;
     this.#bytes = undefined;
     native.detachMapping(buffer);
+  }
+
+  /**
+   * @internal Throws if the handle is closed, or if another process
+   * truncated the segment under this mapping (see {@link truncatedError}).
+   */
+  override check(what: string): void {
+    super.check(what);
+    if (this.#slot >= 0 && Atomics.load(truncation(), this.#slot) !== 0) throw this.truncatedError(what);
+  }
+
+  /** @internal */
+  truncatedError(what: string): IpcError {
+    return new IpcError('ERR_IPC_SIZE_MISMATCH',
+      `${what} on ${this.address}: another process truncated the segment below the ${this.#size} bytes this mapping has. ` +
+      'Pages past its new end are gone: this process sees private zeros there, and nothing written there reaches anyone. ' +
+      'Close the segment and open it again (stat().size tells its size now).', { address: this.address });
   }
 
   /** @internal */

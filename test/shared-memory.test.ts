@@ -5,10 +5,10 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { IpcError, Mutex, PosixSharedMemory, SHM_MAX_SIZE, SysvSharedMemory } from '../src/index.js';
+import { IpcError, Mutex, PosixSharedMemory, SHM_MAX_SIZE, Semaphore, SysvSharedMemory } from '../src/index.js';
 import { ObjectTracker, openFds } from './helpers/objects.js';
 import { Peer, killAllPeers } from './helpers/peer.js';
-import { throwsWith } from './helpers/assert.js';
+import { rejectsWith, throwsWith } from './helpers/assert.js';
 
 const objects = new ObjectTracker();
 after(async () => {
@@ -262,6 +262,74 @@ libc.shmdt(ctypes.c_void_p(addr))`, String(key)], { encoding: 'utf8' });
     for (const size of [0, -1, 2.5]) throwsWith(() => SysvSharedMemory.create(key, { size }), 'ERR_IPC_INVALID_ARGUMENT');
     throwsWith(() => SysvSharedMemory.open(0x7ffffff0 + (key & 0xf)), 'ENOENT');
     throwsWith(() => SysvSharedMemory.open({ id: 0x7ffffff0 }), 'EINVAL');
+  });
+});
+
+describe('a segment another process truncates', () => {
+  /** A POSIX segment of three pages, with `truncate -s <to>` (another program) run on it. */
+  function truncated(to: number): { shm: PosixSharedMemory; name: string; before: PosixSharedMemory } {
+    const name = objects.shmName('trunc');
+    const shm = PosixSharedMemory.create(name, { size: 3 * 4096 });
+    shm.write(Buffer.from('first page'), 0);
+    shm.write(Buffer.from('third page'), 8192);
+    const before = PosixSharedMemory.open(name);
+    execFileSync('truncate', ['-s', String(to), `/dev/shm${name}`]);
+    return { shm, name, before };
+  }
+
+  it('read, readInto and write fail with ERR_IPC_SIZE_MISMATCH instead of a SIGBUS that kills the process', () => {
+    const { shm, name, before } = truncated(100);
+    const gone = /^read on .*: another process truncated the segment below the 12288 bytes this mapping has\. .*Close the segment and open it again/;
+    throwsWith(() => shm.read(8192, 10), 'ERR_IPC_SIZE_MISMATCH', gone);
+    // The mapping is flagged: every later call says so, even within what is left.
+    throwsWith(() => shm.read(0, 10), 'ERR_IPC_SIZE_MISMATCH', /truncated/);
+    throwsWith(() => shm.write(Buffer.from('x'), 0), 'ERR_IPC_SIZE_MISMATCH', /^write on/);
+    // Another mapping of the same segment is flagged by its own first fault.
+    assert.equal(before.read(0, 10).toString(), 'first page');
+    throwsWith(() => before.readInto(Buffer.alloc(4), 4096), 'ERR_IPC_SIZE_MISMATCH', /^readInto on/);
+    // Raw access through the buffer does not fault either: private zeros past the end.
+    const raw = new Uint8Array(shm.buffer);
+    assert.equal(raw[8192], 0);
+    raw[8192] = 7;
+    assert.deepEqual(PosixSharedMemory.stat(name).size, 100);
+    // Reopened, it is the 100-byte segment it now is.
+    shm.close();
+    before.close();
+    using again = PosixSharedMemory.open(name);
+    assert.equal(again.size, 100);
+    assert.equal(again.read(0, 10).toString(), 'first page');
+    again.unlink();
+  });
+
+  it('a lock whose words were cut off fails with ERR_IPC_SIZE_MISMATCH; one whose words remain still unlocks', async () => {
+    const name = objects.shmName('trunc-lock');
+    const shm = PosixSharedMemory.create(name, { size: 3 * 4096 });
+    const kept = Mutex.create(shm, 0);
+    const cut = Mutex.create(shm, 8192);
+    const sem = Semaphore.create(shm, 8192 + 64, { value: 1 });
+    kept.lockSync();
+    execFileSync('truncate', ['-s', '4096', `/dev/shm${name}`]);
+    throwsWith(() => cut.lockSync(), 'ERR_IPC_SIZE_MISMATCH', /^lock on .*truncated/);
+    throwsWith(() => cut.tryLock(), 'ERR_IPC_SIZE_MISMATCH');
+    await rejectsWith(() => cut.lock({ timeout: 1000 }), 'ERR_IPC_SIZE_MISMATCH');
+    throwsWith(() => sem.waitSync({ timeout: 1000 }), 'ERR_IPC_SIZE_MISMATCH');
+    // The page holding `kept` is still the segment's: unlocking releases it for every process.
+    kept.unlock();
+    using other = PosixSharedMemory.open(name);
+    assert.equal(Mutex.open(other, 0).locked, false);
+    shm.close();
+    other.unlink();
+  });
+
+  it('a SIGBUS that is not a truncated segment still takes its default action', () => {
+    const script = `import(${JSON.stringify(new URL('../src/index.js', import.meta.url).href)}).then((m) => {
+      const shm = m.PosixSharedMemory.create('${objects.shmName('bus')}', { size: 4096 });
+      shm.unlink();
+      process.kill(process.pid, 'SIGBUS');
+      setTimeout(() => console.log('survived'), 1000);
+    })`;
+    const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10_000 });
+    assert.deepEqual([result.status, result.signal, result.stdout], [null, 'SIGBUS', '']);
   });
 });
 
