@@ -15,22 +15,25 @@ const work = [
   { id: 3, kind: 'count', text: 'jumps over the lazy dog again', priority: 1 },
   { id: 4, kind: 'shout', text: 'coffee is ready', priority: 5 },
 ];
-for (const { priority, ...job } of work) {
-  await jobs.send(job, { priority });
-  console.log(`dispatcher: queued job ${job.id} (${job.kind}) at priority ${priority}`);
-}
+try {
+  for (const { priority, ...job } of work) {
+    await jobs.send(job, { priority });
+    console.log(`dispatcher: queued job ${job.id} (${job.kind}) at priority ${priority}`);
+  }
 
-// Shouts first (type 2), then counts (type 1): the System V queue lets the
-// receiver choose by type whatever order they arrived in.
-for (const type of [2, 2, 1, 1]) {
-  const { data } = await results.receive({ type, timeout: 30_000 });
-  console.log(`dispatcher: result of job ${data.id} from worker ${data.worker}: ${JSON.stringify(data.output)}`);
-}
+  // Shouts first (type 2), then counts (type 1): the System V queue lets the
+  // receiver choose by type whatever order they arrived in.
+  for (const type of [2, 2, 1, 1]) {
+    const { data } = await results.receive({ type, timeout: 30_000 });
+    console.log(`dispatcher: result of job ${data.id} from worker ${data.worker}: ${JSON.stringify(data.output)}`);
+  }
 
-await jobs.send({ kind: 'stop' });
-jobs.close();
-// The worker may still hold the queues open; removing them now is safe:
-// its handles keep working until it closes them.
-PosixMessageQueue.unlink(jobsName);
-results.remove();
+  await jobs.send({ kind: 'stop' });
+} finally {
+  // Removed whatever happened (a worker that never answered): queues outlive their processes.
+  // The worker may still hold them open; its handles keep working until it closes them.
+  jobs.close();
+  PosixMessageQueue.unlink(jobsName);
+  results.remove();
+}
 console.log('dispatcher: done, queues removed');
