@@ -4,14 +4,15 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Fifo, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, formatKey } from '../src/index.js';
 import { native } from '../src/native.js';
-import { all, describeRun, fails, ipckit, ok } from './helpers/cli.js';
+import { CLI, all, describeRun, fails, ipckit, ok } from './helpers/cli.js';
 import { ObjectTracker, sysvQueueKeys, sysvQueues } from './helpers/objects.js';
-import { killAllPeers, runningChildren } from './helpers/peer.js';
+import { killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
 
 const objects = new ObjectTracker();
 
@@ -170,6 +171,49 @@ describe('ipckit --json failures', () => {
     // "--json" after "--" belongs to the pipeline's commands, not to ipckit.
     const text = await fails(['pipe', 'run', '--', 'no-such-command-ipckit', '--json'], 1, 'ENOENT');
     assert.ok(text.startsWith('ENOENT: '), text);
+  });
+});
+
+describe('ipckit and a stdout that cannot be written', () => {
+  /** Runs `ipckit <args>` with its stdout /dev/full, where every write fails with ENOSPC. */
+  async function intoFullDevice(args: string[]): Promise<{ status: number | null; stderr: string }> {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const child = trackChild(spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', full, 'pipe'] }));
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+      const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      return { status, stderr };
+    } finally {
+      closeSync(full);
+    }
+  }
+
+  it('a failed write is the command\'s failure, reported once; a consumer names the message it lost', async (t) => {
+    if (!existsSync('/dev/full')) {
+      t.skip('no /dev/full on this machine');
+      return;
+    }
+    const name = objects.name();
+    const segment = objects.shmName();
+    using q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 64 });
+    PosixSharedMemory.create(segment, { size: 16 }).close();
+    q.sendSync(Buffer.from('one'));
+    q.sendSync(Buffer.from('two'));
+    const [recv, read, list] = await all([
+      () => intoFullDevice(['mq', 'recv', name, '--count', '2']),
+      () => intoFullDevice(['shm', 'read', segment, '--length', '4']),
+      () => intoFullDevice(['ls', '--json']),
+    ]);
+    assert.deepEqual(recv, { status: 1, stderr: `ENOSPC: Message 1 of 2 (priority 0, 3 bytes) was taken from ${name} but could not be printed: ` +
+      `writing to stdout failed with ENOSPC. That message is lost (a queue cannot take one back); the messages not taken stay in ${name}.\n` });
+    assert.equal(q.tryReceive()?.data.toString(), 'two');
+    assert.deepEqual(read, { status: 1, stderr: 'ENOSPC: write stdout failed: No space left on device (ENOSPC)\n' });
+    assert.deepEqual([list!.status, JSON.parse(list!.stderr)], [1, { error: {
+      code: 'ENOSPC', message: 'write stdout failed: No space left on device (ENOSPC)', errno: -28, syscall: 'write', address: 'stdout',
+    } }]);
+    q.unlink();
+    PosixSharedMemory.unlink(segment);
   });
 });
 

@@ -95,7 +95,7 @@ export class ConsumerOutput implements Disposable {
    * fails, throws the error `lost` describes (exit 1).
    */
   async print(data: string | Uint8Array, lost: LostAccount): Promise<void> {
-    const err = await writeOut(data);
+    const err = await writeOut(data, { report: 'caller' });
     if (err === undefined) return;
     // A stream destroyed by an earlier failure (ERR_STREAM_DESTROYED) failed with EPIPE then.
     const code = (typeof err.code === 'string' && /^E[A-Z0-9]+$/.test(err.code) ? err.code : 'EPIPE') as IpcErrorCode;

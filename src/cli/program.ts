@@ -6,7 +6,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { IpcError } from '../errors.js';
+import { IpcError, systemError } from '../errors.js';
 
 /** A command-line option of a leaf command. */
 export interface OptionSpec {
@@ -136,6 +136,9 @@ function unmark(arg: string): string {
 
 let outputClosed = false;
 
+/** Failed writes that their writer reports itself (a consumer naming what it lost). */
+const reportedByWriter = new WeakSet<Error>();
+
 /**
  * Whether the reader of stdout went away (EPIPE, as in `ipckit … | head -1`).
  * Commands that only show something (the tour, `shm read`) stop printing
@@ -155,10 +158,16 @@ export async function runCommandLine(root: Group, argv: string[], rootPath: stri
   // Until the options are parsed (a usage error may come first), --json anywhere before "--" counts.
   const end = argv.indexOf('--');
   let json = (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+  let writeFailed = false;
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    // A closed pipe is the reader's choice, not a failure; anything else is.
-    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') outputClosed = true;
-    else process.exitCode = 1;
+    outputClosed = true;
+    // A closed pipe is the reader's choice, not a failure; anything else (a full disk) is,
+    // reported once (a file's stream reports each failed write).
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED' || reportedByWriter.has(err) || writeFailed) return;
+    writeFailed = true;
+    const failure = typeof err.errno === 'number' ? systemError(err.errno, 'write', 'stdout')
+      : new IpcError('ERR_IPC_INTERNAL', `Writing to stdout failed: ${err.message}`);
+    process.exitCode = reportFailure(failure, json);
   });
   let path = rootPath;
   let command: Command = root;
@@ -247,12 +256,19 @@ export function printJson(value: unknown): void {
 
 /**
  * Writes to stdout and waits until the write is done (the bytes are in the
- * kernel's hands); resolves to the error if it failed.
+ * kernel's hands); resolves to the error if it failed. `report: 'caller'`:
+ * the caller reports a failure itself, else it is reported as the command's
+ * failure (exit 1), unless the reader merely left (EPIPE).
  */
-export function writeOut(data: string | Uint8Array): Promise<NodeJS.ErrnoException | undefined> {
+export function writeOut(data: string | Uint8Array, { report = 'command' }: { report?: 'caller' | 'command' } = {}):
+  Promise<NodeJS.ErrnoException | undefined> {
   return new Promise((resolve) => {
     process.stdout.write(data, (err) => {
-      if (err) outputClosed = true;
+      if (err) {
+        outputClosed = true;
+        // Before the stream's 'error' event, which comes on a later tick.
+        if (report === 'caller') reportedByWriter.add(err);
+      }
       resolve(err ?? undefined);
     });
   });
