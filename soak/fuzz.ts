@@ -1,0 +1,1459 @@
+/**
+ * The fuzzing section: every decoder of what another process controls —
+ * bytes on a stream or in a queue, names and addresses, signal names, the
+ * words of a lock in shared memory, object names the inventory reads back
+ * from /proc — fed by fast-check with random inputs, mutated valid
+ * encodings and crafted edge cases.
+ *
+ * Properties, per decoder: it returns the documented result or throws an
+ * IpcError with one of the documented codes (anything else is a crash); no
+ * call takes longer than its bound (the slowest is reported); round-trips
+ * are the identity; stream decoders agree with a reference decoder and
+ * refuse an oversized length prefix before reading on.
+ *
+ * The fuzzing runs in a child process, watched through a heartbeat in
+ * shared memory: a call that never returns, or a native fault that kills
+ * the process, is reported against the decoder that was running, with the
+ * fast-check seed that regenerates the input, and the others go on in a new
+ * child. Decoders take turns in slices until each has had GOAL inputs or
+ * the budget is spent. Every kernel object the child creates is named by
+ * the parent, or recorded in the heartbeat, and removed at the end.
+ */
+import { fork } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
+import { decode as msgpackReference, encode as msgpackEncode } from '@msgpack/msgpack';
+import fc from 'fast-check';
+import { printable } from '../src/cli/commands/ls.js';
+import { type CommandContext, bytesForJson, intOption, modeOption } from '../src/cli/program.js';
+import { IpcError } from '../src/errors.js';
+import { POSIX_NAME_MAX, checkPosixName, formatKey, parseAddress, resolveSysvAddress } from '../src/internal/address.js';
+import { type Codec, decodeWith, encodeWith, resolveCodec } from '../src/internal/codec.js';
+import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, frame } from '../src/internal/framing.js';
+import { listIpcObjects } from '../src/inventory.js';
+import { Mutex, SEM_VALUE_MAX, Semaphore } from '../src/lock.js';
+import { MQ_PRIO_MAX, PosixMessageQueue, SYSV_TYPE_MAX, SysvMessageQueue } from '../src/message-queue.js';
+import { native } from '../src/native.js';
+import { pipe } from '../src/pipe.js';
+import { PosixSharedMemory } from '../src/shared-memory.js';
+import { listenForSignals, sendSignal, signalName, signalNumber } from '../src/signal.js';
+import { type Section, type SectionResult, runStandalone } from './report.js';
+
+/** Inputs per decoder after which it stops, when the budget allows that many. */
+const GOAL = 1_000_000;
+/** A heartbeat that stands still this long is a hung call: the child is killed. */
+const HANG_MS = 20_000;
+/** Longest slice a decoder gets before the next one's turn, ms. */
+const MAX_SLICE_MS = 1000;
+/** A new child is not worth starting with less time than this left, ms. */
+const MIN_CHILD_MS = 2000;
+/** Marks the child process (its value: the {@link ChildConfig} as JSON). */
+const CHILD_ENV = 'IPCKIT_FUZZ_CHILD';
+const SELF = fileURLToPath(import.meta.url);
+
+// ---------------------------------------------------------------------------
+// Checking one call
+
+/** A property that does not hold: fast-check shrinks the input that caused it. */
+class Violation extends Error {}
+
+/** Which IpcError codes a call may throw. */
+type Codes = (code: string) => boolean;
+const codes = (...list: string[]): Codes => (code) => list.includes(code);
+/** System errors keep their errno name (ENOENT, EACCES, ...). */
+const errnoOr = (...list: string[]): Codes => (code) => list.includes(code) || /^E[A-Z0-9]+$/.test(code);
+const NO_ERROR: Codes = () => false;
+
+type Outcome<R> = { ok: true; value: R } | { ok: false; error: IpcError };
+
+/** What a non-IpcError throw was, with where it came from. */
+function describeThrow(err: unknown): string {
+  if (!(err instanceof Error)) return `threw a non-Error ${fc.stringify(err)}`;
+  const frames = (err.stack ?? '').split('\n').slice(1, 5).map((line) => line.trim()).join(' < ');
+  return `threw ${err.name}: ${err.message} [${frames}]`;
+}
+
+/** Times the calls of one decoder and checks what they throw. */
+class Meter {
+  slowestMs = 0;
+
+  constructor(readonly boundMs: number) {}
+
+  call<R>(fn: () => R, allowed: Codes): Outcome<R> {
+    const t0 = performance.now();
+    let outcome: Outcome<R> | undefined;
+    let thrown: unknown;
+    try {
+      outcome = { ok: true, value: fn() };
+    } catch (err) {
+      if (err instanceof IpcError && allowed(err.code)) outcome = { ok: false, error: err };
+      else thrown = err;
+    }
+    const ms = performance.now() - t0;
+    if (ms > this.slowestMs) this.slowestMs = ms;
+    if (outcome === undefined) {
+      throw new Violation(thrown instanceof IpcError ? `threw IpcError ${thrown.code} (not documented here): ${thrown.message}` : describeThrow(thrown));
+    }
+    if (ms > this.boundMs) throw new Violation(`a call took ${ms.toFixed(0)} ms, more than its bound of ${this.boundMs} ms`);
+    return outcome;
+  }
+}
+
+function expect(condition: boolean, what: string): void {
+  if (!condition) throw new Violation(what);
+}
+
+/** A value as a failure message shows it: invisible and line-breaking characters escaped. */
+function shown(value: unknown, max = 300): string {
+  const text = fc.stringify(value).replace(/[\x7f-\x9f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** Whether `s` holds a lone UTF-16 surrogate (with /u, only unpaired ones are code points of category Cs). */
+const hasLoneSurrogate = (s: string): boolean => /\p{Cs}/u.test(s);
+
+const bytesOf = (view: ArrayBufferView): Buffer => Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+
+function kindOf(v: object): unknown {
+  if (Array.isArray(v)) return 'array';
+  if (v instanceof Date) return 'date';
+  if (ArrayBuffer.isView(v)) return 'bytes';
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === null || proto === Object.prototype ? 'object' : proto;
+}
+
+/**
+ * Deep equality of decoded values, without recursion (decoders may return
+ * deep values): own keys (`__proto__` included), bytes by content, dates by
+ * time, numbers by value (NaN equals NaN; -0 equals 0, as neither JSON nor
+ * MessagePack integers keep the sign of zero).
+ */
+function same(a: unknown, b: unknown): boolean {
+  const pending: [unknown, unknown][] = [[a, b]];
+  while (pending.length > 0) {
+    const [x, y] = pending.pop()!;
+    if (typeof x === 'number' && typeof y === 'number') {
+      if (x === y || (Number.isNaN(x) && Number.isNaN(y))) continue;
+      return false;
+    }
+    if (x === y) continue;
+    if (typeof x !== 'object' || typeof y !== 'object' || x === null || y === null) return false;
+    if (kindOf(x) !== kindOf(y)) return false;
+    if (x instanceof Date) {
+      const [tx, ty] = [x.getTime(), (y as Date).getTime()];
+      if (tx !== ty && !(Number.isNaN(tx) && Number.isNaN(ty))) return false;
+      continue;
+    }
+    if (ArrayBuffer.isView(x)) {
+      if (!bytesOf(x).equals(bytesOf(y as ArrayBufferView))) return false;
+      continue;
+    }
+    if (Array.isArray(x) && x.length !== (y as unknown[]).length) return false;
+    const keys = Object.keys(x);
+    if (keys.length !== Object.keys(y).length) return false;
+    for (const key of keys) {
+      const there = Object.getOwnPropertyDescriptor(y, key);
+      if (there === undefined) return false;
+      pending.push([Object.getOwnPropertyDescriptor(x, key)!.value, there.value]);
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Inputs shared by several decoders
+
+/** One UTF-16 unit of a hostile string: printable ASCII, any code point, lone surrogates, separators and controls. */
+const hostileChar = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)) },
+  { weight: 2, arbitrary: fc.integer({ min: 0, max: 0x10ffff }).map((c) => String.fromCodePoint(c)) },
+  { weight: 1, arbitrary: fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c)) },
+  { weight: 2, arbitrary: fc.constantFrom('\0', '\n', '\r', '\t', '\x1b', '\x7f', '\x85', '\x9b', '\u2028', '\u2029', '\ufeff', '\u202e', '/', '\\', '.', ' ', ':', 'é') },
+);
+const hostileText = (maxLength: number): fc.Arbitrary<string> => fc.string({ unit: hostileChar, maxLength });
+
+const utf8 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
+
+interface Edit {
+  at: number;
+  op: 'flip' | 'set' | 'insert' | 'delete' | 'cut';
+  byte: number;
+}
+
+function applyEdits(bytes: Uint8Array, edits: Edit[]): Uint8Array {
+  const out = [...bytes];
+  for (const { at, op, byte } of edits) {
+    const i = at % (out.length + 1);
+    if (op === 'insert') out.splice(i, 0, byte);
+    else if (op === 'cut') out.length = i;
+    else if (i < out.length) {
+      if (op === 'flip') out[i] = out[i]! ^ (1 << (byte & 7));
+      else if (op === 'set') out[i] = byte;
+      else out.splice(i, 1);
+    }
+  }
+  return Uint8Array.from(out);
+}
+
+/** A valid encoding with a few bytes flipped, set, inserted, deleted, or cut off. */
+function mutated(valid: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Uint8Array> {
+  const edit = fc.record({ at: fc.nat(), op: fc.constantFrom<Edit['op']>('flip', 'set', 'insert', 'delete', 'cut'), byte: fc.integer({ min: 0, max: 255 }) });
+  return fc.tuple(valid, fc.array(edit, { minLength: 1, maxLength: 4 })).map(([bytes, edits]) => applyEdits(bytes, edits));
+}
+
+/** Object keys, with the ones that have meaning to JavaScript. */
+const objectKey = fc.oneof(hostileText(10), fc.constantFrom('__proto__', 'constructor', 'toString', 'hasOwnProperty', '0', '1', ''));
+
+/** JSON values, strings with any UTF-16 content. */
+const { json: jsonValue } = fc.letrec<{ json: unknown }>((tie) => ({
+  json: fc.oneof(
+    { maxDepth: 4, depthIdentifier: 'json' },
+    fc.constant(null),
+    fc.boolean(),
+    fc.integer(),
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    hostileText(24),
+    fc.array(tie('json'), { maxLength: 5, depthIdentifier: 'json' }),
+    fc.dictionary(objectKey, tie('json'), { maxKeys: 5, depthIdentifier: 'json' }),
+  ),
+}));
+
+/** Values MessagePack carries: JSON's, plus NaN and infinities, safe integers, bytes and dates. */
+const { value: msgpackValue } = fc.letrec<{ value: unknown }>((tie) => ({
+  value: fc.oneof(
+    { maxDepth: 4, depthIdentifier: 'msgpack' },
+    fc.constant(null),
+    fc.boolean(),
+    fc.integer(),
+    fc.maxSafeInteger(),
+    fc.double(),
+    hostileText(24),
+    fc.uint8Array({ maxLength: 32 }),
+    fc.date(),
+    fc.array(tie('value'), { maxLength: 5, depthIdentifier: 'msgpack' }),
+    fc.dictionary(objectKey, tie('value'), { maxKeys: 5, depthIdentifier: 'msgpack' }),
+  ),
+}));
+
+const jsonBytes = jsonValue.map((v) => utf8(JSON.stringify(v)));
+const msgpackBytes = msgpackValue.map((v) => {
+  try {
+    return msgpackEncode(v);
+  } catch {
+    return new Uint8Array(0);
+  }
+});
+
+/** Nesting depths: shallow, past the usual recursion limits, and far past them (rarely: such inputs are slow). */
+const nesting = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: 1, max: 200 }) },
+  { weight: 2, arbitrary: fc.integer({ min: 1000, max: 20_000 }) },
+  { weight: 1, arbitrary: fc.constant(100_000) },
+);
+
+/** Arbitrary bytes as JSON text: random, mutated valid text, deep nesting, and numbers and strings at JSON's edges. */
+const jsonInput = fc.oneof(
+  { weight: 6, arbitrary: fc.uint8Array({ maxLength: 256 }) },
+  { weight: 6, arbitrary: mutated(jsonBytes) },
+  { weight: 4, arbitrary: jsonBytes },
+  { weight: 4, arbitrary: hostileText(64).map(utf8) },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(nesting, fc.constantFrom('[', '{"a":'), fc.boolean()).map(([depth, open, closed]) =>
+      utf8(open.repeat(depth) + (closed ? `1${(open === '[' ? ']' : '}').repeat(depth)}` : ''))),
+  },
+  { weight: 2, arbitrary: fc.constantFrom('1e400', '-1e400', '"\\ud800"', '{"__proto__":{"polluted":1}}', '\ufeff{}', ' 0 ', 'nul', '[1,]', '9'.repeat(400), '"\\u0000"').map(utf8) },
+);
+
+/** MessagePack headers that announce more than the message holds, and timestamps out of range. */
+const msgpackHeaders = fc.constantFrom(
+  [0xdd, 0xff, 0xff, 0xff, 0xff], [0xdf, 0xff, 0xff, 0xff, 0xff], [0xc6, 0xff, 0xff, 0xff, 0xff], [0xdb, 0xff, 0xff, 0xff, 0xff],
+  [0xc9, 0xff, 0xff, 0xff, 0xff, 0x01], [0xc9, 0x00, 0x00, 0x00, 0x0c, 0xff], [0xd7, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+  [0xc7, 0x0c, 0xff, 0xff, 0xff, 0xff, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0], [0xd6, 0xff, 0, 0, 0, 0], [0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+  [0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0], [0xc1], [0x81, 0x80, 0x01], [0x81, 0x91, 0x01, 0x02], [0x81, 0xa9, ...Buffer.from('__proto__'), 0x80],
+);
+
+/** Arbitrary bytes as MessagePack: random, mutated valid encodings, lying headers, deep nesting. */
+const msgpackInput = fc.oneof(
+  { weight: 6, arbitrary: fc.uint8Array({ maxLength: 256 }) },
+  { weight: 6, arbitrary: mutated(msgpackBytes) },
+  { weight: 4, arbitrary: msgpackBytes },
+  { weight: 4, arbitrary: fc.tuple(msgpackHeaders, fc.uint8Array({ maxLength: 16 })).map(([head, tail]) => Uint8Array.from([...head, ...tail])) },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(nesting, fc.constantFrom([0x91], [0x81, 0xa1, 0x61]), fc.boolean()).map(([depth, open, closed]) => {
+      const out = new Uint8Array(depth * open.length + (closed ? 1 : 0));
+      for (let i = 0; i < depth; i++) out.set(open, i * open.length);
+      if (closed) out[out.length - 1] = 0xc0;
+      return out;
+    }),
+  },
+);
+
+// ---------------------------------------------------------------------------
+// Framing: the reference decoder, and a byte source that hands out chunks as told
+
+type StreamEnd = 'end' | 'ERR_IPC_FRAMING' | 'ERR_IPC_MESSAGE_TOO_LARGE';
+
+/** What a framed stream holds: its messages, how it ends, and where a refused prefix ends. */
+function referenceFrames(bytes: Uint8Array, max: number): { frames: Buffer[]; end: StreamEnd; prefixEnd: number } {
+  const buf = bytesOf(bytes);
+  const frames: Buffer[] = [];
+  for (let at = 0; ;) {
+    if (at === buf.length) return { frames, end: 'end', prefixEnd: 0 };
+    if (buf.length - at < FRAME_HEADER) return { frames, end: 'ERR_IPC_FRAMING', prefixEnd: 0 };
+    const length = buf.readUInt32BE(at);
+    if (length > max) return { frames, end: 'ERR_IPC_MESSAGE_TOO_LARGE', prefixEnd: at + FRAME_HEADER };
+    if (buf.length - at - FRAME_HEADER < length) return { frames, end: 'ERR_IPC_FRAMING', prefixEnd: 0 };
+    frames.push(buf.subarray(at + FRAME_HEADER, at + FRAME_HEADER + length));
+    at += FRAME_HEADER + length;
+  }
+}
+
+/** Hands out `bytes` in chunks of the sizes given (cycled), with "nothing yet" at the steps marked in `stalls`. */
+class ScriptedSource implements ByteSource {
+  #at = 0;
+  #step = 0;
+  /** Where the latest chunk began. */
+  lastChunkAt = 0;
+
+  constructor(readonly bytes: Uint8Array, readonly sizes: number[], readonly stalls: boolean[]) {}
+
+  get handedOut(): number {
+    return this.#at;
+  }
+
+  readChunk(max: number): Buffer | null | undefined {
+    const step = this.#step++;
+    if (step < this.stalls.length && this.stalls[step]) return undefined;
+    if (this.#at >= this.bytes.length) return null;
+    const wanted = this.sizes.length === 0 ? max : this.sizes[step % this.sizes.length]!;
+    const size = Math.min(max, wanted, this.bytes.length - this.#at);
+    if (size < 1) throw new Violation(`readChunk was asked for at most ${max} bytes`);
+    this.lastChunkAt = this.#at;
+    // A copy: the reader may keep the chunk.
+    const chunk = Buffer.from(this.bytes.subarray(this.#at, this.#at + size));
+    this.#at += size;
+    return chunk;
+  }
+}
+
+const FRAMING_CODES = codes('ERR_IPC_FRAMING', 'ERR_IPC_MESSAGE_TOO_LARGE');
+
+/** Calls `next` until the stream ends (null) or fails; `undefined` means "call again". */
+function readAll(next: () => Buffer | null | undefined, meter: Meter, limit: number): { frames: Buffer[]; end: StreamEnd; error?: IpcError } {
+  const frames: Buffer[] = [];
+  for (let i = 0; i < limit; i++) {
+    const r = meter.call(next, FRAMING_CODES);
+    if (!r.ok) return { frames, end: r.error.code as StreamEnd, error: r.error };
+    if (r.value === null) return { frames, end: 'end' };
+    if (r.value !== undefined) frames.push(Buffer.from(r.value));
+  }
+  throw new Violation(`the stream did not end after ${limit} calls`);
+}
+
+/** The frames read agree with the reference decoder, and a failed stream stays failed. */
+function checkStream(got: ReturnType<typeof readAll>, bytes: Uint8Array, max: number, meter: Meter, next: () => Buffer | null | undefined): void {
+  const want = referenceFrames(bytes, max);
+  expect(got.end === want.end, `the stream ended with ${got.end}; the reference decoder ends it with ${want.end}`);
+  expect(got.frames.length === want.frames.length, `${got.frames.length} messages read; the stream holds ${want.frames.length}`);
+  got.frames.forEach((f, i) => expect(f.equals(want.frames[i]!), `message ${i} differs from the bytes sent`));
+  if (got.error !== undefined) {
+    const again = meter.call(next, FRAMING_CODES);
+    expect(!again.ok && again.error.code === got.error.code, `after ${got.error.code}, the next read did not fail the same way`);
+  }
+}
+
+/** A framed stream: frames whose prefix tells the truth or lies (near the limits), sometimes cut short; or random bytes. */
+const frameRecord = fc.record({
+  body: fc.uint8Array({ maxLength: 48 }),
+  lie: fc.option(fc.oneof(fc.nat(96), fc.constantFrom(0x7fffffff, 0x80000000, 0xffffffff, 1 << 20, 1 << 16, MAX_FRAME)), { freq: 3 }),
+});
+const framedStream = fc.oneof(
+  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 256 }) },
+  {
+    weight: 3,
+    arbitrary: fc.tuple(fc.array(frameRecord, { maxLength: 6 }), fc.nat(5)).map(([records, cut]) => {
+      const parts = records.map(({ body, lie }) => {
+        const head = Buffer.alloc(FRAME_HEADER);
+        head.writeUInt32BE(lie ?? body.length);
+        return Buffer.concat([head, body]);
+      });
+      const all = Buffer.concat(parts);
+      return new Uint8Array(all.subarray(0, Math.max(0, all.length - cut)));
+    }),
+  },
+);
+const maxSize = fc.oneof(fc.nat(96), fc.constantFrom(0, 48, MAX_FRAME));
+
+// ---------------------------------------------------------------------------
+// Kernel objects the child creates: named by the parent, or recorded in the heartbeat
+
+/** The heartbeat: 32-bit words the child writes and the parent watches. */
+const HB = { calls: 0, target: 1, seed: 2, run: 3, shrinking: 4, sysvKey: 5, pendingKind: 6, pendingLength: 7 } as const;
+const HB_WORDS = 8;
+/** A POSIX object the child is about to create, so that the parent can remove it if the child dies: its name's bytes. */
+const PENDING_AT = HB_WORDS * 4;
+const PENDING_MAX = 1024;
+const HB_BYTES = PENDING_AT + PENDING_MAX;
+const PENDING_SHM = 1;
+const PENDING_MQ = 2;
+
+interface ObjectNames {
+  heartbeat: string;
+  lockSegment: string;
+  queue: string;
+  /** Prefix of the objects the inventory decoder names. */
+  inventory: string;
+}
+
+interface ChildConfig {
+  names: ObjectNames;
+  deadline: number;
+  /** Indexes into {@link TARGETS}, with how many inputs each still needs. */
+  targets: number[];
+  goals: number[];
+}
+
+/** The child's heartbeat and objects (set only in the child). */
+let heartbeat: Int32Array | undefined;
+let childNames: ObjectNames | undefined;
+const cleanups: (() => void)[] = [];
+
+function hb(): Int32Array {
+  if (heartbeat === undefined) throw new Error('kernel objects exist only in the fuzzing child');
+  return heartbeat;
+}
+
+function names(): ObjectNames {
+  if (childNames === undefined) throw new Error('kernel objects exist only in the fuzzing child');
+  return childNames;
+}
+
+/** Makes a kernel object on first use, and closes and removes it when the child ends. */
+function lazy<T>(make: () => { value: T; remove: () => void }): () => T {
+  let made: { value: T } | undefined;
+  return () => {
+    if (made === undefined) {
+      const { value, remove } = make();
+      made = { value };
+      cleanups.push(remove);
+    }
+    return made.value;
+  };
+}
+
+/** Writes the name of a POSIX object about to be created into the heartbeat; `undefined` clears it. */
+function recordPending(kind: number, name?: string): void {
+  const words = hb();
+  if (name === undefined) {
+    Atomics.store(words, HB.pendingKind, 0);
+    return;
+  }
+  const bytes = Buffer.from(name, 'utf8');
+  new Uint8Array(words.buffer, PENDING_AT, PENDING_MAX).set(bytes.subarray(0, PENDING_MAX));
+  Atomics.store(words, HB.pendingLength, bytes.length);
+  Atomics.store(words, HB.pendingKind, kind);
+}
+
+function removeQuietly(remove: () => void): void {
+  try {
+    remove();
+  } catch (err) {
+    // Already gone is what we want.
+    if (!(err instanceof IpcError) || !['ENOENT', 'EINVAL', 'EIDRM'].includes(err.code)) throw err;
+  }
+}
+
+const lockSegment = lazy(() => {
+  const segment = PosixSharedMemory.create(names().lockSegment, { size: 64 });
+  return { value: segment, remove: () => { segment.close(); removeQuietly(() => PosixSharedMemory.unlink(segment.name)); } };
+});
+
+const MQ_DEPTH = 8;
+const MQ_MESSAGE_SIZE = 512;
+const SYSV_MESSAGE_SIZE = 256;
+
+type CodecName = 'raw' | 'json' | 'msgpack';
+const CODEC_NAMES: CodecName[] = ['raw', 'json', 'msgpack'];
+
+const posixQueues = lazy(() => {
+  const name = names().queue;
+  const raw = PosixMessageQueue.create(name, { maxMessages: MQ_DEPTH, maxMessageSize: MQ_MESSAGE_SIZE });
+  const readers = {
+    raw,
+    json: PosixMessageQueue.open<unknown>(name, { codec: 'json', access: 'read' }),
+    msgpack: PosixMessageQueue.open<unknown>(name, { codec: 'msgpack', access: 'read' }),
+  };
+  return {
+    value: readers,
+    remove: () => {
+      for (const q of Object.values(readers)) q.close();
+      removeQuietly(() => PosixMessageQueue.unlink(name));
+    },
+  };
+});
+
+const sysvQueues = lazy(() => {
+  let raw: SysvMessageQueue | undefined;
+  for (let attempt = 0; raw === undefined; attempt++) {
+    const key = randomInt(1, 2 ** 32 - 1);
+    try {
+      raw = SysvMessageQueue.create(key, { mode: 0o600 });
+      Atomics.store(hb(), HB.sysvKey, key | 0);
+    } catch (err) {
+      if (!(err instanceof IpcError) || err.code !== 'EEXIST' || attempt > 20) throw err;
+    }
+  }
+  const key = raw.key;
+  const readers = {
+    raw,
+    json: SysvMessageQueue.open<unknown>(key, { codec: 'json' }),
+    msgpack: SysvMessageQueue.open<unknown>(key, { codec: 'msgpack' }),
+  };
+  return {
+    value: readers,
+    remove: () => {
+      readers.json.close();
+      readers.msgpack.close();
+      removeQuietly(() => readers.raw.remove());
+      Atomics.store(hb(), HB.sysvKey, 0);
+    },
+  };
+});
+
+/** A real-time signal ipckit does not reserve, and a listener that holds its deliveries. */
+const PEER_SIGNAL = (native.signalConstants.SIGRTMIN as number) + 3;
+const peerSignals = lazy(() => {
+  const listener = listenForSignals(PEER_SIGNAL);
+  return { value: listener, remove: () => listener.close() };
+});
+
+/** What a codec's own library makes of `bytes`; `undefined` for a decode failure. */
+function referenceDecode(codec: 'json' | 'msgpack', bytes: Uint8Array): { value: unknown } | undefined {
+  try {
+    return { value: codec === 'json' ? JSON.parse(bytesOf(bytes).toString('utf8')) : msgpackReference(bytes) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A received message's payload agrees with what was sent, decoded by the reference. */
+function checkPayload(codec: CodecName, got: Outcome<{ data: unknown } | undefined>, sent: Uint8Array, where: string): void {
+  if (codec === 'raw') {
+    expect(got.ok && got.value !== undefined && bytesOf(got.value.data as Buffer).equals(bytesOf(sent)), `${where}: the bytes received differ from the bytes sent`);
+    return;
+  }
+  const want = referenceDecode(codec, sent);
+  if (!got.ok) {
+    expect(want === undefined, `${where}: ERR_IPC_CODEC for a message the ${codec} library decodes`);
+    return;
+  }
+  expect(got.value !== undefined, `${where}: a queued message was not received`);
+  expect(want !== undefined && same(got.value!.data, want.value), `${where}: decoded ${shown(got.value!.data, 80)}; the ${codec} library decodes ${shown(want?.value, 80)}`);
+}
+
+/** A payload for a queue: random, valid or mutated JSON and MessagePack, cut to the queue's message size. */
+const queuePayload = (max: number): fc.Arbitrary<Uint8Array> =>
+  fc.oneof(fc.uint8Array({ maxLength: max }), jsonBytes, msgpackBytes, mutated(jsonBytes), mutated(msgpackBytes)).map((b) => b.subarray(0, max));
+
+// ---------------------------------------------------------------------------
+// Locks: words the child writes, some naming this process or its parent
+
+const STATE = 0;
+const STATUS = 3;
+const TID_MASK = 0x3fffffff;
+const WAITERS = 0x40000000;
+const MUTEX_MAGIC = 0x4d555458;
+const SEMAPHORE_MAGIC = 0x53454d41;
+const OWNER_DIED = 1;
+
+/** A lock word: a number, the magic of the lock's own kind, or one that names a live thread (this one, the parent) or its start time. */
+type Word = number | 'magic' | 'self' | 'self+waiters' | 'self-start' | 'parent' | 'parent+waiters' | 'parent-start';
+
+/** Low 32 bits of a thread's start time (field 22 of its stat), as lock.ts records owners. */
+function startTime(statPath: string): number {
+  const stat = readFileSync(statPath, 'utf8');
+  return Number(BigInt(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!) & 0xffffffffn) | 0;
+}
+
+let liveThreads: { tid: number; start: number; parent: number; parentStart: number } | undefined;
+
+function wordValue(word: Word, kind: LockKind): number {
+  if (typeof word === 'number') return word;
+  if (word === 'magic') return kind === 'Mutex' ? MUTEX_MAGIC : SEMAPHORE_MAGIC;
+  liveThreads ??= {
+    tid: native.gettid(), start: startTime('/proc/thread-self/stat'),
+    parent: process.ppid, parentStart: startTime(`/proc/${process.ppid}/stat`),
+  };
+  const t = liveThreads;
+  const values: Record<Exclude<Word, number | 'magic'>, number> = {
+    self: t.tid, 'self+waiters': t.tid | WAITERS, 'self-start': t.start,
+    parent: t.parent, 'parent+waiters': t.parent | WAITERS, 'parent-start': t.parentStart,
+  };
+  return values[word];
+}
+
+const word: fc.Arbitrary<Word> = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom<Word>(0, 1, 2, 3, -1, 'magic', MUTEX_MAGIC, SEMAPHORE_MAGIC, WAITERS, TID_MASK, 0x7fffffff, -0x80000000, SEM_VALUE_MAX - 1,
+      'self', 'self+waiters', 'self-start', 'parent', 'parent+waiters', 'parent-start'),
+  },
+  { weight: 1, arbitrary: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }) },
+);
+const words = fc.tuple(word, word, word, word);
+/** Initial words, most with the magic that lets open() succeed. */
+const initialWords = fc.tuple(word, word, fc.oneof({ weight: 3, arbitrary: fc.constant<Word>('magic') }, { weight: 1, arbitrary: word }), word);
+
+const LOCK_CODES = codes('ERR_IPC_INVALID_ARGUMENT', 'ERR_IPC_CORRUPTED', 'ERR_IPC_OWNER_DIED', 'ERR_IPC_NOT_RECOVERABLE', 'ERR_IPC_NOT_OWNER',
+  'ERR_IPC_DEADLOCK', 'ERR_IPC_LIMIT', 'ERR_IPC_TIMEOUT');
+
+type LockKind = 'Mutex' | 'Semaphore';
+const MUTEX_OPS = ['tryLock', 'unlock', 'markConsistent', 'lockSync0', 'lockSync2'] as const;
+const SEMAPHORE_OPS = ['tryWait', 'post', 'value', 'waitSync0', 'waitSync2'] as const;
+
+interface LockInput {
+  kind: LockKind;
+  how: 'open' | 'openOrCreate' | 'create';
+  offset: unknown;
+  options: unknown;
+  value: unknown;
+  init: Word[];
+  ops: { op: number; n: unknown; overwrite: Word[] | null }[];
+}
+
+const lockInput: fc.Arbitrary<LockInput> = fc.record({
+  kind: fc.constantFrom<LockKind>('Mutex', 'Semaphore'),
+  how: fc.constantFrom<LockInput['how']>('open', 'open', 'openOrCreate', 'create'),
+  offset: fc.oneof(
+    { weight: 8, arbitrary: fc.integer({ min: 0, max: 12 }).map((i) => i * 4) },
+    { weight: 1, arbitrary: fc.constantFrom<unknown>(-4, 1, 2, 49, 52, 64, 2 ** 32, NaN, Infinity, 1.5, '0', null, undefined) },
+  ),
+  options: fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom<unknown>({ spin: 0 }, { spin: 5 }, { spin: -1 }, { spni: 1 }, null, 'x') }),
+  value: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom<unknown>(undefined, SEM_VALUE_MAX, -1, 1.5)),
+  init: initialWords,
+  ops: fc.array(fc.record({
+    op: fc.nat(4),
+    n: fc.oneof(fc.integer({ min: 1, max: 3 }), fc.constantFrom<unknown>(0, -1, SEM_VALUE_MAX, 1.5, '1')),
+    overwrite: fc.option(words, { freq: 4 }),
+  }), { maxLength: 6 }),
+});
+
+function checkLock(input: LockInput, meter: Meter): void {
+  const segment = lockSegment();
+  const all = new Int32Array(segment.buffer, 0, 16);
+  all.fill(0);
+  const validOffset = typeof input.offset === 'number' && Number.isInteger(input.offset) && input.offset >= 0 && input.offset <= 48 && input.offset % 4 === 0;
+  const base = validOffset ? (input.offset as number) / 4 : 0;
+  const w = all.subarray(base, base + 4);
+  input.init.forEach((v, i) => { w[i] = wordValue(v, input.kind); });
+  const before = Array.from(all);
+  const factory = input.kind === 'Mutex' ? Mutex : Semaphore;
+  const options = input.kind === 'Semaphore' && input.how !== 'open' && input.options === undefined ? { value: input.value } : input.options;
+  const opened = meter.call(() => (factory[input.how] as (s: PosixSharedMemory, o: number, opts?: unknown) => Mutex | Semaphore)(segment, input.offset as number, options), LOCK_CODES);
+  if (!opened.ok || input.how === 'open') {
+    expect(isDeepStrictEqual(Array.from(all), before), `${input.kind}.${input.how} ${opened.ok ? 'opened' : `refused with ${opened.error.code}`}, but changed the words`);
+  }
+  if (!opened.ok) return;
+  const tid = wordValue('self', input.kind);
+  const owner = (): number => w[STATE]! & TID_MASK;
+  for (const { op, n, overwrite } of input.ops) {
+    if (overwrite !== null) overwrite.forEach((v, i) => { w[i] = wordValue(v, input.kind); });
+    const was = Array.from(w);
+    const unchanged = (): boolean => isDeepStrictEqual(Array.from(w), was);
+    if (opened.value instanceof Mutex) {
+      const mutex = opened.value;
+      const name = MUTEX_OPS[op]!;
+      const r = meter.call(() => {
+        if (name === 'tryLock') return mutex.tryLock();
+        if (name === 'unlock') return mutex.unlock();
+        if (name === 'markConsistent') return mutex.markConsistent();
+        return mutex.lockSync({ timeout: name === 'lockSync0' ? 0 : 2 });
+      }, LOCK_CODES);
+      const heldBefore = (was[STATE]! & TID_MASK) === tid;
+      const code = r.ok ? 'ok' : r.error.code;
+      if ((name === 'tryLock' && r.ok && r.value === true) || (name.startsWith('lockSync') && r.ok)) expect(owner() === tid, `${name} succeeded without taking the lock`);
+      if (name === 'tryLock' && r.ok && r.value === false) expect(owner() !== tid || heldBefore, 'tryLock returned false but took the lock');
+      if (code === 'ERR_IPC_OWNER_DIED') expect(owner() === tid && w[STATUS] === OWNER_DIED, 'ERR_IPC_OWNER_DIED, but this thread does not hold the lock marked owner-died');
+      if (code === 'ERR_IPC_CORRUPTED' || code === 'ERR_IPC_NOT_RECOVERABLE') expect(owner() !== tid || heldBefore, `${code} but the lock stayed taken by this thread`);
+      if (code === 'ERR_IPC_DEADLOCK') expect(heldBefore, 'ERR_IPC_DEADLOCK while another thread held the lock');
+      if (name === 'unlock' && r.ok) expect(w[STATE] === 0, 'unlock left the state word set');
+      if (code === 'ERR_IPC_NOT_OWNER') expect(unchanged(), `${name} refused (not owner) but changed the words`);
+    } else {
+      const semaphore = opened.value;
+      const name = SEMAPHORE_OPS[op]!;
+      const r = meter.call(() => {
+        if (name === 'tryWait') return semaphore.tryWait();
+        if (name === 'post') return semaphore.post(n as number);
+        if (name === 'value') return semaphore.value;
+        return semaphore.waitSync({ timeout: name === 'waitSync0' ? 0 : 2 });
+      }, LOCK_CODES);
+      const count = was[0]!;
+      const took = (name === 'tryWait' && r.ok && r.value === true) || (name.startsWith('waitSync') && r.ok);
+      if (took) expect(count > 0 && w[0] === count - 1, `${name} succeeded on count ${count}, leaving ${w[0]}`);
+      if (name === 'tryWait' && r.ok && r.value === false) expect(count === 0 && unchanged(), `tryWait returned false on count ${count}`);
+      if (name === 'post' && r.ok) expect(w[0] === count + (n as number), `post(${String(n)}) on count ${count} left ${w[0]}`);
+      if (name === 'value' && r.ok) expect(r.value === count, `value read ${String(r.value)}; the count word holds ${count}`);
+      if (!r.ok && r.error.code === 'ERR_IPC_CORRUPTED') expect(count < 0 && w[0] === count, `ERR_IPC_CORRUPTED for count ${count}`);
+      if (!r.ok) expect(w[0] === count, `${name} failed with ${r.error.code}, but changed the count`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The decoders
+
+interface Target<T> {
+  name: string;
+  /** Longest one call may take, ms; slower is a failure (a hang, if it never returns). */
+  boundMs: number;
+  arbitrary: fc.Arbitrary<T>;
+  /** Checks one input; throws (a Violation) when a property does not hold. */
+  check(input: T, meter: Meter): void;
+}
+
+const target = <T>(t: Target<T>): Target<unknown> => t as Target<unknown>;
+
+const codecs = { json: resolveCodec<unknown>('json'), msgpack: resolveCodec<unknown>('msgpack') };
+const CODEC_ERROR = codes('ERR_IPC_CODEC');
+
+/** Decodes arbitrary bytes; what decodes must survive forwarding: encode(decode(b)) is a fixed point. */
+function checkDecode(codec: Codec<unknown>, bytes: Uint8Array, meter: Meter): void {
+  const first = meter.call(() => decodeWith(codec, bytesOf(bytes), 'fuzz'), CODEC_ERROR);
+  if (!first.ok) return;
+  // Re-encoding may refuse (a value deeper than the encoder goes), with ERR_IPC_CODEC.
+  const again = meter.call(() => encodeWith(codec, first.value, 'fuzz'), CODEC_ERROR);
+  if (!again.ok) return;
+  const second = meter.call(() => decodeWith(codec, bytesOf(again.value), 'fuzz'), NO_ERROR);
+  const third = meter.call(() => encodeWith(codec, second.ok ? second.value : undefined, 'fuzz'), NO_ERROR);
+  expect(third.ok && bytesOf(third.value).equals(bytesOf(again.value)), 'a decoded value does not re-encode to the same bytes after forwarding');
+}
+
+/** Encodes a value: refusing it is allowed (ERR_IPC_CODEC); what is sent must decode to the same value. */
+function checkRoundTrip(codec: Codec<unknown>, value: unknown, meter: Meter): void {
+  const bytes = meter.call(() => encodeWith(codec, value, 'fuzz'), CODEC_ERROR);
+  if (!bytes.ok) return;
+  const back = meter.call(() => decodeWith(codec, bytesOf(bytes.value), 'fuzz'), CODEC_ERROR);
+  expect(back.ok, `the value was encoded, but its bytes cannot be decoded: ${back.ok ? '' : back.error.message}`);
+  expect(back.ok && same(back.value, value), `the value was encoded, but decodes as ${back.ok ? shown(back.value, 120) : ''}`);
+}
+
+/** The reference for a System V address: its key or identifier, `ftok`, or invalid. */
+function sysvExpectation(address: unknown): { key: number } | { id: number } | 'ftok' | 'invalid' {
+  const validKey = (k: number): { key: number } | 'invalid' => (Number.isInteger(k) && k >= 1 && k <= 0xffffffff ? { key: k } : 'invalid');
+  if (typeof address === 'number') return validKey(address);
+  if (typeof address === 'string') {
+    const text = address.trim();
+    if (/^0x[0-9a-f]{1,8}$/i.test(text)) return validKey(parseInt(text.slice(2), 16));
+    if (/^[0-9]{1,10}$/.test(text)) return validKey(parseInt(text, 10));
+    return 'invalid';
+  }
+  if (address === null || typeof address !== 'object') return 'invalid';
+  const record = address as Record<string, unknown>;
+  if ('id' in record) {
+    const id = record.id;
+    return typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= 0x7fffffff ? { id } : 'invalid';
+  }
+  const { path, projectId } = record;
+  const pathOk = typeof path === 'string' && path.length > 0 && !path.includes('\0') && !hasLoneSurrogate(path);
+  const idOk = typeof projectId === 'number' && Number.isInteger(projectId) && projectId >= 1 && projectId <= 255;
+  return pathOk && idOk ? 'ftok' : 'invalid';
+}
+
+const anything = fc.anything({ withNullPrototype: true, withBigInt: true, withBoxedValues: true, withMap: true, withSet: true, withDate: true, withTypedArray: true, withSparseArray: true });
+const existingPaths = fc.constantFrom('/', '/tmp', '/dev/null', '/proc/self/exe', '.', process.execPath);
+
+/** What a printable() escape stands for. */
+function unprintable(text: string): string {
+  return text.replace(/\\(\\|n|r|t|e|u[0-9a-f]{4})/g, (_, e: string) =>
+    e === '\\' ? '\\' : e === 'n' ? '\n' : e === 'r' ? '\r' : e === 't' ? '\t' : e === 'e' ? '\x1b' : String.fromCharCode(parseInt(e.slice(1), 16)));
+}
+
+/** An integer option by the exact rule the CLI documents: decimal or 0x hex, optional minus, within [min, max] and exact. */
+function referenceInteger(text: string, min: number, max: number): number | undefined {
+  const m = /^(-?)(?:0x([0-9a-f]+)|([0-9]+))$/i.exec(text);
+  if (m === null) return undefined;
+  const magnitude = m[2] !== undefined ? BigInt(`0x${m[2]}`) : BigInt(m[3]!);
+  const value = m[1] === '-' ? -magnitude : magnitude;
+  if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(min) || value > BigInt(max)) return undefined;
+  return Number(value);
+}
+
+const context = (values: Record<string, unknown>): CommandContext =>
+  ({ positionals: [], values: values as CommandContext['values'], json: false, path: 'ipckit fuzz' });
+
+const SIGRTMAX = native.signalConstants.SIGRTMAX as number;
+const signalNames = [...Object.keys(osConstants.signals), 'SIGRTMIN', 'SIGRTMAX'];
+
+type SignalInput = { any: unknown } | { number: number };
+
+/** POSIX names that create() accepts: `prefix` plus `suffix` without slashes, NULs or lone surrogates, within NAME_MAX. */
+function objectName(prefix: string, suffix: string): string {
+  let name = prefix + suffix.replace(/[/\0]|\p{Cs}/gu, '_');
+  while (Buffer.byteLength(name) - 1 > POSIX_NAME_MAX) name = name.slice(0, -1).replace(/\p{Cs}$/u, '');
+  return name;
+}
+
+const TARGETS: Target<unknown>[] = [
+  target({
+    name: 'framing: ReadAhead.message (arbitrary stream)',
+    boundMs: 1000,
+    arbitrary: fc.record({
+      bytes: framedStream,
+      max: maxSize,
+      readSize: fc.integer({ min: 1, max: 64 }),
+      sizes: fc.array(fc.integer({ min: 1, max: 64 }), { maxLength: 4 }),
+      stalls: fc.array(fc.boolean(), { maxLength: 8 }),
+    }),
+    check: ({ bytes, max, readSize, sizes, stalls }, meter) => {
+      const source = new ScriptedSource(bytes, sizes, stalls);
+      const ahead = new ReadAhead('fuzz');
+      const next = (): Buffer | null | undefined => ahead.message(source, max, readSize);
+      const got = readAll(next, meter, bytes.length + stalls.length + 16);
+      const want = referenceFrames(bytes, max);
+      if (got.end === 'ERR_IPC_MESSAGE_TOO_LARGE' && want.end === got.end) {
+        // Refused before reading on: nothing past the chunk that completed the prefix was read.
+        expect(source.lastChunkAt < want.prefixEnd && want.prefixEnd <= source.handedOut,
+          `a prefix announcing more than ${max} bytes was refused only after reading up to byte ${source.handedOut} (prefix ends at ${want.prefixEnd})`);
+      }
+      const readBefore = source.handedOut;
+      checkStream(got, bytes, max, meter, next);
+      expect(source.handedOut === readBefore, 'a failed stream read more bytes');
+    },
+  }),
+  target({
+    name: 'framing: frame → ReadAhead round-trip',
+    boundMs: 1000,
+    arbitrary: fc.record({
+      messages: fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }),
+      slack: fc.oneof(fc.constant(0), fc.nat(100)),
+      readSize: fc.integer({ min: 1, max: 512 }),
+      sizes: fc.array(fc.integer({ min: 1, max: 512 }), { maxLength: 4 }),
+    }),
+    check: ({ messages, slack, readSize, sizes }, meter) => {
+      const framed = messages.map((m) => meter.call(() => frame(m, 'fuzz'), NO_ERROR));
+      const stream = Buffer.concat(framed.map((f) => (f.ok ? f.value : Buffer.alloc(0))));
+      const max = Math.max(0, ...messages.map((m) => m.length)) + slack;
+      const ahead = new ReadAhead('fuzz');
+      const source = new ScriptedSource(stream, sizes, []);
+      const got = readAll(() => ahead.message(source, max, readSize), meter, stream.length + 16);
+      expect(got.end === 'end', `the stream of ${messages.length} framed messages ended with ${got.end}`);
+      expect(got.frames.length === messages.length && got.frames.every((f, i) => f.equals(bytesOf(messages[i]!))),
+        `read back ${got.frames.length} messages, not the ${messages.length} framed`);
+    },
+  }),
+  target({
+    name: 'pipe: tryReadMessage (peer bytes on a real pipe)',
+    boundMs: 2000,
+    arbitrary: fc.record({ bytes: framedStream, max: maxSize, pieces: fc.array(fc.integer({ min: 1, max: 300 }), { maxLength: 4 }) }),
+    check: ({ bytes, max, pieces }, meter) => {
+      const { readEnd, writeEnd } = pipe();
+      try {
+        for (let at = 0, i = 0; at < bytes.length; i++) {
+          const size = pieces.length === 0 ? bytes.length : pieces[i % pieces.length]!;
+          const n = writeEnd.tryWrite(bytes.subarray(at, at + size));
+          expect(n > 0, 'the peer could not write into an empty pipe');
+          at += n;
+        }
+        writeEnd.close();
+        const next = (): Buffer | null | undefined => readEnd.tryReadMessage({ maxSize: max });
+        checkStream(readAll(next, meter, bytes.length + 16), bytes, max, meter, next);
+      } finally {
+        writeEnd.close();
+        readEnd.close();
+      }
+    },
+  }),
+  target({
+    name: 'codec json: decode arbitrary bytes',
+    boundMs: 1000,
+    arbitrary: jsonInput,
+    check: (bytes, meter) => checkDecode(codecs.json, bytes, meter),
+  }),
+  target({
+    name: 'codec json: encode → decode round-trip',
+    boundMs: 1000,
+    arbitrary: jsonValue,
+    check: (value, meter) => checkRoundTrip(codecs.json, value, meter),
+  }),
+  target({
+    name: 'codec msgpack: decode arbitrary bytes',
+    boundMs: 1000,
+    arbitrary: msgpackInput,
+    check: (bytes, meter) => checkDecode(codecs.msgpack, bytes, meter),
+  }),
+  target({
+    name: 'codec msgpack: encode → decode round-trip',
+    boundMs: 1000,
+    arbitrary: msgpackValue,
+    check: (value, meter) => checkRoundTrip(codecs.msgpack, value, meter),
+  }),
+  target({
+    name: 'address: checkPosixName',
+    boundMs: 1000,
+    arbitrary: fc.oneof(
+      { weight: 4, arbitrary: hostileText(300).map((s) => `/${s}`) },
+      { weight: 2, arbitrary: fc.string({ unit: fc.constantFrom('a', 'é', '😀', '/', '\0', '.', '\ud800'), maxLength: 260 }).map((s) => `/${s}`) },
+      { weight: 1, arbitrary: hostileText(20) },
+      { weight: 1, arbitrary: anything },
+      { weight: 1, arbitrary: fc.constantFrom('/', '/.', '/..', '//', '/a/', `/${'a'.repeat(255)}`, `/${'a'.repeat(256)}`, `/${'é'.repeat(127)}a`, `/${'é'.repeat(128)}`) },
+    ),
+    check: (name, meter) => {
+      const rest = typeof name === 'string' ? name.slice(1) : '';
+      const valid = typeof name === 'string' && name.startsWith('/') && rest !== '' && rest !== '.' && rest !== '..' && !rest.includes('/') &&
+        !rest.includes('\0') && !hasLoneSurrogate(rest) && Buffer.byteLength(rest) <= POSIX_NAME_MAX;
+      const r = meter.call(() => checkPosixName(name, 'fuzz object'), codes('ERR_IPC_INVALID_ADDRESS'));
+      expect(r.ok === valid, `${r.ok ? 'accepted' : 'refused'} a name that is ${valid ? 'valid' : 'invalid'}`);
+      if (r.ok) expect(r.value === name, 'returned another name');
+      else expect(!/[\x00-\x1f]/.test(r.error.message), 'the message shows a control character of the name raw');
+    },
+  }),
+  target({
+    name: 'address: resolveSysvAddress',
+    boundMs: 1000,
+    arbitrary: fc.oneof(
+      fc.oneof(fc.integer({ min: -1, max: 2 ** 32 + 1 }), fc.double(), fc.constantFrom(0, 1, 0xffffffff, 2 ** 32, -0)),
+      fc.tuple(fc.nat({ max: 2 ** 40 }), fc.constantFrom('0x', '0X', ''), fc.constantFrom('', ' ', '\t', '\n', '\u00a0', '\ufeff', 'x'))
+        .map(([k, radix, pad]) => `${pad}${radix}${radix === '' ? k.toString(10) : k.toString(16)}${pad}`),
+      fc.integer({ min: 1, max: 0xffffffff }).map((k) => formatKey(k)),
+      hostileText(16),
+      fc.record({ id: fc.oneof(fc.integer(), fc.double(), anything) }),
+      fc.record({ path: fc.oneof(existingPaths, hostileText(40), anything), projectId: fc.oneof(fc.integer({ min: -1, max: 300 }), anything) }),
+      anything,
+    ),
+    check: (address, meter) => {
+      const want = sysvExpectation(address);
+      const r = meter.call(() => resolveSysvAddress(address), errnoOr('ERR_IPC_INVALID_ADDRESS'));
+      if (want === 'invalid') {
+        expect(!r.ok && r.error.code === 'ERR_IPC_INVALID_ADDRESS', `accepted an invalid address as ${r.ok ? shown(r.value) : r.error.code}`);
+      } else if (want === 'ftok') {
+        if (r.ok) expect(r.value.key !== undefined && Number.isInteger(r.value.key) && r.value.key >= 1 && r.value.key <= 0xffffffff, `ftok gave ${shown(r.value)}`);
+        else expect(r.error.code !== 'ERR_IPC_INVALID_ADDRESS', 'refused a valid ftok pair as an invalid address');
+      } else {
+        expect(r.ok && isDeepStrictEqual({ key: r.value.key, id: r.value.id }, { key: undefined, id: undefined, ...want }),
+          `resolved to ${r.ok ? shown(r.value) : r.error.code}; expected ${shown(want)}`);
+        if (r.ok && 'key' in want) {
+          const back = meter.call(() => resolveSysvAddress(formatKey(want.key)), NO_ERROR);
+          expect(back.ok && back.value.key === want.key, `formatKey(${want.key}) does not resolve back`);
+        }
+      }
+    },
+  }),
+  target({
+    name: 'cli: parseAddress',
+    boundMs: 1000,
+    arbitrary: fc.oneof(
+      hostileText(40),
+      hostileText(40).map((s) => `/${s}`),
+      fc.tuple(hostileText(30).filter((p) => p.length > 0), fc.nat()).map(([path, id]) => ({ path, id })),
+      fc.nat().map((n) => `id:${n}`),
+      fc.integer({ min: 1, max: 0xffffffff }).map((k) => formatKey(k)),
+      fc.stringMatching(/^(ftok:|id:|0x)?[0-9a-fA-F:]{0,24}$/),
+    ),
+    check: (input, meter) => {
+      const text = typeof input === 'string' ? input : `ftok:${input.path}:${input.id}`;
+      const r = meter.call(() => parseAddress(text, 'fuzz object'), codes('ERR_IPC_INVALID_ADDRESS'));
+      if (typeof input !== 'string') {
+        // A round-trip: any ftok:PATH:ID with a non-empty path names that pair.
+        expect(r.ok && r.value.family === 'sysv' && isDeepStrictEqual(r.value.address, { path: input.path, projectId: input.id }),
+          `ftok:PATH:ID came back as ${r.ok ? shown(r.value) : r.error.code}`);
+        return;
+      }
+      if (!r.ok) {
+        expect(!/[\x00-\x1f]/.test(r.error.message), 'the message shows a control character of the address raw');
+        return;
+      }
+      const parsed = r.value;
+      if (parsed.family === 'posix') {
+        expect(parsed.name === text, 'a POSIX name came back changed');
+      } else if (typeof parsed.address === 'string') {
+        expect(parsed.address === text && /^(0x[0-9a-f]+|[0-9]+)$/i.test(text), 'a key came back changed');
+      } else if (typeof parsed.address !== 'object') {
+        expect(false, 'a key came back as a number');
+      } else if ('path' in parsed.address) {
+        const prefix = `ftok:${parsed.address.path}:`;
+        expect(text.startsWith(prefix) && /^[0-9]+$/.test(text.slice(prefix.length)) && Number(text.slice(prefix.length)) === parsed.address.projectId,
+          'an ftok pair is not what the text says');
+      } else {
+        expect(/^id:[0-9]+$/.test(text) && Number(text.slice(3)) === parsed.address.id, 'an identifier is not what the text says');
+      }
+    },
+  }),
+  target({
+    name: 'cli: intOption / modeOption',
+    boundMs: 1000,
+    arbitrary: fc.record({
+      raw: fc.oneof(
+        hostileText(12),
+        fc.stringMatching(/^-?(0[xXo])?[0-9a-fA-F]{0,20}$/),
+        fc.integer().map(String),
+        fc.tuple(fc.boolean(), fc.maxSafeInteger()).map(([hex, n]) => (hex ? `${n < 0 ? '-' : ''}0x${Math.abs(n).toString(16)}` : String(n))),
+        fc.integer({ min: 0, max: 0o777 }).chain((m) => fc.constantFrom(m.toString(8), `0${m.toString(8)}`, `0o${m.toString(8)}`)),
+        fc.constant<unknown>(true),
+      ),
+      min: fc.oneof(fc.integer({ min: -1000, max: 1000 }), fc.constantFrom(0, 1, -Number.MAX_SAFE_INTEGER)),
+      span: fc.oneof(fc.nat(2000), fc.constant(Number.MAX_SAFE_INTEGER)),
+    }),
+    check: ({ raw, min, span }, meter) => {
+      const max = Math.min(Number.MAX_SAFE_INTEGER, min + span);
+      const usage = codes('ERR_IPC_USAGE');
+      const n = meter.call(() => intOption(context({ n: raw }), 'n', min, max), usage);
+      const wantN = referenceInteger(String(raw), min, max);
+      expect(n.ok ? n.value === wantN : wantN === undefined, `intOption(${shown(raw)}, ${min}..${max}) gave ${n.ok ? n.value : n.error.code}, not ${wantN}`);
+      const mode = meter.call(() => modeOption(context({ mode: raw }), 0o600), usage);
+      const m = /^(0o)?([0-7]{1,4})$/.exec(String(raw));
+      const wantMode = m !== null && parseInt(m[2]!, 8) <= 0o777 ? parseInt(m[2]!, 8) : undefined;
+      expect(mode.ok ? mode.value === wantMode : wantMode === undefined, `modeOption(${shown(raw)}) gave ${mode.ok ? mode.value : mode.error.code}, not ${wantMode}`);
+      expect(meter.call(() => modeOption(context({}), 0o640), NO_ERROR).ok, 'an absent --mode did not give the fallback');
+    },
+  }),
+  target({
+    name: 'cli: printable (names shown by ls)',
+    boundMs: 1000,
+    arbitrary: fc.oneof(hostileText(64), fc.string({ unit: 'binary-ascii', maxLength: 64 })),
+    check: (text, meter) => {
+      const r = meter.call(() => printable(text), NO_ERROR);
+      if (!r.ok) return;
+      expect(!/[\x00-\x1f\x7f-\x9f\u2028\u2029]/.test(r.value), 'a control character reaches the terminal');
+      expect(unprintable(r.value) === text, 'the escapes are ambiguous: they do not read back as the name');
+    },
+  }),
+  target({
+    name: 'cli: bytesForJson (peer bytes in --json)',
+    boundMs: 1000,
+    arbitrary: fc.oneof(fc.uint8Array({ maxLength: 256 }), hostileText(64).map(utf8), mutated(hostileText(32).map(utf8))),
+    check: (bytes, meter) => {
+      const r = meter.call(() => bytesForJson(bytes), NO_ERROR);
+      if (!r.ok) return;
+      const { data, encoding } = JSON.parse(JSON.stringify(r.value)) as { data: string; encoding?: 'base64' };
+      expect(Buffer.from(data, encoding ?? 'utf8').equals(bytesOf(bytes)), `the JSON form ${encoding ?? 'utf8'} does not decode to the bytes`);
+    },
+  }),
+  target({
+    name: 'signal: signalNumber / signalName',
+    boundMs: 1000,
+    arbitrary: fc.oneof(
+      fc.integer({ min: 1, max: SIGRTMAX }).map((n): SignalInput => ({ number: n })),
+      fc.oneof(
+        fc.mixedCase(fc.constantFrom(...signalNames)),
+        fc.mixedCase(fc.constantFrom(...signalNames.map((s) => s.slice(3)))),
+        fc.tuple(fc.mixedCase(fc.constantFrom('SIGRTMIN', 'SIGRTMAX', 'RTMIN', 'rtmax')), fc.constantFrom('+', '-', ''),
+          fc.oneof(fc.nat(40).map(String), fc.constantFrom('007', '0', '99999999999999999999', '1e1', ' 1'))).map((p) => p.join('')),
+        fc.oneof(fc.integer({ min: -2, max: 100 }), fc.double()),
+        fc.nat(100).map((n) => `00${n}`),
+        hostileText(16),
+        anything,
+      ).map((any): SignalInput => ({ any })),
+    ),
+    check: (input, meter) => {
+      const invalid = codes('ERR_IPC_INVALID_ARGUMENT');
+      if ('number' in input) {
+        // Every signal number has a name, and that name resolves to it again.
+        const name = meter.call(() => signalName(input.number), NO_ERROR);
+        const back = name.ok ? meter.call(() => signalNumber(name.value), invalid) : undefined;
+        expect(back !== undefined && back.ok && back.value === input.number,
+          `signalName(${input.number}) is ${name.ok ? JSON.stringify(name.value) : '?'}, which signalNumber ${back?.ok ? `resolves to ${back.value}` : 'refuses'}`);
+        return;
+      }
+      const sig = input.any;
+      const r = meter.call(() => signalNumber(sig), invalid);
+      if (typeof sig === 'number') expect(r.ok === (Number.isInteger(sig) && sig >= 1 && sig <= SIGRTMAX), `signalNumber(${sig}) ${r.ok ? 'accepted' : 'refused'}`);
+      if (!r.ok) return;
+      expect(Number.isInteger(r.value) && r.value >= 1 && r.value <= SIGRTMAX, `signalNumber gave ${r.value}`);
+      const again = meter.call(() => signalNumber(sig), invalid);
+      expect(again.ok && again.value === r.value, 'a second call resolved the same name differently');
+      if (typeof sig === 'string' && /^[\x20-\x7e]*$/.test(sig)) {
+        const other = meter.call(() => signalNumber(sig === sig.toUpperCase() ? sig.toLowerCase() : sig.toUpperCase()), invalid);
+        expect(other.ok && other.value === r.value, 'the name resolves differently in another case');
+      }
+      const name = meter.call(() => signalName(r.value), NO_ERROR);
+      const back = name.ok ? meter.call(() => signalNumber(name.value), invalid) : undefined;
+      expect(back !== undefined && back.ok && back.value === r.value, `signal ${r.value} is named ${name.ok ? JSON.stringify(name.value) : '?'}, which does not resolve back`);
+    },
+  }),
+  target({
+    name: 'signal: siginfo of kill / sigqueue (value, sender)',
+    boundMs: 2000,
+    arbitrary: fc.array(fc.option(fc.oneof(fc.integer(), fc.maxSafeInteger(), fc.constantFrom(2 ** 53 - 1, -(2 ** 53) + 1, 0, -1, 2 ** 31, -(2 ** 31) - 1, 2 ** 32))),
+      { minLength: 1, maxLength: 8 }),
+    check: (values, meter) => {
+      const listener = peerSignals();
+      for (const value of values) meter.call(() => sendSignal(process.pid, PEER_SIGNAL, value === null ? undefined : { value }), NO_ERROR);
+      // Real-time signals queue, in the order sent.
+      values.forEach((value, i) => {
+        const r = meter.call(() => listener.receiveSync({ timeout: 1000 }), NO_ERROR);
+        if (!r.ok) return;
+        const info = r.value;
+        const want = { signal: signalName(PEER_SIGNAL), number: PEER_SIGNAL, pid: process.pid, uid: process.getuid!(), origin: value === null ? 'kill' : 'sigqueue', value };
+        const got = { signal: info.signal, number: info.number, pid: info.pid, uid: info.uid, origin: info.origin, value: info.value };
+        expect(isDeepStrictEqual(got, want), `delivery ${i}: ${shown(got)}, sent ${shown(want)}`);
+      });
+      const extra = meter.call(() => listener.tryReceive(), NO_ERROR);
+      expect(extra.ok && extra.value === undefined, 'more signals were received than sent');
+    },
+  }),
+  target({
+    name: 'lock: Mutex / Semaphore over arbitrary words',
+    boundMs: 1000,
+    arbitrary: lockInput,
+    check: checkLock,
+  }),
+  target({
+    name: 'posix mq: tryReceive (+codec) of peer messages',
+    boundMs: 2000,
+    arbitrary: fc.record({
+      codec: fc.constantFrom(...CODEC_NAMES),
+      messages: fc.array(fc.record({
+        bytes: queuePayload(MQ_MESSAGE_SIZE),
+        priority: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: MQ_PRIO_MAX - 1 }), fc.constant(MQ_PRIO_MAX - 1)),
+      }), { maxLength: MQ_DEPTH }),
+    }),
+    check: ({ codec, messages }, meter) => {
+      const queues = posixQueues();
+      try {
+        for (const m of messages) expect(queues.raw.trySend(m.bytes, { priority: m.priority }), 'a queue with room refused a message');
+        // Highest priority first; oldest first within a priority.
+        const order = messages.map((m, i) => ({ ...m, i })).sort((a, b) => b.priority - a.priority || a.i - b.i);
+        const reader = queues[codec] as PosixMessageQueue<unknown>;
+        order.forEach((m, i) => {
+          const got = meter.call(() => reader.tryReceive(), codec === 'raw' ? NO_ERROR : CODEC_ERROR);
+          if (got.ok && got.value !== undefined) expect(got.value.priority === m.priority, `message ${i} came with priority ${got.value.priority}, not ${m.priority}`);
+          checkPayload(codec, got, m.bytes, `message ${i}`);
+        });
+        const extra = meter.call(() => reader.tryReceive(), NO_ERROR);
+        expect(extra.ok && extra.value === undefined, 'more messages were received than sent');
+      } finally {
+        while (queues.raw.tryReceive() !== undefined) { /* Emptied for the next input. */ }
+      }
+    },
+  }),
+  target({
+    name: 'sysv mq: tryReceive (+codec, type selectors) of peer messages',
+    boundMs: 2000,
+    arbitrary: (() => {
+      const type = fc.oneof(fc.integer({ min: 1, max: 4 }), fc.constantFrom(SYSV_TYPE_MAX, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 53 - 2), fc.integer({ min: 1, max: SYSV_TYPE_MAX }));
+      return fc.record({
+        codec: fc.constantFrom(...CODEC_NAMES),
+        messages: fc.array(fc.record({ type, bytes: queuePayload(SYSV_MESSAGE_SIZE) }), { maxLength: MQ_DEPTH }),
+        selectors: fc.array(fc.oneof(fc.constant(0), fc.integer({ min: -5, max: 5 }), type, type.map((t) => -t)), { maxLength: 10 }),
+      });
+    })(),
+    check: ({ codec, messages, selectors }, meter) => {
+      const queues = sysvQueues();
+      const queued = [...messages];
+      try {
+        for (const m of messages) expect(queues.raw.trySend(m.type, m.bytes), 'a queue with room refused a message');
+        const reader = queues[codec] as SysvMessageQueue<unknown>;
+        selectors.forEach((selector, i) => {
+          // msgrcv(2): 0 takes the first; n the first of type n; -n the first of the lowest type up to n.
+          const lowest = Math.min(...queued.filter((m) => m.type <= -selector).map((m) => m.type));
+          const at = selector === 0 ? (queued.length > 0 ? 0 : -1)
+            : queued.findIndex((m) => m.type === (selector > 0 ? selector : lowest));
+          const got = meter.call(() => reader.tryReceive({ type: selector }), codec === 'raw' ? NO_ERROR : CODEC_ERROR);
+          if (at < 0) {
+            expect(got.ok && got.value === undefined, `receive ${i} (type ${selector}) took a message that does not match`);
+            return;
+          }
+          const [m] = queued.splice(at, 1);
+          if (got.ok && got.value !== undefined) expect(got.value.type === m!.type, `receive ${i} (type ${selector}) gave type ${got.value.type}, not ${m!.type}`);
+          checkPayload(codec, got, m!.bytes, `receive ${i} (type ${selector})`);
+        });
+      } finally {
+        let left = 0;
+        while (queues.raw.tryReceive() !== undefined) left++;
+        expect(left === queued.length, `${left} messages were left in the queue, not ${queued.length}`);
+      }
+    },
+  }),
+  target({
+    name: 'inventory: listIpcObjects of peer-named objects',
+    boundMs: 10_000,
+    arbitrary: fc.record({
+      kind: fc.constantFrom<'posix-shm' | 'posix-mq'>('posix-shm', 'posix-mq'),
+      suffix: fc.oneof(
+        hostileText(24),
+        fc.tuple(hostileText(8), fc.constantFrom(' (deleted)', '\n', ' ', '\t', ' (deleted)\n', ' (deleted) ', '\\012', '\x1b[2J', '\u2028')).map(([a, b]) => a + b),
+      ),
+    }),
+    check: ({ kind, suffix }, meter) => {
+      const prefix = names().inventory;
+      const name = objectName(prefix, suffix);
+      recordPending(kind === 'posix-shm' ? PENDING_SHM : PENDING_MQ, name);
+      const object = kind === 'posix-shm' ? PosixSharedMemory.create(name, { size: 16 }) : PosixMessageQueue.create(name, { maxMessages: 1, maxMessageSize: 16 });
+      try {
+        const inventory = meter.call(() => listIpcObjects(), NO_ERROR);
+        if (!inventory.ok) return;
+        const ours = inventory.value.objects.filter((o) => o.kind === kind && o.address.startsWith(prefix));
+        expect(ours.length === 1 && ours[0]!.address === name,
+          `an open ${kind} named ${shown(name.slice(prefix.length))} is listed as ${shown(ours.map((o) => ({ address: o.address.slice(prefix.length), deleted: o.deleted })))}`);
+        expect(ours[0]!.deleted !== true && ours[0]!.processes.some((p) => p.pid === process.pid && p.role === 'holder'),
+          `an open ${kind} is listed ${ours[0]!.deleted ? 'as deleted' : 'without this process as its holder'}`);
+      } finally {
+        object.close();
+        removeQuietly(() => (kind === 'posix-shm' ? PosixSharedMemory.unlink(name) : PosixMessageQueue.unlink(name)));
+        recordPending(0);
+      }
+    },
+  }),
+];
+
+// ---------------------------------------------------------------------------
+// The child: the decoders in turns, one report per slice
+
+/** What the child tells the parent. */
+type ChildMessage =
+  | { kind: 'slice'; target: number; inputs: number; failures: number; slowestMs: number; example?: string }
+  | { kind: 'done' }
+  | { kind: 'error'; message: string };
+
+function describeFailure(details: { errorInstance: unknown; counterexample: unknown; seed: number; counterexamplePath: string | null }): string {
+  const err = details.errorInstance;
+  const what = err instanceof Violation ? err.message : describeThrow(err);
+  // The counterexample is the tuple of the property's arguments: here, one input.
+  const input = Array.isArray(details.counterexample) ? (details.counterexample as unknown[])[0] : details.counterexample;
+  return `${what}; shrunk input ${shown(input, 400)} (seed ${details.seed}, path ${details.counterexamplePath})`;
+}
+
+/**
+ * Fuzzes decoder `index` for up to `ms` and `goal` inputs. The first failing
+ * input is shrunk and described (unless `known`: one example per decoder is
+ * enough); failing inputs are counted either way.
+ */
+function runSlice(index: number, known: boolean, goal: number, ms: number): Omit<Extract<ChildMessage, { kind: 'slice' }>, 'kind' | 'target'> {
+  const t = TARGETS[index]!;
+  const words = hb();
+  const seed = randomInt(2 ** 31 - 1);
+  Atomics.store(words, HB.seed, seed);
+  Atomics.store(words, HB.run, 0);
+  Atomics.store(words, HB.shrinking, 0);
+  Atomics.store(words, HB.target, index);
+  const meter = new Meter(t.boundMs);
+  let inputs = 0;
+  let failures = 0;
+  const property = fc.property(t.arbitrary, (input) => {
+    Atomics.add(words, HB.calls, 1);
+    const shrinking = Atomics.load(words, HB.shrinking) === 1;
+    if (!shrinking) {
+      inputs++;
+      Atomics.add(words, HB.run, 1);
+    }
+    try {
+      t.check(input, meter);
+    } catch (err) {
+      if (shrinking) throw err;
+      failures++;
+      if (known) return;
+      Atomics.store(words, HB.shrinking, 1);
+      throw err;
+    }
+  });
+  const details = fc.check(property, { seed, numRuns: goal, plugins: [fc.interruptAfterTimeLimit(ms)] });
+  Atomics.store(words, HB.target, -1);
+  return { inputs, failures, slowestMs: meter.slowestMs, ...(details.failed ? { example: describeFailure(details) } : {}) };
+}
+
+function send(message: ChildMessage): Promise<void> {
+  return new Promise((resolve) => process.send!(message, undefined, {}, () => resolve()));
+}
+
+async function childMain(config: ChildConfig): Promise<void> {
+  const beat = PosixSharedMemory.open(config.names.heartbeat);
+  heartbeat = new Int32Array(beat.buffer, 0, HB_WORDS);
+  childNames = config.names;
+  try {
+    const left = [...config.goals];
+    const known = config.targets.map(() => false);
+    for (;;) {
+      const active = config.targets.map((_, i) => i).filter((i) => left[i]! > 0);
+      const now = Date.now();
+      // A parent that went away no longer reads the reports.
+      if (active.length === 0 || now >= config.deadline || !process.connected) break;
+      // Slices shrink as the deadline nears, so that every decoder keeps getting turns.
+      const slice = Math.min(MAX_SLICE_MS, Math.max(20, (config.deadline - now) / (active.length * 3)));
+      for (const i of active) {
+        const ms = Math.min(slice, config.deadline - Date.now());
+        if (ms <= 0) break;
+        const report = runSlice(config.targets[i]!, known[i]!, left[i]!, ms);
+        left[i] = Math.max(0, left[i]! - report.inputs);
+        known[i] ||= report.example !== undefined;
+        await send({ kind: 'slice', target: config.targets[i]!, ...report });
+        await nextTurn();
+      }
+    }
+  } finally {
+    for (const remove of cleanups.reverse()) remove();
+    beat.close();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The parent: starts the child, watches its heartbeat, removes what it left
+
+interface Snapshot {
+  target: number;
+  seed: number;
+  run: number;
+  shrinking: boolean;
+}
+
+function snapshot(words: Int32Array): Snapshot {
+  return {
+    target: Atomics.load(words, HB.target), seed: Atomics.load(words, HB.seed),
+    run: Atomics.load(words, HB.run), shrinking: Atomics.load(words, HB.shrinking) === 1,
+  };
+}
+
+/** The input the child was on, generated again from the slice's seed (fast-check draws the same values in the same order). */
+function replay(s: Snapshot): string {
+  const t = TARGETS[s.target]!;
+  if (s.shrinking) return `, while shrinking a failing input (seed ${s.seed})`;
+  if (s.run < 1 || s.run > 200_000) return ` (seed ${s.seed}, run ${s.run})`;
+  const inputs = fc.sample(t.arbitrary, { seed: s.seed, numRuns: s.run });
+  return ` on input ${shown(inputs[s.run - 1], 400)} (seed ${s.seed}, run ${s.run})`;
+}
+
+interface ChildEnd {
+  done: boolean;
+  /** Where a hung child was when it was killed. */
+  stuck?: Snapshot;
+  error?: string;
+  exit: string;
+}
+
+async function superviseChild(config: ChildConfig, words: Int32Array, onSlice: (m: Extract<ChildMessage, { kind: 'slice' }>) => void): Promise<ChildEnd> {
+  const child = fork(SELF, [], { env: { ...process.env, [CHILD_ENV]: JSON.stringify(config) }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const end: ChildEnd = { done: false, exit: '' };
+  child.on('message', (m: ChildMessage) => {
+    if (m.kind === 'slice') onSlice(m);
+    else if (m.kind === 'done') end.done = true;
+    else end.error = m.message;
+  });
+  let calls = Atomics.load(words, HB.calls);
+  let moved = Date.now();
+  const watch = setInterval(() => {
+    const now = Date.now();
+    const c = Atomics.load(words, HB.calls);
+    if (c !== calls) {
+      calls = c;
+      moved = now;
+    } else if (end.stuck === undefined && (now - moved > HANG_MS || now > config.deadline + HANG_MS)) {
+      end.stuck = snapshot(words);
+      child.kill('SIGKILL');
+    }
+  }, 250);
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  clearInterval(watch);
+  end.exit = signal ?? `exit code ${code}`;
+  return end;
+}
+
+/** Removes whatever kernel objects a child left (all of them, if it was killed). */
+function sweep(words: Int32Array, n: ObjectNames): void {
+  removeQuietly(() => PosixSharedMemory.unlink(n.lockSegment));
+  removeQuietly(() => PosixMessageQueue.unlink(n.queue));
+  const key = Atomics.load(words, HB.sysvKey) >>> 0;
+  if (key !== 0) removeQuietly(() => SysvMessageQueue.remove(key));
+  Atomics.store(words, HB.sysvKey, 0);
+  const kind = Atomics.load(words, HB.pendingKind);
+  if (kind !== 0) {
+    const name = Buffer.from(new Uint8Array(words.buffer, PENDING_AT, Atomics.load(words, HB.pendingLength))).toString('utf8');
+    removeQuietly(() => (kind === PENDING_SHM ? PosixSharedMemory.unlink(name) : PosixMessageQueue.unlink(name)));
+    Atomics.store(words, HB.pendingKind, 0);
+  }
+}
+
+interface Tally {
+  inputs: number;
+  failures: number;
+  slowestMs: number;
+  example?: string;
+}
+
+export const section: Section = {
+  name: 'fuzz',
+  async run(ctx): Promise<SectionResult> {
+    const deadline = Date.now() + ctx.budgetMs;
+    const tag = `/ipckit-fuzz-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const objectNames: ObjectNames = { heartbeat: tag, lockSegment: `${tag}-lock`, queue: `${tag}-mq`, inventory: `${tag}-ls-` };
+    const tallies: Tally[] = TARGETS.map(() => ({ inputs: 0, failures: 0, slowestMs: 0 }));
+    const failures: string[] = [];
+    const beat = PosixSharedMemory.create(tag, { size: HB_BYTES });
+    const words = new Int32Array(beat.buffer, 0, HB_WORDS);
+    try {
+      let pending = TARGETS.map((_, i) => i);
+      for (let first = true; pending.length > 0 && (first || deadline - Date.now() > MIN_CHILD_MS); first = false) {
+        words.fill(0);
+        Atomics.store(words, HB.target, -1);
+        ctx.log(`${pending.length} decoder(s), ${((deadline - Date.now()) / 1000).toFixed(0)} s left`);
+        const end = await superviseChild(
+          { names: objectNames, deadline, targets: pending, goals: pending.map((i) => GOAL - tallies[i]!.inputs) }, words,
+          (m) => {
+            const tally = tallies[m.target]!;
+            tally.inputs += m.inputs;
+            tally.failures += m.failures;
+            tally.slowestMs = Math.max(tally.slowestMs, m.slowestMs);
+            if (m.example !== undefined && tally.example === undefined) {
+              tally.example = m.example;
+              ctx.log(`${TARGETS[m.target]!.name}: ${m.example}`);
+            }
+          });
+        const at = end.stuck ?? snapshot(words);
+        sweep(words, objectNames);
+        if (end.done && end.stuck === undefined && end.error === undefined && end.exit === 'exit code 0') break;
+        const what = end.stuck !== undefined ? `a call did not return within ${HANG_MS / 1000} s`
+          : `the fuzzing process ${end.error !== undefined ? `failed: ${end.error}` : `died (${end.exit})`}`;
+        if (TARGETS[at.target] === undefined) {
+          failures.push(`${what}, outside any decoder`);
+          break;
+        }
+        const tally = tallies[at.target]!;
+        // The inputs of the slice that never reported, the last one included.
+        tally.inputs += at.run;
+        tally.failures++;
+        tally.example ??= `${what}${replay(at)}`;
+        ctx.log(`${TARGETS[at.target]!.name}: ${tally.example}`);
+        pending = pending.filter((i) => i !== at.target && tallies[i]!.inputs < GOAL);
+      }
+    } finally {
+      sweep(words, objectNames);
+      beat.close();
+      PosixSharedMemory.unlink(tag);
+    }
+    const decoderFailures = TARGETS.flatMap((t, i) => {
+      const tally = tallies[i]!;
+      return tally.failures > 0 ? [`${t.name}: ${tally.failures} failing input(s) of ${tally.inputs}; ${tally.example ?? ''}`] : [];
+    });
+    return {
+      title: 'Fuzzing: decoders of what another process controls',
+      about: `Each decoder was fed fast-check inputs (random, mutated valid encodings, crafted edge cases) in a child process watched for ` +
+        `hangs (${HANG_MS / 1000} s) and crashes, in turns within the budget, up to ${GOAL} inputs each. A failure is a throw other than an ` +
+        'IpcError with a documented code, a call over its bound, or a property that does not hold: round-trips are the identity ' +
+        '(framing, codecs, key and ftok addresses, signal names, printable names, --json bytes); stream and queue decoders agree with ' +
+        'a reference decoder (framed pipes and streams, POSIX priority order, System V type selection) and refuse an oversized length ' +
+        'prefix before reading on; lock operations over arbitrary words keep the lock protocol; the inventory lists each peer-named ' +
+        'object once, by its exact name. Slowest call: the longest single decoder call.',
+      columns: ['decoder', 'inputs', 'failures', 'slowest call (ms)'],
+      rows: TARGETS.map((t, i) => [t.name, tallies[i]!.inputs, tallies[i]!.failures, Number(tallies[i]!.slowestMs.toFixed(2))]),
+      failures: [...decoderFailures, ...failures],
+    };
+  },
+};
+
+const childConfig = process.env[CHILD_ENV];
+if (childConfig !== undefined) {
+  try {
+    await childMain(JSON.parse(childConfig) as ChildConfig);
+    await send({ kind: 'done' });
+  } catch (err) {
+    await send({ kind: 'error', message: describeThrow(err) });
+    process.exitCode = 1;
+  }
+  process.disconnect();
+} else if (import.meta.url === `file://${process.argv[1]}`) await runStandalone(section);
