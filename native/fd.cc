@@ -196,6 +196,7 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   c.Set("O_NONBLOCK", O_NONBLOCK);
   c.Set("O_CLOEXEC", O_CLOEXEC);
   c.Set("O_NOFOLLOW", O_NOFOLLOW);
+  c.Set("O_PATH", O_PATH);
   c.Set("FD_CLOEXEC", FD_CLOEXEC);
   c.Set("POLLIN", POLLIN);
   c.Set("POLLOUT", POLLOUT);

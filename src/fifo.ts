@@ -150,9 +150,16 @@ class OpenWatches implements ReadinessSubscriber {
             `(${describeSetting('/proc/sys/fs/inotify/max_user_instances')}); raise it: sysctl fs.inotify.max_user_instances=N.`)
           : systemError(fd, 'inotify_init1', path);
       }
-      this.#owned = new OwnedFd(fd, true);
+      const owned = new OwnedFd(fd, true);
+      try {
+        this.#watch = watchDescriptor(fd);
+      } catch (err) {
+        // No watch, no instance: the next open tries again from the start.
+        owned.close();
+        throw err;
+      }
+      this.#owned = owned;
       this.#fd = fd;
-      this.#watch = watchDescriptor(fd);
       this.#watch.subscribe(this, READABLE);
     }
     const wd = native.inotifyAddWatch(this.#fd, path, C.IN_OPEN);

@@ -227,7 +227,14 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     this.maxMessages = attr[1]!;
     this.maxMessageSize = attr[2]!;
     this.#rx = new ReceiveBuffer(this.maxMessageSize);
-    const watch = this.watch(fd);
+    let watch;
+    try {
+      watch = this.watch(fd);
+    } catch (err) {
+      // The thread's first watch could not get a descriptor: the handle is not made, and its descriptor not kept.
+      this.close();
+      throw err;
+    }
     this.#sending = new ReadinessLane(this, spin, watch, WRITABLE);
     this.#receiving = new ReadinessLane(this, spin, watch, READABLE);
   }
@@ -307,7 +314,13 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
         throw err;
       }
     }
-    return new PosixMessageQueue<T>(name, fd, access, codec, spin, how === 'create');
+    try {
+      return new PosixMessageQueue<T>(name, fd, access, codec, spin, how === 'create');
+    } catch (err) {
+      // A queue this call created is not left behind for a retry to meet as EEXIST.
+      if (how === 'create') native.mqUnlink(name);
+      throw err;
+    }
   }
 
   /** Removes the queue's name; processes that have it open keep using it until they close it. */

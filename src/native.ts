@@ -86,7 +86,7 @@ export interface NativeBinding {
   openPath(path: string, flags: number, timeoutMs: number): number;
   constants: {
     O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_ACCMODE: number; O_CREAT: number; O_EXCL: number;
-    O_NONBLOCK: number; O_CLOEXEC: number; O_NOFOLLOW: number; FD_CLOEXEC: number;
+    O_NONBLOCK: number; O_CLOEXEC: number; O_NOFOLLOW: number; O_PATH: number; FD_CLOEXEC: number;
     POLLIN: number; POLLOUT: number; POLLHUP: number; POLLERR: number;
     EPOLLIN: number; EPOLLOUT: number; EPOLLHUP: number; EPOLLERR: number;
     EPOLL_CTL_ADD: number; EPOLL_CTL_MOD: number; EPOLL_CTL_DEL: number;

@@ -18,7 +18,7 @@ import { native } from './native.js';
 import { trackSpawned } from './internal/children.js';
 import { type ByteSource, MAX_FRAME, ReadAhead, frame } from './internal/framing.js';
 import { Handle } from './internal/handle.js';
-import { describeSetting } from './internal/limits.js';
+import { describeSetting, descriptorError } from './internal/limits.js';
 import { DONE, type Operation, ReadinessLane, run, runSync, tryRun } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import { type StreamOptions, readableFrom, writableTo } from './internal/streams.js';
@@ -106,7 +106,13 @@ abstract class PipeEnd extends Handle implements Pollable {
 
     // Readiness is watched on `fd`: for a FIFO reopened after its writer
     // left, the kernel withholds POLLHUP from the new description.
-    this.lane = new ReadinessLane(this, spin, this.watch(fd), access === 'read' ? READABLE : WRITABLE);
+    try {
+      this.lane = new ReadinessLane(this, spin, this.watch(fd), access === 'read' ? READABLE : WRITABLE);
+    } catch (err) {
+      // The thread's first watch could not get a descriptor: the end is not made, and its descriptor not kept.
+      this.close();
+      throw err;
+    }
   }
 
   /** The descriptor to hand to children. Throws `ERR_IPC_CLOSED` after `close()`. */
@@ -521,9 +527,7 @@ export function pipe(options?: PipeOptions): { readEnd: PipeReadEnd; writeEnd: P
   const spin = checkSpin(opts.spin);
   const fds = native.pipe2(C.O_CLOEXEC | (nonBlocking ? C.O_NONBLOCK : 0));
   if (typeof fds === 'number') {
-    throw fds === E.EMFILE || fds === E.ENFILE
-      ? limitError(fds, 'pipe2', undefined, 'no descriptor is free (ulimit -n, or fs.file-max for the system).')
-      : systemError(fds, 'pipe2', undefined);
+    throw descriptorError(fds, 'pipe2', undefined);
   }
   const [readFd, writeFd] = fds;
   const address = pipeAddress(readFd);

@@ -12,12 +12,12 @@
  * @module
  */
 import { constants } from 'node:buffer';
-import { existsSync, fstatSync, statfsSync } from 'node:fs';
+import { type Stats, existsSync, fstatSync, statfsSync } from 'node:fs';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
 import { Handle, createOrOpen } from './internal/handle.js';
-import { describeSetting, readProcNumber } from './internal/limits.js';
+import { describeSetting, descriptorError, readProcNumber } from './internal/limits.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions } from './internal/validate.js';
 
@@ -380,12 +380,12 @@ export class PosixSharedMemory extends SharedMemory {
   /** Size, mode and owner of the segment `name`, without mapping it. */
   static stat(name: string): PosixSharedMemoryStat {
     checkPosixName(name, 'shared memory');
-    const fd = native.shmOpen(name, C.O_RDONLY, 0);
-    if (fd < 0) throw systemError(fd, 'shm_open', name);
+    const found = pathOnly(name);
+    if (found === undefined) throw systemError(E.ENOENT, 'shm_open', name);
     try {
-      return statOfFd(fd, name);
+      return statOfFd(found, name);
     } finally {
-      native.close(fd);
+      native.close(found);
     }
   }
 
@@ -406,10 +406,10 @@ export class PosixSharedMemory extends SharedMemory {
     let fd = native.shmCreateUnnamed(mode);
     let named = fd < 0;
     if (named) {
-      if (fd !== E.EOPNOTSUPP && fd !== E.EISDIR && fd !== E.ENOENT && fd !== E.EINVAL) throw systemError(fd, 'open', '/dev/shm');
+      if (fd !== E.EOPNOTSUPP && fd !== E.EISDIR && fd !== E.ENOENT && fd !== E.EINVAL) throw descriptorError(fd, 'shm_open', name);
       fd = native.shmOpen(name, C.O_RDWR | C.O_CREAT | C.O_EXCL, mode);
       if (fd === E.EEXIST) return undefined;
-      if (fd < 0) throw systemError(fd, 'shm_open', name);
+      if (fd < 0) throw descriptorError(fd, 'shm_open', name);
     } else if (existsSync(`/dev/shm${name}`)) {
       // Taken: no need to reserve the memory only to find it out.
       native.close(fd);
@@ -454,13 +454,10 @@ export class PosixSharedMemory extends SharedMemory {
     const readOnly = checkBoolean(opts.readOnly, 'readOnly');
     const wanted = opts.size === undefined ? undefined : checkSize(opts.size);
     const owner = checkOwner(opts.owner);
-    const fd = native.shmOpen(name, readOnly ? C.O_RDONLY : C.O_RDWR, 0);
-    if (fd === E.ENOENT) return undefined;
-    if (fd < 0) throw systemError(fd, 'shm_open', name);
+    const fd = openChecked(name, readOnly ? C.O_RDONLY : C.O_RDWR, (stat) => verifyOwnership(stat, owner, expectMode, name, 'segment'));
+    if (fd === undefined) return undefined;
     try {
-      const stat = statOfFd(fd, name);
-      verifyOwnership(stat, owner, expectMode, name, 'segment');
-      const size = stat.size;
+      const size = statOfFd(fd, name).size;
       if (size === 0) {
         throw new IpcError('ERR_IPC_SIZE_MISMATCH', `${name} has size 0: its creator never sized it (ftruncate). Nothing can be mapped.`, { address: name });
       }
@@ -492,15 +489,66 @@ export class PosixSharedMemory extends SharedMemory {
 
 }
 
+/**
+ * An O_PATH descriptor of /dev/shm<name> (where shm_open looks), which
+ * opens nothing: a FIFO or device at the name is not touched. `undefined`
+ * if there is nothing at the name.
+ */
+function pathOnly(name: string): number | undefined {
+  // With O_NOFOLLOW, a symbolic link is opened itself (and refused by its type), never followed.
+  const fd = native.openPath(`/dev/shm${name}`, C.O_PATH | C.O_NOFOLLOW, -1);
+  if (fd === E.ENOENT) return undefined;
+  if (fd < 0) throw descriptorError(fd, 'shm_open', name);
+  return fd;
+}
+
+/**
+ * Opens the segment `name` with `flags`, having checked first — on an
+ * O_PATH descriptor — that a segment is there (not a FIFO, a directory, a
+ * device) and passes `check` (its owner): nothing else is ever opened, so
+ * no other program sees an open. The checked file itself is then reopened
+ * through /proc/self/fd, so it cannot be swapped in between. `undefined` if
+ * there is nothing at the name.
+ */
+function openChecked(name: string, flags: number, check: (stat: PosixSharedMemoryStat) => void): number | undefined {
+  const found = pathOnly(name);
+  if (found === undefined) return undefined;
+  try {
+    check(statOfFd(found, name));
+    const fd = native.openPath(`/proc/self/fd/${found}`, flags | C.O_NONBLOCK, -1);
+    if (fd >= 0) return fd;
+    if (fd !== E.ENOENT) throw fd === E.EMFILE || fd === E.ENFILE ? descriptorError(fd, 'shm_open', name) : systemError(fd, 'shm_open', name);
+    // No /proc: open by name, and make sure it is the file that was checked.
+    const byName = native.shmOpen(name, flags, 0);
+    if (byName === E.ENOENT) return undefined;
+    if (byName < 0) throw descriptorError(byName, 'shm_open', name);
+    const [a, b] = [fstatSync(found), fstatSync(byName)];
+    if (a.ino !== b.ino || a.dev !== b.dev) {
+      native.close(byName);
+      throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${name} was replaced while it was being opened; nothing was mapped. Try again.`, { address: name });
+    }
+    return byName;
+  } finally {
+    native.close(found);
+  }
+}
+
 /** `fstat` of a POSIX segment's descriptor; refuses anything at the name that is not a segment (a FIFO, a device). */
 function statOfFd(fd: number, name: string): PosixSharedMemoryStat {
   const st = fstatSync(fd);
   if (!st.isFile()) {
     throw new IpcError('ERR_IPC_INVALID_ADDRESS',
-      `${name} in /dev/shm is not a shared-memory segment but ${st.isFIFO() ? 'a FIFO' : 'another kind of file'}, placed there by someone else. ` +
+      `${name} in /dev/shm is not a shared-memory segment but ${kindOf(st)}, placed there by someone else. ` +
       'Nothing was mapped. Remove it (if it is yours) or use another name.', { address: name });
   }
   return { size: st.size, mode: st.mode & 0o777, uid: st.uid, gid: st.gid, changeTime: st.ctime };
+}
+
+function kindOf(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSymbolicLink()) return 'a symbolic link (ipckit does not follow them)';
+  if (st.isDirectory()) return 'a directory';
+  return 'another kind of file';
 }
 
 function mapError(r: number, address: string, size: number): IpcError {

@@ -25,6 +25,7 @@ import { NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } 
 import {
   EpollSet, type PollTarget, type Pollable, READABLE, type ReadinessSubscriber, type Watch, pollTarget, watchDescriptor,
 } from './internal/readiness.js';
+import { descriptorError } from './internal/limits.js';
 import { checkInteger, checkOptions, invalidArgument } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
@@ -182,14 +183,20 @@ const dispatcher: ReadinessSubscriber = { onReady: () => dispatchPending() };
 function ensureDispatcher(): void {
   if (sources !== undefined) return;
   const fds = native.signalSetup();
-  if (typeof fds === 'number') throw systemError(fds, 'signalfd', undefined);
+  if (typeof fds === 'number') throw descriptorError(fds, 'signalfd', undefined);
   const set = new EpollSet();
-  for (const fd of fds) {
-    const r = set.control(EPOLL_CTL_ADD, fd, READABLE, fd);
-    if (r < 0) throw systemError(r, 'epoll_ctl', 'the signal descriptors');
+  try {
+    for (const fd of fds) {
+      const r = set.control(EPOLL_CTL_ADD, fd, READABLE, fd);
+      if (r < 0) throw systemError(r, 'epoll_ctl', 'the signal descriptors');
+    }
+    watch = watchDescriptor(set.fd);
+  } catch (err) {
+    // Nothing half-made is kept: the next handler tries again from the start.
+    set.close();
+    throw err;
   }
   sources = set;
-  watch = watchDescriptor(set.fd);
   watch.subscribe(dispatcher, READABLE, false);
 }
 

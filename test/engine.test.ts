@@ -510,6 +510,44 @@ describe('the addon and worker threads', () => {
   });
 });
 
+describe('out of descriptors', () => {
+  const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
+  it('a failed first handle of a thread keeps nothing: no descriptor, no queue left to meet as EEXIST', { skip: !hasPrlimit && 'needs prlimit' }, () => {
+    // The first descriptor-backed handle of a thread also makes the thread's epoll set: with one
+    // descriptor free, the handle's own open succeeds and the epoll set's fails.
+    const name = objects.name('emfile');
+    const script = `import(${JSON.stringify(new URL('../src/index.js', import.meta.url).href)}).then((m) => {
+      const { openSync, closeSync, readdirSync } = require('node:fs');
+      const fill = () => { const held = []; for (;;) { try { held.push(openSync('/dev/null', 'r')); } catch { return held; } } };
+      const attempt = (free, call) => {
+        const before = readdirSync('/proc/self/fd').length;
+        const held = fill();
+        for (const fd of held.splice(0, free)) closeSync(fd);
+        let code = 'no error';
+        try { call(); } catch (err) { code = err.code + (/ulimit -n/.test(err.message) ? ' (names ulimit -n)' : ''); }
+        for (const fd of held) closeSync(fd);
+        return [code, readdirSync('/proc/self/fd').length - before];
+      };
+      const out = {
+        queue: attempt(1, () => m.PosixMessageQueue.create('${name}')),
+        pipe: attempt(2, () => m.pipe()),
+        segment: attempt(0, () => m.PosixSharedMemory.create('${name}', { size: 64 })),
+      };
+      // Nothing was left at the name: a retry creates it.
+      m.PosixMessageQueue.create('${name}').close();
+      m.PosixMessageQueue.unlink('${name}');
+      console.log(JSON.stringify(out));
+    })`;
+    const result = spawnSync('prlimit', ['--nofile=64:64', '--', process.execPath, '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), {
+      queue: ['ERR_IPC_LIMIT (names ulimit -n)', 0],
+      pipe: ['ERR_IPC_LIMIT (names ulimit -n)', 0],
+      segment: ['ERR_IPC_LIMIT (names ulimit -n)', 0],
+    });
+  });
+});
+
 describe('descriptors a handle owns', () => {
   it('a descriptor is wrapped once: a second fromFd is refused, so neither can close it under the other', () => {
     const { readEnd, writeEnd } = pipe();

@@ -3,11 +3,12 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { IpcError, Mutex, PosixSharedMemory, SHM_MAX_SIZE, Semaphore, SysvSharedMemory } from '../src/index.js';
 import { ObjectTracker, openFds } from './helpers/objects.js';
-import { Peer, killAllPeers } from './helpers/peer.js';
+import { Peer, killAllPeers, trackChild } from './helpers/peer.js';
+import { blockedIn } from './helpers/proc.js';
 import { rejectsWith, throwsWith } from './helpers/assert.js';
 
 const objects = new ObjectTracker();
@@ -145,7 +146,7 @@ describe('POSIX shared memory', () => {
       return;
     }
     try {
-      throwsWith(() => PosixSharedMemory.open(name), 'ELOOP', /symbolic link/);
+      throwsWith(() => PosixSharedMemory.open(name), 'ERR_IPC_INVALID_ADDRESS', /a symbolic link \(ipckit does not follow them\)/);
     } finally {
       execFileSync('rm', ['-f', link]);
     }
@@ -382,6 +383,55 @@ describe('something else at the name', () => {
       throwsWith(() => PosixSharedMemory.openOrCreate(name, { size: 64 }), 'ERR_IPC_INVALID_ADDRESS', /a FIFO/);
     } finally {
       rmSync(`/dev/shm${name}`);
+    }
+  });
+
+  for (const waits of ['reader', 'writer']) {
+    it(`never opens what it refuses: a ${waits} waiting at the other end of the FIFO is not met`, async () => {
+      const name = objects.shmName(`fifo-${waits}`);
+      const path = `/dev/shm${name}`;
+      execFileSync('mkfifo', ['-m', '0666', path]);
+      // Any open of ours the other way would let it through.
+      const script = waits === 'reader' ? 'exec 3< "$0"; echo met' : 'exec 3> "$0"; echo met';
+      const child = trackChild(spawn('sh', ['-c', script, path], { stdio: ['ignore', 'pipe', 'ignore'] }));
+      let out = '';
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+      try {
+        await blockedIn(child.pid!, 'openat', { what: `the shell waits in its open of the FIFO as a ${waits}` });
+        for (const readOnly of [false, true]) {
+          throwsWith(() => PosixSharedMemory.open(name, { readOnly }), 'ERR_IPC_INVALID_ADDRESS', /a FIFO/);
+          throwsWith(() => PosixSharedMemory.open(name, { readOnly, owner: 'any' }), 'ERR_IPC_INVALID_ADDRESS', /a FIFO/);
+        }
+        throwsWith(() => PosixSharedMemory.openOrCreate(name, { size: 64, mode: 0o600 }), 'ERR_IPC_INVALID_ADDRESS', /a FIFO/);
+        throwsWith(() => PosixSharedMemory.stat(name), 'ERR_IPC_INVALID_ADDRESS', /a FIFO/);
+        // Still waiting in open(2): nothing of ours reached it.
+        await blockedIn(child.pid!, 'openat', { what: 'the shell still waits', timeoutMs: 1000 });
+        assert.equal(out, '');
+      } finally {
+        child.kill('SIGKILL');
+        await new Promise((resolve) => child.once('close', resolve));
+        rmSync(path);
+      }
+    });
+  }
+
+  it('names what is there instead: a directory, a symbolic link', () => {
+    const name = objects.shmName('dir');
+    mkdirSync(`/dev/shm${name}`);
+    try {
+      throwsWith(() => PosixSharedMemory.open(name), 'ERR_IPC_INVALID_ADDRESS', /not a shared-memory segment but a directory/);
+      throwsWith(() => PosixSharedMemory.openOrCreate(name, { size: 64 }), 'ERR_IPC_INVALID_ADDRESS', /a directory/);
+    } finally {
+      rmSync(`/dev/shm${name}`, { recursive: true });
+    }
+    const link = objects.shmName('link');
+    symlinkSync('/etc/hostname', `/dev/shm${link}`);
+    try {
+      throwsWith(() => PosixSharedMemory.open(link), 'ERR_IPC_INVALID_ADDRESS', /but a symbolic link \(ipckit does not follow them\)/);
+      throwsWith(() => PosixSharedMemory.stat(link), 'ERR_IPC_INVALID_ADDRESS', /a symbolic link/);
+      throwsWith(() => PosixSharedMemory.openOrCreate(link, { size: 64 }), 'ERR_IPC_INVALID_ADDRESS', /a symbolic link/);
+    } finally {
+      rmSync(`/dev/shm${link}`);
     }
   });
 });

@@ -5,6 +5,7 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
+import { E, type IpcError, limitError, systemError } from '../errors.js';
 
 /** A number from a /proc file, or undefined if it cannot be read. */
 export function readProcNumber(file: string): number | undefined {
@@ -48,4 +49,11 @@ export function hasSysResource(): boolean {
   } catch {
     return false;
   }
+}
+
+/** The error of a call that needed a new descriptor: `ERR_IPC_LIMIT` naming the limits for EMFILE/ENFILE, else the errno. */
+export function descriptorError(errno: number, syscall: string, address: string | undefined): IpcError {
+  return errno === E.EMFILE || errno === E.ENFILE
+    ? limitError(errno, syscall, address, 'no descriptor is free (ulimit -n, or fs.file-max for the system).')
+    : systemError(errno, syscall, address);
 }

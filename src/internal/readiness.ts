@@ -11,9 +11,10 @@
  * @internal
  * @module
  */
-import { E, limitError, systemError } from '../errors.js';
+import { systemError } from '../errors.js';
 import { native, type NativeFdWatcher } from '../native.js';
 import { OwnedFd } from './handle.js';
+import { descriptorError } from './limits.js';
 
 const { EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL } = native.constants;
 
@@ -69,9 +70,7 @@ export class EpollSet {
   constructor() {
     const fd = native.epollCreate();
     if (fd < 0) {
-      throw fd === E.EMFILE || fd === E.ENFILE
-        ? limitError(fd, 'epoll_create1', undefined, 'no descriptor is free (ulimit -n, or fs.file-max for the system).')
-        : systemError(fd, 'epoll_create1', undefined);
+      throw descriptorError(fd, 'epoll_create1', undefined);
     }
     this.#owned = new OwnedFd(fd, true);
     this.fd = fd;
