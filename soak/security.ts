@@ -46,7 +46,8 @@ const WAIT = 300;
 const UNTRUSTED = ['ERR_IPC_UNTRUSTED'];
 const EEXIST = ['EEXIST'];
 const NOT_A_FIFO = ['ERR_IPC_NOT_A_FIFO'];
-const ELOOP = ['ELOOP'];
+/** A symbolic link in /dev/shm is opened as itself (O_PATH | O_NOFOLLOW) and refused by its type. */
+const LINK = ['ERR_IPC_INVALID_ADDRESS'];
 const NOT_A_SEGMENT = ['ERR_IPC_INVALID_ADDRESS', 'ERR_IPC_UNTRUSTED'];
 /** glibc's shm_open reports a directory as EINVAL. */
 const DIRECTORY = ['EINVAL', 'EISDIR', 'ERR_IPC_INVALID_ADDRESS', 'ERR_IPC_UNTRUSTED'];
@@ -878,15 +879,15 @@ async function linkedPosixShm({ scene, placer }: Matrix): Promise<Cell> {
   await placer.call('symlink', { target: absent, path: `/dev/shm${dangling}` });
   const C = 'PosixSharedMemory';
   const attempts = [
-    hostile(`${C}.open`, [name], ELOOP),
-    hostile(`${C}.open`, [name, { readOnly: true }], ELOOP),
-    hostile(`${C}.open`, [name, { owner: 'any' }], ELOOP),
-    hostile(`${C}.openOrCreate`, [name, { size: SIZE }], ELOOP),
-    hostile(`${C}.openOrCreate`, [name, { size: SIZE, mode: 0o600 }], ELOOP),
-    hostile(`${C}.openOrCreate`, [name, { size: SIZE, owner: 'any' }], ELOOP),
-    hostile(`${C}.stat`, [name], ELOOP),
+    hostile(`${C}.open`, [name], LINK),
+    hostile(`${C}.open`, [name, { readOnly: true }], LINK),
+    hostile(`${C}.open`, [name, { owner: 'any' }], LINK),
+    hostile(`${C}.openOrCreate`, [name, { size: SIZE }], LINK),
+    hostile(`${C}.openOrCreate`, [name, { size: SIZE, mode: 0o600 }], LINK),
+    hostile(`${C}.openOrCreate`, [name, { size: SIZE, owner: 'any' }], LINK),
+    hostile(`${C}.stat`, [name], LINK),
     hostile(`${C}.create`, [name, { size: SIZE }], EEXIST),
-    hostile(`${C}.openOrCreate`, [dangling, { size: SIZE }], ELOOP),
+    hostile(`${C}.openOrCreate`, [dangling, { size: SIZE }], LINK),
     hostile(`${C}.create`, [dangling, { size: SIZE }], EEXIST),
   ];
   cell.judge(attempts, await victim(scene, [name.slice(1), dangling.slice(1), target, absent], attempts));

@@ -179,22 +179,25 @@ function scanProcesses(): ProcessScan {
       const fdPath = `/proc/${pid}/fd/${fd}`;
       try {
         const target = readlinkSync(fdPath);
-        const shm = /^\/dev\/shm\/([^/]+)$/.exec(target);
+        // Removed from its name: the file has no link left. (A " (deleted)" suffix in the link
+        // may also be part of a live name another user chose, so the suffix alone proves nothing.)
+        const st = statSync(fdPath);
+        const deleted = st.nlink === 0;
+        const name = deleted && target.endsWith(' (deleted)') ? target.slice(0, -' (deleted)'.length) : target;
+        const shm = /^\/dev\/shm\/([^/]+)$/.exec(name);
         if (shm) {
-          holdsSegment(`/${shm[1]}`, Number(pid));
+          if (!deleted) holdsSegment(`/${shm[1]}`, Number(pid));
           continue;
         }
-        if (target.startsWith('/') && !target.endsWith(' (deleted)') && statSync(fdPath).isFIFO()) {
-          const holders = scan.fifos.get(target) ?? new Set<number>();
+        if (name.startsWith('/') && !deleted && st.isFIFO()) {
+          const holders = scan.fifos.get(name) ?? new Set<number>();
           holders.add(Number(pid));
-          scan.fifos.set(target, holders);
+          scan.fifos.set(name, holders);
           continue;
         }
-        const match = /^(\/[^/]+?)( \(deleted\))?$/.exec(target);
-        if (match === null || statfsSync(fdPath).type !== MQUEUE_MAGIC) continue;
-        const name = match[1]!;
-        const deleted = match[2] !== undefined;
-        const key = deleted ? `${name} (deleted)` : name;
+        if (!/^\/[^/]+$/.test(name) || statfsSync(fdPath).type !== MQUEUE_MAGIC) continue;
+        // A removed queue is kept apart from a live one of the same name (NUL is in no name).
+        const key = deleted ? `${name}\0` : name;
         const entry = scan.queues.get(key) ?? { holders: new Set<number>(), fdPath, deleted };
         entry.holders.add(Number(pid));
         scan.queues.set(key, entry);
@@ -256,7 +259,7 @@ function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[]
       if (qsize !== undefined) bytes = Number(qsize);
     }
     objects.push({
-      kind: 'posix-mq', address: live ? address : address.replace(/ \(deleted\)$/, ''), uid: st.uid, owner: userName(st.uid),
+      kind: 'posix-mq', address, uid: st.uid, owner: userName(st.uid),
       mode: st.mode & 0o777, messages: attrs?.messages ?? null, bytes, maxBytes: attrs?.maxBytes ?? null,
       ...(live ? {} : { deleted: true }),
       processes: [...(holders ?? [])].map((pid) => ({ pid, role: 'holder' as const, alive: true })),
@@ -267,7 +270,7 @@ function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[]
     describe(name, mounted ? `${MQUEUE_DIR}${name}` : entry!.fdPath, entry?.holders, true);
   }
   for (const [key, entry] of open) {
-    if (entry.deleted) describe(key, entry.fdPath, entry.holders, false);
+    if (entry.deleted) describe(key.slice(0, -1), entry.fdPath, entry.holders, false);
   }
   return objects;
 }

@@ -132,8 +132,10 @@ function parseSignalName(sig: string): number | undefined {
   } else {
     const n = (osConstants.signals as Record<string, number>)[name];
     if (n !== undefined) return n;
-    if (/^\d+$/.test(sig)) {
-      const number = Number(sig);
+    // A number, or SIG<number> as signalName() calls the ones without a name (32 and 33: glibc's own).
+    const digits = /^(?:SIG)?(\d{1,3})$/.exec(name)?.[1];
+    if (digits !== undefined) {
+      const number = Number(digits);
       if (number >= 1 && number <= S.SIGRTMAX) return number;
     }
   }

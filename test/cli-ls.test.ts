@@ -140,6 +140,17 @@ describe('ipckit ls with hostile names', () => {
     assert.equal(lsRow(inventory.text, `${name} (deleted)`)?.[0], 'posix-mq');
     assert.equal(lsRow(inventory.text, name), undefined);
   });
+
+  it('a live queue whose name ends in " (deleted)" is live, listed once, under its whole name', async () => {
+    // Another user could otherwise pass a queue of theirs off as a removed /jobs.
+    const name = `${objects.name('fake')} (deleted)`;
+    objects.posix.add(name);
+    using q = PosixMessageQueue.create(name);
+    const inventory = await ls();
+    const entries = inventory.objects.filter((o) => o.address.startsWith(name.slice(0, -' (deleted)'.length)));
+    assert.deepEqual(entries.map((o) => [o.kind, o.address, o.deleted]), [['posix-mq', name, undefined]]);
+    q.unlink();
+  });
 });
 
 describe('cli ls cleanup', () => {

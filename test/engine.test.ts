@@ -617,6 +617,20 @@ describe('options, disposal, codecs and errors', () => {
     using raw = PosixMessageQueue.open(name);
     raw.sendSync(Buffer.from([0xc1]));
     await rejectsWith(() => posix.receive(), 'ERR_IPC_CODEC', /could not be decoded/);
+    // What MessagePack would carry but not deliver as sent is refused at the sender; nothing is queued.
+    using anything = PosixMessageQueue.open<unknown>(name, { codec: 'msgpack' });
+    const refused: [unknown, RegExp][] = [
+      [JSON.parse('{"__proto__": 1}'), /own "__proto__" key/],
+      [{ deep: [{ x: `${'x'.repeat(60)}\uD800` }] }, /lone UTF-16 surrogate/],
+      [new Map([['\uDC00', 1]]), /lone UTF-16 surrogate/],
+      [{ ['k\uD800']: 1 }, /lone UTF-16 surrogate/],
+      [new Date(Number.NaN), /Invalid Date has no MessagePack timestamp/],
+    ];
+    for (const [value, reason] of refused) throwsWith(() => anything.sendSync(value), 'ERR_IPC_CODEC', reason);
+    assert.equal(posix.attributes().messages, 0);
+    // A timestamp beyond what a Date can hold (about 2^56 seconds) is refused when decoded, not turned into an Invalid Date.
+    raw.sendSync(Buffer.from([0x91, 0xc7, 0x0c, 0xff, 0, 0, 0, 0, 1, 0, 0, 4, 0, 0, 0, 0]));
+    await rejectsWith(() => anything.receive(), 'ERR_IPC_CODEC', /outside the range of a JavaScript Date/);
     posix.unlink();
     sysv.remove();
   });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Fifo, IpcError, MQ_PRIO_MAX, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue } from '../src/index.js';
 import { native } from '../src/native.js';
+import { parseAddress } from '../src/internal/address.js';
 import { ObjectTracker, mqueueFds } from './helpers/objects.js';
 import { Peer, killAllPeers, asUser, canRunAs } from './helpers/peer.js';
 import { blockedIn, onDescriptor, onSysvQueue, waitingOnLoop, watchedByThisLoop } from './helpers/proc.js';
@@ -560,12 +561,17 @@ print(libc.ftok(sys.argv[1].encode(), 7) & 0xffffffff)`, file], { encoding: 'utf
 
   it('rejects bad keys and arguments with the registry codes', () => {
     for (const bad of [0, -1, 0x1_0000_0000, 1.5, 'jobs', '0xZZ', '', '0x', { path: '/tmp' }, { path: '/tmp', projectId: 0 },
-      { path: '/tmp', projectId: 256 }, { id: -1 }, null, true]) {
+      { path: '/tmp', projectId: 256 }, { id: -1 }, null, true,
+      // Values whose description itself would throw (no toString, BigInt in JSON).
+      { id: Object.create(null) }, { path: '/', projectId: Object.create(null) }, { path: 10n, projectId: 1 }, { id: Symbol('x') }]) {
       throwsWith(() => SysvMessageQueue.create(bad as number), 'ERR_IPC_INVALID_ADDRESS');
       throwsWith(() => SysvMessageQueue.open(bad as number), 'ERR_IPC_INVALID_ADDRESS');
     }
     throwsWith(() => SysvMessageQueue.create(0), 'ERR_IPC_INVALID_ADDRESS', /IPC_PRIVATE/);
     throwsWith(() => SysvMessageQueue.open({ path: '/nonexistent/ipckit', projectId: 1 }), 'ENOENT', /ftok/);
+    // On the command line, an ftok path may hold any character, a line break included: the last ":ID" ends it.
+    assert.deepEqual(parseAddress('ftok:/tmp/a\nb:c:7', 'queue'), { family: 'sysv', address: { path: '/tmp/a\nb:c', projectId: 7 } });
+    assert.deepEqual(parseAddress('ftok:\r:1', 'queue'), { family: 'sysv', address: { path: '\r', projectId: 1 } });
     throwsWith(() => SysvMessageQueue.open({ id: 0x7ffffff0 }), 'EINVAL');
     const key = objects.key();
     using q = SysvMessageQueue.create(key);

@@ -98,6 +98,9 @@ describe('signal names', () => {
     assert.equal(signalName(2), 'SIGINT');
     assert.equal(signalName(34), 'SIGRTMIN');
     assert.equal(signalName(35), 'SIGRTMIN+1');
+    // Every name signalName gives resolves back, SIG32 and SIG33 (glibc's own, unnamed) included.
+    for (let n = 1; n <= S.SIGRTMAX; n++) assert.equal(signalNumber(signalName(n)), n, signalName(n));
+    assert.deepEqual([signalName(32), signalNumber('SIG32'), signalNumber('sig33')], ['SIG32', 32, 33]);
     assert.equal(signalName(49), 'SIGRTMIN+15');
     assert.equal(signalName(50), 'SIGRTMAX-14');
     assert.equal(signalName(64), 'SIGRTMAX');

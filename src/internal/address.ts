@@ -6,7 +6,7 @@
  */
 import { IpcError, systemError } from '../errors.js';
 import { native } from '../native.js';
-import { isWellFormed } from './validate.js';
+import { describe, isWellFormed } from './validate.js';
 
 /** Longest POSIX IPC name after the leading slash, in bytes (NAME_MAX). */
 export const POSIX_NAME_MAX = 255;
@@ -89,16 +89,16 @@ export function resolveSysvAddress(address: unknown): SysvTarget {
     if ('id' in record) {
       const id = record.id;
       if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0x7fffffff) {
-        throw invalidAddress(`Invalid System V identifier ${String(id)}: it must be an integer from 0 to 2147483647.`);
+        throw invalidAddress(`Invalid System V identifier ${describe(id)}: it must be an integer from 0 to 2147483647.`);
       }
       return { id, label: `id ${id}` };
     }
     const { path, projectId } = record;
     if (typeof path !== 'string' || path.length === 0 || path.includes('\0') || !isWellFormed(path)) {
-      throw invalidAddress(`Invalid ftok path ${JSON.stringify(path)}: it must name an existing file (no NUL, no lone UTF-16 surrogate).`);
+      throw invalidAddress(`Invalid ftok path ${describe(path)}: it must name an existing file (no NUL, no lone UTF-16 surrogate).`);
     }
     if (typeof projectId !== 'number' || !Number.isInteger(projectId) || projectId < 1 || projectId > 255) {
-      throw invalidAddress(`Invalid ftok projectId ${String(projectId)}: it must be an integer from 1 to 255 (ftok keeps only its low 8 bits).`, path);
+      throw invalidAddress(`Invalid ftok projectId ${describe(projectId)}: it must be an integer from 1 to 255 (ftok keeps only its low 8 bits).`, path);
     }
     const key = native.ftok(path, projectId);
     if (key < 0) {
@@ -106,7 +106,7 @@ export function resolveSysvAddress(address: unknown): SysvTarget {
     }
     return { key, label: `${formatKey(key)} (ftok ${path}:${projectId})` };
   }
-  throw invalidAddress(`Invalid System V address ${String(address)}: ${KEY_HELP}.`);
+  throw invalidAddress(`Invalid System V address ${describe(address)}: ${KEY_HELP}.`);
 }
 
 /** What a command-line address names. */
@@ -120,7 +120,8 @@ export type ParsedAddress =
  */
 export function parseAddress(text: string, kind: string): ParsedAddress {
   if (text.startsWith('/')) return { family: 'posix', name: checkPosixName(text, kind) };
-  const ftok = /^ftok:(.+):([0-9]+)$/.exec(text);
+  // Any character in the path, line breaks included: the last ":ID" ends it.
+  const ftok = /^ftok:([^]+):([0-9]+)$/.exec(text);
   if (ftok) return { family: 'sysv', address: { path: ftok[1]!, projectId: Number(ftok[2]) } };
   const id = /^id:([0-9]+)$/.exec(text);
   if (id) return { family: 'sysv', address: { id: Number(id[1]) } };

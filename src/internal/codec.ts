@@ -3,9 +3,9 @@
  * @internal
  * @module
  */
-import { Decoder, Encoder } from '@msgpack/msgpack';
+import { Decoder, EXT_TIMESTAMP, Encoder, ExtensionCodec, decodeTimestampExtension, encodeTimestampExtension } from '@msgpack/msgpack';
 import { IpcError } from '../errors.js';
-import { checkBytes, invalidArgument } from './validate.js';
+import { checkBytes, invalidArgument, isWellFormed } from './validate.js';
 
 /** Turns values into message bytes and back. */
 export interface Codec<T> {
@@ -38,11 +38,63 @@ const jsonCodec: Codec<unknown> = {
   decode: (bytes) => JSON.parse(bytes.toString('utf8')) as unknown,
 };
 
-const msgpackEncoder = new Encoder();
-const msgpackDecoder = new Decoder();
+// Dates go as MessagePack timestamps, both ways checked: an Invalid Date has
+// no timestamp (it would arrive as 1970), and a timestamp outside the range
+// of a Date is refused rather than decoded to an Invalid Date.
+const extensions = new ExtensionCodec();
+extensions.register({
+  type: EXT_TIMESTAMP,
+  encode: (value: unknown) => {
+    if (!(value instanceof Date)) return null;
+    if (Number.isNaN(value.getTime())) throw new TypeError('an Invalid Date has no MessagePack timestamp');
+    return encodeTimestampExtension(value);
+  },
+  decode: (data: Uint8Array) => {
+    const date = decodeTimestampExtension(data);
+    if (Number.isNaN(date.getTime())) throw new TypeError('a timestamp outside the range of a JavaScript Date');
+    return date;
+  },
+});
+
+const msgpackEncoder = new Encoder({ extensionCodec: extensions });
+const msgpackDecoder = new Decoder({ extensionCodec: extensions });
+
+/**
+ * Refuses what MessagePack would carry but not deliver as sent: a string
+ * with a lone UTF-16 surrogate (it has no UTF-8 form and would arrive as
+ * U+FFFD), and an object with an own `__proto__` key (decoders refuse it,
+ * so every receiver would fail). Depth is the encoder's to limit.
+ */
+function checkPortable(value: unknown, depth = 0): void {
+  if (depth > 100) return;
+  if (typeof value === 'string') {
+    if (!isWellFormed(value)) throw new TypeError('a string with a lone UTF-16 surrogate has no UTF-8 form (it would arrive as U+FFFD)');
+    return;
+  }
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || value instanceof Date) return;
+  if (Array.isArray(value)) {
+    for (const item of value) checkPortable(item, depth + 1);
+  } else if (value instanceof Map) {
+    for (const [k, v] of value) {
+      checkPortable(k, depth + 1);
+      checkPortable(v, depth + 1);
+    }
+  } else {
+    if (Object.hasOwn(value, '__proto__')) {
+      throw new TypeError('an object with an own "__proto__" key: receivers refuse that key (it could pollute prototypes)');
+    }
+    for (const [k, v] of Object.entries(value)) {
+      checkPortable(k, depth + 1);
+      checkPortable(v, depth + 1);
+    }
+  }
+}
 
 const msgpackCodec: Codec<unknown> = {
-  encode: (value) => msgpackEncoder.encode(value),
+  encode: (value) => {
+    checkPortable(value);
+    return msgpackEncoder.encode(value);
+  },
   // Binary values come out as Uint8Array views, as they went in (not Buffers).
   decode: (bytes) => msgpackDecoder.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)),
 };
@@ -79,7 +131,7 @@ export function encodeWith<T>(codec: Codec<T>, value: T, address: string): Uint8
   return bytes;
 }
 
-/** Decodes with the codec, reporting failures as ERR_IPC_CODEC; the raw bytes stay on `cause`. */
+/** Decodes with the codec, reporting failures as ERR_IPC_CODEC with the decoder's error as `cause`. */
 export function decodeWith<T>(codec: Codec<T>, bytes: Buffer, address: string): T {
   try {
     return codec.decode(bytes);

@@ -6,9 +6,11 @@
  */
 import { IpcError } from '../errors.js';
 
-function describe(value: unknown): string {
+/** A short, safe description of any value, for messages (never throws). */
+export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
   if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'symbol') return value.toString();
   if (value === null || typeof value !== 'object') return String(value);
   return Array.isArray(value) ? 'an array' : 'an object';
 }
