@@ -535,10 +535,23 @@ const peerSignals = lazy(() => {
   return { value: listener, remove: () => listener.close() };
 });
 
-/** What a codec's own library makes of `bytes`; `undefined` for a decode failure. */
+/** Whether `value` holds a Date that is not a time (a MessagePack timestamp beyond a Date's range decodes to one). */
+function holdsInvalidDate(value: unknown, depth = 0): boolean {
+  if (value instanceof Date) return Number.isNaN(value.getTime());
+  if (depth > 100 || value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return false;
+  const items = value instanceof Map ? [...value.keys(), ...value.values()] : Object.values(value);
+  return items.some((item) => holdsInvalidDate(item, depth + 1));
+}
+
+/**
+ * What a codec's own library makes of `bytes`; `undefined` for a decode
+ * failure. ipckit's msgpack codec refuses, besides, a timestamp a Date
+ * cannot hold (the library makes it an Invalid Date).
+ */
 function referenceDecode(codec: 'json' | 'msgpack', bytes: Uint8Array): { value: unknown } | undefined {
   try {
-    return { value: codec === 'json' ? JSON.parse(bytesOf(bytes).toString('utf8')) : msgpackReference(bytes) };
+    const value = codec === 'json' ? JSON.parse(bytesOf(bytes).toString('utf8')) : msgpackReference(bytes);
+    return codec === 'msgpack' && holdsInvalidDate(value) ? undefined : { value };
   } catch {
     return undefined;
   }

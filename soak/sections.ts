@@ -1,4 +1,17 @@
 /** The sections of the reliability suite, in the order they run, each with its share of the time. */
+import { section as exactlyOnce } from './exactly-once.js';
+import { section as exhaustion } from './exhaustion.js';
+import { section as fuzz } from './fuzz.js';
 import type { Section } from './report.js';
+import { section as security } from './security.js';
 
-export const SECTIONS: { section: Section; weight: number }[] = [];
+/**
+ * `weight` shares out the minutes asked for; the security matrix and the
+ * exhaustion checks do a fixed amount of work (some seconds) whatever it is.
+ */
+export const SECTIONS: { section: Section; weight: number }[] = [
+  { section: exactlyOnce, weight: 4 },
+  { section: security, weight: 1 },
+  { section: exhaustion, weight: 1 },
+  { section: fuzz, weight: 2 },
+];
