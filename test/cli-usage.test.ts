@@ -4,17 +4,18 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Fifo, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, formatKey } from '../src/index.js';
 import { native } from '../src/native.js';
 import { CLI, all, describeRun, fails, ipckit, ok } from './helpers/cli.js';
 import { ObjectTracker, sysvQueueKeys, sysvQueues } from './helpers/objects.js';
-import { killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
+import { asUser, canRunAs, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
 
 const objects = new ObjectTracker();
+const INDEX = new URL('../src/index.js', import.meta.url).href;
 
 after(async () => {
   await killAllPeers();
@@ -249,6 +250,43 @@ describe('ipckit hostile addresses', () => {
     assert.equal(stat, `ENOENT: ftok ${missing}:1 failed: No such file or directory (ENOENT). ` +
       'ftok derives the key from the file\'s inode: the path must exist and stay the same file.\n');
     assert.equal(top, `ENOENT: Nothing to remove at ${address}: no message queue, shared memory segment or FIFO has this address. Run "ipckit ls" to see what exists.\n`);
+  });
+});
+
+describe('ipckit and objects another user created', () => {
+  it('refuses them with ERR_IPC_UNTRUSTED unless --owner names that user (or any)', { skip: !canRunAs(65534) && 'needs root and setpriv' }, async () => {
+    const queue = objects.name('cli-squat');
+    const segment = objects.shmName('cli-squat');
+    const dir = mkdtempSync(path.join(tmpdir(), 'ipckit-cli-owner-'));
+    chmodSync(dir, 0o1777);
+    const fifo = path.join(dir, 'squatted');
+    try {
+      const made = spawnSync(asUser(65534)[0]!, [...asUser(65534).slice(1), process.execPath, '-e', `import(${JSON.stringify(INDEX)}).then((m) => {
+        m.PosixMessageQueue.create('${queue}', { mode: 0o666 }).close();
+        const shm = m.PosixSharedMemory.create('${segment}', { size: 64, mode: 0o666 }); shm.write(Buffer.from('theirs')); shm.close();
+        m.Fifo.create(${JSON.stringify(fifo)}, { mode: 0o666 });
+      })`], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(made.status, 0, made.stderr);
+      const untrusted = /belongs to uid 65534.*\{ owner: 65534 \}/;
+      assert.match(await fails(['mq', 'send', queue, 'x'], 1, 'ERR_IPC_UNTRUSTED'), untrusted);
+      assert.match(await fails(['mq', 'recv', queue, '--nonblock'], 1, 'ERR_IPC_UNTRUSTED'), untrusted);
+      assert.match(await fails(['mq', 'stat', queue], 1, 'ERR_IPC_UNTRUSTED'), untrusted);
+      assert.match(await fails(['shm', 'read', segment], 1, 'ERR_IPC_UNTRUSTED'), untrusted);
+      assert.match(await fails(['shm', 'write', segment, 'mine'], 1, 'ERR_IPC_UNTRUSTED'), untrusted);
+      assert.match(await fails(['fifo', 'write', fifo, 'x', '--nonblock'], 1, 'ERR_IPC_UNTRUSTED'), untrusted);
+      assert.match(await fails(['fifo', 'read', fifo, '--nonblock'], 1, 'ERR_IPC_UNTRUSTED'), untrusted);
+      assert.match(await fails(['fifo', 'read', fifo, '--count', '1', '--nonblock'], 1, 'ERR_IPC_UNTRUSTED'), untrusted);
+      // Named, they are used.
+      await ok(['mq', 'send', queue, 'hello', '--owner', '65534']);
+      assert.equal((await ok(['mq', 'recv', queue, '--owner', 'any'])).stdout, 'hello\n');
+      assert.equal((await ok(['shm', 'read', segment, '--owner', '65534'])).stdout, 'theirs');
+      // Past the owner check, a write with no reader fails as a FIFO write does.
+      await fails(['fifo', 'write', fifo, 'x', '--nonblock', '--owner', 'any'], 1, 'ENXIO');
+      await fails(['mq', 'send', queue, 'x', '--owner', 'nobody'], 2, 'ERR_IPC_USAGE');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      objects.cleanup();
+    }
   });
 });
 

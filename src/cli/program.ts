@@ -6,6 +6,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
+import type { OwnerOption } from '../internal/trust.js';
 import { IpcError, systemError } from '../errors.js';
 
 /** A command-line option of a leaf command. */
@@ -239,6 +240,16 @@ export function intOption(ctx: CommandContext, name: string, min: number, max: n
 }
 
 /** A permission mode option in octal (`600`, `0600`, `0o600`), or `fallback`. */
+/** `--owner`, for the commands that open an object that exists already. */
+export const OWNER_OPTION: OptionSpec = {
+  type: 'string', value: 'UID|any', description: 'accept an object this user owns (default: only your own; any: every owner)',
+};
+
+/** The --owner value: a uid, 'any', or undefined (the library's default: this process's user). */
+export function ownerOption(ctx: CommandContext): OwnerOption | undefined {
+  return ctx.values.owner === 'any' ? 'any' : intOption(ctx, 'owner', 0, 0xfffffffe);
+}
+
 export function modeOption(ctx: CommandContext, fallback: number): number {
   const raw = ctx.values.mode;
   if (raw === undefined) return fallback;

@@ -11,14 +11,16 @@ import { type ParsedAddress, parseAddress } from '../../internal/address.js';
 import { PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, type MessageQueue } from '../../message-queue.js';
 import { ConsumerOutput } from '../output.js';
 import {
-  type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, printJson, readStdin, removeVerb, usageError,
+  OWNER_OPTION, type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, ownerOption, printJson, readStdin, removeVerb,
+  usageError,
 } from '../program.js';
 
 const ADDRESS_HELP = 'ADDRESS: /name for a POSIX queue; 0x1234, 4660, ftok:PATH:ID or id:N for a System V queue.';
 const { EAGAIN } = E;
 
-function open(parsed: ParsedAddress): MessageQueue {
-  return parsed.family === 'posix' ? PosixMessageQueue.open(parsed.name) : SysvMessageQueue.open(parsed.address);
+function open(parsed: ParsedAddress, ctx: CommandContext): MessageQueue {
+  const owner = ownerOption(ctx);
+  return parsed.family === 'posix' ? PosixMessageQueue.open(parsed.name, { owner }) : SysvMessageQueue.open(parsed.address, { owner });
 }
 
 /**
@@ -125,6 +127,7 @@ const send: Leaf = {
     type: { type: 'string', value: 'T', description: 'System V: message type >= 1 (default 1)' },
     nonblock: { type: 'boolean', description: 'fail with EAGAIN instead of waiting' },
     timeout: { type: 'string', value: 'MS', description: 'wait at most MS milliseconds' },
+    owner: OWNER_OPTION,
   },
   async run(ctx) {
     const message = ctx.positionals[1]!;
@@ -132,7 +135,7 @@ const send: Leaf = {
     const wait = waitOption(ctx);
     const priority = intOption(ctx, 'priority', 0, MQ_PRIO_MAX - 1, 0)!;
     const type = intOption(ctx, 'type', 1, SYSV_TYPE_MAX, 1)!;
-    using q = open(parsed);
+    using q = open(parsed, ctx);
     const data = message === '-' ? await readStdin() : Buffer.from(message, 'utf8');
     let sent: boolean;
     if (q instanceof PosixMessageQueue) {
@@ -176,13 +179,14 @@ const recv: Leaf = {
     count: { type: 'string', value: 'N', description: 'receive N messages (default 1)' },
     nonblock: { type: 'boolean', description: 'fail with EAGAIN instead of waiting' },
     timeout: { type: 'string', value: 'MS', description: 'wait at most MS milliseconds for each message' },
+    owner: OWNER_OPTION,
   },
   async run(ctx) {
     const parsed = queueAddress(ctx);
     const wait = waitOption(ctx);
     const count = intOption(ctx, 'count', 1, 2 ** 31 - 1, 1)!;
     const type = intOption(ctx, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0)!;
-    using q = open(parsed);
+    using q = open(parsed, ctx);
     const where = q instanceof PosixMessageQueue ? q.name : q.address;
     const ofCount = (n: number): string => `${n} of ${count} message${count === 1 ? '' : 's'}`;
     let printed = 0;
@@ -210,9 +214,9 @@ const stat: Leaf = {
   minArgs: 1,
   maxArgs: 1,
   details: ADDRESS_HELP,
-  options: {},
+  options: { owner: OWNER_OPTION },
   async run(ctx) {
-    using q = open(parseAddress(ctx.positionals[0]!, 'message queue'));
+    using q = open(parseAddress(ctx.positionals[0]!, 'message queue'), ctx);
     const info = describeQueue(q);
     if (ctx.json) printJson(info);
     else printDescription(info);

@@ -9,27 +9,36 @@ import { constants as osConstants } from 'node:os';
 import { E, IpcError, systemError } from '../../errors.js';
 import { Fifo } from '../../fifo.js';
 import { type PipeReadEnd, type PipeWriteEnd, pipe, spawn } from '../../pipe.js';
+import type { OwnerOption } from '../../internal/trust.js';
 import { ConsumerOutput, type LostAccount } from '../output.js';
 import {
-  type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, printJson, readStdin, removeVerb, usageError,
+  OWNER_OPTION, type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, ownerOption, printJson, readStdin, removeVerb,
+  usageError,
 } from '../program.js';
 
 const { EAGAIN } = E;
 
+/** The options of a FIFO open, from the command line. */
 interface WaitFlags {
   timeout?: number;
   nonBlocking?: boolean;
+  owner?: OwnerOption;
 }
 
 function waitOptions(ctx: CommandContext): WaitFlags {
   const timeout = intOption(ctx, 'timeout', 0, 2 ** 31 - 1);
   if (ctx.values.nonblock === true && timeout !== undefined) throw usageError('Use either --nonblock or --timeout, not both.');
-  return { ...(timeout === undefined ? {} : { timeout }), ...(ctx.values.nonblock === true ? { nonBlocking: true } : {}) };
+  const owner = ownerOption(ctx);
+  return {
+    ...(timeout === undefined ? {} : { timeout }), ...(ctx.values.nonblock === true ? { nonBlocking: true } : {}),
+    ...(owner === undefined ? {} : { owner }),
+  };
 }
 
 const waitFlags = {
   nonblock: { type: 'boolean', description: 'do not wait for the other side or for data (EAGAIN / ENXIO instead)' },
   timeout: { type: 'string', value: 'MS', description: 'wait at most MS milliseconds for each step' },
+  owner: OWNER_OPTION,
 } as const;
 
 const create: Leaf = {
@@ -133,8 +142,8 @@ async function copyLines(path: string, ctx: CommandContext, count: number, wait:
   // Opened without waiting for a writer (nor reading a byte to see one): the data is what is waited for.
   // The write end of its own keeps the data going when a writer closes (no end of the data while
   // it is open), and lets the next writer's open find a reader at every moment.
-  using end = await Fifo.openRead(path, { nonBlocking: true });
-  const ownWriter = await Fifo.openWrite(path, { nonBlocking: true });
+  using end = await Fifo.openRead(path, { nonBlocking: true, owner: wait.owner });
+  const ownWriter = await Fifo.openWrite(path, { nonBlocking: true, owner: wait.owner });
   try {
     while (lines < count) {
       let chunk: Buffer | null | undefined;
@@ -219,7 +228,7 @@ const write: Leaf = {
       const written = end.tryWrite(data);
       if (written < data.length) throw systemError(EAGAIN, 'write', path, `The FIFO is full (${written} of ${data.length} bytes written) and --nonblock was given.`);
     } else {
-      await end.write(data, wait.timeout === undefined ? {} : { timeout: wait.timeout });
+      await end.write(data, readWait(wait));
     }
     if (ctx.json) printJson({ written: data.length });
   },

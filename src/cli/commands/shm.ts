@@ -7,15 +7,18 @@
  */
 import { formatKey, parseAddress } from '../../internal/address.js';
 import { PosixSharedMemory, SharedMemory, SysvSharedMemory } from '../../shared-memory.js';
-import { type Group, type Leaf, intOption, modeOption, printJson, readStdin, removeVerb, usageError, writeOut } from '../program.js';
+import {
+  OWNER_OPTION, type CommandContext, type Group, type Leaf, intOption, modeOption, ownerOption, printJson, readStdin, removeVerb, usageError, writeOut,
+} from '../program.js';
 
 const ADDRESS_HELP = 'ADDRESS: /name for a POSIX segment; 0x1234, 4660, ftok:PATH:ID or id:N for a System V segment.';
 
-function open(address: string, readOnly: boolean): SharedMemory {
+function open(address: string, readOnly: boolean, ctx: CommandContext): SharedMemory {
   const parsed = parseAddress(address, 'shared memory segment');
+  const owner = ownerOption(ctx);
   return parsed.family === 'posix'
-    ? PosixSharedMemory.open(parsed.name, { readOnly })
-    : SysvSharedMemory.open(parsed.address, { readOnly });
+    ? PosixSharedMemory.open(parsed.name, { readOnly, owner })
+    : SysvSharedMemory.open(parsed.address, { readOnly, owner });
 }
 
 /** stat of the segment at a command-line address, without attaching it. */
@@ -81,11 +84,12 @@ const write: Leaf = {
   details: ADDRESS_HELP,
   options: {
     offset: { type: 'string', value: 'O', description: 'byte offset (default 0)' },
+    owner: OWNER_OPTION,
   },
   async run(ctx) {
     const [address, text] = ctx.positionals as [string, string];
     const offset = intOption(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER, 0)!;
-    using segment = open(address, false);
+    using segment = open(address, false, ctx);
     const data = text === '-' ? await readStdin() : Buffer.from(text, 'utf8');
     segment.write(data, offset);
     if (ctx.json) printJson({ written: data.length, offset });
@@ -103,11 +107,12 @@ const read: Leaf = {
     offset: { type: 'string', value: 'O', description: 'byte offset (default 0)' },
     length: { type: 'string', value: 'L', description: 'bytes to read' },
     hex: { type: 'boolean', description: 'print a hex dump' },
+    owner: OWNER_OPTION,
   },
   async run(ctx) {
     const offset = intOption(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER, 0)!;
     const length = intOption(ctx, 'length', 0, Number.MAX_SAFE_INTEGER);
-    using segment = open(ctx.positionals[0]!, true);
+    using segment = open(ctx.positionals[0]!, true, ctx);
     let bytes: Buffer;
     if (length === undefined) {
       const rest = segment.read(offset);
