@@ -36,7 +36,7 @@ import { POSIX_NAME_MAX, checkPosixName, formatKey, parseAddress, resolveSysvAdd
 import { type Codec, decodeWith, encodeWith, resolveCodec } from '../src/internal/codec.js';
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, frame } from '../src/internal/framing.js';
 import { listIpcObjects } from '../src/inventory.js';
-import { Mutex, SEM_VALUE_MAX, Semaphore } from '../src/lock.js';
+import { LOCK_WORDS, Mutex, SEM_VALUE_MAX, Semaphore } from '../src/lock.js';
 import { MQ_PRIO_MAX, PosixMessageQueue, SYSV_TYPE_MAX, SysvMessageQueue } from '../src/message-queue.js';
 import { native } from '../src/native.js';
 import { pipe } from '../src/pipe.js';
@@ -579,13 +579,7 @@ const queuePayload = (max: number): fc.Arbitrary<Uint8Array> =>
 // ---------------------------------------------------------------------------
 // Locks: words the child writes, some naming this process or its parent
 
-const STATE = 0;
-const STATUS = 3;
-const TID_MASK = 0x3fffffff;
-const WAITERS = 0x40000000;
-const MUTEX_MAGIC = 0x4d555458;
-const SEMAPHORE_MAGIC = 0x53454d41;
-const OWNER_DIED = 1;
+const { STATE, STATUS, TID_MASK, WAITERS, MUTEX_MAGIC, SEMAPHORE_MAGIC, OWNER_DIED } = LOCK_WORDS;
 
 /** A lock word: a number, the magic of the lock's own kind, or one that names a live thread (this one, the parent) or its start time. */
 type Word = number | 'magic' | 'self' | 'self+waiters' | 'self-start' | 'parent' | 'parent+waiters' | 'parent-start';

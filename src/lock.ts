@@ -62,6 +62,13 @@ const CONSISTENT = 0;
 const OWNER_DIED = 1;
 const NOT_RECOVERABLE = 2;
 /**
+ * @internal The words and values of both protocols, for tools that craft or
+ * inspect lock words (the reliability suite). Programs use the classes.
+ */
+export const LOCK_WORDS = {
+  STATE, START, MAGIC, STATUS, COUNT, SLEEPERS, WAITERS, TID_MASK, MUTEX_MAGIC, SEMAPHORE_MAGIC, CONSISTENT, OWNER_DIED, NOT_RECOVERABLE,
+} as const;
+/**
  * How long a waiter sleeps before it looks again: at a mutex owner that may
  * have died, at a word whose wake-up may have been lost (waiter threads do
  * the same natively).
