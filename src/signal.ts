@@ -351,6 +351,9 @@ export function sendSignal(target: SignalTarget, sig: SignalSpec, options?: { va
   if (r < 0) throw systemError(r, opts.value === undefined ? 'kill' : 'sigqueue', label);
 }
 
+/** Listeners with a receive pending: reachable for it, whatever the caller kept. */
+const waitingListeners = new Set<SignalListener>();
+
 /** Most signals a {@link SignalListener} holds before it drops new ones. */
 export const SIGNAL_LISTENER_CAPACITY = 65_536;
 
@@ -380,7 +383,6 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
   /** The names of the signals it takes. */
   readonly signals: readonly string[];
   #queue: SignalInfo[] = [];
-  readonly #disposers: (() => void)[] = [];
   #dropped = 0;
   /** Receives waiting for a signal; while any waits, the process stays alive. */
   readonly #waiting: NotifyLane;
@@ -391,10 +393,20 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
   constructor(numbers: number[], spin: number) {
     super();
     this.signals = numbers.map((n) => signalName(n));
-    this.#waiting = new NotifyLane(this, spin,
-      () => watch!.subscribe(this.#keepAlive, READABLE, true), () => watch?.unsubscribe(this.#keepAlive));
+    this.#waiting = new NotifyLane(this, spin, () => {
+      waitingListeners.add(this);
+      watch!.subscribe(this.#keepAlive, READABLE, true);
+    }, () => {
+      waitingListeners.delete(this);
+      watch?.unsubscribe(this.#keepAlive);
+    });
+    // The handlers reach the listener weakly: one dropped without close() is
+    // collected, and its handlers go with it (the signals' previous action
+    // returns once no other handler has them), instead of catching the
+    // signals, and queueing them, forever.
+    const forward = SignalListener.#forwarder(new WeakRef(this));
     try {
-      for (const n of numbers) this.#disposers.push(addHandler(n, (info) => this.#deliver(info)));
+      for (const n of numbers) this.holdRelease(addHandler(n, forward));
     } catch (err) {
       this.close();
       throw err;
@@ -459,7 +471,6 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
   }
 
   protected override released(): void {
-    for (const dispose of this.#disposers.splice(0)) dispose();
     this.#queue = [];
   }
 
@@ -478,6 +489,18 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
       dispatchPending();
     }
     return this.#queue.shift();
+  }
+
+  /**
+   * The handler that hands signals to `listener` while it exists. Made
+   * outside the constructor: a closure made there would share its scope,
+   * which holds the listener strongly.
+   */
+  static #forwarder(listener: WeakRef<SignalListener>): SignalHandler {
+    return (info) => {
+      const target = listener.deref();
+      if (target !== undefined) target.#deliver(info);
+    };
   }
 
   #deliver(info: SignalInfo): void {

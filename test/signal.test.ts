@@ -659,6 +659,34 @@ describe('waiting for signals', () => {
   });
 });
 
+describe('a listener dropped without close()', () => {
+  it('is collected with its handlers, so the signal is no longer caught; one with a receive pending is kept for it', async () => {
+    const result = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = trackChild(spawnChild(process.execPath, ['--expose-gc', '--input-type=module', '-e', `
+        import { listenForSignals, sendSignal } from ${JSON.stringify(INDEX)};
+        import { native } from ${JSON.stringify(new URL('../src/native.js', import.meta.url).href)};
+        const collect = async () => { for (let i = 0; i < 3; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)); } };
+        const refs = [];
+        (() => { for (let i = 0; i < 100; i++) refs.push(new WeakRef(listenForSignals('SIGUSR2'))); })();
+        console.log('caught', native.signalDisposition(12));
+        // Its only reference is the pending receive: the signal still reaches it.
+        const pending = listenForSignals('SIGUSR2').receive({ timeout: 10000 });
+        await collect();
+        sendSignal(process.pid, 'SIGUSR2', { value: 7 });
+        console.log('received', (await pending).value);
+        await collect();
+        console.log('left', refs.filter((r) => r.deref() !== undefined).length, 'disposition', native.signalDisposition(12));
+      `], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+      child.once('close', (status) => resolve({ status, stdout, stderr }));
+    });
+    assert.deepEqual([result.status, result.stdout], [0, 'caught 2\nreceived 7\nleft 0 disposition 0\n'], result.stderr);
+  });
+});
+
 describe('storm', () => {
   it('takes 10,000 signals while streaming a pipe: every real-time one in order, the pipe intact', async (t) => {
     const toPeer = pipe();

@@ -22,8 +22,11 @@ import { closedError } from './wait.js';
 class Held {
   fds: OwnedFd[] = [];
   watches: Watch[] = [];
+  /** Other process-wide state to give back (a signal's handler). */
+  releasers: (() => void)[] = [];
 
   release(): void {
+    for (const release of this.releasers.splice(0)) release();
     // A descriptor leaves the readiness registry before it is closed.
     for (const watch of this.watches.splice(0)) watch.release();
     for (const owned of this.fds.splice(0)) owned.close();
@@ -137,6 +140,14 @@ export abstract class Handle implements LaneOwner, Disposable, AsyncDisposable {
   protected holdFd(fd: number, handedOver = false): number {
     this.#held.fds.push(new OwnedFd(fd, !handedOver));
     return fd;
+  }
+
+  /**
+   * Runs `release` when the handle is closed, or collected without being
+   * closed. It must not refer to the handle (or it would never be collected).
+   */
+  protected holdRelease(release: () => void): void {
+    this.#held.releasers.push(release);
   }
 
   /** The shared readiness watch of `fd`, released with the handle (before its descriptors are closed). */
