@@ -21,7 +21,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, openSync, promises as fsp, readFileSync, readSync, readdirSync, readlinkSync, statfsSync } from 'node:fs';
+import { closeSync, openSync, promises as fsp, readFileSync, readSync, readdirSync, statfsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +29,7 @@ import {
   IpcError, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, SysvSharedMemory, pipe,
 } from '../src/index.js';
 import { native } from '../src/native.js';
-import { type Section, type SectionResult, openDescriptors, runStandalone } from './report.js';
+import { type Section, type SectionResult, descriptorTargets, openDescriptors, runStandalone } from './report.js';
 
 const SELF = fileURLToPath(import.meta.url);
 /** Set in a child's environment: the routine it runs, and its argument. */
@@ -104,18 +104,6 @@ const sleep = (ms: number): Promise<'pending'> => new Promise((resolve) => setTi
 // ===========================================================================
 // What a child measures (only while a descriptor is free: reading /proc takes one)
 
-/** This process's descriptors, as their /proc link targets. */
-function descriptorSnapshot(): string[] {
-  const out: string[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      out.push(readlinkSync(`/proc/self/fd/${fd}`));
-    } catch {
-      /* The directory's own descriptor, closed by now. */
-    }
-  }
-  return out;
-}
 
 /**
  * Descriptors open now that were not in `before`. The thread's readiness
@@ -125,7 +113,7 @@ function descriptorSnapshot(): string[] {
 function leakedDescriptors(before: string[]): string[] {
   const left = [...before];
   const extra: string[] = [];
-  for (const target of descriptorSnapshot()) {
+  for (const target of descriptorTargets()) {
     const at = left.indexOf(target);
     if (at >= 0) left.splice(at, 1);
     else extra.push(target);
@@ -139,11 +127,11 @@ function leakedDescriptors(before: string[]): string[] {
 class DescriptorWatch {
   /** Descriptors when the watch was made. */
   readonly count = openDescriptors();
-  #seen = descriptorSnapshot();
+  #seen = descriptorTargets();
 
   check(when: string): string[] {
     const extra = leakedDescriptors(this.#seen);
-    this.#seen = descriptorSnapshot();
+    this.#seen = descriptorTargets();
     return extra.length === 0 ? [] : [`${when}: ${extra.length} descriptor(s) left open (${extra.join(', ')})`];
   }
 }
@@ -654,7 +642,7 @@ async function afterCollection(start: string[]): Promise<string> {
 async function childMain(routine: string, arg: number): Promise<never> {
   // The stdout stream opens a descriptor of its own (/dev/null) when first used: make it before anything is counted.
   process.stdout.write('');
-  const start = descriptorSnapshot();
+  const start = descriptorTargets();
   let report: ChildReport;
   try {
     const run = ROUTINES[routine];

@@ -29,7 +29,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -41,7 +41,7 @@ import {
 } from '../src/index.js';
 import type { WaitOptions } from '../src/index.js';
 import { native } from '../src/native.js';
-import { type Section, type SectionResult, fmt, runStandalone } from './report.js';
+import { type Section, type SectionResult, descriptorTargets, fmt, runStandalone } from './report.js';
 
 const SELF = fileURLToPath(import.meta.url);
 /** Marks a child process; its value is the {@link ChildConfig} as JSON. */
@@ -391,17 +391,6 @@ interface Measure {
   heapBytes: number;
 }
 
-function descriptorTargets(): string[] {
-  const out: string[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      out.push(readlinkSync(`/proc/self/fd/${fd}`));
-    } catch {
-      /* The directory's own descriptor, closed by now. */
-    }
-  }
-  return out;
-}
 
 function sharedMappings(): number {
   return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('/dev/shm/') || l.includes(' /SYSV')).length;

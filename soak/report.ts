@@ -2,7 +2,7 @@
  * The reliability suite's shared parts: what a section reports, how the
  * report is printed, and the measurements every section takes.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /** What a section measured: a table, and the invariants it found broken (none, when all is well). */
@@ -42,6 +42,19 @@ export function fmt(n: number): string {
   if (!Number.isFinite(n)) return '–';
   if (Number.isInteger(n)) return String(n);
   return n >= 100 ? n.toFixed(0) : n.toPrecision(3);
+}
+
+/** This process's open descriptors, as their /proc link targets. */
+export function descriptorTargets(): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      out.push(readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      /* The directory's own descriptor, closed by now. */
+    }
+  }
+  return out;
 }
 
 /** This process's open descriptors. */
