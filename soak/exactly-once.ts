@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { spawn } from '../src/index.js';
 import { Ledger } from './ledger.js';
-import { type PeerParams, stopMarker } from './peer.js';
+import { type LockerParams, type PeerParams, stopMarker } from './peer.js';
 import { type Section, type SectionResult, descriptorsOf, percentile, rssOf, runStandalone } from './report.js';
 import { TRANSPORTS, type Transport } from './transports.js';
 
@@ -27,14 +27,19 @@ export class Child {
   readonly lines: string[] = [];
   readonly rss: number[] = [];
   readonly fds: number[] = [];
+  /** What it wrote on stderr (its last 4 KiB), when made with `keepStderr`; otherwise stderr is the parent's. */
+  stderr = '';
   #waiters: (() => void)[] = [];
 
-  constructor(params: PeerParams, fd3?: number) {
-    const options = { stdio: ['pipe', 'pipe', 'inherit'] as ('pipe' | 'inherit')[], ...(fd3 === undefined ? {} : { fds: { 3: fd3 } }) };
-    this.process = spawn(process.execPath, [PEER, JSON.stringify(params)], options);
+  constructor(params: PeerParams | LockerParams, fd3?: number, keepStderr = false) {
+    const stdio: ('pipe' | 'inherit')[] = ['pipe', 'pipe', keepStderr ? 'pipe' : 'inherit'];
+    this.process = spawn(process.execPath, [PEER, JSON.stringify(params)], { stdio, ...(fd3 === undefined ? {} : { fds: { 3: fd3 } }) });
     createInterface({ input: this.process.stdout! }).on('line', (line) => {
       this.lines.push(line);
       for (const wake of this.#waiters.splice(0)) wake();
+    });
+    this.process.stderr?.setEncoding('utf8').on('data', (text: string) => {
+      this.stderr = (this.stderr + text).slice(-4096);
     });
   }
 

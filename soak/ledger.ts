@@ -8,7 +8,7 @@
  */
 import { PosixSharedMemory } from '../src/index.js';
 
-/** Most messages one producer sends in one run. */
+/** Most messages one producer sends in one run (unless the ledger is made with another `maxSeq`). */
 export const MAX_SEQ = 2 ** 22;
 
 export const CONSUMER_FIELDS = ['received', 'duplicated', 'corrupt', 'reordered'] as const;
@@ -19,27 +19,31 @@ export class Ledger {
   readonly #words: Int32Array;
   readonly #producers: number;
   readonly #consumers: number;
+  readonly #maxSeq: number;
 
-  private constructor(segment: PosixSharedMemory, producers: number, consumers: number) {
+  private constructor(segment: PosixSharedMemory, producers: number, consumers: number, maxSeq: number) {
     this.segment = segment;
     this.#producers = producers;
     this.#consumers = consumers;
+    this.#maxSeq = maxSeq;
     this.#words = new Int32Array(segment.buffer);
   }
 
-  static bytes(producers: number, consumers: number): number {
-    return 4 * (producers + consumers * (CONSUMER_FIELDS.length + producers) + producers * (MAX_SEQ / 32));
+  /** Bytes of a ledger for `producers` producers sending at most `maxSeq` (a multiple of 32) messages each. */
+  static bytes(producers: number, consumers: number, maxSeq = MAX_SEQ): number {
+    return 4 * (producers + consumers * (CONSUMER_FIELDS.length + producers) + producers * (maxSeq / 32));
   }
 
-  /** A new ledger (every "last sequence" set to -1). */
-  static create(name: string, producers: number, consumers: number): Ledger {
-    const ledger = new Ledger(PosixSharedMemory.create(name, { size: Ledger.bytes(producers, consumers) }), producers, consumers);
+  /** A new ledger (every "last sequence" set to -1). Every process of the run must be given the same figures. */
+  static create(name: string, producers: number, consumers: number, maxSeq = MAX_SEQ): Ledger {
+    const segment = PosixSharedMemory.create(name, { size: Ledger.bytes(producers, consumers, maxSeq) });
+    const ledger = new Ledger(segment, producers, consumers, maxSeq);
     for (let c = 0; c < consumers; c++) for (let p = 0; p < producers; p++) ledger.#words[ledger.#lastAt(c, p)] = -1;
     return ledger;
   }
 
-  static open(name: string, producers: number, consumers: number): Ledger {
-    return new Ledger(PosixSharedMemory.open(name), producers, consumers);
+  static open(name: string, producers: number, consumers: number, maxSeq = MAX_SEQ): Ledger {
+    return new Ledger(PosixSharedMemory.open(name), producers, consumers, maxSeq);
   }
 
   #counterAt(c: number, field: ConsumerField): number {
@@ -51,7 +55,7 @@ export class Ledger {
   }
 
   #bitsAt(p: number): number {
-    return this.#producers + this.#consumers * (CONSUMER_FIELDS.length + this.#producers) + p * (MAX_SEQ / 32);
+    return this.#producers + this.#consumers * (CONSUMER_FIELDS.length + this.#producers) + p * (this.#maxSeq / 32);
   }
 
   /** Producer `p` has sent `n` messages. */
@@ -95,10 +99,81 @@ export class Ledger {
   recordedEnd(p: number): number {
     const w = this.#words;
     const base = this.#bitsAt(p);
-    for (let word = MAX_SEQ / 32 - 1; word >= 0; word--) {
+    for (let word = this.#maxSeq / 32 - 1; word >= 0; word--) {
       const v = w[base + word]!;
       if (v !== 0) return word * 32 + (31 - Math.clz32(v)) + 1;
     }
     return 0;
+  }
+}
+
+/** Takeovers a {@link LockLedger} keeps the time and dead holder of (later ones are only counted). */
+export const TAKEOVER_LOG = 4096;
+
+/**
+ * The ledger of a lock run: a POSIX segment that holds the lock under test
+ * (its 16 bytes at offset 0), the data the lock protects, and what the
+ * workers did, so that it survives any of them being killed. The segment
+ * starts zeroed: the workers' `openOrCreate` makes the lock.
+ */
+export class LockLedger {
+  // Int32 words after the lock's four.
+  /** Two counters a mutex holder increments one after the other: equal whenever nobody is inside. */
+  static readonly A = 4;
+  static readonly B = 5;
+  /** The pid inside the critical section, 0 outside it: a taker reads whom it took over from. */
+  static readonly HOLDER = 6;
+  /** Set by the parent: workers finish the iteration they are in and exit. */
+  static readonly STOP = 7;
+  /** Lock acquisitions (mutex) or units taken (semaphore): the progress the watchdog follows. */
+  static readonly ACQUIRED = 8;
+  /** Critical sections that ran to the end. */
+  static readonly COMPLETED = 9;
+  /** Takeovers that found A ≠ B and set B = A. */
+  static readonly REPAIRS = 10;
+  /** Acquisitions without a takeover that found A ≠ B: two processes inside at once. */
+  static readonly VIOLATIONS = 11;
+  static readonly TAKEOVERS = 12;
+  /** Semaphore units posted. */
+  static readonly POSTED = 13;
+  /** Handles whose openOrCreate initialised the lock (exactly one, however many started together). */
+  static readonly CREATED = 14;
+
+  readonly segment: PosixSharedMemory;
+  readonly words: Int32Array;
+  readonly #times: BigInt64Array;
+  readonly #holders: Int32Array;
+
+  private constructor(segment: PosixSharedMemory) {
+    this.segment = segment;
+    this.words = new Int32Array(segment.buffer, 0, 16);
+    this.#times = new BigInt64Array(segment.buffer, 64, TAKEOVER_LOG);
+    this.#holders = new Int32Array(segment.buffer, 64 + 8 * TAKEOVER_LOG, TAKEOVER_LOG);
+  }
+
+  static create(name: string): LockLedger {
+    return new LockLedger(PosixSharedMemory.create(name, { size: 64 + 12 * TAKEOVER_LOG }));
+  }
+
+  static open(name: string): LockLedger {
+    return new LockLedger(PosixSharedMemory.open(name));
+  }
+
+  /**
+   * A takeover at `time` (ns, CLOCK_MONOTONIC) from `holder`, the HOLDER
+   * word the taker found: 0 if the dead process held the lock just outside
+   * it. A taker killed before it logs leaves time 0.
+   */
+  logTakeover(time: bigint, holder: number): void {
+    const i = Atomics.add(this.words, LockLedger.TAKEOVERS, 1);
+    if (i >= TAKEOVER_LOG) return;
+    Atomics.store(this.#holders, i, holder);
+    Atomics.store(this.#times, i, time);
+  }
+
+  /** The takeovers logged so far. */
+  takeovers(): { time: bigint; holder: number }[] {
+    const n = Math.min(TAKEOVER_LOG, Atomics.load(this.words, LockLedger.TAKEOVERS));
+    return Array.from({ length: n }, (_, i) => ({ time: Atomics.load(this.#times, i), holder: Atomics.load(this.#holders, i) }));
   }
 }

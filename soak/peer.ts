@@ -1,5 +1,5 @@
 /**
- * A producer or consumer process of the reliability suite:
+ * A producer, consumer or lock worker process of the reliability suite:
  * `node dist/soak/peer.js '<json params>'`.
  *
  * It opens its endpoint, prints `ready`, waits for a line on stdin, then
@@ -7,11 +7,15 @@
  * a consumer receives and records each one in the ledger until a stop
  * marker comes. Either prints one JSON line of figures at the end. `mode`
  * picks the calls: `sync`, `async`, or `mixed` (alternating).
+ *
+ * Lock workers ({@link LockerParams}) work on a {@link LockLedger} until its
+ * STOP word is set, alternating the async and the blocking call.
  */
 import { readSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { crc32 } from 'node:zlib';
-import { Ledger, MAX_SEQ } from './ledger.js';
+import { IpcError, Mutex, Semaphore } from '../src/index.js';
+import { Ledger, LockLedger, MAX_SEQ } from './ledger.js';
 import { MESSAGE_SIZE, transportNamed } from './transports.js';
 
 export interface PeerParams {
@@ -26,7 +30,26 @@ export interface PeerParams {
   ledger: string;
   /** Producers: how long to send after the start line, ms. */
   runMs: number;
+  /** Most messages a producer sends (default MAX_SEQ); the ledger must be made with the same. */
+  maxSeq?: number;
 }
+
+/**
+ * A lock worker: `mutex` loops lock, A += 1, pause, B += 1, unlock
+ * (repairing B = A after a takeover from a dead holder); `poster` posts
+ * one semaphore unit at a time; `waiter` takes them.
+ */
+export interface LockerParams {
+  role: 'mutex' | 'poster' | 'waiter';
+  /** The LockLedger's segment name. */
+  ledger: string;
+}
+
+/** A pause inside the mutex's critical section, and between a poster's units, ms. */
+const HOLD_MS = 1;
+const POST_GAP_MS = 0.5;
+const pauseCell = new Int32Array(new SharedArrayBuffer(4));
+const pause = (ms: number): void => void Atomics.wait(pauseCell, 0, 0, ms);
 
 /** The producer index of a stop marker. */
 export const STOP = 0xffffffff;
@@ -48,7 +71,7 @@ export function stopMarker(): Buffer {
 
 async function main(params: PeerParams): Promise<void> {
   const endpoint = await transportNamed(params.transport).open(params.address, params.role === 'producer' ? 'send' : 'receive');
-  const ledger = Ledger.open(params.ledger, params.producers, params.consumers);
+  const ledger = Ledger.open(params.ledger, params.producers, params.consumers, params.maxSeq);
   const delay = monitorEventLoopDelay({ resolution: 10 });
   process.stdout.write('ready\n');
   readSync(0, Buffer.alloc(16));
@@ -59,7 +82,8 @@ async function main(params: PeerParams): Promise<void> {
     const until = performance.now() + params.runMs;
     const message = Buffer.alloc(MESSAGE_SIZE);
     let seq = 0;
-    for (; seq < MAX_SEQ && performance.now() < until; seq++) {
+    const maxSeq = params.maxSeq ?? MAX_SEQ;
+    for (; seq < maxSeq && performance.now() < until; seq++) {
       encodeMessage(params.index, seq, message);
       if (sync(seq)) endpoint.sendSync(message);
       else await endpoint.send(message);
@@ -99,4 +123,64 @@ async function main(params: PeerParams): Promise<void> {
   process.stdout.write(`${JSON.stringify({ ...figures, loopDelayP99Ms: delay.percentile(99) / 1e6 })}\n`);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await main(JSON.parse(process.argv[2]!) as PeerParams);
+async function lockWorker(params: LockerParams): Promise<void> {
+  const ledger = LockLedger.open(params.ledger);
+  const w = ledger.words;
+  const stopped = (): boolean => Atomics.load(w, LockLedger.STOP) !== 0;
+  const lock = params.role === 'mutex' ? Mutex.openOrCreate(ledger.segment, 0) : Semaphore.openOrCreate(ledger.segment, 0);
+  if (lock.created) Atomics.add(w, LockLedger.CREATED, 1);
+  process.stdout.write('ready\n');
+  readSync(0, Buffer.alloc(16));
+  if (lock instanceof Mutex) {
+    for (let i = 0; !stopped(); i++) {
+      let tookOver = false;
+      try {
+        if (i % 2 === 0) await lock.lock();
+        else lock.lockSync();
+      } catch (err) {
+        if (!(err instanceof IpcError) || err.code !== 'ERR_IPC_OWNER_DIED') throw err;
+        tookOver = true;
+      }
+      const now = process.hrtime.bigint();
+      Atomics.add(w, LockLedger.ACQUIRED, 1);
+      // We hold the lock: plain reads and writes, as any data a mutex protects.
+      if (tookOver) {
+        ledger.logTakeover(now, w[LockLedger.HOLDER]!);
+        // A holder that died between its two increments left A one ahead.
+        if (w[LockLedger.A] !== w[LockLedger.B]) {
+          w[LockLedger.B] = w[LockLedger.A]!;
+          Atomics.add(w, LockLedger.REPAIRS, 1);
+        }
+        lock.markConsistent();
+      } else if (w[LockLedger.A] !== w[LockLedger.B]) {
+        Atomics.add(w, LockLedger.VIOLATIONS, 1);
+      }
+      w[LockLedger.HOLDER] = process.pid;
+      w[LockLedger.A] = w[LockLedger.A]! + 1;
+      pause(HOLD_MS);
+      w[LockLedger.B] = w[LockLedger.B]! + 1;
+      Atomics.add(w, LockLedger.COMPLETED, 1);
+      w[LockLedger.HOLDER] = 0;
+      lock.unlock();
+    }
+  } else if (params.role === 'poster') {
+    while (!stopped()) {
+      lock.post();
+      Atomics.add(w, LockLedger.POSTED, 1);
+      pause(POST_GAP_MS);
+    }
+  } else {
+    for (let i = 0; !stopped(); i++) {
+      if (i % 2 === 0) await lock.wait();
+      else lock.waitSync();
+      Atomics.add(w, LockLedger.ACQUIRED, 1);
+    }
+  }
+  ledger.segment.close();
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const params = JSON.parse(process.argv[2]!) as PeerParams | LockerParams;
+  if ('transport' in params) await main(params);
+  else await lockWorker(params);
+}

@@ -46,10 +46,15 @@ export function fmt(n: number): string {
 
 /** This process's open descriptors, as their /proc link targets. */
 export function descriptorTargets(): string[] {
-  const out: string[] = [];
+  return [...descriptorMap().values()];
+}
+
+/** This process's open descriptors (their numbers) and what each points to. */
+export function descriptorMap(): Map<string, string> {
+  const out = new Map<string, string>();
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
-      out.push(readlinkSync(`/proc/self/fd/${fd}`));
+      out.set(fd, readlinkSync(`/proc/self/fd/${fd}`));
     } catch {
       /* The directory's own descriptor, closed by now. */
     }
