@@ -24,7 +24,7 @@ import { IpcError, Mutex, PosixMessageQueue, Semaphore } from '../src/index.js';
 import { Child } from './exactly-once.js';
 import { Ledger, LockLedger } from './ledger.js';
 import { type LockerParams, type PeerParams, stopMarker } from './peer.js';
-import { type Section, type SectionResult, descriptorMap, fmt, percentile, runStandalone } from './report.js';
+import { type Section, type SectionResult, descriptorMap, fmt, percentile, removeOnInterrupt, runStandalone } from './report.js';
 import { TRANSPORTS, type Transport } from './transports.js';
 
 const PRODUCERS = 3;
@@ -348,6 +348,7 @@ interface Plan {
 async function round(f: Figures, deadline: number, make: () => Promise<Plan>): Promise<void> {
   const fdsBefore = descriptorMap();
   const plan = await make();
+  const removal = removeOnInterrupt(() => plan.remove());
   const crew = new Crew(plan.label, (m, code) => plan.onExit(crew, m, code));
   let watchdog: Watchdog | undefined;
   try {
@@ -368,6 +369,7 @@ async function round(f: Figures, deadline: number, make: () => Promise<Plan>): P
   } catch (err) {
     f.failures.push(`${plan.label}: ${(err as Error)?.stack ?? String(err)}`);
   } finally {
+    removal();
     plan.remove();
   }
   f.rounds++;

@@ -10,10 +10,10 @@ import { type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { spawn } from '../src/index.js';
+import { PosixSharedMemory, spawn } from '../src/index.js';
 import { Ledger } from './ledger.js';
 import { type LockerParams, type PeerParams, stopMarker } from './peer.js';
-import { type Section, type SectionResult, descriptorsOf, percentile, rssOf, runStandalone } from './report.js';
+import { type Section, type SectionResult, descriptorsOf, percentile, removeOnInterrupt, rssOf, runStandalone } from './report.js';
 import { TRANSPORTS, type Transport } from './transports.js';
 
 const PEER = fileURLToPath(new URL('./peer.js', import.meta.url));
@@ -106,6 +106,10 @@ export async function runOnce(transport: Transport, mode: PeerParams['mode'], ru
   const prepared = await transport.prepare();
   const ledgerName = `/ipckit-soak-ledger-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const ledger = Ledger.create(ledgerName, PRODUCERS, CONSUMERS);
+  const removal = removeOnInterrupt(() => {
+    PosixSharedMemory.unlink(ledgerName);
+    prepared.teardown();
+  });
   const children: Child[] = [];
   const stuck: string[] = [];
   const sampler = setInterval(() => { for (const c of children) c.sample(); }, 100);
@@ -154,6 +158,7 @@ export async function runOnce(transport: Transport, mode: PeerParams['mode'], ru
     clearInterval(sampler);
     for (const c of children) if (c.process.exitCode === null && c.process.signalCode === null) c.kill();
     await Promise.all(children.map((c) => c.exited(10_000)));
+    removal();
     ledger.segment.close();
     ledger.segment.unlink();
     prepared.teardown();

@@ -42,7 +42,7 @@ import { native } from '../src/native.js';
 import { pipe } from '../src/pipe.js';
 import { PosixSharedMemory } from '../src/shared-memory.js';
 import { listenForSignals, sendSignal, signalName, signalNumber } from '../src/signal.js';
-import { type Section, type SectionResult, runStandalone } from './report.js';
+import { type Section, type SectionResult, removeOnInterrupt, runStandalone } from './report.js';
 
 /** Inputs per decoder after which it stops, when the budget allows that many. */
 const GOAL = 1_000_000;
@@ -396,11 +396,17 @@ const maxSize = fc.oneof(fc.nat(96), fc.constantFrom(0, 48, MAX_FRAME));
 // Kernel objects the child creates: named by the parent, or recorded in the heartbeat
 
 /** The heartbeat: 32-bit words the child writes and the parent watches. */
-const HB = { calls: 0, target: 1, seed: 2, run: 3, shrinking: 4, sysvKey: 5, pendingKind: 6, pendingLength: 7 } as const;
+const HB = { calls: 0, target: 1, seed: 2, run: 3, shrinking: 4, sysvKey: 5, pendingCount: 6, pendingLength: 7 } as const;
 const HB_WORDS = 8;
-/** A POSIX object the child is about to create, so that the parent can remove it if the child dies: its name's bytes. */
+/**
+ * The POSIX objects the child is about to create, so that the parent can
+ * remove them if the child dies: per object, its kind (one byte), its
+ * name's bytes and a NUL (names never hold one).
+ */
 const PENDING_AT = HB_WORDS * 4;
-const PENDING_MAX = 1024;
+/** Objects one input of the inventory decoder names at most. */
+const INVENTORY_BATCH = 32;
+const PENDING_MAX = INVENTORY_BATCH * (POSIX_NAME_MAX + 3);
 const HB_BYTES = PENDING_AT + PENDING_MAX;
 const PENDING_SHM = 1;
 const PENDING_MQ = 2;
@@ -449,17 +455,32 @@ function lazy<T>(make: () => { value: T; remove: () => void }): () => T {
   };
 }
 
-/** Writes the name of a POSIX object about to be created into the heartbeat; `undefined` clears it. */
-function recordPending(kind: number, name?: string): void {
+/** Writes the names of the POSIX objects about to be created into the heartbeat; none clears it. */
+function recordPending(objects: { kind: number; name: string }[]): void {
   const words = hb();
-  if (name === undefined) {
-    Atomics.store(words, HB.pendingKind, 0);
-    return;
+  Atomics.store(words, HB.pendingCount, 0);
+  const area = Buffer.from(words.buffer, PENDING_AT, PENDING_MAX);
+  let at = 0;
+  for (const { kind, name } of objects) {
+    area[at++] = kind;
+    at += area.write(name, at, 'utf8');
+    area[at++] = 0;
   }
-  const bytes = Buffer.from(name, 'utf8');
-  new Uint8Array(words.buffer, PENDING_AT, PENDING_MAX).set(bytes.subarray(0, PENDING_MAX));
-  Atomics.store(words, HB.pendingLength, bytes.length);
-  Atomics.store(words, HB.pendingKind, kind);
+  Atomics.store(words, HB.pendingLength, at);
+  Atomics.store(words, HB.pendingCount, objects.length);
+}
+
+/** The objects {@link recordPending} wrote. */
+function pendingObjects(words: Int32Array): { kind: number; name: string }[] {
+  if (Atomics.load(words, HB.pendingCount) === 0) return [];
+  const area = Buffer.from(words.buffer, PENDING_AT, Atomics.load(words, HB.pendingLength));
+  const out: { kind: number; name: string }[] = [];
+  for (let at = 0; at < area.length;) {
+    const end = area.indexOf(0, at + 1);
+    out.push({ kind: area[at]!, name: area.toString('utf8', at + 1, end) });
+    at = end + 1;
+  }
+  return out;
 }
 
 function removeQuietly(remove: () => void): void {
@@ -724,6 +745,8 @@ interface Target<T> {
   arbitrary: fc.Arbitrary<T>;
   /** Checks one input; throws (a Violation) when a property does not hold. */
   check(input: T, meter: Meter): void;
+  /** How many inputs one value counts as (a batch of names decoded by one call); 1 if absent. */
+  weight?(input: T): number;
 }
 
 const target = <T>(t: Target<T>): Target<unknown> => t as Target<unknown>;
@@ -1182,30 +1205,41 @@ const TARGETS: Target<unknown>[] = [
   target({
     name: 'inventory: listIpcObjects of peer-named objects',
     boundMs: 10_000,
-    arbitrary: fc.record({
+    // One listing decodes every name in /dev/shm and /dev/mqueue: an input is a batch of names, each counted.
+    weight: (batch) => batch.length,
+    arbitrary: fc.array(fc.record({
       kind: fc.constantFrom<'posix-shm' | 'posix-mq'>('posix-shm', 'posix-mq'),
       suffix: fc.oneof(
         hostileText(24),
         fc.tuple(hostileText(8), fc.constantFrom(' (deleted)', '\n', ' ', '\t', ' (deleted)\n', ' (deleted) ', '\\012', '\x1b[2J', '\u2028')).map(([a, b]) => a + b),
       ),
-    }),
-    check: ({ kind, suffix }, meter) => {
+    }), { minLength: 1, maxLength: INVENTORY_BATCH }),
+    check: (batch, meter) => {
       const prefix = names().inventory;
-      const name = objectName(prefix, suffix);
-      recordPending(kind === 'posix-shm' ? PENDING_SHM : PENDING_MQ, name);
-      const object = kind === 'posix-shm' ? PosixSharedMemory.create(name, { size: 16 }) : PosixMessageQueue.create(name, { maxMessages: 1, maxMessageSize: 16 });
+      // The index keeps the names of a batch apart; what follows it is the peer's.
+      const objects = batch.map(({ kind, suffix }, i) => ({ kind: kind === 'posix-shm' ? PENDING_SHM : PENDING_MQ, name: objectName(`${prefix}${i}-`, suffix) }));
+      recordPending(objects);
+      const opened: (PosixSharedMemory | PosixMessageQueue)[] = [];
       try {
+        for (const { kind, name } of objects) {
+          opened.push(kind === PENDING_SHM ? PosixSharedMemory.create(name, { size: 16 }) : PosixMessageQueue.create(name, { maxMessages: 1, maxMessageSize: 16 }));
+        }
         const inventory = meter.call(() => listIpcObjects(), NO_ERROR);
         if (!inventory.ok) return;
-        const ours = inventory.value.objects.filter((o) => o.kind === kind && o.address.startsWith(prefix));
-        expect(ours.length === 1 && ours[0]!.address === name,
-          `an open ${kind} named ${shown(name.slice(prefix.length))} is listed as ${shown(ours.map((o) => ({ address: o.address.slice(prefix.length), deleted: o.deleted })))}`);
-        expect(ours[0]!.deleted !== true && ours[0]!.processes.some((p) => p.pid === process.pid && p.role === 'holder'),
-          `an open ${kind} is listed ${ours[0]!.deleted ? 'as deleted' : 'without this process as its holder'}`);
+        const ours = inventory.value.objects.filter((o) => (o.kind === 'posix-shm' || o.kind === 'posix-mq') && o.address.startsWith(prefix));
+        for (const { kind, name } of objects) {
+          const kindName = kind === PENDING_SHM ? 'posix-shm' : 'posix-mq';
+          const listed = ours.filter((o) => o.address === name);
+          expect(listed.length === 1 && listed[0]!.kind === kindName,
+            `an open ${kindName} named ${shown(name.slice(prefix.length))} is listed ${listed.length} time(s) among ${shown(ours.map((o) => ({ kind: o.kind, address: o.address.slice(prefix.length), deleted: o.deleted })))}`);
+          expect(listed[0]!.deleted !== true && listed[0]!.processes.some((p) => p.pid === process.pid && p.role === 'holder'),
+            `an open ${kindName} is listed ${listed[0]!.deleted ? 'as deleted' : 'without this process as its holder'}`);
+        }
+        expect(ours.length === objects.length, `${ours.length} objects listed under the batch's prefix, not ${objects.length}: ${shown(ours.map((o) => o.address.slice(prefix.length)))}`);
       } finally {
-        object.close();
-        removeQuietly(() => (kind === 'posix-shm' ? PosixSharedMemory.unlink(name) : PosixMessageQueue.unlink(name)));
-        recordPending(0);
+        for (const object of opened) object.close();
+        for (const { kind, name } of objects) removeQuietly(() => (kind === PENDING_SHM ? PosixSharedMemory.unlink(name) : PosixMessageQueue.unlink(name)));
+        recordPending([]);
       }
     },
   }),
@@ -1248,7 +1282,7 @@ function runSlice(index: number, known: boolean, goal: number, ms: number): Omit
     Atomics.add(words, HB.calls, 1);
     const shrinking = Atomics.load(words, HB.shrinking) === 1;
     if (!shrinking) {
-      inputs++;
+      inputs += t.weight?.(input) ?? 1;
       Atomics.add(words, HB.run, 1);
     }
     try {
@@ -1286,7 +1320,7 @@ async function childMain(config: ChildConfig): Promise<void> {
       const slice = Math.min(MAX_SLICE_MS, Math.max(20, (config.deadline - now) / (active.length * 3)));
       for (const i of active) {
         const ms = Math.min(slice, config.deadline - Date.now());
-        if (ms <= 0) break;
+        if (ms <= 0 || !process.connected) break;
         const report = runSlice(config.targets[i]!, known[i]!, left[i]!, ms);
         left[i] = Math.max(0, left[i]! - report.inputs);
         known[i] ||= report.example !== undefined;
@@ -1368,12 +1402,10 @@ function sweep(words: Int32Array, n: ObjectNames): void {
   const key = Atomics.load(words, HB.sysvKey) >>> 0;
   if (key !== 0) removeQuietly(() => SysvMessageQueue.remove(key));
   Atomics.store(words, HB.sysvKey, 0);
-  const kind = Atomics.load(words, HB.pendingKind);
-  if (kind !== 0) {
-    const name = Buffer.from(new Uint8Array(words.buffer, PENDING_AT, Atomics.load(words, HB.pendingLength))).toString('utf8');
+  for (const { kind, name } of pendingObjects(words)) {
     removeQuietly(() => (kind === PENDING_SHM ? PosixSharedMemory.unlink(name) : PosixMessageQueue.unlink(name)));
-    Atomics.store(words, HB.pendingKind, 0);
   }
+  Atomics.store(words, HB.pendingCount, 0);
 }
 
 interface Tally {
@@ -1393,6 +1425,10 @@ export const section: Section = {
     const failures: string[] = [];
     const beat = PosixSharedMemory.create(tag, { size: HB_BYTES });
     const words = new Int32Array(beat.buffer, 0, HB_WORDS);
+    const removal = removeOnInterrupt(() => {
+      sweep(words, objectNames);
+      PosixSharedMemory.unlink(tag);
+    });
     try {
       let pending = TARGETS.map((_, i) => i);
       for (let first = true; pending.length > 0 && (first || deadline - Date.now() > MIN_CHILD_MS); first = false) {
@@ -1429,6 +1465,7 @@ export const section: Section = {
         pending = pending.filter((i) => i !== at.target && tallies[i]!.inputs < GOAL);
       }
     } finally {
+      removal();
       sweep(words, objectNames);
       beat.close();
       PosixSharedMemory.unlink(tag);

@@ -41,7 +41,7 @@ import {
 } from '../src/index.js';
 import type { WaitOptions } from '../src/index.js';
 import { native } from '../src/native.js';
-import { type Section, type SectionResult, descriptorTargets, fmt, runStandalone } from './report.js';
+import { type Section, type SectionResult, descriptorTargets, fmt, removeOnInterrupt, runStandalone } from './report.js';
 
 const SELF = fileURLToPath(import.meta.url);
 /** Marks a child process; its value is the {@link ChildConfig} as JSON. */
@@ -703,10 +703,16 @@ export const section: Section = {
   async run(ctx): Promise<SectionResult> {
     const columns = ['kind', 'cycles', 'dropped without close', 'waits interrupted', 'fd drift', 'kernel-object drift', 'mapping drift',
       'thread drift', 'heap drift (MB)', 'cycles/s'];
-    const perKind = ctx.budgetMs / KIND_NAMES.length;
-    const watchIdleOut = perKind >= IDLE_OUT_BUDGET_MS;
-    const cycleMs = Math.max(1000, perKind - CHILD_OVERHEAD_MS - (watchIdleOut ? IDLE_OUT_WAIT_MS : 0));
-    const about = `Each kind runs in a child process of its own (--expose-gc) for ${(cycleMs / 1000).toFixed(0)} s or ${GOAL} cycles. A cycle creates ` +
+    const end = Date.now() + ctx.budgetMs;
+    // Each kind gets an equal share of the time left: what a kind that reached GOAL early did not use goes to the next ones.
+    const share = (left: number): { cycleMs: number; watchIdleOut: boolean } => {
+      const perKind = (end - Date.now()) / left;
+      const watchIdleOut = perKind >= IDLE_OUT_BUDGET_MS;
+      return { cycleMs: Math.max(1000, perKind - CHILD_OVERHEAD_MS - (watchIdleOut ? IDLE_OUT_WAIT_MS : 0)), watchIdleOut };
+    };
+    const first = share(KIND_NAMES.length);
+    const about = `Each kind runs in a child process of its own (--expose-gc) for an equal share of the time left (${(first.cycleMs / 1000).toFixed(0)} s for ` +
+      `the first) or ${GOAL} cycles, whichever comes first. A cycle creates ` +
       'the object (unique names: parent pid + random; System V keys checked free), uses it with sync and async calls, and ends in one of ' +
       'eight ways in turn: closed (twice), disposed (Symbol.asyncDispose), closed while a call waits, a waiting call aborted (AbortController), ' +
       'a waiting call timed out (1 ms), dropped without close(), dropped after a waiting call timed out; the object is always removed by ' +
@@ -725,16 +731,19 @@ export const section: Section = {
     const rows: (string | number)[][] = [];
     const failures: string[] = [];
     const prefix = `/ipckit-leaks-${process.pid}-${randomBytes(4).toString('hex')}-`;
-    for (const kind of KIND_NAMES) {
+    for (const [i, kind] of KIND_NAMES.entries()) {
+      const { cycleMs, watchIdleOut } = share(KIND_NAMES.length - i);
       const config: ChildConfig = {
         kind, cycleMs, goal: GOAL, prefix: `${prefix}${KIND_NAMES.indexOf(kind)}`, keyBase: freeKeyBase(),
         dir: mkdtempSync(join(tmpdir(), `ipckit-leaks-${process.pid}-`)), watchIdleOut,
       };
       let outcome: ChildOutcome;
       let left: string[];
+      const removal = removeOnInterrupt(() => void sweep(config));
       try {
         outcome = await runChild(config);
       } finally {
+        removal();
         left = sweep(config);
       }
       const judged = judge(kind, outcome, left);

@@ -4,6 +4,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { shutdownOn } from '../src/index.js';
 
 /** What a section measured: a table, and the invariants it found broken (none, when all is well). */
 export interface SectionResult {
@@ -147,4 +148,32 @@ export async function runStandalone(section: Section, argv = process.argv.slice(
   const result = await section.run({ budgetMs: minutes * 60_000, log: (line) => process.stderr.write(`[${section.name}] ${line}\n`) });
   process.stdout.write(`${renderMarkdown([result], `## ${section.name} (${minutes} min)`)}\n`);
   if (result.failures.length > 0) process.exitCode = 1;
+}
+
+const interruptCleanups = new Set<() => void>();
+let shutdownInstalled = false;
+
+/**
+ * Runs `remove` if the run is interrupted (SIGINT, SIGTERM, SIGHUP) before
+ * the returned function is called: a soak stopped with Ctrl-C still removes
+ * the kernel objects it made (and stops the children spawned through
+ * ipckit, which shutdownOn forwards the signal to).
+ */
+export function removeOnInterrupt(remove: () => void): () => void {
+  if (!shutdownInstalled) {
+    shutdownInstalled = true;
+    shutdownOn(['SIGINT', 'SIGTERM', 'SIGHUP'], {
+      cleanup: () => {
+        for (const cleanup of interruptCleanups) {
+          try {
+            cleanup();
+          } catch {
+            /* Removed already, or never made: the others still run. */
+          }
+        }
+      },
+    });
+  }
+  interruptCleanups.add(remove);
+  return () => void interruptCleanups.delete(remove);
 }
