@@ -17,6 +17,7 @@ import {
   Fifo, IpcError, Mutex, PipeReadEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, listenForSignals, pipe, sendSignal,
 } from '../src/index.js';
 import { native } from '../src/native.js';
+import { loopStarved } from '../src/internal/operation.js';
 import { type Pollable, pollTarget } from '../src/internal/readiness.js';
 import { ObjectTracker, openFds } from './helpers/objects.js';
 import { Peer, asUser, canRunAs, killAllPeers } from './helpers/peer.js';
@@ -423,6 +424,180 @@ describe('caller order', () => {
     await second;
     assert.deepEqual(order, ['first', 'second']);
     shm.unlink();
+  });
+});
+
+describe('the event loop under calls that complete at once', () => {
+  /**
+   * Awaits `step()` until a 1 ms timer fires, for at most 3 s. A call that
+   * completes at once resolves as a microtask, so without a yield now and
+   * then the timer could never fire while the loop runs.
+   */
+  async function timerFiresDuring(step: () => Promise<unknown>): Promise<{ fired: boolean; iterations: number }> {
+    let fired = false;
+    const timer = setTimeout(() => { fired = true; }, 1);
+    const start = performance.now();
+    let iterations = 0;
+    try {
+      while (!fired && performance.now() - start < 3000) {
+        await step();
+        iterations++;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    return { fired, iterations };
+  }
+
+  /** Keeps awaiting `step()` (a call that completes at once) without the event loop turning, until calls of this thread are deferred. */
+  async function starve(step: () => Promise<unknown>): Promise<void> {
+    const start = performance.now();
+    while (performance.now() - start < 3000) {
+      await step();
+      // Once it says so, it stays so until the event loop turns, which the awaits here never let it do.
+      if (loopStarved()) return;
+    }
+    assert.fail('calls were never deferred in 3 s of calls that complete at once');
+  }
+
+  const message = Buffer.from('m');
+
+  it('a loop awaiting queue, pipe, lock and signal calls that never wait still lets timers run', async () => {
+    const name = objects.name();
+    using mq = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 16 });
+    const key = objects.key();
+    using sysv = SysvMessageQueue.create(key);
+    const { readEnd, writeEnd } = pipe();
+    using r = readEnd;
+    using w = writeEnd;
+    using shm = PosixSharedMemory.create(objects.shmName(), { size: 64 });
+    const mutex = Mutex.create(shm, 0);
+    const semaphore = Semaphore.create(shm, 16, { value: 1 });
+    using listener = listenForSignals('SIGRTMIN+6');
+    const loops: [string, () => Promise<unknown>][] = [
+      ['POSIX queue', async () => { await mq.send(message); await mq.receive(); }],
+      ['System V queue', async () => { await sysv.send(1, message); await sysv.receive(); }],
+      ['pipe', async () => { await w.write(message); await r.read(); }],
+      ['mutex', async () => { await mutex.lock(); mutex.unlock(); }],
+      ['semaphore', async () => { await semaphore.wait(); semaphore.post(); }],
+      ['signal listener', async () => { sendSignal(process.pid, 'SIGRTMIN+6'); await listener.receive(); }],
+      ['receive with timeout 0', async () => { await mq.send(message, { timeout: 0 }); await mq.receive({ timeout: 0 }); }],
+    ];
+    for (const [what, step] of loops) {
+      const { fired, iterations } = await timerFiresDuring(step);
+      assert.equal(fired, true, `${what}: a 1 ms timer never fired during 3 s of calls (${iterations} iterations)`);
+    }
+    sysv.remove();
+    mq.unlink();
+    shm.unlink();
+  });
+
+  it('deferred calls keep caller order, and a *Sync or try call serves them first', async () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 8, maxMessageSize: 16 });
+    await starve(async () => { await q.send(message); await q.receive(); });
+    for (const text of ['a', 'b', 'c', 'd']) q.sendSync(Buffer.from(text));
+    const first = q.receive();
+    const second = q.receive();
+    // Deferred, not yet attempted: the try call hands 'a' and 'b' to them first.
+    assert.equal(q.tryReceive()?.data.toString(), 'c');
+    assert.equal(q.receiveSync({ timeout: 0 }).data.toString(), 'd');
+    assert.deepEqual([(await first).data.toString(), (await second).data.toString()], ['a', 'b']);
+    q.unlink();
+  });
+
+  it('deferred System V receives and Mutex locks keep caller order too', async () => {
+    const key = objects.key();
+    using q = SysvMessageQueue.create(key);
+    await starve(async () => { await q.send(1, message); await q.receive(); });
+    for (const text of ['a', 'b', 'c']) q.sendSync(1, Buffer.from(text));
+    const first = q.receive();
+    const second = q.receive();
+    assert.equal(q.tryReceive()?.data.toString(), 'c');
+    assert.deepEqual([(await first).data.toString(), (await second).data.toString()], ['a', 'b']);
+    q.remove();
+
+    using shm = PosixSharedMemory.create(objects.shmName(), { size: 64 });
+    const m = Mutex.create(shm, 0);
+    await starve(async () => { await m.lock(); m.unlock(); });
+    const order: string[] = [];
+    const locked = m.lock().then(() => order.push('lock()'));
+    // The deferred lock() is served first, so this thread now holds the mutex: a second take is a deadlock.
+    throwsWith(() => m.lockSync({ timeout: 0 }), 'ERR_IPC_DEADLOCK');
+    await locked;
+    assert.deepEqual(order, ['lock()']);
+    m.unlock();
+    shm.unlink();
+  });
+
+  it('calls queued behind a deferred call are served, whether it is served, times out, tries once or is aborted', async () => {
+    const name = objects.name();
+    using mq = PosixMessageQueue.create(name, { maxMessages: 8, maxMessageSize: 16 });
+    const key = objects.key();
+    using sysv = SysvMessageQueue.create(key);
+    const queues = [
+      { what: 'POSIX', send: (t: string) => mq.sendSync(Buffer.from(t)), receive: (o?: { timeout?: number; signal?: AbortSignal }) => mq.receive(o) },
+      { what: 'System V', send: (t: string) => sysv.sendSync(1, Buffer.from(t)), receive: (o?: { timeout?: number; signal?: AbortSignal }) => sysv.receive(o) },
+    ];
+    for (const q of queues) {
+      const loop = async (): Promise<void> => { q.send('-'); await q.receive(); };
+      // Served at its turn (timeout 0, then none).
+      await starve(loop);
+      q.send('a');
+      q.send('b');
+      const tried = q.receive({ timeout: 0 });
+      const behind = q.receive({ timeout: 2000 });
+      assert.deepEqual([(await tried).data.toString(), (await behind).data.toString()], ['a', 'b'], q.what);
+      // Timing out at its turn (timeout 0 on an empty queue), then aborted before its turn: the call behind still gets its message.
+      await starve(loop);
+      const empty = q.receive({ timeout: 0 });
+      const next = q.receive({ timeout: 2000 });
+      await rejectsWith(() => empty, 'ERR_IPC_TIMEOUT');
+      q.send('c');
+      assert.equal((await next).data.toString(), 'c', q.what);
+      await starve(loop);
+      const ac = new AbortController();
+      const aborted = q.receive({ signal: ac.signal });
+      const after = q.receive({ timeout: 2000 });
+      ac.abort();
+      await rejectsWith(() => aborted, 'ERR_IPC_ABORTED');
+      q.send('d');
+      assert.equal((await after).data.toString(), 'd', q.what);
+    }
+    sysv.remove();
+    mq.unlink();
+  });
+
+  it('a deferred signal receive that drains several signals takes one, and leaves the others to the calls behind it', async () => {
+    using listener = listenForSignals('SIGRTMIN+5');
+    await starve(async () => { sendSignal(process.pid, 'SIGRTMIN+5'); await listener.receive(); });
+    // Both wait in the kernel: the first attempt drains them into the listener at once.
+    sendSignal(process.pid, 'SIGRTMIN+5', { value: 1 });
+    sendSignal(process.pid, 'SIGRTMIN+5', { value: 2 });
+    const first = listener.receive({ timeout: 0 });
+    const second = listener.receive({ timeout: 2000 });
+    assert.deepEqual([(await first).value, (await second).value], [1, 2]);
+  });
+
+  it('a deferred call with timeout 0 tries once at its turn, and a close rejects a deferred call', async () => {
+    const name = objects.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 16 });
+    try {
+      await starve(async () => { await q.send(message); await q.receive(); });
+      const empty = q.receive({ timeout: 0 });
+      await rejectsWith(() => empty, 'ERR_IPC_TIMEOUT');
+      await starve(async () => { await q.send(message); await q.receive(); });
+      q.sendSync(Buffer.from('x'));
+      assert.equal((await q.receive({ timeout: 0 })).data.toString(), 'x');
+      await starve(async () => { await q.send(message); await q.receive(); });
+      q.sendSync(Buffer.from('y'));
+      const closed = q.receive();
+      q.close();
+      await rejectsWith(() => closed, 'ERR_IPC_CLOSED');
+    } finally {
+      q.close();
+      PosixMessageQueue.unlink(name);
+    }
   });
 });
 
