@@ -22,7 +22,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { IpcError, Mutex, PosixMessageQueue, Semaphore } from '../src/index.js';
 import { Child } from './exactly-once.js';
-import { Ledger, LockLedger } from './ledger.js';
+import { type ConsumerField, Ledger, LockLedger } from './ledger.js';
 import { type LockerParams, type PeerParams, stopMarker } from './peer.js';
 import { type Section, type SectionResult, descriptorMap, fmt, percentile, removeOnInterrupt, runStandalone } from './report.js';
 import { TRANSPORTS, type Transport } from './transports.js';
@@ -414,8 +414,7 @@ async function messagePlan(transport: Transport, deadline: number, f: MessageFig
     nextSlot++;
   };
   const addConsumer = (crew: Crew, index: number): void => crew.add('consumer', index, params('consumer', index, 0), prepared.receiverFd?.fd);
-  const total = (field: 'received' | 'duplicated' | 'corrupt' | 'reordered'): number =>
-    Array.from({ length: CONSUMERS }, (_, c) => ledger.count(c, field)).reduce((a, b) => a + b, 0);
+  const total = (field: ConsumerField): number => ledger.total(field);
   const made: Made = { segments: [ledgerName] };
   if (transport.name === 'posix-mq') made.posixQueue = prepared.address;
   if (transport.name === 'sysv-mq') made.sysvKey = Number(prepared.address);
@@ -457,14 +456,7 @@ async function messagePlan(transport: Transport, deadline: number, f: MessageFig
       await dog.until(() => crew.live.size === 0);
     },
     tally(crew) {
-      let sent = 0;
-      let lost = 0;
-      for (let p = 0; p < nextSlot; p++) {
-        // A producer killed between a send and its count has one more message out than it counted.
-        const end = Math.max(ledger.sent(p), ledger.recordedEnd(p));
-        sent += end;
-        lost += ledger.missing(p, end);
-      }
+      const { sent, lost } = ledger.tally(nextSlot);
       const received = total('received');
       // Distinct messages recorded (bits set) that no consumer counted: it was killed between the two.
       const uncounted = sent - lost - received;

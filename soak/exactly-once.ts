@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { PosixSharedMemory, spawn } from '../src/index.js';
-import { Ledger } from './ledger.js';
+import { type ConsumerField, Ledger } from './ledger.js';
 import { type LockerParams, type PeerParams, stopMarker } from './peer.js';
 import { type Section, type SectionResult, descriptorsOf, percentile, removeOnInterrupt, rssOf, runStandalone } from './report.js';
 import { TRANSPORTS, type Transport } from './transports.js';
@@ -133,16 +133,8 @@ export async function runOnce(transport: Transport, mode: PeerParams['mode'], ru
       const last = c.lines.at(-1);
       return last === undefined || last === 'ready' ? {} : (JSON.parse(last) as { latenciesUs?: number[]; loopDelayP99Ms?: number });
     };
-    let sent = 0;
-    let lost = 0;
-    for (let p = 0; p < PRODUCERS; p++) {
-      // A producer killed between a send and its count records one more than it counted.
-      const end = Math.max(ledger.sent(p), ledger.recordedEnd(p));
-      sent += end;
-      lost += ledger.missing(p, end);
-    }
-    const total = (field: 'received' | 'duplicated' | 'corrupt' | 'reordered'): number =>
-      Array.from({ length: CONSUMERS }, (_, c) => ledger.count(c, field)).reduce((a, b) => a + b, 0);
+    const { sent, lost } = ledger.tally(PRODUCERS);
+    const total = (field: ConsumerField): number => ledger.total(field);
     return {
       sent, lost, seconds, stuck,
       received: total('received'),

@@ -12,7 +12,7 @@ import { PosixSharedMemory } from '../src/index.js';
 export const MAX_SEQ = 2 ** 22;
 
 export const CONSUMER_FIELDS = ['received', 'duplicated', 'corrupt', 'reordered'] as const;
-type ConsumerField = (typeof CONSUMER_FIELDS)[number];
+export type ConsumerField = (typeof CONSUMER_FIELDS)[number];
 
 export class Ledger {
   readonly segment: PosixSharedMemory;
@@ -96,6 +96,29 @@ export class Ledger {
   }
 
   /** The highest sequence number recorded for producer `p`, plus one (0 if none). */
+  /**
+   * Messages sent and lost by producers 0 to `producers` - 1. A producer
+   * killed between a send and its count has one more message out than it
+   * counted: the ledger bits tell.
+   */
+  tally(producers: number): { sent: number; lost: number } {
+    let sent = 0;
+    let lost = 0;
+    for (let p = 0; p < producers; p++) {
+      const end = Math.max(this.sent(p), this.recordedEnd(p));
+      sent += end;
+      lost += this.missing(p, end);
+    }
+    return { sent, lost };
+  }
+
+  /** `field` summed over every consumer. */
+  total(field: ConsumerField): number {
+    let n = 0;
+    for (let c = 0; c < this.#consumers; c++) n += this.count(c, field);
+    return n;
+  }
+
   recordedEnd(p: number): number {
     const w = this.#words;
     const base = this.#bitsAt(p);
