@@ -175,6 +175,20 @@ interface Kind {
 type KindName = 'posix-mq' | 'sysv-mq' | 'posix-shm+mutex' | 'sysv-shm+semaphore' | 'fifo' | 'pipe' | 'signal-listener';
 const KIND_NAMES: readonly KindName[] = ['posix-mq', 'sysv-mq', 'posix-shm+mutex', 'sysv-shm+semaphore', 'fifo', 'pipe', 'signal-listener'];
 
+/**
+ * The kinds to cycle: all of them, or (run alone) those named by `--kinds
+ * a,b`, so that a long run can be split over processes.
+ */
+function chosenKinds(): readonly KindName[] {
+  const at = process.argv.indexOf('--kinds');
+  if (import.meta.url !== `file://${process.argv[1]}` || at < 0) return KIND_NAMES;
+  const names = (process.argv[at + 1] ?? '').split(',');
+  for (const name of names) {
+    if (!(KIND_NAMES as readonly string[]).includes(name)) throw new Error(`--kinds: no kind "${name}" (kinds: ${KIND_NAMES.join(', ')})`);
+  }
+  return names as KindName[];
+}
+
 const slot = (i: number): number => i % SLOTS;
 const mqName = (c: ChildConfig, i: number): string => `${c.prefix}q${slot(i)}`;
 const shmName = (c: ChildConfig, i: number): string => `${c.prefix}s${slot(i)}`;
@@ -710,7 +724,8 @@ export const section: Section = {
       const watchIdleOut = perKind >= IDLE_OUT_BUDGET_MS;
       return { cycleMs: Math.max(1000, perKind - CHILD_OVERHEAD_MS - (watchIdleOut ? IDLE_OUT_WAIT_MS : 0)), watchIdleOut };
     };
-    const first = share(KIND_NAMES.length);
+    const kinds = chosenKinds();
+    const first = share(kinds.length);
     const about = `Each kind runs in a child process of its own (--expose-gc) for an equal share of the time left (${(first.cycleMs / 1000).toFixed(0)} s for ` +
       `the first) or ${GOAL} cycles, whichever comes first. A cycle creates ` +
       'the object (unique names: parent pid + random; System V keys checked free), uses it with sync and async calls, and ends in one of ' +
@@ -731,8 +746,8 @@ export const section: Section = {
     const rows: (string | number)[][] = [];
     const failures: string[] = [];
     const prefix = `/ipckit-leaks-${process.pid}-${randomBytes(4).toString('hex')}-`;
-    for (const [i, kind] of KIND_NAMES.entries()) {
-      const { cycleMs, watchIdleOut } = share(KIND_NAMES.length - i);
+    for (const [i, kind] of kinds.entries()) {
+      const { cycleMs, watchIdleOut } = share(kinds.length - i);
       const config: ChildConfig = {
         kind, cycleMs, goal: GOAL, prefix: `${prefix}${KIND_NAMES.indexOf(kind)}`, keyBase: freeKeyBase(),
         dir: mkdtempSync(join(tmpdir(), `ipckit-leaks-${process.pid}-`)), watchIdleOut,
