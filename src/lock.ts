@@ -20,7 +20,7 @@ import { availableParallelism } from 'node:os';
 import { E, IpcError, systemError } from './errors.js';
 import { native } from './native.js';
 import type { SharedMemory } from './shared-memory.js';
-import { DONE, type Job, JobLane, type Operation, loopStarved, run, runSync, tryRun } from './internal/operation.js';
+import { DONE, type Job, JobLane, type Operation, resolvedNow, run, runSync, tryRun } from './internal/operation.js';
 import { checkInteger, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { type SyncWaitOptions, type WaitOptions } from './internal/wait.js';
 
@@ -375,7 +375,7 @@ export class Mutex extends SegmentLock {
    */
   lock(options?: WaitOptions): Promise<void> {
     // The uncontended path: one compare-and-swap.
-    if (options === undefined && !this.segment.closed && !this.lane.busy && !loopStarved() && this.#acquire(true, false, false)) return Promise.resolve();
+    if (options === undefined && !this.segment.closed && !this.lane.busy && this.#acquire(true, false, false)) return resolvedNow(undefined);
     return run(this.lane, 'lock', options, [], (o) => this.#lockOp(true, o.timeout === 0));
   }
 

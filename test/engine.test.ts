@@ -492,21 +492,20 @@ describe('the event loop under calls that complete at once', () => {
     shm.unlink();
   });
 
-  it('deferred calls keep caller order, and a *Sync or try call serves them first', async () => {
+  it('results taken while the loop is starved keep caller order, and *Sync and try calls take the next ones', async () => {
     const name = objects.name();
     using q = PosixMessageQueue.create(name, { maxMessages: 8, maxMessageSize: 16 });
     await starve(async () => { await q.send(message); await q.receive(); });
     for (const text of ['a', 'b', 'c', 'd']) q.sendSync(Buffer.from(text));
     const first = q.receive();
     const second = q.receive();
-    // Deferred, not yet attempted: the try call hands 'a' and 'b' to them first.
     assert.equal(q.tryReceive()?.data.toString(), 'c');
     assert.equal(q.receiveSync({ timeout: 0 }).data.toString(), 'd');
     assert.deepEqual([(await first).data.toString(), (await second).data.toString()], ['a', 'b']);
     q.unlink();
   });
 
-  it('deferred System V receives and Mutex locks keep caller order too', async () => {
+  it('System V receives and Mutex locks made while the loop is starved take their result at once', async () => {
     const key = objects.key();
     using q = SysvMessageQueue.create(key);
     await starve(async () => { await q.send(1, message); await q.receive(); });
@@ -515,22 +514,67 @@ describe('the event loop under calls that complete at once', () => {
     const second = q.receive();
     assert.equal(q.tryReceive()?.data.toString(), 'c');
     assert.deepEqual([(await first).data.toString(), (await second).data.toString()], ['a', 'b']);
+    // A receive of any type made first takes the one message, though a receive of its type follows at once.
+    q.sendSync(1, Buffer.from('x'));
+    await starve(async () => { await q.send(2, message); await q.receive({ type: 2 }); });
+    const any = q.receive({ timeout: 2000 });
+    const typed = q.receive({ type: 1, timeout: 200 });
+    assert.equal((await any).data.toString(), 'x');
+    await rejectsWith(() => typed, 'ERR_IPC_TIMEOUT');
     q.remove();
 
     using shm = PosixSharedMemory.create(objects.shmName(), { size: 64 });
     const m = Mutex.create(shm, 0);
     await starve(async () => { await m.lock(); m.unlock(); });
-    const order: string[] = [];
-    const locked = m.lock().then(() => order.push('lock()'));
-    // The deferred lock() is served first, so this thread now holds the mutex: a second take is a deadlock.
+    const locked = m.lock();
+    // This thread holds the mutex already: a second take is a deadlock.
     throwsWith(() => m.lockSync({ timeout: 0 }), 'ERR_IPC_DEADLOCK');
     await locked;
-    assert.deepEqual(order, ['lock()']);
+    assert.equal(m.held, true);
     m.unlock();
     shm.unlink();
   });
 
-  it('calls queued behind a deferred call are served, whether it is served, times out, tries once or is aborted', async () => {
+  it('a call made while the loop is starved is not failed by its timeout when what it asked for was there', async () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 16 });
+    using shm = PosixSharedMemory.create(objects.shmName(), { size: 64 });
+    const m = Mutex.create(shm, 0);
+    await starve(async () => { await q.send(message); await q.receive(); });
+    q.sendSync(Buffer.from('x'));
+    const received = q.receive({ timeout: 5 });
+    const locked = m.lock({ timeout: 5 });
+    // Longer than both timeouts before the loop can turn.
+    const until = performance.now() + 20;
+    while (performance.now() < until) { /* busy */ }
+    assert.equal((await received).data.toString(), 'x');
+    await locked;
+    assert.equal(m.held, true);
+    m.unlock();
+    q.unlink();
+    shm.unlink();
+  });
+
+  it('a send made while the loop is starved is in the queue when the call returns: a *Sync receive of the thread gets it', async () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 16 });
+    const { readEnd, writeEnd } = pipe();
+    using r = readEnd;
+    using w = writeEnd;
+    await starve(async () => { await q.send(message); await q.receive(); });
+    const sent = q.send(Buffer.from('x'));
+    const written = w.write(Buffer.from('y'));
+    assert.equal(q.receiveSync({ timeout: 300 }).data.toString(), 'x');
+    assert.equal(r.readSync({ timeout: 300 })?.toString(), 'y');
+    await Promise.all([sent, written]);
+    // A timeout-0 call that finds nothing fails at once; it is not left waiting in front of a *Sync call.
+    await starve(async () => { await q.send(message); await q.receive(); });
+    await rejectsWith(() => q.receive({ timeout: 0 }), 'ERR_IPC_TIMEOUT');
+    throwsWith(() => q.receiveSync({ timeout: 20 }), 'ERR_IPC_TIMEOUT');
+    q.unlink();
+  });
+
+  it('calls queued behind a call made while the loop is starved are served, whatever becomes of it', async () => {
     const name = objects.name();
     using mq = PosixMessageQueue.create(name, { maxMessages: 8, maxMessageSize: 16 });
     const key = objects.key();
@@ -541,14 +585,12 @@ describe('the event loop under calls that complete at once', () => {
     ];
     for (const q of queues) {
       const loop = async (): Promise<void> => { q.send('-'); await q.receive(); };
-      // Served at its turn (timeout 0, then none).
       await starve(loop);
       q.send('a');
       q.send('b');
       const tried = q.receive({ timeout: 0 });
       const behind = q.receive({ timeout: 2000 });
       assert.deepEqual([(await tried).data.toString(), (await behind).data.toString()], ['a', 'b'], q.what);
-      // Timing out at its turn (timeout 0 on an empty queue), then aborted before its turn: the call behind still gets its message.
       await starve(loop);
       const empty = q.receive({ timeout: 0 });
       const next = q.receive({ timeout: 2000 });
@@ -568,10 +610,9 @@ describe('the event loop under calls that complete at once', () => {
     mq.unlink();
   });
 
-  it('a deferred signal receive that drains several signals takes one, and leaves the others to the calls behind it', async () => {
+  it('a signal receive made while the loop is starved takes one of the signals it drains, and leaves the others to the calls behind it', async () => {
     using listener = listenForSignals('SIGRTMIN+5');
     await starve(async () => { sendSignal(process.pid, 'SIGRTMIN+5'); await listener.receive(); });
-    // Both wait in the kernel: the first attempt drains them into the listener at once.
     sendSignal(process.pid, 'SIGRTMIN+5', { value: 1 });
     sendSignal(process.pid, 'SIGRTMIN+5', { value: 2 });
     const first = listener.receive({ timeout: 0 });
@@ -579,21 +620,41 @@ describe('the event loop under calls that complete at once', () => {
     assert.deepEqual([(await first).value, (await second).value], [1, 2]);
   });
 
-  it('a deferred call with timeout 0 tries once at its turn, and a close rejects a deferred call', async () => {
+  it('several loops of one thread on calls that never wait share it fairly', async () => {
+    const queues = [0, 1, 2].map(() => PosixMessageQueue.create(objects.name(), { maxMessages: 4, maxMessageSize: 16 }));
+    try {
+      const counts = [0, 0, 0];
+      const until = performance.now() + 300;
+      await Promise.all(queues.map(async (q, i) => {
+        while (performance.now() < until) {
+          q.sendSync(message);
+          await q.receive();
+          counts[i]!++;
+        }
+      }));
+      assert.ok(Math.min(...counts) * 4 >= Math.max(...counts), `iterations per loop: ${counts.join(', ')}`);
+    } finally {
+      for (const q of queues) {
+        q.close();
+        PosixMessageQueue.unlink(q.name);
+      }
+    }
+  });
+
+  it('a receive that took its message before close() still resolves with it; a timeout-0 call that finds nothing fails', async () => {
     const name = objects.name();
     const q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 16 });
     try {
       await starve(async () => { await q.send(message); await q.receive(); });
-      const empty = q.receive({ timeout: 0 });
-      await rejectsWith(() => empty, 'ERR_IPC_TIMEOUT');
+      await rejectsWith(() => q.receive({ timeout: 0 }), 'ERR_IPC_TIMEOUT');
       await starve(async () => { await q.send(message); await q.receive(); });
       q.sendSync(Buffer.from('x'));
       assert.equal((await q.receive({ timeout: 0 })).data.toString(), 'x');
       await starve(async () => { await q.send(message); await q.receive(); });
       q.sendSync(Buffer.from('y'));
-      const closed = q.receive();
+      const taken = q.receive();
       q.close();
-      await rejectsWith(() => closed, 'ERR_IPC_CLOSED');
+      assert.equal((await taken).data.toString(), 'y');
     } finally {
       q.close();
       PosixMessageQueue.unlink(name);

@@ -169,21 +169,14 @@ export abstract class Lane {
     return this.#live > 0;
   }
 
-  /**
-   * @internal Queues a call whose first attempt found nothing; or, when
-   * `deferred`, a call not attempted yet, because the event loop has to turn
-   * first (see {@link loopStarved}): it is attempted in the loop's next
-   * check phase, in its place in the queue.
-   */
-  enqueue<T>(what: string, op: Operation<T>, timeout: number, signal: AbortSignal | undefined, deferred = false): Promise<T> {
-    // A deferred call with timeout 0 tries once, at its turn: no timer may fail it before.
-    const tryOnce = deferred && timeout === 0;
+  /** @internal Queues a call whose first attempt found nothing. */
+  enqueue<T>(what: string, op: Operation<T>, timeout: number, signal: AbortSignal | undefined): Promise<T> {
     const entry: Entry = {
       what,
       op: op as Operation<unknown>,
       done: false,
       busy: false,
-      pending: new Pending<unknown>(what, this.owner.address, tryOnce ? Infinity : timeout, signal, (err) => {
+      pending: new Pending<unknown>(what, this.owner.address, timeout, signal, (err) => {
         // An interrupt that lands while the call is being served waits for the outcome: a result wins.
         if (entry.busy) entry.reason ??= err;
         else if (!entry.done) this.interrupted(entry, err);
@@ -191,22 +184,6 @@ export abstract class Lane {
     };
     this.#entries.push(entry);
     if (this.#live++ === 0) this.owner.laneBusy(this, true);
-    if (deferred) {
-      setImmediate(() => {
-        if (entry.done) return;
-        try {
-          if (!tryOnce) {
-            this.deferredTurn(entry);
-          } else {
-            this.tryTurn(entry);
-            if (!entry.done) this.interrupted(entry, timeoutError(what, this.owner.address, 0));
-          }
-        } catch (err) {
-          this.settle(entry, err, true);
-        }
-      });
-      return entry.pending.promise as Promise<T>;
-    }
     try {
       this.queued(entry);
     } catch (err) {
@@ -233,10 +210,6 @@ export abstract class Lane {
   }
 
   /** The calls still queued, in order. */
-  protected waiting(): Entry[] {
-    return this.#entries.slice(this.#head).filter((entry) => !entry.done);
-  }
-
   /** The first call still queued (of `key`, when given). */
   protected first(key?: unknown, byKey = false): Entry | undefined {
     const entries = this.#entries;
@@ -291,14 +264,8 @@ export abstract class Lane {
     return entry.done;
   }
 
-  /**
-   * One non-blocking attempt for `entry`: true if it settled. Never on a
-   * closed owner (its memory may be gone), and never inside its own attempt
-   * (a step that delivers to its own lane, as a signal drain does, would
-   * otherwise serve the call twice and drop the second value).
-   */
+  /** One non-blocking attempt for `entry`: true if it settled. Never on a closed owner (its memory may be gone). */
   protected attempt(entry: Entry): boolean {
-    if (entry.busy) return false;
     return this.serveWith(entry, () => this.retry(entry));
   }
 
@@ -309,10 +276,6 @@ export abstract class Lane {
 
   /** A call was queued (it is last). */
   protected abstract queued(entry: Entry): void;
-  /** The turn of a deferred call came: it is attempted, and waits as a queued call if it has to. */
-  protected abstract deferredTurn(entry: Entry): void;
-  /** The turn of a deferred call with timeout 0 came: it is attempted once if no call is before it, and never waits. */
-  protected abstract tryTurn(entry: Entry): void;
   /** A call's timeout, abort or the owner's close came first. */
   protected abstract interrupted(entry: Entry, error: IpcError): void;
   /** The last call left. */
@@ -367,16 +330,6 @@ export class NotifyLane extends Lane {
     this.#armed = true;
   }
 
-  protected deferredTurn(): void {
-    // Armed only if a call is left waiting (level-triggered readiness still reports what came meanwhile).
-    this.wake();
-    if (this.busy) this.queued();
-  }
-
-  protected tryTurn(): void {
-    this.wake();
-  }
-
   protected interrupted(entry: Entry, error: IpcError): void {
     this.settle(entry, error, true);
   }
@@ -428,28 +381,9 @@ export class JobLane extends Lane {
     if (this.first(entry.op.key, true) === entry) this.#start(entry);
   }
 
-  protected deferredTurn(entry: Entry): void {
-    this.#advance(entry.op.key);
-  }
-
-  protected tryTurn(entry: Entry): void {
-    // Served, the calls behind it go on; not served, its timeout (an interrupt) moves them on.
-    if (this.first(entry.op.key, true) === entry && entry.job === undefined && this.attempt(entry)) this.#advance(entry.op.key);
-  }
-
-  /** Serves, per key, the calls at the front that have no job (deferred ones), so that a sync call does not overtake them. */
-  override serve(): void {
-    const keys = new Set<unknown>();
-    for (const entry of this.waiting()) keys.add(entry.op.key);
-    for (const key of keys) this.#advance(key);
-  }
-
   protected interrupted(entry: Entry, error: IpcError): void {
     if (entry.job === undefined) {
-      const front = this.first(entry.op.key, true) === entry;
       this.settle(entry, error, true);
-      // A deferred call at the front had no job yet: the calls behind it need one now.
-      if (front) this.#advance(entry.op.key);
       return;
     }
     // The job may complete before it notices: its result then wins.
@@ -485,16 +419,7 @@ export class JobLane extends Lane {
       return;
     }
     // The next call of the same key tries at once, then takes over the wait.
-    this.#advance(key);
-  }
-
-  /**
-   * The calls of `key` at the front are served while they can be now; the
-   * first that cannot waits on a job. Nothing to do while the front call
-   * has a job (its end advances the key) or is being served.
-   */
-  #advance(key: unknown): void {
-    for (let next = this.first(key, true); next !== undefined && next.job === undefined && !next.busy; next = this.first(key, true)) {
+    for (let next = this.first(key, true); next !== undefined; next = this.first(key, true)) {
       if (!this.attempt(next)) {
         this.#start(next);
         return;
@@ -518,21 +443,23 @@ const ASYNC_KEYS = ['timeout', 'signal'] as const;
 const SYNC_KEYS = ['timeout'] as const;
 
 /**
- * How long async calls of this thread may keep completing at once (as
- * microtasks) before one waits for the event loop's next turn, ms. A loop
- * like `for (;;) await q.receive()` on a queue that is never empty would
- * otherwise starve timers and I/O for as long as the queue stays full.
+ * How long async calls of this thread may keep completing at once before
+ * one lets the event loop turn, ms. Such a call resolves as a microtask, so
+ * a loop like `for (;;) await q.receive()` on a queue that never empties
+ * would otherwise starve timers and I/O for as long as the queue stays full.
  */
 export const STARVE_MS = 1;
 let turned = true;
 let starved = false;
 let streakStart = 0;
 let streakCalls = 0;
+const markTurn = (): void => { turned = true; };
 
 /**
- * Whether async calls completing at once have held this thread's event loop
- * for more than {@link STARVE_MS} without it turning: the next call is then
- * deferred to the loop's check phase (setImmediate), after timers and I/O.
+ * Whether calls that completed at once have held this thread's event loop
+ * for more than {@link STARVE_MS} since it last turned. A turn is marked by
+ * a setImmediate made when the streak starts (ref'd: the poll phase does
+ * not block, so idle time never counts); the clock is read every 16 calls.
  */
 export function loopStarved(): boolean {
   if (turned) {
@@ -540,12 +467,27 @@ export function loopStarved(): boolean {
     starved = false;
     streakCalls = 0;
     streakStart = performance.now();
-    setImmediate(() => { turned = true; }).unref();
+    setImmediate(markTurn);
     return false;
   }
-  // The clock is read every 16 calls; once starved, every call waits for the turn.
   if (!starved && (++streakCalls & 15) === 0) starved = performance.now() - streakStart > STARVE_MS;
   return starved;
+}
+
+/**
+ * The promise of a result obtained at once: resolved now, or, once the
+ * event loop is starved, in its next check phase. The result is taken
+ * either way (a message received, a lock held, a unit taken), so order,
+ * timeouts and the *Sync calls of the thread are unaffected: only the
+ * caller's continuation waits for the loop to turn. Each deferred caller
+ * then gets a fresh streak, so that several loops on one thread share it.
+ */
+export function resolvedNow<T>(value: T): Promise<T> {
+  if (!loopStarved()) return Promise.resolve(value);
+  return new Promise((resolve) => setImmediate(() => {
+    turned = true;
+    resolve(value);
+  }));
 }
 
 /** `op()`: resolves with the result; never blocks the event loop. */
@@ -560,10 +502,8 @@ export function run<T, O extends object = object>(lane: Lane, what: string, opti
     if (signal?.aborted) throw abortError(what, lane.owner.address, signal);
     // Calls already waiting go first: only an idle lane may try at once.
     if (!lane.busy) {
-      // A loop that awaits calls that complete at once would never let the event loop turn.
-      if (loopStarved()) return lane.enqueue(what, op, timeout, signal, true) as Promise<Outcome<T>>;
       const value = op.step(0, lane.spin);
-      if (value !== undefined) return Promise.resolve(outcome(value));
+      if (value !== undefined) return resolvedNow(outcome(value));
     }
     if (timeout === 0) throw timeoutError(what, lane.owner.address, 0);
     return lane.enqueue(what, op, timeout, signal) as Promise<Outcome<T>>;
