@@ -1267,6 +1267,20 @@ function describeFailure(details: { errorInstance: unknown; counterexample: unkn
  * input is shrunk and described (unless `known`: one example per decoder is
  * enough); failing inputs are counted either way.
  */
+/**
+ * The decoders to fuzz: all, or (run alone) those whose name contains the
+ * text after `--decoders`, so that a long run can go on with the slow ones.
+ */
+function chosenTargets(): number[] {
+  const all = TARGETS.map((_, i) => i);
+  const at = process.argv.indexOf('--decoders');
+  if (import.meta.url !== `file://${process.argv[1]}` || at < 0) return all;
+  const text = process.argv[at + 1] ?? '';
+  const chosen = all.filter((i) => TARGETS[i]!.name.includes(text));
+  if (chosen.length === 0) throw new Error(`--decoders: no decoder name contains "${text}"`);
+  return chosen;
+}
+
 function runSlice(index: number, known: boolean, goal: number, ms: number): Omit<Extract<ChildMessage, { kind: 'slice' }>, 'kind' | 'target'> {
   const t = TARGETS[index]!;
   const words = hb();
@@ -1430,7 +1444,7 @@ export const section: Section = {
       PosixSharedMemory.unlink(tag);
     });
     try {
-      let pending = TARGETS.map((_, i) => i);
+      let pending = chosenTargets();
       for (let first = true; pending.length > 0 && (first || deadline - Date.now() > MIN_CHILD_MS); first = false) {
         words.fill(0);
         Atomics.store(words, HB.target, -1);
