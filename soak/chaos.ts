@@ -22,7 +22,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { IpcError, Mutex, PosixMessageQueue, Semaphore } from '../src/index.js';
 import { Child } from './exactly-once.js';
-import { type ConsumerField, Ledger, LockLedger } from './ledger.js';
+import { type ConsumerField, type DeliveryCounts, Ledger, LockLedger } from './ledger.js';
 import { type LockerParams, type PeerParams, stopMarker } from './peer.js';
 import { type Section, type SectionResult, descriptorMap, fmt, percentile, removeOnInterrupt, runStandalone } from './report.js';
 import { TRANSPORTS, type Transport } from './transports.js';
@@ -385,13 +385,7 @@ async function round(f: Figures, deadline: number, make: () => Promise<Plan>): P
   f.failures.push(...left.map((what) => `${plan.label}: left behind ${what}`));
 }
 
-interface MessageFigures extends Figures {
-  sent: number;
-  received: number;
-  lost: number;
-  duplicated: number;
-  reordered: number;
-  corrupt: number;
+interface MessageFigures extends Figures, DeliveryCounts {
   torn: number;
 }
 

@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { PosixSharedMemory, spawn } from '../src/index.js';
-import { type ConsumerField, Ledger } from './ledger.js';
+import { type ConsumerField, type DeliveryCounts, Ledger } from './ledger.js';
 import { type LockerParams, type PeerParams, stopMarker } from './peer.js';
 import { type Section, type SectionResult, descriptorsOf, percentile, removeOnInterrupt, rssOf, runStandalone } from './report.js';
 import { TRANSPORTS, type Transport } from './transports.js';
@@ -86,13 +86,7 @@ function spread(children: Child[], pick: (c: Child) => number[]): [number, numbe
   return [Math.max(...series.map((s) => s[0]!)), Math.max(...series.map((s) => Math.max(...s))), Math.max(...series.map((s) => s.at(-1)!))];
 }
 
-export interface RunFigures {
-  sent: number;
-  received: number;
-  lost: number;
-  duplicated: number;
-  reordered: number;
-  corrupt: number;
+export interface RunFigures extends DeliveryCounts {
   seconds: number;
   latenciesUs: number[];
   rss: [number, number, number];

@@ -12,6 +12,16 @@ import { PosixSharedMemory } from '../src/index.js';
 export const MAX_SEQ = 2 ** 22;
 
 export const CONSUMER_FIELDS = ['received', 'duplicated', 'corrupt', 'reordered'] as const;
+/** What a run of messages comes to: every message sent is received once, or counted as lost. */
+export interface DeliveryCounts {
+  sent: number;
+  received: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  corrupt: number;
+}
+
 export type ConsumerField = (typeof CONSUMER_FIELDS)[number];
 
 export class Ledger {
