@@ -13,7 +13,8 @@
         "native/lock.cc",
         "native/pipe.cc",
         "native/fifo.cc",
-        "native/signal.cc"
+        "native/signal.cc",
+        "native/socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -30,6 +30,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitPipe(env, exports);
   InitFifo(env, exports);
   InitSignal(env, exports);
+  InitSocket(env, exports);
   return exports;
 }
 

@@ -218,6 +218,7 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   Napi::Object e = Napi::Object::New(env);
   e.Set("EOWNERDEAD", EOWNERDEAD);
   e.Set("ENOTRECOVERABLE", ENOTRECOVERABLE);
+  e.Set("ETOOMANYREFS", ETOOMANYREFS);
   exports.Set("extraErrno", e);
 }
 

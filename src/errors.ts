@@ -28,10 +28,13 @@ export const IPC_ERROR_CODES = {
   ERR_IPC_NOT_OWNER: 'The calling thread does not hold the lock it tried to release or repair.',
   ERR_IPC_NOT_RECOVERABLE: 'A mutex was taken over from a dead holder and released without markConsistent(); it cannot be used.',
   ERR_IPC_OWNER_DIED: 'The previous holder of a mutex died holding it; the caller now holds it and must repair the data.',
+  ERR_IPC_PEER_CLOSED: 'The other end of a connection closed it: nothing more will arrive on it.',
   ERR_IPC_PEER_FAILED: 'A process ipckit started for the caller exited unexpectedly.',
   ERR_IPC_READ_ONLY: 'The object was opened read-only and cannot be written.',
+  ERR_IPC_REMOTE: 'The peer\'s request handler failed; the message carries its error code and text.',
   ERR_IPC_SIZE_MISMATCH: 'An object exists with another size than asked for; opening never resizes.',
   ERR_IPC_TIMEOUT: 'The operation did not complete within its timeout.',
+  ERR_IPC_TRUNCATED: 'Descriptors sent with a message did not fit the receiver\'s control buffer; every one that arrived was closed.',
   ERR_IPC_UNCATCHABLE: 'A signal that cannot (or must not) be handled: SIGKILL, SIGSTOP, faults, or one Node or ipckit reserves.',
   ERR_IPC_UNTRUSTED: 'An existing object belongs to another user, or grants more access than asked for: it may have been planted (squatting).',
   ERR_IPC_USAGE: 'The command line was not understood.',
@@ -125,8 +128,10 @@ export function errnoValue(name: string): number {
 
 /** The errno values ipckit compares results with, negative as the addon returns them. */
 const ERRNO_NAMES = [
-  'E2BIG', 'EACCES', 'EAGAIN', 'EBADF', 'EBUSY', 'ECANCELED', 'EDEADLK', 'EEXIST', 'EFAULT', 'EFBIG', 'EIDRM', 'EINTR', 'EINVAL', 'EISDIR', 'ELOOP',
-  'EMFILE', 'ENFILE', 'ENOENT', 'ENOMEM', 'ENOSPC', 'ENOSR', 'ENXIO', 'EOPNOTSUPP', 'EOVERFLOW', 'EPERM', 'EPIPE', 'ESRCH', 'ETIMEDOUT',
+  'E2BIG', 'EACCES', 'EADDRINUSE', 'EAGAIN', 'EBADF', 'EBUSY', 'ECANCELED', 'ECONNREFUSED', 'ECONNRESET', 'EDEADLK', 'EEXIST', 'EFAULT',
+  'EFBIG', 'EIDRM', 'EINPROGRESS', 'EINTR', 'EINVAL', 'EISDIR', 'ELOOP', 'EMFILE', 'EMSGSIZE', 'ENAMETOOLONG', 'ENFILE', 'ENODEV', 'ENOENT',
+  'ENOMEM', 'ENOPROTOOPT', 'ENOSPC', 'ENOSR', 'ENOTCONN', 'ENOTSOCK', 'ENXIO', 'EOPNOTSUPP', 'EOVERFLOW', 'EPERM', 'EPIPE', 'ESRCH',
+  'EPROTOTYPE', 'ETIMEDOUT',
 ] as const;
 
 /** Negative errno values by name (`E.EAGAIN === -11`): the form native results take. */

@@ -195,6 +195,41 @@ export interface NativeBinding {
   kill(pid: number, signo: number): number;
   sigqueue(pid: number, signo: number, value: number): number;
   signalConstants: { SIGRTMIN: number; SIGRTMAX: number; SI_USER: number; SI_QUEUE: number; SI_KERNEL: number; SI_TKILL: number };
+
+  // socket.cc: descriptors users get stay blocking; every attempt passes MSG_DONTWAIT
+  socketOpen(domain: number, type: number, nonBlocking: boolean): number;
+  socketPair(type: number): [number, number] | number;
+  /** A sockaddr_un of exactly the name's length (abstract: leading NUL, no terminator). */
+  unixAddress(name: Uint8Array, abstract: boolean): Buffer | number;
+  unixAutobind(): Buffer;
+  /** -EINVAL: not a literal; -ENODEV: unknown zone. */
+  inetAddress(host: string, port: number, zone: string): Buffer | number;
+  decodeAddress(sockaddr: Uint8Array): ['unix', Buffer, boolean] | ['inet', string, number, 4 | 6, string] | ['unnamed'];
+  bind(fd: number, sockaddr: Uint8Array): number;
+  /** 0, -EINPROGRESS (connecting), -EAGAIN (a Unix listener's backlog is full), or -errno. */
+  connect(fd: number, sockaddr: Uint8Array): number;
+  listen(fd: number, backlog: number): number;
+  /** A blocking close-on-exec connection, or -EAGAIN when none waits. */
+  accept(fd: number): number;
+  socketName(fd: number, peer: boolean): Buffer | number;
+  getSockOpt(fd: number, level: number, name: number): number;
+  setSockOpt(fd: number, level: number, name: number, value: number): number;
+  /** out = [pid, uid, gid] */
+  peerCredentials(fd: number, out: Int32Array): number;
+  peerPidfd(fd: number): number;
+  queuedBytes(fd: number): number;
+  shutdown(fd: number, how: number): number;
+  sendMsg(fd: number, data: Uint8Array, offset: number, length: number, fds: Int32Array | null, to: Uint8Array | null, spinUs: number): number;
+  /** meta = [msg_flags, descriptors received into fdsOut, address length]. */
+  recvMsg(fd: number, buffer: Uint8Array, offset: number, length: number, fdsOut: Int32Array, from: Uint8Array | null,
+    meta: Int32Array, flags: number, spinUs: number): number;
+  socketConstants: {
+    AF_UNIX: number; AF_INET: number; AF_INET6: number; SOCK_STREAM: number; SOCK_DGRAM: number; SOCK_SEQPACKET: number;
+    SOL_SOCKET: number; SO_ERROR: number; SO_TYPE: number; SO_DOMAIN: number; SO_ACCEPTCONN: number; SO_REUSEADDR: number;
+    SO_SNDBUF: number; SO_RCVBUF: number; IPPROTO_TCP: number; TCP_NODELAY: number; IPPROTO_IPV6: number; IPV6_V6ONLY: number;
+    MSG_TRUNC: number; MSG_CTRUNC: number; MSG_PEEK: number; POLLRDHUP: number; SHUT_RD: number; SHUT_WR: number; SHUT_RDWR: number;
+    SCM_MAX_FD: number;
+  };
 }
 
 function load(): NativeBinding {

@@ -1,0 +1,402 @@
+// Sockets: Unix (stream, datagram, seqpacket; path and abstract names),
+// TCP and UDP over IPv4 and IPv6.
+//
+// Descriptors handed to users (connections, socket pairs, datagram
+// sockets) stay blocking, as a child process expects; every attempt ipckit
+// makes on them passes MSG_DONTWAIT. Only listening sockets (accept4 has no
+// per-call flag) and connecting sockets (until the connection is made) are
+// non-blocking. Messages carry descriptors (SCM_RIGHTS) both ways; received
+// ones are close-on-exec (MSG_CMSG_CLOEXEC), and a cut-off control message
+// closes every descriptor that did arrive.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <climits>
+#include <string>
+
+#include "common.h"
+#include "spin.h"
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+namespace ipckit {
+
+namespace {
+
+// The most descriptors one message may carry (SCM_MAX_FD in the kernel).
+constexpr int kMaxFds = 253;
+
+// socketOpen(domain, type, nonBlocking) -> fd (close-on-exec)
+Napi::Value SocketOpen(const Napi::CallbackInfo& info) {
+  int type = ArgInt(info, 1) | SOCK_CLOEXEC | (info[2].As<Napi::Boolean>().Value() ? SOCK_NONBLOCK : 0);
+  return SysResult(info.Env(), socket(ArgInt(info, 0), type, 0));
+}
+
+// socketPair(type) -> [fd, fd] (Unix, close-on-exec, blocking) or -errno
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (socketpair(AF_UNIX, ArgInt(info, 0) | SOCK_CLOEXEC, 0, fds) < 0) return Errno(info.Env(), errno);
+  Napi::Array result = Napi::Array::New(info.Env(), 2);
+  result.Set(0u, fds[0]);
+  result.Set(1u, fds[1]);
+  return result;
+}
+
+Napi::Value AddressBuffer(Napi::Env env, const void* addr, socklen_t length) {
+  return Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t*>(addr), length);
+}
+
+// unixAddress(name, abstract) -> a sockaddr_un of exactly the name's
+// length (abstract: a leading NUL and no terminator), or -ENAMETOOLONG
+Napi::Value UnixAddress(const Napi::CallbackInfo& info) {
+  Bytes name = ArgBytes(info, 0);
+  bool abstract = info[1].As<Napi::Boolean>().Value();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  size_t room = sizeof addr.sun_path - 1;  // a path's terminator, or an abstract name's leading NUL
+  if (name.length > room) return Errno(info.Env(), ENAMETOOLONG);
+  if (abstract) {
+    memcpy(addr.sun_path + 1, name.data, name.length);
+    return AddressBuffer(info.Env(), &addr, offsetof(sockaddr_un, sun_path) + 1 + name.length);
+  }
+  memcpy(addr.sun_path, name.data, name.length);
+  return AddressBuffer(info.Env(), &addr, offsetof(sockaddr_un, sun_path) + name.length + 1);
+}
+
+// unixAutobind() -> the address that asks the kernel for an abstract name of its choosing
+Napi::Value UnixAutobind(const Napi::CallbackInfo& info) {
+  sa_family_t family = AF_UNIX;
+  return AddressBuffer(info.Env(), &family, sizeof family);
+}
+
+// inetAddress(host, port, zone) -> a sockaddr_in or sockaddr_in6; -EINVAL
+// for a host that is no literal, -ENODEV for an unknown zone
+Napi::Value InetAddress(const Napi::CallbackInfo& info) {
+  std::string host = info[0].As<Napi::String>().Utf8Value();
+  int port = ArgInt(info, 1);
+  std::string zone = info[2].As<Napi::String>().Utf8Value();
+  sockaddr_in in4{};
+  if (inet_pton(AF_INET, host.c_str(), &in4.sin_addr) == 1) {
+    in4.sin_family = AF_INET;
+    in4.sin_port = htons(static_cast<uint16_t>(port));
+    return AddressBuffer(info.Env(), &in4, sizeof in4);
+  }
+  sockaddr_in6 in6{};
+  if (inet_pton(AF_INET6, host.c_str(), &in6.sin6_addr) != 1) return Errno(info.Env(), EINVAL);
+  in6.sin6_family = AF_INET6;
+  in6.sin6_port = htons(static_cast<uint16_t>(port));
+  if (!zone.empty()) {
+    char* end = nullptr;
+    unsigned long index = strtoul(zone.c_str(), &end, 10);
+    if (end == nullptr || *end != '\0') index = if_nametoindex(zone.c_str());
+    if (index == 0) return Errno(info.Env(), ENODEV);
+    in6.sin6_scope_id = static_cast<uint32_t>(index);
+  }
+  return AddressBuffer(info.Env(), &in6, sizeof in6);
+}
+
+// decodeAddress(sockaddr) -> ['unix', nameBytes, abstract] | ['inet', host, port, version, zone] | ['unnamed']
+Napi::Value DecodeAddress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Bytes b = ArgBytes(info, 0);
+  Napi::Array out = Napi::Array::New(env);
+  sockaddr_storage ss{};
+  memcpy(&ss, b.data, b.length < sizeof ss ? b.length : sizeof ss);
+  if (b.length < sizeof(sa_family_t)) {
+    out.Set(0u, "unnamed");
+    return out;
+  }
+  if (ss.ss_family == AF_UNIX) {
+    auto* un = reinterpret_cast<sockaddr_un*>(&ss);
+    size_t n = b.length - offsetof(sockaddr_un, sun_path);
+    if (n == 0) {
+      out.Set(0u, "unnamed");
+      return out;
+    }
+    bool abstract = un->sun_path[0] == '\0';
+    const char* start = un->sun_path + (abstract ? 1 : 0);
+    size_t len = abstract ? n - 1 : strnlen(un->sun_path, n);
+    out.Set(0u, "unix");
+    out.Set(1u, Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(start), len));
+    out.Set(2u, Napi::Boolean::New(env, abstract));
+    return out;
+  }
+  char text[INET6_ADDRSTRLEN] = "";
+  char zone[IF_NAMESIZE] = "";
+  if (ss.ss_family == AF_INET) {
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &in4->sin_addr, text, sizeof text);
+    out.Set(0u, "inet");
+    out.Set(1u, text);
+    out.Set(2u, ntohs(in4->sin_port));
+    out.Set(3u, 4);
+    out.Set(4u, "");
+    return out;
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+    if (in6->sin6_scope_id != 0 && if_indextoname(in6->sin6_scope_id, zone) == nullptr) {
+      snprintf(zone, sizeof zone, "%u", in6->sin6_scope_id);
+    }
+    out.Set(0u, "inet");
+    out.Set(1u, text);
+    out.Set(2u, ntohs(in6->sin6_port));
+    out.Set(3u, 6);
+    out.Set(4u, zone);
+    return out;
+  }
+  out.Set(0u, "unnamed");
+  return out;
+}
+
+// bind(fd, sockaddr) -> 0
+Napi::Value Bind(const Napi::CallbackInfo& info) {
+  Bytes a = ArgBytes(info, 1);
+  return SysResult(info.Env(), bind(ArgInt(info, 0), reinterpret_cast<sockaddr*>(a.data), static_cast<socklen_t>(a.length)));
+}
+
+// connect(fd, sockaddr) -> 0, -EINPROGRESS (in progress), -EAGAIN (a
+// Unix listener's backlog is full: nothing started, try again)
+Napi::Value Connect(const Napi::CallbackInfo& info) {
+  Bytes a = ArgBytes(info, 1);
+  int r;
+  do r = connect(ArgInt(info, 0), reinterpret_cast<sockaddr*>(a.data), static_cast<socklen_t>(a.length));
+  while (r < 0 && errno == EINTR);
+  return SysResult(info.Env(), r);
+}
+
+// listen(fd, backlog) -> 0
+Napi::Value Listen(const Napi::CallbackInfo& info) {
+  return SysResult(info.Env(), listen(ArgInt(info, 0), ArgInt(info, 1)));
+}
+
+// accept(fd) -> a blocking, close-on-exec connection, or -errno (-EAGAIN:
+// none waiting; a connection reset before it was taken counts as none)
+Napi::Value Accept(const Napi::CallbackInfo& info) {
+  int r;
+  do r = accept4(ArgInt(info, 0), nullptr, nullptr, SOCK_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && errno == ECONNABORTED) return Errno(info.Env(), EAGAIN);
+  return SysResult(info.Env(), r);
+}
+
+// socketName(fd, peer) -> the bound (or peer) address, or -errno
+Napi::Value SocketName(const Napi::CallbackInfo& info) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  int fd = ArgInt(info, 0);
+  int r = info[1].As<Napi::Boolean>().Value() ? getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)
+                                               : getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  if (r < 0) return Errno(info.Env(), errno);
+  return AddressBuffer(info.Env(), &ss, len < sizeof ss ? len : sizeof ss);
+}
+
+// getSockOpt(fd, level, name) -> the integer value, or -errno
+Napi::Value GetSockOpt(const Napi::CallbackInfo& info) {
+  int value = 0;
+  socklen_t len = sizeof value;
+  if (getsockopt(ArgInt(info, 0), ArgInt(info, 1), ArgInt(info, 2), &value, &len) < 0) return Errno(info.Env(), errno);
+  return Napi::Number::New(info.Env(), value);
+}
+
+// setSockOpt(fd, level, name, value) -> 0
+Napi::Value SetSockOpt(const Napi::CallbackInfo& info) {
+  int value = ArgInt(info, 3);
+  return SysResult(info.Env(), setsockopt(ArgInt(info, 0), ArgInt(info, 1), ArgInt(info, 2), &value, sizeof value));
+}
+
+// peerCredentials(fd, out Int32Array[3]) -> 0 with out = [pid, uid, gid]
+Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(ArgInt(info, 0), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return Errno(info.Env(), errno);
+  auto out = info[1].As<Napi::Int32Array>();
+  if (out.ElementLength() < 3) return Errno(info.Env(), ERANGE);
+  out[0] = cred.pid;
+  out[1] = static_cast<int32_t>(cred.uid);
+  out[2] = static_cast<int32_t>(cred.gid);
+  return Napi::Number::New(info.Env(), 0);
+}
+
+// peerPidfd(fd) -> a pid file descriptor of the peer (close-on-exec), or
+// -errno (-ENOPROTOOPT: the kernel predates SO_PEERPIDFD)
+Napi::Value PeerPidfd(const Napi::CallbackInfo& info) {
+  int pidfd = -1;
+  socklen_t len = sizeof pidfd;
+  if (getsockopt(ArgInt(info, 0), SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0) return Errno(info.Env(), errno);
+  return Napi::Number::New(info.Env(), pidfd);
+}
+
+// queuedBytes(fd) -> FIONREAD: for a datagram socket the size of the next
+// datagram, for a stream or seqpacket socket every byte queued
+Napi::Value QueuedBytes(const Napi::CallbackInfo& info) {
+  int n = 0;
+  if (ioctl(ArgInt(info, 0), FIONREAD, &n) < 0) return Errno(info.Env(), errno);
+  return Napi::Number::New(info.Env(), n);
+}
+
+// shutdown(fd, how) -> 0
+Napi::Value Shutdown(const Napi::CallbackInfo& info) {
+  return SysResult(info.Env(), shutdown(ArgInt(info, 0), ArgInt(info, 1)));
+}
+
+// sendMsg(fd, data, offset, length, fds | null, to | null, spinUs) -> bytes
+// sent, or -errno. Never blocks (MSG_DONTWAIT) and never raises SIGPIPE.
+Napi::Value SendMsg(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgInt(info, 0);
+  Bytes b = ArgBytes(info, 1);
+  size_t offset = static_cast<size_t>(ArgInt64(info, 2));
+  size_t length = static_cast<size_t>(ArgInt64(info, 3));
+  if (offset > b.length || length > b.length - offset) return Errno(env, ERANGE);
+  iovec iov{b.data + offset, length};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  if (info[4].IsTypedArray()) {
+    auto fds = info[4].As<Napi::Int32Array>();
+    size_t n = fds.ElementLength();
+    if (n > static_cast<size_t>(kMaxFds)) return Errno(env, ETOOMANYREFS);
+    if (n > 0) {
+      memset(control, 0, sizeof control);
+      msg.msg_control = control;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+      memcpy(CMSG_DATA(c), fds.Data(), sizeof(int) * n);
+    }
+  }
+  Bytes to{nullptr, 0};
+  if (info[5].IsTypedArray()) {
+    to = ArgBytes(info, 5);
+    msg.msg_name = to.data;
+    msg.msg_namelen = static_cast<socklen_t>(to.length);
+  }
+  int r = Spin(ArgDouble(info, 6), EAGAIN, [&] {
+    ssize_t n;
+    do n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
+  });
+  return Napi::Number::New(env, r);
+}
+
+// recvMsg(fd, buffer, offset, length, fdsOut Int32Array(253), from | null,
+// meta Int32Array(3), flags, spinUs) -> bytes received (with MSG_TRUNC in
+// flags, a datagram's full length), 0 at the end of a stream, or -errno.
+// meta = [msg_flags, descriptors received, address length]. With
+// MSG_CTRUNC in msg_flags, every descriptor that arrived is already closed.
+Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgInt(info, 0);
+  Bytes b = ArgBytes(info, 1);
+  size_t offset = static_cast<size_t>(ArgInt64(info, 2));
+  size_t length = static_cast<size_t>(ArgInt64(info, 3));
+  if (offset > b.length || length > b.length - offset) return Errno(env, ERANGE);
+  auto fds_out = info[4].As<Napi::Int32Array>();
+  auto meta = info[6].As<Napi::Int32Array>();
+  if (meta.ElementLength() < 3 || fds_out.ElementLength() < static_cast<size_t>(kMaxFds)) return Errno(env, ERANGE);
+  int flags = ArgInt(info, 7);
+  iovec iov{b.data + offset, length};
+  msghdr msg{};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  sockaddr_storage from{};
+  int r = Spin(ArgDouble(info, 8), EAGAIN, [&] {
+    msg = msghdr{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    ssize_t n;
+    do n = recvmsg(fd, &msg, flags | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
+  });
+  int received = 0;
+  if (r >= 0) {
+    bool cut = (msg.msg_flags & MSG_CTRUNC) != 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      const int* in = reinterpret_cast<const int*>(CMSG_DATA(c));
+      for (size_t i = 0; i < n; i++) {
+        int got;
+        memcpy(&got, in + i, sizeof got);
+        if (cut || received >= kMaxFds) close(got);
+        else fds_out[received++] = got;
+      }
+    }
+    if (cut) {
+      for (int i = 0; i < received; i++) close(fds_out[i]);
+      received = 0;
+    }
+    meta[0] = msg.msg_flags;
+    meta[1] = received;
+    meta[2] = static_cast<int32_t>(msg.msg_namelen);
+    if (info[5].IsTypedArray()) {
+      Bytes out = ArgBytes(info, 5);
+      size_t n = msg.msg_namelen < out.length ? msg.msg_namelen : out.length;
+      memcpy(out.data, &from, n < sizeof from ? n : sizeof from);
+    }
+  }
+  return Napi::Number::New(env, r);
+}
+
+}  // namespace
+
+void InitSocket(Napi::Env env, Napi::Object exports) {
+  ExportAll(env, exports, {
+      {"socketOpen", SocketOpen}, {"socketPair", SocketPair}, {"unixAddress", UnixAddress},
+      {"unixAutobind", UnixAutobind}, {"inetAddress", InetAddress}, {"decodeAddress", DecodeAddress},
+      {"bind", Bind}, {"connect", Connect}, {"listen", Listen}, {"accept", Accept}, {"socketName", SocketName},
+      {"getSockOpt", GetSockOpt}, {"setSockOpt", SetSockOpt}, {"peerCredentials", PeerCredentials},
+      {"peerPidfd", PeerPidfd}, {"queuedBytes", QueuedBytes}, {"shutdown", Shutdown}, {"sendMsg", SendMsg}, {"recvMsg", RecvMsg},
+  });
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("AF_UNIX", static_cast<double>(AF_UNIX));
+  c.Set("AF_INET", static_cast<double>(AF_INET));
+  c.Set("AF_INET6", static_cast<double>(AF_INET6));
+  c.Set("SOCK_STREAM", static_cast<double>(SOCK_STREAM));
+  c.Set("SOCK_DGRAM", static_cast<double>(SOCK_DGRAM));
+  c.Set("SOCK_SEQPACKET", static_cast<double>(SOCK_SEQPACKET));
+  c.Set("SOL_SOCKET", static_cast<double>(SOL_SOCKET));
+  c.Set("SO_ERROR", static_cast<double>(SO_ERROR));
+  c.Set("SO_TYPE", static_cast<double>(SO_TYPE));
+  c.Set("SO_DOMAIN", static_cast<double>(SO_DOMAIN));
+  c.Set("SO_ACCEPTCONN", static_cast<double>(SO_ACCEPTCONN));
+  c.Set("SO_REUSEADDR", static_cast<double>(SO_REUSEADDR));
+  c.Set("SO_SNDBUF", static_cast<double>(SO_SNDBUF));
+  c.Set("SO_RCVBUF", static_cast<double>(SO_RCVBUF));
+  c.Set("IPPROTO_TCP", static_cast<double>(IPPROTO_TCP));
+  c.Set("TCP_NODELAY", static_cast<double>(TCP_NODELAY));
+  c.Set("IPPROTO_IPV6", static_cast<double>(IPPROTO_IPV6));
+  c.Set("IPV6_V6ONLY", static_cast<double>(IPV6_V6ONLY));
+  c.Set("MSG_TRUNC", static_cast<double>(MSG_TRUNC));
+  c.Set("MSG_CTRUNC", static_cast<double>(MSG_CTRUNC));
+  c.Set("MSG_PEEK", static_cast<double>(MSG_PEEK));
+  c.Set("POLLRDHUP", static_cast<double>(POLLRDHUP));
+  c.Set("SHUT_RD", static_cast<double>(SHUT_RD));
+  c.Set("SHUT_WR", static_cast<double>(SHUT_WR));
+  c.Set("SHUT_RDWR", static_cast<double>(SHUT_RDWR));
+  c.Set("SCM_MAX_FD", static_cast<double>(kMaxFds));
+  exports.Set("socketConstants", c);
+}
+
+}  // namespace ipckit

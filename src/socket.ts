@@ -1,0 +1,1762 @@
+/**
+ * Sockets: Unix stream, datagram and seqpacket sockets (bound to a path or
+ * to an exact abstract name), TCP and UDP, behind one address syntax
+ * (`unix:/run/app.sock`, `unix-dgram:@name`, `tcp://127.0.0.1:7000`, ...).
+ *
+ * - {@link listen} makes a server; {@link connect} a {@link MessageSocket};
+ *   {@link socketPair} two connected sockets, one of which a child process
+ *   can take. A MessageSocket carries whole messages: on stream transports
+ *   each is a 4-byte unsigned big-endian length then the bytes (any language
+ *   can speak it); seqpacket keeps boundaries itself. It also offers
+ *   request/reply, descriptor passing, peer credentials, and a raw byte mode.
+ * - {@link bind} makes a {@link DatagramSocket}: `send(data, { to })` and
+ *   `receive()` resolving to `{ data, from }`.
+ *
+ * Descriptors a user or a child may rely on (connections, pairs, datagram
+ * sockets) stay blocking; ipckit's own attempts pass MSG_DONTWAIT. Only a
+ * listening socket is non-blocking (accept has no per-call flag).
+ *
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import { lstatSync, unlinkSync, chmodSync } from 'node:fs';
+import { Duplex } from 'node:stream';
+import { E, IpcError, defineHints, systemError } from './errors.js';
+import { native } from './native.js';
+import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
+import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead } from './internal/framing.js';
+import { Handle } from './internal/handle.js';
+import { descriptorError } from './internal/limits.js';
+import { DONE, type LaneOwner, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
+import { type Pollable, type PollTarget, READABLE, WRITABLE, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
+import { type SocketAddress, type SocketType, parseSocketAddress } from './internal/socket-address.js';
+import { type StreamOptions } from './internal/streams.js';
+import { type OwnerOption, checkOwner } from './internal/trust.js';
+import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin, checkTimeout, timeoutError } from './internal/wait.js';
+
+const C = native.constants;
+const S = native.socketConstants;
+/** Not in Node's errno table. */
+const ETOOMANYREFS = -native.extraErrno.ETOOMANYREFS!;
+
+defineHints({
+  connect: {
+    ECONNREFUSED: 'Nothing listens at that address (a Unix socket file left by a server that exited, or no server on that port). Start the server first.',
+    ENOENT: 'No socket file at that path: start the server first, or check the path.',
+    EPROTOTYPE: 'The socket at that address is of another type (stream, datagram or seqpacket): use the matching address scheme.',
+  },
+  bind: {
+    EADDRINUSE: 'Another socket is bound there. Pick another address (port 0 picks a free port), or stop the process that holds it.',
+    EACCES: 'Binding there is not allowed: a port below 1024 needs privileges, a path needs write permission on its directory.',
+    EADDRNOTAVAIL: 'That IP address belongs to no interface of this machine (or of this network namespace).',
+  },
+  send: {
+    EPIPE: 'The other end closed the connection.',
+    ECONNRESET: 'The other end closed the connection with data unread, or crashed.',
+    ECONNREFUSED: 'Nobody receives at that address any more.',
+    EMSGSIZE: 'The message is larger than the socket can send in one piece: send less, or raise the send buffer (sendBuffer option, net.core.wmem_max).',
+    ENOBUFS: 'The kernel ran out of buffer space; retry later, or send less at once.',
+  },
+  receive: { ECONNRESET: 'The other end closed the connection with data unread, or crashed.' },
+});
+
+/** The kinds of socket, as address schemes name them. */
+export type SocketKind = 'unix' | 'unix-dgram' | 'unix-seqpacket' | 'tcp' | 'udp';
+
+/** Default largest message received, in bytes: a longer announced length closes the connection before anything is allocated. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
+/** Default bytes of sends that may wait for the peer to read before a further send is refused. */
+export const DEFAULT_HIGH_WATER_MARK = 16 * 1024 * 1024;
+/** Default longest time, in ms, between the first and the last byte of one framed message. */
+export const DEFAULT_FRAME_TIMEOUT = 30_000;
+/** The most descriptors one message may carry (the kernel's SCM_MAX_FD). */
+export const SCM_MAX_FD = S.SCM_MAX_FD;
+
+/** Bytes a stream receive asks the kernel for at once. */
+const READ_SIZE = 64 * 1024;
+/** Datagrams up to this size are received in one call; larger limits ask the kernel for the size first. */
+const DATAGRAM_SCRATCH = 256 * 1024;
+
+/** What a peer is, as the kernel saw it when the connection was made (Unix sockets). */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+  /**
+   * A pid file descriptor of the peer (`SO_PEERPIDFD`, Linux 6.5+), owned
+   * by the socket and closed with it: it keeps naming that process even
+   * after its pid is reused. `undefined` where the kernel has none.
+   */
+  pidfd?: number;
+}
+
+/** A message received on a connection: its data, and the descriptors that came with it (the receiver owns and closes them). */
+export interface SocketMessage<T = Buffer> {
+  data: T;
+  fds: number[];
+}
+
+/** A datagram received: its data, the sender's address (`null` if the sender is unbound), and descriptors. */
+export interface Datagram<T = Buffer> {
+  data: T;
+  from: string | null;
+  fds: number[];
+}
+
+/** Something whose descriptor can be passed: a number, or an ipckit handle with `fd`. */
+export type PassableFd = number | { readonly fd: number };
+
+/** Options shared by connections, whether connected, accepted or paired. */
+export interface MessageSocketOptions<T = Buffer> extends SpinOptions {
+  codec?: CodecOption<T>;
+  /** Largest message received, checked before anything is allocated. Default 16 MiB. */
+  maxMessageSize?: number;
+  /** Bytes of sends that may wait for the peer before a further `send` is refused with ERR_IPC_LIMIT. Default 16 MiB. */
+  highWaterMark?: number;
+  /** Ms from the first to the last byte of a framed message before the connection is closed (`Infinity`: no limit). Default 30000. */
+  frameTimeout?: number;
+  /** Ms without any byte received or sent before the connection is closed. Default: no limit. */
+  idleTimeout?: number;
+}
+
+/** Options of {@link connect}. */
+export interface ConnectOptions<T = Buffer> extends MessageSocketOptions<T>, WaitOptions {
+  /** The kernel's send buffer in bytes (SO_SNDBUF; it doubles the value). */
+  sendBuffer?: number;
+  /** The kernel's receive buffer in bytes (SO_RCVBUF). */
+  receiveBuffer?: number;
+}
+
+/** Options of {@link listen}. */
+export interface ListenOptions<T = Buffer> extends MessageSocketOptions<T> {
+  /** Mode of a Unix socket file, applied before it exists. Default 0o600. */
+  mode?: number;
+  /** Pending connections the kernel keeps (listen backlog). Default 511. */
+  backlog?: number;
+  /** Only these uids may connect (Unix sockets): others are closed before anything is read. */
+  allowUids?: readonly number[];
+  /** Only these gids may connect (Unix sockets). With allowUids, either suffices. */
+  allowGids?: readonly number[];
+  /** The uid that must own a stale socket file for it to be replaced, or 'any'. Default: this process's euid. */
+  owner?: OwnerOption;
+}
+
+/** Options of {@link bind}. */
+export interface BindOptions<T = Buffer> extends SpinOptions {
+  codec?: CodecOption<T>;
+  /** Largest datagram received; a larger one is consumed and reported with ERR_IPC_MESSAGE_TOO_LARGE. Default 16 MiB. */
+  maxMessageSize?: number;
+  mode?: number;
+  owner?: OwnerOption;
+  sendBuffer?: number;
+  receiveBuffer?: number;
+}
+
+/** Options of a request. */
+export interface RequestOptions extends WaitOptions {
+  /** Descriptors to pass with the request (Unix sockets). */
+  fds?: readonly PassableFd[];
+}
+
+/** Options of a datagram send. */
+export interface DatagramSendOptions extends WaitOptions {
+  /** The address to send to (the same kind as the socket's). */
+  to: string;
+  fds?: readonly PassableFd[];
+}
+
+const KIND_OF: Record<string, SocketKind> = { stream: 'unix', dgram: 'unix-dgram', seqpacket: 'unix-seqpacket' };
+const TYPE_OF: Record<SocketType, number> = { stream: S.SOCK_STREAM, dgram: S.SOCK_DGRAM, seqpacket: S.SOCK_SEQPACKET };
+
+function kindOf(address: SocketAddress): SocketKind {
+  return address.family === 'unix' ? KIND_OF[address.type]! : address.protocol;
+}
+
+function domainOf(address: SocketAddress): number {
+  return address.family === 'unix' ? S.AF_UNIX : address.version === 4 ? S.AF_INET : S.AF_INET6;
+}
+
+/** The kernel form of an address. */
+function sockaddrOf(address: SocketAddress): Buffer {
+  const r = address.family === 'unix'
+    ? native.unixAddress(address.abstract ? address.name : Buffer.from(address.path), address.abstract)
+    : native.inetAddress(address.host, address.port, address.zone ?? '');
+  if (typeof r === 'number') {
+    throw new IpcError('ERR_IPC_INVALID_ADDRESS', r === E.ENODEV
+      ? `${address.text}: no network interface is called ${address.family === 'inet' ? address.zone : ''}.`
+      : `${address.text} cannot be expressed as a socket address.`, { address: address.text });
+  }
+  return r;
+}
+
+/** The text form of a kernel address, in the scheme of `kind`; `null` for an unbound socket. */
+function textOf(kind: SocketKind, sockaddr: Uint8Array): string | null {
+  const d = native.decodeAddress(sockaddr);
+  if (d[0] === 'unnamed') return null;
+  if (d[0] === 'unix') return `${kind}:${d[2] ? '@' : ''}${d[1].toString('utf8')}`;
+  const [, host, port, version, zone] = d;
+  const scheme = kind === 'udp' ? 'udp' : 'tcp';
+  return version === 6 ? `${scheme}://[${host}${zone ? `%${zone}` : ''}]:${port}` : `${scheme}://${host}:${port}`;
+}
+
+function nameOf(fd: number, kind: SocketKind, peer: boolean): string | null {
+  const r = native.socketName(fd, peer);
+  return typeof r === 'number' ? null : textOf(kind, r);
+}
+
+function fdList(fds: unknown, what = 'fds'): Int32Array | null {
+  if (fds === undefined) return null;
+  if (!Array.isArray(fds)) throw invalidArgument(what, fds, 'an array of descriptors (numbers or handles with fd)');
+  if (fds.length > SCM_MAX_FD) {
+    throw new IpcError('ERR_IPC_LIMIT', `${fds.length} descriptors in one message: the kernel passes at most ${SCM_MAX_FD} (SCM_MAX_FD). ` +
+      'Send them in several messages.');
+  }
+  const out = new Int32Array(fds.length);
+  fds.forEach((item: unknown, i) => {
+    const fd = typeof item === 'number' ? item : item !== null && typeof item === 'object' ? (item as { fd?: unknown }).fd : undefined;
+    out[i] = checkInteger(fd, `${what}[${i}]`, 0, 2 ** 31 - 1);
+  });
+  return out.length === 0 ? null : out;
+}
+
+function setBufferSizes(fd: number, opts: { sendBuffer?: unknown; receiveBuffer?: unknown }, address: string): void {
+  for (const [key, name] of [['sendBuffer', S.SO_SNDBUF], ['receiveBuffer', S.SO_RCVBUF]] as const) {
+    const value = opts[key];
+    if (value === undefined) continue;
+    const r = native.setSockOpt(fd, S.SOL_SOCKET, name, checkInteger(value, key, 1024, 2 ** 30));
+    if (r < 0) throw systemError(r, 'setsockopt', address);
+  }
+}
+
+function optionalMs(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (value === Infinity) return Infinity;
+  return checkInteger(value, name, 1, 2 ** 31 - 1);
+}
+
+interface Settings<T> {
+  codec: Codec<T>;
+  maxMessageSize: number;
+  highWaterMark: number;
+  frameTimeout: number;
+  idleTimeout: number;
+  spin: number;
+}
+
+const SOCKET_KEYS = ['codec', 'maxMessageSize', 'highWaterMark', 'frameTimeout', 'idleTimeout', 'spin'] as const;
+
+function settingsOf<T>(opts: MessageSocketOptions<T>): Settings<T> {
+  return {
+    codec: resolveCodec<T>(opts.codec),
+    maxMessageSize: optionalInteger(opts.maxMessageSize, 'maxMessageSize', 0, MAX_FRAME, DEFAULT_MAX_MESSAGE_SIZE),
+    highWaterMark: optionalInteger(opts.highWaterMark, 'highWaterMark', 1, 2 ** 40, DEFAULT_HIGH_WATER_MARK),
+    frameTimeout: optionalMs(opts.frameTimeout, 'frameTimeout', DEFAULT_FRAME_TIMEOUT),
+    idleTimeout: optionalMs(opts.idleTimeout, 'idleTimeout', Infinity),
+    spin: checkSpin(opts.spin),
+  };
+}
+
+/** The socket's kind, read from the kernel (for descriptors handed over). */
+function kindOfFd(fd: number): SocketKind {
+  const domain = native.getSockOpt(fd, S.SOL_SOCKET, S.SO_DOMAIN);
+  const type = native.getSockOpt(fd, S.SOL_SOCKET, S.SO_TYPE);
+  if (domain === E.ENOTSOCK || type === E.ENOTSOCK) throw invalidArgument('fd', fd, 'a socket descriptor');
+  if (domain < 0) throw systemError(domain, 'getsockopt', `fd ${fd}`, 'Is the descriptor open (passed to this process)?');
+  if (domain === S.AF_UNIX) {
+    if (type === S.SOCK_STREAM) return 'unix';
+    if (type === S.SOCK_SEQPACKET) return 'unix-seqpacket';
+    return 'unix-dgram';
+  }
+  if (domain === S.AF_INET || domain === S.AF_INET6) return type === S.SOCK_STREAM ? 'tcp' : 'udp';
+  throw invalidArgument('fd', fd, 'a Unix, TCP or UDP socket');
+}
+
+/**
+ * What every socket shares: its descriptor, a lane of calls waiting to
+ * receive and one of calls waiting to send, readiness, and bounded sleeps
+ * for the *Sync calls.
+ */
+abstract class SocketBase extends Handle implements Pollable {
+  readonly kind: SocketKind;
+  readonly #fd: number;
+  #address: string;
+  protected readonly spin: number;
+  protected readonly readLane: ReadinessLane;
+  protected readonly writeLane: ReadinessLane;
+
+  protected constructor(fd: number, kind: SocketKind, address: string, spin: number, handedOver = false) {
+    super();
+    this.#fd = this.holdFd(fd, handedOver);
+    this.kind = kind;
+    this.#address = address;
+    this.spin = spin;
+    try {
+      const watch = this.watch(fd);
+      this.readLane = new ReadinessLane(this, spin, watch, READABLE);
+      this.writeLane = new ReadinessLane(this, spin, watch, WRITABLE);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  get address(): string {
+    return this.#address;
+  }
+
+  protected set address(text: string) {
+    this.#address = text;
+  }
+
+  /** The descriptor (blocking, close-on-exec). Throws `ERR_IPC_CLOSED` after `close()`. */
+  get fd(): number {
+    this.check('fd');
+    return this.#fd;
+  }
+
+  /** The address this socket is bound to, as the kernel reports it (the real port after port 0); `null` if unbound. */
+  get localAddress(): string | null {
+    return nameOf(this.fd, this.kind, false);
+  }
+
+  /** @internal */
+  [pollTarget](): PollTarget {
+    return { fd: this.fd, readable: READABLE, writable: WRITABLE };
+  }
+
+  /** @internal The raw descriptor for attempts (no closed check: the lanes check). */
+  protected get rawFd(): number {
+    return this.#fd;
+  }
+
+  /** Sleeps until the socket is ready for `events`, at most `timeout` ms (-1: no limit). */
+  protected sleep(events: number, timeout: number): void {
+    const r = native.pollFd(this.#fd, events, timeout);
+    if (r < 0) throw systemError(r, 'poll', this.address);
+  }
+
+  /** A step: `attempt(spin)`, then (if nothing and allowed) one sleep and one more attempt. */
+  protected stepOf<R>(events: number, attempt: (spin: number) => R | undefined): Operation<R> {
+    return {
+      step: (timeout, spin) => {
+        const first = attempt(spin);
+        if (first !== undefined || timeout === 0) return first;
+        this.sleep(events, timeout);
+        return attempt(0);
+      },
+    };
+  }
+}
+
+/** Descriptors received on a stream, with the stream offset of the byte they belong to. */
+interface ArrivedFds {
+  at: number;
+  fds: number[];
+}
+
+/** Request/reply envelope kinds (the first payload byte). */
+const REQUEST = 1;
+const REPLY = 2;
+const FAILURE = 3;
+const ENVELOPE = 5;
+
+interface Waiting<T> {
+  resolve: (value: T) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * A connected socket that carries messages: Unix stream (framed), Unix
+ * seqpacket (one message per packet), TCP (framed), or one end of a
+ * {@link socketPair}.
+ *
+ * @example
+ * ```ts
+ * const sock = await connect('unix:/run/app.sock', { codec: 'json' });
+ * await sock.send({ hello: 'world' });
+ * const { data } = await sock.receive({ timeout: 1000 });
+ * sock.close();
+ * ```
+ */
+export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterable<SocketMessage<T>> {
+  readonly #settings: Settings<T>;
+  readonly #framed: boolean;
+  /** Credentials of the peer (Unix), captured when the connection was made. */
+  readonly peer: PeerCredentials | null;
+  readonly #remote: string | null;
+  // Receiving (framed transports)
+  readonly #ahead: ReadAhead;
+  readonly #scratch: Buffer;
+  #streamIn = 0;
+  #streamOut = 0;
+  #arrived: ArrivedFds[] = [];
+  #cutAt = -1;
+  #ended = false;
+  readonly #fdsOut = new Int32Array(SCM_MAX_FD);
+  readonly #meta = new Int32Array(3);
+  // Sending
+  #queuedBytes = 0;
+  // Failure and timers
+  #failure: IpcError | undefined;
+  #frameTimer: NodeJS.Timeout | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  // Request/reply
+  #requests: Map<number, Waiting<T>> | undefined;
+  #nextId = 1;
+  #pump: AbortController | undefined;
+  #serving: ((data: T, request: { fds: number[] }) => unknown) | undefined;
+  #servedEnd: Waiting<void> | undefined;
+
+  /** @internal */
+  constructor(fd: number, kind: SocketKind, settings: Settings<T>, handedOver = false, remote?: string | null) {
+    const peerName = remote !== undefined ? remote : nameOf(fd, kind, true);
+    super(fd, kind, peerName ?? `${kind} fd ${fd}`, settings.spin, handedOver);
+    this.#settings = settings;
+    this.#remote = peerName;
+    this.#framed = kind === 'unix' || kind === 'tcp';
+    this.#ahead = new ReadAhead(this.address);
+    this.#scratch = Buffer.allocUnsafe(this.#framed ? READ_SIZE : Math.min(DATAGRAM_SCRATCH, Math.max(settings.maxMessageSize, 1)));
+    this.peer = kind === 'tcp' ? null : this.#credentials(fd);
+    if (kind === 'tcp') native.setSockOpt(fd, S.IPPROTO_TCP, S.TCP_NODELAY, 1);
+    this.#touch();
+  }
+
+  /**
+   * Wraps an inherited socket descriptor (one end of a {@link socketPair}
+   * given to this process) and takes ownership of it.
+   */
+  static fromFd<T = Buffer>(fd: number, options?: MessageSocketOptions<T>): MessageSocket<T> {
+    checkInteger(fd, 'fd', 0, 2 ** 31 - 1);
+    const settings = settingsOf(checkOptions(options, SOCKET_KEYS));
+    const kind = kindOfFd(fd);
+    if (kind === 'unix-dgram' || kind === 'udp') {
+      throw invalidArgument('fd', fd, 'a connected stream or seqpacket socket (wrap datagram sockets with DatagramSocket.fromFd)');
+    }
+    return new MessageSocket<T>(fd, kind, settings, true);
+  }
+
+  /** The peer's address (`null` for an unbound Unix peer or a socket pair). */
+  get remoteAddress(): string | null {
+    return this.#remote;
+  }
+
+  /** Bytes of sends waiting for the peer to read. */
+  get pendingBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** @internal A connection closed by a failure (a frame timeout, an oversized frame) reports that failure from then on. */
+  override closedError(what: string): IpcError {
+    return this.#failure ?? super.closedError(what);
+  }
+
+  // ---- messages ----------------------------------------------------------
+
+  /**
+   * Sends one message, waiting while the socket's buffer is full (the peer
+   * reads slowly). Never blocks the event loop. Fails with `ERR_IPC_LIMIT`
+   * when more than `highWaterMark` bytes of sends already wait.
+   */
+  send(data: Outgoing<T>, options?: WaitOptions): Promise<void> {
+    return this.#send('send', data, null, options);
+  }
+
+  /** The blocking form of {@link send}. */
+  sendSync(data: Outgoing<T>, options?: SyncWaitOptions): void {
+    runSync(this.writeLane, 'sendSync', options, NO_KEYS, () => this.#sendOp(this.#encode(data), null));
+  }
+
+  /**
+   * Sends without waiting: true if the message went, false if the socket is
+   * full (nothing sent). On a stream socket a message the kernel took only
+   * part of is committed: true, and the rest follows as the peer reads
+   * (a failure then closes the connection).
+   */
+  trySend(data: Outgoing<T>): boolean {
+    let op: Operation<typeof DONE> | undefined;
+    const done = tryRun(this.writeLane, 'trySend', undefined, NO_KEYS, () => (op = this.#sendOp(this.#encode(data), null)));
+    if (done !== undefined) return true;
+    if (op === undefined || !(op as PartsOperation).started) return false;
+    const rest = op;
+    run(this.writeLane, 'trySend', undefined, NO_KEYS, () => rest).catch((err: unknown) => {
+      this.#fail(err instanceof IpcError ? err : new IpcError('ERR_IPC_INTERNAL', String(err)));
+    });
+    return true;
+  }
+
+  /**
+   * Sends one message with descriptors (`SCM_RIGHTS`, Unix sockets): the
+   * receiver gets its own copies, close-on-exec, in `fds` of the message.
+   * At most {@link SCM_MAX_FD} per message.
+   */
+  sendFds(fds: readonly PassableFd[], data?: Outgoing<T>, options?: WaitOptions): Promise<void> {
+    try {
+      return this.#send('sendFds', data ?? this.#nothing(), this.#fdsFor(fds), options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The blocking form of {@link sendFds}. */
+  sendFdsSync(fds: readonly PassableFd[], data?: Outgoing<T>, options?: SyncWaitOptions): void {
+    const list = this.#fdsFor(fds);
+    const bytes = this.#encode(data ?? this.#nothing());
+    runSync(this.writeLane, 'sendFdsSync', options, NO_KEYS, () => this.#sendOp(bytes, list));
+  }
+
+  /**
+   * Receives one message, waiting for it. Rejects with
+   * `ERR_IPC_PEER_CLOSED` once the peer has closed and every message it
+   * sent was received.
+   */
+  receive(options?: WaitOptions): Promise<SocketMessage<T>> {
+    if (this.#pump !== undefined) return Promise.reject(this.#requestMode('receive'));
+    return run(this.readLane, 'receive', options, NO_KEYS, () => this.#receiveOp(true));
+  }
+
+  /** The blocking form of {@link receive}. */
+  receiveSync(options?: SyncWaitOptions): SocketMessage<T> {
+    if (this.#pump !== undefined) throw this.#requestMode('receiveSync');
+    return runSync(this.readLane, 'receiveSync', options, NO_KEYS, () => this.#receiveOp(true));
+  }
+
+  /** A message if one is complete now, else `undefined`. */
+  tryReceive(): SocketMessage<T> | undefined {
+    if (this.#pump !== undefined) throw this.#requestMode('tryReceive');
+    return tryRun(this.readLane, 'tryReceive', undefined, NO_KEYS, () => this.#receiveOp(true));
+  }
+
+  /** Messages until the peer closes (or this socket is closed); a failure ends the loop with its error. */
+  async *messages(options?: { signal?: AbortSignal }): AsyncGenerator<SocketMessage<T>, void, undefined> {
+    const signal = checkSignal(checkOptions(options, ['signal']).signal);
+    try {
+      yield* receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
+    } catch (err) {
+      if (err instanceof IpcError && err.code === 'ERR_IPC_PEER_CLOSED') return;
+      throw err;
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<SocketMessage<T>, void, undefined> {
+    return this.messages();
+  }
+
+  // ---- request / reply ---------------------------------------------------
+
+  /**
+   * Sends a request and resolves to the peer's reply. Several requests may
+   * be in flight: each reply is matched to its request by an id, whatever
+   * order the peer answers in. The peer answers with {@link serve} (or
+   * speaks the envelope documented in docs/socket.md). A socket that makes
+   * or serves requests carries nothing else.
+   */
+  request(data: Outgoing<T>, options?: RequestOptions): Promise<T> {
+    try {
+      const opts = checkOptions(options, ['timeout', 'signal', 'fds']);
+      const timeout = checkTimeout(opts.timeout);
+      const signal = checkSignal(opts.signal);
+      const fds = opts.fds === undefined ? null : this.#fdsFor(opts.fds);
+      this.check('request');
+      const id = this.#nextId;
+      this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
+      const bytes = envelope(REQUEST, id, this.#encode(data));
+      this.#requests ??= new Map();
+      const requests = this.#requests;
+      return new Promise<T>((resolve, reject) => {
+        let timer: NodeJS.Timeout | undefined;
+        const finish = (): void => {
+          requests.delete(id);
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          this.#maybeStopPump();
+        };
+        const onAbort = (): void => {
+          finish();
+          reject(new IpcError('ERR_IPC_ABORTED', `request on ${this.address} was aborted.`, { address: this.address, cause: signal?.reason }));
+        };
+        if (signal?.aborted) {
+          onAbort();
+          return;
+        }
+        requests.set(id, {
+          resolve: (value) => { finish(); resolve(value); },
+          reject: (err) => { finish(); reject(err); },
+        });
+        if (timeout !== Infinity) timer = setTimeout(() => { finish(); reject(timeoutError('request', this.address, timeout)); }, timeout);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.#startPump();
+        this.#sendBytes('request', bytes, fds, undefined).catch((err: unknown) => requests.get(id)?.reject(err));
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Answers the peer's requests with `handler` until the peer closes (the
+   * promise then resolves) or this socket fails. Requests are handled as
+   * they come, several at once; a handler that throws sends the peer an
+   * `ERR_IPC_REMOTE` failure carrying its error's code and message.
+   */
+  serve(handler: (data: T, request: { fds: number[] }) => Outgoing<T> | Promise<Outgoing<T>>): Promise<void> {
+    if (typeof handler !== 'function') return Promise.reject(invalidArgument('handler', handler, 'a function'));
+    if (this.#serving !== undefined) return Promise.reject(invalidArgument('handler', handler, 'one handler: this socket is served already'));
+    try {
+      this.check('serve');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#serving = handler;
+    return new Promise<void>((resolve, reject) => {
+      this.#servedEnd = { resolve, reject };
+      this.#startPump();
+    });
+  }
+
+  // ---- raw bytes ----------------------------------------------------------
+
+  /**
+   * Reads raw bytes (stream sockets): up to `maxBytes` of what arrived,
+   * `null` once the peer closed. For programs that speak their own protocol;
+   * do not mix with framed messages on one socket.
+   */
+  read(options?: WaitOptions & { maxBytes?: number }): Promise<Buffer | null> {
+    return run(this.readLane, 'read', options, ['maxBytes'], (o) => this.#readOp(o.maxBytes));
+  }
+
+  /** The blocking form of {@link read}. */
+  readSync(options?: SyncWaitOptions & { maxBytes?: number }): Buffer | null {
+    return runSync(this.readLane, 'readSync', options, ['maxBytes'], (o) => this.#readOp(o.maxBytes));
+  }
+
+  /** Raw bytes if some arrived, `null` at the end, `undefined` if none yet. */
+  tryRead(options?: { maxBytes?: number }): Buffer | null | undefined {
+    return tryRun(this.readLane, 'tryRead', options, ['maxBytes'], (o) => this.#readOp(o.maxBytes));
+  }
+
+  /** Writes raw bytes (stream sockets), all of them, waiting while the socket is full. */
+  write(data: Uint8Array, options?: WaitOptions): Promise<void> {
+    try {
+      this.#streamOnly('write');
+      return this.#sendBytes('write', checkBytes(data), null, options, false);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The blocking form of {@link write}. */
+  writeSync(data: Uint8Array, options?: SyncWaitOptions): void {
+    this.#streamOnly('writeSync');
+    runSync(this.writeLane, 'writeSync', options, NO_KEYS, () => this.#partsOp([checkBytes(data)], null));
+  }
+
+  /** Closes the sending direction (`shutdown(SHUT_WR)`): the peer reads the end of the data once it has read the rest. */
+  end(): void {
+    const r = native.shutdown(this.fd, S.SHUT_WR);
+    if (r < 0 && r !== E.ENOTCONN) throw systemError(r, 'shutdown', this.address);
+  }
+
+  /** A Node `Duplex` over the raw bytes of this stream socket; destroying it closes the socket. */
+  toStream(options?: StreamOptions): Duplex {
+    this.#streamOnly('toStream');
+    const opts = checkOptions(options, ['highWaterMark']);
+    const hwm = opts.highWaterMark === undefined ? undefined : checkInteger(opts.highWaterMark, 'highWaterMark', 1, 2 ** 31 - 1);
+    const stream: Duplex = new Duplex({
+      ...(hwm === undefined ? {} : { highWaterMark: hwm }),
+      read: (size) => {
+        this.read({ maxBytes: Math.max(1, Math.min(size, READ_SIZE)) }).then((chunk) => stream.push(chunk), (err: unknown) => stream.destroy(err as Error));
+      },
+      write: (chunk: Buffer, _encoding, done) => {
+        this.write(chunk).then(() => done(), (err: unknown) => done(err as Error));
+      },
+      final: (done) => {
+        try {
+          this.end();
+          done();
+        } catch (err) {
+          done(err as Error);
+        }
+      },
+      destroy: (err, done) => {
+        this.close();
+        done(err);
+      },
+    });
+    return stream;
+  }
+
+  protected override released(): void {
+    clearTimeout(this.#frameTimer);
+    clearTimeout(this.#idleTimer);
+    // Descriptors received and never handed out are closed with the socket.
+    for (const { fds } of this.#arrived.splice(0)) for (const fd of fds) native.close(fd);
+    this.#pump?.abort();
+    this.#pump = undefined;
+    const error = this.closedError('request');
+    for (const waiting of [...(this.#requests?.values() ?? [])]) waiting.reject(error);
+    const served = this.#servedEnd;
+    this.#servedEnd = undefined;
+    if (served !== undefined) {
+      if (this.#failure === undefined || this.#failure.code === 'ERR_IPC_PEER_CLOSED') served.resolve();
+      else served.reject(this.#failure);
+    }
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  #credentials(fd: number): PeerCredentials | null {
+    const out = new Int32Array(3);
+    if (native.peerCredentials(fd, out) < 0) return null;
+    const peer: PeerCredentials = { pid: out[0]!, uid: out[1]! >>> 0, gid: out[2]! >>> 0 };
+    const pidfd = out[0]! > 0 ? native.peerPidfd(fd) : -1;
+    if (pidfd >= 0) peer.pidfd = this.holdFd(pidfd);
+    return Object.freeze(peer);
+  }
+
+  /** What a sendFds without data sends: no bytes, or null through a codec. */
+  #nothing(): Outgoing<T> {
+    return (this.#settings.codec === RAW ? Buffer.alloc(0) : null) as Outgoing<T>;
+  }
+
+  #encode(data: Outgoing<T>): Uint8Array {
+    return encodeWith(this.#settings.codec, data as T, this.address);
+  }
+
+  #fdsFor(fds: readonly PassableFd[]): Int32Array | null {
+    if (this.kind === 'tcp') throw invalidArgument('fds', fds, 'none: descriptors pass only over Unix sockets');
+    return fdList(fds);
+  }
+
+  #streamOnly(what: string): void {
+    if (!this.#framed) throw invalidArgument(what, this.kind, 'a stream socket (unix: or tcp://): seqpacket sockets carry messages only');
+  }
+
+  #requestMode(what: string): IpcError {
+    return invalidArgument(what, this.address, 'a socket that carries no requests: this one makes or serves requests, so its messages are the replies and requests');
+  }
+
+  /** Restarts the idle timer. */
+  #touch(): void {
+    if (this.#settings.idleTimeout === Infinity) return;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => this.#fail(new IpcError('ERR_IPC_TIMEOUT',
+      `${this.address}: nothing was sent or received for ${this.#settings.idleTimeout} ms (idleTimeout); the connection was closed.`,
+      { address: this.address })), this.#settings.idleTimeout);
+    this.#idleTimer.unref();
+  }
+
+  /** Closes the connection because of `error`: pending and later calls fail with it. */
+  #fail(error: IpcError): void {
+    if (this.closed) return;
+    this.#failure = error;
+    this.close();
+  }
+
+  #send(what: string, data: Outgoing<T>, fds: Int32Array | null, options: WaitOptions | undefined): Promise<void> {
+    let bytes: Uint8Array;
+    try {
+      bytes = this.#encode(data);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#sendBytes(what, bytes, fds, options);
+  }
+
+  /** Sends `bytes` as one message (framed: true) or as raw bytes, counting what waits against highWaterMark. */
+  #sendBytes(what: string, bytes: Uint8Array, fds: Int32Array | null, options: WaitOptions | undefined, message = true): Promise<void> {
+    if (!this.writeLane.busy) return run(this.writeLane, what, options, NO_KEYS, () => this.#sendOp(bytes, fds, message));
+    const size = bytes.length;
+    if (this.#queuedBytes > 0 && this.#queuedBytes + size > this.#settings.highWaterMark) {
+      return Promise.reject(new IpcError('ERR_IPC_LIMIT', `${what} on ${this.address}: ${this.#queuedBytes} bytes of sends already wait for the ` +
+        `peer to read, and this one would pass highWaterMark (${this.#settings.highWaterMark}). Await earlier sends before sending more, ` +
+        'or raise highWaterMark.', { address: this.address }));
+    }
+    this.#queuedBytes += size;
+    return run(this.writeLane, what, options, NO_KEYS, () => this.#sendOp(bytes, fds, message))
+      .finally(() => { this.#queuedBytes -= size; });
+  }
+
+  /** Sends a message: framed on stream sockets, one packet on seqpacket (or, message: false, raw bytes). */
+  #sendOp(bytes: Uint8Array, fds: Int32Array | null, message = true): Operation<typeof DONE> {
+    if (!this.#framed) return this.#packetOp(bytes, fds);
+    if (!message) return this.#partsOp([bytes], fds);
+    if (bytes.length > MAX_FRAME) {
+      throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte message exceeds the framing limit of ${MAX_FRAME} bytes.`, { address: this.address });
+    }
+    let parts: Uint8Array[];
+    if (bytes.length <= READ_SIZE) {
+      const framed = Buffer.allocUnsafe(FRAME_HEADER + bytes.length);
+      framed.writeUInt32BE(bytes.length, 0);
+      framed.set(bytes, FRAME_HEADER);
+      parts = [framed];
+    } else {
+      const header = Buffer.allocUnsafe(FRAME_HEADER);
+      header.writeUInt32BE(bytes.length, 0);
+      parts = [header, bytes];
+    }
+    return this.#partsOp(parts, fds);
+  }
+
+  /** Writes `parts` in order from where the last attempt stopped; descriptors go with the first byte. */
+  #partsOp(parts: Uint8Array[], fds: Int32Array | null): PartsOperation {
+    let index = 0;
+    let offset = 0;
+    let pending = fds;
+    const op = this.stepOf(C.POLLOUT, (spin) => {
+      while (index < parts.length) {
+        const part = parts[index]!;
+        if (offset === part.length && part.length > 0) {
+          index++;
+          offset = 0;
+          continue;
+        }
+        const n = native.sendMsg(this.rawFd, part, offset, part.length - offset, pending, null, spin);
+        if (n >= 0) {
+          if (n > 0 || part.length === 0) pending = null;
+          offset += n;
+          if (part.length === 0) index++;
+          if (offset === part.length && part.length > 0) {
+            index++;
+            offset = 0;
+          }
+          continue;
+        }
+        if (n === E.EAGAIN) {
+          (op as PartsOperation).started = index > 0 || offset > 0;
+          return undefined;
+        }
+        throw this.#sendError(n);
+      }
+      this.#touch();
+      return DONE;
+    }) as PartsOperation;
+    op.started = false;
+    return op;
+  }
+
+  /** One seqpacket message. */
+  #packetOp(bytes: Uint8Array, fds: Int32Array | null): Operation<typeof DONE> {
+    return this.stepOf(C.POLLOUT, (spin) => {
+      const n = native.sendMsg(this.rawFd, bytes, 0, bytes.length, fds, null, spin);
+      if (n >= 0) {
+        this.#touch();
+        return DONE;
+      }
+      if (n === E.EAGAIN) return undefined;
+      throw this.#sendError(n);
+    });
+  }
+
+  #sendError(n: number): IpcError {
+    if (n === E.EPIPE || n === E.ECONNRESET || n === E.ENOTCONN) {
+      return new IpcError('ERR_IPC_PEER_CLOSED', `send on ${this.address}: the other end closed the connection (${n === E.EPIPE ? 'EPIPE' : n === E.ECONNRESET ? 'ECONNRESET' : 'ENOTCONN'}).`,
+        { address: this.address, errno: n, syscall: 'sendmsg' });
+    }
+    if (n === E.EMSGSIZE) {
+      return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `send on ${this.address}: the message is larger than a ${this.kind} socket can carry in one ` +
+        'packet. Send less, or raise the send buffer (sendBuffer option; net.core.wmem_max bounds it).', { address: this.address, errno: n, syscall: 'sendmsg' });
+    }
+    if (n === ETOOMANYREFS) {
+      return new IpcError('ERR_IPC_LIMIT', `send on ${this.address}: the kernel refused the descriptors (ETOOMANYREFS): too many are in flight ` +
+        'in unread messages, or the limit of open files is reached. Let the receiver catch up.', { address: this.address, errno: n, syscall: 'sendmsg' });
+    }
+    return systemError(n, 'send', this.address);
+  }
+
+  /** One message, or (inner: false) one envelope for the request pump. */
+  #receiveOp(decode: boolean): Operation<SocketMessage<T>> {
+    return this.stepOf(C.POLLIN, (spin) => {
+      const m = this.#framed ? this.#nextFrame() : this.#nextPacket(spin);
+      if (m === undefined) return undefined;
+      this.#touch();
+      return { data: decode ? decodeWith(this.#settings.codec, m.data, this.address) : (m.data as unknown as T), fds: m.fds };
+    });
+  }
+
+  /** The next complete frame, if there is one. */
+  #nextFrame(): { data: Buffer; fds: number[] } | undefined {
+    let data: Buffer | null | undefined;
+    try {
+      data = this.#ahead.message(this.#source, this.#settings.maxMessageSize, READ_SIZE);
+    } catch (err) {
+      if (err instanceof IpcError && (err.code === 'ERR_IPC_MESSAGE_TOO_LARGE' || err.code === 'ERR_IPC_FRAMING')) this.#fail(err);
+      throw err;
+    }
+    if (data === undefined) {
+      if (this.#ahead.length > 0) this.#startFrameTimer();
+      return undefined;
+    }
+    this.#stopFrameTimer();
+    if (data === null) throw this.#peerClosed();
+    const start = this.#streamOut;
+    this.#streamOut += FRAME_HEADER + data.length;
+    return { data, fds: this.#fdsBefore(start, this.#streamOut) };
+  }
+
+  /** Descriptors that arrived with bytes before stream offset `end`; an error if the kernel cut some off. */
+  #fdsBefore(start: number, end: number): number[] {
+    if (this.#cutAt >= 0 && this.#cutAt < end && this.#cutAt >= start) {
+      this.#cutAt = -1;
+      for (const fd of this.#takeFds(end)) native.close(fd);
+      throw truncatedError(this.address);
+    }
+    return this.#takeFds(end);
+  }
+
+  #takeFds(end: number): number[] {
+    if (this.#arrived.length === 0 || this.#arrived[0]!.at >= end) return NO_FDS;
+    const out: number[] = [];
+    while (this.#arrived.length > 0 && this.#arrived[0]!.at < end) out.push(...this.#arrived.shift()!.fds);
+    return out;
+  }
+
+  /** The ByteSource the framing reads from: one non-blocking receive, recording descriptors by stream offset. */
+  readonly #source: ByteSource = {
+    readChunk: (max: number): Buffer | null | undefined => {
+      if (this.#ended) return null;
+      const n = native.recvMsg(this.rawFd, this.#scratch, 0, Math.min(max, this.#scratch.length), this.#fdsOut, null, this.#meta, 0, 0);
+      if (n > 0) {
+        const end = this.#streamIn + n;
+        this.#noteFds(end - 1);
+        this.#streamIn = end;
+        return Buffer.from(this.#scratch.subarray(0, n));
+      }
+      if (n === 0) {
+        this.#ended = true;
+        return null;
+      }
+      if (n === E.EAGAIN) return undefined;
+      if (n === E.ECONNRESET) {
+        this.#ended = true;
+        return null;
+      }
+      throw systemError(n, 'receive', this.address);
+    },
+  };
+
+  #noteFds(at: number): void {
+    const count = this.#meta[1]!;
+    if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) this.#cutAt = at;
+    if (count > 0) this.#arrived.push({ at, fds: Array.from(this.#fdsOut.subarray(0, count)) });
+  }
+
+  /** One seqpacket message, if one is there. */
+  #nextPacket(spin: number): { data: Buffer; fds: number[] } | undefined {
+    const max = this.#settings.maxMessageSize;
+    let buffer = this.#scratch;
+    if (max > buffer.length) {
+      // The kernel reports every byte queued: enough for the next message.
+      const queued = native.queuedBytes(this.rawFd);
+      if (queued > buffer.length) buffer = Buffer.allocUnsafe(Math.min(queued, max) + 1);
+    }
+    const n = native.recvMsg(this.rawFd, buffer, 0, buffer.length, this.#fdsOut, null, this.#meta, S.MSG_TRUNC, spin);
+    if (n === E.EAGAIN) return undefined;
+    if (n < 0) {
+      if (n === E.ECONNRESET) throw this.#peerClosed();
+      throw systemError(n, 'receive', this.address);
+    }
+    const fds = Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));
+    if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
+    if (n === 0 && fds.length === 0 && this.#peerGone()) throw this.#peerClosed();
+    if (n > max || n > buffer.length) {
+      for (const fd of fds) native.close(fd);
+      throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${n}-byte message arrived on ${this.address}, more than maxMessageSize ${max}; ` +
+        'it was discarded. Raise maxMessageSize if the sender is trusted.', { address: this.address });
+    }
+    return { data: buffer === this.#scratch ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n), fds };
+  }
+
+  /** Whether the peer has shut down its side (a zero-length read is then the end, not an empty message). */
+  #peerGone(): boolean {
+    return (native.pollFd(this.rawFd, S.POLLRDHUP, 0) & (S.POLLRDHUP | C.POLLHUP)) !== 0;
+  }
+
+  #peerClosed(): IpcError {
+    return new IpcError('ERR_IPC_PEER_CLOSED', `${this.address}: the other end closed the connection; every message it sent was received.`,
+      { address: this.address });
+  }
+
+  #readOp(maxBytes: unknown): Operation<Buffer | null> {
+    this.#streamOnly('read');
+    const max = optionalInteger(maxBytes, 'maxBytes', 1, 2 ** 30, READ_SIZE);
+    return this.stepOf(C.POLLIN, () => {
+      if (this.#ahead.length === 0) {
+        const chunk = this.#source.readChunk(max);
+        if (chunk === undefined || chunk === null) return chunk;
+        this.#ahead.push(chunk);
+      }
+      const bytes = this.#ahead.take(Math.min(max, this.#ahead.length));
+      this.#streamOut += bytes.length;
+      // Raw reads do not carry descriptors: any that came are closed.
+      for (const fd of this.#takeFds(this.#streamOut)) native.close(fd);
+      this.#touch();
+      return bytes;
+    });
+  }
+
+  #startFrameTimer(): void {
+    if (this.#frameTimer !== undefined || this.#settings.frameTimeout === Infinity) return;
+    const ms = this.#settings.frameTimeout;
+    this.#frameTimer = setTimeout(() => this.#fail(new IpcError('ERR_IPC_TIMEOUT',
+      `${this.address}: a message took more than ${ms} ms to arrive whole (frameTimeout); the connection was closed.`,
+      { address: this.address })), ms);
+    this.#frameTimer.unref();
+  }
+
+  #stopFrameTimer(): void {
+    if (this.#frameTimer === undefined) return;
+    clearTimeout(this.#frameTimer);
+    this.#frameTimer = undefined;
+  }
+
+  // ---- the request pump ------------------------------------------------------
+
+  #startPump(): void {
+    if (this.#pump !== undefined) return;
+    const pump = new AbortController();
+    this.#pump = pump;
+    void this.#runPump(pump.signal);
+  }
+
+  #maybeStopPump(): void {
+    if (this.#pump === undefined || this.#serving !== undefined || (this.#requests?.size ?? 0) > 0) return;
+    this.#pump.abort();
+    this.#pump = undefined;
+  }
+
+  async #runPump(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      let message: SocketMessage<T>;
+      try {
+        message = await run(this.readLane, 'receive', { signal }, NO_KEYS, () => this.#receiveOp(false));
+      } catch (err) {
+        if (signal.aborted) return;
+        const error = err instanceof IpcError ? err : new IpcError('ERR_IPC_INTERNAL', String(err));
+        if (error.code === 'ERR_IPC_PEER_CLOSED') this.#failure ??= error;
+        for (const waiting of [...(this.#requests?.values() ?? [])]) waiting.reject(error);
+        const served = this.#servedEnd;
+        this.#servedEnd = undefined;
+        this.#serving = undefined;
+        this.#pump = undefined;
+        if (served !== undefined) {
+          if (error.code === 'ERR_IPC_PEER_CLOSED' || error.code === 'ERR_IPC_CLOSED') served.resolve();
+          else served.reject(error);
+        }
+        return;
+      }
+      this.#dispatch(message.data as unknown as Buffer, message.fds);
+    }
+  }
+
+  #dispatch(bytes: Buffer, fds: number[]): void {
+    if (bytes.length < ENVELOPE || bytes[0]! < REQUEST || bytes[0]! > FAILURE) {
+      for (const fd of fds) native.close(fd);
+      this.#fail(new IpcError('ERR_IPC_FRAMING', `${this.address}: a ${bytes.length}-byte message is no request/reply envelope ` +
+        '(a kind byte 1-3 and a 4-byte id first); the connection was closed.', { address: this.address }));
+      return;
+    }
+    const kind = bytes[0]!;
+    const id = bytes.readUInt32BE(1);
+    const body = bytes.subarray(ENVELOPE);
+    if (kind === REQUEST) {
+      const handler = this.#serving;
+      if (handler === undefined) {
+        for (const fd of fds) native.close(fd);
+        this.#sendBytes('reply', envelope(FAILURE, id, Buffer.from(JSON.stringify({ code: 'ERR_IPC_REMOTE', message: 'nothing serves requests on this socket' }))), null, undefined)
+          .catch(() => undefined);
+        return;
+      }
+      Promise.resolve()
+        .then(() => handler(decodeWith(this.#settings.codec, body, this.address), { fds }))
+        .then(
+          (reply) => envelope(REPLY, id, this.#encode(reply as Outgoing<T>)),
+          (err: unknown) => envelope(FAILURE, id, Buffer.from(JSON.stringify({
+            code: (err as { code?: unknown })?.code ?? null, message: (err as Error)?.message ?? String(err),
+          }))),
+        )
+        .then((out) => this.#sendBytes('reply', out, null, undefined))
+        .catch(() => undefined);
+      return;
+    }
+    for (const fd of fds) native.close(fd);
+    const waiting = this.#requests?.get(id);
+    if (waiting === undefined) return;
+    if (kind === REPLY) {
+      try {
+        waiting.resolve(decodeWith(this.#settings.codec, body, this.address));
+      } catch (err) {
+        waiting.reject(err);
+      }
+      return;
+    }
+    let remote: { code?: unknown; message?: unknown } = {};
+    try {
+      remote = JSON.parse(body.toString('utf8')) as typeof remote;
+    } catch { /* a failure without details */ }
+    waiting.reject(new IpcError('ERR_IPC_REMOTE', `The request handler of ${this.address} failed` +
+      `${typeof remote.code === 'string' ? ` with ${remote.code}` : ''}: ${typeof remote.message === 'string' ? remote.message : 'no details'}`,
+    { address: this.address, cause: remote }));
+  }
+}
+
+/** A send of several parts, which knows whether it has written any byte yet. */
+interface PartsOperation extends Operation<typeof DONE> {
+  started: boolean;
+}
+
+const RAW = resolveCodec<Buffer>(undefined);
+const NO_KEYS: readonly string[] = [];
+const NO_FDS: number[] = [];
+
+function envelope(kind: number, id: number, body: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(ENVELOPE + body.length);
+  out[0] = kind;
+  out.writeUInt32BE(id, 1);
+  out.set(body, ENVELOPE);
+  return out;
+}
+
+function truncatedError(address: string): IpcError {
+  return new IpcError('ERR_IPC_TRUNCATED', `${address}: the descriptors sent with a message did not fit the receive buffer (the kernel cut ` +
+    'the control message); every descriptor that arrived was closed and the message was discarded.', { address });
+}
+
+// ---- servers -------------------------------------------------------------------
+
+/** What a server reports of a connection it refused (the allow-lists). */
+export interface RefusedPeer extends Omit<PeerCredentials, 'pidfd'> {
+  reason: string;
+}
+
+/**
+ * A listening socket (Unix stream or seqpacket, TCP). Connections come from
+ * {@link accept} (the blocking triple), async iteration, or the
+ * `'connection'` event.
+ *
+ * @example
+ * ```ts
+ * const server = listen('unix:/tmp/app.sock', { codec: 'json' });
+ * for await (const conn of server) {
+ *   for await (const { data } of conn) await conn.send({ echo: data });
+ * }
+ * ```
+ */
+export class SocketServer<T = Buffer> extends SocketBase implements AsyncIterable<MessageSocket<T>> {
+  readonly #settings: Settings<T>;
+  readonly #allowUids: ReadonlySet<number> | undefined;
+  readonly #allowGids: ReadonlySet<number> | undefined;
+  /** The socket file this server made (dev and inode), removed on close. */
+  #file: { path: string; dev: number; ino: number } | undefined;
+  readonly #events = new EventEmitter();
+  #accepting = false;
+  /** Connections refused by the allow-lists so far. */
+  refused = 0;
+
+  /** @internal */
+  constructor(fd: number, kind: SocketKind, settings: Settings<T>, allowUids: number[] | undefined, allowGids: number[] | undefined,
+    file: { path: string; dev: number; ino: number } | undefined) {
+    super(fd, kind, nameOf(fd, kind, false) ?? kind, settings.spin);
+    this.#settings = settings;
+    this.#allowUids = allowUids === undefined ? undefined : new Set(allowUids);
+    this.#allowGids = allowGids === undefined ? undefined : new Set(allowGids);
+    this.#file = file;
+  }
+
+  /** The port a TCP server listens on (the one the kernel chose for port 0). */
+  get port(): number {
+    const m = /:(\d+)$/.exec(this.address);
+    return m ? Number(m[1]) : 0;
+  }
+
+  /** Waits for the next connection (refused ones are closed and counted, not returned). */
+  accept(options?: WaitOptions): Promise<MessageSocket<T>> {
+    return run(this.readLane, 'accept', options, NO_KEYS, () => this.#acceptOp());
+  }
+
+  /** The blocking form of {@link accept}. */
+  acceptSync(options?: SyncWaitOptions): MessageSocket<T> {
+    return runSync(this.readLane, 'acceptSync', options, NO_KEYS, () => this.#acceptOp());
+  }
+
+  /** A connection if one waits now. */
+  tryAccept(): MessageSocket<T> | undefined {
+    return tryRun(this.readLane, 'tryAccept', undefined, NO_KEYS, () => this.#acceptOp());
+  }
+
+  /** Connections until the server is closed. */
+  connections(options?: { signal?: AbortSignal }): AsyncGenerator<MessageSocket<T>, void, undefined> {
+    const signal = checkSignal(checkOptions(options, ['signal']).signal);
+    return receiveUntilClosed(() => this.closed, () => this.accept({ signal }));
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<MessageSocket<T>, void, undefined> {
+    return this.connections();
+  }
+
+  /**
+   * The event form: `'connection'` (a MessageSocket), `'refused'` (a
+   * {@link RefusedPeer}), `'error'`. Accepting starts with the first
+   * `'connection'` listener and stops when the server closes.
+   */
+  on(event: 'connection', listener: (socket: MessageSocket<T>) => void): this;
+  on(event: 'refused', listener: (peer: RefusedPeer) => void): this;
+  on(event: 'error', listener: (error: IpcError) => void): this;
+  on(event: string, listener: (...args: never[]) => void): this {
+    if (event !== 'connection' && event !== 'refused' && event !== 'error') {
+      throw invalidArgument('event', event, "'connection', 'refused' or 'error'");
+    }
+    this.#events.on(event, listener as (...args: unknown[]) => void);
+    if (event === 'connection') this.#acceptLoop();
+    return this;
+  }
+
+  off(event: 'connection' | 'refused' | 'error', listener: (...args: never[]) => void): this {
+    this.#events.off(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  protected override released(): void {
+    const file = this.#file;
+    this.#file = undefined;
+    if (file === undefined) return;
+    // Only the file this server made: another one may have taken the path since.
+    try {
+      const st = lstatSync(file.path);
+      if (st.isSocket() && st.dev === file.dev && st.ino === file.ino) unlinkSync(file.path);
+    } catch { /* already gone */ }
+  }
+
+  #acceptLoop(): void {
+    if (this.#accepting) return;
+    this.#accepting = true;
+    void (async () => {
+      try {
+        for await (const conn of this) {
+          if (this.#events.listenerCount('connection') === 0) {
+            conn.close();
+            break;
+          }
+          this.#events.emit('connection', conn);
+        }
+      } catch (err) {
+        if (this.#events.listenerCount('error') > 0) this.#events.emit('error', err);
+        else throw err;
+      } finally {
+        this.#accepting = false;
+      }
+    })();
+  }
+
+  #acceptOp(): Operation<MessageSocket<T>> {
+    return this.stepOf(C.POLLIN, () => {
+      for (;;) {
+        const fd = native.accept(this.rawFd);
+        if (fd === E.EAGAIN) return undefined;
+        if (fd < 0) {
+          if (fd === E.EMFILE || fd === E.ENFILE) throw descriptorError(fd, 'accept4', this.address);
+          throw systemError(fd, 'accept', this.address);
+        }
+        const refusal = this.#refusal(fd);
+        if (refusal === undefined) {
+          try {
+            return new MessageSocket<T>(fd, this.kind, this.#settings);
+          } catch (err) {
+            native.close(fd);
+            throw err;
+          }
+        }
+        native.close(fd);
+        this.refused++;
+        this.#events.emit('refused', refusal);
+      }
+    });
+  }
+
+  /** Why the allow-lists refuse the peer on `fd`, or undefined. */
+  #refusal(fd: number): RefusedPeer | undefined {
+    if (this.#allowUids === undefined && this.#allowGids === undefined) return undefined;
+    const out = new Int32Array(3);
+    if (native.peerCredentials(fd, out) < 0) return { pid: 0, uid: -1, gid: -1, reason: 'the peer\'s credentials are unknown' };
+    const [pid, uid, gid] = [out[0]!, out[1]! >>> 0, out[2]! >>> 0];
+    if (this.#allowUids?.has(uid) || this.#allowGids?.has(gid)) return undefined;
+    return { pid, uid, gid, reason: `uid ${uid} / gid ${gid} is not allowed` };
+  }
+}
+
+// ---- datagrams -------------------------------------------------------------------
+
+/**
+ * A datagram socket (Unix datagram or UDP), bound to an address. Each send
+ * is one datagram to the address in `to`; each receive one datagram with
+ * its sender's address. Datagrams are never cut: one larger than
+ * `maxMessageSize` is consumed and reported with ERR_IPC_MESSAGE_TOO_LARGE.
+ */
+export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncIterable<Datagram<T>> {
+  readonly #codec: Codec<T>;
+  readonly #max: number;
+  readonly #scratch: Buffer;
+  readonly #from = Buffer.alloc(128);
+  readonly #fdsOut = new Int32Array(SCM_MAX_FD);
+  readonly #meta = new Int32Array(3);
+  #file: { path: string; dev: number; ino: number } | undefined;
+  /** The last destination and its kernel form. */
+  #to: [string, Buffer] | undefined;
+
+  /** @internal */
+  constructor(fd: number, kind: SocketKind, codec: Codec<T>, max: number, spin: number, file?: { path: string; dev: number; ino: number },
+    handedOver = false) {
+    super(fd, kind, nameOf(fd, kind, false) ?? `${kind} fd ${fd}`, spin, handedOver);
+    this.#codec = codec;
+    this.#max = max;
+    this.#scratch = Buffer.allocUnsafe(Math.min(DATAGRAM_SCRATCH, Math.max(max, 1)));
+    this.#file = file;
+  }
+
+  /** Wraps an inherited datagram socket descriptor and takes ownership of it. */
+  static fromFd<T = Buffer>(fd: number, options?: { codec?: CodecOption<T>; maxMessageSize?: number; spin?: number }): DatagramSocket<T> {
+    checkInteger(fd, 'fd', 0, 2 ** 31 - 1);
+    const opts = checkOptions(options, ['codec', 'maxMessageSize', 'spin']);
+    const kind = kindOfFd(fd);
+    if (kind !== 'unix-dgram' && kind !== 'udp') throw invalidArgument('fd', fd, 'a datagram socket (unix-dgram or udp)');
+    return new DatagramSocket<T>(fd, kind, resolveCodec<T>(opts.codec),
+      optionalInteger(opts.maxMessageSize, 'maxMessageSize', 0, MAX_FRAME, DEFAULT_MAX_MESSAGE_SIZE), checkSpin(opts.spin), undefined, true);
+  }
+
+  /** Sends one datagram to `options.to`, waiting while the socket's buffer is full. */
+  send(data: Outgoing<T>, options: DatagramSendOptions): Promise<void> {
+    return run(this.writeLane, 'send', options, SEND_KEYS, (o) => this.#sendOp(data, o));
+  }
+
+  /** The blocking form of {@link send}. */
+  sendSync(data: Outgoing<T>, options: { to: string; fds?: readonly PassableFd[]; timeout?: number }): void {
+    runSync(this.writeLane, 'sendSync', options, SEND_KEYS, (o) => this.#sendOp(data, o));
+  }
+
+  /** Sends if the socket has room now: true if sent. */
+  trySend(data: Outgoing<T>, options: { to: string; fds?: readonly PassableFd[] }): boolean {
+    return tryRun(this.writeLane, 'trySend', options, SEND_KEYS, (o) => this.#sendOp(data, o)) !== undefined;
+  }
+
+  /** Receives one datagram, waiting for it. */
+  receive(options?: WaitOptions): Promise<Datagram<T>> {
+    return run(this.readLane, 'receive', options, NO_KEYS, () => this.#receiveOp());
+  }
+
+  receiveSync(options?: SyncWaitOptions): Datagram<T> {
+    return runSync(this.readLane, 'receiveSync', options, NO_KEYS, () => this.#receiveOp());
+  }
+
+  tryReceive(): Datagram<T> | undefined {
+    return tryRun(this.readLane, 'tryReceive', undefined, NO_KEYS, () => this.#receiveOp());
+  }
+
+  /** Datagrams until the socket is closed. */
+  messages(options?: { signal?: AbortSignal }): AsyncGenerator<Datagram<T>, void, undefined> {
+    const signal = checkSignal(checkOptions(options, ['signal']).signal);
+    return receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<Datagram<T>, void, undefined> {
+    return this.messages();
+  }
+
+  protected override released(): void {
+    const file = this.#file;
+    this.#file = undefined;
+    if (file === undefined) return;
+    try {
+      const st = lstatSync(file.path);
+      if (st.isSocket() && st.dev === file.dev && st.ino === file.ino) unlinkSync(file.path);
+    } catch { /* already gone */ }
+  }
+
+  #destination(to: unknown): Buffer {
+    if (this.#to !== undefined && this.#to[0] === to) return this.#to[1];
+    if (to === undefined) throw invalidArgument('to', to, `the address to send to (${this.kind === 'udp' ? 'udp://host:port' : 'unix-dgram:/path or unix-dgram:@name'})`);
+    const parsed = parseSocketAddress(to);
+    if (kindOf(parsed) !== this.kind) throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${String(to)} is not a ${this.kind} address; this socket sends ${this.kind} datagrams.`, { address: String(to) });
+    const sockaddr = sockaddrOf(parsed);
+    this.#to = [to as string, sockaddr];
+    return sockaddr;
+  }
+
+  #sendOp(data: Outgoing<T>, o: Partial<DatagramSendOptions>): Operation<typeof DONE> {
+    const to = this.#destination(o.to);
+    if (o.fds !== undefined && this.kind === 'udp') throw invalidArgument('fds', o.fds, 'none: descriptors pass only over Unix sockets');
+    const fds = fdList(o.fds);
+    const bytes = encodeWith(this.#codec, data as T, this.address);
+    return this.stepOf(C.POLLOUT, (spin) => {
+      const n = native.sendMsg(this.rawFd, bytes, 0, bytes.length, fds, to, spin);
+      if (n >= 0) return DONE;
+      if (n === E.EAGAIN) return undefined;
+      if (n === E.EMSGSIZE) {
+        throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte datagram is more than a ${this.kind} socket can send ` +
+          `(${this.kind === 'udp' ? '65507 bytes over IPv4, less over a path with a smaller MTU' : 'the send buffer: raise it with sendBuffer'}).`,
+        { address: this.address, errno: n, syscall: 'sendmsg' });
+      }
+      throw systemError(n, 'send', String(o.to));
+    });
+  }
+
+  #receiveOp(): Operation<Datagram<T>> {
+    return this.stepOf(C.POLLIN, (spin) => {
+      let buffer = this.#scratch;
+      if (this.#max > buffer.length) {
+        const next = native.queuedBytes(this.rawFd);
+        if (next > buffer.length) buffer = Buffer.allocUnsafe(Math.min(next, this.#max) + 1);
+      }
+      const n = native.recvMsg(this.rawFd, buffer, 0, buffer.length, this.#fdsOut, this.#from, this.#meta, S.MSG_TRUNC, spin);
+      if (n === E.EAGAIN) return undefined;
+      if (n < 0) throw systemError(n, 'receive', this.address);
+      const fds = Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));
+      const from = this.#meta[2]! > 0 ? textOf(this.kind, this.#from.subarray(0, Math.min(this.#meta[2]!, this.#from.length))) : null;
+      if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
+      if (n > this.#max || n > buffer.length) {
+        for (const fd of fds) native.close(fd);
+        throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${n}-byte datagram from ${from ?? 'an unbound sender'} arrived on ${this.address}, ` +
+          `more than maxMessageSize ${this.#max}; it was discarded, not cut. Raise maxMessageSize to receive it.`, { address: this.address });
+      }
+      const bytes = buffer === this.#scratch ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n);
+      return { data: decodeWith(this.#codec, bytes, from ?? this.address), from, fds };
+    });
+  }
+}
+
+const SEND_KEYS = ['to', 'fds'] as const;
+
+// ---- factories ---------------------------------------------------------------------
+
+/**
+ * Binds `fd` to `address`. A Unix socket file is made with `mode` from the
+ * start (the socket's own mode is set before bind), and a stale file (a
+ * socket nobody listens on, owned by `owner`) is replaced; a live one never
+ * is. Returns the file made, for removal on close.
+ */
+function bindTo(fd: number, address: SocketAddress, sockaddr: Buffer, mode: number, owner: OwnerOption):
+  { path: string; dev: number; ino: number } | undefined {
+  const path = address.family === 'unix' && !address.abstract ? address.path : undefined;
+  if (path !== undefined) {
+    const r = native.fchmod(fd, mode);
+    if (r < 0) throw systemError(r, 'fchmod', address.text);
+  }
+  let r = native.bind(fd, sockaddr);
+  if (r === E.EADDRINUSE && path !== undefined && staleSocketFile(path, address, owner)) {
+    try {
+      unlinkSync(path);
+    } catch { /* someone else removed it */ }
+    r = native.bind(fd, sockaddr);
+  }
+  if (r < 0) {
+    if (r === E.EADDRINUSE && path !== undefined) {
+      throw systemError(r, 'bind', address.text, 'A live socket is bound there (a server answers on it); it was left alone. Stop that server, or use another path.');
+    }
+    throw systemError(r, 'bind', address.text);
+  }
+  if (path === undefined) return undefined;
+  const st = lstatSync(path);
+  // The umask may have taken bits the caller asked for: add them back (the file is never more open than asked).
+  if ((st.mode & 0o777) !== mode) chmodSync(path, mode);
+  return { path, dev: st.dev, ino: st.ino };
+}
+
+/** Whether the socket file at `path` is stale: a socket owned by `owner` that nobody is bound to any more. */
+function staleSocketFile(path: string, address: SocketAddress, owner: OwnerOption): boolean {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return true;
+  }
+  if (!st.isSocket()) {
+    throw new IpcError('EADDRINUSE', `bind ${address.text} failed: ${path} exists and is not a socket; it was left alone. Remove it, or use another path.`,
+      { address: address.text, errno: E.EADDRINUSE, syscall: 'bind' });
+  }
+  if (owner !== 'any' && st.uid !== owner) {
+    throw new IpcError('ERR_IPC_UNTRUSTED', `bind ${address.text}: a socket file there belongs to uid ${st.uid}, not uid ${owner}; it was not ` +
+      `replaced. If that is expected, pass { owner: ${st.uid} } or { owner: 'any' }, or remove it.`, { address: address.text });
+  }
+  return probe(address, path) === 'stale';
+}
+
+/** Connects to a Unix socket file to learn whether anything listens there. */
+export function probe(address: SocketAddress, path: string): 'live' | 'stale' | 'unknown' {
+  for (const type of [TYPE_OF[address.type], S.SOCK_STREAM, S.SOCK_SEQPACKET, S.SOCK_DGRAM]) {
+    const fd = native.socketOpen(S.AF_UNIX, type, true);
+    if (fd < 0) return 'unknown';
+    const sockaddr = native.unixAddress(Buffer.from(path), false);
+    const r = typeof sockaddr === 'number' ? sockaddr : native.connect(fd, sockaddr);
+    native.close(fd);
+    if (r === E.ECONNREFUSED) return 'stale';
+    if (r === 0 || r === E.EAGAIN || r === E.EINPROGRESS) return 'live';
+    if (r !== E.EPROTOTYPE) return 'unknown';
+  }
+  return 'unknown';
+}
+
+function openSocket(address: SocketAddress, nonBlocking: boolean): number {
+  const fd = native.socketOpen(domainOf(address), TYPE_OF[address.type], nonBlocking);
+  if (fd < 0) throw descriptorError(fd, 'socket', address.text);
+  return fd;
+}
+
+/**
+ * Listens on a stream or seqpacket address (`unix:`, `unix-seqpacket:`,
+ * `tcp://`). A Unix socket file is created with `mode` (default 0o600)
+ * without a moment where it is more open; a stale file left by a dead
+ * server is replaced, a live one never (`EADDRINUSE`). `close()` removes the
+ * file this server made, and only that file.
+ */
+export function listen<T = Buffer>(address: string, options?: ListenOptions<T>): SocketServer<T> {
+  const opts = checkOptions(options, [...SOCKET_KEYS, 'mode', 'backlog', 'allowUids', 'allowGids', 'owner']);
+  const parsed = parseSocketAddress(address);
+  if (parsed.type === 'dgram') {
+    throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${parsed.text} is a datagram address: datagram sockets do not listen; use bind().`, { address: parsed.text });
+  }
+  const settings = settingsOf(opts);
+  const mode = checkMode(opts.mode);
+  const backlog = optionalInteger(opts.backlog, 'backlog', 1, 65535, 511);
+  const allowUids = checkIds(opts.allowUids, 'allowUids');
+  const allowGids = checkIds(opts.allowGids, 'allowGids');
+  if ((allowUids !== undefined || allowGids !== undefined) && parsed.family !== 'unix') {
+    throw invalidArgument('allowUids', opts.allowUids ?? opts.allowGids, 'nothing on a TCP server: peer credentials exist only on Unix sockets');
+  }
+  const owner = checkOwner(opts.owner);
+  const sockaddr = sockaddrOf(parsed);
+  const fd = openSocket(parsed, true);
+  let file;
+  try {
+    if (parsed.family === 'inet') native.setSockOpt(fd, S.SOL_SOCKET, S.SO_REUSEADDR, 1);
+    file = bindTo(fd, parsed, sockaddr, mode, owner);
+    const r = native.listen(fd, backlog);
+    if (r < 0) throw systemError(r, 'listen', parsed.text);
+  } catch (err) {
+    native.close(fd);
+    if (file !== undefined) unlinkSync(file.path);
+    throw err;
+  }
+  return new SocketServer<T>(fd, kindOf(parsed), settings, allowUids, allowGids, file);
+}
+
+function checkIds(value: unknown, name: string): number[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) throw invalidArgument(name, value, 'an array of ids');
+  return value.map((id: unknown, i) => checkInteger(id, `${name}[${i}]`, 0, 0xfffffffe));
+}
+
+/**
+ * Where a connect waits: for the socket to become writable (a connect in
+ * progress), or for a retry timer (a full Unix backlog). It watches the
+ * descriptor without owning it: the connection takes it over.
+ */
+class Connecting implements LaneOwner {
+  readonly address: string;
+  readonly lane: ReadinessLane;
+  readonly #watch: Watch;
+
+  constructor(fd: number, address: string) {
+    this.address = address;
+    this.#watch = watchDescriptor(fd);
+    this.lane = new ReadinessLane(this, 0, this.#watch, WRITABLE);
+  }
+
+  check(): void { /* A connect ends by itself. */ }
+
+  laneBusy(): void { /* Nothing to reject. */ }
+
+  /** Leaves the readiness registry (before the descriptor is closed or handed over). */
+  release(): void {
+    this.#watch.release();
+  }
+}
+
+const CONNECT_KEYS = [...SOCKET_KEYS, 'sendBuffer', 'receiveBuffer'] as const;
+
+/**
+ * Connects to a stream or seqpacket address and resolves to a
+ * {@link MessageSocket}. Never blocks the event loop, also when a Unix
+ * server's backlog is full (the connect is retried until it fits, the
+ * timeout passes, or the signal aborts).
+ */
+export function connect<T = Buffer>(address: string, options?: ConnectOptions<T>): Promise<MessageSocket<T>> {
+  let plan: ReturnType<typeof connectPlan<T>>;
+  try {
+    plan = connectPlan<T>(address, options);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const { parsed, settings } = plan;
+  let conn: Connecting;
+  try {
+    conn = new Connecting(plan.fd, parsed.text);
+  } catch (err) {
+    native.close(plan.fd);
+    return Promise.reject(err);
+  }
+  let retry: NodeJS.Timeout | undefined;
+  let backoff = 1;
+  let started = false;
+  const op: Operation<number> = {
+    step: () => {
+      if (!started) {
+        const r = native.connect(plan.fd, plan.sockaddr);
+        if (r === 0) return plan.fd;
+        if (r === E.EAGAIN) {
+          // A Unix listener's backlog is full: nothing to wait on but time.
+          retry = setTimeout(() => conn.lane.wake(), backoff);
+          backoff = Math.min(backoff * 2, 50);
+          return undefined;
+        }
+        if (r !== E.EINPROGRESS) throw systemError(r, 'connect', parsed.text);
+        started = true;
+        return undefined;
+      }
+      if ((native.pollFd(plan.fd, C.POLLOUT, 0) & (C.POLLOUT | C.POLLERR | C.POLLHUP)) === 0) return undefined;
+      const err = native.getSockOpt(plan.fd, S.SOL_SOCKET, S.SO_ERROR);
+      if (err !== 0) throw systemError(err > 0 ? -err : err, 'connect', parsed.text);
+      return plan.fd;
+    },
+  };
+  const opts = options === undefined ? undefined : { timeout: options.timeout, signal: options.signal };
+  return run(conn.lane, 'connect', opts, NO_KEYS, () => op)
+    .then((fd) => {
+      conn.release();
+      return finishConnect<T>(fd, parsed, settings);
+    }, (err: unknown) => {
+      clearTimeout(retry);
+      conn.release();
+      native.close(plan.fd);
+      throw err;
+    });
+}
+
+/** The blocking form of {@link connect}. */
+export function connectSync<T = Buffer>(address: string, options?: Omit<ConnectOptions<T>, 'signal'>): MessageSocket<T> {
+  const plan = connectPlan<T>(address, options);
+  const { parsed, settings } = plan;
+  const timeout = checkTimeout(options?.timeout);
+  const start = performance.now();
+  let backoff = 1;
+  try {
+    for (;;) {
+      const r = native.connect(plan.fd, plan.sockaddr);
+      if (r === 0) break;
+      const left = timeout - (performance.now() - start);
+      if (r === E.EAGAIN) {
+        if (left <= 0) throw timeoutError('connectSync', parsed.text, timeout);
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(backoff, left));
+        backoff = Math.min(backoff * 2, 50);
+        continue;
+      }
+      if (r !== E.EINPROGRESS) throw systemError(r, 'connect', parsed.text);
+      const revents = native.pollFd(plan.fd, C.POLLOUT, left === Infinity ? -1 : Math.max(0, left));
+      if (revents === 0) throw timeoutError('connectSync', parsed.text, timeout);
+      const err = native.getSockOpt(plan.fd, S.SOL_SOCKET, S.SO_ERROR);
+      if (err !== 0) throw systemError(err > 0 ? -err : err, 'connect', parsed.text);
+      break;
+    }
+  } catch (err) {
+    native.close(plan.fd);
+    throw err;
+  }
+  return finishConnect<T>(plan.fd, parsed, settings);
+}
+
+function connectPlan<T>(address: string, options: ConnectOptions<T> | undefined): { parsed: SocketAddress; settings: Settings<T>; fd: number; sockaddr: Buffer } {
+  const opts = checkOptions(options, CONNECT_KEYS, 'options', ['timeout', 'signal']);
+  checkTimeout(opts.timeout);
+  checkSignal(opts.signal);
+  const parsed = parseSocketAddress(address);
+  if (parsed.type === 'dgram') {
+    throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${parsed.text} is a datagram address: use bind() and send(data, { to }).`, { address: parsed.text });
+  }
+  const settings = settingsOf(opts);
+  const sockaddr = sockaddrOf(parsed);
+  const fd = openSocket(parsed, true);
+  try {
+    setBufferSizes(fd, opts, parsed.text);
+  } catch (err) {
+    native.close(fd);
+    throw err;
+  }
+  return { parsed, settings, fd, sockaddr };
+}
+
+/** The connection is made: the descriptor becomes blocking (what a child expects) and is wrapped. */
+function finishConnect<T>(fd: number, parsed: SocketAddress, settings: Settings<T>): MessageSocket<T> {
+  const r = native.setNonBlocking(fd, false);
+  if (r < 0) {
+    native.close(fd);
+    throw systemError(r, 'fcntl', parsed.text);
+  }
+  try {
+    return new MessageSocket<T>(fd, kindOf(parsed), settings, false, parsed.family === 'unix' ? parsed.text : undefined);
+  } catch (err) {
+    native.close(fd);
+    throw err;
+  }
+}
+
+/**
+ * Two connected Unix sockets (`socketpair`), stream (framed messages) or
+ * seqpacket. Hand one to a child with `spawn(cmd, args, { fds: { 3: b } })`
+ * and wrap it there with `MessageSocket.fromFd(3)`.
+ */
+export function socketPair<T = Buffer>(options?: MessageSocketOptions<T> & { type?: 'stream' | 'seqpacket' }): [MessageSocket<T>, MessageSocket<T>] {
+  const opts = checkOptions(options, [...SOCKET_KEYS, 'type']);
+  const type = opts.type ?? 'stream';
+  if (type !== 'stream' && type !== 'seqpacket') throw invalidArgument('type', type, "'stream' or 'seqpacket'");
+  const settings = settingsOf(opts);
+  const fds = native.socketPair(TYPE_OF[type]);
+  if (typeof fds === 'number') throw descriptorError(fds, 'socketpair', undefined);
+  const kind: SocketKind = type === 'stream' ? 'unix' : 'unix-seqpacket';
+  let a: MessageSocket<T>;
+  try {
+    a = new MessageSocket<T>(fds[0], kind, settings, false, null);
+  } catch (err) {
+    native.close(fds[0]);
+    native.close(fds[1]);
+    throw err;
+  }
+  try {
+    return [a, new MessageSocket<T>(fds[1], kind, settings, false, null)];
+  } catch (err) {
+    a.close();
+    native.close(fds[1]);
+    throw err;
+  }
+}
+
+/**
+ * Binds a datagram socket (`unix-dgram:/path`, `unix-dgram:@name`,
+ * `udp://host:port`; port 0 picks a free port, reported by `localAddress`).
+ */
+export function bind<T = Buffer>(address: string, options?: BindOptions<T>): DatagramSocket<T> {
+  const opts = checkOptions(options, ['codec', 'maxMessageSize', 'mode', 'owner', 'sendBuffer', 'receiveBuffer', 'spin']);
+  const parsed = parseSocketAddress(address);
+  if (parsed.type !== 'dgram') {
+    throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${parsed.text} is not a datagram address (unix-dgram: or udp://); use listen() or connect().`, { address: parsed.text });
+  }
+  const codec = resolveCodec<T>(opts.codec);
+  const max = optionalInteger(opts.maxMessageSize, 'maxMessageSize', 0, MAX_FRAME, DEFAULT_MAX_MESSAGE_SIZE);
+  const spin = checkSpin(opts.spin);
+  const mode = checkMode(opts.mode);
+  const owner = checkOwner(opts.owner);
+  const sockaddr = sockaddrOf(parsed);
+  const fd = openSocket(parsed, false);
+  let file;
+  try {
+    setBufferSizes(fd, opts, parsed.text);
+    file = bindTo(fd, parsed, sockaddr, mode, owner);
+  } catch (err) {
+    native.close(fd);
+    throw err;
+  }
+  try {
+    return new DatagramSocket<T>(fd, kindOf(parsed), codec, max, spin, file);
+  } catch (err) {
+    native.close(fd);
+    if (file !== undefined) unlinkSync(file.path);
+    throw err;
+  }
+}
