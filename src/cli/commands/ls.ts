@@ -10,7 +10,7 @@ import { Fifo } from '../../fifo.js';
 import { type ParsedAddress, parseAddress } from '../../internal/address.js';
 import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
 import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
-import { type IpcObjectInfo, listIpcObjects } from '../../inventory.js';
+import { type IpcObjectInfo, isSocketFile, listIpcObjects, removeStaleSocket } from '../../inventory.js';
 import { type Leaf, printJson, usageError } from '../program.js';
 import { removeQueue } from './mq.js';
 import { removeSegment } from './shm.js';
@@ -19,7 +19,16 @@ function processes(o: IpcObjectInfo): string {
   const label = { holder: 'open', creator: 'created', 'last-send': 'sent', 'last-receive': 'recv', 'last-attach': 'last' } as const;
   const refs = o.processes.map((p) => `${label[p.role]}:${p.pid}${p.alive ? '' : '(dead)'}`);
   if (o.attachments !== undefined) refs.unshift(`attached:${o.attachments}`);
+  // A socket's state first, and for a listener the connections waiting and accepted.
+  if (o.pending) refs.unshift(`pending:${o.pending}`);
+  if (o.connections) refs.unshift(`conns:${o.connections}`);
+  if (o.state !== undefined) refs.unshift(o.state);
   return refs.length === 0 ? '-' : refs.join(' ');
+}
+
+/** What follows an address in the table: a POSIX object or socket whose name is gone, a stale socket file. */
+function addressNote(o: IpcObjectInfo): string {
+  return o.deleted ? ' (deleted)' : o.stale ? ' (stale)' : '';
 }
 
 /**
@@ -49,7 +58,14 @@ export const lsCommand: Leaf = {
   details: 'PROCESSES shows who holds a POSIX object open or mapped, who created and last used a System V\n' +
     'one (and how many processes are attached to a System V segment), and marks pids that no longer\n' +
     'exist with (dead). For shared memory, BYTES is the size. FIFOs are listed while some process has\n' +
-    'them open. --json prints { "objects": [...], "notes": [...] }.',
+    'them open.\n' +
+    'Unix sockets bound to a path or an abstract name (unix:/path, unix:@name; unix-dgram:, unix-seqpacket:)\n' +
+    'are listed with their state (listening, bound, connected), a listener\'s accepted connections (conns:N)\n' +
+    'and those waiting to be accepted (pending:N), and the processes holding them. A socket file no socket\n' +
+    'is bound to any more is marked (stale): "ipckit rm" removes it. Stale files are looked for in the\n' +
+    'directories of bound sockets and, three levels deep, in /tmp, /run, /dev/shm and $XDG_RUNTIME_DIR.\n' +
+    'A socket whose file was removed or replaced is marked (deleted).\n' +
+    '--json prints { "objects": [...], "notes": [...] }.',
   options: {},
   async run(ctx) {
     const inventory = listIpcObjects();
@@ -59,11 +75,12 @@ export const lsCommand: Leaf = {
     }
     const rows = [['KIND', 'ADDRESS', 'OWNER', 'MODE', 'MESSAGES', 'BYTES', 'PROCESSES']];
     for (const o of inventory.objects) {
-      // Shared memory and FIFOs have no message count; a segment's BYTES column is its size.
-      const messages = o.size !== undefined || o.kind === 'fifo' ? '-' : o.messages === null ? '?' : String(o.messages);
+      // Shared memory, FIFOs and sockets have no message count; a segment's BYTES column is its size.
+      const noDepth = o.kind === 'fifo' || o.kind.startsWith('unix');
+      const messages = o.size !== undefined || noDepth ? '-' : o.messages === null ? '?' : String(o.messages);
       const bytes = o.size ?? o.bytes;
-      const shownBytes = bytes === null ? (o.kind === 'fifo' ? '-' : '?') : String(bytes);
-      const address = `${printable(o.address)}${o.deleted ? ' (deleted)' : ''}`;
+      const shownBytes = bytes === null ? (noDepth ? '-' : '?') : String(bytes);
+      const address = `${printable(o.address)}${addressNote(o)}`;
       rows.push([o.kind, address, printable(o.owner), `0${o.mode.toString(8)}`, messages, shownBytes, processes(o)]);
     }
     process.stdout.write(inventory.objects.length === 0 ? 'No IPC objects found.\n' : `${table(rows)}\n`);
@@ -71,8 +88,11 @@ export const lsCommand: Leaf = {
   },
 };
 
-const KINDS = { mq: 'message queue', shm: 'shared memory segment', fifo: 'FIFO' } as const;
+const KINDS = { mq: 'message queue', shm: 'shared memory segment', fifo: 'FIFO', socket: 'socket file' } as const;
 type Kind = keyof typeof KINDS;
+
+/** A Unix socket address: `unix:/path`, `unix-dgram:/path`, `unix-seqpacket:@name`... */
+const SOCKET_ADDRESS = /^unix(-dgram|-seqpacket)?:/;
 
 /** Whether `path` is a FIFO (a symbolic link to one is not: Fifo.unlink refuses those). */
 function fifoAt(path: string): boolean {
@@ -89,7 +109,9 @@ function fifoAt(path: string): boolean {
  * also be a FIFO; one with more slashes than the leading one can only be.
  */
 function kindsAt(address: string): Kind[] {
+  if (SOCKET_ADDRESS.test(address)) return ['socket'];
   const kinds: Kind[] = address.startsWith('/') && fifoAt(address) ? ['fifo'] : [];
+  if (address.startsWith('/') && isSocketFile(address)) kinds.push('socket');
   let parsed: ParsedAddress;
   try {
     parsed = parseAddress(address, 'IPC object');
@@ -124,7 +146,8 @@ function kindsAt(address: string): Kind[] {
 function removeAt(kind: Kind, address: string): void {
   if (kind === 'mq') removeQueue(address);
   else if (kind === 'shm') removeSegment(address);
-  else Fifo.unlink(address);
+  else if (kind === 'fifo') Fifo.unlink(address);
+  else removeStaleSocket(SOCKET_ADDRESS.test(address) ? address : `unix:${address}`);
 }
 
 export const rmCommand: Leaf = {
@@ -133,16 +156,23 @@ export const rmCommand: Leaf = {
   args: '<address>',
   minArgs: 1,
   maxArgs: 1,
-  details: 'ADDRESS as "ipckit ls" prints it: /name, 0x1234, ftok:PATH:ID or id:N, or the path of a FIFO.\n' +
-    '--kind mq|shm|fifo picks the kind when an address names several (a queue, a segment and a FIFO at /name\n' +
-    'may share it).',
+  details: 'ADDRESS as "ipckit ls" prints it: /name, 0x1234, ftok:PATH:ID or id:N, the path of a FIFO, or a\n' +
+    'socket file as unix:/path (or its plain absolute path).\n' +
+    'A socket file is removed only when it is stale (no socket is bound to it any more: its server exited\n' +
+    'without removing it); the kernel is asked just before. A live one is refused (EADDRINUSE, exit 1), and\n' +
+    'so is an abstract name (unix:@name): it is no file, and vanishes when its socket closes.\n' +
+    '--kind mq|shm|fifo|socket picks the kind when an address names several (a queue, a segment, a FIFO and\n' +
+    'a socket file at /name may share it).',
   options: {
-    kind: { type: 'string', value: 'KIND', description: 'mq, shm or fifo (default: whichever exists)' },
+    kind: { type: 'string', value: 'KIND', description: 'mq, shm, fifo or socket (default: whichever exists)' },
   },
   async run(ctx) {
     const address = ctx.positionals[0]!;
     const wanted = ctx.values.kind;
     if (wanted !== undefined && !Object.hasOwn(KINDS, String(wanted))) throw usageError(`--kind must be mq, shm or fifo; got "${String(wanted)}".`);
+    if (wanted !== undefined && wanted !== 'socket' && SOCKET_ADDRESS.test(address)) {
+      throw usageError(`${address} is a socket address: --kind ${String(wanted)} does not apply (leave --kind out, or use --kind socket).`);
+    }
     const found = wanted === undefined ? kindsAt(address) : [wanted as Kind];
     if (found.length === 0) {
       throw new IpcError('ENOENT', `Nothing to remove at ${address}: no message queue, shared memory segment or FIFO has this address. ` +
@@ -156,6 +186,6 @@ export const rmCommand: Leaf = {
     const kind = found[0]!;
     removeAt(kind, address);
     if (ctx.json) printJson({ removed: address, kind });
-    else process.stdout.write(`removed ${address} (${KINDS[kind]})\n`);
+    else process.stdout.write(`removed ${address} (${kind === 'socket' ? 'stale socket file' : KINDS[kind]})\n`);
   },
 };
