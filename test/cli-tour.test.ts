@@ -4,6 +4,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { all, jsonLines, ok, tourLeftovers } from './helpers/cli.js';
@@ -46,6 +47,12 @@ describe('ipckit tour', () => {
     assert.ok(out.includes('  1 SIGUSR2 out of 3 arrived; 3 SIGRTMIN+1 out of 3 did, values 1, 2, 3.'));
     assert.ok(out.includes(`] its handler ran: SIGINT from pid ${text!.pid}; cleaning up for 200 ms\n`));
     assert.match(out, /\] cleaned up, exited 130\n/);
+    // The sockets chapter (test/cli-socket.test.ts checks it line by line): its socket file is gone.
+    assert.ok(out.includes('\n=== Sockets: two-way connections, on one machine and across machines ===\n'));
+    assert.ok(out.includes(`] closed the server; its socket file ${tmpdir()}/ipckit-tour-sock-${text!.pid} is removed\n`));
+    assert.equal(existsSync(`${tmpdir()}/ipckit-tour-sock-${text!.pid}`), false);
+    // Nor are its network namespaces, where it could make them (root, with ip(8)).
+    assert.equal((spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '').includes(`ipckit-tour-${text!.pid}-`), false);
     assert.ok(out.endsWith('\nTour complete: every object it created has been removed.\n'));
     assert.ok(out.includes(`] created /ipckit-tour-${text!.pid}: 4 messages of at most 256 bytes, mode 0600\n`));
     assert.ok(out.includes(`] unlinked /ipckit-tour-${text!.pid}\n`));

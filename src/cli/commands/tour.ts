@@ -6,16 +6,17 @@
  * @internal
  * @module
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
 import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
 import { Mutex } from '../../lock.js';
 import { Fifo } from '../../fifo.js';
-import { PIPE_BUF, type PipeReadEnd, type PipeWriteEnd, pipe, spawn as spawnWithFds } from '../../pipe.js';
-import { type SignalInfo, sendSignal } from '../../signal.js';
+import { PIPE_BUF, PipeReadEnd, type PipeWriteEnd, pipe, spawn as spawnWithFds } from '../../pipe.js';
+import { type SignalInfo, onSignal, sendSignal } from '../../signal.js';
+import { connect, listen } from '../../socket.js';
 import { RACE_LAYOUT, createRaceSegment, race, startWorker } from '../race.js';
 import { IpcError } from '../../errors.js';
 import { formatKey } from '../../internal/address.js';
@@ -67,16 +68,25 @@ interface ChildResult {
   elapsedMs: number;
 }
 
+/** What a child printed so far. */
+interface ChildOutput {
+  pid: number;
+  stdout: string;
+  stderr: string;
+}
+
 /**
  * Runs `ipckit <args>` as a child process and collects what it printed;
  * rejects if it does not exit with `expectedCode`. `onOutput` sees the
- * output so far each time the child prints something.
+ * output so far each time the child prints something. `prefix` runs it
+ * through another command that ends by executing it (`ip netns exec NAME`).
  */
 function runCli(args: string[], onSpawn?: (pid: number) => void, expectedCode = 0,
-  onOutput?: (output: { pid: number; stdout: string; stderr: string }) => void): Promise<ChildResult> {
+  onOutput?: (output: ChildOutput) => void, prefix: string[] = []): Promise<ChildResult> {
   return new Promise<ChildResult>((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, ...rest] = [...prefix, process.execPath, CLI, ...args];
+    const child = spawn(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     const printed = (): void => onOutput?.({ pid: child.pid!, stdout, stderr });
@@ -359,16 +369,32 @@ async function pipeChapter(n: Narrator): Promise<void> {
 }
 
 /**
- * Starts `ipckit <args>`, and resolves `ready` with its pid once its output
- * contains `marker` (the promise `done` settles when it exits).
+ * Starts `ipckit <args>` (through `prefix`, see {@link runCli}), and resolves
+ * `ready` with its pid and output once its output contains `marker` (the
+ * promise `done` settles when it exits). `stop()` sends it SIGTERM if it is
+ * still running: for a step that failed while the child waits for it.
  */
-function startCli(args: string[], marker: string, onSpawn: (pid: number) => void, expectedCode = 0): { ready: Promise<number>; done: Promise<ChildResult> } {
-  let resolveReady!: (pid: number) => void;
-  const ready = new Promise<number>((resolve) => { resolveReady = resolve; });
-  const done = later(runCli(args, onSpawn, expectedCode, ({ pid, stdout, stderr }) => {
-    if (stdout.includes(marker) || stderr.includes(marker)) resolveReady(pid);
-  }));
-  return { ready: Promise.race([ready, done.then(() => { throw new IpcError('ERR_IPC_PEER_FAILED', `"ipckit ${args.join(' ')}" exited before it was ready.`); })]), done };
+function startCli(args: string[], marker: string, onSpawn: (pid: number) => void, expectedCode = 0, prefix: string[] = []):
+  { ready: Promise<ChildOutput>; done: Promise<ChildResult>; stop(): void } {
+  let resolveReady!: (output: ChildOutput) => void;
+  const ready = new Promise<ChildOutput>((resolve) => { resolveReady = resolve; });
+  let pid: number | undefined;
+  const done = later(runCli(args, (p) => { pid = p; onSpawn(p); }, expectedCode, (output) => {
+    if (output.stdout.includes(marker) || output.stderr.includes(marker)) resolveReady(output);
+  }, prefix));
+  let running = true;
+  done.then(() => { running = false; }, () => { running = false; });
+  const stop = (): void => {
+    if (!running || pid === undefined) return;
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch { /* It exited meanwhile. */ }
+  };
+  return {
+    ready: Promise.race([ready, done.then(() => { throw new IpcError('ERR_IPC_PEER_FAILED', `"ipckit ${args.join(' ')}" exited before it was ready.`); })]),
+    done,
+    stop,
+  };
 }
 
 /** The scheduler state of `pid` (R, S, T, ...), from /proc. */
@@ -391,7 +417,7 @@ async function signalChapter(n: Narrator): Promise<void> {
 
   const first = startCli(['signal', 'wait', 'SIGUSR2', 'SIGRTMIN+1', '--count', '2', '--json'], '"waiting"',
     (pid) => n.say('child', pid, '$ ipckit signal wait SIGUSR2 SIGRTMIN+1 --count 2 --json'));
-  const waiter = await first.ready;
+  const { pid: waiter } = await first.ready;
   sendSignal(waiter, 'SIGUSR2');
   n.say('tour', me, `kill(${waiter}, SIGUSR2)`);
   sendSignal(waiter, 'SIGRTMIN+1', { value: 42 });
@@ -406,7 +432,7 @@ async function signalChapter(n: Narrator): Promise<void> {
     'To show it, the tour stops the child with SIGSTOP, sends three of each, then resumes it.');
   const second = startCli(['signal', 'wait', 'SIGUSR2', 'SIGRTMIN+1', '--count', '6', '--timeout', '1000', '--json'], '"waiting"',
     (pid) => n.say('child', pid, '$ ipckit signal wait SIGUSR2 SIGRTMIN+1 --count 6 --timeout 1000 --json'), 1);
-  const stopped = await second.ready;
+  const { pid: stopped } = await second.ready;
   sendSignal(stopped, 'SIGSTOP');
   try {
     for (let i = 0; i < 500 && processState(stopped) !== 'T'; i++) await sleep(2);
@@ -431,7 +457,7 @@ async function signalChapter(n: Narrator): Promise<void> {
     'process whose handler cleans up before it exits with 128 + 2 = 130, instead of dying at once.');
   const demo = startCli(['demo', 'ctrl-c', '--cleanup', '200', '--json'], '"ready"',
     (pid) => n.say('child', pid, '$ ipckit demo ctrl-c --cleanup 200 --json'), 130);
-  const worker = await demo.ready;
+  const { pid: worker } = await demo.ready;
   sendSignal(worker, 'SIGINT');
   n.say('tour', me, `kill(${worker}, SIGINT)`);
   const ended = await demo.done;
@@ -444,11 +470,218 @@ async function signalChapter(n: Narrator): Promise<void> {
     'Try it: ipckit demo ctrl-c');
 }
 
+/** The address a `socket listen --json` child announced on stderr. */
+function listeningAddress(stderr: string): string {
+  for (const line of stderr.split('\n')) {
+    if (line.startsWith('{"listening"')) return (JSON.parse(line) as { listening: { address: string } }).listening.address;
+  }
+  throw new IpcError('ERR_IPC_PEER_FAILED', `The listener announced no address: ${stderr.trim()}`);
+}
+
+/** Rejects when `child` fails, and never resolves: raced against a wait that only the child can end. */
+function failureOf(child: Promise<unknown>): Promise<never> {
+  return child.then(() => new Promise<never>(() => undefined));
+}
+
+/** One --json line of `ipckit socket listen`. */
+interface ListenedMessage {
+  data: string;
+  peer: { address: string | null; pid: number | null; uid: number | null; gid: number | null };
+}
+
+async function socketChapter(n: Narrator): Promise<void> {
+  const me = process.pid;
+  n.heading('Sockets: two-way connections, on one machine and across machines');
+  n.explain('A socket is one end of a two-way connection between processes. A server binds an address and\n' +
+    'listens; clients connect, and each connection carries bytes both ways. A Unix socket has a path (or\n' +
+    'an abstract name) and reaches the processes of this machine; a TCP socket has an IP address and a\n' +
+    'port and reaches any machine. ipckit frames messages on both: a 4-byte length, then the bytes.');
+
+  const path = `${tmpdir()}/ipckit-tour-sock-${me}`;
+  const address = `unix:${path}`;
+  const server = listen(address, { mode: 0o600 });
+  try {
+    n.say('tour', me, `listening on ${address} (a socket file, mode 0600)`);
+    const asking = later(runCli(['socket', 'send', address, 'who are you?', '--reply', '--json'],
+      (pid) => n.say('child', pid, `$ ipckit socket send ${address} "who are you?" --reply --json`)));
+    const conn = await Promise.race([server.accept({ timeout: 10_000 }), failureOf(asking)]);
+    try {
+      const peer = conn.peer!;
+      n.say('tour', me, `accepted a connection; the kernel says the other end is pid ${peer.pid} (uid ${peer.uid}, gid ${peer.gid})`);
+      const { data } = await conn.receive({ timeout: 10_000 });
+      n.say('tour', me, `received ${show(data.toString())}`);
+      const answer = `the tour, pid ${me}; and you are pid ${peer.pid}`;
+      await conn.send(Buffer.from(answer));
+      n.say('tour', me, `replied ${show(answer)}`);
+    } finally {
+      conn.close();
+    }
+    const asked = await asking;
+    const exchange = JSON.parse(asked.stdout) as { peer: ListenedMessage['peer']; reply: { data: string } };
+    n.say('child', asked.pid, `printed the reply ${show(exchange.reply.data)}; the kernel says the server is pid ` +
+      `${exchange.peer.pid} (uid ${exchange.peer.uid}, gid ${exchange.peer.gid})`);
+    n.explain('Neither side said who it was: the kernel recorded each process\'s pid, uid and gid when the\n' +
+      'connection was made (SO_PEERCRED), and no process can claim another\'s. A server can refuse users by\n' +
+      'uid before it reads a byte (ipckit socket listen --allow-uid).');
+
+    n.explain('\nA Unix socket also carries open descriptors (SCM_RIGHTS): the receiver gets a descriptor of its own\n' +
+      'for the same open pipe, file or socket. Here sh makes a pipe; printf writes into it, and ipckit, whose\n' +
+      'stdin is the read end, sends that read end to the tour with --fd 0.');
+    const script = 'printf \'written by printf into the pipe sh made\\n\' | exec "$0" "$1" socket send "$2" "here is my stdin" --fd 0';
+    const sh = spawn('sh', ['-c', script, process.execPath, CLI, address], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let shErrors = '';
+    sh.stderr.setEncoding('utf8').on('data', (chunk: string) => { shErrors += chunk; });
+    const shDone = later(exited(sh).then((status) => {
+      if (status !== 0) throw new IpcError('ERR_IPC_PEER_FAILED', `The descriptor-passing pipeline exited ${status}: ${shErrors.trim()}`);
+    }));
+    n.say('child', sh.pid!, `$ printf 'written by printf into the pipe sh made\\n' | ipckit socket send ${address} "here is my stdin" --fd 0`);
+    const passer = await Promise.race([server.accept({ timeout: 10_000 }), failureOf(shDone)]);
+    try {
+      const m = await passer.receive({ timeout: 10_000 });
+      const fd = m.fds[0];
+      if (fd === undefined) throw new IpcError('ERR_IPC_PEER_FAILED', `The message came without a descriptor. ${shErrors.trim()}`);
+      const end = PipeReadEnd.fromFd(fd);
+      try {
+        n.say('tour', me, `received ${show(m.data.toString())} from pid ${passer.peer!.pid} (the pipeline's ipckit), with descriptor ${fd}: ` +
+          `${readlinkSync(`/proc/self/fd/${fd}`)}`);
+        const chunks: Buffer[] = [];
+        for await (const chunk of end) chunks.push(chunk);
+        n.say('tour', me, `read ${show(Buffer.concat(chunks).toString())} from it: a pipe the tour never opened`);
+      } finally {
+        end.close();
+      }
+    } finally {
+      passer.close();
+    }
+    await shDone;
+  } finally {
+    server.close();
+    n.say('tour', me, `closed the server; its socket file ${path} is removed`);
+  }
+
+  n.explain('\nTCP: the same messages, addressed by IP address and port. The child asks for port 0, and the\n' +
+    'kernel picks a free one, which the child prints.');
+  const echo = startCli(['socket', 'listen', 'tcp://127.0.0.1:0', '--echo', '--count', '2', '--json'], '"listening"',
+    (pid) => n.say('child', pid, '$ ipckit socket listen tcp://127.0.0.1:0 --echo --count 2 --json'));
+  try {
+    const echoing = await echo.ready;
+    const tcp = listeningAddress(echoing.stderr);
+    n.say('child', echoing.pid, `listening on ${tcp}`);
+    using sock = await connect(tcp, { timeout: 10_000 });
+    n.say('tour', me, `connected from ${sock.localAddress} to ${sock.remoteAddress}; peer credentials: ` +
+      `${sock.peer === null ? 'none (TCP knows only addresses)' : `pid ${sock.peer.pid}`}`);
+    for (const text of ['ping', 'ping again']) {
+      const started = performance.now();
+      await sock.send(Buffer.from(text));
+      const { data } = await sock.receive({ timeout: 10_000 });
+      n.say('tour', me, `sent ${show(text)}, and ${show(data.toString())} came back after ${(performance.now() - started).toFixed(2)} ms`);
+    }
+  } catch (err) {
+    echo.stop();
+    throw err;
+  }
+  const echoed = await echo.done;
+  n.say('child', echoed.pid, `echoed 2 messages and exited ${echoed.code}`);
+  n.explain('Over TCP the kernel knows only addresses, not who is at the other end: a server that must know\n' +
+    'asks (a token, a TLS certificate).');
+
+  await acrossMachines(n);
+}
+
+/** Runs `ip <args>`; resolves to its stdout, or rejects with what it printed on stderr. */
+function ip(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('ip', args, (err, stdout, stderr) => {
+      if (err) reject(new IpcError('ERR_IPC_PEER_FAILED', `ip ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** Why network namespaces cannot be made here, or undefined if they may be. */
+function namespacesUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'creating network namespaces needs root (run "sudo ipckit tour socket" to see it).';
+  const probe = spawnSync('ip', ['-V']);
+  if (probe.error !== undefined) return 'the ip command (iproute2) is not installed.';
+  return undefined;
+}
+
+/**
+ * Two network namespaces, each a network stack of its own as a separate
+ * machine has, joined by a veth pair (a virtual cable); a TCP message from
+ * one to the other, addressed by IP. The namespaces are deleted whatever
+ * happens, also on SIGINT, SIGTERM or SIGHUP: unlike the other chapters'
+ * objects they outlive the tour machine-wide.
+ */
+async function acrossMachines(n: Narrator): Promise<void> {
+  const me = process.pid;
+  n.explain('\nAcross machines: a TCP connection is the same when the other end is another computer. To show it\n' +
+    'without one, the tour makes two network namespaces (each has its own interfaces, addresses, routes and\n' +
+    'ports, as a separate machine does) and joins them with a veth pair, a virtual cable.');
+  const why = namespacesUnavailable();
+  if (why !== undefined) {
+    n.explain(`This machine cannot show it: ${why}`);
+    return;
+  }
+  const [a, b] = [`ipckit-tour-${me}-a`, `ipckit-tour-${me}-b`];
+  const made: string[] = [];
+  let listener: ReturnType<typeof startCli> | undefined;
+  const removeAll = async (): Promise<void> => {
+    await Promise.allSettled(made.splice(0).map((ns) => ip(['netns', 'delete', ns])));
+    // A child left waiting in a namespace would keep it alive, nameless, after its name is gone.
+    listener?.stop();
+  };
+  const removers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => onSignal(sig, (info) => {
+    void removeAll().finally(() => process.exit(128 + info.number));
+  }));
+  try {
+    try {
+      for (const ns of [a, b]) {
+        await ip(['netns', 'add', ns]);
+        made.push(ns);
+      }
+    } catch (err) {
+      n.explain(`This machine cannot show it: ${(err as Error).message}`);
+      return;
+    }
+    await ip(['link', 'add', 'veth-a', 'netns', a, 'type', 'veth', 'peer', 'name', 'veth-b', 'netns', b]);
+    for (const [ns, dev, addr] of [[a, 'veth-a', '10.77.0.1/24'], [b, 'veth-b', '10.77.0.2/24']] as const) {
+      await ip(['-n', ns, 'addr', 'add', addr, 'dev', dev]);
+      await ip(['-n', ns, 'link', 'set', dev, 'up']);
+      await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    }
+    n.say('tour', me, `created namespaces ${a} and ${b}, and a veth pair: veth-a (10.77.0.1) in the first, veth-b (10.77.0.2) in the second`);
+
+    const listenArgs = ['socket', 'listen', 'tcp://10.77.0.2:0', '--count', '1', '--json'];
+    listener = startCli(listenArgs, '"listening"',
+      (pid) => n.say('child', pid, `$ ip netns exec ${b} ipckit ${listenArgs.join(' ')}`), 0, ['ip', 'netns', 'exec', b]);
+    const ready = await listener.ready;
+    const target = listeningAddress(ready.stderr);
+    n.say('child', ready.pid, `listening on ${target}, in ${b}`);
+    const text = `hello from ${a}`;
+    const sendArgs = ['socket', 'send', target, text, '--timeout', '10000'];
+    const sent = await runCli(sendArgs, (pid) => n.say('child', pid, `$ ip netns exec ${a} ipckit socket send ${target} "${text}" --timeout 10000`),
+      0, undefined, ['ip', 'netns', 'exec', a]);
+    n.say('child', sent.pid, `sent ${show(text)} and exited ${sent.code}`);
+    const got = await listener.done;
+    const m = JSON.parse(got.stdout) as ListenedMessage;
+    n.say('child', got.pid, `received ${show(m.data)} from ${m.peer.address}: the other namespace's address, across the cable`);
+    n.explain('Between real machines only the cable differs: the programs, the addresses and the socket calls are\n' +
+      'the same. (The tour\'s own namespace has neither address: it could not reach them.)');
+  } finally {
+    const names = [...made];
+    await removeAll();
+    for (const remove of removers) remove();
+    if (names.length > 0) n.say('tour', me, `deleted ${names.join(' and ')} (and with them the veth pair)`);
+  }
+}
+
 const CHAPTERS: Record<string, (n: Narrator) => Promise<void>> = {
   mq: messageQueueChapter,
   shm: sharedMemoryChapter,
   pipe: pipeChapter,
   signal: signalChapter,
+  socket: socketChapter,
 };
 
 export const tourCommand: Leaf = {
