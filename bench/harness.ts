@@ -18,6 +18,7 @@ import * as messageQueue from './message-queue.js';
 import * as sharedMemory from './shared-memory.js';
 import * as pipeBench from './pipe.js';
 import * as signalBench from './signal.js';
+import * as socketBench from './socket.js';
 
 const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench');
 const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
@@ -67,7 +68,7 @@ export interface BenchModule {
   measure(ctx: BenchContext): Promise<Row[]>;
 }
 
-const MODULES: BenchModule[] = [messageQueue, sharedMemory, pipeBench, signalBench];
+const MODULES: BenchModule[] = [messageQueue, sharedMemory, pipeBench, signalBench, socketBench];
 
 function pinPrefix(placement: Placement): string[] {
   return placement === 'pinned' ? ['taskset', '-c', '0'] : [];

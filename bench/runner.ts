@@ -6,6 +6,7 @@ import * as messageQueue from './message-queue.js';
 import * as sharedMemory from './shared-memory.js';
 import * as pipeBench from './pipe.js';
 import * as signalBench from './signal.js';
+import * as socketBench from './socket.js';
 
 /** The roles a mechanism's benchmark runs in child processes. */
 export type Roles = Record<string, (params: any) => Promise<void>>;
@@ -15,6 +16,7 @@ const ROLES: Record<string, Roles> = {
   [sharedMemory.mechanism]: sharedMemory.roles,
   [pipeBench.mechanism]: pipeBench.roles,
   [signalBench.mechanism]: signalBench.roles,
+  [socketBench.mechanism]: socketBench.roles,
 };
 
 const [mechanism, role, params] = process.argv.slice(2);
