@@ -566,12 +566,12 @@ export interface SpawnWithFdsOptions extends SpawnOptions {
    * own copy afterwards if you no longer use it, or the other side never
    * sees the end of the data.
    */
-  fds?: Record<number, PipeReadEnd | PipeWriteEnd | number>;
+  fds?: Record<number, { readonly fd: number } | number>;
 }
 
 /**
- * `child_process.spawn` that also hands pipe ends to the child at chosen
- * descriptor numbers.
+ * `child_process.spawn` that also hands pipe ends, sockets (any ipckit
+ * handle with `fd`) or descriptor numbers to the child at chosen numbers.
  *
  * @example
  * ```ts
@@ -591,9 +591,9 @@ export function spawn(command: string, args: readonly string[] = [], options: Sp
     const n = Number(key);
     if (!Number.isInteger(n) || n < 0 || n > 1023) throw invalidArgument(`fds key ${key}`, key, 'a descriptor number from 0 to 1023');
     while (base.length <= n) base.push('ignore');
-    if (end instanceof PipeReadEnd || end instanceof PipeWriteEnd) base[n] = end.fd;
-    else if (typeof end === 'number') base[n] = checkInteger(end, `fds[${key}]`, 0, 2 ** 31 - 1);
-    else throw invalidArgument(`fds[${key}]`, end, 'a PipeReadEnd, a PipeWriteEnd or a descriptor number');
+    if (typeof end === 'number') base[n] = checkInteger(end, `fds[${key}]`, 0, 2 ** 31 - 1);
+    else if (end !== null && typeof end === 'object' && typeof (end as { fd?: unknown }).fd === 'number') base[n] = end.fd;
+    else throw invalidArgument(`fds[${key}]`, end, 'a descriptor number or an ipckit handle with fd (a pipe end, a socket)');
   }
   return trackSpawned(spawnChild(command, [...args], { ...rest, stdio: base as SpawnOptions['stdio'] }));
 }

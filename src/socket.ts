@@ -405,17 +405,19 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   #requests: Map<number, Waiting<T>> | undefined;
   #nextId = 1;
   #pump: AbortController | undefined;
+  /** Set by the first request or serve: from then on every message is an envelope. */
+  #carriesRequests = false;
   #serving: ((data: T, request: { fds: number[] }) => unknown) | undefined;
   #servedEnd: Waiting<void> | undefined;
 
   /** @internal */
-  constructor(fd: number, kind: SocketKind, settings: Settings<T>, handedOver = false, remote?: string | null) {
+  constructor(fd: number, kind: SocketKind, settings: Settings<T>, handedOver = false, remote?: string | null, label?: string) {
     const peerName = remote !== undefined ? remote : nameOf(fd, kind, true);
-    super(fd, kind, peerName ?? `${kind} fd ${fd}`, settings.spin, handedOver);
+    super(fd, kind, peerName ?? label ?? `${kind} fd ${fd}`, settings.spin, handedOver);
     this.#settings = settings;
     this.#remote = peerName;
     this.#framed = kind === 'unix' || kind === 'tcp';
-    this.#ahead = new ReadAhead(this.address);
+    this.#ahead = new ReadAhead(this.address, 'maxMessageSize');
     this.#scratch = Buffer.allocUnsafe(this.#framed ? READ_SIZE : Math.min(DATAGRAM_SCRATCH, Math.max(settings.maxMessageSize, 1)));
     this.peer = kind === 'tcp' ? null : this.#credentials(fd);
     if (kind === 'tcp') native.setSockOpt(fd, S.IPPROTO_TCP, S.TCP_NODELAY, 1);
@@ -511,19 +513,19 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    * sent was received.
    */
   receive(options?: WaitOptions): Promise<SocketMessage<T>> {
-    if (this.#pump !== undefined) return Promise.reject(this.#requestMode('receive'));
+    if (this.#carriesRequests) return Promise.reject(this.#requestMode('receive'));
     return run(this.readLane, 'receive', options, NO_KEYS, () => this.#receiveOp(true));
   }
 
   /** The blocking form of {@link receive}. */
   receiveSync(options?: SyncWaitOptions): SocketMessage<T> {
-    if (this.#pump !== undefined) throw this.#requestMode('receiveSync');
+    if (this.#carriesRequests) throw this.#requestMode('receiveSync');
     return runSync(this.readLane, 'receiveSync', options, NO_KEYS, () => this.#receiveOp(true));
   }
 
   /** A message if one is complete now, else `undefined`. */
   tryReceive(): SocketMessage<T> | undefined {
-    if (this.#pump !== undefined) throw this.#requestMode('tryReceive');
+    if (this.#carriesRequests) throw this.#requestMode('tryReceive');
     return tryRun(this.readLane, 'tryReceive', undefined, NO_KEYS, () => this.#receiveOp(true));
   }
 
@@ -1013,6 +1015,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   // ---- the request pump ------------------------------------------------------
 
   #startPump(): void {
+    this.#carriesRequests = true;
     if (this.#pump !== undefined) return;
     const pump = new AbortController();
     this.#pump = pump;
@@ -1260,7 +1263,7 @@ export class SocketServer<T = Buffer> extends SocketBase implements AsyncIterabl
         const refusal = this.#refusal(fd);
         if (refusal === undefined) {
           try {
-            return new MessageSocket<T>(fd, this.kind, this.#settings);
+            return new MessageSocket<T>(fd, this.kind, this.#settings, false, undefined, this.#connectionLabel(fd));
           } catch (err) {
             native.close(fd);
             throw err;
@@ -1271,6 +1274,12 @@ export class SocketServer<T = Buffer> extends SocketBase implements AsyncIterabl
         this.#events.emit('refused', refusal);
       }
     });
+  }
+
+  /** How an accepted connection from an unbound peer is named in messages: the server's address and the peer's pid. */
+  #connectionLabel(fd: number): string {
+    const out = new Int32Array(3);
+    return native.peerCredentials(fd, out) === 0 && out[0]! > 0 ? `${this.address} (connection from pid ${out[0]})` : `${this.address} (connection)`;
   }
 
   /** Why the allow-lists refuse the peer on `fd`, or undefined. */

@@ -42,8 +42,12 @@ export class ReadAhead {
   /** Set once a framed stream broke: messages cannot be found again. */
   #broken: IpcError | undefined;
 
-  constructor(address: string) {
+  readonly #limitName: string;
+
+  /** `limitName`: the option that sets the largest message, for messages. */
+  constructor(address: string, limitName = 'maxSize') {
     this.#address = address;
+    this.#limitName = limitName;
   }
 
   /** Bytes waiting to be handed out. */
@@ -95,8 +99,8 @@ export class ReadAhead {
         const length = this.#peekLength();
         if (length > max) {
           this.#broken = new IpcError('ERR_IPC_MESSAGE_TOO_LARGE',
-            `A message on ${this.#address} announces ${length} bytes, more than maxSize ${max}. Nothing was allocated; ` +
-            'the stream cannot be resynchronised, so further messages on this end fail too. Raise maxSize if the writer is trusted.',
+            `A message on ${this.#address} announces ${length} bytes, more than ${this.#limitName} ${max}. Nothing was allocated; ` +
+            `the stream cannot be resynchronised, so further messages on this end fail too. Raise ${this.#limitName} if the writer is trusted.`,
             { address: this.#address });
           throw this.#broken;
         }
