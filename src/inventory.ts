@@ -12,6 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { E, IpcError, systemError } from './errors.js';
 import { formatKey } from './internal/address.js';
+import { type Binding, O_PATH_FLAGS, bindingOf } from './internal/socket-file.js';
 import { PosixMessageQueue } from './message-queue.js';
 import { native } from './native.js';
 
@@ -435,7 +436,6 @@ const SOCKET_DIRS = ['/tmp', '/run', '/var/run', '/dev/shm'];
 const SOCKET_DIR_DEPTH = 3;
 /** The most directory entries the search for stale socket files reads, so that a huge /tmp cannot make a listing slow. */
 const SOCKET_DIR_ENTRIES = 50_000;
-const O_PATH_FLAGS = native.constants.O_PATH | native.constants.O_NOFOLLOW | native.constants.O_CLOEXEC;
 
 // Socket names are kept as byte strings (latin1: one character per byte), so that a path
 // that is not UTF-8 still names its file; they are decoded as UTF-8 only to be shown.
@@ -474,23 +474,6 @@ interface SocketFile {
   path: string;
   st: Stats;
   candidates: BoundSocket[];
-}
-
-/** What is bound to a socket file (see the comment above this section). */
-type Binding = { binding: 'dgram' | 'stream' | 'none' } | { binding: 'unknown'; r: number };
-
-/** Asks the kernel what is bound to the socket file open as the O_PATH descriptor `fd`. */
-function bindingOf(fd: number): Binding {
-  const probe = native.socketOpen(S.AF_UNIX, S.SOCK_DGRAM, true);
-  if (probe < 0) return { binding: 'unknown', r: probe };
-  const sockaddr = native.unixAddress(Buffer.from(`/proc/self/fd/${fd}`), false);
-  const r = typeof sockaddr === 'number' ? sockaddr : native.connect(probe, sockaddr);
-  native.close(probe);
-  // EPERM: a datagram socket is bound there, connected to another peer.
-  if (r === 0 || r === E.EPERM) return { binding: 'dgram' };
-  if (r === E.EPROTOTYPE) return { binding: 'stream' };
-  if (r === E.ECONNREFUSED) return { binding: 'none' };
-  return { binding: 'unknown', r };
 }
 
 /** What lstat says of a path: its Stats, `absent`, or `hidden` (a directory on the way may not be searched by this user). */

@@ -30,6 +30,7 @@ import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, WRITABLE, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
 import { type SocketAddress, type SocketType, parseSocketAddress } from './internal/socket-address.js';
+import { bindingAt } from './internal/socket-file.js';
 import { type StreamOptions } from './internal/streams.js';
 import { type OwnerOption, checkOwner } from './internal/trust.js';
 import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
@@ -1450,10 +1451,8 @@ function bindTo(fd: number, address: SocketAddress, sockaddr: Buffer, mode: numb
     if (r < 0) throw systemError(r, 'fchmod', address.text);
   }
   let r = native.bind(fd, sockaddr);
-  if (r === E.EADDRINUSE && path !== undefined && staleSocketFile(path, address, owner)) {
-    try {
-      unlinkSync(path);
-    } catch { /* someone else removed it */ }
+  // A stale file (removed by staleSocketFile) is replaced; a file removed meanwhile is bound again too.
+  if (r === E.EADDRINUSE && path !== undefined && (staleSocketFile(path, address, owner) || bindingAt(path).binding === 'absent')) {
     r = native.bind(fd, sockaddr);
   }
   if (r < 0) {
@@ -1469,38 +1468,30 @@ function bindTo(fd: number, address: SocketAddress, sockaddr: Buffer, mode: numb
   return { path, dev: st.dev, ino: st.ino };
 }
 
-/** Whether the socket file at `path` is stale: a socket owned by `owner` that nobody is bound to any more. */
+/**
+ * Whether the socket file at `path` is stale: a socket owned by `owner`
+ * that nothing is bound to any more (asked of the kernel without
+ * connecting to a live server; see internal/socket-file.ts).
+ */
 function staleSocketFile(path: string, address: SocketAddress, owner: OwnerOption): boolean {
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch {
-    return true;
-  }
-  if (!st.isSocket()) {
+  const found = bindingAt(path);
+  if (found.binding === 'absent') return false;
+  if (found.binding === 'not-socket') {
     throw new IpcError('EADDRINUSE', `bind ${address.text} failed: ${path} exists and is not a socket; it was left alone. Remove it, or use another path.`,
       { address: address.text, errno: E.EADDRINUSE, syscall: 'bind' });
   }
-  if (owner !== 'any' && st.uid !== owner) {
-    throw new IpcError('ERR_IPC_UNTRUSTED', `bind ${address.text}: a socket file there belongs to uid ${st.uid}, not uid ${owner}; it was not ` +
-      `replaced. If that is expected, pass { owner: ${st.uid} } or { owner: 'any' }, or remove it.`, { address: address.text });
+  if (found.binding !== 'none') return false;
+  if (owner !== 'any' && found.uid !== owner) {
+    throw new IpcError('ERR_IPC_UNTRUSTED', `bind ${address.text}: a stale socket file there belongs to uid ${found.uid}, not uid ${owner}; it ` +
+      `was not replaced. If that is expected, pass { owner: ${found.uid} } or { owner: 'any' }, or remove it (ipckit rm).`, { address: address.text });
   }
-  return probe(address, path) === 'stale';
-}
-
-/** Connects to a Unix socket file to learn whether anything listens there. */
-export function probe(address: SocketAddress, path: string): 'live' | 'stale' | 'unknown' {
-  for (const type of [TYPE_OF[address.type], S.SOCK_STREAM, S.SOCK_SEQPACKET, S.SOCK_DGRAM]) {
-    const fd = native.socketOpen(S.AF_UNIX, type, true);
-    if (fd < 0) return 'unknown';
-    const sockaddr = native.unixAddress(Buffer.from(path), false);
-    const r = typeof sockaddr === 'number' ? sockaddr : native.connect(fd, sockaddr);
-    native.close(fd);
-    if (r === E.ECONNREFUSED) return 'stale';
-    if (r === 0 || r === E.EAGAIN || r === E.EINPROGRESS) return 'live';
-    if (r !== E.EPROTOTYPE) return 'unknown';
-  }
-  return 'unknown';
+  // Unlinking goes by name: only while the name still is the file found stale.
+  try {
+    const now = lstatSync(path);
+    if (now.dev !== found.dev || now.ino !== found.ino) return false;
+    unlinkSync(path);
+  } catch { /* gone already: bind again */ }
+  return true;
 }
 
 function openSocket(address: SocketAddress, nonBlocking: boolean): number {

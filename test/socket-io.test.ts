@@ -539,6 +539,23 @@ os.kill(os.getpid(), signal.SIGKILL)
     rmSync(path);
   });
 
+  it('a socket bound but not yet listening is live: its file is never taken for stale', async () => {
+    const path = sockPath('early');
+    const py = python(`
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(sys.argv[1])
+print('bound', flush=True)
+sys.stdin.read()
+`, path);
+    await py.line();
+    throwsWith(() => listen(`unix:${path}`), 'EADDRINUSE', /live socket/);
+    throwsWith(() => bind(`unix-dgram:${path}`), 'EADDRINUSE', /live socket/);
+    assert.equal(lstatSync(path).isSocket(), true);
+    py.child.stdin?.end();
+    assert.equal(await py.exited, 0);
+    rmSync(path);
+  });
+
   it('close removes the file this server made, and only that one', () => {
     const path = sockPath('own');
     const first = listen(`unix:${path}`);
