@@ -252,8 +252,10 @@ Napi::Value Shutdown(const Napi::CallbackInfo& info) {
   return SysResult(info.Env(), shutdown(ArgInt(info, 0), ArgInt(info, 1)));
 }
 
-// sendMsg(fd, data, offset, length, fds | null, to | null, spinUs) -> bytes
-// sent, or -errno. Never blocks (MSG_DONTWAIT) and never raises SIGPIPE.
+// sendMsg(fd, data, offset, length, fds | null, to | null, spinUs
+// [, head, headOffset]) -> bytes sent (head's first), or -errno. `head`
+// (a frame's length prefix) goes in the same call, before the data. Never
+// blocks (MSG_DONTWAIT) and never raises SIGPIPE.
 Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgInt(info, 0);
@@ -261,10 +263,18 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   size_t offset = static_cast<size_t>(ArgInt64(info, 2));
   size_t length = static_cast<size_t>(ArgInt64(info, 3));
   if (offset > b.length || length > b.length - offset) return Errno(env, ERANGE);
-  iovec iov{b.data + offset, length};
+  iovec iov[2];
+  int parts = 0;
+  if (info.Length() > 8 && info[7].IsTypedArray()) {
+    Bytes head = ArgBytes(info, 7);
+    size_t head_offset = static_cast<size_t>(ArgInt64(info, 8));
+    if (head_offset > head.length) return Errno(env, ERANGE);
+    if (head_offset < head.length) iov[parts++] = iovec{head.data + head_offset, head.length - head_offset};
+  }
+  iov[parts++] = iovec{b.data + offset, length};
   msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
+  msg.msg_iov = iov;
+  msg.msg_iovlen = parts;
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
   if (info[4].IsTypedArray()) {
     auto fds = info[4].As<Napi::Int32Array>();

@@ -219,7 +219,9 @@ export interface NativeBinding {
   peerPidfd(fd: number): number;
   queuedBytes(fd: number): number;
   shutdown(fd: number, how: number): number;
-  sendMsg(fd: number, data: Uint8Array, offset: number, length: number, fds: Int32Array | null, to: Uint8Array | null, spinUs: number): number;
+  /** `head` (from headOffset) goes first in the same call; the count includes it. */
+  sendMsg(fd: number, data: Uint8Array, offset: number, length: number, fds: Int32Array | null, to: Uint8Array | null, spinUs: number,
+    head?: Uint8Array, headOffset?: number): number;
   /** meta = [msg_flags, descriptors received into fdsOut, address length]. */
   recvMsg(fd: number, buffer: Uint8Array, offset: number, length: number, fdsOut: Int32Array, from: Uint8Array | null,
     meta: Int32Array, flags: number, spinUs: number): number;

@@ -651,7 +651,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** The blocking form of {@link write}. */
   writeSync(data: Uint8Array, options?: SyncWaitOptions): void {
     this.#streamOnly('writeSync');
-    runSync(this.writeLane, 'writeSync', options, NO_KEYS, () => this.#partsOp([checkBytes(data)], null));
+    runSync(this.writeLane, 'writeSync', options, NO_KEYS, () => this.#streamOp(null, checkBytes(data), null));
   }
 
   /** Closes the sending direction (`shutdown(SHUT_WR)`): the peer reads the end of the data once it has read the rest. */
@@ -783,50 +783,39 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** Sends a message: framed on stream sockets, one packet on seqpacket (or, message: false, raw bytes). */
   #sendOp(bytes: Uint8Array, fds: Int32Array | null, message = true): Operation<typeof DONE> {
     if (!this.#framed) return this.#packetOp(bytes, fds);
-    if (!message) return this.#partsOp([bytes], fds);
+    if (!message) return this.#streamOp(null, bytes, fds);
     if (bytes.length > MAX_FRAME) {
       throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte message exceeds the framing limit of ${MAX_FRAME} bytes.`, { address: this.address });
     }
-    let parts: Uint8Array[];
-    if (bytes.length <= READ_SIZE) {
-      const framed = Buffer.allocUnsafe(FRAME_HEADER + bytes.length);
-      framed.writeUInt32BE(bytes.length, 0);
-      framed.set(bytes, FRAME_HEADER);
-      parts = [framed];
-    } else {
-      const header = Buffer.allocUnsafe(FRAME_HEADER);
-      header.writeUInt32BE(bytes.length, 0);
-      parts = [header, bytes];
-    }
-    return this.#partsOp(parts, fds);
+    const head = Buffer.allocUnsafe(FRAME_HEADER);
+    head.writeUInt32BE(bytes.length, 0);
+    return this.#streamOp(head, bytes, fds);
   }
 
-  /** Writes `parts` in order from where the last attempt stopped; descriptors go with the first byte. */
-  #partsOp(parts: Uint8Array[], fds: Int32Array | null): PartsOperation {
-    let index = 0;
-    let offset = 0;
+  /**
+   * Writes `head` (a frame's length prefix, or nothing) then `data`, from
+   * where the last attempt stopped, both in one sendmsg (no copy of the
+   * message); descriptors go with the first byte.
+   */
+  #streamOp(head: Buffer | null, data: Uint8Array, fds: Int32Array | null): PartsOperation {
+    const headLength = head === null ? 0 : head.length;
+    let headOffset = 0;
+    let dataOffset = 0;
     let pending = fds;
     const op = this.stepOf(C.POLLOUT, (spin) => {
-      while (index < parts.length) {
-        const part = parts[index]!;
-        if (offset === part.length && part.length > 0) {
-          index++;
-          offset = 0;
-          continue;
-        }
-        const n = native.sendMsg(this.rawFd, part, offset, part.length - offset, pending, null, spin);
+      while (headOffset < headLength || dataOffset < data.length || pending !== null) {
+        const n = head === null || headOffset === headLength
+          ? native.sendMsg(this.rawFd, data, dataOffset, data.length - dataOffset, pending, null, spin)
+          : native.sendMsg(this.rawFd, data, dataOffset, data.length - dataOffset, pending, null, spin, head, headOffset);
         if (n >= 0) {
-          if (n > 0 || part.length === 0) pending = null;
-          offset += n;
-          if (part.length === 0) index++;
-          if (offset === part.length && part.length > 0) {
-            index++;
-            offset = 0;
-          }
+          pending = null;
+          const fromHead = Math.min(n, headLength - headOffset);
+          headOffset += fromHead;
+          dataOffset += n - fromHead;
           continue;
         }
         if (n === E.EAGAIN) {
-          (op as PartsOperation).started = index > 0 || offset > 0;
+          op.started = headOffset > 0 || dataOffset > 0;
           return undefined;
         }
         throw this.#sendError(n);
@@ -870,7 +859,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** One message, or (inner: false) one envelope for the request pump. */
   #receiveOp(decode: boolean): Operation<SocketMessage<T>> {
     return this.stepOf(C.POLLIN, (spin) => {
-      const m = this.#framed ? this.#nextFrame() : this.#nextPacket(spin);
+      const m = this.#framed ? this.#nextFrame(spin) : this.#nextPacket(spin);
       if (m === undefined) return undefined;
       this.#touch();
       return { data: decode ? decodeWith(this.#settings.codec, m.data, this.address) : (m.data as unknown as T), fds: m.fds };
@@ -878,8 +867,9 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   }
 
   /** The next complete frame, if there is one. */
-  #nextFrame(): { data: Buffer; fds: number[] } | undefined {
+  #nextFrame(spin: number): { data: Buffer; fds: number[] } | undefined {
     let data: Buffer | null | undefined;
+    this.#readSpin = spin;
     try {
       data = this.#ahead.message(this.#source, this.#settings.maxMessageSize, READ_SIZE);
     } catch (err) {
@@ -887,7 +877,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       throw err;
     }
     if (data === undefined) {
-      if (this.#ahead.length > 0) this.#startFrameTimer();
+      if (this.#ahead.inMessage) this.#startFrameTimer();
       return undefined;
     }
     this.#stopFrameTimer();
@@ -917,26 +907,34 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** The ByteSource the framing reads from: one non-blocking receive, recording descriptors by stream offset. */
   readonly #source: ByteSource = {
     readChunk: (max: number): Buffer | null | undefined => {
-      if (this.#ended) return null;
-      const n = native.recvMsg(this.rawFd, this.#scratch, 0, Math.min(max, this.#scratch.length), this.#fdsOut, null, this.#meta, 0, 0);
-      if (n > 0) {
-        const end = this.#streamIn + n;
-        this.#noteFds(end - 1);
-        this.#streamIn = end;
-        return Buffer.from(this.#scratch.subarray(0, n));
-      }
-      if (n === 0) {
-        this.#ended = true;
-        return null;
-      }
-      if (n === E.EAGAIN) return undefined;
-      if (n === E.ECONNRESET) {
-        this.#ended = true;
-        return null;
-      }
-      throw systemError(n, 'receive', this.address);
+      const n = this.#receiveInto(this.#scratch, 0, Math.min(max, this.#scratch.length));
+      return typeof n === 'number' ? Buffer.from(this.#scratch.subarray(0, n)) : n;
     },
+    readChunkInto: (target: Buffer, offset: number, length: number): number | null | undefined => this.#receiveInto(target, offset, length),
   };
+
+  /** Spin budget of the next stream receive (the first of an attempt). */
+  #readSpin = 0;
+
+  /** One non-blocking stream receive into target: a count, null at the end, undefined if nothing is there. */
+  #receiveInto(target: Buffer, offset: number, length: number): number | null | undefined {
+    if (this.#ended) return null;
+    const spin = this.#readSpin;
+    this.#readSpin = 0;
+    const n = native.recvMsg(this.rawFd, target, offset, length, this.#fdsOut, null, this.#meta, 0, spin);
+    if (n > 0) {
+      const end = this.#streamIn + n;
+      this.#noteFds(end - 1);
+      this.#streamIn = end;
+      return n;
+    }
+    if (n === 0 || n === E.ECONNRESET) {
+      this.#ended = true;
+      return null;
+    }
+    if (n === E.EAGAIN) return undefined;
+    throw systemError(n, 'receive', this.address);
+  }
 
   #noteFds(at: number): void {
     const count = this.#meta[1]!;

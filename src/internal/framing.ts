@@ -20,7 +20,16 @@ export const MAX_FRAME = 2 ** 31 - 1;
  */
 export interface ByteSource {
   readChunk(max: number): Buffer | null | undefined;
+  /**
+   * Reads into `target[offset..offset + length]`: a count, `null` at the
+   * end, `undefined` when nothing is there yet. A source that has it gets
+   * large messages read straight into their own buffer, not copied from chunks.
+   */
+  readChunkInto?(target: Buffer, offset: number, length: number): number | null | undefined;
 }
+
+/** Messages of at least this many bytes are read straight into their buffer when the source allows it (see {@link ReadAhead.message}). */
+const DIRECT_READ = 64 * 1024;
 
 /** `data` with its length prefix, ready to write. */
 export function frame(data: Uint8Array, address: string): Buffer {
@@ -41,6 +50,8 @@ export class ReadAhead {
   #bytes = 0;
   /** Set once a framed stream broke: messages cannot be found again. */
   #broken: IpcError | undefined;
+  /** A large message being read straight into its buffer. */
+  #partial: { target: Buffer; filled: number } | undefined;
 
   readonly #limitName: string;
 
@@ -53,6 +64,11 @@ export class ReadAhead {
   /** Bytes waiting to be handed out. */
   get length(): number {
     return this.#bytes;
+  }
+
+  /** Whether part of a message has arrived (and the rest has not). */
+  get inMessage(): boolean {
+    return this.#bytes > 0 || this.#partial !== undefined;
   }
 
   push(chunk: Buffer): void {
@@ -95,6 +111,21 @@ export class ReadAhead {
   message(source: ByteSource, max: number, readSize: number): Buffer | null | undefined {
     if (this.#broken) throw this.#broken;
     for (;;) {
+      const partial = this.#partial;
+      if (partial !== undefined) {
+        const n = source.readChunkInto!(partial.target, partial.filled, partial.target.length - partial.filled);
+        if (n === undefined) return undefined;
+        if (n === null) {
+          this.#broken = new IpcError('ERR_IPC_FRAMING', `The writer of ${this.#address} closed in the middle of a message ` +
+            `(${FRAME_HEADER + partial.filled} bytes of it arrived).`, { address: this.#address });
+          this.#partial = undefined;
+          throw this.#broken;
+        }
+        partial.filled += n;
+        if (partial.filled < partial.target.length) continue;
+        this.#partial = undefined;
+        return partial.target;
+      }
       if (this.#bytes >= FRAME_HEADER) {
         const length = this.#peekLength();
         if (length > max) {
@@ -107,6 +138,16 @@ export class ReadAhead {
         if (this.#bytes >= FRAME_HEADER + length) {
           this.take(FRAME_HEADER);
           return length === 0 ? Buffer.alloc(0) : this.take(length);
+        }
+        // Once an eighth of it has arrived (a peer cannot make ipckit reserve much more than it sent),
+        // everything read ahead belongs to this message and starts its own buffer.
+        if (length >= DIRECT_READ && source.readChunkInto !== undefined && (this.#bytes - FRAME_HEADER) * 8 >= length) {
+          this.take(FRAME_HEADER);
+          const target = Buffer.allocUnsafe(length);
+          const have = this.#bytes;
+          if (have > 0) this.take(have).copy(target, 0);
+          this.#partial = { target, filled: have };
+          continue;
         }
       }
       const chunk = source.readChunk(readSize);
