@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { fstatSync } from 'node:fs';
+import { fstatSync, readlinkSync } from 'node:fs';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
@@ -211,10 +211,10 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   readonly #receiving: ReadinessLane;
   readonly #receiveOp: Operation<PosixMessage<T>> = { step: (timeout, spin) => this.#receiveStep(timeout, spin) };
 
-  private constructor(name: string, fd: number, access: number, codec: Codec<T>, spin: number, created: boolean) {
+  private constructor(name: string, fd: number, access: number, codec: Codec<T>, spin: number, created: boolean, handedOver = false) {
     super();
     this.name = name;
-    this.#fd = this.holdFd(fd);
+    this.#fd = this.holdFd(fd, handedOver);
     this.#access = access;
     this.#codec = codec;
     this.created = created;
@@ -260,6 +260,26 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     const q = PosixMessageQueue.#openWith<T>(checkPosixName(name, 'message queue'), opts, 'open', undefined);
     if (q === undefined) throw systemError(E.ENOENT, 'mq_open', name);
     return q;
+  }
+
+  /**
+   * Wraps a queue descriptor this process was given (received over a Unix
+   * socket, or inherited) and takes ownership of it: `close()` closes it.
+   * Its access (send, receive or both) is the descriptor's own.
+   */
+  static fromFd<T = Buffer>(fd: number, options?: { codec?: CodecOption<T>; spin?: number }): PosixMessageQueue<T> {
+    checkInteger(fd, 'fd', 0, 2 ** 31 - 1);
+    const opts = checkOptions(options, ['codec', 'spin']);
+    const flags = native.getFlags(fd);
+    if (flags < 0) throw systemError(flags, 'fcntl', `fd ${fd}`, 'The descriptor is not open: was it passed to this process?');
+    if (native.mqGetAttr(fd, new Float64Array(4)) < 0) throw invalidArgument('fd', fd, 'a descriptor of a POSIX message queue');
+    let name: string;
+    try {
+      name = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      name = `mq fd ${fd}`;
+    }
+    return new PosixMessageQueue<T>(name, fd, flags & C.O_ACCMODE, resolveCodec<T>(opts.codec), checkSpin(opts.spin), false, true);
   }
 
   /**

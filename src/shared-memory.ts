@@ -12,14 +12,14 @@
  * @module
  */
 import { constants } from 'node:buffer';
-import { type Stats, existsSync, fstatSync, statfsSync } from 'node:fs';
+import { type Stats, existsSync, fstatSync, readlinkSync, statfsSync } from 'node:fs';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
 import { Handle, createOrOpen } from './internal/handle.js';
 import { describeSetting, descriptorError, readProcNumber } from './internal/limits.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
-import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions } from './internal/validate.js';
+import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions, invalidArgument } from './internal/validate.js';
 
 const C = native.constants;
 
@@ -337,10 +337,38 @@ export class PosixSharedMemory extends SharedMemory {
   readonly name: string;
   readonly #fd: number;
 
-  private constructor(name: string, fd: number, buffer: SharedArrayBuffer, readOnly: boolean, created: boolean) {
+  private constructor(name: string, fd: number, buffer: SharedArrayBuffer, readOnly: boolean, created: boolean, handedOver = false) {
     super(buffer, readOnly, created);
     this.name = name;
-    this.#fd = this.holdFd(fd);
+    this.#fd = this.holdFd(fd, handedOver);
+  }
+
+  /**
+   * Wraps a segment's descriptor this process was given (received over a
+   * Unix socket, or inherited) and takes ownership of it: `close()` closes
+   * it. Mapped read-write if the descriptor allows, else read-only (or
+   * read-only when asked). The name is the one the segment had when opened.
+   */
+  static fromFd(fd: number, options?: { readOnly?: boolean }): PosixSharedMemory {
+    checkInteger(fd, 'fd', 0, 2 ** 31 - 1);
+    const opts = checkOptions(options, ['readOnly']);
+    const flags = native.getFlags(fd);
+    if (flags < 0) throw systemError(flags, 'fcntl', `fd ${fd}`, 'The descriptor is not open: was it passed to this process?');
+    let name: string;
+    try {
+      name = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      name = `fd ${fd}`;
+    }
+    if (!name.startsWith('/dev/shm/')) throw invalidArgument('fd', fd, 'a descriptor of a POSIX shared-memory segment (in /dev/shm)');
+    name = name.slice('/dev/shm'.length).replace(/ \(deleted\)$/, '');
+    const writable = (flags & C.O_ACCMODE) === C.O_RDWR;
+    const readOnly = checkBoolean(opts.readOnly, 'readOnly') || !writable;
+    const size = statOfFd(fd, name).size;
+    if (size === 0) throw new IpcError('ERR_IPC_SIZE_MISMATCH', `${name} has size 0: nothing can be mapped.`, { address: name });
+    const buffer = native.mapFd(fd, size, readOnly);
+    if (typeof buffer === 'number') throw mapError(buffer, name, size);
+    return new PosixSharedMemory(name, fd, buffer, readOnly, false, true);
   }
 
   get address(): string {

@@ -11,10 +11,10 @@ import { existsSync, lstatSync, mkdtempSync, readlinkSync, rmSync, writeFileSync
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
-  DatagramSocket, IpcError, MessageSocket, SCM_MAX_FD, type SocketServer, bind, connect, connectSync, listen, pipe, socketPair, spawn,
+  DatagramSocket, IpcError, MessageSocket, PosixMessageQueue, PosixSharedMemory, SCM_MAX_FD, type SocketServer, bind, connect, connectSync, listen, pipe, socketPair, spawn,
 } from '../src/index.js';
 import { native } from '../src/native.js';
-import { openFds } from './helpers/objects.js';
+import { ObjectTracker, openFds } from './helpers/objects.js';
 import { asUser, canRunAs, killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 
@@ -408,6 +408,35 @@ describe('descriptor passing', () => {
     readEnd.close();
     conn.close();
     server.close();
+  });
+
+  it('a POSIX queue and a shared-memory segment passed to an unrelated process are wrapped back and used there', async () => {
+    const tracker = new ObjectTracker();
+    const queue = PosixMessageQueue.create(tracker.name('sockq'), { maxMessages: 4, maxMessageSize: 64 });
+    const segment = PosixSharedMemory.create(tracker.shmName('socks'), { size: 4096 });
+    const [mine, theirs] = socketPair();
+    const child = spawn(process.execPath, ['--input-type=module', '-e', `import * as ipc from ${JSON.stringify(INDEX)};
+      const s = ipc.MessageSocket.fromFd(3);
+      const { fds } = await s.receive();
+      const q = ipc.PosixMessageQueue.fromFd(fds[0]);
+      const m = ipc.PosixSharedMemory.fromFd(fds[1]);
+      new Uint8Array(m.buffer).set(Buffer.from('segment ' + m.name), 0);
+      await q.send(Buffer.from('queue ' + q.name));
+      q.close(); m.close(); s.close();`], { fds: { 3: theirs }, stdio: ['ignore', 'inherit', 'inherit'] });
+    theirs.close();
+    try {
+      await mine.sendFds([queue, segment]);
+      const { data } = await queue.receive({ timeout: 10_000 });
+      assert.equal(data.toString(), `queue ${queue.name}`);
+      assert.equal(Buffer.from(segment.buffer, 0, 8 + segment.name.length).toString(), `segment ${segment.name}`);
+      assert.equal(await new Promise((r) => child.on('close', r)), 0);
+    } finally {
+      mine.close();
+      queue.close();
+      segment.close();
+      tracker.cleanup();
+    }
+    assert.deepEqual(tracker.leftovers(), []);
   });
 
   it(`${SCM_MAX_FD} descriptors pass in one message, more are refused; 100,000 round trips leak nothing`, async () => {
