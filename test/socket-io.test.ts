@@ -666,6 +666,53 @@ describe('pairs, children and the engine', () => {
     throwsWith(() => connectSync(`unix:${path}`), 'ENOENT');
   });
 
+  it('the event form: connection and refused events; raw bytes through a Node Duplex', async () => {
+    const server = listen(`unix:@${abstractName('ev')}`);
+    const echoed = new Promise<void>((resolve, reject) => {
+      server.on('error', reject);
+      server.on('connection', (conn) => {
+        const stream = conn.toStream();
+        stream.on('error', reject);
+        // A Duplex over the raw bytes: what comes in goes back upper-cased, then the end.
+        stream.on('data', (chunk: Buffer) => stream.write(Buffer.from(chunk.toString().toUpperCase())));
+        stream.on('end', () => stream.end(resolve));
+      });
+    });
+    const client = await connect(server.address);
+    await client.write(Buffer.from('raw bytes, no framing'));
+    client.end();
+    const got: Buffer[] = [];
+    for (let chunk = await client.read({ timeout: 10_000 }); chunk !== null; chunk = await client.read({ timeout: 10_000 })) got.push(chunk);
+    assert.equal(Buffer.concat(got).toString(), 'RAW BYTES, NO FRAMING');
+    await echoed;
+    client.close();
+    server.close();
+  });
+
+  it('a worker thread receives on a socket and is terminated mid-receive: nothing crashes, nothing leaks', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const before = openFds().length;
+    const server = listen(`unix:@${abstractName('worker')}`);
+    const worker = new Worker(`
+      const { workerData, parentPort } = require('node:worker_threads');
+      import(workerData.index).then(async (ipc) => {
+        const s = await ipc.connect(workerData.address);
+        const { data } = await s.receive();
+        parentPort.postMessage(data.toString());
+        await s.receive();
+      });`, { eval: true, workerData: { index: INDEX, address: server.address } });
+    const conn = await server.accept({ timeout: 10_000 });
+    const first = new Promise((resolve) => worker.once('message', resolve));
+    await conn.send(Buffer.from('to the worker'));
+    assert.equal(await first, 'to the worker');
+    await worker.terminate();
+    // The worker's end was closed when it ended: the connection sees the peer go.
+    await rejectsWith(() => conn.receive({ timeout: 10_000 }), 'ERR_IPC_PEER_CLOSED');
+    conn.close();
+    server.close();
+    await waitUntil('descriptors are back', () => openFds().length <= before);
+  });
+
   it('bad input: unknown options, wrong address kinds, refused and absent peers', async () => {
     throwsWith(() => listen(`unix:${sockPath()}`, { backlg: 4 } as never), 'ERR_IPC_INVALID_ARGUMENT', /backlog/);
     throwsWith(() => listen('udp://127.0.0.1:0'), 'ERR_IPC_INVALID_ADDRESS', /bind\(\)/);
