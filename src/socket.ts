@@ -1577,90 +1577,100 @@ const CONNECT_KEYS = [...SOCKET_KEYS, 'sendBuffer', 'receiveBuffer'] as const;
  * timeout passes, or the signal aborts).
  */
 export function connect<T = Buffer>(address: string, options?: ConnectOptions<T>): Promise<MessageSocket<T>> {
-  let plan: ReturnType<typeof connectPlan<T>>;
+  let plan: ConnectPlan<T>;
+  let conn: Connecting;
   try {
     plan = connectPlan<T>(address, options);
   } catch (err) {
     return Promise.reject(err);
   }
-  const { parsed, settings } = plan;
-  let conn: Connecting;
   try {
-    conn = new Connecting(plan.fd, parsed.text);
+    conn = new Connecting(plan.fd, plan.parsed.text);
   } catch (err) {
     native.close(plan.fd);
     return Promise.reject(err);
   }
-  let retry: NodeJS.Timeout | undefined;
-  let backoff = 1;
-  let started = false;
-  const op: Operation<number> = {
-    step: () => {
-      if (!started) {
-        const r = native.connect(plan.fd, plan.sockaddr);
-        if (r === 0) return plan.fd;
-        if (r === E.EAGAIN) {
-          // A Unix listener's backlog is full: nothing to wait on but time.
-          retry = setTimeout(() => conn.lane.wake(), backoff);
-          backoff = Math.min(backoff * 2, 50);
-          return undefined;
-        }
-        if (r !== E.EINPROGRESS) throw systemError(r, 'connect', parsed.text);
-        started = true;
-        return undefined;
-      }
-      if ((native.pollFd(plan.fd, C.POLLOUT, 0) & (C.POLLOUT | C.POLLERR | C.POLLHUP)) === 0) return undefined;
-      const err = native.getSockOpt(plan.fd, S.SOL_SOCKET, S.SO_ERROR);
-      if (err !== 0) throw systemError(err > 0 ? -err : err, 'connect', parsed.text);
-      return plan.fd;
-    },
-  };
+  const op = connectOperation(plan, () => conn.lane.wake());
   const opts = options === undefined ? undefined : { timeout: options.timeout, signal: options.signal };
-  return run(conn.lane, 'connect', opts, NO_KEYS, () => op)
-    .then((fd) => {
-      conn.release();
-      return finishConnect<T>(fd, parsed, settings);
-    }, (err: unknown) => {
-      clearTimeout(retry);
-      conn.release();
-      native.close(plan.fd);
-      throw err;
-    });
+  return run(conn.lane, 'connect', opts, NO_KEYS, () => op).then((fd) => {
+    conn.release();
+    return finishConnect<T>(fd, plan.parsed, plan.settings);
+  }, (err: unknown) => {
+    op.cancel();
+    conn.release();
+    native.close(plan.fd);
+    throw err;
+  });
 }
 
 /** The blocking form of {@link connect}. */
 export function connectSync<T = Buffer>(address: string, options?: Omit<ConnectOptions<T>, 'signal'>): MessageSocket<T> {
   const plan = connectPlan<T>(address, options);
-  const { parsed, settings } = plan;
-  const timeout = checkTimeout(options?.timeout);
-  const start = performance.now();
-  let backoff = 1;
+  let conn: Connecting | undefined;
   try {
-    for (;;) {
-      const r = native.connect(plan.fd, plan.sockaddr);
-      if (r === 0) break;
-      const left = timeout - (performance.now() - start);
-      if (r === E.EAGAIN) {
-        if (left <= 0) throw timeoutError('connectSync', parsed.text, timeout);
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(backoff, left));
-        backoff = Math.min(backoff * 2, 50);
-        continue;
-      }
-      if (r !== E.EINPROGRESS) throw systemError(r, 'connect', parsed.text);
-      const revents = native.pollFd(plan.fd, C.POLLOUT, left === Infinity ? -1 : Math.max(0, left));
-      if (revents === 0) throw timeoutError('connectSync', parsed.text, timeout);
-      const err = native.getSockOpt(plan.fd, S.SOL_SOCKET, S.SO_ERROR);
-      if (err !== 0) throw systemError(err > 0 ? -err : err, 'connect', parsed.text);
-      break;
-    }
+    conn = new Connecting(plan.fd, plan.parsed.text);
+    const op = connectOperation(plan, undefined);
+    runSync(conn.lane, 'connectSync', options === undefined ? undefined : { timeout: options.timeout }, NO_KEYS, () => op);
   } catch (err) {
+    conn?.release();
     native.close(plan.fd);
     throw err;
   }
-  return finishConnect<T>(plan.fd, parsed, settings);
+  conn.release();
+  return finishConnect<T>(plan.fd, plan.parsed, plan.settings);
 }
 
-function connectPlan<T>(address: string, options: ConnectOptions<T> | undefined): { parsed: SocketAddress; settings: Settings<T>; fd: number; sockaddr: Buffer } {
+/**
+ * A connect as an operation. An attempt starts the connect (0: done;
+ * EINPROGRESS: wait for the socket to become writable, then read SO_ERROR)
+ * or finds a Unix listener's backlog full (EAGAIN: nothing is started and
+ * there is nothing to wait on but time: async calls retry after a growing
+ * pause, `wake`; a *Sync step sleeps that pause, bounded by its timeout).
+ */
+function connectOperation<T>(plan: ConnectPlan<T>, wake: (() => void) | undefined): Operation<number> & { cancel(): void } {
+  let started = false;
+  let backoff = 1;
+  let retry: NodeJS.Timeout | undefined;
+  return {
+    step: (timeout) => {
+      if (!started) {
+        const r = native.connect(plan.fd, plan.sockaddr);
+        if (r === 0) return plan.fd;
+        if (r === E.EAGAIN) {
+          const pause = timeout < 0 ? backoff : Math.min(backoff, timeout);
+          backoff = Math.min(backoff * 2, 50);
+          if (wake !== undefined) {
+            clearTimeout(retry);
+            retry = setTimeout(wake, pause);
+          } else if (pause > 0) {
+            Atomics.wait(PAUSE, 0, 0, pause);
+          }
+          return undefined;
+        }
+        if (r !== E.EINPROGRESS) throw systemError(r, 'connect', plan.parsed.text);
+        started = true;
+      }
+      const revents = native.pollFd(plan.fd, C.POLLOUT, wake !== undefined ? 0 : timeout);
+      if ((revents & (C.POLLOUT | C.POLLERR | C.POLLHUP)) === 0) return undefined;
+      const err = native.getSockOpt(plan.fd, S.SOL_SOCKET, S.SO_ERROR);
+      if (err !== 0) throw systemError(err > 0 ? -err : err, 'connect', plan.parsed.text);
+      return plan.fd;
+    },
+    cancel: () => clearTimeout(retry),
+  };
+}
+
+/** What a *Sync connect sleeps on between retries (nothing ever wakes it early). */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+interface ConnectPlan<T> {
+  parsed: SocketAddress;
+  settings: Settings<T>;
+  fd: number;
+  sockaddr: Buffer;
+}
+
+function connectPlan<T>(address: string, options: ConnectOptions<T> | undefined): ConnectPlan<T> {
   const opts = checkOptions(options, CONNECT_KEYS, 'options', ['timeout', 'signal']);
   checkTimeout(opts.timeout);
   checkSignal(opts.signal);

@@ -653,6 +653,7 @@ describe('pairs, children and the engine', () => {
     assert.ok(made.length >= 1 && made.length < 8, `${made.length} connected`);
     let ticks = 0;
     const timer = setInterval(() => ticks++, 5);
+    throwsWith(() => connectSync(`unix:${path}`, { timeout: 30 }), 'ERR_IPC_TIMEOUT');
     const waiting = connect(`unix:${path}`, { timeout: 10_000 });
     await waitUntil('the loop turns while connect waits', () => ticks >= 3);
     clearInterval(timer);
@@ -664,6 +665,12 @@ describe('pairs, children and the engine', () => {
     await rejectsWith(() => aborted, 'ERR_IPC_ABORTED');
     for (const s of [...made, late, server]) s.close();
     throwsWith(() => connectSync(`unix:${path}`), 'ENOENT');
+    const tcp = listen('tcp://127.0.0.1:0');
+    const sync = connectSync(tcp.address, { timeout: 10_000 });
+    assert.equal(sync.remoteAddress, tcp.address);
+    assert.equal(native.getFlags(sync.fd) & native.constants.O_NONBLOCK, 0, 'a connection is blocking, as a child expects');
+    sync.close();
+    tcp.close();
   });
 
   it('the event form: connection and refused events; raw bytes through a Node Duplex', async () => {
