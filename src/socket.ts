@@ -331,6 +331,20 @@ abstract class SocketBase extends Handle implements Pollable {
     return this.#fd;
   }
 
+  /**
+   * Removes the socket file this socket made when it is closed (or
+   * collected): only that file, found by device and inode, since another
+   * socket may have taken the path meanwhile.
+   */
+  protected ownFile(file: SocketFile): void {
+    this.holdRelease(() => {
+      try {
+        const st = lstatSync(file.path);
+        if (st.isSocket() && st.dev === file.dev && st.ino === file.ino) unlinkSync(file.path);
+      } catch { /* already gone */ }
+    });
+  }
+
   /** Sleeps until the socket is ready for `events`, at most `timeout` ms (-1: no limit). */
   protected sleep(events: number, timeout: number): void {
     const r = native.pollFd(this.#fd, events, timeout);
@@ -348,6 +362,13 @@ abstract class SocketBase extends Handle implements Pollable {
       },
     };
   }
+}
+
+/** A socket file made by bind, known by device and inode. */
+interface SocketFile {
+  path: string;
+  dev: number;
+  ino: number;
 }
 
 /** Descriptors received on a stream, with the stream offset of the byte they belong to. */
@@ -1149,7 +1170,6 @@ export class SocketServer<T = Buffer> extends SocketBase implements AsyncIterabl
   readonly #allowUids: ReadonlySet<number> | undefined;
   readonly #allowGids: ReadonlySet<number> | undefined;
   /** The socket file this server made (dev and inode), removed on close. */
-  #file: { path: string; dev: number; ino: number } | undefined;
   readonly #events = new EventEmitter();
   #accepting = false;
   /** Connections refused by the allow-lists so far. */
@@ -1157,12 +1177,12 @@ export class SocketServer<T = Buffer> extends SocketBase implements AsyncIterabl
 
   /** @internal */
   constructor(fd: number, kind: SocketKind, settings: Settings<T>, allowUids: number[] | undefined, allowGids: number[] | undefined,
-    file: { path: string; dev: number; ino: number } | undefined) {
+    file: SocketFile | undefined) {
     super(fd, kind, nameOf(fd, kind, false) ?? kind, settings.spin);
     this.#settings = settings;
     this.#allowUids = allowUids === undefined ? undefined : new Set(allowUids);
     this.#allowGids = allowGids === undefined ? undefined : new Set(allowGids);
-    this.#file = file;
+    if (file !== undefined) this.ownFile(file);
   }
 
   /** The port a TCP server listens on (the one the kernel chose for port 0). */
@@ -1216,17 +1236,6 @@ export class SocketServer<T = Buffer> extends SocketBase implements AsyncIterabl
   off(event: 'connection' | 'refused' | 'error', listener: (...args: never[]) => void): this {
     this.#events.off(event, listener as (...args: unknown[]) => void);
     return this;
-  }
-
-  protected override released(): void {
-    const file = this.#file;
-    this.#file = undefined;
-    if (file === undefined) return;
-    // Only the file this server made: another one may have taken the path since.
-    try {
-      const st = lstatSync(file.path);
-      if (st.isSocket() && st.dev === file.dev && st.ino === file.ino) unlinkSync(file.path);
-    } catch { /* already gone */ }
   }
 
   #acceptLoop(): void {
@@ -1307,18 +1316,17 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   readonly #from = Buffer.alloc(128);
   readonly #fdsOut = new Int32Array(SCM_MAX_FD);
   readonly #meta = new Int32Array(3);
-  #file: { path: string; dev: number; ino: number } | undefined;
   /** The last destination and its kernel form. */
   #to: [string, Buffer] | undefined;
 
   /** @internal */
-  constructor(fd: number, kind: SocketKind, codec: Codec<T>, max: number, spin: number, file?: { path: string; dev: number; ino: number },
+  constructor(fd: number, kind: SocketKind, codec: Codec<T>, max: number, spin: number, file?: SocketFile,
     handedOver = false) {
     super(fd, kind, nameOf(fd, kind, false) ?? `${kind} fd ${fd}`, spin, handedOver);
     this.#codec = codec;
     this.#max = max;
     this.#scratch = Buffer.allocUnsafe(Math.min(DATAGRAM_SCRATCH, Math.max(max, 1)));
-    this.#file = file;
+    if (file !== undefined) this.ownFile(file);
   }
 
   /** Wraps an inherited datagram socket descriptor and takes ownership of it. */
@@ -1367,16 +1375,6 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
 
   [Symbol.asyncIterator](): AsyncGenerator<Datagram<T>, void, undefined> {
     return this.messages();
-  }
-
-  protected override released(): void {
-    const file = this.#file;
-    this.#file = undefined;
-    if (file === undefined) return;
-    try {
-      const st = lstatSync(file.path);
-      if (st.isSocket() && st.dev === file.dev && st.ino === file.ino) unlinkSync(file.path);
-    } catch { /* already gone */ }
   }
 
   #destination(to: unknown): Buffer {
@@ -1442,7 +1440,7 @@ const SEND_KEYS = ['to', 'fds'] as const;
  * is. Returns the file made, for removal on close.
  */
 function bindTo(fd: number, address: SocketAddress, sockaddr: Buffer, mode: number, owner: OwnerOption):
-  { path: string; dev: number; ino: number } | undefined {
+  SocketFile | undefined {
   const path = address.family === 'unix' && !address.abstract ? address.path : undefined;
   if (path !== undefined) {
     const r = native.fchmod(fd, mode);
