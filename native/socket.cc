@@ -21,7 +21,9 @@
 #include <unistd.h>
 
 #include <climits>
+#include <limits.h>
 #include <string>
+#include <vector>
 
 #include "common.h"
 #include "spin.h"
@@ -36,6 +38,28 @@ namespace {
 
 // The most descriptors one message may carry (SCM_MAX_FD in the kernel).
 constexpr int kMaxFds = 253;
+// Room for a control message carrying that many.
+constexpr size_t kRightsSpace = CMSG_SPACE(sizeof(int) * kMaxFds);
+
+// Puts the descriptors of `fds` (an Int32Array; anything else: none) in
+// msg's control buffer `control` (kRightsSpace bytes) as SCM_RIGHTS.
+// False when there are more than the kernel passes in one message.
+bool AttachRights(msghdr& msg, char* control, const Napi::Value& fds) {
+  if (!fds.IsTypedArray()) return true;
+  auto list = fds.As<Napi::Int32Array>();
+  size_t n = list.ElementLength();
+  if (n > static_cast<size_t>(kMaxFds)) return false;
+  if (n == 0) return true;
+  memset(control, 0, kRightsSpace);
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+  memcpy(CMSG_DATA(c), list.Data(), sizeof(int) * n);
+  return true;
+}
 
 // socketOpen(domain, type, nonBlocking) -> fd (close-on-exec)
 Napi::Value SocketOpen(const Napi::CallbackInfo& info) {
@@ -275,22 +299,8 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = parts;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-  if (info[4].IsTypedArray()) {
-    auto fds = info[4].As<Napi::Int32Array>();
-    size_t n = fds.ElementLength();
-    if (n > static_cast<size_t>(kMaxFds)) return Errno(env, ETOOMANYREFS);
-    if (n > 0) {
-      memset(control, 0, sizeof control);
-      msg.msg_control = control;
-      msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int) * n);
-      memcpy(CMSG_DATA(c), fds.Data(), sizeof(int) * n);
-    }
-  }
+  alignas(cmsghdr) char control[kRightsSpace];
+  if (!AttachRights(msg, control, info[4])) return Errno(env, ETOOMANYREFS);
   Bytes to{nullptr, 0};
   if (info[5].IsTypedArray()) {
     to = ArgBytes(info, 5);
@@ -298,6 +308,34 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
     msg.msg_namelen = static_cast<socklen_t>(to.length);
   }
   int r = Spin(ArgDouble(info, 6), EAGAIN, [&] {
+    ssize_t n;
+    do n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
+  });
+  return Napi::Number::New(env, r);
+}
+
+// sendParts(fd, parts: Uint8Array[], fds | null, spinUs) -> bytes sent, or
+// -errno: the parts in order in one sendmsg (at most IOV_MAX of them),
+// descriptors with the first byte. Never blocks, never raises SIGPIPE.
+Napi::Value SendParts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgInt(info, 0);
+  auto parts = info[1].As<Napi::Array>();
+  uint32_t count = parts.Length();
+  if (count > IOV_MAX) return Errno(env, EINVAL);
+  std::vector<iovec> iov(count);
+  for (uint32_t i = 0; i < count; i++) {
+    auto part = parts.Get(i).As<Napi::Uint8Array>();
+    iov[i] = iovec{part.Data(), part.ByteLength()};
+  }
+  msghdr msg{};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = count;
+  alignas(cmsghdr) char control[kRightsSpace];
+  if (!AttachRights(msg, control, info[2])) return Errno(env, ETOOMANYREFS);
+  int r = Spin(ArgDouble(info, 3), EAGAIN, [&] {
     ssize_t n;
     do n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
@@ -324,7 +362,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   int flags = ArgInt(info, 7);
   iovec iov{b.data + offset, length};
   msghdr msg{};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  alignas(cmsghdr) char control[kRightsSpace];
   sockaddr_storage from{};
   int r = Spin(ArgDouble(info, 8), EAGAIN, [&] {
     msg = msghdr{};
@@ -377,7 +415,7 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
       {"unixAutobind", UnixAutobind}, {"inetAddress", InetAddress}, {"decodeAddress", DecodeAddress},
       {"bind", Bind}, {"connect", Connect}, {"listen", Listen}, {"accept", Accept}, {"socketName", SocketName},
       {"getSockOpt", GetSockOpt}, {"setSockOpt", SetSockOpt}, {"peerCredentials", PeerCredentials},
-      {"peerPidfd", PeerPidfd}, {"queuedBytes", QueuedBytes}, {"shutdown", Shutdown}, {"sendMsg", SendMsg}, {"recvMsg", RecvMsg},
+      {"peerPidfd", PeerPidfd}, {"queuedBytes", QueuedBytes}, {"shutdown", Shutdown}, {"sendMsg", SendMsg}, {"sendParts", SendParts}, {"recvMsg", RecvMsg},
   });
   Napi::Object c = Napi::Object::New(env);
   c.Set("AF_UNIX", static_cast<double>(AF_UNIX));

@@ -222,6 +222,8 @@ export interface NativeBinding {
   /** `head` (from headOffset) goes first in the same call; the count includes it. */
   sendMsg(fd: number, data: Uint8Array, offset: number, length: number, fds: Int32Array | null, to: Uint8Array | null, spinUs: number,
     head?: Uint8Array, headOffset?: number): number;
+  /** The parts in order in one sendmsg (at most IOV_MAX), descriptors with the first byte. */
+  sendParts(fd: number, parts: Uint8Array[], fds: Int32Array | null, spinUs: number): number;
   /** meta = [msg_flags, descriptors received into fdsOut, address length]. */
   recvMsg(fd: number, buffer: Uint8Array, offset: number, length: number, fdsOut: Int32Array, from: Uint8Array | null,
     meta: Int32Array, flags: number, spinUs: number): number;

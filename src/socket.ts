@@ -419,6 +419,8 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   readonly #meta = new Int32Array(3);
   // Sending
   #queuedBytes = 0;
+  /** The last stream send made: sends link to the ones made after them, in the order the lane serves them. */
+  #outTail: OutItem | undefined;
   // Failure and timers
   #failure: IpcError | undefined;
   #frameTimer: NodeJS.Timeout | undefined;
@@ -672,7 +674,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** The blocking form of {@link write}. */
   writeSync(data: Uint8Array, options?: SyncWaitOptions): void {
     this.#streamOnly('writeSync');
-    runSync(this.writeLane, 'writeSync', options, NO_KEYS, () => this.#streamOp(null, checkBytes(data), null));
+    runSync(this.writeLane, 'writeSync', options, NO_KEYS, () => this.#streamOp(null, checkBytes(data), null, false));
   }
 
   /** Closes the sending direction (`shutdown(SHUT_WR)`): the peer reads the end of the data once it has read the rest. */
@@ -789,7 +791,9 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
 
   /** Sends `bytes` as one message (framed: true) or as raw bytes, counting what waits against highWaterMark. */
   #sendBytes(what: string, bytes: Uint8Array, fds: Int32Array | null, options: WaitOptions | undefined, message = true): Promise<void> {
-    if (!this.writeLane.busy) return run(this.writeLane, what, options, NO_KEYS, () => this.#sendOp(bytes, fds, message));
+    // A send nothing but close() can interrupt may be written by an earlier send's attempt, together with it.
+    const shared = options === undefined || (options.timeout === undefined && options.signal === undefined);
+    if (!this.writeLane.busy) return run(this.writeLane, what, options, NO_KEYS, () => this.#sendOp(bytes, fds, message, shared));
     const size = bytes.length;
     if (this.#queuedBytes > 0 && this.#queuedBytes + size > this.#settings.highWaterMark) {
       return Promise.reject(new IpcError('ERR_IPC_LIMIT', `${what} on ${this.address}: ${this.#queuedBytes} bytes of sends already wait for the ` +
@@ -797,55 +801,84 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
         'or raise highWaterMark.', { address: this.address }));
     }
     this.#queuedBytes += size;
-    return run(this.writeLane, what, options, NO_KEYS, () => this.#sendOp(bytes, fds, message))
+    return run(this.writeLane, what, options, NO_KEYS, () => this.#sendOp(bytes, fds, message, shared))
       .finally(() => { this.#queuedBytes -= size; });
   }
 
   /** Sends a message: framed on stream sockets, one packet on seqpacket (or, message: false, raw bytes). */
-  #sendOp(bytes: Uint8Array, fds: Int32Array | null, message = true): Operation<typeof DONE> {
+  #sendOp(bytes: Uint8Array, fds: Int32Array | null, message = true, shared = false): Operation<typeof DONE> {
     if (!this.#framed) return this.#packetOp(bytes, fds);
-    if (!message) return this.#streamOp(null, bytes, fds);
+    if (!message) return this.#streamOp(null, bytes, fds, shared);
     if (bytes.length > MAX_FRAME) {
       throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte message exceeds the framing limit of ${MAX_FRAME} bytes.`, { address: this.address });
     }
     const head = Buffer.allocUnsafe(FRAME_HEADER);
     head.writeUInt32BE(bytes.length, 0);
-    return this.#streamOp(head, bytes, fds);
+    return this.#streamOp(head, bytes, fds, shared);
   }
 
   /**
    * Writes `head` (a frame's length prefix, or nothing) then `data`, from
-   * where the last attempt stopped, both in one sendmsg (no copy of the
-   * message); descriptors go with the first byte.
+   * where the last attempt stopped, in one sendmsg (no copy of the
+   * message); descriptors go with the first byte. The sends queued behind
+   * it that only close() can interrupt (`shared`) go in the same sendmsg,
+   * as far as they fit: a burst of small messages costs a few system calls,
+   * not one each. Their own attempts then find them written.
    */
-  #streamOp(head: Buffer | null, data: Uint8Array, fds: Int32Array | null): PartsOperation {
-    const headLength = head === null ? 0 : head.length;
-    let headOffset = 0;
-    let dataOffset = 0;
-    let pending = fds;
+  #streamOp(head: Buffer | null, data: Uint8Array, fds: Int32Array | null, shared: boolean): PartsOperation {
+    const mine: OutItem = { head, data, fds, headOffset: 0, dataOffset: 0, done: false, shared, next: undefined };
+    if (this.#outTail !== undefined && !this.#outTail.done) this.#outTail.next = mine;
+    this.#outTail = mine;
     const op = this.stepOf(C.POLLOUT, (spin) => {
-      while (headOffset < headLength || dataOffset < data.length || pending !== null) {
-        const n = head === null || headOffset === headLength
-          ? native.sendMsg(this.rawFd, data, dataOffset, data.length - dataOffset, pending, null, spin)
-          : native.sendMsg(this.rawFd, data, dataOffset, data.length - dataOffset, pending, null, spin, head, headOffset);
-        if (n >= 0) {
-          pending = null;
-          const fromHead = Math.min(n, headLength - headOffset);
-          headOffset += fromHead;
-          dataOffset += n - fromHead;
-          continue;
-        }
+      while (!mine.done) {
+        const n = this.#writeFrom(mine, spin);
         if (n === E.EAGAIN) {
-          op.started = headOffset > 0 || dataOffset > 0;
+          op.started = mine.headOffset > 0 || mine.dataOffset > 0;
           return undefined;
         }
-        throw this.#sendError(n);
+        if (n < 0) throw this.#sendError(n);
       }
       this.#touch();
       return DONE;
     }) as PartsOperation;
     op.started = false;
     return op;
+  }
+
+  /** One sendmsg of `first` and the shared sends queued behind it; the count written, or -errno. */
+  #writeFrom(first: OutItem, spin: number): number {
+    let n: number;
+    if (!first.shared || first.next === undefined || !first.next.shared || first.next.fds !== null) {
+      // Alone: the prefix (what is left of it) and the data, straight from their buffers.
+      const head = first.head !== null && first.headOffset < first.head.length ? first.head : undefined;
+      n = native.sendMsg(this.rawFd, first.data, first.dataOffset, first.data.length - first.dataOffset, first.fds, null, spin, head, first.headOffset);
+    } else {
+      const parts: Uint8Array[] = [];
+      let bytes = 0;
+      for (let item: OutItem | undefined = first; item !== undefined && parts.length < MAX_PARTS && bytes < MAX_BATCH; item = item.next) {
+        if (item !== first && (!item.shared || item.fds !== null)) break;
+        // Only the first may be written in part: the others go as they are (no view to allocate).
+        if (item.head !== null && item.headOffset < item.head.length) parts.push(item.headOffset === 0 ? item.head : item.head.subarray(item.headOffset));
+        if (item.dataOffset < item.data.length) parts.push(item.dataOffset === 0 ? item.data : item.data.subarray(item.dataOffset));
+        bytes += (item.head === null ? 0 : item.head.length - item.headOffset) + item.data.length - item.dataOffset;
+      }
+      n = native.sendParts(this.rawFd, parts, first.fds, spin);
+    }
+    if (n < 0) return n;
+    first.fds = null;
+    let left = n;
+    for (let item: OutItem | undefined = first; item !== undefined; item = item.next) {
+      const headLeft = item.head === null ? 0 : item.head.length - item.headOffset;
+      const fromHead = Math.min(left, headLeft);
+      item.headOffset += fromHead;
+      left -= fromHead;
+      const fromData = Math.min(left, item.data.length - item.dataOffset);
+      item.dataOffset += fromData;
+      left -= fromData;
+      if (item.headOffset === (item.head === null ? 0 : item.head.length) && item.dataOffset === item.data.length) item.done = true;
+      if (left === 0) break;
+    }
+    return n;
   }
 
   /** One seqpacket message. */
@@ -1122,6 +1155,23 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     { address: this.address, cause: remote }));
   }
 }
+
+/** A stream send: its length prefix and data, how far each is written, and the send made after it. */
+interface OutItem {
+  head: Buffer | null;
+  data: Uint8Array;
+  fds: Int32Array | null;
+  headOffset: number;
+  dataOffset: number;
+  done: boolean;
+  /** Only close() can interrupt it: an earlier send may write it. */
+  shared: boolean;
+  next: OutItem | undefined;
+}
+
+/** Most parts and bytes one sendmsg of queued sends carries. */
+const MAX_PARTS = 512;
+const MAX_BATCH = 1024 * 1024;
 
 /** A send of several parts, which knows whether it has written any byte yet. */
 interface PartsOperation extends Operation<typeof DONE> {
