@@ -848,7 +848,9 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** One sendmsg of `first` and the shared sends queued behind it; the count written, or -errno. */
   #writeFrom(first: OutItem, spin: number): number {
     let n: number;
-    if (!first.shared || first.next === undefined || !first.next.shared || first.next.fds !== null) {
+    // A send with descriptors goes alone: the receiver gives them to the message holding the last byte of
+    // the buffer they came with (the kernel ends a receive there), which must be theirs.
+    if (!first.shared || first.fds !== null || first.next === undefined || !first.next.shared || first.next.fds !== null) {
       // Alone: the prefix (what is left of it) and the data, straight from their buffers.
       const head = first.head !== null && first.headOffset < first.head.length ? first.head : undefined;
       n = native.sendMsg(this.rawFd, first.data, first.dataOffset, first.data.length - first.dataOffset, first.fds, null, spin, head, first.headOffset);

@@ -291,6 +291,51 @@ describe('backpressure', () => {
   });
 });
 
+describe('queued sends', () => {
+  it('go out in order, whole, with their descriptors; an aborted one that never started is never sent', async () => {
+    const [a, b] = socketPair();
+    const filler = Buffer.alloc(32 * 1024, 0xee);
+    let filled = 0;
+    while (a.trySend(filler)) filled++;
+    const { readEnd, writeEnd } = pipe();
+    const expected: { size: number; fds: number }[] = [];
+    const sends: Promise<void>[] = [];
+    const controller = new AbortController();
+    let aborted: Promise<void> | undefined;
+    for (let i = 0; i < 300; i++) {
+      const size = (i * 37) % 3000;
+      if (i === 100) {
+        sends.push(a.send(payload(size, i), { timeout: 60_000 }));
+      } else if (i === 150) {
+        sends.push(a.sendFds([readEnd, writeEnd], payload(size, i)));
+        expected.push({ size, fds: 2 });
+        continue;
+      } else if (i === 200) {
+        aborted = a.send(payload(size, i), { signal: controller.signal });
+        continue;
+      } else {
+        sends.push(a.send(payload(size, i)));
+      }
+      expected.push({ size, fds: 0 });
+    }
+    controller.abort();
+    await rejectsWith(() => aborted!, 'ERR_IPC_ABORTED');
+    for (let i = 0; i < filled; i++) assert.equal((await b.receive({ timeout: 10_000 })).data.length, filler.length);
+    let index = 0;
+    for (let i = 0; i < 300; i++) {
+      if (i === 200) continue;
+      const size = (i * 37) % 3000;
+      const got = await b.receive({ timeout: 10_000 });
+      assert.ok(got.data.equals(payload(size, i)), `message ${i}`);
+      assert.equal(got.fds.length, expected[index++]!.fds, `descriptors of message ${i}`);
+      for (const fd of got.fds) native.close(fd);
+    }
+    await Promise.all(sends);
+    assert.equal(b.tryReceive(), undefined);
+    for (const h of [a, b, readEnd, writeEnd]) h.close();
+  });
+});
+
 describe('hostile peers', () => {
   /** A connection whose other end is a raw socket this test writes bytes into. */
   async function rawPeer(options: object = {}): Promise<{ conn: MessageSocket; raw: MessageSocket; server: SocketServer }> {
