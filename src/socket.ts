@@ -419,8 +419,8 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   readonly #meta = new Int32Array(3);
   // Sending
   #queuedBytes = 0;
-  /** The last stream send made: sends link to the ones made after them, in the order the lane serves them. */
-  #outTail: OutItem | undefined;
+  /** The batch of sends queued last on the write lane, which later sends join. */
+  #openBatch: OutItem[] | undefined;
   // Failure and timers
   #failure: IpcError | undefined;
   #frameTimer: NodeJS.Timeout | undefined;
@@ -505,6 +505,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     if (done !== undefined) return true;
     if (op === undefined || !(op as PartsOperation).started) return false;
     const rest = op;
+    this.#openBatch = undefined;
     run(this.writeLane, 'trySend', undefined, NO_KEYS, () => rest).catch((err: unknown) => {
       this.#fail(err instanceof IpcError ? err : new IpcError('ERR_IPC_INTERNAL', String(err)));
     });
@@ -674,7 +675,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** The blocking form of {@link write}. */
   writeSync(data: Uint8Array, options?: SyncWaitOptions): void {
     this.#streamOnly('writeSync');
-    runSync(this.writeLane, 'writeSync', options, NO_KEYS, () => this.#streamOp(null, checkBytes(data), null, false));
+    runSync(this.writeLane, 'writeSync', options, NO_KEYS, () => this.#streamOp(null, checkBytes(data), null));
   }
 
   /** Closes the sending direction (`shutdown(SHUT_WR)`): the peer reads the end of the data once it has read the rest. */
@@ -791,52 +792,89 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
 
   /** Sends `bytes` as one message (framed: true) or as raw bytes, counting what waits against highWaterMark. */
   #sendBytes(what: string, bytes: Uint8Array, fds: Int32Array | null, options: WaitOptions | undefined, message = true): Promise<void> {
-    // A send nothing but close() can interrupt may be written by an earlier send's attempt, together with it.
-    const shared = options === undefined || (options.timeout === undefined && options.signal === undefined);
-    if (!this.writeLane.busy) return run(this.writeLane, what, options, NO_KEYS, () => this.#sendOp(bytes, fds, message, shared));
+    if (!this.writeLane.busy) {
+      this.#openBatch = undefined;
+      return run(this.writeLane, what, options, NO_KEYS, () => this.#sendOp(bytes, fds, message));
+    }
     const size = bytes.length;
     if (this.#queuedBytes > 0 && this.#queuedBytes + size > this.#settings.highWaterMark) {
       return Promise.reject(new IpcError('ERR_IPC_LIMIT', `${what} on ${this.address}: ${this.#queuedBytes} bytes of sends already wait for the ` +
         `peer to read, and this one would pass highWaterMark (${this.#settings.highWaterMark}). Await earlier sends before sending more, ` +
         'or raise highWaterMark.', { address: this.address }));
     }
+    // Stream sends that only close() can interrupt, and carry no descriptors, queue together: one wait, one
+    // sendmsg for as many as fit. (A send with descriptors goes alone: the receiver gives them to the message
+    // holding the last byte of the buffer they came with, where the kernel ends a receive.)
+    const shared = options === undefined || (options.timeout === undefined && options.signal === undefined);
+    if (this.#framed && shared && fds === null) {
+      try {
+        this.check(what);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (message && bytes.length > MAX_FRAME) return Promise.reject(this.#tooLarge(bytes.length));
+      return this.#queueInBatch(message ? frameHead(bytes.length) : null, bytes);
+    }
+    this.#openBatch = undefined;
     this.#queuedBytes += size;
-    return run(this.writeLane, what, options, NO_KEYS, () => this.#sendOp(bytes, fds, message, shared))
+    return run(this.writeLane, what, options, NO_KEYS, () => this.#sendOp(bytes, fds, message))
       .finally(() => { this.#queuedBytes -= size; });
   }
 
+  /** Adds a send to the batch queued last (or queues a new one); resolves once its bytes are all written. */
+  #queueInBatch(head: Buffer | null, data: Uint8Array): Promise<void> {
+    const size = data.length;
+    this.#queuedBytes += size;
+    return new Promise<void>((resolve, reject) => {
+      const item: OutItem = { head, data, headOffset: 0, dataOffset: 0, resolve, reject };
+      const open = this.#openBatch;
+      if (open !== undefined) {
+        open.push(item);
+        return;
+      }
+      const batch = [item];
+      this.#openBatch = batch;
+      run(this.writeLane, 'send', undefined, NO_KEYS, () => this.#batchOp(batch)).catch((err: unknown) => {
+        for (const left of batch.splice(0)) left.reject(err);
+      });
+    }).finally(() => { this.#queuedBytes -= size; });
+  }
+
   /** Sends a message: framed on stream sockets, one packet on seqpacket (or, message: false, raw bytes). */
-  #sendOp(bytes: Uint8Array, fds: Int32Array | null, message = true, shared = false): Operation<typeof DONE> {
+  #sendOp(bytes: Uint8Array, fds: Int32Array | null, message = true): Operation<typeof DONE> {
     if (!this.#framed) return this.#packetOp(bytes, fds);
-    if (!message) return this.#streamOp(null, bytes, fds, shared);
-    if (bytes.length > MAX_FRAME) {
-      throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte message exceeds the framing limit of ${MAX_FRAME} bytes.`, { address: this.address });
-    }
-    const head = Buffer.allocUnsafe(FRAME_HEADER);
-    head.writeUInt32BE(bytes.length, 0);
-    return this.#streamOp(head, bytes, fds, shared);
+    if (!message) return this.#streamOp(null, bytes, fds);
+    if (bytes.length > MAX_FRAME) throw this.#tooLarge(bytes.length);
+    return this.#streamOp(frameHead(bytes.length), bytes, fds);
+  }
+
+  #tooLarge(size: number): IpcError {
+    return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${size}-byte message exceeds the framing limit of ${MAX_FRAME} bytes.`, { address: this.address });
   }
 
   /**
    * Writes `head` (a frame's length prefix, or nothing) then `data`, from
    * where the last attempt stopped, in one sendmsg (no copy of the
-   * message); descriptors go with the first byte. The sends queued behind
-   * it that only close() can interrupt (`shared`) go in the same sendmsg,
-   * as far as they fit: a burst of small messages costs a few system calls,
-   * not one each. Their own attempts then find them written.
+   * message); descriptors go with the first byte.
    */
-  #streamOp(head: Buffer | null, data: Uint8Array, fds: Int32Array | null, shared: boolean): PartsOperation {
-    const mine: OutItem = { head, data, fds, headOffset: 0, dataOffset: 0, done: false, shared, next: undefined };
-    if (this.#outTail !== undefined && !this.#outTail.done) this.#outTail.next = mine;
-    this.#outTail = mine;
+  #streamOp(head: Buffer | null, data: Uint8Array, fds: Int32Array | null): PartsOperation {
+    let headOffset = 0;
+    let dataOffset = 0;
+    let pending = fds;
+    const headLength = head === null ? 0 : head.length;
     const op = this.stepOf(C.POLLOUT, (spin) => {
-      while (!mine.done) {
-        const n = this.#writeFrom(mine, spin);
+      while (headOffset < headLength || dataOffset < data.length || pending !== null) {
+        const n = native.sendMsg(this.rawFd, data, dataOffset, data.length - dataOffset, pending, null, spin,
+          headOffset < headLength ? head! : undefined, headOffset);
         if (n === E.EAGAIN) {
-          op.started = mine.headOffset > 0 || mine.dataOffset > 0;
+          op.started = headOffset > 0 || dataOffset > 0;
           return undefined;
         }
         if (n < 0) throw this.#sendError(n);
+        pending = null;
+        const fromHead = Math.min(n, headLength - headOffset);
+        headOffset += fromHead;
+        dataOffset += n - fromHead;
       }
       this.#touch();
       return DONE;
@@ -845,42 +883,47 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     return op;
   }
 
-  /** One sendmsg of `first` and the shared sends queued behind it; the count written, or -errno. */
-  #writeFrom(first: OutItem, spin: number): number {
-    let n: number;
-    // A send with descriptors goes alone: the receiver gives them to the message holding the last byte of
-    // the buffer they came with (the kernel ends a receive there), which must be theirs.
-    if (!first.shared || first.fds !== null || first.next === undefined || !first.next.shared || first.next.fds !== null) {
-      // Alone: the prefix (what is left of it) and the data, straight from their buffers.
-      const head = first.head !== null && first.headOffset < first.head.length ? first.head : undefined;
-      n = native.sendMsg(this.rawFd, first.data, first.dataOffset, first.data.length - first.dataOffset, first.fds, null, spin, head, first.headOffset);
-    } else {
-      const parts: Uint8Array[] = [];
-      let bytes = 0;
-      for (let item: OutItem | undefined = first; item !== undefined && parts.length < MAX_PARTS && bytes < MAX_BATCH; item = item.next) {
-        if (item !== first && (!item.shared || item.fds !== null)) break;
-        // Only the first may be written in part: the others go as they are (no view to allocate).
-        if (item.head !== null && item.headOffset < item.head.length) parts.push(item.headOffset === 0 ? item.head : item.head.subarray(item.headOffset));
-        if (item.dataOffset < item.data.length) parts.push(item.dataOffset === 0 ? item.data : item.data.subarray(item.dataOffset));
-        bytes += (item.head === null ? 0 : item.head.length - item.headOffset) + item.data.length - item.dataOffset;
+  /**
+   * Writes a batch of queued sends in order, as many per sendmsg as fit
+   * ({@link MAX_PARTS}, {@link MAX_BATCH}); each send resolves as soon as
+   * its last byte is written. Sends added while it waits join it.
+   */
+  #batchOp(batch: OutItem[]): Operation<typeof DONE> {
+    let first = 0;
+    return this.stepOf(C.POLLOUT, (spin) => {
+      while (first < batch.length) {
+        const parts: Uint8Array[] = [];
+        let bytes = 0;
+        for (let i = first; i < batch.length && parts.length < MAX_PARTS && bytes < MAX_BATCH; i++) {
+          const item = batch[i]!;
+          // Only the first may be written in part: the others go as they are (no view to allocate).
+          if (item.head !== null && item.headOffset < item.head.length) parts.push(item.headOffset === 0 ? item.head : item.head.subarray(item.headOffset));
+          if (item.dataOffset < item.data.length) parts.push(item.dataOffset === 0 ? item.data : item.data.subarray(item.dataOffset));
+          bytes += (item.head === null ? 0 : item.head.length - item.headOffset) + item.data.length - item.dataOffset;
+        }
+        const n = parts.length === 0 ? 0 : native.sendParts(this.rawFd, parts, null, spin);
+        if (n === E.EAGAIN) return undefined;
+        if (n < 0) throw this.#sendError(n);
+        let left = n;
+        while (first < batch.length) {
+          const item = batch[first]!;
+          const fromHead = Math.min(left, item.head === null ? 0 : item.head.length - item.headOffset);
+          item.headOffset += fromHead;
+          left -= fromHead;
+          const fromData = Math.min(left, item.data.length - item.dataOffset);
+          item.dataOffset += fromData;
+          left -= fromData;
+          if (item.dataOffset < item.data.length || (item.head !== null && item.headOffset < item.head.length)) break;
+          item.resolve();
+          first++;
+        }
       }
-      n = native.sendParts(this.rawFd, parts, first.fds, spin);
-    }
-    if (n < 0) return n;
-    first.fds = null;
-    let left = n;
-    for (let item: OutItem | undefined = first; item !== undefined; item = item.next) {
-      const headLeft = item.head === null ? 0 : item.head.length - item.headOffset;
-      const fromHead = Math.min(left, headLeft);
-      item.headOffset += fromHead;
-      left -= fromHead;
-      const fromData = Math.min(left, item.data.length - item.dataOffset);
-      item.dataOffset += fromData;
-      left -= fromData;
-      if (item.headOffset === (item.head === null ? 0 : item.head.length) && item.dataOffset === item.data.length) item.done = true;
-      if (left === 0) break;
-    }
-    return n;
+      // Written whole: later sends start a new batch.
+      if (this.#openBatch === batch) this.#openBatch = undefined;
+      batch.length = 0;
+      this.#touch();
+      return DONE;
+    });
   }
 
   /** One seqpacket message. */
@@ -1158,17 +1201,20 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   }
 }
 
-/** A stream send: its length prefix and data, how far each is written, and the send made after it. */
+/** A queued stream send: its length prefix and data, how far each is written, and its caller's promise. */
 interface OutItem {
   head: Buffer | null;
   data: Uint8Array;
-  fds: Int32Array | null;
   headOffset: number;
   dataOffset: number;
-  done: boolean;
-  /** Only close() can interrupt it: an earlier send may write it. */
-  shared: boolean;
-  next: OutItem | undefined;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function frameHead(length: number): Buffer {
+  const head = Buffer.allocUnsafe(FRAME_HEADER);
+  head.writeUInt32BE(length, 0);
+  return head;
 }
 
 /** Most parts and bytes one sendmsg of queued sends carries. */
