@@ -21,6 +21,7 @@
 import { EventEmitter } from 'node:events';
 import { lstatSync, unlinkSync, chmodSync } from 'node:fs';
 import { Duplex } from 'node:stream';
+import { markAsUntransferable } from 'node:worker_threads';
 import { E, IpcError, defineHints, systemError } from './errors.js';
 import { native } from './native.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
@@ -74,8 +75,16 @@ export const DEFAULT_FRAME_TIMEOUT = 30_000;
 /** The most descriptors one message may carry (the kernel's SCM_MAX_FD). */
 export const SCM_MAX_FD = S.SCM_MAX_FD;
 
-/** Bytes a stream receive asks the kernel for at once. */
+/** Default largest raw read, in bytes. */
 const READ_SIZE = 64 * 1024;
+/**
+ * Stream receives land in slabs of this size, at least {@link SLAB_MIN_FREE}
+ * bytes at a time, and messages are handed out as views of them: a message
+ * that arrived within one receive is never copied. A message keeps its slab
+ * alive, as Node's own Buffer pool does.
+ */
+const SLAB_SIZE = 256 * 1024;
+const SLAB_MIN_FREE = 64 * 1024;
 /** Datagrams up to this size are received in one call; larger limits ask the kernel for the size first. */
 const DATAGRAM_SCRATCH = 256 * 1024;
 
@@ -442,7 +451,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     this.#remote = peerName;
     this.#framed = kind === 'unix' || kind === 'tcp';
     this.#ahead = new ReadAhead(this.address, 'maxMessageSize');
-    this.#scratch = Buffer.allocUnsafe(this.#framed ? READ_SIZE : Math.min(DATAGRAM_SCRATCH, Math.max(settings.maxMessageSize, 1)));
+    this.#scratch = this.#framed ? EMPTY : Buffer.allocUnsafe(Math.min(DATAGRAM_SCRATCH, Math.max(settings.maxMessageSize, 1)));
     this.peer = kind === 'tcp' ? null : this.#credentials(fd);
     if (kind === 'tcp') native.setSockOpt(fd, S.IPPROTO_TCP, S.TCP_NODELAY, 1);
     this.#touch();
@@ -970,7 +979,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     let data: Buffer | null | undefined;
     this.#readSpin = spin;
     try {
-      data = this.#ahead.message(this.#source, this.#settings.maxMessageSize, READ_SIZE);
+      data = this.#ahead.message(this.#source, this.#settings.maxMessageSize, SLAB_SIZE);
     } catch (err) {
       if (err instanceof IpcError && (err.code === 'ERR_IPC_MESSAGE_TOO_LARGE' || err.code === 'ERR_IPC_FRAMING')) this.#fail(err);
       throw err;
@@ -1006,11 +1015,23 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** The ByteSource the framing reads from: one non-blocking receive, recording descriptors by stream offset. */
   readonly #source: ByteSource = {
     readChunk: (max: number): Buffer | null | undefined => {
-      const n = this.#receiveInto(this.#scratch, 0, Math.min(max, this.#scratch.length));
-      return typeof n === 'number' ? Buffer.from(this.#scratch.subarray(0, n)) : n;
+      if (this.#slab.length - this.#slabOffset < SLAB_MIN_FREE) {
+        // Zeroed: a message's .buffer exposes the whole slab, which must not hold stale process memory.
+        this.#slab = Buffer.alloc(SLAB_SIZE);
+        markAsUntransferable(this.#slab.buffer);
+        this.#slabOffset = 0;
+      }
+      const start = this.#slabOffset;
+      const n = this.#receiveInto(this.#slab, start, Math.min(max, this.#slab.length - start));
+      if (typeof n !== 'number') return n;
+      this.#slabOffset = start + n;
+      return this.#slab.subarray(start, start + n);
     },
     readChunkInto: (target: Buffer, offset: number, length: number): number | null | undefined => this.#receiveInto(target, offset, length),
   };
+
+  #slab = EMPTY;
+  #slabOffset = 0;
 
   /** Spin budget of the next stream receive (the first of an attempt). */
   #readSpin = 0;
@@ -1227,6 +1248,7 @@ interface PartsOperation extends Operation<typeof DONE> {
 }
 
 const RAW = resolveCodec<Buffer>(undefined);
+const EMPTY = Buffer.alloc(0);
 const NO_KEYS: readonly string[] = [];
 const NO_FDS: number[] = [];
 
