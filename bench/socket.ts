@@ -212,6 +212,7 @@ async function ipckitServer(p: Params): Promise<void> {
   print({ address: server.address });
   const conn = sync ? server.acceptSync() : await server.accept();
   server.close();
+  let failure: unknown;
   for (;;) {
     let data: Buffer;
     try {
@@ -223,9 +224,17 @@ async function ipckitServer(p: Params): Promise<void> {
     }
     const reply = answer(data);
     if (reply === undefined) continue;
-    const sent = sync ? conn.sendSync(reply) : conn.send(reply);
-    if (sent) await sent;
+    if (sync) {
+      conn.sendSync(reply);
+      continue;
+    }
+    // As the net server writes without waiting, so does this one: sends queued behind a waiting one go out
+    // together. It waits only once a megabyte waits for the peer (the bound a real server would keep).
+    const sent = conn.send(reply);
+    if (conn.pendingBytes > 1 << 20) await sent;
+    else sent.catch((err: unknown) => { failure ??= err; });
   }
+  if (failure !== undefined) throw failure;
   conn.close();
 }
 

@@ -430,6 +430,9 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   #queuedBytes = 0;
   /** The batch of sends queued last on the write lane, which later sends join. */
   #openBatch: OutItem[] | undefined;
+  /** Sends made after one went at once in this turn of the code: they go together at its end. */
+  #deferred: OutItem[] | undefined;
+  #sentThisTurn = false;
   // Failure and timers
   #failure: IpcError | undefined;
   #frameTimer: NodeJS.Timeout | undefined;
@@ -499,6 +502,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
 
   /** The blocking form of {@link send}. */
   sendSync(data: Outgoing<T>, options?: SyncWaitOptions): void {
+    this.#flushDeferred();
     runSync(this.writeLane, 'sendSync', options, NO_KEYS, () => this.#sendOp(this.#encode(data), null));
   }
 
@@ -510,6 +514,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    */
   trySend(data: Outgoing<T>): boolean {
     let op: Operation<typeof DONE> | undefined;
+    this.#flushDeferred();
     const done = tryRun(this.writeLane, 'trySend', undefined, NO_KEYS, () => (op = this.#sendOp(this.#encode(data), null)));
     if (done !== undefined) return true;
     if (op === undefined || !(op as PartsOperation).started) return false;
@@ -538,6 +543,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   sendFdsSync(fds: readonly PassableFd[], data?: Outgoing<T>, options?: SyncWaitOptions): void {
     const list = this.#fdsFor(fds);
     const bytes = this.#encode(data ?? this.#nothing());
+    this.#flushDeferred();
     runSync(this.writeLane, 'sendFdsSync', options, NO_KEYS, () => this.#sendOp(bytes, list));
   }
 
@@ -684,6 +690,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** The blocking form of {@link write}. */
   writeSync(data: Uint8Array, options?: SyncWaitOptions): void {
     this.#streamOnly('writeSync');
+    this.#flushDeferred();
     runSync(this.writeLane, 'writeSync', options, NO_KEYS, () => this.#streamOp(null, checkBytes(data), null));
   }
 
@@ -725,6 +732,13 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   protected override released(): void {
     clearTimeout(this.#frameTimer);
     clearTimeout(this.#idleTimer);
+    // Sends deferred to the end of the turn never started.
+    const deferred = this.#deferred;
+    this.#deferred = undefined;
+    if (deferred !== undefined) {
+      const error = this.closedError('send');
+      for (const item of deferred) item.reject(error);
+    }
     // Descriptors received and never handed out are closed with the socket.
     for (const { fds } of this.#arrived.splice(0)) for (const fd of fds) native.close(fd);
     this.#pump?.abort();
@@ -801,51 +815,101 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
 
   /** Sends `bytes` as one message (framed: true) or as raw bytes, counting what waits against highWaterMark. */
   #sendBytes(what: string, bytes: Uint8Array, fds: Int32Array | null, options: WaitOptions | undefined, message = true): Promise<void> {
-    if (!this.writeLane.busy) {
-      this.#openBatch = undefined;
-      return run(this.writeLane, what, options, NO_KEYS, () => this.#sendOp(bytes, fds, message));
-    }
-    const size = bytes.length;
-    if (this.#queuedBytes > 0 && this.#queuedBytes + size > this.#settings.highWaterMark) {
-      return Promise.reject(new IpcError('ERR_IPC_LIMIT', `${what} on ${this.address}: ${this.#queuedBytes} bytes of sends already wait for the ` +
-        `peer to read, and this one would pass highWaterMark (${this.#settings.highWaterMark}). Await earlier sends before sending more, ` +
-        'or raise highWaterMark.', { address: this.address }));
-    }
     // Stream sends that only close() can interrupt, and carry no descriptors, queue together: one wait, one
     // sendmsg for as many as fit. (A send with descriptors goes alone: the receiver gives them to the message
     // holding the last byte of the buffer they came with, where the kernel ends a receive.)
-    const shared = options === undefined || (options.timeout === undefined && options.signal === undefined);
-    if (this.#framed && shared && fds === null) {
-      try {
-        this.check(what);
-      } catch (err) {
-        return Promise.reject(err);
+    const joins = this.#framed && fds === null && (options === undefined || (options.timeout === undefined && options.signal === undefined));
+    if (!this.writeLane.busy) {
+      if (joins && (this.#sentThisTurn || this.#deferred !== undefined)) {
+        // A second send in one turn of the code: it waits for the end of the turn, with every other one (the
+        // first went at once, so a lone message never waits), and they go out in one sendmsg.
+        return this.#queueInBatch(what, message, bytes, true);
       }
-      if (message && bytes.length > MAX_FRAME) return Promise.reject(this.#tooLarge(bytes.length));
-      return this.#queueInBatch(message ? frameHead(bytes.length) : null, bytes);
+      this.#flushDeferred();
+      if (!this.writeLane.busy) {
+        this.#openBatch = undefined;
+        if (joins) this.#markSent();
+        return run(this.writeLane, what, options, NO_KEYS, () => this.#sendOp(bytes, fds, message));
+      }
     }
+    if (joins) return this.#queueInBatch(what, message, bytes, false);
+    const size = bytes.length;
+    const refusal = this.#overHighWaterMark(what, size);
+    if (refusal !== undefined) return Promise.reject(refusal);
+    this.#flushDeferred();
     this.#openBatch = undefined;
     this.#queuedBytes += size;
     return run(this.writeLane, what, options, NO_KEYS, () => this.#sendOp(bytes, fds, message))
       .finally(() => { this.#queuedBytes -= size; });
   }
 
-  /** Adds a send to the batch queued last (or queues a new one); resolves once its bytes are all written. */
-  #queueInBatch(head: Buffer | null, data: Uint8Array): Promise<void> {
+  /** The ERR_IPC_LIMIT of a send that would pass highWaterMark, or undefined. */
+  #overHighWaterMark(what: string, size: number): IpcError | undefined {
+    if (this.#queuedBytes === 0 || this.#queuedBytes + size <= this.#settings.highWaterMark) return undefined;
+    return new IpcError('ERR_IPC_LIMIT', `${what} on ${this.address}: ${this.#queuedBytes} bytes of sends already wait for the ` +
+      `peer to read, and this one would pass highWaterMark (${this.#settings.highWaterMark}). Await earlier sends before sending more, ` +
+      'or raise highWaterMark.', { address: this.address });
+  }
+
+  /** Notes that a send went at once in this turn; at its end, the sends deferred meanwhile go. */
+  #markSent(): void {
+    if (this.#sentThisTurn) return;
+    this.#sentThisTurn = true;
+    queueMicrotask(this.#endTurn);
+  }
+
+  readonly #endTurn = (): void => {
+    this.#sentThisTurn = false;
+    this.#flushDeferred();
+  };
+
+  /** Starts the batch deferred to the end of the turn (before any send that must not overtake it). */
+  #flushDeferred(): void {
+    const batch = this.#deferred;
+    if (batch === undefined) return;
+    this.#deferred = undefined;
+    if (this.closed) return;
+    this.#openBatch = batch;
+    this.#runBatch(batch);
+  }
+
+  #runBatch(batch: OutItem[]): void {
+    run(this.writeLane, 'send', undefined, NO_KEYS, () => this.#batchOp(batch)).catch((err: unknown) => {
+      for (const left of batch.splice(0)) left.reject(err);
+    });
+  }
+
+  /**
+   * Adds a send to the batch queued last (or to the one deferred to the end
+   * of the turn, or starts one); resolves once its bytes are all written.
+   */
+  #queueInBatch(what: string, message: boolean, data: Uint8Array, deferred: boolean): Promise<void> {
+    try {
+      this.check(what);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (message && data.length > MAX_FRAME) return Promise.reject(this.#tooLarge(data.length));
     const size = data.length;
+    const refusal = this.#overHighWaterMark(what, size);
+    if (refusal !== undefined) return Promise.reject(refusal);
     this.#queuedBytes += size;
+    const head = message ? frameHead(size) : null;
     return new Promise<void>((resolve, reject) => {
       const item: OutItem = { head, data, headOffset: 0, dataOffset: 0, resolve, reject };
-      const open = this.#openBatch;
+      const open = deferred ? this.#deferred : this.#openBatch;
       if (open !== undefined) {
         open.push(item);
         return;
       }
       const batch = [item];
+      if (deferred) {
+        this.#deferred = batch;
+        this.#markSent();
+        return;
+      }
       this.#openBatch = batch;
-      run(this.writeLane, 'send', undefined, NO_KEYS, () => this.#batchOp(batch)).catch((err: unknown) => {
-        for (const left of batch.splice(0)) left.reject(err);
-      });
+      this.#runBatch(batch);
     }).finally(() => { this.#queuedBytes -= size; });
   }
 

@@ -336,6 +336,38 @@ describe('queued sends', () => {
   });
 });
 
+describe('sends made in one turn of the code', () => {
+  it('keep their order whatever form each takes; the first goes at once, the others together at the end of the turn', async () => {
+    const [a, b] = socketPair();
+    const sent = [a.send(Buffer.from('1')), a.send(Buffer.from('2'))];
+    // The first is in the kernel already; the second waits for the end of the turn.
+    assert.equal(b.tryReceive()?.data.toString(), '1');
+    assert.equal(b.tryReceive(), undefined);
+    a.sendSync(Buffer.from('3'));
+    sent.push(a.send(Buffer.from('4')), a.send(Buffer.from('5'), { timeout: 10_000 }), a.send(Buffer.from('6')));
+    assert.equal(a.trySend(Buffer.from('7')), true);
+    sent.push(a.write(Buffer.from([0, 0, 0, 1, 0x38])));
+    await Promise.all(sent);
+    const got: string[] = [];
+    for (let i = 0; i < 7; i++) got.push((await b.receive({ timeout: 10_000 })).data.toString());
+    assert.deepEqual(got, ['2', '3', '4', '5', '6', '7', '8']);
+    a.close();
+    b.close();
+  });
+
+  it('a close in the same turn rejects the sends still deferred, and sends nothing more', async () => {
+    const [a, b] = socketPair();
+    const first = a.send(Buffer.from('first'));
+    const second = a.send(Buffer.from('second'));
+    a.close();
+    await first;
+    await rejectsWith(() => second, 'ERR_IPC_CLOSED');
+    assert.equal((await b.receive({ timeout: 10_000 })).data.toString(), 'first');
+    await rejectsWith(() => b.receive({ timeout: 10_000 }), 'ERR_IPC_PEER_CLOSED');
+    b.close();
+  });
+});
+
 describe('hostile peers', () => {
   /** A connection whose other end is a raw socket this test writes bytes into. */
   async function rawPeer(options: object = {}): Promise<{ conn: MessageSocket; raw: MessageSocket; server: SocketServer }> {
