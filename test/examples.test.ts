@@ -6,12 +6,12 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ObjectTracker, posixQueueExists, sysvQueueKeys } from './helpers/objects.js';
-import { killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
+import { ObjectTracker, posixQueueExists, sysvQueueKeys, uniqueName } from './helpers/objects.js';
+import { asUser, canRunAs, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
 
 /** The repository root (this file runs from dist/test/), where `import 'ipckit'` resolves to the package itself. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -217,6 +217,79 @@ describe('examples/signal', () => {
       `control ${cp}: job 3 -> 9`, `control ${cp}: job 4 -> 16`, `control ${cp}: job 12 -> 144`,
       `control ${cp}: the worker has done 3 jobs`, `control ${cp}: sent SIGTERM`, `control ${cp}: worker ${wp} has exited`,
     ], report);
+  });
+});
+
+describe('examples/socket', () => {
+  it('the client learns who the server is, passes an open file with a request, and gets a remote failure; SIGTERM removes the socket file', { timeout: 20_000 }, async () => {
+    const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'ipckit-example-')));
+    const socketFile = path.join(dir, 'service.sock');
+    const address = `unix:${socketFile}`;
+    const counted = path.join(dir, 'words.txt');
+    writeFileSync(counted, 'one two three\nfour five\n');
+    try {
+      // Terminal 1.
+      const server = startExample('examples/socket/server.js', [address]);
+      const sp = server.child.pid!;
+      await server.waitForLine(/listening/);
+      assert.equal(lstatSync(socketFile).mode & 0o777, 0o600);
+      // Terminal 2.
+      const client = startExample('examples/socket/client.js', [address, counted]);
+      const cp = client.child.pid!;
+      const c = await client.exited;
+      await server.waitForLine(/hung up/);
+      server.child.kill('SIGTERM');
+      const s = await server.exited;
+      const report = `server: ${JSON.stringify(s)}\nclient: ${JSON.stringify(c)}`;
+      assert.deepEqual([s.code, c.code, s.stderr, c.stderr], [143, 0, '', ''], report);
+      const uid = process.getuid!();
+      const gid = process.getgid!();
+      assert.deepEqual(c.stdout, [
+        `client ${cp}: connected to ${address}, served by pid ${sp} (uid ${uid})`,
+        `client ${cp}: the server sees me as pid ${cp}, uid ${uid}, gid ${gid}`,
+        `client ${cp}: ${counted}: 2 lines, 5 words, 24 bytes, counted by pid ${sp}`,
+        `client ${cp}: "shout" failed: ERR_IPC_REMOTE (the handler's code was UNKNOWN_OP)`,
+        `client ${cp}: done`,
+      ], report);
+      assert.deepEqual(s.stdout, [
+        `server ${sp}: listening on ${address} (uid ${uid} only). In another terminal: node examples/socket/client.js ${address}`,
+        `server ${sp}: connection from pid ${cp} (uid ${uid}, gid ${gid})`,
+        `server ${sp}: pid ${cp} asked who it is`,
+        `server ${sp}: pid ${cp} passed a descriptor of ${counted}`,
+        `server ${sp}: pid ${cp} hung up`,
+        `server ${sp}: SIGTERM from pid ${process.pid}; closing ${address}`,
+      ], report);
+      assert.equal(existsSync(socketFile), false, 'the server removes its socket file when it closes');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a client of another user is closed before it is served (allowUids), on an abstract name', { timeout: 20_000 }, async (t) => {
+    if (!canRunAs(65534)) {
+      t.skip('needs root, setpriv and a checkout the nobody user can read');
+      return;
+    }
+    const address = `unix:@${uniqueName('example-socket').slice(1)}`;
+    const server = startExample('examples/socket/server.js', [address]);
+    await server.waitForLine(/listening/);
+    // Terminal 2, as the nobody user.
+    const [setpriv, ...prefix] = asUser(65534);
+    const client = trackChild(spawn(setpriv!, [...prefix, process.execPath, 'examples/socket/client.js', address, '/dev/null'],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
+    let stderr = '';
+    client.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    client.stdout!.resume();
+    const c = await new Promise<{ code: number | null; stderr: string }>((resolve) => client.on('close', (code) => resolve({ code, stderr })));
+    const refused = await server.waitForLine(/refused/);
+    server.child.kill('SIGTERM');
+    const s = await server.exited;
+    const report = `server: ${JSON.stringify(s)}\nclient: ${JSON.stringify(c)}`;
+    assert.equal(c.code, 1, report);
+    assert.match(c.stderr, /^client \d+: ERR_IPC_PEER_CLOSED: /, report);
+    assert.match(refused, /^server \d+: refused pid \d+: uid 65534 \/ gid 65534 is not allowed$/, report);
+    assert.equal(s.code, 143, report);
+    assert.equal(s.stdout.filter((line) => line.includes('connection from')).length, 0, report);
   });
 });
 
