@@ -953,6 +953,16 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       return DONE;
     }) as PartsOperation;
     op.started = false;
+    op.interrupted = (error) => {
+      if (headOffset === 0 && dataOffset === 0) return undefined;
+      if (this.#failure !== undefined) return this.#failure;
+      // The peer would read what follows as the rest of this message: the connection cannot go on.
+      const failure = new IpcError(error.code, `${error.message} Part of the message had been written (${headOffset + dataOffset} of ` +
+        `${headLength + data.length} bytes), so the connection was closed: the peer would have read what follows as the rest of it.`,
+      { address: this.address, cause: error.cause });
+      this.#fail(failure);
+      return failure;
+    };
     return op;
   }
 
@@ -1034,7 +1044,14 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       const m = this.#framed ? this.#nextFrame(spin) : this.#nextPacket(spin);
       if (m === undefined) return undefined;
       this.#touch();
-      return { data: decode ? decodeWith(this.#settings.codec, m.data, this.address) : (m.data as unknown as T), fds: m.fds };
+      if (!decode) return { data: m.data as unknown as T, fds: m.fds };
+      try {
+        return { data: decodeWith(this.#settings.codec, m.data, this.address), fds: m.fds };
+      } catch (err) {
+        // The message is consumed: its descriptors go with it.
+        for (const fd of m.fds) native.close(fd);
+        throw err;
+      }
     });
   }
 
@@ -1143,7 +1160,9 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     }
     const fds = Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));
     if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
-    if (n === 0 && fds.length === 0 && this.#peerGone()) throw this.#peerClosed();
+    // Zero bytes are the end only once the peer is gone and nothing else is queued (an empty message otherwise;
+    // an empty message that is the very last before the peer closes cannot be told from the end).
+    if (n === 0 && fds.length === 0 && this.#peerGone() && native.queuedBytes(this.rawFd) <= 0) throw this.#peerClosed();
     if (n > max || n > buffer.length) {
       for (const fd of fds) native.close(fd);
       throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${n}-byte message arrived on ${this.address}, more than maxMessageSize ${max}; ` +
@@ -1253,14 +1272,19 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
           .catch(() => undefined);
         return;
       }
+      let request: T;
+      try {
+        request = decodeWith(this.#settings.codec, body, this.address);
+      } catch (err) {
+        for (const fd of fds) native.close(fd);
+        this.#sendBytes('reply', failureEnvelope(id, err), null, undefined).catch(() => undefined);
+        return;
+      }
       Promise.resolve()
-        .then(() => handler(decodeWith(this.#settings.codec, body, this.address), { fds }))
-        .then(
-          (reply) => envelope(REPLY, id, this.#encode(reply as Outgoing<T>)),
-          (err: unknown) => envelope(FAILURE, id, Buffer.from(JSON.stringify({
-            code: (err as { code?: unknown })?.code ?? null, message: (err as Error)?.message ?? String(err),
-          }))),
-        )
+        .then(() => handler(request, { fds }))
+        // A reply the codec cannot encode reaches the requester as a failure, never as silence.
+        .then((reply) => envelope(REPLY, id, this.#encode(reply as Outgoing<T>)))
+        .catch((err: unknown) => failureEnvelope(id, err))
         .then((out) => this.#sendBytes('reply', out, null, undefined))
         .catch(() => undefined);
       return;
@@ -1324,9 +1348,19 @@ function envelope(kind: number, id: number, body: Uint8Array): Buffer {
   return out;
 }
 
+/** The failure reply to request `id`: `err`'s code and message as JSON. */
+function failureEnvelope(id: number, err: unknown): Buffer {
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = (err as { message?: unknown } | null)?.message;
+  return envelope(FAILURE, id, Buffer.from(JSON.stringify({
+    code: typeof code === 'string' ? code : null, message: typeof message === 'string' ? message : String(err),
+  })));
+}
+
 function truncatedError(address: string): IpcError {
-  return new IpcError('ERR_IPC_TRUNCATED', `${address}: the descriptors sent with a message did not fit the receive buffer (the kernel cut ` +
-    'the control message); every descriptor that arrived was closed and the message was discarded.', { address });
+  return new IpcError('ERR_IPC_TRUNCATED', `${address}: the descriptors sent with a message could not all be received (the kernel cut the ` +
+    'control message): most often this process reached its limit of open files (ulimit -n, RLIMIT_NOFILE). Every descriptor that arrived ' +
+    'was closed and the message was discarded; raise the limit or close descriptors.', { address });
 }
 
 // ---- servers -------------------------------------------------------------------

@@ -369,6 +369,66 @@ describe('sends made in one turn of the code', () => {
   });
 });
 
+describe('failures that must not corrupt a connection', () => {
+  it('a stream send cut short by its timeout closes the connection: the peer never reads a spliced message', async () => {
+    const [a, b] = socketPair();
+    const big = payload(4 * 1024 * 1024, 3);
+    const err = await rejectsWith(() => a.send(big, { timeout: 50 }), 'ERR_IPC_TIMEOUT', /Part of the message had been written/);
+    assert.ok(err.message.includes('connection was closed'));
+    assert.equal(a.closed, true);
+    await rejectsWith(() => a.send(Buffer.from('next')), 'ERR_IPC_TIMEOUT');
+    await rejectsWith(() => b.receive({ timeout: 10_000 }), 'ERR_IPC_FRAMING');
+    b.close();
+  });
+
+  it('the same for a *Sync send, and for an abort', async () => {
+    const [a, b] = socketPair();
+    throwsWith(() => a.sendSync(payload(4 * 1024 * 1024), { timeout: 50 }), 'ERR_IPC_TIMEOUT', /Part of the message/);
+    assert.equal(a.closed, true);
+    b.close();
+    const [c, d] = socketPair();
+    const controller = new AbortController();
+    const sending = c.send(payload(4 * 1024 * 1024), { signal: controller.signal });
+    await waitUntil('part of it is written', () => c.pendingBytes === 0);
+    controller.abort();
+    const aborted = await rejectsWith(() => sending, 'ERR_IPC_ABORTED', /Part of the message/);
+    assert.equal(aborted.message.split('Part of the message').length, 2, 'said once');
+    assert.equal(c.closed, true);
+    d.close();
+  });
+
+  it('an empty seqpacket message is a message even when the peer has closed behind it', async () => {
+    const [a, b] = socketPair({ type: 'seqpacket' });
+    await a.send(Buffer.from('x'));
+    await a.send(Buffer.alloc(0));
+    await a.send(Buffer.from('y'));
+    a.close();
+    const got: string[] = [];
+    for await (const { data } of b) got.push(`[${data.toString()}]`);
+    assert.deepEqual(got, ['[x]', '[]', '[y]']);
+    b.close();
+  });
+
+  it('a reply the codec cannot encode reaches the requester as ERR_IPC_REMOTE, never as silence', async () => {
+    const [a, b] = socketPair<unknown>({ codec: 'json' });
+    void b.serve(() => undefined);
+    await rejectsWith(() => a.request('x', { timeout: 10_000 }), 'ERR_IPC_REMOTE', /ERR_IPC_CODEC/);
+    a.close();
+    b.close();
+  });
+
+  it('a message that fails to decode takes its descriptors with it', async () => {
+    const server = listen<unknown>(`unix:@${abstractName('codec')}`, { codec: 'json' });
+    const a = await connect(server.address);
+    const json = await server.accept({ timeout: 10_000 });
+    const before = openFds().length;
+    await a.sendFds([0, 1, 2], Buffer.from('not json'));
+    await rejectsWith(() => json.receive({ timeout: 10_000 }), 'ERR_IPC_CODEC');
+    assert.equal(openFds().length, before);
+    for (const h of [a, json, server]) h.close();
+  });
+});
+
 describe('hostile peers', () => {
   /** A connection whose other end is a raw socket this test writes bytes into. */
   async function rawPeer(options: object = {}): Promise<{ conn: MessageSocket; raw: MessageSocket; server: SocketServer }> {

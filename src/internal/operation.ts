@@ -62,6 +62,13 @@ export interface Operation<T> {
   job?: Job<T>;
   /** In a JobLane, calls with different keys wait independently (System V type selectors). */
   key?: unknown;
+  /**
+   * Called when a timeout, an abort or the owner's close ends the call
+   * before it completed, before the call is settled: an operation that
+   * did part of its work (a stream send that wrote part of a message)
+   * deals with that part here, and may return the error to report instead.
+   */
+  interrupted?(error: IpcError): IpcError | undefined;
 }
 
 /** What owns lanes: something that can be closed and has an address for messages. */
@@ -331,7 +338,7 @@ export class NotifyLane extends Lane {
   }
 
   protected interrupted(entry: Entry, error: IpcError): void {
-    this.settle(entry, error, true);
+    this.settle(entry, entry.op.interrupted?.(error) ?? error, true);
   }
 
   protected emptied(): void {
@@ -536,7 +543,10 @@ export function runSync<T, O extends object = object>(lane: Lane, what: string, 
   let value = op.step(timeout === 0 ? 0 : sliceOf(timeout), lane.spin);
   while (value === undefined) {
     const left = timeout - (performance.now() - start);
-    if (left <= 0) throw timeoutError(what, lane.owner.address, timeout);
+    if (left <= 0) {
+      const error = timeoutError(what, lane.owner.address, timeout);
+      throw op.interrupted?.(error) ?? error;
+    }
     value = op.step(sliceOf(left), 0);
   }
   return outcome(value);
