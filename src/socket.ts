@@ -955,6 +955,10 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     op.started = false;
     op.interrupted = (error) => {
       if (headOffset === 0 && dataOffset === 0) return undefined;
+      if (head === null) {
+        // Raw bytes carry no boundaries to break: say how far the write got, as a pipe does.
+        return new IpcError(error.code, `${error.message} ${dataOffset} of ${data.length} bytes had been written.`, { address: this.address, cause: error.cause });
+      }
       if (this.#failure !== undefined) return this.#failure;
       // The peer would read what follows as the rest of this message: the connection cannot go on.
       const failure = new IpcError(error.code, `${error.message} Part of the message had been written (${headOffset + dataOffset} of ` +
