@@ -513,14 +513,23 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    * (a failure then closes the connection).
    */
   trySend(data: Outgoing<T>): boolean {
+    return this.#trySend('trySend', () => this.#sendOp(this.#encode(data), null));
+  }
+
+  /** {@link sendFds} without waiting: true if the message went (or, on a stream, was committed), false if nothing was sent. */
+  trySendFds(fds: readonly PassableFd[], data?: Outgoing<T>): boolean {
+    return this.#trySend('trySendFds', () => this.#sendOp(this.#encode(data ?? this.#nothing()), this.#fdsFor(fds)));
+  }
+
+  #trySend(what: string, prepare: () => Operation<typeof DONE>): boolean {
     let op: Operation<typeof DONE> | undefined;
     this.#flushDeferred();
-    const done = tryRun(this.writeLane, 'trySend', undefined, NO_KEYS, () => (op = this.#sendOp(this.#encode(data), null)));
+    const done = tryRun(this.writeLane, what, undefined, NO_KEYS, () => (op = prepare()));
     if (done !== undefined) return true;
     if (op === undefined || !(op as PartsOperation).started) return false;
     const rest = op;
     this.#openBatch = undefined;
-    run(this.writeLane, 'trySend', undefined, NO_KEYS, () => rest).catch((err: unknown) => {
+    run(this.writeLane, what, undefined, NO_KEYS, () => rest).catch((err: unknown) => {
       this.#fail(err instanceof IpcError ? err : new IpcError('ERR_IPC_INTERNAL', String(err)));
     });
     return true;
@@ -692,6 +701,25 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     this.#streamOnly('writeSync');
     this.#flushDeferred();
     runSync(this.writeLane, 'writeSync', options, NO_KEYS, () => this.#streamOp(null, checkBytes(data), null));
+  }
+
+  /** Writes what fits now of raw bytes (stream sockets): the number written (0 if the socket is full, or sends wait before it). */
+  tryWrite(data: Uint8Array): number {
+    this.#streamOnly('tryWrite');
+    checkBytes(data);
+    this.#flushDeferred();
+    let written = 0;
+    tryRun(this.writeLane, 'tryWrite', undefined, NO_KEYS, () => ({
+      step: () => {
+        const n = native.sendMsg(this.rawFd, data, 0, data.length, null, null, 0);
+        if (n === E.EAGAIN) return undefined;
+        if (n < 0) throw this.#sendError(n);
+        written = n;
+        this.#touch();
+        return DONE;
+      },
+    }));
+    return written;
   }
 
   /** Closes the sending direction (`shutdown(SHUT_WR)`): the peer reads the end of the data once it has read the rest. */

@@ -763,6 +763,7 @@ describe('pairs, children and the engine', () => {
     b.close();
     await rejectsWith(() => pending, 'ERR_IPC_CLOSED');
     throwsWith(() => a.sendSync(Buffer.from('x')), 'ERR_IPC_PEER_CLOSED', /EPIPE/);
+    throwsWith(() => a.trySendFds([0], Buffer.from('x')), 'ERR_IPC_PEER_CLOSED');
     a.close();
   });
 
@@ -824,7 +825,8 @@ describe('pairs, children and the engine', () => {
       });
     });
     const client = await connect(server.address);
-    await client.write(Buffer.from('raw bytes, no framing'));
+    assert.equal(client.tryWrite(Buffer.from('raw bytes, ')), 11);
+    await client.write(Buffer.from('no framing'));
     client.end();
     const got: Buffer[] = [];
     for (let chunk = await client.read({ timeout: 10_000 }); chunk !== null; chunk = await client.read({ timeout: 10_000 })) got.push(chunk);
