@@ -88,11 +88,33 @@ inline void ExportAll(Napi::Env env, Napi::Object exports, std::initializer_list
 }
 
 // A JS callback invoked from a libuv callback that threw: hand the error to
-// process 'uncaughtException' instead of leaving it pending.
-inline void ReportPendingException(Napi::Env env) {
-  if (env.IsExceptionPending()) {
-    napi_fatal_exception(env, env.GetAndClearPendingException().Value());
-  }
+// process 'uncaughtException' instead of leaving it pending. Plain Node-API
+// calls whose failures are ignored: while a worker's JavaScript is being
+// terminated they fail, and node-addon-api would abort the process building
+// an Error object for the failure.
+inline void ReportPendingException(napi_env env) {
+  bool pending = false;
+  napi_value error;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) return;
+  if (napi_get_and_clear_last_exception(env, &error) != napi_ok) return;
+  napi_fatal_exception(env, error);
+}
+
+// Calls `fn` from a libuv callback. While an environment is being torn down
+// (a worker ending) JavaScript can no longer run and the call fails: that
+// is ignored, never turned into an exception (node-addon-api's MakeCallback
+// would abort the process trying to build one). An exception the callback
+// threw goes to 'uncaughtException'.
+bool JavaScriptCanRun();
+
+inline void CallFromLoop(Napi::Env env, const Napi::FunctionReference& fn, napi_async_context context, size_t argc,
+                         const napi_value* argv) {
+  napi_value global;
+  napi_value result;
+  if (fn.IsEmpty() || !JavaScriptCanRun() || napi_get_global(env, &global) != napi_ok) return;
+  napi_make_callback(env, context, global, fn.Value(), argc, argv, &result);
+  // An exception, unless it is the termination of the thread's JavaScript.
+  if (JavaScriptCanRun()) ReportPendingException(env);
 }
 
 void InitFd(Napi::Env env, Napi::Object exports);

@@ -178,8 +178,7 @@ void OnDone(uv_async_t* async) {
       std::vector<napi_value> args;
       args.push_back(Napi::Number::New(env, job->result));
       for (napi_value v : job->work->Results(env, job->result)) args.push_back(v);
-      job->callback.MakeCallback(env.Global(), args, *hub->context);
-      ReportPendingException(env);
+      CallFromLoop(env, job->callback, *hub->context, args.size(), args.data());
     }
     delete job;
   }

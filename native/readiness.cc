@@ -14,6 +14,7 @@
 #include <climits>
 
 #include "common.h"
+#include "v8-bridge.h"
 
 namespace ipckit {
 
@@ -96,9 +97,8 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     if (self == nullptr || self->callback_.IsEmpty()) return;
     Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
-    self->callback_.MakeCallback(env.Global(), {Napi::Number::New(env, status), Napi::Number::New(env, events)},
-                                 self->context_);
-    ReportPendingException(env);
+    napi_value args[2] = {Napi::Number::New(env, status), Napi::Number::New(env, events)};
+    CallFromLoop(env, self->callback_, self->context_, 2, args);
   }
 
   uv_poll_t* handle_ = nullptr;
@@ -145,6 +145,10 @@ Napi::Value EpollWait(const Napi::CallbackInfo& info) {
 void InitReadiness(Napi::Env env, Napi::Object exports) {
   exports.Set("FdWatcher", FdWatcher::Define(env));
   ExportAll(env, exports, {{"epollCreate", EpollCreate}, {"epollCtl", EpollCtl}, {"epollWait", EpollWait}});
+}
+
+bool JavaScriptCanRun() {
+  return JavaScriptCanRunNow();
 }
 
 }  // namespace ipckit

@@ -860,6 +860,37 @@ describe('pairs, children and the engine', () => {
     await waitUntil('descriptors are back', () => openFds().length <= before);
   });
 
+  it('workers terminated while their sockets are busy: the process goes on', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const server = listen(`unix:@${abstractName('busy')}`);
+    for (let i = 0; i < 20; i++) {
+      const worker = new Worker(`
+        const { workerData, parentPort } = require('node:worker_threads');
+        import(workerData.index).then(async (ipc) => {
+          const s = await ipc.connect(workerData.address);
+          parentPort.postMessage('ready');
+          for (;;) { await s.receive(); await s.send(Buffer.from('ack')); }
+        });`, { eval: true, workerData: { index: INDEX, address: server.address } });
+      const conn = await server.accept({ timeout: 10_000 });
+      await new Promise((resolve) => worker.once('message', resolve));
+      let stop = false;
+      const traffic = (async () => {
+        try {
+          while (!stop) {
+            await conn.send(Buffer.alloc(100));
+            await conn.receive({ timeout: 1000 });
+          }
+        } catch { /* the worker went away */ }
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 5 + (i % 10)));
+      await worker.terminate();
+      stop = true;
+      await traffic;
+      conn.close();
+    }
+    server.close();
+  });
+
   it('bad input: unknown options, wrong address kinds, refused and absent peers', async () => {
     throwsWith(() => listen(`unix:${sockPath()}`, { backlg: 4 } as never), 'ERR_IPC_INVALID_ARGUMENT', /backlog/);
     throwsWith(() => listen('udp://127.0.0.1:0'), 'ERR_IPC_INVALID_ADDRESS', /bind\(\)/);
