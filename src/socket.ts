@@ -28,8 +28,8 @@ import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, re
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead } from './internal/framing.js';
 import { Handle } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
-import { DONE, type LaneOwner, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
-import { type Pollable, type PollTarget, READABLE, WRITABLE, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
+import { DONE, type LaneOwner, NotifyLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
+import { type Pollable, type PollTarget, READABLE, type ReadinessSubscriber, WRITABLE, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
 import { type SocketAddress, type SocketType, parseSocketAddress } from './internal/socket-address.js';
 import { bindingAt } from './internal/socket-file.js';
 import { type StreamOptions } from './internal/streams.js';
@@ -1791,28 +1791,58 @@ function checkIds(value: unknown, name: string): number[] | undefined {
 }
 
 /**
- * Where a connect waits: for the socket to become writable (a connect in
- * progress), or for a retry timer (a full Unix backlog). It watches the
- * descriptor without owning it: the connection takes it over.
+ * Where a connect waits: for the socket to become writable once the connect
+ * is in progress, or for a retry timer while a Unix listener's backlog is
+ * full (an unconnected Unix socket polls writable all the time: watching it
+ * then would spin). It watches the descriptor without owning it: the
+ * connection takes it over.
  */
-class Connecting implements LaneOwner {
+class Connecting implements LaneOwner, ReadinessSubscriber {
   readonly address: string;
-  readonly lane: ReadinessLane;
+  readonly lane: NotifyLane;
   readonly #watch: Watch;
+  #armed = false;
+  #inProgress = false;
+  #watching = false;
 
   constructor(fd: number, address: string) {
     this.address = address;
     this.#watch = watchDescriptor(fd);
-    this.lane = new ReadinessLane(this, 0, this.#watch, WRITABLE);
+    this.lane = new NotifyLane(this, 0, () => this.#want(true), () => this.#want(false));
   }
 
   check(): void { /* A connect ends by itself. */ }
 
   laneBusy(): void { /* Nothing to reject. */ }
 
+  onReady(): void {
+    this.lane.wake();
+  }
+
+  /** The connect is in progress: writability now means it finished. */
+  started(): void {
+    this.#inProgress = true;
+    this.#update();
+  }
+
   /** Leaves the readiness registry (before the descriptor is closed or handed over). */
   release(): void {
+    this.#armed = false;
+    this.#update();
     this.#watch.release();
+  }
+
+  #want(armed: boolean): void {
+    this.#armed = armed;
+    this.#update();
+  }
+
+  #update(): void {
+    const want = this.#armed && this.#inProgress;
+    if (want === this.#watching) return;
+    if (want) this.#watch.subscribe(this, WRITABLE);
+    else this.#watch.unsubscribe(this);
+    this.#watching = want;
   }
 }
 
@@ -1838,7 +1868,7 @@ export function connect<T = Buffer>(address: string, options?: ConnectOptions<T>
     native.close(plan.fd);
     return Promise.reject(err);
   }
-  const op = connectOperation(plan, () => conn.lane.wake());
+  const op = connectOperation(plan, () => conn.lane.wake(), () => conn.started());
   const opts = options === undefined ? undefined : { timeout: options.timeout, signal: options.signal };
   return run(conn.lane, 'connect', opts, NO_KEYS, () => op).then((fd) => {
     conn.release();
@@ -1857,7 +1887,7 @@ export function connectSync<T = Buffer>(address: string, options?: Omit<ConnectO
   let conn: Connecting | undefined;
   try {
     conn = new Connecting(plan.fd, plan.parsed.text);
-    const op = connectOperation(plan, undefined);
+    const op = connectOperation(plan, undefined, undefined);
     runSync(conn.lane, 'connectSync', options === undefined ? undefined : { timeout: options.timeout }, NO_KEYS, () => op);
   } catch (err) {
     conn?.release();
@@ -1875,13 +1905,14 @@ export function connectSync<T = Buffer>(address: string, options?: Omit<ConnectO
  * there is nothing to wait on but time: async calls retry after a growing
  * pause, `wake`; a *Sync step sleeps that pause, bounded by its timeout).
  */
-function connectOperation<T>(plan: ConnectPlan<T>, wake: (() => void) | undefined): Operation<number> & { cancel(): void } {
-  let started = false;
+function connectOperation<T>(plan: ConnectPlan<T>, wake: (() => void) | undefined, started: (() => void) | undefined):
+  Operation<number> & { cancel(): void } {
+  let inProgress = false;
   let backoff = 1;
   let retry: NodeJS.Timeout | undefined;
   return {
     step: (timeout) => {
-      if (!started) {
+      if (!inProgress) {
         const r = native.connect(plan.fd, plan.sockaddr);
         if (r === 0) return plan.fd;
         if (r === E.EAGAIN) {
@@ -1896,7 +1927,8 @@ function connectOperation<T>(plan: ConnectPlan<T>, wake: (() => void) | undefine
           return undefined;
         }
         if (r !== E.EINPROGRESS) throw systemError(r, 'connect', plan.parsed.text);
-        started = true;
+        inProgress = true;
+        started?.();
       }
       const revents = native.pollFd(plan.fd, C.POLLOUT, wake !== undefined ? 0 : timeout);
       if ((revents & (C.POLLOUT | C.POLLERR | C.POLLHUP)) === 0) return undefined;

@@ -793,6 +793,11 @@ describe('pairs, children and the engine', () => {
     let ticks = 0;
     const timer = setInterval(() => ticks++, 5);
     throwsWith(() => connectSync(`unix:${path}`, { timeout: 30 }), 'ERR_IPC_TIMEOUT');
+    // Waiting for room in the backlog does not spin the event loop: it retries after a growing pause.
+    const cpu = process.cpuUsage();
+    await rejectsWith(() => connect(`unix:${path}`, { timeout: 500 }), 'ERR_IPC_TIMEOUT');
+    const used = process.cpuUsage(cpu);
+    assert.ok((used.user + used.system) / 1000 < 150, `${(used.user + used.system) / 1000} ms of CPU in a 500 ms wait`);
     const waiting = connect(`unix:${path}`, { timeout: 10_000 });
     await waitUntil('the loop turns while connect waits', () => ticks >= 3);
     clearInterval(timer);
