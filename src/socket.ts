@@ -293,9 +293,10 @@ abstract class SocketBase extends Handle implements Pollable {
   #address: string;
   protected readonly spin: number;
   protected readonly readLane: ReadinessLane;
-  protected readonly writeLane: ReadinessLane;
+  protected readonly writeLane: NotifyLane;
 
-  protected constructor(fd: number, kind: SocketKind, address: string, spin: number, handedOver = false) {
+  /** `timedWrites`: sends wait on a timer, not on writability (unconnected Unix datagram sockets: see DatagramSocket). */
+  protected constructor(fd: number, kind: SocketKind, address: string, spin: number, handedOver = false, timedWrites = false) {
     super();
     this.#fd = this.holdFd(fd, handedOver);
     this.kind = kind;
@@ -304,7 +305,7 @@ abstract class SocketBase extends Handle implements Pollable {
     try {
       const watch = this.watch(fd);
       this.readLane = new ReadinessLane(this, spin, watch, READABLE);
-      this.writeLane = new ReadinessLane(this, spin, watch, WRITABLE);
+      this.writeLane = timedWrites ? new NotifyLane(this, spin) : new ReadinessLane(this, spin, watch, WRITABLE);
     } catch (err) {
       this.close();
       throw err;
@@ -1572,7 +1573,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   /** @internal */
   constructor(fd: number, kind: SocketKind, codec: Codec<T>, max: number, spin: number, file?: SocketFile,
     handedOver = false) {
-    super(fd, kind, nameOf(fd, kind, false) ?? `${kind} fd ${fd}`, spin, handedOver);
+    super(fd, kind, nameOf(fd, kind, false) ?? `${kind} fd ${fd}`, spin, handedOver, kind === 'unix-dgram');
     this.#codec = codec;
     this.#max = max;
     this.#scratch = Buffer.allocUnsafe(Math.min(DATAGRAM_SCRATCH, Math.max(max, 1)));
@@ -1642,9 +1643,12 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     if (o.fds !== undefined && this.kind === 'udp') throw invalidArgument('fds', o.fds, 'none: descriptors pass only over Unix sockets');
     const fds = fdList(o.fds);
     const bytes = encodeWith(this.#codec, data as T, this.address);
-    return this.stepOf(C.POLLOUT, (spin) => {
+    const attempt = (spin: number): typeof DONE | undefined => {
       const n = native.sendMsg(this.rawFd, bytes, 0, bytes.length, fds, to, spin);
-      if (n >= 0) return DONE;
+      if (n >= 0) {
+        this.#backoff = 1;
+        return DONE;
+      }
       if (n === E.EAGAIN) return undefined;
       if (n === E.EMSGSIZE) {
         throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte datagram is more than a ${this.kind} socket can send ` +
@@ -1652,7 +1656,33 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
         { address: this.address, errno: n, syscall: 'sendmsg' });
       }
       throw systemError(n, 'send', String(o.to));
-    });
+    };
+    if (this.kind === 'udp') return this.stepOf(C.POLLOUT, attempt);
+    // A Unix datagram send waits for room in the receiver's queue, which the sender's socket does not
+    // report (it polls writable regardless): a growing pause, on a timer or, for *Sync calls, asleep.
+    return {
+      step: (timeout, spin) => {
+        const first = attempt(spin);
+        if (first !== undefined) return first;
+        const pause = timeout < 0 ? this.#backoff : Math.min(this.#backoff, timeout);
+        this.#backoff = Math.min(this.#backoff * 2, 50);
+        if (timeout === 0) {
+          clearTimeout(this.#retry);
+          this.#retry = setTimeout(() => this.writeLane.wake(), pause);
+          return undefined;
+        }
+        Atomics.wait(PAUSE, 0, 0, pause);
+        return attempt(0);
+      },
+    };
+  }
+
+  /** The pause before a Unix datagram send tries again, ms. */
+  #backoff = 1;
+  #retry: NodeJS.Timeout | undefined;
+
+  protected override released(): void {
+    clearTimeout(this.#retry);
   }
 
   #receiveOp(): Operation<Datagram<T>> {
@@ -1674,7 +1704,13 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
           `more than maxMessageSize ${this.#max}; it was discarded, not cut. Raise maxMessageSize to receive it.`, { address: this.address });
       }
       const bytes = buffer === this.#scratch ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n);
-      return { data: decodeWith(this.#codec, bytes, from ?? this.address), from, fds };
+      try {
+        return { data: decodeWith(this.#codec, bytes, from ?? this.address), from, fds };
+      } catch (err) {
+        // The datagram is consumed: its descriptors go with it.
+        for (const fd of fds) native.close(fd);
+        throw err;
+      }
     });
   }
 }

@@ -512,6 +512,29 @@ os.kill(os.getpid(), signal.SIGKILL)
     b.close();
   });
 
+  it('a Unix datagram send to a receiver whose queue is full waits without spinning; an undecodable datagram closes its descriptors', async () => {
+    const full = bind(`unix-dgram:@${abstractName('full')}`, { codec: 'json' });
+    const sender = bind(`unix-dgram:@${abstractName('sender')}`);
+    // Fill the receiver's queue (net.unix.max_dgram_qlen datagrams).
+    while (sender.trySend(Buffer.from('"x"'), { to: full.localAddress! })) { /* filling */ }
+    const cpu = process.cpuUsage();
+    await rejectsWith(() => sender.send(Buffer.from('"y"'), { to: full.localAddress!, timeout: 500 }), 'ERR_IPC_TIMEOUT');
+    throwsWith(() => sender.sendSync(Buffer.from('"y"'), { to: full.localAddress!, timeout: 300 }), 'ERR_IPC_TIMEOUT');
+    const used = process.cpuUsage(cpu);
+    assert.ok((used.user + used.system) / 1000 < 200, `${(used.user + used.system) / 1000} ms of CPU in 800 ms of waiting`);
+    // Room again: a waiting send goes through.
+    const waiting = sender.send(Buffer.from('"z"'), { to: full.localAddress! });
+    while (full.tryReceive() !== undefined) { /* draining */ }
+    await waiting;
+    while (full.tryReceive() !== undefined) { /* draining */ }
+    const before = openFds().length;
+    await sender.send(Buffer.from('not json'), { to: full.localAddress!, fds: [0, 1, 2] });
+    await rejectsWith(() => full.receive({ timeout: 10_000 }), 'ERR_IPC_CODEC');
+    assert.equal(openFds().length, before);
+    full.close();
+    sender.close();
+  });
+
   it('a datagram larger than maxMessageSize is reported and discarded, never cut', async () => {
     const a = bind(`unix-dgram:${sockPath('d')}`, { maxMessageSize: 100 });
     const b = bind(`unix-dgram:@${abstractName()}`);
