@@ -723,10 +723,35 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     return written;
   }
 
-  /** Closes the sending direction (`shutdown(SHUT_WR)`): the peer reads the end of the data once it has read the rest. */
+  /**
+   * Closes the sending direction (`shutdown(SHUT_WR)`) once every send made
+   * before has been written: the peer reads the end of the data after the
+   * rest.
+   */
   end(): void {
-    const r = native.shutdown(this.fd, S.SHUT_WR);
-    if (r < 0 && r !== E.ENOTCONN) throw systemError(r, 'shutdown', this.address);
+    this.check('end');
+    this.#flushDeferred();
+    const shut = (): typeof DONE => {
+      const r = native.shutdown(this.rawFd, S.SHUT_WR);
+      if (r < 0 && r !== E.ENOTCONN) throw systemError(r, 'shutdown', this.address);
+      return DONE;
+    };
+    if (!this.writeLane.busy) {
+      shut();
+      return;
+    }
+    this.#openBatch = undefined;
+    run(this.writeLane, 'end', undefined, NO_KEYS, () => ({ step: shut })).catch(() => undefined);
+  }
+
+  /**
+   * Closes the socket. Sends deferred to the end of this turn of the code
+   * go first, as far as the kernel takes them now; sends still waiting for
+   * room reject with `ERR_IPC_CLOSED`.
+   */
+  override close(): void {
+    if (!this.closed) this.#flushDeferred();
+    super.close();
   }
 
   /** A Node `Duplex` over the raw bytes of this stream socket; destroying it closes the socket. */
@@ -895,7 +920,8 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** Starts the batch deferred to the end of the turn (before any send that must not overtake it). */
   #flushDeferred(): void {
     const batch = this.#deferred;
-    if (batch === undefined) return;
+    // A connection that failed (a send cut short) writes nothing more.
+    if (batch === undefined || this.#failure !== undefined) return;
     this.#deferred = undefined;
     if (this.closed) return;
     this.#openBatch = batch;

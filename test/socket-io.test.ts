@@ -355,17 +355,30 @@ describe('sends made in one turn of the code', () => {
     b.close();
   });
 
-  it('a close in the same turn rejects the sends still deferred, and sends nothing more', async () => {
+  it('end() and close() come after the sends made before them', async () => {
     const [a, b] = socketPair();
-    const first = a.send(Buffer.from('first'));
-    const second = a.send(Buffer.from('second'));
-    const refused = rejectsWith(() => second, 'ERR_IPC_CLOSED');
-    a.close();
-    await first;
-    await refused;
-    assert.equal((await b.receive({ timeout: 10_000 })).data.toString(), 'first');
-    await rejectsWith(() => b.receive({ timeout: 10_000 }), 'ERR_IPC_PEER_CLOSED');
-    b.close();
+    const sent = [a.send(Buffer.from('one')), a.send(Buffer.from('two'))];
+    a.end();
+    await Promise.all(sent);
+    const [c, d] = socketPair();
+    const more = [c.send(Buffer.from('three')), c.send(Buffer.from('four'))];
+    c.close();
+    await Promise.all(more);
+    for (const [reader, words] of [[b, ['one', 'two']], [d, ['three', 'four']]] as const) {
+      for (const word of words) assert.equal((await reader.receive({ timeout: 10_000 })).data.toString(), word);
+      await rejectsWith(() => reader.receive({ timeout: 10_000 }), 'ERR_IPC_PEER_CLOSED');
+    }
+    // A large send still waiting for room when end() is called: the end follows it, the peer reads it whole.
+    const big = payload(4 * 1024 * 1024, 9);
+    const sending = a.send(big).catch((err: unknown) => err);
+    const [e, f] = socketPair();
+    const large = e.send(big);
+    e.end();
+    assert.ok((await f.receive({ timeout: 10_000 })).data.equals(big));
+    await large;
+    await rejectsWith(() => f.receive({ timeout: 10_000 }), 'ERR_IPC_PEER_CLOSED');
+    await sending;
+    for (const h of [a, b, d, e, f]) h.close();
   });
 });
 
