@@ -362,14 +362,17 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   int flags = ArgInt(info, 7);
   iovec iov{b.data + offset, length};
   msghdr msg{};
-  alignas(cmsghdr) char control[kRightsSpace];
+  // Room for the most descriptors and for credentials (SO_PASSCRED set on the socket by someone else).
+  alignas(cmsghdr) char control[kRightsSpace + CMSG_SPACE(sizeof(ucred))];
   sockaddr_storage from{};
+  // A peek never takes descriptors: with no room for them, the kernel installs none.
+  bool peek = (flags & MSG_PEEK) != 0;
   int r = Spin(ArgDouble(info, 8), EAGAIN, [&] {
     msg = msghdr{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    msg.msg_control = peek ? nullptr : control;
+    msg.msg_controllen = peek ? 0 : sizeof control;
     msg.msg_name = &from;
     msg.msg_namelen = sizeof from;
     ssize_t n;
@@ -379,7 +382,8 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   });
   int received = 0;
   if (r >= 0) {
-    bool cut = (msg.msg_flags & MSG_CTRUNC) != 0;
+    bool cut = !peek && (msg.msg_flags & MSG_CTRUNC) != 0;
+    if (peek) msg.msg_flags &= ~MSG_CTRUNC;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
       size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);

@@ -19,7 +19,7 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { lstatSync, unlinkSync, chmodSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, lstatSync, openSync, unlinkSync } from 'node:fs';
 import { Duplex } from 'node:stream';
 import { markAsUntransferable } from 'node:worker_threads';
 import { E, IpcError, defineHints, systemError } from './errors.js';
@@ -31,7 +31,7 @@ import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, type ReadinessSubscriber, WRITABLE, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
 import { type SocketAddress, type SocketType, parseSocketAddress } from './internal/socket-address.js';
-import { bindingAt } from './internal/socket-file.js';
+import { O_PATH_FLAGS, bindingAt } from './internal/socket-file.js';
 import { type StreamOptions } from './internal/streams.js';
 import { type OwnerOption, checkOwner } from './internal/trust.js';
 import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
@@ -79,9 +79,10 @@ export const SCM_MAX_FD = S.SCM_MAX_FD;
 const READ_SIZE = 64 * 1024;
 /**
  * Stream receives land in slabs of this size, at least {@link SLAB_MIN_FREE}
- * bytes at a time, and messages are handed out as views of them: a message
- * that arrived within one receive is never copied. A message keeps its slab
- * alive, as Node's own Buffer pool does.
+ * bytes at a time, and messages of 32 KiB or more are handed out as views
+ * of them: a large message that arrived within one receive is never copied
+ * (it keeps its slab alive, as Node's own Buffer pool does; smaller ones are
+ * copied out).
  */
 const SLAB_SIZE = 256 * 1024;
 const SLAB_MIN_FREE = 64 * 1024;
@@ -422,7 +423,8 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   readonly #scratch: Buffer;
   #streamIn = 0;
   #streamOut = 0;
-  #arrived: ArrivedFds[] = [];
+  /** Descriptors received and not yet handed out; closed with the socket, or when a dropped socket is collected. */
+  readonly #inbox: { arrived: ArrivedFds[] } = { arrived: [] };
   #cutAt = -1;
   #ended = false;
   readonly #fdsOut = new Int32Array(SCM_MAX_FD);
@@ -457,6 +459,10 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     this.#ahead = new ReadAhead(this.address, 'maxMessageSize');
     this.#scratch = this.#framed ? EMPTY : Buffer.allocUnsafe(Math.min(DATAGRAM_SCRATCH, Math.max(settings.maxMessageSize, 1)));
     this.peer = kind === 'tcp' ? null : this.#credentials(fd);
+    const inbox = this.#inbox;
+    this.holdRelease(() => {
+      for (const { fds } of inbox.arrived.splice(0)) for (const received of fds) native.close(received);
+    });
     if (kind === 'tcp') native.setSockOpt(fd, S.IPPROTO_TCP, S.TCP_NODELAY, 1);
     this.#touch();
   }
@@ -793,8 +799,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       const error = this.closedError('send');
       for (const item of deferred) item.reject(error);
     }
-    // Descriptors received and never handed out are closed with the socket.
-    for (const { fds } of this.#arrived.splice(0)) for (const fd of fds) native.close(fd);
+
     this.#pump?.abort();
     this.#pump = undefined;
     const error = this.closedError('request');
@@ -813,8 +818,19 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     const out = new Int32Array(3);
     if (native.peerCredentials(fd, out) < 0) return null;
     const peer: PeerCredentials = { pid: out[0]!, uid: out[1]! >>> 0, gid: out[2]! >>> 0 };
-    const pidfd = out[0]! > 0 ? native.peerPidfd(fd) : -1;
-    if (pidfd >= 0) peer.pidfd = this.holdFd(pidfd);
+    // The pid descriptor is opened when first asked for (a descriptor per connection up front would halve
+    // the connections a process can hold); the kernel keeps naming the process of connect time.
+    let pidfd: number | undefined | null = null;
+    Object.defineProperty(peer, 'pidfd', {
+      enumerable: true,
+      get: (): number | undefined => {
+        if (pidfd === null && !this.closed && out[0]! > 0) {
+          const r = native.peerPidfd(fd);
+          pidfd = r >= 0 ? this.holdFd(r) : undefined;
+        }
+        return pidfd ?? undefined;
+      },
+    });
     return Object.freeze(peer);
   }
 
@@ -1132,7 +1148,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     if (data === null) throw this.#peerClosed();
     const start = this.#streamOut;
     this.#streamOut += FRAME_HEADER + data.length;
-    return { data, fds: this.#fdsBefore(start, this.#streamOut) };
+    return { data: ownSmall(data), fds: this.#fdsBefore(start, this.#streamOut) };
   }
 
   /** Descriptors that arrived with bytes before stream offset `end`; an error if the kernel cut some off. */
@@ -1146,9 +1162,9 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   }
 
   #takeFds(end: number): number[] {
-    if (this.#arrived.length === 0 || this.#arrived[0]!.at >= end) return NO_FDS;
+    if (this.#inbox.arrived.length === 0 || this.#inbox.arrived[0]!.at >= end) return NO_FDS;
     const out: number[] = [];
-    while (this.#arrived.length > 0 && this.#arrived[0]!.at < end) out.push(...this.#arrived.shift()!.fds);
+    while (this.#inbox.arrived.length > 0 && this.#inbox.arrived[0]!.at < end) out.push(...this.#inbox.arrived.shift()!.fds);
     return out;
   }
 
@@ -1199,17 +1215,18 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   #noteFds(at: number): void {
     const count = this.#meta[1]!;
     if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) this.#cutAt = at;
-    if (count > 0) this.#arrived.push({ at, fds: Array.from(this.#fdsOut.subarray(0, count)) });
+    if (count > 0) this.#inbox.arrived.push({ at, fds: Array.from(this.#fdsOut.subarray(0, count)) });
   }
 
   /** One seqpacket message, if one is there. */
   #nextPacket(spin: number): { data: Buffer; fds: number[] } | undefined {
     const max = this.#settings.maxMessageSize;
     let buffer = this.#scratch;
-    if (max > buffer.length) {
-      // The kernel reports every byte queued: enough for the next message.
-      const queued = native.queuedBytes(this.rawFd);
-      if (queued > buffer.length) buffer = Buffer.allocUnsafe(Math.min(queued, max) + 1);
+    if (max > buffer.length && native.queuedBytes(this.rawFd) > buffer.length) {
+      // More is queued than the scratch buffer holds (FIONREAD counts every queued packet): the next packet's
+      // own size, peeked, so that a small message never gets (and keeps) a buffer the size of the queue.
+      const next = native.recvMsg(this.rawFd, PEEK_BUFFER, 0, 0, this.#fdsOut, null, this.#meta, S.MSG_PEEK | S.MSG_TRUNC, 0);
+      if (next > buffer.length && next <= max) buffer = Buffer.allocUnsafe(next);
     }
     const n = native.recvMsg(this.rawFd, buffer, 0, buffer.length, this.#fdsOut, null, this.#meta, S.MSG_TRUNC, spin);
     if (n === E.EAGAIN) return undefined;
@@ -1249,7 +1266,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
         if (chunk === undefined || chunk === null) return chunk;
         this.#ahead.push(chunk);
       }
-      const bytes = this.#ahead.take(Math.min(max, this.#ahead.length));
+      const bytes = ownSmall(this.#ahead.take(Math.min(max, this.#ahead.length)));
       this.#streamOut += bytes.length;
       // Raw reads do not carry descriptors: any that came are closed.
       for (const fd of this.#takeFds(this.#streamOut)) native.close(fd);
@@ -1396,6 +1413,14 @@ interface PartsOperation extends Operation<typeof DONE> {
 
 const RAW = resolveCodec<Buffer>(undefined);
 const EMPTY = Buffer.alloc(0);
+const PEEK_BUFFER = Buffer.alloc(1);
+
+/** Stream messages smaller than this are copied out of their slab, so that keeping one does not keep 256 KiB. */
+const OWN_BELOW = 32 * 1024;
+
+function ownSmall(data: Buffer): Buffer {
+  return data.length < OWN_BELOW && data.buffer.byteLength === SLAB_SIZE ? Buffer.from(data) : data;
+}
 const NO_KEYS: readonly string[] = [];
 const NO_FDS: number[] = [];
 
@@ -1409,11 +1434,17 @@ function envelope(kind: number, id: number, body: Uint8Array): Buffer {
 
 /** The failure reply to request `id`: `err`'s code and message as JSON. */
 function failureEnvelope(id: number, err: unknown): Buffer {
-  const code = (err as { code?: unknown } | null)?.code;
-  const message = (err as { message?: unknown } | null)?.message;
-  return envelope(FAILURE, id, Buffer.from(JSON.stringify({
-    code: typeof code === 'string' ? code : null, message: typeof message === 'string' ? message : String(err),
-  })));
+  let code: unknown = null;
+  let message: unknown;
+  try {
+    code = (err as { code?: unknown } | null)?.code;
+    message = (err as { message?: unknown } | null)?.message;
+    if (typeof message !== 'string') message = String(err);
+  } catch {
+    // A value whose properties or string form throw still gets an answer.
+    message = 'the handler threw a value that cannot be described';
+  }
+  return envelope(FAILURE, id, Buffer.from(JSON.stringify({ code: typeof code === 'string' ? code : null, message })));
 }
 
 function truncatedError(address: string): IpcError {
@@ -1770,10 +1801,18 @@ function bindTo(fd: number, address: SocketAddress, sockaddr: Buffer, mode: numb
     throw systemError(r, 'bind', address.text);
   }
   if (path === undefined) return undefined;
-  const st = lstatSync(path);
-  // The umask may have taken bits the caller asked for: add them back (the file is never more open than asked).
-  if ((st.mode & 0o777) !== mode) chmodSync(path, mode);
-  return { path, dev: st.dev, ino: st.ino };
+  // The file is reached through a descriptor that does not follow a symbolic link: in a directory others may
+  // write, the name could be swapped for a link to someone's file, whose mode a chmod by name would change.
+  const file = openSync(path, O_PATH_FLAGS);
+  try {
+    const st = fstatSync(file);
+    if (!st.isSocket()) throw new IpcError('EADDRINUSE', `bind ${address.text}: the socket file was replaced by something else as it was made.`, { address: address.text });
+    // The umask may have taken bits the caller asked for: add them back (the file is never more open than asked).
+    if ((st.mode & 0o777) !== mode) chmodSync(`/proc/self/fd/${file}`, mode);
+    return { path, dev: st.dev, ino: st.ino };
+  } finally {
+    closeSync(file);
+  }
 }
 
 /**

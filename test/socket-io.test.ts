@@ -442,6 +442,110 @@ describe('failures that must not corrupt a connection', () => {
   });
 });
 
+describe('memory and descriptors a peer cannot make ipckit hold', () => {
+  it('a small stream message owns its memory: keeping it keeps no 256 KiB slab', async () => {
+    const [a, b] = socketPair();
+    await a.send(Buffer.from('tiny'));
+    await a.send(payload(40_000));
+    const small = (await b.receive({ timeout: 10_000 })).data;
+    const large = (await b.receive({ timeout: 10_000 })).data;
+    assert.ok(small.buffer.byteLength < 64 * 1024, `a 4-byte message is backed by ${small.buffer.byteLength} bytes`);
+    assert.ok(large.equals(payload(40_000)));
+    a.close();
+    b.close();
+  });
+
+  it('a small seqpacket message behind a long queue gets a buffer of its own size', async () => {
+    const name = abstractName('seqq');
+    const server = listen(`unix-seqpacket:@${name}`);
+    const py = python(`
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+s.connect('\\0' + sys.argv[1]); s.setblocking(False)
+n = 0
+try:
+    while n < 3000: s.send(b'x' * 200); n += 1
+except BlockingIOError: pass
+print(n, flush=True)
+sys.stdin.read()
+`, name);
+    const conn = await server.accept({ timeout: 10_000 });
+    const sent = Number(await py.line());
+    assert.ok(native.queuedBytes(conn.fd) > 256 * 1024 || sent * 200 <= 256 * 1024, 'the queue holds more than the scratch buffer (or the kernel allowed less)');
+    const { data } = await conn.receive({ timeout: 10_000 });
+    assert.equal(data.length, 200);
+    assert.ok(data.buffer.byteLength < 64 * 1024, `a 200-byte message is backed by ${data.buffer.byteLength} bytes`);
+    py.child.stdin?.end();
+    await py.exited;
+    conn.close();
+    server.close();
+  });
+
+  it('a peer credentials\' pid descriptor is opened only when asked for', () => {
+    const before = openFds().length;
+    const pairs = Array.from({ length: 20 }, () => socketPair());
+    assert.equal(openFds().length, before + 40);
+    const pidfd = pairs[0]![0].peer!.pidfd!;
+    assert.equal(readlinkSync(`/proc/self/fd/${pidfd}`), 'anon_inode:[pidfd]');
+    assert.equal(pairs[0]![0].peer!.pidfd, pidfd, 'the same one each time');
+    for (const [x, y] of pairs) {
+      x.close();
+      y.close();
+    }
+    assert.equal(openFds().length, before);
+  });
+
+  it('with SO_PASSCRED set on the receiving socket, 253 descriptors still arrive', async () => {
+    const [a, b] = socketPair({ type: 'seqpacket' });
+    const SO_PASSCRED = 16;
+    assert.equal(native.setSockOpt(b.fd, native.socketConstants.SOL_SOCKET, SO_PASSCRED, 1), 0);
+    await a.sendFds(Array.from({ length: SCM_MAX_FD }, () => a.fd));
+    const { fds } = await b.receive({ timeout: 10_000 });
+    assert.equal(fds.length, SCM_MAX_FD);
+    for (const fd of fds) native.close(fd);
+    a.close();
+    b.close();
+  });
+
+  it('a handler that throws a value which cannot be described still gets the requester an answer', async () => {
+    const [a, b] = socketPair<unknown>({ codec: 'json' });
+    const hostile = new Proxy({}, { get: () => { throw new Error('no'); } });
+    let n = 0;
+    void b.serve(() => {
+      throw n++ === 0 ? Object.create(null) : hostile;
+    });
+    await rejectsWith(() => a.request('x', { timeout: 10_000 }), 'ERR_IPC_REMOTE');
+    await rejectsWith(() => a.request('y', { timeout: 10_000 }), 'ERR_IPC_REMOTE', /cannot be described/);
+    a.close();
+    b.close();
+  });
+
+  it('descriptors read ahead by a connection dropped without close() are closed when it is collected', async () => {
+    const child = startPeer(process.execPath, ['--expose-gc', '--input-type=module', '-e', `import * as ipc from ${JSON.stringify(INDEX)};
+      import { readdirSync } from 'node:fs';
+      const count = () => readdirSync('/proc/self/fd').length;
+      // Warm up: the thread's readiness registry takes its descriptors once.
+      const [w1, w2] = ipc.socketPair();
+      await Promise.all([w1.send(Buffer.from('w')), w2.receive()]);
+      w1.close(); w2.close();
+      const server = ipc.listen('unix:@' + process.argv[1]);
+      const a = await ipc.connect(server.address);
+      const before = count();
+      await a.sendFds([0, 1, 2], Buffer.from('one'));
+      await a.sendFds([0, 1, 2], Buffer.from('two'));
+      // Received and dropped: the first message's descriptors are handed out (and closed here),
+      // the second one's were read ahead with it, and belong to the dropped connection.
+      const { fds } = await (async () => (await server.accept()).receive())();
+      for (const fd of fds) (await import('node:fs')).closeSync(fd);
+      for (let i = 0; i < 10; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)); }
+      console.log(count() - before);
+      a.close(); server.close();`, abstractName('gc')]);
+    const extra = Number(await child.line());
+    assert.equal(extra, 0, `${extra} descriptors still open after collection`);
+    await child.exited;
+  });
+});
+
 describe('hostile peers', () => {
   /** A connection whose other end is a raw socket this test writes bytes into. */
   async function rawPeer(options: object = {}): Promise<{ conn: MessageSocket; raw: MessageSocket; server: SocketServer }> {
@@ -671,6 +775,7 @@ describe('peer credentials', () => {
     assert.deepEqual({ pid: conn.peer?.pid, uid: conn.peer?.uid, gid: conn.peer?.gid },
       { pid: child.child.pid, uid: process.getuid!(), gid: process.getgid!() });
     if (conn.peer?.pidfd !== undefined) assert.equal(readlinkSync(`/proc/self/fd/${conn.peer.pidfd}`), 'anon_inode:[pidfd]');
+    assert.deepEqual(Object.keys(conn.peer ?? {}), ['pid', 'uid', 'gid', 'pidfd']);
     conn.close();
     await child.exited;
     server.close();

@@ -139,9 +139,9 @@ export class ReadAhead {
           this.take(FRAME_HEADER);
           return length === 0 ? Buffer.alloc(0) : this.take(length);
         }
-        // Once an eighth of it has arrived (a peer cannot make ipckit reserve much more than it sent),
+        // Once half of it has arrived (a peer cannot make ipckit reserve more than twice what it sent),
         // everything read ahead belongs to this message and starts its own buffer.
-        if (length >= DIRECT_READ && source.readChunkInto !== undefined && (this.#bytes - FRAME_HEADER) * 8 >= length) {
+        if (length >= DIRECT_READ && source.readChunkInto !== undefined && (this.#bytes - FRAME_HEADER) * 2 >= length) {
           this.take(FRAME_HEADER);
           const target = Buffer.allocUnsafe(length);
           const have = this.#bytes;
