@@ -38,7 +38,7 @@ export {
 } from './signal.js';
 export {
   listen, connect, connectSync, socketPair, bind, MessageSocket, SocketServer, DatagramSocket,
-  DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_HIGH_WATER_MARK, DEFAULT_FRAME_TIMEOUT, SCM_MAX_FD,
+  DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_HIGH_WATER_MARK, DEFAULT_FRAME_TIMEOUT, DEFAULT_CONCURRENCY, SCM_MAX_FD, type ServeOptions,
   type SocketKind, type SocketMessage, type Datagram, type PeerCredentials, type PassableFd, type MessageSocketOptions,
   type ConnectOptions, type ListenOptions, type BindOptions, type RequestOptions, type DatagramSendOptions, type RefusedPeer,
 } from './socket.js';

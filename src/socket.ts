@@ -164,6 +164,19 @@ export interface BindOptions<T = Buffer> extends SpinOptions {
   receiveBuffer?: number;
 }
 
+/** Options of {@link MessageSocket.serve}. */
+export interface ServeOptions {
+  /**
+   * Requests handled at once, at most (default 64). At the bound nothing
+   * more is read, so a peer that floods requests fills the socket's buffers
+   * and waits, instead of making this process start handlers without end.
+   */
+  concurrency?: number;
+}
+
+/** Default of {@link ServeOptions.concurrency}. */
+export const DEFAULT_CONCURRENCY = 64;
+
 /** Options of a request. */
 export interface RequestOptions extends WaitOptions {
   /** Descriptors to pass with the request (Unix sockets). */
@@ -444,6 +457,10 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   #requests: Map<number, Waiting<T>> | undefined;
   #nextId = 1;
   #pump: AbortController | undefined;
+  /** Requests being handled, and the most at once (serve's concurrency). */
+  #inFlight = 0;
+  #concurrency = DEFAULT_CONCURRENCY;
+  #slotFree: (() => void) | undefined;
   /** Set by the first request or serve: from then on every message is an envelope. */
   #carriesRequests = false;
   #serving: ((data: T, request: { fds: number[] }) => unknown) | undefined;
@@ -657,10 +674,11 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    * they come, several at once; a handler that throws sends the peer an
    * `ERR_IPC_REMOTE` failure carrying its error's code and message.
    */
-  serve(handler: (data: T, request: { fds: number[] }) => Outgoing<T> | Promise<Outgoing<T>>): Promise<void> {
+  serve(handler: (data: T, request: { fds: number[] }) => Outgoing<T> | Promise<Outgoing<T>>, options?: ServeOptions): Promise<void> {
     if (typeof handler !== 'function') return Promise.reject(invalidArgument('handler', handler, 'a function'));
     if (this.#serving !== undefined) return Promise.reject(invalidArgument('handler', handler, 'one handler: this socket is served already'));
     try {
+      this.#concurrency = optionalInteger(checkOptions(options, ['concurrency']).concurrency, 'concurrency', 1, 1_000_000, DEFAULT_CONCURRENCY);
       this.check('serve');
     } catch (err) {
       return Promise.reject(err);
@@ -1304,10 +1322,14 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     if (this.#pump === undefined || this.#serving !== undefined || (this.#requests?.size ?? 0) > 0) return;
     this.#pump.abort();
     this.#pump = undefined;
+    this.#slotFree?.();
   }
 
   async #runPump(signal: AbortSignal): Promise<void> {
     for (;;) {
+      // At the bound, nothing more is read: the kernel's buffers fill and the peer's sends wait.
+      while (this.#inFlight >= this.#concurrency && !signal.aborted) await new Promise<void>((resolve) => { this.#slotFree = resolve; });
+      if (signal.aborted) return;
       let message: SocketMessage<T>;
       try {
         message = await run(this.readLane, 'receive', { signal }, NO_KEYS, () => this.#receiveOp(false));
@@ -1356,13 +1378,20 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
         this.#sendBytes('reply', failureEnvelope(id, err), null, undefined).catch(() => undefined);
         return;
       }
+      this.#inFlight++;
       Promise.resolve()
         .then(() => handler(request, { fds }))
         // A reply the codec cannot encode reaches the requester as a failure, never as silence.
         .then((reply) => envelope(REPLY, id, this.#encode(reply as Outgoing<T>)))
         .catch((err: unknown) => failureEnvelope(id, err))
         .then((out) => this.#sendBytes('reply', out, null, undefined))
-        .catch(() => undefined);
+        .catch(() => undefined)
+        .finally(() => {
+          this.#inFlight--;
+          const free = this.#slotFree;
+          this.#slotFree = undefined;
+          free?.();
+        });
       return;
     }
     for (const fd of fds) native.close(fd);
@@ -1550,17 +1579,31 @@ export class SocketServer<T = Buffer> extends SocketBase implements AsyncIterabl
     if (this.#accepting) return;
     this.#accepting = true;
     void (async () => {
+      let pause = 10;
       try {
-        for await (const conn of this) {
+        while (!this.closed && this.#events.listenerCount('connection') > 0) {
+          let conn: MessageSocket<T>;
+          try {
+            conn = await this.accept();
+          } catch (err) {
+            if (err instanceof IpcError && err.code === 'ERR_IPC_CLOSED') return;
+            if (this.#events.listenerCount('error') > 0) this.#events.emit('error', err);
+            // Out of descriptors: the connection waits in the backlog; try again once some may be free.
+            if (err instanceof IpcError && err.code === 'ERR_IPC_LIMIT') {
+              await new Promise((resolve) => setTimeout(resolve, pause));
+              pause = Math.min(pause * 2, 1000);
+              continue;
+            }
+            if (this.#events.listenerCount('error') === 0) throw err;
+            return;
+          }
+          pause = 10;
           if (this.#events.listenerCount('connection') === 0) {
             conn.close();
             break;
           }
           this.#events.emit('connection', conn);
         }
-      } catch (err) {
-        if (this.#events.listenerCount('error') > 0) this.#events.emit('error', err);
-        else throw err;
       } finally {
         this.#accepting = false;
       }

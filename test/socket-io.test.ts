@@ -6,7 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
+import { type ChildProcess, spawn as spawnChild, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -543,6 +543,57 @@ sys.stdin.read()
     const extra = Number(await child.line());
     assert.equal(extra, 0, `${extra} descriptors still open after collection`);
     await child.exited;
+  });
+});
+
+describe('servers under pressure', () => {
+  it('serve() handles at most `concurrency` requests at once; a flood waits in the kernel', async () => {
+    const [a, b] = socketPair<unknown>({ codec: 'json' });
+    let running = 0;
+    let most = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    void b.serve(async (n) => {
+      running++;
+      most = Math.max(most, running);
+      await gate;
+      running--;
+      return n;
+    }, { concurrency: 4 });
+    const replies = Array.from({ length: 50 }, (_, i) => a.request(i, { timeout: 10_000 }));
+    await waitUntil('four handlers run', () => running === 4);
+    assert.ok(await stillPending(replies[0]!, 50));
+    assert.equal(most, 4);
+    release();
+    assert.deepEqual(await Promise.all(replies), Array.from({ length: 50 }, (_, i) => i));
+    assert.equal(most, 4);
+    a.close();
+    b.close();
+  });
+
+  it('a server out of descriptors keeps its event form going and serves again once some are free', async (t) => {
+    if (spawnSync('prlimit', ['--version']).status !== 0) {
+      t.skip('needs prlimit (util-linux)');
+      return;
+    }
+    const child = startPeer('prlimit', ['--nofile=80', process.execPath, '--input-type=module', '-e', `import * as ipc from ${JSON.stringify(INDEX)};
+      const server = ipc.listen('unix:@' + process.argv[1]);
+      const conns = [], clients = [];
+      let errors = 0;
+      server.on('error', (e) => { if (e.code === 'ERR_IPC_LIMIT') errors++; });
+      server.on('connection', (c) => conns.push(c));
+      for (let i = 0; i < 100 && errors === 0; i++) {
+        try { clients.push(await ipc.connect(server.address, { timeout: 500 })); } catch { break; }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      for (const c of [...conns.splice(0), ...clients.splice(0)]) c.close();
+      const late = await ipc.connect(server.address, { timeout: 2000 });
+      const deadline = Date.now() + 5000;
+      while (conns.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      console.log(errors > 0 ? 'hit the limit' : 'never hit the limit', conns.length > 0 ? 'and served again' : 'and stopped serving');
+      late.close(); server.close();`, abstractName('emfile')]);
+    assert.equal(await child.line(), 'hit the limit and served again');
+    assert.equal(await child.exited, 0, child.stderr());
   });
 });
 
