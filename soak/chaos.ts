@@ -6,7 +6,10 @@
  *   Every producer process, first or replacement, sends under a ledger slot
  *   of its own; the ledger then tells what the kills cost: lost,
  *   duplicated, reordered, corrupt, and torn (a stream read that returned
- *   part of a message).
+ *   part of a message). Over connected sockets the consumers are servers
+ *   and only producers (their clients) are killed: a server must drop the
+ *   connection a producer died in, even in the middle of a frame, and go on
+ *   serving the others, losing nothing they sent.
  * - Mutex: workers loop lock, A += 1, pause, B += 1, unlock on one robust
  *   mutex; the holder of the moment is the preferred victim. The next
  *   locker must take over, repair B = A, markConsistent(); A = B at the end.
@@ -21,11 +24,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { IpcError, Mutex, PosixMessageQueue, Semaphore } from '../src/index.js';
-import { Child } from './exactly-once.js';
+import { Child, listeningAddress } from './exactly-once.js';
 import { type ConsumerField, type DeliveryCounts, Ledger, LockLedger } from './ledger.js';
 import { type LockerParams, type PeerParams, stopMarker } from './peer.js';
-import { type Section, type SectionResult, descriptorMap, fmt, percentile, removeOnInterrupt, runStandalone } from './report.js';
-import { TRANSPORTS, type Transport } from './transports.js';
+import { type Section, type SectionResult, chosenNames, descriptorMap, fmt, percentile, removeOnInterrupt, runStandalone } from './report.js';
+import { type ServerStats, TRANSPORTS, type Transport, senderAddress } from './transports.js';
 
 const PRODUCERS = 3;
 const CONSUMERS = 3;
@@ -256,6 +259,8 @@ interface Made {
   posixQueue?: string;
   sysvKey?: number;
   directory?: string;
+  /** Sockets of the run still bound or listening (asked once every process has exited). */
+  sockets?: () => string[];
 }
 
 /**
@@ -282,6 +287,7 @@ function leftovers(made: Made, fdsBefore: Map<string, string>, pids: number[]): 
     if (keys.includes(made.sysvKey)) out.push(`System V queue 0x${made.sysvKey.toString(16)}`);
   }
   if (made.directory !== undefined && existsSync(made.directory)) out.push(`directory ${made.directory}`);
+  out.push(...(made.sockets?.() ?? []));
   for (const [fd, target] of descriptorMap()) {
     if (fdsBefore.get(fd) !== target && /^pipe:|ipckit-soak/.test(target)) out.push(`descriptor ${fd} (${target})`);
   }
@@ -324,7 +330,7 @@ interface Plan {
   label: string;
   made: Made;
   /** Starts the first workers. */
-  start(crew: Crew): void;
+  start(crew: Crew): void | Promise<void>;
   /** Decides about a worker that exited: what it means, and whether to replace it. */
   onExit(crew: Crew, member: Member, code: number | null): void;
   /** Once the first workers are working. */
@@ -353,7 +359,7 @@ async function round(f: Figures, deadline: number, make: () => Promise<Plan>): P
   let watchdog: Watchdog | undefined;
   try {
     try {
-      plan.start(crew);
+      await plan.start(crew);
       await crew.settled();
       plan.ready?.(crew);
       const dog = new Watchdog(() => plan.progress(), () => crew.live.size > 0);
@@ -385,17 +391,23 @@ async function round(f: Figures, deadline: number, make: () => Promise<Plan>): P
   f.failures.push(...left.map((what) => `${plan.label}: left behind ${what}`));
 }
 
-interface MessageFigures extends Figures, DeliveryCounts {
+interface MessageFigures extends Figures, DeliveryCounts, ServerStats {
   torn: number;
 }
 
-/** Messages over `transport`: producers and consumers killed and replaced; then the producers end, and one stop marker per consumer drains. */
+/**
+ * Messages over `transport`: producers and consumers killed and replaced (over a connected transport, producers
+ * only); then the producers end, and one stop marker per consumer drains.
+ */
 async function messagePlan(transport: Transport, deadline: number, f: MessageFigures): Promise<Plan> {
   const prepared = await transport.prepare();
   const ledgerName = unique();
   const ledger = Ledger.create(ledgerName, SLOTS, CONSUMERS, SLOT_SEQ);
+  const connected = transport.connected === true;
   let nextSlot = 0;
   let draining = false;
+  /** Connections the servers cut this round (a producer killed inside a frame). */
+  let cut = 0;
   const params = (role: PeerParams['role'], index: number, runMs: number): PeerParams => ({
     role, transport: transport.name, address: prepared.address, mode: 'mixed', index, producers: SLOTS, consumers: CONSUMERS,
     ledger: ledgerName, runMs, maxSeq: SLOT_SEQ,
@@ -404,20 +416,27 @@ async function messagePlan(transport: Transport, deadline: number, f: MessageFig
     const runMs = deadline - Date.now();
     // Out of slots (hundreds of producer kills in one round), the round goes on with the producers it has.
     if (nextSlot === SLOTS || runMs < MIN_LIFE_MS) return;
-    crew.add('producer', nextSlot, params('producer', nextSlot, runMs), prepared.senderFd?.fd);
+    crew.add('producer', nextSlot, { ...params('producer', nextSlot, runMs), address: senderAddress(prepared, nextSlot) }, prepared.senderFd?.fd);
     nextSlot++;
   };
   const addConsumer = (crew: Crew, index: number): void => crew.add('consumer', index, params('consumer', index, 0), prepared.receiverFd?.fd);
   const total = (field: ConsumerField): number => ledger.total(field);
-  const made: Made = { segments: [ledgerName] };
+  const made: Made = { segments: [ledgerName], sockets: () => prepared.leftovers?.() ?? [] };
   if (transport.name === 'posix-mq') made.posixQueue = prepared.address;
   if (transport.name === 'sysv-mq') made.sysvKey = Number(prepared.address);
   if (transport.name === 'fifo') made.directory = dirname(prepared.address);
   return {
     label: transport.name,
     made,
-    start(crew) {
+    async start(crew) {
       for (let c = 0; c < CONSUMERS; c++) addConsumer(crew, c);
+      if (connected) {
+        // The consumers are servers: producers connect to the addresses they report.
+        await crew.settled();
+        const servers = [...crew.live].filter((m) => m.role === 'consumer').sort((a, b) => a.slot - b.slot);
+        if (servers.length !== CONSUMERS) throw new Error(`${CONSUMERS - servers.length} consumer(s) did not start`);
+        for (const m of servers) prepared.receivers.push(listeningAddress(m.child));
+      }
       for (let p = 0; p < PRODUCERS; p++) addProducer(crew);
     },
     onExit(crew, m, code) {
@@ -427,15 +446,22 @@ async function messagePlan(transport: Transport, deadline: number, f: MessageFig
         if (/a read returned \d+ bytes/.test(m.child.stderr)) f.torn++;
         else crew.failures.push(`${transport.name}: ${m.role} ${m.pid} exited with ${code ?? m.child.process.signalCode}: ${lastLine(m.child.stderr)}`);
       }
+      if (connected && m.role === 'consumer' && code === 0 && draining) {
+        const stats = JSON.parse(m.child.lines.at(-1)!) as ServerStats;
+        f.connections += stats.connections;
+        f.cut += stats.cut;
+        cut += stats.cut;
+      }
       if (m.role === 'producer') addProducer(crew);
-      else if (!draining) addConsumer(crew, m.slot);
+      // A server that died is not replaced: its producers were connected to it (the failure is recorded).
+      else if (!draining && !connected) addConsumer(crew, m.slot);
     },
     progress() {
       let n = 0;
       for (let p = 0; p < nextSlot; p++) n += ledger.sent(p);
       return n + total('received') + total('duplicated') + total('corrupt');
     },
-    victim: (crew) => any(crew.targets()),
+    victim: (crew) => any(connected ? crew.targets().filter((m) => m.role === 'producer') : crew.targets()),
     async finish(crew, dog) {
       // The last victims' replacements start; every producer then ends at the deadline.
       await crew.settled();
@@ -455,12 +481,15 @@ async function messagePlan(transport: Transport, deadline: number, f: MessageFig
       // Distinct messages recorded (bits set) that no consumer counted: it was killed between the two.
       const uncounted = sent - lost - received;
       const consumerKills = crew.kills.get('consumer') ?? 0;
+      const producerKills = crew.kills.get('producer') ?? 0;
       const label = transport.name;
       if (uncounted < 0) f.failures.push(`${label}: ${received} received but only ${sent - lost} distinct messages recorded`);
       // A consumer killed holds at most one message: taken but not recorded (lost), or recorded but not counted.
       if (lost + Math.max(0, uncounted) > consumerKills) {
         f.failures.push(`${label}: ${lost} lost and ${Math.max(0, uncounted)} uncounted in a round, more than the ${consumerKills} consumers killed in it`);
       }
+      // A producer killed inside a send cuts its own connection, and no other.
+      if (cut > producerKills) f.failures.push(`${label}: ${cut} connections cut inside a frame in a round, more than the ${producerKills} producers killed in it`);
       f.sent += sent;
       f.lost += lost;
       f.received += received;
@@ -688,17 +717,20 @@ function tailCells(f: Figures): (string | number)[] {
 export const section: Section = {
   name: 'chaos',
   async run(ctx): Promise<SectionResult> {
-    const runs = TRANSPORTS.length + 2;
-    const share = ctx.budgetMs / runs;
+    // Run alone, `--runs a,b` picks some of the runs (transports, mutex, semaphore).
+    const chosen = chosenNames('--runs', [...TRANSPORTS.map((t) => t.name), 'mutex', 'semaphore'], import.meta.url);
+    const share = ctx.budgetMs / chosen.length;
     const rows: (string | number)[][] = [];
     const failures: string[] = [];
-    for (const transport of TRANSPORTS) {
+    for (const transport of TRANSPORTS.filter((t) => chosen.includes(t.name))) {
       ctx.log(`${transport.name}: ${(share / 1000).toFixed(1)} s of kills`);
-      const f: MessageFigures = { ...newFigures(), sent: 0, received: 0, lost: 0, duplicated: 0, reordered: 0, corrupt: 0, torn: 0 };
+      const f: MessageFigures = {
+        ...newFigures(), sent: 0, received: 0, lost: 0, duplicated: 0, reordered: 0, corrupt: 0, torn: 0, connections: 0, cut: 0,
+      };
       await rounds(f, Date.now() + share, (deadline) => messagePlan(transport, deadline, f));
       rows.push([
         runCell(transport.name, f), killCell(f, ['producer', 'producer'], ['consumer', 'consumer']), f.sent, f.received, f.lost, f.duplicated, f.reordered,
-        f.corrupt, f.torn, DASH, DASH, DASH, DASH, ...tailCells(f),
+        f.corrupt, f.torn, transport.connected === true ? `${f.connections} (${f.cut})` : DASH, DASH, DASH, DASH, DASH, ...tailCells(f),
       ]);
       const label = transport.name;
       if (f.duplicated > 0) failures.push(`${label}: ${f.duplicated} duplicated`);
@@ -707,24 +739,24 @@ export const section: Section = {
       if (f.torn > 0) failures.push(`${label}: ${f.torn} torn reads (a read returned part of a message)`);
       failures.push(...f.failures);
     }
-    {
+    if (chosen.includes('mutex')) {
       ctx.log(`mutex: ${(share / 1000).toFixed(1)} s of kills`);
       const f: MutexFigures = { ...newFigures(), killedHolding: 0, acquired: 0, takeovers: 0, repairs: 0, a: 0, b: 0, recoveryMs: [] };
       await rounds(f, Date.now() + share, () => mutexPlan(f));
       const killed = [...f.kills.values()].reduce((x, y) => x + y, 0);
       rows.push([
-        runCell('mutex', f), `${killed} (${f.killedHolding} holding)`, DASH, DASH, DASH, DASH, DASH, DASH, DASH, f.acquired, `${f.takeovers} (${f.repairs})`,
+        runCell('mutex', f), `${killed} (${f.killedHolding} holding)`, DASH, DASH, DASH, DASH, DASH, DASH, DASH, DASH, f.acquired, `${f.takeovers} (${f.repairs})`,
         `${f.a} / ${f.b}`, `${fmt(percentile(f.recoveryMs, 50))} / ${fmt(percentile(f.recoveryMs, 99))}`, ...tailCells(f),
       ]);
       failures.push(...f.failures);
     }
-    {
+    if (chosen.includes('semaphore')) {
       ctx.log(`semaphore: ${(share / 1000).toFixed(1)} s of kills`);
       const f: SemaphoreFigures = { ...newFigures(), posted: 0, taken: 0, missing: 0 };
       await rounds(f, Date.now() + share, () => semaphorePlan(f));
       rows.push([
         runCell('semaphore', f), killCell(f, ['poster', 'poster'], ['waiter', 'waiter']), f.posted, f.taken, f.missing, DASH, DASH, DASH, DASH,
-        DASH, DASH, DASH, DASH, ...tailCells(f),
+        DASH, DASH, DASH, DASH, DASH, ...tailCells(f),
       ]);
       failures.push(...f.failures);
     }
@@ -737,16 +769,22 @@ export const section: Section = {
         'ledger bit loses that one message, so lost (plus any bit set but not yet counted in received) ≤ consumers killed; duplicated, ' +
         'reordered and corrupt must be 0, which also shows that a producer killed mid-send sent a whole message or none. Torn counts ' +
         'pipe/FIFO reads that returned part of a message (a write ≤ PIPE_BUF and a read are each atomic, so it must be 0). ' +
+        'Sockets (unix-stream, unix-seqpacket, tcp): each consumer is a server, each producer one connection to it, and only producers ' +
+        'are killed (a killed server would take whatever its connections held); lost must then be 0. Connections: those the servers ' +
+        'accepted; cut: those that ended inside a frame (a producer killed mid-send; the server drops the connection with ' +
+        'ERR_IPC_FRAMING, delivers nothing of it and serves the others), at most one per producer killed. unix-dgram is one socket ' +
+        'the consumers share, as a queue, and both roles are killed. ' +
         `Mutex: ${MUTEX_WORKERS} workers lock (Mutex.openOrCreate), A += 1, pause 1 ms, B += 1, unlock; ${PREFER_HOLDER * 100}% of kills hit ` +
         'the holder of the moment. Holding: victims the mutex still named when they were reaped, or that a taker found inside the ' +
         'critical section; each must be taken over (ERR_IPC_OWNER_DIED) exactly once, and no takeover without a kill. Repairs: takeovers ' +
         'that found A ≠ B and set B = A. Recovery: a holder\'s kill to the next locker taking over, ms. A = B at the end. ' +
         `Semaphore: ${POSTERS} posters post units one at a time, ${WAITERS} waiters take them; lost = posted − taken − the final count, ` +
         'within [−posters killed, waiters killed] (a kill between a post or a take and its count). Longest stall: the longest time ' +
-        `without progress, sampled every ${SAMPLE_MS} ms; ${STALL_LIMIT_MS / 1000} s with processes alive is a deadlock. Left behind: segments, queues, FIFO directories, descriptors, mappings ` +
-        'and processes of the run still present afterwards (/dev/shm, /proc/sysvipc/msg, the temporary directory, /proc).',
+        `without progress, sampled every ${SAMPLE_MS} ms; ${STALL_LIMIT_MS / 1000} s with processes alive is a deadlock. Left behind: segments, queues, FIFO directories, descriptors, mappings, ` +
+        'sockets and processes of the run still present afterwards (/dev/shm, /proc/sysvipc/msg, the temporary directory, /proc/net/unix, ' +
+        '/proc/net/tcp, /proc).',
       columns: [
-        'run', 'kills', 'sent', 'received', 'lost', 'dup', 'reordered', 'corrupt', 'torn', 'acquired', 'takeovers (repairs)', 'A / B',
+        'run', 'kills', 'sent', 'received', 'lost', 'dup', 'reordered', 'corrupt', 'torn', 'connections (cut)', 'acquired', 'takeovers (repairs)', 'A / B',
         'recovery p50 / p99 ms', 'longest stall ms', 'deadlocks', 'left behind',
       ],
       rows,

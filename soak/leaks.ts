@@ -29,19 +29,19 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
-  Fifo, IpcError, Mutex, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, SysvSharedMemory,
-  listenForSignals, pipe, sendSignal, signalNumber,
+  Fifo, IpcError, Mutex, type PipeReadEnd, type PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, SysvSharedMemory,
+  bind, connect, connectSync, listen, listenForSignals, pipe, sendSignal, signalNumber,
 } from '../src/index.js';
 import type { WaitOptions } from '../src/index.js';
 import { native } from '../src/native.js';
-import { type Section, type SectionResult, descriptorTargets, fmt, removeOnInterrupt, runStandalone } from './report.js';
+import { type Section, type SectionResult, chosenNames, descriptorTargets, fmt, removeOnInterrupt, runStandalone } from './report.js';
 
 const SELF = fileURLToPath(import.meta.url);
 /** Marks a child process; its value is the {@link ChildConfig} as JSON. */
@@ -172,21 +172,15 @@ interface Kind {
   collectEvery: number;
 }
 
-type KindName = 'posix-mq' | 'sysv-mq' | 'posix-shm+mutex' | 'sysv-shm+semaphore' | 'fifo' | 'pipe' | 'signal-listener';
-const KIND_NAMES: readonly KindName[] = ['posix-mq', 'sysv-mq', 'posix-shm+mutex', 'sysv-shm+semaphore', 'fifo', 'pipe', 'signal-listener'];
+type KindName = 'posix-mq' | 'sysv-mq' | 'posix-shm+mutex' | 'sysv-shm+semaphore' | 'fifo' | 'pipe' | 'signal-listener' | 'socket';
+const KIND_NAMES: readonly KindName[] = ['posix-mq', 'sysv-mq', 'posix-shm+mutex', 'sysv-shm+semaphore', 'fifo', 'pipe', 'signal-listener', 'socket'];
 
 /**
  * The kinds to cycle: all of them, or (run alone) those named by `--kinds
  * a,b`, so that a long run can be split over processes.
  */
 function chosenKinds(): readonly KindName[] {
-  const at = process.argv.indexOf('--kinds');
-  if (import.meta.url !== `file://${process.argv[1]}` || at < 0) return KIND_NAMES;
-  const names = (process.argv[at + 1] ?? '').split(',');
-  for (const name of names) {
-    if (!(KIND_NAMES as readonly string[]).includes(name)) throw new Error(`--kinds: no kind "${name}" (kinds: ${KIND_NAMES.join(', ')})`);
-  }
-  return names as KindName[];
+  return chosenNames('--kinds', KIND_NAMES, import.meta.url);
 }
 
 const slot = (i: number): number => i % SLOTS;
@@ -231,6 +225,96 @@ function catches(sig: number): boolean {
 }
 
 const SIGNAL = 'SIGUSR2';
+
+/** The socket kinds the socket leak cycles take in turn, each for a round of the eight endings. */
+const SOCKET_VARIANTS = ['unix', 'unix-seqpacket', 'tcp', 'unix-dgram', 'udp'] as const;
+
+/** How many Unix sockets (/proc/net/unix) are bound to a name that contains one of `tags`. */
+function unixSocketsNamed(tags: string[]): number {
+  return readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1).filter((line) => tags.some((t) => line.includes(t))).length;
+}
+
+/**
+ * Descriptors over a Unix socket: `send` passes a pipe's read end with
+ * `data`, `receive` takes it and the receiver closes it; then, unless
+ * `leaveUnread` is false, `send` passes the write end in a message nobody
+ * reads, which the receiving socket's close (or collection) must release.
+ */
+function passDescriptors(send: (fds: (PipeReadEnd | PipeWriteEnd)[], data: Buffer) => void, receive: () => { data: Buffer; fds: number[] },
+  data: Buffer, leaveUnread: boolean): void {
+  const { readEnd, writeEnd } = pipe();
+  try {
+    send([readEnd], data);
+    const got = receive();
+    expectBytes(got.data, data, 'a message with a descriptor');
+    if (got.fds.length !== 1) throw new Error(`${got.fds.length} descriptors arrived, not 1`);
+    closeSync(got.fds[0]!);
+    if (leaveUnread) send([writeEnd], data);
+  } finally {
+    readEnd.close();
+    writeEnd.close();
+  }
+}
+
+/**
+ * A connection's life: listen, connect (sync or async), accept, messages
+ * both ways, descriptors (Unix) received and left unread, or a request
+ * answered by a served handler; the waiting call is a receive, or a request
+ * the handler never answers. The server is always closed (its socket file
+ * removed); the two ends are closed or dropped as `ending` says.
+ */
+async function connectedCycle(address: string, i: number, ending: Ending, dropped: WeakRef<object>[]): Promise<void> {
+  const server = listen(address);
+  const ends: (Disposable & AsyncDisposable & object)[] = [];
+  try {
+    const client = i % 2 === 0 ? connectSync(server.address, { timeout: 5000 }) : await connect(server.address, { timeout: 5000 });
+    ends.push(client);
+    const conn = i % 2 === 0 ? server.acceptSync({ timeout: 5000 }) : await server.accept({ timeout: 5000 });
+    ends.push(conn);
+    const data = payload(i);
+    client.sendSync(data);
+    expectBytes(conn.receiveSync({ timeout: 5000 }).data, data, 'receiveSync');
+    await conn.send(data);
+    expectBytes((await client.receive({ timeout: 5000 })).data, data, 'receive');
+    // A socket that serves reads as long as its peer is open: never dropped while it serves.
+    const requests = !isDrop(ending) && (i >> 4) % 2 === 1;
+    if (client.kind !== 'tcp') passDescriptors((fds, d) => client.sendFdsSync(fds, d), () => conn.receiveSync({ timeout: 5000 }), data, !requests);
+    if (requests) {
+      // An empty request is never answered.
+      void conn.serve((d) => (d.length === 0 ? new Promise<Buffer>(() => undefined) : Buffer.concat([d, d]))).catch(() => undefined);
+      expectBytes(await client.request(data, { timeout: 5000 }), Buffer.concat([data, data]), 'reply');
+    }
+    if (hasPending(ending)) {
+      await interruptWait(ending, i, (o) => (requests ? client.request(Buffer.alloc(0), o) : client.receive(o)), () => client.close());
+    }
+  } finally {
+    server.close();
+    await finish(ending, ends, dropped);
+  }
+}
+
+/** Two datagram sockets: datagrams both ways (sync and async), descriptors (Unix); the waiting call is a receive. */
+async function datagramCycle(addresses: [string, string], i: number, ending: Ending, dropped: WeakRef<object>[]): Promise<void> {
+  const ends: (Disposable & AsyncDisposable & object)[] = [];
+  try {
+    const a = bind(addresses[0]);
+    ends.push(a);
+    const b = bind(addresses[1]);
+    ends.push(b);
+    const [toA, toB] = [a.localAddress!, b.localAddress!];
+    const data = payload(i);
+    a.sendSync(data, { to: toB });
+    const got = b.receiveSync({ timeout: 5000 });
+    expectBytes(got.data, data, 'receiveSync');
+    if (got.from !== toA) throw new Error(`a datagram from ${toA} arrived from ${got.from}`);
+    await b.send(data, { to: toA });
+    expectBytes((await a.receive({ timeout: 5000 })).data, data, 'receive');
+    if (a.kind === 'unix-dgram') passDescriptors((fds, d) => a.sendSync(d, { to: toB, fds }), () => b.receiveSync({ timeout: 5000 }), data, true);
+    if (hasPending(ending)) await interruptWait(ending, i, (o) => a.receive(o), () => a.close());
+  } finally {
+    await finish(ending, ends, dropped);
+  }
+}
 
 function kindOf(c: ChildConfig): Kind {
   switch (c.kind) {
@@ -382,6 +466,24 @@ function kindOf(c: ChildConfig): Kind {
           } finally {
             await finish(ending, [listener], dropped);
           }
+        },
+      };
+    }
+    case 'socket': {
+      // Names of the run: abstract ones under the prefix, socket files in the run's directory.
+      const tag = c.prefix.slice(1);
+      const name = (what: string, i: number): string => `@${tag}-${what}${slot(i)}`;
+      return {
+        collectEvery: 16,
+        objects: () => readdirSync(c.dir).length + unixSocketsNamed([tag, c.dir]),
+        async cycle(i, ending, dropped) {
+          const variant = SOCKET_VARIANTS[Math.floor(i / ENDINGS.length) % SOCKET_VARIANTS.length]!;
+          if (variant === 'unix-dgram' || variant === 'udp') {
+            await datagramCycle(variant === 'udp' ? ['udp://127.0.0.1:0', 'udp://127.0.0.1:0'] : [`unix-dgram:${name('da', i)}`, `unix-dgram:${name('db', i)}`], i, ending, dropped);
+            return;
+          }
+          const address = variant === 'tcp' ? 'tcp://127.0.0.1:0' : variant === 'unix' ? `unix:${join(c.dir, `s${slot(i)}.sock`)}` : `unix-seqpacket:${name('q', i)}`;
+          await connectedCycle(address, i, ending, dropped);
         },
       };
     }
@@ -639,7 +741,7 @@ function sweep(c: ChildConfig): string[] {
   for (const key of sysvKeysInUse('msg', c.keyBase)) quietly(`System V queue 0x${key.toString(16)}`, () => SysvMessageQueue.remove(key));
   for (const key of sysvKeysInUse('shm', c.keyBase)) quietly(`System V segment 0x${key.toString(16)}`, () => SysvSharedMemory.remove(key));
   if (existsSync(c.dir)) {
-    for (const f of readdirSync(c.dir)) quietly(`FIFO ${join(c.dir, f)}`, () => unlinkSync(join(c.dir, f)));
+    for (const f of readdirSync(c.dir)) quietly(`${c.kind === 'socket' ? 'socket file' : 'FIFO'} ${join(c.dir, f)}`, () => unlinkSync(join(c.dir, f)));
     rmSync(c.dir, { recursive: true, force: true });
   }
   return found;
@@ -731,13 +833,18 @@ export const section: Section = {
       'the object (unique names: parent pid + random; System V keys checked free), uses it with sync and async calls, and ends in one of ' +
       'eight ways in turn: closed (twice), disposed (Symbol.asyncDispose), closed while a call waits, a waiting call aborted (AbortController), ' +
       'a waiting call timed out (1 ms), dropped without close(), dropped after a waiting call timed out; the object is always removed by ' +
-      'name. Waiting calls: receives (queues, pipe and FIFO reads, signal listeners), FIFO opens with no writer, a Mutex held by the same ' +
-      'thread, a Semaphore at 0. After every few dropped handles the child collects garbage, gives the event loop a turn and checks that ' +
+      'name (a socket\'s server is always closed, which removes its socket file). Socket cycles take in turn, eight cycles each, a Unix ' +
+      'stream socket on a socket file, a Unix seqpacket socket on an abstract name and TCP on 127.0.0.1 (listen, connect, accept, messages ' +
+      'both ways; over Unix, a descriptor passed, received and closed, and one passed and never read; every other round a request answered ' +
+      'by a served handler instead), then a pair of Unix datagram sockets (with descriptors) and a pair of UDP sockets. Waiting calls: ' +
+      'receives (queues, pipe and FIFO reads, signal listeners, sockets), socket requests nobody answers, FIFO opens with no writer, a ' +
+      'Mutex held by the same thread, a Semaphore at 0. After every few dropped handles the child collects garbage, gives the event loop a turn and checks that ' +
       'they were collected (their FinalizationRegistry then closes their descriptors); one still reachable at the next collection too, ' +
       'cycles later, or at the end, counts as never released, and its kind stops dropping (the leak is shown). Drift is end minus start, both after collection and after a warm-up that makes the per-thread ' +
       'machinery (epoll registry, signal descriptors, first waiter thread). Kernel objects: the run\'s POSIX queues (/dev/mqueue, or an ' +
       'open of each name), /dev/shm entries with the run\'s prefix, /proc/sysvipc keys of the run (and segments by creator pid), FIFOs in ' +
-      'the run\'s directory, and for signals whether SIGUSR2 is still caught (SigCgt); the parent looks again after the child exits. ' +
+      'the run\'s directory, Unix sockets bound to the run\'s names (/proc/net/unix) and socket files in its directory, and for signals ' +
+      'whether SIGUSR2 is still caught (SigCgt); the parent looks again after the child exits. ' +
       'Mappings: /proc/self/maps lines of /dev/shm or SYSV. Threads: tasks other than ipckit-waiter threads, which end after 30 s idle ' +
       `(in runs with ≥ ${IDLE_OUT_BUDGET_MS / 60_000} min per kind the child waits to see them end; otherwise they must be idle). Heap: ` +
       `heapUsed after collection; V8's figure moves by up to about 1 MiB between equal states, and no per-cycle state is kept by ipckit, ` +

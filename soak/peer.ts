@@ -2,7 +2,8 @@
  * A producer, consumer or lock worker process of the reliability suite:
  * `node dist/soak/peer.js '<json params>'`.
  *
- * It opens its endpoint, prints `ready`, waits for a line on stdin, then
+ * It opens its endpoint, prints `ready` (a consumer that is a server:
+ * `ready <address>`, the address its producers connect to), waits for a line on stdin, then
  * works: a producer sends numbered, checksummed messages until its deadline;
  * a consumer receives and records each one in the ledger until a stop
  * marker comes. Either prints one JSON line of figures at the end. `mode`
@@ -16,11 +17,12 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { crc32 } from 'node:zlib';
 import { IpcError, Mutex, Semaphore } from '../src/index.js';
 import { Ledger, LockLedger, MAX_SEQ } from './ledger.js';
-import { MESSAGE_SIZE, transportNamed } from './transports.js';
+import { MESSAGE_SIZE, STOP, transportNamed } from './transports.js';
 
 export interface PeerParams {
   role: 'producer' | 'consumer';
   transport: string;
+  /** What the endpoint opens: the prepared address, or for a producer of a connected transport its consumer's (transports.ts). */
   address: string;
   mode: 'sync' | 'async' | 'mixed';
   /** Index among the producers, or among the consumers. */
@@ -51,9 +53,6 @@ const POST_GAP_MS = 0.5;
 const pauseCell = new Int32Array(new SharedArrayBuffer(4));
 const pause = (ms: number): void => void Atomics.wait(pauseCell, 0, 0, ms);
 
-/** The producer index of a stop marker. */
-export const STOP = 0xffffffff;
-
 /** A message: producer, sequence, send time (ns, CLOCK_MONOTONIC), payload, CRC32 of all before it. */
 export function encodeMessage(producer: number, seq: number, into = Buffer.alloc(MESSAGE_SIZE)): Buffer {
   into.writeUInt32LE(producer, 0);
@@ -70,10 +69,10 @@ export function stopMarker(): Buffer {
 }
 
 async function main(params: PeerParams): Promise<void> {
-  const endpoint = await transportNamed(params.transport).open(params.address, params.role === 'producer' ? 'send' : 'receive');
+  const endpoint = await transportNamed(params.transport).open(params.address, params.role === 'producer' ? 'send' : 'receive', params.index);
   const ledger = Ledger.open(params.ledger, params.producers, params.consumers, params.maxSeq);
   const delay = monitorEventLoopDelay({ resolution: 10 });
-  process.stdout.write('ready\n');
+  process.stdout.write(endpoint.listening === undefined ? 'ready\n' : `ready ${endpoint.listening}\n`);
   readSync(0, Buffer.alloc(16));
   delay.enable();
   const sync = (i: number): boolean => params.mode === 'sync' || (params.mode === 'mixed' && i % 2 === 0);
@@ -115,7 +114,7 @@ async function main(params: PeerParams): Promise<void> {
       }
       ledger.record(params.index, producer, m.readUInt32LE(4));
     }
-    figures = { latenciesUs: Array.from(reservoir.subarray(0, Math.min(seen, reservoir.length))) };
+    figures = { latenciesUs: Array.from(reservoir.subarray(0, Math.min(seen, reservoir.length))), ...endpoint.stats?.() };
   }
   delay.disable();
   endpoint.close();

@@ -139,6 +139,21 @@ export function renderMarkdown(results: SectionResult[], header: string): string
 }
 
 /**
+ * What a section run alone (`node dist/soak/<section>.js`) was asked to
+ * cover with `flag a,b`: those names, each one of `all`; all of them
+ * without the flag, or when the section runs in the whole suite.
+ */
+export function chosenNames<T extends string>(flag: string, all: readonly T[], moduleUrl: string): readonly T[] {
+  const at = process.argv.indexOf(flag);
+  if (moduleUrl !== `file://${process.argv[1]}` || at < 0) return all;
+  const names = (process.argv[at + 1] ?? '').split(',');
+  for (const name of names) {
+    if (!(all as readonly string[]).includes(name)) throw new Error(`${flag}: no "${name}" (choose among ${all.join(', ')})`);
+  }
+  return names as T[];
+}
+
+/**
  * Runs one section alone (`node dist/soak/<section>.js [--minutes N]`) and
  * prints its report; for working on a section without the others.
  */

@@ -1,22 +1,41 @@
 /**
  * The message transports the reliability suite drives, behind one small
- * interface: the parent creates the object, producer and consumer processes
- * open endpoints on it. Later transports (sockets, the channel) plug in by
- * adding an entry to TRANSPORTS.
+ * interface: the parent prepares the object, producer and consumer processes
+ * open endpoints on it. A transport plugs in by adding an entry to
+ * TRANSPORTS.
  *
  * Every message is MESSAGE_SIZE bytes, so byte streams (pipes, FIFOs) stay
  * message-aligned with several writers and readers: each write is one
  * atomic pipe write (at most PIPE_BUF), and each read takes exactly one.
+ *
+ * Connection-oriented sockets (Unix stream and seqpacket, TCP) have no
+ * object that several receivers share: every consumer is a server of its
+ * own, which reports the address it listens on when it is ready; producer n
+ * connects to consumer n mod consumers, one connection per producer, and
+ * the parent's stop markers go one to each consumer, each on a connection
+ * of its own. A consumer serves its connections in turn and keeps a stop
+ * marker back until every other connection has ended, so that the marker
+ * still comes behind all the data. The Unix datagram transport is a shared
+ * object like a queue: one bound socket, made by the parent, that every
+ * consumer inherits.
+ *
+ * UDP is not a transport here: it may drop a datagram that finds the
+ * receiver's buffer full, so exactly-once does not hold for it by design
+ * (docs/reliability.md); the fuzzing and leak sections cover it.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import {
-  Fifo, type PipeReadEnd, type PipeWriteEnd, PipeReadEnd as ReadEnd, PipeWriteEnd as WriteEnd, PosixMessageQueue, SysvMessageQueue, pipe,
+  DatagramSocket, Fifo, IpcError, type MessageSocket, type PipeReadEnd, type PipeWriteEnd, PipeReadEnd as ReadEnd, PipeWriteEnd as WriteEnd,
+  PosixMessageQueue, type SocketServer, SysvMessageQueue, bind, connect, connectSync, listen, pipe,
 } from '../src/index.js';
 
 /** Bytes per message: producer, sequence, send time, payload, CRC32. */
 export const MESSAGE_SIZE = 64;
+
+/** The producer field of a stop marker (peer.ts makes them): one per consumer ends a run. */
+export const STOP = 0xffffffff;
 
 /** One side of a transport, in a child process. Sync and async forms of each call. */
 export interface Endpoint {
@@ -26,29 +45,70 @@ export interface Endpoint {
   receiveSync(): Uint8Array;
   receive(): Promise<Uint8Array>;
   close(): void;
+  /** A receiver that is a server: the address its senders connect to (reported in its ready line). */
+  listening?: string;
+  /** Figures of a receiver that is a server, for its final report. */
+  stats?(): ServerStats;
+}
+
+/** What a consumer that is a server saw of its connections. */
+export interface ServerStats {
+  /** Connections accepted (the parent's stop connection included). */
+  connections: number;
+  /** Connections that ended inside a frame: the producer died in the middle of a send (ERR_IPC_FRAMING); nothing of it was delivered. */
+  cut: number;
 }
 
 /** What the parent made, for the children: an address, and descriptors to hand to each role. */
 export interface Prepared {
   address: string;
-  /** Descriptors a sender and a receiver inherit as fd 3 (pipes). */
-  senderFd?: PipeWriteEnd;
-  receiverFd?: PipeReadEnd;
+  /** Descriptors a sender and a receiver inherit as fd 3 (pipes, the datagram socket). */
+  senderFd?: { readonly fd: number };
+  receiverFd?: { readonly fd: number };
+  /** Connection-oriented transports: the addresses the consumers listen on, by consumer index, once they are ready. */
+  receivers: string[];
   /** The parent's own sending endpoint (for the stop markers). */
   parent: Endpoint;
   /** Removes the object and closes the parent's ends. */
   teardown(): void;
+  /** After teardown, with every process of the run gone: what of the run is still there (sockets bound to its names, listeners on its ports). */
+  leftovers?(): string[];
 }
 
 export interface Transport {
   name: string;
+  /**
+   * Consumers are servers (see the module comment). Chaos then kills
+   * producers only: a killed server takes whatever its connections still
+   * held with it, which no ledger can bound, while the point is that a
+   * server survives its clients' deaths.
+   */
+  connected?: boolean;
   /** In the parent: creates the object. */
   prepare(): Promise<Prepared>;
-  /** In a child: opens an endpoint (`address` from prepare; a pipe end arrives as fd 3). */
-  open(address: string, role: 'send' | 'receive'): Promise<Endpoint>;
+  /**
+   * In a child: opens an endpoint. `address` is the prepared one, or for a
+   * producer of a connected transport the address of its consumer; a pipe
+   * end or the datagram socket arrives as fd 3. `index`: the child's index
+   * among its role.
+   */
+  open(address: string, role: 'send' | 'receive', index: number): Promise<Endpoint>;
+}
+
+/** The address producer `index` sends to: its consumer's, for a connected transport. */
+export function senderAddress(prepared: Prepared, index: number): string {
+  const n = prepared.receivers.length;
+  return n === 0 ? prepared.address : prepared.receivers[index % n]!;
 }
 
 const unique = (): string => `ipckit-soak-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+
+/** A received message, checked to be exactly one message (a torn read says so, in the words chaos.ts counts as torn). */
+function exact(chunk: Uint8Array | null): Uint8Array {
+  if (chunk === null) throw new Error('the stream ended: every writer closed before the stop marker came');
+  if (chunk.length !== MESSAGE_SIZE) throw new Error(`a read returned ${chunk.length} bytes, not one ${MESSAGE_SIZE}-byte message`);
+  return chunk;
+}
 
 function queueEndpoint(q: PosixMessageQueue | SysvMessageQueue): Endpoint {
   // One priority, one type: the queue is plain first-in first-out.
@@ -64,11 +124,6 @@ function queueEndpoint(q: PosixMessageQueue | SysvMessageQueue): Endpoint {
 }
 
 function streamEndpoint(read: PipeReadEnd | undefined, write: PipeWriteEnd | undefined, close: () => void): Endpoint {
-  const exact = (chunk: Buffer | null): Uint8Array => {
-    if (chunk === null) throw new Error('the stream ended: every writer closed before the stop marker came');
-    if (chunk.length !== MESSAGE_SIZE) throw new Error(`a read returned ${chunk.length} bytes, not one ${MESSAGE_SIZE}-byte message`);
-    return chunk;
-  };
   return {
     sendSync: (m) => write!.writeSync(m),
     send: (m) => write!.write(m),
@@ -83,7 +138,7 @@ const posixMq: Transport = {
   async prepare() {
     const name = `/${unique()}`;
     const q = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: MESSAGE_SIZE });
-    return { address: name, parent: queueEndpoint(q), teardown: () => { q.close(); PosixMessageQueue.unlink(name); } };
+    return { address: name, receivers: [], parent: queueEndpoint(q), teardown: () => { q.close(); PosixMessageQueue.unlink(name); } };
   },
   async open(address) {
     return queueEndpoint(PosixMessageQueue.open(address));
@@ -102,7 +157,7 @@ const sysvMq: Transport = {
         if ((err as { code?: string }).code === 'EEXIST') continue;
         throw err;
       }
-      return { address: String(key), parent: queueEndpoint(q), teardown: () => { q.close(); SysvMessageQueue.remove(key); } };
+      return { address: String(key), receivers: [], parent: queueEndpoint(q), teardown: () => { q.close(); SysvMessageQueue.remove(key); } };
     }
   },
   async open(address) {
@@ -118,6 +173,7 @@ const anonymousPipe: Transport = {
       address: 'fd 3',
       senderFd: writeEnd,
       receiverFd: readEnd,
+      receivers: [],
       parent: streamEndpoint(undefined, writeEnd, () => writeEnd.close()),
       teardown: () => { readEnd.close(); writeEnd.close(); },
     };
@@ -144,6 +200,7 @@ const fifo: Transport = {
     const writer = Fifo.openWriteSync(path, { nonBlocking: true });
     return {
       address: path,
+      receivers: [],
       parent: streamEndpoint(undefined, writer, () => writer.close()),
       teardown: () => {
         writer.close();
@@ -163,7 +220,285 @@ const fifo: Transport = {
   },
 };
 
-export const TRANSPORTS: Transport[] = [posixMq, sysvMq, anonymousPipe, fifo];
+// ---------------------------------------------------------------------------
+// Sockets
+
+/** How long a producer (or the parent) waits for its consumer to take a connection, ms. */
+const CONNECT_TIMEOUT = 20_000;
+
+/** Why a connection stopped carrying messages: its sender closed at a message boundary, or died inside one. */
+function connectionEnd(err: unknown): 'closed' | 'cut' {
+  if (err instanceof IpcError && err.code === 'ERR_IPC_PEER_CLOSED') return 'closed';
+  if (err instanceof IpcError && err.code === 'ERR_IPC_FRAMING') return 'cut';
+  throw err;
+}
+
+/**
+ * A consumer that is a server: it serves its connections in turn (one
+ * message from each, accepting whatever connections wait first), drops a
+ * connection whose sender has gone, and holds a stop marker back until no
+ * other connection is left.
+ */
+class ServerEndpoint implements Endpoint {
+  readonly listening: string;
+  readonly #server: SocketServer;
+  readonly #connections: MessageSocket[] = [];
+  readonly #stats: ServerStats = { connections: 0, cut: 0 };
+  #turn = 0;
+  #stop: Uint8Array | undefined;
+
+  constructor(server: SocketServer) {
+    this.#server = server;
+    this.listening = server.address;
+  }
+
+  stats(): ServerStats {
+    return { ...this.#stats };
+  }
+
+  sendSync(): void {
+    throw new Error('a consumer does not send');
+  }
+
+  send(): Promise<void> {
+    return Promise.reject(new Error('a consumer does not send'));
+  }
+
+  receiveSync(): Uint8Array {
+    for (;;) {
+      const conn = this.#next();
+      if (conn === undefined) {
+        if (this.#stop !== undefined) return this.#stop;
+        this.#add(this.#server.acceptSync());
+        continue;
+      }
+      let data: Uint8Array;
+      try {
+        data = conn.receiveSync().data;
+      } catch (err) {
+        this.#drop(conn, connectionEnd(err));
+        continue;
+      }
+      if (this.#take(conn, data)) return data;
+    }
+  }
+
+  async receive(): Promise<Uint8Array> {
+    for (;;) {
+      const conn = this.#next();
+      if (conn === undefined) {
+        if (this.#stop !== undefined) return this.#stop;
+        this.#add(await this.#server.accept());
+        continue;
+      }
+      let data: Uint8Array;
+      try {
+        data = (await conn.receive()).data;
+      } catch (err) {
+        this.#drop(conn, connectionEnd(err));
+        continue;
+      }
+      if (this.#take(conn, data)) return data;
+    }
+  }
+
+  close(): void {
+    for (const conn of this.#connections.splice(0)) conn.close();
+    // Removes the socket file this server made (Unix path).
+    this.#server.close();
+  }
+
+  /** Takes the connections waiting to be accepted, then the next connection in turn. */
+  #next(): MessageSocket | undefined {
+    for (let conn = this.#server.tryAccept(); conn !== undefined; conn = this.#server.tryAccept()) this.#add(conn);
+    const n = this.#connections.length;
+    return n === 0 ? undefined : this.#connections[this.#turn++ % n];
+  }
+
+  #add(conn: MessageSocket): void {
+    this.#stats.connections++;
+    this.#connections.push(conn);
+  }
+
+  #drop(conn: MessageSocket, why: 'closed' | 'cut'): void {
+    if (why === 'cut') this.#stats.cut++;
+    this.#connections.splice(this.#connections.indexOf(conn), 1);
+    conn.close();
+  }
+
+  /** Whether `data` is a message for the consumer; a stop marker is kept back (its connection has nothing more). */
+  #take(conn: MessageSocket, data: Uint8Array): boolean {
+    const message = exact(data);
+    if (Buffer.from(message.buffer, message.byteOffset, 4).readUInt32LE(0) !== STOP) return true;
+    this.#stop = message;
+    this.#drop(conn, 'closed');
+    return false;
+  }
+}
+
+/** A producer's connection. */
+function clientEndpoint(conn: MessageSocket): Endpoint {
+  return {
+    sendSync: (m) => conn.sendSync(m),
+    send: (m) => conn.send(m),
+    receiveSync: () => exact(conn.receiveSync().data),
+    receive: async () => exact((await conn.receive()).data),
+    close: () => conn.close(),
+  };
+}
+
+/** The parent's endpoint of a connected transport: each stop marker goes to the next consumer, on a connection of its own. */
+function stopSender(receivers: string[]): Endpoint {
+  let next = 0;
+  const target = (): string => {
+    if (receivers.length === 0) throw new Error('no consumer has reported its address yet');
+    return receivers[next++ % receivers.length]!;
+  };
+  const never = (): never => {
+    throw new Error('the parent only sends');
+  };
+  return {
+    sendSync(m) {
+      const conn = connectSync(target(), { timeout: CONNECT_TIMEOUT });
+      try {
+        conn.sendSync(m);
+      } finally {
+        conn.close();
+      }
+    },
+    async send(m) {
+      const conn = await connect(target(), { timeout: CONNECT_TIMEOUT });
+      try {
+        await conn.send(m);
+      } finally {
+        conn.close();
+      }
+    },
+    receiveSync: never,
+    receive: never,
+    close() { /* Every connection is closed after its marker. */ },
+  };
+}
+
+/** Lines of /proc/net/<file> after the header, as columns ([] where the file does not exist). */
+function procNet(file: string): string[][] {
+  try {
+    return readFileSync(`/proc/net/${file}`, 'utf8').trim().split('\n').slice(1).map((line) => line.trim().split(/\s+/));
+  } catch {
+    return [];
+  }
+}
+
+/** Unix sockets bound to a name containing `tag` (their last column is the path, `@` for abstract names). */
+function unixSocketsNamed(tag: string): string[] {
+  return procNet('unix').filter((row) => row.length >= 8 && row[7]!.includes(tag)).map((row) => `Unix socket ${row[7]}`);
+}
+
+/** TCP sockets still listening on `ports` (state 0A), IPv4 or IPv6. */
+function tcpListeners(ports: number[]): string[] {
+  const wanted = new Set(ports);
+  return [...procNet('tcp'), ...procNet('tcp6')]
+    .filter((row) => row[3] === '0A' && wanted.has(parseInt(row[1]!.split(':')[1]!, 16)))
+    .map((row) => `TCP listener on port ${parseInt(row[1]!.split(':')[1]!, 16)}`);
+}
+
+/**
+ * A connected socket transport. `address(base, index)` is where consumer
+ * `index` listens: under `base`, a name unique to the run (a temporary
+ * directory for socket files, an abstract name), or port 0 for TCP.
+ */
+function connectedTransport(name: string, base: () => { address: string; dir?: string }, address: (base: string, index: number) => string): Transport {
+  return {
+    name,
+    connected: true,
+    async prepare() {
+      const made = base();
+      const receivers: string[] = [];
+      const tag = made.dir === undefined ? made.address : basename(made.dir);
+      /** Socket files no server removed (each removes its own when it closes). */
+      let files: string[] = [];
+      return {
+        address: made.address,
+        receivers,
+        parent: stopSender(receivers),
+        teardown: () => {
+          if (made.dir === undefined || !existsSync(made.dir)) return;
+          files = readdirSync(made.dir).map((f) => `socket file ${join(made.dir!, f)}`);
+          rmSync(made.dir, { recursive: true, force: true });
+        },
+        leftovers: () => [
+          ...files,
+          ...unixSocketsNamed(tag),
+          ...tcpListeners(receivers.flatMap((r) => (r.startsWith('tcp://') ? [Number(/:(\d+)$/.exec(r)![1])] : []))),
+        ],
+      };
+    },
+    async open(at, role, index) {
+      if (role === 'send') return clientEndpoint(await connect(at, { timeout: CONNECT_TIMEOUT }));
+      // A frame announcing more than a message is refused before anything is allocated.
+      return new ServerEndpoint(listen(address(at, index), { maxMessageSize: MESSAGE_SIZE }));
+    },
+  };
+}
+
+const unixStream = connectedTransport(
+  'unix-stream',
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipckit-soak-'));
+    return { address: dir, dir };
+  },
+  (dir, index) => `unix:${join(dir, `consumer-${index}.sock`)}`,
+);
+
+const unixSeqpacket = connectedTransport(
+  'unix-seqpacket',
+  () => ({ address: unique() }),
+  (name, index) => `unix-seqpacket:@${name}-consumer-${index}`,
+);
+
+const tcp = connectedTransport('tcp', () => ({ address: unique() }), () => 'tcp://127.0.0.1:0');
+
+function datagramEndpoint(socket: DatagramSocket, to: string | undefined): Endpoint {
+  return {
+    sendSync: (m) => socket.sendSync(m, { to: to! }),
+    send: (m) => socket.send(m, { to: to! }),
+    receiveSync: () => exact(socket.receiveSync().data),
+    receive: async () => exact((await socket.receive()).data),
+    close: () => socket.close(),
+  };
+}
+
+/**
+ * Unix datagrams: the parent binds the receiving socket (an abstract name)
+ * and every consumer inherits it, as a queue; each producer binds a name of
+ * its own under the run's and sends to it. A full receiver makes senders
+ * wait (Unix datagrams are not dropped).
+ */
+const unixDatagram: Transport = {
+  name: 'unix-dgram',
+  async prepare() {
+    const tag = unique();
+    const receiver = bind(`unix-dgram:@${tag}`, { maxMessageSize: MESSAGE_SIZE });
+    const sender = bind(`unix-dgram:@${tag}-parent`);
+    return {
+      address: receiver.address,
+      receiverFd: receiver,
+      receivers: [],
+      parent: datagramEndpoint(sender, receiver.address),
+      teardown: () => {
+        sender.close();
+        receiver.close();
+      },
+      leftovers: () => unixSocketsNamed(tag),
+    };
+  },
+  async open(address, role) {
+    if (role === 'receive') return datagramEndpoint(DatagramSocket.fromFd(3, { maxMessageSize: MESSAGE_SIZE }), undefined);
+    return datagramEndpoint(bind(`${address}-producer-${process.pid}`), address);
+  },
+};
+
+export const TRANSPORTS: Transport[] = [posixMq, sysvMq, anonymousPipe, fifo, unixStream, unixSeqpacket, unixDatagram, tcp];
 
 /** The transport called `name`. */
 export function transportNamed(name: string): Transport {
