@@ -780,6 +780,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
 
   /** A Node `Duplex` over the raw bytes of this stream socket; destroying it closes the socket. */
   toStream(options?: StreamOptions): Duplex {
+    this.check('toStream');
     this.#streamOnly('toStream');
     const opts = checkOptions(options, ['highWaterMark']);
     const hwm = opts.highWaterMark === undefined ? undefined : checkInteger(opts.highWaterMark, 'highWaterMark', 1, 2 ** 31 - 1);
@@ -1336,7 +1337,6 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       } catch (err) {
         if (signal.aborted) return;
         const error = err instanceof IpcError ? err : new IpcError('ERR_IPC_INTERNAL', String(err));
-        if (error.code === 'ERR_IPC_PEER_CLOSED') this.#failure ??= error;
         for (const waiting of [...(this.#requests?.values() ?? [])]) waiting.reject(error);
         const served = this.#servedEnd;
         this.#servedEnd = undefined;
@@ -1407,7 +1407,8 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     }
     let remote: { code?: unknown; message?: unknown } = {};
     try {
-      remote = JSON.parse(body.toString('utf8')) as typeof remote;
+      const parsed: unknown = JSON.parse(body.toString('utf8'));
+      if (parsed !== null && typeof parsed === 'object') remote = parsed as typeof remote;
     } catch { /* a failure without details */ }
     waiting.reject(new IpcError('ERR_IPC_REMOTE', `The request handler of ${this.address} failed` +
       `${typeof remote.code === 'string' ? ` with ${remote.code}` : ''}: ${typeof remote.message === 'string' ? remote.message : 'no details'}`,

@@ -83,7 +83,7 @@ function parseInet(text: string, protocol: 'tcp' | 'udp', rest: string): SocketA
     if (colon < 0) throw invalid(text, `a port is needed (e.g. ${protocol}://127.0.0.1:7000; 0 binds an ephemeral one).`);
     host = rest.slice(0, colon);
     portText = rest.slice(colon + 1);
-    if (host.includes(':')) throw invalid(text, `an IPv6 address goes in brackets: ${protocol}://[${host}]:${portText}.`);
+    if (host.includes(':')) throw invalid(text, `an IPv6 address goes in brackets: ${JSON.stringify(`${protocol}://[${host}]:${portText}`)}.`);
   }
   if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) {
     throw invalid(text, `the port must be an integer from 0 to 65535; got ${JSON.stringify(portText)}.`);
