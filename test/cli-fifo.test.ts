@@ -164,7 +164,7 @@ describe('ipckit rm and FIFOs', () => {
     writeFileSync(file, 'not a FIFO');
     try {
       assert.equal(await fails(['rm', file], 1, 'ERR_IPC_NOT_A_FIFO'),
-        `ERR_IPC_NOT_A_FIFO: ${file} is not an IPC object: ipckit rm removes message queues, shared memory segments and FIFOs.\n`);
+        `ERR_IPC_NOT_A_FIFO: ${file} is not an IPC object: ipckit rm removes message queues, shared memory segments, FIFOs and stale socket files.\n`);
       assert.equal(existsSync(file), true);
     } finally {
       rmSync(file);

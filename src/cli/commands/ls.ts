@@ -119,7 +119,7 @@ function kindsAt(address: string): Kind[] {
     if (!address.startsWith('/') || !(err instanceof IpcError) || err.code !== 'ERR_IPC_INVALID_ADDRESS') throw err;
     // A path: a FIFO, or something rm does not remove.
     if (kinds.length === 0 && existsSync(address)) {
-      throw new IpcError('ERR_IPC_NOT_A_FIFO', `${address} is not an IPC object: ipckit rm removes message queues, shared memory segments and FIFOs.`,
+      throw new IpcError('ERR_IPC_NOT_A_FIFO', `${address} is not an IPC object: ipckit rm removes message queues, shared memory segments, FIFOs and stale socket files.`,
         { address });
     }
     return kinds;
@@ -169,7 +169,7 @@ export const rmCommand: Leaf = {
   async run(ctx) {
     const address = ctx.positionals[0]!;
     const wanted = ctx.values.kind;
-    if (wanted !== undefined && !Object.hasOwn(KINDS, String(wanted))) throw usageError(`--kind must be mq, shm or fifo; got "${String(wanted)}".`);
+    if (wanted !== undefined && !Object.hasOwn(KINDS, String(wanted))) throw usageError(`--kind must be mq, shm, fifo or socket; got "${String(wanted)}".`);
     if (wanted !== undefined && wanted !== 'socket' && SOCKET_ADDRESS.test(address)) {
       throw usageError(`${address} is a socket address: --kind ${String(wanted)} does not apply (leave --kind out, or use --kind socket).`);
     }
