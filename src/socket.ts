@@ -26,7 +26,7 @@ import { E, IpcError, defineHints, systemError } from './errors.js';
 import { native } from './native.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead } from './internal/framing.js';
-import { Handle } from './internal/handle.js';
+import { Handle, OwnedFd } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, type ReadinessSubscriber, WRITABLE, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
@@ -319,7 +319,7 @@ abstract class SocketBase extends Handle implements Pollable {
     try {
       const watch = this.watch(fd);
       this.readLane = new ReadinessLane(this, spin, watch, READABLE);
-      this.writeLane = timedWrites ? new NotifyLane(this, spin) : new ReadinessLane(this, spin, watch, WRITABLE);
+      this.writeLane = timedWrites ? new NotifyLane(this, spin, () => undefined, () => this.writesIdle()) : new ReadinessLane(this, spin, watch, WRITABLE);
     } catch (err) {
       this.close();
       throw err;
@@ -368,6 +368,9 @@ abstract class SocketBase extends Handle implements Pollable {
       } catch { /* already gone */ }
     });
   }
+
+  /** With timed writes: no send waits any more. */
+  protected writesIdle(): void { /* Nothing by default. */ }
 
   /** Sleeps until the socket is ready for `events`, at most `timeout` ms (-1: no limit). */
   protected sleep(events: number, timeout: number): void {
@@ -1759,12 +1762,25 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
       throw systemError(n, 'send', String(o.to));
     };
     if (this.kind === 'udp') return this.stepOf(C.POLLOUT, attempt);
-    // A Unix datagram send waits for room in the receiver's queue, which the sender's socket does not
-    // report (it polls writable regardless): a growing pause, on a timer or, for *Sync calls, asleep.
+    // A Unix datagram send waits for room in the receiver's queue, which an unconnected sender's socket does
+    // not report (it polls writable regardless). A socket connected to the receiver does: poll registers it
+    // with the receiver and reports it writable once the queue has room. So the wait goes through such a
+    // socket, kept for the last destination; where none can be made, a growing pause on a timer (asleep for
+    // *Sync calls) stands in.
     return {
       step: (timeout, spin) => {
         const first = attempt(spin);
         if (first !== undefined) return first;
+        const waiter = this.#waiterFor(o.to as string, to);
+        if (waiter !== undefined) {
+          if (timeout === 0) {
+            // Level-triggered: room that came since the attempt is reported at once.
+            waiter.watch.subscribe(this.#waiterSubscriber, WRITABLE);
+            return undefined;
+          }
+          native.pollFd(waiter.fd, C.POLLOUT, timeout);
+          return attempt(0);
+        }
         const pause = timeout < 0 ? this.#backoff : Math.min(this.#backoff, timeout);
         this.#backoff = Math.min(this.#backoff * 2, 50);
         if (timeout === 0) {
@@ -1778,12 +1794,47 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     };
   }
 
-  /** The pause before a Unix datagram send tries again, ms. */
+  /** The pause before a Unix datagram send tries again where no waiting socket could be made, ms. */
   #backoff = 1;
   #retry: NodeJS.Timeout | undefined;
+  /** A socket connected to the last destination a send waited for, whose readiness tells when it has room. */
+  #waiter: { to: string; fd: number; owned: OwnedFd; watch: Watch } | undefined;
+  readonly #waiterSubscriber: ReadinessSubscriber = { onReady: () => this.writeLane.wake() };
+
+  #waiterFor(to: string, sockaddr: Buffer): { fd: number; watch: Watch } | undefined {
+    if (this.#waiter?.to === to) return this.#waiter;
+    this.#dropWaiter();
+    const fd = native.socketOpen(S.AF_UNIX, S.SOCK_DGRAM, true);
+    if (fd < 0) return undefined;
+    if (native.connect(fd, sockaddr) !== 0) {
+      native.close(fd);
+      return undefined;
+    }
+    const owned = new OwnedFd(fd, true);
+    try {
+      this.#waiter = { to, fd, owned, watch: watchDescriptor(fd) };
+    } catch {
+      owned.close();
+      return undefined;
+    }
+    return this.#waiter;
+  }
+
+  #dropWaiter(): void {
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    if (waiter === undefined) return;
+    waiter.watch.release();
+    waiter.owned.close();
+  }
+
+  protected override writesIdle(): void {
+    this.#waiter?.watch.unsubscribe(this.#waiterSubscriber);
+  }
 
   protected override released(): void {
     clearTimeout(this.#retry);
+    this.#dropWaiter();
   }
 
   #receiveOp(): Operation<Datagram<T>> {
