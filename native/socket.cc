@@ -276,6 +276,17 @@ Napi::Value Shutdown(const Napi::CallbackInfo& info) {
   return SysResult(info.Env(), shutdown(ArgInt(info, 0), ArgInt(info, 1)));
 }
 
+// One sendmsg that never blocks (MSG_DONTWAIT) and never raises SIGPIPE,
+// repeated on EAGAIN for up to spin_us: bytes sent, or -errno.
+int SendOnce(int fd, const msghdr& msg, double spin_us) {
+  return Spin(spin_us, EAGAIN, [&] {
+    ssize_t n;
+    do n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
+  });
+}
+
 // sendMsg(fd, data, offset, length, fds | null, to | null, spinUs
 // [, head, headOffset]) -> bytes sent (head's first), or -errno. `head`
 // (a frame's length prefix) goes in the same call, before the data. Never
@@ -307,13 +318,7 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
     msg.msg_name = to.data;
     msg.msg_namelen = static_cast<socklen_t>(to.length);
   }
-  int r = Spin(ArgDouble(info, 6), EAGAIN, [&] {
-    ssize_t n;
-    do n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
-  });
-  return Napi::Number::New(env, r);
+  return Napi::Number::New(env, SendOnce(fd, msg, ArgDouble(info, 6)));
 }
 
 // sendParts(fd, parts: Uint8Array[], fds | null, spinUs) -> bytes sent, or
@@ -335,13 +340,7 @@ Napi::Value SendParts(const Napi::CallbackInfo& info) {
   msg.msg_iovlen = count;
   alignas(cmsghdr) char control[kRightsSpace];
   if (!AttachRights(msg, control, info[2])) return Errno(env, ETOOMANYREFS);
-  int r = Spin(ArgDouble(info, 3), EAGAIN, [&] {
-    ssize_t n;
-    do n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
-  });
-  return Napi::Number::New(env, r);
+  return Napi::Number::New(env, SendOnce(fd, msg, ArgDouble(info, 3)));
 }
 
 // recvMsg(fd, buffer, offset, length, fdsOut Int32Array(253), from | null,
