@@ -450,12 +450,15 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b'unbound sender'
     // An echo that cannot go back (an unbound sender, a sender gone) drops that datagram; the listener goes on.
     const name = abstractName();
     const echo = await listening([`unix-dgram:${name}`, '--echo', '--count', '1', '--json']);
+    // The listener is stopped while the sender comes and goes, so that its echo finds the sender gone
+    // (echoing before the sender closed would reach it).
+    process.kill(echo.pid, 'SIGSTOP');
     await toolOk('python3', ['-c', `
 import socket, sys
 target = '\\0' + sys.argv[1]
 socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'unbound', target)
 gone = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); gone.bind('\\0' + sys.argv[1] + '-gone'); gone.sendto(b'gone', target); gone.close()
-`, name.slice(1)]);
+`, name.slice(1)]).finally(() => process.kill(echo.pid, 'SIGCONT'));
     await echo.stderr.until(/"code":"ECONNREFUSED"/);
     assert.equal((await ok(['socket', 'send', echo.address, 'round trip', '--reply'])).stdout, 'round trip\n');
     const r2 = await echo.done;

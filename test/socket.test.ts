@@ -44,7 +44,7 @@ describe('socket addresses', () => {
       ['tcp://127.0.0.1:65536', /from 0 to 65535; got "65536"/],
       ['tcp://127.0.0.1:-1', /from 0 to 65535; got "-1"/],
       ['tcp://127.0.0.1:', /from 0 to 65535; got ""/],
-      ['udp://::1:53', /goes in brackets: udp:\/\/\[::1\]:53/],
+      ['udp://::1:53', /goes in brackets: "udp:\/\/\[::1\]:53"/],
       ['udp://[::1:53', /lacks its "\]"/],
       ['udp://[::1]53', /a port is needed after "\]"/],
       ['tcp://example.com:80', /IPv4 literal .* or localhost; got "example.com". Resolve other names first/],
