@@ -29,8 +29,11 @@ before(() => {
 });
 
 after(async () => {
-  await killAllPeers();
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    await killAllPeers();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /** A unique socket path in the test directory. */
