@@ -44,7 +44,7 @@ import { killAllPeers, runningChildren } from './helpers/peer.js';
 import { prng, readRecord, record } from './helpers/records.js';
 import {
   CHECKS, CONFORMANCE_SIGNALS, type Check, type ClosedCall, type Instance, type Options, REMOTE, type ReceiveSoak, type RemoteContext,
-  type SendSoak, type SoakReport, type Tag, WAITABLES, type Waitable, fifoLeftovers, objects, unit, unitTag,
+  type SendSoak, type SoakReport, type Tag, WAITABLES, type Waitable, fifoLeftovers, objects, receivingCalls, unit, unitTag,
 } from './helpers/waitables.js';
 
 /**
@@ -354,15 +354,7 @@ function messageSide(s: MessageSocket): Side {
     send: (d, o) => s.send(d, o),
     sendSync: (d, o) => s.sendSync(d, o),
     trySend: (d) => s.trySend(d),
-    receive: (o) => s.receive(o).then(data),
-    receiveSync: (o) => data(s.receiveSync(o)),
-    tryReceive: () => {
-      const m = s.tryReceive();
-      return m === undefined ? undefined : data(m);
-    },
-    async *iterate() {
-      for await (const m of s) yield data(m);
-    },
+    ...receivingCalls(s, data),
     close: () => s.close(),
     afterClose: () => closedCalls([
       ['send', () => s.send(unit(0)), true], ['sendSync', () => s.sendSync(unit(0)), false], ['trySend', () => s.trySend(unit(0)), false],

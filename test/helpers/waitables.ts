@@ -343,6 +343,30 @@ interface QueueFamily {
   remote: string;
 }
 
+/** What every receiver has: the blocking triple and async iteration of messages `M`. */
+export interface Receiver<M> extends AsyncIterable<M> {
+  receive(o?: object): Promise<M>;
+  receiveSync(o?: object): M;
+  tryReceive(): M | undefined;
+}
+
+/** A receiver's calls, each message turned into its bytes by `data` (which checks its metadata). */
+export function receivingCalls<M>(receiver: Receiver<M>, data: (m: M) => Buffer): {
+  receive(o?: object): Promise<Buffer>; receiveSync(o?: object): Buffer; tryReceive(): Buffer | undefined; iterate(): AsyncIterable<Buffer>;
+} {
+  return {
+    receive: (o) => receiver.receive(o).then(data),
+    receiveSync: (o) => data(receiver.receiveSync(o)),
+    tryReceive: () => {
+      const m = receiver.tryReceive();
+      return m === undefined ? undefined : data(m);
+    },
+    async *iterate() {
+      for await (const m of receiver) yield data(m);
+    },
+  };
+}
+
 /**
  * The parts of either family of queue, from how it sends (`send`: type 1 for
  * System V), the metadata every received message must carry, and the calls
@@ -366,15 +390,7 @@ function queueParts<M extends { data: Buffer }>(q: PosixMessageQueue | SysvMessa
     send: (d, o) => family.send(d, o),
     sendSync: (d, o) => family.sendSync(d, o),
     trySend: (d) => family.trySend(d),
-    receive: (o) => queue.receive(o).then(data),
-    receiveSync: (o) => data(queue.receiveSync(o)),
-    tryReceive: () => {
-      const m = queue.tryReceive();
-      return m === undefined ? undefined : data(m);
-    },
-    async *iterate() {
-      for await (const m of queue as unknown as AsyncIterable<M>) yield data(m);
-    },
+    ...receivingCalls(queue as unknown as Receiver<M>, data),
     close: () => q.close(),
     afterClose: () => closedCalls([
       ['send', () => family.send(unit(0)), true], ['sendSync', () => family.sendSync(unit(0)), false],
