@@ -59,6 +59,17 @@ inline Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i) {
   return Bytes{array.Data(), array.ByteLength()};
 }
 
+// The arguments (buffer, offset, length) from index i as the bytes they
+// name; false (nothing set) when the range does not fit the buffer.
+inline bool ArgRange(const Napi::CallbackInfo& info, size_t i, Bytes* range) {
+  Bytes b = ArgBytes(info, i);
+  size_t offset = static_cast<size_t>(ArgInt64(info, i + 1));
+  size_t length = static_cast<size_t>(ArgInt64(info, i + 2));
+  if (offset > b.length || length > b.length - offset) return false;
+  *range = Bytes{b.data + offset, length};
+  return true;
+}
+
 // Monotonic clock in nanoseconds.
 inline int64_t NowNs(clockid_t clock = CLOCK_MONOTONIC) {
   timespec ts;

@@ -130,13 +130,10 @@ int WriteOnce(int fd, const uint8_t* data, size_t length) {
 template <typename F>
 Napi::Value Transfer(const Napi::CallbackInfo& info, const F& once) {
   int fd = ArgInt(info, 0);
-  Bytes b = ArgBytes(info, 1);
-  size_t offset = static_cast<size_t>(ArgInt64(info, 2));
-  size_t length = static_cast<size_t>(ArgInt64(info, 3));
-  double spin = ArgDouble(info, 4);
-  if (offset > b.length || length > b.length - offset) return Errno(info.Env(), ERANGE);
-  if (length > INT_MAX) length = INT_MAX;
-  int r = Spin(spin, EAGAIN, [&] { return once(fd, b.data + offset, length); });
+  Bytes range;
+  if (!ArgRange(info, 1, &range)) return Errno(info.Env(), ERANGE);
+  size_t length = range.length > INT_MAX ? INT_MAX : range.length;
+  int r = Spin(ArgDouble(info, 4), EAGAIN, [&] { return once(fd, range.data, length); });
   return Napi::Number::New(info.Env(), r);
 }
 

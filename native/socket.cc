@@ -294,10 +294,8 @@ int SendOnce(int fd, const msghdr& msg, double spin_us) {
 Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgInt(info, 0);
-  Bytes b = ArgBytes(info, 1);
-  size_t offset = static_cast<size_t>(ArgInt64(info, 2));
-  size_t length = static_cast<size_t>(ArgInt64(info, 3));
-  if (offset > b.length || length > b.length - offset) return Errno(env, ERANGE);
+  Bytes data;
+  if (!ArgRange(info, 1, &data)) return Errno(env, ERANGE);
   iovec iov[2];
   int parts = 0;
   if (info.Length() > 8 && info[7].IsTypedArray()) {
@@ -306,7 +304,7 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
     if (head_offset > head.length) return Errno(env, ERANGE);
     if (head_offset < head.length) iov[parts++] = iovec{head.data + head_offset, head.length - head_offset};
   }
-  iov[parts++] = iovec{b.data + offset, length};
+  iov[parts++] = iovec{data.data, data.length};
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = parts;
@@ -351,15 +349,13 @@ Napi::Value SendParts(const Napi::CallbackInfo& info) {
 Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgInt(info, 0);
-  Bytes b = ArgBytes(info, 1);
-  size_t offset = static_cast<size_t>(ArgInt64(info, 2));
-  size_t length = static_cast<size_t>(ArgInt64(info, 3));
-  if (offset > b.length || length > b.length - offset) return Errno(env, ERANGE);
+  Bytes into;
+  if (!ArgRange(info, 1, &into)) return Errno(env, ERANGE);
   auto fds_out = info[4].As<Napi::Int32Array>();
   auto meta = info[6].As<Napi::Int32Array>();
   if (meta.ElementLength() < 3 || fds_out.ElementLength() < static_cast<size_t>(kMaxFds)) return Errno(env, ERANGE);
   int flags = ArgInt(info, 7);
-  iovec iov{b.data + offset, length};
+  iovec iov{into.data, into.length};
   msghdr msg{};
   // Room for the most descriptors and for credentials (SO_PASSCRED set on the socket by someone else).
   alignas(cmsghdr) char control[kRightsSpace + CMSG_SPACE(sizeof(ucred))];
