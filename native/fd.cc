@@ -203,6 +203,9 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   c.Set("EPOLLOUT", static_cast<double>(EPOLLOUT));
   c.Set("EPOLLHUP", static_cast<double>(EPOLLHUP));
   c.Set("EPOLLERR", static_cast<double>(EPOLLERR));
+  c.Set("EPOLLET", static_cast<double>(EPOLLET));
+  c.Set("EPOLLRDHUP", static_cast<double>(EPOLLRDHUP));
+  c.Set("POLLNVAL", POLLNVAL);
   c.Set("EPOLL_CTL_ADD", EPOLL_CTL_ADD);
   c.Set("EPOLL_CTL_MOD", EPOLL_CTL_MOD);
   c.Set("EPOLL_CTL_DEL", EPOLL_CTL_DEL);

@@ -13,6 +13,10 @@
 
 #include <climits>
 
+#include <poll.h>
+
+#include <vector>
+
 #include "common.h"
 #include "v8-bridge.h"
 
@@ -140,11 +144,31 @@ Napi::Value EpollWait(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), n);
 }
 
+// pollMany(fds: Int32Array, events: Int32Array, revents: Int32Array,
+// timeoutMs) -> how many descriptors are ready, with their revents written;
+// 0 when none became ready within timeoutMs (< 0: no limit) or a signal
+// interrupted the wait. poll(2), not select(2): no limit of 1024.
+Napi::Value PollMany(const Napi::CallbackInfo& info) {
+  auto fds = info[0].As<Napi::Int32Array>();
+  auto events = info[1].As<Napi::Int32Array>();
+  auto revents = info[2].As<Napi::Int32Array>();
+  size_t n = fds.ElementLength();
+  if (events.ElementLength() < n || revents.ElementLength() < n) return Errno(info.Env(), ERANGE);
+  double timeout = ArgDouble(info, 3);
+  int wait_ms = timeout < 0 ? -1 : timeout > INT_MAX ? INT_MAX : static_cast<int>(timeout + 0.999);
+  std::vector<pollfd> set(n);
+  for (size_t i = 0; i < n; i++) set[i] = pollfd{fds[i], static_cast<short>(events[i]), 0};
+  int r = poll(set.data(), n, wait_ms);
+  if (r < 0) return errno == EINTR ? Napi::Number::New(info.Env(), 0) : Errno(info.Env(), errno);
+  for (size_t i = 0; i < n; i++) revents[i] = set[i].revents;
+  return Napi::Number::New(info.Env(), r);
+}
+
 }  // namespace
 
 void InitReadiness(Napi::Env env, Napi::Object exports) {
   exports.Set("FdWatcher", FdWatcher::Define(env));
-  ExportAll(env, exports, {{"epollCreate", EpollCreate}, {"epollCtl", EpollCtl}, {"epollWait", EpollWait}});
+  ExportAll(env, exports, {{"epollCreate", EpollCreate}, {"epollCtl", EpollCtl}, {"epollWait", EpollWait}, {"pollMany", PollMany}});
 }
 
 bool JavaScriptCanRun() {

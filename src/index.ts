@@ -42,3 +42,8 @@ export {
   type SocketKind, type SocketMessage, type Datagram, type PeerCredentials, type PassableFd, type MessageSocketOptions,
   type ConnectOptions, type ListenOptions, type BindOptions, type RequestOptions, type DatagramSendOptions, type RefusedPeer,
 } from './socket.js';
+export {
+  select, selectSync, Poller,
+  type Interest, type Ready, type SelectOptions, type SelectSyncOptions, type PollerInterest, type PollEvent,
+} from './select.js';
+export { type Pollable } from './internal/readiness.js';

@@ -88,7 +88,7 @@ export interface NativeBinding {
     O_RDONLY: number; O_WRONLY: number; O_RDWR: number; O_ACCMODE: number; O_CREAT: number; O_EXCL: number;
     O_NONBLOCK: number; O_CLOEXEC: number; O_NOFOLLOW: number; O_PATH: number; FD_CLOEXEC: number;
     POLLIN: number; POLLOUT: number; POLLHUP: number; POLLERR: number;
-    EPOLLIN: number; EPOLLOUT: number; EPOLLHUP: number; EPOLLERR: number;
+    EPOLLIN: number; EPOLLOUT: number; EPOLLHUP: number; EPOLLERR: number; EPOLLET: number; EPOLLRDHUP: number; POLLNVAL: number;
     EPOLL_CTL_ADD: number; EPOLL_CTL_MOD: number; EPOLL_CTL_DEL: number;
     IPC_CREAT: number; IPC_EXCL: number; IN_OPEN: number; PIPE_BUF: number;
   };
@@ -101,6 +101,8 @@ export interface NativeBinding {
   epollCtl(epfd: number, op: number, fd: number, events: number, token: number): number;
   /** Writes (token, events) pairs into out; returns how many. */
   epollWait(epfd: number, out: Uint32Array, timeoutMs: number): number;
+  /** poll(2) over many descriptors: how many are ready, their revents written. */
+  pollMany(fds: Int32Array, events: Int32Array, revents: Int32Array, timeoutMs: number): number;
 
   // jobs.cc
   cancelJob(id: number): boolean;

@@ -123,8 +123,11 @@ abstract class PipeEnd extends Handle implements Pollable {
 
   /** @internal A read end is readable while data (or the end) is there; a write end writable while there is room. */
   [pollTarget](): PollTarget {
-    return { fd: this.fd, readable: this.#readable ? READABLE : 0, writable: this.#readable ? 0 : WRITABLE };
+    return { fd: this.fd, readable: this.#readable ? READABLE : 0, writable: this.#readable ? 0 : WRITABLE, pending: this.buffered };
   }
+
+  /** @internal Whether bytes read ahead wait in user space (see PollTarget.pending). */
+  protected readonly buffered: (() => boolean) | undefined = undefined;
 
   /** The pipe's buffer size in bytes (`F_GETPIPE_SZ`). */
   get capacity(): number {
@@ -231,6 +234,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer>, ByteS
   /** Where small reads land before they are copied out. */
   readonly #scratch = Buffer.alloc(SCRATCH_SIZE);
   #defaultRead: Operation<Buffer | null> | undefined;
+  protected override readonly buffered = (): boolean => !this.closed && this.#ahead.length > 0;
 
   /** @internal */
   constructor(fd: number, address?: string, initial?: Buffer, spin?: number, handedOver = false) {

@@ -423,7 +423,8 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
    */
   [pollTarget](): PollTarget {
     this.check('poll');
-    return { fd: sources!.fd, readable: READABLE, writable: 0 };
+    // The dispatcher takes signals off the descriptor as they come: the listener's own queue is what is ready.
+    return { fd: sources!.fd, readable: READABLE, writable: 0, pending: () => this.#queue.length > 0 };
   }
 
   /** Signals dropped because {@link SIGNAL_LISTENER_CAPACITY} were already waiting to be received. */

@@ -347,8 +347,11 @@ abstract class SocketBase extends Handle implements Pollable {
 
   /** @internal */
   [pollTarget](): PollTarget {
-    return { fd: this.fd, readable: READABLE, writable: WRITABLE };
+    return { fd: this.fd, readable: READABLE, writable: WRITABLE, pending: this.bufferedMessage };
   }
+
+  /** @internal Whether a message is complete in what was read ahead (see PollTarget.pending). */
+  protected readonly bufferedMessage: (() => boolean) | undefined = undefined;
 
   /** @internal The raw descriptor for attempts (no closed check: the lanes check). */
   protected get rawFd(): number {
@@ -510,6 +513,8 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   get pendingBytes(): number {
     return this.#queuedBytes;
   }
+
+  protected override readonly bufferedMessage = (): boolean => this.#framed && !this.closed && this.#ahead.complete(this.#settings.maxMessageSize);
 
   /** @internal A connection closed by a failure (a frame timeout, an oversized frame) reports that failure from then on. */
   override closedError(what: string): IpcError {

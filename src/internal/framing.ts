@@ -66,6 +66,17 @@ export class ReadAhead {
     return this.#bytes;
   }
 
+  /**
+   * Whether what was read ahead holds a whole message now (or an announced
+   * length over `max`, which a read reports at once as an error).
+   */
+  complete(max: number): boolean {
+    if (this.#broken !== undefined) return true;
+    if (this.#partial !== undefined || this.#bytes < FRAME_HEADER) return false;
+    const length = this.#peekLength();
+    return length > max || this.#bytes >= FRAME_HEADER + length;
+  }
+
   /** Whether part of a message has arrived (and the rest has not). */
   get inMessage(): boolean {
     return this.#bytes > 0 || this.#partial !== undefined;

@@ -38,6 +38,12 @@ export interface PollTarget {
   readable: number;
   /** Events after which a send or write may complete (0: the handle cannot send). */
   writable: number;
+  /**
+   * Whether a receive would complete now from what ipckit already holds in
+   * user space (frames read ahead, signals taken from the kernel), which the
+   * descriptor no longer shows.
+   */
+  pending?: () => boolean;
 }
 
 /** The method a pollable handle implements (a symbol: it is not part of the public surface yet). */

@@ -1,0 +1,234 @@
+/**
+ * Readiness over many objects: select and selectSync over every kind of
+ * object with a descriptor, mixed; timeouts, aborts, hang-ups; objects
+ * without a descriptor refused; a Poller's add/modify/remove while a wait is
+ * pending, edge triggering, many registrations, and a peer process making
+ * objects ready.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn as spawnChild } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import {
+  Mutex, Poller, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, bind, connect, listen, listenForSignals, pipe, select, selectSync,
+  sendSignal, socketPair,
+} from '../src/index.js';
+import { ObjectTracker, openFds } from './helpers/objects.js';
+import { killAllPeers, trackChild } from './helpers/peer.js';
+import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
+
+const INDEX = fileURLToPath(new URL('../src/index.js', import.meta.url));
+const tracker = new ObjectTracker();
+let counter = 0;
+const abstractName = (): string => `ipckit-test-select-${process.pid}-${++counter}-${Math.random().toString(36).slice(2, 8)}`;
+
+after(async () => {
+  await killAllPeers();
+  tracker.cleanup();
+  assert.deepEqual(tracker.leftovers(), []);
+});
+
+describe('select', () => {
+  it('over a mix of kinds resolves with exactly the ones that are ready', async () => {
+    const [a, b] = socketPair();
+    const { readEnd, writeEnd } = pipe();
+    const queue = PosixMessageQueue.create(tracker.name('sel'), { maxMessages: 2, maxMessageSize: 16 });
+    const server = listen(`unix:@${abstractName()}`);
+    const datagrams = bind(`unix-dgram:@${abstractName()}`);
+    const objects = [b, readEnd, queue, server, datagrams] as const;
+    throwsWith(() => selectSync([...objects], { timeout: 0 }), 'ERR_IPC_TIMEOUT');
+    await rejectsWith(() => select([...objects], { timeout: 20 }), 'ERR_IPC_TIMEOUT');
+    await queue.send(Buffer.from('q'));
+    await writeEnd.write(Buffer.from('p'));
+    let ready = await select([...objects], { timeout: 10_000 });
+    assert.deepEqual(ready.map((r) => r.object), [readEnd, queue]);
+    assert.deepEqual(ready.map((r) => [r.readable, r.writable, r.hangup, r.error]), [[true, false, false, false], [true, false, false, false]]);
+    await readEnd.read();
+    queue.tryReceive();
+    const client = await connect(server.address);
+    await a.send(Buffer.from('x'));
+    await datagrams.send(Buffer.from('d'), { to: datagrams.localAddress! });
+    ready = await select([...objects], { timeout: 10_000 });
+    assert.deepEqual(ready.map((r) => r.object), [b, server, datagrams]);
+    for (const h of [a, b, readEnd, writeEnd, queue, server, datagrams, client]) h.close();
+  });
+
+  it('waits without blocking the event loop until another process makes an object ready', async () => {
+    const { readEnd, writeEnd } = pipe();
+    const child = trackChild(spawnChild('sh', ['-c', 'sleep 0.2; printf late >&3'], { stdio: ['ignore', 'ignore', 'ignore', writeEnd.fd] }));
+    writeEnd.close();
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    const [ready] = await select([readEnd], { timeout: 10_000 });
+    clearInterval(timer);
+    assert.equal(ready!.object, readEnd);
+    assert.ok(ticks > 2, 'the loop turned while select waited');
+    assert.equal((await readEnd.read())?.toString(), 'late');
+    await new Promise((resolve) => child.on('close', resolve));
+    // The writer is gone: a hang-up, reported as readable (the read finds the end).
+    const [gone] = selectSync([readEnd], { timeout: 10_000 });
+    assert.deepEqual([gone!.readable || gone!.hangup, gone!.hangup], [true, true]);
+    readEnd.close();
+  });
+
+  it('writable interest, a hung-up peer, and signals', async () => {
+    const [a, b] = socketPair();
+    const [w] = await select([a], { events: 'writable', timeout: 10_000 });
+    assert.equal(w!.writable, true);
+    b.close();
+    const [h] = await select([a], { timeout: 10_000 });
+    assert.equal(h!.hangup || h!.readable, true);
+    a.close();
+    const listener = listenForSignals(['SIGUSR2']);
+    const pending = select([listener], { timeout: 10_000 });
+    sendSignal(process.pid, 'SIGUSR2');
+    assert.equal((await pending)[0]!.object, listener);
+    listener.close();
+  });
+
+  it('aborts, and refuses what has no descriptor or cannot become what is asked', async () => {
+    const [a, b] = socketPair();
+    const controller = new AbortController();
+    const pending = select([b], { signal: controller.signal });
+    assert.ok(await stillPending(pending, 20));
+    controller.abort();
+    await rejectsWith(() => pending, 'ERR_IPC_ABORTED');
+    const sysv = SysvMessageQueue.create(tracker.key());
+    const segment = PosixSharedMemory.create(tracker.shmName(), { size: 4096 });
+    const mutex = Mutex.create(segment, 0);
+    await rejectsWith(() => select([b, sysv as never]), 'ERR_IPC_INVALID_ARGUMENT', /System V queues, mutexes and semaphores/);
+    throwsWith(() => selectSync([mutex as never]), 'ERR_IPC_INVALID_ARGUMENT', /no descriptor|have none/);
+    const { readEnd, writeEnd } = pipe();
+    throwsWith(() => selectSync([writeEnd], { events: 'readable' }), 'ERR_IPC_INVALID_ARGUMENT', /write end cannot/);
+    await rejectsWith(() => select([]), 'ERR_IPC_INVALID_ARGUMENT', /at least one/);
+    await rejectsWith(() => select([b], { events: 'sideways' as never }), 'ERR_IPC_INVALID_ARGUMENT');
+    await rejectsWith(() => select([b], { timout: 1 } as never), 'ERR_IPC_INVALID_ARGUMENT', /timeout/);
+    for (const h of [a, b, sysv, segment, readEnd, writeEnd]) h.close();
+  });
+
+  it('reports messages ipckit already read ahead, which the descriptor no longer shows', async () => {
+    const [a, b] = socketPair();
+    await Promise.all([a.send(Buffer.from('one')), a.send(Buffer.from('two'))]);
+    assert.equal((await b.receive({ timeout: 10_000 })).data.toString(), 'one');
+    // Both frames came in one read: the kernel holds nothing, ipckit holds 'two'.
+    const [ready] = await select([b], { timeout: 1000 });
+    assert.equal(ready!.object, b);
+    assert.equal(b.tryReceive()?.data.toString(), 'two');
+    await rejectsWith(() => select([b], { timeout: 20 }), 'ERR_IPC_TIMEOUT');
+    const poller = new Poller();
+    poller.add(b);
+    await Promise.all([a.send(Buffer.from('three')), a.send(Buffer.from('four'))]);
+    assert.equal((await poller.wait({ timeout: 10_000 }))[0]!.object, b);
+    assert.equal(b.tryReceive()?.data.toString(), 'three');
+    assert.equal((await poller.wait({ timeout: 1000 }))[0]!.object, b, 'the message held in user space is reported again');
+    assert.equal(b.tryReceive()?.data.toString(), 'four');
+    assert.deepEqual(poller.tryWait(), []);
+    poller.close();
+    a.close();
+    b.close();
+  });
+
+  it('has no limit of 1024 descriptors', async () => {
+    const pairs = Array.from({ length: 600 }, () => socketPair());
+    const ends = pairs.map(([, y]) => y);
+    assert.ok(Math.max(...ends.map((e) => e.fd)) >= 1024, 'descriptor numbers pass 1024');
+    await pairs[599]![0].send(Buffer.from('last'));
+    const ready = await select(ends, { timeout: 10_000 });
+    assert.deepEqual(ready.map((r) => r.object), [ends[599]]);
+    for (const [x, y] of pairs) {
+      x.close();
+      y.close();
+    }
+  });
+});
+
+describe('Poller', () => {
+  it('reports what is ready, level-triggered; add, modify and remove while a wait is pending', async () => {
+    const poller = new Poller();
+    const [a, b] = socketPair();
+    const [c, d] = socketPair();
+    poller.add(b).add(d);
+    assert.equal(poller.size, 2);
+    assert.deepEqual(poller.tryWait(), []);
+    const pending = poller.wait({ timeout: 10_000 });
+    const [e, f] = socketPair();
+    poller.add(f);
+    await e.send(Buffer.from('new'));
+    assert.deepEqual((await pending).map((r) => r.object), [f]);
+    // Level-triggered: still readable, reported again.
+    assert.deepEqual((await poller.wait({ timeout: 10_000 })).map((r) => r.object), [f]);
+    f.tryReceive();
+    poller.modify(b, { events: 'writable' });
+    assert.deepEqual((await poller.wait({ timeout: 10_000 })).map((r) => [r.object, r.writable]), [[b, true]]);
+    poller.remove(b);
+    await c.send(Buffer.from('x'));
+    assert.deepEqual(poller.waitSync({ timeout: 10_000 }).map((r) => r.object), [d]);
+    throwsWith(() => poller.add(d), 'ERR_IPC_INVALID_ARGUMENT', /modify/);
+    throwsWith(() => poller.remove(b), 'ERR_IPC_INVALID_ARGUMENT');
+    poller.close();
+    await rejectsWith(() => poller.wait(), 'ERR_IPC_CLOSED');
+    for (const h of [a, b, c, d, e, f]) h.close();
+  });
+
+  it('edge-triggered reports a readiness once; a pending wait rejects on close; objects keep their own calls', async () => {
+    const poller = new Poller();
+    const [a, b] = socketPair();
+    poller.add(b, { edge: true });
+    await a.send(Buffer.from('one'));
+    assert.equal((await poller.wait({ timeout: 10_000 })).length, 1);
+    assert.deepEqual(poller.tryWait(), []);
+    // Its own receive works beside the Poller.
+    assert.equal((await b.receive({ timeout: 10_000 })).data.toString(), 'one');
+    const pending = poller.wait();
+    poller.close();
+    await rejectsWith(() => pending, 'ERR_IPC_CLOSED');
+    a.close();
+    b.close();
+  });
+
+  it('holds 10,000 registrations, and a wait costs what is ready, not what is registered', async () => {
+    const before = openFds().length;
+    const poller = new Poller();
+    const pairs = Array.from({ length: 5000 }, () => socketPair());
+    for (const [, y] of pairs) poller.add(y);
+    assert.equal(poller.size, 5000);
+    await pairs[4321]![0].send(Buffer.from('needle'));
+    const [hit] = await poller.wait({ timeout: 10_000 });
+    assert.equal(hit!.object, pairs[4321]![1]);
+    const started = performance.now();
+    for (let i = 0; i < 200; i++) assert.equal(poller.tryWait().length, 1);
+    const perWait = (performance.now() - started) / 200;
+    assert.ok(perWait < 5, `${perWait.toFixed(3)} ms per wait over 5,000 registrations`);
+    poller.close();
+    for (const [x, y] of pairs) {
+      x.close();
+      y.close();
+    }
+    await waitUntil('descriptors are back', () => openFds().length <= before + 2);
+  });
+
+  it('iterates reports from a peer process, and ends quietly when closed', async () => {
+    const poller = new Poller();
+    const server = listen(`unix:@${abstractName()}`);
+    poller.add(server);
+    const child = trackChild(spawnChild(process.execPath, ['--input-type=module', '-e', `import * as ipc from ${JSON.stringify(INDEX)};
+      const s = await ipc.connect(process.argv[1]); await s.send(Buffer.from('hi')); await s.receive().catch(() => {}); s.close();`,
+    server.address], { stdio: 'ignore' }));
+    const seen: string[] = [];
+    for await (const { object } of poller) {
+      if (object === server) {
+        poller.add(server.tryAccept()!);
+        seen.push('connection');
+      } else {
+        const socket = object as unknown as { tryReceive(): { data: Buffer } | undefined; close(): void };
+        seen.push(socket.tryReceive()!.data.toString());
+        poller.remove(object);
+        socket.close();
+        poller.close();
+      }
+    }
+    assert.deepEqual(seen, ['connection', 'hi']);
+    server.close();
+    await new Promise((resolve) => child.on('close', resolve));
+  });
+});
