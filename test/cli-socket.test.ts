@@ -364,11 +364,12 @@ describe('ipckit socket over seqpacket, abstract names, TCP and datagrams', () =
       const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
       assert.deepEqual([status, stderr], [0, '']);
       sender = child.pid!;
+      // The listener names the file by its path: it must still be there when the message is printed.
+      await printedLines(server, 1);
     } finally {
       closeSync(fd);
       rmSync(payload);
     }
-    await printedLines(server, 1);
     const plain = await ok(['socket', 'send', server.address, 'without']);
     const r = await server.done;
     assert.equal(r.status, 0, r.stderr);
