@@ -15,11 +15,11 @@
  *
  * @module
  */
-import { E, systemError } from './errors.js';
+import { E, limitError, systemError } from './errors.js';
 import { native, type NativeFdWatcher } from './native.js';
 import { Handle } from './internal/handle.js';
 import { type LaneOwner, NotifyLane, type Operation, receiveUntilClosed, run, runSync } from './internal/operation.js';
-import { EpollSet, type Pollable, type PollTarget, type ReadinessSubscriber, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
+import { EpollSet, type Pollable, type PollTarget, pollTarget } from './internal/readiness.js';
 import { checkBoolean, checkOptions, invalidArgument } from './internal/validate.js';
 import { type SyncWaitOptions, type WaitOptions, checkSignal } from './internal/wait.js';
 
@@ -87,44 +87,62 @@ function readyOf<T extends Pollable>(object: T, revents: number): Ready<T> {
 }
 
 /**
- * Where a select waits: every object's descriptor subscribed in this
- * thread's readiness registry, while the call waits (shared with the
- * objects' own pending calls: nothing is handed to libuv).
+ * Where a select waits: an epoll set of its own holding the objects'
+ * descriptors, whose descriptor the event loop watches, made when the call
+ * starts to wait and closed when it ends. (Not the thread's shared
+ * registry: an object closed while the select waits leaves this set by
+ * itself, and nothing shared keeps a stale entry for its number.)
  */
-class SelectWait implements LaneOwner, ReadinessSubscriber {
+class SelectWait implements LaneOwner {
   readonly address = 'select';
   readonly lane: NotifyLane;
-  #watches: Watch[] = [];
+  #set: EpollSet | undefined;
+  #watcher: NativeFdWatcher | undefined;
 
   constructor(fds: Int32Array, events: number[]) {
-    this.lane = new NotifyLane(this, 0, () => {
-      try {
-        for (let i = 0; i < fds.length; i++) {
-          const watch = watchDescriptor(fds[i]!);
-          this.#watches.push(watch);
-          watch.subscribe(this, events[i]!);
-        }
-      } catch (err) {
-        this.#release();
-        throw err;
-      }
-    }, () => this.#release());
+    this.lane = new NotifyLane(this, 0, () => this.#arm(fds, events), () => this.#release());
   }
 
   check(): void { /* A select ends by itself. */ }
 
   laneBusy(): void { /* Nothing to reject. */ }
 
-  onReady(): void {
-    this.lane.wake();
+  #arm(fds: Int32Array, events: number[]): void {
+    const set = new EpollSet();
+    this.#set = set;
+    try {
+      for (let i = 0; i < fds.length; i++) {
+        const r = set.control(C.EPOLL_CTL_ADD, fds[i]!, events[i]!, i);
+        // The same descriptor twice (one object listed twice): once is enough.
+        if (r < 0 && r !== E.EEXIST) throw systemError(r, 'epoll_ctl', `fd ${fds[i]}`);
+      }
+      this.#watcher = watchSet(set, this.lane);
+    } catch (err) {
+      this.#release();
+      throw err;
+    }
   }
 
   #release(): void {
-    for (const watch of this.#watches.splice(0)) {
-      watch.unsubscribe(this);
-      watch.release();
-    }
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    this.#set?.close();
+    this.#set = undefined;
   }
+}
+
+/** A libuv watch of an epoll set that wakes `lane` (made at module level: it refers to nothing else). */
+function watchSet(set: EpollSet, lane: NotifyLane): NativeFdWatcher {
+  const watcher = new native.FdWatcher(set.fd, (status: number) => {
+    if (status < 0) lane.rejectAll(systemError(status, 'epoll_wait', 'select'));
+    else lane.wake();
+  });
+  const r = watcher.start();
+  if (r < 0) {
+    watcher.close();
+    throw systemError(r, 'uv_poll_start', 'select');
+  }
+  return watcher;
 }
 
 /** The objects, their descriptors and events, and the poll(2) step over them. */
@@ -148,6 +166,9 @@ function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
       // What ipckit holds in user space is ready now, whatever the descriptors say: then poll does not wait.
       const held = pending.map((p) => p?.() === true);
       const n = native.pollMany(fds, pollEvents, revents, held.includes(true) ? 0 : timeout);
+      if (n === E.EINVAL) {
+        throw limitError(n, 'poll', 'select', `${fds.length} objects are more than this process may have descriptors (ulimit -n, RLIMIT_NOFILE).`);
+      }
       if (n < 0) throw systemError(n, 'poll', 'select');
       const ready: Ready<T>[] = [];
       for (let i = 0; i < objects.length; i++) {
@@ -210,18 +231,37 @@ export type PollEvent<T extends Pollable = Pollable> = Ready<T>;
 
 interface Registration<T> {
   object: T;
-  fd: number;
-  token: number;
+  entry: Entry<T>;
+  /** The epoll events this object asked for. */
+  events: number;
   /** What ipckit holds for it in user space (level-triggered, readable interest only). */
   pending: (() => boolean) | undefined;
 }
 
 /**
+ * One descriptor in the Poller's epoll set, and the objects registered on
+ * it (several signal listeners share the dispatcher's descriptor).
+ */
+interface Entry<T> {
+  fd: number;
+  token: number;
+  events: number;
+  registrations: Set<Registration<T>>;
+}
+
+const isClosed = (object: unknown): boolean => (object as { closed?: unknown }).closed === true;
+
+/** Closes a Poller's epoll set when it is closed or collected (a module-level closure: it must not hold the Poller). */
+function closeWith(holder: { set: EpollSet }): () => void {
+  return () => holder.set.close();
+}
+
+/**
  * A reusable interest set: an epoll set of its own, whose descriptor the
- * event loop watches, so a wait never blocks Node and costs in proportion
- * to the objects that are ready, not to how many are registered (100,000
- * are fine). An object can be in a Poller and have pending calls of its
- * own at the same time: its descriptor simply sits in two epoll sets.
+ * event loop watches while a wait is pending, so a wait never blocks Node
+ * and costs in proportion to the objects that are ready, not to how many
+ * are registered. An object can be in a Poller and have pending calls of
+ * its own at the same time: its descriptor simply sits in two epoll sets.
  *
  * @example
  * ```ts
@@ -238,18 +278,28 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     return 'poller';
   }
 
-  readonly #set: EpollSet;
-  readonly #byToken = new Map<number, Registration<T>>();
+  readonly #holder: { set: EpollSet };
+  readonly #byToken = new Map<number, Entry<T>>();
+  readonly #byFd = new Map<number, Entry<T>>();
   readonly #byObject = new Map<T, Registration<T>>();
   #nextToken = 1;
   readonly #lane: NotifyLane;
   #watcher: NativeFdWatcher | undefined;
-  readonly #reports = new Uint32Array(256);
+  readonly #reports = new Uint32Array(128);
+  /** Set when the epoll set may hold a descriptor no live entry owns (closed behind it, or dup'd elsewhere). */
+  #stale = false;
+  /**
+   * Registrations whose objects may hold messages in user space: after a
+   * report the caller may take one message of several read ahead, and the
+   * descriptor would not report the rest. Only these are asked again, so a
+   * wait costs what was ready (and what was added since), not what is registered.
+   */
+  readonly #recent = new Set<Registration<T>>();
 
   constructor() {
     super();
-    this.#set = new EpollSet();
-    this.holdRelease(((set) => () => set.close())(this.#set));
+    this.#holder = { set: new EpollSet() };
+    this.holdRelease(closeWith(this.#holder));
     this.#lane = new NotifyLane(this, 0, () => this.#arm(), () => this.#disarm());
   }
 
@@ -263,13 +313,27 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     this.check('add');
     if (this.#byObject.has(object)) throw invalidArgument('object', object?.constructor?.name, 'an object not in this Poller yet (use modify)');
     const { fd, events, pending } = this.#interest(object, options, 'add');
-    const token = this.#nextToken;
-    this.#nextToken = this.#nextToken >= 0xffffffff ? 1 : this.#nextToken + 1;
-    const r = this.#set.control(C.EPOLL_CTL_ADD, fd, events, token);
-    if (r < 0) throw systemError(r, 'epoll_ctl', `fd ${fd}`, r === E.EPERM ? 'That descriptor does not support readiness notification.' : undefined);
-    const registration = { object, fd, token, pending };
-    this.#byToken.set(token, registration);
+    let entry = this.#byFd.get(fd);
+    if (entry !== undefined && ![...entry.registrations].some((r) => !isClosed(r.object))) {
+      // Every object of that entry was closed: the number now names another file.
+      this.#dropEntry(entry);
+      entry = undefined;
+    }
+    const registration: Registration<T> = { object, entry: entry as Entry<T>, events, pending };
+    if (entry === undefined) {
+      const token = this.#nextToken;
+      this.#nextToken = this.#nextToken >= 0xffffffff ? 1 : this.#nextToken + 1;
+      const r = this.#holder.set.control(C.EPOLL_CTL_ADD, fd, events, token);
+      if (r < 0) throw systemError(r, 'epoll_ctl', `fd ${fd}`, r === E.EPERM ? 'That descriptor does not support readiness notification.' : undefined);
+      entry = { fd, token, events, registrations: new Set() };
+      this.#byFd.set(fd, entry);
+      this.#byToken.set(token, entry);
+    }
+    registration.entry = entry;
+    entry.registrations.add(registration);
     this.#byObject.set(object, registration);
+    this.#update(entry);
+    if (pending !== undefined) this.#recent.add(registration);
     return this;
   }
 
@@ -278,21 +342,21 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     this.check('modify');
     const registration = this.#registration(object, 'modify');
     const { events, pending } = this.#interest(object, options, 'modify');
-    const r = this.#set.control(C.EPOLL_CTL_MOD, registration.fd, events, registration.token);
-    if (r < 0) throw systemError(r, 'epoll_ctl', `fd ${registration.fd}`);
+    registration.events = events;
     registration.pending = pending;
+    this.#update(registration.entry);
+    if (pending !== undefined) this.#recent.add(registration);
+    else this.#recent.delete(registration);
     return this;
   }
 
   /** Stops watching `object` (also fine after the object was closed). */
   remove(object: T): this {
     this.check('remove');
+    // A closed object may have been forgotten already (its descriptor left the set with it).
+    if (!this.#byObject.has(object) && isClosed(object)) return this;
     const registration = this.#registration(object, 'remove');
-    // A descriptor already closed left the set by itself.
-    this.#set.control(C.EPOLL_CTL_DEL, registration.fd, 0, registration.token);
-    this.#byToken.delete(registration.token);
-    this.#byObject.delete(object);
-    this.#recent.delete(registration);
+    this.#forget(registration);
     return this;
   }
 
@@ -317,10 +381,12 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     return this.#collect(0) ?? [];
   }
 
-  /** Reports one by one until the Poller is closed. */
+  /** Reports one by one until the Poller is closed (an object removed meanwhile is not reported). */
   async *events(options?: { signal?: AbortSignal }): AsyncGenerator<PollEvent<T>, void, undefined> {
     const signal = checkSignal(checkOptions(options, ['signal']).signal);
-    for await (const batch of receiveUntilClosed(() => this.closed, () => this.wait({ signal }))) yield* batch;
+    for await (const batch of receiveUntilClosed(() => this.closed, () => this.wait({ signal }))) {
+      for (const report of batch) if (this.#byObject.has(report.object)) yield report;
+    }
   }
 
   [Symbol.asyncIterator](): AsyncGenerator<PollEvent<T>, void, undefined> {
@@ -332,24 +398,18 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     this.#recent.clear();
     this.#byObject.clear();
     this.#byToken.clear();
+    this.#byFd.clear();
   }
 
   readonly #waitOp: Operation<PollEvent<T>[]> = { step: (timeout) => this.#collect(timeout) };
 
-  /**
-   * Objects reported by the last waits that hold messages in user space:
-   * after a report the caller may take one message of several read ahead,
-   * and the descriptor would not report the rest. Only these are asked
-   * again, so a wait costs what was ready, not what is registered.
-   */
-  readonly #recent = new Set<Registration<T>>();
-
-  /** One epoll_wait (timeout ms: 0 never waits); the reports, or undefined if none. */
+  /** One epoll_wait (timeout ms: 0 never waits) of at most one batch; the reports, or undefined if none. */
   #collect(timeout: number): PollEvent<T>[] | undefined {
+    if (this.#stale) this.#rebuild();
     const out: PollEvent<T>[] = [];
     const seen = new Set<Registration<T>>();
     for (const registration of this.#recent) {
-      if (registration.pending?.() === true) {
+      if (!isClosed(registration.object) && registration.pending?.() === true) {
         out.push(readyOf(registration.object, C.POLLIN));
         seen.add(registration);
       } else {
@@ -357,20 +417,87 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
       }
     }
     const reports = this.#reports;
-    let wait = out.length > 0 ? 0 : timeout;
-    for (;;) {
-      const n = native.epollWait(this.#set.fd, reports, wait);
-      if (n < 0) throw systemError(n, 'epoll_wait', 'poller');
-      for (let i = 0; i < n; i++) {
-        const registration = this.#byToken.get(reports[2 * i]!);
-        if (registration === undefined || seen.has(registration)) continue;
-        out.push(readyOf(registration.object, reports[2 * i + 1]!));
+    const n = native.epollWait(this.#holder.set.fd, reports, out.length > 0 ? 0 : timeout);
+    if (n < 0) throw systemError(n, 'epoll_wait', 'poller');
+    for (let i = 0; i < n; i++) {
+      const entry = this.#byToken.get(reports[2 * i]!);
+      if (entry === undefined) {
+        // A descriptor no entry owns any more (closed here, still open elsewhere): it would be reported for ever.
+        this.#stale = true;
+        continue;
+      }
+      for (const registration of [...entry.registrations]) {
+        if (isClosed(registration.object)) {
+          this.#forget(registration);
+          continue;
+        }
+        const events = reports[2 * i + 1]! & (registration.events | C.EPOLLERR | C.EPOLLHUP);
+        if (events === 0 || seen.has(registration)) continue;
+        out.push(readyOf(registration.object, events));
         if (registration.pending !== undefined) this.#recent.add(registration);
       }
-      if (n < 64) break;
-      wait = 0;
     }
     return out.length > 0 ? out : undefined;
+  }
+
+  /** Takes a registration out; an entry left without objects leaves the set. */
+  #forget(registration: Registration<T>): void {
+    this.#byObject.delete(registration.object);
+    this.#recent.delete(registration);
+    const entry = registration.entry;
+    entry.registrations.delete(registration);
+    if (entry.registrations.size > 0) {
+      this.#update(entry);
+      return;
+    }
+    if (isClosed(registration.object)) this.#dropEntry(entry);
+    else {
+      this.#holder.set.control(C.EPOLL_CTL_DEL, entry.fd, 0, entry.token);
+      this.#byFd.delete(entry.fd);
+      this.#byToken.delete(entry.token);
+    }
+  }
+
+  /**
+   * Drops an entry whose descriptor was closed: its number may name another
+   * file now, so it is never deleted by number; if the old file is still
+   * open elsewhere it stays in the set, which the next wait rebuilds.
+   */
+  #dropEntry(entry: Entry<T>): void {
+    for (const registration of entry.registrations) {
+      this.#byObject.delete(registration.object);
+      this.#recent.delete(registration);
+    }
+    this.#byFd.delete(entry.fd);
+    this.#byToken.delete(entry.token);
+    this.#stale = true;
+  }
+
+  /** The union of an entry's interests, in the kernel. */
+  #update(entry: Entry<T>): void {
+    let events = 0;
+    for (const registration of entry.registrations) events |= registration.events;
+    if (events === entry.events) return;
+    const r = this.#holder.set.control(C.EPOLL_CTL_MOD, entry.fd, events, entry.token);
+    if (r < 0) throw systemError(r, 'epoll_ctl', `fd ${entry.fd}`);
+    entry.events = events;
+  }
+
+  /** A fresh epoll set with only the live entries (the old one may hold files closed here but open elsewhere). */
+  #rebuild(): void {
+    this.#stale = false;
+    const old = this.#holder.set;
+    const set = new EpollSet();
+    for (const entry of [...this.#byFd.values()]) {
+      const r = set.control(C.EPOLL_CTL_ADD, entry.fd, entry.events, entry.token);
+      if (r < 0) this.#dropEntry(entry);
+    }
+    this.#stale = false;
+    this.#holder.set = set;
+    const watching = this.#watcher !== undefined;
+    this.#disarm();
+    old.close();
+    if (watching) this.#arm();
   }
 
   #interest(object: T, options: PollerInterest | undefined, what: string): { fd: number; events: number; pending: (() => boolean) | undefined } {
@@ -387,26 +514,13 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     return registration;
   }
 
+  /** Watches the set while a wait is pending; the watch is closed when none is (nothing holds the Poller then). */
   #arm(): void {
-    if (this.#watcher === undefined) {
-      this.#watcher = new native.FdWatcher(this.#set.fd, (status: number) => {
-        if (status < 0) {
-          this.#lane.rejectAll(systemError(status, 'epoll_wait', 'poller'));
-          return;
-        }
-        this.#lane.wake();
-      });
-    }
-    const r = this.#watcher.start();
-    if (r < 0) throw systemError(r, 'uv_poll_start', 'poller');
+    this.#watcher = watchSet(this.#holder.set, this.#lane);
   }
 
   #disarm(): void {
-    this.#watcher?.stop();
-    if (this.closed) {
-      this.#watcher?.close();
-      this.#watcher = undefined;
-    }
+    this.#watcher?.close();
+    this.#watcher = undefined;
   }
 }
-

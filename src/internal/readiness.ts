@@ -93,19 +93,18 @@ export class EpollSet {
 
   /**
    * Waits up to `timeoutMs` (0: not at all; -1: no limit) and calls
-   * `report(token, events)` for each ready descriptor; returns how many.
+   * `report(token, events)` for each ready descriptor of one batch (at most
+   * 64); returns how many. One batch only: descriptors that stay ready
+   * (level-triggered) would come back in every further batch, and looping
+   * on full batches would then never end. The set stays readable while
+   * more are ready, so the event loop comes back for the rest.
    */
   wait(timeoutMs: number, report: (token: number, events: number) => void): number {
     const out = this.#reports;
-    let total = 0;
-    for (;;) {
-      const n = native.epollWait(this.fd, out, timeoutMs);
-      if (n < 0) throw systemError(n, 'epoll_wait', undefined);
-      for (let i = 0; i < n; i++) report(out[2 * i]!, out[2 * i + 1]!);
-      total += n;
-      if (n < out.length / 2) return total;
-      timeoutMs = 0;
-    }
+    const n = native.epollWait(this.fd, out, timeoutMs);
+    if (n < 0) throw systemError(n, 'epoll_wait', undefined);
+    for (let i = 0; i < n; i++) report(out[2 * i]!, out[2 * i + 1]!);
+    return n;
   }
 }
 
