@@ -44,7 +44,7 @@ import { killAllPeers, runningChildren } from './helpers/peer.js';
 import { prng, readRecord, record } from './helpers/records.js';
 import {
   CHECKS, CONFORMANCE_SIGNALS, type Check, type ClosedCall, type Instance, type Options, REMOTE, type ReceiveSoak, type RemoteContext,
-  type SendSoak, type SoakReport, type Tag, WAITABLES, type Waitable, fifoLeftovers, objects, receivingCalls, unit, unitTag,
+  type QueueParts, type SendSoak, type SoakReport, type Tag, WAITABLES, type Waitable, fifoLeftovers, objects, receivingCalls, unit, unitTag,
 } from './helpers/waitables.js';
 
 /**
@@ -322,17 +322,8 @@ const REMOTE_TIMEOUT = 20_000;
 type SocketKindName = 'stream' | 'seqpacket' | 'dgram' | 'tcp';
 
 /** A message socket or a datagram socket (sending to `to`), behind one face; receives check the metadata. */
-interface Side {
+interface Side extends QueueParts {
   readonly fd: number;
-  send(data: Buffer, options?: Options): Promise<void>;
-  sendSync(data: Buffer, options?: Options): void;
-  trySend(data: Buffer): boolean;
-  receive(options?: Options): Promise<Buffer>;
-  receiveSync(options?: Options): Buffer;
-  tryReceive(): Buffer | undefined;
-  iterate(): AsyncIterable<Buffer>;
-  close(): void;
-  afterClose(): ClosedCall[];
 }
 
 function messageSide(s: MessageSocket): Side {

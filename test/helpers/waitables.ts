@@ -322,8 +322,8 @@ function sysvQueue(ctx: RemoteContext, key: number): SysvMessageQueue {
   return ctx.state.handle(String(key), () => SysvMessageQueue.open(key), (q) => q.close());
 }
 
-/** The parts of a queue adapter both families share. */
-interface QueueParts {
+/** The parts of a queue adapter both families share (and of the socket adapters of the conformance suite). */
+export interface QueueParts {
   /** Sends unit bytes (async form), type 1 for System V. */
   send(data: Buffer, options?: Options): Promise<void>;
   sendSync(data: Buffer, options?: Options): void;
