@@ -1091,6 +1091,35 @@ describe('pairs, children and the engine', () => {
     server.close();
   });
 
+  it('workers terminated while they make and close sockets in a loop: the process goes on', async () => {
+    // In a process of its own: a worker stopped between a system call that made a descriptor and the
+    // handle that owns it leaves that descriptor open (see the closing notes of issue 10).
+    const child = startPeer(process.execPath, ['--input-type=module', '-e', `import * as ipc from ${JSON.stringify(INDEX)};
+      import { Worker } from 'node:worker_threads';
+      const server = ipc.listen('unix:@' + process.argv[1]);
+      server.on('connection', (conn) => conn.close());
+      for (let i = 0; i < 15; i++) {
+        const worker = new Worker(\`
+          const { workerData, parentPort } = require('node:worker_threads');
+          import(workerData.index).then(async (ipc) => {
+            parentPort.postMessage('ready');
+            for (;;) {
+              const s = await ipc.connect(workerData.address);
+              void s.localAddress;
+              const [a, b] = ipc.socketPair();
+              a.close(); b.close(); s.close();
+            }
+          });\`, { eval: true, execArgv: [], workerData: { index: ${JSON.stringify(INDEX)}, address: server.address } });
+        await new Promise((resolve) => worker.once('message', resolve));
+        await new Promise((resolve) => setTimeout(resolve, 5 + (i % 7) * 3));
+        await worker.terminate();
+      }
+      server.close();
+      console.log('survived');`, abstractName('churn')]);
+    assert.equal(await child.line(), 'survived');
+    assert.equal(await child.exited, 0, child.stderr());
+  });
+
   it('bad input: unknown options, wrong address kinds, refused and absent peers', async () => {
     throwsWith(() => listen(`unix:${sockPath()}`, { backlg: 4 } as never), 'ERR_IPC_INVALID_ARGUMENT', /backlog/);
     throwsWith(() => listen('udp://127.0.0.1:0'), 'ERR_IPC_INVALID_ADDRESS', /bind\(\)/);
