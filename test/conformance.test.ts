@@ -44,7 +44,7 @@ import { killAllPeers, runningChildren } from './helpers/peer.js';
 import { prng, readRecord, record } from './helpers/records.js';
 import {
   CHECKS, CONFORMANCE_SIGNALS, type Check, type ClosedCall, type Instance, type Options, REMOTE, type ReceiveSoak, type RemoteContext,
-  type QueueParts, type SendSoak, type SoakReport, type Tag, WAITABLES, type Waitable, fifoLeftovers, objects, receivingCalls, unit, unitTag,
+  type QueueParts, type SendSoak, type SoakReport, type Tag, WAITABLES, type Waitable, fifoLeftovers, objects, receivingCalls, unit, unitReceives, unitTag,
 } from './helpers/waitables.js';
 
 /**
@@ -536,15 +536,7 @@ function socketReceive(kind: SocketKindName): Waitable {
       const fd = mine.fd;
       const arrived = kind === 'tcp' ? () => readable(fd) : () => Promise.resolve();
       return withAddress<Instance>({
-        op: (_tag, o) => mine.receive(o).then((d) => unitTag(d)),
-        opSync: (_tag, o) => unitTag(mine.receiveSync(o)),
-        tryOp: {
-          call: () => {
-            const raw = mine.tryReceive();
-            return { raw, tag: raw === undefined ? undefined : unitTag(raw) };
-          },
-          nothing: undefined,
-        },
+        ...unitReceives(mine),
         async supply(tag, delayMs) {
           actor ??= socketActor([theirs.fd]);
           const request = await actor.start('socket.send', { ...remote, tag, delayMs });

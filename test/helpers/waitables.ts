@@ -343,6 +343,22 @@ interface QueueFamily {
   remote: string;
 }
 
+/** The op/opSync/tryOp of an Instance over an adapter that receives unit bytes. */
+export function unitReceives(r: { receive(o?: Options): Promise<Buffer>; receiveSync(o?: Options): Buffer; tryReceive(): Buffer | undefined }):
+  Pick<Instance, 'op' | 'opSync' | 'tryOp'> {
+  return {
+    op: (_tag, o) => r.receive(o).then((d) => unitTag(d)),
+    opSync: (_tag, o) => unitTag(r.receiveSync(o)),
+    tryOp: {
+      call: () => {
+        const raw = r.tryReceive();
+        return { raw, tag: raw === undefined ? undefined : unitTag(raw) };
+      },
+      nothing: undefined,
+    },
+  };
+}
+
 /** What every receiver has: the blocking triple and async iteration of messages `M`. */
 export interface Receiver<M> extends AsyncIterable<M> {
   receive(o?: object): Promise<M>;
@@ -460,15 +476,7 @@ function queueReceive(family: QueueFamily): Waitable {
       const { parts: q, other, address, remove } = family.make(false);
       const actor = sharedActor();
       return withAddress<Instance>({
-        op: (_tag, o) => q.receive(o).then((d) => unitTag(d)),
-        opSync: (_tag, o) => unitTag(q.receiveSync(o)),
-        tryOp: {
-          call: () => {
-            const raw = q.tryReceive();
-            return { raw, tag: raw === undefined ? undefined : unitTag(raw) };
-          },
-          nothing: undefined,
-        },
+        ...unitReceives(q),
         supply: (tag, delayMs) => remote(actor, `${r}.send`, { address, tag, delayMs }),
         supplyLocal: (tag) => assert.equal(other.trySend(unit(tag)), true),
         close: () => q.close(),
