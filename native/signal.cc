@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -582,6 +583,13 @@ static Napi::Value SigQueue(const Napi::CallbackInfo& info) {
   return SysResult(info.Env(), sigqueue(ArgInt(info, 0), ArgInt(info, 1), value));
 }
 
+// parentDeathSignal(signo, parentPid) -> 0, or -ESRCH when the parent is
+// already gone (the signal would then never come: the caller stops itself).
+static Napi::Value ParentDeathSignal(const Napi::CallbackInfo& info) {
+  if (prctl(PR_SET_PDEATHSIG, static_cast<unsigned long>(ArgInt(info, 0))) < 0) return Errno(info.Env(), errno);
+  return Napi::Number::New(info.Env(), getppid() == ArgInt(info, 1) ? 0 : -ESRCH);
+}
+
 // signalDisposition(signo) -> 0 default, 1 ignored, 2 handled
 static Napi::Value SignalDisposition(const Napi::CallbackInfo& info) {
   struct sigaction sa {};
@@ -594,7 +602,7 @@ void InitSignal(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {
       {"signalSetup", SignalSetup}, {"signalHandle", SignalHandle}, {"signalRelease", SignalRelease},
       {"signalDrain", SignalDrain}, {"signalSpin", SignalSpin}, {"signalDisposition", SignalDisposition},
-      {"kill", Kill}, {"sigqueue", SigQueue}
+      {"kill", Kill}, {"sigqueue", SigQueue}, {"parentDeathSignal", ParentDeathSignal}
   });
   Napi::Object c = Napi::Object::New(env);
   c.Set("SIGRTMIN", SIGRTMIN);

@@ -47,3 +47,7 @@ export {
   type Interest, type Ready, type SelectOptions, type SelectSyncOptions, type PollerInterest, type PollEvent,
 } from './select.js';
 export { type Pollable } from './internal/readiness.js';
+export {
+  serve, Server, SERVER_STRATEGIES, DEFAULT_MAX_CHILDREN, DEFAULT_POLL_INTERVAL,
+  type ServerStrategy, type ServerOptions, type ServerStats, type Framing, type Connection, type ConnectionHandler, type Reply,
+} from './server.js';

@@ -196,6 +196,8 @@ export interface NativeBinding {
   signalSpin(spinUs: number): number;
   kill(pid: number, signo: number): number;
   sigqueue(pid: number, signo: number, value: number): number;
+  /** prctl(PR_SET_PDEATHSIG): signo comes when the parent thread ends; -ESRCH if the parent is no longer parentPid. */
+  parentDeathSignal(signo: number, parentPid: number): number;
   signalConstants: { SIGRTMIN: number; SIGRTMAX: number; SI_USER: number; SI_QUEUE: number; SI_KERNEL: number; SI_TKILL: number };
 
   // socket.cc: descriptors users get stay blocking; every attempt passes MSG_DONTWAIT

@@ -224,7 +224,8 @@ function textOf(kind: SocketKind, sockaddr: Uint8Array): string | null {
   return version === 6 ? `${scheme}://[${host}${zone ? `%${zone}` : ''}]:${port}` : `${scheme}://${host}:${port}`;
 }
 
-function nameOf(fd: number, kind: SocketKind, peer: boolean): string | null {
+/** A socket's own (or, with `peer`, its peer's) address as text. @internal */
+export function nameOf(fd: number, kind: SocketKind, peer: boolean): string | null {
   const r = native.socketName(fd, peer);
   return typeof r === 'number' ? null : textOf(kind, r);
 }

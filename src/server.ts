@@ -1,0 +1,1091 @@
+/**
+ * Servers for many connections: the fixes for the blocking server the notes
+ * describe, as one API with one connection-handler contract.
+ *
+ * A blocking call (accept, a read from an empty socket, a write to a full
+ * one) stops the process until it completes: while it waits, no other
+ * connection is served. `serve(address, handler, { strategy })` runs the
+ * same handler five ways:
+ *
+ * - `'blocking'`: the problem itself. One process, blocking `accept` and
+ *   blocking reads, one connection at a time; the others wait in the
+ *   listen backlog.
+ * - `'fork'`: a dedicated child process per connection, handed its
+ *   descriptor; the child may block freely. Node cannot `fork(2)` itself
+ *   (its threads and event loop would not survive the copy), so the
+ *   faithful reading is a fresh process per connection, started with the
+ *   connection as descriptor 3.
+ * - `'prefork'`: a fixed pool of child processes started once; the server
+ *   accepts and passes each connection to one of them over a Unix socket
+ *   (SCM_RIGHTS). Each child serves the connections it holds with
+ *   readiness notifications.
+ * - `'poll'`: one process, non-blocking sockets visited every `interval` ms.
+ * - `'event'`: one process, readiness notifications from a {@link Poller}:
+ *   work in proportion to the connections that are ready.
+ *
+ * The handler is called with each message (or, with `framing: 'bytes'`,
+ * each chunk read) and what it returns is written back. Strategies that
+ * run it in other processes (`blocking`, `fork`, `prefork`) need it as a
+ * module (a path or file URL whose default export, or export `handler`, is
+ * the function); `poll` and `event` also take the function itself.
+ *
+ * @module
+ */
+import { type ChildProcess, spawn as spawnProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { E, IpcError, systemError } from './errors.js';
+import { native } from './native.js';
+import { Poller } from './select.js';
+import { type MessageSocket, type PeerCredentials, type SocketKind, type SocketServer, listen, nameOf, socketPair } from './socket.js';
+import { type Codec, type CodecOption, resolveCodec } from './internal/codec.js';
+import { FRAME_HEADER, MAX_FRAME, ReadAhead } from './internal/framing.js';
+import { OwnedFd } from './internal/handle.js';
+import { type PollTarget, pollTarget, READABLE, WRITABLE } from './internal/readiness.js';
+import { parseSocketAddress } from './internal/socket-address.js';
+import { checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import { checkSignal } from './internal/wait.js';
+
+const S = native.socketConstants;
+
+/** How a server serves its connections; see the module documentation. */
+export type ServerStrategy = 'blocking' | 'poll' | 'event' | 'fork' | 'prefork';
+
+/** Every strategy, in the order the notes present the problem and its fixes. */
+export const SERVER_STRATEGIES: readonly ServerStrategy[] = ['blocking', 'fork', 'prefork', 'poll', 'event'];
+
+/**
+ * How a connection's bytes become handler calls: `'message'` (default):
+ * length-prefixed messages, the framing of {@link connect} and
+ * `MessageSocket` (4-byte big-endian length, then the bytes), each reply
+ * framed the same way; `'bytes'`: each chunk as read, replies written raw
+ * (a byte stream: a client's write may arrive in several chunks or merged
+ * with the next one).
+ */
+export type Framing = 'message' | 'bytes';
+
+/** Bytes read at once from a connection. */
+const READ_SIZE = 64 * 1024;
+
+/** Replies a client has not read, beyond which its connection is not read either (its requests wait in the kernel). */
+const OUTPUT_LIMIT = 1024 * 1024;
+
+/** Connections accepted in a row before other ready connections get a turn. */
+const ACCEPT_BATCH = 64;
+
+/** Default of `maxChildren` (fork). */
+export const DEFAULT_MAX_CHILDREN = 64;
+
+/** Default of `interval` (poll), in ms. */
+export const DEFAULT_POLL_INTERVAL = 10;
+
+/** How long stopped children get to exit after SIGTERM before SIGKILL, in ms. */
+const STOP_GRACE = 5000;
+
+/**
+ * A fork server refuses a connection rather than start a process when less
+ * memory than this is available (MemAvailable): a process per connection
+ * would otherwise end in the kernel's out-of-memory killer.
+ */
+const MIN_AVAILABLE_MEMORY = 512 * 1024 * 1024;
+
+/** One connection, as the handler sees it. */
+export interface Connection {
+  /** The connection's number on this server (from 1; per child process under `fork`). */
+  readonly id: number;
+  /** The client's address (`tcp://127.0.0.1:50312`), or null for an unnamed Unix client. */
+  readonly remoteAddress: string | null;
+  /** The client process's pid, uid and gid (Unix sockets, from SO_PEERCRED), or null (TCP). */
+  readonly peer: Omit<PeerCredentials, 'pidfd'> | null;
+  /** Whether the connection is closed (the client left, or `end()` took effect). */
+  readonly closed: boolean;
+  /**
+   * Sends a message (framed like a reply) besides or instead of the reply.
+   * Under the event, poll and prefork strategies it is queued if the client
+   * does not read yet; under blocking and fork it is written at once.
+   */
+  write(data: Uint8Array | string): void;
+  /** Closes the connection once what was written (and the current reply) has been sent. */
+  end(): void;
+}
+
+/** What a handler returns: written back to the client (nothing for null or undefined). */
+export type Reply<T = Buffer> = T | Uint8Array | string | null | undefined | void;
+
+/**
+ * Called once per message (framing `'message'`, decoded by the codec if
+ * one is set) or per chunk read (framing `'bytes'`). Calls for one
+ * connection never overlap: the next waits until a returned promise
+ * settles. A handler that throws or rejects closes that connection only.
+ */
+export type ConnectionHandler<T = Buffer> = (data: T, connection: Connection) => Reply<T> | Promise<Reply<T>>;
+
+/** Options of {@link serve}. */
+export interface ServerOptions<T = Buffer> {
+  /** Default `'event'`. */
+  strategy?: ServerStrategy;
+  /** Default `'message'`. */
+  framing?: Framing;
+  /** `'json'` or `'msgpack'` (a custom codec only where the handler runs in this process: poll, event). Framing `'message'` only. */
+  codec?: CodecOption<T>;
+  /** Largest message a client may announce; a larger one closes its connection before anything is allocated. Default 16 MiB. */
+  maxMessageSize?: number;
+  /** `poll`: ms between visits to every connection. Default 10. */
+  interval?: number;
+  /** `fork`: most children at once; further connections wait in the listen backlog. Default 64. */
+  maxChildren?: number;
+  /** `prefork`: children in the pool. Default: the CPUs this process may use. */
+  workers?: number;
+  /** Mode of a Unix socket file. Default 0o600. */
+  mode?: number;
+  /** Listen backlog. Default 511 (the kernel caps it at net.core.somaxconn). */
+  backlog?: number;
+  /** Closes the server when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Counters of a {@link Server}. */
+export interface ServerStats {
+  strategy: ServerStrategy;
+  /** Connections accepted so far. */
+  accepted: number;
+  /** Connections open now in this process (poll, event), or children serving (fork), or 0. */
+  open: number;
+  /** Messages (or chunks) handled in this process (poll, event). */
+  messages: number;
+  /** Handler failures in this process (each closed its connection). */
+  handlerErrors: number;
+  /** Connections closed at once for lack of descriptors, processes or memory. */
+  refused: number;
+  /** Child processes running (blocking, fork, prefork). */
+  children: number;
+  /** The last limit that refused or delayed a connection, if any. */
+  limit: string | null;
+}
+
+const DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024;
+
+/** Settings every strategy's connection loop needs, also handed to child processes. */
+interface LoopSettings {
+  framing: Framing;
+  codec: 'json' | 'msgpack' | undefined;
+  maxMessageSize: number;
+}
+
+/** A handler given as a module: its URL. */
+function moduleUrl(source: string | URL): string {
+  if (source instanceof URL) {
+    if (source.protocol !== 'file:') throw invalidArgument('handler', source.href, 'a file: URL, a path, or a function');
+    return source.href;
+  }
+  if (source.startsWith('file:')) return new URL(source).href;
+  if (source.startsWith('.') || path.isAbsolute(source)) return pathToFileURL(path.resolve(source)).href;
+  // A package name: resolved from the working directory, as the user's own code would.
+  try {
+    return pathToFileURL(createRequire(path.join(process.cwd(), 'index.js')).resolve(source)).href;
+  } catch (err) {
+    throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `The handler module "${source}" was not found from ${process.cwd()}: ` +
+      'give a path ("./handler.js"), a file: URL, or an installed package name.', { cause: err });
+  }
+}
+
+/** Imports a handler module and takes its function (the default export, or `handler`). */
+export async function loadHandler<T>(url: string): Promise<ConnectionHandler<T>> {
+  let loaded: Record<string, unknown>;
+  try {
+    loaded = await import(url) as Record<string, unknown>;
+  } catch (err) {
+    throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `The handler module ${url} could not be loaded: ${(err as Error)?.message ?? err}`, { cause: err });
+  }
+  const fn = typeof loaded.default === 'function' ? loaded.default : loaded.handler;
+  if (typeof fn !== 'function') {
+    throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `The handler module ${url} exports no function: ` +
+      'export default (data, connection) => reply, or export function handler(data, connection).');
+  }
+  return fn as ConnectionHandler<T>;
+}
+
+/** A reply as bytes (strings as UTF-8), through the codec when there is one; null for nothing. */
+function replyBytes<T>(reply: unknown, codec: Codec<T> | undefined): Uint8Array | null {
+  if (reply === null || reply === undefined) return null;
+  if (typeof reply === 'string') return Buffer.from(reply, 'utf8');
+  if (codec !== undefined) return codec.encode(reply as T);
+  if (reply instanceof Uint8Array) return reply;
+  throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `A handler returned ${typeof reply}: return a Uint8Array, a string, ` +
+    'or nothing (or set a codec to return other values).');
+}
+
+/** `bytes` with its length prefix (message framing) or as they are. */
+function framed(bytes: Uint8Array, framing: Framing): Uint8Array {
+  if (framing === 'bytes') return bytes;
+  if (bytes.length > MAX_FRAME) {
+    throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte reply exceeds the framing limit of ${MAX_FRAME} bytes.`);
+  }
+  const out = Buffer.allocUnsafe(FRAME_HEADER + bytes.length);
+  out.writeUInt32BE(bytes.length, 0);
+  out.set(bytes, FRAME_HEADER);
+  return out;
+}
+
+/** A byte source with nothing more to give: messages come only from what was pushed. */
+const NOTHING_MORE = { readChunk: (): undefined => undefined };
+
+/**
+ * Splits what a connection delivers into handler inputs: whole messages
+ * (framing 'message', the announced length bounded before anything is
+ * allocated) or chunks as they are. Holds a partial message only while one
+ * is incomplete, so an idle connection costs nothing here.
+ */
+class Splitter {
+  #ahead: ReadAhead | undefined;
+
+  constructor(private readonly settings: LoopSettings, private readonly label: string) {}
+
+  /** The complete inputs in `chunk` (and what came before it). Throws on a bad length prefix. */
+  feed(chunk: Buffer): Buffer[] {
+    if (this.settings.framing === 'bytes') return [chunk];
+    const ahead = this.#ahead ?? new ReadAhead(this.label, 'maxMessageSize');
+    ahead.push(chunk);
+    const out: Buffer[] = [];
+    for (;;) {
+      const message = ahead.message(NOTHING_MORE, this.settings.maxMessageSize, READ_SIZE);
+      if (message === undefined || message === null) break;
+      out.push(message);
+    }
+    this.#ahead = ahead.inMessage ? ahead : undefined;
+    return out;
+  }
+
+  /** Whether the stream ended inside a message. */
+  get inMessage(): boolean {
+    return this.#ahead !== undefined;
+  }
+}
+
+/** The peer of a Unix connection, from SO_PEERCRED; null for TCP or on failure. */
+function peerOf(fd: number, kind: SocketKind): Omit<PeerCredentials, 'pidfd'> | null {
+  if (kind === 'tcp') return null;
+  const out = new Int32Array(3);
+  if (native.peerCredentials(fd, out) < 0) return null;
+  return { pid: out[0]!, uid: out[1]!, gid: out[2]! };
+}
+
+function kindOfListener(address: string): SocketKind {
+  const parsed = parseSocketAddress(address);
+  if (parsed.family === 'unix' && parsed.type === 'stream') return 'unix';
+  if (parsed.family === 'inet' && parsed.protocol === 'tcp') return 'tcp';
+  throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${parsed.text}: a server serves connections over a stream socket: ` +
+    'give a unix:/path, unix:@name or tcp://host:port address.', { address: parsed.text });
+}
+
+/** Calls the handler on one input and hands over its reply; failures close the connection. */
+interface Invoker {
+  handler: ConnectionHandler<unknown>;
+  codec: Codec<unknown> | undefined;
+  failed(connection: Connection, err: unknown): void;
+}
+
+function decodeInput(input: Buffer, codec: Codec<unknown> | undefined, label: string): unknown {
+  if (codec === undefined) return input;
+  try {
+    return codec.decode(input);
+  } catch (err) {
+    throw new IpcError('ERR_IPC_CODEC', `A ${input.length}-byte message on ${label} could not be decoded: ${(err as Error)?.message ?? err}`, { cause: err });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The readiness engine: many non-blocking connections in one process (event,
+// poll, and each prefork child).
+
+/** A connection of the readiness engine. Lean: 10,000 of them must cost less than Node's own sockets. */
+class ReadyConnection implements Connection {
+  closed = false;
+  /** Replies the client has not taken yet. */
+  output: Uint8Array[] | undefined;
+  outputBytes = 0;
+  /** The client has finished sending (or the reading failed). */
+  ended = false;
+  /** end() was called. */
+  ending = false;
+  /** Reading paused: too many replies unread. */
+  paused = false;
+  /** The handler call in progress, when it returned a promise (later inputs wait for it). */
+  tail: Promise<void> | undefined;
+  readonly splitter: Splitter;
+  readonly #owned: OwnedFd;
+
+  constructor(readonly table: ConnectionTable, readonly fd: number, readonly id: number) {
+    this.#owned = new OwnedFd(fd, true);
+    this.splitter = new Splitter(table.settings, table.label);
+  }
+
+  get remoteAddress(): string | null {
+    return this.closed ? null : nameOf(this.fd, this.table.kind, true);
+  }
+
+  get peer(): Omit<PeerCredentials, 'pidfd'> | null {
+    return this.closed ? null : peerOf(this.fd, this.table.kind);
+  }
+
+  write(data: Uint8Array | string): void {
+    if (this.closed) throw new IpcError('ERR_IPC_CLOSED', `Connection ${this.id} of ${this.table.label} is closed: the client left or end() was called.`);
+    this.table.send(this, replyBytes(data, this.table.invoker.codec)!);
+  }
+
+  end(): void {
+    this.ending = true;
+    // Inside the handler, its reply still goes first: look again after it.
+    queueMicrotask(() => this.table.settle(this));
+  }
+
+  [pollTarget](): PollTarget {
+    return { fd: this.fd, readable: READABLE, writable: WRITABLE };
+  }
+
+  release(): void {
+    this.#owned.close();
+  }
+}
+
+/** What the strategy does when a connection's interests change. */
+interface TableHooks {
+  /** The connection now wants (or no longer wants) to read and to write. */
+  interest(connection: ReadyConnection): void;
+  /** The connection is closed and gone from the table. */
+  closed(connection: ReadyConnection): void;
+}
+
+/** The connections of one readiness engine, and their reading, handling and writing. */
+class ConnectionTable {
+  readonly connections = new Set<ReadyConnection>();
+  #nextId = 1;
+  readonly #buffer = Buffer.allocUnsafe(READ_SIZE);
+  readonly #fdsOut = new Int32Array(S.SCM_MAX_FD);
+  readonly #meta = new Int32Array(3);
+  messages = 0;
+  handlerErrors = 0;
+
+  constructor(readonly settings: LoopSettings, readonly invoker: Invoker, readonly kind: SocketKind, readonly label: string,
+    private readonly hooks: TableHooks) {}
+
+  add(fd: number): ReadyConnection {
+    const connection = new ReadyConnection(this, fd, this.#nextId++);
+    this.connections.add(connection);
+    return connection;
+  }
+
+  /** Reads what is there (a bounded number of reads, so one client cannot starve the others) and handles it. */
+  readable(connection: ReadyConnection): void {
+    for (let round = 0; round < 4 && !connection.closed && !connection.ended && !connection.paused; round++) {
+      const n = native.recvMsg(connection.fd, this.#buffer, 0, READ_SIZE, this.#fdsOut, null, this.#meta, 0, 0);
+      // Descriptors a client sent along are not for us: close them.
+      for (let i = 0; i < (n >= 0 ? this.#meta[1]! : 0); i++) native.close(this.#fdsOut[i]!);
+      if (n === E.EAGAIN) return;
+      if (n === E.EINTR) continue;
+      if (n <= 0) {
+        // The end, or a reset: nothing more will come.
+        connection.ended = true;
+        if (n < 0 || connection.splitter.inMessage) connection.output = undefined;
+        this.hooks.interest(connection);
+        this.settle(connection);
+        return;
+      }
+      const chunk = Buffer.allocUnsafe(n);
+      this.#buffer.copy(chunk, 0, 0, n);
+      let inputs: Buffer[];
+      try {
+        inputs = connection.splitter.feed(chunk);
+      } catch {
+        // A length prefix over maxMessageSize: the stream cannot be resynchronised.
+        this.close(connection);
+        return;
+      }
+      for (const input of inputs) this.#dispatch(connection, input);
+      if (n < READ_SIZE) return;
+    }
+  }
+
+  /** Writes what is queued; true when nothing is left. */
+  writable(connection: ReadyConnection): void {
+    const output = connection.output;
+    while (output !== undefined && output.length > 0) {
+      const head = output[0]!;
+      const n = native.sendMsg(connection.fd, head, 0, head.length, null, null, 0);
+      if (n === E.EAGAIN) return;
+      if (n < 0) {
+        // The client is gone (EPIPE, ECONNRESET): nothing more can reach it.
+        this.close(connection);
+        return;
+      }
+      connection.outputBytes -= n;
+      if (n < head.length) output[0] = head.subarray(n);
+      else output.shift();
+    }
+    connection.output = undefined;
+    if (connection.paused) connection.paused = false;
+    this.hooks.interest(connection);
+    this.settle(connection);
+  }
+
+  /** Queues or writes a reply. */
+  send(connection: ReadyConnection, bytes: Uint8Array): void {
+    const data = framed(bytes, this.settings.framing);
+    if (connection.output === undefined) {
+      const n = native.sendMsg(connection.fd, data, 0, data.length, null, null, 0);
+      if (n === data.length) return;
+      if (n < 0 && n !== E.EAGAIN) {
+        this.close(connection);
+        return;
+      }
+      connection.output = [n > 0 ? data.subarray(n) : data];
+      connection.outputBytes = data.length - Math.max(n, 0);
+    } else {
+      connection.output.push(data);
+      connection.outputBytes += data.length;
+    }
+    if (connection.outputBytes > OUTPUT_LIMIT) connection.paused = true;
+    this.hooks.interest(connection);
+  }
+
+  /** Closes a connection that is done: ended or ending, nothing queued, no handler call in progress. */
+  settle(connection: ReadyConnection): void {
+    // Replies still queued go out first (after the client's end too: it may only have shut down its sending side).
+    if (connection.closed || !(connection.ended || connection.ending) || connection.tail !== undefined || connection.output !== undefined) return;
+    this.close(connection);
+  }
+
+  close(connection: ReadyConnection): void {
+    if (connection.closed) return;
+    connection.closed = true;
+    connection.output = undefined;
+    this.connections.delete(connection);
+    this.hooks.closed(connection);
+    connection.release();
+  }
+
+  closeAll(): void {
+    for (const connection of [...this.connections]) this.close(connection);
+  }
+
+  #dispatch(connection: ReadyConnection, input: Buffer): void {
+    this.messages++;
+    if (connection.tail !== undefined) {
+      this.#chain(connection, connection.tail.then(() => this.#invoke(connection, input)));
+      return;
+    }
+    const pending = this.#invoke(connection, input);
+    if (pending !== undefined) this.#chain(connection, pending);
+  }
+
+  #chain(connection: ReadyConnection, step: Promise<void>): void {
+    const tail: Promise<void> = step.then(() => {
+      if (connection.tail !== tail) return;
+      connection.tail = undefined;
+      this.settle(connection);
+    });
+    connection.tail = tail;
+  }
+
+  /** One handler call; a promise while an asynchronous one runs. */
+  #invoke(connection: ReadyConnection, input: Buffer): Promise<void> | undefined {
+    if (connection.closed) return undefined;
+    let result: unknown;
+    try {
+      result = this.invoker.handler(decodeInput(input, this.invoker.codec, this.label), connection);
+    } catch (err) {
+      this.#failed(connection, err);
+      return undefined;
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+      return Promise.resolve(result).then((reply) => this.#reply(connection, reply), (err) => this.#failed(connection, err));
+    }
+    this.#reply(connection, result);
+    return undefined;
+  }
+
+  #reply(connection: ReadyConnection, reply: unknown): void {
+    if (connection.closed) return;
+    let bytes: Uint8Array | null;
+    try {
+      bytes = replyBytes(reply, this.invoker.codec);
+    } catch (err) {
+      this.#failed(connection, err);
+      return;
+    }
+    if (bytes !== null) this.send(connection, bytes);
+  }
+
+  #failed(connection: ReadyConnection, err: unknown): void {
+    this.handlerErrors++;
+    this.invoker.failed(connection, err);
+    this.close(connection);
+  }
+}
+
+/** A listener's accept: a descriptor, undefined when none waits, or an error to report. */
+function acceptOne(listener: SocketServer<unknown>): number | undefined | IpcError {
+  const fd = native.accept(listener.fd);
+  if (fd >= 0) return fd;
+  if (fd === E.EAGAIN || fd === E.EINTR) return undefined;
+  if (fd === E.EMFILE || fd === E.ENFILE) {
+    return new IpcError('ERR_IPC_LIMIT', `accept on ${listener.address} failed (${fd === E.EMFILE ? 'EMFILE' : 'ENFILE'}): ` +
+      `out of descriptors; the connection waits in the backlog. Raise the limit with "ulimit -n" (RLIMIT_NOFILE)` +
+      `${fd === E.ENFILE ? ' or fs.file-max' : ''}.`, { address: listener.address });
+  }
+  return systemError(fd, 'accept', listener.address);
+}
+
+/** A Unix or TCP connection's kind, read from the kernel. */
+function kindOfFd(fd: number): SocketKind {
+  return native.getSockOpt(fd, S.SOL_SOCKET, S.SO_DOMAIN) === S.AF_UNIX ? 'unix' : 'tcp';
+}
+
+/** Keeps a connection's registration in `poller` in step with what it waits for (reading, writing, or nothing now). */
+function pollerHooks(poller: Poller<ReadyConnection | SocketServer<unknown>>): TableHooks {
+  return {
+    interest(connection) {
+      if (connection.closed || poller.closed) return;
+      const read = !connection.ended && !connection.paused;
+      const write = connection.output !== undefined;
+      const registered = poller.has(connection);
+      if (!read && !write) {
+        if (registered) poller.remove(connection);
+        return;
+      }
+      const interest = { events: read && write ? 'both' as const : read ? 'readable' as const : 'writable' as const };
+      if (registered) poller.modify(connection, interest);
+      else poller.add(connection, interest);
+    },
+    closed(connection) {
+      if (!poller.closed && poller.has(connection)) poller.remove(connection);
+    },
+  };
+}
+
+/**
+ * Waits on `poller` until it is closed and serves what is ready: objects
+ * `other` claims (a listener), else connections (writes first, so replies
+ * queued make room before more requests are read).
+ */
+async function runReactor<P extends ReadyConnection | SocketServer<unknown>>(poller: Poller<P>, other: (object: P) => boolean): Promise<void> {
+  while (!poller.closed) {
+    let events;
+    try {
+      events = await poller.wait();
+    } catch (err) {
+      if (poller.closed) return;
+      throw err;
+    }
+    for (const event of events) {
+      if (other(event.object)) continue;
+      const connection = event.object as ReadyConnection;
+      if (event.writable || event.error) connection.table.writable(connection);
+      if (event.readable || event.hangup || event.error) connection.table.readable(connection);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The server.
+
+/**
+ * A running server: {@link serve} resolves with it once it listens.
+ * `close()` stops accepting, closes its connections, stops its children
+ * (SIGTERM, then SIGKILL after 5 s) and removes its socket file.
+ *
+ * Events: `'handlerError'` `(error, connectionId)` when a handler in this
+ * process fails (the connection is closed; without a listener the error
+ * is written to stderr as a warning); `'error'` `(error)` for failures of
+ * the server itself (a prefork child that keeps dying).
+ */
+export class Server extends EventEmitter {
+  readonly strategy: ServerStrategy;
+  readonly #listener: SocketServer<unknown>;
+  readonly #settings: LoopSettings;
+  readonly #invoker: Invoker;
+  readonly #handlerUrl: string | undefined;
+  readonly #options: { interval: number; maxChildren: number; workers: number };
+  readonly #children = new Set<ChildProcess>();
+  #poller: Poller<ReadyConnection | SocketServer<unknown>> | undefined;
+  #table: ConnectionTable | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+  #accepted = 0;
+  #refused = 0;
+  #limit: string | null = null;
+  /** Accepting is paused until this time (out of descriptors), or while at maxChildren. */
+  #acceptPaused = false;
+  /** prefork: the control sockets of the pool, in turn. */
+  #workers: { socket: MessageSocket; child: ChildProcess; started: number }[] = [];
+  #nextWorker = 0;
+  #quickDeaths = 0;
+
+  /** @internal */
+  constructor(strategy: ServerStrategy, listener: SocketServer<unknown>, settings: LoopSettings, invoker: Invoker,
+    handlerUrl: string | undefined, options: { interval: number; maxChildren: number; workers: number }) {
+    super();
+    this.strategy = strategy;
+    this.#listener = listener;
+    this.#settings = settings;
+    this.#invoker = invoker;
+    this.#handlerUrl = handlerUrl;
+    this.#options = options;
+  }
+
+  /** The address it listens on (a TCP port 0 replaced by the real port). */
+  get address(): string {
+    return this.#listener.address;
+  }
+
+  /** The TCP port it listens on. */
+  get port(): number {
+    return this.#listener.port;
+  }
+
+  /** Whether close() was called. */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /** The pids of its child processes (blocking, fork, prefork). */
+  get childPids(): number[] {
+    return [...this.#children].map((child) => child.pid!).filter((pid) => pid !== undefined);
+  }
+
+  stats(): ServerStats {
+    return {
+      strategy: this.strategy,
+      accepted: this.#accepted,
+      open: this.#table?.connections.size ?? (this.strategy === 'fork' ? this.#children.size : 0),
+      messages: this.#table?.messages ?? 0,
+      handlerErrors: this.#table?.handlerErrors ?? 0,
+      refused: this.#refused,
+      children: this.#children.size,
+      limit: this.#limit,
+    };
+  }
+
+  /** Stops the server; resolves once every child has exited. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** @internal Starts serving. */
+  start(): void {
+    const kind = this.#listener.kind as SocketKind;
+    switch (this.strategy) {
+      case 'blocking':
+        this.#spawnChild('listener', this.#listener.fd);
+        return;
+      case 'event':
+        this.#react((fd) => this.#poller!.add(this.#table!.add(fd)));
+        this.#table = new ConnectionTable(this.#settings, this.#invoker, kind, this.address, pollerHooks(this.#poller!));
+        return;
+      case 'poll':
+        this.#table = new ConnectionTable(this.#settings, this.#invoker, kind, this.address, { interest() {}, closed() {} });
+        this.#timer = setInterval(() => this.#visit(), this.#options.interval);
+        return;
+      case 'fork':
+        this.#react((fd) => this.#forkFor(fd));
+        return;
+      case 'prefork':
+        for (let i = 0; i < this.#options.workers; i++) this.#startWorker(i);
+        this.#react((fd) => this.#dispatch(fd));
+        return;
+    }
+  }
+
+  /** The event loop of the event, fork and prefork strategies: a Poller over the listener (and, for event, the connections). */
+  #react(accepted: (fd: number) => void): void {
+    const poller = new Poller<ReadyConnection | SocketServer<unknown>>();
+    this.#poller = poller;
+    poller.add(this.#listener);
+    void runReactor(poller, (object) => {
+      if (object !== this.#listener) return false;
+      this.#acceptSome(accepted);
+      return true;
+    }).catch((err) => this.emit('error', err));
+  }
+
+  /** Accepts up to a batch of waiting connections. */
+  #acceptSome(accepted: (fd: number) => void): void {
+    for (let i = 0; i < ACCEPT_BATCH && !this.#acceptPaused && !this.closed; i++) {
+      if (this.strategy === 'fork' && this.#children.size >= this.#options.maxChildren) {
+        // Further clients wait in the listen backlog until a child exits.
+        this.#pauseAccepting(undefined);
+        return;
+      }
+      const fd = acceptOne(this.#listener);
+      if (fd === undefined) return;
+      if (fd instanceof IpcError) {
+        this.#limit = fd.message;
+        // Out of descriptors: leave the backlog alone for a while rather than spin on it.
+        if (fd.code === 'ERR_IPC_LIMIT') this.#pauseAccepting(100);
+        return;
+      }
+      this.#accepted++;
+      accepted(fd);
+    }
+  }
+
+  /** Stops watching the listener: for `ms`, or (undefined) until resumed. */
+  #pauseAccepting(ms: number | undefined): void {
+    if (this.#acceptPaused) return;
+    this.#acceptPaused = true;
+    if (this.#poller?.has(this.#listener)) this.#poller.remove(this.#listener);
+    if (ms !== undefined) setTimeout(() => this.#resumeAccepting(), ms).unref();
+  }
+
+  #resumeAccepting(): void {
+    if (!this.#acceptPaused || this.closed || this.#poller === undefined || this.#poller.closed) return;
+    this.#acceptPaused = false;
+    this.#poller.add(this.#listener);
+  }
+
+  /** poll: one visit to the listener and to every connection, ready or not. */
+  #visit(): void {
+    const table = this.#table!;
+    if (!this.#acceptPaused) {
+      for (;;) {
+        const fd = acceptOne(this.#listener);
+        if (fd === undefined) break;
+        if (fd instanceof IpcError) {
+          this.#limit = fd.message;
+          break;
+        }
+        this.#accepted++;
+        table.add(fd);
+      }
+    }
+    for (const connection of table.connections) {
+      if (connection.output !== undefined) table.writable(connection);
+      if (!connection.closed) table.readable(connection);
+    }
+  }
+
+  /** fork: a child process for this connection, which then belongs to it alone. */
+  #forkFor(fd: number): void {
+    try {
+      const available = availableMemory();
+      if (available !== undefined && available < MIN_AVAILABLE_MEMORY) {
+        this.#refuse(`only ${Math.round(available / 2 ** 20)} MiB of memory available (MemAvailable): ` +
+          `a process per connection stops below ${MIN_AVAILABLE_MEMORY / 2 ** 20} MiB`);
+        return;
+      }
+      this.#spawnChild('connection', fd);
+    } catch (err) {
+      this.#refuse(`a process could not be started (${(err as Error).message}): see "ulimit -u" (RLIMIT_NPROC), kernel.pid_max and memory`);
+    } finally {
+      // The child has its own copy now (or there is none): this one is no longer ours.
+      native.close(fd);
+    }
+  }
+
+  #refuse(why: string): void {
+    this.#refused++;
+    this.#limit = why;
+  }
+
+  /** Starts a child running the handler on descriptor `fd` (its descriptor 3) in role `role`. */
+  #spawnChild(role: 'listener' | 'connection' | 'worker', fd: number): ChildProcess {
+    const config = JSON.stringify({ role, handler: this.#handlerUrl, parent: process.pid, ...this.#settings });
+    const child = spawnProcess(process.execPath, [CHILD_PROGRAM, config], { stdio: ['ignore', 'inherit', 'inherit', fd] });
+    this.#children.add(child);
+    const gone = (): void => {
+      if (!this.#children.delete(child)) return;
+      if (this.strategy === 'fork') this.#resumeAccepting();
+    };
+    child.once('exit', gone);
+    child.once('error', (err) => {
+      gone();
+      this.#refuse(`a process could not be started (${err.message}): see "ulimit -u" (RLIMIT_NPROC), kernel.pid_max and memory`);
+    });
+    return child;
+  }
+
+  /** prefork: starts (or restarts) pool member `index`. */
+  #startWorker(index: number): void {
+    const [mine, theirs] = socketPair({ type: 'stream' });
+    let child: ChildProcess;
+    try {
+      child = this.#spawnChild('worker', theirs.fd);
+    } finally {
+      theirs.close();
+    }
+    const worker = { socket: mine, child, started: Date.now() };
+    this.#workers[index] = worker;
+    child.once('exit', (code, signal) => {
+      mine.close();
+      if (this.closed) return;
+      // A child that dies at once would die again: give up after a few in a row.
+      this.#quickDeaths = Date.now() - worker.started < 2000 ? this.#quickDeaths + 1 : 0;
+      if (this.#quickDeaths >= 5) {
+        this.emit('error', new IpcError('ERR_IPC_PEER_FAILED', `The prefork children of ${this.address} keep exiting at once ` +
+          `(the last with ${signal ?? `code ${code}`}); the server stops. Their stderr says why.`));
+        void this.close();
+        return;
+      }
+      this.#startWorker(index);
+    });
+  }
+
+  /** prefork: hands a connection to the next child in turn. */
+  #dispatch(fd: number): void {
+    const worker = this.#workers[this.#nextWorker++ % this.#workers.length];
+    if (worker === undefined || worker.socket.closed) {
+      native.close(fd);
+      this.#refuse('no prefork child is running');
+      return;
+    }
+    worker.socket.sendFds([fd]).then(() => native.close(fd), () => {
+      native.close(fd);
+      this.#refuse('a prefork child did not take its connection (it exited)');
+    });
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#poller?.close();
+    this.#table?.closeAll();
+    this.#listener.close();
+    for (const worker of this.#workers) worker.socket.close();
+    await Promise.all([...this.#children].map(stopChild));
+  }
+}
+
+/** SIGTERM, then SIGKILL after the grace period; resolves once it has exited (and was reaped). */
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** MemAvailable in bytes, or undefined if /proc does not say. */
+function availableMemory(): number | undefined {
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'latin1'));
+    return m === null ? undefined : Number(m[1]) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The program the blocking, fork and prefork strategies start. */
+const CHILD_PROGRAM = fileURLToPath(new URL('./internal/server-child.js', import.meta.url));
+
+function warn(err: unknown, id: number, label: string): void {
+  process.emitWarning(`A handler failed on connection ${id} of ${label}, which was closed: ${(err as Error)?.stack ?? err}`, 'IpcHandlerWarning');
+}
+
+/**
+ * Listens on `address` (`unix:/path`, `unix:@name` or `tcp://host:port`)
+ * and serves every connection with `handler`, the way `strategy` says.
+ * Resolves once the server accepts connections.
+ *
+ * @example
+ * ```ts
+ * // echo.js: export default (data) => data;
+ * const server = await serve('unix:/tmp/echo.sock', './echo.js', { strategy: 'prefork' });
+ * const client = await connect('unix:/tmp/echo.sock');
+ * await client.send(Buffer.from('hi'));
+ * (await client.receive()).data; // <Buffer 68 69>
+ * await server.close();
+ * ```
+ */
+export async function serve<T = Buffer>(address: string, handler: ConnectionHandler<T> | string | URL, options?: ServerOptions<T>): Promise<Server> {
+  const opts = checkOptions(options, ['strategy', 'framing', 'codec', 'maxMessageSize', 'interval', 'maxChildren', 'workers', 'mode', 'backlog', 'signal']);
+  const strategy = opts.strategy ?? 'event';
+  if (!SERVER_STRATEGIES.includes(strategy)) throw invalidArgument('strategy', strategy, `one of ${SERVER_STRATEGIES.map((s) => `'${s}'`).join(', ')}`);
+  const framing = opts.framing ?? 'message';
+  if (framing !== 'message' && framing !== 'bytes') throw invalidArgument('framing', framing, "'message' or 'bytes'");
+  const inProcess = strategy === 'poll' || strategy === 'event';
+  if (opts.codec !== undefined && framing !== 'message') throw invalidArgument('codec', opts.codec, "no codec with framing 'bytes' (chunks are not messages)");
+  if (opts.codec !== undefined && !inProcess && opts.codec !== 'json' && opts.codec !== 'msgpack') {
+    throw invalidArgument('codec', 'a custom codec', `'json' or 'msgpack' with strategy '${strategy}' (the handler runs in other processes)`);
+  }
+  const codec = opts.codec === undefined ? undefined : resolveCodec<unknown>(opts.codec);
+  const settings: LoopSettings = {
+    framing,
+    codec: opts.codec === 'json' || opts.codec === 'msgpack' ? opts.codec : undefined,
+    maxMessageSize: optionalInteger(opts.maxMessageSize, 'maxMessageSize', 0, MAX_FRAME, DEFAULT_MAX_MESSAGE),
+  };
+  const only = (key: 'interval' | 'maxChildren' | 'workers', wanted: ServerStrategy): void => {
+    if (opts[key] !== undefined && strategy !== wanted) throw invalidArgument(key, opts[key], `no ${key} with strategy '${strategy}' (it is an option of '${wanted}')`);
+  };
+  only('interval', 'poll');
+  only('maxChildren', 'fork');
+  only('workers', 'prefork');
+  const settingsOfStrategy = {
+    interval: optionalInteger(opts.interval, 'interval', 1, 60_000, DEFAULT_POLL_INTERVAL),
+    maxChildren: optionalInteger(opts.maxChildren, 'maxChildren', 1, 32_768, DEFAULT_MAX_CHILDREN),
+    workers: optionalInteger(opts.workers, 'workers', 1, 1024, os.availableParallelism()),
+  };
+  const signal = checkSignal(opts.signal);
+  if (opts.mode !== undefined) checkMode(opts.mode);
+  kindOfListener(address);
+  let fn: ConnectionHandler<unknown>;
+  let url: string | undefined;
+  if (typeof handler === 'function') {
+    if (!inProcess) {
+      throw invalidArgument('handler', 'a function', `a module (a path or file: URL whose default export is the handler) with strategy '${strategy}': ` +
+        'its handler runs in other processes, which cannot receive a function');
+    }
+    fn = handler as ConnectionHandler<unknown>;
+  } else if (typeof handler === 'string' || handler instanceof URL) {
+    url = moduleUrl(handler);
+    // Loaded here too: a broken module is one clear error now, not a child failing per connection.
+    fn = await loadHandler<unknown>(url);
+  } else {
+    throw invalidArgument('handler', handler, 'a function (data, connection) => reply, or the path of a module exporting one');
+  }
+  if (signal?.aborted) throw new IpcError('ERR_IPC_ABORTED', `serve on ${address} was aborted before it started.`);
+  const listener = listen<unknown>(address, { mode: opts.mode, backlog: opts.backlog });
+  const label = listener.address;
+  let server: Server;
+  const invoker: Invoker = {
+    handler: fn,
+    codec,
+    failed: (connection, err) => {
+      if (server.listenerCount('handlerError') > 0) server.emit('handlerError', err, connection.id);
+      else warn(err, connection.id, label);
+    },
+  };
+  server = new Server(strategy, listener, settings, invoker, url, settingsOfStrategy);
+  try {
+    server.start();
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  signal?.addEventListener('abort', () => void server.close(), { once: true });
+  return server;
+}
+
+// ---------------------------------------------------------------------------
+// The child processes' side (src/internal/server-child.ts runs these).
+
+/** The configuration a child process receives as its argument. */
+export interface ChildConfig extends LoopSettings {
+  role: 'listener' | 'connection' | 'worker';
+  handler: string;
+  parent: number;
+}
+
+/** A connection served with blocking calls (blocking and fork strategies). */
+class BlockingConnection implements Connection {
+  closed = false;
+  ending = false;
+
+  constructor(readonly fd: number, readonly id: number, readonly kind: SocketKind, readonly settings: LoopSettings,
+    readonly codec: Codec<unknown> | undefined) {}
+
+  get remoteAddress(): string | null {
+    return this.closed ? null : nameOf(this.fd, this.kind, true);
+  }
+
+  get peer(): Omit<PeerCredentials, 'pidfd'> | null {
+    return this.closed ? null : peerOf(this.fd, this.kind);
+  }
+
+  write(data: Uint8Array | string): void {
+    if (this.closed) throw new IpcError('ERR_IPC_CLOSED', `Connection ${this.id} is closed.`);
+    this.writeAll(replyBytes(data, this.codec)!);
+  }
+
+  end(): void {
+    this.ending = true;
+  }
+
+  /** Blocking writes until every byte is taken; false once the client is gone. */
+  writeAll(bytes: Uint8Array): boolean {
+    const data = framed(bytes, this.settings.framing);
+    let done = 0;
+    while (done < data.length) {
+      const n = native.writeFd(this.fd, data, done, data.length - done, 0);
+      if (n === E.EINTR) continue;
+      if (n < 0) {
+        this.closed = true;
+        return false;
+      }
+      done += n;
+    }
+    return true;
+  }
+}
+
+/**
+ * Serves one connection with blocking reads and writes until the client
+ * leaves; the descriptor is closed at the end. While it runs, nothing else
+ * in this process runs: that is the blocking server.
+ */
+export async function serveBlocking(fd: number, id: number, config: LoopSettings, handler: ConnectionHandler<unknown>,
+  codec: Codec<unknown> | undefined): Promise<void> {
+  const connection = new BlockingConnection(fd, id, kindOfFd(fd), config, codec);
+  const splitter = new Splitter(config, `connection ${id}`);
+  const buffer = Buffer.allocUnsafe(READ_SIZE);
+  try {
+    while (!connection.closed && !connection.ending) {
+      // A blocking read: the process sleeps here until this client sends.
+      const n = native.readFd(fd, buffer, 0, READ_SIZE, 0);
+      if (n === E.EINTR) continue;
+      if (n <= 0) break;
+      const chunk = Buffer.allocUnsafe(n);
+      buffer.copy(chunk, 0, 0, n);
+      for (const input of splitter.feed(chunk)) {
+        let reply = handler(decodeInput(input, codec, `connection ${id}`), connection);
+        if (reply !== null && typeof reply === 'object' && typeof (reply as PromiseLike<unknown>).then === 'function') reply = await reply;
+        const bytes = replyBytes(reply, codec);
+        if (bytes !== null && !connection.writeAll(bytes)) break;
+      }
+    }
+  } catch (err) {
+    warn(err, id, 'this server');
+  } finally {
+    connection.closed = true;
+    native.close(fd);
+  }
+}
+
+/** prefork child: serves the connections the parent passes over `control` with the readiness engine. */
+export async function serveHandedOver(control: MessageSocket, config: LoopSettings, handler: ConnectionHandler<unknown>,
+  codec: Codec<unknown> | undefined): Promise<void> {
+  const poller = new Poller<ReadyConnection>();
+  const invoker: Invoker = { handler, codec, failed: (connection, err) => warn(err, connection.id, `prefork child ${process.pid}`) };
+  let table: ConnectionTable | undefined;
+  const tableFor = (fd: number): ConnectionTable => {
+    table ??= new ConnectionTable(config, invoker, kindOfFd(fd), `prefork child ${process.pid}`, pollerHooks(poller));
+    return table;
+  };
+  void runReactor(poller, () => false).catch((err) => warn(err, 0, `prefork child ${process.pid}`));
+  try {
+    for await (const message of control) {
+      for (const fd of message.fds) {
+        const t = tableFor(fd);
+        poller.add(t.add(fd));
+      }
+    }
+  } finally {
+    // The parent is gone or stopped the pool: so are this child's connections.
+    table?.closeAll();
+    poller.close();
+  }
+}
