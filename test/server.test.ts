@@ -1,0 +1,332 @@
+/**
+ * Servers: every strategy serves several concurrent clients with one
+ * handler module; replies, connection.write/end, asynchronous handlers in
+ * order, failures closing one connection only; the blocking server blocked
+ * in read while the next client waits; fork and prefork children reaped,
+ * stopped on close, on SIGTERM of the server and when it is killed; poll and
+ * event servers surviving a client killed mid-request; hostile input.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn as spawnChild } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import net from 'node:net';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type MessageSocket, SERVER_STRATEGIES, type Server, type ServerStrategy, connect, serve, socketPair } from '../src/index.js';
+import { rejectsWith, waitUntil } from './helpers/assert.js';
+import { CLI } from './helpers/cli.js';
+import { openFds } from './helpers/objects.js';
+import { killAllPeers, trackChild } from './helpers/peer.js';
+import { blockedIn } from './helpers/proc.js';
+
+const HANDLER = fileURLToPath(new URL('./helpers/server-handler.js', import.meta.url));
+const dir = mkdtempSync(path.join(tmpdir(), 'ipckit-server-test-'));
+let counter = 0;
+const address = (): string => `unix:${dir}/s${++counter}.sock`;
+const servers = new Set<Server>();
+
+after(async () => {
+  await Promise.all([...servers].map((s) => s.close()));
+  await killAllPeers();
+  const left = existsSync(dir) ? readdirSync(dir) : [];
+  rmSync(dir, { recursive: true, force: true });
+  assert.deepEqual(left, [], 'socket files left behind');
+});
+
+
+async function started(strategy: ServerStrategy, options: Record<string, unknown> = {}): Promise<Server> {
+  const server = await serve(address(), HANDLER, { strategy, ...options });
+  servers.add(server);
+  return server;
+}
+
+async function ask(client: MessageSocket, text: string): Promise<string> {
+  await client.send(Buffer.from(text));
+  return (await client.receive({ timeout: 20_000 })).data.toString();
+}
+
+/** Whether pid is a live process (not a zombie). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Whether pid exists at all (a zombie does). */
+function exists(pid: number): boolean {
+  return existsSync(`/proc/${pid}`);
+}
+
+describe('serve: every strategy, one handler', () => {
+  for (const strategy of SERVER_STRATEGIES) {
+    it(`${strategy}: serves concurrent clients with the same handler module`, async () => {
+      const server = await started(strategy);
+      const clients = await Promise.all([1, 2, 3].map(() => connect(server.address)));
+      if (strategy === 'blocking') {
+        // One at a time: each client is served, then leaves, and the next one's turn comes.
+        for (const [i, client] of clients.entries()) {
+          assert.equal(await ask(client, `c${i}`), `echo:c${i}`);
+          client.close();
+        }
+      } else {
+        await Promise.all(clients.map((c, i) => c.send(Buffer.from(`c${i}`))));
+        const replies = await Promise.all(clients.map(async (c) => (await c.receive({ timeout: 20_000 })).data.toString()));
+        assert.deepEqual(replies, ['echo:c0', 'echo:c1', 'echo:c2']);
+        const pids = await Promise.all(clients.map((c) => ask(c, 'pid')));
+        if (strategy === 'event' || strategy === 'poll') assert.deepEqual(pids, [String(process.pid), String(process.pid), String(process.pid)]);
+        if (strategy === 'fork') assert.equal(new Set(pids).size, 3, 'a process per connection');
+        if (strategy === 'fork' || strategy === 'prefork') for (const pid of pids) assert.ok(server.childPids.includes(Number(pid)), `${pid} is a child`);
+        // Several messages of one client, in order, and the handler's other replies.
+        assert.equal(await ask(clients[0]!, 'twice'), 'first');
+        assert.equal((await clients[0]!.receive({ timeout: 20_000 })).data.toString(), 'second');
+        await clients[1]!.send(Buffer.from('later:30'));
+        await clients[1]!.send(Buffer.from('after'));
+        assert.equal((await clients[1]!.receive({ timeout: 20_000 })).data.toString(), 'later 30');
+        assert.equal((await clients[1]!.receive({ timeout: 20_000 })).data.toString(), 'echo:after');
+        assert.deepEqual(JSON.parse(await ask(clients[2]!, 'peer')), { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() });
+        assert.equal(await ask(clients[2]!, 'bye'), 'bye');
+        await rejectsWith(() => clients[2]!.receive({ timeout: 20_000 }), 'ERR_IPC_PEER_CLOSED');
+        for (const c of clients) c.close();
+      }
+      await server.close();
+      assert.equal(existsSync(server.address.slice('unix:'.length)), false, 'the socket file is removed');
+      for (const pid of server.childPids) assert.equal(running(pid), false);
+    });
+  }
+
+  it('a handler that throws closes its connection only', async () => {
+    const server = await started('event');
+    const warnings: string[] = [];
+    server.on('handlerError', (err: Error, id: number) => warnings.push(`${id}:${err.message}`));
+    const [a, b] = await Promise.all([connect(server.address), connect(server.address)]);
+    await a.send(Buffer.from('fail'));
+    await rejectsWith(() => a.receive({ timeout: 20_000 }), 'ERR_IPC_PEER_CLOSED');
+    assert.equal(await ask(b, 'still'), 'echo:still');
+    assert.deepEqual(warnings, ['1:asked to fail']);
+    assert.equal(server.stats().handlerErrors, 1);
+    a.close();
+    b.close();
+    await server.close();
+  });
+
+  it('a function handler, a json codec and bytes framing in process', async () => {
+    const server = await serve<{ n: number; doubled?: number }>(address(), (data) => ({ n: data.n, doubled: data.n * 2 }), { strategy: 'poll', codec: 'json', interval: 1 });
+    servers.add(server);
+    const client = await connect<{ n: number; doubled?: number }>(server.address, { codec: 'json' });
+    await client.send({ n: 21 });
+    assert.deepEqual((await client.receive({ timeout: 20_000 })).data, { n: 21, doubled: 42 });
+    client.close();
+    await server.close();
+    const raw = await serve(address(), (chunk: Buffer) => Buffer.from(chunk.toString().toUpperCase()), { framing: 'bytes' });
+    servers.add(raw);
+    const stream = await connect(raw.address);
+    await stream.write(Buffer.from('abc'));
+    assert.equal((await stream.read({ timeout: 20_000 }))!.toString(), 'ABC');
+    stream.close();
+    await raw.close();
+  });
+
+  it('bad arguments are clear errors before anything listens', async () => {
+    const a = address();
+    await rejectsWith(() => serve(a, HANDLER, { strategy: 'threads' as never }), 'ERR_IPC_INVALID_ARGUMENT', /strategy/);
+    await rejectsWith(() => serve(a, HANDLER, { stratgy: 'fork' } as never), 'ERR_IPC_INVALID_ARGUMENT', /did you mean "strategy"/);
+    await rejectsWith(() => serve(a, () => null, { strategy: 'fork' }), 'ERR_IPC_INVALID_ARGUMENT', /module/);
+    await rejectsWith(() => serve(a, HANDLER, { strategy: 'event', interval: 5 }), 'ERR_IPC_INVALID_ARGUMENT', /interval/);
+    await rejectsWith(() => serve(a, HANDLER, { strategy: 'prefork', workers: 0 }), 'ERR_IPC_INVALID_ARGUMENT', /workers/);
+    await rejectsWith(() => serve(a, HANDLER, { framing: 'bytes', codec: 'json' }), 'ERR_IPC_INVALID_ARGUMENT', /codec/);
+    await rejectsWith(() => serve(a, path.join(dir, 'missing.js')), 'ERR_IPC_INVALID_ARGUMENT', /could not be loaded/);
+    await rejectsWith(() => serve(a, CLI.replace(/main\.js$/, 'output.js')), 'ERR_IPC_INVALID_ARGUMENT', /exports no function/);
+    await rejectsWith(() => serve(`unix-dgram:${dir}/d.sock`, HANDLER), 'ERR_IPC_INVALID_ADDRESS', /stream socket/);
+    assert.equal(existsSync(a.slice('unix:'.length)), false);
+  });
+});
+
+describe('serve: the blocking server', () => {
+  it('is blocked in read on one client while the next one waits, and serves it once the first leaves', async () => {
+    const server = await started('blocking');
+    const first = await connect(server.address);
+    assert.equal(await ask(first, 'one'), 'echo:one');
+    const second = await connect(server.address);
+    await second.send(Buffer.from('two'));
+    const [child] = server.childPids;
+    // The server process sleeps in read(2) on the first client's connection: nothing else runs there.
+    await blockedIn(child!, 'read', { main: true });
+    assert.equal(second.tryReceive(), undefined);
+    first.close();
+    assert.equal((await second.receive({ timeout: 20_000 })).data.toString(), 'echo:two');
+    second.close();
+    await server.close();
+    assert.equal(running(child!), false);
+  });
+});
+
+describe('serve: children are reaped and stopped', () => {
+  for (const strategy of ['fork', 'prefork'] as const) {
+    it(`${strategy}: no zombie after clients vanish, none left after close()`, async () => {
+      const server = await started(strategy, strategy === 'prefork' ? { workers: 2 } : {});
+      const clients = await Promise.all([1, 2, 3].map(() => connect(server.address)));
+      const pids = await Promise.all(clients.map((c) => ask(c, 'pid')));
+      for (const c of clients) c.close();
+      if (strategy === 'fork') {
+        await waitUntil('every connection\'s child has exited and was reaped', () => pids.every((pid) => !exists(Number(pid))));
+        assert.equal(server.stats().children, 0);
+      } else {
+        // The pool stays, and served the clients in turn.
+        assert.equal(server.stats().children, 2);
+        assert.deepEqual(new Set(pids), new Set(server.childPids.map(String)));
+      }
+      const children = server.childPids;
+      await server.close();
+      for (const pid of [...children, ...pids.map(Number)]) assert.equal(exists(pid), false, `pid ${pid} is gone, not a zombie`);
+    });
+  }
+
+  it('fork: maxChildren makes further clients wait in the backlog', async () => {
+    const server = await started('fork', { maxChildren: 1 });
+    const first = await connect(server.address);
+    assert.equal(await ask(first, 'a'), 'echo:a');
+    const second = await connect(server.address);
+    await second.send(Buffer.from('b'));
+    await waitUntil('the server has seen the second client', () => server.stats().children === 1);
+    assert.equal(second.tryReceive(), undefined);
+    assert.equal(server.stats().accepted, 1);
+    first.close();
+    assert.equal((await second.receive({ timeout: 20_000 })).data.toString(), 'echo:b');
+    second.close();
+    await server.close();
+  });
+
+  for (const [how, signal] of [['stopped with SIGTERM', 'SIGTERM'], ['killed with SIGKILL', 'SIGKILL']] as const) {
+    for (const strategy of ['fork', 'prefork', 'blocking'] as const) {
+      it(`${strategy}: a server ${how} leaves no child behind`, async () => {
+        const where = address();
+        const cli = trackChild(spawnChild(process.execPath, [CLI, 'serve', where, '--strategy', strategy, '--echo', '--json'],
+          { stdio: ['ignore', 'pipe', 'pipe'] }));
+        const lines = createInterface({ input: cli.stdout! })[Symbol.asyncIterator]();
+        const ready = JSON.parse((await lines.next()).value as string) as { listening: string; pid: number; strategy: string };
+        assert.deepEqual(ready, { listening: where, pid: cli.pid, strategy });
+        const clients = await Promise.all([1, 2].map(() => connect(where)));
+        assert.equal(await ask(clients[0]!, 'x'), 'x');
+        const descendants = childrenOf(cli.pid!);
+        assert.ok(descendants.length >= 1, 'the server has children');
+        const exited = new Promise<[number | null, string | null]>((resolve) => cli.once('exit', (code, sig) => resolve([code, sig])));
+        cli.kill(signal);
+        const [code, sig] = await exited;
+        if (signal === 'SIGTERM') {
+          assert.deepEqual([code, sig], [0, null]);
+          const stopped = JSON.parse((await lines.next()).value as string) as { stopped: { strategy: string } };
+          assert.equal(stopped.stopped.strategy, strategy);
+          assert.equal(existsSync(where.slice('unix:'.length)), false);
+        } else {
+          assert.deepEqual([code, sig], [null, 'SIGKILL']);
+          rmSync(where.slice('unix:'.length), { force: true });
+        }
+        // Children stop with their parent (SIGTERM on close, PR_SET_PDEATHSIG when it was killed).
+        await waitUntil(`the children ${descendants.join(', ')} are gone`, () => descendants.every((pid) => !running(pid)));
+        for (const c of clients) {
+          await rejectsWith(() => c.receive({ timeout: 20_000 }), 'ERR_IPC_PEER_CLOSED');
+          c.close();
+        }
+      });
+    }
+  }
+});
+
+/** The pids whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(entry));
+    } catch {
+      /* Gone meanwhile. */
+    }
+  }
+  return out;
+}
+
+describe('serve: hostile and crashing clients', () => {
+  for (const strategy of ['poll', 'event', 'prefork'] as const) {
+    it(`${strategy}: a client killed in the middle of a request does not disturb the others`, async () => {
+      const server = await started(strategy);
+      const other = await connect(server.address);
+      const script = `const s = require('net').connect(${JSON.stringify(server.address.slice(5))}, () => ` +
+        's.write(Buffer.from([0, 0, 0, 100, 1, 2, 3]), () => process.stdout.write("sent\\n")));';
+      const client = trackChild(spawnChild(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
+      await createInterface({ input: client.stdout! })[Symbol.asyncIterator]().next();
+      client.kill('SIGKILL');
+      await new Promise((resolve) => client.once('exit', resolve));
+      assert.equal(await ask(other, 'fine'), 'echo:fine');
+      if (strategy !== 'prefork') {
+        await waitUntil('the dead client\'s connection is closed', () => server.stats().open === 1);
+        assert.equal(server.stats().accepted, 2);
+      }
+      other.close();
+      await server.close();
+    });
+  }
+
+  it('event: a length prefix over maxMessageSize closes that connection before allocating', async () => {
+    const server = await started('event', { maxMessageSize: 1024 });
+    const bad = await connect(server.address);
+    await bad.write(Buffer.from([0x7f, 0xff, 0xff, 0xff]));
+    await rejectsWith(() => bad.receive({ timeout: 20_000 }), 'ERR_IPC_PEER_CLOSED');
+    const good = await connect(server.address);
+    assert.equal(await ask(good, 'ok'), 'echo:ok');
+    await waitUntil('only the good connection is open', () => server.stats().open === 1);
+    bad.close();
+    good.close();
+    await server.close();
+  });
+
+  it('event: descriptors a client sends along are closed, not kept', async () => {
+    const server = await started('event');
+    const client = await connect(server.address);
+    assert.equal(await ask(client, 'warm'), 'echo:warm');
+    const before = openFds().length;
+    const [x, y] = socketPair();
+    await client.sendFds([x, y, x], Buffer.from('with fds'));
+    assert.equal((await client.receive({ timeout: 20_000 })).data.toString(), 'echo:with fds');
+    x.close();
+    y.close();
+    assert.equal(openFds().length, before);
+    client.close();
+    await server.close();
+  });
+
+  it('event: a client that sends without reading is stopped by backpressure, then served in full', async () => {
+    const server = await started('event');
+    const client = net.connect(server.address.slice('unix:'.length));
+    await once(client, 'connect');
+    client.pause();
+    const request = Buffer.alloc(4 + 64 * 1024, 0x62);
+    request.writeUInt32BE(64 * 1024, 0);
+    let sent = 0;
+    // Writes until the server stops reading (no drain within 3 s): it must, long before 256 MiB.
+    for (;;) {
+      while (client.write(request)) sent++;
+      sent++;
+      const drained = await Promise.race([once(client, 'drain').then(() => true), sleep(3000).then(() => false)]);
+      if (!drained) break;
+      assert.ok(sent * request.length < 256 * 1024 * 1024, 'the server kept reading without bound');
+    }
+    // Its replies are not lost: reading them lets the server go on, until every request is answered.
+    const expected = sent * (4 + 5 + 64 * 1024);
+    let received = 0;
+    client.on('data', (chunk: Buffer) => { received += chunk.length; });
+    client.resume();
+    await waitUntil(`${expected} bytes of replies arrived`, () => received === expected, 60_000);
+    client.destroy();
+    await server.close();
+  });
+});
