@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  Fifo, IpcError, Mutex, PipeReadEnd, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SignalInfo,
+  Fifo, IpcError, Mutex, PipeReadEnd, Poller, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SignalInfo,
   SysvMessageQueue, listenForSignals, pipe, sendSignal, signalNumber,
 } from '../../src/index.js';
 import { Actor, type Started, sharedActor } from './actor.js';
@@ -521,6 +521,103 @@ function queueReceive(family: QueueFamily): Waitable {
     },
   };
 }
+
+/**
+ * A Poller's wait, over a POSIX queue another process sends to: a call is
+ * a wait for the queue to be readable followed by the non-blocking receive
+ * that readiness invites, so each completion yields the unit it took.
+ */
+const pollerWait: Waitable = {
+  name: 'Poller.wait (over a PosixMessageQueue)',
+  yields: 'unit',
+  notApplicable: {
+    order: 'readiness is reported to every pending wait, as epoll_wait reports it to every thread waiting on one set: one ready ' +
+      'object completes all of them, so there is no queue of callers to serve in turn (whoever then receives first gets the message)',
+  },
+  async create() {
+    const name = objects.name('cf-poll');
+    const queue = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: 128 });
+    const other = PosixMessageQueue.open(name);
+    const poller = new Poller();
+    poller.add(queue);
+    const actor = sharedActor();
+    const take = (): Tag => unitTag(queue.tryReceive()!.data);
+    return withAddress<Instance>({
+      op: (_tag, o) => poller.wait(o).then((events) => {
+        assert.deepEqual(events.map((e) => [e.object, e.readable]), [[queue, true]]);
+        return take();
+      }),
+      opSync: (_tag, o) => {
+        assert.equal(poller.waitSync(o).length, 1);
+        return take();
+      },
+      tryOp: {
+        call: () => {
+          const events = poller.tryWait();
+          return events.length === 0 ? { raw: undefined, tag: undefined } : { raw: events, tag: take() };
+        },
+        nothing: undefined,
+      },
+      supply: (tag, delayMs) => remote(actor, 'posix.send', { address: name, tag, delayMs }),
+      supplyLocal: (tag) => assert.equal(other.trySend(unit(tag)), true),
+      close: () => poller.close(),
+      afterClose: () => closedCalls([
+        ['add', () => poller.add(queue), false], ['modify', () => poller.modify(queue), false], ['remove', () => poller.remove(queue), false],
+        ['wait', () => poller.wait(), true], ['waitSync', () => poller.waitSync({ timeout: 0 }), false], ['tryWait', () => poller.tryWait(), false],
+      ]),
+      async *iterate() {
+        for await (const event of poller) {
+          assert.equal(event.object, queue);
+          yield take();
+        }
+      },
+      async cleanup() {
+        poller.close();
+        queue.close();
+        other.close();
+        await actor.call('forget', { address: name });
+        PosixMessageQueue.unlink(name);
+      },
+    }, name);
+  },
+  peerKilled: {
+    doing: 'blocked in receiveSync on the same queue',
+    order: 'peer-first',
+    blocked: true,
+    outcome: 'supply',
+    async start(instance) {
+      const peer = new Actor();
+      await peer.start('posix.blockReceive', { address: addressOf(instance) });
+      return peer;
+    },
+  },
+  async soak(count, seed) {
+    const name = objects.name('cf-poll');
+    const queue = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: 128 });
+    const poller = new Poller();
+    poller.add(queue);
+    const peer = new Actor();
+    const peerDone = peer.call('posix.soakSend', { address: name, count, seed });
+    // Readiness, then the receive it invites (which may find nothing: another wait of the mix took it).
+    const received = (): Buffer | undefined => queue.tryReceive()?.data;
+    return {
+      direction: 'receive', ends: false, peerDone,
+      async: (o) => poller.wait(o).then(received),
+      sync: (o) => {
+        poller.waitSync(o);
+        return received();
+      },
+      try: () => (poller.tryWait().length === 0 ? undefined : received()),
+      records: (raw) => (raw === undefined ? [] : [readRecord(raw as Buffer)]),
+      async cleanup() {
+        poller.close();
+        queue.close();
+        await peer.stop();
+        PosixMessageQueue.unlink(name);
+      },
+    };
+  },
+};
 
 function queueSend(family: QueueFamily): Waitable {
   const r = family.remote;
@@ -1343,6 +1440,7 @@ export const WAITABLES: Waitable[] = [
   fifoOpenRead, fifoOpenWrite,
   signalListener,
   mutexLock, semaphoreWait,
+  pollerWait,
 ];
 
 /** The actor's half of every adapter. */
