@@ -312,8 +312,8 @@ class ReadyConnection implements Connection {
   ended = false;
   /** end() was called. */
   ending = false;
-  /** Reading paused: too many replies unread. */
-  paused = false;
+  /** Bytes of inputs waiting for a handler call in progress to settle. */
+  waitingBytes = 0;
   /** The handler call in progress, when it returned a promise (later inputs wait for it). */
   tail: Promise<void> | undefined;
   readonly splitter: Splitter;
@@ -332,15 +332,29 @@ class ReadyConnection implements Connection {
     return this.closed ? null : peerOf(this.fd, this.table.kind);
   }
 
+  /**
+   * Whether to read more from the client: not once it ended or end() was
+   * called, nor while more than OUTPUT_LIMIT of replies wait for it to read
+   * them, or of its requests wait for a slow handler (its further requests
+   * then wait in the kernel, and its writes block: memory stays bounded).
+   */
+  get wantsInput(): boolean {
+    return !this.ended && !this.ending && this.outputBytes <= OUTPUT_LIMIT && this.waitingBytes <= OUTPUT_LIMIT;
+  }
+
   write(data: Uint8Array | string): void {
     if (this.closed) throw new IpcError('ERR_IPC_CLOSED', `Connection ${this.id} of ${this.table.label} is closed: the client left or end() was called.`);
     this.table.send(this, replyBytes(data, this.table.invoker.codec)!);
   }
 
   end(): void {
+    if (this.ending) return;
     this.ending = true;
     // Inside the handler, its reply still goes first: look again after it.
-    queueMicrotask(() => this.table.settle(this));
+    queueMicrotask(() => {
+      this.table.changed(this);
+      this.table.settle(this);
+    });
   }
 
   [pollTarget](): PollTarget {
@@ -381,7 +395,7 @@ class ConnectionTable {
 
   /** Reads what is there (a bounded number of reads, so one client cannot starve the others) and handles it. */
   readable(connection: ReadyConnection): void {
-    for (let round = 0; round < 4 && !connection.closed && !connection.ended && !connection.paused; round++) {
+    for (let round = 0; round < 4 && !connection.closed && connection.wantsInput; round++) {
       const n = native.recvMsg(connection.fd, this.#buffer, 0, READ_SIZE, this.#fdsOut, null, this.#meta, 0, 0);
       // Descriptors a client sent along are not for us: close them.
       for (let i = 0; i < (n >= 0 ? this.#meta[1]! : 0); i++) native.close(this.#fdsOut[i]!);
@@ -390,7 +404,10 @@ class ConnectionTable {
       if (n <= 0) {
         // The end, or a reset: nothing more will come.
         connection.ended = true;
-        if (n < 0 || connection.splitter.inMessage) connection.output = undefined;
+        if (n < 0 || connection.splitter.inMessage) {
+          connection.output = undefined;
+          connection.outputBytes = 0;
+        }
         this.hooks.interest(connection);
         this.settle(connection);
         return;
@@ -427,7 +444,6 @@ class ConnectionTable {
       else output.shift();
     }
     connection.output = undefined;
-    if (connection.paused) connection.paused = false;
     this.hooks.interest(connection);
     this.settle(connection);
   }
@@ -448,7 +464,6 @@ class ConnectionTable {
       connection.output.push(data);
       connection.outputBytes += data.length;
     }
-    if (connection.outputBytes > OUTPUT_LIMIT) connection.paused = true;
     this.hooks.interest(connection);
   }
 
@@ -457,6 +472,11 @@ class ConnectionTable {
     // Replies still queued go out first (after the client's end too: it may only have shut down its sending side).
     if (connection.closed || !(connection.ended || connection.ending) || connection.tail !== undefined || connection.output !== undefined) return;
     this.close(connection);
+  }
+
+  /** What the connection waits for changed. */
+  changed(connection: ReadyConnection): void {
+    if (!connection.closed) this.hooks.interest(connection);
   }
 
   close(connection: ReadyConnection): void {
@@ -473,9 +493,18 @@ class ConnectionTable {
   }
 
   #dispatch(connection: ReadyConnection, input: Buffer): void {
+    // After end(), what the client still sends is not handled.
+    if (connection.ending) return;
     this.messages++;
     if (connection.tail !== undefined) {
-      this.#chain(connection, connection.tail.then(() => this.#invoke(connection, input)));
+      connection.waitingBytes += input.length;
+      this.#chain(connection, connection.tail.then(() => {
+        const was = connection.wantsInput;
+        connection.waitingBytes -= input.length;
+        if (!was && connection.wantsInput) this.changed(connection);
+        return this.#invoke(connection, input);
+      }));
+      if (!connection.wantsInput) this.changed(connection);
       return;
     }
     const pending = this.#invoke(connection, input);
@@ -550,7 +579,7 @@ function pollerHooks(poller: Poller<ReadyConnection | SocketServer<unknown>>): T
   return {
     interest(connection) {
       if (connection.closed || poller.closed) return;
-      const read = !connection.ended && !connection.paused;
+      const read = connection.wantsInput;
       const write = connection.output !== undefined;
       const registered = poller.has(connection);
       if (!read && !write) {
@@ -584,8 +613,14 @@ async function runReactor<P extends ReadyConnection | SocketServer<unknown>>(pol
     for (const event of events) {
       if (other(event.object)) continue;
       const connection = event.object as ReadyConnection;
-      if (event.writable || event.error) connection.table.writable(connection);
-      if (event.readable || event.hangup || event.error) connection.table.readable(connection);
+      try {
+        if (event.writable || event.error) connection.table.writable(connection);
+        if (event.readable || event.hangup || event.error) connection.table.readable(connection);
+      } catch (err) {
+        // A failure of the kernel's bookkeeping for this connection (epoll_ctl out of memory): it alone ends.
+        connection.table.close(connection);
+        process.emitWarning(`Connection ${connection.id} of ${connection.table.label} was closed: ${(err as Error)?.message ?? err}`, 'IpcServerWarning');
+      }
     }
   }
 }
@@ -688,7 +723,15 @@ export class Server extends EventEmitter {
         this.#spawnChild('listener', this.#listener.fd);
         return;
       case 'event':
-        this.#react((fd) => this.#poller!.add(this.#table!.add(fd)));
+        this.#react((fd) => {
+          const connection = this.#table!.add(fd);
+          try {
+            this.#poller!.add(connection);
+          } catch (err) {
+            this.#table!.close(connection);
+            this.#refuse(`the connection could not be watched (${(err as Error).message}): see fs.epoll.max_user_watches`);
+          }
+        });
         this.#table = new ConnectionTable(this.#settings, this.#invoker, kind, this.address, pollerHooks(this.#poller!));
         return;
       case 'poll':
@@ -919,6 +962,9 @@ export async function serve<T = Buffer>(address: string, handler: ConnectionHand
   if (framing !== 'message' && framing !== 'bytes') throw invalidArgument('framing', framing, "'message' or 'bytes'");
   const inProcess = strategy === 'poll' || strategy === 'event';
   if (opts.codec !== undefined && framing !== 'message') throw invalidArgument('codec', opts.codec, "no codec with framing 'bytes' (chunks are not messages)");
+  if (opts.maxMessageSize !== undefined && framing !== 'message') {
+    throw invalidArgument('maxMessageSize', opts.maxMessageSize, "no maxMessageSize with framing 'bytes' (chunks are not messages)");
+  }
   if (opts.codec !== undefined && !inProcess && opts.codec !== 'json' && opts.codec !== 'msgpack') {
     throw invalidArgument('codec', 'a custom codec', `'json' or 'msgpack' with strategy '${strategy}' (the handler runs in other processes)`);
   }
@@ -1080,7 +1126,13 @@ export async function serveHandedOver(control: MessageSocket, config: LoopSettin
     for await (const message of control) {
       for (const fd of message.fds) {
         const t = tableFor(fd);
-        poller.add(t.add(fd));
+        const connection = t.add(fd);
+        try {
+          poller.add(connection);
+        } catch (err) {
+          t.close(connection);
+          warn(err, connection.id, `prefork child ${process.pid}`);
+        }
       }
     }
   } finally {

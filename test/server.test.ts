@@ -304,6 +304,27 @@ describe('serve: hostile and crashing clients', () => {
     await server.close();
   });
 
+  it('event: requests queued behind a handler call that never settles stop the reading, not grow the memory', async () => {
+    const server = await started('event');
+    const client = net.connect(server.address.slice('unix:'.length));
+    await once(client, 'connect');
+    const hang = Buffer.from([0, 0, 0, 4, ...Buffer.from('hang')]);
+    client.write(hang);
+    const request = Buffer.alloc(4 + 64 * 1024, 0x62);
+    request.writeUInt32BE(64 * 1024, 0);
+    let sent = 0;
+    for (;;) {
+      while (client.write(request)) sent++;
+      sent++;
+      const drained = await Promise.race([once(client, 'drain').then(() => true), sleep(3000).then(() => false)]);
+      if (!drained) break;
+      assert.ok(sent * request.length < 256 * 1024 * 1024, 'the server kept reading without bound');
+    }
+    assert.equal(server.stats().open, 1);
+    client.destroy();
+    await server.close();
+  });
+
   it('event: a client that sends without reading is stopped by backpressure, then served in full', async () => {
     const server = await started('event');
     const client = net.connect(server.address.slice('unix:'.length));

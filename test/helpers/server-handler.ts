@@ -10,6 +10,8 @@ export default function handler(data: Buffer, connection: Connection): string | 
   if (text === 'fail') throw new Error('asked to fail');
   if (text === 'peer') return JSON.stringify(connection.peer);
   if (text === 'nothing') return undefined;
+  // Never answers: what the client sends after it waits for this call.
+  if (text === 'hang') return new Promise<string>(() => undefined);
   if (text === 'twice') {
     connection.write('first');
     return 'second';
