@@ -19,12 +19,14 @@ import * as sharedMemory from './shared-memory.js';
 import * as pipeBench from './pipe.js';
 import * as signalBench from './signal.js';
 import * as socketBench from './socket.js';
+import * as connectionsBench from './connections.js';
 
 const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench');
 const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
 
 export type Placement = 'pinned' | 'unpinned';
-export type Metric = 'rtt_p50_us' | 'rtt_p99_us' | 'throughput_mb_s' | 'ns_per_op';
+export type Metric = 'rtt_p50_us' | 'rtt_p99_us' | 'throughput_mb_s' | 'ns_per_op'
+  | 'p50_ms' | 'p99_ms' | 'requests_per_s' | 'memory_per_connection_bytes' | 'cpu_s';
 
 /** One row of bench/results/latest.json (DESIGN.md §7). */
 export interface Row {
@@ -66,9 +68,11 @@ export interface BenchContext {
 export interface BenchModule {
   mechanism: string;
   measure(ctx: BenchContext): Promise<Row[]>;
+  /** The placements it is measured in (default: both). */
+  placements?: Placement[];
 }
 
-const MODULES: BenchModule[] = [messageQueue, sharedMemory, pipeBench, signalBench, socketBench];
+const MODULES: BenchModule[] = [messageQueue, sharedMemory, pipeBench, signalBench, socketBench, connectionsBench];
 
 function pinPrefix(placement: Placement): string[] {
   return placement === 'pinned' ? ['taskset', '-c', '0'] : [];
@@ -226,7 +230,7 @@ async function main(): Promise<void> {
   const started = new Date();
   const rows: Row[] = [];
   for (const module of modules) {
-    for (const placement of placements) {
+    for (const placement of placements.filter((p) => module.placements?.includes(p) ?? true)) {
       if (!json) process.stderr.write(`measuring ${module.mechanism} (${placement})…\n`);
       rows.push(...await module.measure(makeContext(placement, quick)));
     }
