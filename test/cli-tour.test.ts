@@ -51,6 +51,25 @@ describe('ipckit tour', () => {
     assert.ok(out.includes('\n=== Sockets: two-way connections, on one machine and across machines ===\n'));
     assert.ok(out.includes(`] closed the server; its socket file ${tmpdir()}/ipckit-tour-sock-${text!.pid} is removed\n`));
     assert.equal(existsSync(`${tmpdir()}/ipckit-tour-sock-${text!.pid}`), false);
+    // The servers chapter: the blocking server stalls behind an idle connection, the event server does not;
+    // SIGTERM stops each, with the blocking server's child, and removes its socket file.
+    assert.ok(out.includes('\n=== Servers: many clients at once, and the blocking server that cannot serve them ===\n'));
+    const chapter = out.slice(out.indexOf('\n=== Servers:'), out.indexOf('\nTour complete'));
+    const stepsOf = (part: string): string[] => part.split('\n').filter((line) => line.startsWith('  [')).map((line) => line.slice(line.indexOf('] ') + 2));
+    const [blockingSteps, eventSteps] = chapter.split('\n  Strategy event.\n').map(stepsOf);
+    const blockingChild = /^listening on unix:\S+-blocking; its child (\d+) accepts and serves the connections, one at a time$/.exec(blockingSteps![1]!);
+    assert.ok(blockingChild, chapter);
+    assert.deepEqual(blockingSteps!.slice(2, 5), [
+      'connection 1: connected, and sends nothing (a slow client)',
+      'connection 2: sent "anyone there?", waits up to 2000 ms for the echo while connection 1 stays open',
+      'connection 2: no reply after 2000 ms; the tour hangs up connection 1',
+    ], chapter);
+    assert.match(blockingSteps![5]!, /^connection 2: "anyone there\?" came back \d+\.\d ms after the hang-up, \d+ ms after it was sent$/, chapter);
+    assert.equal(blockingSteps!.at(-1), `exited 0: its child ${blockingChild[1]} was stopped and reaped (no zombie left); socket file removed`, chapter);
+    assert.match(eventSteps![1]!, /^listening on unix:\S+-event; it serves every connection itself$/, chapter);
+    assert.match(eventSteps![4]!, /^connection 2: "anyone there\?" came back after \d+\.\d ms, while connection 1 was still open$/, chapter);
+    assert.equal(eventSteps!.at(-1), 'exited 0: it had no child; socket file removed', chapter);
+    for (const strategy of ['blocking', 'event']) assert.equal(existsSync(`${tmpdir()}/ipckit-tour-serve-${text!.pid}-${strategy}`), false);
     // Nor are its network namespaces, where it could make them (root, with ip(8)).
     assert.equal((spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '').includes(`ipckit-tour-${text!.pid}-`), false);
     assert.ok(out.endsWith('\nTour complete: every object it created has been removed.\n'));

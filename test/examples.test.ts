@@ -293,6 +293,73 @@ describe('examples/socket', () => {
   });
 });
 
+describe('examples/server', () => {
+  const words = [['pear', 'fig'], ['plum', 'lime'], ['kiwi', 'date']];
+
+  type Exit = Awaited<Program['exited']>;
+
+  /** Runs server.js with `strategy` and client.js against it, then stops the server with SIGTERM. */
+  async function serveOnce(strategy: string): Promise<{ serverPid: number; clientPid: number; listening: string; s: Exit; c: Exit; address: string }> {
+    const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'ipckit-example-')));
+    const socketFile = path.join(dir, 'server.sock');
+    const address = `unix:${socketFile}`;
+    try {
+      // Terminal 1.
+      const server = startExample('examples/server/server.js', [strategy, address]);
+      const listening = await server.waitForLine(/listening/);
+      assert.equal(lstatSync(socketFile).mode & 0o777, 0o600);
+      // Terminal 2.
+      const client = startExample('examples/server/client.js', [address]);
+      const c = await client.exited;
+      server.child.kill('SIGTERM');
+      const s = await server.exited;
+      assert.equal(existsSync(socketFile), false, 'the server removes its socket file when it closes');
+      return { serverPid: server.child.pid!, clientPid: client.child.pid!, listening, s, c, address };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** The client's lines for replies served by `by(connection)` as that process's connection `id(connection)`. */
+  const replies = (clientPid: number, by: (i: number) => string, id: (i: number) => number): string[] =>
+    words.flatMap((pair, i) => pair.map((word) =>
+      `client ${clientPid}: connection ${i + 1}: "${word}" -> "${word.toUpperCase()}", served by ${by(i)} (its connection ${id(i)})`));
+
+  it('event: the server process serves all three connections itself; SIGTERM removes the socket file', { timeout: 20_000 }, async () => {
+    const r = await serveOnce('event');
+    const report = `server: ${JSON.stringify(r.s)}\nclient: ${JSON.stringify(r.c)}`;
+    assert.deepEqual([r.s.code, r.c.code, r.s.stderr, r.c.stderr], [143, 0, '', ''], report);
+    assert.deepEqual(r.s.stdout, [
+      `server ${r.serverPid}: listening on ${r.address} with strategy event: this process serves the connections that are ready. ` +
+        `In another terminal: node examples/server/client.js ${r.address}`,
+      `server ${r.serverPid}: SIGTERM from pid ${process.pid}; closed ${r.address}, 0 child processes stopped`,
+    ], report);
+    assert.deepEqual(r.c.stdout, [...replies(r.clientPid, () => 'the server itself', (i) => i + 1), `client ${r.clientPid}: done`], report);
+  });
+
+  it('prefork: two children take the connections in turn, and stop with the server', { timeout: 20_000 }, async () => {
+    const r = await serveOnce('prefork');
+    const report = `server: ${JSON.stringify(r.s)}\nclient: ${JSON.stringify(r.c)}`;
+    assert.deepEqual([r.s.code, r.c.code, r.s.stderr, r.c.stderr], [143, 0, '', ''], report);
+    const pool = /^server \d+: listening on .* with strategy prefork: children (\d+) and (\d+) take connections in turn\. /.exec(r.listening);
+    assert.ok(pool, report);
+    const [first, second] = [Number(pool[1]), Number(pool[2])];
+    assert.notEqual(first, r.serverPid);
+    assert.notEqual(second, r.serverPid);
+    assert.deepEqual(r.s.stdout, [
+      `server ${r.serverPid}: listening on ${r.address} with strategy prefork: children ${first} and ${second} take connections in turn. ` +
+        `In another terminal: node examples/server/client.js ${r.address}`,
+      `server ${r.serverPid}: SIGTERM from pid ${process.pid}; closed ${r.address}, 2 child processes stopped`,
+    ], report);
+    // Round robin in the order accepted: the first child has connections 1 and 3, the second connection 2.
+    assert.deepEqual(r.c.stdout, [
+      ...replies(r.clientPid, (i) => `pid ${i === 1 ? second : first}`, (i) => (i === 2 ? 2 : 1)), `client ${r.clientPid}: done`,
+    ], report);
+    // The server waited for its children before it exited: both are gone (reaped, not zombies).
+    assert.deepEqual([first, second].filter((pid) => existsSync(`/proc/${pid}`)), [], report);
+  });
+});
+
 describe('examples cleanup', () => {
   it('leaves no queue and no process behind', async () => {
     await killAllPeers();

@@ -3,7 +3,10 @@
  * @internal
  * @module
  */
+import { tmpdir } from 'node:os';
+import { SERVER_STRATEGIES, type ServerStrategy, serve } from '../../server.js';
 import { onSignal } from '../../signal.js';
+import { type MessageSocket, connect } from '../../socket.js';
 import { createRaceSegment, race } from '../race.js';
 import { type Group, type Leaf, intOption, printJson } from '../program.js';
 import { describeSignal, signalJson } from './signal.js';
@@ -102,8 +105,184 @@ const ctrlCDemo: Leaf = {
   },
 };
 
+/** The handler of the servers of `demo blocking`: it replies with the pid of the process that ran it. */
+const PID_HANDLER = new URL('../pid-handler.js', import.meta.url);
+
+/** Processes in the prefork pool of `demo blocking`: fixed, so that the figures mean the same on every machine. */
+const DEMO_WORKERS = 2;
+
+/** What one server did in `demo blocking`. */
+interface HoldRun {
+  /** Processes that ran the handler for the waiting clients (distinct pids in their replies). */
+  processes: number;
+  /** How long each waiting client waited for its reply after sending its request, in ms, in the order they connected. */
+  waitMs: number[];
+  medianWaitMs: number;
+  maxWaitMs: number;
+  /** Replies that came while the slow client still held its connection. */
+  repliedWhileSlowHeld: number;
+  /** No client had its reply before the slow client left: read from the order of the events, not from times. */
+  waitedForSlowClient: boolean;
+  /** How long the slow client held its connection, in ms. */
+  slowHeldMs: number;
+}
+
+const tenths = (ms: number): number => Math.round(ms * 10) / 10;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/**
+ * One server of `strategy` at `address`: a slow client connects first and
+ * sends nothing; then `clients` clients each send one request and wait for
+ * the reply. The slow client leaves after `holdMs`, or as soon as every
+ * other client has its reply. `track` is given the function that closes
+ * everything, for as long as there is something to close.
+ */
+async function holdAndAsk(strategy: ServerStrategy, address: string, clients: number, holdMs: number,
+  track: (stop: (() => Promise<void>) | undefined) => void): Promise<HoldRun> {
+  const server = await serve(address, PID_HANDLER, { strategy, ...(strategy === 'prefork' ? { workers: DEMO_WORKERS } : {}) });
+  const socks: MessageSocket[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const stop = async (): Promise<void> => {
+    clearTimeout(timer);
+    for (const sock of socks) sock.close();
+    // Stops and reaps its children, and removes its socket file.
+    await server.close();
+  };
+  track(stop);
+  try {
+    // A request first to each process started with the server, so that none of them is still starting below.
+    for (let i = 0; i < (strategy === 'prefork' ? DEMO_WORKERS : 1); i++) {
+      const sock = await connect(address, { timeout: 5000 });
+      socks.push(sock);
+      await sock.send(Buffer.from('ready?'));
+      await sock.receive({ timeout: 10_000 });
+      sock.close();
+    }
+    socks.length = 0;
+    const slow = await connect(address, { timeout: 5000 });
+    socks.push(slow);
+    const since = performance.now();
+    // Events are numbered as they happen: a reply numbered after the departure came after it, however long either took.
+    let events = 0;
+    let departure: { event: number; ms: number } | undefined;
+    const leave = (): { event: number; ms: number } => {
+      if (departure === undefined) {
+        departure = { event: ++events, ms: performance.now() - since };
+        slow.close();
+      }
+      return departure;
+    };
+    timer = setTimeout(leave, holdMs);
+    // One after the other: the kernel queues them in this order, behind the slow client.
+    for (let i = 0; i < clients; i++) socks.push(await connect(address, { timeout: 5000 }));
+    const replies = await Promise.all(socks.slice(1).map(async (sock) => {
+      const sent = performance.now();
+      await sock.send(Buffer.from('which process serves me?'));
+      const { data } = await sock.receive({ timeout: holdMs + 10_000 });
+      const reply = { pid: data.toString(), event: ++events, waited: performance.now() - sent };
+      // A blocking server takes the next connection only once this one has ended.
+      sock.close();
+      return reply;
+    }));
+    const left = leave();
+    const waits = replies.map((r) => r.waited);
+    const before = replies.filter((r) => r.event < left.event).length;
+    return {
+      processes: new Set(replies.map((r) => r.pid)).size,
+      waitMs: waits.map(tenths),
+      medianWaitMs: tenths(median(waits)),
+      maxWaitMs: tenths(Math.max(...waits)),
+      repliedWhileSlowHeld: before,
+      waitedForSlowClient: before === 0,
+      slowHeldMs: tenths(left.ms),
+    };
+  } finally {
+    track(undefined);
+    await stop();
+  }
+}
+
+/** Why each strategy came out as it did, printed under the table. */
+const HOLD_EXPLAINED: Record<ServerStrategy, string> = {
+  blocking: 'its one serving process sat in read() on the slow client\'s connection; the others waited in the\n' +
+    'listen backlog until the slow client left, and were then served one after another.',
+  fork: 'a new process for each connection: the slow client ties up only its own. The wait is mostly a Node\n' +
+    'process starting (Node cannot fork(2) itself, so each child is a fresh process).',
+  prefork: `a pool of ${DEMO_WORKERS} processes started beforehand; the server hands each connection to the next one as an\n` +
+    'open descriptor (SCM_RIGHTS), and each serves its connections as they become ready.',
+  poll: 'one process, non-blocking sockets visited every 10 ms: a request waits for the next visit.',
+  event: 'one process, woken by the kernel (epoll) for the connections that are ready, and only for those.',
+};
+
+const blockingDemo: Leaf = {
+  name: 'blocking',
+  summary: 'a slow client stalls a blocking server, but none of the four fixes (fork, prefork, poll, event)',
+  args: '',
+  minArgs: 0,
+  maxArgs: 0,
+  details: 'Starts a server of each strategy in turn (blocking, fork, prefork, poll, event), each on a socket file of\n' +
+    'its own in the temporary directory. A slow client connects first and sends nothing; then K clients each\n' +
+    'send one request and wait for the reply. The slow client leaves after --hold ms, or as soon as the K\n' +
+    'have their replies. A blocking server answers nobody before the slow client leaves; the others answer\n' +
+    'at once. Every server is closed, its children stopped and its socket file removed, also on failure,\n' +
+    'SIGINT, SIGTERM or SIGHUP. --json prints { "clients", "holdMs", "strategies": { STRATEGY: {\n' +
+    '"processes", "waitMs", "medianWaitMs", "maxWaitMs", "repliedWhileSlowHeld", "waitedForSlowClient",\n' +
+    '"slowHeldMs" } } }. waitMs has each client\'s wait from its request to its reply; waitedForSlowClient\n' +
+    'is true when no reply came before the slow client left (from the order of the events, not from times).',
+  options: {
+    clients: { type: 'string', value: 'K', description: 'clients that send a request (default 5)' },
+    hold: { type: 'string', value: 'MS', description: 'longest time the slow client holds its connection (default 1000)' },
+  },
+  async run(ctx) {
+    const clients = intOption(ctx, 'clients', 1, 64, 5)!;
+    const holdMs = intOption(ctx, 'hold', 1, 60_000, 1000)!;
+    let stopCurrent: (() => Promise<void>) | undefined;
+    // Interrupted: close what is open (the children would stop anyway, with their parent) and exit as the signal would.
+    const removers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => onSignal(sig, (info) => {
+      void (stopCurrent?.() ?? Promise.resolve()).finally(() => process.exit(128 + info.number));
+    }));
+    try {
+      const columns = (cells: string[]): string => `  ${cells[0]!.padEnd(10)}${cells[1]!.padStart(9)}  ${cells[2]!.padEnd(39)}` +
+        `${cells[3]!.padStart(12)}${cells[4]!.padStart(14)}\n`;
+      if (!ctx.json) {
+        process.stdout.write('A server that reads its clients with blocking calls serves one at a time: while it waits in read()\n' +
+          'for one client, every other client waits too. Below, one server per strategy. A slow client connects\n' +
+          `first and sends nothing; then ${clients} clients each send one request. The slow client leaves after ${holdMs} ms,\n` +
+          `or as soon as the ${clients} have their replies.\n\n`);
+        process.stdout.write(columns(['strategy', 'processes', 'replied while the slow client held on', 'median wait', 'longest wait']));
+      }
+      const strategies = {} as Record<ServerStrategy, HoldRun>;
+      for (const strategy of SERVER_STRATEGIES) {
+        const address = `unix:${tmpdir()}/ipckit-demo-blocking-${process.pid}-${strategy}.sock`;
+        const run = await holdAndAsk(strategy, address, clients, holdMs, (stop) => { stopCurrent = stop; });
+        strategies[strategy] = run;
+        if (!ctx.json) {
+          process.stdout.write(columns([strategy, String(run.processes), `${run.repliedWhileSlowHeld} of ${clients}`,
+            `${run.medianWaitMs.toFixed(1)} ms`, `${run.maxWaitMs.toFixed(1)} ms`]));
+        }
+      }
+      if (ctx.json) {
+        printJson({ clients, holdMs, strategies });
+        return;
+      }
+      process.stdout.write('\n');
+      for (const strategy of SERVER_STRATEGIES) {
+        process.stdout.write(`${`${strategy}:`.padEnd(10)}${HOLD_EXPLAINED[strategy].replace(/\n/g, `\n${' '.repeat(10)}`)}\n`);
+      }
+      process.stdout.write('\nThe servers run the same handler (docs/server.md); ipckit serve starts any of them from the shell.\n');
+    } finally {
+      for (const remove of removers) remove();
+    }
+  },
+};
+
 export const demoCommand: Group = {
   name: 'demo',
   summary: 'single phenomena shown between real processes',
-  children: [raceDemo, ctrlCDemo],
+  children: [raceDemo, ctrlCDemo, blockingDemo],
 };

@@ -7,7 +7,7 @@
  * @module
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
@@ -676,12 +676,97 @@ async function acrossMachines(n: Narrator): Promise<void> {
   }
 }
 
+/** The pids of the processes whose parent is `pid`, from /proc. */
+function childrenOf(pid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // It exited meanwhile.
+    }
+    // After "pid (comm) state ": the parent's pid.
+    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) found.push(Number(entry));
+  }
+  return found;
+}
+
+async function serverChapter(n: Narrator): Promise<void> {
+  const me = process.pid;
+  // Long enough that the event server answers first even on a loaded machine; the blocking one cannot before the hang-up.
+  const holdMs = 2000;
+  n.heading('Servers: many clients at once, and the blocking server that cannot serve them');
+  n.explain('Some calls block: accept, a read from a socket with nothing in it, a write to a full one. While a\n' +
+    'process is blocked in one, it handles nothing that arrives on any other socket, so a server that\n' +
+    'reads its clients with blocking calls serves one client at a time. The fixes: a process per\n' +
+    'connection (fork) or a pool of them (prefork), non-blocking sockets visited in turn (poll), or the\n' +
+    'kernel telling the server which connections are ready (event). ipckit serve runs one handler any of\n' +
+    'these ways. The tour starts two as child processes, holds a connection open to each without sending,\n' +
+    'and asks a question on a second connection.');
+  for (const strategy of ['blocking', 'event'] as const) {
+    const path = `${tmpdir()}/ipckit-tour-serve-${me}-${strategy}`;
+    const address = `unix:${path}`;
+    const args = ['serve', address, '--strategy', strategy, '--echo', '--json'];
+    n.explain(`\nStrategy ${strategy}.`);
+    const server = startCli(args, '"listening"', (pid) => n.say('child', pid, `$ ipckit ${args.join(' ')}`));
+    let children: number[] = [];
+    try {
+      const { pid } = await server.ready;
+      children = childrenOf(pid);
+      n.say('child', pid, `listening on ${address}; ${children.length === 0 ? 'it serves every connection itself'
+        : `its child ${children.join(', ')} accepts and serves the connections, one at a time`}`);
+      const idle = await connect(address, { timeout: 10_000 });
+      try {
+        n.say('tour', me, 'connection 1: connected, and sends nothing (a slow client)');
+        using asker = await connect(address, { timeout: 10_000 });
+        const question = 'anyone there?';
+        const sent = performance.now();
+        await asker.send(Buffer.from(question));
+        n.say('tour', me, `connection 2: sent ${show(question)}, waits up to ${holdMs} ms for the echo while connection 1 stays open`);
+        const reply = later(asker.receive({ timeout: 10_000 }));
+        let timer: NodeJS.Timeout | undefined;
+        const first = await Promise.race([reply.then(() => 'reply' as const),
+          new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), holdMs); })]);
+        clearTimeout(timer);
+        if (first === 'late') {
+          n.say('tour', me, `connection 2: no reply after ${holdMs} ms; the tour hangs up connection 1`);
+          idle.close();
+          const hungUp = performance.now();
+          const { data } = await reply;
+          n.say('tour', me, `connection 2: ${show(data.toString())} came back ${(performance.now() - hungUp).toFixed(1)} ms after the hang-up, ` +
+            `${(performance.now() - sent).toFixed(0)} ms after it was sent`);
+        } else {
+          const { data } = await reply;
+          n.say('tour', me, `connection 2: ${show(data.toString())} came back after ${(performance.now() - sent).toFixed(1)} ms, while connection 1 was still open`);
+        }
+      } finally {
+        idle.close();
+      }
+      n.say('tour', me, `kill(${pid}, SIGTERM)`);
+    } finally {
+      server.stop();
+    }
+    const stopped = await server.done;
+    const left = children.filter((child) => existsSync(`/proc/${child}`));
+    n.say('child', stopped.pid, `exited ${stopped.code}: ${children.length === 0 ? 'it had no child' : left.length === 0
+      ? `its child ${children.join(', ')} was stopped and reaped (no zombie left)` : `its child ${left.join(', ')} is still there`}; ` +
+      `socket file ${existsSync(path) ? 'still there' : 'removed'}`);
+  }
+  n.explain('\nThe blocking server\'s child accepted connection 1 and sat in read() on it: connection 2 waited in the\n' +
+    'listen backlog. The event server watches every connection with epoll and serves whichever is ready.\n' +
+    'The children of a server also stop if it is killed outright (PR_SET_PDEATHSIG). All five strategies,\n' +
+    'measured side by side: ipckit demo blocking.');
+}
+
 const CHAPTERS: Record<string, (n: Narrator) => Promise<void>> = {
   mq: messageQueueChapter,
   shm: sharedMemoryChapter,
   pipe: pipeChapter,
   signal: signalChapter,
   socket: socketChapter,
+  server: serverChapter,
 };
 
 export const tourCommand: Leaf = {
