@@ -42,7 +42,7 @@ import { E, IpcError, systemError } from './errors.js';
 import { native } from './native.js';
 import { Poller } from './select.js';
 import { type MessageSocket, type PeerCredentials, type SocketKind, type SocketServer, listen, nameOf, socketPair } from './socket.js';
-import { type Codec, type CodecOption, resolveCodec } from './internal/codec.js';
+import { type Codec, type CodecOption, encodeWith, resolveCodec } from './internal/codec.js';
 import { FRAME_HEADER, MAX_FRAME, ReadAhead } from './internal/framing.js';
 import { OwnedFd } from './internal/handle.js';
 import { type PollTarget, pollTarget, READABLE, WRITABLE } from './internal/readiness.js';
@@ -94,7 +94,7 @@ const STOP_GRACE = 5000;
 const MIN_AVAILABLE_MEMORY = 512 * 1024 * 1024;
 
 /** One connection, as the handler sees it. */
-export interface Connection {
+export interface Connection<T = Buffer> {
   /** The connection's number on this server (from 1; per child process under `fork`). */
   readonly id: number;
   /** The client's address (`tcp://127.0.0.1:50312`), or null for an unnamed Unix client. */
@@ -104,11 +104,12 @@ export interface Connection {
   /** Whether the connection is closed (the client left, or `end()` took effect). */
   readonly closed: boolean;
   /**
-   * Sends a message (framed like a reply) besides or instead of the reply.
-   * Under the event, poll and prefork strategies it is queued if the client
-   * does not read yet; under blocking and fork it is written at once.
+   * Sends a message (framed like a reply) besides or instead of the reply,
+   * through the codec if there is one. Under the event, poll and prefork
+   * strategies it is queued if the client does not read yet; under
+   * blocking and fork it is written at once.
    */
-  write(data: Uint8Array | string): void;
+  write(data: T | Uint8Array | string): void;
   /** Closes the connection once what was written (and the current reply) has been sent. */
   end(): void;
 }
@@ -122,7 +123,7 @@ export type Reply<T = Buffer> = T | Uint8Array | string | null | undefined | voi
  * connection never overlap: the next waits until a returned promise
  * settles. A handler that throws or rejects closes that connection only.
  */
-export type ConnectionHandler<T = Buffer> = (data: T, connection: Connection) => Reply<T> | Promise<Reply<T>>;
+export type ConnectionHandler<T = Buffer> = (data: T, connection: Connection<T>) => Reply<T> | Promise<Reply<T>>;
 
 /** Options of {@link serve}. */
 export interface ServerOptions<T = Buffer> {
@@ -151,7 +152,7 @@ export interface ServerOptions<T = Buffer> {
 /** Counters of a {@link Server}. */
 export interface ServerStats {
   strategy: ServerStrategy;
-  /** Connections accepted so far. */
+  /** Connections this process accepted so far (under 'blocking' its child accepts: 0 here). */
   accepted: number;
   /** Connections open now in this process (poll, event), or children serving (fork), or 0. */
   open: number;
@@ -212,8 +213,9 @@ export async function loadHandler<T>(url: string): Promise<ConnectionHandler<T>>
 /** A reply as bytes (strings as UTF-8), through the codec when there is one; null for nothing. */
 function replyBytes<T>(reply: unknown, codec: Codec<T> | undefined): Uint8Array | null {
   if (reply === null || reply === undefined) return null;
+  // With a codec every value goes through it (a string too: the client decodes with the same codec).
+  if (codec !== undefined) return encodeWith(codec, reply as T, 'a reply');
   if (typeof reply === 'string') return Buffer.from(reply, 'utf8');
-  if (codec !== undefined) return codec.encode(reply as T);
   if (reply instanceof Uint8Array) return reply;
   throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `A handler returned ${typeof reply}: return a Uint8Array, a string, ` +
     'or nothing (or set a codec to return other values).');
@@ -286,7 +288,7 @@ function kindOfListener(address: string): SocketKind {
 interface Invoker {
   handler: ConnectionHandler<unknown>;
   codec: Codec<unknown> | undefined;
-  failed(connection: Connection, err: unknown): void;
+  failed(connection: Connection<unknown>, err: unknown): void;
 }
 
 function decodeInput(input: Buffer, codec: Codec<unknown> | undefined, label: string): unknown {
@@ -303,7 +305,7 @@ function decodeInput(input: Buffer, codec: Codec<unknown> | undefined, label: st
 // poll, and each prefork child).
 
 /** A connection of the readiness engine. Lean: 10,000 of them must cost less than Node's own sockets. */
-class ReadyConnection implements Connection {
+class ReadyConnection implements Connection<unknown> {
   closed = false;
   /** Replies the client has not taken yet. */
   output: Uint8Array[] | undefined;
@@ -342,7 +344,7 @@ class ReadyConnection implements Connection {
     return !this.ended && !this.ending && this.outputBytes <= OUTPUT_LIMIT && this.waitingBytes <= OUTPUT_LIMIT;
   }
 
-  write(data: Uint8Array | string): void {
+  write(data: unknown): void {
     if (this.closed) throw new IpcError('ERR_IPC_CLOSED', `Connection ${this.id} of ${this.table.label} is closed: the client left or end() was called.`);
     this.table.send(this, replyBytes(data, this.table.invoker.codec)!);
   }
@@ -765,6 +767,7 @@ export class Server extends EventEmitter {
     for (let i = 0; i < ACCEPT_BATCH && !this.#acceptPaused && !this.closed; i++) {
       if (this.strategy === 'fork' && this.#children.size >= this.#options.maxChildren) {
         // Further clients wait in the listen backlog until a child exits.
+        this.#limit = `maxChildren (${this.#options.maxChildren}) children are serving: further clients wait in the listen backlog`;
         this.#pauseAccepting(undefined);
         return;
       }
@@ -935,8 +938,15 @@ function availableMemory(): number | undefined {
 /** The program the blocking, fork and prefork strategies start. */
 const CHILD_PROGRAM = fileURLToPath(new URL('./internal/server-child.js', import.meta.url));
 
-function warn(err: unknown, id: number, label: string): void {
-  process.emitWarning(`A handler failed on connection ${id} of ${label}, which was closed: ${(err as Error)?.stack ?? err}`, 'IpcHandlerWarning');
+/**
+ * Reports a handler's failure: as a process warning in the server's own
+ * process; in a child process straight to stderr (a warning is printed on
+ * a later tick, which a child that exits, or blocks in accept, never reaches).
+ */
+function warn(err: unknown, id: number, label: string, child = false): void {
+  const text = `A handler failed on connection ${id} of ${label}, which was closed: ${(err as Error)?.stack ?? err}`;
+  if (child) process.stderr.write(`(ipckit server child ${process.pid}) IpcHandlerWarning: ${text}\n`);
+  else process.emitWarning(text, 'IpcHandlerWarning');
 }
 
 /**
@@ -1037,7 +1047,7 @@ export interface ChildConfig extends LoopSettings {
 }
 
 /** A connection served with blocking calls (blocking and fork strategies). */
-class BlockingConnection implements Connection {
+class BlockingConnection implements Connection<unknown> {
   closed = false;
   ending = false;
 
@@ -1052,7 +1062,7 @@ class BlockingConnection implements Connection {
     return this.closed ? null : peerOf(this.fd, this.kind);
   }
 
-  write(data: Uint8Array | string): void {
+  write(data: unknown): void {
     if (this.closed) throw new IpcError('ERR_IPC_CLOSED', `Connection ${this.id} is closed.`);
     this.writeAll(replyBytes(data, this.codec)!);
   }
@@ -1104,7 +1114,7 @@ export async function serveBlocking(fd: number, id: number, config: LoopSettings
       }
     }
   } catch (err) {
-    warn(err, id, 'this server');
+    warn(err, id, `server child ${process.pid}`, true);
   } finally {
     connection.closed = true;
     native.close(fd);
@@ -1115,13 +1125,13 @@ export async function serveBlocking(fd: number, id: number, config: LoopSettings
 export async function serveHandedOver(control: MessageSocket, config: LoopSettings, handler: ConnectionHandler<unknown>,
   codec: Codec<unknown> | undefined): Promise<void> {
   const poller = new Poller<ReadyConnection>();
-  const invoker: Invoker = { handler, codec, failed: (connection, err) => warn(err, connection.id, `prefork child ${process.pid}`) };
+  const invoker: Invoker = { handler, codec, failed: (connection, err) => warn(err, connection.id, `prefork child ${process.pid}`, true) };
   let table: ConnectionTable | undefined;
   const tableFor = (fd: number): ConnectionTable => {
     table ??= new ConnectionTable(config, invoker, kindOfFd(fd), `prefork child ${process.pid}`, pollerHooks(poller));
     return table;
   };
-  void runReactor(poller, () => false).catch((err) => warn(err, 0, `prefork child ${process.pid}`));
+  void runReactor(poller, () => false).catch((err) => warn(err, 0, `prefork child ${process.pid}`, true));
   try {
     for await (const message of control) {
       for (const fd of message.fds) {
@@ -1131,7 +1141,7 @@ export async function serveHandedOver(control: MessageSocket, config: LoopSettin
           poller.add(connection);
         } catch (err) {
           t.close(connection);
-          warn(err, connection.id, `prefork child ${process.pid}`);
+          warn(err, connection.id, `prefork child ${process.pid}`, true);
         }
       }
     }

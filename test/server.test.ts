@@ -134,6 +134,48 @@ describe('serve: every strategy, one handler', () => {
     await raw.close();
   });
 
+  it('with a codec every reply goes through it (strings too), in this process and in children', async () => {
+    const inProcess = await serve<{ name: string } | string>(address(), (data, connection) => {
+      connection.write({ name: 'first' });
+      return (data as { name: string }).name;
+    }, { codec: 'json' });
+    servers.add(inProcess);
+    const client = await connect<{ name: string } | string>(inProcess.address, { codec: 'json' });
+    await client.send({ name: 'ada' });
+    assert.deepEqual((await client.receive({ timeout: 20_000 })).data, { name: 'first' });
+    assert.equal((await client.receive({ timeout: 20_000 })).data, 'ada');
+    client.close();
+    await inProcess.close();
+    for (const strategy of ['fork', 'prefork'] as const) {
+      const server = await started(strategy, { codec: 'json' });
+      const typed = await connect<unknown>(server.address, { codec: 'json' });
+      await typed.send([1, 'two']);
+      assert.deepEqual((await typed.receive({ timeout: 20_000 })).data, { got: [1, 'two'] });
+      typed.close();
+      await server.close();
+    }
+  });
+
+  for (const strategy of ['blocking', 'fork', 'prefork'] as const) {
+    it(`${strategy}: a handler failure in a child process is reported on its stderr`, async () => {
+      const where = address();
+      const cli = trackChild(spawnChild(process.execPath, [CLI, 'serve', where, '--strategy', strategy, '--handler', HANDLER, '--json'],
+        { stdio: ['ignore', 'pipe', 'pipe'] }));
+      let stderr = '';
+      cli.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+      const lines = createInterface({ input: cli.stdout! })[Symbol.asyncIterator]();
+      await lines.next();
+      const client = await connect(where);
+      await client.send(Buffer.from('fail'));
+      await rejectsWith(() => client.receive({ timeout: 20_000 }), 'ERR_IPC_PEER_CLOSED');
+      client.close();
+      await waitUntil('the failure is on stderr', () => /IpcHandlerWarning: A handler failed on connection 1 of .*asked to fail/s.test(stderr));
+      const exited = new Promise((resolve) => cli.once('exit', resolve));
+      cli.kill('SIGTERM');
+      await exited;
+    });
+  }
+
   it('bad arguments are clear errors before anything listens', async () => {
     const a = address();
     await rejectsWith(() => serve(a, HANDLER, { strategy: 'threads' as never }), 'ERR_IPC_INVALID_ARGUMENT', /strategy/);

@@ -4,7 +4,9 @@
  */
 import type { Connection } from '../../src/index.js';
 
-export default function handler(data: Buffer, connection: Connection): string | Buffer | undefined | Promise<string> {
+export default function handler(data: Buffer, connection: Connection): unknown {
+  // Served with a codec: a decoded value comes back inside an object.
+  if (!Buffer.isBuffer(data)) return { got: data };
   const text = data.toString();
   if (text === 'pid') return String(process.pid);
   if (text === 'fail') throw new Error('asked to fail');
