@@ -43,7 +43,7 @@ import { native } from './native.js';
 import { Poller } from './select.js';
 import { type MessageSocket, type PeerCredentials, type SocketKind, type SocketServer, listen, nameOf, socketPair } from './socket.js';
 import { type Codec, type CodecOption, encodeWith, resolveCodec } from './internal/codec.js';
-import { FRAME_HEADER, MAX_FRAME, ReadAhead } from './internal/framing.js';
+import { FRAME_HEADER, MAX_FRAME } from './internal/framing.js';
 import { OwnedFd } from './internal/handle.js';
 import { type PollTarget, pollTarget, READABLE, WRITABLE } from './internal/readiness.js';
 import { parseSocketAddress } from './internal/socket-address.js';
@@ -51,6 +51,7 @@ import { checkMode, checkOptions, invalidArgument, optionalInteger } from './int
 import { checkSignal } from './internal/wait.js';
 
 const S = native.socketConstants;
+const C = native.constants;
 
 /** How a server serves its connections; see the module documentation. */
 export type ServerStrategy = 'blocking' | 'poll' | 'event' | 'fork' | 'prefork';
@@ -184,6 +185,7 @@ function moduleUrl(source: string | URL): string {
     return source.href;
   }
   if (source.startsWith('file:')) return new URL(source).href;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(source)) throw invalidArgument('handler', source, 'a path, a file: URL or a package name (other URL schemes cannot be loaded)');
   if (source.startsWith('.') || path.isAbsolute(source)) return pathToFileURL(path.resolve(source)).href;
   // A package name: resolved from the working directory, as the user's own code would.
   try {
@@ -221,6 +223,13 @@ function replyBytes<T>(reply: unknown, codec: Codec<T> | undefined): Uint8Array 
     'or nothing (or set a codec to return other values).');
 }
 
+/** What connection.write() sends: like a reply, but there must be something. */
+function writable<T>(data: unknown, codec: Codec<T> | undefined): Uint8Array {
+  const bytes = replyBytes(data, codec);
+  if (bytes === null) throw invalidArgument('data', data, 'a Uint8Array or a string (or, with a codec, a value to encode)');
+  return bytes;
+}
+
 /** `bytes` with its length prefix (message framing) or as they are. */
 function framed(bytes: Uint8Array, framing: Framing): Uint8Array {
   if (framing === 'bytes') return bytes;
@@ -233,38 +242,83 @@ function framed(bytes: Uint8Array, framing: Framing): Uint8Array {
   return out;
 }
 
-/** A byte source with nothing more to give: messages come only from what was pushed. */
-const NOTHING_MORE = { readChunk: (): undefined => undefined };
+/** The smallest buffer a partial message starts in. */
+const MIN_PARTIAL = 256;
 
 /**
  * Splits what a connection delivers into handler inputs: whole messages
  * (framing 'message', the announced length bounded before anything is
- * allocated) or chunks as they are. Holds a partial message only while one
- * is incomplete, so an idle connection costs nothing here.
+ * allocated) or chunks as they are. A partial message is kept in one
+ * buffer that at most doubles as bytes arrive, so a client sending a byte
+ * at a time costs at most twice what it sent, and an idle connection
+ * holds nothing.
  */
 class Splitter {
-  #ahead: ReadAhead | undefined;
+  #partial: Buffer | undefined;
+  #length = 0;
 
   constructor(private readonly settings: LoopSettings, private readonly label: string) {}
 
-  /** The complete inputs in `chunk` (and what came before it). Throws on a bad length prefix. */
+  /** The complete inputs in `chunk` (and what came before it). Throws on a length prefix over maxMessageSize. */
   feed(chunk: Buffer): Buffer[] {
     if (this.settings.framing === 'bytes') return [chunk];
-    const ahead = this.#ahead ?? new ReadAhead(this.label, 'maxMessageSize');
-    ahead.push(chunk);
+    // Messages cut from a chunk of their own can share its memory; from the reused partial buffer they are copied.
+    const own = this.#length === 0;
+    const data = own ? chunk : this.#append(chunk);
     const out: Buffer[] = [];
-    for (;;) {
-      const message = ahead.message(NOTHING_MORE, this.settings.maxMessageSize, READ_SIZE);
-      if (message === undefined || message === null) break;
-      out.push(message);
+    let at = 0;
+    while (data.length - at >= FRAME_HEADER) {
+      const length = data.readUInt32BE(at);
+      if (length > this.settings.maxMessageSize) {
+        throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A message on ${this.label} announces ${length} bytes, more than maxMessageSize ` +
+          `${this.settings.maxMessageSize}: nothing was allocated and the connection is closed.`, { address: this.label });
+      }
+      if (data.length - at - FRAME_HEADER < length) break;
+      const message = data.subarray(at + FRAME_HEADER, at + FRAME_HEADER + length);
+      out.push(own ? message : Buffer.from(message));
+      at += FRAME_HEADER + length;
     }
-    this.#ahead = ahead.inMessage ? ahead : undefined;
+    this.#keep(data, at);
     return out;
   }
 
-  /** Whether the stream ended inside a message. */
+  /** Whether part of a message is held (the stream would end inside it). */
   get inMessage(): boolean {
-    return this.#ahead !== undefined;
+    return this.#length > 0;
+  }
+
+  /** The partial message with `chunk` after it. */
+  #append(chunk: Buffer): Buffer {
+    const needed = this.#length + chunk.length;
+    let buffer = this.#partial!;
+    if (buffer.length < needed) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, buffer.length * 2));
+      buffer.copy(grown, 0, 0, this.#length);
+      buffer = grown;
+      this.#partial = grown;
+    }
+    chunk.copy(buffer, this.#length);
+    this.#length = needed;
+    return buffer.subarray(0, needed);
+  }
+
+  /** Keeps data[at..] as the partial message. */
+  #keep(data: Buffer, at: number): void {
+    const rest = data.length - at;
+    if (rest === 0) {
+      this.#partial = undefined;
+      this.#length = 0;
+      return;
+    }
+    if (this.#partial === undefined || this.#partial.length > 4 * Math.max(rest, MIN_PARTIAL)) {
+      // A fresh buffer: the first partial message, or one much larger than what is left.
+      const buffer = Buffer.allocUnsafe(Math.max(rest, MIN_PARTIAL));
+      data.copy(buffer, 0, at);
+      this.#partial = buffer;
+    } else if (at > 0) {
+      this.#partial.copyWithin(0, at, data.length);
+    }
+    this.#length = rest;
   }
 }
 
@@ -346,7 +400,7 @@ class ReadyConnection implements Connection<unknown> {
 
   write(data: unknown): void {
     if (this.closed) throw new IpcError('ERR_IPC_CLOSED', `Connection ${this.id} of ${this.table.label} is closed: the client left or end() was called.`);
-    this.table.send(this, replyBytes(data, this.table.invoker.codec)!);
+    this.table.send(this, writable(data, this.table.invoker.codec));
   }
 
   end(): void {
@@ -406,9 +460,11 @@ class ConnectionTable {
       if (n <= 0) {
         // The end, or a reset: nothing more will come.
         connection.ended = true;
-        if (n < 0 || connection.splitter.inMessage) {
-          connection.output = undefined;
-          connection.outputBytes = 0;
+        // A reset, or a client gone both ways (POLLHUP: not a mere shutdown of its sending side), takes no more
+        // replies: close now, even with a handler call still pending (its result is dropped).
+        if (n < 0 || connection.splitter.inMessage || (native.pollFd(connection.fd, 0, 0) & C.POLLHUP) !== 0) {
+          this.close(connection);
+          return;
         }
         this.hooks.interest(connection);
         this.settle(connection);
@@ -658,9 +714,10 @@ export class Server extends EventEmitter {
   /** Accepting is paused until this time (out of descriptors), or while at maxChildren. */
   #acceptPaused = false;
   /** prefork: the control sockets of the pool, in turn. */
-  #workers: { socket: MessageSocket; child: ChildProcess; started: number }[] = [];
+  #workers: { socket: MessageSocket; child: ChildProcess }[] = [];
   #nextWorker = 0;
   #quickDeaths = 0;
+  readonly #onShutdown: (() => void)[] = [];
 
   /** @internal */
   constructor(strategy: ServerStrategy, listener: SocketServer<unknown>, settings: LoopSettings, invoker: Invoker,
@@ -722,7 +779,7 @@ export class Server extends EventEmitter {
     const kind = this.#listener.kind as SocketKind;
     switch (this.strategy) {
       case 'blocking':
-        this.#spawnChild('listener', this.#listener.fd);
+        this.#startListenerChild();
         return;
       case 'event':
         this.#react((fd) => {
@@ -759,7 +816,7 @@ export class Server extends EventEmitter {
       if (object !== this.#listener) return false;
       this.#acceptSome(accepted);
       return true;
-    }).catch((err) => this.emit('error', err));
+    }).catch((err) => this.#fail(err));
   }
 
   /** Accepts up to a batch of waiting connections. */
@@ -868,21 +925,42 @@ export class Server extends EventEmitter {
     } finally {
       theirs.close();
     }
-    const worker = { socket: mine, child, started: Date.now() };
-    this.#workers[index] = worker;
-    child.once('exit', (code, signal) => {
+    this.#workers[index] = { socket: mine, child };
+    this.#restartOnExit(child, () => {
       mine.close();
-      if (this.closed) return;
-      // A child that dies at once would die again: give up after a few in a row.
-      this.#quickDeaths = Date.now() - worker.started < 2000 ? this.#quickDeaths + 1 : 0;
-      if (this.#quickDeaths >= 5) {
-        this.emit('error', new IpcError('ERR_IPC_PEER_FAILED', `The prefork children of ${this.address} keep exiting at once ` +
-          `(the last with ${signal ?? `code ${code}`}); the server stops. Their stderr says why.`));
-        void this.close();
-        return;
-      }
       this.#startWorker(index);
     });
+  }
+
+  /** blocking: the one child, started again if it dies. */
+  #startListenerChild(): void {
+    this.#restartOnExit(this.#spawnChild('listener', this.#listener.fd), () => this.#startListenerChild());
+  }
+
+  /**
+   * Starts a long-lived child (a prefork worker, the blocking server) again
+   * when it exits while the server runs. One that dies at once would die
+   * again: after a few in a row the server reports it and stops.
+   */
+  #restartOnExit(child: ChildProcess, restart: () => void): void {
+    const started = Date.now();
+    child.once('exit', (code, signal) => {
+      if (this.closed) return;
+      this.#quickDeaths = Date.now() - started < 2000 ? this.#quickDeaths + 1 : 0;
+      if (this.#quickDeaths >= 5) {
+        this.#fail(new IpcError('ERR_IPC_PEER_FAILED', `The ${this.strategy} children of ${this.address} keep exiting at once ` +
+          `(the last with ${signal ?? `code ${code}`}); the server stops. Their stderr says why.`));
+        return;
+      }
+      restart();
+    });
+  }
+
+  /** A failure of the server itself: 'error' if someone listens (else a warning), and it stops. */
+  #fail(err: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else process.emitWarning(`The server on ${this.address} stopped: ${(err as Error)?.message ?? err}`, 'IpcServerWarning');
+    void this.close();
   }
 
   /** prefork: hands a connection to the next child in turn. */
@@ -899,7 +977,13 @@ export class Server extends EventEmitter {
     });
   }
 
+  /** @internal Runs `fn` when the server is closed. */
+  onShutdown(fn: () => void): void {
+    this.#onShutdown.push(fn);
+  }
+
   async #shutdown(): Promise<void> {
+    for (const fn of this.#onShutdown.splice(0)) fn();
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#poller?.close();
     this.#table?.closeAll();
@@ -1032,7 +1116,11 @@ export async function serve<T = Buffer>(address: string, handler: ConnectionHand
     await server.close();
     throw err;
   }
-  signal?.addEventListener('abort', () => void server.close(), { once: true });
+  if (signal !== undefined) {
+    const onAbort = (): void => void server.close();
+    signal.addEventListener('abort', onAbort, { once: true });
+    server.onShutdown(() => signal.removeEventListener('abort', onAbort));
+  }
   return server;
 }
 
@@ -1064,7 +1152,7 @@ class BlockingConnection implements Connection<unknown> {
 
   write(data: unknown): void {
     if (this.closed) throw new IpcError('ERR_IPC_CLOSED', `Connection ${this.id} is closed.`);
-    this.writeAll(replyBytes(data, this.codec)!);
+    this.writeAll(writable(data, this.codec));
   }
 
   end(): void {
@@ -1111,6 +1199,8 @@ export async function serveBlocking(fd: number, id: number, config: LoopSettings
         if (reply !== null && typeof reply === 'object' && typeof (reply as PromiseLike<unknown>).then === 'function') reply = await reply;
         const bytes = replyBytes(reply, codec);
         if (bytes !== null && !connection.writeAll(bytes)) break;
+        // After end(), what the client still sent is not handled.
+        if (connection.ending) break;
       }
     }
   } catch (err) {
@@ -1132,8 +1222,25 @@ export async function serveHandedOver(control: MessageSocket, config: LoopSettin
     return table;
   };
   void runReactor(poller, () => false).catch((err) => warn(err, 0, `prefork child ${process.pid}`, true));
+  let lastLoss = 0;
   try {
-    for await (const message of control) {
+    for (;;) {
+      let message;
+      try {
+        message = await control.receive();
+      } catch (err) {
+        // Out of descriptors: the kernel closed the connection it could not install. Others go on.
+        if (err instanceof IpcError && err.code === 'ERR_IPC_TRUNCATED') {
+          if (Date.now() - lastLoss > 1000) {
+            lastLoss = Date.now();
+            process.stderr.write(`(ipckit server child ${process.pid}) IpcServerWarning: a connection handed to this child was closed: ` +
+              'it has no descriptor left for it (raise "ulimit -n", RLIMIT_NOFILE).\n');
+          }
+          continue;
+        }
+        // The server closed the pool (or is gone).
+        break;
+      }
       for (const fd of message.fds) {
         const t = tableFor(fd);
         const connection = t.add(fd);

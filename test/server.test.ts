@@ -15,7 +15,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
-import { once } from 'node:events';
+import { getEventListeners, once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type MessageSocket, SERVER_STRATEGIES, type Server, type ServerStrategy, connect, serve, socketPair } from '../src/index.js';
 import { rejectsWith, waitUntil } from './helpers/assert.js';
@@ -25,6 +25,8 @@ import { killAllPeers, trackChild } from './helpers/peer.js';
 import { blockedIn } from './helpers/proc.js';
 
 const HANDLER = fileURLToPath(new URL('./helpers/server-handler.js', import.meta.url));
+const STUBBORN = fileURLToPath(new URL('./helpers/stubborn-handler.js', import.meta.url));
+const DYING = fileURLToPath(new URL('./helpers/dying-handler.js', import.meta.url));
 const dir = mkdtempSync(path.join(tmpdir(), 'ipckit-server-test-'));
 let counter = 0;
 const address = (): string => `unix:${dir}/s${++counter}.sock`;
@@ -248,15 +250,16 @@ describe('serve: children are reaped and stopped', () => {
 
   for (const [how, signal] of [['stopped with SIGTERM', 'SIGTERM'], ['killed with SIGKILL', 'SIGKILL']] as const) {
     for (const strategy of ['fork', 'prefork', 'blocking'] as const) {
-      it(`${strategy}: a server ${how} leaves no child behind`, async () => {
+      it(`${strategy}: a server ${how} leaves no child behind${signal === 'SIGKILL' ? ' (children that ignore SIGTERM too)' : ''}`, async () => {
         const where = address();
-        const cli = trackChild(spawnChild(process.execPath, [CLI, 'serve', where, '--strategy', strategy, '--echo', '--json'],
+        const serving = signal === 'SIGKILL' ? ['--handler', STUBBORN] : ['--echo'];
+        const cli = trackChild(spawnChild(process.execPath, [CLI, 'serve', where, '--strategy', strategy, ...serving, '--json'],
           { stdio: ['ignore', 'pipe', 'pipe'] }));
         const lines = createInterface({ input: cli.stdout! })[Symbol.asyncIterator]();
         const ready = JSON.parse((await lines.next()).value as string) as { listening: string; pid: number; strategy: string };
         assert.deepEqual(ready, { listening: where, pid: cli.pid, strategy });
         const clients = await Promise.all([1, 2].map(() => connect(where)));
-        assert.equal(await ask(clients[0]!, 'x'), 'x');
+        assert.equal(await ask(clients[0]!, 'x'), signal === 'SIGKILL' ? 'echo:x' : 'x');
         const descendants = childrenOf(cli.pid!);
         assert.ok(descendants.length >= 1, 'the server has children');
         const exited = new Promise<[number | null, string | null]>((resolve) => cli.once('exit', (code, sig) => resolve([code, sig])));
@@ -280,6 +283,65 @@ describe('serve: children are reaped and stopped', () => {
       });
     }
   }
+});
+
+describe('serve: long-lived children that die', () => {
+  it('blocking: a child killed is started again, and the server serves on', async () => {
+    const server = await started('blocking');
+    const [first] = server.childPids;
+    process.kill(first!, 'SIGKILL');
+    await waitUntil('a new child serves', () => server.childPids.length === 1 && server.childPids[0] !== first);
+    const client = await connect(server.address);
+    assert.equal(await ask(client, 'again'), 'echo:again');
+    client.close();
+    await server.close();
+  });
+
+  for (const strategy of ['blocking', 'prefork'] as const) {
+    it(`${strategy}: children that keep dying at once stop the server with a warning, without an 'error' listener`, async () => {
+      const warnings: string[] = [];
+      const onWarning = (w: Error): void => { warnings.push(`${w.name}: ${w.message}`); };
+      process.on('warning', onWarning);
+      try {
+        const server = await serve(address(), DYING, { strategy });
+        servers.add(server);
+        await waitUntil('the server gave up', () => server.closed, 30_000);
+        await server.close();
+        await waitUntil('the warning is out', () => warnings.length > 0);
+        assert.match(warnings[0]!, new RegExp(`^IpcServerWarning: The server on .* stopped: The ${strategy} children of .* keep exiting at once \\(the last with code 3\\)`));
+        assert.deepEqual(server.childPids, []);
+      } finally {
+        process.off('warning', onWarning);
+      }
+    });
+  }
+
+  it('prefork: a child out of descriptors loses the connections it cannot take, not the ones it holds', async () => {
+    const where = address();
+    const cli = trackChild(spawnChild('sh', ['-c', `ulimit -n 48 && exec "$0" "$@"`, process.execPath, CLI, 'serve', where,
+      '--strategy', 'prefork', '--workers', '1', '--handler', HANDLER, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let stderr = '';
+    cli.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    const lines = createInterface({ input: cli.stdout! })[Symbol.asyncIterator]();
+    await lines.next();
+    const held = await connect(where);
+    assert.equal(await ask(held, 'first'), 'echo:first');
+    // More connections than the child has descriptors: some are lost, none of the others.
+    const flood = await Promise.all(Array.from({ length: 60 }, () => connect(where)));
+    await Promise.all(flood.map((c) => c.send(Buffer.from('f')).catch(() => undefined)));
+    const answered = await Promise.all(flood.map((c) => c.receive({ timeout: 5000 }).then(() => true, () => false)));
+    assert.ok(answered.includes(false), 'the child ran out of descriptors');
+    assert.equal(await ask(held, 'still'), 'echo:still');
+    for (const c of flood) c.close();
+    await waitUntil('the loss is reported', () => /IpcServerWarning: a connection handed to this child was closed/.test(stderr));
+    const later = await connect(where);
+    assert.equal(await ask(later, 'later'), 'echo:later');
+    later.close();
+    held.close();
+    const exited = new Promise((resolve) => cli.once('exit', (code) => resolve(code)));
+    cli.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  });
 });
 
 /** The pids whose parent is `pid`. */
@@ -317,6 +379,71 @@ describe('serve: hostile and crashing clients', () => {
       await server.close();
     });
   }
+
+  it('event: messages cut anywhere and merged in any way arrive whole, in order', async () => {
+    const server = await started('event');
+    const client = net.connect(server.address.slice('unix:'.length));
+    await once(client, 'connect');
+    const texts = Array.from({ length: 40 }, (_, i) => `m${i}-${'x'.repeat(i * 37 % 300)}`);
+    const stream = Buffer.concat(texts.map((t) => { const b = Buffer.alloc(4 + t.length); b.writeUInt32BE(t.length); b.write(t, 4); return b; }));
+    const replies: Buffer[] = [];
+    client.on('data', (chunk: Buffer) => replies.push(chunk));
+    // Pieces of 1 to 97 bytes, each its own write (and often its own read on the server).
+    for (let at = 0, step = 1; at < stream.length; at += step, step = step * 7 % 97 + 1) {
+      client.write(stream.subarray(at, at + step));
+      if (step % 3 === 0) await sleep(1);
+    }
+    const expected = Buffer.concat(texts.map((t) => { const r = `echo:${t}`; const b = Buffer.alloc(4 + r.length); b.writeUInt32BE(r.length); b.write(r, 4); return b; }));
+    await waitUntil('every reply arrived', () => Buffer.concat(replies).length >= expected.length);
+    assert.deepEqual(Buffer.concat(replies), expected);
+    client.destroy();
+    await server.close();
+  });
+
+  for (const strategy of ['event', 'poll'] as const) {
+    it(`${strategy}: a client that leaves while its handler call never settles is closed, not kept`, async () => {
+      const server = await started(strategy, strategy === 'poll' ? { interval: 1 } : {});
+      const clients = await Promise.all([1, 2, 3].map(() => connect(server.address)));
+      await Promise.all(clients.map((c) => c.send(Buffer.from('hang'))));
+      await waitUntil('the calls are made', () => server.stats().messages === 3);
+      for (const c of clients) c.close();
+      await waitUntil('their connections are closed', () => server.stats().open === 0);
+      await server.close();
+    });
+  }
+
+  it('connection.write(null) fails like a handler error, with ERR_IPC_INVALID_ARGUMENT', async () => {
+    const server = await started('event');
+    const codes: string[] = [];
+    server.on('handlerError', (err: { code?: string }) => codes.push(err.code ?? String(err)));
+    const client = await connect(server.address);
+    await client.send(Buffer.from('write-null'));
+    await rejectsWith(() => client.receive({ timeout: 20_000 }), 'ERR_IPC_PEER_CLOSED');
+    assert.deepEqual(codes, ['ERR_IPC_INVALID_ARGUMENT']);
+    client.close();
+    await server.close();
+  });
+
+  it('fork: end() stops the handling, as under the other strategies', async () => {
+    const server = await started('fork');
+    const client = await connect(server.address);
+    const frames = ['bye', 'pid', 'pid'].map((t) => { const b = Buffer.alloc(4 + t.length); b.writeUInt32BE(t.length); b.write(t, 4); return b; });
+    await client.write(Buffer.concat(frames));
+    assert.equal((await client.receive({ timeout: 20_000 })).data.toString(), 'bye');
+    await rejectsWith(() => client.receive({ timeout: 20_000 }), 'ERR_IPC_PEER_CLOSED');
+    client.close();
+    await server.close();
+  });
+
+  it('an AbortSignal shared by many servers keeps no listener of a closed one', async () => {
+    const stop = new AbortController();
+    for (let i = 0; i < 3; i++) await (await serve(address(), HANDLER, { signal: stop.signal })).close();
+    assert.equal(getEventListeners(stop.signal, 'abort').length, 0);
+    const server = await serve(address(), HANDLER, { signal: stop.signal });
+    stop.abort();
+    await waitUntil('the abort closed the server', () => server.closed);
+    await server.close();
+  });
 
   it('event: a length prefix over maxMessageSize closes that connection before allocating', async () => {
     const server = await started('event', { maxMessageSize: 1024 });

@@ -3,7 +3,7 @@
  * (see server.ts): `node server-child.js <config JSON>`, with its
  * descriptor 3 being the listening socket (blocking), one connection
  * (fork) or the Unix socket the parent passes connections over (prefork).
- * It stops when its parent's thread ends (PR_SET_PDEATHSIG): a server
+ * It is killed when its parent's thread ends (PR_SET_PDEATHSIG): a server
  * killed outright leaves no child serving on.
  * @internal
  * @module
@@ -18,7 +18,9 @@ import { resolveCodec } from './codec.js';
 const FD = 3;
 
 const config = JSON.parse(process.argv[2] ?? '{}') as ChildConfig;
-if (native.parentDeathSignal(constants.signals.SIGTERM, config.parent) < 0) {
+// SIGKILL: a child sleeping in accept or read runs no JavaScript, so a handler the user's module set for SIGTERM
+// could not end it, and nothing should serve on for a server that is gone.
+if (native.parentDeathSignal(constants.signals.SIGKILL, config.parent) < 0) {
   // The server is already gone: nobody would ever stop this process.
   process.exit(0);
 }

@@ -12,6 +12,7 @@ export default function handler(data: Buffer, connection: Connection): unknown {
   if (text === 'fail') throw new Error('asked to fail');
   if (text === 'peer') return JSON.stringify(connection.peer);
   if (text === 'nothing') return undefined;
+  if (text === 'write-null') connection.write(null as never);
   // Never answers: what the client sends after it waits for this call.
   if (text === 'hang') return new Promise<string>(() => undefined);
   if (text === 'twice') {
