@@ -11,6 +11,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { all, describeRun, fails, json, launch, ok } from './helpers/cli.js';
 import { killAllPeers, runningChildren } from './helpers/peer.js';
+import type { HoldRun } from '../src/cli/commands/demo.js';
 
 after(async () => {
   await killAllPeers();
@@ -39,15 +40,6 @@ function serverChildren(pid: number): number[] {
   return found;
 }
 
-interface HoldRun {
-  processes: number;
-  waitMs: number[];
-  medianWaitMs: number;
-  maxWaitMs: number;
-  repliedWhileSlowHeld: number;
-  waitedForSlowClient: boolean;
-  slowHeldMs: number;
-}
 
 describe('ipckit demo blocking', () => {
   // The slow client holds on for 3 s at most: far longer than any fix needs to answer, even on a loaded machine.

@@ -47,6 +47,29 @@ async function started(strategy: ServerStrategy, options: Record<string, unknown
   return server;
 }
 
+/** `text` as one length-prefixed message. */
+function frameOf(text: string): Buffer {
+  const out = Buffer.alloc(4 + Buffer.byteLength(text));
+  out.writeUInt32BE(out.length - 4, 0);
+  out.write(text, 4);
+  return out;
+}
+
+/**
+ * Writes `request` on a raw connection until the server stops reading it
+ * (no drain within 3 s): how many went out. Fails if that takes 256 MiB.
+ */
+async function writeUntilStalled(client: net.Socket, request: Buffer): Promise<number> {
+  let sent = 0;
+  for (;;) {
+    while (client.write(request)) sent++;
+    sent++;
+    const drained = await Promise.race([once(client, 'drain').then(() => true), sleep(3000).then(() => false)]);
+    if (!drained) return sent;
+    assert.ok(sent * request.length < 256 * 1024 * 1024, 'the server kept reading without bound');
+  }
+}
+
 async function ask(client: MessageSocket, text: string): Promise<string> {
   await client.send(Buffer.from(text));
   return (await client.receive({ timeout: 20_000 })).data.toString();
@@ -385,7 +408,7 @@ describe('serve: hostile and crashing clients', () => {
     const client = net.connect(server.address.slice('unix:'.length));
     await once(client, 'connect');
     const texts = Array.from({ length: 40 }, (_, i) => `m${i}-${'x'.repeat(i * 37 % 300)}`);
-    const stream = Buffer.concat(texts.map((t) => { const b = Buffer.alloc(4 + t.length); b.writeUInt32BE(t.length); b.write(t, 4); return b; }));
+    const stream = Buffer.concat(texts.map(frameOf));
     const replies: Buffer[] = [];
     client.on('data', (chunk: Buffer) => replies.push(chunk));
     // Pieces of 1 to 97 bytes, each its own write (and often its own read on the server).
@@ -393,7 +416,7 @@ describe('serve: hostile and crashing clients', () => {
       client.write(stream.subarray(at, at + step));
       if (step % 3 === 0) await sleep(1);
     }
-    const expected = Buffer.concat(texts.map((t) => { const r = `echo:${t}`; const b = Buffer.alloc(4 + r.length); b.writeUInt32BE(r.length); b.write(r, 4); return b; }));
+    const expected = Buffer.concat(texts.map((t) => frameOf(`echo:${t}`)));
     await waitUntil('every reply arrived', () => Buffer.concat(replies).length >= expected.length);
     assert.deepEqual(Buffer.concat(replies), expected);
     client.destroy();
@@ -427,8 +450,7 @@ describe('serve: hostile and crashing clients', () => {
   it('fork: end() stops the handling, as under the other strategies', async () => {
     const server = await started('fork');
     const client = await connect(server.address);
-    const frames = ['bye', 'pid', 'pid'].map((t) => { const b = Buffer.alloc(4 + t.length); b.writeUInt32BE(t.length); b.write(t, 4); return b; });
-    await client.write(Buffer.concat(frames));
+    await client.write(Buffer.concat(['bye', 'pid', 'pid'].map(frameOf)));
     assert.equal((await client.receive({ timeout: 20_000 })).data.toString(), 'bye');
     await rejectsWith(() => client.receive({ timeout: 20_000 }), 'ERR_IPC_PEER_CLOSED');
     client.close();
@@ -477,18 +499,8 @@ describe('serve: hostile and crashing clients', () => {
     const server = await started('event');
     const client = net.connect(server.address.slice('unix:'.length));
     await once(client, 'connect');
-    const hang = Buffer.from([0, 0, 0, 4, ...Buffer.from('hang')]);
-    client.write(hang);
-    const request = Buffer.alloc(4 + 64 * 1024, 0x62);
-    request.writeUInt32BE(64 * 1024, 0);
-    let sent = 0;
-    for (;;) {
-      while (client.write(request)) sent++;
-      sent++;
-      const drained = await Promise.race([once(client, 'drain').then(() => true), sleep(3000).then(() => false)]);
-      if (!drained) break;
-      assert.ok(sent * request.length < 256 * 1024 * 1024, 'the server kept reading without bound');
-    }
+    client.write(frameOf('hang'));
+    await writeUntilStalled(client, frameOf('b'.repeat(64 * 1024)));
     assert.equal(server.stats().open, 1);
     client.destroy();
     await server.close();
@@ -499,17 +511,7 @@ describe('serve: hostile and crashing clients', () => {
     const client = net.connect(server.address.slice('unix:'.length));
     await once(client, 'connect');
     client.pause();
-    const request = Buffer.alloc(4 + 64 * 1024, 0x62);
-    request.writeUInt32BE(64 * 1024, 0);
-    let sent = 0;
-    // Writes until the server stops reading (no drain within 3 s): it must, long before 256 MiB.
-    for (;;) {
-      while (client.write(request)) sent++;
-      sent++;
-      const drained = await Promise.race([once(client, 'drain').then(() => true), sleep(3000).then(() => false)]);
-      if (!drained) break;
-      assert.ok(sent * request.length < 256 * 1024 * 1024, 'the server kept reading without bound');
-    }
+    const sent = await writeUntilStalled(client, frameOf('b'.repeat(64 * 1024)));
     // Its replies are not lost: reading them lets the server go on, until every request is answered.
     const expected = sent * (4 + 5 + 64 * 1024);
     let received = 0;

@@ -580,17 +580,8 @@ const pollerWait: Waitable = {
       },
     }, name);
   },
-  peerKilled: {
-    doing: 'blocked in receiveSync on the same queue',
-    order: 'peer-first',
-    blocked: true,
-    outcome: 'supply',
-    async start(instance) {
-      const peer = new Actor();
-      await peer.start('posix.blockReceive', { address: addressOf(instance) });
-      return peer;
-    },
-  },
+  // The peer takes the queue's message, not the readiness: the same scenario as the queue's own receive.
+  peerKilled: queueReceive(POSIX).peerKilled!,
   async soak(count, seed) {
     const name = objects.name('cf-poll');
     const queue = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: 128 });

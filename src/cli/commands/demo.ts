@@ -111,8 +111,8 @@ const PID_HANDLER = new URL('../pid-handler.js', import.meta.url);
 /** Processes in the prefork pool of `demo blocking`: fixed, so that the figures mean the same on every machine. */
 const DEMO_WORKERS = 2;
 
-/** What one server did in `demo blocking`. */
-interface HoldRun {
+/** What one server did in `demo blocking` (its --json form). */
+export interface HoldRun {
   /** Processes that ran the handler for the waiting clients (distinct pids in their replies). */
   processes: number;
   /** How long each waiting client waited for its reply after sending its request, in ms, in the order they connected. */
