@@ -51,3 +51,7 @@ export {
   serve, Server, SERVER_STRATEGIES, DEFAULT_MAX_CHILDREN, DEFAULT_POLL_INTERVAL,
   type ServerStrategy, type ServerOptions, type ServerStats, type Framing, type Connection, type ConnectionHandler, type Reply,
 } from './server.js';
+export {
+  Channel, ChannelView, CHANNEL_MIN_CAPACITY, CHANNEL_MAX_CAPACITY, DEFAULT_CHANNEL_CAPACITY, DEFAULT_CHANNEL_MESSAGE,
+  type ChannelCreateOptions, type ChannelOpenOptions, type ChannelMessage, type ChannelStats,
+} from './channel.js';

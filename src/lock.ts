@@ -92,6 +92,8 @@ const self = (() => {
 })();
 const TID = self.tid;
 const MY_START = self.start;
+/** @internal This thread as an owner (tid and start time), for other protocols in shared memory (the channel's roles). */
+export const THREAD_IDENTITY: { readonly tid: number; readonly start: number } = self;
 /**
  * Spinning only pays when the holder can run at the same time: with a
  * single CPU available (affinity included, as with `taskset -c 0`) a waiter

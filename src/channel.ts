@@ -1,0 +1,785 @@
+/**
+ * A message channel in shared memory: a bounded ring of variable-size
+ * messages in a POSIX segment, between one producer and one consumer in
+ * any processes. Once mapped, a message moves with one copy in and one
+ * copy out (none with loans and views) and no system call; a system call
+ * is made only to wake a side that flagged that it sleeps.
+ *
+ * @module
+ */
+import { E, IpcError, systemError } from './errors.js';
+import { THREAD_IDENTITY } from './lock.js';
+import { native } from './native.js';
+import { PosixSharedMemory } from './shared-memory.js';
+import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
+import { Handle, createOrOpen } from './internal/handle.js';
+import { DONE, JobLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
+import { type OwnerOption } from './internal/trust.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin } from './internal/wait.js';
+
+// The layout of a channel segment, the only definition of it.
+//
+// Bytes 0..511 are the header, as 32-bit words; each side's hot words sit on
+// a cache line of their own, so the two sides never write the same line:
+//   [MAGIC]        CHANNEL_MAGIC once the header is complete (written last)
+//   [VERSION]      LAYOUT_VERSION
+//   [CAPACITY]     bytes of the ring, a power of two
+//   [MAX_MESSAGE]  the largest payload, at most CAPACITY / 2 - RECORD_HEADER
+//   line 1 (producer): [TAIL] the end of the published records (a byte
+//                  position counted modulo 2^32), [PRODUCER_TID] and
+//                  [PRODUCER_START] the thread holding the producer role
+//                  (0: none), its start time (0 while being recorded)
+//   line 2 (consumer): [HEAD] the start of the unread records, [CONSUMER_TID],
+//                  [CONSUMER_START]
+//   line 3: [DATA_SEQ] the consumer's futex word, [CONSUMER_SLEEPING] 1 while
+//                  it sleeps (or is about to) on DATA_SEQ
+//   line 4: [SPACE_SEQ] the producer's futex word, [PRODUCER_SLEEPING]
+//   lines 5 and 6: statistics of each side (message and byte counts as two
+//                  words, low then high, and how often it slept)
+// The ring starts at DATA_OFFSET. A record is [length][kind] (8 bytes) and the
+// payload, padded to 8 bytes. A record never straddles the end of the ring: a
+// padding record (kind PADDING, length = the bytes to the end) fills it.
+//
+// The producer writes a record past TAIL, then stores TAIL beyond it: a
+// record is visible only once complete, so a producer killed mid-write
+// leaves nothing torn behind. The consumer reads records before TAIL, then
+// stores HEAD beyond them. Each side keeps its own position and a cached
+// copy of the other's, and reads the other's word only when the cache says
+// empty (or full). Sleeping: a side sets its SLEEPING word, reads its SEQ
+// word, looks once more, and sleeps on SEQ; the other side, after moving its
+// position, wakes it (bumps SEQ, FUTEX_WAKE) only if SLEEPING is set. Every
+// access is a sequentially consistent Atomics operation, so either the
+// sleeper sees the new position or the waker sees the flag.
+const W = {
+  MAGIC: 0, VERSION: 1, CAPACITY: 2, MAX_MESSAGE: 3,
+  TAIL: 16, PRODUCER_TID: 17, PRODUCER_START: 18,
+  HEAD: 32, CONSUMER_TID: 33, CONSUMER_START: 34,
+  DATA_SEQ: 48, CONSUMER_SLEEPING: 49,
+  SPACE_SEQ: 64, PRODUCER_SLEEPING: 65,
+  SENT: 80, SENT_BYTES: 82, PRODUCER_WAITS: 84,
+  RECEIVED: 96, RECEIVED_BYTES: 98, CONSUMER_WAITS: 100,
+} as const;
+const CHANNEL_MAGIC = 0x4c4e4843; // 'CHNL'
+const LAYOUT_VERSION = 1;
+const DATA_OFFSET = 512;
+const RECORD_HEADER = 8;
+const KIND_MESSAGE = 1;
+const KIND_PADDING = 2;
+
+/** Smallest and largest ring, in bytes. */
+export const CHANNEL_MIN_CAPACITY = 64;
+export const CHANNEL_MAX_CAPACITY = 2 ** 30;
+/** Default ring size: 1 MiB. */
+export const DEFAULT_CHANNEL_CAPACITY = 2 ** 20;
+/** Default largest message: 64 KiB (and at most half the ring). */
+export const DEFAULT_CHANNEL_MESSAGE = 64 * 1024;
+
+/** How long a sleeping side sleeps before it looks again (at its peer's liveness, at a wake-up another process may have lost). */
+const WATCH_SLICE_MS = 20;
+
+/** How long open() waits for a creator that has not finished the header. */
+const HEADER_WAIT_MS = 2000;
+
+const align8 = (n: number): number => (n + 7) & ~7;
+
+/** Options of {@link Channel.create} and {@link Channel.openOrCreate}. */
+export interface ChannelCreateOptions<T = Buffer> extends SpinOptions {
+  /** Bytes of the ring, rounded up to a power of two (64 B to 1 GiB). Default 1 MiB. */
+  capacity?: number;
+  /** Largest message in bytes; at most half the ring less 8. Default 64 KiB (or half the ring less 8, if smaller). */
+  maxMessageSize?: number;
+  /** Permission bits of the segment. Default 0o600. */
+  mode?: number;
+  /** The uid an existing segment must belong to (openOrCreate), or 'any'. Default: this process's. */
+  owner?: OwnerOption;
+  codec?: CodecOption<T>;
+}
+
+/** Options of {@link Channel.open}. */
+export interface ChannelOpenOptions<T = Buffer> extends SpinOptions {
+  owner?: OwnerOption;
+  codec?: CodecOption<T>;
+}
+
+/** A received message. */
+export interface ChannelMessage<T = Buffer> {
+  data: T;
+}
+
+/** Counters of a channel, shared by every process using it. */
+export interface ChannelStats {
+  /** Messages and bytes (payload) sent and received since the channel was created. */
+  sent: number;
+  sentBytes: number;
+  received: number;
+  receivedBytes: number;
+  /** Messages in the ring now, and the ring bytes they take (with headers and padding). */
+  depth: number;
+  depthBytes: number;
+  /** Times the producer slept on a full ring, and the consumer on an empty one. */
+  producerWaits: number;
+  consumerWaits: number;
+  capacity: number;
+  maxMessageSize: number;
+  /** The thread ids holding the roles (a process's main thread id is its pid), 0 for none. */
+  producerTid: number;
+  consumerTid: number;
+}
+
+/** A 64-bit counter kept as two words: low, then high. */
+function addCounter(words: Int32Array, at: number, n: number): void {
+  const before = Atomics.add(words, at, n) >>> 0;
+  if (before + n > 0xffffffff) Atomics.add(words, at + 1, 1);
+}
+
+function readCounter(words: Int32Array, at: number): number {
+  return (Atomics.load(words, at + 1) >>> 0) * 2 ** 32 + (Atomics.load(words, at) >>> 0);
+}
+
+/**
+ * A view of a message in the ring itself ({@link Channel.receive} with
+ * `view: true`): no copy. It is valid until the next receive on the same
+ * handle (or `release()`, or close): its space then goes back to the
+ * producer, which may overwrite it. `data` checks that: a stale view throws
+ * `ERR_IPC_STALE_VIEW` instead of showing bytes that may be another
+ * message's. (Keep the view, not the array `data` returned, to keep that check.)
+ */
+export class ChannelView {
+  readonly #owner: Channel<unknown>;
+  readonly #generation: number;
+  readonly #bytes: Uint8Array;
+
+  /** @internal */
+  constructor(owner: Channel<unknown>, generation: number, bytes: Uint8Array) {
+    this.#owner = owner;
+    this.#generation = generation;
+    this.#bytes = bytes;
+  }
+
+  /** Whether the bytes are still this message's. */
+  get valid(): boolean {
+    return this.#owner.viewGeneration === this.#generation;
+  }
+
+  /** The message's bytes, in the shared segment. */
+  get data(): Uint8Array {
+    if (!this.valid) {
+      throw new IpcError('ERR_IPC_STALE_VIEW', `A view of a message on ${this.#owner.address} was used after the next receive ` +
+        '(or release, or close) gave its space back to the producer. Copy what you keep (Buffer.from(view.data)) before receiving again.',
+        { address: this.#owner.address });
+    }
+    return this.#bytes;
+  }
+
+  /** Gives the message's space back now, instead of at the next receive. */
+  release(): void {
+    if (this.valid) this.#owner.releaseView();
+  }
+}
+
+/** The two roles of a channel. */
+type Role = 'producer' | 'consumer';
+
+const ROLE_WORDS: Record<Role, { tid: number; start: number }> = {
+  producer: { tid: W.PRODUCER_TID, start: W.PRODUCER_START },
+  consumer: { tid: W.CONSUMER_TID, start: W.CONSUMER_START },
+};
+
+/** Gives the roles a handle held back (on close, or when it is collected): a module-level closure, it must not hold the handle. */
+function releaseRoles(state: { words: Int32Array | undefined; roles: Set<Role> }): () => void {
+  return () => {
+    const words = state.words;
+    if (words === undefined) return;
+    for (const role of state.roles) {
+      const at = ROLE_WORDS[role];
+      if (Atomics.compareExchange(words, at.tid, THREAD_IDENTITY.tid, 0) === THREAD_IDENTITY.tid) Atomics.store(words, at.start, 0);
+    }
+    state.roles.clear();
+  };
+}
+
+/**
+ * A bounded message channel in shared memory between one producer and one
+ * consumer, in any processes (or threads). `send` waits while the ring is
+ * full and `receive` while it is empty, with the blocking triple
+ * (`send`/`sendSync`/`trySend`, `receive`/`receiveSync`/`tryReceive`),
+ * async iteration and codecs.
+ *
+ * The first handle that sends takes the producer role, the first that
+ * receives the consumer role (one handle may hold both); another live
+ * thread trying a held role gets `ERR_IPC_BUSY`. A role whose holder died
+ * is taken over. A side waiting for a peer that died (a producer on a full
+ * ring, a consumer on an empty one) fails with `ERR_IPC_PEER_DEAD`.
+ *
+ * @example
+ * ```ts
+ * // Process A
+ * const ch = Channel.create('/jobs', { capacity: 1 << 20 });
+ * await ch.send(Buffer.from('hello'));
+ * // Process B
+ * const ch = Channel.open('/jobs');
+ * const { data } = await ch.receive();
+ * ```
+ */
+export class Channel<T = Buffer> extends Handle implements AsyncIterable<ChannelMessage<T>> {
+  readonly #segment: PosixSharedMemory;
+  readonly #words: Int32Array;
+  readonly #bytes: Uint8Array;
+  /** The whole segment as words: record headers live in the ring. */
+  readonly #ringWords: Int32Array;
+  /** Bytes of the ring, a power of two. */
+  readonly capacity: number;
+  readonly maxMessageSize: number;
+  readonly #mask: number;
+  readonly #codec: Codec<T>;
+  readonly #sendLane: JobLane;
+  readonly #receiveLane: JobLane;
+  readonly #state: { words: Int32Array | undefined; roles: Set<Role> };
+  /** The producer's position and its cached copy of HEAD. */
+  #tail = 0;
+  #headCache = 0;
+  /** The consumer's position and its cached copy of TAIL. */
+  #head = 0;
+  #tailCache = 0;
+  /** A loan not committed yet: where its record starts (after any padding) and its room. */
+  #loan: { position: number; room: number; view: Uint8Array } | undefined;
+  /** HEAD to store when the current view is released; the view's generation. */
+  #viewEnd: number | undefined;
+  /** @internal Bumped whenever a view's space goes back to the producer. */
+  viewGeneration = 0;
+
+  private constructor(segment: PosixSharedMemory, codec: Codec<T>, spin: number) {
+    super();
+    this.#segment = segment;
+    const words = new Int32Array(segment.buffer, 0, DATA_OFFSET / 4);
+    this.#words = words;
+    this.capacity = Atomics.load(words, W.CAPACITY);
+    this.maxMessageSize = Atomics.load(words, W.MAX_MESSAGE);
+    this.#bytes = new Uint8Array(segment.buffer, DATA_OFFSET, this.capacity);
+    this.#ringWords = new Int32Array(segment.buffer, 0, (DATA_OFFSET + this.capacity) / 4);
+    this.#mask = this.capacity - 1;
+    this.#codec = codec;
+    this.#sendLane = new JobLane(this, spin);
+    this.#receiveLane = new JobLane(this, spin);
+    this.#state = { words, roles: new Set() };
+    this.holdRelease(releaseRoles(this.#state));
+  }
+
+  /** The segment's name. */
+  get address(): string {
+    return this.#segment.name;
+  }
+
+  /** Creates a channel; fails with `EEXIST` if the name is taken. */
+  static create<T = Buffer>(name: string, options?: ChannelCreateOptions<T>): Channel<T> {
+    const opts = checkOptions(options, ['capacity', 'maxMessageSize', 'mode', 'owner', 'codec', 'spin']);
+    const layout = layoutOf(opts);
+    const segment = PosixSharedMemory.create(name, { size: DATA_OFFSET + layout.capacity, mode: checkMode(opts.mode) });
+    initialise(segment, layout);
+    return Channel.#wrap<T>(segment, opts);
+  }
+
+  /** Opens an existing channel (its size and limits are the creator's). */
+  static open<T = Buffer>(name: string, options?: ChannelOpenOptions<T>): Channel<T> {
+    const opts = checkOptions(options, ['owner', 'codec', 'spin']);
+    return Channel.#wrap<T>(PosixSharedMemory.open(name, { owner: opts.owner }), opts);
+  }
+
+  /** Opens the channel, creating it with `options` if there is none (an existing one keeps its own size and limits). */
+  static openOrCreate<T = Buffer>(name: string, options?: ChannelCreateOptions<T>): Channel<T> {
+    const opts = checkOptions(options, ['capacity', 'maxMessageSize', 'mode', 'owner', 'codec', 'spin']);
+    const layout = layoutOf(opts);
+    const mode = checkMode(opts.mode);
+    const segment = createOrOpen(() => {
+      try {
+        const created = PosixSharedMemory.create(name, { size: DATA_OFFSET + layout.capacity, mode });
+        initialise(created, layout);
+        return created;
+      } catch (err) {
+        if (err instanceof IpcError && err.code === 'EEXIST') return undefined;
+        throw err;
+      }
+    }, () => {
+      try {
+        return PosixSharedMemory.open(name, { owner: opts.owner });
+      } catch (err) {
+        if (err instanceof IpcError && err.code === 'ENOENT') return undefined;
+        throw err;
+      }
+    }, 'shm_open', name);
+    return Channel.#wrap<T>(segment, opts);
+  }
+
+  /** Removes the channel's name; processes that have it open keep using it. */
+  static unlink(name: string): void {
+    PosixSharedMemory.unlink(name);
+  }
+
+  /** Removes this channel's name. */
+  unlink(): void {
+    Channel.unlink(this.address);
+  }
+
+  static #wrap<T>(segment: PosixSharedMemory, opts: { codec?: unknown; spin?: unknown }): Channel<T> {
+    try {
+      const codec = resolveCodec<T>(opts.codec);
+      const spin = checkSpin(opts.spin);
+      checkHeader(segment);
+      return new Channel<T>(segment, codec, spin);
+    } catch (err) {
+      segment.close();
+      throw err;
+    }
+  }
+
+  // ---- sending ------------------------------------------------------------
+
+  /** Sends a message, waiting while the ring is full. */
+  send(data: Outgoing<T>, options?: WaitOptions): Promise<void> {
+    return run(this.#sendLane, 'send', options, [], () => this.#sendOp(this.#encode(data)));
+  }
+
+  sendSync(data: Outgoing<T>, options?: SyncWaitOptions): void {
+    runSync(this.#sendLane, 'sendSync', options, [], () => this.#sendOp(this.#encode(data)));
+  }
+
+  /** Sends if there is room now; false if the ring is full. */
+  trySend(data: Outgoing<T>): boolean {
+    return tryRun(this.#sendLane, 'trySend', undefined, [], () => this.#sendOp(this.#encode(data))) !== undefined;
+  }
+
+  /**
+   * Reserves room for a message of up to `size` bytes in the ring itself
+   * and returns it: fill it, then {@link commit} it (with the length used).
+   * Nothing is visible to the consumer before the commit. Waits while the
+   * ring is full, like `send`.
+   */
+  loan(size: number, options?: WaitOptions): Promise<Uint8Array> {
+    return run(this.#sendLane, 'loan', options, [], () => this.#loanOp(size));
+  }
+
+  loanSync(size: number, options?: SyncWaitOptions): Uint8Array {
+    return runSync(this.#sendLane, 'loanSync', options, [], () => this.#loanOp(size));
+  }
+
+  /** The loan if there is room now, else undefined. */
+  tryLoan(size: number): Uint8Array | undefined {
+    return tryRun(this.#sendLane, 'tryLoan', undefined, [], () => this.#loanOp(size));
+  }
+
+  /** Publishes the loaned message: its first `length` bytes (default all of it). */
+  commit(slot: Uint8Array, length = slot?.length): void {
+    this.check('commit');
+    const loan = this.#loan;
+    if (loan === undefined || slot !== loan.view) {
+      throw invalidArgument('slot', slot?.constructor?.name, 'the array the last loan returned (each loan is committed once)');
+    }
+    checkInteger(length, 'length', 0, loan.room);
+    this.#loan = undefined;
+    this.#publish(loan.position, length);
+  }
+
+  // ---- receiving ----------------------------------------------------------
+
+  /**
+   * Receives a message, waiting while the ring is empty. With `view: true`,
+   * resolves with a {@link ChannelView} of the message in the ring (no
+   * copy, no codec), valid until the next receive.
+   */
+  receive(options: WaitOptions & { view: true }): Promise<ChannelView>;
+  receive(options?: WaitOptions & { view?: false }): Promise<ChannelMessage<T>>;
+  receive(options?: WaitOptions & { view?: boolean }): Promise<ChannelMessage<T> | ChannelView> {
+    return run(this.#receiveLane, 'receive', options, ['view'], (o) => this.#receiveOp(checkBoolean(o.view, 'view')));
+  }
+
+  receiveSync(options: SyncWaitOptions & { view: true }): ChannelView;
+  receiveSync(options?: SyncWaitOptions & { view?: false }): ChannelMessage<T>;
+  receiveSync(options?: SyncWaitOptions & { view?: boolean }): ChannelMessage<T> | ChannelView {
+    return runSync(this.#receiveLane, 'receiveSync', options, ['view'], (o) => this.#receiveOp(checkBoolean(o.view, 'view')));
+  }
+
+  /** A message if there is one now, else undefined. */
+  tryReceive(options: { view: true }): ChannelView | undefined;
+  tryReceive(options?: { view?: false }): ChannelMessage<T> | undefined;
+  tryReceive(options?: { view?: boolean }): ChannelMessage<T> | ChannelView | undefined {
+    return tryRun(this.#receiveLane, 'tryReceive', options, ['view'], (o) => this.#receiveOp(checkBoolean(o.view, 'view')));
+  }
+
+  /** Receives until the channel is closed (then the loop ends quietly). */
+  messages(options?: { signal?: AbortSignal }): AsyncGenerator<ChannelMessage<T>, void, undefined> {
+    const signal = checkSignal(checkOptions(options, ['signal']).signal);
+    return receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<ChannelMessage<T>, void, undefined> {
+    return this.messages();
+  }
+
+  /** @internal Gives the space of the current view back. */
+  releaseView(): void {
+    if (this.#viewEnd === undefined) return;
+    this.#consumed(this.#viewEnd);
+    this.#viewEnd = undefined;
+    this.viewGeneration++;
+  }
+
+  stats(): ChannelStats {
+    this.check('stats');
+    const w = this.#words;
+    const sent = readCounter(w, W.SENT);
+    const received = readCounter(w, W.RECEIVED);
+    return {
+      sent,
+      sentBytes: readCounter(w, W.SENT_BYTES),
+      received,
+      receivedBytes: readCounter(w, W.RECEIVED_BYTES),
+      depth: Math.max(0, sent - received),
+      depthBytes: (Atomics.load(w, W.TAIL) - Atomics.load(w, W.HEAD)) >>> 0,
+      producerWaits: Atomics.load(w, W.PRODUCER_WAITS) >>> 0,
+      consumerWaits: Atomics.load(w, W.CONSUMER_WAITS) >>> 0,
+      capacity: this.capacity,
+      maxMessageSize: this.maxMessageSize,
+      producerTid: Atomics.load(w, W.PRODUCER_TID),
+      consumerTid: Atomics.load(w, W.CONSUMER_TID),
+    };
+  }
+
+  protected override released(): void {
+    // A view's space goes back; a loan never committed is dropped (nothing was published).
+    this.releaseView();
+    this.#loan = undefined;
+    releaseRoles(this.#state)();
+    this.#state.words = undefined;
+    this.#segment.close();
+  }
+
+  // ---- the protocol -------------------------------------------------------
+
+  #encode(data: Outgoing<T>): Uint8Array {
+    const bytes = encodeWith(this.#codec, data as T, this.address);
+    if (bytes.length > this.maxMessageSize) {
+      throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte message exceeds the maxMessageSize of ${this.address} ` +
+        `(${this.maxMessageSize} bytes, set when it was created). Create the channel with a larger one, or split the message.`,
+      { address: this.address });
+    }
+    return bytes;
+  }
+
+  /** Takes `role` for this handle, or fails with ERR_IPC_BUSY while another live thread (or handle) holds it. */
+  #claim(role: Role): void {
+    if (this.#state.roles.has(role)) return;
+    const w = this.#words;
+    const at = ROLE_WORDS[role];
+    const me = THREAD_IDENTITY.tid;
+    for (;;) {
+      const holder = Atomics.load(w, at.tid);
+      if (holder === me) {
+        throw new IpcError('ERR_IPC_BUSY', `Another handle of this thread is the ${role} of ${this.address}: a channel has one ${role}. ` +
+          `Use that handle, or close it first.`, { address: this.address });
+      }
+      // A start of 0: its holder is still recording it, so it lives.
+      if (holder !== 0 && (Atomics.load(w, at.start) === 0 || native.threadAlive(holder, Atomics.load(w, at.start) >>> 0))) {
+        throw new IpcError('ERR_IPC_BUSY', `Thread ${holder} is the ${role} of ${this.address}: a channel has one ${role}. ` +
+          `Wait until it closes the channel, or use another channel.`, { address: this.address });
+      }
+      if (Atomics.compareExchange(w, at.tid, holder, me) !== holder) continue;
+      Atomics.store(w, at.start, THREAD_IDENTITY.start);
+      break;
+    }
+    this.#state.roles.add(role);
+    // Taking a role over from a dead holder starts where the shared position is: what it published stays, what it had not is gone.
+    if (role === 'producer') {
+      this.#tail = Atomics.load(w, W.TAIL);
+      this.#headCache = Atomics.load(w, W.HEAD);
+    } else {
+      this.#head = Atomics.load(w, W.HEAD);
+      this.#tailCache = Atomics.load(w, W.TAIL);
+    }
+  }
+
+  /** Whether the thread holding `role` has died (a role nobody holds has no one to die). */
+  #peerDead(role: Role): boolean {
+    const w = this.#words;
+    const at = ROLE_WORDS[role];
+    const holder = Atomics.load(w, at.tid);
+    const start = Atomics.load(w, at.start);
+    return holder !== 0 && start !== 0 && !native.threadAlive(holder, start >>> 0);
+  }
+
+  #peerDeadError(role: Role): IpcError {
+    return new IpcError('ERR_IPC_PEER_DEAD', `The ${role} of ${this.address} (thread ${Atomics.load(this.#words, ROLE_WORDS[role].tid)}) died: ` +
+      `${role === 'producer' ? 'nothing more will be sent until another producer opens the channel' : 'nothing will make room until another consumer opens the channel'}.`,
+    { address: this.address });
+  }
+
+  /** The ring position where a record of `size` bytes goes, if there is room now (a padding record first if needed). */
+  #reserve(size: number): number | undefined {
+    const w = this.#words;
+    let tail = this.#tail;
+    const offset = tail & this.#mask;
+    const pad = this.capacity - offset < size ? this.capacity - offset : 0;
+    const needed = pad + size;
+    if (this.capacity - ((tail - this.#headCache) >>> 0) < needed) {
+      this.#headCache = Atomics.load(w, W.HEAD);
+      const used = (tail - this.#headCache) >>> 0;
+      if (used > this.capacity) throw this.#corrupted(`HEAD ${this.#headCache} is ahead of TAIL ${tail}`);
+      if (this.capacity - used < needed) return undefined;
+    }
+    if (pad > 0) {
+      // The padding record is published with the message that follows it.
+      this.#writeHeader(offset, pad, KIND_PADDING);
+      tail = (tail + pad) >>> 0;
+      this.#tail = tail;
+    }
+    return tail;
+  }
+
+  /** A record's header (published later, with TAIL). */
+  /** Whether a record of `size` bytes (and the padding before it, if needed) fits now. Takes nothing. */
+  #fits(size: number): boolean {
+    const offset = this.#tail & this.#mask;
+    const needed = (this.capacity - offset < size ? this.capacity - offset : 0) + size;
+    return this.capacity - ((this.#tail - Atomics.load(this.#words, W.HEAD)) >>> 0) >= needed;
+  }
+
+  #writeHeader(offset: number, length: number, kind: number): void {
+    const at = (DATA_OFFSET + offset) >> 2;
+    this.#ringWords[at] = length;
+    this.#ringWords[at + 1] = kind;
+  }
+
+  /** Publishes the record at `position` with a payload of `length` bytes already in place. */
+  #publish(position: number, length: number): void {
+    this.#writeHeader(position & this.#mask, length, KIND_MESSAGE);
+    const tail = (position + align8(RECORD_HEADER + length)) >>> 0;
+    this.#tail = tail;
+    const w = this.#words;
+    Atomics.store(w, W.TAIL, tail);
+    addCounter(w, W.SENT, 1);
+    addCounter(w, W.SENT_BYTES, length);
+    if (Atomics.load(w, W.CONSUMER_SLEEPING) !== 0) {
+      Atomics.add(w, W.DATA_SEQ, 1);
+      native.futexWake(w, W.DATA_SEQ, 1);
+    }
+  }
+
+  #write(bytes: Uint8Array): boolean {
+    const position = this.#reserve(align8(RECORD_HEADER + bytes.length));
+    if (position === undefined) return false;
+    this.#bytes.set(bytes, (position & this.#mask) + RECORD_HEADER);
+    this.#publish(position, bytes.length);
+    return true;
+  }
+
+  #sendOp(bytes: Uint8Array): Operation<typeof DONE> {
+    this.#claim('producer');
+    if (this.#loan !== undefined) throw invalidArgument('send', 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
+    const size = align8(RECORD_HEADER + bytes.length);
+    return this.#waiting('producer', () => (this.#write(bytes) ? DONE : undefined), () => this.#fits(size));
+  }
+
+  #loanOp(size: unknown): Operation<Uint8Array> {
+    checkInteger(size, 'size', 0, this.maxMessageSize);
+    this.#claim('producer');
+    if (this.#loan !== undefined) throw invalidArgument('loan', 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
+    const room = size as number;
+    const recordSize = align8(RECORD_HEADER + room);
+    return this.#waiting('producer', () => {
+      const position = this.#reserve(recordSize);
+      if (position === undefined) return undefined;
+      const start = (position & this.#mask) + RECORD_HEADER;
+      const view = this.#bytes.subarray(start, start + room);
+      this.#loan = { position, room, view };
+      return view;
+    }, () => this.#fits(recordSize));
+  }
+
+  /** The next message (its payload's ring offset and length, and where the next record starts), or undefined if none. */
+  #next(): { offset: number; length: number; end: number } | undefined {
+    const words = this.#ringWords;
+    const w = this.#words;
+    for (;;) {
+      let head = this.#head;
+      if (head === this.#tailCache) {
+        this.#tailCache = Atomics.load(w, W.TAIL);
+        if (head === this.#tailCache) return undefined;
+      }
+      const available = (this.#tailCache - head) >>> 0;
+      if (available > this.capacity || (available & 7) !== 0 || (head & 7) !== 0) {
+        throw this.#corrupted(`TAIL ${this.#tailCache} and HEAD ${head} do not bound whole records of the ring`);
+      }
+      const offset = head & this.#mask;
+      const at = (DATA_OFFSET + offset) >> 2;
+      const length = words[at]! >>> 0;
+      const kind = words[at + 1];
+      if (kind === KIND_PADDING) {
+        if (length !== this.capacity - offset || length > available) throw this.#corrupted(`a padding record at ${offset} claims ${length} bytes`);
+        head = (head + length) >>> 0;
+        this.#head = head;
+        // Padding only precedes a message in the same publication: go on to it.
+        continue;
+      }
+      const size = align8(RECORD_HEADER + length);
+      if (kind !== KIND_MESSAGE || length > this.maxMessageSize || size > available || offset + size > this.capacity) {
+        throw this.#corrupted(`the record at ${offset} has kind ${kind} and length ${length}`);
+      }
+      return { offset: offset + RECORD_HEADER, length, end: (head + size) >>> 0 };
+    }
+  }
+
+  /** Moves HEAD to `end`, waking a producer that sleeps on a full ring. */
+  #consumed(end: number): void {
+    const w = this.#words;
+    this.#head = end;
+    Atomics.store(w, W.HEAD, end);
+    if (Atomics.load(w, W.PRODUCER_SLEEPING) !== 0) {
+      Atomics.add(w, W.SPACE_SEQ, 1);
+      native.futexWake(w, W.SPACE_SEQ, 1);
+    }
+  }
+
+  #read(view: boolean): ChannelMessage<T> | ChannelView | undefined {
+    this.releaseView();
+    const next = this.#next();
+    if (next === undefined) return undefined;
+    const w = this.#words;
+    addCounter(w, W.RECEIVED, 1);
+    addCounter(w, W.RECEIVED_BYTES, next.length);
+    if (view) {
+      this.#viewEnd = next.end;
+      return new ChannelView(this as Channel<unknown>, this.viewGeneration, this.#bytes.subarray(next.offset, next.offset + next.length));
+    }
+    const copy = Buffer.allocUnsafe(next.length);
+    copy.set(this.#bytes.subarray(next.offset, next.offset + next.length));
+    this.#consumed(next.end);
+    return { data: decodeWith(this.#codec, copy, this.address) };
+  }
+
+  #receiveOp(view: boolean): Operation<ChannelMessage<T> | ChannelView> {
+    this.#claim('consumer');
+    return this.#waiting('consumer', () => this.#read(view), () => Atomics.load(this.#words, W.TAIL) !== this.#head);
+  }
+
+  /**
+   * The operation of a call that waits for the other side: `attempt` first;
+   * then a spin on the other side's position, then sleep on this side's
+   * futex word with the sleeping flag set (synchronously in slices, or on a
+   * waiter thread that also watches the peer thread), looking again after.
+   */
+  #waiting<R>(role: Role, attempt: () => R | undefined, possible: () => boolean): Operation<R> {
+    const w = this.#words;
+    const peer: Role = role === 'producer' ? 'consumer' : 'producer';
+    const seqWord = role === 'producer' ? W.SPACE_SEQ : W.DATA_SEQ;
+    const sleepingWord = role === 'producer' ? W.PRODUCER_SLEEPING : W.CONSUMER_SLEEPING;
+    const waitsWord = role === 'producer' ? W.PRODUCER_WAITS : W.CONSUMER_WAITS;
+    const otherPosition = role === 'producer' ? W.HEAD : W.TAIL;
+    /** Flags this side as sleeping and returns the word's value to sleep on, or undefined if the attempt succeeds after all. */
+    const prepare = (): { seq: number } | { value: R } => {
+      Atomics.store(w, sleepingWord, 1);
+      const seq = Atomics.load(w, seqWord);
+      const value = attempt();
+      if (value !== undefined) {
+        Atomics.store(w, sleepingWord, 0);
+        return { value };
+      }
+      return { seq };
+    };
+    const gone = (): never => {
+      throw this.#peerDeadError(peer);
+    };
+    return {
+      step: (timeout, spin) => {
+        let value = attempt();
+        if (value !== undefined) return value;
+        if (spin > 0) {
+          const seen = Atomics.load(w, otherPosition);
+          const until = performance.now() + spin / 1000;
+          while (Atomics.load(w, otherPosition) === seen && performance.now() < until) { /* spin */ }
+          value = attempt();
+          if (value !== undefined) return value;
+        }
+        if (timeout === 0) return undefined;
+        const prepared = prepare();
+        if ('value' in prepared) return prepared.value;
+        if (this.#peerDead(peer)) {
+          Atomics.store(w, sleepingWord, 0);
+          gone();
+        }
+        Atomics.add(w, waitsWord, 1);
+        const r = native.futexWait(w, seqWord, prepared.seq, timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), 0);
+        Atomics.store(w, sleepingWord, 0);
+        if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'futex', this.address);
+        return attempt();
+      },
+      job: {
+        start: (done) => {
+          // The look before sleeping must not take anything: a call cancelled before finish() would lose it.
+          Atomics.store(w, sleepingWord, 1);
+          const seq = Atomics.load(w, seqWord);
+          const now = possible();
+          if (!now) Atomics.add(w, waitsWord, 1);
+          // Possible already: a value the word held before (it only grows) makes the wait return at once.
+          const expected = now ? (seq - 1) | 0 : seq;
+          const at = ROLE_WORDS[peer];
+          return native.futexWaitAsync(w, seqWord, expected, Atomics.load(w, at.tid), Atomics.load(w, at.start) >>> 0, done);
+        },
+        finish: (r) => {
+          Atomics.store(w, sleepingWord, 0);
+          if (r < 0) throw systemError(r, 'futex', this.address);
+          const value = attempt();
+          if (value !== undefined) return value;
+          if (r === 1 || this.#peerDead(peer)) gone();
+          return undefined;
+        },
+      },
+    };
+  }
+
+  #corrupted(what: string): IpcError {
+    return new IpcError('ERR_IPC_CORRUPTED', `${this.address}: ${what}, which the channel's protocol never writes; another process ` +
+      'overwrote the segment. Remove the channel and create it again.', { address: this.address });
+  }
+}
+
+interface Layout {
+  capacity: number;
+  maxMessageSize: number;
+}
+
+function layoutOf(opts: { capacity?: unknown; maxMessageSize?: unknown }): Layout {
+  const asked = optionalInteger(opts.capacity, 'capacity', CHANNEL_MIN_CAPACITY, CHANNEL_MAX_CAPACITY, DEFAULT_CHANNEL_CAPACITY);
+  const capacity = 2 ** Math.ceil(Math.log2(asked));
+  const largest = capacity / 2 - RECORD_HEADER;
+  const maxMessageSize = optionalInteger(opts.maxMessageSize, 'maxMessageSize', 0, largest, Math.min(DEFAULT_CHANNEL_MESSAGE, largest));
+  return { capacity, maxMessageSize };
+}
+
+/** Writes a new channel's header, its magic last. */
+function initialise(segment: PosixSharedMemory, layout: Layout): void {
+  const w = new Int32Array(segment.buffer, 0, DATA_OFFSET / 4);
+  w[W.VERSION] = LAYOUT_VERSION;
+  w[W.CAPACITY] = layout.capacity;
+  w[W.MAX_MESSAGE] = layout.maxMessageSize;
+  Atomics.store(w, W.MAGIC, CHANNEL_MAGIC);
+}
+
+/** Checks what another process wrote in the header before anything is trusted (and waits briefly for a creator still writing it). */
+function checkHeader(segment: PosixSharedMemory): void {
+  const name = segment.name;
+  const bad = (why: string): IpcError => new IpcError('ERR_IPC_CORRUPTED', `${name} is not a usable channel: ${why}.`, { address: name });
+  if (segment.size < DATA_OFFSET + CHANNEL_MIN_CAPACITY) throw bad(`its ${segment.size} bytes are too few for a header and a ring`);
+  const w = new Int32Array(segment.buffer, 0, DATA_OFFSET / 4);
+  const until = performance.now() + HEADER_WAIT_MS;
+  while (Atomics.load(w, W.MAGIC) === 0 && performance.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+  const magic = Atomics.load(w, W.MAGIC);
+  if (magic !== CHANNEL_MAGIC) throw bad(magic === 0 ? 'its header was never completed' : `its magic word is 0x${(magic >>> 0).toString(16)}`);
+  const version = Atomics.load(w, W.VERSION);
+  if (version !== LAYOUT_VERSION) throw bad(`its layout version is ${version}; this ipckit reads version ${LAYOUT_VERSION}`);
+  const capacity = Atomics.load(w, W.CAPACITY);
+  if (capacity < CHANNEL_MIN_CAPACITY || capacity > CHANNEL_MAX_CAPACITY || (capacity & (capacity - 1)) !== 0 || DATA_OFFSET + capacity > segment.size) {
+    throw bad(`its capacity word holds ${capacity}`);
+  }
+  const max = Atomics.load(w, W.MAX_MESSAGE);
+  if (max < 0 || max > capacity / 2 - RECORD_HEADER) throw bad(`its maxMessageSize word holds ${max}`);
+}
