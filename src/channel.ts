@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { availableParallelism } from 'node:os';
 import { E, IpcError, systemError } from './errors.js';
 import { THREAD_IDENTITY } from './lock.js';
 import { native } from './native.js';
@@ -78,10 +79,16 @@ export const DEFAULT_CHANNEL_MESSAGE = 64 * 1024;
 /** How long a sleeping side sleeps before it looks again (at its peer's liveness, at a wake-up another process may have lost). */
 const WATCH_SLICE_MS = 20;
 
+/** Whether this thread may run on more than one CPU (affinity included). */
+const MULTI_CPU = availableParallelism() > 1;
+
 /** How long open() waits for a creator that has not finished the header. */
 const HEADER_WAIT_MS = 2000;
 
 const align8 = (n: number): number => (n + 7) & ~7;
+
+/** A ring position (TAIL or HEAD): a byte count modulo 2^32, unsigned (the word is read signed). */
+const position = (words: Int32Array, at: number): number => Atomics.load(words, at) >>> 0;
 
 /** Options of {@link Channel.create} and {@link Channel.openOrCreate}. */
 export interface ChannelCreateOptions<T = Buffer> extends SpinOptions {
@@ -260,8 +267,9 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     this.#ringWords = new Int32Array(segment.buffer, 0, (DATA_OFFSET + this.capacity) / 4);
     this.#mask = this.capacity - 1;
     this.#codec = codec;
-    this.#sendLane = new JobLane(this, spin);
-    this.#receiveLane = new JobLane(this, spin);
+    // Spinning only pays when the peer runs at the same time: with one CPU (taskset -c 0), sleep at once.
+    this.#sendLane = new JobLane(this, MULTI_CPU ? spin : 0);
+    this.#receiveLane = new JobLane(this, MULTI_CPU ? spin : 0);
     this.#state = { words, roles: new Set() };
     this.holdRelease(releaseRoles(this.#state));
   }
@@ -435,7 +443,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       received,
       receivedBytes: readCounter(w, W.RECEIVED_BYTES),
       depth: Math.max(0, sent - received),
-      depthBytes: (Atomics.load(w, W.TAIL) - Atomics.load(w, W.HEAD)) >>> 0,
+      depthBytes: (position(w, W.TAIL) - position(w, W.HEAD)) >>> 0,
       producerWaits: Atomics.load(w, W.PRODUCER_WAITS) >>> 0,
       consumerWaits: Atomics.load(w, W.CONSUMER_WAITS) >>> 0,
       capacity: this.capacity,
@@ -490,11 +498,11 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     this.#state.roles.add(role);
     // Taking a role over from a dead holder starts where the shared position is: what it published stays, what it had not is gone.
     if (role === 'producer') {
-      this.#tail = Atomics.load(w, W.TAIL);
-      this.#headCache = Atomics.load(w, W.HEAD);
+      this.#tail = position(w, W.TAIL);
+      this.#headCache = position(w, W.HEAD);
     } else {
-      this.#head = Atomics.load(w, W.HEAD);
-      this.#tailCache = Atomics.load(w, W.TAIL);
+      this.#head = position(w, W.HEAD);
+      this.#tailCache = position(w, W.TAIL);
     }
   }
 
@@ -521,7 +529,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     const pad = this.capacity - offset < size ? this.capacity - offset : 0;
     const needed = pad + size;
     if (this.capacity - ((tail - this.#headCache) >>> 0) < needed) {
-      this.#headCache = Atomics.load(w, W.HEAD);
+      this.#headCache = position(w, W.HEAD);
       const used = (tail - this.#headCache) >>> 0;
       if (used > this.capacity) throw this.#corrupted(`HEAD ${this.#headCache} is ahead of TAIL ${tail}`);
       if (this.capacity - used < needed) return undefined;
@@ -540,7 +548,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   #fits(size: number): boolean {
     const offset = this.#tail & this.#mask;
     const needed = (this.capacity - offset < size ? this.capacity - offset : 0) + size;
-    return this.capacity - ((this.#tail - Atomics.load(this.#words, W.HEAD)) >>> 0) >= needed;
+    return this.capacity - ((this.#tail - position(this.#words, W.HEAD)) >>> 0) >= needed;
   }
 
   #writeHeader(offset: number, length: number, kind: number): void {
@@ -602,7 +610,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     for (;;) {
       let head = this.#head;
       if (head === this.#tailCache) {
-        this.#tailCache = Atomics.load(w, W.TAIL);
+        this.#tailCache = position(w, W.TAIL);
         if (head === this.#tailCache) return undefined;
       }
       const available = (this.#tailCache - head) >>> 0;
@@ -658,7 +666,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   #receiveOp(view: boolean): Operation<ChannelMessage<T> | ChannelView> {
     this.#claim('consumer');
-    return this.#waiting('consumer', () => this.#read(view), () => Atomics.load(this.#words, W.TAIL) !== this.#head);
+    return this.#waiting('consumer', () => this.#read(view), () => position(this.#words, W.TAIL) !== this.#head);
   }
 
   /**
@@ -702,15 +710,14 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
         if (timeout === 0) return undefined;
         const prepared = prepare();
         if ('value' in prepared) return prepared.value;
-        if (this.#peerDead(peer)) {
-          Atomics.store(w, sleepingWord, 0);
-          gone();
-        }
         Atomics.add(w, waitsWord, 1);
         const r = native.futexWait(w, seqWord, prepared.seq, timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), 0);
         Atomics.store(w, sleepingWord, 0);
         if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'futex', this.address);
-        return attempt();
+        value = attempt();
+        // Only a slice that passed without a wake-up looks at the peer (reading /proc costs more than a round trip).
+        if (value === undefined && r === E.EAGAIN && this.#peerDead(peer)) gone();
+        return value;
       },
       job: {
         start: (done) => {
@@ -729,7 +736,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
           if (r < 0) throw systemError(r, 'futex', this.address);
           const value = attempt();
           if (value !== undefined) return value;
-          if (r === 1 || this.#peerDead(peer)) gone();
+          // The watched thread is gone: death if it still holds the role (it may have closed the channel and left instead).
+          if (r === 1 && this.#peerDead(peer)) gone();
           return undefined;
         },
       },
