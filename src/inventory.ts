@@ -7,7 +7,8 @@
  * @module
  */
 import {
-  type Stats, closeSync, fstatSync, lstatSync, openSync, readFileSync, readdirSync, readlinkSync, statSync, statfsSync, unlinkSync,
+  type Stats, closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, statSync, statfsSync,
+  unlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { E, IpcError, systemError } from './errors.js';
@@ -20,18 +21,20 @@ import { native } from './native.js';
 export type UnixSocketKind = 'unix' | 'unix-dgram' | 'unix-seqpacket';
 
 /** The kinds of object the inventory reports. */
-export type IpcObjectKind = 'posix-mq' | 'sysv-mq' | 'posix-shm' | 'sysv-shm' | 'fifo' | UnixSocketKind;
+export type IpcObjectKind = 'posix-mq' | 'sysv-mq' | 'posix-shm' | 'sysv-shm' | 'channel' | 'fifo' | UnixSocketKind;
 
 /** A process related to an object. */
 export interface IpcProcessRef {
+  /** A process id; for a channel's `producer` and `consumer`, the thread id (a process's main thread id is its pid). */
   pid: number;
   /**
    * `holder`: has it open or mapped now; `creator`: created it (System V
    * shared memory); `last-send` / `last-receive` / `last-attach`: the
-   * kernel's record of the last user.
+   * kernel's record of the last user; `producer` / `consumer`: the thread
+   * holding that role of a channel, as the channel's header records it.
    */
-  role: 'holder' | 'creator' | 'last-send' | 'last-receive' | 'last-attach';
-  /** Whether a process with this pid exists now. */
+  role: 'holder' | 'creator' | 'last-send' | 'last-receive' | 'last-attach' | 'producer' | 'consumer';
+  /** Whether a process with this pid exists now (for a channel's role, that very thread: same id and start time). */
   alive: boolean;
 }
 
@@ -62,11 +65,11 @@ export interface IpcObjectInfo {
    * none (anyone in the network namespace may connect): 0o777.
    */
   mode: number;
-  /** Messages queued now, when known. */
+  /** Messages queued now, when known (a channel: sent less received). */
   messages: number | null;
-  /** Bytes queued now, when known. */
+  /** Bytes queued now, when known (a channel: the ring bytes its messages take, headers and padding included). */
   bytes: number | null;
-  /** Capacity in bytes (System V) or messages × size (POSIX), when known. */
+  /** Capacity in bytes (System V, a channel's ring) or messages × size (POSIX), when known. */
   maxBytes: number | null;
   /** Shared memory: size in bytes. */
   size?: number;
@@ -372,7 +375,7 @@ function fifos(scan: ProcessScan): IpcObjectInfo[] {
   return objects;
 }
 
-/** POSIX segments: the files of /dev/shm (POSIX named semaphores, sem.*, are not segments). */
+/** POSIX segments: the files of /dev/shm (POSIX named semaphores, sem.*, are not segments); a segment holding a channel is listed as one. */
 function posixSharedMemory(scan: ProcessScan, notes: string[]): IpcObjectInfo[] {
   let entries: string[];
   try {
@@ -391,14 +394,93 @@ function posixSharedMemory(scan: ProcessScan, notes: string[]): IpcObjectInfo[] 
       continue; // Removed while we looked.
     }
     if (!st.isFile()) continue;
-    const holders = scan.segments.get(`/${entry}`) ?? new Set<number>();
+    const holders = [...scan.segments.get(`/${entry}`) ?? []].map((pid) => ({ pid, role: 'holder' as const, alive: true }));
+    const owner = { address: `/${entry}`, uid: st.uid, owner: userName(st.uid), mode: st.mode & 0o777 };
+    const channel = readChannelHeader(`/${entry}`);
+    if (channel === undefined) {
+      objects.push({ kind: 'posix-shm', ...owner, messages: null, bytes: null, maxBytes: null, size: st.size, processes: holders });
+      continue;
+    }
+    const roles = (['producer', 'consumer'] as const).flatMap((role) => {
+      const thread = channel[role];
+      return thread === undefined ? [] : [{ pid: thread.tid, role, alive: thread.alive }];
+    });
     objects.push({
-      kind: 'posix-shm', address: `/${entry}`, uid: st.uid, owner: userName(st.uid), mode: st.mode & 0o777,
-      messages: null, bytes: null, maxBytes: null, size: st.size,
-      processes: [...holders].map((pid) => ({ pid, role: 'holder' as const, alive: true })),
+      kind: 'channel', ...owner, messages: channel.messages, bytes: channel.bytes, maxBytes: channel.capacity, processes: [...roles, ...holders],
     });
   }
   return objects;
+}
+
+// The words of a channel's header that ls reads: the layout is defined in src/channel.ts (its
+// comment is the protocol); these are the 32-bit word indexes of the fields read here.
+const CHANNEL_MAGIC = 0x4c4e4843; // 'CHNL'
+const CHANNEL_HEADER_BYTES = 512;
+const CHANNEL_WORDS = {
+  MAGIC: 0, CAPACITY: 2, MAX_MESSAGE: 3, TAIL: 16, PRODUCER_TID: 17, PRODUCER_START: 18,
+  HEAD: 32, CONSUMER_TID: 33, CONSUMER_START: 34, SENT: 80, RECEIVED: 96,
+} as const;
+
+/** A thread holding a role of a channel, and whether it still lives. */
+export interface ChannelRoleHolder {
+  tid: number;
+  alive: boolean;
+}
+
+/** What a channel's header says, read from its file without mapping it. */
+export interface ChannelHeader {
+  capacity: number;
+  maxMessageSize: number;
+  /** Messages sent and not yet received. */
+  messages: number;
+  /** Ring bytes between HEAD and TAIL (record headers and padding included). */
+  bytes: number;
+  producer?: ChannelRoleHolder;
+  consumer?: ChannelRoleHolder;
+}
+
+/**
+ * The header of the channel in the POSIX segment `name`, or undefined if the
+ * segment is not one (or cannot be read: it is then a plain segment to ls).
+ * The file is read, never mapped; the open neither blocks nor follows a
+ * symbolic link. The words are read at one moment by a process that does not
+ * take part: they describe a channel in motion, not a consistent snapshot.
+ */
+export function readChannelHeader(name: string): ChannelHeader | undefined {
+  const header = Buffer.alloc(CHANNEL_HEADER_BYTES);
+  let fd;
+  try {
+    fd = openSync(`${SHM_DIR}${name}`, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch {
+    return undefined; // Gone, not ours to read, or a symbolic link.
+  }
+  try {
+    if (!fstatSync(fd).isFile() || readSync(fd, header, 0, CHANNEL_HEADER_BYTES, 0) < CHANNEL_HEADER_BYTES) return undefined;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+  const word = (at: number): number => header.readUInt32LE(at * 4);
+  if (word(CHANNEL_WORDS.MAGIC) !== CHANNEL_MAGIC) return undefined;
+  const counter = (at: number): number => word(at + 1) * 2 ** 32 + word(at);
+  const holder = (tidAt: number, startAt: number): ChannelRoleHolder | undefined => {
+    const tid = header.readInt32LE(tidAt * 4);
+    if (tid <= 0) return undefined;
+    const start = word(startAt);
+    // A start of 0: its holder is still recording it, so it lives.
+    return { tid, alive: start === 0 || native.threadAlive(tid, start) };
+  };
+  const producer = holder(CHANNEL_WORDS.PRODUCER_TID, CHANNEL_WORDS.PRODUCER_START);
+  const consumer = holder(CHANNEL_WORDS.CONSUMER_TID, CHANNEL_WORDS.CONSUMER_START);
+  return {
+    capacity: word(CHANNEL_WORDS.CAPACITY),
+    maxMessageSize: word(CHANNEL_WORDS.MAX_MESSAGE),
+    messages: Math.max(0, counter(CHANNEL_WORDS.SENT) - counter(CHANNEL_WORDS.RECEIVED)),
+    bytes: (word(CHANNEL_WORDS.TAIL) - word(CHANNEL_WORDS.HEAD)) >>> 0,
+    ...(producer === undefined ? {} : { producer }),
+    ...(consumer === undefined ? {} : { consumer }),
+  };
 }
 
 // ---- Unix sockets ------------------------------------------------------------------

@@ -35,6 +35,7 @@ describe('ipckit help and usage errors', () => {
       [['mq', 'recv', '-h'], 'Usage: ipckit mq recv <address> [options]'],
       [['mq', 'stat', '--help'], 'Usage: ipckit mq stat <address> [options]'],
       [['mq', 'rm', '--help'], 'Usage: ipckit mq rm <address> [options]'],
+      [['channel', 'recv', '--help'], 'Usage: ipckit channel recv <name> [options]'],
       [['ls', '--help'], 'Usage: ipckit ls [options]'],
       [['rm', '--help'], 'Usage: ipckit rm <address> [options]'],
       [['tour', '--help'], 'Usage: ipckit tour [chapter...] [options]'],
@@ -55,7 +56,7 @@ describe('ipckit help and usage errors', () => {
     }));
     const [root, help, mq] = outputs;
     assert.equal(help, root);
-    for (const noun of ['mq', 'ls', 'rm', 'tour', 'bench']) assert.match(root!, new RegExp(`\\n  ${noun} +\\S`));
+    for (const noun of ['mq', 'channel', 'ls', 'rm', 'tour', 'bench']) assert.match(root!, new RegExp(`\\n  ${noun} +\\S`));
     assert.ok(mq!.includes(`\n${ADDRESS_HELP}\n`));
     for (const verb of ['create', 'send', 'recv', 'stat', 'rm']) assert.match(mq!, new RegExp(`\\n  ${verb} +\\S`));
     assert.match(outputs[5]!, /\n {6}--type T +System V: 0 any \(default\), n the first of type n, -n the lowest type <= n\n/);
@@ -85,7 +86,7 @@ describe('ipckit help and usage errors', () => {
       [['mq', 'recv', '/x', '--timeout', '-1'], /--timeout must be an integer from 0 to/],
       [['mq', 'create', '/x', '--mode', '999'], /--mode must be octal permission bits/],
       [['mq', 'create', '/x', '--max-messages', '1.5'], /--max-messages must be an integer/],
-      [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq, shm, fifo or socket; got "pipe".\n'],
+      [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq, shm, channel, fifo or socket; got "pipe".\n'],
       [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq, shm, pipe, signal, socket, server\./],
     ];
     await all(cases.map(([args, expected]) => async () => {

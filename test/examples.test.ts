@@ -152,6 +152,32 @@ describe('examples/shared-memory', () => {
   });
 });
 
+describe('examples/channel', () => {
+  it('the consumer receives every reading the producer sends, in order, and removes the channel', { timeout: 20_000 }, async () => {
+    const name = objects.shmName('example');
+    // Terminal 1.
+    const consumer = startExample('examples/channel/consumer.js', [name]);
+    const cp = consumer.child.pid!;
+    assert.equal(await consumer.waitForLine(/waiting for/), `consumer ${cp}: waiting for readings on ${name}`);
+    // Terminal 2.
+    const producer = startExample('examples/channel/producer.js', [name, '4']);
+    const pp = producer.child.pid!;
+    const [c, p] = await Promise.all([consumer.exited, producer.exited]);
+    const report = `consumer: ${JSON.stringify(c)}\nproducer: ${JSON.stringify(p)}`;
+    assert.deepEqual([c.code, p.code, c.stderr, p.stderr], [0, 0, '', ''], report);
+    assert.deepEqual(p.stdout, [`producer ${pp}: sending 4 readings on ${name}`, `producer ${pp}: done`], report);
+    assert.deepEqual(c.stdout, [
+      `consumer ${cp}: waiting for readings on ${name}`,
+      `consumer ${cp}: reading 1: intake = 20.5`,
+      `consumer ${cp}: reading 2: exhaust = 21`,
+      `consumer ${cp}: reading 3: boiler = 21.5`,
+      `consumer ${cp}: reading 4: intake = 22`,
+      `consumer ${cp}: the producer is done (5 messages sent, 5 received); removing ${name}`,
+    ], report);
+    assert.equal(existsSync(`/dev/shm${name}`), false, `${name} was not removed`);
+  });
+});
+
 describe('examples/pipe', () => {
   it('three children write framed records into one pipe; the parent totals them', { timeout: 20_000 }, async () => {
     const parent = startExample('examples/pipe/parent.js', ['3']);

@@ -5,6 +5,7 @@
  * @module
  */
 import { benchCommand } from './commands/bench.js';
+import { channelCommand } from './commands/channel.js';
 import { demoCommand } from './commands/demo.js';
 import { lsCommand, rmCommand } from './commands/ls.js';
 import { mqCommand } from './commands/mq.js';
@@ -21,7 +22,7 @@ const root: Group = {
   summary: 'Every IPC mechanism of the Linux kernel, from the shell.',
   details: 'Every command takes --help and --json. Exit status: 0 ok, 1 the operation failed\n' +
     '(the error code and message are printed on stderr), 2 the command line was not understood.',
-  children: [mqCommand, shmCommand, pipeCommand, fifoCommand, signalCommand, socketCommand, serveCommand, lsCommand, rmCommand, tourCommand, demoCommand, benchCommand],
+  children: [mqCommand, shmCommand, channelCommand, pipeCommand, fifoCommand, signalCommand, socketCommand, serveCommand, lsCommand, rmCommand, tourCommand, demoCommand, benchCommand],
 };
 
 process.exitCode = await runCommandLine(root, process.argv.slice(2), 'ipckit');

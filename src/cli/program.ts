@@ -239,7 +239,13 @@ export function intOption(ctx: CommandContext, name: string, min: number, max: n
   return value;
 }
 
-/** A permission mode option in octal (`600`, `0600`, `0o600`), or `fallback`. */
+/** The wait of a command that takes `--nonblock` and `--timeout MS` (one or the other), as `{ timeout }` options. */
+export function waitOption(ctx: CommandContext): { timeout?: number } {
+  const timeout = intOption(ctx, 'timeout', 0, 2 ** 31 - 1);
+  if (ctx.values.nonblock === true && timeout !== undefined) throw usageError('Use either --nonblock or --timeout, not both.');
+  return timeout === undefined ? {} : { timeout };
+}
+
 /** `--owner`, for the commands that open an object that exists already. */
 export const OWNER_OPTION: OptionSpec = {
   type: 'string', value: 'UID|any', description: 'accept an object this user owns (default: only your own; any: every owner)',
@@ -250,6 +256,7 @@ export function ownerOption(ctx: CommandContext): OwnerOption | undefined {
   return ctx.values.owner === 'any' ? 'any' : intOption(ctx, 'owner', 0, 0xfffffffe);
 }
 
+/** A permission mode option in octal (`600`, `0600`, `0o600`), or `fallback`. */
 export function modeOption(ctx: CommandContext, fallback: number): number {
   const raw = ctx.values.mode;
   if (raw === undefined) return fallback;

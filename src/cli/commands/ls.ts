@@ -10,13 +10,16 @@ import { Fifo } from '../../fifo.js';
 import { type ParsedAddress, parseAddress } from '../../internal/address.js';
 import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
 import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
-import { type IpcObjectInfo, isSocketFile, listIpcObjects, removeStaleSocket } from '../../inventory.js';
+import { type IpcObjectInfo, isSocketFile, listIpcObjects, readChannelHeader, removeStaleSocket } from '../../inventory.js';
 import { type Leaf, printJson, usageError } from '../program.js';
+import { removeChannel } from './channel.js';
 import { removeQueue } from './mq.js';
 import { removeSegment } from './shm.js';
 
 function processes(o: IpcObjectInfo): string {
-  const label = { holder: 'open', creator: 'created', 'last-send': 'sent', 'last-receive': 'recv', 'last-attach': 'last' } as const;
+  const label = {
+    holder: 'open', creator: 'created', 'last-send': 'sent', 'last-receive': 'recv', 'last-attach': 'last', producer: 'producer', consumer: 'consumer',
+  } as const;
   const refs = o.processes.map((p) => `${label[p.role]}:${p.pid}${p.alive ? '' : '(dead)'}`);
   if (o.attachments !== undefined) refs.unshift(`attached:${o.attachments}`);
   // A socket's state first, and for a listener the connections waiting and accepted.
@@ -59,6 +62,9 @@ export const lsCommand: Leaf = {
     'one (and how many processes are attached to a System V segment), and marks pids that no longer\n' +
     'exist with (dead). For shared memory, BYTES is the size. FIFOs are listed while some process has\n' +
     'them open.\n' +
+    'A POSIX segment that holds a channel is listed as a channel: MESSAGES and BYTES are its depth (messages\n' +
+    'sent and not received, and the ring bytes they take), and PROCESSES names the threads holding its roles\n' +
+    '(producer:TID, consumer:TID; a process\'s main thread id is its pid) before the processes mapping it.\n' +
     'Unix sockets bound to a path or an abstract name (unix:/path, unix:@name; unix-dgram:, unix-seqpacket:)\n' +
     'are listed with their state (listening, bound, connected), a listener\'s accepted connections (conns:N)\n' +
     'and those waiting to be accepted (pending:N), and the processes holding them. A socket file no socket\n' +
@@ -88,7 +94,7 @@ export const lsCommand: Leaf = {
   },
 };
 
-const KINDS = { mq: 'message queue', shm: 'shared memory segment', fifo: 'FIFO', socket: 'socket file' } as const;
+const KINDS = { mq: 'message queue', shm: 'shared memory segment', channel: 'channel', fifo: 'FIFO', socket: 'socket file' } as const;
 type Kind = keyof typeof KINDS;
 
 /** A Unix socket address: `unix:/path`, `unix-dgram:/path`, `unix-seqpacket:@name`... */
@@ -131,6 +137,11 @@ function kindsAt(address: string): Kind[] {
         else SysvMessageQueue.open(parsed.address).close();
       } else if (parsed.family === 'posix') {
         PosixSharedMemory.stat(parsed.name);
+        // A segment that holds a channel is named as one (one this user cannot read stays a segment).
+        if (readChannelHeader(parsed.name) !== undefined) {
+          kinds.push('channel');
+          continue;
+        }
       } else {
         SysvSharedMemory.stat(parsed.address);
       }
@@ -146,6 +157,7 @@ function kindsAt(address: string): Kind[] {
 function removeAt(kind: Kind, address: string): void {
   if (kind === 'mq') removeQueue(address);
   else if (kind === 'shm') removeSegment(address);
+  else if (kind === 'channel') removeChannel(address);
   else if (kind === 'fifo') Fifo.unlink(address);
   else removeStaleSocket(SOCKET_ADDRESS.test(address) ? address : `unix:${address}`);
 }
@@ -161,15 +173,16 @@ export const rmCommand: Leaf = {
     'A socket file is removed only when it is stale (no socket is bound to it any more: its server exited\n' +
     'without removing it); the kernel is asked just before. A live one is refused (EADDRINUSE, exit 1), and\n' +
     'so is an abstract name (unix:@name): it is no file, and vanishes when its socket closes.\n' +
-    '--kind mq|shm|fifo|socket picks the kind when an address names several (a queue, a segment, a FIFO and\n' +
-    'a socket file at /name may share it).',
+    '--kind mq|shm|channel|fifo|socket picks the kind when an address names several (a queue, a segment or\n' +
+    'channel, a FIFO and a socket file at /name may share it). A channel is a POSIX segment: --kind shm and\n' +
+    '--kind channel both remove its name.',
   options: {
-    kind: { type: 'string', value: 'KIND', description: 'mq, shm, fifo or socket (default: whichever exists)' },
+    kind: { type: 'string', value: 'KIND', description: 'mq, shm, channel, fifo or socket (default: whichever exists)' },
   },
   async run(ctx) {
     const address = ctx.positionals[0]!;
     const wanted = ctx.values.kind;
-    if (wanted !== undefined && !Object.hasOwn(KINDS, String(wanted))) throw usageError(`--kind must be mq, shm, fifo or socket; got "${String(wanted)}".`);
+    if (wanted !== undefined && !Object.hasOwn(KINDS, String(wanted))) throw usageError(`--kind must be mq, shm, channel, fifo or socket; got "${String(wanted)}".`);
     if (wanted !== undefined && wanted !== 'socket' && SOCKET_ADDRESS.test(address)) {
       throw usageError(`${address} is a socket address: --kind ${String(wanted)} does not apply (leave --kind out, or use --kind socket).`);
     }

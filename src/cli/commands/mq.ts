@@ -12,7 +12,7 @@ import { PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, type M
 import { ConsumerOutput } from '../output.js';
 import {
   OWNER_OPTION, type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, ownerOption, printJson, readStdin, removeVerb,
-  usageError,
+  usageError, waitOption,
 } from '../program.js';
 
 const ADDRESS_HELP = 'ADDRESS: /name for a POSIX queue; 0x1234, 4660, ftok:PATH:ID or id:N for a System V queue.';
@@ -38,12 +38,6 @@ function queueAddress(ctx: CommandContext): ParsedAddress {
     throw usageError(`--priority applies to POSIX queues; ${address} is a System V queue (use --type).`);
   }
   return parsed;
-}
-
-function waitOption(ctx: CommandContext): { timeout?: number } {
-  const timeout = intOption(ctx, 'timeout', 0, 2 ** 31 - 1);
-  if (ctx.values.nonblock === true && timeout !== undefined) throw usageError('Use either --nonblock or --timeout, not both.');
-  return timeout === undefined ? {} : { timeout };
 }
 
 function describeQueue(q: MessageQueue): Record<string, unknown> {
