@@ -20,6 +20,7 @@ import * as pipeBench from './pipe.js';
 import * as signalBench from './signal.js';
 import * as socketBench from './socket.js';
 import * as connectionsBench from './connections.js';
+import * as channelBench from './channel.js';
 
 const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench');
 const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
@@ -72,7 +73,7 @@ export interface BenchModule {
   placements?: Placement[];
 }
 
-const MODULES: BenchModule[] = [messageQueue, sharedMemory, pipeBench, signalBench, socketBench, connectionsBench];
+const MODULES: BenchModule[] = [messageQueue, sharedMemory, pipeBench, signalBench, socketBench, connectionsBench, channelBench];
 
 function pinPrefix(placement: Placement): string[] {
   return placement === 'pinned' ? ['taskset', '-c', '0'] : [];

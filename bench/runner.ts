@@ -7,6 +7,7 @@ import * as sharedMemory from './shared-memory.js';
 import * as pipeBench from './pipe.js';
 import * as signalBench from './signal.js';
 import * as socketBench from './socket.js';
+import * as channelBench from './channel.js';
 
 /** The roles a mechanism's benchmark runs in child processes. */
 export type Roles = Record<string, (params: any) => Promise<void>>;
@@ -17,6 +18,7 @@ const ROLES: Record<string, Roles> = {
   [pipeBench.mechanism]: pipeBench.roles,
   [signalBench.mechanism]: signalBench.roles,
   [socketBench.mechanism]: socketBench.roles,
+  [channelBench.mechanism]: channelBench.roles,
 };
 
 const [mechanism, role, params] = process.argv.slice(2);
