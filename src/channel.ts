@@ -496,6 +496,12 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       break;
     }
     this.#state.roles.add(role);
+    // The other side may sleep watching the previous holder (or none): wake it, so that it watches this one.
+    const seq = role === 'producer' ? W.DATA_SEQ : W.SPACE_SEQ;
+    if (Atomics.load(w, role === 'producer' ? W.CONSUMER_SLEEPING : W.PRODUCER_SLEEPING) !== 0) {
+      Atomics.add(w, seq, 1);
+      native.futexWake(w, seq, 1);
+    }
     // Taking a role over from a dead holder starts where the shared position is: what it published stays, what it had not is gone.
     if (role === 'producer') {
       this.#tail = position(w, W.TAIL);

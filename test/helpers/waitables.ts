@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  Fifo, IpcError, Mutex, PipeReadEnd, Poller, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SignalInfo,
+  Channel, Fifo, IpcError, Mutex, PipeReadEnd, Poller, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SignalInfo,
   SysvMessageQueue, listenForSignals, pipe, sendSignal, signalNumber,
 } from '../../src/index.js';
 import { Actor, type Started, sharedActor } from './actor.js';
@@ -605,6 +605,193 @@ const pollerWait: Waitable = {
         queue.close();
         await peer.stop();
         PosixMessageQueue.unlink(name);
+      },
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------
+// The shared-memory channel: one producer and one consumer, so every other
+// side (this process's local supply, the actor's) holds its role for one
+// operation only, on a handle it opens for it and closes after.
+
+/**
+ * A fresh channel. `full`: four 16-byte units (24-byte records) after a
+ * 32-byte filler fill its 128 bytes, and taking any one record makes room
+ * for exactly one unit.
+ */
+function makeChannel(full: boolean): { channel: Channel; name: string; remove(): void } {
+  const name = objects.shmName('cf-ch');
+  const channel = Channel.create(name, { capacity: full ? 128 : 1024 });
+  return { channel, name, remove: () => Channel.unlink(name) };
+}
+
+/** Runs `fn` on a handle of its own, closed after (its role with it). */
+function onOwnHandle<R>(name: string, fn: (channel: Channel) => R): R {
+  const channel = Channel.open(name);
+  try {
+    return fn(channel);
+  } finally {
+    channel.close();
+  }
+}
+
+async function onOwnHandleAsync<R>(name: string, fn: (channel: Channel) => Promise<R>): Promise<R> {
+  const channel = Channel.open(name);
+  try {
+    return await fn(channel);
+  } finally {
+    channel.close();
+  }
+}
+
+const channelCalls = (ch: Channel): ClosedCall[] => closedCalls([
+  ['send', () => ch.send(unit(0)), true], ['sendSync', () => ch.sendSync(unit(0)), false], ['trySend', () => ch.trySend(unit(0)), false],
+  ['receive', () => ch.receive(), true], ['receiveSync', () => ch.receiveSync(), false], ['tryReceive', () => ch.tryReceive(), false],
+  ['loan', () => ch.loan(1), true], ['loanSync', () => ch.loanSync(1), false], ['tryLoan', () => ch.tryLoan(1), false],
+  ['stats', () => ch.stats(), false],
+]);
+
+const channelReceive: Waitable = {
+  name: 'Channel.receive',
+  yields: 'unit',
+  notApplicable: {},
+  async create() {
+    const { channel, name, remove } = makeChannel(false);
+    const actor = sharedActor();
+    return withAddress<Instance>({
+      ...unitReceives({
+        receive: (o) => channel.receive(o).then((m) => m.data),
+        receiveSync: (o) => channel.receiveSync(o).data,
+        tryReceive: () => channel.tryReceive()?.data,
+      }),
+      supply: (tag, delayMs) => remote(actor, 'channel.send', { name, tag, delayMs }),
+      supplyLocal: (tag) => assert.equal(onOwnHandle(name, (ch) => ch.trySend(unit(tag))), true),
+      close: () => channel.close(),
+      afterClose: () => channelCalls(channel),
+      async *iterate() {
+        for await (const m of channel) yield unitTag(m.data);
+      },
+      async cleanup() {
+        channel.close();
+        remove();
+      },
+    }, name);
+  },
+  peerKilled: {
+    doing: 'holding the producer role (a loan it never commits)',
+    order: 'peer-first',
+    blocked: false,
+    // The consumer learns its producer died; the next producer takes the dead one's role over.
+    outcome: { code: 'ERR_IPC_PEER_DEAD', recover: () => undefined },
+    async start(instance) {
+      const peer = new Actor();
+      await peer.start('channel.holdProducer', { name: addressOf(instance) });
+      return peer;
+    },
+  },
+  async soak(count, seed) {
+    const { channel, name, remove } = makeChannel(false);
+    const peer = new Actor();
+    const peerDone = peer.call('channel.soakSend', { name, count, seed });
+    return {
+      direction: 'receive', ends: false, peerDone,
+      async: (o) => channel.receive(o).then((m) => m.data),
+      sync: (o) => channel.receiveSync(o).data,
+      try: () => channel.tryReceive()?.data,
+      records: (raw) => (raw === undefined ? [] : [readRecord(raw as Buffer)]),
+      async cleanup() {
+        channel.close();
+        await peer.stop();
+        remove();
+      },
+    };
+  },
+};
+
+const channelSend: Waitable = {
+  name: 'Channel.send',
+  yields: 'call',
+  notApplicable: { iteration: 'a sender is not a receiver: there is nothing to iterate' },
+  async create() {
+    const { channel, name, remove } = makeChannel(true);
+    const filler = Buffer.alloc(24, '.');
+    assert.equal(channel.trySend(filler), true);
+    for (let i = 1; i <= 4; i++) assert.equal(channel.trySend(unit(-i)), true, 'filling the channel');
+    assert.equal(channel.trySend(unit(-5)), false, 'the channel is full');
+    const actor = sharedActor();
+    // Units the other side took out of the channel, in order (the filler is not one).
+    const taken: Tag[] = [];
+    const take = (data: Buffer): void => {
+      if (data.length === 24) return;
+      taken.push(unitTag(data));
+    };
+    return withAddress<Instance>({
+      op: (tag, o) => channel.send(unit(tag), o).then(() => tag),
+      opSync: (tag, o) => {
+        channel.sendSync(unit(tag), o);
+        return tag;
+      },
+      tryOp: {
+        call: (tag) => {
+          const raw = channel.trySend(unit(tag));
+          return { raw, tag: raw ? tag : undefined };
+        },
+        nothing: false,
+      },
+      // A completion makes room for one unit: the other side takes one record (the filler first).
+      supply: (_tag, delayMs) => remote(actor, 'channel.receive', { name, delayMs }, (got) => {
+        for (const t of got as Tag[]) taken.push(t);
+      }),
+      supplyLocal: () => onOwnHandle(name, (ch) => {
+        const first = ch.tryReceive();
+        assert.ok(first !== undefined, 'the full channel had a message to take');
+        take(first.data);
+      }),
+      async delivered() {
+        onOwnHandle(name, (ch) => {
+          for (let m = ch.tryReceive(); m !== undefined; m = ch.tryReceive()) take(m.data);
+        });
+        return taken.filter((t) => t >= 0);
+      },
+      close: () => channel.close(),
+      afterClose: () => channelCalls(channel),
+      async cleanup() {
+        channel.close();
+        remove();
+      },
+    }, name);
+  },
+  peerKilled: {
+    doing: 'holding the consumer role (a view of the first record, never released)',
+    order: 'peer-first',
+    blocked: false,
+    outcome: { code: 'ERR_IPC_PEER_DEAD', recover: () => undefined },
+    async start(instance) {
+      const peer = new Actor();
+      await peer.start('channel.holdConsumer', { name: addressOf(instance) });
+      return peer;
+    },
+  },
+  async soak(count) {
+    const { channel, name, remove } = makeChannel(false);
+    const peer = new Actor();
+    const report = peer.call<SoakReport>('channel.soakReceive', { name, count });
+    return {
+      direction: 'send',
+      async: (seq, o) => channel.send(record(seq), o),
+      sync: (seq, o) => channel.sendSync(record(seq), o),
+      try: (seq) => channel.trySend(record(seq)),
+      async finish() {
+        const got = await report;
+        const extra = onOwnHandle(name, (ch) => ch.tryReceive());
+        if (extra !== undefined) got.bad.push(`an extra record ${readRecord(extra.data).seq} after the last`);
+        return got;
+      },
+      async cleanup() {
+        channel.close();
+        await peer.stop();
+        remove();
       },
     };
   },
@@ -1432,12 +1619,56 @@ export const WAITABLES: Waitable[] = [
   signalListener,
   mutexLock, semaphoreWait,
   pollerWait,
+  channelReceive, channelSend,
 ];
 
 /** The actor's half of every adapter. */
 export const REMOTE: Record<string, Remote> = {
   forget({ address }, ctx) {
     ctx.state.forget(address);
+  },
+
+  async 'channel.send'({ name, tag, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    await onOwnHandleAsync(name, (ch: Channel) => ch.send(unit(tag), { timeout: REMOTE_TIMEOUT }));
+  },
+  async 'channel.receive'({ name, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    // One record: a unit's tag, or none for the filler.
+    return onOwnHandleAsync(name, async (ch: Channel) => {
+      const data = (await ch.receive({ timeout: REMOTE_TIMEOUT })).data;
+      return data.length === 24 ? [] : [unitTag(data)];
+    });
+  },
+  async 'channel.holdProducer'({ name }, ctx) {
+    Channel.open(name).tryLoan(0);
+    ctx.started();
+    await hang();
+  },
+  async 'channel.holdConsumer'({ name }, ctx) {
+    // Takes the role and a view of the first record, which keeps its space until a next receive that never comes.
+    Channel.open(name).tryReceive({ view: true });
+    ctx.started();
+    await hang();
+  },
+  async 'channel.soakSend'({ name, count }) {
+    return onOwnHandleAsync(name, async (ch: Channel) => {
+      for (let seq = 0; seq < count; seq++) if (!ch.trySend(record(seq))) await ch.send(record(seq), { timeout: REMOTE_TIMEOUT });
+      return { sent: count };
+    });
+  },
+  async 'channel.soakReceive'({ name, count }) {
+    return onOwnHandleAsync(name, async (ch: Channel) => {
+      const report: SoakReport = { received: 0, bad: [] };
+      for (let i = 0; i < count; i++) {
+        const checked = readRecord((await ch.receive({ timeout: REMOTE_TIMEOUT })).data);
+        if ((!checked.ok || checked.seq !== report.received) && report.bad.length < 5) {
+          report.bad.push(`record ${checked.seq} (ok ${checked.ok}) where ${report.received} was due`);
+        }
+        report.received = checked.seq + 1;
+      }
+      return report;
+    });
   },
 
   ...queueRemote('posix', (ctx, address: string) => posixQueue(ctx, address)),
