@@ -93,10 +93,15 @@ void Finish(Job* job, int result) {
 void* WorkerMain(void*) {
   // Named, so that ps -L, top -H and /proc/<pid>/task/*/comm tell them apart.
   pthread_setname_np(pthread_self(), "ipckit-waiter");
-  // Waiter threads take no process signals except the wake signal.
+  // Waiter threads take no process signals except the wake signal, and the
+  // faults their own accesses raise: a blocked SIGBUS (a futex word's page
+  // gone with a truncated segment) would kill the process instead of
+  // reaching the handler that maps private memory there.
   sigset_t set;
   sigfillset(&set);
   sigdelset(&set, WakeSignal());
+  sigdelset(&set, SIGBUS);
+  sigdelset(&set, SIGSEGV);
   pthread_sigmask(SIG_SETMASK, &set, nullptr);
 
   std::unique_lock<std::mutex> lock(g_pool.mu);

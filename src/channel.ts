@@ -33,9 +33,9 @@ import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, 
 //                  (0: none), its start time (0 while being recorded)
 //   line 2 (consumer): [HEAD] the start of the unread records, [CONSUMER_TID],
 //                  [CONSUMER_START]
-//   line 3: [DATA_SEQ] the consumer's futex word, [CONSUMER_SLEEPING] 1 while
-//                  it sleeps (or is about to) on DATA_SEQ
-//   line 4: [SPACE_SEQ] the producer's futex word, [PRODUCER_SLEEPING]
+//   line 3: [CONSUMER_SLEEPING] 1 while the consumer sleeps (or is about to)
+//   line 4: [PRODUCER_SLEEPING] the same for the producer (words 48 and 64,
+//                  reserved, were futex words of an earlier draft: zero)
 //   lines 5 and 6: statistics of each side (message and byte counts as two
 //                  words, low then high, and how often it slept)
 // The ring starts at DATA_OFFSET. A record is [length][kind] (8 bytes) and the
@@ -47,17 +47,20 @@ import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, 
 // leaves nothing torn behind. The consumer reads records before TAIL, then
 // stores HEAD beyond them. Each side keeps its own position and a cached
 // copy of the other's, and reads the other's word only when the cache says
-// empty (or full). Sleeping: a side sets its SLEEPING word, reads its SEQ
-// word, looks once more, and sleeps on SEQ; the other side, after moving its
-// position, wakes it (bumps SEQ, FUTEX_WAKE) only if SLEEPING is set. Every
+// empty (or full). Sleeping: a side sets its SLEEPING word, reads the other
+// side's position, looks once more, and sleeps on that position word with
+// FUTEX_WAIT (which returns at once if it moved meanwhile); the other side,
+// after moving its position, makes the FUTEX_WAKE system call only if
+// SLEEPING is set. A sleeper also looks again after every slice, so even a
+// wake-up that a process writing over SLEEPING suppressed is not lost. Every
 // access is a sequentially consistent Atomics operation, so either the
 // sleeper sees the new position or the waker sees the flag.
 const W = {
   MAGIC: 0, VERSION: 1, CAPACITY: 2, MAX_MESSAGE: 3,
   TAIL: 16, PRODUCER_TID: 17, PRODUCER_START: 18,
   HEAD: 32, CONSUMER_TID: 33, CONSUMER_START: 34,
-  DATA_SEQ: 48, CONSUMER_SLEEPING: 49,
-  SPACE_SEQ: 64, PRODUCER_SLEEPING: 65,
+  CONSUMER_SLEEPING: 49,
+  PRODUCER_SLEEPING: 65,
   SENT: 80, SENT_BYTES: 82, PRODUCER_WAITS: 84,
   RECEIVED: 96, RECEIVED_BYTES: 98, CONSUMER_WAITS: 100,
 } as const;
@@ -200,7 +203,10 @@ function releaseRoles(state: { words: Int32Array | undefined; roles: Set<Role> }
     if (words === undefined) return;
     for (const role of state.roles) {
       const at = ROLE_WORDS[role];
-      if (Atomics.compareExchange(words, at.tid, THREAD_IDENTITY.tid, 0) === THREAD_IDENTITY.tid) Atomics.store(words, at.start, 0);
+      // The start first: once the tid is 0, another thread may claim the role and record its own start.
+      if (Atomics.load(words, at.tid) !== THREAD_IDENTITY.tid) continue;
+      Atomics.store(words, at.start, 0);
+      Atomics.compareExchange(words, at.tid, THREAD_IDENTITY.tid, 0);
     }
     state.roles.clear();
   };
@@ -256,13 +262,14 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   /** @internal Bumped whenever a view's space goes back to the producer. */
   viewGeneration = 0;
 
-  private constructor(segment: PosixSharedMemory, codec: Codec<T>, spin: number) {
+  private constructor(segment: PosixSharedMemory, layout: Layout, codec: Codec<T>, spin: number) {
     super();
     this.#segment = segment;
     const words = new Int32Array(segment.buffer, 0, DATA_OFFSET / 4);
     this.#words = words;
-    this.capacity = Atomics.load(words, W.CAPACITY);
-    this.maxMessageSize = Atomics.load(words, W.MAX_MESSAGE);
+    // The values checked, never the words again: another process may change them meanwhile.
+    this.capacity = layout.capacity;
+    this.maxMessageSize = layout.maxMessageSize;
     this.#bytes = new Uint8Array(segment.buffer, DATA_OFFSET, this.capacity);
     this.#ringWords = new Int32Array(segment.buffer, 0, (DATA_OFFSET + this.capacity) / 4);
     this.#mask = this.capacity - 1;
@@ -279,19 +286,27 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     return this.#segment.name;
   }
 
+  /** @internal Closed, or the segment truncated by another process (ERR_IPC_SIZE_MISMATCH). */
+  override check(what: string): void {
+    super.check(what);
+    this.#segment.check(what);
+  }
+
   /** Creates a channel; fails with `EEXIST` if the name is taken. */
   static create<T = Buffer>(name: string, options?: ChannelCreateOptions<T>): Channel<T> {
     const opts = checkOptions(options, ['capacity', 'maxMessageSize', 'mode', 'owner', 'codec', 'spin']);
     const layout = layoutOf(opts);
+    const handle = handleSettings<T>(opts);
     const segment = PosixSharedMemory.create(name, { size: DATA_OFFSET + layout.capacity, mode: checkMode(opts.mode) });
     initialise(segment, layout);
-    return Channel.#wrap<T>(segment, opts);
+    return Channel.#wrap<T>(segment, handle);
   }
 
   /** Opens an existing channel (its size and limits are the creator's). */
   static open<T = Buffer>(name: string, options?: ChannelOpenOptions<T>): Channel<T> {
     const opts = checkOptions(options, ['owner', 'codec', 'spin']);
-    return Channel.#wrap<T>(PosixSharedMemory.open(name, { owner: opts.owner }), opts);
+    const handle = handleSettings<T>(opts);
+    return Channel.#wrap<T>(PosixSharedMemory.open(name, { owner: opts.owner }), handle);
   }
 
   /** Opens the channel, creating it with `options` if there is none (an existing one keeps its own size and limits). */
@@ -299,6 +314,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     const opts = checkOptions(options, ['capacity', 'maxMessageSize', 'mode', 'owner', 'codec', 'spin']);
     const layout = layoutOf(opts);
     const mode = checkMode(opts.mode);
+    const handle = handleSettings<T>(opts);
     const segment = createOrOpen(() => {
       try {
         const created = PosixSharedMemory.create(name, { size: DATA_OFFSET + layout.capacity, mode });
@@ -316,7 +332,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
         throw err;
       }
     }, 'shm_open', name);
-    return Channel.#wrap<T>(segment, opts);
+    return Channel.#wrap<T>(segment, handle);
   }
 
   /** Removes the channel's name; processes that have it open keep using it. */
@@ -329,12 +345,9 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     Channel.unlink(this.address);
   }
 
-  static #wrap<T>(segment: PosixSharedMemory, opts: { codec?: unknown; spin?: unknown }): Channel<T> {
+  static #wrap<T>(segment: PosixSharedMemory, handle: { codec: Codec<T>; spin: number }): Channel<T> {
     try {
-      const codec = resolveCodec<T>(opts.codec);
-      const spin = checkSpin(opts.spin);
-      checkHeader(segment);
-      return new Channel<T>(segment, codec, spin);
+      return new Channel<T>(segment, checkHeader(segment), handle.codec, handle.spin);
     } catch (err) {
       segment.close();
       throw err;
@@ -482,12 +495,13 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     const me = THREAD_IDENTITY.tid;
     for (;;) {
       const holder = Atomics.load(w, at.tid);
-      if (holder === me) {
+      const start = Atomics.load(w, at.start) >>> 0;
+      if (holder === me && (start === THREAD_IDENTITY.start >>> 0 || start === 0)) {
         throw new IpcError('ERR_IPC_BUSY', `Another handle of this thread is the ${role} of ${this.address}: a channel has one ${role}. ` +
           `Use that handle, or close it first.`, { address: this.address });
       }
-      // A start of 0: its holder is still recording it, so it lives.
-      if (holder !== 0 && (Atomics.load(w, at.start) === 0 || native.threadAlive(holder, Atomics.load(w, at.start) >>> 0))) {
+      // A start of 0: its holder is still recording it; then the thread's existence is what counts.
+      if (holder !== 0 && holder !== me && native.threadAlive(holder, start)) {
         throw new IpcError('ERR_IPC_BUSY', `Thread ${holder} is the ${role} of ${this.address}: a channel has one ${role}. ` +
           `Wait until it closes the channel, or use another channel.`, { address: this.address });
       }
@@ -497,10 +511,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     }
     this.#state.roles.add(role);
     // The other side may sleep watching the previous holder (or none): wake it, so that it watches this one.
-    const seq = role === 'producer' ? W.DATA_SEQ : W.SPACE_SEQ;
     if (Atomics.load(w, role === 'producer' ? W.CONSUMER_SLEEPING : W.PRODUCER_SLEEPING) !== 0) {
-      Atomics.add(w, seq, 1);
-      native.futexWake(w, seq, 1);
+      native.futexWake(w, role === 'producer' ? W.TAIL : W.HEAD, 1);
     }
     // Taking a role over from a dead holder starts where the shared position is: what it published stays, what it had not is gone.
     if (role === 'producer') {
@@ -517,8 +529,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     const w = this.#words;
     const at = ROLE_WORDS[role];
     const holder = Atomics.load(w, at.tid);
-    const start = Atomics.load(w, at.start);
-    return holder !== 0 && start !== 0 && !native.threadAlive(holder, start >>> 0);
+    return holder !== 0 && !native.threadAlive(holder, Atomics.load(w, at.start) >>> 0);
   }
 
   #peerDeadError(role: Role): IpcError {
@@ -572,18 +583,20 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     Atomics.store(w, W.TAIL, tail);
     addCounter(w, W.SENT, 1);
     addCounter(w, W.SENT_BYTES, length);
-    if (Atomics.load(w, W.CONSUMER_SLEEPING) !== 0) {
-      Atomics.add(w, W.DATA_SEQ, 1);
-      native.futexWake(w, W.DATA_SEQ, 1);
-    }
+    if (Atomics.load(w, W.CONSUMER_SLEEPING) !== 0) native.futexWake(w, W.TAIL, 1);
   }
 
   #write(bytes: Uint8Array): boolean {
-    const position = this.#reserve(align8(RECORD_HEADER + bytes.length));
-    if (position === undefined) return false;
-    this.#bytes.set(bytes, (position & this.#mask) + RECORD_HEADER);
-    this.#publish(position, bytes.length);
-    return true;
+    try {
+      const position = this.#reserve(align8(RECORD_HEADER + bytes.length));
+      if (position === undefined) return false;
+      this.#bytes.set(bytes, (position & this.#mask) + RECORD_HEADER);
+      this.#publish(position, bytes.length);
+      return true;
+    } finally {
+      // A truncation flagged meanwhile: what was written went to private memory and reached nobody, and what was read is zeros.
+      this.#segment.check('send');
+    }
   }
 
   #sendOp(bytes: Uint8Array): Operation<typeof DONE> {
@@ -647,15 +660,18 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     const w = this.#words;
     this.#head = end;
     Atomics.store(w, W.HEAD, end);
-    if (Atomics.load(w, W.PRODUCER_SLEEPING) !== 0) {
-      Atomics.add(w, W.SPACE_SEQ, 1);
-      native.futexWake(w, W.SPACE_SEQ, 1);
-    }
+    if (Atomics.load(w, W.PRODUCER_SLEEPING) !== 0) native.futexWake(w, W.HEAD, 1);
   }
 
   #read(view: boolean): ChannelMessage<T> | ChannelView | undefined {
     this.releaseView();
-    const next = this.#next();
+    let next;
+    try {
+      next = this.#next();
+    } finally {
+      // A truncation flagged meanwhile: what was read is private zeros (and may look corrupted): that is the error.
+      this.#segment.check('receive');
+    }
     if (next === undefined) return undefined;
     const w = this.#words;
     addCounter(w, W.RECEIVED, 1);
@@ -684,21 +700,10 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   #waiting<R>(role: Role, attempt: () => R | undefined, possible: () => boolean): Operation<R> {
     const w = this.#words;
     const peer: Role = role === 'producer' ? 'consumer' : 'producer';
-    const seqWord = role === 'producer' ? W.SPACE_SEQ : W.DATA_SEQ;
     const sleepingWord = role === 'producer' ? W.PRODUCER_SLEEPING : W.CONSUMER_SLEEPING;
     const waitsWord = role === 'producer' ? W.PRODUCER_WAITS : W.CONSUMER_WAITS;
+    // The word this side sleeps on: the other side's position.
     const otherPosition = role === 'producer' ? W.HEAD : W.TAIL;
-    /** Flags this side as sleeping and returns the word's value to sleep on, or undefined if the attempt succeeds after all. */
-    const prepare = (): { seq: number } | { value: R } => {
-      Atomics.store(w, sleepingWord, 1);
-      const seq = Atomics.load(w, seqWord);
-      const value = attempt();
-      if (value !== undefined) {
-        Atomics.store(w, sleepingWord, 0);
-        return { value };
-      }
-      return { seq };
-    };
     const gone = (): never => {
       throw this.#peerDeadError(peer);
     };
@@ -714,10 +719,15 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
           if (value !== undefined) return value;
         }
         if (timeout === 0) return undefined;
-        const prepared = prepare();
-        if ('value' in prepared) return prepared.value;
+        Atomics.store(w, sleepingWord, 1);
+        const seen = Atomics.load(w, otherPosition);
+        value = attempt();
+        if (value !== undefined) {
+          Atomics.store(w, sleepingWord, 0);
+          return value;
+        }
         Atomics.add(w, waitsWord, 1);
-        const r = native.futexWait(w, seqWord, prepared.seq, timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), 0);
+        const r = native.futexWait(w, otherPosition, seen, timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), 0);
         Atomics.store(w, sleepingWord, 0);
         if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'futex', this.address);
         value = attempt();
@@ -729,13 +739,13 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
         start: (done) => {
           // The look before sleeping must not take anything: a call cancelled before finish() would lose it.
           Atomics.store(w, sleepingWord, 1);
-          const seq = Atomics.load(w, seqWord);
+          const seen = Atomics.load(w, otherPosition);
           const now = possible();
           if (!now) Atomics.add(w, waitsWord, 1);
-          // Possible already: a value the word held before (it only grows) makes the wait return at once.
-          const expected = now ? (seq - 1) | 0 : seq;
+          // Possible already: an odd value, which no position (a multiple of 8) ever holds, makes the wait return at once.
+          const expected = now ? seen ^ 1 : seen;
           const at = ROLE_WORDS[peer];
-          return native.futexWaitAsync(w, seqWord, expected, Atomics.load(w, at.tid), Atomics.load(w, at.start) >>> 0, done);
+          return native.futexWaitAsync(w, otherPosition, expected, Atomics.load(w, at.tid), Atomics.load(w, at.start) >>> 0, done);
         },
         finish: (r) => {
           Atomics.store(w, sleepingWord, 0);
@@ -778,8 +788,17 @@ function initialise(segment: PosixSharedMemory, layout: Layout): void {
   Atomics.store(w, W.MAGIC, CHANNEL_MAGIC);
 }
 
-/** Checks what another process wrote in the header before anything is trusted (and waits briefly for a creator still writing it). */
-function checkHeader(segment: PosixSharedMemory): void {
+/** A handle's own settings, checked before anything is created. */
+function handleSettings<T>(opts: { codec?: unknown; spin?: unknown }): { codec: Codec<T>; spin: number } {
+  return { codec: resolveCodec<T>(opts.codec), spin: checkSpin(opts.spin) };
+}
+
+/**
+ * Checks what another process wrote in the header before anything is
+ * trusted (waiting briefly for a creator still writing it), and returns
+ * the values it checked.
+ */
+function checkHeader(segment: PosixSharedMemory): Layout {
   const name = segment.name;
   const bad = (why: string): IpcError => new IpcError('ERR_IPC_CORRUPTED', `${name} is not a usable channel: ${why}.`, { address: name });
   if (segment.size < DATA_OFFSET + CHANNEL_MIN_CAPACITY) throw bad(`its ${segment.size} bytes are too few for a header and a ring`);
@@ -796,4 +815,5 @@ function checkHeader(segment: PosixSharedMemory): void {
   }
   const max = Atomics.load(w, W.MAX_MESSAGE);
   if (max < 0 || max > capacity / 2 - RECORD_HEADER) throw bad(`its maxMessageSize word holds ${max}`);
+  return { capacity, maxMessageSize: max };
 }

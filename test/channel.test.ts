@@ -343,6 +343,67 @@ describe('Channel: across processes', () => {
   });
 });
 
+describe('Channel: a hostile process with the segment', () => {
+  it('a segment truncated under a waiting async receive fails the call (ERR_IPC_SIZE_MISMATCH), and the process lives on', async () => {
+    const ch = fresh({ capacity: 256 });
+    ch.sendSync(Buffer.from('first'));
+    ch.receiveSync();
+    const pending = ch.receive();
+    pending.catch(() => undefined);
+    await waitUntil('the receive sleeps', () => new Int32Array(PosixSharedMemory.open(ch.address).buffer)[49] === 1);
+    const truncate = trackChild(spawnChild('truncate', ['-s', '0', `/dev/shm${ch.address}`]));
+    await exited(truncate);
+    await rejectsWith(() => pending, 'ERR_IPC_SIZE_MISMATCH', /another process truncated the segment/);
+    throwsWith(() => ch.trySend(Buffer.from('lost')), 'ERR_IPC_SIZE_MISMATCH');
+  });
+
+  it('an async receive whose wake-up another process suppressed still sees the message', async () => {
+    const ch = fresh({ capacity: 256 });
+    const producer = openedAgain(ch);
+    const words = new Int32Array(PosixSharedMemory.open(ch.address).buffer);
+    const pending = ch.receive({ timeout: 10_000 });
+    await waitUntil('the receive sleeps', () => Atomics.load(words, 49) === 1);
+    Atomics.store(words, 49, 0);
+    assert.equal(producer.trySend(Buffer.from('unannounced')), true);
+    assert.equal((await pending).data.toString(), 'unannounced');
+  });
+
+  it('header words changed after open do not change what the handle trusts', () => {
+    const ch = fresh({ capacity: 1024, maxMessageSize: 100 });
+    const words = new Int32Array(PosixSharedMemory.open(ch.address).buffer);
+    const other = openedAgain(ch);
+    words[2] = 1 << 28;
+    words[3] = 0x7fffffff;
+    assert.deepEqual([other.capacity, other.maxMessageSize], [1024, 100]);
+    throwsWith(() => other.trySend(Buffer.alloc(101)), 'ERR_IPC_MESSAGE_TOO_LARGE');
+    assert.equal(other.trySend(Buffer.alloc(100)), true);
+    assert.equal(ch.tryReceive()!.data.length, 100);
+  });
+
+  it('a role recorded for a dead thread, or for this tid with another start time, is taken over', async () => {
+    const ch = fresh({ capacity: 256 });
+    const words = new Int32Array(PosixSharedMemory.open(ch.address).buffer);
+    const gone = trackChild(spawnChild('true'));
+    await exited(gone);
+    // A holder killed between recording its tid and its start time.
+    Atomics.store(words, 17, gone.pid!);
+    Atomics.store(words, 18, 0);
+    assert.equal(ch.trySend(Buffer.from('taken over')), true);
+    assert.equal(ch.stats().producerTid, process.pid);
+    // A dead thread that had this thread's id (tid reuse): its start time differs.
+    Atomics.store(words, 33, process.pid);
+    Atomics.store(words, 34, 12345);
+    assert.equal(ch.tryReceive()!.data.toString(), 'taken over');
+  });
+
+  it('bad handle options leave no segment behind', () => {
+    const name = tracker.shmName('ch');
+    throwsWith(() => Channel.create(name, { spin: -1 }), 'ERR_IPC_INVALID_ARGUMENT', /spin/);
+    throwsWith(() => Channel.create(name, { codec: 'xml' as never }), 'ERR_IPC_INVALID_ARGUMENT', /codec/);
+    assert.equal(existsSync(`/dev/shm${name}`), false);
+  });
+});
+
 describe('Channel: corrupted records', () => {
   it('a record whose header another process overwrote is an error, not an out-of-bounds read or a loop', () => {
     const ch = fresh({ capacity: 256 });
