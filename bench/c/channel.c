@@ -21,9 +21,10 @@
  * the other's word only when the cache says empty (or full).
  *
  * Waiting, with a number SPIN_US: spin on the other side's position for up
- * to SPIN_US microseconds (no yield, as the Node side spins), then set the
- * sleeping flag, read the futex word, look once more and FUTEX_WAIT on it;
- * the other side bumps the word and FUTEX_WAKEs only when the flag is set.
+ * to SPIN_US microseconds (no yield, as the Node side spins; no spin at all
+ * with one CPU to run on, as the Node side), then set the sleeping flag, read
+ * the other side's position, look once more and FUTEX_WAIT on that word; the
+ * other side FUTEX_WAKEs it only when the flag is set.
  * Every shared access is sequentially consistent. With `busy`: poll the
  * other side's position without ever sleeping (nor waking anyone).
  *
@@ -34,6 +35,7 @@
  * copy every message in (memcpy) and out (memcpy).
  */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,8 +52,8 @@
 
 enum {
   W_TAIL = 16, W_HEAD = 32,
-  W_DATA_SEQ = 48, W_CONSUMER_SLEEPING = 49,
-  W_SPACE_SEQ = 64, W_PRODUCER_SLEEPING = 65,
+  W_CONSUMER_SLEEPING = 49,
+  W_PRODUCER_SLEEPING = 65,
 };
 #define DATA_OFFSET 512u
 #define RECORD_HEADER 8u
@@ -109,9 +111,9 @@ static void futex_wake(uint32_t *word) {
 
 /*
  * Waits until `possible(r)`: spins on the other side's position word, then
- * sleeps on `seq` with `sleeping` set (or polls forever when busy).
+ * sleeps on that word with `sleeping` set (or polls forever when busy).
  */
-static void wait_until(struct ring *r, int (*possible)(struct ring *), int other, int seq, int sleeping) {
+static void wait_until(struct ring *r, int (*possible)(struct ring *), int other, int sleeping) {
   if (spin_us < 0) {
     while (!possible(r)) { /* busy-poll */ }
     return;
@@ -124,8 +126,8 @@ static void wait_until(struct ring *r, int (*possible)(struct ring *), int other
       if (possible(r)) return;
     }
     store(r, sleeping, 1);
-    uint32_t s = load(r, seq);
-    if (!possible(r)) futex_wait(&r->words[seq], s);
+    uint32_t s = load(r, other);
+    if (!possible(r)) futex_wait(&r->words[other], s);
     store(r, sleeping, 0);
   }
 }
@@ -154,7 +156,7 @@ static void ring_send(struct ring *r, const void *payload, uint32_t length) {
   uint32_t size = align8(RECORD_HEADER + length);
   if (r->capacity - (r->tail - r->head_cache) < needed(r, size)) {
     want = size;
-    if (!has_room(r)) wait_until(r, has_room, W_HEAD, W_SPACE_SEQ, W_PRODUCER_SLEEPING);
+    if (!has_room(r)) wait_until(r, has_room, W_HEAD, W_PRODUCER_SLEEPING);
   }
   uint32_t offset = r->tail & r->mask;
   if (r->capacity - offset < size) {
@@ -166,10 +168,7 @@ static void ring_send(struct ring *r, const void *payload, uint32_t length) {
   memcpy(r->data + offset + RECORD_HEADER, payload, length);
   r->tail += size;
   store(r, W_TAIL, r->tail);
-  if (spin_us >= 0 && load(r, W_CONSUMER_SLEEPING) != 0) {
-    __atomic_add_fetch(&r->words[W_DATA_SEQ], 1, __ATOMIC_SEQ_CST);
-    futex_wake(&r->words[W_DATA_SEQ]);
-  }
+  if (spin_us >= 0 && load(r, W_CONSUMER_SLEEPING) != 0) futex_wake(&r->words[W_TAIL]);
 }
 
 /* ---- consuming ------------------------------------------------------------ */
@@ -181,7 +180,7 @@ static int has_data(struct ring *r) {
 
 static uint32_t ring_receive(struct ring *r, void *out) {
   for (;;) {
-    if (r->head == r->tail_cache && !has_data(r)) wait_until(r, has_data, W_TAIL, W_DATA_SEQ, W_CONSUMER_SLEEPING);
+    if (r->head == r->tail_cache && !has_data(r)) wait_until(r, has_data, W_TAIL, W_CONSUMER_SLEEPING);
     uint32_t offset = r->head & r->mask;
     const uint32_t *h = (const uint32_t *)(r->data + offset);
     uint32_t length = h[0];
@@ -192,10 +191,7 @@ static uint32_t ring_receive(struct ring *r, void *out) {
     memcpy(out, r->data + offset + RECORD_HEADER, length);
     r->head += align8(RECORD_HEADER + length);
     store(r, W_HEAD, r->head);
-    if (spin_us >= 0 && load(r, W_PRODUCER_SLEEPING) != 0) {
-      __atomic_add_fetch(&r->words[W_SPACE_SEQ], 1, __ATOMIC_SEQ_CST);
-      futex_wake(&r->words[W_SPACE_SEQ]);
-    }
+    if (spin_us >= 0 && load(r, W_PRODUCER_SLEEPING) != 0) futex_wake(&r->words[W_HEAD]);
     return length;
   }
 }
@@ -213,6 +209,9 @@ int main(int argc, char **argv) {
   long iterations = atol(argv[5]);
   uint32_t size = (uint32_t)atol(argv[6]);
   spin_us = strcmp(argv[7], "busy") == 0 ? -1 : atof(argv[7]);
+  /* As the Node side: with one CPU to run on, the peer cannot move meanwhile, so no spinning. */
+  cpu_set_t cpus;
+  if (spin_us > 0 && sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) == 1) spin_us = 0;
   if (align8(RECORD_HEADER + size) > ping.capacity / 2) {
     fprintf(stderr, "a %u-byte message does not fit half of a %u-byte ring\n", size, ping.capacity);
     return 2;
