@@ -79,17 +79,12 @@ static uint32_t load(struct ring *r, int w) { return __atomic_load_n(&r->words[w
 static void store(struct ring *r, int w, uint32_t v) { __atomic_store_n(&r->words[w], v, __ATOMIC_SEQ_CST); }
 
 static struct ring open_ring(const char *name) {
-  int fd = shm_open(name, O_RDWR, 0);
-  if (fd < 0) die("shm_open");
-  struct stat st;
-  if (fstat(fd, &st) < 0) die("fstat");
-  void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) die("mmap");
-  close(fd);
+  size_t size;
+  void *p = map_shared(name, &size);
   struct ring r = {0};
   r.words = p;
   r.data = (uint8_t *)p + DATA_OFFSET;
-  r.capacity = (uint32_t)st.st_size - DATA_OFFSET;
+  r.capacity = (uint32_t)size - DATA_OFFSET;
   if (r.capacity < 64 || (r.capacity & (r.capacity - 1)) != 0) {
     fprintf(stderr, "%s: the ring of %u bytes is not a power of two\n", name, r.capacity);
     exit(1);

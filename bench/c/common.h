@@ -6,10 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static inline void die(const char *what) {
   perror(what);
   exit(1);
+}
+
+/* Maps the whole POSIX segment `name` read-write; its size in *size_out. */
+static inline void *map_shared(const char *name, size_t *size_out) {
+  int fd = shm_open(name, O_RDWR, 0);
+  if (fd < 0) die("shm_open");
+  struct stat st;
+  if (fstat(fd, &st) < 0) die("fstat");
+  void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) die("mmap");
+  close(fd);
+  *size_out = (size_t)st.st_size;
+  return p;
 }
 
 static inline double now_us(void) {

@@ -46,15 +46,7 @@ struct area {
 };
 
 static struct area *map_area(const char *name, size_t *size_out) {
-  int fd = shm_open(name, O_RDWR, 0);
-  if (fd < 0) die("shm_open");
-  struct stat st;
-  if (fstat(fd, &st) < 0) die("fstat");
-  void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) die("mmap");
-  close(fd);
-  *size_out = (size_t)st.st_size;
-  return p;
+  return map_shared(name, size_out);
 }
 
 static void init_area(struct area *a) {
