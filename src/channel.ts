@@ -779,6 +779,55 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   }
 }
 
+/** @internal Bytes of a channel's header (what {@link channelHeaderFacts} reads). */
+export const CHANNEL_HEADER_BYTES = DATA_OFFSET;
+
+/** A thread holding a role of a channel, and whether it still lives. */
+export interface ChannelRoleHolder {
+  tid: number;
+  alive: boolean;
+}
+
+/** What a channel's header says, to a process that does not take part (ls, stat). */
+export interface ChannelHeader {
+  capacity: number;
+  maxMessageSize: number;
+  /** Messages sent and not yet received. */
+  messages: number;
+  /** Ring bytes between HEAD and TAIL (record headers and padding included). */
+  bytes: number;
+  producer?: ChannelRoleHolder;
+  consumer?: ChannelRoleHolder;
+}
+
+/**
+ * @internal What the header bytes of a segment say, or undefined if it is no
+ * channel. The words are read at one moment by a process that does not take
+ * part: they describe a channel in motion, not a consistent snapshot.
+ */
+export function channelHeaderFacts(header: Uint8Array): ChannelHeader | undefined {
+  if (header.length < CHANNEL_HEADER_BYTES) return undefined;
+  const view = new DataView(header.buffer, header.byteOffset, CHANNEL_HEADER_BYTES);
+  const word = (at: number): number => view.getUint32(at * 4, true);
+  if (word(W.MAGIC) !== CHANNEL_MAGIC) return undefined;
+  const counter = (at: number): number => word(at + 1) * 2 ** 32 + word(at);
+  const holder = (role: Role): ChannelRoleHolder | undefined => {
+    const tid = view.getInt32(ROLE_WORDS[role].tid * 4, true);
+    // A start of 0: the holder is still recording it; then the thread's existence is what counts.
+    return tid <= 0 ? undefined : { tid, alive: native.threadAlive(tid, word(ROLE_WORDS[role].start)) };
+  };
+  const producer = holder('producer');
+  const consumer = holder('consumer');
+  return {
+    capacity: word(W.CAPACITY),
+    maxMessageSize: word(W.MAX_MESSAGE),
+    messages: Math.max(0, counter(W.SENT) - counter(W.RECEIVED)),
+    bytes: (word(W.TAIL) - word(W.HEAD)) >>> 0,
+    ...(producer === undefined ? {} : { producer }),
+    ...(consumer === undefined ? {} : { consumer }),
+  };
+}
+
 interface Layout {
   capacity: number;
   maxMessageSize: number;

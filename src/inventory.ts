@@ -15,12 +15,15 @@ import { E, IpcError, systemError } from './errors.js';
 import { formatKey } from './internal/address.js';
 import { type Binding, O_PATH_FLAGS, bindingOf } from './internal/socket-file.js';
 import { PosixMessageQueue } from './message-queue.js';
+import { CHANNEL_HEADER_BYTES, type ChannelHeader, channelHeaderFacts } from './channel.js';
 import { native } from './native.js';
 
 /** The kinds of Unix socket, named as their address schemes are (`unix:`, `unix-dgram:`, `unix-seqpacket:`). */
 export type UnixSocketKind = 'unix' | 'unix-dgram' | 'unix-seqpacket';
 
 /** The kinds of object the inventory reports. */
+export { type ChannelHeader, type ChannelRoleHolder } from './channel.js';
+
 export type IpcObjectKind = 'posix-mq' | 'sysv-mq' | 'posix-shm' | 'sysv-shm' | 'channel' | 'fifo' | UnixSocketKind;
 
 /** A process related to an object. */
@@ -412,33 +415,6 @@ function posixSharedMemory(scan: ProcessScan, notes: string[]): IpcObjectInfo[] 
   return objects;
 }
 
-// The words of a channel's header that ls reads: the layout is defined in src/channel.ts (its
-// comment is the protocol); these are the 32-bit word indexes of the fields read here.
-const CHANNEL_MAGIC = 0x4c4e4843; // 'CHNL'
-const CHANNEL_HEADER_BYTES = 512;
-const CHANNEL_WORDS = {
-  MAGIC: 0, CAPACITY: 2, MAX_MESSAGE: 3, TAIL: 16, PRODUCER_TID: 17, PRODUCER_START: 18,
-  HEAD: 32, CONSUMER_TID: 33, CONSUMER_START: 34, SENT: 80, RECEIVED: 96,
-} as const;
-
-/** A thread holding a role of a channel, and whether it still lives. */
-export interface ChannelRoleHolder {
-  tid: number;
-  alive: boolean;
-}
-
-/** What a channel's header says, read from its file without mapping it. */
-export interface ChannelHeader {
-  capacity: number;
-  maxMessageSize: number;
-  /** Messages sent and not yet received. */
-  messages: number;
-  /** Ring bytes between HEAD and TAIL (record headers and padding included). */
-  bytes: number;
-  producer?: ChannelRoleHolder;
-  consumer?: ChannelRoleHolder;
-}
-
 /**
  * The header of the channel in the POSIX segment `name`, or undefined if the
  * segment is not one (or cannot be read: it is then a plain segment to ls).
@@ -461,26 +437,7 @@ export function readChannelHeader(name: string): ChannelHeader | undefined {
   } finally {
     closeSync(fd);
   }
-  const word = (at: number): number => header.readUInt32LE(at * 4);
-  if (word(CHANNEL_WORDS.MAGIC) !== CHANNEL_MAGIC) return undefined;
-  const counter = (at: number): number => word(at + 1) * 2 ** 32 + word(at);
-  const holder = (tidAt: number, startAt: number): ChannelRoleHolder | undefined => {
-    const tid = header.readInt32LE(tidAt * 4);
-    if (tid <= 0) return undefined;
-    const start = word(startAt);
-    // A start of 0: its holder is still recording it, so it lives.
-    return { tid, alive: start === 0 || native.threadAlive(tid, start) };
-  };
-  const producer = holder(CHANNEL_WORDS.PRODUCER_TID, CHANNEL_WORDS.PRODUCER_START);
-  const consumer = holder(CHANNEL_WORDS.CONSUMER_TID, CHANNEL_WORDS.CONSUMER_START);
-  return {
-    capacity: word(CHANNEL_WORDS.CAPACITY),
-    maxMessageSize: word(CHANNEL_WORDS.MAX_MESSAGE),
-    messages: Math.max(0, counter(CHANNEL_WORDS.SENT) - counter(CHANNEL_WORDS.RECEIVED)),
-    bytes: (word(CHANNEL_WORDS.TAIL) - word(CHANNEL_WORDS.HEAD)) >>> 0,
-    ...(producer === undefined ? {} : { producer }),
-    ...(consumer === undefined ? {} : { consumer }),
-  };
+  return channelHeaderFacts(header);
 }
 
 // ---- Unix sockets ------------------------------------------------------------------
