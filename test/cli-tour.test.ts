@@ -5,13 +5,24 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { all, jsonLines, ok, tourLeftovers } from './helpers/cli.js';
 import { ObjectTracker, posixQueueExists, sysvQueueKeys } from './helpers/objects.js';
 import { killAllPeers, runningChildren } from './helpers/peer.js';
 
 const objects = new ObjectTracker();
+
+/** The pids of the processes whose command line mentions `text` (the tour's children name its objects). */
+function processesNaming(text: string): number[] {
+  return readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
+    } catch {
+      return false; // It exited meanwhile.
+    }
+  }).map(Number);
+}
 
 after(async () => {
   await killAllPeers();
@@ -54,7 +65,7 @@ describe('ipckit tour', () => {
     // The servers chapter: the blocking server stalls behind an idle connection, the event server does not;
     // SIGTERM stops each, with the blocking server's child, and removes its socket file.
     assert.ok(out.includes('\n=== Servers: many clients at once, and the blocking server that cannot serve them ===\n'));
-    const chapter = out.slice(out.indexOf('\n=== Servers:'), out.indexOf('\nTour complete'));
+    const chapter = out.slice(out.indexOf('\n=== Servers:'), out.indexOf('\n=== Channels:'));
     const stepsOf = (part: string): string[] => part.split('\n').filter((line) => line.startsWith('  [')).map((line) => line.slice(line.indexOf('] ') + 2));
     const [blockingSteps, eventSteps] = chapter.split('\n  Strategy event.\n').map(stepsOf);
     const blockingChild = /^listening on unix:\S+-blocking; its child (\d+) accepts and serves the connections, one at a time$/.exec(blockingSteps![1]!);
@@ -70,6 +81,15 @@ describe('ipckit tour', () => {
     assert.match(eventSteps![4]!, /^connection 2: "anyone there\?" came back after \d+\.\d ms, while connection 1 was still open$/, chapter);
     assert.equal(eventSteps!.at(-1), 'exited 0: it had no child; socket file removed', chapter);
     for (const strategy of ['blocking', 'event']) assert.equal(existsSync(`${tmpdir()}/ipckit-tour-serve-${text!.pid}-${strategy}`), false);
+    // The channels chapter (checked step by step below, as JSON): a full ring holds its sender, a killed
+    // producer is reported to its waiting consumer, and the chapter's three channels are removed.
+    const channels = out.slice(out.indexOf('\n=== Channels: messages through shared memory, with no system call per message ===\n'), out.indexOf('\nTour complete'));
+    assert.ok(channels.length > 0, out);
+    assert.match(channels, new RegExp(`\\] depth 16 messages \\(256 of 256 bytes\\); sent 17, received 1; producer: pid \\d+, consumer: pid ${text!.pid}\\n`));
+    assert.match(channels, /\] exited 1 \d+ ms later: ERR_IPC_PEER_DEAD: /);
+    assert.match(channels, /\] over the channels: median round trip \d+\.\d µs\n/);
+    assert.ok(channels.endsWith(`] exited 0: /dev/shm/ipckit-tour-chan-${text!.pid} is gone\n`), channels);
+    assert.deepEqual(processesNaming(`ipckit-tour-chan-${text!.pid}`), []);
     // Nor are its network namespaces, where it could make them (root, with ip(8)).
     assert.equal((spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '').includes(`ipckit-tour-${text!.pid}-`), false);
     assert.ok(out.endsWith('\nTour complete: every object it created has been removed.\n'));
@@ -109,6 +129,84 @@ describe('ipckit tour', () => {
     assert.equal(keys.has(Number(created[1])), false);
     assert.equal(keys.has(Number(jsonKey)), false);
     assert.deepEqual([...tourLeftovers(text!.pid), ...tourLeftovers(asJson!.pid)], []);
+  });
+});
+
+describe('ipckit tour channel', () => {
+  it('narrates each step with its process, removes its channels, and leaves no process behind', async () => {
+    const r = await ok(['tour', 'channel', '--json']);
+    const heading = 'Channels: messages through shared memory, with no system call per message';
+    const events = jsonLines(r.stdout);
+    assert.deepEqual(events[0], { chapter: heading, ms: events[0]!.ms, event: 'chapter', title: heading });
+    for (const e of events) {
+      assert.ok(['chapter', 'explain', 'step'].includes(e.event as string), JSON.stringify(e));
+      assert.equal(e.chapter, heading);
+      assert.equal(typeof e.ms, 'number');
+    }
+    const steps = events.filter((e) => e.event === 'step') as { process: string; pid: number; text: string }[];
+    assert.ok(steps.filter((e) => e.process === 'tour').every((e) => e.pid === r.pid));
+    // Each process by the order it first speaks (child1, child2, ...), wherever its pid appears;
+    // durations, which differ from run to run, as N.
+    const labels = new Map<number, string>([[r.pid, 'tour']]);
+    for (const e of steps) if (!labels.has(e.pid)) labels.set(e.pid, `child${labels.size}`);
+    const pids = new RegExp(`\\b(${[...labels.keys()].join('|')})\\b`, 'g');
+    const seen = steps.map((e) => `${labels.get(e.pid)}: ${e.text.replace(pids, (pid) => `<${labels.get(Number(pid))}>`)
+      .replace(/\d+(\.\d+)? (ms|µs)\b/g, 'N $2')}`);
+    const name = '/ipckit-tour-chan-<tour>';
+    const rest = [...Array.from({ length: 15 }, (_, i) => `"job ${i + 2}"`), '"one more"'].join(', ');
+    const expected = [
+      `tour: created ${name}: a ring of 256 bytes, messages of at most 120 bytes, mode 0600`,
+      `child1: $ ipckit channel recv ${name} --follow`,
+      'child1: took the consumer role; the ring is empty, so it sleeps (no CPU) until a message comes',
+      `child2: $ ipckit channel stat ${name} --json`,
+      'child2: depth 0 messages (0 of 256 bytes); sent 0, received 0; producer: nobody, consumer: pid <child1>',
+      `child3: $ ipckit channel send ${name} "resize photo-17.jpg"`,
+      'child3: took the producer role, sent "resize photo-17.jpg", and exited 0, giving the role back',
+      'child1: woke and printed "resize photo-17.jpg"',
+      'tour: kill(<child1>, SIGTERM)',
+      'child1: ended by SIGTERM; the channel still names pid <child1> as its consumer, a dead one',
+      'tour: took the dead consumer\'s role over (tryReceive() found nothing), and now reads nothing: a slow consumer',
+      'tour: with another handle, trySend() succeeded 16 times, then returned false: the ring is full ' +
+        '(a message takes an 8-byte header and its bytes, padded to 8: 16 bytes here)',
+      'tour: closed that handle, which gives the producer role back',
+      `child4: $ ipckit channel send ${name} "one more" --json`,
+      'child4: took the producer role; the ring is full, so it sleeps until there is room',
+      `child5: $ ipckit channel stat ${name} --json`,
+      'child5: depth 16 messages (256 of 256 bytes); sent 17, received 1; producer: pid <child4>, consumer: pid <tour>',
+      'tour: received "job 1": room for one message',
+      'child4: woke, sent "one more", and exited 0 N ms later',
+      `tour: received the other 16: ${rest}`,
+      'tour: closed that handle, which gives the consumer role back',
+      `child6: $ node -e '…Channel.open("${name}").send("last words")…'   (and it stays)`,
+      'child6: sent "last words" and holds the producer role',
+      `child7: $ ipckit channel recv ${name} --follow`,
+      'child7: printed "last words"; the ring is empty, so it sleeps',
+      'tour: kill(<child6>, SIGKILL)',
+      // The rest of the line is the consumer's error message, as src/channel.ts words it.
+      `child7: exited 1 N ms later: ERR_IPC_PEER_DEAD: The producer of ${name} (thread <child6>) died`,
+      `tour: created ${name}-ping and ${name}-pong, 4096 bytes each`,
+      `child8: $ node -e '…receive on ${name}-ping, send it back on ${name}-pong…'`,
+      'child9: $ node -e \'process.on("message", (m) => process.send(m))\'',
+      'tour: over the channels: median round trip N µs',
+      'tour: over child_process IPC: median round trip N µs',
+      `tour: removed ${name}-ping and ${name}-pong`,
+      `child10: $ ipckit channel rm ${name}`,
+      'child10: exited 0: /dev/shm/ipckit-tour-chan-<tour> is gone',
+    ];
+    const deadAt = expected.findIndex((line) => line.includes('ERR_IPC_PEER_DEAD'));
+    assert.ok(seen[deadAt]?.startsWith(expected[deadAt]!), seen.join('\n'));
+    assert.deepEqual([...seen.slice(0, deadAt), expected[deadAt], ...seen.slice(deadAt + 1)], expected);
+
+    // The two medians were measured (whichever is shorter), and compared in words.
+    const medians = steps.map((e) => /median round trip (\d+\.\d) µs$/.exec(e.text)?.[1]).filter((m) => m !== undefined).map(Number);
+    assert.equal(medians.length, 2);
+    assert.ok(medians.every((m) => m > 0), String(medians));
+    const explained = events.filter((e) => e.event === 'explain').map((e) => e.text as string);
+    assert.equal(explained.filter((t) => /^Here and now the channel's round trip was \d+\.\d× (shorter|longer)\.$/.test(t)).length, 1, explained.join('\n'));
+
+    assert.deepEqual(tourLeftovers(r.pid), []);
+    assert.deepEqual(processesNaming(`ipckit-tour-chan-${r.pid}`), []);
+    assert.deepEqual([...labels.keys()].filter((pid) => pid !== r.pid && existsSync(`/proc/${pid}`)), []);
   });
 });
 

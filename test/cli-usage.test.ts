@@ -87,7 +87,7 @@ describe('ipckit help and usage errors', () => {
       [['mq', 'create', '/x', '--mode', '999'], /--mode must be octal permission bits/],
       [['mq', 'create', '/x', '--max-messages', '1.5'], /--max-messages must be an integer/],
       [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq, shm, channel, fifo or socket; got "pipe".\n'],
-      [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq, shm, pipe, signal, socket, server\./],
+      [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq, shm, pipe, signal, socket, server, channel\./],
     ];
     await all(cases.map(([args, expected]) => async () => {
       const stderr = await fails(args, 2, 'ERR_IPC_USAGE');

@@ -10,6 +10,7 @@ import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_proces
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { Channel } from '../../channel.js';
 import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
 import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
 import { Mutex } from '../../lock.js';
@@ -77,11 +78,11 @@ interface ChildOutput {
 
 /**
  * Runs `ipckit <args>` as a child process and collects what it printed;
- * rejects if it does not exit with `expectedCode`. `onOutput` sees the
+ * rejects if it does not exit with `expectedCode` (null: ended by a signal). `onOutput` sees the
  * output so far each time the child prints something. `prefix` runs it
  * through another command that ends by executing it (`ip netns exec NAME`).
  */
-function runCli(args: string[], onSpawn?: (pid: number) => void, expectedCode = 0,
+function runCli(args: string[], onSpawn?: (pid: number) => void, expectedCode: number | null = 0,
   onOutput?: (output: ChildOutput) => void, prefix: string[] = []): Promise<ChildResult> {
   return new Promise<ChildResult>((resolve, reject) => {
     const started = performance.now();
@@ -374,7 +375,7 @@ async function pipeChapter(n: Narrator): Promise<void> {
  * promise `done` settles when it exits). `stop()` sends it SIGTERM if it is
  * still running: for a step that failed while the child waits for it.
  */
-function startCli(args: string[], marker: string, onSpawn: (pid: number) => void, expectedCode = 0, prefix: string[] = []):
+function startCli(args: string[], marker: string, onSpawn: (pid: number) => void, expectedCode: number | null = 0, prefix: string[] = []):
   { ready: Promise<ChildOutput>; done: Promise<ChildResult>; stop(): void } {
   let resolveReady!: (output: ChildOutput) => void;
   const ready = new Promise<ChildOutput>((resolve) => { resolveReady = resolve; });
@@ -760,6 +761,312 @@ async function serverChapter(n: Narrator): Promise<void> {
     'measured side by side: ipckit demo blocking.');
 }
 
+/** The library's entry point, for the small node programs of the channel chapter. */
+const LIBRARY = new URL('../../index.js', import.meta.url).href;
+
+/**
+ * Starts `node -e <script>` as an ES module; `args` are its
+ * process.argv[1...], and with `ipc` it has Node's IPC channel. Its stdin is a pipe from
+ * the tour: the scripts exit when it ends, so none outlives the tour.
+ */
+function nodeChild(script: string, args: string[], ipc = false): ChildProcess {
+  return spawn(process.execPath, ['--input-type=module', '-e', script, ...args], { stdio: ['pipe', 'pipe', 'pipe', ...(ipc ? ['ipc' as const] : [])] });
+}
+
+/** The first line of a {@link nodeChild} script that uses channels. */
+const IMPORT_CHANNEL = `import { Channel } from ${JSON.stringify(LIBRARY)};`;
+
+/** Resolves when `child` prints `line`; rejects if it exits first, with what it printed on stderr. */
+function printed(child: ChildProcess, line: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      if (stdout.split('\n').includes(line)) resolve();
+    });
+    child.once('error', reject);
+    child.once('close', (code, signal) => reject(new IpcError('ERR_IPC_PEER_FAILED',
+      `The tour's node child ${child.pid} ended (${signal ?? `exit ${code}`}) before it printed "${line}": ${stderr.trim()}`)));
+  });
+}
+
+/**
+ * Looks at `ready()` every 5 ms until it is true; fails if `child` settles
+ * first (the process that was to make it true is gone) or after 10 s.
+ */
+async function until(what: string, ready: () => boolean, child: Promise<unknown>): Promise<void> {
+  let ended: unknown;
+  let failure: unknown;
+  child.then((result) => { ended = result ?? true; }, (err: unknown) => { failure = err ?? true; });
+  for (const deadline = performance.now() + 10_000; !ready(); await sleep(5)) {
+    if (failure !== undefined) throw failure;
+    if (ended !== undefined) throw new IpcError('ERR_IPC_PEER_FAILED', `The child exited before ${what}.`);
+    if (performance.now() > deadline) throw new IpcError('ERR_IPC_TIMEOUT', `The tour waited 10 s for ${what}.`);
+  }
+}
+
+/** One --json line of `ipckit channel stat`. */
+interface ChannelStat {
+  depth: number;
+  depthBytes: number;
+  capacity: number;
+  sent: number;
+  received: number;
+  producerTid: number;
+  consumerTid: number;
+  producerAlive: boolean | null;
+  consumerAlive: boolean | null;
+}
+
+function holder(tid: number, alive: boolean | null): string {
+  return tid === 0 ? 'nobody' : `pid ${tid}${alive === true ? '' : ' (dead)'}`;
+}
+
+function median(samples: Float64Array): number {
+  const sorted = Float64Array.from(samples).sort();
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Round trips timed in the channel chapter, after as many untimed ones to warm up. */
+const ROUND_TRIPS = 10_000;
+const WARM_UP = 1_000;
+const ROUND_TRIP_BYTES = 64;
+
+/** The echo of the channel chapter: receives on one channel and sends the same bytes back on the other. */
+const CHANNEL_ECHO = `${IMPORT_CHANNEL}
+const [ping, pong, count] = process.argv.slice(1);
+process.stdin.resume().on('end', () => process.exit(0));
+const from = Channel.open(ping);
+const to = Channel.open(pong);
+process.stdout.write('ready\\n');
+for (let i = Number(count); i > 0; i--) {
+  const { data } = await from.receive();
+  await to.send(data);
+}
+from.close();
+to.close();
+process.exit(0);`;
+
+/** The same echo over child_process IPC: the message event, and process.send back. */
+const IPC_ECHO = `process.stdin.resume().on('end', () => process.exit(0));
+process.on('message', (m) => process.send(m));
+process.stdout.write('ready\\n');`;
+
+/**
+ * Times `count` calls of `once()` into `times`, from index `at` (a negative
+ * index: an untimed call, to warm up).
+ */
+async function timeRoundTrips(once: () => Promise<void>, times: Float64Array, at: number, count: number): Promise<void> {
+  for (let i = at; i < at + count; i++) {
+    const started = performance.now();
+    await once();
+    if (i >= 0) times[i] = performance.now() - started;
+  }
+}
+
+async function channelChapter(n: Narrator): Promise<void> {
+  const me = process.pid;
+  n.heading('Channels: messages through shared memory, with no system call per message');
+  n.explain('A channel is a ring of messages in a shared-memory segment, between one producer and one consumer.\n' +
+    'Both processes map the segment: the producer copies a message into the ring and the consumer copies it\n' +
+    'out, with no system call. The kernel is asked only to wake a side that sleeps: the consumer on an\n' +
+    'empty ring, the producer on a full one. For messages between processes on one machine it is the\n' +
+    'fastest way ipckit has; for several senders or receivers on one queue use a message queue, to reach\n' +
+    'another machine or to pass descriptors a socket.');
+
+  const name = `/ipckit-tour-chan-${me}`;
+  const [ping, pong] = [`${name}-ping`, `${name}-pong`];
+  const children = new Set<ChildProcess>();
+  const stoppers: (() => void)[] = [];
+  // Segments outlive their processes: removed whatever happens, also on SIGINT, SIGTERM or SIGHUP.
+  const removeAll = (): void => {
+    for (const stop of stoppers.splice(0)) stop();
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const each of [name, ping, pong]) {
+      try {
+        Channel.unlink(each);
+      } catch (err) {
+        if (!(err instanceof IpcError) || err.code !== 'ENOENT') throw err;
+      }
+    }
+  };
+  const removers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => onSignal(sig, (info) => {
+    try {
+      removeAll();
+    } finally {
+      process.exit(128 + info.number);
+    }
+  }));
+  let observer: Channel | undefined;
+  try {
+    // The tour's own handle takes no role: the tour reads the shared counters through it.
+    const ch = observer = Channel.create(name, { capacity: 256, mode: 0o600 });
+    n.say('tour', me, `created ${name}: a ring of ${ch.capacity} bytes, messages of at most ${ch.maxMessageSize} bytes, mode 0600`);
+
+    n.explain('\nA consumer in one process, a producer in another: each command is a process of its own.');
+    let consumerPid = 0;
+    const text = 'resize photo-17.jpg';
+    const consumer = startCli(['channel', 'recv', name, '--follow'], text, (pid) => {
+      consumerPid = pid;
+      n.say('child', pid, `$ ipckit channel recv ${name} --follow`);
+    }, null);
+    stoppers.push(consumer.stop);
+    later(consumer.ready);
+    await until('the consumer waited', () => consumerPid !== 0 && ch.stats().consumerTid === consumerPid && ch.stats().consumerWaits > 0, consumer.done);
+    n.say('child', consumerPid, 'took the consumer role; the ring is empty, so it sleeps (no CPU) until a message comes');
+    const stat = async (): Promise<void> => {
+      const r = await runCli(['channel', 'stat', name, '--json'], (pid) => n.say('child', pid, `$ ipckit channel stat ${name} --json`));
+      const s = JSON.parse(r.stdout) as ChannelStat;
+      n.say('child', r.pid, `depth ${s.depth} messages (${s.depthBytes} of ${s.capacity} bytes); sent ${s.sent}, received ${s.received}; ` +
+        `producer: ${holder(s.producerTid, s.producerAlive)}, consumer: ${holder(s.consumerTid, s.consumerAlive)}`);
+    };
+    await stat();
+    const sent = await runCli(['channel', 'send', name, text], (pid) => n.say('child', pid, `$ ipckit channel send ${name} "${text}"`));
+    n.say('child', sent.pid, `took the producer role, sent ${show(text)}, and exited ${sent.code}, giving the role back`);
+    const got = await consumer.ready;
+    n.say('child', got.pid, `woke and printed ${show(got.stdout.trim())}`);
+    consumer.stop();
+    n.say('tour', me, `kill(${consumerPid}, SIGTERM)`);
+    await consumer.done;
+    n.say('child', consumerPid, `ended by SIGTERM; the channel still names pid ${ch.stats().consumerTid} as its consumer, a dead one`);
+
+    n.explain('\nBackpressure: the ring has a fixed size. A sender that finds it full waits, asleep, until the\n' +
+      'consumer makes room: a fast producer cannot bury a slow consumer under messages.');
+    {
+      using taker = Channel.open(name);
+      taker.tryReceive();
+      n.say('tour', me, 'took the dead consumer\'s role over (tryReceive() found nothing), and now reads nothing: a slow consumer');
+      {
+        using filler = Channel.open(name);
+        let filled = 0;
+        while (filler.trySend(Buffer.from(`job ${filled + 1}`))) filled++;
+        n.say('tour', me, `with another handle, trySend() succeeded ${filled} times, then returned false: the ring is full ` +
+          '(a message takes an 8-byte header and its bytes, padded to 8: 16 bytes here)');
+      }
+      n.say('tour', me, 'closed that handle, which gives the producer role back');
+      let senderPid = 0;
+      const sender = startCli(['channel', 'send', name, 'one more', '--json'], '"sent"', (pid) => {
+        senderPid = pid;
+        n.say('child', pid, `$ ipckit channel send ${name} "one more" --json`);
+      });
+      stoppers.push(sender.stop);
+      later(sender.ready);
+      await until('the sender waited', () => senderPid !== 0 && ch.stats().producerTid === senderPid && ch.stats().producerWaits > 0, sender.done);
+      n.say('child', senderPid, 'took the producer role; the ring is full, so it sleeps until there is room');
+      await stat();
+      const first = await taker.receive({ timeout: 10_000 });
+      const madeRoom = performance.now();
+      n.say('tour', me, `received ${show(first.data.toString())}: room for one message`);
+      const woke = await sender.done;
+      n.say('child', woke.pid, `woke, sent "one more", and exited ${woke.code} ${(performance.now() - madeRoom).toFixed(1)} ms later`);
+      const rest: string[] = [];
+      for (let m = taker.tryReceive(); m !== undefined; m = taker.tryReceive()) rest.push(m.data.toString());
+      n.say('tour', me, `received the other ${rest.length}: ${rest.map(show).join(', ')}`);
+    }
+    n.say('tour', me, 'closed that handle, which gives the consumer role back');
+
+    n.explain('\nA consumer waiting on an empty ring learns that its producer died, instead of waiting forever.\n' +
+      'A small node program takes the producer role, sends one message and stays; a consumer receives it and\n' +
+      'waits for more; then the tour kills the producer with SIGKILL, which no process can catch.');
+    const producer = nodeChild(`${IMPORT_CHANNEL}
+process.stdin.resume().on('end', () => process.exit(0));
+const ch = Channel.open(process.argv[1]);
+await ch.send(Buffer.from('last words'));
+process.stdout.write('sent\\n');`, [name]);
+    children.add(producer);
+    const producerExited = later(exited(producer));
+    n.say('child', producer.pid!, `$ node -e '…Channel.open(${show(name)}).send("last words")…'   (and it stays)`);
+    await printed(producer, 'sent');
+    n.say('child', producer.pid!, 'sent "last words" and holds the producer role');
+    const waitsBefore = ch.stats().consumerWaits;
+    let readerPid = 0;
+    const reader = startCli(['channel', 'recv', name, '--follow'], 'last words', (pid) => {
+      readerPid = pid;
+      n.say('child', pid, `$ ipckit channel recv ${name} --follow`);
+    }, 1);
+    stoppers.push(reader.stop);
+    await later(reader.ready);
+    await until('the consumer waited', () => ch.stats().consumerTid === readerPid && ch.stats().consumerWaits > waitsBefore, reader.done);
+    n.say('child', readerPid, 'printed "last words"; the ring is empty, so it sleeps');
+    producer.kill('SIGKILL');
+    const killed = performance.now();
+    n.say('tour', me, `kill(${producer.pid}, SIGKILL)`);
+    const died = await reader.done;
+    n.say('child', died.pid, `exited ${died.code} ${(performance.now() - killed).toFixed(0)} ms later: ${died.stderr.trim().split('\n')[0]}`);
+    await producerExited;
+
+    const blocks = 10;
+    n.explain(`\nHow fast: ${ROUND_TRIPS} round trips of ${ROUND_TRIP_BYTES} bytes between the tour and a child process, measured now on\n` +
+      'this machine: over two channels (one each way), and over child_process IPC (process.send, the link\n' +
+      `Node itself keeps to a child). After ${WARM_UP} untimed round trips each, the two take turns in blocks of ` +
+      `${ROUND_TRIPS / blocks},\nso both see the machine as it is; both sides await every call.`);
+    {
+      using out = Channel.create(ping, { capacity: 4096, mode: 0o600 });
+      using back = Channel.create(pong, { capacity: 4096, mode: 0o600 });
+      n.say('tour', me, `created ${ping} and ${pong}, 4096 bytes each`);
+      const echo = nodeChild(CHANNEL_ECHO, [ping, pong, String(WARM_UP + ROUND_TRIPS)]);
+      children.add(echo);
+      const echoExited = later(exited(echo));
+      n.say('child', echo.pid!, `$ node -e '…receive on ${ping}, send it back on ${pong}…'`);
+      const ipc = nodeChild(IPC_ECHO, [], true);
+      children.add(ipc);
+      const ipcExited = later(exited(ipc));
+      n.say('child', ipc.pid!, '$ node -e \'process.on("message", (m) => process.send(m))\'');
+      await Promise.all([printed(echo, 'ready'), printed(ipc, 'ready')]);
+
+      const payload = Buffer.alloc(ROUND_TRIP_BYTES, 0x61);
+      const overChannels = async (): Promise<void> => {
+        await out.send(payload, { timeout: 10_000 });
+        await back.receive({ timeout: 10_000 });
+      };
+      let answered: (() => void) | undefined;
+      let lost: ((err: Error) => void) | undefined;
+      ipc.on('message', () => answered?.());
+      void ipcExited.then(() => lost?.(new IpcError('ERR_IPC_PEER_FAILED', `The IPC echo ${ipc.pid} exited.`)), () => undefined);
+      const message = 'a'.repeat(ROUND_TRIP_BYTES);
+      const overIpc = (): Promise<void> => new Promise<void>((resolve, reject) => {
+        answered = resolve;
+        lost = reject;
+        ipc.send(message);
+      });
+      const [channelTimes, ipcTimes] = [new Float64Array(ROUND_TRIPS), new Float64Array(ROUND_TRIPS)];
+      await timeRoundTrips(overChannels, channelTimes, -WARM_UP, WARM_UP);
+      await timeRoundTrips(overIpc, ipcTimes, -WARM_UP, WARM_UP);
+      const block = ROUND_TRIPS / blocks;
+      for (let at = 0; at < ROUND_TRIPS; at += block) {
+        await timeRoundTrips(overChannels, channelTimes, at, block);
+        await timeRoundTrips(overIpc, ipcTimes, at, block);
+      }
+      ipc.stdin!.end();
+      await Promise.all([echoExited, ipcExited]);
+      const [onChannels, onIpc] = [median(channelTimes) * 1000, median(ipcTimes) * 1000];
+      n.say('tour', me, `over the channels: median round trip ${onChannels.toFixed(1)} µs`);
+      n.say('tour', me, `over child_process IPC: median round trip ${onIpc.toFixed(1)} µs`);
+      n.explain(onIpc >= onChannels ? `Here and now the channel's round trip was ${(onIpc / onChannels).toFixed(1)}× shorter.`
+        : `Here and now the channel's round trip was ${(onChannels / onIpc).toFixed(1)}× longer.`);
+      n.explain('A channel message goes through memory both processes map; a child_process message is written into\n' +
+        'a socket by one process and read by the other, a system call on each side. A waiting side spins a\n' +
+        'little before it sleeps, which pays when the other process runs on another CPU at the same time. On\n' +
+        'a busy machine each message may have to wake a sleeper instead (tens of microseconds); with one CPU\n' +
+        '(taskset -c 0) an awaited receive also wakes through a waiter thread, and the sync calls (sendSync,\n' +
+        'receiveSync) are the faster choice.\n' +
+        'Every variant, beside C and Node\'s own: ipckit bench channel.');
+    }
+    for (const each of [ping, pong]) Channel.unlink(each);
+    n.say('tour', me, `removed ${ping} and ${pong}`);
+
+    const rm = await runCli(['channel', 'rm', name], (pid) => n.say('child', pid, `$ ipckit channel rm ${name}`));
+    n.say('child', rm.pid, `exited ${rm.code}: /dev/shm/${name.slice(1)} is ${existsSync(`/dev/shm/${name.slice(1)}`) ? 'still there' : 'gone'}`);
+  } finally {
+    observer?.close();
+    removeAll();
+    for (const remove of removers) remove();
+  }
+}
+
 const CHAPTERS: Record<string, (n: Narrator) => Promise<void>> = {
   mq: messageQueueChapter,
   shm: sharedMemoryChapter,
@@ -767,6 +1074,7 @@ const CHAPTERS: Record<string, (n: Narrator) => Promise<void>> = {
   signal: signalChapter,
   socket: socketChapter,
   server: serverChapter,
+  channel: channelChapter,
 };
 
 export const tourCommand: Leaf = {
