@@ -272,6 +272,12 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   #loan: { position: number; room: number; view: Uint8Array } | undefined;
   /** HEAD to store when the current view is released; the view's generation. */
   #viewEnd: number | undefined;
+  /**
+   * How long each side spins now, µs: halved after a spin that did not
+   * pay (the peer was not running), doubled (up to the spin option) after
+   * one that did or after a sleep shorter than a spin: an adaptive spin.
+   */
+  readonly #spinBudget: Record<Role, number> = { producer: Infinity, consumer: Infinity };
   /** @internal Bumped whenever a view's space goes back to the producer. */
   viewGeneration = 0;
 
@@ -724,11 +730,14 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       step: (timeout, spin) => {
         let value = attempt();
         if (value !== undefined) return value;
-        if (spin > 0) {
+        const budget = Math.min(spin, this.#spinBudget[role]);
+        if (budget > 0) {
           const seen = Atomics.load(w, otherPosition);
-          const until = performance.now() + spin / 1000;
+          const until = performance.now() + budget / 1000;
           while (Atomics.load(w, otherPosition) === seen && performance.now() < until) { /* spin */ }
           value = attempt();
+          // Spinning paid: keep it. It did not (the peer was not running): spin half as long next time.
+          this.#spinBudget[role] = value !== undefined ? Math.min(spin, budget * 2) : budget >> 1;
           if (value !== undefined) return value;
         }
         if (timeout === 0) return undefined;
@@ -740,8 +749,11 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
           return value;
         }
         Atomics.add(w, waitsWord, 1);
+        const slept = spin > 0 ? performance.now() : 0;
         const r = native.futexWait(w, otherPosition, seen, timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), 0);
         Atomics.store(w, sleepingWord, 0);
+        // Woken sooner than a full spin would have lasted: spinning would have caught it; spin again (up to the option).
+        if (spin > 0 && (performance.now() - slept) * 1000 < spin) this.#spinBudget[role] = Math.min(spin, Math.max(1, this.#spinBudget[role] * 2));
         if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'futex', this.address);
         value = attempt();
         // Only a slice that passed without a wake-up looks at the peer (reading /proc costs more than a round trip).
