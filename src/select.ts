@@ -56,7 +56,7 @@ function targetOf(object: unknown, interest: Interest, what: string): { fd: numb
   if (typeof method !== 'function') {
     const name = object !== null && typeof object === 'object' ? object.constructor?.name ?? 'object' : typeof object;
     throw invalidArgument(what, name, 'an ipckit object with a kernel descriptor (a socket, a pipe or FIFO end, a POSIX message queue, ' +
-      'a signal listener). System V queues, mutexes and semaphores have none: wait on them with their own calls');
+      'a signal listener). System V queues, mutexes, semaphores and shared-memory channels have none: wait on them with their own calls');
   }
   const target: PollTarget = method.call(object);
   let epoll = 0;

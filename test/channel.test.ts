@@ -11,7 +11,7 @@ import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import { existsSync, openSync, writeSync, closeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Channel, PosixSharedMemory } from '../src/index.js';
+import { Channel, Poller, PosixSharedMemory, selectSync } from '../src/index.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 import { ObjectTracker } from './helpers/objects.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
@@ -171,6 +171,14 @@ describe('Channel: the blocking triple', () => {
     await ch.send({ n: 42 });
     assert.deepEqual((await ch.receive()).data, { n: 42 });
     assert.equal(ch.stats().sent, 1);
+  });
+
+  it('select and a Poller refuse a channel (it has no descriptor), saying to wait with its own calls', () => {
+    const ch = fresh({ capacity: 128 });
+    throwsWith(() => selectSync([ch as never], { timeout: 0 }), 'ERR_IPC_INVALID_ARGUMENT', /shared-memory channels have none: wait on them with their own calls/);
+    const poller = new Poller();
+    throwsWith(() => poller.add(ch as never), 'ERR_IPC_INVALID_ARGUMENT', /shared-memory channels have none/);
+    poller.close();
   });
 
   it('close() rejects pending calls, and every later use fails with ERR_IPC_CLOSED', async () => {
