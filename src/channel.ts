@@ -707,8 +707,12 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   #receiveOp(view: boolean): Operation<ChannelMessage<T> | ChannelView> {
     this.#claim('consumer');
-    return this.#waiting('consumer', () => this.#read(view), () => position(this.#words, W.TAIL) !== this.#head);
+    // A receive carries no state of its own: one operation of each kind serves every call.
+    const index = view ? 1 : 0;
+    return this.#receiveOps[index] ??= this.#waiting('consumer', () => this.#read(view), () => position(this.#words, W.TAIL) !== this.#head);
   }
+
+  readonly #receiveOps: [Operation<ChannelMessage<T> | ChannelView>?, Operation<ChannelMessage<T> | ChannelView>?] = [];
 
   /**
    * The operation of a call that waits for the other side: `attempt` first;
