@@ -101,7 +101,10 @@ export interface RunFigures extends DeliveryCounts {
 export async function runOnce(transport: Transport, mode: PeerParams['mode'], runMs: number): Promise<RunFigures> {
   const prepared = await transport.prepare();
   const ledgerName = `/ipckit-soak-ledger-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  const ledger = Ledger.create(ledgerName, PRODUCERS, CONSUMERS);
+  // A single-producer, single-consumer transport (the channel) runs one of each.
+  const producerCount = transport.single === true ? 1 : PRODUCERS;
+  const consumerCount = transport.single === true ? 1 : CONSUMERS;
+  const ledger = Ledger.create(ledgerName, producerCount, consumerCount);
   const removal = removeOnInterrupt(() => {
     PosixSharedMemory.unlink(ledgerName);
     prepared.teardown();
@@ -111,16 +114,16 @@ export async function runOnce(transport: Transport, mode: PeerParams['mode'], ru
   const sampler = setInterval(() => { for (const c of children) c.sample(); }, 100);
   try {
     const params = (role: PeerParams['role'], index: number): PeerParams => ({
-      role, transport: transport.name, address: prepared.address, mode, index, producers: PRODUCERS, consumers: CONSUMERS, ledger: ledgerName, runMs,
+      role, transport: transport.name, address: prepared.address, mode, index, producers: producerCount, consumers: consumerCount, ledger: ledgerName, runMs,
     });
-    const consumers = Array.from({ length: CONSUMERS }, (_, i) => new Child(params('consumer', i), prepared.receiverFd?.fd));
+    const consumers = Array.from({ length: consumerCount }, (_, i) => new Child(params('consumer', i), prepared.receiverFd?.fd));
     children.push(...consumers);
     if (transport.connected) {
       // The consumers are servers: the producers connect to the addresses they report, one connection each.
       await Promise.all(consumers.map((c) => c.lineCount(1, 20_000)));
       for (const c of consumers) prepared.receivers.push(listeningAddress(c));
     }
-    const producers = Array.from({ length: PRODUCERS }, (_, i) =>
+    const producers = Array.from({ length: producerCount }, (_, i) =>
       new Child({ ...params('producer', i), address: senderAddress(prepared, i) }, prepared.senderFd?.fd));
     children.push(...producers);
     await Promise.all(children.map((c) => c.lineCount(1, 20_000)));
@@ -129,19 +132,20 @@ export async function runOnce(transport: Transport, mode: PeerParams['mode'], ru
     for (const c of children) c.go();
     // Producers end on their own; then one stop marker per consumer, behind all the data.
     for (const p of producers) if (!(await p.exited(runMs + 30_000))) stuck.push(`producer ${p.process.pid} did not finish`);
-    for (let i = 0; i < CONSUMERS; i++) await prepared.parent.send(stopMarker());
+    for (let i = 0; i < consumerCount; i++) await prepared.parent.send(stopMarker());
     for (const c of consumers) if (!(await c.exited(30_000))) stuck.push(`consumer ${c.process.pid} did not finish`);
     const seconds = (performance.now() - t0) / 1000;
     const figures = (c: Child): { latenciesUs?: number[]; loopDelayP99Ms?: number } => {
       const last = c.lines.at(-1);
       return last === undefined || last.startsWith('ready') ? {} : (JSON.parse(last) as { latenciesUs?: number[]; loopDelayP99Ms?: number });
     };
-    const { sent, lost } = ledger.tally(PRODUCERS);
+    const { sent, lost } = ledger.tally(producerCount);
     const total = (field: ConsumerField): number => ledger.total(field);
     return {
       sent, lost, seconds, stuck,
       received: total('received'),
-      duplicated: total('duplicated'),
+      // No process is killed here: a redelivery (a consumer died holding a view) is a duplicate too.
+      duplicated: total('duplicated') + total('redelivered'),
       reordered: total('reordered'),
       corrupt: total('corrupt'),
       latenciesUs: consumers.flatMap((c) => figures(c).latenciesUs ?? []),
@@ -204,7 +208,9 @@ export const section: Section = {
       about: `${PRODUCERS} producer and ${CONSUMERS} consumer processes per run; 64-byte messages carrying (producer, sequence, send time, CRC32). ` +
         'Over unix-stream (a socket file), unix-seqpacket (an abstract name) and tcp (127.0.0.1, an ephemeral port) each consumer is a ' +
         `server and producer n connects to consumer n mod ${CONSUMERS}, one connection per producer; over unix-dgram the consumers share ` +
-        'one bound socket, as a queue. After the run nothing may still be bound to the run\'s socket names or listen on its ports. ' +
+        'one bound socket, as a queue. The channel (a single-producer, single-consumer ring in shared memory) runs one producer and one ' +
+        'consumer process, its messages with 0–200 filler bytes (checked by the consumer) so that records wrap its 2 KiB ring at every ' +
+        'offset; every third send is a loan and every other receive a view. After the run nothing may still be bound to the run\'s socket names or listen on its ports. ' +
         'Reordered counts a consumer seeing a producer\'s sequence go backwards. Latency is send to receive, µs; RSS (MiB) and descriptors ' +
         'are start / peak / end, the largest over the run\'s processes; loop delay is the worst p99 of their event loops, ms (not measured in ' +
         'sync mode, where *Sync calls block the loop by design; with 7 busy processes on the CPUs, a process waiting for a CPU counts as delay too).',

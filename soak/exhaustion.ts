@@ -26,7 +26,7 @@ import { constants as osConstants } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
-  IpcError, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, SysvSharedMemory, pipe,
+  Channel, IpcError, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, SysvSharedMemory, pipe,
 } from '../src/index.js';
 import { native } from '../src/native.js';
 import { type Section, type SectionResult, descriptorTargets, openDescriptors, runStandalone } from './report.js';
@@ -256,6 +256,11 @@ function closeSegment(s: PosixSharedMemory): void {
   s.unlink();
 }
 
+function closeChannel(ch: Channel): void {
+  ch.close();
+  ch.unlink();
+}
+
 /** A tiny queue: the descriptor is the scarce resource, not RLIMIT_MSGQUEUE. */
 const openTinyQueue = (i: number): PosixMessageQueue => PosixMessageQueue.create(objectName(i), { maxMessages: 1, maxMessageSize: 16 });
 
@@ -351,6 +356,9 @@ const ROUTINES: Record<string, (arg: number) => Promise<ChildReport> | ChildRepo
   queues: () => untilRefused(openTinyQueue, closeQueue, refusedQueueLeftover),
 
   segments: () => untilRefused((i) => PosixSharedMemory.create(objectName(i), { size: 4096 }), closeSegment, shmLeftovers(shmFreeBytes())),
+
+  /** Channels until refused: `arg` is the ring's size in KiB (small: descriptors run out; large: /dev/shm space does). */
+  channels: (kib) => untilRefused((i) => Channel.create(objectName(i), { capacity: kib * 1024 }), closeChannel, shmLeftovers(shmFreeBytes())),
 
   firstQueue: (free) => firstHandle('queue', free),
 
@@ -703,6 +711,15 @@ const SCENARIOS: Scenario[] = [
     limit: 'descriptors (RLIMIT_NOFILE 64)', how: (n) => `PosixSharedMemory.create until refused, 3 rounds (refused after ${n})`,
     routine: 'segments', codes: ['ERR_IPC_LIMIT', 'EMFILE'], errno: 'EMFILE', setting: /ulimit -n/, who: 'nobody',
     prlimit: ['--nofile=64:64'], tmpfs: '4m',
+  },
+  {
+    limit: 'descriptors (RLIMIT_NOFILE 64)', how: (n) => `Channel.create (4 KiB rings) until refused, 3 rounds (refused after ${n})`,
+    routine: 'channels', args: [4], codes: ['ERR_IPC_LIMIT', 'EMFILE'], errno: 'EMFILE', setting: /ulimit -n/, who: 'nobody',
+    prlimit: ['--nofile=64:64'], tmpfs: '4m',
+  },
+  {
+    limit: '/dev/shm space (tmpfs 1 MiB)', how: (n) => `Channel.create (64 KiB rings) until refused, 3 rounds (refused after ${n})`,
+    routine: 'channels', args: [64], codes: ['ERR_IPC_LIMIT'], errno: 'ENOSPC', setting: /remount,size=/, who: 'nobody', tmpfs: '1m',
   },
   {
     limit: 'descriptors (RLIMIT_NOFILE 64)', how: () => 'first PosixMessageQueue of a process, 0–3 descriptors free',

@@ -2,7 +2,8 @@
  * The fuzzing section: every decoder of what another process controls —
  * bytes on a stream, a socket or in a queue, datagrams, request/reply
  * envelopes, names and addresses, signal names, the
- * words of a lock in shared memory, object names the inventory reads back
+ * words of a lock in shared memory, a channel's header and records, object
+ * names the inventory reads back
  * from /proc — fed by fast-check with random inputs, mutated valid
  * encodings and crafted edge cases.
  *
@@ -39,6 +40,7 @@ import { type Codec, type Outgoing, decodeWith, encodeWith, resolveCodec } from 
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, frame } from '../src/internal/framing.js';
 import { SUN_PATH_BYTES, parseSocketAddress } from '../src/internal/socket-address.js';
 import { listIpcObjects } from '../src/inventory.js';
+import { Channel, type ChannelView } from '../src/channel.js';
 import { LOCK_WORDS, Mutex, SEM_VALUE_MAX, Semaphore } from '../src/lock.js';
 import { MQ_PRIO_MAX, PosixMessageQueue, SYSV_TYPE_MAX, SysvMessageQueue } from '../src/message-queue.js';
 import { native } from '../src/native.js';
@@ -438,6 +440,8 @@ const PENDING_MQ = 2;
 interface ObjectNames {
   heartbeat: string;
   lockSegment: string;
+  /** Prefix of the channel segments (one per size in CHANNEL_SEGMENT_SIZES: the name plus its index). */
+  channel: string;
   queue: string;
   /** Prefix of the objects the inventory decoder names. */
   inventory: string;
@@ -756,6 +760,288 @@ function checkLock(input: LockInput, meter: Meter): void {
       if (!r.ok && r.error.code === 'ERR_IPC_CORRUPTED') expect(count < 0 && w[0] === count, `ERR_IPC_CORRUPTED for count ${count}`);
       if (!r.ok) expect(w[0] === count, `${name} failed with ${r.error.code}, but changed the count`);
     }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The channel: a segment whose header and ring another process wrote
+
+/**
+ * The channel's words, as the layout comment of src/channel.ts (its
+ * protocol) places them: what a peer process writes. Header words are
+ * 32-bit words from the segment's start; the ring starts at CH_DATA, a
+ * record being [length][kind] and its payload padded to 8 bytes.
+ */
+const CH = {
+  MAGIC: 0, VERSION: 1, CAPACITY: 2, MAX_MESSAGE: 3, TAIL: 16, PRODUCER_TID: 17, PRODUCER_START: 18,
+  HEAD: 32, CONSUMER_TID: 33, CONSUMER_START: 34, CONSUMER_SLEEPING: 49, PRODUCER_SLEEPING: 65, SENT: 80, RECEIVED: 96,
+} as const;
+const CH_MAGIC = 0x4c4e4843;
+const CH_DATA = 512;
+const CH_MESSAGE = 1;
+const CH_PADDING = 2;
+const align8 = (n: number): number => (n + 7) & ~7;
+/**
+ * Sizes of the channel segments: too small for a header and the smallest
+ * ring, exactly the smallest, a few rings, and one that holds a 512-byte
+ * ring but not the 1024 bytes a capacity word may claim.
+ */
+const CHANNEL_SEGMENT_SIZES = [CH_DATA + 32, CH_DATA + 64, CH_DATA + 256, CH_DATA + 1024, CH_DATA + 1000];
+
+const channelSegments = lazy(() => {
+  const made: PosixSharedMemory[] = [];
+  const remove = (): void => {
+    for (const segment of made) {
+      segment.close();
+      removeQuietly(() => PosixSharedMemory.unlink(segment.name));
+    }
+  };
+  try {
+    CHANNEL_SEGMENT_SIZES.forEach((size, i) => made.push(PosixSharedMemory.create(`${names().channel}${i}`, { size })));
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return { value: made, remove };
+});
+
+/** A word written over the channel: a number, or one relative to what is there (so that near misses are common). */
+type ChannelWord = number | 'magic' | 'capacity' | 'capacity+8' | 'capacity-8' | 'half' | 'max' | 'max+1' | 'tail+8' | 'tail-8' | 'head+8'
+  | 'head-8' | 'tail+capacity' | 'self' | 'self-start' | 'parent' | 'parent-start';
+/** Where: a header word, a field of the k-th record laid out (0 length, 1 kind), or any word of the ring. */
+type ChannelAt = { header: number } | { record: number; field: 0 | 1 } | { ring: number };
+interface ChannelWrite {
+  at: ChannelAt;
+  value: ChannelWord;
+}
+
+const CHANNEL_OPS = ['tryReceive', 'tryReceiveView', 'trySend', 'receiveSync0', 'receiveSync2', 'sendSync2', 'loanCommit', 'viewData', 'stats'] as const;
+
+interface ChannelInput {
+  segment: number;
+  /** log2 of the capacity word (6..10). */
+  capacityLog: number;
+  /** The maxMessageSize word, as a share of the largest the capacity allows (0..1). */
+  maxShare: number;
+  /** Where HEAD starts: 8 × this, modulo 2^32 (near the wrap, too). */
+  head: number;
+  /** Payload lengths of the records laid out from HEAD (as many as fit; each at most maxMessageSize). */
+  records: number[];
+  /** Written before the channel is opened. */
+  before: ChannelWrite[];
+  ops: { op: number; size: number; write: ChannelWrite | null }[];
+}
+
+const channelWord: fc.Arbitrary<ChannelWord> = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom<ChannelWord>(0, 1, 2, 3, 7, 8, 9, 64, -1, -8, 0x7fffffff, -0x80000000, 'magic', 'capacity', 'capacity+8', 'capacity-8',
+      'half', 'max', 'max+1', 'tail+8', 'tail-8', 'head+8', 'head-8', 'tail+capacity', 'self', 'self-start', 'parent', 'parent-start'),
+  },
+  { weight: 1, arbitrary: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }) },
+);
+
+const channelAt: fc.Arbitrary<ChannelAt> = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom(CH.MAGIC, CH.VERSION, CH.CAPACITY, CH.MAX_MESSAGE, CH.TAIL, CH.PRODUCER_TID, CH.PRODUCER_START, CH.HEAD,
+      CH.CONSUMER_TID, CH.CONSUMER_START, CH.CONSUMER_SLEEPING, CH.PRODUCER_SLEEPING, CH.SENT, CH.RECEIVED).map((header) => ({ header })),
+  },
+  { weight: 1, arbitrary: fc.nat(127).map((header) => ({ header })) },
+  { weight: 4, arbitrary: fc.record({ record: fc.nat(8), field: fc.constantFrom<0 | 1>(0, 1) }) },
+  { weight: 1, arbitrary: fc.nat(255).map((ring) => ({ ring })) },
+);
+
+const channelWrite: fc.Arbitrary<ChannelWrite> = fc.record({ at: channelAt, value: channelWord });
+
+const channelInput: fc.Arbitrary<ChannelInput> = fc.record({
+  segment: fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 8, arbitrary: fc.integer({ min: 1, max: CHANNEL_SEGMENT_SIZES.length - 1 }) }),
+  capacityLog: fc.integer({ min: 6, max: 10 }),
+  maxShare: fc.oneof(fc.constantFrom(0, 1), fc.double({ min: 0, max: 1, noNaN: true })),
+  head: fc.oneof(fc.constant(0), fc.nat(64), fc.integer({ min: 2 ** 29 - 64, max: 2 ** 29 - 1 })),
+  records: fc.array(fc.oneof(fc.nat(24), fc.nat(520)), { maxLength: 12 }),
+  // Mostly untouched, so that the model of a clean channel is checked often.
+  before: fc.oneof({ weight: 1, arbitrary: fc.constant<ChannelWrite[]>([]) }, { weight: 2, arbitrary: fc.array(channelWrite, { minLength: 1, maxLength: 4 }) }),
+  ops: fc.array(fc.record({
+    op: fc.nat(CHANNEL_OPS.length - 1),
+    size: fc.oneof(fc.nat(24), fc.nat(600)),
+    write: fc.option(channelWrite, { freq: 5 }),
+  }), { maxLength: 10 }),
+});
+
+const CHANNEL_RECEIVE_CODES = codes('ERR_IPC_CORRUPTED', 'ERR_IPC_BUSY', 'ERR_IPC_PEER_DEAD', 'ERR_IPC_TIMEOUT');
+const CHANNEL_SEND_CODES = codes('ERR_IPC_CORRUPTED', 'ERR_IPC_BUSY', 'ERR_IPC_PEER_DEAD', 'ERR_IPC_TIMEOUT', 'ERR_IPC_MESSAGE_TOO_LARGE', 'ERR_IPC_INVALID_ARGUMENT');
+
+/** The payload byte `i` of a message of `length` bytes, numbered `n` in its input. */
+const channelByte = (n: number, length: number, i: number): number => (n * 31 + length + i) & 0xff;
+
+function channelPayload(n: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  for (let i = 0; i < length; i++) out[i] = channelByte(n, length, i);
+  return out;
+}
+
+/**
+ * One channel segment written as a peer would (header, then records laid
+ * out from HEAD as a producer publishes them, padding records included),
+ * then words overwritten; then opened and driven through receives, sends,
+ * loans and views, with more words overwritten between calls. Every call
+ * returns or throws an IpcError with a documented code, within its bound.
+ * Open succeeds exactly when the header words are valid. A receive or send
+ * refused as corrupted leaves HEAD or TAIL as it was; a message received
+ * is never longer than the maxMessageSize the handle checked. A channel no
+ * word of which was overwritten behaves as the model: the messages come
+ * back in order, byte for byte, and a send fits exactly when the ring has
+ * the room (padding included).
+ */
+function checkChannel(input: ChannelInput, meter: Meter): void {
+  const segment = channelSegments()[input.segment]!;
+  const w = new Int32Array(segment.buffer, 0, segment.size >> 2);
+  w.fill(0);
+  const capacity = 2 ** input.capacityLog;
+  const largest = capacity / 2 - 8;
+  const maxMessage = Math.floor(input.maxShare * largest);
+  const fits = CH_DATA + capacity <= segment.size;
+  const mask = capacity - 1;
+  // Lay the records out as the producer does: a padding record where one would straddle the ring's end.
+  const head = (input.head * 8) >>> 0;
+  let tail = head;
+  const recordAt: number[] = [];
+  const model: Buffer[] = [];
+  if (fits) {
+    for (const asked of input.records) {
+      const length = Math.min(asked, maxMessage);
+      const size = align8(8 + length);
+      const offset = tail & mask;
+      const pad = capacity - offset < size ? capacity - offset : 0;
+      if (((tail - head) >>> 0) + pad + size > capacity) break;
+      if (pad > 0) {
+        w[(CH_DATA + offset) >> 2] = pad;
+        w[((CH_DATA + offset) >> 2) + 1] = CH_PADDING;
+        tail = (tail + pad) >>> 0;
+      }
+      const at = (CH_DATA + (tail & mask)) >> 2;
+      recordAt.push(at);
+      w[at] = length;
+      w[at + 1] = CH_MESSAGE;
+      const payload = channelPayload(model.length, length);
+      new Uint8Array(segment.buffer, CH_DATA + (tail & mask) + 8, length).set(payload);
+      model.push(payload);
+      tail = (tail + size) >>> 0;
+    }
+  }
+  w[CH.VERSION] = 1;
+  w[CH.CAPACITY] = capacity;
+  w[CH.MAX_MESSAGE] = maxMessage;
+  w[CH.TAIL] = tail | 0;
+  w[CH.HEAD] = head | 0;
+  w[CH.MAGIC] = CH_MAGIC;
+  const apply = (write: ChannelWrite, opened: boolean): void => {
+    const at = 'header' in write.at ? write.at.header
+      : 'record' in write.at ? (recordAt[write.at.record] ?? ((CH_DATA >> 2) + write.at.record * 2)) + write.at.field
+        : (CH_DATA >> 2) + write.at.ring;
+    if (at >= w.length) return;
+    const cap = w[CH.CAPACITY]!;
+    const relative: Record<string, number> = {
+      magic: CH_MAGIC, capacity: cap, 'capacity+8': cap + 8, 'capacity-8': cap - 8, half: cap >> 1, max: w[CH.MAX_MESSAGE]!,
+      'max+1': w[CH.MAX_MESSAGE]! + 1, 'tail+8': w[CH.TAIL]! + 8, 'tail-8': w[CH.TAIL]! - 8, 'head+8': w[CH.HEAD]! + 8,
+      'head-8': w[CH.HEAD]! - 8, 'tail+capacity': w[CH.TAIL]! + cap,
+    };
+    let value = typeof write.value === 'number' ? write.value : relative[write.value] ?? wordValue(write.value as Word, 'Mutex');
+    // A magic of 0 makes open() wait 2 s for a creator still writing the header (by design): not at open time.
+    if (at === CH.MAGIC && value === 0 && !opened) value = 1;
+    w[at] = value | 0;
+  };
+  for (const write of input.before) apply(write, false);
+  let clean = input.before.length === 0;
+  const size = segment.size;
+  const cap = w[CH.CAPACITY]!;
+  const max = w[CH.MAX_MESSAGE]!;
+  const headerValid = w[CH.MAGIC] === CH_MAGIC && w[CH.VERSION] === 1 && cap >= 64 && cap <= 2 ** 30 && (cap & (cap - 1)) === 0
+    && CH_DATA + cap <= size && max >= 0 && max <= cap / 2 - 8;
+  const opened = meter.call(() => Channel.open(segment.name), codes('ERR_IPC_CORRUPTED'));
+  expect(opened.ok === headerValid, opened.ok ? 'opened a channel whose header words are invalid'
+    : `refused a valid header (capacity ${cap}, maxMessageSize ${max}, segment ${size} bytes): ${opened.error.message}`);
+  if (!opened.ok) return;
+  const ch = opened.value;
+  expect(ch.capacity === cap && ch.maxMessageSize === max, `opened with capacity ${ch.capacity} and maxMessageSize ${ch.maxMessageSize}; the words hold ${cap} and ${max}`);
+  let view: ChannelView | undefined;
+  let sent = model.length;
+  try {
+    for (const { op, size: asked, write } of input.ops) {
+      if (write !== null) {
+        apply(write, true);
+        clean = false;
+      }
+      const name = CHANNEL_OPS[op]!;
+      const headBefore = w[CH.HEAD]! >>> 0;
+      const tailBefore = w[CH.TAIL]! >>> 0;
+      // A receive first gives back the space of a view still held: HEAD may move then, whatever follows.
+      const viewHeld = view?.valid === true;
+      if (name === 'tryReceive' || name === 'tryReceiveView' || name === 'receiveSync0' || name === 'receiveSync2') {
+        const asView = name === 'tryReceiveView';
+        const r = meter.call((): Uint8Array | undefined => {
+          if (asView) {
+            view = ch.tryReceive({ view: true });
+            return view === undefined ? undefined : Buffer.from(view.data);
+          }
+          if (name === 'tryReceive') return ch.tryReceive()?.data;
+          return ch.receiveSync({ timeout: name === 'receiveSync0' ? 0 : 2 }).data;
+        }, CHANNEL_RECEIVE_CODES);
+        if (r.ok && r.value !== undefined) expect(r.value.length <= max, `received ${r.value.length} bytes; maxMessageSize is ${max}`);
+        if (!r.ok && r.error.code === 'ERR_IPC_CORRUPTED' && !viewHeld) expect((w[CH.HEAD]! >>> 0) === headBefore, 'a receive refused as corrupted moved HEAD');
+        if (clean) {
+          const want = model.shift();
+          if (want === undefined) {
+            const empty = r.ok ? r.value === undefined : r.error.code === 'ERR_IPC_TIMEOUT';
+            expect(empty, empty ? '' : `an empty channel gave ${r.ok ? `${r.value?.length} bytes` : r.error.code}`);
+          } else {
+            expect(r.ok && r.value !== undefined && Buffer.compare(r.value, want) === 0,
+              `received ${r.ok ? (r.value === undefined ? 'nothing' : `${shown(Buffer.from(r.value).toString('hex'), 60)}`) : r.error.code}; the next message is ${shown(want.toString('hex'), 60)}`);
+          }
+        }
+      } else if (name === 'trySend' || name === 'sendSync2' || name === 'loanCommit') {
+        const payload = channelPayload(sent, asked);
+        const record = align8(8 + asked);
+        const offset = tailBefore & (cap - 1);
+        const pad = cap - offset < record ? cap - offset : 0;
+        const room = cap - ((tailBefore - headBefore) >>> 0) >= pad + record;
+        const r = meter.call((): boolean => {
+          if (name === 'trySend') return ch.trySend(payload);
+          if (name === 'sendSync2') {
+            ch.sendSync(payload, { timeout: 2 });
+            return true;
+          }
+          const slot = ch.tryLoan(asked);
+          if (slot === undefined) return false;
+          slot.set(payload);
+          ch.commit(slot);
+          return true;
+        }, CHANNEL_SEND_CODES);
+        // The limit is the one the handle checked at open, whatever the words hold now.
+        const tooLarge = !r.ok && (r.error.code === 'ERR_IPC_MESSAGE_TOO_LARGE' || r.error.code === 'ERR_IPC_INVALID_ARGUMENT');
+        expect(tooLarge === asked > max, `${name} of ${asked} bytes ${r.ok ? 'was accepted' : `refused with ${r.error.code}`}; maxMessageSize is ${max}`);
+        if (!r.ok && r.error.code === 'ERR_IPC_CORRUPTED') expect((w[CH.TAIL]! >>> 0) === tailBefore, `${name} refused as corrupted moved TAIL`);
+        if (clean && asked <= max) {
+          const sentOk = r.ok && r.value;
+          expect(sentOk === room, `${name} of ${asked} bytes ${sentOk ? 'went' : `was refused (${r.ok ? 'full' : r.error.code})`} with ${room ? '' : 'no '}room in the ring`);
+          if (sentOk) {
+            const moved = (w[CH.TAIL]! - tailBefore) >>> 0;
+            expect(moved === pad + record, `${name} of ${asked} bytes moved TAIL by ${moved}, not ${pad + record}`);
+            model.push(payload);
+            sent++;
+          }
+        }
+      } else if (name === 'viewData') {
+        if (view === undefined) continue;
+        const v = view;
+        meter.call(() => v.data, codes('ERR_IPC_STALE_VIEW'));
+      } else {
+        meter.call(() => ch.stats(), NO_ERROR);
+      }
+    }
+  } finally {
+    meter.call(() => ch.close(), NO_ERROR);
   }
 }
 
@@ -1675,6 +1961,12 @@ const TARGETS: Target<unknown>[] = [
     check: checkLock,
   }),
   target({
+    name: 'channel: open + receive/send over arbitrary header and record words',
+    boundMs: 1000,
+    arbitrary: channelInput,
+    check: checkChannel,
+  }),
+  target({
     name: 'posix mq: tryReceive (+codec) of peer messages',
     boundMs: 2000,
     arbitrary: fc.record({
@@ -1979,6 +2271,7 @@ async function superviseChild(config: ChildConfig, words: Int32Array, onSlice: (
 /** Removes whatever kernel objects a child left (all of them, if it was killed). */
 function sweep(words: Int32Array, n: ObjectNames): void {
   removeQuietly(() => PosixSharedMemory.unlink(n.lockSegment));
+  for (let i = 0; i < CHANNEL_SEGMENT_SIZES.length; i++) removeQuietly(() => PosixSharedMemory.unlink(`${n.channel}${i}`));
   removeQuietly(() => PosixMessageQueue.unlink(n.queue));
   const key = Atomics.load(words, HB.sysvKey) >>> 0;
   if (key !== 0) removeQuietly(() => SysvMessageQueue.remove(key));
@@ -2001,7 +2294,7 @@ export const section: Section = {
   async run(ctx): Promise<SectionResult> {
     const deadline = Date.now() + ctx.budgetMs;
     const tag = `/ipckit-fuzz-${process.pid}-${randomBytes(4).toString('hex')}`;
-    const objectNames: ObjectNames = { heartbeat: tag, lockSegment: `${tag}-lock`, queue: `${tag}-mq`, inventory: `${tag}-ls-` };
+    const objectNames: ObjectNames = { heartbeat: tag, lockSegment: `${tag}-lock`, channel: `${tag}-ch`, queue: `${tag}-mq`, inventory: `${tag}-ls-` };
     const tallies: Tally[] = TARGETS.map(() => ({ inputs: 0, failures: 0, slowestMs: 0 }));
     const failures: string[] = [];
     const beat = PosixSharedMemory.create(tag, { size: HB_BYTES });

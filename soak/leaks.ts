@@ -36,7 +36,7 @@ import { createInterface } from 'node:readline';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
-  Fifo, IpcError, Mutex, type PipeReadEnd, type PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, SysvSharedMemory,
+  Channel, Fifo, IpcError, Mutex, type PipeReadEnd, type PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, SysvSharedMemory,
   bind, connect, connectSync, listen, listenForSignals, pipe, sendSignal, signalNumber,
 } from '../src/index.js';
 import type { WaitOptions } from '../src/index.js';
@@ -172,8 +172,8 @@ interface Kind {
   collectEvery: number;
 }
 
-type KindName = 'posix-mq' | 'sysv-mq' | 'posix-shm+mutex' | 'sysv-shm+semaphore' | 'fifo' | 'pipe' | 'signal-listener' | 'socket';
-const KIND_NAMES: readonly KindName[] = ['posix-mq', 'sysv-mq', 'posix-shm+mutex', 'sysv-shm+semaphore', 'fifo', 'pipe', 'signal-listener', 'socket'];
+type KindName = 'posix-mq' | 'sysv-mq' | 'posix-shm+mutex' | 'sysv-shm+semaphore' | 'channel' | 'fifo' | 'pipe' | 'signal-listener' | 'socket';
+const KIND_NAMES: readonly KindName[] = ['posix-mq', 'sysv-mq', 'posix-shm+mutex', 'sysv-shm+semaphore', 'channel', 'fifo', 'pipe', 'signal-listener', 'socket'];
 
 /**
  * The kinds to cycle: all of them, or (run alone) those named by `--kinds
@@ -401,6 +401,35 @@ function kindOf(c: ChildConfig): Kind {
         } finally {
           shm.remove();
           await finish(ending, [shm], dropped);
+        }
+      },
+    };
+    case 'channel': return {
+      collectEvery: 64,
+      objects: () => shmLeft(c.prefix).length,
+      async cycle(i, ending, dropped) {
+        const name = shmName(c, i);
+        // Two handles of this thread: one takes the producer role, the other the consumer role.
+        const producer = await made(() => Channel.create(name, { capacity: 4096 }));
+        const handles: (Disposable & AsyncDisposable & object)[] = [producer];
+        try {
+          const consumer = Channel.open(name);
+          handles.push(consumer);
+          const data = payload(i);
+          producer.sendSync(data);
+          expectBytes(consumer.receiveSync({ timeout: 0 }).data, data, 'receiveSync');
+          await producer.send(data);
+          expectBytes((await consumer.receive()).data, data, 'receive');
+          // A loan committed, and a view (its space given back by the next receive, or by close).
+          const slot = producer.loanSync(data.length, { timeout: 0 });
+          slot.set(data);
+          producer.commit(slot);
+          expectBytes(consumer.receiveSync({ view: true, timeout: 0 }).data, data, 'view');
+          // Empty: a receive waits (on a waiter thread, watching the producer: this thread) for a send.
+          if (hasPending(ending)) await interruptWait(ending, i, (o) => consumer.receive(o), () => consumer.close());
+        } finally {
+          Channel.unlink(name);
+          await finish(ending, handles, dropped);
         }
       },
     };
@@ -838,7 +867,8 @@ export const section: Section = {
       'both ways; over Unix, a descriptor passed, received and closed, and one passed and never read; every other round a request answered ' +
       'by a served handler instead), then a pair of Unix datagram sockets (with descriptors) and a pair of UDP sockets. Waiting calls: ' +
       'receives (queues, pipe and FIFO reads, signal listeners, sockets), socket requests nobody answers, FIFO opens with no writer, a ' +
-      'Mutex held by the same thread, a Semaphore at 0. After every few dropped handles the child collects garbage, gives the event loop a turn and checks that ' +
+      'Mutex held by the same thread, a Semaphore at 0, a channel\'s consumer on an empty ring (channel cycles: a 4 KiB channel created ' +
+      'and opened again, a copy sent and received sync and async, a loan committed and received as a view, then ended as the others). After every few dropped handles the child collects garbage, gives the event loop a turn and checks that ' +
       'they were collected (their FinalizationRegistry then closes their descriptors); one still reachable at the next collection too, ' +
       'cycles later, or at the end, counts as never released, and its kind stops dropping (the leak is shown). Drift is end minus start, both after collection and after a warm-up that makes the per-thread ' +
       'machinery (epoll registry, signal descriptors, first waiter thread). Kernel objects: the run\'s POSIX queues (/dev/mqueue, or an ' +

@@ -3,15 +3,25 @@
  * and consumer writes as it goes, so that what a process did survives it
  * being killed. Per producer: how many messages it has sent, and one bit per
  * sequence number, set by the consumer that received it (a bit found set
- * already is a duplicate). Per consumer: received, duplicated, corrupt and
- * reordered counts, and the last sequence it saw of each producer.
+ * already is a duplicate). Per consumer: received, duplicated, corrupt,
+ * reordered and redelivered counts, the last sequence it saw of each
+ * producer, and the last message it took of any producer.
+ *
+ * Redelivered: over a transport that is at-least-once across a consumer's
+ * death (the channel: a message a killed consumer held as a view is
+ * received again by the next one), the first message a replacement consumer
+ * takes may be the very message its predecessor in the same consumer slot
+ * took last. Such a repeat is counted here, not as a duplicate; any other
+ * repeat is a duplicate.
  */
 import { PosixSharedMemory } from '../src/index.js';
 
 /** Most messages one producer sends in one run (unless the ledger is made with another `maxSeq`). */
 export const MAX_SEQ = 2 ** 22;
 
-export const CONSUMER_FIELDS = ['received', 'duplicated', 'corrupt', 'reordered'] as const;
+export const CONSUMER_FIELDS = ['received', 'duplicated', 'corrupt', 'reordered', 'redelivered'] as const;
+/** Words of a consumer's block besides its counters and its last sequence of each producer: the last message it took (producer, sequence). */
+const TAKEN_WORDS = 2;
 /** What a run of messages comes to: every message sent is received once, or counted as lost. */
 export interface DeliveryCounts {
   sent: number;
@@ -41,14 +51,17 @@ export class Ledger {
 
   /** Bytes of a ledger for `producers` producers sending at most `maxSeq` (a multiple of 32) messages each. */
   static bytes(producers: number, consumers: number, maxSeq = MAX_SEQ): number {
-    return 4 * (producers + consumers * (CONSUMER_FIELDS.length + producers) + producers * (maxSeq / 32));
+    return 4 * (producers + consumers * (CONSUMER_FIELDS.length + TAKEN_WORDS + producers) + producers * (maxSeq / 32));
   }
 
   /** A new ledger (every "last sequence" set to -1). Every process of the run must be given the same figures. */
   static create(name: string, producers: number, consumers: number, maxSeq = MAX_SEQ): Ledger {
     const segment = PosixSharedMemory.create(name, { size: Ledger.bytes(producers, consumers, maxSeq) });
     const ledger = new Ledger(segment, producers, consumers, maxSeq);
-    for (let c = 0; c < consumers; c++) for (let p = 0; p < producers; p++) ledger.#words[ledger.#lastAt(c, p)] = -1;
+    for (let c = 0; c < consumers; c++) {
+      for (let p = 0; p < producers; p++) ledger.#words[ledger.#lastAt(c, p)] = -1;
+      ledger.#words[ledger.#takenAt(c)] = -1;
+    }
     return ledger;
   }
 
@@ -56,16 +69,26 @@ export class Ledger {
     return new Ledger(PosixSharedMemory.open(name), producers, consumers, maxSeq);
   }
 
+  /** Words of one consumer's block: counters, the last message taken, the last sequence of each producer. */
+  get #block(): number {
+    return CONSUMER_FIELDS.length + TAKEN_WORDS + this.#producers;
+  }
+
   #counterAt(c: number, field: ConsumerField): number {
-    return this.#producers + c * (CONSUMER_FIELDS.length + this.#producers) + CONSUMER_FIELDS.indexOf(field);
+    return this.#producers + c * this.#block + CONSUMER_FIELDS.indexOf(field);
+  }
+
+  /** The last message consumer `c` took: producer, then sequence. */
+  #takenAt(c: number): number {
+    return this.#producers + c * this.#block + CONSUMER_FIELDS.length;
   }
 
   #lastAt(c: number, p: number): number {
-    return this.#producers + c * (CONSUMER_FIELDS.length + this.#producers) + CONSUMER_FIELDS.length + p;
+    return this.#producers + c * this.#block + CONSUMER_FIELDS.length + TAKEN_WORDS + p;
   }
 
   #bitsAt(p: number): number {
-    return this.#producers + this.#consumers * (CONSUMER_FIELDS.length + this.#producers) + p * (this.#maxSeq / 32);
+    return this.#producers + this.#consumers * this.#block + p * (this.#maxSeq / 32);
   }
 
   /** Producer `p` has sent `n` messages. */
@@ -77,12 +100,23 @@ export class Ledger {
     return Atomics.load(this.#words, p);
   }
 
-  /** Consumer `c` took (p, seq): counts it, a duplicate, or a reordering. */
-  record(c: number, p: number, seq: number): void {
+  /**
+   * Consumer `c` took (p, seq): counts it, a duplicate, or a reordering.
+   * `mayRepeat`: this is the first message a consumer process takes, over a
+   * transport that redelivers: a repeat of the last message this consumer
+   * slot took (its predecessor died holding it) counts as redelivered.
+   */
+  record(c: number, p: number, seq: number, mayRepeat = false): void {
     const w = this.#words;
+    const taken = this.#takenAt(c);
+    const repeat = mayRepeat && Atomics.load(w, taken) === p && Atomics.load(w, taken + 1) === seq;
+    // Noted before the bit: a consumer killed once the bit is set has always noted the message as its last.
+    Atomics.store(w, taken, -1);
+    Atomics.store(w, taken + 1, seq);
+    Atomics.store(w, taken, p);
     const bit = 1 << (seq & 31);
     const before = Atomics.or(w, this.#bitsAt(p) + (seq >>> 5), bit);
-    Atomics.add(w, this.#counterAt(c, (before & bit) !== 0 ? 'duplicated' : 'received'), 1);
+    Atomics.add(w, this.#counterAt(c, (before & bit) === 0 ? 'received' : repeat ? 'redelivered' : 'duplicated'), 1);
     const last = this.#lastAt(c, p);
     if (seq < w[last]!) Atomics.add(w, this.#counterAt(c, 'reordered'), 1);
     w[last] = seq;

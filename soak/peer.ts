@@ -69,7 +69,8 @@ export function stopMarker(): Buffer {
 }
 
 async function main(params: PeerParams): Promise<void> {
-  const endpoint = await transportNamed(params.transport).open(params.address, params.role === 'producer' ? 'send' : 'receive', params.index);
+  const transport = transportNamed(params.transport);
+  const endpoint = await transport.open(params.address, params.role === 'producer' ? 'send' : 'receive', params.index);
   const ledger = Ledger.open(params.ledger, params.producers, params.consumers, params.maxSeq);
   const delay = monitorEventLoopDelay({ resolution: 10 });
   process.stdout.write(endpoint.listening === undefined ? 'ready\n' : `ready ${endpoint.listening}\n`);
@@ -88,13 +89,17 @@ async function main(params: PeerParams): Promise<void> {
       else await endpoint.send(message);
       ledger.setSent(params.index, seq + 1);
     }
-    figures = { sent: seq };
+    figures = { sent: seq, ...endpoint.stats?.() };
   } else {
     // A reservoir of latencies (µs): every message counts, memory stays bounded.
     const reservoir = new Float64Array(20_000);
     let seen = 0;
+    /** Over a transport that redelivers, the first message may be the one the consumer this process replaces died holding (ledger.ts). */
+    let first = transport.redelivers === true;
     for (let i = 0; ; i++) {
       const m = Buffer.from(sync(i) ? endpoint.receiveSync() : await endpoint.receive());
+      const mayRepeat = first;
+      first = false;
       const producer = m.readUInt32LE(0);
       if (crc32(m.subarray(0, MESSAGE_SIZE - 4)) !== m.readUInt32LE(MESSAGE_SIZE - 4)) {
         ledger.add(params.index, 'corrupt');
@@ -112,7 +117,7 @@ async function main(params: PeerParams): Promise<void> {
         ledger.add(params.index, 'corrupt');
         continue;
       }
-      ledger.record(params.index, producer, m.readUInt32LE(4));
+      ledger.record(params.index, producer, m.readUInt32LE(4), mayRepeat);
     }
     figures = { latenciesUs: Array.from(reservoir.subarray(0, Math.min(seen, reservoir.length))), ...endpoint.stats?.() };
   }

@@ -22,12 +22,21 @@
  * UDP is not a transport here: it may drop a datagram that finds the
  * receiver's buffer full, so exactly-once does not hold for it by design
  * (docs/reliability.md); the fuzzing and leak sections cover it.
+ *
+ * The channel (src/channel.ts) is a ring with one producer and one consumer:
+ * runs over it have one process of each role at a time (`single`), and a
+ * process that takes a role over from a dead one is the next of that role. It
+ * is at-least-once across a consumer's death (`redelivers`): a message the
+ * dead consumer held as a view, its space not yet given back, comes again to
+ * the next consumer, first of all; the ledger accepts exactly that repeat
+ * (ledger.ts) and nothing else.
  */
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import {
-  DatagramSocket, Fifo, IpcError, type MessageSocket, type PipeReadEnd, type PipeWriteEnd, PipeReadEnd as ReadEnd, PipeWriteEnd as WriteEnd,
+  Channel, DatagramSocket, Fifo, IpcError, type MessageSocket, type PipeReadEnd, type PipeWriteEnd, PipeReadEnd as ReadEnd, PipeWriteEnd as WriteEnd,
   PosixMessageQueue, type SocketServer, SysvMessageQueue, bind, connect, connectSync, listen, pipe,
 } from '../src/index.js';
 
@@ -47,8 +56,8 @@ export interface Endpoint {
   close(): void;
   /** A receiver that is a server: the address its senders connect to (reported in its ready line). */
   listening?: string;
-  /** Figures of a receiver that is a server, for its final report. */
-  stats?(): ServerStats;
+  /** Figures of a receiver that is a server (or of a channel end), for its final report. */
+  stats?(): ServerStats | ChannelEndStats;
 }
 
 /** What a consumer that is a server saw of its connections. */
@@ -84,6 +93,18 @@ export interface Transport {
    * server survives its clients' deaths.
    */
   connected?: boolean;
+  /**
+   * One producer and one consumer at a time (a single-producer,
+   * single-consumer channel): runs use one process of each role, and a
+   * replacement takes the dead one's role over.
+   */
+  single?: boolean;
+  /**
+   * At-least-once across a consumer's death: the message a killed consumer
+   * had taken but not given back may be received again, as the next
+   * consumer's first message (peer.ts tells the ledger so).
+   */
+  redelivers?: boolean;
   /** In the parent: creates the object. */
   prepare(): Promise<Prepared>;
   /**
@@ -498,7 +519,153 @@ const unixDatagram: Transport = {
   },
 };
 
-export const TRANSPORTS: Transport[] = [posixMq, sysvMq, anonymousPipe, fifo, unixStream, unixSeqpacket, unixDatagram, tcp];
+// ---------------------------------------------------------------------------
+// The shared-memory channel
+
+/** Bytes of the run's ring: small, so that it fills, wraps (with padding records) and makes both sides sleep often. */
+export const CHANNEL_RING = 2048;
+/** Most filler bytes after a message (see {@link channelEndpoint}). */
+const CHANNEL_FILLER_MAX = 200;
+
+/** What a channel end did besides sending and receiving, for its final report. */
+export interface ChannelEndStats {
+  /** Waits that ended with ERR_IPC_PEER_DEAD (the other side was killed) and were tried again until its replacement came. */
+  peerDead: number;
+  /** Sends made through a loan (loan, fill, commit), and receives that took a view (its space given back at the next receive). */
+  loans: number;
+  views: number;
+}
+
+/** The filler after a message: its length and bytes follow from the message's CRC, so the receiver can check them. */
+function fillerOf(message: Uint8Array): { length: number; byte: (i: number) => number } {
+  const crc = Buffer.from(message.buffer, message.byteOffset + MESSAGE_SIZE - 4, 4).readUInt32LE(0);
+  return { length: crc % (CHANNEL_FILLER_MAX + 1), byte: (i) => (crc + i * 7) & 0xff };
+}
+
+const pauseCell = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * An end of the channel. Each message goes out with 0 to 200 filler bytes
+ * (a length and pattern derived from its CRC), so that records of many
+ * sizes wrap the ring at many offsets; the receiver checks the filler and
+ * returns the 64 bytes, its CRC spoiled if the filler is wrong (the
+ * consumer then counts it corrupt). Every third send goes through a loan
+ * (loan, fill, commit) and every other receive takes a view, copied at once
+ * by the consumer; the view's space goes back at the next receive (or at
+ * close), which is the window of redelivery. A wait that ends with
+ * ERR_IPC_PEER_DEAD (the other side was killed) is tried again after a
+ * pause until the replacement takes the role over.
+ */
+function channelEndpoint(ch: Channel): Endpoint & { stats(): ChannelEndStats } {
+  const stats: ChannelEndStats = { peerDead: 0, loans: 0, views: 0 };
+  let sends = 0;
+  let receives = 0;
+  const record = (message: Uint8Array): Buffer => {
+    const filler = fillerOf(message);
+    const out = Buffer.allocUnsafe(MESSAGE_SIZE + filler.length);
+    out.set(message.subarray(0, MESSAGE_SIZE));
+    for (let i = 0; i < filler.length; i++) out[MESSAGE_SIZE + i] = filler.byte(i);
+    return out;
+  };
+  const checked = (data: Uint8Array): Uint8Array => {
+    // Too short to hold a message: zeros, whose checksum is wrong.
+    if (data.length < MESSAGE_SIZE) return Buffer.alloc(MESSAGE_SIZE);
+    const message = Buffer.from(data.subarray(0, MESSAGE_SIZE));
+    const filler = fillerOf(message);
+    let whole = data.length === MESSAGE_SIZE + filler.length;
+    for (let i = 0; whole && i < filler.length; i++) whole = data[MESSAGE_SIZE + i] === filler.byte(i);
+    // A wrong filler is a torn or foreign record: the checksum is spoiled, so the consumer counts it corrupt.
+    if (!whole) message.writeUInt32LE((crc32(message.subarray(0, MESSAGE_SIZE - 4)) ^ 1) >>> 0, MESSAGE_SIZE - 4);
+    return message;
+  };
+  const peerDead = (err: unknown): boolean => {
+    if (!(err instanceof IpcError) || err.code !== 'ERR_IPC_PEER_DEAD') return false;
+    stats.peerDead++;
+    return true;
+  };
+  const retrySync = <R>(call: () => R): R => {
+    for (;;) {
+      try {
+        return call();
+      } catch (err) {
+        if (!peerDead(err)) throw err;
+        Atomics.wait(pauseCell, 0, 0, 10);
+      }
+    }
+  };
+  const retry = async <R>(call: () => Promise<R>): Promise<R> => {
+    for (;;) {
+      try {
+        return await call();
+      } catch (err) {
+        if (!peerDead(err)) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+  };
+  const viaLoan = (): boolean => {
+    const yes = sends++ % 3 === 2;
+    if (yes) stats.loans++;
+    return yes;
+  };
+  const viaView = (): boolean => {
+    const yes = receives++ % 2 === 1;
+    if (yes) stats.views++;
+    return yes;
+  };
+  return {
+    sendSync(m) {
+      const bytes = record(m);
+      if (viaLoan()) {
+        const slot = retrySync(() => ch.loanSync(bytes.length));
+        slot.set(bytes);
+        ch.commit(slot);
+      } else {
+        retrySync(() => ch.sendSync(bytes));
+      }
+    },
+    async send(m) {
+      const bytes = record(m);
+      if (viaLoan()) {
+        const slot = await retry(() => ch.loan(bytes.length));
+        slot.set(bytes);
+        ch.commit(slot);
+      } else {
+        await retry(() => ch.send(bytes));
+      }
+    },
+    receiveSync: () => (viaView() ? checked(retrySync(() => ch.receiveSync({ view: true })).data) : checked(retrySync(() => ch.receiveSync()).data)),
+    receive: async () => (viaView() ? checked((await retry(() => ch.receive({ view: true }))).data) : checked((await retry(() => ch.receive())).data)),
+    close: () => ch.close(),
+    stats: () => ({ ...stats }),
+  };
+}
+
+const channel: Transport = {
+  name: 'channel',
+  single: true,
+  redelivers: true,
+  async prepare() {
+    const name = `/${unique()}`;
+    const ch = Channel.create(name, { capacity: CHANNEL_RING, maxMessageSize: MESSAGE_SIZE + CHANNEL_FILLER_MAX });
+    return {
+      address: name,
+      receivers: [],
+      // The parent sends the stop markers: it takes the producer role once the last producer has closed (or died).
+      parent: channelEndpoint(ch),
+      teardown: () => {
+        ch.close();
+        if (existsSync(`/dev/shm${name}`)) Channel.unlink(name);
+      },
+      leftovers: () => (existsSync(`/dev/shm${name}`) ? [`segment /dev/shm${name}`] : []),
+    };
+  },
+  async open(address) {
+    return channelEndpoint(Channel.open(address));
+  },
+};
+
+export const TRANSPORTS: Transport[] = [posixMq, sysvMq, anonymousPipe, fifo, unixStream, unixSeqpacket, unixDatagram, tcp, channel];
 
 /** The transport called `name`. */
 export function transportNamed(name: string): Transport {
