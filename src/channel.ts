@@ -140,7 +140,7 @@ export interface ChannelStats {
   /** Messages in the ring now, and the ring bytes they take (with headers and padding). */
   depth: number;
   depthBytes: number;
-  /** Times the producer slept on a full ring, and the consumer on an empty one. */
+  /** Times the producer slept on a full ring, and the consumer on an empty one (a long wait counts once per 20 ms slice). */
   producerWaits: number;
   consumerWaits: number;
   capacity: number;

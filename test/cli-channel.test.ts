@@ -200,7 +200,8 @@ describe('ipckit channel send / recv', () => {
     assert.equal(consumer.tryReceive()?.data.toString(), 'a'.repeat(24));
     assert.deepEqual(await sender.done.then((r) => [r.status, r.stdout, r.stderr]), [0, '', '']);
     assert.deepEqual(drain(consumer), ['b'.repeat(24), 'third']);
-    assert.equal(consumer.stats().producerWaits, 1);
+    // It slept (once per 20 ms slice it waited: how many depends on the machine).
+    assert.ok(consumer.stats().producerWaits >= 1);
     consumer.unlink();
   });
 
