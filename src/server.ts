@@ -47,7 +47,7 @@ import { FRAME_HEADER, MAX_FRAME } from './internal/framing.js';
 import { OwnedFd } from './internal/handle.js';
 import { type PollTarget, pollTarget, READABLE, WRITABLE } from './internal/readiness.js';
 import { parseSocketAddress } from './internal/socket-address.js';
-import { checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { checkSignal } from './internal/wait.js';
 
 const S = native.socketConstants;
@@ -80,6 +80,10 @@ const ACCEPT_BATCH = 64;
 
 /** Default of `maxChildren` (fork). */
 export const DEFAULT_MAX_CHILDREN = 64;
+
+/** Default of `frameTimeout`, in ms (as a MessageSocket's). */
+export const DEFAULT_SERVER_FRAME_TIMEOUT = 30_000;
+const DEFAULT_FRAME_TIMEOUT = DEFAULT_SERVER_FRAME_TIMEOUT;
 
 /** Default of `interval` (poll), in ms. */
 export const DEFAULT_POLL_INTERVAL = 10;
@@ -136,6 +140,15 @@ export interface ServerOptions<T = Buffer> {
   codec?: CodecOption<T>;
   /** Largest message a client may announce; a larger one closes its connection before anything is allocated. Default 16 MiB. */
   maxMessageSize?: number;
+  /**
+   * ms a client may take to send a message whole once it has begun it;
+   * a connection that takes longer is closed (a slow or stuck client would
+   * otherwise hold its descriptor for ever). `Infinity`: no limit. Default
+   * 30 s, as a `MessageSocket`'s. Framing `'message'` only.
+   */
+  frameTimeout?: number;
+  /** ms a connection may send nothing before it is closed (not while its handler call is pending). Default `Infinity`. */
+  idleTimeout?: number;
   /** `poll`: ms between visits to every connection. Default 10. */
   interval?: number;
   /** `fork`: most children at once; further connections wait in the listen backlog. Default 64. */
@@ -167,6 +180,8 @@ export interface ServerStats {
   children: number;
   /** The last limit that refused or delayed a connection, if any. */
   limit: string | null;
+  /** Connections closed by frameTimeout or idleTimeout in this process (poll, event). */
+  timedOut: number;
 }
 
 const DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024;
@@ -176,6 +191,10 @@ interface LoopSettings {
   framing: Framing;
   codec: 'json' | 'msgpack' | undefined;
   maxMessageSize: number;
+  /** ms a started message may take to arrive whole; null: no limit (JSON has no Infinity). */
+  frameTimeout: number | null;
+  /** ms a connection may send nothing; null: no limit. */
+  idleTimeout: number | null;
 }
 
 /** A handler given as a module: its URL. */
@@ -322,6 +341,13 @@ class Splitter {
   }
 }
 
+/** A timeout option in ms, 1 to 2^31 − 1, or Infinity; null stands for Infinity (the form children receive in JSON). */
+function timeoutOption(value: unknown, name: string, fallback: number): number | null {
+  if (value === undefined) return fallback === Infinity ? null : fallback;
+  if (value === Infinity) return null;
+  return checkInteger(value, name, 1, 2 ** 31 - 1);
+}
+
 /** The peer of a Unix connection, from SO_PEERCRED; null for TCP or on failure. */
 function peerOf(fd: number, kind: SocketKind): Omit<PeerCredentials, 'pidfd'> | null {
   if (kind === 'tcp') return null;
@@ -372,6 +398,9 @@ class ReadyConnection implements Connection<unknown> {
   waitingBytes = 0;
   /** The handler call in progress, when it returned a promise (later inputs wait for it). */
   tail: Promise<void> | undefined;
+  /** When the client last sent something, and when the message it is in the middle of started (ms, performance.now()). */
+  lastInput = performance.now();
+  messageStarted = 0;
   readonly splitter: Splitter;
   readonly #owned: OwnedFd;
 
@@ -446,7 +475,44 @@ class ConnectionTable {
   add(fd: number): ReadyConnection {
     const connection = new ReadyConnection(this, fd, this.#nextId++);
     this.connections.add(connection);
+    this.#startSweeping();
     return connection;
+  }
+
+  /** Connections closed by frameTimeout or idleTimeout. */
+  timedOut = 0;
+  #sweeper: NodeJS.Timeout | undefined;
+
+  /**
+   * Closes, once in a while, the connections that broke frameTimeout (a
+   * message started and not finished: a slow or stuck client holding its
+   * descriptor) or idleTimeout. One timer for the table, not one per connection.
+   */
+  #startSweeping(): void {
+    const { frameTimeout, idleTimeout } = this.settings;
+    if (this.#sweeper !== undefined || (frameTimeout === null && idleTimeout === null)) return;
+    const every = Math.min(5000, Math.max(10, Math.min(frameTimeout ?? Infinity, idleTimeout ?? Infinity) / 4));
+    this.#sweeper = setInterval(() => this.#sweep(), every);
+    this.#sweeper.unref();
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    const { frameTimeout, idleTimeout } = this.settings;
+    for (const connection of this.connections) {
+      const stuck = frameTimeout !== null && connection.splitter.inMessage && now - connection.messageStarted > frameTimeout;
+      const idle = idleTimeout !== null && connection.tail === undefined && now - connection.lastInput > idleTimeout;
+      if (stuck || idle) {
+        this.timedOut++;
+        this.close(connection);
+      }
+    }
+    if (this.connections.size === 0) this.#stopSweeping();
+  }
+
+  #stopSweeping(): void {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
   }
 
   /** Reads what is there (a bounded number of reads, so one client cannot starve the others) and handles it. */
@@ -472,6 +538,8 @@ class ConnectionTable {
       }
       const chunk = Buffer.allocUnsafe(n);
       this.#buffer.copy(chunk, 0, 0, n);
+      const wasInMessage = connection.splitter.inMessage;
+      connection.lastInput = performance.now();
       let inputs: Buffer[];
       try {
         inputs = connection.splitter.feed(chunk);
@@ -480,6 +548,8 @@ class ConnectionTable {
         this.close(connection);
         return;
       }
+      // A message begun in this chunk (after any it completed) starts its frameTimeout now.
+      if (connection.splitter.inMessage && (!wasInMessage || inputs.length > 0)) connection.messageStarted = connection.lastInput;
       for (const input of inputs) this.#dispatch(connection, input);
       if (n < READ_SIZE) return;
     }
@@ -548,6 +618,7 @@ class ConnectionTable {
 
   closeAll(): void {
     for (const connection of [...this.connections]) this.close(connection);
+    this.#stopSweeping();
   }
 
   #dispatch(connection: ReadyConnection, input: Buffer): void {
@@ -761,6 +832,7 @@ export class Server extends EventEmitter {
       refused: this.#refused,
       children: this.#children.size,
       limit: this.#limit,
+      timedOut: this.#table?.timedOut ?? 0,
     };
   }
 
@@ -1049,7 +1121,8 @@ function warn(err: unknown, id: number, label: string, child = false): void {
  * ```
  */
 export async function serve<T = Buffer>(address: string, handler: ConnectionHandler<T> | string | URL, options?: ServerOptions<T>): Promise<Server> {
-  const opts = checkOptions(options, ['strategy', 'framing', 'codec', 'maxMessageSize', 'interval', 'maxChildren', 'workers', 'mode', 'backlog', 'signal']);
+  const opts = checkOptions(options, ['strategy', 'framing', 'codec', 'maxMessageSize', 'frameTimeout', 'idleTimeout', 'interval', 'maxChildren', 'workers',
+    'mode', 'backlog', 'signal']);
   const strategy = opts.strategy ?? 'event';
   if (!SERVER_STRATEGIES.includes(strategy)) throw invalidArgument('strategy', strategy, `one of ${SERVER_STRATEGIES.map((s) => `'${s}'`).join(', ')}`);
   const framing = opts.framing ?? 'message';
@@ -1067,7 +1140,12 @@ export async function serve<T = Buffer>(address: string, handler: ConnectionHand
     framing,
     codec: opts.codec === 'json' || opts.codec === 'msgpack' ? opts.codec : undefined,
     maxMessageSize: optionalInteger(opts.maxMessageSize, 'maxMessageSize', 0, MAX_FRAME, DEFAULT_MAX_MESSAGE),
+    frameTimeout: timeoutOption(opts.frameTimeout, 'frameTimeout', framing === 'message' ? DEFAULT_FRAME_TIMEOUT : Infinity),
+    idleTimeout: timeoutOption(opts.idleTimeout, 'idleTimeout', Infinity),
   };
+  if (opts.frameTimeout !== undefined && framing !== 'message') {
+    throw invalidArgument('frameTimeout', opts.frameTimeout, "no frameTimeout with framing 'bytes' (chunks are not messages)");
+  }
   const only = (key: 'interval' | 'maxChildren' | 'workers', wanted: ServerStrategy): void => {
     if (opts[key] !== undefined && strategy !== wanted) throw invalidArgument(key, opts[key], `no ${key} with strategy '${strategy}' (it is an option of '${wanted}')`);
   };
@@ -1187,14 +1265,22 @@ export async function serveBlocking(fd: number, id: number, config: LoopSettings
   const splitter = new Splitter(config, `connection ${id}`);
   const buffer = Buffer.allocUnsafe(READ_SIZE);
   try {
+    let messageStarted = 0;
     while (!connection.closed && !connection.ending) {
+      // A message begun must arrive whole within frameTimeout; a connection may stay silent idleTimeout at most.
+      const limit = splitter.inMessage ? config.frameTimeout === null ? null : config.frameTimeout - (performance.now() - messageStarted)
+        : config.idleTimeout;
+      if (limit !== null && (limit <= 0 || (native.pollFd(fd, C.POLLIN, Math.ceil(limit)) & (C.POLLIN | C.POLLHUP | C.POLLERR)) === 0)) break;
       // A blocking read: the process sleeps here until this client sends.
       const n = native.readFd(fd, buffer, 0, READ_SIZE, 0);
       if (n === E.EINTR) continue;
       if (n <= 0) break;
       const chunk = Buffer.allocUnsafe(n);
       buffer.copy(chunk, 0, 0, n);
-      for (const input of splitter.feed(chunk)) {
+      const wasInMessage = splitter.inMessage;
+      const inputs = splitter.feed(chunk);
+      if (splitter.inMessage && (!wasInMessage || inputs.length > 0)) messageStarted = performance.now();
+      for (const input of inputs) {
         let reply = handler(decodeInput(input, codec, `connection ${id}`), connection);
         if (reply !== null && typeof reply === 'object' && typeof (reply as PromiseLike<unknown>).then === 'function') reply = await reply;
         const bytes = replyBytes(reply, codec);

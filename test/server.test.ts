@@ -467,6 +467,38 @@ describe('serve: hostile and crashing clients', () => {
     await server.close();
   });
 
+  for (const strategy of ['event', 'poll', 'fork', 'blocking'] as const) {
+    it(`${strategy}: a message begun and not finished within frameTimeout closes its connection; others are served`, async () => {
+      const server = await started(strategy, { frameTimeout: 150 });
+      const stuck = await connect(server.address);
+      await stuck.write(Buffer.from([0, 0, 0, 10, 1, 2]));
+      await rejectsWith(() => stuck.receive({ timeout: 20_000 }), 'ERR_IPC_PEER_CLOSED');
+      stuck.close();
+      const fine = await connect(server.address);
+      assert.equal(await ask(fine, 'ok'), 'echo:ok');
+      if (strategy === 'event' || strategy === 'poll') assert.equal(server.stats().timedOut, 1);
+      fine.close();
+      await server.close();
+    });
+  }
+
+  it('event: idleTimeout closes a silent connection, not one that keeps sending', async () => {
+    const server = await started('event', { idleTimeout: 1000 });
+    const silent = await connect(server.address);
+    const chatty = await connect(server.address);
+    const closed = silent.receive({ timeout: 20_000 }).then(() => 'message', (err: { code?: string }) => err.code);
+    // Chatty sends every 50 ms for longer than the idle timeout, and stays open.
+    for (let i = 0; i < 30; i++) {
+      assert.equal(await ask(chatty, `m${i}`), `echo:m${i}`);
+      await sleep(50);
+    }
+    assert.equal(await closed, 'ERR_IPC_PEER_CLOSED');
+    assert.equal(server.stats().timedOut, 1);
+    silent.close();
+    chatty.close();
+    await server.close();
+  });
+
   it('event: a length prefix over maxMessageSize closes that connection before allocating', async () => {
     const server = await started('event', { maxMessageSize: 1024 });
     const bad = await connect(server.address);

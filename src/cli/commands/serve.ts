@@ -37,6 +37,8 @@ export const serveCommand: Leaf = {
     'max-children': { type: 'string', value: 'N', description: 'fork: most children at once (default 64)' },
     workers: { type: 'string', value: 'N', description: 'prefork: children in the pool (default: one per CPU)' },
     'max-message-size': { type: 'string', value: 'BYTES', description: 'largest message a client may send (default 16 MiB)' },
+    'frame-timeout': { type: 'string', value: 'MS', description: 'a message begun must arrive whole within MS, or its connection closes (default 30000)' },
+    'idle-timeout': { type: 'string', value: 'MS', description: 'close a connection that sends nothing for MS (default: never)' },
     mode: { type: 'string', value: 'OCTAL', description: 'mode of the socket file (default 600)' },
   },
   async run(ctx) {
@@ -58,6 +60,8 @@ export const serveCommand: Leaf = {
       maxChildren: intOption(ctx, 'max-children', 1, 32_768),
       workers: intOption(ctx, 'workers', 1, 1024),
       maxMessageSize: intOption(ctx, 'max-message-size', 0, 2 ** 31 - 1),
+      frameTimeout: intOption(ctx, 'frame-timeout', 1, 2 ** 31 - 1),
+      idleTimeout: intOption(ctx, 'idle-timeout', 1, 2 ** 31 - 1),
       mode: ctx.values.mode === undefined ? undefined : modeOption(ctx, 0o600),
     });
     let stop!: () => void;
