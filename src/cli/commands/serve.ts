@@ -27,7 +27,7 @@ export const serveCommand: Leaf = {
     'Once it accepts connections it prints "listening on ADDRESS (strategy S) in pid N", or with --json\n' +
     '{"listening": ADDRESS, "pid", "strategy"}, on stdout. It runs until SIGINT, SIGTERM or SIGHUP: then it\n' +
     'stops accepting, stops its child processes, removes its socket file, prints its counters\n' +
-    '({"stopped": {"accepted", "open", "messages", "handlerErrors", "refused", "children", "limit"}}) and exits 0.',
+    '({"stopped": {"accepted", "open", "messages", "handlerErrors", "refused", "children", "limit", "timedOut"}}) and exits 0.',
   options: {
     strategy: { type: 'string', value: 'S', description: `${SERVER_STRATEGIES.join('|')} (default event)` },
     echo: { type: 'boolean', description: 'send every message back' },
