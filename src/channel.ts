@@ -9,7 +9,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { E, IpcError, systemError } from './errors.js';
-import { THREAD_IDENTITY } from './lock.js';
+import { Mutex, THREAD_IDENTITY } from './lock.js';
 import { native } from './native.js';
 import { PosixSharedMemory } from './shared-memory.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
@@ -27,6 +27,9 @@ import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, 
 //   [VERSION]      LAYOUT_VERSION
 //   [CAPACITY]     bytes of the ring, a power of two
 //   [MAX_MESSAGE]  the largest payload, at most CAPACITY / 2 - RECORD_HEADER
+//   [MODES]        MULTI_PRODUCERS | MULTI_CONSUMERS: sides shared by many
+//   bytes 448 and 464: the robust mutexes (lock.ts's protocol) that the
+//                  producers, and the consumers, of a shared side take in turn
 //   line 1 (producer): [TAIL] the end of the published records (a byte
 //                  position counted modulo 2^32), [PRODUCER_TID] and
 //                  [PRODUCER_START] the thread holding the producer role
@@ -56,7 +59,7 @@ import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, 
 // access is a sequentially consistent Atomics operation, so either the
 // sleeper sees the new position or the waker sees the flag.
 const W = {
-  MAGIC: 0, VERSION: 1, CAPACITY: 2, MAX_MESSAGE: 3,
+  MAGIC: 0, VERSION: 1, CAPACITY: 2, MAX_MESSAGE: 3, MODES: 4,
   TAIL: 16, PRODUCER_TID: 17, PRODUCER_START: 18,
   HEAD: 32, CONSUMER_TID: 33, CONSUMER_START: 34,
   CONSUMER_SLEEPING: 49,
@@ -66,6 +69,10 @@ const W = {
 } as const;
 const CHANNEL_MAGIC = 0x4c4e4843; // 'CHNL'
 const LAYOUT_VERSION = 1;
+const MULTI_PRODUCERS = 1;
+const MULTI_CONSUMERS = 2;
+/** Where the mutex of each shared side lives in the header. */
+const SIDE_LOCK: Record<'producer' | 'consumer', number> = { producer: 448, consumer: 464 };
 const DATA_OFFSET = 512;
 const RECORD_HEADER = 8;
 const KIND_MESSAGE = 1;
@@ -90,6 +97,8 @@ const HEADER_WAIT_MS = 2000;
 
 const align8 = (n: number): number => (n + 7) & ~7;
 
+const isView = (r: unknown): boolean => r instanceof ChannelView;
+
 /** Below this many bytes a copy in JavaScript beats a call into the addon. */
 const NATIVE_COPY = 512;
 
@@ -112,6 +121,15 @@ export interface ChannelCreateOptions<T = Buffer> extends SpinOptions {
   capacity?: number;
   /** Largest message in bytes; at most half the ring less 8. Default 64 KiB (or half the ring less 8, if smaller). */
   maxMessageSize?: number;
+  /**
+   * `'single'` (default): one producer at a time, which never waits for
+   * another. `'multi'`: any number of producers, which take turns through a
+   * robust mutex in the header (a producer killed mid-send leaves nothing
+   * torn, and the next one takes over).
+   */
+  producers?: 'single' | 'multi';
+  /** The same for the consumers. */
+  consumers?: 'single' | 'multi';
   /** Permission bits of the segment. Default 0o600. */
   mode?: number;
   /** The uid an existing segment must belong to (openOrCreate), or 'any'. Default: this process's. */
@@ -256,6 +274,12 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   readonly #ringWords: Int32Array;
   /** Bytes of the ring, a power of two. */
   readonly capacity: number;
+  /** MULTI_PRODUCERS | MULTI_CONSUMERS, as the creator set them. */
+  readonly #modes: number;
+  /** The mutexes of the shared sides, opened when first needed. */
+  readonly #sideLocks: { producer?: Mutex; consumer?: Mutex } = {};
+  /** A shared side's mutex this handle holds across calls: for a loan until its commit, for a view until it is released. */
+  #heldSide: { producer: boolean; consumer: boolean } = { producer: false, consumer: false };
   readonly maxMessageSize: number;
   readonly #mask: number;
   readonly #codec: Codec<T>;
@@ -289,6 +313,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     // The values checked, never the words again: another process may change them meanwhile.
     this.capacity = layout.capacity;
     this.maxMessageSize = layout.maxMessageSize;
+    this.#modes = layout.modes;
     this.#bytes = new Uint8Array(segment.buffer, DATA_OFFSET, this.capacity);
     this.#ringWords = new Int32Array(segment.buffer, 0, (DATA_OFFSET + this.capacity) / 4);
     this.#mask = this.capacity - 1;
@@ -313,7 +338,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** Creates a channel; fails with `EEXIST` if the name is taken. */
   static create<T = Buffer>(name: string, options?: ChannelCreateOptions<T>): Channel<T> {
-    const opts = checkOptions(options, ['capacity', 'maxMessageSize', 'mode', 'owner', 'codec', 'spin']);
+    const opts = checkOptions(options, ['capacity', 'maxMessageSize', 'producers', 'consumers', 'mode', 'owner', 'codec', 'spin']);
     const layout = layoutOf(opts);
     const handle = handleSettings<T>(opts);
     const segment = PosixSharedMemory.create(name, { size: DATA_OFFSET + layout.capacity, mode: checkMode(opts.mode) });
@@ -330,7 +355,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** Opens the channel, creating it with `options` if there is none (an existing one keeps its own size and limits). */
   static openOrCreate<T = Buffer>(name: string, options?: ChannelCreateOptions<T>): Channel<T> {
-    const opts = checkOptions(options, ['capacity', 'maxMessageSize', 'mode', 'owner', 'codec', 'spin']);
+    const opts = checkOptions(options, ['capacity', 'maxMessageSize', 'producers', 'consumers', 'mode', 'owner', 'codec', 'spin']);
     const layout = layoutOf(opts);
     const mode = checkMode(opts.mode);
     const handle = handleSettings<T>(opts);
@@ -377,16 +402,20 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** Sends a message, waiting while the ring is full. */
   send(data: Outgoing<T>, options?: WaitOptions): Promise<void> {
-    return run(this.#sendLane, 'send', options, [], () => this.#sendOp(this.#encode(data)));
+    const call = (o?: WaitOptions): Promise<void> => run(this.#sendLane, 'send', o, [], () => this.#sendOp(this.#encode(data)));
+    return this.#shared('producer') ? this.#turn('producer', options, call, () => false) : call(options);
   }
 
   sendSync(data: Outgoing<T>, options?: SyncWaitOptions): void {
-    runSync(this.#sendLane, 'sendSync', options, [], () => this.#sendOp(this.#encode(data)));
+    const call = (o?: SyncWaitOptions): void => runSync(this.#sendLane, 'sendSync', o, [], () => this.#sendOp(this.#encode(data)));
+    if (this.#shared('producer')) this.#turnSync('producer', options, call, () => false);
+    else call(options);
   }
 
-  /** Sends if there is room now; false if the ring is full. */
+  /** Sends if there is room now; false if the ring is full (or, with many producers, another one is sending). */
   trySend(data: Outgoing<T>): boolean {
-    return tryRun(this.#sendLane, 'trySend', undefined, [], () => this.#sendOp(this.#encode(data))) !== undefined;
+    const call = (): boolean => tryRun(this.#sendLane, 'trySend', undefined, [], () => this.#sendOp(this.#encode(data))) !== undefined;
+    return this.#shared('producer') ? this.#tryTurn('producer', call, () => false) ?? false : call();
   }
 
   /**
@@ -396,16 +425,20 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
    * ring is full, like `send`.
    */
   loan(size: number, options?: WaitOptions): Promise<Uint8Array> {
-    return run(this.#sendLane, 'loan', options, [], () => this.#loanOp(size));
+    const call = (o?: WaitOptions): Promise<Uint8Array> => run(this.#sendLane, 'loan', o, [], () => this.#loanOp(size));
+    // With many producers, the loan keeps the producers' mutex until its commit.
+    return this.#shared('producer') ? this.#turn('producer', options, call, () => true) : call(options);
   }
 
   loanSync(size: number, options?: SyncWaitOptions): Uint8Array {
-    return runSync(this.#sendLane, 'loanSync', options, [], () => this.#loanOp(size));
+    const call = (o?: SyncWaitOptions): Uint8Array => runSync(this.#sendLane, 'loanSync', o, [], () => this.#loanOp(size));
+    return this.#shared('producer') ? this.#turnSync('producer', options, call, () => true) : call(options);
   }
 
   /** The loan if there is room now, else undefined. */
   tryLoan(size: number): Uint8Array | undefined {
-    return tryRun(this.#sendLane, 'tryLoan', undefined, [], () => this.#loanOp(size));
+    const call = (): Uint8Array | undefined => tryRun(this.#sendLane, 'tryLoan', undefined, [], () => this.#loanOp(size));
+    return this.#shared('producer') ? this.#tryTurn('producer', call, (r) => r !== undefined) : call();
   }
 
   /** Publishes the loaned message: its first `length` bytes (default all of it). */
@@ -418,6 +451,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     checkInteger(length, 'length', 0, loan.room);
     this.#loan = undefined;
     this.#publish(loan.position, length);
+    this.#releaseSide('producer');
   }
 
   // ---- receiving ----------------------------------------------------------
@@ -430,20 +464,139 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   receive(options: WaitOptions & { view: true }): Promise<ChannelView>;
   receive(options?: WaitOptions & { view?: false }): Promise<ChannelMessage<T>>;
   receive(options?: WaitOptions & { view?: boolean }): Promise<ChannelMessage<T> | ChannelView> {
-    return run(this.#receiveLane, 'receive', options, ['view'], (o) => this.#receiveOp(checkBoolean(o.view, 'view')));
+    const call = (o?: WaitOptions & { view?: boolean }): Promise<ChannelMessage<T> | ChannelView> =>
+      run(this.#receiveLane, 'receive', o, ['view'], (p) => this.#receiveOp(checkBoolean(p.view, 'view')));
+    return this.#shared('consumer') ? this.#turn('consumer', options, call, isView) : call(options);
   }
 
   receiveSync(options: SyncWaitOptions & { view: true }): ChannelView;
   receiveSync(options?: SyncWaitOptions & { view?: false }): ChannelMessage<T>;
   receiveSync(options?: SyncWaitOptions & { view?: boolean }): ChannelMessage<T> | ChannelView {
-    return runSync(this.#receiveLane, 'receiveSync', options, ['view'], (o) => this.#receiveOp(checkBoolean(o.view, 'view')));
+    const call = (o?: SyncWaitOptions & { view?: boolean }): ChannelMessage<T> | ChannelView =>
+      runSync(this.#receiveLane, 'receiveSync', o, ['view'], (p) => this.#receiveOp(checkBoolean(p.view, 'view')));
+    return this.#shared('consumer') ? this.#turnSync('consumer', options, call, isView) : call(options);
   }
 
   /** A message if there is one now, else undefined. */
   tryReceive(options: { view: true }): ChannelView | undefined;
   tryReceive(options?: { view?: false }): ChannelMessage<T> | undefined;
   tryReceive(options?: { view?: boolean }): ChannelMessage<T> | ChannelView | undefined {
-    return tryRun(this.#receiveLane, 'tryReceive', options, ['view'], (o) => this.#receiveOp(checkBoolean(o.view, 'view')));
+    const call = (): ChannelMessage<T> | ChannelView | undefined =>
+      tryRun(this.#receiveLane, 'tryReceive', options, ['view'], (o) => this.#receiveOp(checkBoolean(o.view, 'view')));
+    return this.#shared('consumer') ? this.#tryTurn('consumer', call, isView) : call();
+  }
+
+  // ---- shared sides: one producer (or consumer) at a time, by a robust mutex ----
+
+  #shared(role: Role): boolean {
+    return (this.#modes & (role === 'producer' ? MULTI_PRODUCERS : MULTI_CONSUMERS)) !== 0;
+  }
+
+  #sideLock(role: Role): Mutex {
+    return this.#sideLocks[role] ??= Mutex.open(this.#segment, SIDE_LOCK[role], { spin: 0 });
+  }
+
+  /**
+   * Runs `take` (which takes the side's mutex). A holder that died mid-call
+   * left nothing to repair (the positions move only once a record is whole):
+   * the takeover is acknowledged at once. Then this handle continues from the
+   * shared positions, which other handles of the side moved.
+   */
+  #tookSide(role: Role, lock: Mutex, take: () => boolean): boolean {
+    let taken: boolean;
+    try {
+      taken = take();
+    } catch (err) {
+      if (!(err instanceof IpcError && err.code === 'ERR_IPC_OWNER_DIED')) throw err;
+      lock.markConsistent();
+      taken = true;
+    }
+    if (!taken) return false;
+    const w = this.#words;
+    if (role === 'producer') {
+      this.#tail = position(w, W.TAIL);
+      this.#headCache = position(w, W.HEAD);
+    } else {
+      this.#head = position(w, W.HEAD);
+      this.#tailCache = position(w, W.TAIL);
+    }
+    return true;
+  }
+
+  /** Gives the side's mutex back if this handle holds it across calls. */
+  #releaseSide(role: Role): void {
+    if (!this.#heldSide[role]) return;
+    this.#heldSide[role] = false;
+    this.#sideLocks[role]!.unlock();
+  }
+
+  /** The side's mutex for one call: this handle's, if a loan or view still holds it, is given back first. */
+  #enterSide(role: Role, what: string): Mutex {
+    this.check(what);
+    if (role === 'consumer') this.releaseView();
+    else if (this.#loan !== undefined) throw invalidArgument(what, 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
+    return this.#sideLock(role);
+  }
+
+  /** Runs `call` holding the side's mutex, and gives it back unless `keep(result)` (a loan, a view: held until released). */
+  #holding<R>(role: Role, lock: Mutex, call: () => R, keep: (r: R) => boolean): R {
+    let kept = false;
+    try {
+      const result = call();
+      kept = keep(result);
+      return result;
+    } finally {
+      if (kept) this.#heldSide[role] = true;
+      else lock.unlock();
+    }
+  }
+
+  /** What is left of a timeout started at `started`. */
+  static #left(timeout: number | undefined, started: number): number | undefined {
+    return timeout === undefined || timeout === Infinity ? timeout : Math.max(0, timeout - (performance.now() - started));
+  }
+
+  /** An async call of a shared side, holding its mutex. */
+  async #turn<O extends WaitOptions, R>(role: Role, options: O | undefined, call: (o?: O) => Promise<R>, keep: (r: R) => boolean): Promise<R> {
+    const lock = this.#enterSide(role, role === 'producer' ? 'send' : 'receive');
+    const started = performance.now();
+    let lockError: unknown;
+    try {
+      await lock.lock(options === undefined ? undefined : { timeout: options.timeout, signal: options.signal });
+    } catch (err) {
+      lockError = err;
+    }
+    this.#tookSide(role, lock, () => {
+      if (lockError !== undefined) throw lockError;
+      return true;
+    });
+    let kept = false;
+    try {
+      const result = await call(options === undefined ? undefined : { ...options, timeout: Channel.#left(options.timeout, started) });
+      kept = keep(result);
+      return result;
+    } finally {
+      if (kept) this.#heldSide[role] = true;
+      else lock.unlock();
+    }
+  }
+
+  /** A sync call of a shared side, holding its mutex. */
+  #turnSync<O extends SyncWaitOptions, R>(role: Role, options: O | undefined, call: (o?: O) => R, keep: (r: R) => boolean): R {
+    const lock = this.#enterSide(role, role === 'producer' ? 'sendSync' : 'receiveSync');
+    const started = performance.now();
+    this.#tookSide(role, lock, () => {
+      lock.lockSync(options === undefined ? undefined : { timeout: options.timeout });
+      return true;
+    });
+    return this.#holding(role, lock, () => call(options === undefined ? undefined : { ...options, timeout: Channel.#left(options.timeout, started) }), keep);
+  }
+
+  /** A try call of a shared side: undefined when another handle holds the side now. */
+  #tryTurn<R>(role: Role, call: () => R, keep: (r: R) => boolean): R | undefined {
+    const lock = this.#enterSide(role, role === 'producer' ? 'trySend' : 'tryReceive');
+    if (!this.#tookSide(role, lock, () => lock.tryLock())) return undefined;
+    return this.#holding(role, lock, call, keep);
   }
 
   /** Receives until the channel is closed (then the loop ends quietly). */
@@ -462,6 +615,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     this.#consumed(this.#viewEnd);
     this.#viewEnd = undefined;
     this.viewGeneration++;
+    this.#releaseSide('consumer');
   }
 
   stats(): ChannelStats {
@@ -489,6 +643,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     // A view's space goes back; a loan never committed is dropped (nothing was published).
     this.releaseView();
     this.#loan = undefined;
+    if (this.#heldSide.producer) this.#releaseSide('producer');
     releaseRoles(this.#state)();
     this.#state.words = undefined;
     this.#segment.close();
@@ -508,7 +663,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** Takes `role` for this handle, or fails with ERR_IPC_BUSY while another live thread (or handle) holds it. */
   #claim(role: Role): void {
-    if (this.#state.roles.has(role)) return;
+    // A shared side has no single holder: its mutex, taken per call, stands for the role.
+    if (this.#state.roles.has(role) || this.#shared(role)) return;
     const w = this.#words;
     const at = ROLE_WORDS[role];
     const me = THREAD_IDENTITY.tid;
@@ -847,22 +1003,34 @@ export function channelHeaderFacts(header: Uint8Array): ChannelHeader | undefine
 interface Layout {
   capacity: number;
   maxMessageSize: number;
+  modes: number;
 }
 
-function layoutOf(opts: { capacity?: unknown; maxMessageSize?: unknown }): Layout {
+function sideMode(value: unknown, name: string): 'single' | 'multi' {
+  if (value === undefined || value === 'single') return 'single';
+  if (value === 'multi') return 'multi';
+  throw invalidArgument(name, value, "'single' or 'multi'");
+}
+
+function layoutOf(opts: { capacity?: unknown; maxMessageSize?: unknown; producers?: unknown; consumers?: unknown }): Layout {
   const asked = optionalInteger(opts.capacity, 'capacity', CHANNEL_MIN_CAPACITY, CHANNEL_MAX_CAPACITY, DEFAULT_CHANNEL_CAPACITY);
   const capacity = 2 ** Math.ceil(Math.log2(asked));
   const largest = capacity / 2 - RECORD_HEADER;
   const maxMessageSize = optionalInteger(opts.maxMessageSize, 'maxMessageSize', 0, largest, Math.min(DEFAULT_CHANNEL_MESSAGE, largest));
-  return { capacity, maxMessageSize };
+  const modes = (sideMode(opts.producers, 'producers') === 'multi' ? MULTI_PRODUCERS : 0) |
+    (sideMode(opts.consumers, 'consumers') === 'multi' ? MULTI_CONSUMERS : 0);
+  return { capacity, maxMessageSize, modes };
 }
 
-/** Writes a new channel's header, its magic last. */
+/** Writes a new channel's header (and the mutexes of its shared sides), its magic last. */
 function initialise(segment: PosixSharedMemory, layout: Layout): void {
   const w = new Int32Array(segment.buffer, 0, DATA_OFFSET / 4);
   w[W.VERSION] = LAYOUT_VERSION;
   w[W.CAPACITY] = layout.capacity;
   w[W.MAX_MESSAGE] = layout.maxMessageSize;
+  w[W.MODES] = layout.modes;
+  if (layout.modes & MULTI_PRODUCERS) Mutex.create(segment, SIDE_LOCK.producer);
+  if (layout.modes & MULTI_CONSUMERS) Mutex.create(segment, SIDE_LOCK.consumer);
   Atomics.store(w, W.MAGIC, CHANNEL_MAGIC);
 }
 
@@ -893,5 +1061,7 @@ function checkHeader(segment: PosixSharedMemory): Layout {
   }
   const max = Atomics.load(w, W.MAX_MESSAGE);
   if (max < 0 || max > capacity / 2 - RECORD_HEADER) throw bad(`its maxMessageSize word holds ${max}`);
-  return { capacity, maxMessageSize: max };
+  const modes = Atomics.load(w, W.MODES);
+  if ((modes & ~(MULTI_PRODUCERS | MULTI_CONSUMERS)) !== 0) throw bad(`its modes word holds ${modes}`);
+  return { capacity, maxMessageSize: max, modes };
 }

@@ -351,6 +351,83 @@ describe('Channel: across processes', () => {
   });
 });
 
+describe('Channel: many producers and many consumers', () => {
+  it('three producer and two consumer processes: every record arrives once, intact, each producer\'s in order', async () => {
+    const ch = fresh({ capacity: 4096, maxMessageSize: 512, producers: 'multi', consumers: 'multi' });
+    const perProducer = 3000;
+    const consumers = [0, 1].map(() => trackChild(spawnChild(process.execPath,
+      [PEER, 'consume-until-empty-message', ch.address, '{}'], { stdio: ['ignore', 'pipe', 'inherit'] })));
+    const reports = consumers.map((c) => createInterface({ input: c.stdout! })[Symbol.asyncIterator]().next().then((r) => JSON.parse(r.value as string)));
+    const producers = [0, 1, 2].map((p) => trackChild(spawnChild(process.execPath,
+      [PEER, 'produce-as', ch.address, JSON.stringify({ first: p * 1_000_000, count: perProducer, maxBody: 400 })], { stdio: ['ignore', 'ignore', 'inherit'] })));
+    // This process produces too, between them.
+    for (let i = 0; i < perProducer; i++) await ch.send(record(3_000_000 + i, 400));
+    await Promise.all(producers.map(exited));
+    for (const p of producers) assert.equal(p.exitCode, 0);
+    ch.sendSync(Buffer.alloc(0));
+    ch.sendSync(Buffer.alloc(0));
+    const results = (await Promise.all(reports)) as { got: number[]; bad: number }[];
+    const all = results.flatMap((r) => r.got);
+    assert.deepEqual(results.map((r) => r.bad), [0, 0]);
+    assert.equal(all.length, 4 * perProducer);
+    assert.equal(new Set(all).size, all.length, 'no record twice');
+    for (const { got } of results) {
+      for (const producer of [0, 1, 2, 3]) {
+        const mine = got.filter((seq) => Math.floor(seq / 1_000_000) === producer);
+        assert.deepEqual(mine, [...mine].sort((a, b) => a - b), `producer ${producer}'s records in order`);
+      }
+    }
+    assert.ok(results.every((r) => r.got.length > 0), 'both consumers took part');
+  });
+
+  it('a shared side has no role to refuse: several handles of one thread send and receive', () => {
+    const ch = fresh({ capacity: 256, producers: 'multi', consumers: 'multi' });
+    const other = openedAgain(ch);
+    assert.equal(ch.trySend(Buffer.from('a')), true);
+    assert.equal(other.trySend(Buffer.from('b')), true);
+    assert.deepEqual([other.tryReceive()!.data.toString(), ch.tryReceive()!.data.toString()], ['a', 'b']);
+    assert.deepEqual([ch.stats().producerTid, ch.stats().consumerTid], [0, 0]);
+    throwsWith(() => Channel.create(tracker.shmName('ch'), { producers: 'many' as never }), 'ERR_IPC_INVALID_ARGUMENT', /producers/);
+  });
+
+  it('a view holds the consumers\' turn until it is released; a loan the producers\' until its commit', async () => {
+    const ch = fresh({ capacity: 256, producers: 'multi', consumers: 'multi' });
+    const other = openedAgain(ch);
+    ch.sendSync(Buffer.from('one'));
+    ch.sendSync(Buffer.from('two'));
+    const view = ch.tryReceive({ view: true })!;
+    assert.equal(other.tryReceive(), undefined, 'another consumer waits for the view');
+    view.release();
+    assert.equal(other.tryReceive()!.data.toString(), 'two');
+    const slot = ch.tryLoan(8)!;
+    assert.equal(other.trySend(Buffer.from('x')), false, 'another producer waits for the commit');
+    const waiting = other.send(Buffer.from('after'));
+    Buffer.from(slot.buffer, slot.byteOffset, 8).write('loaned');
+    ch.commit(slot, 6);
+    await waiting;
+    assert.deepEqual([ch.tryReceive()!.data.toString(), ch.tryReceive()!.data.toString()], ['loaned', 'after']);
+  });
+
+  it('a producer killed while it holds the producers\' turn leaves nothing torn; the next one takes over', async () => {
+    const ch = fresh({ capacity: 4096, maxMessageSize: 1024, producers: 'multi' });
+    const flood = await peer('flood', ch.address, { maxBody: 1000 });
+    let expected = 0;
+    for (let i = 0; i < 100; i++) {
+      assert.deepEqual(readRecord((await ch.receive({ timeout: 20_000 })).data), { seq: expected, ok: true });
+      expected++;
+    }
+    flood.child.kill('SIGKILL');
+    await exited(flood.child);
+    for (let m = ch.tryReceive(); m !== undefined; m = ch.tryReceive()) {
+      assert.deepEqual(readRecord(m.data), { seq: expected, ok: true });
+      expected++;
+    }
+    // It may have died holding the mutex: the next producer takes it over.
+    assert.equal(ch.trySend(Buffer.from('next')), true);
+    assert.equal(ch.tryReceive()!.data.toString(), 'next');
+  });
+});
+
 describe('Channel: a hostile process with the segment', () => {
   it('a segment truncated under a waiting async receive fails the call (ERR_IPC_SIZE_MISMATCH), and the process lives on', async () => {
     const ch = fresh({ capacity: 256 });

@@ -6,7 +6,7 @@ import { Channel } from '../../src/index.js';
 import { readRecord, record } from './records.js';
 
 const [role, name, json] = process.argv.slice(2);
-const params = JSON.parse(json ?? '{}') as { count?: number; maxBody?: number; hold?: 'producer' | 'consumer' };
+const params = JSON.parse(json ?? '{}') as { count?: number; first?: number; maxBody?: number; hold?: 'producer' | 'consumer' };
 const ch = Channel.open(name!);
 const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -33,6 +33,30 @@ switch (role) {
       expected = checked.seq + 1;
     }
     say(JSON.stringify({ received: params.count, bad }));
+    break;
+  }
+  case 'produce-as': {
+    // One of several producers: records numbered from params.first, in order.
+    for (let i = 0; i < params.count!; i++) {
+      const data = record(params.first! + i, params.maxBody);
+      if (i % 2 === 0) ch.sendSync(data);
+      else await ch.send(data);
+    }
+    say('done');
+    break;
+  }
+  case 'consume-until-empty-message': {
+    // One of several consumers: takes records until an empty message, and reports the numbers it got, in order.
+    const got: number[] = [];
+    let bad = 0;
+    for (let i = 0; ; i++) {
+      const { data } = i % 2 === 0 ? ch.receiveSync() : await ch.receive();
+      if (data.length === 0) break;
+      const checked = readRecord(data);
+      if (!checked.ok) bad++;
+      got.push(checked.seq);
+    }
+    say(JSON.stringify({ got, bad }));
     break;
   }
   case 'hold': {
