@@ -1,6 +1,6 @@
 /**
  * A message channel in shared memory: a bounded ring of variable-size
- * messages in a POSIX segment, between one producer and one consumer in
+ * messages in a POSIX segment, between producers and consumers in
  * any processes. Once mapped, a message moves with one copy in and one
  * copy out (none with loans and views) and no system call; a system call
  * is made only to wake a side that flagged that it sleeps.
@@ -163,7 +163,10 @@ export interface ChannelStats {
   consumerWaits: number;
   capacity: number;
   maxMessageSize: number;
-  /** The thread ids holding the roles (a process's main thread id is its pid), 0 for none. */
+  /** Whether many producers (consumers) may share the channel, taking turns. */
+  producers: 'single' | 'multi';
+  consumers: 'single' | 'multi';
+  /** The thread ids holding the roles (a process's main thread id is its pid), 0 for none (and for a shared side). */
   producerTid: number;
   consumerTid: number;
 }
@@ -244,17 +247,20 @@ function releaseRoles(state: { words: Int32Array | undefined; roles: Set<Role> }
 }
 
 /**
- * A bounded message channel in shared memory between one producer and one
- * consumer, in any processes (or threads). `send` waits while the ring is
+ * A bounded message channel in shared memory between producers and
+ * consumers in any processes (or threads). `send` waits while the ring is
  * full and `receive` while it is empty, with the blocking triple
  * (`send`/`sendSync`/`trySend`, `receive`/`receiveSync`/`tryReceive`),
  * async iteration and codecs.
  *
- * The first handle that sends takes the producer role, the first that
- * receives the consumer role (one handle may hold both); another live
- * thread trying a held role gets `ERR_IPC_BUSY`. A role whose holder died
- * is taken over. A side waiting for a peer that died (a producer on a full
- * ring, a consumer on an empty one) fails with `ERR_IPC_PEER_DEAD`.
+ * By default a side has one holder: the first handle that sends takes the
+ * producer role, the first that receives the consumer role (one handle may
+ * hold both); another live thread trying a held role gets `ERR_IPC_BUSY`. A
+ * role whose holder died is taken over. A side waiting for a peer that died
+ * (a producer on a full ring, a consumer on an empty one) fails with
+ * `ERR_IPC_PEER_DEAD`. A side created `'multi'` is shared by any number of
+ * handles, which take turns through a robust mutex in the header (a peer's
+ * death is then not reported: the side has no single peer).
  *
  * @example
  * ```ts
@@ -634,6 +640,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       consumerWaits: Atomics.load(w, W.CONSUMER_WAITS) >>> 0,
       capacity: this.capacity,
       maxMessageSize: this.maxMessageSize,
+      producers: this.#shared('producer') ? 'multi' : 'single',
+      consumers: this.#shared('consumer') ? 'multi' : 'single',
       producerTid: Atomics.load(w, W.PRODUCER_TID),
       consumerTid: Atomics.load(w, W.CONSUMER_TID),
     };

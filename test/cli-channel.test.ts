@@ -49,6 +49,18 @@ async function dieHolding(name: string, body: string): Promise<number> {
 const waitingOn = (pid: number, name: string): Promise<unknown> => blockedIn(pid, 'futex', { where: inSegment(pid, `/dev/shm${name}`) });
 
 describe('ipckit channel create', () => {
+  it('creates a channel whose sides are shared (--producers multi --consumers multi); a bad side is a usage error', async () => {
+    const name = objects.shmName('channel');
+    const info = json((await ok(['channel', 'create', name, '--producers', 'multi', '--consumers', 'multi', '--json'])).stdout);
+    assert.deepEqual([info.producers, info.consumers], ['multi', 'multi']);
+    await all([() => ok(['channel', 'send', name, 'one']), () => ok(['channel', 'send', name, 'two'])]);
+    using ch = Channel.open(name);
+    assert.deepEqual(drain(ch).sort(), ['one', 'two']);
+    ch.unlink();
+    const stderr = await fails(['channel', 'create', objects.shmName('channel'), '--producers', 'many'], 2, 'ERR_IPC_USAGE');
+    assert.equal(stderr, 'ERR_IPC_USAGE: --producers must be single or multi; got "many".\n');
+  });
+
   it('creates a channel with the capacity rounded up to a power of two, exact --json, mode 0660 (the umask does not apply)', async () => {
     const name = objects.shmName('channel');
     const umask = process.umask(0o077);
@@ -60,7 +72,7 @@ describe('ipckit channel create', () => {
     }
     assert.deepEqual(info, {
       name, sent: 0, sentBytes: 0, received: 0, receivedBytes: 0, depth: 0, depthBytes: 0, producerWaits: 0, consumerWaits: 0,
-      capacity: 1024, maxMessageSize: 100, producerTid: 0, consumerTid: 0, producerAlive: null, consumerAlive: null,
+      capacity: 1024, maxMessageSize: 100, producers: 'single', consumers: 'single', producerTid: 0, consumerTid: 0, producerAlive: null, consumerAlive: null,
       size: 512 + 1024, mode: 0o660, uid: process.getuid!(), gid: process.getgid!(),
     });
     assert.equal(statSync(`/dev/shm${name}`).mode & 0o777, 0o660);
@@ -328,12 +340,14 @@ describe('ipckit channel stat, channel rm and rm', () => {
     const gid = process.getgid!();
     assert.deepEqual(json(asJson!.stdout), {
       name, sent: 2, sentBytes: 11, received: 1, receivedBytes: 5, depth: 1, depthBytes: 16, producerWaits: 0, consumerWaits: 0,
-      capacity: 256, maxMessageSize: 32, producerTid: process.pid, consumerTid: consumer, producerAlive: true, consumerAlive: false,
+      capacity: 256, maxMessageSize: 32, producers: 'single', consumers: 'single', producerTid: process.pid, consumerTid: consumer,
+      producerAlive: true, consumerAlive: false,
       size: 768, mode: 0o600, uid, gid,
     });
     assert.equal(asText!.stdout, [
       `name             ${name}`, 'sent             2', 'sentBytes        11', 'received         1', 'receivedBytes    5', 'depth            1',
       'depthBytes       16', 'producerWaits    0', 'consumerWaits    0', 'capacity         256', 'maxMessageSize   32',
+      'producers        single', 'consumers        single',
       `producerTid      ${process.pid}`, `consumerTid      ${consumer}`, 'producerAlive    true', 'consumerAlive    false',
       'size             768', 'mode             0600', `uid              ${uid}`, `gid              ${gid}`, '',
     ].join('\n'));

@@ -16,8 +16,9 @@ import {
 } from '../program.js';
 
 const NAME_HELP = 'NAME: /name, the POSIX shared memory segment that holds the channel.';
-const ROLE_HELP = 'A channel has one producer and one consumer: while another live process holds the role this\n' +
-  'command needs (a send waiting on a full ring, a recv waiting for messages), it fails with ERR_IPC_BUSY (exit 1).';
+const ROLE_HELP = 'A channel created with one producer and one consumer (the default): while another live process holds the role\n' +
+  'this command needs (a send waiting on a full ring, a recv waiting for messages), it fails with ERR_IPC_BUSY (exit 1).\n' +
+  'A side created with --producers multi or --consumers multi is shared: its processes take turns.';
 
 function channelName(ctx: CommandContext): string {
   return checkPosixName(ctx.positionals[0], 'channel');
@@ -60,14 +61,23 @@ const create: Leaf = {
     capacity: { type: 'string', value: 'BYTES', description: `bytes of the ring, ${CHANNEL_MIN_CAPACITY} to ${CHANNEL_MAX_CAPACITY} (default 1 MiB)` },
     'max-message-size': { type: 'string', value: 'BYTES', description: 'largest message (default 64 KiB, or capacity/2 - 8 if smaller)' },
     mode: { type: 'string', value: 'OCTAL', description: 'permission bits, e.g. 600 (default 600)' },
+    producers: { type: 'string', value: 'single|multi', description: 'one producer at a time (default), or many taking turns' },
+    consumers: { type: 'string', value: 'single|multi', description: 'one consumer at a time (default), or many taking turns' },
   },
   async run(ctx) {
     const name = channelName(ctx);
+    const side = (option: 'producers' | 'consumers'): 'single' | 'multi' => {
+      const value = ctx.values[option] ?? 'single';
+      if (value !== 'single' && value !== 'multi') throw usageError(`--${option} must be single or multi; got "${String(value)}".`);
+      return value;
+    };
+    const producers = side('producers');
+    const consumers = side('consumers');
     const capacity = intOption(ctx, 'capacity', CHANNEL_MIN_CAPACITY, CHANNEL_MAX_CAPACITY);
     const maxMessageSize = intOption(ctx, 'max-message-size', 0, CHANNEL_MAX_CAPACITY);
     const mode = modeOption(ctx, 0o600);
     using ch = Channel.create(name, {
-      mode, ...(capacity === undefined ? {} : { capacity }), ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
+      mode, producers, consumers, ...(capacity === undefined ? {} : { capacity }), ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
     });
     if (ctx.json) printJson(describeChannel(ch));
     else process.stdout.write(`created ${name} (capacity ${ch.capacity} bytes, messages up to ${ch.maxMessageSize} bytes)\n`);
@@ -183,7 +193,7 @@ export function removeChannel(address: string): void {
 
 export const channelCommand: Group = {
   name: 'channel',
-  summary: 'channels: a ring of messages in shared memory between one producer and one consumer',
+  summary: 'channels: a ring of messages in shared memory between producers and consumers',
   details: NAME_HELP,
   children: [create, send, recv, stat, rm],
 };
