@@ -17,7 +17,7 @@ import { Handle, createOrOpen } from './internal/handle.js';
 import { DONE, JobLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
 import { type OwnerOption } from './internal/trust.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
-import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin } from './internal/wait.js';
+import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin, timeoutError } from './internal/wait.js';
 
 // The layout of a channel segment, the only definition of it.
 //
@@ -409,19 +409,19 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   /** Sends a message, waiting while the ring is full. */
   send(data: Outgoing<T>, options?: WaitOptions): Promise<void> {
     const call = (o?: WaitOptions): Promise<void> => run(this.#sendLane, 'send', o, [], () => this.#sendOp(this.#encode(data)));
-    return this.#shared('producer') ? this.#turn('producer', options, call, () => false) : call(options);
+    return this.#shared('producer') ? this.#turn('producer', 'send', options, call, () => false) : call(options);
   }
 
   sendSync(data: Outgoing<T>, options?: SyncWaitOptions): void {
     const call = (o?: SyncWaitOptions): void => runSync(this.#sendLane, 'sendSync', o, [], () => this.#sendOp(this.#encode(data)));
-    if (this.#shared('producer')) this.#turnSync('producer', options, call, () => false);
+    if (this.#shared('producer')) this.#turnSync('producer', 'sendSync', options, call, () => false);
     else call(options);
   }
 
   /** Sends if there is room now; false if the ring is full (or, with many producers, another one is sending). */
   trySend(data: Outgoing<T>): boolean {
     const call = (): boolean => tryRun(this.#sendLane, 'trySend', undefined, [], () => this.#sendOp(this.#encode(data))) !== undefined;
-    return this.#shared('producer') ? this.#tryTurn('producer', call, () => false) ?? false : call();
+    return this.#shared('producer') ? this.#tryTurn('producer', 'trySend', call, () => false) ?? false : call();
   }
 
   /**
@@ -433,18 +433,18 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   loan(size: number, options?: WaitOptions): Promise<Uint8Array> {
     const call = (o?: WaitOptions): Promise<Uint8Array> => run(this.#sendLane, 'loan', o, [], () => this.#loanOp(size));
     // With many producers, the loan keeps the producers' mutex until its commit.
-    return this.#shared('producer') ? this.#turn('producer', options, call, () => true) : call(options);
+    return this.#shared('producer') ? this.#turn('producer', 'loan', options, call, () => true) : call(options);
   }
 
   loanSync(size: number, options?: SyncWaitOptions): Uint8Array {
     const call = (o?: SyncWaitOptions): Uint8Array => runSync(this.#sendLane, 'loanSync', o, [], () => this.#loanOp(size));
-    return this.#shared('producer') ? this.#turnSync('producer', options, call, () => true) : call(options);
+    return this.#shared('producer') ? this.#turnSync('producer', 'loanSync', options, call, () => true) : call(options);
   }
 
   /** The loan if there is room now, else undefined. */
   tryLoan(size: number): Uint8Array | undefined {
     const call = (): Uint8Array | undefined => tryRun(this.#sendLane, 'tryLoan', undefined, [], () => this.#loanOp(size));
-    return this.#shared('producer') ? this.#tryTurn('producer', call, (r) => r !== undefined) : call();
+    return this.#shared('producer') ? this.#tryTurn('producer', 'tryLoan', call, (r) => r !== undefined) : call();
   }
 
   /** Publishes the loaned message: its first `length` bytes (default all of it). */
@@ -472,7 +472,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   receive(options?: WaitOptions & { view?: boolean }): Promise<ChannelMessage<T> | ChannelView> {
     const call = (o?: WaitOptions & { view?: boolean }): Promise<ChannelMessage<T> | ChannelView> =>
       run(this.#receiveLane, 'receive', o, ['view'], (p) => this.#receiveOp(checkBoolean(p.view, 'view')));
-    return this.#shared('consumer') ? this.#turn('consumer', options, call, isView) : call(options);
+    return this.#shared('consumer') ? this.#turn('consumer', 'receive', options, call, isView) : call(options);
   }
 
   receiveSync(options: SyncWaitOptions & { view: true }): ChannelView;
@@ -480,7 +480,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   receiveSync(options?: SyncWaitOptions & { view?: boolean }): ChannelMessage<T> | ChannelView {
     const call = (o?: SyncWaitOptions & { view?: boolean }): ChannelMessage<T> | ChannelView =>
       runSync(this.#receiveLane, 'receiveSync', o, ['view'], (p) => this.#receiveOp(checkBoolean(p.view, 'view')));
-    return this.#shared('consumer') ? this.#turnSync('consumer', options, call, isView) : call(options);
+    return this.#shared('consumer') ? this.#turnSync('consumer', 'receiveSync', options, call, isView) : call(options);
   }
 
   /** A message if there is one now, else undefined. */
@@ -489,7 +489,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   tryReceive(options?: { view?: boolean }): ChannelMessage<T> | ChannelView | undefined {
     const call = (): ChannelMessage<T> | ChannelView | undefined =>
       tryRun(this.#receiveLane, 'tryReceive', options, ['view'], (o) => this.#receiveOp(checkBoolean(o.view, 'view')));
-    return this.#shared('consumer') ? this.#tryTurn('consumer', call, isView) : call();
+    return this.#shared('consumer') ? this.#tryTurn('consumer', 'tryReceive', call, isView) : call();
   }
 
   // ---- shared sides: one producer (or consumer) at a time, by a robust mutex ----
@@ -557,30 +557,55 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     }
   }
 
-  /** What is left of a timeout started at `started`. */
+  /** What is left of a timeout started at `started`, in whole ms (rounded up: a call never waits less than asked). */
   static #left(timeout: number | undefined, started: number): number | undefined {
-    return timeout === undefined || timeout === Infinity ? timeout : Math.max(0, timeout - (performance.now() - started));
+    return timeout === undefined || timeout === Infinity ? timeout : Math.max(0, Math.ceil(timeout - (performance.now() - started)));
+  }
+
+  /**
+   * A failure of a turn's parts as the caller's call: a timeout (of the wait
+   * for the turn, or of the call after it) is the call's own timeout; the
+   * turn held by this thread's own pending async call is, for a sync call,
+   * a timeout when it was not to wait, else a deadlock.
+   */
+  #turnError(err: unknown, what: string, timeout: number | undefined): unknown {
+    if (!(err instanceof IpcError)) return err;
+    if (err.code === 'ERR_IPC_TIMEOUT' && timeout !== undefined) return timeoutError(what, this.address, timeout);
+    if (err.code === 'ERR_IPC_DEADLOCK') {
+      if (timeout === 0) return timeoutError(what, this.address, 0);
+      return new IpcError('ERR_IPC_DEADLOCK', `${what} on ${this.address}: an async call of this thread waits holding this side's turn, ` +
+        'and it can only finish once this thread returns to its event loop. Await it, or use the async form.', { address: this.address });
+    }
+    return err;
   }
 
   /** An async call of a shared side, holding its mutex. */
-  async #turn<O extends WaitOptions, R>(role: Role, options: O | undefined, call: (o?: O) => Promise<R>, keep: (r: R) => boolean): Promise<R> {
-    const lock = this.#enterSide(role, role === 'producer' ? 'send' : 'receive');
+  async #turn<O extends WaitOptions, R>(role: Role, what: string, options: O | undefined, call: (o?: O) => Promise<R>,
+    keep: (r: R) => boolean): Promise<R> {
+    const lock = this.#enterSide(role, what);
     const started = performance.now();
+    const timeout = options?.timeout;
     let lockError: unknown;
     try {
-      await lock.lock(options === undefined ? undefined : { timeout: options.timeout, signal: options.signal });
+      await lock.lock(options === undefined ? undefined : { timeout, signal: options.signal });
     } catch (err) {
       lockError = err;
     }
-    this.#tookSide(role, lock, () => {
-      if (lockError !== undefined) throw lockError;
-      return true;
-    });
+    try {
+      this.#tookSide(role, lock, () => {
+        if (lockError !== undefined) throw lockError;
+        return true;
+      });
+    } catch (err) {
+      throw this.#turnError(err, what, timeout);
+    }
     let kept = false;
     try {
-      const result = await call(options === undefined ? undefined : { ...options, timeout: Channel.#left(options.timeout, started) });
+      const result = await call(options === undefined ? undefined : { ...options, timeout: Channel.#left(timeout, started) });
       kept = keep(result);
       return result;
+    } catch (err) {
+      throw this.#turnError(err, what, timeout);
     } finally {
       if (kept) this.#heldSide[role] = true;
       else lock.unlock();
@@ -588,19 +613,24 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   }
 
   /** A sync call of a shared side, holding its mutex. */
-  #turnSync<O extends SyncWaitOptions, R>(role: Role, options: O | undefined, call: (o?: O) => R, keep: (r: R) => boolean): R {
-    const lock = this.#enterSide(role, role === 'producer' ? 'sendSync' : 'receiveSync');
+  #turnSync<O extends SyncWaitOptions, R>(role: Role, what: string, options: O | undefined, call: (o?: O) => R, keep: (r: R) => boolean): R {
+    const lock = this.#enterSide(role, what);
     const started = performance.now();
-    this.#tookSide(role, lock, () => {
-      lock.lockSync(options === undefined ? undefined : { timeout: options.timeout });
-      return true;
-    });
-    return this.#holding(role, lock, () => call(options === undefined ? undefined : { ...options, timeout: Channel.#left(options.timeout, started) }), keep);
+    const timeout = options?.timeout;
+    try {
+      this.#tookSide(role, lock, () => {
+        lock.lockSync(options === undefined ? undefined : { timeout });
+        return true;
+      });
+      return this.#holding(role, lock, () => call(options === undefined ? undefined : { ...options, timeout: Channel.#left(timeout, started) }), keep);
+    } catch (err) {
+      throw this.#turnError(err, what, timeout);
+    }
   }
 
   /** A try call of a shared side: undefined when another handle holds the side now. */
-  #tryTurn<R>(role: Role, call: () => R, keep: (r: R) => boolean): R | undefined {
-    const lock = this.#enterSide(role, role === 'producer' ? 'trySend' : 'tryReceive');
+  #tryTurn<R>(role: Role, what: string, call: () => R, keep: (r: R) => boolean): R | undefined {
+    const lock = this.#enterSide(role, what);
     if (!this.#tookSide(role, lock, () => lock.tryLock())) return undefined;
     return this.#holding(role, lock, call, keep);
   }

@@ -620,9 +620,9 @@ const pollerWait: Waitable = {
  * 32-byte filler fill its 128 bytes, and taking any one record makes room
  * for exactly one unit.
  */
-function makeChannel(full: boolean): { channel: Channel; name: string; remove(): void } {
+function makeChannel(full: boolean, shared: boolean): { channel: Channel; name: string; remove(): void } {
   const name = objects.shmName('cf-ch');
-  const channel = Channel.create(name, { capacity: full ? 128 : 1024 });
+  const channel = Channel.create(name, { capacity: full ? 128 : 1024, ...(shared ? { producers: 'multi', consumers: 'multi' } as const : {}) });
   return { channel, name, remove: () => Channel.unlink(name) };
 }
 
@@ -652,12 +652,14 @@ const channelCalls = (ch: Channel): ClosedCall[] => closedCalls([
   ['stats', () => ch.stats(), false],
 ]);
 
-const channelReceive: Waitable = {
-  name: 'Channel.receive',
+/** A channel's receive; `shared`: both sides created 'multi' (their handles take turns). */
+function channelReceive(shared: boolean): Waitable {
+  return {
+  name: `Channel.receive${shared ? ' (shared sides)' : ''}`,
   yields: 'unit',
   notApplicable: {},
   async create() {
-    const { channel, name, remove } = makeChannel(false);
+    const { channel, name, remove } = makeChannel(false, shared);
     const actor = sharedActor();
     return withAddress<Instance>({
       ...unitReceives({
@@ -679,11 +681,11 @@ const channelReceive: Waitable = {
     }, name);
   },
   peerKilled: {
-    doing: 'holding the producer role (a loan it never commits)',
+    doing: shared ? 'holding the producers\' turn (a loan it never commits)' : 'holding the producer role (a loan it never commits)',
     order: 'peer-first',
     blocked: false,
-    // The consumer learns its producer died; the next producer takes the dead one's role over.
-    outcome: { code: 'ERR_IPC_PEER_DEAD', recover: () => undefined },
+    // A single consumer learns its producer died; on a shared side the next producer takes the dead one's turn over and sends.
+    outcome: shared ? 'supply' : { code: 'ERR_IPC_PEER_DEAD', recover: () => undefined },
     async start(instance) {
       const peer = new Actor();
       await peer.start('channel.holdProducer', { name: addressOf(instance) });
@@ -691,7 +693,7 @@ const channelReceive: Waitable = {
     },
   },
   async soak(count, seed) {
-    const { channel, name, remove } = makeChannel(false);
+    const { channel, name, remove } = makeChannel(false, shared);
     const peer = new Actor();
     const peerDone = peer.call('channel.soakSend', { name, count, seed });
     return {
@@ -707,14 +709,17 @@ const channelReceive: Waitable = {
       },
     };
   },
-};
+  };
+}
 
-const channelSend: Waitable = {
-  name: 'Channel.send',
+/** A channel's send, on a full ring; `shared`: both sides created 'multi'. */
+function channelSend(shared: boolean): Waitable {
+  return {
+  name: `Channel.send${shared ? ' (shared sides)' : ''}`,
   yields: 'call',
   notApplicable: { iteration: 'a sender is not a receiver: there is nothing to iterate' },
   async create() {
-    const { channel, name, remove } = makeChannel(true);
+    const { channel, name, remove } = makeChannel(true, shared);
     const filler = Buffer.alloc(24, '.');
     assert.equal(channel.trySend(filler), true);
     for (let i = 1; i <= 4; i++) assert.equal(channel.trySend(unit(-i)), true, 'filling the channel');
@@ -763,10 +768,11 @@ const channelSend: Waitable = {
     }, name);
   },
   peerKilled: {
-    doing: 'holding the consumer role (a view of the first record, never released)',
+    doing: shared ? 'holding the consumers\' turn (a view of the first record, never released)'
+      : 'holding the consumer role (a view of the first record, never released)',
     order: 'peer-first',
     blocked: false,
-    outcome: { code: 'ERR_IPC_PEER_DEAD', recover: () => undefined },
+    outcome: shared ? 'supply' : { code: 'ERR_IPC_PEER_DEAD', recover: () => undefined },
     async start(instance) {
       const peer = new Actor();
       await peer.start('channel.holdConsumer', { name: addressOf(instance) });
@@ -774,7 +780,7 @@ const channelSend: Waitable = {
     },
   },
   async soak(count) {
-    const { channel, name, remove } = makeChannel(false);
+    const { channel, name, remove } = makeChannel(false, shared);
     const peer = new Actor();
     const report = peer.call<SoakReport>('channel.soakReceive', { name, count });
     return {
@@ -795,7 +801,8 @@ const channelSend: Waitable = {
       },
     };
   },
-};
+  };
+}
 
 function queueSend(family: QueueFamily): Waitable {
   const r = family.remote;
@@ -1619,7 +1626,7 @@ export const WAITABLES: Waitable[] = [
   signalListener,
   mutexLock, semaphoreWait,
   pollerWait,
-  channelReceive, channelSend,
+  channelReceive(false), channelSend(false), channelReceive(true), channelSend(true),
 ];
 
 /** The actor's half of every adapter. */
