@@ -284,7 +284,11 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   readonly #modes: number;
   /** The mutexes of the shared sides, opened when first needed. */
   readonly #sideLocks: { producer?: Mutex; consumer?: Mutex } = {};
-  /** A shared side's mutex this handle holds across calls: for a loan until its commit, for a view until it is released. */
+  /** Aborted by close(): ends the waits for a turn. */
+  readonly #closing = new AbortController();
+  /** Waits for a turn in progress (close() keeps the segment mapped until they settle). */
+  readonly #acquiring = new Set<Promise<void>>();
+  /** A shared side's mutex this handle holds: during a call, and across calls for a loan (until its commit) or a view (until released). */
   #heldSide: { producer: boolean; consumer: boolean } = { producer: false, consumer: false };
   readonly maxMessageSize: number;
   readonly #mask: number;
@@ -545,15 +549,15 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   }
 
   /** Runs `call` holding the side's mutex, and gives it back unless `keep(result)` (a loan, a view: held until released). */
-  #holding<R>(role: Role, lock: Mutex, call: () => R, keep: (r: R) => boolean): R {
+  #holding<R>(role: Role, call: () => R, keep: (r: R) => boolean): R {
+    this.#heldSide[role] = true;
     let kept = false;
     try {
       const result = call();
       kept = keep(result);
       return result;
     } finally {
-      if (kept) this.#heldSide[role] = true;
-      else lock.unlock();
+      if (!kept) this.#releaseSide(role);
     }
   }
 
@@ -585,30 +589,34 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     const lock = this.#enterSide(role, what);
     const started = performance.now();
     const timeout = options?.timeout;
+    // close() aborts a wait for the turn, and waits for it to settle before it unmaps the segment (see released()).
+    const signal = options?.signal === undefined ? this.#closing.signal : AbortSignal.any([options.signal, this.#closing.signal]);
+    const acquiring = lock.lock({ timeout, signal });
+    this.#acquiring.add(acquiring);
     let lockError: unknown;
     try {
-      await lock.lock(options === undefined ? undefined : { timeout, signal: options.signal });
+      await acquiring;
     } catch (err) {
       lockError = err;
+    } finally {
+      this.#acquiring.delete(acquiring);
     }
+    let kept = false;
     try {
       this.#tookSide(role, lock, () => {
         if (lockError !== undefined) throw lockError;
         return true;
       });
-    } catch (err) {
-      throw this.#turnError(err, what, timeout);
-    }
-    let kept = false;
-    try {
+      // From here the turn is this handle's: close() gives it back if it comes first.
+      this.#heldSide[role] = true;
+      this.check(what);
       const result = await call(options === undefined ? undefined : { ...options, timeout: Channel.#left(timeout, started) });
       kept = keep(result);
       return result;
     } catch (err) {
-      throw this.#turnError(err, what, timeout);
+      throw this.#turnError(this.closed ? this.closedError(what) : err, what, timeout);
     } finally {
-      if (kept) this.#heldSide[role] = true;
-      else lock.unlock();
+      if (!kept) this.#releaseSide(role);
     }
   }
 
@@ -622,7 +630,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
         lock.lockSync(options === undefined ? undefined : { timeout });
         return true;
       });
-      return this.#holding(role, lock, () => call(options === undefined ? undefined : { ...options, timeout: Channel.#left(timeout, started) }), keep);
+      return this.#holding(role, () => call(options === undefined ? undefined : { ...options, timeout: Channel.#left(timeout, started) }), keep);
     } catch (err) {
       throw this.#turnError(err, what, timeout);
     }
@@ -632,7 +640,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   #tryTurn<R>(role: Role, what: string, call: () => R, keep: (r: R) => boolean): R | undefined {
     const lock = this.#enterSide(role, what);
     if (!this.#tookSide(role, lock, () => lock.tryLock())) return undefined;
-    return this.#holding(role, lock, call, keep);
+    return this.#holding(role, call, keep);
   }
 
   /** Receives until the channel is closed (then the loop ends quietly). */
@@ -681,10 +689,17 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     // A view's space goes back; a loan never committed is dropped (nothing was published).
     this.releaseView();
     this.#loan = undefined;
-    if (this.#heldSide.producer) this.#releaseSide('producer');
+    // A turn a call (or a loan, or a view) holds goes back to the other handles of the side.
+    this.#releaseSide('producer');
+    this.#releaseSide('consumer');
     releaseRoles(this.#state)();
     this.#state.words = undefined;
-    this.#segment.close();
+    // A wait for a turn may be taking it right now: it is aborted, and the segment stays mapped until it has
+    // settled (the call then gives back what it took), or the mutex would stay taken by this thread for ever.
+    this.#closing.abort();
+    const pending = [...this.#acquiring];
+    if (pending.length === 0) this.#segment.close();
+    else void Promise.allSettled(pending).then(() => setImmediate(() => this.#segment.close()));
   }
 
   // ---- the protocol -------------------------------------------------------

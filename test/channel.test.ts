@@ -408,6 +408,33 @@ describe('Channel: many producers and many consumers', () => {
     assert.deepEqual([ch.tryReceive()!.data.toString(), ch.tryReceive()!.data.toString()], ['loaned', 'after']);
   });
 
+  it('close() while an async call holds the turn rejects it with ERR_IPC_CLOSED and gives the turn back', async () => {
+    const ch = fresh({ capacity: 64, maxMessageSize: 24, producers: 'multi', consumers: 'multi' });
+    const other = openedAgain(ch);
+    // A send that holds the producers' turn while it waits for room.
+    while (other.trySend(Buffer.alloc(24, 1))) { /* fill */ }
+    const a = openedAgain(ch);
+    const waiting = a.send(Buffer.alloc(24, 2));
+    await waitUntil('the send sleeps holding the turn', () => new Int32Array(PosixSharedMemory.open(ch.address).buffer)[65] === 1);
+    a.close();
+    await rejectsWith(() => waiting, 'ERR_IPC_CLOSED');
+    assert.equal(other.tryReceive()!.data[0], 1);
+    assert.equal(other.trySend(Buffer.alloc(24, 3)), true, 'the producers\' turn is free again');
+    // A send whose turn was taken at once, closed in the same tick; and a receive waiting on an empty ring.
+    const b = openedAgain(ch);
+    const sent = b.send(Buffer.alloc(1));
+    b.close();
+    await rejectsWith(() => sent, 'ERR_IPC_CLOSED');
+    while (other.tryReceive() !== undefined) { /* drain */ }
+    const c = openedAgain(ch);
+    const receiving = c.receive();
+    await waitUntil('the receive sleeps holding the turn', () => new Int32Array(PosixSharedMemory.open(ch.address).buffer)[49] === 1);
+    c.close();
+    await rejectsWith(() => receiving, 'ERR_IPC_CLOSED');
+    assert.equal(other.trySend(Buffer.from('x')), true);
+    assert.equal(other.tryReceive()!.data.toString(), 'x', 'the consumers\' turn is free again');
+  });
+
   it('a producer killed while it holds the producers\' turn leaves nothing torn; the next one takes over', async () => {
     const ch = fresh({ capacity: 4096, maxMessageSize: 1024, producers: 'multi' });
     const flood = await peer('flood', ch.address, { maxBody: 1000 });
