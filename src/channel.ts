@@ -590,7 +590,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     const started = performance.now();
     const timeout = options?.timeout;
     // close() aborts a wait for the turn, and waits for it to settle before it unmaps the segment (see released()).
-    const signal = options?.signal === undefined ? this.#closing.signal : AbortSignal.any([options.signal, this.#closing.signal]);
+    const asked = checkSignal(options?.signal);
+    const signal = asked === undefined ? this.#closing.signal : AbortSignal.any([asked, this.#closing.signal]);
     const acquiring = lock.lock({ timeout, signal });
     this.#acquiring.add(acquiring);
     let lockError: unknown;
