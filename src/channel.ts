@@ -522,6 +522,12 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       taken = true;
     }
     if (!taken) return false;
+    this.#resume(role);
+    return true;
+  }
+
+  /** Continues `role` from the shared positions (another handle, or a dead holder, moved them). */
+  #resume(role: Role): void {
     const w = this.#words;
     if (role === 'producer') {
       this.#tail = position(w, W.TAIL);
@@ -530,7 +536,6 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       this.#head = position(w, W.HEAD);
       this.#tailCache = position(w, W.TAIL);
     }
-    return true;
   }
 
   /** Gives the side's mutex back if this handle holds it across calls. */
@@ -744,13 +749,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       native.futexWake(w, role === 'producer' ? W.TAIL : W.HEAD, 1);
     }
     // Taking a role over from a dead holder starts where the shared position is: what it published stays, what it had not is gone.
-    if (role === 'producer') {
-      this.#tail = position(w, W.TAIL);
-      this.#headCache = position(w, W.HEAD);
-    } else {
-      this.#head = position(w, W.HEAD);
-      this.#tailCache = position(w, W.TAIL);
-    }
+    this.#resume(role);
   }
 
   /** Whether the thread holding `role` has died (a role nobody holds has no one to die). */
