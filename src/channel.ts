@@ -967,7 +967,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
         Atomics.store(w, sleepingWord, 0);
         // Woken sooner than a full spin would have lasted: spinning would have caught it; spin again (up to the option).
         if (spin > 0 && (performance.now() - slept) * 1000 < spin) this.#spinBudget[role] = Math.min(spin, Math.max(1, this.#spinBudget[role] * 2));
-        if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'futex', this.address);
+        if (r < 0 && r !== E.EAGAIN) throw this.#futexError(r, role);
         value = attempt();
         // Only a slice that passed without a wake-up looks at the peer (reading /proc costs more than a round trip).
         if (value === undefined && r === E.EAGAIN && this.#peerDead(peer)) gone();
@@ -987,7 +987,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
         },
         finish: (r) => {
           Atomics.store(w, sleepingWord, 0);
-          if (r < 0) throw systemError(r, 'futex', this.address);
+          if (r < 0) throw this.#futexError(r, role);
           const value = attempt();
           if (value !== undefined) return value;
           // The watched thread is gone: death if it still holds the role (it may have closed the channel and left instead).
@@ -996,6 +996,11 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
         },
       },
     };
+  }
+
+  /** A failed futex call: EFAULT means the word's page is past the segment's end (another process truncated it). */
+  #futexError(r: number, role: Role): IpcError {
+    return r === E.EFAULT ? this.#segment.truncatedError(role === 'producer' ? 'send' : 'receive') : systemError(r, 'futex', this.address);
   }
 
   #corrupted(what: string): IpcError {
