@@ -773,7 +773,7 @@ function checkLock(input: LockInput, meter: Meter): void {
  * record being [length][kind] and its payload padded to 8 bytes.
  */
 const CH = {
-  MAGIC: 0, VERSION: 1, CAPACITY: 2, MAX_MESSAGE: 3, TAIL: 16, PRODUCER_TID: 17, PRODUCER_START: 18,
+  MAGIC: 0, VERSION: 1, CAPACITY: 2, MAX_MESSAGE: 3, MODES: 4, TAIL: 16, PRODUCER_TID: 17, PRODUCER_START: 18,
   HEAD: 32, CONSUMER_TID: 33, CONSUMER_START: 34, CONSUMER_SLEEPING: 49, PRODUCER_SLEEPING: 65, SENT: 80, RECEIVED: 96,
 } as const;
 const CH_MAGIC = 0x4c4e4843;
@@ -844,7 +844,7 @@ const channelWord: fc.Arbitrary<ChannelWord> = fc.oneof(
 const channelAt: fc.Arbitrary<ChannelAt> = fc.oneof(
   {
     weight: 4,
-    arbitrary: fc.constantFrom(CH.MAGIC, CH.VERSION, CH.CAPACITY, CH.MAX_MESSAGE, CH.TAIL, CH.PRODUCER_TID, CH.PRODUCER_START, CH.HEAD,
+    arbitrary: fc.constantFrom(CH.MAGIC, CH.VERSION, CH.CAPACITY, CH.MAX_MESSAGE, CH.MODES, CH.TAIL, CH.PRODUCER_TID, CH.PRODUCER_START, CH.HEAD,
       CH.CONSUMER_TID, CH.CONSUMER_START, CH.CONSUMER_SLEEPING, CH.PRODUCER_SLEEPING, CH.SENT, CH.RECEIVED).map((header) => ({ header })),
   },
   { weight: 1, arbitrary: fc.nat(127).map((header) => ({ header })) },
@@ -958,7 +958,9 @@ function checkChannel(input: ChannelInput, meter: Meter): void {
   const cap = w[CH.CAPACITY]!;
   const max = w[CH.MAX_MESSAGE]!;
   const headerValid = w[CH.MAGIC] === CH_MAGIC && w[CH.VERSION] === 1 && cap >= 64 && cap <= 2 ** 30 && (cap & (cap - 1)) === 0
-    && CH_DATA + cap <= size && max >= 0 && max <= cap / 2 - 8;
+    && CH_DATA + cap <= size && max >= 0 && max <= cap / 2 - 8 && (w[CH.MODES]! & ~3) === 0
+    // A shared side needs its mutex (lock.ts's magic word, the third of the four at byte 448 or 464).
+    && ((w[CH.MODES]! & 1) === 0 || w[112 + 2] === MUTEX_MAGIC) && ((w[CH.MODES]! & 2) === 0 || w[116 + 2] === MUTEX_MAGIC);
   const opened = meter.call(() => Channel.open(segment.name), codes('ERR_IPC_CORRUPTED'));
   expect(opened.ok === headerValid, opened.ok ? 'opened a channel whose header words are invalid'
     : `refused a valid header (capacity ${cap}, maxMessageSize ${max}, segment ${size} bytes): ${opened.error.message}`);

@@ -9,7 +9,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { E, IpcError, systemError } from './errors.js';
-import { Mutex, THREAD_IDENTITY } from './lock.js';
+import { LOCK_WORDS, Mutex, THREAD_IDENTITY } from './lock.js';
 import { native } from './native.js';
 import { PosixSharedMemory } from './shared-memory.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
@@ -1121,5 +1121,10 @@ function checkHeader(segment: PosixSharedMemory): Layout {
   if (max < 0 || max > capacity / 2 - RECORD_HEADER) throw bad(`its maxMessageSize word holds ${max}`);
   const modes = Atomics.load(w, W.MODES);
   if ((modes & ~(MULTI_PRODUCERS | MULTI_CONSUMERS)) !== 0) throw bad(`its modes word holds ${modes}`);
+  for (const [flag, role] of [[MULTI_PRODUCERS, 'producer'], [MULTI_CONSUMERS, 'consumer']] as const) {
+    if ((modes & flag) !== 0 && Atomics.load(w, SIDE_LOCK[role] / 4 + LOCK_WORDS.MAGIC) !== LOCK_WORDS.MUTEX_MAGIC) {
+      throw bad(`its ${role}s share a side, and the mutex of that side is missing`);
+    }
+  }
   return { capacity, maxMessageSize: max, modes };
 }

@@ -508,6 +508,15 @@ describe('Channel: a hostile process with the segment', () => {
     assert.equal(ch.tryReceive()!.data.toString(), 'taken over');
   });
 
+  it('a modes word another process changed is checked: unknown bits, or a shared side with no mutex, are refused', () => {
+    const ch = fresh({ capacity: 256 });
+    const words = new Int32Array(PosixSharedMemory.open(ch.address).buffer);
+    words[4] = 8;
+    throwsWith(() => Channel.open(ch.address), 'ERR_IPC_CORRUPTED', /its modes word holds 8/);
+    words[4] = 1;
+    throwsWith(() => Channel.open(ch.address), 'ERR_IPC_CORRUPTED', /its producers share a side, and the mutex of that side is missing/);
+  });
+
   it('bad handle options leave no segment behind', () => {
     const name = tracker.shmName('ch');
     throwsWith(() => Channel.create(name, { spin: -1 }), 'ERR_IPC_INVALID_ARGUMENT', /spin/);
