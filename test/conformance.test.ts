@@ -369,15 +369,7 @@ function datagramSide(s: DatagramSocket, to: string, from: string): Side {
     send: (d, o) => s.send(d, { to, ...o }),
     sendSync: (d, o) => s.sendSync(d, { to, ...o }),
     trySend: (d) => s.trySend(d, { to }),
-    receive: (o) => s.receive(o).then(data),
-    receiveSync: (o) => data(s.receiveSync(o)),
-    tryReceive: () => {
-      const d = s.tryReceive();
-      return d === undefined ? undefined : data(d);
-    },
-    async *iterate() {
-      for await (const d of s) yield data(d);
-    },
+    ...receivingCalls(s, data),
     close: () => s.close(),
     afterClose: () => closedCalls([
       ['send', () => s.send(unit(0), { to }), true], ['sendSync', () => s.sendSync(unit(0), { to }), false],
