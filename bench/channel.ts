@@ -219,12 +219,15 @@ function onSignal(signal: NodeJS.Signals): void {
 }
 
 /** Two fresh segments for one run (channels, or zero-filled segments for the C ring), removed afterwards. */
-async function withPair<R>(kind: 'channel' | 'raw', run: (ping: string, pong: string) => Promise<R>): Promise<R> {
+/** Two segments: channels (`shared`: both sides 'multi', taking turns), or raw ones for the C ring. */
+async function withPair<R>(kind: 'channel' | 'shared' | 'raw', run: (ping: string, pong: string) => Promise<R>): Promise<R> {
   const names = ['ping', 'pong'].map((n) => `/ipckit-bench-channel-${process.pid}-${serial++}-${n}`);
   try {
     for (const name of names) {
       made.add(name);
-      if (kind === 'channel') Channel.create(name, { capacity: CAPACITY, maxMessageSize: THROUGHPUT_SIZE }).close();
+      if (kind !== 'raw') {
+        Channel.create(name, { capacity: CAPACITY, maxMessageSize: THROUGHPUT_SIZE, ...(kind === 'shared' ? { producers: 'multi', consumers: 'multi' } as const : {}) }).close();
+      }
       else PosixSharedMemory.create(name, { size: HEADER + CAPACITY }).close();
     }
     return await run(names[0]!, names[1]!);
@@ -294,6 +297,14 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
             return ctx.runPair(node('server', p), node('client', p));
           });
           add(`ipckit channel ${mode === 'loan-view' ? 'loan+view' : mode}${suffix}`, m, cName, cm);
+        }
+        if (spin === DEFAULT_SPIN_US) {
+          // The same with shared sides: every call takes its side's turn (an uncontended mutex) and gives it back.
+          const m = await withPair('shared', (ping, pong) => {
+            const p: Params = { kind, mode: 'sync', ping, pong, iterations, size, spin };
+            return ctx.runPair(node('server', p), node('client', p));
+          });
+          add('ipckit channel sync, shared sides', m, cName, cm);
         }
       }
       if (busy && kind === 'rtt') {

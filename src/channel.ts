@@ -308,10 +308,14 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   #viewEnd: number | undefined;
   /**
    * How long each side spins now, µs: halved after a spin that did not
-   * pay (the peer was not running), doubled (up to the spin option) after
-   * one that did or after a sleep shorter than a spin: an adaptive spin.
+   * pay (the peer was not running), down to an eighth of the spin option;
+   * doubled (up to the option) after one that did or after a sleep shorter
+   * than a spin: an adaptive spin.
    */
   readonly #spinBudget: Record<Role, number> = { producer: Infinity, consumer: Infinity };
+  /** The spin option in effect (0 with one CPU), and when each side's async wait went to sleep. */
+  readonly #spin: number;
+  readonly #sleptAt: Record<Role, number> = { producer: 0, consumer: 0 };
   /** @internal Bumped whenever a view's space goes back to the producer. */
   viewGeneration = 0;
 
@@ -329,8 +333,9 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     this.#mask = this.capacity - 1;
     this.#codec = codec;
     // Spinning only pays when the peer runs at the same time: with one CPU (taskset -c 0), sleep at once.
-    this.#sendLane = new JobLane(this, MULTI_CPU ? spin : 0);
-    this.#receiveLane = new JobLane(this, MULTI_CPU ? spin : 0);
+    this.#spin = MULTI_CPU ? spin : 0;
+    this.#sendLane = new JobLane(this, this.#spin);
+    this.#receiveLane = new JobLane(this, this.#spin);
     this.#state = { words, roles: new Set() };
     this.holdRelease(releaseRoles(this.#state));
   }
@@ -949,8 +954,9 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
           const until = performance.now() + budget / 1000;
           while (Atomics.load(w, otherPosition) === seen && performance.now() < until) { /* spin */ }
           value = attempt();
-          // Spinning paid: keep it. It did not (the peer was not running): spin half as long next time.
-          this.#spinBudget[role] = value !== undefined ? Math.min(spin, budget * 2) : budget >> 1;
+          // Spinning paid: spin up to twice as long next time. It did not (the peer was not running): half as long,
+          // down to an eighth of the option, so that a later spin can find out that it pays again.
+          this.#spinBudget[role] = value !== undefined ? Math.min(spin, budget * 2) : Math.max(spin >> 3, budget >> 1, 1);
           if (value !== undefined) return value;
         }
         if (timeout === 0) return undefined;
@@ -982,11 +988,16 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
           if (!now) Atomics.add(w, waitsWord, 1);
           // Possible already: an odd value, which no position (a multiple of 8) ever holds, makes the wait return at once.
           const expected = now ? seen ^ 1 : seen;
+          this.#sleptAt[role] = performance.now();
           const at = ROLE_WORDS[peer];
           return native.futexWaitAsync(w, otherPosition, expected, Atomics.load(w, at.tid), Atomics.load(w, at.start) >>> 0, done);
         },
         finish: (r) => {
           Atomics.store(w, sleepingWord, 0);
+          // As for a sync sleep: woken sooner than a full spin would have lasted, so spinning would have paid.
+          if (this.#spin > 0 && (performance.now() - this.#sleptAt[role]) * 1000 < this.#spin) {
+            this.#spinBudget[role] = Math.min(this.#spin, Math.max(1, this.#spinBudget[role] * 2));
+          }
           if (r < 0) throw this.#futexError(r, role);
           const value = attempt();
           if (value !== undefined) return value;
