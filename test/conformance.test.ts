@@ -44,7 +44,7 @@ import { killAllPeers, runningChildren } from './helpers/peer.js';
 import { prng, readRecord, record } from './helpers/records.js';
 import {
   CHECKS, CONFORMANCE_SIGNALS, type Check, type ClosedCall, type Instance, type Options, REMOTE, type ReceiveSoak, type RemoteContext,
-  type QueueParts, type SendSoak, type SoakReport, type Tag, WAITABLES, type Waitable, fifoLeftovers, objects, receivingCalls, unit, unitReceives, unitTag,
+  type QueueParts, type SendSoak, type SoakReport, type Tag, WAITABLES, type Waitable, fifoLeftovers, objects, receivingCalls, unit, unitReceiver, unitTag,
 } from './helpers/waitables.js';
 
 /**
@@ -528,17 +528,11 @@ function socketReceive(kind: SocketKindName): Waitable {
       const fd = mine.fd;
       const arrived = kind === 'tcp' ? () => readable(fd) : () => Promise.resolve();
       return withAddress<Instance>({
-        ...unitReceives(mine),
+        ...unitReceiver(mine, theirs),
         async supply(tag, delayMs) {
           actor ??= socketActor([theirs.fd]);
           const request = await actor.start('socket.send', { ...remote, tag, delayMs });
           return { done: request.done.then(arrived) };
-        },
-        supplyLocal: (tag) => assert.equal(theirs.trySend(unit(tag)), true),
-        close: () => mine.close(),
-        afterClose: () => mine.afterClose(),
-        async *iterate() {
-          for await (const d of mine.iterate()) yield unitTag(d);
         },
         async cleanup() {
           ends.close();

@@ -359,6 +359,24 @@ export function unitReceives(r: { receive(o?: Options): Promise<Buffer>; receive
   };
 }
 
+/**
+ * The receiving half of an Instance over a receiver of units (its calls, a
+ * local supply through `sender`, close, iteration): what the queue and
+ * socket receive adapters share; they add how another process supplies.
+ */
+export function unitReceiver(r: QueueParts, sender: { trySend(d: Buffer): boolean }):
+  Pick<Instance, 'op' | 'opSync' | 'tryOp' | 'supplyLocal' | 'close' | 'afterClose' | 'iterate'> {
+  return {
+    ...unitReceives(r),
+    supplyLocal: (tag) => assert.equal(sender.trySend(unit(tag)), true),
+    close: () => r.close(),
+    afterClose: () => r.afterClose(),
+    async *iterate() {
+      for await (const d of r.iterate()) yield unitTag(d);
+    },
+  };
+}
+
 /** What every receiver has: the blocking triple and async iteration of messages `M`. */
 export interface Receiver<M> extends AsyncIterable<M> {
   receive(o?: object): Promise<M>;
@@ -476,14 +494,8 @@ function queueReceive(family: QueueFamily): Waitable {
       const { parts: q, other, address, remove } = family.make(false);
       const actor = sharedActor();
       return withAddress<Instance>({
-        ...unitReceives(q),
+        ...unitReceiver(q, other),
         supply: (tag, delayMs) => remote(actor, `${r}.send`, { address, tag, delayMs }),
-        supplyLocal: (tag) => assert.equal(other.trySend(unit(tag)), true),
-        close: () => q.close(),
-        afterClose: () => q.afterClose(),
-        async *iterate() {
-          for await (const d of q.iterate()) yield unitTag(d);
-        },
         async cleanup() {
           q.close();
           await actor.call('forget', { address: String(address) });
