@@ -41,7 +41,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { E, IpcError, systemError } from './errors.js';
 import { native } from './native.js';
 import { Poller } from './select.js';
-import { type MessageSocket, type PeerCredentials, type SocketKind, type SocketServer, listen, nameOf, socketPair } from './socket.js';
+import {
+  DEFAULT_FRAME_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, type MessageSocket, type PeerCredentials, type SocketKind, type SocketServer, listen, nameOf, socketPair,
+} from './socket.js';
 import { type Codec, type CodecOption, encodeWith, resolveCodec } from './internal/codec.js';
 import { FRAME_HEADER, MAX_FRAME } from './internal/framing.js';
 import { OwnedFd } from './internal/handle.js';
@@ -80,10 +82,6 @@ const ACCEPT_BATCH = 64;
 
 /** Default of `maxChildren` (fork). */
 export const DEFAULT_MAX_CHILDREN = 64;
-
-/** Default of `frameTimeout`, in ms (as a MessageSocket's). */
-export const DEFAULT_SERVER_FRAME_TIMEOUT = 30_000;
-const DEFAULT_FRAME_TIMEOUT = DEFAULT_SERVER_FRAME_TIMEOUT;
 
 /** Default of `interval` (poll), in ms. */
 export const DEFAULT_POLL_INTERVAL = 10;
@@ -184,7 +182,6 @@ export interface ServerStats {
   timedOut: number;
 }
 
-const DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024;
 
 /** Settings every strategy's connection loop needs, also handed to child processes. */
 interface LoopSettings {
@@ -1139,7 +1136,7 @@ export async function serve<T = Buffer>(address: string, handler: ConnectionHand
   const settings: LoopSettings = {
     framing,
     codec: opts.codec === 'json' || opts.codec === 'msgpack' ? opts.codec : undefined,
-    maxMessageSize: optionalInteger(opts.maxMessageSize, 'maxMessageSize', 0, MAX_FRAME, DEFAULT_MAX_MESSAGE),
+    maxMessageSize: optionalInteger(opts.maxMessageSize, 'maxMessageSize', 0, MAX_FRAME, DEFAULT_MAX_MESSAGE_SIZE),
     frameTimeout: timeoutOption(opts.frameTimeout, 'frameTimeout', framing === 'message' ? DEFAULT_FRAME_TIMEOUT : Infinity),
     idleTimeout: timeoutOption(opts.idleTimeout, 'idleTimeout', Infinity),
   };
