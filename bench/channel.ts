@@ -34,8 +34,8 @@ const RTT_SIZE = 64;
 const THROUGHPUT_SIZE = 64 * 1024;
 /** Ring bytes of every channel (and of the C ring): the default, 16 messages of 64 KiB. */
 const CAPACITY = 1 << 20;
-/** src/channel.ts's header: the ring starts at byte 512. */
-const HEADER = 512;
+/** src/channel.ts's header: the ring starts at byte 1536. */
+const HEADER = 1536;
 /** A measuring or echoing process that has not finished by then is killed (a lost peer must not hang the harness). */
 const WATCHDOG_MS = 120_000;
 

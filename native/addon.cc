@@ -31,6 +31,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFifo(env, exports);
   InitSignal(env, exports);
   InitSocket(env, exports);
+  InitDoorbell(env, exports);
   return exports;
 }
 

@@ -15,7 +15,8 @@
 //
 // Files by role: fd.cc (descriptor I/O and the flag constants),
 // readiness.cc (epoll sets and the one libuv watch), spin.h, wake.*,
-// jobs.*, v8-bridge.h (the only V8 use), then one file per mechanism.
+// jobs.*, v8-bridge.h (the only V8 use), then one file per mechanism
+// (doorbell.cc: the pollable wake-ups of shared-memory channels).
 #pragma once
 
 #include <napi.h>
@@ -138,5 +139,6 @@ void InitPipe(Napi::Env env, Napi::Object exports);
 void InitFifo(Napi::Env env, Napi::Object exports);
 void InitSignal(Napi::Env env, Napi::Object exports);
 void InitSocket(Napi::Env env, Napi::Object exports);
+void InitDoorbell(Napi::Env env, Napi::Object exports);
 
 }  // namespace ipckit

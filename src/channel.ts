@@ -13,8 +13,10 @@ import { LOCK_WORDS, Mutex, THREAD_IDENTITY } from './lock.js';
 import { native } from './native.js';
 import { PosixSharedMemory } from './shared-memory.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
-import { Handle, createOrOpen } from './internal/handle.js';
-import { DONE, JobLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
+import { Handle, OwnedFd, createOrOpen } from './internal/handle.js';
+import { descriptorError } from './internal/limits.js';
+import { DONE, type LaneOwner, NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
+import { type Interest, READABLE, type PollTarget, type ReadinessSubscriber, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
 import { type OwnerOption } from './internal/trust.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin, timeoutError } from './internal/wait.js';
@@ -36,11 +38,18 @@ import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, 
 //                  (0: none), its start time (0 while being recorded)
 //   line 2 (consumer): [HEAD] the start of the unread records, [CONSUMER_TID],
 //                  [CONSUMER_START]
-//   line 3: [CONSUMER_SLEEPING] 1 while the consumer sleeps (or is about to)
-//   line 4: [PRODUCER_SLEEPING] the same for the producer (words 48 and 64,
-//                  reserved, were futex words of an earlier draft: zero)
+//   line 3: [CONSUMER_SLEEPING] 1 while the consumer sleeps (or is about to),
+//                  [CONSUMER_BELLS] the consumers' doorbells to ring (bit i:
+//                  slot i of their table), set by a waiting consumer
+//   line 4: [PRODUCER_SLEEPING], [PRODUCER_BELLS]: the same for the producer
+//                  (words 48 and 64, reserved, were futex words of an
+//                  earlier draft: zero)
 //   lines 5 and 6: statistics of each side (message and byte counts as two
 //                  words, low then high, and how often it slept)
+//   bytes 512 and 1024: the doorbell tables of the consumers and of the
+//                  producers, 32 slots of four words: [TID] [START] the
+//                  thread that listed it, [TOKEN_HI] [TOKEN_LO] the bell's
+//                  address (native/doorbell.cc; 0: none)
 // The ring starts at DATA_OFFSET. A record is [length][kind] (8 bytes) and the
 // payload, padded to 8 bytes. A record never straddles the end of the ring: a
 // padding record (kind PADDING, length = the bytes to the end) fills it.
@@ -58,22 +67,35 @@ import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, 
 // wake-up that a process writing over SLEEPING suppressed is not lost. Every
 // access is a sequentially consistent Atomics operation, so either the
 // sleeper sees the new position or the waker sees the flag.
+//
+// Waiting through a descriptor (async calls, select, a Poller) uses a
+// doorbell instead of the futex: the waiter lists a bell in its side's
+// table once, then, before each wait, empties it, sets its bit in the
+// side's BELLS word and looks again; the other side, after moving its
+// position, takes the whole BELLS word (Atomics.exchange) and rings each
+// bell whose bit was set: one sendto per waiting bell, none when nobody waits.
 const W = {
   MAGIC: 0, VERSION: 1, CAPACITY: 2, MAX_MESSAGE: 3, MODES: 4,
   TAIL: 16, PRODUCER_TID: 17, PRODUCER_START: 18,
   HEAD: 32, CONSUMER_TID: 33, CONSUMER_START: 34,
-  CONSUMER_SLEEPING: 49,
-  PRODUCER_SLEEPING: 65,
+  CONSUMER_SLEEPING: 49, CONSUMER_BELLS: 50,
+  PRODUCER_SLEEPING: 65, PRODUCER_BELLS: 66,
   SENT: 80, SENT_BYTES: 82, PRODUCER_WAITS: 84,
   RECEIVED: 96, RECEIVED_BYTES: 98, CONSUMER_WAITS: 100,
 } as const;
 const CHANNEL_MAGIC = 0x4c4e4843; // 'CHNL'
-const LAYOUT_VERSION = 1;
+const LAYOUT_VERSION = 2;
 const MULTI_PRODUCERS = 1;
 const MULTI_CONSUMERS = 2;
 /** Where the mutex of each shared side lives in the header. */
 const SIDE_LOCK: Record<'producer' | 'consumer', number> = { producer: 448, consumer: 464 };
-const DATA_OFFSET = 512;
+/** Where each side's doorbell table starts (a word index), its slots, and the words of a slot. */
+const BELL_TABLE: Record<'producer' | 'consumer', number> = { consumer: 128, producer: 256 };
+const BELL_SLOTS = 32;
+const BELL_SLOT_WORDS = 4;
+const SLOT = { TID: 0, START: 1, TOKEN: 2 } as const;
+const BELL_MASK: Record<'producer' | 'consumer', number> = { consumer: W.CONSUMER_BELLS, producer: W.PRODUCER_BELLS };
+const DATA_OFFSET = 1536;
 const RECORD_HEADER = 8;
 const KIND_MESSAGE = 1;
 const KIND_PADDING = 2;
@@ -230,11 +252,32 @@ const ROLE_WORDS: Record<Role, { tid: number; start: number }> = {
   consumer: { tid: W.CONSUMER_TID, start: W.CONSUMER_START },
 };
 
-/** Gives the roles a handle held back (on close, or when it is collected): a module-level closure, it must not hold the handle. */
-function releaseRoles(state: { words: Int32Array | undefined; roles: Set<Role> }): () => void {
+/** What a handle holds in the header: given back on close, or when the handle is collected. */
+interface HeldState {
+  words: Int32Array | undefined;
+  roles: Set<Role>;
+  bells: Set<Bell>;
+  /** A shared side's mutex this handle holds: during a call, and across calls for a loan (until its commit) or a view (until released). */
+  turns: Partial<Record<Role, Mutex>>;
+}
+
+/** Gives the roles and doorbells a handle held back (on close, or when it is collected): a module-level closure, it must not hold the handle. */
+function releaseRoles(state: HeldState): () => void {
   return () => {
+    // A turn a collected handle held (a loan or a view nobody will finish) goes back to the side.
+    for (const role of ['producer', 'consumer'] as const) {
+      const lock = state.turns[role];
+      delete state.turns[role];
+      try {
+        lock?.unlock();
+      } catch { /* The mutex was taken over meanwhile: nothing of this handle's to give back. */ }
+    }
+    for (const bell of state.bells) closeBell(bell);
+    state.bells.clear();
     const words = state.words;
     if (words === undefined) return;
+    // The handle rings no more: one user less of the process's ringing socket.
+    native.bellRinger(-1);
     for (const role of state.roles) {
       const at = ROLE_WORDS[role];
       // The start first: once the tid is 0, another thread may claim the role and record its own start.
@@ -244,6 +287,229 @@ function releaseRoles(state: { words: Int32Array | undefined; roles: Set<Role> }
     }
     state.roles.clear();
   };
+}
+
+/**
+ * A doorbell of a handle (native/doorbell.cc): a datagram socket that
+ * becomes readable when the other side rings it, listed in the table of
+ * each side it waits as (a consumer's bell is rung by producers after they
+ * publish, a producer's by consumers after they make room).
+ */
+interface Bell {
+  readonly words: Int32Array;
+  readonly fd: number;
+  readonly owned: OwnedFd;
+  /** Its slot in the table of each side it waits as. */
+  readonly slots: Partial<Record<Role, number>>;
+  /** The event loop's watch of it, for the handle's own async waits. */
+  watch: Watch | undefined;
+  closed: boolean;
+}
+
+/**
+ * Takes a [tid][start] pair of header words (a role, a doorbell slot) for
+ * this thread if `free(tid, start)` says nobody live holds it; false if
+ * somebody does. The start word is cleared first, by compare-and-swap: a
+ * thread that read the new holder's tid beside the old holder's start
+ * would think the new holder dead too and take the pair from it. A start
+ * of 0 ("being recorded") makes others judge the holder by its tid alone.
+ */
+function claimPair(words: Int32Array, tidAt: number, startAt: number, free: (tid: number, start: number) => boolean): boolean {
+  const me = THREAD_IDENTITY.tid;
+  for (;;) {
+    // The start before the tid: a new holder clears the start before it writes its tid, so a pair read in this
+    // order whose start still holds (the compare-and-swap below) belongs together.
+    const start = Atomics.load(words, startAt);
+    const holder = Atomics.load(words, tidAt);
+    if (!free(holder, start >>> 0)) return false;
+    if (Atomics.compareExchange(words, startAt, start, 0) !== start) continue;
+    if (Atomics.compareExchange(words, tidAt, holder, me) !== holder) continue;
+    Atomics.store(words, startAt, THREAD_IDENTITY.start);
+    return true;
+  }
+}
+
+const slotWord = (role: Role, slot: number): number => BELL_TABLE[role] + slot * BELL_SLOT_WORDS;
+
+/** Lists a bell of this thread in `role`'s table: a free slot, or one whose thread died. */
+function claimBellSlot(words: Int32Array, role: Role, address: string): number {
+  const me = THREAD_IDENTITY.tid;
+  const free = (tid: number, start: number): boolean => tid === 0 || (tid !== me && !native.threadAlive(tid, start));
+  for (let slot = 0; slot < BELL_SLOTS; slot++) {
+    const at = slotWord(role, slot);
+    if (claimPair(words, at + SLOT.TID, at + SLOT.START, free)) return slot;
+  }
+  throw new IpcError('ERR_IPC_LIMIT', `${address}: the ${BELL_SLOTS} doorbells of its ${role}s are taken: that many async calls, ` +
+    'select calls and Poller registrations of live threads wait on that side at once. Wait on fewer at once (one Poller ' +
+    'registration per handle is enough), or close handles that are done.', { address });
+}
+
+/** Clears a slot (its thread's, still): the token first, so that a ringer never rings a half-cleared one. */
+function freeBellSlot(words: Int32Array, role: Role, slot: number): void {
+  const at = slotWord(role, slot);
+  Atomics.and(words, BELL_MASK[role], ~(1 << slot));
+  Atomics.store(words, at + SLOT.TOKEN, 0);
+  Atomics.store(words, at + SLOT.TOKEN + 1, 0);
+  Atomics.store(words, at + SLOT.START, 0);
+  Atomics.compareExchange(words, at + SLOT.TID, THREAD_IDENTITY.tid, 0);
+}
+
+/** A new doorbell listed for `roles`. */
+function openBell(words: Int32Array, roles: readonly Role[], address: string): Bell {
+  const slots: Partial<Record<Role, number>> = {};
+  let fd = -1;
+  try {
+    for (const role of roles) slots[role] = claimBellSlot(words, role, address);
+    const first = roles[0]!;
+    fd = native.bellOpen(words, slotWord(first, slots[first]!) + SLOT.TOKEN);
+    if (fd < 0) throw descriptorError(fd, 'socket', address);
+    for (const role of roles.slice(1)) {
+      const at = slotWord(role, slots[role]!) + SLOT.TOKEN;
+      const from = slotWord(first, slots[first]!) + SLOT.TOKEN;
+      Atomics.store(words, at, Atomics.load(words, from));
+      Atomics.store(words, at + 1, Atomics.load(words, from + 1));
+    }
+    return { words, fd, owned: new OwnedFd(fd, true), slots, watch: undefined, closed: false };
+  } catch (err) {
+    if (fd >= 0) native.close(fd);
+    for (const role of roles) if (slots[role] !== undefined) freeBellSlot(words, role, slots[role]);
+    throw err;
+  }
+}
+
+/** Asks the other side to ring `bell` after its next move (as `role`). */
+function armBell(bell: Bell, role: Role): void {
+  if (!bell.closed) Atomics.or(bell.words, BELL_MASK[role], 1 << bell.slots[role]!);
+}
+
+/** Stops asking for rings as `role` (a ring already on its way still comes). */
+function disarmBell(bell: Bell, role: Role): void {
+  if (!bell.closed) Atomics.and(bell.words, BELL_MASK[role], ~(1 << bell.slots[role]!));
+}
+
+/** Empties a bell: what rang it has been seen. */
+function drainBell(bell: Bell): void {
+  if (!bell.closed) native.bellDrain(bell.fd);
+}
+
+function closeBell(bell: Bell): void {
+  if (bell.closed) return;
+  bell.closed = true;
+  for (const role of ['producer', 'consumer'] as const) if (bell.slots[role] !== undefined) freeBellSlot(bell.words, role, bell.slots[role]);
+  // Out of the event loop's epoll set before the number can be reused.
+  bell.watch?.release();
+  bell.watch = undefined;
+  bell.owned.close();
+}
+
+/**
+ * Rings the bells of `role`'s waiters that asked for it. Best effort: a
+ * bell that cannot be rung (its socket is gone: its thread died) is left;
+ * a waiter also looks again on its own every so often.
+ */
+function ringBells(words: Int32Array, role: Role): void {
+  let mask = Atomics.exchange(words, BELL_MASK[role], 0);
+  while (mask !== 0) {
+    const low = mask & -mask;
+    native.bellRing(words, slotWord(role, 31 - Math.clz32(low)) + SLOT.TOKEN);
+    mask ^= low;
+  }
+}
+
+/** What a {@link BellLane} needs of its channel. */
+interface BellLaneHooks {
+  role: Role;
+  /** The handle's bell for this side's async waits (opened on first use, kept until close). */
+  bell(): Bell;
+  /** A call starts to wait (counted in the statistics). */
+  waited(): void;
+  /** The error to fail waiting calls with when the peer died, else undefined. */
+  peerGone(): IpcError | undefined;
+  /** A ring came `ms` after the calls started to wait (the adaptive spin learns from it). */
+  rang(ms: number): void;
+}
+
+/** The longest pause between the looks a waiting side takes by itself (at its peer's liveness, at a ring another process may have lost). */
+const LOOK_MAX_MS = 1000;
+
+/**
+ * The async calls of one side of a handle: attempted again, in order, when
+ * the handle's doorbell rings, on the event loop (no waiter thread, no
+ * thread switch). While calls wait, the side also looks by itself after 20
+ * ms, then after twice as long each time up to a second: a dead peer fails
+ * them with ERR_IPC_PEER_DEAD, and a ring another process suppressed (by
+ * writing over the BELLS word) costs a delay, never a hang.
+ */
+class BellLane extends NotifyLane implements ReadinessSubscriber {
+  readonly #hooks: BellLaneHooks;
+  #bell: Bell | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #pause = WATCH_SLICE_MS;
+  #since = 0;
+
+  constructor(owner: LaneOwner, spin: number, hooks: BellLaneHooks) {
+    const self: { lane?: BellLane } = {};
+    super(owner, spin, () => self.lane!.#start(), () => self.lane!.#stop());
+    self.lane = this;
+    this.#hooks = hooks;
+  }
+
+  override enqueue<T>(what: string, op: Operation<T>, timeout: number, signal: AbortSignal | undefined): Promise<T> {
+    this.#hooks.waited();
+    return super.enqueue(what, op, timeout, signal);
+  }
+
+  #start(): void {
+    const bell = this.#hooks.bell();
+    if (bell.watch === undefined) bell.watch = watchDescriptor(bell.fd);
+    bell.watch.subscribe(this, READABLE);
+    this.#bell = bell;
+    this.#since = performance.now();
+    this.#pause = WATCH_SLICE_MS;
+    this.#look();
+    this.#schedule();
+  }
+
+  #stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const bell = this.#bell;
+    this.#bell = undefined;
+    if (bell === undefined || bell.closed) return;
+    bell.watch?.unsubscribe(this);
+    disarmBell(bell, this.#hooks.role);
+  }
+
+  /** Empties the bell, asks for the next ring, then attempts the calls (in that order: a move after the attempt rings). */
+  #look(): void {
+    const bell = this.#bell;
+    if (bell === undefined || bell.closed) return;
+    drainBell(bell);
+    armBell(bell, this.#hooks.role);
+    this.wake();
+  }
+
+  onReady(): void {
+    this.#hooks.rang(performance.now() - this.#since);
+    this.#pause = WATCH_SLICE_MS;
+    this.#look();
+    this.#since = performance.now();
+  }
+
+  #schedule(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#bell === undefined) return;
+      this.#look();
+      const gone = this.busy ? this.#hooks.peerGone() : undefined;
+      if (gone !== undefined) this.rejectAll(gone);
+      this.#pause = Math.min(LOOK_MAX_MS, this.#pause * 2);
+      this.#schedule();
+    }, this.#pause);
+    // The pending calls keep the process alive through the bell's watch, not through this timer.
+    this.#timer.unref();
+  }
 }
 
 /**
@@ -288,14 +554,14 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   readonly #closing = new AbortController();
   /** Waits for a turn in progress (close() keeps the segment mapped until they settle). */
   readonly #acquiring = new Set<Promise<void>>();
-  /** A shared side's mutex this handle holds: during a call, and across calls for a loan (until its commit) or a view (until released). */
-  #heldSide: { producer: boolean; consumer: boolean } = { producer: false, consumer: false };
   readonly maxMessageSize: number;
   readonly #mask: number;
   readonly #codec: Codec<T>;
-  readonly #sendLane: JobLane;
-  readonly #receiveLane: JobLane;
-  readonly #state: { words: Int32Array | undefined; roles: Set<Role> };
+  readonly #sendLane: BellLane;
+  readonly #receiveLane: BellLane;
+  readonly #state: HeldState;
+  /** The bell of each side's async waits (opened on first use). */
+  readonly #laneBells: Partial<Record<Role, Bell>> = {};
   /** The producer's position and its cached copy of HEAD. */
   #tail = 0;
   #headCache = 0;
@@ -313,9 +579,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
    * than a spin: an adaptive spin.
    */
   readonly #spinBudget: Record<Role, number> = { producer: Infinity, consumer: Infinity };
-  /** The spin option in effect (0 with one CPU), and when each side's async wait went to sleep. */
+  /** The spin option in effect (0 with one CPU). */
   readonly #spin: number;
-  readonly #sleptAt: Record<Role, number> = { producer: 0, consumer: 0 };
   /** @internal Bumped whenever a view's space goes back to the producer. */
   viewGeneration = 0;
 
@@ -334,15 +599,88 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     this.#codec = codec;
     // Spinning only pays when the peer runs at the same time: with one CPU (taskset -c 0), sleep at once.
     this.#spin = MULTI_CPU ? spin : 0;
-    this.#sendLane = new JobLane(this, this.#spin);
-    this.#receiveLane = new JobLane(this, this.#spin);
-    this.#state = { words, roles: new Set() };
+    // The socket that rings the other side's bells, made now: ringing must not need a descriptor later.
+    const ringer = native.bellRinger(1);
+    if (ringer < 0) throw descriptorError(ringer, 'socket', segment.name);
+    this.#sendLane = new BellLane(this, this.#spin, this.#laneHooks('producer'));
+    this.#receiveLane = new BellLane(this, this.#spin, this.#laneHooks('consumer'));
+    this.#state = { words, roles: new Set(), bells: new Set(), turns: {} };
     this.holdRelease(releaseRoles(this.#state));
   }
 
   /** The segment's name. */
   get address(): string {
     return this.#segment.name;
+  }
+
+  #laneHooks(role: Role): BellLaneHooks {
+    const peer: Role = role === 'producer' ? 'consumer' : 'producer';
+    return {
+      role,
+      bell: () => this.#laneBells[role] ??= this.#openBell([role]),
+      waited: () => Atomics.add(this.#words, role === 'producer' ? W.PRODUCER_WAITS : W.CONSUMER_WAITS, 1),
+      peerGone: () => (this.#peerDead(peer) ? this.#peerDeadError(peer) : undefined),
+      rang: (ms) => {
+        // Rung sooner than a full spin would have lasted: spinning would have caught it; spin again (up to the option).
+        if (this.#spin > 0 && ms * 1000 < this.#spin) this.#spinBudget[role] = Math.min(this.#spin, Math.max(1, this.#spinBudget[role] * 2));
+      },
+    };
+  }
+
+  /**
+   * @internal For select and Poller: a doorbell for this one wait or
+   * registration. Readable interest takes the consumer role (writable the
+   * producer role), as a receive (a send) would. Readable: a message is
+   * there; writable: a message of maxMessageSize would fit now.
+   */
+  [pollTarget](interest: Interest = 'readable'): PollTarget {
+    this.check('poll');
+    const roles: Role[] = [];
+    if (interest !== 'writable') roles.push('consumer');
+    if (interest !== 'readable') roles.push('producer');
+    for (const role of roles) this.#claim(role);
+    const bell = this.#openBell(roles);
+    const { POLLIN, POLLOUT, POLLNVAL } = native.constants;
+    const largest = align8(RECORD_HEADER + this.maxMessageSize);
+    return {
+      fd: bell.fd,
+      // The bell is readable when it rings, whichever side rang it.
+      readable: interest === 'writable' ? 0 : READABLE,
+      writable: interest === 'readable' ? 0 : READABLE,
+      check: () => {
+        if (this.closed || bell.closed) return POLLNVAL;
+        drainBell(bell);
+        for (const role of roles) armBell(bell, role);
+        return (interest !== 'writable' && this.#hasMessage() ? POLLIN : 0) | (interest !== 'readable' && this.#hasRoom(largest) ? POLLOUT : 0);
+      },
+      release: () => {
+        this.#state.bells.delete(bell);
+        closeBell(bell);
+      },
+    };
+  }
+
+  /** Whether a message waits beyond what this handle took (a view not released yet included). */
+  #hasMessage(): boolean {
+    const w = this.#words;
+    const from = this.#shared('consumer') ? position(w, W.HEAD) : this.#viewEnd ?? this.#head;
+    return position(w, W.TAIL) !== from;
+  }
+
+  /** Whether a record of `size` bytes (and the padding before it, if needed) fits now. */
+  #hasRoom(size: number): boolean {
+    const w = this.#words;
+    const tail = this.#shared('producer') || this.#loan === undefined ? position(w, W.TAIL) : this.#tail;
+    const offset = tail & this.#mask;
+    const needed = (this.capacity - offset < size ? this.capacity - offset : 0) + size;
+    return this.capacity - ((tail - position(w, W.HEAD)) >>> 0) >= needed;
+  }
+
+  /** A doorbell of this handle, listed for `roles` (closed with the handle). */
+  #openBell(roles: readonly Role[]): Bell {
+    const bell = openBell(this.#words, roles, this.address);
+    this.#state.bells.add(bell);
+    return bell;
   }
 
   /** @internal Closed, or the segment truncated by another process (ERR_IPC_SIZE_MISMATCH). */
@@ -545,9 +883,10 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** Gives the side's mutex back if this handle holds it across calls. */
   #releaseSide(role: Role): void {
-    if (!this.#heldSide[role]) return;
-    this.#heldSide[role] = false;
-    this.#sideLocks[role]!.unlock();
+    const lock = this.#state.turns[role];
+    if (lock === undefined) return;
+    delete this.#state.turns[role];
+    lock.unlock();
   }
 
   /** The side's mutex for one call: this handle's, if a loan or view still holds it, is given back first. */
@@ -560,7 +899,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** Runs `call` holding the side's mutex, and gives it back unless `keep(result)` (a loan, a view: held until released). */
   #holding<R>(role: Role, call: () => R, keep: (r: R) => boolean): R {
-    this.#heldSide[role] = true;
+    this.#state.turns[role] = this.#sideLock(role);
     let kept = false;
     try {
       const result = call();
@@ -613,13 +952,16 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       this.#acquiring.delete(acquiring);
     }
     let kept = false;
+    let mine = false;
     try {
       this.#tookSide(role, lock, () => {
         if (lockError !== undefined) throw lockError;
         return true;
       });
-      // From here the turn is this handle's: close() gives it back if it comes first.
-      this.#heldSide[role] = true;
+      // From here the turn is this call's: close() gives it back if it comes first. (A call that did not get it
+      // must not give back the turn another call of this handle holds.)
+      this.#state.turns[role] = lock;
+      mine = true;
       this.check(what);
       const result = await call(options === undefined ? undefined : { ...options, timeout: Channel.#left(timeout, started) });
       kept = keep(result);
@@ -627,7 +969,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     } catch (err) {
       throw this.#turnError(this.closed ? this.closedError(what) : err, what, timeout);
     } finally {
-      if (!kept) this.#releaseSide(role);
+      if (mine && !kept) this.#releaseSide(role);
     }
   }
 
@@ -717,12 +1059,14 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   #encode(data: Outgoing<T>): Uint8Array {
     const bytes = encodeWith(this.#codec, data as T, this.address);
-    if (bytes.length > this.maxMessageSize) {
-      throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte message exceeds the maxMessageSize of ${this.address} ` +
-        `(${this.maxMessageSize} bytes, set when it was created). Create the channel with a larger one, or split the message.`,
-      { address: this.address });
-    }
+    if (bytes.length > this.maxMessageSize) throw this.#tooLarge(bytes.length);
     return bytes;
+  }
+
+  #tooLarge(size: number): IpcError {
+    return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${size}-byte message exceeds the maxMessageSize of ${this.address} ` +
+      `(${this.maxMessageSize} bytes, set when it was created). Create the channel with a larger one, or split the message.`,
+    { address: this.address });
   }
 
   /** Takes `role` for this handle, or fails with ERR_IPC_BUSY while another live thread (or handle) holds it. */
@@ -732,22 +1076,21 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     const w = this.#words;
     const at = ROLE_WORDS[role];
     const me = THREAD_IDENTITY.tid;
-    for (;;) {
-      const holder = Atomics.load(w, at.tid);
-      const start = Atomics.load(w, at.start) >>> 0;
+    let busy: IpcError | undefined;
+    const free = (holder: number, start: number): boolean => {
       if (holder === me && (start === THREAD_IDENTITY.start >>> 0 || start === 0)) {
-        throw new IpcError('ERR_IPC_BUSY', `Another handle of this thread is the ${role} of ${this.address}: a channel has one ${role}. ` +
+        busy = new IpcError('ERR_IPC_BUSY', `Another handle of this thread is the ${role} of ${this.address}: a channel has one ${role}. ` +
           `Use that handle, or close it first.`, { address: this.address });
-      }
-      // A start of 0: its holder is still recording it; then the thread's existence is what counts.
-      if (holder !== 0 && holder !== me && native.threadAlive(holder, start)) {
-        throw new IpcError('ERR_IPC_BUSY', `Thread ${holder} is the ${role} of ${this.address}: a channel has one ${role}. ` +
+      } else if (holder !== 0 && holder !== me && native.threadAlive(holder, start)) {
+        // A start of 0: its holder is still recording it; then the thread's existence is what counts.
+        busy = new IpcError('ERR_IPC_BUSY', `Thread ${holder} is the ${role} of ${this.address}: a channel has one ${role}. ` +
           `Wait until it closes the channel, or use another channel.`, { address: this.address });
+      } else {
+        return true;
       }
-      if (Atomics.compareExchange(w, at.tid, holder, me) !== holder) continue;
-      Atomics.store(w, at.start, THREAD_IDENTITY.start);
-      break;
-    }
+      return false;
+    };
+    if (!claimPair(w, at.tid, at.start, free)) throw busy!;
     this.#state.roles.add(role);
     // The other side may sleep watching the previous holder (or none): wake it, so that it watches this one.
     if (Atomics.load(w, role === 'producer' ? W.CONSUMER_SLEEPING : W.PRODUCER_SLEEPING) !== 0) {
@@ -794,13 +1137,6 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   }
 
   /** A record's header (published later, with TAIL). */
-  /** Whether a record of `size` bytes (and the padding before it, if needed) fits now. Takes nothing. */
-  #fits(size: number): boolean {
-    const offset = this.#tail & this.#mask;
-    const needed = (this.capacity - offset < size ? this.capacity - offset : 0) + size;
-    return this.capacity - ((this.#tail - position(this.#words, W.HEAD)) >>> 0) >= needed;
-  }
-
   #writeHeader(offset: number, length: number, kind: number): void {
     const at = (DATA_OFFSET + offset) >> 2;
     this.#ringWords[at] = length;
@@ -817,6 +1153,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     addCounter(w, W.SENT, 1);
     addCounter(w, W.SENT_BYTES, length);
     if (Atomics.load(w, W.CONSUMER_SLEEPING) !== 0) native.futexWake(w, W.TAIL, 1);
+    if (Atomics.load(w, W.CONSUMER_BELLS) !== 0) ringBells(w, 'consumer');
   }
 
   #write(bytes: Uint8Array): boolean {
@@ -835,12 +1172,12 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   #sendOp(bytes: Uint8Array): Operation<typeof DONE> {
     this.#claim('producer');
     if (this.#loan !== undefined) throw invalidArgument('send', 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
-    const size = align8(RECORD_HEADER + bytes.length);
-    return this.#waiting('producer', () => (this.#write(bytes) ? DONE : undefined), () => this.#fits(size));
+    return this.#waiting('producer', () => (this.#write(bytes) ? DONE : undefined));
   }
 
   #loanOp(size: unknown): Operation<Uint8Array> {
-    checkInteger(size, 'size', 0, this.maxMessageSize);
+    checkInteger(size, 'size', 0, Number.MAX_SAFE_INTEGER);
+    if ((size as number) > this.maxMessageSize) throw this.#tooLarge(size as number);
     this.#claim('producer');
     if (this.#loan !== undefined) throw invalidArgument('loan', 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
     const room = size as number;
@@ -852,7 +1189,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       const view = this.#bytes.subarray(start, start + room);
       this.#loan = { position, room, view };
       return view;
-    }, () => this.#fits(recordSize));
+    });
   }
 
   /** The next message (its payload's ring offset and length, and where the next record starts), or undefined if none. */
@@ -874,7 +1211,11 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       const length = words[at]! >>> 0;
       const kind = words[at + 1];
       if (kind === KIND_PADDING) {
-        if (length !== this.capacity - offset || length > available) throw this.#corrupted(`a padding record at ${offset} claims ${length} bytes`);
+        // The producer pads only the end of the ring that a record does not fit (less than half of it), and publishes
+        // the padding with the message after it.
+        if (length !== this.capacity - offset || length * 2 >= this.capacity || length + RECORD_HEADER > available) {
+          throw this.#corrupted(`a padding record at ${offset} claims ${length} bytes`);
+        }
         head = (head + length) >>> 0;
         this.#head = head;
         // Padding only precedes a message in the same publication: go on to it.
@@ -894,6 +1235,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     this.#head = end;
     Atomics.store(w, W.HEAD, end);
     if (Atomics.load(w, W.PRODUCER_SLEEPING) !== 0) native.futexWake(w, W.HEAD, 1);
+    if (Atomics.load(w, W.PRODUCER_BELLS) !== 0) ringBells(w, 'producer');
   }
 
   #read(view: boolean): ChannelMessage<T> | ChannelView | undefined {
@@ -923,7 +1265,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     this.#claim('consumer');
     // A receive carries no state of its own: one operation of each kind serves every call.
     const index = view ? 1 : 0;
-    return this.#receiveOps[index] ??= this.#waiting('consumer', () => this.#read(view), () => position(this.#words, W.TAIL) !== this.#head);
+    return this.#receiveOps[index] ??= this.#waiting('consumer', () => this.#read(view));
   }
 
   readonly #receiveOps: [Operation<ChannelMessage<T> | ChannelView>?, Operation<ChannelMessage<T> | ChannelView>?] = [];
@@ -934,7 +1276,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
    * futex word with the sleeping flag set (synchronously in slices, or on a
    * waiter thread that also watches the peer thread), looking again after.
    */
-  #waiting<R>(role: Role, attempt: () => R | undefined, possible: () => boolean): Operation<R> {
+  #waiting<R>(role: Role, attempt: () => R | undefined): Operation<R> {
     const w = this.#words;
     const peer: Role = role === 'producer' ? 'consumer' : 'producer';
     const sleepingWord = role === 'producer' ? W.PRODUCER_SLEEPING : W.CONSUMER_SLEEPING;
@@ -978,33 +1320,6 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
         // Only a slice that passed without a wake-up looks at the peer (reading /proc costs more than a round trip).
         if (value === undefined && r === E.EAGAIN && this.#peerDead(peer)) gone();
         return value;
-      },
-      job: {
-        start: (done) => {
-          // The look before sleeping must not take anything: a call cancelled before finish() would lose it.
-          Atomics.store(w, sleepingWord, 1);
-          const seen = Atomics.load(w, otherPosition);
-          const now = possible();
-          if (!now) Atomics.add(w, waitsWord, 1);
-          // Possible already: an odd value, which no position (a multiple of 8) ever holds, makes the wait return at once.
-          const expected = now ? seen ^ 1 : seen;
-          this.#sleptAt[role] = performance.now();
-          const at = ROLE_WORDS[peer];
-          return native.futexWaitAsync(w, otherPosition, expected, Atomics.load(w, at.tid), Atomics.load(w, at.start) >>> 0, done);
-        },
-        finish: (r) => {
-          Atomics.store(w, sleepingWord, 0);
-          // As for a sync sleep: woken sooner than a full spin would have lasted, so spinning would have paid.
-          if (this.#spin > 0 && (performance.now() - this.#sleptAt[role]) * 1000 < this.#spin) {
-            this.#spinBudget[role] = Math.min(this.#spin, Math.max(1, this.#spinBudget[role] * 2));
-          }
-          if (r < 0) throw this.#futexError(r, role);
-          const value = attempt();
-          if (value !== undefined) return value;
-          // The watched thread is gone: death if it still holds the role (it may have closed the channel and left instead).
-          if (r === 1 && this.#peerDead(peer)) gone();
-          return undefined;
-        },
       },
     };
   }

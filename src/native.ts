@@ -168,6 +168,16 @@ export interface NativeBinding {
   threadAlive(tid: number, start: number): boolean;
   gettid(): number;
 
+  // doorbell.cc
+  /** A bell bound to a fresh random token, stored in words[index] and words[index + 1]: its fd, or -errno. */
+  bellOpen(words: Int32Array, index: number): number;
+  /** Rings the bell whose token is in words[index..index + 1] (a zero token: nothing): 0 or -errno. */
+  bellRing(words: Int32Array, index: number): number;
+  /** One more (delta 1) or one less (-1) channel handle needs the process's ringing socket: its fd (made with the first), 0, or -errno. */
+  bellRinger(delta: 1 | -1): number;
+  /** Reads what rang a bell: the count, or -errno. */
+  bellDrain(fd: number): number;
+
   // pipe.cc
   pipe2(flags: number): [number, number] | number;
   setPipeSize(fd: number, bytes: number): number;

@@ -19,14 +19,13 @@ import { E, limitError, systemError } from './errors.js';
 import { native, type NativeFdWatcher } from './native.js';
 import { Handle } from './internal/handle.js';
 import { type LaneOwner, NotifyLane, type Operation, receiveUntilClosed, run, runSync } from './internal/operation.js';
-import { EpollSet, type Pollable, type PollTarget, pollTarget } from './internal/readiness.js';
+import { EpollSet, type Interest, type Pollable, type PollTarget, pollTarget } from './internal/readiness.js';
 import { checkBoolean, checkOptions, invalidArgument } from './internal/validate.js';
 import { type SyncWaitOptions, type WaitOptions, checkSignal } from './internal/wait.js';
 
 const C = native.constants;
 
-/** What to wait for: a receive or read (`'readable'`), a send or write (`'writable'`), or either. */
-export type Interest = 'readable' | 'writable' | 'both';
+export type { Interest };
 
 /** An object that is ready, and how. A hang-up or an error counts as ready for what was asked. */
 export interface Ready<T extends Pollable = Pollable> {
@@ -50,24 +49,38 @@ export interface SelectSyncOptions extends SyncWaitOptions {
   events?: Interest;
 }
 
+/** What a wait needs of one object. */
+interface Target {
+  fd: number;
+  poll: number;
+  epoll: number;
+  pending: (() => boolean) | undefined;
+  check: (() => number) | undefined;
+  release: (() => void) | undefined;
+}
+
 /** The descriptor and the poll events of one object, refusing what has none. */
-function targetOf(object: unknown, interest: Interest, what: string): { fd: number; poll: number; epoll: number; pending: (() => boolean) | undefined } {
+function targetOf(object: unknown, interest: Interest, what: string): Target {
   const method = object !== null && typeof object === 'object' ? (object as Partial<Pollable>)[pollTarget] : undefined;
   if (typeof method !== 'function') {
     const name = object !== null && typeof object === 'object' ? object.constructor?.name ?? 'object' : typeof object;
-    throw invalidArgument(what, name, 'an ipckit object with a kernel descriptor (a socket, a pipe or FIFO end, a POSIX message queue, ' +
-      'a signal listener). System V queues, mutexes, semaphores and shared-memory channels have none: wait on them with their own calls');
+    throw invalidArgument(what, name, 'an ipckit object that can be polled (a socket, a pipe or FIFO end, a POSIX message queue, ' +
+      'a signal listener, a channel). System V queues, mutexes and semaphores have no descriptor: wait on them with their own calls');
   }
-  const target: PollTarget = method.call(object);
+  const target: PollTarget = method.call(object, interest);
   let epoll = 0;
   if (interest !== 'writable') epoll |= target.readable;
   if (interest !== 'readable') epoll |= target.writable;
   if (epoll === 0) {
+    target.release?.();
     throw invalidArgument(what, (object as object).constructor?.name, `an object that can become ${interest === 'both' ? 'readable or writable' : interest} ` +
       `(a ${target.readable === 0 ? 'write' : 'read'} end cannot)`);
   }
   // The readiness bits are the same in poll and epoll for IN, OUT, ERR and HUP.
-  return { fd: target.fd, poll: epoll & (C.POLLIN | C.POLLOUT), epoll, pending: interest === 'writable' ? undefined : target.pending };
+  return {
+    fd: target.fd, poll: epoll & (C.POLLIN | C.POLLOUT), epoll, pending: interest === 'writable' ? undefined : target.pending,
+    check: target.check, release: target.release,
+  };
 }
 
 function checkInterest(value: unknown): Interest {
@@ -146,7 +159,8 @@ function watchSet(set: EpollSet, lane: NotifyLane): NativeFdWatcher {
 }
 
 /** The objects, their descriptors and events, and the poll(2) step over them. */
-function prepare<T extends Pollable>(objects: readonly T[], interest: Interest): { fds: Int32Array; epoll: number[]; op: Operation<Ready<T>[]> } {
+function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
+{ fds: Int32Array; epoll: number[]; op: Operation<Ready<T>[]>; release: () => void } {
   if (!Array.isArray(objects)) throw invalidArgument('objects', objects, 'an array of ipckit objects');
   if (objects.length === 0) throw invalidArgument('objects', objects, 'at least one object (nothing would ever be ready)');
   const fds = new Int32Array(objects.length);
@@ -154,31 +168,51 @@ function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
   const revents = new Int32Array(objects.length);
   const epoll: number[] = [];
   const pending: ((() => boolean) | undefined)[] = [];
-  objects.forEach((object, i) => {
-    const target = targetOf(object, interest, `objects[${i}]`);
-    fds[i] = target.fd;
-    pollEvents[i] = target.poll;
-    epoll.push(target.epoll);
-    pending.push(target.pending);
-  });
+  const checks: ((() => number) | undefined)[] = [];
+  const releases: (() => void)[] = [];
+  const release = (): void => {
+    for (const r of releases.splice(0)) r();
+  };
+  try {
+    objects.forEach((object, i) => {
+      const target = targetOf(object, interest, `objects[${i}]`);
+      if (target.release !== undefined) releases.push(target.release);
+      fds[i] = target.fd;
+      pollEvents[i] = target.poll;
+      epoll.push(target.epoll);
+      pending.push(target.pending);
+      checks.push(target.check);
+    });
+  } catch (err) {
+    release();
+    throw err;
+  }
   const op: Operation<Ready<T>[]> = {
     step: (timeout) => {
       // What ipckit holds in user space is ready now, whatever the descriptors say: then poll does not wait.
       const held = pending.map((p) => p?.() === true);
-      const n = native.pollMany(fds, pollEvents, revents, held.includes(true) ? 0 : timeout);
+      // Objects whose readiness is their own (channels): asked first, which also arms their doorbells.
+      const now = checks.map((c) => c?.() ?? 0);
+      const readyNow = held.includes(true) || now.some((events) => events !== 0);
+      const n = native.pollMany(fds, pollEvents, revents, readyNow ? 0 : timeout);
       if (n === E.EINVAL) {
         throw limitError(n, 'poll', 'select', `${fds.length} objects are more than this process may have descriptors (ulimit -n, RLIMIT_NOFILE).`);
       }
       if (n < 0) throw systemError(n, 'poll', 'select');
       const ready: Ready<T>[] = [];
       for (let i = 0; i < objects.length; i++) {
-        if (held[i]) ready.push(readyOf(objects[i]!, revents[i]! | C.POLLIN));
+        const check = checks[i];
+        if (check !== undefined) {
+          // A doorbell that rang only says "look again".
+          const events = now[i] !== 0 ? now[i]! : revents[i] !== 0 ? check() : 0;
+          if (events !== 0) ready.push(readyOf(objects[i]!, events));
+        } else if (held[i]) ready.push(readyOf(objects[i]!, revents[i]! | C.POLLIN));
         else if (revents[i] !== 0) ready.push(readyOf(objects[i]!, revents[i]!));
       }
       return ready.length > 0 ? ready : undefined;
     },
   };
-  return { fds, epoll, op };
+  return { fds, epoll, op, release };
 }
 
 /**
@@ -203,7 +237,7 @@ export function select<T extends Pollable>(objects: readonly T[], options?: Sele
   }
   const wait = new SelectWait(prepared.fds, prepared.epoll);
   const opts = options === undefined ? undefined : { timeout: options.timeout, signal: options.signal };
-  return run(wait.lane, 'select', opts, [], () => prepared.op);
+  return run(wait.lane, 'select', opts, [], () => prepared.op).finally(prepared.release);
 }
 
 /** The blocking form of {@link select}: poll(2) on the calling thread. */
@@ -211,7 +245,11 @@ export function selectSync<T extends Pollable>(objects: readonly T[], options?: 
   const opts = checkOptions(options, ['events', 'timeout']);
   const prepared = prepare(objects, checkInterest(opts.events));
   const wait = new SelectWait(prepared.fds, prepared.epoll);
-  return runSync(wait.lane, 'selectSync', { timeout: opts.timeout }, [], () => prepared.op);
+  try {
+    return runSync(wait.lane, 'selectSync', { timeout: opts.timeout }, [], () => prepared.op);
+  } finally {
+    prepared.release();
+  }
 }
 
 /** Options of {@link Poller.add} and {@link Poller.modify}. */
@@ -236,6 +274,10 @@ interface Registration<T> {
   events: number;
   /** What ipckit holds for it in user space (level-triggered, readable interest only). */
   pending: (() => boolean) | undefined;
+  /** Its readiness, for an object whose descriptor is only a doorbell (see PollTarget.check). */
+  check: (() => number) | undefined;
+  release: (() => void) | undefined;
+  edge: boolean;
 }
 
 /**
@@ -312,19 +354,22 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
   add(object: T, options?: PollerInterest): this {
     this.check('add');
     if (this.#byObject.has(object)) throw invalidArgument('object', object?.constructor?.name, 'an object not in this Poller yet (use modify)');
-    const { fd, events, pending } = this.#interest(object, options, 'add');
+    const { fd, events, pending, check, release, edge } = this.#interest(object, options, 'add');
     let entry = this.#byFd.get(fd);
     if (entry !== undefined && ![...entry.registrations].some((r) => !isClosed(r.object))) {
       // Every object of that entry was closed: the number now names another file.
       this.#dropEntry(entry);
       entry = undefined;
     }
-    const registration: Registration<T> = { object, entry: entry as Entry<T>, events, pending };
+    const registration: Registration<T> = { object, entry: entry as Entry<T>, events, pending, check, release, edge };
     if (entry === undefined) {
       const token = this.#nextToken;
       this.#nextToken = this.#nextToken >= 0xffffffff ? 1 : this.#nextToken + 1;
       const r = this.#holder.set.control(C.EPOLL_CTL_ADD, fd, events, token);
-      if (r < 0) throw systemError(r, 'epoll_ctl', `fd ${fd}`, r === E.EPERM ? 'That descriptor does not support readiness notification.' : undefined);
+      if (r < 0) {
+        release?.();
+        throw systemError(r, 'epoll_ctl', `fd ${fd}`, r === E.EPERM ? 'That descriptor does not support readiness notification.' : undefined);
+      }
       entry = { fd, token, events, registrations: new Set() };
       this.#byFd.set(fd, entry);
       this.#byToken.set(token, entry);
@@ -333,7 +378,8 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     entry.registrations.add(registration);
     this.#byObject.set(object, registration);
     this.#update(entry);
-    if (pending !== undefined) this.#recent.add(registration);
+    // Asked at the next wait: what user space holds, or (a doorbell's object) its own readiness, which also arms the bell.
+    if (pending !== undefined || check !== undefined) this.#recent.add(registration);
     return this;
   }
 
@@ -341,6 +387,11 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
   modify(object: T, options?: PollerInterest): this {
     this.check('modify');
     const registration = this.#registration(object, 'modify');
+    if (registration.release !== undefined) {
+      // A doorbell is made for one interest: a new registration gets its own.
+      this.#forget(registration);
+      return this.add(object, options);
+    }
     const { events, pending } = this.#interest(object, options, 'modify');
     registration.events = events;
     registration.pending = pending;
@@ -395,6 +446,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
 
   protected override released(): void {
     this.#disarm();
+    for (const registration of this.#byObject.values()) registration.release?.();
     this.#recent.clear();
     this.#byObject.clear();
     this.#byToken.clear();
@@ -409,9 +461,15 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     const out: PollEvent<T>[] = [];
     const seen = new Set<Registration<T>>();
     for (const registration of this.#recent) {
-      if (!isClosed(registration.object) && registration.pending?.() === true) {
-        out.push(readyOf(registration.object, C.POLLIN));
+      if (isClosed(registration.object)) {
+        this.#forget(registration);
+        continue;
+      }
+      const events = registration.check?.() ?? (registration.pending?.() === true ? C.POLLIN : 0);
+      if (events !== 0) {
+        out.push(readyOf(registration.object, events));
         seen.add(registration);
+        if (registration.edge) this.#recent.delete(registration);
       } else {
         this.#recent.delete(registration);
       }
@@ -431,10 +489,12 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
           this.#forget(registration);
           continue;
         }
-        const events = reports[2 * i + 1]! & (registration.events | C.EPOLLERR | C.EPOLLHUP);
-        if (events === 0 || seen.has(registration)) continue;
+        if (seen.has(registration)) continue;
+        // A doorbell that rang only says "look again".
+        const events = registration.check?.() ?? reports[2 * i + 1]! & (registration.events | C.EPOLLERR | C.EPOLLHUP);
+        if (events === 0) continue;
         out.push(readyOf(registration.object, events));
-        if (registration.pending !== undefined) this.#recent.add(registration);
+        if (registration.pending !== undefined || (registration.check !== undefined && !registration.edge)) this.#recent.add(registration);
       }
     }
     return out.length > 0 ? out : undefined;
@@ -442,6 +502,15 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
 
   /** Takes a registration out; an entry left without objects leaves the set. */
   #forget(registration: Registration<T>): void {
+    try {
+      this.#unregister(registration);
+    } finally {
+      // A doorbell is closed once it has left the set.
+      registration.release?.();
+    }
+  }
+
+  #unregister(registration: Registration<T>): void {
     this.#byObject.delete(registration.object);
     this.#recent.delete(registration);
     const entry = registration.entry;
@@ -465,6 +534,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
    */
   #dropEntry(entry: Entry<T>): void {
     for (const registration of entry.registrations) {
+      registration.release?.();
       this.#byObject.delete(registration.object);
       this.#recent.delete(registration);
     }
@@ -500,12 +570,17 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     if (watching) this.#arm();
   }
 
-  #interest(object: T, options: PollerInterest | undefined, what: string): { fd: number; events: number; pending: (() => boolean) | undefined } {
+  #interest(object: T, options: PollerInterest | undefined, what: string):
+  { fd: number; events: number; pending: (() => boolean) | undefined; check: (() => number) | undefined; release: (() => void) | undefined; edge: boolean } {
     const opts = checkOptions(options, ['events', 'edge']);
-    const target = targetOf(object, checkInterest(opts.events), what);
+    const interest = checkInterest(opts.events);
     const edge = checkBoolean(opts.edge, 'edge');
+    const target = targetOf(object, interest, what);
     // Edge-triggered waits report changes only: what is held in user space is the caller's to drain.
-    return { fd: target.fd, events: target.epoll | (edge ? C.EPOLLET : 0), pending: edge ? undefined : target.pending };
+    return {
+      fd: target.fd, events: target.epoll | (edge ? C.EPOLLET : 0), pending: edge ? undefined : target.pending,
+      check: target.check, release: target.release, edge,
+    };
   }
 
   #registration(object: T, what: string): Registration<T> {

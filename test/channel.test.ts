@@ -11,19 +11,31 @@ import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import { existsSync, openSync, writeSync, closeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Channel, Poller, PosixSharedMemory, selectSync } from '../src/index.js';
+import { Worker } from 'node:worker_threads';
+import { Channel, Poller, PosixSharedMemory, select, selectSync } from '../src/index.js';
+import { LOCK_WORDS } from '../src/lock.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 import { ObjectTracker } from './helpers/objects.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
 import { blockedIn } from './helpers/proc.js';
 import { readRecord, record } from './helpers/records.js';
+import { CONSUMER_BELLS, PRODUCER_BELLS, bellSlots as listedBells } from './helpers/channel-header.js';
 
 const PEER = fileURLToPath(new URL('./helpers/channel-peer.js', import.meta.url));
+/** The header of `ch`, mapped again (closed when the suite ends). */
+function headerWords(ch: Channel<unknown>): Int32Array {
+  const shm = PosixSharedMemory.open(ch.address);
+  mappings.push(shm);
+  return new Int32Array(shm.buffer, 0, 384);
+}
+const mappings: PosixSharedMemory[] = [];
+const bellSlots = (ch: Channel<unknown>): [string, number][] => listedBells(ch.address).map(([side, slot]) => [side, slot]);
 const tracker = new ObjectTracker();
 const opened = new Set<Channel<unknown>>();
 
 after(async () => {
   for (const ch of opened) ch.close();
+  for (const shm of mappings) shm.close();
   await killAllPeers();
   tracker.cleanup();
   assert.deepEqual(tracker.leftovers(), []);
@@ -82,7 +94,7 @@ describe('Channel factories', () => {
     throwsWith(() => Channel.open(name), 'ERR_IPC_CORRUPTED', /header was never completed/);
     const words = new Int32Array(shm.buffer);
     words[0] = 0x4c4e4843;
-    words[1] = 1;
+    words[1] = 2;
     words[2] = 1 << 20;
     throwsWith(() => Channel.open(name), 'ERR_IPC_CORRUPTED', /capacity word holds 1048576/);
     words[2] = 1024;
@@ -173,12 +185,120 @@ describe('Channel: the blocking triple', () => {
     assert.equal(ch.stats().sent, 1);
   });
 
-  it('select and a Poller refuse a channel (it has no descriptor), saying to wait with its own calls', () => {
-    const ch = fresh({ capacity: 128 });
-    throwsWith(() => selectSync([ch as never], { timeout: 0 }), 'ERR_IPC_INVALID_ARGUMENT', /shared-memory channels have none: wait on them with their own calls/);
-    const poller = new Poller();
-    throwsWith(() => poller.add(ch as never), 'ERR_IPC_INVALID_ARGUMENT', /shared-memory channels have none/);
-    poller.close();
+  it('select reports a channel readable while a message waits and writable while a largest message fits', async () => {
+    const ch = fresh({ capacity: 256, maxMessageSize: 100 });
+    throwsWith(() => selectSync([ch], { timeout: 0 }), 'ERR_IPC_TIMEOUT');
+    assert.equal(ch.trySend(Buffer.from('one')), true);
+    const ready = selectSync([ch], { events: 'both', timeout: 0 });
+    assert.deepEqual(ready.map((r) => [r.object === ch, r.readable, r.writable, r.hangup, r.error]), [[true, true, true, false, false]]);
+    assert.equal(ch.tryReceive()!.data.toString(), 'one');
+    // 112-byte records: two fill the ring's 256 bytes less the room of a third.
+    assert.equal(ch.trySend(Buffer.alloc(100)), true);
+    assert.equal(ch.trySend(Buffer.alloc(100)), true);
+    assert.deepEqual(selectSync([ch], { events: 'both', timeout: 0 }).map((r) => [r.readable, r.writable]), [[true, false]]);
+    throwsWith(() => selectSync([ch], { events: 'writable', timeout: 0 }), 'ERR_IPC_TIMEOUT');
+    // An async select is woken by the consumer making room, and reports writable only.
+    const consumer = openedAgain(ch);
+    const consumerBells = new Int32Array(PosixSharedMemory.open(ch.address).buffer);
+    const waiting = select([ch], { events: 'writable', timeout: 10_000 });
+    await waitUntil('the select armed the producers\' doorbell', () => Atomics.load(consumerBells, PRODUCER_BELLS) !== 0);
+    assert.equal(ch.tryReceive()!.data.length, 100);
+    assert.deepEqual((await waiting).map((r) => [r.readable, r.writable]), [[false, true]]);
+    assert.equal(consumer.closed, false);
+    // Every doorbell the selects listed is gone with them.
+    assert.deepEqual(bellSlots(ch), []);
+  });
+
+  it('a Poller reports a channel at every wait while messages wait (level), once per change with edge, and is woken by a send', async () => {
+    const ch = fresh({ capacity: 1024, maxMessageSize: 100 });
+    const producer = openedAgain(ch);
+    using poller = new Poller();
+    poller.add(ch);
+    assert.deepEqual(poller.tryWait(), []);
+    const waiting = poller.wait({ timeout: 10_000 });
+    await waitUntil('the Poller armed the consumers\' doorbell', () => Atomics.load(headerWords(ch), CONSUMER_BELLS) !== 0);
+    producer.sendSync(Buffer.from('a'));
+    producer.sendSync(Buffer.from('b'));
+    assert.deepEqual((await waiting).map((r) => [r.object === ch, r.readable, r.writable]), [[true, true, false]]);
+    assert.equal(poller.tryWait().length, 1, 'still readable: level-triggered');
+    assert.equal(ch.tryReceive()!.data.toString(), 'a');
+    assert.equal(poller.tryWait().length, 1);
+    assert.equal(ch.tryReceive()!.data.toString(), 'b');
+    assert.deepEqual(poller.tryWait(), []);
+    poller.modify(ch, { edge: true });
+    producer.sendSync(Buffer.from('c'));
+    assert.equal(poller.tryWait().length, 1);
+    assert.deepEqual(poller.tryWait(), [], 'reported once: edge-triggered');
+    producer.sendSync(Buffer.from('d'));
+    assert.equal((await poller.wait({ timeout: 10_000 })).length, 1, 'a new message is a new edge');
+    assert.equal(bellSlots(ch).length, 1);
+    poller.remove(ch);
+    assert.deepEqual(bellSlots(ch), []);
+    // A channel closed while registered leaves the Poller by itself.
+    poller.add(ch);
+    ch.close();
+    assert.deepEqual(poller.tryWait(), []);
+    assert.equal(poller.has(ch), false);
+  });
+
+  it('waiting for readiness takes the role a receive (a send) would: a role held elsewhere is ERR_IPC_BUSY', () => {
+    const ch = fresh({ capacity: 256 });
+    const other = openedAgain(ch);
+    assert.equal(other.tryReceive(), undefined);
+    using poller = new Poller();
+    throwsWith(() => poller.add(ch), 'ERR_IPC_BUSY', /Another handle of this thread is the consumer/);
+    poller.add(ch, { events: 'writable' });
+    throwsWith(() => other.trySend(Buffer.from('x')), 'ERR_IPC_BUSY', /is the producer/);
+    assert.deepEqual(bellSlots(ch), [['producer', 0]]);
+  });
+
+  it('a side lists 32 doorbells; a slot whose thread died is taken over; the 33rd live one is ERR_IPC_LIMIT', async () => {
+    const ch = fresh({ capacity: 256, consumers: 'multi' });
+    const words = headerWords(ch);
+    const gone = trackChild(spawnChild('true'));
+    await exited(gone);
+    // Slots of a dead thread (a process killed while it waited).
+    for (let slot = 0; slot < 32; slot++) Atomics.store(words, 128 + slot * 4, gone.pid!);
+    const pollers = Array.from({ length: 33 }, () => new Poller());
+    try {
+      for (const p of pollers.slice(0, 32)) p.add(ch);
+      throwsWith(() => pollers[32]!.add(ch), 'ERR_IPC_LIMIT', /32 doorbells of its consumers are taken/);
+      assert.equal(bellSlots(ch).length, 32);
+      pollers[0]!.close();
+      pollers[32]!.add(ch);
+    } finally {
+      for (const p of pollers) p.close();
+    }
+    assert.deepEqual(bellSlots(ch), []);
+  });
+
+  it('a Poller in this process follows a producer in another, through a ring that fills', async () => {
+    const ch = fresh({ capacity: 1024, maxMessageSize: 256 });
+    const count = 3000;
+    const producer = await peer('produce-after-line', ch.address, { count, maxBody: 200 });
+    using poller = new Poller();
+    poller.add(ch);
+    let expected = 0;
+    while (expected < count) {
+      await poller.wait({ timeout: 20_000 });
+      for (let m = ch.tryReceive(); m !== undefined; m = ch.tryReceive()) {
+        const checked = readRecord(m.data);
+        if (!checked.ok || checked.seq !== expected) assert.fail(`record ${expected} came as ${JSON.stringify(checked)}`);
+        expected++;
+      }
+    }
+    assert.equal((await producer.lines.next()).value, 'done');
+  });
+
+  it('select in this process feeds a consumer in another, waiting for room', async () => {
+    const ch = fresh({ capacity: 1024, maxMessageSize: 256 });
+    const count = 3000;
+    const consumer = await peer('consume-after-line', ch.address, { count });
+    for (let seq = 0; seq < count;) {
+      await select([ch], { events: 'writable', timeout: 20_000 });
+      while (seq < count && ch.trySend(record(seq, 200))) seq++;
+    }
+    assert.deepEqual(JSON.parse((await consumer.lines.next()).value as string), { received: count, bad: 0 });
   });
 
   it('close() rejects pending calls, and every later use fails with ERR_IPC_CLOSED', async () => {
@@ -197,6 +317,56 @@ describe('Channel: the blocking triple', () => {
 });
 
 describe('Channel: roles', () => {
+  it('two threads taking a dead holder\'s role at the same moment: one of them gets it, never both', async () => {
+    const ch = fresh({ capacity: 4096 });
+    const words = headerWords(ch);
+    const rounds = 1500;
+    const control = new Int32Array(new SharedArrayBuffer(16));
+    const source = `
+      import { Channel } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+      import { workerData } from 'node:worker_threads';
+      const { name, control, rounds, me } = workerData;
+      for (let round = 1; round <= rounds; round++) {
+        const h = Channel.open(name, { spin: 0 });
+        while (Atomics.load(control, 0) !== round) Atomics.wait(control, 0, round - 1, 5);
+        let outcome;
+        try {
+          outcome = h.trySend(Buffer.from('x')) ? 1 : 2;
+        } catch (err) {
+          outcome = err.code === 'ERR_IPC_BUSY' ? 0 : 3;
+        }
+        Atomics.or(control, 1, outcome << (me * 4));
+        Atomics.add(control, 2, 1);
+        Atomics.notify(control, 2);
+        while (Atomics.load(control, 3) !== round) Atomics.wait(control, 3, round - 1, 5);
+        h.close();
+      }`;
+    const workers = [0, 1].map((me) => new Worker(source, { eval: true, workerData: { name: ch.address, control, rounds, me } } as never));
+    const outcomes = new Map<string, number>();
+    try {
+      for (let round = 1; round <= rounds; round++) {
+        // A holder that died: a tid nobody has, a start time.
+        Atomics.store(words, 17, 4_000_000 - (round % 1000));
+        Atomics.store(words, 18, 777_777);
+        Atomics.store(words, 32, Atomics.load(words, 16));
+        Atomics.store(control, 1, 0);
+        Atomics.store(control, 2, 0);
+        Atomics.store(control, 0, round);
+        Atomics.notify(control, 0);
+        for (let done = Atomics.load(control, 2); done !== 2; done = Atomics.load(control, 2)) Atomics.wait(control, 2, done, 50);
+        const both = Atomics.load(control, 1);
+        const key = [both & 15, both >> 4].sort().join('');
+        outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+        Atomics.store(control, 3, round);
+        Atomics.notify(control, 3);
+      }
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
+    }
+    // "01": one sent, the other was told ERR_IPC_BUSY. Never "11" (both sent as the one producer).
+    assert.deepEqual([...outcomes.keys()], ['01']);
+  });
+
   it('one producer and one consumer: another handle or live process is refused, a dead holder is taken over', async () => {
     const ch = fresh({ capacity: 256 });
     const other = openedAgain(ch);
@@ -220,6 +390,21 @@ describe('Channel: roles', () => {
 });
 
 describe('Channel: loans and views', () => {
+  it('a loan over maxMessageSize is ERR_IPC_MESSAGE_TOO_LARGE, as a send is; a loan pending when the handle closes is ERR_IPC_CLOSED', async () => {
+    const ch = fresh({ capacity: 64, maxMessageSize: 24 });
+    throwsWith(() => ch.tryLoan(25), 'ERR_IPC_MESSAGE_TOO_LARGE', /A 25-byte message exceeds the maxMessageSize/);
+    throwsWith(() => ch.tryLoan(-1), 'ERR_IPC_INVALID_ARGUMENT', /size/);
+    const consumer = openedAgain(ch);
+    while (ch.trySend(Buffer.alloc(24))) { /* fill */ }
+    const loaning = ch.loan(24);
+    await waitUntil('the loan waits for its doorbell', () => Atomics.load(headerWords(ch), PRODUCER_BELLS) !== 0);
+    // Room made, and the handle closed before the event loop turns: the loan must not take the room of a closed handle.
+    assert.equal(consumer.tryReceive()!.data.length, 24);
+    ch.close();
+    await rejectsWith(() => loaning, 'ERR_IPC_CLOSED');
+    assert.equal(consumer.stats().depth, 1);
+  });
+
   it('a loan is written in place and published only by commit', () => {
     const ch = fresh({ capacity: 256 });
     const slot = ch.tryLoan(100)!;
@@ -232,7 +417,7 @@ describe('Channel: loans and views', () => {
     ch.commit(slot, 8);
     assert.equal(ch.tryReceive()!.data.toString(), 'in place');
     throwsWith(() => ch.commit(slot), 'ERR_IPC_INVALID_ARGUMENT', /each loan is committed once/);
-    throwsWith(() => ch.tryLoan(200), 'ERR_IPC_INVALID_ARGUMENT', /size must be/);
+    throwsWith(() => ch.tryLoan(200), 'ERR_IPC_MESSAGE_TOO_LARGE', /maxMessageSize/);
   });
 
   it('a view is the message in the ring until the next receive; then it is detectably stale', async () => {
@@ -352,6 +537,52 @@ describe('Channel: across processes', () => {
 });
 
 describe('Channel: many producers and many consumers', () => {
+  it('a call that gave up waiting for the turn leaves the turn that another call of the handle holds', async () => {
+    const ch = fresh({ capacity: 256, consumers: 'multi' });
+    const consumer = openedAgain(ch);
+    const first = consumer.receive({ timeout: 10_000 });
+    await waitUntil('the first receive waits holding the turn', () => Atomics.load(headerWords(ch), CONSUMER_BELLS) !== 0);
+    await rejectsWith(() => consumer.receive({ timeout: 20 }), 'ERR_IPC_TIMEOUT');
+    // The consumers' mutex (byte 464) is still this thread's, for the first receive.
+    assert.equal(Atomics.load(headerWords(ch), 464 / 4 + LOCK_WORDS.STATE) & LOCK_WORDS.TID_MASK, process.pid);
+    ch.sendSync(Buffer.from('only'));
+    assert.equal((await first).data.toString(), 'only');
+    assert.equal(ch.stats().received, 1);
+  });
+
+  it('a handle collected while its loan or view held a shared side\'s turn gives the turn back', async () => {
+    const name = tracker.shmName('ch');
+    const script = `
+      import { Channel } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+      const name = ${JSON.stringify(name)};
+      const ch = Channel.create(name, { capacity: 256, producers: 'multi', consumers: 'multi' });
+      const collected = new FinalizationRegistry((what) => { gone.add(what); });
+      const gone = new Set();
+      (() => {
+        const viewer = Channel.open(name);
+        ch.sendSync(Buffer.from('seen'));
+        collected.register(viewer, 'viewer');
+        viewer.receiveSync({ view: true });
+        const loaner = Channel.open(name);
+        collected.register(loaner, 'loaner');
+        loaner.loanSync(8);
+      })();
+      for (let i = 0; i < 200 && gone.size < 2; i++) {
+        globalThis.gc();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const sent = gone.size === 2 && ch.trySend(Buffer.from('after'));
+      const received = gone.size === 2 ? ch.tryReceive()?.data.toString() : undefined;
+      console.log(JSON.stringify({ gone: [...gone].sort(), sent, received }));
+      ch.close();
+      Channel.unlink(name);
+    `;
+    const child = trackChild(spawnChild(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    // Both turns came back: a send and a receive take them. The message under the view was never given back: it comes again.
+    assert.deepEqual(JSON.parse((await lines.next()).value as string), { gone: ['loaner', 'viewer'], sent: true, received: 'seen' });
+  });
+
   it('three producer and two consumer processes: every record arrives once, intact, each producer\'s in order', async () => {
     const ch = fresh({ capacity: 4096, maxMessageSize: 512, producers: 'multi', consumers: 'multi' });
     const perProducer = 3000;
@@ -415,7 +646,7 @@ describe('Channel: many producers and many consumers', () => {
     while (other.trySend(Buffer.alloc(24, 1))) { /* fill */ }
     const a = openedAgain(ch);
     const waiting = a.send(Buffer.alloc(24, 2));
-    await waitUntil('the send sleeps holding the turn', () => new Int32Array(PosixSharedMemory.open(ch.address).buffer)[65] === 1);
+    await waitUntil('the send sleeps holding the turn', () => Atomics.load(new Int32Array(PosixSharedMemory.open(ch.address).buffer), PRODUCER_BELLS) !== 0);
     a.close();
     await rejectsWith(() => waiting, 'ERR_IPC_CLOSED');
     assert.equal(other.tryReceive()!.data[0], 1);
@@ -428,7 +659,7 @@ describe('Channel: many producers and many consumers', () => {
     while (other.tryReceive() !== undefined) { /* drain */ }
     const c = openedAgain(ch);
     const receiving = c.receive();
-    await waitUntil('the receive sleeps holding the turn', () => new Int32Array(PosixSharedMemory.open(ch.address).buffer)[49] === 1);
+    await waitUntil('the receive sleeps holding the turn', () => Atomics.load(new Int32Array(PosixSharedMemory.open(ch.address).buffer), CONSUMER_BELLS) !== 0);
     c.close();
     await rejectsWith(() => receiving, 'ERR_IPC_CLOSED');
     assert.equal(other.trySend(Buffer.from('x')), true);
@@ -462,7 +693,7 @@ describe('Channel: a hostile process with the segment', () => {
     ch.receiveSync();
     const pending = ch.receive();
     pending.catch(() => undefined);
-    await waitUntil('the receive sleeps', () => new Int32Array(PosixSharedMemory.open(ch.address).buffer)[49] === 1);
+    await waitUntil('the receive sleeps', () => Atomics.load(new Int32Array(PosixSharedMemory.open(ch.address).buffer), CONSUMER_BELLS) !== 0);
     const truncate = trackChild(spawnChild('truncate', ['-s', '0', `/dev/shm${ch.address}`]));
     await exited(truncate);
     await rejectsWith(() => pending, 'ERR_IPC_SIZE_MISMATCH', /another process truncated the segment/);
@@ -474,8 +705,9 @@ describe('Channel: a hostile process with the segment', () => {
     const producer = openedAgain(ch);
     const words = new Int32Array(PosixSharedMemory.open(ch.address).buffer);
     const pending = ch.receive({ timeout: 10_000 });
-    await waitUntil('the receive sleeps', () => Atomics.load(words, 49) === 1);
-    Atomics.store(words, 49, 0);
+    await waitUntil('the receive waits for its doorbell', () => Atomics.load(words, CONSUMER_BELLS) !== 0);
+    // A process that clears the doorbell word: the producer then rings nobody.
+    Atomics.store(words, CONSUMER_BELLS, 0);
     assert.equal(producer.trySend(Buffer.from('unannounced')), true);
     assert.equal((await pending).data.toString(), 'unannounced');
   });
@@ -530,9 +762,24 @@ describe('Channel: corrupted records', () => {
     const ch = fresh({ capacity: 256 });
     ch.sendSync(Buffer.from('hello'));
     const fd = openSync(`/dev/shm${ch.address}`, 'r+');
-    // The first record's length word, at the start of the ring (byte 512).
-    writeSync(fd, Buffer.from([0xff, 0xff, 0, 0]), 0, 4, 512);
+    // The first record's length word, at the start of the ring (byte 1536).
+    writeSync(fd, Buffer.from([0xff, 0xff, 0, 0]), 0, 4, 1536);
     closeSync(fd);
     throwsWith(() => ch.tryReceive(), 'ERR_IPC_CORRUPTED', /the record at 0 has kind 1 and length 65535/);
+  });
+
+  it('a padding record the producer never writes (at the start, over half the ring, or with no message after it) is an error', () => {
+    for (const [offset, length, tail] of [[0, 256, 256], [64, 192, 256], [224, 32, 256]] as const) {
+      const ch = fresh({ capacity: 256 });
+      const words = headerWords(ch);
+      // The producer's and consumer's positions at `offset`, then a forged padding record published there.
+      Atomics.store(words, 16, offset);
+      Atomics.store(words, 32, offset);
+      const ring = new Int32Array(words.buffer, 1536, 64);
+      ring[offset / 4] = length;
+      ring[offset / 4 + 1] = 2;
+      Atomics.store(words, 16, tail);
+      throwsWith(() => ch.tryReceive(), 'ERR_IPC_CORRUPTED', new RegExp(`a padding record at ${offset} claims ${length} bytes`));
+    }
   });
 });

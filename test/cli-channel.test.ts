@@ -11,7 +11,9 @@ import { Channel, PosixSharedMemory } from '../src/index.js';
 import { all, exitOnItsOwn, fails, ipckit, json, jsonLines, launch, launchIntoPipe, ok } from './helpers/cli.js';
 import { ObjectTracker } from './helpers/objects.js';
 import { killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
-import { blockedIn, inSegment } from './helpers/proc.js';
+import { blockedIn } from './helpers/proc.js';
+import { waitUntil } from './helpers/assert.js';
+import { waitsForBell } from './helpers/channel-header.js';
 
 const objects = new ObjectTracker();
 const INDEX = new URL('../src/index.js', import.meta.url).href;
@@ -45,8 +47,11 @@ async function dieHolding(name: string, body: string): Promise<number> {
   return child.pid!;
 }
 
-/** Waits until `pid` sleeps on a futex word of channel `name` (a send or receive waiting for its peer). */
-const waitingOn = (pid: number, name: string): Promise<unknown> => blockedIn(pid, 'futex', { where: inSegment(pid, `/dev/shm${name}`) });
+/** Waits until `pid` waits for channel `name`: its doorbell armed, its main thread asleep in epoll_wait (a send or receive waiting for its peer). */
+async function waitingOn(pid: number, name: string): Promise<void> {
+  await waitUntil(`pid ${pid} waits for a doorbell of ${name}`, () => waitsForBell(name, pid));
+  await blockedIn(pid, 'epoll_wait', { main: true });
+}
 
 describe('ipckit channel create', () => {
   it('creates a channel whose sides are shared (--producers multi --consumers multi); a bad side is a usage error', async () => {
@@ -73,7 +78,7 @@ describe('ipckit channel create', () => {
     assert.deepEqual(info, {
       name, sent: 0, sentBytes: 0, received: 0, receivedBytes: 0, depth: 0, depthBytes: 0, producerWaits: 0, consumerWaits: 0,
       capacity: 1024, maxMessageSize: 100, producers: 'single', consumers: 'single', producerTid: 0, consumerTid: 0, producerAlive: null, consumerAlive: null,
-      size: 512 + 1024, mode: 0o660, uid: process.getuid!(), gid: process.getgid!(),
+      size: 1536 + 1024, mode: 0o660, uid: process.getuid!(), gid: process.getgid!(),
     });
     assert.equal(statSync(`/dev/shm${name}`).mode & 0o777, 0o660);
     using ch = Channel.open(name);
@@ -342,14 +347,14 @@ describe('ipckit channel stat, channel rm and rm', () => {
       name, sent: 2, sentBytes: 11, received: 1, receivedBytes: 5, depth: 1, depthBytes: 16, producerWaits: 0, consumerWaits: 0,
       capacity: 256, maxMessageSize: 32, producers: 'single', consumers: 'single', producerTid: process.pid, consumerTid: consumer,
       producerAlive: true, consumerAlive: false,
-      size: 768, mode: 0o600, uid, gid,
+      size: 1536 + 256, mode: 0o600, uid, gid,
     });
     assert.equal(asText!.stdout, [
       `name             ${name}`, 'sent             2', 'sentBytes        11', 'received         1', 'receivedBytes    5', 'depth            1',
       'depthBytes       16', 'producerWaits    0', 'consumerWaits    0', 'capacity         256', 'maxMessageSize   32',
       'producers        single', 'consumers        single',
       `producerTid      ${process.pid}`, `consumerTid      ${consumer}`, 'producerAlive    true', 'consumerAlive    false',
-      'size             768', 'mode             0600', `uid              ${uid}`, `gid              ${gid}`, '',
+      'size             1792', 'mode             0600', `uid              ${uid}`, `gid              ${gid}`, '',
     ].join('\n'));
     // stat takes no role and no message.
     ch.close();

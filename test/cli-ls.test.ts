@@ -194,7 +194,7 @@ describe('ipckit ls with channels', () => {
       assert.deepEqual(row && [...row.slice(0, 6), row[6]!.split(' ').filter((cell) => !/^open:/.test(cell) || cell === `open:${process.pid}`).join(' ')],
         ['channel', name, owner, '0640', '2', '40', `producer:${process.pid} consumer:${consumer.pid}(dead) open:${process.pid}`]);
       assert.deepEqual(inventory.objects.filter((o) => o.address === plain || o.address === link).map((o) => [o.address, o.kind, o.size]),
-        [[link, 'posix-shm', 512 + 1024], [plain, 'posix-shm', 4096]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
+        [[link, 'posix-shm', 1536 + 1024], [plain, 'posix-shm', 4096]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
     } finally {
       rmSync(`/dev/shm${link}`);
     }

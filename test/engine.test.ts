@@ -134,7 +134,7 @@ describe('readiness registry', () => {
 describe('the Pollable contract', () => {
   /** Whether the handle's target says an operation in `direction` may complete now. */
   const ready = (handle: Pollable, direction: 'readable' | 'writable'): boolean => {
-    const target = handle[pollTarget]();
+    const target = handle[pollTarget](direction);
     const events = target[direction];
     // A hang-up or an error also means the next attempt completes (with the end, or the error).
     const { POLLHUP, POLLERR } = native.constants;

@@ -6,7 +6,7 @@
  *
  *   channel rtt|tput server|client PING PONG ITERATIONS SIZE SPIN_US|busy
  *
- * PING and PONG are segments that already exist, zero-filled, of 512 bytes
+ * PING and PONG are segments that already exist, zero-filled, of 1536 bytes
  * of header and a ring of a power of two bytes (the harness creates them).
  * The client produces on PING and consumes PONG, the server the other way
  * round.
@@ -14,7 +14,7 @@
  * The layout is src/channel.ts's: 32-bit header words, each side's position
  * on a cache line of its own (TAIL word 16, HEAD word 32), the consumer's
  * futex word and sleeping flag (DATA_SEQ 48, CONSUMER_SLEEPING 49), the
- * producer's (SPACE_SEQ 64, PRODUCER_SLEEPING 65); the ring from byte 512;
+ * producer's (SPACE_SEQ 64, PRODUCER_SLEEPING 65); the ring from byte 1536;
  * a record is [length][kind] and the payload padded to 8 bytes, and a
  * padding record fills the end of the ring when a record would straddle it.
  * Each side keeps its position and a cached copy of the other's, and reads
@@ -55,7 +55,7 @@ enum {
   W_CONSUMER_SLEEPING = 49,
   W_PRODUCER_SLEEPING = 65,
 };
-#define DATA_OFFSET 512u
+#define DATA_OFFSET 1536u
 #define RECORD_HEADER 8u
 #define KIND_MESSAGE 1u
 #define KIND_PADDING 2u

@@ -44,20 +44,35 @@ export interface PollTarget {
    * descriptor no longer shows.
    */
   pending?: () => boolean;
+  /**
+   * For an object whose readiness is not its descriptor's (a shared-memory
+   * channel, whose descriptor is a doorbell another process rings): empties
+   * the descriptor, asks to be rung at the next change, and returns the
+   * poll events (POLLIN, POLLOUT) ready now, or POLLNVAL once the object
+   * is closed. It runs before every wait and after every report of the
+   * descriptor, whose own events then mean nothing but "look again".
+   */
+  check?: () => number;
+  /** Gives back what the target holds for one wait or registration (a doorbell). Called once. */
+  release?: () => void;
 }
+
+/** What a wait is for: a receive or read (`'readable'`), a send or write (`'writable'`), or either. */
+export type Interest = 'readable' | 'writable' | 'both';
 
 /** The method a pollable handle implements (a symbol: it is not part of the public surface yet). */
 export const pollTarget: unique symbol = Symbol('ipckit.pollTarget');
 
 /**
  * A handle with a descriptor whose readiness can be waited for together with
- * others': POSIX queues, pipe and FIFO ends, signal listeners (and sockets
- * and the channel's doorbell to come). System V queues, mutexes and
+ * others': POSIX queues, pipe and FIFO ends, signal listeners, sockets, and
+ * shared-memory channels (through a doorbell). System V queues, mutexes and
  * semaphores have no descriptor and are not pollable; a Poller will take
  * them in through a waiter-thread job that signals an eventfd.
  */
 export interface Pollable {
-  [pollTarget](): PollTarget;
+  /** The target of one wait or registration for `interest` (a target with `release` is made for it alone). */
+  [pollTarget](interest: Interest): PollTarget;
 }
 
 /** Whatever epoll reports regardless of interest: wakes every subscriber. */

@@ -5,12 +5,15 @@
 import { Channel } from '../../src/index.js';
 import { readRecord, record } from './records.js';
 
-const [role, name, json] = process.argv.slice(2);
+const [asked, name, json] = process.argv.slice(2);
+// `<role>-after-line`: says "ready" first (a test that awaits the first line then runs alongside).
+const role = asked!.replace(/-after-line$/, '');
 const params = JSON.parse(json ?? '{}') as { count?: number; first?: number; maxBody?: number; hold?: 'producer' | 'consumer' };
 const ch = Channel.open(name!);
 const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
+if (role !== asked) say('ready');
 
 switch (role) {
   case 'produce': {

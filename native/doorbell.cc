@@ -1,0 +1,144 @@
+// Doorbells: how a side of a shared-memory channel that waits through a
+// descriptor (select, a Poller, an async call on the event loop) is told
+// that the other side moved. A futex cannot be polled; a doorbell can.
+//
+// A doorbell is an AF_UNIX datagram socket bound to an abstract address
+// made of a random 64-bit token: "\0ipckit-bell-" and 16 hex digits, with
+// the exact length (no padding to 108 bytes, so a C peer computes the same
+// address). The token is written into the channel's header, where the other
+// side reads it to ring: one datagram of one byte, sent without waiting
+// from a socket of this process's own. A full bell (EAGAIN) is ringing
+// already. An abstract name disappears with its socket, so a crashed
+// waiter leaves no file behind; a token nobody binds refuses the datagram
+// (ECONNREFUSED), which the ringer ignores.
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <cstdio>
+#include <cstring>
+
+#include "common.h"
+
+namespace ipckit {
+namespace {
+
+constexpr char kPrefix[] = "ipckit-bell-";
+
+// The address of token (hi, lo); returns its length.
+socklen_t BellAddress(uint32_t hi, uint32_t lo, sockaddr_un* addr) {
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  int n = snprintf(addr->sun_path + 1, sizeof addr->sun_path - 1, "%s%08x%08x", kPrefix, hi, lo);
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+}
+
+int32_t* Words(const Napi::CallbackInfo& info) {
+  return info[0].As<Napi::Int32Array>().Data() + ArgInt(info, 1);
+}
+
+// bellOpen(words, index) -> fd, or -errno. Binds a fresh bell to a random
+// token and stores the token in words[index] (high) and words[index + 1]
+// (low). The token is never zero: a zero pair means "no bell".
+Napi::Value BellOpen(const Napi::CallbackInfo& info) {
+  int32_t* slot = Words(info);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Errno(info.Env(), errno);
+  for (int attempt = 0; attempt < 16; attempt++) {
+    uint32_t token[2];
+    if (getrandom(token, sizeof token, 0) != sizeof token) {
+      int err = errno;
+      close(fd);
+      return Errno(info.Env(), err);
+    }
+    if ((token[0] | token[1]) == 0) continue;
+    sockaddr_un addr;
+    socklen_t len = BellAddress(token[0], token[1], &addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0) {
+      __atomic_store_n(slot, static_cast<int32_t>(token[0]), __ATOMIC_SEQ_CST);
+      __atomic_store_n(slot + 1, static_cast<int32_t>(token[1]), __ATOMIC_SEQ_CST);
+      return Napi::Number::New(info.Env(), fd);
+    }
+    // Another socket holds that name (a squatter, or a one-in-2^64 clash): draw again.
+    if (errno != EADDRINUSE) break;
+  }
+  int err = errno;
+  close(fd);
+  return Errno(info.Env(), err);
+}
+
+// The process's ringing socket: made when the first channel handle of the
+// process opens, closed when the last one closes (a handle rings only while
+// it is open, so it never rings through a closed descriptor).
+std::mutex ringer_lock;
+int ringer_fd = -1;
+int ringer_users = 0;
+
+int Ringer() {
+  std::lock_guard<std::mutex> hold(ringer_lock);
+  return ringer_fd;
+}
+
+// bellRinger(delta) -> the ringing socket's fd (delta 1: one more handle
+// needs it, made now if it was not), 0 (delta -1: one handle less; closed
+// with the last), or -errno.
+Napi::Value BellRinger(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> hold(ringer_lock);
+  if (ArgInt(info, 0) < 0) {
+    if (ringer_users > 0 && --ringer_users == 0 && ringer_fd >= 0) {
+      close(ringer_fd);
+      ringer_fd = -1;
+    }
+    return Napi::Number::New(info.Env(), 0);
+  }
+  if (ringer_fd < 0) {
+    ringer_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (ringer_fd < 0) return Errno(info.Env(), errno);
+  }
+  ringer_users++;
+  return Napi::Number::New(info.Env(), ringer_fd);
+}
+
+// bellRing(words, index) -> 0, or -errno. Rings the bell whose token is in
+// words[index..index+1] (nothing for a zero token). EAGAIN (the bell holds
+// unread rings) counts as rung.
+Napi::Value BellRing(const Napi::CallbackInfo& info) {
+  int32_t* slot = Words(info);
+  uint32_t hi = static_cast<uint32_t>(__atomic_load_n(slot, __ATOMIC_SEQ_CST));
+  uint32_t lo = static_cast<uint32_t>(__atomic_load_n(slot + 1, __ATOMIC_SEQ_CST));
+  if ((hi | lo) == 0) return Napi::Number::New(info.Env(), 0);
+  int fd = Ringer();
+  if (fd < 0) return Errno(info.Env(), EBADF);
+  sockaddr_un addr;
+  socklen_t len = BellAddress(hi, lo, &addr);
+  const char ring = 1;
+  if (sendto(fd, &ring, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len) < 0 && errno != EAGAIN) {
+    return Errno(info.Env(), errno);
+  }
+  return Napi::Number::New(info.Env(), 0);
+}
+
+// bellDrain(fd) -> the rings read (at most 256 per call), or -errno.
+Napi::Value BellDrain(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  char buf[16];
+  int n = 0;
+  for (; n < 256; n++) {
+    if (recv(fd, buf, sizeof buf, MSG_DONTWAIT) < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EINTR) continue;
+      return Errno(info.Env(), errno);
+    }
+  }
+  return Napi::Number::New(info.Env(), n);
+}
+
+}  // namespace
+
+void InitDoorbell(Napi::Env env, Napi::Object exports) {
+  ExportAll(env, exports, {{"bellOpen", BellOpen}, {"bellRing", BellRing}, {"bellDrain", BellDrain}, {"bellRinger", BellRinger}});
+}
+
+}  // namespace ipckit
