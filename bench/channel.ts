@@ -40,8 +40,12 @@ const HEADER = 1536;
 const WATCHDOG_MS = 120_000;
 
 type Kind = 'rtt' | 'tput';
-/** `*Sync` calls, awaited calls, a loop of `try*` calls, or (throughput) loans and views. */
-type Mode = 'sync' | 'async' | 'busy' | 'loan-view';
+/**
+ * `*Sync` calls, awaited calls, a loop of `try*` calls (receiving into one
+ * reused buffer), or (throughput) `receiveIntoSync` into one reused buffer,
+ * or loans and views.
+ */
+type Mode = 'sync' | 'async' | 'busy' | 'into' | 'loan-view';
 
 interface Params {
   kind: Kind;
@@ -75,11 +79,18 @@ function ends(out: Channel, from: Channel, mode: Mode): { send: (d: Uint8Array) 
       return { send: (d) => out.sendSync(d), receive: () => { from.receiveSync(); } };
     case 'async':
       return { send: (d) => out.send(d), receive: async () => { await from.receive(); } };
-    case 'busy':
+    case 'busy': {
+      const target = Buffer.allocUnsafe(from.maxMessageSize);
       return {
         send: (d) => { while (!out.trySend(d)) { /* busy-poll */ } },
-        receive: () => { while (from.tryReceive() === undefined) { /* busy-poll */ } },
+        receive: () => { while (from.tryReceiveInto(target) === undefined) { /* busy-poll */ } },
       };
+    }
+    case 'into': {
+      // What the C reference does: copy in from one buffer, copy out into another, both reused.
+      const target = Buffer.allocUnsafe(from.maxMessageSize);
+      return { send: (d) => out.sendSync(d), receive: () => { from.receiveIntoSync(target); } };
+    }
     case 'loan-view':
       return {
         send: (d) => {
@@ -290,13 +301,13 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
           ctx.runPair(c(kind, 'server', ping, pong, iterations, size, String(spin)), c(kind, 'client', ping, pong, iterations, size, String(spin))));
         add(cName, cm, null, null);
         if (spin === DEFAULT_SPIN_US) reference = cm;
-        const modes: Mode[] = kind === 'rtt' || spin !== DEFAULT_SPIN_US ? ['sync', 'async'] : ['sync', 'async', 'loan-view'];
+        const modes: Mode[] = kind === 'rtt' || spin !== DEFAULT_SPIN_US ? ['sync', 'async'] : ['sync', 'async', 'into', 'loan-view'];
         for (const mode of modes) {
           const m = await withPair('channel', (ping, pong) => {
             const p: Params = { kind, mode, ping, pong, iterations, size, spin };
             return ctx.runPair(node('server', p), node('client', p));
           });
-          add(`ipckit channel ${mode === 'loan-view' ? 'loan+view' : mode}${suffix}`, m, cName, cm);
+          add(`ipckit channel ${mode === 'loan-view' ? 'loan+view' : mode === 'into' ? 'sync into' : mode}${suffix}`, m, cName, cm);
         }
         if (spin === DEFAULT_SPIN_US) {
           // The same with shared sides: every call takes its side's turn (an uncontended mutex) and gives it back.

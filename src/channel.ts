@@ -18,7 +18,7 @@ import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
 import { type Interest, READABLE, type PollTarget, type ReadinessSubscriber, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
 import { type OwnerOption } from './internal/trust.js';
-import { checkBoolean, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin, timeoutError } from './internal/wait.js';
 
 // The layout of a channel segment, the only definition of it.
@@ -839,6 +839,30 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     return this.#shared('consumer') ? this.#tryTurn('consumer', 'tryReceive', call, isView) : call();
   }
 
+  /**
+   * Receives the next message into `target` (no allocation, no codec: for
+   * high-volume consumers reusing one buffer), waiting while the ring is
+   * empty; resolves to its length. A message longer than `target` stays in
+   * the channel and fails the call with `ERR_IPC_MESSAGE_TOO_LARGE` (a
+   * target of `maxMessageSize` bytes always fits).
+   */
+  receiveInto(target: Uint8Array, options?: WaitOptions): Promise<number> {
+    const call = (o?: WaitOptions): Promise<number> => run(this.#receiveLane, 'receiveInto', o, [], () => this.#receiveIntoOp(target));
+    return this.#shared('consumer') ? this.#turn('consumer', 'receiveInto', options, call, () => false) : call(options);
+  }
+
+  /** The blocking form of {@link receiveInto}. */
+  receiveIntoSync(target: Uint8Array, options?: SyncWaitOptions): number {
+    const call = (o?: SyncWaitOptions): number => runSync(this.#receiveLane, 'receiveIntoSync', o, [], () => this.#receiveIntoOp(target));
+    return this.#shared('consumer') ? this.#turnSync('consumer', 'receiveIntoSync', options, call, () => false) : call(options);
+  }
+
+  /** The next message into `target` if there is one now (its length), else undefined. */
+  tryReceiveInto(target: Uint8Array): number | undefined {
+    const call = (): number | undefined => tryRun(this.#receiveLane, 'tryReceiveInto', undefined, [], () => this.#receiveIntoOp(target));
+    return this.#shared('consumer') ? this.#tryTurn('consumer', 'tryReceiveInto', call, () => false) : call();
+  }
+
   // ---- shared sides: one producer (or consumer) at a time, by a robust mutex ----
 
   #shared(role: Role): boolean {
@@ -1239,18 +1263,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   }
 
   #read(view: boolean): ChannelMessage<T> | ChannelView | undefined {
-    this.releaseView();
-    let next;
-    try {
-      next = this.#next();
-    } finally {
-      // A truncation flagged meanwhile: what was read is private zeros (and may look corrupted): that is the error.
-      this.#segment.check('receive');
-    }
+    const next = this.#take();
     if (next === undefined) return undefined;
-    const w = this.#words;
-    addCounter(w, W.RECEIVED, 1);
-    addCounter(w, W.RECEIVED_BYTES, next.length);
     if (view) {
       this.#viewEnd = next.end;
       return new ChannelView(this as Channel<unknown>, this.viewGeneration, this.#bytes.subarray(next.offset, next.offset + next.length));
@@ -1261,11 +1275,54 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     return { data: decodeWith(this.#codec, copy, this.address) };
   }
 
+  /** The next message copied into `target`: its length, or undefined if there is none. */
+  #readInto(target: Uint8Array): number | undefined {
+    const next = this.#take((length) => {
+      if (length > target.length) {
+        throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `The next message on ${this.address} is ${length} bytes, more than the ` +
+          `${target.length} of the target; it stays in the channel. Receive it into a target of at least ${length} bytes ` +
+          `(maxMessageSize, ${this.maxMessageSize}, always fits).`, { address: this.address });
+      }
+    });
+    if (next === undefined) return undefined;
+    copyInto(target, 0, this.#bytes, next.offset, next.length);
+    this.#consumed(next.end);
+    return next.length;
+  }
+
+  /**
+   * The next message, counted as received (its space not given back yet),
+   * or undefined if there is none. `accept(length)` may refuse it by
+   * throwing before anything is counted.
+   */
+  #take(accept?: (length: number) => void): { offset: number; length: number; end: number } | undefined {
+    this.releaseView();
+    let next;
+    try {
+      next = this.#next();
+    } finally {
+      // A truncation flagged meanwhile: what was read is private zeros (and may look corrupted): that is the error.
+      this.#segment.check('receive');
+    }
+    if (next === undefined) return undefined;
+    accept?.(next.length);
+    const w = this.#words;
+    addCounter(w, W.RECEIVED, 1);
+    addCounter(w, W.RECEIVED_BYTES, next.length);
+    return next;
+  }
+
   #receiveOp(view: boolean): Operation<ChannelMessage<T> | ChannelView> {
     this.#claim('consumer');
     // A receive carries no state of its own: one operation of each kind serves every call.
     const index = view ? 1 : 0;
     return this.#receiveOps[index] ??= this.#waiting('consumer', () => this.#read(view));
+  }
+
+  #receiveIntoOp(target: unknown): Operation<number> {
+    checkBytes(target, 'target');
+    this.#claim('consumer');
+    return this.#waiting('consumer', () => this.#readInto(target as Uint8Array));
   }
 
   readonly #receiveOps: [Operation<ChannelMessage<T> | ChannelView>?, Operation<ChannelMessage<T> | ChannelView>?] = [];

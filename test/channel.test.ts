@@ -390,6 +390,42 @@ describe('Channel: roles', () => {
 });
 
 describe('Channel: loans and views', () => {
+  it('receiveInto copies the next message into the caller\'s buffer (its length back); a message longer than it stays', async () => {
+    const ch = fresh<{ n: number }>({ capacity: 1024, maxMessageSize: 200, codec: 'json' });
+    const consumer = openedAgain(ch);
+    const target = Buffer.alloc(16, 0xee);
+    assert.equal(consumer.tryReceiveInto(target), undefined);
+    ch.sendSync({ n: 1 });
+    ch.sendSync({ n: 22222222222 });
+    // No codec: the JSON text as sent.
+    assert.equal(consumer.receiveIntoSync(target), 7);
+    assert.equal(target.subarray(0, 8).toString('latin1'), '{"n":1}\xee');
+    throwsWith(() => consumer.tryReceiveInto(target), 'ERR_IPC_MESSAGE_TOO_LARGE', /is 17 bytes, more than the 16 of the target; it stays/);
+    const big = Buffer.alloc(200);
+    assert.equal(consumer.tryReceiveInto(big), 17);
+    assert.equal(big.subarray(0, 17).toString(), '{"n":22222222222}');
+    const waiting = consumer.receiveInto(big, { timeout: 10_000 });
+    await waitUntil('the receive waits for its doorbell', () => Atomics.load(headerWords(ch), CONSUMER_BELLS) !== 0);
+    ch.sendSync({ n: 3 });
+    assert.equal(await waiting, 7);
+    assert.deepEqual(consumer.stats().received, 3);
+    throwsWith(() => consumer.tryReceiveInto('text' as never), 'ERR_IPC_INVALID_ARGUMENT', /target/);
+    await rejectsWith(() => consumer.receiveInto(big, { timeout: 0 }), 'ERR_IPC_TIMEOUT');
+  });
+
+  it('receiveInto takes a shared side\'s turn as a receive does, and an empty message is 0 bytes', () => {
+    const ch = fresh({ capacity: 256, consumers: 'multi' });
+    const a = openedAgain(ch);
+    const b = openedAgain(ch);
+    ch.sendSync(Buffer.alloc(0));
+    ch.sendSync(Buffer.from('two'));
+    const target = Buffer.alloc(64);
+    assert.equal(a.tryReceiveInto(target), 0);
+    assert.equal(b.receiveIntoSync(target, { timeout: 0 }), 3);
+    assert.equal(target.subarray(0, 3).toString(), 'two');
+    assert.equal(a.tryReceiveInto(target), undefined);
+  });
+
   it('a loan over maxMessageSize is ERR_IPC_MESSAGE_TOO_LARGE, as a send is; a loan pending when the handle closes is ERR_IPC_CLOSED', async () => {
     const ch = fresh({ capacity: 64, maxMessageSize: 24 });
     throwsWith(() => ch.tryLoan(25), 'ERR_IPC_MESSAGE_TOO_LARGE', /A 25-byte message exceeds the maxMessageSize/);
