@@ -432,7 +432,7 @@ async function messagePlan(transport: Transport, deadline: number, f: MessageFig
   if (transport.name === 'posix-mq') made.posixQueue = prepared.address;
   if (transport.name === 'sysv-mq') made.sysvKey = Number(prepared.address);
   if (transport.name === 'fifo') made.directory = dirname(prepared.address);
-  if (transport.name === 'channel') made.segments.push(prepared.address);
+  if (transport.name.startsWith('channel')) made.segments.push(prepared.address);
   return {
     label: transport.name,
     made,
@@ -461,7 +461,7 @@ async function messagePlan(transport: Transport, deadline: number, f: MessageFig
         cut += stats.cut;
       }
       // A channel end that finished tells how often its peer died under a wait (a killed one tells nothing).
-      if (transport.name === 'channel' && code === 0 && m.child.lines.length > 1) {
+      if (transport.name.startsWith('channel') && code === 0 && m.child.lines.length > 1) {
         const stats = JSON.parse(m.child.lines.at(-1)!) as Partial<ChannelEndStats>;
         f.peerDead += stats.peerDead ?? 0;
       }
@@ -798,7 +798,9 @@ export const section: Section = {
         'accepted; cut: those that ended inside a frame (a producer killed mid-send; the server drops the connection with ' +
         'ERR_IPC_FRAMING, delivers nothing of it and serves the others), at most one per producer killed. unix-dgram is one socket ' +
         'the consumers share, as a queue, and both roles are killed. ' +
-        'channel: one producer and one consumer process at a time, both killed; the replacement takes the dead one\'s role over. ' +
+        'channel: one producer and one consumer process at a time, both killed; the replacement takes the dead one\'s role over; ' +
+        'channel-shared: shared sides (producers and consumers \'multi\'), all the producers and consumers at once, taking turns ' +
+        'through the sides\' robust mutexes, a victim holding a turn (mid-send, mid-loan, holding a view) taken over by the next. ' +
         'A record is visible only once complete, so corrupt (which includes a record whose filler is wrong) must be 0 whatever the ' +
         'kills; the consumer is at-least-once across its own death: a message it held as a view (every other receive), recorded but ' +
         'its space not yet given back, is received again as the next consumer\'s first message. Redelivered counts exactly those ' +

@@ -210,7 +210,8 @@ export const section: Section = {
         `server and producer n connects to consumer n mod ${CONSUMERS}, one connection per producer; over unix-dgram the consumers share ` +
         'one bound socket, as a queue. The channel (a single-producer, single-consumer ring in shared memory) runs one producer and one ' +
         'consumer process, its messages with 0–200 filler bytes (checked by the consumer) so that records wrap its 2 KiB ring at every ' +
-        'offset; every third send is a loan and every other receive a view. After the run nothing may still be bound to the run\'s socket names or listen on its ports. ' +
+        'offset; every third send is a loan and every other receive a view; channel-shared is the same ring with shared sides, run by ' +
+        'all the producers and consumers at once, taking turns. After the run nothing may still be bound to the run\'s socket names or listen on its ports. ' +
         'Reordered counts a consumer seeing a producer\'s sequence go backwards. Latency is send to receive, µs; RSS (MiB) and descriptors ' +
         'are start / peak / end, the largest over the run\'s processes; loop delay is the worst p99 of their event loops, ms (not measured in ' +
         'sync mode, where *Sync calls block the loop by design; with 7 busy processes on the CPUs, a process waiting for a CPU counts as delay too).',

@@ -41,6 +41,7 @@ import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, frame } from '../s
 import { SUN_PATH_BYTES, parseSocketAddress } from '../src/internal/socket-address.js';
 import { listIpcObjects } from '../src/inventory.js';
 import { Channel, type ChannelView } from '../src/channel.js';
+import { selectSync } from '../src/select.js';
 import { LOCK_WORDS, Mutex, SEM_VALUE_MAX, Semaphore } from '../src/lock.js';
 import { MQ_PRIO_MAX, PosixMessageQueue, SYSV_TYPE_MAX, SysvMessageQueue } from '../src/message-queue.js';
 import { native } from '../src/native.js';
@@ -774,10 +775,14 @@ function checkLock(input: LockInput, meter: Meter): void {
  */
 const CH = {
   MAGIC: 0, VERSION: 1, CAPACITY: 2, MAX_MESSAGE: 3, MODES: 4, TAIL: 16, PRODUCER_TID: 17, PRODUCER_START: 18,
-  HEAD: 32, CONSUMER_TID: 33, CONSUMER_START: 34, CONSUMER_SLEEPING: 49, PRODUCER_SLEEPING: 65, SENT: 80, RECEIVED: 96,
+  HEAD: 32, CONSUMER_TID: 33, CONSUMER_START: 34, CONSUMER_SLEEPING: 49, CONSUMER_BELLS: 50, PRODUCER_SLEEPING: 65, PRODUCER_BELLS: 66,
+  SENT: 80, RECEIVED: 96,
+  /** The first slot of each side's doorbell table ([TID][START][TOKEN_HI][TOKEN_LO]), and the last slot's token. */
+  CONSUMER_BELL_0: 128, CONSUMER_BELL_31: 128 + 31 * 4 + 2, PRODUCER_BELL_0: 256, PRODUCER_BELL_31: 256 + 31 * 4 + 2,
 } as const;
 const CH_MAGIC = 0x4c4e4843;
-const CH_DATA = 512;
+const CH_VERSION = 2;
+const CH_DATA = 1536;
 const CH_MESSAGE = 1;
 const CH_PADDING = 2;
 const align8 = (n: number): number => (n + 7) & ~7;
@@ -815,7 +820,8 @@ interface ChannelWrite {
   value: ChannelWord;
 }
 
-const CHANNEL_OPS = ['tryReceive', 'tryReceiveView', 'trySend', 'receiveSync0', 'receiveSync2', 'sendSync2', 'loanCommit', 'viewData', 'stats'] as const;
+const CHANNEL_OPS = ['tryReceive', 'tryReceiveView', 'tryReceiveInto', 'trySend', 'receiveSync0', 'receiveSync2', 'sendSync2', 'loanCommit', 'viewData',
+  'select', 'stats'] as const;
 
 interface ChannelInput {
   segment: number;
@@ -845,9 +851,11 @@ const channelAt: fc.Arbitrary<ChannelAt> = fc.oneof(
   {
     weight: 4,
     arbitrary: fc.constantFrom(CH.MAGIC, CH.VERSION, CH.CAPACITY, CH.MAX_MESSAGE, CH.MODES, CH.TAIL, CH.PRODUCER_TID, CH.PRODUCER_START, CH.HEAD,
-      CH.CONSUMER_TID, CH.CONSUMER_START, CH.CONSUMER_SLEEPING, CH.PRODUCER_SLEEPING, CH.SENT, CH.RECEIVED).map((header) => ({ header })),
+      CH.CONSUMER_TID, CH.CONSUMER_START, CH.CONSUMER_SLEEPING, CH.PRODUCER_SLEEPING, CH.SENT, CH.RECEIVED,
+      CH.CONSUMER_BELLS, CH.PRODUCER_BELLS, CH.CONSUMER_BELL_0, CH.CONSUMER_BELL_0 + 1, CH.CONSUMER_BELL_31, CH.PRODUCER_BELL_0,
+      CH.PRODUCER_BELL_31).map((header) => ({ header })),
   },
-  { weight: 1, arbitrary: fc.nat(127).map((header) => ({ header })) },
+  { weight: 1, arbitrary: fc.nat(CH_DATA / 4 - 1).map((header) => ({ header })) },
   { weight: 4, arbitrary: fc.record({ record: fc.nat(8), field: fc.constantFrom<0 | 1>(0, 1) }) },
   { weight: 1, arbitrary: fc.nat(255).map((ring) => ({ ring })) },
 );
@@ -930,7 +938,7 @@ function checkChannel(input: ChannelInput, meter: Meter): void {
       tail = (tail + size) >>> 0;
     }
   }
-  w[CH.VERSION] = 1;
+  w[CH.VERSION] = CH_VERSION;
   w[CH.CAPACITY] = capacity;
   w[CH.MAX_MESSAGE] = maxMessage;
   w[CH.TAIL] = tail | 0;
@@ -957,7 +965,7 @@ function checkChannel(input: ChannelInput, meter: Meter): void {
   const size = segment.size;
   const cap = w[CH.CAPACITY]!;
   const max = w[CH.MAX_MESSAGE]!;
-  const headerValid = w[CH.MAGIC] === CH_MAGIC && w[CH.VERSION] === 1 && cap >= 64 && cap <= 2 ** 30 && (cap & (cap - 1)) === 0
+  const headerValid = w[CH.MAGIC] === CH_MAGIC && w[CH.VERSION] === CH_VERSION && cap >= 64 && cap <= 2 ** 30 && (cap & (cap - 1)) === 0
     && CH_DATA + cap <= size && max >= 0 && max <= cap / 2 - 8 && (w[CH.MODES]! & ~3) === 0
     // A shared side needs its mutex (lock.ts's magic word, the third of the four at byte 448 or 464).
     && ((w[CH.MODES]! & 1) === 0 || w[112 + 2] === MUTEX_MAGIC) && ((w[CH.MODES]! & 2) === 0 || w[116 + 2] === MUTEX_MAGIC);
@@ -980,12 +988,18 @@ function checkChannel(input: ChannelInput, meter: Meter): void {
       const tailBefore = w[CH.TAIL]! >>> 0;
       // A receive first gives back the space of a view still held: HEAD may move then, whatever follows.
       const viewHeld = view?.valid === true;
-      if (name === 'tryReceive' || name === 'tryReceiveView' || name === 'receiveSync0' || name === 'receiveSync2') {
+      if (name === 'tryReceive' || name === 'tryReceiveView' || name === 'tryReceiveInto' || name === 'receiveSync0' || name === 'receiveSync2') {
         const asView = name === 'tryReceiveView';
         const r = meter.call((): Uint8Array | undefined => {
           if (asView) {
             view = ch.tryReceive({ view: true });
             return view === undefined ? undefined : Buffer.from(view.data);
+          }
+          if (name === 'tryReceiveInto') {
+            // maxMessageSize bytes: every message fits.
+            const target = Buffer.alloc(max);
+            const n = ch.tryReceiveInto(target);
+            return n === undefined ? undefined : target.subarray(0, n);
           }
           if (name === 'tryReceive') return ch.tryReceive()?.data;
           return ch.receiveSync({ timeout: name === 'receiveSync0' ? 0 : 2 }).data;
@@ -1038,6 +1052,14 @@ function checkChannel(input: ChannelInput, meter: Meter): void {
         if (view === undefined) continue;
         const v = view;
         meter.call(() => v.data, codes('ERR_IPC_STALE_VIEW'));
+      } else if (name === 'select') {
+        // Readiness reads the ring (and arms a doorbell) without taking anything.
+        const r = meter.call(() => selectSync([ch], { events: 'both', timeout: 0 }), codes('ERR_IPC_TIMEOUT', 'ERR_IPC_BUSY', 'ERR_IPC_LIMIT'));
+        expect((w[CH.HEAD]! >>> 0) === headBefore && (w[CH.TAIL]! >>> 0) === tailBefore, 'a select moved HEAD or TAIL');
+        if (clean) {
+          const readable = r.ok && r.value[0]!.readable;
+          expect(readable === model.length > 0, `select said ${readable ? '' : 'not '}readable with ${model.length} message(s) waiting`);
+        }
       } else {
         meter.call(() => ch.stats(), NO_ERROR);
       }

@@ -641,13 +641,15 @@ function channelEndpoint(ch: Channel): Endpoint & { stats(): ChannelEndStats } {
   };
 }
 
-const channel: Transport = {
-  name: 'channel',
-  single: true,
+/** The channel with one producer and one consumer, or (`shared`) with shared sides: any number of each, taking turns. */
+const channelTransport = (shared: boolean): Transport => ({
+  name: shared ? 'channel-shared' : 'channel',
+  single: !shared,
   redelivers: true,
   async prepare() {
     const name = `/${unique()}`;
-    const ch = Channel.create(name, { capacity: CHANNEL_RING, maxMessageSize: MESSAGE_SIZE + CHANNEL_FILLER_MAX });
+    const sides = shared ? { producers: 'multi', consumers: 'multi' } as const : {};
+    const ch = Channel.create(name, { capacity: CHANNEL_RING, maxMessageSize: MESSAGE_SIZE + CHANNEL_FILLER_MAX, ...sides });
     return {
       address: name,
       receivers: [],
@@ -663,9 +665,11 @@ const channel: Transport = {
   async open(address) {
     return channelEndpoint(Channel.open(address));
   },
-};
+});
 
-export const TRANSPORTS: Transport[] = [posixMq, sysvMq, anonymousPipe, fifo, unixStream, unixSeqpacket, unixDatagram, tcp, channel];
+export const TRANSPORTS: Transport[] = [
+  posixMq, sysvMq, anonymousPipe, fifo, unixStream, unixSeqpacket, unixDatagram, tcp, channelTransport(false), channelTransport(true),
+];
 
 /** The transport called `name`. */
 export function transportNamed(name: string): Transport {
