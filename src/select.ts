@@ -57,6 +57,7 @@ interface Target {
   pending: (() => boolean) | undefined;
   check: (() => number) | undefined;
   release: (() => void) | undefined;
+  subscribe: ((wake: () => void) => () => void) | undefined;
 }
 
 /** The descriptor and the poll events of one object, refusing what has none. */
@@ -79,7 +80,7 @@ function targetOf(object: unknown, interest: Interest, what: string): Target {
   // The readiness bits are the same in poll and epoll for IN, OUT, ERR and HUP.
   return {
     fd: target.fd, poll: epoll & (C.POLLIN | C.POLLOUT), epoll, pending: interest === 'writable' ? undefined : target.pending,
-    check: target.check, release: target.release,
+    check: target.check, release: target.release, subscribe: interest === 'writable' ? undefined : target.subscribe,
   };
 }
 
@@ -160,7 +161,7 @@ function watchSet(set: EpollSet, lane: NotifyLane): NativeFdWatcher {
 
 /** The objects, their descriptors and events, and the poll(2) step over them. */
 function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
-{ fds: Int32Array; epoll: number[]; op: Operation<Ready<T>[]>; release: () => void } {
+{ fds: Int32Array; epoll: number[]; op: Operation<Ready<T>[]>; release: () => void; subscribers: ((wake: () => void) => () => void)[] } {
   if (!Array.isArray(objects)) throw invalidArgument('objects', objects, 'an array of ipckit objects');
   if (objects.length === 0) throw invalidArgument('objects', objects, 'at least one object (nothing would ever be ready)');
   const fds = new Int32Array(objects.length);
@@ -170,6 +171,7 @@ function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
   const pending: ((() => boolean) | undefined)[] = [];
   const checks: ((() => number) | undefined)[] = [];
   const releases: (() => void)[] = [];
+  const subscribers: ((wake: () => void) => () => void)[] = [];
   const release = (): void => {
     for (const r of releases.splice(0)) r();
   };
@@ -182,6 +184,7 @@ function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
       epoll.push(target.epoll);
       pending.push(target.pending);
       checks.push(target.check);
+      if (target.subscribe !== undefined) subscribers.push(target.subscribe);
     });
   } catch (err) {
     release();
@@ -212,7 +215,7 @@ function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
       return ready.length > 0 ? ready : undefined;
     },
   };
-  return { fds, epoll, op, release };
+  return { fds, epoll, op, release, subscribers };
 }
 
 /**
@@ -237,7 +240,12 @@ export function select<T extends Pollable>(objects: readonly T[], options?: Sele
   }
   const wait = new SelectWait(prepared.fds, prepared.epoll);
   const opts = options === undefined ? undefined : { timeout: options.timeout, signal: options.signal };
-  return run(wait.lane, 'select', opts, [], () => prepared.op).finally(prepared.release);
+  // What the event loop takes off a descriptor for an object (signals) while this waits wakes it too.
+  const unsubscribe = prepared.subscribers.map((subscribe) => subscribe(() => wait.lane.wake()));
+  return run(wait.lane, 'select', opts, [], () => prepared.op).finally(() => {
+    for (const u of unsubscribe) u();
+    prepared.release();
+  });
 }
 
 /** The blocking form of {@link select}: poll(2) on the calling thread. */
@@ -278,6 +286,8 @@ interface Registration<T> {
   check: (() => number) | undefined;
   release: (() => void) | undefined;
   edge: boolean;
+  /** Stops the object telling this Poller of what the event loop took for it (see PollTarget.subscribe). */
+  unsubscribe: (() => void) | undefined;
 }
 
 /**
@@ -354,14 +364,14 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
   add(object: T, options?: PollerInterest): this {
     this.check('add');
     if (this.#byObject.has(object)) throw invalidArgument('object', object?.constructor?.name, 'an object not in this Poller yet (use modify)');
-    const { fd, events, pending, check, release, edge } = this.#interest(object, options, 'add');
+    const { fd, events, pending, check, release, edge, subscribe } = this.#interest(object, options, 'add');
     let entry = this.#byFd.get(fd);
     if (entry !== undefined && ![...entry.registrations].some((r) => !isClosed(r.object))) {
       // Every object of that entry was closed: the number now names another file.
       this.#dropEntry(entry);
       entry = undefined;
     }
-    const registration: Registration<T> = { object, entry: entry as Entry<T>, events, pending, check, release, edge };
+    const registration: Registration<T> = { object, entry: entry as Entry<T>, events, pending, check, release, edge, unsubscribe: undefined };
     if (entry === undefined) {
       const token = this.#nextToken;
       this.#nextToken = this.#nextToken >= 0xffffffff ? 1 : this.#nextToken + 1;
@@ -380,6 +390,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     this.#update(entry);
     // Asked at the next wait: what user space holds, or (a doorbell's object) its own readiness, which also arms the bell.
     if (pending !== undefined || check !== undefined) this.#recent.add(registration);
+    this.#subscribe(registration, subscribe);
     return this;
   }
 
@@ -392,9 +403,10 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
       this.#forget(registration);
       return this.add(object, options);
     }
-    const { events, pending } = this.#interest(object, options, 'modify');
+    const { events, pending, subscribe } = this.#interest(object, options, 'modify');
     registration.events = events;
     registration.pending = pending;
+    this.#subscribe(registration, subscribe);
     this.#update(registration.entry);
     if (pending !== undefined) this.#recent.add(registration);
     else this.#recent.delete(registration);
@@ -510,7 +522,18 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     }
   }
 
+  /** Has the object tell this Poller when the event loop takes something for it (a level-triggered readable interest only). */
+  #subscribe(registration: Registration<T>, subscribe: ((wake: () => void) => () => void) | undefined): void {
+    registration.unsubscribe?.();
+    registration.unsubscribe = registration.pending === undefined ? undefined : subscribe?.(() => {
+      this.#recent.add(registration);
+      this.#lane.wake();
+    });
+  }
+
   #unregister(registration: Registration<T>): void {
+    registration.unsubscribe?.();
+    registration.unsubscribe = undefined;
     this.#byObject.delete(registration.object);
     this.#recent.delete(registration);
     const entry = registration.entry;
@@ -571,7 +594,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
   }
 
   #interest(object: T, options: PollerInterest | undefined, what: string):
-  { fd: number; events: number; pending: (() => boolean) | undefined; check: (() => number) | undefined; release: (() => void) | undefined; edge: boolean } {
+  Pick<Target, 'fd' | 'pending' | 'check' | 'release' | 'subscribe'> & { events: number; edge: boolean } {
     const opts = checkOptions(options, ['events', 'edge']);
     const interest = checkInterest(opts.events);
     const edge = checkBoolean(opts.edge, 'edge');
@@ -579,7 +602,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     // Edge-triggered waits report changes only: what is held in user space is the caller's to drain.
     return {
       fd: target.fd, events: target.epoll | (edge ? C.EPOLLET : 0), pending: edge ? undefined : target.pending,
-      check: target.check, release: target.release, edge,
+      check: target.check, release: target.release, edge, subscribe: target.subscribe,
     };
   }
 

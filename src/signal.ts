@@ -384,6 +384,8 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
   readonly signals: readonly string[];
   #queue: SignalInfo[] = [];
   #dropped = 0;
+  /** Waits of select and Poller on the event loop, told when a signal is queued. */
+  readonly #watchers = new Set<() => void>();
   /** Receives waiting for a signal; while any waits, the process stays alive. */
   readonly #waiting: NotifyLane;
   readonly #keepAlive: ReadinessSubscriber = { onReady: () => undefined };
@@ -424,7 +426,14 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
   [pollTarget](): PollTarget {
     this.check('poll');
     // The dispatcher takes signals off the descriptor as they come: the listener's own queue is what is ready.
-    return { fd: sources!.fd, readable: READABLE, writable: 0, pending: () => this.#queue.length > 0 };
+    return {
+      fd: sources!.fd, readable: READABLE, writable: 0, pending: () => this.#queue.length > 0,
+      // The dispatcher may take a signal off the descriptor before a Poller's wait looks at it: the wait is told.
+      subscribe: (wake) => {
+        this.#watchers.add(wake);
+        return () => this.#watchers.delete(wake);
+      },
+    };
   }
 
   /** Signals dropped because {@link SIGNAL_LISTENER_CAPACITY} were already waiting to be received. */
@@ -473,6 +482,7 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
 
   protected override released(): void {
     this.#queue = [];
+    this.#watchers.clear();
   }
 
   /**
@@ -508,6 +518,7 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
     if (this.#queue.length < SIGNAL_LISTENER_CAPACITY) {
       this.#queue.push(info);
       this.#waiting.wake();
+      for (const wake of [...this.#watchers]) wake();
     } else if (this.#dropped++ === 0) {
       process.emitWarning(`A signal listener for ${this.address} holds ${SIGNAL_LISTENER_CAPACITY} signals nobody received; newer ones are dropped.`, { code: 'ERR_IPC_LIMIT' });
     }

@@ -178,6 +178,19 @@ describe('examples/channel', () => {
   });
 });
 
+describe('examples/channel, stopped', () => {
+  it('the consumer waits on the channel and on SIGTERM with one Poller: SIGTERM stops it, and it removes the channel', { timeout: 20_000 }, async () => {
+    const name = objects.shmName('example');
+    const consumer = startExample('examples/channel/consumer.js', [name]);
+    const cp = consumer.child.pid!;
+    await consumer.waitForLine(/waiting for/);
+    consumer.child.kill('SIGTERM');
+    const c = await consumer.exited;
+    assert.deepEqual([c.code, c.stderr, c.stdout], [0, '', [`consumer ${cp}: waiting for readings on ${name}`, `consumer ${cp}: stopped by SIGTERM`]]);
+    assert.equal(existsSync(`/dev/shm${name}`), false, `${name} was not removed`);
+  });
+});
+
 describe('examples/pipe', () => {
   it('three children write framed records into one pipe; the parent totals them', { timeout: 20_000 }, async () => {
     const parent = startExample('examples/pipe/parent.js', ['3']);

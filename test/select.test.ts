@@ -308,6 +308,19 @@ describe('Poller', () => {
     for (const h of [a, b, one, two]) h.close();
   });
 
+  it('a wait on a signal listener is woken even when the event loop took the signal off the descriptor first', async () => {
+    // The listener's dispatcher and the wait watch one descriptor; whichever the loop serves first, the wait reports.
+    using listener = listenForSignals(['SIGUSR2']);
+    using poller = new Poller();
+    poller.add(listener);
+    for (let i = 0; i < 40; i++) {
+      const waiting = i % 2 === 0 ? poller.wait({ timeout: 5000 }) : select([listener], { timeout: 5000 });
+      sendSignal(process.pid, 'SIGUSR2');
+      assert.equal((await waiting)[0]!.object, listener, `wait ${i}`);
+      assert.equal(listener.tryReceive()?.signal, 'SIGUSR2');
+    }
+  });
+
   it('a Poller dropped without close() is collected and its descriptor closed', async () => {
     const child = trackChild(spawnChild(process.execPath, ['--expose-gc', '--input-type=module', '-e', `import * as ipc from ${JSON.stringify(INDEX)};
       import { readdirSync } from 'node:fs';

@@ -45,6 +45,13 @@ export interface PollTarget {
    */
   pending?: () => boolean;
   /**
+   * For an object whose `pending` can become true while no wait looks (the
+   * event loop took signals off the descriptor for it): calls `wake` each
+   * time it does, until the returned function is called. A wait on the
+   * event loop subscribes, or it could miss what the loop took first.
+   */
+  subscribe?: (wake: () => void) => () => void;
+  /**
    * For an object whose readiness is not its descriptor's (a shared-memory
    * channel, whose descriptor is a doorbell another process rings): empties
    * the descriptor, asks to be rung at the next change, and returns the
