@@ -11,6 +11,8 @@
 // already. An abstract name disappears with its socket, so a crashed
 // waiter leaves no file behind; a token nobody binds refuses the datagram
 // (ECONNREFUSED), which the ringer ignores.
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -76,10 +78,6 @@ std::mutex ringer_lock;
 int ringer_fd = -1;
 int ringer_users = 0;
 
-int Ringer() {
-  std::lock_guard<std::mutex> hold(ringer_lock);
-  return ringer_fd;
-}
 
 // bellRinger(delta) -> the ringing socket's fd (delta 1: one more handle
 // needs it, made now if it was not), 0 (delta -1: one handle less; closed
@@ -104,20 +102,43 @@ Napi::Value BellRinger(const Napi::CallbackInfo& info) {
 // bellRing(words, index) -> 0, or -errno. Rings the bell whose token is in
 // words[index..index+1] (nothing for a zero token). EAGAIN (the bell holds
 // unread rings) counts as rung.
+//
+// A datagram is charged to the sending socket until its receiver reads it,
+// so bells that are rung and never read (a process that armed many and
+// stopped waiting) could fill the ringer's send buffer and silence every
+// later ring of this process. A ring refused (EAGAIN) while the ringer has
+// half its buffer in flight therefore moves to a fresh ringer and is sent
+// again; the old socket goes once what it sent is read or dropped. EAGAIN
+// with the buffer mostly free is the bell's own queue being full: it is
+// ringing already. Rings are sent under the lock, so the socket is never
+// closed under a sender.
 Napi::Value BellRing(const Napi::CallbackInfo& info) {
   int32_t* slot = Words(info);
   uint32_t hi = static_cast<uint32_t>(__atomic_load_n(slot, __ATOMIC_SEQ_CST));
   uint32_t lo = static_cast<uint32_t>(__atomic_load_n(slot + 1, __ATOMIC_SEQ_CST));
   if ((hi | lo) == 0) return Napi::Number::New(info.Env(), 0);
-  int fd = Ringer();
-  if (fd < 0) return Errno(info.Env(), EBADF);
   sockaddr_un addr;
   socklen_t len = BellAddress(hi, lo, &addr);
   const char ring = 1;
-  if (sendto(fd, &ring, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len) < 0 && errno != EAGAIN) {
-    return Errno(info.Env(), errno);
+  std::lock_guard<std::mutex> hold(ringer_lock);
+  for (int attempt = 0;; attempt++) {
+    if (ringer_fd < 0) return Errno(info.Env(), EBADF);
+    if (sendto(ringer_fd, &ring, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len) >= 0) {
+      return Napi::Number::New(info.Env(), 0);
+    }
+    if (errno != EAGAIN) return Errno(info.Env(), errno);
+    int queued = 0;
+    int limit = 0;
+    socklen_t size = sizeof limit;
+    if (attempt > 0 || ioctl(ringer_fd, SIOCOUTQ, &queued) < 0 ||
+        getsockopt(ringer_fd, SOL_SOCKET, SO_SNDBUF, &limit, &size) < 0 || queued < limit / 2) {
+      return Napi::Number::New(info.Env(), 0);
+    }
+    int fresh = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fresh < 0) return Errno(info.Env(), errno);
+    close(ringer_fd);
+    ringer_fd = fresh;
   }
-  return Napi::Number::New(info.Env(), 0);
 }
 
 // bellDrain(fd) -> the rings read (at most 256 per call), or -errno.

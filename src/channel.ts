@@ -278,15 +278,18 @@ function releaseRoles(state: HeldState): () => void {
     if (words === undefined) return;
     // The handle rings no more: one user less of the process's ringing socket.
     native.bellRinger(-1);
-    for (const role of state.roles) {
-      const at = ROLE_WORDS[role];
-      // The start first: once the tid is 0, another thread may claim the role and record its own start.
-      if (Atomics.load(words, at.tid) !== THREAD_IDENTITY.tid) continue;
-      Atomics.store(words, at.start, 0);
-      Atomics.compareExchange(words, at.tid, THREAD_IDENTITY.tid, 0);
-    }
+    for (const role of state.roles) giveRoleBack(words, role);
     state.roles.clear();
   };
+}
+
+/** Gives `role` back, if this thread still holds it. */
+function giveRoleBack(words: Int32Array, role: Role): void {
+  const at = ROLE_WORDS[role];
+  // The start first: once the tid is 0, another thread may claim the role and record its own start.
+  if (Atomics.load(words, at.tid) !== THREAD_IDENTITY.tid) return;
+  Atomics.store(words, at.start, 0);
+  Atomics.compareExchange(words, at.tid, THREAD_IDENTITY.tid, 0);
 }
 
 /**
@@ -299,7 +302,9 @@ interface Bell {
   readonly words: Int32Array;
   readonly fd: number;
   readonly owned: OwnedFd;
-  /** Its slot in the table of each side it waits as. */
+  /** Its address: the token bellOpen drew, high word then low word. */
+  readonly token: readonly [number, number];
+  /** Its slot in the table of each side it is listed for (none while unlisted). */
   readonly slots: Partial<Record<Role, number>>;
   /** The event loop's watch of it, for the handle's own async waits. */
   watch: Watch | undefined;
@@ -331,22 +336,46 @@ function claimPair(words: Int32Array, tidAt: number, startAt: number, free: (tid
 
 const slotWord = (role: Role, slot: number): number => BELL_TABLE[role] + slot * BELL_SLOT_WORDS;
 
-/** Lists a bell of this thread in `role`'s table: a free slot, or one whose thread died. */
-function claimBellSlot(words: Int32Array, role: Role, address: string): number {
-  const me = THREAD_IDENTITY.tid;
-  const free = (tid: number, start: number): boolean => tid === 0 || (tid !== me && !native.threadAlive(tid, start));
-  for (let slot = 0; slot < BELL_SLOTS; slot++) {
-    const at = slotWord(role, slot);
-    if (claimPair(words, at + SLOT.TID, at + SLOT.START, free)) return slot;
-  }
-  throw new IpcError('ERR_IPC_LIMIT', `${address}: the ${BELL_SLOTS} doorbells of its ${role}s are taken: that many async calls, ` +
-    'select calls and Poller registrations of live threads wait on that side at once. Wait on fewer at once (one Poller ' +
-    'registration per handle is enough), or close handles that are done.', { address });
+/**
+ * Whether a slot holding (tid, start) may be taken: nobody's, a dead
+ * thread's, or one a dead thread of this thread's id left (another start).
+ */
+function slotFree(tid: number, start: number): boolean {
+  if (tid === 0) return true;
+  if (tid === THREAD_IDENTITY.tid) return start !== 0 && start !== THREAD_IDENTITY.start >>> 0;
+  return !native.threadAlive(tid, start);
 }
 
-/** Clears a slot (its thread's, still): the token first, so that a ringer never rings a half-cleared one. */
-function freeBellSlot(words: Int32Array, role: Role, slot: number): void {
+/** Lists `bell` in `role`'s table: a free slot, or one whose thread died; its token written once the slot is this thread's. */
+function listBell(bell: Bell, role: Role, address: string): void {
+  const words = bell.words;
+  for (let slot = 0; slot < BELL_SLOTS; slot++) {
+    const at = slotWord(role, slot);
+    if (!claimPair(words, at + SLOT.TID, at + SLOT.START, slotFree)) continue;
+    Atomics.store(words, at + SLOT.TOKEN, bell.token[0]);
+    Atomics.store(words, at + SLOT.TOKEN + 1, bell.token[1]);
+    bell.slots[role] = slot;
+    return;
+  }
+  throw new IpcError('ERR_IPC_LIMIT', `${address}: the ${BELL_SLOTS} doorbells of its ${role}s are taken: live threads have that many ` +
+    'select calls, Poller registrations and waiting async calls on that side at once. Watch it from fewer places at once ' +
+    '(one Poller registration per handle is enough), or close what is done.', { address });
+}
+
+/**
+ * Takes `bell` out of `role`'s table, if its slot is still its own (a
+ * process that overwrote the table may have handed it to another thread):
+ * the token first, so that a ringer never rings a half-cleared slot.
+ */
+function unlistBell(bell: Bell, role: Role): void {
+  const slot = bell.slots[role];
+  if (slot === undefined) return;
+  delete bell.slots[role];
+  const words = bell.words;
   const at = slotWord(role, slot);
+  const ours = Atomics.load(words, at + SLOT.TID) === THREAD_IDENTITY.tid && Atomics.load(words, at + SLOT.TOKEN) === bell.token[0] &&
+    Atomics.load(words, at + SLOT.TOKEN + 1) === bell.token[1];
+  if (!ours) return;
   Atomics.and(words, BELL_MASK[role], ~(1 << slot));
   Atomics.store(words, at + SLOT.TOKEN, 0);
   Atomics.store(words, at + SLOT.TOKEN + 1, 0);
@@ -354,37 +383,26 @@ function freeBellSlot(words: Int32Array, role: Role, slot: number): void {
   Atomics.compareExchange(words, at + SLOT.TID, THREAD_IDENTITY.tid, 0);
 }
 
-/** A new doorbell listed for `roles`. */
+/** A new doorbell, listed for `roles`. */
 function openBell(words: Int32Array, roles: readonly Role[], address: string): Bell {
-  const slots: Partial<Record<Role, number>> = {};
-  let fd = -1;
+  // bellOpen writes the token it drew into the two words given: a scratch pair of this handle's own.
+  const scratch = new Int32Array(2);
+  const fd = native.bellOpen(scratch, 0);
+  if (fd < 0) throw descriptorError(fd, 'socket', address);
+  const bell: Bell = { words, fd, owned: new OwnedFd(fd, true), token: [scratch[0]!, scratch[1]!], slots: {}, watch: undefined, closed: false };
   try {
-    for (const role of roles) slots[role] = claimBellSlot(words, role, address);
-    const first = roles[0]!;
-    fd = native.bellOpen(words, slotWord(first, slots[first]!) + SLOT.TOKEN);
-    if (fd < 0) throw descriptorError(fd, 'socket', address);
-    for (const role of roles.slice(1)) {
-      const at = slotWord(role, slots[role]!) + SLOT.TOKEN;
-      const from = slotWord(first, slots[first]!) + SLOT.TOKEN;
-      Atomics.store(words, at, Atomics.load(words, from));
-      Atomics.store(words, at + 1, Atomics.load(words, from + 1));
-    }
-    return { words, fd, owned: new OwnedFd(fd, true), slots, watch: undefined, closed: false };
+    for (const role of roles) listBell(bell, role, address);
+    return bell;
   } catch (err) {
-    if (fd >= 0) native.close(fd);
-    for (const role of roles) if (slots[role] !== undefined) freeBellSlot(words, role, slots[role]);
+    closeBell(bell);
     throw err;
   }
 }
 
 /** Asks the other side to ring `bell` after its next move (as `role`). */
 function armBell(bell: Bell, role: Role): void {
-  if (!bell.closed) Atomics.or(bell.words, BELL_MASK[role], 1 << bell.slots[role]!);
-}
-
-/** Stops asking for rings as `role` (a ring already on its way still comes). */
-function disarmBell(bell: Bell, role: Role): void {
-  if (!bell.closed) Atomics.and(bell.words, BELL_MASK[role], ~(1 << bell.slots[role]!));
+  const slot = bell.slots[role];
+  if (!bell.closed && slot !== undefined) Atomics.or(bell.words, BELL_MASK[role], 1 << slot);
 }
 
 /** Empties a bell: what rang it has been seen. */
@@ -394,8 +412,8 @@ function drainBell(bell: Bell): void {
 
 function closeBell(bell: Bell): void {
   if (bell.closed) return;
+  for (const role of ['producer', 'consumer'] as const) unlistBell(bell, role);
   bell.closed = true;
-  for (const role of ['producer', 'consumer'] as const) if (bell.slots[role] !== undefined) freeBellSlot(bell.words, role, bell.slots[role]);
   // Out of the event loop's epoll set before the number can be reused.
   bell.watch?.release();
   bell.watch = undefined;
@@ -419,7 +437,7 @@ function ringBells(words: Int32Array, role: Role): void {
 /** What a {@link BellLane} needs of its channel. */
 interface BellLaneHooks {
   role: Role;
-  /** The handle's bell for this side's async waits (opened on first use, kept until close). */
+  /** The handle's bell for this side's async waits, listed in the side's table (opened on first use, kept until close). */
   bell(): Bell;
   /** A call starts to wait (counted in the statistics). */
   waited(): void;
@@ -477,7 +495,8 @@ class BellLane extends NotifyLane implements ReadinessSubscriber {
     this.#bell = undefined;
     if (bell === undefined || bell.closed) return;
     bell.watch?.unsubscribe(this);
-    disarmBell(bell, this.#hooks.role);
+    // The slot goes back while nothing waits (a side lists 32 at most); the socket stays, for the next wait.
+    unlistBell(bell, this.#hooks.role);
   }
 
   /** Empties the bell, asks for the next ring, then attempts the calls (in that order: a move after the attempt rings). */
@@ -617,7 +636,11 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     const peer: Role = role === 'producer' ? 'consumer' : 'producer';
     return {
       role,
-      bell: () => this.#laneBells[role] ??= this.#openBell([role]),
+      bell: () => {
+        const bell = this.#laneBells[role] ??= this.#openBell([]);
+        if (bell.slots[role] === undefined) listBell(bell, role, this.address);
+        return bell;
+      },
       waited: () => Atomics.add(this.#words, role === 'producer' ? W.PRODUCER_WAITS : W.CONSUMER_WAITS, 1),
       peerGone: () => (this.#peerDead(peer) ? this.#peerDeadError(peer) : undefined),
       rang: (ms) => {
@@ -638,8 +661,20 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     const roles: Role[] = [];
     if (interest !== 'writable') roles.push('consumer');
     if (interest !== 'readable') roles.push('producer');
-    for (const role of roles) this.#claim(role);
-    const bell = this.#openBell(roles);
+    const held = new Set(this.#state.roles);
+    let bell: Bell;
+    try {
+      for (const role of roles) this.#claim(role);
+      bell = this.#openBell(roles);
+    } catch (err) {
+      // Nothing taken by a target that could not be made is kept (the consumer role of 'both' when the producer's is busy).
+      for (const role of roles) {
+        if (held.has(role) || !this.#state.roles.has(role)) continue;
+        giveRoleBack(this.#words, role);
+        this.#state.roles.delete(role);
+      }
+      throw err;
+    }
     const { POLLIN, POLLOUT, POLLNVAL } = native.constants;
     const largest = align8(RECORD_HEADER + this.maxMessageSize);
     return {
@@ -649,6 +684,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       writable: interest === 'readable' ? 0 : READABLE,
       check: () => {
         if (this.closed || bell.closed) return POLLNVAL;
+        // Truncated by another process: the wait fails with ERR_IPC_SIZE_MISMATCH, as a receive would.
+        this.#segment.check('poll');
         drainBell(bell);
         for (const role of roles) armBell(bell, role);
         return (interest !== 'writable' && this.#hasMessage() ? POLLIN : 0) | (interest !== 'readable' && this.#hasRoom(largest) ? POLLOUT : 0);
@@ -660,17 +697,25 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     };
   }
 
-  /** Whether a message waits beyond what this handle took (a view not released yet included). */
+  /**
+   * Whether a receive of this handle would find a message now: one beyond
+   * the view it holds, and on a shared side, a turn nobody else holds (the
+   * one who does rings the side when it gives the turn back).
+   */
   #hasMessage(): boolean {
     const w = this.#words;
-    const from = this.#shared('consumer') ? position(w, W.HEAD) : this.#viewEnd ?? this.#head;
-    return position(w, W.TAIL) !== from;
+    if (this.#viewEnd !== undefined) return position(w, W.TAIL) !== this.#viewEnd;
+    if (!this.#shared('consumer')) return position(w, W.TAIL) !== this.#head;
+    return position(w, W.TAIL) !== position(w, W.HEAD) && !this.#turnTakenElsewhere('consumer');
   }
 
-  /** Whether a record of `size` bytes (and the padding before it, if needed) fits now. */
+  /** Whether a send of this handle of a record of `size` bytes (and the padding before it, if needed) would go now. */
   #hasRoom(size: number): boolean {
+    // A loan in the making refuses sends until its commit.
+    if (this.#loan !== undefined) return false;
+    if (this.#shared('producer') && this.#turnTakenElsewhere('producer')) return false;
     const w = this.#words;
-    const tail = this.#shared('producer') || this.#loan === undefined ? position(w, W.TAIL) : this.#tail;
+    const tail = position(w, W.TAIL);
     const offset = tail & this.#mask;
     const needed = (this.capacity - offset < size ? this.capacity - offset : 0) + size;
     return this.capacity - ((tail - position(w, W.HEAD)) >>> 0) >= needed;
@@ -911,6 +956,17 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     if (lock === undefined) return;
     delete this.#state.turns[role];
     lock.unlock();
+    // Handles of the side that watch it (select, Poller) saw it as not ready while the turn was taken: they look again.
+    if (Atomics.load(this.#words, BELL_MASK[role]) !== 0) ringBells(this.#words, role);
+  }
+
+  /** Whether another handle (or a live thread elsewhere) holds the turn of shared side `role` now. */
+  #turnTakenElsewhere(role: Role): boolean {
+    if (this.#state.turns[role] !== undefined) return false;
+    const at = SIDE_LOCK[role] / 4;
+    const owner = Atomics.load(this.#words, at + LOCK_WORDS.STATE) & LOCK_WORDS.TID_MASK;
+    // A holder that died leaves the turn to whoever takes it next: ready, so that someone does.
+    return owner !== 0 && native.threadAlive(owner, Atomics.load(this.#words, at + LOCK_WORDS.START) >>> 0);
   }
 
   /** The side's mutex for one call: this handle's, if a loan or view still holds it, is given back first. */

@@ -112,9 +112,14 @@ class SelectWait implements LaneOwner {
   readonly lane: NotifyLane;
   #set: EpollSet | undefined;
   #watcher: NativeFdWatcher | undefined;
+  #look: LookTimer | undefined;
 
-  constructor(fds: Int32Array, events: number[]) {
-    this.lane = new NotifyLane(this, 0, () => this.#arm(fds, events), () => this.#release());
+  /** `looks`: some objects ring doorbells (channels): the wait also looks by itself now and then. */
+  constructor(fds: Int32Array, events: number[], looks = false) {
+    this.lane = new NotifyLane(this, 0, () => {
+      this.#arm(fds, events);
+      if (looks) this.#look = new LookTimer(() => this.lane.wake());
+    }, () => this.#release());
   }
 
   check(): void { /* A select ends by itself. */ }
@@ -138,10 +143,40 @@ class SelectWait implements LaneOwner {
   }
 
   #release(): void {
+    this.#look?.stop();
+    this.#look = undefined;
     this.#watcher?.close();
     this.#watcher = undefined;
     this.#set?.close();
     this.#set = undefined;
+  }
+}
+
+/** The longest pause between the looks a wait over doorbells takes by itself, ms. */
+const LOOK_MAX_MS = 1000;
+
+/**
+ * Calls `look` after 20 ms, then after twice as long each time, up to a
+ * second, until stopped: a wait over doorbells (channels) looks at their
+ * readiness by itself now and then, so a ring that was lost (suppressed by
+ * a process that wrote over the header, or unable to reach a waiter in
+ * another network namespace) costs a delay, never a hang.
+ */
+class LookTimer {
+  #timer: NodeJS.Timeout | undefined;
+  #pause = 20;
+
+  constructor(look: () => void) {
+    const tick = (): void => {
+      look();
+      this.#pause = Math.min(LOOK_MAX_MS, this.#pause * 2);
+      this.#timer = setTimeout(tick, this.#pause).unref();
+    };
+    this.#timer = setTimeout(tick, this.#pause).unref();
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
   }
 }
 
@@ -161,7 +196,7 @@ function watchSet(set: EpollSet, lane: NotifyLane): NativeFdWatcher {
 
 /** The objects, their descriptors and events, and the poll(2) step over them. */
 function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
-{ fds: Int32Array; epoll: number[]; op: Operation<Ready<T>[]>; release: () => void; subscribers: ((wake: () => void) => () => void)[] } {
+{ fds: Int32Array; epoll: number[]; op: Operation<Ready<T>[]>; release: () => void; subscribers: ((wake: () => void) => () => void)[]; looks: boolean } {
   if (!Array.isArray(objects)) throw invalidArgument('objects', objects, 'an array of ipckit objects');
   if (objects.length === 0) throw invalidArgument('objects', objects, 'at least one object (nothing would ever be ready)');
   const fds = new Int32Array(objects.length);
@@ -215,7 +250,7 @@ function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
       return ready.length > 0 ? ready : undefined;
     },
   };
-  return { fds, epoll, op, release, subscribers };
+  return { fds, epoll, op, release, subscribers, looks: checks.some((c) => c !== undefined) };
 }
 
 /**
@@ -238,7 +273,7 @@ export function select<T extends Pollable>(objects: readonly T[], options?: Sele
   } catch (err) {
     return Promise.reject(err);
   }
-  const wait = new SelectWait(prepared.fds, prepared.epoll);
+  const wait = new SelectWait(prepared.fds, prepared.epoll, prepared.looks);
   const opts = options === undefined ? undefined : { timeout: options.timeout, signal: options.signal };
   // What the event loop takes off a descriptor for an object (signals) while this waits wakes it too.
   const unsubscribe = prepared.subscribers.map((subscribe) => subscribe(() => wait.lane.wake()));
@@ -272,6 +307,9 @@ export interface PollerInterest {
   edge?: boolean;
 }
 
+/** What a Poller registers for one object: its target, the epoll events asked for, and whether edge-triggered. */
+type Registered = Pick<Target, 'fd' | 'pending' | 'check' | 'release' | 'subscribe'> & { events: number; edge: boolean };
+
 /** One report of a {@link Poller} wait. */
 export type PollEvent<T extends Pollable = Pollable> = Ready<T>;
 
@@ -304,8 +342,11 @@ interface Entry<T> {
 const isClosed = (object: unknown): boolean => (object as { closed?: unknown }).closed === true;
 
 /** Closes a Poller's epoll set when it is closed or collected (a module-level closure: it must not hold the Poller). */
-function closeWith(holder: { set: EpollSet }): () => void {
-  return () => holder.set.close();
+function closeWith(holder: { set: EpollSet; releases: Set<() => void> }): () => void {
+  return () => {
+    holder.set.close();
+    for (const release of [...holder.releases]) release();
+  };
 }
 
 /**
@@ -330,13 +371,16 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     return 'poller';
   }
 
-  readonly #holder: { set: EpollSet };
+  readonly #holder: { set: EpollSet; releases: Set<() => void> };
   readonly #byToken = new Map<number, Entry<T>>();
   readonly #byFd = new Map<number, Entry<T>>();
   readonly #byObject = new Map<T, Registration<T>>();
   #nextToken = 1;
   readonly #lane: NotifyLane;
   #watcher: NativeFdWatcher | undefined;
+  #look: LookTimer | undefined;
+  /** Registrations whose readiness is their own (channels): looked at by the wait itself now and then, too. */
+  readonly #checked = new Set<Registration<T>>();
   readonly #reports = new Uint32Array(128);
   /** Set when the epoll set may hold a descriptor no live entry owns (closed behind it, or dup'd elsewhere). */
   #stale = false;
@@ -350,7 +394,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
 
   constructor() {
     super();
-    this.#holder = { set: new EpollSet() };
+    this.#holder = { set: new EpollSet(), releases: new Set() };
     this.holdRelease(closeWith(this.#holder));
     this.#lane = new NotifyLane(this, 0, () => this.#arm(), () => this.#disarm());
   }
@@ -364,7 +408,18 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
   add(object: T, options?: PollerInterest): this {
     this.check('add');
     if (this.#byObject.has(object)) throw invalidArgument('object', object?.constructor?.name, 'an object not in this Poller yet (use modify)');
-    const { fd, events, pending, check, release, edge, subscribe } = this.#interest(object, options, 'add');
+    this.#register(object, this.#interest(object, options, 'add'));
+    return this;
+  }
+
+  #register(object: T, interest: Registered): void {
+    const { fd, events, pending, check, release: made, edge, subscribe } = interest;
+    // What a target holds for this registration (a doorbell) goes with the Poller, even one collected without close().
+    const releases = this.#holder.releases;
+    const release = made === undefined ? undefined : (): void => {
+      if (releases.delete(release!)) made();
+    };
+    if (release !== undefined) releases.add(release);
     let entry = this.#byFd.get(fd);
     if (entry !== undefined && ![...entry.registrations].some((r) => !isClosed(r.object))) {
       // Every object of that entry was closed: the number now names another file.
@@ -390,8 +445,8 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     this.#update(entry);
     // Asked at the next wait: what user space holds, or (a doorbell's object) its own readiness, which also arms the bell.
     if (pending !== undefined || check !== undefined) this.#recent.add(registration);
+    if (check !== undefined) this.#checked.add(registration);
     this.#subscribe(registration, subscribe);
-    return this;
   }
 
   /** Changes what `object` is watched for. */
@@ -399,9 +454,11 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     this.check('modify');
     const registration = this.#registration(object, 'modify');
     if (registration.release !== undefined) {
-      // A doorbell is made for one interest: a new registration gets its own.
+      // A doorbell is made for one interest: a new registration gets its own (made first: if it cannot be, the old one stays).
+      const interest = this.#interest(object, options, 'modify');
       this.#forget(registration);
-      return this.add(object, options);
+      this.#register(object, interest);
+      return this;
     }
     const { events, pending, subscribe } = this.#interest(object, options, 'modify');
     registration.events = events;
@@ -461,6 +518,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     for (const registration of this.#byObject.values()) registration.release?.();
     this.#recent.clear();
     this.#byObject.clear();
+    this.#checked.clear();
     this.#byToken.clear();
     this.#byFd.clear();
   }
@@ -532,6 +590,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
   }
 
   #unregister(registration: Registration<T>): void {
+    this.#checked.delete(registration);
     registration.unsubscribe?.();
     registration.unsubscribe = undefined;
     this.#byObject.delete(registration.object);
@@ -558,6 +617,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
   #dropEntry(entry: Entry<T>): void {
     for (const registration of entry.registrations) {
       registration.release?.();
+      this.#checked.delete(registration);
       this.#byObject.delete(registration.object);
       this.#recent.delete(registration);
     }
@@ -593,8 +653,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     if (watching) this.#arm();
   }
 
-  #interest(object: T, options: PollerInterest | undefined, what: string):
-  Pick<Target, 'fd' | 'pending' | 'check' | 'release' | 'subscribe'> & { events: number; edge: boolean } {
+  #interest(object: T, options: PollerInterest | undefined, what: string): Registered {
     const opts = checkOptions(options, ['events', 'edge']);
     const interest = checkInterest(opts.events);
     const edge = checkBoolean(opts.edge, 'edge');
@@ -615,9 +674,16 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
   /** Watches the set while a wait is pending; the watch is closed when none is (nothing holds the Poller then). */
   #arm(): void {
     this.#watcher = watchSet(this.#holder.set, this.#lane);
+    this.#look = new LookTimer(() => {
+      if (this.#checked.size === 0) return;
+      for (const registration of this.#checked) this.#recent.add(registration);
+      this.#lane.wake();
+    });
   }
 
   #disarm(): void {
+    this.#look?.stop();
+    this.#look = undefined;
     this.#watcher?.close();
     this.#watcher = undefined;
   }

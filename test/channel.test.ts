@@ -819,3 +819,111 @@ describe('Channel: corrupted records', () => {
     }
   });
 });
+
+describe('Channel: doorbells', () => {
+  it('an async wait lists its doorbell only while it waits: idle handles leave the 32 slots of a side to others', async () => {
+    const ch = fresh({ capacity: 256, consumers: 'multi' });
+    const handles = Array.from({ length: 40 }, () => openedAgain(ch));
+    for (const h of handles) await rejectsWith(() => h.receive({ timeout: 1 }), 'ERR_IPC_TIMEOUT');
+    await waitUntil('every idle lane gave its slot back', () => bellSlots(ch).length === 0);
+    const waiting = handles[39]!.receive({ timeout: 10_000 });
+    await waitUntil('the receive waits for its doorbell', () => Atomics.load(headerWords(ch), CONSUMER_BELLS) !== 0);
+    assert.equal(bellSlots(ch).length, 1);
+    ch.sendSync(Buffer.from('to the last'));
+    assert.equal((await waiting).data.toString(), 'to the last');
+  });
+
+  it('shared consumers: a message under a view is not readable, and the others are told when the turn comes back', async () => {
+    const ch = fresh({ capacity: 256, consumers: 'multi' });
+    const a = openedAgain(ch);
+    const b = openedAgain(ch);
+    ch.sendSync(Buffer.from('viewed'));
+    const view = a.receiveSync({ view: true });
+    assert.equal(Buffer.from(view.data).toString(), 'viewed');
+    using poller = new Poller();
+    poller.add(a);
+    assert.deepEqual(poller.tryWait(), [], 'the only message is the view a holds');
+    ch.sendSync(Buffer.from('next'));
+    assert.equal(poller.tryWait().length, 1, 'a holds the turn: the next message is its to take');
+    // b sees a message, but a holds the turn: not readable until a gives it back.
+    throwsWith(() => selectSync([b], { timeout: 0 }), 'ERR_IPC_TIMEOUT');
+    const waiting = select([b], { timeout: 10_000 });
+    await waitUntil('b\'s select armed its doorbell', () => bellSlots(ch).length === 2 && Atomics.load(headerWords(ch), CONSUMER_BELLS) !== 0);
+    view.release();
+    assert.equal((await waiting)[0]!.object, b);
+    assert.equal(b.tryReceive()!.data.toString(), 'next');
+  });
+
+  it('Poller.modify that cannot take the new role keeps the old registration; a failed \'both\' gives back the role it took', () => {
+    const ch = fresh({ capacity: 256 });
+    const producer = openedAgain(ch);
+    assert.equal(producer.trySend(Buffer.from('x')), true);
+    using poller = new Poller();
+    poller.add(ch);
+    throwsWith(() => poller.modify(ch, { events: 'writable' }), 'ERR_IPC_BUSY', /Another handle of this thread is the producer/);
+    assert.deepEqual([poller.has(ch), poller.size, poller.tryWait().length], [true, 1, 1]);
+    const other = openedAgain(ch);
+    using second = new Poller();
+    throwsWith(() => second.add(other, { events: 'both' }), 'ERR_IPC_BUSY', /is the consumer|is the producer/);
+    // Neither role stayed with `other`: the first handle still receives, the producer still sends.
+    assert.equal(ch.tryReceive()!.data.toString(), 'x');
+    assert.equal(producer.trySend(Buffer.from('y')), true);
+  });
+
+  it('a Poller collected without close() gives its doorbells back', async () => {
+    const name = tracker.shmName('ch');
+    const script = `
+      import { Channel, Poller } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+      const ch = Channel.create(${JSON.stringify(name)}, { capacity: 256, consumers: 'multi' });
+      const gone = new Set();
+      const collected = new FinalizationRegistry((i) => gone.add(i));
+      for (let i = 0; i < 32; i++) collected.register(new Poller().add(Channel.open(ch.address)), i);
+      for (let i = 0; i < 200 && gone.size < 32; i++) {
+        globalThis.gc();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      // A new registration finds a slot: the collected ones gave theirs back.
+      const p = new Poller().add(ch);
+      console.log(JSON.stringify({ collected: gone.size, added: p.has(ch) }));
+      p.close();
+      ch.close();
+      Channel.unlink(ch.address);
+    `;
+    const child = trackChild(spawnChild(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    assert.deepEqual(JSON.parse((await lines.next()).value as string), { collected: 32, added: true });
+  });
+
+  it('removing a registration whose slot another thread took over leaves that thread\'s slot alone', async () => {
+    const ch = fresh({ capacity: 256 });
+    const words = headerWords(ch);
+    using poller = new Poller();
+    poller.add(ch);
+    assert.deepEqual(bellSlots(ch), [['consumer', 0]]);
+    // Another process wrote the slot over, for a live thread of its own with its own token.
+    const other = trackChild(spawnChild('sleep', ['30']));
+    Atomics.store(words, 128, other.pid!);
+    Atomics.store(words, 130, 0x1234);
+    poller.remove(ch);
+    assert.deepEqual([Atomics.load(words, 128), Atomics.load(words, 130)], [other.pid, 0x1234]);
+    other.kill('SIGKILL');
+    await exited(other);
+  });
+
+  it('rings still arrive when many doorbells of this process were rung and never read (a fresh ringer takes over)', async () => {
+    const channels = Array.from({ length: 400 }, () => fresh({ capacity: 64 }));
+    using idle = new Poller();
+    for (const ch of channels) idle.add(ch);
+    // Every bell armed once, then never read: each ring stays charged to this process's ringer.
+    assert.deepEqual(idle.tryWait(), []);
+    for (const ch of channels) assert.equal(ch.trySend(Buffer.alloc(1)), true);
+    const last = fresh({ capacity: 64 });
+    using live = new Poller();
+    live.add(last);
+    const waiting = live.wait({ timeout: 10_000 });
+    await waitUntil('the live Poller armed its doorbell', () => Atomics.load(headerWords(last), CONSUMER_BELLS) !== 0);
+    assert.equal(last.trySend(Buffer.from('heard')), true);
+    assert.equal((await waiting)[0]!.object, last);
+    for (const ch of channels) ch.close();
+  });
+});
