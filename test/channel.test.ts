@@ -910,6 +910,22 @@ describe('Channel: doorbells', () => {
     await exited(other);
   });
 
+  it('a select or Poller wait whose ring another process suppressed still reports, by looking itself', async () => {
+    const ch = fresh({ capacity: 256 });
+    const producer = openedAgain(ch);
+    const words = headerWords(ch);
+    using poller = new Poller();
+    poller.add(ch);
+    for (const wait of [() => poller.wait({ timeout: 10_000 }), () => select([ch], { timeout: 10_000 })]) {
+      const waiting = wait();
+      await waitUntil('the wait armed its doorbell', () => Atomics.load(words, CONSUMER_BELLS) !== 0);
+      Atomics.store(words, CONSUMER_BELLS, 0);
+      assert.equal(producer.trySend(Buffer.from('unannounced')), true);
+      assert.equal((await waiting)[0]!.object, ch);
+      assert.equal(ch.tryReceive()!.data.toString(), 'unannounced');
+    }
+  });
+
   it('rings still arrive when many doorbells of this process were rung and never read (a fresh ringer takes over)', async () => {
     const channels = Array.from({ length: 400 }, () => fresh({ capacity: 64 }));
     using idle = new Poller();
