@@ -141,19 +141,16 @@ Napi::Value BellRing(const Napi::CallbackInfo& info) {
   }
 }
 
-// bellDrain(fd) -> the rings read (at most 256 per call), or -errno.
+// bellDrain(fd) -> 1 if a ring was read, 0 if none was there, or -errno.
+// One read: a bell is rung once per arming, so one ring is what waits; a
+// second one (a stray datagram) only makes the waiter look once more.
 Napi::Value BellDrain(const Napi::CallbackInfo& info) {
-  int fd = ArgInt(info, 0);
   char buf[16];
-  int n = 0;
-  for (; n < 256; n++) {
-    if (recv(fd, buf, sizeof buf, MSG_DONTWAIT) < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      if (errno == EINTR) continue;
-      return Errno(info.Env(), errno);
-    }
+  for (;;) {
+    if (recv(ArgInt(info, 0), buf, sizeof buf, MSG_DONTWAIT) >= 0) return Napi::Number::New(info.Env(), 1);
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(info.Env(), 0);
+    if (errno != EINTR) return Errno(info.Env(), errno);
   }
-  return Napi::Number::New(info.Env(), n);
 }
 
 }  // namespace

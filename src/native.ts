@@ -175,7 +175,7 @@ export interface NativeBinding {
   bellRing(words: Int32Array, index: number): number;
   /** One more (delta 1) or one less (-1) channel handle needs the process's ringing socket: its fd (made with the first), 0, or -errno. */
   bellRinger(delta: 1 | -1): number;
-  /** Reads what rang a bell: the count, or -errno. */
+  /** Reads one ring of a bell: 1, 0 if none was there, or -errno. */
   bellDrain(fd: number): number;
 
   // pipe.cc
