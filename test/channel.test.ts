@@ -926,6 +926,16 @@ describe('Channel: doorbells', () => {
     }
   });
 
+  it('a select on a channel whose segment another process truncated fails with ERR_IPC_SIZE_MISMATCH', async () => {
+    const ch = fresh({ capacity: 256 });
+    const waiting = select([ch], { timeout: 10_000 });
+    waiting.catch(() => undefined);
+    await waitUntil('the select armed its doorbell', () => Atomics.load(headerWords(ch), CONSUMER_BELLS) !== 0);
+    const truncate = trackChild(spawnChild('truncate', ['-s', '0', `/dev/shm${ch.address}`]));
+    await exited(truncate);
+    await rejectsWith(() => waiting, 'ERR_IPC_SIZE_MISMATCH', /truncated/);
+  });
+
   it('rings still arrive when many doorbells of this process were rung and never read (a fresh ringer takes over)', async () => {
     const channels = Array.from({ length: 400 }, () => fresh({ capacity: 64 }));
     using idle = new Poller();
