@@ -1051,7 +1051,8 @@ process.stdout.write('sent\\n');`, [name]);
         'a socket by one process and read by the other, a system call on each side. A waiting side spins a\n' +
         'little before it sleeps, which pays when the other process runs on another CPU at the same time. On\n' +
         'a busy machine each message may have to wake a sleeper instead (tens of microseconds); with one CPU\n' +
-        '(taskset -c 0) an awaited receive also wakes through a waiter thread, and the sync calls (sendSync,\n' +
+        '(taskset -c 0) an awaited receive also wakes through the event loop (a doorbell the other side\n' +
+        'rings, which is also how select and a Poller watch a channel), and the sync calls (sendSync,\n' +
         'receiveSync) are the faster choice.\n' +
         'Every variant, beside C and Node\'s own: ipckit bench channel.');
     }
