@@ -1402,9 +1402,9 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /**
    * The operation of a call that waits for the other side: `attempt` first;
-   * then a spin on the other side's position, then sleep on this side's
-   * futex word with the sleeping flag set (synchronously in slices, or on a
-   * waiter thread that also watches the peer thread), looking again after.
+   * then a spin on the other side's position; then a sync call sleeps on
+   * that position word with the sleeping flag set, in slices, looking again
+   * after each (an async call is queued in its side's BellLane instead).
    */
   #waiting<R>(role: Role, attempt: () => R | undefined): Operation<R> {
     const w = this.#words;
