@@ -180,7 +180,7 @@ export interface ChannelStats {
   /** Messages in the ring now, and the ring bytes they take (with headers and padding). */
   depth: number;
   depthBytes: number;
-  /** Times the producer slept on a full ring, and the consumer on an empty one (a long wait counts once per 20 ms slice). */
+  /** Times the producer slept on a full ring, and the consumer on an empty one (a long sync wait counts once per 20 ms slice, an async call that waits once). */
   producerWaits: number;
   consumerWaits: number;
   capacity: number;
