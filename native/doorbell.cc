@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <mutex>
+#include <unordered_map>
 #include <cstdio>
 #include <cstring>
 
@@ -77,26 +78,54 @@ Napi::Value BellOpen(const Napi::CallbackInfo& info) {
 std::mutex ringer_lock;
 int ringer_fd = -1;
 int ringer_users = 0;
+// The users each environment (main thread, worker) holds: a worker that
+// ends with channels open gives its share back when its environment is torn
+// down, since its handles are never closed.
+std::unordered_map<napi_env, int> env_users;
+
+void DropUsers(int n) {
+  ringer_users -= n;
+  if (ringer_users <= 0 && ringer_fd >= 0) {
+    close(ringer_fd);
+    ringer_fd = -1;
+    ringer_users = 0;
+  }
+}
+
+void EnvEnded(void* arg) {
+  std::lock_guard<std::mutex> hold(ringer_lock);
+  auto it = env_users.find(static_cast<napi_env>(arg));
+  if (it == env_users.end()) return;
+  int n = it->second;
+  env_users.erase(it);
+  DropUsers(n);
+}
 
 
 // bellRinger(delta) -> the ringing socket's fd (delta 1: one more handle
 // needs it, made now if it was not), 0 (delta -1: one handle less; closed
 // with the last), or -errno.
 Napi::Value BellRinger(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
   std::lock_guard<std::mutex> hold(ringer_lock);
+  auto it = env_users.find(env);
   if (ArgInt(info, 0) < 0) {
-    if (ringer_users > 0 && --ringer_users == 0 && ringer_fd >= 0) {
-      close(ringer_fd);
-      ringer_fd = -1;
-    }
-    return Napi::Number::New(info.Env(), 0);
+    if (it == env_users.end() || it->second == 0) return Napi::Number::New(env, 0);
+    it->second--;
+    DropUsers(1);
+    return Napi::Number::New(env, 0);
   }
   if (ringer_fd < 0) {
     ringer_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (ringer_fd < 0) return Errno(info.Env(), errno);
+    if (ringer_fd < 0) return Errno(env, errno);
   }
+  if (it == env_users.end()) {
+    napi_add_env_cleanup_hook(env, EnvEnded, env);
+    it = env_users.emplace(env, 0).first;
+  }
+  it->second++;
   ringer_users++;
-  return Napi::Number::New(info.Env(), ringer_fd);
+  return Napi::Number::New(env, ringer_fd);
 }
 
 // bellRing(words, index) -> 0, or -errno. Rings the bell whose token is in

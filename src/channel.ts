@@ -259,28 +259,60 @@ interface HeldState {
   bells: Set<Bell>;
   /** A shared side's mutex this handle holds: during a call, and across calls for a loan (until its commit) or a view (until released). */
   turns: Partial<Record<Role, Mutex>>;
+  /** HEAD to store when the current view is released (undefined: no view). */
+  viewEnd: number | undefined;
+  /** Whether the handle still counts as a user of the process's ringing socket. */
+  ringer: boolean;
 }
 
-/** Gives the roles and doorbells a handle held back (on close, or when it is collected): a module-level closure, it must not hold the handle. */
-function releaseRoles(state: HeldState): () => void {
+/**
+ * Gives back what a handle holds in the header: its turns, doorbells and
+ * roles. A handle collected with a view still out (nobody can read it any
+ * more) gives the view's space back, as its release would; one collected
+ * with a loan publishes nothing. Every turn given back rings the side's
+ * waiters, who saw it as not ready while it was taken.
+ */
+function giveBack(state: HeldState): void {
+  const words = state.words;
+  if (words !== undefined && state.viewEnd !== undefined) consumeTo(words, state.viewEnd);
+  state.viewEnd = undefined;
+  for (const role of ['producer', 'consumer'] as const) {
+    const lock = state.turns[role];
+    if (lock === undefined) continue;
+    delete state.turns[role];
+    try {
+      lock.unlock();
+    } catch { /* The mutex was taken over meanwhile: nothing of this handle's to give back. */ }
+    if (words !== undefined && Atomics.load(words, BELL_MASK[role]) !== 0) ringBells(words, role);
+  }
+  for (const bell of state.bells) closeBell(bell);
+  state.bells.clear();
+  if (words !== undefined) for (const role of state.roles) giveRoleBack(words, role);
+  state.roles.clear();
+}
+
+/** One user less of the process's ringing socket (the last one closes it). */
+function releaseRinger(state: HeldState): void {
+  if (!state.ringer) return;
+  state.ringer = false;
+  native.bellRinger(-1);
+}
+
+/** What a handle dropped without close() gives back when it is collected: a module-level closure, it must not hold the handle. */
+function releaseCollected(state: HeldState): () => void {
   return () => {
-    // A turn a collected handle held (a loan or a view nobody will finish) goes back to the side.
-    for (const role of ['producer', 'consumer'] as const) {
-      const lock = state.turns[role];
-      delete state.turns[role];
-      try {
-        lock?.unlock();
-      } catch { /* The mutex was taken over meanwhile: nothing of this handle's to give back. */ }
-    }
-    for (const bell of state.bells) closeBell(bell);
-    state.bells.clear();
-    const words = state.words;
-    if (words === undefined) return;
-    // The handle rings no more: one user less of the process's ringing socket.
-    native.bellRinger(-1);
-    for (const role of state.roles) giveRoleBack(words, role);
-    state.roles.clear();
+    // close() gave everything back itself (and unmapped the header).
+    if (state.words === undefined) return;
+    giveBack(state);
+    releaseRinger(state);
   };
+}
+
+/** Stores HEAD at `end` (the consumer's move), and wakes or rings a producer that waits for room. */
+function consumeTo(words: Int32Array, end: number): void {
+  Atomics.store(words, W.HEAD, end);
+  if (Atomics.load(words, W.PRODUCER_SLEEPING) !== 0) native.futexWake(words, W.HEAD, 1);
+  if (Atomics.load(words, W.PRODUCER_BELLS) !== 0) ringBells(words, 'producer');
 }
 
 /** Gives `role` back, if this thread still holds it. */
@@ -479,8 +511,14 @@ class BellLane extends NotifyLane implements ReadinessSubscriber {
 
   #start(): void {
     const bell = this.#hooks.bell();
-    if (bell.watch === undefined) bell.watch = watchDescriptor(bell.fd);
-    bell.watch.subscribe(this, READABLE);
+    try {
+      if (bell.watch === undefined) bell.watch = watchDescriptor(bell.fd);
+      bell.watch.subscribe(this, READABLE);
+    } catch (err) {
+      // The lane is not armed (no #stop will come): the slot goes back now.
+      unlistBell(bell, this.#hooks.role);
+      throw err;
+    }
     this.#bell = bell;
     this.#since = performance.now();
     this.#pause = WATCH_SLICE_MS;
@@ -589,8 +627,6 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   #tailCache = 0;
   /** A loan not committed yet: where its record starts (after any padding) and its room. */
   #loan: { position: number; room: number; view: Uint8Array } | undefined;
-  /** HEAD to store when the current view is released; the view's generation. */
-  #viewEnd: number | undefined;
   /**
    * How long each side spins now, µs: halved after a spin that did not
    * pay (the peer was not running), down to an eighth of the spin option;
@@ -623,8 +659,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     if (ringer < 0) throw descriptorError(ringer, 'socket', segment.name);
     this.#sendLane = new BellLane(this, this.#spin, this.#laneHooks('producer'));
     this.#receiveLane = new BellLane(this, this.#spin, this.#laneHooks('consumer'));
-    this.#state = { words, roles: new Set(), bells: new Set(), turns: {} };
-    this.holdRelease(releaseRoles(this.#state));
+    this.#state = { words, roles: new Set(), bells: new Set(), turns: {}, viewEnd: undefined, ringer: true };
+    this.holdRelease(releaseCollected(this.#state));
   }
 
   /** The segment's name. */
@@ -704,7 +740,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
    */
   #hasMessage(): boolean {
     const w = this.#words;
-    if (this.#viewEnd !== undefined) return position(w, W.TAIL) !== this.#viewEnd;
+    if (this.#state.viewEnd !== undefined) return position(w, W.TAIL) !== this.#state.viewEnd;
     if (!this.#shared('consumer')) return position(w, W.TAIL) !== this.#head;
     return position(w, W.TAIL) !== position(w, W.HEAD) && !this.#turnTakenElsewhere('consumer');
   }
@@ -1105,9 +1141,9 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** @internal Gives the space of the current view back. */
   releaseView(): void {
-    if (this.#viewEnd === undefined) return;
-    this.#consumed(this.#viewEnd);
-    this.#viewEnd = undefined;
+    if (this.#state.viewEnd === undefined) return;
+    this.#consumed(this.#state.viewEnd);
+    this.#state.viewEnd = undefined;
     this.viewGeneration++;
     this.#releaseSide('consumer');
   }
@@ -1142,14 +1178,21 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     // A turn a call (or a loan, or a view) holds goes back to the other handles of the side.
     this.#releaseSide('producer');
     this.#releaseSide('consumer');
-    releaseRoles(this.#state)();
-    this.#state.words = undefined;
+    const state = this.#state;
+    giveBack(state);
+    state.words = undefined;
     // A wait for a turn may be taking it right now: it is aborted, and the segment stays mapped until it has
-    // settled (the call then gives back what it took), or the mutex would stay taken by this thread for ever.
+    // settled (the call then gives back what it took, and rings the side: the ringing socket stays until then
+    // too), or the mutex would stay taken by this thread for ever.
     this.#closing.abort();
     const pending = [...this.#acquiring];
-    if (pending.length === 0) this.#segment.close();
-    else void Promise.allSettled(pending).then(() => setImmediate(() => this.#segment.close()));
+    const segment = this.#segment;
+    const unmap = (): void => {
+      releaseRinger(state);
+      segment.close();
+    };
+    if (pending.length === 0) unmap();
+    else void Promise.allSettled(pending).then(() => setImmediate(unmap));
   }
 
   // ---- the protocol -------------------------------------------------------
@@ -1328,18 +1371,15 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** Moves HEAD to `end`, waking a producer that sleeps on a full ring. */
   #consumed(end: number): void {
-    const w = this.#words;
     this.#head = end;
-    Atomics.store(w, W.HEAD, end);
-    if (Atomics.load(w, W.PRODUCER_SLEEPING) !== 0) native.futexWake(w, W.HEAD, 1);
-    if (Atomics.load(w, W.PRODUCER_BELLS) !== 0) ringBells(w, 'producer');
+    consumeTo(this.#words, end);
   }
 
   #read(view: boolean): ChannelMessage<T> | ChannelView | undefined {
     const next = this.#take();
     if (next === undefined) return undefined;
     if (view) {
-      this.#viewEnd = next.end;
+      this.#state.viewEnd = next.end;
       return new ChannelView(this as Channel<unknown>, this.viewGeneration, this.#bytes.subarray(next.offset, next.offset + next.length));
     }
     const copy = Buffer.allocUnsafe(next.length);

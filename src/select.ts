@@ -180,6 +180,12 @@ class LookTimer {
   }
 }
 
+/** How long a blocking wait over doorbells sleeps before it looks at their objects by itself, ms. */
+const SYNC_LOOK_MS = 100;
+
+/** A blocking wait's timeout (ms, -1: none), capped to SYNC_LOOK_MS. */
+const lookCap = (timeout: number): number => (timeout < 0 || timeout > SYNC_LOOK_MS ? SYNC_LOOK_MS : timeout);
+
 /** A libuv watch of an epoll set that wakes `lane` (made at module level: it refers to nothing else). */
 function watchSet(set: EpollSet, lane: NotifyLane): NativeFdWatcher {
   const watcher = new native.FdWatcher(set.fd, (status: number) => {
@@ -225,6 +231,7 @@ function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
     release();
     throw err;
   }
+  const looks = checks.some((c) => c !== undefined);
   const op: Operation<Ready<T>[]> = {
     step: (timeout) => {
       // What ipckit holds in user space is ready now, whatever the descriptors say: then poll does not wait.
@@ -232,7 +239,8 @@ function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
       // Objects whose readiness is their own (channels): asked first, which also arms their doorbells.
       const now = checks.map((c) => c?.() ?? 0);
       const readyNow = held.includes(true) || now.some((events) => events !== 0);
-      const n = native.pollMany(fds, pollEvents, revents, readyNow ? 0 : timeout);
+      // A blocking wait over doorbells looks again every SYNC_LOOK_MS, as an async one does on its timer.
+      const n = native.pollMany(fds, pollEvents, revents, readyNow ? 0 : looks ? lookCap(timeout) : timeout);
       if (n === E.EINVAL) {
         throw limitError(n, 'poll', 'select', `${fds.length} objects are more than this process may have descriptors (ulimit -n, RLIMIT_NOFILE).`);
       }
@@ -250,7 +258,7 @@ function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
       return ready.length > 0 ? ready : undefined;
     },
   };
-  return { fds, epoll, op, release, subscribers, looks: checks.some((c) => c !== undefined) };
+  return { fds, epoll, op, release, subscribers, looks };
 }
 
 /**
@@ -515,7 +523,10 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
 
   protected override released(): void {
     this.#disarm();
-    for (const registration of this.#byObject.values()) registration.release?.();
+    for (const registration of this.#byObject.values()) {
+      registration.unsubscribe?.();
+      registration.release?.();
+    }
     this.#recent.clear();
     this.#byObject.clear();
     this.#checked.clear();
@@ -545,8 +556,11 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
       }
     }
     const reports = this.#reports;
-    const n = native.epollWait(this.#holder.set.fd, reports, out.length > 0 ? 0 : timeout);
+    // A blocking wait over doorbells looks again every SYNC_LOOK_MS, as an async one does on its timer.
+    const capped = out.length === 0 && this.#checked.size > 0 && timeout !== 0;
+    const n = native.epollWait(this.#holder.set.fd, reports, out.length > 0 ? 0 : capped ? lookCap(timeout) : timeout);
     if (n < 0) throw systemError(n, 'epoll_wait', 'poller');
+    if (n === 0 && capped) for (const registration of this.#checked) this.#recent.add(registration);
     for (let i = 0; i < n; i++) {
       const entry = this.#byToken.get(reports[2 * i]!);
       if (entry === undefined) {
@@ -616,6 +630,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
    */
   #dropEntry(entry: Entry<T>): void {
     for (const registration of entry.registrations) {
+      registration.unsubscribe?.();
       registration.release?.();
       this.#checked.delete(registration);
       this.#byObject.delete(registration.object);

@@ -615,8 +615,8 @@ describe('Channel: many producers and many consumers', () => {
     `;
     const child = trackChild(spawnChild(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
     const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-    // Both turns came back: a send and a receive take them. The message under the view was never given back: it comes again.
-    assert.deepEqual(JSON.parse((await lines.next()).value as string), { gone: ['loaner', 'viewer'], sent: true, received: 'seen' });
+    // Both turns came back: a send and a receive take them. The view nobody could read any more gave its space back with it.
+    assert.deepEqual(JSON.parse((await lines.next()).value as string), { gone: ['loaner', 'viewer'], sent: true, received: 'after' });
   });
 
   it('three producer and two consumer processes: every record arrives once, intact, each producer\'s in order', async () => {
@@ -934,6 +934,79 @@ describe('Channel: doorbells', () => {
     const truncate = trackChild(spawnChild('truncate', ['-s', '0', `/dev/shm${ch.address}`]));
     await exited(truncate);
     await rejectsWith(() => waiting, 'ERR_IPC_SIZE_MISMATCH', /truncated/);
+  });
+
+  it('a blocking select or Poller wait whose ring was suppressed looks by itself too', async () => {
+    const ch = fresh({ capacity: 256 });
+    // Another process: once this one waits, it clears the doorbell word, then sends (a ring that never comes).
+    const script = `
+      import { Channel, PosixSharedMemory } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+      const shm = PosixSharedMemory.open(${JSON.stringify(ch.address)});
+      const words = new Int32Array(shm.buffer, 0, 128);
+      const producer = Channel.open(${JSON.stringify(ch.address)});
+      for (let round = 0; round < 2; round++) {
+        while (Atomics.load(words, ${CONSUMER_BELLS}) === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+        Atomics.store(words, ${CONSUMER_BELLS}, 0);
+        producer.sendSync(Buffer.from('quiet ' + round));
+        // The next round once the message was taken.
+        while (producer.stats().depth > 0) await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      producer.close();
+      shm.close();
+    `;
+    const child = trackChild(spawnChild(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'inherit'] }));
+    assert.equal(selectSync([ch], { timeout: 20_000 })[0]!.object, ch);
+    assert.equal(ch.tryReceive()!.data.toString(), 'quiet 0');
+    using poller = new Poller();
+    poller.add(ch);
+    assert.equal(poller.waitSync({ timeout: 20_000 })[0]!.object, ch);
+    assert.equal(ch.tryReceive()!.data.toString(), 'quiet 1');
+    await exited(child);
+  });
+
+  it('a handle closed while a call of it takes a shared side\'s turn keeps the ringing socket until that call has given the turn back', async () => {
+    const ch = fresh({ capacity: 256, consumers: 'multi' });
+    const script = `
+      import { readdirSync, readlinkSync } from 'node:fs';
+      import { Channel } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+      const sockets = () => readdirSync('/proc/self/fd').filter((fd) => {
+        try { return readlinkSync('/proc/self/fd/' + fd).startsWith('socket:'); } catch { return false; }
+      }).length;
+      const before = sockets();
+      // This process's only handle: closing it ends the process's ringing socket, once no call of it can ring.
+      const only = Channel.open(${JSON.stringify(ch.address)});
+      only.receive().catch(() => undefined);
+      only.close();
+      // The receive is still taking the turn: it gives it back (and rings the side) once it settles.
+      const closed = sockets() - before;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      console.log(JSON.stringify({ closed, settled: sockets() - before }));
+    `;
+    const child = trackChild(spawnChild(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    const line = (await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next()).value as string;
+    assert.deepEqual(JSON.parse(line), { closed: 1, settled: 0 });
+  });
+
+  it('a worker that ends with a channel open gives back its share of the process\'s ringing socket', async () => {
+    const ch = fresh({ capacity: 256 });
+    const script = `
+      import { readdirSync, readlinkSync } from 'node:fs';
+      import { Worker } from 'node:worker_threads';
+      const sockets = () => readdirSync('/proc/self/fd').filter((fd) => {
+        try { return readlinkSync('/proc/self/fd/' + fd).startsWith('socket:'); } catch { return false; }
+      }).length;
+      const before = sockets();
+      const worker = new Worker(\`
+        import { Channel } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+        Channel.open(${JSON.stringify(ch.address)}).trySend(Buffer.from('left open'));
+      \`, { eval: true });
+      await new Promise((resolve) => worker.on('exit', resolve));
+      console.log(JSON.stringify({ left: sockets() - before }));
+    `;
+    const child = trackChild(spawnChild(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    const line = (await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next()).value as string;
+    assert.deepEqual(JSON.parse(line), { left: 0 });
+    assert.equal(ch.tryReceive()!.data.toString(), 'left open');
   });
 
   it('rings still arrive when many doorbells of this process were rung and never read (a fresh ringer takes over)', async () => {
