@@ -560,7 +560,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     const capped = out.length === 0 && this.#checked.size > 0 && timeout !== 0;
     const n = native.epollWait(this.#holder.set.fd, reports, out.length > 0 ? 0 : capped ? lookCap(timeout) : timeout);
     if (n < 0) throw systemError(n, 'epoll_wait', 'poller');
-    if (n === 0 && capped) for (const registration of this.#checked) this.#recent.add(registration);
+    if (n === 0 && capped) this.#lookAgain();
     for (let i = 0; i < n; i++) {
       const entry = this.#byToken.get(reports[2 * i]!);
       if (entry === undefined) {
@@ -691,9 +691,19 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     this.#watcher = watchSet(this.#holder.set, this.#lane);
     this.#look = new LookTimer(() => {
       if (this.#checked.size === 0) return;
-      for (const registration of this.#checked) this.#recent.add(registration);
+      this.#lookAgain();
       this.#lane.wake();
     });
+  }
+
+  /**
+   * The wait's own look at the objects that ring doorbells: a level-triggered
+   * one is asked again at the next collect. An edge-triggered one is left to
+   * its rings: a look cannot tell a change from a state reported already
+   * (and emptying its bell could swallow a ring the set has not reported yet).
+   */
+  #lookAgain(): void {
+    for (const registration of this.#checked) if (!registration.edge) this.#recent.add(registration);
   }
 
   #disarm(): void {

@@ -1009,6 +1009,19 @@ describe('Channel: doorbells', () => {
     assert.equal(ch.tryReceive()!.data.toString(), 'left open');
   });
 
+  it('a blocking wait\'s own looks do not report an edge-triggered channel again when nothing changed', () => {
+    const ch = fresh({ capacity: 256 });
+    const producer = openedAgain(ch);
+    assert.equal(producer.trySend(Buffer.from('once')), true);
+    using poller = new Poller();
+    poller.add(ch, { edge: true });
+    assert.equal(poller.waitSync({ timeout: 5000 }).length, 1);
+    throwsWith(() => poller.waitSync({ timeout: 250 }), 'ERR_IPC_TIMEOUT');
+    assert.deepEqual(poller.tryWait(), []);
+    assert.equal(producer.trySend(Buffer.from('twice')), true);
+    assert.equal(poller.waitSync({ timeout: 5000 }).length, 1, 'a new message is a new edge');
+  });
+
   it('rings still arrive when many doorbells of this process were rung and never read (a fresh ringer takes over)', async () => {
     const channels = Array.from({ length: 400 }, () => fresh({ capacity: 64 }));
     using idle = new Poller();
