@@ -967,11 +967,8 @@ describe('Channel: doorbells', () => {
   it('a handle closed while a call of it takes a shared side\'s turn keeps the ringing socket until that call has given the turn back', async () => {
     const ch = fresh({ capacity: 256, consumers: 'multi' });
     const script = `
-      import { readdirSync, readlinkSync } from 'node:fs';
       import { Channel } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
-      const sockets = () => readdirSync('/proc/self/fd').filter((fd) => {
-        try { return readlinkSync('/proc/self/fd/' + fd).startsWith('socket:'); } catch { return false; }
-      }).length;
+      import { openSockets as sockets } from ${JSON.stringify(new URL('./helpers/objects.js', import.meta.url).href)};
       const before = sockets();
       // This process's only handle: closing it ends the process's ringing socket, once no call of it can ring.
       const only = Channel.open(${JSON.stringify(ch.address)});
@@ -990,11 +987,8 @@ describe('Channel: doorbells', () => {
   it('a worker that ends with a channel open gives back its share of the process\'s ringing socket', async () => {
     const ch = fresh({ capacity: 256 });
     const script = `
-      import { readdirSync, readlinkSync } from 'node:fs';
       import { Worker } from 'node:worker_threads';
-      const sockets = () => readdirSync('/proc/self/fd').filter((fd) => {
-        try { return readlinkSync('/proc/self/fd/' + fd).startsWith('socket:'); } catch { return false; }
-      }).length;
+      import { openSockets as sockets } from ${JSON.stringify(new URL('./helpers/objects.js', import.meta.url).href)};
       const before = sockets();
       const worker = new Worker(\`
         import { Channel } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};

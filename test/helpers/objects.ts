@@ -2,7 +2,7 @@
  * Unique names for test objects, and a tracker that removes whatever a test
  * created and checks that nothing is left behind.
  */
-import { existsSync, readFileSync, readdirSync, statfsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, statfsSync } from 'node:fs';
 import { PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, SysvSharedMemory } from '../../src/index.js';
 import { native } from '../../src/native.js';
 
@@ -68,6 +68,18 @@ export function posixQueueExists(name: string): boolean {
 /** Open descriptors of this process. */
 export function openFds(): string[] {
   return readdirSync('/proc/self/fd');
+}
+
+/** How many sockets this process has open (the readiness of a channel, its ringing socket: see src/channel.ts). */
+export function openSockets(): number {
+  return openFds().filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
+    } catch {
+      // The directory's own descriptor, closed by now.
+      return false;
+    }
+  }).length;
 }
 
 /**
