@@ -16,7 +16,7 @@ import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, re
 import { Handle, OwnedFd, createOrOpen } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
-import { type Interest, READABLE, type PollTarget, type ReadinessSubscriber, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
+import { type Interest, LookTimer, READABLE, type PollTarget, type ReadinessSubscriber, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
 import { type OwnerOption } from './internal/trust.js';
 import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin, timeoutError } from './internal/wait.js';
@@ -479,9 +479,6 @@ interface BellLaneHooks {
   rang(ms: number): void;
 }
 
-/** The longest pause between the looks a waiting side takes by itself (at its peer's liveness, at a ring another process may have lost). */
-const LOOK_MAX_MS = 1000;
-
 /**
  * The async calls of one side of a handle: attempted again, in order, when
  * the handle's doorbell rings, on the event loop (no waiter thread, no
@@ -493,8 +490,7 @@ const LOOK_MAX_MS = 1000;
 class BellLane extends NotifyLane implements ReadinessSubscriber {
   readonly #hooks: BellLaneHooks;
   #bell: Bell | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #pause = WATCH_SLICE_MS;
+  #looks: LookTimer | undefined;
   #since = 0;
 
   constructor(owner: LaneOwner, spin: number, hooks: BellLaneHooks) {
@@ -521,14 +517,17 @@ class BellLane extends NotifyLane implements ReadinessSubscriber {
     }
     this.#bell = bell;
     this.#since = performance.now();
-    this.#pause = WATCH_SLICE_MS;
     this.#look();
-    this.#schedule();
+    this.#looks = new LookTimer(() => {
+      this.#look();
+      const gone = this.busy ? this.#hooks.peerGone() : undefined;
+      if (gone !== undefined) this.rejectAll(gone);
+    });
   }
 
   #stop(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#looks?.stop();
+    this.#looks = undefined;
     const bell = this.#bell;
     this.#bell = undefined;
     if (bell === undefined || bell.closed) return;
@@ -548,24 +547,9 @@ class BellLane extends NotifyLane implements ReadinessSubscriber {
 
   onReady(): void {
     this.#hooks.rang(performance.now() - this.#since);
-    this.#pause = WATCH_SLICE_MS;
+    this.#looks?.soon();
     this.#look();
     this.#since = performance.now();
-  }
-
-  #schedule(): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      if (this.#bell === undefined) return;
-      this.#look();
-      const gone = this.busy ? this.#hooks.peerGone() : undefined;
-      if (gone !== undefined) this.rejectAll(gone);
-      this.#pause = Math.min(LOOK_MAX_MS, this.#pause * 2);
-      this.#schedule();
-    }, this.#pause);
-    // The pending calls keep the process alive through the bell's watch, not through this timer.
-    this.#timer.unref();
   }
 }
 

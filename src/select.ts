@@ -19,7 +19,7 @@ import { E, limitError, systemError } from './errors.js';
 import { native, type NativeFdWatcher } from './native.js';
 import { Handle } from './internal/handle.js';
 import { type LaneOwner, NotifyLane, type Operation, receiveUntilClosed, run, runSync } from './internal/operation.js';
-import { EpollSet, type Interest, type Pollable, type PollTarget, pollTarget } from './internal/readiness.js';
+import { EpollSet, type Interest, LookTimer, type Pollable, type PollTarget, pollTarget } from './internal/readiness.js';
 import { checkBoolean, checkOptions, invalidArgument } from './internal/validate.js';
 import { type SyncWaitOptions, type WaitOptions, checkSignal } from './internal/wait.js';
 
@@ -149,34 +149,6 @@ class SelectWait implements LaneOwner {
     this.#watcher = undefined;
     this.#set?.close();
     this.#set = undefined;
-  }
-}
-
-/** The longest pause between the looks a wait over doorbells takes by itself, ms. */
-const LOOK_MAX_MS = 1000;
-
-/**
- * Calls `look` after 20 ms, then after twice as long each time, up to a
- * second, until stopped: a wait over doorbells (channels) looks at their
- * readiness by itself now and then, so a ring that was lost (suppressed by
- * a process that wrote over the header, or unable to reach a waiter in
- * another network namespace) costs a delay, never a hang.
- */
-class LookTimer {
-  #timer: NodeJS.Timeout | undefined;
-  #pause = 20;
-
-  constructor(look: () => void) {
-    const tick = (): void => {
-      look();
-      this.#pause = Math.min(LOOK_MAX_MS, this.#pause * 2);
-      this.#timer = setTimeout(tick, this.#pause).unref();
-    };
-    this.#timer = setTimeout(tick, this.#pause).unref();
-  }
-
-  stop(): void {
-    clearTimeout(this.#timer);
   }
 }
 

@@ -82,6 +82,42 @@ export interface Pollable {
   [pollTarget](interest: Interest): PollTarget;
 }
 
+/** The first and the longest pause between the looks a wait over doorbells takes by itself, ms. */
+const LOOK_FIRST_MS = 20;
+const LOOK_MAX_MS = 1000;
+
+/**
+ * Calls `look` after 20 ms, then after twice as long each time, up to a
+ * second, until stopped: a wait over doorbells (a shared-memory channel's)
+ * looks at what it waits for by itself now and then, so a ring that was
+ * lost (suppressed by a process that wrote over the header, or unable to
+ * reach a waiter in another network namespace) costs a delay, never a hang.
+ * `soon()` makes the next pauses short again (a ring came: the other side
+ * is active).
+ */
+export class LookTimer {
+  #timer: NodeJS.Timeout | undefined;
+  #pause = LOOK_FIRST_MS;
+
+  constructor(look: () => void) {
+    const tick = (): void => {
+      look();
+      this.#pause = Math.min(LOOK_MAX_MS, this.#pause * 2);
+      this.#timer = setTimeout(tick, this.#pause).unref();
+    };
+    // Unreferenced: what waits keeps the process alive through its descriptor's watch, not through this timer.
+    this.#timer = setTimeout(tick, this.#pause).unref();
+  }
+
+  soon(): void {
+    this.#pause = LOOK_FIRST_MS;
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
 /** Whatever epoll reports regardless of interest: wakes every subscriber. */
 const ALWAYS = EPOLLERR | EPOLLHUP;
 
