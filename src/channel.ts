@@ -736,9 +736,13 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     if (this.#shared('producer') && this.#turnTakenElsewhere('producer')) return false;
     const w = this.#words;
     const tail = position(w, W.TAIL);
-    const offset = tail & this.#mask;
-    const needed = (this.capacity - offset < size ? this.capacity - offset : 0) + size;
-    return this.capacity - ((tail - position(w, W.HEAD)) >>> 0) >= needed;
+    return this.capacity - ((tail - position(w, W.HEAD)) >>> 0) >= this.#padBefore(tail, size) + size;
+  }
+
+  /** The padding record a record of `size` bytes written at `tail` needs first: the rest of the ring if it does not fit there, else 0. */
+  #padBefore(tail: number, size: number): number {
+    const rest = this.capacity - (tail & this.#mask);
+    return rest < size ? rest : 0;
   }
 
   /** A doorbell of this handle, listed for `roles` (closed with the handle). */
@@ -999,11 +1003,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** Whether another handle (or a live thread elsewhere) holds the turn of shared side `role` now. */
   #turnTakenElsewhere(role: Role): boolean {
-    if (this.#state.turns[role] !== undefined) return false;
-    const at = SIDE_LOCK[role] / 4;
-    const owner = Atomics.load(this.#words, at + LOCK_WORDS.STATE) & LOCK_WORDS.TID_MASK;
     // A holder that died leaves the turn to whoever takes it next: ready, so that someone does.
-    return owner !== 0 && native.threadAlive(owner, Atomics.load(this.#words, at + LOCK_WORDS.START) >>> 0);
+    return this.#state.turns[role] === undefined && this.#sideLock(role).heldByLiveThread();
   }
 
   /** The side's mutex for one call: this handle's, if a loan or view still holds it, is given back first. */
@@ -1243,7 +1244,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     const w = this.#words;
     let tail = this.#tail;
     const offset = tail & this.#mask;
-    const pad = this.capacity - offset < size ? this.capacity - offset : 0;
+    const pad = this.#padBefore(tail, size);
     const needed = pad + size;
     if (this.capacity - ((tail - this.#headCache) >>> 0) < needed) {
       this.#headCache = position(w, W.HEAD);

@@ -365,6 +365,15 @@ export class Mutex extends SegmentLock {
     return state === 0 ? null : state & TID_MASK;
   }
 
+  /**
+   * @internal Whether a live thread holds the lock now (one that died
+   * holding it leaves it to whoever takes it next).
+   */
+  heldByLiveThread(): boolean {
+    const state = Atomics.load(this.words, STATE);
+    return state !== 0 && native.threadAlive(state & TID_MASK, Atomics.load(this.words, START) >>> 0);
+  }
+
   /** Whether the calling thread holds the lock. */
   get held(): boolean {
     return this.owner === TID;

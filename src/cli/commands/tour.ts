@@ -870,12 +870,12 @@ async function timeRoundTrips(once: () => Promise<void>, times: Float64Array, at
 async function channelChapter(n: Narrator): Promise<void> {
   const me = process.pid;
   n.heading('Channels: messages through shared memory, with no system call per message');
-  n.explain('A channel is a ring of messages in a shared-memory segment, between one producer and one consumer.\n' +
+  n.explain('A channel is a ring of messages in a shared-memory segment, between a producer and a consumer.\n' +
     'Both processes map the segment: the producer copies a message into the ring and the consumer copies it\n' +
     'out, with no system call. The kernel is asked only to wake a side that sleeps: the consumer on an\n' +
     'empty ring, the producer on a full one. For messages between processes on one machine it is the\n' +
-    'fastest way ipckit has; for several senders or receivers on one queue use a message queue, to reach\n' +
-    'another machine or to pass descriptors a socket.');
+    'fastest way ipckit has (created with shared sides, for several senders or receivers too); for\n' +
+    'priorities use a message queue, to reach another machine or to pass descriptors a socket.');
 
   const name = `/ipckit-tour-chan-${me}`;
   const [ping, pong] = [`${name}-ping`, `${name}-pong`];
