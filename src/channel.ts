@@ -1375,13 +1375,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** The next message copied into `target`: its length, or undefined if there is none. */
   #readInto(target: Uint8Array): number | undefined {
-    const next = this.#take((length) => {
-      if (length > target.length) {
-        throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `The next message on ${this.address} is ${length} bytes, more than the ` +
-          `${target.length} of the target; it stays in the channel. Receive it into a target of at least ${length} bytes ` +
-          `(maxMessageSize, ${this.maxMessageSize}, always fits).`, { address: this.address });
-      }
-    });
+    const next = this.#take(target.length);
     if (next === undefined) return undefined;
     copyInto(target, 0, this.#bytes, next.offset, next.length);
     this.#consumed(next.end);
@@ -1390,10 +1384,10 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /**
    * The next message, counted as received (its space not given back yet),
-   * or undefined if there is none. `accept(length)` may refuse it by
-   * throwing before anything is counted.
+   * or undefined if there is none. One longer than `room` (a receiveInto
+   * target's) is refused before anything is counted, and stays.
    */
-  #take(accept?: (length: number) => void): { offset: number; length: number; end: number } | undefined {
+  #take(room = Infinity): { offset: number; length: number; end: number } | undefined {
     this.releaseView();
     let next;
     try {
@@ -1403,7 +1397,11 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       this.#segment.check('receive');
     }
     if (next === undefined) return undefined;
-    accept?.(next.length);
+    if (next.length > room) {
+      throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `The next message on ${this.address} is ${next.length} bytes, more than the ` +
+        `${room} of the target; it stays in the channel. Receive it into a target of at least ${next.length} bytes ` +
+        `(maxMessageSize, ${this.maxMessageSize}, always fits).`, { address: this.address });
+    }
     const w = this.#words;
     addCounter(w, W.RECEIVED, 1);
     addCounter(w, W.RECEIVED_BYTES, next.length);
