@@ -15,7 +15,8 @@
         "native/fifo.cc",
         "native/signal.cc",
         "native/socket.cc",
-        "native/doorbell.cc"
+        "native/doorbell.cc",
+        "native/semaphore.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/ipc.h>
+#include <sys/sem.h>
 #include <unistd.h>
 
 #include <climits>
@@ -211,6 +212,8 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   c.Set("EPOLL_CTL_DEL", EPOLL_CTL_DEL);
   c.Set("IPC_CREAT", IPC_CREAT);
   c.Set("IPC_EXCL", IPC_EXCL);
+  c.Set("IPC_NOWAIT", IPC_NOWAIT);
+  c.Set("SEM_UNDO", SEM_UNDO);
   c.Set("IN_OPEN", static_cast<double>(IN_OPEN));
   c.Set("PIPE_BUF", PIPE_BUF);
   exports.Set("constants", c);

@@ -137,6 +137,10 @@ int GuardSlotOf(void* addr) {
 
 }  // namespace
 
+bool MappingTruncated(int slot) {
+  return slot >= 0 && static_cast<size_t>(slot) < kGuardSlots && __atomic_load_n(&g_truncated[slot], __ATOMIC_ACQUIRE) != 0;
+}
+
 // A SharedArrayBuffer of `size` bytes over `addr`, whose region of
 // PageRound(size) bytes is unmapped when the buffer is collected.
 static Napi::Value WrapMapping(Napi::Env env, void* addr, size_t size) {

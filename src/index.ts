@@ -55,3 +55,8 @@ export {
   Channel, ChannelView, CHANNEL_MIN_CAPACITY, CHANNEL_MAX_CAPACITY, DEFAULT_CHANNEL_CAPACITY, DEFAULT_CHANNEL_MESSAGE,
   type ChannelCreateOptions, type ChannelOpenOptions, type ChannelMessage, type ChannelStats,
 } from './channel.js';
+export {
+  NamedSemaphore, SemaphoreSet, SEM_NAME_MAX, SEMVMX, SEMAEM,
+  type NamedSemaphoreCreateOptions, type NamedSemaphoreOpenOptions, type NamedSemaphoreStat,
+  type SemaphoreOperation, type SemaphoreSetCreateOptions, type SemaphoreSetOpenOptions, type SemaphoreSetStat, type SemaphoreSetLimits,
+} from './semaphore.js';

@@ -58,6 +58,19 @@ export interface NativeShmStat {
   changeTime: number;
 }
 
+/** Fields of `semctl(IPC_STAT)`. */
+export interface NativeSemStat {
+  key: number;
+  uid: number;
+  gid: number;
+  cuid: number;
+  cgid: number;
+  mode: number;
+  count: number;
+  opTime: number;
+  changeTime: number;
+}
+
 /**
  * The addon's functions. A call that can wait is one bounded attempt: it
  * spins up to `spinUs`, sleeps up to `timeoutMs` (0: not at all; -1: no
@@ -90,7 +103,7 @@ export interface NativeBinding {
     POLLIN: number; POLLOUT: number; POLLHUP: number; POLLERR: number;
     EPOLLIN: number; EPOLLOUT: number; EPOLLHUP: number; EPOLLERR: number; EPOLLET: number; EPOLLRDHUP: number; POLLNVAL: number;
     EPOLL_CTL_ADD: number; EPOLL_CTL_MOD: number; EPOLL_CTL_DEL: number;
-    IPC_CREAT: number; IPC_EXCL: number; IN_OPEN: number; PIPE_BUF: number;
+    IPC_CREAT: number; IPC_EXCL: number; IPC_NOWAIT: number; SEM_UNDO: number; IN_OPEN: number; PIPE_BUF: number;
   };
   extraErrno: Record<string, number>;
 
@@ -167,6 +180,34 @@ export interface NativeBinding {
   futexWake(words: Int32Array, index: number, count: number): number;
   threadAlive(tid: number, start: number): boolean;
   gettid(): number;
+
+  // semaphore.cc: POSIX named semaphores on a mapped sem_t (a Uint8Array over it)
+  /** glibc's sem_init(view, 1, value): 0 or -errno. */
+  semInit(view: Uint8Array, value: number): number;
+  /** 0 once a unit is taken, -EAGAIN if none within timeoutMs (a sleep is cut after 1 s). */
+  semWait(view: Uint8Array, timeoutMs: number, spinUs: number): number;
+  /** Adds n at once: 0, or -EOVERFLOW past SEM_VALUE_MAX (nothing added). */
+  semPost(view: Uint8Array, n: number): number;
+  /** value + waiters * 2**32 */
+  semValue(view: Uint8Array): number;
+  /** On a waiter thread: result 0 once a unit is taken, -ESTALE if the mapping in truncatedSlot was truncated. */
+  semWaitAsync(view: Uint8Array, truncatedSlot: number, callback: (result: number) => void): number;
+  // System V sets; ops are [index, delta (16-bit pattern), flags] triples
+  semGet(key: number, count: number, flags: number, mode: number): number;
+  /** 0, -EAGAIN (not within timeoutMs), -EBUSY (an IPC_NOWAIT operation could not proceed), or -errno. */
+  semOp(id: number, ops: Uint16Array, timeoutMs: number, spinUs: number): number;
+  /** On a waiter thread: 0, -EBUSY as semOp, or -errno. */
+  semOpAsync(id: number, ops: Uint16Array, callback: (result: number) => void): number;
+  semStat(id: number): NativeSemStat | number;
+  /** out[4i..4i+3] = value, waiting for increase, waiting for zero, last pid of semaphore i. */
+  semInfo(id: number, out: Float64Array): number;
+  semGetValue(id: number, index: number): number;
+  semSetValue(id: number, index: number, value: number): number;
+  semSetAll(id: number, values: Uint16Array): number;
+  semGetAll(id: number, values: Uint16Array): number;
+  semRemove(id: number): number;
+  /** SEM_VALUE_MAX */
+  semValueMax: number;
 
   // doorbell.cc
   /** A bell bound to a fresh random token, stored in words[index] and words[index + 1]: its fd, or -errno. */

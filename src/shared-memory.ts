@@ -128,8 +128,8 @@ export interface SharedMemoryLimits {
 
 let truncationFlags: Int32Array | undefined;
 
-/** The flags the native SIGBUS handler raises for truncated mappings. */
-function truncation(): Int32Array {
+/** @internal The flags the native SIGBUS handler raises for truncated mappings. */
+export function truncation(): Int32Array {
   truncationFlags ??= new Int32Array(native.truncationFlags());
   return truncationFlags;
 }
@@ -364,7 +364,7 @@ export class PosixSharedMemory extends SharedMemory {
     name = name.slice('/dev/shm'.length).replace(/ \(deleted\)$/, '');
     const writable = (flags & C.O_ACCMODE) === C.O_RDWR;
     const readOnly = checkBoolean(opts.readOnly, 'readOnly') || !writable;
-    const size = statOfFd(fd, name).size;
+    const size = statOfFd(fd, segmentFile(name)).size;
     if (size === 0) throw new IpcError('ERR_IPC_SIZE_MISMATCH', `${name} has size 0: nothing can be mapped.`, { address: name });
     const buffer = native.mapFd(fd, size, readOnly);
     if (typeof buffer === 'number') throw mapError(buffer, name, size);
@@ -408,10 +408,10 @@ export class PosixSharedMemory extends SharedMemory {
   /** Size, mode and owner of the segment `name`, without mapping it. */
   static stat(name: string): PosixSharedMemoryStat {
     checkPosixName(name, 'shared memory');
-    const found = pathOnly(name);
+    const found = pathOnly(segmentFile(name));
     if (found === undefined) throw systemError(E.ENOENT, 'shm_open', name);
     try {
-      return statOfFd(found, name);
+      return statOfFd(found, segmentFile(name));
     } finally {
       native.close(found);
     }
@@ -482,10 +482,10 @@ export class PosixSharedMemory extends SharedMemory {
     const readOnly = checkBoolean(opts.readOnly, 'readOnly');
     const wanted = opts.size === undefined ? undefined : checkSize(opts.size);
     const owner = checkOwner(opts.owner);
-    const fd = openChecked(name, readOnly ? C.O_RDONLY : C.O_RDWR, (stat) => verifyOwnership(stat, owner, expectMode, name, 'segment'));
+    const fd = openChecked(segmentFile(name), readOnly ? C.O_RDONLY : C.O_RDWR, (stat) => verifyOwnership(stat, owner, expectMode, name, 'segment'));
     if (fd === undefined) return undefined;
     try {
-      const size = statOfFd(fd, name).size;
+      const size = statOfFd(fd, segmentFile(name)).size;
       if (size === 0) {
         throw new IpcError('ERR_IPC_SIZE_MISMATCH', `${name} has size 0: its creator never sized it (ftruncate). Nothing can be mapped.`, { address: name });
       }
@@ -507,7 +507,7 @@ export class PosixSharedMemory extends SharedMemory {
 
   /** Size, mode and owner, from `fstat` (the size may have been changed by another process). */
   stat(): PosixSharedMemoryStat {
-    return statOfFd(this.fd, this.name);
+    return statOfFd(this.fd, segmentFile(this.name));
   }
 
   /** Removes the name (works on a closed handle too); see {@link PosixSharedMemory.unlink}. */
@@ -518,42 +518,57 @@ export class PosixSharedMemory extends SharedMemory {
 }
 
 /**
- * An O_PATH descriptor of /dev/shm<name> (where shm_open looks), which
+ * A file of /dev/shm as an opener sees it: `file` is its shm_open name
+ * (`/jobs`; a named semaphore `/x` is the file `/sem.x`), `label` how
+ * messages name it, `kind` what it must be.
+ */
+export interface DevShmFile {
+  file: string;
+  label: string;
+  kind: string;
+  syscall: string;
+}
+
+const segmentFile = (name: string): DevShmFile => ({ file: name, label: name, kind: 'a shared-memory segment', syscall: 'shm_open' });
+
+/**
+ * An O_PATH descriptor of /dev/shm<file> (where shm_open looks), which
  * opens nothing: a FIFO or device at the name is not touched. `undefined`
  * if there is nothing at the name.
  */
-function pathOnly(name: string): number | undefined {
+function pathOnly(at: DevShmFile): number | undefined {
   // With O_NOFOLLOW, a symbolic link is opened itself (and refused by its type), never followed.
-  const fd = native.openPath(`/dev/shm${name}`, C.O_PATH | C.O_NOFOLLOW, -1);
+  const fd = native.openPath(`/dev/shm${at.file}`, C.O_PATH | C.O_NOFOLLOW, -1);
   if (fd === E.ENOENT) return undefined;
-  if (fd < 0) throw descriptorError(fd, 'shm_open', name);
+  if (fd < 0) throw descriptorError(fd, at.syscall, at.label);
   return fd;
 }
 
 /**
- * Opens the segment `name` with `flags`, having checked first — on an
- * O_PATH descriptor — that a segment is there (not a FIFO, a directory, a
+ * Opens the file `at` with `flags`, having checked first — on an O_PATH
+ * descriptor — that a regular file is there (not a FIFO, a directory, a
  * device) and passes `check` (its owner): nothing else is ever opened, so
  * no other program sees an open. The checked file itself is then reopened
  * through /proc/self/fd, so it cannot be swapped in between. `undefined` if
  * there is nothing at the name.
  */
-function openChecked(name: string, flags: number, check: (stat: PosixSharedMemoryStat) => void): number | undefined {
-  const found = pathOnly(name);
+export function openChecked(at: DevShmFile, flags: number, check: (stat: PosixSharedMemoryStat) => void): number | undefined {
+  const found = pathOnly(at);
   if (found === undefined) return undefined;
+  const { label, syscall } = at;
   try {
-    check(statOfFd(found, name));
+    check(statOfFd(found, at));
     const fd = native.openPath(`/proc/self/fd/${found}`, flags | C.O_NONBLOCK, -1);
     if (fd >= 0) return fd;
-    if (fd !== E.ENOENT) throw fd === E.EMFILE || fd === E.ENFILE ? descriptorError(fd, 'shm_open', name) : systemError(fd, 'shm_open', name);
+    if (fd !== E.ENOENT) throw fd === E.EMFILE || fd === E.ENFILE ? descriptorError(fd, syscall, label) : systemError(fd, syscall, label);
     // No /proc: open by name, and make sure it is the file that was checked.
-    const byName = native.shmOpen(name, flags, 0);
+    const byName = native.shmOpen(at.file, flags, 0);
     if (byName === E.ENOENT) return undefined;
-    if (byName < 0) throw descriptorError(byName, 'shm_open', name);
+    if (byName < 0) throw descriptorError(byName, syscall, label);
     const [a, b] = [fstatSync(found), fstatSync(byName)];
     if (a.ino !== b.ino || a.dev !== b.dev) {
       native.close(byName);
-      throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${name} was replaced while it was being opened; nothing was mapped. Try again.`, { address: name });
+      throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${label} was replaced while it was being opened; nothing was mapped. Try again.`, { address: label });
     }
     return byName;
   } finally {
@@ -561,13 +576,13 @@ function openChecked(name: string, flags: number, check: (stat: PosixSharedMemor
   }
 }
 
-/** `fstat` of a POSIX segment's descriptor; refuses anything at the name that is not a segment (a FIFO, a device). */
-function statOfFd(fd: number, name: string): PosixSharedMemoryStat {
+/** `fstat` of a /dev/shm file's descriptor; refuses anything at the name that is not a regular file (a FIFO, a device). */
+export function statOfFd(fd: number, at: DevShmFile): PosixSharedMemoryStat {
   const st = fstatSync(fd);
   if (!st.isFile()) {
     throw new IpcError('ERR_IPC_INVALID_ADDRESS',
-      `${name} in /dev/shm is not a shared-memory segment but ${kindOf(st)}, placed there by someone else. ` +
-      'Nothing was mapped. Remove it (if it is yours) or use another name.', { address: name });
+      `${at.label} in /dev/shm is not ${at.kind} but ${kindOf(st)}, placed there by someone else. ` +
+      'Nothing was mapped. Remove it (if it is yours) or use another name.', { address: at.label });
   }
   return { size: st.size, mode: st.mode & 0o777, uid: st.uid, gid: st.gid, changeTime: st.ctime };
 }

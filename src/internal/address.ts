@@ -26,7 +26,7 @@ function invalidAddress(message: string, address?: string): IpcError {
 }
 
 /** Validates a POSIX IPC name such as `/jobs`. */
-export function checkPosixName(name: unknown, kind: string): string {
+export function checkPosixName(name: unknown, kind: string, max = POSIX_NAME_MAX): string {
   const example = `e.g. "/jobs"`;
   if (typeof name !== 'string') {
     throw invalidAddress(`A POSIX ${kind} name must be a string starting with "/" (${example}); got ${typeof name}.`);
@@ -49,8 +49,8 @@ export function checkPosixName(name: unknown, kind: string): string {
     throw invalidAddress(`Invalid POSIX ${kind} name ${shown}: it contains a lone UTF-16 surrogate, which has no UTF-8 form ` +
       '(it would become U+FFFD, and two different names would open one object).', name);
   }
-  if (Buffer.byteLength(rest) > POSIX_NAME_MAX) {
-    throw invalidAddress(`Invalid POSIX ${kind} name ${shown}: at most ${POSIX_NAME_MAX} bytes may follow the "/".`, name);
+  if (Buffer.byteLength(rest) > max) {
+    throw invalidAddress(`Invalid POSIX ${kind} name ${shown}: at most ${max} bytes may follow the "/".`, name);
   }
   return name;
 }

@@ -1,0 +1,814 @@
+/**
+ * The kernel's own semaphores, the ones C programs, Python and `ipcs` use:
+ *
+ * - {@link NamedSemaphore} (`sem_open`): a counter named `/like-this`,
+ *   shared with every program that calls `sem_open` on the name. It is a
+ *   32-byte file in /dev/shm holding glibc's `sem_t`; waiting and posting
+ *   touch only that memory (a system call only to sleep or to wake).
+ * - {@link SemaphoreSet} (`semget`): a set of counters addressed by a
+ *   System V key, changed by atomic multi-semaphore operations (`semop`),
+ *   with `SEM_UNDO`: the kernel reverses a process's operations when it
+ *   dies, even by SIGKILL.
+ *
+ * Both offer the blocking triple: `op()` (a Promise that never blocks the
+ * event loop; the wait runs on an ipckit waiter thread, never on the libuv
+ * pool), `opSync()` and `tryOp()`.
+ *
+ * @module
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
+import { native } from './native.js';
+import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
+import { Handle, createOrOpen } from './internal/handle.js';
+import { descriptorError } from './internal/limits.js';
+import { DONE, JobLane, type Operation, run, runSync, tryRun } from './internal/operation.js';
+import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
+import { checkBoolean, checkInteger, checkMode, checkOptions, invalidArgument } from './internal/validate.js';
+import {
+  type SpinOptions, type SyncWaitOptions, type WaitOptions, abortError, checkSignal, checkSpin, checkTimeout,
+} from './internal/wait.js';
+import { SEM_VALUE_MAX } from './lock.js';
+import { type DevShmFile, openChecked, statOfFd, truncation } from './shared-memory.js';
+
+const C = native.constants;
+
+defineHints({
+  sem_open: {
+    EEXIST: 'The semaphore already exists: use NamedSemaphore.open() or openOrCreate(), or remove it first (ipckit rm).',
+    ENOENT: 'No such semaphore: create it first (NamedSemaphore.create or ipckit sem create).',
+    EACCES: 'Its mode does not let this user read and write it.',
+  },
+  sem_unlink: { ENOENT: 'No such semaphore (already removed?).' },
+  semget: {
+    EEXIST: 'A semaphore set with this key already exists: use SemaphoreSet.open() or openOrCreate(), or remove it first (ipckit rm).',
+    ENOENT: 'No semaphore set has this key: create it first (SemaphoreSet.create or ipckit sem create).',
+    EACCES: 'Its mode does not let this user read and alter it.',
+  },
+  ...Object.fromEntries(['semop', 'semctl'].map((call) => [call, {
+    EIDRM: 'The semaphore set was removed; open or create it again.',
+    EINVAL: 'The semaphore set was removed (or never existed); open or create it again.',
+  }])),
+});
+
+/** Size of glibc's `sem_t` on a 64-bit machine: the size of a named semaphore's file. */
+const SEM_FILE_SIZE = 32;
+
+/** Longest name after the "/" of a named semaphore, bytes: NAME_MAX less the "sem." glibc puts in front. */
+export const SEM_NAME_MAX = 251;
+
+/** Largest value of a System V semaphore (`SEMVMX`, fixed in the kernel). */
+export const SEMVMX = 32767;
+
+/** Largest undo adjustment a process may accumulate on one System V semaphore (`SEMAEM`, fixed in the kernel). */
+export const SEMAEM = 32767;
+
+const KERNEL_SEM = '/proc/sys/kernel/sem';
+
+const semFile = (name: string): DevShmFile => ({ file: `/sem.${name.slice(1)}`, label: name, kind: 'a POSIX named semaphore', syscall: 'sem_open' });
+
+function checkSemName(name: unknown): string {
+  return checkPosixName(name, 'semaphore', SEM_NAME_MAX);
+}
+
+// ===========================================================================
+// POSIX named semaphores
+
+export interface NamedSemaphoreOpenOptions extends SpinOptions {
+  /** Who must own an existing semaphore (default: this process's effective uid; `'any'` accepts anyone). */
+  owner?: OwnerOption;
+}
+
+export interface NamedSemaphoreCreateOptions extends NamedSemaphoreOpenOptions {
+  /** Initial value, 0 to SEM_VALUE_MAX (default 0). */
+  value?: number;
+  /** Permission bits, set exactly (the umask does not apply); default 0o600. */
+  mode?: number;
+}
+
+/** What `stat()` tells of a named semaphore's file. */
+export interface NamedSemaphoreStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  changeTime: Date;
+}
+
+/**
+ * A POSIX named semaphore: a counter that any process may `post` (add one)
+ * and `wait` on (take one, sleeping while it is zero). The same object as
+ * C's `sem_open(name)` and Python's `posix_ipc.Semaphore(name)`.
+ *
+ * The semaphore lives until `unlink()` (or a reboot): it has no owner that
+ * the kernel tracks, so a process killed after `wait` and before `post`
+ * leaves it taken for good. For a lock that survives its holder's death,
+ * use a {@link SemaphoreSet} operation with `undo`, or an in-segment
+ * `Mutex`.
+ *
+ * @example
+ * ```ts
+ * using sem = NamedSemaphore.openOrCreate('/printer', { value: 1 });
+ * await sem.wait({ timeout: 1000 });
+ * try { print(); } finally { sem.post(); }
+ * ```
+ */
+export class NamedSemaphore extends Handle {
+  /** The name, `/like-this`. */
+  readonly name: string;
+  /** Whether this handle created the semaphore. */
+  readonly created: boolean;
+
+  /** The mapping of the file (released on close, once no waiter thread sleeps on it). */
+  #buffer: SharedArrayBuffer | undefined;
+  /** The sem_t within it. */
+  readonly #view: Uint8Array;
+  /** The mapping's truncation flag (see shared-memory.ts), or -1. */
+  readonly #slot: number;
+  readonly #lane: JobLane;
+
+  private constructor(name: string, buffer: SharedArrayBuffer, created: boolean, spin: number) {
+    super();
+    this.name = name;
+    this.created = created;
+    this.#buffer = buffer;
+    this.#view = new Uint8Array(buffer, 0, SEM_FILE_SIZE);
+    this.#slot = native.guardSlot(buffer);
+    this.#lane = new JobLane(this, spin);
+  }
+
+  /** Creates a new semaphore; fails with `EEXIST` if the name is taken. */
+  static create(name: string, options?: NamedSemaphoreCreateOptions): NamedSemaphore {
+    const opts = checkOptions(options, CREATE_KEYS);
+    checkSemName(name);
+    const sem = NamedSemaphore.#create(name, opts);
+    if (sem === undefined) throw systemError(E.EEXIST, 'sem_open', name);
+    return sem;
+  }
+
+  /** Opens an existing semaphore; it must belong to `owner` (this user by default). */
+  static open(name: string, options?: NamedSemaphoreOpenOptions): NamedSemaphore {
+    const opts = checkOptions(options, OPEN_KEYS);
+    checkSemName(name);
+    const sem = NamedSemaphore.#open(name, opts, undefined);
+    if (sem === undefined) throw systemError(E.ENOENT, 'sem_open', name);
+    return sem;
+  }
+
+  /**
+   * Opens the semaphore, creating it with `options` if there is none. Race
+   * free: whichever process creates it, every caller gets the same
+   * semaphore, initialized once (an existing one keeps its value). With
+   * `mode`, an existing semaphore must grant nothing outside it.
+   */
+  static openOrCreate(name: string, options?: NamedSemaphoreCreateOptions): NamedSemaphore {
+    const opts = checkOptions(options, CREATE_KEYS);
+    checkSemName(name);
+    const expectMode = opts.mode === undefined ? undefined : checkMode(opts.mode);
+    return createOrOpen(() => NamedSemaphore.#create(name, opts), () => NamedSemaphore.#open(name, opts, expectMode), 'sem_open', name);
+  }
+
+  /** Removes the name (`sem_unlink`); processes that have it open keep using it. */
+  static unlink(name: string): void {
+    checkSemName(name);
+    const r = native.shmUnlink(semFile(name).file);
+    if (r < 0) throw systemError(r, 'sem_unlink', name);
+  }
+
+  /**
+   * The semaphore is made without a name (O_TMPFILE), initialized by
+   * glibc's sem_init, and only then named (linkat): no process ever sees it
+   * half made, as with glibc's own sem_open. `undefined` if the name is taken.
+   */
+  static #create(name: string, opts: NamedSemaphoreCreateOptions): NamedSemaphore | undefined {
+    const value = opts.value === undefined ? 0 : checkInteger(opts.value, 'value', 0, SEM_VALUE_MAX);
+    const mode = checkMode(opts.mode);
+    const spin = checkSpin(opts.spin);
+    checkOwner(opts.owner);
+    const at = semFile(name);
+    const fd = native.shmCreateUnnamed(mode);
+    if (fd < 0) throw descriptorError(fd, 'sem_open', name);
+    let buffer: SharedArrayBuffer | undefined;
+    try {
+      // Taken: no need to make it only to find it out.
+      if (existsSync(`/dev/shm${at.file}`)) return undefined;
+      const r = native.allocate(fd, SEM_FILE_SIZE);
+      if (r < 0) {
+        throw r === E.ENOSPC ? limitError(r, 'sem_open', name, '/dev/shm is full. Remove unused objects (ipckit ls, ipckit rm) or enlarge it.')
+          : systemError(r, 'sem_open', name);
+      }
+      const mapped = native.mapFd(fd, SEM_FILE_SIZE, false);
+      if (typeof mapped === 'number') throw systemError(mapped, 'mmap', name);
+      buffer = mapped;
+      const init = native.semInit(new Uint8Array(buffer, 0, SEM_FILE_SIZE), value);
+      if (init < 0) throw systemError(init, 'sem_init', name);
+      const p = native.shmPublish(fd, at.file);
+      if (p === E.EEXIST) {
+        native.detachMapping(buffer);
+        return undefined;
+      }
+      if (p < 0) throw systemError(p, 'linkat', name);
+      return new NamedSemaphore(name, buffer, true, spin);
+    } catch (err) {
+      if (buffer !== undefined) native.detachMapping(buffer);
+      throw err;
+    } finally {
+      native.close(fd);
+    }
+  }
+
+  /** Opens a semaphore that must belong to `opts.owner` and, with `expectMode`, grant nothing outside it. */
+  static #open(name: string, opts: NamedSemaphoreOpenOptions, expectMode: number | undefined): NamedSemaphore | undefined {
+    const spin = checkSpin(opts.spin);
+    const owner = checkOwner(opts.owner);
+    const at = semFile(name);
+    const fd = openChecked(at, C.O_RDWR, (stat) => {
+      verifyOwnership(stat, owner, expectMode, name, 'semaphore');
+      if (stat.size !== SEM_FILE_SIZE) throw notASemaphore(name, stat.size);
+    });
+    if (fd === undefined) return undefined;
+    try {
+      // Checked on the path; the open file could have been resized since.
+      const size = statOfFd(fd, at).size;
+      if (size !== SEM_FILE_SIZE) throw notASemaphore(name, size);
+      const buffer = native.mapFd(fd, SEM_FILE_SIZE, false);
+      if (typeof buffer === 'number') throw systemError(buffer, 'mmap', name);
+      return new NamedSemaphore(name, buffer, false, spin);
+    } finally {
+      native.close(fd);
+    }
+  }
+
+  get address(): string {
+    return this.name;
+  }
+
+  /** The current value (`sem_getvalue`): how many `wait` calls would succeed now. */
+  get value(): number {
+    this.check('value');
+    return native.semValue(this.#view) % 2 ** 32;
+  }
+
+  /**
+   * How many threads (of any process) are registered as waiting: those in
+   * a wait that found the value zero, asleep or about to be. glibc keeps
+   * this count in the semaphore so that `post` knows whether to wake anyone.
+   */
+  get waiters(): number {
+    this.check('waiters');
+    return Math.floor(native.semValue(this.#view) / 2 ** 32);
+  }
+
+  /** Mode and owner of the semaphore's file (it may have been changed since it was opened). */
+  stat(): NamedSemaphoreStat {
+    this.check('stat');
+    const at = semFile(this.name);
+    const fd = openChecked(at, C.O_RDONLY, () => undefined);
+    if (fd === undefined) throw systemError(E.ENOENT, 'sem_open', this.name, 'The name was removed (sem_unlink); this handle still works, but has no file to describe.');
+    try {
+      const s = statOfFd(fd, at);
+      return { mode: s.mode, uid: s.uid, gid: s.gid, changeTime: s.changeTime };
+    } finally {
+      native.close(fd);
+    }
+  }
+
+  /** Takes one unit, waiting while the value is zero. Never blocks the event loop. */
+  wait(options?: WaitOptions): Promise<void> {
+    return run(this.#lane, 'wait', options, NO_KEYS, () => this.#waitOp());
+  }
+
+  /** Takes one unit, blocking the calling thread while the value is zero. */
+  waitSync(options?: SyncWaitOptions): void {
+    runSync(this.#lane, 'waitSync', options, NO_KEYS, () => this.#waitOp());
+  }
+
+  /** Takes one unit if the value is not zero now (`sem_trywait`); `false` otherwise (or while earlier waits of this handle wait). */
+  tryWait(): boolean {
+    return tryRun(this.#lane, 'tryWait', undefined, NO_KEYS, () => this.#waitOp()) !== undefined;
+  }
+
+  /**
+   * Adds `n` (default 1) at once, waking up to `n` waiters (`sem_post`,
+   * n times in one step). Fails with `EOVERFLOW`, adding nothing, if the
+   * value would pass SEM_VALUE_MAX.
+   */
+  post(n = 1): void {
+    this.check('post');
+    const count = checkInteger(n, 'n', 1, SEM_VALUE_MAX);
+    const r = native.semPost(this.#view, count);
+    this.check('post');
+    if (r < 0) {
+      throw systemError(r, 'sem_post', this.name, r === E.EOVERFLOW
+        ? `The value would pass SEM_VALUE_MAX (${SEM_VALUE_MAX}); nothing was added.` : undefined);
+    }
+  }
+
+  /** Removes the name (works on a closed handle too); see {@link NamedSemaphore.unlink}. */
+  unlink(): void {
+    NamedSemaphore.unlink(this.name);
+  }
+
+  /**
+   * @internal Throws if the handle is closed, or if a process truncated the
+   * semaphore's file under this mapping.
+   */
+  override check(what: string): void {
+    super.check(what);
+    if (this.#slot >= 0 && Atomics.load(truncation(), this.#slot) !== 0) throw this.#truncatedError(what);
+  }
+
+  protected override released(): void {
+    const buffer = this.#buffer!;
+    this.#buffer = undefined;
+    // A cancelled waiter thread still leaves glibc's waiter count: release the file after it.
+    void this.#lane.settledJobs().then(() => native.detachMapping(buffer));
+  }
+
+  #waitOp(): Operation<typeof DONE> {
+    return {
+      step: (timeout, spin) => {
+        const r = native.semWait(this.#view, timeout, spin);
+        this.check('wait');
+        if (r === 0) return DONE;
+        if (r === E.EAGAIN) return undefined;
+        throw systemError(r, 'sem_wait', this.name);
+      },
+      job: {
+        start: (done) => native.semWaitAsync(this.#view, this.#slot, done),
+        finish: (r) => {
+          if (r === E.ESTALE) throw this.#truncatedError('wait');
+          if (r < 0) throw systemError(r, 'sem_wait', this.name);
+          return DONE;
+        },
+      },
+    };
+  }
+
+  #truncatedError(what: string): IpcError {
+    return new IpcError('ERR_IPC_SIZE_MISMATCH',
+      `${what} on ${this.name}: another process truncated the semaphore's file (/dev/shm/sem.${this.name.slice(1)}). ` +
+      'This handle no longer shares it with anyone. Close it; unlink and create the semaphore again.', { address: this.name });
+  }
+}
+
+function notASemaphore(name: string, size: number): IpcError {
+  return new IpcError('ERR_IPC_SIZE_MISMATCH',
+    `/dev/shm/sem.${name.slice(1)} has ${size} bytes, not the ${SEM_FILE_SIZE} of a named semaphore (glibc's sem_t): ` +
+    'it was not made by sem_open. Nothing was mapped. Remove it (if it is yours) or use another name.', { address: name });
+}
+
+const NO_KEYS: readonly string[] = [];
+const OPEN_KEYS = ['spin', 'owner'] as const;
+const CREATE_KEYS = [...OPEN_KEYS, 'value', 'mode'] as const;
+
+// ===========================================================================
+// System V semaphore sets
+
+/** One operation of a {@link SemaphoreSet.op} call. */
+export interface SemaphoreOperation {
+  /** Which semaphore of the set (0 to count - 1). */
+  index: number;
+  /**
+   * What to do: n > 0 adds n; n < 0 takes |n|, waiting while the value is
+   * below |n|; 0 waits until the value is zero. From -32767 to 32767.
+   */
+  delta: number;
+  /**
+   * `SEM_UNDO`: the kernel records the change and reverses it when this
+   * process exits, however it exits (SIGKILL included).
+   */
+  undo?: boolean;
+  /**
+   * `IPC_NOWAIT` on this operation only: if it cannot proceed at once the
+   * whole call fails with `EAGAIN` (nothing is applied) instead of waiting.
+   */
+  noWait?: boolean;
+}
+
+export interface SemaphoreSetOpenOptions extends SpinOptions {
+  /** Who must own (and have created) an existing set: this process's effective uid by default; `'any'` accepts anyone. */
+  owner?: OwnerOption;
+}
+
+export interface SemaphoreSetCreateOptions extends SemaphoreSetOpenOptions {
+  /** How many semaphores (1 to SEMMSL, the first field of kernel.sem). Default 1. */
+  count?: number;
+  /** Initial values: one for all, or one per semaphore (0 to 32767). Default 0. */
+  value?: number | readonly number[];
+  /** Permission bits (default 0o600). */
+  mode?: number;
+}
+
+/** `semctl(IPC_STAT)` and the per-semaphore counters. */
+export interface SemaphoreSetStat {
+  key: number;
+  id: number;
+  count: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  cuid: number;
+  cgid: number;
+  /** Each semaphore's value (GETVAL). */
+  values: number[];
+  /** Processes waiting for each value to grow (GETNCNT). */
+  waitingForIncrease: number[];
+  /** Processes waiting for each value to become zero (GETZCNT). */
+  waitingForZero: number[];
+  /** The last process that operated on each semaphore (GETPID), 0 if none. */
+  lastPids: number[];
+  /** When a `semop` last changed the set, or null if none ever did. */
+  lastOpTime: Date | null;
+  changeTime: Date;
+}
+
+/** The kernel's System V semaphore limits: the four fields of `kernel.sem` and the fixed ones. */
+export interface SemaphoreSetLimits {
+  /** Semaphores per set (SEMMSL). */
+  semmsl: number | undefined;
+  /** Semaphores in the system (SEMMNS). */
+  semmns: number | undefined;
+  /** Operations per semop call (SEMOPM). */
+  semopm: number | undefined;
+  /** Sets in the system (SEMMNI). */
+  semmni: number | undefined;
+  /** Largest value (SEMVMX, fixed). */
+  semvmx: number;
+  /** Largest undo adjustment (SEMAEM, fixed). */
+  semaem: number;
+}
+
+/** The four fields of kernel.sem: SEMMSL, SEMMNS, SEMOPM, SEMMNI. */
+function readKernelSem(): (number | undefined)[] {
+  try {
+    const fields = readFileSync(KERNEL_SEM, 'utf8').trim().split(/\s+/).map(Number);
+    if (fields.length === 4 && fields.every(Number.isFinite)) return fields;
+  } catch {
+    /* No procfs: messages go without the values. */
+  }
+  return [undefined, undefined, undefined, undefined];
+}
+
+/** `kernel.sem field N (SEMMSL, now 32000)` for messages. */
+function semSetting(field: number): string {
+  const names = ['SEMMSL', 'SEMMNS', 'SEMOPM', 'SEMMNI'];
+  const value = readKernelSem()[field];
+  return `kernel.sem field ${field + 1} (${names[field]}${value === undefined ? '' : `, now ${value}`})`;
+}
+
+function semgetError(r: number, label: string, count?: number): IpcError {
+  if (r === E.EINVAL && count !== undefined) {
+    return limitError(r, 'semget', label, `a set of ${count} semaphores exceeds ${semSetting(0)}, semaphores per set. ` +
+      'Use fewer, or raise it: sysctl kernel.sem="SEMMSL SEMMNS SEMOPM SEMMNI".');
+  }
+  if (r === E.ENOSPC) {
+    return limitError(r, 'semget', label, `the system would exceed ${semSetting(3)} sets or ${semSetting(1)} semaphores in all. ` +
+      'Remove unused sets (ipckit ls, ipckit rm) or raise kernel.sem.');
+  }
+  return systemError(r, 'semget', label);
+}
+
+/**
+ * A System V semaphore set: `count` counters under one key, changed only by
+ * atomic operations on any of them at once ({@link SemaphoreSet.op}). What
+ * `ipcs -s` lists, what C's `semget` and Python's `sysv_ipc.Semaphore` open.
+ *
+ * An operation with `undo` is reversed by the kernel when the process that
+ * made it exits, however it dies: a lock taken with `undo` is given back
+ * even after SIGKILL. Without `undo`, a killed holder keeps it for good.
+ * Waits run on ipckit waiter threads for async calls (one per distinct
+ * pending operation list; calls with the same list wait in order).
+ *
+ * @example
+ * ```ts
+ * using set = SemaphoreSet.openOrCreate(0x5e3, { count: 2, value: [1, 0] });
+ * // Take the lock (0) and a job (1) at once; the kernel gives the lock back if we die.
+ * await set.op([{ index: 0, delta: -1, undo: true }, { index: 1, delta: -1 }], { timeout: 1000 });
+ * set.opSync({ index: 0, delta: 1, undo: true });
+ * ```
+ */
+export class SemaphoreSet extends Handle {
+  /** The set identifier (`semid`, as `ipcs -s` shows it). */
+  readonly id: number;
+  /** The key, or 0 for a private set. */
+  readonly key: number;
+  /** How the set was addressed, for messages: `0x00001234`, `id 5`, … */
+  readonly address: string;
+  /** Whether this handle created the set. */
+  readonly created: boolean;
+  /** How many semaphores the set has. */
+  readonly count: number;
+
+  readonly #lane: JobLane;
+
+  private constructor(id: number, key: number, address: string, count: number, spin: number, created: boolean) {
+    super();
+    this.id = id;
+    this.key = key;
+    this.address = address;
+    this.count = count;
+    this.created = created;
+    this.#lane = new JobLane(this, spin);
+  }
+
+  /** Creates a new set; fails with `EEXIST` if the key is taken. */
+  static create(address: SysvAddress, options?: SemaphoreSetCreateOptions): SemaphoreSet {
+    const opts = checkOptions(options, SET_CREATE_KEYS);
+    const target = resolveSysvAddress(address);
+    if (target.key === undefined) {
+      throw new IpcError('ERR_IPC_INVALID_ADDRESS', `Cannot create a semaphore set at ${target.label}: identifiers are assigned by the kernel; give a key.`);
+    }
+    const set = SemaphoreSet.#get(target.key, target.label, opts, true, undefined);
+    if (set === undefined) throw semgetError(E.EEXIST, target.label);
+    return set;
+  }
+
+  /** Opens an existing set by key, ftok pair, or `{ id }`. */
+  static open(address: SysvAddress, options?: SemaphoreSetOpenOptions): SemaphoreSet {
+    const opts = checkOptions(options, SET_OPEN_KEYS);
+    const target = resolveSysvAddress(address);
+    if (target.id !== undefined) {
+      const spin = checkSpin(opts.spin);
+      const stat = native.semStat(target.id);
+      if (typeof stat === 'number') throw systemError(stat, 'semctl', target.label);
+      verifyOwnership(stat, checkOwner(opts.owner), undefined, target.label, 'semaphore set');
+      return new SemaphoreSet(target.id, stat.key, target.label, stat.count, spin, false);
+    }
+    const set = SemaphoreSet.#get(target.key, target.label, opts, false, undefined);
+    if (set === undefined) throw semgetError(E.ENOENT, target.label);
+    return set;
+  }
+
+  /**
+   * Opens the set with this key, creating it with `options` if there is
+   * none. An existing set keeps its values; it must have at least `count`
+   * semaphores (ERR_IPC_SIZE_MISMATCH otherwise) and, with `mode`, grant
+   * nothing outside it.
+   */
+  static openOrCreate(address: SysvAddress, options?: SemaphoreSetCreateOptions): SemaphoreSet {
+    const opts = checkOptions(options, SET_CREATE_KEYS);
+    const target = resolveSysvAddress(address);
+    if (target.key === undefined) return SemaphoreSet.open(address, { spin: opts.spin, owner: opts.owner });
+    const { key, label } = target;
+    const mode = checkMode(opts.mode);
+    return createOrOpen(() => SemaphoreSet.#get(key, label, opts, true, undefined),
+      () => SemaphoreSet.#get(key, label, opts, false, opts.mode === undefined ? undefined : mode), 'semget', label);
+  }
+
+  /**
+   * Creates, or opens a set that must belong to `opts.owner` and, with
+   * `expectMode`, grant nothing outside it. `undefined` when creating finds
+   * the key taken, or opening finds none.
+   *
+   * System V has no atomic create-and-initialize: a set is made with every
+   * value 0, then given its values (SETALL). A process that opens the set in
+   * between sees zeros; with the default value 0 there is no in between.
+   */
+  static #get(key: number, label: string, opts: SemaphoreSetCreateOptions, create: boolean,
+    expectMode: number | undefined): SemaphoreSet | undefined {
+    const spin = checkSpin(opts.spin);
+    const owner = checkOwner(opts.owner);
+    const mode = checkMode(opts.mode);
+    const count = opts.count === undefined ? 1 : checkInteger(opts.count, 'count', 1, 65535);
+    const values = initialValues(opts.value, count);
+    const semmsl = readKernelSem()[0];
+    if (create && semmsl !== undefined && count > semmsl) throw semgetError(E.EINVAL, label, count);
+    // Opening asks for read and alter access, so that a user the mode does not allow fails here.
+    const id = native.semGet(key, create ? count : 0, create ? C.IPC_CREAT | C.IPC_EXCL : 0, create ? mode : 0o600);
+    if (id === (create ? E.EEXIST : E.ENOENT)) return undefined;
+    if (id < 0) throw semgetError(id, label, create ? count : undefined);
+    const stat = native.semStat(id);
+    // Removed since semget: as if there were none (openOrCreate tries again).
+    if (stat === E.EINVAL || stat === E.EIDRM) return undefined;
+    if (typeof stat === 'number') throw systemError(stat, 'semctl', label);
+    if (create) {
+      if (values.some((v) => v !== 0)) {
+        const r = native.semSetAll(id, Uint16Array.from(values));
+        if (r < 0) {
+          native.semRemove(id);
+          throw systemError(r, 'semctl', label);
+        }
+      }
+    } else {
+      verifyOwnership(stat, owner, expectMode, label, 'semaphore set');
+      if (opts.count !== undefined && stat.count < count) {
+        throw new IpcError('ERR_IPC_SIZE_MISMATCH', `The semaphore set ${label} has ${stat.count} semaphores, fewer than the ${count} asked for. ` +
+          'Ask for at most that many, or remove the set and create it again.', { address: label });
+      }
+    }
+    return new SemaphoreSet(id, key, label, stat.count, spin, create);
+  }
+
+  /**
+   * Removes the set at once (`IPC_RMID`): waiters in every process fail
+   * with `EIDRM`, undo records are dropped. Its owner or creator may remove
+   * it whatever its mode.
+   */
+  static remove(address: SysvAddress): void {
+    const target = resolveSysvAddress(address);
+    const id = target.id ?? native.semGet(target.key, 0, 0, 0);
+    if (id < 0) throw semgetError(id, target.label);
+    const r = native.semRemove(id);
+    if (r < 0) throw systemError(r, 'semctl', target.label);
+  }
+
+  /** The kernel's current System V semaphore limits. */
+  static limits(): SemaphoreSetLimits {
+    const [semmsl, semmns, semopm, semmni] = readKernelSem();
+    return { semmsl, semmns, semopm, semmni, semvmx: SEMVMX, semaem: SEMAEM };
+  }
+
+  /**
+   * Applies `ops` atomically (`semop`): all of them, in order, or none.
+   * Waits while any operation cannot proceed (a take larger than the value,
+   * a wait for zero on a non-zero value). Never blocks the event loop.
+   */
+  op(ops: SemaphoreOperation | readonly SemaphoreOperation[], options?: WaitOptions): Promise<void> {
+    try {
+      if (this.#addOnly('op', ops, options, ASYNC_KEYS)) return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return run(this.#lane, 'op', options, NO_KEYS, () => this.#op(ops));
+  }
+
+  /** Applies `ops` atomically, blocking the calling thread while they cannot proceed (`semtimedop`). */
+  opSync(ops: SemaphoreOperation | readonly SemaphoreOperation[], options?: SyncWaitOptions): void {
+    if (this.#addOnly('opSync', ops, options, SYNC_KEYS)) return;
+    runSync(this.#lane, 'opSync', options, NO_KEYS, () => this.#op(ops));
+  }
+
+  /** Applies `ops` atomically if they can proceed now (`IPC_NOWAIT`); `false` otherwise. */
+  tryOp(ops: SemaphoreOperation | readonly SemaphoreOperation[]): boolean {
+    if (this.#addOnly('tryOp', ops, undefined, NO_KEYS)) return true;
+    return tryRun(this.#lane, 'tryOp', undefined, NO_KEYS, () => this.#op(ops)) !== undefined;
+  }
+
+  /**
+   * Operations that only add never wait, so they need not queue behind the
+   * calls of this handle that do (a post while async takes are pending would
+   * otherwise be refused as a deadlock by opSync): applied at once. `false`
+   * when no call waits (the usual path does the same) or when some
+   * operation may wait.
+   */
+  #addOnly(what: string, input: SemaphoreOperation | readonly SemaphoreOperation[], options: object | undefined,
+    keys: readonly string[]): boolean {
+    if (!this.#lane.busy) return false;
+    this.check(what);
+    const opts = checkOptions(options as Record<string, unknown> | undefined, [], 'options', keys);
+    checkTimeout(opts.timeout);
+    const signal = checkSignal(opts.signal);
+    const ops = packOps(input, this.count, this.address);
+    for (let k = 1; k < ops.length; k += 3) {
+      if (ops[k]! === 0 || ops[k]! >= 0x8000) return false;
+    }
+    if (signal?.aborted) throw abortError(what, this.address, signal);
+    const r = native.semOp(this.id, ops, 0, 0);
+    if (r < 0) throw this.#opError(r);
+    return true;
+  }
+
+  /** The value of semaphore `index` (GETVAL). */
+  getValue(index: number): number {
+    this.check('getValue');
+    const i = this.#index(index);
+    const r = native.semGetValue(this.id, i);
+    if (r < 0) throw systemError(r, 'semctl', this.address);
+    return r;
+  }
+
+  /** Every value (GETALL, one atomic read). */
+  values(): number[] {
+    this.check('values');
+    const out = new Uint16Array(this.count);
+    const r = native.semGetAll(this.id, out);
+    if (r < 0) throw systemError(r, 'semctl', this.address);
+    return [...out];
+  }
+
+  /**
+   * Sets semaphore `index` to `value` (SETVAL), waking whoever that lets
+   * proceed. It also clears every process's undo record for it: a later
+   * exit of a process that took it with `undo` no longer gives it back.
+   */
+  setValue(index: number, value: number): void {
+    this.check('setValue');
+    const i = this.#index(index);
+    const v = checkInteger(value, 'value', 0, SEMVMX);
+    const r = native.semSetValue(this.id, i, v);
+    if (r < 0) throw systemError(r, 'semctl', this.address);
+  }
+
+  /** Sets every value at once (SETALL; one value per semaphore), clearing every undo record of the set. */
+  setAll(values: readonly number[]): void {
+    this.check('setAll');
+    if (!Array.isArray(values) || values.length !== this.count) {
+      throw invalidArgument('values', values, `an array of ${this.count} values, one per semaphore`);
+    }
+    const r = native.semSetAll(this.id, Uint16Array.from(values.map((v, i) => checkInteger(v, `values[${i}]`, 0, SEMVMX))));
+    if (r < 0) throw systemError(r, 'semctl', this.address);
+  }
+
+  /**
+   * Owner, mode, times, and per semaphore its value, its waiters and the
+   * last process to operate on it. The counters are read one by one, not
+   * as one snapshot.
+   */
+  stat(): SemaphoreSetStat {
+    this.check('stat');
+    const s = native.semStat(this.id);
+    if (typeof s === 'number') throw systemError(s, 'semctl', this.address);
+    const out = new Float64Array(4 * s.count);
+    const r = native.semInfo(this.id, out);
+    if (r < 0) throw systemError(r, 'semctl', this.address);
+    const column = (c: number): number[] => Array.from({ length: s.count }, (_, i) => out[4 * i + c]!);
+    return {
+      key: s.key, id: this.id, count: s.count, mode: s.mode, uid: s.uid, gid: s.gid, cuid: s.cuid, cgid: s.cgid,
+      values: column(0), waitingForIncrease: column(1), waitingForZero: column(2), lastPids: column(3),
+      lastOpTime: s.opTime === 0 ? null : new Date(s.opTime * 1000), changeTime: new Date(s.changeTime * 1000),
+    };
+  }
+
+  /** Removes the set (`IPC_RMID`); also closes this handle. */
+  remove(): void {
+    const r = native.semRemove(this.id);
+    this.close();
+    if (r < 0) throw systemError(r, 'semctl', this.address);
+  }
+
+  #index(index: unknown): number {
+    return checkInteger(index, 'index', 0, this.count - 1);
+  }
+
+  #op(input: SemaphoreOperation | readonly SemaphoreOperation[]): Operation<typeof DONE> {
+    const ops = packOps(input, this.count, this.address);
+    const result = (r: number): typeof DONE | undefined => {
+      if (r === 0) return DONE;
+      if (r === E.EAGAIN) return undefined;
+      throw this.#opError(r);
+    };
+    return {
+      // Calls with the same operations wait in order; different ones independently.
+      key: ops.join(),
+      step: (timeout, spin) => result(native.semOp(this.id, ops, timeout, spin)),
+      job: { start: (done) => native.semOpAsync(this.id, ops, done), finish: (r) => (r === 0 ? DONE : result(r)) },
+    };
+  }
+
+  #opError(r: number): IpcError {
+    if (r === E.EBUSY) {
+      return systemError(E.EAGAIN, 'semop', this.address,
+        'An operation marked noWait could not proceed at once, so none was applied. Leave noWait off to wait for it.');
+    }
+    if (r === E.ERANGE) {
+      return systemError(r, 'semop', this.address, `A value would pass ${SEMVMX} (SEMVMX), or an undo adjustment would pass ` +
+        `${SEMAEM} (SEMAEM); nothing was applied.`);
+    }
+    if (r === E.E2BIG) {
+      return limitError(r, 'semop', this.address, `more operations in one call than ${semSetting(2)}. Split the call, or raise kernel.sem.`);
+    }
+    if (r === E.ENOMEM) {
+      return limitError(r, 'semop', this.address, 'the kernel could not allocate the undo record. Free memory, or leave undo off.');
+    }
+    return systemError(r, 'semop', this.address);
+  }
+}
+
+/** The initial values of a new set of `count`. */
+function initialValues(value: unknown, count: number): number[] {
+  if (value === undefined) return new Array<number>(count).fill(0);
+  if (Array.isArray(value)) {
+    if (value.length !== count) throw invalidArgument('value', value, `a number, or an array of ${count} values (count)`);
+    return value.map((v, i) => checkInteger(v, `value[${i}]`, 0, SEMVMX));
+  }
+  return new Array<number>(count).fill(checkInteger(value, 'value', 0, SEMVMX));
+}
+
+const OP_KEYS = ['index', 'delta', 'undo', 'noWait'] as const;
+
+/** Checks operations and packs them as semop's [index, delta, flags] triples. */
+function packOps(input: unknown, count: number, address: string): Uint16Array {
+  const list: unknown[] = Array.isArray(input) ? input : [input];
+  if (list.length === 0) throw invalidArgument('ops', input, 'at least one operation { index, delta }');
+  const semopm = readKernelSem()[2];
+  if (semopm !== undefined && list.length > semopm) {
+    throw limitError(E.E2BIG, 'semop', address, `${list.length} operations in one call exceed ${semSetting(2)}. Split the call, or raise kernel.sem.`);
+  }
+  const packed = new Uint16Array(3 * list.length);
+  list.forEach((raw, k) => {
+    if (typeof raw !== 'object' || raw === null) throw invalidArgument(`ops[${k}]`, raw, 'an operation { index, delta, undo?, noWait? }');
+    const op = checkOptions(raw as SemaphoreOperation, OP_KEYS, `ops[${k}]`);
+    const index = checkInteger(op.index, `ops[${k}].index`, 0, count - 1);
+    const delta = checkInteger(op.delta, `ops[${k}].delta`, -SEMVMX, SEMVMX);
+    const flags = (checkBoolean(op.undo, `ops[${k}].undo`) ? C.SEM_UNDO : 0) | (checkBoolean(op.noWait, `ops[${k}].noWait`) ? C.IPC_NOWAIT : 0);
+    packed[3 * k] = index;
+    packed[3 * k + 1] = delta & 0xffff;
+    packed[3 * k + 2] = flags;
+  });
+  return packed;
+}
+
+const ASYNC_KEYS = ['timeout', 'signal'] as const;
+const SYNC_KEYS = ['timeout'] as const;
+const SET_OPEN_KEYS = ['spin', 'owner'] as const;
+const SET_CREATE_KEYS = [...SET_OPEN_KEYS, 'count', 'value', 'mode'] as const;
