@@ -3,7 +3,9 @@
  * created and checks that nothing is left behind.
  */
 import { existsSync, readFileSync, readdirSync, readlinkSync, statfsSync } from 'node:fs';
-import { PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, SysvSharedMemory } from '../../src/index.js';
+import {
+  NamedSemaphore, PosixMessageQueue, PosixSharedMemory, SemaphoreSet, SysvMessageQueue, SysvSharedMemory,
+} from '../../src/index.js';
 import { native } from '../../src/native.js';
 
 let counter = 0;
@@ -41,14 +43,24 @@ export function sysvQueueKeys(): Set<number> {
   return new Set(sysvQueues().map((q) => q.key));
 }
 
+/** System V semaphore sets now: key, id and size. */
+export function sysvSemaphores(): { key: number; id: number; nsems: number }[] {
+  return sysvRows('/proc/sysvipc/sem').map((r) => ({ key: r.key!, id: r.semid!, nsems: r.nsems! }));
+}
+
+/** System V semaphore-set keys in use now. */
+export function sysvSemaphoreKeys(): Set<number> {
+  return new Set(sysvSemaphores().map((s) => s.key));
+}
+
 /** System V shared-memory keys in use now. */
 export function sysvSegmentKeys(): Set<number> {
   return new Set(sysvSegments().map((s) => s.key));
 }
 
-/** A System V key in 0x7f000000..0x7fffffff that no queue or segment uses now. */
+/** A System V key in 0x7f000000..0x7fffffff that no queue, segment or semaphore set uses now. */
 export function uniqueKey(): number {
-  const used = new Set([...sysvQueueKeys(), ...sysvSegmentKeys()]);
+  const used = new Set([...sysvQueueKeys(), ...sysvSegmentKeys(), ...sysvSemaphoreKeys()]);
   for (;;) {
     const key = (0x7f000000 | Math.floor(Math.random() * 0x1000000)) >>> 0;
     if (!used.has(key)) return key;
@@ -91,6 +103,8 @@ export class ObjectTracker {
   readonly sysv = new Set<number>();
   readonly posixShm = new Set<string>();
   readonly sysvShm = new Set<number>();
+  readonly posixSem = new Set<string>();
+  readonly sysvSem = new Set<number>();
 
   /** A unique POSIX shared-memory name. */
   shmName(label = 'shm'): string {
@@ -103,6 +117,20 @@ export class ObjectTracker {
   shmKey(): number {
     const key = uniqueKey();
     this.sysvShm.add(key);
+    return key;
+  }
+
+  /** A unique POSIX named-semaphore name. */
+  semName(label = 'sem'): string {
+    const name = uniqueName(label);
+    this.posixSem.add(name);
+    return name;
+  }
+
+  /** A System V key for a semaphore set. */
+  semKey(): number {
+    const key = uniqueKey();
+    this.sysvSem.add(key);
     return key;
   }
 
@@ -126,6 +154,9 @@ export class ObjectTracker {
     for (const name of this.posixShm) if (existsSync(`/dev/shm${name}`)) left.push(`shm ${name}`);
     const segments = sysvSegmentKeys();
     for (const key of this.sysvShm) if (segments.has(key)) left.push(`shm 0x${key.toString(16)}`);
+    for (const name of this.posixSem) if (existsSync(`/dev/shm/sem.${name.slice(1)}`)) left.push(`sem ${name}`);
+    const sets = sysvSemaphoreKeys();
+    for (const key of this.sysvSem) if (sets.has(key)) left.push(`sem 0x${key.toString(16)}`);
     return left;
   }
 
@@ -144,6 +175,8 @@ export class ObjectTracker {
     quietly(this.sysv, (key) => SysvMessageQueue.remove(key));
     quietly(this.posixShm, (name) => PosixSharedMemory.unlink(name));
     quietly(this.sysvShm, (key) => SysvSharedMemory.remove(key));
+    quietly(this.posixSem, (name) => NamedSemaphore.unlink(name));
+    quietly(this.sysvSem, (key) => SemaphoreSet.remove(key));
   }
 
 }

@@ -21,8 +21,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  Channel, Fifo, IpcError, Mutex, PipeReadEnd, Poller, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SignalInfo,
-  SysvMessageQueue, listenForSignals, pipe, sendSignal, signalNumber,
+  Channel, Fifo, IpcError, Mutex, NamedSemaphore, PipeReadEnd, Poller, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SignalInfo,
+  SemaphoreSet, SysvMessageQueue, listenForSignals, pipe, sendSignal, signalNumber,
 } from '../../src/index.js';
 import { Actor, type Started, sharedActor } from './actor.js';
 import { ObjectTracker } from './objects.js';
@@ -1628,6 +1628,131 @@ const semaphoreWait: Waitable = {
   },
 };
 
+
+/** The actor's handle on named semaphore `name`. */
+function remoteNamedSemaphore(ctx: RemoteContext, name: string): NamedSemaphore {
+  return ctx.state.handle(name, () => NamedSemaphore.open(name), (sem) => sem.close());
+}
+
+/** The actor's handle on the semaphore set of `key`. */
+function remoteSemaphoreSet(ctx: RemoteContext, key: number): SemaphoreSet {
+  return ctx.state.handle(`semset:${key}`, () => SemaphoreSet.open(key), (set) => set.close());
+}
+
+/** Takes one unit of semaphore 0 of a set, or of a named semaphore: the calls the two kernel-semaphore adapters share. */
+interface KernelSemaphore {
+  wait(o?: Options): Promise<void>;
+  waitSync(o?: Options): void;
+  tryWait(): boolean;
+  post(): void;
+  close(): void;
+}
+
+/**
+ * The adapter of a kernel semaphore (`kind` 'named': NamedSemaphore.wait;
+ * 'set': SemaphoreSet.op taking 1 from semaphore 0). The actor posts.
+ */
+function kernelSemaphoreWait(kind: 'named' | 'set'): Waitable {
+  const make = (): { sem: KernelSemaphore; address: string | number; forget: string; remove(): void; closedCalls: ClosedCall[] } => {
+    if (kind === 'named') {
+      const name = objects.semName('cf-nsem');
+      const sem = NamedSemaphore.create(name);
+      return {
+        sem, address: name, forget: name, remove: () => NamedSemaphore.unlink(name),
+        closedCalls: closedCalls([
+          ['wait', () => sem.wait(), true], ['waitSync', () => sem.waitSync(), false], ['tryWait', () => sem.tryWait(), false],
+          ['post', () => sem.post(), false], ['value', () => sem.value, false], ['waiters', () => sem.waiters, false],
+          ['stat', () => sem.stat(), false],
+        ]),
+      };
+    }
+    const key = objects.semKey();
+    const set = SemaphoreSet.create(key, { count: 2 });
+    const take = { index: 0, delta: -1 };
+    return {
+      sem: {
+        wait: (o) => set.op(take, o),
+        waitSync: (o) => set.opSync(take, o),
+        tryWait: () => set.tryOp(take),
+        post: () => set.opSync({ index: 0, delta: 1 }),
+        close: () => set.close(),
+      },
+      address: key, forget: `semset:${key}`, remove: () => SemaphoreSet.remove(key),
+      closedCalls: closedCalls([
+        ['op', () => set.op(take), true], ['opSync', () => set.opSync(take), false], ['tryOp', () => set.tryOp(take), false],
+        ['post op', () => set.op({ index: 0, delta: 1 }), true], ['getValue', () => set.getValue(0), false],
+        ['values', () => set.values(), false], ['setValue', () => set.setValue(0, 1), false], ['setAll', () => set.setAll([0, 0]), false],
+        ['stat', () => set.stat(), false],
+      ]),
+    };
+  };
+  const post = kind === 'named' ? 'nsem.post' : 'semset.post';
+  return {
+    name: kind === 'named' ? 'NamedSemaphore.wait' : 'SemaphoreSet.op',
+    yields: 'call',
+    notApplicable: { iteration: 'a semaphore is not a receiver: there is nothing to iterate' },
+    async create() {
+      const made = make();
+      const { sem, address } = made;
+      const actor = sharedActor();
+      const instance: Instance = {
+        op: (tag, o) => sem.wait(o).then(() => tag),
+        opSync: (tag, o) => {
+          sem.waitSync(o);
+          return tag;
+        },
+        tryOp: { call: (tag) => {
+          const raw = sem.tryWait();
+          return { raw, tag: raw ? tag : undefined };
+        }, nothing: false },
+        supply: (_tag, delayMs) => remote(actor, post, { address, delayMs }),
+        supplyLocal: () => sem.post(),
+        close: () => sem.close(),
+        afterClose: () => made.closedCalls,
+        async cleanup() {
+          sem.close();
+          await actor.call('forget', { address: made.forget });
+          made.remove();
+        },
+      };
+      return withAddress(instance, address);
+    },
+    peerKilled: {
+      doing: 'blocked waiting on the same semaphore',
+      order: 'peer-first',
+      blocked: true,
+      outcome: 'supply',
+      async start(instance) {
+        const peer = new Actor();
+        await peer.start(kind === 'named' ? 'nsem.blockWait' : 'semset.blockWait', { address: addressOf(instance) });
+        return peer;
+      },
+    },
+    async soak(count, seed) {
+      const { sem, address, remove } = make();
+      const peer = new Actor();
+      const peerDone = peer.call(kind === 'named' ? 'nsem.soakPost' : 'semset.soakPost', { address, count, seed });
+      let taken = 0;
+      return {
+        direction: 'receive', ends: false, peerDone,
+        async: (o) => sem.wait(o).then(() => true),
+        sync: (o) => {
+          sem.waitSync(o);
+          return true;
+        },
+        try: () => (sem.tryWait() ? true : undefined),
+        // A post carries no data: the n-th successful wait is record n.
+        records: (raw) => (raw === undefined ? [] : [{ seq: taken++, ok: raw === true }]),
+        async cleanup() {
+          sem.close();
+          await peer.stop();
+          remove();
+        },
+      };
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------
 
 /** Every waitable of ipckit, in the order the suite runs them. */
@@ -1636,10 +1761,22 @@ export const WAITABLES: Waitable[] = [
   pipeRead(false), pipeRead(true), pipeWrite,
   fifoOpenRead, fifoOpenWrite,
   signalListener,
-  mutexLock, semaphoreWait,
+  mutexLock, semaphoreWait, kernelSemaphoreWait('named'), kernelSemaphoreWait('set'),
   pollerWait,
   channelReceive(false), channelSend(false), channelReceive(true), channelSend(true),
 ];
+
+/** Posts `count` units in random batches of 1 to 3, now and then letting the waiter drain, so both empty and busy moments occur. */
+async function soakPosts(count: number, seed: number, post: (n: number) => void): Promise<{ posted: number }> {
+  const rnd = prng(seed);
+  for (let posted = 0; posted < count;) {
+    const n = Math.min(count - posted, 1 + Math.floor(rnd() * 3));
+    post(n);
+    posted += n;
+    if (rnd() < 0.2) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return { posted: count };
+}
 
 /** The actor's half of every adapter. */
 export const REMOTE: Record<string, Remote> = {
@@ -1817,14 +1954,33 @@ export const REMOTE: Record<string, Remote> = {
   },
   async 'sem.soakPost'({ name, count, seed }, ctx) {
     const sem = remoteSemaphore(ctx, name);
-    const rnd = prng(seed);
-    for (let posted = 0; posted < count;) {
-      const n = Math.min(count - posted, 1 + Math.floor(rnd() * 3));
-      sem.post(n);
-      posted += n;
-      // Now and then let the waiter drain, so both empty and busy moments occur.
-      if (rnd() < 0.2) await new Promise((resolve) => setImmediate(resolve));
-    }
-    return { posted: count };
+    return soakPosts(count, seed, (n) => sem.post(n));
+  },
+
+  async 'nsem.post'({ address, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    remoteNamedSemaphore(ctx, address).post();
+  },
+  'nsem.blockWait'({ address }, ctx) {
+    const sem = remoteNamedSemaphore(ctx, address);
+    ctx.started();
+    sem.waitSync();
+  },
+  async 'nsem.soakPost'({ address, count, seed }, ctx) {
+    const sem = remoteNamedSemaphore(ctx, address);
+    return soakPosts(count, seed, (n) => sem.post(n));
+  },
+  async 'semset.post'({ address, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    remoteSemaphoreSet(ctx, address).opSync({ index: 0, delta: 1 });
+  },
+  'semset.blockWait'({ address }, ctx) {
+    const set = remoteSemaphoreSet(ctx, address);
+    ctx.started();
+    set.opSync({ index: 0, delta: -1 });
+  },
+  async 'semset.soakPost'({ address, count, seed }, ctx) {
+    const set = remoteSemaphoreSet(ctx, address);
+    return soakPosts(count, seed, (n) => set.opSync({ index: 0, delta: n }));
   },
 };
