@@ -25,9 +25,7 @@ import { descriptorError } from './internal/limits.js';
 import { DONE, JobLane, type Operation, run, runSync, tryRun } from './internal/operation.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, invalidArgument } from './internal/validate.js';
-import {
-  type SpinOptions, type SyncWaitOptions, type WaitOptions, abortError, checkSignal, checkSpin, checkTimeout,
-} from './internal/wait.js';
+import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 import { SEM_VALUE_MAX } from './lock.js';
 import { type DevShmFile, openChecked, statOfFd, truncation } from './shared-memory.js';
 
@@ -415,7 +413,7 @@ export interface SemaphoreSetStat {
   waitingForIncrease: number[];
   /** Processes waiting for each value to become zero (GETZCNT). */
   waitingForZero: number[];
-  /** The last process that operated on each semaphore (GETPID), 0 if none. */
+  /** The last process that changed each semaphore (semop, SETVAL, SETALL: GETPID), 0 if none. */
   lastPids: number[];
   /** When a `semop` last changed the set, or null if none ever did. */
   lastOpTime: Date | null;
@@ -624,48 +622,17 @@ export class SemaphoreSet extends Handle {
    * a wait for zero on a non-zero value). Never blocks the event loop.
    */
   op(ops: SemaphoreOperation | readonly SemaphoreOperation[], options?: WaitOptions): Promise<void> {
-    try {
-      if (this.#addOnly('op', ops, options, ASYNC_KEYS)) return Promise.resolve();
-    } catch (err) {
-      return Promise.reject(err);
-    }
     return run(this.#lane, 'op', options, NO_KEYS, () => this.#op(ops));
   }
 
   /** Applies `ops` atomically, blocking the calling thread while they cannot proceed (`semtimedop`). */
   opSync(ops: SemaphoreOperation | readonly SemaphoreOperation[], options?: SyncWaitOptions): void {
-    if (this.#addOnly('opSync', ops, options, SYNC_KEYS)) return;
     runSync(this.#lane, 'opSync', options, NO_KEYS, () => this.#op(ops));
   }
 
-  /** Applies `ops` atomically if they can proceed now (`IPC_NOWAIT`); `false` otherwise. */
+  /** Applies `ops` atomically if they can proceed now (`IPC_NOWAIT`); `false` otherwise (or while the same operations of this handle wait). */
   tryOp(ops: SemaphoreOperation | readonly SemaphoreOperation[]): boolean {
-    if (this.#addOnly('tryOp', ops, undefined, NO_KEYS)) return true;
     return tryRun(this.#lane, 'tryOp', undefined, NO_KEYS, () => this.#op(ops)) !== undefined;
-  }
-
-  /**
-   * Operations that only add never wait, so they need not queue behind the
-   * calls of this handle that do (a post while async takes are pending would
-   * otherwise be refused as a deadlock by opSync): applied at once. `false`
-   * when no call waits (the usual path does the same) or when some
-   * operation may wait.
-   */
-  #addOnly(what: string, input: SemaphoreOperation | readonly SemaphoreOperation[], options: object | undefined,
-    keys: readonly string[]): boolean {
-    if (!this.#lane.busy) return false;
-    this.check(what);
-    const opts = checkOptions(options as Record<string, unknown> | undefined, [], 'options', keys);
-    checkTimeout(opts.timeout);
-    const signal = checkSignal(opts.signal);
-    const ops = packOps(input, this.count, this.address);
-    for (let k = 1; k < ops.length; k += 3) {
-      if (ops[k]! === 0 || ops[k]! >= 0x8000) return false;
-    }
-    if (signal?.aborted) throw abortError(what, this.address, signal);
-    const r = native.semOp(this.id, ops, 0, 0);
-    if (r < 0) throw this.#opError(r);
-    return true;
   }
 
   /** The value of semaphore `index` (GETVAL). */
@@ -729,7 +696,11 @@ export class SemaphoreSet extends Handle {
     };
   }
 
-  /** Removes the set (`IPC_RMID`); also closes this handle. */
+  /**
+   * Removes the set (`IPC_RMID`); also closes this handle. Pending calls of
+   * this handle reject with `ERR_IPC_CLOSED`, or `EIDRM` when the kernel's
+   * wake-up reaches them first.
+   */
   remove(): void {
     const r = native.semRemove(this.id);
     this.close();
@@ -808,7 +779,5 @@ function packOps(input: unknown, count: number, address: string): Uint16Array {
   return packed;
 }
 
-const ASYNC_KEYS = ['timeout', 'signal'] as const;
-const SYNC_KEYS = ['timeout'] as const;
 const SET_OPEN_KEYS = ['spin', 'owner'] as const;
 const SET_CREATE_KEYS = [...SET_OPEN_KEYS, 'count', 'value', 'mode'] as const;

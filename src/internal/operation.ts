@@ -176,6 +176,16 @@ export abstract class Lane {
     return this.#live > 0;
   }
 
+  /**
+   * Whether calls that a new call of `key` must not overtake are waiting:
+   * any call, or, for a keyed call, the calls of its key (calls of
+   * different keys wait independently: System V type selectors, semaphore
+   * operations).
+   */
+  busyFor(key: unknown): boolean {
+    return key === undefined ? this.busy : this.#live > 0 && this.first(key, true) !== undefined;
+  }
+
   /** @internal Queues a call whose first attempt found nothing. */
   enqueue<T>(what: string, op: Operation<T>, timeout: number, signal: AbortSignal | undefined): Promise<T> {
     const entry: Entry = {
@@ -507,8 +517,8 @@ export function run<T, O extends object = object>(lane: Lane, what: string, opti
     const signal = checkSignal(opts.signal);
     const op = prepare(opts as Partial<O>);
     if (signal?.aborted) throw abortError(what, lane.owner.address, signal);
-    // Calls already waiting go first: only an idle lane may try at once.
-    if (!lane.busy) {
+    // Calls already waiting go first: only an idle lane (for this key) may try at once.
+    if (!lane.busyFor(op.key)) {
       const value = op.step(0, lane.spin);
       if (value !== undefined) return resolvedNow(outcome(value));
     }
@@ -533,8 +543,8 @@ export function runSync<T, O extends object = object>(lane: Lane, what: string, 
   // Async calls of this thread that wait go first. What they can take now
   // they get; if some still wait, they can only be served once this thread
   // returns to its event loop, which a blocking call would prevent.
-  if (lane.busy) lane.serve();
-  if (lane.busy) {
+  if (lane.busyFor(op.key)) lane.serve();
+  if (lane.busyFor(op.key)) {
     if (timeout === 0) throw timeoutError(what, lane.owner.address, 0);
     throw new IpcError('ERR_IPC_DEADLOCK', `${what} on ${lane.owner.address}: async calls of this thread are waiting first, and ` +
       'they can only be served once this thread returns to its event loop. Await them, or use the async form.', { address: lane.owner.address });
@@ -557,8 +567,8 @@ export function tryRun<T, O extends object = object>(lane: Lane, what: string, o
   prepare: (opts: Partial<O>) => Operation<T>): T | undefined {
   lane.owner.check(what);
   const op = prepare(checkOptions(options as Record<string, unknown> | undefined, keys) as Partial<O>);
-  if (lane.busy) lane.serve();
-  return lane.busy ? undefined : op.step(0, 0);
+  if (lane.busyFor(op.key)) lane.serve();
+  return lane.busyFor(op.key) ? undefined : op.step(0, 0);
 }
 
 /**

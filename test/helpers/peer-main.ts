@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
-  Fifo, IpcError, Mutex, PipeReadEnd, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SharedMemory,
-  SysvMessageQueue, SysvSharedMemory, ignore, listenForSignals, onSignal, restoreDefault, sendSignal, shutdownOn,
+  Fifo, IpcError, Mutex, NamedSemaphore, PipeReadEnd, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SharedMemory,
+  SemaphoreSet, SysvMessageQueue, SysvSharedMemory, ignore, listenForSignals, onSignal, restoreDefault, sendSignal, shutdownOn,
   signalNumber, spawn,
 } from '../../src/index.js';
 import { native } from '../../src/native.js';
@@ -54,6 +54,29 @@ function openSegment(p: QueueParams & { readOnly?: boolean }): SharedMemory {
 }
 
 const PEER_MAIN = fileURLToPath(import.meta.url);
+
+/** A kernel semaphore: a named one (`/name`) or semaphore 0 of a set (a key). */
+interface KernelSemParams {
+  address: string | number;
+  /** Take with SEM_UNDO (sets only). */
+  undo?: boolean;
+}
+
+/** take/give on a kernel semaphore, sync or async. */
+function kernelSemaphore(p: KernelSemParams): { take(mode: 'sync' | 'async'): void | Promise<void>; give(): void; close(): void } {
+  if (typeof p.address === 'string') {
+    const sem = NamedSemaphore.open(p.address);
+    return { take: (mode) => (mode === 'sync' ? sem.waitSync() : sem.wait()), give: () => sem.post(), close: () => sem.close() };
+  }
+  const set = SemaphoreSet.open(p.address);
+  const undo = p.undo === true;
+  return {
+    take: (mode) => (mode === 'sync' ? set.opSync({ index: 0, delta: -1, undo }) : set.op({ index: 0, delta: -1, undo })),
+    give: () => set.opSync({ index: 0, delta: 1, undo }),
+    close: () => set.close(),
+  };
+}
+
 
 /** This process's process group, from /proc. */
 function processGroup(): number {
@@ -171,6 +194,57 @@ const scenarios: Record<string, (params: any) => Promise<void>> = {
       emit({ event: 'took', n: i + 1 });
     }
     segment.close();
+  },
+
+  /** Takes one unit of a kernel semaphore and holds it until killed. */
+  async 'ksem-hold'(p: KernelSemParams) {
+    const sem = kernelSemaphore(p);
+    await sem.take('sync');
+    emit({ event: 'holding', pid: process.pid });
+    await hangForever();
+  },
+
+  /**
+   * Mutual exclusion under a kernel semaphore: `iterations` times, takes it,
+   * increments the counter at word 0 of segment `segment` by a read, a
+   * pause and a write (two holders at once would lose increments), and
+   * gives it back. Words 1 and 2 count the holders inside and the most
+   * ever seen inside at once.
+   */
+  async 'ksem-count'(p: KernelSemParams & { segment: string; iterations: number; mode: 'sync' | 'async' | 'mixed' }) {
+    const sem = kernelSemaphore(p);
+    const shm = PosixSharedMemory.open(p.segment);
+    const words = new Int32Array(shm.buffer, 0, 4);
+    emit({ event: 'ready' });
+    for (let i = 0; i < p.iterations; i++) {
+      const mode = p.mode === 'mixed' ? (i % 2 === 0 ? 'sync' : 'async') : p.mode;
+      await sem.take(mode);
+      const inside = Atomics.add(words, 1, 1) + 1;
+      for (let seen = Atomics.load(words, 2); inside > seen; seen = Atomics.load(words, 2)) Atomics.compareExchange(words, 2, seen, inside);
+      const value = Atomics.load(words, 0);
+      // Give another holder (if the semaphore let one in) time to read the same value.
+      if (i % 8 === 0) await new Promise((resolve) => setImmediate(resolve));
+      Atomics.store(words, 0, value + 1);
+      Atomics.sub(words, 1, 1);
+      sem.give();
+    }
+    sem.close();
+    shm.close();
+    emit({ event: 'done' });
+  },
+
+  /** openOrCreate of a kernel semaphore with value 1 at a start signal, then one try: who created it, who got the unit. */
+  async 'ksem-open-or-create'(p: { address: string | number; startAt: number }) {
+    while (Date.now() < p.startAt) { /* Start together with the others. */ }
+    if (typeof p.address === 'string') {
+      const sem = NamedSemaphore.openOrCreate(p.address, { value: 1 });
+      emit({ created: sem.created, took: sem.tryWait() });
+      sem.close();
+    } else {
+      const set = SemaphoreSet.openOrCreate(p.address, { count: 1, value: 1 });
+      emit({ created: set.created, took: set.tryOp({ index: 0, delta: -1 }) });
+      set.close();
+    }
   },
 
   /** Receives `count` messages and prints each; optionally hangs afterwards. */
