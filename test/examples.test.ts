@@ -10,7 +10,7 @@ import { existsSync, lstatSync, mkdtempSync, realpathSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ObjectTracker, posixQueueExists, sysvQueueKeys, uniqueName } from './helpers/objects.js';
+import { ObjectTracker, posixQueueExists, sysvQueueKeys, sysvSemaphoreKeys, uniqueName } from './helpers/objects.js';
 import { asUser, canRunAs, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
 
 /** The repository root (this file runs from dist/test/), where `import 'ipckit'` resolves to the package itself. */
@@ -188,6 +188,43 @@ describe('examples/channel, stopped', () => {
     const c = await consumer.exited;
     assert.deepEqual([c.code, c.stderr, c.stdout], [0, '', [`consumer ${cp}: waiting for readings on ${name}`, `consumer ${cp}: stopped by SIGTERM`]]);
     assert.equal(existsSync(`/dev/shm${name}`), false, `${name} was not removed`);
+  });
+});
+
+describe('examples/semaphore', () => {
+  it('workers share two printers and a log lock; a killed worker\'s lock comes back (undo), its printer does not', { timeout: 30_000 }, async () => {
+    const shared = await import(new URL('../../examples/semaphore/shared.js', import.meta.url).href) as { setKey(name: string): number };
+    const name = objects.semName('example');
+    const key = shared.setKey(name);
+    objects.sysvSem.add(key);
+    assert.equal(existsSync(`/dev/shm/sem.${name.slice(1)}`), false);
+    assert.equal(sysvSemaphoreKeys().has(key), false, `the room's key ${key.toString(16)} is already in use`);
+
+    // Terminal 1.
+    const room = startExample('examples/semaphore/room.js', [name, '4']);
+    const roomPid = room.child.pid!;
+    assert.equal(await room.waitForLine(/waiting for/), `room ${roomPid}: 2 printers free, waiting for 4 jobs`);
+    // Terminal 2: dies holding the lock and a printer.
+    const crasher = startExample('examples/semaphore/worker.js', [name, '1', '--crash']);
+    const crashed = await crasher.exited;
+    assert.equal(crashed.signal, 'SIGKILL', JSON.stringify(crashed));
+    assert.deepEqual(crashed.stdout, [`worker ${crasher.child.pid}: crashing with the log lock and a printer`]);
+    // Terminals 3 and 4.
+    const workers = [startExample('examples/semaphore/worker.js', [name, '2']), startExample('examples/semaphore/worker.js', [name, '2'])];
+    const [r, ...w] = await Promise.all([room.exited, ...workers.map((worker) => worker.exited)]);
+    const report = JSON.stringify({ room: r, workers: w });
+    assert.deepEqual([r.code, ...w.map((x) => x.code)], [0, 0, 0], report);
+    assert.deepEqual(r.stdout, [
+      `room ${roomPid}: 2 printers free, waiting for 4 jobs`,
+      `room ${roomPid}: 4 jobs finished`,
+      `room ${roomPid}: log lock free, printers free: 1 of 2`,
+      `room ${roomPid}: semaphores removed`,
+    ], report);
+    workers.forEach((worker, i) => assert.deepEqual(w[i]!.stdout, [
+      `worker ${worker.child.pid}: printing job 1`, `worker ${worker.child.pid}: printing job 2`, `worker ${worker.child.pid}: done`,
+    ], report));
+    assert.equal(existsSync(`/dev/shm/sem.${name.slice(1)}`), false, `${name} was not removed`);
+    assert.equal(sysvSemaphoreKeys().has(key), false, 'the room\'s set was not removed');
   });
 });
 
