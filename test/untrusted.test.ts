@@ -10,7 +10,9 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { Fifo, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, SysvSharedMemory } from '../src/index.js';
+import {
+  Fifo, NamedSemaphore, PosixMessageQueue, PosixSharedMemory, SemaphoreSet, SysvMessageQueue, SysvSharedMemory,
+} from '../src/index.js';
 import { ObjectTracker } from './helpers/objects.js';
 import { asUser, canRunAs } from './helpers/peer.js';
 import { rejectsWith, throwsWith } from './helpers/assert.js';
@@ -102,6 +104,30 @@ describe('objects another user created first', { skip }, () => {
     assert.equal(shm.stat().attachments, 1);
     throwsWith(() => SysvSharedMemory.open({ id: shm.id }), 'ERR_IPC_UNTRUSTED', UNTRUSTED_OWNER);
     shm.close();
+  });
+
+  it('a named semaphore is refused before it is mapped, and accepted when its owner is named', async () => {
+    const name = objects.semName('squat');
+    await asNobody(`m.NamedSemaphore.create('${name}', { mode: 0o666, value: 1 }).close();`);
+    throwsWith(() => NamedSemaphore.open(name), 'ERR_IPC_UNTRUSTED', UNTRUSTED_OWNER);
+    throwsWith(() => NamedSemaphore.openOrCreate(name), 'ERR_IPC_UNTRUSTED', UNTRUSTED_OWNER);
+    throwsWith(() => NamedSemaphore.openOrCreate(name, { value: 5, mode: 0o600 }), 'ERR_IPC_UNTRUSTED', UNTRUSTED_OWNER);
+    throwsWith(() => NamedSemaphore.openOrCreate(name, { owner: NOBODY, mode: 0o600 }), 'ERR_IPC_UNTRUSTED', TOO_WIDE);
+    const sem = NamedSemaphore.openOrCreate(name, { owner: NOBODY, value: 5 });
+    assert.deepEqual([sem.created, sem.value], [false, 1]);
+    sem.close();
+  });
+
+  it('a semaphore set is refused likewise, by key and by identifier', async () => {
+    const key = objects.semKey();
+    await asNobody(`m.SemaphoreSet.create(${key}, { count: 2, mode: 0o666 }).close();`);
+    throwsWith(() => SemaphoreSet.open(key), 'ERR_IPC_UNTRUSTED', UNTRUSTED_OWNER);
+    throwsWith(() => SemaphoreSet.openOrCreate(key, { count: 2, mode: 0o600 }), 'ERR_IPC_UNTRUSTED', UNTRUSTED_OWNER);
+    const set = SemaphoreSet.open(key, { owner: NOBODY });
+    throwsWith(() => SemaphoreSet.open({ id: set.id }), 'ERR_IPC_UNTRUSTED', UNTRUSTED_OWNER);
+    throwsWith(() => SemaphoreSet.openOrCreate(key, { owner: NOBODY, mode: 0o600 }), 'ERR_IPC_UNTRUSTED', TOO_WIDE);
+    assert.equal(set.count, 2);
+    set.close();
   });
 
   it('a FIFO is refused before its other end is met', async () => {
