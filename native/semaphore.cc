@@ -162,10 +162,16 @@ Napi::Value SemPost(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), 0);
 }
 
-// semValue(view) -> [value, waiters] packed as value + waiters * 2^32
+// semValue(view) -> the value (low half of the data word)
 Napi::Value SemValue(const Napi::CallbackInfo& info) {
   uint64_t d = DataOf(SemArg(info, 0))->load(std::memory_order_relaxed);
-  return Napi::Number::New(info.Env(), static_cast<double>(d & kValueMask) + static_cast<double>(d >> kWaitersShift) * 4294967296.0);
+  return Napi::Number::New(info.Env(), static_cast<double>(d & kValueMask));
+}
+
+// semWaiters(view) -> the waiter count (high half of the data word)
+Napi::Value SemWaiters(const Napi::CallbackInfo& info) {
+  uint64_t d = DataOf(SemArg(info, 0))->load(std::memory_order_relaxed);
+  return Napi::Number::New(info.Env(), static_cast<double>(d >> kWaitersShift));
 }
 
 // A wait on a waiter thread. Holds the mapping, so it cannot go away while
@@ -199,16 +205,15 @@ Napi::Value SemWaitAsync(const Napi::CallbackInfo& info) {
 // System V semaphore sets
 
 // The operations arrive as a Uint16Array of [index, delta, flags] triples
-// (delta as the 16-bit pattern of a short).
-std::vector<sembuf> OpsArg(const Napi::CallbackInfo& info, size_t i) {
+// (delta as the 16-bit pattern of a short); `flags` are or-ed into each.
+void OpsArg(const Napi::CallbackInfo& info, size_t i, std::vector<sembuf>& ops, short flags = 0) {
   auto raw = info[i].As<Napi::Uint16Array>();
-  std::vector<sembuf> ops(raw.ElementLength() / 3);
+  ops.resize(raw.ElementLength() / 3);
   for (size_t k = 0; k < ops.size(); k++) {
     ops[k].sem_num = raw[3 * k];
     ops[k].sem_op = static_cast<short>(raw[3 * k + 1]);
-    ops[k].sem_flg = static_cast<short>(raw[3 * k + 2]);
+    ops[k].sem_flg = static_cast<short>(raw[3 * k + 2] | flags);
   }
-  return ops;
 }
 
 bool AnyNoWait(const std::vector<sembuf>& ops) {
@@ -236,12 +241,13 @@ Napi::Value SemGet(const Napi::CallbackInfo& info) {
 // both: a blocking attempt's EAGAIN before its deadline is the flag's).
 Napi::Value SemOp(const Napi::CallbackInfo& info) {
   int id = ArgInt(info, 0);
-  std::vector<sembuf> ops = OpsArg(info, 1);
+  // One pair of buffers per thread: an operation allocates nothing once they have grown.
+  thread_local std::vector<sembuf> ops, trial;
+  OpsArg(info, 1, trial, IPC_NOWAIT);
   double timeout_ms = ArgDouble(info, 2);
-  std::vector<sembuf> trial = ops;
-  for (sembuf& op : trial) op.sem_flg |= IPC_NOWAIT;
   int r = Spin(SpinBudget(timeout_ms, ArgDouble(info, 3)), EAGAIN, [&] { return Semop(id, trial, nullptr); });
   if (r != -EAGAIN || timeout_ms == 0) return Napi::Number::New(info.Env(), r);
+  OpsArg(info, 1, ops);
   int64_t deadline = timeout_ms < 0 ? -1 : NowNs() + static_cast<int64_t>(timeout_ms * 1e6);
   for (;;) {
     timespec left{};
@@ -277,7 +283,9 @@ class SemopJob : public BlockingJob {
 
 // semOpAsync(id, ops, callback(result)) -> job id
 Napi::Value SemOpAsync(const Napi::CallbackInfo& info) {
-  auto job = std::make_unique<SemopJob>(ArgInt(info, 0), OpsArg(info, 1));
+  std::vector<sembuf> ops;
+  OpsArg(info, 1, ops);
+  auto job = std::make_unique<SemopJob>(ArgInt(info, 0), std::move(ops));
   return Napi::Number::New(info.Env(), SubmitJob(info.Env(), std::move(job), info[2].As<Napi::Function>()));
 }
 
@@ -347,7 +355,7 @@ Napi::Value SemRemove(const Napi::CallbackInfo& info) {
 
 void InitSemaphore(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {
-      {"semInit", SemInit}, {"semWait", SemWait}, {"semPost", SemPost}, {"semValue", SemValue},
+      {"semInit", SemInit}, {"semWait", SemWait}, {"semPost", SemPost}, {"semValue", SemValue}, {"semWaiters", SemWaiters},
       {"semWaitAsync", SemWaitAsync}, {"semGet", SemGet}, {"semOp", SemOp}, {"semOpAsync", SemOpAsync},
       {"semStat", SemStat}, {"semInfo", SemInfo}, {"semGetValue", SemGetValue}, {"semSetValue", SemSetValue},
       {"semSetAll", SemSetAll}, {"semGetAll", SemGetAll}, {"semRemove", SemRemove}

@@ -188,8 +188,10 @@ export interface NativeBinding {
   semWait(view: Uint8Array, timeoutMs: number, spinUs: number): number;
   /** Adds n at once: 0, or -EOVERFLOW past SEM_VALUE_MAX (nothing added). */
   semPost(view: Uint8Array, n: number): number;
-  /** value + waiters * 2**32 */
+  /** The value (low half of the sem_t's data word). */
   semValue(view: Uint8Array): number;
+  /** The waiter count (high half). */
+  semWaiters(view: Uint8Array): number;
   /** On a waiter thread: result 0 once a unit is taken, -ESTALE if the mapping in truncatedSlot was truncated. */
   semWaitAsync(view: Uint8Array, truncatedSlot: number, callback: (result: number) => void): number;
   // System V sets; ops are [index, delta (16-bit pattern), flags] triples

@@ -243,7 +243,7 @@ export class NamedSemaphore extends Handle {
   /** The current value (`sem_getvalue`): how many `wait` calls would succeed now. */
   get value(): number {
     this.check('value');
-    return native.semValue(this.#view) % 2 ** 32;
+    return native.semValue(this.#view);
   }
 
   /**
@@ -253,7 +253,7 @@ export class NamedSemaphore extends Handle {
    */
   get waiters(): number {
     this.check('waiters');
-    return Math.floor(native.semValue(this.#view) / 2 ** 32);
+    return native.semWaiters(this.#view);
   }
 
   /** Mode and owner of the semaphore's file (it may have been changed since it was opened). */
@@ -720,7 +720,7 @@ export class SemaphoreSet extends Handle {
     };
     return {
       // Calls with the same operations wait in order; different ones independently.
-      key: ops.join(),
+      key: ops.length === 3 ? ops[0]! * 2 ** 32 + ops[1]! * 2 ** 16 + ops[2]! : ops.join(),
       step: (timeout, spin) => result(native.semOp(this.id, ops, timeout, spin)),
       job: { start: (done) => native.semOpAsync(this.id, ops, done), finish: (r) => (r === 0 ? DONE : result(r)) },
     };
@@ -757,12 +757,15 @@ function initialValues(value: unknown, count: number): number[] {
 
 const OP_KEYS = ['index', 'delta', 'undo', 'noWait'] as const;
 
+/** SEMOPM as last read (the kernel's default until then). */
+let semopmSeen = 500;
+
 /** Checks operations and packs them as semop's [index, delta, flags] triples. */
 function packOps(input: unknown, count: number, address: string): Uint16Array {
   const list: unknown[] = Array.isArray(input) ? input : [input];
   if (list.length === 0) throw invalidArgument('ops', input, 'at least one operation { index, delta }');
-  const semopm = readKernelSem()[2];
-  if (semopm !== undefined && list.length > semopm) {
+  // SEMOPM can be raised while the process runs: read again before refusing.
+  if (list.length > semopmSeen && list.length > (semopmSeen = readKernelSem()[2] ?? Infinity)) {
     throw limitError(E.E2BIG, 'semop', address, `${list.length} operations in one call exceed ${semSetting(2)}. Split the call, or raise kernel.sem.`);
   }
   const packed = new Uint16Array(3 * list.length);

@@ -362,10 +362,12 @@ for _ in range(3): libc.sem_post(s)
     const name = objects.semName();
     using sem = NamedSemaphore.create(name, { value: 1 });
     const garbage = Buffer.alloc(32, 0xff);
-    garbage.writeUInt32LE(0, 0); // value 0; waiters 0xffffffff; private and padding all ones
+    garbage.writeUInt32LE(2, 0); // value 2; waiters 0xffffffff; futex flags and padding all ones
     writeFileSync(fileOf(name), garbage);
-    assert.equal(sem.value, 0);
+    // Both halves of the 64-bit word read exactly (a value beside a huge waiter count is not rounded away).
+    assert.equal(sem.value, 2);
     assert.equal(sem.waiters, 0xffffffff);
+    assert.deepEqual([sem.tryWait(), sem.tryWait(), sem.tryWait()], [true, true, false]);
     throwsWith(() => sem.waitSync({ timeout: 20 }), 'ERR_IPC_TIMEOUT');
     sem.post();
     assert.equal(sem.tryWait(), true);
