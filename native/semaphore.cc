@@ -162,6 +162,13 @@ Napi::Value SemPost(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), 0);
 }
 
+// semWake(view, n) -> woken: wakes up to n sleepers on the value word (the
+// second half of a post whose first, the add, JavaScript did with Atomics).
+Napi::Value SemWake(const Napi::CallbackInfo& info) {
+  long r = syscall(SYS_futex, ValueWord(SemArg(info, 0)), FUTEX_WAKE, ArgInt(info, 1), nullptr, nullptr, 0);
+  return Napi::Number::New(info.Env(), r < 0 ? -errno : static_cast<int>(r));
+}
+
 // semValue(view) -> the value (low half of the data word)
 Napi::Value SemValue(const Napi::CallbackInfo& info) {
   uint64_t d = DataOf(SemArg(info, 0))->load(std::memory_order_relaxed);
@@ -355,7 +362,7 @@ Napi::Value SemRemove(const Napi::CallbackInfo& info) {
 
 void InitSemaphore(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {
-      {"semInit", SemInit}, {"semWait", SemWait}, {"semPost", SemPost}, {"semValue", SemValue}, {"semWaiters", SemWaiters},
+      {"semInit", SemInit}, {"semWait", SemWait}, {"semPost", SemPost}, {"semValue", SemValue}, {"semWaiters", SemWaiters}, {"semWake", SemWake},
       {"semWaitAsync", SemWaitAsync}, {"semGet", SemGet}, {"semOp", SemOp}, {"semOpAsync", SemOpAsync},
       {"semStat", SemStat}, {"semInfo", SemInfo}, {"semGetValue", SemGetValue}, {"semSetValue", SemSetValue},
       {"semSetAll", SemSetAll}, {"semGetAll", SemGetAll}, {"semRemove", SemRemove}

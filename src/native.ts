@@ -192,6 +192,8 @@ export interface NativeBinding {
   semValue(view: Uint8Array): number;
   /** The waiter count (high half). */
   semWaiters(view: Uint8Array): number;
+  /** Wakes up to n sleepers on the value word: how many woke, or -errno. */
+  semWake(view: Uint8Array, n: number): number;
   /** On a waiter thread: result 0 once a unit is taken, -ESTALE if the mapping in truncatedSlot was truncated. */
   semWaitAsync(view: Uint8Array, truncatedSlot: number, callback: (result: number) => void): number;
   // System V sets; ops are [index, delta (16-bit pattern), flags] triples

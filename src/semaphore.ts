@@ -17,12 +17,13 @@
  * @module
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
 import { Handle, createOrOpen } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
-import { DONE, JobLane, type Operation, run, runSync, tryRun } from './internal/operation.js';
+import { DONE, JobLane, type Operation, resolvedNow, run, runSync, tryRun } from './internal/operation.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, invalidArgument } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
@@ -48,6 +49,10 @@ defineHints({
     EINVAL: 'The semaphore set was removed (or never existed); open or create it again.',
   }])),
 });
+
+/** The halves of a sem_t's 64-bit data word, as 32-bit indices: the value is its low half. */
+const VALUE = endianness() === 'LE' ? 0 : 1;
+const WAITERS = 1 - VALUE;
 
 /** Size of glibc's `sem_t` on a 64-bit machine: the size of a named semaphore's file. */
 const SEM_FILE_SIZE = 32;
@@ -120,6 +125,8 @@ export class NamedSemaphore extends Handle {
   #buffer: SharedArrayBuffer | undefined;
   /** The sem_t within it. */
   readonly #view: Uint8Array;
+  /** Its data word as two 32-bit halves: [VALUE] and [WAITERS] (see {@link VALUE}). */
+  readonly #words: Int32Array;
   /** The mapping's truncation flag (see shared-memory.ts), or -1. */
   readonly #slot: number;
   readonly #lane: JobLane;
@@ -130,6 +137,7 @@ export class NamedSemaphore extends Handle {
     this.created = created;
     this.#buffer = buffer;
     this.#view = new Uint8Array(buffer, 0, SEM_FILE_SIZE);
+    this.#words = new Int32Array(buffer, 0, 2);
     this.#slot = native.guardSlot(buffer);
     this.#lane = new JobLane(this, spin);
   }
@@ -243,7 +251,7 @@ export class NamedSemaphore extends Handle {
   /** The current value (`sem_getvalue`): how many `wait` calls would succeed now. */
   get value(): number {
     this.check('value');
-    return native.semValue(this.#view);
+    return Atomics.load(this.#words, VALUE) >>> 0;
   }
 
   /**
@@ -253,7 +261,7 @@ export class NamedSemaphore extends Handle {
    */
   get waiters(): number {
     this.check('waiters');
-    return native.semWaiters(this.#view);
+    return Atomics.load(this.#words, WAITERS) >>> 0;
   }
 
   /** Mode and owner of the semaphore's file (it may have been changed since it was opened). */
@@ -272,17 +280,25 @@ export class NamedSemaphore extends Handle {
 
   /** Takes one unit, waiting while the value is zero. Never blocks the event loop. */
   wait(options?: WaitOptions): Promise<void> {
-    return run(this.#lane, 'wait', options, NO_KEYS, () => this.#waitOp());
+    // Uncontended and without options: the unit is taken here, as the engine's first attempt would.
+    try {
+      if (options === undefined && this.#uncontended('wait')) return resolvedNow(undefined);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return run(this.#lane, 'wait', options, NO_KEYS, this.#waitOp);
   }
 
   /** Takes one unit, blocking the calling thread while the value is zero. */
   waitSync(options?: SyncWaitOptions): void {
-    runSync(this.#lane, 'waitSync', options, NO_KEYS, () => this.#waitOp());
+    if (options === undefined && this.#uncontended('waitSync')) return;
+    runSync(this.#lane, 'waitSync', options, NO_KEYS, this.#waitOp);
   }
 
   /** Takes one unit if the value is not zero now (`sem_trywait`); `false` otherwise (or while earlier waits of this handle wait). */
   tryWait(): boolean {
-    return tryRun(this.#lane, 'tryWait', undefined, NO_KEYS, () => this.#waitOp()) !== undefined;
+    this.check('tryWait');
+    return !this.#lane.busy && this.#take();
   }
 
   /**
@@ -293,12 +309,18 @@ export class NamedSemaphore extends Handle {
   post(n = 1): void {
     this.check('post');
     const count = checkInteger(n, 'n', 1, SEM_VALUE_MAX);
-    const r = native.semPost(this.#view, count);
-    this.check('post');
-    if (r < 0) {
-      throw systemError(r, 'sem_post', this.name, r === E.EOVERFLOW
-        ? `The value would pass SEM_VALUE_MAX (${SEM_VALUE_MAX}); nothing was added.` : undefined);
+    // glibc's sem_post: add to the value, then wake sleepers if the waiter count says there may be any.
+    const w = this.#words;
+    for (let v = Atomics.load(w, VALUE); ;) {
+      if ((v >>> 0) > SEM_VALUE_MAX - count) {
+        throw systemError(E.EOVERFLOW, 'sem_post', this.name, `The value would pass SEM_VALUE_MAX (${SEM_VALUE_MAX}); nothing was added.`);
+      }
+      const seen = Atomics.compareExchange(w, VALUE, v, v + count);
+      if (seen === v) break;
+      v = seen;
     }
+    if (Atomics.load(w, WAITERS) !== 0) native.semWake(this.#view, count);
+    this.check('post');
   }
 
   /** Removes the name (works on a closed handle too); see {@link NamedSemaphore.unlink}. */
@@ -322,24 +344,43 @@ export class NamedSemaphore extends Handle {
     void this.#lane.settledJobs().then(() => native.detachMapping(buffer));
   }
 
-  #waitOp(): Operation<typeof DONE> {
-    return {
-      step: (timeout, spin) => {
-        const r = native.semWait(this.#view, timeout, spin);
-        this.check('wait');
-        if (r === 0) return DONE;
-        if (r === E.EAGAIN) return undefined;
-        throw systemError(r, 'sem_wait', this.name);
+  /** Whether a unit was taken at once: no call of this handle waits, and the value was not zero. */
+  #uncontended(what: string): boolean {
+    this.check(what);
+    return !this.#lane.busy && this.#take();
+  }
+
+  /** The wait, the same for every call (it has no state of its own). */
+  readonly #waitOp = (): Operation<typeof DONE> => this.#waitOperation;
+
+  readonly #waitOperation: Operation<typeof DONE> = {
+    step: (timeout, spin) => {
+      // Uncontended, glibc's fast path in JavaScript; the native call spins and sleeps.
+      const r = this.#take() ? 0 : timeout === 0 && spin === 0 ? E.EAGAIN : native.semWait(this.#view, timeout, spin);
+      this.check('wait');
+      if (r === 0) return DONE;
+      if (r === E.EAGAIN) return undefined;
+      throw systemError(r, 'sem_wait', this.name);
+    },
+    job: {
+      start: (done) => native.semWaitAsync(this.#view, this.#slot, done),
+      finish: (r) => {
+        if (r === E.ESTALE) throw this.#truncatedError('wait');
+        if (r < 0) throw systemError(r, 'sem_wait', this.name);
+        return DONE;
       },
-      job: {
-        start: (done) => native.semWaitAsync(this.#view, this.#slot, done),
-        finish: (r) => {
-          if (r === E.ESTALE) throw this.#truncatedError('wait');
-          if (r < 0) throw systemError(r, 'sem_wait', this.name);
-          return DONE;
-        },
-      },
-    };
+    },
+  };
+
+  /** Takes one unit if the value is not zero (glibc's compare-and-swap on the value half; the waiter half is left alone). */
+  #take(): boolean {
+    const w = this.#words;
+    for (let v = Atomics.load(w, VALUE); v !== 0;) {
+      const seen = Atomics.compareExchange(w, VALUE, v, v - 1);
+      if (seen === v) return true;
+      v = seen;
+    }
+    return false;
   }
 
   #truncatedError(what: string): IpcError {
