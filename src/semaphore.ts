@@ -23,7 +23,7 @@ import { native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
 import { Handle, createOrOpen } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
-import { DONE, JobLane, type Operation, resolvedNow, run, runSync, tryRun } from './internal/operation.js';
+import { DONE, JobLane, type Operation, resolvedNow, run, runSync } from './internal/operation.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, invalidArgument } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
@@ -539,6 +539,8 @@ export class SemaphoreSet extends Handle {
   readonly count: number;
 
   readonly #lane: JobLane;
+  /** Where a single operation is packed. */
+  readonly #scratch = new Uint16Array(3);
 
   private constructor(id: number, key: number, address: string, count: number, spin: number, created: boolean) {
     super();
@@ -663,17 +665,28 @@ export class SemaphoreSet extends Handle {
    * a wait for zero on a non-zero value). Never blocks the event loop.
    */
   op(ops: SemaphoreOperation | readonly SemaphoreOperation[], options?: WaitOptions): Promise<void> {
-    return run(this.#lane, 'op', options, NO_KEYS, () => this.#op(ops));
+    let packed: Uint16Array;
+    try {
+      packed = this.#pack('op', ops);
+      // Without options, one attempt here first: what the engine's first attempt would do, without the engine.
+      if (options === undefined && this.#applied(packed)) return resolvedNow(undefined);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return run(this.#lane, 'op', options, NO_KEYS, this.#waiting(packed));
   }
 
   /** Applies `ops` atomically, blocking the calling thread while they cannot proceed (`semtimedop`). */
   opSync(ops: SemaphoreOperation | readonly SemaphoreOperation[], options?: SyncWaitOptions): void {
-    runSync(this.#lane, 'opSync', options, NO_KEYS, () => this.#op(ops));
+    const packed = this.#pack('opSync', ops);
+    if (options === undefined && this.#applied(packed)) return;
+    runSync(this.#lane, 'opSync', options, NO_KEYS, this.#waiting(packed));
   }
 
   /** Applies `ops` atomically if they can proceed now (`IPC_NOWAIT`); `false` otherwise (or while the same operations of this handle wait). */
   tryOp(ops: SemaphoreOperation | readonly SemaphoreOperation[]): boolean {
-    return tryRun(this.#lane, 'tryOp', undefined, NO_KEYS, () => this.#op(ops)) !== undefined;
+    const packed = this.#pack('tryOp', ops);
+    return this.#applied(packed);
   }
 
   /** The value of semaphore `index` (GETVAL). */
@@ -752,8 +765,31 @@ export class SemaphoreSet extends Handle {
     return checkInteger(index, 'index', 0, this.count - 1);
   }
 
-  #op(input: SemaphoreOperation | readonly SemaphoreOperation[]): Operation<typeof DONE> {
-    const ops = packOps(input, this.count, this.address);
+  /**
+   * Checks the handle and packs `ops`; a single operation into the handle's
+   * scratch array, which a call that must wait copies ({@link #waiting}).
+   */
+  #pack(what: string, ops: unknown): Uint16Array {
+    this.check(what);
+    return packOps(ops, this.count, this.address, this.#scratch);
+  }
+
+  /** The operation a call that must wait hands the engine: its own copy of the packed list. */
+  #waiting(packed: Uint16Array): () => Operation<typeof DONE> {
+    const own = packed === this.#scratch ? packed.slice() : packed;
+    return () => this.#op(own);
+  }
+
+  /** One attempt that never waits, unless calls with the same operations wait first: whether `ops` were applied. */
+  #applied(ops: Uint16Array): boolean {
+    if (this.#lane.busyFor(keyOf(ops))) return false;
+    const r = native.semOp(this.id, ops, 0, 0);
+    if (r === 0) return true;
+    if (r === E.EAGAIN) return false;
+    throw this.#opError(r);
+  }
+
+  #op(ops: Uint16Array): Operation<typeof DONE> {
     const result = (r: number): typeof DONE | undefined => {
       if (r === 0) return DONE;
       if (r === E.EAGAIN) return undefined;
@@ -761,7 +797,7 @@ export class SemaphoreSet extends Handle {
     };
     return {
       // Calls with the same operations wait in order; different ones independently.
-      key: ops.length === 3 ? ops[0]! * 2 ** 32 + ops[1]! * 2 ** 16 + ops[2]! : ops.join(),
+      key: keyOf(ops),
       step: (timeout, spin) => result(native.semOp(this.id, ops, timeout, spin)),
       job: { start: (done) => native.semOpAsync(this.id, ops, done), finish: (r) => (r === 0 ? DONE : result(r)) },
     };
@@ -786,6 +822,11 @@ export class SemaphoreSet extends Handle {
   }
 }
 
+/** The key of an operation list in the lane: calls with the same list wait in order, others independently. */
+function keyOf(ops: Uint16Array): number | string {
+  return ops.length === 3 ? ops[0]! * 2 ** 32 + ops[1]! * 2 ** 16 + ops[2]! : ops.join();
+}
+
 /** The initial values of a new set of `count`. */
 function initialValues(value: unknown, count: number): number[] {
   if (value === undefined) return new Array<number>(count).fill(0);
@@ -797,30 +838,37 @@ function initialValues(value: unknown, count: number): number[] {
 }
 
 const OP_KEYS = ['index', 'delta', 'undo', 'noWait'] as const;
+const OP_KEY_SET: ReadonlySet<string> = new Set(OP_KEYS);
 
 /** SEMOPM as last read (the kernel's default until then). */
 let semopmSeen = 500;
 
 /** Checks operations and packs them as semop's [index, delta, flags] triples. */
-function packOps(input: unknown, count: number, address: string): Uint16Array {
-  const list: unknown[] = Array.isArray(input) ? input : [input];
+function packOps(input: unknown, count: number, address: string, scratch?: Uint16Array): Uint16Array {
+  const list: readonly unknown[] = Array.isArray(input) ? input : [input];
   if (list.length === 0) throw invalidArgument('ops', input, 'at least one operation { index, delta }');
   // SEMOPM can be raised while the process runs: read again before refusing.
   if (list.length > semopmSeen && list.length > (semopmSeen = readKernelSem()[2] ?? Infinity)) {
     throw limitError(E.E2BIG, 'semop', address, `${list.length} operations in one call exceed ${semSetting(2)}. Split the call, or raise kernel.sem.`);
   }
-  const packed = new Uint16Array(3 * list.length);
-  list.forEach((raw, k) => {
-    if (typeof raw !== 'object' || raw === null) throw invalidArgument(`ops[${k}]`, raw, 'an operation { index, delta, undo?, noWait? }');
-    const op = checkOptions(raw as SemaphoreOperation, OP_KEYS, `ops[${k}]`);
-    const index = checkInteger(op.index, `ops[${k}].index`, 0, count - 1);
-    const delta = checkInteger(op.delta, `ops[${k}].delta`, -SEMVMX, SEMVMX);
-    const flags = (checkBoolean(op.undo, `ops[${k}].undo`) ? C.SEM_UNDO : 0) | (checkBoolean(op.noWait, `ops[${k}].noWait`) ? C.IPC_NOWAIT : 0);
-    packed[3 * k] = index;
-    packed[3 * k + 1] = delta & 0xffff;
-    packed[3 * k + 2] = flags;
-  });
+  const packed = scratch !== undefined && list.length === 1 ? scratch : new Uint16Array(3 * list.length);
+  for (let k = 0; k < list.length; k++) {
+    const op = list[k] as Record<string, unknown> | null;
+    // Checked without building the names the errors need: only a bad operation pays for them.
+    if (typeof op !== 'object' || op === null) throw invalidArgument(`ops[${k}]`, op, 'an operation { index, delta, undo?, noWait? }');
+    for (const key in op) if (!OP_KEY_SET.has(key)) checkOptions(op, OP_KEYS, `ops[${k}]`);
+    const { index, delta, undo, noWait } = op;
+    packed[3 * k] = Number.isInteger(index) && (index as number) >= 0 && (index as number) < count
+      ? index as number : checkInteger(index, `ops[${k}].index`, 0, count - 1);
+    packed[3 * k + 1] = (Number.isInteger(delta) && Math.abs(delta as number) <= SEMVMX
+      ? delta as number : checkInteger(delta, `ops[${k}].delta`, -SEMVMX, SEMVMX)) & 0xffff;
+    packed[3 * k + 2] = (flag(undo, k, 'undo') ? C.SEM_UNDO : 0) | (flag(noWait, k, 'noWait') ? C.IPC_NOWAIT : 0);
+  }
   return packed;
+}
+
+function flag(value: unknown, k: number, name: string): boolean {
+  return value === undefined || typeof value === 'boolean' ? value === true : checkBoolean(value, `ops[${k}].${name}`);
 }
 
 const SET_OPEN_KEYS = ['spin', 'owner'] as const;
