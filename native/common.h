@@ -20,6 +20,7 @@
 #pragma once
 
 #include <napi.h>
+#include <sys/ipc.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -86,6 +87,17 @@ inline timespec RealtimeDeadline(int64_t timeout_ms) {
   ts.tv_sec = ns / 1000000000LL;
   ts.tv_nsec = ns % 1000000000LL;
   return ts;
+}
+
+// The owner, creator and mode of a System V object, as the fields of `o`
+// that every *Stat function reports.
+inline void SetIpcPerm(Napi::Object o, const ipc_perm& perm) {
+  o.Set("key", static_cast<double>(static_cast<uint32_t>(perm.__key)));
+  o.Set("uid", static_cast<double>(perm.uid));
+  o.Set("gid", static_cast<double>(perm.gid));
+  o.Set("cuid", static_cast<double>(perm.cuid));
+  o.Set("cgid", static_cast<double>(perm.cgid));
+  o.Set("mode", static_cast<double>(perm.mode & 0777));
 }
 
 // One exported function: its JavaScript name and its implementation.

@@ -216,12 +216,7 @@ static Napi::Value MsgStat(const Napi::CallbackInfo& info) {
   msqid_ds ds{};
   if (msgctl(ArgInt(info, 0), IPC_STAT, &ds) < 0) return Errno(env, errno);
   Napi::Object o = Napi::Object::New(env);
-  o.Set("key", static_cast<double>(static_cast<uint32_t>(ds.msg_perm.__key)));
-  o.Set("uid", static_cast<double>(ds.msg_perm.uid));
-  o.Set("gid", static_cast<double>(ds.msg_perm.gid));
-  o.Set("cuid", static_cast<double>(ds.msg_perm.cuid));
-  o.Set("cgid", static_cast<double>(ds.msg_perm.cgid));
-  o.Set("mode", static_cast<double>(ds.msg_perm.mode & 0777));
+  SetIpcPerm(o, ds.msg_perm);
   o.Set("messages", static_cast<double>(ds.msg_qnum));
   o.Set("bytes", static_cast<double>(ds.__msg_cbytes));
   o.Set("maxBytes", static_cast<double>(ds.msg_qbytes));

@@ -302,12 +302,7 @@ Napi::Value SemStat(const Napi::CallbackInfo& info) {
   semid_ds ds{};
   if (semctl(ArgInt(info, 0), 0, IPC_STAT, &ds) < 0) return Errno(env, errno);
   Napi::Object o = Napi::Object::New(env);
-  o.Set("key", static_cast<double>(static_cast<uint32_t>(ds.sem_perm.__key)));
-  o.Set("uid", static_cast<double>(ds.sem_perm.uid));
-  o.Set("gid", static_cast<double>(ds.sem_perm.gid));
-  o.Set("cuid", static_cast<double>(ds.sem_perm.cuid));
-  o.Set("cgid", static_cast<double>(ds.sem_perm.cgid));
-  o.Set("mode", static_cast<double>(ds.sem_perm.mode & 0777));
+  SetIpcPerm(o, ds.sem_perm);
   o.Set("count", static_cast<double>(ds.sem_nsems));
   o.Set("opTime", static_cast<double>(ds.sem_otime));
   o.Set("changeTime", static_cast<double>(ds.sem_ctime));

@@ -280,14 +280,9 @@ static Napi::Value ShmStat(const Napi::CallbackInfo& info) {
   shmid_ds ds{};
   if (shmctl(ArgInt(info, 0), IPC_STAT, &ds) < 0) return Errno(env, errno);
   Napi::Object o = Napi::Object::New(env);
-  o.Set("key", static_cast<double>(static_cast<uint32_t>(ds.shm_perm.__key)));
+  SetIpcPerm(o, ds.shm_perm);
   o.Set("size", static_cast<double>(ds.shm_segsz));
-  o.Set("mode", static_cast<double>(ds.shm_perm.mode & 0777));
   o.Set("removed", (ds.shm_perm.mode & SHM_DEST) != 0);
-  o.Set("uid", static_cast<double>(ds.shm_perm.uid));
-  o.Set("gid", static_cast<double>(ds.shm_perm.gid));
-  o.Set("cuid", static_cast<double>(ds.shm_perm.cuid));
-  o.Set("cgid", static_cast<double>(ds.shm_perm.cgid));
   o.Set("attachments", static_cast<double>(ds.shm_nattch));
   o.Set("creatorPid", static_cast<double>(ds.shm_cpid));
   o.Set("lastPid", static_cast<double>(ds.shm_lpid));

@@ -1577,7 +1577,7 @@ const semaphoreWait: Waitable = {
         const raw = sem.tryWait();
         return { raw, tag: raw ? tag : undefined };
       }, nothing: false },
-      supply: (_tag, delayMs) => remote(actor, 'sem.post', { name, delayMs }),
+      supply: (_tag, delayMs) => remote(actor, 'sem.post', { address: name, delayMs }),
       supplyLocal: () => sem.post(),
       close: () => shm.close(),
       afterClose: () => closedCalls([
@@ -1599,7 +1599,7 @@ const semaphoreWait: Waitable = {
     outcome: 'supply',
     async start(instance) {
       const peer = new Actor();
-      await peer.start('sem.blockWait', { name: addressOf(instance) });
+      await peer.start('sem.blockWait', { address: addressOf(instance) });
       return peer;
     },
   },
@@ -1607,7 +1607,7 @@ const semaphoreWait: Waitable = {
     const { shm, name } = lockSegment();
     const sem = Semaphore.create(shm, 16, { value: 0 });
     const peer = new Actor();
-    const peerDone = peer.call('sem.soakPost', { name, count, seed });
+    const peerDone = peer.call('sem.soakPost', { address: name, count, seed });
     let taken = 0;
     return {
       direction: 'receive', ends: false, peerDone,
@@ -1778,6 +1778,25 @@ async function soakPosts(count: number, seed: number, post: (n: number) => void)
   return { posted: count };
 }
 
+/** The actor's side of a semaphore adapter: posts (one, or soak batches) and a wait it is killed in. */
+function semaphoreRemote<A>(prefix: string, open: (ctx: RemoteContext, address: A) => { post(n: number): void; waitSync(): void }): Record<string, Remote> {
+  return {
+    async [`${prefix}.post`]({ address, delayMs }, ctx) {
+      await delayed(ctx, delayMs);
+      open(ctx, address).post(1);
+    },
+    [`${prefix}.blockWait`]({ address }, ctx) {
+      const sem = open(ctx, address);
+      ctx.started();
+      sem.waitSync();
+    },
+    async [`${prefix}.soakPost`]({ address, count, seed }, ctx) {
+      const sem = open(ctx, address);
+      return soakPosts(count, seed, (n) => sem.post(n));
+    },
+  };
+}
+
 /** The actor's half of every adapter. */
 export const REMOTE: Record<string, Remote> = {
   forget({ address }, ctx) {
@@ -1943,44 +1962,11 @@ export const REMOTE: Record<string, Remote> = {
     return hang();
   },
 
-  async 'sem.post'({ name, delayMs }, ctx) {
-    await delayed(ctx, delayMs);
-    remoteSemaphore(ctx, name).post();
-  },
-  'sem.blockWait'({ name }, ctx) {
-    const sem = remoteSemaphore(ctx, name);
-    ctx.started();
-    sem.waitSync();
-  },
-  async 'sem.soakPost'({ name, count, seed }, ctx) {
-    const sem = remoteSemaphore(ctx, name);
-    return soakPosts(count, seed, (n) => sem.post(n));
-  },
+  ...semaphoreRemote('sem', (ctx, name: string) => remoteSemaphore(ctx, name)),
+  ...semaphoreRemote('nsem', (ctx, name: string) => remoteNamedSemaphore(ctx, name)),
+  ...semaphoreRemote('semset', (ctx, key: number) => {
+    const set = remoteSemaphoreSet(ctx, key);
+    return { post: (n) => set.opSync({ index: 0, delta: n }), waitSync: () => set.opSync({ index: 0, delta: -1 }) };
+  }),
 
-  async 'nsem.post'({ address, delayMs }, ctx) {
-    await delayed(ctx, delayMs);
-    remoteNamedSemaphore(ctx, address).post();
-  },
-  'nsem.blockWait'({ address }, ctx) {
-    const sem = remoteNamedSemaphore(ctx, address);
-    ctx.started();
-    sem.waitSync();
-  },
-  async 'nsem.soakPost'({ address, count, seed }, ctx) {
-    const sem = remoteNamedSemaphore(ctx, address);
-    return soakPosts(count, seed, (n) => sem.post(n));
-  },
-  async 'semset.post'({ address, delayMs }, ctx) {
-    await delayed(ctx, delayMs);
-    remoteSemaphoreSet(ctx, address).opSync({ index: 0, delta: 1 });
-  },
-  'semset.blockWait'({ address }, ctx) {
-    const set = remoteSemaphoreSet(ctx, address);
-    ctx.started();
-    set.opSync({ index: 0, delta: -1 });
-  },
-  async 'semset.soakPost'({ address, count, seed }, ctx) {
-    const set = remoteSemaphoreSet(ctx, address);
-    return soakPosts(count, seed, (n) => set.opSync({ index: 0, delta: n }));
-  },
 };
