@@ -71,33 +71,34 @@ interface ContendParams {
   iterations: number;
 }
 
-function must(taken: boolean): void {
-  if (!taken) throw new Error('an uncontended take found the semaphore taken');
+/** The take of `how` among an object's three forms; a `try` must succeed (nothing else holds the object). */
+function takeOf(how: How, forms: { tryOp: () => boolean; sync: () => void; async: () => Promise<void> }): Gate['take'] {
+  if (how === 'sync') return forms.sync;
+  if (how === 'async') return forms.async;
+  return () => {
+    if (!forms.tryOp()) throw new Error('an uncontended take found the semaphore taken');
+  };
 }
 
 function openGate(t: Target, how: How, spin: number): Gate {
   switch (t.kind) {
     case 'named': {
       const s = NamedSemaphore.open(t.name, { spin });
-      const take = how === 'try' ? () => must(s.tryWait()) : how === 'sync' ? () => s.waitSync() : () => s.wait();
-      return { take, give: () => s.post() };
+      return { take: takeOf(how, { tryOp: () => s.tryWait(), sync: () => s.waitSync(), async: () => s.wait() }), give: () => s.post() };
     }
     case 'set': {
       const set = SemaphoreSet.open(t.key, { spin });
       const down = { index: t.index, delta: -1, undo: t.undo };
       const up = { index: t.index, delta: 1, undo: t.undo };
-      const take = how === 'try' ? () => must(set.tryOp(down)) : how === 'sync' ? () => set.opSync(down) : () => set.op(down);
-      return { take, give: () => set.opSync(up) };
+      return { take: takeOf(how, { tryOp: () => set.tryOp(down), sync: () => set.opSync(down), async: () => set.op(down) }), give: () => set.opSync(up) };
     }
     case 'semaphore': {
       const s = Semaphore.open(PosixSharedMemory.open(t.segment), t.offset, { spin });
-      const take = how === 'try' ? () => must(s.tryWait()) : how === 'sync' ? () => s.waitSync() : () => s.wait();
-      return { take, give: () => s.post() };
+      return { take: takeOf(how, { tryOp: () => s.tryWait(), sync: () => s.waitSync(), async: () => s.wait() }), give: () => s.post() };
     }
     case 'mutex': {
       const m = Mutex.open(PosixSharedMemory.open(t.segment), t.offset, { spin });
-      const take = how === 'try' ? () => must(m.tryLock()) : how === 'sync' ? () => m.lockSync() : () => m.lock();
-      return { take, give: () => m.unlock() };
+      return { take: takeOf(how, { tryOp: () => m.tryLock(), sync: () => m.lockSync(), async: () => m.lock() }), give: () => m.unlock() };
     }
   }
 }
@@ -115,7 +116,7 @@ function meet(flags: Int32Array, at: number): void {
   for (let v = Atomics.load(flags, at); v < 2; v = Atomics.load(flags, at)) Atomics.wait(flags, at, v, 0.05);
 }
 
-/** Lock cycles (take, counter += 1, give); the counter only while `counter` is given. */
+/** Cycles of a sync or try gate: take, counter += 1 (when `counter` is given), give. */
 function cycles(lock: Gate, n: number, counter?: Int32Array): void {
   for (let i = 0; i < n; i++) {
     lock.take();
