@@ -21,13 +21,14 @@ import * as signalBench from './signal.js';
 import * as socketBench from './socket.js';
 import * as connectionsBench from './connections.js';
 import * as channelBench from './channel.js';
+import * as semaphoreBench from './semaphore.js';
 
 const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench');
 const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
 
 export type Placement = 'pinned' | 'unpinned';
 export type Metric = 'rtt_p50_us' | 'rtt_p99_us' | 'throughput_mb_s' | 'ns_per_op'
-  | 'p50_ms' | 'p99_ms' | 'requests_per_s' | 'memory_per_connection_bytes' | 'cpu_s';
+  | 'p50_ms' | 'p99_ms' | 'requests_per_s' | 'memory_per_connection_bytes' | 'cpu_s' | 'cycles_per_s';
 
 /** One row of bench/results/latest.json (DESIGN.md §7). */
 export interface Row {
@@ -46,6 +47,8 @@ export interface Measurement {
   p99_us?: number;
   mb_s?: number;
   ns_per_op?: number;
+  /** Lock cycles (take, give) per second, over every process. */
+  cycles_per_s?: number;
 }
 
 /** A process to run: an argv. */
@@ -73,7 +76,7 @@ export interface BenchModule {
   placements?: Placement[];
 }
 
-const MODULES: BenchModule[] = [messageQueue, sharedMemory, pipeBench, signalBench, socketBench, connectionsBench, channelBench];
+const MODULES: BenchModule[] = [messageQueue, sharedMemory, pipeBench, signalBench, socketBench, connectionsBench, channelBench, semaphoreBench];
 
 function pinPrefix(placement: Placement): string[] {
   return placement === 'pinned' ? ['taskset', '-c', '0'] : [];
@@ -150,6 +153,7 @@ export function rowsFor(mechanism: string, variant: string, placement: Placement
   add('rtt_p99_us', m.p99_us, reference?.p99_us);
   add('throughput_mb_s', m.mb_s, reference?.mb_s);
   add('ns_per_op', m.ns_per_op, reference?.ns_per_op);
+  add('cycles_per_s', m.cycles_per_s, reference?.cycles_per_s);
   return rows;
 }
 
@@ -183,7 +187,7 @@ function escapeXml(text: string): string {
 /** An HTML page with one SVG bar chart of ratios per metric. */
 function chart(rows: Row[], started: Date): string {
   const sections: string[] = [];
-  for (const metric of ['rtt_p50_us', 'rtt_p99_us', 'throughput_mb_s', 'ns_per_op'] as const) {
+  for (const metric of ['rtt_p50_us', 'rtt_p99_us', 'throughput_mb_s', 'ns_per_op', 'cycles_per_s'] as const) {
     const bars = rows.filter((r) => r.metric === metric && r.ratio !== null);
     if (bars.length === 0) continue;
     const max = Math.max(2, ...bars.map((b) => b.ratio!));
@@ -199,7 +203,7 @@ function chart(rows: Row[], started: Date): string {
         `<text x="${scale(b.ratio!) + 4}" y="${y + 13}">${b.ratio!.toFixed(2)}×</text>`;
     }).join('');
     const one = scale(1);
-    sections.push(`<h2>${metric} — ratio to the C reference (${metric === 'throughput_mb_s' ? 'higher' : 'lower'} is better)</h2>` +
+    sections.push(`<h2>${metric} — ratio to the C reference (${metric === 'throughput_mb_s' || metric === 'cycles_per_s' ? 'higher' : 'lower'} is better)</h2>` +
       `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">${items}` +
       `<line x1="${one}" y1="0" x2="${one}" y2="${height - 20}" stroke="#d33" stroke-dasharray="4 3"/>` +
       `<text x="${one + 3}" y="${height - 6}" fill="#d33">C = 1×</text></svg>`);

@@ -8,6 +8,7 @@ import * as pipeBench from './pipe.js';
 import * as signalBench from './signal.js';
 import * as socketBench from './socket.js';
 import * as channelBench from './channel.js';
+import * as semaphoreBench from './semaphore.js';
 
 /** The roles a mechanism's benchmark runs in child processes. */
 export type Roles = Record<string, (params: any) => Promise<void>>;
@@ -19,6 +20,7 @@ const ROLES: Record<string, Roles> = {
   [signalBench.mechanism]: signalBench.roles,
   [socketBench.mechanism]: socketBench.roles,
   [channelBench.mechanism]: channelBench.roles,
+  [semaphoreBench.mechanism]: semaphoreBench.roles,
 };
 
 const [mechanism, role, params] = process.argv.slice(2);
