@@ -8,7 +8,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -575,6 +575,43 @@ describe('SemaphoreSet', () => {
     throwsWith(() => set.getValue(5), 'ERR_IPC_INVALID_ARGUMENT', /index/);
     assert.deepEqual(set.values(), [0, 0], 'no refused call changed anything');
     set.remove();
+  });
+
+  it('a handle whose set was removed, its id now another, larger set\'s, fails values() and setAll() with EIDRM and never writes past its array', (t) => {
+    // The kernel hands a removed set's id out again (after ~4 million sets, or at once through
+    // kernel.sem_next_id); GETALL and SETALL move as many values as the set now at the id has.
+    const nextId = '/proc/sys/kernel/sem_next_id';
+    try {
+      accessSync(nextId, constants.W_OK);
+    } catch {
+      return t.skip('kernel.sem_next_id is not writable here');
+    }
+    const [small, large] = [objects.semKey(), objects.semKey()];
+    const script = `
+      import { writeFileSync } from 'node:fs';
+      const { SemaphoreSet } = await import(process.argv[1]);
+      const [small, large] = [Number(process.argv[2]), Number(process.argv[3])];
+      const stale = SemaphoreSet.create(small, { count: 1, value: 3 });
+      SemaphoreSet.remove(small);
+      writeFileSync('${nextId}', String(stale.id));
+      const other = SemaphoreSet.create(large, { count: 8000, value: 0x1234 });
+      const codeOf = (f) => { try { f(); return 'ok'; } catch (err) { return err.code; } };
+      const out = { reused: other.id === stale.id };
+      if (out.reused) {
+        const arrays = Array.from({ length: 2000 }, () => new Uint16Array(1).fill(7));
+        out.values = codeOf(() => stale.values());
+        out.setAll = codeOf(() => stale.setAll([9]));
+        out.untouched = arrays.every((a) => a[0] === 7) && other.values().every((v) => v === 0x1234);
+      }
+      other.remove();
+      console.log(JSON.stringify(out));`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script, new URL('../src/index.js', import.meta.url).href,
+      String(small), String(large)], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(child.signal, null, `the process died of ${child.signal}: ${child.stderr}`);
+    assert.equal(child.status, 0, child.stderr);
+    const out = JSON.parse(child.stdout) as { reused: boolean };
+    if (!out.reused) return t.skip('another process took the id first');
+    assert.deepEqual(out, { reused: true, values: 'EIDRM', setAll: 'EIDRM', untouched: true });
   });
 
   it('interoperates with ipcmk -S and ipcs -s', (t) => {
