@@ -242,8 +242,7 @@ export class NamedSemaphore extends Handle {
 
   /** The current value (`sem_getvalue`): how many `wait` calls would succeed now. */
   get value(): number {
-    this.check('value');
-    return native.semValue(this.#view) % 2 ** 32;
+    return this.#read('value') % 2 ** 32;
   }
 
   /**
@@ -252,8 +251,15 @@ export class NamedSemaphore extends Handle {
    * this count in the semaphore so that `post` knows whether to wake anyone.
    */
   get waiters(): number {
-    this.check('waiters');
-    return Math.floor(native.semValue(this.#view) / 2 ** 32);
+    return Math.floor(this.#read('waiters') / 2 ** 32);
+  }
+
+  /** The semaphore's 64-bit word; checked again after the read, whose fault is what reveals a truncated file. */
+  #read(what: string): number {
+    this.check(what);
+    const word = native.semValue(this.#view);
+    this.check(what);
+    return word;
   }
 
   /** Mode and owner of the semaphore's file (it may have been changed since it was opened). */

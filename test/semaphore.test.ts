@@ -358,6 +358,18 @@ for _ in range(3): libc.sem_post(s)
     NamedSemaphore.unlink(name);
   });
 
+  it('value and waiters of a handle whose file was truncated fail with ERR_IPC_SIZE_MISMATCH from the first read', () => {
+    for (const read of [(s: NamedSemaphore) => s.value, (s: NamedSemaphore) => s.waiters]) {
+      const name = objects.semName();
+      const sem = NamedSemaphore.create(name, { value: 5 });
+      truncateSync(fileOf(name), 0);
+      // The first touch of the lost page is what raises the flag: the value it read is no semaphore's.
+      throwsWith(() => read(sem), 'ERR_IPC_SIZE_MISMATCH', /truncated the semaphore's file/);
+      sem.close();
+      NamedSemaphore.unlink(name);
+    }
+  });
+
   it('a file with garbage in it (futex flags, waiter count) neither crashes nor hangs a bounded wait', () => {
     const name = objects.semName();
     using sem = NamedSemaphore.create(name, { value: 1 });
