@@ -551,6 +551,21 @@ describe('SemaphoreSet', () => {
     set.remove();
   });
 
+  it('an uncontended op costs its semop, not a read of kernel.sem each time', () => {
+    const key = objects.semKey();
+    using set = SemaphoreSet.create(key, { count: 1, value: 1 });
+    // /proc/self/io counts the read system calls of the whole process.
+    const reads = (): number => Number(/^syscr: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))![1]);
+    const before = reads();
+    for (let i = 0; i < 1000; i++) {
+      set.opSync({ index: 0, delta: -1 });
+      assert.equal(set.tryOp({ index: 0, delta: 1 }), true);
+    }
+    const made = reads() - before;
+    assert.ok(made < 200, `${made} reads for 2000 operations`);
+    set.remove();
+  });
+
   it('reports values past SEMVMX as ERANGE and applies nothing', () => {
     const key = objects.semKey();
     using set = SemaphoreSet.create(key, { count: 2, value: [SEMVMX, 0] });
