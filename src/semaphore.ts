@@ -638,7 +638,7 @@ export class SemaphoreSet extends Handle {
 
   /** Applies `ops` atomically if they can proceed now (`IPC_NOWAIT`); `false` otherwise (or while the same operations of this handle wait). */
   tryOp(ops: SemaphoreOperation | readonly SemaphoreOperation[]): boolean {
-    return tryRun(this.#lane, 'tryOp', undefined, NO_KEYS, () => this.#op(ops)) !== undefined;
+    return tryRun(this.#lane, 'tryOp', undefined, NO_KEYS, () => this.#op(ops, true)) !== undefined;
   }
 
   /** The value of semaphore `index` (GETVAL). */
@@ -717,19 +717,46 @@ export class SemaphoreSet extends Handle {
     return checkInteger(index, 'index', 0, this.count - 1);
   }
 
-  #op(input: SemaphoreOperation | readonly SemaphoreOperation[]): Operation<typeof DONE> {
+  /** `trying`: for tryOp, which answers false whichever operation could not proceed. */
+  #op(input: SemaphoreOperation | readonly SemaphoreOperation[], trying = false): Operation<typeof DONE> {
     const ops = packOps(input, this.count);
     const result = (r: number): typeof DONE | undefined => {
       if (r === 0) return DONE;
       if (r === E.EAGAIN) return undefined;
       throw this.#opError(r);
     };
+    const noWait = !trying && ops.some((v, i) => i % 3 === 2 && (v & C.IPC_NOWAIT) !== 0);
     return {
       // Calls with the same operations wait in order; different ones independently.
       key: ops.join(),
-      step: (timeout, spin) => result(native.semOp(this.id, ops, timeout, spin)),
+      step: (timeout, spin) => {
+        const r = native.semOp(this.id, ops, timeout, spin);
+        // An attempt that may not sleep tries every operation with IPC_NOWAIT, and the kernel's
+        // EAGAIN does not say which one stopped it: a noWait one fails the call, another waits.
+        if (r === E.EAGAIN && timeout === 0 && noWait && this.#stopsAtNoWait(ops)) throw this.#opError(E.EBUSY);
+        return result(r);
+      },
       job: { start: (done) => native.semOpAsync(this.id, ops, done), finish: (r) => (r === 0 ? DONE : result(r)) },
     };
+  }
+
+  /**
+   * Whether the first operation of `ops` that cannot proceed on the set's
+   * values now is marked noWait: the kernel applies them in order, and the
+   * first that would wait fails the call if it has IPC_NOWAIT, else waits.
+   */
+  #stopsAtNoWait(ops: Uint16Array): boolean {
+    const values = new Uint16Array(this.count);
+    if (native.semGetAll(this.id, values) < 0) return false;
+    for (let k = 0; k < ops.length; k += 3) {
+      const index = ops[k]!;
+      const delta = (ops[k + 1]! << 16) >> 16;
+      const next = values[index]! + delta;
+      if (delta === 0 ? values[index] !== 0 : next < 0) return (ops[k + 2]! & C.IPC_NOWAIT) !== 0;
+      if (next > SEMVMX) return false;
+      values[index] = next;
+    }
+    return false;
   }
 
   #opError(r: number): IpcError {

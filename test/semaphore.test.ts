@@ -476,6 +476,22 @@ describe('SemaphoreSet', () => {
     set.remove();
   });
 
+  it('a call that tries once (timeout 0) reports a noWait operation that cannot proceed as EAGAIN, not as a timeout', async () => {
+    const key = objects.semKey();
+    using set = SemaphoreSet.create(key, { count: 2, value: [5, 0] });
+    // Semaphore 0 can give one; the noWait take of semaphore 1 is what stops the call.
+    const stopsAtNoWait = [{ index: 0, delta: -1 }, { index: 1, delta: -1, noWait: true }];
+    await rejectsWith(() => set.op(stopsAtNoWait, { timeout: 0 }), 'EAGAIN', /marked noWait/);
+    throwsWith(() => set.opSync(stopsAtNoWait, { timeout: 0 }), 'EAGAIN', /marked noWait/);
+    // Here a take without noWait comes first and would wait: that is a timeout.
+    const waitsFirst = [{ index: 1, delta: -1 }, { index: 0, delta: -1, noWait: true }];
+    await rejectsWith(() => set.op(waitsFirst, { timeout: 0 }), 'ERR_IPC_TIMEOUT');
+    throwsWith(() => set.opSync(waitsFirst, { timeout: 0 }), 'ERR_IPC_TIMEOUT');
+    assert.equal(set.tryOp(stopsAtNoWait), false, 'tryOp still answers false');
+    assert.deepEqual(set.values(), [5, 0]);
+    set.remove();
+  });
+
   it('excludes across processes with undo (3 processes x 300 increments lose none)', async () => {
     const key = objects.semKey();
     using set = SemaphoreSet.create(key, { count: 1, value: 1 });
