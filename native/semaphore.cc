@@ -25,6 +25,7 @@
 #include <linux/futex.h>
 #include <semaphore.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/sem.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -337,16 +338,43 @@ Napi::Value SemSetValue(const Napi::CallbackInfo& info) {
   return SysResult(info.Env(), semctl(ArgInt(info, 0), ArgInt(info, 1), SETVAL, ArgInt(info, 2)));
 }
 
+// GETALL and SETALL (cmd) of the n values at `values`. The kernel moves as
+// many values as the set now at `id` has, and a removed set's id is handed
+// out again (after some millions of sets, or at once through
+// kernel.sem_next_id): a set of another size there is -EIDRM. The values
+// pass through a buffer that ends at an inaccessible page, so that a set
+// swapped in between the check and the call makes the kernel fail with
+// EFAULT (also -EIDRM) instead of writing or reading past the array.
+int AllValues(int id, uint16_t* values, size_t n, int cmd) {
+  semid_ds ds{};
+  if (semctl(id, 0, IPC_STAT, &ds) < 0) return -errno;
+  if (ds.sem_nsems != n) return -EIDRM;
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t bytes = n * sizeof(uint16_t);
+  size_t room = (bytes + page - 1) / page * page;
+  auto* region = static_cast<uint8_t*>(mmap(nullptr, room + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (region == MAP_FAILED) return -errno;
+  int r = mprotect(region + room, page, PROT_NONE) < 0 ? -errno : 0;
+  auto* at = reinterpret_cast<uint16_t*>(region + room - bytes);
+  if (r == 0) {
+    if (cmd == SETALL) std::memcpy(at, values, bytes);
+    r = semctl(id, 0, cmd, at) < 0 ? -errno : 0;
+    if (r == 0 && cmd == GETALL) std::memcpy(values, at, bytes);
+  }
+  munmap(region, room + page);
+  return r == -EFAULT ? -EIDRM : r;
+}
+
 // semSetAll(id, values: Uint16Array) -> 0; the array has one value per semaphore.
 Napi::Value SemSetAll(const Napi::CallbackInfo& info) {
   auto values = info[1].As<Napi::Uint16Array>();
-  return SysResult(info.Env(), semctl(ArgInt(info, 0), 0, SETALL, values.Data()));
+  return Napi::Number::New(info.Env(), AllValues(ArgInt(info, 0), values.Data(), values.ElementLength(), SETALL));
 }
 
 // semGetAll(id, values: Uint16Array) -> 0
 Napi::Value SemGetAll(const Napi::CallbackInfo& info) {
   auto values = info[1].As<Napi::Uint16Array>();
-  return SysResult(info.Env(), semctl(ArgInt(info, 0), 0, GETALL, values.Data()));
+  return Napi::Number::New(info.Env(), AllValues(ArgInt(info, 0), values.Data(), values.ElementLength(), GETALL));
 }
 
 Napi::Value SemRemove(const Napi::CallbackInfo& info) {

@@ -250,8 +250,7 @@ export class NamedSemaphore extends Handle {
 
   /** The current value (`sem_getvalue`): how many `wait` calls would succeed now. */
   get value(): number {
-    this.check('value');
-    return Atomics.load(this.#words, VALUE) >>> 0;
+    return this.#read('value', VALUE);
   }
 
   /**
@@ -260,8 +259,15 @@ export class NamedSemaphore extends Handle {
    * this count in the semaphore so that `post` knows whether to wake anyone.
    */
   get waiters(): number {
-    this.check('waiters');
-    return Atomics.load(this.#words, WAITERS) >>> 0;
+    return this.#read('waiters', WAITERS);
+  }
+
+  /** One half of the semaphore's 64-bit word; checked again after the read, whose fault is what reveals a truncated file. */
+  #read(what: string, half: number): number {
+    this.check(what);
+    const value = Atomics.load(this.#words, half) >>> 0;
+    this.check(what);
+    return value;
   }
 
   /** Mode and owner of the semaphore's file (it may have been changed since it was opened). */
@@ -795,12 +801,38 @@ export class SemaphoreSet extends Handle {
       if (r === E.EAGAIN) return undefined;
       throw this.#opError(r);
     };
+    const noWait = ops.some((v, i) => i % 3 === 2 && (v & C.IPC_NOWAIT) !== 0);
     return {
       // Calls with the same operations wait in order; different ones independently.
       key: keyOf(ops),
-      step: (timeout, spin) => result(native.semOp(this.id, ops, timeout, spin)),
+      step: (timeout, spin) => {
+        const r = native.semOp(this.id, ops, timeout, spin);
+        // An attempt that may not sleep tries every operation with IPC_NOWAIT, and the kernel's
+        // EAGAIN does not say which one stopped it: a noWait one fails the call, another waits.
+        if (r === E.EAGAIN && timeout === 0 && noWait && this.#stopsAtNoWait(ops)) throw this.#opError(E.EBUSY);
+        return result(r);
+      },
       job: { start: (done) => native.semOpAsync(this.id, ops, done), finish: (r) => (r === 0 ? DONE : result(r)) },
     };
+  }
+
+  /**
+   * Whether the first operation of `ops` that cannot proceed on the set's
+   * values now is marked noWait: the kernel applies them in order, and the
+   * first that would wait fails the call if it has IPC_NOWAIT, else waits.
+   */
+  #stopsAtNoWait(ops: Uint16Array): boolean {
+    const values = new Uint16Array(this.count);
+    if (native.semGetAll(this.id, values) < 0) return false;
+    for (let k = 0; k < ops.length; k += 3) {
+      const index = ops[k]!;
+      const delta = (ops[k + 1]! << 16) >> 16;
+      const next = values[index]! + delta;
+      if (delta === 0 ? values[index] !== 0 : next < 0) return (ops[k + 2]! & C.IPC_NOWAIT) !== 0;
+      if (next > SEMVMX) return false;
+      values[index] = next;
+    }
+    return false;
   }
 
   #opError(r: number): IpcError {

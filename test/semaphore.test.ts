@@ -8,7 +8,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -358,6 +358,18 @@ for _ in range(3): libc.sem_post(s)
     NamedSemaphore.unlink(name);
   });
 
+  it('value and waiters of a handle whose file was truncated fail with ERR_IPC_SIZE_MISMATCH from the first read', () => {
+    for (const read of [(s: NamedSemaphore) => s.value, (s: NamedSemaphore) => s.waiters]) {
+      const name = objects.semName();
+      const sem = NamedSemaphore.create(name, { value: 5 });
+      truncateSync(fileOf(name), 0);
+      // The first touch of the lost page is what raises the flag: the value it read is no semaphore's.
+      throwsWith(() => read(sem), 'ERR_IPC_SIZE_MISMATCH', /truncated the semaphore's file/);
+      sem.close();
+      NamedSemaphore.unlink(name);
+    }
+  });
+
   it('a file with garbage in it (futex flags, waiter count) neither crashes nor hangs a bounded wait', () => {
     const name = objects.semName();
     using sem = NamedSemaphore.create(name, { value: 1 });
@@ -466,6 +478,22 @@ describe('SemaphoreSet', () => {
     set.remove();
   });
 
+  it('a call that tries once (timeout 0) reports a noWait operation that cannot proceed as EAGAIN, not as a timeout', async () => {
+    const key = objects.semKey();
+    using set = SemaphoreSet.create(key, { count: 2, value: [5, 0] });
+    // Semaphore 0 can give one; the noWait take of semaphore 1 is what stops the call.
+    const stopsAtNoWait = [{ index: 0, delta: -1 }, { index: 1, delta: -1, noWait: true }];
+    await rejectsWith(() => set.op(stopsAtNoWait, { timeout: 0 }), 'EAGAIN', /marked noWait/);
+    throwsWith(() => set.opSync(stopsAtNoWait, { timeout: 0 }), 'EAGAIN', /marked noWait/);
+    // Here a take without noWait comes first and would wait: that is a timeout.
+    const waitsFirst = [{ index: 1, delta: -1 }, { index: 0, delta: -1, noWait: true }];
+    await rejectsWith(() => set.op(waitsFirst, { timeout: 0 }), 'ERR_IPC_TIMEOUT');
+    throwsWith(() => set.opSync(waitsFirst, { timeout: 0 }), 'ERR_IPC_TIMEOUT');
+    assert.equal(set.tryOp(stopsAtNoWait), false, 'tryOp still answers false');
+    assert.deepEqual(set.values(), [5, 0]);
+    set.remove();
+  });
+
   it('excludes across processes with undo (3 processes x 300 increments lose none)', async () => {
     const key = objects.semKey();
     using set = SemaphoreSet.create(key, { count: 1, value: 1 });
@@ -541,6 +569,21 @@ describe('SemaphoreSet', () => {
     set.remove();
   });
 
+  it('an uncontended op costs its semop, not a read of kernel.sem each time', () => {
+    const key = objects.semKey();
+    using set = SemaphoreSet.create(key, { count: 1, value: 1 });
+    // /proc/self/io counts the read system calls of the whole process.
+    const reads = (): number => Number(/^syscr: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))![1]);
+    const before = reads();
+    for (let i = 0; i < 1000; i++) {
+      set.opSync({ index: 0, delta: -1 });
+      assert.equal(set.tryOp({ index: 0, delta: 1 }), true);
+    }
+    const made = reads() - before;
+    assert.ok(made < 200, `${made} reads for 2000 operations`);
+    set.remove();
+  });
+
   it('reports values past SEMVMX as ERANGE and applies nothing', () => {
     const key = objects.semKey();
     using set = SemaphoreSet.create(key, { count: 2, value: [SEMVMX, 0] });
@@ -577,6 +620,43 @@ describe('SemaphoreSet', () => {
     throwsWith(() => set.getValue(5), 'ERR_IPC_INVALID_ARGUMENT', /index/);
     assert.deepEqual(set.values(), [0, 0], 'no refused call changed anything');
     set.remove();
+  });
+
+  it('a handle whose set was removed, its id now another, larger set\'s, fails values() and setAll() with EIDRM and never writes past its array', (t) => {
+    // The kernel hands a removed set's id out again (after ~4 million sets, or at once through
+    // kernel.sem_next_id); GETALL and SETALL move as many values as the set now at the id has.
+    const nextId = '/proc/sys/kernel/sem_next_id';
+    try {
+      accessSync(nextId, constants.W_OK);
+    } catch {
+      return t.skip('kernel.sem_next_id is not writable here');
+    }
+    const [small, large] = [objects.semKey(), objects.semKey()];
+    const script = `
+      import { writeFileSync } from 'node:fs';
+      const { SemaphoreSet } = await import(process.argv[1]);
+      const [small, large] = [Number(process.argv[2]), Number(process.argv[3])];
+      const stale = SemaphoreSet.create(small, { count: 1, value: 3 });
+      SemaphoreSet.remove(small);
+      writeFileSync('${nextId}', String(stale.id));
+      const other = SemaphoreSet.create(large, { count: 8000, value: 0x1234 });
+      const codeOf = (f) => { try { f(); return 'ok'; } catch (err) { return err.code; } };
+      const out = { reused: other.id === stale.id };
+      if (out.reused) {
+        const arrays = Array.from({ length: 2000 }, () => new Uint16Array(1).fill(7));
+        out.values = codeOf(() => stale.values());
+        out.setAll = codeOf(() => stale.setAll([9]));
+        out.untouched = arrays.every((a) => a[0] === 7) && other.values().every((v) => v === 0x1234);
+      }
+      other.remove();
+      console.log(JSON.stringify(out));`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script, new URL('../src/index.js', import.meta.url).href,
+      String(small), String(large)], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(child.signal, null, `the process died of ${child.signal}: ${child.stderr}`);
+    assert.equal(child.status, 0, child.stderr);
+    const out = JSON.parse(child.stdout) as { reused: boolean };
+    if (!out.reused) return t.skip('another process took the id first');
+    assert.deepEqual(out, { reused: true, values: 'EIDRM', setAll: 'EIDRM', untouched: true });
   });
 
   it('interoperates with ipcmk -S and ipcs -s', (t) => {
