@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, fstatSync, readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
@@ -121,8 +121,8 @@ export class NamedSemaphore extends Handle {
   /** Whether this handle created the semaphore. */
   readonly created: boolean;
 
-  /** The mapping of the file (released on close, once no waiter thread sleeps on it). */
-  #buffer: SharedArrayBuffer | undefined;
+  /** The mapping of the file, shared with this thread's other handles on it (released after the last). */
+  readonly #mapping: SharedMapping;
   /** The sem_t within it. */
   readonly #view: Uint8Array;
   /** Its data word as two 32-bit halves: [VALUE] and [WAITERS] (see {@link VALUE}). */
@@ -131,11 +131,13 @@ export class NamedSemaphore extends Handle {
   readonly #slot: number;
   readonly #lane: JobLane;
 
-  private constructor(name: string, buffer: SharedArrayBuffer, created: boolean, spin: number) {
+  private constructor(name: string, mapping: SharedMapping, created: boolean, spin: number) {
     super();
     this.name = name;
     this.created = created;
-    this.#buffer = buffer;
+    this.#mapping = mapping;
+    const { buffer } = mapping;
+    dropped.register(this, mapping, this);
     this.#view = new Uint8Array(buffer, 0, SEM_FILE_SIZE);
     this.#words = new Int32Array(buffer, 0, 2);
     this.#slot = native.guardSlot(buffer);
@@ -213,7 +215,24 @@ export class NamedSemaphore extends Handle {
         return undefined;
       }
       if (p < 0) throw systemError(p, 'linkat', name);
-      return new NamedSemaphore(name, buffer, true, spin);
+      // Mapped again through its name, so that /proc (maps, and ipckit ls) shows the name, not the unnamed file.
+      const byName = native.shmOpen(at.file, C.O_RDWR, 0);
+      let mapping: SharedMapping | undefined;
+      if (byName >= 0) {
+        try {
+          const [a, b] = [fstatSync(fd), fstatSync(byName)];
+          if (a.ino === b.ino && a.dev === b.dev) mapping = shareMapping(byName, undefined, name);
+        } finally {
+          native.close(byName);
+        }
+      }
+      if (mapping === undefined) {
+        mapping = shareMapping(fd, buffer);
+      } else {
+        native.detachMapping(buffer);
+      }
+      buffer = undefined;
+      return new NamedSemaphore(name, mapping, true, spin);
     } catch (err) {
       if (buffer !== undefined) native.detachMapping(buffer);
       throw err;
@@ -236,9 +255,7 @@ export class NamedSemaphore extends Handle {
       // Checked on the path; the open file could have been resized since.
       const size = statOfFd(fd, at).size;
       if (size !== SEM_FILE_SIZE) throw notASemaphore(name, size);
-      const buffer = native.mapFd(fd, SEM_FILE_SIZE, false);
-      if (typeof buffer === 'number') throw systemError(buffer, 'mmap', name);
-      return new NamedSemaphore(name, buffer, false, spin);
+      return new NamedSemaphore(name, shareMapping(fd, undefined, name), false, spin);
     } finally {
       native.close(fd);
     }
@@ -344,10 +361,11 @@ export class NamedSemaphore extends Handle {
   }
 
   protected override released(): void {
-    const buffer = this.#buffer!;
-    this.#buffer = undefined;
+    dropped.unregister(this);
+    const mapping = this.#mapping;
     // A cancelled waiter thread still leaves glibc's waiter count: release the file after it.
-    void this.#lane.settledJobs().then(() => native.detachMapping(buffer));
+    if (this.#lane.jobsRunning) void this.#lane.settledJobs().then(() => unshareMapping(mapping));
+    else unshareMapping(mapping);
   }
 
   /** Whether a unit was taken at once: no call of this handle waits, and the value was not zero. */
@@ -394,6 +412,59 @@ export class NamedSemaphore extends Handle {
       `${what} on ${this.name}: another process truncated the semaphore's file (/dev/shm/sem.${this.name.slice(1)}). ` +
       'This handle no longer shares it with anyone. Close it; unlink and create the semaphore again.', { address: this.name });
   }
+}
+
+/**
+ * A semaphore file's mapping, shared by the handles of this thread that
+ * have it open, as glibc shares one mapping per file among `sem_open`
+ * calls: a program can hold a handle on the same semaphore in many places
+ * without spending a mapping on each (a process may have vm.max_map_count,
+ * 65,530 by default). Files are told apart by device and inode.
+ */
+interface SharedMapping {
+  readonly key: string;
+  readonly buffer: SharedArrayBuffer;
+  handles: number;
+}
+
+const mappings = new Map<string, SharedMapping>();
+
+/** Handles collected without close() give their share back. */
+const dropped = new FinalizationRegistry<SharedMapping>((mapping) => unshareMapping(mapping));
+
+/**
+ * The shared mapping of the semaphore file open at `fd`: `made` (a mapping
+ * of it just made), the one this thread has, or a new one. A mapping whose
+ * file was truncated under it is not shared any more.
+ */
+function shareMapping(fd: number, made: SharedArrayBuffer | undefined, name = ''): SharedMapping {
+  const st = fstatSync(fd);
+  const key = `${st.dev}:${st.ino}`;
+  let mapping = mappings.get(key);
+  if (mapping !== undefined && made === undefined && !mappingTruncated(mapping.buffer)) {
+    mapping.handles++;
+    return mapping;
+  }
+  let buffer = made;
+  if (buffer === undefined) {
+    const mapped = native.mapFd(fd, SEM_FILE_SIZE, false);
+    if (typeof mapped === 'number') throw systemError(mapped, 'mmap', name);
+    buffer = mapped;
+  }
+  mapping = { key, buffer, handles: 1 };
+  mappings.set(key, mapping);
+  return mapping;
+}
+
+function unshareMapping(mapping: SharedMapping): void {
+  if (--mapping.handles > 0) return;
+  if (mappings.get(mapping.key) === mapping) mappings.delete(mapping.key);
+  native.detachMapping(mapping.buffer);
+}
+
+function mappingTruncated(buffer: SharedArrayBuffer): boolean {
+  const slot = native.guardSlot(buffer);
+  return slot >= 0 && Atomics.load(truncation(), slot) !== 0;
 }
 
 function notASemaphore(name: string, size: number): IpcError {

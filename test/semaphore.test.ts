@@ -309,6 +309,25 @@ for _ in range(3): libc.sem_post(s)
     NamedSemaphore.unlink(name);
   });
 
+  it('handles of this thread on one semaphore share one mapping, released with the last of them', () => {
+    const name = objects.semName();
+    const mapped = (): number => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => line.endsWith(fileOf(name))).length;
+    const first = NamedSemaphore.create(name, { value: 1 });
+    const more = Array.from({ length: 50 }, () => NamedSemaphore.open(name));
+    assert.equal(mapped(), 1);
+    assert.equal(more[49]!.tryWait(), true);
+    assert.equal(first.value, 0);
+    first.close();
+    for (const sem of more.slice(1)) sem.close();
+    assert.equal(mapped(), 1, 'one handle is still open');
+    more[0]!.post();
+    more[0]!.close();
+    assert.equal(mapped(), 0);
+    using again = NamedSemaphore.open(name);
+    assert.equal(again.value, 1);
+    NamedSemaphore.unlink(name);
+  });
+
   it('refuses hostile names, options and values with clear errors', () => {
     for (const bad of ['', 'x', '/', '/a/b', '/..', `/${'x'.repeat(SEM_NAME_MAX + 1)}`, '/nul\0', 7]) {
       throwsWith(() => NamedSemaphore.open(bad as string), 'ERR_IPC_INVALID_ADDRESS');

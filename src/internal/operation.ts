@@ -383,6 +383,11 @@ export class JobLane extends Lane {
   #running = 0;
   #drained: (() => void) | undefined;
 
+  /** Whether a waiter thread works for this lane now (until its job's result is delivered). */
+  get jobsRunning(): boolean {
+    return this.#running > 0;
+  }
+
   override settledJobs(): Promise<void> {
     if (this.#running === 0) return Promise.resolve();
     return new Promise((resolve) => {
