@@ -277,13 +277,14 @@ export function modeOption(ctx: CommandContext, fallback: number): number {
  * as ipcs prints them, and `limits` (if any) as one last line.
  */
 export function printFields(info: Record<string, unknown>): void {
-  for (const [key, value] of Object.entries(info)) {
-    if (key === 'limits') continue;
+  const fields = Object.entries(info).filter(([key]) => key !== 'limits');
+  const width = Math.max(16, ...fields.map(([key]) => key.length));
+  for (const [key, value] of fields) {
     const shown = key === 'mode' ? `0${(value as number).toString(8)}` : key === 'key' ? formatKey(value as number) : String(value);
-    process.stdout.write(`${key.padEnd(16)} ${shown}\n`);
+    process.stdout.write(`${key.padEnd(width)} ${shown}\n`);
   }
   const limits = info.limits as Record<string, unknown> | undefined;
-  if (limits !== undefined) process.stdout.write(`kernel limits    ${Object.entries(limits).map(([k, v]) => `${k}=${v ?? '?'}`).join(' ')}\n`);
+  if (limits !== undefined) process.stdout.write(`${'kernel limits'.padEnd(width)} ${Object.entries(limits).map(([k, v]) => `${k}=${v ?? '?'}`).join(' ')}\n`);
 }
 
 /**
