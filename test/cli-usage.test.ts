@@ -86,7 +86,7 @@ describe('ipckit help and usage errors', () => {
       [['mq', 'recv', '/x', '--timeout', '-1'], /--timeout must be an integer from 0 to/],
       [['mq', 'create', '/x', '--mode', '999'], /--mode must be octal permission bits/],
       [['mq', 'create', '/x', '--max-messages', '1.5'], /--max-messages must be an integer/],
-      [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq, shm, channel, fifo or socket; got "pipe".\n'],
+      [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq, shm, channel, sem, fifo or socket; got "pipe".\n'],
       [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq, shm, pipe, signal, socket, server, channel\./],
     ];
     await all(cases.map(([args, expected]) => async () => {
@@ -250,7 +250,7 @@ describe('ipckit hostile addresses', () => {
       .map((args) => () => fails(args, 1, 'ENOENT')));
     assert.equal(stat, `ENOENT: ftok ${missing}:1 failed: No such file or directory (ENOENT). ` +
       'ftok derives the key from the file\'s inode: the path must exist and stay the same file.\n');
-    assert.equal(top, `ENOENT: Nothing to remove at ${address}: no message queue, shared memory segment or FIFO has this address. Run "ipckit ls" to see what exists.\n`);
+    assert.equal(top, `ENOENT: Nothing to remove at ${address}: no message queue, shared memory segment, semaphore or FIFO has this address. Run "ipckit ls" to see what exists.\n`);
   });
 });
 
