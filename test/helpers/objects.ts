@@ -3,7 +3,7 @@
  * created and checks that nothing is left behind.
  */
 import { existsSync, readFileSync, readdirSync, readlinkSync, statfsSync } from 'node:fs';
-import { PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, SysvSharedMemory } from '../../src/index.js';
+import { NamedSemaphore, PosixMessageQueue, PosixSharedMemory, SemaphoreSet, SysvMessageQueue, SysvSharedMemory } from '../../src/index.js';
 import { native } from '../../src/native.js';
 
 let counter = 0;
@@ -36,6 +36,11 @@ export function sysvSegments(): { key: number; id: number; cpid: number; lpid: n
   return sysvRows('/proc/sysvipc/shm').map((r) => ({ key: r.key!, id: r.shmid!, cpid: r.cpid!, lpid: r.lpid! }));
 }
 
+/** System V semaphore sets now: key, id and how many semaphores each has. */
+export function sysvSemaphoreSets(): { key: number; id: number; nsems: number }[] {
+  return sysvRows('/proc/sysvipc/sem').map((r) => ({ key: r.key!, id: r.semid!, nsems: r.nsems! }));
+}
+
 /** System V queue keys in use now. */
 export function sysvQueueKeys(): Set<number> {
   return new Set(sysvQueues().map((q) => q.key));
@@ -46,9 +51,19 @@ export function sysvSegmentKeys(): Set<number> {
   return new Set(sysvSegments().map((s) => s.key));
 }
 
-/** A System V key in 0x7f000000..0x7fffffff that no queue or segment uses now. */
+/** System V semaphore set keys in use now. */
+export function sysvSemaphoreKeys(): Set<number> {
+  return new Set(sysvSemaphoreSets().map((s) => s.key));
+}
+
+/** Whether the POSIX named semaphore `name` exists (its file, /dev/shm/sem.NAME). */
+export function namedSemaphoreExists(name: string): boolean {
+  return existsSync(`/dev/shm/sem.${name.slice(1)}`);
+}
+
+/** A System V key in 0x7f000000..0x7fffffff that no queue, segment or semaphore set uses now. */
 export function uniqueKey(): number {
-  const used = new Set([...sysvQueueKeys(), ...sysvSegmentKeys()]);
+  const used = new Set([...sysvQueueKeys(), ...sysvSegmentKeys(), ...sysvSemaphoreKeys()]);
   for (;;) {
     const key = (0x7f000000 | Math.floor(Math.random() * 0x1000000)) >>> 0;
     if (!used.has(key)) return key;
@@ -91,6 +106,22 @@ export class ObjectTracker {
   readonly sysv = new Set<number>();
   readonly posixShm = new Set<string>();
   readonly sysvShm = new Set<number>();
+  readonly posixSem = new Set<string>();
+  readonly sysvSem = new Set<number>();
+
+  /** A unique name for a POSIX named semaphore. */
+  semName(label = 'sem'): string {
+    const name = uniqueName(label);
+    this.posixSem.add(name);
+    return name;
+  }
+
+  /** A System V key for a semaphore set. */
+  semKey(): number {
+    const key = uniqueKey();
+    this.sysvSem.add(key);
+    return key;
+  }
 
   /** A unique POSIX shared-memory name. */
   shmName(label = 'shm'): string {
@@ -126,6 +157,9 @@ export class ObjectTracker {
     for (const name of this.posixShm) if (existsSync(`/dev/shm${name}`)) left.push(`shm ${name}`);
     const segments = sysvSegmentKeys();
     for (const key of this.sysvShm) if (segments.has(key)) left.push(`shm 0x${key.toString(16)}`);
+    for (const name of this.posixSem) if (namedSemaphoreExists(name)) left.push(`sem ${name}`);
+    const sets = sysvSemaphoreKeys();
+    for (const key of this.sysvSem) if (sets.has(key)) left.push(`sem 0x${key.toString(16)}`);
     return left;
   }
 
@@ -144,6 +178,8 @@ export class ObjectTracker {
     quietly(this.sysv, (key) => SysvMessageQueue.remove(key));
     quietly(this.posixShm, (name) => PosixSharedMemory.unlink(name));
     quietly(this.sysvShm, (key) => SysvSharedMemory.remove(key));
+    quietly(this.posixSem, (name) => NamedSemaphore.unlink(name));
+    quietly(this.sysvSem, (key) => SemaphoreSet.remove(key));
   }
 
 }
