@@ -177,7 +177,7 @@ const wait: Leaf = {
     const op = { index: indexIn(sem, index), delta: -count };
     if (ctx.values.nonblock) {
       if (!sem.tryOp(op)) {
-        throw systemError(E.EAGAIN, 'semop', sem.address, `Semaphore ${index} is below ${count} and --nonblock was given.`);
+        throw systemError(E.EAGAIN, 'semop', sem.address, `Semaphore ${index} is ${count === 1 ? '0' : `below ${count}`} and --nonblock was given.`);
       }
     } else if (!await takeUnlessStopped((signal) => sem.op(op, { ...timing, signal }))) {
       return;
