@@ -208,6 +208,12 @@ function sysvSharedMemory(): IpcObjectInfo[] {
 interface ProcessScan {
   queues: Map<string, { holders: Set<number>; fdPath: string; deleted: boolean }>;
   segments: Map<string, Set<number>>;
+  /**
+   * The processes mapping each /dev/shm file, by inode: also a file mapped
+   * before it had its name (a named semaphore is made nameless, then named),
+   * which /proc/PID/maps shows as "/dev/shm/#INODE (deleted)".
+   */
+  mappedInodes: Map<number, Set<number>>;
   /** FIFOs (named pipes) open in some process, by path. */
   fifos: Map<string, Set<number>>;
   /** Sockets by inode: the processes holding one, and one of their descriptors (to stat the socket). */
@@ -217,7 +223,7 @@ interface ProcessScan {
 }
 
 function scanProcesses(): ProcessScan {
-  const scan: ProcessScan = { queues: new Map(), segments: new Map(), fifos: new Map(), sockets: new Map(), unreadable: 0 };
+  const scan: ProcessScan = { queues: new Map(), segments: new Map(), mappedInodes: new Map(), fifos: new Map(), sockets: new Map(), unreadable: 0 };
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((entry) => /^[0-9]+$/.test(entry));
@@ -277,7 +283,13 @@ function scanProcesses(): ProcessScan {
       }
     }
     try {
-      for (const m of readFileSync(`/proc/${pid}/maps`, 'utf8').matchAll(/ \/dev\/shm\/([^/\s]+)$/gm)) holdsSegment(`/${m[1]}`, Number(pid));
+      // "address perms offset dev inode   path"; a mapped file stays allocated, so its inode names it alone.
+      for (const m of readFileSync(`/proc/${pid}/maps`, 'utf8').matchAll(/ ([0-9]+) +\/dev\/shm\/([^/\n]+)$/gm)) {
+        if (!/\s/.test(m[2]!)) holdsSegment(`/${m[2]}`, Number(pid));
+        const holders = scan.mappedInodes.get(Number(m[1])) ?? new Set<number>();
+        holders.add(Number(pid));
+        scan.mappedInodes.set(Number(m[1]), holders);
+      }
     } catch {
       /* Not ours to read. */
     }
@@ -512,7 +524,7 @@ function posixSemaphores(scan: ProcessScan, entries: string[]): IpcObjectInfo[] 
     objects.push({
       kind: 'posix-sem', address: `/${entry.slice('sem.'.length)}`, uid: st.uid, owner: userName(st.uid), mode: st.mode & 0o777, ...NO_DEPTH,
       value: word === undefined ? null : Number(word & 0xffffffffn), waiters: word === undefined ? null : Number(word >> 32n),
-      processes: [...scan.segments.get(`/${entry}`) ?? []].map((pid) => ({ pid, role: 'holder' as const, alive: true })),
+      processes: [...scan.mappedInodes.get(st.ino) ?? []].map((pid) => ({ pid, role: 'holder' as const, alive: true })),
     });
   }
   return objects;
