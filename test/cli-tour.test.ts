@@ -25,6 +25,18 @@ function processesNaming(text: string): number[] {
   }).map(Number);
 }
 
+/** The --json events of a tour of one chapter, checked: the first opens it, each is a chapter, explain or step event of it. */
+function chapterEvents(stdout: string, heading: string): Record<string, unknown>[] {
+  const events = jsonLines(stdout);
+  assert.deepEqual(events[0], { chapter: heading, ms: events[0]!.ms, event: 'chapter', title: heading });
+  for (const e of events) {
+    assert.ok(['chapter', 'explain', 'step'].includes(e.event as string), JSON.stringify(e));
+    assert.equal(e.chapter, heading);
+    assert.equal(typeof e.ms, 'number');
+  }
+  return events;
+}
+
 /** A tour's --json steps, with each process labelled by the order it first speaks (child1, child2, ...) wherever its pid appears, and durations as N. */
 function labelledSteps(tourPid: number, events: Record<string, unknown>[]): { seen: string[]; labels: Map<number, string> } {
   const steps = events.filter((e) => e.event === 'step') as { process: string; pid: number; text: string }[];
@@ -120,14 +132,8 @@ describe('ipckit tour', () => {
     assert.ok(created, 'the tour names its System V queue');
     assert.ok(out.includes(`] removed ${created[1]}\n`));
 
-    const events = jsonLines(asJson!.stdout);
+    const events = chapterEvents(asJson!.stdout, heading);
     assert.ok(events.length > 20);
-    assert.deepEqual(events[0], { chapter: heading, ms: events[0]!.ms, event: 'chapter', title: heading });
-    for (const e of events) {
-      assert.ok(['chapter', 'explain', 'step'].includes(e.event as string), JSON.stringify(e));
-      assert.equal(e.chapter, heading);
-      assert.equal(typeof e.ms, 'number');
-    }
     const steps = events.filter((e) => e.event === 'step').map((e) => e.text as string);
     assert.deepEqual(steps.filter((t) => /^received ".*" \(priority \d+\)$/.test(t)), [
       'received "server room on fire" (priority 9)', 'received "routine report" (priority 1)', 'received "lunch is ready" (priority 0)',
@@ -157,13 +163,7 @@ describe('ipckit tour channel', () => {
   it('narrates each step with its process, removes its channels, and leaves no process behind', async () => {
     const r = await ok(['tour', 'channel', '--json']);
     const heading = 'Channels: messages through shared memory, with no system call per message';
-    const events = jsonLines(r.stdout);
-    assert.deepEqual(events[0], { chapter: heading, ms: events[0]!.ms, event: 'chapter', title: heading });
-    for (const e of events) {
-      assert.ok(['chapter', 'explain', 'step'].includes(e.event as string), JSON.stringify(e));
-      assert.equal(e.chapter, heading);
-      assert.equal(typeof e.ms, 'number');
-    }
+    const events = chapterEvents(r.stdout, heading);
     const steps = events.filter((e) => e.event === 'step') as { text: string }[];
     // Durations, which differ from run to run, as N.
     const { seen, labels } = labelledSteps(r.pid, events);
@@ -229,12 +229,7 @@ describe('ipckit tour sem', () => {
   it('narrates a named semaphore between two processes and undo against a SIGKILL, step by step, and removes what it made', async () => {
     const r = await ok(['tour', 'sem', '--json']);
     const heading = 'Semaphores: counters the kernel keeps, and a holder that dies';
-    const events = jsonLines(r.stdout);
-    assert.deepEqual(events[0], { chapter: heading, ms: events[0]!.ms, event: 'chapter', title: heading });
-    for (const e of events) {
-      assert.ok(['chapter', 'explain', 'step'].includes(e.event as string), JSON.stringify(e));
-      assert.equal(e.chapter, heading);
-    }
+    const events = chapterEvents(r.stdout, heading);
     const { seen, labels } = labelledSteps(r.pid, events);
     const created = seen.map((line) => /^tour: created System V semaphore set (0x7e[0-9a-f]{6}) \(id (\d+)\): /.exec(line)).find((m) => m !== null);
     assert.ok(created, seen.join('\n'));

@@ -10,7 +10,7 @@ import { type ParsedAddress, parseAddress } from '../../internal/address.js';
 import { SEM_VALUE_MAX } from '../../lock.js';
 import { NamedSemaphore, SEMVMX, SemaphoreSet } from '../../semaphore.js';
 import {
-  OWNER_OPTION, type CommandContext, type Group, type Leaf, intOption, modeOption, onStopSignals, ownerOption, parseInteger, printFields, printJson,
+  OWNER_OPTION, type CommandContext, type Group, type Leaf, type OptionSpec, intOption, modeOption, onStopSignals, ownerOption, parseInteger, printFields, printJson,
   removeVerb, usageError, waitOption,
 } from '../program.js';
 
@@ -21,6 +21,8 @@ const KIND = 'semaphore';
 const SET_COUNT_MAX = 65535;
 
 type Semaphore = NamedSemaphore | SemaphoreSet;
+
+const INDEX_OPTION: OptionSpec = { type: 'string', value: 'I', description: 'System V: which semaphore of the set (default 0)' };
 
 /**
  * The semaphore the first argument names. The family comes from the
@@ -153,7 +155,7 @@ const wait: Leaf = {
     '128 + the signal\'s number (130 for Ctrl-C).\n' +
     'With --json: {"taken": N} (System V: {"taken": N, "index": I}).',
   options: {
-    index: { type: 'string', value: 'I', description: 'System V: which semaphore of the set (default 0)' },
+    index: INDEX_OPTION,
     count: { type: 'string', value: 'N', description: `System V: take N at once (default 1, up to ${SEMVMX})` },
     nonblock: { type: 'boolean', description: 'fail with EAGAIN instead of waiting' },
     timeout: { type: 'string', value: 'MS', description: 'wait at most MS milliseconds' },
@@ -196,7 +198,7 @@ const post: Leaf = {
     `pass its maximum (POSIX: EOVERFLOW past ${SEM_VALUE_MAX}; System V: ERANGE past ${SEMVMX}) is not changed: exit 1.\n` +
     'With --json: {"posted": N} (System V: {"posted": N, "index": I}).',
   options: {
-    index: { type: 'string', value: 'I', description: 'System V: which semaphore of the set (default 0)' },
+    index: INDEX_OPTION,
     count: { type: 'string', value: 'N', description: 'add N at once (default 1)' },
     owner: OWNER_OPTION,
   },
