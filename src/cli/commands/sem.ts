@@ -10,8 +10,8 @@ import { type ParsedAddress, parseAddress } from '../../internal/address.js';
 import { SEM_VALUE_MAX } from '../../lock.js';
 import { NamedSemaphore, SEMVMX, SemaphoreSet } from '../../semaphore.js';
 import {
-  OWNER_OPTION, type CommandContext, type Group, type Leaf, type OptionSpec, intOption, modeOption, onStopSignals, ownerOption, parseInteger, printFields, printJson,
-  removeVerb, usageError, waitOption,
+  OWNER_OPTION, type CommandContext, type Group, type Leaf, type OptionSpec, intOption, modeOption, onStopSignals, ownerOption, parseInteger,
+  printFields, printJson, removeVerb, usageError, waitOption,
 } from '../program.js';
 
 const ADDRESS_HELP = 'ADDRESS: /name for a POSIX named semaphore; 0x1234, 4660, ftok:PATH:ID or id:N for a System V semaphore set.';
