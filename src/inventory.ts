@@ -10,7 +10,7 @@ import {
   type Stats, closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, statSync, statfsSync,
   unlinkSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { endianness, tmpdir } from 'node:os';
 import { E, IpcError, systemError } from './errors.js';
 import { formatKey } from './internal/address.js';
 import { type Binding, O_PATH_FLAGS, bindingOf } from './internal/socket-file.js';
@@ -24,7 +24,7 @@ export type UnixSocketKind = 'unix' | 'unix-dgram' | 'unix-seqpacket';
 /** The kinds of object the inventory reports. */
 export { type ChannelHeader, type ChannelRoleHolder } from './channel.js';
 
-export type IpcObjectKind = 'posix-mq' | 'sysv-mq' | 'posix-shm' | 'sysv-shm' | 'channel' | 'fifo' | UnixSocketKind;
+export type IpcObjectKind = 'posix-mq' | 'sysv-mq' | 'posix-shm' | 'sysv-shm' | 'channel' | 'posix-sem' | 'sysv-sem' | 'fifo' | UnixSocketKind;
 
 /** A process related to an object. */
 export interface IpcProcessRef {
@@ -33,10 +33,13 @@ export interface IpcProcessRef {
   /**
    * `holder`: has it open or mapped now; `creator`: created it (System V
    * shared memory); `last-send` / `last-receive` / `last-attach`: the
-   * kernel's record of the last user; `producer` / `consumer`: the thread
-   * holding that role of a channel, as the channel's header records it.
+   * kernel's record of the last user; `last-op`: the kernel's record of
+   * the last process to change a semaphore of a System V set (by an
+   * operation, or by setting its value), one entry per distinct process;
+   * `producer` / `consumer`: the thread holding that role of a channel, as
+   * the channel's header records it.
    */
-  role: 'holder' | 'creator' | 'last-send' | 'last-receive' | 'last-attach' | 'producer' | 'consumer';
+  role: 'holder' | 'creator' | 'last-send' | 'last-receive' | 'last-attach' | 'last-op' | 'producer' | 'consumer';
   /** Whether a process with this pid exists now (for a channel's role, that very thread: same id and start time). */
   alive: boolean;
 }
@@ -78,6 +81,15 @@ export interface IpcObjectInfo {
   size?: number;
   /** System V shared memory: processes attached now. */
   attachments?: number;
+  /** POSIX named semaphore: its value, or null when its file cannot be read. */
+  value?: number | null;
+  /**
+   * POSIX named semaphore: the threads registered as sleeping on it (glibc
+   * keeps the count in the semaphore), or null when its file cannot be read.
+   */
+  waiters?: number | null;
+  /** System V semaphore set: how many semaphores it has. */
+  semaphores?: number;
   /**
    * Unix socket: `listening` (a server), `bound` (a datagram socket, or a
    * stream socket bound and not listening), `connected` (bound, and
@@ -106,6 +118,7 @@ export interface IpcInventory {
 }
 
 const MQUEUE_MAGIC = 0x19800202;
+const LITTLE_ENDIAN = endianness() === 'LE';
 const MQUEUE_DIR = '/dev/mqueue';
 const SHM_DIR = '/dev/shm';
 
@@ -195,6 +208,12 @@ function sysvSharedMemory(): IpcObjectInfo[] {
 interface ProcessScan {
   queues: Map<string, { holders: Set<number>; fdPath: string; deleted: boolean }>;
   segments: Map<string, Set<number>>;
+  /**
+   * The processes mapping each /dev/shm file, by inode: also a file mapped
+   * before it had its name (a named semaphore is made nameless, then named),
+   * which /proc/PID/maps shows as "/dev/shm/#INODE (deleted)".
+   */
+  mappedInodes: Map<number, Set<number>>;
   /** FIFOs (named pipes) open in some process, by path. */
   fifos: Map<string, Set<number>>;
   /** Sockets by inode: the processes holding one, and one of their descriptors (to stat the socket). */
@@ -204,7 +223,7 @@ interface ProcessScan {
 }
 
 function scanProcesses(): ProcessScan {
-  const scan: ProcessScan = { queues: new Map(), segments: new Map(), fifos: new Map(), sockets: new Map(), unreadable: 0 };
+  const scan: ProcessScan = { queues: new Map(), segments: new Map(), mappedInodes: new Map(), fifos: new Map(), sockets: new Map(), unreadable: 0 };
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((entry) => /^[0-9]+$/.test(entry));
@@ -264,7 +283,13 @@ function scanProcesses(): ProcessScan {
       }
     }
     try {
-      for (const m of readFileSync(`/proc/${pid}/maps`, 'utf8').matchAll(/ \/dev\/shm\/([^/\s]+)$/gm)) holdsSegment(`/${m[1]}`, Number(pid));
+      // "address perms offset dev inode   path"; a mapped file stays allocated, so its inode names it alone.
+      for (const m of readFileSync(`/proc/${pid}/maps`, 'utf8').matchAll(/ ([0-9]+) +\/dev\/shm\/([^/\n]+)$/gm)) {
+        if (!/\s/.test(m[2]!)) holdsSegment(`/${m[2]}`, Number(pid));
+        const holders = scan.mappedInodes.get(Number(m[1])) ?? new Set<number>();
+        holders.add(Number(pid));
+        scan.mappedInodes.set(Number(m[1]), holders);
+      }
     } catch {
       /* Not ours to read. */
     }
@@ -344,8 +369,10 @@ function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[]
 export function listIpcObjects(): IpcInventory {
   const notes: string[] = [];
   const scan = scanProcesses();
+  const shm = devShmEntries(notes);
   const objects = [
-    ...posixMessageQueues(scan, notes), ...sysvMessageQueues(), ...posixSharedMemory(scan, notes), ...sysvSharedMemory(), ...fifos(scan),
+    ...posixMessageQueues(scan, notes), ...sysvMessageQueues(), ...posixSharedMemory(scan, shm), ...sysvSharedMemory(),
+    ...posixSemaphores(scan, shm), ...sysvSemaphoreSets(), ...fifos(scan),
     ...unixSockets(scan, notes),
   ];
   if (scan.unreadable > 0) {
@@ -378,18 +405,21 @@ function fifos(scan: ProcessScan): IpcObjectInfo[] {
   return objects;
 }
 
-/** POSIX segments: the files of /dev/shm (POSIX named semaphores, sem.*, are not segments); a segment holding a channel is listed as one. */
-function posixSharedMemory(scan: ProcessScan, notes: string[]): IpcObjectInfo[] {
-  let entries: string[];
+/** The entries of /dev/shm, sorted; none (and a note) if it cannot be read. */
+function devShmEntries(notes: string[]): string[] {
   try {
-    entries = readdirSync(SHM_DIR);
+    return readdirSync(SHM_DIR).sort();
   } catch {
-    notes.push(`${SHM_DIR} cannot be read, so POSIX shared memory cannot be listed.`);
+    notes.push(`${SHM_DIR} cannot be read, so POSIX shared memory and named semaphores cannot be listed.`);
     return [];
   }
+}
+
+/** POSIX segments: the files of /dev/shm but the named semaphores' (see {@link semaphoreEntry}); a segment holding a channel is listed as one. */
+function posixSharedMemory(scan: ProcessScan, entries: string[]): IpcObjectInfo[] {
   const objects: IpcObjectInfo[] = [];
-  for (const entry of entries.sort()) {
-    if (entry.startsWith('sem.')) continue;
+  for (const entry of entries) {
+    if (semaphoreEntry(entry) !== undefined) continue;
     let st;
     try {
       st = statSync(`${SHM_DIR}/${entry}`);
@@ -423,7 +453,18 @@ function posixSharedMemory(scan: ProcessScan, notes: string[]): IpcObjectInfo[] 
  * take part: they describe a channel in motion, not a consistent snapshot.
  */
 export function readChannelHeader(name: string): ChannelHeader | undefined {
-  const header = Buffer.alloc(CHANNEL_HEADER_BYTES);
+  const header = readDevShmFile(name, CHANNEL_HEADER_BYTES);
+  return header === undefined ? undefined : channelHeaderFacts(header);
+}
+
+/**
+ * The first `bytes` bytes of the /dev/shm file `name` (`/file`), read, never
+ * mapped: the open neither blocks (on a FIFO) nor follows a symbolic link.
+ * Undefined when it is gone, not ours to read, no regular file, shorter
+ * than `bytes` or, with `exactly`, of another size.
+ */
+function readDevShmFile(name: string, bytes: number, exactly = false): Buffer | undefined {
+  const data = Buffer.alloc(bytes);
   let fd;
   try {
     fd = openSync(`${SHM_DIR}${name}`, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
@@ -431,13 +472,84 @@ export function readChannelHeader(name: string): ChannelHeader | undefined {
     return undefined; // Gone, not ours to read, or a symbolic link.
   }
   try {
-    if (!fstatSync(fd).isFile() || readSync(fd, header, 0, CHANNEL_HEADER_BYTES, 0) < CHANNEL_HEADER_BYTES) return undefined;
+    const st = fstatSync(fd);
+    if (!st.isFile() || (exactly && st.size !== bytes) || readSync(fd, data, 0, bytes, 0) < bytes) return undefined;
   } catch {
     return undefined;
   } finally {
     closeSync(fd);
   }
-  return channelHeaderFacts(header);
+  return data;
+}
+
+// ---- Semaphores ------------------------------------------------------------------
+
+/** The size of glibc's sem_t on a 64-bit machine: the size of a named semaphore's file. */
+const SEM_FILE_BYTES = 32;
+
+/**
+ * The file of /dev/shm `entry` as a named semaphore's: `sem.NAME`, a regular
+ * file (a symbolic link is not followed) of the size of glibc's sem_t, as
+ * sem_open makes it. Any other file there, sem.* or not, is a segment to
+ * shm_open (by its own name, `/sem.NAME`). Undefined if it is none.
+ */
+function semaphoreEntry(entry: string): Stats | undefined {
+  if (!entry.startsWith('sem.') || entry.length === 'sem.'.length) return undefined;
+  try {
+    const st = lstatSync(`${SHM_DIR}/${entry}`);
+    return st.isFile() && st.size === SEM_FILE_BYTES ? st : undefined;
+  } catch {
+    return undefined; // Removed while we looked.
+  }
+}
+
+/** Whether the POSIX named semaphore `name` (`/name`) exists: a file that {@link semaphoreEntry} accepts. */
+export function isNamedSemaphore(name: string): boolean {
+  return semaphoreEntry(`sem.${name.slice(1)}`) !== undefined;
+}
+
+/**
+ * POSIX named semaphores: their value and waiters, read from the file (the
+ * first 64-bit word of glibc's sem_t, in the machine's byte order: the value
+ * in its low 32 bits, the waiters in its high 32), and the processes that
+ * map it.
+ */
+function posixSemaphores(scan: ProcessScan, entries: string[]): IpcObjectInfo[] {
+  const objects: IpcObjectInfo[] = [];
+  for (const entry of entries) {
+    const st = semaphoreEntry(entry);
+    if (st === undefined) continue;
+    const file = readDevShmFile(`/${entry}`, SEM_FILE_BYTES, true);
+    const word = file === undefined ? undefined : LITTLE_ENDIAN ? file.readBigUInt64LE(0) : file.readBigUInt64BE(0);
+    objects.push({
+      kind: 'posix-sem', address: `/${entry.slice('sem.'.length)}`, uid: st.uid, owner: userName(st.uid), mode: st.mode & 0o777, ...NO_DEPTH,
+      value: word === undefined ? null : Number(word & 0xffffffffn), waiters: word === undefined ? null : Number(word >> 32n),
+      processes: [...scan.mappedInodes.get(st.ino) ?? []].map((pid) => ({ pid, role: 'holder' as const, alive: true })),
+    });
+  }
+  return objects;
+}
+
+/**
+ * System V semaphore sets, from /proc/sysvipc/sem. It names no process (not
+ * even the creator); the kernel records, per semaphore, the last process to
+ * change it, read here when this user may read the set.
+ */
+function sysvSemaphoreSets(): IpcObjectInfo[] {
+  return sysvTable('/proc/sysvipc/sem').map((r) => ({
+    kind: 'sysv-sem', address: sysvAddress(r.key!, r.semid!), id: r.semid!, key: r.key!,
+    uid: r.uid!, owner: userName(r.uid!), mode: r.perms!, ...NO_DEPTH, semaphores: r.nsems!,
+    processes: lastOperators(r.semid!, r.nsems!),
+  }));
+}
+
+/** The distinct processes last to change each semaphore of set `id` (GETPID), in index order; none if this user may not read it. */
+function lastOperators(id: number, count: number): IpcProcessRef[] {
+  // Per semaphore: value, waiting for increase, waiting for zero, last pid.
+  const info = new Float64Array(4 * count);
+  if (native.semInfo(id, info) < 0) return [];
+  const pids = new Set(Array.from({ length: count }, (_, i) => info[4 * i + 3]!));
+  return pidRefs([...pids].map((pid) => ['last-op', pid]));
 }
 
 // ---- Unix sockets ------------------------------------------------------------------

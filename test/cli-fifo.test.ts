@@ -164,13 +164,13 @@ describe('ipckit rm and FIFOs', () => {
     writeFileSync(file, 'not a FIFO');
     try {
       assert.equal(await fails(['rm', file], 1, 'ERR_IPC_NOT_A_FIFO'),
-        `ERR_IPC_NOT_A_FIFO: ${file} is not an IPC object: ipckit rm removes message queues, shared memory segments, FIFOs and stale socket files.\n`);
+        `ERR_IPC_NOT_A_FIFO: ${file} is not an IPC object: ipckit rm removes message queues, shared memory segments, semaphores, FIFOs and stale socket files.\n`);
       assert.equal(existsSync(file), true);
     } finally {
       rmSync(file);
     }
     assert.equal(await fails(['rm', p], 1, 'ENOENT'),
-      `ENOENT: Nothing to remove at ${p}: no message queue, shared memory segment or FIFO has this address. Run "ipckit ls" to see what exists.\n`);
+      `ENOENT: Nothing to remove at ${p}: no message queue, shared memory segment, semaphore or FIFO has this address. Run "ipckit ls" to see what exists.\n`);
   });
 });
 

@@ -5,11 +5,14 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, statfsSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { Channel, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, formatKey } from '../src/index.js';
-import { type LsObject, ls, lsRow, ok } from './helpers/cli.js';
-import { MQUEUE_MAGIC, ObjectTracker } from './helpers/objects.js';
+import {
+  Channel, Fifo, NamedSemaphore, PosixMessageQueue, PosixSharedMemory, SemaphoreSet, SysvMessageQueue, formatKey,
+} from '../src/index.js';
+import { type LsObject, fails, launch, ls, lsRow, ok } from './helpers/cli.js';
+import { waitUntil } from './helpers/assert.js';
+import { MQUEUE_MAGIC, ObjectTracker, namedSemaphoreExists, posixQueueExists, sysvQueueKeys, sysvSemaphoreKeys } from './helpers/objects.js';
 import { Peer, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
 
 const objects = new ObjectTracker();
@@ -200,6 +203,133 @@ describe('ipckit ls with channels', () => {
     }
     ch.unlink();
     segment.unlink();
+  });
+});
+
+describe('ipckit ls and rm with semaphores', () => {
+  it('lists a POSIX named semaphore with its value and waiters, read from its file, and the processes mapping it', async (t) => {
+    const name = objects.semName();
+    using sem = NamedSemaphore.create(name, { mode: 0o640 });
+    const waiter = launch(['sem', 'wait', name, '--json']);
+    const pid = waiter.child.pid!;
+    await waitUntil(`${name} counts a waiter`, () => sem.waiters === 1);
+    const owner = userInfo().username;
+    // Both map the file: this process (sem) and the waiter. No other process has any business with it.
+    const holders = (o: LsObject | undefined): number[] | undefined => o?.processes.map((p) => {
+      assert.deepEqual([p.role, p.alive], ['holder', true]);
+      return p.pid;
+    }).sort((a, b) => a - b);
+    let inventory = await ls();
+    let listed = inventory.objects.find((o) => o.address === name && o.kind === 'posix-sem');
+    assert.deepEqual({ ...listed, processes: holders(listed) }, {
+      kind: 'posix-sem', address: name, uid: process.getuid!(), owner, mode: 0o640, messages: null, bytes: null, maxBytes: null,
+      value: 0, waiters: 1, processes: [process.pid, pid].sort((a, b) => a - b),
+    });
+    const row = lsRow(inventory.text, name);
+    assert.deepEqual(row?.slice(0, 6), ['posix-sem', name, owner, '0640', '-', '-']);
+    assert.ok(row![6]!.startsWith('value:0 waiters:1 open:'), row![6]);
+    assert.deepEqual(row![6]!.split(' ').slice(2).sort(), [`open:${process.pid}`, `open:${pid}`].sort());
+
+    sem.post(3);
+    const woke = await waiter.done;
+    assert.deepEqual([woke.status, woke.stdout], [0, '{"taken":1}\n']);
+    inventory = await ls();
+    listed = inventory.objects.find((o) => o.address === name);
+    assert.deepEqual([listed?.kind, listed?.value, listed?.waiters, holders(listed)], ['posix-sem', 2, 0, [process.pid]]);
+    assert.deepEqual(lsRow(inventory.text, name), ['posix-sem', name, owner, '0640', '-', '-', `value:2 waiters:0 open:${process.pid}`]);
+    t.diagnostic(`listed as ${JSON.stringify(listed)}`);
+    sem.unlink();
+  });
+
+  it('lists a System V set with its size and the last process to change each semaphore, alive or not', async () => {
+    const key = objects.semKey();
+    const address = formatKey(key);
+    const creator = await ok(['sem', 'create', address, '--count', '3', '--value', '1', '--mode', '640']);
+    const poster = await ok(['sem', 'post', address, '--index', '1']);
+    using set = SemaphoreSet.open(key);
+    set.opSync({ index: 2, delta: 1 });
+    const inventory = await ls();
+    const owner = userInfo().username;
+    assert.deepEqual(inventory.objects.find((o) => o.address === address), {
+      kind: 'sysv-sem', address, id: set.id, key, uid: process.getuid!(), owner, mode: 0o640, messages: null, bytes: null, maxBytes: null,
+      semaphores: 3, processes: [
+        { pid: creator.pid, role: 'last-op', alive: false }, { pid: poster.pid, role: 'last-op', alive: false },
+        { pid: process.pid, role: 'last-op', alive: true },
+      ],
+    });
+    assert.deepEqual(lsRow(inventory.text, address),
+      ['sysv-sem', address, owner, '0640', '-', '-', `sems:3 op:${creator.pid}(dead) op:${poster.pid}(dead) op:${process.pid}`]);
+    set.remove();
+  });
+
+  it('is not fooled by other files named sem.* in /dev/shm: a FIFO, a directory, links, a wrong size; rm and sem leave them alone', async () => {
+    const name = objects.semName('real');
+    const base = objects.semName('hostile').slice(1);
+    const file = (what: string): string => `/dev/shm/sem.${base}-${what}`;
+    using sem = NamedSemaphore.create(name, { value: 5 });
+    Fifo.create(file('fifo'));
+    mkdirSync(file('dir'));
+    writeFileSync(file('big'), Buffer.alloc(33));
+    writeFileSync(file('short'), Buffer.alloc(8));
+    symlinkSync(`/dev/shm/sem.${name.slice(1)}`, file('link'));
+    symlinkSync(file('fifo'), file('fifolink'));
+    try {
+      // A FIFO opened for reading would block a reader that waits for a writer; ls must finish.
+      const inventory = await ls();
+      const mine = inventory.objects.filter((o) => o.address.includes(base) || o.address === name).map((o) => [o.kind, o.address, o.size ?? o.value]);
+      assert.deepEqual(mine, [
+        // Files no sem_open made are segments, by their own names (shm_open('/sem.x') names /dev/shm/sem.x).
+        ['posix-shm', `/sem.${base}-big`, 33], ['posix-shm', `/sem.${base}-link`, 32], ['posix-shm', `/sem.${base}-short`, 8],
+        ['posix-sem', name, 5],
+      ]);
+      const [big, fifo, link] = await Promise.all([
+        fails(['rm', `/${base}-big`], 1, 'ENOENT'),
+        fails(['sem', 'stat', `/${base}-fifo`], 2, 'ERR_IPC_INVALID_ADDRESS'),
+        fails(['sem', 'post', `/${base}-link`], 2, 'ERR_IPC_INVALID_ADDRESS'),
+        fails(['sem', 'wait', `/${base}-fifolink`, '--timeout', '0'], 2, 'ERR_IPC_INVALID_ADDRESS'),
+        fails(['sem', 'wait', `/${base}-dir`], 2, 'ERR_IPC_INVALID_ADDRESS'),
+      ]);
+      assert.match(big, /^ENOENT: Nothing to remove at /);
+      assert.match(fifo, /is not a POSIX named semaphore but a FIFO, placed there by someone else\. Nothing was mapped\./);
+      assert.match(link, /is not a POSIX named semaphore but a symbolic link \(ipckit does not follow them\)/);
+      assert.match(await fails(['sem', 'stat', `/${base}-big`], 1, 'ERR_IPC_SIZE_MISMATCH'), /has 33 bytes, not the 32 of a named semaphore/);
+      assert.equal(sem.value, 5);
+    } finally {
+      for (const what of ['fifo', 'dir', 'big', 'short', 'link', 'fifolink']) rmSync(file(what), { recursive: true, force: true });
+    }
+    sem.unlink();
+  });
+
+  it('rm /name tells a semaphore from a segment and a queue of the same name; --kind sem removes only the semaphore', async () => {
+    const name = objects.semName('shared');
+    objects.posixShm.add(name);
+    objects.posix.add(name);
+    NamedSemaphore.create(name).close();
+    PosixSharedMemory.create(name, { size: 64 }).close();
+    PosixMessageQueue.create(name).close();
+    assert.equal(await fails(['rm', name], 2, 'ERR_IPC_USAGE'),
+      `ERR_IPC_USAGE: ${name} names a message queue, a shared memory segment and a semaphore: add --kind mq or --kind shm or --kind sem.\n`);
+    assert.equal((await ok(['rm', name, '--kind', 'sem', '--json'])).stdout, `{"removed":"${name}","kind":"sem"}\n`);
+    assert.equal(namedSemaphoreExists(name), false);
+    assert.equal((await ok(['rm', name, '--kind', 'mq'])).stdout, `removed ${name} (message queue)\n`);
+    assert.equal(posixQueueExists(name), false);
+    // Only the segment is left: rm finds it alone.
+    assert.equal((await ok(['rm', name])).stdout, `removed ${name} (shared memory segment)\n`);
+    await fails(['rm', name], 1, 'ENOENT');
+  });
+
+  it('rm KEY tells a semaphore set from a queue with the same key', async () => {
+    const key = objects.semKey();
+    objects.sysv.add(key);
+    const address = formatKey(key);
+    SemaphoreSet.create(key).close();
+    SysvMessageQueue.create(key).close();
+    assert.equal(await fails(['rm', address], 2, 'ERR_IPC_USAGE'),
+      `ERR_IPC_USAGE: ${address} names both a message queue and a semaphore: add --kind mq or --kind sem.\n`);
+    assert.equal((await ok(['rm', address, '--kind', 'sem'])).stdout, `removed ${address} (semaphore)\n`);
+    assert.deepEqual([sysvSemaphoreKeys().has(key), sysvQueueKeys().has(key)], [false, true]);
+    assert.equal((await ok(['rm', address])).stdout, `removed ${address} (message queue)\n`);
+    assert.equal(sysvQueueKeys().has(key), false);
   });
 });
 

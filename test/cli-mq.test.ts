@@ -479,7 +479,7 @@ describe('ipckit mq stat, mq rm and rm', () => {
       () => fails(['rm', name], 1, 'ENOENT'),
     ]);
     assert.match(stat!, /No such queue: create it first/);
-    assert.equal(top, `ENOENT: Nothing to remove at ${name}: no message queue, shared memory segment or FIFO has this address. Run "ipckit ls" to see what exists.\n`);
+    assert.equal(top, `ENOENT: Nothing to remove at ${name}: no message queue, shared memory segment, semaphore or FIFO has this address. Run "ipckit ls" to see what exists.\n`);
 
     PosixMessageQueue.create(name).close();
     assert.equal((await ok(['rm', name])).stdout, `removed ${name} (message queue)\n`);

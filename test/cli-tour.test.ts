@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { all, jsonLines, ok, tourLeftovers } from './helpers/cli.js';
-import { ObjectTracker, posixQueueExists, sysvQueueKeys } from './helpers/objects.js';
+import { all, jsonLines, launch, ok, tourLeftovers } from './helpers/cli.js';
+import { waitUntil } from './helpers/assert.js';
+import { ObjectTracker, namedSemaphoreExists, posixQueueExists, sysvQueueKeys, sysvSemaphoreKeys } from './helpers/objects.js';
 import { killAllPeers, runningChildren } from './helpers/peer.js';
 
 const objects = new ObjectTracker();
@@ -22,6 +23,30 @@ function processesNaming(text: string): number[] {
       return false; // It exited meanwhile.
     }
   }).map(Number);
+}
+
+/** The --json events of a tour of one chapter, checked: the first opens it, each is a chapter, explain or step event of it. */
+function chapterEvents(stdout: string, heading: string): Record<string, unknown>[] {
+  const events = jsonLines(stdout);
+  assert.deepEqual(events[0], { chapter: heading, ms: events[0]!.ms, event: 'chapter', title: heading });
+  for (const e of events) {
+    assert.ok(['chapter', 'explain', 'step'].includes(e.event as string), JSON.stringify(e));
+    assert.equal(e.chapter, heading);
+    assert.equal(typeof e.ms, 'number');
+  }
+  return events;
+}
+
+/** A tour's --json steps, with each process labelled by the order it first speaks (child1, child2, ...) wherever its pid appears, and durations as N. */
+function labelledSteps(tourPid: number, events: Record<string, unknown>[]): { seen: string[]; labels: Map<number, string> } {
+  const steps = events.filter((e) => e.event === 'step') as { process: string; pid: number; text: string }[];
+  assert.ok(steps.filter((e) => e.process === 'tour').every((e) => e.pid === tourPid));
+  const labels = new Map<number, string>([[tourPid, 'tour']]);
+  for (const e of steps) if (!labels.has(e.pid)) labels.set(e.pid, `child${labels.size}`);
+  const pids = new RegExp(`\\b(${[...labels.keys()].join('|')})\\b`, 'g');
+  const seen = steps.map((e) => `${labels.get(e.pid)}: ${e.text.replace(pids, (pid) => `<${labels.get(Number(pid))}>`)
+    .replace(/\d+(\.\d+)? (ms|µs)\b/g, 'N $2')}`);
+  return { seen, labels };
 }
 
 after(async () => {
@@ -44,6 +69,14 @@ describe('ipckit tour', () => {
     assert.match(out, /with the segment's Mutex: counter = 400000: none lost/);
     assert.match(out, /lock\(\) failed with ERR_IPC_OWNER_DIED, holding the lock/);
     assert.deepEqual(tourLeftovers(text!.pid).filter((left) => left.startsWith('/dev/shm/')), []);
+    // The semaphores chapter (checked step by step below, as JSON): a named semaphore between two processes,
+    // and what SIGKILL does to a take with undo and without; its named semaphore and set are removed.
+    assert.ok(out.includes('\n=== Semaphores: counters the kernel keeps, and a holder that dies ===\n'));
+    assert.match(out, /\] took semaphore 0, \d+ ms after the kills: the kernel gave it back when pid \d+ died\n/);
+    assert.match(out, /\] values 1, 0; the last to change them: pid \d+, pid \d+ \(dead\)\n/);
+    const semKey = /\] created System V semaphore set (0x[0-9a-f]{8}) /.exec(out)?.[1];
+    assert.ok(semKey !== undefined && out.includes(`] removed ${semKey}\n`), out);
+    assert.equal(sysvSemaphoreKeys().has(Number(semKey)), false);
     // The pipes chapter: sort fed through a pipe, EPIPE as an error, and a FIFO met by a CLI reader.
     assert.ok(out.includes('\n=== Pipes and FIFOs: one-way byte streams ===\n'));
     assert.ok(out.includes('printed "apple\\nfig\\npear\\n"'));
@@ -99,14 +132,8 @@ describe('ipckit tour', () => {
     assert.ok(created, 'the tour names its System V queue');
     assert.ok(out.includes(`] removed ${created[1]}\n`));
 
-    const events = jsonLines(asJson!.stdout);
+    const events = chapterEvents(asJson!.stdout, heading);
     assert.ok(events.length > 20);
-    assert.deepEqual(events[0], { chapter: heading, ms: events[0]!.ms, event: 'chapter', title: heading });
-    for (const e of events) {
-      assert.ok(['chapter', 'explain', 'step'].includes(e.event as string), JSON.stringify(e));
-      assert.equal(e.chapter, heading);
-      assert.equal(typeof e.ms, 'number');
-    }
     const steps = events.filter((e) => e.event === 'step').map((e) => e.text as string);
     assert.deepEqual(steps.filter((t) => /^received ".*" \(priority \d+\)$/.test(t)), [
       'received "server room on fire" (priority 9)', 'received "routine report" (priority 1)', 'received "lunch is ready" (priority 0)',
@@ -136,22 +163,10 @@ describe('ipckit tour channel', () => {
   it('narrates each step with its process, removes its channels, and leaves no process behind', async () => {
     const r = await ok(['tour', 'channel', '--json']);
     const heading = 'Channels: messages through shared memory, with no system call per message';
-    const events = jsonLines(r.stdout);
-    assert.deepEqual(events[0], { chapter: heading, ms: events[0]!.ms, event: 'chapter', title: heading });
-    for (const e of events) {
-      assert.ok(['chapter', 'explain', 'step'].includes(e.event as string), JSON.stringify(e));
-      assert.equal(e.chapter, heading);
-      assert.equal(typeof e.ms, 'number');
-    }
-    const steps = events.filter((e) => e.event === 'step') as { process: string; pid: number; text: string }[];
-    assert.ok(steps.filter((e) => e.process === 'tour').every((e) => e.pid === r.pid));
-    // Each process by the order it first speaks (child1, child2, ...), wherever its pid appears;
-    // durations, which differ from run to run, as N.
-    const labels = new Map<number, string>([[r.pid, 'tour']]);
-    for (const e of steps) if (!labels.has(e.pid)) labels.set(e.pid, `child${labels.size}`);
-    const pids = new RegExp(`\\b(${[...labels.keys()].join('|')})\\b`, 'g');
-    const seen = steps.map((e) => `${labels.get(e.pid)}: ${e.text.replace(pids, (pid) => `<${labels.get(Number(pid))}>`)
-      .replace(/\d+(\.\d+)? (ms|µs)\b/g, 'N $2')}`);
+    const events = chapterEvents(r.stdout, heading);
+    const steps = events.filter((e) => e.event === 'step') as { text: string }[];
+    // Durations, which differ from run to run, as N.
+    const { seen, labels } = labelledSteps(r.pid, events);
     const name = '/ipckit-tour-chan-<tour>';
     const rest = [...Array.from({ length: 15 }, (_, i) => `"job ${i + 2}"`), '"one more"'].join(', ');
     const expected = [
@@ -207,6 +222,81 @@ describe('ipckit tour channel', () => {
     assert.deepEqual(tourLeftovers(r.pid), []);
     assert.deepEqual(processesNaming(`ipckit-tour-chan-${r.pid}`), []);
     assert.deepEqual([...labels.keys()].filter((pid) => pid !== r.pid && existsSync(`/proc/${pid}`)), []);
+  });
+});
+
+describe('ipckit tour sem', () => {
+  it('narrates a named semaphore between two processes and undo against a SIGKILL, step by step, and removes what it made', async () => {
+    const r = await ok(['tour', 'sem', '--json']);
+    const heading = 'Semaphores: counters the kernel keeps, and a holder that dies';
+    const events = chapterEvents(r.stdout, heading);
+    const { seen, labels } = labelledSteps(r.pid, events);
+    const created = seen.map((line) => /^tour: created System V semaphore set (0x7e[0-9a-f]{6}) \(id (\d+)\): /.exec(line)).find((m) => m !== null);
+    assert.ok(created, seen.join('\n'));
+    const [, key, id] = created;
+    const name = '/ipckit-tour-sem-<tour>';
+    assert.deepEqual(seen, [
+      `tour: created ${name} with the value 1, mode 0600 (the file /dev/shm/sem.ipckit-tour-sem-<tour>)`,
+      'tour: wait(): took it; the value is 0',
+      `child1: $ ipckit sem wait ${name} --timeout 10000 --json`,
+      `child1: found the value 0: it sleeps, and ${name} counts 1 waiter`,
+      'tour: post(): gave it back',
+      'child1: woke, printed {"taken":1} and exited 0, N ms after the post',
+      'tour: the value is 0: the child exited holding it, and nothing gave it back',
+      `child2: $ ipckit sem post ${name}`,
+      'child2: exited 0; the value is 1 again',
+      `tour: unlinked ${name}`,
+      `tour: created System V semaphore set ${key} (id ${id}): 2 semaphores, both 1`,
+      `child3: $ node -e '…SemaphoreSet.open(${key}).opSync({ index: 0, delta: -1, undo: true })…'   (and it stays)`,
+      'child3: took semaphore 0 with undo, and holds it',
+      `child4: $ node -e '…SemaphoreSet.open(${key}).opSync({ index: 1, delta: -1 })…'   (and it stays)`,
+      'child4: took semaphore 1 without undo, and holds it',
+      `child5: $ ipckit sem stat ${key} --json`,
+      'child5: values 0, 0; the last to change them: pid <child3>, pid <child4>',
+      'tour: waits to take semaphore 0, with undo (the event loop stays free); the kernel counts 1 process waiting',
+      'tour: kill(<child3>, SIGKILL) and kill(<child4>, SIGKILL)',
+      'tour: took semaphore 0, N ms after the kills: the kernel gave it back when pid <child3> died',
+      'tour: a wait of N ms for semaphore 1 failed with ERR_IPC_TIMEOUT: pid <child4> died holding it, and nothing gives it back',
+      'tour: gave semaphore 0 back (a post with undo, which cancels the record its take made)',
+      `child6: $ ipckit sem stat ${key} --json`,
+      'child6: values 1, 0; the last to change them: pid <tour>, pid <child4> (dead)',
+      `child7: $ ipckit sem post ${key} --index 1`,
+      'child7: exited 0: semaphore 1 is 1 again, given back by hand',
+      `tour: removed ${key}`,
+    ]);
+    const explained = events.filter((e) => e.event === 'explain').map((e) => e.text as string).join('\n');
+    assert.match(explained, /The third answer is the Mutex inside a shared segment/);
+    assert.deepEqual(tourLeftovers(r.pid), []);
+    assert.equal(sysvSemaphoreKeys().has(Number(key)), false);
+    assert.deepEqual([...labels.keys()].filter((pid) => pid !== r.pid && existsSync(`/proc/${pid}`)), []);
+  });
+
+  it('interrupted (SIGINT) while its children wait or hold, it removes the semaphores, ends its children and exits 130', async () => {
+    // Stopped at two moments: a CLI child asleep on the named semaphore, and two node children holding the set.
+    const stopWhen = ['found the value 0: it sleeps', 'took semaphore 1 without undo, and holds it'];
+    const runs = await all(stopWhen.map((moment) => async () => {
+      const run = launch(['tour', 'sem', '--json']);
+      let printed = '';
+      run.child.stdout!.on('data', (chunk: Buffer) => {
+        const before = printed;
+        printed += chunk.toString('latin1');
+        if (!before.includes(moment) && printed.includes(moment)) run.child.kill('SIGINT');
+      });
+      const r = await run.done;
+      return { moment, r, printed: r.stdout };
+    }));
+    for (const { moment, r, printed } of runs) {
+      assert.deepEqual([r.status, r.signal, r.stderr], [130, null, ''], `${moment}: ${printed}`);
+      assert.ok(printed.includes(moment), printed);
+      const key = /created System V semaphore set (0x[0-9a-f]{8})/.exec(printed)?.[1];
+      if (key !== undefined) assert.equal(sysvSemaphoreKeys().has(Number(key)), false, `${key} is left`);
+      assert.equal(namedSemaphoreExists(`/ipckit-tour-sem-${r.pid}`), false);
+      assert.deepEqual(tourLeftovers(r.pid), []);
+      // Its children were stopped (the CLI waiter by SIGTERM, the holders by SIGKILL): none outlives it for long.
+      const children = [`ipckit-tour-sem-${r.pid}`, ...(key === undefined ? [] : [String(Number(key))])];
+      await waitUntil(`no process names ${children.join(' or ')}`, () => children.every((text) => processesNaming(text).length === 0));
+    }
+    assert.equal(runs[1]!.printed.includes('created System V semaphore set'), true);
   });
 });
 

@@ -40,6 +40,8 @@ describe('ipckit help and usage errors', () => {
       [['rm', '--help'], 'Usage: ipckit rm <address> [options]'],
       [['tour', '--help'], 'Usage: ipckit tour [chapter...] [options]'],
       [['bench', '--help'], 'Usage: ipckit bench [mechanism...] [options]'],
+      [['sem', '--help'], 'Usage: ipckit sem <command> [options]'],
+      [['sem', 'wait', '--help'], 'Usage: ipckit sem wait <address> [options]'],
     ];
     const outputs = await all(cases.map(([args, usage]) => async () => {
       const r = await ok(args);
@@ -56,7 +58,11 @@ describe('ipckit help and usage errors', () => {
     }));
     const [root, help, mq] = outputs;
     assert.equal(help, root);
-    for (const noun of ['mq', 'channel', 'ls', 'rm', 'tour', 'bench']) assert.match(root!, new RegExp(`\\n  ${noun} +\\S`));
+    for (const noun of ['mq', 'sem', 'channel', 'ls', 'rm', 'tour', 'bench']) assert.match(root!, new RegExp(`\\n  ${noun} +\\S`));
+    const [sem, semWait] = outputs.slice(-2);
+    assert.ok(sem!.includes('\nADDRESS: /name for a POSIX named semaphore; 0x1234, 4660, ftok:PATH:ID or id:N for a System V semaphore set.\n'));
+    for (const verb of ['create', 'wait', 'post', 'stat', 'rm']) assert.match(sem!, new RegExp(`\\n  ${verb} +\\S`));
+    assert.match(semWait!, /\n {6}--index I +System V: which semaphore of the set \(default 0\)\n/);
     assert.ok(mq!.includes(`\n${ADDRESS_HELP}\n`));
     for (const verb of ['create', 'send', 'recv', 'stat', 'rm']) assert.match(mq!, new RegExp(`\\n  ${verb} +\\S`));
     assert.match(outputs[5]!, /\n {6}--type T +System V: 0 any \(default\), n the first of type n, -n the lowest type <= n\n/);
@@ -86,8 +92,8 @@ describe('ipckit help and usage errors', () => {
       [['mq', 'recv', '/x', '--timeout', '-1'], /--timeout must be an integer from 0 to/],
       [['mq', 'create', '/x', '--mode', '999'], /--mode must be octal permission bits/],
       [['mq', 'create', '/x', '--max-messages', '1.5'], /--max-messages must be an integer/],
-      [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq, shm, channel, fifo or socket; got "pipe".\n'],
-      [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq, shm, pipe, signal, socket, server, channel\./],
+      [['rm', '--kind', 'pipe', '/x'], 'ERR_IPC_USAGE: --kind must be mq, shm, channel, sem, fifo or socket; got "pipe".\n'],
+      [['tour', 'bogus'], /Unknown tour chapter "bogus"; chapters: mq, shm, sem, pipe, signal, socket, server, channel\./],
     ];
     await all(cases.map(([args, expected]) => async () => {
       const stderr = await fails(args, 2, 'ERR_IPC_USAGE');
@@ -250,7 +256,7 @@ describe('ipckit hostile addresses', () => {
       .map((args) => () => fails(args, 1, 'ENOENT')));
     assert.equal(stat, `ENOENT: ftok ${missing}:1 failed: No such file or directory (ENOENT). ` +
       'ftok derives the key from the file\'s inode: the path must exist and stay the same file.\n');
-    assert.equal(top, `ENOENT: Nothing to remove at ${address}: no message queue, shared memory segment or FIFO has this address. Run "ipckit ls" to see what exists.\n`);
+    assert.equal(top, `ENOENT: Nothing to remove at ${address}: no message queue, shared memory segment, semaphore or FIFO has this address. Run "ipckit ls" to see what exists.\n`);
   });
 });
 

@@ -12,6 +12,7 @@ import { mqCommand } from './commands/mq.js';
 import { fifoCommand, pipeCommand } from './commands/pipe.js';
 import { shmCommand } from './commands/shm.js';
 import { signalCommand } from './commands/signal.js';
+import { semCommand } from './commands/sem.js';
 import { serveCommand } from './commands/serve.js';
 import { socketCommand } from './commands/socket.js';
 import { tourCommand } from './commands/tour.js';
@@ -22,7 +23,7 @@ const root: Group = {
   summary: 'Every IPC mechanism of the Linux kernel, from the shell.',
   details: 'Every command takes --help and --json. Exit status: 0 ok, 1 the operation failed\n' +
     '(the error code and message are printed on stderr), 2 the command line was not understood.',
-  children: [mqCommand, shmCommand, channelCommand, pipeCommand, fifoCommand, signalCommand, socketCommand, serveCommand, lsCommand, rmCommand, tourCommand, demoCommand, benchCommand],
+  children: [mqCommand, shmCommand, semCommand, channelCommand, pipeCommand, fifoCommand, signalCommand, socketCommand, serveCommand, lsCommand, rmCommand, tourCommand, demoCommand, benchCommand],
 };
 
 process.exitCode = await runCommandLine(root, process.argv.slice(2), 'ipckit');

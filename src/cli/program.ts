@@ -8,6 +8,8 @@
 import { parseArgs } from 'node:util';
 import type { OwnerOption } from '../internal/trust.js';
 import { IpcError, systemError } from '../errors.js';
+import { formatKey } from '../internal/address.js';
+import { type SignalInfo, onSignal } from '../signal.js';
 
 /** A command-line option of a leaf command. */
 export interface OptionSpec {
@@ -229,8 +231,11 @@ export async function runCommandLine(root: Group, argv: string[], rootPath: stri
 /** An integer option, or `fallback` when absent; a usage error otherwise. */
 export function intOption(ctx: CommandContext, name: string, min: number, max: number, fallback?: number): number | undefined {
   const raw = ctx.values[name];
-  if (raw === undefined) return fallback;
-  const text = String(raw);
+  return raw === undefined ? fallback : parseInteger(String(raw), name, min, max);
+}
+
+/** `text` (decimal or 0x hex) as an integer of option `--name`, from `min` to `max`; a usage error otherwise. */
+export function parseInteger(text: string, name: string, min: number, max: number): number {
   const value = /^-?0x[0-9a-f]+$/i.test(text) ? Number.parseInt(text, 16)
     : /^-?[0-9]+$/.test(text) ? Number.parseInt(text, 10) : NaN;
   if (!Number.isSafeInteger(value) || value < min || value > max) {
@@ -265,6 +270,33 @@ export function modeOption(ctx: CommandContext, fallback: number): number {
     throw usageError(`--mode must be octal permission bits such as 600 or 0640; got "${text}".`);
   }
   return Number.parseInt(text.replace(/^0o/, ''), 8);
+}
+
+/**
+ * Prints what a `stat` verb describes, one field a line: modes in octal, keys
+ * as ipcs prints them, and `limits` (if any) as one last line.
+ */
+export function printFields(info: Record<string, unknown>): void {
+  const fields = Object.entries(info).filter(([key]) => key !== 'limits');
+  const width = Math.max(16, ...fields.map(([key]) => key.length));
+  for (const [key, value] of fields) {
+    const shown = key === 'mode' ? `0${(value as number).toString(8)}` : key === 'key' ? formatKey(value as number) : String(value);
+    process.stdout.write(`${key.padEnd(width)} ${shown}\n`);
+  }
+  const limits = info.limits as Record<string, unknown> | undefined;
+  if (limits !== undefined) process.stdout.write(`${'kernel limits'.padEnd(width)} ${Object.entries(limits).map(([k, v]) => `${k}=${v ?? '?'}`).join(' ')}\n`);
+}
+
+/**
+ * Runs `handler` instead of the default action when the command is asked to
+ * stop: SIGINT (Ctrl-C), SIGTERM, or SIGHUP (its terminal went away).
+ * Returns the function that gives the signals their actions back.
+ */
+export function onStopSignals(handler: (info: SignalInfo) => void): () => void {
+  const removers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => onSignal(sig, handler));
+  return () => {
+    for (const remove of removers) remove();
+  };
 }
 
 /** Writes one JSON value as a line. */

@@ -9,7 +9,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { type IpcObjectInfo, type PipeReadEnd, formatKey, pipe, spawn as spawnWithFds } from '../../src/index.js';
-import { posixQueueExists, sysvQueues, sysvSegments } from './objects.js';
+import { native } from '../../src/native.js';
+import { posixQueueExists, sysvQueues, sysvSegments, sysvSemaphoreSets } from './objects.js';
 import { trackChild } from './peer.js';
 
 /** The compiled command line. */
@@ -244,18 +245,27 @@ export function lsRow(text: string, address: string): string[] | undefined {
 /** Whether `key` is in the tour's key range, 0x7e000000..0x7effffff. */
 const tourKey = (key: number): boolean => key >>> 24 === 0x7e;
 
+/** The last process to change each semaphore of set `id` (GETPID); none if the set is gone. */
+function lastPidsOfSet(id: number, count: number): number[] {
+  const info = new Float64Array(4 * count);
+  return native.semInfo(id, info) < 0 ? [] : Array.from({ length: count }, (_, i) => info[4 * i + 3]!);
+}
+
 /**
  * What a tour run as `pid` left behind. Only that tour's own objects count,
- * as other tours may run meanwhile: its POSIX queue, segments and FIFO (their
- * names carry its pid), the System V queue it sent its messages to, and the
- * System V segment it created (both in the tour's key range).
+ * as other tours may run meanwhile: its POSIX queue, segments, named
+ * semaphore and FIFO (their names carry its pid), the System V queue it sent
+ * its messages to, the System V segment it created, and a System V
+ * semaphore set it was the last to change (all in the tour's key range;
+ * the kernel records no semaphore set's creator).
  */
 export function tourLeftovers(pid: number): string[] {
   const left: string[] = [];
   if (posixQueueExists(`/ipckit-tour-${pid}`)) left.push(`/ipckit-tour-${pid}`);
-  left.push(...readdirSync('/dev/shm').filter((f) => /^ipckit-(tour|race)-/.test(f) && f.split('-').includes(String(pid))).map((f) => `/dev/shm/${f}`));
+  left.push(...readdirSync('/dev/shm').filter((f) => /^(sem\.)?ipckit-(tour|race)-/.test(f) && f.split('-').includes(String(pid))).map((f) => `/dev/shm/${f}`));
   if (existsSync(`${tmpdir()}/ipckit-tour-fifo-${pid}`)) left.push(`${tmpdir()}/ipckit-tour-fifo-${pid}`);
   left.push(...sysvQueues().filter((q) => tourKey(q.key) && q.lspid === pid).map((q) => `queue ${formatKey(q.key)}`));
   left.push(...sysvSegments().filter((s) => tourKey(s.key) && s.cpid === pid).map((s) => `segment ${formatKey(s.key)}`));
+  left.push(...sysvSemaphoreSets().filter((s) => tourKey(s.key) && lastPidsOfSet(s.id, s.nsems).includes(pid)).map((s) => `semaphore set ${formatKey(s.key)}`));
   return left;
 }

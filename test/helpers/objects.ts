@@ -38,24 +38,29 @@ export function sysvSegments(): { key: number; id: number; cpid: number; lpid: n
   return sysvRows('/proc/sysvipc/shm').map((r) => ({ key: r.key!, id: r.shmid!, cpid: r.cpid!, lpid: r.lpid! }));
 }
 
+/** System V semaphore sets now: key, id and how many semaphores each has. */
+export function sysvSemaphoreSets(): { key: number; id: number; nsems: number }[] {
+  return sysvRows('/proc/sysvipc/sem').map((r) => ({ key: r.key!, id: r.semid!, nsems: r.nsems! }));
+}
+
 /** System V queue keys in use now. */
 export function sysvQueueKeys(): Set<number> {
   return new Set(sysvQueues().map((q) => q.key));
 }
 
-/** System V semaphore sets now: key, id and size. */
-export function sysvSemaphores(): { key: number; id: number; nsems: number }[] {
-  return sysvRows('/proc/sysvipc/sem').map((r) => ({ key: r.key!, id: r.semid!, nsems: r.nsems! }));
-}
-
-/** System V semaphore-set keys in use now. */
-export function sysvSemaphoreKeys(): Set<number> {
-  return new Set(sysvSemaphores().map((s) => s.key));
-}
-
 /** System V shared-memory keys in use now. */
 export function sysvSegmentKeys(): Set<number> {
   return new Set(sysvSegments().map((s) => s.key));
+}
+
+/** System V semaphore set keys in use now. */
+export function sysvSemaphoreKeys(): Set<number> {
+  return new Set(sysvSemaphoreSets().map((s) => s.key));
+}
+
+/** Whether the POSIX named semaphore `name` exists (its file, /dev/shm/sem.NAME). */
+export function namedSemaphoreExists(name: string): boolean {
+  return existsSync(`/dev/shm/sem.${name.slice(1)}`);
 }
 
 /** A System V key in 0x7f000000..0x7fffffff that no queue, segment or semaphore set uses now. */
@@ -154,7 +159,7 @@ export class ObjectTracker {
     for (const name of this.posixShm) if (existsSync(`/dev/shm${name}`)) left.push(`shm ${name}`);
     const segments = sysvSegmentKeys();
     for (const key of this.sysvShm) if (segments.has(key)) left.push(`shm 0x${key.toString(16)}`);
-    for (const name of this.posixSem) if (existsSync(`/dev/shm/sem.${name.slice(1)}`)) left.push(`sem ${name}`);
+    for (const name of this.posixSem) if (namedSemaphoreExists(name)) left.push(`sem ${name}`);
     const sets = sysvSemaphoreKeys();
     for (const key of this.sysvSem) if (sets.has(key)) left.push(`sem 0x${key.toString(16)}`);
     return left;

@@ -8,7 +8,7 @@ import { SERVER_STRATEGIES, type ServerStrategy, serve } from '../../server.js';
 import { onSignal } from '../../signal.js';
 import { type MessageSocket, connect } from '../../socket.js';
 import { createRaceSegment, race } from '../race.js';
-import { type Group, type Leaf, intOption, printJson } from '../program.js';
+import { type Group, type Leaf, intOption, onStopSignals, printJson } from '../program.js';
 import { describeSignal, signalJson } from './signal.js';
 
 const raceDemo: Leaf = {
@@ -243,9 +243,9 @@ const blockingDemo: Leaf = {
     const holdMs = intOption(ctx, 'hold', 1, 60_000, 1000)!;
     let stopCurrent: (() => Promise<void>) | undefined;
     // Interrupted: close what is open (the children would stop anyway, with their parent) and exit as the signal would.
-    const removers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => onSignal(sig, (info) => {
+    const restoreSignals = onStopSignals((info) => {
       void (stopCurrent?.() ?? Promise.resolve()).finally(() => process.exit(128 + info.number));
-    }));
+    });
     try {
       const columns = (cells: string[]): string => `  ${cells[0]!.padEnd(10)}${cells[1]!.padStart(9)}  ${cells[2]!.padEnd(39)}` +
         `${cells[3]!.padStart(12)}${cells[4]!.padStart(14)}\n`;
@@ -276,7 +276,7 @@ const blockingDemo: Leaf = {
       }
       process.stdout.write('\nThe servers run the same handler (docs/server.md); ipckit serve starts any of them from the shell.\n');
     } finally {
-      for (const remove of removers) remove();
+      restoreSignals();
     }
   },
 };

@@ -10,18 +10,24 @@ import { Fifo } from '../../fifo.js';
 import { type ParsedAddress, parseAddress } from '../../internal/address.js';
 import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
 import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
-import { type IpcObjectInfo, isSocketFile, listIpcObjects, readChannelHeader, removeStaleSocket } from '../../inventory.js';
+import { type IpcObjectInfo, isNamedSemaphore, isSocketFile, listIpcObjects, readChannelHeader, removeStaleSocket } from '../../inventory.js';
+import { SemaphoreSet } from '../../semaphore.js';
 import { type Leaf, printJson, usageError } from '../program.js';
 import { removeChannel } from './channel.js';
 import { removeQueue } from './mq.js';
+import { removeSemaphore } from './sem.js';
 import { removeSegment } from './shm.js';
 
 function processes(o: IpcObjectInfo): string {
   const label = {
-    holder: 'open', creator: 'created', 'last-send': 'sent', 'last-receive': 'recv', 'last-attach': 'last', producer: 'producer', consumer: 'consumer',
+    holder: 'open', creator: 'created', 'last-send': 'sent', 'last-receive': 'recv', 'last-attach': 'last', 'last-op': 'op',
+    producer: 'producer', consumer: 'consumer',
   } as const;
   const refs = o.processes.map((p) => `${label[p.role]}:${p.pid}${p.alive ? '' : '(dead)'}`);
   if (o.attachments !== undefined) refs.unshift(`attached:${o.attachments}`);
+  // A semaphore's state first: a named one's value and waiters, a set's size.
+  if (o.semaphores !== undefined) refs.unshift(`sems:${o.semaphores}`);
+  if (o.kind === 'posix-sem') refs.unshift(`value:${o.value ?? '?'} waiters:${o.waiters ?? '?'}`);
   // A socket's state first, and for a listener the connections waiting and accepted.
   if (o.pending) refs.unshift(`pending:${o.pending}`);
   if (o.connections) refs.unshift(`conns:${o.connections}`);
@@ -65,6 +71,9 @@ export const lsCommand: Leaf = {
     'A POSIX segment that holds a channel is listed as a channel: MESSAGES and BYTES are its depth (messages\n' +
     'sent and not received, and the ring bytes they take), and PROCESSES names the threads holding its roles\n' +
     '(producer:TID, consumer:TID; a process\'s main thread id is its pid) before the processes mapping it.\n' +
+    'A POSIX named semaphore (/name: the file /dev/shm/sem.name) shows its value and waiters (value:N\n' +
+    'waiters:N, read from the file), then the processes mapping it. A System V semaphore set shows how many\n' +
+    'semaphores it has (sems:N) and the processes the kernel names as the last to change one of them (op:PID).\n' +
     'Unix sockets bound to a path or an abstract name (unix:/path, unix:@name; unix-dgram:, unix-seqpacket:)\n' +
     'are listed with their state (listening, bound, connected), a listener\'s accepted connections (conns:N)\n' +
     'and those waiting to be accepted (pending:N), and the processes holding them. A socket file no socket\n' +
@@ -81,8 +90,8 @@ export const lsCommand: Leaf = {
     }
     const rows = [['KIND', 'ADDRESS', 'OWNER', 'MODE', 'MESSAGES', 'BYTES', 'PROCESSES']];
     for (const o of inventory.objects) {
-      // Shared memory, FIFOs and sockets have no message count; a segment's BYTES column is its size.
-      const noDepth = o.kind === 'fifo' || o.kind.startsWith('unix');
+      // Shared memory, semaphores, FIFOs and sockets have no message count; a segment's BYTES column is its size.
+      const noDepth = o.kind === 'fifo' || o.kind.startsWith('unix') || o.kind.endsWith('-sem');
       const messages = o.size !== undefined || noDepth ? '-' : o.messages === null ? '?' : String(o.messages);
       const bytes = o.size ?? o.bytes;
       const shownBytes = bytes === null ? (noDepth ? '-' : '?') : String(bytes);
@@ -94,7 +103,7 @@ export const lsCommand: Leaf = {
   },
 };
 
-const KINDS = { mq: 'message queue', shm: 'shared memory segment', channel: 'channel', fifo: 'FIFO', socket: 'socket file' } as const;
+const KINDS = { mq: 'message queue', shm: 'shared memory segment', channel: 'channel', sem: 'semaphore', fifo: 'FIFO', socket: 'socket file' } as const;
 type Kind = keyof typeof KINDS;
 
 /** A Unix socket address: `unix:/path`, `unix-dgram:/path`, `unix-seqpacket:@name`... */
@@ -125,16 +134,23 @@ function kindsAt(address: string): Kind[] {
     if (!address.startsWith('/') || !(err instanceof IpcError) || err.code !== 'ERR_IPC_INVALID_ADDRESS') throw err;
     // A path: a FIFO, or something rm does not remove.
     if (kinds.length === 0 && existsSync(address)) {
-      throw new IpcError('ERR_IPC_NOT_A_FIFO', `${address} is not an IPC object: ipckit rm removes message queues, shared memory segments, FIFOs and stale socket files.`,
+      throw new IpcError('ERR_IPC_NOT_A_FIFO', `${address} is not an IPC object: ipckit rm removes message queues, shared memory segments, semaphores, FIFOs and stale socket files.`,
         { address });
     }
     return kinds;
   }
-  for (const kind of ['mq', 'shm'] as const) {
+  for (const kind of ['mq', 'shm', 'sem'] as const) {
     try {
       if (kind === 'mq') {
         if (parsed.family === 'posix') PosixMessageQueue.open(parsed.name).close();
         else SysvMessageQueue.open(parsed.address).close();
+      } else if (kind === 'sem') {
+        // /name is the file /dev/shm/sem.name, which no segment or queue named /name shares.
+        if (parsed.family === 'posix') {
+          if (!isNamedSemaphore(parsed.name)) continue;
+        } else {
+          SemaphoreSet.open(parsed.address, { owner: 'any' }).close();
+        }
       } else if (parsed.family === 'posix') {
         PosixSharedMemory.stat(parsed.name);
         // A segment that holds a channel is named as one (one this user cannot read stays a segment).
@@ -158,6 +174,7 @@ function removeAt(kind: Kind, address: string): void {
   if (kind === 'mq') removeQueue(address);
   else if (kind === 'shm') removeSegment(address);
   else if (kind === 'channel') removeChannel(address);
+  else if (kind === 'sem') removeSemaphore(address);
   else if (kind === 'fifo') Fifo.unlink(address);
   else removeStaleSocket(SOCKET_ADDRESS.test(address) ? address : `unix:${address}`);
 }
@@ -173,22 +190,23 @@ export const rmCommand: Leaf = {
     'A socket file is removed only when it is stale (no socket is bound to it any more: its server exited\n' +
     'without removing it); the kernel is asked just before. A live one is refused (EADDRINUSE, exit 1), and\n' +
     'so is an abstract name (unix:@name): it is no file, and vanishes when its socket closes.\n' +
-    '--kind mq|shm|channel|fifo|socket picks the kind when an address names several (a queue, a segment or\n' +
-    'channel, a FIFO and a socket file at /name may share it). A channel is a POSIX segment: --kind shm and\n' +
-    '--kind channel both remove its name.',
+    '--kind mq|shm|channel|sem|fifo|socket picks the kind when an address names several (a queue, a segment\n' +
+    'or channel, a named semaphore, a FIFO and a socket file at /name may share it; a queue, a segment and\n' +
+    'a semaphore set a System V key). A channel is a POSIX segment: --kind shm and --kind channel both\n' +
+    'remove its name. A named semaphore /name is the file /dev/shm/sem.name.',
   options: {
-    kind: { type: 'string', value: 'KIND', description: 'mq, shm, channel, fifo or socket (default: whichever exists)' },
+    kind: { type: 'string', value: 'KIND', description: 'mq, shm, channel, sem, fifo or socket (default: whichever exists)' },
   },
   async run(ctx) {
     const address = ctx.positionals[0]!;
     const wanted = ctx.values.kind;
-    if (wanted !== undefined && !Object.hasOwn(KINDS, String(wanted))) throw usageError(`--kind must be mq, shm, channel, fifo or socket; got "${String(wanted)}".`);
+    if (wanted !== undefined && !Object.hasOwn(KINDS, String(wanted))) throw usageError(`--kind must be mq, shm, channel, sem, fifo or socket; got "${String(wanted)}".`);
     if (wanted !== undefined && wanted !== 'socket' && SOCKET_ADDRESS.test(address)) {
       throw usageError(`${address} is a socket address: --kind ${String(wanted)} does not apply (leave --kind out, or use --kind socket).`);
     }
     const found = wanted === undefined ? kindsAt(address) : [wanted as Kind];
     if (found.length === 0) {
-      throw new IpcError('ENOENT', `Nothing to remove at ${address}: no message queue, shared memory segment or FIFO has this address. ` +
+      throw new IpcError('ENOENT', `Nothing to remove at ${address}: no message queue, shared memory segment, semaphore or FIFO has this address. ` +
         'Run "ipckit ls" to see what exists.', { errno: E.ENOENT, address });
     }
     if (found.length > 1) {

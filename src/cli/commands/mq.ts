@@ -11,7 +11,7 @@ import { type ParsedAddress, parseAddress } from '../../internal/address.js';
 import { PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, type MessageQueue } from '../../message-queue.js';
 import { ConsumerOutput } from '../output.js';
 import {
-  OWNER_OPTION, type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, ownerOption, printJson, readStdin, removeVerb,
+  OWNER_OPTION, type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, ownerOption, printFields, printJson, readStdin, removeVerb,
   usageError, waitOption,
 } from '../program.js';
 
@@ -56,16 +56,6 @@ function describeQueue(q: MessageQueue): Record<string, unknown> {
     changeTime: s.changeTime.toISOString(),
     limits: SysvMessageQueue.limits(),
   };
-}
-
-function printDescription(info: Record<string, unknown>): void {
-  for (const [key, value] of Object.entries(info)) {
-    if (key === 'limits') continue;
-    const shown = key === 'mode' ? `0${(value as number).toString(8)}` : key === 'key' ? `0x${(value as number).toString(16).padStart(8, '0')}` : String(value);
-    process.stdout.write(`${key.padEnd(16)} ${shown}\n`);
-  }
-  const limits = info.limits as Record<string, unknown>;
-  process.stdout.write(`kernel limits    ${Object.entries(limits).map(([k, v]) => `${k}=${v ?? '?'}`).join(' ')}\n`);
 }
 
 const create: Leaf = {
@@ -213,7 +203,7 @@ const stat: Leaf = {
     using q = open(parseAddress(ctx.positionals[0]!, 'message queue'), ctx);
     const info = describeQueue(q);
     if (ctx.json) printJson(info);
-    else printDescription(info);
+    else printFields(info);
   },
 };
 

@@ -6,8 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { type Framing, SERVER_STRATEGIES, type ServerStrategy, serve } from '../../server.js';
-import { onSignal } from '../../signal.js';
-import { type Leaf, intOption, modeOption, printJson, usageError } from '../program.js';
+import { type Leaf, intOption, modeOption, onStopSignals, printJson, usageError } from '../program.js';
 
 const ECHO = fileURLToPath(new URL('../../internal/echo-handler.js', import.meta.url));
 
@@ -66,7 +65,7 @@ export const serveCommand: Leaf = {
     });
     let stop!: () => void;
     const stopped = new Promise<void>((resolve) => { stop = resolve; });
-    const removers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => onSignal(sig, () => stop()));
+    const restoreSignals = onStopSignals(() => stop());
     server.on('error', (err: Error) => {
       process.stderr.write(`${(err as { code?: string }).code ?? 'ERR_IPC_INTERNAL'}: ${err.message}\n`);
       process.exitCode = 1;
@@ -79,7 +78,7 @@ export const serveCommand: Leaf = {
     } finally {
       const stats = server.stats();
       await server.close();
-      for (const remove of removers) remove();
+      restoreSignals();
       if (ctx.json) printJson({ stopped: stats });
       else {
         process.stdout.write(`stopped: ${stats.accepted} connections accepted, ${stats.refused} refused` +

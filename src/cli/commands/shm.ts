@@ -5,10 +5,10 @@
  * @internal
  * @module
  */
-import { formatKey, parseAddress } from '../../internal/address.js';
+import { parseAddress } from '../../internal/address.js';
 import { PosixSharedMemory, SharedMemory, SysvSharedMemory } from '../../shared-memory.js';
 import {
-  OWNER_OPTION, type CommandContext, type Group, type Leaf, intOption, modeOption, ownerOption, printJson, readStdin, removeVerb, usageError, writeOut,
+  OWNER_OPTION, type CommandContext, type Group, type Leaf, intOption, modeOption, ownerOption, printFields, printJson, readStdin, removeVerb, usageError, writeOut,
 } from '../program.js';
 
 const ADDRESS_HELP = 'ADDRESS: /name for a POSIX segment; 0x1234, 4660, ftok:PATH:ID or id:N for a System V segment.';
@@ -137,12 +137,7 @@ const stat: Leaf = {
   async run(ctx) {
     const info = describe(ctx.positionals[0]!);
     if (ctx.json) printJson(info);
-    else {
-      for (const [key, value] of Object.entries(info)) {
-        const shown = key === 'mode' ? `0${(value as number).toString(8)}` : key === 'key' ? formatKey(value as number) : String(value);
-        process.stdout.write(`${key.padEnd(16)} ${shown}\n`);
-      }
-    }
+    else printFields(info);
   },
 };
 

@@ -11,13 +11,12 @@
 import { closeSync, readlinkSync } from 'node:fs';
 import { IpcError } from '../../errors.js';
 import { type SocketAddress, parseSocketAddress } from '../../internal/socket-address.js';
-import { onSignal } from '../../signal.js';
 import {
   DEFAULT_MAX_MESSAGE_SIZE, type DatagramSocket, type MessageSocket, type SocketServer, bind, connect, listen,
 } from '../../socket.js';
 import { ConsumerOutput } from '../output.js';
 import {
-  type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, readStdin, usageError, writeOut,
+  type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, onStopSignals, readStdin, usageError, writeOut,
 } from '../program.js';
 
 const ADDRESS_HELP = 'ADDRESS: unix:/path, unix-seqpacket:/path or unix-dgram:/path (@name instead of /path: the abstract\n' +
@@ -430,7 +429,7 @@ const listenVerb: Leaf = {
       const running = new Listener(settings, out);
       listener = running;
       // Before the socket exists: a stop request at any moment closes it (and removes its file).
-      const removers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => onSignal(sig, () => running.stop()));
+      const restoreSignals = onStopSignals(() => running.stop());
       // Watches for stdout's reader leaving while the listener runs; the first failure is the one reported.
       const watching = out?.take((signal) => new Promise<void>((resolve, reject) => {
         signal?.addEventListener('abort', () => reject(signal.reason));
@@ -441,7 +440,7 @@ const listenVerb: Leaf = {
       } finally {
         running.stop();
         await watching;
-        for (const remove of removers) remove();
+        restoreSignals();
       }
     } finally {
       out?.[Symbol.dispose]();

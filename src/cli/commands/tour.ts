@@ -16,12 +16,13 @@ import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
 import { Mutex } from '../../lock.js';
 import { Fifo } from '../../fifo.js';
 import { PIPE_BUF, PipeReadEnd, type PipeWriteEnd, pipe, spawn as spawnWithFds } from '../../pipe.js';
-import { type SignalInfo, onSignal, sendSignal } from '../../signal.js';
+import { NamedSemaphore, SemaphoreSet } from '../../semaphore.js';
+import { type SignalInfo, sendSignal } from '../../signal.js';
 import { connect, listen } from '../../socket.js';
 import { RACE_LAYOUT, createRaceSegment, race, startWorker } from '../race.js';
 import { IpcError } from '../../errors.js';
 import { formatKey } from '../../internal/address.js';
-import { type Leaf, stdoutClosed, usageError } from '../program.js';
+import { type Leaf, onStopSignals, stdoutClosed, usageError } from '../program.js';
 
 const CLI = fileURLToPath(new URL('../main.js', import.meta.url));
 
@@ -117,6 +118,32 @@ function later<T>(promise: Promise<T>): Promise<T> {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs `removeAll` if the tour is stopped (SIGINT, SIGTERM or SIGHUP) while a
+ * chapter's objects exist (they outlive the tour), then exits as the signal
+ * would: 128 + its number. Returns the function that stops watching.
+ */
+function removeOnStop(removeAll: () => void | Promise<void>): () => void {
+  return onStopSignals((info) => {
+    void Promise.resolve().then(removeAll).finally(() => process.exit(128 + info.number));
+  });
+}
+
+/** Stops a chapter's CLI children (SIGTERM, see {@link startCli}) and kills its node children that still run. */
+function stopAll(stoppers: (() => void)[], children: Set<ChildProcess>): void {
+  for (const stop of stoppers.splice(0)) stop();
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+/** Runs `remove`, which may find its object removed already (ENOENT). */
+function unlessGone(remove: () => void): void {
+  try {
+    remove();
+  } catch (err) {
+    if (!(err instanceof IpcError) || err.code !== 'ENOENT') throw err;
+  }
+}
 
 function show(text: string): string {
   return JSON.stringify(text);
@@ -632,9 +659,7 @@ async function acrossMachines(n: Narrator): Promise<void> {
     // A child left waiting in a namespace would keep it alive, nameless, after its name is gone.
     listener?.stop();
   };
-  const removers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => onSignal(sig, (info) => {
-    void removeAll().finally(() => process.exit(128 + info.number));
-  }));
+  const restoreSignals = removeOnStop(removeAll);
   try {
     try {
       for (const ns of [a, b]) {
@@ -672,7 +697,7 @@ async function acrossMachines(n: Narrator): Promise<void> {
   } finally {
     const names = [...made];
     await removeAll();
-    for (const remove of removers) remove();
+    restoreSignals();
     if (names.length > 0) n.say('tour', me, `deleted ${names.join(' and ')} (and with them the veth pair)`);
   }
 }
@@ -775,6 +800,9 @@ function nodeChild(script: string, args: string[], ipc = false): ChildProcess {
 
 /** The first line of a {@link nodeChild} script that uses channels. */
 const IMPORT_CHANNEL = `import { Channel } from ${JSON.stringify(LIBRARY)};`;
+
+/** The first line of a {@link nodeChild} script that uses semaphore sets. */
+const IMPORT_SEMAPHORE_SET = `import { SemaphoreSet } from ${JSON.stringify(LIBRARY)};`;
 
 /** Resolves when `child` prints `line`; rejects if it exits first, with what it printed on stderr. */
 function printed(child: ChildProcess, line: string): Promise<void> {
@@ -883,23 +911,10 @@ async function channelChapter(n: Narrator): Promise<void> {
   const stoppers: (() => void)[] = [];
   // Segments outlive their processes: removed whatever happens, also on SIGINT, SIGTERM or SIGHUP.
   const removeAll = (): void => {
-    for (const stop of stoppers.splice(0)) stop();
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    for (const each of [name, ping, pong]) {
-      try {
-        Channel.unlink(each);
-      } catch (err) {
-        if (!(err instanceof IpcError) || err.code !== 'ENOENT') throw err;
-      }
-    }
+    stopAll(stoppers, children);
+    for (const each of [name, ping, pong]) unlessGone(() => Channel.unlink(each));
   };
-  const removers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => onSignal(sig, (info) => {
-    try {
-      removeAll();
-    } finally {
-      process.exit(128 + info.number);
-    }
-  }));
+  const restoreSignals = removeOnStop(removeAll);
   let observer: Channel | undefined;
   try {
     // The tour's own handle takes no role: the tour reads the shared counters through it.
@@ -1064,13 +1079,134 @@ process.stdout.write('sent\\n');`, [name]);
   } finally {
     observer?.close();
     removeAll();
-    for (const remove of removers) remove();
+    restoreSignals();
+  }
+}
+
+/** A node child of the semaphore chapter: takes semaphore argv[2] of the set at key argv[1], with undo if argv[3] says so, and stays. */
+const HOLD_SEMAPHORE = `${IMPORT_SEMAPHORE_SET}
+process.stdin.resume().on('end', () => process.exit(0));
+const [key, index, undo] = process.argv.slice(1);
+SemaphoreSet.open(Number(key)).opSync({ index: Number(index), delta: -1, undo: undo === 'undo' });
+process.stdout.write('taken\\n');`;
+
+/** One --json line of `ipckit sem stat` for a set. */
+interface SetStat {
+  values: number[];
+  lastPids: number[];
+}
+
+async function semaphoreChapter(n: Narrator): Promise<void> {
+  const me = process.pid;
+  n.heading('Semaphores: counters the kernel keeps, and a holder that dies');
+  n.explain('A semaphore is a counter that processes take from (wait) and give to (post); a wait on zero sleeps\n' +
+    'until another process posts. With the value 1 it is a lock: one process at a time. The kernel has two\n' +
+    'kinds: POSIX named semaphores (sem_open: one counter with a name) and System V sets (semget: counters\n' +
+    'under a key, changed by atomic operations, semop). Both are what C and Python programs use too.');
+
+  const name = `/ipckit-tour-sem-${me}`;
+  const children = new Set<ChildProcess>();
+  const stoppers: (() => void)[] = [];
+  let set: SemaphoreSet | undefined;
+  // Semaphores outlive their processes: removed whatever happens, also on SIGINT, SIGTERM or SIGHUP.
+  const removeAll = (): void => {
+    stopAll(stoppers, children);
+    unlessGone(() => NamedSemaphore.unlink(name));
+    const made = set;
+    set = undefined;
+    made?.remove();
+  };
+  const restoreSignals = removeOnStop(removeAll);
+  try {
+    n.explain('\nTwo processes, one lock: a POSIX named semaphore with the value 1.');
+    {
+      using sem = NamedSemaphore.create(name, { value: 1, mode: 0o600 });
+      n.say('tour', me, `created ${name} with the value 1, mode 0600 (the file /dev/shm/sem.${name.slice(1)})`);
+      await sem.wait({ timeout: 10_000 });
+      n.say('tour', me, `wait(): took it; the value is ${sem.value}`);
+      let waiterPid = 0;
+      const waiter = startCli(['sem', 'wait', name, '--timeout', '10000', '--json'], '"taken"', (pid) => {
+        waiterPid = pid;
+        n.say('child', pid, `$ ipckit sem wait ${name} --timeout 10000 --json`);
+      });
+      stoppers.push(waiter.stop);
+      later(waiter.ready);
+      await until('the waiter slept', () => sem.waiters > 0, waiter.done);
+      n.say('child', waiterPid, `found the value 0: it sleeps, and ${name} counts ${sem.waiters} waiter`);
+      sem.post();
+      const posted = performance.now();
+      n.say('tour', me, 'post(): gave it back');
+      const took = await waiter.done;
+      n.say('child', took.pid, `woke, printed ${took.stdout.trim()} and exited ${took.code}, ${(performance.now() - posted).toFixed(0)} ms after the post`);
+      n.say('tour', me, `the value is ${sem.value}: the child exited holding it, and nothing gave it back`);
+      n.explain('A named semaphore has no owner: the kernel does not know who took it, so a process that exits, or is\n' +
+        'killed, between its wait and its post leaves it taken for good. Any process may post it.');
+      const post = await runCli(['sem', 'post', name], (pid) => n.say('child', pid, `$ ipckit sem post ${name}`));
+      n.say('child', post.pid, `exited ${post.code}; the value is ${sem.value} again`);
+    }
+    NamedSemaphore.unlink(name);
+    n.say('tour', me, `unlinked ${name}`);
+
+    n.explain('\nSystem V: SEM_UNDO. The kernel records an operation marked undo and reverses it when its process\n' +
+      'exits, however it exits, even by SIGKILL, which no process can catch. A set of two semaphores, two\n' +
+      'locks with the value 1; a node program takes each and stays: the first with undo, the second without.');
+    const made = set = atRandomTourKey((key) => SemaphoreSet.create(key, { count: 2, value: 1, mode: 0o600 }));
+    const key = formatKey(made.key);
+    n.say('tour', me, `created System V semaphore set ${key} (id ${made.id}): 2 semaphores, both 1`);
+    const holders: ChildProcess[] = [];
+    for (const [index, undo] of [[0, true], [1, false]] as const) {
+      const holder = nodeChild(HOLD_SEMAPHORE, [String(made.key), String(index), undo ? 'undo' : 'keep']);
+      children.add(holder);
+      holders.push(holder);
+      n.say('child', holder.pid!, `$ node -e '…SemaphoreSet.open(${key}).opSync({ index: ${index}, delta: -1${undo ? ', undo: true' : ''} })…'   (and it stays)`);
+      await printed(holder, 'taken');
+      n.say('child', holder.pid!, `took semaphore ${index} ${undo ? 'with undo' : 'without undo'}, and holds it`);
+    }
+    const stat = async (): Promise<SetStat> => {
+      const r = await runCli(['sem', 'stat', key, '--json'], (pid) => n.say('child', pid, `$ ipckit sem stat ${key} --json`));
+      const s = JSON.parse(r.stdout) as SetStat;
+      const pids = s.lastPids.map((pid) => `pid ${pid}${existsSync(`/proc/${pid}`) ? '' : ' (dead)'}`);
+      n.say('child', r.pid, `values ${s.values.join(', ')}; the last to change them: ${pids.join(', ')}`);
+      return s;
+    };
+    await stat();
+    const waiting = later(made.op({ index: 0, delta: -1, undo: true }, { timeout: 10_000 }));
+    await until('the tour\'s wait slept', () => made.stat().waitingForIncrease[0]! > 0, waiting);
+    n.say('tour', me, 'waits to take semaphore 0, with undo (the event loop stays free); the kernel counts 1 process waiting');
+    const deaths = holders.map((holder) => later(exited(holder)));
+    for (const holder of holders) holder.kill('SIGKILL');
+    const killed = performance.now();
+    n.say('tour', me, `kill(${holders[0]!.pid}, SIGKILL) and kill(${holders[1]!.pid}, SIGKILL)`);
+    await waiting;
+    n.say('tour', me, `took semaphore 0, ${(performance.now() - killed).toFixed(0)} ms after the kills: the kernel gave it back when pid ${holders[0]!.pid} died`);
+    await Promise.all(deaths);
+    try {
+      await made.op({ index: 1, delta: -1 }, { timeout: 500 });
+      n.say('tour', me, 'took semaphore 1 (its holder gave it back before it died)');
+    } catch (err) {
+      if (!(err instanceof IpcError) || err.code !== 'ERR_IPC_TIMEOUT') throw err;
+      n.say('tour', me, `a wait of 500 ms for semaphore 1 failed with ${err.code}: pid ${holders[1]!.pid} died holding it, and nothing gives it back`);
+    }
+    made.opSync({ index: 0, delta: 1, undo: true });
+    n.say('tour', me, 'gave semaphore 0 back (a post with undo, which cancels the record its take made)');
+    await stat();
+    const post = await runCli(['sem', 'post', key, '--index', '1'], (pid) => n.say('child', pid, `$ ipckit sem post ${key} --index 1`));
+    n.say('child', post.pid, `exited ${post.code}: semaphore 1 is ${made.getValue(1)} again, given back by hand`);
+    n.explain('The third answer is the Mutex inside a shared segment (the shared-memory chapter). Undo gives the unit\n' +
+      'back silently, whatever state the dead holder left the shared data in; the Mutex passes to the next\n' +
+      'locker and tells it (ERR_IPC_OWNER_DIED), so that it can repair the data before it goes on.');
+  } finally {
+    const removedSet = set === undefined ? undefined : formatKey(set.key);
+    removeAll();
+    restoreSignals();
+    if (removedSet !== undefined) n.say('tour', me, `removed ${removedSet}`);
   }
 }
 
 const CHAPTERS: Record<string, (n: Narrator) => Promise<void>> = {
   mq: messageQueueChapter,
   shm: sharedMemoryChapter,
+  sem: semaphoreChapter,
   pipe: pipeChapter,
   signal: signalChapter,
   socket: socketChapter,
