@@ -17,6 +17,7 @@ import { type Binding, O_PATH_FLAGS, bindingOf } from './internal/socket-file.js
 import { PosixMessageQueue } from './message-queue.js';
 import { CHANNEL_HEADER_BYTES, type ChannelHeader, channelHeaderFacts } from './channel.js';
 import { native } from './native.js';
+import { SEM_FILE_SIZE } from './semaphore.js';
 
 /** The kinds of Unix socket, named as their address schemes are (`unix:`, `unix-dgram:`, `unix-seqpacket:`). */
 export type UnixSocketKind = 'unix' | 'unix-dgram' | 'unix-seqpacket';
@@ -484,9 +485,6 @@ function readDevShmFile(name: string, bytes: number, exactly = false): Buffer | 
 
 // ---- Semaphores ------------------------------------------------------------------
 
-/** The size of glibc's sem_t on a 64-bit machine: the size of a named semaphore's file. */
-const SEM_FILE_BYTES = 32;
-
 /**
  * The file of /dev/shm `entry` as a named semaphore's: `sem.NAME`, a regular
  * file (a symbolic link is not followed) of the size of glibc's sem_t, as
@@ -497,7 +495,7 @@ function semaphoreEntry(entry: string): Stats | undefined {
   if (!entry.startsWith('sem.') || entry.length === 'sem.'.length) return undefined;
   try {
     const st = lstatSync(`${SHM_DIR}/${entry}`);
-    return st.isFile() && st.size === SEM_FILE_BYTES ? st : undefined;
+    return st.isFile() && st.size === SEM_FILE_SIZE ? st : undefined;
   } catch {
     return undefined; // Removed while we looked.
   }
@@ -519,7 +517,7 @@ function posixSemaphores(scan: ProcessScan, entries: string[]): IpcObjectInfo[] 
   for (const entry of entries) {
     const st = semaphoreEntry(entry);
     if (st === undefined) continue;
-    const file = readDevShmFile(`/${entry}`, SEM_FILE_BYTES, true);
+    const file = readDevShmFile(`/${entry}`, SEM_FILE_SIZE, true);
     const word = file === undefined ? undefined : LITTLE_ENDIAN ? file.readBigUInt64LE(0) : file.readBigUInt64BE(0);
     objects.push({
       kind: 'posix-sem', address: `/${entry.slice('sem.'.length)}`, uid: st.uid, owner: userName(st.uid), mode: st.mode & 0o777, ...NO_DEPTH,

@@ -54,8 +54,8 @@ defineHints({
 const VALUE = endianness() === 'LE' ? 0 : 1;
 const WAITERS = 1 - VALUE;
 
-/** Size of glibc's `sem_t` on a 64-bit machine: the size of a named semaphore's file. */
-const SEM_FILE_SIZE = 32;
+/** @internal Size of glibc's `sem_t` on a 64-bit machine: the size of a named semaphore's file. */
+export const SEM_FILE_SIZE = 32;
 
 /** Longest name after the "/" of a named semaphore, bytes: NAME_MAX less the "sem." glibc puts in front. */
 export const SEM_NAME_MAX = 251;
