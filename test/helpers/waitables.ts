@@ -1607,26 +1607,29 @@ const semaphoreWait: Waitable = {
     const { shm, name } = lockSegment();
     const sem = Semaphore.create(shm, 16, { value: 0 });
     const peer = new Actor();
-    const peerDone = peer.call('sem.soakPost', { address: name, count, seed });
-    let taken = 0;
-    return {
-      direction: 'receive', ends: false, peerDone,
-      async: (o) => sem.wait(o).then(() => true),
-      sync: (o) => {
-        sem.waitSync(o);
-        return true;
-      },
-      try: () => (sem.tryWait() ? true : undefined),
-      // A post carries no data: the n-th successful wait is record n.
-      records: (raw) => (raw === undefined ? [] : [{ seq: taken++, ok: raw === true }]),
-      async cleanup() {
-        shm.close();
-        await peer.stop();
-        PosixSharedMemory.unlink(name);
-      },
-    };
+    return semaphoreSoak(sem, peer.call('sem.soakPost', { address: name, count, seed }), async () => {
+      shm.close();
+      await peer.stop();
+      PosixSharedMemory.unlink(name);
+    });
   },
 };
+
+/** The soak of a semaphore adapter: the peer posts; a post carries no data, so the n-th successful wait is record n. */
+function semaphoreSoak(sem: Pick<KernelSemaphore, 'wait' | 'waitSync' | 'tryWait'>, peerDone: Promise<unknown>,
+  cleanup: () => Promise<void>): ReceiveSoak {
+  let taken = 0;
+  return {
+    direction: 'receive', ends: false, peerDone, cleanup,
+    async: (o) => sem.wait(o).then(() => true),
+    sync: (o) => {
+      sem.waitSync(o);
+      return true;
+    },
+    try: () => (sem.tryWait() ? true : undefined),
+    records: (raw) => (raw === undefined ? [] : [{ seq: taken++, ok: raw === true }]),
+  };
+}
 
 
 /** The actor's handle on named semaphore `name`. */
@@ -1731,24 +1734,11 @@ function kernelSemaphoreWait(kind: 'named' | 'set'): Waitable {
     async soak(count, seed) {
       const { sem, address, remove } = make();
       const peer = new Actor();
-      const peerDone = peer.call(kind === 'named' ? 'nsem.soakPost' : 'semset.soakPost', { address, count, seed });
-      let taken = 0;
-      return {
-        direction: 'receive', ends: false, peerDone,
-        async: (o) => sem.wait(o).then(() => true),
-        sync: (o) => {
-          sem.waitSync(o);
-          return true;
-        },
-        try: () => (sem.tryWait() ? true : undefined),
-        // A post carries no data: the n-th successful wait is record n.
-        records: (raw) => (raw === undefined ? [] : [{ seq: taken++, ok: raw === true }]),
-        async cleanup() {
-          sem.close();
-          await peer.stop();
-          remove();
-        },
-      };
+      return semaphoreSoak(sem, peer.call(kind === 'named' ? 'nsem.soakPost' : 'semset.soakPost', { address, count, seed }), async () => {
+        sem.close();
+        await peer.stop();
+        remove();
+      });
     },
   };
 }
