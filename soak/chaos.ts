@@ -558,6 +558,18 @@ function lockPlan(label: string): { ledger: LockLedger; w: Int32Array; made: Mad
   };
 }
 
+/** The next victim of a lock run: the worker holding the lock (pid `holder`) most of the time, any worker otherwise. */
+function preferHolder(crew: Crew, holder: number | null | undefined): Member | undefined {
+  const inside = crew.targets().find((m) => m.pid === holder);
+  return inside !== undefined && Math.random() < PREFER_HOLDER ? inside : any(crew.targets());
+}
+
+/** Sets STOP: each worker finishes the iteration it is in (a sleeping one takes the lock once more) and exits. */
+async function stopWorkers(w: Int32Array, crew: Crew, dog: Watchdog): Promise<void> {
+  Atomics.store(w, LockLedger.STOP, 1);
+  await dog.until(() => crew.live.size === 0);
+}
+
 /** A worker that exited on its own: fine only once STOP is set, and with code 0. */
 function checkWorkerExit(crew: Crew, m: Member, code: number | null, stopping: boolean): void {
   if (m.killedAt === undefined && !(stopping && code === 0)) {
@@ -602,16 +614,10 @@ async function mutexPlan(f: MutexFigures): Promise<Plan> {
       mutex = Mutex.open(ledger.segment, 0);
     },
     progress: () => Atomics.load(w, LockLedger.ACQUIRED),
-    victim(crew) {
-      const owner = mutex?.owner;
-      const holder = crew.targets().find((m) => m.pid === owner);
-      return holder !== undefined && Math.random() < PREFER_HOLDER ? holder : any(crew.targets());
-    },
+    victim: (crew) => preferHolder(crew, mutex?.owner),
     async finish(crew, dog) {
       stopping = true;
-      // Each worker finishes the iteration it is in (a sleeping one takes the lock once more) and exits.
-      Atomics.store(w, LockLedger.STOP, 1);
-      await dog.until(() => crew.live.size === 0);
+      await stopWorkers(w, crew, dog);
     },
     tally(crew) {
       stopping = true;
@@ -676,15 +682,10 @@ async function undoLockPlan(f: UndoLockFigures): Promise<Plan> {
     },
     ready: () => checkCreated(f),
     progress: () => Atomics.load(w, LockLedger.ACQUIRED),
-    victim(crew) {
-      const inside = Atomics.load(w, LockLedger.HOLDER);
-      const holder = crew.targets().find((m) => m.pid === inside);
-      return holder !== undefined && Math.random() < PREFER_HOLDER ? holder : any(crew.targets());
-    },
+    victim: (crew) => preferHolder(crew, Atomics.load(w, LockLedger.HOLDER)),
     async finish(crew, dog) {
       stopping = true;
-      Atomics.store(w, LockLedger.STOP, 1);
-      await dog.until(() => crew.live.size === 0);
+      await stopWorkers(w, crew, dog);
     },
     tally(crew) {
       stopping = true;

@@ -145,6 +145,35 @@ function openLock(params: LockerParams, ledger: LockLedger): Mutex | Semaphore |
 const TAKE = { index: 0, delta: -1, undo: true };
 const GIVE = { index: 0, delta: 1, undo: true };
 
+/**
+ * The critical section, the lock held: plain reads and writes, as any data
+ * a lock protects. After a takeover from a dead holder (`tookOver`) it logs
+ * the holder the HOLDER word names and repairs B = A (a holder that died
+ * between its two increments left A one ahead), then `repaired()`;
+ * otherwise A ≠ B means someone else is inside.
+ */
+function criticalSection(ledger: LockLedger, tookOver: boolean, repaired?: () => void): void {
+  const w = ledger.words;
+  const now = process.hrtime.bigint();
+  Atomics.add(w, LockLedger.ACQUIRED, 1);
+  if (tookOver) {
+    ledger.logTakeover(now, w[LockLedger.HOLDER]!);
+    if (w[LockLedger.A] !== w[LockLedger.B]) {
+      w[LockLedger.B] = w[LockLedger.A]!;
+      Atomics.add(w, LockLedger.REPAIRS, 1);
+    }
+    repaired?.();
+  } else if (w[LockLedger.A] !== w[LockLedger.B]) {
+    Atomics.add(w, LockLedger.VIOLATIONS, 1);
+  }
+  w[LockLedger.HOLDER] = process.pid;
+  w[LockLedger.A] = w[LockLedger.A]! + 1;
+  pause(HOLD_MS);
+  w[LockLedger.B] = w[LockLedger.B]! + 1;
+  Atomics.add(w, LockLedger.COMPLETED, 1);
+  w[LockLedger.HOLDER] = 0;
+}
+
 async function lockWorker(params: LockerParams): Promise<void> {
   const ledger = LockLedger.open(params.ledger);
   const w = ledger.words;
@@ -157,25 +186,8 @@ async function lockWorker(params: LockerParams): Promise<void> {
     for (let i = 0; !stopped(); i++) {
       if (i % 2 === 0) await lock.op(TAKE);
       else lock.opSync(TAKE);
-      const now = process.hrtime.bigint();
-      Atomics.add(w, LockLedger.ACQUIRED, 1);
       // We hold the unit. A HOLDER still set names a holder that died inside: the kernel gave its unit back, nobody else tells.
-      const holder = w[LockLedger.HOLDER]!;
-      if (holder !== 0) {
-        ledger.logTakeover(now, holder);
-        if (w[LockLedger.A] !== w[LockLedger.B]) {
-          w[LockLedger.B] = w[LockLedger.A]!;
-          Atomics.add(w, LockLedger.REPAIRS, 1);
-        }
-      } else if (w[LockLedger.A] !== w[LockLedger.B]) {
-        Atomics.add(w, LockLedger.VIOLATIONS, 1);
-      }
-      w[LockLedger.HOLDER] = process.pid;
-      w[LockLedger.A] = w[LockLedger.A]! + 1;
-      pause(HOLD_MS);
-      w[LockLedger.B] = w[LockLedger.B]! + 1;
-      Atomics.add(w, LockLedger.COMPLETED, 1);
-      w[LockLedger.HOLDER] = 0;
+      criticalSection(ledger, w[LockLedger.HOLDER] !== 0);
       lock.opSync(GIVE);
     }
   } else if (lock instanceof Mutex) {
@@ -188,26 +200,7 @@ async function lockWorker(params: LockerParams): Promise<void> {
         if (!(err instanceof IpcError) || err.code !== 'ERR_IPC_OWNER_DIED') throw err;
         tookOver = true;
       }
-      const now = process.hrtime.bigint();
-      Atomics.add(w, LockLedger.ACQUIRED, 1);
-      // We hold the lock: plain reads and writes, as any data a mutex protects.
-      if (tookOver) {
-        ledger.logTakeover(now, w[LockLedger.HOLDER]!);
-        // A holder that died between its two increments left A one ahead.
-        if (w[LockLedger.A] !== w[LockLedger.B]) {
-          w[LockLedger.B] = w[LockLedger.A]!;
-          Atomics.add(w, LockLedger.REPAIRS, 1);
-        }
-        lock.markConsistent();
-      } else if (w[LockLedger.A] !== w[LockLedger.B]) {
-        Atomics.add(w, LockLedger.VIOLATIONS, 1);
-      }
-      w[LockLedger.HOLDER] = process.pid;
-      w[LockLedger.A] = w[LockLedger.A]! + 1;
-      pause(HOLD_MS);
-      w[LockLedger.B] = w[LockLedger.B]! + 1;
-      Atomics.add(w, LockLedger.COMPLETED, 1);
-      w[LockLedger.HOLDER] = 0;
+      criticalSection(ledger, tookOver, () => lock.markConsistent());
       lock.unlock();
     }
   } else if (params.role === 'poster') {

@@ -710,24 +710,7 @@ async function squattedSysvMq({ scene, squatter }: Matrix, hand: boolean): Promi
   const cell = new Cell(KIND.sysvMq, hand ? HANDED : SQUATTED);
   const key = scene.key('msg');
   const { id, pid } = await squatter!.call<{ id: number; pid: number }>('sysvMq', { key, mode: 0o666, hand });
-  const C = 'SysvMessageQueue';
-  const attempts = [
-    hostile(`${C}.open`, [key]),
-    hostile(`${C}.open`, [{ id }]),
-    hostile(`${C}.openOrCreate`, [key]),
-    hostile(`${C}.openOrCreate`, [key, { mode: 0o600 }]),
-    hostile(`${C}.openOrCreate`, [key, { mode: 0o666 }]),
-    hostile(`${C}.openOrCreate`, [{ id }]),
-    hostile(`${C}.open`, [key, { owner: THIRD }]),
-    ...(hand
-      ? [hostile(`${C}.open`, [key, { owner: OTHER }])]
-      : [hostile(`${C}.openOrCreate`, [key, { owner: OTHER, mode: 0o600 }]), hostile(`${C}.create`, [key], EEXIST)]),
-  ];
-  cell.judge(attempts, await victim(scene, [], attempts));
-  const controls = hand
-    ? [control(`${C}.open`, [key, { owner: 'any' }])]
-    : [control(`${C}.open`, [key, { owner: OTHER }]), control(`${C}.open`, [{ id }, { owner: 'any' }])];
-  cell.controls(controls, await victim(scene, [], controls), hand ? "owner 'any'" : `owner ${OTHER} / 'any'`);
+  await attemptSysv(scene, cell, 'SysvMessageQueue', key, id, hand);
   const q = SysvMessageQueue.open(key, { owner: 'any' });
   try {
     const st = q.stat();
@@ -741,6 +724,33 @@ async function squattedSysvMq({ scene, squatter }: Matrix, hand: boolean): Promi
     q.close();
   }
   return cell;
+}
+
+/**
+ * The opens of a System V queue or semaphore set (class `C`) that uid 65534
+ * made (`hand`: and handed over to this user), by key and by identifier,
+ * with and without a mode, naming the wrong owner (`more` besides); then
+ * the controls that name its owner.
+ */
+async function attemptSysv(scene: Scene, cell: Cell, C: string, key: number, id: number, hand: boolean, more: Attempt[] = []): Promise<void> {
+  const attempts = [
+    hostile(`${C}.open`, [key]),
+    hostile(`${C}.open`, [{ id }]),
+    hostile(`${C}.openOrCreate`, [key]),
+    ...more,
+    hostile(`${C}.openOrCreate`, [key, { mode: 0o600 }]),
+    hostile(`${C}.openOrCreate`, [key, { mode: 0o666 }]),
+    hostile(`${C}.openOrCreate`, [{ id }]),
+    hostile(`${C}.open`, [key, { owner: THIRD }]),
+    ...(hand
+      ? [hostile(`${C}.open`, [key, { owner: OTHER }])]
+      : [hostile(`${C}.openOrCreate`, [key, { owner: OTHER, mode: 0o600 }]), hostile(`${C}.create`, [key], EEXIST)]),
+  ];
+  cell.judge(attempts, await victim(scene, [], attempts));
+  const controls = hand
+    ? [control(`${C}.open`, [key, { owner: 'any' }])]
+    : [control(`${C}.open`, [key, { owner: OTHER }]), control(`${C}.open`, [{ id }, { owner: 'any' }])];
+  cell.controls(controls, await victim(scene, [], controls), hand ? "owner 'any'" : `owner ${OTHER} / 'any'`);
 }
 
 async function squattedPosixShm({ scene, squatter }: Matrix): Promise<Cell> {
@@ -859,25 +869,7 @@ async function squattedSemaphoreSet({ scene, squatter }: Matrix, hand: boolean):
     }
   };
   const before = statOf();
-  const C = 'SemaphoreSet';
-  const attempts = [
-    hostile(`${C}.open`, [key]),
-    hostile(`${C}.open`, [{ id }]),
-    hostile(`${C}.openOrCreate`, [key]),
-    hostile(`${C}.openOrCreate`, [key, { count: 2, value: 0 }]),
-    hostile(`${C}.openOrCreate`, [key, { mode: 0o600 }]),
-    hostile(`${C}.openOrCreate`, [key, { mode: 0o666 }]),
-    hostile(`${C}.openOrCreate`, [{ id }]),
-    hostile(`${C}.open`, [key, { owner: THIRD }]),
-    ...(hand
-      ? [hostile(`${C}.open`, [key, { owner: OTHER }])]
-      : [hostile(`${C}.openOrCreate`, [key, { owner: OTHER, mode: 0o600 }]), hostile(`${C}.create`, [key], EEXIST)]),
-  ];
-  cell.judge(attempts, await victim(scene, [], attempts));
-  const controls = hand
-    ? [control(`${C}.open`, [key, { owner: 'any' }])]
-    : [control(`${C}.open`, [key, { owner: OTHER }]), control(`${C}.open`, [{ id }, { owner: 'any' }])];
-  cell.controls(controls, await victim(scene, [], controls), hand ? "owner 'any'" : `owner ${OTHER} / 'any'`);
+  await attemptSysv(scene, cell, 'SemaphoreSet', key, id, hand, [hostile('SemaphoreSet.openOrCreate', [key, { count: 2, value: 0 }])]);
   const after = statOf();
   if (hand) {
     cell.check(after.uid === 0 && after.cuid === OTHER, 'set-up: uid 0, cuid 65534', `set-up: uid ${after.uid}, cuid ${after.cuid}, not 0 and ${OTHER}`);
