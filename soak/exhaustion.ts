@@ -26,7 +26,7 @@ import { constants as osConstants } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
-  Channel, IpcError, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, SysvSharedMemory, pipe,
+  Channel, IpcError, NamedSemaphore, PosixMessageQueue, PosixSharedMemory, Semaphore, SemaphoreSet, SysvMessageQueue, SysvSharedMemory, pipe,
 } from '../src/index.js';
 import { native } from '../src/native.js';
 import { type Section, type SectionResult, descriptorTargets, openDescriptors, runStandalone } from './report.js';
@@ -211,9 +211,11 @@ const ROUNDS = 3;
 /**
  * Opens handles until the call is refused, closes them all, ROUNDS times;
  * each round must be refused alike and leave nothing behind. Then the same
- * call must work again.
+ * call must work again. `settle`, when given, runs after each round's
+ * closes, before anything is counted.
  */
-function untilRefused<T>(open: (i: number) => T, close: (handle: T) => void, leftovers: (refusedIndex: number) => string[]): ChildReport {
+async function untilRefused<T>(open: (i: number) => T, close: (handle: T) => void, leftovers: (refusedIndex: number) => string[],
+  settle?: () => Promise<void>): Promise<ChildReport> {
   const fds = new DescriptorWatch();
   const problems: string[] = [];
   let first: Refusal | undefined;
@@ -236,6 +238,7 @@ function untilRefused<T>(open: (i: number) => T, close: (handle: T) => void, lef
       problems.push(`round ${round}: ${refusal.code} after ${held.length} (round 1: ${first.code} after ${attempts})`);
     }
     for (const handle of held) close(handle);
+    await settle?.();
     problems.push(...fds.check(`round ${round}`), ...leftovers(held.length));
   }
   // Lifted (every handle closed): the same call works again.
@@ -243,8 +246,10 @@ function untilRefused<T>(open: (i: number) => T, close: (handle: T) => void, lef
   return { refusal: first!, attempts, recovered, fdsBefore: fds.count, fdsAfter: openDescriptors(), problems: [...new Set(problems)] };
 }
 
-/** The i-th POSIX queue or segment a child makes. */
+/** The i-th POSIX queue, segment or named semaphore a child makes. */
 const objectName = (i: number): string => `/exhaustion-${i}`;
+/** The first System V semaphore-set key of a child (its IPC namespace is its own). */
+const SEM_KEY = 0x5a00;
 
 function closeQueue(q: PosixMessageQueue): void {
   q.close();
@@ -360,21 +365,91 @@ const ROUTINES: Record<string, (arg: number) => Promise<ChildReport> | ChildRepo
   /** Channels until refused: `arg` is the ring's size in KiB (small: descriptors run out; large: /dev/shm space does). */
   channels: (kib) => untilRefused((i) => Channel.create(objectName(i), { capacity: kib * 1024 }), closeChannel, shmLeftovers(shmFreeBytes())),
 
+  /**
+   * Named semaphores until /dev/shm is full. Each holds a page of the tmpfs
+   * and no descriptor, so under RLIMIT_NOFILE 64 the space runs out first.
+   * close() gives the mapping back a microtask later (see
+   * docs/reliability.md): each round lets that run before it counts.
+   */
+  namedSemaphores: () => untilRefused((i) => NamedSemaphore.create(objectName(i), { value: 1 }), (s) => {
+    s.close();
+    s.unlink();
+  }, shmLeftovers(shmFreeBytes()), () => sleep(0).then(() => undefined)),
+
+  /** Semaphore sets of `count` until kernel.sem (SEMMNI or SEMMNS, lowered in the child's namespace) refuses one. */
+  semaphoreSets: (count) => untilRefused((i) => SemaphoreSet.create(SEM_KEY + i, { count }), (set) => set.remove(),
+    () => (sysvObjects('sem') === 0 ? [] : [`${sysvObjects('sem')} semaphore set(s) left after every set was removed`])),
+
+  /** A set of SEMMSL + 1 semaphores; lifted by raising SEMMSL. */
+  semaphoresPerSet() {
+    const fds = new DescriptorWatch();
+    const count = SemaphoreSet.limits().semmsl! + 1;
+    const create = (): SemaphoreSet => SemaphoreSet.create(SEM_KEY, { count, value: 1 });
+    const error = thrownBy(() => create().remove());
+    const problems: string[] = [];
+    if (sysvObjects('sem') !== 0) problems.push('the refused create left a set behind');
+    liftByParent();
+    const recovered = thrownBy(() => {
+      const set = create();
+      const values = set.values();
+      set.remove();
+      if (set.count !== count || values.length !== count || values.some((v) => v !== 1)) throw new Error(`a set of ${set.count}, values ${values.join()}`);
+    }) === undefined;
+    if (sysvObjects('sem') !== 0) problems.push('a set is left at the end');
+    problems.push(...fds.check('at the end'));
+    return { refusal: refusalOf(error), attempts: 0, recovered, fdsBefore: fds.count, fdsAfter: openDescriptors(), problems };
+  },
+
+  /** SEMOPM + 1 operations in one call, through opSync, tryOp and op alike; lifted by raising SEMOPM. */
+  async operationsPerCall() {
+    const fds = new DescriptorWatch();
+    const n = SemaphoreSet.limits().semopm! + 1;
+    const ops = Array.from({ length: n }, (_, k) => ({ index: k % 2, delta: 1 }));
+    const set = SemaphoreSet.create(SEM_KEY, { count: 2 });
+    const problems: string[] = [];
+    const error = thrownBy(() => set.opSync(ops, { timeout: 1000 }));
+    const others = [thrownBy(() => set.tryOp(ops)), await rejectionOf(set.op(ops, { timeout: 1000 }))];
+    for (const [what, err] of [['tryOp', others[0]], ['op', others[1]]] as const) {
+      const r = refusalOf(err);
+      if (r.code !== refusalOf(error).code || r.errno !== refusalOf(error).errno) problems.push(`${what}: ${r.code} (${r.errno ?? '-'}), opSync: ${refusalOf(error).code}`);
+    }
+    if (set.values().join() !== '0,0') problems.push(`the refused calls changed the values: ${set.values().join()}`);
+    liftByParent();
+    const recovered = thrownBy(() => set.opSync(ops, { timeout: 1000 })) === undefined && set.values().join() === `${Math.ceil(n / 2)},${Math.floor(n / 2)}`;
+    set.remove();
+    if (sysvObjects('sem') !== 0) problems.push('a set is left at the end');
+    problems.push(...fds.check('at the end'));
+    return { refusal: refusalOf(error), attempts: 0, recovered, fdsBefore: fds.count, fdsAfter: openDescriptors(), problems };
+  },
+
   firstQueue: (free) => firstHandle('queue', free),
 
   firstPipe: (free) => firstHandle('pipe', free),
 
-  /** More waits without a descriptor than the waiter pool has threads: System V receives and semaphore waits share the cap. */
+  /**
+   * More waits without a descriptor than the waiter pool has threads: System
+   * V receives, semaphore waits in a segment, named semaphore waits (one
+   * thread per handle) and semaphore-set operations (one thread per distinct
+   * list) share the cap.
+   */
   async waiterCap() {
     const fds = new DescriptorWatch();
     const cap = native.maxWaiterThreads;
     const key = 0x5e00 + (process.pid & 0xff);
-    // Both kinds of wait, so that the cap is seen to be shared: a quarter are semaphore waits.
-    const semaphores = cap / 4;
-    const receives = cap - semaphores;
+    // Every kind of wait, so that the cap is seen to be shared: half receives, an eighth each in-segment and
+    // named semaphore waits, a quarter set operations.
+    const semaphores = cap / 8;
+    const named = cap / 8;
+    const setOps = cap / 4;
+    const receives = cap - semaphores - named - setOps;
     const q = SysvMessageQueue.create(key);
     const seg = SysvSharedMemory.create(key, { size: Semaphore.SIZE * (semaphores + 1) });
     const sems = Array.from({ length: semaphores + 1 }, (_, i) => Semaphore.create(seg, i * Semaphore.SIZE, { value: 0 }));
+    // One name, a handle per wait: each handle waits on a thread of its own.
+    const name = '/waiter-cap';
+    const nameds = [NamedSemaphore.create(name), ...Array.from({ length: named }, () => NamedSemaphore.open(name))];
+    // One set, a take of a different semaphore per wait: each list waits on a thread of its own.
+    const set = SemaphoreSet.create(key, { count: setOps + 1 });
     const problems: string[] = [];
     const settled: Promise<unknown>[] = [];
     const keep = (wait: Promise<unknown>): void => {
@@ -382,45 +457,71 @@ const ROUTINES: Record<string, (arg: number) => Promise<ChildReport> | ChildRepo
     };
     for (let type = 1; type <= receives; type++) keep(q.receive({ type }));
     for (let i = 0; i < semaphores; i++) keep(sems[i]!.wait());
+    for (let i = 0; i < named; i++) keep(nameds[i]!.wait());
+    for (let i = 0; i < setOps; i++) keep(set.op({ index: i, delta: -1 }));
     // Give the pool time to report any early failure, then go beyond the cap.
     await sleep(200);
     const early = await Promise.race([Promise.race(settled), sleep(0)]);
     if (early !== 'pending') problems.push(`a wait within the cap ended early: ${refusalOf(early).code}`);
     const threads = waiterThreads();
     if (threads !== cap) problems.push(`${threads} waiter threads for ${cap} parked waits`);
-    const beyondReceive = await parked(q.receive({ type: receives + 1 }), 200);
-    const beyondLock = await parked(sems[semaphores]!.wait(), 200);
-    for (const [what, beyond] of [['receive', beyondReceive], ['semaphore wait', beyondLock]] as const) {
-      if ('pending' in beyond) {
+    const beyond = [
+      ['receive', await parked(q.receive({ type: receives + 1 }), 200)],
+      ['semaphore wait', await parked(sems[semaphores]!.wait(), 200)],
+      ['named semaphore wait', await parked(nameds[named]!.wait(), 200)],
+      ['semaphore-set operation', await parked(set.op({ index: setOps, delta: -1 }), 200)],
+    ] as const;
+    for (const [what, p] of beyond) {
+      if ('pending' in p) {
         problems.push(`a ${what} beyond the cap still waits`);
-        settled.push(beyond.pending);
+        settled.push(p.pending);
       }
     }
-    const refusal = refusalOf('error' in beyondReceive ? beyondReceive.error : undefined);
-    const lockRefusal = refusalOf('error' in beyondLock ? beyondLock.error : undefined);
-    if (lockRefusal.code !== refusal.code || lockRefusal.errno !== refusal.errno) {
-      problems.push(`the semaphore wait beyond the cap: ${lockRefusal.code} (${lockRefusal.errno ?? '-'}), the receive: ${refusal.code} (${refusal.errno ?? '-'})`);
+    const refusals = beyond.map(([what, p]) => [what, refusalOf('error' in p ? p.error : undefined)] as const);
+    const refusal = refusals[0]![1];
+    for (const [what, r] of refusals.slice(1)) {
+      if (r.code !== refusal.code || r.errno !== refusal.errno) {
+        problems.push(`the ${what} beyond the cap: ${r.code} (${r.errno ?? '-'}), the receive: ${refusal.code} (${refusal.errno ?? '-'})`);
+      }
     }
     if (waiterThreads() > cap) problems.push(`${waiterThreads()} waiter threads, above the cap of ${cap}`);
     // Lift: close the handles; every parked wait ends, and the same calls work again.
     q.close();
     seg.close();
+    for (const n of nameds) n.close();
+    set.close();
     problems.push(...await allClosed(settled, 10_000));
     const q2 = SysvMessageQueue.open(key);
     const seg2 = SysvSharedMemory.open(key);
     const sem = Semaphore.open(seg2, semaphores * Semaphore.SIZE);
+    const named2 = NamedSemaphore.open(name);
+    const set2 = SemaphoreSet.open(key);
     const received = await receiveWorks(q2, receives + 1);
-    const waited = sem.wait({ timeout: 5000 });
-    setTimeout(() => sem.post(), 20);
-    const locked = (await rejectionOf(waited)) === undefined;
+    /** Whether a wait that has to wait (on a waiter thread) is let through by `release` 20 ms later. */
+    const waitWorks = async (wait: Promise<unknown>, release: () => void): Promise<boolean> => {
+      setTimeout(release, 20);
+      return (await rejectionOf(wait)) === undefined;
+    };
+    const locked = await waitWorks(sem.wait({ timeout: 5000 }), () => sem.post());
+    const namedTaken = await waitWorks(named2.wait({ timeout: 5000 }), () => named2.post());
+    const opDone = await waitWorks(set2.op({ index: setOps, delta: -1 }, { timeout: 5000 }), () => set2.opSync({ index: setOps, delta: 1 }));
+    for (const [what, ok] of [['semaphore wait', locked], ['named semaphore wait', namedTaken], ['semaphore-set operation', opDone]] as const) {
+      if (!ok) problems.push(`after the lift, a ${what} did not work`);
+    }
     q2.close();
     q2.remove();
     seg2.close();
     seg2.remove();
-    if (sysvObjects('msg') + sysvObjects('shm') !== 0) problems.push('System V objects left in the namespace');
+    named2.close();
+    named2.unlink();
+    set2.remove();
+    if (sysvObjects('msg') + sysvObjects('shm') + sysvObjects('sem') !== 0) problems.push('System V objects left in the namespace');
+    if (shmEntries().length !== 0) problems.push(`/dev/shm holds ${shmEntries().join(', ')} at the end`);
     if (waiterThreads() > cap) problems.push(`${waiterThreads()} waiter threads after recovery`);
     problems.push(...fds.check('at the end'));
-    return { refusal, attempts: receives + semaphores, recovered: received && locked, fdsBefore: fds.count, fdsAfter: openDescriptors(), problems };
+    return {
+      refusal, attempts: cap, recovered: received && locked && namedTaken && opDone, fdsBefore: fds.count, fdsAfter: openDescriptors(), problems,
+    };
   },
 
   /** RLIMIT_NPROC for this (otherwise unused) uid, set a few threads above what the process has. */
@@ -688,14 +789,16 @@ interface Scenario {
   /** Size of a private tmpfs on /dev/shm. */
   tmpfs?: string;
   /** Sysctls of the child's IPC namespace, set before it starts. */
-  sysctl?: Record<string, number>;
+  sysctl?: Record<string, number | string>;
   /** The command that lifts the limit from outside, given the child's pid. */
   lift?: (pid: number) => string[];
   timeoutMs?: number;
 }
 
 const MQ_PROC = '/proc/sys/fs/mqueue';
-const inIpcNamespace = (pid: number, file: string, value: number): string[] =>
+/** SEMMSL SEMMNS SEMOPM SEMMNI, of the child's own IPC namespace: the machine's never change. */
+const KERNEL_SEM = '/proc/sys/kernel/sem';
+const inIpcNamespace = (pid: number, file: string, value: number | string): string[] =>
   ['nsenter', `--target=${pid}`, '--ipc', '--', 'sh', '-c', `echo ${value} > ${file}`];
 
 const SCENARIOS: Scenario[] = [
@@ -733,9 +836,10 @@ const SCENARIOS: Scenario[] = [
   },
   {
     limit: `threads (waiter pool cap ${native.maxWaiterThreads})`,
-    how: (n) => `${n} parked waits (System V receives of distinct types + semaphore waits), then one more of each`,
+    how: (n) => `${n} parked waits (System V receives of distinct types, semaphore waits in a segment, named semaphore waits, ` +
+      'semaphore-set operations on distinct semaphores), then one more of each',
     routine: 'waiterCap', codes: ['ERR_IPC_LIMIT'], errno: 'ENOSR', setting: new RegExp(`${native.maxWaiterThreads} waits .*cap`),
-    who: 'nobody', timeoutMs: 60_000,
+    who: 'nobody', timeoutMs: 60_000, tmpfs: '1m',
   },
   {
     limit: 'threads (RLIMIT_NPROC of the user)', how: (n) => `System V receives of distinct types, limit 3 tasks above the user's count (refused after ${n})`,
@@ -749,6 +853,31 @@ const SCENARIOS: Scenario[] = [
   {
     limit: '/dev/shm space (tmpfs 1 MiB)', how: () => '512 KiB segment beside a 768 KiB one; lifted: remove that one',
     routine: 'shmFull', codes: ['ERR_IPC_LIMIT'], errno: 'ENOSPC', setting: /remount,size=/, who: 'nobody', tmpfs: '1m',
+  },
+  {
+    limit: '/dev/shm space (tmpfs 1 MiB), RLIMIT_NOFILE 64', how: (n) => `NamedSemaphore.create until refused, 3 rounds (refused after ${n}: a page each, no descriptor)`,
+    routine: 'namedSemaphores', codes: ['ERR_IPC_LIMIT'], errno: 'ENOSPC', setting: /\/dev\/shm is full|remount,size=/, who: 'nobody', tmpfs: '1m',
+    prlimit: ['--nofile=64:64'],
+  },
+  {
+    limit: 'kernel.sem SEMMNI (8 sets)', how: (n) => `SemaphoreSet.create (1 semaphore) until refused, 3 rounds (refused after ${n})`,
+    routine: 'semaphoreSets', args: [1], codes: ['ERR_IPC_LIMIT'], errno: 'ENOSPC', setting: /SEMMNI, now 8/, who: 'nobody',
+    sysctl: { [KERNEL_SEM]: '250 32000 32 8' },
+  },
+  {
+    limit: 'kernel.sem SEMMNS (64 semaphores)', how: (n) => `SemaphoreSet.create (16 semaphores) until refused, 3 rounds (refused after ${n})`,
+    routine: 'semaphoreSets', args: [16], codes: ['ERR_IPC_LIMIT'], errno: 'ENOSPC', setting: /SEMMNS, now 64/, who: 'nobody',
+    sysctl: { [KERNEL_SEM]: '250 64 32 128' },
+  },
+  {
+    limit: 'kernel.sem SEMMSL (16 per set)', how: () => 'a set of 17 as nobody; lifted: SEMMSL 64',
+    routine: 'semaphoresPerSet', codes: ['ERR_IPC_LIMIT'], errno: 'EINVAL', setting: /SEMMSL, now 16/, who: 'nobody',
+    sysctl: { [KERNEL_SEM]: '16 32000 32 128' }, lift: (pid) => inIpcNamespace(pid, KERNEL_SEM, '64 32000 32 128'),
+  },
+  {
+    limit: 'kernel.sem SEMOPM (8 per call)', how: () => '9 operations in one opSync, tryOp and op; lifted: SEMOPM 32',
+    routine: 'operationsPerCall', codes: ['ERR_IPC_LIMIT'], errno: 'E2BIG', setting: /SEMOPM, now 8/, who: 'nobody',
+    sysctl: { [KERNEL_SEM]: '250 32000 8 128' }, lift: (pid) => inIpcNamespace(pid, KERNEL_SEM, '250 32000 32 128'),
   },
   {
     limit: 'fs.mqueue.msg_max (default 10)', how: () => 'create with maxMessages 11 as nobody; lifted: msg_max=64',

@@ -24,7 +24,7 @@
 import { fork } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { once } from 'node:events';
-import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readFileSync, readSync, readdirSync, writeSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
@@ -46,6 +46,7 @@ import { LOCK_WORDS, Mutex, SEM_VALUE_MAX, Semaphore } from '../src/lock.js';
 import { MQ_PRIO_MAX, PosixMessageQueue, SYSV_TYPE_MAX, SysvMessageQueue } from '../src/message-queue.js';
 import { native } from '../src/native.js';
 import { pipe } from '../src/pipe.js';
+import { NamedSemaphore, SEMAEM, SEMVMX, SemaphoreSet } from '../src/semaphore.js';
 import { PosixSharedMemory } from '../src/shared-memory.js';
 import { listenForSignals, sendSignal, signalName, signalNumber } from '../src/signal.js';
 import { MessageSocket, bind, socketPair } from '../src/socket.js';
@@ -423,8 +424,8 @@ const maxSize = fc.oneof(fc.nat(96), fc.constantFrom(0, 48, MAX_FRAME));
 // Kernel objects the child creates: named by the parent, or recorded in the heartbeat
 
 /** The heartbeat: 32-bit words the child writes and the parent watches. */
-const HB = { calls: 0, target: 1, seed: 2, run: 3, shrinking: 4, sysvKey: 5, pendingCount: 6, pendingLength: 7 } as const;
-const HB_WORDS = 8;
+const HB = { calls: 0, target: 1, seed: 2, run: 3, shrinking: 4, sysvKey: 5, pendingCount: 6, pendingLength: 7, semKey: 8 } as const;
+const HB_WORDS = 9;
 /**
  * The POSIX objects the child is about to create, so that the parent can
  * remove them if the child dies: per object, its kind (one byte), its
@@ -444,6 +445,8 @@ interface ObjectNames {
   /** Prefix of the channel segments (one per size in CHANNEL_SEGMENT_SIZES: the name plus its index). */
   channel: string;
   queue: string;
+  /** The named semaphore whose sem_t the peer writes (its file: /dev/shm/sem.<name>). */
+  semaphore: string;
   /** Prefix of the objects the inventory decoder names. */
   inventory: string;
 }
@@ -550,17 +553,22 @@ const posixQueues = lazy(() => {
   };
 });
 
-const sysvQueues = lazy(() => {
-  let raw: SysvMessageQueue | undefined;
-  for (let attempt = 0; raw === undefined; attempt++) {
+/** Creates a System V object under a random key nobody uses, and records the key in heartbeat word `word` for the parent's sweep. */
+function withFreshKey<T>(word: number, create: (key: number) => T): T {
+  for (let attempt = 0; ; attempt++) {
     const key = randomInt(1, 2 ** 32 - 1);
     try {
-      raw = SysvMessageQueue.create(key, { mode: 0o600 });
-      Atomics.store(hb(), HB.sysvKey, key | 0);
+      const made = create(key);
+      Atomics.store(hb(), word, key | 0);
+      return made;
     } catch (err) {
       if (!(err instanceof IpcError) || err.code !== 'EEXIST' || attempt > 20) throw err;
     }
   }
+}
+
+const sysvQueues = lazy(() => {
+  const raw = withFreshKey(HB.sysvKey, (key) => SysvMessageQueue.create(key, { mode: 0o600 }));
   const key = raw.key;
   const readers = {
     raw,
@@ -1068,6 +1076,369 @@ function checkChannel(input: ChannelInput, meter: Meter): void {
     meter.call(() => ch.close(), NO_ERROR);
   }
 }
+
+// ---------------------------------------------------------------------------
+// Kernel semaphores: a named semaphore's sem_t as a peer writes it, and the operation lists of a set
+
+/** glibc's sem_t, as a peer sees the file (little endian): the value, the waiter count, the futex flags, padding. */
+const SEM_BYTES = 32;
+const SEM_VALUE_AT = 0;
+const SEM_WAITERS_AT = 4;
+/** What sem_init(pshared = 1) leaves in the flags word (glibc keeps the flag its futex calls flip: 128 means shared). */
+const SEM_SHARED_FLAGS = 128;
+
+/** The named semaphore's file, and a descriptor through which the peer reads and writes it (pread/pwrite: no mapping to fault). */
+const namedSemaphoreFile = lazy(() => {
+  const name = names().semaphore;
+  NamedSemaphore.create(name).close();
+  const path = `/dev/shm/sem.${name.slice(1)}`;
+  const fd = openSync(path, 'r+');
+  return { value: { name, fd }, remove: () => { closeSync(fd); removeQuietly(() => NamedSemaphore.unlink(name)); } };
+});
+
+function semBytes(fd: number): Buffer {
+  const bytes = Buffer.alloc(SEM_BYTES);
+  return bytes.subarray(0, readSync(fd, bytes, 0, SEM_BYTES, 0));
+}
+
+/** A 32-bit word a peer writes: the edges of the value and waiter fields, the flags glibc uses, anything. */
+const semWord = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(0, 1, 2, 3, SEM_SHARED_FLAGS, SEM_VALUE_MAX - 1, SEM_VALUE_MAX, 2 ** 31, 2 ** 32 - 2, 2 ** 32 - 1, 0x7fffff80, 1 << 16),
+  },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 2 ** 32 - 1 }) },
+);
+
+interface SemWrite {
+  /** Byte offset of the word: 0 the value, 4 the waiter count, 8 the futex flags, 12–28 padding. */
+  at: number;
+  word: number;
+}
+
+const semWrite: fc.Arbitrary<SemWrite> = fc.record({ at: fc.constantFrom(0, 0, 0, 4, 4, 4, 8, 8, 12, 16, 20, 24, 28), word: semWord });
+
+const NAMED_OPS = ['tryWait', 'post', 'value', 'waiters', 'waitSync0', 'waitSync2', 'wait2', 'waitPosted', 'open', 'openOrCreate', 'truncate'] as const;
+
+interface NamedInput {
+  /** The value sem_init writes, then the peer's first writes. */
+  value: number;
+  writes: SemWrite[];
+  ops: { op: (typeof NAMED_OPS)[number]; n: unknown; writes: SemWrite[]; during: boolean }[];
+}
+
+const namedInput: fc.Arbitrary<NamedInput> = fc.record({
+  value: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom(SEM_VALUE_MAX, SEM_VALUE_MAX - 1)),
+  writes: fc.array(semWrite, { maxLength: 4 }),
+  ops: fc.array(fc.record({
+    op: fc.oneof(
+      { weight: 30, arbitrary: fc.constantFrom(...NAMED_OPS.filter((o) => o !== 'truncate')) },
+      { weight: 1, arbitrary: fc.constant('truncate' as const) },
+    ),
+    n: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 1, max: 3 }) }, { weight: 1, arbitrary: fc.constantFrom<unknown>(0, -1, SEM_VALUE_MAX, 2 ** 31, 1.5, '1', undefined) }),
+    writes: fc.array(semWrite, { maxLength: 2 }),
+    during: fc.boolean(),
+  }), { maxLength: 8 }),
+});
+
+const NAMED_CODES = codes('ERR_IPC_TIMEOUT', 'EOVERFLOW', 'ERR_IPC_INVALID_ARGUMENT', 'ERR_IPC_SIZE_MISMATCH');
+
+function writeSem(fd: number, writes: SemWrite[]): void {
+  const word = Buffer.alloc(4);
+  for (const { at, word: value } of writes) {
+    word.writeUInt32LE(value, 0);
+    writeSync(fd, word, 0, 4, at);
+  }
+}
+
+/**
+ * Random bytes in a named semaphore's file (value, waiter count, futex
+ * flags, padding), written by the peer before and between ipckit's calls
+ * and while an async wait sleeps, then tryWait, post(n), value, waiters,
+ * waitSync and wait with small timeouts, open and openOrCreate, and rarely
+ * the file truncated under the handles. Every call returns or throws an
+ * IpcError of NAMED_CODES within its bound; with no peer write during the
+ * call, each does exactly what glibc's protocol says to the value word and
+ * leaves the waiter count as it was; no call ever writes the flags or the
+ * padding; after the truncation every call fails with ERR_IPC_SIZE_MISMATCH.
+ */
+async function checkNamedSemaphore(input: NamedInput, meter: Meter): Promise<void> {
+  const { name, fd } = namedSemaphoreFile();
+  // The file as sem_init leaves it, then the peer's writes (a truncation by the previous input undone).
+  ftruncateSync(fd, SEM_BYTES);
+  const init = Buffer.alloc(SEM_BYTES);
+  init.writeUInt32LE(input.value, SEM_VALUE_AT);
+  init.writeInt32LE(SEM_SHARED_FLAGS, 8);
+  writeSync(fd, init, 0, SEM_BYTES, 0);
+  writeSem(fd, input.writes);
+  const handle = meter.call(() => NamedSemaphore.open(name), NO_ERROR);
+  const poster = meter.call(() => NamedSemaphore.open(name), NO_ERROR);
+  if (!handle.ok || !poster.ok) return;
+  const sem = handle.value;
+  let truncated = false;
+  /** Whether the handle's mapping has faulted since the truncation (its first access may read 0: docs/reliability.md). */
+  let faulted = false;
+  try {
+    for (const { op, n, writes, during } of input.ops) {
+      // post(n): n defaults to 1.
+      const units = n === undefined ? 1 : n;
+      const validUnits = typeof units === 'number' && Number.isInteger(units) && units >= 1 && units <= SEM_VALUE_MAX;
+      if (!truncated) writeSem(fd, writes);
+      const before = truncated ? undefined : semBytes(fd);
+      const value = before?.readUInt32LE(SEM_VALUE_AT) ?? 0;
+      const waiters = before?.readUInt32LE(SEM_WAITERS_AT) ?? 0;
+      const t0 = performance.now();
+      let r: Outcome<unknown>;
+      /** The value word after the call, as the protocol says: undefined when a peer wrote during it. */
+      let want: number | undefined = value;
+      if (op === 'truncate') {
+        ftruncateSync(fd, 0);
+        truncated = true;
+        continue;
+      } else if (op === 'tryWait') {
+        r = meter.call(() => sem.tryWait(), NAMED_CODES);
+        if (r.ok) expect(r.value === value > 0, `tryWait returned ${String(r.value)} on value ${value}`);
+        if (r.ok && r.value === true) want = value - 1;
+      } else if (op === 'post') {
+        r = meter.call(() => sem.post(n as number), NAMED_CODES);
+        if (!truncated) {
+          const fits = validUnits && value <= SEM_VALUE_MAX - units;
+          expect(r.ok === fits, `post(${shown(n)}) on value ${value} ${r.ok ? 'succeeded' : `failed with ${r.error.code}`}`);
+          if (!r.ok) expect(r.error.code === (validUnits ? 'EOVERFLOW' : 'ERR_IPC_INVALID_ARGUMENT'), `post(${shown(n)}) on value ${value} failed with ${r.error.code}`);
+          if (fits) want = value + units;
+        }
+      } else if (op === 'value' || op === 'waiters') {
+        r = meter.call(() => (op === 'value' ? sem.value : sem.waiters), NAMED_CODES);
+        // The word comes from the addon as one double, value + waiters × 2^32: exact only below 2^53, so both are read
+        // right only while the waiter count is below 2^21 (docs/reliability.md). Beyond, only that a number comes back.
+        const exact = waiters < 2 ** 21;
+        if (!truncated) {
+          expect(r.ok && (exact ? r.value === (op === 'value' ? value : waiters) : Number.isInteger(r.value) && (r.value as number) >= 0),
+            `${op} read ${r.ok ? String(r.value) : r.error.code}; the file holds ${op === 'value' ? value : waiters}`);
+        } else if (r.ok && !faulted) {
+          // A getter's first access to a truncated mapping reads the zero page the fault put there, then no more (docs/reliability.md).
+          expect(r.value === 0, `${op} read ${String(r.value)} from a truncated file`);
+          faulted = true;
+          continue;
+        }
+      } else if (op === 'waitSync0' || op === 'waitSync2') {
+        const timeout = op === 'waitSync0' ? 0 : 2;
+        r = meter.call(() => sem.waitSync({ timeout }), NAMED_CODES);
+        if (!truncated) expect(r.ok === value > 0 && (r.ok || r.error.code === 'ERR_IPC_TIMEOUT'), `waitSync({ timeout: ${timeout} }) on value ${value}: ${r.ok ? 'took one' : r.error.code}`);
+        if (r.ok) want = value - 1;
+      } else if (op === 'wait2' || op === 'waitPosted') {
+        // waitPosted: the other handle posts once the wait sleeps; a peer may write the words meanwhile (the wake-up may be lost then).
+        const posted = op === 'waitPosted';
+        const timeout = posted ? 100 : 2;
+        const waiting = meter.callAsync(() => sem.wait({ timeout }), NAMED_CODES);
+        let postedOne = false;
+        if (posted) {
+          await nextTurn();
+          if (during && !truncated) {
+            writeSem(fd, writes);
+            want = undefined;
+          }
+          const p = meter.call(() => poster.value.post(), NAMED_CODES);
+          postedOne = p.ok;
+          if (!p.ok && !truncated && want !== undefined) expect(p.error.code === 'EOVERFLOW', `the other handle's post failed with ${p.error.code}`);
+        }
+        r = await waiting;
+        if (!truncated && want !== undefined) {
+          expect(r.ok || r.error.code === 'ERR_IPC_TIMEOUT', `wait({ timeout: ${timeout} }) failed with ${r.ok ? '' : r.error.code}`);
+          want = value + (postedOne ? 1 : 0) - (r.ok ? 1 : 0);
+          if (!posted) expect(r.ok === value > 0, `wait({ timeout: 2 }) on value ${value}: ${r.ok ? 'took one' : 'timed out'}`);
+        }
+        if (!truncated && want === undefined) expect(r.ok || r.error.code === 'ERR_IPC_TIMEOUT', `wait with the words rewritten failed with ${r.ok ? '' : r.error.code}`);
+      } else {
+        // open or openOrCreate: any content of a 32-byte file opens; an existing semaphore keeps its value.
+        const again = meter.call(() => (op === 'open' ? NamedSemaphore.open(name) : NamedSemaphore.openOrCreate(name, { value: 1 })), codes('ERR_IPC_SIZE_MISMATCH'));
+        if (again.ok) {
+          expect(!again.value.created, `${op} created a new semaphore over an existing one`);
+          again.value.close();
+        }
+        expect(again.ok !== truncated, `${op} ${again.ok ? 'opened a truncated file' : `refused a 32-byte file: ${again.error.code}`}`);
+        r = again;
+      }
+      const ms = performance.now() - t0;
+      if (truncated) {
+        // A post with a bad count is refused for the count before it touches the mapping.
+        const badCount = op === 'post' && !validUnits && !r.ok && r.error.code === 'ERR_IPC_INVALID_ARGUMENT';
+        expect(badCount || (!r.ok && r.error.code === 'ERR_IPC_SIZE_MISMATCH'), `${op} on a truncated file: ${r.ok ? `returned ${shown(r.value)}` : r.error.code}`);
+        if (op !== 'open' && op !== 'openOrCreate' && !badCount) faulted = true;
+        continue;
+      }
+      const after = semBytes(fd);
+      // Only the value and waiter words are ipckit's to change; the waiter count is back once no wait is inside.
+      if (!(op === 'waitPosted' && during)) {
+        expect(after.subarray(8).equals(before!.subarray(8)), `${op} changed the flags or padding: ${before!.subarray(8).toString('hex')} → ${after.subarray(8).toString('hex')}`);
+      }
+      if (want !== undefined) {
+        expect(after.readUInt32LE(SEM_VALUE_AT) === want, `${op}${op === 'post' ? `(${shown(n)})` : ''} on value ${value} left ${after.readUInt32LE(SEM_VALUE_AT)}, not ${want}`);
+        expect(after.readUInt32LE(SEM_WAITERS_AT) === waiters, `${op} left the waiter count at ${after.readUInt32LE(SEM_WAITERS_AT)}, not ${waiters}`);
+      }
+      const bound = op === 'waitPosted' ? 100 : op === 'waitSync2' || op === 'wait2' ? 2 : 0;
+      expect(ms < bound + 1000, `${op} took ${ms.toFixed(0)} ms (timeout ${bound})`);
+    }
+  } finally {
+    sem.close();
+    poster.value.close();
+  }
+}
+
+/** The set the operation fuzzer works on, and its size. */
+const SET_COUNT = 4;
+const semaphoreSet = lazy(() => {
+  const set = withFreshKey(HB.semKey, (key) => SemaphoreSet.create(key, { count: SET_COUNT, mode: 0o600 }));
+  return { value: set, remove: () => { removeQuietly(() => set.remove()); Atomics.store(hb(), HB.semKey, 0); } };
+});
+
+const validIndex = fc.integer({ min: 0, max: SET_COUNT - 1 });
+const validDelta = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: -3, max: 3 }) }, { weight: 1, arbitrary: fc.integer({ min: -SEMVMX, max: SEMVMX }) },
+  { weight: 1, arbitrary: fc.constantFrom(-SEMVMX, SEMVMX, 16384, -16384) });
+const badIndex = fc.constantFrom<unknown>(-1, SET_COUNT, 65535, 65536, 2 ** 32, 1.5, NaN, '0', null);
+const badDelta = fc.constantFrom<unknown>(-SEMVMX - 1, SEMVMX + 1, -65536, 1.5, NaN, Infinity, '1', null);
+const badFlag = fc.constantFrom<unknown>(0, 1, 'true', null);
+const opRecord = (index: fc.Arbitrary<unknown>, delta: fc.Arbitrary<unknown>, flag: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> =>
+  fc.record({ index, delta, undo: flag, noWait: flag }, { requiredKeys: ['index', 'delta'] });
+
+/** An operation as a caller might write it: mostly valid; sometimes a bad index, delta or flag, an unknown key, or no object at all. */
+const setOp = fc.oneof(
+  { weight: 30, arbitrary: opRecord(validIndex, validDelta, fc.boolean()) },
+  { weight: 1, arbitrary: opRecord(badIndex, validDelta, fc.boolean()) },
+  { weight: 1, arbitrary: opRecord(validIndex, badDelta, fc.boolean()) },
+  { weight: 1, arbitrary: opRecord(validIndex, validDelta, badFlag) },
+  { weight: 1, arbitrary: fc.record({ index: validIndex, delta: validDelta, flags: fc.nat(4096) }) },
+  { weight: 1, arbitrary: fc.constantFrom<unknown>(null, undefined, 5, 'op', [0, -1], {}) },
+);
+
+type SetCallKind = 'tryOp' | 'opSync' | 'op';
+
+interface SetCall {
+  how: SetCallKind;
+  /** A list of operations, one operation, or a list longer than SEMOPM. */
+  ops: unknown;
+  options: unknown;
+}
+
+interface SetInput {
+  values: number[];
+  calls: SetCall[];
+}
+
+/** One more operation than SEMOPM allows (`kernel.sem`, read when the input is made). */
+const tooMany = fc.constant(null).map(() => Array.from({ length: (SemaphoreSet.limits().semopm ?? 500) + 1 }, () => ({ index: 0, delta: 1 })));
+
+const setInput: fc.Arbitrary<SetInput> = fc.record({
+  values: fc.array(fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom(SEMVMX, SEMVMX - 1, 16384), fc.integer({ min: 0, max: SEMVMX })),
+    { minLength: SET_COUNT, maxLength: SET_COUNT }),
+  calls: fc.array(fc.record({
+    how: fc.constantFrom<SetCallKind>('tryOp', 'opSync', 'opSync', 'op'),
+    // fc.array never leaves holes: a hole is taken as a wait for zero on semaphore 0 (docs/reliability.md).
+    ops: fc.oneof({ weight: 10, arbitrary: fc.array(setOp, { maxLength: 8 }) }, { weight: 2, arbitrary: setOp }, { weight: 1, arbitrary: tooMany }),
+    // Always a finite timeout, or options that are refused before anything waits.
+    options: fc.oneof({ weight: 10, arbitrary: fc.record({ timeout: fc.constantFrom(0, 0, 1, 2) }) },
+      { weight: 1, arbitrary: fc.constantFrom<unknown>({ timeout: -1 }, { timeout: NaN }, { timeout: '1' }, { tiemout: 1 }, { spin: 1 }, { signal: 'x' }, null, 5) }),
+  }), { minLength: 1, maxLength: 8 }),
+});
+
+const SET_CODES = codes('ERR_IPC_INVALID_ARGUMENT', 'ERR_IPC_LIMIT', 'ERR_IPC_TIMEOUT', 'EAGAIN', 'ERANGE');
+
+/** Whether `ops` passes the documented checks: what a call must refuse with ERR_IPC_INVALID_ARGUMENT or ERR_IPC_LIMIT otherwise. */
+function checkedOps(ops: unknown, semopm: number): { ok: { index: number; delta: number; undo: boolean; noWait: boolean }[] } | { code: string } {
+  const list: unknown[] = Array.isArray(ops) ? ops : [ops];
+  if (list.length === 0) return { code: 'ERR_IPC_INVALID_ARGUMENT' };
+  if (list.length > semopm) return { code: 'ERR_IPC_LIMIT' };
+  const out = [];
+  const int = (v: unknown, min: number, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+  const flag = (v: unknown): v is boolean | undefined => v === undefined || typeof v === 'boolean';
+  for (const raw of list) {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { code: 'ERR_IPC_INVALID_ARGUMENT' };
+    const op = raw as Record<string, unknown>;
+    if (Object.keys(op).some((k) => !['index', 'delta', 'undo', 'noWait'].includes(k))) return { code: 'ERR_IPC_INVALID_ARGUMENT' };
+    if (!int(op.index, 0, SET_COUNT - 1) || !int(op.delta, -SEMVMX, SEMVMX) || !flag(op.undo) || !flag(op.noWait)) return { code: 'ERR_IPC_INVALID_ARGUMENT' };
+    out.push({ index: op.index, delta: op.delta, undo: op.undo === true, noWait: op.noWait === true });
+  }
+  return { ok: out };
+}
+
+/**
+ * semop(2) as the kernel does it: the operations in order, on a copy; the
+ * first that cannot proceed decides (a take beyond the value, a wait for
+ * zero on a non-zero value: the call would block, or fails with EAGAIN if
+ * that operation has IPC_NOWAIT); a value past SEMVMX or an undo
+ * adjustment past SEMAEM is ERANGE; otherwise all are applied at once.
+ */
+function semop(values: number[], adjust: number[], ops: { index: number; delta: number; undo: boolean; noWait: boolean }[]):
+  { applied: { values: number[]; adjust: number[] } } | { blocked: { noWait: boolean } } | { error: 'ERANGE' } {
+  const v = [...values];
+  const a = [...adjust];
+  for (const op of ops) {
+    const current = v[op.index]!;
+    const next = current + op.delta;
+    if ((op.delta === 0 && current !== 0) || next < 0) return { blocked: { noWait: op.noWait } };
+    if (next > SEMVMX) return { error: 'ERANGE' };
+    if (op.undo) {
+      const undo = a[op.index]! - op.delta;
+      if (undo < -SEMAEM - 1 || undo > SEMAEM) return { error: 'ERANGE' };
+      a[op.index] = undo;
+    }
+    v[op.index] = next;
+  }
+  return { applied: { values: v, adjust: a } };
+}
+
+/**
+ * Operation lists and options into tryOp, opSync and op on a set of four:
+ * refused (ERR_IPC_INVALID_ARGUMENT, ERR_IPC_LIMIT) exactly when the list
+ * breaks a documented rule; otherwise the outcome semop(2) gives (applied,
+ * would wait: false, ERR_IPC_TIMEOUT, or EAGAIN for an operation marked
+ * noWait; ERANGE), the values changed exactly so when applied and not at
+ * all otherwise, and no process left waiting on the set.
+ */
+async function checkSemaphoreSet(input: SetInput, meter: Meter): Promise<void> {
+  const set = semaphoreSet();
+  // SETALL also clears every undo adjustment of the set.
+  set.setAll(input.values);
+  let values = [...input.values];
+  let adjust = new Array<number>(SET_COUNT).fill(0);
+  const semopm = SemaphoreSet.limits().semopm ?? 500;
+  for (const { how, ops, options } of input.calls) {
+    const checked = checkedOps(ops, semopm);
+    const timeout = (options as { timeout?: unknown } | null)?.timeout;
+    const optionsValid = how === 'tryOp' || (typeof options === 'object' && options !== null && Object.keys(options).length === 1
+      && typeof timeout === 'number' && timeout >= 0);
+    const what = `${how}(${shown(ops, 200)}${how === 'tryOp' ? '' : `, ${shown(options)}`}) on ${values.join()}`;
+    let r: Outcome<unknown>;
+    if (how === 'tryOp') r = meter.call(() => set.tryOp(ops as SemaphoreOperationInput), SET_CODES);
+    else if (how === 'opSync') r = meter.call(() => set.opSync(ops as SemaphoreOperationInput, options as { timeout: number }), SET_CODES);
+    else r = await meter.callAsync(() => set.op(ops as SemaphoreOperationInput, options as { timeout: number }), SET_CODES);
+    const now = set.values();
+    if (!optionsValid || 'code' in checked) {
+      // Options are checked before the operations.
+      const want = optionsValid ? (checked as { code: string }).code : 'ERR_IPC_INVALID_ARGUMENT';
+      expect(!r.ok && r.error.code === want, `${what}: ${r.ok ? 'accepted' : r.error.code}, expected ${want}`);
+    } else {
+      const model = semop(values, adjust, checked.ok);
+      let expected: string;
+      if ('applied' in model) expected = how === 'tryOp' ? 'true' : 'ok';
+      else if ('error' in model) expected = model.error;
+      else if (how === 'tryOp') expected = 'false';
+      else expected = timeout !== 0 && model.blocked.noWait ? 'EAGAIN' : 'ERR_IPC_TIMEOUT';
+      const got = r.ok ? (how === 'tryOp' ? String(r.value) : 'ok') : r.error.code;
+      // EAGAIN comes from the kernel at once, but a timeout of 1–2 ms can still run out first (the async call's job has
+      // not reached semop yet, or the thread was preempted): then ERR_IPC_TIMEOUT, with nothing applied either way.
+      const raced = expected === 'EAGAIN' && got === 'ERR_IPC_TIMEOUT';
+      expect(got === expected || raced, `${what}: ${got}, expected ${expected}`);
+      if ('applied' in model && r.ok && r.value !== false) ({ values, adjust } = model.applied);
+    }
+    expect(now.join() === values.join(), `${what}: the values are ${now.join()}, expected ${values.join()}`);
+    const st = set.stat();
+    expect(st.waitingForIncrease.every((n) => n === 0) && st.waitingForZero.every((n) => n === 0),
+      `${what}: processes still wait on the set (for increase ${st.waitingForIncrease.join()}, for zero ${st.waitingForZero.join()})`);
+  }
+}
+
+type SemaphoreOperationInput = Parameters<SemaphoreSet['tryOp']>[0];
 
 // ---------------------------------------------------------------------------
 // The decoders
@@ -1991,6 +2362,20 @@ const TARGETS: Target<unknown>[] = [
     check: checkChannel,
   }),
   target({
+    name: 'semaphore: NamedSemaphore calls over arbitrary sem_t bytes (value, waiters, flags, padding)',
+    boundMs: 2000,
+    async: true,
+    arbitrary: namedInput,
+    check: checkNamedSemaphore,
+  }),
+  target({
+    name: 'semaphore: SemaphoreSet tryOp/opSync/op over arbitrary operation lists and options',
+    boundMs: 2000,
+    async: true,
+    arbitrary: setInput,
+    check: checkSemaphoreSet,
+  }),
+  target({
     name: 'posix mq: tryReceive (+codec) of peer messages',
     boundMs: 2000,
     arbitrary: fc.record({
@@ -2297,9 +2682,13 @@ function sweep(words: Int32Array, n: ObjectNames): void {
   removeQuietly(() => PosixSharedMemory.unlink(n.lockSegment));
   for (let i = 0; i < CHANNEL_SEGMENT_SIZES.length; i++) removeQuietly(() => PosixSharedMemory.unlink(`${n.channel}${i}`));
   removeQuietly(() => PosixMessageQueue.unlink(n.queue));
+  removeQuietly(() => NamedSemaphore.unlink(n.semaphore));
   const key = Atomics.load(words, HB.sysvKey) >>> 0;
   if (key !== 0) removeQuietly(() => SysvMessageQueue.remove(key));
   Atomics.store(words, HB.sysvKey, 0);
+  const semKey = Atomics.load(words, HB.semKey) >>> 0;
+  if (semKey !== 0) removeQuietly(() => SemaphoreSet.remove(semKey));
+  Atomics.store(words, HB.semKey, 0);
   for (const { kind, name } of pendingObjects(words)) {
     removeQuietly(() => (kind === PENDING_SHM ? PosixSharedMemory.unlink(name) : PosixMessageQueue.unlink(name)));
   }
@@ -2318,7 +2707,9 @@ export const section: Section = {
   async run(ctx): Promise<SectionResult> {
     const deadline = Date.now() + ctx.budgetMs;
     const tag = `/ipckit-fuzz-${process.pid}-${randomBytes(4).toString('hex')}`;
-    const objectNames: ObjectNames = { heartbeat: tag, lockSegment: `${tag}-lock`, channel: `${tag}-ch`, queue: `${tag}-mq`, inventory: `${tag}-ls-` };
+    const objectNames: ObjectNames = {
+      heartbeat: tag, lockSegment: `${tag}-lock`, channel: `${tag}-ch`, queue: `${tag}-mq`, semaphore: `${tag}-sem`, inventory: `${tag}-ls-`,
+    };
     const tallies: Tally[] = TARGETS.map(() => ({ inputs: 0, failures: 0, slowestMs: 0 }));
     const failures: string[] = [];
     const beat = PosixSharedMemory.create(tag, { size: HB_BYTES });
@@ -2383,7 +2774,10 @@ export const section: Section = {
         'and one over it is refused and consumed; request/reply envelopes resolve, reject or are dropped as a model of docs/socket.md ' +
         'says, or close the connection with ERR_IPC_FRAMING, and leave no descriptor open; a socket address parses to the documented ' +
         'shape its text describes, or is refused with ERR_IPC_INVALID_ADDRESS; lock operations over arbitrary words keep the lock ' +
-        'protocol; the inventory lists each peer-named object once, by its exact name. Slowest call: the longest single decoder call.',
+        'protocol; named semaphore calls over arbitrary sem_t bytes (written before, between and during them; the file truncated) do to ' +
+        'the value word what glibc\'s protocol says, give the waiter count back and never write the flags or padding; semaphore-set ' +
+        'calls are refused exactly when an operation or option breaks a documented rule, otherwise do what semop(2) does (a model), ' +
+        'the values unchanged when nothing was applied and nobody left waiting on the set; the inventory lists each peer-named object once, by its exact name. Slowest call: the longest single decoder call.',
       columns: ['decoder', 'inputs', 'failures', 'slowest call (ms)'],
       rows: TARGETS.map((t, i) => [t.name, tallies[i]!.inputs, tallies[i]!.failures, Number(tallies[i]!.slowestMs.toFixed(2))]),
       failures: [...decoderFailures, ...failures],

@@ -36,8 +36,8 @@ import { createInterface } from 'node:readline';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
-  Channel, Fifo, IpcError, Mutex, type PipeReadEnd, type PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, SysvSharedMemory,
-  bind, connect, connectSync, listen, listenForSignals, pipe, sendSignal, signalNumber,
+  Channel, Fifo, IpcError, Mutex, NamedSemaphore, type PipeReadEnd, type PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, SemaphoreSet,
+  SysvMessageQueue, SysvSharedMemory, bind, connect, connectSync, listen, listenForSignals, pipe, sendSignal, signalNumber,
 } from '../src/index.js';
 import type { WaitOptions } from '../src/index.js';
 import { native } from '../src/native.js';
@@ -172,8 +172,10 @@ interface Kind {
   collectEvery: number;
 }
 
-type KindName = 'posix-mq' | 'sysv-mq' | 'posix-shm+mutex' | 'sysv-shm+semaphore' | 'channel' | 'fifo' | 'pipe' | 'signal-listener' | 'socket';
-const KIND_NAMES: readonly KindName[] = ['posix-mq', 'sysv-mq', 'posix-shm+mutex', 'sysv-shm+semaphore', 'channel', 'fifo', 'pipe', 'signal-listener', 'socket'];
+type KindName = 'posix-mq' | 'sysv-mq' | 'posix-shm+mutex' | 'sysv-shm+semaphore' | 'named-semaphore' | 'semaphore-set' | 'channel' | 'fifo' | 'pipe'
+  | 'signal-listener' | 'socket';
+const KIND_NAMES: readonly KindName[] = ['posix-mq', 'sysv-mq', 'posix-shm+mutex', 'sysv-shm+semaphore', 'named-semaphore', 'semaphore-set', 'channel', 'fifo',
+  'pipe', 'signal-listener', 'socket'];
 
 /**
  * The kinds to cycle: all of them, or (run alone) those named by `--kinds
@@ -186,15 +188,19 @@ function chosenKinds(): readonly KindName[] {
 const slot = (i: number): number => i % SLOTS;
 const mqName = (c: ChildConfig, i: number): string => `${c.prefix}q${slot(i)}`;
 const shmName = (c: ChildConfig, i: number): string => `${c.prefix}s${slot(i)}`;
+/** A named semaphore `/x` is the file /dev/shm/sem.x. */
+const semName = (c: ChildConfig, i: number): string => `${c.prefix}n${slot(i)}`;
 const fifoPath = (c: ChildConfig, i: number): string => join(c.dir, `f${slot(i)}`);
 
+type SysvKind = 'msg' | 'shm' | 'sem';
+
 /** Lines of /proc/sysvipc/<kind> after the header, as columns. */
-function sysvRows(kind: 'msg' | 'shm'): string[][] {
+function sysvRows(kind: SysvKind): string[][] {
   return readFileSync(`/proc/sysvipc/${kind}`, 'utf8').trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
 }
 
 /** The run's System V keys that name an object of `kind` now. */
-function sysvKeysInUse(kind: 'msg' | 'shm', keyBase: number): number[] {
+function sysvKeysInUse(kind: SysvKind, keyBase: number): number[] {
   return sysvRows(kind).map((r) => Number(r[0])).filter((k) => k >= keyBase && k < keyBase + SLOTS);
 }
 
@@ -216,6 +222,11 @@ function posixQueuesLeft(prefix: string): string[] {
 
 function shmLeft(prefix: string): string[] {
   return readdirSync('/dev/shm').filter((n) => `/${n}`.startsWith(prefix)).map((n) => `/${n}`);
+}
+
+/** The run's named semaphores that exist now (their files, /dev/shm/sem.<name>), by name. */
+function semaphoresLeft(prefix: string): string[] {
+  return readdirSync('/dev/shm').filter((n) => n.startsWith(`sem.${prefix.slice(1)}`)).map((n) => `/${n.slice('sem.'.length)}`);
 }
 
 /** Whether this process catches `sig` now (its bit in SigCgt of /proc/self/status). */
@@ -401,6 +412,68 @@ function kindOf(c: ChildConfig): Kind {
         } finally {
           shm.remove();
           await finish(ending, [shm], dropped);
+        }
+      },
+    };
+    case 'named-semaphore': return {
+      collectEvery: 64,
+      objects: () => semaphoresLeft(c.prefix).length,
+      async cycle(i, ending, dropped) {
+        const name = semName(c, i);
+        const sem = await made(() => NamedSemaphore.create(name, { value: 1 }));
+        const handles: (Disposable & AsyncDisposable & object)[] = [sem];
+        try {
+          // A second handle, a mapping of its own: every post and take goes through the one file.
+          const other = NamedSemaphore.open(name);
+          handles.push(other);
+          sem.waitSync({ timeout: 0 });
+          other.post();
+          await other.wait();
+          sem.post(2);
+          if (!other.tryWait()) throw new Error('tryWait found nothing after post(2)');
+          await sem.wait({ timeout: 1000 });
+          // At 0: the wait sleeps on a waiter thread until the other handle's post wakes it.
+          const woken = sem.wait({ timeout: 5000 });
+          await nextTurn();
+          other.post();
+          await woken;
+          if (sem.value !== 0 || other.waiters !== 0) throw new Error(`value ${sem.value}, waiters ${other.waiters} after the cycle's takes`);
+          if (hasPending(ending)) await interruptWait(ending, i, (o) => sem.wait(o), () => sem.close());
+        } finally {
+          NamedSemaphore.unlink(name);
+          await finish(ending, handles, dropped);
+        }
+      },
+    };
+    case 'semaphore-set': return {
+      collectEvery: 64,
+      objects: () => sysvKeysInUse('sem', c.keyBase).length,
+      async cycle(i, ending, dropped) {
+        const key = c.keyBase + slot(i);
+        const set = await made(() => SemaphoreSet.create(key, { count: 3, value: [1, 0, 0] }));
+        const handles: (Disposable & AsyncDisposable & object)[] = [set];
+        try {
+          const other = SemaphoreSet.open(key);
+          handles.push(other);
+          // A lock taken and given back with undo, then two semaphores at once.
+          set.opSync({ index: 0, delta: -1, undo: true }, { timeout: 0 });
+          other.opSync({ index: 0, delta: 1, undo: true });
+          await set.op([{ index: 0, delta: -1 }, { index: 1, delta: 1 }]);
+          if (!other.tryOp({ index: 1, delta: -1 })) throw new Error(`tryOp found nothing: values ${set.values().join()}`);
+          // Semaphore 2 is 0: the op waits on a waiter thread until the other handle's op lets it through.
+          const woken = set.op({ index: 2, delta: -1 }, { timeout: 5000 });
+          await nextTurn();
+          other.opSync([{ index: 2, delta: 1 }, { index: 0, delta: 1 }]);
+          await woken;
+          const values = other.values();
+          if (values.join() !== '1,0,0') throw new Error(`values ${values.join()} after the cycle, not 1,0,0`);
+          // Semaphore 1 is 0: an op waits (on a waiter thread) for an increase.
+          if (hasPending(ending)) await interruptWait(ending, i, (o) => set.op({ index: 1, delta: -1 }, o), () => set.close());
+        } finally {
+          // remove() works on a closed handle, and closes an open one: a dropped handle is removed by key instead.
+          if (isDrop(ending)) SemaphoreSet.remove(key);
+          else set.remove();
+          await finish(ending, handles, dropped);
         }
       },
     };
@@ -767,8 +840,10 @@ function sweep(c: ChildConfig): string[] {
   };
   for (const name of posixQueuesLeft(c.prefix)) quietly(`queue ${name}`, () => PosixMessageQueue.unlink(name));
   for (const name of shmLeft(c.prefix)) quietly(`segment ${name}`, () => PosixSharedMemory.unlink(name));
+  for (const name of semaphoresLeft(c.prefix)) quietly(`named semaphore ${name}`, () => NamedSemaphore.unlink(name));
   for (const key of sysvKeysInUse('msg', c.keyBase)) quietly(`System V queue 0x${key.toString(16)}`, () => SysvMessageQueue.remove(key));
   for (const key of sysvKeysInUse('shm', c.keyBase)) quietly(`System V segment 0x${key.toString(16)}`, () => SysvSharedMemory.remove(key));
+  for (const key of sysvKeysInUse('sem', c.keyBase)) quietly(`System V semaphore set 0x${key.toString(16)}`, () => SemaphoreSet.remove(key));
   if (existsSync(c.dir)) {
     for (const f of readdirSync(c.dir)) quietly(`${c.kind === 'socket' ? 'socket file' : 'FIFO'} ${join(c.dir, f)}`, () => unlinkSync(join(c.dir, f)));
     rmSync(c.dir, { recursive: true, force: true });
@@ -776,11 +851,11 @@ function sweep(c: ChildConfig): string[] {
   return found;
 }
 
-/** A base for {@link SLOTS} keys of both System V kinds that nothing uses now. */
+/** A base for {@link SLOTS} keys of every System V kind that nothing uses now. */
 function freeKeyBase(): number {
   for (;;) {
     const base = 0x4c000000 + randomInt(0, 2 ** 18) * SLOTS;
-    if (sysvKeysInUse('msg', base).length === 0 && sysvKeysInUse('shm', base).length === 0) return base;
+    if ((['msg', 'shm', 'sem'] as const).every((kind) => sysvKeysInUse(kind, base).length === 0)) return base;
   }
 }
 
@@ -868,11 +943,15 @@ export const section: Section = {
       'by a served handler instead), then a pair of Unix datagram sockets (with descriptors) and a pair of UDP sockets. Waiting calls: ' +
       'receives (queues, pipe and FIFO reads, signal listeners, sockets), socket requests nobody answers, FIFO opens with no writer, a ' +
       'Mutex held by the same thread, a Semaphore at 0, a channel\'s consumer on an empty ring (channel cycles: a 4 KiB channel created ' +
-      'and opened again, a copy sent and received sync and async, a loan committed and received as a view, then ended as the others). After every few dropped handles the child collects garbage, gives the event loop a turn and checks that ' +
+      'and opened again, a copy sent and received sync and async, a loan committed and received as a view, then ended as the others), ' +
+      'a named semaphore at 0 and a semaphore-set operation waiting for an increase (kernel semaphores: the object created and opened ' +
+      'again by a second handle, units taken and posted through both with waitSync, wait, tryWait and post(n), a set\'s lock taken and ' +
+      'given back with undo and two semaphores taken at once, a wait parked on a waiter thread and woken by the other handle). After every few dropped handles the child collects garbage, gives the event loop a turn and checks that ' +
       'they were collected (their FinalizationRegistry then closes their descriptors); one still reachable at the next collection too, ' +
       'cycles later, or at the end, counts as never released, and its kind stops dropping (the leak is shown). Drift is end minus start, both after collection and after a warm-up that makes the per-thread ' +
       'machinery (epoll registry, signal descriptors, first waiter thread). Kernel objects: the run\'s POSIX queues (/dev/mqueue, or an ' +
-      'open of each name), /dev/shm entries with the run\'s prefix, /proc/sysvipc keys of the run (and segments by creator pid), FIFOs in ' +
+      'open of each name), /dev/shm entries with the run\'s prefix (named semaphores: sem.<prefix>), /proc/sysvipc keys of the run ' +
+      '(queues, segments and semaphore sets; segments also by creator pid), FIFOs in ' +
       'the run\'s directory, Unix sockets bound to the run\'s names (/proc/net/unix) and socket files in its directory, and for signals ' +
       'whether SIGUSR2 is still caught (SigCgt); the parent looks again after the child exits. ' +
       'Mappings: /proc/self/maps lines of /dev/shm or SYSV. Threads: tasks other than ipckit-waiter threads, which end after 30 s idle ' +

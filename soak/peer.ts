@@ -15,7 +15,7 @@
 import { readSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { crc32 } from 'node:zlib';
-import { IpcError, Mutex, Semaphore } from '../src/index.js';
+import { IpcError, Mutex, NamedSemaphore, Semaphore, SemaphoreSet } from '../src/index.js';
 import { Ledger, LockLedger, MAX_SEQ } from './ledger.js';
 import { MESSAGE_SIZE, STOP, transportNamed } from './transports.js';
 
@@ -38,13 +38,20 @@ export interface PeerParams {
 
 /**
  * A lock worker: `mutex` loops lock, A += 1, pause, B += 1, unlock
- * (repairing B = A after a takeover from a dead holder); `poster` posts
- * one semaphore unit at a time; `waiter` takes them.
+ * (repairing B = A after a takeover from a dead holder); `undo-lock` does
+ * the same under a System V semaphore taken and given back with SEM_UNDO
+ * (the kernel gives a dead holder's unit back; the next holder finds the
+ * HOLDER word still set); `poster` posts one semaphore unit at a time;
+ * `waiter` takes them.
  */
 export interface LockerParams {
-  role: 'mutex' | 'poster' | 'waiter';
+  role: 'mutex' | 'undo-lock' | 'poster' | 'waiter';
   /** The LockLedger's segment name. */
   ledger: string;
+  /** Posters and waiters: a named semaphore of this name instead of the Semaphore in the ledger's segment. */
+  named?: string;
+  /** undo-lock: the System V key of the set whose semaphore 0 is the lock. */
+  key?: number;
 }
 
 /** A pause inside the mutex's critical section, and between a poster's units, ms. */
@@ -127,15 +134,63 @@ async function main(params: PeerParams): Promise<void> {
   process.stdout.write(`${JSON.stringify({ ...figures, loopDelayP99Ms: delay.percentile(99) / 1e6 })}\n`);
 }
 
+/** The lock a worker of `params.role` works on: made by whichever worker's openOrCreate comes first. */
+function openLock(params: LockerParams, ledger: LockLedger): Mutex | Semaphore | NamedSemaphore | SemaphoreSet {
+  if (params.role === 'mutex') return Mutex.openOrCreate(ledger.segment, 0);
+  if (params.role === 'undo-lock') return SemaphoreSet.openOrCreate(params.key!, { value: 1 });
+  return params.named === undefined ? Semaphore.openOrCreate(ledger.segment, 0) : NamedSemaphore.openOrCreate(params.named);
+}
+
+/** Semaphore 0 of the set taken and given back, with SEM_UNDO. */
+const TAKE = { index: 0, delta: -1, undo: true };
+const GIVE = { index: 0, delta: 1, undo: true };
+
+/**
+ * The critical section, the lock held: plain reads and writes, as any data
+ * a lock protects. After a takeover from a dead holder (`tookOver`) it logs
+ * the holder the HOLDER word names and repairs B = A (a holder that died
+ * between its two increments left A one ahead), then `repaired()`;
+ * otherwise A ≠ B means someone else is inside.
+ */
+function criticalSection(ledger: LockLedger, tookOver: boolean, repaired?: () => void): void {
+  const w = ledger.words;
+  const now = process.hrtime.bigint();
+  Atomics.add(w, LockLedger.ACQUIRED, 1);
+  if (tookOver) {
+    ledger.logTakeover(now, w[LockLedger.HOLDER]!);
+    if (w[LockLedger.A] !== w[LockLedger.B]) {
+      w[LockLedger.B] = w[LockLedger.A]!;
+      Atomics.add(w, LockLedger.REPAIRS, 1);
+    }
+    repaired?.();
+  } else if (w[LockLedger.A] !== w[LockLedger.B]) {
+    Atomics.add(w, LockLedger.VIOLATIONS, 1);
+  }
+  w[LockLedger.HOLDER] = process.pid;
+  w[LockLedger.A] = w[LockLedger.A]! + 1;
+  pause(HOLD_MS);
+  w[LockLedger.B] = w[LockLedger.B]! + 1;
+  Atomics.add(w, LockLedger.COMPLETED, 1);
+  w[LockLedger.HOLDER] = 0;
+}
+
 async function lockWorker(params: LockerParams): Promise<void> {
   const ledger = LockLedger.open(params.ledger);
   const w = ledger.words;
   const stopped = (): boolean => Atomics.load(w, LockLedger.STOP) !== 0;
-  const lock = params.role === 'mutex' ? Mutex.openOrCreate(ledger.segment, 0) : Semaphore.openOrCreate(ledger.segment, 0);
+  const lock = openLock(params, ledger);
   if (lock.created) Atomics.add(w, LockLedger.CREATED, 1);
   process.stdout.write('ready\n');
   readSync(0, Buffer.alloc(16));
-  if (lock instanceof Mutex) {
+  if (lock instanceof SemaphoreSet) {
+    for (let i = 0; !stopped(); i++) {
+      if (i % 2 === 0) await lock.op(TAKE);
+      else lock.opSync(TAKE);
+      // We hold the unit. A HOLDER still set names a holder that died inside: the kernel gave its unit back, nobody else tells.
+      criticalSection(ledger, w[LockLedger.HOLDER] !== 0);
+      lock.opSync(GIVE);
+    }
+  } else if (lock instanceof Mutex) {
     for (let i = 0; !stopped(); i++) {
       let tookOver = false;
       try {
@@ -145,26 +200,7 @@ async function lockWorker(params: LockerParams): Promise<void> {
         if (!(err instanceof IpcError) || err.code !== 'ERR_IPC_OWNER_DIED') throw err;
         tookOver = true;
       }
-      const now = process.hrtime.bigint();
-      Atomics.add(w, LockLedger.ACQUIRED, 1);
-      // We hold the lock: plain reads and writes, as any data a mutex protects.
-      if (tookOver) {
-        ledger.logTakeover(now, w[LockLedger.HOLDER]!);
-        // A holder that died between its two increments left A one ahead.
-        if (w[LockLedger.A] !== w[LockLedger.B]) {
-          w[LockLedger.B] = w[LockLedger.A]!;
-          Atomics.add(w, LockLedger.REPAIRS, 1);
-        }
-        lock.markConsistent();
-      } else if (w[LockLedger.A] !== w[LockLedger.B]) {
-        Atomics.add(w, LockLedger.VIOLATIONS, 1);
-      }
-      w[LockLedger.HOLDER] = process.pid;
-      w[LockLedger.A] = w[LockLedger.A]! + 1;
-      pause(HOLD_MS);
-      w[LockLedger.B] = w[LockLedger.B]! + 1;
-      Atomics.add(w, LockLedger.COMPLETED, 1);
-      w[LockLedger.HOLDER] = 0;
+      criticalSection(ledger, tookOver, () => lock.markConsistent());
       lock.unlock();
     }
   } else if (params.role === 'poster') {

@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Fifo, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, SysvSharedMemory } from '../src/index.js';
+import { Fifo, NamedSemaphore, PosixMessageQueue, PosixSharedMemory, SemaphoreSet, SysvMessageQueue, SysvSharedMemory } from '../src/index.js';
 import { type Section, type SectionResult, runStandalone } from './report.js';
 
 const INDEX = new URL('../src/index.js', import.meta.url).href;
@@ -52,6 +52,9 @@ const NOT_A_SEGMENT = ['ERR_IPC_INVALID_ADDRESS', 'ERR_IPC_UNTRUSTED'];
 /** glibc's shm_open reports a directory as EINVAL. */
 const DIRECTORY = ['EINVAL', 'EISDIR', 'ERR_IPC_INVALID_ADDRESS', 'ERR_IPC_UNTRUSTED'];
 const BAD_NAME = ['ERR_IPC_INVALID_ADDRESS'];
+/** Not a regular file at a named semaphore's name: refused by its type (on an O_PATH descriptor), before any owner check. */
+const NOT_A_SEMAPHORE = ['ERR_IPC_INVALID_ADDRESS', 'ERR_IPC_UNTRUSTED'];
+const WRONG_SIZE = ['ERR_IPC_SIZE_MISMATCH'];
 
 const SQUATTED = 'squatted by uid 65534, mode 0666';
 const SYMLINK = 'symbolic link at the name';
@@ -67,7 +70,14 @@ const KIND = {
   sysvShm: 'System V shared memory',
   fifo: 'FIFO',
   lock: 'Mutex / Semaphore in a segment',
+  namedSem: 'POSIX named semaphore',
+  semSet: 'System V semaphore set',
 };
+
+/** A named semaphore's file: glibc keeps `/x` in /dev/shm/sem.x. */
+const semFile = (name: string): string => `/dev/shm/sem.${name.slice(1)}`;
+/** What the victim looks for among its descriptors and mappings. */
+const semNeedle = (name: string): string => `sem.${name.slice(1)}`;
 
 // ---------------------------------------------------------------------------
 // The processes: scripts written into the run's directory, run as a user.
@@ -84,12 +94,13 @@ const kept = [];
 const GIVE = [
   'import ctypes, sys',
   'libc = ctypes.CDLL(None, use_errno=True)',
-  'ctl = libc.msgctl if sys.argv[1] == "msg" else libc.shmctl',
   'buf = ctypes.create_string_buffer(256)',
   'ident = int(sys.argv[2])',
-  'assert ctl(ident, 2, buf) == 0, ctypes.get_errno()',
+  'kind = sys.argv[1]',
+  'ctl = (lambda cmd: libc.semctl(ident, 0, cmd, buf)) if kind == "sem" else (lambda cmd: (libc.msgctl if kind == "msg" else libc.shmctl)(ident, cmd, buf))',
+  'assert ctl(2) == 0, ctypes.get_errno()',
   'ctypes.memmove(ctypes.addressof(buf) + 4, (ctypes.c_uint32 * 1)(0), 4)',
-  'assert ctl(ident, 1, buf) == 0, ctypes.get_errno()',
+  'assert ctl(1) == 0, ctypes.get_errno()',
 ].join('\\n');
 const give = (what, id) => execFileSync(${JSON.stringify(PYTHON)}, ['-c', GIVE, what, String(id)], { timeout: 10000 });
 const words = (shm) => Array.from(new Int32Array(shm.buffer, 0, 8));
@@ -131,6 +142,14 @@ const ops = {
   sysvLocks({ key }) {
     const shm = m.SysvSharedMemory.create(key, { size: ${SIZE}, mode: 0o666 });
     return { id: shm.id, ...lockSegment(shm) };
+  },
+  namedSem({ name, mode, value }) { m.NamedSemaphore.create(name, { mode, value }).close(); },
+  sysvSem({ key, mode, hand }) {
+    const set = m.SemaphoreSet.create(key, { count: 2, value: [1, 0], mode });
+    const id = set.id;
+    set.close();
+    if (hand) give('sem', id);
+    return { id };
   },
   fifo({ path, mode }) { m.Fifo.create(path, { mode }); },
   symlink({ target, path }) { symlinkSync(target, path); },
@@ -184,7 +203,11 @@ for (const { call, args } of attempts) {
     if (v instanceof Promise) v = await v;
     r.result = 'accepted';
     if (v !== null && typeof v === 'object' && 'created' in v) r.created = v.created;
-    if (v !== null && typeof v?.close === 'function') v.close();
+    if (v !== null && typeof v?.close === 'function') {
+      v.close();
+      // A named semaphore gives its mapping back a microtask after close() (docs/reliability.md).
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   } catch (err) {
     r.result = 'refused';
     r.code = String(err?.code ?? err);
@@ -358,8 +381,10 @@ class Scene {
   #count = 0;
   readonly #mqs = new Set<string>();
   readonly #shms = new Set<string>();
+  readonly #sems = new Set<string>();
   readonly #msgKeys = new Set<number>();
   readonly #shmKeys = new Set<number>();
+  readonly #semKeys = new Set<number>();
   readonly #procs = new Set<Proc>();
 
   constructor() {
@@ -388,17 +413,25 @@ class Scene {
     return name;
   }
 
+  /** A named semaphore's name (its file is /dev/shm/sem.<name>). */
+  sem(): string {
+    const name = `/${this.name()}`;
+    this.#sems.add(name);
+    return name;
+  }
+
   path(): string {
     return join(this.dir, this.name());
   }
 
-  /** A System V key (from this pid and a random part) that no queue or segment uses now. */
-  key(kind: 'msg' | 'shm'): number {
-    const used = new Set([...sysvKeys('msg'), ...sysvKeys('shm'), ...this.#msgKeys, ...this.#shmKeys]);
+  /** A System V key (from this pid and a random part) that no queue, segment or semaphore set uses now. */
+  key(kind: SysvKind): number {
+    const mine = { msg: this.#msgKeys, shm: this.#shmKeys, sem: this.#semKeys };
+    const used = new Set([...sysvKeys('msg'), ...sysvKeys('shm'), ...sysvKeys('sem'), ...this.#msgKeys, ...this.#shmKeys, ...this.#semKeys]);
     for (;;) {
       const key = (0x50000000 | ((process.pid & 0xfff) << 16) | randomBytes(2).readUInt16LE()) >>> 0;
       if (used.has(key)) continue;
-      (kind === 'msg' ? this.#msgKeys : this.#shmKeys).add(key);
+      mine[kind].add(key);
       return key;
     }
   }
@@ -423,8 +456,10 @@ class Scene {
     };
     for (const name of this.#mqs) quietly(name, () => PosixMessageQueue.unlink(name));
     for (const name of this.#shms) rmSync(`/dev/shm${name}`, { recursive: true, force: true });
+    for (const name of this.#sems) rmSync(semFile(name), { recursive: true, force: true });
     for (const key of this.#msgKeys) quietly(`queue key ${key}`, () => SysvMessageQueue.remove(key));
     for (const key of this.#shmKeys) quietly(`segment key ${key}`, () => SysvSharedMemory.remove(key));
+    for (const key of this.#semKeys) quietly(`semaphore set key ${key}`, () => SemaphoreSet.remove(key));
     rmSync(this.dir, { recursive: true, force: true });
     for (const name of this.#mqs) {
       try {
@@ -433,17 +468,22 @@ class Scene {
       } catch { /* Gone, as it should be. */ }
     }
     for (const name of this.#shms) if (exists(`/dev/shm${name}`)) left.push(`/dev/shm${name}`);
+    for (const name of this.#sems) if (exists(semFile(name))) left.push(semFile(name));
     const msgs = sysvKeys('msg');
     const shms = sysvKeys('shm');
+    const sems = sysvKeys('sem');
     for (const key of this.#msgKeys) if (msgs.has(key)) left.push(`System V queue key 0x${key.toString(16)}`);
     for (const key of this.#shmKeys) if (shms.has(key)) left.push(`System V segment key 0x${key.toString(16)}`);
+    for (const key of this.#semKeys) if (sems.has(key)) left.push(`System V semaphore set key 0x${key.toString(16)}`);
     if (exists(this.dir)) left.push(this.dir);
     return left;
   }
 }
 
-/** Keys of the System V queues or segments that exist now. */
-function sysvKeys(kind: 'msg' | 'shm'): Set<number> {
+type SysvKind = 'msg' | 'shm' | 'sem';
+
+/** Keys of the System V queues, segments or semaphore sets that exist now. */
+function sysvKeys(kind: SysvKind): Set<number> {
   const rows = readFileSync(`/proc/sysvipc/${kind}`, 'utf8').trim().split('\n').slice(1);
   return new Set(rows.map((row) => Number(row.trim().split(/\s+/)[0]) >>> 0));
 }
@@ -670,24 +710,7 @@ async function squattedSysvMq({ scene, squatter }: Matrix, hand: boolean): Promi
   const cell = new Cell(KIND.sysvMq, hand ? HANDED : SQUATTED);
   const key = scene.key('msg');
   const { id, pid } = await squatter!.call<{ id: number; pid: number }>('sysvMq', { key, mode: 0o666, hand });
-  const C = 'SysvMessageQueue';
-  const attempts = [
-    hostile(`${C}.open`, [key]),
-    hostile(`${C}.open`, [{ id }]),
-    hostile(`${C}.openOrCreate`, [key]),
-    hostile(`${C}.openOrCreate`, [key, { mode: 0o600 }]),
-    hostile(`${C}.openOrCreate`, [key, { mode: 0o666 }]),
-    hostile(`${C}.openOrCreate`, [{ id }]),
-    hostile(`${C}.open`, [key, { owner: THIRD }]),
-    ...(hand
-      ? [hostile(`${C}.open`, [key, { owner: OTHER }])]
-      : [hostile(`${C}.openOrCreate`, [key, { owner: OTHER, mode: 0o600 }]), hostile(`${C}.create`, [key], EEXIST)]),
-  ];
-  cell.judge(attempts, await victim(scene, [], attempts));
-  const controls = hand
-    ? [control(`${C}.open`, [key, { owner: 'any' }])]
-    : [control(`${C}.open`, [key, { owner: OTHER }]), control(`${C}.open`, [{ id }, { owner: 'any' }])];
-  cell.controls(controls, await victim(scene, [], controls), hand ? "owner 'any'" : `owner ${OTHER} / 'any'`);
+  await attemptSysv(scene, cell, 'SysvMessageQueue', key, id, hand);
   const q = SysvMessageQueue.open(key, { owner: 'any' });
   try {
     const st = q.stat();
@@ -701,6 +724,33 @@ async function squattedSysvMq({ scene, squatter }: Matrix, hand: boolean): Promi
     q.close();
   }
   return cell;
+}
+
+/**
+ * The opens of a System V queue or semaphore set (class `C`) that uid 65534
+ * made (`hand`: and handed over to this user), by key and by identifier,
+ * with and without a mode, naming the wrong owner (`more` besides); then
+ * the controls that name its owner.
+ */
+async function attemptSysv(scene: Scene, cell: Cell, C: string, key: number, id: number, hand: boolean, more: Attempt[] = []): Promise<void> {
+  const attempts = [
+    hostile(`${C}.open`, [key]),
+    hostile(`${C}.open`, [{ id }]),
+    hostile(`${C}.openOrCreate`, [key]),
+    ...more,
+    hostile(`${C}.openOrCreate`, [key, { mode: 0o600 }]),
+    hostile(`${C}.openOrCreate`, [key, { mode: 0o666 }]),
+    hostile(`${C}.openOrCreate`, [{ id }]),
+    hostile(`${C}.open`, [key, { owner: THIRD }]),
+    ...(hand
+      ? [hostile(`${C}.open`, [key, { owner: OTHER }])]
+      : [hostile(`${C}.openOrCreate`, [key, { owner: OTHER, mode: 0o600 }]), hostile(`${C}.create`, [key], EEXIST)]),
+  ];
+  cell.judge(attempts, await victim(scene, [], attempts));
+  const controls = hand
+    ? [control(`${C}.open`, [key, { owner: 'any' }])]
+    : [control(`${C}.open`, [key, { owner: OTHER }]), control(`${C}.open`, [{ id }, { owner: 'any' }])];
+  cell.controls(controls, await victim(scene, [], controls), hand ? "owner 'any'" : `owner ${OTHER} / 'any'`);
 }
 
 async function squattedPosixShm({ scene, squatter }: Matrix): Promise<Cell> {
@@ -772,6 +822,61 @@ async function squattedSysvShm({ scene, squatter }: Matrix, hand: boolean): Prom
   } finally {
     shm.close();
   }
+  return cell;
+}
+
+async function squattedNamedSemaphore({ scene, squatter }: Matrix): Promise<Cell> {
+  const cell = new Cell(KIND.namedSem, SQUATTED);
+  const name = scene.sem();
+  await squatter!.call('namedSem', { name, mode: 0o666, value: 1 });
+  const before = readFileSync(semFile(name));
+  const C = 'NamedSemaphore';
+  const attempts = [
+    hostile(`${C}.open`, [name]),
+    hostile(`${C}.open`, [name, { spin: 0 }]),
+    hostile(`${C}.openOrCreate`, [name]),
+    hostile(`${C}.openOrCreate`, [name, { value: 5 }]),
+    hostile(`${C}.openOrCreate`, [name, { mode: 0o600 }]),
+    hostile(`${C}.openOrCreate`, [name, { mode: 0o666 }]),
+    hostile(`${C}.open`, [name, { owner: THIRD }]),
+    hostile(`${C}.openOrCreate`, [name, { owner: OTHER, mode: 0o600 }]),
+    hostile(`${C}.create`, [name], EEXIST),
+  ];
+  cell.judge(attempts, await victim(scene, [semNeedle(name)], attempts));
+  const controls = [control(`${C}.open`, [name, { owner: OTHER }]), control(`${C}.openOrCreate`, [name, { owner: 'any', mode: 0o666 }])];
+  cell.controls(controls, await victim(scene, [semNeedle(name)], controls), `owner ${OTHER} / 'any'`);
+  checkSemaphoreFile(cell, semFile(name), before);
+  return cell;
+}
+
+/** Nothing taken, posted or waited for: the sem_t bytes are as placed (the value, no waiter registered, the flags). */
+function checkSemaphoreFile(cell: Cell, path: string, before: Buffer): void {
+  const now = readFileSync(path);
+  cell.check(now.equals(before), `nothing taken or posted (the file's ${before.length} bytes as placed: value ${before.readUInt32LE(0)}, no waiter)`,
+    `${path} changed: ${before.toString('hex')} → ${now.toString('hex')}`);
+}
+
+async function squattedSemaphoreSet({ scene, squatter }: Matrix, hand: boolean): Promise<Cell> {
+  const cell = new Cell(KIND.semSet, hand ? HANDED : SQUATTED);
+  const key = scene.key('sem');
+  const { id } = await squatter!.call<{ id: number }>('sysvSem', { key, mode: 0o666, hand });
+  const statOf = (): ReturnType<SemaphoreSet['stat']> => {
+    const set = SemaphoreSet.open(key, { owner: 'any' });
+    try {
+      return set.stat();
+    } finally {
+      set.close();
+    }
+  };
+  const before = statOf();
+  await attemptSysv(scene, cell, 'SemaphoreSet', key, id, hand, [hostile('SemaphoreSet.openOrCreate', [key, { count: 2, value: 0 }])]);
+  const after = statOf();
+  if (hand) {
+    cell.check(after.uid === 0 && after.cuid === OTHER, 'set-up: uid 0, cuid 65534', `set-up: uid ${after.uid}, cuid ${after.cuid}, not 0 and ${OTHER}`);
+  }
+  cell.check(after.lastOpTime === null && after.values.join() === before.values.join() && after.lastPids.join() === before.lastPids.join(),
+    `nothing operated (no semop ever: values ${after.values.join(', ')} as placed)`,
+    `the set was used: values ${before.values.join()} → ${after.values.join()}, last op ${String(after.lastOpTime)}, last pids ${after.lastPids.join()}`);
   return cell;
 }
 
@@ -894,6 +999,115 @@ async function linkedPosixShm({ scene, placer }: Matrix): Promise<Cell> {
   checkFilled(cell, target);
   cell.check(lstatSync(`/dev/shm${name}`).isSymbolicLink() && lstatSync(`/dev/shm${dangling}`).isSymbolicLink() && !exists(absent),
     'never followed: links in place, nothing created at the dangling target', 'a link was replaced or its target created');
+  return cell;
+}
+
+/**
+ * A link at a named semaphore's name to a 32-byte file of this user holding
+ * a semaphore at 1 (followed, it would pass the owner and size checks), and
+ * a dangling one where the file would be created.
+ */
+async function linkedNamedSemaphore({ scene, placer }: Matrix): Promise<Cell> {
+  const cell = new Cell(KIND.namedSem, SYMLINK);
+  const [name, dangling] = [scene.sem(), scene.sem()];
+  const [target, absent] = [scene.path(), scene.path()];
+  const bait = semaphoreBytes(1);
+  writeFileSync(target, bait, { mode: 0o600 });
+  await placer.call('symlink', { target, path: semFile(name) });
+  await placer.call('symlink', { target: absent, path: semFile(dangling) });
+  const C = 'NamedSemaphore';
+  const attempts = [
+    hostile(`${C}.open`, [name], LINK),
+    hostile(`${C}.open`, [name, { owner: 'any' }], LINK),
+    hostile(`${C}.openOrCreate`, [name], LINK),
+    hostile(`${C}.openOrCreate`, [name, { value: 1, mode: 0o600 }], LINK),
+    hostile(`${C}.openOrCreate`, [name, { owner: 'any' }], LINK),
+    hostile(`${C}.create`, [name, { value: 1 }], EEXIST),
+    hostile(`${C}.openOrCreate`, [dangling, { value: 1 }], LINK),
+    hostile(`${C}.create`, [dangling], EEXIST),
+  ];
+  cell.judge(attempts, await victim(scene, [semNeedle(name), semNeedle(dangling), target, absent], attempts));
+  checkSemaphoreFile(cell, target, bait);
+  cell.check(lstatSync(semFile(name)).isSymbolicLink() && lstatSync(semFile(dangling)).isSymbolicLink() && !exists(absent),
+    'never followed: links in place, nothing created at the dangling target', 'a link was replaced or its target created');
+  return cell;
+}
+
+/**
+ * The 32 bytes sem_init(pshared = 1) writes for `value`: the value word, no
+ * waiter, and in the `private` word FUTEX_PRIVATE_FLAG (glibc keeps the
+ * flag that its futex calls flip: 128 means shared).
+ */
+function semaphoreBytes(value: number): Buffer {
+  const bytes = Buffer.alloc(32);
+  bytes.writeUInt32LE(value, 0);
+  bytes.writeInt32LE(128, 8);
+  return bytes;
+}
+
+/**
+ * What is not a semaphore at a named semaphore's name: FIFOs (each call
+ * faces one with a blocked reader and one with a blocked writer: a call
+ * that opened the FIFO before refusing it would complete theirs), a
+ * directory, a socket, and regular files of other sizes than a sem_t's 32
+ * bytes (this user's, so that only the size refuses them; one of the other
+ * user's, with `owner: 'any'`).
+ */
+async function fileTypesNamedSemaphore({ scene, placer }: Matrix): Promise<Cell> {
+  const cell = new Cell(KIND.namedSem, `${OTHER_TYPE} (FIFO, directory, socket, wrong size)`);
+  const C = 'NamedSemaphore';
+  const calls: [string, (name: string) => unknown[], readonly string[]][] = [
+    [`${C}.open`, (n) => [n], NOT_A_SEMAPHORE],
+    [`${C}.open`, (n) => [n, { owner: 'any' }], NOT_A_SEMAPHORE],
+    [`${C}.openOrCreate`, (n) => [n], NOT_A_SEMAPHORE],
+    [`${C}.openOrCreate`, (n) => [n, { value: 1, mode: 0o600 }], NOT_A_SEMAPHORE],
+    [`${C}.create`, (n) => [n], EEXIST],
+  ];
+  const metBy: string[] = [];
+  for (const [call, args, expect] of calls) {
+    const [facingReader, facingWriter] = [scene.sem(), scene.sem()];
+    await placer.call('fifo', { path: semFile(facingReader), mode: 0o666 });
+    await placer.call('fifo', { path: semFile(facingWriter), mode: 0o666 });
+    const reader = await watchFifo(scene, placer.uid, semFile(facingReader), 'r');
+    const writer = await watchFifo(scene, placer.uid, semFile(facingWriter), 'w');
+    const attempts = [hostile(call, args(facingReader), expect), hostile(call, args(facingWriter), expect)];
+    cell.judge(attempts, await victim(scene, [semNeedle(facingReader), semNeedle(facingWriter)], attempts));
+    const ends = [(await met(reader)) && 'reader', (await met(writer)) && 'writer'].filter(Boolean);
+    if (ends.length > 0) metBy.push(`${call}(${JSON.stringify(args('/name')).slice(1, -1)}) completed the open of the FIFO owner's blocked ${ends.join(' and ')}`);
+    cell.check([facingReader, facingWriter].every((n) => lstatSync(semFile(n)).isFIFO()), '', `${call} changed the FIFO at its name`);
+    await Promise.all([reader.stop(), writer.stop()]);
+  }
+  cell.check(metBy.length === 0, 'no FIFO end met (each call faced a blocked reader and a blocked writer)',
+    `refused only after opening the FIFO, which the other user sees: ${metBy.join('; ')}`);
+  const [dir, socket] = [scene.sem(), scene.sem()];
+  await placer.call('directory', { path: semFile(dir), mode: 0o777 });
+  await placer.call('socket', { path: semFile(socket) });
+  // Regular files of other sizes: this user's (only the size refuses them), and one of the placer's, opened with owner 'any'.
+  const sized = [0, 16, 31, 33, 4096].map((size) => {
+    const name = scene.sem();
+    writeFileSync(semFile(name), Buffer.alloc(size, FILL), { mode: 0o600 });
+    return { name, size };
+  });
+  const foreign = scene.sem();
+  await placer.call('file', { path: semFile(foreign), data: BAIT, mode: 0o666 });
+  const attempts = [
+    hostile(`${C}.open`, [dir], NOT_A_SEMAPHORE),
+    hostile(`${C}.openOrCreate`, [dir, { value: 1 }], NOT_A_SEMAPHORE),
+    hostile(`${C}.create`, [dir], EEXIST),
+    hostile(`${C}.open`, [socket, { owner: 'any' }], NOT_A_SEMAPHORE),
+    hostile(`${C}.openOrCreate`, [socket], NOT_A_SEMAPHORE),
+    ...sized.flatMap(({ name }) => [hostile(`${C}.open`, [name], WRONG_SIZE), hostile(`${C}.openOrCreate`, [name, { value: 1 }], WRONG_SIZE)]),
+    hostile(`${C}.open`, [foreign, { owner: 'any' }], WRONG_SIZE),
+    hostile(`${C}.open`, [foreign], placer.uid === undefined ? WRONG_SIZE : UNTRUSTED),
+  ];
+  const needles = [dir, socket, foreign, ...sized.map((f) => f.name)].map(semNeedle);
+  cell.judge(attempts, await victim(scene, needles, attempts));
+  const intact = sized.every(({ name, size }) => {
+    const bytes = readFileSync(semFile(name));
+    return bytes.length === size && bytes.every((b) => b === FILL);
+  }) && readFileSync(semFile(foreign), 'utf8') === BAIT && readdirSync(semFile(dir)).length === 0 && lstatSync(semFile(socket)).isSocket();
+  cell.check(intact, 'nothing mapped, resized or written (files of 0, 16, 31, 33 and 4096 bytes as placed); directory empty, socket in place',
+    'a file, the directory or the socket at a name was changed');
   return cell;
 }
 
@@ -1110,6 +1324,34 @@ function wideCases(scene: Scene): WideCase[] {
           `attached: ${st.attachments} attachment(s), last pid ${st.lastPid} (creator ${process.pid})`);
       },
     },
+    {
+      kind: KIND.namedSem,
+      call: 'NamedSemaphore.openOrCreate',
+      options: {},
+      make: async (mode) => {
+        const name = scene.sem();
+        NamedSemaphore.create(name, { mode, value: 1 }).close();
+        return { address: name, needle: semNeedle(name) };
+      },
+      intact: (name, cell) => checkSemaphoreFile(cell, semFile(name as string), semaphoreBytes(1)),
+    },
+    {
+      kind: KIND.semSet,
+      call: 'SemaphoreSet.openOrCreate',
+      options: {},
+      make: async (mode) => {
+        const key = scene.key('sem');
+        SemaphoreSet.create(key, { mode, value: 1 }).close();
+        return { address: key, needle: `semaphore set 0x${key.toString(16)}` };
+      },
+      intact: (key, cell) => {
+        const set = SemaphoreSet.open(key as number);
+        const st = set.stat();
+        set.close();
+        cell.check(st.lastOpTime === null && st.values.join() === '1', 'nothing operated (no semop, value 1)',
+          `the set was used: values ${st.values.join()}, last op ${String(st.lastOpTime)}`);
+      },
+    },
   ];
 }
 
@@ -1254,6 +1496,17 @@ export const section: Section = {
         [KIND.sysvShm, WIDE, () => widerMode(m, cases[3]!)],
         [KIND.sysvShm, HIDEPID, async () => unplayed(KIND.sysvShm, HIDEPID, noHolder)],
         [KIND.sysvShm, HANDED, () => (canHand ? squattedSysvShm(m, true) : Promise.resolve(unplayed(KIND.sysvShm, HANDED, `${noOthers}, and ${PYTHON}`)))],
+        [KIND.namedSem, SQUATTED, () => (squatter ? squattedNamedSemaphore(m) : Promise.resolve(unplayed(KIND.namedSem, SQUATTED, noOthers)))],
+        [KIND.namedSem, SYMLINK, () => linkedNamedSemaphore(m)],
+        [KIND.namedSem, OTHER_TYPE, () => fileTypesNamedSemaphore(m)],
+        [KIND.namedSem, WIDE, () => widerMode(m, cases[4]!)],
+        [KIND.namedSem, HIDEPID, async () => unplayed(KIND.namedSem, HIDEPID, noHolder)],
+        [KIND.namedSem, HANDED, async () => unplayed(KIND.namedSem, HANDED, posixOneOwner)],
+        [KIND.semSet, SQUATTED, () => (squatter ? squattedSemaphoreSet(m, false) : Promise.resolve(unplayed(KIND.semSet, SQUATTED, noOthers)))],
+        [KIND.semSet, SYMLINK, async () => [unplayed(KIND.semSet, SYMLINK, sysvNoPath), unplayed(KIND.semSet, OTHER_TYPE, sysvNoPath)]],
+        [KIND.semSet, WIDE, () => widerMode(m, cases[5]!)],
+        [KIND.semSet, HIDEPID, async () => unplayed(KIND.semSet, HIDEPID, noHolder)],
+        [KIND.semSet, HANDED, () => (canHand ? squattedSemaphoreSet(m, true) : Promise.resolve(unplayed(KIND.semSet, HANDED, `${noOthers}, and ${PYTHON}`)))],
         [KIND.fifo, SQUATTED, () => (squatter ? squattedFifo(m) : Promise.resolve(unplayed(KIND.fifo, SQUATTED, noOthers)))],
         [KIND.fifo, SYMLINK, () => linkedFifo(m)],
         [KIND.fifo, OTHER_TYPE, () => fileTypesAtFifoPath(m)],
@@ -1281,8 +1534,8 @@ export const section: Section = {
       title: 'Security matrix',
       about: 'Every named object kind against every set-up another local user can arrange first (uid 65534 squats; a fresh victim process of this ' +
         'user makes the calls). attempted: hostile calls made; refused: those refused with the expected code, at once, leaving no descriptor or ' +
-        'mapping of the object. Each cell then checks that nothing was used (bait message still alone, memory unchanged, no System V attach, no ' +
-        "FIFO end met by a watcher blocked in open), and controls show the same object is accepted when its owner is named. n/a rows say why the " +
+        'mapping of the object. Each cell then checks that nothing was used (bait message still alone, memory unchanged, no System V attach, a ' +
+        "named semaphore's 32 bytes as placed, no semop on a set, no FIFO end met by a watcher blocked in open), and controls show the same object is accepted when its owner is named. n/a rows say why the " +
         'set-up cannot exist. One pass; the matrix does not scale with time.',
       columns: ['kind', 'setup', 'attempted', 'refused', 'outcome'],
       rows: cells.map((c) => c.row()),
