@@ -22,13 +22,12 @@ import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
 import { Handle, createOrOpen } from './internal/handle.js';
-import { descriptorError } from './internal/limits.js';
 import { DONE, JobLane, type Operation, resolvedNow, run, runSync } from './internal/operation.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkBoolean, checkInteger, checkMode, checkOptions, invalidArgument } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 import { SEM_VALUE_MAX } from './lock.js';
-import { type DevShmFile, openChecked, statOfFd, truncation } from './shared-memory.js';
+import { type DevShmFile, devShmCreateError, openChecked, statOfFd, truncation } from './shared-memory.js';
 
 const C = native.constants;
 
@@ -194,15 +193,14 @@ export class NamedSemaphore extends Handle {
     checkOwner(opts.owner);
     const at = semFile(name);
     const fd = native.shmCreateUnnamed(mode);
-    if (fd < 0) throw descriptorError(fd, 'sem_open', name);
+    if (fd < 0) throw devShmCreateError(fd, 'sem_open', name);
     let buffer: SharedArrayBuffer | undefined;
     try {
       // Taken: no need to make it only to find it out.
       if (existsSync(`/dev/shm${at.file}`)) return undefined;
       const r = native.allocate(fd, SEM_FILE_SIZE);
       if (r < 0) {
-        throw r === E.ENOSPC ? limitError(r, 'sem_open', name, '/dev/shm is full. Remove unused objects (ipckit ls, ipckit rm) or enlarge it.')
-          : systemError(r, 'sem_open', name);
+        throw r === E.ENOSPC || r === E.EFBIG ? devShmCreateError(r, 'sem_open', name, SEM_FILE_SIZE) : systemError(r, 'sem_open', name);
       }
       const mapped = native.mapFd(fd, SEM_FILE_SIZE, false);
       if (typeof mapped === 'number') throw systemError(mapped, 'mmap', name);

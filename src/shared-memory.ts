@@ -322,6 +322,25 @@ function devShmFree(): number | undefined {
 }
 
 /**
+ * @internal The error of a file that could not be made in /dev/shm: out of
+ * room or out of inodes (ENOSPC) is `ERR_IPC_LIMIT` with what to do; out of
+ * descriptors likewise; anything else as it is.
+ */
+export function devShmCreateError(r: number, syscall: string, address: string, bytes?: number): IpcError {
+  if (r !== E.ENOSPC && r !== E.EFBIG) return descriptorError(r, syscall, address);
+  let inodes = '';
+  try {
+    const { ffree } = statfsSync('/dev/shm');
+    if (ffree === 0) inodes = ' and no inode left for another file';
+  } catch {
+    /* No statfs: the message goes without it. */
+  }
+  const what = bytes === undefined ? 'another object' : `${bytes} bytes`;
+  return limitError(r, syscall, address, `/dev/shm has no room for ${what} (${devShmFree() ?? 'unknown'} bytes free${inodes}). ` +
+    'Remove unused objects (ipckit ls, ipckit rm) or enlarge the tmpfs: mount -o remount,size=N,nr_inodes=M /dev/shm.');
+}
+
+/**
  * A POSIX shared-memory segment (`shm_open`, `mmap`): a file in /dev/shm
  * that processes map.
  *
@@ -434,10 +453,10 @@ export class PosixSharedMemory extends SharedMemory {
     let fd = native.shmCreateUnnamed(mode);
     let named = fd < 0;
     if (named) {
-      if (fd !== E.EOPNOTSUPP && fd !== E.EISDIR && fd !== E.ENOENT && fd !== E.EINVAL) throw descriptorError(fd, 'shm_open', name);
+      if (fd !== E.EOPNOTSUPP && fd !== E.EISDIR && fd !== E.ENOENT && fd !== E.EINVAL) throw devShmCreateError(fd, 'shm_open', name);
       fd = native.shmOpen(name, C.O_RDWR | C.O_CREAT | C.O_EXCL, mode);
       if (fd === E.EEXIST) return undefined;
-      if (fd < 0) throw descriptorError(fd, 'shm_open', name);
+      if (fd < 0) throw devShmCreateError(fd, 'shm_open', name);
     } else if (existsSync(`/dev/shm${name}`)) {
       // Taken: no need to reserve the memory only to find it out.
       native.close(fd);
@@ -450,10 +469,7 @@ export class PosixSharedMemory extends SharedMemory {
     };
     const r = native.allocate(fd, size);
     if (r < 0) {
-      fail(r === E.ENOSPC || r === E.EFBIG
-        ? limitError(r, 'posix_fallocate', name, `/dev/shm has no room for ${size} bytes (${devShmFree() ?? 'unknown'} bytes free). ` +
-          'Remove unused segments (ipckit ls, ipckit rm) or enlarge the tmpfs: mount -o remount,size=N /dev/shm.')
-        : systemError(r, 'posix_fallocate', name));
+      fail(r === E.ENOSPC || r === E.EFBIG ? devShmCreateError(r, 'posix_fallocate', name, size) : systemError(r, 'posix_fallocate', name));
     }
     if (!named) {
       const p = native.shmPublish(fd, name);

@@ -363,6 +363,23 @@ for _ in range(3): libc.sem_post(s)
     rmSync(fileOf(small));
   });
 
+  it('a /dev/shm out of inodes (or room) is ERR_IPC_LIMIT saying how to enlarge it', (t) => {
+    if (process.getuid!() !== 0 || spawnSync('unshare', ['--version']).status !== 0) return t.skip('needs root and unshare for a private /dev/shm');
+    // A private mount namespace with its own small tmpfs on /dev/shm: the machine's is never touched.
+    const script = `
+      import(${JSON.stringify(new URL('../src/index.js', import.meta.url).href)}).then(({ NamedSemaphore }) => {
+        for (let i = 0; ; i++) {
+          try { NamedSemaphore.create('/fill-' + i).close(); } catch (err) { console.log(JSON.stringify({ made: i, code: err.code, message: err.message })); return; }
+        }
+      });`;
+    const out = execFileSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
+      `mount -t tmpfs -o size=1m,nr_inodes=8 ipckit-test /dev/shm && exec "$0" -e "$1"`, process.execPath, script], { encoding: 'utf8' });
+    const result = JSON.parse(out) as { made: number; code: string; message: string };
+    assert.ok(result.made >= 1 && result.made < 8, out);
+    assert.equal(result.code, 'ERR_IPC_LIMIT', out);
+    assert.match(result.message, /\/dev\/shm has no room for another object \(\d+ bytes free and no inode left for another file\)\. .*mount -o remount,size=N,nr_inodes=M \/dev\/shm/);
+  });
+
   it('a file truncated under a waiting handle ends its waits with ERR_IPC_SIZE_MISMATCH, not a crash or a hang', async () => {
     const name = objects.semName();
     const sem = NamedSemaphore.create(name);
@@ -600,6 +617,16 @@ describe('SemaphoreSet', () => {
     }
     const made = reads() - before;
     assert.ok(made < 200, `${made} reads for 2000 operations`);
+    set.remove();
+  });
+
+  it('refuses a hole in an operation list instead of reading it as a wait for zero on semaphore 0', () => {
+    const key = objects.semKey();
+    using set = SemaphoreSet.create(key, { count: 2, value: [3, 0] });
+    // eslint-disable-next-line no-sparse-arrays
+    throwsWith(() => set.opSync([, { index: 1, delta: 1 }] as never, { timeout: 50 }), 'ERR_IPC_INVALID_ARGUMENT', /ops\[0\]/);
+    throwsWith(() => set.tryOp(new Array(1) as never), 'ERR_IPC_INVALID_ARGUMENT', /ops\[0\]/);
+    assert.deepEqual(set.values(), [3, 0]);
     set.remove();
   });
 
