@@ -319,7 +319,10 @@ export class NamedSemaphore extends Handle {
   /** Takes one unit if the value is not zero now (`sem_trywait`); `false` otherwise (or while earlier waits of this handle wait). */
   tryWait(): boolean {
     this.check('tryWait');
-    return !this.#lane.busy && this.#take();
+    const took = !this.#lane.busy && this.#take();
+    // The read that faults is what reveals a truncated file: look again.
+    this.check('tryWait');
+    return took;
   }
 
   /**
@@ -369,7 +372,9 @@ export class NamedSemaphore extends Handle {
   /** Whether a unit was taken at once: no call of this handle waits, and the value was not zero. */
   #uncontended(what: string): boolean {
     this.check(what);
-    return !this.#lane.busy && this.#take();
+    const took = !this.#lane.busy && this.#take();
+    this.check(what);
+    return took;
   }
 
   /** The wait, the same for every call (it has no state of its own). */
@@ -740,11 +745,13 @@ export class SemaphoreSet extends Handle {
    * a wait for zero on a non-zero value). Never blocks the event loop.
    */
   op(ops: SemaphoreOperation | readonly SemaphoreOperation[], options?: WaitOptions): Promise<void> {
+    // Without options, one attempt here first: what the engine's first attempt would do, without the engine.
+    // With options, the engine checks them before the operations.
+    if (options !== undefined) return run(this.#lane, 'op', options, NO_KEYS, () => this.#op(this.#pack('op', ops).slice()));
     let packed: Uint16Array;
     try {
       packed = this.#pack('op', ops);
-      // Without options, one attempt here first: what the engine's first attempt would do, without the engine.
-      if (options === undefined && this.#applied(packed)) return resolvedNow(undefined);
+      if (this.#applied(packed)) return resolvedNow(undefined);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -753,8 +760,12 @@ export class SemaphoreSet extends Handle {
 
   /** Applies `ops` atomically, blocking the calling thread while they cannot proceed (`semtimedop`). */
   opSync(ops: SemaphoreOperation | readonly SemaphoreOperation[], options?: SyncWaitOptions): void {
+    if (options !== undefined) {
+      runSync(this.#lane, 'opSync', options, NO_KEYS, () => this.#op(this.#pack('opSync', ops).slice()));
+      return;
+    }
     const packed = this.#pack('opSync', ops);
-    if (options === undefined && this.#applied(packed)) return;
+    if (this.#applied(packed)) return;
     runSync(this.#lane, 'opSync', options, NO_KEYS, this.#waiting(packed));
   }
 
