@@ -380,6 +380,18 @@ for _ in range(3): libc.sem_post(s)
     assert.match(result.message, /\/dev\/shm has no room for another object \(\d+ bytes free and no inode left for another file\)\. .*mount -o remount,size=N,nr_inodes=M \/dev\/shm/);
   });
 
+  it('the first call after a truncation fails, though its own read is what reveals it (tryWait, wait, post)', async () => {
+    for (const call of ['tryWait', 'waitSync', 'wait', 'post'] as const) {
+      const name = objects.semName();
+      const sem = NamedSemaphore.create(name, { value: 1 });
+      truncateSync(fileOf(name), 0);
+      if (call === 'wait') await rejectsWith(() => sem.wait(), 'ERR_IPC_SIZE_MISMATCH');
+      else throwsWith(() => sem[call](), 'ERR_IPC_SIZE_MISMATCH', /truncated the semaphore's file/);
+      sem.close();
+      NamedSemaphore.unlink(name);
+    }
+  });
+
   it('a file truncated under a waiting handle ends its waits with ERR_IPC_SIZE_MISMATCH, not a crash or a hang', async () => {
     const name = objects.semName();
     const sem = NamedSemaphore.create(name);
