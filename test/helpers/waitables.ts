@@ -1568,15 +1568,7 @@ const semaphoreWait: Waitable = {
     const sem = Semaphore.create(shm, 16, { value: 0 });
     const actor = sharedActor();
     const instance: Instance = {
-      op: (tag, o) => sem.wait(o).then(() => tag),
-      opSync: (tag, o) => {
-        sem.waitSync(o);
-        return tag;
-      },
-      tryOp: { call: (tag) => {
-        const raw = sem.tryWait();
-        return { raw, tag: raw ? tag : undefined };
-      }, nothing: false },
+      ...semaphoreCalls(sem),
       supply: (_tag, delayMs) => remote(actor, 'sem.post', { address: name, delayMs }),
       supplyLocal: () => sem.post(),
       close: () => shm.close(),
@@ -1614,6 +1606,21 @@ const semaphoreWait: Waitable = {
     });
   },
 };
+
+/** The calls of a semaphore adapter: a completed wait yields the call's own tag. */
+function semaphoreCalls(sem: Pick<KernelSemaphore, 'wait' | 'waitSync' | 'tryWait'>): Pick<Instance, 'op' | 'opSync' | 'tryOp'> {
+  return {
+    op: (tag, o) => sem.wait(o).then(() => tag),
+    opSync: (tag, o) => {
+      sem.waitSync(o);
+      return tag;
+    },
+    tryOp: { call: (tag) => {
+      const raw = sem.tryWait();
+      return { raw, tag: raw ? tag : undefined };
+    }, nothing: false },
+  };
+}
 
 /** The soak of a semaphore adapter: the peer posts; a post carries no data, so the n-th successful wait is record n. */
 function semaphoreSoak(sem: Pick<KernelSemaphore, 'wait' | 'waitSync' | 'tryWait'>, peerDone: Promise<unknown>,
@@ -1699,15 +1706,7 @@ function kernelSemaphoreWait(kind: 'named' | 'set'): Waitable {
       const { sem, address } = made;
       const actor = sharedActor();
       const instance: Instance = {
-        op: (tag, o) => sem.wait(o).then(() => tag),
-        opSync: (tag, o) => {
-          sem.waitSync(o);
-          return tag;
-        },
-        tryOp: { call: (tag) => {
-          const raw = sem.tryWait();
-          return { raw, tag: raw ? tag : undefined };
-        }, nothing: false },
+        ...semaphoreCalls(sem),
         supply: (_tag, delayMs) => remote(actor, post, { address, delayMs }),
         supplyLocal: () => sem.post(),
         close: () => sem.close(),
