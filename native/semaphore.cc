@@ -17,7 +17,10 @@
 // wakes one sleeper on the value's word; a wait takes one when the value
 // is not zero, else adds itself to the waiter count and sleeps while the
 // value is zero. Both directions interoperate with glibc's sem_post and
-// sem_wait, which do exactly this.
+// sem_wait, which do exactly this. The uncontended halves (a take, the add
+// of a post) are compare-and-swaps that TypeScript makes with Atomics on
+// the value's 32 bits; this file does what needs the kernel: the counted
+// sleep, the wake, and the waiter thread of an async wait.
 //
 // Bounded attempts as elsewhere: spin up to spinUs, then sleep up to
 // timeoutMs (0: not at all; < 0: as long as it takes); "nothing yet" is
@@ -147,39 +150,11 @@ Napi::Value SemWait(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r == 0 ? 0 : -EAGAIN);
 }
 
-// semPost(view, n) -> 0 having added n at once (waking up to n sleepers),
-// or -EOVERFLOW (nothing added) when the value would pass SEM_VALUE_MAX.
-Napi::Value SemPost(const Napi::CallbackInfo& info) {
-  uint8_t* base = SemArg(info, 0);
-  uint64_t n = info[1].As<Napi::Number>().Uint32Value();
-  auto* data = DataOf(base);
-  uint64_t d = data->load(std::memory_order_relaxed);
-  do {
-    if ((d & kValueMask) > SEM_VALUE_MAX - n) return Errno(info.Env(), EOVERFLOW);
-  } while (!data->compare_exchange_weak(d, d + n, std::memory_order_release, std::memory_order_relaxed));
-  if ((d >> kWaitersShift) > 0) {
-    syscall(SYS_futex, ValueWord(base), FUTEX_WAKE, static_cast<int>(n), nullptr, nullptr, 0);
-  }
-  return Napi::Number::New(info.Env(), 0);
-}
-
 // semWake(view, n) -> woken: wakes up to n sleepers on the value word (the
 // second half of a post whose first, the add, JavaScript did with Atomics).
 Napi::Value SemWake(const Napi::CallbackInfo& info) {
   long r = syscall(SYS_futex, ValueWord(SemArg(info, 0)), FUTEX_WAKE, ArgInt(info, 1), nullptr, nullptr, 0);
   return Napi::Number::New(info.Env(), r < 0 ? -errno : static_cast<int>(r));
-}
-
-// semValue(view) -> the value (low half of the data word)
-Napi::Value SemValue(const Napi::CallbackInfo& info) {
-  uint64_t d = DataOf(SemArg(info, 0))->load(std::memory_order_relaxed);
-  return Napi::Number::New(info.Env(), static_cast<double>(d & kValueMask));
-}
-
-// semWaiters(view) -> the waiter count (high half of the data word)
-Napi::Value SemWaiters(const Napi::CallbackInfo& info) {
-  uint64_t d = DataOf(SemArg(info, 0))->load(std::memory_order_relaxed);
-  return Napi::Number::New(info.Env(), static_cast<double>(d >> kWaitersShift));
 }
 
 // A wait on a waiter thread. Holds the mapping, so it cannot go away while
@@ -385,12 +360,11 @@ Napi::Value SemRemove(const Napi::CallbackInfo& info) {
 
 void InitSemaphore(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {
-      {"semInit", SemInit}, {"semWait", SemWait}, {"semPost", SemPost}, {"semValue", SemValue}, {"semWaiters", SemWaiters}, {"semWake", SemWake},
+      {"semInit", SemInit}, {"semWait", SemWait}, {"semWake", SemWake},
       {"semWaitAsync", SemWaitAsync}, {"semGet", SemGet}, {"semOp", SemOp}, {"semOpAsync", SemOpAsync},
       {"semStat", SemStat}, {"semInfo", SemInfo}, {"semGetValue", SemGetValue}, {"semSetValue", SemSetValue},
       {"semSetAll", SemSetAll}, {"semGetAll", SemGetAll}, {"semRemove", SemRemove}
   });
-  exports.Set("semValueMax", Napi::Number::New(env, static_cast<double>(SEM_VALUE_MAX)));
 }
 
 }  // namespace ipckit

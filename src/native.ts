@@ -186,12 +186,6 @@ export interface NativeBinding {
   semInit(view: Uint8Array, value: number): number;
   /** 0 once a unit is taken, -EAGAIN if none within timeoutMs (a sleep is cut after 1 s). */
   semWait(view: Uint8Array, timeoutMs: number, spinUs: number): number;
-  /** Adds n at once: 0, or -EOVERFLOW past SEM_VALUE_MAX (nothing added). */
-  semPost(view: Uint8Array, n: number): number;
-  /** The value (low half of the sem_t's data word). */
-  semValue(view: Uint8Array): number;
-  /** The waiter count (high half). */
-  semWaiters(view: Uint8Array): number;
   /** Wakes up to n sleepers on the value word: how many woke, or -errno. */
   semWake(view: Uint8Array, n: number): number;
   /** On a waiter thread: result 0 once a unit is taken, -ESTALE if the mapping in truncatedSlot was truncated. */
@@ -210,8 +204,6 @@ export interface NativeBinding {
   semSetAll(id: number, values: Uint16Array): number;
   semGetAll(id: number, values: Uint16Array): number;
   semRemove(id: number): number;
-  /** SEM_VALUE_MAX */
-  semValueMax: number;
 
   // doorbell.cc
   /** A bell bound to a fresh random token, stored in words[index] and words[index + 1]: its fd, or -errno. */
