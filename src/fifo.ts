@@ -14,7 +14,7 @@
  */
 import { fstatSync, lstatSync, unlinkSync } from 'node:fs';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
-import { native } from './native.js';
+import { lazily, native } from './native.js';
 import { PipeReadEnd, PipeWriteEnd } from './pipe.js';
 import { OwnedFd } from './internal/handle.js';
 import { type LaneOwner, NotifyLane, type Operation, run, runSync } from './internal/operation.js';
@@ -24,7 +24,7 @@ import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.
 import { checkBoolean, checkMode, checkOptions, isWellFormed } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
-const C = native.constants;
+const C = lazily(() => native.constants);
 
 defineHints({
   open: {

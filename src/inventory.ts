@@ -13,10 +13,10 @@ import {
 import { endianness, tmpdir } from 'node:os';
 import { E, IpcError, systemError } from './errors.js';
 import { formatKey } from './internal/address.js';
-import { type Binding, O_PATH_FLAGS, bindingOf } from './internal/socket-file.js';
+import { type Binding, oPathFlags, bindingOf } from './internal/socket-file.js';
 import { PosixMessageQueue } from './message-queue.js';
 import { CHANNEL_HEADER_BYTES, type ChannelHeader, channelHeaderFacts } from './channel.js';
-import { native } from './native.js';
+import { lazily, native } from './native.js';
 import { SEM_FILE_SIZE } from './semaphore.js';
 
 /** The kinds of Unix socket, named as their address schemes are (`unix:`, `unix-dgram:`, `unix-seqpacket:`). */
@@ -572,8 +572,11 @@ function lastOperators(id: number, count: number): IpcProcessRef[] {
 //   while the first socket lived on), to the one created last (highest inode): only the
 //   last bind at a path can have made the file there. The others are `deleted`.
 
-const S = native.socketConstants;
-const KIND_OF_TYPE = new Map<number, UnixSocketKind>([[S.SOCK_STREAM, 'unix'], [S.SOCK_DGRAM, 'unix-dgram'], [S.SOCK_SEQPACKET, 'unix-seqpacket']]);
+const S = lazily(() => native.socketConstants);
+/** The kind of a socket of each type of /proc/net/unix's Type column. */
+function kindOfType(type: number): UnixSocketKind | undefined {
+  return type === S.SOCK_STREAM ? 'unix' : type === S.SOCK_DGRAM ? 'unix-dgram' : type === S.SOCK_SEQPACKET ? 'unix-seqpacket' : undefined;
+}
 /** __SO_ACCEPTCON in the Flags column: a listening socket. */
 const ACCEPTCON = 0x10000;
 /** SS_CONNECTED in the St column. */
@@ -699,7 +702,7 @@ function unixEntries(resolve: (entry: UnixEntry) => string | undefined, look: (p
       continue;
     }
     last = undefined;
-    const kind = m === null ? undefined : KIND_OF_TYPE.get(Number.parseInt(m[2]!, 16));
+    const kind = m === null ? undefined : kindOfType(Number.parseInt(m[2]!, 16));
     if (m === null || kind === undefined || m[5] === undefined) continue; // Unnamed: no address to list.
     last = {
       inode: Number(m[4]), kind, listening: (Number.parseInt(m[1]!, 16) & ACCEPTCON) !== 0,
@@ -787,7 +790,7 @@ function socketFilesIn(dirs: Iterable<string>, notes: string[]): string[] {
 function fileBinding(file: SocketFile): Binding | { binding: 'gone' } {
   let fd;
   try {
-    fd = openSync(bytesOf(file.path), O_PATH_FLAGS);
+    fd = openSync(bytesOf(file.path), oPathFlags());
   } catch {
     return { binding: 'gone' };
   }
@@ -953,7 +956,7 @@ export function removeStaleSocket(address: string): void {
   }
   let fd;
   try {
-    fd = openSync(rest, O_PATH_FLAGS);
+    fd = openSync(rest, oPathFlags());
   } catch (err) {
     const errno = (err as NodeJS.ErrnoException).errno ?? E.ENOENT;
     throw systemError(errno, 'open', address, errno === E.ENOENT ? 'No socket file there; "ipckit ls" lists the socket files it finds.' : undefined);

@@ -83,8 +83,9 @@ const DEFAULT_LOCK_SPIN_US = 50;
 
 /** This thread's identity as a lock owner: its tid and start time (to survive pid reuse). */
 const self = (() => {
-  const tid = native.gettid();
   const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+  // Field 1 is the thread's id (what gettid() returns), before the command name in parentheses.
+  const tid = Number.parseInt(stat, 10);
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // Field 22 (starttime) is the 20th after the command name.
   const start = Number(BigInt(fields[19]!) & 0xffffffffn);

@@ -16,7 +16,7 @@
  */
 import { fstatSync, readlinkSync } from 'node:fs';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
-import { native } from './native.js';
+import { lazily, native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { Handle, createOrOpen } from './internal/handle.js';
@@ -30,7 +30,7 @@ import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.
 import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, DEFAULT_SPIN_US, checkSpin } from './internal/wait.js';
 
-const C = native.constants;
+const C = lazily(() => native.constants);
 
 defineHints({
   mq_open: {
@@ -49,8 +49,8 @@ defineHints({
   }])),
 });
 
-/** Highest POSIX message priority + 1 (`MQ_PRIO_MAX`, 32768 on Linux). */
-export const MQ_PRIO_MAX = native.mqPrioMax;
+/** Highest POSIX message priority + 1 (`MQ_PRIO_MAX`: 32768, fixed in Linux's mqueue code). */
+export const MQ_PRIO_MAX = 32768;
 
 /** Kernel ceilings that no sysctl raises (HARD_MSGMAX, HARD_MSGSIZEMAX). */
 const HARD_MSGMAX = 65536;

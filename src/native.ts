@@ -300,8 +300,39 @@ function load(): NativeBinding {
   }
 }
 
+let binding: NativeBinding | undefined;
+
+/** The addon, loaded on first use; throws `ERR_IPC_ADDON` (each time) while it cannot be loaded. */
+function addon(): NativeBinding {
+  if (binding === undefined) {
+    const loaded = load();
+    registerErrnos(loaded.extraErrno);
+    binding = loaded;
+  }
+  return binding;
+}
+
+/**
+ * An object whose properties are those of `source()`, which is called only
+ * when one of them is first read: then they are copied onto the object, so
+ * later reads are plain property reads. Until then nothing is loaded, so
+ * importing ipckit never needs the addon (the first call that does throws
+ * `ERR_IPC_ADDON`).
+ */
+export function lazily<T extends object>(source: () => T): T {
+  const target: T = Object.create(new Proxy(Object.create(null) as object, {
+    get(_unused, key) {
+      const real = source();
+      for (const own of Reflect.ownKeys(real)) {
+        Object.defineProperty(target, own, { value: (real as Record<PropertyKey, unknown>)[own], enumerable: true });
+      }
+      return (real as Record<PropertyKey, unknown>)[key];
+    },
+  })) as T;
+  return target;
+}
+
 /** The typed addon. */
-export const native: NativeBinding = load();
+export const native: NativeBinding = lazily(addon);
 
 setErrnoDescriber((errno) => native.strerror(errno));
-registerErrnos(native.extraErrno);

@@ -14,7 +14,7 @@ import { type ChildProcess, type SpawnOptions, spawn as spawnChild } from 'node:
 import { fstatSync } from 'node:fs';
 import { type Readable, type Writable } from 'node:stream';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
-import { native } from './native.js';
+import { lazily, native } from './native.js';
 import { trackSpawned } from './internal/children.js';
 import { type ByteSource, MAX_FRAME, ReadAhead, frame } from './internal/framing.js';
 import { Handle } from './internal/handle.js';
@@ -25,14 +25,14 @@ import { type StreamOptions, readableFrom, writableTo } from './internal/streams
 import { checkBoolean, checkBytes, checkInteger, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
-const C = native.constants;
+const C = lazily(() => native.constants);
 
 defineHints({
   write: { EPIPE: 'No process has the read end open any more: the reader closed or exited.' },
 });
 
-/** Writes of at most this many bytes are atomic: never interleaved with other writers' data. */
-export const PIPE_BUF = C.PIPE_BUF;
+/** Writes of at most this many bytes are atomic: never interleaved with other writers' data (Linux's PIPE_BUF). */
+export const PIPE_BUF = 4096;
 
 /** Default largest read, in bytes. */
 export const DEFAULT_READ_SIZE = 64 * 1024;

@@ -16,14 +16,14 @@
  * @module
  */
 import { E, limitError, systemError } from './errors.js';
-import { native, type NativeFdWatcher } from './native.js';
+import { lazily, native, type NativeFdWatcher } from './native.js';
 import { Handle } from './internal/handle.js';
 import { type LaneOwner, NotifyLane, type Operation, receiveUntilClosed, run, runSync } from './internal/operation.js';
 import { EpollSet, type Interest, LookTimer, type Pollable, type PollTarget, pollTarget } from './internal/readiness.js';
 import { checkBoolean, checkOptions, invalidArgument } from './internal/validate.js';
 import { type SyncWaitOptions, type WaitOptions, checkSignal } from './internal/wait.js';
 
-const C = native.constants;
+const C = lazily(() => native.constants);
 
 export type { Interest };
 

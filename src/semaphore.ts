@@ -19,7 +19,7 @@
 import { existsSync, fstatSync, readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
-import { native } from './native.js';
+import { lazily, native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
 import { Handle, createOrOpen } from './internal/handle.js';
 import { DONE, JobLane, type Operation, resolvedNow, run, runSync } from './internal/operation.js';
@@ -29,7 +29,7 @@ import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } f
 import { SEM_VALUE_MAX } from './lock.js';
 import { type DevShmFile, devShmCreateError, openChecked, statOfFd, truncation } from './shared-memory.js';
 
-const C = native.constants;
+const C = lazily(() => native.constants);
 
 defineHints({
   sem_open: {

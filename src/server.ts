@@ -39,7 +39,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { E, IpcError, systemError } from './errors.js';
-import { native } from './native.js';
+import { lazily, native } from './native.js';
 import { Poller } from './select.js';
 import {
   DEFAULT_FRAME_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, type MessageSocket, type PeerCredentials, type SocketKind, type SocketServer, listen, nameOf, socketPair,
@@ -52,8 +52,8 @@ import { parseSocketAddress } from './internal/socket-address.js';
 import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { checkSignal } from './internal/wait.js';
 
-const S = native.socketConstants;
-const C = native.constants;
+const S = lazily(() => native.socketConstants);
+const C = lazily(() => native.constants);
 
 /** How a server serves its connections; see the module documentation. */
 export type ServerStrategy = 'blocking' | 'poll' | 'event' | 'fork' | 'prefork';

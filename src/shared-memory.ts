@@ -14,14 +14,14 @@
 import { constants } from 'node:buffer';
 import { type Stats, existsSync, fstatSync, readlinkSync, statfsSync } from 'node:fs';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
-import { native } from './native.js';
+import { lazily, native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
 import { Handle, createOrOpen } from './internal/handle.js';
 import { describeSetting, descriptorError, readProcNumber } from './internal/limits.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions, invalidArgument } from './internal/validate.js';
 
-const C = native.constants;
+const C = lazily(() => native.constants);
 
 defineHints({
   shm_open: {

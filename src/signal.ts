@@ -18,20 +18,19 @@
 import { constants as osConstants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { E, IpcError, defineHints, systemError } from './errors.js';
-import { native } from './native.js';
+import { lazily, native } from './native.js';
 import { type ProcessRef, descendantsOf, signalProcess, spawnedChildren, stillRunning } from './internal/children.js';
 import { Handle } from './internal/handle.js';
 import { NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
 import {
-  EpollSet, type PollTarget, type Pollable, READABLE, type ReadinessSubscriber, type Watch, pollTarget, watchDescriptor,
+  EPOLL_CTL, EpollSet, type PollTarget, type Pollable, READABLE, type ReadinessSubscriber, type Watch, pollTarget, watchDescriptor,
 } from './internal/readiness.js';
 import { descriptorError } from './internal/limits.js';
 import { checkInteger, checkOptions, invalidArgument } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
-const S = native.signalConstants;
+const S = lazily(() => native.signalConstants);
 const SIGCHLD = osConstants.signals.SIGCHLD;
-const { EPOLL_CTL_ADD } = native.constants;
 
 defineHints({
   kill: { EPERM: 'Only the owner of a process (or root) may signal it.' },
@@ -189,7 +188,7 @@ function ensureDispatcher(): void {
   const set = new EpollSet();
   try {
     for (const fd of fds) {
-      const r = set.control(EPOLL_CTL_ADD, fd, READABLE, fd);
+      const r = set.control(EPOLL_CTL.ADD, fd, READABLE, fd);
       if (r < 0) throw systemError(r, 'epoll_ctl', 'the signal descriptors');
     }
     watch = watchDescriptor(set.fd);

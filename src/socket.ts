@@ -23,7 +23,7 @@ import { chmodSync, closeSync, fstatSync, lstatSync, openSync, unlinkSync } from
 import { Duplex } from 'node:stream';
 import { markAsUntransferable } from 'node:worker_threads';
 import { E, IpcError, defineHints, systemError } from './errors.js';
-import { native } from './native.js';
+import { lazily, native } from './native.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead } from './internal/framing.js';
 import { Handle, OwnedFd } from './internal/handle.js';
@@ -31,16 +31,15 @@ import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, type ReadinessSubscriber, WRITABLE, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
 import { type SocketAddress, type SocketType, parseSocketAddress } from './internal/socket-address.js';
-import { O_PATH_FLAGS, bindingAt } from './internal/socket-file.js';
+import { oPathFlags, bindingAt } from './internal/socket-file.js';
 import { type StreamOptions } from './internal/streams.js';
 import { type OwnerOption, checkOwner } from './internal/trust.js';
 import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin, checkTimeout, timeoutError } from './internal/wait.js';
 
-const C = native.constants;
-const S = native.socketConstants;
+const C = lazily(() => native.constants);
+const S = lazily(() => native.socketConstants);
 /** Not in Node's errno table. */
-const ETOOMANYREFS = -native.extraErrno.ETOOMANYREFS!;
 
 defineHints({
   connect: {
@@ -72,8 +71,8 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_HIGH_WATER_MARK = 16 * 1024 * 1024;
 /** Default longest time, in ms, between the first and the last byte of one framed message. */
 export const DEFAULT_FRAME_TIMEOUT = 30_000;
-/** The most descriptors one message may carry (the kernel's SCM_MAX_FD). */
-export const SCM_MAX_FD = S.SCM_MAX_FD;
+/** The most descriptors one message may carry (the kernel's SCM_MAX_FD, 253 in include/net/scm.h). */
+export const SCM_MAX_FD = 253;
 
 /** Default largest raw read, in bytes. */
 const READ_SIZE = 64 * 1024;
@@ -191,7 +190,7 @@ export interface DatagramSendOptions extends WaitOptions {
 }
 
 const KIND_OF: Record<string, SocketKind> = { stream: 'unix', dgram: 'unix-dgram', seqpacket: 'unix-seqpacket' };
-const TYPE_OF: Record<SocketType, number> = { stream: S.SOCK_STREAM, dgram: S.SOCK_DGRAM, seqpacket: S.SOCK_SEQPACKET };
+const TYPE_OF: Record<SocketType, number> = lazily(() => ({ stream: S.SOCK_STREAM, dgram: S.SOCK_DGRAM, seqpacket: S.SOCK_SEQPACKET }));
 
 function kindOf(address: SocketAddress): SocketKind {
   return address.family === 'unix' ? KIND_OF[address.type]! : address.protocol;
@@ -1134,7 +1133,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `send on ${this.address}: the message is larger than a ${this.kind} socket can carry in one ` +
         'packet. Send less, or raise the send buffer (sendBuffer option; net.core.wmem_max bounds it).', { address: this.address, errno: n, syscall: 'sendmsg' });
     }
-    if (n === ETOOMANYREFS) {
+    if (n === -native.extraErrno.ETOOMANYREFS!) {
       return new IpcError('ERR_IPC_LIMIT', `send on ${this.address}: the kernel refused the descriptors (ETOOMANYREFS): too many are in flight ` +
         'in unread messages, or the limit of open files is reached. Let the receiver catch up.', { address: this.address, errno: n, syscall: 'sendmsg' });
     }
@@ -1904,7 +1903,7 @@ function bindTo(fd: number, address: SocketAddress, sockaddr: Buffer, mode: numb
   if (path === undefined) return undefined;
   // The file is reached through a descriptor that does not follow a symbolic link: in a directory others may
   // write, the name could be swapped for a link to someone's file, whose mode a chmod by name would change.
-  const file = openSync(path, O_PATH_FLAGS);
+  const file = openSync(path, oPathFlags());
   try {
     const st = fstatSync(file);
     if (!st.isSocket()) throw new IpcError('EADDRINUSE', `bind ${address.text}: the socket file was replaced by something else as it was made.`, { address: address.text });

@@ -19,11 +19,11 @@
  */
 import { fstatSync } from 'node:fs';
 import { E, IpcError, type IpcErrorCode } from '../errors.js';
-import { native } from '../native.js';
+import { lazily, native } from '../native.js';
 import { READABLE, type ReadinessSubscriber, type Watch, watchDescriptor } from '../internal/readiness.js';
 import { withDetails, writeOut } from './program.js';
 
-const C = native.constants;
+const C = lazily(() => native.constants);
 const STDOUT = 1;
 
 /** A failure as a consumer describes it: the message, and fields for its --json form. */

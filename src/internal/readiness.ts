@@ -16,7 +16,14 @@ import { native, type NativeFdWatcher } from '../native.js';
 import { OwnedFd } from './handle.js';
 import { descriptorError } from './limits.js';
 
-const { EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL } = native.constants;
+// epoll's values are fixed by the kernel's ABI (include/uapi/linux/eventpoll.h), the same on every
+// architecture: constants here, so that importing ipckit needs no addon.
+const EPOLLIN = 0x001;
+const EPOLLOUT = 0x004;
+const EPOLLERR = 0x008;
+const EPOLLHUP = 0x010;
+/** epoll_ctl's operations. */
+export const EPOLL_CTL = Object.freeze({ ADD: 1, DEL: 2, MOD: 3 });
 
 /** Interest in reading (also reported on hang-up and error). */
 export const READABLE = EPOLLIN;
@@ -238,7 +245,7 @@ export class Watch {
 
   /** @internal Puts this descriptor in a new epoll set, if it is in the current one. */
   register(set: EpollSet): void {
-    if (this.#registered !== 0) set.control(EPOLL_CTL_ADD, this.fd, this.#registered, this.#token);
+    if (this.#registered !== 0) set.control(EPOLL_CTL.ADD, this.fd, this.#registered, this.#token);
   }
 
   #update(): void {
@@ -249,7 +256,7 @@ export class Watch {
       keepAlive ||= s.keepAlive;
     }
     if (events !== this.#registered) {
-      const op = events === 0 ? EPOLL_CTL_DEL : this.#registered === 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+      const op = events === 0 ? EPOLL_CTL.DEL : this.#registered === 0 ? EPOLL_CTL.ADD : EPOLL_CTL.MOD;
       const r = this.#registry.set.control(op, this.fd, events, this.#token);
       // Removing a descriptor closed behind ipckit's back fails harmlessly.
       if (r < 0 && events !== 0) throw systemError(r, 'epoll_ctl', `fd ${this.fd}`);

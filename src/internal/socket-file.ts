@@ -17,11 +17,13 @@
  */
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { E } from '../errors.js';
-import { native } from '../native.js';
+import { lazily, native } from '../native.js';
 
-const S = native.socketConstants;
+const S = lazily(() => native.socketConstants);
 /** Flags of an O_PATH open that does not follow a final symbolic link. */
-export const O_PATH_FLAGS = native.constants.O_PATH | native.constants.O_NOFOLLOW | native.constants.O_CLOEXEC;
+export function oPathFlags(): number {
+  return native.constants.O_PATH | native.constants.O_NOFOLLOW | native.constants.O_CLOEXEC;
+}
 
 /** What is bound to a socket file. `unknown` carries the errno of the connect that could not tell. */
 export type Binding = { binding: 'dgram' | 'stream' | 'none' } | { binding: 'unknown'; r: number };
@@ -47,7 +49,7 @@ export function bindingOf(fd: number): Binding {
 export function bindingAt(path: string | Buffer): { binding: 'absent' } | { binding: 'not-socket' } | (Binding & { dev: number; ino: number; uid: number }) {
   let fd;
   try {
-    fd = openSync(path, O_PATH_FLAGS);
+    fd = openSync(path, oPathFlags());
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return code === 'ENOENT' ? { binding: 'absent' } : code === 'ELOOP' ? { binding: 'not-socket' } : { binding: 'unknown', r: -((err as NodeJS.ErrnoException).errno ?? 0), dev: 0, ino: 0, uid: -1 };
