@@ -287,17 +287,30 @@ export interface NativeBinding {
   };
 }
 
+/**
+ * The addon: built here from native/ (build/Release, what `npm ci` in a
+ * checkout or a source install makes), else the prebuilt binary of this
+ * architecture and Node ABI shipped in prebuilds/ (see scripts/prebuild.mjs).
+ */
 function load(): NativeBinding {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-  const file = path.join(root, 'build', 'Release', 'ipckit.node');
-  try {
-    return createRequire(import.meta.url)(file) as NativeBinding;
-  } catch (err) {
-    throw new IpcError('ERR_IPC_ADDON',
-      `The ipckit native addon could not be loaded from ${file}. ` +
-      'Build it with "npm rebuild ipckit" (or "npm ci" in a checkout); it needs python3, make and g++.',
-      { cause: err });
+  const candidates = [
+    path.join(root, 'build', 'Release', 'ipckit.node'),
+    path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, `ipckit.abi${process.versions.modules}.node`),
+  ];
+  const failures: string[] = [];
+  for (const file of candidates) {
+    try {
+      return createRequire(import.meta.url)(file) as NativeBinding;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      failures.push(e.code === 'MODULE_NOT_FOUND' ? `${file}: not there` : `${file}: ${e.message.split('\n')[0]}`);
+    }
   }
+  throw new IpcError('ERR_IPC_ADDON',
+    `The ipckit native addon could not be loaded (${failures.join('; ')}). No prebuilt binary fits ` +
+    `${process.platform}-${process.arch} with Node.js ${process.version} (ABI ${process.versions.modules}): build it with ` +
+    '"npm rebuild ipckit" (or "npm ci" in a checkout), which needs python3, make and g++.');
 }
 
 let binding: NativeBinding | undefined;
