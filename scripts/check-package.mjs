@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+// The package as a user installs it, checked on every supported Node.js:
+// `npm pack` (with the prebuilt binaries made by scripts/prebuild.mjs),
+// then, for each Node major, the tarball installed into a scratch project
+// twice — with install scripts blocked (--ignore-scripts, as pnpm does by
+// default) and with them allowed — with no compiler on PATH, then imported
+// and used between two processes (a POSIX queue and a named semaphore), and
+// its CLI run. Also checks what the tarball holds.
+//
+//   node scripts/check-package.mjs [--node 20,22,24]
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CACHE = path.join(ROOT, 'build', 'node-binaries');
+const { values } = parseArgs({ options: { node: { type: 'string', default: '20,22,24' } } });
+
+/** The node binary of node-linux-<arch>@<major> from the npm registry, extracted once. */
+function nodeBinary(major) {
+  const dir = path.join(CACHE, `${process.arch}-${major}`);
+  const node = path.join(dir, 'package', 'bin', 'node');
+  if (!existsSync(node)) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const tarball = execFileSync('npm', ['pack', `node-linux-${process.arch}@${major}`, '--silent'], { cwd: dir, encoding: 'utf8' }).trim().split('\n').pop();
+    execFileSync('tar', ['xzf', tarball, 'package/bin/node'], { cwd: dir });
+    rmSync(path.join(dir, tarball));
+  }
+  return node;
+}
+
+const npmCli = path.join(execFileSync('npm', ['root', '-g'], { encoding: 'utf8' }).trim(), 'npm', 'bin', 'npm-cli.js');
+
+/** PATH holding only this node (as `node`) and a shell (npm runs install scripts with sh): no python, make or compiler. */
+function barePath(node) {
+  const bin = mkdtempSync(path.join(tmpdir(), 'ipckit-bare-bin-'));
+  symlinkSync(node, path.join(bin, 'node'));
+  symlinkSync('/bin/sh', path.join(bin, 'sh'));
+  return bin;
+}
+
+const failures = [];
+function check(what, ok, detail = '') {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}${detail ? `: ${detail}` : ''}`);
+  if (!ok) failures.push(what);
+}
+
+// The tarball.
+const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', tmpdir()], { cwd: ROOT, encoding: 'utf8' }))[0];
+const tarball = path.join(tmpdir(), packed.filename);
+const files = packed.files.map((f) => f.path);
+check('the tarball has LICENSE, README.md and package.json', ['LICENSE', 'README.md', 'package.json'].every((f) => files.includes(f)));
+check('the tarball has a prebuilt addon for every supported Node on linux-x64',
+  ['115', '127', '137'].every((abi) => files.includes(`prebuilds/linux-x64/ipckit.abi${abi}.node`)));
+check('the tarball has no tests, benchmarks, soak or source maps', !files.some((f) => /^(dist\/(test|bench|soak)\/|.*\.map$)/.test(f)),
+  files.filter((f) => /^(dist\/(test|bench|soak)\/|.*\.map$)/.test(f)).slice(0, 3).join(', '));
+
+const EXCHANGE = `
+import { spawn } from 'node:child_process';
+import { NamedSemaphore, PosixMessageQueue, IpcError } from 'ipckit';
+if (process.argv[2] === 'child') {
+  const q = PosixMessageQueue.open(process.argv[3]);
+  const sem = NamedSemaphore.open(process.argv[4]);
+  await sem.wait({ timeout: 10000 });
+  q.sendSync(Buffer.from('hello from ' + process.pid));
+  q.close(); sem.close();
+} else {
+  const name = '/ipckit-pkg-' + process.pid;
+  const q = PosixMessageQueue.create(name);
+  const sem = NamedSemaphore.create(name + '-go');
+  const child = spawn(process.execPath, [process.argv[1], 'child', name, name + '-go'], { stdio: 'inherit' });
+  sem.post();
+  const { data } = await q.receive({ timeout: 10000 });
+  await new Promise((resolve) => child.on('exit', resolve));
+  q.unlink(); q.close(); sem.unlink(); sem.close();
+  console.log(JSON.stringify({ got: data.toString().startsWith('hello from '), node: process.version, IpcError: typeof IpcError }));
+}
+`;
+
+for (const major of values.node.split(',')) {
+  const node = nodeBinary(major);
+  const bin = barePath(node);
+  for (const scripts of ['--ignore-scripts', '--foreground-scripts']) {
+    const project = mkdtempSync(path.join(tmpdir(), 'ipckit-user-'));
+    try {
+      writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'user', version: '1.0.0', type: 'module', private: true }));
+      writeFileSync(path.join(project, 'exchange.js'), EXCHANGE);
+      const env = { ...process.env, PATH: bin, npm_config_node_gyp: '/nonexistent' };
+      let installed = '';
+      try {
+        installed = execFileSync(node, [npmCli, 'install', '--no-audit', '--no-fund', scripts, tarball], { cwd: project, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      } catch (err) {
+        check(`Node ${major} ${scripts}: npm install`, false, String(err.stderr ?? err).split('\n').slice(-5).join(' '));
+        continue;
+      }
+      const built = existsSync(path.join(project, 'node_modules', 'ipckit', 'build'));
+      check(`Node ${major} ${scripts}: installed without compiling`, !built, installed.includes('prebuilt') ? 'the install step chose the prebuilt addon' : '');
+      const out = execFileSync(node, ['exchange.js'], { cwd: project, env, encoding: 'utf8' });
+      const result = JSON.parse(out.trim().split('\n').pop());
+      check(`Node ${major} ${scripts}: two processes exchange a message, started by a named semaphore`, result.got === true && result.node.startsWith(`v${major}.`), out.trim());
+      const version = execFileSync(node, [path.join(project, 'node_modules', 'ipckit', 'dist', 'src', 'cli', 'main.js'), 'ls', '--json'], { cwd: project, env, encoding: 'utf8' });
+      check(`Node ${major} ${scripts}: ipckit ls --json`, version.trim().startsWith('{'));
+    } finally {
+      rmSync(project, { recursive: true, force: true });
+    }
+  }
+  rmSync(bin, { recursive: true, force: true });
+}
+rmSync(tarball, { force: true });
+if (failures.length > 0) {
+  console.error(`${failures.length} check(s) failed: ${failures.join('; ')}`);
+  process.exit(1);
+}
+console.log('the package installs and works on every supported Node.js');
