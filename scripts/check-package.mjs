@@ -20,13 +20,13 @@ const CACHE = path.join(ROOT, 'build', 'node-binaries');
 const { values } = parseArgs({ options: { node: { type: 'string', default: '20,22,24' } } });
 
 /** The node binary of node-linux-<arch>@<major> from the npm registry, extracted once. */
-function nodeBinary(major) {
-  const dir = path.join(CACHE, `${process.arch}-${major}`);
+function nodeBinary(major, arch = process.arch) {
+  const dir = path.join(CACHE, `${arch}-${major}`);
   const node = path.join(dir, 'package', 'bin', 'node');
   if (!existsSync(node)) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    const tarball = execFileSync('npm', ['pack', `node-linux-${process.arch}@${major}`, '--silent'], { cwd: dir, encoding: 'utf8' }).trim().split('\n').pop();
+    const tarball = execFileSync('npm', ['pack', `node-linux-${arch}@${major}`, '--silent'], { cwd: dir, encoding: 'utf8' }).trim().split('\n').pop();
     execFileSync('tar', ['xzf', tarball, 'package/bin/node'], { cwd: dir });
     rmSync(path.join(dir, tarball));
   }
@@ -56,6 +56,7 @@ const files = packed.files.map((f) => f.path);
 check('the tarball has LICENSE, README.md and package.json', ['LICENSE', 'README.md', 'package.json'].every((f) => files.includes(f)));
 check('the tarball has a prebuilt addon for every supported Node on linux-x64',
   ['115', '127', '137'].every((abi) => files.includes(`prebuilds/linux-x64/ipckit.abi${abi}.node`)));
+console.log(`     prebuilt: ${files.filter((f) => f.startsWith('prebuilds/')).join(' ')}`);
 check('the tarball has no tests, benchmarks, soak or source maps', !files.some((f) => /^(dist\/(test|bench|soak)\/|.*\.map$)/.test(f)),
   files.filter((f) => /^(dist\/(test|bench|soak)\/|.*\.map$)/.test(f)).slice(0, 3).join(', '));
 
@@ -110,6 +111,58 @@ for (const major of values.node.split(',')) {
   }
   rmSync(bin, { recursive: true, force: true });
 }
+// arm64: the prebuilt binaries, loaded by the arm64 Node of each line under qemu-user (with Debian's
+// arm64 libraries, from the cross compiler's packages). One process: qemu-user cannot start another.
+const ARM_SMOKE = `
+import { Channel, Mutex, NamedSemaphore, PosixSharedMemory, SemaphoreSet } from 'ipckit';
+const name = '/ipckit-arm64-' + process.pid;
+const sem = NamedSemaphore.create(name, { value: 1 });
+const took = sem.tryWait();
+const waited = sem.wait({ timeout: 2000 });
+sem.post();
+await waited;
+const set = SemaphoreSet.create(0x6e000000 + (process.pid & 0xffff), { count: 2, value: [1, 0] });
+set.opSync([{ index: 0, delta: -1, undo: true }, { index: 1, delta: 1 }]);
+const shm = PosixSharedMemory.create(name + '-m', { size: 4096 });
+await Mutex.create(shm, 0).withLock(() => undefined);
+const ch = Channel.create(name + '-c', { capacity: 4096 });
+ch.trySend(Buffer.from('ring'));
+const got = ch.tryReceive().data.toString();
+console.log(JSON.stringify({ arch: process.arch, node: process.version, took, values: set.values(), got }));
+sem.close(); NamedSemaphore.unlink(name); set.remove(); shm.close(); PosixSharedMemory.unlink(name + '-m'); ch.close(); Channel.unlink(name + '-c');
+`;
+const QEMU_LIBS = '/usr/aarch64-linux-gnu';
+const qemu = ['/usr/bin/qemu-aarch64', '/usr/bin/qemu-aarch64-static'].find((q) => existsSync(q));
+if (files.some((f) => f.startsWith('prebuilds/linux-arm64/')) && qemu !== undefined && existsSync(path.join(QEMU_LIBS, 'lib', 'ld-linux-aarch64.so.1'))) {
+  const project = mkdtempSync(path.join(tmpdir(), 'ipckit-arm64-'));
+  try {
+    writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'user', version: '1.0.0', type: 'module', private: true }));
+    writeFileSync(path.join(project, 'smoke.js'), ARM_SMOKE);
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--force', '--cpu=arm64', tarball], { cwd: project, stdio: 'ignore' });
+    for (const major of values.node.split(',')) {
+      const node = nodeBinary(major, 'arm64');
+      let out = '';
+      try {
+        out = execFileSync(qemu, ['-L', QEMU_LIBS, node, 'smoke.js'], { cwd: project, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      } catch (err) {
+        out = String(err.stderr ?? err);
+      }
+      let result = {};
+      try {
+        result = JSON.parse(out.trim().split('\n').pop());
+      } catch {
+        /* Reported below. */
+      }
+      check(`Node ${major} on arm64 (qemu-user): the prebuilt addon loads; semaphores, a segment's Mutex and a channel work`,
+        result.arch === 'arm64' && result.took === true && String(result.values) === '0,1' && result.got === 'ring', out.trim().split('\n').slice(-3).join(' '));
+    }
+  } finally {
+    rmSync(project, { recursive: true, force: true });
+  }
+} else {
+  console.log('skip arm64: no prebuilt arm64 addon in the tarball, or no qemu-aarch64 with arm64 libraries (apt-get install qemu-user g++-aarch64-linux-gnu)');
+}
+
 rmSync(tarball, { force: true });
 if (failures.length > 0) {
   console.error(`${failures.length} check(s) failed: ${failures.join('; ')}`);
