@@ -5,7 +5,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Fifo, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, formatKey } from '../src/index.js';
@@ -25,6 +25,14 @@ after(async () => {
 const ADDRESS_HELP = 'ADDRESS: /name for a POSIX queue; 0x1234, 4660, ftok:PATH:ID or id:N for a System V queue.';
 
 describe('ipckit help and usage errors', () => {
+  it('--version prints the package version (and -V, and --json); anything after it is a usage error', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.equal((await ok(['--version'])).stdout, `ipckit ${version}\n`);
+    assert.equal((await ok(['-V'])).stdout, `ipckit ${version}\n`);
+    assert.equal((await ok(['--version', '--json'])).stdout, `${JSON.stringify({ version })}\n`);
+    await fails(['--version', 'mq'], 2, 'ERR_IPC_USAGE');
+  });
+
   it('prints a Usage line and exits 0 for --help at every level', async () => {
     const cases: [string[], string][] = [
       [['--help'], 'Usage: ipckit <command> [options]'],

@@ -21,7 +21,7 @@ import { type Group, runCommandLine } from './program.js';
 const root: Group = {
   name: 'ipckit',
   summary: 'Every IPC mechanism of the Linux kernel, from the shell.',
-  details: 'Every command takes --help and --json. Exit status: 0 ok, 1 the operation failed\n' +
+  details: 'Every command takes --help and --json; ipckit --version prints the version. Exit status: 0 ok, 1 the operation failed\n' +
     '(the error code and message are printed on stderr), 2 the command line was not understood.',
   children: [mqCommand, shmCommand, semCommand, channelCommand, pipeCommand, fifoCommand, signalCommand, socketCommand, serveCommand, lsCommand, rmCommand, tourCommand, demoCommand, benchCommand],
 };

@@ -5,6 +5,7 @@
  * @internal
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { OwnerOption } from '../internal/trust.js';
 import { IpcError, systemError } from '../errors.js';
@@ -157,6 +158,12 @@ export function stdoutClosed(): boolean {
  * Errors are printed on stderr, as `CODE: message` or, when the command line
  * asks for --json, as one JSON object (see {@link reportFailure}).
  */
+/** The version in the package's package.json. */
+function packageVersion(): string {
+  const file = new URL('../../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
 export async function runCommandLine(root: Group, argv: string[], rootPath: string): Promise<number> {
   // Until the options are parsed (a usage error may come first), --json anywhere before "--" counts.
   const end = argv.indexOf('--');
@@ -176,6 +183,12 @@ export async function runCommandLine(root: Group, argv: string[], rootPath: stri
   let command: Command = root;
   let rest = argv;
   try {
+    if (rest[0] === '--version' || rest[0] === '-V') {
+      if (rest.length > 1 && !(rest.length === 2 && rest[1] === '--json')) throw usageError(`${path} ${rest[0]} takes no arguments (but --json).`);
+      const version = packageVersion();
+      process.stdout.write(json ? `${JSON.stringify({ version })}\n` : `${rootPath} ${version}\n`);
+      return 0;
+    }
     while (isGroup(command)) {
       const [first, ...others] = rest;
       if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
