@@ -22,7 +22,7 @@ import { describeSetting, descriptorError } from './internal/limits.js';
 import { DONE, type Operation, ReadinessLane, run, runSync, tryRun } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import { type StreamOptions, readableFrom, writableTo } from './internal/streams.js';
-import { checkBoolean, checkBytes, checkInteger, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import { checkBoolean, checkBytes, checkInteger, checkOptions, invalidArgument, optionalInteger, toBytes } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 
 const C = lazily(() => native.constants);
@@ -419,28 +419,28 @@ export class PipeWriteEnd extends PipeEnd {
    * Writes all of `data`, waiting while the pipe is full. Never blocks the
    * event loop. Fails with `EPIPE` when no process has the read end open.
    */
-  write(data: Uint8Array, options?: WaitOptions): Promise<void> {
+  write(data: Uint8Array | string, options?: WaitOptions): Promise<void> {
     const state = { offset: 0 };
-    return run(this.lane, 'write', options, NO_KEYS, () => this.#writeOp(checkBytes(data), state))
+    return run(this.lane, 'write', options, NO_KEYS, () => this.#writeOp(toBytes(data), state))
       .catch((err: unknown) => {
         throw this.#partial(err, state.offset, data.length);
       });
   }
 
   /** Writes all of `data`, blocking the calling thread while the pipe is full. */
-  writeSync(data: Uint8Array, options?: SyncWaitOptions): void {
+  writeSync(data: Uint8Array | string, options?: SyncWaitOptions): void {
     const state = { offset: 0 };
     try {
-      runSync(this.lane, 'writeSync', options, NO_KEYS, () => this.#writeOp(checkBytes(data), state));
+      runSync(this.lane, 'writeSync', options, NO_KEYS, () => this.#writeOp(toBytes(data), state));
     } catch (err) {
       throw this.#partial(err, state.offset, data.length);
     }
   }
 
   /** Writes what fits now; returns the number of bytes written (0 if the pipe is full, or earlier writes are waiting). */
-  tryWrite(data: Uint8Array): number {
+  tryWrite(data: Uint8Array | string): number {
     const state = { offset: 0 };
-    tryRun(this.lane, 'tryWrite', undefined, NO_KEYS, () => this.#writeOp(checkBytes(data), state));
+    tryRun(this.lane, 'tryWrite', undefined, NO_KEYS, () => this.#writeOp(toBytes(data), state));
     return state.offset;
   }
 
@@ -450,7 +450,7 @@ export class PipeWriteEnd extends PipeEnd {
    * whole. Messages of at most `PIPE_BUF - 4` bytes are atomic, even with
    * several writers.
    */
-  writeMessage(data: Uint8Array, options?: WaitOptions): Promise<void> {
+  writeMessage(data: Uint8Array | string, options?: WaitOptions): Promise<void> {
     let framed: Buffer;
     try {
       framed = frame(data, this.address);
@@ -461,7 +461,7 @@ export class PipeWriteEnd extends PipeEnd {
   }
 
   /** The blocking form of {@link writeMessage}. */
-  writeMessageSync(data: Uint8Array, options?: SyncWaitOptions): void {
+  writeMessageSync(data: Uint8Array | string, options?: SyncWaitOptions): void {
     this.writeSync(frame(data, this.address), options);
   }
 

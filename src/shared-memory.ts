@@ -19,7 +19,7 @@ import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal
 import { Handle, createOrOpen } from './internal/handle.js';
 import { describeSetting, descriptorError, readProcNumber } from './internal/limits.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
-import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions, invalidArgument } from './internal/validate.js';
+import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, toBytes } from './internal/validate.js';
 
 const C = lazily(() => native.constants);
 
@@ -249,10 +249,10 @@ export abstract class SharedMemory extends Handle {
     return target;
   }
 
-  /** Copies `data` into the segment at `offset`. */
-  write(data: Uint8Array, offset = 0): void {
+  /** Copies `data` into the segment at `offset` (a string: its UTF-8 bytes). */
+  write(input: Uint8Array | string, offset = 0): void {
     this.check('write');
-    checkBytes(data);
+    const data = toBytes(input);
     if (this.readOnly) throw this.readOnlyError('write');
     const [bytes, at] = this.#span(offset, data.length);
     native.copyBytes(bytes, at, data, 0, data.length);

@@ -34,7 +34,7 @@ import { type SocketAddress, type SocketType, parseSocketAddress } from './inter
 import { oPathFlags, bindingAt } from './internal/socket-file.js';
 import { type StreamOptions } from './internal/streams.js';
 import { type OwnerOption, checkOwner } from './internal/trust.js';
-import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger, toBytes } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin, checkTimeout, timeoutError } from './internal/wait.js';
 
 const C = lazily(() => native.constants);
@@ -720,26 +720,27 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   }
 
   /** Writes raw bytes (stream sockets), all of them, waiting while the socket is full. */
-  write(data: Uint8Array, options?: WaitOptions): Promise<void> {
+  write(data: Uint8Array | string, options?: WaitOptions): Promise<void> {
     try {
       this.#streamOnly('write');
-      return this.#sendBytes('write', checkBytes(data), null, options, false);
+      return this.#sendBytes('write', toBytes(data), null, options, false);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
   /** The blocking form of {@link write}. */
-  writeSync(data: Uint8Array, options?: SyncWaitOptions): void {
+  writeSync(data: Uint8Array | string, options?: SyncWaitOptions): void {
     this.#streamOnly('writeSync');
     this.#flushDeferred();
-    runSync(this.writeLane, 'writeSync', options, NO_KEYS, () => this.#streamOp(null, checkBytes(data), null));
+    const bytes = toBytes(data);
+    runSync(this.writeLane, 'writeSync', options, NO_KEYS, () => this.#streamOp(null, bytes, null));
   }
 
   /** Writes what fits now of raw bytes (stream sockets): the number written (0 if the socket is full, or sends wait before it). */
-  tryWrite(data: Uint8Array): number {
+  tryWrite(input: Uint8Array | string): number {
     this.#streamOnly('tryWrite');
-    checkBytes(data);
+    const data = toBytes(input);
     this.#flushDeferred();
     let written = 0;
     tryRun(this.writeLane, 'tryWrite', undefined, NO_KEYS, () => ({

@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoValue } from '../src/errors.js';
 import {
   Fifo, IpcError, Mutex, PipeReadEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, SysvMessageQueue, listenForSignals, pipe, sendSignal,
+  socketPair,
 } from '../src/index.js';
 import { native } from '../src/native.js';
 import { loopStarved } from '../src/internal/operation.js';
@@ -50,6 +51,42 @@ function busyWaiters(): number {
 }
 
 const { O_NONBLOCK } = native.constants;
+
+describe('strings wherever bytes are sent', () => {
+  it('a string is sent or written as its UTF-8 bytes: queues, pipes (raw and framed), sockets, segments', async () => {
+    const text = 'héllo, wörld ✓';
+    const bytes = Buffer.from(text, 'utf8');
+    const name = objects.name();
+    using posix = PosixMessageQueue.create(name, { maxMessages: 2, maxMessageSize: 64 });
+    posix.sendSync(text);
+    assert.deepEqual(posix.receiveSync().data, bytes);
+    assert.equal(posix.trySend(text), true);
+    assert.deepEqual(posix.tryReceive()!.data, bytes);
+    posix.unlink();
+    const key = objects.key();
+    using sysv = SysvMessageQueue.create(key);
+    await sysv.send(3, text);
+    assert.deepEqual(sysv.receiveSync(), { data: bytes, type: 3 });
+    sysv.remove();
+    const ends = pipe();
+    using r = ends.readEnd;
+    using w = ends.writeEnd;
+    w.writeSync(text);
+    await w.writeMessage(text);
+    assert.deepEqual(r.readSync({ maxBytes: bytes.length }), bytes);
+    assert.deepEqual(await r.readMessage(), bytes);
+    const [a, b] = socketPair();
+    using left = a;
+    using right = b;
+    await left.send(text);
+    assert.deepEqual((await right.receive()).data, bytes);
+    using shm = PosixSharedMemory.create(objects.shmName(), { size: 64 });
+    shm.write(text, 4);
+    assert.deepEqual(shm.read(4, bytes.length), bytes);
+    shm.unlink();
+    throwsWith(() => w.writeSync(7 as never), 'ERR_IPC_INVALID_ARGUMENT', /a Uint8Array, Buffer or string/);
+  });
+});
 
 describe('descriptor modes', () => {
   it('an async receive that waited leaves the queue descriptor blocking: *Sync calls still wait', async () => {
@@ -810,7 +847,7 @@ describe('descriptors a handle owns', () => {
   it('a proxy around a Uint8Array is refused as data, not handed to the kernel', () => {
     const name = objects.name();
     using q = PosixMessageQueue.create(name, { maxMessages: 2, maxMessageSize: 16 });
-    throwsWith(() => q.sendSync(new Proxy(Buffer.from('x'), {})), 'ERR_IPC_INVALID_ARGUMENT', /a Uint8Array or Buffer/);
+    throwsWith(() => q.sendSync(new Proxy(Buffer.from('x'), {})), 'ERR_IPC_INVALID_ARGUMENT', /a Uint8Array, Buffer or string/);
     assert.equal(q.attributes().messages, 0);
     q.unlink();
   });

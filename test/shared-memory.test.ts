@@ -131,7 +131,11 @@ describe('POSIX shared memory', () => {
     throwsWith(() => shm.write(Buffer.alloc(1), 16), 'ERR_IPC_INVALID_ARGUMENT');
     throwsWith(() => shm.read(-1, 1), 'ERR_IPC_INVALID_ARGUMENT', /offset/);
     throwsWith(() => shm.read(8, 9), 'ERR_IPC_INVALID_ARGUMENT');
-    throwsWith(() => shm.write('text' as unknown as Buffer), 'ERR_IPC_INVALID_ARGUMENT', /Uint8Array/);
+    throwsWith(() => shm.write(42 as unknown as Buffer), 'ERR_IPC_INVALID_ARGUMENT', /a Uint8Array, Buffer or string/);
+    // A string is written as its UTF-8 bytes.
+    shm.write('naïve', 2);
+    assert.deepEqual(shm.read(2, 6), Buffer.from('naïve'));
+    throwsWith(() => shm.write('x'.repeat(17)), 'ERR_IPC_INVALID_ARGUMENT', /length must be an integer from 0 to 16/);
     assert.equal(shm.read(16).length, 0);
     shm.unlink();
   });

@@ -5,7 +5,7 @@
  */
 import { Decoder, EXT_TIMESTAMP, Encoder, ExtensionCodec, decodeTimestampExtension, encodeTimestampExtension } from '@msgpack/msgpack';
 import { IpcError } from '../errors.js';
-import { checkBytes, invalidArgument, isWellFormed } from './validate.js';
+import { invalidArgument, isWellFormed, toBytes } from './validate.js';
 
 /** Turns values into message bytes and back. */
 export interface Codec<T> {
@@ -17,7 +17,8 @@ export interface Codec<T> {
  * What a send accepts for messages received as `T`: any `Uint8Array` when
  * messages are raw bytes (received as `Buffer`), `T` itself with a codec.
  */
-export type Outgoing<T> = [T] extends [Buffer] ? Uint8Array : T;
+/** What a send takes: bytes (a string is sent as its UTF-8 bytes) without a codec, the codec's values with one. */
+export type Outgoing<T> = [T] extends [Buffer] ? Uint8Array | string : T;
 
 /**
  * A codec choice: `'json'` (UTF-8 JSON text), `'msgpack'` (MessagePack:
@@ -100,7 +101,7 @@ const msgpackCodec: Codec<unknown> = {
 };
 
 const rawCodec: Codec<Buffer> = {
-  encode: (value) => checkBytes(value),
+  encode: (value) => toBytes(value) as Buffer,
   decode: (bytes) => bytes,
 };
 

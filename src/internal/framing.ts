@@ -6,7 +6,7 @@
  * @module
  */
 import { IpcError } from '../errors.js';
-import { checkBytes } from './validate.js';
+import { toBytes } from './validate.js';
 
 /** Bytes in a frame's length prefix. */
 export const FRAME_HEADER = 4;
@@ -32,8 +32,8 @@ export interface ByteSource {
 const DIRECT_READ = 64 * 1024;
 
 /** `data` with its length prefix, ready to write. */
-export function frame(data: Uint8Array, address: string): Buffer {
-  checkBytes(data);
+export function frame(input: Uint8Array | string, address: string): Buffer {
+  const data = toBytes(input);
   if (data.length > MAX_FRAME) {
     throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${data.length}-byte message exceeds the framing limit of ${MAX_FRAME} bytes.`, { address });
   }

@@ -99,6 +99,15 @@ export function checkBoolean(value: unknown, name: string, fallback = false): bo
 }
 
 /** Message bytes: a Uint8Array (Buffer included). */
+/** Bytes to send or write: a Uint8Array (or Buffer) as it is, a string as its UTF-8 encoding. */
+export function toBytes(value: unknown, name = 'data'): Uint8Array {
+  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  if (!ArrayBuffer.isView(value) || !(value instanceof Uint8Array)) {
+    throw invalidArgument(name, value, 'a Uint8Array, Buffer or string (or configure a codec for other values)');
+  }
+  return value;
+}
+
 export function checkBytes(value: unknown, name = 'data'): Uint8Array {
   // isView: a Proxy around a Uint8Array passes instanceof, but is no view the addon can read.
   if (!ArrayBuffer.isView(value) || !(value instanceof Uint8Array)) {
