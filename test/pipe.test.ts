@@ -268,7 +268,7 @@ describe('pipe()', () => {
     throwsWith(() => pipe({ capacity: 0 }), 'ERR_IPC_INVALID_ARGUMENT', /capacity/);
     throwsWith(() => pipe({ nonBlocking: 'yes' as unknown as boolean }), 'ERR_IPC_INVALID_ARGUMENT');
     const { readEnd, writeEnd } = pipe();
-    throwsWith(() => writeEnd.tryWrite('text' as unknown as Buffer), 'ERR_IPC_INVALID_ARGUMENT');
+    throwsWith(() => writeEnd.tryWrite(42 as unknown as Buffer), 'ERR_IPC_INVALID_ARGUMENT', /a Uint8Array, Buffer or string/);
     throwsWith(() => readEnd.tryRead({ maxBytes: 0 }), 'ERR_IPC_INVALID_ARGUMENT', /maxBytes/);
     const pending = readEnd.read();
     readEnd.close();
