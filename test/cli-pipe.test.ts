@@ -34,6 +34,11 @@ describe('ipckit pipe run', () => {
     assert.match(await fails(['pipe', 'run', '--', 'no-such-command-ipckit', ':::', 'cat'], 1, 'ENOENT'), /no such command on the PATH/);
     await fails(['pipe', 'run', '--', ':::', 'cat'], 2, 'ERR_IPC_USAGE');
     await fails(['pipe', 'run'], 2, 'ERR_IPC_USAGE');
+    // --pipefail: the last non-zero status of any command, as bash's set -o pipefail.
+    assert.equal((await ipckit(['pipe', 'run', '--', 'sh', '-c', 'exit 3', ':::', 'cat'])).status, 0);
+    assert.equal((await ipckit(['pipe', 'run', '--pipefail', '--', 'sh', '-c', 'exit 3', ':::', 'cat'])).status, 3);
+    assert.equal((await ipckit(['pipe', 'run', '--pipefail', '--', 'sh', '-c', 'exit 3', ':::', 'sh', '-c', 'cat; exit 5', ':::', 'cat'])).status, 5);
+    assert.equal((await ipckit(['pipe', 'run', '--pipefail', '--', 'echo', 'ok', ':::', 'cat'])).status, 0);
   });
 });
 

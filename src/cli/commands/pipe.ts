@@ -267,8 +267,11 @@ const run: Leaf = {
   maxArgs: 1024,
   details: 'No shell is involved: ipckit makes one pipe between each pair of commands, hands the ends to the\n' +
     'children (stdout of one, stdin of the next), closes its own copies, and exits with the last command\'s\n' +
-    'status. With --json a summary follows the pipeline\'s own output.',
-  options: {},
+    'status (with --pipefail: the last non-zero status of any command, 0 if all succeeded, as bash\'s\n' +
+    'set -o pipefail). With --json a summary follows the pipeline\'s own output.',
+  options: {
+    pipefail: { type: 'boolean', description: 'exit with the last non-zero status of any command, not the last command\'s' },
+  },
   async run(ctx) {
     const commands = splitCommands(ctx.positionals);
     const children: { command: string[]; child: ChildProcess; done: Promise<{ status: number; error?: Error }> }[] = [];
@@ -293,7 +296,8 @@ const run: Leaf = {
       const err = failed.error as NodeJS.ErrnoException;
       throw new IpcError(err.code === 'ENOENT' ? 'ENOENT' : 'ERR_IPC_PEER_FAILED', `${err.message}: no such command on the PATH.`);
     }
-    const status = results[results.length - 1]!.status;
+    const statuses = results.map((r) => r.status);
+    const status = ctx.values.pipefail ? statuses.filter((s) => s !== 0).pop() ?? 0 : statuses[statuses.length - 1]!;
     if (ctx.json) {
       printJson({ status, commands: children.map((c, i) => ({ command: c.command, pid: c.child.pid ?? null, status: results[i]!.status })) });
     }
