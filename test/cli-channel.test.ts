@@ -366,7 +366,7 @@ describe('ipckit channel stat, channel rm and rm', () => {
   it('channel rm and rm remove a channel; stat, send, recv and rm then fail with ENOENT', async () => {
     const name = objects.shmName('channel');
     Channel.create(name, { capacity: 64 }).close();
-    assert.equal((await ok(['channel', 'rm', name])).stdout, '');
+    assert.equal((await ok(['channel', 'rm', name])).stdout, `removed ${name} (channel)\n`);
     assert.equal(exists(name), false);
     const [stat, , , , top] = await all([
       () => fails(['channel', 'stat', name], 1, 'ENOENT'),
@@ -390,7 +390,7 @@ describe('ipckit channel stat, channel rm and rm', () => {
     PosixSharedMemory.create(name, { size: 4096 }).close();
     assert.equal((await ok(['rm', name, '--json'])).stdout, `{"removed":"${name}","kind":"shm"}\n`);
     Channel.create(name, { capacity: 64 }).close();
-    assert.equal((await ok(['channel', 'rm', name, '--json'])).stdout, `{"removed":"${name}"}\n`);
+    assert.equal((await ok(['channel', 'rm', name, '--json'])).stdout, `{"removed":"${name}","kind":"channel"}\n`);
     assert.equal(exists(name), false);
   });
 });

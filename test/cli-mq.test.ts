@@ -469,7 +469,7 @@ describe('ipckit mq stat, mq rm and rm', () => {
   it('mq rm and rm remove a queue; stat, recv, send and rm then fail with ENOENT', async () => {
     const name = objects.name();
     PosixMessageQueue.create(name).close();
-    assert.equal((await ok(['mq', 'rm', name])).stdout, '');
+    assert.equal((await ok(['mq', 'rm', name])).stdout, `removed ${name} (message queue)\n`);
     assert.equal(posixQueueExists(name), false);
     const [stat, , , , top] = await all([
       () => fails(['mq', 'stat', name], 1, 'ENOENT'),
@@ -498,7 +498,7 @@ describe('ipckit mq stat, mq rm and rm', () => {
     assert.match(sysvStat!, /No queue has this key/);
 
     SysvMessageQueue.create(key).close();
-    assert.equal((await ok(['mq', 'rm', address, '--json'])).stdout, `{"removed":"${address}"}\n`);
+    assert.equal((await ok(['mq', 'rm', address, '--json'])).stdout, `{"removed":"${address}","kind":"mq"}\n`);
     assert.equal(sysvQueueKeys().has(key), false);
   });
 

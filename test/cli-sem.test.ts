@@ -126,7 +126,7 @@ describe('ipckit sem create', () => {
       const address = `ftok:${file}:9`;
       const info = json((await ok(['sem', 'create', address, '--json'])).stdout);
       assert.deepEqual([info.key, info.address], [key, `${formatKey(key)} (ftok ${file}:9)`]);
-      assert.equal((await ok(['sem', 'rm', address, '--json'])).stdout, `{"removed":"${address}"}\n`);
+      assert.equal((await ok(['sem', 'rm', address, '--json'])).stdout, `{"removed":"${address}","kind":"sem"}\n`);
       assert.equal(sysvSemaphoreKeys().has(key), false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -379,8 +379,8 @@ describe('ipckit sem stat and rm', () => {
     const address = formatKey(key);
     NamedSemaphore.create(name).close();
     SemaphoreSet.create(key).close();
-    assert.equal((await ok(['sem', 'rm', name])).stdout, '');
-    assert.equal((await ok(['sem', 'rm', address, '--json'])).stdout, `{"removed":"${address}"}\n`);
+    assert.equal((await ok(['sem', 'rm', name])).stdout, `removed ${name} (semaphore)\n`);
+    assert.equal((await ok(['sem', 'rm', address, '--json'])).stdout, `{"removed":"${address}","kind":"sem"}\n`);
     assert.deepEqual([namedSemaphoreExists(name), sysvSemaphoreKeys().has(key)], [false, false]);
     const [stat, , , rm, , , , sysvRm, top] = await all([
       ...[['stat'], ['wait', '--nonblock'], ['post'], ['rm']].map(([verb, ...rest]) => () => fails(['sem', verb!, name, ...rest], 1, 'ENOENT')),

@@ -63,7 +63,7 @@ describe('ipckit shm', () => {
     const row = inventory.objects.find((o) => o.kind === 'sysv-shm' && o.address === address);
     assert.deepEqual([row?.size, row?.attachments, row?.processes[0]], [100, 0, { pid: created.pid, role: 'creator', alive: false }]);
     assert.deepEqual(lsRow(inventory.text, address)?.slice(0, 6), ['sysv-shm', address, userInfo().username, '0600', '-', '100']);
-    assert.equal((await ok(['shm', 'rm', address, '--json'])).stdout, `{"removed":"${address}"}\n`);
+    assert.equal((await ok(['shm', 'rm', address, '--json'])).stdout, `{"removed":"${address}","kind":"shm"}\n`);
     assert.equal(sysvSegmentKeys().has(key), false);
   });
 

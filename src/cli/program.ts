@@ -351,8 +351,20 @@ export async function readStdin(): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** The `rm <address>` verb of a mechanism: `remove` destroys the object at a command-line address. */
-export function removeVerb(summary: string, addressHelp: string, remove: (address: string) => void): Leaf {
+/** What `ipckit rm` and each noun's `rm` remove, by `--kind`, with how they are named in output. */
+export const REMOVABLE_KINDS = {
+  mq: 'message queue', shm: 'shared memory segment', channel: 'channel', sem: 'semaphore', fifo: 'FIFO', socket: 'stale socket file',
+} as const;
+export type RemovableKind = keyof typeof REMOVABLE_KINDS;
+
+/** What every rm prints: `removed ADDRESS (kind)`, or with --json `{ "removed", "kind" }`. */
+export function printRemoved(ctx: CommandContext, address: string, kind: RemovableKind): void {
+  if (ctx.json) printJson({ removed: address, kind });
+  else process.stdout.write(`removed ${address} (${REMOVABLE_KINDS[kind]})\n`);
+}
+
+/** The `rm <address>` verb of a mechanism: `remove` destroys the object of `kind` at a command-line address. */
+export function removeVerb(kind: RemovableKind, summary: string, addressHelp: string, remove: (address: string) => void): Leaf {
   return {
     name: 'rm',
     summary,
@@ -364,7 +376,7 @@ export function removeVerb(summary: string, addressHelp: string, remove: (addres
     async run(ctx) {
       const address = ctx.positionals[0]!;
       remove(address);
-      if (ctx.json) printJson({ removed: address });
+      printRemoved(ctx, address, kind);
     },
   };
 }

@@ -184,7 +184,7 @@ const stat: Leaf = {
   },
 };
 
-const rm = removeVerb('remove a channel (unlink its name; processes that have it open keep using it)', NAME_HELP, removeChannel);
+const rm = removeVerb('channel', 'remove a channel (unlink its name; processes that have it open keep using it)', NAME_HELP, removeChannel);
 
 /** Removes the channel at a command-line name. */
 export function removeChannel(address: string): void {

@@ -12,7 +12,7 @@ import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
 import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
 import { type IpcObjectInfo, isNamedSemaphore, isSocketFile, listIpcObjects, readChannelHeader, removeStaleSocket } from '../../inventory.js';
 import { SemaphoreSet } from '../../semaphore.js';
-import { type Leaf, printJson, usageError } from '../program.js';
+import { type Leaf, REMOVABLE_KINDS, type RemovableKind, printJson, printRemoved, usageError } from '../program.js';
 import { removeChannel } from './channel.js';
 import { removeQueue } from './mq.js';
 import { removeSemaphore } from './sem.js';
@@ -103,8 +103,8 @@ export const lsCommand: Leaf = {
   },
 };
 
-const KINDS = { mq: 'message queue', shm: 'shared memory segment', channel: 'channel', sem: 'semaphore', fifo: 'FIFO', socket: 'socket file' } as const;
-type Kind = keyof typeof KINDS;
+const KINDS = REMOVABLE_KINDS;
+type Kind = RemovableKind;
 
 /** A Unix socket address: `unix:/path`, `unix-dgram:/path`, `unix-seqpacket:@name`... */
 const SOCKET_ADDRESS = /^unix(-dgram|-seqpacket)?:/;
@@ -216,7 +216,6 @@ export const rmCommand: Leaf = {
     }
     const kind = found[0]!;
     removeAt(kind, address);
-    if (ctx.json) printJson({ removed: address, kind });
-    else process.stdout.write(`removed ${address} (${kind === 'socket' ? 'stale socket file' : KINDS[kind]})\n`);
+    printRemoved(ctx, address, kind);
   },
 };

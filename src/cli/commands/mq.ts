@@ -207,7 +207,7 @@ const stat: Leaf = {
   },
 };
 
-const rm = removeVerb('remove a queue (POSIX: unlink the name; System V: IPC_RMID)', ADDRESS_HELP, removeQueue);
+const rm = removeVerb('mq', 'remove a queue (POSIX: unlink the name; System V: IPC_RMID)', ADDRESS_HELP, removeQueue);
 
 /** Removes the queue at a command-line address. */
 export function removeQueue(address: string): void {

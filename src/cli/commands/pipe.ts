@@ -237,7 +237,7 @@ const write: Leaf = {
 export const fifoCommand: Group = {
   name: 'fifo',
   summary: 'named pipes (FIFOs): create, read, write, remove',
-  children: [create, read, write, removeVerb('remove a FIFO', 'PATH: the FIFO to remove (refuses anything that is not a FIFO).', (path) => Fifo.unlink(path))],
+  children: [create, read, write, removeVerb('fifo', 'remove a FIFO', 'PATH: the FIFO to remove (refuses anything that is not a FIFO).', (path) => Fifo.unlink(path))],
 };
 
 /** Splits `A a ::: B b` into commands. */

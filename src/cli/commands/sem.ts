@@ -237,7 +237,7 @@ const stat: Leaf = {
   },
 };
 
-const rm = removeVerb('remove a semaphore (POSIX: unlink the name; System V: IPC_RMID, its waiters fail with EIDRM)', ADDRESS_HELP, removeSemaphore);
+const rm = removeVerb('sem', 'remove a semaphore (POSIX: unlink the name; System V: IPC_RMID, its waiters fail with EIDRM)', ADDRESS_HELP, removeSemaphore);
 
 /** Removes the semaphore at a command-line address. */
 export function removeSemaphore(address: string): void {

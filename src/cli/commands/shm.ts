@@ -141,7 +141,7 @@ const stat: Leaf = {
   },
 };
 
-const rm = removeVerb('remove a segment (POSIX: unlink the name; System V: IPC_RMID, it dies at the last detach)', ADDRESS_HELP, removeSegment);
+const rm = removeVerb('shm', 'remove a segment (POSIX: unlink the name; System V: IPC_RMID, it dies at the last detach)', ADDRESS_HELP, removeSegment);
 
 /** Removes the segment at a command-line address. */
 export function removeSegment(address: string): void {
