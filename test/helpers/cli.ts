@@ -230,9 +230,12 @@ export type LsObject = IpcObjectInfo;
 
 /** `ipckit ls --json` and `ipckit ls`, run side by side. */
 export async function ls(): Promise<{ objects: LsObject[]; notes: string[]; text: string }> {
-  const [asJson, asText] = await all([() => ok(['ls', '--json']), () => ok(['ls'])]);
-  const inventory = json(asJson!.stdout) as unknown as { objects: LsObject[]; notes: string[] };
-  return { ...inventory, text: asText!.stdout };
+  // One after the other: a child this process is starting holds copies of its descriptors between fork
+  // and exec, and a listing made meanwhile would rightly name that child as a holder too.
+  const asJson = await ok(['ls', '--json']);
+  const asText = await ok(['ls']);
+  const inventory = json(asJson.stdout) as unknown as { objects: LsObject[]; notes: string[] };
+  return { ...inventory, text: asText.stdout };
 }
 
 /** The row of `ipckit ls` text output for `address`, split into its columns. */
