@@ -10,6 +10,7 @@ import {
   type Stats, closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, statSync, statfsSync,
   unlinkSync,
 } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { endianness, tmpdir } from 'node:os';
 import { E, IpcError, systemError } from './errors.js';
 import { formatKey } from './internal/address.js';
@@ -311,6 +312,31 @@ function posixAttributes(name: string): { messages: number; maxBytes: number } |
   return undefined;
 }
 
+/**
+ * The POSIX queues of this IPC namespace seen through a private mqueue
+ * mount, for root when /dev/mqueue is not mounted: `unshare --mount` gives
+ * the mount a namespace of its own (this machine's mounts are untouched),
+ * and the shell there prints each queue's name, owner, mode and QSIZE,
+ * NUL-separated (a name may hold any byte but "/"). Undefined when that
+ * cannot be done.
+ */
+function queuesThroughPrivateMount(): Map<string, { uid: number; mode: number; bytes: number | null }> | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const script = 'd=$(mktemp -d) && mount -t mqueue ipckit-ls "$d" && cd "$d" || exit 1\n' +
+    'for f in * .[!.]* ..?*; do [ -e "$f" ] || continue; ' +
+    'printf "%s\\0%s\\0%s\\0%s\\0" "$f" "$(stat -c %u -- "$f")" "$(stat -c %a -- "$f")" "$(sed -n "s/^QSIZE:\\([0-9]*\\).*/\\1/p" -- "$f")"; done\n' +
+    'cd / && umount "$d" && rmdir "$d"';
+  const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { encoding: 'latin1', timeout: 5_000 });
+  if (r.status !== 0 || typeof r.stdout !== 'string') return undefined;
+  const fields = r.stdout.split('\0');
+  const view = new Map<string, { uid: number; mode: number; bytes: number | null }>();
+  for (let i = 0; i + 3 < fields.length; i += 4) {
+    const name = Buffer.from(fields[i]!, 'latin1').toString('utf8');
+    view.set(`/${name}`, { uid: Number(fields[i + 1]), mode: Number.parseInt(fields[i + 2]!, 8), bytes: fields[i + 3] === '' ? null : Number(fields[i + 3]) });
+  }
+  return view;
+}
+
 function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[] {
   let mounted = false;
   try {
@@ -320,8 +346,12 @@ function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[]
   }
   const open = scan.queues;
   const names = new Set<string>();
+  // Without the mount, root can still look through one of its own, in a mount namespace of its own.
+  const privateView = mounted ? undefined : queuesThroughPrivateMount();
   if (mounted) {
     for (const entry of readdirSync(MQUEUE_DIR)) names.add(`/${entry}`);
+  } else if (privateView !== undefined) {
+    for (const name of privateView.keys()) names.add(name);
   } else {
     notes.push(`${MQUEUE_DIR} is not mounted, so POSIX message queues that no process has open cannot be listed ` +
       '(the ones open in a process you may inspect are shown). To list them all: ' +
@@ -329,15 +359,16 @@ function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[]
   }
   for (const [key, entry] of open) if (!entry.deleted) names.add(key);
   const objects: IpcObjectInfo[] = [];
-  const describe = (address: string, statPath: string, holders: Set<number> | undefined, live: boolean): void => {
-    let st;
+  const describe = (address: string, statPath: string | undefined, holders: Set<number> | undefined, live: boolean): void => {
+    let st: { uid: number; mode: number };
+    const seen = privateView?.get(address);
     try {
-      st = statSync(statPath);
+      st = statPath === undefined ? seen! : statSync(statPath);
     } catch {
       return; // Removed while we looked.
     }
     const attrs = live ? posixAttributes(address) : undefined;
-    let bytes: number | null = null;
+    let bytes: number | null = seen?.bytes ?? null;
     if (mounted && live) {
       const qsize = /QSIZE:\s*([0-9]+)/.exec(readFileSync(`${MQUEUE_DIR}${address}`, 'utf8'))?.[1];
       if (qsize !== undefined) bytes = Number(qsize);
@@ -351,7 +382,7 @@ function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[]
   };
   for (const name of [...names].sort()) {
     const entry = open.get(name);
-    describe(name, mounted ? `${MQUEUE_DIR}${name}` : entry!.fdPath, entry?.holders, true);
+    describe(name, mounted ? `${MQUEUE_DIR}${name}` : entry?.fdPath, entry?.holders, true);
   }
   for (const [key, entry] of open) {
     if (entry.deleted) describe(key.slice(0, -1), entry.fdPath, entry.holders, false);

@@ -4,16 +4,16 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import {
   Channel, Fifo, NamedSemaphore, PosixMessageQueue, PosixSharedMemory, SemaphoreSet, SysvMessageQueue, formatKey,
 } from '../src/index.js';
-import { type LsObject, fails, launch, ls, lsRow, ok } from './helpers/cli.js';
+import { CLI, type LsObject, fails, launch, ls, lsRow, ok } from './helpers/cli.js';
 import { waitUntil } from './helpers/assert.js';
 import { MQUEUE_MAGIC, ObjectTracker, namedSemaphoreExists, posixQueueExists, sysvQueueKeys, sysvSemaphoreKeys } from './helpers/objects.js';
-import { Peer, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
+import { Peer, canRunAs, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
 
 const objects = new ObjectTracker();
 
@@ -88,10 +88,10 @@ describe('ipckit ls', () => {
     const listed = inventory.objects.find((o) => o.address === name);
     assert.deepEqual({ ...listed, processes: holders(listed) }, {
       kind: 'posix-mq', address: name, uid: process.getuid!(), owner, mode: 0o640,
-      messages: 0, bytes: mqueueMounted ? 0 : null, maxBytes: 150,
+      messages: 0, bytes: mqueueMounted || privateMountWorks() ? 0 : null, maxBytes: 150,
       processes: [{ pid: peer.pid, role: 'holder', alive: true }],
     });
-    assert.deepEqual(ownRow(lsRow(inventory.text, name)), ['posix-mq', name, owner, '0640', '0', mqueueMounted ? '0' : '?', `open:${peer.pid}`]);
+    assert.deepEqual(ownRow(lsRow(inventory.text, name)), ['posix-mq', name, owner, '0640', '0', mqueueMounted || privateMountWorks() ? '0' : '?', `open:${peer.pid}`]);
 
     // Once the holder has exited, the queue is listed only where /dev/mqueue is mounted.
     {
@@ -102,7 +102,8 @@ describe('ipckit ls', () => {
     await peer.success();
     inventory = await ls();
     const entry = inventory.objects.find((o) => o.address === name);
-    if (mqueueMounted) {
+    if (mqueueMounted || privateMountWorks()) {
+      // Listed from /dev/mqueue, or (root without it) through a private mqueue mount.
       assert.deepEqual(holders(entry), []);
     } else {
       // Listed at all only while another process (another ls) has it open.
@@ -113,6 +114,35 @@ describe('ipckit ls', () => {
       assert.equal(mqueueNotes.length, 1);
       assert.match(mqueueNotes[0]!, /^\/dev\/mqueue is not mounted, so POSIX message queues that no process has open cannot be listed/);
       assert.ok(inventory.text.includes(`\nnote: ${mqueueNotes[0]}\n`));
+    }
+    PosixMessageQueue.unlink(name);
+  });
+});
+
+/** Whether this process may give `unshare --mount` a private mqueue mount (root, with util-linux's unshare). */
+function privateMountWorks(): boolean {
+  return process.getuid!() === 0 && spawnSync('unshare', ['--mount', 'true']).status === 0;
+}
+
+describe('ipckit ls without /dev/mqueue mounted', () => {
+  it('lists, as root, a queue nobody holds open through a private mqueue mount; as another user, says what it cannot see', async (t) => {
+    if (!privateMountWorks()) return t.skip('needs root and unshare (a mount namespace of its own)');
+    const name = objects.name('nomount');
+    PosixMessageQueue.create(name, { mode: 0o640 }).close();
+    // /dev/mqueue unmounted in a mount namespace of the listing's own: the machine's stays as it is.
+    const listing = (asUser: string): string => execFileSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
+      `umount /dev/mqueue 2>/dev/null; ! grep -q ' mqueue ' /proc/self/mounts || exit 9; exec ${asUser} "$0" "$1" ls --json`,
+      process.execPath, CLI], { encoding: 'utf8' });
+    const asRoot = JSON.parse(listing('')) as { objects: LsObject[]; notes: string[] };
+    const entry = asRoot.objects.find((o) => o.address === name);
+    assert.deepEqual(entry && { ...entry }, {
+      kind: 'posix-mq', address: name, uid: 0, owner: 'root', mode: 0o640, messages: 0, bytes: 0, maxBytes: entry?.maxBytes, processes: [],
+    });
+    assert.deepEqual(asRoot.notes.filter((n) => n.startsWith('/dev/mqueue')), []);
+    if (spawnSync('setpriv', ['--version']).status === 0 && canRunAs(65534)) {
+      const asNobody = JSON.parse(listing('setpriv --reuid=65534 --regid=65534 --clear-groups --')) as { objects: LsObject[]; notes: string[] };
+      assert.equal(asNobody.objects.some((o) => o.address === name), false);
+      assert.match(asNobody.notes.find((n) => n.startsWith('/dev/mqueue')) ?? '', /^\/dev\/mqueue is not mounted, so POSIX message queues that no process has open cannot be listed/);
     }
     PosixMessageQueue.unlink(name);
   });
