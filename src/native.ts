@@ -22,14 +22,18 @@ export interface NativeFdWatcher {
   unref(): void;
 }
 
-/** Fields of `msgctl(IPC_STAT)`. */
-export interface NativeMsgStat {
+/** The owner, creator and mode every System V stat reports (SetIpcPerm in native/common.h). */
+export interface NativeIpcPerm {
   key: number;
   uid: number;
   gid: number;
   cuid: number;
   cgid: number;
   mode: number;
+}
+
+/** Fields of `msgctl(IPC_STAT)`. */
+export interface NativeMsgStat extends NativeIpcPerm {
   messages: number;
   bytes: number;
   maxBytes: number;
@@ -41,15 +45,9 @@ export interface NativeMsgStat {
 }
 
 /** Fields of `shmctl(IPC_STAT)`. */
-export interface NativeShmStat {
-  key: number;
+export interface NativeShmStat extends NativeIpcPerm {
   size: number;
-  mode: number;
   removed: boolean;
-  uid: number;
-  gid: number;
-  cuid: number;
-  cgid: number;
   attachments: number;
   creatorPid: number;
   lastPid: number;
@@ -59,13 +57,7 @@ export interface NativeShmStat {
 }
 
 /** Fields of `semctl(IPC_STAT)`. */
-export interface NativeSemStat {
-  key: number;
-  uid: number;
-  gid: number;
-  cuid: number;
-  cgid: number;
-  mode: number;
+export interface NativeSemStat extends NativeIpcPerm {
   count: number;
   opTime: number;
   changeTime: number;
