@@ -82,6 +82,23 @@ if (process.argv[2] === 'child') {
 }
 `;
 
+// TypeScript as a user sets it up: the settings \`tsc --init\` writes (types: [], strict, nodenext),
+// with Node's types coming in through the package's own declarations.
+const TYPED = `
+import { IpcError, PosixMessageQueue } from 'ipckit';
+const q = PosixMessageQueue.create('/ipckit-pkg-ts-' + process.pid, { codec: 'json' });
+try {
+  await q.send({ n: 41 });
+  const { data } = await q.receive({ timeout: 5000 });
+  const bytes: Buffer = Buffer.from('typed');
+  console.log(JSON.stringify({ n: data.n + 1, bytes: bytes.length, IpcError: typeof IpcError }));
+} finally {
+  q.unlink();
+  q.close();
+}
+`;
+const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+
 for (const major of values.node.split(',')) {
   const node = nodeBinary(major);
   const bin = barePath(node);
@@ -105,6 +122,18 @@ for (const major of values.node.split(',')) {
       check(`Node ${major} ${scripts}: two processes exchange a message, started by a named semaphore`, result.got === true && result.node.startsWith(`v${major}.`), out.trim());
       const version = execFileSync(node, [path.join(project, 'node_modules', 'ipckit', 'dist', 'src', 'cli', 'main.js'), 'ls', '--json'], { cwd: project, env, encoding: 'utf8' });
       check(`Node ${major} ${scripts}: ipckit ls --json`, version.trim().startsWith('{'));
+      if (scripts === '--ignore-scripts' && existsSync(TSC)) {
+        writeFileSync(path.join(project, 'typed.ts'), TYPED);
+        let compiled = '';
+        try {
+          execFileSync(node, [TSC, '--init'], { cwd: project, env, stdio: 'ignore' });
+          execFileSync(node, [TSC, '-p', '.', '--pretty', 'false'], { cwd: project, env, encoding: 'utf8' });
+          compiled = execFileSync(node, ['typed.js'], { cwd: project, env, encoding: 'utf8' }).trim();
+        } catch (err) {
+          compiled = String(err.stdout || err.stderr || err).trim();
+        }
+        check(`Node ${major}: a TypeScript program compiles with tsc --init's settings and runs`, compiled === '{"n":42,"bytes":5,"IpcError":"function"}', compiled.split('\n').slice(0, 3).join(' '));
+      }
     } finally {
       rmSync(project, { recursive: true, force: true });
     }
