@@ -1,3 +1,4 @@
+/// <reference types="node" preserve="true" />
 /**
  * ipckit: every inter-process-communication mechanism of the Linux kernel,
  * for real, from TypeScript.
