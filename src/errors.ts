@@ -61,6 +61,9 @@ export interface IpcErrorDetails {
   cause?: unknown;
 }
 
+/** Marks IpcError objects, so `instanceof` holds across two copies of the package. */
+const BRAND = Symbol.for('ipckit.IpcError');
+
 /**
  * The error every ipckit operation throws or rejects with.
  *
@@ -73,9 +76,6 @@ export interface IpcErrorDetails {
  * }
  * ```
  */
-/** Marks IpcError objects, so `instanceof` holds across two copies of the package. */
-const BRAND = Symbol.for('ipckit.IpcError');
-
 export class IpcError extends Error {
   /** Stable code: an `ERR_IPC_*` code or an errno name. */
   readonly code: IpcErrorCode;
@@ -86,6 +86,7 @@ export class IpcError extends Error {
   /** The object the failed operation was about. */
   readonly address?: string;
 
+  /** ipckit makes these; `details` carries the fields of a system error and the cause. */
   constructor(code: IpcErrorCode, message: string, details: IpcErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'IpcError';

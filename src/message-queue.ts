@@ -69,7 +69,7 @@ export interface PosixMessageQueueCreateOptions<T = Buffer> extends SpinOptions 
   maxMessageSize?: number;
   /** Permission bits of a newly created queue, exactly (the umask does not apply). Default `0o600`. */
   mode?: number;
-  /** Layer typed messages over the bytes: `'json'` or `{ encode, decode }`. */
+  /** Typed messages over the bytes: `'json'`, `'msgpack'` or `{ encode, decode }` ({@link CodecOption}). Default: raw bytes. */
   codec?: CodecOption<T>;
   /** Open for reading, writing or both. Default `'readwrite'`. */
   access?: QueueAccess;
@@ -83,7 +83,9 @@ export interface PosixMessageQueueCreateOptions<T = Buffer> extends SpinOptions 
 
 /** Options of {@link PosixMessageQueue.open}. */
 export interface PosixMessageQueueOpenOptions<T = Buffer> extends SpinOptions {
+  /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
   codec?: CodecOption<T>;
+  /** Open for reading, writing or both; a direction not opened throws `EBADF`. Default `'readwrite'`. */
   access?: QueueAccess;
   /** The uid the queue must belong to, or `'any'`. Default: this process's effective uid; otherwise `ERR_IPC_UNTRUSTED`. */
   owner?: OwnerOption;
@@ -97,12 +99,15 @@ export interface PosixSendOptions extends WaitOptions {
 
 /** Options of a POSIX `sendSync`. */
 export interface PosixSendSyncOptions extends SyncWaitOptions {
+  /** 0 (lowest, the default) to `MQ_PRIO_MAX - 1`; higher priorities are received first. */
   priority?: number;
 }
 
 /** A message received from a POSIX queue. */
 export interface PosixMessage<T = Buffer> {
+  /** The payload: a `Buffer` of its bytes, or the codec's decoded value. */
   data: T;
+  /** The priority it was sent with, 0 to `MQ_PRIO_MAX - 1`. */
   priority: number;
 }
 
@@ -440,6 +445,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     return receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
   }
 
+  /** `for await (const message of queue)`: {@link messages} without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<PosixMessage<T>, void, undefined> {
     return this.messages();
   }
@@ -498,6 +504,7 @@ export interface SysvMessageQueueCreateOptions<T = Buffer> extends SpinOptions {
    * (16384). More than that needs CAP_SYS_RESOURCE.
    */
   maxBytes?: number;
+  /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
   codec?: CodecOption<T>;
   /**
    * The uid that must own and have created an existing queue, or `'any'`.
@@ -509,6 +516,7 @@ export interface SysvMessageQueueCreateOptions<T = Buffer> extends SpinOptions {
 
 /** Options of {@link SysvMessageQueue.open}. */
 export interface SysvMessageQueueOpenOptions<T = Buffer> extends SpinOptions {
+  /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
   codec?: CodecOption<T>;
   /** The uid that must own and have created the queue, or `'any'`. Default: this process's effective uid. */
   owner?: OwnerOption;
@@ -526,25 +534,33 @@ export interface SysvReceiveOptions extends WaitOptions {
 
 /** Options of a System V `receiveSync`. */
 export interface SysvReceiveSyncOptions extends SyncWaitOptions {
+  /** `msgrcv` type selection, as {@link SysvReceiveOptions.type}. Default `0`: the first message. */
   type?: number;
 }
 
 /** A message received from a System V queue. */
 export interface SysvMessage<T = Buffer> {
+  /** The payload: a `Buffer` of its bytes, or the codec's decoded value. */
   data: T;
+  /** The type it was sent with, 1 to `SYSV_TYPE_MAX`. */
   type: number;
 }
 
 /** `msgctl(IPC_STAT)` of a System V queue. */
 export interface SysvMessageQueueStat {
+  /** The key, or 0 for a private queue. */
   key: number;
+  /** The queue identifier (`msqid`). */
   id: number;
   /** Permission bits. */
   mode: number;
+  /** Owner's uid. */
   uid: number;
+  /** Owner's gid. */
   gid: number;
-  /** Creator's uid and gid. */
+  /** Creator's uid. */
   cuid: number;
+  /** Creator's gid. */
   cgid: number;
   /** Messages in the queue now (the depth). */
   messages: number;
@@ -556,8 +572,11 @@ export interface SysvMessageQueueStat {
   lastSendPid: number;
   /** Pid of the last `msgrcv` (0 if none). */
   lastReceivePid: number;
+  /** Time of the last `msgsnd` (whole seconds), or null if none. */
   lastSendTime: Date | null;
+  /** Time of the last `msgrcv` (whole seconds), or null if none. */
   lastReceiveTime: Date | null;
+  /** Time of creation or of the last `msgctl(IPC_SET)` (whole seconds). */
   changeTime: Date;
 }
 
@@ -784,6 +803,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     return receiveUntilClosed(() => this.closed, () => this.receive({ type: opts.type, signal: opts.signal }));
   }
 
+  /** `for await (const message of queue)`: {@link messages} of any type, without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<SysvMessage<T>, void, undefined> {
     return this.messages();
   }

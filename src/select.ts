@@ -29,8 +29,11 @@ export type { Interest };
 
 /** An object that is ready, and how. A hang-up or an error counts as ready for what was asked. */
 export interface Ready<T extends Pollable = Pollable> {
+  /** The object, as it was passed in. */
   object: T;
+  /** A receive, read or accept may complete now (a hint: another process may take it first). */
   readable: boolean;
+  /** A send or write may complete now. */
   writable: boolean;
   /** The other side is gone (a pipe's writers, a connection's peer): the next read finds the end. */
   hangup: boolean;
@@ -46,6 +49,7 @@ export interface SelectOptions extends WaitOptions {
 
 /** Options of {@link selectSync}. */
 export interface SelectSyncOptions extends SyncWaitOptions {
+  /** What to wait for, for every object. Default `'readable'`. */
   events?: Interest;
 }
 
@@ -489,6 +493,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     }
   }
 
+  /** `for await (const event of poller)`: {@link events} without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<PollEvent<T>, void, undefined> {
     return this.events();
   }

@@ -76,11 +76,13 @@ function checkSemName(name: unknown): string {
 // ===========================================================================
 // POSIX named semaphores
 
+/** Options of {@link NamedSemaphore.open}. */
 export interface NamedSemaphoreOpenOptions extends SpinOptions {
   /** Who must own an existing semaphore (default: this process's effective uid; `'any'` accepts anyone). */
   owner?: OwnerOption;
 }
 
+/** Options of {@link NamedSemaphore.create} and {@link NamedSemaphore.openOrCreate}. */
 export interface NamedSemaphoreCreateOptions extends NamedSemaphoreOpenOptions {
   /** Initial value, 0 to SEM_VALUE_MAX (default 0). */
   value?: number;
@@ -90,9 +92,13 @@ export interface NamedSemaphoreCreateOptions extends NamedSemaphoreOpenOptions {
 
 /** What `stat()` tells of a named semaphore's file. */
 export interface NamedSemaphoreStat {
+  /** Permission bits. */
   mode: number;
+  /** Owner's uid. */
   uid: number;
+  /** Owner's gid. */
   gid: number;
+  /** Last change of the file's owner or mode (`st_ctime`). */
   changeTime: Date;
 }
 
@@ -504,11 +510,13 @@ export interface SemaphoreOperation {
   noWait?: boolean;
 }
 
+/** Options of {@link SemaphoreSet.open}. */
 export interface SemaphoreSetOpenOptions extends SpinOptions {
   /** Who must own (and have created) an existing set: this process's effective uid by default; `'any'` accepts anyone. */
   owner?: OwnerOption;
 }
 
+/** Options of {@link SemaphoreSet.create} and {@link SemaphoreSet.openOrCreate}. */
 export interface SemaphoreSetCreateOptions extends SemaphoreSetOpenOptions {
   /** How many semaphores (1 to SEMMSL, the first field of kernel.sem). Default 1. */
   count?: number;
@@ -520,13 +528,21 @@ export interface SemaphoreSetCreateOptions extends SemaphoreSetOpenOptions {
 
 /** `semctl(IPC_STAT)` and the per-semaphore counters. */
 export interface SemaphoreSetStat {
+  /** The key, or 0 for a private set. */
   key: number;
+  /** The set identifier (`semid`). */
   id: number;
+  /** How many semaphores the set has. */
   count: number;
+  /** Permission bits. */
   mode: number;
+  /** Owner's uid. */
   uid: number;
+  /** Owner's gid. */
   gid: number;
+  /** Creator's uid. */
   cuid: number;
+  /** Creator's gid. */
   cgid: number;
   /** Each semaphore's value (GETVAL). */
   values: number[];
@@ -538,6 +554,7 @@ export interface SemaphoreSetStat {
   lastPids: number[];
   /** When a `semop` last changed the set, or null if none ever did. */
   lastOpTime: Date | null;
+  /** Time of creation or of the last `semctl` that changed the set (whole seconds). */
   changeTime: Date;
 }
 

@@ -44,6 +44,7 @@ export type SignalSpec = NodeJS.Signals | `SIGRTMIN+${number}` | `SIGRTMAX-${num
 export interface SignalInfo {
   /** The signal's name, such as `'SIGUSR2'` or `'SIGRTMIN+1'`. */
   signal: string;
+  /** The signal's number on this system, such as 12 for SIGUSR2 on x86_64. */
   number: number;
   /**
    * The sender's pid, when the kernel reports one (not for signals from the
@@ -286,7 +287,7 @@ function releaseAll(sig: unknown, disposition: 1 | 2, what: string): void {
  * any handler is installed the signal's default action is overridden (SIGINT
  * no longer ends the process); when the last one is removed, the action that
  * was there before returns. Handlers installed by Node (`process.on`) still
- * run too.
+ * run too. As with `process.on`, a handler does not keep the process alive.
  *
  * @example
  * ```ts
@@ -313,7 +314,10 @@ export function ignore(sig: SignalSpec): void {
 }
 
 /** The target of {@link sendSignal}: a pid, or a process group. */
-export type SignalTarget = number | { group: number };
+export type SignalTarget = number | {
+  /** A process group id, 2 or more (`kill(-pgid)`). */
+  group: number;
+};
 
 /**
  * Sends `sig` to a process or a process group (`kill`). With `value`, it uses
@@ -466,6 +470,7 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
     return receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
   }
 
+  /** `for await (const info of listener)`: {@link received} without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<SignalInfo, void, undefined> {
     return this.received();
   }
@@ -627,7 +632,9 @@ export function shutdownOn(sigs: SignalSpec[] = ['SIGINT', 'SIGTERM'], options?:
 
 /** One row of {@link listSignals}. */
 export interface SignalDescription {
+  /** The signal's number on this system. */
   number: number;
+  /** Its name, such as `'SIGTERM'` or `'SIGRTMIN+3'`. */
   name: string;
   /** What the kernel does by default: terminate, core (terminate with a core dump), ignore, stop, continue. */
   defaultAction: 'terminate' | 'core' | 'ignore' | 'stop' | 'continue';
