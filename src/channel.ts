@@ -585,12 +585,21 @@ class BellLane extends NotifyLane implements ReadinessSubscriber {
  *
  * @example
  * ```ts
- * // Process A
- * const ch = Channel.create('/jobs', { capacity: 1 << 20 });
- * await ch.send(Buffer.from('hello'));
- * // Process B
- * const ch = Channel.open('/jobs');
- * const { data } = await ch.receive();
+ * import { Channel } from 'ipckit';
+ *
+ * // Two handles in one process here; usually the producer and the consumer
+ * // are two processes that open the same name.
+ * const producer = Channel.create('/ipckit-example-channel', { capacity: 1 << 16 });
+ * const consumer = Channel.open('/ipckit-example-channel');
+ * try {
+ *   await producer.send('hello');
+ *   const { data } = await consumer.receive({ timeout: 1000 });
+ *   console.log(data.toString()); // hello
+ * } finally {
+ *   consumer.close();
+ *   producer.close();
+ *   Channel.unlink('/ipckit-example-channel');
+ * }
  * ```
  */
 export class Channel<T = Buffer> extends Handle implements AsyncIterable<ChannelMessage<T>> {

@@ -69,10 +69,17 @@ const BRAND = Symbol.for('ipckit.IpcError');
  *
  * @example
  * ```ts
+ * import { IpcError, PosixMessageQueue } from 'ipckit';
+ *
+ * const queue = PosixMessageQueue.create('/ipckit-example-errors');
  * try {
- *   PosixMessageQueue.create('/jobs');
+ *   PosixMessageQueue.create('/ipckit-example-errors'); // the name is taken
  * } catch (err) {
- *   if (err instanceof IpcError && err.code === 'EEXIST') console.log('already there');
+ *   if (!(err instanceof IpcError && err.code === 'EEXIST')) throw err;
+ *   console.log(err.code, err.syscall, err.address); // EEXIST mq_open /ipckit-example-errors
+ * } finally {
+ *   queue.close();
+ *   PosixMessageQueue.unlink('/ipckit-example-errors');
  * }
  * ```
  */

@@ -190,9 +190,18 @@ function posixCreateError(r: number, name: string, maxMessages: number, maxMessa
  *
  * @example
  * ```ts
- * using q = PosixMessageQueue.openOrCreate('/jobs', { maxMessages: 10, maxMessageSize: 1024 });
- * await q.send(Buffer.from('urgent'), { priority: 9 });
- * const { data, priority } = await q.receive({ timeout: 1000 });
+ * import { PosixMessageQueue } from 'ipckit';
+ *
+ * const queue = PosixMessageQueue.create('/ipckit-example-mq', { maxMessages: 10, maxMessageSize: 1024 });
+ * try {
+ *   await queue.send('routine');
+ *   await queue.send('urgent', { priority: 9 });
+ *   const { data, priority } = await queue.receive({ timeout: 1000 });
+ *   console.log(data.toString(), priority); // urgent 9
+ * } finally {
+ *   queue.close();
+ *   PosixMessageQueue.unlink('/ipckit-example-mq');
+ * }
  * ```
  */
 export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterable<PosixMessage<T>>, Pollable {
@@ -246,11 +255,8 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
 
   /**
    * Creates a new queue; fails with `EEXIST` if the name is taken.
-   *
-   * @example
-   * ```ts
-   * const q = PosixMessageQueue.create('/jobs', { maxMessages: 8, maxMessageSize: 256, mode: 0o600 });
-   * ```
+   * `PosixMessageQueue.create('/jobs', { maxMessages: 8, maxMessageSize: 256 })`
+   * makes a queue of up to 8 messages of up to 256 bytes, mode 0o600.
    */
   static create<T = Buffer>(name: string, options?: PosixMessageQueueCreateOptions<T>): PosixMessageQueue<T> {
     const opts = checkOptions(options, CREATE_KEYS);
@@ -612,9 +618,17 @@ function sysvGetError(r: number, label: string): IpcError {
  *
  * @example
  * ```ts
- * using q = SysvMessageQueue.openOrCreate(0x1234);
- * q.sendSync(2, Buffer.from('for type 2'));
- * const { data, type } = await q.receive({ type: 2, timeout: 1000 });
+ * import { SysvMessageQueue } from 'ipckit';
+ *
+ * const queue = SysvMessageQueue.create(0x1bc0_0001);
+ * try {
+ *   queue.sendSync(1, 'for type 1');
+ *   queue.sendSync(2, 'for type 2');
+ *   const { data, type } = await queue.receive({ type: 2, timeout: 1000 });
+ *   console.log(data.toString(), type); // for type 2 2
+ * } finally {
+ *   queue.remove(); // also closes the handle
+ * }
  * ```
  */
 export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterable<SysvMessage<T>> {

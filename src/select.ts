@@ -245,8 +245,23 @@ function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
  *
  * @example
  * ```ts
- * const ready = await select([conn, queue, signals], { timeout: 1000 });
- * for (const { object } of ready) if (object === queue) queue.tryReceive();
+ * import { PosixMessageQueue, select } from 'ipckit';
+ *
+ * const jobs = PosixMessageQueue.create('/ipckit-example-select-jobs');
+ * const alerts = PosixMessageQueue.create('/ipckit-example-select-alerts');
+ * try {
+ *   alerts.trySend('disk full');
+ *   const ready = await select([jobs, alerts], { timeout: 1000 });
+ *   for (const { object } of ready) {
+ *     const message = object.tryReceive(); // readiness is a hint: try, never wait
+ *     if (message !== undefined) console.log(object.name, message.data.toString());
+ *   }
+ * } finally {
+ *   for (const queue of [jobs, alerts]) {
+ *     queue.close();
+ *     queue.unlink();
+ *   }
+ * }
  * ```
  */
 export function select<T extends Pollable>(objects: readonly T[], options?: SelectOptions): Promise<Ready<T>[]> {
@@ -342,11 +357,34 @@ function closeWith(holder: { set: EpollSet; releases: Set<() => void> }): () => 
  *
  * @example
  * ```ts
+ * import { MessageSocket, Poller, connect, listen } from 'ipckit';
+ *
+ * // An abstract Unix socket name: no file to remove afterwards.
+ * const server = listen('unix:@ipckit-example-poller');
+ * const client = await connect('unix:@ipckit-example-poller');
  * const poller = new Poller();
- * poller.add(server);
- * for await (const { object } of poller) {
- *   if (object === server) poller.add(server.tryAccept()!);
- *   else handle(object.tryReceive());
+ * try {
+ *   poller.add(server);
+ *   await client.send('ping');
+ *   for await (const { object } of poller) {
+ *     if (object === server) {
+ *       const connection = server.tryAccept();
+ *       if (connection !== undefined) poller.add(connection);
+ *     } else if (object instanceof MessageSocket) {
+ *       const message = object.tryReceive();
+ *       if (message === undefined) continue;
+ *       await object.send(`pong to ${message.data.toString()}`);
+ *       poller.remove(object);
+ *       object.close();
+ *       break;
+ *     }
+ *   }
+ *   const { data } = await client.receive({ timeout: 1000 });
+ *   console.log(data.toString()); // pong to ping
+ * } finally {
+ *   poller.close();
+ *   client.close();
+ *   server.close();
  * }
  * ```
  */

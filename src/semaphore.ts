@@ -115,9 +115,21 @@ export interface NamedSemaphoreStat {
  *
  * @example
  * ```ts
- * using sem = NamedSemaphore.openOrCreate('/printer', { value: 1 });
- * await sem.wait({ timeout: 1000 });
- * try { print(); } finally { sem.post(); }
+ * import { NamedSemaphore } from 'ipckit';
+ *
+ * // One printer: at most one process prints at a time.
+ * const printer = NamedSemaphore.openOrCreate('/ipckit-example-printer', { value: 1 });
+ * try {
+ *   await printer.wait({ timeout: 1000 });
+ *   try {
+ *     console.log('printing');
+ *   } finally {
+ *     printer.post();
+ *   }
+ * } finally {
+ *   printer.close();
+ *   printer.unlink();
+ * }
  * ```
  */
 export class NamedSemaphore extends Handle {
@@ -617,10 +629,19 @@ function semgetError(r: number, label: string, count?: number): IpcError {
  *
  * @example
  * ```ts
- * using set = SemaphoreSet.openOrCreate(0x5e3, { count: 2, value: [1, 0] });
- * // Take the lock (0) and a job (1) at once; the kernel gives the lock back if we die.
- * await set.op([{ index: 0, delta: -1, undo: true }, { index: 1, delta: -1 }], { timeout: 1000 });
- * set.opSync({ index: 0, delta: 1, undo: true });
+ * import { SemaphoreSet } from 'ipckit';
+ *
+ * // Semaphore 0 is a lock, semaphore 1 counts jobs.
+ * const set = SemaphoreSet.create(0x1bc0_0002, { count: 2, value: [1, 0] });
+ * try {
+ *   set.opSync({ index: 1, delta: 1 }); // a job arrives
+ *   // Take the lock and a job at once; with undo the kernel gives the lock back if this process dies.
+ *   await set.op([{ index: 0, delta: -1, undo: true }, { index: 1, delta: -1 }], { timeout: 1000 });
+ *   console.log(set.values()); // [ 0, 0 ]
+ *   set.opSync({ index: 0, delta: 1, undo: true });
+ * } finally {
+ *   set.remove(); // also closes the handle
+ * }
  * ```
  */
 export class SemaphoreSet extends Handle {

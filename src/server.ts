@@ -1116,12 +1116,21 @@ function warn(err: unknown, id: number, label: string, child = false): void {
  *
  * @example
  * ```ts
- * // echo.js: export default (data) => data;
- * const server = await serve('unix:/tmp/echo.sock', './echo.js', { strategy: 'prefork' });
- * const client = await connect('unix:/tmp/echo.sock');
- * await client.send(Buffer.from('hi'));
- * (await client.receive()).data; // <Buffer 68 69>
- * await server.close();
+ * import { connect, serve } from 'ipckit';
+ *
+ * const server = await serve('unix:@ipckit-example-serve', (data) => data, { strategy: 'event' });
+ * try {
+ *   const client = await connect('unix:@ipckit-example-serve');
+ *   try {
+ *     await client.send('hi');
+ *     const { data } = await client.receive({ timeout: 1000 });
+ *     console.log(data.toString()); // hi
+ *   } finally {
+ *     client.close();
+ *   }
+ * } finally {
+ *   await server.close();
+ * }
  * ```
  */
 export async function serve<T = Buffer>(address: string, handler: ConnectionHandler<T> | string | URL, options?: ServerOptions<T>): Promise<Server> {

@@ -362,9 +362,17 @@ export function devShmCreateError(r: number, syscall: string, address: string, b
  *
  * @example
  * ```ts
- * using shm = PosixSharedMemory.create('/scores', { size: 4096 });
- * const counters = new Int32Array(shm.buffer);
- * Atomics.add(counters, 0, 1);   // visible at once to every process that maps /scores
+ * import { PosixSharedMemory } from 'ipckit';
+ *
+ * const shm = PosixSharedMemory.create('/ipckit-example-shm', { size: 4096 });
+ * try {
+ *   const counters = new Int32Array(shm.buffer);
+ *   Atomics.add(counters, 0, 1); // visible at once to every process that maps the segment
+ *   console.log(Atomics.load(counters, 0)); // 1
+ * } finally {
+ *   shm.close();
+ *   PosixSharedMemory.unlink('/ipckit-example-shm');
+ * }
  * ```
  */
 export class PosixSharedMemory extends SharedMemory {
@@ -667,9 +675,15 @@ function statOfId(id: number, label: string): SysvSharedMemoryStat {
  *
  * @example
  * ```ts
- * using shm = SysvSharedMemory.openOrCreate(0x5157, { size: 1024 });
- * shm.write(Buffer.from('hello'));
- * console.log(shm.stat().attachments);
+ * import { SysvSharedMemory } from 'ipckit';
+ *
+ * const shm = SysvSharedMemory.create(0x1bc0_0003, { size: 1024 });
+ * try {
+ *   shm.write('hello');
+ *   console.log(shm.read(0, 5).toString(), shm.stat().attachments); // hello 1
+ * } finally {
+ *   shm.remove();
+ * }
  * ```
  */
 export class SysvSharedMemory extends SharedMemory {

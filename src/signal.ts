@@ -291,9 +291,20 @@ function releaseAll(sig: unknown, disposition: 1 | 2, what: string): void {
  *
  * @example
  * ```ts
- * const stop = onSignal('SIGUSR2', ({ pid, uid, value }) => console.log(`from ${pid} (uid ${uid}): ${value}`));
- * // … later
- * stop();
+ * import { onSignal, sendSignal } from 'ipckit';
+ *
+ * const received = new Promise((resolve, reject) => {
+ *   // A handler does not keep the process alive (as with process.on): a timer does, meanwhile.
+ *   const timer = setTimeout(() => reject(new Error('no SIGUSR2 within 1 s')), 1000);
+ *   const stop = onSignal('SIGUSR2', ({ pid, uid, value }) => {
+ *     console.log(`SIGUSR2 from pid ${pid} (uid ${uid}), value ${value}`);
+ *     stop(); // SIGUSR2's previous action returns
+ *     clearTimeout(timer);
+ *     resolve(undefined);
+ *   });
+ * });
+ * sendSignal(process.pid, 'SIGUSR2', { value: 42 });
+ * await received;
  * ```
  */
 export function onSignal(sig: SignalSpec, handler: SignalHandler): () => void {
@@ -378,8 +389,20 @@ function numbersOf(sigs: SignalSpec | SignalSpec[], what: string): number[] {
  *
  * @example
  * ```ts
- * using listener = listenForSignals(['SIGUSR2', 'SIGRTMIN+1']);
- * for await (const { signal, pid, value } of listener) console.log(signal, pid, value);
+ * import { listenForSignals, sendSignal } from 'ipckit';
+ *
+ * const listener = listenForSignals(['SIGUSR2', 'SIGRTMIN+1']);
+ * try {
+ *   sendSignal(process.pid, 'SIGUSR2');
+ *   sendSignal(process.pid, 'SIGRTMIN+1', { value: 7 });
+ *   let seen = 0;
+ *   for await (const { signal, pid, value } of listener) {
+ *     console.log(signal, pid, value);
+ *     if (++seen === 2) break;
+ *   }
+ * } finally {
+ *   listener.close();
+ * }
  * ```
  */
 export class SignalListener extends Handle implements AsyncIterable<SignalInfo>, Pollable {
@@ -580,7 +603,18 @@ export interface ShutdownOptions {
  *
  * @example
  * ```ts
- * shutdownOn(['SIGINT', 'SIGTERM'], { cleanup: async () => { await server.close(); } });
+ * import { serve, shutdownOn } from 'ipckit';
+ *
+ * const server = await serve('unix:@ipckit-example-shutdown', (data) => data);
+ * // From now on Ctrl+C (SIGINT) or SIGTERM closes the server, then exits with 130 or 143.
+ * const uninstall = shutdownOn(['SIGINT', 'SIGTERM'], {
+ *   cleanup: async () => {
+ *     await server.close();
+ *   },
+ * });
+ * // ... the program's work. This one has none: it uninstalls and closes by itself.
+ * uninstall();
+ * await server.close();
  * ```
  */
 export function shutdownOn(sigs: SignalSpec[] = ['SIGINT', 'SIGTERM'], options?: ShutdownOptions): () => void {

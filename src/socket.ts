@@ -444,10 +444,21 @@ interface Waiting<T> {
  *
  * @example
  * ```ts
- * const sock = await connect('unix:/run/app.sock', { codec: 'json' });
- * await sock.send({ hello: 'world' });
- * const { data } = await sock.receive({ timeout: 1000 });
- * sock.close();
+ * import { connect, listen } from 'ipckit';
+ *
+ * // An abstract Unix socket name: no file to remove afterwards.
+ * const server = listen('unix:@ipckit-example-socket');
+ * const client = await connect('unix:@ipckit-example-socket');
+ * const connection = await server.accept({ timeout: 1000 });
+ * try {
+ *   await client.send('hello');
+ *   const { data } = await connection.receive({ timeout: 1000 });
+ *   console.log(data.toString(), connection.peer?.pid === process.pid); // hello true
+ * } finally {
+ *   connection.close();
+ *   client.close();
+ *   server.close();
+ * }
  * ```
  */
 export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterable<SocketMessage<T>> {
@@ -1527,10 +1538,22 @@ export interface RefusedPeer extends Omit<PeerCredentials, 'pidfd'> {
  *
  * @example
  * ```ts
- * const server = listen('unix:/tmp/app.sock', { codec: 'json' });
- * for await (const conn of server) {
- *   for await (const { data } of conn) await conn.send({ echo: data });
+ * import { connect, listen } from 'ipckit';
+ *
+ * const server = listen('unix:@ipckit-example-server');
+ * const client = await connect('unix:@ipckit-example-server');
+ * await client.send('hello');
+ * for await (const connection of server) {
+ *   for await (const { data } of connection) {
+ *     await connection.send(`echo: ${data.toString()}`);
+ *     break; // one message is enough here
+ *   }
+ *   connection.close();
+ *   break; // and one connection
  * }
+ * console.log((await client.receive({ timeout: 1000 })).data.toString()); // echo: hello
+ * client.close();
+ * server.close();
  * ```
  */
 export class SocketServer<T = Buffer> extends SocketBase implements AsyncIterable<MessageSocket<T>> {
