@@ -100,8 +100,9 @@ const RECORD_HEADER = 8;
 const KIND_MESSAGE = 1;
 const KIND_PADDING = 2;
 
-/** Smallest and largest ring, in bytes. */
+/** Smallest ring, in bytes. */
 export const CHANNEL_MIN_CAPACITY = 64;
+/** Largest ring, in bytes: 1 GiB. */
 export const CHANNEL_MAX_CAPACITY = 2 ** 30;
 /** Default ring size: 1 MiB. */
 export const DEFAULT_CHANNEL_CAPACITY = 2 ** 20;
@@ -156,40 +157,53 @@ export interface ChannelCreateOptions<T = Buffer> extends SpinOptions {
   mode?: number;
   /** The uid an existing segment must belong to (openOrCreate), or 'any'. Default: this process's. */
   owner?: OwnerOption;
+  /** Typed messages over the bytes ({@link CodecOption}); each handle picks its own. Default: raw bytes. */
   codec?: CodecOption<T>;
 }
 
 /** Options of {@link Channel.open}. */
 export interface ChannelOpenOptions<T = Buffer> extends SpinOptions {
+  /** The uid the segment must belong to, or 'any'. Default: this process's; otherwise `ERR_IPC_UNTRUSTED`. */
   owner?: OwnerOption;
+  /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
   codec?: CodecOption<T>;
 }
 
 /** A received message. */
 export interface ChannelMessage<T = Buffer> {
+  /** The payload: a `Buffer` copied out of the ring, or the codec's decoded value. */
   data: T;
 }
 
 /** Counters of a channel, shared by every process using it. */
 export interface ChannelStats {
-  /** Messages and bytes (payload) sent and received since the channel was created. */
+  /** Messages sent since the channel was created. */
   sent: number;
+  /** Payload bytes sent since the channel was created. */
   sentBytes: number;
+  /** Messages received since the channel was created. */
   received: number;
+  /** Payload bytes received since the channel was created. */
   receivedBytes: number;
-  /** Messages in the ring now, and the ring bytes they take (with headers and padding). */
+  /** Messages in the ring now. */
   depth: number;
+  /** Ring bytes the messages in it take now (with headers and padding). */
   depthBytes: number;
-  /** Times the producer slept on a full ring, and the consumer on an empty one (a long sync wait counts once per 20 ms slice, an async call that waits once). */
+  /** Times the producer slept on a full ring (a long sync wait counts once per 20 ms slice, an async call that waits once). */
   producerWaits: number;
+  /** Times the consumer slept on an empty ring, counted the same way. */
   consumerWaits: number;
+  /** Bytes of the ring, a power of two. */
   capacity: number;
+  /** Largest message in bytes. */
   maxMessageSize: number;
-  /** Whether many producers (consumers) may share the channel, taking turns. */
+  /** Whether many producers may share the channel, taking turns. */
   producers: 'single' | 'multi';
+  /** Whether many consumers may share the channel, taking turns. */
   consumers: 'single' | 'multi';
-  /** The thread ids holding the roles (a process's main thread id is its pid), 0 for none (and for a shared side). */
+  /** The thread id holding the producer role (a process's main thread id is its pid), 0 for none (and for a shared side). */
   producerTid: number;
+  /** The thread id holding the consumer role, 0 for none (and for a shared side). */
   consumerTid: number;
 }
 
@@ -571,12 +585,21 @@ class BellLane extends NotifyLane implements ReadinessSubscriber {
  *
  * @example
  * ```ts
- * // Process A
- * const ch = Channel.create('/jobs', { capacity: 1 << 20 });
- * await ch.send(Buffer.from('hello'));
- * // Process B
- * const ch = Channel.open('/jobs');
- * const { data } = await ch.receive();
+ * import { Channel } from 'ipckit';
+ *
+ * // Two handles in one process here; usually the producer and the consumer
+ * // are two processes that open the same name.
+ * const producer = Channel.create('/ipckit-example-channel', { capacity: 1 << 16 });
+ * const consumer = Channel.open('/ipckit-example-channel');
+ * try {
+ *   await producer.send('hello');
+ *   const { data } = await consumer.receive({ timeout: 1000 });
+ *   console.log(data.toString()); // hello
+ * } finally {
+ *   consumer.close();
+ *   producer.close();
+ *   Channel.unlink('/ipckit-example-channel');
+ * }
  * ```
  */
 export class Channel<T = Buffer> extends Handle implements AsyncIterable<ChannelMessage<T>> {
@@ -595,6 +618,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   readonly #closing = new AbortController();
   /** Waits for a turn in progress (close() keeps the segment mapped until they settle). */
   readonly #acquiring = new Set<Promise<void>>();
+  /** Largest message in bytes, fixed at creation. */
   readonly maxMessageSize: number;
   readonly #mask: number;
   readonly #codec: Codec<T>;
@@ -831,6 +855,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     return this.#shared('producer') ? this.#turn('producer', 'send', options, call, () => false) : call(options);
   }
 
+  /** Sends a message, blocking the calling thread while the ring is full. */
   sendSync(data: Outgoing<T>, options?: SyncWaitOptions): void {
     const call = (o?: SyncWaitOptions): void => runSync(this.#sendLane, 'sendSync', o, [], () => this.#sendOp(this.#encode(data)));
     if (this.#shared('producer')) this.#turnSync('producer', 'sendSync', options, call, () => false);
@@ -856,6 +881,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     return this.#shared('producer') ? this.#turn('producer', 'loan', options, call, () => true) : call(options);
   }
 
+  /** The blocking form of {@link loan}. */
   loanSync(size: number, options?: SyncWaitOptions): Uint8Array {
     const call = (o?: SyncWaitOptions): Uint8Array => runSync(this.#sendLane, 'loanSync', o, [], () => this.#loanOp(size));
     return this.#shared('producer') ? this.#turnSync('producer', 'loanSync', options, call, () => true) : call(options);
@@ -895,6 +921,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     return this.#shared('consumer') ? this.#turn('consumer', 'receive', options, call, isView) : call(options);
   }
 
+  /** Receives a message, blocking the calling thread while the ring is empty; `view` as in {@link receive}. */
   receiveSync(options: SyncWaitOptions & { view: true }): ChannelView;
   receiveSync(options?: SyncWaitOptions & { view?: false }): ChannelMessage<T>;
   receiveSync(options?: SyncWaitOptions & { view?: boolean }): ChannelMessage<T> | ChannelView {
@@ -1123,6 +1150,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     return receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
   }
 
+  /** `for await (const message of channel)`: {@link messages} without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<ChannelMessage<T>, void, undefined> {
     return this.messages();
   }
@@ -1136,6 +1164,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     this.#releaseSide('consumer');
   }
 
+  /** The channel's counters, read from its header (one word at a time: not one snapshot). */
   stats(): ChannelStats {
     this.check('stats');
     const w = this.#words;

@@ -61,21 +61,28 @@ export interface IpcErrorDetails {
   cause?: unknown;
 }
 
+/** Marks IpcError objects, so `instanceof` holds across two copies of the package. */
+const BRAND = Symbol.for('ipckit.IpcError');
+
 /**
  * The error every ipckit operation throws or rejects with.
  *
  * @example
  * ```ts
+ * import { IpcError, PosixMessageQueue } from 'ipckit';
+ *
+ * const queue = PosixMessageQueue.create('/ipckit-example-errors');
  * try {
- *   PosixMessageQueue.create('/jobs');
+ *   PosixMessageQueue.create('/ipckit-example-errors'); // the name is taken
  * } catch (err) {
- *   if (err instanceof IpcError && err.code === 'EEXIST') console.log('already there');
+ *   if (!(err instanceof IpcError && err.code === 'EEXIST')) throw err;
+ *   console.log(err.code, err.syscall, err.address); // EEXIST mq_open /ipckit-example-errors
+ * } finally {
+ *   queue.close();
+ *   PosixMessageQueue.unlink('/ipckit-example-errors');
  * }
  * ```
  */
-/** Marks IpcError objects, so `instanceof` holds across two copies of the package. */
-const BRAND = Symbol.for('ipckit.IpcError');
-
 export class IpcError extends Error {
   /** Stable code: an `ERR_IPC_*` code or an errno name. */
   readonly code: IpcErrorCode;
@@ -86,6 +93,7 @@ export class IpcError extends Error {
   /** The object the failed operation was about. */
   readonly address?: string;
 
+  /** ipckit makes these; `details` carries the fields of a system error and the cause. */
   constructor(code: IpcErrorCode, message: string, details: IpcErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'IpcError';

@@ -2,6 +2,15 @@
 /**
  * ipckit: every inter-process-communication mechanism of the Linux kernel,
  * for real, from TypeScript.
+ *
+ * This reference lists every export of the package, a section per
+ * mechanism. The guides in the package's `docs/` folder (one page per
+ * mechanism, and `errors.md` for every error code) explain the concepts.
+ * Every operation that can wait comes in three forms: `op()` returns a
+ * Promise and never blocks the event loop, `opSync()` blocks the calling
+ * thread, `tryOp()` never waits; `timeout` is in milliseconds (absent: wait
+ * for ever, `0`: try once). Failures are {@link IpcError}s with a stable
+ * `code`.
  * @module
  */
 export { IpcError, IPC_ERROR_CODES, type IpcErrorCode, type IpcOwnErrorCode, type IpcErrorDetails } from './errors.js';
@@ -9,6 +18,7 @@ export { type SysvAddress, formatKey } from './internal/address.js';
 export { type Codec, type CodecOption, type Decoded, type Outgoing } from './internal/codec.js';
 export { type WaitOptions, type SyncWaitOptions, type SpinOptions } from './internal/wait.js';
 export { type OwnerOption } from './internal/trust.js';
+export { type StreamOptions } from './internal/streams.js';
 export {
   PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, DEFAULT_SPIN_US,
   type MessageQueue, type QueueAccess,
@@ -18,7 +28,7 @@ export {
   type SysvMessageQueueLimits, type SysvReceiveOptions, type SysvReceiveSyncOptions,
 } from './message-queue.js';
 export {
-  listIpcObjects, isAlive, type IpcInventory, type IpcObjectInfo, type IpcObjectKind, type IpcProcessRef,
+  listIpcObjects, isAlive, type IpcInventory, type IpcObjectInfo, type IpcObjectKind, type IpcProcessRef, type UnixSocketKind,
 } from './inventory.js';
 export {
   PosixSharedMemory, SysvSharedMemory, SharedMemory, SHM_MAX_SIZE,

@@ -295,10 +295,21 @@ abstract class SegmentLock {
  *
  * @example
  * ```ts
- * using shm = PosixSharedMemory.openOrCreate('/counter', { size: 64 });
- * const mutex = Mutex.openOrCreate(shm, 0);
- * const counter = new Int32Array(shm.buffer, 16, 1);
- * await mutex.withLock(() => { counter[0] += 1; });
+ * import { Mutex, PosixSharedMemory } from 'ipckit';
+ *
+ * // Every process that opens the segment shares the mutex and the counter.
+ * const shm = PosixSharedMemory.openOrCreate('/ipckit-example-mutex', { size: 64 });
+ * try {
+ *   const mutex = Mutex.openOrCreate(shm, 0); // bytes 0 to 15
+ *   const counter = new Int32Array(shm.buffer, Mutex.SIZE, 1);
+ *   await mutex.withLock(() => {
+ *     counter[0] = (counter[0] ?? 0) + 1;
+ *   });
+ *   console.log(counter[0]); // 1 (more if other processes counted too)
+ * } finally {
+ *   shm.close();
+ *   PosixSharedMemory.unlink('/ipckit-example-mutex');
+ * }
  * ```
  */
 export class Mutex extends SegmentLock {
@@ -333,13 +344,8 @@ export class Mutex extends SegmentLock {
    * Uses the mutex at `offset` of `segment`, initialising it if the bytes
    * are still zero (a new segment). Safe when many processes call it at
    * once: exactly one initialises, the others wait for it. `created` tells
-   * which. Bytes that hold anything else are refused.
-   *
-   * @example
-   * ```ts
-   * using shm = PosixSharedMemory.openOrCreate('/counter', { size: 64 });
-   * const mutex = Mutex.openOrCreate(shm, 0);
-   * ```
+   * which. Bytes that hold anything else are refused. See the
+   * {@link Mutex | class example}.
    */
   static openOrCreate(segment: SharedMemory, offset: number, options?: LockOptions): Mutex {
     const spin = checkLockOptions(options);
@@ -601,9 +607,21 @@ export class Mutex extends SegmentLock {
  *
  * @example
  * ```ts
- * const slots = Semaphore.create(shm, 32, { value: 3 });  // three at a time
- * await slots.wait();
- * try { await work(); } finally { slots.post(); }
+ * import { PosixSharedMemory, Semaphore } from 'ipckit';
+ *
+ * const shm = PosixSharedMemory.create('/ipckit-example-slots', { size: 64 });
+ * try {
+ *   const slots = Semaphore.create(shm, 0, { value: 3 }); // three at a time
+ *   await slots.wait({ timeout: 1000 });
+ *   try {
+ *     console.log('in; free slots:', slots.value); // in; free slots: 2
+ *   } finally {
+ *     slots.post();
+ *   }
+ * } finally {
+ *   shm.close();
+ *   PosixSharedMemory.unlink('/ipckit-example-slots');
+ * }
  * ```
  */
 export class Semaphore extends SegmentLock {

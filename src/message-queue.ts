@@ -69,7 +69,7 @@ export interface PosixMessageQueueCreateOptions<T = Buffer> extends SpinOptions 
   maxMessageSize?: number;
   /** Permission bits of a newly created queue, exactly (the umask does not apply). Default `0o600`. */
   mode?: number;
-  /** Layer typed messages over the bytes: `'json'` or `{ encode, decode }`. */
+  /** Typed messages over the bytes: `'json'`, `'msgpack'` or `{ encode, decode }` ({@link CodecOption}). Default: raw bytes. */
   codec?: CodecOption<T>;
   /** Open for reading, writing or both. Default `'readwrite'`. */
   access?: QueueAccess;
@@ -83,7 +83,9 @@ export interface PosixMessageQueueCreateOptions<T = Buffer> extends SpinOptions 
 
 /** Options of {@link PosixMessageQueue.open}. */
 export interface PosixMessageQueueOpenOptions<T = Buffer> extends SpinOptions {
+  /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
   codec?: CodecOption<T>;
+  /** Open for reading, writing or both; a direction not opened throws `EBADF`. Default `'readwrite'`. */
   access?: QueueAccess;
   /** The uid the queue must belong to, or `'any'`. Default: this process's effective uid; otherwise `ERR_IPC_UNTRUSTED`. */
   owner?: OwnerOption;
@@ -97,12 +99,15 @@ export interface PosixSendOptions extends WaitOptions {
 
 /** Options of a POSIX `sendSync`. */
 export interface PosixSendSyncOptions extends SyncWaitOptions {
+  /** 0 (lowest, the default) to `MQ_PRIO_MAX - 1`; higher priorities are received first. */
   priority?: number;
 }
 
 /** A message received from a POSIX queue. */
 export interface PosixMessage<T = Buffer> {
+  /** The payload: a `Buffer` of its bytes, or the codec's decoded value. */
   data: T;
+  /** The priority it was sent with, 0 to `MQ_PRIO_MAX - 1`. */
   priority: number;
 }
 
@@ -185,9 +190,18 @@ function posixCreateError(r: number, name: string, maxMessages: number, maxMessa
  *
  * @example
  * ```ts
- * using q = PosixMessageQueue.openOrCreate('/jobs', { maxMessages: 10, maxMessageSize: 1024 });
- * await q.send(Buffer.from('urgent'), { priority: 9 });
- * const { data, priority } = await q.receive({ timeout: 1000 });
+ * import { PosixMessageQueue } from 'ipckit';
+ *
+ * const queue = PosixMessageQueue.create('/ipckit-example-mq', { maxMessages: 10, maxMessageSize: 1024 });
+ * try {
+ *   await queue.send('routine');
+ *   await queue.send('urgent', { priority: 9 });
+ *   const { data, priority } = await queue.receive({ timeout: 1000 });
+ *   console.log(data.toString(), priority); // urgent 9
+ * } finally {
+ *   queue.close();
+ *   PosixMessageQueue.unlink('/ipckit-example-mq');
+ * }
  * ```
  */
 export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterable<PosixMessage<T>>, Pollable {
@@ -241,11 +255,8 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
 
   /**
    * Creates a new queue; fails with `EEXIST` if the name is taken.
-   *
-   * @example
-   * ```ts
-   * const q = PosixMessageQueue.create('/jobs', { maxMessages: 8, maxMessageSize: 256, mode: 0o600 });
-   * ```
+   * `PosixMessageQueue.create('/jobs', { maxMessages: 8, maxMessageSize: 256 })`
+   * makes a queue of up to 8 messages of up to 256 bytes, mode 0o600.
    */
   static create<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(name: string, options?: PosixMessageQueueCreateOptions<T> & { codec?: C }): PosixMessageQueue<Decoded<T, C>>;
   static create<T>(name: string, options?: PosixMessageQueueCreateOptions<T>): PosixMessageQueue<T> {
@@ -444,6 +455,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     return receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
   }
 
+  /** `for await (const message of queue)`: {@link messages} without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<PosixMessage<T>, void, undefined> {
     return this.messages();
   }
@@ -502,6 +514,7 @@ export interface SysvMessageQueueCreateOptions<T = Buffer> extends SpinOptions {
    * (16384). More than that needs CAP_SYS_RESOURCE.
    */
   maxBytes?: number;
+  /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
   codec?: CodecOption<T>;
   /**
    * The uid that must own and have created an existing queue, or `'any'`.
@@ -513,6 +526,7 @@ export interface SysvMessageQueueCreateOptions<T = Buffer> extends SpinOptions {
 
 /** Options of {@link SysvMessageQueue.open}. */
 export interface SysvMessageQueueOpenOptions<T = Buffer> extends SpinOptions {
+  /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
   codec?: CodecOption<T>;
   /** The uid that must own and have created the queue, or `'any'`. Default: this process's effective uid. */
   owner?: OwnerOption;
@@ -530,25 +544,33 @@ export interface SysvReceiveOptions extends WaitOptions {
 
 /** Options of a System V `receiveSync`. */
 export interface SysvReceiveSyncOptions extends SyncWaitOptions {
+  /** `msgrcv` type selection, as {@link SysvReceiveOptions.type}. Default `0`: the first message. */
   type?: number;
 }
 
 /** A message received from a System V queue. */
 export interface SysvMessage<T = Buffer> {
+  /** The payload: a `Buffer` of its bytes, or the codec's decoded value. */
   data: T;
+  /** The type it was sent with, 1 to `SYSV_TYPE_MAX`. */
   type: number;
 }
 
 /** `msgctl(IPC_STAT)` of a System V queue. */
 export interface SysvMessageQueueStat {
+  /** The key, or 0 for a private queue. */
   key: number;
+  /** The queue identifier (`msqid`). */
   id: number;
   /** Permission bits. */
   mode: number;
+  /** Owner's uid. */
   uid: number;
+  /** Owner's gid. */
   gid: number;
-  /** Creator's uid and gid. */
+  /** Creator's uid. */
   cuid: number;
+  /** Creator's gid. */
   cgid: number;
   /** Messages in the queue now (the depth). */
   messages: number;
@@ -560,8 +582,11 @@ export interface SysvMessageQueueStat {
   lastSendPid: number;
   /** Pid of the last `msgrcv` (0 if none). */
   lastReceivePid: number;
+  /** Time of the last `msgsnd` (whole seconds), or null if none. */
   lastSendTime: Date | null;
+  /** Time of the last `msgrcv` (whole seconds), or null if none. */
   lastReceiveTime: Date | null;
+  /** Time of creation or of the last `msgctl(IPC_SET)` (whole seconds). */
   changeTime: Date;
 }
 
@@ -597,9 +622,17 @@ function sysvGetError(r: number, label: string): IpcError {
  *
  * @example
  * ```ts
- * using q = SysvMessageQueue.openOrCreate(0x1234);
- * q.sendSync(2, Buffer.from('for type 2'));
- * const { data, type } = await q.receive({ type: 2, timeout: 1000 });
+ * import { SysvMessageQueue } from 'ipckit';
+ *
+ * const queue = SysvMessageQueue.create(0x1bc0_0001);
+ * try {
+ *   queue.sendSync(1, 'for type 1');
+ *   queue.sendSync(2, 'for type 2');
+ *   const { data, type } = await queue.receive({ type: 2, timeout: 1000 });
+ *   console.log(data.toString(), type); // for type 2 2
+ * } finally {
+ *   queue.remove(); // also closes the handle
+ * }
  * ```
  */
 export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterable<SysvMessage<T>> {
@@ -791,6 +824,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     return receiveUntilClosed(() => this.closed, () => this.receive({ type: opts.type, signal: opts.signal }));
   }
 
+  /** `for await (const message of queue)`: {@link messages} of any type, without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<SysvMessage<T>, void, undefined> {
     return this.messages();
   }

@@ -29,8 +29,11 @@ export type { Interest };
 
 /** An object that is ready, and how. A hang-up or an error counts as ready for what was asked. */
 export interface Ready<T extends Pollable = Pollable> {
+  /** The object, as it was passed in. */
   object: T;
+  /** A receive, read or accept may complete now (a hint: another process may take it first). */
   readable: boolean;
+  /** A send or write may complete now. */
   writable: boolean;
   /** The other side is gone (a pipe's writers, a connection's peer): the next read finds the end. */
   hangup: boolean;
@@ -46,6 +49,7 @@ export interface SelectOptions extends WaitOptions {
 
 /** Options of {@link selectSync}. */
 export interface SelectSyncOptions extends SyncWaitOptions {
+  /** What to wait for, for every object. Default `'readable'`. */
   events?: Interest;
 }
 
@@ -241,8 +245,23 @@ function prepare<T extends Pollable>(objects: readonly T[], interest: Interest):
  *
  * @example
  * ```ts
- * const ready = await select([conn, queue, signals], { timeout: 1000 });
- * for (const { object } of ready) if (object === queue) queue.tryReceive();
+ * import { PosixMessageQueue, select } from 'ipckit';
+ *
+ * const jobs = PosixMessageQueue.create('/ipckit-example-select-jobs');
+ * const alerts = PosixMessageQueue.create('/ipckit-example-select-alerts');
+ * try {
+ *   alerts.trySend('disk full');
+ *   const ready = await select([jobs, alerts], { timeout: 1000 });
+ *   for (const { object } of ready) {
+ *     const message = object.tryReceive(); // readiness is a hint: try, never wait
+ *     if (message !== undefined) console.log(object.name, message.data.toString());
+ *   }
+ * } finally {
+ *   for (const queue of [jobs, alerts]) {
+ *     queue.close();
+ *     queue.unlink();
+ *   }
+ * }
  * ```
  */
 export function select<T extends Pollable>(objects: readonly T[], options?: SelectOptions): Promise<Ready<T>[]> {
@@ -338,11 +357,34 @@ function closeWith(holder: { set: EpollSet; releases: Set<() => void> }): () => 
  *
  * @example
  * ```ts
+ * import { MessageSocket, Poller, connect, listen } from 'ipckit';
+ *
+ * // An abstract Unix socket name: no file to remove afterwards.
+ * const server = listen('unix:@ipckit-example-poller');
+ * const client = await connect('unix:@ipckit-example-poller');
  * const poller = new Poller();
- * poller.add(server);
- * for await (const { object } of poller) {
- *   if (object === server) poller.add(server.tryAccept()!);
- *   else handle(object.tryReceive());
+ * try {
+ *   poller.add(server);
+ *   await client.send('ping');
+ *   for await (const { object } of poller) {
+ *     if (object === server) {
+ *       const connection = server.tryAccept();
+ *       if (connection !== undefined) poller.add(connection);
+ *     } else if (object instanceof MessageSocket) {
+ *       const message = object.tryReceive();
+ *       if (message === undefined) continue;
+ *       await object.send(`pong to ${message.data.toString()}`);
+ *       poller.remove(object);
+ *       object.close();
+ *       break;
+ *     }
+ *   }
+ *   const { data } = await client.receive({ timeout: 1000 });
+ *   console.log(data.toString()); // pong to ping
+ * } finally {
+ *   poller.close();
+ *   client.close();
+ *   server.close();
  * }
  * ```
  */
@@ -489,6 +531,7 @@ export class Poller<T extends Pollable = Pollable> extends Handle implements Asy
     }
   }
 
+  /** `for await (const event of poller)`: {@link events} without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<PollEvent<T>, void, undefined> {
     return this.events();
   }

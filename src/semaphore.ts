@@ -76,11 +76,13 @@ function checkSemName(name: unknown): string {
 // ===========================================================================
 // POSIX named semaphores
 
+/** Options of {@link NamedSemaphore.open}. */
 export interface NamedSemaphoreOpenOptions extends SpinOptions {
   /** Who must own an existing semaphore (default: this process's effective uid; `'any'` accepts anyone). */
   owner?: OwnerOption;
 }
 
+/** Options of {@link NamedSemaphore.create} and {@link NamedSemaphore.openOrCreate}. */
 export interface NamedSemaphoreCreateOptions extends NamedSemaphoreOpenOptions {
   /** Initial value, 0 to SEM_VALUE_MAX (default 0). */
   value?: number;
@@ -90,9 +92,13 @@ export interface NamedSemaphoreCreateOptions extends NamedSemaphoreOpenOptions {
 
 /** What `stat()` tells of a named semaphore's file. */
 export interface NamedSemaphoreStat {
+  /** Permission bits. */
   mode: number;
+  /** Owner's uid. */
   uid: number;
+  /** Owner's gid. */
   gid: number;
+  /** Last change of the file's owner or mode (`st_ctime`). */
   changeTime: Date;
 }
 
@@ -109,9 +115,21 @@ export interface NamedSemaphoreStat {
  *
  * @example
  * ```ts
- * using sem = NamedSemaphore.openOrCreate('/printer', { value: 1 });
- * await sem.wait({ timeout: 1000 });
- * try { print(); } finally { sem.post(); }
+ * import { NamedSemaphore } from 'ipckit';
+ *
+ * // One printer: at most one process prints at a time.
+ * const printer = NamedSemaphore.openOrCreate('/ipckit-example-printer', { value: 1 });
+ * try {
+ *   await printer.wait({ timeout: 1000 });
+ *   try {
+ *     console.log('printing');
+ *   } finally {
+ *     printer.post();
+ *   }
+ * } finally {
+ *   printer.close();
+ *   printer.unlink();
+ * }
  * ```
  */
 export class NamedSemaphore extends Handle {
@@ -504,11 +522,13 @@ export interface SemaphoreOperation {
   noWait?: boolean;
 }
 
+/** Options of {@link SemaphoreSet.open}. */
 export interface SemaphoreSetOpenOptions extends SpinOptions {
   /** Who must own (and have created) an existing set: this process's effective uid by default; `'any'` accepts anyone. */
   owner?: OwnerOption;
 }
 
+/** Options of {@link SemaphoreSet.create} and {@link SemaphoreSet.openOrCreate}. */
 export interface SemaphoreSetCreateOptions extends SemaphoreSetOpenOptions {
   /** How many semaphores (1 to SEMMSL, the first field of kernel.sem). Default 1. */
   count?: number;
@@ -520,13 +540,21 @@ export interface SemaphoreSetCreateOptions extends SemaphoreSetOpenOptions {
 
 /** `semctl(IPC_STAT)` and the per-semaphore counters. */
 export interface SemaphoreSetStat {
+  /** The key, or 0 for a private set. */
   key: number;
+  /** The set identifier (`semid`). */
   id: number;
+  /** How many semaphores the set has. */
   count: number;
+  /** Permission bits. */
   mode: number;
+  /** Owner's uid. */
   uid: number;
+  /** Owner's gid. */
   gid: number;
+  /** Creator's uid. */
   cuid: number;
+  /** Creator's gid. */
   cgid: number;
   /** Each semaphore's value (GETVAL). */
   values: number[];
@@ -538,6 +566,7 @@ export interface SemaphoreSetStat {
   lastPids: number[];
   /** When a `semop` last changed the set, or null if none ever did. */
   lastOpTime: Date | null;
+  /** Time of creation or of the last `semctl` that changed the set (whole seconds). */
   changeTime: Date;
 }
 
@@ -600,10 +629,19 @@ function semgetError(r: number, label: string, count?: number): IpcError {
  *
  * @example
  * ```ts
- * using set = SemaphoreSet.openOrCreate(0x5e3, { count: 2, value: [1, 0] });
- * // Take the lock (0) and a job (1) at once; the kernel gives the lock back if we die.
- * await set.op([{ index: 0, delta: -1, undo: true }, { index: 1, delta: -1 }], { timeout: 1000 });
- * set.opSync({ index: 0, delta: 1, undo: true });
+ * import { SemaphoreSet } from 'ipckit';
+ *
+ * // Semaphore 0 is a lock, semaphore 1 counts jobs.
+ * const set = SemaphoreSet.create(0x1bc0_0002, { count: 2, value: [1, 0] });
+ * try {
+ *   set.opSync({ index: 1, delta: 1 }); // a job arrives
+ *   // Take the lock and a job at once; with undo the kernel gives the lock back if this process dies.
+ *   await set.op([{ index: 0, delta: -1, undo: true }, { index: 1, delta: -1 }], { timeout: 1000 });
+ *   console.log(set.values()); // [ 0, 0 ]
+ *   set.opSync({ index: 0, delta: 1, undo: true });
+ * } finally {
+ *   set.remove(); // also closes the handle
+ * }
  * ```
  */
 export class SemaphoreSet extends Handle {

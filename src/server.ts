@@ -163,6 +163,7 @@ export interface ServerOptions<T = Buffer> {
 
 /** Counters of a {@link Server}. */
 export interface ServerStats {
+  /** The strategy the server runs. */
   strategy: ServerStrategy;
   /** Connections this process accepted so far (under 'blocking' its child accepts: 0 here). */
   accepted: number;
@@ -765,6 +766,7 @@ async function runReactor<P extends ReadyConnection | SocketServer<unknown>>(pol
  * the server itself (a prefork child that keeps dying).
  */
 export class Server extends EventEmitter {
+  /** How it serves its connections, fixed by {@link serve}. */
   readonly strategy: ServerStrategy;
   readonly #listener: SocketServer<unknown>;
   readonly #settings: LoopSettings;
@@ -819,6 +821,7 @@ export class Server extends EventEmitter {
     return [...this.#children].map((child) => child.pid!).filter((pid) => pid !== undefined);
   }
 
+  /** The counters now; the ones kept in child processes are not included (see {@link ServerStats}). */
   stats(): ServerStats {
     return {
       strategy: this.strategy,
@@ -839,6 +842,7 @@ export class Server extends EventEmitter {
     return this.#closing;
   }
 
+  /** `await using server = ...`: the same as {@link close}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
@@ -1105,16 +1109,28 @@ function warn(err: unknown, id: number, label: string, child = false): void {
 /**
  * Listens on `address` (`unix:/path`, `unix:@name` or `tcp://host:port`)
  * and serves every connection with `handler`, the way `strategy` says.
- * Resolves once the server accepts connections.
+ * Resolves once the server accepts connections. Where the handler runs in
+ * other processes (`'blocking'`, `'fork'`, `'prefork'`) it is a module:
+ * `serve('unix:/tmp/echo.sock', './echo.js', { strategy: 'prefork' })`,
+ * with `export default (data) => data;` in echo.js.
  *
  * @example
  * ```ts
- * // echo.js: export default (data) => data;
- * const server = await serve('unix:/tmp/echo.sock', './echo.js', { strategy: 'prefork' });
- * const client = await connect('unix:/tmp/echo.sock');
- * await client.send(Buffer.from('hi'));
- * (await client.receive()).data; // <Buffer 68 69>
- * await server.close();
+ * import { connect, serve } from 'ipckit';
+ *
+ * const server = await serve('unix:@ipckit-example-serve', (data) => data, { strategy: 'event' });
+ * try {
+ *   const client = await connect('unix:@ipckit-example-serve');
+ *   try {
+ *     await client.send('hi');
+ *     const { data } = await client.receive({ timeout: 1000 });
+ *     console.log(data.toString()); // hi
+ *   } finally {
+ *     client.close();
+ *   }
+ * } finally {
+ *   await server.close();
+ * }
  * ```
  */
 export function serve<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(address: string, handler: ConnectionHandler<Decoded<T, C>> | string | URL, options?: ServerOptions<T> & { codec?: C }): Promise<Server>;

@@ -84,22 +84,35 @@ export interface SharedMemoryOpenOptions {
 
 /** `fstat` of a POSIX segment. */
 export interface PosixSharedMemoryStat {
+  /** Size in bytes now (another process may have resized it since this handle mapped it). */
   size: number;
+  /** Permission bits. */
   mode: number;
+  /** Owner's uid. */
   uid: number;
+  /** Owner's gid. */
   gid: number;
+  /** Last change of the file's size, owner or mode (`st_ctime`). */
   changeTime: Date;
 }
 
 /** `shmctl(IPC_STAT)` of a System V segment. */
 export interface SysvSharedMemoryStat {
+  /** The key, or 0 for a private segment. */
   key: number;
+  /** The segment identifier (`shmid`). */
   id: number;
+  /** Size in bytes, fixed at creation (`shm_segsz`). */
   size: number;
+  /** Permission bits. */
   mode: number;
+  /** Owner's uid. */
   uid: number;
+  /** Owner's gid. */
   gid: number;
+  /** Creator's uid. */
   cuid: number;
+  /** Creator's gid. */
   cgid: number;
   /** Processes attached now (`shm_nattch`). */
   attachments: number;
@@ -107,8 +120,11 @@ export interface SysvSharedMemoryStat {
   creatorPid: number;
   /** Pid of the last `shmat`/`shmdt`. */
   lastPid: number;
+  /** Time of the last `shmat` (whole seconds), or null if none. */
   lastAttachTime: Date | null;
+  /** Time of the last `shmdt` (whole seconds), or null if none. */
   lastDetachTime: Date | null;
+  /** Time of creation or of the last `shmctl(IPC_SET)` (whole seconds). */
   changeTime: Date;
   /** Whether `remove()` was called: it dies when the last process detaches. */
   removed: boolean;
@@ -346,9 +362,17 @@ export function devShmCreateError(r: number, syscall: string, address: string, b
  *
  * @example
  * ```ts
- * using shm = PosixSharedMemory.create('/scores', { size: 4096 });
- * const counters = new Int32Array(shm.buffer);
- * Atomics.add(counters, 0, 1);   // visible at once to every process that maps /scores
+ * import { PosixSharedMemory } from 'ipckit';
+ *
+ * const shm = PosixSharedMemory.create('/ipckit-example-shm', { size: 4096 });
+ * try {
+ *   const counters = new Int32Array(shm.buffer);
+ *   Atomics.add(counters, 0, 1); // visible at once to every process that maps the segment
+ *   console.log(Atomics.load(counters, 0)); // 1
+ * } finally {
+ *   shm.close();
+ *   PosixSharedMemory.unlink('/ipckit-example-shm');
+ * }
  * ```
  */
 export class PosixSharedMemory extends SharedMemory {
@@ -651,9 +675,15 @@ function statOfId(id: number, label: string): SysvSharedMemoryStat {
  *
  * @example
  * ```ts
- * using shm = SysvSharedMemory.openOrCreate(0x5157, { size: 1024 });
- * shm.write(Buffer.from('hello'));
- * console.log(shm.stat().attachments);
+ * import { SysvSharedMemory } from 'ipckit';
+ *
+ * const shm = SysvSharedMemory.create(0x1bc0_0003, { size: 1024 });
+ * try {
+ *   shm.write('hello');
+ *   console.log(shm.read(0, 5).toString(), shm.stat().attachments); // hello 1
+ * } finally {
+ *   shm.remove();
+ * }
  * ```
  */
 export class SysvSharedMemory extends SharedMemory {

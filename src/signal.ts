@@ -44,6 +44,7 @@ export type SignalSpec = NodeJS.Signals | `SIGRTMIN+${number}` | `SIGRTMAX-${num
 export interface SignalInfo {
   /** The signal's name, such as `'SIGUSR2'` or `'SIGRTMIN+1'`. */
   signal: string;
+  /** The signal's number on this system, such as 12 for SIGUSR2 on x86_64. */
   number: number;
   /**
    * The sender's pid, when the kernel reports one (not for signals from the
@@ -286,13 +287,24 @@ function releaseAll(sig: unknown, disposition: 1 | 2, what: string): void {
  * any handler is installed the signal's default action is overridden (SIGINT
  * no longer ends the process); when the last one is removed, the action that
  * was there before returns. Handlers installed by Node (`process.on`) still
- * run too.
+ * run too. As with `process.on`, a handler does not keep the process alive.
  *
  * @example
  * ```ts
- * const stop = onSignal('SIGUSR2', ({ pid, uid, value }) => console.log(`from ${pid} (uid ${uid}): ${value}`));
- * // … later
- * stop();
+ * import { onSignal, sendSignal } from 'ipckit';
+ *
+ * const received = new Promise((resolve, reject) => {
+ *   // A handler does not keep the process alive (as with process.on): a timer does, meanwhile.
+ *   const timer = setTimeout(() => reject(new Error('no SIGUSR2 within 1 s')), 1000);
+ *   const stop = onSignal('SIGUSR2', ({ pid, uid, value }) => {
+ *     console.log(`SIGUSR2 from pid ${pid} (uid ${uid}), value ${value}`);
+ *     stop(); // SIGUSR2's previous action returns
+ *     clearTimeout(timer);
+ *     resolve(undefined);
+ *   });
+ * });
+ * sendSignal(process.pid, 'SIGUSR2', { value: 42 });
+ * await received;
  * ```
  */
 export function onSignal(sig: SignalSpec, handler: SignalHandler): () => void {
@@ -313,7 +325,10 @@ export function ignore(sig: SignalSpec): void {
 }
 
 /** The target of {@link sendSignal}: a pid, or a process group. */
-export type SignalTarget = number | { group: number };
+export type SignalTarget = number | {
+  /** A process group id, 2 or more (`kill(-pgid)`). */
+  group: number;
+};
 
 /**
  * Sends `sig` to a process or a process group (`kill`). With `value`, it uses
@@ -374,8 +389,20 @@ function numbersOf(sigs: SignalSpec | SignalSpec[], what: string): number[] {
  *
  * @example
  * ```ts
- * using listener = listenForSignals(['SIGUSR2', 'SIGRTMIN+1']);
- * for await (const { signal, pid, value } of listener) console.log(signal, pid, value);
+ * import { listenForSignals, sendSignal } from 'ipckit';
+ *
+ * const listener = listenForSignals(['SIGUSR2', 'SIGRTMIN+1']);
+ * try {
+ *   sendSignal(process.pid, 'SIGUSR2');
+ *   sendSignal(process.pid, 'SIGRTMIN+1', { value: 7 });
+ *   let seen = 0;
+ *   for await (const { signal, pid, value } of listener) {
+ *     console.log(signal, pid, value);
+ *     if (++seen === 2) break;
+ *   }
+ * } finally {
+ *   listener.close();
+ * }
  * ```
  */
 export class SignalListener extends Handle implements AsyncIterable<SignalInfo>, Pollable {
@@ -466,6 +493,7 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
     return receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
   }
 
+  /** `for await (const info of listener)`: {@link received} without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<SignalInfo, void, undefined> {
     return this.received();
   }
@@ -575,7 +603,18 @@ export interface ShutdownOptions {
  *
  * @example
  * ```ts
- * shutdownOn(['SIGINT', 'SIGTERM'], { cleanup: async () => { await server.close(); } });
+ * import { serve, shutdownOn } from 'ipckit';
+ *
+ * const server = await serve('unix:@ipckit-example-shutdown', (data) => data);
+ * // From now on Ctrl+C (SIGINT) or SIGTERM closes the server, then exits with 130 or 143.
+ * const uninstall = shutdownOn(['SIGINT', 'SIGTERM'], {
+ *   cleanup: async () => {
+ *     await server.close();
+ *   },
+ * });
+ * // ... the program's work. This one has none: it uninstalls and closes by itself.
+ * uninstall();
+ * await server.close();
  * ```
  */
 export function shutdownOn(sigs: SignalSpec[] = ['SIGINT', 'SIGTERM'], options?: ShutdownOptions): () => void {
@@ -627,7 +666,9 @@ export function shutdownOn(sigs: SignalSpec[] = ['SIGINT', 'SIGTERM'], options?:
 
 /** One row of {@link listSignals}. */
 export interface SignalDescription {
+  /** The signal's number on this system. */
   number: number;
+  /** Its name, such as `'SIGTERM'` or `'SIGRTMIN+3'`. */
   name: string;
   /** What the kernel does by default: terminate, core (terminate with a core dump), ignore, stop, continue. */
   defaultAction: 'terminate' | 'core' | 'ignore' | 'stop' | 'continue';

@@ -90,8 +90,11 @@ const DATAGRAM_SCRATCH = 256 * 1024;
 
 /** What a peer is, as the kernel saw it when the connection was made (Unix sockets). */
 export interface PeerCredentials {
+  /** The peer's pid (`SO_PEERCRED`), as the kernel saw it at connect time; 0 if unknown. */
   pid: number;
+  /** The peer's effective uid. */
   uid: number;
+  /** The peer's effective gid. */
   gid: number;
   /**
    * A pid file descriptor of the peer (`SO_PEERPIDFD`, Linux 6.5+), owned
@@ -103,22 +106,31 @@ export interface PeerCredentials {
 
 /** A message received on a connection: its data, and the descriptors that came with it (the receiver owns and closes them). */
 export interface SocketMessage<T = Buffer> {
+  /** The payload: a `Buffer` of its bytes, or the codec's decoded value. */
   data: T;
+  /** Descriptors passed with it (`SCM_RIGHTS`), close-on-exec; empty if none. */
   fds: number[];
 }
 
 /** A datagram received: its data, the sender's address (`null` if the sender is unbound), and descriptors. */
 export interface Datagram<T = Buffer> {
+  /** The payload: a `Buffer` of its bytes, or the codec's decoded value. */
   data: T;
+  /** The sender's address in the socket's address syntax (`unix-dgram:/path`, `udp://127.0.0.1:7000`), or `null` if it is unbound. */
   from: string | null;
+  /** Descriptors passed with it (`SCM_RIGHTS`, Unix only), close-on-exec; empty if none. */
   fds: number[];
 }
 
 /** Something whose descriptor can be passed: a number, or an ipckit handle with `fd`. */
-export type PassableFd = number | { readonly fd: number };
+export type PassableFd = number | {
+  /** The descriptor to pass; the sender keeps its own copy open. */
+  readonly fd: number;
+};
 
 /** Options shared by connections, whether connected, accepted or paired. */
 export interface MessageSocketOptions<T = Buffer> extends SpinOptions {
+  /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
   codec?: CodecOption<T>;
   /** Largest message received, checked before anything is allocated. Default 16 MiB. */
   maxMessageSize?: number;
@@ -154,12 +166,17 @@ export interface ListenOptions<T = Buffer> extends MessageSocketOptions<T> {
 
 /** Options of {@link bind}. */
 export interface BindOptions<T = Buffer> extends SpinOptions {
+  /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
   codec?: CodecOption<T>;
   /** Largest datagram received; a larger one is consumed and reported with ERR_IPC_MESSAGE_TOO_LARGE. Default 16 MiB. */
   maxMessageSize?: number;
+  /** Mode of a Unix socket file, applied before it exists. Default 0o600. */
   mode?: number;
+  /** The uid that must own a stale socket file for it to be replaced, or 'any'. Default: this process's euid. */
   owner?: OwnerOption;
+  /** The kernel's send buffer in bytes (SO_SNDBUF; it doubles the value), 1024 to 2^30. */
   sendBuffer?: number;
+  /** The kernel's receive buffer in bytes (SO_RCVBUF; it doubles the value), 1024 to 2^30. */
   receiveBuffer?: number;
 }
 
@@ -186,6 +203,7 @@ export interface RequestOptions extends WaitOptions {
 export interface DatagramSendOptions extends WaitOptions {
   /** The address to send to (the same kind as the socket's). */
   to: string;
+  /** Descriptors to pass with the datagram (Unix datagram sockets), at most {@link SCM_MAX_FD}. */
   fds?: readonly PassableFd[];
 }
 
@@ -302,6 +320,7 @@ function kindOfFd(fd: number): SocketKind {
  * for the *Sync calls.
  */
 abstract class SocketBase extends Handle implements Pollable {
+  /** The kind of socket, as its address scheme names it. */
   readonly kind: SocketKind;
   readonly #fd: number;
   #address: string;
@@ -425,10 +444,21 @@ interface Waiting<T> {
  *
  * @example
  * ```ts
- * const sock = await connect('unix:/run/app.sock', { codec: 'json' });
- * await sock.send({ hello: 'world' });
- * const { data } = await sock.receive({ timeout: 1000 });
- * sock.close();
+ * import { connect, listen } from 'ipckit';
+ *
+ * // An abstract Unix socket name: no file to remove afterwards.
+ * const server = listen('unix:@ipckit-example-socket');
+ * const client = await connect('unix:@ipckit-example-socket');
+ * const connection = await server.accept({ timeout: 1000 });
+ * try {
+ *   await client.send('hello');
+ *   const { data } = await connection.receive({ timeout: 1000 });
+ *   console.log(data.toString(), connection.peer?.pid === process.pid); // hello true
+ * } finally {
+ *   connection.close();
+ *   client.close();
+ *   server.close();
+ * }
  * ```
  */
 export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterable<SocketMessage<T>> {
@@ -622,6 +652,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     }
   }
 
+  /** `for await (const message of socket)`: {@link messages} without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<SocketMessage<T>, void, undefined> {
     return this.messages();
   }
@@ -1497,6 +1528,7 @@ function truncatedError(address: string): IpcError {
 
 /** What a server reports of a connection it refused (the allow-lists). */
 export interface RefusedPeer extends Omit<PeerCredentials, 'pidfd'> {
+  /** Why it was refused, for logs: `uid 1001 / gid 1001 is not allowed`, or that its credentials are unknown. */
   reason: string;
 }
 
@@ -1507,10 +1539,22 @@ export interface RefusedPeer extends Omit<PeerCredentials, 'pidfd'> {
  *
  * @example
  * ```ts
- * const server = listen('unix:/tmp/app.sock', { codec: 'json' });
- * for await (const conn of server) {
- *   for await (const { data } of conn) await conn.send({ echo: data });
+ * import { connect, listen } from 'ipckit';
+ *
+ * const server = listen('unix:@ipckit-example-server');
+ * const client = await connect('unix:@ipckit-example-server');
+ * await client.send('hello');
+ * for await (const connection of server) {
+ *   for await (const { data } of connection) {
+ *     await connection.send(`echo: ${data.toString()}`);
+ *     break; // one message is enough here
+ *   }
+ *   connection.close();
+ *   break; // and one connection
  * }
+ * console.log((await client.receive({ timeout: 1000 })).data.toString()); // echo: hello
+ * client.close();
+ * server.close();
  * ```
  */
 export class SocketServer<T = Buffer> extends SocketBase implements AsyncIterable<MessageSocket<T>> {
@@ -1560,6 +1604,7 @@ export class SocketServer<T = Buffer> extends SocketBase implements AsyncIterabl
     return receiveUntilClosed(() => this.closed, () => this.accept({ signal }));
   }
 
+  /** `for await (const socket of server)`: {@link connections} without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<MessageSocket<T>, void, undefined> {
     return this.connections();
   }
@@ -1581,6 +1626,11 @@ export class SocketServer<T = Buffer> extends SocketBase implements AsyncIterabl
     return this;
   }
 
+  /**
+   * Removes a listener added with {@link on}. Without `'connection'`
+   * listeners accepting stops: a connection the pending accept still takes
+   * is closed.
+   */
   off(event: 'connection' | 'refused' | 'error', listener: (...args: never[]) => void): this {
     this.#events.off(event, listener as (...args: unknown[]) => void);
     return this;
@@ -1722,10 +1772,12 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     return run(this.readLane, 'receive', options, NO_KEYS, () => this.#receiveOp());
   }
 
+  /** The blocking form of {@link receive}. */
   receiveSync(options?: SyncWaitOptions): Datagram<T> {
     return runSync(this.readLane, 'receiveSync', options, NO_KEYS, () => this.#receiveOp());
   }
 
+  /** A datagram if one is queued now, else `undefined`. */
   tryReceive(): Datagram<T> | undefined {
     return tryRun(this.readLane, 'tryReceive', undefined, NO_KEYS, () => this.#receiveOp());
   }
@@ -1736,6 +1788,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     return receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
   }
 
+  /** `for await (const datagram of socket)`: {@link messages} without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<Datagram<T>, void, undefined> {
     return this.messages();
   }

@@ -16,7 +16,15 @@ export const POSIX_NAME_MAX = 255;
  * `'4660'`), an ftok pair `{ path, projectId }`, or an existing object's
  * identifier `{ id }` (what `ipcs` and `ipckit ls` print).
  */
-export type SysvAddress = number | string | { path: string; projectId: number } | { id: number };
+export type SysvAddress = number | string | {
+  /** An existing file: ftok derives the key from its inode and device. */
+  path: string;
+  /** 1 to 255; ftok keeps its low 8 bits. */
+  projectId: number;
+} | {
+  /** The identifier the kernel assigned (`msqid`, `shmid`, `semid`). */
+  id: number;
+};
 
 /** A resolved System V address: either a key or an identifier. */
 export type SysvTarget = { key: number; id?: undefined; label: string } | { id: number; key?: undefined; label: string };
@@ -55,7 +63,7 @@ export function checkPosixName(name: unknown, kind: string, max = POSIX_NAME_MAX
   return name;
 }
 
-/** `0x00001234`: how ipcs prints keys. */
+/** A System V key as `ipcs` prints it: `formatKey(0x1234)` is `'0x00001234'`. */
 export function formatKey(key: number): string {
   return `0x${key.toString(16).padStart(8, '0')}`;
 }

@@ -9,7 +9,9 @@ import { invalidArgument, isWellFormed, toBytes } from './validate.js';
 
 /** Turns values into message bytes and back. */
 export interface Codec<T> {
+  /** The bytes of one message. A throw fails the send with `ERR_IPC_CODEC`, the error as its `cause`. */
   encode(value: T): Uint8Array;
+  /** The value of one received message. A throw fails the receive with `ERR_IPC_CODEC`; the message is consumed. */
   decode(bytes: Buffer): T;
 }
 

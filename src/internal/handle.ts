@@ -106,6 +106,7 @@ export abstract class Handle implements LaneOwner, Disposable, AsyncDisposable {
     this.#held.release();
   }
 
+  /** `using handle = ...`: the same as {@link close}. */
   [Symbol.dispose](): void {
     this.close();
   }

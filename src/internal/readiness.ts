@@ -85,7 +85,7 @@ export const pollTarget: unique symbol = Symbol('ipckit.pollTarget');
  * them in through a waiter-thread job that signals an eventfd.
  */
 export interface Pollable {
-  /** The target of one wait or registration for `interest` (a target with `release` is made for it alone). */
+  /** @internal The target of one wait or registration for `interest` (a target with `release` is made for it alone). */
   [pollTarget](interest: Interest): PollTarget;
 }
 
