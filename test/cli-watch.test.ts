@@ -384,6 +384,15 @@ describe('ipckit watch as plain text', () => {
       assert.deepEqual(row!.split(/ {2,}/), ['sysv-mq', hex, '1', rate, '5', rate, '-', '-', `sent:${process.pid}(${COMMAND})`]);
       assert.deepEqual(rest, []);
     });
+    // A name that would clear the screen and forge a row is shown escaped, as ls shows it.
+    const hostile = `/ipckit-test-watch-${hex}-\x1b[2J\nsysv-mq  0x1`;
+    PosixMessageQueue.create(hostile).close();
+    objects.posix.add(hostile);
+    const shown = await ok(['watch', '--once', '--name', hex, '--kind', 'posix-mq']);
+    assert.equal(shown.stdout.includes('\x1b'), false);
+    assert.deepEqual(shown.stdout.split('\n').slice(2, 4).map((line) => line.split(/ {2,}/).slice(0, 3)),
+      [['posix-mq', `/ipckit-test-watch-${hex}-\\e[2J\\nsysv-mq`, '0x1'], ['']]);
+    PosixMessageQueue.unlink(hostile);
     const empty = await ok(['watch', '--once', '--name', `${hex}-nothing`]);
     assert.match(empty.stdout, /^ipckit watch {2}\d\d:\d\d:\d\d {2}every 1s {2}0 of \d+ objects {2}sort name\nNo IPC objects found\.\n\n$/);
     sysv.remove();
