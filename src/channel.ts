@@ -1537,6 +1537,9 @@ export interface ChannelHeader {
   messages: number;
   /** Ring bytes between HEAD and TAIL (record headers and padding included). */
   bytes: number;
+  /** Messages sent and received since the channel was created (the counters of {@link ChannelStats}). */
+  sent: number;
+  received: number;
   producer?: ChannelRoleHolder;
   consumer?: ChannelRoleHolder;
 }
@@ -1559,11 +1562,15 @@ export function channelHeaderFacts(header: Uint8Array): ChannelHeader | undefine
   };
   const producer = holder('producer');
   const consumer = holder('consumer');
+  const sent = counter(W.SENT);
+  const received = counter(W.RECEIVED);
   return {
     capacity: word(W.CAPACITY),
     maxMessageSize: word(W.MAX_MESSAGE),
-    messages: Math.max(0, counter(W.SENT) - counter(W.RECEIVED)),
+    messages: Math.max(0, sent - received),
     bytes: (word(W.TAIL) - word(W.HEAD)) >>> 0,
+    sent,
+    received,
     ...(producer === undefined ? {} : { producer }),
     ...(consumer === undefined ? {} : { consumer }),
   };

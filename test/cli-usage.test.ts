@@ -46,6 +46,7 @@ describe('ipckit help and usage errors', () => {
       [['channel', 'recv', '--help'], 'Usage: ipckit channel recv <name> [options]'],
       [['ls', '--help'], 'Usage: ipckit ls [options]'],
       [['rm', '--help'], 'Usage: ipckit rm <address> [options]'],
+      [['watch', '--help'], 'Usage: ipckit watch [options]'],
       [['tour', '--help'], 'Usage: ipckit tour [chapter...] [options]'],
       [['bench', '--help'], 'Usage: ipckit bench [mechanism...] [options]'],
       [['sem', '--help'], 'Usage: ipckit sem <command> [options]'],
@@ -66,7 +67,7 @@ describe('ipckit help and usage errors', () => {
     }));
     const [root, help, mq] = outputs;
     assert.equal(help, root);
-    for (const noun of ['mq', 'sem', 'channel', 'ls', 'rm', 'tour', 'bench']) assert.match(root!, new RegExp(`\\n  ${noun} +\\S`));
+    for (const noun of ['mq', 'sem', 'channel', 'ls', 'watch', 'rm', 'tour', 'bench']) assert.match(root!, new RegExp(`\\n  ${noun} +\\S`));
     const [sem, semWait] = outputs.slice(-2);
     assert.ok(sem!.includes('\nADDRESS: /name for a POSIX named semaphore; 0x1234, 4660, ftok:PATH:ID or id:N for a System V semaphore set.\n'));
     for (const verb of ['create', 'wait', 'post', 'stat', 'rm']) assert.match(sem!, new RegExp(`\\n  ${verb} +\\S`));

@@ -16,6 +16,7 @@ import { semCommand } from './commands/sem.js';
 import { serveCommand } from './commands/serve.js';
 import { socketCommand } from './commands/socket.js';
 import { tourCommand } from './commands/tour.js';
+import { watchCommand } from './commands/watch.js';
 import { type Group, runCommandLine } from './program.js';
 
 const root: Group = {
@@ -23,7 +24,7 @@ const root: Group = {
   summary: 'Every IPC mechanism of the Linux kernel, from the shell.',
   details: 'Every command takes --help and --json; ipckit --version prints the version. Exit status: 0 ok, 1 the operation failed\n' +
     '(the error code and message are printed on stderr), 2 the command line was not understood.',
-  children: [mqCommand, shmCommand, semCommand, channelCommand, pipeCommand, fifoCommand, signalCommand, socketCommand, serveCommand, lsCommand, rmCommand, tourCommand, demoCommand, benchCommand],
+  children: [mqCommand, shmCommand, semCommand, channelCommand, pipeCommand, fifoCommand, signalCommand, socketCommand, serveCommand, lsCommand, watchCommand, rmCommand, tourCommand, demoCommand, benchCommand],
 };
 
 process.exitCode = await runCommandLine(root, process.argv.slice(2), 'ipckit');

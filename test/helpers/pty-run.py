@@ -6,16 +6,27 @@
 Each step waits until the terminal output (since the previous step) contains
 `waitFor`, then writes `send` to the terminal: "\\u0003" is Ctrl+C, which the
 terminal's line discipline turns into SIGINT for the foreground process
-group. Prints one JSON object: the output, and how the command ended
+group. A step may instead (or also) resize the terminal, "resize": [rows, columns]
+(the kernel sends SIGWINCH to the foreground process group), or send the
+command a signal, "kill": "SIGTERM". "size": [rows, columns] is the terminal's
+size from the start. Prints one JSON object: the output, and how the command ended
 ({"exitCode": n} or {"signal": n}), or "timedOut": true if it had to be killed.
 """
+import fcntl
 import json
 import os
 import pty
 import select
 import signal
+import struct
 import sys
+import termios
 import time
+
+
+def set_size(fd, size):
+    rows, columns = size
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
 
 def main():
@@ -27,6 +38,8 @@ def main():
     if pid == 0:
         # The child: a session leader whose controlling terminal is the pty.
         try:
+            if "size" in spec:
+                set_size(0, spec["size"])
             os.execvp(spec["argv"][0], spec["argv"])
         finally:
             os._exit(127)
@@ -38,7 +51,12 @@ def main():
         if steps and steps[0]["waitFor"].encode() in output[mark:]:
             step = steps.pop(0)
             mark = len(output)
-            os.write(master, step["send"].encode())
+            if "resize" in step:
+                set_size(master, step["resize"])
+            if "kill" in step:
+                os.kill(pid, getattr(signal, step["kill"]))
+            if "send" in step:
+                os.write(master, step["send"].encode())
             continue
         left = deadline - time.monotonic()
         if left <= 0:

@@ -10,7 +10,7 @@ import { Fifo } from '../../fifo.js';
 import { type ParsedAddress, parseAddress } from '../../internal/address.js';
 import { PosixMessageQueue, SysvMessageQueue } from '../../message-queue.js';
 import { PosixSharedMemory, SysvSharedMemory } from '../../shared-memory.js';
-import { type IpcObjectInfo, isNamedSemaphore, isSocketFile, listIpcObjects, readChannelHeader, removeStaleSocket } from '../../inventory.js';
+import { type IpcObjectInfo, type IpcProcessRef, isNamedSemaphore, isSocketFile, listIpcObjects, readChannelHeader, removeStaleSocket } from '../../inventory.js';
 import { SemaphoreSet } from '../../semaphore.js';
 import { type Leaf, REMOVABLE_KINDS, type RemovableKind, printJson, printRemoved, usageError } from '../program.js';
 import { removeChannel } from './channel.js';
@@ -18,12 +18,19 @@ import { removeQueue } from './mq.js';
 import { removeSemaphore } from './sem.js';
 import { removeSegment } from './shm.js';
 
-function processes(o: IpcObjectInfo): string {
+/**
+ * The PROCESSES cell of `ipckit ls`, and of `ipckit watch`, which passes
+ * `command` to show each live process's command after its pid.
+ */
+export function processesCell<P extends IpcProcessRef>(o: Omit<IpcObjectInfo, 'processes'> & { processes: P[] }, command?: (p: P) => string | null): string {
   const label = {
     holder: 'open', creator: 'created', 'last-send': 'sent', 'last-receive': 'recv', 'last-attach': 'last', 'last-op': 'op',
     producer: 'producer', consumer: 'consumer',
   } as const;
-  const refs = o.processes.map((p) => `${label[p.role]}:${p.pid}${p.alive ? '' : '(dead)'}`);
+  const refs = o.processes.map((p) => {
+    const name = p.alive ? command?.(p) : undefined;
+    return `${label[p.role]}:${p.pid}${!p.alive ? '(dead)' : name ? `(${printable(name)})` : ''}`;
+  });
   if (o.attachments !== undefined) refs.unshift(`attached:${o.attachments}`);
   // A semaphore's state first: a named one's value and waiters, a set's size.
   if (o.semaphores !== undefined) refs.unshift(`sems:${o.semaphores}`);
@@ -36,7 +43,7 @@ function processes(o: IpcObjectInfo): string {
 }
 
 /** What follows an address in the table: a POSIX object or socket whose name is gone, a stale socket file. */
-function addressNote(o: IpcObjectInfo): string {
+export function addressNote(o: IpcObjectInfo): string {
   return o.deleted ? ' (deleted)' : o.stale ? ' (stale)' : '';
 }
 
@@ -53,7 +60,8 @@ export function printable(text: string): string {
   });
 }
 
-function table(rows: string[][]): string {
+/** Rows as columns two spaces apart, each padded to its widest cell (the last one is not padded). */
+export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
 }
@@ -96,7 +104,7 @@ export const lsCommand: Leaf = {
       const bytes = o.size ?? o.bytes;
       const shownBytes = bytes === null ? (noDepth ? '-' : '?') : String(bytes);
       const address = `${printable(o.address)}${addressNote(o)}`;
-      rows.push([o.kind, address, printable(o.owner), `0${o.mode.toString(8)}`, messages, shownBytes, processes(o)]);
+      rows.push([o.kind, address, printable(o.owner), `0${o.mode.toString(8)}`, messages, shownBytes, processesCell(o)]);
     }
     process.stdout.write(inventory.objects.length === 0 ? 'No IPC objects found.\n' : `${table(rows)}\n`);
     for (const note of inventory.notes) process.stdout.write(`note: ${note}\n`);
