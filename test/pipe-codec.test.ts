@@ -184,6 +184,23 @@ describe('pipe({ codec })', () => {
     assert.deepEqual(messages, ['one', 'two']);
     b.readEnd.close();
     throwsWith(() => b.readEnd.messages({ sginal: undefined } as never), 'ERR_IPC_INVALID_ARGUMENT', /did you mean "signal"/);
+
+    // An abort ends the loop with ERR_IPC_ABORTED; what was not received stays for the next receive.
+    const c = pipe({ codec: 'json' });
+    const ac = new AbortController();
+    c.writeEnd.sendSync('first');
+    const seen: unknown[] = [];
+    await rejectsWith(async () => {
+      for await (const { data } of c.readEnd.messages({ signal: ac.signal })) {
+        seen.push(data);
+        ac.abort();
+      }
+    }, 'ERR_IPC_ABORTED');
+    assert.deepEqual(seen, ['first']);
+    c.writeEnd.sendSync('second');
+    assert.deepEqual(c.readEnd.receiveSync(), { data: 'second' });
+    c.readEnd.close();
+    c.writeEnd.close();
   });
 
   it('shares the framing of writeMessage/readMessage: either side may be the other', async () => {
@@ -487,6 +504,13 @@ describe('pipe codec waits', () => {
     assert.deepEqual(await readEnd.receive(), { data: 'later' });
     readEnd.close();
     writeEnd.close();
+
+    // Closed before the rest went: the message is cut, and the reader says so.
+    const cut = pipe({ codec: 'json', capacity: PIPE_BUF });
+    assert.equal(cut.writeEnd.trySend(big), true);
+    cut.writeEnd.close();
+    await rejectsWith(() => cut.readEnd.receive(), 'ERR_IPC_FRAMING', /\(4096 bytes of it arrived\)/);
+    cut.readEnd.close();
   });
 
   it('close() rejects a pending receive, ends iteration quietly, and every later call fails with ERR_IPC_CLOSED', async () => {
