@@ -10,12 +10,18 @@
  * wait on the event loop instead (a non-blocking open plus an inotify watch
  * of the path) and take a timeout and an AbortSignal.
  *
+ * The opens take the ends' `codec` (and, for a read end, `maxMessageSize`):
+ * the ends then send and receive typed messages, as {@link pipe}'s do.
+ *
  * @module
  */
 import { fstatSync, lstatSync, unlinkSync } from 'node:fs';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { lazily, native } from './native.js';
-import { PipeReadEnd, PipeWriteEnd } from './pipe.js';
+import {
+  type EndSettings, PipeReadEnd, type PipeReadEndOptions, PipeWriteEnd, type PipeWriteEndOptions, READ_END_KEYS, WRITE_END_KEYS, endSettings,
+} from './pipe.js';
+import { type CodecOption } from './internal/codec.js';
 import { OwnedFd } from './internal/handle.js';
 import { type LaneOwner, NotifyLane, type Operation, run, runSync } from './internal/operation.js';
 import { describeSetting } from './internal/limits.js';
@@ -34,8 +40,8 @@ defineHints({
   inotify_add_watch: { EACCES: 'ipckit watches the FIFO to learn when the other side opens it; this needs read permission on it.' },
 });
 
-/** Options of the FIFO opens. */
-export interface FifoOpenOptions extends WaitOptions, SpinOptions {
+/** Options of the FIFO opens (for a read end, see {@link FifoOpenReadOptions}). */
+export interface FifoOpenOptions<T = Buffer> extends WaitOptions, PipeWriteEndOptions<T> {
   /**
    * Do not wait for the other side: a writer with no reader fails at once
    * with `ENXIO`, a reader opens at once. The end's descriptor also gets
@@ -51,13 +57,20 @@ export interface FifoOpenOptions extends WaitOptions, SpinOptions {
 }
 
 /** Options of the synchronous FIFO opens. */
-export interface FifoOpenSyncOptions extends SyncWaitOptions, SpinOptions {
+export interface FifoOpenSyncOptions<T = Buffer> extends SyncWaitOptions, PipeWriteEndOptions<T> {
   nonBlocking?: boolean;
   /** See {@link FifoOpenOptions.owner}. */
   owner?: OwnerOption;
 }
 
-const OPEN_KEYS = ['nonBlocking', 'spin', 'owner'] as const;
+/** Options of {@link Fifo.openRead}: those of every open, and the largest message the read end receives. */
+export interface FifoOpenReadOptions<T = Buffer> extends FifoOpenOptions<T>, Pick<PipeReadEndOptions<T>, 'maxMessageSize'> {}
+
+/** Options of {@link Fifo.openReadSync}. */
+export interface FifoOpenReadSyncOptions<T = Buffer> extends FifoOpenSyncOptions<T>, Pick<PipeReadEndOptions<T>, 'maxMessageSize'> {}
+
+const READ_OPEN_KEYS = ['nonBlocking', 'owner', ...READ_END_KEYS] as const;
+const WRITE_OPEN_KEYS = ['nonBlocking', 'owner', ...WRITE_END_KEYS] as const;
 
 /** How often a waiting async writer looks for a reader still blocked in its open. */
 const WRITER_LOOK_MS = 20;
@@ -275,33 +288,43 @@ export class Fifo {
   /**
    * Opens the read end. Resolves once a writer is there — it has written
    * something, or has come and gone — without parking any thread. With
-   * `{ nonBlocking: true }` it resolves at once.
+   * `{ nonBlocking: true }` it resolves at once. With `codec` (and
+   * `maxMessageSize`), the end receives typed messages ({@link PipeReadEnd.receive}).
    */
-  static openRead(path: string, options?: FifoOpenOptions): Promise<PipeReadEnd> {
-    return Fifo.#open('openRead', path, options, (opts) => readOpen(path, opts));
+  static openRead<T = unknown>(path: string, options: FifoOpenReadOptions<T> & { codec: CodecOption<T> }): Promise<PipeReadEnd<T>>;
+  static openRead(path: string, options?: FifoOpenReadOptions): Promise<PipeReadEnd>;
+  static openRead<T>(path: string, options?: FifoOpenReadOptions<T>): Promise<PipeReadEnd<T>> {
+    return Fifo.#open('openRead', path, options, READ_OPEN_KEYS, (opts) => readOpen<T>(path, opts));
   }
 
   /**
    * Opens the write end. Resolves once a reader has the FIFO open, without
    * parking any thread. With `{ nonBlocking: true }` it fails at once with
-   * `ENXIO` when there is no reader.
+   * `ENXIO` when there is no reader. With `codec`, the end sends typed
+   * messages ({@link PipeWriteEnd.send}).
    */
-  static openWrite(path: string, options?: FifoOpenOptions): Promise<PipeWriteEnd> {
-    return Fifo.#open('openWrite', path, options, (opts) => writeOpen(path, opts), WRITER_LOOK_MS);
+  static openWrite<T = unknown>(path: string, options: FifoOpenOptions<T> & { codec: CodecOption<T> }): Promise<PipeWriteEnd<T>>;
+  static openWrite(path: string, options?: FifoOpenOptions): Promise<PipeWriteEnd>;
+  static openWrite<T>(path: string, options?: FifoOpenOptions<T>): Promise<PipeWriteEnd<T>> {
+    return Fifo.#open('openWrite', path, options, WRITE_OPEN_KEYS, (opts) => writeOpen<T>(path, opts), WRITER_LOOK_MS);
   }
 
-  /** Opens the read end, blocking the calling thread until a writer opens the FIFO. */
-  static openReadSync(path: string, options?: FifoOpenSyncOptions): PipeReadEnd {
-    return Fifo.#openSync('openReadSync', path, options, (opts) => readOpen(path, opts, true));
+  /** Opens the read end, blocking the calling thread until a writer opens the FIFO. Options as {@link openRead}'s, `timeout` but no `signal`. */
+  static openReadSync<T = unknown>(path: string, options: FifoOpenReadSyncOptions<T> & { codec: CodecOption<T> }): PipeReadEnd<T>;
+  static openReadSync(path: string, options?: FifoOpenReadSyncOptions): PipeReadEnd;
+  static openReadSync<T>(path: string, options?: FifoOpenReadSyncOptions<T>): PipeReadEnd<T> {
+    return Fifo.#openSync('openReadSync', path, options, READ_OPEN_KEYS, (opts) => readOpen<T>(path, opts, true));
   }
 
-  /** Opens the write end, blocking the calling thread until a reader opens the FIFO. */
-  static openWriteSync(path: string, options?: FifoOpenSyncOptions): PipeWriteEnd {
-    return Fifo.#openSync('openWriteSync', path, options, (opts) => writeOpen(path, opts, true));
+  /** Opens the write end, blocking the calling thread until a reader opens the FIFO. Options as {@link openWrite}'s, `timeout` but no `signal`. */
+  static openWriteSync<T = unknown>(path: string, options: FifoOpenSyncOptions<T> & { codec: CodecOption<T> }): PipeWriteEnd<T>;
+  static openWriteSync(path: string, options?: FifoOpenSyncOptions): PipeWriteEnd;
+  static openWriteSync<T>(path: string, options?: FifoOpenSyncOptions<T>): PipeWriteEnd<T> {
+    return Fifo.#openSync('openWriteSync', path, options, WRITE_OPEN_KEYS, (opts) => writeOpen<T>(path, opts, true));
   }
 
-  static #open<E>(what: string, path: string, options: FifoOpenOptions | undefined,
-    prepare: (opts: OpenChoice) => OpenOperation<E>, lookEvery?: number): Promise<E> {
+  static #open<E, T>(what: string, path: string, options: FifoOpenReadOptions<T> | undefined, keys: readonly string[],
+    prepare: (opts: OpenChoice<T>) => OpenOperation<E>, lookEvery?: number): Promise<E> {
     let wait: PeerWait;
     try {
       wait = new PeerWait(checkPath(path), spinOf(options), lookEvery);
@@ -309,15 +332,15 @@ export class Fifo {
       return Promise.reject(err);
     }
     let op: OpenOperation<E> | undefined;
-    return run(wait.lane, what, options, OPEN_KEYS, (o) => (op = prepare(choice(o)))).finally(() => op?.cleanup()) as Promise<E>;
+    return run(wait.lane, what, options, keys, (o) => (op = prepare(choice(o)))).finally(() => op?.cleanup()) as Promise<E>;
   }
 
-  static #openSync<E>(what: string, path: string, options: FifoOpenSyncOptions | undefined,
-    prepare: (opts: OpenChoice) => OpenOperation<E>): E {
+  static #openSync<E, T>(what: string, path: string, options: FifoOpenReadSyncOptions<T> | undefined, keys: readonly string[],
+    prepare: (opts: OpenChoice<T>) => OpenOperation<E>): E {
     const wait = new PeerWait(checkPath(path), spinOf(options));
     let op: OpenOperation<E> | undefined;
     try {
-      return runSync(wait.lane, what, options, OPEN_KEYS, (o) => (op = prepare(choice(o)))) as E;
+      return runSync(wait.lane, what, options, keys, (o) => (op = prepare(choice(o)))) as E;
     } finally {
       op?.cleanup();
     }
@@ -329,14 +352,15 @@ function spinOf(options: unknown): number {
   return checkSpin(options !== null && typeof options === 'object' ? (options as SpinOptions).spin : undefined);
 }
 
-interface OpenChoice {
+interface OpenChoice<T> {
   nonBlocking: boolean;
-  spin: number;
   owner: OwnerOption;
+  /** How the end is made (the spin, codec and message limit it gets). */
+  settings: EndSettings<T>;
 }
 
-function choice(o: Partial<FifoOpenOptions>): OpenChoice {
-  return { nonBlocking: checkBoolean(o.nonBlocking, 'nonBlocking'), spin: checkSpin(o.spin), owner: checkOwner(o.owner) };
+function choice<T>(o: Partial<FifoOpenReadOptions<T>>): OpenChoice<T> {
+  return { nonBlocking: checkBoolean(o.nonBlocking, 'nonBlocking'), owner: checkOwner(o.owner), settings: endSettings(o) };
 }
 
 /** An open as an operation, and what to release when it ends without an end. */
@@ -350,14 +374,14 @@ interface OpenOperation<E> extends Operation<E> {
  * come and gone (POLLHUP). `sync`: a step that may sleep makes a blocking
  * open, bounded by its timeout.
  */
-function readOpen(path: string, { nonBlocking, spin, owner }: OpenChoice, sync = false): OpenOperation<PipeReadEnd> {
+function readOpen<T>(path: string, { nonBlocking, owner, settings }: OpenChoice<T>, sync = false): OpenOperation<PipeReadEnd<T>> {
   let fd = -1;
   const probe = Buffer.allocUnsafe(1);
-  const made = (initial: Buffer): PipeReadEnd => {
+  const made = (initial: Buffer): PipeReadEnd<T> => {
     const end = fd;
     fd = -1;
     setMode(end, nonBlocking, path);
-    return new PipeReadEnd(end, path, initial, spin);
+    return new PipeReadEnd(end, settings, path, initial);
   };
   const writerSeen = (): Buffer | undefined => {
     const n = native.readFd(fd, probe, 0, 1, 0);
@@ -370,7 +394,7 @@ function readOpen(path: string, { nonBlocking, spin, owner }: OpenChoice, sync =
     step: (timeout) => {
       if (sync && timeout !== 0 && !nonBlocking) {
         const blocking = blockingOpen(path, C.O_RDONLY, owner, timeout);
-        return blocking === undefined ? undefined : new PipeReadEnd(blocking, path, undefined, spin);
+        return blocking === undefined ? undefined : new PipeReadEnd(blocking, settings, path);
       }
       if (fd < 0) {
         fd = openChecked(path, C.O_RDONLY | C.O_NONBLOCK, owner);
@@ -400,18 +424,18 @@ function readOpen(path: string, { nonBlocking, spin, owner }: OpenChoice, sync =
  * would need a momentary read-write open, which would also let through any
  * other program's blocked writer, to write into a FIFO with no reader.)
  */
-function writeOpen(path: string, { nonBlocking, spin, owner }: OpenChoice, sync = false): OpenOperation<PipeWriteEnd> {
+function writeOpen<T>(path: string, { nonBlocking, owner, settings }: OpenChoice<T>, sync = false): OpenOperation<PipeWriteEnd<T>> {
   return {
     step: (timeout) => {
       if (sync && timeout !== 0 && !nonBlocking) {
         const blocking = blockingOpen(path, C.O_WRONLY, owner, timeout);
-        return blocking === undefined ? undefined : new PipeWriteEnd(blocking, path, spin);
+        return blocking === undefined ? undefined : new PipeWriteEnd(blocking, settings, path);
       }
       const fd = openChecked(path, C.O_WRONLY | C.O_NONBLOCK, owner);
       if (fd === E.ENXIO && !nonBlocking) return undefined;
       if (fd < 0) throw systemError(fd, 'open', path);
       setMode(fd, nonBlocking, path);
-      return new PipeWriteEnd(fd, path, spin);
+      return new PipeWriteEnd(fd, settings, path);
     },
     cleanup: () => undefined,
   };

@@ -39,9 +39,9 @@ export { Mutex, Semaphore, SEM_VALUE_MAX, type LockOptions, type WithLockOptions
 export {
   pipe, spawn, PipeReadEnd, PipeWriteEnd, PIPE_BUF, DEFAULT_READ_SIZE, DEFAULT_MAX_MESSAGE,
   type PipeOptions, type ReadOptions, type ReadSyncOptions, type MessageReadOptions, type MessageReadSyncOptions,
-  type SpawnWithFdsOptions,
+  type SpawnWithFdsOptions, type PipeEnds, type PipeMessage, type PipeReadEndOptions, type PipeWriteEndOptions,
 } from './pipe.js';
-export { Fifo, type FifoOpenOptions, type FifoOpenSyncOptions } from './fifo.js';
+export { Fifo, type FifoOpenOptions, type FifoOpenSyncOptions, type FifoOpenReadOptions, type FifoOpenReadSyncOptions } from './fifo.js';
 export {
   onSignal, restoreDefault, ignore, sendSignal, waitForSignal, waitForSignalSync, listenForSignals, SignalListener, SIGNAL_LISTENER_CAPACITY,
   shutdownOn, listSignals, signalName, signalNumber,

@@ -6,7 +6,10 @@
  *
  * Both ends offer the blocking triple (`read`/`readSync`/`tryRead`,
  * `write`/`writeSync`/`tryWrite`), length-prefixed messages, async
- * iteration and Node streams.
+ * iteration and Node streams. Messages can be typed values, as on queues
+ * and sockets: with a `codec`, `send`/`sendSync`/`trySend` encode and
+ * frame a value, and `receive`/`receiveSync`/`tryReceive` resolve to
+ * `{ data }` (or `null` at the end of the data).
  *
  * @module
  */
@@ -16,6 +19,7 @@ import { type Readable, type Writable } from 'node:stream';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { lazily, native } from './native.js';
 import { trackSpawned } from './internal/children.js';
+import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { type ByteSource, MAX_FRAME, ReadAhead, frame } from './internal/framing.js';
 import { Handle } from './internal/handle.js';
 import { describeSetting, descriptorError } from './internal/limits.js';
@@ -23,7 +27,7 @@ import { DONE, type Operation, ReadinessLane, run, runSync, tryRun } from './int
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import { type StreamOptions, readableFrom, writableTo } from './internal/streams.js';
 import { checkBoolean, checkBytes, checkInteger, checkOptions, invalidArgument, optionalInteger, toBytes } from './internal/validate.js';
-import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
+import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin } from './internal/wait.js';
 
 const C = lazily(() => native.constants);
 
@@ -43,14 +47,68 @@ const SCRATCH_SIZE = 16 * 1024;
 /** Default largest framed message, in bytes. */
 export const DEFAULT_MAX_MESSAGE = 1024 * 1024;
 
+/** Options of a write end: how {@link PipeWriteEnd.send} encodes values. */
+export interface PipeWriteEndOptions<T = Buffer> extends SpinOptions {
+  /**
+   * Layer typed messages over the framing: `'json'`, `'msgpack'` or
+   * `{ encode, decode }`. Without one, messages are bytes (a string is sent
+   * as its UTF-8 bytes).
+   */
+  codec?: CodecOption<T>;
+}
 
-/** Options of {@link pipe}. */
-export interface PipeOptions extends SpinOptions {
+/** Options of a read end: how {@link PipeReadEnd.receive} decodes messages, and the largest it accepts. */
+export interface PipeReadEndOptions<T = Buffer> extends PipeWriteEndOptions<T> {
+  /**
+   * Largest message received, in bytes. A length prefix announcing more
+   * fails with `ERR_IPC_MESSAGE_TOO_LARGE` before anything is allocated.
+   * Also the default `maxSize` of {@link PipeReadEnd.readMessage}. Default
+   * {@link DEFAULT_MAX_MESSAGE} (1 MiB).
+   */
+  maxMessageSize?: number;
+}
+
+/** Options of {@link pipe}: `codec` applies to both ends, `maxMessageSize` to the read end. */
+export interface PipeOptions<T = Buffer> extends PipeReadEndOptions<T> {
   /** Give both descriptors O_NONBLOCK (what children inherit). Default false: blocking, as most programs expect. */
   nonBlocking?: boolean;
   /** Buffer size in bytes (`F_SETPIPE_SZ`; the kernel rounds it up to a power-of-two number of pages). */
   capacity?: number;
 }
+
+/** The two ends {@link pipe} makes. */
+export interface PipeEnds<T = Buffer> {
+  readEnd: PipeReadEnd<T>;
+  writeEnd: PipeWriteEnd<T>;
+}
+
+/** A message received from a pipe or FIFO: its data, decoded by the end's codec (a `Buffer` without one). */
+export interface PipeMessage<T = Buffer> {
+  data: T;
+}
+
+/** @internal What an end is made with, once its options are checked. */
+export interface EndSettings<T> {
+  spin: number;
+  codec: Codec<T>;
+  /** Whether the codec was given (the end's iteration then yields decoded messages). */
+  typed: boolean;
+  maxMessageSize: number;
+}
+
+/** @internal The settings of an end from its options (already checked for unknown keys). */
+export function endSettings<T>(opts: PipeReadEndOptions<T>): EndSettings<T> {
+  return {
+    spin: checkSpin(opts.spin),
+    codec: resolveCodec<T>(opts.codec),
+    typed: opts.codec !== undefined,
+    maxMessageSize: optionalInteger(opts.maxMessageSize, 'maxMessageSize', 0, MAX_FRAME, DEFAULT_MAX_MESSAGE),
+  };
+}
+
+/** @internal The option keys of a read end and of a write end. */
+export const READ_END_KEYS = ['spin', 'codec', 'maxMessageSize'] as const;
+export const WRITE_END_KEYS = ['spin', 'codec'] as const;
 
 /** Options of a read. */
 export interface ReadOptions extends WaitOptions {
@@ -65,7 +123,7 @@ export interface ReadSyncOptions extends SyncWaitOptions {
 
 /** Options of a framed-message read. */
 export interface MessageReadOptions extends WaitOptions {
-  /** Largest message accepted; a longer announced length fails before anything is allocated. Default 1 MiB. */
+  /** Largest message accepted; a longer announced length fails before anything is allocated. Default: the end's `maxMessageSize` (1 MiB). */
   maxSize?: number;
 }
 
@@ -205,10 +263,6 @@ function checkMaxBytes(maxBytes: unknown): number {
   return optionalInteger(maxBytes, 'maxBytes', 1, 2 ** 30, DEFAULT_READ_SIZE);
 }
 
-function checkMaxSize(maxSize: unknown): number {
-  return optionalInteger(maxSize, 'maxSize', 0, MAX_FRAME, DEFAULT_MAX_MESSAGE);
-}
-
 function checkTarget(target: unknown): Uint8Array {
   checkBytes(target, 'target');
   if ((target as Uint8Array).length === 0) throw invalidArgument('target', target, 'a non-empty Uint8Array');
@@ -217,7 +271,13 @@ function checkTarget(target: unknown): Uint8Array {
 
 /**
  * The read end of a pipe or FIFO. `read()` resolves to a chunk of bytes, or
- * `null` at the end of the data (every writer has closed).
+ * `null` at the end of the data (every writer has closed); `receive()` to
+ * one length-prefixed message `{ data }`, decoded by the end's codec, or
+ * `null` at the end.
+ *
+ * Async iteration yields what the end carries: with a codec, the decoded
+ * value of each message; without one, raw chunks as `read()` returns them
+ * (use {@link messages} for framed byte messages).
  *
  * @example
  * ```ts
@@ -227,32 +287,87 @@ function checkTarget(target: unknown): Uint8Array {
  * for await (const chunk of readEnd) process.stdout.write(chunk);
  * ```
  */
-export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer>, ByteSource {
+export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>, ByteSource {
+  /** Largest message {@link receive} accepts, in bytes (the `maxMessageSize` option). */
+  readonly maxMessageSize: number;
   /** Bytes read from the kernel but not yet returned (framing, FIFO open probes). */
   readonly #ahead: ReadAhead;
   #eof = false;
   /** Where small reads land before they are copied out. */
   readonly #scratch = Buffer.alloc(SCRATCH_SIZE);
   #defaultRead: Operation<Buffer | null> | undefined;
+  readonly #codec: Codec<T>;
+  readonly #typed: boolean;
+  readonly #receiveOp: Operation<PipeMessage<T> | null>;
   protected override readonly buffered = (): boolean => !this.closed && this.#ahead.length > 0;
 
   /** @internal */
-  constructor(fd: number, address?: string, initial?: Buffer, spin?: number, handedOver = false) {
+  constructor(fd: number, settings: EndSettings<T>, address?: string, initial?: Buffer, handedOver = false) {
     const where = address ?? pipeAddress(fd);
-    super(fd, where, 'read', spin ?? checkSpin(undefined), handedOver);
-    this.#ahead = new ReadAhead(where);
+    super(fd, where, 'read', settings.spin, handedOver);
+    this.maxMessageSize = settings.maxMessageSize;
+    this.#codec = settings.codec;
+    this.#typed = settings.typed;
+    this.#ahead = new ReadAhead(where, 'maxMessageSize');
     if (initial !== undefined) this.#ahead.push(initial);
+    this.#receiveOp = this.stepOf(() => {
+      const bytes = this.#ahead.message(this, this.maxMessageSize, DEFAULT_READ_SIZE);
+      if (bytes === undefined || bytes === null) return bytes;
+      // The message was taken off the stream before it is decoded: a failure leaves the next message in place.
+      return { data: decodeWith(this.#codec, bytes, this.address) };
+    });
   }
 
   /**
    * Wraps an inherited descriptor (for example fd 3 given by a parent with
    * {@link spawn}) and takes ownership of it: `close()` closes it. A
    * descriptor is wrapped once (`ERR_IPC_INVALID_ARGUMENT` if a handle of
-   * this thread owns it already).
+   * this thread owns it already). Options: `codec`, `maxMessageSize`, `spin`.
    */
-  static fromFd(fd: number, options?: SpinOptions): PipeReadEnd {
+  static fromFd<T = unknown>(fd: number, options: PipeReadEndOptions<T> & { codec: CodecOption<T> }): PipeReadEnd<T>;
+  static fromFd(fd: number, options?: PipeReadEndOptions): PipeReadEnd;
+  static fromFd<T>(fd: number, options?: PipeReadEndOptions<T>): PipeReadEnd<T> {
+    const settings = endSettings(checkOptions(options, READ_END_KEYS));
     checkInheritedFd(fd, 'read');
-    return new PipeReadEnd(fd, undefined, undefined, checkSpin(checkOptions(options, ['spin']).spin), true);
+    return new PipeReadEnd<T>(fd, settings, undefined, undefined, true);
+  }
+
+  /**
+   * Receives one length-prefixed message (as {@link PipeWriteEnd.send} or
+   * `writeMessage` writes it, or any peer writing a 4-byte big-endian
+   * length and the bytes), waiting for all of it; resolves to `{ data }`,
+   * decoded by the end's codec, or to `null` at the end of the data. Never
+   * blocks the event loop.
+   *
+   * Fails with `ERR_IPC_MESSAGE_TOO_LARGE` for a length over
+   * `maxMessageSize` (before anything is allocated; the stream cannot be
+   * read further), `ERR_IPC_FRAMING` when the writers closed inside a
+   * message, and `ERR_IPC_CODEC` when the codec cannot decode it (that
+   * message is consumed; the next receive reads the next one).
+   */
+  receive(options?: WaitOptions): Promise<PipeMessage<T> | null> {
+    return run(this.lane, 'receive', options, NO_KEYS, () => this.#receiveOp);
+  }
+
+  /** The blocking form of {@link receive}: blocks the calling thread until a whole message (or the end) is there. */
+  receiveSync(options?: SyncWaitOptions): PipeMessage<T> | null {
+    return runSync(this.lane, 'receiveSync', options, NO_KEYS, () => this.#receiveOp);
+  }
+
+  /** A message if a whole one is there now; `null` at the end; `undefined` if more must arrive (or earlier receives wait). */
+  tryReceive(): PipeMessage<T> | null | undefined {
+    return tryRun(this.lane, 'tryReceive', undefined, NO_KEYS, () => this.#receiveOp);
+  }
+
+  /**
+   * Messages (`{ data }`, as {@link receive} resolves) until the end of the
+   * data or until this end is closed; `signal` aborts the loop with
+   * `ERR_IPC_ABORTED`. A message that cannot be decoded ends the loop with
+   * `ERR_IPC_CODEC`; a new loop goes on with the next message.
+   */
+  messages(options?: { signal?: AbortSignal }): AsyncGenerator<PipeMessage<T>, void, undefined> {
+    const { signal } = checkOptions(options, ['signal']);
+    return this.#messages(checkSignal(signal));
   }
 
   /** Reads up to `maxBytes`, waiting while the pipe is empty; `null` at the end. Never blocks the event loop. */
@@ -286,16 +401,18 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer>, ByteS
 
   /**
    * Reads one length-prefixed message written by {@link PipeWriteEnd.writeMessage};
-   * `null` at the end of the data. A prefix announcing more than `maxSize`
-   * fails with `ERR_IPC_MESSAGE_TOO_LARGE` before anything is allocated.
+   * `null` at the end of the data. Its bytes as they are: no codec applies.
+   * A prefix announcing more than `maxSize` (default: the end's
+   * `maxMessageSize`) fails with `ERR_IPC_MESSAGE_TOO_LARGE` before
+   * anything is allocated.
    */
   readMessage(options?: MessageReadOptions): Promise<Buffer | null> {
-    return run(this.lane, 'readMessage', options, MESSAGE_KEYS, (o) => this.#messageOp(checkMaxSize(o.maxSize)));
+    return run(this.lane, 'readMessage', options, MESSAGE_KEYS, (o) => this.#messageOp(o.maxSize));
   }
 
   /** The blocking form of {@link readMessage}. */
   readMessageSync(options?: MessageReadSyncOptions): Buffer | null {
-    return runSync(this.lane, 'readMessageSync', options, MESSAGE_KEYS, (o) => this.#messageOp(checkMaxSize(o.maxSize)));
+    return runSync(this.lane, 'readMessageSync', options, MESSAGE_KEYS, (o) => this.#messageOp(o.maxSize));
   }
 
   /** Reads into `target` what is there now: a count, `null` at the end, or `undefined` if the pipe is empty. */
@@ -305,7 +422,7 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer>, ByteS
 
   /** One length-prefixed message if it is complete now; `null` at the end; `undefined` if more must arrive. */
   tryReadMessage(options?: { maxSize?: number }): Buffer | null | undefined {
-    return tryRun(this.lane, 'tryReadMessage', options, MESSAGE_KEYS, (o) => this.#messageOp(checkMaxSize(o.maxSize)));
+    return tryRun(this.lane, 'tryReadMessage', options, MESSAGE_KEYS, (o) => this.#messageOp(o.maxSize));
   }
 
   /** Chunks until the end of the data (or until the end is closed). */
@@ -324,8 +441,28 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer>, ByteS
     }
   }
 
-  [Symbol.asyncIterator](): AsyncGenerator<Buffer, void, undefined> {
-    return this.chunks();
+  /** With a codec, the decoded value of each message; without one, raw chunks ({@link chunks}). Ends at the end of the data or on close. */
+  [Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    // Without a codec T is Buffer: the chunks are what the end carries.
+    return this.#typed ? this.#values() : this.chunks() as AsyncGenerator<unknown, void, undefined> as AsyncGenerator<T, void, undefined>;
+  }
+
+  async *#values(): AsyncGenerator<T, void, undefined> {
+    for await (const { data } of this.#messages(undefined)) yield data;
+  }
+
+  async *#messages(signal: AbortSignal | undefined): AsyncGenerator<PipeMessage<T>, void, undefined> {
+    for (;;) {
+      let message: PipeMessage<T> | null;
+      try {
+        message = await this.receive({ signal });
+      } catch (err) {
+        if (err instanceof IpcError && err.code === 'ERR_IPC_CLOSED') return;
+        throw err;
+      }
+      if (message === null) return;
+      yield message;
+    }
   }
 
   /** A Node `Readable` over this end; it pulls only as fast as it is consumed. */
@@ -360,8 +497,11 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer>, ByteS
     });
   }
 
-  #messageOp(max: number): Operation<Buffer | null> {
-    return this.stepOf(() => this.#ahead.message(this, max, DEFAULT_READ_SIZE));
+  /** A framed read of raw bytes, bounded by `maxSize` when given, else by the end's maxMessageSize. */
+  #messageOp(maxSize: unknown): Operation<Buffer | null> {
+    const max = optionalInteger(maxSize, 'maxSize', 0, MAX_FRAME, this.maxMessageSize);
+    const limitName = maxSize === undefined ? 'maxMessageSize' : 'maxSize';
+    return this.stepOf(() => this.#ahead.message(this, max, DEFAULT_READ_SIZE, limitName));
   }
 
   /**
@@ -401,18 +541,72 @@ export class PipeReadEnd extends PipeEnd implements AsyncIterable<Buffer>, ByteS
 
 /**
  * The write end of a pipe or FIFO. `write()` resolves once every byte is in
- * the pipe; writes of at most {@link PIPE_BUF} bytes are atomic.
+ * the pipe; writes of at most {@link PIPE_BUF} bytes are atomic. `send()`
+ * writes one value, encoded by the end's codec, as a length-prefixed
+ * message; a message of at most `PIPE_BUF - 4` bytes is written atomically.
  */
-export class PipeWriteEnd extends PipeEnd {
+export class PipeWriteEnd<T = Buffer> extends PipeEnd {
+  readonly #codec: Codec<T>;
+  /** Why this end was closed by a message cut short (later calls report it). */
+  #failure: IpcError | undefined;
+
   /** @internal */
-  constructor(fd: number, address?: string, spin?: number, handedOver = false) {
-    super(fd, address ?? pipeAddress(fd), 'write', spin ?? checkSpin(undefined), handedOver);
+  constructor(fd: number, settings: Pick<EndSettings<T>, 'spin' | 'codec'>, address?: string, handedOver = false) {
+    super(fd, address ?? pipeAddress(fd), 'write', settings.spin, handedOver);
+    this.#codec = settings.codec;
   }
 
-  /** Wraps an inherited descriptor and takes ownership of it, as {@link PipeReadEnd.fromFd} does. */
-  static fromFd(fd: number, options?: SpinOptions): PipeWriteEnd {
+  /** Wraps an inherited descriptor and takes ownership of it, as {@link PipeReadEnd.fromFd} does. Options: `codec`, `spin`. */
+  static fromFd<T = unknown>(fd: number, options: PipeWriteEndOptions<T> & { codec: CodecOption<T> }): PipeWriteEnd<T>;
+  static fromFd(fd: number, options?: PipeWriteEndOptions): PipeWriteEnd;
+  static fromFd<T>(fd: number, options?: PipeWriteEndOptions<T>): PipeWriteEnd<T> {
+    const settings = endSettings(checkOptions(options, WRITE_END_KEYS));
     checkInheritedFd(fd, 'write');
-    return new PipeWriteEnd(fd, undefined, checkSpin(checkOptions(options, ['spin']).spin), true);
+    return new PipeWriteEnd<T>(fd, settings, undefined, true);
+  }
+
+  /** @internal An end closed because a message was cut short reports that, not just "closed". */
+  override closedError(what: string): IpcError {
+    return this.#failure ?? super.closedError(what);
+  }
+
+  /**
+   * Sends one value as a length-prefixed message: encoded by the end's
+   * codec (without one: bytes, a string as its UTF-8 bytes), then a 4-byte
+   * big-endian length and the bytes, waiting while the pipe is full. Never
+   * blocks the event loop. A message of at most `PIPE_BUF - 4` (4092) bytes
+   * goes in one atomic write, never interleaved with other writers' data.
+   *
+   * A timeout or abort before the first byte sends nothing. Once part of the
+   * message is in the pipe it cannot be taken back: a timeout or abort then
+   * closes this end (the error says how much was written), so the reader
+   * meets a cut message (`ERR_IPC_FRAMING`) rather than reading what
+   * follows as its rest.
+   */
+  send(data: Outgoing<T>, options?: WaitOptions): Promise<void> {
+    return run(this.lane, 'send', options, NO_KEYS, () => this.#frameOp(this.#encode(data)));
+  }
+
+  /** The blocking form of {@link send}: blocks the calling thread while the pipe is full. */
+  sendSync(data: Outgoing<T>, options?: SyncWaitOptions): void {
+    runSync(this.lane, 'sendSync', options, NO_KEYS, () => this.#frameOp(this.#encode(data)));
+  }
+
+  /**
+   * Sends without waiting: `true` if the message went, `false` if nothing
+   * was written (the pipe is full, or earlier sends wait). A message of at
+   * most `PIPE_BUF - 4` bytes goes whole or not at all; of a larger one the
+   * kernel may take part: it is then committed (`true`), and the rest
+   * follows as the reader makes room, before any later write of this end.
+   */
+  trySend(data: Outgoing<T>): boolean {
+    let op: FrameOperation | undefined;
+    if (tryRun(this.lane, 'trySend', undefined, NO_KEYS, () => (op = this.#frameOp(this.#encode(data)))) !== undefined) return true;
+    if (op === undefined || op.written() === 0) return false;
+    const rest = op;
+    // Its failures are EPIPE, which every later write meets too, and close(), which reports the cut.
+    run(this.lane, 'trySend', undefined, NO_KEYS, () => rest).catch(() => undefined);
+    return true;
   }
 
   /**
@@ -447,22 +641,17 @@ export class PipeWriteEnd extends PipeEnd {
   /**
    * Writes `data` as one length-prefixed message (a 4-byte big-endian length,
    * then the bytes), so the reader's {@link PipeReadEnd.readMessage} gets it
-   * whole. Messages of at most `PIPE_BUF - 4` bytes are atomic, even with
-   * several writers.
+   * whole. Bytes as they are: no codec applies. Messages of at most
+   * `PIPE_BUF - 4` bytes are atomic, even with several writers. A timeout
+   * or abort after part of it was written closes this end, as for {@link send}.
    */
   writeMessage(data: Uint8Array | string, options?: WaitOptions): Promise<void> {
-    let framed: Buffer;
-    try {
-      framed = frame(data, this.address);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.write(framed, options);
+    return run(this.lane, 'writeMessage', options, NO_KEYS, () => this.#frameOp(toBytes(data)));
   }
 
   /** The blocking form of {@link writeMessage}. */
   writeMessageSync(data: Uint8Array | string, options?: SyncWaitOptions): void {
-    this.writeSync(frame(data, this.address), options);
+    runSync(this.lane, 'writeMessageSync', options, NO_KEYS, () => this.#frameOp(toBytes(data)));
   }
 
   /** A Node `Writable` over this end, with backpressure from the pipe. */
@@ -486,11 +675,47 @@ export class PipeWriteEnd extends PipeEnd {
     });
   }
 
+  #encode(data: Outgoing<T>): Uint8Array {
+    return encodeWith(this.#codec, data as T, this.address);
+  }
+
+  /**
+   * Writes `data` as one frame, in a single write when the pipe has room
+   * (so a frame of at most PIPE_BUF bytes is atomic). A frame cut short by
+   * a timeout, an abort or close() cannot be taken back: the reader would
+   * take what follows as its rest, so the end is closed.
+   */
+  #frameOp(data: Uint8Array): FrameOperation {
+    const framed = frame(data, this.address);
+    const state = { offset: 0 };
+    const op = this.#writeOp(framed, state) as FrameOperation;
+    op.written = () => state.offset;
+    op.interrupted = (error) => {
+      if (state.offset === 0) return undefined;
+      // Closing for the cut rejects the calls still queued, this one included, with the same failure.
+      if (this.#failure !== undefined) return this.#failure;
+      const cut = `Part of the message had been written (${state.offset} of ${framed.length} bytes)`;
+      if (error.code === 'ERR_IPC_CLOSED') {
+        return new IpcError(error.code, `${error.message} ${cut}: the reader meets a message cut short.`, { address: this.address });
+      }
+      this.#failure = new IpcError(error.code, `${error.message} ${cut}, so this end was closed: the reader would have taken ` +
+        'what follows as the rest of it, and meets a message cut short instead.', { address: this.address, cause: error.cause });
+      this.close();
+      return this.#failure;
+    };
+    return op;
+  }
+
   /** A timeout or abort of a write that wrote part of the data says how much. */
   #partial(err: unknown, written: number, total: number): unknown {
     if (written === 0 || !(err instanceof IpcError) || (err.code !== 'ERR_IPC_TIMEOUT' && err.code !== 'ERR_IPC_ABORTED')) return err;
     return new IpcError(err.code, `${err.message} ${written} of ${total} bytes had been written.`, { address: this.address, cause: err.cause });
   }
+}
+
+/** A frame being written: how much of it is in the pipe. */
+interface FrameOperation extends Operation<typeof DONE> {
+  written(): number;
 }
 
 const NO_KEYS: readonly string[] = [];
@@ -513,7 +738,16 @@ function checkInheritedFd(fd: unknown, access: 'read' | 'write'): void {
 }
 
 /**
- * Makes an anonymous pipe (`pipe2` with O_CLOEXEC).
+ * Makes an anonymous pipe (`pipe2` with O_CLOEXEC). With `codec`, both
+ * ends carry typed messages: `writeEnd.send(value)`, `readEnd.receive()`
+ * resolving to `{ data }` (`null` at the end), and the read end iterates
+ * decoded values; `maxMessageSize` bounds what the read end accepts.
+ *
+ * ```
+ * const { readEnd, writeEnd } = pipe({ codec: 'json' });
+ * await writeEnd.send({ id: 1 });
+ * const message = await readEnd.receive();   // { data: { id: 1 } }
+ * ```
  *
  * @example
  * ```ts
@@ -524,11 +758,13 @@ function checkInheritedFd(fd: unknown, access: 'read' | 'write'): void {
  * writeEnd.close();             // wc sees the end and prints 1000
  * ```
  */
-export function pipe(options?: PipeOptions): { readEnd: PipeReadEnd; writeEnd: PipeWriteEnd } {
-  const opts = checkOptions(options, ['nonBlocking', 'capacity', 'spin']);
+export function pipe<T = unknown>(options: PipeOptions<T> & { codec: CodecOption<T> }): PipeEnds<T>;
+export function pipe(options?: PipeOptions): PipeEnds;
+export function pipe<T>(options?: PipeOptions<T>): PipeEnds<T> {
+  const opts = checkOptions(options, ['nonBlocking', 'capacity', ...READ_END_KEYS]);
   const nonBlocking = checkBoolean(opts.nonBlocking, 'nonBlocking');
   const capacity = opts.capacity === undefined ? undefined : checkInteger(opts.capacity, 'capacity', 1, 2 ** 31 - 1);
-  const spin = checkSpin(opts.spin);
+  const settings = endSettings(opts);
   const fds = native.pipe2(C.O_CLOEXEC | (nonBlocking ? C.O_NONBLOCK : 0));
   if (typeof fds === 'number') {
     throw descriptorError(fds, 'pipe2', undefined);
@@ -547,15 +783,15 @@ export function pipe(options?: PipeOptions): { readEnd: PipeReadEnd; writeEnd: P
       throw systemError(r, 'fcntl', address, r === E.EBUSY ? 'The pipe holds more data than that capacity.' : undefined);
     }
   }
-  let readEnd: PipeReadEnd;
+  let readEnd: PipeReadEnd<T>;
   try {
-    readEnd = new PipeReadEnd(readFd, address, undefined, spin);
+    readEnd = new PipeReadEnd(readFd, settings, address);
   } catch (err) {
     native.close(writeFd);
     throw err;
   }
   try {
-    return { readEnd, writeEnd: new PipeWriteEnd(writeFd, address, spin) };
+    return { readEnd, writeEnd: new PipeWriteEnd(writeFd, settings, address) };
   } catch (err) {
     readEnd.close();
     throw err;

@@ -2,9 +2,10 @@
 import { PipeWriteEnd } from 'ipckit';
 
 const worker = Number(process.argv[2]);
-const out = PipeWriteEnd.fromFd(3);
+const out = PipeWriteEnd.fromFd(3, { codec: 'json' });
 for (let i = 1; i <= 100; i++) {
-  // Each record is one write of well under PIPE_BUF bytes: never torn apart by the other workers' records.
-  out.writeMessageSync(Buffer.from(JSON.stringify({ worker, value: i * worker })));
+  // Each record is one frame of well under PIPE_BUF bytes, written in one
+  // write: never torn apart by the other workers' records.
+  out.sendSync({ worker, value: i * worker });
 }
 out.close();

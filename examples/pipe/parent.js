@@ -1,13 +1,14 @@
 // node examples/pipe/parent.js [workers]
 //
 // Makes one pipe and hands its write end to several child processes
-// (fan-in). Each child sends length-prefixed JSON records; the parent reads
-// whole records, whatever the interleaving, until every child has closed.
+// (fan-in). Each child sends JSON records (a codec over length-prefixed
+// frames); the parent receives whole records, whatever the interleaving,
+// until every child has closed.
 import { fileURLToPath } from 'node:url';
 import { pipe, spawn } from 'ipckit';
 
 const workers = Number(process.argv[2] ?? 3);
-const { readEnd, writeEnd } = pipe();
+const { readEnd, writeEnd } = pipe({ codec: 'json' });
 const child = fileURLToPath(new URL('./child.js', import.meta.url));
 const children = Array.from({ length: workers }, (_, i) =>
   spawn(process.execPath, [child, String(i + 1)], { fds: { 3: writeEnd }, stdio: ['ignore', 'inherit', 'inherit'] }));
@@ -17,8 +18,7 @@ console.log(`parent ${process.pid}: started ${children.map((c) => c.pid).join(',
 writeEnd.close();
 
 const totals = new Map();
-for (let message = await readEnd.readMessage(); message !== null; message = await readEnd.readMessage()) {
-  const record = JSON.parse(message.toString());
+for await (const record of readEnd) {
   totals.set(record.worker, (totals.get(record.worker) ?? 0) + record.value);
 }
 readEnd.close();

@@ -118,8 +118,9 @@ export class ReadAhead {
    * needed); `null` at a clean end; `undefined` if more must arrive. A
    * prefix announcing more than `max` fails before anything is allocated,
    * and so does every later call: the stream cannot be resynchronised.
+   * `limitName`: the option that set `max`, for the message (default: the constructor's).
    */
-  message(source: ByteSource, max: number, readSize: number): Buffer | null | undefined {
+  message(source: ByteSource, max: number, readSize: number, limitName = this.#limitName): Buffer | null | undefined {
     if (this.#broken) throw this.#broken;
     for (;;) {
       const partial = this.#partial;
@@ -141,8 +142,8 @@ export class ReadAhead {
         const length = this.#peekLength();
         if (length > max) {
           this.#broken = new IpcError('ERR_IPC_MESSAGE_TOO_LARGE',
-            `A message on ${this.#address} announces ${length} bytes, more than ${this.#limitName} ${max}. Nothing was allocated; ` +
-            `the stream cannot be resynchronised, so further messages on this end fail too. Raise ${this.#limitName} if the writer is trusted.`,
+            `A message on ${this.#address} announces ${length} bytes, more than ${limitName} ${max}. Nothing was allocated; ` +
+            `the stream cannot be resynchronised, so further messages on this end fail too. Raise ${limitName} if the writer is trusted.`,
             { address: this.#address });
           throw this.#broken;
         }

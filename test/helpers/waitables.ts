@@ -22,7 +22,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Channel, Fifo, IpcError, Mutex, NamedSemaphore, PipeReadEnd, Poller, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SignalInfo,
-  SemaphoreSet, SysvMessageQueue, listenForSignals, pipe, sendSignal, signalNumber,
+  SemaphoreSet, SysvMessageQueue, listenForSignals, pipe, sendSignal, signalNumber, type CodecOption, type PipeOptions,
 } from '../../src/index.js';
 import { Actor, type Started, sharedActor } from './actor.js';
 import { ObjectTracker } from './objects.js';
@@ -968,8 +968,8 @@ function inherited<T>(ctx: RemoteContext, wrap: (fd: number) => T): T {
 }
 
 /** An anonymous pipe whose other end an actor inherits as its fd 3 (spawned on first use). */
-function pipeWithActor(options: { capacity?: number }, actorEnd: 'read' | 'write') {
-  const { readEnd, writeEnd } = pipe(options);
+function pipeWithActor<T = Buffer>(options: PipeOptions<T>, actorEnd: 'read' | 'write') {
+  const { readEnd, writeEnd } = pipe<T>(options as PipeOptions<T> & { codec: CodecOption<T> });
   let actor: Actor | undefined;
   return {
     readEnd, writeEnd,
@@ -1175,6 +1175,190 @@ function writeSoak(writeEnd: PipeWriteEnd, report: Promise<SoakReport>, stop: ()
     },
   };
 }
+
+// ---------------------------------------------------------------------------
+// Typed messages on pipes: send and receive with a codec
+
+/** The codec the typed pipe adapters use: MessagePack carries a unit's bytes as they are. */
+const TYPED = { codec: 'msgpack' } as const;
+
+/** The actor's end of a typed pipe: its fd 3, wrapped with the same codec. */
+function typedReadEnd(ctx: RemoteContext): PipeReadEnd<Uint8Array> {
+  return inherited(ctx, (fd) => PipeReadEnd.fromFd<Uint8Array>(fd, TYPED));
+}
+
+function typedWriteEnd(ctx: RemoteContext): PipeWriteEnd<Uint8Array> {
+  return inherited(ctx, (fd) => PipeWriteEnd.fromFd<Uint8Array>(fd, TYPED));
+}
+
+/** Reads typed records until the end of the data, checking order and checksums. */
+async function receiveRecords(end: PipeReadEnd<Uint8Array>): Promise<SoakReport> {
+  const report: SoakReport = { received: 0, bad: [] };
+  for (let m = await end.receive({ timeout: REMOTE_TIMEOUT }); m !== null; m = await end.receive({ timeout: REMOTE_TIMEOUT })) {
+    const checked = readRecord(m.data);
+    if ((!checked.ok || checked.seq !== report.received) && report.bad.length < 5) {
+      report.bad.push(`record ${checked.seq} (ok ${checked.ok}) where ${report.received} was due`);
+    }
+    report.received = checked.seq + 1;
+  }
+  end.close();
+  return report;
+}
+
+/** PipeReadEnd.receive with a codec: one unit per message. */
+const pipeReceive: Waitable = {
+  name: 'PipeReadEnd.receive (codec)',
+  yields: 'unit',
+  notApplicable: {},
+  async create() {
+    const p = pipeWithActor(TYPED, 'write');
+    const { readEnd, writeEnd } = p;
+    const one = (m: { data: Uint8Array } | null): Tag => {
+      assert.ok(m !== null, 'no end of data while a write end is open');
+      return unitTag(m.data);
+    };
+    const instance: Instance = {
+      op: (_tag, o) => readEnd.receive(o).then(one),
+      opSync: (_tag, o) => one(readEnd.receiveSync(o)),
+      tryOp: {
+        call: () => {
+          const raw = readEnd.tryReceive();
+          return { raw, tag: raw === undefined ? undefined : one(raw) };
+        },
+        nothing: undefined,
+      },
+      supply: (tag, delayMs) => remote(p.actor(), 'pipe.send', { tag, delayMs }),
+      supplyLocal: (tag) => writeEnd.sendSync(unit(tag), { timeout: 0 }),
+      close: () => readEnd.close(),
+      afterClose: () => [
+        ...readEndClosedCalls(readEnd),
+        ...closedCalls([
+          ['receive', () => readEnd.receive(), true], ['receiveSync', () => readEnd.receiveSync(), false],
+          ['tryReceive', () => readEnd.tryReceive(), false],
+        ]),
+      ],
+      async *iterate() {
+        for await (const data of readEnd) yield unitTag(data);
+      },
+      cleanup: () => p.cleanup(),
+    };
+    return withAddress(instance, readEnd);
+  },
+  peerKilled: {
+    doing: 'blocked in receiveSync on a copy of the same read end',
+    order: 'peer-first',
+    blocked: true,
+    outcome: 'supply',
+    async start(instance) {
+      const peer = new Actor([(addressOf(instance) as PipeReadEnd).fd]);
+      await peer.start('pipe.blockReceive', {});
+      return peer;
+    },
+  },
+  async soak(count, seed) {
+    const { readEnd, writeEnd } = pipe(TYPED);
+    const peer = new Actor([writeEnd.fd]);
+    // The peer holds the only write end: its exit is the end of the data.
+    writeEnd.close();
+    const peerDone = peer.call('pipe.soakSend', { count, seed });
+    return {
+      direction: 'receive', ends: true, peerDone,
+      records: (raw) => (raw === null ? null : raw === undefined ? [] : [readRecord((raw as { data: Uint8Array }).data)]),
+      leftover: () => 0,
+      async: (o) => readEnd.receive(o),
+      sync: (o) => readEnd.receiveSync(o),
+      try: () => readEnd.tryReceive(),
+      async cleanup() {
+        readEnd.close();
+        await peer.stop();
+      },
+    };
+  },
+};
+
+/** Bytes of a typed send unit: MessagePack adds 3 bytes to it, the frame 4, so one message fills a page. */
+const TYPED_UNIT = PAGE_UNIT - 3 - 4;
+
+/** PipeWriteEnd.send with a codec, on a pipe of one page: one message fills it, taking one frees room for one. */
+const pipeSend: Waitable = {
+  name: 'PipeWriteEnd.send (codec)',
+  yields: 'call',
+  notApplicable: { iteration: 'a write end is not a receiver: there is nothing to iterate' },
+  async create() {
+    const p = pipeWithActor({ capacity: PAGE_UNIT, ...TYPED }, 'read');
+    const { readEnd, writeEnd } = p;
+    assert.equal(writeEnd.trySend(unit(-1, TYPED_UNIT)), true, 'filling the pipe');
+    assert.equal(writeEnd.trySend(unit(-2, TYPED_UNIT)), false, 'the pipe is full');
+    const taken: Tag[] = [];
+    const take = (m: { data: Uint8Array } | null | undefined): boolean => {
+      if (m === undefined || m === null) return false;
+      taken.push(unitTag(m.data, TYPED_UNIT));
+      return true;
+    };
+    const instance: Instance = {
+      op: (tag, o) => writeEnd.send(unit(tag, TYPED_UNIT), o).then(() => tag),
+      opSync: (tag, o) => {
+        writeEnd.sendSync(unit(tag, TYPED_UNIT), o);
+        return tag;
+      },
+      tryOp: {
+        call: (tag) => {
+          const raw = writeEnd.trySend(unit(tag, TYPED_UNIT));
+          return { raw, tag: raw ? tag : undefined };
+        },
+        nothing: false,
+      },
+      supply: (_tag, delayMs) => remote(p.actor(), 'pipe.receiveUnit', { size: TYPED_UNIT, delayMs }, (t) => taken.push(t as Tag)),
+      supplyLocal: () => {
+        assert.ok(take(readEnd.receiveSync({ timeout: 0 })), 'the full pipe had a message to take');
+      },
+      async delivered() {
+        while (take(readEnd.tryReceive())) { /* drained */ }
+        return taken.filter((t) => t >= 0);
+      },
+      close: () => writeEnd.close(),
+      afterClose: () => closedCalls([
+        ['send', () => writeEnd.send(unit(0)), true], ['sendSync', () => writeEnd.sendSync(unit(0)), false],
+        ['trySend', () => writeEnd.trySend(unit(0)), false], ['write', () => writeEnd.write(unit(0)), true],
+        ['writeMessage', () => writeEnd.writeMessage(unit(0)), true], ['fd', () => writeEnd.fd, false],
+        ['capacity', () => writeEnd.capacity, false], ['nonBlocking', () => writeEnd.nonBlocking, false],
+      ]),
+      cleanup: () => p.cleanup(),
+    };
+    return withAddress(instance, writeEnd);
+  },
+  peerKilled: {
+    doing: 'blocked in sendSync of a whole message on a copy of the same full pipe',
+    order: 'peer-first',
+    blocked: true,
+    outcome: 'supply',
+    async start(instance) {
+      const peer = new Actor([(addressOf(instance) as PipeWriteEnd).fd]);
+      await peer.start('pipe.blockSend', { tag: 999, size: TYPED_UNIT });
+      return peer;
+    },
+  },
+  async soak() {
+    const { readEnd, writeEnd } = pipe(TYPED);
+    const peer = new Actor([readEnd.fd]);
+    readEnd.close();
+    const report = peer.call<SoakReport>('pipe.soakReceive', {});
+    return {
+      direction: 'send',
+      async: (seq, o) => writeEnd.send(record(seq), o),
+      sync: (seq, o) => writeEnd.sendSync(record(seq), o),
+      try: (seq) => writeEnd.trySend(record(seq)),
+      async finish() {
+        writeEnd.close();
+        return report;
+      },
+      async cleanup() {
+        writeEnd.close();
+        await peer.stop();
+      },
+    };
+  },
+};
 
 // ---------------------------------------------------------------------------
 // FIFOs
@@ -1747,7 +1931,7 @@ function kernelSemaphoreWait(kind: 'named' | 'set'): Waitable {
 /** Every waitable of ipckit, in the order the suite runs them. */
 export const WAITABLES: Waitable[] = [
   queueReceive(POSIX), queueSend(POSIX), queueReceive(SYSV), queueSend(SYSV),
-  pipeRead(false), pipeRead(true), pipeWrite,
+  pipeRead(false), pipeRead(true), pipeWrite, pipeReceive, pipeSend,
   fifoOpenRead, fifoOpenWrite,
   signalListener,
   mutexLock, semaphoreWait, kernelSemaphoreWait('named'), kernelSemaphoreWait('set'),
@@ -1868,6 +2052,42 @@ export const REMOTE: Record<string, Remote> = {
   },
   'pipe.soakRead'({ framed }, ctx) {
     return readRecords(inherited(ctx, PipeReadEnd.fromFd), framed);
+  },
+  async 'pipe.send'({ tag, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    await typedWriteEnd(ctx).send(unit(tag), { timeout: REMOTE_TIMEOUT });
+  },
+  async 'pipe.receiveUnit'({ size, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    const m = await typedReadEnd(ctx).receive({ timeout: REMOTE_TIMEOUT });
+    assert.ok(m !== null, 'a message, not the end');
+    return unitTag(m.data, size);
+  },
+  'pipe.blockReceive'(_params, ctx) {
+    const end = typedReadEnd(ctx);
+    ctx.started();
+    end.receiveSync();
+  },
+  'pipe.blockSend'({ tag, size }, ctx) {
+    const end = typedWriteEnd(ctx);
+    ctx.started();
+    end.sendSync(unit(tag, size));
+  },
+  /** Sends records 0..count-1 with a mix of the three forms, then closes its end. */
+  async 'pipe.soakSend'({ count, seed }, ctx) {
+    const end = typedWriteEnd(ctx);
+    const rnd = prng(seed);
+    for (let seq = 0; seq < count; seq++) {
+      const dice = rnd();
+      if (dice < 0.3) end.sendSync(record(seq), { timeout: REMOTE_TIMEOUT });
+      else if (dice < 0.6 && end.trySend(record(seq))) continue;
+      else await end.send(record(seq), { timeout: REMOTE_TIMEOUT });
+    }
+    ctx.state.forget('fd3');
+    return { sent: count };
+  },
+  'pipe.soakReceive'(_params, ctx) {
+    return receiveRecords(typedReadEnd(ctx));
   },
 
   async 'fifo.write'({ path: p, tag, delayMs }, ctx) {
