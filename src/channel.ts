@@ -12,7 +12,7 @@ import { E, IpcError, systemError } from './errors.js';
 import { LOCK_WORDS, Mutex, THREAD_IDENTITY } from './lock.js';
 import { native } from './native.js';
 import { PosixSharedMemory } from './shared-memory.js';
-import { type Codec, type CodecOption, type Decoded, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
+import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { Handle, OwnedFd, createOrOpen } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
@@ -783,7 +783,9 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   }
 
   /** Creates a channel; fails with `EEXIST` if the name is taken. */
-  static create<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(name: string, options?: ChannelCreateOptions<T> & { codec?: C }): Channel<Decoded<T, C>>;
+  static create<T = any>(name: string, options: ChannelCreateOptions<T> & { codec: 'json' | 'msgpack' }): Channel<T>;
+  static create<T>(name: string, options: ChannelCreateOptions<T> & { codec: Codec<T> }): Channel<T>;
+  static create<T = Buffer>(name: string, options?: ChannelCreateOptions<T>): Channel<T>;
   static create<T>(name: string, options?: ChannelCreateOptions<T>): Channel<T> {
     const opts = checkOptions(options, ['capacity', 'maxMessageSize', 'producers', 'consumers', 'mode', 'owner', 'codec', 'spin']);
     const layout = layoutOf(opts);
@@ -794,7 +796,9 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   }
 
   /** Opens an existing channel (its size and limits are the creator's). */
-  static open<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(name: string, options?: ChannelOpenOptions<T> & { codec?: C }): Channel<Decoded<T, C>>;
+  static open<T = any>(name: string, options: ChannelOpenOptions<T> & { codec: 'json' | 'msgpack' }): Channel<T>;
+  static open<T>(name: string, options: ChannelOpenOptions<T> & { codec: Codec<T> }): Channel<T>;
+  static open<T = Buffer>(name: string, options?: ChannelOpenOptions<T>): Channel<T>;
   static open<T>(name: string, options?: ChannelOpenOptions<T>): Channel<T> {
     const opts = checkOptions(options, ['owner', 'codec', 'spin']);
     const handle = handleSettings<T>(opts);
@@ -802,7 +806,9 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   }
 
   /** Opens the channel, creating it with `options` if there is none (an existing one keeps its own size and limits). */
-  static openOrCreate<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(name: string, options?: ChannelCreateOptions<T> & { codec?: C }): Channel<Decoded<T, C>>;
+  static openOrCreate<T = any>(name: string, options: ChannelCreateOptions<T> & { codec: 'json' | 'msgpack' }): Channel<T>;
+  static openOrCreate<T>(name: string, options: ChannelCreateOptions<T> & { codec: Codec<T> }): Channel<T>;
+  static openOrCreate<T = Buffer>(name: string, options?: ChannelCreateOptions<T>): Channel<T>;
   static openOrCreate<T>(name: string, options?: ChannelCreateOptions<T>): Channel<T> {
     const opts = checkOptions(options, ['capacity', 'maxMessageSize', 'producers', 'consumers', 'mode', 'owner', 'codec', 'spin']);
     const layout = layoutOf(opts);

@@ -47,7 +47,7 @@ export const IPC_ERROR_CODES = {
 export type IpcOwnErrorCode = keyof typeof IPC_ERROR_CODES;
 
 /** Every code an {@link IpcError} can carry: an `ERR_IPC_*` code or an errno name such as `'EEXIST'`. */
-export type IpcErrorCode = IpcOwnErrorCode | `E${string}`;
+export type IpcErrorCode = IpcOwnErrorCode | (`E${string}` & {}); // `& {}` keeps the own codes listed (and completed by editors)
 
 /** Extra fields of an {@link IpcError}. */
 export interface IpcErrorDetails {

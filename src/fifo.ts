@@ -21,7 +21,7 @@ import { lazily, native } from './native.js';
 import {
   type EndSettings, PipeReadEnd, type PipeReadEndOptions, PipeWriteEnd, type PipeWriteEndOptions, READ_END_KEYS, WRITE_END_KEYS, endSettings,
 } from './pipe.js';
-import { type CodecOption } from './internal/codec.js';
+import { type Codec } from './internal/codec.js';
 import { OwnedFd } from './internal/handle.js';
 import { type LaneOwner, NotifyLane, type Operation, run, runSync } from './internal/operation.js';
 import { describeSetting } from './internal/limits.js';
@@ -58,6 +58,7 @@ export interface FifoOpenOptions<T = Buffer> extends WaitOptions, PipeWriteEndOp
 
 /** Options of the synchronous FIFO opens. */
 export interface FifoOpenSyncOptions<T = Buffer> extends SyncWaitOptions, PipeWriteEndOptions<T> {
+  /** See {@link FifoOpenOptions.nonBlocking}. */
   nonBlocking?: boolean;
   /** See {@link FifoOpenOptions.owner}. */
   owner?: OwnerOption;
@@ -291,8 +292,9 @@ export class Fifo {
    * `{ nonBlocking: true }` it resolves at once. With `codec` (and
    * `maxMessageSize`), the end receives typed messages ({@link PipeReadEnd.receive}).
    */
-  static openRead<T = unknown>(path: string, options: FifoOpenReadOptions<T> & { codec: CodecOption<T> }): Promise<PipeReadEnd<T>>;
-  static openRead(path: string, options?: FifoOpenReadOptions): Promise<PipeReadEnd>;
+  static openRead<T = any>(path: string, options: FifoOpenReadOptions<T> & { codec: 'json' | 'msgpack' }): Promise<PipeReadEnd<T>>;
+  static openRead<T>(path: string, options: FifoOpenReadOptions<T> & { codec: Codec<T> }): Promise<PipeReadEnd<T>>;
+  static openRead<T = Buffer>(path: string, options?: FifoOpenReadOptions<T>): Promise<PipeReadEnd<T>>;
   static openRead<T>(path: string, options?: FifoOpenReadOptions<T>): Promise<PipeReadEnd<T>> {
     return Fifo.#open('openRead', path, options, READ_OPEN_KEYS, (opts) => readOpen<T>(path, opts));
   }
@@ -303,22 +305,25 @@ export class Fifo {
    * `ENXIO` when there is no reader. With `codec`, the end sends typed
    * messages ({@link PipeWriteEnd.send}).
    */
-  static openWrite<T = unknown>(path: string, options: FifoOpenOptions<T> & { codec: CodecOption<T> }): Promise<PipeWriteEnd<T>>;
-  static openWrite(path: string, options?: FifoOpenOptions): Promise<PipeWriteEnd>;
+  static openWrite<T = any>(path: string, options: FifoOpenOptions<T> & { codec: 'json' | 'msgpack' }): Promise<PipeWriteEnd<T>>;
+  static openWrite<T>(path: string, options: FifoOpenOptions<T> & { codec: Codec<T> }): Promise<PipeWriteEnd<T>>;
+  static openWrite<T = Buffer>(path: string, options?: FifoOpenOptions<T>): Promise<PipeWriteEnd<T>>;
   static openWrite<T>(path: string, options?: FifoOpenOptions<T>): Promise<PipeWriteEnd<T>> {
     return Fifo.#open('openWrite', path, options, WRITE_OPEN_KEYS, (opts) => writeOpen<T>(path, opts), WRITER_LOOK_MS);
   }
 
   /** Opens the read end, blocking the calling thread until a writer opens the FIFO. Options as {@link openRead}'s, `timeout` but no `signal`. */
-  static openReadSync<T = unknown>(path: string, options: FifoOpenReadSyncOptions<T> & { codec: CodecOption<T> }): PipeReadEnd<T>;
-  static openReadSync(path: string, options?: FifoOpenReadSyncOptions): PipeReadEnd;
+  static openReadSync<T = any>(path: string, options: FifoOpenReadSyncOptions<T> & { codec: 'json' | 'msgpack' }): PipeReadEnd<T>;
+  static openReadSync<T>(path: string, options: FifoOpenReadSyncOptions<T> & { codec: Codec<T> }): PipeReadEnd<T>;
+  static openReadSync<T = Buffer>(path: string, options?: FifoOpenReadSyncOptions<T>): PipeReadEnd<T>;
   static openReadSync<T>(path: string, options?: FifoOpenReadSyncOptions<T>): PipeReadEnd<T> {
     return Fifo.#openSync('openReadSync', path, options, READ_OPEN_KEYS, (opts) => readOpen<T>(path, opts, true));
   }
 
   /** Opens the write end, blocking the calling thread until a reader opens the FIFO. Options as {@link openWrite}'s, `timeout` but no `signal`. */
-  static openWriteSync<T = unknown>(path: string, options: FifoOpenSyncOptions<T> & { codec: CodecOption<T> }): PipeWriteEnd<T>;
-  static openWriteSync(path: string, options?: FifoOpenSyncOptions): PipeWriteEnd;
+  static openWriteSync<T = any>(path: string, options: FifoOpenSyncOptions<T> & { codec: 'json' | 'msgpack' }): PipeWriteEnd<T>;
+  static openWriteSync<T>(path: string, options: FifoOpenSyncOptions<T> & { codec: Codec<T> }): PipeWriteEnd<T>;
+  static openWriteSync<T = Buffer>(path: string, options?: FifoOpenSyncOptions<T>): PipeWriteEnd<T>;
   static openWriteSync<T>(path: string, options?: FifoOpenSyncOptions<T>): PipeWriteEnd<T> {
     return Fifo.#openSync('openWriteSync', path, options, WRITE_OPEN_KEYS, (opts) => writeOpen<T>(path, opts, true));
   }

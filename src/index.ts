@@ -15,7 +15,7 @@
  */
 export { IpcError, IPC_ERROR_CODES, type IpcErrorCode, type IpcOwnErrorCode, type IpcErrorDetails } from './errors.js';
 export { type SysvAddress, formatKey } from './internal/address.js';
-export { type Codec, type CodecOption, type Decoded, type Outgoing } from './internal/codec.js';
+export { type Codec, type CodecOption, type Outgoing } from './internal/codec.js';
 export { type WaitOptions, type SyncWaitOptions, type SpinOptions } from './internal/wait.js';
 export { type OwnerOption } from './internal/trust.js';
 export { type StreamOptions } from './internal/streams.js';

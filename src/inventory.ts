@@ -23,9 +23,9 @@ import { SEM_FILE_SIZE } from './semaphore.js';
 /** The kinds of Unix socket, named as their address schemes are (`unix:`, `unix-dgram:`, `unix-seqpacket:`). */
 export type UnixSocketKind = 'unix' | 'unix-dgram' | 'unix-seqpacket';
 
-/** The kinds of object the inventory reports. */
 export { type ChannelHeader, type ChannelRoleHolder } from './channel.js';
 
+/** The kinds of object the inventory reports. */
 export type IpcObjectKind = 'posix-mq' | 'sysv-mq' | 'posix-shm' | 'sysv-shm' | 'channel' | 'posix-sem' | 'sysv-sem' | 'fifo' | UnixSocketKind;
 
 /** A process related to an object. */
@@ -48,6 +48,7 @@ export interface IpcProcessRef {
 
 /** One IPC object. */
 export interface IpcObjectInfo {
+  /** What it is: a POSIX or System V queue, segment or semaphore, a channel, a FIFO, or a kind of Unix socket. */
   kind: IpcObjectKind;
   /**
    * How to address it with ipckit: `/name`, `0x00001234` or `id:N` (private
@@ -110,12 +111,15 @@ export interface IpcObjectInfo {
   deleted?: boolean;
   /** A socket file no socket is bound to (its server exited without removing it): `ipckit rm` removes it. */
   stale?: boolean;
+  /** The processes that hold it open or map it, and for System V objects the last ones to use it (see {@link IpcProcessRef}). */
   processes: IpcProcessRef[];
 }
 
 /** The objects found, and notes on what could not be listed and why. */
 export interface IpcInventory {
+  /** Every object found, sorted by kind and address. */
   objects: IpcObjectInfo[];
+  /** What could not be seen, and why (a missing /dev/mqueue, an unreadable /proc entry): each a sentence for a person. */
   notes: string[];
 }
 
@@ -395,7 +399,11 @@ function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[]
  *
  * @example
  * ```ts
- * for (const o of listIpcObjects().objects) console.log(o.kind, o.address, o.messages);
+ * import { listIpcObjects } from 'ipckit';
+ *
+ * const { objects, notes } = listIpcObjects();
+ * for (const o of objects) console.log(o.kind, o.address, o.messages ?? '', o.processes.map((p) => p.pid).join(' '));
+ * for (const note of notes) console.log('note:', note);
  * ```
  */
 export function listIpcObjects(): IpcInventory {

@@ -18,7 +18,7 @@ import { fstatSync, readlinkSync } from 'node:fs';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { lazily, native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
-import { type Codec, type CodecOption, type Decoded, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
+import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { Handle, createOrOpen } from './internal/handle.js';
 import { describeSetting, hasSysResource, readProcNumber, readResourceLimit } from './internal/limits.js';
 import {
@@ -258,7 +258,9 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
    * `PosixMessageQueue.create('/jobs', { maxMessages: 8, maxMessageSize: 256 })`
    * makes a queue of up to 8 messages of up to 256 bytes, mode 0o600.
    */
-  static create<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(name: string, options?: PosixMessageQueueCreateOptions<T> & { codec?: C }): PosixMessageQueue<Decoded<T, C>>;
+  static create<T = any>(name: string, options: PosixMessageQueueCreateOptions<T> & { codec: 'json' | 'msgpack' }): PosixMessageQueue<T>;
+  static create<T>(name: string, options: PosixMessageQueueCreateOptions<T> & { codec: Codec<T> }): PosixMessageQueue<T>;
+  static create<T = Buffer>(name: string, options?: PosixMessageQueueCreateOptions<T>): PosixMessageQueue<T>;
   static create<T>(name: string, options?: PosixMessageQueueCreateOptions<T>): PosixMessageQueue<T> {
     const opts = checkOptions(options, CREATE_KEYS);
     const q = PosixMessageQueue.#openWith<T>(checkPosixName(name, 'message queue'), opts, 'create', undefined);
@@ -267,7 +269,9 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   }
 
   /** Opens an existing queue; fails with `ENOENT` if there is none. Never changes its attributes. */
-  static open<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(name: string, options?: PosixMessageQueueOpenOptions<T> & { codec?: C }): PosixMessageQueue<Decoded<T, C>>;
+  static open<T = any>(name: string, options: PosixMessageQueueOpenOptions<T> & { codec: 'json' | 'msgpack' }): PosixMessageQueue<T>;
+  static open<T>(name: string, options: PosixMessageQueueOpenOptions<T> & { codec: Codec<T> }): PosixMessageQueue<T>;
+  static open<T = Buffer>(name: string, options?: PosixMessageQueueOpenOptions<T>): PosixMessageQueue<T>;
   static open<T>(name: string, options?: PosixMessageQueueOpenOptions<T>): PosixMessageQueue<T> {
     const opts = checkOptions(options, OPEN_KEYS);
     const q = PosixMessageQueue.#openWith<T>(checkPosixName(name, 'message queue'), opts, 'open', undefined);
@@ -280,7 +284,9 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
    * socket, or inherited) and takes ownership of it: `close()` closes it.
    * Its access (send, receive or both) is the descriptor's own.
    */
-  static fromFd<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(fd: number, options?: { codec?: CodecOption<T>; spin?: number } & { codec?: C }): PosixMessageQueue<Decoded<T, C>>;
+  static fromFd<T = any>(fd: number, options: { codec?: CodecOption<T>; spin?: number } & { codec: 'json' | 'msgpack' }): PosixMessageQueue<T>;
+  static fromFd<T>(fd: number, options: { codec?: CodecOption<T>; spin?: number } & { codec: Codec<T> }): PosixMessageQueue<T>;
+  static fromFd<T = Buffer>(fd: number, options?: { codec?: CodecOption<T>; spin?: number }): PosixMessageQueue<T>;
   static fromFd<T>(fd: number, options?: { codec?: CodecOption<T>; spin?: number }): PosixMessageQueue<T> {
     checkInteger(fd, 'fd', 0, 2 ** 31 - 1);
     const opts = checkOptions(options, ['codec', 'spin']);
@@ -301,7 +307,9 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
    * An existing queue keeps its own attributes; check `created`,
    * `maxMessages` and `maxMessageSize` if they matter.
    */
-  static openOrCreate<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(name: string, options?: PosixMessageQueueCreateOptions<T> & { codec?: C }): PosixMessageQueue<Decoded<T, C>>;
+  static openOrCreate<T = any>(name: string, options: PosixMessageQueueCreateOptions<T> & { codec: 'json' | 'msgpack' }): PosixMessageQueue<T>;
+  static openOrCreate<T>(name: string, options: PosixMessageQueueCreateOptions<T> & { codec: Codec<T> }): PosixMessageQueue<T>;
+  static openOrCreate<T = Buffer>(name: string, options?: PosixMessageQueueCreateOptions<T>): PosixMessageQueue<T>;
   static openOrCreate<T>(name: string, options?: PosixMessageQueueCreateOptions<T>): PosixMessageQueue<T> {
     const opts = checkOptions(options, CREATE_KEYS);
     checkPosixName(name, 'message queue');
@@ -672,7 +680,9 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   }
 
   /** Creates a new queue; fails with `EEXIST` if the key is taken. */
-  static create<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(address: SysvAddress, options?: SysvMessageQueueCreateOptions<T> & { codec?: C }): SysvMessageQueue<Decoded<T, C>>;
+  static create<T = any>(address: SysvAddress, options: SysvMessageQueueCreateOptions<T> & { codec: 'json' | 'msgpack' }): SysvMessageQueue<T>;
+  static create<T>(address: SysvAddress, options: SysvMessageQueueCreateOptions<T> & { codec: Codec<T> }): SysvMessageQueue<T>;
+  static create<T = Buffer>(address: SysvAddress, options?: SysvMessageQueueCreateOptions<T>): SysvMessageQueue<T>;
   static create<T>(address: SysvAddress, options?: SysvMessageQueueCreateOptions<T>): SysvMessageQueue<T> {
     const opts = checkOptions(options, SYSV_CREATE_KEYS);
     const target = resolveSysvAddress(address);
@@ -685,7 +695,9 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   }
 
   /** Opens an existing queue by key, ftok pair, or `{ id }`. */
-  static open<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(address: SysvAddress, options?: SysvMessageQueueOpenOptions<T> & { codec?: C }): SysvMessageQueue<Decoded<T, C>>;
+  static open<T = any>(address: SysvAddress, options: SysvMessageQueueOpenOptions<T> & { codec: 'json' | 'msgpack' }): SysvMessageQueue<T>;
+  static open<T>(address: SysvAddress, options: SysvMessageQueueOpenOptions<T> & { codec: Codec<T> }): SysvMessageQueue<T>;
+  static open<T = Buffer>(address: SysvAddress, options?: SysvMessageQueueOpenOptions<T>): SysvMessageQueue<T>;
   static open<T>(address: SysvAddress, options?: SysvMessageQueueOpenOptions<T>): SysvMessageQueue<T> {
     const opts = checkOptions(options, SYSV_OPEN_KEYS);
     const target = resolveSysvAddress(address);
@@ -703,7 +715,9 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   }
 
   /** Opens the queue with this key, creating it with `options` if there is none. */
-  static openOrCreate<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(address: SysvAddress, options?: SysvMessageQueueCreateOptions<T> & { codec?: C }): SysvMessageQueue<Decoded<T, C>>;
+  static openOrCreate<T = any>(address: SysvAddress, options: SysvMessageQueueCreateOptions<T> & { codec: 'json' | 'msgpack' }): SysvMessageQueue<T>;
+  static openOrCreate<T>(address: SysvAddress, options: SysvMessageQueueCreateOptions<T> & { codec: Codec<T> }): SysvMessageQueue<T>;
+  static openOrCreate<T = Buffer>(address: SysvAddress, options?: SysvMessageQueueCreateOptions<T>): SysvMessageQueue<T>;
   static openOrCreate<T>(address: SysvAddress, options?: SysvMessageQueueCreateOptions<T>): SysvMessageQueue<T> {
     const opts = checkOptions(options, SYSV_CREATE_KEYS);
     const target = resolveSysvAddress(address);

@@ -78,12 +78,15 @@ export interface PipeOptions<T = Buffer> extends PipeReadEndOptions<T> {
 
 /** The two ends {@link pipe} makes. */
 export interface PipeEnds<T = Buffer> {
+  /** The end to read from: keep it, or hand it to the process that reads. */
   readEnd: PipeReadEnd<T>;
+  /** The end to write to: keep it, or hand it to the process that writes. */
   writeEnd: PipeWriteEnd<T>;
 }
 
 /** A message received from a pipe or FIFO: its data, decoded by the end's codec (a `Buffer` without one). */
 export interface PipeMessage<T = Buffer> {
+  /** The message: decoded by the codec, or its bytes. */
   data: T;
 }
 
@@ -118,6 +121,7 @@ export interface ReadOptions extends WaitOptions {
 
 /** Options of a synchronous read. */
 export interface ReadSyncOptions extends SyncWaitOptions {
+  /** Largest chunk to return. Default 65536. */
   maxBytes?: number;
 }
 
@@ -129,6 +133,7 @@ export interface MessageReadOptions extends WaitOptions {
 
 /** Options of a synchronous framed-message read. */
 export interface MessageReadSyncOptions extends SyncWaitOptions {
+  /** See {@link MessageReadOptions.maxSize}. */
   maxSize?: number;
 }
 
@@ -281,10 +286,13 @@ function checkTarget(target: unknown): Uint8Array {
  *
  * @example
  * ```ts
+ * import { pipe } from 'ipckit';
+ *
  * const { readEnd, writeEnd } = pipe();
- * await writeEnd.write(Buffer.from('hello'));
- * writeEnd.close();
+ * await writeEnd.write('hello\n');
+ * writeEnd.close();                    // the reader sees the end of the data
  * for await (const chunk of readEnd) process.stdout.write(chunk);
+ * readEnd.close();
  * ```
  */
 export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>, ByteSource {
@@ -324,8 +332,9 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
    * descriptor is wrapped once (`ERR_IPC_INVALID_ARGUMENT` if a handle of
    * this thread owns it already). Options: `codec`, `maxMessageSize`, `spin`.
    */
-  static fromFd<T = unknown>(fd: number, options: PipeReadEndOptions<T> & { codec: CodecOption<T> }): PipeReadEnd<T>;
-  static fromFd(fd: number, options?: PipeReadEndOptions): PipeReadEnd;
+  static fromFd<T = any>(fd: number, options: PipeReadEndOptions<T> & { codec: 'json' | 'msgpack' }): PipeReadEnd<T>;
+  static fromFd<T>(fd: number, options: PipeReadEndOptions<T> & { codec: Codec<T> }): PipeReadEnd<T>;
+  static fromFd<T = Buffer>(fd: number, options?: PipeReadEndOptions<T>): PipeReadEnd<T>;
   static fromFd<T>(fd: number, options?: PipeReadEndOptions<T>): PipeReadEnd<T> {
     const settings = endSettings(checkOptions(options, READ_END_KEYS));
     checkInheritedFd(fd, 'read');
@@ -557,8 +566,9 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
   }
 
   /** Wraps an inherited descriptor and takes ownership of it, as {@link PipeReadEnd.fromFd} does. Options: `codec`, `spin`. */
-  static fromFd<T = unknown>(fd: number, options: PipeWriteEndOptions<T> & { codec: CodecOption<T> }): PipeWriteEnd<T>;
-  static fromFd(fd: number, options?: PipeWriteEndOptions): PipeWriteEnd;
+  static fromFd<T = any>(fd: number, options: PipeWriteEndOptions<T> & { codec: 'json' | 'msgpack' }): PipeWriteEnd<T>;
+  static fromFd<T>(fd: number, options: PipeWriteEndOptions<T> & { codec: Codec<T> }): PipeWriteEnd<T>;
+  static fromFd<T = Buffer>(fd: number, options?: PipeWriteEndOptions<T>): PipeWriteEnd<T>;
   static fromFd<T>(fd: number, options?: PipeWriteEndOptions<T>): PipeWriteEnd<T> {
     const settings = endSettings(checkOptions(options, WRITE_END_KEYS));
     checkInheritedFd(fd, 'write');
@@ -751,15 +761,20 @@ function checkInheritedFd(fd: unknown, access: 'read' | 'write'): void {
  *
  * @example
  * ```ts
+ * import { once } from 'node:events';
+ * import { pipe, spawn } from 'ipckit';
+ *
  * const { readEnd, writeEnd } = pipe({ capacity: 1 << 20 });
  * const child = spawn('wc', ['-c'], { fds: { 0: readEnd }, stdio: ['pipe', 'inherit', 'inherit'] });
  * readEnd.close();              // the child has its own copy
  * await writeEnd.write(Buffer.alloc(1000));
  * writeEnd.close();             // wc sees the end and prints 1000
+ * await once(child, 'exit');
  * ```
  */
-export function pipe<T = unknown>(options: PipeOptions<T> & { codec: CodecOption<T> }): PipeEnds<T>;
-export function pipe(options?: PipeOptions): PipeEnds;
+export function pipe<T = any>(options: PipeOptions<T> & { codec: 'json' | 'msgpack' }): PipeEnds<T>;
+export function pipe<T>(options: PipeOptions<T> & { codec: Codec<T> }): PipeEnds<T>;
+export function pipe<T = Buffer>(options?: PipeOptions<T>): PipeEnds<T>;
 export function pipe<T>(options?: PipeOptions<T>): PipeEnds<T> {
   const opts = checkOptions(options, ['nonBlocking', 'capacity', ...READ_END_KEYS]);
   const nonBlocking = checkBoolean(opts.nonBlocking, 'nonBlocking');
@@ -806,7 +821,10 @@ export interface SpawnWithFdsOptions extends SpawnOptions {
    * own copy afterwards if you no longer use it, or the other side never
    * sees the end of the data.
    */
-  fds?: Record<number, { readonly fd: number } | number>;
+  fds?: Record<number, {
+    /** The descriptor to copy into the child: an ipckit end, socket or queue has one. */
+    readonly fd: number;
+  } | number>;
 }
 
 /**
@@ -815,10 +833,13 @@ export interface SpawnWithFdsOptions extends SpawnOptions {
  *
  * @example
  * ```ts
+ * import { pipe, spawn } from 'ipckit';
+ *
  * const { readEnd, writeEnd } = pipe();
- * const child = spawn('sh', ['-c', 'echo hi >&3'], { fds: { 3: writeEnd } });
- * writeEnd.close();
+ * spawn('sh', ['-c', 'echo hi >&3'], { fds: { 3: writeEnd } });
+ * writeEnd.close();                                   // the child has its copy
  * console.log((await readEnd.read())?.toString());   // "hi\n"
+ * readEnd.close();
  * ```
  */
 export function spawn(command: string, args: readonly string[] = [], options: SpawnWithFdsOptions = {}): ChildProcess {

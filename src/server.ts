@@ -44,7 +44,7 @@ import { Poller } from './select.js';
 import {
   DEFAULT_FRAME_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, type MessageSocket, type PeerCredentials, type SocketKind, type SocketServer, listen, nameOf, socketPair,
 } from './socket.js';
-import { type Codec, type CodecOption, type Decoded, encodeWith, resolveCodec } from './internal/codec.js';
+import { type Codec, type CodecOption, encodeWith, resolveCodec } from './internal/codec.js';
 import { FRAME_HEADER, MAX_FRAME } from './internal/framing.js';
 import { OwnedFd } from './internal/handle.js';
 import { type PollTarget, pollTarget, READABLE, WRITABLE } from './internal/readiness.js';
@@ -1133,7 +1133,9 @@ function warn(err: unknown, id: number, label: string, child = false): void {
  * }
  * ```
  */
-export function serve<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(address: string, handler: ConnectionHandler<Decoded<T, C>> | string | URL, options?: ServerOptions<T> & { codec?: C }): Promise<Server>;
+export function serve<T = any>(address: string, handler: ConnectionHandler<T> | string | URL, options: ServerOptions<T> & { codec: 'json' | 'msgpack' }): Promise<Server>;
+export function serve<T>(address: string, handler: ConnectionHandler<T> | string | URL, options: ServerOptions<T> & { codec: Codec<T> }): Promise<Server>;
+export function serve<T = Buffer>(address: string, handler: ConnectionHandler<T> | string | URL, options?: ServerOptions<T>): Promise<Server>;
 export async function serve<T>(address: string, handler: ConnectionHandler<T> | string | URL, options?: ServerOptions<T>): Promise<Server> {
   const opts = checkOptions(options, ['strategy', 'framing', 'codec', 'maxMessageSize', 'frameTimeout', 'idleTimeout', 'interval', 'maxChildren', 'workers',
     'mode', 'backlog', 'signal']);

@@ -24,7 +24,7 @@ import { Duplex } from 'node:stream';
 import { markAsUntransferable } from 'node:worker_threads';
 import { E, IpcError, defineHints, systemError } from './errors.js';
 import { lazily, native } from './native.js';
-import { type Codec, type CodecOption, type Decoded, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
+import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead } from './internal/framing.js';
 import { Handle, OwnedFd } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
@@ -524,7 +524,9 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    * Wraps an inherited socket descriptor (one end of a {@link socketPair}
    * given to this process) and takes ownership of it.
    */
-  static fromFd<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(fd: number, options?: MessageSocketOptions<T> & { codec?: C }): MessageSocket<Decoded<T, C>>;
+  static fromFd<T = any>(fd: number, options: MessageSocketOptions<T> & { codec: 'json' | 'msgpack' }): MessageSocket<T>;
+  static fromFd<T>(fd: number, options: MessageSocketOptions<T> & { codec: Codec<T> }): MessageSocket<T>;
+  static fromFd<T = Buffer>(fd: number, options?: MessageSocketOptions<T>): MessageSocket<T>;
   static fromFd<T>(fd: number, options?: MessageSocketOptions<T>): MessageSocket<T> {
     checkInteger(fd, 'fd', 0, 2 ** 31 - 1);
     const settings = settingsOf(checkOptions(options, SOCKET_KEYS));
@@ -1742,7 +1744,9 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   }
 
   /** Wraps an inherited datagram socket descriptor and takes ownership of it. */
-  static fromFd<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(fd: number, options?: { codec?: CodecOption<T>; maxMessageSize?: number; spin?: number } & { codec?: C }): DatagramSocket<Decoded<T, C>>;
+  static fromFd<T = any>(fd: number, options: { codec?: CodecOption<T>; maxMessageSize?: number; spin?: number } & { codec: 'json' | 'msgpack' }): DatagramSocket<T>;
+  static fromFd<T>(fd: number, options: { codec?: CodecOption<T>; maxMessageSize?: number; spin?: number } & { codec: Codec<T> }): DatagramSocket<T>;
+  static fromFd<T = Buffer>(fd: number, options?: { codec?: CodecOption<T>; maxMessageSize?: number; spin?: number }): DatagramSocket<T>;
   static fromFd<T>(fd: number, options?: { codec?: CodecOption<T>; maxMessageSize?: number; spin?: number }): DatagramSocket<T> {
     checkInteger(fd, 'fd', 0, 2 ** 31 - 1);
     const opts = checkOptions(options, ['codec', 'maxMessageSize', 'spin']);
@@ -2010,7 +2014,9 @@ function openSocket(address: SocketAddress, nonBlocking: boolean): number {
  * server is replaced, a live one never (`EADDRINUSE`). `close()` removes the
  * file this server made, and only that file.
  */
-export function listen<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(address: string, options?: ListenOptions<T> & { codec?: C }): SocketServer<Decoded<T, C>>;
+export function listen<T = any>(address: string, options: ListenOptions<T> & { codec: 'json' | 'msgpack' }): SocketServer<T>;
+export function listen<T>(address: string, options: ListenOptions<T> & { codec: Codec<T> }): SocketServer<T>;
+export function listen<T = Buffer>(address: string, options?: ListenOptions<T>): SocketServer<T>;
 export function listen<T>(address: string, options?: ListenOptions<T>): SocketServer<T> {
   const opts = checkOptions(options, [...SOCKET_KEYS, 'mode', 'backlog', 'allowUids', 'allowGids', 'owner']);
   const parsed = parseSocketAddress(address);
@@ -2112,7 +2118,9 @@ const CONNECT_KEYS = [...SOCKET_KEYS, 'sendBuffer', 'receiveBuffer'] as const;
  * server's backlog is full (the connect is retried until it fits, the
  * timeout passes, or the signal aborts).
  */
-export function connect<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(address: string, options?: ConnectOptions<T> & { codec?: C }): Promise<MessageSocket<Decoded<T, C>>>;
+export function connect<T = any>(address: string, options: ConnectOptions<T> & { codec: 'json' | 'msgpack' }): Promise<MessageSocket<T>>;
+export function connect<T>(address: string, options: ConnectOptions<T> & { codec: Codec<T> }): Promise<MessageSocket<T>>;
+export function connect<T = Buffer>(address: string, options?: ConnectOptions<T>): Promise<MessageSocket<T>>;
 export function connect<T>(address: string, options?: ConnectOptions<T>): Promise<MessageSocket<T>> {
   let plan: ConnectPlan<T>;
   let conn: Connecting;
@@ -2141,7 +2149,9 @@ export function connect<T>(address: string, options?: ConnectOptions<T>): Promis
 }
 
 /** The blocking form of {@link connect}. */
-export function connectSync<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(address: string, options?: Omit<ConnectOptions<T>, 'signal'> & { codec?: C }): MessageSocket<Decoded<T, C>>;
+export function connectSync<T = any>(address: string, options: Omit<ConnectOptions<T>, 'signal'> & { codec: 'json' | 'msgpack' }): MessageSocket<T>;
+export function connectSync<T>(address: string, options: Omit<ConnectOptions<T>, 'signal'> & { codec: Codec<T> }): MessageSocket<T>;
+export function connectSync<T = Buffer>(address: string, options?: Omit<ConnectOptions<T>, 'signal'>): MessageSocket<T>;
 export function connectSync<T>(address: string, options?: Omit<ConnectOptions<T>, 'signal'>): MessageSocket<T> {
   const plan = connectPlan<T>(address, options);
   let conn: Connecting | undefined;
@@ -2250,7 +2260,9 @@ function finishConnect<T>(fd: number, parsed: SocketAddress, settings: Settings<
  * seqpacket. Hand one to a child with `spawn(cmd, args, { fds: { 3: b } })`
  * and wrap it there with `MessageSocket.fromFd(3)`.
  */
-export function socketPair<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(options?: MessageSocketOptions<T> & { type?: 'stream' | 'seqpacket' } & { codec?: C }): [MessageSocket<Decoded<T, C>>, MessageSocket<Decoded<T, C>>];
+export function socketPair<T = any>(options: MessageSocketOptions<T> & { type?: 'stream' | 'seqpacket' } & { codec: 'json' | 'msgpack' }): [MessageSocket<T>, MessageSocket<T>];
+export function socketPair<T>(options: MessageSocketOptions<T> & { type?: 'stream' | 'seqpacket' } & { codec: Codec<T> }): [MessageSocket<T>, MessageSocket<T>];
+export function socketPair<T = Buffer>(options?: MessageSocketOptions<T> & { type?: 'stream' | 'seqpacket' }): [MessageSocket<T>, MessageSocket<T>];
 export function socketPair<T>(options?: MessageSocketOptions<T> & { type?: 'stream' | 'seqpacket' }): [MessageSocket<T>, MessageSocket<T>] {
   const opts = checkOptions(options, [...SOCKET_KEYS, 'type']);
   const type = opts.type ?? 'stream';
@@ -2280,7 +2292,9 @@ export function socketPair<T>(options?: MessageSocketOptions<T> & { type?: 'stre
  * Binds a datagram socket (`unix-dgram:/path`, `unix-dgram:@name`,
  * `udp://host:port`; port 0 picks a free port, reported by `localAddress`).
  */
-export function bind<T = Buffer, C extends CodecOption<T> | undefined = CodecOption<T> | undefined>(address: string, options?: BindOptions<T> & { codec?: C }): DatagramSocket<Decoded<T, C>>;
+export function bind<T = any>(address: string, options: BindOptions<T> & { codec: 'json' | 'msgpack' }): DatagramSocket<T>;
+export function bind<T>(address: string, options: BindOptions<T> & { codec: Codec<T> }): DatagramSocket<T>;
+export function bind<T = Buffer>(address: string, options?: BindOptions<T>): DatagramSocket<T>;
 export function bind<T>(address: string, options?: BindOptions<T>): DatagramSocket<T> {
   const opts = checkOptions(options, ['codec', 'maxMessageSize', 'mode', 'owner', 'sendBuffer', 'receiveBuffer', 'spin']);
   const parsed = parseSocketAddress(address);

@@ -16,11 +16,11 @@ export interface Codec<T> {
 }
 
 /**
- * What a send accepts for messages received as `T`: any `Uint8Array` when
- * messages are raw bytes (received as `Buffer`), `T` itself with a codec.
+ * What a send takes for messages received as `T`: bytes without a codec
+ * (any `Uint8Array`, or a string, sent as its UTF-8 bytes), the codec's
+ * values with one (`any` stays `any`).
  */
-/** What a send takes: bytes (a string is sent as its UTF-8 bytes) without a codec, the codec's values with one. */
-export type Outgoing<T> = 0 extends 1 & T ? any : [T] extends [Buffer] ? Uint8Array | string : T; // `any` (a codec without a type) stays `any`
+export type Outgoing<T> = 0 extends 1 & T ? any : [T] extends [Buffer] ? Uint8Array | string : T;
 
 /**
  * A codec choice: `'json'` (UTF-8 JSON text), `'msgpack'` (MessagePack:
@@ -29,15 +29,6 @@ export type Outgoing<T> = 0 extends 1 & T ? any : [T] extends [Buffer] ? Uint8Ar
  */
 export type CodecOption<T> = 'json' | 'msgpack' | Codec<T>;
 
-/**
- * The type of the messages of an object opened with the codec `C`, given
- * the type argument `T`: `T` when given (or inferred from your own codec),
- * `any` for `'json'` or `'msgpack'` without one (what they decode is
- * whatever was sent, as with `JSON.parse`), `Buffer` without a codec.
- * So `PosixMessageQueue.open('/q', { codec: 'json' })` receives `any`, and
- * `PosixMessageQueue.open<Job>('/q', { codec: 'json' })` receives `Job`.
- */
-export type Decoded<T, C> = [T] extends [Buffer] ? ([C] extends ['json' | 'msgpack'] ? any : T) : T;
 
 const textEncoder = new TextEncoder();
 

@@ -2024,34 +2024,34 @@ export const REMOTE: Record<string, Remote> = {
 
   async 'pipe.write'({ tag, delayMs }, ctx) {
     await delayed(ctx, delayMs);
-    await inherited(ctx, PipeWriteEnd.fromFd).write(unit(tag), { timeout: REMOTE_TIMEOUT });
+    await inherited(ctx, (fd) => PipeWriteEnd.fromFd(fd)).write(unit(tag), { timeout: REMOTE_TIMEOUT });
   },
   async 'pipe.writeMessage'({ tag, delayMs }, ctx) {
     await delayed(ctx, delayMs);
-    await inherited(ctx, PipeWriteEnd.fromFd).writeMessage(unit(tag), { timeout: REMOTE_TIMEOUT });
+    await inherited(ctx, (fd) => PipeWriteEnd.fromFd(fd)).writeMessage(unit(tag), { timeout: REMOTE_TIMEOUT });
   },
   async 'pipe.readUnit'({ size, delayMs }, ctx) {
     await delayed(ctx, delayMs);
-    const chunk = await inherited(ctx, PipeReadEnd.fromFd).read({ maxBytes: size, timeout: REMOTE_TIMEOUT });
+    const chunk = await inherited(ctx, (fd) => PipeReadEnd.fromFd(fd)).read({ maxBytes: size, timeout: REMOTE_TIMEOUT });
     assert.ok(chunk !== null && chunk.length === size, `read a whole ${size}-byte unit`);
     return unitTag(chunk, size);
   },
   'pipe.blockRead'({ framed }, ctx) {
-    const end = inherited(ctx, PipeReadEnd.fromFd);
+    const end = inherited(ctx, (fd) => PipeReadEnd.fromFd(fd));
     ctx.started();
     if (framed) end.readMessageSync();
     else end.readSync();
   },
   'pipe.blockWrite'({ tag, size }, ctx) {
-    const end = inherited(ctx, PipeWriteEnd.fromFd);
+    const end = inherited(ctx, (fd) => PipeWriteEnd.fromFd(fd));
     ctx.started();
     end.writeSync(unit(tag, size));
   },
   'pipe.soakWrite'({ count, seed, framed }, ctx) {
-    return writeRecords(inherited(ctx, PipeWriteEnd.fromFd), count, seed, framed);
+    return writeRecords(inherited(ctx, (fd) => PipeWriteEnd.fromFd(fd)), count, seed, framed);
   },
   'pipe.soakRead'({ framed }, ctx) {
-    return readRecords(inherited(ctx, PipeReadEnd.fromFd), framed);
+    return readRecords(inherited(ctx, (fd) => PipeReadEnd.fromFd(fd)), framed);
   },
   async 'pipe.send'({ tag, delayMs }, ctx) {
     await delayed(ctx, delayMs);
