@@ -45,6 +45,7 @@ import {
   DEFAULT_FRAME_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, type MessageSocket, type PeerCredentials, type SocketKind, type SocketServer, listen, nameOf, socketPair,
 } from './socket.js';
 import { type Codec, type CodecOption, encodeWith, resolveCodec } from './internal/codec.js';
+import { REPLY, REQUEST, envelope, failureEnvelope, openEnvelope } from './internal/envelope.js';
 import { FRAME_HEADER, MAX_FRAME } from './internal/framing.js';
 import { OwnedFd } from './internal/handle.js';
 import { type PollTarget, pollTarget, READABLE, WRITABLE } from './internal/readiness.js';
@@ -65,11 +66,14 @@ export const SERVER_STRATEGIES: readonly ServerStrategy[] = ['blocking', 'fork',
  * How a connection's bytes become handler calls: `'message'` (default):
  * length-prefixed messages, the framing of {@link connect} and
  * `MessageSocket` (4-byte big-endian length, then the bytes), each reply
- * framed the same way; `'bytes'`: each chunk as read, replies written raw
- * (a byte stream: a client's write may arrive in several chunks or merged
- * with the next one).
+ * framed the same way; `'requests'`: those messages carry the requests of
+ * `MessageSocket.request()` (the envelope of docs/socket.md), each reply
+ * goes back with its request's id, and a handler that throws answers that
+ * request with `ERR_IPC_REMOTE` instead of closing the connection;
+ * `'bytes'`: each chunk as read, replies written raw (a byte stream: a
+ * client's write may arrive in several chunks or merged with the next one).
  */
-export type Framing = 'message' | 'bytes';
+export type Framing = 'message' | 'requests' | 'bytes';
 
 /** Bytes read at once from a connection. */
 const READ_SIZE = 64 * 1024;
@@ -121,10 +125,11 @@ export interface Connection<T = Buffer> {
 export type Reply<T = Buffer> = T | Uint8Array | string | null | undefined | void;
 
 /**
- * Called once per message (framing `'message'`, decoded by the codec if
- * one is set) or per chunk read (framing `'bytes'`). Calls for one
- * connection never overlap: the next waits until a returned promise
- * settles. A handler that throws or rejects closes that connection only.
+ * Called once per message (framing `'message'` or `'requests'`, decoded by
+ * the codec if one is set) or per chunk read (framing `'bytes'`). Calls for
+ * one connection never overlap: the next waits until a returned promise
+ * settles. A handler that throws or rejects closes that connection only
+ * (with framing `'requests'` it answers that request with the failure).
  */
 export type ConnectionHandler<T = Buffer> = (data: T, connection: Connection<T>) => Reply<T> | Promise<Reply<T>>;
 
@@ -134,7 +139,7 @@ export interface ServerOptions<T = Buffer> {
   strategy?: ServerStrategy;
   /** Default `'message'`. */
   framing?: Framing;
-  /** `'json'` or `'msgpack'` (a custom codec only where the handler runs in this process: poll, event). Framing `'message'` only. */
+  /** `'json'` or `'msgpack'` (a custom codec only where the handler runs in this process: poll, event). Not with framing `'bytes'`. */
   codec?: CodecOption<T>;
   /** Largest message a client may announce; a larger one closes its connection before anything is allocated. Default 16 MiB. */
   maxMessageSize?: number;
@@ -238,6 +243,12 @@ function replyBytes<T>(reply: unknown, codec: Codec<T> | undefined): Uint8Array 
   if (reply instanceof Uint8Array) return reply;
   throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `A handler returned ${typeof reply}: return a Uint8Array, a string, ` +
     'or nothing (or set a codec to return other values).');
+}
+
+/** connection.write() under framing 'requests', where the client takes only replies to its requests. */
+function writeAmongRequests(): IpcError {
+  return new IpcError('ERR_IPC_INVALID_ARGUMENT', "connection.write() has no place with framing 'requests': the client " +
+    'takes only the reply to each of its requests. Return the reply from the handler.');
 }
 
 /** What connection.write() sends: like a reply, but there must be something. */
@@ -369,6 +380,43 @@ interface Invoker {
   failed(connection: Connection<unknown>, err: unknown): void;
 }
 
+/**
+ * Framing 'requests': calls the handler on one request and makes the reply
+ * envelope its client matches by id: the reply, or the failure the handler
+ * threw (or that decoding the request or encoding the reply met). A promise
+ * when the handler returns one. Throws only for a message that is no
+ * request, after which the connection cannot be trusted.
+ */
+function answerRequest(input: Buffer, invoker: { handler: ConnectionHandler<unknown>; codec: Codec<unknown> | undefined },
+  connection: Connection<unknown>, label: string): Uint8Array | Promise<Uint8Array> {
+  const request = openEnvelope(input);
+  if (request === undefined || request.kind !== REQUEST) {
+    throw new IpcError('ERR_IPC_FRAMING', `A ${input.length}-byte message on ${label} is no request (framing 'requests' takes ` +
+      'the envelope of MessageSocket.request(): kind 1, a 4-byte id, the body); the connection is closed.', { address: label });
+  }
+  const { id } = request;
+  const answer = (reply: unknown): Uint8Array => {
+    try {
+      const bytes = invoker.codec !== undefined ? encodeWith(invoker.codec, reply, 'a reply') : replyBytes(reply, undefined) ?? EMPTY;
+      return envelope(REPLY, id, bytes);
+    } catch (err) {
+      return failureEnvelope(id, err);
+    }
+  };
+  let result: unknown;
+  try {
+    result = invoker.handler(decodeInput(request.body, invoker.codec, label), connection);
+  } catch (err) {
+    return failureEnvelope(id, err);
+  }
+  if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+    return Promise.resolve(result).then(answer, (err: unknown) => failureEnvelope(id, err));
+  }
+  return answer(result);
+}
+
+const EMPTY = Buffer.alloc(0);
+
 function decodeInput(input: Buffer, codec: Codec<unknown> | undefined, label: string): unknown {
   if (codec === undefined) return input;
   try {
@@ -427,6 +475,7 @@ class ReadyConnection implements Connection<unknown> {
 
   write(data: unknown): void {
     if (this.closed) throw new IpcError('ERR_IPC_CLOSED', `Connection ${this.id} of ${this.table.label} is closed: the client left or end() was called.`);
+    if (this.table.settings.framing === 'requests') throw writeAmongRequests();
     this.table.send(this, writable(data, this.table.invoker.codec));
   }
 
@@ -650,6 +699,22 @@ class ConnectionTable {
   /** One handler call; a promise while an asynchronous one runs. */
   #invoke(connection: ReadyConnection, input: Buffer): Promise<void> | undefined {
     if (connection.closed) return undefined;
+    if (this.settings.framing === 'requests') {
+      let out: Uint8Array | Promise<Uint8Array>;
+      try {
+        out = answerRequest(input, this.invoker, connection, this.label);
+      } catch (err) {
+        this.#failed(connection, err);
+        return undefined;
+      }
+      if (out instanceof Uint8Array) {
+        this.send(connection, out);
+        return undefined;
+      }
+      return out.then((bytes) => {
+        if (!connection.closed) this.send(connection, bytes);
+      });
+    }
     let result: unknown;
     try {
       result = this.invoker.handler(decodeInput(input, this.invoker.codec, this.label), connection);
@@ -1142,10 +1207,10 @@ export async function serve<T>(address: string, handler: ConnectionHandler<T> | 
   const strategy = opts.strategy ?? 'event';
   if (!SERVER_STRATEGIES.includes(strategy)) throw invalidArgument('strategy', strategy, `one of ${SERVER_STRATEGIES.map((s) => `'${s}'`).join(', ')}`);
   const framing = opts.framing ?? 'message';
-  if (framing !== 'message' && framing !== 'bytes') throw invalidArgument('framing', framing, "'message' or 'bytes'");
+  if (framing !== 'message' && framing !== 'requests' && framing !== 'bytes') throw invalidArgument('framing', framing, "'message', 'requests' or 'bytes'");
   const inProcess = strategy === 'poll' || strategy === 'event';
-  if (opts.codec !== undefined && framing !== 'message') throw invalidArgument('codec', opts.codec, "no codec with framing 'bytes' (chunks are not messages)");
-  if (opts.maxMessageSize !== undefined && framing !== 'message') {
+  if (opts.codec !== undefined && framing === 'bytes') throw invalidArgument('codec', opts.codec, "no codec with framing 'bytes' (chunks are not messages)");
+  if (opts.maxMessageSize !== undefined && framing === 'bytes') {
     throw invalidArgument('maxMessageSize', opts.maxMessageSize, "no maxMessageSize with framing 'bytes' (chunks are not messages)");
   }
   if (opts.codec !== undefined && !inProcess && opts.codec !== 'json' && opts.codec !== 'msgpack') {
@@ -1156,10 +1221,10 @@ export async function serve<T>(address: string, handler: ConnectionHandler<T> | 
     framing,
     codec: opts.codec === 'json' || opts.codec === 'msgpack' ? opts.codec : undefined,
     maxMessageSize: optionalInteger(opts.maxMessageSize, 'maxMessageSize', 0, MAX_FRAME, DEFAULT_MAX_MESSAGE_SIZE),
-    frameTimeout: timeoutOption(opts.frameTimeout, 'frameTimeout', framing === 'message' ? DEFAULT_FRAME_TIMEOUT : Infinity),
+    frameTimeout: timeoutOption(opts.frameTimeout, 'frameTimeout', framing === 'bytes' ? Infinity : DEFAULT_FRAME_TIMEOUT),
     idleTimeout: timeoutOption(opts.idleTimeout, 'idleTimeout', Infinity),
   };
-  if (opts.frameTimeout !== undefined && framing !== 'message') {
+  if (opts.frameTimeout !== undefined && framing === 'bytes') {
     throw invalidArgument('frameTimeout', opts.frameTimeout, "no frameTimeout with framing 'bytes' (chunks are not messages)");
   }
   const only = (key: 'interval' | 'maxChildren' | 'workers', wanted: ServerStrategy): void => {
@@ -1246,6 +1311,7 @@ class BlockingConnection implements Connection<unknown> {
 
   write(data: unknown): void {
     if (this.closed) throw new IpcError('ERR_IPC_CLOSED', `Connection ${this.id} is closed.`);
+    if (this.settings.framing === 'requests') throw writeAmongRequests();
     this.writeAll(writable(data, this.codec));
   }
 
@@ -1297,6 +1363,11 @@ export async function serveBlocking(fd: number, id: number, config: LoopSettings
       const inputs = splitter.feed(chunk);
       if (splitter.inMessage && (!wasInMessage || inputs.length > 0)) messageStarted = performance.now();
       for (const input of inputs) {
+        if (config.framing === 'requests') {
+          if (!connection.writeAll(await answerRequest(input, { handler, codec }, connection, `connection ${id}`))) break;
+          if (connection.ending) break;
+          continue;
+        }
         let reply = handler(decodeInput(input, codec, `connection ${id}`), connection);
         if (reply !== null && typeof reply === 'object' && typeof (reply as PromiseLike<unknown>).then === 'function') reply = await reply;
         const bytes = replyBytes(reply, codec);

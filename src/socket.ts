@@ -25,6 +25,7 @@ import { markAsUntransferable } from 'node:worker_threads';
 import { E, IpcError, defineHints, systemError } from './errors.js';
 import { lazily, native } from './native.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
+import { FAILURE, REPLY, REQUEST, envelope, failureEnvelope, openEnvelope } from './internal/envelope.js';
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead } from './internal/framing.js';
 import { Handle, OwnedFd } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
@@ -426,11 +427,6 @@ interface ArrivedFds {
   fds: number[];
 }
 
-/** Request/reply envelope kinds (the first payload byte). */
-const REQUEST = 1;
-const REPLY = 2;
-const FAILURE = 3;
-const ENVELOPE = 5;
 
 interface Waiting<T> {
   resolve: (value: T) => void;
@@ -664,9 +660,10 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /**
    * Sends a request and resolves to the peer's reply. Several requests may
    * be in flight: each reply is matched to its request by an id, whatever
-   * order the peer answers in. The peer answers with {@link serve} (or
-   * speaks the envelope documented in docs/socket.md). A socket that makes
-   * or serves requests carries nothing else.
+   * order the peer answers in. The peer answers with {@link serve} (or a
+   * server of `serve()` with framing `'requests'`, or anything that speaks
+   * the envelope documented in docs/socket.md). A socket that makes or
+   * serves requests carries nothing else.
    */
   request(data: Outgoing<T>, options?: RequestOptions): Promise<T> {
     try {
@@ -1396,15 +1393,14 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   }
 
   #dispatch(bytes: Buffer, fds: number[]): void {
-    if (bytes.length < ENVELOPE || bytes[0]! < REQUEST || bytes[0]! > FAILURE) {
+    const opened = openEnvelope(bytes);
+    if (opened === undefined) {
       for (const fd of fds) native.close(fd);
       this.#fail(new IpcError('ERR_IPC_FRAMING', `${this.address}: a ${bytes.length}-byte message is no request/reply envelope ` +
         '(a kind byte 1-3 and a 4-byte id first); the connection was closed.', { address: this.address }));
       return;
     }
-    const kind = bytes[0]!;
-    const id = bytes.readUInt32BE(1);
-    const body = bytes.subarray(ENVELOPE);
+    const { kind, id, body } = opened;
     if (kind === REQUEST) {
       const handler = this.#serving;
       if (handler === undefined) {
@@ -1497,28 +1493,7 @@ function ownSmall(data: Buffer): Buffer {
 const NO_KEYS: readonly string[] = [];
 const NO_FDS: number[] = [];
 
-function envelope(kind: number, id: number, body: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(ENVELOPE + body.length);
-  out[0] = kind;
-  out.writeUInt32BE(id, 1);
-  out.set(body, ENVELOPE);
-  return out;
-}
 
-/** The failure reply to request `id`: `err`'s code and message as JSON. */
-function failureEnvelope(id: number, err: unknown): Buffer {
-  let code: unknown = null;
-  let message: unknown;
-  try {
-    code = (err as { code?: unknown } | null)?.code;
-    message = (err as { message?: unknown } | null)?.message;
-    if (typeof message !== 'string') message = String(err);
-  } catch {
-    // A value whose properties or string form throw still gets an answer.
-    message = 'the handler threw a value that cannot be described';
-  }
-  return envelope(FAILURE, id, Buffer.from(JSON.stringify({ code: typeof code === 'string' ? code : null, message })));
-}
 
 function truncatedError(address: string): IpcError {
   return new IpcError('ERR_IPC_TRUNCATED', `${address}: the descriptors sent with a message could not all be received (the kernel cut the ` +

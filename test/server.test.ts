@@ -216,6 +216,59 @@ describe('serve: every strategy, one handler', () => {
   });
 });
 
+describe("serve: framing 'requests', for MessageSocket.request()", () => {
+  for (const strategy of SERVER_STRATEGIES) {
+    it(`${strategy}: each reply finds its request, a failing handler answers with ERR_IPC_REMOTE and the connection goes on`, async () => {
+      const server = await started(strategy, { framing: 'requests' });
+      const client = await connect(server.address);
+      try {
+        // Several in flight: each reply is matched by its id (answered in order on one connection).
+        const replies = await Promise.all(['a', 'later:30', 'b'].map((text) => client.request(text, { timeout: 20_000 })));
+        assert.deepEqual(replies.map((r) => r.toString()), ['echo:a', 'later 30', 'echo:b']);
+        const failed = await rejectsWith(() => client.request('fail', { timeout: 20_000 }), 'ERR_IPC_REMOTE', /asked to fail/);
+        assert.deepEqual(failed.cause, { code: null, message: 'asked to fail' });
+        // Nothing returned is an empty reply, not silence; write() is refused, and the request answered with why.
+        assert.equal((await client.request('nothing', { timeout: 20_000 })).length, 0);
+        const wrote = await rejectsWith(() => client.request('twice', { timeout: 20_000 }), 'ERR_IPC_REMOTE', /ERR_IPC_INVALID_ARGUMENT/);
+        assert.equal((wrote.cause as { code: unknown }).code, 'ERR_IPC_INVALID_ARGUMENT');
+        assert.equal((await client.request('pid', { timeout: 20_000 })).toString().length > 0, true);
+      } finally {
+        client.close();
+      }
+      await server.close();
+    });
+  }
+
+  it('with a codec, requests and replies are values; a message that is no request closes that connection only', async () => {
+    for (const strategy of ['event', 'prefork'] as const) {
+      const server = await started(strategy, { framing: 'requests', codec: 'json' });
+      const client = await connect(server.address, { codec: 'json' });
+      const [one, two] = await Promise.all([client.request({ n: 1 }, { timeout: 20_000 }), client.request([2], { timeout: 20_000 })]);
+      assert.deepEqual([one, two], [{ got: { n: 1 } }, { got: [2] }]);
+      const plain = await connect(server.address);
+      await plain.send('no envelope');
+      await rejectsWith(() => plain.receive({ timeout: 20_000 }), 'ERR_IPC_PEER_CLOSED');
+      plain.close();
+      assert.deepEqual(await client.request('still served', { timeout: 20_000 }), { got: 'still served' });
+      client.close();
+      await server.close();
+    }
+  });
+
+  it("ipckit serve --framing requests --echo answers request()", async () => {
+    const addr = address();
+    const child = trackChild(spawnChild(process.execPath, [CLI, 'serve', addr, '--framing', 'requests', '--echo'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const [line] = await once(createInterface({ input: child.stdout! }), 'line') as [string];
+    assert.match(line, /^listening on /);
+    const client = await connect(addr);
+    assert.equal((await client.request('ping', { timeout: 20_000 })).toString(), 'ping');
+    client.close();
+    child.kill('SIGTERM');
+    const [code] = await once(child, 'exit') as [number | null];
+    assert.equal(code, 0);
+  });
+});
+
 describe('serve: the blocking server', () => {
   it('is blocked in read on one client while the next one waits, and serves it once the first leaves', async () => {
     const server = await started('blocking');

@@ -22,7 +22,9 @@ export const serveCommand: Leaf = {
     'every --interval ms), event (readiness notifications; the default).\n' +
     '--echo sends every message back; --handler MODULE serves with the default export of a module,\n' +
     '(data, connection) => reply. Messages are length-prefixed (4-byte big-endian length, then the bytes,\n' +
-    'as "ipckit socket send" and connect() speak); --framing bytes serves the raw byte stream (nc, socat).\n' +
+    'as "ipckit socket send" and connect() speak); --framing requests serves the requests of\n' +
+    'MessageSocket.request() (each reply carries its request\'s id; a failing handler answers with ERR_IPC_REMOTE);\n' +
+    '--framing bytes serves the raw byte stream (nc, socat).\n' +
     'Once it accepts connections it prints "listening on ADDRESS (strategy S) in pid N", or with --json\n' +
     '{"listening": ADDRESS, "pid", "strategy"}, on stdout. It runs until SIGINT, SIGTERM or SIGHUP: then it\n' +
     'stops accepting, stops its child processes, removes its socket file, prints its counters\n' +
@@ -31,7 +33,7 @@ export const serveCommand: Leaf = {
     strategy: { type: 'string', value: 'S', description: `${SERVER_STRATEGIES.join('|')} (default event)` },
     echo: { type: 'boolean', description: 'send every message back' },
     handler: { type: 'string', value: 'MODULE', description: 'serve with this module\'s default export' },
-    framing: { type: 'string', value: 'F', description: 'message (default) or bytes' },
+    framing: { type: 'string', value: 'F', description: 'message (default), requests or bytes' },
     interval: { type: 'string', value: 'MS', description: 'poll: ms between visits (default 10)' },
     'max-children': { type: 'string', value: 'N', description: 'fork: most children at once (default 64)' },
     workers: { type: 'string', value: 'N', description: 'prefork: children in the pool (default: one per CPU)' },
@@ -44,7 +46,7 @@ export const serveCommand: Leaf = {
     const strategy = (ctx.values.strategy ?? 'event') as ServerStrategy;
     if (!SERVER_STRATEGIES.includes(strategy)) throw usageError(`--strategy must be one of ${SERVER_STRATEGIES.join(', ')}; got "${strategy}".`);
     const framing = (ctx.values.framing ?? 'message') as Framing;
-    if (framing !== 'message' && framing !== 'bytes') throw usageError(`--framing must be message or bytes; got "${framing}".`);
+    if (framing !== 'message' && framing !== 'requests' && framing !== 'bytes') throw usageError(`--framing must be message, requests or bytes; got "${framing}".`);
     if ((ctx.values.echo === true) === (ctx.values.handler !== undefined)) throw usageError('Give exactly one of --echo and --handler MODULE.');
     const only = (option: string, wanted: ServerStrategy): void => {
       if (ctx.values[option] !== undefined && strategy !== wanted) throw usageError(`--${option} is an option of --strategy ${wanted}.`);
