@@ -7,14 +7,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Fifo, PIPE_BUF, PipeReadEnd, PipeWriteEnd, pipe, spawn } from '../src/index.js';
-import { openFds } from './helpers/objects.js';
+import { pipeFds } from './helpers/objects.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 import { blockedIn } from './helpers/proc.js';
@@ -25,20 +25,11 @@ let counter = 0;
 const fifoPath = (): string => path.join(dir, `f${process.pid}-${++counter}`);
 
 /** Descriptors of this process that are pipes or FIFOs of this file. */
-function pipeFds(): string[] {
-  return openFds().filter((fd) => {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      return target.startsWith('pipe:') || target.startsWith(dir);
-    } catch {
-      return false;
-    }
-  });
-}
+const ownFds = (): string[] => pipeFds(dir);
 
 let baseline: number;
 before(() => {
-  baseline = pipeFds().length;
+  baseline = ownFds().length;
 });
 after(async () => {
   await killAllPeers();
@@ -675,7 +666,7 @@ describe('pipe codecs in worker threads', () => {
   });
 
   it('a worker blocked in receiveSync ends promptly on terminate(), leaving no descriptor', async () => {
-    const before = pipeFds().length;
+    const before = ownFds().length;
     const w = worker(`
       const { native } = await import(${JSON.stringify(fileURLToPath(new URL('../src/native.js', import.meta.url)))});
       const { readEnd, writeEnd } = ipckit.pipe({ codec: 'json' });
@@ -689,7 +680,7 @@ describe('pipe codecs in worker threads', () => {
     const started = performance.now();
     assert.equal(await w.worker.terminate(), 1);
     assert.ok(performance.now() - started < 2000, 'terminate() took effect within a slice');
-    await waitUntil('the worker\'s pipe descriptors are closed', () => pipeFds().length === before);
+    await waitUntil('the worker\'s pipe descriptors are closed', () => ownFds().length === before);
   });
 });
 
@@ -697,6 +688,6 @@ describe('pipe codec cleanup', () => {
   it('leaves no FIFO, no child and no pipe descriptor behind', async () => {
     await killAllPeers();
     assert.deepEqual(readdirSync(dir), []);
-    await waitUntil(`this process holds its ${baseline} pipe descriptors of before the tests`, () => pipeFds().length === baseline);
+    await waitUntil(`this process holds its ${baseline} pipe descriptors of before the tests`, () => ownFds().length === baseline);
   });
 });

@@ -5,28 +5,17 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, fork } from 'node:child_process';
-import { readlinkSync } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { IpcError, PIPE_BUF, PipeReadEnd, PipeWriteEnd, pipe, spawn } from '../src/index.js';
 import { native } from '../src/native.js';
-import { openFds } from './helpers/objects.js';
+import { pipeFds } from './helpers/objects.js';
 import { Peer, killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, threadPoolIsFree, throwsWith, waitUntil } from './helpers/assert.js';
 
 const PEER_MAIN = fileURLToPath(new URL('./helpers/peer-main.js', import.meta.url));
 
-/** Descriptors of this process that are pipes. */
-function pipeFds(): string[] {
-  return openFds().filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('pipe:');
-    } catch {
-      return false;
-    }
-  });
-}
 
 let baseline: number;
 before(() => {

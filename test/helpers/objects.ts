@@ -87,6 +87,18 @@ export function openFds(): string[] {
   return readdirSync('/proc/self/fd');
 }
 
+/** Descriptors of this process that are pipes, or (with `under`) FIFOs or files below that folder. */
+export function pipeFds(under?: string): string[] {
+  return openFds().filter((fd) => {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      return target.startsWith('pipe:') || (under !== undefined && target.startsWith(under));
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** How many sockets this process has open (the readiness of a channel, its ringing socket: see src/channel.ts). */
 export function openSockets(): number {
   return openFds().filter((fd) => {
