@@ -14,7 +14,13 @@
  *   run together, each as its own process, started in page order: the next
  *   once the one before has printed its first line or exited.
  * - `<!-- snippet: output -->` before any fence: the exact standard output of
- *   the program just before it.
+ *   the program just before it (no other fence between them).
+ *
+ * A marker may be indented (a block in a list item). A comment that looks
+ * like a marker but is not one (`<!-- snipet: … -->`, `<!-- Snippet: … -->`,
+ * text after the `-->`), a key given twice, a group of one block (a typo in
+ * a group's name) and a module no other block of the page names are
+ * problems, so that a block cannot silently run other than as marked.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -41,7 +47,9 @@ export interface MarkupProblem {
   message: string;
 }
 
-const MARKER = /^<!--\s*snippet:(.*?)-->\s*$/;
+const MARKER = /^\s*<!--\s*snippet:(.*?)-->\s*$/;
+/** A line that was meant as a marker: checked against MARKER, so that a typo is reported rather than ignored. */
+const NEAR_MARKER = /<!--\s*snip/i;
 const FENCE = /^(\s*)(`{3,}|~{3,})\s*([^\s`]*)/;
 
 /** Every Markdown page of the repository's documentation: README.md and docs/, recursively. */
@@ -60,13 +68,23 @@ export function documentationPages(root: string): string[] {
 
 /** Reads the program blocks of one page. */
 export function readSnippets(root: string, page: string): { snippets: Snippet[]; problems: MarkupProblem[] } {
-  const lines = readFileSync(path.join(root, page), 'utf8').split('\n');
+  return parseSnippets(readFileSync(path.join(root, page), 'utf8'), page);
+}
+
+/** Reads the program blocks of a page's text (`page` names it in what is returned). */
+export function parseSnippets(markdown: string, page: string): { snippets: Snippet[]; problems: MarkupProblem[] } {
+  const lines = markdown.split('\n');
   const snippets: Snippet[] = [];
   const problems: MarkupProblem[] = [];
   let marker: { line: number; keys: Map<string, string> } | undefined;
+  /** The program of the last fence, if the last fence was a program that is run (what an output block may follow). */
+  let lastFence: Snippet | undefined;
   for (let i = 0; i < lines.length; i++) {
     const text = lines[i]!;
     const markerMatch = MARKER.exec(text);
+    if (!markerMatch && NEAR_MARKER.test(text) && !/`[^`]*<!--/.test(text)) {
+      problems.push({ page, line: i + 1, message: 'this looks like a snippet marker but is not one: write <!-- snippet: KEY[=VALUE] --> alone on its line' });
+    }
     if (markerMatch) {
       if (marker) problems.push({ page, line: marker.line, message: 'a snippet marker must be followed by a fence' });
       marker = { line: i + 1, keys: parseKeys(markerMatch[1]!, page, i + 1, problems) };
@@ -93,9 +111,10 @@ export function readSnippets(root: string, page: string): { snippets: Snippet[];
     const keys = marker?.keys ?? new Map<string, string>();
     marker = undefined;
     const code = body.join('\n') + '\n';
+    const program = lastFence;
+    lastFence = undefined;
     if (keys.has('output')) {
-      const program = snippets.at(-1);
-      if (!program || program.file !== undefined) problems.push({ page, line: i + 1, message: 'an output block must follow a program' });
+      if (!program) problems.push({ page, line: i + 1, message: 'an output block must directly follow the program it shows (no other fence between them)' });
       else if (program.output !== undefined) problems.push({ page, line: i + 1, message: 'a program has one output block' });
       else program.output = code;
     } else if (PROGRAM_LANGUAGES.has(language.toLowerCase())) {
@@ -108,12 +127,28 @@ export function readSnippets(root: string, page: string): { snippets: Snippet[];
       const group = keys.get('group');
       if (group !== undefined) snippet.group = group;
       snippets.push(snippet);
+      if (file === undefined) lastFence = snippet;
     } else if (keys.size > 0) {
       problems.push({ page, line: i + 1, message: `a snippet marker before a ${language || 'plain'} fence, which is not run` });
     }
     i = j;
   }
   if (marker) problems.push({ page, line: marker.line, message: 'a snippet marker must be followed by a fence' });
+  const groups = new Map<string, Snippet[]>();
+  for (const s of snippets) if (s.group !== undefined) groups.set(s.group, [...(groups.get(s.group) ?? []), s]);
+  for (const [group, members] of groups) {
+    if (members.length === 1) problems.push({ page, line: members[0]!.line, message: `group=${group} has this block only (a typo in the name of its group?)` });
+  }
+  const files = new Set<string>();
+  for (const s of snippets) {
+    if (s.file === undefined) continue;
+    if (files.has(s.file)) problems.push({ page, line: s.line, message: `file=${s.file}: another module of the page has this name` });
+    files.add(s.file);
+    const stem = s.file.slice(0, -'.js'.length);
+    if (!snippets.some((other) => other !== s && new RegExp(`\\b${stem}(\\.js)?\\b`).test(other.code))) {
+      problems.push({ page, line: s.line, message: `file=${s.file}: no other block of the page uses this module` });
+    }
+  }
   return { snippets, problems };
 }
 
@@ -126,6 +161,8 @@ function parseKeys(text: string, page: string, line: number, problems: MarkupPro
       problems.push({ page, line, message: `unknown snippet marker key "${key}" (file=NAME.js, group=NAME or output)` });
     } else if (valued !== (value !== undefined) || value === '') {
       problems.push({ page, line, message: valued ? `${key} needs a value: ${key}=NAME` : `${key} takes no value` });
+    } else if (keys.has(key)) {
+      problems.push({ page, line, message: `${key} is given twice` });
     } else {
       keys.set(key, value ?? '');
     }
