@@ -158,7 +158,7 @@ export interface ChannelCreateOptions<T = Buffer> extends SpinOptions {
   /** The uid an existing segment must belong to (openOrCreate), or 'any'. Default: this process's. */
   owner?: OwnerOption;
   /** Typed messages over the bytes ({@link CodecOption}); each handle picks its own. Default: raw bytes. */
-  codec?: CodecOption<T>;
+  codec?: CodecOption<T> | undefined;
 }
 
 /** Options of {@link Channel.open}. */
@@ -166,7 +166,7 @@ export interface ChannelOpenOptions<T = Buffer> extends SpinOptions {
   /** The uid the segment must belong to, or 'any'. Default: this process's; otherwise `ERR_IPC_UNTRUSTED`. */
   owner?: OwnerOption;
   /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
-  codec?: CodecOption<T>;
+  codec?: CodecOption<T> | undefined;
 }
 
 /** A received message. */

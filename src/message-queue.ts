@@ -70,7 +70,7 @@ export interface PosixMessageQueueCreateOptions<T = Buffer> extends SpinOptions 
   /** Permission bits of a newly created queue, exactly (the umask does not apply). Default `0o600`. */
   mode?: number;
   /** Typed messages over the bytes: `'json'`, `'msgpack'` or `{ encode, decode }` ({@link CodecOption}). Default: raw bytes. */
-  codec?: CodecOption<T>;
+  codec?: CodecOption<T> | undefined;
   /** Open for reading, writing or both. Default `'readwrite'`. */
   access?: QueueAccess;
   /**
@@ -84,7 +84,7 @@ export interface PosixMessageQueueCreateOptions<T = Buffer> extends SpinOptions 
 /** Options of {@link PosixMessageQueue.open}. */
 export interface PosixMessageQueueOpenOptions<T = Buffer> extends SpinOptions {
   /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
-  codec?: CodecOption<T>;
+  codec?: CodecOption<T> | undefined;
   /** Open for reading, writing or both; a direction not opened throws `EBADF`. Default `'readwrite'`. */
   access?: QueueAccess;
   /** The uid the queue must belong to, or `'any'`. Default: this process's effective uid; otherwise `ERR_IPC_UNTRUSTED`. */
@@ -284,10 +284,10 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
    * socket, or inherited) and takes ownership of it: `close()` closes it.
    * Its access (send, receive or both) is the descriptor's own.
    */
-  static fromFd<T = any>(fd: number, options: { codec?: CodecOption<T>; spin?: number } & { codec: 'json' | 'msgpack' }): PosixMessageQueue<T>;
-  static fromFd<T>(fd: number, options: { codec?: CodecOption<T>; spin?: number } & { codec: Codec<T> }): PosixMessageQueue<T>;
-  static fromFd<T = Buffer>(fd: number, options?: { codec?: CodecOption<T>; spin?: number }): PosixMessageQueue<T>;
-  static fromFd<T>(fd: number, options?: { codec?: CodecOption<T>; spin?: number }): PosixMessageQueue<T> {
+  static fromFd<T = any>(fd: number, options: { codec?: CodecOption<T> | undefined; spin?: number } & { codec: 'json' | 'msgpack' }): PosixMessageQueue<T>;
+  static fromFd<T>(fd: number, options: { codec?: CodecOption<T> | undefined; spin?: number } & { codec: Codec<T> }): PosixMessageQueue<T>;
+  static fromFd<T = Buffer>(fd: number, options?: { codec?: CodecOption<T> | undefined; spin?: number }): PosixMessageQueue<T>;
+  static fromFd<T>(fd: number, options?: { codec?: CodecOption<T> | undefined; spin?: number }): PosixMessageQueue<T> {
     checkInteger(fd, 'fd', 0, 2 ** 31 - 1);
     const opts = checkOptions(options, ['codec', 'spin']);
     const flags = native.getFlags(fd);
@@ -523,7 +523,7 @@ export interface SysvMessageQueueCreateOptions<T = Buffer> extends SpinOptions {
    */
   maxBytes?: number;
   /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
-  codec?: CodecOption<T>;
+  codec?: CodecOption<T> | undefined;
   /**
    * The uid that must own and have created an existing queue, or `'any'`.
    * Default: this process's effective uid. An existing queue must also grant
@@ -535,7 +535,7 @@ export interface SysvMessageQueueCreateOptions<T = Buffer> extends SpinOptions {
 /** Options of {@link SysvMessageQueue.open}. */
 export interface SysvMessageQueueOpenOptions<T = Buffer> extends SpinOptions {
   /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
-  codec?: CodecOption<T>;
+  codec?: CodecOption<T> | undefined;
   /** The uid that must own and have created the queue, or `'any'`. Default: this process's effective uid. */
   owner?: OwnerOption;
 }

@@ -54,7 +54,7 @@ export interface PipeWriteEndOptions<T = Buffer> extends SpinOptions {
    * `{ encode, decode }`. Without one, messages are bytes (a string is sent
    * as its UTF-8 bytes).
    */
-  codec?: CodecOption<T>;
+  codec?: CodecOption<T> | undefined;
 }
 
 /** Options of a read end: how {@link PipeReadEnd.receive} decodes messages, and the largest it accepts. */

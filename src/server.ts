@@ -140,7 +140,7 @@ export interface ServerOptions<T = Buffer> {
   /** Default `'message'`. */
   framing?: Framing;
   /** `'json'` or `'msgpack'` (a custom codec only where the handler runs in this process: poll, event). Not with framing `'bytes'`. */
-  codec?: CodecOption<T>;
+  codec?: CodecOption<T> | undefined;
   /** Largest message a client may announce; a larger one closes its connection before anything is allocated. Default 16 MiB. */
   maxMessageSize?: number;
   /**

@@ -132,7 +132,7 @@ export type PassableFd = number | {
 /** Options shared by connections, whether connected, accepted or paired. */
 export interface MessageSocketOptions<T = Buffer> extends SpinOptions {
   /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
-  codec?: CodecOption<T>;
+  codec?: CodecOption<T> | undefined;
   /** Largest message received, checked before anything is allocated. Default 16 MiB. */
   maxMessageSize?: number;
   /** Bytes of sends that may wait for the peer before a further `send` is refused with ERR_IPC_LIMIT. Default 16 MiB. */
@@ -168,7 +168,7 @@ export interface ListenOptions<T = Buffer> extends MessageSocketOptions<T> {
 /** Options of {@link bind}. */
 export interface BindOptions<T = Buffer> extends SpinOptions {
   /** Typed messages over the bytes ({@link CodecOption}). Default: raw bytes. */
-  codec?: CodecOption<T>;
+  codec?: CodecOption<T> | undefined;
   /** Largest datagram received; a larger one is consumed and reported with ERR_IPC_MESSAGE_TOO_LARGE. Default 16 MiB. */
   maxMessageSize?: number;
   /** Mode of a Unix socket file, applied before it exists. Default 0o600. */
@@ -1719,10 +1719,10 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   }
 
   /** Wraps an inherited datagram socket descriptor and takes ownership of it. */
-  static fromFd<T = any>(fd: number, options: { codec?: CodecOption<T>; maxMessageSize?: number; spin?: number } & { codec: 'json' | 'msgpack' }): DatagramSocket<T>;
-  static fromFd<T>(fd: number, options: { codec?: CodecOption<T>; maxMessageSize?: number; spin?: number } & { codec: Codec<T> }): DatagramSocket<T>;
-  static fromFd<T = Buffer>(fd: number, options?: { codec?: CodecOption<T>; maxMessageSize?: number; spin?: number }): DatagramSocket<T>;
-  static fromFd<T>(fd: number, options?: { codec?: CodecOption<T>; maxMessageSize?: number; spin?: number }): DatagramSocket<T> {
+  static fromFd<T = any>(fd: number, options: { codec?: CodecOption<T> | undefined; maxMessageSize?: number; spin?: number } & { codec: 'json' | 'msgpack' }): DatagramSocket<T>;
+  static fromFd<T>(fd: number, options: { codec?: CodecOption<T> | undefined; maxMessageSize?: number; spin?: number } & { codec: Codec<T> }): DatagramSocket<T>;
+  static fromFd<T = Buffer>(fd: number, options?: { codec?: CodecOption<T> | undefined; maxMessageSize?: number; spin?: number }): DatagramSocket<T>;
+  static fromFd<T>(fd: number, options?: { codec?: CodecOption<T> | undefined; maxMessageSize?: number; spin?: number }): DatagramSocket<T> {
     checkInteger(fd, 'fd', 0, 2 ** 31 - 1);
     const opts = checkOptions(options, ['codec', 'maxMessageSize', 'spin']);
     const kind = kindOfFd(fd);

@@ -53,6 +53,10 @@ export async function declarations(): Promise<void> {
   void [chunk, value, fifoJob, wrapped];
   // @ts-expect-error: no such codec
   PosixMessageQueue.open('/t', { codec: 'yaml' });
+  // A codec chosen at run time, maybe none (exactOptionalPropertyTypes allows undefined explicitly).
+  const which: 'json' | undefined = process.env['IPCKIT_JSON'] === '1' ? 'json' : undefined;
+  const maybe = PosixMessageQueue.open('/t', { codec: which });
+  void maybe;
   // A codec of your own types the messages from what decode returns (written before encode, TypeScript infers left to right).
   const upper = PosixMessageQueue.open('/t', { codec: { decode: (b) => b.toString(), encode: (s) => Buffer.from(s.toUpperCase()) } });
   const shout: string = (await upper.receive()).data;
