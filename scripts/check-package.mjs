@@ -122,6 +122,8 @@ for (const major of values.node.split(',')) {
       check(`Node ${major} ${scripts}: two processes exchange a message, started by a named semaphore`, result.got === true && result.node.startsWith(`v${major}.`), out.trim());
       const version = execFileSync(node, [path.join(project, 'node_modules', 'ipckit', 'dist', 'src', 'cli', 'main.js'), 'ls', '--json'], { cwd: project, env, encoding: 'utf8' });
       check(`Node ${major} ${scripts}: ipckit ls --json`, version.trim().startsWith('{'));
+      const help = execFileSync(node, [path.join(project, 'node_modules', 'ipckit', 'dist', 'src', 'cli', 'main.js'), '--help'], { cwd: project, env, encoding: 'utf8' });
+      check(`Node ${major} ${scripts}: ipckit --help offers no bench (its harness ships with the checkout only)`, help.includes('watch') && !/^\s+bench\b/m.test(help));
       if (scripts === '--ignore-scripts' && existsSync(TSC)) {
         writeFileSync(path.join(project, 'typed.ts'), TYPED);
         let compiled = '';

@@ -4,7 +4,7 @@
  * Exit status: 0 ok, 1 the operation failed (`CODE: message` on stderr), 2 usage.
  * @module
  */
-import { benchCommand } from './commands/bench.js';
+import { benchCommand, benchInCheckout } from './commands/bench.js';
 import { channelCommand } from './commands/channel.js';
 import { demoCommand } from './commands/demo.js';
 import { lsCommand, rmCommand } from './commands/ls.js';
@@ -24,7 +24,8 @@ const root: Group = {
   summary: 'Every IPC mechanism of the Linux kernel, from the shell.',
   details: 'Every command takes --help and --json; ipckit --version prints the version. Exit status: 0 ok, 1 the operation failed\n' +
     '(the error code and message are printed on stderr), 2 the command line was not understood.',
-  children: [mqCommand, shmCommand, semCommand, channelCommand, pipeCommand, fifoCommand, signalCommand, socketCommand, serveCommand, lsCommand, watchCommand, rmCommand, tourCommand, demoCommand, benchCommand],
+  children: [mqCommand, shmCommand, semCommand, channelCommand, pipeCommand, fifoCommand, signalCommand, socketCommand, serveCommand, lsCommand, watchCommand, rmCommand, tourCommand, demoCommand,
+    ...(benchInCheckout() ? [benchCommand] : [])],
 };
 
 process.exitCode = await runCommandLine(root, process.argv.slice(2), 'ipckit');

@@ -84,6 +84,11 @@ async function runConnections(ctx: CommandContext): Promise<void> {
   else process.stdout.write(`${bench.formatReport(report)}\n`);
 }
 
+/** Whether the benchmark harness is here: in a source checkout, not in the published package, which does not offer the command. */
+export function benchInCheckout(): boolean {
+  return existsSync(HARNESS);
+}
+
 export const benchCommand: Leaf = {
   name: 'bench',
   summary: 'measure every mechanism against a C reference and the Node built-in',
