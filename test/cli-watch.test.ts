@@ -441,12 +441,15 @@ describe('ipckit watch usage errors', () => {
 
 // ---- A real terminal ------------------------------------------------------------
 
-interface PtyStep { waitFor: string; send?: string; resize?: [number, number]; kill?: string }
+interface PtyStep { waitFor: string; send?: string; resize?: [number, number]; kill?: string; fg?: boolean }
 interface PtyResult { output: string; exitCode?: number; signal?: number; timedOut: boolean; stepsLeft: number }
 
-/** Runs `ipckit watch <args>` in a pseudo-terminal of `size` (rows, columns), taking `steps` like a user. */
-function inPty(args: string[], steps: PtyStep[], size: [number, number] = [24, 80]): Promise<PtyResult> {
-  const spec = { argv: [process.execPath, CLI, 'watch', ...args], steps, size, timeoutMs: 30_000 };
+/**
+ * Runs `ipckit watch <args>` in a pseudo-terminal of `size` (rows, columns), taking `steps` like a user;
+ * with `jobControl`, as a shell's foreground job (see pty-run.py).
+ */
+function inPty(args: string[], steps: PtyStep[], size: [number, number] = [24, 80], jobControl = false): Promise<PtyResult> {
+  const spec = { argv: [process.execPath, CLI, 'watch', ...args], steps, size, timeoutMs: 30_000, jobControl };
   const child = trackChild(spawn('python3', [PTY_RUN, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let stdout = '';
   let stderr = '';
@@ -515,6 +518,29 @@ describe('ipckit watch in a terminal', { skip: !HAS_PTY && 'needs python3 with i
     assert.equal(large!.length, 3);
     assert.ok(large!.every((line) => [...line].length <= 60), JSON.stringify(large));
     assert.deepEqual(large![2]!.split(/ {2,}/).slice(0, 3), ['sysv-mq', hex, '0']);
+    sysv.remove();
+  });
+
+  it('Ctrl-Z and SIGTSTP restore the terminal and stop it as a job; fg draws the view again', async () => {
+    const { key, hex } = freshKey();
+    using sysv = SysvMessageQueue.create(key);
+    const row = `sysv-mq  ${hex}  0`;
+    // A long interval: only the return from the stop can make it draw again.
+    const [byKey, bySignal] = await Promise.all(['\x1a', undefined].map((ctrlZ) => inPty(['--name', hex, '--interval', '600'], [
+      ctrlZ === undefined ? { waitFor: row, kill: 'SIGTSTP' } : { waitFor: row, send: ctrlZ },
+      { waitFor: '[stopped: ', fg: true },
+      { waitFor: row, send: 'q' },
+    ], [24, 200], true)));
+    for (const r of [byKey!, bySignal!]) {
+      assertRestored(r);
+      const [before, after] = r.output.split(/\[stopped: (?:cooked|raw)\]/);
+      // Stopped with the terminal as the shell had it: keys cooked, the cursor and the normal screen back.
+      assert.match(r.output, /\[stopped: cooked\]/, JSON.stringify(r.output.slice(-200)));
+      assert.ok(before!.endsWith(LEAVE), JSON.stringify(before!.slice(-40)));
+      // Continued: the alternate screen again, and the same rows drawn.
+      assert.ok(after!.includes(ENTER), JSON.stringify(after!.slice(0, 40)));
+      assert.deepEqual(screens(after!)[0]!.slice(2).map((line) => line.split(/ {2,}/).slice(0, 3)), [['sysv-mq', hex, '0']]);
+    }
     sysv.remove();
   });
 
