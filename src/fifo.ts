@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { fstatSync, lstatSync, unlinkSync } from 'node:fs';
+import { type Stats, fstatSync, lstatSync, unlinkSync } from 'node:fs';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { lazily, native } from './native.js';
 import {
@@ -86,42 +86,49 @@ function checkPath(path: unknown): string {
 
 /**
  * Refuses anything at `path` but a FIFO (a symbolic link included) and, with
- * `owner`, a FIFO another user owns; returns its identity.
+ * `owner`, a FIFO another user owns.
  */
-function checkFifoAt(path: string, owner?: OwnerOption): { dev: number; ino: number } {
+function checkFifoAt(path: string, owner?: OwnerOption): void {
   let st;
   try {
     st = lstatSync(path);
   } catch (err) {
-    const errno = (err as NodeJS.ErrnoException).errno ?? E.ENOENT;
-    throw systemError(errno, 'lstat', path, errno === E.ENOENT ? 'No FIFO there: create it first (Fifo.create, ipckit fifo create or mkfifo).' : undefined);
+    throw noFifoError((err as NodeJS.ErrnoException).errno ?? E.ENOENT, 'lstat', path);
   }
+  checkFifo(st, path, owner);
+}
+
+function noFifoError(errno: number, syscall: string, path: string): IpcError {
+  return systemError(errno, syscall, path, errno === E.ENOENT ? 'No FIFO there: create it first (Fifo.create, ipckit fifo create or mkfifo).' : undefined);
+}
+
+/** Refuses `st`, found at `path`, unless it is a FIFO (of `owner`, when given). */
+function checkFifo(st: Stats, path: string, owner: OwnerOption | undefined): void {
   if (!st.isFIFO()) {
     const what = st.isSymbolicLink() ? 'a symbolic link (ipckit does not follow them)' : st.isDirectory() ? 'a directory' : 'not a FIFO';
     throw new IpcError('ERR_IPC_NOT_A_FIFO', `${path} is ${what}. Give the path of a FIFO (mkfifo).`, { address: path });
   }
   if (owner !== undefined) verifyOwnership({ uid: st.uid, mode: st.mode }, owner, undefined, path, 'FIFO');
-  return { dev: st.dev, ino: st.ino };
 }
 
 /**
- * Opens `path` with `flags` (waiting at most `timeoutMs` for a blocking
- * open); checks that what was opened is the FIFO that was checked. A
- * descriptor, or -errno (-ETIMEDOUT when the wait ran out).
+ * Opens the FIFO at `path` with `flags` (waiting at most `timeoutMs` for a
+ * blocking open): a descriptor, or -errno (-ETIMEDOUT when the wait ran out).
+ * The path is resolved once, by an O_PATH open that opens nothing (no FIFO's
+ * other side is met, no device's driver runs); what it names is checked
+ * through that descriptor and opened through /proc/self/fd. So a path that
+ * changes meanwhile (a directory swapped for a symbolic link) cannot make
+ * ipckit open another file, nor meet a FIFO the owner check refuses.
  */
 function openChecked(path: string, flags: number, owner: OwnerOption | undefined, timeoutMs = -1): number {
-  const identity = checkFifoAt(path, owner);
-  const fd = native.openPath(path, flags | C.O_NOFOLLOW, timeoutMs);
-  if (fd < 0) {
-    if (fd === E.ELOOP) throw new IpcError('ERR_IPC_NOT_A_FIFO', `${path} is a symbolic link; ipckit does not follow them.`, { address: path });
-    return fd;
+  const held = native.openPath(path, C.O_PATH | C.O_NOFOLLOW, -1);
+  if (held < 0) throw noFifoError(held, 'open', path);
+  try {
+    checkFifo(fstatSync(held), path, owner);
+    return native.openPath(`/proc/self/fd/${held}`, flags, timeoutMs);
+  } finally {
+    native.close(held);
   }
-  const st = fstatSync(fd);
-  if (!st.isFIFO() || st.ino !== identity.ino || st.dev !== identity.dev) {
-    native.close(fd);
-    throw new IpcError('ERR_IPC_NOT_A_FIFO', `${path} was replaced while it was being opened; nothing was opened.`, { address: path });
-  }
-  return fd;
 }
 
 /** A *Sync open that may sleep: a blocking open bounded by `timeout`; `undefined` when the time ran out. */

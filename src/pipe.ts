@@ -189,7 +189,7 @@ abstract class PipeEnd extends Handle implements Pollable {
     return { fd: this.fd, readable: this.#readable ? READABLE : 0, writable: this.#readable ? 0 : WRITABLE, pending: this.buffered };
   }
 
-  /** @internal Whether bytes read ahead wait in user space (see PollTarget.pending). */
+  /** @internal Whether a read would complete from bytes read ahead in user space (see PollTarget.pending). */
   protected readonly buffered: (() => boolean) | undefined = undefined;
 
   /** The pipe's buffer size in bytes (`F_GETPIPE_SZ`). */
@@ -307,7 +307,7 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
   readonly #codec: Codec<T>;
   readonly #typed: boolean;
   readonly #receiveOp: Operation<PipeMessage<T> | null>;
-  protected override readonly buffered = (): boolean => !this.closed && this.#ahead.length > 0;
+  protected override readonly buffered = (): boolean => !this.closed && this.#ahead.ready;
 
   /** @internal */
   constructor(fd: number, settings: EndSettings<T>, address?: string, initial?: Buffer, handedOver = false) {

@@ -7,7 +7,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,9 @@ import {
 import { CLI, fails, ipckit, jsonLines, launchIntoPipe, ok } from './helpers/cli.js';
 import { MQUEUE_MAGIC, ObjectTracker, posixQueueExists, sysvQueueKeys, sysvSegmentKeys, sysvSemaphoreKeys } from './helpers/objects.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
+import { blockedIn } from './helpers/proc.js';
+import { waitUntil } from './helpers/assert.js';
+import { fifoBytes } from '../src/cli/watch-sample.js';
 
 const objects = new ObjectTracker();
 const dirs: string[] = [];
@@ -367,6 +370,53 @@ describe('ipckit watch --json', () => {
   });
 });
 
+describe('ipckit watch and a hostile FIFO', () => {
+  it('reads a FIFO\'s bytes only through the FIFO its holder reads: a directory swapped for a symbolic link opens nothing else', async () => {
+    const dir = freshDir();
+    const [real, link, decoy] = ['d', 'link', 'decoy'].map((name) => path.join(dir, name)) as [string, string, string];
+    mkdirSync(real);
+    mkdirSync(decoy);
+    Fifo.create(path.join(real, 'f'));
+    Fifo.create(path.join(decoy, 'f'));
+    // This process holds the FIFO for reading (so watch may read its bytes), with 3 bytes in it.
+    const reader = await Fifo.openRead(path.join(real, 'f'), { nonBlocking: true });
+    const writer = await Fifo.openWrite(path.join(real, 'f'));
+    writer.writeSync('abc');
+    // A writer blocked in open() on the decoy: the first reader that opens the decoy lets it through.
+    const blocked = trackChild(spawn('python3', ['-c', 'import os, sys\nos.open(sys.argv[1], os.O_WRONLY)\nprint("through")', path.join(decoy, 'f')],
+      { stdio: 'ignore' }));
+    await blockedIn(blocked.pid!, 'openat');
+    // Another user's game: the FIFO's directory and a link to the decoy's, exchanged (renameat2 RENAME_EXCHANGE) as fast as it goes.
+    const swap = 'import ctypes, os, sys\nreal, link, decoy = sys.argv[1:]\nos.symlink(decoy, link)\nlibc = ctypes.CDLL(None, use_errno=True)\n' +
+      'while libc.renameat2(-100, real.encode(), -100, link.encode(), 2) == 0:\n    pass\nsys.exit(os.strerror(ctypes.get_errno()))';
+    const swapper = trackChild(spawn('python3', ['-c', swap, real, link, decoy], { stdio: 'ignore' }));
+    try {
+      await waitUntil('the swapping started', () => {
+        try {
+          return readlinkSync(real) === decoy;
+        } catch {
+          return false; // The real directory is there (or the link is not yet).
+        }
+      });
+      const seen = { read: 0, none: 0 };
+      for (let i = 0; i < 2000; i++) {
+        const bytes = fifoBytes(path.join(real, 'f'), [process.pid]);
+        // The held FIFO's 3 bytes, or nothing: never another file's count.
+        assert.ok(bytes === 3 || bytes === null, String(bytes));
+        seen[bytes === 3 ? 'read' : 'none']++;
+      }
+      assert.ok(seen.read > 0 && seen.none > 0, JSON.stringify(seen));
+      // Nothing opened the decoy: its writer still waits.
+      await blockedIn(blocked.pid!, 'openat', { timeoutMs: 1000 });
+    } finally {
+      swapper.kill('SIGKILL');
+      blocked.kill('SIGKILL');
+      reader.close();
+      writer.close();
+    }
+  });
+});
+
 describe('ipckit watch as plain text', () => {
   it('prints one frame per refresh when stdout is no terminal: a header, the table, a blank line', async () => {
     const { key, hex } = freshKey();
@@ -441,12 +491,15 @@ describe('ipckit watch usage errors', () => {
 
 // ---- A real terminal ------------------------------------------------------------
 
-interface PtyStep { waitFor: string; send?: string; resize?: [number, number]; kill?: string }
+interface PtyStep { waitFor: string; send?: string; resize?: [number, number]; kill?: string; fg?: boolean }
 interface PtyResult { output: string; exitCode?: number; signal?: number; timedOut: boolean; stepsLeft: number }
 
-/** Runs `ipckit watch <args>` in a pseudo-terminal of `size` (rows, columns), taking `steps` like a user. */
-function inPty(args: string[], steps: PtyStep[], size: [number, number] = [24, 80]): Promise<PtyResult> {
-  const spec = { argv: [process.execPath, CLI, 'watch', ...args], steps, size, timeoutMs: 30_000 };
+/**
+ * Runs `ipckit watch <args>` in a pseudo-terminal of `size` (rows, columns), taking `steps` like a user;
+ * with `jobControl`, as a shell's foreground job (see pty-run.py).
+ */
+function inPty(args: string[], steps: PtyStep[], size: [number, number] = [24, 80], jobControl = false): Promise<PtyResult> {
+  const spec = { argv: [process.execPath, CLI, 'watch', ...args], steps, size, timeoutMs: 30_000, jobControl };
   const child = trackChild(spawn('python3', [PTY_RUN, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let stdout = '';
   let stderr = '';
@@ -515,6 +568,29 @@ describe('ipckit watch in a terminal', { skip: !HAS_PTY && 'needs python3 with i
     assert.equal(large!.length, 3);
     assert.ok(large!.every((line) => [...line].length <= 60), JSON.stringify(large));
     assert.deepEqual(large![2]!.split(/ {2,}/).slice(0, 3), ['sysv-mq', hex, '0']);
+    sysv.remove();
+  });
+
+  it('Ctrl-Z and SIGTSTP restore the terminal and stop it as a job; fg draws the view again', async () => {
+    const { key, hex } = freshKey();
+    using sysv = SysvMessageQueue.create(key);
+    const row = `sysv-mq  ${hex}  0`;
+    // A long interval: only the return from the stop can make it draw again.
+    const [byKey, bySignal] = await Promise.all(['\x1a', undefined].map((ctrlZ) => inPty(['--name', hex, '--interval', '600'], [
+      ctrlZ === undefined ? { waitFor: row, kill: 'SIGTSTP' } : { waitFor: row, send: ctrlZ },
+      { waitFor: '[stopped: ', fg: true },
+      { waitFor: row, send: 'q' },
+    ], [24, 200], true)));
+    for (const r of [byKey!, bySignal!]) {
+      assertRestored(r);
+      const [before, after] = r.output.split(/\[stopped: (?:cooked|raw)\]/);
+      // Stopped with the terminal as the shell had it: keys cooked, the cursor and the normal screen back.
+      assert.match(r.output, /\[stopped: cooked\]/, JSON.stringify(r.output.slice(-200)));
+      assert.ok(before!.endsWith(LEAVE), JSON.stringify(before!.slice(-40)));
+      // Continued: the alternate screen again, and the same rows drawn.
+      assert.ok(after!.includes(ENTER), JSON.stringify(after!.slice(0, 40)));
+      assert.deepEqual(screens(after!)[0]!.slice(2).map((line) => line.split(/ {2,}/).slice(0, 3)), [['sysv-mq', hex, '0']]);
+    }
     sysv.remove();
   });
 

@@ -5,10 +5,12 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn as spawnChild } from 'node:child_process';
-import { constants as fsConstants, existsSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chownSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Fifo, PipeReadEnd, PipeWriteEnd } from '../src/index.js';
+import { Fifo, type IpcError, PipeReadEnd, PipeWriteEnd } from '../src/index.js';
 import { Peer, killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, threadPoolIsFree, throwsWith, waitUntil } from './helpers/assert.js';
 import { blockedIn, inotifyWatching, watchedByThisLoop } from './helpers/proc.js';
@@ -65,6 +67,53 @@ describe('Fifo', () => {
     rmSync(link);
     Fifo.unlink(p);
   });
+
+  it('meets only the FIFO it checked: a directory swapped for a link to another user\'s FIFO is refused before any open',
+    { skip: process.getuid!() !== 0 && 'needs root to give the decoy FIFO another owner' }, async () => {
+      const base = mkdtempSync(path.join(dir, 'swap-'));
+      const [real, link, decoy] = ['d', 'link', 'decoy'].map((name) => path.join(base, name)) as [string, string, string];
+      mkdirSync(real);
+      mkdirSync(decoy);
+      Fifo.create(path.join(real, 'f'));
+      Fifo.create(path.join(decoy, 'f'));
+      chownSync(path.join(decoy, 'f'), 65534, 65534);
+      // A writer blocked in open() on the other user's FIFO: the first reader that opens it lets it through.
+      const blocked = trackChild(spawnChild('python3', ['-c', 'import os, sys\nos.open(sys.argv[1], os.O_WRONLY)', path.join(decoy, 'f')],
+        { stdio: 'ignore' }));
+      await blockedIn(blocked.pid!, 'openat');
+      // The other user's game: the FIFO's directory and a link to theirs, exchanged (renameat2 RENAME_EXCHANGE) as fast as it goes.
+      const swap = 'import ctypes, os, sys\nreal, link, decoy = sys.argv[1:]\nos.symlink(decoy, link)\nlibc = ctypes.CDLL(None, use_errno=True)\n' +
+        'while libc.renameat2(-100, real.encode(), -100, link.encode(), 2) == 0:\n    pass\nsys.exit(os.strerror(ctypes.get_errno()))';
+      const swapper = trackChild(spawnChild('python3', ['-c', swap, real, link, decoy], { stdio: 'ignore' }));
+      try {
+        await waitUntil('the swapping started', () => {
+          try {
+            return readlinkSync(real) === decoy;
+          } catch {
+            return false; // The real directory is there (or the link is not yet).
+          }
+        });
+        const seen = { opened: 0, refused: 0 };
+        for (let i = 0; i < 2000; i++) {
+          try {
+            Fifo.openReadSync(path.join(real, 'f'), { nonBlocking: true }).close();
+            seen.opened++;
+          } catch (err) {
+            // Refused as another user's, before it was opened: never "replaced while it was being opened".
+            assert.equal((err as IpcError).code, 'ERR_IPC_UNTRUSTED', (err as Error).message);
+            seen.refused++;
+          }
+        }
+        assert.ok(seen.opened > 0 && seen.refused > 0, JSON.stringify(seen));
+        // Nothing opened the other user's FIFO: its writer still waits.
+        await blockedIn(blocked.pid!, 'openat', { timeoutMs: 1000 });
+      } finally {
+        swapper.kill('SIGKILL');
+        blocked.kill('SIGKILL');
+        await killAllPeers();
+        rmSync(base, { recursive: true, force: true });
+      }
+    });
 
   it('openWrite waits for a reader (an ipckit reader in another process), without blocking the event loop', async () => {
     const p = fifoPath();

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { Fifo, PIPE_BUF, PipeReadEnd, PipeWriteEnd, pipe, spawn } from '../src/index.js';
+import { Fifo, PIPE_BUF, PipeReadEnd, PipeWriteEnd, Poller, pipe, select, selectSync, spawn } from '../src/index.js';
 import { pipeFds } from './helpers/objects.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
@@ -428,6 +428,33 @@ describe('pipe codec waits', () => {
     const next = readEnd.receive({ timeout: 10_000 });
     writeEnd.writeSync(frame.subarray(7));
     assert.deepEqual(await next, { data: { whole: 'message' } });
+    readEnd.close();
+    writeEnd.close();
+  });
+
+  it('select and a Poller report a read end ready for a whole message read ahead, not for a part of one', async () => {
+    const { readEnd, writeEnd } = pipe({ codec: 'json' });
+    const frame = rawFrame(Buffer.from('{"whole":"message"}'));
+    const poller = new Poller().add(readEnd);
+    try {
+      // A hostile writer stops after 5 bytes: the receive takes them off the pipe and waits for the rest.
+      writeEnd.writeSync(frame.subarray(0, 5));
+      assert.deepEqual((await poller.wait({ timeout: 1000 })).map((r) => r.object), [readEnd]);
+      assert.equal(readEnd.tryReceive(), undefined);
+      // A part of a message is nothing to receive: the waits run out (they used to report it at once, for ever).
+      await rejectsWith(() => poller.wait({ timeout: 50 }), 'ERR_IPC_TIMEOUT');
+      await rejectsWith(() => select([readEnd], { timeout: 50 }), 'ERR_IPC_TIMEOUT');
+      throwsWith(() => selectSync([readEnd], { timeout: 20 }), 'ERR_IPC_TIMEOUT');
+      // Two messages: the receive reads both ahead; the second is whole in user space, which the pipe no longer shows.
+      writeEnd.writeSync(Buffer.concat([frame.subarray(5), rawFrame(Buffer.from('2'))]));
+      assert.deepEqual((await poller.wait({ timeout: 1000 })).map((r) => r.object), [readEnd]);
+      assert.deepEqual(readEnd.tryReceive(), { data: { whole: 'message' } });
+      assert.deepEqual((await poller.wait({ timeout: 1000 })).map((r) => r.object), [readEnd]);
+      assert.deepEqual((await select([readEnd], { timeout: 1000 })).map((r) => r.object), [readEnd]);
+      assert.deepEqual(readEnd.tryReceive(), { data: 2 });
+    } finally {
+      poller.close();
+    }
     readEnd.close();
     writeEnd.close();
   });

@@ -7,6 +7,7 @@
  * @module
  */
 import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { oPathFlags } from '../internal/socket-file.js';
 import { type IpcObjectInfo, type IpcObjectKind, type IpcProcessRef, listIpcObjects, readChannelHeader } from '../inventory.js';
 import { lazily, native } from '../native.js';
 import { REMOVABLE_KINDS, type RemovableKind, usageError } from './program.js';
@@ -163,28 +164,37 @@ function semaphoreValues(id: number, count: number): number[] | undefined {
  * when it is the first reader: those would then write to a FIFO whose reader
  * leaves at once. So it is opened (for reading, non-blocking) only while one of
  * `holders` has it open for reading itself: the kernel wakes nobody then.
+ *
+ * The path is resolved once, by an O_PATH open, which opens nothing (no
+ * FIFO's other side, no device's driver); the checks and the real open go
+ * through that descriptor, so a path whose directories another user swaps
+ * meanwhile (a symbolic link to /dev, to another FIFO) cannot make watch
+ * open anything but the FIFO the holder reads.
  */
-function fifoBytes(path: string, holders: number[]): number | null {
-  let st;
+export function fifoBytes(path: string, holders: number[]): number | null {
+  let held;
   try {
-    st = statSync(path);
+    held = openSync(path, oPathFlags());
   } catch {
-    return null; // Removed since it was listed.
-  }
-  if (!st.isFIFO() || !holders.some((pid) => readsFile(pid, st.dev, st.ino))) return null;
-  let fd;
-  try {
-    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW | C.O_CLOEXEC);
-  } catch {
-    return null;
+    return null; // Removed since it was listed, or not ours to reach.
   }
   try {
-    const now = fstatSync(fd);
-    if (now.dev !== st.dev || now.ino !== st.ino) return null; // Replaced meanwhile.
-    const n = native.queuedBytes(fd);
-    return n < 0 ? null : n;
+    const st = fstatSync(held);
+    if (!st.isFIFO() || !holders.some((pid) => readsFile(pid, st.dev, st.ino))) return null;
+    let fd;
+    try {
+      fd = openSync(`/proc/self/fd/${held}`, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | C.O_CLOEXEC);
+    } catch {
+      return null;
+    }
+    try {
+      const n = native.queuedBytes(fd);
+      return n < 0 ? null : n;
+    } finally {
+      closeSync(fd);
+    }
   } finally {
-    closeSync(fd);
+    closeSync(held);
   }
 }
 

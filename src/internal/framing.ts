@@ -52,6 +52,8 @@ export class ReadAhead {
   #broken: IpcError | undefined;
   /** A large message being read straight into its buffer. */
   #partial: { target: Buffer; filled: number } | undefined;
+  /** The limit of the last {@link message} call: set once the stream is read as messages. */
+  #framedMax: number | undefined;
 
   readonly #limitName: string;
 
@@ -75,6 +77,15 @@ export class ReadAhead {
     if (this.#partial !== undefined || this.#bytes < FRAME_HEADER) return false;
     const length = this.#peekLength();
     return length > max || this.#bytes >= FRAME_HEADER + length;
+  }
+
+  /**
+   * Whether the next read completes from what is held: once the stream is
+   * read as messages, only a whole message (or an error to report), since a
+   * part of one makes a receive wait for the rest; before, any byte.
+   */
+  get ready(): boolean {
+    return this.#framedMax === undefined ? this.#bytes > 0 : this.complete(this.#framedMax);
   }
 
   /** Whether part of a message has arrived (and the rest has not). */
@@ -121,6 +132,7 @@ export class ReadAhead {
    * `limitName`: the option that set `max`, for the message (default: the constructor's).
    */
   message(source: ByteSource, max: number, readSize: number, limitName = this.#limitName): Buffer | null | undefined {
+    this.#framedMax = max;
     if (this.#broken) throw this.#broken;
     for (;;) {
       const partial = this.#partial;

@@ -11,6 +11,13 @@ group. A step may instead (or also) resize the terminal, "resize": [rows, column
 command a signal, "kill": "SIGTERM". "size": [rows, columns] is the terminal's
 size from the start. Prints one JSON object: the output, and how the command ended
 ({"exitCode": n} or {"signal": n}), or "timedOut": true if it had to be killed.
+
+With "jobControl": true the command runs as an interactive shell runs a job:
+in its own process group, in the foreground, so that SIGTSTP stops it. When
+it stops, the shell takes the terminal back and prints "[stopped: cooked]" or
+"[stopped: raw]" (the terminal modes the command left behind); a step with
+"fg": true then gives the terminal back to it and continues it. "kill" steps
+go to the foreground process group.
 """
 import fcntl
 import json
@@ -29,6 +36,36 @@ def set_size(fd, size):
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
 
+def job_control_shell(argv):
+    """Runs argv as a foreground job, reports its stops, continues it on SIGUSR1; returns its exit status."""
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # tcsetpgrp from the background
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+    child = os.fork()
+    if child == 0:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGUSR1])
+        signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+        os.setpgid(0, 0)
+        os.tcsetpgrp(0, os.getpgrp())
+        os.execvp(argv[0], argv)
+    try:
+        os.setpgid(child, child)
+        os.tcsetpgrp(0, child)
+    except OSError:
+        pass  # The child did it first.
+    while True:
+        _, status = os.waitpid(child, os.WUNTRACED)
+        if os.WIFSTOPPED(status):
+            os.tcsetpgrp(0, os.getpgrp())
+            lflag = termios.tcgetattr(0)[3]
+            cooked = (lflag & termios.ICANON) and (lflag & termios.ECHO) and (lflag & termios.ISIG)
+            os.write(1, b"[stopped: cooked]" if cooked else b"[stopped: raw]")
+            signal.sigwait([signal.SIGUSR1])
+            os.tcsetpgrp(0, child)
+            os.killpg(child, signal.SIGCONT)
+            continue
+        return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
 def main():
     spec = json.loads(sys.argv[1])
     steps = list(spec.get("steps", []))
@@ -40,6 +77,8 @@ def main():
         try:
             if "size" in spec:
                 set_size(0, spec["size"])
+            if spec.get("jobControl"):
+                os._exit(job_control_shell(spec["argv"]))
             os.execvp(spec["argv"][0], spec["argv"])
         finally:
             os._exit(127)
@@ -54,7 +93,13 @@ def main():
             if "resize" in step:
                 set_size(master, step["resize"])
             if "kill" in step:
-                os.kill(pid, getattr(signal, step["kill"]))
+                sig = getattr(signal, step["kill"])
+                if spec.get("jobControl"):
+                    os.killpg(os.tcgetpgrp(master), sig)
+                else:
+                    os.kill(pid, sig)
+            if step.get("fg"):
+                os.kill(pid, signal.SIGUSR1)
             if "send" in step:
                 os.write(master, step["send"].encode())
             continue

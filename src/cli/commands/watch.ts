@@ -211,7 +211,9 @@ const LEAVE = '\x1b[?7h\x1b[?25h\x1b[?1049l';
 /**
  * The live view on a terminal. `leave()` restores the terminal; it runs on
  * every way out (quit key, signal, error), and once more at process exit in
- * case something skipped it.
+ * case something skipped it. Ctrl-Z (a key in raw mode) and SIGTSTP suspend
+ * it as they suspend `top`: the terminal is restored, the process stops, and
+ * on `fg` (SIGCONT) the view is drawn again.
  */
 class LiveScreen {
   #active = false;
@@ -222,7 +224,10 @@ class LiveScreen {
   readonly #onKey = (chunk: Buffer): void => {
     // q, Q, or Ctrl-C (in raw mode a key, not a signal).
     if (chunk.includes(0x71) || chunk.includes(0x51) || chunk.includes(0x03)) this.#quit();
+    else if (chunk.includes(0x1a)) this.#suspend(); // Ctrl-Z, likewise.
   };
+  readonly #onStop = (): void => this.#suspend();
+  readonly #onContinue = (): void => this.#resume();
   readonly #onExit = (): void => this.leave();
 
   constructor(s: Settings, quit: () => void) {
@@ -233,13 +238,15 @@ class LiveScreen {
   enter(): void {
     this.#active = true;
     process.on('exit', this.#onExit);
-    writeSync(1, ENTER);
+    this.#take();
     process.stdout.on('resize', this.#onResize);
     if (process.stdin.isTTY) {
-      process.stdin.setRawMode(true);
       process.stdin.on('data', this.#onKey);
       process.stdin.resume();
     }
+    // process.on, not onSignal: removing the last listener gives SIGTSTP its default action back at once (see #suspend).
+    process.on('SIGTSTP', this.#onStop);
+    process.on('SIGCONT', this.#onContinue);
   }
 
   async show(frame: Frame): Promise<boolean> {
@@ -257,25 +264,71 @@ class LiveScreen {
     if (this.#active && this.#frame !== undefined) void writeOut(this.#screen());
   }
 
-  leave(): void {
-    if (!this.#active) return;
-    this.#active = false;
-    process.off('exit', this.#onExit);
-    process.stdout.off('resize', this.#onResize);
+  /** The alternate screen and raw keys; again after a stop, when the shell may have reset the terminal's modes. */
+  #take(): void {
+    writeSync(1, ENTER);
     if (process.stdin.isTTY) {
-      process.stdin.off('data', this.#onKey);
+      // Node skips a switch to the mode it believes is set: leave it first.
+      process.stdin.setRawMode(false);
+      process.stdin.setRawMode(true);
+    }
+  }
+
+  /** The terminal as it was before: its modes, the cursor, the normal screen. */
+  #release(): void {
+    if (process.stdin.isTTY) {
       try {
         process.stdin.setRawMode(false);
       } catch {
         /* The terminal is gone (SIGHUP). */
       }
-      process.stdin.pause();
     }
     try {
       writeSync(1, LEAVE);
     } catch {
       /* The terminal is gone. */
     }
+  }
+
+  /**
+   * Ctrl-Z or SIGTSTP: restores the terminal, then stops the process as
+   * SIGTSTP's default action does (the shell sees a stopped job). Once
+   * continued, takes the terminal back and redraws. A process in an orphaned
+   * process group is not stopped (the kernel discards the signal): the view
+   * simply comes back.
+   */
+  #suspend(): void {
+    if (!this.#active) return;
+    this.#release();
+    process.off('SIGTSTP', this.#onStop);
+    try {
+      // Delivered to this thread before kill() returns: it returns once the process is continued.
+      process.kill(process.pid, 'SIGTSTP');
+    } finally {
+      process.on('SIGTSTP', this.#onStop);
+    }
+    this.#resume();
+  }
+
+  /** Continued (after our own stop, or a SIGSTOP from elsewhere): the terminal again, and the last frame. */
+  #resume(): void {
+    if (!this.#active) return;
+    this.#take();
+    this.#draw();
+  }
+
+  leave(): void {
+    if (!this.#active) return;
+    this.#active = false;
+    process.off('exit', this.#onExit);
+    process.off('SIGTSTP', this.#onStop);
+    process.off('SIGCONT', this.#onContinue);
+    process.stdout.off('resize', this.#onResize);
+    if (process.stdin.isTTY) {
+      process.stdin.off('data', this.#onKey);
+      process.stdin.pause();
+    }
+    this.#release();
   }
 }
 
@@ -329,10 +382,10 @@ export const watchCommand: Leaf = {
     'messages per second counted by a channel\'s own counters; no other object keeps such counts. "-": no\n' +
     'such value, or no earlier refresh of this object to measure from; "?": a value that could not be read.\n' +
     'PROCESSES as in ls, with each live process\'s command: open:PID(COMMAND).\n' +
-    'On a terminal: a live view (q or Ctrl-C quits). With -n/--once, or when stdout is not a terminal: plain\n' +
-    'frames one after the other, each a header line, the table and a blank line. --json: one JSON object per\n' +
-    'refresh (see docs/watch.md). A refresh due while the previous one is still running is skipped.\n' +
-    'SIGINT, SIGTERM and SIGHUP end it like q: exit status 0.',
+    'On a terminal: a live view (q or Ctrl-C quits; Ctrl-Z suspends it until fg). With -n/--once, or when\n' +
+    'stdout is not a terminal: plain frames one after the other, each a header line, the table and a blank\n' +
+    'line. --json: one JSON object per refresh (see docs/watch.md). A refresh due while the previous one is\n' +
+    'still running is skipped. SIGINT, SIGTERM and SIGHUP end it like q: exit status 0.',
   options: {
     interval: { type: 'string', value: 'SECONDS', description: 'seconds between refreshes, 0.1 to 3600 (default 1)' },
     iterations: { type: 'string', short: 'n', value: 'N', description: 'print N refreshes, then exit' },
