@@ -163,6 +163,22 @@ describe('ipckit ls with hostile names', () => {
     q.unlink();
   });
 
+  it('--json escapes the C1 controls too (CSI is U+009B), which JSON.stringify leaves raw and some terminals obey', async () => {
+    const name = `${objects.name('c1')}\u009b2J\u0085\u2028`;
+    objects.posix.add(name);
+    const q = PosixMessageQueue.create(name);
+    try {
+      const { stdout } = await ok(['ls', '--json']);
+      assert.equal(/[\u007f-\u009f\u2028\u2029]/.test(stdout), false, 'a C1 control reached the output raw');
+      assert.ok(stdout.includes('\\u009b2J\\u0085\\u2028'), 'escaped as \\u009b');
+      const listed = (JSON.parse(stdout) as { objects: LsObject[] }).objects.map((o) => o.address);
+      assert.ok(listed.includes(name), 'the JSON still carries the exact name');
+    } finally {
+      q.unlink();
+      q.close();
+    }
+  });
+
   it('reports a removed queue still held open with deleted: true, its address unchanged; the text marks it (deleted)', async () => {
     const name = objects.name('gone');
     using q = PosixMessageQueue.create(name);

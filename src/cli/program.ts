@@ -82,7 +82,7 @@ function reportFailure(err: unknown, json: boolean): number {
   const failure = err instanceof IpcError ? err : new IpcError('ERR_IPC_INTERNAL', (err as Error)?.stack ?? String(err));
   if (json) {
     const { code, message, errno, syscall, address } = failure;
-    process.stderr.write(`${JSON.stringify({
+    process.stderr.write(`${jsonText({
       error: { code, message, errno, syscall, address, ...failureDetails.get(failure) },
     })}\n`);
   } else {
@@ -186,7 +186,7 @@ export async function runCommandLine(root: Group, argv: string[], rootPath: stri
     if (rest[0] === '--version' || rest[0] === '-V') {
       if (rest.length > 1 && !(rest.length === 2 && rest[1] === '--json')) throw usageError(`${path} ${rest[0]} takes no arguments (but --json).`);
       const version = packageVersion();
-      process.stdout.write(json ? `${JSON.stringify({ version })}\n` : `${rootPath} ${version}\n`);
+      process.stdout.write(json ? `${jsonText({ version })}\n` : `${rootPath} ${version}\n`);
       return 0;
     }
     while (isGroup(command)) {
@@ -312,9 +312,19 @@ export function onStopSignals(handler: (info: SignalInfo) => void): () => void {
   };
 }
 
+/**
+ * JSON text that is also safe on a terminal: besides what JSON.stringify
+ * escapes, DEL and the C1 controls (U+007F-U+009F), which some terminals
+ * obey as escape sequences, and U+2028/U+2029. Names come from other users:
+ * a queue named with ESC [ ... must not drive the reader's terminal.
+ */
+export function jsonText(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Writes one JSON value as a line. */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value)}\n`);
+  process.stdout.write(`${jsonText(value)}\n`);
 }
 
 /**

@@ -10,10 +10,7 @@ import { checkPosixName } from '../../internal/address.js';
 import { readChannelHeader } from '../../inventory.js';
 import { PosixSharedMemory } from '../../shared-memory.js';
 import { ConsumerOutput } from '../output.js';
-import {
-  OWNER_OPTION, type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, ownerOption, printJson, readStdin, removeVerb,
-  usageError, waitOption,
-} from '../program.js';
+import { bytesForJson, type CommandContext, type Group, intOption, jsonText, type Leaf, modeOption, OWNER_OPTION, ownerOption, printJson, readStdin, removeVerb, usageError, waitOption } from '../program.js';
 
 const NAME_HELP = 'NAME: /name, the POSIX shared memory segment that holds the channel.';
 const ROLE_HELP = 'A channel created with one producer and one consumer (the default): while another live process holds the role\n' +
@@ -149,7 +146,7 @@ const recv: Leaf = {
         if (m === undefined) throw new IpcError('EAGAIN', `The channel ${name} is empty and --nonblock was given.`, { errno: E.EAGAIN, address: name });
         return m.data;
       });
-      const line = ctx.json ? `${JSON.stringify(bytesForJson(data))}\n` : Buffer.concat([data, Buffer.from('\n')]);
+      const line = ctx.json ? `${jsonText(bytesForJson(data))}\n` : Buffer.concat([data, Buffer.from('\n')]);
       await out.print(line, (reason) => ({
         message: `Message ${follow ? printed + 1 : `${printed + 1} of ${count}`} (${data.length} bytes) was taken from ${name} ` +
           `but could not be printed: ${reason}. That message is lost (a channel cannot take one back); the messages not taken stay in ${name}.`,

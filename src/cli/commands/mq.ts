@@ -10,10 +10,7 @@ import { E, systemError } from '../../errors.js';
 import { type ParsedAddress, parseAddress } from '../../internal/address.js';
 import { PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, type MessageQueue } from '../../message-queue.js';
 import { ConsumerOutput } from '../output.js';
-import {
-  OWNER_OPTION, type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, ownerOption, printFields, printJson, readStdin, removeVerb,
-  usageError, waitOption,
-} from '../program.js';
+import { bytesForJson, type CommandContext, type Group, intOption, jsonText, type Leaf, modeOption, OWNER_OPTION, ownerOption, printFields, printJson, readStdin, removeVerb, usageError, waitOption } from '../program.js';
 
 const ADDRESS_HELP = 'ADDRESS: /name for a POSIX queue; 0x1234, 4660, ftok:PATH:ID or id:N for a System V queue.';
 const { EAGAIN } = E;
@@ -179,7 +176,7 @@ const recv: Leaf = {
     }));
     while (printed < count) {
       const { data, meta } = await out.take((signal) => receiveOne(q, ctx, type, wait, signal));
-      const line = ctx.json ? `${JSON.stringify({ ...bytesForJson(data), ...meta })}\n` : Buffer.concat([data, Buffer.from('\n')]);
+      const line = ctx.json ? `${jsonText({ ...bytesForJson(data), ...meta })}\n` : Buffer.concat([data, Buffer.from('\n')]);
       await out.print(line, (reason) => ({
         message: `Message ${printed + 1} of ${count} (${'priority' in meta ? `priority ${meta.priority}` : `type ${meta.type}`}, ` +
           `${data.length} bytes) was taken from ${where} but could not be printed: ${reason}. That message is lost ` +

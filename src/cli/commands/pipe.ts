@@ -11,10 +11,7 @@ import { Fifo } from '../../fifo.js';
 import { type PipeReadEnd, type PipeWriteEnd, pipe, spawn } from '../../pipe.js';
 import type { OwnerOption } from '../../internal/trust.js';
 import { ConsumerOutput, type LostAccount } from '../output.js';
-import {
-  OWNER_OPTION, type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, ownerOption, printJson, readStdin, removeVerb,
-  usageError,
-} from '../program.js';
+import { bytesForJson, type CommandContext, type Group, intOption, jsonText, type Leaf, modeOption, OWNER_OPTION, ownerOption, printJson, readStdin, removeVerb, usageError } from '../program.js';
 
 const { EAGAIN } = E;
 
@@ -116,7 +113,7 @@ async function copyChunks(path: string, ctx: CommandContext, wait: WaitFlags): P
       return;
     }
     if (chunk === null) return;
-    await out.print(ctx.json ? `${JSON.stringify(bytesForJson(chunk))}\n` : chunk, lostBytes(path, chunk, `after byte ${bytes}`));
+    await out.print(ctx.json ? `${jsonText(bytesForJson(chunk))}\n` : chunk, lostBytes(path, chunk, `after byte ${bytes}`));
     bytes += chunk.length;
   }
 }
@@ -159,7 +156,7 @@ async function copyLines(path: string, ctx: CommandContext, count: number, wait:
       } catch (err) {
         // The read failed (a timeout, --nonblock) after part of a line: print that part, marked, rather than drop it.
         if (pending.length > 0 && !out.failedWith(err)) {
-          await out.print(`${JSON.stringify({ ...lineJson(pending), complete: false })}\n`, lostBytes(path, pending, `line ${lines + 1} of ${count}`));
+          await out.print(`${jsonText({ ...lineJson(pending), complete: false })}\n`, lostBytes(path, pending, `line ${lines + 1} of ${count}`));
         }
         throw err;
       }
@@ -173,7 +170,7 @@ async function copyLines(path: string, ctx: CommandContext, count: number, wait:
       }
       pending = Buffer.concat([pending, chunk]);
       for (let newline = pending.indexOf(0x0a); newline >= 0; newline = pending.indexOf(0x0a)) {
-        await out.print(`${JSON.stringify(lineJson(pending.subarray(0, newline)))}\n`, lostBytes(path, pending, `from line ${lines + 1} of ${count}`));
+        await out.print(`${jsonText(lineJson(pending.subarray(0, newline)))}\n`, lostBytes(path, pending, `from line ${lines + 1} of ${count}`));
         pending = pending.subarray(newline + 1);
         lines++;
       }

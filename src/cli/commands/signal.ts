@@ -7,7 +7,7 @@ import {
   type SignalInfo, type SignalTarget, listSignals, listenForSignals, sendSignal, signalName, signalNumber,
 } from '../../signal.js';
 import { ConsumerOutput } from '../output.js';
-import { type Group, type Leaf, intOption, printJson, usageError } from '../program.js';
+import { type Group, intOption, jsonText, type Leaf, printJson, usageError } from '../program.js';
 
 /** The fields of a delivered signal, as `--json` prints them. */
 export function signalJson(info: SignalInfo): Record<string, unknown> {
@@ -77,14 +77,14 @@ const wait: Leaf = {
     const timeout = intOption(ctx, 'timeout', 0, 2 ** 31 - 1);
     using listener = listenForSignals(ctx.positionals.map((s) => signalNumber(s)));
     process.stderr.write(ctx.json
-      ? `${JSON.stringify({ waiting: { signals: listener.signals, pid: process.pid } })}\n`
+      ? `${jsonText({ waiting: { signals: listener.signals, pid: process.pid } })}\n`
       : `waiting for ${listener.signals.join(', ')} in pid ${process.pid}\n`);
     const ofCount = (n: number): string => `${n} of ${count} signal${count === 1 ? '' : 's'}`;
     let printed = 0;
     using out = new ConsumerOutput(() => ({ message: `stdout's reader left after ${ofCount(printed)}. No more signals were taken.` }));
     while (printed < count) {
       const info = await out.take((signal) => listener.receive({ ...(timeout === undefined ? {} : { timeout }), signal }));
-      await out.print(ctx.json ? `${JSON.stringify(signalJson(info))}\n` : `${describeSignal(info)}\n`, (reason) => ({
+      await out.print(ctx.json ? `${jsonText(signalJson(info))}\n` : `${describeSignal(info)}\n`, (reason) => ({
         message: `Signal ${printed + 1} of ${count}, ${describeSignal(info)}, was taken but could not be printed: ${reason}. It is lost.`,
         details: { lost: signalJson(info) },
       }));

@@ -15,9 +15,7 @@ import {
   DEFAULT_MAX_MESSAGE_SIZE, type DatagramSocket, type MessageSocket, type SocketServer, bind, connect, listen,
 } from '../../socket.js';
 import { ConsumerOutput } from '../output.js';
-import {
-  type CommandContext, type Group, type Leaf, bytesForJson, intOption, modeOption, onStopSignals, readStdin, usageError, writeOut,
-} from '../program.js';
+import { bytesForJson, type CommandContext, type Group, intOption, jsonText, type Leaf, modeOption, onStopSignals, readStdin, usageError, writeOut } from '../program.js';
 
 const ADDRESS_HELP = 'ADDRESS: unix:/path, unix-seqpacket:/path or unix-dgram:/path (@name instead of /path: the abstract\n' +
   'namespace, no file), tcp://host:port or udp://host:port (port 0: any free port; host an IP literal or localhost).';
@@ -190,7 +188,7 @@ interface Incoming {
 }
 
 function notice(json: boolean, value: Record<string, unknown>, text: string): void {
-  process.stderr.write(json ? `${JSON.stringify(value)}\n` : `${text}\n`);
+  process.stderr.write(json ? `${jsonText(value)}\n` : `${text}\n`);
 }
 
 /**
@@ -370,7 +368,7 @@ class Listener {
       }
     } else {
       const line = s.json
-        ? `${JSON.stringify({ ...bytesForJson(m.data), peer: m.peer, connection: m.connection, fds: m.fds })}\n`
+        ? `${jsonText({ ...bytesForJson(m.data), peer: m.peer, connection: m.connection, fds: m.fds })}\n`
         : Buffer.concat([m.data, Buffer.from('\n')]);
       try {
         await this.#out!.print(line, (reason) => ({
@@ -561,7 +559,7 @@ const sendVerb: Leaf = {
     const data = text === '-' ? await readStdin() : Buffer.from(raw ? `${text}\n` : text, 'utf8');
     const exchange = await (address.type === 'dgram' ? sendDatagram : sendOnConnection)(address, data, raw, fds, wantReply, wait);
     if (ctx.json) {
-      await writeOut(`${JSON.stringify({ sent: true, bytes: data.length, peer: exchange.peer, ...(exchange.reply ? { reply: exchange.reply.json } : {}) })}\n`);
+      await writeOut(`${jsonText({ sent: true, bytes: data.length, peer: exchange.peer, ...(exchange.reply ? { reply: exchange.reply.json } : {}) })}\n`);
     } else if (exchange.reply) {
       await writeOut(Buffer.concat([exchange.reply.data, Buffer.from('\n')]));
     }

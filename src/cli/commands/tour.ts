@@ -22,7 +22,7 @@ import { connect, listen } from '../../socket.js';
 import { RACE_LAYOUT, createRaceSegment, race, startWorker } from '../race.js';
 import { IpcError } from '../../errors.js';
 import { formatKey } from '../../internal/address.js';
-import { type Leaf, onStopSignals, stdoutClosed, usageError } from '../program.js';
+import { jsonText, type Leaf, onStopSignals, stdoutClosed, usageError } from '../program.js';
 
 const CLI = fileURLToPath(new URL('../main.js', import.meta.url));
 
@@ -58,7 +58,7 @@ class Narrator {
 
   #emit(value: Record<string, unknown>): void {
     const ms = Math.round(performance.now() - this.#started);
-    process.stdout.write(`${JSON.stringify({ chapter: this.chapter, ms, ...value })}\n`);
+    process.stdout.write(`${jsonText({ chapter: this.chapter, ms, ...value })}\n`);
   }
 }
 

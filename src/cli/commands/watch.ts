@@ -13,7 +13,7 @@ import { writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { IpcObjectKind } from '../../inventory.js';
-import { type CommandContext, type Leaf, intOption, onStopSignals, usageError, writeOut } from '../program.js';
+import { type CommandContext, intOption, jsonText, type Leaf, onStopSignals, usageError, writeOut } from '../program.js';
 import { type WatchFilter, type WatchSample, type WatchedObject, parseKinds } from '../watch-sample.js';
 import { addressNote, printable, processesCell, table } from './ls.js';
 
@@ -422,7 +422,7 @@ export const watchCommand: Leaf = {
           printed = await screen.show(frame);
         } else {
           const notes = JSON.stringify(frame.notes);
-          const text = ctx.json ? `${JSON.stringify(frame)}\n` : plainFrame(frame, s, notes !== lastNotes);
+          const text = ctx.json ? `${jsonText(frame)}\n` : plainFrame(frame, s, notes !== lastNotes);
           lastNotes = notes;
           printed = (await writeOut(text)) === undefined;
         }
