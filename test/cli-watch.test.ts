@@ -7,7 +7,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statfsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,9 +17,8 @@ import {
 import { CLI, fails, ipckit, jsonLines, launchIntoPipe, ok } from './helpers/cli.js';
 import { MQUEUE_MAGIC, ObjectTracker, posixQueueExists, sysvQueueKeys, sysvSegmentKeys, sysvSemaphoreKeys } from './helpers/objects.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
-import { blockedIn } from './helpers/proc.js';
-import { waitUntil } from './helpers/assert.js';
 import { fifoBytes } from '../src/cli/watch-sample.js';
+import { fifoSwap } from './helpers/fifo-swap.js';
 
 const objects = new ObjectTracker();
 const dirs: string[] = [];
@@ -373,44 +372,26 @@ describe('ipckit watch --json', () => {
 describe('ipckit watch and a hostile FIFO', () => {
   it('reads a FIFO\'s bytes only through the FIFO its holder reads: a directory swapped for a symbolic link opens nothing else', async () => {
     const dir = freshDir();
-    const [real, link, decoy] = ['d', 'link', 'decoy'].map((name) => path.join(dir, name)) as [string, string, string];
-    mkdirSync(real);
-    mkdirSync(decoy);
-    Fifo.create(path.join(real, 'f'));
-    Fifo.create(path.join(decoy, 'f'));
+    const swap = fifoSwap(dir);
     // This process holds the FIFO for reading (so watch may read its bytes), with 3 bytes in it.
-    const reader = await Fifo.openRead(path.join(real, 'f'), { nonBlocking: true });
-    const writer = await Fifo.openWrite(path.join(real, 'f'));
+    const reader = await Fifo.openRead(swap.fifo, { nonBlocking: true });
+    const writer = await Fifo.openWrite(swap.fifo);
     writer.writeSync('abc');
-    // A writer blocked in open() on the decoy: the first reader that opens the decoy lets it through.
-    const blocked = trackChild(spawn('python3', ['-c', 'import os, sys\nos.open(sys.argv[1], os.O_WRONLY)\nprint("through")', path.join(decoy, 'f')],
-      { stdio: 'ignore' }));
-    await blockedIn(blocked.pid!, 'openat');
-    // Another user's game: the FIFO's directory and a link to the decoy's, exchanged (renameat2 RENAME_EXCHANGE) as fast as it goes.
-    const swap = 'import ctypes, os, sys\nreal, link, decoy = sys.argv[1:]\nos.symlink(decoy, link)\nlibc = ctypes.CDLL(None, use_errno=True)\n' +
-      'while libc.renameat2(-100, real.encode(), -100, link.encode(), 2) == 0:\n    pass\nsys.exit(os.strerror(ctypes.get_errno()))';
-    const swapper = trackChild(spawn('python3', ['-c', swap, real, link, decoy], { stdio: 'ignore' }));
     try {
-      await waitUntil('the swapping started', () => {
-        try {
-          return readlinkSync(real) === decoy;
-        } catch {
-          return false; // The real directory is there (or the link is not yet).
-        }
-      });
+      // Another user's game: the FIFO's directory and a link to the decoy's, exchanged as fast as it goes.
+      await swap.start();
       const seen = { read: 0, none: 0 };
       for (let i = 0; i < 2000; i++) {
-        const bytes = fifoBytes(path.join(real, 'f'), [process.pid]);
+        const bytes = fifoBytes(swap.fifo, [process.pid]);
         // The held FIFO's 3 bytes, or nothing: never another file's count.
         assert.ok(bytes === 3 || bytes === null, String(bytes));
         seen[bytes === 3 ? 'read' : 'none']++;
       }
       assert.ok(seen.read > 0 && seen.none > 0, JSON.stringify(seen));
       // Nothing opened the decoy: its writer still waits.
-      await blockedIn(blocked.pid!, 'openat', { timeoutMs: 1000 });
+      await swap.decoyUntouched();
     } finally {
-      swapper.kill('SIGKILL');
-      blocked.kill('SIGKILL');
+      swap.stop();
       reader.close();
       writer.close();
     }

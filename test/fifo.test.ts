@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn as spawnChild } from 'node:child_process';
 import {
-  chownSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync,
+  chownSync, constants as fsConstants, existsSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { Fifo, type IpcError, PipeReadEnd, PipeWriteEnd } from '../src/index.js'
 import { Peer, killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, threadPoolIsFree, throwsWith, waitUntil } from './helpers/assert.js';
 import { blockedIn, inotifyWatching, watchedByThisLoop } from './helpers/proc.js';
+import { fifoSwap } from './helpers/fifo-swap.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'ipckit-fifo-'));
 let counter = 0;
@@ -71,32 +72,15 @@ describe('Fifo', () => {
   it('meets only the FIFO it checked: a directory swapped for a link to another user\'s FIFO is refused before any open',
     { skip: process.getuid!() !== 0 && 'needs root to give the decoy FIFO another owner' }, async () => {
       const base = mkdtempSync(path.join(dir, 'swap-'));
-      const [real, link, decoy] = ['d', 'link', 'decoy'].map((name) => path.join(base, name)) as [string, string, string];
-      mkdirSync(real);
-      mkdirSync(decoy);
-      Fifo.create(path.join(real, 'f'));
-      Fifo.create(path.join(decoy, 'f'));
-      chownSync(path.join(decoy, 'f'), 65534, 65534);
-      // A writer blocked in open() on the other user's FIFO: the first reader that opens it lets it through.
-      const blocked = trackChild(spawnChild('python3', ['-c', 'import os, sys\nos.open(sys.argv[1], os.O_WRONLY)', path.join(decoy, 'f')],
-        { stdio: 'ignore' }));
-      await blockedIn(blocked.pid!, 'openat');
-      // The other user's game: the FIFO's directory and a link to theirs, exchanged (renameat2 RENAME_EXCHANGE) as fast as it goes.
-      const swap = 'import ctypes, os, sys\nreal, link, decoy = sys.argv[1:]\nos.symlink(decoy, link)\nlibc = ctypes.CDLL(None, use_errno=True)\n' +
-        'while libc.renameat2(-100, real.encode(), -100, link.encode(), 2) == 0:\n    pass\nsys.exit(os.strerror(ctypes.get_errno()))';
-      const swapper = trackChild(spawnChild('python3', ['-c', swap, real, link, decoy], { stdio: 'ignore' }));
+      const swap = fifoSwap(base);
+      chownSync(swap.decoy, 65534, 65534);
       try {
-        await waitUntil('the swapping started', () => {
-          try {
-            return readlinkSync(real) === decoy;
-          } catch {
-            return false; // The real directory is there (or the link is not yet).
-          }
-        });
+        // The other user's game: the FIFO's directory and a link to theirs, exchanged as fast as it goes.
+        await swap.start();
         const seen = { opened: 0, refused: 0 };
         for (let i = 0; i < 2000; i++) {
           try {
-            Fifo.openReadSync(path.join(real, 'f'), { nonBlocking: true }).close();
+            Fifo.openReadSync(swap.fifo, { nonBlocking: true }).close();
             seen.opened++;
           } catch (err) {
             // Refused as another user's, before it was opened: never "replaced while it was being opened".
@@ -106,10 +90,9 @@ describe('Fifo', () => {
         }
         assert.ok(seen.opened > 0 && seen.refused > 0, JSON.stringify(seen));
         // Nothing opened the other user's FIFO: its writer still waits.
-        await blockedIn(blocked.pid!, 'openat', { timeoutMs: 1000 });
+        await swap.decoyUntouched();
       } finally {
-        swapper.kill('SIGKILL');
-        blocked.kill('SIGKILL');
+        swap.stop();
         await killAllPeers();
         rmSync(base, { recursive: true, force: true });
       }
