@@ -39,6 +39,7 @@ export const IPC_ERROR_CODES = {
   ERR_IPC_TIMEOUT: 'The operation did not complete within its timeout.',
   ERR_IPC_TRUNCATED: 'Descriptors sent with a message did not fit the receiver\'s control buffer; every one that arrived was closed.',
   ERR_IPC_UNCATCHABLE: 'A signal that cannot (or must not) be handled: SIGKILL, SIGSTOP, faults, or one Node or ipckit reserves.',
+  ERR_IPC_UNREACHABLE: 'A server across the network (a NATS mailbox\'s) could not be reached within the timeout; the message names its address.',
   ERR_IPC_UNTRUSTED: 'An existing object belongs to another user, or grants more access than asked for: it may have been planted (squatting).',
   ERR_IPC_USAGE: 'The command line was not understood.',
 } as const;

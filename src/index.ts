@@ -71,3 +71,8 @@ export {
   type NamedSemaphoreCreateOptions, type NamedSemaphoreOpenOptions, type NamedSemaphoreStat,
   type SemaphoreOperation, type SemaphoreSetCreateOptions, type SemaphoreSetOpenOptions, type SemaphoreSetStat, type SemaphoreSetLimits,
 } from './semaphore.js';
+export {
+  NatsMailbox, NATS_PRIORITY_LEVELS, NATS_DEFAULT_MAX_MESSAGES, NATS_DEFAULT_MAX_MESSAGE_SIZE,
+  type NatsConnectionOptions, type NatsMailboxOpenOptions, type NatsMailboxCreateOptions, type NatsSendOptions,
+  type NatsReceiveOptions, type NatsMessage, type NatsMailboxAttributes,
+} from './nats.js';

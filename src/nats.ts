@@ -1,0 +1,681 @@
+/**
+ * The mailbox of the message queues, past one machine: a NATS JetStream
+ * stream with work-queue retention, addressed `nats://host:port/name`.
+ *
+ * Layout on the server (what another NATS client sees):
+ * - a stream named `name`, work-queue retention, `discard: new` (a full
+ *   mailbox refuses new messages), file storage by default, a duplicate
+ *   window for message ids;
+ * - one subject per priority level, `ipckit.name.0` … `ipckit.name.9`, and
+ *   one durable pull consumer per level, `p0` … `p9` (work-queue streams
+ *   need consumers that do not overlap);
+ * - two core-NATS doorbells, `ipckit-bell.name.sent` and
+ *   `ipckit-bell.name.taken`, rung after each send and each take, so that
+ *   waiting receivers and senders look again at once rather than at their
+ *   next one-second check.
+ *
+ * A receive asks the stream which levels hold messages and takes one from
+ * the highest with a no-wait pull, and acknowledges it as it hands it over;
+ * a receiver that dies before that leaves it to be delivered again after
+ * `ackWait`. A send carries a message id, so a retry after a lost reply is
+ * not stored twice.
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node';
+import type { JetStreamClient, JetStreamManager, StreamInfo } from '@nats-io/jetstream';
+import { IpcError } from './errors.js';
+import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
+import { checkInteger, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import { abortError, checkSignal, checkTimeout, closedError, timeoutError } from './internal/wait.js';
+
+/** Priority levels of a NATS mailbox: 0 (lowest) to 9. */
+export const NATS_PRIORITY_LEVELS = 10;
+/** Default `maxMessages` of a new mailbox. */
+export const NATS_DEFAULT_MAX_MESSAGES = 10_000;
+/** Default `maxMessageSize` of a new mailbox, in bytes. */
+export const NATS_DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024;
+/** How long a waiting call goes without a doorbell before it looks again, in ms. */
+const LOOK_EVERY = 1000;
+/** Default connect and per-request timeout, in ms. */
+const DEFAULT_CONNECT_TIMEOUT = 5000;
+const REQUEST_TIMEOUT = 5000;
+/** The least time a request to the server is given, even when the caller's timeout is nearly over, in ms. */
+const ANSWER_MS = 500;
+
+/** How to reach the server; user and password may also come in the address (`nats://user:pass@host:4222/name`). */
+export interface NatsConnectionOptions {
+  /** ms to reach the server before failing with `ERR_IPC_UNREACHABLE`. Default 5000. */
+  connectTimeout?: number;
+  /** User name, if the server asks for one. */
+  user?: string;
+  /** Password, if the server asks for one. */
+  pass?: string;
+  /** Token, if the server asks for one. */
+  token?: string;
+  /** TLS settings, as the NATS client takes them (`{ caFile, certFile, keyFile }`, or `{}` for the system's CAs). */
+  tls?: Record<string, unknown>;
+}
+
+/** Options of {@link NatsMailbox.open}. */
+export interface NatsMailboxOpenOptions<T = Buffer> extends NatsConnectionOptions {
+  /** `'json'`, `'msgpack'` or `{ encode, decode }`; without one, messages are bytes. */
+  codec?: CodecOption<T> | undefined;
+}
+
+/** Options of {@link NatsMailbox.create} and {@link NatsMailbox.openOrCreate}. */
+export interface NatsMailboxCreateOptions<T = Buffer> extends NatsMailboxOpenOptions<T> {
+  /** Messages the mailbox holds before senders wait. Default 10,000. */
+  maxMessages?: number;
+  /** Largest message in bytes (after the codec). Default 65,536; the server's `max_payload` (1 MiB by default) bounds it. */
+  maxMessageSize?: number;
+  /** ms a taken message may go unacknowledged before it is delivered again (a receiver that died). Default 30,000. */
+  ackWait?: number;
+  /** `'file'` (default: survives a server restart) or `'memory'`. */
+  storage?: 'file' | 'memory';
+}
+
+/** Options of a send. */
+export interface NatsSendOptions {
+  /** 0 (default) to 9: a receive takes the highest level first. */
+  priority?: number;
+  /** ms to wait for room; undefined waits for ever, 0 tries once. */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+/** Options of a receive. */
+export interface NatsReceiveOptions {
+  /** ms to wait for a message; undefined waits for ever, 0 tries once. */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+/** A message taken from a NATS mailbox. */
+export interface NatsMessage<T = Buffer> {
+  /** The message, decoded by the codec (a `Buffer` without one). */
+  data: T;
+  /** Its priority level, 0 to 9. */
+  priority: number;
+  /** How many times the server delivered it before (a receiver died holding it): 0 normally. */
+  redelivered: number;
+}
+
+/** What {@link NatsMailbox.attributes} reports. */
+export interface NatsMailboxAttributes {
+  /** Messages waiting. */
+  messages: number;
+  /** Bytes they take on the server. */
+  bytes: number;
+  /** Messages waiting at each priority level, by level. */
+  byPriority: number[];
+  maxMessages: number;
+  maxMessageSize: number;
+  /** ms before an unacknowledged message is delivered again. */
+  ackWait: number;
+  storage: 'file' | 'memory';
+}
+
+interface Parsed {
+  address: string;
+  server: string;
+  name: string;
+  user?: string;
+  pass?: string;
+}
+
+const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const CONNECTION_KEYS = ['connectTimeout', 'user', 'pass', 'token', 'tls'] as const;
+const OPEN_KEYS = [...CONNECTION_KEYS, 'codec'] as const;
+const CREATE_KEYS = [...OPEN_KEYS, 'maxMessages', 'maxMessageSize', 'ackWait', 'storage'] as const;
+
+/** `nats://[user:pass@]host[:port]/name`, checked. */
+export function parseNatsAddress(address: unknown): Parsed {
+  if (typeof address !== 'string') throw invalidArgument('address', address, 'a string such as nats://127.0.0.1:4222/jobs');
+  let url: URL;
+  try {
+    url = new URL(address);
+  } catch {
+    throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${JSON.stringify(address)} is no address: write nats://host:port/name.`, { address });
+  }
+  const name = url.pathname.slice(1);
+  if (url.protocol !== 'nats:' || url.hostname === '' || !NAME.test(name) || url.search !== '' || url.hash !== '') {
+    throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${JSON.stringify(address)}: a NATS mailbox is nats://host:port/name, the name 1 to 64 ` +
+      'letters, digits, "-" or "_".', { address });
+  }
+  const shown = `nats://${url.host}/${name}`;
+  return {
+    address: shown,
+    server: `${url.hostname}:${url.port === '' ? 4222 : url.port}`,
+    name,
+    ...(url.username === '' ? {} : { user: decodeURIComponent(url.username) }),
+    ...(url.password === '' ? {} : { pass: decodeURIComponent(url.password) }),
+  };
+}
+
+/** A JetStream API error's code, or undefined. */
+function apiCode(err: unknown): number | undefined {
+  const e = err as { code?: unknown; api_error?: { err_code?: unknown } } | null;
+  const code = e?.api_error?.err_code ?? e?.code;
+  return typeof code === 'number' ? code : typeof code === 'string' && /^\d+$/.test(code) ? Number(code) : undefined;
+}
+
+const STREAM_NOT_FOUND = 10059;
+const MAX_MESSAGES_EXCEEDED = 10077;
+const MAX_BYTES_EXCEEDED = 10047;
+const MESSAGE_TOO_LARGE = 10054;
+
+function subjectsOf(name: string): string {
+  return `ipckit.${name}.*`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Connects, or fails with ERR_IPC_UNREACHABLE naming the address once `timeout` has passed. */
+async function connectTo(parsed: Parsed, options: Partial<NatsConnectionOptions>): Promise<NatsConnection> {
+  const timeout = optionalInteger(options.connectTimeout, 'connectTimeout', 1, 2 ** 31 - 1, DEFAULT_CONNECT_TIMEOUT);
+  const { connect } = await import('@nats-io/transport-node');
+  const deadline = Date.now() + timeout;
+  let last: unknown;
+  // The client gives up at once on a refused connection: try again until the timeout, as a server being restarted needs.
+  for (let delay = 50; ;) {
+    try {
+      return await connect({
+        servers: parsed.server,
+        name: 'ipckit',
+        timeout: Math.max(1, deadline - Date.now()),
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        ...(options.user ?? parsed.user) !== undefined ? { user: options.user ?? parsed.user } : {},
+        ...(options.pass ?? parsed.pass) !== undefined ? { pass: options.pass ?? parsed.pass } : {},
+        ...options.token !== undefined ? { token: options.token } : {},
+        ...options.tls !== undefined ? { tls: options.tls } : {},
+      });
+    } catch (err) {
+      last = err;
+      const message = (err as Error)?.message ?? '';
+      if (/auth|permission/i.test(message)) {
+        throw new IpcError('EACCES', `${parsed.address}: the server refused the credentials (${message}).`, { address: parsed.address, cause: err });
+      }
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    await sleep(Math.min(delay, left));
+    delay = Math.min(delay * 2, 500);
+  }
+  throw new IpcError('ERR_IPC_UNREACHABLE', `${parsed.address}: no NATS server answered at ${parsed.server} within ${timeout} ms ` +
+    `(${(last as Error)?.message ?? last}). Start one (nats-server -js), or check the address.`, { address: parsed.address, cause: last });
+}
+
+/**
+ * A mailbox on a NATS JetStream server, with the shape of the kernel's
+ * queues: {@link send}/{@link trySend}, {@link receive}/{@link tryReceive},
+ * priorities, codecs, async iteration. Every call is asynchronous (the
+ * server is across the network): there are no `*Sync` forms, and the
+ * `try*` forms return promises that never wait for room or a message.
+ *
+ * Delivery is at least once: a message is acknowledged as it is handed to
+ * the caller, and one whose receiver dies before that is delivered again
+ * after `ackWait`.
+ */
+export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
+  /** `nats://host:port/name` (credentials left out). */
+  readonly address: string;
+  /** The mailbox's name: also its stream's name on the server. */
+  readonly name: string;
+  /** Whether this call created the mailbox (openOrCreate). */
+  readonly created: boolean;
+  readonly maxMessages: number;
+  readonly maxMessageSize: number;
+  readonly #nc: NatsConnection;
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
+  readonly #codec: Codec<T>;
+  readonly #bells: Subscription[] = [];
+  readonly #waiters = { sent: new Set<() => void>(), taken: new Set<() => void>() };
+  #closed = false;
+
+  private constructor(parsed: Parsed, nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, info: StreamInfo,
+    codec: Codec<T>, created: boolean) {
+    this.address = parsed.address;
+    this.name = parsed.name;
+    this.created = created;
+    this.maxMessages = info.config.max_msgs;
+    this.maxMessageSize = info.config.max_msg_size;
+    this.#nc = nc;
+    this.#js = js;
+    this.#jsm = jsm;
+    this.#codec = codec;
+    for (const kind of ['sent', 'taken'] as const) {
+      const waiters = this.#waiters[kind];
+      this.#bells.push(nc.subscribe(`ipckit-bell.${parsed.name}.${kind}`, {
+        callback: () => {
+          for (const wake of [...waiters]) wake();
+        },
+      }));
+    }
+  }
+
+  /** Creates the mailbox; `EEXIST` if a stream of that name is there. */
+  static create<T = any>(address: string, options: NatsMailboxCreateOptions<T> & { codec: 'json' | 'msgpack' }): Promise<NatsMailbox<T>>;
+  static create<T>(address: string, options: NatsMailboxCreateOptions<T> & { codec: Codec<T> }): Promise<NatsMailbox<T>>;
+  static create<T = Buffer>(address: string, options?: NatsMailboxCreateOptions<T>): Promise<NatsMailbox<T>>;
+  static create<T>(address: string, options?: NatsMailboxCreateOptions<T>): Promise<NatsMailbox<T>> {
+    return NatsMailbox.#open<T>(address, options, CREATE_KEYS, 'create');
+  }
+
+  /** Opens an existing mailbox; `ENOENT` if there is none, `ERR_IPC_INVALID_ADDRESS` if the stream of that name is no ipckit mailbox. */
+  static open<T = any>(address: string, options: NatsMailboxOpenOptions<T> & { codec: 'json' | 'msgpack' }): Promise<NatsMailbox<T>>;
+  static open<T>(address: string, options: NatsMailboxOpenOptions<T> & { codec: Codec<T> }): Promise<NatsMailbox<T>>;
+  static open<T = Buffer>(address: string, options?: NatsMailboxOpenOptions<T>): Promise<NatsMailbox<T>>;
+  static open<T>(address: string, options?: NatsMailboxOpenOptions<T>): Promise<NatsMailbox<T>> {
+    return NatsMailbox.#open<T>(address, options, OPEN_KEYS, 'open');
+  }
+
+  /** Opens the mailbox, creating it with `options` if there is none; an existing one keeps its own settings. */
+  static openOrCreate<T = any>(address: string, options: NatsMailboxCreateOptions<T> & { codec: 'json' | 'msgpack' }): Promise<NatsMailbox<T>>;
+  static openOrCreate<T>(address: string, options: NatsMailboxCreateOptions<T> & { codec: Codec<T> }): Promise<NatsMailbox<T>>;
+  static openOrCreate<T = Buffer>(address: string, options?: NatsMailboxCreateOptions<T>): Promise<NatsMailbox<T>>;
+  static openOrCreate<T>(address: string, options?: NatsMailboxCreateOptions<T>): Promise<NatsMailbox<T>> {
+    return NatsMailbox.#open<T>(address, options, CREATE_KEYS, 'openOrCreate');
+  }
+
+  /** Removes the mailbox and the messages in it; `ENOENT` if there is none. */
+  static async unlink(address: string, options?: NatsConnectionOptions): Promise<void> {
+    const box = await NatsMailbox.open(address, checkOptions(options, CONNECTION_KEYS));
+    try {
+      await box.unlink();
+    } finally {
+      await box.close();
+    }
+  }
+
+  static async #open<T>(address: string, options: NatsMailboxCreateOptions<T> | undefined, keys: readonly string[],
+    how: 'create' | 'open' | 'openOrCreate'): Promise<NatsMailbox<T>> {
+    const parsed = parseNatsAddress(address);
+    const opts = checkOptions(options as Record<string, unknown> | undefined, keys as never) as NatsMailboxCreateOptions<T>;
+    const codec = resolveCodec<T>(opts.codec);
+    const limits = {
+      maxMessages: optionalInteger(opts.maxMessages, 'maxMessages', 1, 2 ** 31 - 1, NATS_DEFAULT_MAX_MESSAGES),
+      maxMessageSize: optionalInteger(opts.maxMessageSize, 'maxMessageSize', 1, 64 * 1024 * 1024, NATS_DEFAULT_MAX_MESSAGE_SIZE),
+      ackWait: optionalInteger(opts.ackWait, 'ackWait', 1000, 2 ** 31 - 1, 30_000),
+    };
+    const storageName = opts.storage ?? 'file';
+    if (storageName !== 'file' && storageName !== 'memory') throw invalidArgument('storage', opts.storage, "'file' or 'memory'");
+    const nc = await connectTo(parsed, opts);
+    try {
+      const { jetstream, jetstreamManager, RetentionPolicy, DiscardPolicy, StorageType, AckPolicy } = await import('@nats-io/jetstream');
+      let jsm: JetStreamManager;
+      try {
+        jsm = await jetstreamManager(nc, { timeout: REQUEST_TIMEOUT });
+      } catch (err) {
+        throw new IpcError('ERR_IPC_UNREACHABLE', `${parsed.address}: the server has no JetStream (start it with nats-server -js): ` +
+          `${(err as Error)?.message ?? err}`, { address: parsed.address, cause: err });
+      }
+      let info = await streamInfo(jsm, parsed);
+      let created = false;
+      if (info !== undefined && how === 'create') throw new IpcError('EEXIST', `${parsed.address} exists already: open it, or remove it first.`, { address: parsed.address });
+      if (info === undefined && how === 'open') throw new IpcError('ENOENT', `${parsed.address}: no such mailbox. Create it first (openOrCreate).`, { address: parsed.address });
+      if (info === undefined) {
+        try {
+          info = await jsm.streams.add({
+            name: parsed.name,
+            subjects: [subjectsOf(parsed.name)],
+            retention: RetentionPolicy.Workqueue,
+            discard: DiscardPolicy.New,
+            storage: storageName === 'file' ? StorageType.File : StorageType.Memory,
+            max_msgs: limits.maxMessages,
+            max_msg_size: limits.maxMessageSize,
+            duplicate_window: 120_000 * 1e6,
+            num_replicas: 1,
+          });
+          created = true;
+        } catch (err) {
+          // Someone created it meanwhile, with other settings: for openOrCreate that one is the mailbox.
+          const again = how === 'openOrCreate' ? await streamInfo(jsm, parsed) : undefined;
+          if (again === undefined) throw mapApiError(err, parsed.address, 'create');
+          info = again;
+        }
+        for (let level = 0; level < NATS_PRIORITY_LEVELS; level++) {
+          await jsm.consumers.add(parsed.name, {
+            durable_name: `p${level}`,
+            filter_subject: `ipckit.${parsed.name}.${level}`,
+            ack_policy: AckPolicy.Explicit,
+            ack_wait: limits.ackWait * 1e6,
+            max_ack_pending: -1,
+          });
+        }
+      }
+      checkMailbox(info, parsed);
+      return new NatsMailbox<T>(parsed, nc, jetstream(nc, { timeout: REQUEST_TIMEOUT }), jsm, info, codec, created);
+    } catch (err) {
+      await nc.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Sends a message; while the mailbox is full, waits (looking again when
+   * a receiver takes one, and at least every second) until there is room,
+   * the timeout (`ERR_IPC_TIMEOUT`) or the abort (`ERR_IPC_ABORTED`). A
+   * retry after a lost reply is not stored twice (message-id deduplication).
+   */
+  async send(data: Outgoing<T>, options?: NatsSendOptions): Promise<void> {
+    const opts = checkOptions(options, ['priority', 'timeout', 'signal']);
+    const level = checkPriority(opts.priority);
+    const timeout = checkTimeout(opts.timeout);
+    const signal = checkSignal(opts.signal);
+    const bytes = this.#encode(data);
+    const id = randomUUID();
+    const deadline = performance.now() + timeout;
+    let full = false;
+    for (let delay = 10; ;) {
+      this.#check('send');
+      if (signal?.aborted) throw abortError('send', this.address, signal);
+      const bell = this.#bell('taken');
+      try {
+        // The server's answer gets a moment even when the caller's time is nearly up (timeout 0 still asks once).
+        if (await this.#publish(level, bytes, id, Math.min(REQUEST_TIMEOUT, Math.max(ANSWER_MS, deadline - performance.now())))) return;
+        full = true;
+      } catch (err) {
+        bell.cancel();
+        // A lost reply (a server restarting, a network hiccup): the same id again is safe.
+        if (!isTransient(err)) throw this.#failure(err, 'send', timeout);
+        if (performance.now() >= deadline) throw full ? timeoutError('send', this.address, timeout) : this.#failure(err, 'send', timeout);
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        bell.cancel();
+        throw timeoutError('send', this.address, timeout);
+      }
+      await this.#wait(bell, Math.min(left, delay), signal);
+      delay = Math.min(delay * 2, LOOK_EVERY);
+    }
+  }
+
+  /** Sends if there is room now: true, or false when the mailbox is full. */
+  async trySend(data: Outgoing<T>, options?: { priority?: number }): Promise<boolean> {
+    const level = checkPriority(checkOptions(options, ['priority']).priority);
+    const bytes = this.#encode(data);
+    this.#check('trySend');
+    try {
+      return await this.#publish(level, bytes, randomUUID(), REQUEST_TIMEOUT);
+    } catch (err) {
+      throw this.#failure(err, 'trySend', REQUEST_TIMEOUT);
+    }
+  }
+
+  /**
+   * Takes the oldest message of the highest priority level that has one;
+   * while the mailbox is empty, waits (looking again when a sender rings,
+   * and at least every second) until a message, the timeout or the abort.
+   */
+  async receive(options?: NatsReceiveOptions): Promise<NatsMessage<T>> {
+    const opts = checkOptions(options, ['timeout', 'signal']);
+    const timeout = checkTimeout(opts.timeout);
+    const signal = checkSignal(opts.signal);
+    const deadline = performance.now() + timeout;
+    for (;;) {
+      this.#check('receive');
+      if (signal?.aborted) throw abortError('receive', this.address, signal);
+      const bell = this.#bell('sent');
+      let got: NatsMessage<T> | undefined;
+      try {
+        got = await this.#takeOne();
+      } catch (err) {
+        bell.cancel();
+        if (!isTransient(err) || performance.now() >= deadline) throw this.#failure(err, 'receive', timeout);
+      }
+      if (got !== undefined) {
+        bell.cancel();
+        return got;
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        bell.cancel();
+        throw timeoutError('receive', this.address, timeout);
+      }
+      await this.#wait(bell, Math.min(left, LOOK_EVERY), signal);
+    }
+  }
+
+  /** A message if one is there now, else undefined. */
+  async tryReceive(): Promise<NatsMessage<T> | undefined> {
+    this.#check('tryReceive');
+    try {
+      return await this.#takeOne();
+    } catch (err) {
+      throw this.#failure(err, 'tryReceive', REQUEST_TIMEOUT);
+    }
+  }
+
+  /** Messages as they come, until {@link close}; a failure ends the loop with its error. */
+  async *messages(options?: { signal?: AbortSignal }): AsyncGenerator<NatsMessage<T>, void, undefined> {
+    const signal = checkSignal(checkOptions(options, ['signal']).signal);
+    while (!this.#closed) {
+      try {
+        yield await this.receive(signal === undefined ? undefined : { signal });
+      } catch (err) {
+        if (err instanceof IpcError && err.code === 'ERR_IPC_CLOSED') return;
+        throw err;
+      }
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<NatsMessage<T>, void, undefined> {
+    return this.messages();
+  }
+
+  /** Depth, bytes, depth per level and limits, as the server reports them now. */
+  async attributes(): Promise<NatsMailboxAttributes> {
+    this.#check('attributes');
+    let info: StreamInfo | undefined;
+    try {
+      info = await streamInfo(this.#jsm, this);
+    } catch (err) {
+      throw this.#failure(err, 'attributes', REQUEST_TIMEOUT);
+    }
+    if (info === undefined) throw new IpcError('ENOENT', `${this.address} was removed.`, { address: this.address });
+    const consumer = await this.#jsm.consumers.info(this.name, 'p0').catch(() => undefined);
+    return {
+      messages: info.state.messages,
+      bytes: info.state.bytes,
+      byPriority: levelsOf(info, this.name),
+      maxMessages: info.config.max_msgs,
+      maxMessageSize: info.config.max_msg_size,
+      ackWait: Math.round((consumer?.config.ack_wait ?? 30_000 * 1e6) / 1e6),
+      storage: info.config.storage === 'memory' ? 'memory' : 'file',
+    };
+  }
+
+  /** Removes the mailbox from the server, with its messages. Pending calls of every handle then fail. */
+  async unlink(): Promise<void> {
+    this.#check('unlink');
+    try {
+      await this.#jsm.streams.delete(this.name);
+    } catch (err) {
+      throw mapApiError(err, this.address, 'unlink');
+    }
+  }
+
+  /** Lets go of the connection; pending calls fail with `ERR_IPC_CLOSED` (an async iteration just ends). The mailbox stays. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const waiters of Object.values(this.#waiters)) for (const wake of [...waiters]) wake();
+    for (const bell of this.#bells) bell.unsubscribe();
+    await this.#nc.close().catch(() => undefined);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #check(what: string): void {
+    if (this.#closed) throw closedError(what, this.address);
+  }
+
+  #encode(data: Outgoing<T>): Uint8Array {
+    const bytes = encodeWith(this.#codec, data as T, this.address);
+    if (bytes.length > this.maxMessageSize) {
+      throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte message exceeds maxMessageSize ${this.maxMessageSize} of ${this.address}.`,
+        { address: this.address });
+    }
+    return bytes;
+  }
+
+  /** One publish: true if stored (or a duplicate of one stored), false if the mailbox is full. */
+  async #publish(level: number, bytes: Uint8Array, id: string, timeout: number): Promise<boolean> {
+    try {
+      await this.#js.publish(`ipckit.${this.name}.${level}`, bytes, { msgID: id, timeout, expect: { streamName: this.name } });
+    } catch (err) {
+      const code = apiCode(err);
+      if (code === MAX_MESSAGES_EXCEEDED || code === MAX_BYTES_EXCEEDED) return false;
+      throw err;
+    }
+    this.#nc.publish(`ipckit-bell.${this.name}.sent`);
+    return true;
+  }
+
+  /** Takes one message with a no-wait pull from the highest level that has one; undefined if none. */
+  async #takeOne(): Promise<NatsMessage<T> | undefined> {
+    const info = await streamInfo(this.#jsm, this);
+    if (info === undefined) throw new IpcError('ENOENT', `${this.address} was removed.`, { address: this.address });
+    const levels = levelsOf(info, this.name);
+    for (let level = NATS_PRIORITY_LEVELS - 1; level >= 0; level--) {
+      if (levels[level] === 0) continue;
+      const reply: Msg = await this.#nc.request(`$JS.API.CONSUMER.MSG.NEXT.${this.name}.p${level}`,
+        JSON.stringify({ batch: 1, no_wait: true }), { timeout: REQUEST_TIMEOUT, noMux: true });
+      // A status (404 no messages, 408 request expired) instead of a message: another receiver was faster.
+      if (reply.reply === undefined || !reply.reply.startsWith('$JS.ACK.')) continue;
+      const redelivered = deliveryCount(reply.reply) - 1;
+      let data: T;
+      try {
+        data = decodeWith(this.#codec, Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength), this.address);
+      } catch (err) {
+        this.#ack(reply);
+        throw err;
+      }
+      // Handed over now: acknowledged now (a receiver that died before this leaves it to be delivered again).
+      this.#ack(reply);
+      return { data, priority: level, redelivered };
+    }
+    return undefined;
+  }
+
+  #ack(message: Msg): void {
+    message.respond('+ACK');
+    this.#nc.publish(`ipckit-bell.${this.name}.taken`);
+  }
+
+  /** A promise that resolves at the next ring of a doorbell, and a way to stop listening. */
+  #bell(kind: 'sent' | 'taken'): { rang: Promise<void>; cancel(): void } {
+    const waiters = this.#waiters[kind];
+    let wake!: () => void;
+    const rang = new Promise<void>((resolve) => {
+      wake = () => {
+        waiters.delete(wake);
+        resolve();
+      };
+    });
+    waiters.add(wake);
+    return { rang, cancel: () => waiters.delete(wake) };
+  }
+
+  /** Waits for a ring, `ms`, or the abort, whichever comes first. */
+  async #wait(bell: { rang: Promise<void>; cancel(): void }, ms: number, signal: AbortSignal | undefined): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      await Promise.race([
+        bell.rang,
+        new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); }),
+        new Promise<void>((resolve) => {
+          if (signal === undefined) return;
+          onAbort = resolve;
+          signal.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+    } finally {
+      bell.cancel();
+      clearTimeout(timer);
+      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  #failure(err: unknown, what: string, timeout: number): IpcError {
+    if (err instanceof IpcError) return err;
+    if (this.#closed) return closedError(what, this.address);
+    if (apiCode(err) === STREAM_NOT_FOUND) return new IpcError('ENOENT', `${this.address} was removed.`, { address: this.address, cause: err });
+    if (isTransient(err)) {
+      return new IpcError('ERR_IPC_UNREACHABLE', `${what} on ${this.address}: the server did not answer within ${timeout} ms ` +
+        `(${(err as Error)?.message ?? err}).`, { address: this.address, cause: err });
+    }
+    return mapApiError(err, this.address, what);
+  }
+}
+
+/** The stream's info with per-subject counts; undefined if there is no such stream. */
+async function streamInfo(jsm: JetStreamManager, box: { name: string; address: string }): Promise<StreamInfo | undefined> {
+  try {
+    return await jsm.streams.info(box.name, { subjects_filter: subjectsOf(box.name) });
+  } catch (err) {
+    if (apiCode(err) === STREAM_NOT_FOUND) return undefined;
+    throw err;
+  }
+}
+
+/** Refuses a stream of that name that is not an ipckit mailbox (another application's). */
+function checkMailbox(info: StreamInfo, parsed: Parsed): void {
+  const subjects = info.config.subjects ?? [];
+  if (info.config.retention !== 'workqueue' || subjects.length !== 1 || subjects[0] !== subjectsOf(parsed.name)) {
+    throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${parsed.address}: the stream ${parsed.name} on that server is no ipckit mailbox ` +
+      `(retention ${info.config.retention}, subjects ${subjects.join(', ')}); pick another name.`, { address: parsed.address });
+  }
+}
+
+/** Messages waiting per level. */
+function levelsOf(info: StreamInfo, name: string): number[] {
+  const levels = new Array<number>(NATS_PRIORITY_LEVELS).fill(0);
+  for (const [subject, count] of Object.entries(info.state.subjects ?? {})) {
+    const level = Number(subject.slice(`ipckit.${name}.`.length));
+    if (Number.isInteger(level) && level >= 0 && level < NATS_PRIORITY_LEVELS) levels[level] = count;
+  }
+  return levels;
+}
+
+/** The delivery count in an ack subject: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>. */
+function deliveryCount(ackSubject: string): number {
+  const parts = ackSubject.split('.');
+  const delivered = Number(parts[parts.length - 5]);
+  return Number.isInteger(delivered) && delivered > 0 ? delivered : 1;
+}
+
+function checkPriority(priority: unknown): number {
+  return priority === undefined ? 0 : checkInteger(priority, 'priority', 0, NATS_PRIORITY_LEVELS - 1);
+}
+
+/** A failure worth retrying within the caller's timeout: no answer (yet), or the connection being re-made. */
+function isTransient(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown; message?: unknown } | null;
+  const text = `${String(e?.name ?? '')} ${String(e?.code ?? '')} ${String(e?.message ?? '')}`;
+  return /timeout|TIMEOUT|disconnect|DISCONNECT|closed|CONNECTION|no responders|503/i.test(text) && apiCode(err) === undefined;
+}
+
+function mapApiError(err: unknown, address: string, what: string): IpcError {
+  const code = apiCode(err);
+  if (code === STREAM_NOT_FOUND) return new IpcError('ENOENT', `${what} on ${address}: no such mailbox.`, { address, cause: err });
+  if (code === MESSAGE_TOO_LARGE) return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `${what} on ${address}: ${(err as Error).message}.`, { address, cause: err });
+  const message = (err as Error)?.message ?? String(err);
+  if (/max_payload|maximum payload/i.test(message)) {
+    return new IpcError('ERR_IPC_LIMIT', `${what} on ${address}: ${message}. The server's max_payload bounds maxMessageSize.`, { address, cause: err });
+  }
+  return new IpcError('ERR_IPC_REMOTE', `${what} on ${address}: the server refused (${message}).`, { address, cause: err });
+}
