@@ -1,0 +1,252 @@
+/**
+ * The NATS JetStream mailbox against a real nats-server (started on a free
+ * loopback port with storage of its own): the queue semantics (full, empty,
+ * priorities, timeouts, aborts, close, iteration, codecs), and faults: the
+ * server restarted mid-stream, a receiver killed between fetching and
+ * handing over, a server that is not there.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { IpcError, NatsMailbox } from '../src/index.js';
+import { rejectsWith, stillPending } from './helpers/assert.js';
+import { NatsServer, natsMissing } from './helpers/nats-server.js';
+import { killAllPeers, trackChild } from './helpers/peer.js';
+
+const STUCK = fileURLToPath(new URL('./helpers/nats-stuck-receiver.js', import.meta.url));
+const server = new NatsServer();
+let counter = 0;
+const unique = (): string => `t${process.pid}-${++counter}`;
+const open = new Set<NatsMailbox<unknown>>();
+
+/** A fresh mailbox, closed and removed after the file. */
+async function fresh<T = any>(options: Record<string, unknown> = {}): Promise<NatsMailbox<T>> {
+  const box = await NatsMailbox.create(server.address(unique()), options) as unknown as NatsMailbox<T>;
+  open.add(box as NatsMailbox<unknown>);
+  return box;
+}
+
+before(async () => {
+  if (natsMissing === false) await server.start();
+});
+
+after(async () => {
+  for (const box of open) {
+    if (!box.closed) {
+      await box.unlink().catch(() => undefined);
+      await box.close();
+    }
+  }
+  await killAllPeers();
+  await server.dispose();
+});
+
+describe('NatsMailbox', { skip: natsMissing }, () => {
+  it('create, open and openOrCreate: EEXIST, ENOENT, created, and the limits asked for', async () => {
+    const name = unique();
+    const address = server.address(name);
+    await rejectsWith(() => NatsMailbox.open(address), 'ENOENT');
+    const box = await NatsMailbox.openOrCreate(address, { maxMessages: 5, maxMessageSize: 100, ackWait: 2000, storage: 'memory' });
+    open.add(box as NatsMailbox<unknown>);
+    assert.equal(box.created, true);
+    assert.equal(box.address, address);
+    await rejectsWith(() => NatsMailbox.create(address), 'EEXIST');
+    const again = await NatsMailbox.openOrCreate(address, { maxMessages: 99 });
+    assert.equal(again.created, false);
+    assert.equal(again.maxMessages, 5, 'an existing mailbox keeps its own settings');
+    await again.close();
+    assert.deepEqual(await box.attributes(), {
+      messages: 0, bytes: 0, byPriority: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0], maxMessages: 5, maxMessageSize: 100, ackWait: 2000, storage: 'memory',
+    });
+    await rejectsWith(() => box.send(Buffer.alloc(101)), 'ERR_IPC_MESSAGE_TOO_LARGE');
+  });
+
+  it('refuses bad addresses and options before connecting', async () => {
+    for (const bad of ['nats://127.0.0.1:4222/', 'nats://127.0.0.1:4222/a.b', 'tcp://127.0.0.1:4222/x', 'nats://h/x?y=1', 'nats:///x']) {
+      await rejectsWith(() => NatsMailbox.open(bad), 'ERR_IPC_INVALID_ADDRESS');
+    }
+    await rejectsWith(() => NatsMailbox.create(server.address(unique()), { maxMesages: 3 } as never), 'ERR_IPC_INVALID_ARGUMENT', /maxMessages/);
+    await rejectsWith(() => NatsMailbox.create(server.address(unique()), { storage: 'disk' } as never), 'ERR_IPC_INVALID_ARGUMENT');
+    const box = await fresh();
+    await rejectsWith(() => box.send('x', { priority: 10 }), 'ERR_IPC_INVALID_ARGUMENT');
+    await rejectsWith(() => box.send('x', { priority: -1 }), 'ERR_IPC_INVALID_ARGUMENT');
+  });
+
+  it('a stream of that name that is no ipckit mailbox is refused, and left alone', async () => {
+    const { connect } = await import('@nats-io/transport-node');
+    const { jetstreamManager } = await import('@nats-io/jetstream');
+    const nc = await connect({ servers: `127.0.0.1:${server.port}` });
+    const name = unique();
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name, subjects: [`orders.${name}`] });
+      await rejectsWith(() => NatsMailbox.open(server.address(name)), 'ERR_IPC_INVALID_ADDRESS', /no ipckit mailbox/);
+      await rejectsWith(() => NatsMailbox.openOrCreate(server.address(name)), 'ERR_IPC_INVALID_ADDRESS');
+      assert.equal((await jsm.streams.info(name)).config.subjects?.[0], `orders.${name}`);
+      await jsm.streams.delete(name);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it('hands out the highest priority first, in sending order within a level; strings go as UTF-8', async () => {
+    const box = await fresh();
+    for (const [text, priority] of [['low', 0], ['mid-1', 5], ['top', 9], ['mid-2', 5], ['default', undefined]] as const) {
+      await box.send(text, priority === undefined ? {} : { priority });
+    }
+    assert.deepEqual((await box.attributes()).byPriority, [2, 0, 0, 0, 0, 2, 0, 0, 0, 1]);
+    const got: string[] = [];
+    for (let m = await box.tryReceive(); m !== undefined; m = await box.tryReceive()) got.push(`${m.priority}:${m.data.toString()}`);
+    assert.deepEqual(got, ['9:top', '5:mid-1', '5:mid-2', '0:low', '0:default']);
+    assert.equal((await box.attributes()).messages, 0);
+  });
+
+  it('full: trySend is false, send times out, and a waiting send goes through once a receiver takes one', async () => {
+    const box = await fresh({ maxMessages: 2 });
+    assert.equal(await box.trySend('a'), true);
+    assert.equal(await box.trySend('b'), true);
+    assert.equal(await box.trySend('c'), false);
+    await rejectsWith(() => box.send('c', { timeout: 200 }), 'ERR_IPC_TIMEOUT');
+    const ac = new AbortController();
+    const aborted = box.send('c', { signal: ac.signal });
+    ac.abort();
+    await rejectsWith(() => aborted, 'ERR_IPC_ABORTED');
+    const waiting = box.send('c', { timeout: 20_000 });
+    assert.equal(await stillPending(waiting), true);
+    const other = await NatsMailbox.open(box.address);
+    assert.equal((await other.receive({ timeout: 5000 })).data.toString(), 'a');
+    await waiting;
+    assert.equal((await box.attributes()).messages, 2);
+    await other.close();
+  });
+
+  it('empty: tryReceive is undefined, receive times out or is aborted, and a waiting one gets what another process sends', async () => {
+    const box = await fresh();
+    assert.equal(await box.tryReceive(), undefined);
+    await rejectsWith(() => box.receive({ timeout: 200 }), 'ERR_IPC_TIMEOUT');
+    const ac = new AbortController();
+    const aborted = box.receive({ signal: ac.signal });
+    ac.abort();
+    await rejectsWith(() => aborted, 'ERR_IPC_ABORTED');
+    const waiting = box.receive({ timeout: 20_000 });
+    assert.equal(await stillPending(waiting), true);
+    const sender = trackChild(spawn(process.execPath, ['--input-type=module', '-e',
+      `import { NatsMailbox } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+       const b = await NatsMailbox.open(${JSON.stringify(box.address)}); await b.send('from ' + process.pid, { priority: 3 }); await b.close();`],
+    { stdio: 'inherit' }));
+    const [code] = await once(sender, 'exit') as [number];
+    assert.equal(code, 0);
+    const got = await waiting;
+    assert.equal(got.data.toString(), `from ${sender.pid}`);
+    assert.equal(got.priority, 3);
+    assert.equal(got.redelivered, 0);
+  });
+
+  it('codecs: json and msgpack values, your own codec, and a message that does not decode is consumed with ERR_IPC_CODEC', async () => {
+    const json = await fresh({ codec: 'json' });
+    await json.send({ id: 1, tags: ['a'] });
+    assert.deepEqual((await json.receive({ timeout: 5000 })).data, { id: 1, tags: ['a'] });
+    const packed = await fresh({ codec: 'msgpack' });
+    const at = new Date(1_700_000_000_000);
+    await packed.send({ at, pixels: new Uint8Array([1, 2]) });
+    assert.deepEqual((await packed.receive({ timeout: 5000 })).data, { at, pixels: new Uint8Array([1, 2]) });
+    const raw = await NatsMailbox.open(json.address);
+    await raw.send('{not json');
+    await raw.send('"fine"');
+    await raw.close();
+    await rejectsWith(() => json.receive({ timeout: 5000 }), 'ERR_IPC_CODEC');
+    assert.equal((await json.receive({ timeout: 5000 })).data, 'fine');
+    const upper = await fresh({ codec: { decode: (b: Buffer) => b.toString().toLowerCase(), encode: (s: string) => Buffer.from(s.toUpperCase()) } });
+    await upper.send('MiXeD');
+    assert.equal((await upper.receive({ timeout: 5000 })).data, 'mixed');
+  });
+
+  it('close: a pending receive fails with ERR_IPC_CLOSED, an iteration ends quietly, later calls fail, the mailbox stays', async () => {
+    const box = await fresh();
+    const address = box.address;
+    await box.send('one');
+    const seen: string[] = [];
+    const iterating = (async () => {
+      for await (const m of box) seen.push(m.data.toString());
+    })();
+    const other = await NatsMailbox.open(address);
+    const pending = other.receive();
+    assert.equal(await stillPending(pending), true);
+    await other.close();
+    await rejectsWith(() => pending, 'ERR_IPC_CLOSED');
+    await rejectsWith(() => other.send('x'), 'ERR_IPC_CLOSED');
+    while (seen.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    await box.close();
+    await iterating;
+    assert.deepEqual(seen, ['one']);
+    const again = await NatsMailbox.open(address);
+    open.add(again as NatsMailbox<unknown>);
+    assert.equal((await again.attributes()).messages, 0);
+    await again.unlink();
+    await rejectsWith(() => NatsMailbox.open(address), 'ENOENT');
+    await again.close();
+  });
+
+  it('a sender\'s retry with the same message id is stored once (the duplicate window)', async () => {
+    const box = await fresh();
+    const { connect } = await import('@nats-io/transport-node');
+    const { jetstream } = await import('@nats-io/jetstream');
+    const nc = await connect({ servers: `127.0.0.1:${server.port}` });
+    try {
+      const js = jetstream(nc);
+      const first = await js.publish(`ipckit.${box.name}.0`, 'once', { msgID: 'retry-1' });
+      const retry = await js.publish(`ipckit.${box.name}.0`, 'once', { msgID: 'retry-1' });
+      assert.equal(first.duplicate, false);
+      assert.equal(retry.duplicate, true);
+    } finally {
+      await nc.close();
+    }
+    assert.equal((await box.attributes()).messages, 1);
+  });
+
+  it('a receiver killed after fetching, before handing over, loses nothing: the message is delivered again after ackWait', async () => {
+    const box = await fresh({ ackWait: 1000 });
+    await box.send('precious');
+    const stuck = trackChild(spawn(process.execPath, [STUCK, box.address], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    const [line] = await once(createInterface({ input: stuck.stdout! }), 'line') as [string];
+    assert.equal(line, 'fetched 8');
+    stuck.kill('SIGKILL');
+    await once(stuck, 'exit');
+    const got = await box.receive({ timeout: 20_000 });
+    assert.equal(got.data.toString(), 'precious');
+    assert.equal(got.redelivered, 1);
+    assert.equal(await box.tryReceive(), undefined);
+  });
+
+  it('the server killed and restarted mid-stream (file storage): nothing lost, a pending receive goes on', async () => {
+    const box = await fresh({ storage: 'file' });
+    for (let i = 0; i < 5; i++) await box.send(`m${i}`);
+    const first = await box.receive({ timeout: 5000 });
+    assert.equal(first.data.toString(), 'm0');
+    await server.kill('SIGKILL');
+    const pending = box.receive({ timeout: 30_000 });
+    await server.start();
+    const got = [(await pending).data.toString()];
+    for (let i = 0; i < 3; i++) got.push((await box.receive({ timeout: 10_000 })).data.toString());
+    await box.send('after');
+    got.push((await box.receive({ timeout: 10_000 })).data.toString());
+    assert.deepEqual(got, ['m1', 'm2', 'm3', 'm4', 'after']);
+  });
+
+  it('no server: ERR_IPC_UNREACHABLE naming the address once the connect timeout has passed, no hang', async () => {
+    // A port nothing listens on: the server's own, while it is stopped.
+    await server.kill('SIGKILL');
+    try {
+      const started = performance.now();
+      const err = await rejectsWith(() => NatsMailbox.open(server.address('nobody'), { connectTimeout: 300 }), 'ERR_IPC_UNREACHABLE');
+      assert.ok(performance.now() - started >= 300, 'failed before the timeout');
+      assert.match(err.message, new RegExp(`nats://127\\.0\\.0\\.1:${server.port}/nobody`));
+    } finally {
+      await server.start();
+    }
+    assert.ok(new IpcError('ERR_IPC_UNREACHABLE', 'x').code === 'ERR_IPC_UNREACHABLE');
+  });
+});
