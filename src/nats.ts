@@ -81,6 +81,7 @@ export interface NatsSendOptions {
   priority?: number;
   /** ms to wait for room; undefined waits for ever, 0 tries once. */
   timeout?: number;
+  /** Aborting it rejects the call with `ERR_IPC_ABORTED`; nothing was sent or taken. */
   signal?: AbortSignal;
 }
 
@@ -88,6 +89,7 @@ export interface NatsSendOptions {
 export interface NatsReceiveOptions {
   /** ms to wait for a message; undefined waits for ever, 0 tries once. */
   timeout?: number;
+  /** Aborting it rejects the call with `ERR_IPC_ABORTED`; nothing was sent or taken. */
   signal?: AbortSignal;
 }
 
@@ -109,10 +111,13 @@ export interface NatsMailboxAttributes {
   bytes: number;
   /** Messages waiting at each priority level, by level. */
   byPriority: number[];
+  /** Messages it holds before senders wait. */
   maxMessages: number;
+  /** Largest message in bytes. */
   maxMessageSize: number;
   /** ms before an unacknowledged message is delivered again. */
   ackWait: number;
+  /** Where the server keeps the messages: `'file'` survives a server restart. */
   storage: 'file' | 'memory';
 }
 
@@ -227,7 +232,9 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
   readonly name: string;
   /** Whether this call created the mailbox (openOrCreate). */
   readonly created: boolean;
+  /** Messages the mailbox holds before senders wait (the stream's max_msgs). */
   readonly maxMessages: number;
+  /** Largest message in bytes, after the codec (the stream's max_msg_size). */
   readonly maxMessageSize: number;
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
@@ -469,6 +476,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     }
   }
 
+  /** The same as {@link messages}. */
   [Symbol.asyncIterator](): AsyncGenerator<NatsMessage<T>, void, undefined> {
     return this.messages();
   }
@@ -514,6 +522,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     await this.#nc.close().catch(() => undefined);
   }
 
+  /** {@link close}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
