@@ -660,10 +660,13 @@ function levelsOf(info: StreamInfo, name: string): number[] {
   return levels;
 }
 
-/** The delivery count in an ack subject: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>. */
+/**
+ * The delivery count in an ack subject: `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`
+ * (9 tokens), or from server 2.10 on `$JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.…` (12 or more).
+ */
 function deliveryCount(ackSubject: string): number {
   const parts = ackSubject.split('.');
-  const delivered = Number(parts[parts.length - 5]);
+  const delivered = Number(parts[parts.length === 9 ? 4 : 6]);
   return Number.isInteger(delivered) && delivered > 0 ? delivered : 1;
 }
 
