@@ -547,6 +547,10 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     } catch (err) {
       const code = apiCode(err);
       if (code === MAX_MESSAGES_EXCEEDED || code === MAX_BYTES_EXCEEDED) return false;
+      // Nothing takes the subject: the mailbox was removed (else the server is only restarting its JetStream).
+      if (/no responders|503|not enabled/i.test(String((err as Error)?.message ?? err)) && await streamInfo(this.#jsm, this) === undefined) {
+        throw new IpcError('ENOENT', `${this.address} was removed.`, { address: this.address, cause: err });
+      }
       throw err;
     }
     this.#nc.publish(`ipckit-bell.${this.name}.sent`);
@@ -678,7 +682,7 @@ function checkPriority(priority: unknown): number {
 function isTransient(err: unknown): boolean {
   const e = err as { name?: unknown; code?: unknown; message?: unknown } | null;
   const text = `${String(e?.name ?? '')} ${String(e?.code ?? '')} ${String(e?.message ?? '')}`;
-  return /timeout|TIMEOUT|disconnect|DISCONNECT|closed|CONNECTION|no responders|503/i.test(text) && apiCode(err) === undefined;
+  return /timeout|disconnect|closed|connection|no responders|503|not enabled/i.test(text) && apiCode(err) === undefined;
 }
 
 function mapApiError(err: unknown, address: string, what: string): IpcError {

@@ -185,8 +185,13 @@ describe('NatsMailbox', { skip: natsMissing }, () => {
     const again = await NatsMailbox.open(address);
     open.add(again as NatsMailbox<unknown>);
     assert.equal((await again.attributes()).messages, 0);
+    const stale = await NatsMailbox.open(address);
     await again.unlink();
     await rejectsWith(() => NatsMailbox.open(address), 'ENOENT');
+    // A handle on a removed mailbox fails at once, rather than wait for room for ever.
+    await rejectsWith(() => stale.send('x'), 'ENOENT');
+    await rejectsWith(() => stale.receive(), 'ENOENT');
+    await stale.close();
     await again.close();
   });
 
