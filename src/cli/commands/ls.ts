@@ -15,6 +15,7 @@ import { SemaphoreSet } from '../../semaphore.js';
 import { type Leaf, REMOVABLE_KINDS, type RemovableKind, printJson, printRemoved, usageError } from '../program.js';
 import { removeChannel } from './channel.js';
 import { removeQueue } from './mq.js';
+import { isNatsAddress, natsRemove } from './mq-nats.js';
 import { removeSemaphore } from './sem.js';
 import { removeSegment } from './shm.js';
 
@@ -201,14 +202,22 @@ export const rmCommand: Leaf = {
     '--kind mq|shm|channel|sem|fifo|socket picks the kind when an address names several (a queue, a segment\n' +
     'or channel, a named semaphore, a FIFO and a socket file at /name may share it; a queue, a segment and\n' +
     'a semaphore set a System V key). A channel is a POSIX segment: --kind shm and --kind channel both\n' +
-    'remove its name. A named semaphore /name is the file /dev/shm/sem.name.',
+    'remove its name. A named semaphore /name is the file /dev/shm/sem.name.\n' +
+    'A NATS mailbox, nats://HOST:PORT/NAME, is removed from its server as "ipckit mq rm" does (the stream\n' +
+    'and its messages); --connect-timeout MS bounds the wait for the server (default 5000).',
   options: {
     kind: { type: 'string', value: 'KIND', description: 'mq, shm, channel, sem, fifo or socket (default: whichever exists)' },
+    'connect-timeout': { type: 'string', value: 'MS', description: 'NATS: how long to try to reach the server (default 5000)' },
   },
   async run(ctx) {
     const address = ctx.positionals[0]!;
     const wanted = ctx.values.kind;
     if (wanted !== undefined && !Object.hasOwn(KINDS, String(wanted))) throw usageError(`--kind must be mq, shm, channel, sem, fifo or socket; got "${String(wanted)}".`);
+    if (isNatsAddress(address)) {
+      if (wanted !== undefined && wanted !== 'mq') throw usageError(`${address} is a NATS mailbox: --kind ${String(wanted)} does not apply (leave --kind out, or use --kind mq).`);
+      return natsRemove(ctx);
+    }
+    if (ctx.values['connect-timeout'] !== undefined) throw usageError(`--connect-timeout applies to NATS mailboxes (nats://host:port/name); ${address} is none.`);
     if (wanted !== undefined && wanted !== 'socket' && SOCKET_ADDRESS.test(address)) {
       throw usageError(`${address} is a socket address: --kind ${String(wanted)} does not apply (leave --kind out, or use --kind socket).`);
     }
