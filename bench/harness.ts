@@ -22,6 +22,7 @@ import * as socketBench from './socket.js';
 import * as connectionsBench from './connections.js';
 import * as channelBench from './channel.js';
 import * as semaphoreBench from './semaphore.js';
+import * as natsBench from './nats.js';
 
 const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench');
 const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
@@ -76,7 +77,7 @@ export interface BenchModule {
   placements?: Placement[];
 }
 
-const MODULES: BenchModule[] = [messageQueue, sharedMemory, pipeBench, signalBench, socketBench, connectionsBench, channelBench, semaphoreBench];
+const MODULES: BenchModule[] = [messageQueue, sharedMemory, pipeBench, signalBench, socketBench, connectionsBench, channelBench, semaphoreBench, natsBench];
 
 function pinPrefix(placement: Placement): string[] {
   return placement === 'pinned' ? ['taskset', '-c', '0'] : [];

@@ -9,6 +9,7 @@ import * as signalBench from './signal.js';
 import * as socketBench from './socket.js';
 import * as channelBench from './channel.js';
 import * as semaphoreBench from './semaphore.js';
+import * as natsBench from './nats.js';
 
 /** The roles a mechanism's benchmark runs in child processes. */
 export type Roles = Record<string, (params: any) => Promise<void>>;
@@ -21,6 +22,7 @@ const ROLES: Record<string, Roles> = {
   [socketBench.mechanism]: socketBench.roles,
   [channelBench.mechanism]: channelBench.roles,
   [semaphoreBench.mechanism]: semaphoreBench.roles,
+  [natsBench.mechanism]: natsBench.roles,
 };
 
 const [mechanism, role, params] = process.argv.slice(2);
