@@ -22,6 +22,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
+import { constants as osConstants } from 'node:os';
 import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node';
 import type { JetStreamClient, JetStreamManager, StreamInfo } from '@nats-io/jetstream';
 import { IpcError } from './errors.js';
@@ -37,6 +38,19 @@ export const NATS_DEFAULT_MAX_MESSAGES = 10_000;
 export const NATS_DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024;
 /** How long a waiting call goes without a doorbell before it looks again, in ms. */
 const LOOK_EVERY = 1000;
+/**
+ * Bytes of headers each send adds (Nats-Msg-Id, Nats-Expected-Stream with a
+ * name of up to 64 bytes), which JetStream counts against a stream's
+ * max_msg_size: the stream is made that much larger than maxMessageSize.
+ */
+const HEADER_ALLOWANCE = 256;
+/** errno of ENOENT and EEXIST, negative as Node reports them. */
+const ERRNO = { ENOENT: -osConstants.errno.ENOENT, EEXIST: -osConstants.errno.EEXIST };
+
+function missing(address: string, detail: string, cause?: unknown): IpcError {
+  return new IpcError('ENOENT', `${address} ${detail}`, { address, errno: ERRNO.ENOENT, ...(cause === undefined ? {} : { cause }) });
+}
+
 /** Default connect and per-request timeout, in ms. */
 const DEFAULT_CONNECT_TIMEOUT = 5000;
 const REQUEST_TIMEOUT = 5000;
@@ -250,7 +264,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     this.name = parsed.name;
     this.created = created;
     this.maxMessages = info.config.max_msgs;
-    this.maxMessageSize = info.config.max_msg_size;
+    this.maxMessageSize = info.config.max_msg_size - HEADER_ALLOWANCE;
     this.#nc = nc;
     this.#js = js;
     this.#jsm = jsm;
@@ -323,8 +337,10 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
       }
       let info = await streamInfo(jsm, parsed);
       let created = false;
-      if (info !== undefined && how === 'create') throw new IpcError('EEXIST', `${parsed.address} exists already: open it, or remove it first.`, { address: parsed.address });
-      if (info === undefined && how === 'open') throw new IpcError('ENOENT', `${parsed.address}: no such mailbox. Create it first (openOrCreate).`, { address: parsed.address });
+      if (info !== undefined && how === 'create') {
+        throw new IpcError('EEXIST', `${parsed.address} exists already: open it, or remove it first.`, { address: parsed.address, errno: ERRNO.EEXIST });
+      }
+      if (info === undefined && how === 'open') throw missing(parsed.address, 'does not exist: create it first (NatsMailbox.create or ipckit mq create).');
       if (info === undefined) {
         try {
           info = await jsm.streams.add({
@@ -334,7 +350,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
             discard: DiscardPolicy.New,
             storage: storageName === 'file' ? StorageType.File : StorageType.Memory,
             max_msgs: limits.maxMessages,
-            max_msg_size: limits.maxMessageSize,
+            max_msg_size: limits.maxMessageSize + HEADER_ALLOWANCE,
             duplicate_window: 120_000 * 1e6,
             num_replicas: 1,
           });
@@ -435,7 +451,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
       const bell = this.#bell('sent');
       let got: NatsMessage<T> | undefined;
       try {
-        got = await this.#takeOne();
+        got = await this.#takeOne(deadline - performance.now());
       } catch (err) {
         bell.cancel();
         if (!isTransient(err) || performance.now() >= deadline) throw this.#failure(err, 'receive', timeout);
@@ -490,14 +506,14 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     } catch (err) {
       throw this.#failure(err, 'attributes', REQUEST_TIMEOUT);
     }
-    if (info === undefined) throw new IpcError('ENOENT', `${this.address} was removed.`, { address: this.address });
+    if (info === undefined) throw missing(this.address, 'was removed.');
     const consumer = await this.#jsm.consumers.info(this.name, 'p0').catch(() => undefined);
     return {
       messages: info.state.messages,
       bytes: info.state.bytes,
       byPriority: levelsOf(info, this.name),
       maxMessages: info.config.max_msgs,
-      maxMessageSize: info.config.max_msg_size,
+      maxMessageSize: info.config.max_msg_size - HEADER_ALLOWANCE,
       ackWait: Math.round((consumer?.config.ack_wait ?? 30_000 * 1e6) / 1e6),
       storage: info.config.storage === 'memory' ? 'memory' : 'file',
     };
@@ -549,7 +565,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
       if (code === MAX_MESSAGES_EXCEEDED || code === MAX_BYTES_EXCEEDED) return false;
       // Nothing takes the subject: the mailbox was removed (else the server is only restarting its JetStream).
       if (/no responders|503|not enabled/i.test(String((err as Error)?.message ?? err)) && await streamInfo(this.#jsm, this) === undefined) {
-        throw new IpcError('ENOENT', `${this.address} was removed.`, { address: this.address, cause: err });
+        throw missing(this.address, 'was removed.', err);
       }
       throw err;
     }
@@ -558,14 +574,15 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
   }
 
   /** Takes one message with a no-wait pull from the highest level that has one; undefined if none. */
-  async #takeOne(): Promise<NatsMessage<T> | undefined> {
-    const info = await streamInfo(this.#jsm, this);
-    if (info === undefined) throw new IpcError('ENOENT', `${this.address} was removed.`, { address: this.address });
+  async #takeOne(left = REQUEST_TIMEOUT): Promise<NatsMessage<T> | undefined> {
+    const timeout = Math.min(REQUEST_TIMEOUT, Math.max(ANSWER_MS, left));
+    const info = await streamInfo(this.#jsm, this, timeout);
+    if (info === undefined) throw missing(this.address, 'was removed.');
     const levels = levelsOf(info, this.name);
     for (let level = NATS_PRIORITY_LEVELS - 1; level >= 0; level--) {
       if (levels[level] === 0) continue;
       const reply: Msg = await this.#nc.request(`$JS.API.CONSUMER.MSG.NEXT.${this.name}.p${level}`,
-        JSON.stringify({ batch: 1, no_wait: true }), { timeout: REQUEST_TIMEOUT, noMux: true });
+        JSON.stringify({ batch: 1, no_wait: true }), { timeout, noMux: true });
       // A status (404 no messages, 408 request expired) instead of a message: another receiver was faster.
       if (reply.reply === undefined || !reply.reply.startsWith('$JS.ACK.')) continue;
       const redelivered = deliveryCount(reply.reply) - 1;
@@ -626,7 +643,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
   #failure(err: unknown, what: string, timeout: number): IpcError {
     if (err instanceof IpcError) return err;
     if (this.#closed) return closedError(what, this.address);
-    if (apiCode(err) === STREAM_NOT_FOUND) return new IpcError('ENOENT', `${this.address} was removed.`, { address: this.address, cause: err });
+    if (apiCode(err) === STREAM_NOT_FOUND) return missing(this.address, 'was removed.', err);
     if (isTransient(err)) {
       return new IpcError('ERR_IPC_UNREACHABLE', `${what} on ${this.address}: the server did not answer within ${timeout} ms ` +
         `(${(err as Error)?.message ?? err}).`, { address: this.address, cause: err });
@@ -636,9 +653,12 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
 }
 
 /** The stream's info with per-subject counts; undefined if there is no such stream. */
-async function streamInfo(jsm: JetStreamManager, box: { name: string; address: string }): Promise<StreamInfo | undefined> {
+async function streamInfo(jsm: JetStreamManager, box: { name: string; address: string }, timeout = REQUEST_TIMEOUT): Promise<StreamInfo | undefined> {
   try {
-    return await jsm.streams.info(box.name, { subjects_filter: subjectsOf(box.name) });
+    return await Promise.race([
+      jsm.streams.info(box.name, { subjects_filter: subjectsOf(box.name) }),
+      new Promise<never>((_, reject) => { setTimeout(() => reject(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })), timeout).unref(); }),
+    ]);
   } catch (err) {
     if (apiCode(err) === STREAM_NOT_FOUND) return undefined;
     throw err;
@@ -687,7 +707,7 @@ function isTransient(err: unknown): boolean {
 
 function mapApiError(err: unknown, address: string, what: string): IpcError {
   const code = apiCode(err);
-  if (code === STREAM_NOT_FOUND) return new IpcError('ENOENT', `${what} on ${address}: no such mailbox.`, { address, cause: err });
+  if (code === STREAM_NOT_FOUND) return missing(address, `does not exist (${what}).`, err);
   if (code === MESSAGE_TOO_LARGE) return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `${what} on ${address}: ${(err as Error).message}.`, { address, cause: err });
   const message = (err as Error)?.message ?? String(err);
   if (/max_payload|maximum payload/i.test(message)) {
