@@ -105,7 +105,9 @@ class StopSignals implements Disposable {
   }
 
   [Symbol.dispose](): void {
-    this.#restore();
+    // After a stop the command is on its way out: a copy of the signal still on its way must find this
+    // handler (exit 128 + n), not the default action, which would end the process by the signal instead.
+    if (this.stoppedBy === undefined) this.#restore();
   }
 }
 
