@@ -655,10 +655,15 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
 /** The stream's info with per-subject counts; undefined if there is no such stream. */
 async function streamInfo(jsm: JetStreamManager, box: { name: string; address: string }, timeout = REQUEST_TIMEOUT): Promise<StreamInfo | undefined> {
   try {
-    return await Promise.race([
-      jsm.streams.info(box.name, { subjects_filter: subjectsOf(box.name) }),
-      new Promise<never>((_, reject) => { setTimeout(() => reject(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })), timeout).unref(); }),
-    ]);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        jsm.streams.info(box.name, { subjects_filter: subjectsOf(box.name) }),
+        new Promise<never>((_, reject) => { timer = setTimeout(() => reject(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })), timeout); }),
+      ]);
+    } finally {
+      clearTimeout(timer);   // every receive asks: no timer may outlive its answer
+    }
   } catch (err) {
     if (apiCode(err) === STREAM_NOT_FOUND) return undefined;
     throw err;

@@ -7,7 +7,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { natsMissing } from './helpers/nats-server.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
+import { ip, ipSteps, namespacesLeft, netnsMissing } from './helpers/netns.js';
 
 const INDEX = fileURLToPath(new URL('../src/index.js', import.meta.url));
 const tag = `${process.pid % 100000}${Math.random().toString(36).slice(2, 5)}`;
@@ -25,24 +26,13 @@ const RECEIVER_NS = `ipk-nb-${tag}`;
 const SERVER_IP = { sender: '10.79.1.1', receiver: '10.79.2.1' };
 const store = mkdtempSync(path.join(tmpdir(), 'ipckit-nats-netns-'));
 
-function ip(...args: string[]): { ok: boolean; err: string } {
-  const r = spawnSync('ip', args, { encoding: 'utf8' });
-  return { ok: r.status === 0, err: `${r.stderr ?? ''}${r.error?.message ?? ''}` };
-}
-
 let why: string | false = natsMissing;
 let server: ChildProcess | undefined;
 
 before(async () => {
   if (why !== false) return;
-  if (process.getuid!() !== 0) {
-    why = 'needs root to create network namespaces';
-    return;
-  }
-  if (spawnSync('ip', ['-V']).status !== 0) {
-    why = 'needs iproute2 (ip)';
-    return;
-  }
+  why = netnsMissing() ?? false;
+  if (why !== false) return;
   // Interface names have at most 15 bytes.
   const [sa, ss, rb, rs] = ['a', 's', 'b', 't'].map((x) => `ik${x}${tag}`.slice(0, 15)) as [string, string, string, string];
   const steps: string[][] = [
@@ -55,13 +45,8 @@ before(async () => {
     ['-n', RECEIVER_NS, 'link', 'set', rb, 'up'], ['-n', SERVER_NS, 'link', 'set', rs, 'up'],
     ['-n', SERVER_NS, 'link', 'set', 'lo', 'up'], ['-n', SENDER_NS, 'link', 'set', 'lo', 'up'], ['-n', RECEIVER_NS, 'link', 'set', 'lo', 'up'],
   ];
-  for (const step of steps) {
-    const r = ip(...step);
-    if (!r.ok) {
-      why = `the kernel refused "ip ${step.join(' ')}": ${r.err.trim()}`;
-      return;
-    }
-  }
+  why = ipSteps(steps) ?? false;
+  if (why !== false) return;
   const child = trackChild(spawn('ip', ['netns', 'exec', SERVER_NS, 'nats-server', '-js', '-a', '0.0.0.0', '-p', '4222', '-sd', store],
     { stdio: ['ignore', 'ignore', 'pipe'] }));
   server = child;
@@ -81,7 +66,7 @@ after(async () => {
   // Deleting a namespace deletes its ends of the veth pairs, and so the pairs.
   for (const ns of [SERVER_NS, SENDER_NS, RECEIVER_NS]) ip('netns', 'del', ns);
   rmSync(store, { recursive: true, force: true });
-  assert.ok(!spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout?.includes(tag), 'namespaces removed');
+  assert.ok(!namespacesLeft(tag), 'namespaces removed');
 });
 
 /** A Node process inside namespace `ns` running `script` (with `ipc` imported): its stdout lines and exit code. */

@@ -6,10 +6,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { killAllPeers, trackChild } from './helpers/peer.js';
+import { ip, ipSteps, namespacesLeft, netnsMissing } from './helpers/netns.js';
 
 const INDEX = fileURLToPath(new URL('../src/index.js', import.meta.url));
 const tag = `${process.pid % 100000}${Math.random().toString(36).slice(2, 5)}`;
@@ -18,22 +19,11 @@ const NS = [`ipk-a-${tag}`, `ipk-b-${tag}`];
 const VETH = [`ika${tag}`.slice(0, 15), `ikb${tag}`.slice(0, 15)];
 const IP = ['10.78.0.1', '10.78.0.2'];
 
-function ip(...args: string[]): { ok: boolean; err: string } {
-  const r = spawnSync('ip', args, { encoding: 'utf8' });
-  return { ok: r.status === 0, err: `${r.stderr ?? ''}${r.error?.message ?? ''}` };
-}
-
 let why: string | undefined;
 
 before(() => {
-  if (process.getuid!() !== 0) {
-    why = 'needs root to create network namespaces';
-    return;
-  }
-  if (spawnSync('ip', ['-V']).status !== 0) {
-    why = 'needs iproute2 (ip)';
-    return;
-  }
+  why = netnsMissing();
+  if (why !== undefined) return;
   const steps: string[][] = [
     ['netns', 'add', NS[0]!], ['netns', 'add', NS[1]!],
     ['link', 'add', VETH[0]!, 'netns', NS[0]!, 'type', 'veth', 'peer', 'name', VETH[1]!, 'netns', NS[1]!],
@@ -41,20 +31,14 @@ before(() => {
     ['-n', NS[0]!, 'link', 'set', VETH[0]!, 'up'], ['-n', NS[1]!, 'link', 'set', VETH[1]!, 'up'],
     ['-n', NS[0]!, 'link', 'set', 'lo', 'up'], ['-n', NS[1]!, 'link', 'set', 'lo', 'up'],
   ];
-  for (const step of steps) {
-    const r = ip(...step);
-    if (!r.ok) {
-      why = `the kernel refused "ip ${step.join(' ')}": ${r.err.trim()}`;
-      return;
-    }
-  }
+  why = ipSteps(steps);
 });
 
 after(async () => {
   await killAllPeers();
   // Deleting a namespace deletes its end of the veth pair, and so the pair.
   for (const ns of NS) ip('netns', 'del', ns);
-  assert.ok(!spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout?.includes(tag), 'namespaces removed');
+  assert.ok(!namespacesLeft(tag), 'namespaces removed');
 });
 
 /** A Node process inside namespace `ns` running `script` (with `ipc` imported); resolves lines it prints. */
