@@ -229,6 +229,48 @@ async function connectTo(parsed: Parsed, options: Partial<NatsConnectionOptions>
 }
 
 /**
+ * The pending calls of one kind (receives, or sends) on one handle, first
+ * come, first served, as the kernel's queues serve their waiters: only the
+ * call at the head asks the server; the others wait for their turn, so a
+ * later call never overtakes an earlier one.
+ */
+class Line {
+  readonly #queue: (() => void)[] = [];
+
+  /** Whether a call is in the line. */
+  get busy(): boolean {
+    return this.#queue.length > 0;
+  }
+
+  /** Joins the line: `turn` resolves when this call is at its head (or at a wake-up); `leave()` hands the turn on. */
+  join(): { turn: Promise<void>; readonly first: boolean; leave(): void } {
+    let wake!: () => void;
+    const turn = new Promise<void>((resolve) => { wake = resolve; });
+    const queue = this.#queue;
+    const entry = (): void => wake();
+    queue.push(entry);
+    if (queue.length === 1) wake();
+    return {
+      turn,
+      get first() {
+        return queue[0] === entry;
+      },
+      leave() {
+        const at = queue.indexOf(entry);
+        if (at < 0) return;
+        queue.splice(at, 1);
+        if (at === 0) queue[0]?.();
+      },
+    };
+  }
+
+  /** Wakes every call in the line (close: each then finds the handle closed). */
+  wakeAll(): void {
+    for (const wake of [...this.#queue]) wake();
+  }
+}
+
+/**
  * A mailbox on a NATS JetStream server, with the shape of the kernel's
  * queues: {@link send}/{@link trySend}, {@link receive}/{@link tryReceive},
  * priorities, codecs, async iteration. Every call is asynchronous (the
@@ -256,6 +298,8 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
   readonly #codec: Codec<T>;
   readonly #bells: Subscription[] = [];
   readonly #waiters = { sent: new Set<() => void>(), taken: new Set<() => void>() };
+  readonly #receivers = new Line();
+  readonly #senders = new Line();
   #closed = false;
 
   private constructor(parsed: Parsed, nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, info: StreamInfo,
@@ -387,8 +431,11 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
   /**
    * Sends a message; while the mailbox is full, waits (looking again when
    * a receiver takes one, and at least every second) until there is room,
-   * the timeout (`ERR_IPC_TIMEOUT`) or the abort (`ERR_IPC_ABORTED`). A
-   * retry after a lost reply is not stored twice (message-id deduplication).
+   * the timeout (`ERR_IPC_TIMEOUT`) or the abort (`ERR_IPC_ABORTED`).
+   * Pending sends of one handle go in the order they were made. A retry
+   * after a lost reply is not stored twice (message-id deduplication), and
+   * `ERR_IPC_TIMEOUT` means the message was not stored: when the server's
+   * answer is late, the send asks once more with the same id to find out.
    */
   async send(data: Outgoing<T>, options?: NatsSendOptions): Promise<void> {
     const opts = checkOptions(options, ['priority', 'timeout', 'signal']);
@@ -396,86 +443,150 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     const timeout = checkTimeout(opts.timeout);
     const signal = checkSignal(opts.signal);
     const bytes = this.#encode(data);
-    const id = randomUUID();
     const deadline = performance.now() + timeout;
-    let full = false;
-    for (let delay = 10; ;) {
-      this.#check('send');
-      if (signal?.aborted) throw abortError('send', this.address, signal);
-      const bell = this.#bell('taken');
-      try {
-        // The server's answer gets a moment even when the caller's time is nearly up (timeout 0 still asks once).
-        if (await this.#publish(level, bytes, id, Math.min(REQUEST_TIMEOUT, Math.max(ANSWER_MS, deadline - performance.now())))) return;
-        full = true;
-      } catch (err) {
-        bell.cancel();
-        // A lost reply (a server restarting, a network hiccup): the same id again is safe.
-        if (!isTransient(err)) throw this.#failure(err, 'send', timeout);
-        if (performance.now() >= deadline) throw full ? timeoutError('send', this.address, timeout) : this.#failure(err, 'send', timeout);
+    const place = await this.#turn(this.#senders, 'send', deadline, timeout, signal);
+    try {
+      const id = randomUUID();
+      for (let delay = 10; ;) {
+        this.#check('send');
+        if (signal?.aborted) throw abortError('send', this.address, signal);
+        // Listening before asking: a receiver that takes one between the "full" answer and the wait still wakes it.
+        const bell = this.#bell('taken');
+        try {
+          let stored: boolean | undefined;
+          try {
+            // The server's answer gets a moment even when the caller's time is nearly up (timeout 0 still asks once).
+            stored = await this.#publish(level, bytes, id, Math.min(REQUEST_TIMEOUT, Math.max(ANSWER_MS, deadline - performance.now())));
+          } catch (err) {
+            if (!isTransient(err)) throw this.#failure(err, 'send', timeout);
+            // No answer by the deadline: whether it went in is not known yet.
+            if (performance.now() >= deadline) return await this.#settle(level, bytes, id, 'send', timeout, err);
+          }
+          if (stored === true) return;
+          const left = deadline - performance.now();
+          if (left <= 0) throw timeoutError('send', this.address, timeout);
+          await this.#wait(bell.rang, Math.min(left, delay), signal);
+          delay = Math.min(delay * 2, LOOK_EVERY);
+        } finally {
+          bell.cancel();
+        }
       }
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        bell.cancel();
-        throw timeoutError('send', this.address, timeout);
-      }
-      await this.#wait(bell, Math.min(left, delay), signal);
-      delay = Math.min(delay * 2, LOOK_EVERY);
+    } finally {
+      place.leave();
     }
   }
 
-  /** Sends if there is room now: true, or false when the mailbox is full. */
+  /**
+   * Sends if there is room now: true, or false when the mailbox is full or
+   * a send of this handle is waiting (it goes first).
+   */
   async trySend(data: Outgoing<T>, options?: { priority?: number }): Promise<boolean> {
     const level = checkPriority(checkOptions(options, ['priority']).priority);
     const bytes = this.#encode(data);
     this.#check('trySend');
+    if (this.#senders.busy) return false;
+    const place = this.#senders.join();
+    const id = randomUUID();
     try {
-      return await this.#publish(level, bytes, randomUUID(), REQUEST_TIMEOUT);
+      return await this.#publish(level, bytes, id, REQUEST_TIMEOUT);
     } catch (err) {
-      throw this.#failure(err, 'trySend', REQUEST_TIMEOUT);
+      if (!isTransient(err)) throw this.#failure(err, 'trySend', REQUEST_TIMEOUT);
+      await this.#settle(level, bytes, id, 'trySend', REQUEST_TIMEOUT, err);
+      return true;
+    } finally {
+      place.leave();
     }
+  }
+
+  /**
+   * The answer to a send was late past its deadline: the same message id
+   * once more tells whether it went in (the server keeps one copy per id).
+   * Returns if it is stored; `ERR_IPC_TIMEOUT` if the mailbox is full (so
+   * it was not); `ERR_IPC_UNREACHABLE` saying the outcome is unknown if the
+   * server still does not answer.
+   */
+  async #settle(level: number, bytes: Uint8Array, id: string, what: string, timeout: number, first: unknown): Promise<void> {
+    let stored: boolean;
+    try {
+      stored = await this.#publish(level, bytes, id, REQUEST_TIMEOUT);
+    } catch (err) {
+      if (!isTransient(err)) throw this.#failure(err, what, timeout);
+      if (this.#closed) throw closedError(what, this.address);
+      throw new IpcError('ERR_IPC_UNREACHABLE', `${what} on ${this.address}: the server did not answer within ${timeout} ms, nor in ` +
+        `${REQUEST_TIMEOUT} ms more (${(first as Error)?.message ?? first}); the message may or may not be stored. ` +
+        'Look with attributes() once the server is back before sending it again.', { address: this.address, cause: err });
+    }
+    if (!stored) throw timeoutError(what, this.address, timeout);
   }
 
   /**
    * Takes the oldest message of the highest priority level that has one;
    * while the mailbox is empty, waits (looking again when a sender rings,
    * and at least every second) until a message, the timeout or the abort.
+   * Pending receives of one handle are served in the order they were made.
    */
   async receive(options?: NatsReceiveOptions): Promise<NatsMessage<T>> {
     const opts = checkOptions(options, ['timeout', 'signal']);
     const timeout = checkTimeout(opts.timeout);
     const signal = checkSignal(opts.signal);
     const deadline = performance.now() + timeout;
-    for (;;) {
-      this.#check('receive');
-      if (signal?.aborted) throw abortError('receive', this.address, signal);
-      const bell = this.#bell('sent');
-      let got: NatsMessage<T> | undefined;
-      try {
-        got = await this.#takeOne(deadline - performance.now());
-      } catch (err) {
-        bell.cancel();
-        if (!isTransient(err) || performance.now() >= deadline) throw this.#failure(err, 'receive', timeout);
+    const place = await this.#turn(this.#receivers, 'receive', deadline, timeout, signal);
+    try {
+      for (;;) {
+        this.#check('receive');
+        if (signal?.aborted) throw abortError('receive', this.address, signal);
+        const bell = this.#bell('sent');
+        try {
+          let got: NatsMessage<T> | undefined;
+          try {
+            got = await this.#takeOne(deadline - performance.now());
+          } catch (err) {
+            if (!isTransient(err) || performance.now() >= deadline) throw this.#failure(err, 'receive', timeout);
+          }
+          if (got !== undefined) return got;
+          const left = deadline - performance.now();
+          if (left <= 0) throw timeoutError('receive', this.address, timeout);
+          await this.#wait(bell.rang, Math.min(left, LOOK_EVERY), signal);
+        } finally {
+          bell.cancel();
+        }
       }
-      if (got !== undefined) {
-        bell.cancel();
-        return got;
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        bell.cancel();
-        throw timeoutError('receive', this.address, timeout);
-      }
-      await this.#wait(bell, Math.min(left, LOOK_EVERY), signal);
+    } finally {
+      place.leave();
     }
   }
 
-  /** A message if one is there now, else undefined. */
+  /** A message if one is there now, else undefined (also while a receive of this handle is waiting: it goes first). */
   async tryReceive(): Promise<NatsMessage<T> | undefined> {
     this.#check('tryReceive');
+    if (this.#receivers.busy) return undefined;
+    const place = this.#receivers.join();
     try {
       return await this.#takeOne();
     } catch (err) {
       throw this.#failure(err, 'tryReceive', REQUEST_TIMEOUT);
+    } finally {
+      place.leave();
+    }
+  }
+
+  /** Joins `line` and waits for this call's turn, the timeout, the abort or close. */
+  async #turn(line: Line, what: string, deadline: number, timeout: number, signal: AbortSignal | undefined): Promise<{ leave(): void }> {
+    this.#check(what);
+    if (signal?.aborted) throw abortError(what, this.address, signal);
+    const place = line.join();
+    try {
+      while (!place.first) {
+        const left = deadline - performance.now();
+        if (left <= 0) throw timeoutError(what, this.address, timeout);
+        await this.#wait(place.turn, Math.min(left, LOOK_EVERY), signal);
+        this.#check(what);
+        if (signal?.aborted) throw abortError(what, this.address, signal);
+      }
+      return place;
+    } catch (err) {
+      place.leave();
+      throw err;
     }
   }
 
@@ -534,6 +645,8 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     if (this.#closed) return;
     this.#closed = true;
     for (const waiters of Object.values(this.#waiters)) for (const wake of [...waiters]) wake();
+    this.#receivers.wakeAll();
+    this.#senders.wakeAll();
     for (const bell of this.#bells) bell.unsubscribe();
     await this.#nc.close().catch(() => undefined);
   }
@@ -619,13 +732,13 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     return { rang, cancel: () => waiters.delete(wake) };
   }
 
-  /** Waits for a ring, `ms`, or the abort, whichever comes first. */
-  async #wait(bell: { rang: Promise<void>; cancel(): void }, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  /** Waits for `event`, `ms`, or the abort, whichever comes first. */
+  async #wait(event: Promise<void>, ms: number, signal: AbortSignal | undefined): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     try {
       await Promise.race([
-        bell.rang,
+        event,
         new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); }),
         new Promise<void>((resolve) => {
           if (signal === undefined) return;
@@ -634,7 +747,6 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
         }),
       ]);
     } finally {
-      bell.cancel();
       clearTimeout(timer);
       if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
     }

@@ -232,14 +232,19 @@ describe('NatsMailbox', { skip: natsMissing }, () => {
     for (let i = 0; i < 5; i++) await box.send(`m${i}`);
     const first = await box.receive({ timeout: 5000 });
     assert.equal(first.data.toString(), 'm0');
+    // The server has the acknowledgement of m0 (it holds 4) before it dies.
+    for (let i = 0; (await box.attributes()).messages !== 4; i++) assert.ok(i < 500, 'the server took the acknowledgement of m0');
     await server.kill('SIGKILL');
     const pending = box.receive({ timeout: 30_000 });
     await server.start();
     const got = [(await pending).data.toString()];
-    for (let i = 0; i < 3; i++) got.push((await box.receive({ timeout: 10_000 })).data.toString());
+    // A crash may forget that m0 was taken (the server records removals lazily): at least once, it comes out again first.
+    if (got[0] === 'm0') got.shift();
+    while (got.length < 4) got.push((await box.receive({ timeout: 10_000 })).data.toString());
     await box.send('after');
     got.push((await box.receive({ timeout: 10_000 })).data.toString());
     assert.deepEqual(got, ['m1', 'm2', 'm3', 'm4', 'after']);
+    assert.equal(await box.tryReceive(), undefined);
   });
 
   it('no server: ERR_IPC_UNREACHABLE naming the address once the connect timeout has passed, no hang', async () => {
