@@ -40,6 +40,7 @@ import { native } from '../src/native.js';
 import { Actor, stopSharedActor } from './helpers/actor.js';
 import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { openFds } from './helpers/objects.js';
+import { NATS_WAITABLES, natsLeftovers, stopNatsServer } from './helpers/nats-waitables.js';
 import { killAllPeers, runningChildren } from './helpers/peer.js';
 import { prng, readRecord, record } from './helpers/records.js';
 import {
@@ -85,6 +86,12 @@ function applies(t: TestContext, w: Waitable, check: Check): boolean {
   if (reason === undefined) return true;
   t.skip(reason);
   return false;
+}
+
+/** The sync form of an instance whose waitable has one. */
+function syncOf(instance: Instance): NonNullable<Instance['opSync']> {
+  assert.ok(instance.opSync !== undefined, 'the adapter has a sync form (else "sync" is not applicable)');
+  return instance.opSync.bind(instance);
 }
 
 /** Runs `fn` on a fresh instance of `w`, always cleaning up. */
@@ -199,12 +206,13 @@ async function driveReceive(s: ReceiveSoak, total: number, seed: number): Promis
       ac.abort();
       await rejectsWith(() => s.async({ signal: ac.signal }), 'ERR_IPC_ABORTED');
       continue;
-    } else if (dice < 0.65) {
+    } else if (dice < 0.65 && s.sync !== undefined) {
       count(mix, 'sync timeout');
-      got = take(settledSync(() => s.sync({ timeout: ms(3) })));
+      const sync = s.sync;
+      got = take(settledSync(() => sync({ timeout: ms(3) })));
     } else if (dice < 0.8 && s.try !== undefined) {
       count(mix, 'try');
-      got = take(s.try());
+      got = take(await s.try());
     } else {
       // Three calls at once: served in the order they were made.
       count(mix, 'batch of 3 async');
@@ -231,7 +239,7 @@ async function driveReceive(s: ReceiveSoak, total: number, seed: number): Promis
     assert.equal(ended, true, 'the stream ended');
     assert.equal(s.leftover?.() ?? 0, 0, 'no unfinished record at the end of the data');
   } else if (s.try !== undefined) {
-    assert.equal(s.try(), undefined, 'nothing arrives beyond the last record');
+    assert.equal(await s.try(), undefined, 'nothing arrives beyond the last record');
   } else {
     await rejectsWith(() => s.async({ timeout: 0 }), 'ERR_IPC_TIMEOUT');
   }
@@ -275,12 +283,13 @@ async function driveSend(s: SendSoak, total: number, seed: number): Promise<Mix>
       const ac = new AbortController();
       ac.abort();
       await rejectsWith(() => s.async(seq, { signal: ac.signal }), 'ERR_IPC_ABORTED');
-    } else if (dice < 0.65) {
+    } else if (dice < 0.65 && s.sync !== undefined) {
       count(mix, 'sync timeout');
-      if (await attempt(() => s.sync(seq, { timeout: ms(3) }))) seq++;
+      const sync = s.sync;
+      if (await attempt(() => sync(seq, { timeout: ms(3) }))) seq++;
     } else if (dice < 0.8 && s.try !== undefined) {
       count(mix, 'try');
-      if (s.try(seq)) seq++;
+      if (await s.try(seq)) seq++;
     } else {
       // Calls made together go in in the order they were made.
       count(mix, 'batch of 3 async');
@@ -849,11 +858,12 @@ before(async () => {
 after(async () => {
   await killAllPeers();
   await stopSharedActor();
+  await stopNatsServer();
   objects.cleanup();
   for (const dispose of guards.splice(0)) dispose();
 });
 
-for (const [index, w] of [...WAITABLES, ...SOCKET_WAITABLES].entries()) {
+for (const [index, w] of [...WAITABLES, ...SOCKET_WAITABLES, ...NATS_WAITABLES].entries()) {
   describe(`conformance: ${w.name}`, () => {
     it(`${CHECKS.waits}. without a timeout, the call waits until another process completes it (async and sync)`, TIMEOUT, async (t) => {
       if (!applies(t, w, 'waits')) return;
@@ -863,10 +873,14 @@ for (const [index, w] of [...WAITABLES, ...SOCKET_WAITABLES].entries()) {
         assert.equal(await pending, expected(w, 1, 11));
         await checkDelivered(instance, [1]);
       });
+      if (w.notApplicable.sync !== undefined) {
+        t.diagnostic(`the sync half does not apply: ${w.notApplicable.sync}`);
+        return;
+      }
       await withInstance(w, async (instance) => {
         // The other process acts 100 ms from now, while this thread is blocked.
         const later = await instance.supply(12, 100);
-        assert.equal(instance.opSync(2), expected(w, 2, 12));
+        assert.equal(syncOf(instance)(2), expected(w, 2, 12));
         await later.done;
         await checkDelivered(instance, [2]);
       });
@@ -899,13 +913,14 @@ for (const [index, w] of [...WAITABLES, ...SOCKET_WAITABLES].entries()) {
       if (!applies(t, w, 'sync')) return;
       await withInstance(w, async (instance) => {
         const started = performance.now();
-        throwsWith(() => instance.opSync(1, { timeout: N_MS }), 'ERR_IPC_TIMEOUT', new RegExp(` timed out after ${N_MS} ms`));
+        const opSync = syncOf(instance);
+        throwsWith(() => opSync(1, { timeout: N_MS }), 'ERR_IPC_TIMEOUT', new RegExp(` timed out after ${N_MS} ms`));
         atLeast(started, N_MS, 'opSync({ timeout })');
-        throwsWith(() => instance.opSync(2, { timeout: 0 }), 'ERR_IPC_TIMEOUT', / timed out after 0 ms/);
+        throwsWith(() => opSync(2, { timeout: 0 }), 'ERR_IPC_TIMEOUT', / timed out after 0 ms/);
         await supply(instance, 11);
-        assert.equal(instance.opSync(3, { timeout: 0 }), expected(w, 3, 11));
+        assert.equal(opSync(3, { timeout: 0 }), expected(w, 3, 11));
         await supply(instance, 12);
-        assert.equal(instance.opSync(4, { timeout: BOUNDED }), expected(w, 4, 12));
+        assert.equal(opSync(4, { timeout: BOUNDED }), expected(w, 4, 12));
         await checkDelivered(instance, [3, 4]);
       });
     });
@@ -915,13 +930,13 @@ for (const [index, w] of [...WAITABLES, ...SOCKET_WAITABLES].entries()) {
       await withInstance(w, async (instance) => {
         const form = instance.tryOp;
         assert.ok(form !== undefined, 'the adapter has a try form');
-        assert.deepEqual(form.call(1), { raw: form.nothing, tag: undefined });
+        assert.deepEqual(await form.call(1), { raw: form.nothing, tag: undefined });
         await supply(instance, 11);
-        const got = form.call(2);
+        const got = await form.call(2);
         assert.notEqual(got.raw, form.nothing);
         assert.equal(got.tag, expected(w, 2, 11));
         // Taken exactly once.
-        assert.deepEqual(form.call(3), { raw: form.nothing, tag: undefined });
+        assert.deepEqual(await form.call(3), { raw: form.nothing, tag: undefined });
         await checkDelivered(instance, [2]);
       });
     });
@@ -969,12 +984,14 @@ for (const [index, w] of [...WAITABLES, ...SOCKET_WAITABLES].entries()) {
       await withInstance(w, async (instance) => {
         const pending = [instance.op(1), instance.op(2, { timeout: BOUNDED })];
         for (const p of pending) p.catch(() => undefined);
-        instance.close();
+        await instance.close();
         for (const p of pending) await rejectsWith(() => p, 'ERR_IPC_CLOSED', /closed/);
-        instance.close();
+        await instance.close();
         await rejectsClosed('op()', () => instance.op(3));
-        throwsWith(() => instance.opSync(4, { timeout: 0 }), 'ERR_IPC_CLOSED');
-        if (instance.tryOp !== undefined) throwsWith(() => instance.tryOp!.call(5), 'ERR_IPC_CLOSED');
+        if (instance.opSync !== undefined) throwsWith(() => instance.opSync!(4, { timeout: 0 }), 'ERR_IPC_CLOSED');
+        const form = instance.tryOp;
+        if (form?.async === true) await rejectsClosed('tryOp()', () => form.call(5));
+        else if (form !== undefined) throwsWith(() => form.call(5), 'ERR_IPC_CLOSED');
         const calls = instance.afterClose?.() ?? [];
         assert.ok(calls.length > 0, 'the adapter lists the methods of the handle');
         for (const { name, call, async } of calls) {
@@ -999,7 +1016,7 @@ for (const [index, w] of [...WAITABLES, ...SOCKET_WAITABLES].entries()) {
         })();
         await supply(instance, 11);
         await gotOne;
-        instance.close();
+        await instance.close();
         await loop;
         assert.deepEqual(got, [11]);
         for await (const tag of instance.iterate()) assert.fail(`a closed handle yielded ${tag}`);
@@ -1032,8 +1049,8 @@ for (const [index, w] of [...WAITABLES, ...SOCKET_WAITABLES].entries()) {
         const b = track(5);
         await supply(instance, 21);
         assert.equal(await a, expected(w, 4, 21));
-        instance.supplyLocal(22);
-        if (instance.tryOp !== undefined) assert.equal(instance.tryOp.call(6).raw, instance.tryOp.nothing, 'tryOp() did not overtake');
+        await instance.supplyLocal(22);
+        if (instance.tryOp !== undefined) assert.equal((await instance.tryOp.call(6)).raw, instance.tryOp.nothing, 'tryOp() did not overtake');
         const c = track(8);
         assert.equal(await b, expected(w, 5, 22));
         await supply(instance, 23);
@@ -1044,7 +1061,7 @@ for (const [index, w] of [...WAITABLES, ...SOCKET_WAITABLES].entries()) {
     });
 
     it(`${CHECKS.order}. a sync call made while async calls are pending does not overtake them`, TIMEOUT, async (t) => {
-      if (!applies(t, w, 'order')) return;
+      if (!applies(t, w, 'order') || !applies(t, w, 'sync')) return;
       await withInstance(w, async (instance) => {
         // One call completed first (a lock is then held by this thread, as in the check above).
         const warm = instance.op(0, { timeout: BOUNDED });
@@ -1053,8 +1070,8 @@ for (const [index, w] of [...WAITABLES, ...SOCKET_WAITABLES].entries()) {
         const first = instance.op(1, { timeout: BOUNDED });
         first.catch(() => undefined);
         // Both a completion and a waiting call: the completion is the waiting call's.
-        instance.supplyLocal!(11);
-        throwsWith(() => instance.opSync(2, { timeout: 0 }), 'ERR_IPC_TIMEOUT', / timed out after 0 ms/);
+        await instance.supplyLocal!(11);
+        throwsWith(() => syncOf(instance)(2, { timeout: 0 }), 'ERR_IPC_TIMEOUT', / timed out after 0 ms/);
         assert.equal(await first, expected(w, 1, 11));
         await checkDelivered(instance, [0, 1]);
       });
@@ -1065,7 +1082,7 @@ for (const [index, w] of [...WAITABLES, ...SOCKET_WAITABLES].entries()) {
       await withInstance(w, async (instance) => {
         await supply(instance, 11);
         await rejectsWith(() => instance.op(1, { timeOut: 5 }), 'ERR_IPC_INVALID_ARGUMENT', /"timeOut"; did you mean "timeout"\?/);
-        throwsWith(() => instance.opSync(2, { timeOut: 5 }), 'ERR_IPC_INVALID_ARGUMENT', /"timeOut"; did you mean "timeout"\?/);
+        if (instance.opSync !== undefined) throwsWith(() => instance.opSync!(2, { timeOut: 5 }), 'ERR_IPC_INVALID_ARGUMENT', /"timeOut"; did you mean "timeout"\?/);
         await rejectsWith(() => instance.op(3, { signal: 'no' }), 'ERR_IPC_INVALID_ARGUMENT', /signal must be an AbortSignal/);
         await rejectsWith(() => instance.op(4, { timeout: -1 }), 'ERR_IPC_INVALID_ARGUMENT', /timeout must be/);
         // A refused call consumed nothing.
@@ -1103,14 +1120,15 @@ for (const [index, w] of [...WAITABLES, ...SOCKET_WAITABLES].entries()) {
       });
     });
 
-    it(`${CHECKS.soak}. exactly once, in order, intact: ${SOAK_COUNT} records with checksums through a random mix of calls`, TIMEOUT, async (t) => {
+    const soakCount = w.soakCount ?? SOAK_COUNT;
+    it(`${CHECKS.soak}. exactly once, in order, intact: ${soakCount} records with checksums through a random mix of calls`, TIMEOUT, async (t) => {
       if (!applies(t, w, 'soak')) return;
       assert.ok(w.soak !== undefined, 'the adapter has a soak');
       const seed = SEED + index;
       const started = performance.now();
-      const s = await w.soak(SOAK_COUNT, seed);
+      const s = await w.soak(soakCount, seed);
       try {
-        const mix = s.direction === 'receive' ? await driveReceive(s, SOAK_COUNT, seed) : await driveSend(s, SOAK_COUNT, seed);
+        const mix = s.direction === 'receive' ? await driveReceive(s, soakCount, seed) : await driveSend(s, soakCount, seed);
         t.diagnostic(`seed ${seed}, ${(performance.now() - started).toFixed(0)} ms, calls: ${JSON.stringify(mix.forms)}`);
       } finally {
         await s.cleanup();
@@ -1146,6 +1164,8 @@ describe('conformance: the suite itself', () => {
     await stopSharedActor();
     for (const dispose of guards.splice(0)) dispose();
     assert.deepEqual(objects.leftovers(), []);
+    assert.deepEqual(await natsLeftovers(), [], 'mailboxes left on the NATS server');
+    await stopNatsServer();
     assert.deepEqual(fifoLeftovers(), []);
     assert.equal(runningChildren(), 0, 'no actor or peer process is left');
     // libuv closes a child's stdio pipes just after its exit is reported.

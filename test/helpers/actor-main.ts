@@ -6,6 +6,7 @@
  * It exits when stdin closes.
  */
 import { createInterface } from 'node:readline';
+import { NATS_REMOTE } from './nats-waitables.js';
 import { REMOTE, RemoteState } from './waitables.js';
 
 function send(message: unknown): void {
@@ -14,11 +15,12 @@ function send(message: unknown): void {
 }
 
 const state = new RemoteState();
+const handlers = { ...REMOTE, ...NATS_REMOTE };
 
 createInterface({ input: process.stdin })
   .on('line', (line) => {
     const { id, op, params } = JSON.parse(line) as { id: number; op: string; params: Record<string, unknown> };
-    const handler = REMOTE[op];
+    const handler = handlers[op];
     if (handler === undefined) {
       send({ id, error: { code: null, message: `unknown remote operation ${op}` } });
       return;

@@ -49,25 +49,40 @@ export interface ClosedCall {
   async: boolean;
 }
 
+/** What a try form returned. */
+export interface TryResult {
+  raw: unknown;
+  tag: Tag | undefined;
+}
+
 /** One fresh object in the "a call would wait" state. */
 export interface Instance {
   /** `op(options)`: resolves to the call's tag (see the module comment). */
   op(tag: Tag, options?: Options): Promise<Tag>;
-  /** `opSync(options)`. */
-  opSync(tag: Tag, options?: Options): Tag;
-  /** `tryOp()`: the raw result, and its tag when the call completed. Absent: no try form (the adapter says why). */
-  tryOp?: { call(tag: Tag): { raw: unknown; tag: Tag | undefined }; nothing: unknown };
+  /** `opSync(options)`. Absent: no sync form (the adapter says why, as not applicable to the `sync` check). */
+  opSync?(tag: Tag, options?: Options): Tag;
+  /**
+   * `tryOp()`: the raw result, and its tag when the call completed. Absent:
+   * no try form (the adapter says why). `async`: the try form returns a
+   * promise (it never waits for a completion, but asks a server).
+   */
+  tryOp?: { call(tag: Tag): TryResult | Promise<TryResult>; nothing: unknown; async?: boolean };
   /**
    * Makes one call able to complete, from another process; resolves once
    * it is (for a receiver: unit `tag` is there). With `delayMs`, resolves
    * once the other process has the request; `done` when it acted.
    */
   supply(tag: Tag, delayMs?: number): Promise<{ done: Promise<void> }>;
-  /** The same, synchronously from this process, without running the event loop. */
-  supplyLocal?(tag: Tag): void;
+  /**
+   * The same, from this process before any other call is made: synchronously
+   * without running the event loop, or (a mechanism with a server between
+   * the ends) resolving once the server has it.
+   */
+  supplyLocal?(tag: Tag): void | Promise<void>;
   /** Senders: the tags the other side got, in order (ends the instance's use: it drains). */
   delivered?(): Promise<Tag[]>;
-  close(): void;
+  /** Closes the handle: pending calls reject with ERR_IPC_CLOSED (resolves once it is closed, for a handle whose close is async). */
+  close(): void | Promise<void>;
   /** Every method (and descriptor getter) of the handle, called on the closed handle. */
   afterClose?(): ClosedCall[];
   /** The handle's async iteration, as tags. */
@@ -98,7 +113,9 @@ export interface ReceiveSoak {
   direction: 'receive';
   /** Raw results of the three forms (`undefined`: nothing now). */
   async(options: Options): Promise<unknown>;
-  sync(options: Options): unknown;
+  /** Absent: no sync form. */
+  sync?(options: Options): unknown;
+  /** May return a promise (a try form that asks a server). */
   try?(): unknown;
   /** The records a raw result completes; `null` at the end of a stream. */
   records(raw: unknown): Checked[] | null;
@@ -115,9 +132,10 @@ export interface ReceiveSoak {
 export interface SendSoak {
   direction: 'send';
   async(seq: number, options: Options): Promise<void>;
-  sync(seq: number, options: Options): void;
-  /** Whether the record went in. */
-  try?(seq: number): boolean;
+  /** Absent: no sync form. */
+  sync?(seq: number, options: Options): void;
+  /** Whether the record went in (or a promise of it). */
+  try?(seq: number): boolean | Promise<boolean>;
   /** Ends the sending; resolves with what the peer received. */
   finish(): Promise<SoakReport>;
   cleanup(): Promise<void>;
@@ -140,6 +158,8 @@ export interface Waitable {
   notApplicable: Partial<Record<Check, string>>;
   peerKilled?: KillScenario;
   soak?(count: number, seed: number): Promise<Soak>;
+  /** Records of the soak when not the suite's count (each call of this waitable is a network round trip). */
+  soakCount?: number;
 }
 
 /** Every object the adapters create; the suite checks nothing is left. */
