@@ -16,6 +16,7 @@ import { NatsMailbox } from '../src/index.js';
 import { rejectsWith, stillPending } from './helpers/assert.js';
 import { NatsServer, natsMissing } from './helpers/nats-server.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
+import { TcpProxy } from './helpers/tcp-proxy.js';
 
 const STUCK = fileURLToPath(new URL('./helpers/nats-stuck-receiver.js', import.meta.url));
 const server = new NatsServer();
@@ -211,6 +212,30 @@ describe('NatsMailbox', { skip: natsMissing }, () => {
       await nc.close();
     }
     assert.equal((await box.attributes()).messages, 1);
+  });
+
+  it('a send whose answer is lost past its timeout asks again with the same id: it resolves, and the message is stored once', async () => {
+    const box = await fresh();
+    const proxy = await TcpProxy.start(server.port);
+    const relayed = await NatsMailbox.open(`nats://127.0.0.1:${proxy.port}/${box.name}`);
+    try {
+      proxy.hold();
+      const sent = relayed.send('once', { timeout: 0 });
+      sent.catch(() => undefined);
+      // The first publish got no answer within its time; the send asks again (the same message, the same id).
+      const subject = `ipckit.${box.name}.0`;
+      const settled = sent.then(() => undefined, () => undefined);
+      while (proxy.sent(subject) < 2 && await stillPending(settled, 10)) { /* probing the relay */ }
+      assert.equal(proxy.sent(subject), 2, 'the send published twice');
+      proxy.release();
+      await sent;
+      assert.equal((await box.attributes()).messages, 1, 'stored once');
+      assert.equal((await box.receive({ timeout: 0 })).data.toString(), 'once');
+    } finally {
+      proxy.release();
+      await relayed.close();
+      await proxy.close();
+    }
   });
 
   it('a receiver killed after fetching, before handing over, loses nothing: the message is delivered again after ackWait', async () => {
