@@ -112,6 +112,85 @@ static Napi::Value MqReceive(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r);
 }
 
+// The element `i` of a JavaScript array of Uint8Arrays, as bytes.
+static Bytes ElementBytes(const Napi::Array& list, uint32_t i) {
+  auto array = list.Get(i).As<Napi::Uint8Array>();
+  return Bytes{array.Data(), array.ByteLength()};
+}
+
+// The next 8-byte aligned offset at or after `at`: where a batch puts its next message.
+static size_t Aligned(size_t at) { return (at + 7) & ~static_cast<size_t>(7); }
+
+// mqSendMany(fd, list: Uint8Array[], priority, next: Uint32Array(1), timeoutMs, spinUs)
+//   -> messages this call sent (> 0), -EAGAIN while full (none sent), or -errno (none sent).
+// Sends list[next[0]..] in order, advancing next[0] past each one sent. The
+// first waits as mqSend does; the others go in only while there is room
+// now. An error after some were sent ends the call with their count (the
+// next call reports it).
+static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  auto list = info[1].As<Napi::Array>();
+  unsigned prio = info[2].As<Napi::Number>().Uint32Value();
+  auto next = info[3].As<Napi::Uint32Array>();
+  double timeout_ms = ArgDouble(info, 4);
+  double spin_us = ArgDouble(info, 5);
+  uint32_t total = list.Length();
+  int sent = 0;
+  while (next[0] < total) {
+    Bytes b = ElementBytes(list, next[0]);
+    const char* data = reinterpret_cast<const char*>(b.data);
+    auto call = [&](const timespec* deadline) {
+      int n = deadline ? mq_timedsend(fd, data, b.length, prio, deadline) : mq_send(fd, data, b.length, prio);
+      return n < 0 ? -errno : 0;
+    };
+    int r = sent == 0 ? MqAttempt(timeout_ms, spin_us, call) : MqAttempt(0, 0, call);
+    if (r < 0) return Napi::Number::New(info.Env(), sent > 0 ? sent : r);
+    next[0] = next[0] + 1;
+    sent++;
+  }
+  return Napi::Number::New(info.Env(), sent);
+}
+
+// mqReceiveMany(fd, buffer, offset, io: Uint32Array, timeoutMs, spinUs)
+//   -> messages received (> 0), -EAGAIN while empty, or -errno (none received).
+// io[0]: at most this many; io[1]: the queue's mq_msgsize (every receive
+// needs that much room). Message i lands in buffer at an 8-byte aligned
+// offset after message i - 1 (the first at `offset`); io[2 + 2i] is its
+// length and io[3 + 2i] its priority. The first waits as mqReceive does;
+// the others are taken only while queued now, and while room is left.
+static Napi::Value MqReceiveMany(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  Bytes b = ArgBytes(info, 1);
+  size_t at = static_cast<size_t>(ArgInt64(info, 2));
+  auto io = info[3].As<Napi::Uint32Array>();
+  double timeout_ms = ArgDouble(info, 4);
+  double spin_us = ArgDouble(info, 5);
+  size_t slots = io.ElementLength() < 2 ? 0 : (io.ElementLength() - 2) / 2;
+  size_t max = io[0] < slots ? io[0] : slots;
+  size_t need = io[1];
+  int got = 0;
+  while (static_cast<size_t>(got) < max && at <= b.length && b.length - at >= need) {
+    char* data = reinterpret_cast<char*>(b.data) + at;
+    size_t capacity = b.length - at;
+    unsigned prio = 0;
+    auto call = [&](const timespec* deadline) {
+      ssize_t n = deadline ? mq_timedreceive(fd, data, capacity, &prio, deadline) : mq_receive(fd, data, capacity, &prio);
+      return n < 0 ? -errno : static_cast<int>(n);
+    };
+    int r = got == 0 ? MqAttempt(timeout_ms, spin_us, call) : MqAttempt(0, 0, call);
+    if (r < 0) {
+      if (got > 0) break;
+      return Napi::Number::New(info.Env(), r);
+    }
+    io[2 + 2 * got] = static_cast<uint32_t>(r);
+    io[3 + 2 * got] = prio;
+    got++;
+    at = Aligned(at + static_cast<size_t>(r));
+  }
+  if (got == 0) return Errno(info.Env(), ERANGE);
+  return Napi::Number::New(info.Env(), got);
+}
+
 // mqGetAttr(fd, out: Float64Array(4)) -> 0; out = [flags, maxmsg, msgsize, curmsgs]
 static Napi::Value MqGetAttr(const Napi::CallbackInfo& info) {
   mq_attr attr{};
@@ -210,6 +289,74 @@ static Napi::Value MsgRcv(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r);
 }
 
+// msgSndMany(id, type, list: Uint8Array[], next: Uint32Array(1), timeoutMs, spinUs)
+//   -> messages this call sent (> 0), -EAGAIN while full (none sent), or -errno (none sent).
+// As mqSendMany: the first waits as msgSnd does, the others go in only
+// while there is room now; next[0] advances past each one sent.
+static Napi::Value MsgSndMany(const Napi::CallbackInfo& info) {
+  int id = ArgInt(info, 0);
+  long type = static_cast<long>(ArgInt64(info, 1));
+  auto list = info[2].As<Napi::Array>();
+  auto next = info[3].As<Napi::Uint32Array>();
+  double timeout_ms = ArgDouble(info, 4);
+  double spin_us = ArgDouble(info, 5);
+  uint32_t total = list.Length();
+  thread_local std::vector<char> msg;
+  int sent = 0;
+  while (next[0] < total) {
+    Bytes b = ElementBytes(list, next[0]);
+    PackMessage(msg, type, b.data, b.length);
+    auto call = [&](int flags) { return msgsnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0; };
+    int r = sent == 0 ? MsgAttempt(timeout_ms, spin_us, EAGAIN, call) : MsgAttempt(0, 0, EAGAIN, call);
+    if (r < 0) return Napi::Number::New(info.Env(), sent > 0 ? sent : r);
+    next[0] = next[0] + 1;
+    sent++;
+  }
+  return Napi::Number::New(info.Env(), sent);
+}
+
+// msgRcvMany(id, buffer, offset, io: Float64Array, timeoutMs, spinUs)
+//   -> messages received (> 0), -EAGAIN while none matches, or -errno (none received).
+// io[0]: the msgrcv type selector; io[1]: at most this many; io[2]: the
+// largest payload (every receive needs a long and that much room). Message
+// i lands as msgrcv writes it (a long type, then the payload) at an 8-byte
+// aligned offset after message i - 1 (the first at `offset`); io[3 + 2i] is
+// its payload length and io[4 + 2i] its type. The first waits as msgRcv
+// does; the others are taken only while there now, and while room is left.
+static Napi::Value MsgRcvMany(const Napi::CallbackInfo& info) {
+  int id = ArgInt(info, 0);
+  Bytes b = ArgBytes(info, 1);
+  size_t at = static_cast<size_t>(ArgInt64(info, 2));
+  auto io = info[3].As<Napi::Float64Array>();
+  double timeout_ms = ArgDouble(info, 4);
+  double spin_us = ArgDouble(info, 5);
+  long selector = static_cast<long>(io[0]);
+  size_t slots = io.ElementLength() < 3 ? 0 : (io.ElementLength() - 3) / 2;
+  size_t max = io[1] < 0 ? 0 : static_cast<size_t>(io[1]);
+  if (max > slots) max = slots;
+  size_t need = sizeof(long) + static_cast<size_t>(io[2]);
+  int got = 0;
+  while (static_cast<size_t>(got) < max && at <= b.length && b.length - at >= need) {
+    uint8_t* area = b.data + at;
+    size_t capacity = b.length - at - sizeof(long);
+    auto call = [&](int flags) {
+      ssize_t n = msgrcv(id, area, capacity, selector, flags);
+      return n < 0 ? -errno : static_cast<int>(n);
+    };
+    int r = got == 0 ? MsgAttempt(timeout_ms, spin_us, ENOMSG, call) : MsgAttempt(0, 0, ENOMSG, call);
+    if (r < 0) {
+      if (got > 0) break;
+      return Napi::Number::New(info.Env(), r);
+    }
+    io[3 + 2 * got] = static_cast<double>(r);
+    io[4 + 2 * got] = ReceivedType(area);
+    got++;
+    at = Aligned(at + sizeof(long) + static_cast<size_t>(r));
+  }
+  if (got == 0) return Errno(info.Env(), ERANGE);
+  return Napi::Number::New(info.Env(), got);
+}
+
 // msgStat(id) -> object, or -errno
 static Napi::Value MsgStat(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -300,7 +447,8 @@ void InitMessageQueue(Napi::Env env, Napi::Object exports) {
       {"mqOpen", MqOpen}, {"mqUnlink", MqUnlink}, {"mqSend", MqSend}, {"mqReceive", MqReceive},
       {"mqGetAttr", MqGetAttr}, {"ftok", Ftok}, {"msgGet", MsgGet}, {"msgSnd", MsgSnd}, {"msgRcv", MsgRcv},
       {"msgStat", MsgStat}, {"msgSetMaxBytes", MsgSetMaxBytes}, {"msgRemove", MsgRemove},
-      {"msgRcvAsync", MsgRcvAsync}, {"msgSndAsync", MsgSndAsync}
+      {"msgRcvAsync", MsgRcvAsync}, {"msgSndAsync", MsgSndAsync}, {"mqSendMany", MqSendMany},
+      {"mqReceiveMany", MqReceiveMany}, {"msgSndMany", MsgSndMany}, {"msgRcvMany", MsgRcvMany}
   });
 
   exports.Set("mqPrioMax", Napi::Number::New(env, static_cast<double>(sysconf(_SC_MQ_PRIO_MAX))));

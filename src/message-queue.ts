@@ -25,6 +25,7 @@ import {
   DONE, JobLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun,
 } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
+import { BATCH_SLAB, Held, MAX_BATCH, checkBatch, checkMax, decodeBatch } from './internal/batch.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
@@ -109,6 +110,18 @@ export interface PosixMessage<T = Buffer> {
   data: T;
   /** The priority it was sent with, 0 to `MQ_PRIO_MAX - 1`. */
   priority: number;
+}
+
+/** Options of a batched receive ({@link PosixMessageQueue.receiveMany}, {@link SysvMessageQueue.receiveMany}). */
+export interface ReceiveManyOptions extends WaitOptions {
+  /** At most this many messages, 1 to 1024. Default 64. */
+  max?: number;
+}
+
+/** Options of a batched `receiveManySync`. */
+export interface ReceiveManySyncOptions extends SyncWaitOptions {
+  /** At most this many messages, 1 to 1024. Default 64. */
+  max?: number;
 }
 
 /** `mq_getattr` of an open queue. */
@@ -224,6 +237,11 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   /** Receives waiting for a message (the descriptor to become readable). */
   readonly #receiving: ReadinessLane;
   readonly #receiveOp: Operation<PosixMessage<T>> = { step: (timeout, spin) => this.#receiveStep(timeout, spin) };
+  /** Where batched receives land, and their lengths and priorities (made on first use). */
+  #rxMany: ReceiveBuffer | undefined;
+  #manyIo: Uint32Array | undefined;
+  /** Taken by a batch, not yet handed over (its codec refused one): the next receives get these first. */
+  readonly #held = new Held<RawPosix>();
 
   private constructor(name: string, fd: number, access: number, codec: Codec<T>, spin: number, created: boolean, handedOver = false) {
     super();
@@ -434,6 +452,29 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     return tryRun(this.#sending, 'trySend', options, SEND_KEYS, (o) => this.#sendOp(data, o.priority)) !== undefined;
   }
 
+  /**
+   * Sends `messages` in order, all with one priority, waiting while the
+   * queue is full; one native call sends as many as there is room for.
+   * Resolves with how many went in: all of them, or, when the timeout, an
+   * abort or `close()` came after some had gone in, that many (the first
+   * ones, in order). When none went in it rejects, as {@link send} does.
+   * Every message is encoded and checked against `maxMessageSize` before
+   * the first is sent.
+   */
+  sendMany(messages: readonly Outgoing<T>[], options?: PosixSendOptions): Promise<number> {
+    return run(this.#sending, 'sendMany', options, SEND_KEYS, (o) => this.#sendManyOp(messages, o.priority));
+  }
+
+  /** {@link sendMany}, blocking the calling thread while the queue is full: how many went in. */
+  sendManySync(messages: readonly Outgoing<T>[], options?: PosixSendSyncOptions): number {
+    return runSync(this.#sending, 'sendManySync', options, SEND_KEYS, (o) => this.#sendManyOp(messages, o.priority));
+  }
+
+  /** Sends as many of `messages` as there is room for now, in order: how many went in (0 if full, or earlier sends wait). */
+  trySendMany(messages: readonly Outgoing<T>[], options?: { priority?: number }): number {
+    return tryRun(this.#sending, 'trySendMany', options, SEND_KEYS, (o) => this.#sendManyOp(messages, o.priority, true)) ?? 0;
+  }
+
   // -- receive ------------------------------------------------------------
 
   /**
@@ -452,6 +493,26 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   /** Receives a message if one is queued; `undefined` if the queue is empty (or earlier receives are waiting). */
   tryReceive(): PosixMessage<T> | undefined {
     return tryRun(this.#receiving, 'tryReceive', undefined, NO_KEYS, () => this.#receiveOp);
+  }
+
+  /**
+   * Receives several messages in one native call: waits as {@link receive}
+   * does for the first, then takes what is queued now, up to `max` (default
+   * 64), in the order single receives would (highest priority first).
+   * Never an empty array: a wait that ends without a message rejects.
+   */
+  receiveMany(options?: ReceiveManyOptions): Promise<PosixMessage<T>[]> {
+    return run(this.#receiving, 'receiveMany', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max));
+  }
+
+  /** {@link receiveMany}, blocking the calling thread while the queue is empty. */
+  receiveManySync(options?: ReceiveManySyncOptions): PosixMessage<T>[] {
+    return runSync(this.#receiving, 'receiveManySync', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max));
+  }
+
+  /** The messages queued now, up to `max` (default 64); `[]` if none (or earlier receives wait). */
+  tryReceiveMany(options?: { max?: number }): PosixMessage<T>[] {
+    return tryRun(this.#receiving, 'tryReceiveMany', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max)) ?? [];
   }
 
   /**
@@ -491,7 +552,56 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     };
   }
 
+  /**
+   * `messages` encoded and checked, then sent from the first not yet sent.
+   * The step resolves with the count once all are in; `partial` reports
+   * the count when an interruption comes after some. `tryForm`: the step
+   * reports what went in now, even none.
+   */
+  #sendManyOp(messages: readonly Outgoing<T>[], priority: unknown, tryForm = false): Operation<number> {
+    const list = checkBatch<Outgoing<T>>(messages).map((data) => {
+      const bytes = encodeWith(this.#codec, data as T, this.name);
+      if (bytes.length > this.maxMessageSize) throw tooLarge(this.name, bytes.length, this.maxMessageSize, 'the queue\'s maxMessageSize');
+      return bytes;
+    });
+    const prio = optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0);
+    const next = new Uint32Array(1);
+    return {
+      step: (timeout, spin) => {
+        if (next[0]! < list.length) {
+          const r = native.mqSendMany(this.#fd, list, prio, next, timeout, spin);
+          if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'mq_send', this.name);
+        }
+        return next[0] === list.length || tryForm ? next[0]! : undefined;
+      },
+      partial: () => (next[0]! > 0 ? next[0]! : undefined),
+    };
+  }
+
+  #receiveManyOp(max: unknown): Operation<PosixMessage<T>[]> {
+    const limit = checkMax(max);
+    return { step: (timeout, spin) => this.#receiveManyStep(limit, timeout, spin) };
+  }
+
+  #receiveManyStep(limit: number, timeout: number, spin: number): PosixMessage<T>[] | undefined {
+    const decode = (r: RawPosix): PosixMessage<T> => ({ data: decodeWith(this.#codec, r.bytes, this.name), priority: r.priority });
+    if (this.#held.size > 0) return decodeBatch(this.#held.takeMany(limit), decode, this.#held);
+    const rx = this.#rxMany ??= new ReceiveBuffer(this.maxMessageSize, BATCH_SLAB);
+    const io = this.#manyIo ??= new Uint32Array(2 + 2 * MAX_BATCH);
+    rx.ensure();
+    io[0] = limit;
+    io[1] = this.maxMessageSize;
+    const n = native.mqReceiveMany(this.#fd, rx.buffer, rx.offset, io, timeout, spin);
+    if (n === E.EAGAIN) return undefined;
+    if (n < 0) throw systemError(n, 'mq_receive', this.name);
+    const raw: RawPosix[] = new Array<RawPosix>(n);
+    for (let i = 0, at = rx.offset; i < n; i++, at = rx.offset) raw[i] = { bytes: rx.take(at, io[2 + 2 * i]!), priority: io[3 + 2 * i]! };
+    return decodeBatch(raw, decode, this.#held);
+  }
+
   #receiveStep(timeout: number, spin: number): PosixMessage<T> | undefined {
+    const held = this.#held.take();
+    if (held !== undefined) return { data: decodeWith(this.#codec, held.bytes, this.name), priority: held.priority };
     this.#rx.ensure();
     const n = native.mqReceive(this.#fd, this.#rx.buffer, this.#rx.offset, this.#priorityOut, timeout, spin);
     if (n === E.EAGAIN) return undefined;
@@ -501,7 +611,14 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   }
 }
 
+/** A message a batch received, before its codec. */
+interface RawPosix {
+  bytes: Buffer;
+  priority: number;
+}
+
 const NO_KEYS: readonly string[] = [];
+const MANY_KEYS = ['max'] as const;
 const SEND_KEYS = ['priority'] as const;
 const OPEN_KEYS = ['codec', 'access', 'spin', 'owner'] as const;
 const CREATE_KEYS = [...OPEN_KEYS, 'maxMessages', 'maxMessageSize', 'mode'] as const;
@@ -538,6 +655,18 @@ export interface SysvMessageQueueOpenOptions<T = Buffer> extends SpinOptions {
   codec?: CodecOption<T> | undefined;
   /** The uid that must own and have created the queue, or `'any'`. Default: this process's effective uid. */
   owner?: OwnerOption;
+}
+
+/** Options of a batched System V receive. */
+export interface SysvReceiveManyOptions extends ReceiveManyOptions {
+  /** `msgrcv` type selection for every message of the batch, as {@link SysvReceiveOptions.type}. Default `0`. */
+  type?: number;
+}
+
+/** Options of a batched System V `receiveManySync`. */
+export interface SysvReceiveManySyncOptions extends ReceiveManySyncOptions {
+  /** `msgrcv` type selection, as {@link SysvReceiveOptions.type}. Default `0`. */
+  type?: number;
 }
 
 /** Options of a System V receive. */
@@ -663,6 +792,11 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   #maxBytes: number;
   readonly #sending: JobLane;
   readonly #receiving: JobLane;
+  /** Where batched receives land, and their selector, limits, lengths and types (made on first use). */
+  #rxMany: ReceiveBuffer | undefined;
+  #manyIo: Float64Array | undefined;
+  /** Taken by a batch, not yet handed over (its codec refused one): matching receives get these first. */
+  readonly #held = new Held<RawSysv>();
 
   private constructor(id: number, key: number, address: string, codec: Codec<T>, spin: number, created: boolean) {
     super();
@@ -815,6 +949,27 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     return tryRun(this.#sending, 'trySend', undefined, NO_KEYS, () => this.#sendOp(type, data)) !== undefined;
   }
 
+  /**
+   * Sends `messages` in order, all of `type`, waiting while the queue is
+   * full; one native call sends as many as there is room for. Resolves with
+   * how many went in: all, or, when the timeout, an abort or `close()` came
+   * after some had gone in, that many (the first ones, in order). When none
+   * went in it rejects, as {@link send} does.
+   */
+  sendMany(type: number, messages: readonly Outgoing<T>[], options?: WaitOptions): Promise<number> {
+    return run(this.#sending, 'sendMany', options, NO_KEYS, () => this.#sendManyOp(type, messages));
+  }
+
+  /** {@link sendMany}, blocking the calling thread while the queue is full: how many went in. */
+  sendManySync(type: number, messages: readonly Outgoing<T>[], options?: SyncWaitOptions): number {
+    return runSync(this.#sending, 'sendManySync', options, NO_KEYS, () => this.#sendManyOp(type, messages));
+  }
+
+  /** Sends as many of `messages` as there is room for now, in order: how many went in (0 if full, or earlier sends wait). */
+  trySendMany(type: number, messages: readonly Outgoing<T>[]): number {
+    return tryRun(this.#sending, 'trySendMany', undefined, NO_KEYS, () => this.#sendManyOp(type, messages, true)) ?? 0;
+  }
+
   // -- receive ------------------------------------------------------------
 
   /** Receives a message chosen by `type` (see {@link SysvReceiveOptions}), waiting while there is none. */
@@ -830,6 +985,26 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   /** Receives a message chosen by `type` if there is one; `undefined` otherwise (or while earlier receives wait). */
   tryReceive(options?: { type?: number }): SysvMessage<T> | undefined {
     return tryRun(this.#receiving, 'tryReceive', options, RECEIVE_KEYS, (o) => this.#receiveOp(o.type));
+  }
+
+  /**
+   * Receives several messages chosen by `type` in one native call: waits as
+   * {@link receive} does for the first, then takes the matching ones there
+   * now, up to `max` (default 64), as successive receives would. Never an
+   * empty array: a wait that ends without a message rejects.
+   */
+  receiveMany(options?: SysvReceiveManyOptions): Promise<SysvMessage<T>[]> {
+    return run(this.#receiving, 'receiveMany', options, RECEIVE_MANY_KEYS, (o) => this.#receiveManyOp(o.type, o.max));
+  }
+
+  /** {@link receiveMany}, blocking the calling thread while no message matches. */
+  receiveManySync(options?: SysvReceiveManySyncOptions): SysvMessage<T>[] {
+    return runSync(this.#receiving, 'receiveManySync', options, RECEIVE_MANY_KEYS, (o) => this.#receiveManyOp(o.type, o.max));
+  }
+
+  /** The matching messages there now, up to `max` (default 64); `[]` if none (or earlier receives of the selector wait). */
+  tryReceiveMany(options?: { type?: number; max?: number }): SysvMessage<T>[] {
+    return tryRun(this.#receiving, 'tryReceiveMany', options, RECEIVE_MANY_KEYS, (o) => this.#receiveManyOp(o.type, o.max)) ?? [];
   }
 
   /** Receives messages (of `type`, default any) until the handle is closed or `signal` aborts. */
@@ -866,12 +1041,102 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     };
   }
 
+  /** As PosixMessageQueue's: encoded and checked, then sent from the first not yet sent; a waiter thread sends one at a time. */
+  #sendManyOp(type: unknown, messages: readonly Outgoing<T>[], tryForm = false): Operation<number> {
+    const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
+    const list = checkBatch<Outgoing<T>>(messages).map((data) => this.#encode(data));
+    const next = new Uint32Array(1);
+    const progress = (): number | undefined => (next[0] === list.length || tryForm ? next[0]! : undefined);
+    return {
+      step: (timeout, spin) => {
+        if (next[0]! < list.length) {
+          const r = native.msgSndMany(this.id, t, list, next, timeout, spin);
+          if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'msgsnd', this.address);
+        }
+        return progress();
+      },
+      job: {
+        start: (done) => native.msgSndAsync(this.id, t, list[next[0]!]!, done),
+        finish: (r) => {
+          if (r === 0) next[0] = next[0]! + 1;
+          else if (r !== E.EAGAIN) throw systemError(r, 'msgsnd', this.address);
+          return progress();
+        },
+      },
+      partial: () => (next[0]! > 0 ? next[0]! : undefined),
+    };
+  }
+
+  #receiveManyOp(type: unknown, max: unknown): Operation<SysvMessage<T>[]> {
+    const selector = optionalInteger(type, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0);
+    const limit = checkMax(max);
+    const decode = (r: RawSysv): SysvMessage<T> => this.#message(r.bytes, r.type);
+    let area = { buffer: this.#rx.buffer, offset: 0 };
+    return {
+      key: selector,
+      step: (timeout, spin) => {
+        const held = this.#takeHeld(selector, limit);
+        if (held.length > 0) return decodeBatch(held, decode, this.#held);
+        const raw = this.#receiveRaw(selector, limit, timeout, spin);
+        return raw === undefined ? undefined : decodeBatch(raw, decode, this.#held);
+      },
+      job: {
+        // The waiter thread waits for the first; the rest are taken without waiting once it has it.
+        start: (done) => {
+          area = this.#rx.reserveArea();
+          return native.msgRcvAsync(this.id, area.buffer, area.offset, selector, done);
+        },
+        finish: (n, got) => {
+          if (n < 0) throw this.#receiveError(n);
+          const raw: RawSysv[] = [{ bytes: this.#rx.fromArea(area, area.offset + 8, n), type: got! }];
+          if (limit > 1) {
+            try {
+              raw.push(...this.#receiveRaw(selector, limit - 1, 0, 0) ?? []);
+            } catch {
+              // The one already taken is handed over; the next call reports what failed.
+            }
+          }
+          return decodeBatch(raw, decode, this.#held);
+        },
+      },
+    };
+  }
+
+  /** Up to `limit` messages of `selector` in one native call (the first may wait); undefined if none. */
+  #receiveRaw(selector: number, limit: number, timeout: number, spin: number): RawSysv[] | undefined {
+    const rx = this.#rxMany ??= new ReceiveBuffer(8 + this.maxMessageSize, BATCH_SLAB);
+    const io = this.#manyIo ??= new Float64Array(3 + 2 * MAX_BATCH);
+    rx.ensure();
+    io[0] = selector;
+    io[1] = limit;
+    io[2] = this.maxMessageSize;
+    const n = native.msgRcvMany(this.id, rx.buffer, rx.offset, io, timeout, spin);
+    if (n === E.EAGAIN) return undefined;
+    if (n < 0) throw this.#receiveError(n);
+    const raw: RawSysv[] = new Array<RawSysv>(n);
+    for (let i = 0, at = rx.offset; i < n; i++, at = rx.offset) raw[i] = { bytes: rx.take(at + 8, io[3 + 2 * i]!), type: io[4 + 2 * i]! };
+    return raw;
+  }
+
+  /** Held messages `selector` picks, as msgrcv would pick them (the lowest type first for a negative selector). */
+  #takeHeld(selector: number, max: number): RawSysv[] {
+    if (this.#held.size === 0) return [];
+    return this.#held.takeChosen(max, (items) => {
+      if (selector >= 0) return items.findIndex((r) => selector === 0 || r.type === selector);
+      let best = -1;
+      for (let i = 0; i < items.length; i++) if (items[i]!.type <= -selector && (best < 0 || items[i]!.type < items[best]!.type)) best = i;
+      return best;
+    });
+  }
+
   #receiveOp(type: unknown): Operation<SysvMessage<T>> {
     const selector = optionalInteger(type, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0);
     let area = { buffer: this.#rx.buffer, offset: 0 };
     return {
       key: selector,
       step: (timeout, spin) => {
+        const [held] = this.#takeHeld(selector, 1);
+        if (held !== undefined) return this.#message(held.bytes, held.type);
         const rx = this.#rx;
         rx.ensure();
         this.#typeOut[0] = selector;
@@ -926,7 +1191,14 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   }
 }
 
+/** A message a batch received, before its codec. */
+interface RawSysv {
+  bytes: Buffer;
+  type: number;
+}
+
 const RECEIVE_KEYS = ['type'] as const;
+const RECEIVE_MANY_KEYS = ['type', 'max'] as const;
 const SYSV_OPEN_KEYS = ['codec', 'spin', 'owner'] as const;
 const SYSV_CREATE_KEYS = [...SYSV_OPEN_KEYS, 'mode', 'maxBytes'] as const;
 

@@ -137,6 +137,13 @@ export interface NativeBinding {
   /** Receives into buffer[offset..] on a waiter thread (the region must stay reserved); callback(result, type). */
   msgRcvAsync(id: number, buffer: Uint8Array, offset: number, type: number, callback: (result: number, type?: number) => void): number;
   msgSndAsync(id: number, type: number, data: Uint8Array, callback: (result: number) => void): number;
+  /** Sends list[next[0]..] (advancing next[0]); the first may wait, the rest only while there is room: the count sent, or -errno. */
+  mqSendMany(fd: number, list: Uint8Array[], priority: number, next: Uint32Array, timeoutMs: number, spinUs: number): number;
+  /** io[0] max, io[1] msgsize in; io[2 + 2i] length, io[3 + 2i] priority out; messages at aligned offsets from `offset`. */
+  mqReceiveMany(fd: number, buffer: Uint8Array, offset: number, io: Uint32Array, timeoutMs: number, spinUs: number): number;
+  msgSndMany(id: number, type: number, list: Uint8Array[], next: Uint32Array, timeoutMs: number, spinUs: number): number;
+  /** io[0] selector, io[1] max, io[2] largest payload in; io[3 + 2i] length, io[4 + 2i] type out; each a long then the payload. */
+  msgRcvMany(id: number, buffer: Uint8Array, offset: number, io: Float64Array, timeoutMs: number, spinUs: number): number;
 
   // shared-memory.cc
   /** memmove between two byte views (fast for SharedArrayBuffer-backed ones). */

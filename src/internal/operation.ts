@@ -69,6 +69,20 @@ export interface Operation<T> {
    * deals with that part here, and may return the error to report instead.
    */
   interrupted?(error: IpcError): IpcError | undefined;
+  /**
+   * A batch that did part of its work when a timeout, an abort or the
+   * owner's close ended it: what the call resolves with instead of
+   * rejecting (the count of messages that went in), or `undefined` when
+   * nothing was done (the call then rejects as usual).
+   */
+  partial?(): T | undefined;
+}
+
+/** How an interrupted call ends: with its partial result, or with the error. */
+function interruption(op: Operation<unknown>, error: IpcError): { value: unknown; failed: boolean } {
+  const partial = op.partial?.();
+  if (partial !== undefined) return { value: partial, failed: false };
+  return { value: op.interrupted?.(error) ?? error, failed: true };
 }
 
 /** What owns lanes: something that can be closed and has an address for messages. */
@@ -348,7 +362,8 @@ export class NotifyLane extends Lane {
   }
 
   protected interrupted(entry: Entry, error: IpcError): void {
-    this.settle(entry, entry.op.interrupted?.(error) ?? error, true);
+    const end = interruption(entry.op, error);
+    this.settle(entry, end.value, end.failed);
   }
 
   protected emptied(): void {
@@ -405,7 +420,8 @@ export class JobLane extends Lane {
 
   protected interrupted(entry: Entry, error: IpcError): void {
     if (entry.job === undefined) {
-      this.settle(entry, error, true);
+      const end = interruption(entry.op, error);
+      this.settle(entry, end.value, end.failed);
       return;
     }
     // The job may complete before it notices: its result then wins.
@@ -432,7 +448,8 @@ export class JobLane extends Lane {
   #ended(entry: Entry, result: number, extra: number | undefined): void {
     const key = entry.op.key;
     if (result === E.ECANCELED) {
-      this.settle(entry, entry.reason ?? closedError('the pending call', this.owner.address), true);
+      const end = interruption(entry.op, entry.reason ?? closedError('the pending call', this.owner.address));
+      this.settle(entry, end.value, end.failed);
     } else if (result === E.EAGAIN || result === E.ENOSR) {
       this.settle(entry, waiterLimitError(result, this.owner.address), true);
     } else if (!this.serveWith(entry, () => entry.op.job!.finish(result, extra) ?? this.retry(entry))) {
@@ -527,7 +544,11 @@ export function run<T, O extends object = object>(lane: Lane, what: string, opti
       const value = op.step(0, lane.spin);
       if (value !== undefined) return resolvedNow(outcome(value));
     }
-    if (timeout === 0) throw timeoutError(what, lane.owner.address, 0);
+    if (timeout === 0) {
+      const end = interruption(op as Operation<unknown>, timeoutError(what, lane.owner.address, 0));
+      if (end.failed) throw end.value;
+      return resolvedNow(outcome(end.value as T));
+    }
     return lane.enqueue(what, op, timeout, signal) as Promise<Outcome<T>>;
   } catch (err) {
     return Promise.reject(err);
@@ -559,8 +580,9 @@ export function runSync<T, O extends object = object>(lane: Lane, what: string, 
   while (value === undefined) {
     const left = timeout - (performance.now() - start);
     if (left <= 0) {
-      const error = timeoutError(what, lane.owner.address, timeout);
-      throw op.interrupted?.(error) ?? error;
+      const end = interruption(op as Operation<unknown>, timeoutError(what, lane.owner.address, timeout));
+      if (end.failed) throw end.value;
+      return outcome(end.value as T);
     }
     value = op.step(sliceOf(left), 0);
   }

@@ -21,9 +21,9 @@ export interface ReceiveArea {
   offset: number;
 }
 
-function slab(): Buffer {
+function slab(size: number): Buffer {
   // Zeroed: a view's .buffer exposes the whole slab, which must not hold stale process memory.
-  const buffer = Buffer.alloc(SLAB_SIZE);
+  const buffer = Buffer.alloc(size);
   markAsUntransferable(buffer.buffer);
   return buffer;
 }
@@ -34,18 +34,29 @@ export class ReceiveBuffer {
   offset = 0;
   readonly #reserve: number;
   readonly #pooled: boolean;
+  readonly #slabSize: number;
 
-  /** `reserve`: the bytes a receive may write (the largest message plus any header). */
-  constructor(reserve: number) {
+  /**
+   * `reserve`: the bytes a receive may write (the largest message plus any
+   * header). `slabSize`: larger slabs for batched receives, which land many
+   * messages in one go.
+   */
+  constructor(reserve: number, slabSize = SLAB_SIZE) {
     this.#reserve = reserve;
-    this.#pooled = reserve <= SLAB_SIZE / 4;
-    this.buffer = this.#pooled ? slab() : Buffer.allocUnsafe(reserve);
+    this.#slabSize = slabSize;
+    this.#pooled = reserve <= slabSize / 4;
+    this.buffer = this.#pooled ? slab(slabSize) : Buffer.allocUnsafe(reserve);
+  }
+
+  /** Whether messages are views of a shared slab (else each is received alone and copied out). */
+  get pooled(): boolean {
+    return this.#pooled;
   }
 
   /** Makes sure `reserve` bytes are free at `offset`. */
   ensure(): void {
     if (this.#pooled && this.buffer.length - this.offset < this.#reserve) {
-      this.buffer = slab();
+      this.buffer = slab(this.#slabSize);
       this.offset = 0;
     }
   }
