@@ -290,6 +290,26 @@ async function driveSend(s: SendSoak, total: number, seed: number): Promise<Mix>
     } else if (dice < 0.8 && s.try !== undefined) {
       count(mix, 'try');
       if (await s.try(seq)) seq++;
+    } else if (s.many !== undefined && rnd() < 0.5) {
+      // One batched call of 1 to 8 records: with a timeout or an abort, the first n went in, and n says which.
+      const size = Math.min(total - seq, 1 + Math.floor(rnd() * 8));
+      const seqs = Array.from({ length: size }, (_, i) => seq + i);
+      const how = rnd();
+      count(mix, how < 0.4 ? 'sendMany' : how < 0.7 ? 'sendMany timeout' : 'sendMany aborted mid-wait');
+      const options: Options = how < 0.4 ? {} : how < 0.7 ? { timeout: ms(3) } : {};
+      if (how >= 0.7) {
+        const ac = new AbortController();
+        setTimeout(() => ac.abort(), ms(2));
+        options.signal = ac.signal;
+      }
+      let sent = 0;
+      try {
+        sent = await s.many(seqs, options);
+      } catch (err) {
+        if (!gaveUp(err)) throw err;
+      }
+      assert.ok(sent >= 0 && sent <= size && (how >= 0.4 || sent === size), `sendMany of ${size} reported ${sent}`);
+      seq += sent;
     } else {
       // Calls made together go in in the order they were made.
       count(mix, 'batch of 3 async');

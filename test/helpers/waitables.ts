@@ -136,6 +136,8 @@ export interface SendSoak {
   sync?(seq: number, options: Options): void;
   /** Whether the record went in (or a promise of it). */
   try?(seq: number): boolean | Promise<boolean>;
+  /** A batched send of records `seqs` (consecutive): resolves with how many went in, from the first. */
+  many?(seqs: number[], options: Options): Promise<number>;
   /** Ends the sending; resolves with what the peer received. */
   finish(): Promise<SoakReport>;
   cleanup(): Promise<void>;
@@ -356,11 +358,59 @@ export interface QueueParts {
   afterClose(): ClosedCall[];
 }
 
+/** The batched calls of a queue over unit bytes (type 1 for System V), every received message's metadata checked. */
+interface BatchParts {
+  sendMany(list: Buffer[], options?: Options): Promise<number>;
+  sendManySync(list: Buffer[], options?: Options): number;
+  trySendMany(list: Buffer[]): number;
+  receiveMany(options?: Options): Promise<Buffer[]>;
+  receiveManySync(options?: Options): Buffer[];
+  tryReceiveMany(options?: Options): Buffer[];
+  afterClose(): ClosedCall[];
+}
+
 interface QueueFamily {
   label: string;
-  /** Makes a queue; `full`: small enough that 4 units fill it. Returns the handle, a second handle, and its address for the actor. */
-  make(full: boolean): { parts: QueueParts; other: QueueParts; address: string | number; remove(): void };
+  /**
+   * Makes a queue; `full`: small enough that 4 units fill it. Returns the
+   * handle (and its batched calls), a second handle, and its address for
+   * the actor.
+   */
+  make(full: boolean): { parts: QueueParts; batch: BatchParts; other: QueueParts; address: string | number; remove(): void };
   remote: string;
+}
+
+function batchParts(q: PosixMessageQueue | SysvMessageQueue): BatchParts {
+  const metadata = q instanceof PosixMessageQueue ? { priority: 0 } : { type: 1 };
+  const data = (messages: { data: Buffer }[]): Buffer[] => messages.map((m) => {
+    assert.deepEqual(m, { data: m.data, ...metadata });
+    return m.data;
+  });
+  const calls = q instanceof PosixMessageQueue
+    ? { sendMany: (l: Buffer[], o?: Options) => q.sendMany(l, o), sendManySync: (l: Buffer[], o?: Options) => q.sendManySync(l, o),
+      trySendMany: (l: Buffer[]) => q.trySendMany(l) }
+    : { sendMany: (l: Buffer[], o?: Options) => q.sendMany(1, l, o), sendManySync: (l: Buffer[], o?: Options) => q.sendManySync(1, l, o),
+      trySendMany: (l: Buffer[]) => q.trySendMany(1, l) };
+  const receiver = q as unknown as {
+    receiveMany(o?: Options): Promise<{ data: Buffer }[]>; receiveManySync(o?: Options): { data: Buffer }[]; tryReceiveMany(o?: Options): { data: Buffer }[];
+  };
+  return {
+    ...calls,
+    receiveMany: (o) => receiver.receiveMany(o).then(data),
+    receiveManySync: (o) => data(receiver.receiveManySync(o)),
+    tryReceiveMany: (o) => data(receiver.tryReceiveMany(o)),
+    afterClose: () => closedCalls([
+      ['sendMany', () => calls.sendMany([unit(0)]), true], ['sendManySync', () => calls.sendManySync([unit(0)]), false],
+      ['trySendMany', () => calls.trySendMany([unit(0)]), false], ['receiveMany', () => receiver.receiveMany(), true],
+      ['receiveManySync', () => receiver.receiveManySync(), false], ['tryReceiveMany', () => receiver.tryReceiveMany(), false],
+    ]),
+  };
+}
+
+/** The one unit a batched receive got (one was there). */
+function oneUnit(list: Buffer[]): Tag {
+  assert.equal(list.length, 1, 'one unit was there, and one came');
+  return unitTag(list[0]!);
 }
 
 /** The op/opSync/tryOp of an Instance over an adapter that receives unit bytes. */
@@ -477,7 +527,7 @@ const POSIX: QueueFamily = {
     const q = PosixMessageQueue.create(name, full ? { maxMessages: 4, maxMessageSize: 64 } : { maxMessages: 10, maxMessageSize: 128 });
     const other = PosixMessageQueue.open(name);
     return {
-      parts: posixParts(q), other: posixParts(other), address: name,
+      parts: posixParts(q), batch: batchParts(q), other: posixParts(other), address: name,
       remove: () => {
         other.close();
         PosixMessageQueue.unlink(name);
@@ -495,7 +545,7 @@ const SYSV: QueueFamily = {
     const q = SysvMessageQueue.create(key, full ? { maxBytes: 4 * UNIT } : {});
     const other = SysvMessageQueue.open(key);
     return {
-      parts: sysvParts(q), other: sysvParts(other), address: key,
+      parts: sysvParts(q), batch: batchParts(q), other: sysvParts(other), address: key,
       remove: () => {
         other.close();
         SysvMessageQueue.remove(key);
@@ -504,17 +554,31 @@ const SYSV: QueueFamily = {
   },
 };
 
-function queueReceive(family: QueueFamily): Waitable {
+/** A queue's receive, or (`batched`) its receiveMany, whose calls then each take the one unit there. */
+function queueReceive(family: QueueFamily, batched = false): Waitable {
   const r = family.remote;
   return {
-    name: `${family.label}.receive`,
+    name: `${family.label}.${batched ? 'receiveMany' : 'receive'}`,
     yields: 'unit',
-    notApplicable: {},
+    notApplicable: batched ? { iteration: 'async iteration is receive()\'s: the receive adapter checks it' } : {},
     async create() {
-      const { parts: q, other, address, remove } = family.make(false);
+      const { parts: q, batch, other, address, remove } = family.make(false);
       const actor = sharedActor();
+      const many: Partial<Instance> = batched ? {
+        op: (_tag, o) => batch.receiveMany({ max: 4, ...o }).then(oneUnit),
+        opSync: (_tag, o) => oneUnit(batch.receiveManySync({ max: 4, ...o })),
+        tryOp: {
+          call: () => {
+            const list = batch.tryReceiveMany({ max: 4 });
+            return list.length === 0 ? { raw: undefined, tag: undefined } : { raw: list, tag: oneUnit(list) };
+          },
+          nothing: undefined,
+        },
+        afterClose: () => [...q.afterClose(), ...batch.afterClose()],
+      } : {};
       return withAddress<Instance>({
         ...unitReceiver(q, other),
+        ...many,
         supply: (tag, delayMs) => remote(actor, `${r}.send`, { address, tag, delayMs }),
         async cleanup() {
           q.close();
@@ -535,15 +599,17 @@ function queueReceive(family: QueueFamily): Waitable {
       },
     },
     async soak(count, seed) {
-      const { parts: q, address, remove } = family.make(false);
+      const { parts: q, batch, address, remove } = family.make(false);
       const peer = new Actor();
       const peerDone = peer.call(`${r}.soakSend`, { address, count, seed });
+      const some = (list: Buffer[]): Buffer[] | undefined => (list.length === 0 ? undefined : list);
+      const forms = batched
+        ? { async: (o: Options) => batch.receiveMany({ max: 8, ...o }), sync: (o: Options) => batch.receiveManySync({ max: 8, ...o }),
+          try: () => some(batch.tryReceiveMany({ max: 8 })) }
+        : { async: (o: Options) => q.receive(o), sync: (o: Options) => q.receiveSync(o), try: () => q.tryReceive() };
       return {
-        direction: 'receive', ends: false, peerDone,
-        async: (o) => q.receive(o),
-        sync: (o) => q.receiveSync(o),
-        try: () => q.tryReceive(),
-        records: (raw) => (raw === undefined ? [] : [readRecord(raw as Buffer)]),
+        direction: 'receive', ends: false, peerDone, ...forms,
+        records: (raw) => (raw === undefined ? [] : batched ? (raw as Buffer[]).map(readRecord) : [readRecord(raw as Buffer)]),
         async cleanup() {
           q.close();
           await peer.stop();
@@ -836,19 +902,39 @@ function channelSend(shared: boolean): Waitable {
   };
 }
 
-function queueSend(family: QueueFamily): Waitable {
+/** A queue's send, or (`batched`) its sendMany, whose calls then each send a batch of one unit. */
+function queueSend(family: QueueFamily, batched = false): Waitable {
   const r = family.remote;
+  const one = (n: number): void => assert.equal(n, 1, 'the batch of one went in');
   return {
-    name: `${family.label}.send`,
+    name: `${family.label}.${batched ? 'sendMany' : 'send'}`,
     yields: 'call',
     notApplicable: { iteration: 'a sender is not a receiver: there is nothing to iterate' },
     async create() {
-      const { parts: q, other, address, remove } = family.make(true);
+      const { parts: q, batch, other, address, remove } = family.make(true);
       for (let i = 1; i <= 4; i++) assert.equal(q.trySend(unit(-i)), true, 'filling the queue');
       assert.equal(q.trySend(unit(-5)), false, 'the queue is full');
       const actor = sharedActor();
       // Units the other side took out of the queue, in order.
       const taken: Tag[] = [];
+      const many: Partial<Instance> = batched ? {
+        op: (tag, o) => batch.sendMany([unit(tag)], o).then((n) => {
+          one(n);
+          return tag;
+        }),
+        opSync: (tag, o) => {
+          one(batch.sendManySync([unit(tag)], o));
+          return tag;
+        },
+        tryOp: {
+          call: (tag) => {
+            const raw = batch.trySendMany([unit(tag)]);
+            return { raw, tag: raw === 1 ? tag : undefined };
+          },
+          nothing: 0,
+        },
+        afterClose: () => [...q.afterClose(), ...batch.afterClose()],
+      } : {};
       return withAddress<Instance>({
         op: (tag, o) => q.send(unit(tag), o).then(() => tag),
         opSync: (tag, o) => {
@@ -874,6 +960,7 @@ function queueSend(family: QueueFamily): Waitable {
         },
         close: () => q.close(),
         afterClose: () => q.afterClose(),
+        ...many,
         async cleanup() {
           q.close();
           await actor.call('forget', { address: String(address) });
@@ -893,14 +980,16 @@ function queueSend(family: QueueFamily): Waitable {
       },
     },
     async soak(count) {
-      const { parts: q, other, address, remove } = family.make(false);
+      const { parts: q, batch, other, address, remove } = family.make(false);
       const peer = new Actor();
       const report = peer.call<SoakReport>(`${r}.soakReceive`, { address, count });
+      const forms = batched
+        ? { async: (seq: number, o: Options) => batch.sendMany([record(seq)], o).then(one), sync: (seq: number, o: Options) => one(batch.sendManySync([record(seq)], o)),
+          try: (seq: number) => batch.trySendMany([record(seq)]) === 1, many: (seqs: number[], o: Options) => batch.sendMany(seqs.map((seq) => record(seq)), o) }
+        : { async: (seq: number, o: Options) => q.send(record(seq), o), sync: (seq: number, o: Options) => q.sendSync(record(seq), o),
+          try: (seq: number) => q.trySend(record(seq)) };
       return {
-        direction: 'send',
-        async: (seq, o) => q.send(record(seq), o),
-        sync: (seq, o) => q.sendSync(record(seq), o),
-        try: (seq) => q.trySend(record(seq)),
+        direction: 'send', ...forms,
         async finish() {
           const got = await report;
           const extra = other.tryReceive();
@@ -1951,6 +2040,7 @@ function kernelSemaphoreWait(kind: 'named' | 'set'): Waitable {
 /** Every waitable of ipckit, in the order the suite runs them. */
 export const WAITABLES: Waitable[] = [
   queueReceive(POSIX), queueSend(POSIX), queueReceive(SYSV), queueSend(SYSV),
+  queueReceive(POSIX, true), queueSend(POSIX, true), queueReceive(SYSV, true), queueSend(SYSV, true),
   pipeRead(false), pipeRead(true), pipeWrite, pipeReceive, pipeSend,
   fifoOpenRead, fifoOpenWrite,
   signalListener,

@@ -1,0 +1,256 @@
+/**
+ * The batched calls of the message queues (sendMany / receiveMany and
+ * their sync and try forms), both families: what one call moves, exact
+ * counts when a timeout, an abort or close() ends a batch part-way,
+ * argument checks, codecs (a message the codec refuses ends a batch and
+ * nothing after it is lost), and how the batches fit the slab they land in.
+ * The conformance suite runs the same calls between processes, soaks
+ * included.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { PosixMessageQueue, SysvMessageQueue } from '../src/index.js';
+import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
+import { ObjectTracker } from './helpers/objects.js';
+
+const objects = new ObjectTracker();
+after(() => objects.cleanup());
+
+const texts = (messages: { data: Buffer }[]): string[] => messages.map((m) => m.data.toString());
+const words = (n: number, from = 0): string[] => Array.from({ length: n }, (_, i) => `w${from + i}`);
+
+describe('PosixMessageQueue batches', () => {
+  it('trySendMany sends what fits, in order; tryReceiveMany takes up to max, highest priority first', () => {
+    const name = objects.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 5, maxMessageSize: 32 });
+    try {
+      assert.equal(q.trySendMany(words(3)), 3);
+      assert.equal(q.trySendMany(['urgent-a', 'urgent-b'], { priority: 7 }), 2);
+      assert.equal(q.trySendMany(['no room']), 0);
+      assert.equal(q.trySendMany([]), 0);
+      const first = q.tryReceiveMany({ max: 3 });
+      assert.deepEqual(first.map((m) => [m.data.toString(), m.priority]), [['urgent-a', 7], ['urgent-b', 7], ['w0', 0]]);
+      assert.deepEqual(texts(q.tryReceiveMany()), ['w1', 'w2']);
+      assert.deepEqual(q.tryReceiveMany(), []);
+      assert.equal(q.attributes().messages, 0);
+    } finally {
+      q.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('sendManySync fills, waits for room and resolves with the count; a timeout part-way reports exactly what went in', () => {
+    const name = objects.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 32 });
+    try {
+      assert.equal(q.sendManySync(words(2)), 2);
+      // Room for two: the timeout ends the batch with 2 of 5 in.
+      assert.equal(q.sendManySync(words(5, 2), { timeout: 30 }), 2);
+      assert.deepEqual(texts(q.receiveManySync({ max: 10, timeout: 0 })), ['w0', 'w1', 'w2', 'w3']);
+      // Full, and nothing goes in: the usual timeout error.
+      assert.equal(q.trySendMany(words(4)), 4);
+      throwsWith(() => q.sendManySync(['x'], { timeout: 20 }), 'ERR_IPC_TIMEOUT', / timed out after 20 ms/);
+      throwsWith(() => q.sendManySync(['x'], { timeout: 0 }), 'ERR_IPC_TIMEOUT', / timed out after 0 ms/);
+      assert.equal(q.attributes().messages, 4);
+    } finally {
+      q.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('sendMany: waits while full, goes on as room is made; timeout, abort and close part-way resolve with the count', async () => {
+    const name = objects.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 2, maxMessageSize: 32 });
+    const reader = PosixMessageQueue.open(name);
+    try {
+      // 5 through a queue of 2: the reader makes room twice, then the timeout ends it with 4 in.
+      const sending = q.sendMany(words(5), { timeout: 60_000 });
+      await waitUntil('the first two are in', () => q.attributes().messages === 2);
+      assert.equal(await stillPending(sending, 20), true, 'the other three wait for room');
+      const got: string[] = [];
+      while (got.length < 5) got.push(...texts(await reader.receiveMany({ timeout: 10_000 })));
+      assert.deepEqual(got, words(5));
+      assert.equal(await sending, 5);
+
+      const timed = q.sendMany(words(5, 10), { timeout: 40 });
+      assert.equal(await timed, 2);
+      assert.deepEqual(texts(reader.tryReceiveMany()), ['w10', 'w11']);
+
+      const ac = new AbortController();
+      const aborted = q.sendMany(words(3, 20), { signal: ac.signal });
+      await waitUntil('two are in', () => q.attributes().messages === 2);
+      ac.abort();
+      assert.equal(await aborted, 2);
+      // Pre-aborted: nothing goes in.
+      await rejectsWith(() => q.sendMany(['late'], { signal: ac.signal }), 'ERR_IPC_ABORTED');
+      assert.deepEqual(texts(reader.tryReceiveMany()), ['w20', 'w21']);
+
+      const cut = q.sendMany(words(3, 30));
+      const waitingNothing = q.sendMany(['never']);
+      waitingNothing.catch(() => undefined);
+      await waitUntil('two are in', () => q.attributes().messages === 2);
+      q.close();
+      assert.equal(await cut, 2, 'close part-way: the count that went in');
+      await rejectsWith(() => waitingNothing, 'ERR_IPC_CLOSED');
+      assert.deepEqual(texts(reader.tryReceiveMany()), ['w30', 'w31']);
+    } finally {
+      q.close();
+      reader.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('receiveMany waits for the first message, then takes what is queued now (never an empty batch)', async () => {
+    const name = objects.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: 64 });
+    const writer = PosixMessageQueue.open(name);
+    try {
+      const pending = q.receiveMany({ max: 4 });
+      assert.equal(await stillPending(pending, 30), true);
+      writer.sendSync('only');
+      assert.deepEqual(texts(await pending), ['only']);
+      writer.sendManySync(words(6));
+      assert.deepEqual(texts(await q.receiveMany({ max: 4 })), ['w0', 'w1', 'w2', 'w3']);
+      assert.deepEqual(texts(q.receiveManySync({ max: 4 })), ['w4', 'w5']);
+      await rejectsWith(() => q.receiveMany({ timeout: 20 }), 'ERR_IPC_TIMEOUT', / timed out after 20 ms/);
+      throwsWith(() => q.receiveManySync({ timeout: 0 }), 'ERR_IPC_TIMEOUT');
+      const ac = new AbortController();
+      const aborted = q.receiveMany({ signal: ac.signal });
+      ac.abort();
+      await rejectsWith(() => aborted, 'ERR_IPC_ABORTED');
+    } finally {
+      q.close();
+      writer.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('a batch fills 8 KiB messages into its slab: many per call, each intact, none lost at the slab\'s end', () => {
+    const name = objects.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: 8192 });
+    try {
+      const payload = (i: number): Buffer => Buffer.alloc(8192 - (i % 3), 65 + (i % 26));
+      const got: Buffer[] = [];
+      let calls = 0;
+      for (let sent = 0; got.length < 100; calls++) {
+        sent += q.trySendMany(Array.from({ length: Math.min(10, 100 - sent) }, (_, i) => payload(sent + i)));
+        for (const m of q.tryReceiveMany({ max: 1024 })) got.push(m.data);
+      }
+      assert.ok(calls <= 20, `${calls} receives for 100 messages: batches of several`);
+      assert.equal(got.length, 100);
+      got.forEach((data, i) => assert.deepEqual(data, payload(i), `message ${i}`));
+    } finally {
+      q.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('a message its codec refuses ends the batch: the ones before come, its error comes next, the rest follow', () => {
+    const name = objects.name();
+    const raw = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: 64 });
+    const json = PosixMessageQueue.open(name, { codec: 'json' });
+    try {
+      raw.sendManySync(['{"n":1}', '{"n":2}', 'not json', '{"n":4}', '{"n":5}']);
+      assert.deepEqual(json.receiveManySync().map((m) => m.data), [{ n: 1 }, { n: 2 }]);
+      throwsWith(() => json.receiveManySync(), 'ERR_IPC_CODEC');
+      assert.deepEqual(json.tryReceive()?.data, { n: 4 });
+      assert.deepEqual(json.tryReceiveMany().map((m) => m.data), [{ n: 5 }]);
+      // A refused first message: its error at once, the rest kept.
+      raw.sendManySync(['bad', '{"n":7}']);
+      throwsWith(() => json.receiveManySync(), 'ERR_IPC_CODEC');
+      assert.deepEqual(json.receiveManySync().map((m) => m.data), [{ n: 7 }]);
+      // A codec that refuses to encode one message sends none of the batch.
+      throwsWith(() => json.sendManySync([{ ok: 1 }, { big: 1n }]), 'ERR_IPC_CODEC');
+      assert.equal(raw.attributes().messages, 0);
+    } finally {
+      raw.close();
+      json.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('refuses bad batches before sending anything', async () => {
+    const name = objects.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 8 });
+    try {
+      throwsWith(() => q.sendManySync(['ok', 'much too long']), 'ERR_IPC_MESSAGE_TOO_LARGE', /13-byte message/);
+      throwsWith(() => q.trySendMany('ab' as unknown as string[]), 'ERR_IPC_INVALID_ARGUMENT', /messages must be an array/);
+      await rejectsWith(() => q.sendMany(['a'], { priority: -1 }), 'ERR_IPC_INVALID_ARGUMENT', /priority/);
+      await rejectsWith(() => q.sendMany(['a'], { timeOut: 5 } as object), 'ERR_IPC_INVALID_ARGUMENT', /"timeOut"; did you mean "timeout"\?/);
+      for (const max of [0, 1025, 1.5, '4']) throwsWith(() => q.tryReceiveMany({ max } as { max: number }), 'ERR_IPC_INVALID_ARGUMENT', /max must be/);
+      await rejectsWith(() => q.receiveMany({ maxx: 2 } as object), 'ERR_IPC_INVALID_ARGUMENT', /"maxx"/);
+      assert.equal(q.attributes().messages, 0);
+    } finally {
+      q.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+});
+
+describe('SysvMessageQueue batches', () => {
+  it('sends and receives batches by type; a timeout part-way reports exactly what went in', () => {
+    const key = objects.key();
+    // 4 messages of 8 bytes fill it.
+    const q = SysvMessageQueue.create(key, { maxBytes: 32 });
+    try {
+      assert.equal(q.trySendMany(1, ['a1......', 'a2......']), 2);
+      assert.equal(q.sendManySync(2, ['b1......', 'b2......', 'b3......'], { timeout: 30 }), 2);
+      assert.deepEqual(q.tryReceiveMany({ type: 2 }).map((m) => [m.data.toString(), m.type]), [['b1......', 2], ['b2......', 2]]);
+      assert.deepEqual(q.receiveManySync({ max: 1, timeout: 0 }).map((m) => m.data.toString()), ['a1......']);
+      assert.deepEqual(texts(q.tryReceiveMany({ type: -5 })), ['a2......']);
+      throwsWith(() => q.receiveManySync({ type: 3, timeout: 20 }), 'ERR_IPC_TIMEOUT', / timed out after 20 ms/);
+      throwsWith(() => q.trySendMany(0, ['x']), 'ERR_IPC_INVALID_ARGUMENT', /type/);
+    } finally {
+      q.remove();
+    }
+  });
+
+  it('async batches wait on a waiter thread for the first, take the rest at once, and report a partial send exactly', async () => {
+    const key = objects.key();
+    const q = SysvMessageQueue.create(key, { maxBytes: 32 });
+    const other = SysvMessageQueue.open(key);
+    try {
+      const receiving = q.receiveMany({ max: 3, timeout: 10_000 });
+      assert.equal(await stillPending(receiving, 30), true);
+      other.sendManySync(4, ['x1......', 'x2......', 'x3......', 'x4......']);
+      assert.deepEqual((await receiving).map((m) => [m.data.toString(), m.type]), [['x1......', 4], ['x2......', 4], ['x3......', 4]]);
+      assert.deepEqual(texts(other.tryReceiveMany()), ['x4......']);
+
+      const sending = q.sendMany(1, words(6).map((w) => w.padEnd(8, '.')), { timeout: 10_000 });
+      await waitUntil('four are in', () => q.stat().messages === 4);
+      assert.equal(texts(other.receiveManySync({ max: 2 })).length, 2);
+      assert.equal(await sending, 6);
+      assert.deepEqual(texts(other.tryReceiveMany()), ['w2......', 'w3......', 'w4......', 'w5......']);
+
+      const ac = new AbortController();
+      const aborted = q.sendMany(1, words(6).map((w) => w.padEnd(8, '.')), { signal: ac.signal });
+      await waitUntil('four are in', () => q.stat().messages === 4);
+      ac.abort();
+      assert.equal(await aborted, 4);
+      assert.equal(q.stat().messages, 4);
+    } finally {
+      other.close();
+      q.remove();
+    }
+  });
+
+  it('a refused message ends a batch; a held one goes only to a receive whose type selects it', () => {
+    const key = objects.key();
+    const raw = SysvMessageQueue.create(key);
+    const json = SysvMessageQueue.open(key, { codec: 'json' });
+    try {
+      raw.sendManySync(1, ['{"n":1}', 'oops']);
+      raw.sendManySync(2, ['{"n":2}']);
+      raw.sendManySync(3, ['{"n":3}']);
+      assert.deepEqual(json.receiveManySync().map((m) => m.data), [{ n: 1 }]);
+      // Held now: oops (1), n2 (2), n3 (3). Type 3 takes its own; type -2 the lowest type first.
+      assert.deepEqual(json.tryReceiveMany({ type: 3 }).map((m) => m.data), [{ n: 3 }]);
+      throwsWith(() => json.receiveSync({ type: -2 }), 'ERR_IPC_CODEC');
+      assert.deepEqual(json.tryReceive({ type: -2 })?.data, { n: 2 });
+      assert.deepEqual(json.tryReceiveMany(), []);
+    } finally {
+      json.close();
+      raw.remove();
+    }
+  });
+});
