@@ -2,7 +2,10 @@
  * Message-queue benchmark: round-trip latency of 64-byte messages and
  * one-way throughput of 8 KiB messages (the default message-size limit of
  * both families), for ipckit's *Sync and async calls, beside the C
- * reference doing the same calls and Node's child_process IPC.
+ * reference doing the same calls and Node's child_process IPC. Throughput
+ * also runs batched (`sync batch`, `async batch`): sendMany / receiveMany
+ * on both sides, many messages per native call (the kernel has no batched
+ * queue call, so C stays one message per call).
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +20,9 @@ const RTT_SIZE = 64;
 const THROUGHPUT_SIZE = 8192;
 
 type Family = 'posix' | 'sysv';
-type Mode = 'sync' | 'async';
+type Mode = 'sync' | 'async' | 'sync batch' | 'async batch';
+/** Messages a batched sender hands to one sendMany (it waits for room as the receiver drains). */
+const SEND_BATCH = 64;
 type Kind = 'rtt' | 'tput';
 
 interface RoleParams {
@@ -33,20 +38,33 @@ interface RoleParams {
   spin: number;
 }
 
+interface Pair {
+  send: (data: Uint8Array) => void | Promise<void>;
+  receive: () => Buffer | Promise<Buffer>;
+  /** Batched modes: sends every message of `list`; resolves with the number of messages one receiveMany took. */
+  sendMany: (list: Uint8Array[]) => number | Promise<number>;
+  receiveMany: () => number | Promise<number>;
+}
+
 /** Both directions of a pair, opened from this process: sends on A, receives on B. */
-function openPair(p: RoleParams): { send: (data: Uint8Array) => void | Promise<void>; receive: () => Buffer | Promise<Buffer> } {
+function openPair(p: RoleParams): Pair {
+  const sync = p.mode.startsWith('sync');
   if (p.family === 'posix') {
     const a = PosixMessageQueue.open(p.a, { spin: p.spin });
     const b = PosixMessageQueue.open(p.b, { spin: p.spin });
-    return p.mode === 'sync'
-      ? { send: (d) => a.sendSync(d), receive: () => b.receiveSync().data }
-      : { send: (d) => a.send(d), receive: async () => (await b.receive()).data };
+    return sync
+      ? { send: (d) => a.sendSync(d), receive: () => b.receiveSync().data, sendMany: (l) => a.sendManySync(l),
+        receiveMany: () => b.receiveManySync({ max: 1024 }).length }
+      : { send: (d) => a.send(d), receive: async () => (await b.receive()).data, sendMany: (l) => a.sendMany(l),
+        receiveMany: async () => (await b.receiveMany({ max: 1024 })).length };
   }
   const a = SysvMessageQueue.open(Number(p.a), { spin: p.spin });
   const b = SysvMessageQueue.open(Number(p.b), { spin: p.spin });
-  return p.mode === 'sync'
-    ? { send: (d) => a.sendSync(1, d), receive: () => b.receiveSync().data }
-    : { send: (d) => a.send(1, d), receive: async () => (await b.receive()).data };
+  return sync
+    ? { send: (d) => a.sendSync(1, d), receive: () => b.receiveSync().data, sendMany: (l) => a.sendManySync(1, l),
+      receiveMany: () => b.receiveManySync({ max: 1024 }).length }
+    : { send: (d) => a.send(1, d), receive: async () => (await b.receive()).data, sendMany: (l) => a.sendMany(1, l),
+      receiveMany: async () => (await b.receiveMany({ max: 1024 })).length };
 }
 
 const FORK_SERVER = fileURLToPath(new URL('./runner.js', import.meta.url));
@@ -60,6 +78,15 @@ export const roles = {
       for (let i = totalRoundTrips(p.iterations); i > 0; i--) {
         const data = q.receive();
         const sent = q.send(data instanceof Promise ? await data : data);
+        if (sent) await sent;
+      }
+    } else if (p.mode.endsWith('batch')) {
+      for (const n of throughputBatches(p.iterations)) {
+        for (let got = 0; got < n;) {
+          const taken = q.receiveMany();
+          got += typeof taken === 'number' ? taken : await taken;
+        }
+        const sent = q.send(Buffer.from('k'));
         if (sent) await sent;
       }
     } else {
@@ -82,6 +109,16 @@ export const roles = {
       await measureRoundTrips(p.iterations, p.mode === 'sync'
         ? () => { q.send(payload); q.receive(); }
         : async () => { await q.send(payload); await q.receive(); });
+    } else if (p.mode.endsWith('batch')) {
+      const list = Array.from({ length: SEND_BATCH }, () => payload);
+      await measureThroughput(p.iterations, p.size, async (n) => {
+        for (let left = n; left > 0; left -= SEND_BATCH) {
+          const sent = q.sendMany(left >= SEND_BATCH ? list : list.slice(0, left));
+          if (typeof sent !== 'number') await sent;
+        }
+        const ack = q.receive();
+        if (ack instanceof Promise) await ack;
+      });
     } else {
       await measureThroughput(p.iterations, p.size, async (n) => {
         for (let i = 0; i < n; i++) {
@@ -188,7 +225,8 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
           const referenceName = `C ${family} mq${suffix}`;
           rows.push(...rowsFor(mechanism, `C ${family}${suffix}`, ctx.placement, c, null, null));
           if (family === 'posix' && spin === 0) posixC = c;
-          for (const mode of ['sync', 'async'] as const) {
+          const modes: Mode[] = kind === 'tput' ? ['sync', 'async', 'sync batch', 'async batch'] : ['sync', 'async'];
+          for (const mode of modes) {
             const params: RoleParams = { family, mode, kind, a, b, iterations, size, spin };
             const m = await ctx.runPair(ctx.nodeRole(mechanism, 'server', params), ctx.nodeRole(mechanism, 'client', params));
             rows.push(...rowsFor(mechanism, `ipckit ${family} ${mode}${suffix}`, ctx.placement, m, referenceName, c));

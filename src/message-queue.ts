@@ -569,7 +569,8 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     return {
       step: (timeout, spin) => {
         if (next[0]! < list.length) {
-          const r = native.mqSendMany(this.#fd, list, prio, next, timeout, spin);
+          // A step that may sleep spins first, as the first step does: a receiver is making room right now.
+          const r = native.mqSendMany(this.#fd, list, prio, next, timeout, timeout === 0 ? spin : Math.max(spin, this.#sending.spin));
           if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'mq_send', this.name);
         }
         return next[0] === list.length || tryForm ? next[0]! : undefined;
@@ -588,7 +589,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     if (this.#held.size > 0) return decodeBatch(this.#held.takeMany(limit), decode, this.#held);
     const rx = this.#rxMany ??= new ReceiveBuffer(this.maxMessageSize, BATCH_SLAB);
     const io = this.#manyIo ??= new Uint32Array(2 + 2 * MAX_BATCH);
-    rx.ensure();
+    rx.ensureFor(limit);
     io[0] = limit;
     io[1] = this.maxMessageSize;
     const n = native.mqReceiveMany(this.#fd, rx.buffer, rx.offset, io, timeout, spin);
@@ -1050,7 +1051,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     return {
       step: (timeout, spin) => {
         if (next[0]! < list.length) {
-          const r = native.msgSndMany(this.id, t, list, next, timeout, spin);
+          const r = native.msgSndMany(this.id, t, list, next, timeout, timeout === 0 ? spin : Math.max(spin, this.#sending.spin));
           if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'msgsnd', this.address);
         }
         return progress();
@@ -1106,7 +1107,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   #receiveRaw(selector: number, limit: number, timeout: number, spin: number): RawSysv[] | undefined {
     const rx = this.#rxMany ??= new ReceiveBuffer(8 + this.maxMessageSize, BATCH_SLAB);
     const io = this.#manyIo ??= new Float64Array(3 + 2 * MAX_BATCH);
-    rx.ensure();
+    rx.ensureFor(limit);
     io[0] = selector;
     io[1] = limit;
     io[2] = this.maxMessageSize;

@@ -61,6 +61,18 @@ export class ReceiveBuffer {
     }
   }
 
+  /**
+   * Makes sure a batch of `count` messages has room at `offset` (as much
+   * of it as one slab holds): a batch that met the end of a slab early
+   * would come back short.
+   */
+  ensureFor(count: number): void {
+    if (this.#pooled && this.buffer.length - this.offset < Math.min(count * this.#reserve, this.#slabSize / 4)) {
+      this.buffer = slab(this.#slabSize);
+      this.offset = 0;
+    }
+  }
+
   /** Hands out `length` received bytes at `start` and moves past them. */
   take(start: number, length: number): Buffer {
     if (!this.#pooled) return Buffer.from(this.buffer.subarray(start, start + length));
