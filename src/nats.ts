@@ -24,7 +24,7 @@
 import { randomUUID } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node';
-import type { JetStreamClient, JetStreamManager, StreamInfo } from '@nats-io/jetstream';
+import type { AckPolicy, JetStreamClient, JetStreamManager, StreamInfo } from '@nats-io/jetstream';
 import { IpcError } from './errors.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { checkInteger, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
@@ -180,13 +180,23 @@ function apiCode(err: unknown): number | undefined {
 }
 
 const STREAM_NOT_FOUND = 10059;
+const CONSUMER_NOT_FOUND = 10014;
 const MAX_MESSAGES_EXCEEDED = 10077;
 const MAX_BYTES_EXCEEDED = 10047;
 const MESSAGE_TOO_LARGE = 10054;
 
+/** The subjects of a mailbox's stream, one per level: nothing else is stored (a stray `ipckit.name.10` finds no stream). */
+function levelSubjects(name: string): string[] {
+  return Array.from({ length: NATS_PRIORITY_LEVELS }, (_, level) => `ipckit.${name}.${level}`);
+}
+
+/** The filter that asks the stream for its count per subject. */
 function subjectsOf(name: string): string {
   return `ipckit.${name}.*`;
 }
+
+/** The smallest gap between two looks a doorbell may cause, ms: a flood of rings costs the server at most this many requests. */
+const BELL_GAP_MS = 5;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -195,6 +205,12 @@ function sleep(ms: number): Promise<void> {
 /** Connects, or fails with ERR_IPC_UNREACHABLE naming the address once `timeout` has passed. */
 async function connectTo(parsed: Parsed, options: Partial<NatsConnectionOptions>): Promise<NatsConnection> {
   const timeout = optionalInteger(options.connectTimeout, 'connectTimeout', 1, 2 ** 31 - 1, DEFAULT_CONNECT_TIMEOUT);
+  for (const key of ['user', 'pass', 'token'] as const) {
+    if (options[key] !== undefined && typeof options[key] !== 'string') throw invalidArgument(key, options[key], 'a string');
+  }
+  if (options.tls !== undefined && (typeof options.tls !== 'object' || options.tls === null || Array.isArray(options.tls))) {
+    throw invalidArgument('tls', options.tls, 'an object of TLS settings ({ caFile, certFile, keyFile, ... }), as the NATS client takes them');
+  }
   const { connect } = await import('@nats-io/transport-node');
   const deadline = Date.now() + timeout;
   let last: unknown;
@@ -217,6 +233,11 @@ async function connectTo(parsed: Parsed, options: Partial<NatsConnectionOptions>
       const message = (err as Error)?.message ?? '';
       if (/auth|permission/i.test(message)) {
         throw new IpcError('EACCES', `${parsed.address}: the server refused the credentials (${message}).`, { address: parsed.address, cause: err });
+      }
+      // Settings that no retry mends: TLS that one side wants and the other does not, or TLS files that cannot be read.
+      if (/tls|certificate|ENOENT|EACCES/i.test(message)) {
+        throw new IpcError('ERR_IPC_UNREACHABLE', `${parsed.address}: the connection to ${parsed.server} failed for its TLS settings ` +
+          `(${message}). Check the tls option against the server's configuration.`, { address: parsed.address, cause: err });
       }
     }
     const left = deadline - Date.now();
@@ -300,6 +321,11 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
   readonly #waiters = { sent: new Set<() => void>(), taken: new Set<() => void>() };
   readonly #receivers = new Line();
   readonly #senders = new Line();
+  /** Where the server answers this handle's pulls (one at a time: the receive line), and the pull waiting for its answer. */
+  readonly #inbox = `_INBOX.ipckit.${randomUUID().replaceAll('-', '')}`;
+  #answer: ((m: Msg) => void) | undefined;
+  /** Requests under way (publishes, pulls): close() lets them finish before it lets go of the connection. */
+  readonly #inFlight = new Set<Promise<unknown>>();
   #closed = false;
 
   private constructor(parsed: Parsed, nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, info: StreamInfo,
@@ -321,6 +347,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
         },
       }));
     }
+    this.#bells.push(nc.subscribe(this.#inbox, { callback: (_err, m) => this.#pulled(m) }));
   }
 
   /** Creates the mailbox; `EEXIST` if a stream of that name is there. */
@@ -379,17 +406,20 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
         throw new IpcError('ERR_IPC_UNREACHABLE', `${parsed.address}: the server has no JetStream (start it with nats-server -js): ` +
           `${(err as Error)?.message ?? err}`, { address: parsed.address, cause: err });
       }
+      const exists = (): IpcError => new IpcError('EEXIST', `${parsed.address} exists already: open it, or remove it first.`,
+        { address: parsed.address, errno: ERRNO.EEXIST });
       let info = await streamInfo(jsm, parsed);
       let created = false;
-      if (info !== undefined && how === 'create') {
-        throw new IpcError('EEXIST', `${parsed.address} exists already: open it, or remove it first.`, { address: parsed.address, errno: ERRNO.EEXIST });
-      }
+      if (info !== undefined && how === 'create') throw exists();
       if (info === undefined && how === 'open') throw missing(parsed.address, 'does not exist: create it first (NatsMailbox.create or ipckit mq create).');
       if (info === undefined) {
+        // The server accepts an identical stream twice: a token of this call tells whose stream it is.
+        const description = `ipckit mailbox ${randomUUID()}`;
         try {
           info = await jsm.streams.add({
             name: parsed.name,
-            subjects: [subjectsOf(parsed.name)],
+            description,
+            subjects: levelSubjects(parsed.name),
             retention: RetentionPolicy.Workqueue,
             discard: DiscardPolicy.New,
             storage: storageName === 'file' ? StorageType.File : StorageType.Memory,
@@ -398,24 +428,23 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
             duplicate_window: 120_000 * 1e6,
             num_replicas: 1,
           });
-          created = true;
+          created = info.config.description === description;
         } catch (err) {
           // Someone created it meanwhile, with other settings: for openOrCreate that one is the mailbox.
-          const again = how === 'openOrCreate' ? await streamInfo(jsm, parsed) : undefined;
+          const again = await streamInfo(jsm, parsed);
           if (again === undefined) throw mapApiError(err, parsed.address, 'create');
           info = again;
         }
-        for (let level = 0; level < NATS_PRIORITY_LEVELS; level++) {
-          await jsm.consumers.add(parsed.name, {
-            durable_name: `p${level}`,
-            filter_subject: `ipckit.${parsed.name}.${level}`,
-            ack_policy: AckPolicy.Explicit,
-            ack_wait: limits.ackWait * 1e6,
-            max_ack_pending: -1,
-          });
-        }
+        if (!created && how === 'create') throw exists();
       }
       checkMailbox(info, parsed);
+      try {
+        await ensureConsumers(jsm, parsed, AckPolicy.Explicit, created ? limits.ackWait : undefined);
+      } catch (err) {
+        // A mailbox this call made is not left half made (a later open would accept it).
+        if (created) await jsm.streams.delete(parsed.name).catch(() => undefined);
+        throw err instanceof IpcError ? err : mapApiError(err, parsed.address, how);
+      }
       return new NatsMailbox<T>(parsed, nc, jetstream(nc, { timeout: REQUEST_TIMEOUT }), jsm, info, codec, created);
     } catch (err) {
       await nc.close().catch(() => undefined);
@@ -447,9 +476,15 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     const place = await this.#turn(this.#senders, 'send', deadline, timeout, signal);
     try {
       const id = randomUUID();
+      // The last publish went unanswered: it may be stored, so giving up (abort, close) first asks again with the same id.
+      let unknown: unknown;
       for (let delay = 10; ;) {
-        this.#check('send');
-        if (signal?.aborted) throw abortError('send', this.address, signal);
+        if (this.#closed || signal?.aborted) {
+          const end = this.#closed ? closedError('send', this.address) : abortError('send', this.address, signal!);
+          if (unknown === undefined || this.#closed) throw end;
+          if (await this.#settle(level, bytes, id, 'send', timeout, unknown)) return;
+          throw end;
+        }
         // Listening before asking: a receiver that takes one between the "full" answer and the wait still wakes it.
         const bell = this.#bell('taken');
         try {
@@ -457,10 +492,15 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
           try {
             // The server's answer gets a moment even when the caller's time is nearly up (timeout 0 still asks once).
             stored = await this.#publish(level, bytes, id, Math.min(REQUEST_TIMEOUT, Math.max(ANSWER_MS, deadline - performance.now())));
+            unknown = undefined;
           } catch (err) {
             if (!isTransient(err)) throw this.#failure(err, 'send', timeout);
+            unknown = err;
             // No answer by the deadline: whether it went in is not known yet.
-            if (performance.now() >= deadline) return await this.#settle(level, bytes, id, 'send', timeout, err);
+            if (performance.now() >= deadline) {
+              if (await this.#settle(level, bytes, id, 'send', timeout, err)) return;
+              throw timeoutError('send', this.address, timeout);
+            }
           }
           if (stored === true) return;
           const left = deadline - performance.now();
@@ -491,8 +531,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
       return await this.#publish(level, bytes, id, REQUEST_TIMEOUT);
     } catch (err) {
       if (!isTransient(err)) throw this.#failure(err, 'trySend', REQUEST_TIMEOUT);
-      await this.#settle(level, bytes, id, 'trySend', REQUEST_TIMEOUT, err);
-      return true;
+      return await this.#settle(level, bytes, id, 'trySend', REQUEST_TIMEOUT, err);
     } finally {
       place.leave();
     }
@@ -501,22 +540,20 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
   /**
    * The answer to a send was late past its deadline: the same message id
    * once more tells whether it went in (the server keeps one copy per id).
-   * Returns if it is stored; `ERR_IPC_TIMEOUT` if the mailbox is full (so
-   * it was not); `ERR_IPC_UNREACHABLE` saying the outcome is unknown if the
-   * server still does not answer.
+   * True if it is stored; false if the mailbox is full (so it was not);
+   * `ERR_IPC_UNREACHABLE` saying the outcome is unknown if the server still
+   * does not answer.
    */
-  async #settle(level: number, bytes: Uint8Array, id: string, what: string, timeout: number, first: unknown): Promise<void> {
-    let stored: boolean;
+  async #settle(level: number, bytes: Uint8Array, id: string, what: string, timeout: number, first: unknown): Promise<boolean> {
     try {
-      stored = await this.#publish(level, bytes, id, REQUEST_TIMEOUT);
+      return await this.#publish(level, bytes, id, REQUEST_TIMEOUT);
     } catch (err) {
       if (!isTransient(err)) throw this.#failure(err, what, timeout);
-      if (this.#closed) throw closedError(what, this.address);
-      throw new IpcError('ERR_IPC_UNREACHABLE', `${what} on ${this.address}: the server did not answer within ${timeout} ms, nor in ` +
-        `${REQUEST_TIMEOUT} ms more (${(first as Error)?.message ?? first}); the message may or may not be stored. ` +
-        'Look with attributes() once the server is back before sending it again.', { address: this.address, cause: err });
+      throw new IpcError('ERR_IPC_UNREACHABLE', `${what} on ${this.address}: a first answer did not come (${(first as Error)?.message ?? first}), ` +
+        `and asking again with the same message id got none within ${REQUEST_TIMEOUT} ms (${(err as Error)?.message ?? err}); ` +
+        'the message may or may not be stored. Look with attributes() once the server is back before sending it again.',
+      { address: this.address, cause: err });
     }
-    if (!stored) throw timeoutError(what, this.address, timeout);
   }
 
   /**
@@ -538,8 +575,9 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
         const bell = this.#bell('sent');
         try {
           let got: NatsMessage<T> | undefined;
+          const looked = performance.now();
           try {
-            got = await this.#takeOne(deadline - performance.now());
+            got = await this.#takeOne(deadline - performance.now(), signal);
           } catch (err) {
             if (!isTransient(err) || performance.now() >= deadline) throw this.#failure(err, 'receive', timeout);
           }
@@ -547,6 +585,9 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
           const left = deadline - performance.now();
           if (left <= 0) throw timeoutError('receive', this.address, timeout);
           await this.#wait(bell.rang, Math.min(left, LOOK_EVERY), signal);
+          // A flood of rings makes at most one look per BELL_GAP_MS.
+          const gap = BELL_GAP_MS - (performance.now() - looked);
+          if (gap > 0 && !signal?.aborted && !this.#closed) await this.#wait(new Promise(() => undefined), Math.min(gap, deadline - performance.now()), signal);
         } finally {
           bell.cancel();
         }
@@ -618,6 +659,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
       throw this.#failure(err, 'attributes', REQUEST_TIMEOUT);
     }
     if (info === undefined) throw missing(this.address, 'was removed.');
+    checkMailbox(info, this);
     const consumer = await this.#jsm.consumers.info(this.name, 'p0').catch(() => undefined);
     return {
       messages: info.state.messages,
@@ -647,6 +689,9 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     for (const waiters of Object.values(this.#waiters)) for (const wake of [...waiters]) wake();
     this.#receivers.wakeAll();
     this.#senders.wakeAll();
+    // A publish or pull under way gets its answer (each is bounded by its timeout): a message is neither stored
+    // unbeknown to its sender nor left taken and unacknowledged until ackWait.
+    await Promise.allSettled([...this.#inFlight]);
     for (const bell of this.#bells) bell.unsubscribe();
     await this.#nc.close().catch(() => undefined);
   }
@@ -672,13 +717,15 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
   /** One publish: true if stored (or a duplicate of one stored), false if the mailbox is full. */
   async #publish(level: number, bytes: Uint8Array, id: string, timeout: number): Promise<boolean> {
     try {
-      await this.#js.publish(`ipckit.${this.name}.${level}`, bytes, { msgID: id, timeout, expect: { streamName: this.name } });
+      await this.#track(this.#js.publish(`ipckit.${this.name}.${level}`, bytes, { msgID: id, timeout, expect: { streamName: this.name } }));
     } catch (err) {
       const code = apiCode(err);
       if (code === MAX_MESSAGES_EXCEEDED || code === MAX_BYTES_EXCEEDED) return false;
-      // Nothing takes the subject: the mailbox was removed (else the server is only restarting its JetStream).
-      if (/no responders|503|not enabled/i.test(String((err as Error)?.message ?? err)) && await streamInfo(this.#jsm, this) === undefined) {
-        throw missing(this.address, 'was removed.', err);
+      // Nothing takes the subject: the mailbox was removed or replaced (else the server is only restarting its JetStream).
+      if (/no responders|503|not enabled/i.test(String((err as Error)?.message ?? err))) {
+        const info = await streamInfo(this.#jsm, this);
+        if (info === undefined) throw missing(this.address, 'was removed.', err);
+        checkMailbox(info, this);
       }
       throw err;
     }
@@ -687,30 +734,92 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
   }
 
   /** Takes one message with a no-wait pull from the highest level that has one; undefined if none. */
-  async #takeOne(left = REQUEST_TIMEOUT): Promise<NatsMessage<T> | undefined> {
+  async #takeOne(left = REQUEST_TIMEOUT, signal?: AbortSignal): Promise<NatsMessage<T> | undefined> {
     const timeout = Math.min(REQUEST_TIMEOUT, Math.max(ANSWER_MS, left));
-    const info = await streamInfo(this.#jsm, this, timeout);
+    const info = await streamInfo(this.#jsm, this, timeout, signal);
     if (info === undefined) throw missing(this.address, 'was removed.');
+    checkMailbox(info, this);
     const levels = levelsOf(info, this.name);
     for (let level = NATS_PRIORITY_LEVELS - 1; level >= 0; level--) {
       if (levels[level] === 0) continue;
-      const reply: Msg = await this.#nc.request(`$JS.API.CONSUMER.MSG.NEXT.${this.name}.p${level}`,
-        JSON.stringify({ batch: 1, no_wait: true }), { timeout, noMux: true });
+      let reply: Msg;
+      try {
+        reply = await this.#pull(level, timeout);
+        if (reply.headers?.code === 503) throw Object.assign(new Error('no responders (503)'), { code: '503' });
+      } catch (err) {
+        // No consumer answers for the level (another client deleted it): made again, then asked again.
+        const gone = await this.#jsm.consumers.info(this.name, `p${level}`).then(() => false, (e: unknown) => apiCode(e) === CONSUMER_NOT_FOUND);
+        if (!gone) throw err;
+        await ensureConsumers(this.#jsm, this, (await import('@nats-io/jetstream')).AckPolicy.Explicit, undefined);
+        reply = await this.#pull(level, timeout);
+      }
       // A status (404 no messages, 408 request expired) instead of a message: another receiver was faster.
       if (reply.reply === undefined || !reply.reply.startsWith('$JS.ACK.')) continue;
-      const redelivered = deliveryCount(reply.reply) - 1;
-      let data: T;
-      try {
-        data = decodeWith(this.#codec, Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength), this.address);
-      } catch (err) {
-        this.#ack(reply);
-        throw err;
-      }
-      // Handed over now: acknowledged now (a receiver that died before this leaves it to be delivered again).
-      this.#ack(reply);
-      return { data, priority: level, redelivered };
+      return this.#handOver(reply);
     }
     return undefined;
+  }
+
+  /** A pulled message, decoded and acknowledged as it is handed over (its level is its subject's). */
+  #handOver(reply: Msg): NatsMessage<T> {
+    const level = Number(reply.subject.slice(`ipckit.${this.name}.`.length));
+    const redelivered = deliveryCount(reply.reply!) - 1;
+    let data: T;
+    try {
+      data = decodeWith(this.#codec, Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength), this.address);
+    } catch (err) {
+      this.#ack(reply);
+      throw err;
+    }
+    // Handed over now: acknowledged now (a receiver that died before this leaves it to be delivered again).
+    this.#ack(reply);
+    return { data, priority: Number.isInteger(level) ? level : 0, redelivered };
+  }
+
+  /**
+   * One no-wait pull from level `level`, answered on this handle's inbox:
+   * a message or a status. Throws a timeout (transient) if no answer comes
+   * in `timeout` ms; an answer that comes later is given back (see {@link #pulled}).
+   */
+  #pull(level: number, timeout: number): Promise<Msg> {
+    let timer: NodeJS.Timeout | undefined;
+    const answer = new Promise<Msg>((resolve, reject) => {
+      const take = (m: Msg): void => {
+        clearTimeout(timer);
+        resolve(m);
+      };
+      this.#answer = take;
+      timer = setTimeout(() => {
+        if (this.#answer === take) this.#answer = undefined;
+        reject(Object.assign(new Error(`no answer to a pull within ${timeout} ms (timeout)`), { code: 'TIMEOUT' }));
+      }, timeout);
+    });
+    this.#nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${this.name}.p${level}`, JSON.stringify({ batch: 1, no_wait: true }), { reply: this.#inbox });
+    return this.#track(answer);
+  }
+
+  /**
+   * An answer on the pull inbox: to the pull waiting for one, or, if none
+   * waits (it gave up), a message given back at once (`-NAK`) rather than
+   * left taken until ackWait, and a ring so that waiting receivers look.
+   */
+  #pulled(m: Msg): void {
+    const answer = this.#answer;
+    if (answer !== undefined) {
+      this.#answer = undefined;
+      answer(m);
+    } else if (m.reply?.startsWith('$JS.ACK.') === true) {
+      m.respond('-NAK');
+      this.#nc.publish(`ipckit-bell.${this.name}.sent`);
+    }
+  }
+
+  /** Tracks a request under way until it settles (close() waits for it). */
+  #track<R>(request: Promise<R>): Promise<R> {
+    this.#inFlight.add(request);
+    const untrack = (): void => void this.#inFlight.delete(request);
+    request.then(untrack, untrack);
+    return request;
   }
 
   #ack(message: Msg): void {
@@ -734,6 +843,8 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
 
   /** Waits for `event`, `ms`, or the abort, whichever comes first. */
   async #wait(event: Promise<void>, ms: number, signal: AbortSignal | undefined): Promise<void> {
+    // An abort event that already fired will not fire again.
+    if (signal?.aborted) return;
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     try {
@@ -765,16 +876,26 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
 }
 
 /** The stream's info with per-subject counts; undefined if there is no such stream. */
-async function streamInfo(jsm: JetStreamManager, box: { name: string; address: string }, timeout = REQUEST_TIMEOUT): Promise<StreamInfo | undefined> {
+async function streamInfo(jsm: JetStreamManager, box: { name: string; address: string }, timeout = REQUEST_TIMEOUT,
+  signal?: AbortSignal): Promise<StreamInfo | undefined> {
   try {
     let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
     try {
+      // Only reads: a receive that is aborted need not wait for the answer.
       return await Promise.race([
         jsm.streams.info(box.name, { subjects_filter: subjectsOf(box.name) }),
         new Promise<never>((_, reject) => { timer = setTimeout(() => reject(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })), timeout); }),
+        new Promise<never>((_, reject) => {
+          if (signal === undefined) return;
+          onAbort = () => reject(abortError('receive', box.address, signal));
+          if (signal.aborted) onAbort();
+          else signal.addEventListener('abort', onAbort, { once: true });
+        }),
       ]);
     } finally {
       clearTimeout(timer);   // every receive asks: no timer may outlive its answer
+      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
     }
   } catch (err) {
     if (apiCode(err) === STREAM_NOT_FOUND) return undefined;
@@ -782,12 +903,44 @@ async function streamInfo(jsm: JetStreamManager, box: { name: string; address: s
   }
 }
 
-/** Refuses a stream of that name that is not an ipckit mailbox (another application's). */
-function checkMailbox(info: StreamInfo, parsed: Parsed): void {
-  const subjects = info.config.subjects ?? [];
-  if (info.config.retention !== 'workqueue' || subjects.length !== 1 || subjects[0] !== subjectsOf(parsed.name)) {
-    throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${parsed.address}: the stream ${parsed.name} on that server is no ipckit mailbox ` +
-      `(retention ${info.config.retention}, subjects ${subjects.join(', ')}); pick another name.`, { address: parsed.address });
+/**
+ * Refuses a stream of that name that is not an ipckit mailbox (another
+ * application's, or one edited since): its retention, discard policy,
+ * subjects and limits must be the ones a mailbox is made with.
+ */
+function checkMailbox(info: StreamInfo, box: { name: string; address: string }): void {
+  const c = info.config;
+  const subjects = [...(c.subjects ?? [])].sort();
+  const wanted = levelSubjects(box.name).sort();
+  const problem = c.retention !== 'workqueue' ? `retention ${c.retention}`
+    : c.discard !== 'new' ? `discard ${c.discard}`
+      : subjects.length !== wanted.length || subjects.some((subject, i) => subject !== wanted[i]) ? `subjects ${subjects.join(', ')}`
+        : !(c.max_msgs > 0) ? `max_msgs ${c.max_msgs}`
+          : !(c.max_msg_size > HEADER_ALLOWANCE) ? `max_msg_size ${c.max_msg_size}` : undefined;
+  if (problem !== undefined) {
+    throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${box.address}: the stream ${box.name} on that server is no ipckit mailbox ` +
+      `(${problem}); pick another name, or remove that stream.`, { address: box.address });
+  }
+}
+
+/**
+ * Makes the consumers of the levels that lack one: all of them for a new
+ * mailbox (with `ackWait`), and any that another client deleted (with the
+ * ackWait of the others).
+ */
+async function ensureConsumers(jsm: JetStreamManager, box: { name: string }, explicit: AckPolicy, ackWait: number | undefined): Promise<void> {
+  const have = new Map<string, number>();
+  for await (const consumer of jsm.consumers.list(box.name)) have.set(consumer.name, consumer.config.ack_wait ?? 0);
+  const waitNs = ackWait !== undefined ? ackWait * 1e6 : [...have.values()].find((ns) => ns > 0) ?? 30_000 * 1e6;
+  for (let level = 0; level < NATS_PRIORITY_LEVELS; level++) {
+    if (have.has(`p${level}`)) continue;
+    await jsm.consumers.add(box.name, {
+      durable_name: `p${level}`,
+      filter_subject: `ipckit.${box.name}.${level}`,
+      ack_policy: explicit,
+      ack_wait: waitNs,
+      max_ack_pending: -1,
+    });
   }
 }
 
