@@ -289,3 +289,143 @@ describe('NatsMailbox', { skip: natsMissing }, () => {
     }
   });
 });
+
+/** A plain NATS client of the test server, as another application would be: its JetStream manager and client. */
+async function rawClient(): Promise<{ jsm: import('@nats-io/jetstream').JetStreamManager; js: import('@nats-io/jetstream').JetStreamClient; close(): Promise<void> }> {
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
+  const nc = await connect({ servers: `127.0.0.1:${server.port}` });
+  return { jsm: await jetstreamManager(nc), js: jetstream(nc), close: () => nc.close() };
+}
+
+describe('NatsMailbox against other clients and faults', { skip: natsMissing }, () => {
+  it('a consumer another client deleted is made again: on open, and when a receive finds it gone (no hang, no level hidden)', async () => {
+    const box = await fresh();
+    const raw = await rawClient();
+    try {
+      await raw.jsm.consumers.delete(box.name, 'p5');
+      await box.send('low', { priority: 1 });
+      await box.send('high', { priority: 5 });
+      const first = await box.receive({ timeout: 10_000 });
+      assert.deepEqual([first.data.toString(), first.priority], ['high', 5]);
+      assert.deepEqual((await box.receive({ timeout: 10_000 })).data.toString(), 'low');
+      await raw.jsm.consumers.delete(box.name, 'p3');
+      const again = await NatsMailbox.open(box.address);
+      await again.close();
+      const names: string[] = [];
+      for await (const c of raw.jsm.consumers.list(box.name)) names.push(c.name);
+      assert.deepEqual(names.sort(), ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8', 'p9']);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('create is exclusive: of five at once, one makes the mailbox and four get EEXIST', async () => {
+    const address = server.address(unique());
+    const results = await Promise.allSettled(Array.from({ length: 5 }, () => NatsMailbox.create(address, { storage: 'memory' })));
+    const made = results.filter((r): r is PromiseFulfilledResult<NatsMailbox> => r.status === 'fulfilled').map((r) => r.value);
+    for (const box of made) open.add(box as NatsMailbox<unknown>);
+    assert.equal(made.length, 1, 'one creator');
+    assert.deepEqual(results.filter((r) => r.status === 'rejected').map((r) => ((r as PromiseRejectedResult).reason as { code: string }).code),
+      ['EEXIST', 'EEXIST', 'EEXIST', 'EEXIST']);
+    const opened = await Promise.all(Array.from({ length: 3 }, () => NatsMailbox.openOrCreate(address)));
+    assert.deepEqual(opened.map((b) => b.created), [false, false, false]);
+    for (const b of opened) await b.close();
+  });
+
+  it('stores nothing but its ten levels: a publish to ipckit.NAME.10 finds no stream, and the mailbox stays empty', async () => {
+    const box = await fresh({ maxMessages: 1 });
+    const raw = await rawClient();
+    try {
+      await assert.rejects(raw.js.publish(`ipckit.${box.name}.10`, 'stray', { timeout: 2000 }));
+      assert.equal((await box.attributes()).messages, 0);
+      assert.equal(await box.trySend('fits'), true);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('refuses a stream of that name made by another tool, before and after open: ERR_IPC_INVALID_ADDRESS, no hang', async () => {
+    const raw = await rawClient();
+    const { RetentionPolicy } = await import('@nats-io/jetstream');
+    const name = unique();
+    try {
+      await raw.jsm.streams.add({ name, subjects: [`ipckit.${name}.*`], retention: RetentionPolicy.Workqueue });
+      await rejectsWith(() => NatsMailbox.open(server.address(name)), 'ERR_IPC_INVALID_ADDRESS', /is no ipckit mailbox \(discard old\)/);
+      await raw.jsm.streams.delete(name);
+      // Replaced under an open handle: its calls say so at once.
+      const box = await NatsMailbox.create(server.address(name), { storage: 'memory' });
+      open.add(box as NatsMailbox<unknown>);
+      await raw.jsm.streams.delete(name);
+      await raw.jsm.streams.add({ name, subjects: [`other.${name}`], retention: RetentionPolicy.Workqueue });
+      await rejectsWith(() => box.trySend('x'), 'ERR_IPC_INVALID_ADDRESS', /is no ipckit mailbox/);
+      await rejectsWith(() => box.receive({ timeout: 10_000 }), 'ERR_IPC_INVALID_ADDRESS');
+      await rejectsWith(() => box.attributes(), 'ERR_IPC_INVALID_ADDRESS');
+      await raw.jsm.streams.delete(name);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('a send aborted while its publish has no answer asks again with the same id: stored, so it resolves (and is stored once)', async () => {
+    const box = await fresh();
+    const proxy = await TcpProxy.start(server.port);
+    const relayed = await NatsMailbox.open(`nats://127.0.0.1:${proxy.port}/${box.name}`);
+    try {
+      proxy.hold();
+      const ac = new AbortController();
+      const sent = relayed.send('once', { signal: ac.signal });
+      sent.catch(() => undefined);
+      const settled = sent.then(() => undefined, () => undefined);
+      const subject = `ipckit.${box.name}.0`;
+      while (proxy.sent(subject) < 1 && await stillPending(settled, 10)) { /* probing the relay */ }
+      ac.abort();
+      // The publish gets no answer; then the send asks again with the same id before it gives up.
+      while (proxy.sent(subject) < 2 && await stillPending(settled, 10)) { /* probing the relay */ }
+      assert.equal(proxy.sent(subject), 2, 'asked again');
+      proxy.release();
+      await sent;
+      assert.equal((await box.attributes()).messages, 1, 'stored once');
+    } finally {
+      proxy.release();
+      await relayed.close();
+      await proxy.close();
+    }
+  });
+
+  it('a pull whose answer comes after the receive gave up gives the message back at once, not after ackWait', async () => {
+    const box = await fresh();
+    await box.send('late');
+    const proxy = await TcpProxy.start(server.port);
+    const relayed = await NatsMailbox.open(`nats://127.0.0.1:${proxy.port}/${box.name}`);
+    try {
+      proxy.holdAfter(`$JS.API.CONSUMER.MSG.NEXT.${box.name}.p0`);
+      await rejectsWith(() => relayed.receive({ timeout: 100 }), 'ERR_IPC_UNREACHABLE');
+      proxy.release();
+      // ackWait is 30 s: the message comes at once only because the late answer was given back.
+      const got = await box.receive({ timeout: 10_000 });
+      assert.deepEqual([got.data.toString(), got.redelivered], ['late', 1]);
+    } finally {
+      proxy.release();
+      await relayed.close();
+      await proxy.close();
+    }
+  });
+
+  it('an abort is noticed at once: a receive aborted right after it starts rejects with ERR_IPC_ABORTED', async () => {
+    const box = await fresh();
+    const ac = new AbortController();
+    const pending = box.receive({ signal: ac.signal });
+    await Promise.resolve();
+    ac.abort();
+    assert.equal(await stillPending(pending.then(() => undefined, () => undefined), 500), false, 'settled well before the next one-second look');
+    await rejectsWith(() => pending, 'ERR_IPC_ABORTED');
+  });
+
+  it('connection options of the wrong type are refused at once', async () => {
+    const address = server.address(unique());
+    for (const [key, value] of [['user', 5], ['pass', ['x']], ['token', {}], ['tls', 'yes']] as const) {
+      await rejectsWith(() => NatsMailbox.open(address, { [key]: value } as object), 'ERR_IPC_INVALID_ARGUMENT', new RegExp(`${key} must be`));
+    }
+  });
+});

@@ -11,6 +11,8 @@ export class TcpProxy {
   readonly #sockets = new Set<net.Socket>();
   readonly #held: (() => void)[] = [];
   #holding = false;
+  /** Starts holding once a client sends this text (checked before the text is passed on). */
+  #holdAfter: string | undefined;
   #upstream = '';
   port = 0;
 
@@ -28,6 +30,10 @@ export class TcpProxy {
       }
       client.on('data', (chunk: Buffer) => {
         this.#upstream += chunk.toString('latin1');
+        if (this.#holdAfter !== undefined && this.#upstream.includes(this.#holdAfter)) {
+          this.#holdAfter = undefined;
+          this.#holding = true;
+        }
         upstream.write(chunk);
       });
       upstream.on('data', (chunk: Buffer) => {
@@ -48,6 +54,11 @@ export class TcpProxy {
   /** From now on, what the server sends waits in the relay. */
   hold(): void {
     this.#holding = true;
+  }
+
+  /** Holds what the server sends from the moment a client sends `text` (a request whose answer is to be lost). */
+  holdAfter(text: string): void {
+    this.#holdAfter = text;
   }
 
   /** Passes on what was held, in order, and stops holding. */
