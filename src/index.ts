@@ -26,6 +26,7 @@ export {
   type PosixMessageQueueOpenOptions, type PosixMessageQueueLimits, type PosixSendOptions, type PosixSendSyncOptions,
   type SysvMessage, type SysvMessageQueueStat, type SysvMessageQueueCreateOptions, type SysvMessageQueueOpenOptions,
   type SysvMessageQueueLimits, type SysvReceiveOptions, type SysvReceiveSyncOptions,
+  type ReceiveManyOptions, type ReceiveManySyncOptions, type SysvReceiveManyOptions, type SysvReceiveManySyncOptions,
 } from './message-queue.js';
 export {
   listIpcObjects, isAlive, type IpcInventory, type IpcObjectInfo, type IpcObjectKind, type IpcProcessRef, type UnixSocketKind,
