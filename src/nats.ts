@@ -434,6 +434,8 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
           const again = await streamInfo(jsm, parsed);
           if (again === undefined) throw mapApiError(err, parsed.address, 'create');
           info = again;
+          // The answer was lost, not the stream: made by this call if it carries this call's token.
+          created = again.config.description === description;
         }
         if (!created && how === 'create') throw exists();
       }
@@ -478,38 +480,45 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
       const id = randomUUID();
       // The last publish went unanswered: it may be stored, so giving up (abort, close) first asks again with the same id.
       let unknown: unknown;
-      for (let delay = 10; ;) {
-        if (this.#closed || signal?.aborted) {
-          const end = this.#closed ? closedError('send', this.address) : abortError('send', this.address, signal!);
-          if (unknown === undefined || this.#closed) throw end;
-          if (await this.#settle(level, bytes, id, 'send', timeout, unknown)) return;
-          throw end;
-        }
-        // Listening before asking: a receiver that takes one between the "full" answer and the wait still wakes it.
-        const bell = this.#bell('taken');
-        try {
-          let stored: boolean | undefined;
-          try {
-            // The server's answer gets a moment even when the caller's time is nearly up (timeout 0 still asks once).
-            stored = await this.#publish(level, bytes, id, Math.min(REQUEST_TIMEOUT, Math.max(ANSWER_MS, deadline - performance.now())));
-            unknown = undefined;
-          } catch (err) {
-            if (!isTransient(err)) throw this.#failure(err, 'send', timeout);
-            unknown = err;
-            // No answer by the deadline: whether it went in is not known yet.
-            if (performance.now() >= deadline) {
-              if (await this.#settle(level, bytes, id, 'send', timeout, err)) return;
-              throw timeoutError('send', this.address, timeout);
-            }
+      // close() waits for this send to end (it wakes it first): one whose outcome is unknown asks again before the connection goes.
+      let holdClose!: () => void;
+      void this.#track(new Promise<void>((resolve) => { holdClose = resolve; }));
+      try {
+        for (let delay = 10; ;) {
+          if (this.#closed || signal?.aborted) {
+            const end = this.#closed ? closedError('send', this.address) : abortError('send', this.address, signal!);
+            if (unknown === undefined) throw end;
+            if (await this.#settle(level, bytes, id, 'send', timeout, unknown)) return;
+            throw end;
           }
-          if (stored === true) return;
-          const left = deadline - performance.now();
-          if (left <= 0) throw timeoutError('send', this.address, timeout);
-          await this.#wait(bell.rang, Math.min(left, delay), signal);
-          delay = Math.min(delay * 2, LOOK_EVERY);
-        } finally {
-          bell.cancel();
+          // Listening before asking: a receiver that takes one between the "full" answer and the wait still wakes it.
+          const bell = this.#bell('taken');
+          try {
+            let stored: boolean | undefined;
+            try {
+              // The server's answer gets a moment even when the caller's time is nearly up (timeout 0 still asks once).
+              stored = await this.#publish(level, bytes, id, Math.min(REQUEST_TIMEOUT, Math.max(ANSWER_MS, deadline - performance.now())));
+              unknown = undefined;
+            } catch (err) {
+              if (!isTransient(err)) throw this.#failure(err, 'send', timeout);
+              unknown = err;
+              // No answer by the deadline: whether it went in is not known yet.
+              if (performance.now() >= deadline) {
+                if (await this.#settle(level, bytes, id, 'send', timeout, err)) return;
+                throw timeoutError('send', this.address, timeout);
+              }
+            }
+            if (stored === true) return;
+            const left = deadline - performance.now();
+            if (left <= 0) throw timeoutError('send', this.address, timeout);
+            await this.#wait(bell.rang, Math.min(left, delay), signal);
+            delay = Math.min(delay * 2, LOOK_EVERY);
+          } finally {
+            bell.cancel();
+          }
         }
+      } finally {
+        holdClose();
       }
     } finally {
       place.leave();
@@ -691,7 +700,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     this.#senders.wakeAll();
     // A publish or pull under way gets its answer (each is bounded by its timeout): a message is neither stored
     // unbeknown to its sender nor left taken and unacknowledged until ackWait.
-    await Promise.allSettled([...this.#inFlight]);
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
     for (const bell of this.#bells) bell.unsubscribe();
     await this.#nc.close().catch(() => undefined);
   }
@@ -721,11 +730,12 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     } catch (err) {
       const code = apiCode(err);
       if (code === MAX_MESSAGES_EXCEEDED || code === MAX_BYTES_EXCEEDED) return false;
-      // Nothing takes the subject: the mailbox was removed or replaced (else the server is only restarting its JetStream).
-      if (/no responders|503|not enabled/i.test(String((err as Error)?.message ?? err))) {
-        const info = await streamInfo(this.#jsm, this);
+      // Nothing takes the subject, or nothing answers (a plain subscriber may listen on it): the mailbox may have been
+      // removed or replaced (else the server is only restarting its JetStream, or stalled).
+      if (isTransient(err)) {
+        const info = await streamInfo(this.#jsm, this, ANSWER_MS).catch(() => null);
         if (info === undefined) throw missing(this.address, 'was removed.', err);
-        checkMailbox(info, this);
+        if (info !== null) checkMailbox(info, this);
       }
       throw err;
     }
@@ -742,13 +752,21 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     const levels = levelsOf(info, this.name);
     for (let level = NATS_PRIORITY_LEVELS - 1; level >= 0; level--) {
       if (levels[level] === 0) continue;
+      // Closed meanwhile: no pull (its message would wait for an answer nobody reads).
+      this.#check('receive');
       let reply: Msg;
       try {
         reply = await this.#pull(level, timeout);
-        if (reply.headers?.code === 503) throw Object.assign(new Error('no responders (503)'), { code: '503' });
+        // A status 503 (not a stored message, which has an ack subject): nothing answers for the level.
+        if (reply.headers?.code === 503 && reply.reply?.startsWith('$JS.ACK.') !== true) {
+          throw Object.assign(new Error('no responders (503)'), { code: 'NO_RESPONDERS' });
+        }
       } catch (err) {
         // No consumer answers for the level (another client deleted it): made again, then asked again.
-        const gone = await this.#jsm.consumers.info(this.name, `p${level}`).then(() => false, (e: unknown) => apiCode(e) === CONSUMER_NOT_FOUND);
+        const gone = await this.#jsm.consumers.info(this.name, `p${level}`).then(() => false, (e: unknown) => {
+          if (apiCode(e) === STREAM_NOT_FOUND) throw missing(this.address, 'was removed.', e);
+          return apiCode(e) === CONSUMER_NOT_FOUND;
+        });
         if (!gone) throw err;
         await ensureConsumers(this.#jsm, this, (await import('@nats-io/jetstream')).AckPolicy.Explicit, undefined);
         reply = await this.#pull(level, timeout);
@@ -916,7 +934,13 @@ function checkMailbox(info: StreamInfo, box: { name: string; address: string }):
     : c.discard !== 'new' ? `discard ${c.discard}`
       : subjects.length !== wanted.length || subjects.some((subject, i) => subject !== wanted[i]) ? `subjects ${subjects.join(', ')}`
         : !(c.max_msgs > 0) ? `max_msgs ${c.max_msgs}`
-          : !(c.max_msg_size > HEADER_ALLOWANCE) ? `max_msg_size ${c.max_msg_size}` : undefined;
+          : !(c.max_msg_size > HEADER_ALLOWANCE) ? `max_msg_size ${c.max_msg_size}`
+            // Settings that drop or misreport messages a mailbox holds.
+            : (c.max_age ?? 0) !== 0 ? `max_age ${c.max_age}`
+              : (c.max_msgs_per_subject ?? -1) > 0 ? `max_msgs_per_subject ${c.max_msgs_per_subject}`
+                : c.no_ack === true ? 'no_ack'
+                  : c.sealed === true ? 'sealed'
+                    : c.mirror !== undefined || (c.sources?.length ?? 0) > 0 ? 'a mirror or sources' : undefined;
   if (problem !== undefined) {
     throw new IpcError('ERR_IPC_INVALID_ADDRESS', `${box.address}: the stream ${box.name} on that server is no ipckit mailbox ` +
       `(${problem}); pick another name, or remove that stream.`, { address: box.address });

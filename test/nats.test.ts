@@ -422,6 +422,77 @@ describe('NatsMailbox against other clients and faults', { skip: natsMissing }, 
     await rejectsWith(() => pending, 'ERR_IPC_ABORTED');
   });
 
+  it('close() while a publish has no answer asks again with the same id before letting go: the send resolves, stored once', async () => {
+    const box = await fresh();
+    const proxy = await TcpProxy.start(server.port);
+    const relayed = await NatsMailbox.open(`nats://127.0.0.1:${proxy.port}/${box.name}`);
+    try {
+      proxy.hold();
+      const sent = relayed.send('kept');
+      const settled = sent.then(() => undefined, () => undefined);
+      const subject = `ipckit.${box.name}.0`;
+      while (proxy.sent(subject) < 1 && await stillPending(settled, 10)) { /* probing the relay */ }
+      const closing = relayed.close();
+      while (proxy.sent(subject) < 2 && await stillPending(settled, 10)) { /* probing the relay */ }
+      assert.equal(proxy.sent(subject), 2, 'asked again before letting go of the connection');
+      proxy.release();
+      await sent;
+      await closing;
+      assert.equal((await box.attributes()).messages, 1, 'stored once');
+    } finally {
+      proxy.release();
+      await relayed.close();
+      await proxy.close();
+    }
+  });
+
+  it('refuses streams whose settings drop messages: max_age, max_msgs_per_subject, no_ack', async () => {
+    const raw = await rawClient();
+    const { RetentionPolicy, DiscardPolicy } = await import('@nats-io/jetstream');
+    try {
+      for (const [setting, value, shown] of [['max_age', 1e9, /max_age/], ['max_msgs_per_subject', 1, /max_msgs_per_subject 1/], ['no_ack', true, /no_ack/]] as const) {
+        const name = unique();
+        await raw.jsm.streams.add({
+          name, subjects: Array.from({ length: 10 }, (_, l) => `ipckit.${name}.${l}`), retention: RetentionPolicy.Workqueue,
+          discard: DiscardPolicy.New, max_msgs: 10, max_msg_size: 1024, [setting]: value,
+        });
+        await rejectsWith(() => NatsMailbox.open(server.address(name)), 'ERR_IPC_INVALID_ADDRESS', shown);
+        await raw.jsm.streams.delete(name);
+      }
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('a send to a removed mailbox says ENOENT even when a plain subscriber listens on its subjects', async () => {
+    const box = await fresh();
+    const { connect } = await import('@nats-io/transport-node');
+    const spy = await connect({ servers: `127.0.0.1:${server.port}` });
+    try {
+      spy.subscribe(`ipckit.${box.name}.>`);
+      await spy.flush();
+      await NatsMailbox.unlink(box.address);
+      await rejectsWith(() => box.send('x', { timeout: 100 }), 'ENOENT', /was removed/);
+      await rejectsWith(() => box.trySend('x'), 'ENOENT', /was removed/);
+    } finally {
+      await spy.close();
+    }
+  });
+
+  it('a stored message whose headers carry a status line is handed over like any other', async () => {
+    const box = await fresh();
+    const { connect, headers } = await import('@nats-io/transport-node');
+    const { jetstream } = await import('@nats-io/jetstream');
+    const nc = await connect({ servers: `127.0.0.1:${server.port}` });
+    try {
+      await jetstream(nc).publish(`ipckit.${box.name}.5`, 'status-like', { headers: headers(503, 'No Responders') });
+    } finally {
+      await nc.close();
+    }
+    const got = await box.receive({ timeout: 5000 });
+    assert.deepEqual([got.data.toString(), got.priority, got.redelivered], ['status-like', 5, 0]);
+  });
+
   it('connection options of the wrong type are refused at once', async () => {
     const address = server.address(unique());
     for (const [key, value] of [['user', 5], ['pass', ['x']], ['token', {}], ['tls', 'yes']] as const) {
