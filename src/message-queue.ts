@@ -1072,7 +1072,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     const selector = optionalInteger(type, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0);
     const limit = checkMax(max);
     const decode = (r: RawSysv): SysvMessage<T> => this.#message(r.bytes, r.type);
-    let area = { buffer: this.#rx.buffer, offset: 0 };
+    const waiter = this.#receiveJob(selector);
     return {
       key: selector,
       step: (timeout, spin) => {
@@ -1083,13 +1083,9 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
       },
       job: {
         // The waiter thread waits for the first; the rest are taken without waiting once it has it.
-        start: (done) => {
-          area = this.#rx.reserveArea();
-          return native.msgRcvAsync(this.id, area.buffer, area.offset, selector, done);
-        },
+        start: waiter.start,
         finish: (n, got) => {
-          if (n < 0) throw this.#receiveError(n);
-          const raw: RawSysv[] = [{ bytes: this.#rx.fromArea(area, area.offset + 8, n), type: got! }];
+          const raw = [waiter.received(n, got)];
           if (limit > 1) {
             try {
               raw.push(...this.#receiveRaw(selector, limit - 1, 0, 0) ?? []);
@@ -1130,9 +1126,27 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     });
   }
 
+  /**
+   * A waiter thread's msgrcv of one message of `selector`, straight into an
+   * area of the slab kept for it: how to start it, and the message it got.
+   */
+  #receiveJob(selector: number): { start(done: (result: number, extra?: number) => void): number; received(n: number, type?: number): RawSysv } {
+    let area = { buffer: this.#rx.buffer, offset: 0 };
+    return {
+      start: (done) => {
+        area = this.#rx.reserveArea();
+        return native.msgRcvAsync(this.id, area.buffer, area.offset, selector, done);
+      },
+      received: (n, type) => {
+        if (n < 0) throw this.#receiveError(n);
+        return { bytes: this.#rx.fromArea(area, area.offset + 8, n), type: type! };
+      },
+    };
+  }
+
   #receiveOp(type: unknown): Operation<SysvMessage<T>> {
     const selector = optionalInteger(type, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0);
-    let area = { buffer: this.#rx.buffer, offset: 0 };
+    const waiter = this.#receiveJob(selector);
     return {
       key: selector,
       step: (timeout, spin) => {
@@ -1147,14 +1161,10 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
         return this.#message(rx.take(rx.offset + 8, n), this.#typeOut[0]!);
       },
       job: {
-        start: (done) => {
-          // The waiter thread receives straight into an area of the slab kept for it.
-          area = this.#rx.reserveArea();
-          return native.msgRcvAsync(this.id, area.buffer, area.offset, selector, done);
-        },
+        start: waiter.start,
         finish: (n, got) => {
-          if (n < 0) throw this.#receiveError(n);
-          return this.#message(this.#rx.fromArea(area, area.offset + 8, n), got!);
+          const r = waiter.received(n, got);
+          return this.#message(r.bytes, r.type);
         },
       },
     };

@@ -578,6 +578,9 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     const deadline = performance.now() + timeout;
     const place = await this.#turn(this.#receivers, 'receive', deadline, timeout, signal);
     try {
+      // Whether this look was made because a doorbell rang, and the last one that was found nothing (a false ring).
+      let rung = false;
+      let falseRing = false;
       for (;;) {
         this.#check('receive');
         if (signal?.aborted) throw abortError('receive', this.address, signal);
@@ -591,12 +594,16 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
             if (!isTransient(err) || performance.now() >= deadline) throw this.#failure(err, 'receive', timeout);
           }
           if (got !== undefined) return got;
+          falseRing = rung;
           const left = deadline - performance.now();
           if (left <= 0) throw timeoutError('receive', this.address, timeout);
           await this.#wait(bell.rang, Math.min(left, LOOK_EVERY), signal);
-          // A flood of rings makes at most one look per BELL_GAP_MS.
+          rung = bell.rung;
+          // A ring right after a ring that brought nothing (a flood) waits for the gap: at most one look per BELL_GAP_MS.
           const gap = BELL_GAP_MS - (performance.now() - looked);
-          if (gap > 0 && !signal?.aborted && !this.#closed) await this.#wait(new Promise(() => undefined), Math.min(gap, deadline - performance.now()), signal);
+          if (rung && falseRing && gap > 0 && !signal?.aborted && !this.#closed) {
+            await this.#wait(new Promise(() => undefined), Math.min(gap, deadline - performance.now()), signal);
+          }
         } finally {
           bell.cancel();
         }
@@ -846,17 +853,25 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
   }
 
   /** A promise that resolves at the next ring of a doorbell, and a way to stop listening. */
-  #bell(kind: 'sent' | 'taken'): { rang: Promise<void>; cancel(): void } {
+  #bell(kind: 'sent' | 'taken'): { rang: Promise<void>; readonly rung: boolean; cancel(): void } {
     const waiters = this.#waiters[kind];
     let wake!: () => void;
+    let rung = false;
     const rang = new Promise<void>((resolve) => {
       wake = () => {
+        rung = true;
         waiters.delete(wake);
         resolve();
       };
     });
     waiters.add(wake);
-    return { rang, cancel: () => waiters.delete(wake) };
+    return {
+      rang,
+      get rung() {
+        return rung;
+      },
+      cancel: () => waiters.delete(wake),
+    };
   }
 
   /** Waits for `event`, `ms`, or the abort, whichever comes first. */

@@ -31,6 +31,23 @@ async function fresh<T = any>(options: Record<string, unknown> = {}): Promise<Na
   return box;
 }
 
+/**
+ * Runs `fn` with a second handle of `box` whose connection goes through a
+ * relay that can hold the server's answers; releases, closes and stops all
+ * of it afterwards.
+ */
+async function throughRelay(box: NatsMailbox<any>, fn: (relayed: NatsMailbox, proxy: TcpProxy) => Promise<void>): Promise<void> {
+  const proxy = await TcpProxy.start(server.port);
+  const relayed = await NatsMailbox.open(`nats://127.0.0.1:${proxy.port}/${box.name}`);
+  try {
+    await fn(relayed, proxy);
+  } finally {
+    proxy.release();
+    await relayed.close();
+    await proxy.close();
+  }
+}
+
 before(async () => {
   if (natsMissing === false) await server.start();
 });
@@ -216,9 +233,7 @@ describe('NatsMailbox', { skip: natsMissing }, () => {
 
   it('a send whose answer is lost past its timeout asks again with the same id: it resolves, and the message is stored once', async () => {
     const box = await fresh();
-    const proxy = await TcpProxy.start(server.port);
-    const relayed = await NatsMailbox.open(`nats://127.0.0.1:${proxy.port}/${box.name}`);
-    try {
+    await throughRelay(box, async (relayed, proxy) => {
       proxy.hold();
       const sent = relayed.send('once', { timeout: 0 });
       sent.catch(() => undefined);
@@ -231,11 +246,7 @@ describe('NatsMailbox', { skip: natsMissing }, () => {
       await sent;
       assert.equal((await box.attributes()).messages, 1, 'stored once');
       assert.equal((await box.receive({ timeout: 0 })).data.toString(), 'once');
-    } finally {
-      proxy.release();
-      await relayed.close();
-      await proxy.close();
-    }
+    });
   });
 
   it('a receiver killed after fetching, before handing over, loses nothing: the message is delivered again after ackWait', async () => {
@@ -369,9 +380,7 @@ describe('NatsMailbox against other clients and faults', { skip: natsMissing }, 
 
   it('a send aborted while its publish has no answer asks again with the same id: stored, so it resolves (and is stored once)', async () => {
     const box = await fresh();
-    const proxy = await TcpProxy.start(server.port);
-    const relayed = await NatsMailbox.open(`nats://127.0.0.1:${proxy.port}/${box.name}`);
-    try {
+    await throughRelay(box, async (relayed, proxy) => {
       proxy.hold();
       const ac = new AbortController();
       const sent = relayed.send('once', { signal: ac.signal });
@@ -386,30 +395,20 @@ describe('NatsMailbox against other clients and faults', { skip: natsMissing }, 
       proxy.release();
       await sent;
       assert.equal((await box.attributes()).messages, 1, 'stored once');
-    } finally {
-      proxy.release();
-      await relayed.close();
-      await proxy.close();
-    }
+    });
   });
 
   it('a pull whose answer comes after the receive gave up gives the message back at once, not after ackWait', async () => {
     const box = await fresh();
     await box.send('late');
-    const proxy = await TcpProxy.start(server.port);
-    const relayed = await NatsMailbox.open(`nats://127.0.0.1:${proxy.port}/${box.name}`);
-    try {
+    await throughRelay(box, async (relayed, proxy) => {
       proxy.holdAfter(`$JS.API.CONSUMER.MSG.NEXT.${box.name}.p0`);
       await rejectsWith(() => relayed.receive({ timeout: 100 }), 'ERR_IPC_UNREACHABLE');
       proxy.release();
       // ackWait is 30 s: the message comes at once only because the late answer was given back.
       const got = await box.receive({ timeout: 10_000 });
       assert.deepEqual([got.data.toString(), got.redelivered], ['late', 1]);
-    } finally {
-      proxy.release();
-      await relayed.close();
-      await proxy.close();
-    }
+    });
   });
 
   it('an abort is noticed at once: a receive aborted right after it starts rejects with ERR_IPC_ABORTED', async () => {
@@ -424,9 +423,7 @@ describe('NatsMailbox against other clients and faults', { skip: natsMissing }, 
 
   it('close() while a publish has no answer asks again with the same id before letting go: the send resolves, stored once', async () => {
     const box = await fresh();
-    const proxy = await TcpProxy.start(server.port);
-    const relayed = await NatsMailbox.open(`nats://127.0.0.1:${proxy.port}/${box.name}`);
-    try {
+    await throughRelay(box, async (relayed, proxy) => {
       proxy.hold();
       const sent = relayed.send('kept');
       const settled = sent.then(() => undefined, () => undefined);
@@ -439,11 +436,7 @@ describe('NatsMailbox against other clients and faults', { skip: natsMissing }, 
       await sent;
       await closing;
       assert.equal((await box.attributes()).messages, 1, 'stored once');
-    } finally {
-      proxy.release();
-      await relayed.close();
-      await proxy.close();
-    }
+    });
   });
 
   it('refuses streams whose settings drop messages: max_age, max_msgs_per_subject, no_ack', async () => {
