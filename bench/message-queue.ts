@@ -5,7 +5,9 @@
  * reference doing the same calls and Node's child_process IPC. Throughput
  * also runs batched (`sync batch`, `async batch`): sendMany / receiveMany
  * on both sides, many messages per native call (the kernel has no batched
- * queue call, so C stays one message per call).
+ * queue call, so C stays one message per call); and `sync into`, `async
+ * into`: single sends, received with receiveInto into one reused buffer,
+ * as C receives.
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +22,7 @@ const RTT_SIZE = 64;
 const THROUGHPUT_SIZE = 8192;
 
 type Family = 'posix' | 'sysv';
-type Mode = 'sync' | 'async' | 'sync batch' | 'async batch';
+type Mode = 'sync' | 'async' | 'sync batch' | 'async batch' | 'sync into' | 'async into';
 /** Messages a batched sender hands to one sendMany (it waits for room as the receiver drains). */
 const SEND_BATCH = 64;
 type Kind = 'rtt' | 'tput';
@@ -44,6 +46,8 @@ interface Pair {
   /** Batched modes: sends every message of `list`; resolves with the number of messages one receiveMany took. */
   sendMany: (list: Uint8Array[]) => number | Promise<number>;
   receiveMany: () => number | Promise<number>;
+  /** `into` modes: one message into a buffer reused for every receive. */
+  receiveInto: () => unknown;
 }
 
 /** Both directions of a pair, opened from this process: sends on A, receives on B. */
@@ -52,19 +56,21 @@ function openPair(p: RoleParams): Pair {
   if (p.family === 'posix') {
     const a = PosixMessageQueue.open(p.a, { spin: p.spin });
     const b = PosixMessageQueue.open(p.b, { spin: p.spin });
+    const into = Buffer.alloc(b.maxMessageSize);
     return sync
       ? { send: (d) => a.sendSync(d), receive: () => b.receiveSync().data, sendMany: (l) => a.sendManySync(l),
-        receiveMany: () => b.receiveManySync({ max: 1024 }).length }
+        receiveMany: () => b.receiveManySync({ max: 1024 }).length, receiveInto: () => b.receiveIntoSync(into) }
       : { send: (d) => a.send(d), receive: async () => (await b.receive()).data, sendMany: (l) => a.sendMany(l),
-        receiveMany: async () => (await b.receiveMany({ max: 1024 })).length };
+        receiveMany: async () => (await b.receiveMany({ max: 1024 })).length, receiveInto: () => b.receiveInto(into) };
   }
   const a = SysvMessageQueue.open(Number(p.a), { spin: p.spin });
   const b = SysvMessageQueue.open(Number(p.b), { spin: p.spin });
+  const into = Buffer.alloc(b.maxMessageSize);
   return sync
     ? { send: (d) => a.sendSync(1, d), receive: () => b.receiveSync().data, sendMany: (l) => a.sendManySync(1, l),
-      receiveMany: () => b.receiveManySync({ max: 1024 }).length }
+      receiveMany: () => b.receiveManySync({ max: 1024 }).length, receiveInto: () => b.receiveIntoSync(into) }
     : { send: (d) => a.send(1, d), receive: async () => (await b.receive()).data, sendMany: (l) => a.sendMany(1, l),
-      receiveMany: async () => (await b.receiveMany({ max: 1024 })).length };
+      receiveMany: async () => (await b.receiveMany({ max: 1024 })).length, receiveInto: () => b.receiveInto(into) };
 }
 
 const FORK_SERVER = fileURLToPath(new URL('./runner.js', import.meta.url));
@@ -85,6 +91,15 @@ export const roles = {
         for (let got = 0; got < n;) {
           const taken = q.receiveMany();
           got += typeof taken === 'number' ? taken : await taken;
+        }
+        const sent = q.send(Buffer.from('k'));
+        if (sent) await sent;
+      }
+    } else if (p.mode.endsWith('into')) {
+      for (const n of throughputBatches(p.iterations)) {
+        for (let i = 0; i < n; i++) {
+          const got = q.receiveInto();
+          if (got instanceof Promise) await got;
         }
         const sent = q.send(Buffer.from('k'));
         if (sent) await sent;
@@ -225,7 +240,7 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
           const referenceName = `C ${family} mq${suffix}`;
           rows.push(...rowsFor(mechanism, `C ${family}${suffix}`, ctx.placement, c, null, null));
           if (family === 'posix' && spin === 0) posixC = c;
-          const modes: Mode[] = kind === 'tput' ? ['sync', 'async', 'sync batch', 'async batch'] : ['sync', 'async'];
+          const modes: Mode[] = kind === 'tput' ? ['sync', 'async', 'sync batch', 'async batch', 'sync into', 'async into'] : ['sync', 'async'];
           for (const mode of modes) {
             const params: RoleParams = { family, mode, kind, a, b, iterations, size, spin };
             const m = await ctx.runPair(ctx.nodeRole(mechanism, 'server', params), ctx.nodeRole(mechanism, 'client', params));

@@ -27,6 +27,7 @@ export {
   type SysvMessage, type SysvMessageQueueStat, type SysvMessageQueueCreateOptions, type SysvMessageQueueOpenOptions,
   type SysvMessageQueueLimits, type SysvReceiveOptions, type SysvReceiveSyncOptions,
   type ReceiveManyOptions, type ReceiveManySyncOptions, type SysvReceiveManyOptions, type SysvReceiveManySyncOptions,
+  type PosixReceivedInto, type SysvReceivedInto,
 } from './message-queue.js';
 export {
   listIpcObjects, isAlive, type IpcInventory, type IpcObjectInfo, type IpcObjectKind, type IpcProcessRef, type UnixSocketKind,

@@ -28,7 +28,7 @@ import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from '
 import { BATCH_SLAB, Held, MAX_BATCH, checkBatch, checkMax, decodeBatch } from './internal/batch.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
-import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, DEFAULT_SPIN_US, checkSpin } from './internal/wait.js';
 
 const C = lazily(() => native.constants);
@@ -124,6 +124,14 @@ export interface ReceiveManySyncOptions extends SyncWaitOptions {
   max?: number;
 }
 
+/** What a receive into a buffer of yours got: the message is `target.subarray(0, length)`. */
+export interface PosixReceivedInto {
+  /** Bytes of the message, at the start of the target. */
+  length: number;
+  /** Its priority. */
+  priority: number;
+}
+
 /** `mq_getattr` of an open queue. */
 export interface PosixMessageQueueAttributes {
   /** Capacity in messages. */
@@ -157,6 +165,13 @@ function accessFlags(access: unknown): number {
     case 'readwrite': return C.O_RDWR;
     default: throw invalidArgument('access', access, '"read", "write" or "readwrite"');
   }
+}
+
+/** A receive target: a Uint8Array of at least `size` bytes. */
+function checkInto(target: unknown, size: number, why: string): Uint8Array {
+  checkBytes(target, 'target');
+  if ((target as Uint8Array).length < size) throw invalidArgument('target', target, `a Uint8Array of at least ${size} bytes (${why})`);
+  return target as Uint8Array;
 }
 
 function tooLarge(address: string, length: number, max: number, setting: string): IpcError {
@@ -516,6 +531,26 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   }
 
   /**
+   * Receives the next message into `target` (a buffer of yours, reused
+   * from call to call: nothing is allocated for the bytes), waiting while
+   * the queue is empty. `target` must hold `maxMessageSize` bytes, as
+   * `mq_receive` demands. The bytes are raw: the codec is not applied.
+   */
+  receiveInto(target: Uint8Array, options?: WaitOptions): Promise<PosixReceivedInto> {
+    return run(this.#receiving, 'receiveInto', options, NO_KEYS, () => this.#receiveIntoOp(target));
+  }
+
+  /** {@link receiveInto}, blocking the calling thread while the queue is empty. */
+  receiveIntoSync(target: Uint8Array, options?: SyncWaitOptions): PosixReceivedInto {
+    return runSync(this.#receiving, 'receiveIntoSync', options, NO_KEYS, () => this.#receiveIntoOp(target));
+  }
+
+  /** {@link receiveInto} if a message is queued; `undefined` if the queue is empty (or earlier receives wait). */
+  tryReceiveInto(target: Uint8Array): PosixReceivedInto | undefined {
+    return tryRun(this.#receiving, 'tryReceiveInto', undefined, NO_KEYS, () => this.#receiveIntoOp(target));
+  }
+
+  /**
    * Receives messages until the handle is closed (the loop then ends) or
    * `signal` aborts it (the loop throws `ERR_IPC_ABORTED`).
    */
@@ -576,6 +611,23 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
         return next[0] === list.length || tryForm ? next[0]! : undefined;
       },
       partial: () => (next[0]! > 0 ? next[0]! : undefined),
+    };
+  }
+
+  #receiveIntoOp(target: unknown): Operation<PosixReceivedInto> {
+    const into = checkInto(target, this.maxMessageSize, 'the queue\'s maxMessageSize: mq_receive refuses a smaller buffer');
+    return {
+      step: (timeout, spin) => {
+        const held = this.#held.take();
+        if (held !== undefined) {
+          held.bytes.copy(into);
+          return { length: held.bytes.length, priority: held.priority };
+        }
+        const n = native.mqReceive(this.#fd, into, 0, this.#priorityOut, timeout, spin);
+        if (n === E.EAGAIN) return undefined;
+        if (n < 0) throw systemError(n, 'mq_receive', this.name);
+        return { length: n, priority: this.#priorityOut[0]! };
+      },
     };
   }
 
@@ -684,6 +736,14 @@ export interface SysvReceiveOptions extends WaitOptions {
 export interface SysvReceiveSyncOptions extends SyncWaitOptions {
   /** `msgrcv` type selection, as {@link SysvReceiveOptions.type}. Default `0`: the first message. */
   type?: number;
+}
+
+/** What a System V receive into a buffer of yours got: the message is `target.subarray(0, length)`. */
+export interface SysvReceivedInto {
+  /** Bytes of the message, at the start of the target. */
+  length: number;
+  /** Its type. */
+  type: number;
 }
 
 /** A message received from a System V queue. */
@@ -798,6 +858,8 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   #manyIo: Float64Array | undefined;
   /** Taken by a batch, not yet handed over (its codec refused one): matching receives get these first. */
   readonly #held = new Held<RawSysv>();
+  /** Where a receive into a buffer of the caller's lands first (msgrcv writes the type before the payload). */
+  #scratch: Buffer | undefined;
 
   private constructor(id: number, key: number, address: string, codec: Codec<T>, spin: number, created: boolean) {
     super();
@@ -1008,6 +1070,26 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     return tryRun(this.#receiving, 'tryReceiveMany', options, RECEIVE_MANY_KEYS, (o) => this.#receiveManyOp(o.type, o.max)) ?? [];
   }
 
+  /**
+   * Receives the next message chosen by `type` into `target` (a buffer of
+   * yours, reused from call to call: nothing is allocated for the bytes),
+   * waiting while there is none. `target` must hold `maxMessageSize`
+   * bytes. The bytes are raw: the codec is not applied.
+   */
+  receiveInto(target: Uint8Array, options?: SysvReceiveOptions): Promise<SysvReceivedInto> {
+    return run(this.#receiving, 'receiveInto', options, RECEIVE_KEYS, (o) => this.#receiveIntoOp(target, o.type));
+  }
+
+  /** {@link receiveInto}, blocking the calling thread while no message matches. */
+  receiveIntoSync(target: Uint8Array, options?: SysvReceiveSyncOptions): SysvReceivedInto {
+    return runSync(this.#receiving, 'receiveIntoSync', options, RECEIVE_KEYS, (o) => this.#receiveIntoOp(target, o.type));
+  }
+
+  /** {@link receiveInto} if a message matches now; `undefined` otherwise (or while earlier receives of the selector wait). */
+  tryReceiveInto(target: Uint8Array, options?: { type?: number }): SysvReceivedInto | undefined {
+    return tryRun(this.#receiving, 'tryReceiveInto', options, RECEIVE_KEYS, (o) => this.#receiveIntoOp(target, o.type));
+  }
+
   /** Receives messages (of `type`, default any) until the handle is closed or `signal` aborts. */
   messages(options?: { type?: number; signal?: AbortSignal }): AsyncGenerator<SysvMessage<T>, void, undefined> {
     const opts = checkOptions(options, ['type', 'signal']);
@@ -1141,6 +1223,36 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
         if (n < 0) throw this.#receiveError(n);
         return { bytes: this.#rx.fromArea(area, area.offset + 8, n), type: type! };
       },
+    };
+  }
+
+  /**
+   * msgrcv writes a long type before the payload: a receive into `target`
+   * lands in a scratch buffer of the handle, reused (hot in the cache),
+   * and the payload is copied to the start of `target`.
+   */
+  #receiveIntoOp(target: unknown, type: unknown): Operation<SysvReceivedInto> {
+    const into = checkInto(target, this.maxMessageSize, 'kernel.msgmax when this handle was opened');
+    const selector = optionalInteger(type, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0);
+    const waiter = this.#receiveJob(selector);
+    const deliver = (r: RawSysv): SysvReceivedInto => {
+      r.bytes.copy(into);
+      return { length: r.bytes.length, type: r.type };
+    };
+    return {
+      key: selector,
+      step: (timeout, spin) => {
+        const [held] = this.#takeHeld(selector, 1);
+        if (held !== undefined) return deliver(held);
+        const scratch = this.#scratch ??= Buffer.allocUnsafe(8 + this.maxMessageSize);
+        this.#typeOut[0] = selector;
+        const n = native.msgRcv(this.id, scratch, 0, this.#typeOut, timeout, spin);
+        if (n === E.EAGAIN) return undefined;
+        if (n < 0) throw this.#receiveError(n);
+        scratch.copy(into, 0, 8, 8 + n);
+        return { length: n, type: this.#typeOut[0]! };
+      },
+      job: { start: waiter.start, finish: (n, got) => deliver(waiter.received(n, got)) },
     };
   }
 

@@ -3,9 +3,9 @@
  * their sync and try forms), both families: what one call moves, exact
  * counts when a timeout, an abort or close() ends a batch part-way,
  * argument checks, codecs (a message the codec refuses ends a batch and
- * nothing after it is lost), and how the batches fit the slab they land in.
- * The conformance suite runs the same calls between processes, soaks
- * included.
+ * nothing after it is lost), and how the batches fit the slab they land in;
+ * and receives into a buffer of the caller's. The conformance suite runs
+ * the batched calls between processes, soaks included.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -251,6 +251,62 @@ describe('SysvMessageQueue batches', () => {
     } finally {
       json.close();
       raw.remove();
+    }
+  });
+});
+
+describe('receives into a buffer of yours', () => {
+  it('PosixMessageQueue.receiveInto: the bytes at the start of the target, length and priority, the three forms', async () => {
+    const name = objects.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 16 });
+    const other = PosixMessageQueue.open(name, { codec: 'json' });
+    try {
+      const target = Buffer.alloc(16, 0x2e);
+      assert.equal(q.tryReceiveInto(target), undefined);
+      q.sendManySync(['first', 'second']);
+      q.sendSync('urgent', { priority: 3 });
+      assert.deepEqual(q.receiveIntoSync(target), { length: 6, priority: 3 });
+      assert.equal(target.subarray(0, 6).toString(), 'urgent');
+      assert.deepEqual(await q.receiveInto(target, { timeout: 0 }), { length: 5, priority: 0 });
+      assert.equal(target.toString(), 'firstt..........', 'only the message\'s bytes are written');
+      assert.deepEqual(q.tryReceiveInto(target), { length: 6, priority: 0 });
+      const waiting = q.receiveInto(target);
+      assert.equal(await stillPending(waiting, 30), true);
+      q.sendSync('later');
+      assert.deepEqual(await waiting, { length: 5, priority: 0 });
+      // Raw bytes: a handle with a codec hands them over undecoded.
+      other.sendSync({ n: 1 });
+      assert.deepEqual(other.receiveIntoSync(target), { length: 7, priority: 0 });
+      assert.equal(target.subarray(0, 7).toString(), '{"n":1}');
+      throwsWith(() => q.tryReceiveInto(Buffer.alloc(15)), 'ERR_IPC_INVALID_ARGUMENT', /at least 16 bytes/);
+      throwsWith(() => q.tryReceiveInto('nope' as unknown as Buffer), 'ERR_IPC_INVALID_ARGUMENT', /target/);
+      await rejectsWith(() => q.receiveInto(target, { timeout: 10 }), 'ERR_IPC_TIMEOUT');
+    } finally {
+      q.close();
+      other.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('SysvMessageQueue.receiveInto: by type, the three forms, async on a waiter thread', async () => {
+    const key = objects.key();
+    const q = SysvMessageQueue.create(key);
+    try {
+      const target = Buffer.alloc(q.maxMessageSize);
+      assert.equal(q.tryReceiveInto(target), undefined);
+      q.sendSync(1, 'one');
+      q.sendSync(2, 'two!');
+      assert.deepEqual(q.receiveIntoSync(target, { type: 2 }), { length: 4, type: 2 });
+      assert.equal(target.subarray(0, 4).toString(), 'two!');
+      assert.deepEqual(q.tryReceiveInto(target), { length: 3, type: 1 });
+      const waiting = q.receiveInto(target, { type: 7, timeout: 10_000 });
+      assert.equal(await stillPending(waiting, 30), true);
+      q.sendSync(7, 'seven');
+      assert.deepEqual(await waiting, { length: 5, type: 7 });
+      assert.equal(target.subarray(0, 5).toString(), 'seven');
+      throwsWith(() => q.tryReceiveInto(Buffer.alloc(8)), 'ERR_IPC_INVALID_ARGUMENT', /at least/);
+    } finally {
+      q.remove();
     }
   });
 });
