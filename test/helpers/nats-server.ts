@@ -18,6 +18,8 @@ export class NatsServer {
   readonly store = mkdtempSync(path.join(tmpdir(), 'ipckit-nats-'));
   port = 0;
   #child: ChildProcess | undefined;
+  /** Resolves once the running server's process is gone and its stderr closed ('close': the test helpers count it until then). */
+  #closed: Promise<unknown> = Promise.resolve();
 
   /** `nats://127.0.0.1:PORT/name`. */
   address(name: string): string {
@@ -29,6 +31,7 @@ export class NatsServer {
     const child = trackChild(spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(this.port === 0 ? -1 : this.port), '-sd', this.store],
       { stdio: ['ignore', 'ignore', 'pipe'] }));
     this.#child = child;
+    this.#closed = once(child, 'close').catch(() => undefined);
     let log = '';
     await new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer): void => {
@@ -50,10 +53,8 @@ export class NatsServer {
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = this.#child;
     this.#child = undefined;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill(signal);
-    await exited;
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await this.#closed;
   }
 
   /** Stops it and removes its storage. */
