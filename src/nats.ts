@@ -780,24 +780,29 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
       }
       // A status (404 no messages, 408 request expired) instead of a message: another receiver was faster.
       if (reply.reply === undefined || !reply.reply.startsWith('$JS.ACK.')) continue;
-      return this.#handOver(reply);
+      return await this.#handOver(reply, timeout);
     }
     return undefined;
   }
 
-  /** A pulled message, decoded and acknowledged as it is handed over (its level is its subject's). */
-  #handOver(reply: Msg): NatsMessage<T> {
+  /**
+   * A pulled message, decoded and acknowledged as it is handed over (its
+   * level is its subject's). The receive resolves once the server has
+   * confirmed the acknowledgement: the message is then out of the mailbox,
+   * and its room free for a sender.
+   */
+  async #handOver(reply: Msg, timeout: number): Promise<NatsMessage<T>> {
     const level = Number(reply.subject.slice(`ipckit.${this.name}.`.length));
     const redelivered = deliveryCount(reply.reply!) - 1;
     let data: T;
     try {
       data = decodeWith(this.#codec, Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength), this.address);
     } catch (err) {
-      this.#ack(reply);
+      await this.#ack(reply, timeout);
       throw err;
     }
     // Handed over now: acknowledged now (a receiver that died before this leaves it to be delivered again).
-    this.#ack(reply);
+    await this.#ack(reply, timeout);
     return { data, priority: Number.isInteger(level) ? level : 0, redelivered };
   }
 
@@ -847,8 +852,18 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     return request;
   }
 
-  #ack(message: Msg): void {
-    message.respond('+ACK');
+  /**
+   * Acknowledges `message` and waits (at most `timeout`) for the server to
+   * confirm it, then rings the "taken" doorbell: a sender it wakes finds the
+   * room free. Without a confirmation the message stays handed over; the
+   * server may deliver it again after ackWait (at least once).
+   */
+  async #ack(message: Msg, timeout: number): Promise<void> {
+    try {
+      await this.#track(this.#nc.request(message.reply!, '+ACK', { timeout }));
+    } catch {
+      // Not confirmed in time: at least once covers it.
+    }
     this.#nc.publish(`ipckit-bell.${this.name}.taken`);
   }
 

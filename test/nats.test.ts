@@ -486,6 +486,15 @@ describe('NatsMailbox against other clients and faults', { skip: natsMissing }, 
     assert.deepEqual([got.data.toString(), got.priority, got.redelivered], ['status-like', 5, 0]);
   });
 
+  it('a receive resolves once the server has the acknowledgement: the room is free at once', async () => {
+    const box = await fresh({ maxMessages: 1 });
+    for (let i = 0; i < 20; i++) {
+      assert.equal(await box.trySend(`m${i}`), true, `round ${i}: room for m${i}`);
+      assert.equal((await box.receive({ timeout: 5000 })).data.toString(), `m${i}`);
+      assert.equal((await box.attributes()).messages, 0, `round ${i}: taken out`);
+    }
+  });
+
   it('connection options of the wrong type are refused at once', async () => {
     const address = server.address(unique());
     for (const [key, value] of [['user', 5], ['pass', ['x']], ['token', {}], ['tls', 'yes']] as const) {
