@@ -193,8 +193,8 @@ function cArgs(ctx: BenchContext, family: Family, role: 'server' | 'client', kin
   return [ctx.cProgram('message-queue'), family, role, kind, a, b, String(iterations), String(size), String(spin)];
 }
 
-/** Creates the two queues of one family for a run, and removes them afterwards. */
-async function withQueues<R>(family: Family, run: (a: string, b: string) => Promise<R>): Promise<R> {
+/** Creates the two queues of one family for a run, and removes them afterwards (the NATS benchmark's reference uses it too). */
+export async function withQueues<R>(family: Family, run: (a: string, b: string) => Promise<R>): Promise<R> {
   if (family === 'posix') {
     const names = [`/ipckit-bench-a-${process.pid}`, `/ipckit-bench-b-${process.pid}`];
     const queues = names.map((n) => PosixMessageQueue.create(n, { maxMessages: 10, maxMessageSize: THROUGHPUT_SIZE }));

@@ -17,9 +17,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DEFAULT_SPIN_US, NatsMailbox, PosixMessageQueue } from '../src/index.js';
+import { DEFAULT_SPIN_US, NatsMailbox } from '../src/index.js';
 import type { BenchContext, Measurement, Placement, Row } from './harness.js';
 import { rowsFor } from './harness.js';
+import { withQueues } from './message-queue.js';
 import { measureRoundTrips, measureThroughput, print, throughputBatches, totalRoundTrips } from './stats.js';
 
 export const mechanism = 'nats';
@@ -183,20 +184,6 @@ async function startServer(placement: Placement): Promise<{ url: string; stop():
   };
 }
 
-/** Two POSIX queues for the reference, removed afterwards. */
-async function withQueues<R>(run: (a: string, b: string) => Promise<R>): Promise<R> {
-  const names = [`/ipckit-bench-nats-a-${process.pid}`, `/ipckit-bench-nats-b-${process.pid}`];
-  const queues = names.map((n) => PosixMessageQueue.create(n, { maxMessages: 10, maxMessageSize: THROUGHPUT_SIZE }));
-  try {
-    return await run(names[0]!, names[1]!);
-  } finally {
-    for (const q of queues) {
-      q.close();
-      q.unlink();
-    }
-  }
-}
-
 /** Two mailboxes of one storage for a run, removed afterwards. */
 async function withMailboxes<R>(url: string, storage: Storage, run: (a: string, b: string) => Promise<R>): Promise<R> {
   const names = [`bench-a-${storage}`, `bench-b-${storage}`];
@@ -223,7 +210,7 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
       const iterations = Math.max(100, Math.floor((kind === 'rtt' ? ctx.rttIterations : ctx.throughputMessages) / SCALE));
       const size = kind === 'rtt' ? RTT_SIZE : THROUGHPUT_SIZE;
       // The reference: the message-queue benchmark's async POSIX pair (default spin), same counts.
-      const posix = await withQueues((a, b) => {
+      const posix = await withQueues('posix', (a, b) => {
         const params = { family: 'posix', mode: 'async', kind, a, b, iterations, size, spin: DEFAULT_SPIN_US };
         return ctx.runPair(ctx.nodeRole('message-queue', 'server', params), ctx.nodeRole('message-queue', 'client', params));
       });
