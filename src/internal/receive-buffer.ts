@@ -48,11 +48,6 @@ export class ReceiveBuffer {
     this.buffer = this.#pooled ? slab(slabSize) : Buffer.allocUnsafe(reserve);
   }
 
-  /** Whether messages are views of a shared slab (else each is received alone and copied out). */
-  get pooled(): boolean {
-    return this.#pooled;
-  }
-
   /** Makes sure `reserve` bytes are free at `offset`. */
   ensure(): void {
     if (this.#pooled && this.buffer.length - this.offset < this.#reserve) {
@@ -62,9 +57,10 @@ export class ReceiveBuffer {
   }
 
   /**
-   * Makes sure a batch of `count` messages has room at `offset` (as much
-   * of it as one slab holds): a batch that met the end of a slab early
-   * would come back short.
+   * Makes sure a batch of `count` messages has room at `offset`, up to a
+   * quarter of a slab: a batch that met the end of a slab at once would
+   * come back short, and a fresh slab for every batch would cost more than
+   * the batch saves.
    */
   ensureFor(count: number): void {
     if (this.#pooled && this.buffer.length - this.offset < Math.min(count * this.#reserve, this.#slabSize / 4)) {
