@@ -594,7 +594,8 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
    * reports what went in now, even none.
    */
   #sendManyOp(messages: readonly Outgoing<T>[], priority: unknown, tryForm = false): Operation<number> {
-    const list = checkBatch<Outgoing<T>>(messages).map((data) => {
+    // Array.from, not map: a hole in a sparse array is a message (undefined: refused), not skipped.
+    const list = Array.from(checkBatch<Outgoing<T>>(messages), (data) => {
       const bytes = encodeWith(this.#codec, data as T, this.name);
       if (bytes.length > this.maxMessageSize) throw tooLarge(this.name, bytes.length, this.maxMessageSize, 'the queue\'s maxMessageSize');
       return bytes;
@@ -1127,7 +1128,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   /** As PosixMessageQueue's: encoded and checked, then sent from the first not yet sent; a waiter thread sends one at a time. */
   #sendManyOp(type: unknown, messages: readonly Outgoing<T>[], tryForm = false): Operation<number> {
     const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
-    const list = checkBatch<Outgoing<T>>(messages).map((data) => this.#encode(data));
+    const list = Array.from(checkBatch<Outgoing<T>>(messages), (data) => this.#encode(data));
     const next = new Uint32Array(1);
     const progress = (): number | undefined => (next[0] === list.length || tryForm ? next[0]! : undefined);
     return {

@@ -175,6 +175,10 @@ describe('PosixMessageQueue batches', () => {
     try {
       throwsWith(() => q.sendManySync(['ok', 'much too long']), 'ERR_IPC_MESSAGE_TOO_LARGE', /13-byte message/);
       throwsWith(() => q.trySendMany('ab' as unknown as string[]), 'ERR_IPC_INVALID_ARGUMENT', /messages must be an array/);
+      // A hole in a sparse array is a message that is not bytes, not one skipped.
+      const sparse = ['a'];
+      sparse[2] = 'c';
+      throwsWith(() => q.trySendMany(sparse), 'ERR_IPC_INVALID_ARGUMENT', /data must be a Uint8Array/);
       await rejectsWith(() => q.sendMany(['a'], { priority: -1 }), 'ERR_IPC_INVALID_ARGUMENT', /priority/);
       await rejectsWith(() => q.sendMany(['a'], { timeOut: 5 } as object), 'ERR_IPC_INVALID_ARGUMENT', /"timeOut"; did you mean "timeout"\?/);
       for (const max of [0, 1025, 1.5, '4']) throwsWith(() => q.tryReceiveMany({ max } as { max: number }), 'ERR_IPC_INVALID_ARGUMENT', /max must be/);
