@@ -112,10 +112,15 @@ static Napi::Value MqReceive(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r);
 }
 
-// The element `i` of a JavaScript array of Uint8Arrays, as bytes.
-static Bytes ElementBytes(const Napi::Array& list, uint32_t i) {
-  auto array = list.Get(i).As<Napi::Uint8Array>();
-  return Bytes{array.Data(), array.ByteLength()};
+// The element `i` of a JavaScript array of Uint8Arrays, as bytes; false
+// (nothing set) if it is something else (TypeScript sends only Uint8Arrays:
+// this keeps a mistake from becoming a send of garbage).
+static bool ElementBytes(const Napi::Array& list, uint32_t i, Bytes* out) {
+  Napi::Value value = list.Get(i);
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) return false;
+  auto array = value.As<Napi::Uint8Array>();
+  *out = Bytes{array.Data(), array.ByteLength()};
+  return true;
 }
 
 // The next 8-byte aligned offset at or after `at`: where a batch puts its next message.
@@ -137,7 +142,8 @@ static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
   uint32_t total = list.Length();
   int sent = 0;
   while (next[0] < total) {
-    Bytes b = ElementBytes(list, next[0]);
+    Bytes b;
+    if (!ElementBytes(list, next[0], &b)) return Napi::Number::New(info.Env(), sent > 0 ? sent : -EINVAL);
     const char* data = reinterpret_cast<const char*>(b.data);
     auto call = [&](const timespec* deadline) {
       int n = deadline ? mq_timedsend(fd, data, b.length, prio, deadline) : mq_send(fd, data, b.length, prio);
@@ -304,7 +310,8 @@ static Napi::Value MsgSndMany(const Napi::CallbackInfo& info) {
   thread_local std::vector<char> msg;
   int sent = 0;
   while (next[0] < total) {
-    Bytes b = ElementBytes(list, next[0]);
+    Bytes b;
+    if (!ElementBytes(list, next[0], &b)) return Napi::Number::New(info.Env(), sent > 0 ? sent : -EINVAL);
     PackMessage(msg, type, b.data, b.length);
     auto call = [&](int flags) { return msgsnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0; };
     int r = sent == 0 ? MsgAttempt(timeout_ms, spin_us, EAGAIN, call) : MsgAttempt(0, 0, EAGAIN, call);

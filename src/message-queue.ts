@@ -167,6 +167,17 @@ function accessFlags(access: unknown): number {
   }
 }
 
+/**
+ * A target that shrank (a resizable or detached buffer) while its receive
+ * waited: the message goes back (`putBack`) and the call fails, rather
+ * than being cut short.
+ */
+function fitInto(into: Uint8Array, length: number, putBack: () => void): void {
+  if (into.length >= length) return;
+  putBack();
+  throw invalidArgument('target', into, `a Uint8Array of at least ${length} bytes: it shrank while the receive waited; the message was kept`);
+}
+
 /** A receive target: a Uint8Array of at least `size` bytes. */
 function checkInto(target: unknown, size: number, why: string): Uint8Array {
   checkBytes(target, 'target');
@@ -607,7 +618,11 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
         if (next[0]! < list.length) {
           // A step that may sleep spins first, as the first step does: a receiver is making room right now.
           const r = native.mqSendMany(this.#fd, list, prio, next, timeout, timeout === 0 ? spin : Math.max(spin, this.#sending.spin));
-          if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'mq_send', this.name);
+          // A failure after some went in ends the batch with their count (the next call meets the failure).
+          if (r < 0 && r !== E.EAGAIN) {
+            if (next[0]! > 0) return next[0]!;
+            throw systemError(r, 'mq_send', this.name);
+          }
         }
         return next[0] === list.length || tryForm ? next[0]! : undefined;
       },
@@ -621,6 +636,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
       step: (timeout, spin) => {
         const held = this.#held.take();
         if (held !== undefined) {
+          fitInto(into, held.bytes.length, () => this.#held.putBack([held]));
           held.bytes.copy(into);
           return { length: held.bytes.length, priority: held.priority };
         }
@@ -639,7 +655,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
 
   #receiveManyStep(limit: number, timeout: number, spin: number): PosixMessage<T>[] | undefined {
     const decode = (r: RawPosix): PosixMessage<T> => ({ data: decodeWith(this.#codec, r.bytes, this.name), priority: r.priority });
-    if (this.#held.size > 0) return decodeBatch(this.#held.takeMany(limit), decode, this.#held);
+    if (this.#held.size > 0) return decodeBatch(this.#held.takeMany(limit), decode, this.#held, true);
     const rx = this.#rxMany ??= new ReceiveBuffer(this.maxMessageSize, BATCH_SLAB);
     const io = this.#manyIo ??= new Uint32Array(2 + 2 * MAX_BATCH);
     rx.ensureFor(limit);
@@ -1135,7 +1151,11 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
       step: (timeout, spin) => {
         if (next[0]! < list.length) {
           const r = native.msgSndMany(this.id, t, list, next, timeout, timeout === 0 ? spin : Math.max(spin, this.#sending.spin));
-          if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'msgsnd', this.address);
+          // A failure after some went in ends the batch with their count (the next call meets the failure).
+          if (r < 0 && r !== E.EAGAIN) {
+            if (next[0]! > 0) return next[0]!;
+            throw systemError(r, 'msgsnd', this.address);
+          }
         }
         return progress();
       },
@@ -1143,7 +1163,10 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
         start: (done) => native.msgSndAsync(this.id, t, list[next[0]!]!, done),
         finish: (r) => {
           if (r === 0) next[0] = next[0]! + 1;
-          else if (r !== E.EAGAIN) throw systemError(r, 'msgsnd', this.address);
+          else if (r !== E.EAGAIN) {
+            if (next[0]! > 0) return next[0]!;
+            throw systemError(r, 'msgsnd', this.address);
+          }
           return progress();
         },
       },
@@ -1160,7 +1183,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
       key: selector,
       step: (timeout, spin) => {
         const held = this.#takeHeld(selector, limit);
-        if (held.length > 0) return decodeBatch(held, decode, this.#held);
+        if (held.length > 0) return decodeBatch(held, decode, this.#held, true);
         const raw = this.#receiveRaw(selector, limit, timeout, spin);
         return raw === undefined ? undefined : decodeBatch(raw, decode, this.#held);
       },
@@ -1169,7 +1192,9 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
         start: waiter.start,
         finish: (n, got) => {
           const raw = [waiter.received(n, got)];
-          if (limit > 1) {
+          // Held meanwhile (another batch's codec refused one): those come before what the kernel has now.
+          raw.push(...this.#takeHeld(selector, limit - 1));
+          if (raw.length === 1 && limit > 1) {
             try {
               raw.push(...this.#receiveRaw(selector, limit - 1, 0, 0) ?? []);
             } catch {
@@ -1184,7 +1209,8 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
 
   /** Up to `limit` messages of `selector` in one native call (the first may wait); undefined if none. */
   #receiveRaw(selector: number, limit: number, timeout: number, spin: number): RawSysv[] | undefined {
-    const rx = this.#rxMany ??= new ReceiveBuffer(8 + this.maxMessageSize, BATCH_SLAB);
+    // Half a slab: kernel.msgmax of 65536 plus the type header still lands in slabs.
+    const rx = this.#rxMany ??= new ReceiveBuffer(8 + this.maxMessageSize, BATCH_SLAB, BATCH_SLAB / 2);
     const io = this.#manyIo ??= new Float64Array(3 + 2 * MAX_BATCH);
     rx.ensureFor(limit);
     io[0] = selector;
@@ -1237,6 +1263,8 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     const selector = optionalInteger(type, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0);
     const waiter = this.#receiveJob(selector);
     const deliver = (r: RawSysv): SysvReceivedInto => {
+      // A message in the reused scratch buffer is copied before it is held.
+      fitInto(into, r.bytes.length, () => this.#held.putBack([{ bytes: Buffer.from(r.bytes), type: r.type }]));
       r.bytes.copy(into);
       return { length: r.bytes.length, type: r.type };
     };
@@ -1250,8 +1278,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
         const n = native.msgRcv(this.id, scratch, 0, this.#typeOut, timeout, spin);
         if (n === E.EAGAIN) return undefined;
         if (n < 0) throw this.#receiveError(n);
-        scratch.copy(into, 0, 8, 8 + n);
-        return { length: n, type: this.#typeOut[0]! };
+        return deliver({ bytes: scratch.subarray(8, 8 + n), type: this.#typeOut[0]! });
       },
       job: { start: waiter.start, finish: (n, got) => deliver(waiter.received(n, got)) },
     };

@@ -181,8 +181,9 @@ async function driveReceive(s: ReceiveSoak, total: number, seed: number): Promis
       throw err;
     }
   };
-  // A call without a timeout is made only while enough records are due that it cannot wait forever.
-  const mayWaitForever = (calls: number): boolean => s.ends || total - next > calls;
+  // A call without a timeout is made only while enough records are due that it cannot wait forever
+  // (a batch may take several: each call counts for as many as it may take).
+  const mayWaitForever = (calls: number): boolean => s.ends || total - next > calls * (s.perCall ?? 1);
   const ms = (max: number): number => Math.floor(rnd() * (max + 1));
 
   while (!ended && (s.ends || next < total)) {

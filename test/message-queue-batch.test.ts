@@ -314,3 +314,87 @@ describe('receives into a buffer of yours', () => {
     }
   });
 });
+
+describe('batches against their own edge cases', () => {
+  it('messages held after a codec refusal come out in their order, batch after batch (both families)', () => {
+    const name = objects.name();
+    const raw = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: 32 });
+    const json = PosixMessageQueue.open(name, { codec: 'json' });
+    const key = objects.key();
+    const sraw = SysvMessageQueue.create(key);
+    const sjson = SysvMessageQueue.open(key, { codec: 'json' });
+    try {
+      raw.sendManySync(['0', 'bad', '1', '2', '3']);
+      assert.deepEqual(json.tryReceiveMany({ max: 5 }).map((m) => m.data), [0]);
+      // Held: bad, 1, 2, 3. A batch of the held ones meets "bad" first: its error, and 1 goes back in front.
+      throwsWith(() => json.tryReceiveMany({ max: 2 }), 'ERR_IPC_CODEC');
+      const got: unknown[] = [];
+      for (let batch = json.tryReceiveMany({ max: 2 }); batch.length > 0; batch = json.tryReceiveMany({ max: 2 })) got.push(...batch.map((m) => m.data));
+      assert.deepEqual(got, [1, 2, 3]);
+      sraw.sendManySync(1, ['bad', '1', '2', 'bad', '4']);
+      throwsWith(() => sjson.tryReceiveMany({ max: 5 }), 'ERR_IPC_CODEC');
+      assert.deepEqual(sjson.tryReceiveMany({ max: 2 }).map((m) => m.data), [1, 2]);
+      throwsWith(() => sjson.tryReceiveMany({ max: 2 }), 'ERR_IPC_CODEC');
+      assert.deepEqual(sjson.tryReceiveMany({ max: 2 }).map((m) => m.data), [4]);
+    } finally {
+      raw.close();
+      json.close();
+      PosixMessageQueue.unlink(name);
+      sjson.close();
+      sraw.remove();
+    }
+  });
+
+  it('a System V receiveMany parked on a waiter thread takes held messages of its type before the kernel\'s', async () => {
+    const key = objects.key();
+    const raw = SysvMessageQueue.create(key);
+    const json = SysvMessageQueue.open(key, { codec: 'json' });
+    try {
+      const parked = json.receiveMany({ type: 5, max: 3, timeout: 10_000 });
+      assert.equal(await stillPending(parked, 30), true);
+      // The kernel hands "a" straight to the waiting msgrcv; its callback runs once this test awaits.
+      raw.sendSync(5, '"a"');
+      raw.sendManySync(5, ['bad', '"b"', '"c"']);
+      // Another selector's batch takes "bad" and "b": it refuses "bad" and holds "b".
+      throwsWith(() => json.tryReceiveMany({ max: 2 }), 'ERR_IPC_CODEC');
+      assert.deepEqual((await parked).map((m) => m.data), ['a', 'b']);
+      assert.deepEqual(json.tryReceiveMany({ type: 5 }).map((m) => m.data), ['c']);
+    } finally {
+      json.close();
+      raw.remove();
+    }
+  });
+
+  it('a System V batch whose queue is removed part-way resolves with the count that went in', async () => {
+    const key = objects.key();
+    const q = SysvMessageQueue.create(key, { maxBytes: 16 });
+    try {
+      const sending = q.sendMany(1, ['a'.repeat(8), 'b'.repeat(8), 'c'.repeat(8)], { timeout: 10_000 });
+      await waitUntil('two are in', () => q.stat().messages === 2);
+      assert.equal(await stillPending(sending, 20), true);
+      SysvMessageQueue.remove(key);
+      assert.equal(await sending, 2);
+    } finally {
+      q.close();
+    }
+  });
+
+  it('a target that shrank while its receive waited fails, and the message stays for the next receive', async () => {
+    const key = objects.key();
+    const q = SysvMessageQueue.create(key);
+    try {
+      // A resizable ArrayBuffer (ES2024; Node 20 has it, the project's TypeScript lib does not name it).
+      const Resizable = ArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void };
+      const resizable = new Resizable(q.maxMessageSize, { maxByteLength: q.maxMessageSize });
+      const target = new Uint8Array(resizable);
+      const waiting = q.receiveInto(target, { timeout: 10_000 });
+      assert.equal(await stillPending(waiting, 30), true);
+      resizable.resize(3);
+      q.sendSync(1, 'nine byte');
+      await rejectsWith(() => waiting, 'ERR_IPC_INVALID_ARGUMENT', /shrank while the receive waited/);
+      assert.equal(q.tryReceive()?.data.toString(), 'nine byte');
+    } finally {
+      q.remove();
+    }
+  });
+});

@@ -38,9 +38,14 @@ export class Held<R> {
     return this.#items.length;
   }
 
-  /** Keeps `items` (in order) for the next receives. */
+  /** Keeps `items` (in order) for the next receives, after those held already (they were taken later). */
   keep(items: R[]): void {
     this.#items.push(...items);
+  }
+
+  /** Puts `items` back in front (in order): they were taken from here, before the ones still held. */
+  putBack(items: R[]): void {
+    this.#items.unshift(...items);
   }
 
   /** The oldest held message, taken out. */
@@ -69,9 +74,11 @@ export class Held<R> {
  * Decodes a batch's raw messages in order. A message the codec refuses
  * ends the batch: the ones before it are returned; it and the ones after it
  * are kept in `held` (so the next receive reports its error, and the rest
- * follow). If the first is refused, its error is thrown at once.
+ * follow): in front when the batch came from `held` itself, else behind.
+ * If the first is refused, its error is thrown at once.
  */
-export function decodeBatch<R, M>(raw: R[], decode: (r: R) => M, held: Held<R>): M[] {
+export function decodeBatch<R, M>(raw: R[], decode: (r: R) => M, held: Held<R>, fromHeld = false): M[] {
+  const keep = (items: R[]): void => (fromHeld ? held.putBack(items) : held.keep(items));
   const out: M[] = [];
   for (let i = 0; i < raw.length; i++) {
     try {
@@ -79,10 +86,10 @@ export function decodeBatch<R, M>(raw: R[], decode: (r: R) => M, held: Held<R>):
     } catch (err) {
       if (!(err instanceof IpcError)) throw err;
       if (i === 0) {
-        held.keep(raw.slice(1));
+        keep(raw.slice(1));
         throw err;
       }
-      held.keep(raw.slice(i));
+      keep(raw.slice(i));
       break;
     }
   }

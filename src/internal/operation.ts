@@ -452,7 +452,9 @@ export class JobLane extends Lane {
       this.settle(entry, end.value, end.failed);
     } else if (result === E.EAGAIN || result === E.ENOSR) {
       this.settle(entry, waiterLimitError(result, this.owner.address), true);
-    } else if (!this.serveWith(entry, () => entry.op.job!.finish(result, extra) ?? this.retry(entry))) {
+    } else if (!this.serveWith(entry, () => entry.op.job!.finish(result, extra) ??
+      // An interrupted batch ends with what it did (partial) rather than try again on a closed owner.
+      (entry.reason !== undefined && entry.op.partial !== undefined ? undefined : this.retry(entry)))) {
       // Woken, and still nothing for it (another process was first): wait again.
       this.#start(entry);
       return;

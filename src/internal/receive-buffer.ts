@@ -39,12 +39,13 @@ export class ReceiveBuffer {
   /**
    * `reserve`: the bytes a receive may write (the largest message plus any
    * header). `slabSize`: larger slabs for batched receives, which land many
-   * messages in one go.
+   * messages in one go. `poolLimit`: the largest `reserve` received into
+   * slabs (else into a scratch buffer, one message at a time).
    */
-  constructor(reserve: number, slabSize = SLAB_SIZE) {
+  constructor(reserve: number, slabSize = SLAB_SIZE, poolLimit = slabSize / 4) {
     this.#reserve = reserve;
     this.#slabSize = slabSize;
-    this.#pooled = reserve <= slabSize / 4;
+    this.#pooled = reserve <= poolLimit;
     this.buffer = this.#pooled ? slab(slabSize) : Buffer.allocUnsafe(reserve);
   }
 
@@ -63,7 +64,8 @@ export class ReceiveBuffer {
    * the batch saves.
    */
   ensureFor(count: number): void {
-    if (this.#pooled && this.buffer.length - this.offset < Math.min(count * this.#reserve, this.#slabSize / 4)) {
+    const room = Math.max(this.#reserve, Math.min(count * this.#reserve, this.#slabSize / 4));
+    if (this.#pooled && this.buffer.length - this.offset < room) {
       this.buffer = slab(this.#slabSize);
       this.offset = 0;
     }

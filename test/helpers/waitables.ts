@@ -121,6 +121,8 @@ export interface ReceiveSoak {
   records(raw: unknown): Checked[] | null;
   /** Whether the mechanism is a stream that ends (EOF) once the peer is done. */
   ends: boolean;
+  /** Most records one call may take (a batch); 1 if absent. A call without a timeout is made only while enough are due for every call. */
+  perCall?: number;
   /** Streams: bytes of an unfinished record held back. */
   leftover?(): number;
   /** Resolves once the peer has sent everything. */
@@ -608,7 +610,7 @@ function queueReceive(family: QueueFamily, batched = false): Waitable {
           try: () => some(batch.tryReceiveMany({ max: 8 })) }
         : { async: (o: Options) => q.receive(o), sync: (o: Options) => q.receiveSync(o), try: () => q.tryReceive() };
       return {
-        direction: 'receive', ends: false, peerDone, ...forms,
+        direction: 'receive', ends: false, peerDone, ...forms, perCall: batched ? 8 : 1,
         records: (raw) => (raw === undefined ? [] : batched ? (raw as Buffer[]).map(readRecord) : [readRecord(raw as Buffer)]),
         async cleanup() {
           q.close();
