@@ -168,6 +168,35 @@ function accessFlags(access: unknown): number {
 }
 
 /**
+ * The bookkeeping of a batched send of `total` messages: `next[0]` is the
+ * first not yet sent (the native call advances it). `outcome(r)` turns a
+ * native result into the step's: the count once all are in (or at once,
+ * for a try), `undefined` while some wait, and for a failure after some
+ * went in their count (the next call meets the failure). `spin` lets every
+ * step that may sleep spin first, as the first does: a receiver is making
+ * room right now.
+ */
+function batchSend(total: number, laneSpin: number, tryForm: boolean, fail: (r: number) => IpcError): {
+  next: Uint32Array; left(): boolean; spin(timeout: number, spin: number): number;
+  outcome(r: number): number | undefined; partial(): number | undefined;
+} {
+  const next = new Uint32Array(1);
+  return {
+    next,
+    left: () => next[0]! < total,
+    spin: (timeout, spin) => (timeout === 0 ? spin : Math.max(spin, laneSpin)),
+    outcome: (r) => {
+      if (r < 0 && r !== E.EAGAIN) {
+        if (next[0]! > 0) return next[0]!;
+        throw fail(r);
+      }
+      return next[0] === total || tryForm ? next[0]! : undefined;
+    },
+    partial: () => (next[0]! > 0 ? next[0]! : undefined),
+  };
+}
+
+/**
  * A target that shrank (a resizable or detached buffer) while its receive
  * waited: the message goes back (`putBack`) and the call fails, rather
  * than being cut short.
@@ -612,21 +641,11 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
       return bytes;
     });
     const prio = optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0);
-    const next = new Uint32Array(1);
+    const batch = batchSend(list.length, this.#sending.spin, tryForm, (r) => systemError(r, 'mq_send', this.name));
     return {
-      step: (timeout, spin) => {
-        if (next[0]! < list.length) {
-          // A step that may sleep spins first, as the first step does: a receiver is making room right now.
-          const r = native.mqSendMany(this.#fd, list, prio, next, timeout, timeout === 0 ? spin : Math.max(spin, this.#sending.spin));
-          // A failure after some went in ends the batch with their count (the next call meets the failure).
-          if (r < 0 && r !== E.EAGAIN) {
-            if (next[0]! > 0) return next[0]!;
-            throw systemError(r, 'mq_send', this.name);
-          }
-        }
-        return next[0] === list.length || tryForm ? next[0]! : undefined;
-      },
-      partial: () => (next[0]! > 0 ? next[0]! : undefined),
+      step: (timeout, spin) => batch.outcome(batch.left()
+        ? native.mqSendMany(this.#fd, list, prio, batch.next, timeout, batch.spin(timeout, spin)) : 0),
+      partial: batch.partial,
     };
   }
 
@@ -1145,32 +1164,19 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   #sendManyOp(type: unknown, messages: readonly Outgoing<T>[], tryForm = false): Operation<number> {
     const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
     const list = Array.from(checkBatch<Outgoing<T>>(messages), (data) => this.#encode(data));
-    const next = new Uint32Array(1);
-    const progress = (): number | undefined => (next[0] === list.length || tryForm ? next[0]! : undefined);
+    const batch = batchSend(list.length, this.#sending.spin, tryForm, (r) => systemError(r, 'msgsnd', this.address));
+    const next = batch.next;
     return {
-      step: (timeout, spin) => {
-        if (next[0]! < list.length) {
-          const r = native.msgSndMany(this.id, t, list, next, timeout, timeout === 0 ? spin : Math.max(spin, this.#sending.spin));
-          // A failure after some went in ends the batch with their count (the next call meets the failure).
-          if (r < 0 && r !== E.EAGAIN) {
-            if (next[0]! > 0) return next[0]!;
-            throw systemError(r, 'msgsnd', this.address);
-          }
-        }
-        return progress();
-      },
+      step: (timeout, spin) => batch.outcome(batch.left()
+        ? native.msgSndMany(this.id, t, list, next, timeout, batch.spin(timeout, spin)) : 0),
       job: {
         start: (done) => native.msgSndAsync(this.id, t, list[next[0]!]!, done),
         finish: (r) => {
           if (r === 0) next[0] = next[0]! + 1;
-          else if (r !== E.EAGAIN) {
-            if (next[0]! > 0) return next[0]!;
-            throw systemError(r, 'msgsnd', this.address);
-          }
-          return progress();
+          return batch.outcome(r);
         },
       },
-      partial: () => (next[0]! > 0 ? next[0]! : undefined),
+      partial: batch.partial,
     };
   }
 
