@@ -24,7 +24,7 @@
 import { randomUUID } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node';
-import type { AckPolicy, JetStreamClient, JetStreamManager, StreamInfo } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, StreamInfo } from '@nats-io/jetstream';
 import { IpcError } from './errors.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { checkInteger, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
@@ -398,7 +398,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
     if (storageName !== 'file' && storageName !== 'memory') throw invalidArgument('storage', opts.storage, "'file' or 'memory'");
     const nc = await connectTo(parsed, opts);
     try {
-      const { jetstream, jetstreamManager, RetentionPolicy, DiscardPolicy, StorageType, AckPolicy } = await import('@nats-io/jetstream');
+      const { jetstream, jetstreamManager, RetentionPolicy, DiscardPolicy, StorageType } = await import('@nats-io/jetstream');
       let jsm: JetStreamManager;
       try {
         jsm = await jetstreamManager(nc, { timeout: REQUEST_TIMEOUT });
@@ -441,7 +441,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
       }
       checkMailbox(info, parsed);
       try {
-        await ensureConsumers(jsm, parsed, AckPolicy.Explicit, created ? limits.ackWait : undefined);
+        await ensureConsumers(jsm, parsed, created ? limits.ackWait : undefined);
       } catch (err) {
         // A mailbox this call made is not left half made (a later open would accept it).
         if (created) await jsm.streams.delete(parsed.name).catch(() => undefined);
@@ -775,7 +775,7 @@ export class NatsMailbox<T = Buffer> implements AsyncIterable<NatsMessage<T>> {
           return apiCode(e) === CONSUMER_NOT_FOUND;
         });
         if (!gone) throw err;
-        await ensureConsumers(this.#jsm, this, (await import('@nats-io/jetstream')).AckPolicy.Explicit, undefined);
+        await ensureConsumers(this.#jsm, this, undefined);
         reply = await this.#pull(level, timeout);
       }
       // A status (404 no messages, 408 request expired) instead of a message: another receiver was faster.
@@ -982,7 +982,8 @@ function checkMailbox(info: StreamInfo, box: { name: string; address: string }):
  * mailbox (with `ackWait`), and any that another client deleted (with the
  * ackWait of the others).
  */
-async function ensureConsumers(jsm: JetStreamManager, box: { name: string }, explicit: AckPolicy, ackWait: number | undefined): Promise<void> {
+async function ensureConsumers(jsm: JetStreamManager, box: { name: string }, ackWait: number | undefined): Promise<void> {
+  const { AckPolicy } = await import('@nats-io/jetstream');
   const have = new Map<string, number>();
   for await (const consumer of jsm.consumers.list(box.name)) have.set(consumer.name, consumer.config.ack_wait ?? 0);
   const waitNs = ackWait !== undefined ? ackWait * 1e6 : [...have.values()].find((ns) => ns > 0) ?? 30_000 * 1e6;
@@ -991,7 +992,7 @@ async function ensureConsumers(jsm: JetStreamManager, box: { name: string }, exp
     await jsm.consumers.add(box.name, {
       durable_name: `p${level}`,
       filter_subject: `ipckit.${box.name}.${level}`,
-      ack_policy: explicit,
+      ack_policy: AckPolicy.Explicit,
       ack_wait: waitNs,
       max_ack_pending: -1,
     });
