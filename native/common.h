@@ -72,6 +72,17 @@ inline bool ArgRange(const Napi::CallbackInfo& info, size_t i, Bytes* range) {
   return true;
 }
 
+// The element `i` of a JavaScript array of Uint8Arrays, as bytes; false
+// (nothing set) if it is something else (TypeScript sends only Uint8Arrays:
+// this keeps a mistake from becoming a send of garbage).
+inline bool ElementBytes(const Napi::Array& list, uint32_t i, Bytes* out) {
+  Napi::Value value = list.Get(i);
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) return false;
+  auto array = value.As<Napi::Uint8Array>();
+  *out = Bytes{array.Data(), array.ByteLength()};
+  return true;
+}
+
 // Monotonic clock in nanoseconds.
 inline int64_t NowNs(clockid_t clock = CLOCK_MONOTONIC) {
   timespec ts;

@@ -1,6 +1,7 @@
 // Descriptor I/O shared by every descriptor-backed mechanism: close, flags,
 // owned descriptors, reads and writes, one bounded poll, opens bounded by a
-// timeout, and the one export of the flag constants TypeScript uses.
+// timeout, gathered writes and scattered reads, and the one export of the
+// flag constants TypeScript uses.
 //
 // A descriptor a user or a child relies on keeps its mode: ipckit never sets
 // O_NONBLOCK on it. A non-blocking attempt goes through a private open file
@@ -14,6 +15,8 @@
 #include <sys/inotify.h>
 #include <sys/ipc.h>
 #include <sys/sem.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <climits>
@@ -148,6 +151,148 @@ Napi::Value WriteFd(const Napi::CallbackInfo& info) {
   return Transfer(info, WriteOnce);
 }
 
+// How a gathered write treats its list (the `mode` argument of writevFd).
+constexpr int kFramed = 1;   // each element goes as a frame: a 4-byte big-endian length, then the bytes
+constexpr int kAtomic = 2;   // frames of at most PIPE_BUF bytes go whole: groups of whole frames, each <= PIPE_BUF
+constexpr int kSocket = 4;   // sendmsg/recvmsg with MSG_DONTWAIT (a socket whose own mode stays blocking)
+
+// One writev or non-blocking sendmsg of `count` pieces: bytes written, or -errno.
+ssize_t WritevOnce(int fd, const iovec* iov, int count, int mode) {
+  ssize_t n;
+  do {
+    if (mode & kSocket) {
+      msghdr msg{};
+      msg.msg_iov = const_cast<iovec*>(iov);
+      msg.msg_iovlen = count;
+      n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } else {
+      n = writev(fd, iov, count);
+    }
+  } while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : n;
+}
+
+// writevFd(fd, list: Uint8Array[], at: Float64Array(2), mode, spinUs)
+//   -> bytes written (> 0), -EAGAIN while full (nothing written), or -errno (nothing written).
+// Writes list[at[0]..] from byte at[1] of that element (of its frame, when
+// framed) on, in writev calls of up to IOV_MAX pieces, until all is written
+// or the descriptor is full, and moves `at` past what went. With kAtomic a
+// call holds whole frames of at most PIPE_BUF bytes in all (so the kernel
+// writes each whole or not at all), and a larger frame goes alone. The
+// first call may spin on EAGAIN; an error after some bytes went ends the
+// call with their count (the next call reports it).
+Napi::Value WritevFd(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  auto list = info[1].As<Napi::Array>();
+  auto at = info[2].As<Napi::Float64Array>();
+  int mode = ArgInt(info, 3);
+  double spin_us = ArgDouble(info, 4);
+  const bool framed = (mode & kFramed) != 0;
+  const bool atomic = (mode & kAtomic) != 0;
+  const size_t header = framed ? 4 : 0;
+  const uint32_t total = list.Length();
+  uint32_t index = static_cast<uint32_t>(at[0]);
+  size_t offset = static_cast<size_t>(at[1]);
+  double written = 0;
+  constexpr int kMaxPieces = IOV_MAX < 1024 ? IOV_MAX : 1024;
+  iovec iov[kMaxPieces];
+  uint8_t headers[kMaxPieces / 2][4];
+  size_t lengths[kMaxPieces];  // each frame's remaining bytes in this group
+  bool bad = false;
+  while (index < total && !bad) {
+    int pieces = 0;
+    int frames = 0;
+    size_t group = 0;
+    size_t skip = offset;
+    for (uint32_t i = index; i < total && pieces + 2 <= kMaxPieces; i++) {
+      Bytes b;
+      if (!ElementBytes(list, i, &b) || skip > header + b.length) {
+        bad = true;  // what precedes it goes; the next call reports it
+        break;
+      }
+      size_t whole = header + b.length;
+      bool large = whole > PIPE_BUF;
+      if (atomic && frames > 0 && (large || group + whole > PIPE_BUF)) break;
+      if (framed && skip < header) {
+        uint32_t n = static_cast<uint32_t>(b.length);
+        uint8_t* h = headers[frames];
+        h[0] = n >> 24; h[1] = (n >> 16) & 0xff; h[2] = (n >> 8) & 0xff; h[3] = n & 0xff;
+        iov[pieces++] = iovec{h + skip, header - skip};
+      }
+      size_t from = skip > header ? skip - header : 0;
+      if (b.length > from) iov[pieces++] = iovec{b.data + from, b.length - from};
+      lengths[frames++] = whole - skip;
+      group += whole - skip;
+      skip = 0;
+      if (atomic && large) break;
+    }
+    ssize_t n = 0;
+    if (pieces > 0 && written == 0 && spin_us > 0) {
+      // Only the first writev spins: the loop's later ones take the room there is.
+      int r = Spin(spin_us, EAGAIN, [&] {
+        n = WritevOnce(fd, iov, pieces, mode);
+        return n < 0 ? static_cast<int>(n) : 0;
+      });
+      if (r < 0) n = r;
+    } else if (pieces > 0) {
+      n = WritevOnce(fd, iov, pieces, mode);
+    }
+    if (n < 0) {
+      if (written == 0) return Errno(info.Env(), static_cast<int>(-n));
+      break;
+    }
+    written += static_cast<double>(n);
+    // Move past what went: whole frames (empty ones too), then into the one it stopped in.
+    size_t left = static_cast<size_t>(n);
+    for (int k = 0; k < frames; k++) {
+      if (left < lengths[k]) {
+        offset += left;
+        break;
+      }
+      left -= lengths[k];
+      index++;
+      offset = 0;
+    }
+    if (static_cast<size_t>(n) < group) break;  // full now
+  }
+  if (bad && written == 0) return Errno(info.Env(), EINVAL);
+  at[0] = index;
+  at[1] = static_cast<double>(offset);
+  return Napi::Number::New(info.Env(), written);
+}
+
+// readvFd(fd, list: Uint8Array[], mode, spinUs) -> bytes read (0 = end), or -errno.
+// One readv (or non-blocking recvmsg with kSocket) into the buffers in order.
+Napi::Value ReadvFd(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  auto list = info[1].As<Napi::Array>();
+  int mode = ArgInt(info, 2);
+  constexpr uint32_t kMaxPieces = IOV_MAX < 1024 ? IOV_MAX : 1024;
+  uint32_t count = list.Length();
+  if (count > kMaxPieces) return Errno(info.Env(), EINVAL);
+  iovec iov[kMaxPieces];
+  for (uint32_t i = 0; i < count; i++) {
+    Bytes b;
+    if (!ElementBytes(list, i, &b)) return Errno(info.Env(), EINVAL);
+    iov[i] = iovec{b.data, b.length};
+  }
+  int r = Spin(ArgDouble(info, 3), EAGAIN, [&] {
+    ssize_t n;
+    do {
+      if (mode & kSocket) {
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = count;
+        n = recvmsg(fd, &msg, MSG_DONTWAIT);
+      } else {
+        n = readv(fd, iov, static_cast<int>(count));
+      }
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
+  });
+  return Napi::Number::New(info.Env(), r);
+}
+
 // pollFd(fd, events, timeoutMs) -> revents, or 0 when nothing happened
 // within timeoutMs (< 0: no limit) or a signal interrupted the wait.
 Napi::Value PollFd(const Napi::CallbackInfo& info) {
@@ -180,6 +325,7 @@ void InitFd(Napi::Env env, Napi::Object exports) {
       {"holdFd", HoldFd}, {"releaseFd", ReleaseFd},
       {"close", Close}, {"strerror", StrError}, {"getFlags", GetFlags}, {"getFdFlags", GetFdFlags},
       {"setNonBlocking", SetNonBlocking}, {"readFd", ReadFd}, {"writeFd", WriteFd}, {"pollFd", PollFd},
+      {"writevFd", WritevFd}, {"readvFd", ReadvFd},
       {"openPath", OpenPath}
   });
 
@@ -216,6 +362,10 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   c.Set("SEM_UNDO", SEM_UNDO);
   c.Set("IN_OPEN", static_cast<double>(IN_OPEN));
   c.Set("PIPE_BUF", PIPE_BUF);
+  c.Set("IOV_MAX", IOV_MAX);
+  c.Set("GATHER_FRAMED", kFramed);
+  c.Set("GATHER_ATOMIC", kAtomic);
+  c.Set("GATHER_SOCKET", kSocket);
   exports.Set("constants", c);
   // errno values Node's os.constants.errno does not list.
   Napi::Object e = Napi::Object::New(env);

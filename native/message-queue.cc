@@ -112,17 +112,6 @@ static Napi::Value MqReceive(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r);
 }
 
-// The element `i` of a JavaScript array of Uint8Arrays, as bytes; false
-// (nothing set) if it is something else (TypeScript sends only Uint8Arrays:
-// this keeps a mistake from becoming a send of garbage).
-static bool ElementBytes(const Napi::Array& list, uint32_t i, Bytes* out) {
-  Napi::Value value = list.Get(i);
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) return false;
-  auto array = value.As<Napi::Uint8Array>();
-  *out = Bytes{array.Data(), array.ByteLength()};
-  return true;
-}
-
 // The next 8-byte aligned offset at or after `at`: where a batch puts its next message.
 static size_t Aligned(size_t at) { return (at + 7) & ~static_cast<size_t>(7); }
 

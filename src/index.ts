@@ -19,6 +19,7 @@ export { type Codec, type CodecOption, type Outgoing } from './internal/codec.js
 export { type WaitOptions, type SyncWaitOptions, type SpinOptions } from './internal/wait.js';
 export { type OwnerOption } from './internal/trust.js';
 export { type StreamOptions } from './internal/streams.js';
+export { type ReceiveManyOptions, type ReceiveManySyncOptions } from './internal/batch.js';
 export {
   PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, DEFAULT_SPIN_US,
   type MessageQueue, type QueueAccess,
@@ -26,7 +27,7 @@ export {
   type PosixMessageQueueOpenOptions, type PosixMessageQueueLimits, type PosixSendOptions, type PosixSendSyncOptions,
   type SysvMessage, type SysvMessageQueueStat, type SysvMessageQueueCreateOptions, type SysvMessageQueueOpenOptions,
   type SysvMessageQueueLimits, type SysvReceiveOptions, type SysvReceiveSyncOptions,
-  type ReceiveManyOptions, type ReceiveManySyncOptions, type SysvReceiveManyOptions, type SysvReceiveManySyncOptions,
+  type SysvReceiveManyOptions, type SysvReceiveManySyncOptions,
   type PosixReceivedInto, type SysvReceivedInto,
 } from './message-queue.js';
 export {

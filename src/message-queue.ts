@@ -25,7 +25,9 @@ import {
   DONE, JobLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun,
 } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
-import { BATCH_SLAB, Held, MAX_BATCH, checkBatch, checkMax, decodeBatch } from './internal/batch.js';
+import {
+  BATCH_SLAB, Held, MAX_BATCH, type ReceiveManyOptions, type ReceiveManySyncOptions, batchSend, checkMax, decodeBatch, encodeBatch,
+} from './internal/batch.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
@@ -112,18 +114,6 @@ export interface PosixMessage<T = Buffer> {
   priority: number;
 }
 
-/** Options of a batched receive ({@link PosixMessageQueue.receiveMany}, {@link SysvMessageQueue.receiveMany}). */
-export interface ReceiveManyOptions extends WaitOptions {
-  /** At most this many messages, 1 to 1024. Default 64. */
-  max?: number;
-}
-
-/** Options of a batched `receiveManySync`. */
-export interface ReceiveManySyncOptions extends SyncWaitOptions {
-  /** At most this many messages, 1 to 1024. Default 64. */
-  max?: number;
-}
-
 /** What a receive into a buffer of yours got: the message is `target.subarray(0, length)`. */
 export interface PosixReceivedInto {
   /** Bytes of the message, at the start of the target. */
@@ -165,35 +155,6 @@ function accessFlags(access: unknown): number {
     case 'readwrite': return C.O_RDWR;
     default: throw invalidArgument('access', access, '"read", "write" or "readwrite"');
   }
-}
-
-/**
- * The bookkeeping of a batched send of `total` messages: `next[0]` is the
- * first not yet sent (the native call advances it). `outcome(r)` turns a
- * native result into the step's: the count once all are in (or at once,
- * for a try), `undefined` while some wait, and for a failure after some
- * went in their count (the next call meets the failure). `spin` lets every
- * step that may sleep spin first, as the first does: a receiver is making
- * room right now.
- */
-function batchSend(total: number, laneSpin: number, tryForm: boolean, fail: (r: number) => IpcError): {
-  next: Uint32Array; left(): boolean; spin(timeout: number, spin: number): number;
-  outcome(r: number): number | undefined; partial(): number | undefined;
-} {
-  const next = new Uint32Array(1);
-  return {
-    next,
-    left: () => next[0]! < total,
-    spin: (timeout, spin) => (timeout === 0 ? spin : Math.max(spin, laneSpin)),
-    outcome: (r) => {
-      if (r < 0 && r !== E.EAGAIN) {
-        if (next[0]! > 0) return next[0]!;
-        throw fail(r);
-      }
-      return next[0] === total || tryForm ? next[0]! : undefined;
-    },
-    partial: () => (next[0]! > 0 ? next[0]! : undefined),
-  };
 }
 
 /**
@@ -634,8 +595,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
    * reports what went in now, even none.
    */
   #sendManyOp(messages: readonly Outgoing<T>[], priority: unknown, tryForm = false): Operation<number> {
-    // Array.from, not map: a hole in a sparse array is a message (undefined: refused), not skipped.
-    const list = Array.from(checkBatch<Outgoing<T>>(messages), (data) => {
+    const list = encodeBatch(messages, (data) => {
       const bytes = encodeWith(this.#codec, data as T, this.name);
       if (bytes.length > this.maxMessageSize) throw tooLarge(this.name, bytes.length, this.maxMessageSize, 'the queue\'s maxMessageSize');
       return bytes;
@@ -1163,7 +1123,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   /** As PosixMessageQueue's: encoded and checked, then sent from the first not yet sent; a waiter thread sends one at a time. */
   #sendManyOp(type: unknown, messages: readonly Outgoing<T>[], tryForm = false): Operation<number> {
     const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
-    const list = Array.from(checkBatch<Outgoing<T>>(messages), (data) => this.#encode(data));
+    const list = encodeBatch(messages, (data) => this.#encode(data));
     const batch = batchSend(list.length, this.#sending.spin, tryForm, (r) => systemError(r, 'msgsnd', this.address));
     const next = batch.next;
     return {

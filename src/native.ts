@@ -85,6 +85,14 @@ export interface NativeBinding {
   /** One read as the descriptor's mode says; spins up to spinUs on EAGAIN. 0 = end of data. */
   readFd(fd: number, buffer: Uint8Array, offset: number, length: number, spinUs: number): number;
   writeFd(fd: number, buffer: Uint8Array, offset: number, length: number, spinUs: number): number;
+  /**
+   * Gathered write of list[at[0]..] from byte at[1] on (framed: each element
+   * behind its 4-byte length), moving `at` past what went: bytes written,
+   * -EAGAIN (nothing), or -errno. Mode: GATHER_* constants.
+   */
+  writevFd(fd: number, list: readonly Uint8Array[], at: Float64Array, mode: number, spinUs: number): number;
+  /** One scattered read into the buffers in order: bytes read (0 = end), or -errno. */
+  readvFd(fd: number, list: readonly Uint8Array[], mode: number, spinUs: number): number;
   /** revents, or 0 when nothing happened within timeoutMs (or a signal came). */
   pollFd(fd: number, events: number, timeoutMs: number): number;
   /** open(2) with O_CLOEXEC; a blocking open gives up after timeoutMs with -ETIMEDOUT. */
@@ -96,6 +104,7 @@ export interface NativeBinding {
     EPOLLIN: number; EPOLLOUT: number; EPOLLHUP: number; EPOLLERR: number; EPOLLET: number; EPOLLRDHUP: number; POLLNVAL: number;
     EPOLL_CTL_ADD: number; EPOLL_CTL_MOD: number; EPOLL_CTL_DEL: number;
     IPC_CREAT: number; IPC_EXCL: number; IPC_NOWAIT: number; SEM_UNDO: number; IN_OPEN: number; PIPE_BUF: number;
+    IOV_MAX: number; GATHER_FRAMED: number; GATHER_ATOMIC: number; GATHER_SOCKET: number;
   };
   extraErrno: Record<string, number>;
 

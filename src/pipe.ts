@@ -20,7 +20,10 @@ import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { lazily, native } from './native.js';
 import { trackSpawned } from './internal/children.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
-import { type ByteSource, MAX_FRAME, ReadAhead, frame } from './internal/framing.js';
+import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, checkFrame, frame } from './internal/framing.js';
+import {
+  Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchSend, checkMax, decodeBatch, encodeBatch,
+} from './internal/batch.js';
 import { Handle } from './internal/handle.js';
 import { describeSetting, descriptorError } from './internal/limits.js';
 import { DONE, type Operation, ReadinessLane, run, runSync, tryRun } from './internal/operation.js';
@@ -215,12 +218,30 @@ abstract class PipeEnd extends Handle implements Pollable {
 
   /** One non-blocking read (`read`) or write from ipckit's side of the pipe: a count, or -errno. */
   protected transfer(read: boolean, buffer: Uint8Array, offset: number, length: number, spin: number): number {
+    const io = this.#attemptFd();
+    if (io < 0) return io;
+    return read ? native.readFd(io, buffer, offset, length, spin) : native.writeFd(io, buffer, offset, length, spin);
+  }
+
+  /** One gathered write (native writevFd) from ipckit's side of the pipe: bytes written, or -errno. */
+  protected gather(list: readonly Uint8Array[], at: Float64Array, mode: number, spin: number): number {
+    const io = this.#attemptFd();
+    return io < 0 ? io : native.writevFd(io, list, at, mode, spin);
+  }
+
+  /** One scattered read (readv) from ipckit's side of the pipe: bytes read (0: none, maybe the end), or -errno. */
+  protected scatter(list: readonly Uint8Array[], spin: number): number {
+    const io = this.#attemptFd();
+    return io < 0 ? io : native.readvFd(io, list, 0, spin);
+  }
+
+  /** Where attempts go: the private description, opened at the first attempt (a write end whose reader already left could not open one: -EPIPE). */
+  #attemptFd(): number {
     if (this.#io < 0) {
-      // Opened at the first attempt: a write end whose reader already left could not open one.
       const r = this.#privateDescription();
       if (r < 0) return r;
     }
-    return read ? native.readFd(this.#io, buffer, offset, length, spin) : native.writeFd(this.#io, buffer, offset, length, spin);
+    return this.#io;
   }
 
   /**
@@ -268,6 +289,30 @@ function checkMaxBytes(maxBytes: unknown): number {
   return optionalInteger(maxBytes, 'maxBytes', 1, 2 ** 30, DEFAULT_READ_SIZE);
 }
 
+/** The buffers of a scattered read: an array of 1 to IOV_MAX Uint8Arrays with room for a byte at least. */
+function checkTargets(targets: unknown): Uint8Array[] {
+  const list = encodeBatch(targets as readonly unknown[], (target) => checkBytes(target, 'targets'), 'targets');
+  if (list.length === 0 || list.length > C.IOV_MAX) throw invalidArgument('targets', targets, `an array of 1 to ${C.IOV_MAX} Uint8Arrays`);
+  if (!list.some((target) => target.length > 0)) throw invalidArgument('targets', targets, 'buffers with room for at least one byte');
+  return list;
+}
+
+/** Moves what `ahead` holds into `targets` in order, as far as they hold: the bytes moved. */
+function spread(ahead: ReadAhead, targets: readonly Uint8Array[]): number {
+  let moved = 0;
+  for (const target of targets) {
+    let filled = 0;
+    while (filled < target.length && ahead.length > 0) {
+      const chunk = ahead.take(Math.min(target.length - filled, ahead.length));
+      target.set(chunk, filled);
+      filled += chunk.length;
+    }
+    moved += filled;
+    if (ahead.length === 0) break;
+  }
+  return moved;
+}
+
 function checkTarget(target: unknown): Uint8Array {
   checkBytes(target, 'target');
   if ((target as Uint8Array).length === 0) throw invalidArgument('target', target, 'a non-empty Uint8Array');
@@ -307,7 +352,9 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
   readonly #codec: Codec<T>;
   readonly #typed: boolean;
   readonly #receiveOp: Operation<PipeMessage<T> | null>;
-  protected override readonly buffered = (): boolean => !this.closed && this.#ahead.ready;
+  /** Messages a batch took off the stream but did not hand over (the codec refused one): receives take these first. */
+  readonly #held = new Held<Buffer>();
+  protected override readonly buffered = (): boolean => !this.closed && (this.#ahead.ready || this.#held.size > 0);
 
   /** @internal */
   constructor(fd: number, settings: EndSettings<T>, address?: string, initial?: Buffer, handedOver = false) {
@@ -319,7 +366,7 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
     this.#ahead = new ReadAhead(where, 'maxMessageSize');
     if (initial !== undefined) this.#ahead.push(initial);
     this.#receiveOp = this.stepOf(() => {
-      const bytes = this.#ahead.message(this, this.maxMessageSize, DEFAULT_READ_SIZE);
+      const bytes = this.#held.take() ?? this.#ahead.message(this, this.maxMessageSize, DEFAULT_READ_SIZE);
       if (bytes === undefined || bytes === null) return bytes;
       // The message was taken off the stream before it is decoded: a failure leaves the next message in place.
       return { data: decodeWith(this.#codec, bytes, this.address) };
@@ -366,6 +413,53 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
   /** A message if a whole one is there now; `null` at the end; `undefined` if more must arrive (or earlier receives wait). */
   tryReceive(): PipeMessage<T> | null | undefined {
     return tryRun(this.lane, 'tryReceive', undefined, NO_KEYS, () => this.#receiveOp);
+  }
+
+  /**
+   * Receives several messages at once: waits as {@link receive} does for
+   * the first, then takes every whole message already there (read ahead,
+   * or in the pipe now), up to `max` (1 to 1024, default 64). Resolves to
+   * `null` at the end of the data; never to an empty array.
+   *
+   * A message the codec refuses ends the batch: the messages before it are
+   * returned, the next receive fails with its `ERR_IPC_CODEC`, and the ones
+   * after it follow. A stream error met after the first message (a message
+   * over `maxMessageSize`, writers gone inside a message) ends the batch
+   * too, and the next call reports it.
+   */
+  receiveMany(options?: ReceiveManyOptions): Promise<PipeMessage<T>[] | null> {
+    return run(this.lane, 'receiveMany', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max));
+  }
+
+  /** The blocking form of {@link receiveMany}. */
+  receiveManySync(options?: ReceiveManySyncOptions): PipeMessage<T>[] | null {
+    return runSync(this.lane, 'receiveManySync', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max));
+  }
+
+  /** The whole messages there now, up to `max`: `[]` if none (or earlier receives wait), `null` at the end. */
+  tryReceiveMany(options?: { max?: number }): PipeMessage<T>[] | null {
+    const batch = tryRun(this.lane, 'tryReceiveMany', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max));
+    return batch === undefined ? [] : batch;
+  }
+
+  /**
+   * Reads into several buffers in one call (`readv`): fills `targets` in
+   * order with what is there, waiting while the pipe is empty. Resolves to
+   * the number of bytes read, or `null` at the end of the data. Up to 1024
+   * buffers, at least one byte of room in all.
+   */
+  readv(targets: readonly Uint8Array[], options?: WaitOptions): Promise<number | null> {
+    return run(this.lane, 'readv', options, NO_KEYS, () => this.#readvOp(targets));
+  }
+
+  /** The blocking form of {@link readv}. */
+  readvSync(targets: readonly Uint8Array[], options?: SyncWaitOptions): number | null {
+    return runSync(this.lane, 'readvSync', options, NO_KEYS, () => this.#readvOp(targets));
+  }
+
+  /** {@link readv} of what is there now: a count, `null` at the end, or `undefined` if the pipe is empty. */
+  tryReadv(targets: readonly Uint8Array[]): number | null | undefined {
+    return tryRun(this.lane, 'tryReadv', undefined, NO_KEYS, () => this.#readvOp(targets));
   }
 
   /**
@@ -502,6 +596,48 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
       }
       if (this.#eof) return null;
       const n = this.transfer(true, target, 0, target.length, spin);
+      return n > 0 ? n : this.#nothingRead(n);
+    });
+  }
+
+  /**
+   * Whole messages: held ones first (alone), else the first (which may
+   * wait) and every one complete after it now, up to `max`; a stream
+   * error after the first ends the batch (it stays, and the next call
+   * meets it). Decoded by {@link decodeBatch}.
+   */
+  #receiveManyOp(max: unknown): Operation<PipeMessage<T>[] | null> {
+    const limit = checkMax(max);
+    return this.stepOf(() => {
+      const raw = this.#held.takeMany(limit);
+      const fromHeld = raw.length > 0;
+      while (raw.length < limit && !fromHeld) {
+        let bytes: Buffer | null | undefined;
+        try {
+          bytes = this.#ahead.message(this, this.maxMessageSize, DEFAULT_READ_SIZE);
+        } catch (err) {
+          if (raw.length === 0) throw err;
+          break;
+        }
+        if (bytes === undefined) break;
+        if (bytes === null) {
+          if (raw.length === 0) return null;
+          break;
+        }
+        raw.push(bytes);
+      }
+      if (raw.length === 0) return undefined;
+      return decodeBatch(raw, (bytes) => ({ data: decodeWith(this.#codec, bytes, this.address) }), this.#held, fromHeld);
+    });
+  }
+
+  /** A scattered read: bytes read ahead first, else one readv from the pipe. */
+  #readvOp(targets: unknown): Operation<number | null> {
+    const list = checkTargets(targets);
+    return this.stepOf((spin) => {
+      if (this.#ahead.length > 0) return spread(this.#ahead, list);
+      if (this.#eof) return null;
+      const n = this.scatter(list, spin);
       return n > 0 ? n : this.#nothingRead(n);
     });
   }
@@ -664,6 +800,79 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
     runSync(this.lane, 'writeMessageSync', options, NO_KEYS, () => this.#frameOp(toBytes(data)));
   }
 
+  /**
+   * Sends `messages` in order, each as {@link send} frames it, waiting while
+   * the pipe is full; one native call writes as many as there is room for
+   * (gathered writes, no copy into one buffer). Resolves with how many went:
+   * all of them, or, when the timeout, an abort or `close()` came after some
+   * had gone, that many. When none went it rejects, as `send` does. Every
+   * message is encoded first: one the codec refuses, or too large to frame,
+   * sends none.
+   *
+   * A message of at most `PIPE_BUF - 4` bytes still goes in one atomic
+   * write (whole messages are grouped up to `PIPE_BUF` bytes a write), so
+   * other writers never cut into it. A larger one can be cut by a full
+   * pipe: a timeout or abort that lands inside it closes this end, as for
+   * `send`, and the error says how many went whole.
+   */
+  sendMany(messages: readonly Outgoing<T>[], options?: WaitOptions): Promise<number> {
+    return run(this.lane, 'sendMany', options, NO_KEYS, () => this.#sendManyOp(messages));
+  }
+
+  /** The blocking form of {@link sendMany}: how many went. */
+  sendManySync(messages: readonly Outgoing<T>[], options?: SyncWaitOptions): number {
+    return runSync(this.lane, 'sendManySync', options, NO_KEYS, () => this.#sendManyOp(messages));
+  }
+
+  /**
+   * Sends what fits now of `messages`, in order: how many went (0 if the
+   * pipe is full, or earlier sends wait). As with {@link trySend}, a message
+   * larger than `PIPE_BUF - 4` of which the kernel took part is committed:
+   * it counts, and its rest follows as the reader makes room, before any
+   * later write of this end.
+   */
+  trySendMany(messages: readonly Outgoing<T>[]): number {
+    let op: GatherOperation<number> | undefined;
+    const sent = tryRun(this.lane, 'trySendMany', undefined, NO_KEYS, () => (op = this.#sendManyOp(messages, true))) ?? 0;
+    const rest = op?.rest();
+    if (rest === undefined) return sent;
+    // Its failures are EPIPE, which every later write meets too, and close(), which reports the cut.
+    run(this.lane, 'trySendMany', undefined, NO_KEYS, () => rest).catch(() => undefined);
+    return sent + 1;
+  }
+
+  /**
+   * Writes all of `chunks`, in order, as one stream of bytes (`writev`:
+   * gathered from where they lie, not copied into one buffer), waiting
+   * while the pipe is full. Never blocks the event loop. At most
+   * `PIPE_BUF` bytes in all go in one atomic write, as with {@link write};
+   * a timeout or abort after part was written says how much.
+   */
+  writev(chunks: readonly (Uint8Array | string)[], options?: WaitOptions): Promise<void> {
+    let op: GatherOperation<typeof DONE> | undefined;
+    return run(this.lane, 'writev', options, NO_KEYS, () => (op = this.#writevOp(chunks)))
+      .then(() => undefined, (err: unknown) => {
+        throw op === undefined ? err : this.#partial(err, op.written(), op.total);
+      });
+  }
+
+  /** The blocking form of {@link writev}. */
+  writevSync(chunks: readonly (Uint8Array | string)[], options?: SyncWaitOptions): void {
+    let op: GatherOperation<typeof DONE> | undefined;
+    try {
+      runSync(this.lane, 'writevSync', options, NO_KEYS, () => (op = this.#writevOp(chunks)));
+    } catch (err) {
+      throw op === undefined ? err : this.#partial(err, op.written(), op.total);
+    }
+  }
+
+  /** Writes what fits now of `chunks`: the number of bytes written (0 if the pipe is full, or earlier writes wait). */
+  tryWritev(chunks: readonly (Uint8Array | string)[]): number {
+    let op: GatherOperation<typeof DONE> | undefined;
+    tryRun(this.lane, 'tryWritev', undefined, NO_KEYS, () => (op = this.#writevOp(chunks, true)));
+    return op?.written() ?? 0;
+  }
+
   /** A Node `Writable` over this end, with backpressure from the pipe. */
   toStream(options?: StreamOptions): Writable {
     return writableTo((chunk) => this.write(chunk), () => this.close(), options);
@@ -690,6 +899,80 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
   }
 
   /**
+   * `messages` encoded, then written as frames by gathered writes of whole
+   * frames (up to PIPE_BUF bytes a write), from the first not yet written.
+   * The step resolves with the count once all went (a try: with what went
+   * now); `partial` reports the count when an interruption lands between
+   * messages, and one landing inside a message closes the end (`interrupted`).
+   */
+  #sendManyOp(messages: readonly Outgoing<T>[], tryForm = false): GatherOperation<number> {
+    const list = encodeBatch(messages, (data) => checkFrame(this.#encode(data), this.address));
+    const batch = batchSend(list.length, this.lane.spin, tryForm, (r) => systemError(r, 'write', this.address), new Float64Array(2));
+    const at = batch.next;
+    const op = this.#gatherOp(list, at, C.GATHER_FRAMED | C.GATHER_ATOMIC, (r) => batch.outcome(r), tryForm);
+    op.partial = () => (at[1]! > 0 ? undefined : batch.partial());
+    op.interrupted = (error) => (op.written() === 0 ? undefined
+      : this.#cut(error, `${at[0]} of ${list.length} messages had been written whole, and ${at[1]} bytes of the next (with its length prefix)`));
+    return op;
+  }
+
+  /** `chunks` written as one stream of bytes by gathered writes; DONE once all went (a try: DONE or undefined). */
+  #writevOp(chunks: readonly (Uint8Array | string)[], tryForm = false): GatherOperation<typeof DONE> {
+    const list = encodeBatch(chunks, (chunk) => toBytes(chunk, 'chunks'), 'chunks');
+    const at = new Float64Array(2);
+    return this.#gatherOp(list, at, 0, (r) => {
+      if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'write', this.address);
+      return at[0]! >= list.length ? DONE : undefined;
+    }, tryForm);
+  }
+
+  /**
+   * The operation that writes `list` from `at` on (`mode`: GATHER_*), each
+   * step as far as the pipe takes it; `outcome` turns the native result
+   * (after `at` moved) into the step's. `rest()` is what is left of an
+   * element cut short, as an operation of its own.
+   */
+  #gatherOp<R>(list: Uint8Array[], at: Float64Array, mode: number, outcome: (r: number) => R | undefined, tryForm: boolean): GatherOperation<R> {
+    const header = (mode & C.GATHER_FRAMED) !== 0 ? FRAME_HEADER : 0;
+    let written = 0;
+    const attempt = (spin: number): R | undefined => {
+      const r = at[0]! < list.length ? this.gather(list, at, mode, spin) : 0;
+      if (r > 0) written += r;
+      return outcome(r);
+    };
+    const op = this.stepOf(attempt) as GatherOperation<R>;
+    op.written = () => written;
+    op.total = list.reduce((sum, m) => sum + header + m.length, 0);
+    op.rest = () => {
+      if (!tryForm || at[1] === 0 || at[0]! >= list.length) return undefined;
+      const one = [list[at[0]!]!];
+      const tail = new Float64Array([0, at[1]!]);
+      return this.#gatherOp(one, tail, mode, (r) => {
+        if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'write', this.address);
+        return tail[0] === 1 ? DONE : undefined;
+      }, false);
+    };
+    return op;
+  }
+
+  /**
+   * What a timeout, an abort or close() that lands inside a message does: the
+   * reader would take what follows as the rest of it, so this end is closed
+   * (and reports why from then on). `cut` says how much had been written.
+   */
+  #cut(error: IpcError, cut: string): IpcError {
+    // Closing for the cut rejects the calls still queued, this one included, with the same failure.
+    if (this.#failure !== undefined) return this.#failure;
+    if (error.code === 'ERR_IPC_CLOSED') {
+      return new IpcError(error.code, `${error.message} ${cut}: the reader meets a message cut short.`, { address: this.address });
+    }
+    this.#failure = new IpcError(error.code, `${error.message} ${cut}, so this end was closed: the reader would have taken ` +
+      'what follows as the rest of it, and meets a message cut short instead.', { address: this.address, cause: error.cause });
+    this.close();
+    return this.#failure;
+  }
+
+  /**
    * Writes `data` as one frame, in a single write when the pipe has room
    * (so a frame of at most PIPE_BUF bytes is atomic). A frame cut short by
    * a timeout, an abort or close() cannot be taken back: the reader would
@@ -700,19 +983,8 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
     const state = { offset: 0 };
     const op = this.#writeOp(framed, state) as FrameOperation;
     op.written = () => state.offset;
-    op.interrupted = (error) => {
-      if (state.offset === 0) return undefined;
-      // Closing for the cut rejects the calls still queued, this one included, with the same failure.
-      if (this.#failure !== undefined) return this.#failure;
-      const cut = `Part of the message had been written (${state.offset} of ${framed.length} bytes)`;
-      if (error.code === 'ERR_IPC_CLOSED') {
-        return new IpcError(error.code, `${error.message} ${cut}: the reader meets a message cut short.`, { address: this.address });
-      }
-      this.#failure = new IpcError(error.code, `${error.message} ${cut}, so this end was closed: the reader would have taken ` +
-        'what follows as the rest of it, and meets a message cut short instead.', { address: this.address, cause: error.cause });
-      this.close();
-      return this.#failure;
-    };
+    op.interrupted = (error) => (state.offset === 0 ? undefined
+      : this.#cut(error, `Part of the message had been written (${state.offset} of ${framed.length} bytes)`));
     return op;
   }
 
@@ -728,9 +1000,17 @@ interface FrameOperation extends Operation<typeof DONE> {
   written(): number;
 }
 
+/** A gathered write: the bytes written so far, of `total`, and what is left of an element it cut (a try commits to it). */
+interface GatherOperation<R> extends Operation<R> {
+  written(): number;
+  total: number;
+  rest(): Operation<typeof DONE> | undefined;
+}
+
 const NO_KEYS: readonly string[] = [];
 const READ_KEYS = ['maxBytes'] as const;
 const MESSAGE_KEYS = ['maxSize'] as const;
+const MANY_KEYS = ['max'] as const;
 
 function checkInheritedFd(fd: unknown, access: 'read' | 'write'): void {
   checkInteger(fd, 'fd', 0, 2 ** 31 - 1);

@@ -1,13 +1,30 @@
 /**
- * What the batched calls of the message queues share: their limits, their
- * argument checks, and the messages a batch took from the kernel but could
- * not hand over (its codec refused one), which the handle's next receives
- * hand over first, so that nothing taken is lost or reordered.
+ * What batched calls share: their limits, their argument checks, the
+ * bookkeeping of a batched send, and the messages a batch took from the
+ * kernel but could not hand over (its codec refused one), which the
+ * handle's next receives hand over first, so that nothing taken is lost or
+ * reordered.
  * @internal
  * @module
  */
-import { IpcError } from '../errors.js';
+import { E, IpcError } from '../errors.js';
 import { invalidArgument, optionalInteger } from './validate.js';
+import { type SyncWaitOptions, type WaitOptions } from './wait.js';
+
+/**
+ * Options of a batched receive ({@link PosixMessageQueue.receiveMany},
+ * {@link SysvMessageQueue.receiveMany}, {@link PipeReadEnd.receiveMany}, ...).
+ */
+export interface ReceiveManyOptions extends WaitOptions {
+  /** At most this many messages, 1 to 1024. Default 64. */
+  max?: number;
+}
+
+/** Options of a batched `receiveManySync`. */
+export interface ReceiveManySyncOptions extends SyncWaitOptions {
+  /** At most this many messages, 1 to 1024. Default 64. */
+  max?: number;
+}
 
 /** The most messages one batched receive returns. */
 export const MAX_BATCH = 1024;
@@ -22,9 +39,18 @@ export function checkMax(max: unknown): number {
 }
 
 /** The messages of a batched send: an array (of anything the codec takes). */
-export function checkBatch<M>(messages: unknown): readonly M[] {
-  if (!Array.isArray(messages)) throw invalidArgument('messages', messages, 'an array of messages');
+export function checkBatch<M>(messages: unknown, name = 'messages'): readonly M[] {
+  if (!Array.isArray(messages)) throw invalidArgument(name, messages, `an array of ${name}`);
   return messages as readonly M[];
+}
+
+/**
+ * The items of a batched send, each encoded (`encode` throws to refuse
+ * one), in a plain array. Array.from, not map: a hole in a sparse array is
+ * an item (undefined, which `encode` refuses), not skipped.
+ */
+export function encodeBatch<M>(items: readonly M[], encode: (item: M) => Uint8Array, name = 'messages'): Uint8Array[] {
+  return Array.from(checkBatch<M>(items, name), encode);
 }
 
 /**
@@ -94,4 +120,34 @@ export function decodeBatch<R, M>(raw: R[], decode: (r: R) => M, held: Held<R>, 
     }
   }
   return out;
+}
+
+/**
+ * The bookkeeping of a batched send of `total` messages: `next[0]` is the
+ * first not yet sent (the native call advances it; a gathered write keeps
+ * its offset in the next one in `next[1]`). `outcome(r)` turns a
+ * native result into the step's: the count once all are in (or at once,
+ * for a try), `undefined` while some wait, and for a failure after some
+ * went in their count (the next call meets the failure). `spin` lets every
+ * step that may sleep spin first, as the first does: a receiver is making
+ * room right now.
+ */
+export function batchSend<N extends Uint32Array | Float64Array = Uint32Array>(total: number, laneSpin: number, tryForm: boolean,
+  fail: (r: number) => IpcError, next: N = new Uint32Array(1) as N): {
+  next: N; left(): boolean; spin(timeout: number, spin: number): number;
+  outcome(r: number): number | undefined; partial(): number | undefined;
+} {
+  return {
+    next,
+    left: () => next[0]! < total,
+    spin: (timeout, spin) => (timeout === 0 ? spin : Math.max(spin, laneSpin)),
+    outcome: (r) => {
+      if (r < 0 && r !== E.EAGAIN) {
+        if (next[0]! > 0) return next[0]!;
+        throw fail(r);
+      }
+      return next[0] === total || tryForm ? next[0]! : undefined;
+    },
+    partial: () => (next[0]! > 0 ? next[0]! : undefined),
+  };
 }

@@ -31,12 +31,17 @@ export interface ByteSource {
 /** Messages of at least this many bytes are read straight into their buffer when the source allows it (see {@link ReadAhead.message}). */
 const DIRECT_READ = 64 * 1024;
 
-/** `data` with its length prefix, ready to write. */
-export function frame(input: Uint8Array | string, address: string): Buffer {
-  const data = toBytes(input);
+/** `data`, refused (`ERR_IPC_MESSAGE_TOO_LARGE`) when it is too large for a frame's length prefix. */
+export function checkFrame(data: Uint8Array, address: string): Uint8Array {
   if (data.length > MAX_FRAME) {
     throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${data.length}-byte message exceeds the framing limit of ${MAX_FRAME} bytes.`, { address });
   }
+  return data;
+}
+
+/** `data` with its length prefix, ready to write. */
+export function frame(input: Uint8Array | string, address: string): Buffer {
+  const data = checkFrame(toBytes(input), address);
   const out = Buffer.allocUnsafe(FRAME_HEADER + data.length);
   out.writeUInt32BE(data.length, 0);
   out.set(data, FRAME_HEADER);
