@@ -2,6 +2,10 @@
  * Pipe and FIFO benchmark: round trips of 64 bytes and one-way throughput of
  * 64 KiB writes, for ipckit's *Sync and async calls, beside C doing plain
  * read/write on blocking descriptors and Node's own child_process stdio pipes.
+ * Also one-way throughput of 256-byte framed messages over an anonymous
+ * pipe (`msgs`): one message per call (send / receive) and batched
+ * (sendMany / receiveMany), beside C writing one message per write or 64
+ * per writev, and reading 64 KiB at a time.
  */
 import { spawn as spawnChild } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,10 +21,13 @@ export const mechanism = 'pipe';
 
 const RTT_SIZE = 64;
 const THROUGHPUT_SIZE = 64 * 1024;
+const MESSAGE_SIZE = 256;
+/** Messages a batched sender hands to one sendMany. */
+const SEND_BATCH = 64;
 const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
 
-type Kind = 'rtt' | 'tput';
-type Mode = 'sync' | 'async';
+type Kind = 'rtt' | 'tput' | 'msgs';
+type Mode = 'sync' | 'async' | 'sync batch' | 'async batch';
 
 interface Params {
   kind: Kind;
@@ -39,19 +46,53 @@ const inbox = Buffer.alloc(THROUGHPUT_SIZE);
 async function readFull(end: PipeReadEnd, size: number, mode: Mode): Promise<void> {
   for (let got = 0; got < size;) {
     const target = inbox.subarray(0, Math.min(size - got, THROUGHPUT_SIZE));
-    const n = mode === 'sync' ? end.readIntoSync(target) : await end.readInto(target);
+    const n = mode.startsWith('sync') ? end.readIntoSync(target) : await end.readInto(target);
     if (n === null) throw new Error('unexpected end of the pipe');
     got += n;
   }
 }
 
 async function write(end: PipeWriteEnd, data: Buffer, mode: Mode): Promise<void> {
-  if (mode === 'sync') end.writeSync(data);
+  if (mode.startsWith('sync')) end.writeSync(data);
   else await end.write(data);
+}
+
+/** Receives framed messages in `mode`: how many one call took. */
+async function receiveSome(end: PipeReadEnd, mode: Mode): Promise<number> {
+  switch (mode) {
+    case 'sync': return end.receiveSync() === null ? end0() : 1;
+    case 'async': return (await end.receive()) === null ? end0() : 1;
+    case 'sync batch': return end.receiveManySync({ max: 1024 })?.length ?? end0();
+    case 'async batch': return (await end.receiveMany({ max: 1024 }))?.length ?? end0();
+  }
+}
+
+function end0(): never {
+  throw new Error('unexpected end of the pipe');
+}
+
+/** Sends `n` framed messages of `data` in `mode`. */
+async function sendMessages(end: PipeWriteEnd, data: Buffer, n: number, mode: Mode): Promise<void> {
+  const batch = Array.from({ length: SEND_BATCH }, () => data);
+  for (let i = 0; i < n;) {
+    switch (mode) {
+      case 'sync': end.sendSync(data); i++; break;
+      case 'async': await end.send(data); i++; break;
+      case 'sync batch': i += end.sendManySync(n - i >= SEND_BATCH ? batch : batch.slice(0, n - i)); break;
+      case 'async batch': i += await end.sendMany(n - i >= SEND_BATCH ? batch : batch.slice(0, n - i)); break;
+    }
+  }
 }
 
 async function serve(input: PipeReadEnd, output: PipeWriteEnd, p: Params): Promise<void> {
   const data = Buffer.alloc(p.size);
+  if (p.kind === 'msgs') {
+    for (const n of throughputBatches(p.iterations)) {
+      for (let got = 0; got < n;) got += await receiveSome(input, p.mode);
+      await write(output, Buffer.from('k'), p.mode);
+    }
+    return;
+  }
   if (p.kind === 'rtt') {
     for (let i = totalRoundTrips(p.iterations); i > 0; i--) {
       await readFull(input, p.size, p.mode);
@@ -74,7 +115,8 @@ async function drive(output: PipeWriteEnd, input: PipeReadEnd, p: Params): Promi
     return;
   }
   await measureThroughput(p.iterations, p.size, async (n) => {
-    for (let i = 0; i < n; i++) await write(output, data, p.mode);
+    if (p.kind === 'msgs') await sendMessages(output, data, n, p.mode);
+    else for (let i = 0; i < n; i++) await write(output, data, p.mode);
     await readFull(input, 1, p.mode);
   });
 }
@@ -211,6 +253,18 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
       }
       const node = await ctx.runPair(undefined, ctx.nodeRole(mechanism, 'stdio-client', { kind, mode: 'async', iterations, size }));
       rows.push(...rowsFor(mechanism, 'node child_process stdio', ctx.placement, node, 'C pipe', cPipe));
+    }
+    // Small framed messages, one per call and batched, over anonymous pipes.
+    const iterations = ctx.throughputMessages * 4;
+    const cOne = await ctx.runPair(undefined, [ctx.cProgram('pipe'), 'pipe', 'msgs', String(iterations), String(MESSAGE_SIZE)]);
+    rows.push(...rowsFor(mechanism, 'C pipe 256 B messages', ctx.placement, cOne, null, null));
+    const cMany = await ctx.runPair(undefined, [ctx.cProgram('pipe'), 'pipe', 'msgsv', String(iterations), String(MESSAGE_SIZE)]);
+    rows.push(...rowsFor(mechanism, 'C pipe 256 B messages writev', ctx.placement, cMany, null, null));
+    for (const mode of ['sync', 'async', 'sync batch', 'async batch'] as const) {
+      const m = await ctx.runPair(undefined, ctx.nodeRole(mechanism, 'pipe-client', { kind: 'msgs', mode, iterations, size: MESSAGE_SIZE }));
+      const batched = mode.endsWith('batch');
+      rows.push(...rowsFor(mechanism, `ipckit pipe 256 B messages ${mode}`, ctx.placement, m,
+        batched ? 'C pipe 256 B messages writev' : 'C pipe 256 B messages', batched ? cMany : cOne));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -75,11 +75,23 @@ inline bool ArgRange(const Napi::CallbackInfo& info, size_t i, Bytes* range) {
 // The element `i` of a JavaScript array of Uint8Arrays, as bytes; false
 // (nothing set) if it is something else (TypeScript sends only Uint8Arrays:
 // this keeps a mistake from becoming a send of garbage).
+// Two Node-API calls per element (a batch reads many): the element, then
+// its typed-array view, which fails for anything that is not one.
 inline bool ElementBytes(const Napi::Array& list, uint32_t i, Bytes* out) {
-  Napi::Value value = list.Get(i);
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) return false;
-  auto array = value.As<Napi::Uint8Array>();
-  *out = Bytes{array.Data(), array.ByteLength()};
+  napi_env env = list.Env();
+  napi_value value;
+  if (napi_get_element(env, list, i, &value) != napi_ok) return false;
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok) {
+    // Not a typed array: the failed call leaves a pending exception only in some versions; clear it either way.
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+    return false;
+  }
+  if (type != napi_uint8_array) return false;
+  *out = Bytes{static_cast<uint8_t*>(data), length};
   return true;
 }
 
