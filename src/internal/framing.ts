@@ -52,6 +52,8 @@ export function frame(input: Uint8Array | string, address: string): Buffer {
 export class ReadAhead {
   readonly #address: string;
   #chunks: Buffer[] = [];
+  /** Where the bytes not yet handed out start in the first chunk (the chunk is not re-sliced for every take). */
+  #pos = 0;
   #bytes = 0;
   /** Set once a framed stream broke: messages cannot be found again. */
   #broken: IpcError | undefined;
@@ -104,29 +106,54 @@ export class ReadAhead {
     this.#bytes += chunk.length;
   }
 
-  /** The next `n` (at most {@link length}) bytes. */
+  /** The next `n` (at most {@link length}) bytes: a view of what was read when they lie in one chunk, else a copy. */
   take(n: number): Buffer {
-    this.#bytes -= n;
     const head = this.#chunks[0]!;
-    if (head.length === n) {
-      this.#chunks.shift();
-      return head;
+    const pos = this.#pos;
+    if (head.length - pos > n) {
+      this.#bytes -= n;
+      this.#pos = pos + n;
+      return head.subarray(pos, pos + n);
     }
-    if (head.length > n) {
-      this.#chunks[0] = head.subarray(n);
-      return head.subarray(0, n);
+    if (head.length - pos === n) {
+      this.#bytes -= n;
+      this.#chunks.shift();
+      this.#pos = 0;
+      return pos === 0 ? head : head.subarray(pos);
     }
     const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
-      const part = this.#chunks[0]!;
-      const used = Math.min(part.length, n - filled);
-      part.copy(out, filled, 0, used);
-      filled += used;
-      if (used === part.length) this.#chunks.shift();
-      else this.#chunks[0] = part.subarray(used);
-    }
+    this.#move(n, out);
     return out;
+  }
+
+  /** Drops the next `n` (at most {@link length}) bytes. */
+  skip(n: number): void {
+    const head = this.#chunks[0]!;
+    if (head.length - this.#pos > n) {
+      this.#bytes -= n;
+      this.#pos += n;
+      return;
+    }
+    this.#move(n, undefined);
+  }
+
+  /** Moves past the next `n` bytes, copying them into `out` when given. */
+  #move(n: number, out: Buffer | undefined): void {
+    this.#bytes -= n;
+    let done = 0;
+    while (done < n) {
+      const part = this.#chunks[0]!;
+      const from = this.#pos;
+      const used = Math.min(part.length - from, n - done);
+      out?.set(part.subarray(from, from + used), done);
+      done += used;
+      if (from + used === part.length) {
+        this.#chunks.shift();
+        this.#pos = 0;
+      } else {
+        this.#pos = from + used;
+      }
+    }
   }
 
   /**
@@ -165,13 +192,13 @@ export class ReadAhead {
           throw this.#broken;
         }
         if (this.#bytes >= FRAME_HEADER + length) {
-          this.take(FRAME_HEADER);
+          this.skip(FRAME_HEADER);
           return length === 0 ? Buffer.alloc(0) : this.take(length);
         }
         // Once half of it has arrived (a peer cannot make ipckit reserve more than twice what it sent),
         // everything read ahead belongs to this message and starts its own buffer.
         if (length >= DIRECT_READ && source.readChunkInto !== undefined && (this.#bytes - FRAME_HEADER) * 2 >= length) {
-          this.take(FRAME_HEADER);
+          this.skip(FRAME_HEADER);
           const target = Buffer.allocUnsafe(length);
           const have = this.#bytes;
           if (have > 0) this.take(have).copy(target, 0);
@@ -193,7 +220,7 @@ export class ReadAhead {
 
   #peekLength(): number {
     const head = this.#chunks[0]!;
-    if (head.length >= FRAME_HEADER) return head.readUInt32BE(0);
-    return Buffer.concat(this.#chunks, FRAME_HEADER).readUInt32BE(0);
+    if (head.length - this.#pos >= FRAME_HEADER) return head.readUInt32BE(this.#pos);
+    return Buffer.concat([head.subarray(this.#pos), ...this.#chunks.slice(1)], FRAME_HEADER).readUInt32BE(0);
   }
 }
