@@ -22,7 +22,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Channel, Fifo, IpcError, Mutex, NamedSemaphore, PipeReadEnd, Poller, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SignalInfo,
-  SemaphoreSet, SysvMessageQueue, listenForSignals, pipe, sendSignal, signalNumber, type CodecOption, type PipeOptions,
+  SemaphoreSet, SysvMessageQueue, listenForSignals, pipe, sendSignal, signalNumber, type CodecOption, type PipeMessage, type PipeOptions,
 } from '../../src/index.js';
 import { Actor, type Started, sharedActor } from './actor.js';
 import { ObjectTracker } from './objects.js';
@@ -330,6 +330,24 @@ async function writeRecords(end: PipeWriteEnd, count: number, seed: number, fram
       if (bytes > 4096) await flush();
     }
     await flush();
+  }
+  end.close();
+  return { sent: count };
+}
+
+/**
+ * Sends records 0..count-1 as framed messages in batches of 1 to 16, with a
+ * mix of sendMany, sendManySync and trySendMany (whose count says where the
+ * next batch starts), then closes the end.
+ */
+async function sendRecordBatches(end: PipeWriteEnd, count: number, seed: number): Promise<{ sent: number }> {
+  const rnd = prng(seed ^ 0x2545f491);
+  for (let seq = 0; seq < count;) {
+    const list = Array.from({ length: Math.min(count - seq, 1 + Math.floor(rnd() * 16)) }, (_, i) => record(seq + i));
+    const dice = rnd();
+    if (dice < 0.3) seq += end.sendManySync(list, { timeout: REMOTE_TIMEOUT });
+    else if (dice < 0.6) seq += end.trySendMany(list);
+    else seq += await end.sendMany(list, { timeout: REMOTE_TIMEOUT });
   }
   end.close();
   return { sent: count };
@@ -1102,9 +1120,26 @@ function readEndClosedCalls(end: PipeReadEnd): ClosedCall[] {
   ]);
 }
 
-/** The read side of a pipe: `read` of one unit, or `readMessage` of one framed unit. */
-function pipeRead(framed: boolean): Waitable {
-  const name = framed ? 'PipeReadEnd.readMessage' : 'PipeReadEnd.read';
+/** The messages of a pipe's batched receive, each `{ data }` and nothing else. */
+function batchData(list: PipeMessage[] | null): Buffer[] | null {
+  return list === null ? null : list.map((m) => {
+    assert.deepEqual(Object.keys(m), ['data']);
+    return m.data;
+  });
+}
+
+/** The one unit a pipe's batched receive got (one was there, and no end of data while a write end is open). */
+function oneOfBatch(list: PipeMessage[] | null): Tag {
+  assert.ok(list !== null, 'no end of data while a write end is open');
+  return oneUnit(batchData(list)!);
+}
+
+/**
+ * The read side of a pipe: `read` of one unit, or `readMessage` of one
+ * framed unit, or (`batched`) `receiveMany` of framed units.
+ */
+function pipeRead(framed: boolean, batched = false): Waitable {
+  const name = batched ? 'PipeReadEnd.receiveMany' : framed ? 'PipeReadEnd.readMessage' : 'PipeReadEnd.read';
   const r = framed ? 'pipe.writeMessage' : 'pipe.write';
   const one = (raw: Buffer | null): Tag => {
     assert.ok(raw !== null, 'no end of data while a write end is open');
@@ -1113,7 +1148,7 @@ function pipeRead(framed: boolean): Waitable {
   return {
     name,
     yields: 'unit',
-    notApplicable: framed ? {
+    notApplicable: batched ? { iteration: 'async iteration is receive()\'s: the typed receive adapter checks it' } : framed ? {
       try: 'PipeReadEnd has no tryReadMessage: readMessage({ timeout: 0 }) is its only non-waiting form (checked in 2)',
       iteration: 'PipeReadEnd iterates raw chunks, not framed messages: see PipeReadEnd.read',
     } : {},
@@ -1121,19 +1156,32 @@ function pipeRead(framed: boolean): Waitable {
       const p = pipeWithActor({}, 'write');
       const { readEnd, writeEnd } = p;
       const instance: Instance = {
-        op: framed
+        op: batched ? (_tag, o) => readEnd.receiveMany({ max: 4, ...o }).then(oneOfBatch) : framed
           ? (_tag, o) => readEnd.readMessage(o).then(one)
           : (_tag, o) => readEnd.read({ maxBytes: UNIT, ...o }).then(one),
-        opSync: framed ? (_tag, o) => one(readEnd.readMessageSync(o)) : (_tag, o) => one(readEnd.readSync({ maxBytes: UNIT, ...o })),
+        opSync: batched ? (_tag, o) => oneOfBatch(readEnd.receiveManySync({ max: 4, ...o }))
+          : framed ? (_tag, o) => one(readEnd.readMessageSync(o)) : (_tag, o) => one(readEnd.readSync({ maxBytes: UNIT, ...o })),
         supply: (tag, delayMs) => remote(p.actor(), r, { tag, delayMs }),
         supplyLocal: framed
           ? (tag) => writeEnd.writeMessageSync(unit(tag), { timeout: 0 })
           : (tag) => writeEnd.writeSync(unit(tag), { timeout: 0 }),
         close: () => readEnd.close(),
-        afterClose: () => readEndClosedCalls(readEnd),
+        afterClose: () => [...readEndClosedCalls(readEnd), ...(batched ? closedCalls([
+          ['receiveMany', () => readEnd.receiveMany(), true], ['receiveManySync', () => readEnd.receiveManySync(), false],
+          ['tryReceiveMany', () => readEnd.tryReceiveMany(), false], ['readv', () => readEnd.readv([Buffer.alloc(1)]), true],
+          ['readvSync', () => readEnd.readvSync([Buffer.alloc(1)]), false], ['tryReadv', () => readEnd.tryReadv([Buffer.alloc(1)]), false],
+        ]) : [])],
         cleanup: () => p.cleanup(),
       };
-      if (!framed) {
+      if (batched) {
+        instance.tryOp = {
+          call: () => {
+            const list = readEnd.tryReceiveMany({ max: 4 });
+            return list !== null && list.length === 0 ? { raw: undefined, tag: undefined } : { raw: list, tag: oneOfBatch(list) };
+          },
+          nothing: undefined,
+        };
+      } else if (!framed) {
         instance.tryOp = {
           call: () => {
             const raw = readEnd.tryRead({ maxBytes: UNIT });
@@ -1163,7 +1211,7 @@ function pipeRead(framed: boolean): Waitable {
       const peer = new Actor([writeEnd.fd]);
       // The peer holds the only write end: its exit is the end of the data.
       writeEnd.close();
-      const peerDone = peer.call('pipe.soakWrite', { count, seed, framed });
+      const peerDone = peer.call('pipe.soakWrite', { count, seed, framed, batched });
       const stream = new RecordStream();
       const records = (raw: unknown): Checked[] | null => {
         if (raw === null) return null;
@@ -1171,6 +1219,20 @@ function pipeRead(framed: boolean): Waitable {
         return framed ? [readRecord(raw as Buffer)] : stream.push(raw as Buffer);
       };
       const size = readSizes(seed);
+      if (batched) {
+        const some = (list: PipeMessage[] | null): Buffer[] | null | undefined => (list !== null && list.length === 0 ? undefined : batchData(list));
+        return {
+          direction: 'receive', ends: true, peerDone, perCall: 8,
+          records: (raw) => (raw === null ? null : raw === undefined ? [] : (raw as Buffer[]).map(readRecord)),
+          async: (o) => readEnd.receiveMany({ max: 8, ...o }).then(batchData),
+          sync: (o) => batchData(readEnd.receiveManySync({ max: 8, ...o })),
+          try: () => some(readEnd.tryReceiveMany({ max: 8 })),
+          async cleanup() {
+            readEnd.close();
+            await peer.stop();
+          },
+        };
+      }
       return {
         direction: 'receive', ends: true, peerDone, records,
         leftover: () => stream.leftover,
@@ -1286,6 +1348,92 @@ function writeSoak(writeEnd: PipeWriteEnd, report: Promise<SoakReport>, stop: ()
     },
   };
 }
+
+/** Bytes of a framed write unit: with its 4-byte prefix, a whole page (a 4096-byte pipe holds one frame). */
+const FRAMED_UNIT = PAGE_UNIT - 4;
+
+/** PipeWriteEnd.sendMany: each call a batch of one framed unit that fills the pipe's one page. */
+const pipeSendMany: Waitable = {
+  name: 'PipeWriteEnd.sendMany',
+  yields: 'call',
+  notApplicable: { iteration: 'a write end is not a receiver: there is nothing to iterate' },
+  async create() {
+    const p = pipeWithActor({ capacity: PAGE_UNIT }, 'read');
+    const { readEnd, writeEnd } = p;
+    const one = (n: number): void => assert.equal(n, 1, 'the batch of one went');
+    assert.equal(writeEnd.trySendMany([unit(-1, FRAMED_UNIT)]), 1, 'filling the pipe');
+    assert.equal(writeEnd.trySendMany([unit(-2, FRAMED_UNIT)]), 0, 'the pipe is full');
+    const taken: Tag[] = [];
+    const instance: Instance = {
+      op: (tag, o) => writeEnd.sendMany([unit(tag, FRAMED_UNIT)], o).then((n) => {
+        one(n);
+        return tag;
+      }),
+      opSync: (tag, o) => {
+        one(writeEnd.sendManySync([unit(tag, FRAMED_UNIT)], o));
+        return tag;
+      },
+      tryOp: {
+        call: (tag) => {
+          const raw = writeEnd.trySendMany([unit(tag, FRAMED_UNIT)]);
+          return { raw, tag: raw === 1 ? tag : undefined };
+        },
+        nothing: 0,
+      },
+      supply: (_tag, delayMs) => remote(p.actor(), 'pipe.readFramedUnit', { size: FRAMED_UNIT, delayMs }, (t) => taken.push(t as Tag)),
+      supplyLocal: () => {
+        const message = readEnd.readMessageSync({ timeout: 0 });
+        assert.ok(message !== null);
+        taken.push(unitTag(message, FRAMED_UNIT));
+      },
+      async delivered() {
+        for (let m = readEnd.tryReadMessage(); m; m = readEnd.tryReadMessage()) taken.push(unitTag(m, FRAMED_UNIT));
+        return taken.filter((t) => t >= 0);
+      },
+      close: () => writeEnd.close(),
+      afterClose: () => closedCalls([
+        ['sendMany', () => writeEnd.sendMany([unit(0)]), true], ['sendManySync', () => writeEnd.sendManySync([unit(0)]), false],
+        ['trySendMany', () => writeEnd.trySendMany([unit(0)]), false], ['writev', () => writeEnd.writev([unit(0)]), true],
+        ['writevSync', () => writeEnd.writevSync([unit(0)]), false], ['tryWritev', () => writeEnd.tryWritev([unit(0)]), false],
+      ]),
+      cleanup: () => p.cleanup(),
+    };
+    return withAddress(instance, writeEnd);
+  },
+  peerKilled: {
+    doing: 'blocked in writeSync of a whole page on a copy of the same full pipe',
+    order: 'peer-first',
+    blocked: true,
+    outcome: 'supply',
+    async start(instance) {
+      const peer = new Actor([(addressOf(instance) as PipeWriteEnd).fd]);
+      await peer.start('pipe.blockWriteMessage', { tag: 999, size: FRAMED_UNIT });
+      return peer;
+    },
+  },
+  async soak() {
+    const { readEnd, writeEnd } = pipe();
+    const peer = new Actor([readEnd.fd]);
+    readEnd.close();
+    const report = peer.call<SoakReport>('pipe.soakRead', { framed: true });
+    const one = (n: number): void => assert.equal(n, 1, 'the batch of one went');
+    return {
+      direction: 'send',
+      async: (seq, o) => writeEnd.sendMany([record(seq)], o).then(one),
+      sync: (seq, o) => one(writeEnd.sendManySync([record(seq)], o)),
+      try: (seq) => writeEnd.trySendMany([record(seq)]) === 1,
+      many: (seqs, o) => writeEnd.sendMany(seqs.map((seq) => record(seq)), o),
+      async finish() {
+        writeEnd.close();
+        return report;
+      },
+      async cleanup() {
+        writeEnd.close();
+        await peer.stop();
+      },
+    };
+  },
+};
 
 // ---------------------------------------------------------------------------
 // Typed messages on pipes: send and receive with a codec
@@ -2043,7 +2191,7 @@ function kernelSemaphoreWait(kind: 'named' | 'set'): Waitable {
 export const WAITABLES: Waitable[] = [
   queueReceive(POSIX), queueSend(POSIX), queueReceive(SYSV), queueSend(SYSV),
   queueReceive(POSIX, true), queueSend(POSIX, true), queueReceive(SYSV, true), queueSend(SYSV, true),
-  pipeRead(false), pipeRead(true), pipeWrite, pipeReceive, pipeSend,
+  pipeRead(false), pipeRead(true), pipeWrite, pipeReceive, pipeSend, pipeRead(true, true), pipeSendMany,
   fifoOpenRead, fifoOpenWrite,
   signalListener,
   mutexLock, semaphoreWait, kernelSemaphoreWait('named'), kernelSemaphoreWait('set'),
@@ -2154,13 +2302,25 @@ export const REMOTE: Record<string, Remote> = {
     if (framed) end.readMessageSync();
     else end.readSync();
   },
+  'pipe.blockWriteMessage'({ tag, size }, ctx) {
+    const end = inherited(ctx, (fd) => PipeWriteEnd.fromFd(fd));
+    ctx.started();
+    end.writeMessageSync(unit(tag, size));
+  },
   'pipe.blockWrite'({ tag, size }, ctx) {
     const end = inherited(ctx, (fd) => PipeWriteEnd.fromFd(fd));
     ctx.started();
     end.writeSync(unit(tag, size));
   },
-  'pipe.soakWrite'({ count, seed, framed }, ctx) {
-    return writeRecords(inherited(ctx, (fd) => PipeWriteEnd.fromFd(fd)), count, seed, framed);
+  'pipe.soakWrite'({ count, seed, framed, batched }, ctx) {
+    const end = inherited(ctx, (fd) => PipeWriteEnd.fromFd(fd));
+    return batched ? sendRecordBatches(end, count, seed) : writeRecords(end, count, seed, framed);
+  },
+  async 'pipe.readFramedUnit'({ size, delayMs }, ctx) {
+    await delayed(ctx, delayMs);
+    const message = await inherited(ctx, (fd) => PipeReadEnd.fromFd(fd)).readMessage({ timeout: REMOTE_TIMEOUT });
+    assert.ok(message !== null && message.length === size, `read a whole ${size}-byte message`);
+    return unitTag(message, size);
   },
   'pipe.soakRead'({ framed }, ctx) {
     return readRecords(inherited(ctx, (fd) => PipeReadEnd.fromFd(fd)), framed);
