@@ -406,6 +406,154 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r);
 }
 
+// sendMmsg(fd, list: Uint8Array[], to: Uint8Array | null, next: Uint32Array(1), spinUs)
+//   -> messages sent (> 0), -EAGAIN (none), or -errno (none).
+// Sends list[next[0]..] as one datagram (or seqpacket message) each, by
+// sendmmsg in groups of up to 1024, all to `to` (null: the connected peer),
+// and moves next[0] past what went. Only the first sendmmsg may spin; the
+// loop stops at a group the kernel takes only part of (no room), and an
+// error after some went ends the call with their count (the next call
+// reports it). Never blocks (MSG_DONTWAIT), never raises SIGPIPE.
+Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgInt(info, 0);
+  auto list = info[1].As<Napi::Array>();
+  Bytes to{nullptr, 0};
+  if (info[2].IsTypedArray()) to = ArgBytes(info, 2);
+  auto next = info[3].As<Napi::Uint32Array>();
+  double spin_us = ArgDouble(info, 4);
+  constexpr uint32_t kGroup = 1024;
+  const uint32_t total = list.Length();
+  uint32_t index = next[0];
+  int sent = 0;
+  std::vector<mmsghdr> msgs;
+  std::vector<iovec> iov;
+  while (index < total) {
+    uint32_t count = total - index < kGroup ? total - index : kGroup;
+    msgs.assign(count, mmsghdr{});
+    iov.resize(count);
+    uint32_t ready = 0;
+    for (; ready < count; ready++) {
+      Bytes b;
+      if (!ElementBytes(list, index + ready, &b)) break;  // what precedes it goes; the next call reports it
+      iov[ready] = iovec{b.data, b.length};
+      msghdr& h = msgs[ready].msg_hdr;
+      h.msg_iov = &iov[ready];
+      h.msg_iovlen = 1;
+      h.msg_name = to.data;
+      h.msg_namelen = static_cast<socklen_t>(to.length);
+    }
+    if (ready == 0) {
+      if (sent > 0) break;
+      return Errno(env, EINVAL);
+    }
+    auto once = [&] {
+      int n;
+      do n = sendmmsg(fd, msgs.data(), ready, MSG_DONTWAIT | MSG_NOSIGNAL);
+      while (n < 0 && errno == EINTR);
+      return n < 0 ? -errno : n;
+    };
+    int r = sent == 0 ? Spin(spin_us, EAGAIN, once) : once();
+    if (r < 0) {
+      if (sent > 0) break;
+      return Errno(env, -r);
+    }
+    index += static_cast<uint32_t>(r);
+    sent += r;
+    if (static_cast<uint32_t>(r) < count) break;
+  }
+  next[0] = index;
+  return Napi::Number::New(env, sent);
+}
+
+// recvMmsg(fd, scratch, slot, io: Uint32Array, from: Uint8Array, fdsOut: Int32Array, spinUs)
+//   -> messages received (> 0), -EAGAIN (none), or -errno.
+// One recvmmsg of up to io[0] datagrams (or seqpacket messages), bounded by
+// what scratch (`slot` bytes each), from (128 bytes each) and, when fdsOut
+// is not empty, fdsOut (the most descriptors per message each) hold.
+// Message i lands at scratch[i * slot]; io[1 + 4i] is its length (its full
+// length, even when it was longer than the slot: MSG_TRUNC), io[2 + 4i] its
+// msg_flags, io[3 + 4i] how many descriptors it brought (after those of the
+// messages before it in fdsOut), io[4 + 4i] its sender address's length (at
+// from[i * 128]). Without descriptor room, none is accepted (the kernel
+// closes them and sets MSG_CTRUNC). With MSG_CTRUNC, every descriptor of
+// that message that did arrive is closed.
+Napi::Value RecvMmsg(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgInt(info, 0);
+  Bytes scratch = ArgBytes(info, 1);
+  size_t slot = static_cast<size_t>(ArgInt64(info, 2));
+  auto io = info[3].As<Napi::Uint32Array>();
+  Bytes from = ArgBytes(info, 4);
+  auto fds_out = info[5].As<Napi::Int32Array>();
+  constexpr size_t kAddr = 128;
+  static_assert(sizeof(sockaddr_storage) <= kAddr, "an address slot holds any address");
+  constexpr size_t kControl = kRightsSpace + CMSG_SPACE(sizeof(ucred));
+  size_t want = io[0];
+  if (slot == 0) return Errno(env, EINVAL);
+  if (scratch.length / slot < want) want = scratch.length / slot;
+  if (from.length / kAddr < want) want = from.length / kAddr;
+  if ((io.ElementLength() - 1) / 4 < want) want = (io.ElementLength() - 1) / 4;
+  bool rights = fds_out.ElementLength() > 0;
+  if (rights && fds_out.ElementLength() / kMaxFds < want) want = fds_out.ElementLength() / kMaxFds;
+  if (want > 1024) want = 1024;
+  if (want == 0) return Errno(env, ERANGE);
+  std::vector<mmsghdr> msgs(want);
+  std::vector<iovec> iov(want);
+  std::vector<char> control(rights ? want * kControl : 0);
+  auto prepare = [&] {
+    for (size_t i = 0; i < want; i++) {
+      iov[i] = iovec{scratch.data + i * slot, slot};
+      msghdr& h = msgs[i].msg_hdr;
+      h = msghdr{};
+      h.msg_iov = &iov[i];
+      h.msg_iovlen = 1;
+      h.msg_name = from.data + i * kAddr;
+      h.msg_namelen = kAddr;
+      if (rights) {
+        h.msg_control = control.data() + i * kControl;
+        h.msg_controllen = kControl;
+      }
+      msgs[i].msg_len = 0;
+    }
+  };
+  int r = Spin(ArgDouble(info, 6), EAGAIN, [&] {
+    prepare();
+    int n;
+    do n = recvmmsg(fd, msgs.data(), static_cast<unsigned>(want), MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC, nullptr);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+  });
+  if (r <= 0) return Napi::Number::New(env, r);
+  size_t filled = 0;
+  for (int i = 0; i < r; i++) {
+    msghdr& h = msgs[i].msg_hdr;
+    bool cut = (h.msg_flags & MSG_CTRUNC) != 0;
+    uint32_t received = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      const int* in = reinterpret_cast<const int*>(CMSG_DATA(c));
+      for (size_t k = 0; k < n; k++) {
+        int got;
+        memcpy(&got, in + k, sizeof got);
+        if (cut || received >= static_cast<uint32_t>(kMaxFds)) close(got);
+        else fds_out[filled + received++] = got;
+      }
+    }
+    if (cut) {
+      for (uint32_t k = 0; k < received; k++) close(fds_out[filled + k]);
+      received = 0;
+    }
+    filled += received;
+    io[1 + 4 * i] = msgs[i].msg_len;
+    io[2 + 4 * i] = static_cast<uint32_t>(h.msg_flags);
+    io[3 + 4 * i] = received;
+    io[4 + 4 * i] = h.msg_namelen;
+  }
+  return Napi::Number::New(env, r);
+}
+
 }  // namespace
 
 void InitSocket(Napi::Env env, Napi::Object exports) {
@@ -415,6 +563,7 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
       {"bind", Bind}, {"connect", Connect}, {"listen", Listen}, {"accept", Accept}, {"socketName", SocketName},
       {"getSockOpt", GetSockOpt}, {"setSockOpt", SetSockOpt}, {"peerCredentials", PeerCredentials},
       {"peerPidfd", PeerPidfd}, {"queuedBytes", QueuedBytes}, {"shutdown", Shutdown}, {"sendMsg", SendMsg}, {"sendParts", SendParts}, {"recvMsg", RecvMsg},
+      {"sendMmsg", SendMmsg}, {"recvMmsg", RecvMmsg},
   });
   Napi::Object c = Napi::Object::New(env);
   c.Set("AF_UNIX", static_cast<double>(AF_UNIX));

@@ -283,6 +283,13 @@ export interface NativeBinding {
     head?: Uint8Array, headOffset?: number): number;
   /** The parts in order in one sendmsg (at most IOV_MAX), descriptors with the first byte. */
   sendParts(fd: number, parts: Uint8Array[], fds: Int32Array | null, spinUs: number): number;
+  /** list[next[0]..] as one message each by sendmmsg (to: null for the connected peer), moving next[0]: messages sent, or -errno. */
+  sendMmsg(fd: number, list: readonly Uint8Array[], to: Uint8Array | null, next: Uint32Array, spinUs: number): number;
+  /**
+   * One recvmmsg of up to io[0] messages into `slot`-byte slots of scratch:
+   * io[1 + 4i..4 + 4i] = [length, msg_flags, descriptors, address length].
+   */
+  recvMmsg(fd: number, scratch: Uint8Array, slot: number, io: Uint32Array, from: Uint8Array, fdsOut: Int32Array, spinUs: number): number;
   /** meta = [msg_flags, descriptors received into fdsOut, address length]. */
   recvMsg(fd: number, buffer: Uint8Array, offset: number, length: number, fdsOut: Int32Array, from: Uint8Array | null,
     meta: Int32Array, flags: number, spinUs: number): number;

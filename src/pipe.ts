@@ -20,9 +20,10 @@ import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { lazily, native } from './native.js';
 import { trackSpawned } from './internal/children.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
-import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, checkFrame, frame } from './internal/framing.js';
+import { type ByteSource, MAX_FRAME, ReadAhead, checkFrame, frame } from './internal/framing.js';
 import {
-  Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchSend, checkMax, decodeBatch, encodeBatch,
+  type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchSend, checkMax, checkTargets, decodeBatch, encodeBatch,
+  gatherOperation, spread,
 } from './internal/batch.js';
 import { Handle } from './internal/handle.js';
 import { describeSetting, descriptorError } from './internal/limits.js';
@@ -287,30 +288,6 @@ function pipeAddress(fd: number): string {
 
 function checkMaxBytes(maxBytes: unknown): number {
   return optionalInteger(maxBytes, 'maxBytes', 1, 2 ** 30, DEFAULT_READ_SIZE);
-}
-
-/** The buffers of a scattered read: an array of 1 to IOV_MAX Uint8Arrays with room for a byte at least. */
-function checkTargets(targets: unknown): Uint8Array[] {
-  const list = encodeBatch(targets as readonly unknown[], (target) => checkBytes(target, 'targets'), 'targets');
-  if (list.length === 0 || list.length > C.IOV_MAX) throw invalidArgument('targets', targets, `an array of 1 to ${C.IOV_MAX} Uint8Arrays`);
-  if (!list.some((target) => target.length > 0)) throw invalidArgument('targets', targets, 'buffers with room for at least one byte');
-  return list;
-}
-
-/** Moves what `ahead` holds into `targets` in order, as far as they hold: the bytes moved. */
-function spread(ahead: ReadAhead, targets: readonly Uint8Array[]): number {
-  let moved = 0;
-  for (const target of targets) {
-    let filled = 0;
-    while (filled < target.length && ahead.length > 0) {
-      const chunk = ahead.take(Math.min(target.length - filled, ahead.length));
-      target.set(chunk, filled);
-      filled += chunk.length;
-    }
-    moved += filled;
-    if (ahead.length === 0) break;
-  }
-  return moved;
 }
 
 function checkTarget(target: unknown): Uint8Array {
@@ -926,33 +903,10 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
     }, tryForm);
   }
 
-  /**
-   * The operation that writes `list` from `at` on (`mode`: GATHER_*), each
-   * step as far as the pipe takes it; `outcome` turns the native result
-   * (after `at` moved) into the step's. `rest()` is what is left of an
-   * element cut short, as an operation of its own.
-   */
+  /** {@link gatherOperation} over this end's gathered writes. */
   #gatherOp<R>(list: Uint8Array[], at: Float64Array, mode: number, outcome: (r: number) => R | undefined, tryForm: boolean): GatherOperation<R> {
-    const header = (mode & C.GATHER_FRAMED) !== 0 ? FRAME_HEADER : 0;
-    let written = 0;
-    const attempt = (spin: number): R | undefined => {
-      const r = at[0]! < list.length ? this.gather(list, at, mode, spin) : 0;
-      if (r > 0) written += r;
-      return outcome(r);
-    };
-    const op = this.stepOf(attempt) as GatherOperation<R>;
-    op.written = () => written;
-    op.total = list.reduce((sum, m) => sum + header + m.length, 0);
-    op.rest = () => {
-      if (!tryForm || at[1] === 0 || at[0]! >= list.length) return undefined;
-      const one = [list[at[0]!]!];
-      const tail = new Float64Array([0, at[1]!]);
-      return this.#gatherOp(one, tail, mode, (r) => {
-        if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'write', this.address);
-        return tail[0] === 1 ? DONE : undefined;
-      }, false);
-    };
-    return op;
+    return gatherOperation(list, at, (mode & C.GATHER_FRAMED) !== 0, (l, a, spin) => this.gather(l, a, mode, spin), (attempt) => this.stepOf(attempt), outcome,
+      tryForm, (r) => systemError(r, 'write', this.address));
   }
 
   /**
@@ -1000,12 +954,6 @@ interface FrameOperation extends Operation<typeof DONE> {
   written(): number;
 }
 
-/** A gathered write: the bytes written so far, of `total`, and what is left of an element it cut (a try commits to it). */
-interface GatherOperation<R> extends Operation<R> {
-  written(): number;
-  total: number;
-  rest(): Operation<typeof DONE> | undefined;
-}
 
 const NO_KEYS: readonly string[] = [];
 const READ_KEYS = ['maxBytes'] as const;

@@ -26,7 +26,11 @@ import { E, IpcError, defineHints, systemError } from './errors.js';
 import { lazily, native } from './native.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { FAILURE, REPLY, REQUEST, envelope, failureEnvelope, openEnvelope } from './internal/envelope.js';
-import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead } from './internal/framing.js';
+import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, checkFrame } from './internal/framing.js';
+import {
+  type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchSend, checkMax, checkTargets, decodeBatch, encodeBatch,
+  gatherOperation, spread,
+} from './internal/batch.js';
 import { Handle, OwnedFd } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
@@ -206,6 +210,12 @@ export interface DatagramSendOptions extends WaitOptions {
   to: string;
   /** Descriptors to pass with the datagram (Unix datagram sockets), at most {@link SCM_MAX_FD}. */
   fds?: readonly PassableFd[];
+}
+
+/** Options of a batched datagram send ({@link DatagramSocket.sendMany}): one destination for all. */
+export interface DatagramSendManyOptions extends WaitOptions {
+  /** The address to send every datagram of the batch to (the same kind as the socket's). */
+  to: string;
 }
 
 const KIND_OF: Record<string, SocketKind> = { stream: 'unix', dgram: 'unix-dgram', seqpacket: 'unix-seqpacket' };
@@ -474,6 +484,8 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   #ended = false;
   readonly #fdsOut = new Int32Array(SCM_MAX_FD);
   readonly #meta = new Int32Array(3);
+  /** Messages (or a failure) a batch received but did not hand over: receives take these first. */
+  readonly #held = new Held<Received | IpcError>();
   // Sending
   #queuedBytes = 0;
   /** The batch of sends queued last on the write lane, which later sends join. */
@@ -509,8 +521,10 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     this.#scratch = this.#framed ? EMPTY : Buffer.allocUnsafe(Math.min(DATAGRAM_SCRATCH, Math.max(settings.maxMessageSize, 1)));
     this.peer = kind === 'tcp' ? null : this.#credentials(fd);
     const inbox = this.#inbox;
+    const held = this.#held;
     this.holdRelease(() => {
       for (const { fds } of inbox.arrived.splice(0)) for (const received of fds) native.close(received);
+      for (const m of held.takeMany(Infinity)) if (!(m instanceof IpcError)) for (const received of m.fds) native.close(received);
     });
     if (kind === 'tcp') native.setSockOpt(fd, S.IPPROTO_TCP, S.TCP_NODELAY, 1);
     this.#touch();
@@ -543,7 +557,8 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     return this.#queuedBytes;
   }
 
-  protected override readonly bufferedMessage = (): boolean => this.#framed && !this.closed && this.#ahead.complete(this.#settings.maxMessageSize);
+  protected override readonly bufferedMessage = (): boolean => !this.closed &&
+    (this.#held.size > 0 || (this.#framed && this.#ahead.complete(this.#settings.maxMessageSize)));
 
   /** @internal A connection closed by a failure (a frame timeout, an oversized frame) reports that failure from then on. */
   override closedError(what: string): IpcError {
@@ -653,6 +668,154 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** `for await (const message of socket)`: {@link messages} without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<SocketMessage<T>, void, undefined> {
     return this.messages();
+  }
+
+  // ---- batches -------------------------------------------------------------
+
+  /**
+   * Sends `messages` in order, each as {@link send} would, waiting while the
+   * socket is full; one native call sends as many as fit (a gathered
+   * `sendmsg` of their frames on a stream, `sendmmsg` of one packet each on
+   * seqpacket). Resolves with how many went: all of them, or, when the
+   * timeout, an abort or `close()` came between two messages, that many.
+   * When none went it rejects, as `send` does. Every message is encoded
+   * first: one the codec refuses sends none. On a stream, a timeout or an
+   * abort that lands inside a message closes the connection, as for `send`
+   * (the error says how many went whole). Counts against `highWaterMark`
+   * while it waits behind other sends.
+   */
+  sendMany(messages: readonly Outgoing<T>[], options?: WaitOptions): Promise<number> {
+    try {
+      this.#flushDeferred();
+      this.#openBatch = undefined;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let size = 0;
+    return run<number>(this.writeLane, 'sendMany', options, NO_KEYS, () => {
+      const op = this.#sendManyOp(messages, false);
+      if (this.writeLane.busy) {
+        const refusal = this.#overHighWaterMark('sendMany', op.total);
+        if (refusal !== undefined) throw refusal;
+      }
+      size = op.total;
+      this.#queuedBytes += size;
+      return op;
+    }).finally(() => { this.#queuedBytes -= size; });
+  }
+
+  /** The blocking form of {@link sendMany}: how many went. */
+  sendManySync(messages: readonly Outgoing<T>[], options?: SyncWaitOptions): number {
+    this.#flushDeferred();
+    return runSync(this.writeLane, 'sendManySync', options, NO_KEYS, () => this.#sendManyOp(messages, false));
+  }
+
+  /**
+   * Sends what fits now of `messages`, in order: how many went (0 if the
+   * socket is full, or sends wait before it). On a stream, a message the
+   * kernel took part of is committed, as with {@link trySend}: it counts,
+   * and its rest follows as the peer reads (a failure then closes the
+   * connection).
+   */
+  trySendMany(messages: readonly Outgoing<T>[]): number {
+    let op: GatherOperation<number> | undefined;
+    this.#flushDeferred();
+    const sent = tryRun(this.writeLane, 'trySendMany', undefined, NO_KEYS, () => (op = this.#sendManyOp(messages, true))) ?? 0;
+    const rest = op?.rest();
+    if (rest === undefined) return sent;
+    this.#openBatch = undefined;
+    run(this.writeLane, 'trySendMany', undefined, NO_KEYS, () => rest).catch((err: unknown) => {
+      this.#fail(err instanceof IpcError ? err : new IpcError('ERR_IPC_INTERNAL', String(err)));
+    });
+    return sent + 1;
+  }
+
+  /**
+   * Receives several messages at once: waits as {@link receive} does for
+   * the first, then takes every message already there, up to `max` (1 to
+   * 1024, default 64). Never an empty array. A message the codec refuses
+   * ends the batch (the ones before it are returned, the next receive fails
+   * with its `ERR_IPC_CODEC`, and the ones after it follow); so does a
+   * failure met after the first message (the peer closed, an oversized
+   * message), which the next call reports.
+   */
+  receiveMany(options?: ReceiveManyOptions): Promise<SocketMessage<T>[]> {
+    if (this.#carriesRequests) return Promise.reject(this.#requestMode('receiveMany'));
+    return run(this.readLane, 'receiveMany', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max));
+  }
+
+  /** The blocking form of {@link receiveMany}. */
+  receiveManySync(options?: ReceiveManySyncOptions): SocketMessage<T>[] {
+    if (this.#carriesRequests) throw this.#requestMode('receiveManySync');
+    return runSync(this.readLane, 'receiveManySync', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max));
+  }
+
+  /** The messages there now, up to `max`: `[]` if none (or earlier receives wait). */
+  tryReceiveMany(options?: { max?: number }): SocketMessage<T>[] {
+    if (this.#carriesRequests) throw this.#requestMode('tryReceiveMany');
+    return tryRun(this.readLane, 'tryReceiveMany', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max)) ?? [];
+  }
+
+  /**
+   * Writes all of `chunks`, in order, as raw bytes (stream sockets): one
+   * gathered `sendmsg`, not a copy into one buffer, waiting while the
+   * socket is full. A timeout or abort after part went says how much.
+   */
+  writev(chunks: readonly (Uint8Array | string)[], options?: WaitOptions): Promise<void> {
+    let op: GatherOperation<typeof DONE> | undefined;
+    try {
+      this.#streamOnly('writev');
+      this.#flushDeferred();
+      this.#openBatch = undefined;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return run(this.writeLane, 'writev', options, NO_KEYS, () => (op = this.#writevOp(chunks)))
+      .then(() => undefined, (err: unknown) => {
+        throw op === undefined ? err : this.#bytesWritten(err, op.written(), op.total);
+      });
+  }
+
+  /** The blocking form of {@link writev}. */
+  writevSync(chunks: readonly (Uint8Array | string)[], options?: SyncWaitOptions): void {
+    this.#streamOnly('writevSync');
+    this.#flushDeferred();
+    let op: GatherOperation<typeof DONE> | undefined;
+    try {
+      runSync(this.writeLane, 'writevSync', options, NO_KEYS, () => (op = this.#writevOp(chunks)));
+    } catch (err) {
+      throw op === undefined ? err : this.#bytesWritten(err, op.written(), op.total);
+    }
+  }
+
+  /** Writes what fits now of `chunks` (stream sockets): the bytes written (0 if the socket is full, or sends wait before it). */
+  tryWritev(chunks: readonly (Uint8Array | string)[]): number {
+    this.#streamOnly('tryWritev');
+    this.#flushDeferred();
+    let op: GatherOperation<typeof DONE> | undefined;
+    tryRun(this.writeLane, 'tryWritev', undefined, NO_KEYS, () => (op = this.#writevOp(chunks, true)));
+    return op?.written() ?? 0;
+  }
+
+  /**
+   * Reads raw bytes into several buffers in one call (stream sockets;
+   * `readv`): fills `targets` in order with what arrived, waiting for the
+   * first byte. The number of bytes, or `null` once the peer closed. Up to
+   * 1024 buffers. Descriptors that came with these bytes are closed, as
+   * with {@link read}.
+   */
+  readv(targets: readonly Uint8Array[], options?: WaitOptions): Promise<number | null> {
+    return run(this.readLane, 'readv', options, NO_KEYS, () => this.#readvOp(targets));
+  }
+
+  /** The blocking form of {@link readv}. */
+  readvSync(targets: readonly Uint8Array[], options?: SyncWaitOptions): number | null {
+    return runSync(this.readLane, 'readvSync', options, NO_KEYS, () => this.#readvOp(targets));
+  }
+
+  /** {@link readv} of what arrived: a count, `null` at the end, `undefined` if nothing is there. */
+  tryReadv(targets: readonly Uint8Array[]): number | null | undefined {
+    return tryRun(this.readLane, 'tryReadv', undefined, NO_KEYS, () => this.#readvOp(targets));
   }
 
   // ---- request / reply ---------------------------------------------------
@@ -1172,25 +1335,158 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     return systemError(n, 'send', this.address);
   }
 
-  /** One message, or (inner: false) one envelope for the request pump. */
+  /** One message (a held one first), or (inner: false) one envelope for the request pump. */
   #receiveOp(decode: boolean): Operation<SocketMessage<T>> {
     return this.stepOf(C.POLLIN, (spin) => {
-      const m = this.#framed ? this.#nextFrame(spin) : this.#nextPacket(spin);
+      const m = this.#held.take() ?? this.#nextMessage(spin);
       if (m === undefined) return undefined;
       this.#touch();
-      if (!decode) return { data: m.data as unknown as T, fds: m.fds };
-      try {
-        return { data: decodeWith(this.#settings.codec, m.data, this.address), fds: m.fds };
-      } catch (err) {
-        // The message is consumed: its descriptors go with it.
-        for (const fd of m.fds) native.close(fd);
-        throw err;
+      if (!decode) return { data: (m as Received).data as unknown as T, fds: (m as Received).fds };
+      return this.#decoded(m);
+    });
+  }
+
+  /** The next message from the kernel (a frame, or a packet), if one is there. */
+  #nextMessage(spin: number): Received | undefined {
+    return this.#framed ? this.#nextFrame(spin) : this.#nextPacket(spin);
+  }
+
+  /** A received message decoded (a held failure is thrown); one the codec refuses is consumed, its descriptors closed. */
+  #decoded(m: Received | IpcError): SocketMessage<T> {
+    if (m instanceof IpcError) throw m;
+    try {
+      return { data: decodeWith(this.#settings.codec, m.data, this.address), fds: m.fds };
+    } catch (err) {
+      for (const fd of m.fds) native.close(fd);
+      throw err;
+    }
+  }
+
+  /**
+   * Held messages first (alone), else the first message (which may wait)
+   * and every one there after it, up to `max`. A failure after the first
+   * ends the batch and is held, so the next call reports it.
+   */
+  #receiveManyOp(max: unknown): Operation<SocketMessage<T>[]> {
+    const limit = checkMax(max);
+    return this.stepOf(C.POLLIN, (spin) => {
+      const raw = this.#held.takeMany(limit);
+      const fromHeld = raw.length > 0;
+      while (!fromHeld && raw.length < limit) {
+        let m: Received | undefined;
+        try {
+          m = this.#nextMessage(raw.length === 0 ? spin : 0);
+        } catch (err) {
+          if (raw.length === 0 || !(err instanceof IpcError)) throw err;
+          raw.push(err);
+          break;
+        }
+        if (m === undefined) break;
+        raw.push(m);
       }
+      if (raw.length === 0) return undefined;
+      this.#touch();
+      return decodeBatch(raw, (m) => this.#decoded(m), this.#held, fromHeld);
+    });
+  }
+
+  /**
+   * `messages` encoded, then sent from the first not yet sent: frames by
+   * gathered writes on a stream, one packet each by sendmmsg on seqpacket.
+   * `partial` reports the count when an interruption lands between
+   * messages; one landing inside a frame closes the connection.
+   */
+  #sendManyOp(messages: readonly Outgoing<T>[], tryForm: boolean): GatherOperation<number> {
+    const list = encodeBatch(messages, (data) => checkFrame(this.#encode(data), this.address));
+    if (!this.#framed) {
+      const batch = batchSend(list.length, this.writeLane.spin, tryForm, (r) => this.#sendError(r));
+      let sent = 0;
+      const op = this.stepOf(C.POLLOUT, (spin) => {
+        const r = batch.left() ? native.sendMmsg(this.rawFd, list, null, batch.next, spin) : 0;
+        if (r > 0) {
+          sent += r;
+          this.#touch();
+        }
+        return batch.outcome(r);
+      }) as GatherOperation<number>;
+      op.partial = batch.partial;
+      op.total = list.reduce((sum, m) => sum + m.length, 0);
+      op.written = () => sent;
+      op.rest = () => undefined;
+      return op;
+    }
+    const batch = batchSend(list.length, this.writeLane.spin, tryForm, (r) => this.#sendError(r), new Float64Array(2));
+    const at = batch.next;
+    const op = this.#gatherOp(list, at, true, (r) => batch.outcome(r), tryForm);
+    op.partial = () => (at[1]! > 0 ? undefined : batch.partial());
+    op.interrupted = (error) => {
+      if (op.written() === 0) return undefined;
+      if (this.#failure !== undefined) return this.#failure;
+      // The peer would read what follows as the rest of the message cut: the connection cannot go on.
+      const failure = new IpcError(error.code, `${error.message} ${at[0]} of ${list.length} messages had been written whole, and ${at[1]} ` +
+        'bytes of the next (with its length prefix), so the connection was closed: the peer would have read what follows as the rest of it.',
+      { address: this.address, cause: error.cause });
+      this.#fail(failure);
+      return failure;
+    };
+    return op;
+  }
+
+  /** `chunks` written as raw bytes by gathered writes; DONE once all went (a try: DONE or undefined). */
+  #writevOp(chunks: readonly (Uint8Array | string)[], tryForm = false): GatherOperation<typeof DONE> {
+    const list = encodeBatch(chunks, (chunk) => toBytes(chunk, 'chunks'), 'chunks');
+    const at = new Float64Array(2);
+    return this.#gatherOp(list, at, false, (r) => {
+      if (r < 0 && r !== E.EAGAIN) throw this.#sendError(r);
+      return at[0]! >= list.length ? DONE : undefined;
+    }, tryForm);
+  }
+
+  /** {@link gatherOperation} over this socket: non-blocking gathered sendmsg on its (blocking) descriptor. */
+  #gatherOp<R>(list: Uint8Array[], at: Float64Array, framed: boolean, outcome: (r: number) => R | undefined, tryForm: boolean): GatherOperation<R> {
+    const mode = C.GATHER_SOCKET | (framed ? C.GATHER_FRAMED : 0);
+    return gatherOperation(list, at, framed, (l, a, spin) => {
+      const r = native.writevFd(this.rawFd, l, a, mode, spin);
+      if (r > 0) this.#touch();
+      return r;
+    }, (attempt) => this.stepOf(C.POLLOUT, attempt), outcome, tryForm, (r) => this.#sendError(r));
+  }
+
+  /** A timeout or abort of a raw write that wrote part of the data says how much. */
+  #bytesWritten(err: unknown, written: number, total: number): unknown {
+    if (written === 0 || !(err instanceof IpcError) || (err.code !== 'ERR_IPC_TIMEOUT' && err.code !== 'ERR_IPC_ABORTED')) return err;
+    return new IpcError(err.code, `${err.message} ${written} of ${total} bytes had been written.`, { address: this.address, cause: err.cause });
+  }
+
+  /** A scattered read of raw bytes: bytes received ahead first, else one non-blocking recvmsg into the targets. */
+  #readvOp(targets: unknown): Operation<number | null> {
+    this.#streamOnly('readv');
+    const list = checkTargets(targets);
+    return this.stepOf(C.POLLIN, (spin) => {
+      let n: number;
+      if (this.#ahead.length > 0) {
+        n = spread(this.#ahead, list);
+      } else {
+        if (this.#ended) return null;
+        n = native.readvFd(this.rawFd, list, C.GATHER_SOCKET, spin);
+        if (n === E.EAGAIN) return undefined;
+        if (n === 0 || n === E.ECONNRESET) {
+          this.#ended = true;
+          return null;
+        }
+        if (n < 0) throw systemError(n, 'receive', this.address);
+        this.#streamIn += n;
+      }
+      this.#streamOut += n;
+      // Raw reads do not carry descriptors: any that came are closed.
+      for (const fd of this.#takeFds(this.#streamOut)) native.close(fd);
+      this.#touch();
+      return n;
     });
   }
 
   /** The next complete frame, if there is one. */
-  #nextFrame(spin: number): { data: Buffer; fds: number[] } | undefined {
+  #nextFrame(spin: number): Received | undefined {
     let data: Buffer | null | undefined;
     this.#readSpin = spin;
     try {
@@ -1278,7 +1574,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   }
 
   /** One seqpacket message, if one is there. */
-  #nextPacket(spin: number): { data: Buffer; fds: number[] } | undefined {
+  #nextPacket(spin: number): Received | undefined {
     const max = this.#settings.maxMessageSize;
     let buffer = this.#scratch;
     if (max > buffer.length && native.queuedBytes(this.rawFd) > buffer.length) {
@@ -1478,6 +1774,12 @@ const MAX_BATCH = 1024 * 1024;
 /** A send of several parts, which knows whether it has written any byte yet. */
 interface PartsOperation extends Operation<typeof DONE> {
   started: boolean;
+}
+
+/** A message as it came off the socket: its bytes and descriptors. */
+interface Received {
+  data: Buffer;
+  fds: number[];
 }
 
 const RAW = resolveCodec<Buffer>(undefined);
@@ -1707,6 +2009,9 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   readonly #meta = new Int32Array(3);
   /** The last destination and its kernel form. */
   #to: [string, Buffer] | undefined;
+  /** Datagrams (or a failure) a batch received but did not hand over: receives take these first. */
+  readonly #held = new Held<RawDatagram | IpcError>();
+  protected override readonly bufferedMessage = (): boolean => !this.closed && this.#held.size > 0;
 
   /** @internal */
   constructor(fd: number, kind: SocketKind, codec: Codec<T>, max: number, spin: number, file?: SocketFile,
@@ -1761,6 +2066,53 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     return tryRun(this.readLane, 'tryReceive', undefined, NO_KEYS, () => this.#receiveOp());
   }
 
+  /**
+   * Sends `messages` in order, one datagram each, all to `options.to`,
+   * waiting while the socket (or a Unix receiver's queue) is full; one
+   * `sendmmsg` sends as many as fit. Resolves with how many went: all, or,
+   * when the timeout, an abort or `close()` came after some had gone, that
+   * many. When none went it rejects, as `send` does. Every message is
+   * encoded first: one the codec refuses sends none. Descriptors go with
+   * single sends only.
+   */
+  sendMany(messages: readonly Outgoing<T>[], options: DatagramSendManyOptions): Promise<number> {
+    return run(this.writeLane, 'sendMany', options, MANY_SEND_KEYS, (o) => this.#sendManyOp(messages, o.to, false));
+  }
+
+  /** The blocking form of {@link sendMany}: how many went. */
+  sendManySync(messages: readonly Outgoing<T>[], options: { to: string; timeout?: number }): number {
+    return runSync(this.writeLane, 'sendManySync', options, MANY_SEND_KEYS, (o) => this.#sendManyOp(messages, o.to, false));
+  }
+
+  /** Sends what fits now of `messages` to `options.to`, in order: how many went (0 if full, or sends wait before it). */
+  trySendMany(messages: readonly Outgoing<T>[], options: { to: string }): number {
+    return tryRun(this.writeLane, 'trySendMany', options, MANY_SEND_KEYS, (o) => this.#sendManyOp(messages, o.to, true)) ?? 0;
+  }
+
+  /**
+   * Receives several datagrams at once (`recvmmsg`): waits as
+   * {@link receive} does for the first, then takes every one queued, up to
+   * `max` (1 to 1024, default 64). Never an empty array. A datagram the
+   * codec refuses, or one over `maxMessageSize` (discarded), ends the
+   * batch: the ones before it are returned, the next receive fails with
+   * its error, and the ones after it follow. A Unix datagram socket whose
+   * `maxMessageSize` is over 64 KiB takes its batches one datagram per
+   * system call (recvmmsg would need that much room for every datagram).
+   */
+  receiveMany(options?: ReceiveManyOptions): Promise<Datagram<T>[]> {
+    return run(this.readLane, 'receiveMany', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max));
+  }
+
+  /** The blocking form of {@link receiveMany}. */
+  receiveManySync(options?: ReceiveManySyncOptions): Datagram<T>[] {
+    return runSync(this.readLane, 'receiveManySync', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max));
+  }
+
+  /** The datagrams queued now, up to `max`: `[]` if none (or earlier receives wait). */
+  tryReceiveMany(options?: { max?: number }): Datagram<T>[] {
+    return tryRun(this.readLane, 'tryReceiveMany', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max)) ?? [];
+  }
+
   /** Datagrams until the socket is closed. */
   messages(options?: { signal?: AbortSignal }): AsyncGenerator<Datagram<T>, void, undefined> {
     const signal = checkSignal(checkOptions(options, ['signal']).signal);
@@ -1787,31 +2139,58 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     if (o.fds !== undefined && this.kind === 'udp') throw invalidArgument('fds', o.fds, 'none: descriptors pass only over Unix sockets');
     const fds = fdList(o.fds);
     const bytes = encodeWith(this.#codec, data as T, this.address);
-    const attempt = (spin: number): typeof DONE | undefined => {
+    return this.#sendStep(o.to as string, to, (spin) => {
       const n = native.sendMsg(this.rawFd, bytes, 0, bytes.length, fds, to, spin);
-      if (n >= 0) {
-        this.#backoff = 1;
-        return DONE;
-      }
+      if (n >= 0) return DONE;
       if (n === E.EAGAIN) return undefined;
-      if (n === E.EMSGSIZE) {
-        throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte datagram is more than a ${this.kind} socket can send ` +
-          `(${this.kind === 'udp' ? '65507 bytes over IPv4, less over a path with a smaller MTU' : 'the send buffer: raise it with sendBuffer'}).`,
-        { address: this.address, errno: n, syscall: 'sendmsg' });
-      }
-      throw systemError(n, 'send', String(o.to));
+      throw this.#sendError(n, bytes.length, o.to);
+    });
+  }
+
+  /** `messages` encoded, then sent by sendmmsg from the first not yet sent; `partial` reports the count on an interruption after some. */
+  #sendManyOp(messages: readonly Outgoing<T>[], toText: unknown, tryForm: boolean): Operation<number> {
+    const to = this.#destination(toText);
+    const list = encodeBatch(messages, (data) => encodeWith(this.#codec, data as T, this.address));
+    const next = new Uint32Array(1);
+    const batch = batchSend(list.length, this.writeLane.spin, tryForm, (r) => this.#sendError(r, list[next[0]!]?.length ?? 0, toText), next);
+    const op = this.#sendStep(toText as string, to, (spin) => batch.outcome(batch.left() ? native.sendMmsg(this.rawFd, list, to, batch.next, spin) : 0));
+    op.partial = batch.partial;
+    return op;
+  }
+
+  /** The error of a datagram send that failed with `n`. */
+  #sendError(n: number, size: number, to: unknown): IpcError {
+    if (n === E.EMSGSIZE) {
+      return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${size}-byte datagram is more than a ${this.kind} socket can send ` +
+        `(${this.kind === 'udp' ? '65507 bytes over IPv4, less over a path with a smaller MTU' : 'the send buffer: raise it with sendBuffer'}).`,
+      { address: this.address, errno: n, syscall: 'sendmsg' });
+    }
+    return systemError(n, 'send', String(to));
+  }
+
+  /**
+   * The step of a send whose `attempt` (a result, or undefined when there
+   * is no room) goes to `to`. UDP waits for the socket to be writable. A
+   * Unix datagram send waits for room in the receiver's queue, which an
+   * unconnected sender's socket does not report (it polls writable
+   * regardless). A socket connected to the receiver does: poll registers it
+   * with the receiver and reports it writable once the queue has room. So
+   * the wait goes through such a socket, kept for the last destination;
+   * where none can be made, a growing pause on a timer (asleep for *Sync
+   * calls) stands in.
+   */
+  #sendStep<R>(toText: string, to: Buffer, attempt: (spin: number) => R | undefined): Operation<R> {
+    const tried = (spin: number): R | undefined => {
+      const result = attempt(spin);
+      if (result !== undefined) this.#backoff = 1;
+      return result;
     };
-    if (this.kind === 'udp') return this.stepOf(C.POLLOUT, attempt);
-    // A Unix datagram send waits for room in the receiver's queue, which an unconnected sender's socket does
-    // not report (it polls writable regardless). A socket connected to the receiver does: poll registers it
-    // with the receiver and reports it writable once the queue has room. So the wait goes through such a
-    // socket, kept for the last destination; where none can be made, a growing pause on a timer (asleep for
-    // *Sync calls) stands in.
+    if (this.kind === 'udp') return this.stepOf(C.POLLOUT, tried);
     return {
       step: (timeout, spin) => {
-        const first = attempt(spin);
+        const first = tried(spin);
         if (first !== undefined) return first;
-        const waiter = this.#waiterFor(o.to as string, to);
+        const waiter = this.#waiterFor(toText, to);
         if (waiter !== undefined) {
           if (timeout === 0) {
             // Level-triggered: room that came since the attempt is reported at once.
@@ -1819,7 +2198,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
             return undefined;
           }
           native.pollFd(waiter.fd, C.POLLOUT, timeout);
-          return attempt(0);
+          return tried(0);
         }
         const pause = timeout < 0 ? this.#backoff : Math.min(this.#backoff, timeout);
         this.#backoff = Math.min(this.#backoff * 2, 50);
@@ -1829,7 +2208,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
           return undefined;
         }
         Atomics.wait(PAUSE, 0, 0, pause);
-        return attempt(0);
+        return tried(0);
       },
     };
   }
@@ -1875,39 +2254,146 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   protected override released(): void {
     clearTimeout(this.#retry);
     this.#dropWaiter();
+    for (const raw of this.#held.takeMany(Infinity)) if (!(raw instanceof IpcError)) for (const fd of raw.fds) native.close(fd);
   }
 
   #receiveOp(): Operation<Datagram<T>> {
     return this.stepOf(C.POLLIN, (spin) => {
-      let buffer = this.#scratch;
-      if (this.#max > buffer.length) {
-        const next = native.queuedBytes(this.rawFd);
-        if (next > buffer.length) buffer = Buffer.allocUnsafe(Math.min(next, this.#max) + 1);
-      }
-      const n = native.recvMsg(this.rawFd, buffer, 0, buffer.length, this.#fdsOut, this.#from, this.#meta, S.MSG_TRUNC, spin);
-      if (n === E.EAGAIN) return undefined;
-      if (n < 0) throw systemError(n, 'receive', this.address);
-      const fds = Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));
-      const from = this.#meta[2]! > 0 ? textOf(this.kind, this.#from.subarray(0, Math.min(this.#meta[2]!, this.#from.length))) : null;
-      if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
-      if (n > this.#max || n > buffer.length) {
-        for (const fd of fds) native.close(fd);
-        throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${n}-byte datagram from ${from ?? 'an unbound sender'} arrived on ${this.address}, ` +
-          `more than maxMessageSize ${this.#max}; it was discarded, not cut. Raise maxMessageSize to receive it.`, { address: this.address });
-      }
-      const bytes = buffer === this.#scratch ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n);
-      try {
-        return { data: decodeWith(this.#codec, bytes, from ?? this.address), from, fds };
-      } catch (err) {
-        // The datagram is consumed: its descriptors go with it.
-        for (const fd of fds) native.close(fd);
-        throw err;
-      }
+      const raw = this.#held.take() ?? this.#nextDatagram(spin);
+      return raw === undefined ? undefined : this.#decoded(raw);
     });
   }
+
+  /** One datagram from the kernel, if one is queued (not decoded). */
+  #nextDatagram(spin: number): RawDatagram | undefined {
+    let buffer = this.#scratch;
+    if (this.#max > buffer.length) {
+      const next = native.queuedBytes(this.rawFd);
+      if (next > buffer.length) buffer = Buffer.allocUnsafe(Math.min(next, this.#max) + 1);
+    }
+    const n = native.recvMsg(this.rawFd, buffer, 0, buffer.length, this.#fdsOut, this.#from, this.#meta, S.MSG_TRUNC, spin);
+    if (n === E.EAGAIN) return undefined;
+    if (n < 0) throw systemError(n, 'receive', this.address);
+    const fds = Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));
+    const from = this.#meta[2]! > 0 ? textOf(this.kind, this.#from.subarray(0, Math.min(this.#meta[2]!, this.#from.length))) : null;
+    if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
+    if (n > this.#max || n > buffer.length) throw this.#oversize(n, from, fds);
+    return { bytes: buffer === this.#scratch ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n), from, fds };
+  }
+
+  /** A datagram over maxMessageSize: discarded (its descriptors closed), and the error that says so. */
+  #oversize(n: number, from: string | null, fds: readonly number[]): IpcError {
+    for (const fd of fds) native.close(fd);
+    return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${n}-byte datagram from ${from ?? 'an unbound sender'} arrived on ${this.address}, ` +
+      `more than maxMessageSize ${this.#max}; it was discarded, not cut. Raise maxMessageSize to receive it.`, { address: this.address });
+  }
+
+  /** A received datagram decoded (a held failure is thrown); one the codec refuses is consumed, its descriptors closed. */
+  #decoded(raw: RawDatagram | IpcError): Datagram<T> {
+    if (raw instanceof IpcError) throw raw;
+    try {
+      return { data: decodeWith(this.#codec, raw.bytes, raw.from ?? this.address), from: raw.from, fds: raw.fds };
+    } catch (err) {
+      for (const fd of raw.fds) native.close(fd);
+      throw err;
+    }
+  }
+
+  /**
+   * Held datagrams first (alone), else the first (which may wait) and every
+   * one queued after it, up to `max`: by recvmmsg into fixed slots, or, for
+   * a Unix socket with a maxMessageSize over {@link MMSG_SLOT}, one by one.
+   * A failure after the first ends the batch and is held for the next call.
+   */
+  #receiveManyOp(max: unknown): Operation<Datagram<T>[]> {
+    const limit = checkMax(max);
+    return this.stepOf(C.POLLIN, (spin) => {
+      const raw: (RawDatagram | IpcError)[] = this.#held.takeMany(limit);
+      const fromHeld = raw.length > 0;
+      try {
+        if (!fromHeld) this.#gather(raw, limit, spin);
+      } catch (err) {
+        if (raw.length === 0 || !(err instanceof IpcError)) throw err;
+        raw.push(err);
+      }
+      if (raw.length === 0) return undefined;
+      return decodeBatch(raw, (r) => this.#decoded(r), this.#held, fromHeld);
+    });
+  }
+
+  /** Receives up to `limit` datagrams into `raw` (the first call may spin); a datagram's failure after the first is pushed as it is. */
+  #gather(raw: (RawDatagram | IpcError)[], limit: number, spin: number): void {
+    // UDP datagrams fit 64 KiB; a Unix one fits only its own limit, which may be far larger.
+    const slot = this.kind === 'udp' ? Math.min(Math.max(this.#max, 1), MMSG_SLOT) : this.#max <= MMSG_SLOT ? Math.max(this.#max, 1) : 0;
+    if (slot === 0) {
+      for (let m = this.#nextDatagram(spin); m !== undefined; m = raw.length < limit ? this.#nextDatagram(0) : undefined) raw.push(m);
+      return;
+    }
+    const area = this.#mmsgArea(slot);
+    while (raw.length < limit) {
+      const want = Math.min(limit - raw.length, area.slots);
+      area.io[0] = want;
+      const n = native.recvMmsg(this.rawFd, area.scratch, slot, area.io, area.from, area.fds, raw.length === 0 ? spin : 0);
+      if (n === E.EAGAIN) return;
+      if (n < 0) throw systemError(n, 'receive', this.address);
+      let fdAt = 0;
+      for (let i = 0; i < n; i++) {
+        const length = area.io[1 + 4 * i]!;
+        const flags = area.io[2 + 4 * i]!;
+        const fds = Array.from(area.fds.subarray(fdAt, fdAt + area.io[3 + 4 * i]!));
+        fdAt += fds.length;
+        const addressLength = area.io[4 + 4 * i]!;
+        const from = addressLength > 0 ? textOf(this.kind, area.from.subarray(i * 128, i * 128 + Math.min(addressLength, 128))) : null;
+        let item: RawDatagram | IpcError;
+        if ((flags & S.MSG_CTRUNC) !== 0) item = truncatedError(this.address);
+        else if (length > this.#max || length > slot) item = this.#oversize(length, from, fds);
+        else item = { bytes: Buffer.from(area.scratch.subarray(i * slot, i * slot + length)), from, fds };
+        raw.push(item);
+      }
+      if (n < want) return;
+    }
+  }
+
+  /** Where a batch's recvmmsg lands: slots of `slot` bytes, their addresses, and room for descriptors (Unix). */
+  #mmsgArea(slot: number): MmsgArea {
+    if (this.#area?.slot === slot) return this.#area;
+    const slots = Math.max(1, Math.min(MMSG_MAX, Math.floor(MMSG_SCRATCH / slot)));
+    this.#area = {
+      slot, slots, scratch: Buffer.allocUnsafe(slots * slot), io: new Uint32Array(1 + 4 * slots), from: Buffer.alloc(128 * slots),
+      fds: this.kind === 'udp' ? new Int32Array(0) : new Int32Array(SCM_MAX_FD * slots),
+    };
+    return this.#area;
+  }
+
+  #area: MmsgArea | undefined;
 }
 
+/** A datagram as it came off the socket. */
+interface RawDatagram {
+  bytes: Buffer;
+  from: string | null;
+  fds: number[];
+}
+
+/** The memory of a socket's batched datagram receives. */
+interface MmsgArea {
+  slot: number;
+  slots: number;
+  scratch: Buffer;
+  io: Uint32Array;
+  from: Buffer;
+  fds: Int32Array;
+}
+
+/** The largest datagram slot of a recvmmsg batch (UDP carries at most 65,507 bytes). */
+const MMSG_SLOT = 64 * 1024;
+/** Bytes of slots one recvmmsg may fill, and the most datagrams it takes. */
+const MMSG_SCRATCH = 1024 * 1024;
+const MMSG_MAX = 64;
+
 const SEND_KEYS = ['to', 'fds'] as const;
+const MANY_SEND_KEYS = ['to'] as const;
+const MANY_KEYS = ['max'] as const;
 
 // ---- factories ---------------------------------------------------------------------
 

@@ -8,7 +8,9 @@
  * @module
  */
 import { E, IpcError } from '../errors.js';
-import { invalidArgument, optionalInteger } from './validate.js';
+import { type ReadAhead } from './framing.js';
+import { DONE, type Operation } from './operation.js';
+import { checkBytes, invalidArgument, optionalInteger } from './validate.js';
 import { type SyncWaitOptions, type WaitOptions } from './wait.js';
 
 /**
@@ -150,4 +152,71 @@ export function batchSend<N extends Uint32Array | Float64Array = Uint32Array>(to
     },
     partial: () => (next[0]! > 0 ? next[0]! : undefined),
   };
+}
+
+/** The most buffers one scattered read fills (IOV_MAX on Linux). */
+export const MAX_TARGETS = 1024;
+
+/** The buffers of a scattered read: an array of 1 to {@link MAX_TARGETS} Uint8Arrays with room for a byte at least. */
+export function checkTargets(targets: unknown): Uint8Array[] {
+  const list = encodeBatch(targets as readonly unknown[], (target) => checkBytes(target, 'targets'), 'targets');
+  if (list.length === 0 || list.length > MAX_TARGETS) throw invalidArgument('targets', targets, `an array of 1 to ${MAX_TARGETS} Uint8Arrays`);
+  if (!list.some((target) => target.length > 0)) throw invalidArgument('targets', targets, 'buffers with room for at least one byte');
+  return list;
+}
+
+/** Moves what `ahead` holds into `targets` in order, as far as they hold: the bytes moved. */
+export function spread(ahead: ReadAhead, targets: readonly Uint8Array[]): number {
+  let moved = 0;
+  for (const target of targets) {
+    let filled = 0;
+    while (filled < target.length && ahead.length > 0) {
+      const chunk = ahead.take(Math.min(target.length - filled, ahead.length));
+      target.set(chunk, filled);
+      filled += chunk.length;
+    }
+    moved += filled;
+    if (ahead.length === 0) break;
+  }
+  return moved;
+}
+
+/** A gathered write: the bytes written so far, of `total`, and what is left of an element it cut (a try commits to it). */
+export interface GatherOperation<R> extends Operation<R> {
+  written(): number;
+  total: number;
+  rest(): Operation<typeof DONE> | undefined;
+}
+
+/**
+ * The operation that writes `list` from `at` on by gathered writes
+ * (`write`: one native writevFd call; `framed`: each element behind its
+ * 4-byte length prefix), each step
+ * as far as the descriptor takes it; `outcome` turns the native result
+ * (after `at` moved) into the step's. `rest()` is what is left of an
+ * element a try cut short, as an operation of its own (`fail` turns its
+ * errors into the error to report).
+ */
+export function gatherOperation<R>(list: Uint8Array[], at: Float64Array, framed: boolean, write: (list: Uint8Array[], at: Float64Array, spin: number) => number,
+  stepOf: (attempt: (spin: number) => R | undefined) => Operation<R>, outcome: (r: number) => R | undefined, tryForm: boolean,
+  fail: (r: number) => IpcError): GatherOperation<R> {
+  const header = framed ? 4 : 0;
+  let written = 0;
+  const op = stepOf((spin) => {
+    const r = at[0]! < list.length ? write(list, at, spin) : 0;
+    if (r > 0) written += r;
+    return outcome(r);
+  }) as GatherOperation<R>;
+  op.written = () => written;
+  op.total = list.reduce((sum, m) => sum + header + m.length, 0);
+  op.rest = () => {
+    if (!tryForm || at[1] === 0 || at[0]! >= list.length) return undefined;
+    const one = [list[at[0]!]!];
+    const tail = new Float64Array([0, at[1]!]);
+    return gatherOperation(one, tail, framed, write, stepOf as unknown as (attempt: (spin: number) => typeof DONE | undefined) => Operation<typeof DONE>, (r) => {
+      if (r < 0 && r !== E.EAGAIN) throw fail(r);
+      return tail[0] === 1 ? DONE : undefined;
+    }, false, fail);
+  };
+  return op;
 }
