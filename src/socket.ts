@@ -1386,7 +1386,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       }
       if (raw.length === 0) return undefined;
       this.#touch();
-      return decodeBatch(raw, (m) => this.#decoded(m), this.#held, fromHeld);
+      return decodeBatch(raw, (m) => this.#decoded(m), this.#held, fromHeld, (_m, error) => error);
     });
   }
 
@@ -2317,7 +2317,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
         raw.push(err);
       }
       if (raw.length === 0) return undefined;
-      return decodeBatch(raw, (r) => this.#decoded(r), this.#held, fromHeld);
+      return decodeBatch(raw, (r) => this.#decoded(r), this.#held, fromHeld, (_r, error) => error);
     });
   }
 

@@ -103,9 +103,13 @@ export class Held<R> {
  * ends the batch: the ones before it are returned; it and the ones after it
  * are kept in `held` (so the next receive reports its error, and the rest
  * follow): in front when the batch came from `held` itself, else behind.
- * If the first is refused, its error is thrown at once.
+ * If the first is refused, its error is thrown at once. `refused` says
+ * what is kept of a refused message (default: the message, which decodes
+ * to the same error again); a message whose refusal had effects (its
+ * descriptors closed) keeps its error instead.
  */
-export function decodeBatch<R, M>(raw: R[], decode: (r: R) => M, held: Held<R>, fromHeld = false): M[] {
+export function decodeBatch<R, M>(raw: R[], decode: (r: R) => M, held: Held<R>, fromHeld = false,
+  refused: (r: R, error: IpcError) => R = (r) => r): M[] {
   const keep = (items: R[]): void => (fromHeld ? held.putBack(items) : held.keep(items));
   const out: M[] = [];
   for (let i = 0; i < raw.length; i++) {
@@ -117,7 +121,7 @@ export function decodeBatch<R, M>(raw: R[], decode: (r: R) => M, held: Held<R>, 
         keep(raw.slice(1));
         throw err;
       }
-      keep(raw.slice(i));
+      keep([refused(raw[i]!, err), ...raw.slice(i + 1)]);
       break;
     }
   }

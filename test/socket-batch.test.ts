@@ -1,0 +1,326 @@
+/**
+ * The batched calls of sockets: MessageSocket sendMany / receiveMany on
+ * streams (framed, gathered sendmsg) and seqpacket (sendmmsg), writev /
+ * readv on streams, and DatagramSocket sendMany / receiveMany (sendmmsg,
+ * recvmmsg). Exact counts when a batch ends part-way, descriptors that
+ * stay with their message and are never leaked, failures after the first
+ * message of a batch, and argument checks.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
+import { type Datagram, type SocketMessage, bind, socketPair } from '../src/index.js';
+import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { openFds } from './helpers/objects.js';
+
+const texts = (messages: (SocketMessage | Datagram)[]): string[] => messages.map((m) => m.data.toString());
+const words = (n: number, from = 0): string[] => Array.from({ length: n }, (_, i) => `w${from + i}`);
+let unique = 0;
+const abstract = (label: string): string => `unix-dgram:@ipckit-batch-${label}-${process.pid}-${unique++}`;
+
+function closeAll(...sockets: { close(): void }[]): void {
+  for (const s of sockets) s.close();
+}
+
+describe('MessageSocket batches', () => {
+  for (const type of ['stream', 'seqpacket'] as const) {
+    it(`${type}: many messages per call in order, with a codec; [] while none; the peer's close after the last`, async () => {
+      const [a, b] = socketPair({ type, codec: 'json' });
+      try {
+        assert.equal(a.trySendMany([1, 'two', { three: 3 }]), 3);
+        assert.equal(await a.sendMany([null, [4]]), 2);
+        assert.equal(a.sendManySync([]), 0);
+        assert.deepEqual(b.receiveManySync({ max: 2 }).map((m) => m.data), [1, 'two']);
+        assert.deepEqual((await b.receiveMany()).map((m) => [m.data, m.fds]), [[{ three: 3 }, []], [null, []], [[4], []]]);
+        assert.deepEqual(b.tryReceiveMany(), []);
+        const waiting = b.receiveMany({ max: 3 });
+        assert.ok(await stillPending(waiting, 30));
+        a.sendManySync(['x', 'y']);
+        assert.deepEqual((await waiting).map((m) => m.data), ['x', 'y']);
+        a.sendManySync(['last']);
+        a.close();
+        assert.deepEqual(b.receiveManySync().map((m) => m.data), ['last']);
+        throwsWith(() => b.receiveManySync(), 'ERR_IPC_PEER_CLOSED');
+        await rejectsWith(() => b.receiveMany(), 'ERR_IPC_PEER_CLOSED');
+      } finally {
+        closeAll(a, b);
+      }
+    });
+
+    it(`${type}: descriptors stay with their message in a batch; a batch's held ones are closed with the socket`, async () => {
+      const [a, b] = socketPair({ type });
+      const before = openFds().length;
+      try {
+        await a.send('plain');
+        await a.sendFds([0, 1], 'two fds');
+        await a.send('after');
+        const got = b.receiveManySync({ max: 10 });
+        assert.deepEqual(texts(got), ['plain', 'two fds', 'after']);
+        assert.deepEqual(got.map((m) => m.fds.length), [0, 2, 0]);
+        assert.deepEqual(got[1]!.fds.map((fd) => fstatSync(fd).ino), [fstatSync(0).ino, fstatSync(1).ino], 'copies of what was sent');
+        for (const fd of got[1]!.fds) closeSync(fd);
+        assert.equal(openFds().length, before);
+      } finally {
+        closeAll(a, b);
+      }
+    });
+  }
+
+  it('a message its codec refuses ends the batch; its descriptors are closed; the rest follow in order, with theirs', async () => {
+    const codec = {
+      encode: (value: string) => Buffer.from(value),
+      decode: (bytes: Uint8Array) => {
+        const text = Buffer.from(bytes).toString();
+        if (text.startsWith('bad')) throw new Error(`refused ${text}`);
+        return text;
+      },
+    };
+    const before = openFds().length;
+    for (const type of ['stream', 'seqpacket'] as const) {
+      const [a, b] = socketPair({ type, codec });
+      try {
+        a.sendManySync(['a', 'b']);
+        await a.sendFds([0], 'bad-1');
+        await a.sendFds([1], 'c');
+        a.sendManySync(['d']);
+        assert.deepEqual(b.receiveManySync().map((m) => m.data), ['a', 'b']);
+        throwsWith(() => b.receiveManySync(), 'ERR_IPC_CODEC', /refused bad-1/);
+        const rest: SocketMessage<string>[] = [];
+        while (rest.length < 2) rest.push(...b.receiveManySync({ timeout: 1_000 }));
+        assert.deepEqual(rest.map((m) => [m.data, m.fds.length]), [['c', 1], ['d', 0]]);
+        for (const fd of rest[0]!.fds) closeSync(fd);
+        assert.equal(openFds().length, before + 2, `${type}: the refused message's descriptor was closed`);
+      } finally {
+        closeAll(a, b);
+      }
+    }
+    // Seqpacket reads each packet whole: a batch that met the refusal holds the next message with its descriptor,
+    // and closing the socket closes it.
+    const [a, b] = socketPair({ type: 'seqpacket', codec });
+    try {
+      await a.send('a');
+      await a.sendFds([0], 'bad-2');
+      await a.sendFds([1, 2], 'held');
+      assert.deepEqual(b.receiveManySync().map((m) => m.data), ['a']);
+      // The refused message's descriptor is closed at once; the held message keeps its two.
+      assert.equal(openFds().length, before + 2 + 2);
+      // The number it had is free: a file opened now takes it, and reporting the refusal must not close that.
+      const probe = openSync('/dev/null', 'r');
+      throwsWith(() => b.tryReceiveMany(), 'ERR_IPC_CODEC', /refused bad-2/);
+      assert.equal(fstatSync(probe).ino, statSync('/dev/null').ino, 'nothing closed twice');
+      closeSync(probe);
+      assert.equal(openFds().length, before + 2 + 2);
+      const [held] = b.receiveManySync();
+      assert.deepEqual([held!.data, held!.fds.length], ['held', 2]);
+      for (const fd of held!.fds) closeSync(fd);
+      assert.equal(openFds().length, before + 2);
+      await a.sendFds([0, 1], 'bad-3');
+      await a.sendFds([2], 'kept');
+      throwsWith(() => b.receiveManySync(), 'ERR_IPC_CODEC', /refused bad-3/);
+      assert.equal(openFds().length, before + 2 + 1, 'the message after the refused one is held with its descriptor');
+      b.close();
+      assert.equal(openFds().length, before + 1, 'and closing the socket closes it');
+    } finally {
+      closeAll(a, b);
+    }
+    assert.equal(openFds().length, before);
+  });
+
+  it('seqpacket: sendMany waits while the peer\'s buffer is full; a timeout between messages resolves with exactly what went', async () => {
+    const [a, b] = socketPair({ type: 'seqpacket' });
+    try {
+      const message = Buffer.alloc(2000, 7);
+      const list = Array.from({ length: 1000 }, () => message);
+      const fit = a.trySendMany(list);
+      assert.ok(fit > 0 && fit < 1000, `some of a thousand 2000-byte packets fit, not ${fit}`);
+      await rejectsWith(() => a.sendMany([message], { timeout: 20 }), 'ERR_IPC_TIMEOUT');
+      throwsWith(() => a.sendManySync([message], { timeout: 0 }), 'ERR_IPC_TIMEOUT');
+      let got = 0;
+      while (got < fit) got += b.receiveManySync({ max: 1024, timeout: 1_000 }).length;
+      assert.deepEqual(b.tryReceiveMany(), []);
+      const timed = a.sendManySync(list, { timeout: 30 });
+      assert.equal(timed, fit, 'the same room, the same count');
+      const controller = new AbortController();
+      let received = 0;
+      while (received < timed) received += b.receiveManySync({ max: 1024, timeout: 1_000 }).length;
+      const aborted = a.sendMany(list, { signal: controller.signal });
+      await stillPending(aborted, 30);
+      controller.abort();
+      const n = await aborted;
+      assert.equal(n, fit);
+      let drained = 0;
+      for (let batch = b.tryReceiveMany({ max: 1024 }); batch.length > 0; batch = b.tryReceiveMany({ max: 1024 })) drained += batch.length;
+      assert.equal(drained, n);
+    } finally {
+      closeAll(a, b);
+    }
+  });
+
+  it('stream: a timeout inside a message closes the connection and says how many went whole; the peer gets those, then the cut', async () => {
+    const [a, b] = socketPair();
+    try {
+      const big = Buffer.alloc(8 * 1024 * 1024, 3);
+      const err = await rejectsWith(() => a.sendMany(['small', big], { timeout: 50 }), 'ERR_IPC_TIMEOUT',
+        /1 of 2 messages had been written whole, and \d+ bytes of the next .*so the connection was closed/);
+      assert.equal(a.closed, true);
+      assert.equal(err.address, a.address);
+      assert.deepEqual(texts(b.receiveManySync({ timeout: 1_000 })), ['small']);
+      throwsWith(() => b.receiveManySync({ timeout: 5_000 }), 'ERR_IPC_FRAMING');
+    } finally {
+      closeAll(a, b);
+    }
+  });
+
+  it('stream: trySendMany commits to a message the kernel took part of; its rest follows before later sends', async () => {
+    const [a, b] = socketPair();
+    try {
+      const big = Buffer.alloc(4 * 1024 * 1024, 5);
+      assert.equal(a.trySendMany(['first', big, 'never tried']), 2);
+      const after = a.send('after');
+      const got: Buffer[] = [];
+      while (got.length < 3) for (const m of await b.receiveMany({ timeout: 10_000 })) got.push(m.data);
+      await after;
+      assert.deepEqual(got.map((d) => d.length), [5, big.length, 5]);
+      assert.ok(got[1]!.equals(big));
+    } finally {
+      closeAll(a, b);
+    }
+  });
+
+  it('stream: writev gathers raw bytes, readv scatters them; a framed message left ahead is read first', async () => {
+    const [a, b] = socketPair();
+    try {
+      a.writevSync(['ab', Buffer.from('cd'), new Uint8Array(0)]);
+      await a.writev(['é']);
+      assert.equal(a.tryWritev(['f']), 1);
+      const x = Buffer.alloc(3);
+      const y = Buffer.alloc(10);
+      let n = 0;
+      while (n < 7) n += b.readvSync([x.subarray(Math.min(n, 3)), y.subarray(Math.max(0, n - 3))], { timeout: 1_000 }) ?? 0;
+      assert.equal(x.toString() + y.subarray(0, 4).toString(), 'abcdéf');
+      assert.equal(b.tryReadv([x]), undefined);
+      const waiting = b.readv([x]);
+      assert.ok(await stillPending(waiting, 30));
+      a.writeSync('zz');
+      assert.equal(await waiting, 2);
+      a.close();
+      assert.equal(await b.readv([x]), null);
+      assert.equal(b.readvSync([x]), null);
+    } finally {
+      closeAll(a, b);
+    }
+  });
+
+  it('refuses bad batches and calls the socket type has not', async () => {
+    const [a, b] = socketPair();
+    const [p, q] = socketPair({ type: 'seqpacket' });
+    try {
+      throwsWith(() => a.sendManySync('ab' as never), 'ERR_IPC_INVALID_ARGUMENT', /messages must be an array of messages/);
+      throwsWith(() => a.trySendMany(['ok', 3 as never]), 'ERR_IPC_INVALID_ARGUMENT', /data/);
+      await rejectsWith(() => a.sendMany(['x'], { to: 'y' } as never), 'ERR_IPC_INVALID_ARGUMENT', /to/);
+      throwsWith(() => b.receiveManySync({ max: 1025 }), 'ERR_IPC_INVALID_ARGUMENT', /max/);
+      throwsWith(() => b.tryReceiveMany({ max: 0 }), 'ERR_IPC_INVALID_ARGUMENT', /max/);
+      throwsWith(() => b.tryReadv([]), 'ERR_IPC_INVALID_ARGUMENT', /1 to 1024/);
+      throwsWith(() => p.writevSync(['x']), 'ERR_IPC_INVALID_ARGUMENT', /stream socket/);
+      throwsWith(() => q.tryReadv([Buffer.alloc(1)]), 'ERR_IPC_INVALID_ARGUMENT', /stream socket/);
+      assert.deepEqual(b.tryReceiveMany(), []);
+    } finally {
+      closeAll(a, b, p, q);
+    }
+  });
+});
+
+describe('DatagramSocket batches', () => {
+  it('UDP: sendMany (sendmmsg) to one destination, receiveMany (recvmmsg) with each sender', async () => {
+    const r = bind('udp://127.0.0.1:0', { codec: 'json' });
+    const s = bind('udp://127.0.0.1:0', { codec: 'json' });
+    const t = bind('udp://127.0.0.1:0', { codec: 'json' });
+    try {
+      const to = r.localAddress!;
+      assert.equal(s.trySendMany([1, 2], { to }), 2);
+      assert.equal(await t.sendMany(['from t'], { to }), 1);
+      assert.equal(s.sendManySync([{ three: 3 }], { to }), 1);
+      const got: Datagram<unknown>[] = [];
+      while (got.length < 4) got.push(...r.receiveManySync({ timeout: 1_000 }));
+      assert.deepEqual(got.map((d) => [d.data, d.from, d.fds]), [
+        [1, s.localAddress, []], [2, s.localAddress, []], ['from t', t.localAddress, []], [{ three: 3 }, s.localAddress, []]]);
+      assert.deepEqual(r.tryReceiveMany(), []);
+      await rejectsWith(() => r.receiveMany({ timeout: 20 }), 'ERR_IPC_TIMEOUT');
+    } finally {
+      closeAll(r, s, t);
+    }
+  });
+
+  for (const maxMessageSize of [1000, undefined]) {
+    const how = maxMessageSize === undefined ? 'one by one (maxMessageSize over 64 KiB)' : 'by recvmmsg';
+    it(`Unix datagrams ${how}: descriptors per datagram; an oversize one ends the batch, its error next, the rest after`, async () => {
+      const r = bind(abstract('r'), maxMessageSize === undefined ? {} : { maxMessageSize });
+      const s = bind(abstract('s'));
+      const before = openFds().length;
+      try {
+        const to = r.localAddress!;
+        await s.send('one', { to });
+        await s.send('with fds', { to, fds: [0, 1, 2] });
+        await s.send(Buffer.alloc(maxMessageSize === undefined ? 10 : 1001), { to });
+        await s.send('after', { to, fds: [0] });
+        if (maxMessageSize !== undefined) {
+          const first = r.receiveManySync({ max: 10 });
+          assert.deepEqual(texts(first), ['one', 'with fds']);
+          assert.deepEqual(first.map((d) => [d.from, d.fds.length]), [[s.localAddress, 0], [s.localAddress, 3]]);
+          throwsWith(() => r.receiveManySync(), 'ERR_IPC_MESSAGE_TOO_LARGE', /1001-byte datagram .* discarded/);
+          const last = r.tryReceiveMany();
+          assert.deepEqual(last.map((d) => [d.data.toString(), d.fds.length]), [['after', 1]]);
+          for (const d of [...first, ...last]) for (const fd of d.fds) closeSync(fd);
+        } else {
+          const all = r.receiveManySync({ max: 10 });
+          assert.deepEqual(all.map((d) => d.fds.length), [0, 3, 0, 1]);
+          for (const d of all) for (const fd of d.fds) closeSync(fd);
+        }
+        assert.equal(openFds().length, before);
+      } finally {
+        closeAll(r, s);
+      }
+    });
+  }
+
+  it('Unix datagrams: sendMany waits for room in the receiver\'s queue; a timeout resolves with exactly what went', async () => {
+    const r = bind(abstract('full'), { maxMessageSize: 64 });
+    const s = bind(abstract('sender'));
+    try {
+      const to = r.localAddress!;
+      const fit = s.trySendMany(words(5000), { to });
+      assert.ok(fit > 0 && fit < 5000, `the receiver's queue takes some of 5000, not ${fit}`);
+      await rejectsWith(() => s.sendMany(['x'], { to, timeout: 20 }), 'ERR_IPC_TIMEOUT');
+      const waiting = s.sendMany(words(3, fit), { to });
+      assert.ok(await stillPending(waiting, 30));
+      const first = r.receiveManySync({ max: 5 });
+      assert.deepEqual(texts(first), words(5));
+      assert.equal(await waiting, 3);
+      const all = [...texts(first)];
+      for (let batch = r.tryReceiveMany({ max: 1024 }); batch.length > 0; batch = r.tryReceiveMany({ max: 1024 })) all.push(...texts(batch));
+      assert.deepEqual(all, words(fit + 3));
+      // Full again: a timeout part-way reports exactly what went.
+      const again = s.trySendMany(words(5000), { to });
+      r.receiveManySync({ max: 2 });
+      assert.equal(await s.sendMany(words(10), { to, timeout: 30 }), 2);
+      let total = 0;
+      for (let batch = r.tryReceiveMany({ max: 1024 }); batch.length > 0; batch = r.tryReceiveMany({ max: 1024 })) total += batch.length;
+      assert.equal(total, again - 2 + 2);
+    } finally {
+      closeAll(r, s);
+    }
+  });
+
+  it('refuses bad datagram batches', async () => {
+    const s = bind('udp://127.0.0.1:0');
+    try {
+      throwsWith(() => s.trySendMany(['x'], {} as never), 'ERR_IPC_INVALID_ARGUMENT', /to/);
+      throwsWith(() => s.sendManySync(['x'], { to: 'udp://127.0.0.1:9', fds: [0] } as never), 'ERR_IPC_INVALID_ARGUMENT', /fds/);
+      throwsWith(() => s.sendManySync(['x'], { to: 'unix-dgram:@x' }), 'ERR_IPC_INVALID_ADDRESS');
+      await rejectsWith(() => s.sendMany('x' as never, { to: 'udp://127.0.0.1:9' }), 'ERR_IPC_INVALID_ARGUMENT', /array/);
+      throwsWith(() => s.tryReceiveMany({ max: 2000 }), 'ERR_IPC_INVALID_ARGUMENT', /max/);
+    } finally {
+      s.close();
+    }
+  });
+});
