@@ -354,6 +354,15 @@ type SocketKindName = 'stream' | 'seqpacket' | 'dgram' | 'tcp';
 /** A message socket or a datagram socket (sending to `to`), behind one face; receives check the metadata. */
 interface Side extends QueueParts {
   readonly fd: number;
+  /** The batched calls over unit bytes, receives checked as single ones are. */
+  batch: {
+    sendMany(list: Buffer[], options?: Options): Promise<number>;
+    sendManySync(list: Buffer[], options?: Options): number;
+    trySendMany(list: Buffer[]): number;
+    receiveMany(options?: Options): Promise<Buffer[]>;
+    receiveManySync(options?: Options): Buffer[];
+    tryReceiveMany(options?: Options): Buffer[];
+  };
 }
 
 function messageSide(s: MessageSocket): Side {
@@ -368,6 +377,11 @@ function messageSide(s: MessageSocket): Side {
   const unixOnly: [string, () => unknown, boolean][] = s.kind === 'tcp'
     ? []
     : [['sendFds', () => s.sendFds([0]), true], ['sendFdsSync', () => s.sendFdsSync([0]), false]];
+  const streamBatches: [string, () => unknown, boolean][] = s.kind === 'unix' || s.kind === 'tcp'
+    ? [['writev', () => s.writev([unit(0)]), true], ['writevSync', () => s.writevSync([unit(0)]), false],
+      ['tryWritev', () => s.tryWritev([unit(0)]), false], ['readv', () => s.readv([unit(0)]), true],
+      ['readvSync', () => s.readvSync([unit(0)]), false], ['tryReadv', () => s.tryReadv([unit(0)]), false]]
+    : [];
   return {
     get fd() {
       return s.fd;
@@ -376,12 +390,23 @@ function messageSide(s: MessageSocket): Side {
     sendSync: (d, o) => s.sendSync(d, o),
     trySend: (d) => s.trySend(d),
     ...receivingCalls(s, data),
+    batch: {
+      sendMany: (l, o) => s.sendMany(l, o),
+      sendManySync: (l, o) => s.sendManySync(l, o),
+      trySendMany: (l) => s.trySendMany(l),
+      receiveMany: (o) => s.receiveMany(o).then((list) => list.map(data)),
+      receiveManySync: (o) => s.receiveManySync(o).map(data),
+      tryReceiveMany: (o) => s.tryReceiveMany(o).map(data),
+    },
     close: () => s.close(),
     afterClose: () => closedCalls([
       ['send', () => s.send(unit(0)), true], ['sendSync', () => s.sendSync(unit(0)), false], ['trySend', () => s.trySend(unit(0)), false],
       ['receive', () => s.receive(), true], ['receiveSync', () => s.receiveSync(), false], ['tryReceive', () => s.tryReceive(), false],
+      ['sendMany', () => s.sendMany([unit(0)]), true], ['sendManySync', () => s.sendManySync([unit(0)]), false],
+      ['trySendMany', () => s.trySendMany([unit(0)]), false], ['receiveMany', () => s.receiveMany(), true],
+      ['receiveManySync', () => s.receiveManySync(), false], ['tryReceiveMany', () => s.tryReceiveMany(), false],
       ['request', () => s.request(unit(0)), true], ['serve', () => s.serve(() => unit(0)), true], ['end', () => s.end(), false],
-      ['fd', () => s.fd, false], ['localAddress', () => s.localAddress, false], ...streamOnly, ...unixOnly,
+      ['fd', () => s.fd, false], ['localAddress', () => s.localAddress, false], ...streamOnly, ...unixOnly, ...streamBatches,
     ]),
   };
 }
@@ -400,11 +425,22 @@ function datagramSide(s: DatagramSocket, to: string, from: string): Side {
     sendSync: (d, o) => s.sendSync(d, { to, ...o }),
     trySend: (d) => s.trySend(d, { to }),
     ...receivingCalls(s, data),
+    batch: {
+      sendMany: (l, o) => s.sendMany(l, { to, ...o }),
+      sendManySync: (l, o) => s.sendManySync(l, { to, ...o }),
+      trySendMany: (l) => s.trySendMany(l, { to }),
+      receiveMany: (o) => s.receiveMany(o).then((list) => list.map(data)),
+      receiveManySync: (o) => s.receiveManySync(o).map(data),
+      tryReceiveMany: (o) => s.tryReceiveMany(o).map(data),
+    },
     close: () => s.close(),
     afterClose: () => closedCalls([
       ['send', () => s.send(unit(0), { to }), true], ['sendSync', () => s.sendSync(unit(0), { to }), false],
       ['trySend', () => s.trySend(unit(0), { to }), false], ['receive', () => s.receive(), true],
       ['receiveSync', () => s.receiveSync(), false], ['tryReceive', () => s.tryReceive(), false],
+      ['sendMany', () => s.sendMany([unit(0)], { to }), true], ['sendManySync', () => s.sendManySync([unit(0)], { to }), false],
+      ['trySendMany', () => s.trySendMany([unit(0)], { to }), false], ['receiveMany', () => s.receiveMany(), true],
+      ['receiveManySync', () => s.receiveManySync(), false], ['tryReceiveMany', () => s.tryReceiveMany(), false],
       ['fd', () => s.fd, false], ['localAddress', () => s.localAddress, false],
     ]),
   };
@@ -545,20 +581,38 @@ const SOCKET_LABELS: Record<SocketKindName, string> = {
   stream: 'socketPair (stream)', seqpacket: 'socketPair (seqpacket)', dgram: 'unix-dgram pair', tcp: 'TCP loopback',
 };
 
-/** A socket's receive: units sent by the actor's end (or this process's copy of it). */
-function socketReceive(kind: SocketKindName): Waitable {
+/** The one unit a batched receive got (one was there). */
+function oneUnit(list: Buffer[]): Tag {
+  assert.equal(list.length, 1, 'one unit was there, and one came');
+  return unitTag(list[0]!);
+}
+
+/** A socket's receive (`batched`: receiveMany): units sent by the actor's end (or this process's copy of it). */
+function socketReceive(kind: SocketKindName, batched = false): Waitable {
   return {
-    name: `${SOCKET_LABELS[kind]}: receive`,
+    name: `${SOCKET_LABELS[kind]}: ${batched ? 'receiveMany' : 'receive'}`,
     yields: 'unit',
-    notApplicable: {},
+    notApplicable: batched ? { iteration: 'async iteration is receive()\'s: the receive adapter checks it' } : {},
     async create() {
       const ends = await makeEnds(kind);
       const { mine, theirs, remote } = ends;
       let actor: Actor | undefined;
       const fd = mine.fd;
       const arrived = kind === 'tcp' ? () => readable(fd) : () => Promise.resolve();
+      const many: Partial<Instance> = batched ? {
+        op: (_tag, o) => mine.batch.receiveMany({ max: 4, ...o }).then(oneUnit),
+        opSync: (_tag, o) => oneUnit(mine.batch.receiveManySync({ max: 4, ...o })),
+        tryOp: {
+          call: () => {
+            const list = mine.batch.tryReceiveMany({ max: 4 });
+            return list.length === 0 ? { raw: undefined, tag: undefined } : { raw: list, tag: oneUnit(list) };
+          },
+          nothing: undefined,
+        },
+      } : {};
       return withAddress<Instance>({
         ...unitReceiver(mine, theirs),
+        ...many,
         async supply(tag, delayMs) {
           actor ??= socketActor([theirs.fd]);
           const request = await actor.start('socket.send', { ...remote, tag, delayMs });
@@ -587,16 +641,21 @@ function socketReceive(kind: SocketKindName): Waitable {
       const peer = socketActor([ends.theirs.fd]);
       // The actor holds the only other end (a datagram socket: a copy): its close is the end of the connection.
       if (!ends.remote.datagram) ends.theirs.close();
-      const peerDone = peer.call('socket.soakSend', { ...ends.remote, count, seed });
+      const peerDone = peer.call('socket.soakSend', { ...ends.remote, count, seed, batched });
       const { mine } = ends;
+      const some = (list: Buffer[] | null): Buffer[] | null | undefined => (list !== null && list.length === 0 ? undefined : list);
+      const forms = batched
+        ? { async: (o: Options) => endAsNull(mine.batch.receiveMany({ max: 8, ...o })), sync: (o: Options) => endAsNullSync(() => mine.batch.receiveManySync({ max: 8, ...o })),
+          try: () => some(endAsNullSync(() => mine.batch.tryReceiveMany({ max: 8 }))) }
+        : { async: (o: Options) => endAsNull(mine.receive(o)), sync: (o: Options) => endAsNullSync(() => mine.receiveSync(o)),
+          try: () => endAsNullSync(() => mine.tryReceive()) };
       return {
         direction: 'receive',
         ends: !ends.remote.datagram,
         peerDone,
-        async: (o) => endAsNull(mine.receive(o)),
-        sync: (o) => endAsNullSync(() => mine.receiveSync(o)),
-        try: () => endAsNullSync(() => mine.tryReceive()),
-        records: (raw) => (raw === null ? null : raw === undefined ? [] : [readRecord(raw as Buffer)]),
+        ...forms,
+        perCall: batched ? 8 : 1,
+        records: (raw) => (raw === null ? null : raw === undefined ? [] : batched ? (raw as Buffer[]).map(readRecord) : [readRecord(raw as Buffer)]),
         leftover: () => 0,
         async cleanup() {
           ends.close();
@@ -630,11 +689,16 @@ const TCP_CAPACITY = 'TCP has no capacity in whole messages: one read of the pee
   'whose rest stays committed on the write lane: a sync call then fails with ERR_IPC_DEADLOCK until the peer reads (checks 3, 6, 8, ' +
   '11, 12 and 13 run)';
 
-/** A socket's send, on a full socket: each completion is the actor (or this process) taking one unit; TCP: the actor reading all there is. */
-function socketSend(kind: SocketKindName): Waitable {
+/**
+ * A socket's send (`batched`: sendMany of one unit), on a full socket: each
+ * completion is the actor (or this process) taking one unit; TCP: the
+ * actor reading all there is.
+ */
+function socketSend(kind: SocketKindName, batched = false): Waitable {
   const tcp = kind === 'tcp';
+  const one = (n: number): void => assert.equal(n, 1, 'the batch of one went');
   return {
-    name: `${SOCKET_LABELS[kind]}: send`,
+    name: `${SOCKET_LABELS[kind]}: ${batched ? 'sendMany' : 'send'}`,
     yields: 'call',
     notApplicable: {
       iteration: 'a sender is not a receiver: there is nothing to iterate',
@@ -666,7 +730,23 @@ function socketSend(kind: SocketKindName): Waitable {
         if (kind === 'stream') return native.queuedBytes(theirs.fd) === 0 ? undefined : frameOfSync(ends.theirsSocket as MessageSocket);
         return theirs.tryReceive();
       };
-      return withAddress<Instance>({
+      const calls: Partial<Instance> = batched ? {
+        op: (tag, o) => mine.batch.sendMany([unit(tag, size)], o).then((n) => {
+          one(n);
+          return wrote(tag);
+        }),
+        opSync: (tag, o) => {
+          one(mine.batch.sendManySync([unit(tag, size)], o));
+          return wrote(tag);
+        },
+        tryOp: {
+          call: (tag) => {
+            const raw = mine.batch.trySendMany([unit(tag, size)]);
+            return { raw, tag: raw === 1 ? wrote(tag) : undefined };
+          },
+          nothing: 0,
+        },
+      } : {
         op: (tag, o) => mine.send(unit(tag, size), o).then(() => wrote(tag)),
         opSync: (tag, o) => {
           mine.sendSync(unit(tag, size), o);
@@ -679,6 +759,11 @@ function socketSend(kind: SocketKindName): Waitable {
           },
           nothing: false,
         },
+      };
+      return withAddress<Instance>({
+        op: calls.op!,
+        opSync: calls.opSync!,
+        tryOp: calls.tryOp!,
         supply: (_tag, delayMs) => (tcp
           ? remote_(actor, 'socket.drain', { upTo: written, delayMs }, (tags) => taken.push(...(tags as Tag[])))
           : remote_(actor, 'socket.take', { ...remote, exact: kind === 'stream', size, delayMs }, (tag) => taken.push(tag as Tag))),
@@ -726,11 +811,14 @@ function socketSend(kind: SocketKindName): Waitable {
       if (!ends.remote.datagram) ends.theirs.close();
       // Resolves once the actor has read `count` records; `done` once it has also seen the end (for datagrams, at once).
       const report = peer.start<SoakReport>('socket.soakReceive', { ...ends.remote, count });
+      const forms = batched
+        ? { async: (seq: number, o: Options) => mine.batch.sendMany([record(seq)], o).then(one), sync: (seq: number, o: Options) => one(mine.batch.sendManySync([record(seq)], o)),
+          try: (seq: number) => mine.batch.trySendMany([record(seq)]) === 1, many: (seqs: number[], o: Options) => mine.batch.sendMany(seqs.map((seq) => record(seq)), o) }
+        : { async: (seq: number, o: Options) => mine.send(record(seq), o), sync: (seq: number, o: Options) => mine.sendSync(record(seq), o),
+          try: (seq: number) => mine.trySend(record(seq)) };
       return {
         direction: 'send',
-        async: (seq, o) => mine.send(record(seq), o),
-        sync: (seq, o) => mine.sendSync(record(seq), o),
-        try: (seq) => mine.trySend(record(seq)),
+        ...forms,
         async finish() {
           const request = await report;
           if (!ends.remote.datagram) mine.close();
@@ -759,7 +847,10 @@ async function remote_(actor: Actor, op: string, params: Options, record?: (valu
 const SOCKET_KINDS: SocketKindName[] = ['stream', 'seqpacket', 'dgram', 'tcp'];
 
 /** Every socket kind's receive and send. */
-const SOCKET_WAITABLES: Waitable[] = SOCKET_KINDS.flatMap((kind) => [socketReceive(kind), socketSend(kind)]);
+const SOCKET_WAITABLES: Waitable[] = [
+  ...SOCKET_KINDS.flatMap((kind) => [socketReceive(kind), socketSend(kind)]),
+  ...SOCKET_KINDS.flatMap((kind) => [socketReceive(kind, true), socketSend(kind, true)]),
+];
 
 /** Adapters keep what their kill scenarios need here. */
 const addresses = new WeakMap<Instance, unknown>();
@@ -774,7 +865,10 @@ function withAddress<I extends Instance>(instance: I, address: unknown): I {
 
 // The actor's side.
 
-type RemoteParams = { datagram: boolean; to?: string; tag?: number; size?: number; delayMs?: number; exact?: boolean; upTo?: number; count?: number; seed?: number };
+type RemoteParams = {
+  datagram: boolean; to?: string; tag?: number; size?: number; delayMs?: number; exact?: boolean; upTo?: number; count?: number; seed?: number;
+  batched?: boolean;
+};
 
 /** The actor's socket as a Side: a datagram socket talks to `to` only. */
 function remoteSide(ctx: RemoteContext, p: RemoteParams): { side: Side; socket: MessageSocket | DatagramSocket } {
@@ -819,10 +913,21 @@ const SOCKET_REMOTE: Record<string, (params: any, ctx: RemoteContext) => unknown
     ctx.started();
     side.sendSync(unit(p.tag!, p.size));
   },
-  /** Sends records 0..count-1 with a mix of calls, then closes its end (the end of a connection). */
+  /** Sends records 0..count-1 with a mix of calls (`batched`: of batches of 1 to 16), then closes its end (the end of a connection). */
   async 'socket.soakSend'(p: RemoteParams, ctx) {
     const { side } = remoteSide(ctx, p);
     const rnd = prng(p.seed!);
+    if (p.batched) {
+      for (let seq = 0; seq < p.count!;) {
+        const list = Array.from({ length: Math.min(p.count! - seq, 1 + Math.floor(rnd() * 16)) }, (_, i) => record(seq + i));
+        const dice = rnd();
+        if (dice < 0.3) seq += side.batch.sendManySync(list, { timeout: REMOTE_TIMEOUT });
+        else if (dice < 0.6) seq += side.batch.trySendMany(list);
+        else seq += await side.batch.sendMany(list, { timeout: REMOTE_TIMEOUT });
+      }
+      ctx.state.forget('fd3');
+      return { sent: p.count };
+    }
     for (let seq = 0; seq < p.count!; seq++) {
       const data = record(seq);
       const dice = rnd();
