@@ -204,7 +204,8 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
     int frames = 0;
     size_t group = 0;
     size_t skip = offset;
-    for (uint32_t i = index; i < total && pieces + 2 <= kMaxPieces; i++) {
+    // Each element takes up to two pieces (its header, its bytes) and one entry of lengths and of headers.
+    for (uint32_t i = index; i < total && pieces + 2 <= kMaxPieces && frames < kMaxPieces / 2; i++) {
       Bytes b;
       if (!ElementBytes(list, i, &b) || skip > header + b.length) {
         bad = true;  // what precedes it goes; the next call reports it

@@ -13,6 +13,9 @@ import { LOCK_WORDS, Mutex, THREAD_IDENTITY } from './lock.js';
 import { native } from './native.js';
 import { PosixSharedMemory } from './shared-memory.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
+import {
+  Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchSend, checkMax, decodeBatch, encodeBatch,
+} from './internal/batch.js';
 import { Handle, OwnedFd, createOrOpen } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
@@ -646,6 +649,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   readonly #spin: number;
   /** @internal Bumped whenever a view's space goes back to the producer. */
   viewGeneration = 0;
+  /** Messages a batch took from the ring but did not hand over (the codec refused one): receives take these first. */
+  readonly #held = new Held<Buffer>();
 
   private constructor(segment: PosixSharedMemory, layout: Layout, codec: Codec<T>, spin: number) {
     super();
@@ -747,6 +752,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
    * one who does rings the side when it gives the turn back).
    */
   #hasMessage(): boolean {
+    if (this.#held.size > 0) return true;
     const w = this.#words;
     if (this.#state.viewEnd !== undefined) return position(w, W.TAIL) !== this.#state.viewEnd;
     if (!this.#shared('consumer')) return position(w, W.TAIL) !== this.#head;
@@ -876,6 +882,32 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   }
 
   /**
+   * Sends `messages` in order, waiting while the ring is full; one call
+   * writes as many as there is room for and publishes them together (one
+   * store of the ring's tail, one wake-up of a sleeping consumer). Resolves
+   * with how many went: all of them, or, when the timeout, an abort or
+   * `close()` came after some had gone, that many. When none went it
+   * rejects, as `send` does. Every message is encoded and checked against
+   * `maxMessageSize` first: one refused sends none.
+   */
+  sendMany(messages: readonly Outgoing<T>[], options?: WaitOptions): Promise<number> {
+    const call = (o?: WaitOptions): Promise<number> => run(this.#sendLane, 'sendMany', o, [], () => this.#sendManyOp(messages, false));
+    return this.#shared('producer') ? this.#turn('producer', 'sendMany', options, call, () => false) : call(options);
+  }
+
+  /** The blocking form of {@link sendMany}: how many went. */
+  sendManySync(messages: readonly Outgoing<T>[], options?: SyncWaitOptions): number {
+    const call = (o?: SyncWaitOptions): number => runSync(this.#sendLane, 'sendManySync', o, [], () => this.#sendManyOp(messages, false));
+    return this.#shared('producer') ? this.#turnSync('producer', 'sendManySync', options, call, () => false) : call(options);
+  }
+
+  /** Sends what fits now of `messages`, in order: how many went (0 if the ring is full, or another producer of a shared side is sending). */
+  trySendMany(messages: readonly Outgoing<T>[]): number {
+    const call = (): number => tryRun(this.#sendLane, 'trySendMany', undefined, [], () => this.#sendManyOp(messages, true)) ?? 0;
+    return this.#shared('producer') ? this.#tryTurn('producer', 'trySendMany', call, () => false) ?? 0 : call();
+  }
+
+  /**
    * Reserves room for a message of up to `size` bytes in the ring itself
    * and returns it: fill it, then {@link commit} it (with the length used).
    * Nothing is visible to the consumer before the commit. Waits while the
@@ -944,6 +976,34 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     const call = (): ChannelMessage<T> | ChannelView | undefined =>
       tryRun(this.#receiveLane, 'tryReceive', options, ['view'], (o) => this.#receiveOp(checkBoolean(o.view, 'view')));
     return this.#shared('consumer') ? this.#tryTurn('consumer', 'tryReceive', call, isView) : call();
+  }
+
+  /**
+   * Receives several messages at once: waits as {@link receive} does for
+   * the first, then takes every message in the ring, up to `max` (1 to
+   * 1024, default 64), and gives their space back together (one store of
+   * the ring's head, one wake-up of a sleeping producer). Never an empty
+   * array. A message the codec refuses ends the batch: the ones before it
+   * are returned, the next receive fails with its `ERR_IPC_CODEC`, and the
+   * ones after it follow.
+   */
+  receiveMany(options?: ReceiveManyOptions): Promise<ChannelMessage<T>[]> {
+    const call = (o?: ReceiveManyOptions): Promise<ChannelMessage<T>[]> =>
+      run(this.#receiveLane, 'receiveMany', o, ['max'], (p) => this.#receiveManyOp(p.max));
+    return this.#shared('consumer') ? this.#turn('consumer', 'receiveMany', options, call, () => false) : call(options);
+  }
+
+  /** The blocking form of {@link receiveMany}. */
+  receiveManySync(options?: ReceiveManySyncOptions): ChannelMessage<T>[] {
+    const call = (o?: ReceiveManySyncOptions): ChannelMessage<T>[] =>
+      runSync(this.#receiveLane, 'receiveManySync', o, ['max'], (p) => this.#receiveManyOp(p.max));
+    return this.#shared('consumer') ? this.#turnSync('consumer', 'receiveManySync', options, call, () => false) : call(options);
+  }
+
+  /** The messages in the ring now, up to `max`: `[]` if none (or another consumer of a shared side is receiving). */
+  tryReceiveMany(options?: { max?: number }): ChannelMessage<T>[] {
+    const call = (): ChannelMessage<T>[] => tryRun(this.#receiveLane, 'tryReceiveMany', options, ['max'], (o) => this.#receiveManyOp(o.max)) ?? [];
+    return this.#shared('consumer') ? this.#tryTurn('consumer', 'tryReceiveMany', call, () => false) ?? [] : call();
   }
 
   /**
@@ -1308,15 +1368,46 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** Publishes the record at `position` with a payload of `length` bytes already in place. */
   #publish(position: number, length: number): void {
+    this.#place(position, length);
+    this.#publishTail(1, length);
+  }
+
+  /** Completes the record at `position` (its header), and moves this producer's tail past it: not published yet. */
+  #place(position: number, length: number): void {
     this.#writeHeader(position & this.#mask, length, KIND_MESSAGE);
-    const tail = (position + align8(RECORD_HEADER + length)) >>> 0;
-    this.#tail = tail;
+    this.#tail = (position + align8(RECORD_HEADER + length)) >>> 0;
+  }
+
+  /** Publishes every record placed up to this producer's tail (`count` messages of `bytes` in all), waking a waiting consumer. */
+  #publishTail(count: number, bytes: number): void {
     const w = this.#words;
-    Atomics.store(w, W.TAIL, tail);
-    addCounter(w, W.SENT, 1);
-    addCounter(w, W.SENT_BYTES, length);
+    Atomics.store(w, W.TAIL, this.#tail);
+    addCounter(w, W.SENT, count);
+    addCounter(w, W.SENT_BYTES, bytes);
     if (Atomics.load(w, W.CONSUMER_SLEEPING) !== 0) native.futexWake(w, W.TAIL, 1);
     if (Atomics.load(w, W.CONSUMER_BELLS) !== 0) ringBells(w, 'consumer');
+  }
+
+  /** Writes list[next[0]..] while there is room, moving next[0] past each, and publishes them together: how many went. */
+  #writeMany(list: readonly Uint8Array[], next: Uint32Array): number {
+    let count = 0;
+    let bytes = 0;
+    try {
+      while (next[0]! < list.length) {
+        const data = list[next[0]!]!;
+        const position = this.#reserve(align8(RECORD_HEADER + data.length));
+        if (position === undefined) break;
+        copyInto(this.#bytes, (position & this.#mask) + RECORD_HEADER, data, 0, data.length);
+        this.#place(position, data.length);
+        next[0] = next[0]! + 1;
+        count++;
+        bytes += data.length;
+      }
+      if (count > 0) this.#publishTail(count, bytes);
+      return count;
+    } finally {
+      this.#segment.check('send');
+    }
   }
 
   #write(bytes: Uint8Array): boolean {
@@ -1336,6 +1427,21 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     this.#claim('producer');
     if (this.#loan !== undefined) throw invalidArgument('send', 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
     return this.#waiting('producer', () => (this.#write(bytes) ? DONE : undefined));
+  }
+
+  /** `messages` encoded and checked, then written from the first not yet sent; `partial` reports the count on an interruption after some. */
+  #sendManyOp(messages: readonly Outgoing<T>[], tryForm: boolean): Operation<number> {
+    const list = encodeBatch(messages, (data) => this.#encode(data));
+    this.#claim('producer');
+    if (this.#loan !== undefined) throw invalidArgument('sendMany', 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
+    // A ring has no error to report: outcome only tells all, some (a try) or none yet.
+    const batch = batchSend(list.length, this.#sendLane.spin, tryForm, () => this.#corrupted('no error is possible here'));
+    const op = this.#waiting('producer', () => {
+      if (batch.left()) this.#writeMany(list, batch.next);
+      return batch.outcome(0);
+    });
+    op.partial = batch.partial;
+    return op;
   }
 
   #loanOp(size: unknown): Operation<Uint8Array> {
@@ -1399,6 +1505,11 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   }
 
   #read(view: boolean): ChannelMessage<T> | ChannelView | undefined {
+    const held = this.#held.take();
+    if (held !== undefined) {
+      this.releaseView();
+      return view ? new ChannelView(this as Channel<unknown>, this.viewGeneration, held) : { data: decodeWith(this.#codec, held, this.address) };
+    }
     const next = this.#take();
     if (next === undefined) return undefined;
     if (view) {
@@ -1413,6 +1524,15 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** The next message copied into `target`: its length, or undefined if there is none. */
   #readInto(target: Uint8Array): number | undefined {
+    const held = this.#held.take();
+    if (held !== undefined) {
+      if (held.length > target.length) {
+        this.#held.putBack([held]);
+        throw this.#targetTooSmall(held.length, target.length);
+      }
+      target.set(held);
+      return held.length;
+    }
     const next = this.#take(target.length);
     if (next === undefined) return undefined;
     copyInto(target, 0, this.#bytes, next.offset, next.length);
@@ -1435,15 +1555,63 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       this.#segment.check('receive');
     }
     if (next === undefined) return undefined;
-    if (next.length > room) {
-      throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `The next message on ${this.address} is ${next.length} bytes, more than the ` +
-        `${room} of the target; it stays in the channel. Receive it into a target of at least ${next.length} bytes ` +
-        `(maxMessageSize, ${this.maxMessageSize}, always fits).`, { address: this.address });
-    }
+    if (next.length > room) throw this.#targetTooSmall(next.length, room);
     const w = this.#words;
     addCounter(w, W.RECEIVED, 1);
     addCounter(w, W.RECEIVED_BYTES, next.length);
     return next;
+  }
+
+  /** A message longer than the receiveInto target: it stays, and this error says so. */
+  #targetTooSmall(length: number, room: number): IpcError {
+    return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `The next message on ${this.address} is ${length} bytes, more than the ` +
+      `${room} of the target; it stays in the channel. Receive it into a target of at least ${length} bytes ` +
+      `(maxMessageSize, ${this.maxMessageSize}, always fits).`, { address: this.address });
+  }
+
+  /**
+   * Held messages first (alone), else every message in the ring up to
+   * `max`, copied out, their space given back together; decoded by
+   * {@link decodeBatch} (a refused one and those after it are held).
+   */
+  #receiveManyOp(max: unknown): Operation<ChannelMessage<T>[]> {
+    const limit = checkMax(max);
+    this.#claim('consumer');
+    return this.#waiting('consumer', () => {
+      const raw = this.#held.takeMany(limit);
+      const fromHeld = raw.length > 0;
+      if (fromHeld) this.releaseView();
+      else this.#readMany(raw, limit);
+      if (raw.length === 0) return undefined;
+      return decodeBatch(raw, (bytes) => ({ data: decodeWith(this.#codec, bytes, this.address) }), this.#held, fromHeld);
+    });
+  }
+
+  /** Copies the messages in the ring into `out`, up to `limit`, and gives their space back in one move of HEAD. */
+  #readMany(out: Buffer[], limit: number): void {
+    this.releaseView();
+    let bytes = 0;
+    const first = out.length;
+    try {
+      while (out.length < limit) {
+        const next = this.#next();
+        if (next === undefined) break;
+        const copy = Buffer.allocUnsafe(next.length);
+        copyInto(copy, 0, this.#bytes, next.offset, next.length);
+        out.push(copy);
+        bytes += next.length;
+        // Read on from there; the space goes back below, for the whole batch.
+        this.#head = next.end;
+      }
+    } finally {
+      this.#segment.check('receive');
+    }
+    const count = out.length - first;
+    if (count === 0) return;
+    const w = this.#words;
+    addCounter(w, W.RECEIVED, count);
+    addCounter(w, W.RECEIVED_BYTES, bytes);
+    this.#consumed(this.#head);
   }
 
   #receiveOp(view: boolean): Operation<ChannelMessage<T> | ChannelView> {

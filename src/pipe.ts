@@ -22,8 +22,8 @@ import { trackSpawned } from './internal/children.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { type ByteSource, MAX_FRAME, ReadAhead, checkFrame, frame } from './internal/framing.js';
 import {
-  type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchSend, checkMax, checkTargets, decodeBatch, encodeBatch,
-  gatherOperation, spread,
+  type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets, decodeBatch,
+  encodeBatch, gatherOperation, spread,
 } from './internal/batch.js';
 import { Handle } from './internal/handle.js';
 import { describeSetting, descriptorError } from './internal/limits.js';
@@ -623,7 +623,8 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
   #messageOp(maxSize: unknown): Operation<Buffer | null> {
     const max = optionalInteger(maxSize, 'maxSize', 0, MAX_FRAME, this.maxMessageSize);
     const limitName = maxSize === undefined ? 'maxMessageSize' : 'maxSize';
-    return this.stepOf(() => this.#ahead.message(this, max, DEFAULT_READ_SIZE, limitName));
+    // Messages a batch held (its codec refused one) are framed messages too: they come first.
+    return this.stepOf(() => this.#held.take() ?? this.#ahead.message(this, max, DEFAULT_READ_SIZE, limitName));
   }
 
   /**
@@ -884,21 +885,28 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
    */
   #sendManyOp(messages: readonly Outgoing<T>[], tryForm = false): GatherOperation<number> {
     const list = encodeBatch(messages, (data) => checkFrame(this.#encode(data), this.address));
-    const batch = batchSend(list.length, this.lane.spin, tryForm, (r) => systemError(r, 'write', this.address), new Float64Array(2));
+    const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : systemError(r, 'write', this.address));
+    const batch = batchSend(list.length, this.lane.spin, tryForm, fail, new Float64Array(2));
     const at = batch.next;
-    const op = this.#gatherOp(list, at, C.GATHER_FRAMED | C.GATHER_ATOMIC, (r) => batch.outcome(r), tryForm);
+    const cut = (): string => `${at[0]} of ${list.length} messages had been written whole, and ${at[1]} bytes of the next (with its length prefix)`;
+    const op = this.#gatherOp(list, at, C.GATHER_FRAMED | C.GATHER_ATOMIC, (r) => {
+      // A failure inside a message (its buffer changed under the batch) cuts it, as an interruption would.
+      if (r < 0 && r !== E.EAGAIN && at[1]! > 0) throw this.#cut(fail(r), cut());
+      return batch.outcome(r);
+    }, tryForm);
     op.partial = () => (at[1]! > 0 ? undefined : batch.partial());
-    op.interrupted = (error) => (op.written() === 0 ? undefined
-      : this.#cut(error, `${at[0]} of ${list.length} messages had been written whole, and ${at[1]} bytes of the next (with its length prefix)`));
+    op.interrupted = (error) => (op.written() === 0 ? undefined : this.#cut(error, cut()));
     return op;
   }
 
   /** `chunks` written as one stream of bytes by gathered writes; DONE once all went (a try: DONE or undefined). */
   #writevOp(chunks: readonly (Uint8Array | string)[], tryForm = false): GatherOperation<typeof DONE> {
-    const list = encodeBatch(chunks, (chunk) => toBytes(chunk, 'chunks'), 'chunks');
+    let list = encodeBatch(chunks, (chunk) => toBytes(chunk, 'chunks'), 'chunks');
+    // At most PIPE_BUF bytes in all go in one write, as write's do, however many chunks carry them.
+    if (list.length > 1 && list.reduce((sum, c) => sum + c.length, 0) <= C.PIPE_BUF) list = [Buffer.concat(list)];
     const at = new Float64Array(2);
     return this.#gatherOp(list, at, 0, (r) => {
-      if (r < 0 && r !== E.EAGAIN) throw systemError(r, 'write', this.address);
+      if (r < 0 && r !== E.EAGAIN) throw r === E.EINVAL ? batchChanged(this.address) : systemError(r, 'write', this.address);
       return at[0]! >= list.length ? DONE : undefined;
     }, tryForm);
   }

@@ -28,8 +28,8 @@ import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, re
 import { FAILURE, REPLY, REQUEST, envelope, failureEnvelope, openEnvelope } from './internal/envelope.js';
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, checkFrame } from './internal/framing.js';
 import {
-  type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchSend, checkMax, checkTargets, decodeBatch, encodeBatch,
-  gatherOperation, spread,
+  type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets, decodeBatch,
+  encodeBatch, gatherOperation, spread,
 } from './internal/batch.js';
 import { Handle, OwnedFd } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
@@ -1415,12 +1415,10 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       op.rest = () => undefined;
       return op;
     }
-    const batch = batchSend(list.length, this.writeLane.spin, tryForm, (r) => this.#sendError(r), new Float64Array(2));
+    const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : this.#sendError(r));
+    const batch = batchSend(list.length, this.writeLane.spin, tryForm, fail, new Float64Array(2));
     const at = batch.next;
-    const op = this.#gatherOp(list, at, true, (r) => batch.outcome(r), tryForm);
-    op.partial = () => (at[1]! > 0 ? undefined : batch.partial());
-    op.interrupted = (error) => {
-      if (op.written() === 0) return undefined;
+    const cut = (error: IpcError): IpcError => {
       if (this.#failure !== undefined) return this.#failure;
       // The peer would read what follows as the rest of the message cut: the connection cannot go on.
       const failure = new IpcError(error.code, `${error.message} ${at[0]} of ${list.length} messages had been written whole, and ${at[1]} ` +
@@ -1429,6 +1427,13 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       this.#fail(failure);
       return failure;
     };
+    const op = this.#gatherOp(list, at, true, (r) => {
+      // A failure inside a message (its buffer changed under the batch) cuts it, as an interruption would.
+      if (r < 0 && r !== E.EAGAIN && at[1]! > 0) throw cut(fail(r));
+      return batch.outcome(r);
+    }, tryForm);
+    op.partial = () => (at[1]! > 0 ? undefined : batch.partial());
+    op.interrupted = (error) => (op.written() === 0 ? undefined : cut(error));
     return op;
   }
 
@@ -1437,7 +1442,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     const list = encodeBatch(chunks, (chunk) => toBytes(chunk, 'chunks'), 'chunks');
     const at = new Float64Array(2);
     return this.#gatherOp(list, at, false, (r) => {
-      if (r < 0 && r !== E.EAGAIN) throw this.#sendError(r);
+      if (r < 0 && r !== E.EAGAIN) throw r === E.EINVAL ? batchChanged(this.address) : this.#sendError(r);
       return at[0]! >= list.length ? DONE : undefined;
     }, tryForm);
   }

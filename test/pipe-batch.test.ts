@@ -287,6 +287,84 @@ describe('pipe batches: sendMany / receiveMany', () => {
   });
 });
 
+describe('pipe batches against their edge cases', () => {
+  it('counts batches of many empty messages right (more than one gathered write holds), and empty chunks write nothing', () => {
+    const { readEnd, writeEnd } = pipe({ capacity: 1 << 20 });
+    try {
+      const empties = Array.from({ length: 600 }, () => Buffer.alloc(0));
+      assert.equal(writeEnd.sendManySync([...empties, 'tail']), 601);
+      assert.equal(writeEnd.trySendMany(Array.from({ length: 3000 }, () => '')), 3000);
+      const got: string[] = [];
+      for (let batch = readEnd.tryReceiveMany({ max: 1024 }); batch && batch.length > 0; batch = readEnd.tryReceiveMany({ max: 1024 })) got.push(...texts(batch));
+      assert.equal(got.length, 3601);
+      assert.equal(got[600], 'tail');
+      assert.ok(got.every((m, i) => (i === 600 ? m === 'tail' : m === '')));
+      writeEnd.writevSync(Array.from({ length: 5000 }, () => Buffer.alloc(0)));
+      writeEnd.writevSync([...Array.from({ length: 3000 }, () => ''), 'x']);
+      assert.equal(readEnd.tryRead()?.toString(), 'x');
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
+  it('a writev of at most PIPE_BUF bytes in all goes whole or not at all, however many chunks carry them', () => {
+    const { readEnd, writeEnd } = pipe({ capacity: 4096 });
+    try {
+      // One page, 2500 bytes used: 1596 left, less than the 2000 asked.
+      assert.equal(writeEnd.tryWrite(Buffer.alloc(2500)), 2500);
+      const ones = Array.from({ length: 2000 }, () => 'x');
+      assert.equal(writeEnd.tryWritev(ones), 0);
+      assert.equal(readEnd.tryRead({ maxBytes: 4096 })?.length, 2500);
+      assert.equal(writeEnd.tryWritev(ones), 2000);
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
+  it('a message buffer transferred while its batch waits inside it closes the end with ERR_IPC_INVALID_ARGUMENT', async () => {
+    const { readEnd, writeEnd } = pipe({ capacity: 4096 });
+    try {
+      const big = new Uint8Array(10_000).fill(1);
+      const sending = writeEnd.sendMany([Buffer.from('first'), big]);
+      assert.ok(await stillPending(sending, 20), 'part of the large message went; the rest waits for room');
+      structuredClone(big.buffer, { transfer: [big.buffer] });
+      assert.equal(big.length, 0);
+      const drained = readEnd.read({ maxBytes: 65536 });
+      await rejectsWith(() => sending, 'ERR_IPC_INVALID_ARGUMENT', /changed while the batch waited .* 1 of 2 messages had been written whole.*so this end was closed/);
+      await drained;
+      assert.equal(writeEnd.closed, true);
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
+  it('readMessage takes the messages a batch held after a codec refusal first', () => {
+    const codec = {
+      encode: (value: string) => Buffer.from(value),
+      decode: (bytes: Uint8Array) => {
+        const text = Buffer.from(bytes).toString();
+        if (text === 'bad') throw new Error('refused');
+        return text;
+      },
+    };
+    const { readEnd, writeEnd } = pipe({ codec });
+    try {
+      writeEnd.sendManySync(['a', 'bad', 'b']);
+      writeEnd.writeMessageSync('c');
+      assert.deepEqual(readEnd.receiveManySync()?.map((m) => m.data), ['a']);
+      assert.equal(readEnd.readMessageSync()?.toString(), 'bad');
+      assert.equal(readEnd.readMessageSync()?.toString(), 'b');
+      assert.equal(readEnd.readMessageSync()?.toString(), 'c');
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+});
+
 describe('pipe batches: writev / readv', () => {
   it('writev gathers chunks (bytes and strings) into one stream; readv scatters it over buffers in order', async () => {
     const { readEnd, writeEnd } = pipe();

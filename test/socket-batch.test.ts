@@ -211,6 +211,21 @@ describe('MessageSocket batches', () => {
     }
   });
 
+  it('stream: counts batches of many empty messages right, and writev of many empty chunks writes nothing', () => {
+    const [a, b] = socketPair();
+    try {
+      assert.equal(a.sendManySync([...Array.from({ length: 600 }, () => ''), 'tail']), 601);
+      a.writevSync(Array.from({ length: 5000 }, () => Buffer.alloc(0)));
+      const got: string[] = [];
+      while (got.length < 601) got.push(...texts(b.receiveManySync({ max: 1024, timeout: 1_000 })));
+      assert.equal(got.length, 601);
+      assert.equal(got[600], 'tail');
+      assert.deepEqual(b.tryReceiveMany(), []);
+    } finally {
+      closeAll(a, b);
+    }
+  });
+
   it('refuses bad batches and calls the socket type has not', async () => {
     const [a, b] = socketPair();
     const [p, q] = socketPair({ type: 'seqpacket' });

@@ -10,7 +10,7 @@
 import { E, IpcError } from '../errors.js';
 import { type ReadAhead } from './framing.js';
 import { DONE, type Operation } from './operation.js';
-import { checkBytes, invalidArgument, optionalInteger } from './validate.js';
+import { invalidArgument, optionalInteger } from './validate.js';
 import { type SyncWaitOptions, type WaitOptions } from './wait.js';
 
 /**
@@ -158,12 +158,25 @@ export function batchSend<N extends Uint32Array | Float64Array = Uint32Array>(to
   };
 }
 
+/**
+ * The error of a batch whose message buffers changed while it waited
+ * (detached, transferred or shrunk): a batch writes from them as they lie,
+ * without a copy.
+ */
+export function batchChanged(address: string): IpcError {
+  return new IpcError('ERR_IPC_INVALID_ARGUMENT', `A message of a batch on ${address} changed while the batch waited (its buffer was ` +
+    'transferred, detached or shrunk). A batch writes from your buffers as they lie: leave them alone until it resolves.', { address });
+}
+
 /** The most buffers one scattered read fills (IOV_MAX on Linux). */
 export const MAX_TARGETS = 1024;
 
 /** The buffers of a scattered read: an array of 1 to {@link MAX_TARGETS} Uint8Arrays with room for a byte at least. */
 export function checkTargets(targets: unknown): Uint8Array[] {
-  const list = encodeBatch(targets as readonly unknown[], (target) => checkBytes(target, 'targets'), 'targets');
+  const list = encodeBatch(targets as readonly unknown[], (target) => {
+    if (!ArrayBuffer.isView(target) || !(target instanceof Uint8Array)) throw invalidArgument('targets', target, 'Uint8Arrays (or Buffers) to read into');
+    return target;
+  }, 'targets');
   if (list.length === 0 || list.length > MAX_TARGETS) throw invalidArgument('targets', targets, `an array of 1 to ${MAX_TARGETS} Uint8Arrays`);
   if (!list.some((target) => target.length > 0)) throw invalidArgument('targets', targets, 'buffers with room for at least one byte');
   return list;

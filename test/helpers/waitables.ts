@@ -766,25 +766,48 @@ async function onOwnHandleAsync<R>(name: string, fn: (channel: Channel) => Promi
 const channelCalls = (ch: Channel): ClosedCall[] => closedCalls([
   ['send', () => ch.send(unit(0)), true], ['sendSync', () => ch.sendSync(unit(0)), false], ['trySend', () => ch.trySend(unit(0)), false],
   ['receive', () => ch.receive(), true], ['receiveSync', () => ch.receiveSync(), false], ['tryReceive', () => ch.tryReceive(), false],
+  ['sendMany', () => ch.sendMany([unit(0)]), true], ['sendManySync', () => ch.sendManySync([unit(0)]), false],
+  ['trySendMany', () => ch.trySendMany([unit(0)]), false], ['receiveMany', () => ch.receiveMany(), true],
+  ['receiveManySync', () => ch.receiveManySync(), false], ['tryReceiveMany', () => ch.tryReceiveMany(), false],
   ['loan', () => ch.loan(1), true], ['loanSync', () => ch.loanSync(1), false], ['tryLoan', () => ch.tryLoan(1), false],
   ['stats', () => ch.stats(), false],
 ]);
 
-/** A channel's receive; `shared`: both sides created 'multi' (their handles take turns). */
-function channelReceive(shared: boolean): Waitable {
+/** The data of a channel batch's messages (each `{ data }` and nothing else). */
+function channelData(list: { data: Buffer }[]): Buffer[] {
+  return list.map((m) => {
+    assert.deepEqual(Object.keys(m), ['data']);
+    return m.data;
+  });
+}
+
+/** A channel's receive (`batched`: receiveMany); `shared`: both sides created 'multi' (their handles take turns). */
+function channelReceive(shared: boolean, batched = false): Waitable {
   return {
-  name: `Channel.receive${shared ? ' (shared sides)' : ''}`,
+  name: `Channel.${batched ? 'receiveMany' : 'receive'}${shared ? ' (shared sides)' : ''}`,
   yields: 'unit',
-  notApplicable: {},
+  notApplicable: batched ? { iteration: 'async iteration is receive()\'s: the receive adapter checks it' } : {},
   async create() {
     const { channel, name, remove } = makeChannel(false, shared);
     const actor = sharedActor();
+    const many: Partial<Instance> = batched ? {
+      op: (_tag, o) => channel.receiveMany({ max: 4, ...o }).then((l) => oneUnit(channelData(l))),
+      opSync: (_tag, o) => oneUnit(channelData(channel.receiveManySync({ max: 4, ...o }))),
+      tryOp: {
+        call: () => {
+          const list = channel.tryReceiveMany({ max: 4 });
+          return list.length === 0 ? { raw: undefined, tag: undefined } : { raw: list, tag: oneUnit(channelData(list)) };
+        },
+        nothing: undefined,
+      },
+    } : {};
     return withAddress<Instance>({
       ...unitReceives({
         receive: (o) => channel.receive(o).then((m) => m.data),
         receiveSync: (o) => channel.receiveSync(o).data,
         tryReceive: () => channel.tryReceive()?.data,
       }),
+      ...many,
       supply: (tag, delayMs) => remote(actor, 'channel.send', { name, tag, delayMs }),
       supplyLocal: (tag) => assert.equal(onOwnHandle(name, (ch) => ch.trySend(unit(tag))), true),
       close: () => channel.close(),
@@ -813,13 +836,16 @@ function channelReceive(shared: boolean): Waitable {
   async soak(count, seed) {
     const { channel, name, remove } = makeChannel(false, shared);
     const peer = new Actor();
-    const peerDone = peer.call('channel.soakSend', { name, count, seed });
+    const peerDone = peer.call('channel.soakSend', { name, count, seed, batched });
+    const some = (list: { data: Buffer }[]): Buffer[] | undefined => (list.length === 0 ? undefined : channelData(list));
+    const forms = batched
+      ? { async: (o: Options) => channel.receiveMany({ max: 8, ...o }).then(channelData), sync: (o: Options) => channelData(channel.receiveManySync({ max: 8, ...o })),
+        try: () => some(channel.tryReceiveMany({ max: 8 })) }
+      : { async: (o: Options) => channel.receive(o).then((m) => m.data), sync: (o: Options) => channel.receiveSync(o).data,
+        try: () => channel.tryReceive()?.data };
     return {
-      direction: 'receive', ends: false, peerDone,
-      async: (o) => channel.receive(o).then((m) => m.data),
-      sync: (o) => channel.receiveSync(o).data,
-      try: () => channel.tryReceive()?.data,
-      records: (raw) => (raw === undefined ? [] : [readRecord(raw as Buffer)]),
+      direction: 'receive', ends: false, peerDone, ...forms, perCall: batched ? 8 : 1,
+      records: (raw) => (raw === undefined ? [] : batched ? (raw as Buffer[]).map(readRecord) : [readRecord(raw as Buffer)]),
       async cleanup() {
         channel.close();
         await peer.stop();
@@ -830,10 +856,11 @@ function channelReceive(shared: boolean): Waitable {
   };
 }
 
-/** A channel's send, on a full ring; `shared`: both sides created 'multi'. */
-function channelSend(shared: boolean): Waitable {
+/** A channel's send (`batched`: sendMany of one unit), on a full ring; `shared`: both sides created 'multi'. */
+function channelSend(shared: boolean, batched = false): Waitable {
+  const one = (n: number): void => assert.equal(n, 1, 'the batch of one went');
   return {
-  name: `Channel.send${shared ? ' (shared sides)' : ''}`,
+  name: `Channel.${batched ? 'sendMany' : 'send'}${shared ? ' (shared sides)' : ''}`,
   yields: 'call',
   notApplicable: { iteration: 'a sender is not a receiver: there is nothing to iterate' },
   async create() {
@@ -849,7 +876,23 @@ function channelSend(shared: boolean): Waitable {
       if (data.length === 24) return;
       taken.push(unitTag(data));
     };
-    return withAddress<Instance>({
+    const calls: Pick<Instance, 'op' | 'opSync' | 'tryOp'> = batched ? {
+      op: (tag, o) => channel.sendMany([unit(tag)], o).then((n) => {
+        one(n);
+        return tag;
+      }),
+      opSync: (tag, o) => {
+        one(channel.sendManySync([unit(tag)], o));
+        return tag;
+      },
+      tryOp: {
+        call: (tag) => {
+          const raw = channel.trySendMany([unit(tag)]);
+          return { raw, tag: raw === 1 ? tag : undefined };
+        },
+        nothing: 0,
+      },
+    } : {
       op: (tag, o) => channel.send(unit(tag), o).then(() => tag),
       opSync: (tag, o) => {
         channel.sendSync(unit(tag), o);
@@ -862,6 +905,9 @@ function channelSend(shared: boolean): Waitable {
         },
         nothing: false,
       },
+    };
+    return withAddress<Instance>({
+      ...calls,
       // A completion makes room for one unit: the other side takes one record (the filler first).
       supply: (_tag, delayMs) => remote(actor, 'channel.receive', { name, delayMs }, (got) => {
         for (const t of got as Tag[]) taken.push(t);
@@ -903,9 +949,11 @@ function channelSend(shared: boolean): Waitable {
     const report = peer.call<SoakReport>('channel.soakReceive', { name, count });
     return {
       direction: 'send',
-      async: (seq, o) => channel.send(record(seq), o),
-      sync: (seq, o) => channel.sendSync(record(seq), o),
-      try: (seq) => channel.trySend(record(seq)),
+      ...(batched
+        ? { async: (seq: number, o: Options) => channel.sendMany([record(seq)], o).then(one), sync: (seq: number, o: Options) => one(channel.sendManySync([record(seq)], o)),
+          try: (seq: number) => channel.trySendMany([record(seq)]) === 1, many: (seqs: number[], o: Options) => channel.sendMany(seqs.map((seq) => record(seq)), o) }
+        : { async: (seq: number, o: Options) => channel.send(record(seq), o), sync: (seq: number, o: Options) => channel.sendSync(record(seq), o),
+          try: (seq: number) => channel.trySend(record(seq)) }),
       async finish() {
         const got = await report;
         const extra = onOwnHandle(name, (ch) => ch.tryReceive());
@@ -2197,6 +2245,7 @@ export const WAITABLES: Waitable[] = [
   mutexLock, semaphoreWait, kernelSemaphoreWait('named'), kernelSemaphoreWait('set'),
   pollerWait,
   channelReceive(false), channelSend(false), channelReceive(true), channelSend(true),
+  channelReceive(false, true), channelSend(false, true), channelReceive(true, true), channelSend(true, true),
 ];
 
 /** Posts `count` units in random batches of 1 to 3, now and then letting the waiter drain, so both empty and busy moments occur. */
@@ -2259,9 +2308,21 @@ export const REMOTE: Record<string, Remote> = {
     ctx.started();
     await hang();
   },
-  async 'channel.soakSend'({ name, count }) {
+  async 'channel.soakSend'({ name, count, seed, batched }) {
     return onOwnHandleAsync(name, async (ch: Channel) => {
-      for (let seq = 0; seq < count; seq++) if (!ch.trySend(record(seq))) await ch.send(record(seq), { timeout: REMOTE_TIMEOUT });
+      if (!batched) {
+        for (let seq = 0; seq < count; seq++) if (!ch.trySend(record(seq))) await ch.send(record(seq), { timeout: REMOTE_TIMEOUT });
+        return { sent: count };
+      }
+      // Batches of 1 to 16, with a mix of the three forms (a count says where the next batch starts).
+      const rnd = prng(seed ^ 0x2545f491);
+      for (let seq = 0; seq < count;) {
+        const list = Array.from({ length: Math.min(count - seq, 1 + Math.floor(rnd() * 16)) }, (_, i) => record(seq + i));
+        const dice = rnd();
+        if (dice < 0.3) seq += ch.sendManySync(list, { timeout: REMOTE_TIMEOUT });
+        else if (dice < 0.6) seq += ch.trySendMany(list);
+        else seq += await ch.sendMany(list, { timeout: REMOTE_TIMEOUT });
+      }
       return { sent: count };
     });
   },
