@@ -11,6 +11,10 @@
  * its POSIX message queue (round trips only: a queue's messages are at
  * most 8 KiB for an unprivileged user).
  *
+ * Small messages (256 bytes, one way) also run batched: sendMany of 64 and
+ * receiveMany, beside the same calls one message at a time and the C ring
+ * at that size.
+ *
  * Busy-polling on one CPU only measures the scheduler's time slice, so the
  * busy-polling rows are measured in the unpinned placement only, with each
  * process pinned to a CPU of its own (CPUs 0 and 1), the way busy-polling
@@ -45,7 +49,10 @@ type Kind = 'rtt' | 'tput';
  * reused buffer), or (throughput) `receiveIntoSync` into one reused buffer,
  * or loans and views.
  */
-type Mode = 'sync' | 'async' | 'busy' | 'into' | 'loan-view';
+type Mode = 'sync' | 'async' | 'busy' | 'into' | 'loan-view' | 'sync batch' | 'async batch';
+/** Bytes of a small message, and how many a batched sender hands to one sendMany. */
+const SMALL_SIZE = 256;
+const SEND_BATCH = 64;
 
 interface Params {
   kind: Kind;
@@ -91,6 +98,10 @@ function ends(out: Channel, from: Channel, mode: Mode): { send: (d: Uint8Array) 
       const target = Buffer.allocUnsafe(from.maxMessageSize);
       return { send: (d) => out.sendSync(d), receive: () => { from.receiveIntoSync(target); } };
     }
+    case 'sync batch':
+    case 'async batch':
+      // Batches are sent and received by the tput loops themselves; single calls carry the acknowledgement.
+      return ends(out, from, mode === 'sync batch' ? 'sync' : 'async');
     case 'loan-view':
       return {
         send: (d) => {
@@ -124,7 +135,9 @@ export const roles = {
     } else {
       const ack = Buffer.from('k');
       for (const n of throughputBatches(p.iterations)) {
-        for (let i = 0; i < n; i++) {
+        if (p.mode === 'sync batch') for (let got = 0; got < n;) got += ping.receiveManySync({ max: 1024 }).length;
+        else if (p.mode === 'async batch') for (let got = 0; got < n;) got += (await ping.receiveMany({ max: 1024 })).length;
+        for (let i = 0; i < n && !p.mode.endsWith('batch'); i++) {
           const got = side.receive();
           if (got) await got;
         }
@@ -149,10 +162,17 @@ export const roles = {
         : () => { void side.send(payload); void side.receive(); });
     } else {
       const ackSide = p.mode === 'loan-view' ? ends(ping, pong, 'sync') : side;
+      const batch = Array.from({ length: SEND_BATCH }, () => payload);
       await measureThroughput(p.iterations, p.size, async (n) => {
-        for (let i = 0; i < n; i++) {
-          const sent = side.send(payload);
-          if (sent) await sent;
+        for (let i = 0; i < n;) {
+          const list = n - i >= SEND_BATCH ? batch : batch.slice(0, n - i);
+          if (p.mode === 'sync batch') i += ping.sendManySync(list);
+          else if (p.mode === 'async batch') i += await ping.sendMany(list);
+          else {
+            const sent = side.send(payload);
+            if (sent) await sent;
+            i++;
+          }
         }
         const ack = ackSide.receive();
         if (ack) await ack;
@@ -319,6 +339,22 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
             return ctx.runPair(node('server', p), node('client', p));
           });
           add('ipckit channel sync, shared sides', m, cName, cm);
+        }
+      }
+      if (kind === 'tput') {
+        // Small messages, one per call and batched, against the C ring at the same size.
+        const small = ctx.throughputMessages * 4;
+        const cName = 'C futex ring 256 B';
+        const cm = await withPair('raw', (ping, pong) =>
+          ctx.runPair(c(kind, 'server', ping, pong, small, SMALL_SIZE, String(DEFAULT_SPIN_US)),
+            c(kind, 'client', ping, pong, small, SMALL_SIZE, String(DEFAULT_SPIN_US))));
+        add(cName, cm, null, null);
+        for (const mode of ['sync', 'async', 'sync batch', 'async batch'] as const) {
+          const m = await withPair('channel', (ping, pong) => {
+            const p: Params = { kind, mode, ping, pong, iterations: small, size: SMALL_SIZE, spin: DEFAULT_SPIN_US };
+            return ctx.runPair(node('server', p), node('client', p));
+          });
+          add(`ipckit channel 256 B ${mode}`, m, cName, cm);
         }
       }
       if (busy && kind === 'rtt') {

@@ -6,6 +6,11 @@
  * (bench/c/socket.c), Node's `net` with the same 4-byte length framing, and
  * node-ipc over a Unix socket.
  *
+ * Small messages (256 bytes, one way) also run batched: ipckit's sendMany
+ * of 64 (a gathered sendmsg on a stream, sendmmsg otherwise) and
+ * receiveMany (recvmmsg for packets), beside C sending 64 per sendmsg or
+ * sendmmsg and receiving packets with recvmmsg.
+ *
  * Every measurement is one measuring process that starts its echo (or sink)
  * peer as a child, so both share the placement.
  */
@@ -41,7 +46,10 @@ const WATCHDOG_MS = 120_000;
 type Transport = 'unix' | 'unix-seqpacket' | 'unix-dgram' | 'tcp' | 'udp';
 type Kind = 'rtt' | 'tput' | 'burst';
 /** ipckit's blocking or async calls, Node's net, or node-ipc. */
-type Impl = 'sync' | 'async' | 'net' | 'node-ipc';
+type Impl = 'sync' | 'async' | 'net' | 'node-ipc' | 'sync batch' | 'async batch';
+/** Bytes of a small message, and how many a batched sender hands to one sendMany. */
+const SMALL_SIZE = 256;
+const SEND_BATCH = 64;
 
 interface Params {
   transport: Transport;
@@ -59,6 +67,8 @@ type Maybe<T> = T | Promise<T>;
 interface Link {
   send(data: Buffer): Maybe<void>;
   receive(): Maybe<Buffer>;
+  /** Sends many (ipckit's batches): how many went. */
+  sendMany?(list: Buffer[]): Maybe<number>;
   /** Datagrams sent again because no answer came in time. */
   readonly resent: number;
   close(): void;
@@ -134,8 +144,8 @@ function isPeerClosed(err: unknown): boolean {
 /** A connection through ipckit: `send`/`receive` or `sendSync`/`receiveSync`. */
 function messageLink(sock: MessageSocket, sync: boolean): Link {
   return sync
-    ? { send: (d) => sock.sendSync(d), receive: () => sock.receiveSync().data, resent: 0, close: () => sock.close() }
-    : { send: (d) => sock.send(d), receive: async () => (await sock.receive()).data, resent: 0, close: () => sock.close() };
+    ? { send: (d) => sock.sendSync(d), receive: () => sock.receiveSync().data, sendMany: (l) => sock.sendManySync(l), resent: 0, close: () => sock.close() }
+    : { send: (d) => sock.send(d), receive: async () => (await sock.receive()).data, sendMany: (l) => sock.sendMany(l), resent: 0, close: () => sock.close() };
 }
 
 /**
@@ -154,6 +164,7 @@ function datagramLink(sock: DatagramSocket, to: string, sync: boolean, resendMs:
     send: sync
       ? (d: Buffer): void => { last = d; sock.sendSync(d, options); }
       : (d: Buffer): Promise<void> => { last = d; return sock.send(d, options); },
+    sendMany: sync ? (l: Buffer[]): number => sock.sendManySync(l, options) : (l: Buffer[]): Promise<number> => sock.sendMany(l, options),
     receive: sync
       ? (): Buffer => {
         for (;;) {
@@ -184,7 +195,7 @@ function datagramLink(sock: DatagramSocket, to: string, sync: boolean, resendMs:
 }
 
 async function ipckitClient(p: Params, address: string): Promise<Link> {
-  const sync = p.impl === 'sync';
+  const sync = p.impl.startsWith('sync');
   if (!isDatagram(p.transport)) return messageLink(sync ? connectSync(address) : await connect(address), sync);
   const own = p.transport === 'udp' ? 'udp://127.0.0.1:0' : `unix-dgram:${p.path}.client`;
   // A round trip is re-sent after RTT_RESEND_MS, an acknowledgement request over UDP after ACK_RESEND_MS; nothing else is lost.
@@ -195,10 +206,17 @@ async function ipckitClient(p: Params, address: string): Promise<Link> {
 /** Echoes (or sinks) until the peer closes; datagram servers until they are killed. */
 async function ipckitServer(p: Params): Promise<void> {
   const answer = responder(p.kind);
-  const sync = p.impl === 'sync';
+  const sync = p.impl.startsWith('sync');
+  const batched = p.impl.endsWith('batch');
   if (isDatagram(p.transport)) {
     const sock = bind(serverAddress(p));
     print({ address: sock.localAddress });
+    while (batched) {
+      for (const { data, from } of sync ? sock.receiveManySync({ max: 1024 }) : await sock.receiveMany({ max: 1024 })) {
+        const reply = answer(data);
+        if (reply !== undefined) sock.sendSync(reply, { to: from! });
+      }
+    }
     for (;;) {
       const got = sync ? sock.receiveSync() : sock.receive();
       const { data, from } = got instanceof Promise ? await got : got;
@@ -213,7 +231,21 @@ async function ipckitServer(p: Params): Promise<void> {
   const conn = sync ? server.acceptSync() : await server.accept();
   server.close();
   let failure: unknown;
+  while (batched) {
+    let list;
+    try {
+      list = sync ? conn.receiveManySync({ max: 1024 }) : await conn.receiveMany({ max: 1024 });
+    } catch (err) {
+      if (isPeerClosed(err)) break;
+      throw err;
+    }
+    for (const { data } of list) {
+      const reply = answer(data);
+      if (reply !== undefined) conn.sendSync(reply);
+    }
+  }
   for (;;) {
+    if (batched) break;
     let data: Buffer;
     try {
       const got = sync ? conn.receiveSync() : conn.receive();
@@ -483,7 +515,7 @@ async function roundTrips(link: Link, p: Params): Promise<Result> {
   for (let i = 0; i < total; i++) {
     payload.writeUInt32BE(i, 0);
     const t0 = process.hrtime.bigint();
-    if (p.impl === 'sync') {
+    if (p.impl.startsWith('sync')) {
       link.send(payload);
       link.receive();
     } else {
@@ -503,8 +535,15 @@ async function roundTrips(link: Link, p: Params): Promise<Result> {
 async function throughput(link: Link, p: Params): Promise<Result> {
   const payload = Buffer.alloc(p.size, 0x61);
   const ask = Buffer.alloc(CONTROL);
+  const list = Array.from({ length: SEND_BATCH }, () => payload);
   const batch = async (n: number, id: number): Promise<number> => {
-    for (let i = 0; i < n; i++) {
+    if (p.impl.endsWith('batch')) {
+      for (let i = 0; i < n;) {
+        const sent = link.sendMany!(n - i >= SEND_BATCH ? list : list.slice(0, n - i));
+        i += typeof sent === 'number' ? sent : await sent;
+      }
+    }
+    for (let i = 0; i < n && !p.impl.endsWith('batch'); i++) {
       const sent = link.send(payload);
       if (sent) await sent;
     }
@@ -646,6 +685,22 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
           const m = await run(ctx, ctx.nodeRole(mechanism, 'client', params(transport, kind, impl, iterations, size)));
           rows.push(...rowsOf(ctx, variantName(impl, transport), m, cName, c));
         }
+      }
+    }
+    // Small messages, one per call and batched, beside C one per call and C batched.
+    for (const transport of ['unix', 'unix-seqpacket', 'unix-dgram', 'udp'] as const) {
+      const iterations = ctx.throughputMessages * 4;
+      const cOne = await cRun(params(transport, 'tput', 'sync', iterations, SMALL_SIZE));
+      const cName = `${variantName('C', transport)} 256 B`;
+      rows.push(...rowsOf(ctx, cName, cOne, null, null));
+      const cMany = await run(ctx, [ctx.cProgram('socket'), C_KIND[transport], 'tputv', String(iterations), String(SMALL_SIZE),
+        path.join(dir, `s${serial++}`)]);
+      const cBatched = `${variantName('C', transport)} 256 B batched`;
+      rows.push(...rowsOf(ctx, cBatched, cMany, null, null));
+      for (const impl of ['sync', 'async', 'sync batch', 'async batch'] as const) {
+        const m = await run(ctx, ctx.nodeRole(mechanism, 'client', params(transport, 'tput', impl, iterations, SMALL_SIZE)));
+        const batched = impl.endsWith('batch');
+        rows.push(...rowsOf(ctx, `ipckit ${LABEL[transport]} 256 B ${impl}`, m, batched ? cBatched : cName, batched ? cMany : cOne));
       }
     }
     for (const [transport, impls] of Object.entries(BURST_VARIANTS) as [Transport, Impl[]][]) {

@@ -1,8 +1,9 @@
+#define _GNU_SOURCE
 /*
  * C reference for the socket benchmark: the system calls ipckit makes, on
  * blocking descriptors, with nothing around them.
  *
- *   socket KIND rtt|tput|burst ITERATIONS SIZE PATH
+ *   socket KIND rtt|tput|tputv|burst ITERATIONS SIZE PATH
  *
  * KIND is unix (stream), seqpacket, dgram (Unix datagram), tcp or udp
  * (127.0.0.1, a port the kernel picks). PATH is the server's socket file
@@ -17,6 +18,10 @@
  *   then ITERATIONS messages of SIZE bytes and an acknowledgement; prints
  *   {"mb_s","sent","received"}: MB/s counts only what the server received
  *   (UDP may drop; the acknowledgement request is re-sent until answered).
+ * tputv: tput with the messages sent GATHER at a time, as the kernel's
+ *   batched calls allow: one sendmsg of GATHER frames on a stream, one
+ *   sendmmsg of GATHER packets otherwise; the server takes packets GATHER at
+ *   a time with recvmmsg (a stream's read-ahead already takes many).
  * burst: for K in 1, 10, ..., 10000, max(1, ITERATIONS/K) rounds (after
  *   one warm-up round) of K messages of SIZE bytes in flight: sent as fast
  *   as the socket takes them, each echoed, all received; prints
@@ -39,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,6 +56,8 @@ enum kind { UNIX_STREAM, SEQPACKET, DGRAM, TCP, UDP };
 static enum kind kind;
 static int framed;   /* stream kinds: length-prefixed messages */
 static int datagram; /* dgram and udp: addressed sends, may need re-sends */
+static int gathered; /* tputv: GATHER messages per system call */
+#define GATHER 64
 
 /* Where the datagram client sends. */
 static struct sockaddr_storage server_addr;
@@ -175,33 +183,119 @@ static void set_receive_timeout(int fd, long us) {
 
 /* ---- the server ----------------------------------------------------------- */
 
+/* Sends all of iov[0..count) with sendmsg (a blocking stream may still take part of it). */
+static void sendmsg_full(int fd, struct iovec *iov, int count) {
+  while (count > 0) {
+    struct msghdr msg = {0};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)count;
+    ssize_t r = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) die("sendmsg");
+    while (count > 0 && (size_t)r >= iov->iov_len) {
+      r -= (ssize_t)iov->iov_len;
+      iov++;
+      count--;
+    }
+    if (count > 0) {
+      iov->iov_base = (char *)iov->iov_base + r;
+      iov->iov_len -= (size_t)r;
+    }
+  }
+}
+
+/* Sends `count` messages of `n` bytes found at out + 4, GATHER per system call. */
+static void send_gathered(int fd, char *out, size_t n, long count, const struct sockaddr *to, socklen_t tolen) {
+  struct iovec iov[GATHER];
+  struct mmsghdr msgs[GATHER];
+  if (framed) put32(out, (uint32_t)n);
+  for (long i = 0; i < count; i += GATHER) {
+    int k = count - i < GATHER ? (int)(count - i) : GATHER;
+    if (framed) {
+      for (int j = 0; j < k; j++) iov[j] = (struct iovec){out, n + 4};
+      sendmsg_full(fd, iov, k);
+      continue;
+    }
+    memset(msgs, 0, sizeof msgs);
+    for (int j = 0; j < k; j++) {
+      iov[j] = (struct iovec){out + 4, n};
+      msgs[j].msg_hdr.msg_iov = &iov[j];
+      msgs[j].msg_hdr.msg_iovlen = 1;
+      msgs[j].msg_hdr.msg_name = (void *)to;
+      msgs[j].msg_hdr.msg_namelen = tolen;
+    }
+    for (int sent = 0; sent < k;) {
+      int r = sendmmsg(fd, msgs + sent, (unsigned)(k - sent), MSG_NOSIGNAL);
+      if (r < 0 && errno == EINTR) continue;
+      /* UDP on loopback: the receiver's queue was full; the rest of the group is dropped. */
+      if (r < 0 && kind == UDP && (errno == ENOBUFS || errno == ECONNREFUSED)) break;
+      if (r <= 0) die("sendmmsg");
+      sent += r;
+    }
+  }
+}
+
 /*
  * rtt and burst: echoes every message to its sender. tput: swallows
  * messages, and answers each acknowledgement request (batch id) with the id
  * and the number of messages received in that batch; a repeated request
  * (its answer was lost) gets the same answer again.
  */
+static uint32_t count = 0, last_id = 0, last_count = 0;
+static int answered = 0;
+
+/* What the server does with one message `m` from `to`. */
+static void handle(int fd, int echo, char *out, char *m, size_t len, const struct sockaddr *to, socklen_t tolen);
+
 static void serve(int fd, int echo, size_t size) {
   struct reader r = reader_new(size);
   char *out = malloc(size + 8);
   struct sockaddr_storage from;
   socklen_t fromlen = sizeof from;
-  uint32_t count = 0, last_id = 0, last_count = 0;
-  int answered = 0;
+  if (gathered && !framed) {
+    /* Packets GATHER at a time. */
+    struct mmsghdr msgs[GATHER];
+    struct iovec iov[GATHER];
+    struct sockaddr_storage froms[GATHER];
+    char *slots = malloc(GATHER * (size + 8));
+    if (!slots) die("malloc");
+    for (;;) {
+      memset(msgs, 0, sizeof msgs);
+      for (int j = 0; j < GATHER; j++) {
+        iov[j] = (struct iovec){slots + (size_t)j * (size + 8), size + 8};
+        msgs[j].msg_hdr.msg_iov = &iov[j];
+        msgs[j].msg_hdr.msg_iovlen = 1;
+        msgs[j].msg_hdr.msg_name = datagram ? &froms[j] : NULL;
+        msgs[j].msg_hdr.msg_namelen = datagram ? sizeof froms[j] : 0;
+      }
+      int got = recvmmsg(fd, msgs, GATHER, MSG_WAITFORONE, NULL);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) die("recvmmsg");
+      for (int j = 0; j < got; j++) {
+        if (!datagram && msgs[j].msg_len == 0) return; /* seqpacket: the peer closed */
+        handle(fd, echo, out, iov[j].iov_base, msgs[j].msg_len, datagram ? (struct sockaddr *)&froms[j] : NULL,
+               datagram ? msgs[j].msg_hdr.msg_namelen : 0);
+      }
+    }
+  }
   for (;;) {
     size_t len;
     char *m = receive_message(fd, &r, &len, datagram ? &from : NULL, datagram ? &fromlen : NULL);
     if (!m) return;
-    const struct sockaddr *to = datagram ? (struct sockaddr *)&from : NULL;
-    socklen_t tolen = datagram ? fromlen : 0;
+    handle(fd, echo, out, m, len, datagram ? (struct sockaddr *)&from : NULL, datagram ? fromlen : 0);
+  }
+}
+
+static void handle(int fd, int echo, char *out, char *m, size_t len, const struct sockaddr *to, socklen_t tolen) {
+  {
     if (echo) {
       memcpy(out + 4, m, len);
       send_message(fd, out, len, to, tolen);
-      continue;
+      return;
     }
     if (len != CONTROL) {
       count++;
-      continue;
+      return;
     }
     uint32_t id = get32(m);
     if (!answered || id != last_id) {
@@ -268,7 +362,8 @@ static void drive_rtt(int fd, long n, size_t size) {
 
 /* Sends `n` messages and the acknowledgement request `id`; returns how many the server received. */
 static uint32_t batch(int fd, struct reader *r, char *out, long n, size_t size, uint32_t id) {
-  for (long i = 0; i < n; i++) send_message(fd, out, size, dest(), server_len);
+  if (gathered) send_gathered(fd, out, size, n, dest(), server_len);
+  else for (long i = 0; i < n; i++) send_message(fd, out, size, dest(), server_len);
   char ask[8];
   put32(ask + 4, id);
   for (;;) {
@@ -447,7 +542,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "SIZE must be at least 8 bytes\n");
     return 2;
   }
-  int echo = strcmp(mode, "tput") != 0;
+  gathered = strcmp(mode, "tputv") == 0;
+  int echo = strcmp(mode, "tput") != 0 && !gathered;
 
   int listener = server_socket(path);
   char client_path[sizeof ((struct sockaddr_un *)0)->sun_path + 4];
@@ -493,7 +589,7 @@ int main(int argc, char **argv) {
     close(listener);
   }
   if (!strcmp(mode, "rtt")) drive_rtt(client, n, size);
-  else if (!strcmp(mode, "tput")) drive_tput(client, n, size);
+  else if (!strcmp(mode, "tput") || gathered) drive_tput(client, n, size);
   else drive_burst(client, n, size);
   if (datagram) kill(pid, SIGKILL);
   else close(client);
