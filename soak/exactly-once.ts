@@ -21,7 +21,12 @@ import { TRANSPORTS, type Transport, senderAddress } from './transports.js';
 const PEER = fileURLToPath(new URL('./peer.js', import.meta.url));
 export const PRODUCERS = 4;
 export const CONSUMERS = 3;
-const MODES = ['sync', 'async', 'mixed'] as const;
+const MODES = ['sync', 'async', 'mixed', 'batch'] as const;
+
+/** The modes a transport runs: the batched one where it has batches. */
+function modesOf(transport: Transport): readonly PeerParams['mode'][] {
+  return transport.batches === true ? MODES : MODES.filter((m) => m !== 'batch');
+}
 
 /** A child process with its output lines and resource samples. */
 export class Child {
@@ -133,6 +138,14 @@ export async function runOnce(transport: Transport, mode: PeerParams['mode'], ru
     // Producers end on their own; then one stop marker per consumer, behind all the data.
     for (const p of producers) if (!(await p.exited(runMs + 30_000))) stuck.push(`producer ${p.process.pid} did not finish`);
     for (let i = 0; i < consumerCount; i++) await prepared.parent.send(stopMarker());
+    if (mode === 'batch') {
+      // A batched receive may take more than one marker: while consumers are left, a few more go (the rest stay unread).
+      for (let extra = 0; extra < consumerCount; extra++) {
+        const left = await Promise.all(consumers.map(async (c) => !(await c.exited(300))));
+        if (!left.some(Boolean)) break;
+        await prepared.parent.send(stopMarker());
+      }
+    }
     for (const c of consumers) if (!(await c.exited(30_000))) stuck.push(`consumer ${c.process.pid} did not finish`);
     const seconds = (performance.now() - t0) / 1000;
     const figures = (c: Child): { latenciesUs?: number[]; loopDelayP99Ms?: number } => {
@@ -180,13 +193,13 @@ export const section: Section = {
   async run(ctx): Promise<SectionResult> {
     // Run alone, `--transports a,b` picks some of the transports.
     const chosen = chosenNames('--transports', TRANSPORTS.map((t) => t.name), import.meta.url);
-    const runs = chosen.length * MODES.length;
+    const runs = TRANSPORTS.filter((t) => chosen.includes(t.name)).reduce((n, t) => n + modesOf(t).length, 0);
     // Process start-up and the drain take about a second of each run.
     const runMs = Math.max(500, ctx.budgetMs / runs - 1500);
     const rows: (string | number)[][] = [];
     const failures: string[] = [];
     for (const transport of TRANSPORTS.filter((t) => chosen.includes(t.name))) {
-      for (const mode of MODES) {
+      for (const mode of modesOf(transport)) {
         ctx.log(`${transport.name} ${mode}: ${(runMs / 1000).toFixed(1)} s`);
         const f = await runOnce(transport, mode, runMs);
         const label = `${transport.name} ${mode}`;

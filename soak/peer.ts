@@ -7,7 +7,9 @@
  * works: a producer sends numbered, checksummed messages until its deadline;
  * a consumer receives and records each one in the ledger until a stop
  * marker comes. Either prints one JSON line of figures at the end. `mode`
- * picks the calls: `sync`, `async`, or `mixed` (alternating).
+ * picks the calls: `sync`, `async`, `mixed` (alternating), or `batch`
+ * (sendMany of 1 to 16 messages and receiveMany, sync and async
+ * alternating: transports with batches only).
  *
  * Lock workers ({@link LockerParams}) work on a {@link LockLedger} until its
  * STOP word is set, alternating the async and the blocking call.
@@ -17,14 +19,14 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { crc32 } from 'node:zlib';
 import { IpcError, Mutex, NamedSemaphore, Semaphore, SemaphoreSet } from '../src/index.js';
 import { Ledger, LockLedger, MAX_SEQ } from './ledger.js';
-import { MESSAGE_SIZE, STOP, transportNamed } from './transports.js';
+import { MESSAGE_SIZE, RECEIVE_BATCH, STOP, transportNamed } from './transports.js';
 
 export interface PeerParams {
   role: 'producer' | 'consumer';
   transport: string;
   /** What the endpoint opens: the prepared address, or for a producer of a connected transport its consumer's (transports.ts). */
   address: string;
-  mode: 'sync' | 'async' | 'mixed';
+  mode: 'sync' | 'async' | 'mixed' | 'batch';
   /** Index among the producers, or among the consumers. */
   index: number;
   producers: number;
@@ -83,18 +85,27 @@ async function main(params: PeerParams): Promise<void> {
   process.stdout.write(endpoint.listening === undefined ? 'ready\n' : `ready ${endpoint.listening}\n`);
   readSync(0, Buffer.alloc(16));
   delay.enable();
-  const sync = (i: number): boolean => params.mode === 'sync' || (params.mode === 'mixed' && i % 2 === 0);
+  const sync = (i: number): boolean => params.mode === 'sync' || ((params.mode === 'mixed' || params.mode === 'batch') && i % 2 === 0);
+  const batched = params.mode === 'batch';
+  if (batched && endpoint.sendMany === undefined) throw new Error(`${params.transport} has no batched calls`);
   let figures: Record<string, unknown>;
   if (params.role === 'producer') {
     const until = performance.now() + params.runMs;
     const message = Buffer.alloc(MESSAGE_SIZE);
     let seq = 0;
     const maxSeq = params.maxSeq ?? MAX_SEQ;
-    for (; seq < maxSeq && performance.now() < until; seq++) {
-      encodeMessage(params.index, seq, message);
-      if (sync(seq)) endpoint.sendSync(message);
-      else await endpoint.send(message);
-      ledger.setSent(params.index, seq + 1);
+    for (let call = 0; seq < maxSeq && performance.now() < until; call++) {
+      if (!batched) {
+        encodeMessage(params.index, seq, message);
+        if (sync(seq)) endpoint.sendSync(message);
+        else await endpoint.send(message);
+        ledger.setSent(params.index, ++seq);
+        continue;
+      }
+      // 1 to 16 messages, each its own buffer (a batch writes from them as they lie); the count says how many went.
+      const list = Array.from({ length: Math.min(maxSeq - seq, 1 + (call * 7) % RECEIVE_BATCH) }, (_, i) => encodeMessage(params.index, seq + i, Buffer.alloc(MESSAGE_SIZE)));
+      seq += sync(call) ? endpoint.sendManySync!(list) : await endpoint.sendMany!(list);
+      ledger.setSent(params.index, seq);
     }
     figures = { sent: seq, ...endpoint.stats?.() };
   } else {
@@ -103,16 +114,17 @@ async function main(params: PeerParams): Promise<void> {
     let seen = 0;
     /** Over a transport that redelivers, the first message may be the one the consumer this process replaces died holding (ledger.ts). */
     let first = transport.redelivers === true;
-    for (let i = 0; ; i++) {
-      const m = Buffer.from(sync(i) ? endpoint.receiveSync() : await endpoint.receive());
+    /** Records one received message; true at the stop marker. */
+    const take = (received: Uint8Array): boolean => {
+      const m = Buffer.from(received);
       const mayRepeat = first;
       first = false;
       const producer = m.readUInt32LE(0);
       if (crc32(m.subarray(0, MESSAGE_SIZE - 4)) !== m.readUInt32LE(MESSAGE_SIZE - 4)) {
         ledger.add(params.index, 'corrupt');
-        continue;
+        return false;
       }
-      if (producer === STOP) break;
+      if (producer === STOP) return true;
       const latency = Number(process.hrtime.bigint() - m.readBigUInt64LE(8)) / 1000;
       if (seen < reservoir.length) reservoir[seen] = latency;
       else {
@@ -122,9 +134,19 @@ async function main(params: PeerParams): Promise<void> {
       seen++;
       if (producer >= params.producers) {
         ledger.add(params.index, 'corrupt');
-        continue;
+        return false;
       }
       ledger.record(params.index, producer, m.readUInt32LE(4), mayRepeat);
+      return false;
+    };
+    for (let i = 0; ; i++) {
+      if (!batched) {
+        if (take(sync(i) ? endpoint.receiveSync() : await endpoint.receive())) break;
+        continue;
+      }
+      // Nothing follows a stop marker but other consumers' markers (the parent sends them once every producer is done).
+      const batch = sync(i) ? endpoint.receiveManySync!() : await endpoint.receiveMany!();
+      if (batch.some(take)) break;
     }
     figures = { latenciesUs: Array.from(reservoir.subarray(0, Math.min(seen, reservoir.length))), ...endpoint.stats?.() };
   }

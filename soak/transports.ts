@@ -53,6 +53,15 @@ export interface Endpoint {
   /** One whole message. */
   receiveSync(): Uint8Array;
   receive(): Promise<Uint8Array>;
+  /**
+   * The batched calls, on the transports that have them (the `batch` mode
+   * runs there only): how many of `messages` went, and the messages one
+   * batched receive took (at most {@link RECEIVE_BATCH}).
+   */
+  sendMany?(messages: Uint8Array[]): Promise<number>;
+  sendManySync?(messages: Uint8Array[]): number;
+  receiveMany?(): Promise<Uint8Array[]>;
+  receiveManySync?(): Uint8Array[];
   close(): void;
   /** A receiver that is a server: the address its senders connect to (reported in its ready line). */
   listening?: string;
@@ -105,6 +114,8 @@ export interface Transport {
    * consumer's first message (peer.ts tells the ledger so).
    */
   redelivers?: boolean;
+  /** Its endpoints have the batched calls: runs in the `batch` mode too. */
+  batches?: boolean;
   /** In the parent: creates the object. */
   prepare(): Promise<Prepared>;
   /**
@@ -131,18 +142,35 @@ function exact(chunk: Uint8Array | null): Uint8Array {
   return chunk;
 }
 
+/** The most messages one batched receive takes, and one batched send carries (a pipe's 64-byte messages: 1 KiB, one atomic write). */
+export const RECEIVE_BATCH = 16;
+
+const dataOf = (messages: { data: Buffer }[]): Uint8Array[] => messages.map((m) => m.data);
+
 function queueEndpoint(q: PosixMessageQueue | SysvMessageQueue): Endpoint {
   // One priority, one type: the queue is plain first-in first-out.
-  const sendSync = q instanceof SysvMessageQueue ? (m: Uint8Array) => q.sendSync(1, m) : (m: Uint8Array) => q.sendSync(m);
-  const send = q instanceof SysvMessageQueue ? (m: Uint8Array) => q.send(1, m) : (m: Uint8Array) => q.send(m);
+  const sysv = q instanceof SysvMessageQueue;
   return {
-    sendSync,
-    send,
+    sendSync: sysv ? (m) => q.sendSync(1, m) : (m) => q.sendSync(m),
+    send: sysv ? (m) => q.send(1, m) : (m) => q.send(m),
     receiveSync: () => q.receiveSync().data,
     receive: async () => (await q.receive()).data,
+    sendManySync: sysv ? (l) => q.sendManySync(1, l) : (l) => q.sendManySync(l),
+    sendMany: sysv ? (l) => q.sendMany(1, l) : (l) => q.sendMany(l),
+    receiveManySync: () => dataOf(q.receiveManySync({ max: RECEIVE_BATCH })),
+    receiveMany: async () => dataOf(await q.receiveMany({ max: RECEIVE_BATCH })),
     close: () => q.close(),
   };
 }
+
+/** The whole messages a scattered read got: each target a message (a read of whole atomic writes is a multiple of one). */
+function scattered(n: number | null, targets: Buffer[]): Uint8Array[] {
+  if (n === null) throw new Error('the stream ended: every writer closed before the stop marker came');
+  if (n % MESSAGE_SIZE !== 0) throw new Error(`a read returned ${n} bytes, not whole ${MESSAGE_SIZE}-byte messages`);
+  return targets.slice(0, n / MESSAGE_SIZE);
+}
+
+const targets = (): Buffer[] => Array.from({ length: RECEIVE_BATCH }, () => Buffer.allocUnsafe(MESSAGE_SIZE));
 
 function streamEndpoint(read: PipeReadEnd | undefined, write: PipeWriteEnd | undefined, close: () => void): Endpoint {
   return {
@@ -150,12 +178,30 @@ function streamEndpoint(read: PipeReadEnd | undefined, write: PipeWriteEnd | und
     send: (m) => write!.write(m),
     receiveSync: () => exact(read!.readSync({ maxBytes: MESSAGE_SIZE })),
     receive: async () => exact(await read!.read({ maxBytes: MESSAGE_SIZE })),
+    // A batch of at most 1 KiB is one atomic gathered write; a scattered read fills a target per message.
+    sendManySync: (l) => {
+      write!.writevSync(l);
+      return l.length;
+    },
+    sendMany: async (l) => {
+      await write!.writev(l);
+      return l.length;
+    },
+    receiveManySync: () => {
+      const into = targets();
+      return scattered(read!.readvSync(into), into);
+    },
+    receiveMany: async () => {
+      const into = targets();
+      return scattered(await read!.readv(into), into);
+    },
     close,
   };
 }
 
 const posixMq: Transport = {
   name: 'posix-mq',
+  batches: true,
   async prepare() {
     const name = `/${unique()}`;
     const q = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: MESSAGE_SIZE });
@@ -168,6 +214,7 @@ const posixMq: Transport = {
 
 const sysvMq: Transport = {
   name: 'sysv-mq',
+  batches: true,
   async prepare() {
     for (;;) {
       const key = (0x7e000000 | Math.floor(Math.random() * 0xffffff)) >>> 0;
@@ -188,6 +235,7 @@ const sysvMq: Transport = {
 
 const anonymousPipe: Transport = {
   name: 'pipe',
+  batches: true,
   async prepare() {
     const { readEnd, writeEnd } = pipe();
     return {
@@ -211,6 +259,7 @@ const anonymousPipe: Transport = {
 
 const fifo: Transport = {
   name: 'fifo',
+  batches: true,
   async prepare() {
     const dir = mkdtempSync(join(tmpdir(), 'ipckit-soak-'));
     const path = join(dir, 'fifo');
@@ -485,6 +534,10 @@ function datagramEndpoint(socket: DatagramSocket, to: string | undefined): Endpo
     send: (m) => socket.send(m, { to: to! }),
     receiveSync: () => exact(socket.receiveSync().data),
     receive: async () => exact((await socket.receive()).data),
+    sendManySync: (l) => socket.sendManySync(l, { to: to! }),
+    sendMany: (l) => socket.sendMany(l, { to: to! }),
+    receiveManySync: () => socket.receiveManySync({ max: RECEIVE_BATCH }).map((d) => exact(d.data)),
+    receiveMany: async () => (await socket.receiveMany({ max: RECEIVE_BATCH })).map((d) => exact(d.data)),
     close: () => socket.close(),
   };
 }
@@ -497,6 +550,7 @@ function datagramEndpoint(socket: DatagramSocket, to: string | undefined): Endpo
  */
 const unixDatagram: Transport = {
   name: 'unix-dgram',
+  batches: true,
   async prepare() {
     const tag = unique();
     const receiver = bind(`unix-dgram:@${tag}`, { maxMessageSize: MESSAGE_SIZE });
@@ -636,6 +690,10 @@ function channelEndpoint(ch: Channel): Endpoint & { stats(): ChannelEndStats } {
     },
     receiveSync: () => (viaView() ? checked(retrySync(() => ch.receiveSync({ view: true })).data) : checked(retrySync(() => ch.receiveSync()).data)),
     receive: async () => (viaView() ? checked((await retry(() => ch.receive({ view: true }))).data) : checked((await retry(() => ch.receive())).data)),
+    sendManySync: (l) => retrySync(() => ch.sendManySync(l.map(record))),
+    sendMany: (l) => retry(() => ch.sendMany(l.map(record))),
+    receiveManySync: () => retrySync(() => ch.receiveManySync({ max: RECEIVE_BATCH })).map((m) => checked(m.data)),
+    receiveMany: async () => (await retry(() => ch.receiveMany({ max: RECEIVE_BATCH }))).map((m) => checked(m.data)),
     close: () => ch.close(),
     stats: () => ({ ...stats }),
   };
@@ -644,6 +702,7 @@ function channelEndpoint(ch: Channel): Endpoint & { stats(): ChannelEndStats } {
 /** The channel with one producer and one consumer, or (`shared`) with shared sides: any number of each, taking turns. */
 const channelTransport = (shared: boolean): Transport => ({
   name: shared ? 'channel-shared' : 'channel',
+  batches: true,
   single: !shared,
   redelivers: true,
   async prepare() {

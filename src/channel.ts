@@ -1436,12 +1436,22 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     if (this.#loan !== undefined) throw invalidArgument('sendMany', 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
     // A ring has no error to report: outcome only tells all, some (a try) or none yet.
     const batch = batchSend(list.length, this.#sendLane.spin, tryForm, () => this.#corrupted('no error is possible here'));
-    const op = this.#waiting('producer', () => {
+    const waiting = this.#waiting('producer', () => {
       if (batch.left()) this.#writeMany(list, batch.next);
       return batch.outcome(0);
     });
-    op.partial = batch.partial;
-    return op;
+    return {
+      step: (timeout, spin) => {
+        try {
+          return waiting.step(timeout, spin);
+        } catch (err) {
+          // A failure (the consumer died) after some went: their count; the next call meets it.
+          if (batch.next[0]! > 0) return batch.next[0]!;
+          throw err;
+        }
+      },
+      partial: batch.partial,
+    };
   }
 
   #loanOp(size: unknown): Operation<Uint8Array> {
