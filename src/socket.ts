@@ -39,7 +39,7 @@ import { type SocketAddress, type SocketType, parseSocketAddress } from './inter
 import { oPathFlags, bindingAt } from './internal/socket-file.js';
 import { type StreamOptions } from './internal/streams.js';
 import { type OwnerOption, checkOwner } from './internal/trust.js';
-import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger, toBytes } from './internal/validate.js';
+import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger, toBytes } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin, checkTimeout, timeoutError } from './internal/wait.js';
 
 const C = lazily(() => native.constants);
@@ -125,6 +125,20 @@ export interface Datagram<T = Buffer> {
   from: string | null;
   /** Descriptors passed with it (`SCM_RIGHTS`, Unix only), close-on-exec; empty if none. */
   fds: number[];
+}
+
+/** What a receive into a buffer of yours got: the message is `target.subarray(0, length)`, with the descriptors that came with it. */
+export interface SocketReceivedInto {
+  /** Bytes of the message, at the start of the target. */
+  length: number;
+  /** Descriptors passed with it, close-on-exec; empty if none. */
+  fds: number[];
+}
+
+/** What a datagram received into a buffer of yours got: its length, sender and descriptors. */
+export interface DatagramReceivedInto extends SocketReceivedInto {
+  /** The sender's address, or `null` if it is unbound. */
+  from: string | null;
 }
 
 /** Something whose descriptor can be passed: a number, or an ipckit handle with `fd`. */
@@ -668,6 +682,31 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** `for await (const message of socket)`: {@link messages} without a signal. */
   [Symbol.asyncIterator](): AsyncGenerator<SocketMessage<T>, void, undefined> {
     return this.messages();
+  }
+
+  /**
+   * Receives the next message into `target` (a buffer of yours, reused from
+   * call to call: nothing is allocated for the bytes), waiting for it.
+   * Resolves to `{ length, fds }`: the message is `target.subarray(0,
+   * length)`. The bytes are raw: the codec is not applied. A message longer
+   * than `target` fails the call with `ERR_IPC_MESSAGE_TOO_LARGE` and stays,
+   * for a call with a larger target.
+   */
+  receiveInto(target: Uint8Array, options?: WaitOptions): Promise<SocketReceivedInto> {
+    if (this.#carriesRequests) return Promise.reject(this.#requestMode('receiveInto'));
+    return run(this.readLane, 'receiveInto', options, NO_KEYS, () => this.#receiveIntoOp(target));
+  }
+
+  /** The blocking form of {@link receiveInto}. */
+  receiveIntoSync(target: Uint8Array, options?: SyncWaitOptions): SocketReceivedInto {
+    if (this.#carriesRequests) throw this.#requestMode('receiveIntoSync');
+    return runSync(this.readLane, 'receiveIntoSync', options, NO_KEYS, () => this.#receiveIntoOp(target));
+  }
+
+  /** {@link receiveInto} if a message is there now, else `undefined`. */
+  tryReceiveInto(target: Uint8Array): SocketReceivedInto | undefined {
+    if (this.#carriesRequests) throw this.#requestMode('tryReceiveInto');
+    return tryRun(this.readLane, 'tryReceiveInto', undefined, NO_KEYS, () => this.#receiveIntoOp(target));
   }
 
   // ---- batches -------------------------------------------------------------
@@ -1346,6 +1385,59 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     });
   }
 
+  /**
+   * The next message copied into `target`: a held one first; a frame from
+   * what was read ahead (no copy of it made first); a packet received
+   * straight into the target once a peek said it fits. One longer than
+   * the target stays (held, in front) and fails the call.
+   */
+  #receiveIntoOp(target: unknown): Operation<SocketReceivedInto> {
+    const into = checkBytes(target, 'target');
+    return this.stepOf(C.POLLIN, (spin) => {
+      const held = this.#held.take();
+      if (held !== undefined) return this.#copyInto(held, into);
+      if (!this.#framed) return this.#packetInto(into, spin);
+      const m = this.#nextFrame(spin, false);
+      return m === undefined ? undefined : this.#copyInto(m, into);
+    });
+  }
+
+  /** A message (or a held failure) copied into `into`; one longer stays, held in front, and fails the call. */
+  #copyInto(m: Received | IpcError, into: Uint8Array): SocketReceivedInto {
+    if (m instanceof IpcError) throw m;
+    if (m.data.length > into.length) {
+      // A view of the slab would keep it alive while held: the held copy is the message's own.
+      this.#held.putBack([{ data: Buffer.from(m.data), fds: m.fds }]);
+      throw targetTooSmall(this.address, m.data.length, into.length);
+    }
+    into.set(m.data);
+    this.#touch();
+    return { length: m.data.length, fds: m.fds };
+  }
+
+  /** A packet received into `into` if one is there and fits (a peek first, so that a larger one stays queued). */
+  #packetInto(into: Uint8Array, spin: number): SocketReceivedInto | undefined {
+    const size = native.recvMsg(this.rawFd, PEEK_BUFFER, 0, 0, this.#fdsOut, null, this.#meta, S.MSG_PEEK | S.MSG_TRUNC, spin);
+    if (size === E.EAGAIN) return undefined;
+    if (size < 0) {
+      if (size === E.ECONNRESET) throw this.#peerClosed();
+      throw systemError(size, 'receive', this.address);
+    }
+    if (size > this.#settings.maxMessageSize) {
+      // Over the limit: received and discarded as receive does, which reports it.
+      const m = this.#nextPacket(0);
+      return m === undefined ? undefined : this.#copyInto(m, into);
+    }
+    if (size > into.length) throw targetTooSmall(this.address, size, into.length);
+    const n = native.recvMsg(this.rawFd, into, 0, into.length, this.#fdsOut, null, this.#meta, S.MSG_TRUNC, 0);
+    if (n < 0) throw systemError(n, 'receive', this.address);
+    const fds = Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));
+    if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
+    if (n === 0 && fds.length === 0 && this.#peerGone() && native.queuedBytes(this.rawFd) <= 0) throw this.#peerClosed();
+    this.#touch();
+    return { length: n, fds };
+  }
+
   /** The next message from the kernel (a frame, or a packet), if one is there. */
   #nextMessage(spin: number): Received | undefined {
     return this.#framed ? this.#nextFrame(spin) : this.#nextPacket(spin);
@@ -1491,7 +1583,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   }
 
   /** The next complete frame, if there is one. */
-  #nextFrame(spin: number): Received | undefined {
+  #nextFrame(spin: number, own = true): Received | undefined {
     let data: Buffer | null | undefined;
     this.#readSpin = spin;
     try {
@@ -1508,7 +1600,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     if (data === null) throw this.#peerClosed();
     const start = this.#streamOut;
     this.#streamOut += FRAME_HEADER + data.length;
-    return { data: ownSmall(data), fds: this.#fdsBefore(start, this.#streamOut) };
+    return { data: own ? ownSmall(data) : data, fds: this.#fdsBefore(start, this.#streamOut) };
   }
 
   /** Descriptors that arrived with bytes before stream offset `end`; an error if the kernel cut some off. */
@@ -1802,6 +1894,12 @@ const NO_FDS: number[] = [];
 
 
 
+/** A message longer than a receiveInto target: it stays, and this error says so. */
+function targetTooSmall(address: string, length: number, room: number): IpcError {
+  return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `The next message on ${address} is ${length} bytes, more than the ${room} of the ` +
+    `target; it stays. Receive it into a target of at least ${length} bytes.`, { address });
+}
+
 function truncatedError(address: string): IpcError {
   return new IpcError('ERR_IPC_TRUNCATED', `${address}: the descriptors sent with a message could not all be received (the kernel cut the ` +
     'control message): most often this process reached its limit of open files (ulimit -n, RLIMIT_NOFILE). Every descriptor that arrived ' +
@@ -2072,6 +2170,30 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   }
 
   /**
+   * Receives the next datagram into `target` (a buffer of yours, reused
+   * from call to call: nothing is allocated for the bytes), waiting for
+   * it. Resolves to `{ length, from, fds }`: the datagram is
+   * `target.subarray(0, length)`, raw (the codec is not applied). A
+   * datagram longer than `target` fails the call with
+   * `ERR_IPC_MESSAGE_TOO_LARGE` and stays queued (its size is peeked
+   * first), for a call with a larger target; one over `maxMessageSize` is
+   * discarded as by {@link receive}.
+   */
+  receiveInto(target: Uint8Array, options?: WaitOptions): Promise<DatagramReceivedInto> {
+    return run(this.readLane, 'receiveInto', options, NO_KEYS, () => this.#receiveIntoOp(target));
+  }
+
+  /** The blocking form of {@link receiveInto}. */
+  receiveIntoSync(target: Uint8Array, options?: SyncWaitOptions): DatagramReceivedInto {
+    return runSync(this.readLane, 'receiveIntoSync', options, NO_KEYS, () => this.#receiveIntoOp(target));
+  }
+
+  /** {@link receiveInto} if a datagram is queued now, else `undefined`. */
+  tryReceiveInto(target: Uint8Array): DatagramReceivedInto | undefined {
+    return tryRun(this.readLane, 'tryReceiveInto', undefined, NO_KEYS, () => this.#receiveIntoOp(target));
+  }
+
+  /**
    * Sends `messages` in order, one datagram each, all to `options.to`,
    * waiting while the socket (or a Unix receiver's queue) is full; one
    * `sendmmsg` sends as many as fit. Resolves with how many went: all, or,
@@ -2267,6 +2389,43 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
       const raw = this.#held.take() ?? this.#nextDatagram(spin);
       return raw === undefined ? undefined : this.#decoded(raw);
     });
+  }
+
+  /** The next datagram into `into`: a held one first; else its size peeked, then received straight into the target. */
+  #receiveIntoOp(target: unknown): Operation<DatagramReceivedInto> {
+    const into = checkBytes(target, 'target');
+    return this.stepOf(C.POLLIN, (spin) => {
+      const held = this.#held.take();
+      if (held !== undefined) return this.#copyInto(held, into);
+      const size = native.recvMsg(this.rawFd, PEEK_BUFFER, 0, 0, this.#fdsOut, null, this.#meta, S.MSG_PEEK | S.MSG_TRUNC, spin);
+      if (size === E.EAGAIN) return undefined;
+      if (size < 0) throw systemError(size, 'receive', this.address);
+      if (size > this.#max) {
+        // Over the limit: received and discarded as receive does, which reports it.
+        const m = this.#nextDatagram(0);
+        return m === undefined ? undefined : this.#copyInto(m, into);
+      }
+      if (size > into.length) throw targetTooSmall(this.address, size, into.length);
+      const n = native.recvMsg(this.rawFd, into, 0, into.length, this.#fdsOut, this.#from, this.#meta, S.MSG_TRUNC, 0);
+      if (n < 0) throw systemError(n, 'receive', this.address);
+      const fds = Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));
+      const from = this.#meta[2]! > 0 ? textOf(this.kind, this.#from.subarray(0, Math.min(this.#meta[2]!, this.#from.length))) : null;
+      if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
+      // Another receiver of the same socket took the peeked one, and a larger one came in its place: it was cut, so it is reported.
+      if (n > into.length) throw this.#oversize(n, from, fds);
+      return { length: n, from, fds };
+    });
+  }
+
+  /** A datagram (or a held failure) copied into `into`; one longer stays, held in front, and fails the call. */
+  #copyInto(raw: RawDatagram | IpcError, into: Uint8Array): DatagramReceivedInto {
+    if (raw instanceof IpcError) throw raw;
+    if (raw.bytes.length > into.length) {
+      this.#held.putBack([raw]);
+      throw targetTooSmall(this.address, raw.bytes.length, into.length);
+    }
+    into.set(raw.bytes);
+    return { length: raw.bytes.length, from: raw.from, fds: raw.fds };
   }
 
   /** One datagram from the kernel, if one is queued (not decoded). */

@@ -339,3 +339,63 @@ describe('DatagramSocket batches', () => {
     }
   });
 });
+
+describe('socket receives into a buffer of yours', () => {
+  for (const type of ['stream', 'seqpacket'] as const) {
+    it(`${type}: receiveInto copies each message into the target, with its descriptors; a longer one stays for a larger target`, async () => {
+      const [a, b] = socketPair({ type, codec: 'json' });
+      const target = Buffer.alloc(8);
+      try {
+        a.sendSync('short');
+        a.sendSync('a longer message');
+        await a.sendFds([0], 7);
+        assert.deepEqual(b.receiveIntoSync(target), { length: 7, fds: [] });
+        assert.equal(target.subarray(0, 7).toString(), '"short"');
+        throwsWith(() => b.tryReceiveInto(target), 'ERR_IPC_MESSAGE_TOO_LARGE', /is 18 bytes, more than the 8 of the target; it stays/);
+        const big = Buffer.alloc(64);
+        assert.equal((await b.receiveInto(big)).length, 18);
+        assert.equal(big.subarray(0, 18).toString(), '"a longer message"');
+        const withFd = b.receiveIntoSync(target);
+        assert.equal(withFd.length, 1);
+        assert.equal(withFd.fds.length, 1);
+        closeSync(withFd.fds[0]!);
+        assert.equal(b.tryReceiveInto(target), undefined);
+        const waiting = b.receiveInto(target);
+        assert.ok(await stillPending(waiting, 30));
+        a.sendSync(null);
+        assert.deepEqual(await waiting, { length: 4, fds: [] });
+        throwsWith(() => b.receiveIntoSync('x' as never), 'ERR_IPC_INVALID_ARGUMENT', /target/);
+        a.close();
+        throwsWith(() => b.receiveIntoSync(target), 'ERR_IPC_PEER_CLOSED');
+      } finally {
+        closeAll(a, b);
+      }
+    });
+  }
+
+  it('datagrams: receiveInto with the sender; a longer one stays queued for a larger target; one over maxMessageSize is discarded', async () => {
+    const r = bind(abstract('into'), { maxMessageSize: 100 });
+    const s = bind(abstract('into-sender'));
+    try {
+      const to = r.localAddress!;
+      s.sendSync('hello', { to });
+      s.sendSync(Buffer.alloc(50, 1), { to });
+      s.sendSync(Buffer.alloc(101, 2), { to });
+      s.sendSync('after', { to, fds: [0] });
+      const target = Buffer.alloc(10);
+      assert.deepEqual(r.receiveIntoSync(target), { length: 5, from: s.localAddress, fds: [] });
+      assert.equal(target.subarray(0, 5).toString(), 'hello');
+      throwsWith(() => r.tryReceiveInto(target), 'ERR_IPC_MESSAGE_TOO_LARGE', /is 50 bytes, more than the 10 of the target; it stays/);
+      const big = Buffer.alloc(200);
+      assert.equal((await r.receiveInto(big)).length, 50);
+      throwsWith(() => r.receiveIntoSync(big), 'ERR_IPC_MESSAGE_TOO_LARGE', /101-byte datagram .* discarded/);
+      const last = r.receiveIntoSync(target);
+      assert.deepEqual([last.length, last.from, last.fds.length], [5, s.localAddress, 1]);
+      closeSync(last.fds[0]!);
+      assert.equal(r.tryReceiveInto(target), undefined);
+    } finally {
+      closeAll(r, s);
+    }
+  });
+});
+
