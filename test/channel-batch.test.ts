@@ -9,7 +9,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Channel } from '../src/index.js';
-import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { ObjectTracker } from './helpers/objects.js';
 
 const objects = new ObjectTracker();
@@ -86,14 +86,7 @@ describe('Channel batches', () => {
   });
 
   it('a message its codec refuses ends the batch; the next receive (plain, into a buffer, or a view) takes the ones after it in order', () => {
-    const codec = {
-      encode: (value: string) => Buffer.from(value),
-      decode: (bytes: Uint8Array) => {
-        const text = Buffer.from(bytes).toString();
-        if (text.startsWith('bad')) throw new Error(`refused ${text}`);
-        return text;
-      },
-    };
+    const codec = refusingCodec();
     const name = objects.shmName('ch-codec');
     const p = Channel.create(name, { capacity: 4096, codec });
     const c = Channel.open(name, { codec });

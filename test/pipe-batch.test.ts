@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { type PipeMessage, PipeReadEnd, pipe, spawn } from '../src/index.js';
-import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
 
 after(() => killAllPeers());
@@ -192,14 +192,7 @@ describe('pipe batches: sendMany / receiveMany', () => {
   });
 
   it('a message its codec refuses ends the batch: the ones before come, its error next, the rest after it, in order', async () => {
-    const codec = {
-      encode: (value: string) => Buffer.from(value),
-      decode: (bytes: Uint8Array) => {
-        const text = Buffer.from(bytes).toString();
-        if (text.startsWith('bad')) throw new Error(`refused ${text}`);
-        return text;
-      },
-    };
+    const codec = refusingCodec();
     const { readEnd, writeEnd } = pipe({ codec });
     try {
       writeEnd.sendManySync(['a', 'b', 'bad-1', 'c', 'bad-2', 'd']);

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { type Datagram, type SocketMessage, bind, socketPair } from '../src/index.js';
-import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { openFds } from './helpers/objects.js';
 
 const texts = (messages: (SocketMessage | Datagram)[]): string[] => messages.map((m) => m.data.toString());
@@ -67,14 +67,7 @@ describe('MessageSocket batches', () => {
   }
 
   it('a message its codec refuses ends the batch; its descriptors are closed; the rest follow in order, with theirs', async () => {
-    const codec = {
-      encode: (value: string) => Buffer.from(value),
-      decode: (bytes: Uint8Array) => {
-        const text = Buffer.from(bytes).toString();
-        if (text.startsWith('bad')) throw new Error(`refused ${text}`);
-        return text;
-      },
-    };
+    const codec = refusingCodec();
     const before = openFds().length;
     for (const type of ['stream', 'seqpacket'] as const) {
       const [a, b] = socketPair({ type, codec });

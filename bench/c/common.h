@@ -2,6 +2,7 @@
 #ifndef IPCKIT_BENCH_COMMON_H
 #define IPCKIT_BENCH_COMMON_H
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static inline void die(const char *what) {
@@ -27,6 +29,28 @@ static inline void *map_shared(const char *name, size_t *size_out) {
   close(fd);
   *size_out = (size_t)st.st_size;
   return p;
+}
+
+/*
+ * Writes all of iov[0..count) with `put` (a writev, or a sendmsg): a
+ * blocking descriptor may still take part of a large gathered write.
+ * Moves iov past what went.
+ */
+static inline void put_all(int fd, struct iovec *iov, int count, ssize_t (*put)(int, struct iovec *, int), const char *what) {
+  while (count > 0) {
+    ssize_t r = put(fd, iov, count);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) die(what);
+    while (count > 0 && (size_t)r >= iov->iov_len) {
+      r -= (ssize_t)iov->iov_len;
+      iov++;
+      count--;
+    }
+    if (count > 0) {
+      iov->iov_base = (char *)iov->iov_base + r;
+      iov->iov_len -= (size_t)r;
+    }
+  }
 }
 
 static inline double now_us(void) {

@@ -68,21 +68,8 @@ static void read_messages(int fd, long n) {
   }
 }
 
-/* Writes all of iov[0..count) (a blocking pipe may still take part of a large writev). */
-static void writev_full(int fd, struct iovec *iov, int count) {
-  while (count > 0) {
-    ssize_t r = writev(fd, iov, count);
-    if (r <= 0) die("writev");
-    while (count > 0 && (size_t)r >= iov->iov_len) {
-      r -= (ssize_t)iov->iov_len;
-      iov++;
-      count--;
-    }
-    if (count > 0) {
-      iov->iov_base = (char *)iov->iov_base + r;
-      iov->iov_len -= (size_t)r;
-    }
-  }
+static ssize_t writev_call(int fd, struct iovec *iov, int count) {
+  return writev(fd, iov, count);
 }
 
 /* Writes n framed messages of `size` bytes: one write each, or BATCH per writev. */
@@ -109,7 +96,7 @@ static void write_messages(int fd, long n, size_t size, int gathered) {
       iov[2 * j] = (struct iovec){header, 4};
       iov[2 * j + 1] = (struct iovec){data, size};
     }
-    writev_full(fd, iov, 2 * k);
+    put_all(fd, iov, 2 * k, writev_call, "writev");
   }
 }
 

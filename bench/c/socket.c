@@ -183,25 +183,11 @@ static void set_receive_timeout(int fd, long us) {
 
 /* ---- the server ----------------------------------------------------------- */
 
-/* Sends all of iov[0..count) with sendmsg (a blocking stream may still take part of it). */
-static void sendmsg_full(int fd, struct iovec *iov, int count) {
-  while (count > 0) {
-    struct msghdr msg = {0};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = (size_t)count;
-    ssize_t r = sendmsg(fd, &msg, MSG_NOSIGNAL);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) die("sendmsg");
-    while (count > 0 && (size_t)r >= iov->iov_len) {
-      r -= (ssize_t)iov->iov_len;
-      iov++;
-      count--;
-    }
-    if (count > 0) {
-      iov->iov_base = (char *)iov->iov_base + r;
-      iov->iov_len -= (size_t)r;
-    }
-  }
+static ssize_t sendmsg_call(int fd, struct iovec *iov, int count) {
+  struct msghdr msg = {0};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = (size_t)count;
+  return sendmsg(fd, &msg, MSG_NOSIGNAL);
 }
 
 /* Sends `count` messages of `n` bytes found at out + 4, GATHER per system call. */
@@ -213,7 +199,7 @@ static void send_gathered(int fd, char *out, size_t n, long count, const struct 
     int k = count - i < GATHER ? (int)(count - i) : GATHER;
     if (framed) {
       for (int j = 0; j < k; j++) iov[j] = (struct iovec){out, n + 4};
-      sendmsg_full(fd, iov, k);
+      put_all(fd, iov, k, sendmsg_call, "sendmsg");
       continue;
     }
     memset(msgs, 0, sizeof msgs);

@@ -64,3 +64,15 @@ export async function threadPoolIsFree(ms = 5_000): Promise<void> {
     timedOut.catch(() => undefined);
   }
 }
+
+/** A text codec that refuses (throws `refused <text>` for) every message starting with "bad": for tests of what a refusal does. */
+export function refusingCodec(): { encode(value: string): Buffer; decode(bytes: Uint8Array): string } {
+  return {
+    encode: (value) => Buffer.from(value),
+    decode: (bytes) => {
+      const text = Buffer.from(bytes).toString();
+      if (text.startsWith('bad')) throw new Error(`refused ${text}`);
+      return text;
+    },
+  };
+}
