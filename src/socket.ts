@@ -1446,12 +1446,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** A received message decoded (a held failure is thrown); one the codec refuses is consumed, its descriptors closed. */
   #decoded(m: Received | IpcError): SocketMessage<T> {
     if (m instanceof IpcError) throw m;
-    try {
-      return { data: decodeWith(this.#settings.codec, m.data, this.address), fds: m.fds };
-    } catch (err) {
-      for (const fd of m.fds) native.close(fd);
-      throw err;
-    }
+    return { data: decodeClosing(this.#settings.codec, m.data, this.address, m.fds), fds: m.fds };
   }
 
   /**
@@ -1893,6 +1888,16 @@ const NO_KEYS: readonly string[] = [];
 const NO_FDS: number[] = [];
 
 
+
+/** `bytes` decoded by `codec`; a message the codec refuses is consumed, and the descriptors that came with it are closed. */
+function decodeClosing<T>(codec: Codec<T>, bytes: Buffer, where: string, fds: readonly number[]): T {
+  try {
+    return decodeWith(codec, bytes, where);
+  } catch (err) {
+    for (const fd of fds) native.close(fd);
+    throw err;
+  }
+}
 
 /** A message longer than a receiveInto target: it stays, and this error says so. */
 function targetTooSmall(address: string, length: number, room: number): IpcError {
@@ -2455,12 +2460,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   /** A received datagram decoded (a held failure is thrown); one the codec refuses is consumed, its descriptors closed. */
   #decoded(raw: RawDatagram | IpcError): Datagram<T> {
     if (raw instanceof IpcError) throw raw;
-    try {
-      return { data: decodeWith(this.#codec, raw.bytes, raw.from ?? this.address), from: raw.from, fds: raw.fds };
-    } catch (err) {
-      for (const fd of raw.fds) native.close(fd);
-      throw err;
-    }
+    return { data: decodeClosing(this.#codec, raw.bytes, raw.from ?? this.address, raw.fds), from: raw.from, fds: raw.fds };
   }
 
   /**

@@ -1302,6 +1302,21 @@ function readSizes(seed: number): () => number {
   return () => 1 + Math.floor(rnd() * 2 * recordSize());
 }
 
+/** A peer with a copy of the write end, blocked in `op` (writing `size` bytes) on the same full pipe, killed mid-write. */
+function pipeWriterKilled(doing: string, op: string, size: number): KillScenario {
+  return {
+    doing,
+    order: 'peer-first',
+    blocked: true,
+    outcome: 'supply',
+    async start(instance) {
+      const peer = new Actor([(addressOf(instance) as PipeWriteEnd).fd]);
+      await peer.start(op, { tag: 999, size });
+      return peer;
+    },
+  };
+}
+
 /** Bytes of a write unit: a whole page, so a 4096-byte pipe holds exactly one. */
 const PAGE_UNIT = 4096;
 
@@ -1354,17 +1369,7 @@ const pipeWrite: Waitable = {
     };
     return withAddress(instance, writeEnd);
   },
-  peerKilled: {
-    doing: 'blocked in writeSync of a whole unit on a copy of the same full pipe',
-    order: 'peer-first',
-    blocked: true,
-    outcome: 'supply',
-    async start(instance) {
-      const peer = new Actor([(addressOf(instance) as PipeWriteEnd).fd]);
-      await peer.start('pipe.blockWrite', { tag: 999, size: PAGE_UNIT });
-      return peer;
-    },
-  },
+  peerKilled: pipeWriterKilled('blocked in writeSync of a whole unit on a copy of the same full pipe', 'pipe.blockWrite', PAGE_UNIT),
   async soak() {
     const { readEnd, writeEnd } = pipe();
     const peer = new Actor([readEnd.fd]);
@@ -1448,17 +1453,7 @@ const pipeSendMany: Waitable = {
     };
     return withAddress(instance, writeEnd);
   },
-  peerKilled: {
-    doing: 'blocked in writeSync of a whole page on a copy of the same full pipe',
-    order: 'peer-first',
-    blocked: true,
-    outcome: 'supply',
-    async start(instance) {
-      const peer = new Actor([(addressOf(instance) as PipeWriteEnd).fd]);
-      await peer.start('pipe.blockWriteMessage', { tag: 999, size: FRAMED_UNIT });
-      return peer;
-    },
-  },
+  peerKilled: pipeWriterKilled('blocked in writeSync of a whole page on a copy of the same full pipe', 'pipe.blockWriteMessage', FRAMED_UNIT),
   async soak() {
     const { readEnd, writeEnd } = pipe();
     const peer = new Actor([readEnd.fd]);
