@@ -178,9 +178,10 @@ ssize_t WritevOnce(int fd, const iovec* iov, int count, int mode) {
 // framed) on, in writev calls of up to IOV_MAX pieces, until all is written
 // or the descriptor is full, and moves `at` past what went. With kAtomic a
 // call holds whole frames of at most PIPE_BUF bytes in all (so the kernel
-// writes each whole or not at all), and a larger frame goes alone. The
-// first call may spin on EAGAIN; an error after some bytes went ends the
-// call with their count (the next call reports it).
+// writes each whole or not at all), and a larger frame goes alone. A writev
+// that finds no room spins within one budget of spinUs for the whole call;
+// an error after some bytes went ends the call with their count (the next
+// call reports it).
 Napi::Value WritevFd(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   auto list = info[1].As<Napi::Array>();
@@ -199,6 +200,7 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
   uint8_t headers[kMaxPieces / 2][4];
   size_t lengths[kMaxPieces];  // each frame's remaining bytes in this group
   bool bad = false;
+  int64_t start = NowNs();
   while (index < total && !bad) {
     int pieces = 0;
     int frames = 0;
@@ -228,9 +230,10 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
       if (atomic && large) break;
     }
     ssize_t n = 0;
-    if (pieces > 0 && written == 0 && spin_us > 0) {
-      // Only the first writev spins: the loop's later ones take the room there is.
-      int r = Spin(spin_us, EAGAIN, [&] {
+    double spin = written == 0 ? spin_us : SpinLeft(spin_us, start);
+    if (pieces > 0 && spin > 0) {
+      // Spins while the budget lasts: the first writev, and later ones while the reader is making room.
+      int r = Spin(spin, EAGAIN, [&] {
         n = WritevOnce(fd, iov, pieces, mode);
         return n < 0 ? static_cast<int>(n) : 0;
       });
@@ -254,7 +257,8 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
       index++;
       offset = 0;
     }
-    if (static_cast<size_t>(n) < group) break;  // full now
+    // Full now: done, unless the spin budget lasts (then the next writev spins for room).
+    if (static_cast<size_t>(n) < group && SpinLeft(spin_us, start) == 0) break;
   }
   if (bad && written == 0) return Errno(info.Env(), EINVAL);
   at[0] = index;

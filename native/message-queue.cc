@@ -118,8 +118,8 @@ static size_t Aligned(size_t at) { return (at + 7) & ~static_cast<size_t>(7); }
 // mqSendMany(fd, list: Uint8Array[], priority, next: Uint32Array(1), timeoutMs, spinUs)
 //   -> messages this call sent (> 0), -EAGAIN while full (none sent), or -errno (none sent).
 // Sends list[next[0]..] in order, advancing next[0] past each one sent. The
-// first waits as mqSend does; the others go in only while there is room
-// now. An error after some were sent ends the call with their count (the
+// first waits as mqSend does; the others go in while there is room, or
+// comes within what is left of the spin budget (never a sleep). An error after some were sent ends the call with their count (the
 // next call reports it).
 static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
@@ -130,6 +130,7 @@ static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
   double spin_us = ArgDouble(info, 5);
   uint32_t total = list.Length();
   int sent = 0;
+  int64_t start = NowNs();
   while (next[0] < total) {
     Bytes b;
     if (!ElementBytes(list, next[0], &b)) return Napi::Number::New(info.Env(), sent > 0 ? sent : -EINVAL);
@@ -138,7 +139,7 @@ static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
       int n = deadline ? mq_timedsend(fd, data, b.length, prio, deadline) : mq_send(fd, data, b.length, prio);
       return n < 0 ? -errno : 0;
     };
-    int r = sent == 0 ? MqAttempt(timeout_ms, spin_us, call) : MqAttempt(0, 0, call);
+    int r = sent == 0 ? MqAttempt(timeout_ms, spin_us, call) : MqAttempt(0, SpinLeft(spin_us, start), call);
     if (r < 0) return Napi::Number::New(info.Env(), sent > 0 ? sent : r);
     next[0] = next[0] + 1;
     sent++;
@@ -298,12 +299,13 @@ static Napi::Value MsgSndMany(const Napi::CallbackInfo& info) {
   uint32_t total = list.Length();
   thread_local std::vector<char> msg;
   int sent = 0;
+  int64_t start = NowNs();
   while (next[0] < total) {
     Bytes b;
     if (!ElementBytes(list, next[0], &b)) return Napi::Number::New(info.Env(), sent > 0 ? sent : -EINVAL);
     PackMessage(msg, type, b.data, b.length);
     auto call = [&](int flags) { return msgsnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0; };
-    int r = sent == 0 ? MsgAttempt(timeout_ms, spin_us, EAGAIN, call) : MsgAttempt(0, 0, EAGAIN, call);
+    int r = sent == 0 ? MsgAttempt(timeout_ms, spin_us, EAGAIN, call) : MsgAttempt(0, SpinLeft(spin_us, start), EAGAIN, call);
     if (r < 0) return Napi::Number::New(info.Env(), sent > 0 ? sent : r);
     next[0] = next[0] + 1;
     sent++;

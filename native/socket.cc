@@ -410,8 +410,9 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
 //   -> messages sent (> 0), -EAGAIN (none), or -errno (none).
 // Sends list[next[0]..] as one datagram (or seqpacket message) each, by
 // sendmmsg in groups of up to 1024, all to `to` (null: the connected peer),
-// and moves next[0] past what went. Only the first sendmmsg may spin; the
-// loop stops at a group the kernel takes only part of (no room), and an
+// and moves next[0] past what went. A sendmmsg that finds no room spins
+// within one budget of spinUs for the whole call; the loop stops at a group
+// the kernel takes only part of, and an
 // error after some went ends the call with their count (the next call
 // reports it). Never blocks (MSG_DONTWAIT), never raises SIGPIPE.
 Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
@@ -426,6 +427,7 @@ Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
   const uint32_t total = list.Length();
   uint32_t index = next[0];
   int sent = 0;
+  int64_t start = NowNs();
   std::vector<mmsghdr> msgs;
   std::vector<iovec> iov;
   while (index < total) {
@@ -453,14 +455,14 @@ Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
       while (n < 0 && errno == EINTR);
       return n < 0 ? -errno : n;
     };
-    int r = sent == 0 ? Spin(spin_us, EAGAIN, once) : once();
+    int r = Spin(sent == 0 ? spin_us : SpinLeft(spin_us, start), EAGAIN, once);
     if (r < 0) {
       if (sent > 0) break;
       return Errno(env, -r);
     }
     index += static_cast<uint32_t>(r);
     sent += r;
-    if (static_cast<uint32_t>(r) < count) break;
+    if (static_cast<uint32_t>(r) < count && SpinLeft(spin_us, start) == 0) break;
   }
   next[0] = index;
   return Napi::Number::New(env, sent);

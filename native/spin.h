@@ -43,4 +43,13 @@ int Spin(double spin_us, int would_block, const F& attempt) {
   return r;
 }
 
+// What is left of a spin budget of `spin_us` that a call started spending
+// at `start_ns`, in microseconds (0 once it is spent). A batch spends one
+// budget over all its messages: the first that finds no room spins, and so
+// do the later ones while the budget lasts (the peer is draining now).
+inline double SpinLeft(double spin_us, int64_t start_ns) {
+  double left = spin_us - static_cast<double>(NowNs() - start_ns) / 1000.0;
+  return left > 0 ? left : 0;
+}
+
 }  // namespace ipckit
