@@ -14,7 +14,7 @@ import { native } from './native.js';
 import { PosixSharedMemory } from './shared-memory.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import {
-  Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchSend, checkMax, decodeBatch, encodeBatch,
+  Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, decodeBatch, encodeBatch,
 } from './internal/batch.js';
 import { Handle, OwnedFd, createOrOpen } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
@@ -123,7 +123,8 @@ const HEADER_WAIT_MS = 2000;
 
 const align8 = (n: number): number => (n + 7) & ~7;
 
-const isView = (r: unknown): boolean => r instanceof ChannelView;
+/** A view of a message in the ring (it holds a shared side's turn until released); a view of a held copy holds nothing. */
+const isView = (r: unknown): boolean => r instanceof ChannelView && r.inRing;
 
 /** Below this many bytes a copy in JavaScript beats a call into the addon. */
 const NATIVE_COPY = 512;
@@ -134,6 +135,8 @@ const NATIVE_COPY = 512;
  * than memcpy, which the addon's copy is.
  */
 function copyInto(dst: Uint8Array, dstOffset: number, src: Uint8Array, srcOffset: number, length: number): void {
+  // Nothing to copy (a view of a detached buffer, empty, cannot even be sliced).
+  if (length === 0) return;
   if (length >= NATIVE_COPY) native.copyBytes(dst, dstOffset, src, srcOffset, length);
   else dst.set(src.subarray(srcOffset, srcOffset + length), dstOffset);
 }
@@ -233,11 +236,15 @@ export class ChannelView {
   readonly #generation: number;
   readonly #bytes: Uint8Array;
 
+  /** @internal Whether the bytes are in the ring (false: a copy a batch held, which holds no space). */
+  readonly inRing: boolean;
+
   /** @internal */
-  constructor(owner: Channel<unknown>, generation: number, bytes: Uint8Array) {
+  constructor(owner: Channel<unknown>, generation: number, bytes: Uint8Array, inRing = true) {
     this.#owner = owner;
     this.#generation = generation;
     this.#bytes = bytes;
+    this.inRing = inRing;
   }
 
   /** Whether the bytes are still this message's. */
@@ -876,7 +883,10 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** Sends if there is room now; false if the ring is full (or, with many producers, another one is sending). */
   trySend(data: Outgoing<T>): boolean {
-    if (this.#direct('producer')) return this.#write(this.#encode(data));
+    if (this.#direct('producer')) {
+      const bytes = this.#encode(data);
+      return this.#write(bytes, bytes.length);
+    }
     const call = (): boolean => tryRun(this.#sendLane, 'trySend', undefined, [], () => this.#sendOp(this.#encode(data))) !== undefined;
     return this.#shared('producer') ? this.#tryTurn('producer', 'trySend', call, () => false) ?? false : call();
   }
@@ -1388,13 +1398,20 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     if (Atomics.load(w, W.CONSUMER_BELLS) !== 0) ringBells(w, 'consumer');
   }
 
-  /** Writes list[next[0]..] while there is room, moving next[0] past each, and publishes them together: how many went. */
-  #writeMany(list: readonly Uint8Array[], next: Uint32Array): number {
+  /**
+   * Writes list[next[0]..] while there is room, moving next[0] past each,
+   * and publishes them together: how many went. What was placed is
+   * published even when a later message fails (its buffer changed since it
+   * was encoded, of `lengths`), so that a count never includes a message
+   * nobody can read.
+   */
+  #writeMany(list: readonly Uint8Array[], lengths: readonly number[], next: Uint32Array): number {
     let count = 0;
     let bytes = 0;
     try {
       while (next[0]! < list.length) {
         const data = list[next[0]!]!;
+        if (data.length !== lengths[next[0]!]) throw batchChanged(this.address);
         const position = this.#reserve(align8(RECORD_HEADER + data.length));
         if (position === undefined) break;
         copyInto(this.#bytes, (position & this.#mask) + RECORD_HEADER, data, 0, data.length);
@@ -1403,15 +1420,17 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
         count++;
         bytes += data.length;
       }
-      if (count > 0) this.#publishTail(count, bytes);
       return count;
     } finally {
+      if (count > 0) this.#publishTail(count, bytes);
       this.#segment.check('send');
     }
   }
 
-  #write(bytes: Uint8Array): boolean {
+  #write(bytes: Uint8Array, length: number): boolean {
     try {
+      // The length checked against maxMessageSize when it was encoded: a buffer grown, shrunk or detached since is refused.
+      if (bytes.length !== length) throw batchChanged(this.address, true);
       const position = this.#reserve(align8(RECORD_HEADER + bytes.length));
       if (position === undefined) return false;
       copyInto(this.#bytes, (position & this.#mask) + RECORD_HEADER, bytes, 0, bytes.length);
@@ -1426,18 +1445,20 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   #sendOp(bytes: Uint8Array): Operation<typeof DONE> {
     this.#claim('producer');
     if (this.#loan !== undefined) throw invalidArgument('send', 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
-    return this.#waiting('producer', () => (this.#write(bytes) ? DONE : undefined));
+    const length = bytes.length;
+    return this.#waiting('producer', () => (this.#write(bytes, length) ? DONE : undefined));
   }
 
   /** `messages` encoded and checked, then written from the first not yet sent; `partial` reports the count on an interruption after some. */
   #sendManyOp(messages: readonly Outgoing<T>[], tryForm: boolean): Operation<number> {
     const list = encodeBatch(messages, (data) => this.#encode(data));
+    const lengths = list.map((m) => m.length);
     this.#claim('producer');
     if (this.#loan !== undefined) throw invalidArgument('sendMany', 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
     // A ring has no error to report: outcome only tells all, some (a try) or none yet.
     const batch = batchSend(list.length, this.#sendLane.spin, tryForm, () => this.#corrupted('no error is possible here'));
     const waiting = this.#waiting('producer', () => {
-      if (batch.left()) this.#writeMany(list, batch.next);
+      if (batch.left()) this.#writeMany(list, lengths, batch.next);
       return batch.outcome(0);
     });
     return {
@@ -1445,8 +1466,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
         try {
           return waiting.step(timeout, spin);
         } catch (err) {
-          // A failure (the consumer died) after some went: their count; the next call meets it.
-          if (batch.next[0]! > 0) return batch.next[0]!;
+          // A failure (the consumer died, a buffer changed) after some went: their count (all published); the next call meets it.
+          if (err instanceof IpcError && batch.next[0]! > 0) return batch.next[0]!;
           throw err;
         }
       },
@@ -1518,7 +1539,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     const held = this.#held.take();
     if (held !== undefined) {
       this.releaseView();
-      return view ? new ChannelView(this as Channel<unknown>, this.viewGeneration, held) : { data: decodeWith(this.#codec, held, this.address) };
+      return view ? new ChannelView(this as Channel<unknown>, this.viewGeneration, held, false) : { data: decodeWith(this.#codec, held, this.address) };
     }
     const next = this.#take();
     if (next === undefined) return undefined;

@@ -1386,18 +1386,18 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   }
 
   /**
-   * The next message copied into `target`: a held one first; a frame from
-   * what was read ahead (no copy of it made first); a packet received
-   * straight into the target once a peek said it fits. One longer than
-   * the target stays (held, in front) and fails the call.
+   * The next message copied into `target`: a held one first; else a frame
+   * from what was read ahead, or a packet from the reused scratch buffer,
+   * neither copied before. One longer than the target stays (a copy held
+   * in front) and fails the call.
    */
   #receiveIntoOp(target: unknown): Operation<SocketReceivedInto> {
     const into = checkBytes(target, 'target');
     return this.stepOf(C.POLLIN, (spin) => {
       const held = this.#held.take();
       if (held !== undefined) return this.#copyInto(held, into);
-      if (!this.#framed) return this.#packetInto(into, spin);
-      const m = this.#nextFrame(spin, false);
+      // A view of what was read (the stream's slab, the packet scratch buffer), copied at once.
+      const m = this.#framed ? this.#nextFrame(spin, false) : this.#nextPacket(spin, false);
       return m === undefined ? undefined : this.#copyInto(m, into);
     });
   }
@@ -1413,29 +1413,6 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     into.set(m.data);
     this.#touch();
     return { length: m.data.length, fds: m.fds };
-  }
-
-  /** A packet received into `into` if one is there and fits (a peek first, so that a larger one stays queued). */
-  #packetInto(into: Uint8Array, spin: number): SocketReceivedInto | undefined {
-    const size = native.recvMsg(this.rawFd, PEEK_BUFFER, 0, 0, this.#fdsOut, null, this.#meta, S.MSG_PEEK | S.MSG_TRUNC, spin);
-    if (size === E.EAGAIN) return undefined;
-    if (size < 0) {
-      if (size === E.ECONNRESET) throw this.#peerClosed();
-      throw systemError(size, 'receive', this.address);
-    }
-    if (size > this.#settings.maxMessageSize) {
-      // Over the limit: received and discarded as receive does, which reports it.
-      const m = this.#nextPacket(0);
-      return m === undefined ? undefined : this.#copyInto(m, into);
-    }
-    if (size > into.length) throw targetTooSmall(this.address, size, into.length);
-    const n = native.recvMsg(this.rawFd, into, 0, into.length, this.#fdsOut, null, this.#meta, S.MSG_TRUNC, 0);
-    if (n < 0) throw systemError(n, 'receive', this.address);
-    const fds = Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));
-    if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
-    if (n === 0 && fds.length === 0 && this.#peerGone() && native.queuedBytes(this.rawFd) <= 0) throw this.#peerClosed();
-    this.#touch();
-    return { length: n, fds };
   }
 
   /** The next message from the kernel (a frame, or a packet), if one is there. */
@@ -1666,7 +1643,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   }
 
   /** One seqpacket message, if one is there. */
-  #nextPacket(spin: number): Received | undefined {
+  #nextPacket(spin: number, copy = true): Received | undefined {
     const max = this.#settings.maxMessageSize;
     let buffer = this.#scratch;
     if (max > buffer.length && native.queuedBytes(this.rawFd) > buffer.length) {
@@ -1691,7 +1668,8 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${n}-byte message arrived on ${this.address}, more than maxMessageSize ${max}; ` +
         'it was discarded. Raise maxMessageSize if the sender is trusted.', { address: this.address });
     }
-    return { data: buffer === this.#scratch ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n), fds };
+    // (copy: false — a view of the scratch buffer, valid until the next receive: for a caller that copies it at once.)
+    return { data: buffer === this.#scratch && copy ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n), fds };
   }
 
   /** Whether the peer has shut down its side (a zero-length read is then the end, not an empty message). */
@@ -2180,9 +2158,9 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
    * it. Resolves to `{ length, from, fds }`: the datagram is
    * `target.subarray(0, length)`, raw (the codec is not applied). A
    * datagram longer than `target` fails the call with
-   * `ERR_IPC_MESSAGE_TOO_LARGE` and stays queued (its size is peeked
-   * first), for a call with a larger target; one over `maxMessageSize` is
-   * discarded as by {@link receive}.
+   * `ERR_IPC_MESSAGE_TOO_LARGE` and stays (held by this socket), for a call
+   * with a larger target; one over `maxMessageSize` is discarded as by
+   * {@link receive}.
    */
   receiveInto(target: Uint8Array, options?: WaitOptions): Promise<DatagramReceivedInto> {
     return run(this.readLane, 'receiveInto', options, NO_KEYS, () => this.#receiveIntoOp(target));
@@ -2396,29 +2374,18 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     });
   }
 
-  /** The next datagram into `into`: a held one first; else its size peeked, then received straight into the target. */
+  /**
+   * The next datagram copied into `into`: a held one first; else one
+   * received into the reused scratch buffer (a larger one into its own),
+   * then copied. One longer than the target stays (a copy held in front)
+   * and fails the call; one over maxMessageSize is discarded, as receive
+   * discards it.
+   */
   #receiveIntoOp(target: unknown): Operation<DatagramReceivedInto> {
     const into = checkBytes(target, 'target');
     return this.stepOf(C.POLLIN, (spin) => {
-      const held = this.#held.take();
-      if (held !== undefined) return this.#copyInto(held, into);
-      const size = native.recvMsg(this.rawFd, PEEK_BUFFER, 0, 0, this.#fdsOut, null, this.#meta, S.MSG_PEEK | S.MSG_TRUNC, spin);
-      if (size === E.EAGAIN) return undefined;
-      if (size < 0) throw systemError(size, 'receive', this.address);
-      if (size > this.#max) {
-        // Over the limit: received and discarded as receive does, which reports it.
-        const m = this.#nextDatagram(0);
-        return m === undefined ? undefined : this.#copyInto(m, into);
-      }
-      if (size > into.length) throw targetTooSmall(this.address, size, into.length);
-      const n = native.recvMsg(this.rawFd, into, 0, into.length, this.#fdsOut, this.#from, this.#meta, S.MSG_TRUNC, 0);
-      if (n < 0) throw systemError(n, 'receive', this.address);
-      const fds = Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));
-      const from = this.#meta[2]! > 0 ? textOf(this.kind, this.#from.subarray(0, Math.min(this.#meta[2]!, this.#from.length))) : null;
-      if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
-      // Another receiver of the same socket took the peeked one, and a larger one came in its place: it was cut, so it is reported.
-      if (n > into.length) throw this.#oversize(n, from, fds);
-      return { length: n, from, fds };
+      const raw = this.#held.take() ?? this.#nextDatagram(spin, false);
+      return raw === undefined ? undefined : this.#copyInto(raw, into);
     });
   }
 
@@ -2426,7 +2393,8 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   #copyInto(raw: RawDatagram | IpcError, into: Uint8Array): DatagramReceivedInto {
     if (raw instanceof IpcError) throw raw;
     if (raw.bytes.length > into.length) {
-      this.#held.putBack([raw]);
+      // Held as a copy of its own: the bytes may be a view of the scratch buffer, which the next receive overwrites.
+      this.#held.putBack([{ ...raw, bytes: Buffer.from(raw.bytes) }]);
       throw targetTooSmall(this.address, raw.bytes.length, into.length);
     }
     into.set(raw.bytes);
@@ -2434,7 +2402,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   }
 
   /** One datagram from the kernel, if one is queued (not decoded). */
-  #nextDatagram(spin: number): RawDatagram | undefined {
+  #nextDatagram(spin: number, copy = true): RawDatagram | undefined {
     let buffer = this.#scratch;
     if (this.#max > buffer.length) {
       const next = native.queuedBytes(this.rawFd);
@@ -2447,7 +2415,8 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     const from = this.#meta[2]! > 0 ? textOf(this.kind, this.#from.subarray(0, Math.min(this.#meta[2]!, this.#from.length))) : null;
     if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
     if (n > this.#max || n > buffer.length) throw this.#oversize(n, from, fds);
-    return { bytes: buffer === this.#scratch ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n), from, fds };
+    // (copy: false — a view of the scratch buffer, valid until the next receive: for a caller that copies it at once.)
+    return { bytes: buffer === this.#scratch && copy ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n), from, fds };
   }
 
   /** A datagram over maxMessageSize: discarded (its descriptors closed), and the error that says so. */

@@ -13,6 +13,12 @@ import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/
 import { ObjectTracker } from './helpers/objects.js';
 
 const objects = new ObjectTracker();
+
+/** A resizable ArrayBuffer (ES2024; typed here by hand). */
+function resizable(length: number, maxByteLength: number): ArrayBuffer & { resize(length: number): void } {
+  const Resizable = ArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => ArrayBuffer & { resize(length: number): void };
+  return new Resizable(length, { maxByteLength });
+}
 after(() => objects.cleanup());
 
 /** A producer and a consumer handle of a fresh channel (`codec` goes to both). */
@@ -130,6 +136,71 @@ describe('Channel batches', () => {
       a.close();
       b.close();
       c.close();
+      Channel.unlink(name);
+    }
+  });
+
+  it('a view of a held message holds no turn of a shared side; other consumers and this handle go on', () => {
+    const name = objects.shmName('ch-held-view');
+    const p = Channel.create(name, { capacity: 4096, consumers: 'multi' });
+    const c1 = Channel.open(name, { codec: 'json' });
+    const c2 = Channel.open(name);
+    try {
+      p.sendManySync(['1', 'not json', '3']);
+      assert.deepEqual(c1.receiveManySync().map((m) => m.data), [1]);
+      throwsWith(() => c1.receiveSync(), 'ERR_IPC_CODEC');
+      const view = c1.receiveSync({ view: true });
+      assert.equal(Buffer.from(view.data).toString(), '3');
+      p.sendSync('4');
+      assert.equal(c2.tryReceive()?.data.toString(), '4', 'another consumer takes its turn');
+      p.sendSync('5');
+      assert.equal(c1.receiveSync({ timeout: 1_000 }).data, 5);
+    } finally {
+      p.close();
+      c1.close();
+      c2.close();
+      Channel.unlink(name);
+    }
+  });
+
+  it('a count never includes a message nobody can read: what a batch placed is published when a later one fails', async () => {
+    const shared = objects.shmName('ch-detached');
+    const p1 = Channel.create(shared, { capacity: 4096, producers: 'multi' });
+    const p2 = Channel.open(shared);
+    const c1 = Channel.open(shared);
+    const name = objects.shmName('ch-changed');
+    const p = Channel.create(name, { capacity: 4096 });
+    const c = Channel.open(name);
+    try {
+      // A buffer detached before the call is an empty message, as a pipe or socket sends it; the batch is published whole.
+      const gone = new Uint8Array(new ArrayBuffer(8));
+      structuredClone(gone.buffer, { transfer: [gone.buffer] });
+      assert.equal(await p1.sendMany([Buffer.from('a'), gone]), 2);
+      p2.sendSync('b');
+      assert.deepEqual(c1.tryReceiveMany().map((m) => m.data.toString()), ['a', '', 'b']);
+      // A buffer grown while its batch waits (here past maxMessageSize) is refused, and what went before it is published.
+      // (The ring full to its last byte: the batch places nothing before it waits.)
+      while (p.trySend(Buffer.alloc(1000)));
+      while (p.trySend(Buffer.alloc(0)));
+      const growing = resizable(100, 8192);
+      const sending = p.sendMany([Buffer.from('b'), new Uint8Array(growing)]);
+      assert.ok(await stillPending(sending, 20));
+      growing.resize(3000);
+      const filler = c.tryReceiveMany({ max: 1024 }).length;
+      assert.equal(await sending, 1);
+      assert.deepEqual(c.tryReceiveMany().map((m) => m.data.toString()), ['b'], `after ${filler} fillers`);
+      // A single send is held to the same rule.
+      while (p.trySend(Buffer.alloc(1000)));
+      while (p.trySend(Buffer.alloc(0)));
+      const one = resizable(10, 100);
+      const single = p.send(new Uint8Array(one));
+      one.resize(20);
+      c.tryReceiveMany({ max: 1024 });
+      await rejectsWith(() => single, 'ERR_IPC_INVALID_ARGUMENT', /The message of a send .* changed while the call waited/);
+      assert.deepEqual(c.tryReceiveMany(), []);
+    } finally {
+      for (const ch of [p1, p2, c1, p, c]) ch.close();
+      Channel.unlink(shared);
       Channel.unlink(name);
     }
   });

@@ -325,7 +325,7 @@ describe('pipe batches against their edge cases', () => {
       structuredClone(big.buffer, { transfer: [big.buffer] });
       assert.equal(big.length, 0);
       const drained = readEnd.read({ maxBytes: 65536 });
-      await rejectsWith(() => sending, 'ERR_IPC_INVALID_ARGUMENT', /changed while the batch waited .* 1 of 2 messages had been written whole.*so this end was closed/);
+      await rejectsWith(() => sending, 'ERR_IPC_INVALID_ARGUMENT', /A message of a batch .* changed while the call waited .* 1 of 2 messages had been written whole.*so this end was closed/);
       await drained;
       assert.equal(writeEnd.closed, true);
     } finally {

@@ -159,13 +159,14 @@ export function batchSend<N extends Uint32Array | Float64Array = Uint32Array>(to
 }
 
 /**
- * The error of a batch whose message buffers changed while it waited
- * (detached, transferred or shrunk): a batch writes from them as they lie,
- * without a copy.
+ * The error of a batch (or, `single`, a send) whose message buffer changed
+ * while it waited (detached, transferred, shrunk or grown): the call writes
+ * from it as it lies, without a copy.
  */
-export function batchChanged(address: string): IpcError {
-  return new IpcError('ERR_IPC_INVALID_ARGUMENT', `A message of a batch on ${address} changed while the batch waited (its buffer was ` +
-    'transferred, detached or shrunk). A batch writes from your buffers as they lie: leave them alone until it resolves.', { address });
+export function batchChanged(address: string, single = false): IpcError {
+  const which = single ? 'The message of a send' : 'A message of a batch';
+  return new IpcError('ERR_IPC_INVALID_ARGUMENT', `${which} on ${address} changed while the call waited (its buffer was ` +
+    'transferred, detached, shrunk or grown). The call writes from your buffer as it lies: leave it alone until the call resolves.', { address });
 }
 
 /** The most buffers one scattered read fills (IOV_MAX on Linux). */
