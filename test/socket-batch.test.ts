@@ -6,13 +6,17 @@
  * stay with their message and are never leaked, failures after the first
  * message of a batch, and argument checks.
  */
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
-import { type Datagram, type SocketMessage, bind, socketPair } from '../src/index.js';
+import { type Datagram, IpcError, type SocketMessage, bind, socketPair, spawn } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { openFds } from './helpers/objects.js';
+import { killAllPeers, trackChild } from './helpers/peer.js';
+import { fileURLToPath } from 'node:url';
 
+after(() => killAllPeers());
+const INDEX = fileURLToPath(new URL('../src/index.js', import.meta.url));
 const texts = (messages: (SocketMessage | Datagram)[]): string[] => messages.map((m) => m.data.toString());
 const words = (n: number, from = 0): string[] => Array.from({ length: n }, (_, i) => `w${from + i}`);
 let unique = 0;
@@ -386,6 +390,62 @@ describe('socket receives into a buffer of yours', () => {
       assert.deepEqual([last.length, last.from, last.fds.length], [5, s.localAddress, 1]);
       closeSync(last.fds[0]!);
       assert.equal(r.tryReceiveInto(target), undefined);
+    } finally {
+      closeAll(r, s);
+    }
+  });
+
+  it('datagrams: receiveInto on a socket another process also reads reports no datagram lost nor cut', async () => {
+    const r = bind(abstract('shared'), { maxMessageSize: 1000 });
+    const s = bind(abstract('shared-sender'));
+    const to = r.localAddress!;
+    // The other reader: batches until the stop datagram, then it reports what it got.
+    const script = [
+      `import { DatagramSocket } from ${JSON.stringify(INDEX)};`,
+      'const sock = DatagramSocket.fromFd(3, { maxMessageSize: 1000 });',
+      'let got = 0;',
+      'for (;;) {',
+      '  const batch = await sock.receiveMany({ max: 1 });',
+      "  if (batch.some((d) => d.data.length === 4 && d.data.toString() === 'stop')) break;",
+      '  got += batch.length;',
+      '}',
+      'process.stdout.write(String(got));',
+      'sock.close();',
+    ].join('\n');
+    const child = trackChild(spawn(process.execPath, ['--input-type=module', '-e', script], { fds: { 3: r }, stdio: ['ignore', 'pipe', 'inherit'] }));
+    let printed = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { printed += chunk; });
+    const target = Buffer.alloc(100);
+    const small = Buffer.alloc(10, 1);
+    const large = Buffer.alloc(500, 2);
+    let mine = 0;
+    let tooLarge = 0;
+    const take = (): void => {
+      for (;;) {
+        try {
+          if (r.tryReceiveInto(target) === undefined) return;
+          mine++;
+        } catch (err) {
+          assert.ok(err instanceof IpcError && err.code === 'ERR_IPC_MESSAGE_TOO_LARGE', String(err));
+          assert.match(err.message, /500 bytes, more than the 100 of the target; it stays/);
+          tooLarge++;
+          // It stays: a large enough target takes it.
+          assert.equal(r.receiveIntoSync(Buffer.alloc(1000), { timeout: 2_000 }).length, 500);
+          mine++;
+        }
+      }
+    };
+    try {
+      const total = 20_000;
+      for (let i = 0; i < total; i++) {
+        await s.send(i % 2 === 0 ? small : large, { to });
+        if (i % 8 === 0) take();
+      }
+      take();
+      await s.send('stop', { to });
+      const code = await new Promise((resolve) => child.once('exit', resolve));
+      assert.equal(code, 0);
+      assert.equal(mine + Number(printed), total, `${mine} here, ${printed} in the other reader (${tooLarge} too large for the small target)`);
     } finally {
       closeAll(r, s);
     }
