@@ -14,7 +14,8 @@ import { native } from './native.js';
 import { PosixSharedMemory } from './shared-memory.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import {
-  Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, decodeBatch, encodeBatch,
+  Held, ITERATION_BATCH, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, batchedIteration, checkMax, decodeBatch,
+  encodeBatch,
 } from './internal/batch.js';
 import { Handle, OwnedFd, createOrOpen } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
@@ -1223,7 +1224,12 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   /** Receives until the channel is closed (then the loop ends quietly). */
   messages(options?: { signal?: AbortSignal }): AsyncGenerator<ChannelMessage<T>, void, undefined> {
     const signal = checkSignal(checkOptions(options, ['signal']).signal);
-    return receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
+    // A shared consumer side goes one message per step: a batch would take messages another consumer is free to handle.
+    if (this.#shared('consumer')) return receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
+    // A single consumer's loop goes in batches; what a batch took and the loop did not reach goes back to this handle.
+    return batchedIteration(() => this.closed,
+      () => run(this.#receiveLane, 'receive', { signal }, [], () => this.#rawManyOp(ITERATION_BATCH)).then((b) => b.raw),
+      (bytes) => ({ data: decodeWith(this.#codec, bytes, this.address) }), (rest) => this.#held.putBack(rest));
   }
 
   /** `for await (const message of channel)`: {@link messages} without a signal. */
@@ -1606,15 +1612,25 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
    * {@link decodeBatch} (a refused one and those after it are held).
    */
   #receiveManyOp(max: unknown): Operation<ChannelMessage<T>[]> {
-    const limit = checkMax(max);
+    const take = this.#rawManyOp(checkMax(max));
+    return {
+      step: (timeout, spin) => {
+        const batch = take.step(timeout, spin);
+        if (batch === undefined) return undefined;
+        return decodeBatch(batch.raw, (bytes) => ({ data: decodeWith(this.#codec, bytes, this.address) }), this.#held, batch.fromHeld);
+      },
+    };
+  }
+
+  /** The raw messages of a batch: held ones first (alone: `fromHeld`), else copies of those in the ring, up to `limit`. */
+  #rawManyOp(limit: number): Operation<{ raw: Buffer[]; fromHeld: boolean }> {
     this.#claim('consumer');
     return this.#waiting('consumer', () => {
       const raw = this.#held.takeMany(limit);
       const fromHeld = raw.length > 0;
       if (fromHeld) this.releaseView();
       else this.#readMany(raw, limit);
-      if (raw.length === 0) return undefined;
-      return decodeBatch(raw, (bytes) => ({ data: decodeWith(this.#codec, bytes, this.address) }), this.#held, fromHeld);
+      return raw.length === 0 ? undefined : { raw, fromHeld };
     });
   }
 

@@ -23,7 +23,7 @@ import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, re
 import { type ByteSource, MAX_FRAME, ReadAhead, checkFrame, frame } from './internal/framing.js';
 import {
   type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets, decodeBatch,
-  encodeBatch, gatherOperation, spread,
+  encodeBatch, gatherOperation, ITERATION_BATCH, batchedIteration, spread,
 } from './internal/batch.js';
 import { Handle } from './internal/handle.js';
 import { describeSetting, descriptorError } from './internal/limits.js';
@@ -531,18 +531,12 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
     for await (const { data } of this.#messages(undefined)) yield data;
   }
 
-  async *#messages(signal: AbortSignal | undefined): AsyncGenerator<PipeMessage<T>, void, undefined> {
-    for (;;) {
-      let message: PipeMessage<T> | null;
-      try {
-        message = await this.receive({ signal });
-      } catch (err) {
-        if (err instanceof IpcError && err.code === 'ERR_IPC_CLOSED') return;
-        throw err;
-      }
-      if (message === null) return;
-      yield message;
-    }
+  /** Messages in batches (what was read ahead is this process's already): each step takes what is there, up to 64. */
+  #messages(signal: AbortSignal | undefined): AsyncGenerator<PipeMessage<T>, void, undefined> {
+    return batchedIteration(() => this.closed,
+      () => run(this.lane, 'receive', { signal }, NO_KEYS, () => this.#rawManyOp(ITERATION_BATCH)).then((b) => (b === null ? null : b.raw)),
+      (bytes) => ({ data: decodeWith(this.#codec, bytes, this.address) }),
+      (rest) => this.#held.putBack(rest));
   }
 
   /** A Node `Readable` over this end; it pulls only as fast as it is consumed. */
@@ -585,6 +579,21 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
    */
   #receiveManyOp(max: unknown): Operation<PipeMessage<T>[] | null> {
     const limit = checkMax(max);
+    const take = this.#rawManyOp(limit);
+    return {
+      step: (timeout, spin) => {
+        const batch = take.step(timeout, spin);
+        if (batch === undefined || batch === null) return batch;
+        return decodeBatch(batch.raw, (bytes) => ({ data: decodeWith(this.#codec, bytes, this.address) }), this.#held, batch.fromHeld);
+      },
+    };
+  }
+
+  /**
+   * The raw messages of a batch: held ones first (alone: `fromHeld`), else
+   * whole messages as {@link receiveMany} takes them; `null` at the end.
+   */
+  #rawManyOp(limit: number): Operation<{ raw: Buffer[]; fromHeld: boolean } | null> {
     return this.stepOf(() => {
       const raw = this.#held.takeMany(limit);
       const fromHeld = raw.length > 0;
@@ -603,8 +612,7 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
         }
         raw.push(bytes);
       }
-      if (raw.length === 0) return undefined;
-      return decodeBatch(raw, (bytes) => ({ data: decodeWith(this.#codec, bytes, this.address) }), this.#held, fromHeld);
+      return raw.length === 0 ? undefined : { raw, fromHeld };
     });
   }
 

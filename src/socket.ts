@@ -29,7 +29,7 @@ import { FAILURE, REPLY, REQUEST, envelope, failureEnvelope, openEnvelope } from
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, checkFrame } from './internal/framing.js';
 import {
   type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets, decodeBatch,
-  encodeBatch, gatherOperation, spread,
+  encodeBatch, gatherOperation, ITERATION_BATCH, batchedIteration, spread,
 } from './internal/batch.js';
 import { Handle, OwnedFd } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
@@ -671,12 +671,11 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** Messages until the peer closes (or this socket is closed); a failure ends the loop with its error. */
   async *messages(options?: { signal?: AbortSignal }): AsyncGenerator<SocketMessage<T>, void, undefined> {
     const signal = checkSignal(checkOptions(options, ['signal']).signal);
-    try {
-      yield* receiveUntilClosed(() => this.closed, () => this.receive({ signal }));
-    } catch (err) {
-      if (err instanceof IpcError && err.code === 'ERR_IPC_PEER_CLOSED') return;
-      throw err;
-    }
+    // In batches: a connection has one reader, and what a batch takes and the loop does not reach goes back to this socket.
+    yield* batchedIteration(() => this.closed, () => {
+      if (this.#carriesRequests) return Promise.reject(this.#requestMode('messages'));
+      return run(this.readLane, 'receive', { signal }, NO_KEYS, () => this.#rawManyOp(ITERATION_BATCH)).then((b) => b.raw);
+    }, (m) => this.#decoded(m), (rest) => this.#held.putBack(rest), ['ERR_IPC_CLOSED', 'ERR_IPC_PEER_CLOSED']);
   }
 
   /** `for await (const message of socket)`: {@link messages} without a signal. */
@@ -1432,7 +1431,17 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    * ends the batch and is held, so the next call reports it.
    */
   #receiveManyOp(max: unknown): Operation<SocketMessage<T>[]> {
-    const limit = checkMax(max);
+    const take = this.#rawManyOp(checkMax(max));
+    return {
+      step: (timeout, spin) => {
+        const batch = take.step(timeout, spin);
+        return batch === undefined ? undefined : decodeBatch(batch.raw, (m) => this.#decoded(m), this.#held, batch.fromHeld, (_m, error) => error);
+      },
+    };
+  }
+
+  /** The raw messages of a batch: held ones first (alone: `fromHeld`), else as {@link receiveMany} takes them. */
+  #rawManyOp(limit: number): Operation<{ raw: (Received | IpcError)[]; fromHeld: boolean }> {
     return this.stepOf(C.POLLIN, (spin) => {
       const raw = this.#held.takeMany(limit);
       const fromHeld = raw.length > 0;
@@ -1450,7 +1459,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       }
       if (raw.length === 0) return undefined;
       this.#touch();
-      return decodeBatch(raw, (m) => this.#decoded(m), this.#held, fromHeld, (_m, error) => error);
+      return { raw, fromHeld };
     });
   }
 

@@ -238,3 +238,47 @@ export function gatherOperation<R>(list: Uint8Array[], at: Float64Array, framed:
   };
   return op;
 }
+
+/** Messages one step of a batched async iteration takes at most. */
+export const ITERATION_BATCH = 64;
+
+/**
+ * The async iteration of a receiver, over batches: `take` resolves to up to
+ * {@link ITERATION_BATCH} raw messages at once (`null` at the end of the
+ * data), and they are yielded one at a time, each decoded as it is
+ * yielded. A loop that stops early (`break`, a throw, a message `decode`
+ * refuses) puts the ones it did not yield back in front of what the handle
+ * holds (`putBack`), so the next receive gets them: nothing taken is lost.
+ * The loop ends quietly once the handle is `closed`, or when `take` or
+ * `decode` fails with one of `endCodes` (the handle closed, the peer's end).
+ */
+export async function* batchedIteration<R, M>(closed: () => boolean, take: () => Promise<R[] | null>, decode: (raw: R) => M,
+  putBack: (rest: R[]) => void, endCodes: readonly string[] = ['ERR_IPC_CLOSED']): AsyncGenerator<M, void, undefined> {
+  const ends = (err: unknown): boolean => err instanceof IpcError && endCodes.includes(err.code);
+  for (;;) {
+    let batch: R[] | null;
+    try {
+      batch = await take();
+    } catch (err) {
+      if (ends(err)) return;
+      throw err;
+    }
+    if (batch === null) return;
+    let next = 0;
+    try {
+      // A handle closed meanwhile (by the loop's body, say) ends the loop, as a receive would fail.
+      while (next < batch.length && !closed()) {
+        let message: M;
+        try {
+          message = decode(batch[next++]!);
+        } catch (err) {
+          if (ends(err)) return;
+          throw err;
+        }
+        yield message;
+      }
+    } finally {
+      if (next < batch.length) putBack(batch.slice(next));
+    }
+  }
+}
