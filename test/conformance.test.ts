@@ -44,7 +44,7 @@ import { NATS_WAITABLES, natsLeftovers, stopNatsServer } from './helpers/nats-wa
 import { killAllPeers, runningChildren } from './helpers/peer.js';
 import { prng, readRecord, record } from './helpers/records.js';
 import {
-  CHECKS, CONFORMANCE_SIGNALS, type Check, type ClosedCall, type Instance, type Options, REMOTE, type ReceiveSoak, type RemoteContext,
+  type BatchCalls, CHECKS, CONFORMANCE_SIGNALS, batchesOfOne, type Check, type ClosedCall, type Instance, type Options, REMOTE, type ReceiveSoak, type RemoteContext,
   type QueueParts, type SendSoak, type SoakReport, type Tag, WAITABLES, type Waitable, fifoLeftovers, objects, receivingCalls, unit, unitReceiver, unitTag,
 } from './helpers/waitables.js';
 
@@ -355,14 +355,7 @@ type SocketKindName = 'stream' | 'seqpacket' | 'dgram' | 'tcp';
 interface Side extends QueueParts {
   readonly fd: number;
   /** The batched calls over unit bytes, receives checked as single ones are. */
-  batch: {
-    sendMany(list: Buffer[], options?: Options): Promise<number>;
-    sendManySync(list: Buffer[], options?: Options): number;
-    trySendMany(list: Buffer[]): number;
-    receiveMany(options?: Options): Promise<Buffer[]>;
-    receiveManySync(options?: Options): Buffer[];
-    tryReceiveMany(options?: Options): Buffer[];
-  };
+  batch: BatchCalls;
 }
 
 function messageSide(s: MessageSocket): Side {
@@ -730,23 +723,7 @@ function socketSend(kind: SocketKindName, batched = false): Waitable {
         if (kind === 'stream') return native.queuedBytes(theirs.fd) === 0 ? undefined : frameOfSync(ends.theirsSocket as MessageSocket);
         return theirs.tryReceive();
       };
-      const calls: Partial<Instance> = batched ? {
-        op: (tag, o) => mine.batch.sendMany([unit(tag, size)], o).then((n) => {
-          one(n);
-          return wrote(tag);
-        }),
-        opSync: (tag, o) => {
-          one(mine.batch.sendManySync([unit(tag, size)], o));
-          return wrote(tag);
-        },
-        tryOp: {
-          call: (tag) => {
-            const raw = mine.batch.trySendMany([unit(tag, size)]);
-            return { raw, tag: raw === 1 ? wrote(tag) : undefined };
-          },
-          nothing: 0,
-        },
-      } : {
+      const calls: Partial<Instance> = batched ? batchesOfOne(mine.batch, (tag) => unit(tag, size), wrote) : {
         op: (tag, o) => mine.send(unit(tag, size), o).then(() => wrote(tag)),
         opSync: (tag, o) => {
           mine.sendSync(unit(tag, size), o);

@@ -378,15 +378,45 @@ export interface QueueParts {
   afterClose(): ClosedCall[];
 }
 
-/** The batched calls of a queue over unit bytes (type 1 for System V), every received message's metadata checked. */
-interface BatchParts {
+/** The batched calls of an adapter over unit bytes, each received message's metadata checked. */
+export interface BatchCalls {
   sendMany(list: Buffer[], options?: Options): Promise<number>;
   sendManySync(list: Buffer[], options?: Options): number;
   trySendMany(list: Buffer[]): number;
   receiveMany(options?: Options): Promise<Buffer[]>;
   receiveManySync(options?: Options): Buffer[];
   tryReceiveMany(options?: Options): Buffer[];
+}
+
+/** The batched calls of a queue over unit bytes (type 1 for System V). */
+interface BatchParts extends BatchCalls {
   afterClose(): ClosedCall[];
+}
+
+/**
+ * The op/opSync/tryOp of a send adapter whose every call is a batch of one
+ * unit (`unitOf(tag)`), checked to count 1; `wrote` sees each tag that went.
+ */
+export function batchesOfOne(sender: Pick<BatchCalls, 'sendMany' | 'sendManySync' | 'trySendMany'>, unitOf: (tag: Tag) => Buffer,
+  wrote: (tag: Tag) => Tag = (tag) => tag): Pick<Instance, 'op' | 'opSync' | 'tryOp'> {
+  const one = (n: number): void => assert.equal(n, 1, 'the batch of one went');
+  return {
+    op: (tag, o) => sender.sendMany([unitOf(tag)], o).then((n) => {
+      one(n);
+      return wrote(tag);
+    }),
+    opSync: (tag, o) => {
+      one(sender.sendManySync([unitOf(tag)], o));
+      return wrote(tag);
+    },
+    tryOp: {
+      call: (tag) => {
+        const raw = sender.trySendMany([unitOf(tag)]);
+        return { raw, tag: raw === 1 ? wrote(tag) : undefined };
+      },
+      nothing: 0,
+    },
+  };
 }
 
 interface QueueFamily {
@@ -876,23 +906,7 @@ function channelSend(shared: boolean, batched = false): Waitable {
       if (data.length === 24) return;
       taken.push(unitTag(data));
     };
-    const calls: Pick<Instance, 'op' | 'opSync' | 'tryOp'> = batched ? {
-      op: (tag, o) => channel.sendMany([unit(tag)], o).then((n) => {
-        one(n);
-        return tag;
-      }),
-      opSync: (tag, o) => {
-        one(channel.sendManySync([unit(tag)], o));
-        return tag;
-      },
-      tryOp: {
-        call: (tag) => {
-          const raw = channel.trySendMany([unit(tag)]);
-          return { raw, tag: raw === 1 ? tag : undefined };
-        },
-        nothing: 0,
-      },
-    } : {
+    const calls: Pick<Instance, 'op' | 'opSync' | 'tryOp'> = batched ? batchesOfOne(channel as never, (tag) => unit(tag)) : {
       op: (tag, o) => channel.send(unit(tag), o).then(() => tag),
       opSync: (tag, o) => {
         channel.sendSync(unit(tag), o);
@@ -986,21 +1000,7 @@ function queueSend(family: QueueFamily, batched = false): Waitable {
       // Units the other side took out of the queue, in order.
       const taken: Tag[] = [];
       const many: Partial<Instance> = batched ? {
-        op: (tag, o) => batch.sendMany([unit(tag)], o).then((n) => {
-          one(n);
-          return tag;
-        }),
-        opSync: (tag, o) => {
-          one(batch.sendManySync([unit(tag)], o));
-          return tag;
-        },
-        tryOp: {
-          call: (tag) => {
-            const raw = batch.trySendMany([unit(tag)]);
-            return { raw, tag: raw === 1 ? tag : undefined };
-          },
-          nothing: 0,
-        },
+        ...batchesOfOne(batch, (tag) => unit(tag)),
         afterClose: () => [...q.afterClose(), ...batch.afterClose()],
       } : {};
       return withAddress<Instance>({
@@ -1413,26 +1413,11 @@ const pipeSendMany: Waitable = {
   async create() {
     const p = pipeWithActor({ capacity: PAGE_UNIT }, 'read');
     const { readEnd, writeEnd } = p;
-    const one = (n: number): void => assert.equal(n, 1, 'the batch of one went');
     assert.equal(writeEnd.trySendMany([unit(-1, FRAMED_UNIT)]), 1, 'filling the pipe');
     assert.equal(writeEnd.trySendMany([unit(-2, FRAMED_UNIT)]), 0, 'the pipe is full');
     const taken: Tag[] = [];
     const instance: Instance = {
-      op: (tag, o) => writeEnd.sendMany([unit(tag, FRAMED_UNIT)], o).then((n) => {
-        one(n);
-        return tag;
-      }),
-      opSync: (tag, o) => {
-        one(writeEnd.sendManySync([unit(tag, FRAMED_UNIT)], o));
-        return tag;
-      },
-      tryOp: {
-        call: (tag) => {
-          const raw = writeEnd.trySendMany([unit(tag, FRAMED_UNIT)]);
-          return { raw, tag: raw === 1 ? tag : undefined };
-        },
-        nothing: 0,
-      },
+      ...batchesOfOne(writeEnd as never, (tag) => unit(tag, FRAMED_UNIT)),
       supply: (_tag, delayMs) => remote(p.actor(), 'pipe.readFramedUnit', { size: FRAMED_UNIT, delayMs }, (t) => taken.push(t as Tag)),
       supplyLocal: () => {
         const message = readEnd.readMessageSync({ timeout: 0 });
