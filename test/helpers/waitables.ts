@@ -1371,13 +1371,18 @@ const pipeWrite: Waitable = {
   },
   peerKilled: pipeWriterKilled('blocked in writeSync of a whole unit on a copy of the same full pipe', 'pipe.blockWrite', PAGE_UNIT),
   async soak() {
-    const { readEnd, writeEnd } = pipe();
-    const peer = new Actor([readEnd.fd]);
-    readEnd.close();
-    const report = peer.call<SoakReport>('pipe.soakRead', { framed: false });
-    return writeSoak(writeEnd, report, () => peer.stop());
+    const { writeEnd, report, stop } = pipeToSoakReader(false);
+    return writeSoak(writeEnd, report, stop);
   },
 };
+
+/** A pipe whose read end an actor holds alone, reading records (`framed`: as messages) until the end of the data. */
+function pipeToSoakReader(framed: boolean): { writeEnd: PipeWriteEnd; report: Promise<SoakReport>; stop(): Promise<void> } {
+  const { readEnd, writeEnd } = pipe();
+  const peer = new Actor([readEnd.fd]);
+  readEnd.close();
+  return { writeEnd, report: peer.call<SoakReport>('pipe.soakRead', { framed }), stop: () => peer.stop() };
+}
 
 /** A send soak over a write end (a pipe's or a FIFO's): records of at most PIPE_BUF bytes, so every write is all or nothing. */
 function writeSoak(writeEnd: PipeWriteEnd, report: Promise<SoakReport>, stop: () => Promise<void>): SendSoak {
@@ -1440,10 +1445,7 @@ const pipeSendMany: Waitable = {
   },
   peerKilled: pipeWriterKilled('blocked in writeSync of a whole page on a copy of the same full pipe', 'pipe.blockWriteMessage', FRAMED_UNIT),
   async soak() {
-    const { readEnd, writeEnd } = pipe();
-    const peer = new Actor([readEnd.fd]);
-    readEnd.close();
-    const report = peer.call<SoakReport>('pipe.soakRead', { framed: true });
+    const { writeEnd, report, stop } = pipeToSoakReader(true);
     const one = (n: number): void => assert.equal(n, 1, 'the batch of one went');
     return {
       direction: 'send',
@@ -1457,7 +1459,7 @@ const pipeSendMany: Waitable = {
       },
       async cleanup() {
         writeEnd.close();
-        await peer.stop();
+        await stop();
       },
     };
   },
