@@ -10,6 +10,7 @@
  * message per call beside batched calls, with the 0.8 target marked.
  */
 import { readFileSync } from 'node:fs';
+import { BAR_H, PLACEMENTS, ROW_H, escapeXml, placementLegend } from './svg.js';
 
 interface Row {
   mechanism: string;
@@ -41,17 +42,13 @@ const BARS: [string, string, string][] = [
   ['channel', 'ipckit channel 256 B sync batch', 'channel 256 B, sync batch'],
   ['channel', 'ipckit channel 256 B async batch', 'channel 256 B, async batch'],
 ];
-const PLACEMENTS = [['pinned', '#1f77b4', 'pinned (one CPU)'], ['unpinned', '#ff7f0e', 'unpinned']] as const;
 
 const LABEL_W = 230;
 const PLOT_W = 360;
-const BAR_H = 9;
-const ROW_H = 2 * BAR_H + 6;
 const TOP = 40;
 const BOTTOM = 40;
 const WIDTH = LABEL_W + PLOT_W + 60;
 
-const escape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 const [file] = process.argv.slice(2);
 if (file === undefined) {
@@ -82,7 +79,7 @@ for (const [at, colour, label] of [[0.8, '#2ca02c', 'target 0.8'], [1, '#444', '
 }
 BARS.forEach(([mechanism, variant, label], i) => {
   const y = TOP + i * ROW_H;
-  out.push(`<text x="${LABEL_W - 6}" y="${y + BAR_H + 3}" text-anchor="end" font-size="11">${escape(label)}</text>`);
+  out.push(`<text x="${LABEL_W - 6}" y="${y + BAR_H + 3}" text-anchor="end" font-size="11">${escapeXml(label)}</text>`);
   PLACEMENTS.forEach(([placement, colour], j) => {
     const ratio = ratioOf(mechanism, variant, placement);
     if (ratio === undefined) return;
@@ -91,9 +88,6 @@ BARS.forEach(([mechanism, variant, label], i) => {
     out.push(`<text x="${xOf(ratio) + 3}" y="${by + BAR_H - 1}" font-size="9">${ratio.toFixed(2)}×</text>`);
   });
 });
-PLACEMENTS.forEach(([, colour, label], i) => {
-  out.push(`<rect x="${20 + i * 140}" y="${height - 16}" width="10" height="10" fill="${colour}"/>` +
-    `<text x="${34 + i * 140}" y="${height - 7}" font-size="11">${label}</text>`);
-});
+out.push(...placementLegend(height));
 out.push('</svg>', '');
 process.stdout.write(out.join('\n'));

@@ -10,6 +10,7 @@
  * is better), for the channel, the C reference and Node's other ways.
  */
 import { readFileSync } from 'node:fs';
+import { BAR_H, PLACEMENTS, ROW_H, escapeXml, placementLegend } from './svg.js';
 
 interface Row {
   mechanism: string;
@@ -43,17 +44,13 @@ const THROUGHPUT: [string, string][] = [
   ['node worker postMessage', 'node worker postMessage'],
   ['node child_process IPC', 'node child_process IPC'],
 ];
-const PLACEMENTS = [['pinned', '#1f77b4', 'pinned (one CPU)'], ['unpinned', '#ff7f0e', 'unpinned']] as const;
 
 const LABEL_W = 180;
 const PLOT_W = 300;
-const BAR_H = 9;
-const ROW_H = 2 * BAR_H + 6;
 const TOP = 40;
 const BOTTOM = 36;
 const PANEL_W = LABEL_W + PLOT_W + 20;
 
-const escape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function fmt(v: number): string {
   if (v >= 1000) return `${Math.round(v).toLocaleString('en-US')}`;
@@ -63,7 +60,7 @@ function fmt(v: number): string {
 /** One panel at x0: a bar per variant and placement found in `rows`, on a log axis from `min` to `max`. */
 function panel(rows: Row[], x0: number, title: string, metric: string, bars: [string, string][], min: number, max: number): string {
   const xOf = (v: number): number => x0 + LABEL_W + (Math.log10(v) - Math.log10(min)) / (Math.log10(max) - Math.log10(min)) * PLOT_W;
-  const out: string[] = [`<text x="${x0 + PANEL_W / 2}" y="16" text-anchor="middle" font-weight="bold">${escape(title)}</text>`];
+  const out: string[] = [`<text x="${x0 + PANEL_W / 2}" y="16" text-anchor="middle" font-weight="bold">${escapeXml(title)}</text>`];
   const height = bars.length * ROW_H;
   // Decade grid lines and their labels.
   for (let d = Math.ceil(Math.log10(min)); d <= Math.floor(Math.log10(max)); d++) {
@@ -73,7 +70,7 @@ function panel(rows: Row[], x0: number, title: string, metric: string, bars: [st
   }
   bars.forEach(([variant, label], i) => {
     const y = TOP + i * ROW_H;
-    out.push(`<text x="${x0 + LABEL_W - 6}" y="${y + BAR_H + 3}" text-anchor="end" font-size="11">${escape(label)}</text>`);
+    out.push(`<text x="${x0 + LABEL_W - 6}" y="${y + BAR_H + 3}" text-anchor="end" font-size="11">${escapeXml(label)}</text>`);
     PLACEMENTS.forEach(([placement, colour], j) => {
       const row = rows.find((r) => r.variant === variant && r.placement === placement && r.metric === metric);
       if (row === undefined) return;
@@ -94,8 +91,7 @@ if (file === undefined) {
 const rows = (JSON.parse(readFileSync(file, 'utf8')) as Row[]).filter((r) => r.mechanism === 'channel');
 const height = TOP + Math.max(ROUND_TRIPS.length, THROUGHPUT.length) * ROW_H + BOTTOM + 18;
 const width = 2 * PANEL_W;
-const legend = PLACEMENTS.map(([, colour, label], i) =>
-  `<rect x="${20 + i * 140}" y="${height - 16}" width="10" height="10" fill="${colour}"/><text x="${34 + i * 140}" y="${height - 7}" font-size="11">${label}</text>`);
+const legend = placementLegend(height);
 process.stdout.write([
   `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
   `<rect width="${width}" height="${height}" fill="white"/>`,
