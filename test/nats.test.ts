@@ -191,13 +191,14 @@ describe('NatsMailbox', { skip: natsMissing }, () => {
     const iterating = (async () => {
       for await (const m of box) seen.push(m.data.toString());
     })();
+    // The loop takes 'one' first: a receive of another handle started before that could take it instead.
+    while (seen.length === 0) await new Promise((resolve) => setImmediate(resolve));
     const other = await NatsMailbox.open(address);
     const pending = other.receive();
     assert.equal(await stillPending(pending), true);
     await other.close();
     await rejectsWith(() => pending, 'ERR_IPC_CLOSED');
     await rejectsWith(() => other.send('x'), 'ERR_IPC_CLOSED');
-    while (seen.length === 0) await new Promise((resolve) => setImmediate(resolve));
     await box.close();
     await iterating;
     assert.deepEqual(seen, ['one']);
