@@ -338,9 +338,10 @@ async function writeRecords(end: PipeWriteEnd, count: number, seed: number, fram
 /**
  * Sends records 0..count-1 as framed messages in batches of 1 to 16, with a
  * mix of sendMany, sendManySync and trySendMany (whose count says where the
- * next batch starts), then closes the end.
+ * next batch starts). A pipe writer closes its end after.
  */
-async function sendRecordBatches(end: PipeWriteEnd, count: number, seed: number): Promise<{ sent: number }> {
+async function sendRecordBatches(end: Pick<BatchCalls, 'sendMany' | 'sendManySync' | 'trySendMany'>, count: number, seed: number):
+  Promise<{ sent: number }> {
   const rnd = prng(seed ^ 0x2545f491);
   for (let seq = 0; seq < count;) {
     const list = Array.from({ length: Math.min(count - seq, 1 + Math.floor(rnd() * 16)) }, (_, i) => record(seq + i));
@@ -349,7 +350,6 @@ async function sendRecordBatches(end: PipeWriteEnd, count: number, seed: number)
     else if (dice < 0.6) seq += end.trySendMany(list);
     else seq += await end.sendMany(list, { timeout: REMOTE_TIMEOUT });
   }
-  end.close();
   return { sent: count };
 }
 
@@ -2296,16 +2296,7 @@ export const REMOTE: Record<string, Remote> = {
         for (let seq = 0; seq < count; seq++) if (!ch.trySend(record(seq))) await ch.send(record(seq), { timeout: REMOTE_TIMEOUT });
         return { sent: count };
       }
-      // Batches of 1 to 16, with a mix of the three forms (a count says where the next batch starts).
-      const rnd = prng(seed ^ 0x2545f491);
-      for (let seq = 0; seq < count;) {
-        const list = Array.from({ length: Math.min(count - seq, 1 + Math.floor(rnd() * 16)) }, (_, i) => record(seq + i));
-        const dice = rnd();
-        if (dice < 0.3) seq += ch.sendManySync(list, { timeout: REMOTE_TIMEOUT });
-        else if (dice < 0.6) seq += ch.trySendMany(list);
-        else seq += await ch.sendMany(list, { timeout: REMOTE_TIMEOUT });
-      }
-      return { sent: count };
+      return sendRecordBatches(ch as never, count, seed);
     });
   },
   async 'channel.soakReceive'({ name, count }) {
@@ -2357,7 +2348,8 @@ export const REMOTE: Record<string, Remote> = {
   },
   'pipe.soakWrite'({ count, seed, framed, batched }, ctx) {
     const end = inherited(ctx, (fd) => PipeWriteEnd.fromFd(fd));
-    return batched ? sendRecordBatches(end, count, seed) : writeRecords(end, count, seed, framed);
+    if (!batched) return writeRecords(end, count, seed, framed);
+    return sendRecordBatches(end as never, count, seed).finally(() => end.close());
   },
   async 'pipe.readFramedUnit'({ size, delayMs }, ctx) {
     await delayed(ctx, delayMs);
