@@ -4,15 +4,16 @@
  * read/write on blocking descriptors and Node's own child_process stdio pipes.
  * Also one-way throughput of 256-byte framed messages over an anonymous
  * pipe (`msgs`): one message per call (send / receive) and batched
- * (sendMany / receiveMany), beside C writing one message per write or 64
- * per writev, and reading 64 KiB at a time.
+ * (sendMany / receiveMany), and packed in a MessageBatch (sendBatch /
+ * receiveBatch), beside C writing one message per write or 64 per writev,
+ * and reading 64 KiB at a time.
  */
 import { spawn as spawnChild } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Fifo, PipeReadEnd, PipeWriteEnd, pipe, spawn } from '../src/index.js';
+import { Fifo, MessageBatch, PipeReadEnd, PipeWriteEnd, pipe, spawn } from '../src/index.js';
 import type { BenchContext, Row } from './harness.js';
 import { rowsFor } from './harness.js';
 import { measureRoundTrips, measureThroughput, print, throughputBatches, totalRoundTrips } from './stats.js';
@@ -27,7 +28,7 @@ const SEND_BATCH = 64;
 const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
 
 type Kind = 'rtt' | 'tput' | 'msgs';
-type Mode = 'sync' | 'async' | 'sync batch' | 'async batch';
+type Mode = 'sync' | 'async' | 'sync batch' | 'async batch' | 'sync packed' | 'async packed';
 
 interface Params {
   kind: Kind;
@@ -64,7 +65,19 @@ async function receiveSome(end: PipeReadEnd, mode: Mode): Promise<number> {
     case 'async': return (await end.receive()) === null ? end0() : 1;
     case 'sync batch': return end.receiveManySync({ max: 1024 })?.length ?? end0();
     case 'async batch': return (await end.receiveMany({ max: 1024 }))?.length ?? end0();
+    case 'sync packed': return end.receiveBatchSync(inBatch) ?? end0();
+    case 'async packed': return (await end.receiveBatch(inBatch)) ?? end0();
   }
+}
+
+/** The receiver's batch: room for 4096 messages in 1 MiB, as receiveMany's 1,024 plus what a 64 KiB read brings. */
+const inBatch = new MessageBatch({ bytes: 1 << 20, messages: 4096 });
+
+/** A batch of `n` copies of `data`. */
+function batchOf(data: Buffer, n: number): MessageBatch {
+  const batch = new MessageBatch({ bytes: n * data.length || 1, messages: n });
+  for (let i = 0; i < n; i++) batch.push(data);
+  return batch;
 }
 
 function end0(): never {
@@ -74,12 +87,15 @@ function end0(): never {
 /** Sends `n` framed messages of `data` in `mode`. */
 async function sendMessages(end: PipeWriteEnd, data: Buffer, n: number, mode: Mode): Promise<void> {
   const batch = Array.from({ length: SEND_BATCH }, () => data);
+  const packed = mode.endsWith('packed') ? batchOf(data, SEND_BATCH) : undefined;
   for (let i = 0; i < n;) {
     switch (mode) {
       case 'sync': end.sendSync(data); i++; break;
       case 'async': await end.send(data); i++; break;
       case 'sync batch': i += end.sendManySync(n - i >= SEND_BATCH ? batch : batch.slice(0, n - i)); break;
       case 'async batch': i += await end.sendMany(n - i >= SEND_BATCH ? batch : batch.slice(0, n - i)); break;
+      case 'sync packed': i += end.sendBatchSync(n - i >= SEND_BATCH ? packed! : batchOf(data, n - i)); break;
+      case 'async packed': i += await end.sendBatch(n - i >= SEND_BATCH ? packed! : batchOf(data, n - i)); break;
     }
   }
 }
@@ -260,9 +276,9 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
     rows.push(...rowsFor(mechanism, 'C pipe 256 B messages', ctx.placement, cOne, null, null));
     const cMany = await ctx.runPair(undefined, [ctx.cProgram('pipe'), 'pipe', 'msgsv', String(iterations), String(MESSAGE_SIZE)]);
     rows.push(...rowsFor(mechanism, 'C pipe 256 B messages writev', ctx.placement, cMany, null, null));
-    for (const mode of ['sync', 'async', 'sync batch', 'async batch'] as const) {
+    for (const mode of ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed'] as const) {
       const m = await ctx.runPair(undefined, ctx.nodeRole(mechanism, 'pipe-client', { kind: 'msgs', mode, iterations, size: MESSAGE_SIZE }));
-      const batched = mode.endsWith('batch');
+      const batched = mode !== 'sync' && mode !== 'async';
       rows.push(...rowsFor(mechanism, `ipckit pipe 256 B messages ${mode}`, ctx.placement, m,
         batched ? 'C pipe 256 B messages writev' : 'C pipe 256 B messages', batched ? cMany : cOne));
     }

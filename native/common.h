@@ -95,6 +95,53 @@ inline bool ElementBytes(const Napi::Array& list, uint32_t i, Bytes* out) {
   return true;
 }
 
+// The messages of a batched send: a JavaScript array of Uint8Arrays, or a
+// packed batch (a MessageBatch: one buffer holding the messages back to
+// back, a Uint32Array of their lengths, and how many there are). A packed
+// batch costs no Node-API call per message: its elements are found by
+// walking the lengths from the last one found, forwards or backwards.
+class Elements {
+ public:
+  // info[list_at]: the array, or the packed buffer when info[lengths_at] is
+  // a Uint32Array (then info[lengths_at + 1] is the count, at most its length).
+  Elements(const Napi::CallbackInfo& info, size_t list_at, size_t lengths_at) {
+    if (info.Length() > lengths_at + 1 && info[lengths_at].IsTypedArray()) {
+      packed_ = true;
+      data_ = ArgBytes(info, list_at);
+      auto lengths = info[lengths_at].As<Napi::Uint32Array>();
+      lengths_ = lengths.Data();
+      double count = info[lengths_at + 1].As<Napi::Number>().DoubleValue();
+      count_ = count > 0 && count <= static_cast<double>(lengths.ElementLength()) ? static_cast<uint32_t>(count) : 0;
+    } else {
+      list_ = info[list_at].As<Napi::Array>();
+      count_ = list_.Length();
+    }
+  }
+
+  uint32_t Length() const { return count_; }
+
+  // Element i (< Length()); false when it is not a Uint8Array, or (packed)
+  // when the lengths run past the end of the buffer.
+  bool Get(uint32_t i, Bytes* out) {
+    if (!packed_) return ElementBytes(list_, i, out);
+    while (index_ < i) offset_ += lengths_[index_++];
+    while (index_ > i) offset_ -= lengths_[--index_];
+    size_t length = lengths_[i];
+    if (offset_ > data_.length || length > data_.length - offset_) return false;
+    *out = Bytes{data_.data + offset_, length};
+    return true;
+  }
+
+ private:
+  bool packed_ = false;
+  Napi::Array list_;
+  Bytes data_{nullptr, 0};
+  const uint32_t* lengths_ = nullptr;
+  uint32_t count_ = 0;
+  uint32_t index_ = 0;  // the element whose offset is offset_
+  size_t offset_ = 0;
+};
+
 // Monotonic clock in nanoseconds.
 inline int64_t NowNs(clockid_t clock = CLOCK_MONOTONIC) {
   timespec ts;

@@ -172,8 +172,9 @@ ssize_t WritevOnce(int fd, const iovec* iov, int count, int mode) {
   return n < 0 ? -errno : n;
 }
 
-// writevFd(fd, list: Uint8Array[], at: Float64Array(2), mode, spinUs)
+// writevFd(fd, list: Uint8Array[] | packed, at: Float64Array(2), mode, spinUs[, lengths, count])
 //   -> bytes written (> 0), -EAGAIN while full (nothing written), or -errno (nothing written).
+// With lengths (a Uint32Array) and count, `list` is a packed batch's buffer (see Elements).
 // Writes list[at[0]..] from byte at[1] of that element (of its frame, when
 // framed) on, in writev calls of up to IOV_MAX pieces, until all is written
 // or the descriptor is full, and moves `at` past what went. With kAtomic a
@@ -184,7 +185,7 @@ ssize_t WritevOnce(int fd, const iovec* iov, int count, int mode) {
 // call reports it).
 Napi::Value WritevFd(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
-  auto list = info[1].As<Napi::Array>();
+  Elements list(info, 1, 5);
   auto at = info[2].As<Napi::Float64Array>();
   int mode = ArgInt(info, 3);
   double spin_us = ArgDouble(info, 4);
@@ -209,7 +210,7 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
     // Each element takes up to two pieces (its header, its bytes) and one entry of lengths and of headers.
     for (uint32_t i = index; i < total && pieces + 2 <= kMaxPieces && frames < kMaxPieces / 2; i++) {
       Bytes b;
-      if (!ElementBytes(list, i, &b) || skip > header + b.length) {
+      if (!list.Get(i, &b) || skip > header + b.length) {
         bad = true;  // what precedes it goes; the next call reports it
         break;
       }
@@ -264,6 +265,48 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
   at[0] = index;
   at[1] = static_cast<double>(offset);
   return Napi::Number::New(info.Env(), written);
+}
+
+// unframe(buffer, from, to, lengths: Uint32Array, first, maxSize, out: Float64Array(3)) -> messages taken
+// Walks the frames (a 4-byte big-endian length, then the bytes) lying in
+// buffer[from..to), as a stream's reader read them: each whole one's bytes
+// move down to where the previous one's ended (the first's to `from`), and
+// its length goes to lengths[first + k], until a frame is not whole, the
+// lengths are full, or a frame announces more than maxSize. out[0]: where
+// the moved bytes end; out[1]: where the first frame not taken starts;
+// out[2]: the length that frame announces (-1: fewer than 4 bytes of it
+// are there). The bytes only move down, so nothing is overwritten before
+// it is moved.
+Napi::Value Unframe(const Napi::CallbackInfo& info) {
+  Bytes b = ArgBytes(info, 0);
+  size_t from = static_cast<size_t>(ArgDouble(info, 1));
+  size_t to = static_cast<size_t>(ArgDouble(info, 2));
+  auto lengths = info[3].As<Napi::Uint32Array>();
+  size_t first = static_cast<size_t>(ArgDouble(info, 4));
+  double max_size = ArgDouble(info, 5);
+  auto out = info[6].As<Napi::Float64Array>();
+  if (to > b.length || from > to || first > lengths.ElementLength() || out.ElementLength() < 3) return Errno(info.Env(), EINVAL);
+  uint32_t* lens = lengths.Data();
+  size_t room = lengths.ElementLength() - first;
+  size_t w = from;
+  size_t r = from;
+  size_t taken = 0;
+  double next = -1;
+  while (to - r >= 4) {
+    const uint8_t* h = b.data + r;
+    uint32_t n = (static_cast<uint32_t>(h[0]) << 24) | (static_cast<uint32_t>(h[1]) << 16) | (static_cast<uint32_t>(h[2]) << 8) | h[3];
+    next = n;
+    if (taken == room || n > max_size || to - r - 4 < n) break;
+    if (n > 0) memmove(b.data + w, h + 4, n);
+    lens[first + taken++] = n;
+    w += n;
+    r += 4 + n;
+    next = -1;
+  }
+  out[0] = static_cast<double>(w);
+  out[1] = static_cast<double>(r);
+  out[2] = next;
+  return Napi::Number::New(info.Env(), static_cast<double>(taken));
 }
 
 // readvFd(fd, list: Uint8Array[], mode, spinUs) -> bytes read (0 = end), or -errno.
@@ -330,7 +373,7 @@ void InitFd(Napi::Env env, Napi::Object exports) {
       {"holdFd", HoldFd}, {"releaseFd", ReleaseFd},
       {"close", Close}, {"strerror", StrError}, {"getFlags", GetFlags}, {"getFdFlags", GetFdFlags},
       {"setNonBlocking", SetNonBlocking}, {"readFd", ReadFd}, {"writeFd", WriteFd}, {"pollFd", PollFd},
-      {"writevFd", WritevFd}, {"readvFd", ReadvFd},
+      {"writevFd", WritevFd}, {"readvFd", ReadvFd}, {"unframe", Unframe},
       {"openPath", OpenPath}
   });
 

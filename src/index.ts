@@ -20,6 +20,7 @@ export { type WaitOptions, type SyncWaitOptions, type SpinOptions } from './inte
 export { type OwnerOption } from './internal/trust.js';
 export { type StreamOptions } from './internal/streams.js';
 export { type ReceiveManyOptions, type ReceiveManySyncOptions } from './internal/batch.js';
+export { MessageBatch, type MessageBatchOptions } from './internal/message-batch.js';
 export {
   PosixMessageQueue, SysvMessageQueue, MQ_PRIO_MAX, SYSV_TYPE_MAX, DEFAULT_SPIN_US,
   type MessageQueue, type QueueAccess,

@@ -90,7 +90,9 @@ export interface NativeBinding {
    * behind its 4-byte length), moving `at` past what went: bytes written,
    * -EAGAIN (nothing), or -errno. Mode: GATHER_* constants.
    */
-  writevFd(fd: number, list: readonly Uint8Array[], at: Float64Array, mode: number, spinUs: number): number;
+  writevFd(fd: number, list: readonly Uint8Array[] | Uint8Array, at: Float64Array, mode: number, spinUs: number, lengths?: Uint32Array, count?: number): number;
+  /** Moves whole frames of `buffer[from..to)` down over their length prefixes (see native/fd.cc); the messages taken. */
+  unframe(buffer: Uint8Array, from: number, to: number, lengths: Uint32Array, first: number, maxSize: number, out: Float64Array): number;
   /** One scattered read into the buffers in order: bytes read (0 = end), or -errno. */
   readvFd(fd: number, list: readonly Uint8Array[], mode: number, spinUs: number): number;
   /** revents, or 0 when nothing happened within timeoutMs (or a signal came). */

@@ -22,9 +22,10 @@ import { trackSpawned } from './internal/children.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import { type ByteSource, MAX_FRAME, ReadAhead, checkFrame, frame } from './internal/framing.js';
 import {
-  type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets, decodeBatch,
-  encodeBatch, gatherOperation, ITERATION_BATCH, batchedIteration, spread,
+  type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
+  decodeBatch, encodeBatch, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, packedArgs, spread,
 } from './internal/batch.js';
+import { type MessageBatch, checkMessageBatch } from './internal/message-batch.js';
 import { Handle } from './internal/handle.js';
 import { describeSetting, descriptorError } from './internal/limits.js';
 import { DONE, type Operation, ReadinessLane, run, runSync, tryRun } from './internal/operation.js';
@@ -225,9 +226,11 @@ abstract class PipeEnd extends Handle implements Pollable {
   }
 
   /** One gathered write (native writevFd) from ipckit's side of the pipe: bytes written, or -errno. */
-  protected gather(list: readonly Uint8Array[], at: Float64Array, mode: number, spin: number): number {
+  protected gather(list: GatherList, at: Float64Array, mode: number, spin: number): number {
     const io = this.#attemptFd();
-    return io < 0 ? io : native.writevFd(io, list, at, mode, spin);
+    if (io < 0) return io;
+    const [l, lengths, count] = packedArgs(list);
+    return native.writevFd(io, l, at, mode, spin, lengths, count);
   }
 
   /** One scattered read (readv) from ipckit's side of the pipe: bytes read (0: none, maybe the end), or -errno. */
@@ -331,6 +334,8 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
   readonly #receiveOp: Operation<PipeMessage<T> | null>;
   /** Messages a batch took off the stream but did not hand over (the codec refused one): receives take these first. */
   readonly #held = new Held<Buffer>();
+  /** Where native unframe says it stopped (see {@link #fillBatch}). */
+  readonly #unframed = new Float64Array(3);
   protected override readonly buffered = (): boolean => !this.closed && (this.#ahead.ready || this.#held.size > 0);
 
   /** @internal */
@@ -417,6 +422,40 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
   tryReceiveMany(options?: { max?: number }): PipeMessage<T>[] | null {
     const batch = tryRun(this.lane, 'tryReceiveMany', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max));
     return batch === undefined ? [] : batch;
+  }
+
+  /**
+   * Receives whole messages into `batch` (a {@link MessageBatch} of yours,
+   * reused from call to call): clears it, waits as {@link receive} does
+   * for the first message, then takes every whole message already there
+   * that fits, up to the batch's room in messages and bytes. One read from
+   * the pipe lands in the batch's own buffer and the messages are unframed
+   * there by one native call: nothing is allocated per message, and no
+   * JavaScript runs per message. The bytes are raw (the codec is not
+   * applied). Resolves to how many messages the batch now holds (at least
+   * one), or `null` at the end of the data.
+   *
+   * A message larger than the whole batch stays where it is, and the call
+   * fails with `ERR_IPC_MESSAGE_TOO_LARGE`: take it with {@link receive},
+   * or use a larger batch. A stream error after the first message ends the
+   * batch, and the next call reports it, as with {@link receiveMany}.
+   */
+  receiveBatch(batch: MessageBatch, options?: WaitOptions): Promise<number | null> {
+    return run(this.lane, 'receiveBatch', options, NO_KEYS, () => this.#receiveBatchOp(batch));
+  }
+
+  /** The blocking form of {@link receiveBatch}. */
+  receiveBatchSync(batch: MessageBatch, options?: SyncWaitOptions): number | null {
+    return runSync(this.lane, 'receiveBatchSync', options, NO_KEYS, () => this.#receiveBatchOp(batch));
+  }
+
+  /** {@link receiveBatch} of the whole messages there now: 0 if none (or earlier receives wait; the batch is then empty), `null` at the end. */
+  tryReceiveBatch(batch: MessageBatch): number | null {
+    const b = checkMessageBatch(batch);
+    const n = tryRun(this.lane, 'tryReceiveBatch', undefined, NO_KEYS, () => this.#receiveBatchOp(b));
+    if (n !== undefined) return n;
+    b.clear();
+    return 0;
   }
 
   /**
@@ -614,6 +653,133 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
       }
       return raw.length === 0 ? undefined : { raw, fromHeld };
     });
+  }
+
+  #receiveBatchOp(batch: unknown): Operation<number | null> {
+    const b = checkMessageBatch(batch);
+    return this.stepOf((spin) => {
+      b.clear();
+      // Messages held (taken, their codec refused one) come first; then those still in the stream.
+      if (this.#held.size > 0 && !this.#fillFromHeld(b)) return b.count;
+      return this.#fillBatch(b, b.count > 0 ? 0 : spin);
+    });
+  }
+
+  /** Held messages into `batch`, as many as fit: whether all did. */
+  #fillFromHeld(batch: MessageBatch): boolean {
+    while (this.#held.size > 0) {
+      const message = this.#held.take()!;
+      if (!batch.push(message)) {
+        this.#held.putBack([message]);
+        if (batch.count === 0) throw this.#batchTooSmall(message.length, batch);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Whole messages into `batch`, after those it holds: what was read ahead,
+   * then reads from the pipe into the batch's buffer, unframed there (native
+   * unframe) as long as the reads fill it and messages fit; what follows the
+   * last message taken is read ahead for the next call. A large message
+   * being read straight into its buffer, more read ahead than the batch has
+   * room for, a broken stream, or a message whose frame is larger than the
+   * batch go message by message ({@link #fillSlowly}). The count, `null`
+   * at the end, `undefined` if nothing is whole yet.
+   */
+  #fillBatch(batch: MessageBatch, spin: number): number | null | undefined {
+    const ahead = this.#ahead;
+    const data = batch.data;
+    const max = this.maxMessageSize;
+    let count = batch.count;
+    let placed = batch.size;
+    if (ahead.direct || ahead.broken || ahead.length > data.length - placed) return this.#fillSlowly(batch);
+    // With a whole message there already, the reads only add what is in the pipe now.
+    let wait = count > 0 || ahead.complete(max) ? 0 : spin;
+    const out = this.#unframed;
+    let end = placed + ahead.drainInto(data, placed);
+    for (;;) {
+      // data[0..placed) holds the messages taken, data[placed..end) what follows them, not yet whole.
+      let filled = false;
+      if (!this.#eof && end < data.length) {
+        const n = this.transfer(true, data, end, data.length - end, wait);
+        if (n > 0) {
+          filled = n === data.length - end;
+          end += n;
+        } else {
+          try {
+            this.#nothingRead(n);
+          } catch (err) {
+            batch.place(count, placed);
+            ahead.push(Buffer.from(data.subarray(placed, end)));
+            if (count > 0) return count;
+            throw err;
+          }
+        }
+      }
+      const taken = native.unframe(data, placed, end, batch.lengths, count, max, out);
+      count += taken;
+      const rest = out[1]!;
+      placed = out[0]!;
+      if (rest > placed) data.copyWithin(placed, rest, end);
+      end = placed + (end - rest);
+      // A read that filled the room may have left more in the pipe: go on while messages come and fit.
+      const next = out[2]!;
+      if (!filled || taken === 0 || count === batch.lengths.length || next > max || next + 4 > data.length - placed) break;
+      wait = 0;
+    }
+    batch.place(count, placed);
+    if (end > placed) ahead.push(Buffer.from(data.subarray(placed, end)));
+    ahead.framed(max);
+    // A message over maxMessageSize, one whose frame is larger than the room left (its bytes may still fit), or the writers gone inside one.
+    const next = out[2]!;
+    if (next > max || next + 4 > data.length - placed || this.#eof) return this.#fillSlowly(batch);
+    return count > 0 ? count : undefined;
+  }
+
+  /**
+   * Whole messages into `batch` one by one, after those it holds, as
+   * {@link receiveMany} takes them: the count, `null` at the end,
+   * `undefined` if none is whole yet. A message that does not fit stays
+   * in the stream; one larger than the whole batch is an error.
+   */
+  #fillSlowly(batch: MessageBatch): number | null | undefined {
+    const ahead = this.#ahead;
+    const max = this.maxMessageSize;
+    while (batch.count < batch.lengths.length) {
+      const next = ahead.nextLength();
+      if (next <= max && next > batch.data.length - batch.size) {
+        if (batch.count > 0) break;
+        throw this.#batchTooSmall(next, batch);
+      }
+      let message: Buffer | null | undefined;
+      try {
+        message = ahead.message(this, max, DEFAULT_READ_SIZE);
+      } catch (err) {
+        if (batch.count === 0) throw err;
+        break;
+      }
+      if (message === undefined) break;
+      if (message === null) {
+        if (batch.count === 0) return null;
+        break;
+      }
+      if (!batch.push(message)) {
+        // One read straight into its own buffer, taken from the stream already: it is held, and comes first next.
+        this.#held.keep([message]);
+        if (batch.count === 0) throw this.#batchTooSmall(message.length, batch);
+        break;
+      }
+    }
+    return batch.count === 0 ? undefined : batch.count;
+  }
+
+  /** A message longer than the whole batch: it stays, and this error says so. */
+  #batchTooSmall(length: number, batch: MessageBatch): IpcError {
+    return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `The next message on ${this.address} is ${length} bytes, more than the ` +
+      `${batch.data.length} bytes a batch holds; it stays. Take it with receive(), or use a batch of at least ${length} bytes.`,
+    { address: this.address });
   }
 
   /** A scattered read: bytes read ahead first, else one readv from the pipe. */
@@ -820,11 +986,47 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
   trySendMany(messages: readonly Outgoing<T>[]): number {
     let op: GatherOperation<number> | undefined;
     const sent = tryRun(this.lane, 'trySendMany', undefined, NO_KEYS, () => (op = this.#sendManyOp(messages, true))) ?? 0;
+    return this.#commitRest(op, sent, 'trySendMany');
+  }
+
+  /** What a try that cut a message short does: the rest follows, and the message counts. */
+  #commitRest(op: GatherOperation<number> | undefined, sent: number, name: string): number {
     const rest = op?.rest();
     if (rest === undefined) return sent;
     // Its failures are EPIPE, which every later write meets too, and close(), which reports the cut.
-    run(this.lane, 'trySendMany', undefined, NO_KEYS, () => rest).catch(() => undefined);
+    run(this.lane, name, undefined, NO_KEYS, () => rest).catch(() => undefined);
     return sent + 1;
+  }
+
+  /**
+   * Sends the messages of `batch` (a {@link MessageBatch}), in order, each
+   * framed as {@link send} frames it, waiting while the pipe is full: one
+   * native call writes them all from the batch's buffer, with no
+   * JavaScript work per message. The bytes are raw (the codec is not
+   * applied), as {@link writeMessage} sends them. Resolves with how many
+   * went, as {@link sendMany} does, and keeps its atomicity: a message of
+   * at most `PIPE_BUF - 4` bytes goes whole in one write. Leave the batch
+   * alone until the call resolves.
+   */
+  sendBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
+    return run(this.lane, 'sendBatch', options, NO_KEYS, () => this.#sendFramesOp(packed(batch), false));
+  }
+
+  /** The blocking form of {@link sendBatch}: how many went. */
+  sendBatchSync(batch: MessageBatch, options?: SyncWaitOptions): number {
+    return runSync(this.lane, 'sendBatchSync', options, NO_KEYS, () => this.#sendFramesOp(packed(batch), false));
+  }
+
+  /**
+   * Sends what fits now of `batch`, in order: how many went (0 if the pipe
+   * is full, or earlier sends wait). A large message the kernel took part
+   * of is committed, as with {@link trySendMany}: its rest (copied from the
+   * batch) follows before any later write of this end.
+   */
+  trySendBatch(batch: MessageBatch): number {
+    let op: GatherOperation<number> | undefined;
+    const sent = tryRun(this.lane, 'trySendBatch', undefined, NO_KEYS, () => (op = this.#sendFramesOp(packed(batch), true))) ?? 0;
+    return this.#commitRest(op, sent, 'trySendBatch');
   }
 
   /**
@@ -892,11 +1094,16 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
    * messages, and one landing inside a message closes the end (`interrupted`).
    */
   #sendManyOp(messages: readonly Outgoing<T>[], tryForm = false): GatherOperation<number> {
-    const list = encodeBatch(messages, (data) => checkFrame(this.#encode(data), this.address));
+    return this.#sendFramesOp(encodeBatch(messages, (data) => checkFrame(this.#encode(data), this.address)), tryForm);
+  }
+
+  /** {@link sendMany}'s writes, of encoded messages or of a packed batch's. */
+  #sendFramesOp(list: GatherList, tryForm: boolean): GatherOperation<number> {
+    const total = gatherCount(list);
     const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : systemError(r, 'write', this.address));
-    const batch = batchSend(list.length, this.lane.spin, tryForm, fail, new Float64Array(2));
+    const batch = batchSend(total, this.lane.spin, tryForm, fail, new Float64Array(2));
     const at = batch.next;
-    const cut = (): string => `${at[0]} of ${list.length} messages had been written whole, and ${at[1]} bytes of the next (with its length prefix)`;
+    const cut = (): string => `${at[0]} of ${total} messages had been written whole, and ${at[1]} bytes of the next (with its length prefix)`;
     const op = this.#gatherOp(list, at, C.GATHER_FRAMED | C.GATHER_ATOMIC, (r) => {
       // A failure inside a message (its buffer changed under the batch) cuts it, as an interruption would.
       if (r < 0 && r !== E.EAGAIN && at[1]! > 0) throw this.#cut(fail(r), cut());
@@ -920,7 +1127,7 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
   }
 
   /** {@link gatherOperation} over this end's gathered writes. */
-  #gatherOp<R>(list: Uint8Array[], at: Float64Array, mode: number, outcome: (r: number) => R | undefined, tryForm: boolean): GatherOperation<R> {
+  #gatherOp<R>(list: GatherList, at: Float64Array, mode: number, outcome: (r: number) => R | undefined, tryForm: boolean): GatherOperation<R> {
     return gatherOperation(list, at, (mode & C.GATHER_FRAMED) !== 0, (l, a, spin) => this.gather(l, a, mode, spin), (attempt) => this.stepOf(attempt), outcome,
       tryForm, (r) => systemError(r, 'write', this.address));
   }

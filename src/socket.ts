@@ -28,8 +28,8 @@ import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, re
 import { FAILURE, REPLY, REQUEST, envelope, failureEnvelope, openEnvelope } from './internal/envelope.js';
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, checkFrame } from './internal/framing.js';
 import {
-  type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets, decodeBatch,
-  encodeBatch, gatherOperation, ITERATION_BATCH, batchedIteration, spread,
+  type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
+  decodeBatch, encodeBatch, gatherOperation, ITERATION_BATCH, batchedIteration, packedArgs, spread,
 } from './internal/batch.js';
 import { Handle, OwnedFd } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
@@ -1521,10 +1521,11 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   }
 
   /** {@link gatherOperation} over this socket: non-blocking gathered sendmsg on its (blocking) descriptor. */
-  #gatherOp<R>(list: Uint8Array[], at: Float64Array, framed: boolean, outcome: (r: number) => R | undefined, tryForm: boolean): GatherOperation<R> {
+  #gatherOp<R>(list: GatherList, at: Float64Array, framed: boolean, outcome: (r: number) => R | undefined, tryForm: boolean): GatherOperation<R> {
     const mode = C.GATHER_SOCKET | (framed ? C.GATHER_FRAMED : 0);
     return gatherOperation(list, at, framed, (l, a, spin) => {
-      const r = native.writevFd(this.rawFd, l, a, mode, spin);
+      const [items, lengths, count] = packedArgs(l);
+      const r = native.writevFd(this.rawFd, items, a, mode, spin, lengths, count);
       if (r > 0) this.#touch();
       return r;
     }, (attempt) => this.stepOf(C.POLLOUT, attempt), outcome, tryForm, (r) => this.#sendError(r));

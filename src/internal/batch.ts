@@ -9,6 +9,7 @@
  */
 import { E, IpcError } from '../errors.js';
 import { type ReadAhead } from './framing.js';
+import { checkMessageBatch } from './message-batch.js';
 import { DONE, type Operation } from './operation.js';
 import { invalidArgument, optionalInteger } from './validate.js';
 import { type SyncWaitOptions, type WaitOptions } from './wait.js';
@@ -207,6 +208,45 @@ export interface GatherOperation<R> extends Operation<R> {
 }
 
 /**
+ * A {@link MessageBatch} as a batched send found it: its count and size
+ * are fixed when the call starts, so a batch changed while the call waits
+ * cannot make it loop (its lengths are checked against its buffer by the
+ * native call, which refuses a batch whose lengths run past it).
+ */
+export interface Packed {
+  readonly data: Buffer;
+  readonly lengths: Uint32Array;
+  readonly count: number;
+  readonly size: number;
+}
+
+/** `batch` (a {@link MessageBatch}, else ERR_IPC_INVALID_ARGUMENT) as a send starting now finds it. */
+export function packed(batch: unknown): Packed {
+  const b = checkMessageBatch(batch);
+  return { data: b.data, lengths: b.lengths, count: b.count, size: b.size };
+}
+
+/** What a gathered write writes: an array of buffers, or a packed batch. */
+export type GatherList = readonly Uint8Array[] | Packed;
+
+function isPacked(list: GatherList): list is Packed {
+  return !Array.isArray(list);
+}
+
+/** How many elements `list` has. */
+export function gatherCount(list: GatherList): number {
+  return isPacked(list) ? list.count : list.length;
+}
+
+/** Element `i` of `list`: for a packed batch, a copy (its buffer may be refilled once the call returns). */
+function gatherElement(list: GatherList, i: number): Uint8Array {
+  if (!isPacked(list)) return list[i]!;
+  let start = 0;
+  for (let k = 0; k < i; k++) start += list.lengths[k]!;
+  return Buffer.from(list.data.subarray(start, start + list.lengths[i]!));
+}
+
+/**
  * The operation that writes `list` from `at` on by gathered writes
  * (`write`: one native writevFd call; `framed`: each element behind its
  * 4-byte length prefix), each step
@@ -215,28 +255,34 @@ export interface GatherOperation<R> extends Operation<R> {
  * element a try cut short, as an operation of its own (`fail` turns its
  * errors into the error to report).
  */
-export function gatherOperation<R>(list: Uint8Array[], at: Float64Array, framed: boolean, write: (list: Uint8Array[], at: Float64Array, spin: number) => number,
+export function gatherOperation<R>(list: GatherList, at: Float64Array, framed: boolean, write: (list: GatherList, at: Float64Array, spin: number) => number,
   stepOf: (attempt: (spin: number) => R | undefined) => Operation<R>, outcome: (r: number) => R | undefined, tryForm: boolean,
   fail: (r: number) => IpcError): GatherOperation<R> {
   const header = framed ? 4 : 0;
+  const count = gatherCount(list);
   let written = 0;
   const op = stepOf((spin) => {
-    const r = at[0]! < list.length ? write(list, at, spin) : 0;
+    const r = at[0]! < count ? write(list, at, spin) : 0;
     if (r > 0) written += r;
     return outcome(r);
   }) as GatherOperation<R>;
   op.written = () => written;
-  op.total = list.reduce((sum, m) => sum + header + m.length, 0);
+  op.total = isPacked(list) ? list.size + header * count : list.reduce((sum, m) => sum + header + m.length, 0);
   op.rest = () => {
-    if (!tryForm || at[1] === 0 || at[0]! >= list.length) return undefined;
-    const one = [list[at[0]!]!];
+    if (!tryForm || at[1] === 0 || at[0]! >= count) return undefined;
+    const element = gatherElement(list, at[0]!);
     const tail = new Float64Array([0, at[1]!]);
-    return gatherOperation(one, tail, framed, write, stepOf as unknown as (attempt: (spin: number) => typeof DONE | undefined) => Operation<typeof DONE>, (r) => {
+    return gatherOperation([element], tail, framed, write, stepOf as unknown as (attempt: (spin: number) => typeof DONE | undefined) => Operation<typeof DONE>, (r) => {
       if (r < 0 && r !== E.EAGAIN) throw fail(r);
       return tail[0] === 1 ? DONE : undefined;
     }, false, fail);
   };
   return op;
+}
+
+/** The arguments after `spin` that make native writevFd read a packed batch (none for an array). */
+export function packedArgs(list: GatherList): [list: readonly Uint8Array[] | Uint8Array, lengths?: Uint32Array, count?: number] {
+  return isPacked(list) ? [list.data, list.lengths, list.count] : [list];
 }
 
 /** Messages one step of a batched async iteration takes at most. */

@@ -100,6 +100,33 @@ export class ReadAhead {
     return this.#bytes > 0 || this.#partial !== undefined;
   }
 
+  /** Whether a large message is being read straight into its own buffer ({@link message} finishes it). */
+  get direct(): boolean {
+    return this.#partial !== undefined;
+  }
+
+  /** Whether the framed stream broke ({@link message} reports how, from then on). */
+  get broken(): boolean {
+    return this.#broken !== undefined;
+  }
+
+  /** Says the stream is read as messages of at most `max` bytes, as {@link message} does. */
+  framed(max: number): void {
+    this.#framedMax = max;
+  }
+
+  /** Moves everything held into `target` from `at` on (it has the room): how many bytes. */
+  drainInto(target: Uint8Array, at: number): number {
+    const n = this.#bytes;
+    if (n > 0) this.#move(n, at === 0 ? target : target.subarray(at));
+    return n;
+  }
+
+  /** The length the next message announces, or -1 while fewer than 4 bytes of it are held (or it is being read straight into its buffer). */
+  nextLength(): number {
+    return this.#partial !== undefined || this.#bytes < FRAME_HEADER ? -1 : this.#peekLength();
+  }
+
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.#chunks.push(chunk);
@@ -138,7 +165,7 @@ export class ReadAhead {
   }
 
   /** Moves past the next `n` bytes, copying them into `out` when given. */
-  #move(n: number, out: Buffer | undefined): void {
+  #move(n: number, out: Uint8Array | undefined): void {
     this.#bytes -= n;
     let done = 0;
     while (done < n) {

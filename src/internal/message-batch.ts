@@ -1,0 +1,132 @@
+/**
+ * A packed batch of messages: many messages in one buffer of yours, back
+ * to back, with their lengths beside them. The batched calls that take one
+ * (`sendBatch`, `receiveBatch`) move a whole batch with one native call
+ * and no JavaScript object per message: no array element to read, no
+ * `Buffer` view or `{ data }` object to make, no codec. A batch is reused
+ * from call to call, so nothing is allocated per message either.
+ * @module
+ */
+import { IpcError } from '../errors.js';
+import { checkOptions, invalidArgument, optionalInteger, toBytes } from './validate.js';
+
+/** Options of a {@link MessageBatch}: how much it holds. */
+export interface MessageBatchOptions {
+  /** Room for message bytes, 1 byte to 1 GiB. */
+  bytes: number;
+  /** Room for this many messages, 1 to 1,048,576. Default 1024. */
+  messages?: number;
+}
+
+/** The largest `bytes` of a batch. */
+const MAX_BYTES = 2 ** 30;
+/** The largest `messages` of a batch. */
+const MAX_MESSAGES = 2 ** 20;
+const OPTION_KEYS = ['bytes', 'messages'] as const;
+
+/**
+ * Many messages in one buffer: `data` holds their bytes back to back,
+ * `lengths[i]` is the length of message `i`, and {@link count} says how
+ * many there are. Fill one with {@link push} (or let a `receiveBatch` fill
+ * it), read it with {@link at} or by iterating, and {@link clear} it to
+ * start again. The views {@link at} returns share `data`: they change when
+ * the batch is refilled, so copy what must outlive it. `data` and
+ * `lengths` are there to read (and to hand to other code) without a copy;
+ * change the messages through `push` and `clear`.
+ *
+ * ```ts
+ * const batch = new MessageBatch({ bytes: 1 << 20, messages: 4096 });
+ * for (const m of messages) if (!batch.push(m)) break;
+ * await writeEnd.sendBatch(batch);
+ * const n = await readEnd.receiveBatch(batch); // clears it, then fills it
+ * for (const message of batch) use(message);
+ * ```
+ */
+export class MessageBatch implements Iterable<Buffer> {
+  /** The messages' bytes, back to back (its length is the batch's room for bytes). */
+  readonly data: Buffer;
+  /** Each message's length, in order (its length is the batch's room for messages). */
+  readonly lengths: Uint32Array;
+  /** Where each message starts: offsets[0..#known] are known (push only appends, so they stay so). */
+  readonly #offsets: Float64Array;
+  #known = 0;
+  #count = 0;
+  #size = 0;
+
+  constructor(options: MessageBatchOptions) {
+    checkOptions(options, OPTION_KEYS, 'MessageBatch');
+    const o = options as Partial<MessageBatchOptions> | undefined;
+    if (o?.bytes === undefined) throw invalidArgument('bytes', undefined, `the room for message bytes, 1 to ${MAX_BYTES}`);
+    const bytes = optionalInteger(o.bytes, 'bytes', 1, MAX_BYTES, 0);
+    const messages = optionalInteger(o.messages, 'messages', 1, MAX_MESSAGES, 1024);
+    this.data = Buffer.alloc(bytes);
+    this.lengths = new Uint32Array(messages);
+    this.#offsets = new Float64Array(messages + 1);
+  }
+
+  /** How many messages the batch holds. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** How many bytes its messages take in {@link data}. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * Appends a copy of `message` (bytes, or a string as UTF-8): `true`, or
+   * `false` when the batch has no room left for it (in bytes or messages).
+   * A message larger than the whole batch is an error, not a `false`: it
+   * would never fit.
+   */
+  push(message: Uint8Array | string): boolean {
+    const bytes = toBytes(message, 'message');
+    if (bytes.length > this.data.length) {
+      throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte message cannot go in a batch of ${this.data.length} ` +
+        'bytes. Make the batch larger (its `bytes` option), or send the message on its own.');
+    }
+    if (this.#count === this.lengths.length || bytes.length > this.data.length - this.#size) return false;
+    this.data.set(bytes, this.#size);
+    this.lengths[this.#count++] = bytes.length;
+    this.#size += bytes.length;
+    return true;
+  }
+
+  /** Message `index` (0 to {@link count} - 1), as a view of {@link data}. */
+  at(index: number): Buffer {
+    if (!Number.isInteger(index) || index < 0 || index >= this.#count) {
+      throw invalidArgument('index', index, `a message index from 0 to ${this.#count - 1}`);
+    }
+    const offsets = this.#offsets;
+    for (let k = this.#known; k < index; k++) offsets[k + 1] = offsets[k]! + this.lengths[k]!;
+    if (index > this.#known) this.#known = index;
+    const start = offsets[index]!;
+    return this.data.subarray(start, start + this.lengths[index]!);
+  }
+
+  /** Empties the batch (its memory stays, for the next fill). */
+  clear(): void {
+    this.place(0, 0);
+  }
+
+  *[Symbol.iterator](): Iterator<Buffer> {
+    for (let i = 0; i < this.#count; i++) yield this.at(i);
+  }
+
+  /**
+   * @internal Says the batch holds `count` messages in `size` bytes, as a
+   * receive filled `data` and `lengths`.
+   */
+  place(count: number, size: number): void {
+    this.#known = 0;
+    this.#count = count;
+    this.#size = size;
+  }
+}
+
+/** `batch`, refused with ERR_IPC_INVALID_ARGUMENT unless it is a {@link MessageBatch}. */
+export function checkMessageBatch(batch: unknown): MessageBatch {
+  if (!(batch instanceof MessageBatch)) throw invalidArgument('batch', batch, 'a MessageBatch');
+  return batch;
+}

@@ -1,0 +1,399 @@
+/**
+ * Packed batches (MessageBatch): the class itself, and sendBatch /
+ * receiveBatch on pipes and FIFOs in their three forms. Exact counts when a
+ * timeout, an abort or the batch's room ends a call; messages read ahead by
+ * other receives, held after a codec refusal, larger than the batch or
+ * than maxMessageSize; atomic messages under writers in other processes;
+ * and a reader that is not ipckit.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Fifo, MessageBatch, pipe, spawn } from '../src/index.js';
+import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { killAllPeers, trackChild } from './helpers/peer.js';
+
+after(() => killAllPeers());
+
+const INDEX = fileURLToPath(new URL('../src/index.js', import.meta.url));
+const texts = (batch: MessageBatch): string[] => [...batch].map((m) => m.toString());
+const words = (n: number, from = 0): string[] => Array.from({ length: n }, (_, i) => `w${from + i}`);
+
+/** A batch holding `messages`, with room for exactly them unless told otherwise. */
+function batchOf(messages: readonly (string | Uint8Array)[], room?: { bytes?: number; messages?: number }): MessageBatch {
+  const bytes = messages.reduce((sum, m) => sum + Buffer.byteLength(m), 0);
+  const batch = new MessageBatch({ bytes: room?.bytes ?? Math.max(bytes, 1), messages: room?.messages ?? Math.max(messages.length, 1) });
+  for (const m of messages) assert.equal(batch.push(m), true);
+  return batch;
+}
+
+describe('MessageBatch', () => {
+  it('holds messages back to back with their lengths; push says false once bytes or messages run out', () => {
+    const batch = new MessageBatch({ bytes: 10, messages: 3 });
+    assert.equal(batch.data.length, 10);
+    assert.equal(batch.lengths.length, 3);
+    assert.equal(batch.push('abc'), true);
+    assert.equal(batch.push(''), true);
+    assert.equal(batch.push(Buffer.from('é!')), true);
+    assert.equal(batch.push('x'), false, 'no room for a fourth message');
+    assert.equal(batch.count, 3);
+    assert.equal(batch.size, 6);
+    assert.deepEqual([...batch.lengths], [3, 0, 3]);
+    assert.equal(batch.data.subarray(0, 6).toString(), 'abcé!');
+    assert.deepEqual(texts(batch), ['abc', '', 'é!']);
+    assert.equal(batch.at(2).toString(), 'é!');
+    batch.clear();
+    assert.equal(batch.count, 0);
+    assert.equal(batch.size, 0);
+    assert.deepEqual(texts(batch), []);
+    assert.equal(batch.push('123456789'), true);
+    assert.equal(batch.push('ab'), false, 'no room for two more bytes');
+    assert.equal(batch.push('a'), true);
+    assert.deepEqual(texts(batch), ['123456789', 'a']);
+    assert.equal(new MessageBatch({ bytes: 1 }).lengths.length, 1024);
+  });
+
+  it('refuses bad options, indexes and messages with ERR_IPC_INVALID_ARGUMENT; a message larger than the batch with ERR_IPC_MESSAGE_TOO_LARGE', () => {
+    throwsWith(() => new MessageBatch(undefined as never), 'ERR_IPC_INVALID_ARGUMENT', /bytes/);
+    throwsWith(() => new MessageBatch({} as never), 'ERR_IPC_INVALID_ARGUMENT', /bytes/);
+    throwsWith(() => new MessageBatch({ bytes: 0 }), 'ERR_IPC_INVALID_ARGUMENT', /bytes/);
+    throwsWith(() => new MessageBatch({ bytes: 2 ** 30 + 1 }), 'ERR_IPC_INVALID_ARGUMENT', /bytes/);
+    throwsWith(() => new MessageBatch({ bytes: 1.5 }), 'ERR_IPC_INVALID_ARGUMENT', /bytes/);
+    throwsWith(() => new MessageBatch({ bytes: 8, messages: 0 }), 'ERR_IPC_INVALID_ARGUMENT', /messages/);
+    throwsWith(() => new MessageBatch({ bytes: 8, messages: 2 ** 20 + 1 }), 'ERR_IPC_INVALID_ARGUMENT', /messages/);
+    throwsWith(() => new MessageBatch({ bytes: 8, size: 2 } as never), 'ERR_IPC_INVALID_ARGUMENT', /no key "size"/);
+    const batch = batchOf(['a', 'b']);
+    throwsWith(() => batch.at(2), 'ERR_IPC_INVALID_ARGUMENT', /index/);
+    throwsWith(() => batch.at(-1), 'ERR_IPC_INVALID_ARGUMENT', /index/);
+    throwsWith(() => batch.at(0.5), 'ERR_IPC_INVALID_ARGUMENT', /index/);
+    throwsWith(() => batch.push(42 as never), 'ERR_IPC_INVALID_ARGUMENT', /message/);
+    throwsWith(() => batch.push('abc'), 'ERR_IPC_MESSAGE_TOO_LARGE', /3-byte message cannot go in a batch of 2 bytes/);
+    assert.deepEqual(texts(batch), ['a', 'b']);
+  });
+});
+
+describe('pipe packed batches: sendBatch / receiveBatch', () => {
+  it('trySendBatch and tryReceiveBatch move many messages per call, in order; 0 while empty, null at the end', () => {
+    const { readEnd, writeEnd } = pipe();
+    try {
+      assert.equal(writeEnd.trySendBatch(batchOf(['one', '', 'three', 'é'.repeat(100)])), 4);
+      assert.equal(writeEnd.trySendBatch(new MessageBatch({ bytes: 1 })), 0);
+      const got = new MessageBatch({ bytes: 4096, messages: 16 });
+      assert.equal(readEnd.tryReceiveBatch(got), 4);
+      assert.deepEqual(texts(got), ['one', '', 'three', 'é'.repeat(100)]);
+      assert.equal(readEnd.tryReceiveBatch(got), 0);
+      assert.equal(got.count, 0, 'a try that found nothing leaves the batch empty');
+      writeEnd.close();
+      assert.equal(readEnd.tryReceiveBatch(got), null);
+      assert.equal(readEnd.receiveBatchSync(got), null);
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
+  it('a receive takes what fits the batch\'s room in messages and in bytes; the rest stays for the next call, in order', () => {
+    const { readEnd, writeEnd } = pipe();
+    try {
+      assert.equal(writeEnd.sendBatchSync(batchOf(words(100))), 100);
+      const few = new MessageBatch({ bytes: 4096, messages: 7 });
+      assert.equal(readEnd.receiveBatchSync(few), 7);
+      assert.deepEqual(texts(few), words(7));
+      const narrow = new MessageBatch({ bytes: 10, messages: 100 });
+      assert.equal(readEnd.receiveBatchSync(narrow), 4, 'w7, w8, w9 and w10 take 9 bytes; w11 does not fit');
+      assert.deepEqual(texts(narrow), words(4, 7));
+      const rest = new MessageBatch({ bytes: 4096 });
+      assert.equal(readEnd.receiveBatchSync(rest), 89);
+      assert.deepEqual(texts(rest), words(89, 11));
+      // Straight from the pipe (nothing read ahead), a small batch takes every message that fits too, not only what one read of its room brings.
+      assert.equal(writeEnd.sendBatchSync(batchOf(words(10))), 10);
+      const tight = new MessageBatch({ bytes: 12, messages: 100 });
+      assert.equal(readEnd.receiveBatchSync(tight), 6, 'six 2-byte messages fill 12 bytes, though their frames take 36');
+      assert.deepEqual(texts(tight), words(6));
+      assert.equal(readEnd.receiveBatchSync(rest), 4);
+      assert.deepEqual(texts(rest), words(4, 6));
+      assert.equal(readEnd.tryReceiveBatch(rest), 0);
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
+  it('mixes with receive, receiveMany and read: what they read ahead comes first, and what a batch reads ahead goes to them', () => {
+    const { readEnd, writeEnd } = pipe();
+    try {
+      writeEnd.sendManySync(words(20));
+      assert.equal(readEnd.receiveSync()?.data.toString(), 'w0');
+      const batch = new MessageBatch({ bytes: 4096, messages: 5 });
+      assert.equal(readEnd.receiveBatchSync(batch), 5);
+      assert.deepEqual(texts(batch), words(5, 1));
+      assert.deepEqual(readEnd.receiveManySync({ max: 3 })?.map((m) => m.data.toString()), words(3, 6));
+      assert.equal(readEnd.receiveBatchSync(batch), 5);
+      assert.deepEqual(texts(batch), words(5, 9));
+      assert.equal(readEnd.readMessageSync()?.toString(), 'w14');
+      assert.equal(readEnd.receiveBatchSync(batch), 5);
+      assert.deepEqual(texts(batch), words(5, 15));
+      // Half a message read ahead by the batch: a receive finishes it.
+      writeEnd.writeSync(Buffer.from([0, 0, 0, 5, 0x68, 0x65]));
+      assert.equal(readEnd.tryReceiveBatch(batch), 0);
+      writeEnd.writeSync(Buffer.from('llo'));
+      assert.equal(readEnd.receiveSync({ timeout: 5_000 })?.data.toString(), 'hello');
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
+  it('a message larger than the batch stays, with ERR_IPC_MESSAGE_TOO_LARGE: receive takes it, and the batch goes on after it', () => {
+    const { readEnd, writeEnd } = pipe();
+    try {
+      writeEnd.sendManySync(['small', 'x'.repeat(50), 'after', 'y'.repeat(8)]);
+      const batch = new MessageBatch({ bytes: 10 });
+      assert.equal(readEnd.receiveBatchSync(batch), 1);
+      assert.deepEqual(texts(batch), ['small']);
+      throwsWith(() => readEnd.receiveBatchSync(batch), 'ERR_IPC_MESSAGE_TOO_LARGE', /next message .* is 50 bytes, more than the 10 bytes a batch holds; it stays/);
+      throwsWith(() => readEnd.tryReceiveBatch(batch), 'ERR_IPC_MESSAGE_TOO_LARGE', /50 bytes/);
+      assert.equal(readEnd.receiveSync()?.data.toString(), 'x'.repeat(50));
+      assert.equal(readEnd.receiveBatchSync(batch), 1);
+      assert.deepEqual(texts(batch), ['after']);
+      // 8 bytes fit a 10-byte batch though the frame (12 bytes) does not.
+      assert.equal(readEnd.receiveBatchSync(batch), 1);
+      assert.deepEqual(texts(batch), ['y'.repeat(8)]);
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
+  it('a stream error after whole messages ends the batch; the next call reports it (over maxMessageSize, writers gone inside a message)', () => {
+    const { readEnd, writeEnd } = pipe({ maxMessageSize: 100 });
+    try {
+      writeEnd.sendManySync(['ok-1', 'ok-2']);
+      writeEnd.writeSync(Buffer.from([0, 0, 1, 0]));   // announces 256 bytes, over maxMessageSize
+      const batch = new MessageBatch({ bytes: 4096 });
+      assert.equal(readEnd.receiveBatchSync(batch), 2);
+      assert.deepEqual(texts(batch), ['ok-1', 'ok-2']);
+      throwsWith(() => readEnd.receiveBatchSync(batch), 'ERR_IPC_MESSAGE_TOO_LARGE', /announces 256 bytes, more than maxMessageSize 100/);
+      throwsWith(() => readEnd.tryReceiveBatch(batch), 'ERR_IPC_MESSAGE_TOO_LARGE');
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+    const cut = pipe();
+    try {
+      cut.writeEnd.sendManySync(['whole']);
+      cut.writeEnd.writeSync(Buffer.from([0, 0, 0, 9, 0x61]));
+      cut.writeEnd.close();
+      const batch = new MessageBatch({ bytes: 4096 });
+      assert.equal(cut.readEnd.receiveBatchSync(batch), 1);
+      assert.deepEqual(texts(batch), ['whole']);
+      throwsWith(() => cut.readEnd.receiveBatchSync(batch), 'ERR_IPC_FRAMING', /closed in the middle of a message/);
+    } finally {
+      cut.readEnd.close();
+      cut.writeEnd.close();
+    }
+  });
+
+  it('messages held after a codec refusal come first, as raw bytes, then those still in the pipe', () => {
+    const { readEnd, writeEnd } = pipe({ codec: refusingCodec() });
+    try {
+      writeEnd.sendManySync(['a', 'bad-1', 'b', 'c']);
+      assert.deepEqual(readEnd.receiveManySync()?.map((m) => m.data), ['a']);
+      writeEnd.sendManySync(['d']);
+      const batch = new MessageBatch({ bytes: 4096 });
+      assert.equal(readEnd.receiveBatchSync(batch), 4, 'the held ones, then the stream\'s');
+      assert.deepEqual(texts(batch), ['bad-1', 'b', 'c', 'd']);
+      writeEnd.sendManySync(['bad-2', 'e', 'f']);
+      throwsWith(() => readEnd.receiveManySync(), 'ERR_IPC_CODEC', /refused bad-2/);
+      const one = new MessageBatch({ bytes: 4096, messages: 1 });
+      assert.equal(readEnd.receiveBatchSync(one), 1);
+      assert.deepEqual(texts(one), ['e']);
+      assert.equal(readEnd.receiveBatchSync(batch), 1);
+      assert.deepEqual(texts(batch), ['f']);
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
+  it('sendBatchSync waits for room; a timeout between messages returns exactly how many went; trySendBatch what fits', () => {
+    const { readEnd, writeEnd } = pipe({ capacity: 4096 });
+    try {
+      const batch = batchOf(words(10).map((w) => w.padEnd(1000, '.')));
+      const fit = writeEnd.trySendBatch(batch);
+      assert.ok(fit > 0 && fit < 10, `a 4 KiB pipe takes some of ten 1004-byte frames, not ${fit}`);
+      throwsWith(() => writeEnd.sendBatchSync(batch, { timeout: 20 }), 'ERR_IPC_TIMEOUT', / timed out after 20 ms/);
+      const got = new MessageBatch({ bytes: 65536 });
+      assert.equal(readEnd.receiveBatchSync(got), fit);
+      assert.equal(writeEnd.sendBatchSync(batch, { timeout: 30 }), fit);
+      assert.equal(readEnd.receiveBatchSync(got), fit);
+      assert.deepEqual(texts(got), words(fit).map((w) => w.padEnd(1000, '.')));
+      assert.equal(readEnd.tryReceiveBatch(got), 0);
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
+  it('async: receiveBatch waits for the first message; sendBatch waits for room; timeout and abort part-way resolve with the count', async () => {
+    const { readEnd, writeEnd } = pipe({ capacity: 4096 });
+    try {
+      const got = new MessageBatch({ bytes: 65536 });
+      const waiting = readEnd.receiveBatch(got);
+      assert.ok(await stillPending(waiting, 30));
+      const all = batchOf(Array.from({ length: 40 }, (_, i) => `${i}`.padEnd(500, '-')));
+      const sending = writeEnd.sendBatch(all);
+      const seen: string[] = [];
+      assert.ok((await waiting)! > 0);
+      seen.push(...texts(got));
+      while (seen.length < 40) {
+        assert.ok((await readEnd.receiveBatch(got, { timeout: 5_000 }))! > 0);
+        seen.push(...texts(got));
+      }
+      assert.equal(await sending, 40);
+      assert.deepEqual(seen, texts(all));
+      // Part-way: a timeout, then an abort, each after some went.
+      const timed = await writeEnd.sendBatch(all, { timeout: 30 });
+      assert.ok(timed > 0 && timed < 40);
+      assert.equal(await readEnd.receiveBatch(got), timed);
+      const controller = new AbortController();
+      const aborted = writeEnd.sendBatch(all, { signal: controller.signal });
+      assert.ok(await stillPending(aborted, 30));
+      controller.abort();
+      const count = await aborted;
+      assert.ok(count > 0 && count < 40);
+      assert.equal(await readEnd.receiveBatch(got), count);
+      assert.deepEqual(texts(got), texts(all).slice(0, count));
+      await rejectsWith(() => readEnd.receiveBatch(got, { timeout: 10 }), 'ERR_IPC_TIMEOUT');
+      const stop = new AbortController();
+      const pending = readEnd.receiveBatch(got, { signal: stop.signal });
+      stop.abort();
+      await rejectsWith(() => pending, 'ERR_IPC_ABORTED');
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
+  it('a batch whose lengths are changed while its send waits inside a message closes the end with ERR_IPC_INVALID_ARGUMENT', async () => {
+    const { readEnd, writeEnd } = pipe({ capacity: 4096 });
+    try {
+      const batch = batchOf(['first', 'z'.repeat(10_000)]);
+      const sending = writeEnd.sendBatch(batch);
+      assert.ok(await stillPending(sending, 20), 'part of the large message went; the rest waits for room');
+      batch.lengths[1] = 2 ** 31;
+      const drained = readEnd.read({ maxBytes: 65536 });
+      await rejectsWith(() => sending, 'ERR_IPC_INVALID_ARGUMENT', /changed while the call waited .* 1 of 2 messages had been written whole.*so this end was closed/);
+      await drained;
+      assert.equal(writeEnd.closed, true);
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
+  it('refuses what is not a MessageBatch, and unknown options, before reading or writing anything', async () => {
+    const { readEnd, writeEnd } = pipe();
+    try {
+      throwsWith(() => writeEnd.sendBatchSync(['a'] as never), 'ERR_IPC_INVALID_ARGUMENT', /batch must be a MessageBatch/);
+      throwsWith(() => writeEnd.trySendBatch(undefined as never), 'ERR_IPC_INVALID_ARGUMENT', /MessageBatch/);
+      await rejectsWith(() => writeEnd.sendBatch(batchOf(['a']), { to: 'x' } as never), 'ERR_IPC_INVALID_ARGUMENT', /no key "to"/);
+      throwsWith(() => readEnd.receiveBatchSync({ data: Buffer.alloc(4) } as never), 'ERR_IPC_INVALID_ARGUMENT', /MessageBatch/);
+      throwsWith(() => readEnd.tryReceiveBatch(null as never), 'ERR_IPC_INVALID_ARGUMENT', /MessageBatch/);
+      await rejectsWith(() => readEnd.receiveBatch(new MessageBatch({ bytes: 8 }), { max: 2 } as never), 'ERR_IPC_INVALID_ARGUMENT', /no key "max"/);
+      assert.equal(readEnd.tryRead(), undefined);
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
+  it('keeps each message of at most PIPE_BUF - 4 bytes whole under batch writers in other processes, each writer\'s in order', async () => {
+    const { readEnd, writeEnd } = pipe({ capacity: 4096 });
+    const script = [
+      `import { MessageBatch, PipeWriteEnd } from ${JSON.stringify(INDEX)};`,
+      'const end = PipeWriteEnd.fromFd(3);',
+      'const tag = process.argv[1];',
+      'const batch = new MessageBatch({ bytes: 37 * 150, messages: 37 });',
+      'for (let i = 0; i < 3000;) {',
+      '  batch.clear();',
+      '  for (; i < 3000 && batch.push(`${tag}:${i}:`.padEnd(150, tag)); i++);',
+      '  end.sendBatchSync(batch);',
+      '}',
+      'end.close();',
+    ].join('\n');
+    const writers = ['x', 'y', 'z'].map((tag) => trackChild(spawn(process.execPath, ['--input-type=module', '-e', script, tag],
+      { fds: { 3: writeEnd }, stdio: ['ignore', 'ignore', 'inherit'] })));
+    writeEnd.close();
+    const got: string[] = [];
+    const batch = new MessageBatch({ bytes: 1 << 16 });
+    while ((await readEnd.receiveBatch(batch, { timeout: 20_000 })) !== null) got.push(...texts(batch));
+    for (const child of writers) if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+    assert.deepEqual(writers.map((c) => c.exitCode), [0, 0, 0]);
+    assert.equal(got.length, 9000);
+    for (const tag of ['x', 'y', 'z']) {
+      assert.deepEqual(got.filter((m) => m.startsWith(`${tag}:`)), Array.from({ length: 3000 }, (_, i) => `${tag}:${i}:`.padEnd(150, tag)));
+    }
+    readEnd.close();
+  });
+
+  it('a reader that is not ipckit reads what sendBatch framed; receiveBatch reads what a program that is not ipckit framed', async () => {
+    const { readEnd, writeEnd } = pipe();
+    const reader = trackChild(spawn('python3', ['-c', [
+      'import os, struct',
+      'f = os.fdopen(3, "rb")',
+      'out = []',
+      'while True:',
+      '    head = f.read(4)',
+      '    if len(head) < 4: break',
+      '    (n,) = struct.unpack(">I", head)',
+      '    out.append(f.read(n).decode())',
+      'print("|".join(out))'].join('\n')], { fds: { 3: readEnd }, stdio: ['ignore', 'pipe', 'inherit'] }));
+    readEnd.close();
+    let printed = '';
+    reader.stdout!.setEncoding('utf8').on('data', (chunk: string) => { printed += chunk; });
+    assert.equal(await writeEnd.sendBatch(batchOf(['one', '', 'three', 'é'.repeat(3000)])), 4);
+    writeEnd.close();
+    assert.equal(await new Promise((resolve) => reader.once('close', resolve)), 0);
+    assert.equal(printed, `one||three|${'é'.repeat(3000)}\n`);
+
+    const back = pipe();
+    const writer = trackChild(spawn('python3', ['-c', [
+      'import os, struct',
+      'f = os.fdopen(3, "wb")',
+      'for i in range(500):',
+      '    m = ("m%d" % i).encode() * (i % 7)',
+      '    f.write(struct.pack(">I", len(m)) + m)',
+      'f.close()'].join('\n')], { fds: { 3: back.writeEnd }, stdio: ['ignore', 'ignore', 'inherit'] }));
+    back.writeEnd.close();
+    const got: string[] = [];
+    const batch = new MessageBatch({ bytes: 700, messages: 50 });
+    while ((await back.readEnd.receiveBatch(batch, { timeout: 20_000 })) !== null) got.push(...texts(batch));
+    assert.equal(await new Promise((resolve) => writer.once('close', resolve)), 0);
+    assert.deepEqual(got, Array.from({ length: 500 }, (_, i) => `m${i}`.repeat(i % 7)));
+    back.readEnd.close();
+  });
+
+  it('FIFOs have them too', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ipckit-batch-'));
+    const file = path.join(dir, 'fifo');
+    try {
+      Fifo.create(file);
+      const [readEnd, writeEnd] = await Promise.all([Fifo.openRead(file), Fifo.openWrite(file)]);
+      try {
+        assert.equal(await writeEnd.sendBatch(batchOf(words(30))), 30);
+        const batch = new MessageBatch({ bytes: 4096 });
+        assert.equal(await readEnd.receiveBatch(batch), 30);
+        assert.deepEqual(texts(batch), words(30));
+      } finally {
+        readEnd.close();
+        writeEnd.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
