@@ -276,11 +276,15 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
     rows.push(...rowsFor(mechanism, 'C pipe 256 B messages', ctx.placement, cOne, null, null));
     const cMany = await ctx.runPair(undefined, [ctx.cProgram('pipe'), 'pipe', 'msgsv', String(iterations), String(MESSAGE_SIZE)]);
     rows.push(...rowsFor(mechanism, 'C pipe 256 B messages writev', ctx.placement, cMany, null, null));
+    // ipckit's batches keep every message atomic under other writers (whole frames of at most PIPE_BUF bytes a writev): C doing the same.
+    const cAtomic = await ctx.runPair(undefined, [ctx.cProgram('pipe'), 'pipe', 'msgsa', String(iterations), String(MESSAGE_SIZE)]);
+    rows.push(...rowsFor(mechanism, 'C pipe 256 B messages writev atomic', ctx.placement, cAtomic, null, null));
     for (const mode of ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed'] as const) {
       const m = await ctx.runPair(undefined, ctx.nodeRole(mechanism, 'pipe-client', { kind: 'msgs', mode, iterations, size: MESSAGE_SIZE }));
       const batched = mode !== 'sync' && mode !== 'async';
       rows.push(...rowsFor(mechanism, `ipckit pipe 256 B messages ${mode}`, ctx.placement, m,
         batched ? 'C pipe 256 B messages writev' : 'C pipe 256 B messages', batched ? cMany : cOne));
+      if (batched) rows.push(...rowsFor(mechanism, `ipckit pipe 256 B messages ${mode} vs atomic C`, ctx.placement, m, 'C pipe 256 B messages writev atomic', cAtomic));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

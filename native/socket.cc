@@ -406,7 +406,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r);
 }
 
-// sendMmsg(fd, list: Uint8Array[], to: Uint8Array | null, next: Uint32Array(1), spinUs)
+// sendMmsg(fd, list: Uint8Array[] | packed, to: Uint8Array | null, next: Uint32Array(1), spinUs[, lengths, count])
 //   -> messages sent (> 0), -EAGAIN (none), or -errno (none).
 // Sends list[next[0]..] as one datagram (or seqpacket message) each, by
 // sendmmsg in groups of up to 1024, all to `to` (null: the connected peer),
@@ -418,7 +418,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
 Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgInt(info, 0);
-  auto list = info[1].As<Napi::Array>();
+  Elements list(info, 1, 5);  // an array, or a packed batch with its lengths and count at 5 and 6
   Bytes to{nullptr, 0};
   if (info[2].IsTypedArray()) to = ArgBytes(info, 2);
   auto next = info[3].As<Napi::Uint32Array>();
@@ -437,7 +437,7 @@ Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
     uint32_t ready = 0;
     for (; ready < count; ready++) {
       Bytes b;
-      if (!ElementBytes(list, index + ready, &b)) break;  // what precedes it goes; the next call reports it
+      if (!list.Get(index + ready, &b)) break;  // what precedes it goes; the next call reports it
       iov[ready] = iovec{b.data, b.length};
       msghdr& h = msgs[ready].msg_hdr;
       h.msg_iov = &iov[ready];

@@ -286,7 +286,7 @@ export interface NativeBinding {
   /** The parts in order in one sendmsg (at most IOV_MAX), descriptors with the first byte. */
   sendParts(fd: number, parts: Uint8Array[], fds: Int32Array | null, spinUs: number): number;
   /** list[next[0]..] as one message each by sendmmsg (to: null for the connected peer), moving next[0]: messages sent, or -errno. */
-  sendMmsg(fd: number, list: readonly Uint8Array[], to: Uint8Array | null, next: Uint32Array, spinUs: number): number;
+  sendMmsg(fd: number, list: readonly Uint8Array[] | Uint8Array, to: Uint8Array | null, next: Uint32Array, spinUs: number, lengths?: Uint32Array, count?: number): number;
   /**
    * One recvmmsg of up to io[0] messages into `slot`-byte slots of scratch:
    * io[1 + 4i..4 + 4i] = [length, msg_flags, descriptors, address length].

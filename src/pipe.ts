@@ -25,7 +25,7 @@ import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
   decodeBatch, encodeBatch, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, packedArgs, spread,
 } from './internal/batch.js';
-import { type MessageBatch, checkMessageBatch } from './internal/message-batch.js';
+import { type MessageBatch, batchTooSmall, checkMessageBatch, pushIfRoom } from './internal/message-batch.js';
 import { Handle } from './internal/handle.js';
 import { describeSetting, descriptorError } from './internal/limits.js';
 import { DONE, type Operation, ReadinessLane, run, runSync, tryRun } from './internal/operation.js';
@@ -669,9 +669,9 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
   #fillFromHeld(batch: MessageBatch): boolean {
     while (this.#held.size > 0) {
       const message = this.#held.take()!;
-      if (!batch.push(message)) {
+      if (!pushIfRoom(batch, message)) {
         this.#held.putBack([message]);
-        if (batch.count === 0) throw this.#batchTooSmall(message.length, batch);
+        if (batch.count === 0) throw batchTooSmall(this.address, message.length, batch);
         return false;
       }
     }
@@ -751,7 +751,7 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
       const next = ahead.nextLength();
       if (next <= max && next > batch.data.length - batch.size) {
         if (batch.count > 0) break;
-        throw this.#batchTooSmall(next, batch);
+        throw batchTooSmall(this.address, next, batch);
       }
       let message: Buffer | null | undefined;
       try {
@@ -765,21 +765,14 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
         if (batch.count === 0) return null;
         break;
       }
-      if (!batch.push(message)) {
+      if (!pushIfRoom(batch, message)) {
         // One read straight into its own buffer, taken from the stream already: it is held, and comes first next.
         this.#held.keep([message]);
-        if (batch.count === 0) throw this.#batchTooSmall(message.length, batch);
+        if (batch.count === 0) throw batchTooSmall(this.address, message.length, batch);
         break;
       }
     }
     return batch.count === 0 ? undefined : batch.count;
-  }
-
-  /** A message longer than the whole batch: it stays, and this error says so. */
-  #batchTooSmall(length: number, batch: MessageBatch): IpcError {
-    return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `The next message on ${this.address} is ${length} bytes, more than the ` +
-      `${batch.data.length} bytes a batch holds; it stays. Take it with receive(), or use a batch of at least ${length} bytes.`,
-    { address: this.address });
   }
 
   /** A scattered read: bytes read ahead first, else one readv from the pipe. */

@@ -29,8 +29,9 @@ import { FAILURE, REPLY, REQUEST, envelope, failureEnvelope, openEnvelope } from
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, checkFrame } from './internal/framing.js';
 import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
-  decodeBatch, encodeBatch, gatherOperation, ITERATION_BATCH, batchedIteration, packedArgs, spread,
+  decodeBatch, encodeBatch, gatherBytes, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, packedArgs, spread,
 } from './internal/batch.js';
+import { type MessageBatch, batchTooSmall, checkMessageBatch, pushIfRoom } from './internal/message-batch.js';
 import { Handle, OwnedFd } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
@@ -500,6 +501,8 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   readonly #meta = new Int32Array(3);
   /** Messages (or a failure) a batch received but did not hand over: receives take these first. */
   readonly #held = new Held<Received | IpcError>();
+  /** Where native unframe says it stopped (see {@link #framesIntoBatch}). */
+  readonly #unframed = new Float64Array(3);
   // Sending
   #queuedBytes = 0;
   /** The batch of sends queued last on the write lane, which later sends join. */
@@ -723,23 +726,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    * while it waits behind other sends.
    */
   sendMany(messages: readonly Outgoing<T>[], options?: WaitOptions): Promise<number> {
-    try {
-      this.#flushDeferred();
-      this.#openBatch = undefined;
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    let size = 0;
-    return run<number>(this.writeLane, 'sendMany', options, NO_KEYS, () => {
-      const op = this.#sendManyOp(messages, false);
-      if (this.writeLane.busy) {
-        const refusal = this.#overHighWaterMark('sendMany', op.total);
-        if (refusal !== undefined) throw refusal;
-      }
-      size = op.total;
-      this.#queuedBytes += size;
-      return op;
-    }).finally(() => { this.#queuedBytes -= size; });
+    return this.#sendBatched('sendMany', options, () => this.#sendManyOp(messages, false));
   }
 
   /** The blocking form of {@link sendMany}: how many went. */
@@ -756,13 +743,63 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    * connection).
    */
   trySendMany(messages: readonly Outgoing<T>[]): number {
-    let op: GatherOperation<number> | undefined;
+    return this.#trySendBatched('trySendMany', () => this.#sendManyOp(messages, true));
+  }
+
+  /**
+   * Sends the messages of `batch` (a {@link MessageBatch}), in order, as
+   * {@link sendMany} sends messages: one native call sends them from the
+   * batch's buffer (a gathered `sendmsg` of their frames on a stream,
+   * `sendmmsg` on seqpacket), with no JavaScript work per message. The
+   * bytes are raw (the codec is not applied). Resolves with how many went;
+   * timeouts, aborts and `highWaterMark` work as for {@link sendMany}.
+   * Leave the batch alone until the call resolves.
+   */
+  sendBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
+    return this.#sendBatched('sendBatch', options, () => this.#sendFramesOp(packed(batch), false));
+  }
+
+  /** The blocking form of {@link sendBatch}: how many went. */
+  sendBatchSync(batch: MessageBatch, options?: SyncWaitOptions): number {
     this.#flushDeferred();
-    const sent = tryRun(this.writeLane, 'trySendMany', undefined, NO_KEYS, () => (op = this.#sendManyOp(messages, true))) ?? 0;
-    const rest = op?.rest();
+    return runSync(this.writeLane, 'sendBatchSync', options, NO_KEYS, () => this.#sendFramesOp(packed(batch), false));
+  }
+
+  /** Sends what fits now of `batch`, in order, as {@link trySendMany} does: how many went. */
+  trySendBatch(batch: MessageBatch): number {
+    return this.#trySendBatched('trySendBatch', () => this.#sendFramesOp(packed(batch), true));
+  }
+
+  /** A batched send (`op` makes its operation), counted against highWaterMark while it waits behind others. */
+  #sendBatched(name: string, options: WaitOptions | undefined, op: () => GatherOperation<number>): Promise<number> {
+    try {
+      this.#flushDeferred();
+      this.#openBatch = undefined;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let size = 0;
+    return run<number>(this.writeLane, name, options, NO_KEYS, () => {
+      const made = op();
+      if (this.writeLane.busy) {
+        const refusal = this.#overHighWaterMark(name, made.total);
+        if (refusal !== undefined) throw refusal;
+      }
+      size = made.total;
+      this.#queuedBytes += size;
+      return made;
+    }).finally(() => { this.#queuedBytes -= size; });
+  }
+
+  /** A batched try (`op` makes its operation): what it sent, a message it cut committed (its rest follows). */
+  #trySendBatched(name: string, op: () => GatherOperation<number>): number {
+    let made: GatherOperation<number> | undefined;
+    this.#flushDeferred();
+    const sent = tryRun(this.writeLane, name, undefined, NO_KEYS, () => (made = op())) ?? 0;
+    const rest = made?.rest();
     if (rest === undefined) return sent;
     this.#openBatch = undefined;
-    run(this.writeLane, 'trySendMany', undefined, NO_KEYS, () => rest).catch((err: unknown) => {
+    run(this.writeLane, name, undefined, NO_KEYS, () => rest).catch((err: unknown) => {
       this.#fail(err instanceof IpcError ? err : new IpcError('ERR_IPC_INTERNAL', String(err)));
     });
     return sent + 1;
@@ -792,6 +829,43 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   tryReceiveMany(options?: { max?: number }): SocketMessage<T>[] {
     if (this.#carriesRequests) throw this.#requestMode('tryReceiveMany');
     return tryRun(this.readLane, 'tryReceiveMany', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max)) ?? [];
+  }
+
+  /**
+   * Receives messages into `batch` (a {@link MessageBatch} of yours, reused
+   * from call to call): clears it, waits as {@link receive} does for the
+   * first message, then takes every message already there that fits, up to
+   * the batch's room in messages and bytes. On a stream, reads land in the
+   * batch's own buffer and are unframed there by one native call: nothing
+   * is allocated, and no JavaScript runs, per message. The bytes are raw
+   * (the codec is not applied), and a batch has no place for descriptors:
+   * any that came with its messages are closed, as `read` closes them.
+   * Resolves to how many messages the batch holds (at least one).
+   *
+   * A message larger than the whole batch stays, and the call fails with
+   * `ERR_IPC_MESSAGE_TOO_LARGE`: take it with {@link receive}, or use a
+   * larger batch. A failure met after the first message ends the batch,
+   * and the next call reports it, as with {@link receiveMany}.
+   */
+  receiveBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
+    if (this.#carriesRequests) return Promise.reject(this.#requestMode('receiveBatch'));
+    return run(this.readLane, 'receiveBatch', options, NO_KEYS, () => this.#receiveBatchOp(batch));
+  }
+
+  /** The blocking form of {@link receiveBatch}. */
+  receiveBatchSync(batch: MessageBatch, options?: SyncWaitOptions): number {
+    if (this.#carriesRequests) throw this.#requestMode('receiveBatchSync');
+    return runSync(this.readLane, 'receiveBatchSync', options, NO_KEYS, () => this.#receiveBatchOp(batch));
+  }
+
+  /** {@link receiveBatch} of the messages there now: 0 if none (or earlier receives wait; the batch is then empty). */
+  tryReceiveBatch(batch: MessageBatch): number {
+    if (this.#carriesRequests) throw this.#requestMode('tryReceiveBatch');
+    const b = checkMessageBatch(batch);
+    const n = tryRun(this.readLane, 'tryReceiveBatch', undefined, NO_KEYS, () => this.#receiveBatchOp(b));
+    if (n !== undefined) return n;
+    b.clear();
+    return 0;
   }
 
   /**
@@ -1463,6 +1537,144 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     });
   }
 
+  /** Messages into `batch`, after clearing it; see {@link receiveBatch}. */
+  #receiveBatchOp(batch: unknown): Operation<number> {
+    const b = checkMessageBatch(batch);
+    return this.stepOf(C.POLLIN, (spin) => {
+      b.clear();
+      if (this.#held.size > 0 && !this.#batchFromHeld(b)) return this.#batchTaken(b);
+      const wait = b.count > 0 ? 0 : spin;
+      // (A failure the fast path met after messages is held: it comes next, alone.)
+      if ((!this.#framed || this.#framesIntoBatch(b, wait)) && this.#held.size === 0) this.#messagesIntoBatch(b, b.count > 0 ? 0 : wait);
+      return this.#batchTaken(b);
+    });
+  }
+
+  /** The count of a batch's step: `undefined` (wait) while it is empty. */
+  #batchTaken(batch: MessageBatch): number | undefined {
+    if (batch.count === 0) return undefined;
+    this.#touch();
+    return batch.count;
+  }
+
+  /** A message into `batch`, its descriptors closed (a batch has no place for them): false if it does not fit. */
+  #intoBatch(batch: MessageBatch, m: Received): boolean {
+    if (!pushIfRoom(batch, m.data)) return false;
+    for (const fd of m.fds) native.close(fd);
+    return true;
+  }
+
+  /** Held messages into `batch` as far as they fit, up to a held failure (thrown if it comes first): whether all went. */
+  #batchFromHeld(batch: MessageBatch): boolean {
+    while (this.#held.size > 0) {
+      const m = this.#held.take()!;
+      const fits = !(m instanceof IpcError) && this.#intoBatch(batch, m);
+      if (fits) continue;
+      this.#held.putBack([m]);
+      if (batch.count > 0) return false;
+      throw m instanceof IpcError ? this.#held.take() : batchTooSmall(this.address, m.data.length, batch);
+    }
+    return true;
+  }
+
+  /**
+   * Whole frames of a stream into `batch`, after what it holds: what was
+   * received ahead, then receives into the batch's buffer, unframed there
+   * (native unframe) while they fill it and messages fit; what follows the
+   * last message taken is kept ahead. Leaves what this cannot place (a
+   * large message read straight into its buffer, more received ahead than
+   * the batch has room for, a frame larger than the room left, a broken
+   * stream, the end) to {@link #messagesIntoBatch}, which goes message by
+   * message: whether it should.
+   */
+  #framesIntoBatch(batch: MessageBatch, spin: number): boolean {
+    const ahead = this.#ahead;
+    const data = batch.data;
+    const max = this.#settings.maxMessageSize;
+    let count = batch.count;
+    let placed = batch.size;
+    if (ahead.direct || ahead.broken || ahead.length > data.length - placed || this.#cutAt >= 0) return true;
+    let ended = false;
+    this.#readSpin = count > 0 || ahead.complete(max) ? 0 : spin;
+    const out = this.#unframed;
+    let end = placed + ahead.drainInto(data, placed);
+    for (;;) {
+      // data[0..placed) holds the messages taken, data[placed..end) what follows them, not yet whole.
+      let filled = false;
+      if (end < data.length) {
+        let n: number | null | undefined;
+        try {
+          n = this.#receiveInto(data, end, data.length - end);
+        } catch (err) {
+          if (count === 0 || !(err instanceof IpcError)) {
+            ahead.push(Buffer.from(data.subarray(placed, end)));
+            throw err;
+          }
+          // After messages: they come now, and the next call reports it.
+          this.#held.keep([err]);
+          ended = true;
+        }
+        if (typeof n === 'number') {
+          filled = n === data.length - end;
+          end += n;
+        } else if (n === null) {
+          ended = true;
+        }
+      }
+      const from = placed;
+      const taken = native.unframe(data, placed, end, batch.lengths, count, max, out);
+      count += taken;
+      const rest = out[1]!;
+      this.#streamOut += rest - from;
+      placed = out[0]!;
+      if (rest > placed) data.copyWithin(placed, rest, end);
+      end = placed + (end - rest);
+      const next = out[2]!;
+      if (!filled || taken === 0 || count === batch.lengths.length || next > max || next + 4 > data.length - placed || this.#cutAt >= 0) break;
+    }
+    batch.place(count, placed);
+    if (end > placed) ahead.push(Buffer.from(data.subarray(placed, end)));
+    ahead.framed(max);
+    // Descriptors that came with the messages taken: a batch has no place for them.
+    for (const fd of this.#takeFds(this.#streamOut)) native.close(fd);
+    if (this.#ahead.inMessage) this.#startFrameTimer();
+    else this.#stopFrameTimer();
+    const next = out[2]!;
+    return ended || next > max || next + 4 > data.length - placed || this.#cutAt >= 0;
+  }
+
+  /**
+   * Messages into `batch` one at a time, after what it holds, as
+   * {@link receiveMany} takes them, while they fit; one that does not stays
+   * (in the stream, or held when it was taken already), and one larger than
+   * the whole batch is an error when it comes first. A failure after the
+   * first message is held, and the next call reports it.
+   */
+  #messagesIntoBatch(batch: MessageBatch, spin: number): void {
+    while (batch.count < batch.lengths.length) {
+      const next = this.#framed ? this.#ahead.nextLength() : -1;
+      if (next >= 0 && next <= this.#settings.maxMessageSize && next > batch.data.length - batch.size) {
+        if (batch.count > 0) return;
+        throw batchTooSmall(this.address, next, batch);
+      }
+      let m: Received | undefined;
+      try {
+        m = this.#framed ? this.#nextFrame(batch.count === 0 ? spin : 0, false) : this.#nextPacket(batch.count === 0 ? spin : 0, false);
+      } catch (err) {
+        if (batch.count === 0 || !(err instanceof IpcError)) throw err;
+        this.#held.keep([err]);
+        return;
+      }
+      if (m === undefined) return;
+      if (!this.#intoBatch(batch, m)) {
+        // Taken already (a packet, or a large frame read straight into its buffer): held, with its descriptors, for the next receive.
+        this.#held.keep([{ data: Buffer.from(m.data), fds: m.fds }]);
+        if (batch.count === 0) throw batchTooSmall(this.address, m.data.length, batch);
+        return;
+      }
+    }
+  }
+
   /**
    * `messages` encoded, then sent from the first not yet sent: frames by
    * gathered writes on a stream, one packet each by sendmmsg on seqpacket.
@@ -1470,12 +1682,19 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    * messages; one landing inside a frame closes the connection.
    */
   #sendManyOp(messages: readonly Outgoing<T>[], tryForm: boolean): GatherOperation<number> {
-    const list = encodeBatch(messages, (data) => checkFrame(this.#encode(data), this.address));
+    return this.#sendFramesOp(encodeBatch(messages, (data) => checkFrame(this.#encode(data), this.address)), tryForm);
+  }
+
+  /** {@link sendMany}'s sends, of encoded messages or of a packed batch's. */
+  #sendFramesOp(list: GatherList, tryForm: boolean): GatherOperation<number> {
+    const total = gatherCount(list);
     if (!this.#framed) {
-      const batch = batchSend(list.length, this.writeLane.spin, tryForm, (r) => this.#sendError(r));
+      const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : this.#sendError(r));
+      const batch = batchSend(total, this.writeLane.spin, tryForm, fail);
+      const [items, lengths, count] = packedArgs(list);
       let sent = 0;
       const op = this.stepOf(C.POLLOUT, (spin) => {
-        const r = batch.left() ? native.sendMmsg(this.rawFd, list, null, batch.next, spin) : 0;
+        const r = batch.left() ? native.sendMmsg(this.rawFd, items, null, batch.next, spin, lengths, count) : 0;
         if (r > 0) {
           sent += r;
           this.#touch();
@@ -1483,18 +1702,18 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
         return batch.outcome(r);
       }) as GatherOperation<number>;
       op.partial = batch.partial;
-      op.total = list.reduce((sum, m) => sum + m.length, 0);
+      op.total = gatherBytes(list, 0);
       op.written = () => sent;
       op.rest = () => undefined;
       return op;
     }
     const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : this.#sendError(r));
-    const batch = batchSend(list.length, this.writeLane.spin, tryForm, fail, new Float64Array(2));
+    const batch = batchSend(total, this.writeLane.spin, tryForm, fail, new Float64Array(2));
     const at = batch.next;
     const cut = (error: IpcError): IpcError => {
       if (this.#failure !== undefined) return this.#failure;
       // The peer would read what follows as the rest of the message cut: the connection cannot go on.
-      const failure = new IpcError(error.code, `${error.message} ${at[0]} of ${list.length} messages had been written whole, and ${at[1]} ` +
+      const failure = new IpcError(error.code, `${error.message} ${at[0]} of ${total} messages had been written whole, and ${at[1]} ` +
         'bytes of the next (with its length prefix), so the connection was closed: the peer would have read what follows as the rest of it.',
       { address: this.address, cause: error.cause });
       this.#fail(failure);

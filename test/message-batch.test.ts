@@ -4,16 +4,18 @@
  * timeout, an abort or the batch's room ends a call; messages read ahead by
  * other receives, held after a codec refusal, larger than the batch or
  * than maxMessageSize; atomic messages under writers in other processes;
- * and a reader that is not ipckit.
+ * and a reader that is not ipckit. The same on stream and seqpacket
+ * sockets, where descriptors that came with a batch's messages are closed.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Fifo, MessageBatch, pipe, spawn } from '../src/index.js';
+import { Fifo, MessageBatch, pipe, socketPair, spawn } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { openFds } from './helpers/objects.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
 
 after(() => killAllPeers());
@@ -394,6 +396,159 @@ describe('pipe packed batches: sendBatch / receiveBatch', () => {
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('socket packed batches: sendBatch / receiveBatch', () => {
+  for (const type of ['stream', 'seqpacket'] as const) {
+    it(`${type}: many messages per call in order, 0 while none; what fits the batch's room; the peer's close after the last`, async () => {
+      const [a, b] = socketPair({ type });
+      try {
+        assert.equal(a.trySendBatch(batchOf(['one', '', 'three'])), 3);
+        assert.equal(await a.sendBatch(batchOf(words(50))), 50);
+        assert.equal(a.sendBatchSync(new MessageBatch({ bytes: 1 })), 0);
+        const few = new MessageBatch({ bytes: 4096, messages: 4 });
+        assert.equal(b.receiveBatchSync(few), 4);
+        assert.deepEqual(texts(few), ['one', '', 'three', 'w0']);
+        const narrow = new MessageBatch({ bytes: 9, messages: 100 });
+        assert.equal(await b.receiveBatch(narrow), 4, 'w1, w2, w3 and w4 take 8 bytes; w10 does not fit in one more');
+        assert.deepEqual(texts(narrow), words(4, 1));
+        const rest = new MessageBatch({ bytes: 4096 });
+        assert.equal(b.receiveBatchSync(rest, { timeout: 5_000 }), 45);
+        assert.deepEqual(texts(rest), words(45, 5));
+        assert.equal(b.tryReceiveBatch(rest), 0);
+        assert.equal(rest.count, 0);
+        const waiting = b.receiveBatch(rest);
+        assert.ok(await stillPending(waiting, 30));
+        a.sendBatchSync(batchOf(['x', 'y']));
+        assert.equal(await waiting, 2);
+        assert.deepEqual(texts(rest), ['x', 'y']);
+        // Received ahead by receive(), then by a batch for receive().
+        a.sendManySync(words(6));
+        assert.equal(b.receiveSync().data.toString(), 'w0');
+        const two = new MessageBatch({ bytes: 4096, messages: 2 });
+        assert.equal(b.receiveBatchSync(two), 2);
+        assert.deepEqual(texts(two), ['w1', 'w2']);
+        assert.deepEqual(b.receiveManySync({ max: 10 }).map((m) => m.data.toString()), ['w3', 'w4', 'w5']);
+        a.sendBatchSync(batchOf(['last']));
+        a.close();
+        assert.equal(b.receiveBatchSync(rest), 1);
+        assert.deepEqual(texts(rest), ['last']);
+        throwsWith(() => b.receiveBatchSync(rest), 'ERR_IPC_PEER_CLOSED');
+        await rejectsWith(() => b.receiveBatch(rest), 'ERR_IPC_PEER_CLOSED');
+      } finally {
+        a.close();
+        b.close();
+      }
+    });
+
+    it(`${type}: descriptors that came with a batch's messages are closed; a message larger than the batch stays, with them`, async () => {
+      const [a, b] = socketPair({ type });
+      const before = openFds().length;
+      try {
+        await a.send('plain');
+        await a.sendFds([0, 1], 'two fds');
+        await a.sendFds([2], 'x'.repeat(100));
+        await a.send('after');
+        const batch = new MessageBatch({ bytes: 64 });
+        assert.equal(b.receiveBatchSync(batch), 2);
+        assert.deepEqual(texts(batch), ['plain', 'two fds']);
+        throwsWith(() => b.receiveBatchSync(batch), 'ERR_IPC_MESSAGE_TOO_LARGE', /is 100 bytes, more than the 64 bytes a batch holds; it stays/);
+        const big = b.receiveSync();
+        assert.equal(big.data.toString(), 'x'.repeat(100));
+        assert.equal(big.fds.length, 1, 'the message that stayed keeps its descriptor');
+        for (const fd of big.fds) closeSync(fd);
+        assert.equal(b.receiveBatchSync(batch), 1);
+        assert.deepEqual(texts(batch), ['after']);
+        assert.equal(openFds().length, before, 'the batch closed the two descriptors of its message');
+      } finally {
+        a.close();
+        b.close();
+      }
+    });
+
+    it(`${type}: a timeout part-way says exactly how many went; the receiver gets exactly those`, async () => {
+      const [a, b] = socketPair({ type });
+      try {
+        const message = 'm'.repeat(2000);
+        const batch = batchOf(Array.from({ length: 2000 }, () => message));
+        let sent: number;
+        if (type === 'seqpacket') {
+          sent = a.sendBatchSync(batch, { timeout: 50 });
+        } else {
+          // A stream's timeout lands inside a message: the connection closes, and the error says how many went whole.
+          const error = throwsWith(() => a.sendBatchSync(batch, { timeout: 50 }), 'ERR_IPC_TIMEOUT', /(\d+) of 2000 messages had been written whole.*connection was closed/);
+          sent = Number(/(\d+) of 2000/.exec(error.message)![1]);
+        }
+        assert.ok(sent > 0 && sent < 2000, `the peer's buffer takes some of 2000 2-KB messages, not ${sent}`);
+        let got = 0;
+        const into = new MessageBatch({ bytes: 1 << 20 });
+        while (got < sent) {
+          got += b.receiveBatchSync(into, { timeout: 5_000 });
+          assert.ok([...into].every((m) => m.toString() === message));
+        }
+        assert.equal(got, sent);
+        if (type === 'seqpacket') assert.equal(b.tryReceiveBatch(into), 0);
+        else throwsWith(() => b.receiveBatchSync(into, { timeout: 5_000 }), 'ERR_IPC_FRAMING', /closed in the middle of a message/);
+      } finally {
+        a.close();
+        b.close();
+      }
+    });
+  }
+
+  it('stream: over maxMessageSize after whole messages: those come, then the error, and the connection is closed', () => {
+    const [a, b] = socketPair({ type: 'stream', maxMessageSize: 100 });
+    try {
+      a.sendManySync(['ok-1', 'ok-2']);
+      a.writeSync(Buffer.from([0, 0, 1, 0]));
+      const batch = new MessageBatch({ bytes: 4096 });
+      assert.equal(b.receiveBatchSync(batch), 2);
+      assert.deepEqual(texts(batch), ['ok-1', 'ok-2']);
+      throwsWith(() => b.receiveBatchSync(batch), 'ERR_IPC_MESSAGE_TOO_LARGE', /announces 256 bytes, more than maxMessageSize 100/);
+      assert.equal(b.closed, true);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('stream: a peer that is not ipckit writes frames; receiveBatch takes them, however they are cut', async () => {
+    const [a, b] = socketPair({ type: 'stream' });
+    const writer = trackChild(spawn('python3', ['-c', [
+      'import os, socket, struct',
+      's = socket.socket(fileno=3)',
+      'data = b"".join(struct.pack(">I", len(m)) + m for m in ((b"m%d" % i) * (i % 7) for i in range(2000)))',
+      'for i in range(0, len(data), 1000): s.sendall(data[i:i + 1000])',
+      's.close()'].join('\n')], { fds: { 3: a }, stdio: ['ignore', 'ignore', 'inherit'] }));
+    a.close();
+    const got: string[] = [];
+    const batch = new MessageBatch({ bytes: 700, messages: 50 });
+    try {
+      while (got.length < 2000) {
+        await b.receiveBatch(batch, { timeout: 20_000 });
+        got.push(...texts(batch));
+      }
+      assert.deepEqual(got, Array.from({ length: 2000 }, (_, i) => `m${i}`.repeat(i % 7)));
+      await rejectsWith(() => b.receiveBatch(batch, { timeout: 20_000 }), 'ERR_IPC_PEER_CLOSED');
+      assert.equal(await new Promise((resolve) => writer.once('close', resolve)), 0);
+    } finally {
+      b.close();
+    }
+  });
+
+  it('refuses what is not a MessageBatch before sending or receiving anything; batches are not for request mode', async () => {
+    const [a, b] = socketPair({ type: 'stream' });
+    try {
+      throwsWith(() => a.sendBatchSync([Buffer.from('a')] as never), 'ERR_IPC_INVALID_ARGUMENT', /batch must be a MessageBatch/);
+      await rejectsWith(() => a.sendBatch(batchOf(['a']), { max: 1 } as never), 'ERR_IPC_INVALID_ARGUMENT', /no key "max"/);
+      throwsWith(() => b.tryReceiveBatch('x' as never), 'ERR_IPC_INVALID_ARGUMENT', /MessageBatch/);
+      await rejectsWith(() => b.receiveBatch({} as never), 'ERR_IPC_INVALID_ARGUMENT', /MessageBatch/);
+      assert.equal(b.tryReceive(), undefined);
+    } finally {
+      a.close();
+      b.close();
     }
   });
 });

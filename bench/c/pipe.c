@@ -10,12 +10,15 @@
  * rtt: ITERATIONS round trips of SIZE bytes, prints {"p50_us","p99_us"};
  * tput: ITERATIONS/10 warm-up writes and an acknowledgement, then
  * ITERATIONS writes of SIZE bytes and an acknowledgement; prints {"mb_s"}.
- * msgs, msgsv: the same shape in framed messages of SIZE bytes (a 4-byte
- * big-endian length, then the bytes), one write(2) per message (msgs) or
- * one writev(2) per BATCH messages (msgsv); the reader reads 64 KiB at a
- * time and walks the frames, as a buffered C reader does.
+ * msgs, msgsv, msgsa: the same shape in framed messages of SIZE bytes (a
+ * 4-byte big-endian length, then the bytes), one write(2) per message
+ * (msgs), one writev(2) per BATCH messages (msgsv), or one writev(2) per
+ * group of whole frames of at most PIPE_BUF bytes (msgsa: what keeps every
+ * message atomic when several processes write to the pipe); the reader
+ * reads 64 KiB at a time and walks the frames, as a buffered C reader does.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +75,8 @@ static ssize_t writev_call(int fd, struct iovec *iov, int count) {
   return writev(fd, iov, count);
 }
 
-/* Writes n framed messages of `size` bytes: one write each, or BATCH per writev. */
+/* Writes n framed messages of `size` bytes: one write each, or BATCH per
+ * writev (gathered 1), or as many whole frames as PIPE_BUF holds (gathered 2). */
 static void write_messages(int fd, long n, size_t size, int gathered) {
   static unsigned char header[4];
   static char *data;
@@ -90,8 +94,14 @@ static void write_messages(int fd, long n, size_t size, int gathered) {
     return;
   }
   struct iovec iov[2 * BATCH];
-  for (long i = 0; i < n; i += BATCH) {
-    int k = n - i < BATCH ? (int)(n - i) : BATCH;
+  long per = BATCH;
+  if (gathered == 2) {
+    per = (long)(PIPE_BUF / (size + 4));
+    if (per < 1) per = 1;
+    if (per > BATCH) per = BATCH;
+  }
+  for (long i = 0; i < n; i += per) {
+    int k = n - i < per ? (int)(n - i) : (int)per;
     for (int j = 0; j < k; j++) {
       iov[2 * j] = (struct iovec){header, 4};
       iov[2 * j + 1] = (struct iovec){data, size};
@@ -158,7 +168,7 @@ static void drive(int out, int in, int rtt, long n, size_t size, int messages, i
 int main(int argc, char **argv) {
   if (argc >= 5 && strcmp(argv[1], "pipe") == 0) {
     int rtt = strcmp(argv[2], "rtt") == 0;
-    int gathered = strcmp(argv[2], "msgsv") == 0;
+    int gathered = strcmp(argv[2], "msgsv") == 0 ? 1 : strcmp(argv[2], "msgsa") == 0 ? 2 : 0;
     int messages = gathered || strcmp(argv[2], "msgs") == 0;
     long n = atol(argv[3]);
     size_t size = (size_t)atol(argv[4]);

@@ -238,6 +238,11 @@ export function gatherCount(list: GatherList): number {
   return isPacked(list) ? list.count : list.length;
 }
 
+/** The bytes `list` holds, with `header` more for each element (its frame's length prefix). */
+export function gatherBytes(list: GatherList, header: number): number {
+  return isPacked(list) ? list.size + header * list.count : list.reduce((sum, m) => sum + header + m.length, 0);
+}
+
 /** Element `i` of `list`: for a packed batch, a copy (its buffer may be refilled once the call returns). */
 function gatherElement(list: GatherList, i: number): Uint8Array {
   if (!isPacked(list)) return list[i]!;
@@ -267,7 +272,7 @@ export function gatherOperation<R>(list: GatherList, at: Float64Array, framed: b
     return outcome(r);
   }) as GatherOperation<R>;
   op.written = () => written;
-  op.total = isPacked(list) ? list.size + header * count : list.reduce((sum, m) => sum + header + m.length, 0);
+  op.total = gatherBytes(list, header);
   op.rest = () => {
     if (!tryForm || at[1] === 0 || at[0]! >= count) return undefined;
     const element = gatherElement(list, at[0]!);

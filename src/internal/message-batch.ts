@@ -130,3 +130,14 @@ export function checkMessageBatch(batch: unknown): MessageBatch {
   if (!(batch instanceof MessageBatch)) throw invalidArgument('batch', batch, 'a MessageBatch');
   return batch;
 }
+
+/** A message longer than the whole of `batch`: it stays where it is, and this error says so. */
+export function batchTooSmall(address: string, length: number, batch: MessageBatch): IpcError {
+  return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `The next message on ${address} is ${length} bytes, more than the ` +
+    `${batch.data.length} bytes a batch holds; it stays. Take it with receive(), or use a batch of at least ${length} bytes.`, { address });
+}
+
+/** Appends `bytes` to `batch` if they fit (however large): whether they went. */
+export function pushIfRoom(batch: MessageBatch, bytes: Uint8Array): boolean {
+  return bytes.length <= batch.data.length - batch.size && batch.push(bytes);
+}
