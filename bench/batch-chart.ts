@@ -32,10 +32,16 @@ const BARS: [string, string, string][] = [
   ['pipe', 'ipckit pipe 256 B messages sync', 'pipe 256 B, sync (C: write each)'],
   ['pipe', 'ipckit pipe 256 B messages sync batch', 'pipe 256 B, sync batch (C: writev)'],
   ['pipe', 'ipckit pipe 256 B messages async batch', 'pipe 256 B, async batch (C: writev)'],
+  ['pipe', 'ipckit pipe 256 B messages sync packed', 'pipe 256 B, sync MessageBatch (C: writev)'],
+  ['pipe', 'ipckit pipe 256 B messages async packed', 'pipe 256 B, async MessageBatch (C: writev)'],
+  ['pipe', 'ipckit pipe 256 B messages sync packed vs atomic C', 'pipe 256 B, sync MessageBatch (C: atomic writev)'],
   ['socket', 'ipckit unix stream 256 B sync', 'Unix stream 256 B, sync'],
   ['socket', 'ipckit unix stream 256 B sync batch', 'Unix stream 256 B, sync batch'],
+  ['socket', 'ipckit unix stream 256 B sync packed', 'Unix stream 256 B, sync MessageBatch'],
+  ['socket', 'ipckit unix stream 256 B async packed', 'Unix stream 256 B, async MessageBatch'],
   ['socket', 'ipckit unix seqpacket 256 B sync', 'seqpacket 256 B, sync'],
   ['socket', 'ipckit unix seqpacket 256 B sync batch', 'seqpacket 256 B, sync batch'],
+  ['socket', 'ipckit unix seqpacket 256 B sync packed', 'seqpacket 256 B, sync MessageBatch'],
   ['socket', 'ipckit unix dgram 256 B sync', 'Unix datagram 256 B, sync'],
   ['socket', 'ipckit unix dgram 256 B sync batch', 'Unix datagram 256 B, sync batch'],
   ['channel', 'ipckit channel 256 B sync', 'channel 256 B, sync'],
@@ -43,7 +49,7 @@ const BARS: [string, string, string][] = [
   ['channel', 'ipckit channel 256 B async batch', 'channel 256 B, async batch'],
 ];
 
-const LABEL_W = 230;
+const LABEL_W = 290;
 const PLOT_W = 360;
 const TOP = 40;
 const BOTTOM = 40;
