@@ -44,7 +44,7 @@ import { NATS_WAITABLES, natsLeftovers, stopNatsServer } from './helpers/nats-wa
 import { killAllPeers, runningChildren } from './helpers/peer.js';
 import { prng, readRecord, record } from './helpers/records.js';
 import {
-  type BatchCalls, CHECKS, CONFORMANCE_SIGNALS, batchesOfOne, type Check, type ClosedCall, type Instance, type Options, REMOTE, type ReceiveSoak, type RemoteContext,
+  type BatchCalls, CHECKS, CONFORMANCE_SIGNALS, batchFor, batchesOfOne, packOf, packedSends, unpacked, type Check, type ClosedCall, type Instance, type Options, REMOTE, type ReceiveSoak, type RemoteContext,
   type QueueParts, type SendSoak, type SoakReport, type Tag, WAITABLES, type Waitable, fifoLeftovers, objects, receivingCalls, unit, unitReceiver, unitTag,
 } from './helpers/waitables.js';
 
@@ -356,6 +356,8 @@ interface Side extends QueueParts {
   readonly fd: number;
   /** The batched calls over unit bytes, receives checked as single ones are. */
   batch: BatchCalls;
+  /** The same through packed batches (sendBatch / receiveBatch), for a MessageSocket. */
+  packed?: BatchCalls;
 }
 
 function messageSide(s: MessageSocket): Side {
@@ -391,9 +393,31 @@ function messageSide(s: MessageSocket): Side {
       receiveManySync: (o) => s.receiveManySync(o).map(data),
       tryReceiveMany: (o) => s.tryReceiveMany(o).map(data),
     },
+    packed: {
+      ...packedSends(s),
+      receiveMany: (o) => {
+        const { max, ...rest } = o ?? {};
+        const batch = batchFor(max as number | undefined);
+        return s.receiveBatch(batch, rest).then(() => unpacked(batch));
+      },
+      receiveManySync: (o) => {
+        const { max, ...rest } = o ?? {};
+        const batch = batchFor(max as number | undefined);
+        s.receiveBatchSync(batch, rest);
+        return unpacked(batch);
+      },
+      tryReceiveMany: (o) => {
+        const batch = batchFor(o?.max as number | undefined);
+        s.tryReceiveBatch(batch);
+        return unpacked(batch);
+      },
+    },
     close: () => s.close(),
     afterClose: () => closedCalls([
       ['send', () => s.send(unit(0)), true], ['sendSync', () => s.sendSync(unit(0)), false], ['trySend', () => s.trySend(unit(0)), false],
+      ['sendBatch', () => s.sendBatch(packOf([unit(0)])), true], ['sendBatchSync', () => s.sendBatchSync(packOf([unit(0)])), false],
+      ['trySendBatch', () => s.trySendBatch(packOf([unit(0)])), false], ['receiveBatch', () => s.receiveBatch(batchFor()), true],
+      ['receiveBatchSync', () => s.receiveBatchSync(batchFor()), false], ['tryReceiveBatch', () => s.tryReceiveBatch(batchFor()), false],
       ['receive', () => s.receive(), true], ['receiveSync', () => s.receiveSync(), false], ['tryReceive', () => s.tryReceive(), false],
       ['sendMany', () => s.sendMany([unit(0)]), true], ['sendManySync', () => s.sendManySync([unit(0)]), false],
       ['trySendMany', () => s.trySendMany([unit(0)]), false], ['receiveMany', () => s.receiveMany(), true],
@@ -580,10 +604,14 @@ function oneUnit(list: Buffer[]): Tag {
   return unitTag(list[0]!);
 }
 
-/** A socket's receive (`batched`: receiveMany): units sent by the actor's end (or this process's copy of it). */
-function socketReceive(kind: SocketKindName, batched = false): Waitable {
+/**
+ * A socket's receive (`batched`: receiveMany; 'packed': receiveBatch): units
+ * sent by the actor's end (or this process's copy of it).
+ */
+function socketReceive(kind: SocketKindName, batched: boolean | 'packed' = false): Waitable {
+  const pick = (side: Side): BatchCalls => (batched === 'packed' ? side.packed! : side.batch);
   return {
-    name: `${SOCKET_LABELS[kind]}: ${batched ? 'receiveMany' : 'receive'}`,
+    name: `${SOCKET_LABELS[kind]}: ${batched === 'packed' ? 'receiveBatch' : batched ? 'receiveMany' : 'receive'}`,
     yields: 'unit',
     notApplicable: batched ? { iteration: 'async iteration is receive()\'s: the receive adapter checks it' } : {},
     async create() {
@@ -593,11 +621,11 @@ function socketReceive(kind: SocketKindName, batched = false): Waitable {
       const fd = mine.fd;
       const arrived = kind === 'tcp' ? () => readable(fd) : () => Promise.resolve();
       const many: Partial<Instance> = batched ? {
-        op: (_tag, o) => mine.batch.receiveMany({ max: 4, ...o }).then(oneUnit),
-        opSync: (_tag, o) => oneUnit(mine.batch.receiveManySync({ max: 4, ...o })),
+        op: (_tag, o) => pick(mine).receiveMany({ max: 4, ...o }).then(oneUnit),
+        opSync: (_tag, o) => oneUnit(pick(mine).receiveManySync({ max: 4, ...o })),
         tryOp: {
           call: () => {
-            const list = mine.batch.tryReceiveMany({ max: 4 });
+            const list = pick(mine).tryReceiveMany({ max: 4 });
             return list.length === 0 ? { raw: undefined, tag: undefined } : { raw: list, tag: oneUnit(list) };
           },
           nothing: undefined,
@@ -638,8 +666,8 @@ function socketReceive(kind: SocketKindName, batched = false): Waitable {
       const { mine } = ends;
       const some = (list: Buffer[] | null): Buffer[] | null | undefined => (list !== null && list.length === 0 ? undefined : list);
       const forms = batched
-        ? { async: (o: Options) => endAsNull(mine.batch.receiveMany({ max: 8, ...o })), sync: (o: Options) => endAsNullSync(() => mine.batch.receiveManySync({ max: 8, ...o })),
-          try: () => some(endAsNullSync(() => mine.batch.tryReceiveMany({ max: 8 }))) }
+        ? { async: (o: Options) => endAsNull(pick(mine).receiveMany({ max: 8, ...o })), sync: (o: Options) => endAsNullSync(() => pick(mine).receiveManySync({ max: 8, ...o })),
+          try: () => some(endAsNullSync(() => pick(mine).tryReceiveMany({ max: 8 }))) }
         : { async: (o: Options) => endAsNull(mine.receive(o)), sync: (o: Options) => endAsNullSync(() => mine.receiveSync(o)),
           try: () => endAsNullSync(() => mine.tryReceive()) };
       return {
@@ -687,11 +715,12 @@ const TCP_CAPACITY = 'TCP has no capacity in whole messages: one read of the pee
  * completion is the actor (or this process) taking one unit; TCP: the
  * actor reading all there is.
  */
-function socketSend(kind: SocketKindName, batched = false): Waitable {
+function socketSend(kind: SocketKindName, batched: boolean | 'packed' = false): Waitable {
   const tcp = kind === 'tcp';
   const one = (n: number): void => assert.equal(n, 1, 'the batch of one went');
+  const pick = (side: Side): BatchCalls => (batched === 'packed' ? side.packed! : side.batch);
   return {
-    name: `${SOCKET_LABELS[kind]}: ${batched ? 'sendMany' : 'send'}`,
+    name: `${SOCKET_LABELS[kind]}: ${batched === 'packed' ? 'sendBatch' : batched ? 'sendMany' : 'send'}`,
     yields: 'call',
     notApplicable: {
       iteration: 'a sender is not a receiver: there is nothing to iterate',
@@ -723,7 +752,7 @@ function socketSend(kind: SocketKindName, batched = false): Waitable {
         if (kind === 'stream') return native.queuedBytes(theirs.fd) === 0 ? undefined : frameOfSync(ends.theirsSocket as MessageSocket);
         return theirs.tryReceive();
       };
-      const calls: Partial<Instance> = batched ? batchesOfOne(mine.batch, (tag) => unit(tag, size), wrote) : {
+      const calls: Partial<Instance> = batched ? batchesOfOne(pick(mine), (tag) => unit(tag, size), wrote) : {
         op: (tag, o) => mine.send(unit(tag, size), o).then(() => wrote(tag)),
         opSync: (tag, o) => {
           mine.sendSync(unit(tag, size), o);
@@ -789,8 +818,8 @@ function socketSend(kind: SocketKindName, batched = false): Waitable {
       // Resolves once the actor has read `count` records; `done` once it has also seen the end (for datagrams, at once).
       const report = peer.start<SoakReport>('socket.soakReceive', { ...ends.remote, count });
       const forms = batched
-        ? { async: (seq: number, o: Options) => mine.batch.sendMany([record(seq)], o).then(one), sync: (seq: number, o: Options) => one(mine.batch.sendManySync([record(seq)], o)),
-          try: (seq: number) => mine.batch.trySendMany([record(seq)]) === 1, many: (seqs: number[], o: Options) => mine.batch.sendMany(seqs.map((seq) => record(seq)), o) }
+        ? { async: (seq: number, o: Options) => pick(mine).sendMany([record(seq)], o).then(one), sync: (seq: number, o: Options) => one(pick(mine).sendManySync([record(seq)], o)),
+          try: (seq: number) => pick(mine).trySendMany([record(seq)]) === 1, many: (seqs: number[], o: Options) => pick(mine).sendMany(seqs.map((seq) => record(seq)), o) }
         : { async: (seq: number, o: Options) => mine.send(record(seq), o), sync: (seq: number, o: Options) => mine.sendSync(record(seq), o),
           try: (seq: number) => mine.trySend(record(seq)) };
       return {
@@ -827,6 +856,7 @@ const SOCKET_KINDS: SocketKindName[] = ['stream', 'seqpacket', 'dgram', 'tcp'];
 const SOCKET_WAITABLES: Waitable[] = [
   ...SOCKET_KINDS.flatMap((kind) => [socketReceive(kind), socketSend(kind)]),
   ...SOCKET_KINDS.flatMap((kind) => [socketReceive(kind, true), socketSend(kind, true)]),
+  ...SOCKET_KINDS.filter((kind) => kind !== 'dgram').flatMap((kind) => [socketReceive(kind, 'packed'), socketSend(kind, 'packed')]),
 ];
 
 /** Adapters keep what their kill scenarios need here. */
@@ -844,7 +874,7 @@ function withAddress<I extends Instance>(instance: I, address: unknown): I {
 
 type RemoteParams = {
   datagram: boolean; to?: string; tag?: number; size?: number; delayMs?: number; exact?: boolean; upTo?: number; count?: number; seed?: number;
-  batched?: boolean;
+  batched?: boolean | 'packed';
 };
 
 /** The actor's socket as a Side: a datagram socket talks to `to` only. */
@@ -895,12 +925,13 @@ const SOCKET_REMOTE: Record<string, (params: any, ctx: RemoteContext) => unknown
     const { side } = remoteSide(ctx, p);
     const rnd = prng(p.seed!);
     if (p.batched) {
+      const calls = p.batched === 'packed' ? side.packed! : side.batch;
       for (let seq = 0; seq < p.count!;) {
         const list = Array.from({ length: Math.min(p.count! - seq, 1 + Math.floor(rnd() * 16)) }, (_, i) => record(seq + i));
         const dice = rnd();
-        if (dice < 0.3) seq += side.batch.sendManySync(list, { timeout: REMOTE_TIMEOUT });
-        else if (dice < 0.6) seq += side.batch.trySendMany(list);
-        else seq += await side.batch.sendMany(list, { timeout: REMOTE_TIMEOUT });
+        if (dice < 0.3) seq += calls.sendManySync(list, { timeout: REMOTE_TIMEOUT });
+        else if (dice < 0.6) seq += calls.trySendMany(list);
+        else seq += await calls.sendMany(list, { timeout: REMOTE_TIMEOUT });
       }
       ctx.state.forget('fd3');
       return { sent: p.count };

@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  Channel, Fifo, IpcError, Mutex, NamedSemaphore, PipeReadEnd, Poller, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SignalInfo,
+  Channel, Fifo, IpcError, MessageBatch, Mutex, NamedSemaphore, PipeReadEnd, Poller, PipeWriteEnd, PosixMessageQueue, PosixSharedMemory, Semaphore, type SignalInfo,
   SemaphoreSet, SysvMessageQueue, listenForSignals, pipe, sendSignal, signalNumber, type CodecOption, type PipeMessage, type PipeOptions,
 } from '../../src/index.js';
 import { Actor, type Started, sharedActor } from './actor.js';
@@ -386,6 +386,39 @@ export interface BatchCalls {
   receiveMany(options?: Options): Promise<Buffer[]>;
   receiveManySync(options?: Options): Buffer[];
   tryReceiveMany(options?: Options): Buffer[];
+}
+
+/** The packed-batch sends of a handle (sendBatch and its forms). */
+export interface PackedSender {
+  sendBatch(batch: MessageBatch, options?: Options): Promise<number>;
+  sendBatchSync(batch: MessageBatch, options?: Options): number;
+  trySendBatch(batch: MessageBatch): number;
+}
+
+/** A MessageBatch holding copies of `list`, with room for exactly them. */
+export function packOf(list: readonly Uint8Array[]): MessageBatch {
+  const batch = new MessageBatch({ bytes: Math.max(1, list.reduce((sum, m) => sum + m.length, 0)), messages: Math.max(1, list.length) });
+  for (const m of list) assert.equal(batch.push(m), true);
+  return batch;
+}
+
+/** The messages of a received batch, copied out (each receive gets a batch of its own, but copies keep them safe). */
+export function unpacked(batch: MessageBatch): Buffer[] {
+  return [...batch].map((m) => Buffer.from(m));
+}
+
+/** A fresh batch for a receive of at most `max` messages (default 64) and `bytes` bytes. */
+export function batchFor(max = 64, bytes = 1 << 20): MessageBatch {
+  return new MessageBatch({ bytes, messages: max });
+}
+
+/** The send half of {@link BatchCalls}, made of packed sends: each list goes as one MessageBatch. */
+export function packedSends(end: PackedSender): Pick<BatchCalls, 'sendMany' | 'sendManySync' | 'trySendMany'> {
+  return {
+    sendMany: (list, o) => end.sendBatch(packOf(list), o),
+    sendManySync: (list, o) => end.sendBatchSync(packOf(list), o),
+    trySendMany: (list) => end.trySendBatch(packOf(list)),
+  };
 }
 
 /** The batched calls of a queue over unit bytes (type 1 for System V). */
@@ -1177,17 +1210,35 @@ function batchData(list: PipeMessage[] | null): Buffer[] | null {
 }
 
 /** The one unit a pipe's batched receive got (one was there, and no end of data while a write end is open). */
-function oneOfBatch(list: PipeMessage[] | null): Tag {
+function oneBuffer(list: Buffer[] | null): Tag {
   assert.ok(list !== null, 'no end of data while a write end is open');
-  return oneUnit(batchData(list)!);
+  return oneUnit(list);
 }
 
 /**
  * The read side of a pipe: `read` of one unit, or `readMessage` of one
- * framed unit, or (`batched`) `receiveMany` of framed units.
+ * framed unit, or (`batched`) `receiveMany` of framed units, or
+ * (`batched` 'packed') `receiveBatch` of them into a MessageBatch.
  */
-function pipeRead(framed: boolean, batched = false): Waitable {
-  const name = batched ? 'PipeReadEnd.receiveMany' : framed ? 'PipeReadEnd.readMessage' : 'PipeReadEnd.read';
+function pipeRead(framed: boolean, batched: boolean | 'packed' = false): Waitable {
+  const packed = batched === 'packed';
+  const name = packed ? 'PipeReadEnd.receiveBatch' : batched ? 'PipeReadEnd.receiveMany' : framed ? 'PipeReadEnd.readMessage' : 'PipeReadEnd.read';
+  // One receive's messages: receiveMany's, or those receiveBatch put in a batch of its own (null: the end).
+  const many = (readEnd: PipeReadEnd, max: number, o?: Options): Promise<Buffer[] | null> => {
+    if (!packed) return readEnd.receiveMany({ max, ...o }).then(batchData);
+    const batch = batchFor(max);
+    return readEnd.receiveBatch(batch, o).then((n) => (n === null ? null : unpacked(batch)));
+  };
+  const manySync = (readEnd: PipeReadEnd, max: number, o?: Options): Buffer[] | null => {
+    if (!packed) return batchData(readEnd.receiveManySync({ max, ...o }));
+    const batch = batchFor(max);
+    return readEnd.receiveBatchSync(batch, o) === null ? null : unpacked(batch);
+  };
+  const manyTry = (readEnd: PipeReadEnd, max: number): Buffer[] | null => {
+    if (!packed) return batchData(readEnd.tryReceiveMany({ max }));
+    const batch = batchFor(max);
+    return readEnd.tryReceiveBatch(batch) === null ? null : unpacked(batch);
+  };
   const r = framed ? 'pipe.writeMessage' : 'pipe.write';
   const one = (raw: Buffer | null): Tag => {
     assert.ok(raw !== null, 'no end of data while a write end is open');
@@ -1204,17 +1255,20 @@ function pipeRead(framed: boolean, batched = false): Waitable {
       const p = pipeWithActor({}, 'write');
       const { readEnd, writeEnd } = p;
       const instance: Instance = {
-        op: batched ? (_tag, o) => readEnd.receiveMany({ max: 4, ...o }).then(oneOfBatch) : framed
+        op: batched ? (_tag, o) => many(readEnd, 4, o).then(oneBuffer) : framed
           ? (_tag, o) => readEnd.readMessage(o).then(one)
           : (_tag, o) => readEnd.read({ maxBytes: UNIT, ...o }).then(one),
-        opSync: batched ? (_tag, o) => oneOfBatch(readEnd.receiveManySync({ max: 4, ...o }))
+        opSync: batched ? (_tag, o) => oneBuffer(manySync(readEnd, 4, o))
           : framed ? (_tag, o) => one(readEnd.readMessageSync(o)) : (_tag, o) => one(readEnd.readSync({ maxBytes: UNIT, ...o })),
         supply: (tag, delayMs) => remote(p.actor(), r, { tag, delayMs }),
         supplyLocal: framed
           ? (tag) => writeEnd.writeMessageSync(unit(tag), { timeout: 0 })
           : (tag) => writeEnd.writeSync(unit(tag), { timeout: 0 }),
         close: () => readEnd.close(),
-        afterClose: () => [...readEndClosedCalls(readEnd), ...(batched ? closedCalls([
+        afterClose: () => [...readEndClosedCalls(readEnd), ...(packed ? closedCalls([
+          ['receiveBatch', () => readEnd.receiveBatch(batchFor()), true], ['receiveBatchSync', () => readEnd.receiveBatchSync(batchFor()), false],
+          ['tryReceiveBatch', () => readEnd.tryReceiveBatch(batchFor()), false],
+        ]) : []), ...(batched ? closedCalls([
           ['receiveMany', () => readEnd.receiveMany(), true], ['receiveManySync', () => readEnd.receiveManySync(), false],
           ['tryReceiveMany', () => readEnd.tryReceiveMany(), false], ['readv', () => readEnd.readv([Buffer.alloc(1)]), true],
           ['readvSync', () => readEnd.readvSync([Buffer.alloc(1)]), false], ['tryReadv', () => readEnd.tryReadv([Buffer.alloc(1)]), false],
@@ -1224,8 +1278,8 @@ function pipeRead(framed: boolean, batched = false): Waitable {
       if (batched) {
         instance.tryOp = {
           call: () => {
-            const list = readEnd.tryReceiveMany({ max: 4 });
-            return list !== null && list.length === 0 ? { raw: undefined, tag: undefined } : { raw: list, tag: oneOfBatch(list) };
+            const list = manyTry(readEnd, 4);
+            return list !== null && list.length === 0 ? { raw: undefined, tag: undefined } : { raw: list, tag: oneBuffer(list) };
           },
           nothing: undefined,
         };
@@ -1268,13 +1322,13 @@ function pipeRead(framed: boolean, batched = false): Waitable {
       };
       const size = readSizes(seed);
       if (batched) {
-        const some = (list: PipeMessage[] | null): Buffer[] | null | undefined => (list !== null && list.length === 0 ? undefined : batchData(list));
+        const some = (list: Buffer[] | null): Buffer[] | null | undefined => (list !== null && list.length === 0 ? undefined : list);
         return {
           direction: 'receive', ends: true, peerDone, perCall: 8,
           records: (raw) => (raw === null ? null : raw === undefined ? [] : (raw as Buffer[]).map(readRecord)),
-          async: (o) => readEnd.receiveMany({ max: 8, ...o }).then(batchData),
-          sync: (o) => batchData(readEnd.receiveManySync({ max: 8, ...o })),
-          try: () => some(readEnd.tryReceiveMany({ max: 8 })),
+          async: (o) => many(readEnd, 8, o),
+          sync: (o) => manySync(readEnd, 8, o),
+          try: () => some(manyTry(readEnd, 8)),
           async cleanup() {
             readEnd.close();
             await peer.stop();
@@ -1410,9 +1464,12 @@ function writeSoak(writeEnd: PipeWriteEnd, report: Promise<SoakReport>, stop: ()
 /** Bytes of a framed write unit: with its 4-byte prefix, a whole page (a 4096-byte pipe holds one frame). */
 const FRAMED_UNIT = PAGE_UNIT - 4;
 
-/** PipeWriteEnd.sendMany: each call a batch of one framed unit that fills the pipe's one page. */
-const pipeSendMany: Waitable = {
-  name: 'PipeWriteEnd.sendMany',
+/**
+ * PipeWriteEnd.sendMany (`packed`: sendBatch of a MessageBatch): each call
+ * a batch of one framed unit that fills the pipe's one page.
+ */
+const pipeSendBatched = (packed: boolean): Waitable => ({
+  name: packed ? 'PipeWriteEnd.sendBatch' : 'PipeWriteEnd.sendMany',
   yields: 'call',
   notApplicable: { iteration: 'a write end is not a receiver: there is nothing to iterate' },
   async create() {
@@ -1422,7 +1479,7 @@ const pipeSendMany: Waitable = {
     assert.equal(writeEnd.trySendMany([unit(-2, FRAMED_UNIT)]), 0, 'the pipe is full');
     const taken: Tag[] = [];
     const instance: Instance = {
-      ...batchesOfOne(writeEnd as never, (tag) => unit(tag, FRAMED_UNIT)),
+      ...batchesOfOne(packed ? packedSends(writeEnd) : writeEnd as never, (tag) => unit(tag, FRAMED_UNIT)),
       supply: (_tag, delayMs) => remote(p.actor(), 'pipe.readFramedUnit', { size: FRAMED_UNIT, delayMs }, (t) => taken.push(t as Tag)),
       supplyLocal: () => {
         const message = readEnd.readMessageSync({ timeout: 0 });
@@ -1435,6 +1492,8 @@ const pipeSendMany: Waitable = {
       },
       close: () => writeEnd.close(),
       afterClose: () => closedCalls([
+        ...(packed ? [['sendBatch', () => writeEnd.sendBatch(packOf([unit(0)])), true], ['sendBatchSync', () => writeEnd.sendBatchSync(packOf([unit(0)])), false],
+          ['trySendBatch', () => writeEnd.trySendBatch(packOf([unit(0)])), false]] as [string, () => unknown, boolean][] : []),
         ['sendMany', () => writeEnd.sendMany([unit(0)]), true], ['sendManySync', () => writeEnd.sendManySync([unit(0)]), false],
         ['trySendMany', () => writeEnd.trySendMany([unit(0)]), false], ['writev', () => writeEnd.writev([unit(0)]), true],
         ['writevSync', () => writeEnd.writevSync([unit(0)]), false], ['tryWritev', () => writeEnd.tryWritev([unit(0)]), false],
@@ -1447,12 +1506,13 @@ const pipeSendMany: Waitable = {
   async soak() {
     const { writeEnd, report, stop } = pipeToSoakReader(true);
     const one = (n: number): void => assert.equal(n, 1, 'the batch of one went');
+    const calls = packed ? packedSends(writeEnd) : writeEnd as unknown as ReturnType<typeof packedSends>;
     return {
       direction: 'send',
-      async: (seq, o) => writeEnd.sendMany([record(seq)], o).then(one),
-      sync: (seq, o) => one(writeEnd.sendManySync([record(seq)], o)),
-      try: (seq) => writeEnd.trySendMany([record(seq)]) === 1,
-      many: (seqs, o) => writeEnd.sendMany(seqs.map((seq) => record(seq)), o),
+      async: (seq, o) => calls.sendMany([record(seq)], o).then(one),
+      sync: (seq, o) => one(calls.sendManySync([record(seq)], o)),
+      try: (seq) => calls.trySendMany([record(seq)]) === 1,
+      many: (seqs, o) => calls.sendMany(seqs.map((seq) => record(seq)), o),
       async finish() {
         writeEnd.close();
         return report;
@@ -1463,7 +1523,7 @@ const pipeSendMany: Waitable = {
       },
     };
   },
-};
+});
 
 // ---------------------------------------------------------------------------
 // Typed messages on pipes: send and receive with a codec
@@ -2221,7 +2281,8 @@ function kernelSemaphoreWait(kind: 'named' | 'set'): Waitable {
 export const WAITABLES: Waitable[] = [
   queueReceive(POSIX), queueSend(POSIX), queueReceive(SYSV), queueSend(SYSV),
   queueReceive(POSIX, true), queueSend(POSIX, true), queueReceive(SYSV, true), queueSend(SYSV, true),
-  pipeRead(false), pipeRead(true), pipeWrite, pipeReceive, pipeSend, pipeRead(true, true), pipeSendMany,
+  pipeRead(false), pipeRead(true), pipeWrite, pipeReceive, pipeSend, pipeRead(true, true), pipeSendBatched(false),
+  pipeRead(true, 'packed'), pipeSendBatched(true),
   fifoOpenRead, fifoOpenWrite,
   signalListener,
   mutexLock, semaphoreWait, kernelSemaphoreWait('named'), kernelSemaphoreWait('set'),
@@ -2349,7 +2410,7 @@ export const REMOTE: Record<string, Remote> = {
   'pipe.soakWrite'({ count, seed, framed, batched }, ctx) {
     const end = inherited(ctx, (fd) => PipeWriteEnd.fromFd(fd));
     if (!batched) return writeRecords(end, count, seed, framed);
-    return sendRecordBatches(end as never, count, seed).finally(() => end.close());
+    return sendRecordBatches(batched === 'packed' ? packedSends(end) : end as never, count, seed).finally(() => end.close());
   },
   async 'pipe.readFramedUnit'({ size, delayMs }, ctx) {
     await delayed(ctx, delayMs);
