@@ -110,6 +110,7 @@ export class MessageBatch implements Iterable<Buffer> {
     this.place(0, 0);
   }
 
+  /** The messages in order, each a view of {@link data} (as {@link at} gives it). */
   *[Symbol.iterator](): Iterator<Buffer> {
     for (let i = 0; i < this.#count; i++) yield this.at(i);
   }
