@@ -1637,7 +1637,8 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     ahead.framed(max);
     // Descriptors that came with the messages taken: a batch has no place for them.
     for (const fd of this.#takeFds(this.#streamOut)) native.close(fd);
-    if (this.#ahead.inMessage) this.#startFrameTimer();
+    // Part of a message waits for its rest (whole ones the batch had no room for do not).
+    if (ahead.inMessage && !ahead.complete(max)) this.#startFrameTimer();
     else this.#stopFrameTimer();
     const next = out[2]!;
     return ended || next > max || next + 4 > data.length - placed || this.#cutAt >= 0;

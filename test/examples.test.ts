@@ -239,6 +239,17 @@ describe('examples/pipe', () => {
   });
 });
 
+describe('examples/pipe: packed batches', () => {
+  it('a child sends binary records in MessageBatches; the parent receives them into one batch, in order, and totals them', { timeout: 30_000 }, async () => {
+    const parent = startExample('examples/pipe/batch-parent.js', ['100000']);
+    const p = await parent.exited;
+    const report = JSON.stringify(p);
+    assert.deepEqual([p.code, p.stderr], [0, ''], report);
+    assert.match(p.stdout[0]!, new RegExp(`^parent ${parent.child.pid}: 100000 records from child \\d+, in order$`), report);
+    assert.deepEqual(p.stdout.slice(1), [`parent ${parent.child.pid}: total 14999850000`], report);
+  });
+});
+
 describe('examples/fifo', () => {
   it('a reader and a writer started separately meet at the FIFO; the reader removes it', { timeout: 20_000 }, async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'ipckit-example-'));

@@ -35,11 +35,16 @@ const OPTION_KEYS = ['bytes', 'messages'] as const;
  * change the messages through `push` and `clear`.
  *
  * ```ts
+ * import { MessageBatch, pipe } from 'ipckit';
+ *
+ * const { readEnd, writeEnd } = pipe();
  * const batch = new MessageBatch({ bytes: 1 << 20, messages: 4096 });
- * for (const m of messages) if (!batch.push(m)) break;
+ * for (const word of ['one', 'two', 'three']) if (!batch.push(word)) break;
  * await writeEnd.sendBatch(batch);
  * const n = await readEnd.receiveBatch(batch); // clears it, then fills it
- * for (const message of batch) use(message);
+ * console.log(n, [...batch].map(String));     // 3 [ 'one', 'two', 'three' ]
+ * readEnd.close();
+ * writeEnd.close();
  * ```
  */
 export class MessageBatch implements Iterable<Buffer> {
