@@ -587,7 +587,7 @@ async function throughput(link: Link, p: Params): Promise<Result> {
         i += typeof sent === 'number' ? sent : await sent;
       }
     }
-    for (let i = 0; i < n && (p.impl === 'sync' || p.impl === 'async'); i++) {
+    for (let i = 0; i < n && !p.impl.endsWith('batch') && packed === undefined; i++) {
       const sent = link.send(payload);
       if (sent) await sent;
     }

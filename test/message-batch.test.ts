@@ -498,6 +498,26 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
     });
   }
 
+  it('stream: whole messages a batch had no room for do not start frameTimeout; part of one does', async () => {
+    const [a, b] = socketPair({ type: 'stream', frameTimeout: 50 });
+    try {
+      a.sendManySync(words(10));
+      const two = new MessageBatch({ bytes: 4096, messages: 2 });
+      assert.equal(b.receiveBatchSync(two), 2);
+      // Eight whole messages wait in what was received ahead: no frame is late, however long they wait.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const rest = new MessageBatch({ bytes: 4096 });
+      assert.equal(b.receiveBatchSync(rest), 8);
+      assert.deepEqual(texts(rest), words(8, 2));
+      a.writeSync(Buffer.from([0, 0, 0, 9, 0x61]));
+      assert.equal(b.tryReceiveBatch(rest), 0);
+      await rejectsWith(() => b.receiveBatch(rest, { timeout: 5_000 }), 'ERR_IPC_TIMEOUT', /took more than 50 ms to arrive whole \(frameTimeout\)/);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
   it('stream: over maxMessageSize after whole messages: those come, then the error, and the connection is closed', () => {
     const [a, b] = socketPair({ type: 'stream', maxMessageSize: 100 });
     try {
