@@ -726,7 +726,7 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
       end = placed + (end - rest);
       // A read that filled the room may have left more in the pipe: go on while messages come and fit.
       const next = out[2]!;
-      if (!filled || taken === 0 || count === batch.lengths.length || next > max || next + 4 > data.length - placed) break;
+      if (!filled || taken === 0 || count === batch.lengths.length || next > max || Math.max(next, 0) + 4 > data.length - placed) break;
       wait = 0;
     }
     batch.place(count, placed);
@@ -734,7 +734,7 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
     ahead.framed(max);
     // A message over maxMessageSize, one whose frame is larger than the room left (its bytes may still fit), or the writers gone inside one.
     const next = out[2]!;
-    if (next > max || next + 4 > data.length - placed || this.#eof) return this.#fillSlowly(batch);
+    if (next > max || Math.max(next, 0) + 4 > data.length - placed || this.#eof) return this.#fillSlowly(batch);
     return count > 0 ? count : undefined;
   }
 

@@ -1630,7 +1630,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       if (rest > placed) data.copyWithin(placed, rest, end);
       end = placed + (end - rest);
       const next = out[2]!;
-      if (!filled || taken === 0 || count === batch.lengths.length || next > max || next + 4 > data.length - placed || this.#cutAt >= 0) break;
+      if (!filled || taken === 0 || count === batch.lengths.length || next > max || Math.max(next, 0) + 4 > data.length - placed || this.#cutAt >= 0) break;
     }
     batch.place(count, placed);
     if (end > placed) ahead.push(Buffer.from(data.subarray(placed, end)));
@@ -1641,7 +1641,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     if (ahead.inMessage && !ahead.complete(max)) this.#startFrameTimer();
     else this.#stopFrameTimer();
     const next = out[2]!;
-    return ended || next > max || next + 4 > data.length - placed || this.#cutAt >= 0;
+    return ended || next > max || Math.max(next, 0) + 4 > data.length - placed || this.#cutAt >= 0;
   }
 
   /**

@@ -124,6 +124,31 @@ describe('pipe packed batches: sendBatch / receiveBatch', () => {
     }
   });
 
+  it('a batch with room for less than a frame (fewer bytes than a length prefix) still takes the messages that fit', async () => {
+    for (const bytes of [1, 2, 3, 4, 5]) {
+      const { readEnd, writeEnd } = pipe();
+      try {
+        const messages = ['', 'a', 'hi', 'abc', 'abcd'].filter((m) => m.length <= bytes);
+        writeEnd.sendManySync([...messages, ...messages]);
+        const batch = new MessageBatch({ bytes });
+        const got: string[] = [];
+        while (got.length < messages.length) {
+          assert.ok(readEnd.receiveBatchSync(batch, { timeout: 5_000 })! > 0);
+          got.push(...texts(batch));
+        }
+        while (got.length < 2 * messages.length) {
+          assert.ok((await readEnd.receiveBatch(batch, { timeout: 5_000 }))! > 0);
+          got.push(...texts(batch));
+        }
+        assert.deepEqual(got, [...messages, ...messages], `a ${bytes}-byte batch`);
+        assert.equal(readEnd.tryReceiveBatch(batch), 0);
+      } finally {
+        readEnd.close();
+        writeEnd.close();
+      }
+    }
+  });
+
   it('mixes with receive, receiveMany and read: what they read ahead comes first, and what a batch reads ahead goes to them', () => {
     const { readEnd, writeEnd } = pipe();
     try {
@@ -497,6 +522,31 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
       }
     });
   }
+
+  it('stream: a batch with room for less than a frame still takes the messages that fit', async () => {
+    for (const bytes of [1, 2, 3, 4, 5]) {
+      const [a, b] = socketPair({ type: 'stream' });
+      try {
+        const messages = ['', 'a', 'hi', 'abc', 'abcd'].filter((m) => m.length <= bytes);
+        a.sendManySync([...messages, ...messages]);
+        const batch = new MessageBatch({ bytes });
+        const got: string[] = [];
+        while (got.length < messages.length) {
+          assert.ok(b.receiveBatchSync(batch, { timeout: 5_000 }) > 0);
+          got.push(...texts(batch));
+        }
+        while (got.length < 2 * messages.length) {
+          assert.ok((await b.receiveBatch(batch, { timeout: 5_000 })) > 0);
+          got.push(...texts(batch));
+        }
+        assert.deepEqual(got, [...messages, ...messages], `a ${bytes}-byte batch`);
+        assert.equal(b.tryReceiveBatch(batch), 0);
+      } finally {
+        a.close();
+        b.close();
+      }
+    }
+  });
 
   it('stream: whole messages a batch had no room for do not start frameTimeout; part of one does', async () => {
     const [a, b] = socketPair({ type: 'stream', frameTimeout: 50 });
