@@ -107,16 +107,27 @@ class Elements {
   Elements(const Napi::CallbackInfo& info, size_t list_at, size_t lengths_at) {
     if (info.Length() > lengths_at + 1 && info[lengths_at].IsTypedArray()) {
       packed_ = true;
-      data_ = ArgBytes(info, list_at);
-      auto lengths = info[lengths_at].As<Napi::Uint32Array>();
-      lengths_ = lengths.Data();
+      auto typed = info[lengths_at].As<Napi::TypedArray>();
       double count = info[lengths_at + 1].As<Napi::Number>().DoubleValue();
-      count_ = count > 0 && count <= static_cast<double>(lengths.ElementLength()) ? static_cast<uint32_t>(count) : 0;
+      // Lengths that are not a Uint32Array (or a buffer that is not a Uint8Array), or fewer than the count
+      // (detached meanwhile): an invalid batch, which the call refuses with EINVAL rather than read past it.
+      if (typed.TypedArrayType() != napi_uint32_array || !info[list_at].IsTypedArray() ||
+          info[list_at].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+          !(count >= 0 && count <= static_cast<double>(typed.ElementLength()))) {
+        valid_ = false;
+        return;
+      }
+      data_ = ArgBytes(info, list_at);
+      lengths_ = info[lengths_at].As<Napi::Uint32Array>().Data();
+      count_ = static_cast<uint32_t>(count);
     } else {
       list_ = info[list_at].As<Napi::Array>();
       count_ = list_.Length();
     }
   }
+
+  // Whether the elements can be read at all (see the constructor); an invalid batch has none.
+  bool Valid() const { return valid_; }
 
   uint32_t Length() const { return count_; }
 
@@ -134,6 +145,7 @@ class Elements {
 
  private:
   bool packed_ = false;
+  bool valid_ = true;
   Napi::Array list_;
   Bytes data_{nullptr, 0};
   const uint32_t* lengths_ = nullptr;

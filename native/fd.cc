@@ -186,7 +186,10 @@ ssize_t WritevOnce(int fd, const iovec* iov, int count, int mode) {
 Napi::Value WritevFd(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   Elements list(info, 1, 5);
+  if (!list.Valid()) return Errno(info.Env(), EINVAL);
   auto at = info[2].As<Napi::Float64Array>();
+  // at[2], when there: the length the header of a frame cut short announced (its rest must match it).
+  const bool tracks = at.ElementLength() >= 3;
   int mode = ArgInt(info, 3);
   double spin_us = ArgDouble(info, 4);
   const bool framed = (mode & kFramed) != 0;
@@ -210,7 +213,8 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
     // Each element takes up to two pieces (its header, its bytes) and one entry of lengths and of headers.
     for (uint32_t i = index; i < total && pieces + 2 <= kMaxPieces && frames < kMaxPieces / 2; i++) {
       Bytes b;
-      if (!list.Get(i, &b) || skip > header + b.length) {
+      // A frame resumed must still be the length its header, already written, announced.
+      if (!list.Get(i, &b) || skip > header + b.length || (framed && tracks && skip > 0 && i == index && static_cast<double>(b.length) != at[2])) {
         bad = true;  // what precedes it goes; the next call reports it
         break;
       }
@@ -264,6 +268,10 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
   if (bad && written == 0) return Errno(info.Env(), EINVAL);
   at[0] = index;
   at[1] = static_cast<double>(offset);
+  if (tracks && offset > 0) {
+    Bytes b;
+    if (list.Get(index, &b)) at[2] = static_cast<double>(b.length);
+  }
   return Napi::Number::New(info.Env(), written);
 }
 
@@ -281,6 +289,7 @@ Napi::Value Unframe(const Napi::CallbackInfo& info) {
   Bytes b = ArgBytes(info, 0);
   size_t from = static_cast<size_t>(ArgDouble(info, 1));
   size_t to = static_cast<size_t>(ArgDouble(info, 2));
+  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) return Errno(info.Env(), EINVAL);
   auto lengths = info[3].As<Napi::Uint32Array>();
   size_t first = static_cast<size_t>(ArgDouble(info, 4));
   double max_size = ArgDouble(info, 5);

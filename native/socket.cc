@@ -419,6 +419,7 @@ Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgInt(info, 0);
   Elements list(info, 1, 5);  // an array, or a packed batch with its lengths and count at 5 and 6
+  if (!list.Valid()) return Errno(env, EINVAL);
   Bytes to{nullptr, 0};
   if (info[2].IsTypedArray()) to = ArgBytes(info, 2);
   auto next = info[3].As<Napi::Uint32Array>();

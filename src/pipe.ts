@@ -25,7 +25,7 @@ import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
   decodeBatch, encodeBatch, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, packedArgs, spread,
 } from './internal/batch.js';
-import { type MessageBatch, batchTooSmall, checkMessageBatch, pushIfRoom } from './internal/message-batch.js';
+import { type MessageBatch, batchTooSmall, checkMessageBatch, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
 import { Handle } from './internal/handle.js';
 import { describeSetting, descriptorError } from './internal/limits.js';
 import { DONE, type Operation, ReadinessLane, run, runSync, tryRun } from './internal/operation.js';
@@ -48,6 +48,13 @@ export const DEFAULT_READ_SIZE = 64 * 1024;
 
 /** Reads of at most this many bytes go through a reused buffer and are copied out. */
 const SCRATCH_SIZE = 16 * 1024;
+
+/**
+ * The most one read of a batched receive asks for: a batch with more room
+ * for bytes than for messages would otherwise read far past its last
+ * message, and copy the rest out and back in on every call.
+ */
+const BATCH_READ = 64 * 1024;
 
 /** Default largest framed message, in bytes. */
 export const DEFAULT_MAX_MESSAGE = 1024 * 1024;
@@ -441,17 +448,17 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
    * batch, and the next call reports it, as with {@link receiveMany}.
    */
   receiveBatch(batch: MessageBatch, options?: WaitOptions): Promise<number | null> {
-    return run(this.lane, 'receiveBatch', options, NO_KEYS, () => this.#receiveBatchOp(batch));
+    return withBatch(batch, (b) => run(this.lane, 'receiveBatch', options, NO_KEYS, () => this.#receiveBatchOp(b)));
   }
 
   /** The blocking form of {@link receiveBatch}. */
   receiveBatchSync(batch: MessageBatch, options?: SyncWaitOptions): number | null {
-    return runSync(this.lane, 'receiveBatchSync', options, NO_KEYS, () => this.#receiveBatchOp(batch));
+    return runSync(this.lane, 'receiveBatchSync', options, NO_KEYS, () => this.#receiveBatchOp(idleBatch(batch)));
   }
 
   /** {@link receiveBatch} of the whole messages there now: 0 if none (or earlier receives wait; the batch is then empty), `null` at the end. */
   tryReceiveBatch(batch: MessageBatch): number | null {
-    const b = checkMessageBatch(batch);
+    const b = idleBatch(batch);
     const n = tryRun(this.lane, 'tryReceiveBatch', undefined, NO_KEYS, () => this.#receiveBatchOp(b));
     if (n !== undefined) return n;
     b.clear();
@@ -696,38 +703,39 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
     let placed = batch.size;
     if (ahead.direct || ahead.broken || ahead.length > data.length - placed) return this.#fillSlowly(batch);
     // With a whole message there already, the reads only add what is in the pipe now.
-    let wait = count > 0 || ahead.complete(max) ? 0 : spin;
+    const wait = count > 0 || ahead.complete(max) ? 0 : spin;
     const out = this.#unframed;
     let end = placed + ahead.drainInto(data, placed);
+    let reading = true;
     for (;;) {
       // data[0..placed) holds the messages taken, data[placed..end) what follows them, not yet whole.
-      let filled = false;
-      if (!this.#eof && end < data.length) {
-        const n = this.transfer(true, data, end, data.length - end, wait);
-        if (n > 0) {
-          filled = n === data.length - end;
-          end += n;
-        } else {
-          try {
-            this.#nothingRead(n);
-          } catch (err) {
-            batch.place(count, placed);
-            ahead.push(Buffer.from(data.subarray(placed, end)));
-            if (count > 0) return count;
-            throw err;
-          }
-        }
-      }
       const taken = native.unframe(data, placed, end, batch.lengths, count, max, out);
       count += taken;
       const rest = out[1]!;
       placed = out[0]!;
       if (rest > placed) data.copyWithin(placed, rest, end);
       end = placed + (end - rest);
-      // A read that filled the room may have left more in the pipe: go on while messages come and fit.
+      // Read only while the batch has room for more messages and the next one's frame: a read that filled
+      // what it asked for may have left more in the pipe.
       const next = out[2]!;
-      if (!filled || taken === 0 || count === batch.lengths.length || next > max || Math.max(next, 0) + 4 > data.length - placed) break;
-      wait = 0;
+      if (!reading || this.#eof || end >= data.length || count === batch.lengths.length || next > max ||
+        Math.max(next, 0) + 4 > data.length - placed) break;
+      const want = Math.min(data.length - end, BATCH_READ);
+      const n = this.transfer(true, data, end, want, count > 0 ? 0 : wait);
+      if (n > 0) {
+        end += n;
+        reading = n === want;
+        continue;
+      }
+      try {
+        this.#nothingRead(n);
+      } catch (err) {
+        batch.place(count, placed);
+        ahead.push(Buffer.from(data.subarray(placed, end)));
+        if (count > 0) return count;
+        throw err;
+      }
+      break;
     }
     batch.place(count, placed);
     if (end > placed) ahead.push(Buffer.from(data.subarray(placed, end)));
@@ -1002,12 +1010,12 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
    * alone until the call resolves.
    */
   sendBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
-    return run(this.lane, 'sendBatch', options, NO_KEYS, () => this.#sendFramesOp(packed(batch), false));
+    return withBatch(batch, (b) => run(this.lane, 'sendBatch', options, NO_KEYS, () => this.#sendFramesOp(packed(b), false)));
   }
 
   /** The blocking form of {@link sendBatch}: how many went. */
   sendBatchSync(batch: MessageBatch, options?: SyncWaitOptions): number {
-    return runSync(this.lane, 'sendBatchSync', options, NO_KEYS, () => this.#sendFramesOp(packed(batch), false));
+    return runSync(this.lane, 'sendBatchSync', options, NO_KEYS, () => this.#sendFramesOp(packed(idleBatch(batch)), false));
   }
 
   /**
@@ -1018,7 +1026,7 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
    */
   trySendBatch(batch: MessageBatch): number {
     let op: GatherOperation<number> | undefined;
-    const sent = tryRun(this.lane, 'trySendBatch', undefined, NO_KEYS, () => (op = this.#sendFramesOp(packed(batch), true))) ?? 0;
+    const sent = tryRun(this.lane, 'trySendBatch', undefined, NO_KEYS, () => (op = this.#sendFramesOp(packed(idleBatch(batch)), true))) ?? 0;
     return this.#commitRest(op, sent, 'trySendBatch');
   }
 
@@ -1094,7 +1102,7 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
   #sendFramesOp(list: GatherList, tryForm: boolean): GatherOperation<number> {
     const total = gatherCount(list);
     const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : systemError(r, 'write', this.address));
-    const batch = batchSend(total, this.lane.spin, tryForm, fail, new Float64Array(2));
+    const batch = batchSend(total, this.lane.spin, tryForm, fail, new Float64Array(3));
     const at = batch.next;
     const cut = (): string => `${at[0]} of ${total} messages had been written whole, and ${at[1]} bytes of the next (with its length prefix)`;
     const op = this.#gatherOp(list, at, C.GATHER_FRAMED | C.GATHER_ATOMIC, (r) => {

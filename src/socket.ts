@@ -31,7 +31,7 @@ import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
   decodeBatch, encodeBatch, gatherBytes, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, packedArgs, spread,
 } from './internal/batch.js';
-import { type MessageBatch, batchTooSmall, checkMessageBatch, pushIfRoom } from './internal/message-batch.js';
+import { type MessageBatch, batchTooSmall, checkMessageBatch, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
 import { Handle, OwnedFd } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
@@ -93,6 +93,8 @@ const SLAB_SIZE = 256 * 1024;
 const SLAB_MIN_FREE = 64 * 1024;
 /** Datagrams up to this size are received in one call; larger limits ask the kernel for the size first. */
 const DATAGRAM_SCRATCH = 256 * 1024;
+/** The most one read of a stream's batched receive asks for (see pipe.ts BATCH_READ). */
+const BATCH_READ = 64 * 1024;
 
 /** What a peer is, as the kernel saw it when the connection was made (Unix sockets). */
 export interface PeerCredentials {
@@ -756,18 +758,18 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    * Leave the batch alone until the call resolves.
    */
   sendBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
-    return this.#sendBatched('sendBatch', options, () => this.#sendFramesOp(packed(batch), false));
+    return withBatch(batch, (b) => this.#sendBatched('sendBatch', options, () => this.#sendFramesOp(packed(b), false)));
   }
 
   /** The blocking form of {@link sendBatch}: how many went. */
   sendBatchSync(batch: MessageBatch, options?: SyncWaitOptions): number {
     this.#flushDeferred();
-    return runSync(this.writeLane, 'sendBatchSync', options, NO_KEYS, () => this.#sendFramesOp(packed(batch), false));
+    return runSync(this.writeLane, 'sendBatchSync', options, NO_KEYS, () => this.#sendFramesOp(packed(idleBatch(batch)), false));
   }
 
   /** Sends what fits now of `batch`, in order, as {@link trySendMany} does: how many went. */
   trySendBatch(batch: MessageBatch): number {
-    return this.#trySendBatched('trySendBatch', () => this.#sendFramesOp(packed(batch), true));
+    return this.#trySendBatched('trySendBatch', () => this.#sendFramesOp(packed(idleBatch(batch)), true));
   }
 
   /** A batched send (`op` makes its operation), counted against highWaterMark while it waits behind others. */
@@ -849,19 +851,19 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    */
   receiveBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
     if (this.#carriesRequests) return Promise.reject(this.#requestMode('receiveBatch'));
-    return run(this.readLane, 'receiveBatch', options, NO_KEYS, () => this.#receiveBatchOp(batch));
+    return withBatch(batch, (b) => run(this.readLane, 'receiveBatch', options, NO_KEYS, () => this.#receiveBatchOp(b)));
   }
 
   /** The blocking form of {@link receiveBatch}. */
   receiveBatchSync(batch: MessageBatch, options?: SyncWaitOptions): number {
     if (this.#carriesRequests) throw this.#requestMode('receiveBatchSync');
-    return runSync(this.readLane, 'receiveBatchSync', options, NO_KEYS, () => this.#receiveBatchOp(batch));
+    return runSync(this.readLane, 'receiveBatchSync', options, NO_KEYS, () => this.#receiveBatchOp(idleBatch(batch)));
   }
 
   /** {@link receiveBatch} of the messages there now: 0 if none (or earlier receives wait; the batch is then empty). */
   tryReceiveBatch(batch: MessageBatch): number {
     if (this.#carriesRequests) throw this.#requestMode('tryReceiveBatch');
-    const b = checkMessageBatch(batch);
+    const b = idleBatch(batch);
     const n = tryRun(this.readLane, 'tryReceiveBatch', undefined, NO_KEYS, () => this.#receiveBatchOp(b));
     if (n !== undefined) return n;
     b.clear();
@@ -1593,34 +1595,15 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     const max = this.#settings.maxMessageSize;
     let count = batch.count;
     let placed = batch.size;
-    if (ahead.direct || ahead.broken || ahead.length > data.length - placed || this.#cutAt >= 0) return true;
+    if (ahead.direct || ahead.broken || ahead.length > data.length - placed) return true;
     let ended = false;
-    this.#readSpin = count > 0 || ahead.complete(max) ? 0 : spin;
+    // With a whole message there already, the receives only add what is queued now.
+    const wait = count > 0 || ahead.complete(max) ? 0 : spin;
     const out = this.#unframed;
     let end = placed + ahead.drainInto(data, placed);
+    let reading = true;
     for (;;) {
       // data[0..placed) holds the messages taken, data[placed..end) what follows them, not yet whole.
-      let filled = false;
-      if (end < data.length) {
-        let n: number | null | undefined;
-        try {
-          n = this.#receiveInto(data, end, data.length - end);
-        } catch (err) {
-          if (count === 0 || !(err instanceof IpcError)) {
-            ahead.push(Buffer.from(data.subarray(placed, end)));
-            throw err;
-          }
-          // After messages: they come now, and the next call reports it.
-          this.#held.keep([err]);
-          ended = true;
-        }
-        if (typeof n === 'number') {
-          filled = n === data.length - end;
-          end += n;
-        } else if (n === null) {
-          ended = true;
-        }
-      }
       const from = placed;
       const taken = native.unframe(data, placed, end, batch.lengths, count, max, out);
       count += taken;
@@ -1629,19 +1612,45 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       placed = out[0]!;
       if (rest > placed) data.copyWithin(placed, rest, end);
       end = placed + (end - rest);
+      // Receive only while the batch has room for more messages and the next one's frame: a receive that
+      // filled what it asked for may have left more queued.
       const next = out[2]!;
-      if (!filled || taken === 0 || count === batch.lengths.length || next > max || Math.max(next, 0) + 4 > data.length - placed || this.#cutAt >= 0) break;
+      if (!reading || ended || end >= data.length || count === batch.lengths.length || next > max ||
+        Math.max(next, 0) + 4 > data.length - placed) break;
+      const want = Math.min(data.length - end, BATCH_READ);
+      this.#readSpin = count > 0 ? 0 : wait;
+      let n: number | null | undefined;
+      try {
+        n = this.#receiveInto(data, end, want);
+      } catch (err) {
+        if (count === 0 || !(err instanceof IpcError)) {
+          ahead.push(Buffer.from(data.subarray(placed, end)));
+          throw err;
+        }
+        // After messages: they come now, and the next call reports it.
+        this.#held.keep([err]);
+        ended = true;
+        break;
+      }
+      if (typeof n !== 'number') {
+        if (n === null) ended = true;
+        break;
+      }
+      end += n;
+      reading = n === want;
     }
     batch.place(count, placed);
     if (end > placed) ahead.push(Buffer.from(data.subarray(placed, end)));
     ahead.framed(max);
     // Descriptors that came with the messages taken: a batch has no place for them.
     for (const fd of this.#takeFds(this.#streamOut)) native.close(fd);
+    // Descriptors the kernel cut off (MSG_CTRUNC) among them: none would have been kept anyway.
+    if (this.#cutAt >= 0 && this.#cutAt < this.#streamOut) this.#cutAt = -1;
     // Part of a message waits for its rest (whole ones the batch had no room for do not).
     if (ahead.inMessage && !ahead.complete(max)) this.#startFrameTimer();
     else this.#stopFrameTimer();
     const next = out[2]!;
-    return ended || next > max || Math.max(next, 0) + 4 > data.length - placed || this.#cutAt >= 0;
+    return ended || next > max || Math.max(next, 0) + 4 > data.length - placed;
   }
 
   /**
@@ -1709,7 +1718,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       return op;
     }
     const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : this.#sendError(r));
-    const batch = batchSend(total, this.writeLane.spin, tryForm, fail, new Float64Array(2));
+    const batch = batchSend(total, this.writeLane.spin, tryForm, fail, new Float64Array(3));
     const at = batch.next;
     const cut = (error: IpcError): IpcError => {
       if (this.#failure !== undefined) return this.#failure;

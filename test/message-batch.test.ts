@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Fifo, MessageBatch, pipe, socketPair, spawn } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
+import { native } from '../src/native.js';
 import { openFds } from './helpers/objects.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
 
@@ -322,6 +323,56 @@ describe('pipe packed batches: sendBatch / receiveBatch', () => {
     }
   });
 
+  it('a batch whose lengths grow, or whose lengths array is detached, while its send waits inside a message closes the end', async () => {
+    for (const change of ['grow', 'detach'] as const) {
+      const { readEnd, writeEnd } = pipe({ capacity: 4096 });
+      try {
+        const batch = new MessageBatch({ bytes: 20_000 });
+        batch.push('first');
+        batch.push('z'.repeat(10_000));
+        const sending = writeEnd.sendBatch(batch);
+        assert.ok(await stillPending(sending, 20), 'part of the large message went; the rest waits for room');
+        if (change === 'grow') batch.lengths[1] = 15_000;
+        else structuredClone(batch.lengths.buffer, { transfer: [batch.lengths.buffer as ArrayBuffer] });
+        const drained = readEnd.read({ maxBytes: 65536 });
+        await rejectsWith(() => sending, 'ERR_IPC_INVALID_ARGUMENT', /changed while the call waited .* 1 of 2 messages had been written whole.*so this end was closed/);
+        await drained;
+        assert.equal(writeEnd.closed, true, change);
+      } finally {
+        readEnd.close();
+        writeEnd.close();
+      }
+    }
+  });
+
+  it('a batch is in one pending call at a time; its fields cannot be replaced; lengths changed by hand are refused before a send', async () => {
+    const { readEnd, writeEnd } = pipe();
+    try {
+      const batch = new MessageBatch({ bytes: 4096 });
+      const first = readEnd.receiveBatch(batch);
+      await rejectsWith(() => readEnd.receiveBatch(batch), 'ERR_IPC_INVALID_ARGUMENT', /in a pending call already/);
+      await rejectsWith(() => writeEnd.sendBatch(batch), 'ERR_IPC_INVALID_ARGUMENT', /in a pending call already/);
+      throwsWith(() => readEnd.tryReceiveBatch(batch), 'ERR_IPC_INVALID_ARGUMENT', /in a pending call already/);
+      throwsWith(() => writeEnd.sendBatchSync(batch), 'ERR_IPC_INVALID_ARGUMENT', /in a pending call already/);
+      writeEnd.sendManySync(['m1', 'm2']);
+      assert.equal(await first, 2);
+      assert.deepEqual(texts(batch), ['m1', 'm2']);
+      // Given back once the call settled.
+      writeEnd.sendManySync(['m3']);
+      assert.equal(await readEnd.receiveBatch(batch), 1);
+      assert.throws(() => { (batch as { lengths: Uint32Array }).lengths = new Uint8Array(8) as never; }, TypeError);
+      assert.throws(() => { (batch as { data: Buffer }).data = Buffer.alloc(1); }, TypeError);
+      const edited = batchOf(['a', 'b']);
+      edited.lengths[1] = 1000;
+      throwsWith(() => writeEnd.sendBatchSync(edited), 'ERR_IPC_INVALID_ARGUMENT', /add up to 1001 bytes, not the 2 it holds/);
+      throwsWith(() => writeEnd.trySendBatch(edited), 'ERR_IPC_INVALID_ARGUMENT', /add up to/);
+      assert.equal(readEnd.tryReceiveBatch(batch), 0);
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
   it('refuses what is not a MessageBatch, and unknown options, before reading or writing anything', async () => {
     const { readEnd, writeEnd } = pipe();
     try {
@@ -562,6 +613,28 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
       a.writeSync(Buffer.from([0, 0, 0, 9, 0x61]));
       assert.equal(b.tryReceiveBatch(rest), 0);
       await rejectsWith(() => b.receiveBatch(rest, { timeout: 5_000 }), 'ERR_IPC_TIMEOUT', /took more than 50 ms to arrive whole \(frameTimeout\)/);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('stream: a batch with room for few messages reads no further ahead than it needs (its read-ahead does not grow call by call)', () => {
+    const [a, b] = socketPair({ type: 'stream' });
+    try {
+      const sent = 8_000;
+      a.sendBatchSync(batchOf(Array.from({ length: sent }, (_, i) => `m${i}`.padEnd(8, '.'))), { timeout: 5_000 });
+      const queued = native.queuedBytes(b.fd);
+      assert.equal(queued, sent * 12);
+      const batch = new MessageBatch({ bytes: 4 << 20, messages: 100 });
+      assert.equal(b.receiveBatchSync(batch), 100);
+      const after = native.queuedBytes(b.fd);
+      assert.ok(after >= queued - 64 * 1024, `one call read ${queued - after} bytes for 100 messages of 12`);
+      for (let i = 1; i < 50; i++) {
+        assert.equal(b.receiveBatchSync(batch), 100);
+        assert.equal(batch.at(99).toString(), `m${i * 100 + 99}`.padEnd(8, '.'));
+      }
+      assert.equal(native.queuedBytes(b.fd), after, 'what one read brought served 49 more calls: none read further ahead');
     } finally {
       a.close();
       b.close();

@@ -223,7 +223,14 @@ export interface Packed {
 /** `batch` (a {@link MessageBatch}, else ERR_IPC_INVALID_ARGUMENT) as a send starting now finds it. */
 export function packed(batch: unknown): Packed {
   const b = checkMessageBatch(batch);
-  return { data: b.data, lengths: b.lengths, count: b.count, size: b.size };
+  const { lengths, count, size } = b;
+  let sum = 0;
+  for (let i = 0; i < count; i++) sum += lengths[i]!;
+  if (sum !== size) {
+    throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `The lengths of this MessageBatch add up to ${sum} bytes, not the ${size} it holds: ` +
+      'they were changed. Change a batch\'s messages through push() and clear().');
+  }
+  return { data: b.data, lengths, count, size };
 }
 
 /** What a gathered write writes: an array of buffers, or a packed batch. */
@@ -276,7 +283,7 @@ export function gatherOperation<R>(list: GatherList, at: Float64Array, framed: b
   op.rest = () => {
     if (!tryForm || at[1] === 0 || at[0]! >= count) return undefined;
     const element = gatherElement(list, at[0]!);
-    const tail = new Float64Array([0, at[1]!]);
+    const tail = new Float64Array([0, at[1]!, at[2] ?? 0]);
     return gatherOperation([element], tail, framed, write, stepOf as unknown as (attempt: (spin: number) => typeof DONE | undefined) => Operation<typeof DONE>, (r) => {
       if (r < 0 && r !== E.EAGAIN) throw fail(r);
       return tail[0] === 1 ? DONE : undefined;

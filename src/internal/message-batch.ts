@@ -57,6 +57,8 @@ export class MessageBatch implements Iterable<Buffer> {
   #known = 0;
   #count = 0;
   #size = 0;
+  /** Whether a pending async call has the batch (it fills or reads it when the call's turn comes). */
+  #busy = false;
 
   constructor(options: MessageBatchOptions) {
     checkOptions(options, OPTION_KEYS, 'MessageBatch');
@@ -67,6 +69,8 @@ export class MessageBatch implements Iterable<Buffer> {
     this.data = Buffer.alloc(bytes);
     this.lengths = new Uint32Array(messages);
     this.#offsets = new Float64Array(messages + 1);
+    // `data` and `lengths` stay these: the native calls rely on their types and sizes.
+    Object.freeze(this);
   }
 
   /** How many messages the batch holds. */
@@ -120,6 +124,16 @@ export class MessageBatch implements Iterable<Buffer> {
     for (let i = 0; i < this.#count; i++) yield this.at(i);
   }
 
+  /** @internal Whether a pending async call has the batch. */
+  get busy(): boolean {
+    return this.#busy;
+  }
+
+  /** @internal Marks the batch as had (true) or given back (false) by a pending async call. */
+  setBusy(busy: boolean): void {
+    this.#busy = busy;
+  }
+
   /**
    * @internal Says the batch holds `count` messages in `size` bytes, as a
    * receive filled `data` and `lengths`.
@@ -135,6 +149,33 @@ export class MessageBatch implements Iterable<Buffer> {
 export function checkMessageBatch(batch: unknown): MessageBatch {
   if (!(batch instanceof MessageBatch)) throw invalidArgument('batch', batch, 'a MessageBatch');
   return batch;
+}
+
+/**
+ * `batch`, refused with ERR_IPC_INVALID_ARGUMENT unless it is a
+ * {@link MessageBatch} no pending async call has: a receive fills it when
+ * its turn comes, so two calls on one batch would overwrite each other's
+ * messages before their callers saw them.
+ */
+export function idleBatch(batch: unknown): MessageBatch {
+  const b = checkMessageBatch(batch);
+  if (b.busy) {
+    throw new IpcError('ERR_IPC_INVALID_ARGUMENT', 'This MessageBatch is in a pending call already: a batch is in one call at a time. ' +
+      'Await that call first, or use another batch.');
+  }
+  return b;
+}
+
+/** Runs the async `call` with `batch` had until it settles (see {@link idleBatch}). */
+export function withBatch<R>(batch: unknown, call: (batch: MessageBatch) => Promise<R>): Promise<R> {
+  let b: MessageBatch;
+  try {
+    b = idleBatch(batch);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  b.setBusy(true);
+  return call(b).finally(() => b.setBusy(false));
 }
 
 /** A message longer than the whole of `batch`: it stays where it is, and this error says so. */
