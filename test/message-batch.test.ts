@@ -12,16 +12,15 @@ import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Fifo, MessageBatch, pipe, socketPair, spawn } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { native } from '../src/native.js';
 import { openFds } from './helpers/objects.js';
+import { checkTaggedWriters, pythonFrameReader, startTaggedWriters } from './helpers/frame-peers.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
 
 after(() => killAllPeers());
 
-const INDEX = fileURLToPath(new URL('../src/index.js', import.meta.url));
 const texts = (batch: MessageBatch): string[] => [...batch].map((m) => m.toString());
 const words = (n: number, from = 0): string[] => Array.from({ length: n }, (_, i) => `w${from + i}`);
 
@@ -391,52 +390,27 @@ describe('pipe packed batches: sendBatch / receiveBatch', () => {
 
   it('keeps each message of at most PIPE_BUF - 4 bytes whole under batch writers in other processes, each writer\'s in order', async () => {
     const { readEnd, writeEnd } = pipe({ capacity: 4096 });
-    const script = [
-      `import { MessageBatch, PipeWriteEnd } from ${JSON.stringify(INDEX)};`,
-      'const end = PipeWriteEnd.fromFd(3);',
-      'const tag = process.argv[1];',
+    const writers = startTaggedWriters(writeEnd, [
       'const batch = new MessageBatch({ bytes: 37 * 150, messages: 37 });',
-      'for (let i = 0; i < 3000;) {',
+      'for (let i = 0; i < all.length;) {',
       '  batch.clear();',
-      '  for (; i < 3000 && batch.push(`${tag}:${i}:`.padEnd(150, tag)); i++);',
+      '  for (; i < all.length && batch.push(all[i]); i++);',
       '  end.sendBatchSync(batch);',
       '}',
-      'end.close();',
-    ].join('\n');
-    const writers = ['x', 'y', 'z'].map((tag) => trackChild(spawn(process.execPath, ['--input-type=module', '-e', script, tag],
-      { fds: { 3: writeEnd }, stdio: ['ignore', 'ignore', 'inherit'] })));
-    writeEnd.close();
+    ].join('\n'));
     const got: string[] = [];
     const batch = new MessageBatch({ bytes: 1 << 16 });
     while ((await readEnd.receiveBatch(batch, { timeout: 20_000 })) !== null) got.push(...texts(batch));
-    for (const child of writers) if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
-    assert.deepEqual(writers.map((c) => c.exitCode), [0, 0, 0]);
-    assert.equal(got.length, 9000);
-    for (const tag of ['x', 'y', 'z']) {
-      assert.deepEqual(got.filter((m) => m.startsWith(`${tag}:`)), Array.from({ length: 3000 }, (_, i) => `${tag}:${i}:`.padEnd(150, tag)));
-    }
+    await checkTaggedWriters(writers, got);
     readEnd.close();
   });
 
   it('a reader that is not ipckit reads what sendBatch framed; receiveBatch reads what a program that is not ipckit framed', async () => {
     const { readEnd, writeEnd } = pipe();
-    const reader = trackChild(spawn('python3', ['-c', [
-      'import os, struct',
-      'f = os.fdopen(3, "rb")',
-      'out = []',
-      'while True:',
-      '    head = f.read(4)',
-      '    if len(head) < 4: break',
-      '    (n,) = struct.unpack(">I", head)',
-      '    out.append(f.read(n).decode())',
-      'print("|".join(out))'].join('\n')], { fds: { 3: readEnd }, stdio: ['ignore', 'pipe', 'inherit'] }));
-    readEnd.close();
-    let printed = '';
-    reader.stdout!.setEncoding('utf8').on('data', (chunk: string) => { printed += chunk; });
+    const printed = pythonFrameReader(readEnd);
     assert.equal(await writeEnd.sendBatch(batchOf(['one', '', 'three', 'é'.repeat(3000)])), 4);
     writeEnd.close();
-    assert.equal(await new Promise((resolve) => reader.once('close', resolve)), 0);
-    assert.equal(printed, `one||three|${'é'.repeat(3000)}\n`);
+    assert.equal(await printed, `one||three|${'é'.repeat(3000)}\n`);
 
     const back = pipe();
     const writer = trackChild(spawn('python3', ['-c', [

@@ -8,14 +8,13 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
-import { type PipeMessage, PipeReadEnd, pipe, spawn } from '../src/index.js';
+import { type PipeMessage, PipeReadEnd, pipe } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
-import { killAllPeers, trackChild } from './helpers/peer.js';
+import { checkTaggedWriters, pythonFrameReader, startTaggedWriters } from './helpers/frame-peers.js';
+import { killAllPeers } from './helpers/peer.js';
 
 after(() => killAllPeers());
 
-const INDEX = fileURLToPath(new URL('../src/index.js', import.meta.url));
 const texts = (messages: PipeMessage[] | null): string[] => (messages ?? []).map((m) => m.data.toString());
 const words = (n: number, from = 0): string[] => Array.from({ length: n }, (_, i) => `w${from + i}`);
 
@@ -230,53 +229,23 @@ describe('pipe batches: sendMany / receiveMany', () => {
 
   it('keeps each message of at most PIPE_BUF - 4 bytes whole under writers in other processes, each writer\'s in order', async () => {
     const { readEnd, writeEnd } = pipe({ capacity: 4096 });
-    const script = [
-      `import { PipeWriteEnd } from ${JSON.stringify(INDEX)};`,
-      'const end = PipeWriteEnd.fromFd(3);',
-      'const tag = process.argv[1];',
-      'const all = Array.from({ length: 3000 }, (_, i) => `${tag}:${i}:`.padEnd(150, tag));',
-      'for (let i = 0; i < all.length; i += 37) end.sendManySync(all.slice(i, i + 37));',
-      'end.close();',
-    ].join('\n');
-    const writers = ['x', 'y', 'z'].map((tag) => trackChild(spawn(process.execPath, ['--input-type=module', '-e', script, tag],
-      { fds: { 3: writeEnd }, stdio: ['ignore', 'ignore', 'inherit'] })));
-    writeEnd.close();
+    const writers = startTaggedWriters(writeEnd, 'for (let i = 0; i < all.length; i += 37) end.sendManySync(all.slice(i, i + 37));');
     const got: string[] = [];
     for (;;) {
       const batch = await readEnd.receiveMany({ max: 1024, timeout: 20_000 });
       if (batch === null) break;
       got.push(...texts(batch));
     }
-    for (const child of writers) if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
-    assert.deepEqual(writers.map((c) => c.exitCode), [0, 0, 0]);
-    assert.equal(got.length, 9000);
-    for (const tag of ['x', 'y', 'z']) {
-      const mine = got.filter((m) => m.startsWith(`${tag}:`));
-      assert.deepEqual(mine, Array.from({ length: 3000 }, (_, i) => `${tag}:${i}:`.padEnd(150, tag)));
-    }
+    await checkTaggedWriters(writers, got);
     readEnd.close();
   });
 
   it('a reader that is not ipckit reads what sendMany framed: 4-byte big-endian lengths, then the bytes', async () => {
     const { readEnd, writeEnd } = pipe();
-    const reader = trackChild(spawn('python3', ['-c', [
-      'import os, struct, sys',
-      'f = os.fdopen(3, "rb")',
-      'out = []',
-      'while True:',
-      '    head = f.read(4)',
-      '    if len(head) < 4: break',
-      '    (n,) = struct.unpack(">I", head)',
-      '    out.append(f.read(n).decode())',
-      'print("|".join(out))'].join('\n')], { fds: { 3: readEnd }, stdio: ['ignore', 'pipe', 'inherit'] }));
-    readEnd.close();
-    let printed = '';
-    reader.stdout!.setEncoding('utf8').on('data', (chunk: string) => { printed += chunk; });
+    const printed = pythonFrameReader(readEnd);
     assert.equal(await writeEnd.sendMany(['one', '', 'three', 'é'.repeat(3000)]), 4);
     writeEnd.close();
-    const code = await new Promise((resolve) => reader.once('close', resolve));
-    assert.equal(code, 0);
-    assert.equal(printed, `one||three|${'é'.repeat(3000)}\n`);
+    assert.equal(await printed, `one||three|${'é'.repeat(3000)}\n`);
   });
 });
 
