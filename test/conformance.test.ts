@@ -860,7 +860,8 @@ const SOCKET_KINDS: SocketKindName[] = ['stream', 'seqpacket', 'dgram', 'tcp'];
 const SOCKET_WAITABLES: Waitable[] = [
   ...SOCKET_KINDS.flatMap((kind) => [socketReceive(kind), socketSend(kind)]),
   ...SOCKET_KINDS.flatMap((kind) => [socketReceive(kind, true), socketSend(kind, true)]),
-  ...SOCKET_KINDS.filter((kind) => kind !== 'dgram').flatMap((kind) => [socketReceive(kind, 'packed'), socketSend(kind, 'packed')]),
+  // Packed batches on the connections whose capacity is whole messages (TCP's is not, and its batches are a Unix stream's code).
+  ...(['stream', 'seqpacket'] as const).flatMap((kind) => [socketReceive(kind, 'packed'), socketSend(kind, 'packed')]),
 ];
 
 /** Adapters keep what their kill scenarios need here. */
