@@ -115,25 +115,27 @@ static Napi::Value MqReceive(const Napi::CallbackInfo& info) {
 // The next 8-byte aligned offset at or after `at`: where a batch puts its next message.
 static size_t Aligned(size_t at) { return (at + 7) & ~static_cast<size_t>(7); }
 
-// mqSendMany(fd, list: Uint8Array[], priority, next: Uint32Array(1), timeoutMs, spinUs)
+// mqSendMany(fd, list: Uint8Array[], priority, next: Uint32Array(1), timeoutMs, spinUs[, lengths, count])
 //   -> messages this call sent (> 0), -EAGAIN while full (none sent), or -errno (none sent).
 // Sends list[next[0]..] in order, advancing next[0] past each one sent. The
 // first waits as mqSend does; the others go in while there is room, or
 // comes within what is left of the spin budget (never a sleep). An error after some were sent ends the call with their count (the
-// next call reports it).
+// next call reports it). With `lengths` (a Uint32Array) and `count`, `list`
+// is a packed batch: `count` messages back to back in one buffer.
 static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
-  auto list = info[1].As<Napi::Array>();
+  Elements list(info, 1, 6);
   unsigned prio = info[2].As<Napi::Number>().Uint32Value();
   auto next = info[3].As<Napi::Uint32Array>();
   double timeout_ms = ArgDouble(info, 4);
   double spin_us = ArgDouble(info, 5);
+  if (!list.Valid()) return Errno(info.Env(), EINVAL);
   uint32_t total = list.Length();
   int sent = 0;
   int64_t start = NowNs();
   while (next[0] < total) {
     Bytes b;
-    if (!ElementBytes(list, next[0], &b)) return Napi::Number::New(info.Env(), sent > 0 ? sent : -EINVAL);
+    if (!list.Get(next[0], &b)) return Napi::Number::New(info.Env(), sent > 0 ? sent : -EINVAL);
     const char* data = reinterpret_cast<const char*>(b.data);
     auto call = [&](const timespec* deadline) {
       int n = deadline ? mq_timedsend(fd, data, b.length, prio, deadline) : mq_send(fd, data, b.length, prio);
@@ -183,6 +185,78 @@ static Napi::Value MqReceiveMany(const Napi::CallbackInfo& info) {
     got++;
     at = Aligned(at + static_cast<size_t>(r));
   }
+  if (got == 0) return Errno(info.Env(), ERANGE);
+  return Napi::Number::New(info.Env(), got);
+}
+
+// The state a packed receive (mqReceiveBatch, msgRcvBatch) works on: the
+// batch's buffer and lengths, and io = [count, size, ...] of the batch,
+// which the call advances past each message it places.
+struct PackedReceive {
+  Bytes data;
+  uint32_t* lengths;
+  size_t slots;
+  size_t count;
+  size_t size;
+  bool Valid() const { return count <= slots && size <= data.length; }
+};
+
+static PackedReceive ReceiveState(const Napi::CallbackInfo& info, const Napi::Float64Array& io) {
+  auto lengths = info[2].As<Napi::Uint32Array>();
+  PackedReceive r{ArgBytes(info, 1), lengths.Data(), lengths.ElementLength(), 0, 0};
+  double count = io[0], size = io[1];
+  // Out of range: an invalid batch (Valid() says so), never a read or write past it.
+  r.count = count >= 0 && count <= static_cast<double>(r.slots) ? static_cast<size_t>(count) : r.slots + 1;
+  r.size = size >= 0 && size <= static_cast<double>(r.data.length) ? static_cast<size_t>(size) : r.data.length + 1;
+  return r;
+}
+
+// mqReceiveBatch(fd, data, lengths: Uint32Array, io: Float64Array(3), timeoutMs, spinUs[, priorities: Uint32Array])
+//   -> messages placed (> 0), -EAGAIN while empty, or -errno (none placed).
+// Receives straight into a packed batch: io[0] messages of io[1] bytes are
+// in it already, and message i goes to data[io[1]..], its length to
+// lengths[io[0]], its priority to priorities[io[0]] (when given and long
+// enough), and io[0], io[1] advance. mq_receive needs room for the queue's
+// mq_msgsize (io[2]), so the call stops when less is left, or the slots are
+// full. The first waits as mqReceive does; the others are taken only while
+// queued now.
+static Napi::Value MqReceiveBatch(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  auto io = info[3].As<Napi::Float64Array>();
+  PackedReceive batch = ReceiveState(info, io);
+  double timeout_ms = ArgDouble(info, 4);
+  double spin_us = ArgDouble(info, 5);
+  uint32_t* priorities = nullptr;
+  size_t priority_slots = 0;
+  if (info.Length() > 6 && info[6].IsTypedArray()) {
+    auto p = info[6].As<Napi::Uint32Array>();
+    priorities = p.Data();
+    priority_slots = p.ElementLength();
+  }
+  size_t need = io[2] > 0 ? static_cast<size_t>(io[2]) : 1;
+  if (!batch.Valid()) return Errno(info.Env(), EINVAL);
+  int got = 0;
+  while (batch.count < batch.slots && batch.data.length - batch.size >= need) {
+    char* at = reinterpret_cast<char*>(batch.data.data) + batch.size;
+    size_t capacity = batch.data.length - batch.size;
+    unsigned prio = 0;
+    auto call = [&](const timespec* deadline) {
+      ssize_t n = deadline ? mq_timedreceive(fd, at, capacity, &prio, deadline) : mq_receive(fd, at, capacity, &prio);
+      return n < 0 ? -errno : static_cast<int>(n);
+    };
+    int r = got == 0 ? MqAttempt(timeout_ms, spin_us, call) : MqAttempt(0, 0, call);
+    if (r < 0) {
+      if (got > 0) break;
+      return Napi::Number::New(info.Env(), r);
+    }
+    batch.lengths[batch.count] = static_cast<uint32_t>(r);
+    if (batch.count < priority_slots) priorities[batch.count] = prio;
+    batch.count++;
+    batch.size += static_cast<size_t>(r);
+    got++;
+  }
+  io[0] = static_cast<double>(batch.count);
+  io[1] = static_cast<double>(batch.size);
   if (got == 0) return Errno(info.Env(), ERANGE);
   return Napi::Number::New(info.Env(), got);
 }
@@ -285,24 +359,26 @@ static Napi::Value MsgRcv(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r);
 }
 
-// msgSndMany(id, type, list: Uint8Array[], next: Uint32Array(1), timeoutMs, spinUs)
+// msgSndMany(id, type, list: Uint8Array[], next: Uint32Array(1), timeoutMs, spinUs[, lengths, count])
 //   -> messages this call sent (> 0), -EAGAIN while full (none sent), or -errno (none sent).
 // As mqSendMany: the first waits as msgSnd does, the others go in only
-// while there is room now; next[0] advances past each one sent.
+// while there is room now; next[0] advances past each one sent. With
+// `lengths` and `count`, `list` is a packed batch, as for mqSendMany.
 static Napi::Value MsgSndMany(const Napi::CallbackInfo& info) {
   int id = ArgInt(info, 0);
   long type = static_cast<long>(ArgInt64(info, 1));
-  auto list = info[2].As<Napi::Array>();
+  Elements list(info, 2, 6);
   auto next = info[3].As<Napi::Uint32Array>();
   double timeout_ms = ArgDouble(info, 4);
   double spin_us = ArgDouble(info, 5);
+  if (!list.Valid()) return Errno(info.Env(), EINVAL);
   uint32_t total = list.Length();
   thread_local std::vector<char> msg;
   int sent = 0;
   int64_t start = NowNs();
   while (next[0] < total) {
     Bytes b;
-    if (!ElementBytes(list, next[0], &b)) return Napi::Number::New(info.Env(), sent > 0 ? sent : -EINVAL);
+    if (!list.Get(next[0], &b)) return Napi::Number::New(info.Env(), sent > 0 ? sent : -EINVAL);
     PackMessage(msg, type, b.data, b.length);
     auto call = [&](int flags) { return msgsnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0; };
     int r = sent == 0 ? MsgAttempt(timeout_ms, spin_us, EAGAIN, call) : MsgAttempt(0, SpinLeft(spin_us, start), EAGAIN, call);
@@ -351,6 +427,69 @@ static Napi::Value MsgRcvMany(const Napi::CallbackInfo& info) {
     got++;
     at = Aligned(at + sizeof(long) + static_cast<size_t>(r));
   }
+  if (got == 0) return Errno(info.Env(), ERANGE);
+  return Napi::Number::New(info.Env(), got);
+}
+
+// msgRcvBatch(id, data, lengths: Uint32Array, io: Float64Array(3), timeoutMs, spinUs[, types: Float64Array])
+//   -> messages placed (> 0), -EAGAIN while none matches, or -errno (none placed).
+// As mqReceiveBatch, for System V: io[2] is the msgrcv type selector, and
+// each message's type goes to types[count]. msgrcv writes a long (the type)
+// before the payload, so a message lands 8 bytes early, over the end of the
+// one before it, whose bytes are put back once the type is read; the first
+// (nothing before it) goes through a scratch buffer. A message goes in
+// while it fits the room left (msgrcv refuses a larger one with E2BIG and
+// leaves it queued: the call stops there, or fails with E2BIG when none
+// was placed).
+static Napi::Value MsgRcvBatch(const Napi::CallbackInfo& info) {
+  int id = ArgInt(info, 0);
+  auto io = info[3].As<Napi::Float64Array>();
+  PackedReceive batch = ReceiveState(info, io);
+  double timeout_ms = ArgDouble(info, 4);
+  double spin_us = ArgDouble(info, 5);
+  long selector = static_cast<long>(io[2]);
+  double* types = nullptr;
+  size_t type_slots = 0;
+  if (info.Length() > 6 && info[6].IsTypedArray()) {
+    auto t = info[6].As<Napi::Float64Array>();
+    types = t.Data();
+    type_slots = t.ElementLength();
+  }
+  if (!batch.Valid()) return Errno(info.Env(), EINVAL);
+  thread_local std::vector<uint8_t> scratch;
+  int got = 0;
+  while (batch.count < batch.slots && batch.size < batch.data.length) {
+    size_t room = batch.data.length - batch.size;
+    bool early = batch.size >= sizeof(long);
+    uint8_t* area;
+    uint8_t saved[sizeof(long)];
+    if (early) {
+      area = batch.data.data + batch.size - sizeof(long);
+      std::memcpy(saved, area, sizeof(long));
+    } else {
+      scratch.resize(sizeof(long) + room);
+      area = scratch.data();
+    }
+    auto call = [&](int flags) {
+      ssize_t n = msgrcv(id, area, room, selector, flags);
+      return n < 0 ? -errno : static_cast<int>(n);
+    };
+    int r = got == 0 ? MsgAttempt(timeout_ms, spin_us, ENOMSG, call) : MsgAttempt(0, 0, ENOMSG, call);
+    double type = r >= 0 ? ReceivedType(area) : 0;
+    if (early) std::memcpy(area, saved, sizeof(long));
+    if (r < 0) {
+      if (got > 0) break;
+      return Napi::Number::New(info.Env(), r);
+    }
+    if (!early && r > 0) std::memcpy(batch.data.data + batch.size, area + sizeof(long), static_cast<size_t>(r));
+    batch.lengths[batch.count] = static_cast<uint32_t>(r);
+    if (batch.count < type_slots) types[batch.count] = type;
+    batch.count++;
+    batch.size += static_cast<size_t>(r);
+    got++;
+  }
+  io[0] = static_cast<double>(batch.count);
+  io[1] = static_cast<double>(batch.size);
   if (got == 0) return Errno(info.Env(), ERANGE);
   return Napi::Number::New(info.Env(), got);
 }
@@ -446,7 +585,8 @@ void InitMessageQueue(Napi::Env env, Napi::Object exports) {
       {"mqGetAttr", MqGetAttr}, {"ftok", Ftok}, {"msgGet", MsgGet}, {"msgSnd", MsgSnd}, {"msgRcv", MsgRcv},
       {"msgStat", MsgStat}, {"msgSetMaxBytes", MsgSetMaxBytes}, {"msgRemove", MsgRemove},
       {"msgRcvAsync", MsgRcvAsync}, {"msgSndAsync", MsgSndAsync}, {"mqSendMany", MqSendMany},
-      {"mqReceiveMany", MqReceiveMany}, {"msgSndMany", MsgSndMany}, {"msgRcvMany", MsgRcvMany}
+      {"mqReceiveMany", MqReceiveMany}, {"msgSndMany", MsgSndMany}, {"msgRcvMany", MsgRcvMany},
+      {"mqReceiveBatch", MqReceiveBatch}, {"msgRcvBatch", MsgRcvBatch}
   });
 
   exports.Set("mqPrioMax", Napi::Number::New(env, static_cast<double>(sysconf(_SC_MQ_PRIO_MAX))));

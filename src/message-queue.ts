@@ -26,8 +26,10 @@ import {
 } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import {
-  BATCH_SLAB, Held, MAX_BATCH, type ReceiveManyOptions, type ReceiveManySyncOptions, batchSend, checkMax, decodeBatch, encodeBatch,
+  BATCH_SLAB, type GatherList, Held, MAX_BATCH, type Packed, type ReceiveManyOptions, type ReceiveManySyncOptions, batchSend, checkMax,
+  decodeBatch, encodeBatch, gatherCount, gatherView, packed,
 } from './internal/batch.js';
+import { type MessageBatch, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
@@ -106,6 +108,22 @@ export interface PosixSendSyncOptions extends SyncWaitOptions {
   priority?: number;
 }
 
+/** Options of {@link PosixMessageQueue.receiveBatch}. */
+export interface PosixReceiveBatchOptions extends WaitOptions {
+  /**
+   * Where each message's priority goes: `priorities[i]` is that of the
+   * batch's message `i`. A `Uint32Array` with at least as many elements as
+   * the batch has slots. Default: priorities are not kept.
+   */
+  priorities?: Uint32Array;
+}
+
+/** Options of {@link PosixMessageQueue.receiveBatchSync}. */
+export interface PosixReceiveBatchSyncOptions extends SyncWaitOptions {
+  /** As {@link PosixReceiveBatchOptions.priorities}. */
+  priorities?: Uint32Array;
+}
+
 /** A message received from a POSIX queue. */
 export interface PosixMessage<T = Buffer> {
   /** The payload: a `Buffer` of its bytes, or the codec's decoded value. */
@@ -166,6 +184,31 @@ function fitInto(into: Uint8Array, length: number, putBack: () => void): void {
   if (into.length >= length) return;
   putBack();
   throw invalidArgument('target', into, `a Uint8Array of at least ${length} bytes: it shrank while the receive waited; the message was kept`);
+}
+
+/**
+ * A batch a queue receives into: at least `size` bytes (the largest
+ * message), so that its first message always fits.
+ */
+function checkBatchRoom(batch: MessageBatch, size: number, why: string): MessageBatch {
+  if (batch.data.length < size) throw invalidArgument('batch', batch, `a MessageBatch of at least ${size} bytes (${why})`);
+  return batch;
+}
+
+/** An optional output of a packed receive with one element per slot of `batch` (priorities, types). */
+function checkSlots<A extends Uint32Array | Float64Array>(value: unknown, name: string, kind: { new (n: number): A; name: string },
+  batch: MessageBatch): A | undefined {
+  if (value === undefined) return undefined;
+  if (!(value instanceof kind) || value.length < batch.lengths.length) {
+    throw invalidArgument(name, value, `a ${kind.name} of at least ${batch.lengths.length} elements (one per slot of the batch)`);
+  }
+  return value;
+}
+
+/** The lengths of a packed batch to send, each checked by `check` before the first goes. */
+function checkLengths(list: Packed, check: (length: number) => void): Packed {
+  for (let i = 0; i < list.count; i++) check(list.lengths[i]!);
+  return list;
 }
 
 /** A receive target: a Uint8Array of at least `size` bytes. */
@@ -256,6 +299,8 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   /** Where batched receives land, and their lengths and priorities (made on first use). */
   #rxMany: ReceiveBuffer | undefined;
   #manyIo: Uint32Array | undefined;
+  /** A packed receive's [count, size, maxMessageSize] (see native mqReceiveBatch). */
+  readonly #batchIo = new Float64Array(3);
   /** Taken by a batch, not yet handed over (its codec refused one): the next receives get these first. */
   readonly #held = new Held<RawPosix>();
 
@@ -491,6 +536,29 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     return tryRun(this.#sending, 'trySendMany', options, SEND_KEYS, (o) => this.#sendManyOp(messages, o.priority, true)) ?? 0;
   }
 
+  /**
+   * Sends the messages of `batch` (a {@link MessageBatch}), in order, all
+   * with one priority, as {@link sendMany} sends an array: one native call
+   * sends as many as there is room for, straight from the batch's buffer,
+   * with no JavaScript work per message. The bytes are raw (the codec is
+   * not applied). Every length is checked against `maxMessageSize` before
+   * the first is sent. Resolves with how many went in, as `sendMany` does.
+   * Leave the batch alone until the call resolves.
+   */
+  sendBatch(batch: MessageBatch, options?: PosixSendOptions): Promise<number> {
+    return withBatch(batch, (b) => run(this.#sending, 'sendBatch', options, SEND_KEYS, (o) => this.#sendListOp(this.#packed(b), o.priority)));
+  }
+
+  /** {@link sendBatch}, blocking the calling thread while the queue is full: how many went in. */
+  sendBatchSync(batch: MessageBatch, options?: PosixSendSyncOptions): number {
+    return runSync(this.#sending, 'sendBatchSync', options, SEND_KEYS, (o) => this.#sendListOp(this.#packed(idleBatch(batch)), o.priority));
+  }
+
+  /** Sends as many of `batch`'s messages as there is room for now, in order: how many went in (0 if full, or earlier sends wait). */
+  trySendBatch(batch: MessageBatch, options?: { priority?: number }): number {
+    return tryRun(this.#sending, 'trySendBatch', options, SEND_KEYS, (o) => this.#sendListOp(this.#packed(idleBatch(batch)), o.priority, true)) ?? 0;
+  }
+
   // -- receive ------------------------------------------------------------
 
   /**
@@ -529,6 +597,36 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   /** The messages queued now, up to `max` (default 64); `[]` if none (or earlier receives wait). */
   tryReceiveMany(options?: { max?: number }): PosixMessage<T>[] {
     return tryRun(this.#receiving, 'tryReceiveMany', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max)) ?? [];
+  }
+
+  /**
+   * Receives messages into `batch` (a {@link MessageBatch} of yours, reused
+   * from call to call): clears it, waits as {@link receive} does for the
+   * first message, then takes the ones queued now, in the order single
+   * receives would, while the batch has a free slot and at least
+   * `maxMessageSize` bytes of room (`mq_receive` needs that much for any
+   * message; the batch must hold at least that much). Each message lands
+   * straight in the batch's buffer: one native call, no allocation and no
+   * JavaScript work per message. The bytes are raw (the codec is not
+   * applied); `priorities` receives their priorities. Resolves with how
+   * many messages the batch holds (at least one).
+   */
+  receiveBatch(batch: MessageBatch, options?: PosixReceiveBatchOptions): Promise<number> {
+    return withBatch(batch, (b) => run(this.#receiving, 'receiveBatch', options, BATCH_KEYS, (o) => this.#receiveBatchOp(b, o.priorities)));
+  }
+
+  /** {@link receiveBatch}, blocking the calling thread while the queue is empty. */
+  receiveBatchSync(batch: MessageBatch, options?: PosixReceiveBatchSyncOptions): number {
+    return runSync(this.#receiving, 'receiveBatchSync', options, BATCH_KEYS, (o) => this.#receiveBatchOp(idleBatch(batch), o.priorities));
+  }
+
+  /** {@link receiveBatch} of the messages queued now: 0 if none (or earlier receives wait; the batch is then empty). */
+  tryReceiveBatch(batch: MessageBatch, options?: { priorities?: Uint32Array }): number {
+    const b = idleBatch(batch);
+    const n = tryRun(this.#receiving, 'tryReceiveBatch', options, BATCH_KEYS, (o) => this.#receiveBatchOp(b, o.priorities));
+    if (n !== undefined) return n;
+    b.clear();
+    return 0;
   }
 
   /**
@@ -595,17 +693,67 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
    * reports what went in now, even none.
    */
   #sendManyOp(messages: readonly Outgoing<T>[], priority: unknown, tryForm = false): Operation<number> {
-    const list = encodeBatch(messages, (data) => {
+    return this.#sendListOp(encodeBatch(messages, (data) => {
       const bytes = encodeWith(this.#codec, data as T, this.name);
-      if (bytes.length > this.maxMessageSize) throw tooLarge(this.name, bytes.length, this.maxMessageSize, 'the queue\'s maxMessageSize');
+      this.#checkLength(bytes.length);
       return bytes;
-    });
+    }), priority, tryForm);
+  }
+
+  #checkLength(length: number): void {
+    if (length > this.maxMessageSize) throw tooLarge(this.name, length, this.maxMessageSize, 'the queue\'s maxMessageSize');
+  }
+
+  /** `batch` as a send starting now finds it, every length checked. */
+  #packed(batch: MessageBatch): Packed {
+    return checkLengths(packed(batch), (length) => this.#checkLength(length));
+  }
+
+  /** The sends of {@link sendMany} and {@link sendBatch}: encoded messages, or a packed batch's. */
+  #sendListOp(list: GatherList, priority: unknown, tryForm = false): Operation<number> {
     const prio = optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0);
-    const batch = batchSend(list.length, this.#sending.spin, tryForm, (r) => systemError(r, 'mq_send', this.name));
+    const batch = batchSend(gatherCount(list), this.#sending.spin, tryForm, (r) => systemError(r, 'mq_send', this.name));
+    const send = Array.isArray(list)
+      ? (timeout: number, spin: number) => native.mqSendMany(this.#fd, list as readonly Uint8Array[], prio, batch.next, timeout, spin)
+      : (timeout: number, spin: number) => {
+        const p = list as Packed;
+        return native.mqSendMany(this.#fd, p.data, prio, batch.next, timeout, spin, p.lengths, p.count);
+      };
     return {
-      step: (timeout, spin) => batch.outcome(batch.left()
-        ? native.mqSendMany(this.#fd, list, prio, batch.next, timeout, batch.spin(timeout, spin)) : 0),
+      step: (timeout, spin) => batch.outcome(batch.left() ? send(timeout, batch.spin(timeout, spin)) : 0),
       partial: batch.partial,
+    };
+  }
+
+  /** Held messages first (those a codec refused in a batch), then straight from the kernel into `batch`. */
+  #receiveBatchOp(batch: MessageBatch, priorities: unknown): Operation<number> {
+    checkBatchRoom(batch, this.maxMessageSize, 'the queue\'s maxMessageSize: mq_receive refuses a smaller buffer');
+    const out = checkSlots(priorities, 'priorities', Uint32Array, batch);
+    const io = this.#batchIo;
+    return {
+      step: (timeout, spin) => {
+        batch.clear();
+        while (this.#held.size > 0) {
+          const held = this.#held.take()!;
+          if (!pushIfRoom(batch, held.bytes)) {
+            this.#held.putBack([held]);
+            return batch.count;
+          }
+          if (out !== undefined) out[batch.count - 1] = held.priority;
+        }
+        io[0] = batch.count;
+        io[1] = batch.size;
+        io[2] = this.maxMessageSize;
+        const wait = batch.count === 0;
+        const n = native.mqReceiveBatch(this.#fd, batch.data, batch.lengths, io, wait ? timeout : 0, wait ? spin : 0, out);
+        if (n > 0) batch.place(io[0]!, io[1]!);
+        else if (wait) {
+          if (n === E.EAGAIN) return undefined;
+          throw systemError(n, 'mq_receive', this.name);
+        }
+        // (A failure after held messages: the next call meets it.)
+        return batch.count;
+      },
     };
   }
 
@@ -668,6 +816,7 @@ interface RawPosix {
 
 const NO_KEYS: readonly string[] = [];
 const MANY_KEYS = ['max'] as const;
+const BATCH_KEYS = ['priorities'] as const;
 const SEND_KEYS = ['priority'] as const;
 const OPEN_KEYS = ['codec', 'access', 'spin', 'owner'] as const;
 const CREATE_KEYS = [...OPEN_KEYS, 'maxMessages', 'maxMessageSize', 'mode'] as const;
@@ -710,6 +859,26 @@ export interface SysvMessageQueueOpenOptions<T = Buffer> extends SpinOptions {
 export interface SysvReceiveManyOptions extends ReceiveManyOptions {
   /** `msgrcv` type selection for every message of the batch, as {@link SysvReceiveOptions.type}. Default `0`. */
   type?: number;
+}
+
+/** Options of {@link SysvMessageQueue.receiveBatch}. */
+export interface SysvReceiveBatchOptions extends WaitOptions {
+  /** `msgrcv` type selection for every message of the batch, as {@link SysvReceiveOptions.type}. Default `0`. */
+  type?: number;
+  /**
+   * Where each message's type goes: `types[i]` is that of the batch's
+   * message `i`. A `Float64Array` with at least as many elements as the
+   * batch has slots. Default: types are not kept.
+   */
+  types?: Float64Array;
+}
+
+/** Options of {@link SysvMessageQueue.receiveBatchSync}. */
+export interface SysvReceiveBatchSyncOptions extends SyncWaitOptions {
+  /** As {@link SysvReceiveBatchOptions.type}. */
+  type?: number;
+  /** As {@link SysvReceiveBatchOptions.types}. */
+  types?: Float64Array;
 }
 
 /** Options of a batched System V `receiveManySync`. */
@@ -852,6 +1021,8 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   /** Where batched receives land, and their selector, limits, lengths and types (made on first use). */
   #rxMany: ReceiveBuffer | undefined;
   #manyIo: Float64Array | undefined;
+  /** A packed receive's [count, size, selector] (see native msgRcvBatch). */
+  readonly #batchIo = new Float64Array(3);
   /** Taken by a batch, not yet handed over (its codec refused one): matching receives get these first. */
   readonly #held = new Held<RawSysv>();
   /** Where a receive into a buffer of the caller's lands first (msgrcv writes the type before the payload). */
@@ -1029,6 +1200,29 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     return tryRun(this.#sending, 'trySendMany', undefined, NO_KEYS, () => this.#sendManyOp(type, messages, true)) ?? 0;
   }
 
+  /**
+   * Sends the messages of `batch` (a {@link MessageBatch}), in order, all
+   * of `type`, as {@link sendMany} sends an array: one native call sends
+   * as many as there is room for, from the batch's buffer, with no
+   * JavaScript work per message. The bytes are raw (the codec is not
+   * applied). Every length is checked against `maxMessageSize` and the
+   * queue's capacity before the first is sent. Resolves with how many went
+   * in, as `sendMany` does. Leave the batch alone until the call resolves.
+   */
+  sendBatch(type: number, batch: MessageBatch, options?: WaitOptions): Promise<number> {
+    return withBatch(batch, (b) => run(this.#sending, 'sendBatch', options, NO_KEYS, () => this.#sendListOp(type, this.#packed(b))));
+  }
+
+  /** {@link sendBatch}, blocking the calling thread while the queue is full: how many went in. */
+  sendBatchSync(type: number, batch: MessageBatch, options?: SyncWaitOptions): number {
+    return runSync(this.#sending, 'sendBatchSync', options, NO_KEYS, () => this.#sendListOp(type, this.#packed(idleBatch(batch))));
+  }
+
+  /** Sends as many of `batch`'s messages as there is room for now, in order: how many went in (0 if full, or earlier sends wait). */
+  trySendBatch(type: number, batch: MessageBatch): number {
+    return tryRun(this.#sending, 'trySendBatch', undefined, NO_KEYS, () => this.#sendListOp(type, this.#packed(idleBatch(batch)), true)) ?? 0;
+  }
+
   // -- receive ------------------------------------------------------------
 
   /** Receives a message chosen by `type` (see {@link SysvReceiveOptions}), waiting while there is none. */
@@ -1064,6 +1258,35 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   /** The matching messages there now, up to `max` (default 64); `[]` if none (or earlier receives of the selector wait). */
   tryReceiveMany(options?: { type?: number; max?: number }): SysvMessage<T>[] {
     return tryRun(this.#receiving, 'tryReceiveMany', options, RECEIVE_MANY_KEYS, (o) => this.#receiveManyOp(o.type, o.max)) ?? [];
+  }
+
+  /**
+   * Receives messages chosen by `type` into `batch` (a {@link MessageBatch}
+   * of yours, reused from call to call): clears it, waits as
+   * {@link receive} does for the first, then takes the matching ones there
+   * now, as successive receives would, while they fit (the batch must hold
+   * at least `maxMessageSize` bytes, so the first always does). Each lands
+   * in the batch's buffer with one native call, no allocation and no
+   * JavaScript work per message. The bytes are raw (the codec is not
+   * applied); `types` receives their types. Resolves with how many
+   * messages the batch holds (at least one).
+   */
+  receiveBatch(batch: MessageBatch, options?: SysvReceiveBatchOptions): Promise<number> {
+    return withBatch(batch, (b) => run(this.#receiving, 'receiveBatch', options, BATCH_KEYS_SYSV, (o) => this.#receiveBatchOp(b, o.type, o.types)));
+  }
+
+  /** {@link receiveBatch}, blocking the calling thread while no message matches. */
+  receiveBatchSync(batch: MessageBatch, options?: SysvReceiveBatchSyncOptions): number {
+    return runSync(this.#receiving, 'receiveBatchSync', options, BATCH_KEYS_SYSV, (o) => this.#receiveBatchOp(idleBatch(batch), o.type, o.types));
+  }
+
+  /** {@link receiveBatch} of the matching messages there now: 0 if none (or earlier receives of the selector wait; the batch is then empty). */
+  tryReceiveBatch(batch: MessageBatch, options?: { type?: number; types?: Float64Array }): number {
+    const b = idleBatch(batch);
+    const n = tryRun(this.#receiving, 'tryReceiveBatch', options, BATCH_KEYS_SYSV, (o) => this.#receiveBatchOp(b, o.type, o.types));
+    if (n !== undefined) return n;
+    b.clear();
+    return 0;
   }
 
   /**
@@ -1123,14 +1346,30 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   /** As PosixMessageQueue's: encoded and checked, then sent from the first not yet sent; a waiter thread sends one at a time. */
   #sendManyOp(type: unknown, messages: readonly Outgoing<T>[], tryForm = false): Operation<number> {
     const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
-    const list = encodeBatch(messages, (data) => this.#encode(data));
-    const batch = batchSend(list.length, this.#sending.spin, tryForm, (r) => systemError(r, 'msgsnd', this.address));
+    return this.#sendListOp(t, encodeBatch(messages, (data) => this.#encode(data)), tryForm);
+  }
+
+  /** `batch` as a send starting now finds it, every length checked. */
+  #packed(batch: MessageBatch): Packed {
+    return checkLengths(packed(batch), (length) => this.#checkLength(length));
+  }
+
+  /** The sends of {@link sendMany} and {@link sendBatch}: encoded messages, or a packed batch's. */
+  #sendListOp(type: unknown, list: GatherList, tryForm = false): Operation<number> {
+    const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
+    const batch = batchSend(gatherCount(list), this.#sending.spin, tryForm, (r) => systemError(r, 'msgsnd', this.address));
     const next = batch.next;
+    const send = Array.isArray(list)
+      ? (timeout: number, spin: number) => native.msgSndMany(this.id, t, list as readonly Uint8Array[], next, timeout, spin)
+      : (timeout: number, spin: number) => {
+        const p = list as Packed;
+        return native.msgSndMany(this.id, t, p.data, next, timeout, spin, p.lengths, p.count);
+      };
     return {
-      step: (timeout, spin) => batch.outcome(batch.left()
-        ? native.msgSndMany(this.id, t, list, next, timeout, batch.spin(timeout, spin)) : 0),
+      step: (timeout, spin) => batch.outcome(batch.left() ? send(timeout, batch.spin(timeout, spin)) : 0),
       job: {
-        start: (done) => native.msgSndAsync(this.id, t, list[next[0]!]!, done),
+        // The waiter thread's send copies the message when it starts.
+        start: (done) => native.msgSndAsync(this.id, t, gatherView(list, next[0]!), done),
         finish: (r) => {
           if (r === 0) next[0] = next[0]! + 1;
           return batch.outcome(r);
@@ -1168,6 +1407,62 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
             }
           }
           return decodeBatch(raw, decode, this.#held);
+        },
+      },
+    };
+  }
+
+  /**
+   * Held messages of the selector first (those a codec refused in a
+   * batch), then straight from the kernel into `batch`; a waiter thread
+   * waits for the first when the call must wait.
+   */
+  #receiveBatchOp(batch: MessageBatch, type: unknown, types: unknown): Operation<number> {
+    const selector = optionalInteger(type, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0);
+    checkBatchRoom(batch, this.maxMessageSize, 'kernel.msgmax when this handle was opened');
+    const out = checkSlots(types, 'types', Float64Array, batch);
+    const io = this.#batchIo;
+    const waiter = this.#receiveJob(selector);
+    const add = (m: RawSysv): boolean => {
+      if (!pushIfRoom(batch, m.bytes)) return false;
+      if (out !== undefined) out[batch.count - 1] = m.type;
+      return true;
+    };
+    // What is there for the batch now (held first), after what it holds; the first may wait.
+    const fill = (timeout: number, spin: number): number | undefined => {
+      const held = this.#takeHeld(selector, batch.lengths.length - batch.count);
+      for (let i = 0; i < held.length; i++) {
+        if (add(held[i]!)) continue;
+        this.#held.putBack(held.slice(i));
+        return batch.count;
+      }
+      io[0] = batch.count;
+      io[1] = batch.size;
+      io[2] = selector;
+      const wait = batch.count === 0;
+      const n = native.msgRcvBatch(this.id, batch.data, batch.lengths, io, wait ? timeout : 0, wait ? spin : 0, out);
+      if (n > 0) batch.place(io[0]!, io[1]!);
+      else if (wait) {
+        if (n === E.EAGAIN) return undefined;
+        throw this.#receiveError(n);
+      }
+      // (A failure after messages: the next call meets it.)
+      return batch.count;
+    };
+    return {
+      key: selector,
+      step: (timeout, spin) => {
+        batch.clear();
+        return fill(timeout, spin);
+      },
+      job: {
+        start: waiter.start,
+        finish: (n, got) => {
+          const first = waiter.received(n, got);
+          batch.clear();
+          // At least maxMessageSize bytes and one slot: the first always fits.
+          add(first);
+          return fill(0, 0);
         },
       },
     };
@@ -1282,15 +1577,19 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
 
   #encode(data: Outgoing<T>): Uint8Array {
     const bytes = encodeWith(this.#codec, data as T, this.address);
-    if (bytes.length > this.maxMessageSize) {
-      throw tooLarge(this.address, bytes.length, this.maxMessageSize, `${KERNEL_PROC}/msgmax`);
+    this.#checkLength(bytes.length);
+    return bytes;
+  }
+
+  #checkLength(length: number): void {
+    if (length > this.maxMessageSize) {
+      throw tooLarge(this.address, length, this.maxMessageSize, `${KERNEL_PROC}/msgmax`);
     }
     // A message larger than the queue's capacity would wait forever (or look
     // like a full queue to a try). Capacity can be raised by others: look again.
-    if (bytes.length > this.#maxBytes && bytes.length > (this.#maxBytes = this.#readMaxBytes())) {
-      throw tooLarge(this.address, bytes.length, this.#maxBytes, 'the queue\'s maxBytes, msg_qbytes');
+    if (length > this.#maxBytes && length > (this.#maxBytes = this.#readMaxBytes())) {
+      throw tooLarge(this.address, length, this.#maxBytes, 'the queue\'s maxBytes, msg_qbytes');
     }
-    return bytes;
   }
 
   #readMaxBytes(): number {
@@ -1316,6 +1615,7 @@ interface RawSysv {
 
 const RECEIVE_KEYS = ['type'] as const;
 const RECEIVE_MANY_KEYS = ['type', 'max'] as const;
+const BATCH_KEYS_SYSV = ['type', 'types'] as const;
 const SYSV_OPEN_KEYS = ['codec', 'spin', 'owner'] as const;
 const SYSV_CREATE_KEYS = [...SYSV_OPEN_KEYS, 'mode', 'maxBytes'] as const;
 

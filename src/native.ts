@@ -149,10 +149,14 @@ export interface NativeBinding {
   msgRcvAsync(id: number, buffer: Uint8Array, offset: number, type: number, callback: (result: number, type?: number) => void): number;
   msgSndAsync(id: number, type: number, data: Uint8Array, callback: (result: number) => void): number;
   /** Sends list[next[0]..] (advancing next[0]); the first may wait, the rest only while there is room: the count sent, or -errno. */
-  mqSendMany(fd: number, list: Uint8Array[], priority: number, next: Uint32Array, timeoutMs: number, spinUs: number): number;
+  mqSendMany(fd: number, list: readonly Uint8Array[] | Uint8Array, priority: number, next: Uint32Array, timeoutMs: number, spinUs: number,
+    lengths?: Uint32Array, count?: number): number;
+  mqReceiveBatch(fd: number, data: Uint8Array, lengths: Uint32Array, io: Float64Array, timeoutMs: number, spinUs: number, priorities?: Uint32Array): number;
   /** io[0] max, io[1] msgsize in; io[2 + 2i] length, io[3 + 2i] priority out; messages at aligned offsets from `offset`. */
   mqReceiveMany(fd: number, buffer: Uint8Array, offset: number, io: Uint32Array, timeoutMs: number, spinUs: number): number;
-  msgSndMany(id: number, type: number, list: Uint8Array[], next: Uint32Array, timeoutMs: number, spinUs: number): number;
+  msgSndMany(id: number, type: number, list: readonly Uint8Array[] | Uint8Array, next: Uint32Array, timeoutMs: number, spinUs: number,
+    lengths?: Uint32Array, count?: number): number;
+  msgRcvBatch(id: number, data: Uint8Array, lengths: Uint32Array, io: Float64Array, timeoutMs: number, spinUs: number, types?: Float64Array): number;
   /** io[0] selector, io[1] max, io[2] largest payload in; io[3 + 2i] length, io[4 + 2i] type out; each a long then the payload. */
   msgRcvMany(id: number, buffer: Uint8Array, offset: number, io: Float64Array, timeoutMs: number, spinUs: number): number;
 

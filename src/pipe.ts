@@ -25,7 +25,7 @@ import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
   decodeBatch, encodeBatch, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, packedArgs, spread,
 } from './internal/batch.js';
-import { type MessageBatch, batchTooSmall, checkMessageBatch, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
+import { type MessageBatch, batchTooSmall, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
 import { Handle } from './internal/handle.js';
 import { describeSetting, descriptorError } from './internal/limits.js';
 import { DONE, type Operation, ReadinessLane, run, runSync, tryRun } from './internal/operation.js';
@@ -48,13 +48,6 @@ export const DEFAULT_READ_SIZE = 64 * 1024;
 
 /** Reads of at most this many bytes go through a reused buffer and are copied out. */
 const SCRATCH_SIZE = 16 * 1024;
-
-/**
- * The most one read of a batched receive asks for: a batch with more room
- * for bytes than for messages would otherwise read far past its last
- * message, and copy the rest out and back in on every call.
- */
-const BATCH_READ = 64 * 1024;
 
 /** Default largest framed message, in bytes. */
 export const DEFAULT_MAX_MESSAGE = 1024 * 1024;
@@ -341,8 +334,6 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
   readonly #receiveOp: Operation<PipeMessage<T> | null>;
   /** Messages a batch took off the stream but did not hand over (the codec refused one): receives take these first. */
   readonly #held = new Held<Buffer>();
-  /** Where native unframe says it stopped (see {@link #fillBatch}). */
-  readonly #unframed = new Float64Array(3);
   protected override readonly buffered = (): boolean => !this.closed && (this.#ahead.ready || this.#held.size > 0);
 
   /** @internal */
@@ -697,54 +688,22 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
    */
   #fillBatch(batch: MessageBatch, spin: number): number | null | undefined {
     const ahead = this.#ahead;
-    const data = batch.data;
-    const max = this.maxMessageSize;
-    let count = batch.count;
-    let placed = batch.size;
-    if (ahead.direct || ahead.broken || ahead.length > data.length - placed) return this.#fillSlowly(batch);
-    // With a whole message there already, the reads only add what is in the pipe now.
-    const wait = count > 0 || ahead.complete(max) ? 0 : spin;
-    const out = this.#unframed;
-    let end = placed + ahead.drainInto(data, placed);
-    let reading = true;
-    for (;;) {
-      // data[0..placed) holds the messages taken, data[placed..end) what follows them, not yet whole.
-      const taken = native.unframe(data, placed, end, batch.lengths, count, max, out);
-      count += taken;
-      const rest = out[1]!;
-      placed = out[0]!;
-      if (rest > placed) data.copyWithin(placed, rest, end);
-      end = placed + (end - rest);
-      // Read only while the batch has room for more messages and the next one's frame: a read that filled
-      // what it asked for may have left more in the pipe.
-      const next = out[2]!;
-      if (!reading || this.#eof || end >= data.length || count === batch.lengths.length || next > max ||
-        Math.max(next, 0) + 4 > data.length - placed) break;
-      const want = Math.min(data.length - end, BATCH_READ);
-      const n = this.transfer(true, data, end, want, count > 0 ? 0 : wait);
-      if (n > 0) {
-        end += n;
-        reading = n === want;
-        continue;
-      }
-      try {
-        this.#nothingRead(n);
-      } catch (err) {
-        batch.place(count, placed);
-        ahead.push(Buffer.from(data.subarray(placed, end)));
-        if (count > 0) return count;
-        throw err;
-      }
-      break;
-    }
-    batch.place(count, placed);
-    if (end > placed) ahead.push(Buffer.from(data.subarray(placed, end)));
-    ahead.framed(max);
+    if (ahead.direct || ahead.broken || ahead.length > batch.data.length - batch.size) return this.#fillSlowly(batch);
+    // A read failure after messages is not kept: the next read meets it again.
+    const done = unframeIntoBatch(batch, ahead, this.maxMessageSize, spin, this.#readIntoBatch);
     // A message over maxMessageSize, one whose frame is larger than the room left (its bytes may still fit), or the writers gone inside one.
-    const next = out[2]!;
-    if (next > max || Math.max(next, 0) + 4 > data.length - placed || this.#eof) return this.#fillSlowly(batch);
-    return count > 0 ? count : undefined;
+    if (done.slow || this.#eof) return this.#fillSlowly(batch);
+    return batch.count > 0 ? batch.count : undefined;
   }
+
+  /** One read of {@link #fillBatch}: 0 when the pipe is empty or at its end (then noted). */
+  readonly #readIntoBatch = (data: Buffer, at: number, want: number, spin: number): number => {
+    if (this.#eof) return 0;
+    const n = this.transfer(true, data, at, want, spin);
+    if (n > 0) return n;
+    this.#nothingRead(n);
+    return 0;
+  };
 
   /**
    * Whole messages into `batch` one by one, after those it holds, as

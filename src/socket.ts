@@ -31,7 +31,7 @@ import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
   decodeBatch, encodeBatch, gatherBytes, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, packedArgs, spread,
 } from './internal/batch.js';
-import { type MessageBatch, batchTooSmall, checkMessageBatch, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
+import { type MessageBatch, batchTooSmall, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
 import { Handle, OwnedFd } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
@@ -93,8 +93,6 @@ const SLAB_SIZE = 256 * 1024;
 const SLAB_MIN_FREE = 64 * 1024;
 /** Datagrams up to this size are received in one call; larger limits ask the kernel for the size first. */
 const DATAGRAM_SCRATCH = 256 * 1024;
-/** The most one read of a stream's batched receive asks for (see pipe.ts BATCH_READ). */
-const BATCH_READ = 64 * 1024;
 
 /** What a peer is, as the kernel saw it when the connection was made (Unix sockets). */
 export interface PeerCredentials {
@@ -503,8 +501,6 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   readonly #meta = new Int32Array(3);
   /** Messages (or a failure) a batch received but did not hand over: receives take these first. */
   readonly #held = new Held<Received | IpcError>();
-  /** Where native unframe says it stopped (see {@link #framesIntoBatch}). */
-  readonly #unframed = new Float64Array(3);
   // Sending
   #queuedBytes = 0;
   /** The batch of sends queued last on the write lane, which later sends join. */
@@ -1591,57 +1587,17 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    */
   #framesIntoBatch(batch: MessageBatch, spin: number): boolean {
     const ahead = this.#ahead;
-    const data = batch.data;
     const max = this.#settings.maxMessageSize;
-    let count = batch.count;
-    let placed = batch.size;
-    if (ahead.direct || ahead.broken || ahead.length > data.length - placed) return true;
-    let ended = false;
-    // With a whole message there already, the receives only add what is queued now.
-    const wait = count > 0 || ahead.complete(max) ? 0 : spin;
-    const out = this.#unframed;
-    let end = placed + ahead.drainInto(data, placed);
-    let reading = true;
-    for (;;) {
-      // data[0..placed) holds the messages taken, data[placed..end) what follows them, not yet whole.
-      const from = placed;
-      const taken = native.unframe(data, placed, end, batch.lengths, count, max, out);
-      count += taken;
-      const rest = out[1]!;
-      this.#streamOut += rest - from;
-      placed = out[0]!;
-      if (rest > placed) data.copyWithin(placed, rest, end);
-      end = placed + (end - rest);
-      // Receive only while the batch has room for more messages and the next one's frame: a receive that
-      // filled what it asked for may have left more queued.
-      const next = out[2]!;
-      if (!reading || ended || end >= data.length || count === batch.lengths.length || next > max ||
-        Math.max(next, 0) + 4 > data.length - placed) break;
-      const want = Math.min(data.length - end, BATCH_READ);
-      this.#readSpin = count > 0 ? 0 : wait;
-      let n: number | null | undefined;
-      try {
-        n = this.#receiveInto(data, end, want);
-      } catch (err) {
-        if (count === 0 || !(err instanceof IpcError)) {
-          ahead.push(Buffer.from(data.subarray(placed, end)));
-          throw err;
-        }
-        // After messages: they come now, and the next call reports it.
-        this.#held.keep([err]);
-        ended = true;
-        break;
-      }
-      if (typeof n !== 'number') {
-        if (n === null) ended = true;
-        break;
-      }
-      end += n;
-      reading = n === want;
+    if (ahead.direct || ahead.broken || ahead.length > batch.data.length - batch.size) return true;
+    this.#batchEnded = false;
+    const done = unframeIntoBatch(batch, ahead, max, spin, this.#receiveIntoBatch);
+    this.#streamOut += done.consumed;
+    if (done.failure !== undefined) {
+      if (!(done.failure instanceof IpcError)) throw done.failure;
+      // After messages: they come now, and the next call reports it.
+      this.#held.keep([done.failure]);
+      this.#batchEnded = true;
     }
-    batch.place(count, placed);
-    if (end > placed) ahead.push(Buffer.from(data.subarray(placed, end)));
-    ahead.framed(max);
     // Descriptors that came with the messages taken: a batch has no place for them.
     for (const fd of this.#takeFds(this.#streamOut)) native.close(fd);
     // Descriptors the kernel cut off (MSG_CTRUNC) among them: none would have been kept anyway.
@@ -1649,9 +1605,20 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     // Part of a message waits for its rest (whole ones the batch had no room for do not).
     if (ahead.inMessage && !ahead.complete(max)) this.#startFrameTimer();
     else this.#stopFrameTimer();
-    const next = out[2]!;
-    return ended || next > max || Math.max(next, 0) + 4 > data.length - placed;
+    return this.#batchEnded || done.slow;
   }
+
+  /** Whether the stream ended, or failed after messages, during {@link #framesIntoBatch}. */
+  #batchEnded = false;
+
+  /** One receive of {@link #framesIntoBatch}: 0 when nothing is queued or the stream ended (then noted). */
+  readonly #receiveIntoBatch = (data: Buffer, at: number, want: number, spin: number): number => {
+    this.#readSpin = spin;
+    const n = this.#receiveInto(data, at, want);
+    if (typeof n === 'number') return n;
+    if (n === null) this.#batchEnded = true;
+    return 0;
+  };
 
   /**
    * Messages into `batch` one at a time, after what it holds, as

@@ -250,12 +250,17 @@ export function gatherBytes(list: GatherList, header: number): number {
   return isPacked(list) ? list.size + header * list.count : list.reduce((sum, m) => sum + header + m.length, 0);
 }
 
-/** Element `i` of `list`: for a packed batch, a copy (its buffer may be refilled once the call returns). */
-function gatherElement(list: GatherList, i: number): Uint8Array {
+/** Element `i` of `list`: for a packed batch, a view of its buffer (valid until the batch changes). */
+export function gatherView(list: GatherList, i: number): Uint8Array {
   if (!isPacked(list)) return list[i]!;
   let start = 0;
   for (let k = 0; k < i; k++) start += list.lengths[k]!;
-  return Buffer.from(list.data.subarray(start, start + list.lengths[i]!));
+  return list.data.subarray(start, start + list.lengths[i]!);
+}
+
+/** Element `i` of `list`: for a packed batch, a copy (its buffer may be refilled once the call returns). */
+function gatherElement(list: GatherList, i: number): Uint8Array {
+  return isPacked(list) ? Buffer.from(gatherView(list, i)) : list[i]!;
 }
 
 /**

@@ -8,6 +8,8 @@
  * @module
  */
 import { IpcError } from '../errors.js';
+import { native } from '../native.js';
+import { type ReadAhead } from './framing.js';
 import { checkOptions, invalidArgument, optionalInteger, toBytes } from './validate.js';
 
 /** Options of a {@link MessageBatch}: how much it holds. */
@@ -187,4 +189,89 @@ export function batchTooSmall(address: string, length: number, batch: MessageBat
 /** Appends `bytes` to `batch` if they fit (however large): whether they went. */
 export function pushIfRoom(batch: MessageBatch, bytes: Uint8Array): boolean {
   return bytes.length <= batch.data.length - batch.size && batch.push(bytes);
+}
+
+/**
+ * One read of a stream into a batch's buffer, for {@link unframeIntoBatch}:
+ * at most `want` bytes into `data` at `at`, waiting up to `spin` µs for the
+ * first. The bytes read (> 0), or 0 when no more come now (nothing there
+ * yet, or the end: the reader notes which); throws on a failure.
+ */
+export type BatchRead = (data: Buffer, at: number, want: number, spin: number) => number;
+
+/** What {@link unframeIntoBatch} did, besides filling the batch. */
+export interface Unframed {
+  /** Bytes of the stream taken: the frames of the messages placed, length prefixes included. */
+  consumed: number;
+  /** A failure of a read after messages were placed: they are the call's result, the failure is for the next call. */
+  failure: unknown;
+  /** Whether a frame the batch cannot place this way is next: one over `max`, or larger than the room left. */
+  slow: boolean;
+}
+
+/** Where native unframe says where it stopped: [end of the messages placed, end of the frames taken, next frame's length or -1]. */
+const unframed = new Float64Array(3);
+/**
+ * The most one read of a packed receive asks for: a batch with more room
+ * for bytes than for messages would otherwise read far past its last
+ * message, and copy the rest out and back in on every call.
+ */
+const BATCH_READ = 64 * 1024;
+
+/**
+ * The fast path of a stream's packed receive: whole frames into `batch`,
+ * after the messages it holds. What `ahead` holds comes first; then reads
+ * land in the batch's own buffer and are unframed there in place (native
+ * unframe: each message's bytes moved down over the length prefixes), as
+ * long as the reads fill what they asked for, slots remain, and the next
+ * frame fits. What follows the last message placed goes back to `ahead`.
+ * Only the first read waits (`spin` µs), and only with no message placed
+ * and none whole in `ahead`. A failure with no message placed is thrown;
+ * after messages, it is returned in {@link Unframed.failure}. `ahead` must
+ * be neither direct nor broken, and hold no more than the batch's room.
+ */
+export function unframeIntoBatch(batch: MessageBatch, ahead: ReadAhead, max: number, spin: number, read: BatchRead): Unframed {
+  const data = batch.data;
+  const out = unframed;
+  let count = batch.count;
+  let placed = batch.size;
+  let consumed = 0;
+  let failure: unknown;
+  const wait = count > 0 || ahead.complete(max) ? 0 : spin;
+  let end = placed + ahead.drainInto(data, placed);
+  let reading = true;
+  for (;;) {
+    // data[0..placed) holds the messages placed, data[placed..end) what follows them, not yet whole.
+    const from = placed;
+    count += native.unframe(data, placed, end, batch.lengths, count, max, out);
+    const rest = out[1]!;
+    consumed += rest - from;
+    placed = out[0]!;
+    if (rest > placed) data.copyWithin(placed, rest, end);
+    end = placed + (end - rest);
+    // Read only while the batch has room for more messages and the next one's frame: a read that
+    // filled what it asked for may have left more behind.
+    const next = out[2]!;
+    if (!reading || end >= data.length || count === batch.lengths.length || next > max || Math.max(next, 0) + 4 > data.length - placed) break;
+    const want = Math.min(data.length - end, BATCH_READ);
+    let n: number;
+    try {
+      n = read(data, end, want, count > 0 ? 0 : wait);
+    } catch (err) {
+      if (count === 0) {
+        ahead.push(Buffer.from(data.subarray(placed, end)));
+        throw err;
+      }
+      failure = err;
+      break;
+    }
+    if (n <= 0) break;
+    end += n;
+    reading = n === want;
+  }
+  batch.place(count, placed);
+  if (end > placed) ahead.push(Buffer.from(data.subarray(placed, end)));
+  ahead.framed(max);
+  const next = out[2]!;
+  return { consumed, failure, slow: next > max || Math.max(next, 0) + 4 > data.length - placed };
 }

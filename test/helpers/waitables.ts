@@ -459,7 +459,7 @@ interface QueueFamily {
    * handle (and its batched calls), a second handle, and its address for
    * the actor.
    */
-  make(full: boolean): { parts: QueueParts; batch: BatchParts; other: QueueParts; address: string | number; remove(): void };
+  make(full: boolean): { parts: QueueParts; batch: BatchParts; packed: BatchParts; other: QueueParts; address: string | number; remove(): void };
   remote: string;
 }
 
@@ -486,6 +486,56 @@ function batchParts(q: PosixMessageQueue | SysvMessageQueue): BatchParts {
       ['sendMany', () => calls.sendMany([unit(0)]), true], ['sendManySync', () => calls.sendManySync([unit(0)]), false],
       ['trySendMany', () => calls.trySendMany([unit(0)]), false], ['receiveMany', () => receiver.receiveMany(), true],
       ['receiveManySync', () => receiver.receiveManySync(), false], ['tryReceiveMany', () => receiver.tryReceiveMany(), false],
+    ]),
+  };
+}
+
+/**
+ * {@link batchParts} over packed batches: each list is sent as one
+ * MessageBatch, and each receive goes into a fresh batch whose priorities
+ * (types) are checked to be what every unit is sent with.
+ */
+function packedParts(q: PosixMessageQueue | SysvMessageQueue): BatchParts {
+  const posix = q instanceof PosixMessageQueue;
+  const sender: PackedSender = posix ? q : {
+    sendBatch: (b, o) => q.sendBatch(1, b, o), sendBatchSync: (b, o) => q.sendBatchSync(1, b, o), trySendBatch: (b) => q.trySendBatch(1, b),
+  };
+  const receiver = q as unknown as {
+    receiveBatch(b: MessageBatch, o?: Options): Promise<number>; receiveBatchSync(b: MessageBatch, o?: Options): number;
+    tryReceiveBatch(b: MessageBatch, o?: Options): number;
+  };
+  // A fresh batch of `max` slots (64 KiB: more than either family's largest message), and its metadata slots, all 7 until written.
+  const into = (o: Options | undefined): { batch: MessageBatch; slots: Uint32Array | Float64Array; options: Options } => {
+    const { max, ...rest } = o ?? {};
+    const batch = batchFor((max as number | undefined) ?? 64, 64 * 1024);
+    const slots = (posix ? new Uint32Array(batch.lengths.length) : new Float64Array(batch.lengths.length)).fill(7);
+    return { batch, slots, options: { ...rest, [posix ? 'priorities' : 'types']: slots } };
+  };
+  const data = (n: number, { batch, slots }: { batch: MessageBatch; slots: Uint32Array | Float64Array }): Buffer[] => {
+    assert.equal(n, batch.count, 'the count is what the batch holds');
+    assert.deepEqual([...slots.subarray(0, n)], new Array<number>(n).fill(posix ? 0 : 1), 'each message\'s priority (type) came');
+    return unpacked(batch);
+  };
+  const calls = packedSends(sender);
+  return {
+    ...calls,
+    receiveMany: (o) => {
+      const r = into(o);
+      return receiver.receiveBatch(r.batch, r.options).then((n) => data(n, r));
+    },
+    receiveManySync: (o) => {
+      const r = into(o);
+      return data(receiver.receiveBatchSync(r.batch, r.options), r);
+    },
+    tryReceiveMany: (o) => {
+      const r = into(o);
+      return data(receiver.tryReceiveBatch(r.batch, r.options), r);
+    },
+    afterClose: () => closedCalls([
+      ['sendBatch', () => calls.sendMany([unit(0)]), true], ['sendBatchSync', () => calls.sendManySync([unit(0)]), false],
+      ['trySendBatch', () => calls.trySendMany([unit(0)]), false], ['receiveBatch', () => receiver.receiveBatch(batchFor(4, 64 * 1024)), true],
+      ['receiveBatchSync', () => receiver.receiveBatchSync(batchFor(4, 64 * 1024)), false],
+      ['tryReceiveBatch', () => receiver.tryReceiveBatch(batchFor(4, 64 * 1024)), false],
     ]),
   };
 }
@@ -610,7 +660,7 @@ const POSIX: QueueFamily = {
     const q = PosixMessageQueue.create(name, full ? { maxMessages: 4, maxMessageSize: 64 } : { maxMessages: 10, maxMessageSize: 128 });
     const other = PosixMessageQueue.open(name);
     return {
-      parts: posixParts(q), batch: batchParts(q), other: posixParts(other), address: name,
+      parts: posixParts(q), batch: batchParts(q), packed: packedParts(q), other: posixParts(other), address: name,
       remove: () => {
         other.close();
         PosixMessageQueue.unlink(name);
@@ -628,7 +678,7 @@ const SYSV: QueueFamily = {
     const q = SysvMessageQueue.create(key, full ? { maxBytes: 4 * UNIT } : {});
     const other = SysvMessageQueue.open(key);
     return {
-      parts: sysvParts(q), batch: batchParts(q), other: sysvParts(other), address: key,
+      parts: sysvParts(q), batch: batchParts(q), packed: packedParts(q), other: sysvParts(other), address: key,
       remove: () => {
         other.close();
         SysvMessageQueue.remove(key);
@@ -637,15 +687,26 @@ const SYSV: QueueFamily = {
   },
 };
 
-/** A queue's receive, or (`batched`) its receiveMany, whose calls then each take the one unit there. */
-function queueReceive(family: QueueFamily, batched = false): Waitable {
+/** The name of a queue's call: its single form, its batched (receiveMany) or packed (receiveBatch) one. */
+function queueCall(family: QueueFamily, single: string, batched: boolean | 'packed'): string {
+  return `${family.label}.${single}${batched === 'packed' ? 'Batch' : batched ? 'Many' : ''}`;
+}
+
+/** A family's made queue, with `batch` the calls a `batched` adapter runs: receiveMany and sendMany, or packed batches. */
+function madeQueue(family: QueueFamily, full: boolean, batched: boolean | 'packed'): ReturnType<QueueFamily['make']> {
+  const made = family.make(full);
+  return batched === 'packed' ? { ...made, batch: made.packed } : made;
+}
+
+/** A queue's receive, or (`batched`) its receiveMany or (`'packed'`) receiveBatch, whose calls then each take the one unit there. */
+function queueReceive(family: QueueFamily, batched: boolean | 'packed' = false): Waitable {
   const r = family.remote;
   return {
-    name: `${family.label}.${batched ? 'receiveMany' : 'receive'}`,
+    name: queueCall(family, 'receive', batched),
     yields: 'unit',
     notApplicable: batched ? { iteration: 'async iteration is receive()\'s: the receive adapter checks it' } : {},
     async create() {
-      const { parts: q, batch, other, address, remove } = family.make(false);
+      const { parts: q, batch, other, address, remove } = madeQueue(family, false, batched);
       const actor = sharedActor();
       const many: Partial<Instance> = batched ? {
         op: (_tag, o) => batch.receiveMany({ max: 4, ...o }).then(oneUnit),
@@ -682,7 +743,7 @@ function queueReceive(family: QueueFamily, batched = false): Waitable {
       },
     },
     async soak(count, seed) {
-      const { parts: q, batch, address, remove } = family.make(false);
+      const { parts: q, batch, address, remove } = madeQueue(family, false, batched);
       const peer = new Actor();
       const peerDone = peer.call(`${r}.soakSend`, { address, count, seed });
       const some = (list: Buffer[]): Buffer[] | undefined => (list.length === 0 ? undefined : list);
@@ -1017,16 +1078,16 @@ function channelSend(shared: boolean, batched = false): Waitable {
   };
 }
 
-/** A queue's send, or (`batched`) its sendMany, whose calls then each send a batch of one unit. */
-function queueSend(family: QueueFamily, batched = false): Waitable {
+/** A queue's send, or (`batched`) its sendMany or (`'packed'`) sendBatch, whose calls then each send a batch of one unit. */
+function queueSend(family: QueueFamily, batched: boolean | 'packed' = false): Waitable {
   const r = family.remote;
   const one = (n: number): void => assert.equal(n, 1, 'the batch of one went in');
   return {
-    name: `${family.label}.${batched ? 'sendMany' : 'send'}`,
+    name: queueCall(family, 'send', batched),
     yields: 'call',
     notApplicable: { iteration: 'a sender is not a receiver: there is nothing to iterate' },
     async create() {
-      const { parts: q, batch, other, address, remove } = family.make(true);
+      const { parts: q, batch, other, address, remove } = madeQueue(family, true, batched);
       for (let i = 1; i <= 4; i++) assert.equal(q.trySend(unit(-i)), true, 'filling the queue');
       assert.equal(q.trySend(unit(-5)), false, 'the queue is full');
       const actor = sharedActor();
@@ -1081,7 +1142,7 @@ function queueSend(family: QueueFamily, batched = false): Waitable {
       },
     },
     async soak(count) {
-      const { parts: q, batch, other, address, remove } = family.make(false);
+      const { parts: q, batch, other, address, remove } = madeQueue(family, false, batched);
       const peer = new Actor();
       const report = peer.call<SoakReport>(`${r}.soakReceive`, { address, count });
       const forms = batched
@@ -2281,6 +2342,7 @@ function kernelSemaphoreWait(kind: 'named' | 'set'): Waitable {
 export const WAITABLES: Waitable[] = [
   queueReceive(POSIX), queueSend(POSIX), queueReceive(SYSV), queueSend(SYSV),
   queueReceive(POSIX, true), queueSend(POSIX, true), queueReceive(SYSV, true), queueSend(SYSV, true),
+  queueReceive(POSIX, 'packed'), queueSend(POSIX, 'packed'), queueReceive(SYSV, 'packed'), queueSend(SYSV, 'packed'),
   pipeRead(false), pipeRead(true), pipeWrite, pipeReceive, pipeSend, pipeRead(true, true), pipeSendBatched(false),
   pipeRead(true, 'packed'), pipeSendBatched(true),
   fifoOpenRead, fifoOpenWrite,
