@@ -25,9 +25,13 @@ interface Row {
 const BARS: [string, string, string][] = [
   ['message-queue', 'ipckit posix sync', 'POSIX queue 8 KiB, sync'],
   ['message-queue', 'ipckit posix sync batch', 'POSIX queue 8 KiB, sync batch'],
+  ['message-queue', 'ipckit posix sync packed', 'POSIX queue 8 KiB, sync MessageBatch'],
+  ['message-queue', 'ipckit posix async packed', 'POSIX queue 8 KiB, async MessageBatch'],
   ['message-queue', 'ipckit posix sync into', 'POSIX queue 8 KiB, receiveInto'],
   ['message-queue', 'ipckit sysv sync', 'System V queue 8 KiB, sync'],
   ['message-queue', 'ipckit sysv sync batch', 'System V queue 8 KiB, sync batch'],
+  ['message-queue', 'ipckit sysv sync packed', 'System V queue 8 KiB, sync MessageBatch'],
+  ['message-queue', 'ipckit sysv async packed', 'System V queue 8 KiB, async MessageBatch'],
   ['message-queue', 'ipckit sysv sync into', 'System V queue 8 KiB, receiveInto'],
   ['pipe', 'ipckit pipe 256 B messages sync', 'pipe 256 B, sync (C: write each)'],
   ['pipe', 'ipckit pipe 256 B messages sync batch', 'pipe 256 B, sync batch (C: writev)'],

@@ -5,13 +5,14 @@
  * reference doing the same calls and Node's child_process IPC. Throughput
  * also runs batched (`sync batch`, `async batch`): sendMany / receiveMany
  * on both sides, many messages per native call (the kernel has no batched
- * queue call, so C stays one message per call); and `sync into`, `async
- * into`: single sends, received with receiveInto into one reused buffer,
- * as C receives.
+ * queue call, so C stays one message per call); `sync packed`, `async
+ * packed`: the same with MessageBatch (sendBatch / receiveBatch, no
+ * JavaScript object per message); and `sync into`, `async into`: single
+ * sends, received with receiveInto into one reused buffer, as C receives.
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_SPIN_US, PosixMessageQueue, SysvMessageQueue } from '../src/index.js';
+import { DEFAULT_SPIN_US, MessageBatch, PosixMessageQueue, SysvMessageQueue } from '../src/index.js';
 import type { BenchContext, Measurement, Row } from './harness.js';
 import { rowsFor } from './harness.js';
 import { measureRoundTrips, measureThroughput, print, throughputBatches, totalRoundTrips } from './stats.js';
@@ -22,7 +23,7 @@ const RTT_SIZE = 64;
 const THROUGHPUT_SIZE = 8192;
 
 type Family = 'posix' | 'sysv';
-type Mode = 'sync' | 'async' | 'sync batch' | 'async batch' | 'sync into' | 'async into';
+type Mode = 'sync' | 'async' | 'sync batch' | 'async batch' | 'sync packed' | 'async packed' | 'sync into' | 'async into';
 /** Messages a batched sender hands to one sendMany (it waits for room as the receiver drains). */
 const SEND_BATCH = 64;
 type Kind = 'rtt' | 'tput';
@@ -48,6 +49,14 @@ interface Pair {
   receiveMany: () => number | Promise<number>;
   /** `into` modes: one message into a buffer reused for every receive. */
   receiveInto: () => unknown;
+  /** Packed modes: sends every message of `batch`; resolves with the number one receiveBatch took. */
+  sendBatch: (batch: MessageBatch) => number | Promise<number>;
+  receiveBatch: () => number | Promise<number>;
+}
+
+/** The receiving batch of the packed modes: 64 slots, room for the 10 messages a queue holds and one more. */
+function receivingBatch(): MessageBatch {
+  return new MessageBatch({ bytes: 11 * THROUGHPUT_SIZE, messages: 64 });
 }
 
 /** Both directions of a pair, opened from this process: sends on A, receives on B. */
@@ -57,20 +66,26 @@ function openPair(p: RoleParams): Pair {
     const a = PosixMessageQueue.open(p.a, { spin: p.spin });
     const b = PosixMessageQueue.open(p.b, { spin: p.spin });
     const into = Buffer.alloc(b.maxMessageSize);
+    const batch = receivingBatch();
     return sync
       ? { send: (d) => a.sendSync(d), receive: () => b.receiveSync().data, sendMany: (l) => a.sendManySync(l),
-        receiveMany: () => b.receiveManySync({ max: 1024 }).length, receiveInto: () => b.receiveIntoSync(into) }
+        receiveMany: () => b.receiveManySync({ max: 1024 }).length, receiveInto: () => b.receiveIntoSync(into),
+        sendBatch: (l) => a.sendBatchSync(l), receiveBatch: () => b.receiveBatchSync(batch) }
       : { send: (d) => a.send(d), receive: async () => (await b.receive()).data, sendMany: (l) => a.sendMany(l),
-        receiveMany: async () => (await b.receiveMany({ max: 1024 })).length, receiveInto: () => b.receiveInto(into) };
+        receiveMany: async () => (await b.receiveMany({ max: 1024 })).length, receiveInto: () => b.receiveInto(into),
+        sendBatch: (l) => a.sendBatch(l), receiveBatch: () => b.receiveBatch(batch) };
   }
   const a = SysvMessageQueue.open(Number(p.a), { spin: p.spin });
   const b = SysvMessageQueue.open(Number(p.b), { spin: p.spin });
   const into = Buffer.alloc(b.maxMessageSize);
+  const batch = receivingBatch();
   return sync
     ? { send: (d) => a.sendSync(1, d), receive: () => b.receiveSync().data, sendMany: (l) => a.sendManySync(1, l),
-      receiveMany: () => b.receiveManySync({ max: 1024 }).length, receiveInto: () => b.receiveIntoSync(into) }
+      receiveMany: () => b.receiveManySync({ max: 1024 }).length, receiveInto: () => b.receiveIntoSync(into),
+      sendBatch: (l) => a.sendBatchSync(1, l), receiveBatch: () => b.receiveBatchSync(batch) }
     : { send: (d) => a.send(1, d), receive: async () => (await b.receive()).data, sendMany: (l) => a.sendMany(1, l),
-      receiveMany: async () => (await b.receiveMany({ max: 1024 })).length, receiveInto: () => b.receiveInto(into) };
+      receiveMany: async () => (await b.receiveMany({ max: 1024 })).length, receiveInto: () => b.receiveInto(into),
+      sendBatch: (l) => a.sendBatch(1, l), receiveBatch: () => b.receiveBatch(batch) };
 }
 
 const FORK_SERVER = fileURLToPath(new URL('./runner.js', import.meta.url));
@@ -86,10 +101,11 @@ export const roles = {
         const sent = q.send(data instanceof Promise ? await data : data);
         if (sent) await sent;
       }
-    } else if (p.mode.endsWith('batch')) {
+    } else if (p.mode.endsWith('batch') || p.mode.endsWith('packed')) {
+      const take = p.mode.endsWith('batch') ? q.receiveMany : q.receiveBatch;
       for (const n of throughputBatches(p.iterations)) {
         for (let got = 0; got < n;) {
-          const taken = q.receiveMany();
+          const taken = take();
           got += typeof taken === 'number' ? taken : await taken;
         }
         const sent = q.send(Buffer.from('k'));
@@ -129,6 +145,24 @@ export const roles = {
       await measureThroughput(p.iterations, p.size, async (n) => {
         for (let left = n; left > 0; left -= SEND_BATCH) {
           const sent = q.sendMany(left >= SEND_BATCH ? list : list.slice(0, left));
+          if (typeof sent !== 'number') await sent;
+        }
+        const ack = q.receive();
+        if (ack instanceof Promise) await ack;
+      });
+    } else if (p.mode.endsWith('packed')) {
+      const full = new MessageBatch({ bytes: SEND_BATCH * p.size, messages: SEND_BATCH });
+      while (full.push(payload));
+      const tail = new MessageBatch({ bytes: SEND_BATCH * p.size, messages: SEND_BATCH });
+      await measureThroughput(p.iterations, p.size, async (n) => {
+        for (let left = n; left > 0; left -= SEND_BATCH) {
+          let batch = full;
+          if (left < SEND_BATCH) {
+            tail.clear();
+            for (let i = 0; i < left; i++) tail.push(payload);
+            batch = tail;
+          }
+          const sent = q.sendBatch(batch);
           if (typeof sent !== 'number') await sent;
         }
         const ack = q.receive();
@@ -240,7 +274,8 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
           const referenceName = `C ${family} mq${suffix}`;
           rows.push(...rowsFor(mechanism, `C ${family}${suffix}`, ctx.placement, c, null, null));
           if (family === 'posix' && spin === 0) posixC = c;
-          const modes: Mode[] = kind === 'tput' ? ['sync', 'async', 'sync batch', 'async batch', 'sync into', 'async into'] : ['sync', 'async'];
+          const modes: Mode[] = kind === 'tput'
+            ? ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed', 'sync into', 'async into'] : ['sync', 'async'];
           for (const mode of modes) {
             const params: RoleParams = { family, mode, kind, a, b, iterations, size, spin };
             const m = await ctx.runPair(ctx.nodeRole(mechanism, 'server', params), ctx.nodeRole(mechanism, 'client', params));

@@ -28,7 +28,8 @@ export {
   type PosixMessageQueueOpenOptions, type PosixMessageQueueLimits, type PosixSendOptions, type PosixSendSyncOptions,
   type SysvMessage, type SysvMessageQueueStat, type SysvMessageQueueCreateOptions, type SysvMessageQueueOpenOptions,
   type SysvMessageQueueLimits, type SysvReceiveOptions, type SysvReceiveSyncOptions,
-  type SysvReceiveManyOptions, type SysvReceiveManySyncOptions,
+  type SysvReceiveManyOptions, type SysvReceiveManySyncOptions, type SysvReceiveBatchOptions, type SysvReceiveBatchSyncOptions,
+  type PosixReceiveBatchOptions, type PosixReceiveBatchSyncOptions,
   type PosixReceivedInto, type SysvReceivedInto,
 } from './message-queue.js';
 export {

@@ -4,12 +4,13 @@
  * counts when a timeout, an abort or close() ends a batch part-way,
  * argument checks, codecs (a message the codec refuses ends a batch and
  * nothing after it is lost), and how the batches fit the slab they land in;
- * and receives into a buffer of the caller's. The conformance suite runs
- * the batched calls between processes, soaks included.
+ * and receives into a buffer of the caller's; and packed batches
+ * (sendBatch / receiveBatch with a MessageBatch). The conformance suite
+ * runs the batched calls between processes, soaks included.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { PosixMessageQueue, SysvMessageQueue } from '../src/index.js';
+import { MessageBatch, PosixMessageQueue, SysvMessageQueue } from '../src/index.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 import { ObjectTracker } from './helpers/objects.js';
 
@@ -394,6 +395,253 @@ describe('batches against their own edge cases', () => {
       await rejectsWith(() => waiting, 'ERR_IPC_INVALID_ARGUMENT', /shrank while the receive waited/);
       assert.equal(q.tryReceive()?.data.toString(), 'nine byte');
     } finally {
+      q.remove();
+    }
+  });
+});
+
+/** The messages of `batch` as strings. */
+const strings = (batch: MessageBatch): string[] => [...batch].map(String);
+/** A batch holding `list`, with room for `bytes` bytes and `messages` messages. */
+function batchOf(list: readonly (string | Uint8Array)[], bytes = 4096, messages = 64): MessageBatch {
+  const batch = new MessageBatch({ bytes, messages });
+  for (const m of list) assert.equal(batch.push(m), true);
+  return batch;
+}
+
+describe('packed batches (MessageBatch) on queues', () => {
+  it('POSIX: sendBatch sends a batch at one priority, receiveBatch takes what is queued, highest priority first, with priorities', () => {
+    const name = objects.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: 64 });
+    try {
+      assert.equal(q.sendBatchSync(batchOf(['a', '', 'ccc'])), 3);
+      assert.equal(q.trySendBatch(batchOf(['urgent']), { priority: 9 }), 1);
+      assert.equal(q.trySendBatch(batchOf([])), 0);
+      const into = new MessageBatch({ bytes: 4096, messages: 8 });
+      const priorities = new Uint32Array(8).fill(77);
+      assert.equal(q.receiveBatchSync(into, { priorities }), 4);
+      assert.deepEqual(strings(into), ['urgent', 'a', '', 'ccc']);
+      assert.deepEqual([...into.lengths.subarray(0, 4)], [6, 1, 0, 3]);
+      assert.deepEqual([...priorities], [9, 0, 0, 0, 77, 77, 77, 77]);
+      // Nothing queued: 0, the batch empty.
+      assert.equal(q.tryReceiveBatch(into), 0);
+      assert.equal(into.count, 0);
+      throwsWith(() => q.receiveBatchSync(into, { timeout: 0 }), 'ERR_IPC_TIMEOUT');
+      // Slots bound a batch: 3 of 5, then the other 2.
+      q.sendManySync(words(5));
+      const three = new MessageBatch({ bytes: 4096, messages: 3 });
+      assert.equal(q.tryReceiveBatch(three), 3);
+      assert.deepEqual(strings(three), ['w0', 'w1', 'w2']);
+      assert.equal(q.tryReceiveBatch(three), 2);
+      assert.deepEqual(strings(three), ['w3', 'w4']);
+    } finally {
+      q.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('POSIX: receiveBatch takes a message only while maxMessageSize bytes of room are left, as mq_receive demands', () => {
+    const name = objects.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: 64 });
+    try {
+      q.sendManySync(['0123456789', 'abcdefghij', 'ABCDEFGHIJ']);
+      // 80 bytes: after two of 10, 60 are left, fewer than 64.
+      const small = new MessageBatch({ bytes: 80 });
+      assert.equal(q.receiveBatchSync(small), 2);
+      assert.deepEqual(strings(small), ['0123456789', 'abcdefghij']);
+      assert.equal(q.receiveBatchSync(small), 1);
+      assert.deepEqual(strings(small), ['ABCDEFGHIJ']);
+      // A full 64-byte message fills a batch of exactly 64.
+      const exact = new MessageBatch({ bytes: 64 });
+      q.sendSync('x'.repeat(64));
+      q.sendSync('y');
+      assert.equal(q.receiveBatchSync(exact), 1);
+      assert.equal(exact.at(0).toString(), 'x'.repeat(64));
+      assert.equal(q.receiveBatchSync(exact), 1);
+      assert.equal(exact.at(0).toString(), 'y');
+    } finally {
+      q.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('POSIX: refuses a batch smaller than a message, bad priorities, a message too long and changed lengths, sending nothing', async () => {
+    const name = objects.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 16 });
+    try {
+      throwsWith(() => q.tryReceiveBatch(new MessageBatch({ bytes: 15 })), 'ERR_IPC_INVALID_ARGUMENT', /at least 16 bytes/);
+      const into = new MessageBatch({ bytes: 64, messages: 4 });
+      throwsWith(() => q.tryReceiveBatch(into, { priorities: new Uint32Array(3) }), 'ERR_IPC_INVALID_ARGUMENT', /at least 4 elements/);
+      throwsWith(() => q.tryReceiveBatch(into, { priorities: new Int32Array(4) as unknown as Uint32Array }), 'ERR_IPC_INVALID_ARGUMENT',
+        /priorities must be a Uint32Array/);
+      await rejectsWith(() => q.receiveBatch(into, { prio: 1 } as object), 'ERR_IPC_INVALID_ARGUMENT', /"prio"/);
+      throwsWith(() => q.receiveBatchSync([] as unknown as MessageBatch), 'ERR_IPC_INVALID_ARGUMENT', /a MessageBatch/);
+      throwsWith(() => q.sendBatchSync(batchOf(['fits', 'x'.repeat(17)])), 'ERR_IPC_MESSAGE_TOO_LARGE', /17-byte message/);
+      const changed = batchOf(['ab', 'cd']);
+      changed.lengths[0] = 3;
+      throwsWith(() => q.trySendBatch(changed), 'ERR_IPC_INVALID_ARGUMENT', /lengths of this MessageBatch add up to 5 bytes, not the 4/);
+      await rejectsWith(() => q.sendBatch(batchOf(['a']), { priority: 40000 }), 'ERR_IPC_INVALID_ARGUMENT', /priority/);
+      assert.equal(q.attributes().messages, 0);
+    } finally {
+      q.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('POSIX async: receiveBatch waits for the first, a timeout leaves the batch empty and free, close rejects, a batch is in one call at a time', async () => {
+    const name = objects.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 32 });
+    const other = PosixMessageQueue.open(name);
+    try {
+      const into = new MessageBatch({ bytes: 1024, messages: 8 });
+      const waiting = q.receiveBatch(into, { timeout: 10_000 });
+      assert.equal(await stillPending(waiting, 30), true);
+      await rejectsWith(() => q.receiveBatch(into), 'ERR_IPC_INVALID_ARGUMENT', /in a pending call already/);
+      throwsWith(() => q.tryReceiveBatch(into), 'ERR_IPC_INVALID_ARGUMENT', /in a pending call already/);
+      other.sendManySync(['late', 'later']);
+      assert.equal(await waiting, 2);
+      assert.deepEqual(strings(into), ['late', 'later']);
+      await rejectsWith(() => q.receiveBatch(into, { timeout: 20 }), 'ERR_IPC_TIMEOUT');
+      assert.equal(into.count, 0);
+      // Free again: a full queue, and a send that goes in part-way before its timeout reports the count.
+      assert.equal(other.trySendBatch(batchOf(words(3))), 3);
+      assert.equal(await q.sendBatch(batchOf(words(3, 3)), { timeout: 30 }), 1);
+      assert.equal(q.tryReceiveBatch(into), 4);
+      assert.deepEqual(strings(into), ['w0', 'w1', 'w2', 'w3']);
+      const pending = q.receiveBatch(into);
+      q.close();
+      await rejectsWith(() => pending, 'ERR_IPC_CLOSED');
+      throwsWith(() => q.tryReceiveBatch(into), 'ERR_IPC_CLOSED');
+    } finally {
+      q.close();
+      other.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('messages held after a codec refusal come first into a batch, with their priority (System V: with their type, if selected)', () => {
+    const name = objects.name();
+    const raw = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: 32 });
+    const json = PosixMessageQueue.open(name, { codec: 'json' });
+    const key = objects.key();
+    const sraw = SysvMessageQueue.create(key);
+    const sjson = SysvMessageQueue.open(key, { codec: 'json' });
+    try {
+      raw.sendManySync(['1', 'bad', '3'], { priority: 4 });
+      raw.sendSync('4');
+      assert.deepEqual(json.receiveManySync().map((m) => m.data), [1]);
+      // Held: bad, 3 (priority 4), 4 (0). A batch takes them raw, then what the kernel has.
+      raw.sendSync('5', { priority: 1 });
+      const into = new MessageBatch({ bytes: 256, messages: 8 });
+      const priorities = new Uint32Array(8);
+      assert.equal(json.tryReceiveBatch(into, { priorities }), 4);
+      assert.deepEqual(strings(into), ['bad', '3', '4', '5']);
+      assert.deepEqual([...priorities.subarray(0, 4)], [4, 4, 0, 1]);
+
+      sraw.sendManySync(1, ['1', 'bad', '3']);
+      sraw.sendManySync(2, ['"two"']);
+      assert.deepEqual(sjson.receiveManySync().map((m) => m.data), [1]);
+      // Held: bad (1), 3 (1), "two" (2). Type 2 takes its own, then any type takes the rest.
+      const big = new MessageBatch({ bytes: sjson.maxMessageSize, messages: 8 });
+      const types = new Float64Array(8);
+      assert.equal(sjson.tryReceiveBatch(big, { type: 2, types }), 1);
+      assert.deepEqual([strings(big), types[0]], [['"two"'], 2]);
+      assert.equal(sjson.tryReceiveBatch(big, { types }), 2);
+      assert.deepEqual([strings(big), [...types.subarray(0, 2)]], [['bad', '3'], [1, 1]]);
+    } finally {
+      raw.close();
+      json.close();
+      PosixMessageQueue.unlink(name);
+      sjson.close();
+      sraw.remove();
+    }
+  });
+
+  it('System V: every size lands intact, each over the tail of the one before it, with its type; a selector picks', () => {
+    const key = objects.key();
+    const q = SysvMessageQueue.create(key);
+    try {
+      // Sizes around the 8 bytes msgrcv writes before a payload, so both the first-message path and the early landing are used.
+      const sizes = [0, 1, 7, 8, 9, 15, 16, 17, 0, 3, 100, 1, 0, 24];
+      const sent = sizes.map((n, i) => Buffer.alloc(n, 0x41 + i));
+      for (let i = 0; i < sent.length; i++) q.sendSync(1 + (i % 3), sent[i]!);
+      const into = new MessageBatch({ bytes: q.maxMessageSize, messages: 64 });
+      const types = new Float64Array(64);
+      assert.equal(q.receiveBatchSync(into, { types, timeout: 0 }), sizes.length);
+      sent.forEach((m, i) => assert.deepEqual(into.at(i), m, `message ${i} (${m.length} bytes)`));
+      assert.deepEqual([...types.subarray(0, sizes.length)], sizes.map((_, i) => 1 + (i % 3)));
+      assert.equal(into.size, sizes.reduce((a, b) => a + b, 0));
+      // By type: 2 only, then the lowest type first up to 3.
+      q.sendManySync(3, ['c1', 'c2']);
+      q.sendManySync(2, ['b1']);
+      q.sendManySync(1, ['a1']);
+      assert.equal(q.tryReceiveBatch(into, { type: 2, types }), 1);
+      assert.deepEqual(strings(into), ['b1']);
+      assert.equal(q.tryReceiveBatch(into, { type: -3, types }), 3);
+      assert.deepEqual([strings(into), [...types.subarray(0, 3)]], [['a1', 'c1', 'c2'], [1, 3, 3]]);
+      assert.equal(q.tryReceiveBatch(into), 0);
+    } finally {
+      q.remove();
+    }
+  });
+
+  it('System V: a message larger than the room left stays queued for the next batch', () => {
+    const key = objects.key();
+    const q = SysvMessageQueue.create(key);
+    try {
+      const into = new MessageBatch({ bytes: q.maxMessageSize + 100 });
+      const a = Buffer.alloc(q.maxMessageSize - 50, 1);
+      const b = Buffer.alloc(200, 2);
+      q.sendManySync(1, [a, b, Buffer.from('c')]);
+      assert.equal(q.receiveBatchSync(into), 1);
+      assert.deepEqual(into.at(0), a);
+      assert.equal(q.stat().messages, 2);
+      assert.equal(q.receiveBatchSync(into), 2);
+      assert.deepEqual([into.at(0), into.at(1).toString()], [b, 'c']);
+      throwsWith(() => q.tryReceiveBatch(new MessageBatch({ bytes: q.maxMessageSize - 1 })), 'ERR_IPC_INVALID_ARGUMENT', /at least \d+ bytes/);
+      throwsWith(() => q.tryReceiveBatch(into, { types: new Uint32Array(1024) as unknown as Float64Array }), 'ERR_IPC_INVALID_ARGUMENT',
+        /types must be a Float64Array/);
+      throwsWith(() => q.sendBatchSync(0, batchOf(['x'])), 'ERR_IPC_INVALID_ARGUMENT', /type/);
+    } finally {
+      q.remove();
+    }
+  });
+
+  it('System V async: a waiter thread waits for the first message, the rest are taken at once; a sendBatch waits for room', async () => {
+    const key = objects.key();
+    const q = SysvMessageQueue.create(key, { maxBytes: 32 });
+    const other = SysvMessageQueue.open(key);
+    try {
+      const into = new MessageBatch({ bytes: q.maxMessageSize, messages: 8 });
+      const types = new Float64Array(8);
+      const receiving = q.receiveBatch(into, { types, timeout: 10_000 });
+      assert.equal(await stillPending(receiving, 30), true);
+      other.sendManySync(6, ['x1......', 'x2......', 'x3......']);
+      assert.equal(await receiving, 3);
+      assert.deepEqual([strings(into), [...types.subarray(0, 3)]], [['x1......', 'x2......', 'x3......'], [6, 6, 6]]);
+
+      const eight = words(6).map((w) => w.padEnd(8, '.'));
+      const sending = q.sendBatch(2, batchOf(eight), { timeout: 10_000 });
+      await waitUntil('four are in', () => q.stat().messages === 4);
+      // The waiting sender may put its next message in while this batch takes them (4 or more).
+      const got: string[] = [];
+      assert.ok(other.tryReceiveBatch(into) >= 4);
+      got.push(...strings(into));
+      assert.equal(await sending, 6);
+      if (got.length < 6) {
+        assert.equal(other.tryReceiveBatch(into), 6 - got.length);
+        got.push(...strings(into));
+      }
+      assert.deepEqual(got, eight);
+
+      const ac = new AbortController();
+      const aborted = q.sendBatch(2, batchOf(eight), { signal: ac.signal });
+      await waitUntil('four are in', () => q.stat().messages === 4);
+      ac.abort();
+      assert.equal(await aborted, 4);
+      assert.equal(q.stat().messages, 4);
+    } finally {
+      other.close();
       q.remove();
     }
   });
