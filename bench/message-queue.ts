@@ -231,8 +231,9 @@ function cArgs(ctx: BenchContext, family: Family, role: 'server' | 'client', kin
 export async function withQueues<R>(family: Family, run: (a: string, b: string) => Promise<R>): Promise<R> {
   if (family === 'posix') {
     const names = [`/ipckit-bench-a-${process.pid}`, `/ipckit-bench-b-${process.pid}`];
-    const queues = names.map((n) => PosixMessageQueue.create(n, { maxMessages: 10, maxMessageSize: THROUGHPUT_SIZE }));
+    const queues: PosixMessageQueue[] = [];
     try {
+      for (const n of names) queues.push(PosixMessageQueue.create(n, { maxMessages: 10, maxMessageSize: THROUGHPUT_SIZE }));
       return await run(names[0]!, names[1]!);
     } finally {
       for (const q of queues) {
@@ -241,16 +242,16 @@ export async function withQueues<R>(family: Family, run: (a: string, b: string) 
       }
     }
   }
-  const queues = [0, 1].map(() => {
-    for (;;) {
+  const queues: SysvMessageQueue[] = [];
+  try {
+    while (queues.length < 2) {
       try {
-        return SysvMessageQueue.create((0x7d000000 | Math.floor(Math.random() * 0xffffff)) >>> 0);
-      } catch {
-        /* Key taken: draw again. */
+        queues.push(SysvMessageQueue.create((0x7d000000 | Math.floor(Math.random() * 0xffffff)) >>> 0));
+      } catch (err) {
+        // Key taken: draw again. Anything else ends the run.
+        if ((err as { code?: string }).code !== 'EEXIST') throw err;
       }
     }
-  });
-  try {
     return await run(String(queues[0]!.key), String(queues[1]!.key));
   } finally {
     for (const q of queues) q.remove();

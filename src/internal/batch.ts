@@ -147,7 +147,7 @@ export function batchSend<N extends Uint32Array | Float64Array = Uint32Array>(to
   return {
     next,
     left: () => next[0]! < total,
-    spin: (timeout, spin) => (timeout === 0 ? spin : Math.max(spin, laneSpin)),
+    spin: (_timeout, spin) => (tryForm ? spin : Math.max(spin, laneSpin)),
     outcome: (r) => {
       if (r < 0 && r !== E.EAGAIN) {
         if (next[0]! > 0) return next[0]!;
