@@ -16,6 +16,7 @@
         "native/signal.cc",
         "native/socket.cc",
         "native/doorbell.cc",
+        "native/ring.cc",
         "native/semaphore.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -32,6 +32,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSignal(env, exports);
   InitSocket(env, exports);
   InitDoorbell(env, exports);
+  InitRing(env, exports);
   InitSemaphore(env, exports);
   return exports;
 }

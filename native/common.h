@@ -234,6 +234,7 @@ void InitFifo(Napi::Env env, Napi::Object exports);
 void InitSignal(Napi::Env env, Napi::Object exports);
 void InitSocket(Napi::Env env, Napi::Object exports);
 void InitDoorbell(Napi::Env env, Napi::Object exports);
+void InitRing(Napi::Env env, Napi::Object exports);
 void InitSemaphore(Napi::Env env, Napi::Object exports);
 
 // Whether the guarded mapping in `slot` lost pages to a truncation (shared-memory.cc).

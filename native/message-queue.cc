@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -431,13 +433,15 @@ static Napi::Value MsgRcvMany(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), got);
 }
 
-// msgRcvBatch(id, data, lengths: Uint32Array, io: Float64Array(3), timeoutMs, spinUs[, types: Float64Array])
+// msgRcvBatch(id, data, lengths: Uint32Array, io: Float64Array(4), timeoutMs, spinUs[, types: Float64Array])
 //   -> messages placed (> 0), -EAGAIN while none matches, or -errno (none placed).
-// As mqReceiveBatch, for System V: io[2] is the msgrcv type selector, and
-// each message's type goes to types[count]. msgrcv writes a long (the type)
+// As mqReceiveBatch, for System V: io[2] is the msgrcv type selector, io[3]
+// the largest message (kernel.msgmax when the handle opened), and each
+// message's type goes to types[count]. msgrcv writes a long (the type)
 // before the payload, so a message lands 8 bytes early, over the end of the
 // one before it, whose bytes are put back once the type is read; the first
-// (nothing before it) goes through a scratch buffer. A message goes in
+// (nothing before it) goes through a scratch buffer of the thread, of at
+// most 8 + io[3] bytes (-ENOMEM if that cannot be had). A message goes in
 // while it fits the room left (msgrcv refuses a larger one with E2BIG and
 // leaves it queued: the call stops there, or fails with E2BIG when none
 // was placed).
@@ -447,7 +451,9 @@ static Napi::Value MsgRcvBatch(const Napi::CallbackInfo& info) {
   PackedReceive batch = ReceiveState(info, io);
   double timeout_ms = ArgDouble(info, 4);
   double spin_us = ArgDouble(info, 5);
+  if (io.ElementLength() < 4) return Errno(info.Env(), EINVAL);
   long selector = static_cast<long>(io[2]);
+  size_t largest = io[3] > 0 && io[3] < static_cast<double>(INT32_MAX) ? static_cast<size_t>(io[3]) : 0;
   double* types = nullptr;
   size_t type_slots = 0;
   if (info.Length() > 6 && info[6].IsTypedArray()) {
@@ -456,7 +462,13 @@ static Napi::Value MsgRcvBatch(const Napi::CallbackInfo& info) {
     type_slots = t.ElementLength();
   }
   if (!batch.Valid()) return Errno(info.Env(), EINVAL);
-  thread_local std::vector<uint8_t> scratch;
+  // The first message's landing place (nothing before it to land over): malloc'd, so that a failure is an error, not an abort.
+  struct Scratch {
+    uint8_t* data = nullptr;
+    size_t size = 0;
+    ~Scratch() { std::free(data); }
+  };
+  thread_local Scratch scratch;
   int got = 0;
   while (batch.count < batch.slots && batch.size < batch.data.length) {
     size_t room = batch.data.length - batch.size;
@@ -467,8 +479,19 @@ static Napi::Value MsgRcvBatch(const Napi::CallbackInfo& info) {
       area = batch.data.data + batch.size - sizeof(long);
       std::memcpy(saved, area, sizeof(long));
     } else {
-      scratch.resize(sizeof(long) + room);
-      area = scratch.data();
+      // Room for the largest message the queue can hold, never more (the batch may be far larger).
+      if (room > largest) room = largest;
+      size_t want = sizeof(long) + room;
+      if (scratch.size < want) {
+        void* grown = std::realloc(scratch.data, want);
+        if (grown == nullptr) {
+          if (got > 0) break;
+          return Errno(info.Env(), ENOMEM);
+        }
+        scratch.data = static_cast<uint8_t*>(grown);
+        scratch.size = want;
+      }
+      area = scratch.data;
     }
     auto call = [&](int flags) {
       ssize_t n = msgrcv(id, area, room, selector, flags);

@@ -14,9 +14,10 @@ import { native } from './native.js';
 import { PosixSharedMemory } from './shared-memory.js';
 import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, resolveCodec } from './internal/codec.js';
 import {
-  Held, ITERATION_BATCH, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, batchedIteration, checkMax, decodeBatch,
-  encodeBatch,
+  Held, ITERATION_BATCH, type Packed, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, batchedIteration, checkMax,
+  decodeBatch, encodeBatch, packed,
 } from './internal/batch.js';
+import { type MessageBatch, batchTooSmall, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
 import { Handle, OwnedFd, createOrOpen } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
@@ -919,6 +920,36 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   }
 
   /**
+   * Sends the messages of `batch` (a {@link MessageBatch}), in order, as
+   * {@link sendMany} sends an array: one native call copies as many as
+   * there is room for into the ring, straight from the batch's buffer,
+   * and they are published together. No JavaScript work per message; the
+   * bytes are raw (the codec is not applied). Every length is checked
+   * against `maxMessageSize` first. Resolves with how many went, as
+   * `sendMany` does. Leave the batch alone until the call resolves.
+   */
+  sendBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
+    return withBatch(batch, (b) => {
+      const call = (o?: WaitOptions): Promise<number> => run(this.#sendLane, 'sendBatch', o, [], () => this.#sendPackedOp(b, false));
+      return this.#shared('producer') ? this.#turn('producer', 'sendBatch', options, call, () => false) : call(options);
+    });
+  }
+
+  /** The blocking form of {@link sendBatch}: how many went. */
+  sendBatchSync(batch: MessageBatch, options?: SyncWaitOptions): number {
+    const b = idleBatch(batch);
+    const call = (o?: SyncWaitOptions): number => runSync(this.#sendLane, 'sendBatchSync', o, [], () => this.#sendPackedOp(b, false));
+    return this.#shared('producer') ? this.#turnSync('producer', 'sendBatchSync', options, call, () => false) : call(options);
+  }
+
+  /** Sends what fits now of `batch`, in order: how many went (0 if the ring is full, or another producer of a shared side is sending). */
+  trySendBatch(batch: MessageBatch): number {
+    const b = idleBatch(batch);
+    const call = (): number => tryRun(this.#sendLane, 'trySendBatch', undefined, [], () => this.#sendPackedOp(b, true)) ?? 0;
+    return this.#shared('producer') ? this.#tryTurn('producer', 'trySendBatch', call, () => false) ?? 0 : call();
+  }
+
+  /**
    * Reserves room for a message of up to `size` bytes in the ring itself
    * and returns it: fill it, then {@link commit} it (with the length used).
    * Nothing is visible to the consumer before the commit. Waits while the
@@ -1015,6 +1046,43 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   tryReceiveMany(options?: { max?: number }): ChannelMessage<T>[] {
     const call = (): ChannelMessage<T>[] => tryRun(this.#receiveLane, 'tryReceiveMany', options, ['max'], (o) => this.#receiveManyOp(o.max)) ?? [];
     return this.#shared('consumer') ? this.#tryTurn('consumer', 'tryReceiveMany', call, () => false) ?? [] : call();
+  }
+
+  /**
+   * Receives messages into `batch` (a {@link MessageBatch} of yours,
+   * reused from call to call): clears it, waits as {@link receive} does
+   * for the first message, then takes every message in the ring now that
+   * fits, up to the batch's room in messages and bytes, and gives their
+   * space back together. One native call copies them out of the ring into
+   * the batch's buffer: no allocation and no JavaScript work per message;
+   * the bytes are raw (the codec is not applied). Resolves with how many
+   * the batch holds (at least one). A message larger than the whole batch
+   * stays in the channel and fails the call with
+   * `ERR_IPC_MESSAGE_TOO_LARGE` (a batch of `maxMessageSize` bytes always
+   * has room for one).
+   */
+  receiveBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
+    return withBatch(batch, (b) => {
+      const call = (o?: WaitOptions): Promise<number> => run(this.#receiveLane, 'receiveBatch', o, [], () => this.#receivePackedOp(b));
+      return this.#shared('consumer') ? this.#turn('consumer', 'receiveBatch', options, call, () => false) : call(options);
+    });
+  }
+
+  /** The blocking form of {@link receiveBatch}. */
+  receiveBatchSync(batch: MessageBatch, options?: SyncWaitOptions): number {
+    const b = idleBatch(batch);
+    const call = (o?: SyncWaitOptions): number => runSync(this.#receiveLane, 'receiveBatchSync', o, [], () => this.#receivePackedOp(b));
+    return this.#shared('consumer') ? this.#turnSync('consumer', 'receiveBatchSync', options, call, () => false) : call(options);
+  }
+
+  /** {@link receiveBatch} of the messages in the ring now: 0 if none (or another consumer of a shared side is receiving; the batch is then empty). */
+  tryReceiveBatch(batch: MessageBatch): number {
+    const b = idleBatch(batch);
+    const call = (): number | undefined => tryRun(this.#receiveLane, 'tryReceiveBatch', undefined, [], () => this.#receivePackedOp(b));
+    const n = this.#shared('consumer') ? this.#tryTurn('consumer', 'tryReceiveBatch', call, () => false) : call();
+    if (n !== undefined) return n;
+    b.clear();
+    return 0;
   }
 
   /**
@@ -1479,6 +1547,122 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
       },
       partial: batch.partial,
     };
+  }
+
+  /** {@link sendBatch}'s writes: the batch's lengths checked, then copied into the ring from the first not yet sent (native ringPut). */
+  #sendPackedOp(b: MessageBatch, tryForm: boolean): Operation<number> {
+    const list = packed(b);
+    for (let i = 0; i < list.count; i++) if (list.lengths[i]! > this.maxMessageSize) throw this.#tooLarge(list.lengths[i]!);
+    this.#claim('producer');
+    if (this.#loan !== undefined) throw invalidArgument('sendBatch', 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
+    const batch = batchSend(list.count, this.#sendLane.spin, tryForm, () => this.#corrupted('no error is possible here'));
+    // The byte offset in the batch of the first message not yet sent.
+    const at = [0];
+    const waiting = this.#waiting('producer', () => {
+      if (batch.left()) this.#writePacked(list, batch.next, at);
+      return batch.outcome(0);
+    });
+    return {
+      step: (timeout, spin) => {
+        try {
+          return waiting.step(timeout, spin);
+        } catch (err) {
+          // A failure (the consumer died, the batch changed) after some went: their count (all published); the next call meets it.
+          if (err instanceof IpcError && batch.next[0]! > 0) return batch.next[0]!;
+          throw err;
+        }
+      },
+      partial: batch.partial,
+    };
+  }
+
+  /** Copies list[next[0]..] into the ring while there is room (native ringPut) and publishes them together. */
+  #writePacked(list: Packed, next: Uint32Array, at: number[]): void {
+    const io = this.#putIo;
+    io[0] = this.#tail;
+    io[1] = this.#headCache;
+    io[2] = W.HEAD;
+    io[3] = next[0]!;
+    io[4] = list.count;
+    io[5] = at[0]!;
+    io[6] = this.maxMessageSize;
+    let placed = 0;
+    try {
+      placed = native.ringPut(this.#bytes, this.#words, io, list.data, list.lengths);
+      if (placed < 0) {
+        if (io[1] !== this.#headCache && ((this.#tail - io[1]!) >>> 0) > this.capacity) {
+          throw this.#corrupted(`HEAD ${io[1]} is ahead of TAIL ${this.#tail}`);
+        }
+        throw batchChanged(this.address);
+      }
+      this.#tail = io[0]!;
+      this.#headCache = io[1]!;
+      next[0] = io[3]!;
+      at[0] = io[5]!;
+    } finally {
+      if (placed > 0) this.#publishTail(placed, io[7]!);
+      this.#segment.check('send');
+    }
+  }
+
+  /** A packed receive's [head, tail cache, TAIL's index, count, size, maxMessageSize, bytes, left, corrupted at] (native ringTake). */
+  readonly #takeIo = new Float64Array(9);
+  /** A packed send's [tail, head cache, HEAD's index, next, count, offset, maxMessageSize, bytes] (native ringPut). */
+  readonly #putIo = new Float64Array(8);
+
+  /** {@link receiveBatch}'s step: held messages first (alone), else what the ring has now, straight into the batch. */
+  #receivePackedOp(batch: MessageBatch): Operation<number> {
+    this.#claim('consumer');
+    return this.#waiting('consumer', () => {
+      batch.clear();
+      if (this.#held.size > 0) {
+        this.releaseView();
+        while (this.#held.size > 0) {
+          const held = this.#held.take()!;
+          if (pushIfRoom(batch, held)) continue;
+          this.#held.putBack([held]);
+          if (batch.count === 0) throw batchTooSmall(this.address, held.length, batch);
+          break;
+        }
+        return batch.count;
+      }
+      this.#readPacked(batch);
+      return batch.count === 0 ? undefined : batch.count;
+    });
+  }
+
+  /** The messages in the ring now into `batch`, as far as they fit (native ringTake), their space given back together. */
+  #readPacked(batch: MessageBatch): void {
+    this.releaseView();
+    const io = this.#takeIo;
+    io[0] = this.#head;
+    io[1] = this.#tailCache;
+    io[2] = W.TAIL;
+    io[3] = batch.count;
+    io[4] = batch.size;
+    io[5] = this.maxMessageSize;
+    let taken: number;
+    try {
+      taken = native.ringTake(this.#bytes, this.#words, io, batch.data, batch.lengths);
+    } finally {
+      // A truncation flagged meanwhile: what was read is private zeros (and may look corrupted): that is the error.
+      this.#segment.check('receive');
+    }
+    if (taken < 0) throw this.#corrupted('a batch\'s receive found no ring where the channel has one');
+    this.#tailCache = io[1]!;
+    batch.place(io[3]!, io[4]!);
+    if (taken > 0) {
+      const w = this.#words;
+      addCounter(w, W.RECEIVED, taken);
+      addCounter(w, W.RECEIVED_BYTES, io[6]!);
+      this.#consumed(io[0]!);
+      return;
+    }
+    if (io[7] === -2) {
+      const at = io[8]! & this.#mask;
+      throw this.#corrupted(`the record at ${at} has kind ${this.#ringWords[(DATA_OFFSET + at) / 4 + 1]} and length ${this.#ringWords[(DATA_OFFSET + at) / 4]! >>> 0}`);
+    }
+    if (io[7]! >= 0) throw batchTooSmall(this.address, io[7]!, batch);
   }
 
   #loanOp(size: unknown): Operation<Uint8Array> {

@@ -26,8 +26,8 @@ import {
 } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import {
-  BATCH_SLAB, type GatherList, Held, MAX_BATCH, type Packed, type ReceiveManyOptions, type ReceiveManySyncOptions, batchSend, checkMax,
-  decodeBatch, encodeBatch, gatherCount, gatherView, packed,
+  BATCH_SLAB, type GatherList, Held, MAX_BATCH, type Packed, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend,
+  checkMax, decodeBatch, encodeBatch, gatherCount, gatherView, packed,
 } from './internal/batch.js';
 import { type MessageBatch, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
@@ -203,6 +203,29 @@ function checkSlots<A extends Uint32Array | Float64Array>(value: unknown, name: 
     throw invalidArgument(name, value, `a ${kind.name} of at least ${batch.lengths.length} elements (one per slot of the batch)`);
   }
   return value;
+}
+
+/**
+ * The error of a receive whose batch lost its memory (its buffer or its
+ * lengths transferred or detached) before or while the call waited.
+ */
+function batchGone(address: string): IpcError {
+  return new IpcError('ERR_IPC_INVALID_ARGUMENT', `The MessageBatch of a receive on ${address} lost its memory (its buffer or ` +
+    'its lengths were transferred or detached); any message taken was kept for the next receive. Leave a batch alone while a call has it.',
+  { address });
+}
+
+/** Refuses a batch whose memory went (see {@link batchGone}) before a receive writes into it. */
+function checkBatchIntact(batch: MessageBatch, size: number, address: string): void {
+  if (batch.data.length < size || batch.lengths.length === 0) throw batchGone(address);
+}
+
+/** The error of a send whose packed batch the native call refused: its memory went, or its lengths were changed, meanwhile. */
+function packedFailure(list: Packed, address: string, r: number, otherwise: () => IpcError): IpcError {
+  let sum = 0;
+  for (let i = 0; i < list.count && i < list.lengths.length; i++) sum += list.lengths[i]!;
+  const intact = list.lengths.length >= list.count && list.data.length >= list.size && sum === list.size;
+  return r === E.EINVAL && !intact ? batchChanged(address) : otherwise();
 }
 
 /** The lengths of a packed batch to send, each checked by `check` before the first goes. */
@@ -712,7 +735,9 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   /** The sends of {@link sendMany} and {@link sendBatch}: encoded messages, or a packed batch's. */
   #sendListOp(list: GatherList, priority: unknown, tryForm = false): Operation<number> {
     const prio = optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0);
-    const batch = batchSend(gatherCount(list), this.#sending.spin, tryForm, (r) => systemError(r, 'mq_send', this.name));
+    const fail = (r: number): IpcError => (Array.isArray(list) ? systemError(r, 'mq_send', this.name)
+      : packedFailure(list as Packed, this.name, r, () => systemError(r, 'mq_send', this.name)));
+    const batch = batchSend(gatherCount(list), this.#sending.spin, tryForm, fail);
     const send = Array.isArray(list)
       ? (timeout: number, spin: number) => native.mqSendMany(this.#fd, list as readonly Uint8Array[], prio, batch.next, timeout, spin)
       : (timeout: number, spin: number) => {
@@ -732,6 +757,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     const io = this.#batchIo;
     return {
       step: (timeout, spin) => {
+        checkBatchIntact(batch, this.maxMessageSize, this.name);
         batch.clear();
         while (this.#held.size > 0) {
           const held = this.#held.take()!;
@@ -1021,8 +1047,8 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   /** Where batched receives land, and their selector, limits, lengths and types (made on first use). */
   #rxMany: ReceiveBuffer | undefined;
   #manyIo: Float64Array | undefined;
-  /** A packed receive's [count, size, selector] (see native msgRcvBatch). */
-  readonly #batchIo = new Float64Array(3);
+  /** A packed receive's [count, size, selector, maxMessageSize] (see native msgRcvBatch). */
+  readonly #batchIo = new Float64Array(4);
   /** Taken by a batch, not yet handed over (its codec refused one): matching receives get these first. */
   readonly #held = new Held<RawSysv>();
   /** Where a receive into a buffer of the caller's lands first (msgrcv writes the type before the payload). */
@@ -1357,7 +1383,9 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   /** The sends of {@link sendMany} and {@link sendBatch}: encoded messages, or a packed batch's. */
   #sendListOp(type: unknown, list: GatherList, tryForm = false): Operation<number> {
     const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
-    const batch = batchSend(gatherCount(list), this.#sending.spin, tryForm, (r) => systemError(r, 'msgsnd', this.address));
+    const fail = (r: number): IpcError => (Array.isArray(list) ? systemError(r, 'msgsnd', this.address)
+      : packedFailure(list as Packed, this.address, r, () => systemError(r, 'msgsnd', this.address)));
+    const batch = batchSend(gatherCount(list), this.#sending.spin, tryForm, fail);
     const next = batch.next;
     const send = Array.isArray(list)
       ? (timeout: number, spin: number) => native.msgSndMany(this.id, t, list as readonly Uint8Array[], next, timeout, spin)
@@ -1430,6 +1458,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     };
     // What is there for the batch now (held first), after what it holds; the first may wait.
     const fill = (timeout: number, spin: number): number | undefined => {
+      checkBatchIntact(batch, this.maxMessageSize, this.address);
       const held = this.#takeHeld(selector, batch.lengths.length - batch.count);
       for (let i = 0; i < held.length; i++) {
         if (add(held[i]!)) continue;
@@ -1439,6 +1468,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
       io[0] = batch.count;
       io[1] = batch.size;
       io[2] = selector;
+      io[3] = this.maxMessageSize;
       const wait = batch.count === 0;
       const n = native.msgRcvBatch(this.id, batch.data, batch.lengths, io, wait ? timeout : 0, wait ? spin : 0, out);
       if (n > 0) batch.place(io[0]!, io[1]!);
@@ -1460,8 +1490,11 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
         finish: (n, got) => {
           const first = waiter.received(n, got);
           batch.clear();
-          // At least maxMessageSize bytes and one slot: the first always fits.
-          add(first);
+          // At least maxMessageSize bytes and one slot, so the first fits, unless the batch's memory went while the thread waited.
+          if (!add(first)) {
+            this.#held.putBack([{ bytes: Buffer.from(first.bytes), type: first.type }]);
+            throw batchGone(this.address);
+          }
           return fill(0, 0);
         },
       },

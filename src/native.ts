@@ -162,6 +162,8 @@ export interface NativeBinding {
 
   // shared-memory.cc
   /** memmove between two byte views (fast for SharedArrayBuffer-backed ones). */
+  ringPut(ring: Uint8Array, words: Int32Array, io: Float64Array, data: Uint8Array, lengths: Uint32Array): number;
+  ringTake(ring: Uint8Array, words: Int32Array, io: Float64Array, data: Uint8Array, lengths: Uint32Array): number;
   copyBytes(dst: Uint8Array, dstOffset: number, src: Uint8Array, srcOffset: number, length: number): number;
   /** An unnamed POSIX segment (O_TMPFILE in /dev/shm) with exactly `mode`, or -errno. */
   /** The index of a POSIX mapping's truncation flag in truncationFlags(), or -1. */

@@ -4,11 +4,14 @@
  * their space back with one store of the head. Exact counts when a batch
  * ends part-way, the channel's counters, codec refusals (held messages
  * reach receive, receiveInto and views in order), shared sides, and
- * argument checks. The conformance suite runs them between processes.
+ * argument checks; and packed batches (sendBatch / receiveBatch with a
+ * MessageBatch, copied by native ringPut / ringTake). The conformance
+ * suite runs them between processes.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Channel } from '../src/index.js';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { Channel, MessageBatch } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { ObjectTracker } from './helpers/objects.js';
 
@@ -216,6 +219,191 @@ describe('Channel batches', () => {
       assert.equal(p.stats().sent, 0);
       await p.loan(10);
       throwsWith(() => p.trySendMany(['x']), 'ERR_IPC_INVALID_ARGUMENT', /commit\(\) of the loan first/);
+    } finally {
+      done();
+    }
+  });
+});
+
+/** A batch holding `list`. */
+function batchOf(list: readonly (string | Uint8Array)[], bytes = 64 * 1024, messages = 1024): MessageBatch {
+  const batch = new MessageBatch({ bytes, messages });
+  for (const m of list) assert.equal(batch.push(m), true);
+  return batch;
+}
+const strings = (batch: MessageBatch): string[] => [...batch].map(String);
+
+describe('Channel packed batches (MessageBatch)', () => {
+  it('sendBatch and receiveBatch move many per call, in order, across the ring\'s end; counters; 0 and waits while empty', async () => {
+    // 256 bytes of ring: records of 8 + up to 40 bytes wrap with padding every few messages.
+    const { p, c, done } = pair({ capacity: 256, maxMessageSize: 64 });
+    try {
+      const sent: string[] = [];
+      const got: string[] = [];
+      const into = new MessageBatch({ bytes: 4096, messages: 16 });
+      for (let round = 0; round < 40; round++) {
+        const list = Array.from({ length: 1 + (round % 5) }, (_, i) => `r${round}m${i}`.padEnd(1 + ((round * 7 + i * 13) % 40), '.'));
+        const batch = batchOf(list);
+        for (let n = 0; n < list.length;) {
+          const k = p.trySendBatch(batch);
+          // What went is the batch's head: send the rest next time, after the consumer made room.
+          sent.push(...list.slice(n, n + k));
+          n += k;
+          const rest = batchOf(list.slice(n));
+          batch.clear();
+          for (const m of rest) batch.push(m);
+          if (c.tryReceiveBatch(into) > 0) got.push(...strings(into));
+        }
+      }
+      while (c.tryReceiveBatch(into) > 0) got.push(...strings(into));
+      assert.deepEqual(got, sent);
+      const stats = p.stats();
+      const bytes = sent.reduce((sum, m) => sum + m.length, 0);
+      assert.deepEqual([stats.sent, stats.received, stats.depth, stats.sentBytes, stats.receivedBytes], [sent.length, sent.length, 0, bytes, bytes]);
+      assert.equal(c.tryReceiveBatch(into), 0);
+      assert.equal(into.count, 0);
+      throwsWith(() => c.receiveBatchSync(into, { timeout: 0 }), 'ERR_IPC_TIMEOUT');
+      const waiting = c.receiveBatch(into, { timeout: 10_000 });
+      assert.ok(await stillPending(waiting, 30));
+      assert.equal(await p.sendBatch(batchOf(['late', '', 'later'])), 3);
+      assert.equal(await waiting, 3);
+      assert.deepEqual(strings(into), ['late', '', 'later']);
+    } finally {
+      done();
+    }
+  });
+
+  it('receiveBatch takes what fits, in messages and bytes; a message larger than the whole batch stays, with ERR_IPC_MESSAGE_TOO_LARGE', () => {
+    const { p, c, done } = pair({ capacity: 4096, maxMessageSize: 1024 });
+    try {
+      assert.equal(p.sendBatchSync(batchOf(['aaaa', 'bbbb', 'cccc', 'x'.repeat(600), 'dd'])), 5);
+      const two = new MessageBatch({ bytes: 100, messages: 2 });
+      assert.equal(c.receiveBatchSync(two), 2);
+      assert.deepEqual(strings(two), ['aaaa', 'bbbb']);
+      // 100 bytes: cccc fits, the 600-byte one does not and stays.
+      const small = new MessageBatch({ bytes: 100, messages: 8 });
+      assert.equal(c.receiveBatchSync(small), 1);
+      assert.deepEqual(strings(small), ['cccc']);
+      throwsWith(() => c.receiveBatchSync(small), 'ERR_IPC_MESSAGE_TOO_LARGE', /600 bytes, more than the 100 bytes a batch holds/);
+      assert.equal(small.count, 0);
+      assert.equal(c.tryReceive()?.data.length, 600);
+      assert.equal(c.tryReceiveBatch(small), 1);
+      assert.deepEqual(strings(small), ['dd']);
+    } finally {
+      done();
+    }
+  });
+
+  it('sendBatch waits for room; a timeout, an abort or close part-way resolves with exactly what went', async () => {
+    const { p, c, done } = pair({ capacity: 4096, maxMessageSize: 1024 });
+    try {
+      const list = Array.from({ length: 30 }, (_, i) => Buffer.alloc(400, i));
+      const batch = batchOf(list);
+      const fit = p.trySendBatch(batch);
+      assert.ok(fit > 0 && fit < 30, `a 4 KiB ring takes some of thirty 400-byte messages, not ${fit}`);
+      const into = new MessageBatch({ bytes: 64 * 1024 });
+      assert.equal(c.receiveBatchSync(into), fit);
+      assert.deepEqual([...into].map((m) => m[0]), Array.from({ length: fit }, (_, i) => i));
+      assert.equal(p.sendBatchSync(batch, { timeout: 30 }), fit);
+      assert.equal(c.tryReceiveBatch(into), fit);
+      const controller = new AbortController();
+      const aborted = p.sendBatch(batch, { signal: controller.signal });
+      assert.ok(await stillPending(aborted, 30));
+      controller.abort();
+      assert.equal(await aborted, fit);
+      assert.equal(c.tryReceiveBatch(into), fit);
+      // Draining while it waits: it goes on, and all thirty arrive in order.
+      const all = p.sendBatch(batch);
+      const arrived: number[] = [];
+      while (arrived.length < 30) {
+        await c.receiveBatch(into, { timeout: 5_000 });
+        arrived.push(...[...into].map((m) => m[0]!));
+      }
+      assert.equal(await all, 30);
+      assert.deepEqual(arrived, Array.from({ length: 30 }, (_, i) => i));
+      const closing = p.sendBatch(batch);
+      assert.ok(await stillPending(closing, 20));
+      p.close();
+      assert.equal(await closing, fit);
+    } finally {
+      done();
+    }
+  });
+
+  it('refuses a message over maxMessageSize, changed lengths, a pending loan and a batch in another call, sending nothing', async () => {
+    const { p, c, done } = pair({ capacity: 4096, maxMessageSize: 16 });
+    try {
+      throwsWith(() => p.sendBatchSync(batchOf(['fits', 'x'.repeat(17)])), 'ERR_IPC_MESSAGE_TOO_LARGE');
+      const changed = batchOf(['ab', 'cd']);
+      changed.lengths[1] = 9;
+      throwsWith(() => p.trySendBatch(changed), 'ERR_IPC_INVALID_ARGUMENT', /lengths of this MessageBatch add up to 11 bytes, not the 4/);
+      throwsWith(() => p.trySendBatch({} as MessageBatch), 'ERR_IPC_INVALID_ARGUMENT', /a MessageBatch/);
+      const loan = p.loanSync(8);
+      loan.set([1]);
+      throwsWith(() => p.trySendBatch(batchOf(['a'])), 'ERR_IPC_INVALID_ARGUMENT', /commit\(\) of the loan first/);
+      p.commit(loan, 1);
+      const into = new MessageBatch({ bytes: 64 });
+      const waiting = c.receiveBatch(into);
+      assert.equal(await stillPending(waiting, 20), false);
+      assert.deepEqual([...into].map((m) => [...m]), [[1]]);
+      const pending = c.receiveBatch(into);
+      await rejectsWith(() => c.receiveBatch(into), 'ERR_IPC_INVALID_ARGUMENT', /in a pending call already/);
+      throwsWith(() => c.tryReceiveBatch(into), 'ERR_IPC_INVALID_ARGUMENT', /in a pending call already/);
+      c.close();
+      await rejectsWith(() => pending, 'ERR_IPC_CLOSED');
+      assert.equal(p.stats().sent, 1);
+    } finally {
+      done();
+    }
+  });
+
+  it('messages held after a codec refusal come first into a batch, raw and alone; the ring\'s follow', () => {
+    const codec = refusingCodec();
+    const name = objects.shmName('ch-codec');
+    const p = Channel.create(name, { capacity: 4096, codec });
+    const c = Channel.open(name, { codec });
+    try {
+      p.sendManySync(['a', 'bad-1', 'b', 'c']);
+      assert.deepEqual(c.receiveManySync().map((m) => m.data), ['a']);
+      p.sendSync('d');
+      // Held: bad-1, b, c. A batch takes them raw (no codec), and only them.
+      const into = new MessageBatch({ bytes: 1024 });
+      assert.equal(c.tryReceiveBatch(into), 3);
+      assert.deepEqual(strings(into), ['bad-1', 'b', 'c']);
+      assert.equal(c.receiveBatchSync(into), 1);
+      assert.deepEqual(strings(into), ['d']);
+      // A held message larger than the whole batch stays, with the error.
+      p.sendManySync(['e', 'bad-2', 'longer than four']);
+      assert.deepEqual(c.receiveManySync().map((m) => m.data), ['e']);
+      const tiny = new MessageBatch({ bytes: 5 });
+      assert.equal(c.tryReceiveBatch(tiny), 1);
+      assert.deepEqual(strings(tiny), ['bad-2']);
+      throwsWith(() => c.tryReceiveBatch(tiny), 'ERR_IPC_MESSAGE_TOO_LARGE', /16 bytes, more than the 5/);
+      assert.equal(c.tryReceive()?.data, 'longer than four');
+    } finally {
+      p.close();
+      c.close();
+      Channel.unlink(name);
+    }
+  });
+
+  it('a record another process overwrote fails a batch with ERR_IPC_CORRUPTED after the good ones before it', () => {
+    const { p, c, done } = pair({ capacity: 4096, maxMessageSize: 64 });
+    try {
+      p.sendBatchSync(batchOf(['one', 'two', 'six']));
+      // The second record (at ring offset 16: 8 + 3 bytes, padded to 16) gets kind 7: the ring starts at byte 1536.
+      const fd = openSync(`/dev/shm${p.address}`, 'r+');
+      writeSync(fd, Buffer.from([7, 0, 0, 0]), 0, 4, 1536 + 16 + 4);
+      closeSync(fd);
+      const into = new MessageBatch({ bytes: 1024 });
+      assert.equal(c.tryReceiveBatch(into), 1);
+      assert.deepEqual(strings(into), ['one']);
+      throwsWith(() => c.tryReceiveBatch(into), 'ERR_IPC_CORRUPTED', /the record at 16 has kind 7 and length 3/);
+      // A length past the ring's rules, in a padding record or a message, is refused too, never read.
+      const again = openSync(`/dev/shm${p.address}`, 'r+');
+      writeSync(again, Buffer.from([0xff, 0xff, 0, 0, 1, 0, 0, 0]), 0, 8, 1536 + 16);
+      closeSync(again);
+      throwsWith(() => c.tryReceiveBatch(into), 'ERR_IPC_CORRUPTED', /the record at 16 has kind 1 and length 65535/);
     } finally {
       done();
     }

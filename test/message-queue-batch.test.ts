@@ -10,7 +10,9 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MessageBatch, PosixMessageQueue, SysvMessageQueue } from '../src/index.js';
+import { IpcError, MessageBatch, PosixMessageQueue, SysvMessageQueue } from '../src/index.js';
+import { E } from '../src/errors.js';
+import { batchSend } from '../src/internal/batch.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 import { ObjectTracker } from './helpers/objects.js';
 
@@ -644,5 +646,106 @@ describe('packed batches (MessageBatch) on queues', () => {
       other.close();
       q.remove();
     }
+  });
+});
+
+/** Detaches `buffer` (as a transfer to another thread would). */
+function detach(buffer: ArrayBufferLike): void {
+  structuredClone(buffer, { transfer: [buffer as ArrayBuffer] });
+}
+
+describe('packed batches against a careless or hostile caller', () => {
+  it('a System V batch far larger than a message receives its first one without a scratch of the batch\'s size', () => {
+    const key = objects.key();
+    const q = SysvMessageQueue.create(key);
+    try {
+      // 256 MiB of batch, never touched: its pages stay unmapped until written.
+      const big = new MessageBatch({ bytes: 256 * 1024 * 1024, messages: 4 });
+      q.sendSync(1, 'x');
+      const before = process.memoryUsage().rss;
+      assert.equal(q.receiveBatchSync(big, { timeout: 0 }), 1);
+      const grown = process.memoryUsage().rss - before;
+      assert.ok(grown < 64 * 1024 * 1024, `receiving one byte grew the process by ${grown} bytes`);
+      assert.equal(big.at(0).toString(), 'x');
+    } finally {
+      q.remove();
+    }
+  });
+
+  it('a batch whose memory goes while an async receive waits fails it with ERR_IPC_INVALID_ARGUMENT, and the message stays (both families)', async () => {
+    const key = objects.key();
+    const q = SysvMessageQueue.create(key);
+    const name = objects.name();
+    const pq = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 64 });
+    try {
+      const sysvBatch = new MessageBatch({ bytes: q.maxMessageSize });
+      const waiting = q.receiveBatch(sysvBatch, { timeout: 10_000 });
+      assert.equal(await stillPending(waiting, 30), true);
+      detach(sysvBatch.data.buffer);
+      q.sendSync(3, 'kept');
+      await rejectsWith(() => waiting, 'ERR_IPC_INVALID_ARGUMENT', /lost its memory.*kept for the next receive/);
+      assert.deepEqual([q.tryReceive()?.data.toString(), q.stat().messages], ['kept', 0]);
+
+      const posixBatch = new MessageBatch({ bytes: 64 });
+      const pending = pq.receiveBatch(posixBatch, { timeout: 10_000 });
+      assert.equal(await stillPending(pending, 30), true);
+      detach(posixBatch.lengths.buffer);
+      pq.sendSync('kept too');
+      await rejectsWith(() => pending, 'ERR_IPC_INVALID_ARGUMENT', /lost its memory/);
+      assert.equal(pq.tryReceive()?.data.toString(), 'kept too');
+      throwsWith(() => pq.tryReceiveBatch(posixBatch), 'ERR_IPC_INVALID_ARGUMENT', /lost its memory/);
+    } finally {
+      q.remove();
+      pq.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('a send of a batch whose memory went is ERR_IPC_INVALID_ARGUMENT, not a system error about the queue (both families)', () => {
+    const key = objects.key();
+    const q = SysvMessageQueue.create(key);
+    const name = objects.name();
+    const pq = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 64 });
+    try {
+      const a = batchOf(['one', 'two']);
+      detach(a.data.buffer);
+      throwsWith(() => q.sendBatchSync(1, a), 'ERR_IPC_INVALID_ARGUMENT');
+      throwsWith(() => pq.trySendBatch(a), 'ERR_IPC_INVALID_ARGUMENT');
+      assert.deepEqual([q.stat().messages, pq.attributes().messages], [0, 0]);
+    } finally {
+      q.remove();
+      pq.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('an object that only has a MessageBatch\'s prototype is refused as one', () => {
+    const name = objects.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 64 });
+    try {
+      const fake = Object.create(MessageBatch.prototype) as MessageBatch;
+      throwsWith(() => q.tryReceiveBatch(fake), 'ERR_IPC_INVALID_ARGUMENT', /batch must be a MessageBatch/);
+      throwsWith(() => q.sendBatchSync(fake), 'ERR_IPC_INVALID_ARGUMENT', /batch must be a MessageBatch/);
+    } finally {
+      q.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('an async batch\'s retries spin from an allowance of one budget plus one per message that went, never more', () => {
+    const next = new Uint32Array(1);
+    const batch = batchSend(10, 50, false, () => new IpcError('ERR_IPC_INVALID_ARGUMENT', 'unused'), next);
+    // Sync steps and an async call's first attempt spin as single calls do.
+    assert.deepEqual([batch.spin(100, 0), batch.spin(0, 50)], [50, 50]);
+    // Retries after readiness (timeout 0, spin 0): one budget, then only what messages that went in paid for.
+    assert.equal(batch.spin(0, 0), 50);
+    assert.equal(batch.outcome(E.EAGAIN), undefined);
+    assert.equal(batch.spin(0, 0), 0);
+    assert.equal(batch.outcome(E.EAGAIN), undefined);
+    next[0] = 3;
+    assert.equal(batch.outcome(3), undefined);
+    assert.deepEqual([batch.spin(0, 0), batch.spin(0, 0), batch.spin(0, 0), batch.spin(0, 0)], [50, 50, 50, 0]);
+    // A try never spins.
+    assert.equal(batchSend(10, 50, true, () => new IpcError('ERR_IPC_INVALID_ARGUMENT', 'unused')).spin(0, 0), 0);
   });
 });

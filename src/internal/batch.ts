@@ -135,20 +135,34 @@ export function decodeBatch<R, M>(raw: R[], decode: (r: R) => M, held: Held<R>, 
  * its offset in the next one in `next[1]`). `outcome(r)` turns a
  * native result into the step's: the count once all are in (or at once,
  * for a try), `undefined` while some wait, and for a failure after some
- * went in their count (the next call meets the failure). `spin` lets every
- * step that may sleep spin first, as the first does: a receiver is making
- * room right now.
+ * went in their count (the next call meets the failure). `spin` is the
+ * spin of a step: a sync step's and an async call's first attempt spin as
+ * single calls do; an async call's retries after readiness spin too, a
+ * receiver is making room right now, but from an allowance of one budget
+ * plus one per message that went in, so a batch never spins longer than
+ * the same messages sent one by one would (a try never spins).
  */
 export function batchSend<N extends Uint32Array | Float64Array = Uint32Array>(total: number, laneSpin: number, tryForm: boolean,
   fail: (r: number) => IpcError, next: N = new Uint32Array(1) as N): {
   next: N; left(): boolean; spin(timeout: number, spin: number): number;
   outcome(r: number): number | undefined; partial(): number | undefined;
 } {
+  // µs the retries may still spin, and the messages already paid for.
+  let allowance = laneSpin;
+  let counted = 0;
   return {
     next,
     left: () => next[0]! < total,
-    spin: (_timeout, spin) => (tryForm ? spin : Math.max(spin, laneSpin)),
+    spin: (timeout, spin) => {
+      if (tryForm) return spin;
+      if (timeout !== 0 || spin > 0) return Math.max(spin, laneSpin);
+      const granted = Math.min(laneSpin, allowance);
+      allowance -= granted;
+      return granted;
+    },
     outcome: (r) => {
+      allowance += (next[0]! - counted) * laneSpin;
+      counted = next[0]!;
       if (r < 0 && r !== E.EAGAIN) {
         if (next[0]! > 0) return next[0]!;
         throw fail(r);

@@ -75,6 +75,11 @@ export class MessageBatch implements Iterable<Buffer> {
     Object.freeze(this);
   }
 
+  /** @internal Whether `value` is a batch this class made (not merely one with its prototype). */
+  static isBatch(value: unknown): value is MessageBatch {
+    return typeof value === 'object' && value !== null && #count in value;
+  }
+
   /** How many messages the batch holds. */
   get count(): number {
     return this.#count;
@@ -149,7 +154,7 @@ export class MessageBatch implements Iterable<Buffer> {
 
 /** `batch`, refused with ERR_IPC_INVALID_ARGUMENT unless it is a {@link MessageBatch}. */
 export function checkMessageBatch(batch: unknown): MessageBatch {
-  if (!(batch instanceof MessageBatch)) throw invalidArgument('batch', batch, 'a MessageBatch');
+  if (!MessageBatch.isBatch(batch)) throw invalidArgument('batch', batch, 'a MessageBatch');
   return batch;
 }
 
