@@ -906,21 +906,62 @@ function channelData(list: { data: Buffer }[]): Buffer[] {
 }
 
 /** A channel's receive (`batched`: receiveMany); `shared`: both sides created 'multi' (their handles take turns). */
-function channelReceive(shared: boolean, batched = false): Waitable {
+/** The name of a channel's call: its single, batched (…Many) or packed (…Batch) form. */
+function channelCall(single: string, shared: boolean, batched: boolean | 'packed'): string {
+  return `Channel.${single}${batched === 'packed' ? 'Batch' : batched ? 'Many' : ''}${shared ? ' (shared sides)' : ''}`;
+}
+
+/** A channel's receiveMany of `o`, or (packed) its receiveBatch into a fresh batch of `max` slots: the messages' bytes. */
+function channelTakes(channel: Channel, packedForm: boolean): {
+  async(o: Options): Promise<Buffer[]>; sync(o: Options): Buffer[]; try(o: Options): Buffer[];
+} {
+  if (!packedForm) {
+    return {
+      async: (o) => channel.receiveMany(o).then(channelData), sync: (o) => channelData(channel.receiveManySync(o)),
+      try: (o) => channelData(channel.tryReceiveMany(o)),
+    };
+  }
+  const split = (o: Options): [MessageBatch, Options] => {
+    const { max, ...rest } = o;
+    return [batchFor((max as number | undefined) ?? 64, 64 * 1024), rest];
+  };
   return {
-  name: `Channel.${batched ? 'receiveMany' : 'receive'}${shared ? ' (shared sides)' : ''}`,
+    async: (o) => {
+      const [b, rest] = split(o);
+      return channel.receiveBatch(b, rest).then((n) => {
+        assert.equal(n, b.count);
+        return unpacked(b);
+      });
+    },
+    sync: (o) => {
+      const [b, rest] = split(o);
+      assert.equal(channel.receiveBatchSync(b, rest), b.count);
+      return unpacked(b);
+    },
+    try: (o) => {
+      const [b] = split(o);
+      assert.equal(channel.tryReceiveBatch(b), b.count);
+      return unpacked(b);
+    },
+  };
+}
+
+function channelReceive(shared: boolean, batched: boolean | 'packed' = false): Waitable {
+  return {
+  name: channelCall('receive', shared, batched),
   yields: 'unit',
   notApplicable: batched ? { iteration: 'async iteration is receive()\'s: the receive adapter checks it' } : {},
   async create() {
     const { channel, name, remove } = makeChannel(false, shared);
     const actor = sharedActor();
+    const takes = channelTakes(channel, batched === 'packed');
     const many: Partial<Instance> = batched ? {
-      op: (_tag, o) => channel.receiveMany({ max: 4, ...o }).then((l) => oneUnit(channelData(l))),
-      opSync: (_tag, o) => oneUnit(channelData(channel.receiveManySync({ max: 4, ...o }))),
+      op: (_tag, o) => takes.async({ max: 4, ...o }).then(oneUnit),
+      opSync: (_tag, o) => oneUnit(takes.sync({ max: 4, ...o })),
       tryOp: {
         call: () => {
-          const list = channel.tryReceiveMany({ max: 4 });
-          return list.length === 0 ? { raw: undefined, tag: undefined } : { raw: list, tag: oneUnit(channelData(list)) };
+          const list = takes.try({ max: 4 });
+          return list.length === 0 ? { raw: undefined, tag: undefined } : { raw: list, tag: oneUnit(list) };
         },
         nothing: undefined,
       },
@@ -961,10 +1002,11 @@ function channelReceive(shared: boolean, batched = false): Waitable {
     const { channel, name, remove } = makeChannel(false, shared);
     const peer = new Actor();
     const peerDone = peer.call('channel.soakSend', { name, count, seed, batched });
-    const some = (list: { data: Buffer }[]): Buffer[] | undefined => (list.length === 0 ? undefined : channelData(list));
+    const takes = channelTakes(channel, batched === 'packed');
+    const some = (list: Buffer[]): Buffer[] | undefined => (list.length === 0 ? undefined : list);
     const forms = batched
-      ? { async: (o: Options) => channel.receiveMany({ max: 8, ...o }).then(channelData), sync: (o: Options) => channelData(channel.receiveManySync({ max: 8, ...o })),
-        try: () => some(channel.tryReceiveMany({ max: 8 })) }
+      ? { async: (o: Options) => takes.async({ max: 8, ...o }), sync: (o: Options) => takes.sync({ max: 8, ...o }),
+        try: () => some(takes.try({ max: 8 })) }
       : { async: (o: Options) => channel.receive(o).then((m) => m.data), sync: (o: Options) => channel.receiveSync(o).data,
         try: () => channel.tryReceive()?.data };
     return {
@@ -981,10 +1023,10 @@ function channelReceive(shared: boolean, batched = false): Waitable {
 }
 
 /** A channel's send (`batched`: sendMany of one unit), on a full ring; `shared`: both sides created 'multi'. */
-function channelSend(shared: boolean, batched = false): Waitable {
+function channelSend(shared: boolean, batched: boolean | 'packed' = false): Waitable {
   const one = (n: number): void => assert.equal(n, 1, 'the batch of one went');
   return {
-  name: `Channel.${batched ? 'sendMany' : 'send'}${shared ? ' (shared sides)' : ''}`,
+  name: channelCall('send', shared, batched),
   yields: 'call',
   notApplicable: { iteration: 'a sender is not a receiver: there is nothing to iterate' },
   async create() {
@@ -1000,7 +1042,8 @@ function channelSend(shared: boolean, batched = false): Waitable {
       if (data.length === 24) return;
       taken.push(unitTag(data));
     };
-    const calls: Pick<Instance, 'op' | 'opSync' | 'tryOp'> = batched ? batchesOfOne(channel as never, (tag) => unit(tag)) : {
+    const calls: Pick<Instance, 'op' | 'opSync' | 'tryOp'> = batched
+      ? batchesOfOne(batched === 'packed' ? packedSends(channel) : channel as never, (tag) => unit(tag)) : {
       op: (tag, o) => channel.send(unit(tag), o).then(() => tag),
       opSync: (tag, o) => {
         channel.sendSync(unit(tag), o);
@@ -1058,8 +1101,10 @@ function channelSend(shared: boolean, batched = false): Waitable {
     return {
       direction: 'send',
       ...(batched
-        ? { async: (seq: number, o: Options) => channel.sendMany([record(seq)], o).then(one), sync: (seq: number, o: Options) => one(channel.sendManySync([record(seq)], o)),
-          try: (seq: number) => channel.trySendMany([record(seq)]) === 1, many: (seqs: number[], o: Options) => channel.sendMany(seqs.map((seq) => record(seq)), o) }
+        ? ((sender: Pick<BatchCalls, 'sendMany' | 'sendManySync' | 'trySendMany'>) => ({
+          async: (seq: number, o: Options) => sender.sendMany([record(seq)], o).then(one), sync: (seq: number, o: Options) => one(sender.sendManySync([record(seq)], o)),
+          try: (seq: number) => sender.trySendMany([record(seq)]) === 1, many: (seqs: number[], o: Options) => sender.sendMany(seqs.map((seq) => record(seq)), o),
+        }))(batched === 'packed' ? packedSends(channel) : channel as never)
         : { async: (seq: number, o: Options) => channel.send(record(seq), o), sync: (seq: number, o: Options) => channel.sendSync(record(seq), o),
           try: (seq: number) => channel.trySend(record(seq)) }),
       async finish() {
@@ -2351,6 +2396,7 @@ export const WAITABLES: Waitable[] = [
   pollerWait,
   channelReceive(false), channelSend(false), channelReceive(true), channelSend(true),
   channelReceive(false, true), channelSend(false, true), channelReceive(true, true), channelSend(true, true),
+  channelReceive(false, 'packed'), channelSend(false, 'packed'), channelReceive(true, 'packed'), channelSend(true, 'packed'),
 ];
 
 /** Posts `count` units in random batches of 1 to 3, now and then letting the waiter drain, so both empty and busy moments occur. */
@@ -2419,7 +2465,7 @@ export const REMOTE: Record<string, Remote> = {
         for (let seq = 0; seq < count; seq++) if (!ch.trySend(record(seq))) await ch.send(record(seq), { timeout: REMOTE_TIMEOUT });
         return { sent: count };
       }
-      return sendRecordBatches(ch as never, count, seed);
+      return sendRecordBatches(batched === 'packed' ? packedSends(ch) : ch as never, count, seed);
     });
   },
   async 'channel.soakReceive'({ name, count }) {
