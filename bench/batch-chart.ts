@@ -51,6 +51,8 @@ const BARS: [string, string, string][] = [
   ['channel', 'ipckit channel 256 B sync', 'channel 256 B, sync'],
   ['channel', 'ipckit channel 256 B sync batch', 'channel 256 B, sync batch'],
   ['channel', 'ipckit channel 256 B async batch', 'channel 256 B, async batch'],
+  ['channel', 'ipckit channel 256 B sync packed', 'channel 256 B, sync MessageBatch'],
+  ['channel', 'ipckit channel 256 B async packed', 'channel 256 B, async MessageBatch'],
 ];
 
 const LABEL_W = 290;

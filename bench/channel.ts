@@ -12,8 +12,9 @@
  * most 8 KiB for an unprivileged user).
  *
  * Small messages (256 bytes, one way) also run batched: sendMany of 64 and
- * receiveMany, beside the same calls one message at a time and the C ring
- * at that size.
+ * receiveMany, and the same in a MessageBatch (sendBatch / receiveBatch,
+ * 'packed'), beside the same calls one message at a time and the C ring at
+ * that size.
  *
  * Busy-polling on one CPU only measures the scheduler's time slice, so the
  * busy-polling rows are measured in the unpinned placement only, with each
@@ -26,7 +27,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, parentPort } from 'node:worker_threads';
-import { Channel, DEFAULT_SPIN_US, PosixMessageQueue, PosixSharedMemory } from '../src/index.js';
+import { Channel, DEFAULT_SPIN_US, MessageBatch, PosixMessageQueue, PosixSharedMemory } from '../src/index.js';
 import type { BenchContext, Command, Measurement, Row } from './harness.js';
 import { rowsFor } from './harness.js';
 import { measureRoundTrips, measureThroughput, print, throughputBatches, totalRoundTrips } from './stats.js';
@@ -49,7 +50,7 @@ type Kind = 'rtt' | 'tput';
  * reused buffer), or (throughput) `receiveIntoSync` into one reused buffer,
  * or loans and views.
  */
-type Mode = 'sync' | 'async' | 'busy' | 'into' | 'loan-view' | 'sync batch' | 'async batch';
+type Mode = 'sync' | 'async' | 'busy' | 'into' | 'loan-view' | 'sync batch' | 'async batch' | 'sync packed' | 'async packed';
 /** Bytes of a small message, and how many a batched sender hands to one sendMany. */
 const SMALL_SIZE = 256;
 const SEND_BATCH = 64;
@@ -100,8 +101,10 @@ function ends(out: Channel, from: Channel, mode: Mode): { send: (d: Uint8Array) 
     }
     case 'sync batch':
     case 'async batch':
+    case 'sync packed':
+    case 'async packed':
       // Batches are sent and received by the tput loops themselves; single calls carry the acknowledgement.
-      return ends(out, from, mode === 'sync batch' ? 'sync' : 'async');
+      return ends(out, from, mode.startsWith('sync') ? 'sync' : 'async');
     case 'loan-view':
       return {
         send: (d) => {
@@ -134,10 +137,15 @@ export const roles = {
       }
     } else {
       const ack = Buffer.from('k');
+      // Packed modes: a MessageBatch of 4,096 messages and 1 MiB, reused.
+      const into = new MessageBatch({ bytes: 1 << 20, messages: 4096 });
+      const batched = p.mode.endsWith('batch') || p.mode.endsWith('packed');
       for (const n of throughputBatches(p.iterations)) {
         if (p.mode === 'sync batch') for (let got = 0; got < n;) got += ping.receiveManySync({ max: 1024 }).length;
         else if (p.mode === 'async batch') for (let got = 0; got < n;) got += (await ping.receiveMany({ max: 1024 })).length;
-        for (let i = 0; i < n && !p.mode.endsWith('batch'); i++) {
+        else if (p.mode === 'sync packed') for (let got = 0; got < n;) got += ping.receiveBatchSync(into);
+        else if (p.mode === 'async packed') for (let got = 0; got < n;) got += await ping.receiveBatch(into);
+        for (let i = 0; i < n && !batched; i++) {
           const got = side.receive();
           if (got) await got;
         }
@@ -163,12 +171,27 @@ export const roles = {
     } else {
       const ackSide = p.mode === 'loan-view' ? ends(ping, pong, 'sync') : side;
       const batch = Array.from({ length: SEND_BATCH }, () => payload);
+      // Packed modes: the same 64 messages in a MessageBatch; a shorter one for a throughput batch's tail.
+      const full = new MessageBatch({ bytes: SEND_BATCH * p.size, messages: SEND_BATCH });
+      while (full.push(payload));
+      const tail = new MessageBatch({ bytes: SEND_BATCH * p.size, messages: SEND_BATCH });
+      const packedOf = (count: number): MessageBatch => {
+        if (count === SEND_BATCH) return full;
+        tail.clear();
+        for (let k = 0; k < count; k++) tail.push(payload);
+        return tail;
+      };
       await measureThroughput(p.iterations, p.size, async (n) => {
         for (let i = 0; i < n;) {
           const list = n - i >= SEND_BATCH ? batch : batch.slice(0, n - i);
           if (p.mode === 'sync batch') i += ping.sendManySync(list);
           else if (p.mode === 'async batch') i += await ping.sendMany(list);
-          else {
+          else if (p.mode === 'sync packed' || p.mode === 'async packed') {
+            // A batch that went in part is sent again from the first that did not: rebuilt from its count.
+            const left = Math.min(n - i, SEND_BATCH);
+            const b = packedOf(left);
+            i += p.mode === 'sync packed' ? ping.sendBatchSync(b) : await ping.sendBatch(b);
+          } else {
             const sent = side.send(payload);
             if (sent) await sent;
             i++;
@@ -349,7 +372,7 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
           ctx.runPair(c(kind, 'server', ping, pong, small, SMALL_SIZE, String(DEFAULT_SPIN_US)),
             c(kind, 'client', ping, pong, small, SMALL_SIZE, String(DEFAULT_SPIN_US))));
         add(cName, cm, null, null);
-        for (const mode of ['sync', 'async', 'sync batch', 'async batch'] as const) {
+        for (const mode of ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed'] as const) {
           const m = await withPair('channel', (ping, pong) => {
             const p: Params = { kind, mode, ping, pong, iterations: small, size: SMALL_SIZE, spin: DEFAULT_SPIN_US };
             return ctx.runPair(node('server', p), node('client', p));
