@@ -59,9 +59,11 @@ bool RingArgs(const Napi::CallbackInfo& info, Bytes* ring, int32_t** words, size
 // enough. io[6] is maxMessageSize. Advances io[0], io[1], io[3] and io[5]
 // past what it placed, and sets io[7] to the payload bytes placed. Nothing
 // is published: the caller stores TAIL. A length over maxMessageSize or
-// past the end of `data` (the batch changed), or HEAD ahead of TAIL (a
-// corrupted ring), ends the call: -EINVAL when nothing was placed, else
-// the count placed (the next call meets the failure).
+// past the end of `data` (the batch changed: -EINVAL), or a ring another
+// process corrupted (-EPROTO: HEAD ahead of TAIL, or a tail that is not a
+// multiple of 8, where a header would cross the ring's end) ends the call:
+// that error when nothing was placed, else the count placed (the next
+// call meets the failure).
 static Napi::Value RingPut(const Napi::CallbackInfo& info) {
   Bytes ring;
   int32_t* words;
@@ -74,10 +76,10 @@ static Napi::Value RingPut(const Napi::CallbackInfo& info) {
   size_t slots = lengths_array.ElementLength();
   const uint32_t capacity = static_cast<uint32_t>(ring.length);
   const uint32_t mask = capacity - 1;
+  if (io.ElementLength() < 8) return Errno(info.Env(), EINVAL);
   uint32_t tail = static_cast<uint32_t>(io[0]);
   uint32_t head = static_cast<uint32_t>(io[1]);
   size_t head_index = static_cast<size_t>(io[2]);
-  if (io.ElementLength() < 8) return Errno(info.Env(), EINVAL);
   double next_d = io[3], count_d = io[4], at_d = io[5], max_d = io[6];
   io[7] = 0;
   if (head_index >= word_count || !(count_d >= 0 && count_d <= static_cast<double>(slots)) || !(next_d >= 0 && next_d <= count_d) ||
@@ -89,8 +91,8 @@ static Napi::Value RingPut(const Napi::CallbackInfo& info) {
   const double max = max_d < capacity / 2.0 ? max_d : capacity / 2.0 - kHeader;
   int placed = 0;
   double bytes = 0;
-  int error = 0;
-  while (next < count) {
+  int error = (tail & 7) != 0 ? EPROTO : 0;
+  while (error == 0 && next < count) {
     uint32_t length = lengths[next];
     if (length > max || length > data.length - at) {
       error = EINVAL;
@@ -105,7 +107,7 @@ static Napi::Value RingPut(const Napi::CallbackInfo& info) {
       head = LoadPosition(words, head_index);
       uint32_t used = tail - head;
       if (used > capacity) {
-        error = EINVAL;
+        error = EPROTO;
         break;
       }
       if (capacity - used < needed) break;
@@ -155,14 +157,14 @@ static Napi::Value RingTake(const Napi::CallbackInfo& info) {
   size_t slots = lengths_array.ElementLength();
   const uint32_t capacity = static_cast<uint32_t>(ring.length);
   const uint32_t mask = capacity - 1;
+  if (io.ElementLength() < 9) return Errno(info.Env(), EINVAL);
   uint32_t head = static_cast<uint32_t>(io[0]);
   uint32_t tail = static_cast<uint32_t>(io[1]);
   size_t tail_index = static_cast<size_t>(io[2]);
-  if (io.ElementLength() < 9) return Errno(info.Env(), EINVAL);
   double count_d = io[3], size_d = io[4], max = io[5];
   io[6] = 0;
   io[7] = -1;
-  if (tail_index >= word_count || !(count_d >= 0 && count_d <= static_cast<double>(slots)) ||
+  if (tail_index >= word_count || slots == 0 || data.length == 0 || !(count_d >= 0 && count_d <= static_cast<double>(slots)) ||
       !(size_d >= 0 && size_d <= static_cast<double>(data.length))) {
     return Errno(info.Env(), EINVAL);
   }

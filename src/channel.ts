@@ -17,7 +17,7 @@ import {
   Held, ITERATION_BATCH, type Packed, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, batchedIteration, checkMax,
   decodeBatch, encodeBatch, packed,
 } from './internal/batch.js';
-import { type MessageBatch, batchTooSmall, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
+import { type MessageBatch, batchGone, batchTooSmall, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
 import { Handle, OwnedFd, createOrOpen } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
@@ -1425,6 +1425,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   #reserve(size: number): number | undefined {
     const w = this.#words;
     let tail = this.#tail;
+    // Records start at multiples of 8: a TAIL another process moved elsewhere would put a header past the ring's end.
+    if ((tail & 7) !== 0) throw this.#corrupted(`TAIL ${tail} is not a record's start`);
     const offset = tail & this.#mask;
     const pad = this.#padBefore(tail, size);
     const needed = pad + size;
@@ -1589,12 +1591,10 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     let placed = 0;
     try {
       placed = native.ringPut(this.#bytes, this.#words, io, list.data, list.lengths);
-      if (placed < 0) {
-        if (io[1] !== this.#headCache && ((this.#tail - io[1]!) >>> 0) > this.capacity) {
-          throw this.#corrupted(`HEAD ${io[1]} is ahead of TAIL ${this.#tail}`);
-        }
-        throw batchChanged(this.address);
+      if (placed === E.EPROTO) {
+        throw this.#corrupted((this.#tail & 7) !== 0 ? `TAIL ${this.#tail} is not a record's start` : `HEAD ${io[1]} is ahead of TAIL ${this.#tail}`);
       }
+      if (placed < 0) throw batchChanged(this.address);
       this.#tail = io[0]!;
       this.#headCache = io[1]!;
       next[0] = io[3]!;
@@ -1633,6 +1633,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** The messages in the ring now into `batch`, as far as they fit (native ringTake), their space given back together. */
   #readPacked(batch: MessageBatch): void {
+    // A batch whose memory went would look like an empty ring to the native call (no slot, no room): say so instead.
+    if (batch.data.length === 0 || batch.lengths.length === 0) throw batchGone(this.address);
     this.releaseView();
     const io = this.#takeIo;
     io[0] = this.#head;

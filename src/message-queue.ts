@@ -29,7 +29,7 @@ import {
   BATCH_SLAB, type GatherList, Held, MAX_BATCH, type Packed, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend,
   checkMax, decodeBatch, encodeBatch, gatherCount, gatherView, packed,
 } from './internal/batch.js';
-import { type MessageBatch, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
+import { type MessageBatch, batchGone, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
@@ -203,16 +203,6 @@ function checkSlots<A extends Uint32Array | Float64Array>(value: unknown, name: 
     throw invalidArgument(name, value, `a ${kind.name} of at least ${batch.lengths.length} elements (one per slot of the batch)`);
   }
   return value;
-}
-
-/**
- * The error of a receive whose batch lost its memory (its buffer or its
- * lengths transferred or detached) before or while the call waited.
- */
-function batchGone(address: string): IpcError {
-  return new IpcError('ERR_IPC_INVALID_ARGUMENT', `The MessageBatch of a receive on ${address} lost its memory (its buffer or ` +
-    'its lengths were transferred or detached); any message taken was kept for the next receive. Leave a batch alone while a call has it.',
-  { address });
 }
 
 /** Refuses a batch whose memory went (see {@link batchGone}) before a receive writes into it. */

@@ -409,3 +409,68 @@ describe('Channel packed batches (MessageBatch)', () => {
     }
   });
 });
+
+describe('Channel packed batches against a hostile peer or a careless caller', () => {
+  /** The channel's segment as a file another process writes to. */
+  function overwrite(address: string, at: number, bytes: number[]): void {
+    const fd = openSync(`/dev/shm${address}`, 'r+');
+    try {
+      writeSync(fd, Buffer.from(bytes), 0, bytes.length, at);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  const u32 = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24];
+
+  it('a TAIL another process left off a record\'s start is ERR_IPC_CORRUPTED, nothing written past the ring (batches and single sends)', () => {
+    for (const d of [1, 4, 7]) {
+      const name = objects.shmName('ch-tail');
+      const c = Channel.create(name, { capacity: 64 });
+      try {
+        // TAIL and HEAD at 64 - d: a padding header of 8 bytes there would cross the ring's end; the bytes after it are the segment's.
+        overwrite(c.address, 16 * 4, u32(64 - d));
+        overwrite(c.address, 32 * 4, u32(64 - d));
+        const p = Channel.open(name);
+        try {
+          throwsWith(() => p.trySendBatch(batchOf([Buffer.alloc(16, 0x55)])), 'ERR_IPC_CORRUPTED', new RegExp(`TAIL ${64 - d} is not a record's start`));
+          throwsWith(() => p.trySend(Buffer.alloc(16, 0x55)), 'ERR_IPC_CORRUPTED', new RegExp(`TAIL ${64 - d} is not a record's start`));
+        } finally {
+          p.close();
+        }
+      } finally {
+        c.close();
+        Channel.unlink(name);
+      }
+    }
+  });
+
+  it('HEAD moved ahead of TAIL is ERR_IPC_CORRUPTED for every batch, not a batch that changed', () => {
+    const { p, done } = pair({ capacity: 256, maxMessageSize: 64 });
+    try {
+      const batch = batchOf(Array.from({ length: 8 }, (_, i) => Buffer.alloc(56, i)));
+      overwrite(p.address, 32 * 4, u32(1000));
+      for (let k = 0; k < 3; k++) throwsWith(() => p.trySendBatch(batch), 'ERR_IPC_CORRUPTED', /HEAD 1000 is ahead of TAIL 0/);
+    } finally {
+      done();
+    }
+  });
+
+  it('a batch whose memory went is ERR_IPC_INVALID_ARGUMENT, not an endless wait, and the messages stay for other receives', async () => {
+    const { p, c, done } = pair({ capacity: 4096 });
+    try {
+      const into = new MessageBatch({ bytes: 1024, messages: 8 });
+      const waiting = c.receiveBatch(into, { timeout: 10_000 });
+      assert.ok(await stillPending(waiting, 30));
+      structuredClone(into.lengths.buffer, { transfer: [into.lengths.buffer as ArrayBuffer] });
+      p.sendSync('stays');
+      await rejectsWith(() => waiting, 'ERR_IPC_INVALID_ARGUMENT', /lost its memory/);
+      throwsWith(() => c.tryReceiveBatch(into), 'ERR_IPC_INVALID_ARGUMENT', /lost its memory/);
+      const other = new MessageBatch({ bytes: 64 });
+      structuredClone(other.data.buffer, { transfer: [other.data.buffer as ArrayBuffer] });
+      throwsWith(() => c.receiveBatchSync(other, { timeout: 0 }), 'ERR_IPC_INVALID_ARGUMENT', /lost its memory/);
+      assert.equal(c.tryReceive()?.data.toString(), 'stays');
+    } finally {
+      done();
+    }
+  });
+});

@@ -185,6 +185,16 @@ export function withBatch<R>(batch: unknown, call: (batch: MessageBatch) => Prom
   return call(b).finally(() => b.setBusy(false));
 }
 
+/**
+ * The error of a receive whose batch lost its memory (its buffer or its
+ * lengths transferred or detached) before or while the call waited.
+ */
+export function batchGone(address: string): IpcError {
+  return new IpcError('ERR_IPC_INVALID_ARGUMENT', `The MessageBatch of a receive on ${address} lost its memory (its buffer or ` +
+    'its lengths were transferred or detached); any message taken was kept for the next receive. Leave a batch alone while a call has it.',
+  { address });
+}
+
 /** A message longer than the whole of `batch`: it stays where it is, and this error says so. */
 export function batchTooSmall(address: string, length: number, batch: MessageBatch): IpcError {
   return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `The next message on ${address} is ${length} bytes, more than the ` +
