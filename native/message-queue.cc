@@ -201,6 +201,17 @@ struct PackedReceive {
   size_t count;
   size_t size;
   bool Valid() const { return count <= slots && size <= data.length; }
+  // A message of `length` bytes is in place at data[size..].
+  void Placed(size_t length) {
+    lengths[count++] = static_cast<uint32_t>(length);
+    size += length;
+  }
+  // The call's result, io[0] and io[1] advanced: how many it placed, or -ERANGE when there was no room for one.
+  Napi::Value Result(Napi::Env env, Napi::Float64Array& io, int placed) const {
+    io[0] = static_cast<double>(count);
+    io[1] = static_cast<double>(size);
+    return placed == 0 ? Errno(env, ERANGE) : Napi::Number::New(env, placed);
+  }
 };
 
 static PackedReceive ReceiveState(const Napi::CallbackInfo& info, const Napi::Float64Array& io) {
@@ -251,16 +262,11 @@ static Napi::Value MqReceiveBatch(const Napi::CallbackInfo& info) {
       if (got > 0) break;
       return Napi::Number::New(info.Env(), r);
     }
-    batch.lengths[batch.count] = static_cast<uint32_t>(r);
     if (batch.count < priority_slots) priorities[batch.count] = prio;
-    batch.count++;
-    batch.size += static_cast<size_t>(r);
+    batch.Placed(static_cast<size_t>(r));
     got++;
   }
-  io[0] = static_cast<double>(batch.count);
-  io[1] = static_cast<double>(batch.size);
-  if (got == 0) return Errno(info.Env(), ERANGE);
-  return Napi::Number::New(info.Env(), got);
+  return batch.Result(info.Env(), io, got);
 }
 
 // mqGetAttr(fd, out: Float64Array(4)) -> 0; out = [flags, maxmsg, msgsize, curmsgs]
@@ -505,16 +511,11 @@ static Napi::Value MsgRcvBatch(const Napi::CallbackInfo& info) {
       return Napi::Number::New(info.Env(), r);
     }
     if (!early && r > 0) std::memcpy(batch.data.data + batch.size, area + sizeof(long), static_cast<size_t>(r));
-    batch.lengths[batch.count] = static_cast<uint32_t>(r);
     if (batch.count < type_slots) types[batch.count] = type;
-    batch.count++;
-    batch.size += static_cast<size_t>(r);
+    batch.Placed(static_cast<size_t>(r));
     got++;
   }
-  io[0] = static_cast<double>(batch.count);
-  io[1] = static_cast<double>(batch.size);
-  if (got == 0) return Errno(info.Env(), ERANGE);
-  return Napi::Number::New(info.Env(), got);
+  return batch.Result(info.Env(), io, got);
 }
 
 // msgStat(id) -> object, or -errno

@@ -38,16 +38,37 @@ void WriteHeader(uint8_t* ring, uint32_t offset, uint32_t length, uint32_t kind)
   std::memcpy(ring + offset + 4, &kind, 4);
 }
 
-// The ring's bytes (a power of two), and the header's words, as the call's
-// first two arguments give them; false when they are not what a channel has.
-bool RingArgs(const Napi::CallbackInfo& info, Bytes* ring, int32_t** words, size_t* word_count) {
-  *ring = ArgBytes(info, 0);
-  if (ring->length < 64 || (ring->length & (ring->length - 1)) != 0 || ring->length > (1u << 30)) return false;
-  auto w = info[1].As<Napi::Int32Array>();
-  *words = w.Data();
-  *word_count = w.ElementLength();
-  return true;
-}
+// The arguments both calls take: (ring, words, io, data, lengths).
+struct RingCall {
+  Bytes ring{nullptr, 0};
+  int32_t* words = nullptr;
+  size_t word_count = 0;
+  Napi::Float64Array io;
+  Bytes data{nullptr, 0};
+  uint32_t* lengths = nullptr;
+  size_t slots = 0;
+  uint32_t capacity = 0;
+  uint32_t mask = 0;
+
+  // False when the ring is not what a channel has (a power of two, 64 B to
+  // 1 GiB) or io has fewer than `io_length` elements.
+  bool Parse(const Napi::CallbackInfo& info, size_t io_length) {
+    ring = ArgBytes(info, 0);
+    if (ring.length < 64 || (ring.length & (ring.length - 1)) != 0 || ring.length > (1u << 30)) return false;
+    auto w = info[1].As<Napi::Int32Array>();
+    words = w.Data();
+    word_count = w.ElementLength();
+    io = info[2].As<Napi::Float64Array>();
+    if (io.ElementLength() < io_length) return false;
+    data = ArgBytes(info, 3);
+    auto l = info[4].As<Napi::Uint32Array>();
+    lengths = l.Data();
+    slots = l.ElementLength();
+    capacity = static_cast<uint32_t>(ring.length);
+    mask = capacity - 1;
+    return true;
+  }
+};
 
 }  // namespace
 
@@ -65,18 +86,9 @@ bool RingArgs(const Napi::CallbackInfo& info, Bytes* ring, int32_t** words, size
 // that error when nothing was placed, else the count placed (the next
 // call meets the failure).
 static Napi::Value RingPut(const Napi::CallbackInfo& info) {
-  Bytes ring;
-  int32_t* words;
-  size_t word_count;
-  if (!RingArgs(info, &ring, &words, &word_count)) return Errno(info.Env(), EINVAL);
-  auto io = info[2].As<Napi::Float64Array>();
-  Bytes data = ArgBytes(info, 3);
-  auto lengths_array = info[4].As<Napi::Uint32Array>();
-  const uint32_t* lengths = lengths_array.Data();
-  size_t slots = lengths_array.ElementLength();
-  const uint32_t capacity = static_cast<uint32_t>(ring.length);
-  const uint32_t mask = capacity - 1;
-  if (io.ElementLength() < 8) return Errno(info.Env(), EINVAL);
+  RingCall call;
+  if (!call.Parse(info, 8)) return Errno(info.Env(), EINVAL);
+  auto& [ring, words, word_count, io, data, lengths, slots, capacity, mask] = call;
   uint32_t tail = static_cast<uint32_t>(io[0]);
   uint32_t head = static_cast<uint32_t>(io[1]);
   size_t head_index = static_cast<size_t>(io[2]);
@@ -146,18 +158,9 @@ static Napi::Value RingPut(const Napi::CallbackInfo& info) {
 // breaks the ring's rules (a corrupted ring; io[8] is that record's
 // position). Nothing is given back: the caller stores HEAD.
 static Napi::Value RingTake(const Napi::CallbackInfo& info) {
-  Bytes ring;
-  int32_t* words;
-  size_t word_count;
-  if (!RingArgs(info, &ring, &words, &word_count)) return Errno(info.Env(), EINVAL);
-  auto io = info[2].As<Napi::Float64Array>();
-  Bytes data = ArgBytes(info, 3);
-  auto lengths_array = info[4].As<Napi::Uint32Array>();
-  uint32_t* lengths = lengths_array.Data();
-  size_t slots = lengths_array.ElementLength();
-  const uint32_t capacity = static_cast<uint32_t>(ring.length);
-  const uint32_t mask = capacity - 1;
-  if (io.ElementLength() < 9) return Errno(info.Env(), EINVAL);
+  RingCall call;
+  if (!call.Parse(info, 9)) return Errno(info.Env(), EINVAL);
+  auto& [ring, words, word_count, io, data, lengths, slots, capacity, mask] = call;
   uint32_t head = static_cast<uint32_t>(io[0]);
   uint32_t tail = static_cast<uint32_t>(io[1]);
   size_t tail_index = static_cast<size_t>(io[2]);

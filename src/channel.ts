@@ -1529,12 +1529,21 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   #sendManyOp(messages: readonly Outgoing<T>[], tryForm: boolean): Operation<number> {
     const list = encodeBatch(messages, (data) => this.#encode(data));
     const lengths = list.map((m) => m.length);
+    return this.#batchedSendOp('sendMany', list.length, tryForm, (next) => this.#writeMany(list, lengths, next));
+  }
+
+  /**
+   * The operation of a batched send of `count` messages: `write(next)`
+   * writes from message next[0] on while there is room, advancing it.
+   * `partial` reports the count on an interruption after some.
+   */
+  #batchedSendOp(what: string, count: number, tryForm: boolean, write: (next: Uint32Array) => void): Operation<number> {
     this.#claim('producer');
-    if (this.#loan !== undefined) throw invalidArgument('sendMany', 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
+    if (this.#loan !== undefined) throw invalidArgument(what, 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
     // A ring has no error to report: outcome only tells all, some (a try) or none yet.
-    const batch = batchSend(list.length, this.#sendLane.spin, tryForm, () => this.#corrupted('no error is possible here'));
+    const batch = batchSend(count, this.#sendLane.spin, tryForm, () => this.#corrupted('no error is possible here'));
     const waiting = this.#waiting('producer', () => {
-      if (batch.left()) this.#writeMany(list, lengths, batch.next);
+      if (batch.left()) write(batch.next);
       return batch.outcome(0);
     });
     return {
@@ -1542,7 +1551,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
         try {
           return waiting.step(timeout, spin);
         } catch (err) {
-          // A failure (the consumer died, a buffer changed) after some went: their count (all published); the next call meets it.
+          // A failure (the consumer died, a buffer or the batch changed) after some went: their count (all published); the next call meets it.
           if (err instanceof IpcError && batch.next[0]! > 0) return batch.next[0]!;
           throw err;
         }
@@ -1555,27 +1564,9 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   #sendPackedOp(b: MessageBatch, tryForm: boolean): Operation<number> {
     const list = packed(b);
     for (let i = 0; i < list.count; i++) if (list.lengths[i]! > this.maxMessageSize) throw this.#tooLarge(list.lengths[i]!);
-    this.#claim('producer');
-    if (this.#loan !== undefined) throw invalidArgument('sendBatch', 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
-    const batch = batchSend(list.count, this.#sendLane.spin, tryForm, () => this.#corrupted('no error is possible here'));
     // The byte offset in the batch of the first message not yet sent.
     const at = [0];
-    const waiting = this.#waiting('producer', () => {
-      if (batch.left()) this.#writePacked(list, batch.next, at);
-      return batch.outcome(0);
-    });
-    return {
-      step: (timeout, spin) => {
-        try {
-          return waiting.step(timeout, spin);
-        } catch (err) {
-          // A failure (the consumer died, the batch changed) after some went: their count (all published); the next call meets it.
-          if (err instanceof IpcError && batch.next[0]! > 0) return batch.next[0]!;
-          throw err;
-        }
-      },
-      partial: batch.partial,
-    };
+    return this.#batchedSendOp('sendBatch', list.count, tryForm, (next) => this.#writePacked(list, next, at));
   }
 
   /** Copies list[next[0]..] into the ring while there is room (native ringPut) and publishes them together. */

@@ -402,6 +402,28 @@ describe('batches against their own edge cases', () => {
   });
 });
 
+/** Runs `body` with a new POSIX queue of `options`, closed and removed after. */
+async function withPosix(options: { maxMessages: number; maxMessageSize: number }, body: (q: PosixMessageQueue) => unknown): Promise<void> {
+  const name = objects.name();
+  const q = PosixMessageQueue.create(name, options);
+  try {
+    await body(q);
+  } finally {
+    q.close();
+    PosixMessageQueue.unlink(name);
+  }
+}
+
+/** Runs `body` with a new System V queue, removed after. */
+async function withSysv(body: (q: SysvMessageQueue) => unknown): Promise<void> {
+  const q = SysvMessageQueue.create(objects.key());
+  try {
+    await body(q);
+  } finally {
+    q.remove();
+  }
+}
+
 /** The messages of `batch` as strings. */
 const strings = (batch: MessageBatch): string[] => [...batch].map(String);
 /** A batch holding `list`, with room for `bytes` bytes and `messages` messages. */
@@ -412,10 +434,7 @@ function batchOf(list: readonly (string | Uint8Array)[], bytes = 4096, messages 
 }
 
 describe('packed batches (MessageBatch) on queues', () => {
-  it('POSIX: sendBatch sends a batch at one priority, receiveBatch takes what is queued, highest priority first, with priorities', () => {
-    const name = objects.name();
-    const q = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: 64 });
-    try {
+  it('POSIX: sendBatch sends a batch at one priority, receiveBatch takes what is queued, highest priority first, with priorities', () => withPosix({ maxMessages: 10, maxMessageSize: 64 }, async (q) => {
       assert.equal(q.sendBatchSync(batchOf(['a', '', 'ccc'])), 3);
       assert.equal(q.trySendBatch(batchOf(['urgent']), { priority: 9 }), 1);
       assert.equal(q.trySendBatch(batchOf([])), 0);
@@ -436,16 +455,9 @@ describe('packed batches (MessageBatch) on queues', () => {
       assert.deepEqual(strings(three), ['w0', 'w1', 'w2']);
       assert.equal(q.tryReceiveBatch(three), 2);
       assert.deepEqual(strings(three), ['w3', 'w4']);
-    } finally {
-      q.close();
-      PosixMessageQueue.unlink(name);
-    }
-  });
+  }));
 
-  it('POSIX: receiveBatch takes a message only while maxMessageSize bytes of room are left, as mq_receive demands', () => {
-    const name = objects.name();
-    const q = PosixMessageQueue.create(name, { maxMessages: 10, maxMessageSize: 64 });
-    try {
+  it('POSIX: receiveBatch takes a message only while maxMessageSize bytes of room are left, as mq_receive demands', () => withPosix({ maxMessages: 10, maxMessageSize: 64 }, async (q) => {
       q.sendManySync(['0123456789', 'abcdefghij', 'ABCDEFGHIJ']);
       // 80 bytes: after two of 10, 60 are left, fewer than 64.
       const small = new MessageBatch({ bytes: 80 });
@@ -461,16 +473,9 @@ describe('packed batches (MessageBatch) on queues', () => {
       assert.equal(exact.at(0).toString(), 'x'.repeat(64));
       assert.equal(q.receiveBatchSync(exact), 1);
       assert.equal(exact.at(0).toString(), 'y');
-    } finally {
-      q.close();
-      PosixMessageQueue.unlink(name);
-    }
-  });
+  }));
 
-  it('POSIX: refuses a batch smaller than a message, bad priorities, a message too long and changed lengths, sending nothing', async () => {
-    const name = objects.name();
-    const q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 16 });
-    try {
+  it('POSIX: refuses a batch smaller than a message, bad priorities, a message too long and changed lengths, sending nothing', () => withPosix({ maxMessages: 4, maxMessageSize: 16 }, async (q) => {
       throwsWith(() => q.tryReceiveBatch(new MessageBatch({ bytes: 15 })), 'ERR_IPC_INVALID_ARGUMENT', /at least 16 bytes/);
       const into = new MessageBatch({ bytes: 64, messages: 4 });
       throwsWith(() => q.tryReceiveBatch(into, { priorities: new Uint32Array(3) }), 'ERR_IPC_INVALID_ARGUMENT', /at least 4 elements/);
@@ -484,11 +489,7 @@ describe('packed batches (MessageBatch) on queues', () => {
       throwsWith(() => q.trySendBatch(changed), 'ERR_IPC_INVALID_ARGUMENT', /lengths of this MessageBatch add up to 5 bytes, not the 4/);
       await rejectsWith(() => q.sendBatch(batchOf(['a']), { priority: 40000 }), 'ERR_IPC_INVALID_ARGUMENT', /priority/);
       assert.equal(q.attributes().messages, 0);
-    } finally {
-      q.close();
-      PosixMessageQueue.unlink(name);
-    }
-  });
+  }));
 
   it('POSIX async: receiveBatch waits for the first, a timeout leaves the batch empty and free, close rejects, a batch is in one call at a time', async () => {
     const name = objects.name();
@@ -559,10 +560,7 @@ describe('packed batches (MessageBatch) on queues', () => {
     }
   });
 
-  it('System V: every size lands intact, each over the tail of the one before it, with its type; a selector picks', () => {
-    const key = objects.key();
-    const q = SysvMessageQueue.create(key);
-    try {
+  it('System V: every size lands intact, each over the tail of the one before it, with its type; a selector picks', () => withSysv(async (q) => {
       // Sizes around the 8 bytes msgrcv writes before a payload, so both the first-message path and the early landing are used.
       const sizes = [0, 1, 7, 8, 9, 15, 16, 17, 0, 3, 100, 1, 0, 24];
       const sent = sizes.map((n, i) => Buffer.alloc(n, 0x41 + i));
@@ -582,15 +580,9 @@ describe('packed batches (MessageBatch) on queues', () => {
       assert.equal(q.tryReceiveBatch(into, { type: -3, types }), 3);
       assert.deepEqual([strings(into), [...types.subarray(0, 3)]], [['a1', 'c1', 'c2'], [1, 3, 3]]);
       assert.equal(q.tryReceiveBatch(into), 0);
-    } finally {
-      q.remove();
-    }
-  });
+  }));
 
-  it('System V: a message larger than the room left stays queued for the next batch', () => {
-    const key = objects.key();
-    const q = SysvMessageQueue.create(key);
-    try {
+  it('System V: a message larger than the room left stays queued for the next batch', () => withSysv(async (q) => {
       const into = new MessageBatch({ bytes: q.maxMessageSize + 100 });
       const a = Buffer.alloc(q.maxMessageSize - 50, 1);
       const b = Buffer.alloc(200, 2);
@@ -604,10 +596,7 @@ describe('packed batches (MessageBatch) on queues', () => {
       throwsWith(() => q.tryReceiveBatch(into, { types: new Uint32Array(1024) as unknown as Float64Array }), 'ERR_IPC_INVALID_ARGUMENT',
         /types must be a Float64Array/);
       throwsWith(() => q.sendBatchSync(0, batchOf(['x'])), 'ERR_IPC_INVALID_ARGUMENT', /type/);
-    } finally {
-      q.remove();
-    }
-  });
+  }));
 
   it('System V async: a waiter thread waits for the first message, the rest are taken at once; a sendBatch waits for room', async () => {
     const key = objects.key();
@@ -655,10 +644,7 @@ function detach(buffer: ArrayBufferLike): void {
 }
 
 describe('packed batches against a careless or hostile caller', () => {
-  it('a System V batch far larger than a message receives its first one without a scratch of the batch\'s size', () => {
-    const key = objects.key();
-    const q = SysvMessageQueue.create(key);
-    try {
+  it('a System V batch far larger than a message receives its first one without a scratch of the batch\'s size', () => withSysv(async (q) => {
       // 256 MiB of batch, never touched: its pages stay unmapped until written.
       const big = new MessageBatch({ bytes: 256 * 1024 * 1024, messages: 4 });
       q.sendSync(1, 'x');
@@ -667,10 +653,7 @@ describe('packed batches against a careless or hostile caller', () => {
       const grown = process.memoryUsage().rss - before;
       assert.ok(grown < 64 * 1024 * 1024, `receiving one byte grew the process by ${grown} bytes`);
       assert.equal(big.at(0).toString(), 'x');
-    } finally {
-      q.remove();
-    }
-  });
+  }));
 
   it('a batch whose memory goes while an async receive waits fails it with ERR_IPC_INVALID_ARGUMENT, and the message stays (both families)', async () => {
     const key = objects.key();
@@ -719,18 +702,11 @@ describe('packed batches against a careless or hostile caller', () => {
     }
   });
 
-  it('an object that only has a MessageBatch\'s prototype is refused as one', () => {
-    const name = objects.name();
-    const q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 64 });
-    try {
+  it('an object that only has a MessageBatch\'s prototype is refused as one', () => withPosix({ maxMessages: 4, maxMessageSize: 64 }, async (q) => {
       const fake = Object.create(MessageBatch.prototype) as MessageBatch;
       throwsWith(() => q.tryReceiveBatch(fake), 'ERR_IPC_INVALID_ARGUMENT', /batch must be a MessageBatch/);
       throwsWith(() => q.sendBatchSync(fake), 'ERR_IPC_INVALID_ARGUMENT', /batch must be a MessageBatch/);
-    } finally {
-      q.close();
-      PosixMessageQueue.unlink(name);
-    }
-  });
+  }));
 
   it('an async batch\'s retries spin from an allowance of one budget plus one per message that went, never more', () => {
     const next = new Uint32Array(1);
