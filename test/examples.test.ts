@@ -178,6 +178,19 @@ describe('examples/channel', () => {
   });
 });
 
+describe('examples/channel: packed batches', () => {
+  it('a producer sends binary records in MessageBatches; the consumer receives them into one batch, in order, and totals them', { timeout: 30_000 }, async () => {
+    const name = objects.shmName('ex-batches');
+    const consumer = startExample('examples/channel/batch-consumer.js', [name, '100000']);
+    const c = await consumer.exited;
+    const report = JSON.stringify(c);
+    assert.deepEqual([c.code, c.stderr], [0, ''], report);
+    assert.match(c.stdout[0]!, new RegExp(`^consumer ${consumer.child.pid}: 100000 records from producer \\d+, in order \\(100001 messages sent, 100001 received\\)$`), report);
+    assert.deepEqual(c.stdout.slice(1), [`consumer ${consumer.child.pid}: total 14999850000`], report);
+    assert.equal(existsSync(`/dev/shm${name}`), false, 'the consumer removed the channel');
+  });
+});
+
 describe('examples/channel, stopped', () => {
   it('the consumer waits on the channel and on SIGTERM with one Poller: SIGTERM stops it, and it removes the channel', { timeout: 20_000 }, async () => {
     const name = objects.shmName('example');

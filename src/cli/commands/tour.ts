@@ -1068,7 +1068,8 @@ process.stdout.write('sent\\n');`, [name]);
         'a busy machine each message may have to wake a sleeper instead (tens of microseconds); with one CPU\n' +
         '(taskset -c 0) an awaited receive also wakes through the event loop (a doorbell the other side\n' +
         'rings, which is also how select and a Poller watch a channel), and the sync calls (sendSync,\n' +
-        'receiveSync) are the faster choice.\n' +
+        'receiveSync) are the faster choice. Many small messages go fastest in a MessageBatch\n' +
+        '(sendBatch, receiveBatch): one call copies them all into or out of the ring.\n' +
         'Every variant, beside C and Node\'s own: ipckit bench channel.');
     }
     for (const each of [ping, pong]) Channel.unlink(each);
