@@ -224,7 +224,7 @@ export interface Unframed {
   slow: boolean;
 }
 
-/** Where native unframe says where it stopped: [end of the messages placed, end of the frames taken, next frame's length or -1]. */
+/** What native unframe reports: [end of the messages placed, end of the frames taken, the next frame's length or -1]. */
 const unframed = new Float64Array(3);
 /**
  * The most one read of a packed receive asks for: a batch with more room
