@@ -311,6 +311,9 @@ c.close(); s.close(); os.unlink(sys.argv[1])
     const server = await listening([`unix:${socketPath('many')}`, '--json']);
     const baseline = fdsOf(server.pid).length;
     const senders = await all(['a', 'b', 'c', 'd'].map((text) => () => ok(['socket', 'send', server.address, text])));
+    // A sender is done once its message is in the socket's buffer, maybe before the listener has
+    // accepted its connection: wait for the four lines before counting descriptors or stopping it.
+    await printedLines(server, 4);
     // Each connection's descriptor (and its peer's pidfd) goes once its peer has closed.
     await waitUntil(`the listener is back to its ${baseline} descriptors: ${fdsOf(server.pid).join(' ')}`, () => fdsOf(server.pid).length === baseline);
     server.child.kill('SIGINT');
@@ -620,6 +623,7 @@ sys.stdin.read()
     silent.child.stdin!.end();
     assert.deepEqual((await silent.done).stdout, 'ready\nanyone?\n');
     rmSync(file);
+    await udp.stdout.until(/^anyone\?\n/); // The sender timed out; the datagram may still be unread.
     udp.child.kill('SIGTERM');
     assert.deepEqual((await udp.done).stdout, 'anyone?\n');
 
