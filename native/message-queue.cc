@@ -19,6 +19,7 @@
 
 #include "common.h"
 #include "jobs.h"
+#include "packed.h"
 #include "spin.h"
 #include "v8-bridge.h"
 #include "wake.h"
@@ -189,39 +190,6 @@ static Napi::Value MqReceiveMany(const Napi::CallbackInfo& info) {
   }
   if (got == 0) return Errno(info.Env(), ERANGE);
   return Napi::Number::New(info.Env(), got);
-}
-
-// The state a packed receive (mqReceiveBatch, msgRcvBatch) works on: the
-// batch's buffer and lengths, and io = [count, size, ...] of the batch,
-// which the call advances past each message it places.
-struct PackedReceive {
-  Bytes data;
-  uint32_t* lengths;
-  size_t slots;
-  size_t count;
-  size_t size;
-  bool Valid() const { return count <= slots && size <= data.length; }
-  // A message of `length` bytes is in place at data[size..].
-  void Placed(size_t length) {
-    lengths[count++] = static_cast<uint32_t>(length);
-    size += length;
-  }
-  // The call's result, io[0] and io[1] advanced: how many it placed, or -ERANGE when there was no room for one.
-  Napi::Value Result(Napi::Env env, Napi::Float64Array& io, int placed) const {
-    io[0] = static_cast<double>(count);
-    io[1] = static_cast<double>(size);
-    return placed == 0 ? Errno(env, ERANGE) : Napi::Number::New(env, placed);
-  }
-};
-
-static PackedReceive ReceiveState(const Napi::CallbackInfo& info, const Napi::Float64Array& io) {
-  auto lengths = info[2].As<Napi::Uint32Array>();
-  PackedReceive r{ArgBytes(info, 1), lengths.Data(), lengths.ElementLength(), 0, 0};
-  double count = io[0], size = io[1];
-  // Out of range: an invalid batch (Valid() says so), never a read or write past it.
-  r.count = count >= 0 && count <= static_cast<double>(r.slots) ? static_cast<size_t>(count) : r.slots + 1;
-  r.size = size >= 0 && size <= static_cast<double>(r.data.length) ? static_cast<size_t>(size) : r.data.length + 1;
-  return r;
 }
 
 // mqReceiveBatch(fd, data, lengths: Uint32Array, io: Float64Array(3), timeoutMs, spinUs[, priorities: Uint32Array])

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common.h"
+#include "packed.h"
 #include "spin.h"
 
 #ifndef SO_PEERPIDFD
@@ -557,6 +558,147 @@ Napi::Value RecvMmsg(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r);
 }
 
+
+// Why recvPackets stopped (io[3]); io[4] says more where noted.
+enum PacketStop {
+  kPacketsDone = 0,      // the batch's slots are full, or nothing more is queued now
+  kPacketTooLarge = 1,   // a message of io[4] bytes, over the maximum, was taken and discarded
+  kPacketCut = 2,        // a message's descriptors were cut (MSG_CTRUNC): taken and discarded
+  kPacketEmpty = 3,      // a message of no bytes and no descriptors was taken, not placed: an empty message, or the end
+  kPacketNoRoom = 4,     // the next message, io[4] bytes, is larger than the room left: it stays queued
+  kPacketFailed = 5,     // recvmsg failed with errno io[4]
+  kPacketLost = 6,       // a message of io[4] bytes was longer than the room it was given (another reader took messages)
+};
+
+// One recvmsg of the next message into [at, at + length), MSG_TRUNC (its
+// full length is returned), never blocking. Every descriptor it brought is
+// closed: a batch has no place for them. `fds` says how many came, `cut`
+// whether the kernel cut them (MSG_CTRUNC).
+int TakePacket(int fd, uint8_t* at, size_t length, int* fds, bool* cut) {
+  iovec iov{at, length};
+  alignas(cmsghdr) char control[kRightsSpace + CMSG_SPACE(sizeof(ucred))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  *fds = 0;
+  *cut = (msg.msg_flags & MSG_CTRUNC) != 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const int* in = reinterpret_cast<const int*>(CMSG_DATA(c));
+    for (size_t i = 0; i < count; i++) {
+      int got;
+      memcpy(&got, in + i, sizeof got);
+      close(got);
+      (*fds)++;
+    }
+  }
+  return static_cast<int>(n > INT_MAX ? INT_MAX : n);
+}
+
+// recvPackets(fd, data, lengths: Uint32Array, io: Float64Array(5), spinUs)
+//   -> messages placed (>= 0), or -EINVAL for a batch out of range.
+// Receives seqpacket messages straight into a packed batch: io[0] messages
+// of io[1] bytes are in it already; message i goes to data[io[1]..], its
+// length to lengths[io[0]], and io[0], io[1] advance. None is longer than
+// io[2] (maxMessageSize). The call stops when the slots are full, when
+// nothing more is queued, or at a message it does not place, and says why
+// in io[3] (PacketStop) and io[4]. Only the first receive waits, spinning
+// up to spinUs; none blocks.
+//
+// A message must never meet less room than its length (the kernel would
+// cut it), and FIONREAD on seqpacket counts the bytes of every message
+// queued: while what it counted fits in the room left, the next message
+// fits too and is received at once; otherwise its length is peeked first
+// (MSG_PEEK | MSG_TRUNC), one more system call (as for an empty message,
+// which FIONREAD does not count). Messages are counted from the front of
+// the queue, so this holds unless another process receives from the same
+// socket meanwhile (kPacketLost then says so).
+Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgInt(info, 0);
+  auto io = info[3].As<Napi::Float64Array>();
+  if (io.ElementLength() < 5) return Errno(env, EINVAL);
+  PackedReceive batch = ReceiveState(info, io);
+  if (!batch.Valid()) return Errno(env, EINVAL);
+  const double max = io[2];
+  double spin_us = ArgDouble(info, 4);
+  int placed = 0;
+  PacketStop why = kPacketsDone;
+  double detail = 0;
+  int64_t counted = 0;  // bytes of the messages FIONREAD counted that are still queued
+  auto peek = [&] {
+    iovec iov{nullptr, 0};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    ssize_t n;
+    do n = recvmsg(fd, &msg, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
+  };
+  while (batch.count < batch.slots) {
+    size_t room = batch.data.length - batch.size;
+    if (counted <= 0) {
+      int queued = 0;
+      counted = ioctl(fd, FIONREAD, &queued) == 0 && queued > 0 ? queued : 0;
+    }
+    size_t length = room;
+    if (counted <= 0 || static_cast<size_t>(counted) > room) {
+      int next = Spin(placed == 0 ? spin_us : 0, EAGAIN, peek);
+      if (next == -EAGAIN) break;
+      if (next < 0) {
+        why = kPacketFailed;
+        detail = -next;
+        break;
+      }
+      if (next <= max && static_cast<size_t>(next) > room) {
+        why = kPacketNoRoom;
+        detail = next;
+        break;
+      }
+      // One over the maximum is taken into no room at all, and discarded.
+      length = next <= max ? static_cast<size_t>(next) : 0;
+    }
+    int fds = 0;
+    bool cut = false;
+    int n = TakePacket(fd, batch.data.data + batch.size, length, &fds, &cut);
+    if (n == -EAGAIN) break;
+    if (n < 0) {
+      why = kPacketFailed;
+      detail = -n;
+      break;
+    }
+    counted -= n;
+    if (cut) {
+      why = kPacketCut;
+      break;
+    }
+    if (n > max || static_cast<size_t>(n) > length) {
+      why = n > max ? kPacketTooLarge : kPacketLost;
+      detail = n;
+      break;
+    }
+    if (n == 0 && fds == 0) {
+      why = kPacketEmpty;
+      break;
+    }
+    batch.Placed(static_cast<size_t>(n));
+    placed++;
+  }
+  io[0] = static_cast<double>(batch.count);
+  io[1] = static_cast<double>(batch.size);
+  io[3] = why;
+  io[4] = detail;
+  return Napi::Number::New(env, placed);
+}
+
 }  // namespace
 
 void InitSocket(Napi::Env env, Napi::Object exports) {
@@ -566,7 +708,7 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
       {"bind", Bind}, {"connect", Connect}, {"listen", Listen}, {"accept", Accept}, {"socketName", SocketName},
       {"getSockOpt", GetSockOpt}, {"setSockOpt", SetSockOpt}, {"peerCredentials", PeerCredentials},
       {"peerPidfd", PeerPidfd}, {"queuedBytes", QueuedBytes}, {"shutdown", Shutdown}, {"sendMsg", SendMsg}, {"sendParts", SendParts}, {"recvMsg", RecvMsg},
-      {"sendMmsg", SendMmsg}, {"recvMmsg", RecvMmsg},
+      {"sendMmsg", SendMmsg}, {"recvMmsg", RecvMmsg}, {"recvPackets", RecvPackets},
   });
   Napi::Object c = Napi::Object::New(env);
   c.Set("AF_UNIX", static_cast<double>(AF_UNIX));

@@ -17,7 +17,7 @@ import {
   Held, ITERATION_BATCH, type Packed, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, batchedIteration, checkMax,
   decodeBatch, encodeBatch, packed,
 } from './internal/batch.js';
-import { type MessageBatch, batchGone, batchTooSmall, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
+import { type MessageBatch, batchTooSmall, checkBatchIntact, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
 import { Handle, OwnedFd, createOrOpen } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
@@ -1625,7 +1625,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   /** The messages in the ring now into `batch`, as far as they fit (native ringTake), their space given back together. */
   #readPacked(batch: MessageBatch): void {
     // A batch whose memory went would look like an empty ring to the native call (no slot, no room): say so instead.
-    if (batch.data.length === 0 || batch.lengths.length === 0) throw batchGone(this.address);
+    checkBatchIntact(batch, 1, this.address);
     this.releaseView();
     const io = this.#takeIo;
     io[0] = this.#head;

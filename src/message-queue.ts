@@ -29,7 +29,7 @@ import {
   BATCH_SLAB, type GatherList, Held, MAX_BATCH, type Packed, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend,
   checkMax, decodeBatch, encodeBatch, gatherCount, gatherView, packed,
 } from './internal/batch.js';
-import { type MessageBatch, batchGone, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
+import { type MessageBatch, batchGone, checkBatchIntact, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
 import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
@@ -203,11 +203,6 @@ function checkSlots<A extends Uint32Array | Float64Array>(value: unknown, name: 
     throw invalidArgument(name, value, `a ${kind.name} of at least ${batch.lengths.length} elements (one per slot of the batch)`);
   }
   return value;
-}
-
-/** Refuses a batch whose memory went (see {@link batchGone}) before a receive writes into it. */
-function checkBatchIntact(batch: MessageBatch, size: number, address: string): void {
-  if (batch.data.length < size || batch.lengths.length === 0) throw batchGone(address);
 }
 
 /** The error of a send whose packed batch the native call refused: its memory went, or its lengths were changed, meanwhile. */

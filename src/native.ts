@@ -298,6 +298,12 @@ export interface NativeBinding {
    * io[1 + 4i..4 + 4i] = [length, msg_flags, descriptors, address length].
    */
   recvMmsg(fd: number, scratch: Uint8Array, slot: number, io: Uint32Array, from: Uint8Array, fdsOut: Int32Array, spinUs: number): number;
+  /**
+   * Seqpacket messages straight into a packed batch: io = [count, size,
+   * maxMessageSize] in, [count, size, -, why (PACKET_STOP), detail] out;
+   * the messages placed, or -EINVAL for a batch out of range.
+   */
+  recvPackets(fd: number, data: Uint8Array, lengths: Uint32Array, io: Float64Array, spinUs: number): number;
   /** meta = [msg_flags, descriptors received into fdsOut, address length]. */
   recvMsg(fd: number, buffer: Uint8Array, offset: number, length: number, fdsOut: Int32Array, from: Uint8Array | null,
     meta: Int32Array, flags: number, spinUs: number): number;

@@ -25,7 +25,7 @@ import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
   decodeBatch, encodeBatch, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, packedArgs, spread,
 } from './internal/batch.js';
-import { type MessageBatch, batchTooSmall, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
+import { type MessageBatch, batchTooSmall, checkBatchIntact, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
 import { Handle } from './internal/handle.js';
 import { describeSetting, descriptorError } from './internal/limits.js';
 import { DONE, type Operation, ReadinessLane, run, runSync, tryRun } from './internal/operation.js';
@@ -656,6 +656,8 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
   #receiveBatchOp(batch: unknown): Operation<number | null> {
     const b = checkMessageBatch(batch);
     return this.stepOf((spin) => {
+      // (A batch transferred while its call waited has no room, and would wait for ever.)
+      checkBatchIntact(b, 1, this.address);
       b.clear();
       // Messages held (taken, their codec refused one) come first; then those still in the stream.
       if (this.#held.size > 0 && !this.#fillFromHeld(b)) return b.count;

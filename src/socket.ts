@@ -31,7 +31,7 @@ import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
   decodeBatch, encodeBatch, gatherBytes, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, packedArgs, spread,
 } from './internal/batch.js';
-import { type MessageBatch, batchTooSmall, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
+import { type MessageBatch, batchGone, batchTooSmall, checkBatchIntact, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
 import { Handle, OwnedFd } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
@@ -93,6 +93,8 @@ const SLAB_SIZE = 256 * 1024;
 const SLAB_MIN_FREE = 64 * 1024;
 /** Datagrams up to this size are received in one call; larger limits ask the kernel for the size first. */
 const DATAGRAM_SCRATCH = 256 * 1024;
+/** Why native recvPackets stopped (native/socket.cc, PacketStop). */
+const PACKET_STOP = { done: 0, tooLarge: 1, cut: 2, empty: 3, noRoom: 4, failed: 5, lost: 6 } as const;
 
 /** What a peer is, as the kernel saw it when the connection was made (Unix sockets). */
 export interface PeerCredentials {
@@ -1539,11 +1541,15 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   #receiveBatchOp(batch: unknown): Operation<number> {
     const b = checkMessageBatch(batch);
     return this.stepOf(C.POLLIN, (spin) => {
+      // (A batch transferred while its call waited has no room, and would wait for ever.)
+      checkBatchIntact(b, 1, this.address);
       b.clear();
       if (this.#held.size > 0 && !this.#batchFromHeld(b)) return this.#batchTaken(b);
       const wait = b.count > 0 ? 0 : spin;
       // (A failure the fast path met after messages is held: it comes next, alone.)
-      if ((!this.#framed || this.#framesIntoBatch(b, wait)) && this.#held.size === 0) this.#messagesIntoBatch(b, b.count > 0 ? 0 : wait);
+      if (!this.#framed) {
+        if (this.#held.size === 0) this.#packetsIntoBatch(b, wait);
+      } else if (this.#framesIntoBatch(b, wait) && this.#held.size === 0) this.#messagesIntoBatch(b, b.count > 0 ? 0 : wait);
       return this.#batchTaken(b);
     });
   }
@@ -1619,6 +1625,62 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     if (n === null) this.#batchEnded = true;
     return 0;
   };
+
+  /**
+   * Seqpacket messages into `batch`, after what it holds, straight into its
+   * buffer (native recvPackets), while they fit; one that does not stays
+   * queued, and one larger than the whole batch is an error when it comes
+   * first. Descriptors that came with them are closed. A failure after the
+   * first message is held, and the next call reports it.
+   */
+  #packetsIntoBatch(batch: MessageBatch, spin: number): void {
+    const io = this.#packetIo;
+    const address = this.address;
+    for (;;) {
+      io[0] = batch.count;
+      io[1] = batch.size;
+      io[2] = this.#settings.maxMessageSize;
+      const placed = native.recvPackets(this.rawFd, batch.data, batch.lengths, io, batch.count > 0 ? 0 : spin);
+      if (placed < 0) throw batchGone(address);
+      batch.place(io[0]!, io[1]!);
+      const detail = io[4]!;
+      let failure: IpcError;
+      switch (io[3]) {
+        case PACKET_STOP.done:
+          return;
+        case PACKET_STOP.noRoom:
+          if (batch.count === 0) throw batchTooSmall(address, detail, batch);
+          return;
+        case PACKET_STOP.empty:
+          // Zero bytes are the end only once the peer is gone and nothing else is queued (see #nextPacket).
+          if (!this.#peerGone() || native.queuedBytes(this.rawFd) > 0) {
+            batch.lengths[batch.count] = 0;
+            batch.place(batch.count + 1, batch.size);
+            continue;
+          }
+          failure = this.#peerClosed();
+          break;
+        case PACKET_STOP.tooLarge:
+          failure = this.#arrivedTooLarge(detail);
+          break;
+        case PACKET_STOP.cut:
+          failure = truncatedError(address);
+          break;
+        case PACKET_STOP.lost:
+          failure = new IpcError('ERR_IPC_TRUNCATED', `A ${detail}-byte message on ${address} was cut and lost: another process ` +
+            'received from this socket while a batch was being filled. Give each socket one receiver.', { address });
+          break;
+        default:
+          failure = -detail === E.ECONNRESET ? this.#peerClosed() : systemError(-detail, 'receive', address);
+      }
+      if (batch.count === 0) throw failure;
+      this.#held.keep([failure]);
+      return;
+    }
+  }
+
+  /** io of native recvPackets: [count, size, maxMessageSize, why, detail]. */
+  readonly #packetIo = new Float64Array(5);
 
   /**
    * Messages into `batch` one at a time, after what it holds, as
@@ -1871,11 +1933,16 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     if (n === 0 && fds.length === 0 && this.#peerGone() && native.queuedBytes(this.rawFd) <= 0) throw this.#peerClosed();
     if (n > max || n > buffer.length) {
       for (const fd of fds) native.close(fd);
-      throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${n}-byte message arrived on ${this.address}, more than maxMessageSize ${max}; ` +
-        'it was discarded. Raise maxMessageSize if the sender is trusted.', { address: this.address });
+      throw this.#arrivedTooLarge(n);
     }
     // (copy: false — a view of the scratch buffer, valid until the next receive: for a caller that copies it at once.)
     return { data: buffer === this.#scratch && copy ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n), fds };
+  }
+
+  /** A message of `n` bytes, over maxMessageSize, arrived and was discarded. */
+  #arrivedTooLarge(n: number): IpcError {
+    return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${n}-byte message arrived on ${this.address}, more than maxMessageSize ` +
+      `${this.#settings.maxMessageSize}; it was discarded. Raise maxMessageSize if the sender is trusted.`, { address: this.address });
   }
 
   /** Whether the peer has shut down its side (a zero-length read is then the end, not an empty message). */

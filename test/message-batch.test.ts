@@ -655,6 +655,73 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
     }
   });
 
+  it('seqpacket: empty messages among the others, however many; the end is the peer\'s close after the last', () => {
+    const [a, b] = socketPair({ type: 'seqpacket' });
+    try {
+      const sent = ['', '', 'x', '', 'yz', '', ''];
+      assert.equal(a.sendBatchSync(batchOf(sent)), sent.length);
+      const batch = new MessageBatch({ bytes: 64 });
+      assert.equal(b.receiveBatchSync(batch), sent.length);
+      assert.deepEqual(texts(batch), sent);
+      assert.deepEqual(Array.from(batch.lengths.subarray(0, batch.count)), [0, 0, 1, 0, 2, 0, 0]);
+      assert.equal(b.tryReceiveBatch(batch), 0);
+      a.sendBatchSync(batchOf(['', 'last']));
+      a.close();
+      assert.equal(b.receiveBatchSync(batch), 2);
+      assert.deepEqual(texts(batch), ['', 'last']);
+      throwsWith(() => b.receiveBatchSync(batch), 'ERR_IPC_PEER_CLOSED');
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('seqpacket: a message over maxMessageSize after others: they come, then the error, then what followed it', async () => {
+    const [a, b] = socketPair({ type: 'seqpacket', maxMessageSize: 8 });
+    const before = openFds().length;
+    try {
+      a.sendSync('first');
+      await a.sendFds([0], 'x'.repeat(20));
+      a.sendSync('after');
+      const batch = new MessageBatch({ bytes: 1024 });
+      assert.equal(b.receiveBatchSync(batch), 1);
+      assert.deepEqual(texts(batch), ['first']);
+      throwsWith(() => b.receiveBatchSync(batch), 'ERR_IPC_MESSAGE_TOO_LARGE', /A 20-byte message arrived on .*more than maxMessageSize 8; it was discarded/);
+      assert.equal(await b.receiveBatch(batch), 1);
+      assert.deepEqual(texts(batch), ['after']);
+      assert.equal(openFds().length, before, 'the descriptor of the discarded message was closed');
+      // First in a call: thrown at once.
+      a.sendSync('y'.repeat(9));
+      throwsWith(() => b.tryReceiveBatch(batch), 'ERR_IPC_MESSAGE_TOO_LARGE', /A 9-byte message/);
+      assert.equal(b.tryReceiveBatch(batch), 0);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  for (const kind of ['pipe', 'stream', 'seqpacket'] as const) {
+    it(`${kind}: a batch transferred while its receive waits fails it with ERR_IPC_INVALID_ARGUMENT; the message stays for the next`, async () => {
+      const [a, b] = kind === 'pipe' ? (({ writeEnd, readEnd }) => [writeEnd, readEnd] as const)(pipe()) : socketPair({ type: kind });
+      try {
+        for (const part of ['lengths', 'data'] as const) {
+          const into = new MessageBatch({ bytes: 4096 });
+          const waiting = b.receiveBatch(into);
+          assert.ok(await stillPending(waiting, 20));
+          structuredClone(into[part].buffer, { transfer: [into[part].buffer as ArrayBuffer] });
+          a.sendSync(`after ${part}`);
+          await rejectsWith(() => waiting, 'ERR_IPC_INVALID_ARGUMENT', /lost its memory/);
+          const other = new MessageBatch({ bytes: 4096 });
+          assert.equal(b.receiveBatchSync(other, { timeout: 5_000 }), 1);
+          assert.deepEqual(texts(other), [`after ${part}`]);
+        }
+      } finally {
+        a.close();
+        b.close();
+      }
+    });
+  }
+
   it('refuses what is not a MessageBatch before sending or receiving anything; batches are not for request mode', async () => {
     const [a, b] = socketPair({ type: 'stream' });
     try {

@@ -195,6 +195,16 @@ export function batchGone(address: string): IpcError {
   { address });
 }
 
+/**
+ * Refuses, with {@link batchGone}, a batch whose memory went, before a
+ * receive writes into it: one with no slot or fewer than `size` bytes of
+ * room (what the receive needs for one message) would otherwise look like
+ * a batch with no room, and its receive would wait for ever.
+ */
+export function checkBatchIntact(batch: MessageBatch, size: number, address: string): void {
+  if (batch.data.length < size || batch.lengths.length === 0) throw batchGone(address);
+}
+
 /** A message longer than the whole of `batch`: it stays where it is, and this error says so. */
 export function batchTooSmall(address: string, length: number, batch: MessageBatch): IpcError {
   return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `The next message on ${address} is ${length} bytes, more than the ` +
