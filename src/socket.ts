@@ -835,9 +835,10 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    * Receives messages into `batch` (a {@link MessageBatch} of yours, reused
    * from call to call): clears it, waits as {@link receive} does for the
    * first message, then takes every message already there that fits, up to
-   * the batch's room in messages and bytes. On a stream, reads land in the
-   * batch's own buffer and are unframed there by one native call: nothing
-   * is allocated, and no JavaScript runs, per message. The bytes are raw
+   * the batch's room in messages and bytes. Messages land in the batch's
+   * own buffer (on a stream, reads unframed there; on seqpacket, one
+   * `recvmsg` each, all in one native call): nothing is allocated, and no
+   * JavaScript runs, per message. The bytes are raw
    * (the codec is not applied), and a batch has no place for descriptors:
    * any that came with its messages are closed, as `read` closes them.
    * Resolves to how many messages the batch holds (at least one).
