@@ -42,6 +42,33 @@ constexpr int kMaxFds = 253;
 // Room for a control message carrying that many.
 constexpr size_t kRightsSpace = CMSG_SPACE(sizeof(int) * kMaxFds);
 
+#ifndef SCM_PIDFD
+#define SCM_PIDFD 0x04  // Linux 6.5: a pidfd of the sender, with SO_PASSPIDFD set on the receiving socket
+#endif
+
+// Room for what may come with a received message: the most descriptors,
+// credentials (SO_PASSCRED) and a pidfd (SO_PASSPIDFD), either of which
+// whoever else holds the socket may have turned on.
+constexpr size_t kReceiveControl = kRightsSpace + CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int));
+
+// Walks the control messages of a received message: each descriptor of
+// SCM_RIGHTS is handed to `take(fd)`, which keeps it or closes it. A pidfd
+// (SCM_PIDFD) is closed at once: ipckit never asks for one.
+template <typename F>
+void ReceivedFds(msghdr& msg, const F& take) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || (c->cmsg_type != SCM_RIGHTS && c->cmsg_type != SCM_PIDFD)) continue;
+    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const int* in = reinterpret_cast<const int*>(CMSG_DATA(c));
+    for (size_t i = 0; i < n; i++) {
+      int got;
+      memcpy(&got, in + i, sizeof got);
+      if (c->cmsg_type == SCM_RIGHTS) take(got);
+      else close(got);
+    }
+  }
+}
+
 // Puts the descriptors of `fds` (an Int32Array; anything else: none) in
 // msg's control buffer `control` (kRightsSpace bytes) as SCM_RIGHTS.
 // False when there are more than the kernel passes in one message.
@@ -358,8 +385,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   int flags = ArgInt(info, 7);
   iovec iov{into.data, into.length};
   msghdr msg{};
-  // Room for the most descriptors and for credentials (SO_PASSCRED set on the socket by someone else).
-  alignas(cmsghdr) char control[kRightsSpace + CMSG_SPACE(sizeof(ucred))];
+  alignas(cmsghdr) char control[kReceiveControl];
   sockaddr_storage from{};
   // A peek never takes descriptors: with no room for them, the kernel installs none.
   bool peek = (flags & MSG_PEEK) != 0;
@@ -380,17 +406,10 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   if (r >= 0) {
     bool cut = !peek && (msg.msg_flags & MSG_CTRUNC) != 0;
     if (peek) msg.msg_flags &= ~MSG_CTRUNC;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      const int* in = reinterpret_cast<const int*>(CMSG_DATA(c));
-      for (size_t i = 0; i < n; i++) {
-        int got;
-        memcpy(&got, in + i, sizeof got);
-        if (cut || received >= kMaxFds) close(got);
-        else fds_out[received++] = got;
-      }
-    }
+    ReceivedFds(msg, [&](int got) {
+      if (cut || received >= kMaxFds) close(got);
+      else fds_out[received++] = got;
+    });
     if (cut) {
       for (int i = 0; i < received; i++) close(fds_out[i]);
       received = 0;
@@ -492,7 +511,7 @@ Napi::Value RecvMmsg(const Napi::CallbackInfo& info) {
   auto fds_out = info[5].As<Napi::Int32Array>();
   constexpr size_t kAddr = 128;
   static_assert(sizeof(sockaddr_storage) <= kAddr, "an address slot holds any address");
-  constexpr size_t kControl = kRightsSpace + CMSG_SPACE(sizeof(ucred));
+  constexpr size_t kControl = kReceiveControl;
   size_t want = io[0];
   if (slot == 0) return Errno(env, EINVAL);
   if (scratch.length / slot < want) want = scratch.length / slot;
@@ -534,17 +553,10 @@ Napi::Value RecvMmsg(const Napi::CallbackInfo& info) {
     msghdr& h = msgs[i].msg_hdr;
     bool cut = (h.msg_flags & MSG_CTRUNC) != 0;
     uint32_t received = 0;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      const int* in = reinterpret_cast<const int*>(CMSG_DATA(c));
-      for (size_t k = 0; k < n; k++) {
-        int got;
-        memcpy(&got, in + k, sizeof got);
-        if (cut || received >= static_cast<uint32_t>(kMaxFds)) close(got);
-        else fds_out[filled + received++] = got;
-      }
-    }
+    ReceivedFds(h, [&](int got) {
+      if (cut || received >= static_cast<uint32_t>(kMaxFds)) close(got);
+      else fds_out[filled + received++] = got;
+    });
     if (cut) {
       for (uint32_t k = 0; k < received; k++) close(fds_out[filled + k]);
       received = 0;
@@ -576,7 +588,7 @@ enum PacketStop {
 // whether the kernel cut them (MSG_CTRUNC).
 int TakePacket(int fd, uint8_t* at, size_t length, int* fds, bool* cut) {
   iovec iov{at, length};
-  alignas(cmsghdr) char control[kRightsSpace + CMSG_SPACE(sizeof(ucred))];
+  alignas(cmsghdr) char control[kReceiveControl];
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -588,17 +600,10 @@ int TakePacket(int fd, uint8_t* at, size_t length, int* fds, bool* cut) {
   if (n < 0) return -errno;
   *fds = 0;
   *cut = (msg.msg_flags & MSG_CTRUNC) != 0;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    const int* in = reinterpret_cast<const int*>(CMSG_DATA(c));
-    for (size_t i = 0; i < count; i++) {
-      int got;
-      memcpy(&got, in + i, sizeof got);
-      close(got);
-      (*fds)++;
-    }
-  }
+  ReceivedFds(msg, [&](int got) {
+    close(got);
+    (*fds)++;
+  });
   return static_cast<int>(n > INT_MAX ? INT_MAX : n);
 }
 
@@ -643,6 +648,9 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     while (n < 0 && errno == EINTR);
     return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
   };
+  // A peer that closes with messages of ours unread leaves ECONNRESET, which the next receive reports (and clears)
+  // before the messages it sent that are still queued: taken once, it is looked past.
+  bool reset = false;
   while (batch.count < batch.slots) {
     size_t room = batch.data.length - batch.size;
     if (counted <= 0) {
@@ -652,6 +660,10 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     size_t length = room;
     if (counted <= 0 || static_cast<size_t>(counted) > room) {
       int next = Spin(placed == 0 ? spin_us : 0, EAGAIN, peek);
+      if (next == -ECONNRESET && !reset) {
+        reset = true;
+        continue;
+      }
       if (next == -EAGAIN) break;
       if (next < 0) {
         why = kPacketFailed;
@@ -669,6 +681,10 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     int fds = 0;
     bool cut = false;
     int n = TakePacket(fd, batch.data.data + batch.size, length, &fds, &cut);
+    if (n == -ECONNRESET && !reset) {
+      reset = true;
+      continue;
+    }
     if (n == -EAGAIN) break;
     if (n < 0) {
       why = kPacketFailed;

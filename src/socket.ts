@@ -1921,7 +1921,10 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       const next = native.recvMsg(this.rawFd, PEEK_BUFFER, 0, 0, this.#fdsOut, null, this.#meta, S.MSG_PEEK | S.MSG_TRUNC, 0);
       if (next > buffer.length && next <= max) buffer = Buffer.allocUnsafe(next);
     }
-    const n = native.recvMsg(this.rawFd, buffer, 0, buffer.length, this.#fdsOut, null, this.#meta, S.MSG_TRUNC, spin);
+    let n = native.recvMsg(this.rawFd, buffer, 0, buffer.length, this.#fdsOut, null, this.#meta, S.MSG_TRUNC, spin);
+    // A peer that closed with messages of ours unread leaves ECONNRESET, which one receive reports (and clears)
+    // before the messages it sent that are still queued: those come first, then the end.
+    if (n === E.ECONNRESET) n = native.recvMsg(this.rawFd, buffer, 0, buffer.length, this.#fdsOut, null, this.#meta, S.MSG_TRUNC, 0);
     if (n === E.EAGAIN) return undefined;
     if (n < 0) {
       if (n === E.ECONNRESET) throw this.#peerClosed();

@@ -700,6 +700,61 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
     }
   });
 
+  it('seqpacket: a peer that closes with messages of ours unread: the messages it sent come first (receive, receiveBatch), then the end', () => {
+    for (const form of ['receiveSync', 'receiveBatchSync', 'receiveManySync'] as const) {
+      const [a, b] = socketPair({ type: 'seqpacket' });
+      try {
+        b.sendSync('never read'); // Unread when a closes: the kernel notes ECONNRESET on b.
+        a.sendManySync(['r1', '', 'r3']);
+        a.close();
+        const got: string[] = [];
+        const batch = new MessageBatch({ bytes: 64 });
+        for (;;) {
+          try {
+            if (form === 'receiveSync') got.push(b.receiveSync().data.toString());
+            else if (form === 'receiveManySync') got.push(...b.receiveManySync({ max: 10 }).map((m) => m.data.toString()));
+            else {
+              b.receiveBatchSync(batch);
+              got.push(...texts(batch));
+            }
+          } catch (err) {
+            assert.equal((err as { code?: string }).code, 'ERR_IPC_PEER_CLOSED', `${form}: ${String(err)}`);
+            break;
+          }
+        }
+        assert.deepEqual(got, ['r1', '', 'r3'], form);
+      } finally {
+        a.close();
+        b.close();
+      }
+    }
+  });
+
+  it('stream and seqpacket: a pidfd the kernel adds to each message (SO_PASSPIDFD, set by another holder of the socket) is closed', async (t) => {
+    const SO_PASSPIDFD = 76;
+    for (const type of ['stream', 'seqpacket'] as const) {
+      const [a, b] = socketPair({ type });
+      try {
+        if (native.setSockOpt(b.fd, native.socketConstants.SOL_SOCKET, SO_PASSPIDFD, 1) < 0) return t.skip('SO_PASSPIDFD needs Linux 6.5');
+        const before = openFds().length;
+        a.sendManySync(words(6));
+        await a.sendFds([0], 'with one');
+        assert.equal(b.receiveSync().data.toString(), 'w0');
+        assert.deepEqual(b.receiveManySync({ max: 2 }).map((m) => m.data.toString()), ['w1', 'w2']);
+        const batch = new MessageBatch({ bytes: 64, messages: 3 });
+        assert.equal(b.receiveBatchSync(batch), 3);
+        assert.deepEqual(texts(batch), ['w3', 'w4', 'w5']);
+        const last = b.receiveSync();
+        assert.deepEqual([last.data.toString(), last.fds.length], ['with one', 1], 'the descriptor sent is kept, the pidfd is not');
+        closeSync(last.fds[0]!);
+        assert.equal(openFds().length, before, `${type}: no pidfd left open`);
+      } finally {
+        a.close();
+        b.close();
+      }
+    }
+  });
+
   for (const kind of ['pipe', 'stream', 'seqpacket'] as const) {
     it(`${kind}: a batch transferred while its receive waits fails it with ERR_IPC_INVALID_ARGUMENT; the message stays for the next`, async () => {
       const [a, b] = kind === 'pipe' ? (({ writeEnd, readEnd }) => [writeEnd, readEnd] as const)(pipe()) : socketPair({ type: kind });
