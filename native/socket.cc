@@ -651,6 +651,16 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   // A peer that closes with messages of ours unread leaves ECONNRESET, which the next receive reports (and clears)
   // before the messages it sent that are still queued: taken once, it is looked past.
   bool reset = false;
+  // A peek or receive failed with -errno `r`: true to try again (past a first ECONNRESET); false to stop, with why
+  // and detail said unless nothing is queued now.
+  auto failed = [&](int r) {
+    if (r == -ECONNRESET && !reset) return reset = true;
+    if (r != -EAGAIN) {
+      why = kPacketFailed;
+      detail = -r;
+    }
+    return false;
+  };
   while (batch.count < batch.slots) {
     size_t room = batch.data.length - batch.size;
     if (counted <= 0) {
@@ -660,14 +670,8 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     size_t length = room;
     if (counted <= 0 || static_cast<size_t>(counted) > room) {
       int next = Spin(placed == 0 ? spin_us : 0, EAGAIN, peek);
-      if (next == -ECONNRESET && !reset) {
-        reset = true;
-        continue;
-      }
-      if (next == -EAGAIN) break;
       if (next < 0) {
-        why = kPacketFailed;
-        detail = -next;
+        if (failed(next)) continue;
         break;
       }
       if (next <= max && static_cast<size_t>(next) > room) {
@@ -681,14 +685,8 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     int fds = 0;
     bool cut = false;
     int n = TakePacket(fd, batch.data.data + batch.size, length, &fds, &cut);
-    if (n == -ECONNRESET && !reset) {
-      reset = true;
-      continue;
-    }
-    if (n == -EAGAIN) break;
     if (n < 0) {
-      why = kPacketFailed;
-      detail = -n;
+      if (failed(n)) continue;
       break;
     }
     counted -= n;
