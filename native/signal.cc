@@ -94,6 +94,7 @@ struct Subscriber {
   std::deque<Taken> queue;
   std::atomic<size_t> queued{0};
   uint64_t dropped = 0;
+  bool rung = false;    // its eventfd was written and not read since (under g_setup)
 };
 
 Ring* g_ring = nullptr;
@@ -273,9 +274,17 @@ void StopSigchldThread() {
   g_sigchld_running = false;
 }
 
+// Makes a subscriber's eventfd readable (under g_setup).
+void RingSubscriber(Subscriber* sub) {
+  Ring1(sub->eventfd);
+  sub->rung = true;
+}
+
 // Adds a delivery to every subscriber that handles it; rings the eventfd of
-// each one that had nothing queued.
-void Deliver(const Taken& taken) {
+// each one that had nothing queued, but `self`'s: the thread collecting
+// takes its own queue right after, without a write and a read of its
+// eventfd per signal.
+void Deliver(const Taken& taken, Subscriber* self) {
   for (Subscriber* sub : g_subscribers) {
     if (!(sub->mask & Bit(taken.signo))) continue;
     if (sub->queue.size() >= kQueueLimit) {
@@ -283,7 +292,7 @@ void Deliver(const Taken& taken) {
       continue;
     }
     sub->queue.push_back(taken);
-    if (sub->queued.fetch_add(1) == 0) Ring1(sub->eventfd);
+    if (sub->queued.fetch_add(1) == 0 && sub != self) RingSubscriber(sub);
   }
 }
 
@@ -291,8 +300,9 @@ void Deliver(const Taken& taken) {
 // takers cannot hold a thread here.
 constexpr size_t kTakeLimit = 1024;
 
-// Moves what the ring and the signalfd hold to the subscribers' queues.
-void Collect() {
+// Moves what the ring and the signalfd hold to the subscribers' queues,
+// for the thread of `self`.
+void Collect(Subscriber* self) {
   Ring* ring = g_ring;
   uint64_t ring_dropped = ring->dropped.load();
   if (ring_dropped != g_ring_dropped_seen) {
@@ -309,7 +319,7 @@ void Collect() {
       if (e.ready.load(std::memory_order_acquire) != head + 1) break;
       Taken taken = e.taken;
       ring->head.store(head + 1);
-      Deliver(taken);
+      Deliver(taken, self);
     }
   }
   signalfd_siginfo batch[64];
@@ -327,7 +337,7 @@ void Collect() {
       si.si_pid = static_cast<pid_t>(t.ssi_pid);
       si.si_uid = t.ssi_uid;
       si.si_value.sival_ptr = reinterpret_cast<void*>(static_cast<intptr_t>(t.ssi_ptr));
-      Deliver(FromSiginfo(si.si_signo, &si));
+      Deliver(FromSiginfo(si.si_signo, &si), self);
       Chain(si.si_signo, &si, nullptr);
     }
     total += count;
@@ -527,10 +537,13 @@ static Napi::Value SignalDrain(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(g_setup);
   Subscriber* sub = tls_subscriber;
   if (sub == nullptr || g_ring == nullptr) return Napi::Number::New(info.Env(), 0);
-  Collect();
-  uint64_t counter;
-  ssize_t ignored = read(sub->eventfd, &counter, sizeof counter);
-  (void)ignored;
+  Collect(sub);
+  if (sub->rung) {
+    uint64_t counter;
+    ssize_t ignored = read(sub->eventfd, &counter, sizeof counter);
+    (void)ignored;
+    sub->rung = false;
+  }
   size_t n = 0;
   while (n < capacity && !sub->queue.empty()) {
     const Taken& t = sub->queue.front();
@@ -545,7 +558,7 @@ static Napi::Value SignalDrain(const Napi::CallbackInfo& info) {
   }
   sub->queued.store(sub->queue.size());
   // More remain: make sure the thread comes back for them.
-  if (!sub->queue.empty()) Ring1(sub->eventfd);
+  if (!sub->queue.empty()) RingSubscriber(sub);
   return Napi::Number::New(info.Env(), static_cast<double>(n));
 }
 
