@@ -80,6 +80,11 @@ struct Ring {
   std::atomic<uint64_t> tail{0};  // next slot to fill
   std::atomic<uint64_t> head{0};  // next slot to read (under g_setup)
   std::atomic<uint64_t> dropped{0};
+  // Set after each write of the doorbell; a drain that clears it reads the
+  // doorbell. (A drain can take an entry between its publication and the
+  // write: the write then comes after the drain, with the ring empty, and
+  // the doorbell must still be read once, or it stays readable for good.)
+  std::atomic<uint32_t> rung{0};
 };
 
 // Most deliveries a subscriber holds before its thread takes them; beyond,
@@ -162,6 +167,7 @@ void Record(const Taken& taken) {
     e.ready.store(slot + 1, std::memory_order_release);
   }
   Ring1(g_doorbell);
+  ring->rung.store(1);
 }
 
 void OnSignal(int signo, siginfo_t* info, void* context);
@@ -309,10 +315,12 @@ void Collect(Subscriber* self) {
     for (Subscriber* sub : g_subscribers) sub->dropped += ring_dropped - g_ring_dropped_seen;
     g_ring_dropped_seen = ring_dropped;
   }
-  if (ring->tail.load() != ring->head.load()) {
+  if (ring->rung.exchange(0) != 0) {
     uint64_t counter;
     ssize_t ignored = read(g_doorbell, &counter, sizeof counter);
     (void)ignored;
+  }
+  if (ring->tail.load() != ring->head.load()) {
     for (;;) {
       uint64_t head = ring->head.load();
       Entry& e = ring->entries[head & (kRingSize - 1)];
