@@ -548,6 +548,38 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
     });
   }
 
+  it('stream: small messages (copied together into one piece per write) stopped by a timeout: exactly those counted arrive, in order', () => {
+    for (let round = 0; round < 3; round++) {
+      const [a, b] = socketPair({ type: 'stream' });
+      try {
+        const sentList = Array.from({ length: 20_000 }, (_, i) => `${round}:${i}:`.padEnd(100 + (i % 7), '.'));
+        // The timeout lands between two messages (a count), or inside one (the connection is closed).
+        let sent: number;
+        let cut = false;
+        try {
+          sent = a.sendBatchSync(batchOf(sentList), { timeout: 20 });
+        } catch (err) {
+          assert.match(String(err), /ERR_IPC_TIMEOUT.*(\d+) of 20000 messages had been written whole/);
+          sent = Number(/(\d+) of 20000/.exec(String(err))![1]);
+          cut = true;
+        }
+        assert.ok(sent > 0 && sent < 20_000, `the peer's buffer takes some of 20,000 100-byte messages, not ${sent}`);
+        const got: string[] = [];
+        const into = new MessageBatch({ bytes: 1 << 16 });
+        while (got.length < sent) {
+          b.receiveBatchSync(into, { timeout: 5_000 });
+          got.push(...texts(into));
+        }
+        assert.deepEqual(got, sentList.slice(0, sent));
+        if (cut) throwsWith(() => b.receiveBatchSync(into, { timeout: 5_000 }), 'ERR_IPC_FRAMING', /closed in the middle of a message/);
+        else assert.equal(b.tryReceiveBatch(into), 0);
+      } finally {
+        a.close();
+        b.close();
+      }
+    }
+  });
+
   it('stream: a batch with room for less than a frame still takes the messages that fit', async () => {
     for (const bytes of [1, 2, 3, 4, 5]) {
       const [a, b] = socketPair({ type: 'stream' });
