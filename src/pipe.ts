@@ -917,7 +917,8 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
   /**
    * Sends `messages` in order, each as {@link send} frames it, waiting while
    * the pipe is full; one native call writes as many as there is room for
-   * (gathered writes, no copy into one buffer). Resolves with how many went:
+   * (gathered writes: messages of at most 1 KiB copied together, larger ones
+   * written from where they lie). Resolves with how many went:
    * all of them, or, when the timeout, an abort or `close()` came after some
    * had gone, that many. When none went it rejects, as `send` does. Every
    * message is encoded first: one the codec refuses, or too large to frame,
