@@ -236,8 +236,8 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
       }
       used += n;
     };
-    // Each element takes up to two pieces (its header, its bytes) and one entry of lengths and of headers.
-    for (uint32_t i = index; i < total && pieces + 2 <= kMaxPieces && frames < kMaxPieces / 2; i++) {
+    // Each element takes up to two pieces (its header, its bytes) and one entry of lengths.
+    for (uint32_t i = index; i < total && pieces + 2 <= kMaxPieces && frames < kMaxPieces; i++) {
       Bytes b;
       // A frame resumed must still be the length its header, already written, announced.
       if (!list.Get(i, &b) || skip > header + b.length || (framed && tracks && skip > 0 && i == index && static_cast<double>(b.length) != at[2])) {

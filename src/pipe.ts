@@ -993,8 +993,9 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
   }
 
   /**
-   * Writes all of `chunks`, in order, as one stream of bytes (`writev`:
-   * gathered from where they lie, not copied into one buffer), waiting
+   * Writes all of `chunks`, in order, as one stream of bytes (`writev`;
+   * chunks of at most 1 KiB copied together, larger ones written from
+   * where they lie), waiting
    * while the pipe is full. Never blocks the event loop. At most
    * `PIPE_BUF` bytes in all go in one atomic write, as with {@link write};
    * a timeout or abort after part was written says how much.
