@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Fifo, MessageBatch, pipe, socketPair, spawn } from '../src/index.js';
+import { Fifo, type IpcError, MessageBatch, pipe, socketPair, spawn } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { native } from '../src/native.js';
 import { openFds } from './helpers/objects.js';
@@ -559,8 +559,10 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
         try {
           sent = a.sendBatchSync(batchOf(sentList), { timeout: 20 });
         } catch (err) {
-          assert.match(String(err), /ERR_IPC_TIMEOUT.*(\d+) of 20000 messages had been written whole/);
-          sent = Number(/(\d+) of 20000/.exec(String(err))![1]);
+          assert.equal((err as IpcError).code, 'ERR_IPC_TIMEOUT', String(err));
+          const whole = /(\d+) of 20000 messages had been written whole/.exec((err as IpcError).message);
+          assert.ok(whole !== null, String(err));
+          sent = Number(whole[1]);
           cut = true;
         }
         assert.ok(sent > 0 && sent < 20_000, `the peer's buffer takes some of 20,000 100-byte messages, not ${sent}`);
