@@ -1653,8 +1653,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
           if (batch.count === 0) throw batchTooSmall(address, detail, batch);
           return;
         case PACKET_STOP.empty:
-          // Zero bytes are the end only once the peer is gone and nothing else is queued (see #nextPacket).
-          if (!this.#peerGone() || native.queuedBytes(this.rawFd) > 0) {
+          if (!this.#packetsEnded()) {
             batch.lengths[batch.count] = 0;
             batch.place(batch.count + 1, batch.size);
             continue;
@@ -1684,7 +1683,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   readonly #packetIo = new Float64Array(5);
 
   /**
-   * Messages into `batch` one at a time, after what it holds, as
+   * A stream's messages into `batch` one at a time, after what it holds, as
    * {@link receiveMany} takes them, while they fit; one that does not stays
    * (in the stream, or held when it was taken already), and one larger than
    * the whole batch is an error when it comes first. A failure after the
@@ -1692,14 +1691,14 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    */
   #messagesIntoBatch(batch: MessageBatch, spin: number): void {
     while (batch.count < batch.lengths.length) {
-      const next = this.#framed ? this.#ahead.nextLength() : -1;
+      const next = this.#ahead.nextLength();
       if (next >= 0 && next <= this.#settings.maxMessageSize && next > batch.data.length - batch.size) {
         if (batch.count > 0) return;
         throw batchTooSmall(this.address, next, batch);
       }
       let m: Received | undefined;
       try {
-        m = this.#framed ? this.#nextFrame(batch.count === 0 ? spin : 0, false) : this.#nextPacket(batch.count === 0 ? spin : 0, false);
+        m = this.#nextFrame(batch.count === 0 ? spin : 0, false);
       } catch (err) {
         if (batch.count === 0 || !(err instanceof IpcError)) throw err;
         this.#held.keep([err]);
@@ -1707,7 +1706,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       }
       if (m === undefined) return;
       if (!this.#intoBatch(batch, m)) {
-        // Taken already (a packet, or a large frame read straight into its buffer): held, with its descriptors, for the next receive.
+        // Taken already (a large frame read straight into its buffer): held, with its descriptors, for the next receive.
         this.#held.keep([{ data: Buffer.from(m.data), fds: m.fds }]);
         if (batch.count === 0) throw batchTooSmall(this.address, m.data.length, batch);
         return;
@@ -1932,9 +1931,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     }
     const fds = Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));
     if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
-    // Zero bytes are the end only once the peer is gone and nothing else is queued (an empty message otherwise;
-    // an empty message that is the very last before the peer closes cannot be told from the end).
-    if (n === 0 && fds.length === 0 && this.#peerGone() && native.queuedBytes(this.rawFd) <= 0) throw this.#peerClosed();
+    if (n === 0 && fds.length === 0 && this.#packetsEnded()) throw this.#peerClosed();
     if (n > max || n > buffer.length) {
       for (const fd of fds) native.close(fd);
       throw this.#arrivedTooLarge(n);
@@ -1947,6 +1944,16 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   #arrivedTooLarge(n: number): IpcError {
     return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${n}-byte message arrived on ${this.address}, more than maxMessageSize ` +
       `${this.#settings.maxMessageSize}; it was discarded. Raise maxMessageSize if the sender is trusted.`, { address: this.address });
+  }
+
+  /**
+   * Whether a seqpacket receive of zero bytes (and no descriptor) is the
+   * end: only once the peer is gone and nothing else is queued (an empty
+   * message otherwise; an empty message that is the very last before the
+   * peer closes cannot be told from the end).
+   */
+  #packetsEnded(): boolean {
+    return this.#peerGone() && native.queuedBytes(this.rawFd) <= 0;
   }
 
   /** Whether the peer has shut down its side (a zero-length read is then the end, not an empty message). */
