@@ -691,16 +691,52 @@ function socketReceive(kind: SocketKindName, batched: boolean | 'packed' = false
  * The unit a send of `kind` is made of, and how full a socket is: a Unix
  * stream or seqpacket socket counts its send buffer in bytes, and is
  * writable again (POLLOUT) only once three quarters of it are free, so one
- * unit fills it whole (a stream unit of SO_SNDBUF bytes goes in one attempt
- * and leaves the buffer over-full; a packet at most SO_SNDBUF − 32 bytes);
- * taking that unit empties it, and one more unit fills it again. A Unix
- * datagram socket sends to a receiver that queues at most
- * net.unix.max_dgram_qlen + 1 datagrams: any unit will do.
+ * unit fills it whole; taking that unit empties it, and one more unit fills
+ * it again. A seqpacket unit is one packet of SO_SNDBUF − 32 bytes. A stream
+ * unit must also be taken in one go: the kernel frees a stream's bytes piece
+ * by piece (skbs of at most SO_SNDBUF / 2 − 64 bytes, and smaller still
+ * past ~36 KiB), and a writer woken while a quarter of the previous unit
+ * was still unread would put in only part of the next one, whose rest then
+ * waits for a take nobody asked for. So the stream's send buffer is made
+ * 64 KiB and its unit exactly two pieces (SO_SNDBUF − 128 bytes with the
+ * prefix): after the first is read, half the buffer is still charged, and
+ * the writer wakes only when the unit is gone ({@link streamUnit} checks
+ * this on the running kernel). A Unix datagram socket sends to a receiver
+ * that queues at most net.unix.max_dgram_qlen + 1 datagrams: any unit will
+ * do.
  */
 function unitSize(kind: SocketKindName, fd: number): number {
-  if (kind === 'stream') return sendBuffer(fd);
+  if (kind === 'stream') return streamUnit(fd);
   if (kind === 'seqpacket') return sendBuffer(fd) - 32;
   return 16;
+}
+
+/**
+ * Makes the stream end `fd` a 64 KiB send buffer and returns the unit's
+ * payload size, after checking on a socket pair of the same buffer that one
+ * unit fills it and that its writer is not woken before the whole unit has
+ * been read.
+ */
+function streamUnit(fd: number): number {
+  const S = native.socketConstants;
+  assert.equal(native.setSockOpt(fd, S.SOL_SOCKET, S.SO_SNDBUF, 32768), 0);
+  const size = sendBuffer(fd) - 132;
+  const [a, b] = socketPair();
+  try {
+    assert.equal(native.setSockOpt(a.fd, S.SOL_SOCKET, S.SO_SNDBUF, 32768), 0);
+    assert.equal(a.trySend(Buffer.alloc(size)), true, 'a unit goes into an empty socket');
+    assert.equal(a.trySend(Buffer.alloc(size)), false, 'one unit fills the socket');
+    for (let read = 0; read < 4 + size;) {
+      assert.equal(native.pollFd(a.fd, native.constants.POLLOUT, 0) & native.constants.POLLOUT, 0,
+        `the writer is woken only once the whole unit is read (woken after ${read} of ${4 + size} bytes)`);
+      read += b.readSync({ maxBytes: Math.min(4096, 4 + size - read) })!.length;
+    }
+    assert.notEqual(native.pollFd(a.fd, native.constants.POLLOUT, 0) & native.constants.POLLOUT, 0, 'the unit read, the writer is woken');
+  } finally {
+    a.close();
+    b.close();
+  }
+  return size;
 }
 
 /** Why TCP's send cannot run the checks that count completions per call, or make sync calls on a full socket. */
