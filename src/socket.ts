@@ -428,14 +428,18 @@ abstract class SocketBase extends Handle implements Pollable {
     if (r < 0) throw systemError(r, 'poll', this.address);
   }
 
-  /** A step: `attempt(spin)`, then (if nothing and allowed) one sleep and one more attempt. */
-  protected stepOf<R>(events: number, attempt: (spin: number) => R | undefined): Operation<R> {
+  /**
+   * A step: `attempt(spin, timeout)`, then (if nothing and allowed) one
+   * sleep and one more attempt. (`timeout` is the step's: a batch's
+   * attempt asks its allowance how long it may spin, see batchSend.)
+   */
+  protected stepOf<R>(events: number, attempt: (spin: number, timeout: number) => R | undefined): Operation<R> {
     return {
       step: (timeout, spin) => {
-        const first = attempt(spin);
+        const first = attempt(spin, timeout);
         if (first !== undefined || timeout === 0) return first;
         this.sleep(events, timeout);
-        return attempt(0);
+        return attempt(0, timeout);
       },
     };
   }
@@ -1732,8 +1736,8 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       const batch = batchSend(total, this.writeLane.spin, tryForm, fail);
       const [items, lengths, count] = packedArgs(list);
       let sent = 0;
-      const op = this.stepOf(C.POLLOUT, (spin) => {
-        const r = batch.left() ? native.sendMmsg(this.rawFd, items, null, batch.next, spin, lengths, count) : 0;
+      const op = this.stepOf(C.POLLOUT, (spin, timeout) => {
+        const r = batch.left() ? native.sendMmsg(this.rawFd, items, null, batch.next, batch.spin(timeout, spin), lengths, count) : 0;
         if (r > 0) {
           sent += r;
           this.#touch();
@@ -2547,7 +2551,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     const list = encodeBatch(messages, (data) => encodeWith(this.#codec, data as T, this.address));
     const next = new Uint32Array(1);
     const batch = batchSend(list.length, this.writeLane.spin, tryForm, (r) => this.#sendError(r, list[next[0]!]?.length ?? 0, toText), next);
-    const op = this.#sendStep(toText as string, to, (spin) => batch.outcome(batch.left() ? native.sendMmsg(this.rawFd, list, to, batch.next, spin) : 0));
+    const op = this.#sendStep(toText as string, to, (spin, timeout) => batch.outcome(batch.left() ? native.sendMmsg(this.rawFd, list, to, batch.next, batch.spin(timeout, spin)) : 0));
     op.partial = batch.partial;
     return op;
   }
@@ -2573,16 +2577,16 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
    * where none can be made, a growing pause on a timer (asleep for *Sync
    * calls) stands in.
    */
-  #sendStep<R>(toText: string, to: Buffer, attempt: (spin: number) => R | undefined): Operation<R> {
-    const tried = (spin: number): R | undefined => {
-      const result = attempt(spin);
+  #sendStep<R>(toText: string, to: Buffer, attempt: (spin: number, timeout: number) => R | undefined): Operation<R> {
+    const tried = (spin: number, timeout: number): R | undefined => {
+      const result = attempt(spin, timeout);
       if (result !== undefined) this.#backoff = 1;
       return result;
     };
     if (this.kind === 'udp') return this.stepOf(C.POLLOUT, tried);
     return {
       step: (timeout, spin) => {
-        const first = tried(spin);
+        const first = tried(spin, timeout);
         if (first !== undefined) return first;
         const waiter = this.#waiterFor(toText, to);
         if (waiter !== undefined) {
@@ -2592,7 +2596,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
             return undefined;
           }
           native.pollFd(waiter.fd, C.POLLOUT, timeout);
-          return tried(0);
+          return tried(0, timeout);
         }
         const pause = timeout < 0 ? this.#backoff : Math.min(this.#backoff, timeout);
         this.#backoff = Math.min(this.#backoff * 2, 50);
@@ -2602,7 +2606,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
           return undefined;
         }
         Atomics.wait(PAUSE, 0, 0, pause);
-        return tried(0);
+        return tried(0, timeout);
       },
     };
   }
@@ -2695,13 +2699,30 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     const n = native.recvMsg(this.rawFd, buffer, 0, buffer.length, this.#fdsOut, this.#from, this.#meta, S.MSG_TRUNC, spin);
     if (n === E.EAGAIN) return undefined;
     if (n < 0) throw systemError(n, 'receive', this.address);
-    const fds = Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));
-    const from = this.#meta[2]! > 0 ? textOf(this.kind, this.#from.subarray(0, Math.min(this.#meta[2]!, this.#from.length))) : null;
+    const fds = this.#meta[1] === 0 ? [] : Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));
+    const from = this.#meta[2]! > 0 ? this.#senderOf(this.#from.subarray(0, Math.min(this.#meta[2]!, this.#from.length))) : null;
     if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
     if (n > this.#max || n > buffer.length) throw this.#oversize(n, from, fds);
     // (copy: false — a view of the scratch buffer, valid until the next receive: for a caller that copies it at once.)
     return { bytes: buffer === this.#scratch && copy ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n), from, fds };
   }
+
+  /**
+   * A sender's address as text. Datagrams mostly come from the same few
+   * senders, and comparing the raw address with the last one costs far
+   * less than decoding it again (a native call, a Buffer and a string).
+   */
+  #senderOf(sockaddr: Uint8Array): string | null {
+    const last = this.#lastSender;
+    if (last.length === sockaddr.length && last.equals(sockaddr)) return this.#lastSenderText;
+    const text = textOf(this.kind, sockaddr);
+    this.#lastSender = Buffer.from(sockaddr);
+    this.#lastSenderText = text;
+    return text;
+  }
+
+  #lastSender = Buffer.alloc(0);
+  #lastSenderText: string | null = null;
 
   /** A datagram over maxMessageSize: discarded (its descriptors closed), and the error that says so. */
   #oversize(n: number, from: string | null, fds: readonly number[]): IpcError {
@@ -2757,10 +2778,10 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
       for (let i = 0; i < n; i++) {
         const length = area.io[1 + 4 * i]!;
         const flags = area.io[2 + 4 * i]!;
-        const fds = Array.from(area.fds.subarray(fdAt, fdAt + area.io[3 + 4 * i]!));
+        const fds = area.io[3 + 4 * i] === 0 ? [] : Array.from(area.fds.subarray(fdAt, fdAt + area.io[3 + 4 * i]!));
         fdAt += fds.length;
         const addressLength = area.io[4 + 4 * i]!;
-        const from = addressLength > 0 ? textOf(this.kind, area.from.subarray(i * 128, i * 128 + Math.min(addressLength, 128))) : null;
+        const from = addressLength > 0 ? this.#senderOf(area.from.subarray(i * 128, i * 128 + Math.min(addressLength, 128))) : null;
         let item: RawDatagram | IpcError;
         if ((flags & S.MSG_CTRUNC) !== 0) item = truncatedError(this.address);
         else if (length > this.#max || length > slot) item = this.#oversize(length, from, fds);

@@ -9,7 +9,8 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
-import { type Datagram, IpcError, type SocketMessage, bind, socketPair, spawn } from '../src/index.js';
+import { type Datagram, DatagramSocket, IpcError, type SocketMessage, bind, socketPair, spawn } from '../src/index.js';
+import { native } from '../src/native.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { openFds } from './helpers/objects.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
@@ -291,6 +292,32 @@ describe('DatagramSocket batches', () => {
         assert.equal(openFds().length, before);
       } finally {
         closeAll(r, s);
+      }
+    });
+  }
+
+  for (const maxMessageSize of [1000, undefined]) {
+    const how = maxMessageSize === undefined ? 'one by one' : 'by recvmmsg';
+    it(`Unix datagrams ${how}: each datagram names its own sender, however the senders interleave`, () => {
+      const r = bind(abstract('r'), maxMessageSize === undefined ? {} : { maxMessageSize });
+      // Two abstract names of the same length that differ in their last byte, and an unbound sender.
+      const base = abstract('s');
+      const a = bind(`${base}a`);
+      const b = bind(`${base}b`);
+      const S = native.socketConstants;
+      const unbound = DatagramSocket.fromFd(native.socketOpen(S.AF_UNIX, S.SOCK_DGRAM, true));
+      try {
+        const to = r.localAddress!;
+        const order = [a, a, b, unbound, a, unbound, unbound, b, b, a];
+        order.forEach((s, i) => assert.equal(s.trySend(`m${i}`, { to }), true));
+        const expected = order.map((s, i) => [`m${i}`, s === unbound ? null : s.localAddress]);
+        const many = r.receiveManySync({ max: 6 });
+        const one = r.receiveSync();
+        const rest = r.tryReceiveMany();
+        assert.deepEqual([...many, one, ...rest].map((d) => [d.data.toString(), d.from]), expected);
+        assert.equal(unbound.localAddress, null);
+      } finally {
+        closeAll(r, a, b, unbound);
       }
     });
   }
