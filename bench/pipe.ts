@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { Fifo, MessageBatch, PipeReadEnd, PipeWriteEnd, pipe, spawn } from '../src/index.js';
 import type { BenchContext, Row } from './harness.js';
 import { rowsFor } from './harness.js';
-import { measureRoundTrips, measureThroughput, print, throughputBatches, totalRoundTrips } from './stats.js';
+import { BATCHED_SCALE, measureRoundTrips, measureThroughput, print, throughputBatches, totalRoundTrips } from './stats.js';
 
 export const mechanism = 'pipe';
 
@@ -25,8 +25,6 @@ const THROUGHPUT_SIZE = 64 * 1024;
 const MESSAGE_SIZE = 256;
 /** Messages a batched sender hands to one sendMany. */
 const SEND_BATCH = 64;
-/** How many times as many messages the batched rows move as the single ones. */
-const BATCHED_SCALE = 5;
 const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
 
 type Kind = 'rtt' | 'tput' | 'msgs';

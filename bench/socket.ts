@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { DatagramSocket, IpcError, MessageBatch, MessageSocket, bind, connect, connectSync, listen } from '../src/index.js';
 import type { BenchContext, Measurement, Row } from './harness.js';
 import { rowsFor } from './harness.js';
-import { latency, print, throughputBatches, totalRoundTrips } from './stats.js';
+import { BATCHED_SCALE, latency, print, throughputBatches, totalRoundTrips } from './stats.js';
 
 export const mechanism = 'socket';
 
@@ -49,8 +49,6 @@ type Kind = 'rtt' | 'tput' | 'burst';
 type Impl = 'sync' | 'async' | 'net' | 'node-ipc' | 'sync batch' | 'async batch' | 'sync packed' | 'async packed';
 /** Bytes of a small message, and how many a batched sender hands to one sendMany. */
 const SMALL_SIZE = 256;
-/** How many times as many messages the batched small-message rows move as the single ones. */
-const BATCHED_SCALE = 5;
 const SEND_BATCH = 64;
 
 interface Params {

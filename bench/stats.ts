@@ -32,6 +32,13 @@ export async function measureThroughput(messages: number, size: number, batch: (
   print({ mb_s: (messages * size) / us });
 }
 
+/**
+ * How many times as many messages the batched small-message rows move as
+ * the single ones: batches move several times as much a second, and their
+ * timed part must still be long enough to measure, past the JIT's warm-up.
+ */
+export const BATCHED_SCALE = 5;
+
 /** The batch sizes a throughput peer acknowledges, in order. */
 export function throughputBatches(messages: number): number[] {
   return [warmupCount(messages), messages];
