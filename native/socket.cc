@@ -489,6 +489,28 @@ Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, sent);
 }
 
+// The bookkeeping of received message i (recvMmsg, recvDatagrams): its
+// descriptors go to fdsOut after those of the messages before it (*filled
+// of them; all closed when the kernel cut them: MSG_CTRUNC), and its
+// entries of io: its length, msg_flags, descriptor count, address length.
+void RecordReceived(msghdr& h, uint32_t length, size_t i, Napi::Uint32Array& io, Napi::Int32Array& fds_out, size_t* filled) {
+  bool cut = (h.msg_flags & MSG_CTRUNC) != 0;
+  uint32_t received = 0;
+  ReceivedFds(h, [&](int got) {
+    if (cut || received >= static_cast<uint32_t>(kMaxFds)) close(got);
+    else fds_out[*filled + received++] = got;
+  });
+  if (cut) {
+    for (uint32_t k = 0; k < received; k++) close(fds_out[*filled + k]);
+    received = 0;
+  }
+  *filled += received;
+  io[1 + 4 * i] = length;
+  io[2 + 4 * i] = static_cast<uint32_t>(h.msg_flags);
+  io[3 + 4 * i] = received;
+  io[4 + 4 * i] = h.msg_namelen;
+}
+
 // recvMmsg(fd, scratch, slot, io: Uint32Array, from: Uint8Array, fdsOut: Int32Array, spinUs)
 //   -> messages received (> 0), -EAGAIN (none), or -errno.
 // One recvmmsg of up to io[0] datagrams (or seqpacket messages), bounded by
@@ -549,25 +571,85 @@ Napi::Value RecvMmsg(const Napi::CallbackInfo& info) {
   });
   if (r <= 0) return Napi::Number::New(env, r);
   size_t filled = 0;
-  for (int i = 0; i < r; i++) {
-    msghdr& h = msgs[i].msg_hdr;
-    bool cut = (h.msg_flags & MSG_CTRUNC) != 0;
-    uint32_t received = 0;
-    ReceivedFds(h, [&](int got) {
-      if (cut || received >= static_cast<uint32_t>(kMaxFds)) close(got);
-      else fds_out[filled + received++] = got;
-    });
-    if (cut) {
-      for (uint32_t k = 0; k < received; k++) close(fds_out[filled + k]);
-      received = 0;
-    }
-    filled += received;
-    io[1 + 4 * i] = msgs[i].msg_len;
-    io[2 + 4 * i] = static_cast<uint32_t>(h.msg_flags);
-    io[3 + 4 * i] = received;
-    io[4 + 4 * i] = h.msg_namelen;
-  }
+  for (int i = 0; i < r; i++) RecordReceived(msgs[i].msg_hdr, msgs[i].msg_len, i, io, fds_out, &filled);
   return Napi::Number::New(env, r);
+}
+
+// recvDatagrams(fd, scratch, io: Uint32Array, from: Uint8Array, fdsOut: Int32Array, max, spinUs)
+//   -> datagrams received (> 0), -EAGAIN (none queued), -EMSGSIZE (the
+//   next is larger than all of scratch: io[1] is its size), or -errno.
+// recvMmsg for datagrams of any size up to `max`, where slots of `max`
+// bytes would not do: one recvmsg each, up to io[0] of them, in one call
+// into the addon. Datagram i lands in scratch right after datagram i - 1,
+// each first measured by FIONREAD (a datagram socket's next datagram), so
+// none is cut: the next one larger than the room left stays queued. io,
+// from and fdsOut as for recvMmsg (lengths are full lengths: MSG_TRUNC).
+// The batch ends after a datagram that is not placed whole: one over
+// `max` (taken with no room, to be discarded), one longer than the room it
+// got (MSG_TRUNC: another reader took the datagram FIONREAD measured) and
+// one whose descriptors the kernel cut (MSG_CTRUNC). Only the first
+// recvmsg spins. On return io[0] is 1 when the call stopped at a datagram
+// that did not fit the room left (a next call with the area emptied takes
+// it), else 0.
+Napi::Value RecvDatagrams(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgInt(info, 0);
+  Bytes scratch = ArgBytes(info, 1);
+  auto io = info[2].As<Napi::Uint32Array>();
+  Bytes from = ArgBytes(info, 3);
+  auto fds_out = info[4].As<Napi::Int32Array>();
+  double max = ArgDouble(info, 5);
+  constexpr size_t kAddr = 128;
+  size_t want = io[0];
+  if (from.length / kAddr < want) want = from.length / kAddr;
+  if ((io.ElementLength() - 1) / 4 < want) want = (io.ElementLength() - 1) / 4;
+  if (fds_out.ElementLength() / kMaxFds < want) want = fds_out.ElementLength() / kMaxFds;
+  if (want == 0 || !(max >= 0)) return Errno(env, ERANGE);
+  alignas(cmsghdr) char control[kReceiveControl];
+  size_t at = 0;
+  size_t filled = 0;
+  int count = 0;
+  bool room = false;
+  for (size_t i = 0; i < want; i++) {
+    iovec iov{};
+    msghdr h{};
+    size_t next = 0;
+    // -EMSGSIZE: the next datagram does not fit the room left; else recvmsg's result.
+    auto once = [&]() -> int {
+      int queued = 0;
+      if (ioctl(fd, FIONREAD, &queued) < 0) return -errno;
+      next = static_cast<size_t>(queued);
+      bool discard = static_cast<double>(next) > max;
+      if (!discard && next > scratch.length - at) return -EMSGSIZE;
+      // All the room left (not just `next`): a datagram other than the one measured still fits if it can.
+      iov = iovec{scratch.data + at, discard ? 0 : scratch.length - at};
+      h = msghdr{};
+      h.msg_iov = &iov;
+      h.msg_iovlen = 1;
+      h.msg_name = from.data + i * kAddr;
+      h.msg_namelen = kAddr;
+      h.msg_control = control;
+      h.msg_controllen = sizeof control;
+      ssize_t n;
+      do n = recvmsg(fd, &h, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+      while (n < 0 && errno == EINTR);
+      return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
+    };
+    int r = i == 0 ? Spin(ArgDouble(info, 6), EAGAIN, once) : once();
+    if (r < 0) {
+      if (r == -EMSGSIZE) io[1] = static_cast<uint32_t>(next > UINT32_MAX ? UINT32_MAX : next);
+      if (count == 0) return Errno(env, -r);
+      room = r == -EMSGSIZE;
+      break;
+    }
+    RecordReceived(h, static_cast<uint32_t>(r), i, io, fds_out, &filled);
+    count++;
+    if ((h.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || static_cast<double>(r) > max) break;
+    at += static_cast<size_t>(r);
+  }
+  // Whether the batch stopped at a datagram the room left could not hold (more are queued).
+  io[0] = room ? 1 : 0;
+  return Napi::Number::New(env, count);
 }
 
 
@@ -722,7 +804,7 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
       {"bind", Bind}, {"connect", Connect}, {"listen", Listen}, {"accept", Accept}, {"socketName", SocketName},
       {"getSockOpt", GetSockOpt}, {"setSockOpt", SetSockOpt}, {"peerCredentials", PeerCredentials},
       {"peerPidfd", PeerPidfd}, {"queuedBytes", QueuedBytes}, {"shutdown", Shutdown}, {"sendMsg", SendMsg}, {"sendParts", SendParts}, {"recvMsg", RecvMsg},
-      {"sendMmsg", SendMmsg}, {"recvMmsg", RecvMmsg}, {"recvPackets", RecvPackets},
+      {"sendMmsg", SendMmsg}, {"recvMmsg", RecvMmsg}, {"recvDatagrams", RecvDatagrams}, {"recvPackets", RecvPackets},
   });
   Napi::Object c = Napi::Object::New(env);
   c.Set("AF_UNIX", static_cast<double>(AF_UNIX));

@@ -2702,7 +2702,9 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     const fds = this.#meta[1] === 0 ? [] : Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));
     const from = this.#meta[2]! > 0 ? this.#senderOf(this.#from.subarray(0, Math.min(this.#meta[2]!, this.#from.length))) : null;
     if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
-    if (n > this.#max || n > buffer.length) throw this.#oversize(n, from, fds);
+    if (n > this.#max) throw this.#oversize(n, from, fds);
+    // Longer than the room FIONREAD measured for it: another reader took that one, and this one is cut.
+    if (n > buffer.length) throw this.#cut(n, from, fds);
     // (copy: false — a view of the scratch buffer, valid until the next receive: for a caller that copies it at once.)
     return { bytes: buffer === this.#scratch && copy ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n), from, fds };
   }
@@ -2764,7 +2766,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     // UDP datagrams fit 64 KiB; a Unix one fits only its own limit, which may be far larger.
     const slot = this.kind === 'udp' ? Math.min(Math.max(this.#max, 1), MMSG_SLOT) : this.#max <= MMSG_SLOT ? Math.max(this.#max, 1) : 0;
     if (slot === 0) {
-      for (let m = this.#nextDatagram(spin); m !== undefined; m = raw.length < limit ? this.#nextDatagram(0) : undefined) raw.push(m);
+      this.#gatherSized(raw, limit, spin);
       return;
     }
     const area = this.#mmsgArea(slot);
@@ -2792,12 +2794,67 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     }
   }
 
-  /** Where a batch's recvmmsg lands: slots of `slot` bytes, their addresses, and room for descriptors (Unix). */
+  /**
+   * {@link #gather} for a Unix socket whose datagrams may be larger than a
+   * recvmmsg slot: native recvDatagrams takes them one recvmsg each, each
+   * measured first, back to back into one scratch area, in one call into
+   * the addon. One larger than the whole area comes alone, in a buffer of
+   * its own; one another reader made this one cut is lost, and said so.
+   */
+  #gatherSized(raw: (RawDatagram | IpcError)[], limit: number, spin: number): void {
+    const area = this.#mmsgArea(0);
+    while (raw.length < limit) {
+      const want = Math.min(limit - raw.length, area.slots);
+      area.io[0] = want;
+      const n = native.recvDatagrams(this.rawFd, area.scratch, area.io, area.from, area.fds, this.#max, raw.length === 0 ? spin : 0);
+      if (n === E.EAGAIN) return;
+      if (n === E.EMSGSIZE) {
+        const alone = this.#nextDatagram(0);
+        if (alone === undefined) return;
+        raw.push(alone);
+        continue;
+      }
+      if (n < 0) throw systemError(n, 'receive', this.address);
+      let at = 0;
+      let fdAt = 0;
+      for (let i = 0; i < n; i++) {
+        const length = area.io[1 + 4 * i]!;
+        const flags = area.io[2 + 4 * i]!;
+        const fds = area.io[3 + 4 * i] === 0 ? [] : Array.from(area.fds.subarray(fdAt, fdAt + area.io[3 + 4 * i]!));
+        fdAt += fds.length;
+        const addressLength = area.io[4 + 4 * i]!;
+        const from = addressLength > 0 ? this.#senderOf(area.from.subarray(i * 128, i * 128 + Math.min(addressLength, 128))) : null;
+        if ((flags & S.MSG_CTRUNC) !== 0) raw.push(truncatedError(this.address));
+        else if (length > this.#max) raw.push(this.#oversize(length, from, fds));
+        else if ((flags & S.MSG_TRUNC) !== 0) raw.push(this.#cut(length, from, fds));
+        else {
+          raw.push({ bytes: Buffer.from(area.scratch.subarray(at, at + length)), from, fds });
+          at += length;
+        }
+      }
+      // (io[0] is 1 when the room ran out before the queue did.)
+      if (n < want && area.io[0] !== 1) return;
+    }
+  }
+
+  /** A datagram cut by a concurrent reader (see recvDatagrams): its descriptors closed, and the error that says so. */
+  #cut(length: number, from: string | null, fds: readonly number[]): IpcError {
+    for (const fd of fds) native.close(fd);
+    return new IpcError('ERR_IPC_TRUNCATED', `A ${length}-byte datagram from ${from ?? 'an unbound sender'} on ${this.address} was cut and ` +
+      'lost: another process or thread took the datagram this receive had measured, and the next one was larger than the room left. ' +
+      'Give each reader a socket of its own.', { address: this.address });
+  }
+
+  /**
+   * Where a batch's recvmmsg lands: slots of `slot` bytes, their addresses,
+   * and room for descriptors (Unix). Slot 0: recvDatagrams' area, all of
+   * its scratch for datagrams back to back.
+   */
   #mmsgArea(slot: number): MmsgArea {
     if (this.#area?.slot === slot) return this.#area;
-    const slots = Math.max(1, Math.min(MMSG_MAX, Math.floor(MMSG_SCRATCH / slot)));
+    const slots = slot === 0 ? MMSG_MAX : Math.max(1, Math.min(MMSG_MAX, Math.floor(MMSG_SCRATCH / slot)));
     this.#area = {
-      slot, slots, scratch: Buffer.allocUnsafe(slots * slot), io: new Uint32Array(1 + 4 * slots), from: Buffer.alloc(128 * slots),
+      slot, slots, scratch: Buffer.allocUnsafe(slot === 0 ? MMSG_SCRATCH : slots * slot), io: new Uint32Array(1 + 4 * slots), from: Buffer.alloc(128 * slots),
       fds: this.kind === 'udp' ? new Int32Array(0) : new Int32Array(SCM_MAX_FD * slots),
     };
     return this.#area;

@@ -8,7 +8,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { type Datagram, DatagramSocket, IpcError, type SocketMessage, bind, socketPair, spawn } from '../src/index.js';
 import { native } from '../src/native.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
@@ -321,6 +321,127 @@ describe('DatagramSocket batches', () => {
       }
     });
   }
+
+  it('Unix datagrams larger than a recvmmsg slot: a batch takes them whole, one the room left cannot hold comes next in the same batch', (t) => {
+    // Eleven datagrams of 96,000 bytes (past the 1 MiB a batch receives into at once) need a queue of eleven:
+    // a receiver holds net.unix.max_dgram_qlen + 1.
+    const qlen = Number(readFileSync('/proc/sys/net/unix/max_dgram_qlen', 'utf8'));
+    if (qlen < 10) {
+      t.skip(`net.unix.max_dgram_qlen ${qlen}: a receiver holds fewer than eleven datagrams`);
+      return;
+    }
+    const size = 96_000;
+    const r = bind(abstract('big'), { maxMessageSize: 200_000 });
+    // A sender per datagram: each holds its datagram in its send buffer until it is received.
+    const senders = Array.from({ length: 11 }, (_, i) => bind(abstract(`big-sender${i}`)));
+    const before = openFds().length;
+    try {
+      const to = r.localAddress!;
+      const sent = senders.map((s, i) => {
+        const data = Buffer.alloc(i === 5 ? 10 : size, i + 1);
+        assert.equal(s.trySend(data, { to, ...(i === 5 ? { fds: [0] } : {}) }), true);
+        return data;
+      });
+      const got = r.receiveManySync({ max: 20, timeout: 0 });
+      assert.equal(got.length, 11, 'every datagram queued, in one batch');
+      got.forEach((d, k) => {
+        assert.equal(d.data.equals(sent[k]!), true, `datagram ${k} whole (${d.data.length} of ${sent[k]!.length} bytes)`);
+        assert.equal(d.from, senders[k]!.localAddress);
+        assert.equal(d.fds.length, k === 5 ? 1 : 0);
+        for (const fd of d.fds) closeSync(fd);
+      });
+      assert.deepEqual(r.tryReceiveMany(), []);
+      assert.equal(openFds().length, before);
+    } finally {
+      closeAll(r, ...senders);
+    }
+  });
+
+  it('Unix datagrams one by one: one over maxMessageSize (over 64 KiB) ends the batch, is discarded with its descriptors, the rest follow', () => {
+    const r = bind(abstract('over'), { maxMessageSize: 80_000 });
+    const s = bind(abstract('over-sender'));
+    const t = bind(abstract('over-sender2'));
+    const before = openFds().length;
+    try {
+      const to = r.localAddress!;
+      assert.equal(s.trySend('small', { to }), true);
+      assert.equal(s.trySend(Buffer.alloc(80_000, 7), { to, fds: [0] }), true);
+      assert.equal(t.trySend(Buffer.alloc(90_000), { to, fds: [0, 1] }), true);
+      assert.equal(t.trySend('after', { to, fds: [2] }), true);
+      const first = r.receiveManySync({ max: 10, timeout: 0 });
+      assert.deepEqual(first.map((d) => [d.data.length, d.fds.length]), [[5, 0], [80_000, 1]]);
+      assert.equal(first[1]!.data.equals(Buffer.alloc(80_000, 7)), true);
+      throwsWith(() => r.receiveManySync({ timeout: 0 }), 'ERR_IPC_MESSAGE_TOO_LARGE', /90000-byte datagram .* discarded/);
+      const last = r.tryReceiveMany();
+      assert.deepEqual(last.map((d) => [d.data.toString(), d.fds.length, d.from]), [['after', 1, t.localAddress]]);
+      for (const d of [...first, ...last]) for (const fd of d.fds) closeSync(fd);
+      assert.equal(openFds().length, before);
+    } finally {
+      closeAll(r, s, t);
+    }
+  });
+
+  it('Unix datagrams one by one, on a socket another process also reads in batches: each datagram arrives whole once, or is reported lost', async () => {
+    const r = bind(abstract('shared-big'));
+    const s = bind(abstract('shared-big-sender'));
+    const to = r.localAddress!;
+    // The other reader: batches until the stop datagram; it prints what it got whole, and the cuts it was told of.
+    const script = [
+      `import { DatagramSocket, IpcError } from ${JSON.stringify(INDEX)};`,
+      'const sock = DatagramSocket.fromFd(3);',
+      'let got = 0, cut = 0, bad = 0;',
+      'for (let done = false; !done;) {',
+      '  let batch;',
+      '  try { batch = await sock.receiveMany({ max: 64 }); }',
+      "  catch (err) { if (err instanceof IpcError && err.code === 'ERR_IPC_TRUNCATED') { cut++; continue; } throw err; }",
+      '  for (const d of batch) {',
+      "    if (d.data.length === 4 && d.data.toString() === 'stop') { done = true; continue; }",
+      '    if (d.data.length !== 10 && d.data.length !== 96000 || d.data.some((b) => b !== d.data[0])) bad++; else got++;',
+      '  }',
+      '}',
+      'process.stdout.write(JSON.stringify({ got, cut, bad }));',
+      'sock.close();',
+    ].join('\n');
+    const child = trackChild(spawn(process.execPath, ['--input-type=module', '-e', script], { fds: { 3: r }, stdio: ['ignore', 'pipe', 'inherit'] }));
+    let printed = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { printed += chunk; });
+    let mine = 0;
+    let cut = 0;
+    const take = (): void => {
+      for (;;) {
+        let batch: Datagram[];
+        try {
+          batch = r.tryReceiveMany({ max: 64 });
+        } catch (err) {
+          assert.ok(err instanceof IpcError && err.code === 'ERR_IPC_TRUNCATED', String(err));
+          assert.match(err.message, /was cut and lost: another process or thread took the datagram/);
+          cut++;
+          continue;
+        }
+        if (batch.length === 0) return;
+        for (const d of batch) {
+          assert.ok((d.data.length === 10 || d.data.length === 96_000) && d.data.every((b) => b === d.data[0]), `a datagram of ${d.data.length} bytes whole`);
+          mine++;
+        }
+      }
+    };
+    try {
+      const total = 2_000;
+      for (let i = 0; i < total; i++) {
+        await s.send(Buffer.alloc(i % 2 === 0 ? 10 : 96_000, i % 251), { to });
+        if (i % 16 === 0) take();
+      }
+      take();
+      await s.send('stop', { to });
+      const code = await new Promise((resolve) => child.once('exit', resolve));
+      assert.equal(code, 0);
+      const theirs = JSON.parse(printed) as { got: number; cut: number; bad: number };
+      assert.equal(theirs.bad, 0, 'no datagram arrived cut or mixed in the other reader');
+      assert.equal(mine + theirs.got + cut + theirs.cut, total, `${mine} here, ${JSON.stringify(theirs)} there, ${cut} reported lost here`);
+    } finally {
+      closeAll(r, s);
+    }
+  });
 
   it('Unix datagrams: sendMany waits for room in the receiver\'s queue; a timeout resolves with exactly what went', async () => {
     const r = bind(abstract('full'), { maxMessageSize: 64 });
