@@ -2761,54 +2761,29 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     });
   }
 
-  /** Receives up to `limit` datagrams into `raw` (the first call may spin); a datagram's failure after the first is pushed as it is. */
+  /**
+   * Receives up to `limit` datagrams into `raw` (the first call may spin); a
+   * datagram's failure after the first is pushed as it is. By recvmmsg into
+   * fixed slots; or, for a Unix socket whose datagrams may be larger than a
+   * slot, by native recvDatagrams: one recvmsg each, each measured first,
+   * back to back into one scratch area, in one call into the addon (one
+   * larger than the whole area comes alone, in a buffer of its own; one
+   * another reader made this one cut is lost, and said so).
+   */
   #gather(raw: (RawDatagram | IpcError)[], limit: number, spin: number): void {
-    // UDP datagrams fit 64 KiB; a Unix one fits only its own limit, which may be far larger.
+    // UDP datagrams fit 64 KiB; a Unix one fits only its own limit, which may be far larger (slot 0: measured one by one).
     const slot = this.kind === 'udp' ? Math.min(Math.max(this.#max, 1), MMSG_SLOT) : this.#max <= MMSG_SLOT ? Math.max(this.#max, 1) : 0;
-    if (slot === 0) {
-      this.#gatherSized(raw, limit, spin);
-      return;
-    }
+    const sized = slot === 0;
     const area = this.#mmsgArea(slot);
     while (raw.length < limit) {
       const want = Math.min(limit - raw.length, area.slots);
       area.io[0] = want;
-      const n = native.recvMmsg(this.rawFd, area.scratch, slot, area.io, area.from, area.fds, raw.length === 0 ? spin : 0);
+      const first = raw.length === 0 ? spin : 0;
+      const n = sized
+        ? native.recvDatagrams(this.rawFd, area.scratch, area.io, area.from, area.fds, this.#max, first)
+        : native.recvMmsg(this.rawFd, area.scratch, slot, area.io, area.from, area.fds, first);
       if (n === E.EAGAIN) return;
-      if (n < 0) throw systemError(n, 'receive', this.address);
-      let fdAt = 0;
-      for (let i = 0; i < n; i++) {
-        const length = area.io[1 + 4 * i]!;
-        const flags = area.io[2 + 4 * i]!;
-        const fds = area.io[3 + 4 * i] === 0 ? [] : Array.from(area.fds.subarray(fdAt, fdAt + area.io[3 + 4 * i]!));
-        fdAt += fds.length;
-        const addressLength = area.io[4 + 4 * i]!;
-        const from = addressLength > 0 ? this.#senderOf(area.from.subarray(i * 128, i * 128 + Math.min(addressLength, 128))) : null;
-        let item: RawDatagram | IpcError;
-        if ((flags & S.MSG_CTRUNC) !== 0) item = truncatedError(this.address);
-        else if (length > this.#max || length > slot) item = this.#oversize(length, from, fds);
-        else item = { bytes: Buffer.from(area.scratch.subarray(i * slot, i * slot + length)), from, fds };
-        raw.push(item);
-      }
-      if (n < want) return;
-    }
-  }
-
-  /**
-   * {@link #gather} for a Unix socket whose datagrams may be larger than a
-   * recvmmsg slot: native recvDatagrams takes them one recvmsg each, each
-   * measured first, back to back into one scratch area, in one call into
-   * the addon. One larger than the whole area comes alone, in a buffer of
-   * its own; one another reader made this one cut is lost, and said so.
-   */
-  #gatherSized(raw: (RawDatagram | IpcError)[], limit: number, spin: number): void {
-    const area = this.#mmsgArea(0);
-    while (raw.length < limit) {
-      const want = Math.min(limit - raw.length, area.slots);
-      area.io[0] = want;
-      const n = native.recvDatagrams(this.rawFd, area.scratch, area.io, area.from, area.fds, this.#max, raw.length === 0 ? spin : 0);
-      if (n === E.EAGAIN) return;
-      if (n === E.EMSGSIZE) {
+      if (n === E.EMSGSIZE && sized) {
         const alone = this.#nextDatagram(0);
         if (alone === undefined) return;
         raw.push(alone);
@@ -2825,15 +2800,16 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
         const addressLength = area.io[4 + 4 * i]!;
         const from = addressLength > 0 ? this.#senderOf(area.from.subarray(i * 128, i * 128 + Math.min(addressLength, 128))) : null;
         if ((flags & S.MSG_CTRUNC) !== 0) raw.push(truncatedError(this.address));
-        else if (length > this.#max) raw.push(this.#oversize(length, from, fds));
-        else if ((flags & S.MSG_TRUNC) !== 0) raw.push(this.#cut(length, from, fds));
+        else if (length > this.#max || (!sized && length > slot)) raw.push(this.#oversize(length, from, fds));
+        else if (sized && (flags & S.MSG_TRUNC) !== 0) raw.push(this.#cut(length, from, fds));
         else {
-          raw.push({ bytes: Buffer.from(area.scratch.subarray(at, at + length)), from, fds });
+          const start = sized ? at : i * slot;
+          raw.push({ bytes: Buffer.from(area.scratch.subarray(start, start + length)), from, fds });
           at += length;
         }
       }
-      // (io[0] is 1 when the room ran out before the queue did.)
-      if (n < want && area.io[0] !== 1) return;
+      // (recvDatagrams sets io[0] to 1 when the room ran out before the queue did.)
+      if (n < want && !(sized && area.io[0] === 1)) return;
     }
   }
 
