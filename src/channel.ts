@@ -1541,7 +1541,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     this.#claim('producer');
     if (this.#loan !== undefined) throw invalidArgument(what, 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
     // A ring has no error to report: outcome only tells all, some (a try) or none yet.
-    const batch = batchSend(count, this.#sendLane.spin, tryForm, () => this.#corrupted('no error is possible here'));
+    const batch = batchSend(count, this.#sendLane, tryForm, () => this.#corrupted('no error is possible here'));
     const waiting = this.#waiting('producer', () => {
       if (batch.left()) write(batch.next);
       return batch.outcome(0);

@@ -722,7 +722,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     const prio = optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0);
     const fail = (r: number): IpcError => (Array.isArray(list) ? systemError(r, 'mq_send', this.name)
       : packedFailure(list as Packed, this.name, r, () => systemError(r, 'mq_send', this.name)));
-    const batch = batchSend(gatherCount(list), this.#sending.spin, tryForm, fail);
+    const batch = batchSend(gatherCount(list), this.#sending, tryForm, fail);
     const send = Array.isArray(list)
       ? (timeout: number, spin: number) => native.mqSendMany(this.#fd, list as readonly Uint8Array[], prio, batch.next, timeout, spin)
       : (timeout: number, spin: number) => {
@@ -1370,7 +1370,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
     const fail = (r: number): IpcError => (Array.isArray(list) ? systemError(r, 'msgsnd', this.address)
       : packedFailure(list as Packed, this.address, r, () => systemError(r, 'msgsnd', this.address)));
-    const batch = batchSend(gatherCount(list), this.#sending.spin, tryForm, fail);
+    const batch = batchSend(gatherCount(list), this.#sending, tryForm, fail);
     const next = batch.next;
     const send = Array.isArray(list)
       ? (timeout: number, spin: number) => native.msgSndMany(this.id, t, list as readonly Uint8Array[], next, timeout, spin)

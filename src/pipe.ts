@@ -1065,7 +1065,7 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
   #sendFramesOp(list: GatherList, tryForm: boolean): GatherOperation<number> {
     const total = gatherCount(list);
     const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : systemError(r, 'write', this.address));
-    const batch = batchSend(total, this.lane.spin, tryForm, fail, new Float64Array(3));
+    const batch = batchSend(total, this.lane, tryForm, fail, new Float64Array(3));
     const at = batch.next;
     const cut = (): string => `${at[0]} of ${total} messages had been written whole, and ${at[1]} bytes of the next (with its length prefix)`;
     const op = this.#gatherOp(list, at, C.GATHER_FRAMED | C.GATHER_ATOMIC, (r) => {

@@ -1733,7 +1733,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     const total = gatherCount(list);
     if (!this.#framed) {
       const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : this.#sendError(r));
-      const batch = batchSend(total, this.writeLane.spin, tryForm, fail);
+      const batch = batchSend(total, this.writeLane, tryForm, fail);
       const [items, lengths, count] = packedArgs(list);
       let sent = 0;
       const op = this.stepOf(C.POLLOUT, (spin, timeout) => {
@@ -1751,7 +1751,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       return op;
     }
     const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : this.#sendError(r));
-    const batch = batchSend(total, this.writeLane.spin, tryForm, fail, new Float64Array(3));
+    const batch = batchSend(total, this.writeLane, tryForm, fail, new Float64Array(3));
     const at = batch.next;
     const cut = (error: IpcError): IpcError => {
       if (this.#failure !== undefined) return this.#failure;
@@ -2550,7 +2550,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     const to = this.#destination(toText);
     const list = encodeBatch(messages, (data) => encodeWith(this.#codec, data as T, this.address));
     const next = new Uint32Array(1);
-    const batch = batchSend(list.length, this.writeLane.spin, tryForm, (r) => this.#sendError(r, list[next[0]!]?.length ?? 0, toText), next);
+    const batch = batchSend(list.length, this.writeLane, tryForm, (r) => this.#sendError(r, list[next[0]!]?.length ?? 0, toText), next);
     const op = this.#sendStep(toText as string, to, (spin, timeout) => batch.outcome(batch.left() ? native.sendMmsg(this.rawFd, list, to, batch.next, batch.spin(timeout, spin)) : 0));
     op.partial = batch.partial;
     return op;

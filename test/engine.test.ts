@@ -18,7 +18,7 @@ import {
   socketPair,
 } from '../src/index.js';
 import { native } from '../src/native.js';
-import { loopStarved } from '../src/internal/operation.js';
+import { type LaneOwner, NotifyLane, loopStarved } from '../src/internal/operation.js';
 import { type Pollable, pollTarget } from '../src/internal/readiness.js';
 import { ObjectTracker, openFds } from './helpers/objects.js';
 import { Peer, asUser, canRunAs, killAllPeers } from './helpers/peer.js';
@@ -155,6 +155,34 @@ describe('descriptor modes', () => {
     assert.deepEqual(done, { event: 'done', received: count, bad: 0, firstBad: null, leftover: 0 });
     await peer.success();
     q.unlink();
+  });
+});
+
+describe('spinning of queued calls', () => {
+  it('a lane\'s wake-up lends the calls it serves one spin budget in all; a pass made for a try or sync call lends none', async () => {
+    const owner: LaneOwner = { address: 'a test lane', check: () => undefined, laneBusy: () => undefined };
+    const lane = new NotifyLane(owner, 50);
+    const seen: [string, number][] = [];
+    // A call that spends 30 µs of what its pass lends, then completes; and one that records what is left and keeps waiting.
+    const spender = lane.enqueue('spender', { step: () => {
+      seen.push(['spender', lane.retrySpin]);
+      lane.retrySpin -= 30;
+      return 1;
+    } }, Infinity, undefined);
+    const waiter = lane.enqueue('waiter', { step: () => {
+      seen.push(['waiter', lane.retrySpin]);
+      return undefined;
+    } }, Infinity, undefined);
+    waiter.catch(() => undefined);
+    assert.equal(lane.retrySpin, 0, 'nothing to spend outside a pass');
+    lane.wake();
+    assert.deepEqual(seen, [['spender', 50], ['waiter', 20]]);
+    assert.equal(await spender, 1);
+    lane.serve();
+    assert.deepEqual(seen.slice(2), [['waiter', 0]]);
+    assert.equal(lane.retrySpin, 0);
+    lane.rejectAll(new IpcError('ERR_IPC_CLOSED', 'closed'));
+    await rejectsWith(() => waiter, 'ERR_IPC_CLOSED');
   });
 });
 

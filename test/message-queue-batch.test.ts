@@ -708,11 +708,14 @@ describe('packed batches against a careless or hostile caller', () => {
       throwsWith(() => q.sendBatchSync(fake), 'ERR_IPC_INVALID_ARGUMENT', /batch must be a MessageBatch/);
   }));
 
-  it('an async batch\'s retries spin from an allowance of one budget plus one per message that went, never more', () => {
+  it('a batch\'s retries spin from an allowance of one budget plus one per message that went, never more', () => {
+    const unused = (): IpcError => new IpcError('ERR_IPC_INVALID_ARGUMENT', 'unused');
+    // A lane in a wake-up pass with plenty left, so that only the allowance bounds the spin.
+    const lane = { spin: 50, retrySpin: 1e9 };
     const next = new Uint32Array(1);
-    const batch = batchSend(10, 50, false, () => new IpcError('ERR_IPC_INVALID_ARGUMENT', 'unused'), next);
-    // Sync steps and an async call's first attempt spin as single calls do.
-    assert.deepEqual([batch.spin(100, 0), batch.spin(0, 50)], [50, 50]);
+    const batch = batchSend(10, lane, false, unused, next);
+    // A call's first attempt (the lane's spin) spins as a single call does, and costs no allowance.
+    assert.deepEqual([batch.spin(100, 50), batch.spin(0, 50)], [50, 50]);
     // Retries after readiness (timeout 0, spin 0): one budget, then only what messages that went in paid for.
     assert.equal(batch.spin(0, 0), 50);
     assert.equal(batch.outcome(E.EAGAIN), undefined);
@@ -722,6 +725,36 @@ describe('packed batches against a careless or hostile caller', () => {
     assert.equal(batch.outcome(3), undefined);
     assert.deepEqual([batch.spin(0, 0), batch.spin(0, 0), batch.spin(0, 0), batch.spin(0, 0)], [50, 50, 50, 0]);
     // A try never spins.
-    assert.equal(batchSend(10, 50, true, () => new IpcError('ERR_IPC_INVALID_ARGUMENT', 'unused')).spin(0, 0), 0);
+    assert.equal(batchSend(10, lane, true, unused).spin(0, 0), 0);
+  });
+
+  it('a sync batch\'s retries after a sleep spin from the same allowance: a sleep that ended with nothing sent is not paid for', () => {
+    const lane = { spin: 50, retrySpin: 0 };
+    const next = new Uint32Array(1);
+    const batch = batchSend(10, lane, false, () => new IpcError('ERR_IPC_INVALID_ARGUMENT', 'unused'), next);
+    // The first retry after a sleep (a slice of the timeout ended, or room came): one budget; then nothing until messages go.
+    assert.deepEqual([batch.spin(100, 0), batch.spin(100, 0), batch.spin(100, 0)], [50, 0, 0]);
+    next[0] = 2;
+    assert.equal(batch.outcome(2), undefined);
+    assert.deepEqual([batch.spin(100, 0), batch.spin(100, 0), batch.spin(100, 0)], [50, 50, 0]);
+    // Sync retries do not draw on the lane's pass.
+    assert.equal(lane.retrySpin, 0);
+  });
+
+  it('queued batches share one spin budget per wake-up of their lane; a try or sync call serving the queue lends them none', () => {
+    const unused = (): IpcError => new IpcError('ERR_IPC_INVALID_ARGUMENT', 'unused');
+    const lane = { spin: 50, retrySpin: 50 };
+    const nexts = [new Uint32Array([4]), new Uint32Array([4])];
+    const [first, second] = nexts.map((next) => batchSend(10, lane, false, unused, next));
+    // Both have sent messages and have allowance to spare; the pass has one budget for both.
+    for (const b of [first!, second!]) assert.equal(b.outcome(4), undefined);
+    assert.equal(first!.spin(0, 0), 50);
+    assert.equal(second!.spin(0, 0), 0, 'the first call served spent the pass\'s budget');
+    // A pass of serve() (a try or sync call on its way): none at all.
+    lane.retrySpin = 0;
+    assert.deepEqual([first!.spin(0, 0), second!.spin(0, 0)], [0, 0]);
+    // The next wake-up: one budget again.
+    lane.retrySpin = 50;
+    assert.deepEqual([second!.spin(0, 0), first!.spin(0, 0)], [50, 0]);
   });
 });

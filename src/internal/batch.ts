@@ -130,38 +130,56 @@ export function decodeBatch<R, M>(raw: R[], decode: (r: R) => M, held: Held<R>, 
 }
 
 /**
+ * Where a batch's retries get their spin: the lane's budget (`spin`, µs),
+ * and what the lane's current wake-up may still spin (`retrySpin`), which
+ * the lane sets for each pass over its queued calls and the retries spend.
+ */
+export interface SpinSource {
+  readonly spin: number;
+  retrySpin: number;
+}
+
+/**
  * The bookkeeping of a batched send of `total` messages: `next[0]` is the
  * first not yet sent (the native call advances it; a gathered write keeps
  * its offset in the next one in `next[1]`). `outcome(r)` turns a
  * native result into the step's: the count once all are in (or at once,
  * for a try), `undefined` while some wait, and for a failure after some
  * went in their count (the next call meets the failure). `spin` is the
- * spin of a step: a sync step's and an async call's first attempt spin as
- * single calls do; an async call's retries after readiness spin too, a
+ * spin of a step: a call's first attempt spins as a single call does; its
+ * retries (after a sleep, or a wake-up of its lane) spin too, as a
  * receiver is making room right now, but from an allowance of one budget
  * plus one per message that went in, so a batch never spins longer than
- * the same messages sent one by one would (a try never spins).
+ * the same messages sent one by one would; a queued call's retries also
+ * share the lane's budget for the wake-up that serves them
+ * ({@link SpinSource.retrySpin}). A try never spins.
  */
-export function batchSend<N extends Uint32Array | Float64Array = Uint32Array>(total: number, laneSpin: number, tryForm: boolean,
+export function batchSend<N extends Uint32Array | Float64Array = Uint32Array>(total: number, lane: SpinSource, tryForm: boolean,
   fail: (r: number) => IpcError, next: N = new Uint32Array(1) as N): {
   next: N; left(): boolean; spin(timeout: number, spin: number): number;
   outcome(r: number): number | undefined; partial(): number | undefined;
 } {
   // µs the retries may still spin, and the messages already paid for.
-  let allowance = laneSpin;
+  let allowance = lane.spin;
   let counted = 0;
   return {
     next,
     left: () => next[0]! < total,
     spin: (timeout, spin) => {
-      if (tryForm) return spin;
-      if (timeout !== 0 || spin > 0) return Math.max(spin, laneSpin);
-      const granted = Math.min(laneSpin, allowance);
+      // A try never spins; a call's first attempt (spin > 0) spins as a single call does.
+      if (tryForm || spin > 0) return spin;
+      let granted = Math.min(lane.spin, allowance);
+      // A queued call (timeout 0): within what the wake-up serving it may still spin, shared by every call it
+      // serves (none when a try or sync call serves the queue on its way).
+      if (timeout === 0) {
+        granted = Math.min(granted, Math.max(lane.retrySpin, 0));
+        lane.retrySpin -= granted;
+      }
       allowance -= granted;
       return granted;
     },
     outcome: (r) => {
-      allowance += (next[0]! - counted) * laneSpin;
+      allowance += (next[0]! - counted) * lane.spin;
       counted = next[0]!;
       if (r < 0 && r !== E.EAGAIN) {
         if (next[0]! > 0) return next[0]!;

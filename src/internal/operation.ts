@@ -175,6 +175,14 @@ export abstract class Lane {
   readonly owner: LaneOwner;
   /** Microseconds a call's first attempt spins before it queues. */
   readonly spin: number;
+  /**
+   * Microseconds the retries of queued calls may still spin in the pass
+   * that serves them now: a lane's budget for each wake-up (readiness, a
+   * waiter thread's result), shared by every call the pass serves; none
+   * while a try or sync call serves the queue on its way, and none
+   * outside a pass (see batchSend).
+   */
+  retrySpin = 0;
   readonly #entries: Entry[] = [];
   /** Entries before this index are settled. */
   #head = 0;
@@ -335,16 +343,22 @@ export class NotifyLane extends Lane {
   }
 
   override serve(): void {
-    this.wake();
+    this.#pass(0);
   }
 
   /** Retries the queued calls in order until one has to keep waiting. */
   wake(): void {
+    this.#pass(this.spin);
+  }
+
+  /** A pass over the queued calls, whose retries may spin `budget` µs in all. */
+  #pass(budget: number): void {
     if (this.#waking) {
       this.#again = true;
       return;
     }
     this.#waking = true;
+    this.retrySpin = budget;
     try {
       do {
         this.#again = false;
@@ -352,6 +366,7 @@ export class NotifyLane extends Lane {
       } while (this.#again);
     } finally {
       this.#waking = false;
+      this.retrySpin = 0;
     }
   }
 
@@ -446,6 +461,16 @@ export class JobLane extends Lane {
   }
 
   #ended(entry: Entry, result: number, extra: number | undefined): void {
+    // A waiter thread's result is this lane's wake-up: the retries it leads to may spin one budget in all.
+    this.retrySpin = this.spin;
+    try {
+      this.#serveEnded(entry, result, extra);
+    } finally {
+      this.retrySpin = 0;
+    }
+  }
+
+  #serveEnded(entry: Entry, result: number, extra: number | undefined): void {
     const key = entry.op.key;
     if (result === E.ECANCELED) {
       const end = interruption(entry.op, entry.reason ?? closedError('the pending call', this.owner.address));
