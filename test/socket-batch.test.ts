@@ -304,6 +304,7 @@ describe('DatagramSocket batches', () => {
       const base = abstract('s');
       const a = bind(`${base}a`);
       const b = bind(`${base}b`);
+      const c = bind(`${base}c`);
       const S = native.socketConstants;
       const unbound = DatagramSocket.fromFd(native.socketOpen(S.AF_UNIX, S.SOCK_DGRAM, true));
       try {
@@ -316,8 +317,14 @@ describe('DatagramSocket batches', () => {
         const rest = r.tryReceiveMany();
         assert.deepEqual([...many, one, ...rest].map((d) => [d.data.toString(), d.from]), expected);
         assert.equal(unbound.localAddress, null);
+        // The address last decoded came from a receive area that the next batch writes over: [a, b], then [c, c]
+        // puts c where b was before the first c is looked at.
+        for (const [s, text] of [[a, 'x1'], [b, 'x2']] as const) assert.equal(s.trySend(text, { to }), true);
+        assert.deepEqual(r.receiveManySync({ max: 2 }).map((d) => d.from), [a.localAddress, b.localAddress]);
+        for (const text of ['x3', 'x4']) assert.equal(c.trySend(text, { to }), true);
+        assert.deepEqual(r.receiveManySync({ max: 2 }).map((d) => d.from), [c.localAddress, c.localAddress]);
       } finally {
-        closeAll(r, a, b, unbound);
+        closeAll(r, a, b, c, unbound);
       }
     });
   }
