@@ -61,6 +61,12 @@ inline Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i) {
   return Bytes{array.Data(), array.ByteLength()};
 }
 
+// Whether argument i is a typed array of `type`: the arrays a native call
+// writes into are checked, never trusted to be what the caller meant.
+inline bool ArgIsTyped(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type) {
+  return info[i].IsTypedArray() && info[i].As<Napi::TypedArray>().TypedArrayType() == type;
+}
+
 // The arguments (buffer, offset, length) from index i as the bytes they
 // name; false (nothing set) when the range does not fit the buffer.
 inline bool ArgRange(const Napi::CallbackInfo& info, size_t i, Bytes* range) {

@@ -299,6 +299,21 @@ Napi::Value QueuedBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), n);
 }
 
+// datagramSize(fd, spinUs) -> the full length of the next datagram queued
+// (MSG_PEEK | MSG_TRUNC with no room: nothing is taken, no descriptor
+// installed), -EAGAIN when none is (after spinning up to spinUs), or
+// -errno. Unlike FIONREAD, it tells an empty queue from an empty datagram.
+Napi::Value DatagramSize(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  int r = Spin(ArgDouble(info, 1), EAGAIN, [&] {
+    ssize_t n;
+    do n = recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
+  });
+  return Napi::Number::New(info.Env(), r);
+}
+
 // shutdown(fd, how) -> 0
 Napi::Value Shutdown(const Napi::CallbackInfo& info) {
   return SysResult(info.Env(), shutdown(ArgInt(info, 0), ArgInt(info, 1)));
@@ -523,8 +538,18 @@ void RecordReceived(msghdr& h, uint32_t length, size_t i, Napi::Uint32Array& io,
 // from[i * 128]). Without descriptor room, none is accepted (the kernel
 // closes them and sets MSG_CTRUNC). With MSG_CTRUNC, every descriptor of
 // that message that did arrive is closed.
+// The arrays recvMmsg and recvDatagrams write into, from argument `first`
+// on: io (Uint32Array, room for one message), from (bytes), fdsOut
+// (Int32Array); anything else, or a detached array, and they refuse.
+bool ReceiveArrays(const Napi::CallbackInfo& info, size_t first) {
+  return ArgIsTyped(info, 1, napi_uint8_array) && ArgIsTyped(info, first, napi_uint32_array) &&
+         info[first].As<Napi::Uint32Array>().ElementLength() >= 5 && ArgIsTyped(info, first + 1, napi_uint8_array) &&
+         ArgIsTyped(info, first + 2, napi_int32_array);
+}
+
 Napi::Value RecvMmsg(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!ReceiveArrays(info, 3)) return Errno(env, ERANGE);
   int fd = ArgInt(info, 0);
   Bytes scratch = ArgBytes(info, 1);
   size_t slot = static_cast<size_t>(ArgInt64(info, 2));
@@ -581,18 +606,20 @@ Napi::Value RecvMmsg(const Napi::CallbackInfo& info) {
 // recvMmsg for datagrams of any size up to `max`, where slots of `max`
 // bytes would not do: one recvmsg each, up to io[0] of them, in one call
 // into the addon. Datagram i lands in scratch right after datagram i - 1,
-// each first measured by FIONREAD (a datagram socket's next datagram), so
-// none is cut: the next one larger than the room left stays queued. io,
+// each first measured by a peek (MSG_PEEK | MSG_TRUNC with no room: the
+// next datagram's full length), so none is cut: the next one larger than
+// the room left stays queued. io,
 // from and fdsOut as for recvMmsg (lengths are full lengths: MSG_TRUNC).
 // The batch ends after a datagram that is not placed whole: one over
 // `max` (taken with no room, to be discarded), one longer than the room it
-// got (MSG_TRUNC: another reader took the datagram FIONREAD measured) and
+// got (MSG_TRUNC: another reader took the datagram the peek measured) and
 // one whose descriptors the kernel cut (MSG_CTRUNC). Only the first
 // recvmsg spins. On return io[0] is 1 when the call stopped at a datagram
 // that did not fit the room left (a next call with the area emptied takes
 // it), else 0.
 Napi::Value RecvDatagrams(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!ReceiveArrays(info, 2)) return Errno(env, ERANGE);
   int fd = ArgInt(info, 0);
   Bytes scratch = ArgBytes(info, 1);
   auto io = info[2].As<Napi::Uint32Array>();
@@ -616,8 +643,12 @@ Napi::Value RecvDatagrams(const Napi::CallbackInfo& info) {
     size_t next = 0;
     // -EMSGSIZE: the next datagram does not fit the room left; else recvmsg's result.
     auto once = [&]() -> int {
-      int queued = 0;
-      if (ioctl(fd, FIONREAD, &queued) < 0) return -errno;
+      // The next datagram's full length (MSG_TRUNC), or -EAGAIN when none is queued. (FIONREAD would say 0 for
+      // both an empty queue and an empty datagram: one that came between it and the recvmsg could be cut.)
+      ssize_t queued;
+      do queued = recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+      while (queued < 0 && errno == EINTR);
+      if (queued < 0) return -errno;
       next = static_cast<size_t>(queued);
       bool discard = static_cast<double>(next) > max;
       if (!discard && next > scratch.length - at) return -EMSGSIZE;
@@ -637,8 +668,10 @@ Napi::Value RecvDatagrams(const Napi::CallbackInfo& info) {
     };
     int r = i == 0 ? Spin(ArgDouble(info, 6), EAGAIN, once) : once();
     if (r < 0) {
-      if (r == -EMSGSIZE) io[1] = static_cast<uint32_t>(next > UINT32_MAX ? UINT32_MAX : next);
-      if (count == 0) return Errno(env, -r);
+      if (count == 0) {
+        if (r == -EMSGSIZE) io[1] = static_cast<uint32_t>(next > UINT32_MAX ? UINT32_MAX : next);
+        return Errno(env, -r);
+      }
       room = r == -EMSGSIZE;
       break;
     }
@@ -804,7 +837,7 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
       {"bind", Bind}, {"connect", Connect}, {"listen", Listen}, {"accept", Accept}, {"socketName", SocketName},
       {"getSockOpt", GetSockOpt}, {"setSockOpt", SetSockOpt}, {"peerCredentials", PeerCredentials},
       {"peerPidfd", PeerPidfd}, {"queuedBytes", QueuedBytes}, {"shutdown", Shutdown}, {"sendMsg", SendMsg}, {"sendParts", SendParts}, {"recvMsg", RecvMsg},
-      {"sendMmsg", SendMmsg}, {"recvMmsg", RecvMmsg}, {"recvDatagrams", RecvDatagrams}, {"recvPackets", RecvPackets},
+      {"sendMmsg", SendMmsg}, {"recvMmsg", RecvMmsg}, {"recvDatagrams", RecvDatagrams}, {"datagramSize", DatagramSize}, {"recvPackets", RecvPackets},
   });
   Napi::Object c = Napi::Object::New(env);
   c.Set("AF_UNIX", static_cast<double>(AF_UNIX));

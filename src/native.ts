@@ -299,6 +299,7 @@ export interface NativeBinding {
    */
   recvMmsg(fd: number, scratch: Uint8Array, slot: number, io: Uint32Array, from: Uint8Array, fdsOut: Int32Array, spinUs: number): number;
   recvDatagrams(fd: number, scratch: Uint8Array, io: Uint32Array, from: Uint8Array, fdsOut: Int32Array, max: number, spinUs: number): number;
+  datagramSize(fd: number, spinUs: number): number;
   /**
    * Seqpacket messages straight into a packed batch: io = [count, size,
    * maxMessageSize] in, [count, size, -, why (PACKET_STOP), detail] out;

@@ -2692,11 +2692,17 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   /** One datagram from the kernel, if one is queued (not decoded). */
   #nextDatagram(spin: number, copy = true): RawDatagram | undefined {
     let buffer = this.#scratch;
+    let wait = spin;
     if (this.#max > buffer.length) {
-      const next = native.queuedBytes(this.rawFd);
+      // Measured first, by a peek (FIONREAD says 0 for an empty queue and an empty datagram alike, and a datagram
+      // that came between it and the receive could be cut): one larger than the scratch gets room of its own.
+      const next = native.datagramSize(this.rawFd, spin);
+      if (next === E.EAGAIN) return undefined;
+      if (next < 0) throw systemError(next, 'receive', this.address);
       if (next > buffer.length) buffer = Buffer.allocUnsafe(Math.min(next, this.#max) + 1);
+      wait = 0;
     }
-    const n = native.recvMsg(this.rawFd, buffer, 0, buffer.length, this.#fdsOut, this.#from, this.#meta, S.MSG_TRUNC, spin);
+    const n = native.recvMsg(this.rawFd, buffer, 0, buffer.length, this.#fdsOut, this.#from, this.#meta, S.MSG_TRUNC, wait);
     if (n === E.EAGAIN) return undefined;
     if (n < 0) throw systemError(n, 'receive', this.address);
     const fds = this.#meta[1] === 0 ? [] : Array.from(this.#fdsOut.subarray(0, this.#meta[1]!));

@@ -11,16 +11,19 @@ import assert from 'node:assert/strict';
 import { closeSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { type Datagram, DatagramSocket, IpcError, type SocketMessage, bind, socketPair, spawn } from '../src/index.js';
 import { native } from '../src/native.js';
+import { errnoValue } from '../src/errors.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { openFds } from './helpers/objects.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 
 after(() => killAllPeers());
 const INDEX = fileURLToPath(new URL('../src/index.js', import.meta.url));
 const texts = (messages: (SocketMessage | Datagram)[]): string[] => messages.map((m) => m.data.toString());
 const words = (n: number, from = 0): string[] => Array.from({ length: n }, (_, i) => `w${from + i}`);
 let unique = 0;
+const E_RANGE = -errnoValue('ERANGE');
 const abstract = (label: string): string => `unix-dgram:@ipckit-batch-${label}-${process.pid}-${unique++}`;
 
 function closeAll(...sockets: { close(): void }[]): void {
@@ -330,7 +333,7 @@ describe('DatagramSocket batches', () => {
   }
 
   it('Unix datagrams larger than a recvmmsg slot: a batch takes them whole, one the room left cannot hold comes next in the same batch', (t) => {
-    // Eleven datagrams of 96,000 bytes (past the 1 MiB a batch receives into at once) need a queue of eleven:
+    // Eleven datagrams of about 96,000 bytes (1,050,000: past the 1 MiB a batch receives into at once) need a queue of eleven:
     // a receiver holds net.unix.max_dgram_qlen + 1.
     const qlen = Number(readFileSync('/proc/sys/net/unix/max_dgram_qlen', 'utf8'));
     if (qlen < 10) {
@@ -345,7 +348,8 @@ describe('DatagramSocket batches', () => {
     try {
       const to = r.localAddress!;
       const sent = senders.map((s, i) => {
-        const data = Buffer.alloc(i === 5 ? 10 : size, i + 1);
+        // The first a little smaller: a batch that mistook its length would cut every one after it wrong.
+        const data = Buffer.alloc(i === 0 ? size - 6_000 : size, i + 1);
         assert.equal(s.trySend(data, { to, ...(i === 5 ? { fds: [0] } : {}) }), true);
         return data;
       });
@@ -450,6 +454,50 @@ describe('DatagramSocket batches', () => {
     }
   });
 
+  it('a lone reader never cuts a datagram that arrives while it waits: receive and receiveMany measure the next one first', async (t) => {
+    // Datagrams past the 256 KiB a single receive holds at hand; a sender makes them at most twice net.core.wmem_max.
+    const wmemMax = Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8'));
+    const size = Math.min(300_000, 2 * wmemMax - 4096);
+    if (size <= 256 * 1024) {
+      t.skip(`net.core.wmem_max ${wmemMax}: no sender can make a datagram past 256 KiB`);
+      return;
+    }
+    // The reader spins long, so that most datagrams come while it spins (between its measure and its receive).
+    const r = bind(abstract('lone'), { spin: 10_000 });
+    const count = 40;
+    // A worker thread sends them one at a time, a millisecond apart, each of its own size and fill.
+    const worker = new Worker([
+      `const { bind } = await import(${JSON.stringify(INDEX)});`,
+      'const { workerData: { to, name, size, count, wmemMax } } = await import("node:worker_threads");',
+      'const s = bind(name, { sendBuffer: wmemMax });',
+      'for (let i = 0; i < count; i++) {',
+      '  const data = Buffer.alloc(i % 2 === 0 ? size - i : 10 + i, i);',
+      // ENOBUFS: the kernel found no memory for so large a datagram right now; the next try may.
+      '  for (;;) { try { s.sendSync(data, { to }); break; } catch (err) { if (err.errno !== "ENOBUFS" && err.errno !== -105) throw err; await new Promise((w) => setTimeout(w, 5)); } }',
+      '  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);',
+      '}',
+      's.close();',
+    ].join('\n'), { eval: true, workerData: { to: r.localAddress, name: abstract('lone-sender'), size, count, wmemMax } });
+    const failed = new Promise((_, reject) => worker.once('error', reject));
+    failed.catch(() => undefined);
+    try {
+      const got: Buffer[] = [];
+      while (got.length < count) {
+        const ms = { timeout: 10_000 };
+        if (got.length % 3 === 0) got.push(await Promise.race([r.receive(ms), failed as never]).then((d) => d.data));
+        else got.push(...(await Promise.race([r.receiveMany({ max: 8, ...ms }), failed as never])).map((d) => d.data));
+      }
+      got.forEach((data, i) => {
+        const length = i % 2 === 0 ? size - i : 10 + i;
+        assert.equal(data.length, length, `datagram ${i}`);
+        assert.equal(data.every((b) => b === i), true, `datagram ${i} intact`);
+      });
+    } finally {
+      await worker.terminate();
+      r.close();
+    }
+  });
+
   it('Unix datagrams: sendMany waits for room in the receiver\'s queue; a timeout resolves with exactly what went', async () => {
     const r = bind(abstract('full'), { maxMessageSize: 64 });
     const s = bind(abstract('sender'));
@@ -475,6 +523,28 @@ describe('DatagramSocket batches', () => {
       assert.equal(total, again - 2 + 2);
     } finally {
       closeAll(r, s);
+    }
+  });
+
+  it('the native batch receives refuse arrays they cannot write into, before any system call', () => {
+    const r = bind(abstract('native-args'));
+    try {
+      const scratch = Buffer.alloc(4096);
+      const from = Buffer.alloc(128 * 4);
+      const fds = new Int32Array(253 * 4);
+      const detached = new Uint32Array(8);
+      structuredClone(detached.buffer, { transfer: [detached.buffer] });
+      const bad: [unknown, unknown, unknown][] = [
+        [new Uint32Array(0), from, fds], [5, from, fds], [new Uint8Array(64), from, fds], [detached, from, fds],
+        [new Uint32Array(9), 'from', fds], [new Uint32Array(9), from, new Uint32Array(253 * 4)], [new Uint32Array(9), from, null],
+      ];
+      for (const [io, f, out] of bad) {
+        assert.equal(native.recvDatagrams(r.fd, scratch, io as Uint32Array, f as Uint8Array, out as Int32Array, 1 << 20, 0), E_RANGE);
+        assert.equal(native.recvMmsg(r.fd, scratch, 1024, io as Uint32Array, f as Uint8Array, out as Int32Array, 0), E_RANGE);
+      }
+      assert.equal(native.recvDatagrams(r.fd, 'scratch' as never, new Uint32Array(9), from, fds, 1 << 20, 0), E_RANGE);
+    } finally {
+      r.close();
     }
   });
 
