@@ -212,7 +212,8 @@ function sysvSharedMemory(): IpcObjectInfo[] {
 
 /** What the processes we may inspect hold: POSIX queues (by descriptor) and /dev/shm segments (by descriptor or mapping). */
 interface ProcessScan {
-  queues: Map<string, { holders: Set<number>; fdPath: string; deleted: boolean }>;
+  /** Each queue with its holders, and a descriptor of each (path and inode: it may be closed, or its number reused, by the time it is read). */
+  queues: Map<string, { holders: Set<number>; fds: { path: string; ino: number }[]; deleted: boolean }>;
   segments: Map<string, Set<number>>;
   /**
    * The processes mapping each /dev/shm file, by inode: also a file mapped
@@ -281,8 +282,9 @@ function scanProcesses(): ProcessScan {
         if (!/^\/[^/]+$/.test(name) || statfsSync(fdPath).type !== MQUEUE_MAGIC) continue;
         // A removed queue is kept apart from a live one of the same name (NUL is in no name).
         const key = deleted ? `${name}\0` : name;
-        const entry = scan.queues.get(key) ?? { holders: new Set<number>(), fdPath, deleted };
+        const entry = scan.queues.get(key) ?? { holders: new Set<number>(), fds: [], deleted };
         entry.holders.add(Number(pid));
+        entry.fds.push({ path: fdPath, ino: st.ino });
         scan.queues.set(key, entry);
       } catch {
         /* The descriptor closed while we looked. */
@@ -363,18 +365,40 @@ function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[]
   }
   for (const [key, entry] of open) if (!entry.deleted) names.add(key);
   const objects: IpcObjectInfo[] = [];
-  const describe = (address: string, statPath: string | undefined, holders: Set<number> | undefined, live: boolean): void => {
-    let st: { uid: number; mode: number };
-    const seen = privateView?.get(address);
-    try {
-      st = statPath === undefined ? seen! : statSync(statPath);
-    } catch {
-      return; // Removed while we looked.
+  // A queue's owner and mode: from its file, else from any holder's descriptor still open on it (a holder may be another
+  // lister that opened it for a moment), else as the private mount saw it; undefined once it is gone. A removed queue
+  // (not `live`) has only its descriptors.
+  const ownerOf = (address: string, fds: { path: string; ino: number }[] | undefined, live: boolean): { uid: number; mode: number } | undefined => {
+    if (mounted && live) {
+      try {
+        return statSync(`${MQUEUE_DIR}${address}`);
+      } catch {
+        return undefined; // Removed while we looked.
+      }
     }
+    for (const fd of fds ?? []) {
+      try {
+        const st = statSync(fd.path);
+        if (st.ino === fd.ino) return st;
+      } catch {
+        /* Closed since the scan: another holder's may still be open. */
+      }
+    }
+    return live ? privateView?.get(address) : undefined;
+  };
+  const describe = (address: string, fds: { path: string; ino: number }[] | undefined, holders: Set<number> | undefined, live: boolean): void => {
+    const seen = privateView?.get(address);
+    const st = ownerOf(address, fds, live);
+    if (st === undefined) return;
     const attrs = live ? posixAttributes(address) : undefined;
     let bytes: number | null = seen?.bytes ?? null;
     if (mounted && live) {
-      const qsize = /QSIZE:\s*([0-9]+)/.exec(readFileSync(`${MQUEUE_DIR}${address}`, 'utf8'))?.[1];
+      let qsize: string | undefined;
+      try {
+        qsize = /QSIZE:\s*([0-9]+)/.exec(readFileSync(`${MQUEUE_DIR}${address}`, 'utf8'))?.[1];
+      } catch {
+        return; // Removed while we looked.
+      }
       if (qsize !== undefined) bytes = Number(qsize);
     }
     objects.push({
@@ -386,10 +410,10 @@ function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[]
   };
   for (const name of [...names].sort()) {
     const entry = open.get(name);
-    describe(name, mounted ? `${MQUEUE_DIR}${name}` : entry?.fdPath, entry?.holders, true);
+    describe(name, entry?.fds, entry?.holders, true);
   }
   for (const [key, entry] of open) {
-    if (entry.deleted) describe(key.slice(0, -1), entry.fdPath, entry.holders, false);
+    if (entry.deleted) describe(key.slice(0, -1), entry.fds, entry.holders, false);
   }
   return objects;
 }

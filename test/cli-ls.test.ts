@@ -8,7 +8,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import {
-  Channel, Fifo, NamedSemaphore, PosixMessageQueue, PosixSharedMemory, SemaphoreSet, SysvMessageQueue, formatKey,
+  Channel, Fifo, NamedSemaphore, PosixMessageQueue, PosixSharedMemory, SemaphoreSet, SysvMessageQueue, formatKey, listIpcObjects,
 } from '../src/index.js';
 import { CLI, type LsObject, fails, launch, ls, lsRow, ok } from './helpers/cli.js';
 import { waitUntil } from './helpers/assert.js';
@@ -145,6 +145,37 @@ describe('ipckit ls without /dev/mqueue mounted', () => {
       assert.match(asNobody.notes.find((n) => n.startsWith('/dev/mqueue')) ?? '', /^\/dev\/mqueue is not mounted, so POSIX message queues that no process has open cannot be listed/);
     }
     PosixMessageQueue.unlink(name);
+  });
+});
+
+describe('ipckit ls while other processes open and close a queue', () => {
+  it('a queue is listed even when the holder seen first closes it before it is described: every holder\'s descriptor is tried', async (t) => {
+    if (mqueueMounted) return t.skip('with /dev/mqueue mounted, a queue is described by its file, not by a holder\'s descriptor');
+    const name = objects.name('flap');
+    // Not held here: the holders are two children, the one that opens and closes it again and again first (a lower pid,
+    // so a listing scans it first), as another lister reading the queue's attributes would.
+    PosixMessageQueue.create(name).close();
+    const index = JSON.stringify(new URL('../src/index.js', import.meta.url).href);
+    const child = (script: string): ReturnType<typeof spawn> => trackChild(spawn(process.execPath, ['--input-type=module', '-e',
+      `const { PosixMessageQueue } = await import(${index}); ${script}`], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    const started = (c: ReturnType<typeof spawn>): Promise<void> => new Promise((resolve) => c.stdout!.once('data', () => resolve()));
+    const flapper = child(`process.stdout.write('go'); for (;;) { const q = PosixMessageQueue.open(${JSON.stringify(name)}); q.close(); }`);
+    await started(flapper);
+    const holder = child(`const q = PosixMessageQueue.open(${JSON.stringify(name)}); process.stdout.write('held'); setInterval(() => q.attributes(), 1000);`);
+    await started(holder);
+    try {
+      assert.ok(flapper.pid! < holder.pid!, 'the flapping holder is scanned first');
+      for (let i = 0; i < 100; i++) {
+        const entry = listIpcObjects().objects.find((o) => o.address === name);
+        assert.ok(entry !== undefined, `listing ${i} lists the queue`);
+        assert.equal(entry.kind, 'posix-mq');
+        assert.ok(entry.processes.some((p) => p.pid === holder.pid), 'the holder is named');
+      }
+    } finally {
+      flapper.kill('SIGKILL');
+      holder.kill('SIGKILL');
+      PosixMessageQueue.unlink(name);
+    }
   });
 });
 
