@@ -2709,7 +2709,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     const from = this.#meta[2]! > 0 ? this.#senderOf(this.#from.subarray(0, Math.min(this.#meta[2]!, this.#from.length))) : null;
     if ((this.#meta[0]! & S.MSG_CTRUNC) !== 0) throw truncatedError(this.address);
     if (n > this.#max) throw this.#oversize(n, from, fds);
-    // Longer than the room FIONREAD measured for it: another reader took that one, and this one is cut.
+    // Longer than the room the peek measured for it: another reader took that one, and this one is cut.
     if (n > buffer.length) throw this.#cut(n, from, fds);
     // (copy: false — a view of the scratch buffer, valid until the next receive: for a caller that copies it at once.)
     return { bytes: buffer === this.#scratch && copy ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n), from, fds };
