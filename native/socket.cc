@@ -299,19 +299,22 @@ Napi::Value QueuedBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), n);
 }
 
-// datagramSize(fd, spinUs) -> the full length of the next datagram queued
-// (MSG_PEEK | MSG_TRUNC with no room: nothing is taken, no descriptor
-// installed), -EAGAIN when none is (after spinning up to spinUs), or
-// -errno. Unlike FIONREAD, it tells an empty queue from an empty datagram.
+// The full length of the next datagram queued on fd (MSG_PEEK | MSG_TRUNC
+// with no room: nothing is taken, no descriptor installed), -EAGAIN when
+// none is, or -errno. Unlike FIONREAD, it tells an empty queue from an
+// empty datagram.
+int NextDatagramLength(int fd) {
+  ssize_t n;
+  do n = recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
+}
+
+// datagramSize(fd, spinUs) -> NextDatagramLength, after spinning up to
+// spinUs while none is queued.
 Napi::Value DatagramSize(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
-  int r = Spin(ArgDouble(info, 1), EAGAIN, [&] {
-    ssize_t n;
-    do n = recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-    while (n < 0 && errno == EINTR);
-    return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
-  });
-  return Napi::Number::New(info.Env(), r);
+  return Napi::Number::New(info.Env(), Spin(ArgDouble(info, 1), EAGAIN, [&] { return NextDatagramLength(fd); }));
 }
 
 // shutdown(fd, how) -> 0
@@ -643,12 +646,10 @@ Napi::Value RecvDatagrams(const Napi::CallbackInfo& info) {
     size_t next = 0;
     // -EMSGSIZE: the next datagram does not fit the room left; else recvmsg's result.
     auto once = [&]() -> int {
-      // The next datagram's full length (MSG_TRUNC), or -EAGAIN when none is queued. (FIONREAD would say 0 for
-      // both an empty queue and an empty datagram: one that came between it and the recvmsg could be cut.)
-      ssize_t queued;
-      do queued = recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-      while (queued < 0 && errno == EINTR);
-      if (queued < 0) return -errno;
+      // (Not FIONREAD, which says 0 for both an empty queue and an empty datagram: one that came between it and
+      // the recvmsg could be cut.)
+      int queued = NextDatagramLength(fd);
+      if (queued < 0) return queued;
       next = static_cast<size_t>(queued);
       bool discard = static_cast<double>(next) > max;
       if (!discard && next > scratch.length - at) return -EMSGSIZE;

@@ -26,6 +26,25 @@ let unique = 0;
 const E_RANGE = -errnoValue('ERANGE');
 const abstract = (label: string): string => `unix-dgram:@ipckit-batch-${label}-${process.pid}-${unique++}`;
 
+/**
+ * Another process that reads `socket` too (its descriptor 3), running the
+ * module code `lines`; `printed()` resolves with what it wrote to stdout,
+ * once it has ended with status 0.
+ */
+function otherReader(socket: DatagramSocket, lines: string[]): { printed(): Promise<string> } {
+  const child = trackChild(spawn(process.execPath, ['--input-type=module', '-e', lines.join('\n')], { fds: { 3: socket }, stdio: ['ignore', 'pipe', 'inherit'] }));
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { out += chunk; });
+  // 'close': the process ended and its stdout was read to the end.
+  const ended = new Promise<number | null>((resolve) => child.once('close', resolve));
+  return {
+    async printed() {
+      assert.equal(await ended, 0);
+      return out;
+    },
+  };
+}
+
 function closeAll(...sockets: { close(): void }[]): void {
   for (const s of sockets) s.close();
 }
@@ -397,7 +416,7 @@ describe('DatagramSocket batches', () => {
     const s = bind(abstract('shared-big-sender'));
     const to = r.localAddress!;
     // The other reader: batches until the stop datagram; it prints what it got whole, and the cuts it was told of.
-    const script = [
+    const reader = otherReader(r, [
       `import { DatagramSocket, IpcError } from ${JSON.stringify(INDEX)};`,
       'const sock = DatagramSocket.fromFd(3);',
       'let got = 0, cut = 0, bad = 0;',
@@ -412,10 +431,7 @@ describe('DatagramSocket batches', () => {
       '}',
       'process.stdout.write(JSON.stringify({ got, cut, bad }));',
       'sock.close();',
-    ].join('\n');
-    const child = trackChild(spawn(process.execPath, ['--input-type=module', '-e', script], { fds: { 3: r }, stdio: ['ignore', 'pipe', 'inherit'] }));
-    let printed = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { printed += chunk; });
+    ]);
     let mine = 0;
     let cut = 0;
     const take = (): void => {
@@ -444,9 +460,7 @@ describe('DatagramSocket batches', () => {
       }
       take();
       await s.send('stop', { to });
-      const code = await new Promise((resolve) => child.once('exit', resolve));
-      assert.equal(code, 0);
-      const theirs = JSON.parse(printed) as { got: number; cut: number; bad: number };
+      const theirs = JSON.parse(await reader.printed()) as { got: number; cut: number; bad: number };
       assert.equal(theirs.bad, 0, 'no datagram arrived cut or mixed in the other reader');
       assert.equal(mine + theirs.got + cut + theirs.cut, total, `${mine} here, ${JSON.stringify(theirs)} there, ${cut} reported lost here`);
     } finally {
@@ -625,7 +639,7 @@ describe('socket receives into a buffer of yours', () => {
     const s = bind(abstract('shared-sender'));
     const to = r.localAddress!;
     // The other reader: batches until the stop datagram, then it reports what it got.
-    const script = [
+    const reader = otherReader(r, [
       `import { DatagramSocket } from ${JSON.stringify(INDEX)};`,
       'const sock = DatagramSocket.fromFd(3, { maxMessageSize: 1000 });',
       'let got = 0;',
@@ -636,10 +650,7 @@ describe('socket receives into a buffer of yours', () => {
       '}',
       'process.stdout.write(String(got));',
       'sock.close();',
-    ].join('\n');
-    const child = trackChild(spawn(process.execPath, ['--input-type=module', '-e', script], { fds: { 3: r }, stdio: ['ignore', 'pipe', 'inherit'] }));
-    let printed = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { printed += chunk; });
+    ]);
     const target = Buffer.alloc(100);
     const small = Buffer.alloc(10, 1);
     const large = Buffer.alloc(500, 2);
@@ -668,8 +679,7 @@ describe('socket receives into a buffer of yours', () => {
       }
       take();
       await s.send('stop', { to });
-      const code = await new Promise((resolve) => child.once('exit', resolve));
-      assert.equal(code, 0);
+      const printed = await reader.printed();
       assert.equal(mine + Number(printed), total, `${mine} here, ${printed} in the other reader (${tooLarge} too large for the small target)`);
     } finally {
       closeAll(r, s);
