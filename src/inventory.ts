@@ -210,10 +210,16 @@ function sysvSharedMemory(): IpcObjectInfo[] {
   }));
 }
 
+/** A holder's descriptor of an object: its /proc path, and the inode it was open on when the scan met it. */
+interface HolderFd {
+  path: string;
+  ino: number;
+}
+
 /** What the processes we may inspect hold: POSIX queues (by descriptor) and /dev/shm segments (by descriptor or mapping). */
 interface ProcessScan {
   /** Each queue with its holders, and a descriptor of each (path and inode: it may be closed, or its number reused, by the time it is read). */
-  queues: Map<string, { holders: Set<number>; fds: { path: string; ino: number }[]; deleted: boolean }>;
+  queues: Map<string, { holders: Set<number>; fds: HolderFd[]; deleted: boolean }>;
   segments: Map<string, Set<number>>;
   /**
    * The processes mapping each /dev/shm file, by inode: also a file mapped
@@ -368,7 +374,7 @@ function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[]
   // A queue's owner and mode: from its file, else from any holder's descriptor still open on it (a holder may be another
   // lister that opened it for a moment), else as the private mount saw it; undefined once it is gone. A removed queue
   // (not `live`) has only its descriptors.
-  const ownerOf = (address: string, fds: { path: string; ino: number }[] | undefined, live: boolean): { uid: number; mode: number } | undefined => {
+  const ownerOf = (address: string, fds: HolderFd[] | undefined, live: boolean): { uid: number; mode: number } | undefined => {
     if (mounted && live) {
       try {
         return statSync(`${MQUEUE_DIR}${address}`);
@@ -386,7 +392,7 @@ function posixMessageQueues(scan: ProcessScan, notes: string[]): IpcObjectInfo[]
     }
     return live ? privateView?.get(address) : undefined;
   };
-  const describe = (address: string, fds: { path: string; ino: number }[] | undefined, holders: Set<number> | undefined, live: boolean): void => {
+  const describe = (address: string, fds: HolderFd[] | undefined, holders: Set<number> | undefined, live: boolean): void => {
     const seen = privateView?.get(address);
     const st = ownerOf(address, fds, live);
     if (st === undefined) return;

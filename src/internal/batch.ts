@@ -172,7 +172,7 @@ export function batchSend<N extends Uint32Array | Float64Array = Uint32Array>(to
       // A queued call (timeout 0): within what the wake-up serving it may still spin, shared by every call it
       // serves (none when a try or sync call serves the queue on its way).
       if (timeout === 0) {
-        granted = Math.min(granted, Math.max(lane.retrySpin, 0));
+        granted = Math.min(granted, lane.retrySpin);
         lane.retrySpin -= granted;
       }
       allowance -= granted;
