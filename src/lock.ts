@@ -484,17 +484,13 @@ export class Mutex extends SegmentLock {
     step: (call, timeout, spin) => {
       if (this.#acquire(call.allowSelf, call.waited, call.checkOwner) || this.#spinAcquire(spin, call.allowSelf)) return DONE;
       call.checkOwner = false;
-      if (timeout === 0) {
-        // Only a spin: watch the word without announcing a waiter.
-        const c = Atomics.load(this.words, STATE);
-        if (spin === 0) return undefined;
-        if (c !== 0) native.futexWait(this.words, STATE, c, 0, spin);
-        return this.#acquire(call.allowSelf, call.waited, false) ? DONE : undefined;
-      }
+      if (spin !== 0 && this.#spinWait(spin, call)) return DONE;
+      if (timeout === 0) return undefined;
       const c = this.#markWaiting();
       if (c === 0) return this.#acquire(call.allowSelf, call.waited, false) ? DONE : undefined;
       call.waited = true;
-      const r = native.futexWait(this.words, STATE, c, timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), spin);
+      // No spin here: it was spent above, before the waiters bit was set.
+      const r = native.futexWait(this.words, STATE, c, timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), 0);
       if (r < 0 && r !== E.EAGAIN) throw this.futexError(r);
       // A whole slice asleep: the owner may be dead.
       return this.#acquire(call.allowSelf, true, r === E.EAGAIN) ? DONE : undefined;
@@ -566,6 +562,28 @@ export class Mutex extends SegmentLock {
       if (Atomics.load(w, STATE) === 0 && this.#acquire(allowSelf, false, false)) return true;
     }
     return false;
+  }
+
+  /**
+   * Spins for up to `spin` µs watching the word, without announcing a
+   * waiter, and takes the lock whenever it sees it free. Only a waiter that
+   * is about to sleep sets WAITERS: a holder that unlocks while others merely
+   * spin then makes no system call (it wakes nobody), and keeps the lock's
+   * cache line to itself between hand-offs.
+   */
+  #spinWait(spin: number, call: LockCall): boolean {
+    const w = this.words;
+    const end = performance.now() + spin / 1000;
+    for (;;) {
+      const c = Atomics.load(w, STATE);
+      if (c !== 0) {
+        const left = (end - performance.now()) * 1000;
+        if (left <= 0) return false;
+        native.futexWait(w, STATE, c, 0, left);
+      }
+      if (this.#acquire(call.allowSelf, call.waited, false)) return true;
+      if (performance.now() >= end) return false;
+    }
   }
 
   /** Sets WAITERS on a held lock before sleeping; the state to sleep on, or 0 if the lock is free. */
@@ -720,11 +738,13 @@ export class Semaphore extends SegmentLock {
     return {
       step: (timeout: number, spin: number) => {
         if (this.#take()) return DONE;
-        if (timeout === 0 && spin === 0) return undefined;
-        if (timeout !== 0) Atomics.add(w, SLEEPERS, 1);
+        // Spinning is not sleeping: a post meanwhile must not pay for a wake-up, so SLEEPERS counts this call only once it sleeps.
+        if (spin !== 0 && this.#spinTake(spin)) return DONE;
+        if (timeout === 0) return undefined;
+        Atomics.add(w, SLEEPERS, 1);
         // In slices: a post whose wake-up went nowhere (a sleepers word another process overwrote) is still seen.
-        const r = native.futexWait(w, COUNT, 0, timeout === 0 ? 0 : timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), spin);
-        if (timeout !== 0) Atomics.sub(w, SLEEPERS, 1);
+        const r = native.futexWait(w, COUNT, 0, timeout < 0 ? WATCH_SLICE_MS : Math.min(timeout, WATCH_SLICE_MS), 0);
+        Atomics.sub(w, SLEEPERS, 1);
         if (r < 0 && r !== E.EAGAIN) throw this.futexError(r);
         return this.#take() ? DONE : undefined;
       },
@@ -743,6 +763,17 @@ export class Semaphore extends SegmentLock {
       },
     };
   })();
+
+  /** Spins for up to `spin` µs watching the count, taking one whenever it is positive. */
+  #spinTake(spin: number): boolean {
+    const end = performance.now() + spin / 1000;
+    for (;;) {
+      const left = (end - performance.now()) * 1000;
+      if (left <= 0) return false;
+      native.futexWait(this.words, COUNT, 0, 0, left);
+      if (this.#take()) return true;
+    }
+  }
 
   /** Takes one if the count is positive. A negative count is a corrupted semaphore: waiting on it would never end. */
   #take(): boolean {

@@ -27,7 +27,7 @@ import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.
 import { checkBoolean, checkInteger, checkMode, checkOptions, invalidArgument } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSpin } from './internal/wait.js';
 import { SEM_VALUE_MAX } from './lock.js';
-import { type DevShmFile, devShmCreateError, openChecked, statOfFd, truncation } from './shared-memory.js';
+import { type DevShmFile, devShmCreateError, openChecked, statOfFd, flaggedTruncated } from './shared-memory.js';
 
 const C = lazily(() => native.constants);
 
@@ -376,7 +376,7 @@ export class NamedSemaphore extends Handle {
    */
   override check(what: string): void {
     super.check(what);
-    if (this.#slot >= 0 && Atomics.load(truncation(), this.#slot) !== 0) throw this.#truncatedError(what);
+    if (flaggedTruncated(this.#slot)) throw this.#truncatedError(what);
   }
 
   protected override released(): void {
@@ -485,7 +485,7 @@ function unshareMapping(mapping: SharedMapping): void {
 
 function mappingTruncated(buffer: SharedArrayBuffer): boolean {
   const slot = native.guardSlot(buffer);
-  return slot >= 0 && Atomics.load(truncation(), slot) !== 0;
+  return flaggedTruncated(slot);
 }
 
 function notASemaphore(name: string, size: number): IpcError {

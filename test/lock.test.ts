@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Mutex, PosixSharedMemory, SEM_VALUE_MAX, Semaphore, SysvSharedMemory } from '../src/index.js';
+import { LOCK_WORDS } from '../src/lock.js';
 import { ObjectTracker } from './helpers/objects.js';
 import { Peer, asUser, canRunAs, killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
@@ -45,6 +46,20 @@ async function holder(name: string, offset = 0): Promise<Peer> {
  */
 function waitsInSegment(pid: number, name: string): Promise<unknown> {
   return blockedIn(pid, 'futex', { what: `pid ${pid} waits on a lock in ${name}`, where: inSegment(pid, `/dev/shm${name}`) });
+}
+
+/**
+ * Watches without yielding from the moment a peer stamps the start of its
+ * wait (Date.now() as a Float64 in the segment) until `announced()` holds,
+ * so that moment is known within microseconds; the milliseconds between.
+ */
+function msUntilAnnounced(stamp: Float64Array, announced: () => boolean): number {
+  const deadline = Date.now() + 10_000;
+  while (stamp[0] === 0 && Date.now() < deadline);
+  assert.notEqual(stamp[0], 0, 'the peer never started its wait');
+  while (!announced() && Date.now() < deadline);
+  assert.ok(announced(), 'the peer never announced itself as a sleeper');
+  return Date.now() - stamp[0]!;
 }
 
 /** Field 22 of /proc/<pid>/stat: the process start time, as the mutex records it. */
@@ -128,6 +143,29 @@ describe('Mutex', () => {
       shm.close();
       shm.unlink();
     }
+  });
+
+  it('spins without announcing itself, so an unlock while it spins wakes nobody; sets the waiters bit only to sleep', {
+    skip: availableParallelism() < 2 ? 'one CPU: a lock wait does not spin' : false,
+  }, async () => {
+    const { shm, name, mutex } = segment();
+    const words = new Int32Array(shm.buffer, 0, 4);
+    const stamp = new Float64Array(shm.buffer, 32, 1);
+    mutex.lockSync();
+    const spin = 10_000;
+    const waiter = new Peer('mutex-lock', { family: 'posix', address: name, offset: 0, mode: 'sync', spin, stampAt: 32 });
+    assert.deepEqual(await waiter.next(), { event: 'ready' });
+    // The word holds this thread's id alone until the spin is spent.
+    const after = msUntilAnnounced(stamp, () => (Atomics.load(words, LOCK_WORDS.STATE) & LOCK_WORDS.WAITERS) !== 0);
+    assert.ok(after >= spin / 1000 - 1, `the waiters bit came ${after} ms after the lock call started, within its ${spin / 1000} ms spin`);
+    assert.equal(Atomics.load(words, LOCK_WORDS.STATE), process.pid | LOCK_WORDS.WAITERS);
+    await waitsInSegment(waiter.pid, name);
+    mutex.unlock();
+    assert.deepEqual(await waiter.next(), { event: 'acquired' });
+    await waiter.success();
+    assert.equal(Atomics.load(words, LOCK_WORDS.STATE), 0);
+    shm.close();
+    shm.unlink();
   });
 
   it('keeps the event loop free while lock() waits, and serialises this thread\'s own tasks', async () => {
@@ -317,6 +355,28 @@ describe('Semaphore', () => {
     throwsWith(() => sem.post(0), 'ERR_IPC_INVALID_ARGUMENT');
     throwsWith(() => Semaphore.create(shm, 16, { value: -1 }), 'ERR_IPC_INVALID_ARGUMENT');
     throwsWith(() => Semaphore.open(shm, 32), 'ERR_IPC_INVALID_ARGUMENT', /No semaphore/);
+    shm.close();
+    shm.unlink();
+  });
+
+  it('spins without counting itself a sleeper, so a post while it spins wakes nobody', {
+    skip: availableParallelism() < 2 ? 'one CPU: a wait does not spin' : false,
+  }, async () => {
+    const { shm, name } = segment();
+    const sem = Semaphore.create(shm, 16);
+    const words = new Int32Array(shm.buffer, 16, 4);
+    const stamp = new Float64Array(shm.buffer, 32, 1);
+    const spin = 10_000;
+    const waiter = new Peer('sem-wait', { family: 'posix', address: name, offset: 16, count: 1, mode: 'sync', spin, stampAt: 32 });
+    assert.deepEqual(await waiter.next(), { event: 'ready' });
+    const after = msUntilAnnounced(stamp, () => Atomics.load(words, LOCK_WORDS.SLEEPERS) !== 0);
+    assert.ok(after >= spin / 1000 - 1, `the sleepers count rose ${after} ms after the wait started, within its ${spin / 1000} ms spin`);
+    assert.equal(Atomics.load(words, LOCK_WORDS.SLEEPERS), 1);
+    await waitsInSegment(waiter.pid, name);
+    sem.post();
+    assert.deepEqual(await waiter.next(), { event: 'took', n: 1 });
+    await waiter.success();
+    assert.deepEqual([sem.value, Atomics.load(words, LOCK_WORDS.SLEEPERS)], [0, 0]);
     shm.close();
     shm.unlink();
   });

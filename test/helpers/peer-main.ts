@@ -167,10 +167,12 @@ const scenarios: Record<string, (params: any) => Promise<void>> = {
   },
 
   /** Locks the mutex (sync or async) and reports how it went, then unlocks if it holds it. */
-  async 'mutex-lock'(p: QueueParams & { offset: number; mode: 'sync' | 'async'; timeout?: number; acknowledge?: boolean }) {
+  async 'mutex-lock'(p: QueueParams & { offset: number; mode: 'sync' | 'async'; timeout?: number; acknowledge?: boolean; spin?: number; stampAt?: number }) {
     const segment = openSegment(p);
-    const mutex = Mutex.open(segment, p.offset);
+    const mutex = Mutex.open(segment, p.offset, p.spin === undefined ? undefined : { spin: p.spin });
     emit({ event: 'ready' });
+    // The wall-clock time the lock call starts, for a test watching the words meanwhile.
+    if (p.stampAt !== undefined) new Float64Array(segment.buffer, p.stampAt, 1)[0] = Date.now();
     try {
       if (p.mode === 'sync') mutex.lockSync({ timeout: p.timeout });
       else await mutex.lock({ timeout: p.timeout });
@@ -184,10 +186,11 @@ const scenarios: Record<string, (params: any) => Promise<void>> = {
   },
 
   /** Waits on the semaphore at `offset` `count` times, reporting each. */
-  async 'sem-wait'(p: QueueParams & { offset: number; count: number; mode: 'sync' | 'async' }) {
+  async 'sem-wait'(p: QueueParams & { offset: number; count: number; mode: 'sync' | 'async'; spin?: number; stampAt?: number }) {
     const segment = openSegment(p);
-    const sem = Semaphore.open(segment, p.offset);
+    const sem = Semaphore.open(segment, p.offset, p.spin === undefined ? undefined : { spin: p.spin });
     emit({ event: 'ready' });
+    if (p.stampAt !== undefined) new Float64Array(segment.buffer, p.stampAt, 1)[0] = Date.now();
     for (let i = 0; i < p.count; i++) {
       if (p.mode === 'sync') sem.waitSync({ timeout: 10_000 });
       else await sem.wait({ timeout: 10_000 });
