@@ -22,7 +22,7 @@ import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, re
 import { Handle, createOrOpen } from './internal/handle.js';
 import { describeSetting, hasSysResource, readProcNumber, readResourceLimit } from './internal/limits.js';
 import {
-  DONE, JobLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun,
+  DONE, JobLane, type Operation, ReadinessLane, UNTIL_DONE, plainSync, receiveUntilClosed, run, runSync, tryRun,
 } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import {
@@ -513,6 +513,10 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
 
   /** Sends a message, blocking the calling thread while the queue is full. */
   sendSync(data: Outgoing<T>, options?: PosixSendSyncOptions): void {
+    if (plainSync(this.#sending, options)) {
+      this.check('sendSync');
+      if (this.#sendStep(this.#sendBytes(data), 0, UNTIL_DONE, this.#sending.spin) !== undefined) return;
+    }
     runSync(this.#sending, 'sendSync', options, SEND_KEYS, (o) => this.#sendOp(data, o.priority));
   }
 
@@ -579,6 +583,11 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
 
   /** Receives a message, blocking the calling thread while the queue is empty. */
   receiveSync(options?: SyncWaitOptions): PosixMessage<T> {
+    if (plainSync(this.#receiving, options)) {
+      this.check('receiveSync');
+      const message = this.#receiveStep(UNTIL_DONE, this.#receiving.spin);
+      if (message !== undefined) return message;
+    }
     return runSync(this.#receiving, 'receiveSync', options, NO_KEYS, () => this.#receiveOp);
   }
 
@@ -679,19 +688,25 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   // -- internals ----------------------------------------------------------
 
   #sendOp(data: Outgoing<T>, priority: unknown): Operation<typeof DONE> {
+    const bytes = this.#sendBytes(data);
+    const prio = optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0);
+    return { step: (timeout, spin) => this.#sendStep(bytes, prio, timeout, spin) };
+  }
+
+  /** `data` encoded, and refused if it is longer than the queue takes. */
+  #sendBytes(data: Outgoing<T>): Uint8Array {
     const bytes = encodeWith(this.#codec, data as T, this.name);
     if (bytes.length > this.maxMessageSize) {
       throw tooLarge(this.name, bytes.length, this.maxMessageSize, 'the queue\'s maxMessageSize');
     }
-    const prio = optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0);
-    return {
-      step: (timeout, spin) => {
-        const r = native.mqSend(this.#fd, bytes, prio, timeout, spin);
-        if (r === 0) return DONE;
-        if (r === E.EAGAIN) return undefined;
-        throw systemError(r, 'mq_send', this.name);
-      },
-    };
+    return bytes;
+  }
+
+  #sendStep(bytes: Uint8Array, prio: number, timeout: number, spin: number): typeof DONE | undefined {
+    const r = native.mqSend(this.#fd, bytes, prio, timeout, spin);
+    if (r === 0) return DONE;
+    if (r === E.EAGAIN) return undefined;
+    throw systemError(r, 'mq_send', this.name);
   }
 
   /**
@@ -1182,6 +1197,11 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
 
   /** Sends a message, blocking the calling thread while the queue is full. */
   sendSync(type: number, data: Outgoing<T>, options?: SyncWaitOptions): void {
+    if (plainSync(this.#sending, options)) {
+      this.check('sendSync');
+      const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
+      if (this.#sent(native.msgSnd(this.id, t, this.#encode(data), UNTIL_DONE, this.#sending.spin)) !== undefined) return;
+    }
     runSync(this.#sending, 'sendSync', options, NO_KEYS, () => this.#sendOp(type, data));
   }
 
@@ -1243,6 +1263,11 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
 
   /** Receives a message chosen by `type`, blocking the calling thread while there is none. */
   receiveSync(options?: SysvReceiveSyncOptions): SysvMessage<T> {
+    if (plainSync(this.#receiving, options)) {
+      this.check('receiveSync');
+      const message = this.#receiveStep(0, UNTIL_DONE, this.#receiving.spin);
+      if (message !== undefined) return message;
+    }
     return runSync(this.#receiving, 'receiveSync', options, RECEIVE_KEYS, (o) => this.#receiveOp(o.type));
   }
 
@@ -1343,15 +1368,17 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   #sendOp(type: unknown, data: Outgoing<T>): Operation<typeof DONE> {
     const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
     const bytes = this.#encode(data);
-    const result = (r: number): typeof DONE | undefined => {
-      if (r === 0) return DONE;
-      if (r === E.EAGAIN) return undefined;
-      throw systemError(r, 'msgsnd', this.address);
-    };
     return {
-      step: (timeout, spin) => result(native.msgSnd(this.id, t, bytes, timeout, spin)),
-      job: { start: (done) => native.msgSndAsync(this.id, t, bytes, done), finish: result },
+      step: (timeout, spin) => this.#sent(native.msgSnd(this.id, t, bytes, timeout, spin)),
+      job: { start: (done) => native.msgSndAsync(this.id, t, bytes, done), finish: (r) => this.#sent(r) },
     };
+  }
+
+  /** What a msgsnd's result says: sent, not yet (EAGAIN), or a failure. */
+  #sent(r: number): typeof DONE | undefined {
+    if (r === 0) return DONE;
+    if (r === E.EAGAIN) return undefined;
+    throw systemError(r, 'msgsnd', this.address);
   }
 
   /** As PosixMessageQueue's: encoded and checked, then sent from the first not yet sent; a waiter thread sends one at a time. */
@@ -1568,17 +1595,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     const waiter = this.#receiveJob(selector);
     return {
       key: selector,
-      step: (timeout, spin) => {
-        const [held] = this.#takeHeld(selector, 1);
-        if (held !== undefined) return this.#message(held.bytes, held.type);
-        const rx = this.#rx;
-        rx.ensure();
-        this.#typeOut[0] = selector;
-        const n = native.msgRcv(this.id, rx.buffer, rx.offset, this.#typeOut, timeout, spin);
-        if (n === E.EAGAIN) return undefined;
-        if (n < 0) throw this.#receiveError(n);
-        return this.#message(rx.take(rx.offset + 8, n), this.#typeOut[0]!);
-      },
+      step: (timeout, spin) => this.#receiveStep(selector, timeout, spin),
       job: {
         start: waiter.start,
         finish: (n, got) => {
@@ -1587,6 +1604,19 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
         },
       },
     };
+  }
+
+  /** One receive of `selector`: a message a batch held back first, then msgrcv into the slab. */
+  #receiveStep(selector: number, timeout: number, spin: number): SysvMessage<T> | undefined {
+    const [held] = this.#takeHeld(selector, 1);
+    if (held !== undefined) return this.#message(held.bytes, held.type);
+    const rx = this.#rx;
+    rx.ensure();
+    this.#typeOut[0] = selector;
+    const n = native.msgRcv(this.id, rx.buffer, rx.offset, this.#typeOut, timeout, spin);
+    if (n === E.EAGAIN) return undefined;
+    if (n < 0) throw this.#receiveError(n);
+    return this.#message(rx.take(rx.offset + 8, n), this.#typeOut[0]!);
   }
 
   #message(bytes: Buffer, type: number): SysvMessage<T> {

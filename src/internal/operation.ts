@@ -582,6 +582,21 @@ export function run<T, O extends object = object>(lane: Lane, what: string, opti
   }
 }
 
+/** The timeout of a step that blocks until it is done (the main thread waits in one piece). */
+export const UNTIL_DONE = -1;
+
+/**
+ * Whether a `*Sync` call may skip the engine: no options, no async call of
+ * this thread waiting on the lane, and the main thread (a worker waits in
+ * slices, so that terminate() can end it). Such a call is one step with
+ * {@link UNTIL_DONE} and the lane's spin, as {@link runSync} would make it,
+ * without its operation object and closures; a step that still ends
+ * without a result (it was interrupted) goes on through runSync.
+ */
+export function plainSync(lane: Lane, options: object | undefined): boolean {
+  return options === undefined && isMainThread && !lane.busy;
+}
+
 /**
  * `opSync()`: blocks the calling thread until the result, the timeout, or
  * (in a worker) `terminate()`. The only deadline loop of ipckit: each step
