@@ -101,6 +101,15 @@ export const THREAD_IDENTITY: { readonly tid: number; readonly start: number } =
  * sleeps on the futex at once and the holder's unlock wakes it.
  */
 const MULTI_CPU = availableParallelism() > 1;
+/**
+ * A step's spin budget, µs: `spin`, but never longer than a timeout the
+ * step has (`timeout` ms; 0 is a try, which may spin the whole budget, and
+ * < 0 no limit), as the native waits bound theirs.
+ */
+function spinWithin(spin: number, timeout: number): number {
+  return timeout > 0 ? Math.min(spin, timeout * 1000) : spin;
+}
+
 /** Attempts of the lock-free spin in JavaScript before a wait goes native. */
 const JS_SPIN = MULTI_CPU ? 100 : 0;
 
@@ -484,7 +493,7 @@ export class Mutex extends SegmentLock {
     step: (call, timeout, spin) => {
       if (this.#acquire(call.allowSelf, call.waited, call.checkOwner) || this.#spinAcquire(spin, call.allowSelf)) return DONE;
       call.checkOwner = false;
-      if (spin !== 0 && this.#spinWait(spin, call)) return DONE;
+      if (spin !== 0 && this.#spinWait(spinWithin(spin, timeout), call)) return DONE;
       if (timeout === 0) return undefined;
       const c = this.#markWaiting();
       if (c === 0) return this.#acquire(call.allowSelf, call.waited, false) ? DONE : undefined;
@@ -569,19 +578,24 @@ export class Mutex extends SegmentLock {
    * waiter, and takes the lock whenever it sees it free. Only a waiter that
    * is about to sleep sets WAITERS: a holder that unlocks while others merely
    * spin then makes no system call (it wakes nobody), and keeps the lock's
-   * cache line to itself between hand-offs.
+   * cache line to itself between hand-offs. A spinner that saw the bit
+   * (others sleep) takes the lock with it, as a waiter that slept does: an
+   * unlock clears the bit and wakes only one sleeper, so its unlock must
+   * wake the next, whether or not the one woken got there first.
    */
   #spinWait(spin: number, call: LockCall): boolean {
     const w = this.words;
     const end = performance.now() + spin / 1000;
+    let sleepers = false;
     for (;;) {
       const c = Atomics.load(w, STATE);
       if (c !== 0) {
+        sleepers ||= (c & WAITERS) !== 0;
         const left = (end - performance.now()) * 1000;
         if (left <= 0) return false;
         native.futexWait(w, STATE, c, 0, left);
       }
-      if (this.#acquire(call.allowSelf, call.waited, false)) return true;
+      if (this.#acquire(call.allowSelf, call.waited || sleepers, false)) return true;
       if (performance.now() >= end) return false;
     }
   }
@@ -739,7 +753,7 @@ export class Semaphore extends SegmentLock {
       step: (timeout: number, spin: number) => {
         if (this.#take()) return DONE;
         // Spinning is not sleeping: a post meanwhile must not pay for a wake-up, so SLEEPERS counts this call only once it sleeps.
-        if (spin !== 0 && this.#spinTake(spin)) return DONE;
+        if (spin !== 0 && this.#spinTake(spinWithin(spin, timeout))) return DONE;
         if (timeout === 0) return undefined;
         Atomics.add(w, SLEEPERS, 1);
         // In slices: a post whose wake-up went nowhere (a sleepers word another process overwrote) is still seen.

@@ -15,7 +15,7 @@ import { LOCK_WORDS } from '../src/lock.js';
 import { ObjectTracker } from './helpers/objects.js';
 import { Peer, asUser, canRunAs, killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
-import { asleepIn, blockedIn, inSegment, onDescriptor, threadsAsleepIn } from './helpers/proc.js';
+import { asleepIn, blockedIn, inSegment, onDescriptor, processState, threadsAsleepIn } from './helpers/proc.js';
 
 const objects = new ObjectTracker();
 after(async () => {
@@ -60,6 +60,11 @@ function msUntilAnnounced(stamp: Float64Array, announced: () => boolean): number
   while (!announced() && Date.now() < deadline);
   assert.ok(announced(), 'the peer never announced itself as a sleeper');
   return Date.now() - stamp[0]!;
+}
+
+/** Nanoseconds the main thread of `pid` has run on a CPU (first field of /proc/<pid>/schedstat). */
+function cpuNs(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
 }
 
 /** Field 22 of /proc/<pid>/stat: the process start time, as the mutex records it. */
@@ -164,6 +169,53 @@ describe('Mutex', () => {
     assert.deepEqual(await waiter.next(), { event: 'acquired' });
     await waiter.success();
     assert.equal(Atomics.load(words, LOCK_WORDS.STATE), 0);
+    shm.close();
+    shm.unlink();
+  });
+
+  it('takes the lock with the waiters bit when it saw sleepers while it spun, so its unlock wakes the next', {
+    skip: availableParallelism() < 2 ? 'one CPU: a lock wait does not spin' : false,
+  }, async () => {
+    const { shm, name, mutex } = segment();
+    const words = new Int32Array(shm.buffer, 0, 4);
+    const stamp = new Float64Array(shm.buffer, 32, 1);
+    mutex.lockSync();
+    // A sleeper's mark, as one that sleeps on the word would have set it.
+    Atomics.or(words, LOCK_WORDS.STATE, LOCK_WORDS.WAITERS);
+    const spinner = new Peer('mutex-hold', { family: 'posix', address: name, offset: 0, spin: 10_000, stampAt: 32 });
+    assert.deepEqual(await spinner.next(), { event: 'ready' });
+    // Released once it has run 2 ms on a CPU since it stamped the start of
+    // its lock call, which is in its 10 ms spin: the lock was held when it
+    // looked, and the word showed the mark. (On a machine too busy to give
+    // it that, it sleeps once the spin is spent, with the bit of its own.)
+    msUntilAnnounced(stamp, () => true);
+    const ran = cpuNs(spinner.pid);
+    msUntilAnnounced(stamp, () => cpuNs(spinner.pid) - ran >= 2e6 || processState(spinner.pid) === 'S');
+    mutex.unlock();
+    assert.deepEqual(await spinner.next(), { event: 'holding', pid: spinner.pid });
+    assert.equal(Atomics.load(words, LOCK_WORDS.STATE), spinner.pid | LOCK_WORDS.WAITERS);
+    await spinner.kill('SIGKILL');
+    shm.close();
+    shm.unlink();
+  });
+
+  it('spins no longer than a shorter timeout allows (Mutex and Semaphore)', {
+    skip: availableParallelism() < 2 ? 'one CPU: a lock wait does not spin' : false,
+  }, async () => {
+    const { shm, name } = segment();
+    const mutex = Mutex.open(shm, 0, { spin: 10_000 });
+    const sem = Semaphore.create(shm, 16, { spin: 10_000 });
+    const peer = await holder(name);
+    // The fastest of five: a loaded machine only makes calls slower, and a spin of the whole budget takes 10 ms every time.
+    const fastest = (call: () => void): number => Math.min(...Array.from({ length: 5 }, () => {
+      const start = performance.now();
+      throwsWith(call, 'ERR_IPC_TIMEOUT');
+      return performance.now() - start;
+    }));
+    const lockMs = fastest(() => mutex.lockSync({ timeout: 1 }));
+    const waitMs = fastest(() => sem.waitSync({ timeout: 1 }));
+    assert.ok(lockMs < 8 && waitMs < 8, `a 1 ms timeout took ${lockMs.toFixed(2)} ms (lockSync) and ${waitMs.toFixed(2)} ms (waitSync) with a 10 ms spin`);
+    await peer.kill('SIGKILL');
     shm.close();
     shm.unlink();
   });

@@ -154,9 +154,13 @@ const scenarios: Record<string, (params: any) => Promise<void>> = {
   },
 
   /** Takes the mutex at `offset` and holds it until killed (or, with `releaseAfter`, for that many ms). */
-  async 'mutex-hold'(p: QueueParams & { offset: number; releaseAfter?: number }) {
+  async 'mutex-hold'(p: QueueParams & { offset: number; releaseAfter?: number; spin?: number; stampAt?: number }) {
     const segment = openSegment(p);
-    const mutex = Mutex.open(segment, p.offset);
+    const mutex = Mutex.open(segment, p.offset, p.spin === undefined ? undefined : { spin: p.spin });
+    if (p.stampAt !== undefined) {
+      emit({ event: 'ready' });
+      new Float64Array(segment.buffer, p.stampAt, 1)[0] = Date.now();
+    }
     mutex.lockSync();
     emit({ event: 'holding', pid: process.pid });
     if (p.releaseAfter === undefined) await hangForever();
@@ -265,7 +269,10 @@ const scenarios: Record<string, (params: any) => Promise<void>> = {
         if (++received === p.count) break;
       }
     }
-    const options = { ...(p.type === undefined ? {} : { type: p.type }), ...(p.timeout === undefined ? {} : { timeout: p.timeout }) };
+    // No options at all when none are given: the plain call, as most programs make it, is the one tested.
+    const options = p.type === undefined && p.timeout === undefined
+      ? undefined
+      : { ...(p.type === undefined ? {} : { type: p.type }), ...(p.timeout === undefined ? {} : { timeout: p.timeout }) };
     for (; received < p.count; received++) {
       if (q instanceof PosixMessageQueue) print(p.mode === 'sync' ? q.receiveSync(options) : await q.receive(options));
       else print(p.mode === 'sync' ? q.receiveSync(options) : await q.receive(options));
