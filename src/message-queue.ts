@@ -22,7 +22,7 @@ import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, re
 import { Handle, createOrOpen } from './internal/handle.js';
 import { describeSetting, hasSysResource, readProcNumber, readResourceLimit } from './internal/limits.js';
 import {
-  DONE, JobLane, type Operation, ReadinessLane, UNTIL_DONE, plainSync, receiveUntilClosed, run, runSync, tryRun,
+  DONE, JobLane, type Operation, ReadinessLane, UNTIL_DONE, plainAsync, plainSync, receiveUntilClosed, resolvedNow, run, runSync, tryRun,
 } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import {
@@ -508,6 +508,17 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
    * loop.
    */
   send(data: Outgoing<T>, options?: PosixSendOptions): Promise<void> {
+    if (plainAsync(this.#sending, options)) {
+      let bytes;
+      try {
+        this.check('send');
+        bytes = this.#sendBytes(data);
+        if (this.#sendStep(bytes, 0, 0, this.#sending.spin) !== undefined) return resolvedNow(undefined);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return run(this.#sending, 'send', options, SEND_KEYS, () => this.#sendBytesOp(bytes, 0), true);
+    }
     return run(this.#sending, 'send', options, SEND_KEYS, (o) => this.#sendOp(data, o.priority));
   }
 
@@ -515,7 +526,9 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   sendSync(data: Outgoing<T>, options?: PosixSendSyncOptions): void {
     if (plainSync(this.#sending, options)) {
       this.check('sendSync');
-      if (this.#sendStep(this.#sendBytes(data), 0, UNTIL_DONE, this.#sending.spin) !== undefined) return;
+      const bytes = this.#sendBytes(data);
+      if (this.#sendStep(bytes, 0, UNTIL_DONE, this.#sending.spin) === undefined) runSync(this.#sending, 'sendSync', options, SEND_KEYS, () => this.#sendBytesOp(bytes, 0));
+      return;
     }
     runSync(this.#sending, 'sendSync', options, SEND_KEYS, (o) => this.#sendOp(data, o.priority));
   }
@@ -578,6 +591,16 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
    * queue is empty. Never blocks the event loop.
    */
   receive(options?: WaitOptions): Promise<PosixMessage<T>> {
+    if (plainAsync(this.#receiving, options)) {
+      try {
+        this.check('receive');
+        const message = this.#receiveStep(0, this.#receiving.spin);
+        if (message !== undefined) return resolvedNow(message);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return run(this.#receiving, 'receive', options, NO_KEYS, () => this.#receiveOp, true);
+    }
     return run(this.#receiving, 'receive', options, NO_KEYS, () => this.#receiveOp);
   }
 
@@ -689,7 +712,10 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
 
   #sendOp(data: Outgoing<T>, priority: unknown): Operation<typeof DONE> {
     const bytes = this.#sendBytes(data);
-    const prio = optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0);
+    return this.#sendBytesOp(bytes, optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0));
+  }
+
+  #sendBytesOp(bytes: Uint8Array, prio: number): Operation<typeof DONE> {
     return { step: (timeout, spin) => this.#sendStep(bytes, prio, timeout, spin) };
   }
 
@@ -1192,6 +1218,18 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
 
   /** Sends a message of `type` (≥ 1), waiting while the queue is full. Never blocks the event loop. */
   send(type: number, data: Outgoing<T>, options?: WaitOptions): Promise<void> {
+    if (plainAsync(this.#sending, options)) {
+      let t, bytes;
+      try {
+        this.check('send');
+        t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
+        bytes = this.#encode(data);
+        if (this.#sent(native.msgSnd(this.id, t, bytes, 0, this.#sending.spin)) !== undefined) return resolvedNow(undefined);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return run(this.#sending, 'send', options, NO_KEYS, () => this.#sendBytesOp(t, bytes), true);
+    }
     return run(this.#sending, 'send', options, NO_KEYS, () => this.#sendOp(type, data));
   }
 
@@ -1200,7 +1238,9 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     if (plainSync(this.#sending, options)) {
       this.check('sendSync');
       const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
-      if (this.#sent(native.msgSnd(this.id, t, this.#encode(data), UNTIL_DONE, this.#sending.spin)) !== undefined) return;
+      const bytes = this.#encode(data);
+      if (this.#sent(native.msgSnd(this.id, t, bytes, UNTIL_DONE, this.#sending.spin)) === undefined) runSync(this.#sending, 'sendSync', options, NO_KEYS, () => this.#sendBytesOp(t, bytes));
+      return;
     }
     runSync(this.#sending, 'sendSync', options, NO_KEYS, () => this.#sendOp(type, data));
   }
@@ -1258,6 +1298,16 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
 
   /** Receives a message chosen by `type` (see {@link SysvReceiveOptions}), waiting while there is none. */
   receive(options?: SysvReceiveOptions): Promise<SysvMessage<T>> {
+    if (plainAsync(this.#receiving, options)) {
+      try {
+        this.check('receive');
+        const message = this.#receiveStep(0, 0, this.#receiving.spin);
+        if (message !== undefined) return resolvedNow(message);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return run(this.#receiving, 'receive', options, RECEIVE_KEYS, () => this.#receiveOp(0), true);
+    }
     return run(this.#receiving, 'receive', options, RECEIVE_KEYS, (o) => this.#receiveOp(o.type));
   }
 
@@ -1367,7 +1417,10 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
 
   #sendOp(type: unknown, data: Outgoing<T>): Operation<typeof DONE> {
     const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
-    const bytes = this.#encode(data);
+    return this.#sendBytesOp(t, this.#encode(data));
+  }
+
+  #sendBytesOp(t: number, bytes: Uint8Array): Operation<typeof DONE> {
     return {
       step: (timeout, spin) => this.#sent(native.msgSnd(this.id, t, bytes, timeout, spin)),
       job: { start: (done) => native.msgSndAsync(this.id, t, bytes, done), finish: (r) => this.#sent(r) },

@@ -730,6 +730,40 @@ if libc.msgsnd(qid, ctypes.byref(out), 11, 0) != 0: raise OSError(ctypes.get_err
   });
 });
 
+describe('plain calls (no options), which skip the engine', () => {
+  it('keep the order of waiting calls, and a sync call still refuses to overtake an async one', { timeout: 20_000 }, async () => {
+    const posix = PosixMessageQueue.create(objects.name(), { maxMessages: 4, maxMessageSize: 64 });
+    const sysv = SysvMessageQueue.create(objects.key(), { mode: 0o600 });
+    const families = [
+      { q: posix, send: (d: string) => posix.sendSync(Buffer.from(d)), sendAsync: (d: string) => posix.send(Buffer.from(d)) },
+      { q: sysv, send: (d: string) => sysv.sendSync(1, Buffer.from(d)), sendAsync: (d: string) => sysv.send(1, Buffer.from(d)) },
+    ];
+    for (const { q, send, sendAsync } of families) {
+      const first = q.receive();
+      const second = q.receive();
+      assert.deepEqual([await stillPending(first), await stillPending(second)], [true, true]);
+      send('a');
+      assert.equal(text(await first), 'a');
+      assert.equal(await stillPending(second), true, 'one message serves one call');
+      // The second call still waits: a plain receive must not take the next message first.
+      send('b');
+      const third = q.receive();
+      throwsWith(() => q.receiveSync(), 'ERR_IPC_DEADLOCK', /async calls of this thread are waiting first/);
+      assert.equal(text(await second), 'b');
+      send('c');
+      assert.equal(text(await third), 'c');
+      // Idle again: each plain call completes at once.
+      await sendAsync('d');
+      send('e');
+      assert.equal(text(q.receiveSync()), 'd');
+      assert.equal(text(await q.receive()), 'e');
+    }
+    posix.close();
+    posix.unlink();
+    sysv.remove();
+  });
+});
+
 describe('message queue cleanup', () => {
   it('leaves no queue and no queue descriptor behind', async () => {
     await killAllPeers();

@@ -556,9 +556,13 @@ export function resolvedNow<T>(value: T): Promise<T> {
   }));
 }
 
-/** `op()`: resolves with the result; never blocks the event loop. */
+/**
+ * `op()`: resolves with the result; never blocks the event loop. `tried`:
+ * the caller has made the first attempt already (see {@link plainAsync}),
+ * so the call queues without trying (and spinning) again.
+ */
 export function run<T, O extends object = object>(lane: Lane, what: string, options: O | undefined, keys: readonly string[],
-  prepare: (opts: Partial<O>) => Operation<T>): Promise<Outcome<T>> {
+  prepare: (opts: Partial<O>) => Operation<T>, tried = false): Promise<Outcome<T>> {
   try {
     lane.owner.check(what);
     const opts = checkOptions(options as Record<string, unknown> | undefined, keys, 'options', ASYNC_KEYS);
@@ -567,7 +571,7 @@ export function run<T, O extends object = object>(lane: Lane, what: string, opti
     const op = prepare(opts as Partial<O>);
     if (signal?.aborted) throw abortError(what, lane.owner.address, signal);
     // Calls already waiting go first: only an idle lane (for this key) may try at once.
-    if (!lane.busyFor(op.key)) {
+    if (!tried && !lane.busyFor(op.key)) {
       const value = op.step(0, lane.spin);
       if (value !== undefined) return resolvedNow(outcome(value));
     }
@@ -580,6 +584,16 @@ export function run<T, O extends object = object>(lane: Lane, what: string, opti
   } catch (err) {
     return Promise.reject(err);
   }
+}
+
+/**
+ * Whether an async call may make its first attempt without the engine: no
+ * options and no call waiting on the lane. The caller tries once (timeout
+ * 0, the lane's spin), resolves with {@link resolvedNow} what it got, and
+ * otherwise goes on with {@link run}, telling it that it tried.
+ */
+export function plainAsync(lane: Lane, options: object | undefined): boolean {
+  return options === undefined && !lane.busy;
 }
 
 /** The timeout of a step that blocks until it is done (the main thread waits in one piece). */
