@@ -32,6 +32,16 @@ function segment(size = 64): { shm: PosixSharedMemory; name: string; mutex: Mute
   return { shm, name, mutex: Mutex.create(shm, 0) };
 }
 
+/** Lock waits spin only with more than one CPU. */
+const SPINNING = { skip: availableParallelism() < 2 ? 'one CPU: a wait does not spin' : false };
+
+/** A fresh segment whose mutex this thread holds, with its words and the stamp a peer writes at 32 (see msUntilAnnounced). */
+function heldWithStamp(): ReturnType<typeof segment> & { words: Int32Array; stamp: Float64Array } {
+  const held = segment();
+  held.mutex.lockSync();
+  return { ...held, words: new Int32Array(held.shm.buffer, 0, 4), stamp: new Float64Array(held.shm.buffer, 32, 1) };
+}
+
 /** A started Peer holding the mutex at `offset`. */
 async function holder(name: string, offset = 0): Promise<Peer> {
   const peer = new Peer('mutex-hold', { family: 'posix', address: name, offset });
@@ -150,13 +160,8 @@ describe('Mutex', () => {
     }
   });
 
-  it('spins without announcing itself, so an unlock while it spins wakes nobody; sets the waiters bit only to sleep', {
-    skip: availableParallelism() < 2 ? 'one CPU: a lock wait does not spin' : false,
-  }, async () => {
-    const { shm, name, mutex } = segment();
-    const words = new Int32Array(shm.buffer, 0, 4);
-    const stamp = new Float64Array(shm.buffer, 32, 1);
-    mutex.lockSync();
+  it('spins without announcing itself, so an unlock while it spins wakes nobody; sets the waiters bit only to sleep', SPINNING, async () => {
+    const { shm, name, mutex, words, stamp } = heldWithStamp();
     const spin = 10_000;
     const waiter = new Peer('mutex-lock', { family: 'posix', address: name, offset: 0, mode: 'sync', spin, stampAt: 32 });
     assert.deepEqual(await waiter.next(), { event: 'ready' });
@@ -173,13 +178,8 @@ describe('Mutex', () => {
     shm.unlink();
   });
 
-  it('takes the lock with the waiters bit when it saw sleepers while it spun, so its unlock wakes the next', {
-    skip: availableParallelism() < 2 ? 'one CPU: a lock wait does not spin' : false,
-  }, async () => {
-    const { shm, name, mutex } = segment();
-    const words = new Int32Array(shm.buffer, 0, 4);
-    const stamp = new Float64Array(shm.buffer, 32, 1);
-    mutex.lockSync();
+  it('takes the lock with the waiters bit when it saw sleepers while it spun, so its unlock wakes the next', SPINNING, async () => {
+    const { shm, name, mutex, words, stamp } = heldWithStamp();
     // A sleeper's mark, as one that sleeps on the word would have set it.
     Atomics.or(words, LOCK_WORDS.STATE, LOCK_WORDS.WAITERS);
     const spinner = new Peer('mutex-hold', { family: 'posix', address: name, offset: 0, spin: 10_000, stampAt: 32 });
@@ -199,9 +199,7 @@ describe('Mutex', () => {
     shm.unlink();
   });
 
-  it('spins no longer than a shorter timeout allows (Mutex and Semaphore)', {
-    skip: availableParallelism() < 2 ? 'one CPU: a lock wait does not spin' : false,
-  }, async () => {
+  it('spins no longer than a shorter timeout allows (Mutex and Semaphore)', SPINNING, async () => {
     const { shm, name } = segment();
     const mutex = Mutex.open(shm, 0, { spin: 10_000 });
     const sem = Semaphore.create(shm, 16, { spin: 10_000 });
@@ -411,9 +409,7 @@ describe('Semaphore', () => {
     shm.unlink();
   });
 
-  it('spins without counting itself a sleeper, so a post while it spins wakes nobody', {
-    skip: availableParallelism() < 2 ? 'one CPU: a wait does not spin' : false,
-  }, async () => {
+  it('spins without counting itself a sleeper, so a post while it spins wakes nobody', SPINNING, async () => {
     const { shm, name } = segment();
     const sem = Semaphore.create(shm, 16);
     const words = new Int32Array(shm.buffer, 16, 4);
