@@ -513,7 +513,8 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
       try {
         this.check('send');
         bytes = this.#sendBytes(data);
-        if (this.#sendStep(bytes, 0, 0, this.#sending.spin) !== undefined) return resolvedNow(undefined);
+        // The codec is user code: it may have queued a call on this lane, which a plain attempt must not overtake.
+        if (!this.#sending.busy && this.#sendStep(bytes, 0, 0, this.#sending.spin) !== undefined) return resolvedNow(undefined);
       } catch (err) {
         return Promise.reject(err);
       }
@@ -527,7 +528,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     if (plainSync(this.#sending, options)) {
       this.check('sendSync');
       const bytes = this.#sendBytes(data);
-      if (this.#sendStep(bytes, 0, UNTIL_DONE, this.#sending.spin) === undefined) runSync(this.#sending, 'sendSync', options, SEND_KEYS, () => this.#sendBytesOp(bytes, 0));
+      if (this.#sending.busy || this.#sendStep(bytes, 0, UNTIL_DONE, this.#sending.spin) === undefined) runSync(this.#sending, 'sendSync', options, SEND_KEYS, () => this.#sendBytesOp(bytes, 0));
       return;
     }
     runSync(this.#sending, 'sendSync', options, SEND_KEYS, (o) => this.#sendOp(data, o.priority));
@@ -1224,7 +1225,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
         this.check('send');
         t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
         bytes = this.#encode(data);
-        if (this.#sent(native.msgSnd(this.id, t, bytes, 0, this.#sending.spin)) !== undefined) return resolvedNow(undefined);
+        if (!this.#sending.busy && this.#sent(native.msgSnd(this.id, t, bytes, 0, this.#sending.spin)) !== undefined) return resolvedNow(undefined);
       } catch (err) {
         return Promise.reject(err);
       }
@@ -1239,7 +1240,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
       this.check('sendSync');
       const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
       const bytes = this.#encode(data);
-      if (this.#sent(native.msgSnd(this.id, t, bytes, UNTIL_DONE, this.#sending.spin)) === undefined) runSync(this.#sending, 'sendSync', options, NO_KEYS, () => this.#sendBytesOp(t, bytes));
+      if (this.#sending.busy || this.#sent(native.msgSnd(this.id, t, bytes, UNTIL_DONE, this.#sending.spin)) === undefined) runSync(this.#sending, 'sendSync', options, NO_KEYS, () => this.#sendBytesOp(t, bytes));
       return;
     }
     runSync(this.#sending, 'sendSync', options, NO_KEYS, () => this.#sendOp(type, data));

@@ -764,6 +764,39 @@ describe('plain calls (no options), which skip the engine', () => {
   });
 });
 
+describe('plain calls and a codec that queues a call on the same lane', () => {
+  for (const form of ['send', 'sendSync'] as const) {
+    it(`${form}: a send the codec queued while the queue was full goes first`, async () => {
+      let queued: Promise<void> | undefined;
+      const q: PosixMessageQueue<string> = PosixMessageQueue.create<string>(objects.name(), {
+        maxMessages: 2, maxMessageSize: 8,
+        codec: {
+          // Encoding 'x' sends 'y', which must wait (the queue is full), then makes room.
+          encode: (v: string) => {
+            if (v === 'x') {
+              queued = q.send('y');
+              q.receiveSync();
+              q.receiveSync();
+            }
+            return Buffer.from(v);
+          },
+          decode: (b: Uint8Array) => Buffer.from(b).toString(),
+        },
+      });
+      q.sendSync('a');
+      q.sendSync('b');
+      if (form === 'send') await q.send('x');
+      else q.sendSync('x');
+      assert.equal(await stillPending(queued!, 1000), false, "'y' was sent");
+      const got: string[] = [];
+      for (let m = q.tryReceive(); m !== undefined; m = q.tryReceive()) got.push(m.data);
+      q.close();
+      q.unlink();
+      assert.deepEqual(got, ['y', 'x']);
+    });
+  }
+});
+
 describe('message queue cleanup', () => {
   it('leaves no queue and no queue descriptor behind', async () => {
     await killAllPeers();
