@@ -11,7 +11,7 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Fifo, type IpcError, PipeReadEnd, PipeWriteEnd } from '../src/index.js';
-import { Peer, killAllPeers, trackChild } from './helpers/peer.js';
+import { Peer, closed, killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, threadPoolIsFree, throwsWith, waitUntil } from './helpers/assert.js';
 import { blockedIn, inotifyWatching, watchedByThisLoop } from './helpers/proc.js';
 import { fifoSwap } from './helpers/fifo-swap.js';
@@ -254,7 +254,7 @@ describe('Fifo', () => {
     await writer.write(Buffer.from('from-ipckit\n'));
     writer.close();
     assert.deepEqual(await produced, [0, null]);
-    await new Promise((resolve) => reader.once('close', resolve));
+    await closed(reader);
     assert.deepEqual(out.split('\n').filter(Boolean).sort(), ['from-ipckit', 'from-shell']);
     Fifo.unlink(p);
   });
@@ -269,7 +269,7 @@ describe('Fifo', () => {
     for await (const chunk of end) text += chunk.toString();
     assert.equal(text, 'from the shell\n');
     end.close();
-    await new Promise((resolve) => echo.once('exit', resolve));
+    assert.deepEqual(await closed(echo), { code: 0, signal: null });
     // A cat that starts after ipckit is already waiting to write: it opens in blocking mode.
     const writing = Fifo.openWrite(p, { timeout: 10_000 });
     await watchedByThisLoop(INOTIFY);

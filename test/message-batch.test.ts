@@ -17,7 +17,7 @@ import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/
 import { native } from '../src/native.js';
 import { openFds } from './helpers/objects.js';
 import { checkTaggedWriters, pythonFrameReader, startTaggedWriters } from './helpers/frame-peers.js';
-import { killAllPeers, trackChild } from './helpers/peer.js';
+import { closed, killAllPeers, trackChild } from './helpers/peer.js';
 
 after(() => killAllPeers());
 
@@ -424,7 +424,7 @@ describe('pipe packed batches: sendBatch / receiveBatch', () => {
     const got: string[] = [];
     const batch = new MessageBatch({ bytes: 700, messages: 50 });
     while ((await back.readEnd.receiveBatch(batch, { timeout: 20_000 })) !== null) got.push(...texts(batch));
-    assert.equal(await new Promise((resolve) => writer.once('close', resolve)), 0);
+    assert.deepEqual(await closed(writer), { code: 0, signal: null });
     assert.deepEqual(got, Array.from({ length: 500 }, (_, i) => `m${i}`.repeat(i % 7)));
     back.readEnd.close();
   });
@@ -683,7 +683,7 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
       }
       assert.deepEqual(got, Array.from({ length: 2000 }, (_, i) => `m${i}`.repeat(i % 7)));
       await rejectsWith(() => b.receiveBatch(batch, { timeout: 20_000 }), 'ERR_IPC_PEER_CLOSED');
-      assert.equal(await new Promise((resolve) => writer.once('close', resolve)), 0);
+      assert.deepEqual(await closed(writer), { code: 0, signal: null });
     } finally {
       b.close();
     }

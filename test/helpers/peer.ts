@@ -26,11 +26,31 @@ export function asUser(uid: number): string[] {
 const live = new Set<Peer>();
 const children = new Set<ChildProcess>();
 
-/** Tracks a child process a test started, so `killAllPeers()` ends it if the test does not. */
+const closings = new WeakMap<ChildProcess, Promise<PeerExit>>();
+
+/**
+ * Tracks a child process a test started, so `killAllPeers()` ends it if the
+ * test does not, and so {@link closed} can tell when it closed, however
+ * long ago.
+ */
 export function trackChild(child: ChildProcess): ChildProcess {
   children.add(child);
-  child.on('close', () => children.delete(child));
+  closings.set(child, new Promise((resolve) => child.on('close', (code, signal) => {
+    children.delete(child);
+    resolve({ code, signal });
+  })));
   return child;
+}
+
+/**
+ * How a tracked child ended, once it has exited and its output is closed.
+ * A listener added only now would wait for ever if the child closed while
+ * the test awaited something else.
+ */
+export function closed(child: ChildProcess): Promise<PeerExit> {
+  const closing = closings.get(child);
+  if (!closing) throw new Error(`child ${child.pid} is not tracked: pass it to trackChild() when it is spawned`);
+  return closing;
 }
 
 /** How many peers and tracked children are still running. */
