@@ -6,6 +6,7 @@
 // yet" is always -EAGAIN; the deadline loop around them is TypeScript's.
 #include <fcntl.h>
 #include <mqueue.h>
+#include <poll.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/stat.h>
@@ -68,19 +69,48 @@ static const timespec kExpired = {0, 0};
 // One bounded mq_* call: `call(deadline)` with nullptr blocks. With an
 // expired or reached deadline the kernel answers ETIMEDOUT, or EAGAIN on
 // some paths; both become -EAGAIN.
+//
+// A descriptor ipckit did not open (fromFd) may have O_NONBLOCK set on its
+// open file description, which every holder shares: then the call that was
+// meant to block answers EAGAIN at once. It then waits in poll(2) for
+// `events` (POLLIN to receive, POLLOUT to send) for the rest of its time
+// and tries again, never changing the description's flags, so a wait costs
+// no CPU whatever mode the descriptor is in.
 template <typename F>
-static int MqAttempt(double timeout_ms, double spin_us, const F& call) {
+static int MqAttempt(int fd, short events, double timeout_ms, double spin_us, const F& call) {
   auto once = [&](const timespec* deadline) {
     int r;
     do r = call(deadline);
     while (r == -EINTR);
+    return r;
+  };
+  auto now = [&] {
+    int r = once(&kExpired);
     return r == -ETIMEDOUT ? -EAGAIN : r;
   };
-  int r = Spin(SpinBudget(timeout_ms, spin_us), EAGAIN, [&] { return once(&kExpired); });
+  int r = Spin(SpinBudget(timeout_ms, spin_us), EAGAIN, now);
   if (r != -EAGAIN || timeout_ms == 0) return r;
-  if (timeout_ms < 0) return once(nullptr);
-  timespec deadline = RealtimeDeadline(static_cast<int64_t>(timeout_ms + 0.999));
-  return once(&deadline);
+  int64_t end = timeout_ms < 0 ? -1 : NowNs() + static_cast<int64_t>(timeout_ms * 1e6);
+  if (timeout_ms < 0) {
+    r = once(nullptr);
+  } else {
+    timespec deadline = RealtimeDeadline(static_cast<int64_t>(timeout_ms + 0.999));
+    r = once(&deadline);
+  }
+  if (r != -EAGAIN) return r == -ETIMEDOUT ? -EAGAIN : r;
+  // EAGAIN from a call allowed to block: the description is non-blocking.
+  for (;;) {
+    int wait_ms = -1;
+    if (end >= 0) {
+      int64_t left = end - NowNs();
+      if (left <= 0) return -EAGAIN;
+      wait_ms = static_cast<int>((left + 999999) / 1000000);
+    }
+    pollfd p = {fd, events, 0};
+    if (poll(&p, 1, wait_ms) < 0 && errno != EINTR) return -errno;
+    r = now();
+    if (r != -EAGAIN) return r;
+  }
 }
 
 // mqSend(fd, bytes, priority, timeoutMs, spinUs) -> 0, or -EAGAIN while full
@@ -89,7 +119,7 @@ static Napi::Value MqSend(const Napi::CallbackInfo& info) {
   Bytes b = ArgBytes(info, 1);
   unsigned prio = info[2].As<Napi::Number>().Uint32Value();
   const char* data = reinterpret_cast<const char*>(b.data);
-  int r = MqAttempt(ArgDouble(info, 3), ArgDouble(info, 4), [&](const timespec* deadline) {
+  int r = MqAttempt(fd, POLLOUT, ArgDouble(info, 3), ArgDouble(info, 4), [&](const timespec* deadline) {
     int n = deadline ? mq_timedsend(fd, data, b.length, prio, deadline) : mq_send(fd, data, b.length, prio);
     return n < 0 ? -errno : 0;
   });
@@ -107,7 +137,7 @@ static Napi::Value MqReceive(const Napi::CallbackInfo& info) {
   char* data = reinterpret_cast<char*>(b.data) + offset;
   size_t capacity = b.length - offset;
   unsigned prio = 0;
-  int r = MqAttempt(ArgDouble(info, 4), ArgDouble(info, 5), [&](const timespec* deadline) {
+  int r = MqAttempt(fd, POLLIN, ArgDouble(info, 4), ArgDouble(info, 5), [&](const timespec* deadline) {
     ssize_t n = deadline ? mq_timedreceive(fd, data, capacity, &prio, deadline) : mq_receive(fd, data, capacity, &prio);
     return n < 0 ? -errno : static_cast<int>(n);
   });
@@ -144,7 +174,7 @@ static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
       int n = deadline ? mq_timedsend(fd, data, b.length, prio, deadline) : mq_send(fd, data, b.length, prio);
       return n < 0 ? -errno : 0;
     };
-    int r = sent == 0 ? MqAttempt(timeout_ms, spin_us, call) : MqAttempt(0, SpinLeft(spin_us, start), call);
+    int r = sent == 0 ? MqAttempt(fd, POLLOUT, timeout_ms, spin_us, call) : MqAttempt(fd, POLLOUT, 0, SpinLeft(spin_us, start), call);
     if (r < 0) return Napi::Number::New(info.Env(), sent > 0 ? sent : r);
     next[0] = next[0] + 1;
     sent++;
@@ -178,7 +208,7 @@ static Napi::Value MqReceiveMany(const Napi::CallbackInfo& info) {
       ssize_t n = deadline ? mq_timedreceive(fd, data, capacity, &prio, deadline) : mq_receive(fd, data, capacity, &prio);
       return n < 0 ? -errno : static_cast<int>(n);
     };
-    int r = got == 0 ? MqAttempt(timeout_ms, spin_us, call) : MqAttempt(0, 0, call);
+    int r = got == 0 ? MqAttempt(fd, POLLIN, timeout_ms, spin_us, call) : MqAttempt(fd, POLLIN, 0, 0, call);
     if (r < 0) {
       if (got > 0) break;
       return Napi::Number::New(info.Env(), r);
@@ -225,7 +255,7 @@ static Napi::Value MqReceiveBatch(const Napi::CallbackInfo& info) {
       ssize_t n = deadline ? mq_timedreceive(fd, at, capacity, &prio, deadline) : mq_receive(fd, at, capacity, &prio);
       return n < 0 ? -errno : static_cast<int>(n);
     };
-    int r = got == 0 ? MqAttempt(timeout_ms, spin_us, call) : MqAttempt(0, 0, call);
+    int r = got == 0 ? MqAttempt(fd, POLLIN, timeout_ms, spin_us, call) : MqAttempt(fd, POLLIN, 0, 0, call);
     if (r < 0) {
       if (got > 0) break;
       return Napi::Number::New(info.Env(), r);

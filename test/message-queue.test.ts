@@ -124,6 +124,45 @@ describe('POSIX message queue', () => {
     q.unlink();
   });
 
+  it('a descriptor handed over with O_NONBLOCK set: *Sync waits sleep in poll(2) without spinning, and its flags stay', async () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 1, maxMessageSize: 32 });
+    const C = native.constants;
+    const fd = native.mqOpen(name, C.O_RDWR | C.O_NONBLOCK | C.O_CLOEXEC, 0, 0, 0);
+    assert.ok(fd >= 0, `mq_open: ${fd}`);
+    using nb = PosixMessageQueue.fromFd(fd);
+    const cpuMs = (): number => {
+      const used = process.cpuUsage();
+      return (used.user + used.system) / 1000;
+    };
+    const timed = (call: () => unknown): { elapsed: number; cpu: number } => {
+      const [start, cpu] = [performance.now(), cpuMs()];
+      throwsWith(call, 'ERR_IPC_TIMEOUT');
+      return { elapsed: performance.now() - start, cpu: cpuMs() - cpu };
+    };
+    // The queue is empty, then full: each wait lasts its timeout, asleep (a spin would burn all 300 ms).
+    const receiving = timed(() => nb.receiveSync({ timeout: 300 }));
+    q.sendSync('fill');
+    const sending = timed(() => nb.sendSync('more', { timeout: 300 }));
+    for (const [what, { elapsed, cpu }] of [['receiveSync', receiving], ['sendSync', sending]] as const) {
+      assert.ok(elapsed >= 299, `${what} returned after ${elapsed} ms, before its timeout`);
+      assert.ok(cpu < 150, `${what} used ${cpu.toFixed(1)} ms of CPU in a ${elapsed.toFixed(0)} ms wait`);
+    }
+    assert.equal(text(nb.receiveSync()), 'fill');
+    assert.equal(native.getFlags(fd) & C.O_NONBLOCK, C.O_NONBLOCK, 'the description keeps O_NONBLOCK');
+    // Async calls through it, and a peer whose *Sync receive sleeps in poll until a message comes.
+    await rejectsWith(() => nb.receive({ timeout: 30 }), 'ERR_IPC_TIMEOUT');
+    q.sendSync('async');
+    assert.equal(text(await nb.receive()), 'async');
+    const peer = new Peer('receive', { family: 'posix', address: name, nonBlockingFd: true, mode: 'sync', count: 1 });
+    await peer.next();
+    await blockedIn(peer.pid, 'poll', { main: true, what: 'the peer\'s receiveSync sleeps in poll on its non-blocking descriptor' });
+    q.sendSync('woken');
+    assert.deepEqual(await peer.next(), { data: 'woken', priority: 0 });
+    await peer.success();
+    q.unlink();
+  });
+
   it('keeps the event loop free while receives wait, and serves concurrent receivers in order', async () => {
     const name = objects.name();
     using q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 32 });

@@ -19,6 +19,8 @@ type Mode = 'sync' | 'async' | 'iterate';
 interface QueueParams {
   family: 'posix' | 'sysv';
   address: string | number;
+  /** POSIX: wrap (fromFd) a descriptor of the queue opened with O_NONBLOCK, as another program might hand one over. */
+  nonBlockingFd?: boolean;
 }
 
 function emit(value: unknown): void {
@@ -26,6 +28,12 @@ function emit(value: unknown): void {
 }
 
 function open(p: QueueParams): PosixMessageQueue | SysvMessageQueue {
+  if (p.nonBlockingFd === true) {
+    const C = native.constants;
+    const fd = native.mqOpen(p.address as string, C.O_RDWR | C.O_NONBLOCK | C.O_CLOEXEC, 0, 0, 0);
+    if (fd < 0) throw new Error(`mq_open ${String(p.address)}: ${fd}`);
+    return PosixMessageQueue.fromFd(fd);
+  }
   return p.family === 'posix' ? PosixMessageQueue.open(p.address as string) : SysvMessageQueue.open(p.address);
 }
 
