@@ -211,6 +211,8 @@ interface LockProtocol {
   step(call: LockCall, timeout: number, spin: number): typeof DONE | undefined;
   start(call: LockCall, done: (result: number) => void): number;
   finish(call: LockCall, result: number): undefined;
+  /** A call that slept ends without the lock (timeout, abort, close). */
+  gaveUp(call: LockCall): void;
 }
 
 /** One lock call: its state, and the operation (and job) the engine runs. */
@@ -237,6 +239,11 @@ class LockCall implements Operation<typeof DONE>, Job<typeof DONE> {
 
   finish(result: number): undefined {
     return this.protocol.finish(this, result);
+  }
+
+  interrupted(): undefined {
+    if (this.waited) this.protocol.gaveUp(this);
+    return undefined;
   }
 }
 
@@ -515,6 +522,13 @@ export class Mutex extends SegmentLock {
       // 1: the owner the thread watched is gone.
       call.checkOwner = r === 1;
       return undefined;
+    },
+    gaveUp: () => {
+      // An unlock wakes one sleeper, and this call may have been that one: it leaves without the lock, so it
+      // passes the wake-up on, or the others would sleep on a free lock until their watch slice ends. A held
+      // lock gets the waiters bit back (its unlock then wakes the next); a free one wakes a sleeper now.
+      if (this.segment.closed) return;
+      if (this.#markWaiting() === 0) native.futexWake(this.words, STATE, 1);
     },
   };
 

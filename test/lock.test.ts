@@ -15,7 +15,7 @@ import { LOCK_WORDS } from '../src/lock.js';
 import { ObjectTracker } from './helpers/objects.js';
 import { Peer, asUser, canRunAs, killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
-import { asleepIn, blockedIn, inSegment, onDescriptor, processState, threadsAsleepIn } from './helpers/proc.js';
+import { asleepIn, blockedIn, blockedInSync, inSegment, onDescriptor, processState, threadsAsleepIn } from './helpers/proc.js';
 
 const objects = new ObjectTracker();
 after(async () => {
@@ -81,6 +81,18 @@ function cpuNs(pid: number): number {
 function startTime(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return Number(BigInt(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!) & 0xffffffffn);
+}
+
+/**
+ * A peer asleep on word `index` of the lock at `offset` of segment `name`
+ * in a bare FUTEX_WAIT for as long as the word holds `expected`: a sleeper
+ * that only a wake-up made for it ends. Seen asleep without this process's
+ * event loop turning, so completions queued on it meanwhile wait.
+ */
+function bareSleeperNow(name: string, offset: number, index: number, expected: number): Peer {
+  const peer = new Peer('futex-sleep', { family: 'posix', address: name, offset, index, expected });
+  blockedInSync(peer.pid, 'futex', { what: `the bare sleeper ${peer.pid} sleeps on the word`, where: inSegment(peer.pid, `/dev/shm${name}`) });
+  return peer;
 }
 
 describe('Mutex', () => {
@@ -379,6 +391,40 @@ describe('Mutex', () => {
     t.diagnostic(result.unlocked! < 400_000
       ? `the unlocked run lost ${400_000 - result.unlocked!} of 400000 updates`
       : `the unlocked run lost no update: its processes did not interleave (${availableParallelism()} CPUs)`);
+  });
+
+  it('a waiter woken by an unlock, which finds the lock taken again and then gives up, passes the wake-up on (abort, timeout)', async () => {
+    const WAITERS = 0x40000000;
+    for (const ending of ['abort', 'timeout'] as const) {
+      const { shm, name, mutex } = segment();
+      const words = new Int32Array(shm.buffer, 0, 4);
+      mutex.lockSync();
+      const controller = new AbortController();
+      const waiting = mutex.lock(ending === 'abort' ? { signal: controller.signal } : { timeout: 300 });
+      await waitsInSegment(process.pid, name);
+      // From here the event loop does not turn until the call has given up: the completion of its woken thread waits.
+      mutex.unlock(); // Wakes the one sleeper, the call's thread.
+      // Another process takes the lock first, without the waiters bit (it never waited).
+      const holder = new Peer('mutex-hold', { family: 'posix', address: name, offset: 0, releaseOn: 'SIGUSR2' });
+      const pause = new Int32Array(new SharedArrayBuffer(4));
+      for (const deadline = Date.now() + 10_000; words[0] !== holder.pid && Date.now() < deadline;) Atomics.wait(pause, 0, 0, 1);
+      assert.equal(words[0], holder.pid, 'taken by the other process, without the waiters bit');
+      // A third sleeper, which only a wake-up made for it ends.
+      const sleeper = bareSleeperNow(name, 0, 0, words[0]!);
+      if (ending === 'abort') controller.abort();
+      else Atomics.wait(pause, 0, 0, 400);
+      await rejectsWith(() => waiting, ending === 'abort' ? 'ERR_IPC_ABORTED' : 'ERR_IPC_TIMEOUT');
+      assert.equal(words[0], holder.pid | WAITERS, `${ending}: the call that gave up set the waiters bit again`);
+      assert.deepEqual(await holder.next(), { event: 'holding', pid: holder.pid });
+      process.kill(holder.pid, 'SIGUSR2');
+      assert.deepEqual(await holder.next(), { event: 'released' });
+      await holder.success();
+      assert.deepEqual(await sleeper.next(), { event: 'ready' });
+      assert.deepEqual(await sleeper.next(), { event: 'woken', r: 0, value: 0 }, `${ending}: the holder's unlock woke the third sleeper`);
+      await sleeper.success();
+      shm.close();
+      shm.unlink();
+    }
   });
 });
 

@@ -162,19 +162,39 @@ const scenarios: Record<string, (params: any) => Promise<void>> = {
   },
 
   /** Takes the mutex at `offset` and holds it until killed (or, with `releaseAfter`, for that many ms). */
-  async 'mutex-hold'(p: QueueParams & { offset: number; releaseAfter?: number; spin?: number; stampAt?: number }) {
+  async 'mutex-hold'(p: QueueParams & { offset: number; releaseAfter?: number; releaseOn?: 'SIGUSR2'; spin?: number; stampAt?: number }) {
     const segment = openSegment(p);
     const mutex = Mutex.open(segment, p.offset, p.spin === undefined ? undefined : { spin: p.spin });
     if (p.stampAt !== undefined) {
       emit({ event: 'ready' });
       new Float64Array(segment.buffer, p.stampAt, 1)[0] = Date.now();
     }
+    // Listening before saying it holds: a signal sent as soon as the line is read finds the listener.
+    const released = p.releaseOn === undefined ? undefined : new Promise((resolve) => process.once(p.releaseOn!, resolve));
     mutex.lockSync();
     emit({ event: 'holding', pid: process.pid });
-    if (p.releaseAfter === undefined) await hangForever();
-    await new Promise((resolve) => setTimeout(resolve, p.releaseAfter));
+    if (released !== undefined) {
+      const alive = setInterval(() => undefined, 1 << 30); // A signal listener does not keep the process alive.
+      await released;
+      clearInterval(alive);
+    } else if (p.releaseAfter === undefined) await hangForever();
+    else await new Promise((resolve) => setTimeout(resolve, p.releaseAfter));
     mutex.unlock();
     emit({ event: 'released' });
+    segment.close();
+  },
+
+  /**
+   * Sleeps on word `index` of the lock at `offset` with a bare FUTEX_WAIT (no
+   * timeout) for as long as it holds `expected`, and reports being woken:
+   * a sleeper that only a wake-up made for it ends.
+   */
+  async 'futex-sleep'(p: QueueParams & { offset: number; index: number; expected: number }) {
+    const segment = openSegment(p);
+    const words = new Int32Array(segment.buffer, p.offset, 4);
+    emit({ event: 'ready' });
+    const r = native.futexWait(words, p.index, p.expected, -1, 0);
+    emit({ event: 'woken', r, value: Atomics.load(words, p.index) });
     segment.close();
   },
 

@@ -145,21 +145,48 @@ export interface BlockedOptions {
 }
 
 /**
+ * One look for {@link blockedIn}: the threads found, or undefined to look
+ * again; fails once `deadline` (performance.now()) has passed, or `pid` has
+ * exited.
+ */
+function blockedNow(pid: number, call: BlockingCall, options: BlockedOptions, deadline: number): ThreadState[] | undefined {
+  const { main = false, count = 1, where = () => true, timeoutMs = 10_000 } = options;
+  const what = options.what ?? `${main ? 'the main thread' : `${count} thread(s)`} of pid ${pid} sleep(s) in ${call}`;
+  const now = threads(pid);
+  const found = now.filter((t) => (!main || t.tid === pid) && sleepsIn(t, call) && where(t));
+  if (found.length >= count) return found;
+  if (now.length === 0 || now.find((t) => t.tid === pid)?.state === 'Z') assert.fail(`pid ${pid} exited before ${what}`);
+  if (performance.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting until ${what}; threads: ${describeThreads(pid)}`);
+  return undefined;
+}
+
+/**
  * Waits until `count` threads of `pid` are asleep in `call` (and satisfy
  * `where`); resolves with them. Fails with the threads' states if that does
  * not happen within the timeout.
  */
 export async function blockedIn(pid: number, call: BlockingCall, options: BlockedOptions = {}): Promise<ThreadState[]> {
-  const { main = false, count = 1, where = () => true, timeoutMs = 10_000 } = options;
-  const what = options.what ?? `${main ? 'the main thread' : `${count} thread(s)`} of pid ${pid} sleep(s) in ${call}`;
-  const deadline = performance.now() + timeoutMs;
+  const deadline = performance.now() + (options.timeoutMs ?? 10_000);
   for (;;) {
-    const now = threads(pid);
-    const found = now.filter((t) => (!main || t.tid === pid) && sleepsIn(t, call) && where(t));
-    if (found.length >= count) return found;
-    if (now.length === 0 || now.find((t) => t.tid === pid)?.state === 'Z') assert.fail(`pid ${pid} exited before ${what}`);
-    if (performance.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting until ${what}; threads: ${describeThreads(pid)}`);
+    const found = blockedNow(pid, call, options, deadline);
+    if (found !== undefined) return found;
     await sleep(2);
+  }
+}
+
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * {@link blockedIn} without ever yielding to the event loop: for a test that
+ * must see another process asleep while completions already queued on its
+ * own loop (a waiter thread that was woken) stay unhandled.
+ */
+export function blockedInSync(pid: number, call: BlockingCall, options: BlockedOptions = {}): ThreadState[] {
+  const deadline = performance.now() + (options.timeoutMs ?? 10_000);
+  for (;;) {
+    const found = blockedNow(pid, call, options, deadline);
+    if (found !== undefined) return found;
+    Atomics.wait(PAUSE, 0, 0, 2);
   }
 }
 
