@@ -572,7 +572,8 @@ export function run<T, O extends object = object>(lane: Lane, what: string, opti
     if (signal?.aborted) throw abortError(what, lane.owner.address, signal);
     // Calls already waiting go first: only an idle lane (for this key) may try at once.
     if (!tried && !lane.busyFor(op.key)) {
-      const value = op.step(0, lane.spin);
+      // The first attempt runs on the event loop: its spin stays within a shorter timeout, as a *Sync step's does.
+      const value = op.step(0, timeout > 0 && timeout < lane.spin / 1000 ? timeout * 1000 : lane.spin);
       if (value !== undefined) return resolvedNow(outcome(value));
     }
     if (timeout === 0) {
