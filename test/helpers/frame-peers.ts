@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { type PipeReadEnd, type PipeWriteEnd, spawn } from '../../src/index.js';
-import { trackChild } from './peer.js';
+import { closed, trackChild } from './peer.js';
 
 const INDEX = fileURLToPath(new URL('../../src/index.js', import.meta.url));
 
@@ -44,8 +44,9 @@ export function startTaggedWriters(writeEnd: PipeWriteEnd, send: string): ChildP
 
 /** Waits for the writers, then checks that `got` holds every writer's messages, whole and in its order. */
 export async function checkTaggedWriters(writers: ChildProcess[], got: string[]): Promise<void> {
-  for (const child of writers) if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
-  assert.deepEqual(writers.map((c) => c.exitCode), [0, 0, 0]);
+  // Through the promise made at spawn: a writer killed by a signal has exitCode null after its 'exit' already fired.
+  const ends = await Promise.all(writers.map((child) => closed(child)));
+  assert.deepEqual(ends, [0, 0, 0].map((code) => ({ code, signal: null })));
   assert.equal(got.length, 3 * PER_WRITER);
   for (const tag of ['x', 'y', 'z']) {
     assert.deepEqual(got.filter((m) => m.startsWith(`${tag}:`)), Array.from({ length: PER_WRITER }, (_, i) => tagged(tag, i)));
