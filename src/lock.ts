@@ -735,11 +735,14 @@ export class Semaphore extends SegmentLock {
 
   /** Decrements the count, blocking the calling thread while it is 0. */
   waitSync(options?: SyncWaitOptions): void {
+    // A count above 0 with nothing of this thread waiting: taken at once, as lockSync takes a free lock.
+    if (options === undefined && !this.segment.closed && !this.lane.busy && this.#take()) return;
     runSync(this.lane, 'waitSync', options, [], () => this.#waitOp);
   }
 
   /** Decrements the count if it is positive; `false` if it is 0 (or earlier wait() calls of this thread are waiting). */
   tryWait(): boolean {
+    if (!this.segment.closed && !this.lane.busy) return this.#take();
     return tryRun(this.lane, 'tryWait', undefined, [], () => this.#waitOp) !== undefined;
   }
 
