@@ -9,13 +9,13 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Fifo, type IpcError, MessageBatch, pipe, socketPair, spawn } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 import { native } from '../src/native.js';
-import { openFds } from './helpers/objects.js';
+import { fdsBeyond, openFds } from './helpers/objects.js';
 import { checkTaggedWriters, pythonFrameReader, startTaggedWriters } from './helpers/frame-peers.js';
 import { closed, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
 
@@ -831,14 +831,7 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
 
 describe('message batch cleanup', () => {
   it('leaves no descriptor and no child process behind', async () => {
-    // ipckit keeps its readiness registry's epoll set and a signal eventfd for the process's life.
-    const extra = (): string[] => openFds().filter((fd) => !fdBaseline.has(fd)).map((fd) => {
-      try {
-        return `${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`;
-      } catch {
-        return fd;
-      }
-    }).filter((fd) => !fd.includes('anon_inode:[eventpoll]') && !fd.includes('anon_inode:[eventfd]'));
+    const extra = (): string[] => fdsBeyond(fdBaseline);
     await waitUntil('descriptors are closed', () => extra().length === 0).catch(() => assert.deepEqual(extra(), []));
     await waitUntil('child processes have ended', () => runningChildren() === 0).catch(() => assert.equal(runningChildren(), 0));
   });

@@ -14,7 +14,7 @@ import {
   DatagramSocket, IpcError, MessageSocket, PosixMessageQueue, PosixSharedMemory, SCM_MAX_FD, type SocketServer, bind, connect, connectSync, listen, pipe, socketPair, spawn,
 } from '../src/index.js';
 import { native } from '../src/native.js';
-import { ObjectTracker, openFds } from './helpers/objects.js';
+import { ObjectTracker, fdsBeyond, openFds } from './helpers/objects.js';
 import { asUser, canRunAs, killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 
@@ -1139,13 +1139,7 @@ describe('pairs, children and the engine', () => {
   });
 
   it('leaves no descriptor and no socket file behind', async () => {
-    const extra = (): string[] => openFds().filter((fd) => !fdBaseline.has(fd)).map((fd) => {
-      try {
-        return `${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`;
-      } catch {
-        return fd;
-      }
-    }).filter((fd) => !fd.includes('anon_inode:[eventpoll]') && !fd.includes('anon_inode:[eventfd]'));
+    const extra = (): string[] => fdsBeyond(fdBaseline);
     await waitUntil('descriptors are closed', () => extra().length === 0).catch(() => assert.deepEqual(extra(), []));
     assert.equal(typeof DatagramSocket, 'function');
   });

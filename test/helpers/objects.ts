@@ -87,6 +87,21 @@ export function openFds(): string[] {
   return readdirSync('/proc/self/fd');
 }
 
+/**
+ * Descriptors open now that were not in `baseline`, each with what it
+ * links to, but for the epoll set and eventfds ipckit keeps for the
+ * process's life (its readiness registry, signal doorbells).
+ */
+export function fdsBeyond(baseline: Set<string>): string[] {
+  return openFds().filter((fd) => !baseline.has(fd)).map((fd) => {
+    try {
+      return `${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`;
+    } catch {
+      return fd;
+    }
+  }).filter((fd) => !fd.includes('anon_inode:[eventpoll]') && !fd.includes('anon_inode:[eventfd]'));
+}
+
 /** Descriptors of this process that are pipes, or (with `under`) FIFOs or files below that folder. */
 export function pipeFds(under?: string): string[] {
   return openFds().filter((fd) => {
