@@ -526,9 +526,9 @@ class BellLane extends NotifyLane implements ReadinessSubscriber {
     this.#hooks = hooks;
   }
 
-  override enqueue<T>(what: string, op: Operation<T>, timeout: number, signal: AbortSignal | undefined): Promise<T> {
+  override enqueue<T>(what: string, op: Operation<T>, timeout: number, signal: AbortSignal | undefined, left = timeout): Promise<T> {
     this.#hooks.waited();
-    return super.enqueue(what, op, timeout, signal);
+    return super.enqueue(what, op, timeout, signal, left);
   }
 
   #start(): void {

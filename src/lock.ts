@@ -409,7 +409,15 @@ export class Mutex extends SegmentLock {
    */
   lock(options?: WaitOptions): Promise<void> {
     // The uncontended path: one compare-and-swap.
-    if (options === undefined && !this.segment.closed && !this.lane.busy && this.#acquire(true, false, false)) return resolvedNow(undefined);
+    if (options === undefined && !this.lane.busy) {
+      try {
+        // Closed, or flagged truncated: refused before the shared word is touched.
+        this.check('lock');
+        if (this.#acquire(true, false, false)) return resolvedNow(undefined);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     return run(this.lane, 'lock', options, [], (o) => this.#lockOp(true, o.timeout === 0));
   }
 
@@ -418,7 +426,11 @@ export class Mutex extends SegmentLock {
    * Fails with `ERR_IPC_DEADLOCK` if this thread already holds it.
    */
   lockSync(options?: SyncWaitOptions): void {
-    if (options === undefined && !this.segment.closed && !this.lane.busy && this.#acquire(false, false, false)) return;
+    if (options === undefined && !this.lane.busy) {
+      // Closed, or flagged truncated: refused before the shared word is touched (the lock would stay taken).
+      this.check('lockSync');
+      if (this.#acquire(false, false, false)) return;
+    }
     runSync(this.lane, 'lockSync', options, [], (o) => this.#lockOp(false, o.timeout === 0));
   }
 
@@ -736,13 +748,20 @@ export class Semaphore extends SegmentLock {
   /** Decrements the count, blocking the calling thread while it is 0. */
   waitSync(options?: SyncWaitOptions): void {
     // A count above 0 with nothing of this thread waiting: taken at once, as lockSync takes a free lock.
-    if (options === undefined && !this.segment.closed && !this.lane.busy && this.#take()) return;
+    if (options === undefined && !this.lane.busy) {
+      // Closed, or flagged truncated: refused before a unit of the shared count is taken.
+      this.check('waitSync');
+      if (this.#take()) return;
+    }
     runSync(this.lane, 'waitSync', options, [], () => this.#waitOp);
   }
 
   /** Decrements the count if it is positive; `false` if it is 0 (or earlier wait() calls of this thread are waiting). */
   tryWait(): boolean {
-    if (!this.segment.closed && !this.lane.busy) return this.#take();
+    if (!this.lane.busy) {
+      this.check('tryWait');
+      return this.#take();
+    }
     return tryRun(this.lane, 'tryWait', undefined, [], () => this.#waitOp) !== undefined;
   }
 

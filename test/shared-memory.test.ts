@@ -327,6 +327,27 @@ describe('a segment another process truncates', () => {
     other.unlink();
   });
 
+  it('on a mapping already flagged truncated, a lock or semaphore whose page remains takes nothing from the shared words', async () => {
+    const name = objects.shmName('trunc-flagged');
+    const shm = PosixSharedMemory.create(name, { size: 2 * 4096 });
+    const mutex = Mutex.create(shm, 0);
+    const sem = Semaphore.create(shm, 64, { value: 5 });
+    using other = PosixSharedMemory.open(name);
+    execFileSync('truncate', ['-s', '4096', `/dev/shm${name}`]);
+    // This mapping touches the page that is gone: the fault is caught, and the mapping flagged.
+    void new Uint8Array(shm.buffer)[5000];
+    throwsWith(() => mutex.lockSync(), 'ERR_IPC_SIZE_MISMATCH', /^lockSync on .*truncated/);
+    throwsWith(() => mutex.tryLock(), 'ERR_IPC_SIZE_MISMATCH');
+    await rejectsWith(() => mutex.lock(), 'ERR_IPC_SIZE_MISMATCH', /^lock on .*truncated/);
+    throwsWith(() => sem.tryWait(), 'ERR_IPC_SIZE_MISMATCH', /^tryWait on .*truncated/);
+    throwsWith(() => sem.waitSync(), 'ERR_IPC_SIZE_MISMATCH', /^waitSync on .*truncated/);
+    await rejectsWith(() => sem.wait(), 'ERR_IPC_SIZE_MISMATCH');
+    // Seen through a mapping that is not flagged: the lock is free and the count whole.
+    assert.deepEqual([Mutex.open(other, 0).locked, Semaphore.open(other, 64).value], [false, 5]);
+    shm.close();
+    other.unlink();
+  });
+
   it('a SIGBUS that is not a truncated segment still takes its default action', () => {
     const script = `import(${JSON.stringify(new URL('../src/index.js', import.meta.url).href)}).then((m) => {
       const shm = m.PosixSharedMemory.create('${objects.shmName('bus')}', { size: 4096 });

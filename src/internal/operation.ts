@@ -116,13 +116,14 @@ export class Pending<T> {
   #onAbort: (() => void) | undefined;
   #settled = false;
 
+  /** `left`: ms until the timeout, if part of it was spent before the call queued (its first attempt spun). */
   constructor(what: string, address: string, timeout: number, signal: AbortSignal | undefined,
-    interrupt: (error: IpcError) => void) {
+    interrupt: (error: IpcError) => void, left = timeout) {
     this.promise = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    if (timeout !== Infinity) this.#timer = setTimeout(() => interrupt(timeoutError(what, address, timeout)), timeout);
+    if (timeout !== Infinity) this.#timer = setTimeout(() => interrupt(timeoutError(what, address, timeout)), Math.max(left, 0));
     if (signal !== undefined) {
       this.#signal = signal;
       this.#onAbort = () => interrupt(abortError(what, address, signal));
@@ -209,7 +210,7 @@ export abstract class Lane {
   }
 
   /** @internal Queues a call whose first attempt found nothing. */
-  enqueue<T>(what: string, op: Operation<T>, timeout: number, signal: AbortSignal | undefined): Promise<T> {
+  enqueue<T>(what: string, op: Operation<T>, timeout: number, signal: AbortSignal | undefined, left = timeout): Promise<T> {
     const entry: Entry = {
       what,
       op: op as Operation<unknown>,
@@ -219,7 +220,7 @@ export abstract class Lane {
         // An interrupt that lands while the call is being served waits for the outcome: a result wins.
         if (entry.busy) entry.reason ??= err;
         else if (!entry.done) this.interrupted(entry, err);
-      }),
+      }, left),
     };
     this.#entries.push(entry);
     if (this.#live++ === 0) this.owner.laneBusy(this, true);
@@ -571,6 +572,7 @@ export function run<T, O extends object = object>(lane: Lane, what: string, opti
     const op = prepare(opts as Partial<O>);
     if (signal?.aborted) throw abortError(what, lane.owner.address, signal);
     // Calls already waiting go first: only an idle lane (for this key) may try at once.
+    const began = timeout === Infinity ? 0 : performance.now();
     if (!tried && !lane.busyFor(op.key)) {
       // The first attempt runs on the event loop: its spin stays within a shorter timeout, as a *Sync step's does.
       const value = op.step(0, timeout > 0 && timeout < lane.spin / 1000 ? timeout * 1000 : lane.spin);
@@ -581,7 +583,8 @@ export function run<T, O extends object = object>(lane: Lane, what: string, opti
       if (end.failed) throw end.value;
       return resolvedNow(outcome(end.value as T));
     }
-    return lane.enqueue(what, op, timeout, signal) as Promise<Outcome<T>>;
+    // The first attempt's spin counts against the timeout, as a *Sync call's does.
+    return lane.enqueue(what, op, timeout, signal, timeout === Infinity ? Infinity : timeout - (performance.now() - began)) as Promise<Outcome<T>>;
   } catch (err) {
     return Promise.reject(err);
   }
