@@ -539,7 +539,8 @@ export class Mutex extends SegmentLock {
       // An unlock wakes one sleeper, and this call may have been that one: it leaves without the lock, so it
       // passes the wake-up on, or the others would sleep on a free lock until their watch slice ends. A held
       // lock gets the waiters bit back (its unlock then wakes the next); a free one wakes a sleeper now.
-      if (this.segment.closed) return;
+      // Words that are no longer a mutex (re-created as something else meanwhile) are left as they are.
+      if (this.segment.closed || this.words[MAGIC] !== MUTEX_MAGIC) return;
       if (this.#markWaiting() === 0) native.futexWake(this.words, STATE, 1);
     },
   };
