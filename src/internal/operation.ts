@@ -583,8 +583,11 @@ export function run<T, O extends object = object>(lane: Lane, what: string, opti
       if (end.failed) throw end.value;
       return resolvedNow(outcome(end.value as T));
     }
-    // The first attempt's spin counts against the timeout, as a *Sync call's does.
-    return lane.enqueue(what, op, timeout, signal, timeout === Infinity ? Infinity : timeout - (performance.now() - began)) as Promise<Outcome<T>>;
+    // A first attempt that spun for milliseconds counts against the timeout, as a *Sync call's spin does: its
+    // whole milliseconds but one, since the timer keeps the event loop's whole-millisecond clock and must never
+    // end a call before its timeout (a spin under 2 ms changes nothing).
+    const spent = timeout === Infinity ? 0 : Math.floor(performance.now() - began) - 1;
+    return lane.enqueue(what, op, timeout, signal, spent > 0 ? timeout - spent : timeout) as Promise<Outcome<T>>;
   } catch (err) {
     return Promise.reject(err);
   }
