@@ -12,6 +12,10 @@ import { closeSync, fstatSync } from 'node:fs';
 import { Channel, IpcError, pipe, socketPair } from '../src/index.js';
 import { refusingCodec } from './helpers/assert.js';
 import { ObjectTracker } from './helpers/objects.js';
+import { assertNothingLeft, fdSnapshot } from './helpers/leaks.js';
+
+/** The descriptors open before any test: the file must leave no other behind. */
+const fdBaseline = fdSnapshot();
 
 const objects = new ObjectTracker();
 after(() => objects.cleanup());
@@ -100,4 +104,8 @@ describe('async iteration in batches', () => {
       Channel.unlink(shared);
     }
   });
+});
+
+describe('batch iteration cleanup', () => {
+  it('leaves no descriptor and no child process behind', () => assertNothingLeft(fdBaseline));
 });

@@ -14,6 +14,10 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { Channel, MessageBatch } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { ObjectTracker } from './helpers/objects.js';
+import { assertNothingLeft, fdSnapshot } from './helpers/leaks.js';
+
+/** The descriptors open before any test: the file must leave no other behind. */
+const fdBaseline = fdSnapshot();
 
 const objects = new ObjectTracker();
 
@@ -473,4 +477,8 @@ describe('Channel packed batches against a hostile peer or a careless caller', (
       done();
     }
   });
+});
+
+describe('channel batch cleanup', () => {
+  it('leaves no descriptor and no child process behind', () => assertNothingLeft(fdBaseline));
 });

@@ -13,16 +13,17 @@ import { closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Fifo, type IpcError, MessageBatch, pipe, socketPair, spawn } from '../src/index.js';
-import { refusingCodec, rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
+import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { native } from '../src/native.js';
-import { fdsBeyond, openFds } from './helpers/objects.js';
+import { openFds } from './helpers/objects.js';
 import { checkTaggedWriters, pythonFrameReader, startTaggedWriters } from './helpers/frame-peers.js';
-import { closed, killAllPeers, runningChildren, trackChild } from './helpers/peer.js';
+import { closed, killAllPeers, trackChild } from './helpers/peer.js';
+import { assertNothingLeft, fdSnapshot } from './helpers/leaks.js';
 
 after(() => killAllPeers());
 
 /** The descriptors open before any test: the file must leave no other behind. */
-const fdBaseline = new Set(openFds());
+const fdBaseline = fdSnapshot();
 
 const texts = (batch: MessageBatch): string[] => [...batch].map((m) => m.toString());
 const words = (n: number, from = 0): string[] => Array.from({ length: n }, (_, i) => `w${from + i}`);
@@ -830,9 +831,5 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
 });
 
 describe('message batch cleanup', () => {
-  it('leaves no descriptor and no child process behind', async () => {
-    const extra = (): string[] => fdsBeyond(fdBaseline);
-    await waitUntil('descriptors are closed', () => extra().length === 0).catch(() => assert.deepEqual(extra(), []));
-    await waitUntil('child processes have ended', () => runningChildren() === 0).catch(() => assert.equal(runningChildren(), 0));
-  });
+  it('leaves no descriptor and no child process behind', () => assertNothingLeft(fdBaseline));
 });

@@ -15,6 +15,10 @@ import { E } from '../src/errors.js';
 import { batchSend } from '../src/internal/batch.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 import { ObjectTracker } from './helpers/objects.js';
+import { assertNothingLeft, fdSnapshot } from './helpers/leaks.js';
+
+/** The descriptors open before any test: the file must leave no other behind. */
+const fdBaseline = fdSnapshot();
 
 const objects = new ObjectTracker();
 after(() => objects.cleanup());
@@ -757,4 +761,8 @@ describe('packed batches against a careless or hostile caller', () => {
     lane.retrySpin = 50;
     assert.deepEqual([second!.spin(0, 0), first!.spin(0, 0)], [50, 0]);
   });
+});
+
+describe('message queue batch cleanup', () => {
+  it('leaves no descriptor and no child process behind', () => assertNothingLeft(fdBaseline));
 });

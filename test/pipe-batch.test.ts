@@ -12,6 +12,10 @@ import { type PipeMessage, PipeReadEnd, pipe } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { checkTaggedWriters, pythonFrameReader, startTaggedWriters } from './helpers/frame-peers.js';
 import { killAllPeers } from './helpers/peer.js';
+import { assertNothingLeft, fdSnapshot } from './helpers/leaks.js';
+
+/** The descriptors open before any test: the file must leave no other behind. */
+const fdBaseline = fdSnapshot();
 
 after(() => killAllPeers());
 
@@ -402,4 +406,8 @@ describe('pipe batches: writev / readv', () => {
       writeEnd.close();
     }
   });
+});
+
+describe('pipe batch cleanup', () => {
+  it('leaves no descriptor and no child process behind', () => assertNothingLeft(fdBaseline));
 });

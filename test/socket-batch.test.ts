@@ -17,6 +17,10 @@ import { openFds } from './helpers/objects.js';
 import { killAllPeers, trackChild } from './helpers/peer.js';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { assertNothingLeft, fdSnapshot } from './helpers/leaks.js';
+
+/** The descriptors open before any test: the file must leave no other behind. */
+const fdBaseline = fdSnapshot();
 
 after(() => killAllPeers());
 const INDEX = fileURLToPath(new URL('../src/index.js', import.meta.url));
@@ -687,3 +691,7 @@ describe('socket receives into a buffer of yours', () => {
   });
 });
 
+
+describe('socket batch cleanup', () => {
+  it('leaves no descriptor and no child process behind', () => assertNothingLeft(fdBaseline));
+});
