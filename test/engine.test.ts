@@ -607,6 +607,23 @@ describe('the event loop under calls that complete at once', () => {
     shm.unlink();
   });
 
+  it('an async wait never times out before its timeout, fractional or not, whatever it spun first', async () => {
+    using shm = PosixSharedMemory.create(objects.shmName(), { size: 64 });
+    for (const [timeout, spin] of [[1.5, 50], [2.999, 50], [12, 50], [5.9, 3000]] as const) {
+      const sem = Semaphore.create(shm, 0, { spin });
+      for (let i = 0; i < 10; i++) {
+        // Start at a random point of the event loop's millisecond.
+        const until = performance.now() + Math.random();
+        while (performance.now() < until) { /* busy */ }
+        const started = performance.now();
+        await rejectsWith(() => sem.wait({ timeout }), 'ERR_IPC_TIMEOUT');
+        const elapsed = performance.now() - started;
+        assert.ok(elapsed >= timeout, `wait({ timeout: ${timeout} }) with spin ${spin} µs gave up after ${elapsed.toFixed(3)} ms`);
+      }
+    }
+    shm.unlink();
+  });
+
   it('a call made while the loop is starved is not failed by its timeout when what it asked for was there', async () => {
     const name = objects.name();
     using q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 16 });

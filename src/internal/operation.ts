@@ -123,7 +123,19 @@ export class Pending<T> {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    if (timeout !== Infinity) this.#timer = setTimeout(() => interrupt(timeoutError(what, address, timeout)), Math.max(left, 0));
+    if (timeout !== Infinity) {
+      // Node's timers keep the event loop's whole-millisecond clock and truncate a fractional delay: a timer can
+      // fire up to 2 ms before the time asked (1.5 ms: at once). The call ends only once performance.now() says so.
+      const deadline = performance.now() + left;
+      const arm = (ms: number): void => {
+        this.#timer = setTimeout(() => {
+          const rest = deadline - performance.now();
+          if (rest > 0) arm(rest);
+          else interrupt(timeoutError(what, address, timeout));
+        }, Math.max(Math.ceil(ms), 1));
+      };
+      arm(left);
+    }
     if (signal !== undefined) {
       this.#signal = signal;
       this.#onAbort = () => interrupt(abortError(what, address, signal));
@@ -583,11 +595,9 @@ export function run<T, O extends object = object>(lane: Lane, what: string, opti
       if (end.failed) throw end.value;
       return resolvedNow(outcome(end.value as T));
     }
-    // A first attempt that spun for milliseconds counts against the timeout, as a *Sync call's spin does: its
-    // whole milliseconds but one, since the timer keeps the event loop's whole-millisecond clock and must never
-    // end a call before its timeout (a spin under 2 ms changes nothing).
-    const spent = timeout === Infinity ? 0 : Math.floor(performance.now() - began) - 1;
-    return lane.enqueue(what, op, timeout, signal, spent > 0 ? timeout - spent : timeout) as Promise<Outcome<T>>;
+    // The first attempt's spin counts against the timeout, as a *Sync call's does (Pending ends the call by
+    // performance.now(), never before its timeout).
+    return lane.enqueue(what, op, timeout, signal, timeout === Infinity ? Infinity : timeout - (performance.now() - began)) as Promise<Outcome<T>>;
   } catch (err) {
     return Promise.reject(err);
   }

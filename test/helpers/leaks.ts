@@ -5,12 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { waitUntil } from './assert.js';
-import { fdsBeyond, openFds } from './objects.js';
+import { fdIdentities, fdsBeyond } from './objects.js';
 import { runningChildren } from './peer.js';
 
-/** The descriptors open now: take it when the file starts, before any test. */
+/** The descriptors open now, with what they link to: take it when the file starts, before any test. */
 export function fdSnapshot(): Set<string> {
-  return new Set(openFds());
+  return new Set(fdIdentities());
 }
 
 /** Waits a moment for closes and exits under way, then fails naming any descriptor beyond `baseline` or any child still running. */

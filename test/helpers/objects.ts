@@ -87,19 +87,42 @@ export function openFds(): string[] {
   return readdirSync('/proc/self/fd');
 }
 
+/** The descriptors open now, each with what it links to (one closed meanwhile, as the listing's own, left out). */
+export function fdIdentities(): string[] {
+  return openFds().flatMap((fd) => {
+    try {
+      return [`${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** What kinds of descriptor ipckit keeps for the life of the process (or thread): its readiness registry, the signal dispatcher and its doorbells. */
+const LIFELONG = ['anon_inode:[eventpoll]', 'anon_inode:[eventfd]', 'anon_inode:[signalfd]'];
+
 /**
  * Descriptors open now that were not in `baseline`, each with what it
- * links to, but for the epoll set and eventfds ipckit keeps for the
- * process's life (its readiness registry, signal doorbells).
+ * links to, but for the descriptors ipckit keeps for the process's life
+ * ({@link LIFELONG}). A descriptor that is gone by the time it is looked
+ * at is not counted: the listing's own directory descriptor is one (its
+ * number moves whenever a lifelong descriptor takes the one it had in the
+ * baseline).
  */
 export function fdsBeyond(baseline: Set<string>): string[] {
-  return openFds().filter((fd) => !baseline.has(fd)).map((fd) => {
+  const extra: string[] = [];
+  for (const fd of openFds()) {
+    let target: string;
     try {
-      return `${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`;
+      target = readlinkSync(`/proc/self/fd/${fd}`);
     } catch {
-      return fd;
+      continue;
     }
-  }).filter((fd) => !fd.includes('anon_inode:[eventpoll]') && !fd.includes('anon_inode:[eventfd]'));
+    // A baseline of numbers (openFds) or of descriptors with their targets (fdIdentities).
+    if (baseline.has(fd) || baseline.has(`${fd} ${target}`)) continue;
+    if (!LIFELONG.includes(target)) extra.push(`${fd} ${target}`);
+  }
+  return extra;
 }
 
 /** Descriptors of this process that are pipes, or (with `under`) FIFOs or files below that folder. */
