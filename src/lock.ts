@@ -98,12 +98,12 @@ export const THREAD_IDENTITY: { readonly tid: number; readonly start: number } =
 /**
  * With a single CPU available (affinity included, as with `taskset -c 0`)
  * a mutex's waiter does not spin: its holder runs only when the waiter
- * gives the CPU up, and a waiter that sleeps lets it run to its unlock (a
- * waiter yielding in a loop made a contended lock+unlock 35 -> 48 ns). A
+ * gives the CPU up, and a waiter that sleeps lets it run to its unlock (pinned
+ * back to back, a contended lock+unlock was slower with a yielding waiter). A
  * semaphore's waiter still spins, yielding between looks: the post it
  * waits for comes from a peer that then runs at once, where a sleep would
  * cost a wake-up and, for an async wait, a waiter thread's round trip
- * (an async round trip pinned: 34 -> 8 µs).
+ * (an async round trip pinned: 34 -> 9 µs in the bench).
  */
 const MULTI_CPU = availableParallelism() > 1;
 /**
