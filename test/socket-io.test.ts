@@ -15,6 +15,7 @@ import {
 } from '../src/index.js';
 import { native } from '../src/native.js';
 import { ObjectTracker, fdsBeyond, openFds } from './helpers/objects.js';
+import { fdSnapshot } from './helpers/leaks.js';
 import { asUser, canRunAs, killAllPeers, trackChild } from './helpers/peer.js';
 import { rejectsWith, stillPending, throwsWith, waitUntil } from './helpers/assert.js';
 
@@ -25,7 +26,7 @@ let counter = 0;
 
 before(() => {
   dir = mkdtempSync('/tmp/ipckit-sock-');
-  fdBaseline = new Set(openFds());
+  fdBaseline = fdSnapshot();
 });
 
 after(async () => {

@@ -102,7 +102,7 @@ export function fdIdentities(): string[] {
 const LIFELONG = ['anon_inode:[eventpoll]', 'anon_inode:[eventfd]', 'anon_inode:[signalfd]'];
 
 /**
- * Descriptors open now that were not in `baseline`, each with what it
+ * Descriptors open now that were not in `baseline` (from `fdIdentities`, as `fdSnapshot` takes it), each with what it
  * links to, but for the descriptors ipckit keeps for the process's life
  * ({@link LIFELONG}). A descriptor that is gone by the time it is looked
  * at is not counted: the listing's own directory descriptor is one (its
@@ -118,8 +118,7 @@ export function fdsBeyond(baseline: Set<string>): string[] {
     } catch {
       continue;
     }
-    // A baseline of numbers (openFds) or of descriptors with their targets (fdIdentities).
-    if (baseline.has(fd) || baseline.has(`${fd} ${target}`)) continue;
+    if (baseline.has(`${fd} ${target}`)) continue;
     if (!LIFELONG.includes(target)) extra.push(`${fd} ${target}`);
   }
   return extra;
