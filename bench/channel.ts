@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker, parentPort } from 'node:worker_threads';
 import { Channel, DEFAULT_SPIN_US, MessageBatch, PosixMessageQueue, PosixSharedMemory } from '../src/index.js';
 import type { BenchContext, Command, Measurement, Row } from './harness.js';
-import { rowsFor } from './harness.js';
+import { inRounds, rowsFor } from './harness.js';
 import { BATCHED_SCALE, measureRoundTrips, measureThroughput, print, throughputBatches, totalRoundTrips } from './stats.js';
 
 export const mechanism = 'channel';
@@ -371,22 +371,25 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
         // compared with (which moves one record at a time).
         const small = ctx.throughputMessages * 4;
         const many = small * BATCHED_SCALE;
-        const cRing = async (count: number, name: string): Promise<Measurement> => {
-          const cm = await withPair('raw', (ping, pong) =>
-            ctx.runPair(c(kind, 'server', ping, pong, count, SMALL_SIZE, String(DEFAULT_SPIN_US)),
-              c(kind, 'client', ping, pong, count, SMALL_SIZE, String(DEFAULT_SPIN_US))));
-          add(name, cm, null, null);
-          return cm;
-        };
-        const cOne = await cRing(small, 'C futex ring 256 B');
-        const cMany = await cRing(many, 'C futex ring 256 B, long run');
-        for (const mode of ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed'] as const) {
-          const batched = mode !== 'sync' && mode !== 'async';
-          const m = await withPair('channel', (ping, pong) => {
-            const p: Params = { kind, mode, ping, pong, iterations: batched ? many : small, size: SMALL_SIZE, spin: DEFAULT_SPIN_US };
+        const cRing = (count: number): Promise<Measurement> => withPair('raw', (ping, pong) =>
+          ctx.runPair(c(kind, 'server', ping, pong, count, SMALL_SIZE, String(DEFAULT_SPIN_US)),
+            c(kind, 'client', ping, pong, count, SMALL_SIZE, String(DEFAULT_SPIN_US))));
+        const modes = ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed'] as const;
+        const batchedMode = (mode: typeof modes[number]): boolean => mode !== 'sync' && mode !== 'async';
+        // In rounds, the C ring and every variant taking turns: single runs on this shared machine differ by up to 2x.
+        const [cOne, cMany, ...ours] = await inRounds(ctx.rounds, [
+          () => cRing(small),
+          () => cRing(many),
+          ...modes.map((mode) => () => withPair('channel', (ping, pong) => {
+            const p: Params = { kind, mode, ping, pong, iterations: batchedMode(mode) ? many : small, size: SMALL_SIZE, spin: DEFAULT_SPIN_US };
             return ctx.runPair(node('server', p), node('client', p));
-          });
-          add(`ipckit channel 256 B ${mode}`, m, batched ? 'C futex ring 256 B, long run' : 'C futex ring 256 B', batched ? cMany : cOne);
+          })),
+        ]);
+        add('C futex ring 256 B', cOne!, null, null);
+        add('C futex ring 256 B, long run', cMany!, null, null);
+        for (const [i, mode] of modes.entries()) {
+          const batched = batchedMode(mode);
+          add(`ipckit channel 256 B ${mode}`, ours[i]!, batched ? 'C futex ring 256 B, long run' : 'C futex ring 256 B', batched ? cMany! : cOne!);
         }
       }
       if (busy && kind === 'rtt') {

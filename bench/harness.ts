@@ -40,6 +40,10 @@ export interface Row {
   value: number;
   reference: { name: string; value: number } | null;
   ratio: number | null;
+  /** Measured in this many rounds (see {@link inRounds}): `value` is their median. */
+  rounds?: number;
+  /** The lowest and highest of those rounds. */
+  spread?: [number, number];
 }
 
 /** What a client process prints: latency percentiles or throughput. */
@@ -50,6 +54,50 @@ export interface Measurement {
   ns_per_op?: number;
   /** Lock cycles (take, give) per second, over every process. */
   cycles_per_s?: number;
+  /** Set by {@link inRounds}: how many rounds the figures above are the median of. */
+  rounds?: number;
+  /** Set by {@link inRounds}: each figure's lowest and highest round. */
+  spread?: Partial<Record<Figure, [number, number]>>;
+}
+
+/** The figures of a {@link Measurement}. */
+type Figure = 'p50_us' | 'p99_us' | 'mb_s' | 'ns_per_op' | 'cycles_per_s';
+const FIGURES: readonly Figure[] = ['p50_us', 'p99_us', 'mb_s', 'ns_per_op', 'cycles_per_s'];
+
+/**
+ * Runs every trial `rounds` times, taking turns: each round runs them all
+ * once, in the order given, so that a C reference and the variants
+ * compared with it meet the same moments of a shared machine, whose speed
+ * drifts from second to second (unpinned, one C program moved anywhere
+ * from 900 to 2,600 MB/s in ten runs in a row). Each result holds the
+ * median of its rounds, figure by figure, with the lowest and highest;
+ * other numbers a run reports (counts of datagrams sent and received) are
+ * summed over the rounds.
+ */
+export async function inRounds(rounds: number, trials: readonly (() => Promise<Measurement>)[]): Promise<Measurement[]> {
+  const seen: Measurement[][] = trials.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, trial] of trials.entries()) seen[i]!.push(await trial());
+  }
+  return seen.map((runs) => {
+    if (runs.length === 1) return runs[0]!;
+    const out: Measurement = { rounds: runs.length, spread: {} };
+    for (const run of runs) {
+      for (const [key, value] of Object.entries(run)) {
+        if (typeof value !== 'number' || (FIGURES as readonly string[]).includes(key)) continue;
+        const sums = out as Record<string, unknown>;
+        sums[key] = (typeof sums[key] === 'number' ? sums[key] as number : 0) + value;
+      }
+    }
+    for (const figure of FIGURES) {
+      const values = runs.map((m) => m[figure]).filter((v): v is number => v !== undefined).sort((a, b) => a - b);
+      if (values.length === 0) continue;
+      const mid = values.length >> 1;
+      out[figure] = values.length % 2 === 1 ? values[mid]! : (values[mid - 1]! + values[mid]!) / 2;
+      out.spread![figure] = [values[0]!, values[values.length - 1]!];
+    }
+    return out;
+  });
 }
 
 /** A process to run: an argv. */
@@ -61,6 +109,8 @@ export interface BenchContext {
   rttIterations: number;
   /** Messages per throughput measurement. */
   throughputMessages: number;
+  /** Rounds of the comparisons measured with {@link inRounds} (IPCKIT_BENCH_ROUNDS, default 5; 1 with --quick). */
+  rounds: number;
   /** Path of a compiled C reference program. */
   cProgram(name: string): string;
   /** argv running a Node role of a mechanism module (see runner.ts). */
@@ -117,6 +167,7 @@ function makeContext(placement: Placement, quick: boolean): BenchContext {
     placement,
     rttIterations: quick ? 2_000 : 20_000,
     throughputMessages: quick ? 5_000 : 50_000,
+    rounds: quick ? 1 : ROUNDS,
     cProgram: (name) => path.join(BENCH_DIR, 'c', 'build', name),
     nodeRole: (mechanism, role, params) => [process.execPath, RUNNER, mechanism, role, JSON.stringify(params)],
     async runPair(server, client) {
@@ -141,20 +192,37 @@ function makeContext(placement: Placement, quick: boolean): BenchContext {
   };
 }
 
+/** Rounds of an {@link inRounds} comparison: IPCKIT_BENCH_ROUNDS, 1 to 25, default 5. */
+const ROUNDS = ((): number => {
+  const text = process.env.IPCKIT_BENCH_ROUNDS;
+  if (text === undefined || text === '') return 5;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 25) {
+    process.stderr.write(`ERR_IPC_USAGE: IPCKIT_BENCH_ROUNDS must be a whole number from 1 to 25, not "${text}"\n`);
+    process.exit(2);
+  }
+  return n;
+})();
+
 /** Rows for one measured variant against its reference measurement. */
 export function rowsFor(mechanism: string, variant: string, placement: Placement, m: Measurement,
   referenceName: string | null, reference: Measurement | null): Row[] {
   const rows: Row[] = [];
-  const add = (metric: Metric, value: number | undefined, refValue: number | undefined): void => {
+  const add = (metric: Metric, figure: Figure): void => {
+    const value = m[figure];
     if (value === undefined) return;
+    const refValue = reference?.[figure];
     const ref = referenceName !== null && refValue !== undefined ? { name: referenceName, value: refValue } : null;
-    rows.push({ mechanism, variant, placement, metric, value, reference: ref, ratio: ref ? round(value / ref.value) : null });
+    const row: Row = { mechanism, variant, placement, metric, value, reference: ref, ratio: ref ? round(value / ref.value) : null };
+    const spread = m.spread?.[figure];
+    if (m.rounds !== undefined && spread !== undefined) Object.assign(row, { rounds: m.rounds, spread });
+    rows.push(row);
   };
-  add('rtt_p50_us', m.p50_us, reference?.p50_us);
-  add('rtt_p99_us', m.p99_us, reference?.p99_us);
-  add('throughput_mb_s', m.mb_s, reference?.mb_s);
-  add('ns_per_op', m.ns_per_op, reference?.ns_per_op);
-  add('cycles_per_s', m.cycles_per_s, reference?.cycles_per_s);
+  add('rtt_p50_us', 'p50_us');
+  add('rtt_p99_us', 'p99_us');
+  add('throughput_mb_s', 'mb_s');
+  add('ns_per_op', 'ns_per_op');
+  add('cycles_per_s', 'cycles_per_s');
   return rows;
 }
 
@@ -175,7 +243,8 @@ function formatTable(rows: Row[]): string {
     for (const r of group) {
       lines.push(`  ${r.variant.padEnd(26)} ${r.metric.padEnd(16)} ${r.value.toFixed(2).padStart(10)}  ` +
         `${(r.reference?.name ?? '-').padEnd(22)} ${(r.reference ? r.reference.value.toFixed(2) : '-').padStart(10)}  ` +
-        `${r.ratio === null ? '-' : `${r.ratio.toFixed(2)}×`}`);
+        `${r.ratio === null ? '-' : `${r.ratio.toFixed(2)}×`}` +
+        `${r.spread === undefined ? '' : `  (median of ${r.rounds}: ${r.spread[0].toFixed(2)}–${r.spread[1].toFixed(2)})`}`);
     }
   }
   return lines.join('\n');

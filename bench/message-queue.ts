@@ -14,7 +14,7 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_SPIN_US, MessageBatch, PosixMessageQueue, SysvMessageQueue } from '../src/index.js';
 import type { BenchContext, Measurement, Row } from './harness.js';
-import { rowsFor } from './harness.js';
+import { inRounds, rowsFor } from './harness.js';
 import { measureRoundTrips, measureThroughput, print, throughputBatches, totalRoundTrips } from './stats.js';
 
 export const mechanism = 'message-queue';
@@ -269,18 +269,22 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
         // Each ipckit variant is compared with C using the same waiting strategy: blocking
         // calls (spin 0), or spin-then-sleep with the same budget.
         for (const spin of [DEFAULT_SPIN_US, 0]) {
-          const c = await ctx.runPair(cArgs(ctx, family, 'server', kind, a, b, iterations, size, spin),
-            cArgs(ctx, family, 'client', kind, a, b, iterations, size, spin));
-          const suffix = spin === DEFAULT_SPIN_US ? '' : ` spin=${spin}`;
-          const referenceName = `C ${family} mq${suffix}`;
-          rows.push(...rowsFor(mechanism, `C ${family}${suffix}`, ctx.placement, c, null, null));
-          if (family === 'posix' && spin === 0) posixC = c;
           const modes: Mode[] = kind === 'tput'
             ? ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed', 'sync into', 'async into'] : ['sync', 'async'];
-          for (const mode of modes) {
-            const params: RoleParams = { family, mode, kind, a, b, iterations, size, spin };
-            const m = await ctx.runPair(ctx.nodeRole(mechanism, 'server', params), ctx.nodeRole(mechanism, 'client', params));
-            rows.push(...rowsFor(mechanism, `ipckit ${family} ${mode}${suffix}`, ctx.placement, m, referenceName, c));
+          // In rounds, C and every variant taking turns: single runs on this shared machine differ by up to 2x.
+          const [c, ...ours] = await inRounds(ctx.rounds, [
+            () => ctx.runPair(cArgs(ctx, family, 'server', kind, a, b, iterations, size, spin), cArgs(ctx, family, 'client', kind, a, b, iterations, size, spin)),
+            ...modes.map((mode) => () => {
+              const params: RoleParams = { family, mode, kind, a, b, iterations, size, spin };
+              return ctx.runPair(ctx.nodeRole(mechanism, 'server', params), ctx.nodeRole(mechanism, 'client', params));
+            }),
+          ]);
+          const suffix = spin === DEFAULT_SPIN_US ? '' : ` spin=${spin}`;
+          const referenceName = `C ${family} mq${suffix}`;
+          rows.push(...rowsFor(mechanism, `C ${family}${suffix}`, ctx.placement, c!, null, null));
+          if (family === 'posix' && spin === 0) posixC = c;
+          for (const [i, mode] of modes.entries()) {
+            rows.push(...rowsFor(mechanism, `ipckit ${family} ${mode}${suffix}`, ctx.placement, ours[i]!, referenceName, c!));
           }
         }
       });

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Fifo, MessageBatch, PipeReadEnd, PipeWriteEnd, pipe, spawn } from '../src/index.js';
 import type { BenchContext, Row } from './harness.js';
-import { rowsFor } from './harness.js';
+import { inRounds, rowsFor } from './harness.js';
 import { BATCHED_SCALE, measureRoundTrips, measureThroughput, print, throughputBatches, totalRoundTrips } from './stats.js';
 
 export const mechanism = 'pipe';
@@ -274,20 +274,26 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
     const iterations = ctx.throughputMessages * 4;
     // Batches move 2-10 times as much a second: five times the messages keep their timed part long enough to measure.
     const many = iterations * BATCHED_SCALE;
-    const cOne = await ctx.runPair(undefined, [ctx.cProgram('pipe'), 'pipe', 'msgs', String(iterations), String(MESSAGE_SIZE)]);
-    rows.push(...rowsFor(mechanism, 'C pipe 256 B messages', ctx.placement, cOne, null, null));
-    const cMany = await ctx.runPair(undefined, [ctx.cProgram('pipe'), 'pipe', 'msgsv', String(many), String(MESSAGE_SIZE)]);
-    rows.push(...rowsFor(mechanism, 'C pipe 256 B messages writev', ctx.placement, cMany, null, null));
-    // ipckit's batches keep every message atomic under other writers (whole frames of at most PIPE_BUF bytes a writev): C doing the same.
-    const cAtomic = await ctx.runPair(undefined, [ctx.cProgram('pipe'), 'pipe', 'msgsa', String(many), String(MESSAGE_SIZE)]);
-    rows.push(...rowsFor(mechanism, 'C pipe 256 B messages writev atomic', ctx.placement, cAtomic, null, null));
-    for (const mode of ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed'] as const) {
-      const batched = mode !== 'sync' && mode !== 'async';
-      const m = await ctx.runPair(undefined, ctx.nodeRole(mechanism, 'pipe-client',
-        { kind: 'msgs', mode, iterations: batched ? many : iterations, size: MESSAGE_SIZE }));
+    const modes = ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed'] as const;
+    const batchedMode = (mode: typeof modes[number]): boolean => mode !== 'sync' && mode !== 'async';
+    // In rounds, the C references and every variant taking turns: single runs on this shared machine differ by up to 2x.
+    const [cOne, cMany, cAtomic, ...ours] = await inRounds(ctx.rounds, [
+      () => ctx.runPair(undefined, [ctx.cProgram('pipe'), 'pipe', 'msgs', String(iterations), String(MESSAGE_SIZE)]),
+      () => ctx.runPair(undefined, [ctx.cProgram('pipe'), 'pipe', 'msgsv', String(many), String(MESSAGE_SIZE)]),
+      // ipckit's batches keep every message atomic under other writers (whole frames of at most PIPE_BUF bytes a writev): C doing the same.
+      () => ctx.runPair(undefined, [ctx.cProgram('pipe'), 'pipe', 'msgsa', String(many), String(MESSAGE_SIZE)]),
+      ...modes.map((mode) => () => ctx.runPair(undefined, ctx.nodeRole(mechanism, 'pipe-client',
+        { kind: 'msgs', mode, iterations: batchedMode(mode) ? many : iterations, size: MESSAGE_SIZE }))),
+    ]);
+    rows.push(...rowsFor(mechanism, 'C pipe 256 B messages', ctx.placement, cOne!, null, null));
+    rows.push(...rowsFor(mechanism, 'C pipe 256 B messages writev', ctx.placement, cMany!, null, null));
+    rows.push(...rowsFor(mechanism, 'C pipe 256 B messages writev atomic', ctx.placement, cAtomic!, null, null));
+    for (const [i, mode] of modes.entries()) {
+      const m = ours[i]!;
+      const batched = batchedMode(mode);
       rows.push(...rowsFor(mechanism, `ipckit pipe 256 B messages ${mode}`, ctx.placement, m,
-        batched ? 'C pipe 256 B messages writev' : 'C pipe 256 B messages', batched ? cMany : cOne));
-      if (batched) rows.push(...rowsFor(mechanism, `ipckit pipe 256 B messages ${mode} vs atomic C`, ctx.placement, m, 'C pipe 256 B messages writev atomic', cAtomic));
+        batched ? 'C pipe 256 B messages writev' : 'C pipe 256 B messages', batched ? cMany! : cOne!));
+      if (batched) rows.push(...rowsFor(mechanism, `ipckit pipe 256 B messages ${mode} vs atomic C`, ctx.placement, m, 'C pipe 256 B messages writev atomic', cAtomic!));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -23,7 +23,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { DatagramSocket, IpcError, MessageBatch, MessageSocket, bind, connect, connectSync, listen } from '../src/index.js';
 import type { BenchContext, Measurement, Row } from './harness.js';
-import { rowsFor } from './harness.js';
+import { inRounds, rowsFor } from './harness.js';
 import { BATCHED_SCALE, latency, print, throughputBatches, totalRoundTrips } from './stats.js';
 
 export const mechanism = 'socket';
@@ -729,23 +729,28 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
         }
       }
     }
-    // Small messages, one per call and batched, beside C one per call and C batched.
+    // Small messages, one per call and batched, beside C one per call and C batched: in rounds, the C programs and
+    // every variant taking turns (single runs on this shared machine differ by up to 2x).
     for (const transport of ['unix', 'unix-seqpacket', 'unix-dgram', 'udp'] as const) {
       const iterations = ctx.throughputMessages * 4;
-      const cOne = await cRun(params(transport, 'tput', 'sync', iterations, SMALL_SIZE));
-      const cName = `${variantName('C', transport)} 256 B`;
-      rows.push(...rowsOf(ctx, cName, cOne, null, null));
       // Batches move 2-10 times as much a second: five times the messages keep their timed part long enough to measure.
       const many = iterations * BATCHED_SCALE;
-      const cMany = await run(ctx, [ctx.cProgram('socket'), C_KIND[transport], 'tputv', String(many), String(SMALL_SIZE),
-        path.join(dir, `s${serial++}`)]);
-      const cBatched = `${variantName('C', transport)} 256 B batched`;
-      rows.push(...rowsOf(ctx, cBatched, cMany, null, null));
       const packed = transport === 'unix' || transport === 'unix-seqpacket' ? ['sync packed', 'async packed'] as const : [];
-      for (const impl of ['sync', 'async', 'sync batch', 'async batch', ...packed] as const) {
-        const batched = impl !== 'sync' && impl !== 'async';
-        const m = await run(ctx, ctx.nodeRole(mechanism, 'client', params(transport, 'tput', impl, batched ? many : iterations, SMALL_SIZE)));
-        rows.push(...rowsOf(ctx, `ipckit ${LABEL[transport]} 256 B ${impl}`, m, batched ? cBatched : cName, batched ? cMany : cOne));
+      const impls = ['sync', 'async', 'sync batch', 'async batch', ...packed] as const;
+      const batchedImpl = (impl: typeof impls[number]): boolean => impl !== 'sync' && impl !== 'async';
+      const [cOne, cMany, ...ours] = await inRounds(ctx.rounds, [
+        () => cRun(params(transport, 'tput', 'sync', iterations, SMALL_SIZE)),
+        () => run(ctx, [ctx.cProgram('socket'), C_KIND[transport], 'tputv', String(many), String(SMALL_SIZE), path.join(dir, `s${serial++}`)]),
+        ...impls.map((impl) => () => run(ctx, ctx.nodeRole(mechanism, 'client',
+          params(transport, 'tput', impl, batchedImpl(impl) ? many : iterations, SMALL_SIZE)))),
+      ]) as Result[];
+      const cName = `${variantName('C', transport)} 256 B`;
+      rows.push(...rowsOf(ctx, cName, cOne!, null, null));
+      const cBatched = `${variantName('C', transport)} 256 B batched`;
+      rows.push(...rowsOf(ctx, cBatched, cMany!, null, null));
+      for (const [i, impl] of impls.entries()) {
+        const batched = batchedImpl(impl);
+        rows.push(...rowsOf(ctx, `ipckit ${LABEL[transport]} 256 B ${impl}`, ours[i]!, batched ? cBatched : cName, batched ? cMany! : cOne!));
       }
     }
     for (const [transport, impls] of Object.entries(BURST_VARIANTS) as [Transport, Impl[]][]) {
