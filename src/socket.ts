@@ -34,14 +34,14 @@ import {
 import { type MessageBatch, batchGone, batchTooSmall, checkBatchIntact, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
 import { Handle, OwnedFd } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
-import { DONE, type LaneOwner, NotifyLane, type Operation, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
+import { DONE, type LaneOwner, NotifyLane, type Operation, Pending, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, type ReadinessSubscriber, WRITABLE, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
 import { type SocketAddress, type SocketType, parseSocketAddress } from './internal/socket-address.js';
 import { oPathFlags, bindingAt } from './internal/socket-file.js';
 import { type StreamOptions } from './internal/streams.js';
 import { type OwnerOption, checkOwner } from './internal/trust.js';
 import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger, toBytes } from './internal/validate.js';
-import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin, checkTimeout, timeoutError } from './internal/wait.js';
+import { type SpinOptions, type SyncWaitOptions, type WaitOptions, abortError, checkSignal, checkSpin, checkTimeout } from './internal/wait.js';
 
 const C = lazily(() => native.constants);
 const S = lazily(() => native.socketConstants);
@@ -957,31 +957,29 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       const bytes = envelope(REQUEST, id, this.#encode(data));
       this.#requests ??= new Map();
       const requests = this.#requests;
-      return new Promise<T>((resolve, reject) => {
-        let timer: NodeJS.Timeout | undefined;
-        const finish = (): void => {
-          requests.delete(id);
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          this.#maybeStopPump();
-        };
-        const onAbort = (): void => {
-          finish();
-          reject(new IpcError('ERR_IPC_ABORTED', `request on ${this.address} was aborted.`, { address: this.address, cause: signal?.reason }));
-        };
-        if (signal?.aborted) {
-          onAbort();
-          return;
-        }
-        requests.set(id, {
-          resolve: (value) => { finish(); resolve(value); },
-          reject: (err) => { finish(); reject(err); },
-        });
-        if (timeout !== Infinity) timer = setTimeout(() => { finish(); reject(timeoutError('request', this.address, timeout)); }, timeout);
-        signal?.addEventListener('abort', onAbort, { once: true });
-        this.#startPump();
-        this.#sendBytes('request', bytes, fds, undefined).catch((err: unknown) => requests.get(id)?.reject(err));
+      if (signal?.aborted) throw abortError('request', this.address, signal);
+      const finish = (): void => {
+        requests.delete(id);
+        this.#maybeStopPump();
+      };
+      // The engine's pending call keeps the timeout (never before it, whatever Node's timers round) and the abort.
+      const pending: Pending<T> = new Pending<T>('request', this.address, timeout, signal, (error) => {
+        finish();
+        pending.reject(error);
       });
+      requests.set(id, {
+        resolve: (value) => {
+          finish();
+          pending.resolve(value);
+        },
+        reject: (err) => {
+          finish();
+          pending.reject(err);
+        },
+      });
+      this.#startPump();
+      this.#sendBytes('request', bytes, fds, undefined).catch((err: unknown) => requests.get(id)?.reject(err));
+      return pending.promise;
     } catch (err) {
       return Promise.reject(err);
     }

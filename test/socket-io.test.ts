@@ -266,6 +266,33 @@ describe('request and reply', () => {
     client.close();
     server.close();
   });
+
+  it('a request never times out before its timeout, fractional or not, and an abort still ends it', async () => {
+    const [client, server] = socketPair<unknown>({ codec: 'json' });
+    try {
+      void server.serve(() => new Promise(() => undefined));
+      for (const timeout of [1.5, 2.999, 5.9]) {
+        for (let i = 0; i < 10; i++) {
+          // Start at a random point of the event loop's millisecond (Node's timers count from its start, and truncate 1.5 to 1).
+          const until = performance.now() + Math.random();
+          while (performance.now() < until) { /* busy */ }
+          const started = performance.now();
+          await rejectsWith(() => client.request('slow', { timeout }), 'ERR_IPC_TIMEOUT', new RegExp(`^request on .* timed out after ${timeout} ms`));
+          const elapsed = performance.now() - started;
+          assert.ok(elapsed >= timeout, `request({ timeout: ${timeout} }) gave up after ${elapsed.toFixed(3)} ms`);
+        }
+      }
+      const ac = new AbortController();
+      const aborted = client.request('slow', { timeout: 60_000, signal: ac.signal });
+      ac.abort(new Error('enough'));
+      const err = await rejectsWith(() => aborted, 'ERR_IPC_ABORTED', /^request on .* was aborted\.$/);
+      assert.equal((err.cause as Error).message, 'enough');
+      await rejectsWith(() => client.request('slow', { signal: ac.signal }), 'ERR_IPC_ABORTED');
+    } finally {
+      client.close();
+      server.close();
+    }
+  });
 });
 
 describe('backpressure', () => {
