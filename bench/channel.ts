@@ -376,7 +376,7 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
             c(kind, 'client', ping, pong, count, SMALL_SIZE, String(DEFAULT_SPIN_US))));
         const modes = ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed'] as const;
         const batchedMode = (mode: typeof modes[number]): boolean => mode !== 'sync' && mode !== 'async';
-        // In rounds, the C ring and every variant taking turns: single runs on this shared machine differ by up to 2x.
+        // In rounds, the C ring and every variant taking turns: single runs on this shared machine differ by up to 3x.
         const [cOne, cMany, ...ours] = await inRounds(ctx.rounds, [
           () => cRing(small),
           () => cRing(many),

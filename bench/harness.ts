@@ -69,7 +69,7 @@ const FIGURES: readonly Figure[] = ['p50_us', 'p99_us', 'mb_s', 'ns_per_op', 'cy
  * once, in the order given, so that a C reference and the variants
  * compared with it meet the same moments of a shared machine, whose speed
  * drifts from second to second (unpinned, one C program moved anywhere
- * from 900 to 2,600 MB/s in ten runs in a row). Each result holds the
+ * from 906 to 2,615 MB/s in twelve runs in a row). Each result holds the
  * median of its rounds, figure by figure, with the lowest and highest;
  * other numbers a run reports (counts of datagrams sent and received) are
  * summed over the rounds.
@@ -162,12 +162,12 @@ function exited(child: ReturnType<typeof spawn>): Promise<number | null> {
   });
 }
 
-function makeContext(placement: Placement, quick: boolean): BenchContext {
+function makeContext(placement: Placement, quick: boolean, rounds: number): BenchContext {
   return {
     placement,
     rttIterations: quick ? 2_000 : 20_000,
     throughputMessages: quick ? 5_000 : 50_000,
-    rounds: quick ? 1 : ROUNDS,
+    rounds,
     cProgram: (name) => path.join(BENCH_DIR, 'c', 'build', name),
     nodeRole: (mechanism, role, params) => [process.execPath, RUNNER, mechanism, role, JSON.stringify(params)],
     async runPair(server, client) {
@@ -192,8 +192,8 @@ function makeContext(placement: Placement, quick: boolean): BenchContext {
   };
 }
 
-/** Rounds of an {@link inRounds} comparison: IPCKIT_BENCH_ROUNDS, 1 to 25, default 5. */
-const ROUNDS = ((): number => {
+/** Rounds of an {@link inRounds} comparison: IPCKIT_BENCH_ROUNDS, 1 to 25, default 5 (a usage error otherwise). */
+function roundsSetting(): number {
   const text = process.env.IPCKIT_BENCH_ROUNDS;
   if (text === undefined || text === '') return 5;
   const n = Number(text);
@@ -202,7 +202,7 @@ const ROUNDS = ((): number => {
     process.exit(2);
   }
   return n;
-})();
+}
 
 /** Rows for one measured variant against its reference measurement. */
 export function rowsFor(mechanism: string, variant: string, placement: Placement, m: Measurement,
@@ -295,6 +295,7 @@ async function main(): Promise<void> {
     }
     return found;
   });
+  const rounds = quick ? 1 : roundsSetting();
   const make = spawnSync('make', ['-s', '-C', path.join(BENCH_DIR, 'c')], { stdio: 'inherit' });
   if (make.status !== 0) throw new Error('building the C references failed (make -C bench/c)');
   const placements: Placement[] = ['pinned', 'unpinned'];
@@ -307,7 +308,7 @@ async function main(): Promise<void> {
   for (const module of modules) {
     for (const placement of placements.filter((p) => module.placements?.includes(p) ?? true)) {
       if (!json) process.stderr.write(`measuring ${module.mechanism} (${placement})…\n`);
-      rows.push(...await module.measure(makeContext(placement, quick)));
+      rows.push(...await module.measure(makeContext(placement, quick, rounds)));
     }
   }
   const resultsDir = path.join(BENCH_DIR, 'results');

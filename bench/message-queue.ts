@@ -271,7 +271,7 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
         for (const spin of [DEFAULT_SPIN_US, 0]) {
           const modes: Mode[] = kind === 'tput'
             ? ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed', 'sync into', 'async into'] : ['sync', 'async'];
-          // In rounds, C and every variant taking turns: single runs on this shared machine differ by up to 2x.
+          // In rounds, C and every variant taking turns: single runs on this shared machine differ by up to 3x.
           const [c, ...ours] = await inRounds(ctx.rounds, [
             () => ctx.runPair(cArgs(ctx, family, 'server', kind, a, b, iterations, size, spin), cArgs(ctx, family, 'client', kind, a, b, iterations, size, spin)),
             ...modes.map((mode) => () => {

@@ -276,7 +276,7 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
     const many = iterations * BATCHED_SCALE;
     const modes = ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed'] as const;
     const batchedMode = (mode: typeof modes[number]): boolean => mode !== 'sync' && mode !== 'async';
-    // In rounds, the C references and every variant taking turns: single runs on this shared machine differ by up to 2x.
+    // In rounds, the C references and every variant taking turns: single runs on this shared machine differ by up to 3x.
     const [cOne, cMany, cAtomic, ...ours] = await inRounds(ctx.rounds, [
       () => ctx.runPair(undefined, [ctx.cProgram('pipe'), 'pipe', 'msgs', String(iterations), String(MESSAGE_SIZE)]),
       () => ctx.runPair(undefined, [ctx.cProgram('pipe'), 'pipe', 'msgsv', String(many), String(MESSAGE_SIZE)]),

@@ -695,7 +695,7 @@ interface Result extends Measurement {
 function rowsOf(ctx: BenchContext, variant: string, m: Result, reference: string | null, ref: Result | null): Row[] {
   const rows = rowsFor(mechanism, variant, ctx.placement, m, reference, ref);
   if (m.sent !== undefined && m.received !== m.sent) {
-    process.stderr.write(`  ${variant} (${ctx.placement}): the server received ${m.received} of ${m.sent} datagrams\n`);
+    process.stderr.write(`  ${variant} (${ctx.placement}): the server received ${m.received} of ${m.sent} datagrams${m.rounds === undefined ? '' : ` in ${m.rounds} rounds`}\n`);
     for (const row of rows) Object.assign(row, { sent: m.sent, received: m.received });
   }
   if (m.resent) for (const row of rows) Object.assign(row, { resent: m.resent });
@@ -730,7 +730,7 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
       }
     }
     // Small messages, one per call and batched, beside C one per call and C batched: in rounds, the C programs and
-    // every variant taking turns (single runs on this shared machine differ by up to 2x).
+    // every variant taking turns (single runs on this shared machine differ by up to 3x).
     for (const transport of ['unix', 'unix-seqpacket', 'unix-dgram', 'udp'] as const) {
       const iterations = ctx.throughputMessages * 4;
       // Batches move 2-10 times as much a second: five times the messages keep their timed part long enough to measure.
