@@ -1025,6 +1025,9 @@ function checkPriority(priority: unknown): number {
 
 /** A failure worth retrying within the caller's timeout: no answer (yet), or the connection being re-made. */
 function isTransient(err: unknown): boolean {
+  // ipckit's own errors (a mailbox removed or replaced, a message that does not decode, a handle closed) are final;
+  // their messages name the mailbox, whose address may hold "503" or "closed" and must not read as a lost answer.
+  if (err instanceof IpcError) return false;
   const e = err as { name?: unknown; code?: unknown; message?: unknown } | null;
   const text = `${String(e?.name ?? '')} ${String(e?.code ?? '')} ${String(e?.message ?? '')}`;
   return /timeout|disconnect|closed|connection|no responders|503|not enabled/i.test(text) && apiCode(err) === undefined;

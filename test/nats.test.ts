@@ -473,6 +473,28 @@ describe('NatsMailbox against other clients and faults', { skip: natsMissing }, 
     }
   });
 
+  it('a mailbox whose name reads like a lost answer ("503", "timeout", "closed") still gets its final errors at once', async () => {
+    // Errors name the mailbox: once taken for a server's "no answer", a codec error let the next message through,
+    // and a removed mailbox read as unreachable after 5 s of asking again.
+    const name = `${unique()}-503-timeout-closed-connection`;
+    const box = await NatsMailbox.create<unknown>(server.address(name), { codec: 'json' });
+    open.add(box);
+    const raw = await NatsMailbox.open(box.address);
+    try {
+      await raw.send('{not json');
+      await raw.send('"fine"');
+      await rejectsWith(() => box.receive({ timeout: 5000 }), 'ERR_IPC_CODEC', /could not be decoded/);
+      assert.equal((await box.receive({ timeout: 5000 })).data, 'fine');
+      await NatsMailbox.unlink(box.address);
+      const started = performance.now();
+      await rejectsWith(() => raw.send('x', { timeout: 100 }), 'ENOENT', /was removed/);
+      await rejectsWith(() => raw.trySend('x'), 'ENOENT', /was removed/);
+      assert.ok(performance.now() - started < 4000, `the sends took ${(performance.now() - started).toFixed(0)} ms to say ENOENT`);
+    } finally {
+      await raw.close();
+    }
+  });
+
   it('a stored message whose headers carry a status line is handed over like any other', async () => {
     const box = await fresh();
     const { connect, headers } = await import('@nats-io/transport-node');
