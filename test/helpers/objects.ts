@@ -110,18 +110,7 @@ const LIFELONG = ['anon_inode:[eventpoll]', 'anon_inode:[eventfd]', 'anon_inode:
  * baseline).
  */
 export function fdsBeyond(baseline: Set<string>): string[] {
-  const extra: string[] = [];
-  for (const fd of openFds()) {
-    let target: string;
-    try {
-      target = readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      continue;
-    }
-    if (baseline.has(`${fd} ${target}`)) continue;
-    if (!LIFELONG.includes(target)) extra.push(`${fd} ${target}`);
-  }
-  return extra;
+  return fdIdentities().filter((id) => !baseline.has(id) && !LIFELONG.includes(id.slice(id.indexOf(' ') + 1)));
 }
 
 /** Descriptors of this process that are pipes, or (with `under`) FIFOs or files below that folder. */
