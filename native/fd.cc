@@ -181,7 +181,8 @@ ssize_t WritevOnce(int fd, const iovec* iov, int count, int mode) {
 // or the descriptor is full, and moves `at` past what went. With kAtomic a
 // call holds whole frames of at most PIPE_BUF bytes in all (so the kernel
 // writes each whole or not at all), and a larger frame goes alone. A writev
-// that finds no room spins within one budget of spinUs for the whole call;
+// that finds no room spins until room comes or spinUs have passed since the
+// last bytes went (the call ends only after a whole budget without room);
 // an error after some bytes went ends the call with their count (the next
 // call reports it).
 Napi::Value WritevFd(const Napi::CallbackInfo& info) {
@@ -280,6 +281,7 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
       break;
     }
     written += static_cast<double>(n);
+    if (n > 0) start = NowNs();  // room came: the rest may spin a whole budget again
     // Move past what went: whole frames (empty ones too), then into the one it stopped in.
     size_t left = static_cast<size_t>(n);
     for (int k = 0; k < frames; k++) {

@@ -151,9 +151,11 @@ static size_t Aligned(size_t at) { return (at + 7) & ~static_cast<size_t>(7); }
 // mqSendMany(fd, list: Uint8Array[], priority, next: Uint32Array(1), timeoutMs, spinUs[, lengths, count])
 //   -> messages this call sent (> 0), -EAGAIN while full (none sent), or -errno (none sent).
 // Sends list[next[0]..] in order, advancing next[0] past each one sent. The
-// first waits as mqSend does; the others go in while there is room, or
-// comes within what is left of the spin budget (never a sleep). An error after some were sent ends the call with their count (the
-// next call reports it). With `lengths` (a Uint32Array) and `count`, `list`
+// first waits as mqSend does; each other goes in while there is room, or
+// when room comes within a spin budget of the one before it went in (never
+// a sleep): the call ends only after spinUs without room, as a single send
+// would spin for each message. An error after some were sent ends the call
+// with their count (the next call reports it). With `lengths` (a Uint32Array) and `count`, `list`
 // is a packed batch: `count` messages back to back in one buffer.
 static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
@@ -178,6 +180,7 @@ static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
     if (r < 0) return Napi::Number::New(info.Env(), sent > 0 ? sent : r);
     next[0] = next[0] + 1;
     sent++;
+    start = NowNs();  // room came: the next message may spin a whole budget again, as a single send would
   }
   return Napi::Number::New(info.Env(), sent);
 }
@@ -391,6 +394,7 @@ static Napi::Value MsgSndMany(const Napi::CallbackInfo& info) {
     if (r < 0) return Napi::Number::New(info.Env(), sent > 0 ? sent : r);
     next[0] = next[0] + 1;
     sent++;
+    start = NowNs();  // room came: the next message may spin a whole budget again, as a single send would
   }
   return Napi::Number::New(info.Env(), sent);
 }

@@ -449,8 +449,8 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
 // Sends list[next[0]..] as one datagram (or seqpacket message) each, by
 // sendmmsg in groups of up to 1024, all to `to` (null: the connected peer),
 // and moves next[0] past what went. A sendmmsg that finds no room spins
-// within one budget of spinUs for the whole call; the loop stops at a group
-// the kernel takes only part of, and an
+// until room comes or spinUs have passed since the last messages went; the
+// call ends only after a whole budget without room, and an
 // error after some went ends the call with their count (the next call
 // reports it). Never blocks (MSG_DONTWAIT), never raises SIGPIPE.
 Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
@@ -501,6 +501,7 @@ Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
     }
     index += static_cast<uint32_t>(r);
     sent += r;
+    start = NowNs();  // room came: the rest may spin a whole budget again
     if (static_cast<uint32_t>(r) < count && SpinLeft(spin_us, start) == 0) break;
   }
   next[0] = index;
