@@ -929,9 +929,12 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
    * `sendMany` does. Leave the batch alone until the call resolves.
    */
   sendBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
-    return withBatch(batch, (b) => {
-      const call = (o?: WaitOptions): Promise<number> => run(this.#sendLane, 'sendBatch', o, [], () => this.#sendPackedOp(b, false));
-      return this.#shared('producer') ? this.#turn('producer', 'sendBatch', options, call, () => false) : call(options);
+    return withBatch(batch, (b, release) => {
+      if (this.#shared('producer')) {
+        const call = (o?: WaitOptions): Promise<number> => run(this.#sendLane, 'sendBatch', o, [], () => this.#sendPackedOp(b, false));
+        return this.#turn('producer', 'sendBatch', options, call, () => false).finally(release);
+      }
+      return run(this.#sendLane, 'sendBatch', options, [], () => this.#sendPackedOp(b, false), false, release);
     });
   }
 
@@ -1062,9 +1065,12 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
    * has room for one).
    */
   receiveBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
-    return withBatch(batch, (b) => {
-      const call = (o?: WaitOptions): Promise<number> => run(this.#receiveLane, 'receiveBatch', o, [], () => this.#receivePackedOp(b));
-      return this.#shared('consumer') ? this.#turn('consumer', 'receiveBatch', options, call, () => false) : call(options);
+    return withBatch(batch, (b, release) => {
+      if (this.#shared('consumer')) {
+        const call = (o?: WaitOptions): Promise<number> => run(this.#receiveLane, 'receiveBatch', o, [], () => this.#receivePackedOp(b));
+        return this.#turn('consumer', 'receiveBatch', options, call, () => false).finally(release);
+      }
+      return run(this.#receiveLane, 'receiveBatch', options, [], () => this.#receivePackedOp(b), false, release);
     });
   }
 

@@ -572,7 +572,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
    * Leave the batch alone until the call resolves.
    */
   sendBatch(batch: MessageBatch, options?: PosixSendOptions): Promise<number> {
-    return withBatch(batch, (b) => run(this.#sending, 'sendBatch', options, SEND_KEYS, (o) => this.#sendListOp(this.#packed(b), o.priority)));
+    return withBatch(batch, (b, release) => run(this.#sending, 'sendBatch', options, SEND_KEYS, (o) => this.#sendListOp(this.#packed(b), o.priority), false, release));
   }
 
   /** {@link sendBatch}, blocking the calling thread while the queue is full: how many went in. */
@@ -653,7 +653,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
    * many messages the batch holds (at least one).
    */
   receiveBatch(batch: MessageBatch, options?: PosixReceiveBatchOptions): Promise<number> {
-    return withBatch(batch, (b) => run(this.#receiving, 'receiveBatch', options, BATCH_KEYS, (o) => this.#receiveBatchOp(b, o.priorities)));
+    return withBatch(batch, (b, release) => run(this.#receiving, 'receiveBatch', options, BATCH_KEYS, (o) => this.#receiveBatchOp(b, o.priorities), false, release));
   }
 
   /** {@link receiveBatch}, blocking the calling thread while the queue is empty. */
@@ -1282,7 +1282,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
    * in, as `sendMany` does. Leave the batch alone until the call resolves.
    */
   sendBatch(type: number, batch: MessageBatch, options?: WaitOptions): Promise<number> {
-    return withBatch(batch, (b) => run(this.#sending, 'sendBatch', options, NO_KEYS, () => this.#sendListOp(type, this.#packed(b))));
+    return withBatch(batch, (b, release) => run(this.#sending, 'sendBatch', options, NO_KEYS, () => this.#sendListOp(type, this.#packed(b)), false, release));
   }
 
   /** {@link sendBatch}, blocking the calling thread while the queue is full: how many went in. */
@@ -1359,7 +1359,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
    * messages the batch holds (at least one).
    */
   receiveBatch(batch: MessageBatch, options?: SysvReceiveBatchOptions): Promise<number> {
-    return withBatch(batch, (b) => run(this.#receiving, 'receiveBatch', options, BATCH_KEYS_SYSV, (o) => this.#receiveBatchOp(b, o.type, o.types)));
+    return withBatch(batch, (b, release) => run(this.#receiving, 'receiveBatch', options, BATCH_KEYS_SYSV, (o) => this.#receiveBatchOp(b, o.type, o.types), false, release));
   }
 
   /** {@link receiveBatch}, blocking the calling thread while no message matches. */

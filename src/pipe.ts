@@ -439,7 +439,7 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
    * batch, and the next call reports it, as with {@link receiveMany}.
    */
   receiveBatch(batch: MessageBatch, options?: WaitOptions): Promise<number | null> {
-    return withBatch(batch, (b) => run(this.lane, 'receiveBatch', options, NO_KEYS, () => this.#receiveBatchOp(b)));
+    return withBatch(batch, (b, release) => run(this.lane, 'receiveBatch', options, NO_KEYS, () => this.#receiveBatchOp(b), false, release));
   }
 
   /** The blocking form of {@link receiveBatch}. */
@@ -972,7 +972,7 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
    * alone until the call resolves.
    */
   sendBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
-    return withBatch(batch, (b) => run(this.lane, 'sendBatch', options, NO_KEYS, () => this.#sendFramesOp(packed(b), false)));
+    return withBatch(batch, (b, release) => run(this.lane, 'sendBatch', options, NO_KEYS, () => this.#sendFramesOp(packed(b), false), false, release));
   }
 
   /** The blocking form of {@link sendBatch}: how many went. */

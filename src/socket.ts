@@ -760,7 +760,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    * Leave the batch alone until the call resolves.
    */
   sendBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
-    return withBatch(batch, (b) => this.#sendBatched('sendBatch', options, () => this.#sendFramesOp(packed(b), false)));
+    return withBatch(batch, (b, release) => this.#sendBatched('sendBatch', options, () => this.#sendFramesOp(packed(b), false), release));
   }
 
   /** The blocking form of {@link sendBatch}: how many went. */
@@ -774,12 +774,17 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     return this.#trySendBatched('trySendBatch', () => this.#sendFramesOp(packed(idleBatch(batch)), true));
   }
 
-  /** A batched send (`op` makes its operation), counted against highWaterMark while it waits behind others. */
-  #sendBatched(name: string, options: WaitOptions | undefined, op: () => GatherOperation<number>): Promise<number> {
+  /**
+   * A batched send (`op` makes its operation), counted against
+   * highWaterMark while it waits behind others; `release` (a batch's) runs
+   * once it has settled.
+   */
+  #sendBatched(name: string, options: WaitOptions | undefined, op: () => GatherOperation<number>, release?: () => void): Promise<number> {
     try {
       this.#flushDeferred();
       this.#openBatch = undefined;
     } catch (err) {
+      release?.();
       return Promise.reject(err);
     }
     let size = 0;
@@ -792,7 +797,10 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       size = made.total;
       this.#queuedBytes += size;
       return made;
-    }).finally(() => { this.#queuedBytes -= size; });
+    }, false, () => {
+      this.#queuedBytes -= size;
+      release?.();
+    });
   }
 
   /** A batched try (`op` makes its operation): what it sent, a message it cut committed (its rest follows). */
@@ -854,7 +862,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
    */
   receiveBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
     if (this.#carriesRequests) return Promise.reject(this.#requestMode('receiveBatch'));
-    return withBatch(batch, (b) => run(this.readLane, 'receiveBatch', options, NO_KEYS, () => this.#receiveBatchOp(b)));
+    return withBatch(batch, (b, release) => run(this.readLane, 'receiveBatch', options, NO_KEYS, () => this.#receiveBatchOp(b), false, release));
   }
 
   /** The blocking form of {@link receiveBatch}. */

@@ -348,6 +348,37 @@ describe('pipe packed batches: sendBatch / receiveBatch', () => {
     }
   });
 
+  it('a call that settles at once holds its batch until its caller can run; one that fails at once gives it back (pipe, socket)', async () => {
+    const { readEnd, writeEnd } = pipe();
+    const [a, b] = socketPair();
+    try {
+      const batch = new MessageBatch({ bytes: 4096 });
+      writeEnd.sendManySync(['n1', 'n2']);
+      const settled = readEnd.receiveBatch(batch);
+      // Received already: a second call in the same turn would overwrite it before the first caller saw it.
+      throwsWith(() => readEnd.tryReceiveBatch(batch), 'ERR_IPC_INVALID_ARGUMENT', /in a pending call already/);
+      await rejectsWith(() => b.receiveBatch(batch), 'ERR_IPC_INVALID_ARGUMENT', /in a pending call already/);
+      assert.equal(await settled, 2);
+      assert.deepEqual(texts(batch), ['n1', 'n2']);
+      const sent = a.sendBatch(batch);
+      throwsWith(() => a.sendBatchSync(batch), 'ERR_IPC_INVALID_ARGUMENT', /in a pending call already/);
+      assert.equal(await sent, 2);
+      assert.deepEqual(b.tryReceiveMany().map((m) => String(m.data)), ['n1', 'n2']);
+      // Calls that fail before they wait (closed ends, a closed socket's batched send) give the batch back.
+      writeEnd.close();
+      a.close();
+      await rejectsWith(() => writeEnd.sendBatch(batch), 'ERR_IPC_CLOSED');
+      await rejectsWith(() => a.sendBatch(batch), 'ERR_IPC_CLOSED');
+      readEnd.close();
+      await rejectsWith(() => readEnd.receiveBatch(batch), 'ERR_IPC_CLOSED');
+      assert.equal(batch.busy, false);
+      assert.equal(readEnd.closed && writeEnd.closed, true);
+      throwsWith(() => b.tryReceiveBatch(batch), 'ERR_IPC_PEER_CLOSED');
+    } finally {
+      for (const end of [readEnd, writeEnd, a, b]) end.close();
+    }
+  });
+
   it('a batch is in one pending call at a time; its fields cannot be replaced; lengths changed by hand are refused before a send', async () => {
     const { readEnd, writeEnd } = pipe();
     try {

@@ -173,8 +173,14 @@ export function idleBatch(batch: unknown): MessageBatch {
   return b;
 }
 
-/** Runs the async `call` with `batch` had until it settles (see {@link idleBatch}). */
-export function withBatch<R>(batch: unknown, call: (batch: MessageBatch) => Promise<R>): Promise<R> {
+/**
+ * Runs the async `call` with `batch` had until it settles (see
+ * {@link idleBatch}). `call` gets `release`, which gives the batch back:
+ * it hands it to {@link run} as its `after` (no `.finally()` chain on
+ * every call), and must see that it runs once the call has settled, on
+ * every path; `release` may run more than once.
+ */
+export function withBatch<R>(batch: unknown, call: (batch: MessageBatch, release: () => void) => Promise<R>): Promise<R> {
   let b: MessageBatch;
   try {
     b = idleBatch(batch);
@@ -182,7 +188,7 @@ export function withBatch<R>(batch: unknown, call: (batch: MessageBatch) => Prom
     return Promise.reject(err);
   }
   b.setBusy(true);
-  return call(b).finally(() => b.setBusy(false));
+  return call(b, () => b.setBusy(false));
 }
 
 /**
