@@ -479,8 +479,8 @@ interface PtyResult { output: string; exitCode?: number; signal?: number; timedO
  * Runs `ipckit watch <args>` in a pseudo-terminal of `size` (rows, columns), taking `steps` like a user;
  * with `jobControl`, as a shell's foreground job (see pty-run.py).
  */
-function inPty(args: string[], steps: PtyStep[], size: [number, number] = [24, 80], jobControl = false): Promise<PtyResult> {
-  const spec = { argv: [process.execPath, CLI, 'watch', ...args], steps, size, timeoutMs: 30_000, jobControl };
+function inPty(args: string[], steps: PtyStep[], size: [number, number] = [24, 80], jobControl = false, shellDelayMs = 0): Promise<PtyResult> {
+  const spec = { argv: [process.execPath, CLI, 'watch', ...args], steps, size, timeoutMs: 30_000, jobControl, shellDelayMs };
   const child = trackChild(spawn('python3', [PTY_RUN, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let stdout = '';
   let stderr = '';
@@ -549,6 +549,16 @@ describe('ipckit watch in a terminal', { skip: !HAS_PTY && 'needs python3 with i
     assert.equal(large!.length, 3);
     assert.ok(large!.every((line) => [...line].length <= 60), JSON.stringify(large));
     assert.deepEqual(large![2]!.split(/ {2,}/).slice(0, 3), ['sysv-mq', hex, '0']);
+    sysv.remove();
+  });
+
+  it('a job runs whichever of it and its shell puts it in the foreground first (the pty helper\'s own race)', async () => {
+    // The job moves itself to the foreground with SIGTTOU ignored, as a shell's child does; with it at its
+    // default, a job faster than its shell stopped there before it ever ran, and the steps timed out.
+    const { key, hex } = freshKey();
+    using sysv = SysvMessageQueue.create(key);
+    const r = await inPty(['--name', hex, '--interval', '600'], [{ waitFor: `sysv-mq  ${hex}  0`, send: 'q' }], [24, 200], true, 300);
+    assertRestored(r);
     sysv.remove();
   });
 

@@ -17,7 +17,8 @@ in its own process group, in the foreground, so that SIGTSTP stops it. When
 it stops, the shell takes the terminal back and prints "[stopped: cooked]" or
 "[stopped: raw]" (the terminal modes the command left behind); a step with
 "fg": true then gives the terminal back to it and continues it. "kill" steps
-go to the foreground process group.
+go to the foreground process group. "shellDelayMs" delays the shell's own
+move of the job to the foreground (the job makes it first).
 """
 import fcntl
 import json
@@ -36,17 +37,24 @@ def set_size(fd, size):
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
 
-def job_control_shell(argv):
-    """Runs argv as a foreground job, reports its stops, continues it on SIGUSR1; returns its exit status."""
+def job_control_shell(argv, shell_delay_s=0.0):
+    """Runs argv as a foreground job, reports its stops, continues it on SIGUSR1; returns its exit status.
+
+    Whichever of the two runs first puts the job in the foreground. The job
+    does it with SIGTTOU still ignored, as a shell's child does: from the
+    background, tcsetpgrp would otherwise stop it before it ever ran.
+    `shell_delay_s` makes the shell slow to do its part (the tests' check
+    of that race)."""
     signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # tcsetpgrp from the background
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
     child = os.fork()
     if child == 0:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGUSR1])
-        signal.signal(signal.SIGTTOU, signal.SIG_DFL)
         os.setpgid(0, 0)
         os.tcsetpgrp(0, os.getpgrp())
+        signal.signal(signal.SIGTTOU, signal.SIG_DFL)
         os.execvp(argv[0], argv)
+    time.sleep(shell_delay_s)
     try:
         os.setpgid(child, child)
         os.tcsetpgrp(0, child)
@@ -78,7 +86,7 @@ def main():
             if "size" in spec:
                 set_size(0, spec["size"])
             if spec.get("jobControl"):
-                os._exit(job_control_shell(spec["argv"]))
+                os._exit(job_control_shell(spec["argv"], spec.get("shellDelayMs", 0) / 1000.0))
             os.execvp(spec["argv"][0], spec["argv"])
         finally:
             os._exit(127)
