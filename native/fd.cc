@@ -173,7 +173,7 @@ ssize_t WritevOnce(int fd, const iovec* iov, int count, int mode) {
   return n < 0 ? -errno : n;
 }
 
-// writevFd(fd, list: Uint8Array[] | packed, at: Float64Array(2), mode, spinUs[, lengths, count])
+// writevFd(fd, list: Uint8Array[] | packed, at: Float64Array(2), mode, spinUs[, lengths, count[, timeoutMs]])
 //   -> bytes written (> 0), -EAGAIN while full (nothing written), or -errno (nothing written).
 // With lengths (a Uint32Array) and count, `list` is a packed batch's buffer (see Elements).
 // Writes list[at[0]..] from byte at[1] of that element (of its frame, when
@@ -181,9 +181,10 @@ ssize_t WritevOnce(int fd, const iovec* iov, int count, int mode) {
 // or the descriptor is full, and moves `at` past what went. With kAtomic a
 // call holds whole frames of at most PIPE_BUF bytes in all (so the kernel
 // writes each whole or not at all), and a larger frame goes alone. A writev
-// that finds no room spins until room comes or spinUs have passed since the
-// last bytes went (the call ends only after a whole budget without room);
-// an error after some bytes went ends the call with their count (the next
+// that finds no room spins: the call's first as a single write would, the
+// later ones while the call may still spin (BatchSpin: a whole budget
+// since the last bytes went, within the call's slice and its timeout,
+// `timeoutMs`, when given); an error after some bytes went ends the call with their count (the next
 // call reports it).
 Napi::Value WritevFd(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
@@ -216,7 +217,8 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
   if (scratch.size() < kScratch) scratch.resize(kScratch);
   uint8_t* area = scratch.data();
   bool bad = false;
-  int64_t start = NowNs();
+  // info[7], when there: the call's timeout, which bounds its spinning for room (see BatchSpin).
+  BatchSpin later(info.Length() > 7 && info[7].IsNumber() ? ArgDouble(info, 7) : 0, spin_us);
   while (index < total && !bad) {
     int pieces = 0;
     int frames = 0;
@@ -265,7 +267,7 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
       if (atomic && large) break;
     }
     ssize_t n = 0;
-    double spin = written == 0 ? spin_us : SpinLeft(spin_us, start);
+    double spin = written == 0 ? spin_us : later.Left();
     if (pieces > 0 && spin > 0) {
       // Spins while the budget lasts: the first writev, and later ones while the reader is making room.
       int r = Spin(spin, EAGAIN, [&] {
@@ -281,7 +283,7 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
       break;
     }
     written += static_cast<double>(n);
-    if (n > 0) start = NowNs();  // room came: the rest may spin a whole budget again
+    if (n > 0) later.Progress();
     // Move past what went: whole frames (empty ones too), then into the one it stopped in.
     size_t left = static_cast<size_t>(n);
     for (int k = 0; k < frames; k++) {
@@ -294,7 +296,7 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
       offset = 0;
     }
     // Full now: done, unless the spin budget lasts (then the next writev spins for room).
-    if (static_cast<size_t>(n) < group && SpinLeft(spin_us, start) == 0) break;
+    if (static_cast<size_t>(n) < group && later.Left() == 0) break;
   }
   if (bad && written == 0) return Errno(info.Env(), EINVAL);
   at[0] = index;

@@ -152,10 +152,10 @@ static size_t Aligned(size_t at) { return (at + 7) & ~static_cast<size_t>(7); }
 //   -> messages this call sent (> 0), -EAGAIN while full (none sent), or -errno (none sent).
 // Sends list[next[0]..] in order, advancing next[0] past each one sent. The
 // first waits as mqSend does; each other goes in while there is room, or
-// when room comes within a spin budget of the one before it went in (never
-// a sleep): the call ends only after spinUs without room, as a single send
-// would spin for each message. An error after some were sent ends the call
-// with their count (the next call reports it). With `lengths` (a Uint32Array) and `count`, `list`
+// when room comes while the call may still spin (BatchSpin: a whole budget
+// since the last message went, within the call's slice and timeout; never
+// a sleep). An error after some were sent ends the call with their count
+// (the next call reports it). With `lengths` (a Uint32Array) and `count`, `list`
 // is a packed batch: `count` messages back to back in one buffer.
 static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
@@ -167,7 +167,7 @@ static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
   if (!list.Valid()) return Errno(info.Env(), EINVAL);
   uint32_t total = list.Length();
   int sent = 0;
-  int64_t start = NowNs();
+  BatchSpin spin(timeout_ms, spin_us);
   while (next[0] < total) {
     Bytes b;
     if (!list.Get(next[0], &b)) return Napi::Number::New(info.Env(), sent > 0 ? sent : -EINVAL);
@@ -176,11 +176,11 @@ static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
       int n = deadline ? mq_timedsend(fd, data, b.length, prio, deadline) : mq_send(fd, data, b.length, prio);
       return n < 0 ? -errno : 0;
     };
-    int r = sent == 0 ? MqAttempt(fd, POLLOUT, timeout_ms, spin_us, call) : MqAttempt(fd, POLLOUT, 0, SpinLeft(spin_us, start), call);
+    int r = sent == 0 ? MqAttempt(fd, POLLOUT, timeout_ms, spin_us, call) : MqAttempt(fd, POLLOUT, 0, spin.Left(), call);
     if (r < 0) return Napi::Number::New(info.Env(), sent > 0 ? sent : r);
     next[0] = next[0] + 1;
     sent++;
-    start = NowNs();  // room came: the next message may spin a whole budget again, as a single send would
+    spin.Progress();
   }
   return Napi::Number::New(info.Env(), sent);
 }
@@ -384,17 +384,17 @@ static Napi::Value MsgSndMany(const Napi::CallbackInfo& info) {
   uint32_t total = list.Length();
   thread_local std::vector<char> msg;
   int sent = 0;
-  int64_t start = NowNs();
+  BatchSpin spin(timeout_ms, spin_us);
   while (next[0] < total) {
     Bytes b;
     if (!list.Get(next[0], &b)) return Napi::Number::New(info.Env(), sent > 0 ? sent : -EINVAL);
     PackMessage(msg, type, b.data, b.length);
     auto call = [&](int flags) { return msgsnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0; };
-    int r = sent == 0 ? MsgAttempt(timeout_ms, spin_us, EAGAIN, call) : MsgAttempt(0, SpinLeft(spin_us, start), EAGAIN, call);
+    int r = sent == 0 ? MsgAttempt(timeout_ms, spin_us, EAGAIN, call) : MsgAttempt(0, spin.Left(), EAGAIN, call);
     if (r < 0) return Napi::Number::New(info.Env(), sent > 0 ? sent : r);
     next[0] = next[0] + 1;
     sent++;
-    start = NowNs();  // room came: the next message may spin a whole budget again, as a single send would
+    spin.Progress();
   }
   return Napi::Number::New(info.Env(), sent);
 }

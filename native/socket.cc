@@ -444,13 +444,13 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r);
 }
 
-// sendMmsg(fd, list: Uint8Array[] | packed, to: Uint8Array | null, next: Uint32Array(1), spinUs[, lengths, count])
+// sendMmsg(fd, list: Uint8Array[] | packed, to: Uint8Array | null, next: Uint32Array(1), spinUs[, lengths, count[, timeoutMs]])
 //   -> messages sent (> 0), -EAGAIN (none), or -errno (none).
 // Sends list[next[0]..] as one datagram (or seqpacket message) each, by
 // sendmmsg in groups of up to 1024, all to `to` (null: the connected peer),
-// and moves next[0] past what went. A sendmmsg that finds no room spins
-// until room comes or spinUs have passed since the last messages went; the
-// call ends only after a whole budget without room, and an
+// and moves next[0] past what went. A sendmmsg that finds no room spins:
+// the call's first as a single send would, the later ones while the call
+// may still spin (BatchSpin, bounded by `timeoutMs` when given); an
 // error after some went ends the call with their count (the next call
 // reports it). Never blocks (MSG_DONTWAIT), never raises SIGPIPE.
 Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
@@ -466,7 +466,8 @@ Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
   const uint32_t total = list.Length();
   uint32_t index = next[0];
   int sent = 0;
-  int64_t start = NowNs();
+  // info[7], when there: the call's timeout, which bounds its spinning for room (see BatchSpin).
+  BatchSpin later(info.Length() > 7 && info[7].IsNumber() ? ArgDouble(info, 7) : 0, spin_us);
   std::vector<mmsghdr> msgs;
   std::vector<iovec> iov;
   while (index < total) {
@@ -494,15 +495,15 @@ Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
       while (n < 0 && errno == EINTR);
       return n < 0 ? -errno : n;
     };
-    int r = Spin(sent == 0 ? spin_us : SpinLeft(spin_us, start), EAGAIN, once);
+    int r = Spin(sent == 0 ? spin_us : later.Left(), EAGAIN, once);
     if (r < 0) {
       if (sent > 0) break;
       return Errno(env, -r);
     }
     index += static_cast<uint32_t>(r);
     sent += r;
-    start = NowNs();  // room came: the rest may spin a whole budget again
-    if (static_cast<uint32_t>(r) < count && SpinLeft(spin_us, start) == 0) break;
+    later.Progress();
+    if (static_cast<uint32_t>(r) < count && later.Left() == 0) break;
   }
   next[0] = index;
   return Napi::Number::New(env, sent);

@@ -44,12 +44,60 @@ int Spin(double spin_us, int would_block, const F& attempt) {
 }
 
 // What is left of a spin budget of `spin_us` that a call started spending
-// at `start_ns`, in microseconds (0 once it is spent). A batch spends one
-// budget over all its messages: the first that finds no room spins, and so
-// do the later ones while the budget lasts (the peer is draining now).
+// at `start_ns`, in microseconds (0 once it is spent).
 inline double SpinLeft(double spin_us, int64_t start_ns) {
   double left = spin_us - static_cast<double>(NowNs() - start_ns) / 1000.0;
   return left > 0 ? left : 0;
 }
+
+// How long a batch's call may go on spinning for room after its first
+// message went, in all, when its spin budget is shorter: long enough for a
+// receiver on the same CPU to drain a queue several times over (20-40 us
+// a refill), short enough that an async call's attempt holds the event
+// loop no longer than the loop's own starvation limit (STARVE_MS).
+constexpr double kBatchSliceUs = 1000;
+
+// The spin of a batch's later waits, those after its first message went
+// (the first waits as a single call would). Each may spin a whole budget
+// since the last progress, as the same messages sent one by one would,
+// so a receiver draining as fast as it can keeps the call going; but the
+// call as a whole stops spinning kBatchSliceUs (or its budget, if longer)
+// after its first message went, and never past its timeout, counted from
+// the call's start. It then returns what went; the caller waits for the
+// rest as a new call would.
+class BatchSpin {
+ public:
+  // timeout_ms: the call's (> 0 bounds it; 0 or < 0: only the slice does).
+  BatchSpin(double timeout_ms, double spin_us) : timeout_ms_(timeout_ms), spin_us_(spin_us), start_(NowNs()) {}
+
+  // Something went in.
+  void Progress() {
+    last_ = NowNs();
+    if (end_ != 0) return;
+    double slice = spin_us_ > kBatchSliceUs ? spin_us_ : kBatchSliceUs;
+    end_ = last_ + static_cast<int64_t>(slice * 1000);
+    if (timeout_ms_ > 0) {
+      int64_t by_timeout = start_ + static_cast<int64_t>(timeout_ms_ * 1e6);
+      if (by_timeout < end_) end_ = by_timeout;
+    }
+  }
+
+  // Microseconds the next wait may spin (0 before anything went: the first wait is the call's own).
+  double Left() const {
+    if (end_ == 0 || spin_us_ <= 0) return 0;
+    int64_t now = NowNs();
+    double budget = spin_us_ - static_cast<double>(now - last_) / 1000.0;
+    double slice = static_cast<double>(end_ - now) / 1000.0;
+    double left = budget < slice ? budget : slice;
+    return left > 0 ? left : 0;
+  }
+
+ private:
+  double timeout_ms_;
+  double spin_us_;
+  int64_t start_;
+  int64_t last_ = 0;
+  int64_t end_ = 0;
+};
 
 }  // namespace ipckit

@@ -90,7 +90,8 @@ export interface NativeBinding {
    * behind its 4-byte length), moving `at` past what went: bytes written,
    * -EAGAIN (nothing), or -errno. Mode: GATHER_* constants.
    */
-  writevFd(fd: number, list: readonly Uint8Array[] | Uint8Array, at: Float64Array, mode: number, spinUs: number, lengths?: Uint32Array, count?: number): number;
+  writevFd(fd: number, list: readonly Uint8Array[] | Uint8Array, at: Float64Array, mode: number, spinUs: number, lengths?: Uint32Array, count?: number,
+    timeoutMs?: number): number;
   /** Moves whole frames of `buffer[from..to)` down over their length prefixes (see native/fd.cc); the messages taken. */
   unframe(buffer: Uint8Array, from: number, to: number, lengths: Uint32Array, first: number, maxSize: number, out: Float64Array): number;
   /** One scattered read into the buffers in order: bytes read (0 = end), or -errno. */
@@ -292,7 +293,8 @@ export interface NativeBinding {
   /** The parts in order in one sendmsg (at most IOV_MAX), descriptors with the first byte. */
   sendParts(fd: number, parts: Uint8Array[], fds: Int32Array | null, spinUs: number): number;
   /** list[next[0]..] as one message each by sendmmsg (to: null for the connected peer), moving next[0]: messages sent, or -errno. */
-  sendMmsg(fd: number, list: readonly Uint8Array[] | Uint8Array, to: Uint8Array | null, next: Uint32Array, spinUs: number, lengths?: Uint32Array, count?: number): number;
+  sendMmsg(fd: number, list: readonly Uint8Array[] | Uint8Array, to: Uint8Array | null, next: Uint32Array, spinUs: number, lengths?: Uint32Array, count?: number,
+    timeoutMs?: number): number;
   /**
    * One recvmmsg of up to io[0] messages into `slot`-byte slots of scratch:
    * io[1 + 4i..4 + 4i] = [length, msg_flags, descriptors, address length].

@@ -225,12 +225,12 @@ abstract class PipeEnd extends Handle implements Pollable {
     return read ? native.readFd(io, buffer, offset, length, spin) : native.writeFd(io, buffer, offset, length, spin);
   }
 
-  /** One gathered write (native writevFd) from ipckit's side of the pipe: bytes written, or -errno. */
-  protected gather(list: GatherList, at: Float64Array, mode: number, spin: number): number {
+  /** One gathered write (native writevFd) from ipckit's side of the pipe, within the step's timeout: bytes written, or -errno. */
+  protected gather(list: GatherList, at: Float64Array, mode: number, spin: number, timeout: number): number {
     const io = this.#attemptFd();
     if (io < 0) return io;
     const [l, lengths, count] = packedArgs(list);
-    return native.writevFd(io, l, at, mode, spin, lengths, count);
+    return native.writevFd(io, l, at, mode, spin, lengths, count, timeout);
   }
 
   /** One scattered read (readv) from ipckit's side of the pipe: bytes read (0: none, maybe the end), or -errno. */
@@ -268,14 +268,14 @@ abstract class PipeEnd extends Handle implements Pollable {
     if (r < 0) throw systemError(r, 'poll', this.address);
   }
 
-  /** A step: `attempt(spin)`, then (if nothing and allowed) one sleep and one more attempt. */
-  protected stepOf<T>(attempt: (spin: number) => T | undefined): Operation<T> {
+  /** A step: `attempt(spin, timeout)`, then (if nothing and allowed) one sleep and one more attempt. */
+  protected stepOf<T>(attempt: (spin: number, timeout: number) => T | undefined): Operation<T> {
     return {
       step: (timeout, spin) => {
-        const first = attempt(spin);
+        const first = attempt(spin, timeout);
         if (first !== undefined || timeout === 0) return first;
         this.sleep(timeout);
-        return attempt(0);
+        return attempt(0, timeout);
       },
     };
   }
@@ -1092,7 +1092,7 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
 
   /** {@link gatherOperation} over this end's gathered writes. */
   #gatherOp<R>(list: GatherList, at: Float64Array, mode: number, outcome: (r: number) => R | undefined, tryForm: boolean): GatherOperation<R> {
-    return gatherOperation(list, at, (mode & C.GATHER_FRAMED) !== 0, (l, a, spin) => this.gather(l, a, mode, spin), (attempt) => this.stepOf(attempt), outcome,
+    return gatherOperation(list, at, (mode & C.GATHER_FRAMED) !== 0, (l, a, spin, timeout) => this.gather(l, a, mode, spin, timeout), (attempt) => this.stepOf(attempt), outcome,
       tryForm, (r) => systemError(r, 'write', this.address));
   }
 

@@ -1743,7 +1743,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       const [items, lengths, count] = packedArgs(list);
       let sent = 0;
       const op = this.stepOf(C.POLLOUT, (spin, timeout) => {
-        const r = batch.left() ? native.sendMmsg(this.rawFd, items, null, batch.next, batch.spin(timeout, spin), lengths, count) : 0;
+        const r = batch.left() ? native.sendMmsg(this.rawFd, items, null, batch.next, batch.spin(timeout, spin), lengths, count, timeout) : 0;
         if (r > 0) {
           sent += r;
           this.#touch();
@@ -1791,9 +1791,9 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** {@link gatherOperation} over this socket: non-blocking gathered sendmsg on its (blocking) descriptor. */
   #gatherOp<R>(list: GatherList, at: Float64Array, framed: boolean, outcome: (r: number) => R | undefined, tryForm: boolean): GatherOperation<R> {
     const mode = C.GATHER_SOCKET | (framed ? C.GATHER_FRAMED : 0);
-    return gatherOperation(list, at, framed, (l, a, spin) => {
+    return gatherOperation(list, at, framed, (l, a, spin, timeout) => {
       const [items, lengths, count] = packedArgs(l);
-      const r = native.writevFd(this.rawFd, items, a, mode, spin, lengths, count);
+      const r = native.writevFd(this.rawFd, items, a, mode, spin, lengths, count, timeout);
       if (r > 0) this.#touch();
       return r;
     }, (attempt) => this.stepOf(C.POLLOUT, attempt), outcome, tryForm, (r) => this.#sendError(r));
@@ -2557,7 +2557,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     const list = encodeBatch(messages, (data) => encodeWith(this.#codec, data as T, this.address));
     const next = new Uint32Array(1);
     const batch = batchSend(list.length, this.writeLane, tryForm, (r) => this.#sendError(r, list[next[0]!]?.length ?? 0, toText), next);
-    const op = this.#sendStep(toText as string, to, (spin, timeout) => batch.outcome(batch.left() ? native.sendMmsg(this.rawFd, list, to, batch.next, batch.spin(timeout, spin)) : 0));
+    const op = this.#sendStep(toText as string, to, (spin, timeout) => batch.outcome(batch.left() ? native.sendMmsg(this.rawFd, list, to, batch.next, batch.spin(timeout, spin), undefined, undefined, timeout) : 0));
     op.partial = batch.partial;
     return op;
   }

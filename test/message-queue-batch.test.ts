@@ -714,65 +714,77 @@ describe('packed batches against a careless or hostile caller', () => {
       throwsWith(() => q.sendBatchSync(fake), 'ERR_IPC_INVALID_ARGUMENT', /batch must be a MessageBatch/);
   }));
 
-  it('a batch spins for room as long as the receiver makes some: it gives up only after a whole budget without room (both families)', async () => {
-    // The sender's first attempt (its spin on this thread) meets a full queue that a worker drains one message a
-    // millisecond: 30 messages take about 30 ms, three spin budgets. A batch spending one budget over all its
-    // messages gave up after 10 ms; it now waits for each message as a single send would. On a loaded machine
-    // the worker may stall past a budget: the batch may then give up, but only a budget after the last room.
-    const BUDGET_US = 10_000;
-    const n = 30;
+  it('a batch spins for room while a receiver makes some, within its timeout and a slice of the event loop (both families, sync and async)', async () => {
+    // A worker drains the full queue one message every 5 ms, for ever: 200 messages would take a second. The
+    // sender's spin (10 ms, the most there is) may restart with each message that goes in, but the call stops
+    // spinning 10 ms after its first message went, and never past its timeout: a *Sync call returns its partial
+    // count by its timeout, an async call's attempt gives the event loop back within its slice, and an abort then
+    // ends it with what went. Nothing is lost or sent twice.
+    const SPIN_US = 10_000;
+    const n = 200;
     for (const family of ['posix', 'sysv'] as const) {
-      const name = objects.name();
-      const key = objects.key();
-      const q = family === 'posix' ? PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 32, spin: BUDGET_US })
-        : SysvMessageQueue.create(key, { spin: BUDGET_US });
-      // System V counts bytes: four messages of 4,000 bytes fill its 16,384 (the default msgmnb).
-      const text = (i: number): string => (family === 'posix' ? `m${i}` : `m${i}`.padEnd(4000, '.'));
-      const send = (list: string[]): Promise<number> => (q instanceof PosixMessageQueue ? q.sendMany(list) : q.sendMany(1, list));
-      const control = new Int32Array(new SharedArrayBuffer(12));
-      const starts = new Float64Array(new SharedArrayBuffer(8 * n));
-      const worker = new Worker(`
-        const { workerData: d, parentPort } = require('node:worker_threads');
-        import(d.index).then((m) => {
-          const q = d.family === 'posix' ? m.PosixMessageQueue.open(d.name, { spin: 0 }) : m.SysvMessageQueue.open(d.key, { spin: 0 });
-          parentPort.postMessage('ready');
-          Atomics.wait(d.control, 0, 0);
-          const got = [];
-          for (let i = 0; i < d.n; i++) {
-            Atomics.wait(d.control, 1, 0, 1);
-            d.starts[i] = Number(process.hrtime.bigint()) / 1e6;
-            got.push(String(q.receiveSync().data).replace(/\\.+$/, ''));
-            Atomics.store(d.control, 2, i + 1);
+      for (const form of ['sync', 'async'] as const) {
+        const name = objects.name();
+        const key = objects.key();
+        const q = family === 'posix' ? PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 32, spin: SPIN_US })
+          : SysvMessageQueue.create(key, { spin: SPIN_US });
+        // System V counts bytes: four messages of 4,000 bytes fill its 16,384 (the default msgmnb).
+        const text = (i: number): string => (family === 'posix' ? `m${i}` : `m${i}`.padEnd(4000, '.'));
+        const control = new Int32Array(new SharedArrayBuffer(12));
+        const worker = new Worker(`
+          const { workerData: d, parentPort } = require('node:worker_threads');
+          import(d.index).then((m) => {
+            const q = d.family === 'posix' ? m.PosixMessageQueue.open(d.name, { spin: 0 }) : m.SysvMessageQueue.open(d.key, { spin: 0 });
+            parentPort.postMessage('ready');
+            Atomics.wait(d.control, 0, 0);
+            const got = [];
+            while (Atomics.load(d.control, 0) === 1) {
+              const r = q.tryReceive();
+              if (r !== undefined) got.push(String(r.data).replace(/\\.+$/, ''));
+              Atomics.wait(d.control, 1, 0, 5);
+            }
+            q.close();
+            parentPort.postMessage(got);
+          });`, { eval: true, workerData: { index: new URL('../src/index.js', import.meta.url).href, family, name, key, control } });
+        const what = `${family} ${form}`;
+        try {
+          let filled = 0;
+          while (q instanceof PosixMessageQueue ? q.trySend(text(filled)) : q.trySend(1, text(filled))) filled++;
+          assert.equal(filled, 4);
+          assert.equal((await once(worker, 'message'))[0], 'ready');
+          const list = Array.from({ length: n }, (_, i) => text(filled + i));
+          Atomics.store(control, 0, 1);
+          Atomics.notify(control, 0);
+          const began = performance.now();
+          let sent: number;
+          if (form === 'sync') {
+            sent = q instanceof PosixMessageQueue ? q.sendManySync(list, { timeout: 30 }) : q.sendManySync(1, list, { timeout: 30 });
+            const took = performance.now() - began;
+            assert.ok(took >= 29 && took < 400, `${what}: the call took ${took.toFixed(1)} ms with a timeout of 30`);
+          } else {
+            const signal = AbortSignal.timeout(60);
+            const pending = q instanceof PosixMessageQueue ? q.sendMany(list, { signal }) : q.sendMany(1, list, { signal });
+            const held = performance.now() - began;
+            assert.ok(held < 300, `${what}: the first attempt held the event loop ${held.toFixed(1)} ms`);
+            sent = await pending;
+            const took = performance.now() - began;
+            assert.ok(took >= 59 && took < 600, `${what}: the abort after 60 ms ended the call after ${took.toFixed(1)} ms`);
           }
-          q.close();
-          parentPort.postMessage(got);
-        });`, { eval: true, workerData: { index: new URL('../src/index.js', import.meta.url).href, family, name, key, control, starts, n } });
-      try {
-        let filled = 0;
-        while (q instanceof PosixMessageQueue ? q.trySend(text(filled)) : q.trySend(1, text(filled))) filled++;
-        assert.equal(filled, 4);
-        assert.equal((await once(worker, 'message'))[0], 'ready');
-        Atomics.store(control, 0, 1);
-        Atomics.notify(control, 0);
-        const sent = send(Array.from({ length: n }, (_, i) => text(filled + i)));
-        const returned = Number(process.hrtime.bigint()) / 1e6;
-        const drained = Atomics.load(control, 2);
-        if (drained < n) {
-          // It gave up: the last room it could have used came a whole budget before (the worker stalled).
-          const last = Math.max(...Array.from(starts.subarray(0, drained)).filter((t) => t <= returned));
-          assert.ok(returned - last >= BUDGET_US / 1000, `${family}: gave up ${(returned - last).toFixed(2)} ms after the last room, with ${drained} of ${n} taken`);
-        }
-        assert.equal(await sent, n);
-        const [got] = await once(worker, 'message') as [string[]];
-        const rest = (q instanceof PosixMessageQueue ? q.tryReceiveMany() : q.tryReceiveMany()).map((m) => String(m.data).replace(/\.+$/, ''));
-        assert.deepEqual([...got, ...rest], Array.from({ length: n + 4 }, (_, i) => `m${i}`), `${family}: every message once, in order`);
-      } finally {
-        await worker.terminate();
-        if (q instanceof PosixMessageQueue) {
-          q.close();
-          PosixMessageQueue.unlink(name);
-        } else {
-          q.remove();
+          assert.ok(sent > 0 && sent < n, `${what}: ${sent} of ${n} went`);
+          Atomics.store(control, 0, 2);
+          const [got] = await once(worker, 'message') as [string[]];
+          const rest = (q instanceof PosixMessageQueue ? q.tryReceiveMany({ max: 10 }) : q.tryReceiveMany({ max: 10 })).map((m) => String(m.data).replace(/\.+$/, ''));
+          assert.deepEqual([...got, ...rest], Array.from({ length: filled + sent }, (_, i) => `m${i}`), `${what}: every message once, in order`);
+        } finally {
+          Atomics.store(control, 0, 2);
+          Atomics.notify(control, 0);
+          await worker.terminate();
+          if (q instanceof PosixMessageQueue) {
+            q.close();
+            PosixMessageQueue.unlink(name);
+          } else {
+            q.remove();
+          }
         }
       }
     }

@@ -8,6 +8,8 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { type PipeMessage, PipeReadEnd, pipe } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { checkTaggedWriters, pythonFrameReader, startTaggedWriters } from './helpers/frame-peers.js';
@@ -404,6 +406,55 @@ describe('pipe batches: writev / readv', () => {
     } finally {
       readEnd.close();
       writeEnd.close();
+    }
+  });
+});
+
+describe('pipe batches and the spin', () => {
+  it('a gathered write spins for room while the reader makes some, within its timeout and a slice of the event loop', async () => {
+    // A worker reads 4 KiB every 5 ms: 1 MiB would take more than a second. With the longest spin (10 ms), a
+    // writevSync still ends by its timeout, and an async writev's attempt gives the event loop back within its
+    // slice, then ends on its abort. Every byte that went is read, once.
+    for (const form of ['sync', 'async'] as const) {
+      const { readEnd, writeEnd } = pipe({ spin: 10_000 });
+      const worker = new Worker(`
+        const { workerData: d, parentPort } = require('node:worker_threads');
+        const { readSync } = require('node:fs');
+        const chunk = Buffer.alloc(4096);
+        const pause = new Int32Array(new SharedArrayBuffer(4));
+        let total = 0;
+        parentPort.postMessage('ready');
+        for (let n; (n = readSync(d.fd, chunk, 0, chunk.length, null)) > 0;) {
+          total += n;
+          Atomics.wait(pause, 0, 0, 5);
+        }
+        parentPort.postMessage(total);`, { eval: true, workerData: { fd: readEnd.fd } });
+      try {
+        let filled = 0;
+        for (let n; (n = writeEnd.tryWrite(Buffer.alloc(65536, 1))) > 0;) filled += n;
+        const big = Buffer.alloc(1 << 20, 2);
+        assert.equal((await once(worker, 'message'))[0], 'ready');
+        const began = performance.now();
+        if (form === 'sync') {
+          throwsWith(() => writeEnd.writevSync([big], { timeout: 30 }), 'ERR_IPC_TIMEOUT');
+          const took = performance.now() - began;
+          assert.ok(took >= 29 && took < 400, `sync: the call took ${took.toFixed(1)} ms with a timeout of 30`);
+        } else {
+          const pending = writeEnd.writev([big], { signal: AbortSignal.timeout(60) });
+          const held = performance.now() - began;
+          assert.ok(held < 300, `async: the first attempt held the event loop ${held.toFixed(1)} ms`);
+          await rejectsWith(() => pending, 'ERR_IPC_ABORTED');
+          const took = performance.now() - began;
+          assert.ok(took >= 59 && took < 600, `async: the abort after 60 ms ended the call after ${took.toFixed(1)} ms`);
+        }
+        writeEnd.close();
+        const [total] = await once(worker, 'message') as [number];
+        assert.ok(total > filled && total < filled + big.length, `${form}: ${total - filled} of ${big.length} bytes of the write went`);
+      } finally {
+        writeEnd.close();
+        await worker.terminate();
+        readEnd.close();
+      }
     }
   });
 });

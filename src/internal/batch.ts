@@ -304,14 +304,15 @@ function gatherElement(list: GatherList, i: number): Uint8Array {
  * element a try cut short, as an operation of its own (`fail` turns its
  * errors into the error to report).
  */
-export function gatherOperation<R>(list: GatherList, at: Float64Array, framed: boolean, write: (list: GatherList, at: Float64Array, spin: number) => number,
-  stepOf: (attempt: (spin: number) => R | undefined) => Operation<R>, outcome: (r: number) => R | undefined, tryForm: boolean,
+export function gatherOperation<R>(list: GatherList, at: Float64Array, framed: boolean,
+  write: (list: GatherList, at: Float64Array, spin: number, timeout: number) => number,
+  stepOf: (attempt: (spin: number, timeout: number) => R | undefined) => Operation<R>, outcome: (r: number) => R | undefined, tryForm: boolean,
   fail: (r: number) => IpcError): GatherOperation<R> {
   const header = framed ? 4 : 0;
   const count = gatherCount(list);
   let written = 0;
-  const op = stepOf((spin) => {
-    const r = at[0]! < count ? write(list, at, spin) : 0;
+  const op = stepOf((spin, timeout) => {
+    const r = at[0]! < count ? write(list, at, spin, timeout) : 0;
     if (r > 0) written += r;
     return outcome(r);
   }) as GatherOperation<R>;
@@ -321,7 +322,7 @@ export function gatherOperation<R>(list: GatherList, at: Float64Array, framed: b
     if (!tryForm || at[1] === 0 || at[0]! >= count) return undefined;
     const element = gatherElement(list, at[0]!);
     const tail = new Float64Array([0, at[1]!, at[2] ?? 0]);
-    return gatherOperation([element], tail, framed, write, stepOf as unknown as (attempt: (spin: number) => typeof DONE | undefined) => Operation<typeof DONE>, (r) => {
+    return gatherOperation([element], tail, framed, write, stepOf as unknown as (attempt: (spin: number, timeout: number) => typeof DONE | undefined) => Operation<typeof DONE>, (r) => {
       if (r < 0 && r !== E.EAGAIN) throw fail(r);
       return tail[0] === 1 ? DONE : undefined;
     }, false, fail);

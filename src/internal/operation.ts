@@ -660,7 +660,8 @@ export function runSync<T, O extends object = object>(lane: Lane, what: string, 
       'they can only be served once this thread returns to its event loop. Await them, or use the async form.', { address: lane.owner.address });
   }
   const start = timeout === Infinity ? 0 : performance.now();
-  let value = op.step(timeout === 0 ? 0 : sliceOf(timeout), lane.spin);
+  // The first step's spin stays within a shorter timeout, as an async call's first attempt does.
+  let value = op.step(timeout === 0 ? 0 : sliceOf(timeout), timeout > 0 && timeout < lane.spin / 1000 ? timeout * 1000 : lane.spin);
   while (value === undefined) {
     const left = timeout - (performance.now() - start);
     if (left <= 0) {
