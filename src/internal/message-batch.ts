@@ -178,7 +178,8 @@ export function idleBatch(batch: unknown): MessageBatch {
  * {@link idleBatch}). `call` gets `release`, which gives the batch back:
  * it hands it to {@link run} as its `after` (no `.finally()` chain on
  * every call), and must see that it runs once the call has settled, on
- * every path; `release` may run more than once.
+ * every path. Only its first run counts: a late second one cannot free
+ * the batch from a newer call.
  */
 export function withBatch<R>(batch: unknown, call: (batch: MessageBatch, release: () => void) => Promise<R>): Promise<R> {
   let b: MessageBatch;
@@ -188,7 +189,12 @@ export function withBatch<R>(batch: unknown, call: (batch: MessageBatch, release
     return Promise.reject(err);
   }
   b.setBusy(true);
-  return call(b, () => b.setBusy(false));
+  let held = true;
+  return call(b, () => {
+    if (!held) return;
+    held = false;
+    b.setBusy(false);
+  });
 }
 
 /**
