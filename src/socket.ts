@@ -787,18 +787,30 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       release?.();
       return Promise.reject(err);
     }
-    let size = 0;
+    // Its bytes count as pending from the call until a step completes it (a call that completes at once never
+    // counts when the caller looks), or until it settles otherwise.
+    let counted = 0;
+    const uncount = (): void => {
+      this.#queuedBytes -= counted;
+      counted = 0;
+    };
     return run<number>(this.writeLane, name, options, NO_KEYS, () => {
       const made = op();
       if (this.writeLane.busy) {
         const refusal = this.#overHighWaterMark(name, made.total);
         if (refusal !== undefined) throw refusal;
       }
-      size = made.total;
-      this.#queuedBytes += size;
+      counted = made.total;
+      this.#queuedBytes += counted;
+      const step = made.step;
+      made.step = (timeout, spin) => {
+        const r = step(timeout, spin);
+        if (r !== undefined) uncount();
+        return r;
+      };
       return made;
     }, false, () => {
-      this.#queuedBytes -= size;
+      uncount();
       release?.();
     });
   }

@@ -11,7 +11,7 @@ import { existsSync, lstatSync, mkdtempSync, readlinkSync, rmSync, writeFileSync
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
-  DatagramSocket, IpcError, MessageSocket, PosixMessageQueue, PosixSharedMemory, SCM_MAX_FD, type SocketServer, bind, connect, connectSync, listen, pipe, socketPair, spawn,
+  DatagramSocket, IpcError, MessageBatch, MessageSocket, PosixMessageQueue, PosixSharedMemory, SCM_MAX_FD, type SocketServer, bind, connect, connectSync, listen, pipe, socketPair, spawn,
 } from '../src/index.js';
 import { native } from '../src/native.js';
 import { ObjectTracker, fdsBeyond, openFds } from './helpers/objects.js';
@@ -296,6 +296,29 @@ describe('request and reply', () => {
 });
 
 describe('backpressure', () => {
+  it('a batched send that completes at once stops counting against highWaterMark at once', async () => {
+    const [a, b] = socketPair({ highWaterMark: 1000 });
+    try {
+      const batch = new MessageBatch({ bytes: 1024 });
+      batch.push(Buffer.alloc(900, 1));
+      const sent = a.sendBatch(batch);
+      assert.equal(a.pendingBytes, 0, 'the batch went at once: nothing of it waits');
+      // Two more sends in the same turn: the first goes at once, the second waits for the end of the turn (200
+      // bytes pending, within highWaterMark; the batch's 900 counted too refused it).
+      const more = [a.send(Buffer.alloc(200, 2)), a.send(Buffer.alloc(200, 3))];
+      assert.equal(a.pendingBytes, 200);
+      assert.equal(await sent, 1);
+      await Promise.all(more);
+      assert.equal(a.pendingBytes, 0);
+      const got = await b.receiveMany({ max: 3 });
+      while (got.length < 3) got.push(...await b.receiveMany({ max: 3 - got.length }));
+      assert.deepEqual(got.map((m) => [m.data.length, m.data[0]]), [[900, 1], [200, 2], [200, 3]]);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
   it('a stalled reader makes send wait, memory stays bounded, and highWaterMark refuses more', async () => {
     const [a, b] = socketPair({ highWaterMark: 1 << 20 });
     const chunk = Buffer.alloc(64 * 1024, 1);
