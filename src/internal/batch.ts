@@ -149,10 +149,13 @@ export interface SpinSource {
  * spin of a step: a call's first attempt spins as a single call does; its
  * retries (after a sleep, or a wake-up of its lane) spin too, as a
  * receiver is making room right now, but from an allowance of one budget
- * plus one per message that went in, so a batch never spins longer than
- * the same messages sent one by one would; a queued call's retries also
+ * plus one per message that went in; a queued call's retries also
  * share the lane's budget for the wake-up that serves them
- * ({@link SpinSource.retrySpin}). A try never spins.
+ * ({@link SpinSource.retrySpin}). A try never spins. What a step is
+ * granted is the budget of each of its native call's waits: within the
+ * call, a wait after a message went may spin that much again, for 1 ms
+ * (or the grant, if longer) after its first message went at most, and
+ * never past the step's timeout (`BatchSpin` in the addon's spin.h).
  */
 export function batchSend<N extends Uint32Array | Float64Array = Uint32Array>(total: number, lane: SpinSource, tryForm: boolean,
   fail: (r: number) => IpcError, next: N = new Uint32Array(1) as N): {
