@@ -930,11 +930,9 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
    */
   sendBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
     return withBatch(batch, (b, release) => {
-      if (this.#shared('producer')) {
-        const call = (o?: WaitOptions): Promise<number> => run(this.#sendLane, 'sendBatch', o, [], () => this.#sendPackedOp(b, false));
-        return this.#turn('producer', 'sendBatch', options, call, () => false).finally(release);
-      }
-      return run(this.#sendLane, 'sendBatch', options, [], () => this.#sendPackedOp(b, false), false, release);
+      const call = (o?: WaitOptions, after?: () => void): Promise<number> =>
+        run(this.#sendLane, 'sendBatch', o, [], () => this.#sendPackedOp(b, false), false, after);
+      return this.#shared('producer') ? this.#turn('producer', 'sendBatch', options, call, () => false).finally(release) : call(options, release);
     });
   }
 
@@ -1066,11 +1064,9 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
    */
   receiveBatch(batch: MessageBatch, options?: WaitOptions): Promise<number> {
     return withBatch(batch, (b, release) => {
-      if (this.#shared('consumer')) {
-        const call = (o?: WaitOptions): Promise<number> => run(this.#receiveLane, 'receiveBatch', o, [], () => this.#receivePackedOp(b));
-        return this.#turn('consumer', 'receiveBatch', options, call, () => false).finally(release);
-      }
-      return run(this.#receiveLane, 'receiveBatch', options, [], () => this.#receivePackedOp(b), false, release);
+      const call = (o?: WaitOptions, after?: () => void): Promise<number> =>
+        run(this.#receiveLane, 'receiveBatch', o, [], () => this.#receivePackedOp(b), false, after);
+      return this.#shared('consumer') ? this.#turn('consumer', 'receiveBatch', options, call, () => false).finally(release) : call(options, release);
     });
   }
 
