@@ -724,7 +724,7 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
       }
       let message: Buffer | null | undefined;
       try {
-        message = ahead.message(this, max, DEFAULT_READ_SIZE);
+        message = ahead.message(this, max, DEFAULT_READ_SIZE, undefined, batch.data.length - batch.size);
       } catch (err) {
         if (batch.count === 0) throw err;
         break;

@@ -1720,7 +1720,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       }
       let m: Received | undefined;
       try {
-        m = this.#nextFrame(batch.count === 0 ? spin : 0, false);
+        m = this.#nextFrame(batch.count === 0 ? spin : 0, false, batch.data.length - batch.size);
       } catch (err) {
         if (batch.count === 0 || !(err instanceof IpcError)) throw err;
         this.#held.keep([err]);
@@ -1845,11 +1845,11 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   }
 
   /** The next complete frame, if there is one. */
-  #nextFrame(spin: number, own = true): Received | undefined {
+  #nextFrame(spin: number, own = true, room = Infinity): Received | undefined {
     let data: Buffer | null | undefined;
     this.#readSpin = spin;
     try {
-      data = this.#ahead.message(this.#source, this.#settings.maxMessageSize, SLAB_SIZE);
+      data = this.#ahead.message(this.#source, this.#settings.maxMessageSize, SLAB_SIZE, undefined, room);
     } catch (err) {
       if (err instanceof IpcError && (err.code === 'ERR_IPC_MESSAGE_TOO_LARGE' || err.code === 'ERR_IPC_FRAMING')) this.#fail(err);
       throw err;

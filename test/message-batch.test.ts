@@ -684,6 +684,32 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
     }
   });
 
+  it('pipe and stream: a batch whose last message fits only without its length prefix reads at most one message past it', () => {
+    // 8 messages of 256 bytes fill a batch of 2,048 bytes: one read of its room brings 7 frames and part of the 8th,
+    // whose rest is read message by message; those reads must not take the frames that only later batches have room
+    // for (to copy them again), but the 9th, read to learn that it does not fit, is held for the next batch.
+    const message = (i: number): string => `${i}`.padEnd(256, '.');
+    const ends = [pipe(), socketPair({ type: 'stream' })].map((p) => (Array.isArray(p) ? { w: p[0], r: p[1], fd: p[1].fd } : { w: p.writeEnd, r: p.readEnd, fd: p.readEnd.fd }));
+    try {
+      for (const { w, r, fd } of ends) {
+        assert.equal(w.sendBatchSync(batchOf(Array.from({ length: 40 }, (_, i) => message(i)))), 40);
+        const queued = native.queuedBytes(fd);
+        assert.equal(queued, 40 * 260);
+        const batch = new MessageBatch({ bytes: 8 * 256, messages: 64 });
+        for (let k = 0; k < 5; k++) {
+          assert.equal(r.receiveBatchSync(batch), 8);
+          assert.deepEqual(texts(batch), Array.from({ length: 8 }, (_, i) => message(8 * k + i)));
+          assert.equal(native.queuedBytes(fd), Math.max(0, queued - ((k + 1) * 8 + 1) * 260), `batch ${k} read ahead too far`);
+        }
+      }
+    } finally {
+      for (const { w, r } of ends) {
+        w.close();
+        r.close();
+      }
+    }
+  });
+
   it('stream: over maxMessageSize after whole messages: those come, then the error, and the connection is closed', () => {
     const [a, b] = socketPair({ type: 'stream', maxMessageSize: 100 });
     try {

@@ -189,8 +189,13 @@ export class ReadAhead {
    * prefix announcing more than `max` fails before anything is allocated,
    * and so does every later call: the stream cannot be resynchronised.
    * `limitName`: the option that set `max`, for the message (default: the constructor's).
+   * `room`: the bytes a batch has left for this message: each read then asks
+   * for no more than the frame's header and `room` bytes while its length
+   * is unknown, and no more than the rest of its frame once it is known,
+   * so nothing after this message is read (a message larger than `room`
+   * is read whole all the same, for the caller to hold).
    */
-  message(source: ByteSource, max: number, readSize: number, limitName = this.#limitName): Buffer | null | undefined {
+  message(source: ByteSource, max: number, readSize: number, limitName = this.#limitName, room = Infinity): Buffer | null | undefined {
     this.#framedMax = max;
     if (this.#broken) throw this.#broken;
     for (;;) {
@@ -233,7 +238,7 @@ export class ReadAhead {
           continue;
         }
       }
-      const chunk = source.readChunk(readSize);
+      const chunk = source.readChunk(room === Infinity ? readSize : this.#boundedRead(readSize, room));
       if (chunk === undefined) return undefined;
       if (chunk === null) {
         if (this.#bytes === 0) return null;
@@ -243,6 +248,12 @@ export class ReadAhead {
       }
       this.push(chunk);
     }
+  }
+
+  /** A read of at most `readSize` for one message that should fit in `room` bytes: see {@link message}. */
+  #boundedRead(readSize: number, room: number): number {
+    const frame = this.#bytes >= FRAME_HEADER ? this.#peekLength() : room;
+    return Math.max(1, Math.min(readSize, FRAME_HEADER + frame - this.#bytes));
   }
 
   #peekLength(): number {
