@@ -225,19 +225,23 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
     size_t group = 0;
     size_t skip = offset;
     size_t used = 0;  // bytes of the scratch area this group holds
-    // Appends n bytes at p: copied into the scratch area (extending its last piece when that ends there), or as a piece.
-    auto put = [&](const uint8_t* p, size_t n, bool copy) {
-      if (!copy) {
-        iov[pieces++] = iovec{const_cast<uint8_t*>(p), n};
-        return;
-      }
-      memcpy(area + used, p, n);
+    // The n bytes just written at area + used join the group: they extend its last piece when that ends there.
+    auto copied = [&](size_t n) {
       if (pieces > 0 && static_cast<uint8_t*>(iov[pieces - 1].iov_base) + iov[pieces - 1].iov_len == area + used) {
         iov[pieces - 1].iov_len += n;
       } else {
         iov[pieces++] = iovec{area + used, n};
       }
       used += n;
+    };
+    // Appends n bytes at p: copied into the scratch area, or as a piece of their own.
+    auto put = [&](const uint8_t* p, size_t n, bool copy) {
+      if (!copy) {
+        iov[pieces++] = iovec{const_cast<uint8_t*>(p), n};
+        return;
+      }
+      memcpy(area + used, p, n);
+      copied(n);
     };
     // Each element takes up to two pieces (its header, its bytes) and one entry of lengths.
     for (uint32_t i = index; i < total && pieces + 2 <= kMaxPieces && frames < kMaxPieces; i++) {
@@ -258,7 +262,13 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
         uint32_t n = static_cast<uint32_t>(b.length);
         const uint8_t h[4] = {static_cast<uint8_t>(n >> 24), static_cast<uint8_t>((n >> 16) & 0xff),
                               static_cast<uint8_t>((n >> 8) & 0xff), static_cast<uint8_t>(n & 0xff)};
-        put(h + skip, header - skip, true);
+        if (skip == 0) {
+          // A whole header: one 4-byte copy of a constant size, which compiles to a single store.
+          memcpy(area + used, h, sizeof h);
+          copied(sizeof h);
+        } else {
+          put(h + skip, header - skip, true);
+        }
       }
       if (b.length > from) put(b.data + from, b.length - from, copy);
       lengths[frames++] = whole - skip;
