@@ -366,7 +366,7 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
       }
       if (kind === 'tput') {
         // Small messages, one per call and batched, against the C ring at the same size. Batches move several
-        // times as much a second: as for pipes and sockets, they move five times the messages, so that their
+        // times as much a second: as for pipes and sockets, they move BATCHED_SCALE times the messages, so that their
         // timed part is long enough to measure (and past the JIT's warm-up), and so does the C ring they are
         // compared with (which moves one record at a time).
         const small = ctx.throughputMessages * 4;

@@ -272,7 +272,7 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
     }
     // Small framed messages, one per call and batched, over anonymous pipes.
     const iterations = ctx.throughputMessages * 4;
-    // Batches move 2-10 times as much a second: five times the messages keep their timed part long enough to measure.
+    // Batches move 2-10 times as much a second: BATCHED_SCALE times the messages keep their timed part long enough to measure.
     const many = iterations * BATCHED_SCALE;
     const modes = ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed'] as const;
     const batchedMode = (mode: typeof modes[number]): boolean => mode !== 'sync' && mode !== 'async';

@@ -733,7 +733,7 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
     // every variant taking turns (single runs on this shared machine differ by up to 3x).
     for (const transport of ['unix', 'unix-seqpacket', 'unix-dgram', 'udp'] as const) {
       const iterations = ctx.throughputMessages * 4;
-      // Batches move 2-10 times as much a second: five times the messages keep their timed part long enough to measure.
+      // Batches move 2-10 times as much a second: BATCHED_SCALE times the messages keep their timed part long enough to measure.
       const many = iterations * BATCHED_SCALE;
       const packed = transport === 'unix' || transport === 'unix-seqpacket' ? ['sync packed', 'async packed'] as const : [];
       const impls = ['sync', 'async', 'sync batch', 'async batch', ...packed] as const;
