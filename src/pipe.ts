@@ -23,7 +23,7 @@ import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, re
 import { type ByteSource, MAX_FRAME, ReadAhead, checkFrame, frame } from './internal/framing.js';
 import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
-  decodeBatch, encodeBatch, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, packedArgs, spread,
+  decodeBatch, encodeBatch, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, spread, writevList,
 } from './internal/batch.js';
 import { type MessageBatch, batchTooSmall, checkBatchIntact, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
 import { Handle } from './internal/handle.js';
@@ -229,8 +229,7 @@ abstract class PipeEnd extends Handle implements Pollable {
   protected gather(list: GatherList, at: Float64Array, mode: number, spin: number, timeout: number): number {
     const io = this.#attemptFd();
     if (io < 0) return io;
-    const [l, lengths, count] = packedArgs(list);
-    return native.writevFd(io, l, at, mode, spin, lengths, count, timeout);
+    return writevList(io, list, at, mode, spin, timeout);
   }
 
   /** One scattered read (readv) from ipckit's side of the pipe: bytes read (0: none, maybe the end), or -errno. */

@@ -29,7 +29,7 @@ import { FAILURE, REPLY, REQUEST, envelope, failureEnvelope, openEnvelope } from
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, checkFrame } from './internal/framing.js';
 import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
-  decodeBatch, encodeBatch, gatherBytes, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, packedArgs, spread,
+  decodeBatch, encodeBatch, gatherBytes, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, sendMmsgList, spread, writevList,
 } from './internal/batch.js';
 import { type MessageBatch, batchGone, batchTooSmall, checkBatchIntact, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
 import { Handle, OwnedFd } from './internal/handle.js';
@@ -1752,10 +1752,9 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     if (!this.#framed) {
       const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : this.#sendError(r));
       const batch = batchSend(total, this.writeLane, tryForm, fail);
-      const [items, lengths, count] = packedArgs(list);
       let sent = 0;
       const op = this.stepOf(C.POLLOUT, (spin, timeout) => {
-        const r = batch.left() ? native.sendMmsg(this.rawFd, items, null, batch.next, batch.spin(timeout, spin), lengths, count, timeout) : 0;
+        const r = batch.left() ? sendMmsgList(this.rawFd, list, null, batch.next, batch.spin(timeout, spin), timeout) : 0;
         if (r > 0) {
           sent += r;
           this.#touch();
@@ -1804,8 +1803,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   #gatherOp<R>(list: GatherList, at: Float64Array, framed: boolean, outcome: (r: number) => R | undefined, tryForm: boolean): GatherOperation<R> {
     const mode = C.GATHER_SOCKET | (framed ? C.GATHER_FRAMED : 0);
     return gatherOperation(list, at, framed, (l, a, spin, timeout) => {
-      const [items, lengths, count] = packedArgs(l);
-      const r = native.writevFd(this.rawFd, items, a, mode, spin, lengths, count, timeout);
+      const r = writevList(this.rawFd, l, a, mode, spin, timeout);
       if (r > 0) this.#touch();
       return r;
     }, (attempt) => this.stepOf(C.POLLOUT, attempt), outcome, tryForm, (r) => this.#sendError(r));
@@ -2569,7 +2567,7 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     const list = encodeBatch(messages, (data) => encodeWith(this.#codec, data as T, this.address));
     const next = new Uint32Array(1);
     const batch = batchSend(list.length, this.writeLane, tryForm, (r) => this.#sendError(r, list[next[0]!]?.length ?? 0, toText), next);
-    const op = this.#sendStep(toText as string, to, (spin, timeout) => batch.outcome(batch.left() ? native.sendMmsg(this.rawFd, list, to, batch.next, batch.spin(timeout, spin), undefined, undefined, timeout) : 0));
+    const op = this.#sendStep(toText as string, to, (spin, timeout) => batch.outcome(batch.left() ? sendMmsgList(this.rawFd, list, to, batch.next, batch.spin(timeout, spin), timeout) : 0));
     op.partial = batch.partial;
     return op;
   }

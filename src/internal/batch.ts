@@ -12,6 +12,7 @@ import { type ReadAhead } from './framing.js';
 import { checkMessageBatch } from './message-batch.js';
 import { DONE, type Operation } from './operation.js';
 import { invalidArgument, optionalInteger } from './validate.js';
+import { native } from '../native.js';
 import { type SyncWaitOptions, type WaitOptions } from './wait.js';
 
 /**
@@ -333,9 +334,43 @@ export function gatherOperation<R>(list: GatherList, at: Float64Array, framed: b
   return op;
 }
 
-/** The arguments after `spin` that make native writevFd read a packed batch (none for an array). */
-export function packedArgs(list: GatherList): [list: readonly Uint8Array[] | Uint8Array, lengths?: Uint32Array, count?: number] {
-  return isPacked(list) ? [list.data, list.lengths, list.count] : [list];
+/*
+ * Native gathered writes read and advance a batch's position, which each
+ * operation keeps in a small typed array of its own. One made in
+ * JavaScript lives on V8's heap until native code first asks for its
+ * memory, which then moves it out (a native allocation, freed by a later
+ * collection): about 0.4 µs a call, a tenth of a 64-message sendBatch on a
+ * Unix stream. So the position passes through arrays made once, each the
+ * length the native call expects (writevFd tells a framed position by its
+ * third element). A native call runs to its end before the next starts
+ * (each worker thread has its own module), so one of each is enough.
+ */
+const STAGE2 = new Float64Array(2);
+const STAGE3 = new Float64Array(3);
+const STAGE_NEXT = new Uint32Array(1);
+
+/** Native writevFd of `list` (an array, or a packed batch) from `at` on (2 or 3 elements), moving `at` past what went. */
+export function writevList(fd: number, list: GatherList, at: Float64Array, mode: number, spin: number, timeout: number): number {
+  const three = at.length === 3;
+  const io = three ? STAGE3 : STAGE2;
+  io[0] = at[0]!;
+  io[1] = at[1]!;
+  if (three) io[2] = at[2]!;
+  const r = isPacked(list) ? native.writevFd(fd, list.data, io, mode, spin, list.lengths, list.count, timeout)
+    : native.writevFd(fd, list, io, mode, spin, undefined, undefined, timeout);
+  at[0] = io[0]!;
+  at[1] = io[1]!;
+  if (three) at[2] = io[2]!;
+  return r;
+}
+
+/** Native sendMmsg of `list` (an array, or a packed batch) from message `next[0]` on, moving it past what went. */
+export function sendMmsgList(fd: number, list: GatherList, to: Uint8Array | null, next: Uint32Array, spin: number, timeout: number): number {
+  STAGE_NEXT[0] = next[0]!;
+  const r = isPacked(list) ? native.sendMmsg(fd, list.data, to, STAGE_NEXT, spin, list.lengths, list.count, timeout)
+    : native.sendMmsg(fd, list, to, STAGE_NEXT, spin, undefined, undefined, timeout);
+  next[0] = STAGE_NEXT[0]!;
+  return r;
 }
 
 /** Messages one step of a batched async iteration takes at most. */
