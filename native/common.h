@@ -61,6 +61,22 @@ inline Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i) {
   return Bytes{array.Data(), array.ByteLength()};
 }
 
+// A typed-array argument's type, data (from its offset) and element count,
+// by one Node-API call where the wrappers' checks and getters make several
+// (a batched send reads two arrays a call): false if it is not a typed array.
+struct Typed {
+  napi_typedarray_type type;
+  void* data;
+  size_t length;
+};
+
+inline bool ArgTyped(const Napi::CallbackInfo& info, size_t i, Typed* out) {
+  napi_value value = info[i];
+  bool typed = false;
+  if (napi_is_typedarray(info.Env(), value, &typed) != napi_ok || !typed) return false;
+  return napi_get_typedarray_info(info.Env(), value, &out->type, &out->length, &out->data, nullptr, nullptr) == napi_ok;
+}
+
 // Whether argument i is a typed array of `type`: the arrays a native call
 // writes into are checked, never trusted to be what the caller meant.
 inline bool ArgIsTyped(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type) {
@@ -111,20 +127,20 @@ class Elements {
   // info[list_at]: the array, or the packed buffer when info[lengths_at] is
   // a Uint32Array (then info[lengths_at + 1] is the count, at most its length).
   Elements(const Napi::CallbackInfo& info, size_t list_at, size_t lengths_at) {
-    if (info.Length() > lengths_at + 1 && info[lengths_at].IsTypedArray()) {
+    Typed lengths;
+    if (info.Length() > lengths_at + 1 && ArgTyped(info, lengths_at, &lengths)) {
       packed_ = true;
-      auto typed = info[lengths_at].As<Napi::TypedArray>();
+      Typed buffer;
       double count = info[lengths_at + 1].As<Napi::Number>().DoubleValue();
       // Lengths that are not a Uint32Array (or a buffer that is not a Uint8Array), or fewer than the count
       // (detached meanwhile): an invalid batch, which the call refuses with EINVAL rather than read past it.
-      if (typed.TypedArrayType() != napi_uint32_array || !info[list_at].IsTypedArray() ||
-          info[list_at].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
-          !(count >= 0 && count <= static_cast<double>(typed.ElementLength()))) {
+      if (lengths.type != napi_uint32_array || !ArgTyped(info, list_at, &buffer) || buffer.type != napi_uint8_array ||
+          !(count >= 0 && count <= static_cast<double>(lengths.length))) {
         valid_ = false;
         return;
       }
-      data_ = ArgBytes(info, list_at);
-      lengths_ = info[lengths_at].As<Napi::Uint32Array>().Data();
+      data_ = Bytes{static_cast<uint8_t*>(buffer.data), buffer.length};
+      lengths_ = static_cast<const uint32_t*>(lengths.data);
       count_ = static_cast<uint32_t>(count);
     } else {
       list_ = info[list_at].As<Napi::Array>();
