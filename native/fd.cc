@@ -277,16 +277,14 @@ Napi::Value WritevFd(const Napi::CallbackInfo& info) {
       if (atomic && large) break;
     }
     ssize_t n = 0;
-    double spin = written == 0 ? spin_us : later.Left();
-    if (pieces > 0 && spin > 0) {
+    if (pieces > 0) {
       // Spins while the budget lasts: the first writev, and later ones while the reader is making room.
-      int r = Spin(spin, EAGAIN, [&] {
+      auto once = [&] {
         n = WritevOnce(fd, iov, pieces, mode);
         return n < 0 ? static_cast<int>(n) : 0;
-      });
+      };
+      int r = written == 0 ? Spin(spin_us, EAGAIN, once) : Spin([&] { return later.Left(); }, EAGAIN, once);
       if (r < 0) n = r;
-    } else if (pieces > 0) {
-      n = WritevOnce(fd, iov, pieces, mode);
     }
     if (n < 0) {
       if (written == 0) return Errno(info.Env(), static_cast<int>(-n));

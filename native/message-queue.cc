@@ -76,8 +76,8 @@ static const timespec kExpired = {0, 0};
 // `events` (POLLIN to receive, POLLOUT to send) for the rest of its time
 // and tries again, never changing the description's flags, so a wait costs
 // no CPU whatever mode the descriptor is in.
-template <typename F>
-static int MqAttempt(int fd, short events, double timeout_ms, double spin_us, const F& call) {
+template <typename B, typename F>
+static int MqAttempt(int fd, short events, double timeout_ms, const B& spin_us, const F& call) {
   auto once = [&](const timespec* deadline) {
     int r;
     do r = call(deadline);
@@ -88,7 +88,7 @@ static int MqAttempt(int fd, short events, double timeout_ms, double spin_us, co
     int r = once(&kExpired);
     return r == -ETIMEDOUT ? -EAGAIN : r;
   };
-  int r = Spin(SpinBudget(timeout_ms, spin_us), EAGAIN, now);
+  int r = Spin([&] { return SpinBudget(timeout_ms, BudgetOf(spin_us)); }, EAGAIN, now);
   if (r != -EAGAIN || timeout_ms == 0) return r;
   int64_t end = timeout_ms < 0 ? -1 : NowNs() + static_cast<int64_t>(timeout_ms * 1e6);
   if (timeout_ms < 0) {
@@ -176,7 +176,7 @@ static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
       int n = deadline ? mq_timedsend(fd, data, b.length, prio, deadline) : mq_send(fd, data, b.length, prio);
       return n < 0 ? -errno : 0;
     };
-    int r = sent == 0 ? MqAttempt(fd, POLLOUT, timeout_ms, spin_us, call) : MqAttempt(fd, POLLOUT, 0, spin.Left(), call);
+    int r = sent == 0 ? MqAttempt(fd, POLLOUT, timeout_ms, spin_us, call) : MqAttempt(fd, POLLOUT, 0, [&] { return spin.Left(); }, call);
     if (r < 0) return Napi::Number::New(info.Env(), sent > 0 ? sent : r);
     next[0] = next[0] + 1;
     sent++;
@@ -312,9 +312,9 @@ static void PackMessage(std::vector<char>& msg, long type, const uint8_t* data, 
 // (spinning up to spin_us), then blocking, interrupted at the deadline by
 // the wake signal. `would_block` is what IPC_NOWAIT reports (EAGAIN for a
 // send, ENOMSG for a receive); "nothing yet" becomes -EAGAIN.
-template <typename F>
-static int MsgAttempt(double timeout_ms, double spin_us, int would_block, const F& call) {
-  int r = Spin(SpinBudget(timeout_ms, spin_us), would_block, [&] { return call(IPC_NOWAIT); });
+template <typename B, typename F>
+static int MsgAttempt(double timeout_ms, const B& spin_us, int would_block, const F& call) {
+  int r = Spin([&] { return SpinBudget(timeout_ms, BudgetOf(spin_us)); }, would_block, [&] { return call(IPC_NOWAIT); });
   if (r == -would_block && timeout_ms != 0) r = BoundedCall([&] { return call(0); }, timeout_ms);
   return r == -would_block || r == -ETIMEDOUT ? -EAGAIN : r;
 }
@@ -390,7 +390,7 @@ static Napi::Value MsgSndMany(const Napi::CallbackInfo& info) {
     if (!list.Get(next[0], &b)) return Napi::Number::New(info.Env(), sent > 0 ? sent : -EINVAL);
     PackMessage(msg, type, b.data, b.length);
     auto call = [&](int flags) { return msgsnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0; };
-    int r = sent == 0 ? MsgAttempt(timeout_ms, spin_us, EAGAIN, call) : MsgAttempt(0, spin.Left(), EAGAIN, call);
+    int r = sent == 0 ? MsgAttempt(timeout_ms, spin_us, EAGAIN, call) : MsgAttempt(0, [&] { return spin.Left(); }, EAGAIN, call);
     if (r < 0) return Napi::Number::New(info.Env(), sent > 0 ? sent : r);
     next[0] = next[0] + 1;
     sent++;

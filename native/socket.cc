@@ -495,7 +495,7 @@ Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
       while (n < 0 && errno == EINTR);
       return n < 0 ? -errno : n;
     };
-    int r = Spin(sent == 0 ? spin_us : later.Left(), EAGAIN, once);
+    int r = sent == 0 ? Spin(spin_us, EAGAIN, once) : Spin([&] { return later.Left(); }, EAGAIN, once);
     if (r < 0) {
       if (sent > 0) break;
       return Errno(env, -r);

@@ -27,7 +27,7 @@ import {
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import {
   BATCH_SLAB, type GatherList, Held, MAX_BATCH, type Packed, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend,
-  checkMax, decodeBatch, encodeBatch, gatherCount, gatherView, packed,
+  checkMax, decodeBatch, encodeBatch, gatherCount, gatherView, packed, stagedNext, unstageNext,
 } from './internal/batch.js';
 import { type MessageBatch, batchGone, checkBatchIntact, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
@@ -765,11 +765,18 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     const fail = (r: number): IpcError => (Array.isArray(list) ? systemError(r, 'mq_send', this.name)
       : packedFailure(list as Packed, this.name, r, () => systemError(r, 'mq_send', this.name)));
     const batch = batchSend(gatherCount(list), this.#sending, tryForm, fail);
+    const next = batch.next;
     const send = Array.isArray(list)
-      ? (timeout: number, spin: number) => native.mqSendMany(this.#fd, list as readonly Uint8Array[], prio, batch.next, timeout, spin)
+      ? (timeout: number, spin: number) => {
+        const r = native.mqSendMany(this.#fd, list as readonly Uint8Array[], prio, stagedNext(next), timeout, spin);
+        unstageNext(next);
+        return r;
+      }
       : (timeout: number, spin: number) => {
         const p = list as Packed;
-        return native.mqSendMany(this.#fd, p.data, prio, batch.next, timeout, spin, p.lengths, p.count);
+        const r = native.mqSendMany(this.#fd, p.data, prio, stagedNext(next), timeout, spin, p.lengths, p.count);
+        unstageNext(next);
+        return r;
       };
     return {
       step: (timeout, spin) => batch.outcome(batch.left() ? send(timeout, batch.spin(timeout, spin)) : 0),
@@ -1454,10 +1461,16 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     const batch = batchSend(gatherCount(list), this.#sending, tryForm, fail);
     const next = batch.next;
     const send = Array.isArray(list)
-      ? (timeout: number, spin: number) => native.msgSndMany(this.id, t, list as readonly Uint8Array[], next, timeout, spin)
+      ? (timeout: number, spin: number) => {
+        const r = native.msgSndMany(this.id, t, list as readonly Uint8Array[], stagedNext(next), timeout, spin);
+        unstageNext(next);
+        return r;
+      }
       : (timeout: number, spin: number) => {
         const p = list as Packed;
-        return native.msgSndMany(this.id, t, p.data, next, timeout, spin, p.lengths, p.count);
+        const r = native.msgSndMany(this.id, t, p.data, stagedNext(next), timeout, spin, p.lengths, p.count);
+        unstageNext(next);
+        return r;
       };
     return {
       step: (timeout, spin) => batch.outcome(batch.left() ? send(timeout, batch.spin(timeout, spin)) : 0),

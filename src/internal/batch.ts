@@ -335,12 +335,12 @@ export function gatherOperation<R>(list: GatherList, at: Float64Array, framed: b
 }
 
 /*
- * Native gathered writes read and advance a batch's position, which each
+ * Native batched sends read and advance a batch's position, which each
  * operation keeps in a small typed array of its own. One made in
  * JavaScript lives on V8's heap until native code first asks for its
  * memory, which then moves it out (a native allocation, freed by a later
  * collection): about 0.4 µs a call, a tenth of a 64-message sendBatch on a
- * Unix stream. So the position passes through arrays made once, each the
+ * Unix stream, a twentieth of ten 8 KiB messages on a POSIX queue. So the position passes through arrays made once, each the
  * length the native call expects (writevFd tells a framed position by its
  * third element). A native call runs to its end before the next starts
  * (each worker thread has its own module), so one of each is enough.
@@ -364,12 +364,27 @@ export function writevList(fd: number, list: GatherList, at: Float64Array, mode:
   return r;
 }
 
+/**
+ * The array to hand a native batched send (mqSendMany, msgSndMany,
+ * sendMmsg) in place of the batch's `next`, holding its value; once the
+ * call returns, {@link unstageNext} copies the value back.
+ */
+export function stagedNext(next: Uint32Array): Uint32Array {
+  STAGE_NEXT[0] = next[0]!;
+  return STAGE_NEXT;
+}
+
+/** Copies what a native call moved the staged position to back into the batch's `next`. */
+export function unstageNext(next: Uint32Array): void {
+  next[0] = STAGE_NEXT[0]!;
+}
+
 /** Native sendMmsg of `list` (an array, or a packed batch) from message `next[0]` on, moving it past what went. */
 export function sendMmsgList(fd: number, list: GatherList, to: Uint8Array | null, next: Uint32Array, spin: number, timeout: number): number {
-  STAGE_NEXT[0] = next[0]!;
-  const r = isPacked(list) ? native.sendMmsg(fd, list.data, to, STAGE_NEXT, spin, list.lengths, list.count, timeout)
-    : native.sendMmsg(fd, list, to, STAGE_NEXT, spin, undefined, undefined, timeout);
-  next[0] = STAGE_NEXT[0]!;
+  const staged = stagedNext(next);
+  const r = isPacked(list) ? native.sendMmsg(fd, list.data, to, staged, spin, list.lengths, list.count, timeout)
+    : native.sendMmsg(fd, list, to, staged, spin, undefined, undefined, timeout);
+  unstageNext(next);
   return r;
 }
 
