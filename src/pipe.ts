@@ -728,7 +728,12 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
         if (batch.count === 0) throw err;
         break;
       }
-      if (message === undefined) break;
+      if (message === undefined) {
+        // The next message announces more than the room left: the check above ends the batch (or refuses an empty one).
+        const after = ahead.nextLength();
+        if (after >= 0 && after <= max && after > batch.data.length - batch.size) continue;
+        break;
+      }
       if (message === null) {
         if (batch.count === 0) return null;
         break;

@@ -1726,7 +1726,12 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
         this.#held.keep([err]);
         return;
       }
-      if (m === undefined) return;
+      if (m === undefined) {
+        // The next message announces more than the room left: the check above ends the batch (or refuses an empty one).
+        const next = this.#ahead.nextLength();
+        if (next >= 0 && next <= this.#settings.maxMessageSize && next > batch.data.length - batch.size) continue;
+        return;
+      }
       if (!this.#intoBatch(batch, m)) {
         // Taken already (a large frame read straight into its buffer): held, with its descriptors, for the next receive.
         this.#held.keep([{ data: Buffer.from(m.data), fds: m.fds }]);
@@ -1853,7 +1858,9 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       throw err;
     }
     if (data === undefined) {
-      if (this.#ahead.inMessage) this.#startFrameTimer();
+      // Part of a message is here. One a batch has no room for is left unread past its header, and a whole message
+      // the batch had no room for never started the timer either: the application may take its time with its batch.
+      if (this.#ahead.inMessage && !(this.#ahead.nextLength() > room)) this.#startFrameTimer();
       return undefined;
     }
     this.#stopFrameTimer();

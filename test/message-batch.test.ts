@@ -15,6 +15,7 @@ import path from 'node:path';
 import { Fifo, type IpcError, MessageBatch, pipe, socketPair, spawn } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { native } from '../src/native.js';
+import { MIN_BOUNDED_READ } from '../src/internal/framing.js';
 import { openFds } from './helpers/objects.js';
 import { checkTaggedWriters, pythonFrameReader, startTaggedWriters } from './helpers/frame-peers.js';
 import { closed, killAllPeers, trackChild } from './helpers/peer.js';
@@ -684,10 +685,10 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
     }
   });
 
-  it('pipe and stream: a batch whose last message fits only without its length prefix reads at most one message past it', () => {
+  it('pipe and stream: a batch whose last message fits only without its length prefix reads no further than the next header', () => {
     // 8 messages of 256 bytes fill a batch of 2,048 bytes: one read of its room brings 7 frames and part of the 8th,
     // whose rest is read message by message; those reads must not take the frames that only later batches have room
-    // for (to copy them again), but the 9th, read to learn that it does not fit, is held for the next batch.
+    // for (to copy them again): only the start of the 9th (MIN_BOUNDED_READ bytes), to learn that it does not fit.
     const message = (i: number): string => `${i}`.padEnd(256, '.');
     const ends = [pipe(), socketPair({ type: 'stream' })].map((p) => (Array.isArray(p) ? { w: p[0], r: p[1], fd: p[1].fd } : { w: p.writeEnd, r: p.readEnd, fd: p.readEnd.fd }));
     try {
@@ -699,7 +700,7 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
         for (let k = 0; k < 5; k++) {
           assert.equal(r.receiveBatchSync(batch), 8);
           assert.deepEqual(texts(batch), Array.from({ length: 8 }, (_, i) => message(8 * k + i)));
-          assert.equal(native.queuedBytes(fd), Math.max(0, queued - ((k + 1) * 8 + 1) * 260), `batch ${k} read ahead too far`);
+          assert.equal(native.queuedBytes(fd), Math.max(0, queued - (k + 1) * 8 * 260 - MIN_BOUNDED_READ), `batch ${k} read ahead too far`);
         }
       }
     } finally {
@@ -707,6 +708,27 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
         w.close();
         r.close();
       }
+    }
+  });
+
+  it('stream: a message the batch has no room for starts no frameTimeout while the application holds its batch', async () => {
+    // A writer is inside a 1 MiB message (blocked: the socket is full) when a batch takes the 8 messages before it.
+    // The batch reads that message's header, and no further; frameTimeout (50 ms) is for a message in flight, not for
+    // a reader busy with its batch, which here takes 200 ms before it receives again.
+    const [a, b] = socketPair({ type: 'stream', frameTimeout: 50, maxMessageSize: 2 << 20 });
+    try {
+      a.sendManySync(Array.from({ length: 8 }, (_, i) => `${i}`.padEnd(256, '.')));
+      const big = a.send(Buffer.alloc(1 << 20, 0x42));
+      const batch = new MessageBatch({ bytes: 8 * 256 });
+      assert.equal(b.receiveBatchSync(batch), 8);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const m = await b.receive({ timeout: 5_000 });
+      assert.equal(m.data.length, 1 << 20);
+      assert.equal(m.data[0], 0x42);
+      await big;
+    } finally {
+      a.close();
+      b.close();
     }
   });
 

@@ -48,6 +48,13 @@ export function frame(input: Uint8Array | string, address: string): Buffer {
   return out;
 }
 
+/**
+ * The least a bounded read ({@link ReadAhead.message} with a room) asks for
+ * while the next length is unknown: with no room left, a read of the header
+ * alone would cost a system call for each empty message.
+ */
+export const MIN_BOUNDED_READ = 64;
+
 /** Bytes already read from a stream and not yet handed out, with the framing over them. */
 export class ReadAhead {
   readonly #address: string;
@@ -189,11 +196,13 @@ export class ReadAhead {
    * prefix announcing more than `max` fails before anything is allocated,
    * and so does every later call: the stream cannot be resynchronised.
    * `limitName`: the option that set `max`, for the message (default: the constructor's).
-   * `room`: the bytes a batch has left for this message: each read then asks
-   * for no more than the frame's header and `room` bytes while its length
-   * is unknown, and no more than the rest of its frame once it is known,
-   * so nothing after this message is read (a message larger than `room`
-   * is read whole all the same, for the caller to hold).
+   * `room`: the bytes a batch has left for this message. While the
+   * message's length is unknown, a read then asks for its header and
+   * `room` bytes (at least {@link MIN_BOUNDED_READ}), which may take the
+   * start of the frames after it; once the length is known, no more than
+   * the rest of its frame. A message announcing more than `room` (and at
+   * most `max`) is not read past its header: `undefined`, and
+   * {@link nextLength} says why.
    */
   message(source: ByteSource, max: number, readSize: number, limitName = this.#limitName, room = Infinity): Buffer | null | undefined {
     this.#framedMax = max;
@@ -223,6 +232,7 @@ export class ReadAhead {
             { address: this.#address });
           throw this.#broken;
         }
+        if (length > room) return undefined;
         if (this.#bytes >= FRAME_HEADER + length) {
           this.skip(FRAME_HEADER);
           return length === 0 ? Buffer.alloc(0) : this.take(length);
@@ -252,8 +262,8 @@ export class ReadAhead {
 
   /** A read of at most `readSize` for one message that should fit in `room` bytes: see {@link message}. */
   #boundedRead(readSize: number, room: number): number {
-    const frame = this.#bytes >= FRAME_HEADER ? this.#peekLength() : room;
-    return Math.max(1, Math.min(readSize, FRAME_HEADER + frame - this.#bytes));
+    const want = this.#bytes >= FRAME_HEADER ? FRAME_HEADER + this.#peekLength() : Math.max(FRAME_HEADER + room, MIN_BOUNDED_READ);
+    return Math.max(1, Math.min(readSize, want - this.#bytes));
   }
 
   #peekLength(): number {
