@@ -261,6 +261,24 @@ function posixCreateError(r: number, name: string, maxMessages: number, maxMessa
   return systemError(r, 'mq_open', name);
 }
 
+/** Native mqSendMany of `list` (an array, or a packed batch) from message `next[0]` on, its position staged (see stagedNext). */
+function mqSendList(fd: number, list: GatherList, prio: number, next: Uint32Array, timeout: number, spin: number): number {
+  const staged = stagedNext(next);
+  const r = Array.isArray(list) ? native.mqSendMany(fd, list as readonly Uint8Array[], prio, staged, timeout, spin)
+    : native.mqSendMany(fd, (list as Packed).data, prio, staged, timeout, spin, (list as Packed).lengths, (list as Packed).count);
+  unstageNext(next);
+  return r;
+}
+
+/** Native msgSndMany of `list` (an array, or a packed batch) from message `next[0]` on, its position staged (see stagedNext). */
+function msgSndList(id: number, type: number, list: GatherList, next: Uint32Array, timeout: number, spin: number): number {
+  const staged = stagedNext(next);
+  const r = Array.isArray(list) ? native.msgSndMany(id, type, list as readonly Uint8Array[], staged, timeout, spin)
+    : native.msgSndMany(id, type, (list as Packed).data, staged, timeout, spin, (list as Packed).lengths, (list as Packed).count);
+  unstageNext(next);
+  return r;
+}
+
 /**
  * A POSIX message queue (`mq_open`, `mq_send`, `mq_receive`).
  *
@@ -765,21 +783,8 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     const fail = (r: number): IpcError => (Array.isArray(list) ? systemError(r, 'mq_send', this.name)
       : packedFailure(list as Packed, this.name, r, () => systemError(r, 'mq_send', this.name)));
     const batch = batchSend(gatherCount(list), this.#sending, tryForm, fail);
-    const next = batch.next;
-    const send = Array.isArray(list)
-      ? (timeout: number, spin: number) => {
-        const r = native.mqSendMany(this.#fd, list as readonly Uint8Array[], prio, stagedNext(next), timeout, spin);
-        unstageNext(next);
-        return r;
-      }
-      : (timeout: number, spin: number) => {
-        const p = list as Packed;
-        const r = native.mqSendMany(this.#fd, p.data, prio, stagedNext(next), timeout, spin, p.lengths, p.count);
-        unstageNext(next);
-        return r;
-      };
     return {
-      step: (timeout, spin) => batch.outcome(batch.left() ? send(timeout, batch.spin(timeout, spin)) : 0),
+      step: (timeout, spin) => batch.outcome(batch.left() ? mqSendList(this.#fd, list, prio, batch.next, timeout, batch.spin(timeout, spin)) : 0),
       partial: batch.partial,
     };
   }
@@ -1460,20 +1465,8 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
       : packedFailure(list as Packed, this.address, r, () => systemError(r, 'msgsnd', this.address)));
     const batch = batchSend(gatherCount(list), this.#sending, tryForm, fail);
     const next = batch.next;
-    const send = Array.isArray(list)
-      ? (timeout: number, spin: number) => {
-        const r = native.msgSndMany(this.id, t, list as readonly Uint8Array[], stagedNext(next), timeout, spin);
-        unstageNext(next);
-        return r;
-      }
-      : (timeout: number, spin: number) => {
-        const p = list as Packed;
-        const r = native.msgSndMany(this.id, t, p.data, stagedNext(next), timeout, spin, p.lengths, p.count);
-        unstageNext(next);
-        return r;
-      };
     return {
-      step: (timeout, spin) => batch.outcome(batch.left() ? send(timeout, batch.spin(timeout, spin)) : 0),
+      step: (timeout, spin) => batch.outcome(batch.left() ? msgSndList(this.id, t, list, next, timeout, batch.spin(timeout, spin)) : 0),
       job: {
         // The waiter thread's send copies the message when it starts.
         start: (done) => native.msgSndAsync(this.id, t, gatherView(list, next[0]!), done),
