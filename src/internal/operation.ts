@@ -596,7 +596,7 @@ export function run<T, O extends object = object>(lane: Lane, what: string, opti
     const began = timeout === Infinity ? 0 : performance.now();
     if (!tried && !lane.busyFor(op.key)) {
       // The first attempt runs on the event loop: its spin stays within a shorter timeout, as a *Sync step's does.
-      const value = op.step(0, timeout > 0 && timeout < lane.spin / 1000 ? timeout * 1000 : lane.spin);
+      const value = op.step(0, firstSpin(lane, timeout));
       if (value !== undefined) return resolvedNow(outcome(value), after);
     }
     if (timeout === 0) {
@@ -639,6 +639,11 @@ export function plainSync(lane: Lane, options: object | undefined): boolean {
   return options === undefined && isMainThread && !lane.busy;
 }
 
+/** The spin of a call's first attempt (async) or step (sync): the lane's, but no longer than a shorter timeout (ms). */
+function firstSpin(lane: Lane, timeout: number): number {
+  return timeout > 0 && timeout < lane.spin / 1000 ? timeout * 1000 : lane.spin;
+}
+
 /**
  * `opSync()`: blocks the calling thread until the result, the timeout, or
  * (in a worker) `terminate()`. The only deadline loop of ipckit: each step
@@ -661,7 +666,7 @@ export function runSync<T, O extends object = object>(lane: Lane, what: string, 
   }
   const start = timeout === Infinity ? 0 : performance.now();
   // The first step's spin stays within a shorter timeout, as an async call's first attempt does.
-  let value = op.step(timeout === 0 ? 0 : sliceOf(timeout), timeout > 0 && timeout < lane.spin / 1000 ? timeout * 1000 : lane.spin);
+  let value = op.step(timeout === 0 ? 0 : sliceOf(timeout), firstSpin(lane, timeout));
   while (value === undefined) {
     const left = timeout - (performance.now() - start);
     if (left <= 0) {
