@@ -166,6 +166,15 @@ const scenarios: Record<string, (params: any) => Promise<void>> = {
     const segment = openSegment(p);
     const mutex = Mutex.open(segment, p.offset, p.spin === undefined ? undefined : { spin: p.spin });
     if (p.stampAt !== undefined) {
+      // The lock path runs once on a lock of its own first, so that the call the stamp announces spends its time
+      // spinning on the word, not compiling: a test that releases the lock once the peer has run a while after the
+      // stamp must find it looking at the word by then.
+      const own = PosixSharedMemory.create(`/ipckit-test-warm-${process.pid}`, { size: 4096 });
+      own.unlink();
+      const warm = Mutex.create(own, 0, p.spin === undefined ? undefined : { spin: p.spin });
+      warm.lockSync();
+      warm.unlock();
+      own.close();
       emit({ event: 'ready' });
       new Float64Array(segment.buffer, p.stampAt, 1)[0] = Date.now();
     }
