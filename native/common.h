@@ -15,7 +15,8 @@
 //
 // Files by role: fd.cc (descriptor I/O and the flag constants),
 // readiness.cc (epoll sets and the one libuv watch), spin.h, wake.*,
-// jobs.*, v8-bridge.h (the only V8 use), then one file per mechanism
+// jobs.*, sys.h (hot system calls without cancellation wrappers),
+// v8-bridge.h (the only V8 use), then one file per mechanism
 // (doorbell.cc: the pollable wake-ups of shared-memory channels).
 #pragma once
 

@@ -26,6 +26,7 @@
 
 #include "common.h"
 #include "spin.h"
+#include "sys.h"
 #include "wake.h"
 
 namespace ipckit {
@@ -118,14 +119,14 @@ Napi::Value SetNonBlocking(const Napi::CallbackInfo& info) {
 
 int ReadOnce(int fd, uint8_t* data, size_t length) {
   ssize_t n;
-  do n = read(fd, data, length);
+  do n = SysRead(fd, data, length);
   while (n < 0 && errno == EINTR);
   return n < 0 ? -errno : static_cast<int>(n);
 }
 
 int WriteOnce(int fd, const uint8_t* data, size_t length) {
   ssize_t n;
-  do n = write(fd, data, length);
+  do n = SysWrite(fd, data, length);
   while (n < 0 && errno == EINTR);
   return n < 0 ? -errno : static_cast<int>(n);
 }
@@ -165,9 +166,9 @@ ssize_t WritevOnce(int fd, const iovec* iov, int count, int mode) {
       msghdr msg{};
       msg.msg_iov = const_cast<iovec*>(iov);
       msg.msg_iovlen = count;
-      n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      n = SysSendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     } else {
-      n = writev(fd, iov, count);
+      n = SysWritev(fd, iov, count);
     }
   } while (n < 0 && errno == EINTR);
   return n < 0 ? -errno : n;
@@ -381,9 +382,9 @@ Napi::Value ReadvFd(const Napi::CallbackInfo& info) {
         msghdr msg{};
         msg.msg_iov = iov;
         msg.msg_iovlen = count;
-        n = recvmsg(fd, &msg, MSG_DONTWAIT);
+        n = SysRecvmsg(fd, &msg, MSG_DONTWAIT);
       } else {
-        n = readv(fd, iov, static_cast<int>(count));
+        n = SysReadv(fd, iov, static_cast<int>(count));
       }
     } while (n < 0 && errno == EINTR);
     return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);

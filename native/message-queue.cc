@@ -22,6 +22,7 @@
 #include "jobs.h"
 #include "packed.h"
 #include "spin.h"
+#include "sys.h"
 #include "v8-bridge.h"
 #include "wake.h"
 
@@ -120,7 +121,7 @@ static Napi::Value MqSend(const Napi::CallbackInfo& info) {
   unsigned prio = info[2].As<Napi::Number>().Uint32Value();
   const char* data = reinterpret_cast<const char*>(b.data);
   int r = MqAttempt(fd, POLLOUT, ArgDouble(info, 3), ArgDouble(info, 4), [&](const timespec* deadline) {
-    int n = deadline ? mq_timedsend(fd, data, b.length, prio, deadline) : mq_send(fd, data, b.length, prio);
+    int n = SysMqTimedSend(fd, data, b.length, prio, deadline);
     return n < 0 ? -errno : 0;
   });
   return Napi::Number::New(info.Env(), r);
@@ -138,7 +139,7 @@ static Napi::Value MqReceive(const Napi::CallbackInfo& info) {
   size_t capacity = b.length - offset;
   unsigned prio = 0;
   int r = MqAttempt(fd, POLLIN, ArgDouble(info, 4), ArgDouble(info, 5), [&](const timespec* deadline) {
-    ssize_t n = deadline ? mq_timedreceive(fd, data, capacity, &prio, deadline) : mq_receive(fd, data, capacity, &prio);
+    ssize_t n = SysMqTimedReceive(fd, data, capacity, &prio, deadline);
     return n < 0 ? -errno : static_cast<int>(n);
   });
   if (r >= 0) out[0] = prio;
@@ -173,7 +174,7 @@ static Napi::Value MqSendMany(const Napi::CallbackInfo& info) {
     if (!list.Get(next[0], &b)) return Napi::Number::New(info.Env(), sent > 0 ? sent : -EINVAL);
     const char* data = reinterpret_cast<const char*>(b.data);
     auto call = [&](const timespec* deadline) {
-      int n = deadline ? mq_timedsend(fd, data, b.length, prio, deadline) : mq_send(fd, data, b.length, prio);
+      int n = SysMqTimedSend(fd, data, b.length, prio, deadline);
       return n < 0 ? -errno : 0;
     };
     int r = sent == 0 ? MqAttempt(fd, POLLOUT, timeout_ms, spin_us, call) : MqAttempt(fd, POLLOUT, 0, [&] { return spin.Left(); }, call);
@@ -208,7 +209,7 @@ static Napi::Value MqReceiveMany(const Napi::CallbackInfo& info) {
     size_t capacity = b.length - at;
     unsigned prio = 0;
     auto call = [&](const timespec* deadline) {
-      ssize_t n = deadline ? mq_timedreceive(fd, data, capacity, &prio, deadline) : mq_receive(fd, data, capacity, &prio);
+      ssize_t n = SysMqTimedReceive(fd, data, capacity, &prio, deadline);
       return n < 0 ? -errno : static_cast<int>(n);
     };
     int r = got == 0 ? MqAttempt(fd, POLLIN, timeout_ms, spin_us, call) : MqAttempt(fd, POLLIN, 0, 0, call);
@@ -255,7 +256,7 @@ static Napi::Value MqReceiveBatch(const Napi::CallbackInfo& info) {
     size_t capacity = batch.data.length - batch.size;
     unsigned prio = 0;
     auto call = [&](const timespec* deadline) {
-      ssize_t n = deadline ? mq_timedreceive(fd, at, capacity, &prio, deadline) : mq_receive(fd, at, capacity, &prio);
+      ssize_t n = SysMqTimedReceive(fd, at, capacity, &prio, deadline);
       return n < 0 ? -errno : static_cast<int>(n);
     };
     int r = got == 0 ? MqAttempt(fd, POLLIN, timeout_ms, spin_us, call) : MqAttempt(fd, POLLIN, 0, 0, call);
@@ -328,7 +329,7 @@ static Napi::Value MsgSnd(const Napi::CallbackInfo& info) {
   thread_local std::vector<char> msg;
   PackMessage(msg, type, b.data, b.length);
   int r = MsgAttempt(ArgDouble(info, 3), ArgDouble(info, 4), EAGAIN, [&](int flags) {
-    return msgsnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0;
+    return SysMsgSnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0;
   });
   return Napi::Number::New(info.Env(), r);
 }
@@ -361,7 +362,7 @@ static Napi::Value MsgRcv(const Napi::CallbackInfo& info) {
   if (!ReceiveArea(b, static_cast<size_t>(ArgInt64(info, 2)), &area, &capacity)) return Errno(info.Env(), ERANGE);
   long type = static_cast<long>(io[0]);
   int r = MsgAttempt(ArgDouble(info, 4), ArgDouble(info, 5), ENOMSG, [&](int flags) {
-    ssize_t n = msgrcv(id, area, capacity, type, flags);
+    ssize_t n = SysMsgRcv(id, area, capacity, type, flags);
     return n < 0 ? -errno : static_cast<int>(n);
   });
   if (r >= 0) io[0] = ReceivedType(area);
@@ -389,7 +390,7 @@ static Napi::Value MsgSndMany(const Napi::CallbackInfo& info) {
     Bytes b;
     if (!list.Get(next[0], &b)) return Napi::Number::New(info.Env(), sent > 0 ? sent : -EINVAL);
     PackMessage(msg, type, b.data, b.length);
-    auto call = [&](int flags) { return msgsnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0; };
+    auto call = [&](int flags) { return SysMsgSnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0; };
     int r = sent == 0 ? MsgAttempt(timeout_ms, spin_us, EAGAIN, call) : MsgAttempt(0, [&] { return spin.Left(); }, EAGAIN, call);
     if (r < 0) return Napi::Number::New(info.Env(), sent > 0 ? sent : r);
     next[0] = next[0] + 1;
@@ -424,7 +425,7 @@ static Napi::Value MsgRcvMany(const Napi::CallbackInfo& info) {
     uint8_t* area = b.data + at;
     size_t capacity = b.length - at - sizeof(long);
     auto call = [&](int flags) {
-      ssize_t n = msgrcv(id, area, capacity, selector, flags);
+      ssize_t n = SysMsgRcv(id, area, capacity, selector, flags);
       return n < 0 ? -errno : static_cast<int>(n);
     };
     int r = got == 0 ? MsgAttempt(timeout_ms, spin_us, ENOMSG, call) : MsgAttempt(0, 0, ENOMSG, call);
@@ -502,7 +503,7 @@ static Napi::Value MsgRcvBatch(const Napi::CallbackInfo& info) {
       area = scratch.data;
     }
     auto call = [&](int flags) {
-      ssize_t n = msgrcv(id, area, room, selector, flags);
+      ssize_t n = SysMsgRcv(id, area, room, selector, flags);
       return n < 0 ? -errno : static_cast<int>(n);
     };
     int r = got == 0 ? MsgAttempt(timeout_ms, spin_us, ENOMSG, call) : MsgAttempt(0, 0, ENOMSG, call);
@@ -558,7 +559,7 @@ class ReceiveJob : public BlockingJob {
   ReceiveJob(int id, napi_value buffer, uint8_t* area, size_t capacity, long type)
       : id_(id), memory_(HoldBacking(buffer)), area_(area), capacity_(capacity), type_(type) {}
   int Run() override {
-    ssize_t n = msgrcv(id_, area_, capacity_, type_, 0);
+    ssize_t n = SysMsgRcv(id_, area_, capacity_, type_, 0);
     return n < 0 ? -errno : static_cast<int>(n);
   }
   // -> (result, type)
@@ -579,7 +580,7 @@ class ReceiveJob : public BlockingJob {
 class SendJob : public BlockingJob {
  public:
   SendJob(int id, long type, Bytes b) : id_(id), length_(b.length) { PackMessage(msg_, type, b.data, b.length); }
-  int Run() override { return msgsnd(id_, msg_.data(), length_, 0) < 0 ? -errno : 0; }
+  int Run() override { return SysMsgSnd(id_, msg_.data(), length_, 0) < 0 ? -errno : 0; }
   std::vector<napi_value> Results(Napi::Env, int) override { return {}; }
 
  private:

@@ -51,6 +51,7 @@
 
 #include "common.h"
 #include "spin.h"
+#include "sys.h"
 #include "wake.h"
 
 namespace ipckit {
@@ -317,7 +318,7 @@ void Collect(Subscriber* self) {
   }
   if (ring->rung.exchange(0) != 0) {
     uint64_t counter;
-    ssize_t ignored = read(g_doorbell, &counter, sizeof counter);
+    ssize_t ignored = SysRead(g_doorbell, &counter, sizeof counter);
     (void)ignored;
   }
   if (ring->tail.load() != ring->head.load()) {
@@ -333,7 +334,7 @@ void Collect(Subscriber* self) {
   signalfd_siginfo batch[64];
   size_t total = 0;
   while (total < kTakeLimit) {
-    ssize_t r = read(g_signalfd, batch, sizeof batch);
+    ssize_t r = SysRead(g_signalfd, batch, sizeof batch);
     if (r <= 0) break;
     size_t count = static_cast<size_t>(r) / sizeof batch[0];
     for (size_t i = 0; i < count; i++) {
@@ -548,7 +549,7 @@ static Napi::Value SignalDrain(const Napi::CallbackInfo& info) {
   Collect(sub);
   if (sub->rung) {
     uint64_t counter;
-    ssize_t ignored = read(sub->eventfd, &counter, sizeof counter);
+    ssize_t ignored = SysRead(sub->eventfd, &counter, sizeof counter);
     (void)ignored;
     sub->rung = false;
   }

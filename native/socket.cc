@@ -28,6 +28,7 @@
 #include "common.h"
 #include "packed.h"
 #include "spin.h"
+#include "sys.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -327,7 +328,7 @@ Napi::Value Shutdown(const Napi::CallbackInfo& info) {
 int SendOnce(int fd, const msghdr& msg, double spin_us) {
   return Spin(spin_us, EAGAIN, [&] {
     ssize_t n;
-    do n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    do n = SysSendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
   });
@@ -416,7 +417,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
     msg.msg_name = &from;
     msg.msg_namelen = sizeof from;
     ssize_t n;
-    do n = recvmsg(fd, &msg, flags | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    do n = SysRecvmsg(fd, &msg, flags | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
     return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
   });
@@ -491,7 +492,7 @@ Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
     }
     auto once = [&] {
       int n;
-      do n = sendmmsg(fd, msgs.data(), ready, MSG_DONTWAIT | MSG_NOSIGNAL);
+      do n = SysSendmmsg(fd, msgs.data(), ready, MSG_DONTWAIT | MSG_NOSIGNAL);
       while (n < 0 && errno == EINTR);
       return n < 0 ? -errno : n;
     };
@@ -595,7 +596,7 @@ Napi::Value RecvMmsg(const Napi::CallbackInfo& info) {
   int r = Spin(ArgDouble(info, 6), EAGAIN, [&] {
     prepare();
     int n;
-    do n = recvmmsg(fd, msgs.data(), static_cast<unsigned>(want), MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC, nullptr);
+    do n = SysRecvmmsg(fd, msgs.data(), static_cast<unsigned>(want), MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC, nullptr);
     while (n < 0 && errno == EINTR);
     return n < 0 ? -errno : n;
   });
@@ -665,7 +666,7 @@ Napi::Value RecvDatagrams(const Napi::CallbackInfo& info) {
       h.msg_control = control;
       h.msg_controllen = sizeof control;
       ssize_t n;
-      do n = recvmsg(fd, &h, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+      do n = SysRecvmsg(fd, &h, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
       while (n < 0 && errno == EINTR);
       return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
     };
@@ -713,7 +714,7 @@ int TakePacket(int fd, uint8_t* at, size_t length, int* fds, bool* cut) {
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
   ssize_t n;
-  do n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+  do n = SysRecvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
   while (n < 0 && errno == EINTR);
   if (n < 0) return -errno;
   *fds = 0;
@@ -762,7 +763,7 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     ssize_t n;
-    do n = recvmsg(fd, &msg, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    do n = SysRecvmsg(fd, &msg, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
     return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
   };
