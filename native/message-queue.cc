@@ -127,23 +127,23 @@ static Napi::Value MqSend(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r);
 }
 
-// mqReceive(fd, buffer, offset, out: Uint32Array, timeoutMs, spinUs) -> length,
-// or -EAGAIN while empty. Receives into buffer[offset..]; out[0] = priority.
+// mqReceive(fd, buffer, offset, timeoutMs, spinUs) -> priority * 2^32 +
+// length, or -EAGAIN while empty. Receives into buffer[offset..]. (The
+// priority, below MQ_PRIO_MAX, rides in the result: an out array would cost
+// a typed-array argument a call.)
 static Napi::Value MqReceive(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   Bytes b = ArgBytes(info, 1);
   size_t offset = static_cast<size_t>(ArgInt64(info, 2));
-  auto out = info[3].As<Napi::Uint32Array>();
   if (offset > b.length) return Errno(info.Env(), ERANGE);
   char* data = reinterpret_cast<char*>(b.data) + offset;
   size_t capacity = b.length - offset;
   unsigned prio = 0;
-  int r = MqAttempt(fd, POLLIN, ArgDouble(info, 4), ArgDouble(info, 5), [&](const timespec* deadline) {
+  int r = MqAttempt(fd, POLLIN, ArgDouble(info, 3), ArgDouble(info, 4), [&](const timespec* deadline) {
     ssize_t n = SysMqTimedReceive(fd, data, capacity, &prio, deadline);
     return n < 0 ? -errno : static_cast<int>(n);
   });
-  if (r >= 0) out[0] = prio;
-  return Napi::Number::New(info.Env(), r);
+  return Napi::Number::New(info.Env(), r < 0 ? r : static_cast<double>(prio) * 4294967296.0 + r);
 }
 
 // The next 8-byte aligned offset at or after `at`: where a batch puts its next message.
@@ -348,24 +348,21 @@ static double ReceivedType(const uint8_t* area) {
   return static_cast<double>(got);
 }
 
-// msgRcv(id, buffer, offset, typeInOut: Float64Array, timeoutMs, spinUs) -> length,
-// or -EAGAIN while nothing matches. buffer[offset..] receives a long (the
-// type) then the payload. typeInOut[0] is the msgrcv type selector on the
-// way in and the received type on the way out. (Six arguments:
-// node-addon-api allocates for more.)
+// msgRcv(id, buffer, offset, type, timeoutMs, spinUs) -> length, or
+// -EAGAIN while nothing matches. buffer[offset..] receives a long (the
+// type, which TypeScript reads there) then the payload; `type` is the
+// msgrcv selector.
 static Napi::Value MsgRcv(const Napi::CallbackInfo& info) {
   int id = ArgInt(info, 0);
   Bytes b = ArgBytes(info, 1);
-  auto io = info[3].As<Napi::Float64Array>();
   uint8_t* area;
   size_t capacity;
   if (!ReceiveArea(b, static_cast<size_t>(ArgInt64(info, 2)), &area, &capacity)) return Errno(info.Env(), ERANGE);
-  long type = static_cast<long>(io[0]);
+  long type = static_cast<long>(ArgInt64(info, 3));
   int r = MsgAttempt(ArgDouble(info, 4), ArgDouble(info, 5), ENOMSG, [&](int flags) {
     ssize_t n = SysMsgRcv(id, area, capacity, type, flags);
     return n < 0 ? -errno : static_cast<int>(n);
   });
-  if (r >= 0) io[0] = ReceivedType(area);
   return Napi::Number::New(info.Env(), r);
 }
 

@@ -15,6 +15,7 @@
  * @module
  */
 import { fstatSync, readlinkSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { E, IpcError, defineHints, limitError, systemError } from './errors.js';
 import { lazily, native } from './native.js';
 import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal/address.js';
@@ -226,6 +227,20 @@ function checkInto(target: unknown, size: number, why: string): Uint8Array {
   return target as Uint8Array;
 }
 
+/** The priority in mqReceive's result, above the length's 32 bits. */
+function priorityOf(r: number): number {
+  return (r - (r >>> 0)) / 2 ** 32;
+}
+
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+/** The type msgrcv wrote before a payload: the native `long` at buffer[at..]. */
+function receivedType(buffer: Buffer, at: number): number {
+  return LITTLE_ENDIAN
+    ? buffer.readInt32LE(at + 4) * 2 ** 32 + buffer.readUInt32LE(at)
+    : buffer.readInt32BE(at) * 2 ** 32 + buffer.readUInt32BE(at + 4);
+}
+
 function tooLarge(address: string, length: number, max: number, setting: string): IpcError {
   return new IpcError('ERR_IPC_MESSAGE_TOO_LARGE',
     `A ${length}-byte message does not fit ${address}: its limit is ${max} bytes (${setting}). ` +
@@ -316,7 +331,6 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   readonly #access: number;
   readonly #codec: Codec<T>;
   readonly #rx: ReceiveBuffer;
-  readonly #priorityOut = new Uint32Array(1);
   /** Sends waiting for room (the descriptor to become writable). */
   readonly #sending: ReadinessLane;
   /** Receives waiting for a message (the descriptor to become readable). */
@@ -832,10 +846,10 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
           held.bytes.copy(into);
           return { length: held.bytes.length, priority: held.priority };
         }
-        const n = native.mqReceive(this.#fd, into, 0, this.#priorityOut, timeout, spin);
-        if (n === E.EAGAIN) return undefined;
-        if (n < 0) throw systemError(n, 'mq_receive', this.name);
-        return { length: n, priority: this.#priorityOut[0]! };
+        const r = native.mqReceive(this.#fd, into, 0, timeout, spin);
+        if (r === E.EAGAIN) return undefined;
+        if (r < 0) throw systemError(r, 'mq_receive', this.name);
+        return { length: r >>> 0, priority: priorityOf(r) };
       },
     };
   }
@@ -865,11 +879,11 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     const held = this.#held.take();
     if (held !== undefined) return { data: decodeWith(this.#codec, held.bytes, this.name), priority: held.priority };
     this.#rx.ensure();
-    const n = native.mqReceive(this.#fd, this.#rx.buffer, this.#rx.offset, this.#priorityOut, timeout, spin);
-    if (n === E.EAGAIN) return undefined;
-    if (n < 0) throw systemError(n, 'mq_receive', this.name);
-    const bytes = this.#rx.take(this.#rx.offset, n);
-    return { data: decodeWith(this.#codec, bytes, this.name), priority: this.#priorityOut[0]! };
+    const r = native.mqReceive(this.#fd, this.#rx.buffer, this.#rx.offset, timeout, spin);
+    if (r === E.EAGAIN) return undefined;
+    if (r < 0) throw systemError(r, 'mq_receive', this.name);
+    const bytes = this.#rx.take(this.#rx.offset, r >>> 0);
+    return { data: decodeWith(this.#codec, bytes, this.name), priority: priorityOf(r) };
   }
 }
 
@@ -1078,7 +1092,6 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   readonly #codec: Codec<T>;
   readonly #rx: ReceiveBuffer;
   /** msgrcv's type selector in, the received type out. */
-  readonly #typeOut = new Float64Array(1);
   /** The queue's msg_qbytes as last seen (Infinity if this user may not stat it). */
   #maxBytes: number;
   readonly #sending: JobLane;
@@ -1640,11 +1653,10 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
         const [held] = this.#takeHeld(selector, 1);
         if (held !== undefined) return deliver(held);
         const scratch = this.#scratch ??= Buffer.allocUnsafe(8 + this.maxMessageSize);
-        this.#typeOut[0] = selector;
-        const n = native.msgRcv(this.id, scratch, 0, this.#typeOut, timeout, spin);
+        const n = native.msgRcv(this.id, scratch, 0, selector, timeout, spin);
         if (n === E.EAGAIN) return undefined;
         if (n < 0) throw this.#receiveError(n);
-        return deliver({ bytes: scratch.subarray(8, 8 + n), type: this.#typeOut[0]! });
+        return deliver({ bytes: scratch.subarray(8, 8 + n), type: receivedType(scratch, 0) });
       },
       job: { start: waiter.start, finish: (n, got) => deliver(waiter.received(n, got)) },
     };
@@ -1672,11 +1684,11 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     if (held !== undefined) return this.#message(held.bytes, held.type);
     const rx = this.#rx;
     rx.ensure();
-    this.#typeOut[0] = selector;
-    const n = native.msgRcv(this.id, rx.buffer, rx.offset, this.#typeOut, timeout, spin);
+    const { buffer, offset } = rx;
+    const n = native.msgRcv(this.id, buffer, offset, selector, timeout, spin);
     if (n === E.EAGAIN) return undefined;
     if (n < 0) throw this.#receiveError(n);
-    return this.#message(rx.take(rx.offset + 8, n), this.#typeOut[0]!);
+    return this.#message(rx.take(offset + 8, n), receivedType(buffer, offset));
   }
 
   #message(bytes: Buffer, type: number): SysvMessage<T> {

@@ -133,16 +133,16 @@ export interface NativeBinding {
   mqOpen(name: string, oflag: number, mode: number, maxMessages: number, maxMessageSize: number): number;
   mqUnlink(name: string): number;
   mqSend(fd: number, data: Uint8Array, priority: number, timeoutMs: number, spinUs: number): number;
-  /** Receives into buffer[offset..]; out[0] = priority. */
-  mqReceive(fd: number, buffer: Uint8Array, offset: number, out: Uint32Array, timeoutMs: number, spinUs: number): number;
+  /** Receives into buffer[offset..]: priority * 2^32 + length, or -errno. */
+  mqReceive(fd: number, buffer: Uint8Array, offset: number, timeoutMs: number, spinUs: number): number;
   /** out = [flags, maxmsg, msgsize, curmsgs] */
   mqGetAttr(fd: number, out: Float64Array): number;
   mqPrioMax: number;
   ftok(path: string, projectId: number): number;
   msgGet(key: number, flags: number, mode: number): number;
   msgSnd(id: number, type: number, data: Uint8Array, timeoutMs: number, spinUs: number): number;
-  /** Receives a long type then the payload into buffer[offset..]; typeInOut[0]: the selector in, the received type out. */
-  msgRcv(id: number, buffer: Uint8Array, offset: number, typeInOut: Float64Array, timeoutMs: number, spinUs: number): number;
+  /** Receives a long (the message's type) then the payload into buffer[offset..]: the payload's length, or -errno. */
+  msgRcv(id: number, buffer: Uint8Array, offset: number, type: number, timeoutMs: number, spinUs: number): number;
   msgStat(id: number): NativeMsgStat | number;
   msgSetMaxBytes(id: number, bytes: number): number;
   msgRemove(id: number): number;

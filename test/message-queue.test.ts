@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { fstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Fifo, IpcError, MQ_PRIO_MAX, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue } from '../src/index.js';
+import { Fifo, IpcError, MQ_PRIO_MAX, PosixMessageQueue, PosixSharedMemory, SYSV_TYPE_MAX, SysvMessageQueue } from '../src/index.js';
 import { native } from '../src/native.js';
 import { parseAddress } from '../src/internal/address.js';
 import { ObjectTracker, mqueueFds } from './helpers/objects.js';
@@ -84,6 +84,26 @@ describe('POSIX message queue', () => {
     }
     assert.deepEqual(seen, ['three:2', 'four:2', 'five:2', 'six:2']);
     await peer.success();
+    q.unlink();
+  });
+
+  it('receives the highest priority and the longest message exactly, in every receive form', async () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 8, maxMessageSize: 8192 });
+    const top = MQ_PRIO_MAX - 1;
+    const long = Buffer.alloc(8192, 0xa5);
+    const into = Buffer.alloc(8192);
+    q.sendSync(long, { priority: top });
+    assert.deepEqual(q.receiveSync(), { data: long, priority: top });
+    q.sendSync(Buffer.from('x'), { priority: top });
+    q.sendSync(long, { priority: 1 });
+    assert.deepEqual(q.receiveIntoSync(into), { length: 1, priority: top });
+    assert.deepEqual(await q.receiveInto(into), { length: 8192, priority: 1 });
+    assert.deepEqual(into, long);
+    q.sendSync(Buffer.alloc(0), { priority: top });
+    assert.deepEqual(await q.receive(), { data: Buffer.alloc(0), priority: top });
+    q.sendSync(long, { priority: 0 });
+    assert.deepEqual(q.tryReceive(), { data: long, priority: 0 });
     q.unlink();
   });
 
@@ -511,6 +531,21 @@ print(libc.ftok(sys.argv[1].encode(), 7) & 0xffffffff)`, file], { encoding: 'utf
     assert.deepEqual([await any.next(), await any.next()], [{ data: 'c', type: 3 }, { data: 'e', type: 5 }]);
     await any.success();
     assert.equal(q.stat().lastReceivePid, any.pid);
+    q.remove();
+  });
+
+  it('receives each type exactly, across the long\'s two 32-bit halves, in every receive form', async () => {
+    const key = objects.key();
+    using q = SysvMessageQueue.create(key);
+    const types = [1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 5, 0x7654321012345, SYSV_TYPE_MAX];
+    for (const type of types) q.sendSync(type, Buffer.from(String(type)));
+    for (const type of types.slice(0, 3)) assert.deepEqual(q.receiveSync({ type }), { data: Buffer.from(String(type)), type });
+    const into = Buffer.alloc(q.maxMessageSize);
+    assert.deepEqual(q.receiveIntoSync(into, { type: 2 ** 32 }), { length: 10, type: 2 ** 32 });
+    assert.deepEqual(await q.receive(), { data: Buffer.from(String(2 ** 32 + 5)), type: 2 ** 32 + 5 });
+    assert.deepEqual(q.tryReceive(), { data: Buffer.from(String(0x7654321012345)), type: 0x7654321012345 });
+    assert.deepEqual(await q.receiveInto(into), { length: 16, type: SYSV_TYPE_MAX });
+    assert.equal(into.subarray(0, 16).toString(), String(SYSV_TYPE_MAX));
     q.remove();
   });
 
