@@ -8,8 +8,9 @@
  *
  * Small messages (256 bytes, one way) also run batched: ipckit's sendMany
  * of 64 (a gathered sendmsg on a stream, sendmmsg otherwise) and
- * receiveMany (recvmmsg for packets), beside C sending 64 per sendmsg or
- * sendmmsg and receiving packets with recvmmsg.
+ * receiveMany (recvmmsg for packets), and a MessageBatch of 64 sent with
+ * sendBatch and received with receiveBatch, beside C sending 64 per sendmsg
+ * or sendmmsg and receiving packets with recvmmsg.
  *
  * Every measurement is one measuring process that starts its echo (or sink)
  * peer as a child, so both share the placement.
@@ -173,6 +174,7 @@ function datagramLink(sock: DatagramSocket, to: string, sync: boolean, resendMs:
       ? (d: Buffer): void => { last = d; sock.sendSync(d, options); }
       : (d: Buffer): Promise<void> => { last = d; return sock.send(d, options); },
     sendMany: sync ? (l: Buffer[]): number => sock.sendManySync(l, options) : (l: Buffer[]): Promise<number> => sock.sendMany(l, options),
+    sendBatch: sync ? (b: MessageBatch): number => sock.sendBatchSync(b, options) : (b: MessageBatch): Promise<number> => sock.sendBatch(b, options),
     receive: sync
       ? (): Buffer => {
         for (;;) {
@@ -219,6 +221,19 @@ async function ipckitServer(p: Params): Promise<void> {
   if (isDatagram(p.transport)) {
     const sock = bind(serverAddress(p));
     print({ address: sock.localAddress });
+    if (p.impl.endsWith('packed')) {
+      // As the stream server's packed loop: only an acknowledgement request (CONTROL bytes) is looked at.
+      const batch = new MessageBatch({ bytes: 1 << 20, messages: 4096 });
+      const senders: (string | null)[] = [];
+      for (;;) {
+        if (sync) sock.receiveBatchSync(batch, { senders });
+        else await sock.receiveBatch(batch, { senders });
+        for (let i = 0; i < batch.count; i++) {
+          const reply = answer(batch.lengths[i] === CONTROL ? batch.at(i) : NOT_CONTROL);
+          if (reply !== undefined) sock.sendSync(reply, { to: senders[i]! });
+        }
+      }
+    }
     while (batched) {
       for (const { data, from } of sync ? sock.receiveManySync({ max: 1024 }) : await sock.receiveMany({ max: 1024 })) {
         const reply = answer(data);
@@ -735,8 +750,7 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
       const iterations = ctx.throughputMessages * 4;
       // Batches move 2-10 times as much a second: BATCHED_SCALE times the messages keep their timed part long enough to measure.
       const many = iterations * BATCHED_SCALE;
-      const packed = transport === 'unix' || transport === 'unix-seqpacket' ? ['sync packed', 'async packed'] as const : [];
-      const impls = ['sync', 'async', 'sync batch', 'async batch', ...packed] as const;
+      const impls = ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed'] as const;
       const batchedImpl = (impl: typeof impls[number]): boolean => impl !== 'sync' && impl !== 'async';
       const [cOne, cMany, ...ours] = await inRounds(ctx.rounds, [
         () => cRun(params(transport, 'tput', 'sync', iterations, SMALL_SIZE)),

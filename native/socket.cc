@@ -701,22 +701,39 @@ enum PacketStop {
   kPacketLost = 6,       // a message of io[4] bytes was longer than the room it was given (another reader took messages)
 };
 
+// Where recvPackets writes each sender's address, when asked: slots of
+// kSenderSlot bytes, the sockaddr first, its length (little-endian 32 bits)
+// at kSenderLength.
+constexpr size_t kSenderLength = sizeof(sockaddr_storage);
+constexpr size_t kSenderSlot = kSenderLength + 8;
+
 // One recvmsg of the next message into [at, at + length), MSG_TRUNC (its
 // full length is returned), never blocking. Every descriptor it brought is
 // closed: a batch has no place for them. `fds` says how many came, `cut`
-// whether the kernel cut them (MSG_CTRUNC).
-int TakePacket(int fd, uint8_t* at, size_t length, int* fds, bool* cut) {
+// whether the kernel cut them (MSG_CTRUNC). `sender` (a kSenderSlot slot,
+// or null) receives the sender's address.
+int TakePacket(int fd, uint8_t* at, size_t length, int* fds, bool* cut, uint8_t* sender = nullptr) {
   iovec iov{at, length};
   alignas(cmsghdr) char control[kReceiveControl];
+  sockaddr_storage from;
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
+  if (sender != nullptr) {
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+  }
   ssize_t n;
   do n = SysRecvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
   while (n < 0 && errno == EINTR);
   if (n < 0) return -errno;
+  if (sender != nullptr) {
+    uint32_t named = msg.msg_namelen < sizeof from ? msg.msg_namelen : sizeof from;
+    std::memcpy(sender, &from, named);
+    for (int i = 0; i < 4; i++) sender[kSenderLength + i] = static_cast<uint8_t>(named >> (8 * i));
+  }
   *fds = 0;
   *cut = (msg.msg_flags & MSG_CTRUNC) != 0;
   ReceivedFds(msg, [&](int got) {
@@ -726,9 +743,9 @@ int TakePacket(int fd, uint8_t* at, size_t length, int* fds, bool* cut) {
   return static_cast<int>(n > INT_MAX ? INT_MAX : n);
 }
 
-// recvPackets(fd, data, lengths: Uint32Array, io: Float64Array(5), spinUs)
+// recvPackets(fd, data, lengths: Uint32Array, io: Float64Array(5 or 6), spinUs[, senders: Uint8Array])
 //   -> messages placed (>= 0), or -EINVAL for a batch out of range.
-// Receives seqpacket messages straight into a packed batch: io[0] messages
+// Receives seqpacket messages (or datagrams, with io[5] = 1) straight into a packed batch: io[0] messages
 // of io[1] bytes are in it already; message i goes to data[io[1]..], its
 // length to lengths[io[0]], and io[0], io[1] advance. None is longer than
 // io[2] (maxMessageSize). The call stops when the slots are full, when
@@ -744,6 +761,14 @@ int TakePacket(int fd, uint8_t* at, size_t length, int* fds, bool* cut) {
 // which FIONREAD does not count). Messages are counted from the front of
 // the queue, so this holds unless another process receives from the same
 // socket meanwhile (kPacketLost then says so).
+//
+// Datagrams: FIONREAD counts the next datagram only, so each costs it and
+// a recvmsg, as a seqpacket message does when the room is short. A
+// datagram of no bytes is a message like any other (on seqpacket, one with
+// no descriptors is the end, or an empty message: kPacketEmpty). With
+// `senders`, the address of the i-th datagram this call places goes to its
+// slot i (kSenderSlot bytes each), and the call stops (kPacketsDone) when
+// the slots are used up.
 Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgInt(info, 0);
@@ -752,7 +777,16 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   PackedReceive batch = ReceiveState(info, io);
   if (!batch.Valid()) return Errno(env, EINVAL);
   const double max = io[2];
+  const bool datagrams = io.ElementLength() > 5 && io[5] == 1;
   double spin_us = ArgDouble(info, 4);
+  uint8_t* senders = nullptr;
+  size_t sender_slots = 0;
+  if (info.Length() > 5 && info[5].IsTypedArray()) {
+    Bytes area = ArgBytes(info, 5);
+    senders = area.data;
+    sender_slots = area.length / kSenderSlot;
+    if (sender_slots == 0) return Errno(env, EINVAL);
+  }
   int placed = 0;
   PacketStop why = kPacketsDone;
   double detail = 0;
@@ -780,7 +814,7 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     }
     return false;
   };
-  while (batch.count < batch.slots) {
+  while (batch.count < batch.slots && (senders == nullptr || static_cast<size_t>(placed) < sender_slots)) {
     size_t room = batch.data.length - batch.size;
     if (counted <= 0) {
       int queued = 0;
@@ -803,7 +837,7 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     }
     int fds = 0;
     bool cut = false;
-    int n = TakePacket(fd, batch.data.data + batch.size, length, &fds, &cut);
+    int n = TakePacket(fd, batch.data.data + batch.size, length, &fds, &cut, senders == nullptr ? nullptr : senders + placed * kSenderSlot);
     if (n < 0) {
       if (failed(n)) continue;
       break;
@@ -818,7 +852,7 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
       detail = n;
       break;
     }
-    if (n == 0 && fds == 0) {
+    if (n == 0 && fds == 0 && !datagrams) {
       why = kPacketEmpty;
       break;
     }

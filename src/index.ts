@@ -56,7 +56,7 @@ export {
   listen, connect, connectSync, socketPair, bind, MessageSocket, SocketServer, DatagramSocket,
   DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_HIGH_WATER_MARK, DEFAULT_FRAME_TIMEOUT, DEFAULT_CONCURRENCY, SCM_MAX_FD, type ServeOptions,
   type SocketKind, type SocketMessage, type Datagram, type PeerCredentials, type PassableFd, type MessageSocketOptions,
-  type ConnectOptions, type ListenOptions, type BindOptions, type RequestOptions, type DatagramSendOptions, type DatagramSendManyOptions, type SocketReceivedInto, type DatagramReceivedInto, type RefusedPeer,
+  type ConnectOptions, type ListenOptions, type BindOptions, type RequestOptions, type DatagramSendOptions, type DatagramSendManyOptions, type DatagramReceiveBatchOptions, type DatagramReceiveBatchSyncOptions, type SocketReceivedInto, type DatagramReceivedInto, type RefusedPeer,
 } from './socket.js';
 export {
   select, selectSync, Poller,

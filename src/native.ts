@@ -307,7 +307,11 @@ export interface NativeBinding {
    * maxMessageSize] in, [count, size, -, why (PACKET_STOP), detail] out;
    * the messages placed, or -EINVAL for a batch out of range.
    */
-  recvPackets(fd: number, data: Uint8Array, lengths: Uint32Array, io: Float64Array, spinUs: number): number;
+  /**
+   * Seqpacket messages (or datagrams: io[5] = 1) into a packed batch; io = [count, size, maxMessageSize, why, detail(, mode)].
+   * `senders`: slots of SENDER_SLOT bytes, each a sender's sockaddr then its length (little-endian 32 bits) at byte 128.
+   */
+  recvPackets(fd: number, data: Uint8Array, lengths: Uint32Array, io: Float64Array, spinUs: number, senders?: Uint8Array): number;
   /** meta = [msg_flags, descriptors received into fdsOut, address length]. */
   recvMsg(fd: number, buffer: Uint8Array, offset: number, length: number, fdsOut: Int32Array, from: Uint8Array | null,
     meta: Int32Array, flags: number, spinUs: number): number;

@@ -29,7 +29,7 @@ import { FAILURE, REPLY, REQUEST, envelope, failureEnvelope, openEnvelope } from
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, checkFrame } from './internal/framing.js';
 import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
-  decodeBatch, encodeBatch, gatherBytes, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, sendMmsgList, spread, writevList,
+  decodeBatch, encodeBatch, gatherBytes, gatherCount, gatherOperation, gatherView, ITERATION_BATCH, batchedIteration, packed, sendMmsgList, spread, writevList,
 } from './internal/batch.js';
 import { type MessageBatch, batchGone, batchTooSmall, checkBatchIntact, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
 import { Handle, OwnedFd } from './internal/handle.js';
@@ -233,6 +233,22 @@ export interface DatagramSendOptions extends WaitOptions {
 export interface DatagramSendManyOptions extends WaitOptions {
   /** The address to send every datagram of the batch to (the same kind as the socket's). */
   to: string;
+}
+
+/** Options of a datagram socket's `receiveBatch`. */
+export interface DatagramReceiveBatchOptions extends WaitOptions {
+  /**
+   * An array of yours that gets each datagram's sender, at the datagram's
+   * index in the batch (`null` for an unbound sender); its length is set
+   * to the batch's count. Without it no address is decoded.
+   */
+  senders?: (string | null)[];
+}
+
+/** Options of a datagram socket's `receiveBatchSync`. */
+export interface DatagramReceiveBatchSyncOptions extends SyncWaitOptions {
+  /** As for {@link DatagramReceiveBatchOptions.senders}. */
+  senders?: (string | null)[];
 }
 
 const KIND_OF: Record<string, SocketKind> = { stream: 'unix', dgram: 'unix-dgram', seqpacket: 'unix-seqpacket' };
@@ -2534,6 +2550,68 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     return tryRun(this.readLane, 'tryReceiveMany', options, MANY_KEYS, (o) => this.#receiveManyOp(o.max)) ?? [];
   }
 
+  /**
+   * Sends the messages of `batch` (a {@link MessageBatch} of yours), one
+   * datagram each, all to `options.to`, as {@link sendMany} does: one
+   * `sendmmsg` sends as many as fit, straight from the batch's buffer, with
+   * no JavaScript work per message. The bytes are raw (the codec is not
+   * applied). Resolves with how many went. Leave the batch alone until the
+   * call resolves.
+   */
+  sendBatch(batch: MessageBatch, options: DatagramSendManyOptions): Promise<number> {
+    return withBatch(batch, (b, release) =>
+      run(this.writeLane, 'sendBatch', options, MANY_SEND_KEYS, (o) => this.#sendListOp(packed(b), o.to, false), false, release));
+  }
+
+  /** The blocking form of {@link sendBatch}: how many went. */
+  sendBatchSync(batch: MessageBatch, options: { to: string; timeout?: number }): number {
+    return runSync(this.writeLane, 'sendBatchSync', options, MANY_SEND_KEYS, (o) => this.#sendListOp(packed(idleBatch(batch)), o.to, false));
+  }
+
+  /** Sends what fits now of `batch` to `options.to`, in order: how many went (0 if full, or sends wait before it). */
+  trySendBatch(batch: MessageBatch, options: { to: string }): number {
+    return tryRun(this.writeLane, 'trySendBatch', options, MANY_SEND_KEYS, (o) => this.#sendListOp(packed(idleBatch(batch)), o.to, true)) ?? 0;
+  }
+
+  /**
+   * Receives datagrams into `batch` (a {@link MessageBatch} of yours,
+   * reused from call to call): clears it, waits as {@link receive} does for
+   * the first datagram, then takes every one queued now that fits, up to
+   * the batch's room in messages and bytes. Each lands in the batch's own
+   * buffer, received there by one `recvmsg` (all in one native call, each
+   * measured first so that none is cut): nothing is allocated, and no
+   * JavaScript runs, per datagram. A datagram of no bytes is a message of
+   * length 0. The bytes are raw (the codec is not applied), and a batch has
+   * no place for descriptors: any that came are closed. `senders` (an array
+   * of yours) gets who sent each. Resolves to how many datagrams the batch
+   * holds (at least one).
+   *
+   * A datagram larger than the whole batch stays queued, and the call fails
+   * with `ERR_IPC_MESSAGE_TOO_LARGE`: take it with {@link receive}, or use
+   * a larger batch. One over `maxMessageSize` is discarded, as by
+   * {@link receive}; that failure, like any met after the first datagram,
+   * ends the batch, and the next call reports it.
+   */
+  receiveBatch(batch: MessageBatch, options?: DatagramReceiveBatchOptions): Promise<number> {
+    return withBatch(batch, (b, release) =>
+      run(this.readLane, 'receiveBatch', options, BATCH_KEYS, (o) => this.#receiveBatchOp(b, o.senders), false, release));
+  }
+
+  /** The blocking form of {@link receiveBatch}. */
+  receiveBatchSync(batch: MessageBatch, options?: DatagramReceiveBatchSyncOptions): number {
+    return runSync(this.readLane, 'receiveBatchSync', options, BATCH_KEYS, (o) => this.#receiveBatchOp(idleBatch(batch), o.senders));
+  }
+
+  /** {@link receiveBatch} of the datagrams queued now: 0 if none (or earlier receives wait; the batch is then empty). */
+  tryReceiveBatch(batch: MessageBatch, options?: { senders?: (string | null)[] }): number {
+    const b = idleBatch(batch);
+    const n = tryRun(this.readLane, 'tryReceiveBatch', options, BATCH_KEYS, (o) => this.#receiveBatchOp(b, o.senders));
+    if (n !== undefined) return n;
+    b.clear();
+    if (Array.isArray(options?.senders)) options.senders.length = 0;
+    return 0;
+  }
+
   /** Datagrams until the socket is closed. */
   messages(options?: { signal?: AbortSignal }): AsyncGenerator<Datagram<T>, void, undefined> {
     const signal = checkSignal(checkOptions(options, ['signal']).signal);
@@ -2571,9 +2649,14 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   /** `messages` encoded, then sent by sendmmsg from the first not yet sent; `partial` reports the count on an interruption after some. */
   #sendManyOp(messages: readonly Outgoing<T>[], toText: unknown, tryForm: boolean): Operation<number> {
     const to = this.#destination(toText);
-    const list = encodeBatch(messages, (data) => encodeWith(this.#codec, data as T, this.address));
+    return this.#sendListOp(encodeBatch(messages, (data) => encodeWith(this.#codec, data as T, this.address)), toText, tryForm, to);
+  }
+
+  /** Datagrams of `list` to `toText` (`to`: its kernel form, when known), as many as go: see {@link sendMany}. */
+  #sendListOp(list: GatherList, toText: unknown, tryForm: boolean, to = this.#destination(toText)): Operation<number> {
+    const total = gatherCount(list);
     const next = new Uint32Array(1);
-    const batch = batchSend(list.length, this.writeLane, tryForm, (r) => this.#sendError(r, list[next[0]!]?.length ?? 0, toText), next);
+    const batch = batchSend(total, this.writeLane, tryForm, (r) => this.#sendError(r, next[0]! < total ? gatherView(list, next[0]!).length : 0, toText), next);
     const op = this.#sendStep(toText as string, to, (spin, timeout) => batch.outcome(batch.left() ? sendMmsgList(this.rawFd, list, to, batch.next, batch.spin(timeout, spin), timeout) : 0));
     op.partial = batch.partial;
     return op;
@@ -2774,6 +2857,91 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
    * a Unix socket with a maxMessageSize over {@link MMSG_SLOT}, one by one.
    * A failure after the first ends the batch and is held for the next call.
    */
+  /** Datagrams into `batch`, after clearing it, their senders into `senders` if given; see {@link receiveBatch}. */
+  #receiveBatchOp(batch: MessageBatch, senders: unknown): Operation<number> {
+    if (senders !== undefined && !Array.isArray(senders)) throw invalidArgument('senders', senders, 'an array, which gets each datagram\'s sender');
+    const from = senders as (string | null)[] | undefined;
+    return this.stepOf(C.POLLIN, (spin) => {
+      // (A batch transferred while its call waited has no room, and would wait for ever.)
+      checkBatchIntact(batch, 1, this.address);
+      batch.clear();
+      if (from !== undefined) from.length = 0;
+      if (this.#held.size === 0 || this.#batchFromHeld(batch, from)) this.#datagramsIntoBatch(batch, from, batch.count > 0 ? 0 : spin);
+      return batch.count > 0 ? batch.count : undefined;
+    });
+  }
+
+  /** Held datagrams into `batch` as far as they fit, up to a held failure (thrown if it comes first): whether all went. */
+  #batchFromHeld(batch: MessageBatch, from: (string | null)[] | undefined): boolean {
+    while (this.#held.size > 0) {
+      const d = this.#held.take()!;
+      if (!(d instanceof IpcError) && pushIfRoom(batch, d.bytes)) {
+        for (const fd of d.fds) native.close(fd);
+        from?.push(d.from);
+        continue;
+      }
+      this.#held.putBack([d]);
+      if (batch.count > 0) return false;
+      throw d instanceof IpcError ? this.#held.take() : batchTooSmall(this.address, d.bytes.length, batch);
+    }
+    return true;
+  }
+
+  /**
+   * Queued datagrams into `batch`, after what it holds, straight into its
+   * buffer (native recvPackets), while they fit; one that does not stays
+   * queued, and one larger than the whole batch is an error when it comes
+   * first. A failure after the first datagram is held for the next call.
+   */
+  #datagramsIntoBatch(batch: MessageBatch, from: (string | null)[] | undefined, spin: number): void {
+    const io = this.#packetIo;
+    const area = from === undefined ? undefined : this.#senderArea ??= Buffer.alloc(SENDER_SLOTS * SENDER_SLOT);
+    for (;;) {
+      io[0] = batch.count;
+      io[1] = batch.size;
+      io[2] = this.#max;
+      const placed = native.recvPackets(this.rawFd, batch.data, batch.lengths, io, batch.count > 0 ? 0 : spin, area);
+      if (placed < 0) throw batchGone(this.address);
+      batch.place(io[0]!, io[1]!);
+      if (area !== undefined) {
+        for (let i = 0, at = 0; i < placed; i++, at += SENDER_SLOT) {
+          const length = area.readUInt32LE(at + SENDER_LENGTH);
+          from!.push(length > 0 ? this.#senderOf(area.subarray(at, at + length)) : null);
+        }
+      }
+      const detail = io[4]!;
+      let failure: IpcError;
+      switch (io[3]) {
+        case PACKET_STOP.done:
+          // (Stopped where the senders' slots ran out: there may be more.)
+          if (area !== undefined && placed === SENDER_SLOTS && batch.count < batch.lengths.length) continue;
+          return;
+        case PACKET_STOP.noRoom:
+          if (batch.count === 0) throw batchTooSmall(this.address, detail, batch);
+          return;
+        case PACKET_STOP.tooLarge:
+          failure = this.#oversize(detail, null, []);
+          break;
+        case PACKET_STOP.cut:
+          failure = truncatedError(this.address);
+          break;
+        case PACKET_STOP.lost:
+          failure = this.#cut(detail, null, []);
+          break;
+        default:
+          failure = systemError(-detail, 'receive', this.address);
+      }
+      if (batch.count === 0) throw failure;
+      this.#held.keep([failure]);
+      return;
+    }
+  }
+
+  /** io of native recvPackets: [count, size, maxMessageSize, why, detail, 1 (datagrams)]. */
+  readonly #packetIo = new Float64Array([0, 0, 0, 0, 0, 1]);
+  /** Where recvPackets writes the senders of a batch, when they are asked for. */
+  #senderArea: Buffer | undefined;
+
   #receiveManyOp(max: unknown): Operation<Datagram<T>[]> {
     const limit = checkMax(max);
     return this.stepOf(C.POLLIN, (spin) => {
@@ -2893,6 +3061,11 @@ const MMSG_MAX = 64;
 
 const SEND_KEYS = ['to', 'fds'] as const;
 const MANY_SEND_KEYS = ['to'] as const;
+const BATCH_KEYS = ['senders'] as const;
+/** The senders recvPackets writes in one call, and the bytes of each: a sockaddr, then its length at SENDER_LENGTH. */
+const SENDER_SLOTS = 64;
+const SENDER_LENGTH = 128;
+const SENDER_SLOT = SENDER_LENGTH + 8;
 const MANY_KEYS = ['max'] as const;
 
 // ---- factories ---------------------------------------------------------------------

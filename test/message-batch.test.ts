@@ -9,10 +9,10 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Fifo, type IpcError, MessageBatch, pipe, socketPair, spawn } from '../src/index.js';
+import { type DatagramSocket, Fifo, type IpcError, MessageBatch, bind, pipe, socketPair, spawn } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { native } from '../src/native.js';
 import { MIN_BOUNDED_READ } from '../src/internal/framing.js';
@@ -905,6 +905,168 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
     } finally {
       a.close();
       b.close();
+    }
+  });
+});
+
+describe('datagram socket packed batches: sendBatch / receiveBatch', () => {
+  let unique = 0;
+  const unixAddress = (label: string): string => `unix-dgram:@ipckit-mb-${label}-${process.pid}-${unique++}`;
+  const pairOf = (kind: 'unix-dgram' | 'udp', options?: { maxMessageSize?: number }): [DatagramSocket, DatagramSocket] => kind === 'udp'
+    ? [bind('udp://127.0.0.1:0', options), bind('udp://127.0.0.1:0')]
+    : [bind(unixAddress('r'), options), bind(unixAddress('s'))];
+
+  for (const kind of ['unix-dgram', 'udp'] as const) {
+    it(`${kind}: one datagram per message, empty ones too, each with its sender; what fits the batch's room; 0 while none`, async () => {
+      const [r, s] = pairOf(kind);
+      const other = kind === 'udp' ? bind('udp://127.0.0.1:0') : bind(unixAddress('o'));
+      try {
+        const to = r.localAddress!;
+        assert.equal(s.sendBatchSync(batchOf(['one', '', 'three']), { to }), 3);
+        other.sendSync(Buffer.from('four'), { to });
+        assert.equal(s.trySendBatch(batchOf(['five', 'six']), { to }), 2);
+        const senders: (string | null)[] = ['stale'];
+        const into = new MessageBatch({ bytes: 1024, messages: 4 });
+        assert.equal(r.receiveBatchSync(into, { senders }), 4);
+        assert.deepEqual(texts(into), ['one', '', 'three', 'four']);
+        assert.deepEqual([...into.lengths], [3, 0, 5, 4]);
+        assert.deepEqual(senders, [s.localAddress, s.localAddress, s.localAddress, other.localAddress]);
+        // Room for 9 bytes: 'five' and 'six' fit, in a batch cleared first; no senders asked for.
+        const small = new MessageBatch({ bytes: 9, messages: 8 });
+        assert.equal(r.receiveBatchSync(small), 2);
+        assert.deepEqual(texts(small), ['five', 'six']);
+        assert.equal(r.tryReceiveBatch(small, { senders }), 0);
+        assert.equal(small.count, 0);
+        assert.deepEqual(senders, []);
+        // Async: waits for the first, then takes what is queued.
+        const waiting = r.receiveBatch(into, { senders });
+        assert.ok(await stillPending(waiting, 20));
+        assert.equal(await s.sendBatch(batchOf(['seven', 'eight']), { to }), 2);
+        assert.equal(await waiting, 2);
+        assert.deepEqual(texts(into), ['seven', 'eight']);
+        assert.deepEqual(senders, [s.localAddress, s.localAddress]);
+        await rejectsWith(() => r.receiveBatch(into, { timeout: 10 }), 'ERR_IPC_TIMEOUT');
+        assert.equal(into.count, 0);
+      } finally {
+        for (const sock of [r, s, other]) sock.close();
+      }
+    });
+
+    it(`${kind}: one larger than the batch stays, for receive; one over maxMessageSize after others ends the batch, is discarded, the rest follow`, () => {
+      const [r, s] = pairOf(kind, { maxMessageSize: 16 });
+      try {
+        const to = r.localAddress!;
+        const into = new MessageBatch({ bytes: 12, messages: 8 });
+        s.sendSync(Buffer.from('thirteen byte'), { to });
+        throwsWith(() => r.receiveBatchSync(into), 'ERR_IPC_MESSAGE_TOO_LARGE', /13 bytes, more than the 12 bytes a batch holds; it stays/);
+        assert.equal(r.receiveSync().data.toString(), 'thirteen byte');
+        s.sendManySync(['a', 'b', 'x'.repeat(17), 'c'], { to });
+        assert.equal(r.receiveBatchSync(into), 2);
+        assert.deepEqual(texts(into), ['a', 'b']);
+        throwsWith(() => r.receiveBatchSync(into), 'ERR_IPC_MESSAGE_TOO_LARGE', /A 17-byte datagram from an unbound sender .* more than maxMessageSize 16; it was discarded/);
+        assert.equal(into.count, 0);
+        assert.equal(r.receiveBatchSync(into), 1);
+        assert.deepEqual(texts(into), ['c']);
+      } finally {
+        r.close();
+        s.close();
+      }
+    });
+  }
+
+  it('udp: more datagrams than one native call names the senders of, from two senders interleaved, all in one batch and in order', () => {
+    const r = bind('udp://127.0.0.1:0');
+    const a = bind('udp://127.0.0.1:0');
+    const b = bind('udp://127.0.0.1:0');
+    try {
+      const to = r.localAddress!;
+      for (let i = 0; i < 150; i++) (i % 3 === 2 ? b : a).sendSync(Buffer.from(`d${i}`), { to });
+      const senders: (string | null)[] = [];
+      const into = new MessageBatch({ bytes: 1 << 16, messages: 200 });
+      assert.equal(r.receiveBatchSync(into, { senders }), 150);
+      assert.deepEqual(texts(into), Array.from({ length: 150 }, (_, i) => `d${i}`));
+      assert.deepEqual(senders, Array.from({ length: 150 }, (_, i) => (i % 3 === 2 ? b : a).localAddress));
+    } finally {
+      for (const sock of [r, a, b]) sock.close();
+    }
+  });
+
+  it('unix-dgram: descriptors that came with a batch\'s datagrams are closed; datagrams held after a codec refusal come first, raw', () => {
+    const r = bind(unixAddress('fds'), { codec: refusingCodec() });
+    const s = bind(unixAddress('fds-s'));
+    const before = openFds().length;
+    try {
+      const to = r.localAddress!;
+      const file = openSync('/dev/null', 'r');
+      s.sendSync(Buffer.from('with fds'), { to, fds: [file, file] });
+      closeSync(file);
+      s.sendManySync(['bad one', 'held', 'queued'], { to });
+      const into = new MessageBatch({ bytes: 1024, messages: 8 });
+      const senders: (string | null)[] = [];
+      // receiveMany decodes 'with fds', stops at the refusal, and holds what it took after it.
+      const first = r.receiveManySync({ max: 3 });
+      assert.deepEqual(first.map((m) => m.data), ['with fds']);
+      for (const fd of first[0]!.fds) closeSync(fd);
+      throwsWith(() => r.receiveSync(), 'ERR_IPC_CODEC', /refused bad one/);
+      assert.equal(r.receiveBatchSync(into, { senders }), 2);
+      assert.deepEqual(texts(into), ['held', 'queued']);
+      assert.deepEqual(senders, [s.localAddress, s.localAddress]);
+      s.sendSync(Buffer.from('more fds'), { to, fds: [0, 1, 2] });
+      assert.equal(r.receiveBatchSync(into), 1);
+      assert.deepEqual(texts(into), ['more fds']);
+      assert.equal(openFds().length, before);
+    } finally {
+      r.close();
+      s.close();
+    }
+  });
+
+  it('unix-dgram: sendBatch waits for room in the receiver\'s queue; a timeout part-way says exactly how many went; the receiver gets exactly those', async () => {
+    const r = bind(unixAddress('full'), { maxMessageSize: 64 });
+    const s = bind(unixAddress('full-s'));
+    try {
+      const to = r.localAddress!;
+      const fit = s.trySendBatch(batchOf(words(3000)), { to });
+      assert.ok(fit > 0 && fit < 3000, `the receiver's queue takes some of 3000, not ${fit}`);
+      assert.equal(s.trySendBatch(batchOf(['x']), { to }), 0);
+      const waiting = s.sendBatch(batchOf(words(3, fit)), { to });
+      assert.ok(await stillPending(waiting, 30));
+      const into = new MessageBatch({ bytes: 1 << 16, messages: 5 });
+      assert.equal(r.receiveBatchSync(into), 5);
+      assert.equal(await waiting, 3);
+      const all = texts(into);
+      const rest = new MessageBatch({ bytes: 1 << 16, messages: 4096 });
+      for (let n = r.tryReceiveBatch(rest); n > 0; n = r.tryReceiveBatch(rest)) all.push(...texts(rest));
+      assert.deepEqual(all, words(fit + 3));
+      const again = s.trySendBatch(batchOf(words(3000)), { to });
+      assert.equal(r.receiveBatchSync(new MessageBatch({ bytes: 1024, messages: 2 })), 2);
+      assert.equal(s.sendBatchSync(batchOf(words(10, 5000)), { to, timeout: 30 }), 2);
+      let total = 0;
+      for (let n = r.tryReceiveBatch(rest); n > 0; n = r.tryReceiveBatch(rest)) {
+        total += n;
+        if (total === again) assert.deepEqual(texts(rest).slice(-2), words(2, 5000));
+      }
+      assert.equal(total, again);
+    } finally {
+      r.close();
+      s.close();
+    }
+  });
+
+  it('refuses a bad batch, senders that are not an array, unknown options and a missing destination, before any system call', async () => {
+    const r = bind('udp://127.0.0.1:0');
+    try {
+      const to = r.localAddress!;
+      const batch = new MessageBatch({ bytes: 16 });
+      throwsWith(() => r.receiveBatchSync(batch, { senders: 'x' as never }), 'ERR_IPC_INVALID_ARGUMENT', /senders/);
+      throwsWith(() => r.tryReceiveBatch(batch, { from: [] } as never), 'ERR_IPC_INVALID_ARGUMENT', /from/);
+      await rejectsWith(() => r.receiveBatch({} as never), 'ERR_IPC_INVALID_ARGUMENT', /MessageBatch/);
+      throwsWith(() => r.sendBatchSync(batch, {} as never), 'ERR_IPC_INVALID_ARGUMENT', /to/);
+      throwsWith(() => r.trySendBatch([Buffer.from('x')] as never, { to }), 'ERR_IPC_INVALID_ARGUMENT', /MessageBatch/);
+      await rejectsWith(() => r.sendBatch(batch, { to: 'unix-dgram:@x' }), 'ERR_IPC_INVALID_ADDRESS');
+      assert.equal(r.tryReceiveBatch(batch), 0);
+    } finally {
+      r.close();
     }
   });
 });
