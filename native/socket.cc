@@ -801,13 +801,14 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     while (n < 0 && errno == EINTR);
     return n < 0 ? -errno : static_cast<int>(n > INT_MAX ? INT_MAX : n);
   };
-  // A peer that closes with messages of ours unread leaves ECONNRESET, which the next receive reports (and clears)
-  // before the messages it sent that are still queued: taken once, it is looked past.
+  // A seqpacket peer that closes with messages of ours unread leaves ECONNRESET, which the next receive reports (and
+  // clears) before the messages it sent that are still queued: taken once, it is looked past. (On a datagram socket
+  // it says that a peer dropped datagrams sent to it: reported, as by a single receive.)
   bool reset = false;
   // A peek or receive failed with -errno `r`: true to try again (past a first ECONNRESET); false to stop, with why
   // and detail said unless nothing is queued now.
   auto failed = [&](int r) {
-    if (r == -ECONNRESET && !reset) return reset = true;
+    if (r == -ECONNRESET && !reset && !datagrams) return reset = true;
     if (r != -EAGAIN) {
       why = kPacketFailed;
       detail = -r;
@@ -832,8 +833,9 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
         detail = next;
         break;
       }
-      // One over the maximum is taken into no room at all, and discarded.
-      length = next <= max ? static_cast<size_t>(next) : 0;
+      // One over the maximum is taken into no room at all, and discarded. One that fits is given all the room
+      // left: if another reader took the one peeked, the next is cut only when the room cannot hold it.
+      length = next <= max ? room : 0;
     }
     int fds = 0;
     bool cut = false;
@@ -842,7 +844,8 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
       if (failed(n)) continue;
       break;
     }
-    counted -= n;
+    // (A datagram socket's count was of that datagram only: the next one is measured again.)
+    counted = datagrams ? 0 : counted - n;
     if (cut) {
       why = kPacketCut;
       break;

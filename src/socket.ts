@@ -2656,7 +2656,11 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   #sendListOp(list: GatherList, toText: unknown, tryForm: boolean, to = this.#destination(toText)): Operation<number> {
     const total = gatherCount(list);
     const next = new Uint32Array(1);
-    const batch = batchSend(total, this.writeLane, tryForm, (r) => this.#sendError(r, next[0]! < total ? gatherView(list, next[0]!).length : 0, toText), next);
+    const batch = batchSend(total, this.writeLane, tryForm, (r) => {
+      // A packed batch's lengths or buffer changed while the call waited (sendMmsg found them out of range).
+      if (r === E.EINVAL && !Array.isArray(list)) return batchChanged(this.address);
+      return this.#sendError(r, r === E.EMSGSIZE && next[0]! < total ? gatherView(list, next[0]!).length : 0, toText);
+    }, next);
     const op = this.#sendStep(toText as string, to, (spin, timeout) => batch.outcome(batch.left() ? sendMmsgList(this.rawFd, list, to, batch.next, batch.spin(timeout, spin), timeout) : 0));
     op.partial = batch.partial;
     return op;
@@ -2851,15 +2855,13 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     return { data: decodeClosing(this.#codec, raw.bytes, raw.from ?? this.address, raw.fds), from: raw.from, fds: raw.fds };
   }
 
-  /**
-   * Held datagrams first (alone), else the first (which may wait) and every
-   * one queued after it, up to `max`: by recvmmsg into fixed slots, or, for
-   * a Unix socket with a maxMessageSize over {@link MMSG_SLOT}, one by one.
-   * A failure after the first ends the batch and is held for the next call.
-   */
   /** Datagrams into `batch`, after clearing it, their senders into `senders` if given; see {@link receiveBatch}. */
   #receiveBatchOp(batch: MessageBatch, senders: unknown): Operation<number> {
-    if (senders !== undefined && !Array.isArray(senders)) throw invalidArgument('senders', senders, 'an array, which gets each datagram\'s sender');
+    // (Refused before any datagram is taken: one taken could not be put back if the array then refused it.)
+    if (senders !== undefined && (!Array.isArray(senders) || !Object.isExtensible(senders) ||
+      Object.getOwnPropertyDescriptor(senders, 'length')?.writable !== true)) {
+      throw invalidArgument('senders', senders, 'an array that can grow, which gets each datagram\'s sender');
+    }
     const from = senders as (string | null)[] | undefined;
     return this.stepOf(C.POLLIN, (spin) => {
       // (A batch transferred while its call waited has no room, and would wait for ever.)
@@ -2895,7 +2897,12 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
    */
   #datagramsIntoBatch(batch: MessageBatch, from: (string | null)[] | undefined, spin: number): void {
     const io = this.#packetIo;
-    const area = from === undefined ? undefined : this.#senderArea ??= Buffer.alloc(SENDER_SLOTS * SENDER_SLOT);
+    // (Always given: the sender of a datagram that fails the batch is named in its error.)
+    const area = this.#senderArea ??= Buffer.alloc(SENDER_SLOTS * SENDER_SLOT);
+    const senderAt = (i: number): string | null => {
+      const length = area.readUInt32LE(i * SENDER_SLOT + SENDER_LENGTH);
+      return length > 0 ? this.#senderOf(area.subarray(i * SENDER_SLOT, i * SENDER_SLOT + length)) : null;
+    };
     for (;;) {
       io[0] = batch.count;
       io[1] = batch.size;
@@ -2903,30 +2910,25 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
       const placed = native.recvPackets(this.rawFd, batch.data, batch.lengths, io, batch.count > 0 ? 0 : spin, area);
       if (placed < 0) throw batchGone(this.address);
       batch.place(io[0]!, io[1]!);
-      if (area !== undefined) {
-        for (let i = 0, at = 0; i < placed; i++, at += SENDER_SLOT) {
-          const length = area.readUInt32LE(at + SENDER_LENGTH);
-          from!.push(length > 0 ? this.#senderOf(area.subarray(at, at + length)) : null);
-        }
-      }
+      if (from !== undefined) for (let i = 0; i < placed; i++) from.push(senderAt(i));
       const detail = io[4]!;
       let failure: IpcError;
       switch (io[3]) {
         case PACKET_STOP.done:
           // (Stopped where the senders' slots ran out: there may be more.)
-          if (area !== undefined && placed === SENDER_SLOTS && batch.count < batch.lengths.length) continue;
+          if (placed === SENDER_SLOTS && batch.count < batch.lengths.length) continue;
           return;
         case PACKET_STOP.noRoom:
           if (batch.count === 0) throw batchTooSmall(this.address, detail, batch);
           return;
         case PACKET_STOP.tooLarge:
-          failure = this.#oversize(detail, null, []);
+          failure = this.#oversize(detail, senderAt(placed), []);
           break;
         case PACKET_STOP.cut:
           failure = truncatedError(this.address);
           break;
         case PACKET_STOP.lost:
-          failure = this.#cut(detail, null, []);
+          failure = this.#cut(detail, senderAt(placed), []);
           break;
         default:
           failure = systemError(-detail, 'receive', this.address);
@@ -2939,9 +2941,15 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
 
   /** io of native recvPackets: [count, size, maxMessageSize, why, detail, 1 (datagrams)]. */
   readonly #packetIo = new Float64Array([0, 0, 0, 0, 0, 1]);
-  /** Where recvPackets writes the senders of a batch, when they are asked for. */
+  /** Where recvPackets writes the senders of a batch's datagrams. */
   #senderArea: Buffer | undefined;
 
+  /**
+   * Held datagrams first (alone), else the first (which may wait) and every
+   * one queued after it, up to `max`: by recvmmsg into fixed slots, or, for
+   * a Unix socket with a maxMessageSize over {@link MMSG_SLOT}, one by one.
+   * A failure after the first ends the batch and is held for the next call.
+   */
   #receiveManyOp(max: unknown): Operation<Datagram<T>[]> {
     const limit = checkMax(max);
     return this.stepOf(C.POLLIN, (spin) => {

@@ -8,11 +8,13 @@
  * sockets, where descriptors that came with a batch's messages are closed.
  */
 import { after, describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type DatagramSocket, Fifo, type IpcError, MessageBatch, bind, pipe, socketPair, spawn } from '../src/index.js';
+import { DatagramSocket, Fifo, type IpcError, MessageBatch, bind, pipe, socketPair, spawn } from '../src/index.js';
 import { refusingCodec, rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { native } from '../src/native.js';
 import { MIN_BOUNDED_READ } from '../src/internal/framing.js';
@@ -22,6 +24,7 @@ import { closed, killAllPeers, trackChild } from './helpers/peer.js';
 import { assertNothingLeft, fdSnapshot } from './helpers/leaks.js';
 
 after(() => killAllPeers());
+const INDEX = fileURLToPath(new URL('../src/index.js', import.meta.url));
 
 /** The descriptors open before any test: the file must leave no other behind. */
 const fdBaseline = fdSnapshot();
@@ -911,6 +914,32 @@ describe('socket packed batches: sendBatch / receiveBatch', () => {
 
 describe('datagram socket packed batches: sendBatch / receiveBatch', () => {
   let unique = 0;
+  let shimDir: string | undefined;
+  let shimBuilt: string | undefined | null = null;
+  after(() => {
+    if (shimDir !== undefined) rmSync(shimDir, { recursive: true, force: true });
+  });
+  /** test/helpers/steal-fionread.c built as a shared object, once; undefined when no C compiler works here. */
+  const stealShim = (): string | undefined => {
+    if (shimBuilt !== null) return shimBuilt;
+    shimDir = mkdtempSync(path.join(tmpdir(), 'ipckit-steal-'));
+    const source = new URL('../../test/helpers/steal-fionread.c', import.meta.url).pathname;
+    const built = path.join(shimDir, 'steal.so');
+    shimBuilt = undefined;
+    for (const cc of [['cc'], ['g++', '-x', 'c']]) {
+      if (spawnSync(cc[0]!, [...cc.slice(1), '-O2', '-shared', '-fPIC', '-o', built, source, '-ldl']).status === 0) {
+        shimBuilt = built;
+        break;
+      }
+    }
+    return shimBuilt;
+  };
+  /** Two Unix datagram sockets connected to each other (socketpair). */
+  const connectedDatagrams = (): [DatagramSocket, DatagramSocket] => {
+    const fds = native.socketPair(native.socketConstants.SOCK_DGRAM);
+    assert.ok(Array.isArray(fds), `socketpair: ${String(fds)}`);
+    return [DatagramSocket.fromFd(fds[0]), DatagramSocket.fromFd(fds[1])];
+  };
   const unixAddress = (label: string): string => `unix-dgram:@ipckit-mb-${label}-${process.pid}-${unique++}`;
   const pairOf = (kind: 'unix-dgram' | 'udp', options?: { maxMessageSize?: number }): [DatagramSocket, DatagramSocket] => kind === 'udp'
     ? [bind('udp://127.0.0.1:0', options), bind('udp://127.0.0.1:0')]
@@ -963,7 +992,7 @@ describe('datagram socket packed batches: sendBatch / receiveBatch', () => {
         s.sendManySync(['a', 'b', 'x'.repeat(17), 'c'], { to });
         assert.equal(r.receiveBatchSync(into), 2);
         assert.deepEqual(texts(into), ['a', 'b']);
-        throwsWith(() => r.receiveBatchSync(into), 'ERR_IPC_MESSAGE_TOO_LARGE', /A 17-byte datagram from an unbound sender .* more than maxMessageSize 16; it was discarded/);
+        throwsWith(() => r.receiveBatchSync(into), 'ERR_IPC_MESSAGE_TOO_LARGE', new RegExp(`A 17-byte datagram from ${s.localAddress!.replace(/[.]/g, '\\.')} arrived .* more than maxMessageSize 16; it was discarded`));
         assert.equal(into.count, 0);
         assert.equal(r.receiveBatchSync(into), 1);
         assert.deepEqual(texts(into), ['c']);
@@ -1047,6 +1076,89 @@ describe('datagram socket packed batches: sendBatch / receiveBatch', () => {
         if (total === again) assert.deepEqual(texts(rest).slice(-2), words(2, 5000));
       }
       assert.equal(total, again);
+    } finally {
+      r.close();
+      s.close();
+    }
+  });
+
+  it('unix-dgram: a datagram another reader takes between its measure and its receive cuts none that fits: each is measured again', (t) => {
+    const shim = stealShim();
+    if (shim === undefined) {
+      t.skip('no C compiler here to build the LD_PRELOAD stand-in for another reader');
+      return;
+    }
+    const script = [
+      `import { bind, MessageBatch } from ${JSON.stringify(INDEX)};`,
+      `const r = bind('unix-dgram:@ipckit-mb-steal-' + process.pid, { maxMessageSize: 1000 });`,
+      `const s = bind('unix-dgram:@ipckit-mb-steal-s-' + process.pid);`,
+      `for (const [n, c] of [[100, 'a'], [30, 'b'], [120, 'c'], [5, 'd']]) s.sendSync(Buffer.alloc(n, c), { to: r.localAddress });`,
+      `const batch = new MessageBatch({ bytes: 130, messages: 8 });`,
+      `const seen = [];`,
+      // The other reader takes 'a' (100 bytes) just after the first call measured it.
+      `process.env.IPCKIT_STEAL_NEXT = '1';`,
+      `for (let i = 0; i < 2; i++) {`,
+      `  try { r.tryReceiveBatch(batch); seen.push([...batch].map((m) => m.length + String.fromCharCode(m[0]))); } catch (e) { seen.push(e.code); }`,
+      `}`,
+      `seen.push(process.env.IPCKIT_STEAL_NEXT ?? 'taken');`,
+      `console.log(JSON.stringify(seen));`,
+      `r.close(); s.close();`,
+    ].join('\n');
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, LD_PRELOAD: shim }, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(run.status, 0, run.stderr);
+    // 'c' (120 bytes) has no room after 'b' and waits for the next call, whole.
+    assert.deepEqual(JSON.parse(run.stdout), [['30b'], ['120c', '5d'], 'taken']);
+  });
+
+  it('unix-dgram: receiveBatch reports a peer that dropped what was sent to it (ECONNRESET), as receive and receiveMany do', () => {
+    for (const form of ['receive', 'receiveMany', 'receiveBatch'] as const) {
+      const [a, b] = connectedDatagrams();
+      try {
+        const send = (from: DatagramSocket, text: string): void => assert.equal(native.sendMsg(from.fd, Buffer.from(text), 0, text.length, null, null, 0), text.length);
+        send(b, 'm1');
+        send(a, 'unread by b');
+        // b disconnects: what a sent it is dropped, and a's next receive says so.
+        assert.equal(native.connect(b.fd, Buffer.from([0, 0])), 0);
+        const take = (): string[] => {
+          if (form === 'receive') return [a.receiveSync().data.toString()];
+          if (form === 'receiveMany') return a.receiveManySync().map((d) => d.data.toString());
+          const into = new MessageBatch({ bytes: 64, messages: 4 });
+          a.receiveBatchSync(into);
+          return texts(into);
+        };
+        throwsWith(take, 'ECONNRESET');
+        assert.deepEqual(take(), ['m1']);
+      } finally {
+        a.close();
+        b.close();
+      }
+    }
+  });
+
+  it('refuses senders that cannot grow before taking any datagram; a batch changed while its send waits fails with ERR_IPC_INVALID_ARGUMENT', async () => {
+    const r = bind(unixAddress('sealed'), { maxMessageSize: 64 });
+    const s = bind(unixAddress('sealed-s'));
+    try {
+      const to = r.localAddress!;
+      s.sendManySync(['one', 'two'], { to });
+      const into = new MessageBatch({ bytes: 1024, messages: 8 });
+      const fixedLength: (string | null)[] = [];
+      Object.defineProperty(fixedLength, 'length', { writable: false });
+      for (const senders of [Object.freeze([]), Object.seal([]), Object.preventExtensions([]), fixedLength, { length: 0 }]) {
+        throwsWith(() => r.receiveBatchSync(into, { senders: senders as (string | null)[] }), 'ERR_IPC_INVALID_ARGUMENT', /senders must be an array that can grow/);
+        await rejectsWith(() => r.receiveBatch(into, { senders: senders as (string | null)[] }), 'ERR_IPC_INVALID_ARGUMENT', /senders/);
+      }
+      assert.equal(r.receiveBatchSync(into), 2);
+      assert.deepEqual(texts(into), ['one', 'two']);
+      // The receiver's queue full, a sendBatch waits; its batch's buffer is transferred meanwhile.
+      const fit = s.trySendBatch(batchOf(words(3000)), { to });
+      assert.ok(fit > 0 && fit < 3000);
+      const batch = batchOf(['x', 'y']);
+      const waiting = s.sendBatch(batch, { to });
+      assert.ok(await stillPending(waiting, 20));
+      structuredClone(batch.data.buffer, { transfer: [batch.data.buffer as ArrayBuffer] });
+      for (let n = r.tryReceiveBatch(into); n > 0; n = r.tryReceiveBatch(into));
+      await rejectsWith(() => waiting, 'ERR_IPC_INVALID_ARGUMENT', /changed while the call waited/);
     } finally {
       r.close();
       s.close();
