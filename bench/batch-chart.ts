@@ -48,6 +48,8 @@ const BARS: [string, string, string][] = [
   ['socket', 'ipckit unix seqpacket 256 B sync packed', 'seqpacket 256 B, sync MessageBatch'],
   ['socket', 'ipckit unix dgram 256 B sync', 'Unix datagram 256 B, sync'],
   ['socket', 'ipckit unix dgram 256 B sync batch', 'Unix datagram 256 B, sync batch'],
+  ['socket', 'ipckit unix dgram 256 B sync packed', 'Unix datagram 256 B, sync MessageBatch'],
+  ['socket', 'ipckit unix dgram 256 B async packed', 'Unix datagram 256 B, async MessageBatch'],
   ['channel', 'ipckit channel 256 B sync', 'channel 256 B, sync'],
   ['channel', 'ipckit channel 256 B sync batch', 'channel 256 B, sync batch'],
   ['channel', 'ipckit channel 256 B async batch', 'channel 256 B, async batch'],
