@@ -31,7 +31,7 @@ import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
   decodeBatch, encodeBatch, gatherBytes, gatherCount, gatherOperation, gatherView, ITERATION_BATCH, batchedIteration, packed, sendMmsgList, spread, writevList,
 } from './internal/batch.js';
-import { type MessageBatch, batchGone, batchTooSmall, checkBatchIntact, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
+import { type MessageBatch, batchFromHeld, batchGone, batchTooSmall, checkBatchIntact, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
 import { Handle, OwnedFd } from './internal/handle.js';
 import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, Pending, ReadinessLane, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
@@ -1609,15 +1609,9 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
 
   /** Held messages into `batch` as far as they fit, up to a held failure (thrown if it comes first): whether all went. */
   #batchFromHeld(batch: MessageBatch): boolean {
-    while (this.#held.size > 0) {
-      const m = this.#held.take()!;
-      const fits = !(m instanceof IpcError) && this.#intoBatch(batch, m);
-      if (fits) continue;
-      this.#held.putBack([m]);
-      if (batch.count > 0) return false;
-      throw m instanceof IpcError ? this.#held.take() : batchTooSmall(this.address, m.data.length, batch);
-    }
-    return true;
+    return batchFromHeld(this.#held, batch, this.address, (m) => m.data, (m) => {
+      for (const fd of m.fds) native.close(fd);
+    });
   }
 
   /**
@@ -2875,18 +2869,10 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
 
   /** Held datagrams into `batch` as far as they fit, up to a held failure (thrown if it comes first): whether all went. */
   #batchFromHeld(batch: MessageBatch, from: (string | null)[] | undefined): boolean {
-    while (this.#held.size > 0) {
-      const d = this.#held.take()!;
-      if (!(d instanceof IpcError) && pushIfRoom(batch, d.bytes)) {
-        for (const fd of d.fds) native.close(fd);
-        from?.push(d.from);
-        continue;
-      }
-      this.#held.putBack([d]);
-      if (batch.count > 0) return false;
-      throw d instanceof IpcError ? this.#held.take() : batchTooSmall(this.address, d.bytes.length, batch);
-    }
-    return true;
+    return batchFromHeld(this.#held, batch, this.address, (d) => d.bytes, (d) => {
+      for (const fd of d.fds) native.close(fd);
+      from?.push(d.from);
+    });
   }
 
   /**

@@ -9,6 +9,7 @@
  */
 import { IpcError } from '../errors.js';
 import { native } from '../native.js';
+import { type Held } from './batch.js';
 import { type ReadAhead } from './framing.js';
 import { checkOptions, invalidArgument, optionalInteger, toBytes } from './validate.js';
 
@@ -226,6 +227,28 @@ export function batchTooSmall(address: string, length: number, batch: MessageBat
 /** Appends `bytes` to `batch` if they fit (however large): whether they went. */
 export function pushIfRoom(batch: MessageBatch, bytes: Uint8Array): boolean {
   return bytes.length <= batch.data.length - batch.size && batch.push(bytes);
+}
+
+/**
+ * Messages a receiver holds into `batch`, oldest first, as far as they fit
+ * (`bytesOf` gives a message's bytes; `placed` runs for each one that went,
+ * to close its descriptors, note its sender), up to a held failure:
+ * whether all went. A held failure, or a message larger than the whole
+ * batch (it stays held), is thrown when it comes first.
+ */
+export function batchFromHeld<M>(held: Held<M | IpcError>, batch: MessageBatch, address: string, bytesOf: (message: M) => Uint8Array,
+  placed: (message: M) => void): boolean {
+  while (held.size > 0) {
+    const m = held.take()!;
+    if (!(m instanceof IpcError) && pushIfRoom(batch, bytesOf(m))) {
+      placed(m);
+      continue;
+    }
+    held.putBack([m]);
+    if (batch.count > 0) return false;
+    throw m instanceof IpcError ? held.take() : batchTooSmall(address, bytesOf(m).length, batch);
+  }
+  return true;
 }
 
 /**
