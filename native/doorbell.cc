@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "common.h"
+#include "v8-bridge.h"
 
 namespace ipckit {
 namespace {
@@ -141,30 +142,32 @@ Napi::Value BellRinger(const Napi::CallbackInfo& info) {
 // with the buffer mostly free is the bell's own queue being full: it is
 // ringing already. Rings are sent under the lock, so the socket is never
 // closed under a sender.
-Napi::Value BellRing(const Napi::CallbackInfo& info) {
-  int32_t* slot = Words(info);
+void BellRing(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  int32_t* slot = args.Word(0, 1);
+  if (!args.ok()) return;
   uint32_t hi = static_cast<uint32_t>(__atomic_load_n(slot, __ATOMIC_SEQ_CST));
   uint32_t lo = static_cast<uint32_t>(__atomic_load_n(slot + 1, __ATOMIC_SEQ_CST));
-  if ((hi | lo) == 0) return Napi::Number::New(info.Env(), 0);
+  if ((hi | lo) == 0) return args.Return(0);
   sockaddr_un addr;
   socklen_t len = BellAddress(hi, lo, &addr);
   const char ring = 1;
   std::lock_guard<std::mutex> hold(ringer_lock);
   for (int attempt = 0;; attempt++) {
-    if (ringer_fd < 0) return Errno(info.Env(), EBADF);
+    if (ringer_fd < 0) return args.Return(-EBADF);
     if (sendto(ringer_fd, &ring, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len) >= 0) {
-      return Napi::Number::New(info.Env(), 0);
+      return args.Return(0);
     }
-    if (errno != EAGAIN) return Errno(info.Env(), errno);
+    if (errno != EAGAIN) return args.Return(-errno);
     int queued = 0;
     int limit = 0;
     socklen_t size = sizeof limit;
     if (attempt > 0 || ioctl(ringer_fd, SIOCOUTQ, &queued) < 0 ||
         getsockopt(ringer_fd, SOL_SOCKET, SO_SNDBUF, &limit, &size) < 0 || queued < limit / 2) {
-      return Napi::Number::New(info.Env(), 0);
+      return args.Return(0);
     }
     int fresh = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fresh < 0) return Errno(info.Env(), errno);
+    if (fresh < 0) return args.Return(-errno);
     close(ringer_fd);
     ringer_fd = fresh;
   }
@@ -173,19 +176,23 @@ Napi::Value BellRing(const Napi::CallbackInfo& info) {
 // bellDrain(fd) -> 1 if a ring was read, 0 if none was there, or -errno.
 // One read: a bell is rung once per arming, so one ring is what waits; a
 // second one (a stray datagram) only makes the waiter look once more.
-Napi::Value BellDrain(const Napi::CallbackInfo& info) {
+void BellDrain(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  int fd = args.Int(0);
+  if (!args.ok()) return;
   char buf[16];
   for (;;) {
-    if (recv(ArgInt(info, 0), buf, sizeof buf, MSG_DONTWAIT) >= 0) return Napi::Number::New(info.Env(), 1);
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(info.Env(), 0);
-    if (errno != EINTR) return Errno(info.Env(), errno);
+    if (recv(fd, buf, sizeof buf, MSG_DONTWAIT) >= 0) return args.Return(1);
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return args.Return(0);
+    if (errno != EINTR) return args.Return(-errno);
   }
 }
 
 }  // namespace
 
 void InitDoorbell(Napi::Env env, Napi::Object exports) {
-  ExportAll(env, exports, {{"bellOpen", BellOpen}, {"bellRing", BellRing}, {"bellDrain", BellDrain}, {"bellRinger", BellRinger}});
+  ExportAll(env, exports, {{"bellOpen", BellOpen}, {"bellRinger", BellRinger}});
+  ExportDirect(exports, {{"bellRing", BellRing}, {"bellDrain", BellDrain}});
 }
 
 }  // namespace ipckit

@@ -27,6 +27,7 @@
 #include "common.h"
 #include "spin.h"
 #include "sys.h"
+#include "v8-bridge.h"
 #include "wake.h"
 
 namespace ipckit {
@@ -134,23 +135,31 @@ int WriteOnce(int fd, const uint8_t* data, size_t length) {
 // The shared body of readFd/writeFd: args (fd, buffer, offset, length,
 // spinUs). One attempt, repeated on EAGAIN for up to spinUs.
 template <typename F>
-Napi::Value Transfer(const Napi::CallbackInfo& info, const F& once) {
-  int fd = ArgInt(info, 0);
-  Bytes range;
-  if (!ArgRange(info, 1, &range)) return Errno(info.Env(), ERANGE);
-  size_t length = range.length > INT_MAX ? INT_MAX : range.length;
-  int r = Spin(ArgDouble(info, 4), EAGAIN, [&] { return once(fd, range.data, length); });
-  return Napi::Number::New(info.Env(), r);
+void Transfer(const v8::FunctionCallbackInfo<v8::Value>& info, const F& once) {
+  DirectArgs args(info);
+  int fd = args.Int(0);
+  Bytes b = args.Bytes(1);
+  int64_t offset = args.Int64(2);
+  int64_t length = args.Int64(3);
+  double spin_us = args.Number(4);
+  if (!args.ok()) return;
+  if (offset < 0 || length < 0 || static_cast<uint64_t>(offset) > b.length ||
+      static_cast<uint64_t>(length) > b.length - static_cast<uint64_t>(offset)) {
+    return args.Return(-ERANGE);
+  }
+  uint8_t* data = b.data + offset;
+  size_t count = length > INT_MAX ? INT_MAX : static_cast<size_t>(length);
+  args.Return(Spin(spin_us, EAGAIN, [&] { return once(fd, data, count); }));
 }
 
 // readFd(fd, buffer, offset, length, spinUs) -> bytes read (0 = end), or -errno
-Napi::Value ReadFd(const Napi::CallbackInfo& info) {
-  return Transfer(info, ReadOnce);
+void ReadFd(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  Transfer(info, ReadOnce);
 }
 
 // writeFd(fd, buffer, offset, length, spinUs) -> bytes written, or -errno
-Napi::Value WriteFd(const Napi::CallbackInfo& info) {
-  return Transfer(info, WriteOnce);
+void WriteFd(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  Transfer(info, WriteOnce);
 }
 
 // How a gathered write treats its list (the `mode` argument of writevFd).
@@ -423,10 +432,11 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {
       {"holdFd", HoldFd}, {"releaseFd", ReleaseFd},
       {"close", Close}, {"strerror", StrError}, {"getFlags", GetFlags}, {"getFdFlags", GetFdFlags},
-      {"setNonBlocking", SetNonBlocking}, {"readFd", ReadFd}, {"writeFd", WriteFd}, {"pollFd", PollFd},
+      {"setNonBlocking", SetNonBlocking}, {"pollFd", PollFd},
       {"writevFd", WritevFd}, {"readvFd", ReadvFd}, {"unframe", Unframe},
       {"openPath", OpenPath}
   });
+  ExportDirect(exports, {{"readFd", ReadFd}, {"writeFd", WriteFd}});
 
   // Every flag constant TypeScript uses, in one place.
   Napi::Object c = Napi::Object::New(env);

@@ -99,22 +99,24 @@ int32_t* WordArg(const Napi::CallbackInfo& info) {
 // words[index] differs from `expected` (or a wake came), -EAGAIN if it
 // still holds it after timeoutMs (0: only spin; < 0: no limit). Spinning
 // watches the word without system calls, then yields the CPU between looks.
-Napi::Value FutexWaitJs(const Napi::CallbackInfo& info) {
-  int32_t* addr = WordArg(info);
-  int32_t expected = ArgInt(info, 2);
-  double timeout_ms = ArgDouble(info, 3);
-  double spin_us = ArgDouble(info, 4);
+void FutexWaitJs(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  int32_t* addr = args.Word(0, 1);
+  int32_t expected = args.Int(2);
+  double timeout_ms = args.Number(3);
+  double spin_us = args.Number(4);
+  if (!args.ok()) return;
   auto changed = [&] { return Load(addr) != expected ? 0 : -EAGAIN; };
   if (spin_us > 0) {
     for (int i = 0; i < kPauseSpins; i++) {
-      if (changed() == 0) return Napi::Number::New(info.Env(), 0);
+      if (changed() == 0) return args.Return(0);
       CpuRelax();
     }
   }
   int r = Spin(SpinBudget(timeout_ms, spin_us), EAGAIN, changed);
-  if (r == 0 || timeout_ms == 0) return Napi::Number::New(info.Env(), r);
+  if (r == 0 || timeout_ms == 0) return args.Return(r);
   r = FutexWait(addr, expected, timeout_ms < 0 ? -1 : static_cast<int64_t>(timeout_ms * 1e6));
-  return Napi::Number::New(info.Env(), r == -ETIMEDOUT ? -EAGAIN : r == -EINTR ? 0 : r);
+  args.Return(r == -ETIMEDOUT ? -EAGAIN : r == -EINTR ? 0 : r);
 }
 
 // A futex wait on a waiter thread: until the word differs from `expected`
@@ -152,8 +154,11 @@ Napi::Value FutexWaitAsync(const Napi::CallbackInfo& info) {
 }
 
 // futexWake(words, index, count) -> woken
-Napi::Value FutexWakeJs(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), FutexWake(WordArg(info), ArgInt(info, 2)));
+void FutexWakeJs(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  int32_t* addr = args.Word(0, 1);
+  int count = args.Int(2);
+  if (args.ok()) args.Return(FutexWake(addr, count));
 }
 
 // threadAlive(tid, start) -> whether that thread (tid and start time) exists
@@ -170,9 +175,10 @@ Napi::Value GetTid(const Napi::CallbackInfo& info) {
 
 void InitLock(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {
-      {"futexWait", FutexWaitJs}, {"futexWaitAsync", FutexWaitAsync}, {"futexWake", FutexWakeJs},
+      {"futexWaitAsync", FutexWaitAsync},
       {"threadAlive", ThreadAliveJs}, {"gettid", GetTid}
   });
+  ExportDirect(exports, {{"futexWait", FutexWaitJs}, {"futexWake", FutexWakeJs}});
 }
 
 }  // namespace ipckit

@@ -115,35 +115,43 @@ static int MqAttempt(int fd, short events, double timeout_ms, const B& spin_us, 
 }
 
 // mqSend(fd, bytes, priority, timeoutMs, spinUs) -> 0, or -EAGAIN while full
-static Napi::Value MqSend(const Napi::CallbackInfo& info) {
-  int fd = ArgInt(info, 0);
-  Bytes b = ArgBytes(info, 1);
-  unsigned prio = info[2].As<Napi::Number>().Uint32Value();
+static void MqSend(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  int fd = args.Int(0);
+  Bytes b = args.Bytes(1);
+  unsigned prio = static_cast<unsigned>(args.Int(2));
+  double timeout_ms = args.Number(3);
+  double spin_us = args.Number(4);
+  if (!args.ok()) return;
   const char* data = reinterpret_cast<const char*>(b.data);
-  int r = MqAttempt(fd, POLLOUT, ArgDouble(info, 3), ArgDouble(info, 4), [&](const timespec* deadline) {
+  args.Return(MqAttempt(fd, POLLOUT, timeout_ms, spin_us, [&](const timespec* deadline) {
     int n = SysMqTimedSend(fd, data, b.length, prio, deadline);
     return n < 0 ? -errno : 0;
-  });
-  return Napi::Number::New(info.Env(), r);
+  }));
 }
 
 // mqReceive(fd, buffer, offset, timeoutMs, spinUs) -> priority * 2^32 +
 // length, or -EAGAIN while empty. Receives into buffer[offset..]. (The
 // priority, below MQ_PRIO_MAX, rides in the result: an out array would cost
 // a typed-array argument a call.)
-static Napi::Value MqReceive(const Napi::CallbackInfo& info) {
-  int fd = ArgInt(info, 0);
-  Bytes b = ArgBytes(info, 1);
-  size_t offset = static_cast<size_t>(ArgInt64(info, 2));
-  if (offset > b.length) return Errno(info.Env(), ERANGE);
+static void MqReceive(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  int fd = args.Int(0);
+  Bytes b = args.Bytes(1);
+  int64_t offset = args.Int64(2);
+  double timeout_ms = args.Number(3);
+  double spin_us = args.Number(4);
+  if (!args.ok()) return;
+  if (offset < 0 || static_cast<uint64_t>(offset) > b.length) return args.Return(-ERANGE);
   char* data = reinterpret_cast<char*>(b.data) + offset;
-  size_t capacity = b.length - offset;
+  size_t capacity = b.length - static_cast<size_t>(offset);
   unsigned prio = 0;
-  int r = MqAttempt(fd, POLLIN, ArgDouble(info, 3), ArgDouble(info, 4), [&](const timespec* deadline) {
+  int r = MqAttempt(fd, POLLIN, timeout_ms, spin_us, [&](const timespec* deadline) {
     ssize_t n = SysMqTimedReceive(fd, data, capacity, &prio, deadline);
     return n < 0 ? -errno : static_cast<int>(n);
   });
-  return Napi::Number::New(info.Env(), r < 0 ? r : static_cast<double>(prio) * 4294967296.0 + r);
+  if (r < 0 || prio == 0) return args.Return(r);
+  args.Return(static_cast<double>(prio) * 4294967296.0 + r);
 }
 
 // The next 8-byte aligned offset at or after `at`: where a batch puts its next message.
@@ -321,17 +329,20 @@ static int MsgAttempt(double timeout_ms, const B& spin_us, int would_block, cons
 }
 
 // msgSnd(id, type, bytes, timeoutMs, spinUs) -> 0, or -EAGAIN while full
-static Napi::Value MsgSnd(const Napi::CallbackInfo& info) {
-  int id = ArgInt(info, 0);
-  long type = static_cast<long>(ArgInt64(info, 1));
-  Bytes b = ArgBytes(info, 2);
+static void MsgSnd(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  int id = args.Int(0);
+  long type = static_cast<long>(args.Int64(1));
+  Bytes b = args.Bytes(2);
+  double timeout_ms = args.Number(3);
+  double spin_us = args.Number(4);
+  if (!args.ok()) return;
   // One buffer per thread: a send allocates nothing once it has grown.
   thread_local std::vector<char> msg;
   PackMessage(msg, type, b.data, b.length);
-  int r = MsgAttempt(ArgDouble(info, 3), ArgDouble(info, 4), EAGAIN, [&](int flags) {
+  args.Return(MsgAttempt(timeout_ms, spin_us, EAGAIN, [&](int flags) {
     return SysMsgSnd(id, msg.data(), b.length, flags) < 0 ? -errno : 0;
-  });
-  return Napi::Number::New(info.Env(), r);
+  }));
 }
 
 // Where msgrcv writes: a long (the type), then the payload.
@@ -352,18 +363,22 @@ static double ReceivedType(const uint8_t* area) {
 // -EAGAIN while nothing matches. buffer[offset..] receives a long (the
 // type, which TypeScript reads there) then the payload; `type` is the
 // msgrcv selector.
-static Napi::Value MsgRcv(const Napi::CallbackInfo& info) {
-  int id = ArgInt(info, 0);
-  Bytes b = ArgBytes(info, 1);
+static void MsgRcv(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  int id = args.Int(0);
+  Bytes b = args.Bytes(1);
+  int64_t offset = args.Int64(2);
+  long type = static_cast<long>(args.Int64(3));
+  double timeout_ms = args.Number(4);
+  double spin_us = args.Number(5);
+  if (!args.ok()) return;
   uint8_t* area;
   size_t capacity;
-  if (!ReceiveArea(b, static_cast<size_t>(ArgInt64(info, 2)), &area, &capacity)) return Errno(info.Env(), ERANGE);
-  long type = static_cast<long>(ArgInt64(info, 3));
-  int r = MsgAttempt(ArgDouble(info, 4), ArgDouble(info, 5), ENOMSG, [&](int flags) {
+  if (offset < 0 || !ReceiveArea(b, static_cast<size_t>(offset), &area, &capacity)) return args.Return(-ERANGE);
+  args.Return(MsgAttempt(timeout_ms, spin_us, ENOMSG, [&](int flags) {
     ssize_t n = SysMsgRcv(id, area, capacity, type, flags);
     return n < 0 ? -errno : static_cast<int>(n);
-  });
-  return Napi::Number::New(info.Env(), r);
+  }));
 }
 
 // msgSndMany(id, type, list: Uint8Array[], next: Uint32Array(1), timeoutMs, spinUs[, lengths, count])
@@ -605,14 +620,15 @@ static Napi::Value MsgSndAsync(const Napi::CallbackInfo& info) {
 
 void InitMessageQueue(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {
-      {"mqOpen", MqOpen}, {"mqUnlink", MqUnlink}, {"mqSend", MqSend}, {"mqReceive", MqReceive},
-      {"mqGetAttr", MqGetAttr}, {"ftok", Ftok}, {"msgGet", MsgGet}, {"msgSnd", MsgSnd}, {"msgRcv", MsgRcv},
+      {"mqOpen", MqOpen}, {"mqUnlink", MqUnlink},
+      {"mqGetAttr", MqGetAttr}, {"ftok", Ftok}, {"msgGet", MsgGet},
       {"msgStat", MsgStat}, {"msgSetMaxBytes", MsgSetMaxBytes}, {"msgRemove", MsgRemove},
       {"msgRcvAsync", MsgRcvAsync}, {"msgSndAsync", MsgSndAsync}, {"mqSendMany", MqSendMany},
       {"mqReceiveMany", MqReceiveMany}, {"msgSndMany", MsgSndMany}, {"msgRcvMany", MsgRcvMany},
       {"mqReceiveBatch", MqReceiveBatch}, {"msgRcvBatch", MsgRcvBatch}
   });
 
+  ExportDirect(exports, {{"mqSend", MqSend}, {"mqReceive", MqReceive}, {"msgSnd", MsgSnd}, {"msgRcv", MsgRcv}});
   exports.Set("mqPrioMax", Napi::Number::New(env, static_cast<double>(sysconf(_SC_MQ_PRIO_MAX))));
 }
 

@@ -138,23 +138,32 @@ Napi::Value SemInit(const Napi::CallbackInfo& info) {
 // semWait(view, timeoutMs, spinUs, truncatedSlot) -> 0 once a unit is taken,
 // -EAGAIN if none came within timeoutMs (a sleep is cut after a second, so
 // the caller checks the mapping's truncation flag between sleeps).
-Napi::Value SemWait(const Napi::CallbackInfo& info) {
-  uint8_t* base = SemArg(info, 0);
-  double timeout_ms = ArgDouble(info, 1);
-  int r = Spin(SpinBudget(timeout_ms, ArgDouble(info, 2)), EAGAIN, [&] { return TryTake(base) ? 0 : -EAGAIN; });
-  if (r == 0 || timeout_ms == 0) return Napi::Number::New(info.Env(), r);
+void SemWait(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  uint8_t* base = args.Bytes(0).data;
+  double timeout_ms = args.Number(1);
+  double spin_us = args.Number(2);
+  if (!args.ok()) return;
+  if (base == nullptr) return args.Return(-EINVAL);
+  int r = Spin(SpinBudget(timeout_ms, spin_us), EAGAIN, [&] { return TryTake(base) ? 0 : -EAGAIN; });
+  if (r == 0 || timeout_ms == 0) return args.Return(r);
   int64_t budget = timeout_ms < 0 || timeout_ms * 1e6 > kSliceNs ? kSliceNs : static_cast<int64_t>(timeout_ms * 1e6);
   int64_t deadline = NowNs() + budget;
   do r = WaitCounted(base, deadline, [] { return true; });
   while (r == -EINTR && NowNs() < deadline);
-  return Napi::Number::New(info.Env(), r == 0 ? 0 : -EAGAIN);
+  args.Return(r == 0 ? 0 : -EAGAIN);
 }
 
 // semWake(view, n) -> woken: wakes up to n sleepers on the value word (the
 // second half of a post whose first, the add, JavaScript did with Atomics).
-Napi::Value SemWake(const Napi::CallbackInfo& info) {
-  long r = syscall(SYS_futex, ValueWord(SemArg(info, 0)), FUTEX_WAKE, ArgInt(info, 1), nullptr, nullptr, 0);
-  return Napi::Number::New(info.Env(), r < 0 ? -errno : static_cast<int>(r));
+void SemWake(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  uint8_t* base = args.Bytes(0).data;
+  int count = args.Int(1);
+  if (!args.ok()) return;
+  if (base == nullptr) return args.Return(-EINVAL);
+  long r = syscall(SYS_futex, ValueWord(base), FUTEX_WAKE, count, nullptr, nullptr, 0);
+  args.Return(r < 0 ? -errno : static_cast<int>(r));
 }
 
 // A wait on a waiter thread. Holds the mapping, so it cannot go away while
@@ -360,11 +369,12 @@ Napi::Value SemRemove(const Napi::CallbackInfo& info) {
 
 void InitSemaphore(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {
-      {"semInit", SemInit}, {"semWait", SemWait}, {"semWake", SemWake},
+      {"semInit", SemInit},
       {"semWaitAsync", SemWaitAsync}, {"semGet", SemGet}, {"semOp", SemOp}, {"semOpAsync", SemOpAsync},
       {"semStat", SemStat}, {"semInfo", SemInfo}, {"semGetValue", SemGetValue}, {"semSetValue", SemSetValue},
       {"semSetAll", SemSetAll}, {"semGetAll", SemGetAll}, {"semRemove", SemRemove}
   });
+  ExportDirect(exports, {{"semWait", SemWait}, {"semWake", SemWake}});
 }
 
 }  // namespace ipckit

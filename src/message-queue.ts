@@ -236,9 +236,16 @@ const LITTLE_ENDIAN = endianness() === 'LE';
 
 /** The type msgrcv wrote before a payload: the native `long` at buffer[at..]. */
 function receivedType(buffer: Buffer, at: number): number {
-  return LITTLE_ENDIAN
-    ? buffer.readInt32LE(at + 4) * 2 ** 32 + buffer.readUInt32LE(at)
-    : buffer.readInt32BE(at) * 2 ** 32 + buffer.readUInt32BE(at + 4);
+  // Byte by byte: Buffer's readers check their offset, a cost on every receive.
+  const lo = LITTLE_ENDIAN ? at : at + 4;
+  const hi = LITTLE_ENDIAN ? at + 4 : at;
+  const low = LITTLE_ENDIAN
+    ? buffer[lo]! + buffer[lo + 1]! * 0x100 + buffer[lo + 2]! * 0x10000 + buffer[lo + 3]! * 0x1000000
+    : buffer[lo + 3]! + buffer[lo + 2]! * 0x100 + buffer[lo + 1]! * 0x10000 + buffer[lo]! * 0x1000000;
+  const high = LITTLE_ENDIAN
+    ? buffer[hi]! | buffer[hi + 1]! << 8 | buffer[hi + 2]! << 16 | buffer[hi + 3]! << 24
+    : buffer[hi + 3]! | buffer[hi + 2]! << 8 | buffer[hi + 1]! << 16 | buffer[hi]! << 24;
+  return high * 2 ** 32 + low;
 }
 
 function tooLarge(address: string, length: number, max: number, setting: string): IpcError {
@@ -1680,8 +1687,10 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
 
   /** One receive of `selector`: a message a batch held back first, then msgrcv into the slab. */
   #receiveStep(selector: number, timeout: number, spin: number): SysvMessage<T> | undefined {
-    const [held] = this.#takeHeld(selector, 1);
-    if (held !== undefined) return this.#message(held.bytes, held.type);
+    if (this.#held.size > 0) {
+      const [held] = this.#takeHeld(selector, 1);
+      if (held !== undefined) return this.#message(held.bytes, held.type);
+    }
     const rx = this.#rx;
     rx.ensure();
     const { buffer, offset } = rx;

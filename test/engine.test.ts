@@ -835,6 +835,81 @@ describe('the addon and worker threads', () => {
   });
 });
 
+describe('direct native calls', () => {
+  // The hot single-message functions are V8 callbacks, not Node-API ones: each checks its arguments' types itself.
+  type Loose = Record<string, (...args: unknown[]) => unknown>;
+  const loose = native as unknown as Loose;
+  const words = new Int32Array(new SharedArrayBuffer(64));
+  const bytes = new Uint8Array(64);
+  const calls: [string, unknown[], number, string][] = [
+    ['mqSend', [-1, 'text', 0, 0, 0], 1, 'a Uint8Array'],
+    ['mqReceive', [-1, bytes, 0, '0', 0], 3, 'a number'],
+    ['msgSnd', [1.5, 1, bytes, 0, 0], 0, 'a 32-bit integer'],
+    ['msgRcv', [-1, bytes, 0, 0, 0, undefined], 5, 'a number'],
+    ['readFd', [-1, [1, 2], 0, 1, 0], 1, 'a Uint8Array'],
+    ['writeFd', [-1, bytes, {}, 1, 0], 2, 'a number'],
+    ['futexWait', [new Uint32Array(4), 0, 0, 0, 0], 0, 'an Int32Array'],
+    ['futexWake', [words, '0', 1], 1, 'a 32-bit integer'],
+    ['semWait', [words, 0, 0], 0, 'a Uint8Array'],
+    ['semWake', [bytes, 2 ** 31], 1, 'a 32-bit integer'],
+    ['bellRing', [words], 1, 'a 32-bit integer'],
+    ['bellDrain', [null], 0, 'a 32-bit integer'],
+  ];
+  for (const [name, args, at, what] of calls) {
+    it(`${name}: an argument of the wrong type is a TypeError naming it; it is not a constructor`, () => {
+      assert.throws(() => loose[name]!(...args), { name: 'TypeError', message: `ipckit native call: argument ${at} must be ${what}` });
+      assert.throws(() => Reflect.construct(loose[name]!, args), TypeError);
+    });
+  }
+
+  it('offsets and lengths outside the buffer are -ERANGE, whatever number they are', () => {
+    const [a, b] = [Buffer.alloc(16), Buffer.alloc(0)];
+    const { readEnd, writeEnd } = pipe();
+    try {
+      for (const [offset, length] of [[17, 0], [-1, 1], [0, 17], [8, 9], [Number.NaN, 17], [2 ** 64, 1], [0, -1], [Infinity, 0]]) {
+        assert.equal(native.readFd(readEnd.fd, a, offset!, length!, 0), -errnoValue('ERANGE'), `${offset}, ${length}`);
+        assert.equal(native.writeFd(writeEnd.fd, a, offset!, length!, 0), -errnoValue('ERANGE'), `${offset}, ${length}`);
+      }
+      // An empty buffer (a detached one is empty too) writes nothing and reads nothing.
+      assert.equal(native.writeFd(writeEnd.fd, b, 0, 0, 0), 0);
+      assert.equal(native.writeFd(writeEnd.fd, a, 8, 8, 0), 8);
+      assert.equal(native.readFd(readEnd.fd, a, 0, 16, 0), 8);
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+    using q = SysvMessageQueue.create(objects.key());
+    try {
+      // NaN is offset 0: an empty queue's answer.
+      for (const offset of [-8, 9, 2 ** 53, Number.NaN]) {
+        assert.equal(native.msgRcv(q.id, Buffer.alloc(16), offset, 0, 0, 0), Number.isNaN(offset) ? -errnoValue('EAGAIN') : -errnoValue('ERANGE'), `${offset}`);
+      }
+    } finally {
+      q.remove();
+    }
+    const name = objects.name();
+    using m = PosixMessageQueue.create(name, { maxMessages: 1, maxMessageSize: 8 });
+    try {
+      assert.equal(native.mqReceive(m.fd, Buffer.alloc(16), 17, 0, 0), -errnoValue('ERANGE'));
+      assert.equal(native.mqReceive(m.fd, Buffer.alloc(16), -1, 0, 0), -errnoValue('ERANGE'));
+    } finally {
+      m.unlink();
+    }
+  });
+
+  it('a worker thread makes them too: a queue and a pipe used from a worker', async () => {
+    const index = new URL('../src/index.js', import.meta.url).href;
+    const key = objects.key();
+    const body = `const q = m.SysvMessageQueue.create(${key}, { mode: 0o600 });
+      try { q.sendSync(7, 'hi'); const got = q.receiveSync(); console.log(got.type, String(got.data)); } finally { q.remove(); }
+      const { readEnd, writeEnd } = m.pipe(); writeEnd.writeSync('abc'); console.log(String(readEnd.readSync({ maxBytes: 8 }))); readEnd.close(); writeEnd.close();`;
+    const script = `import { Worker } from 'node:worker_threads';
+      new Worker(\`import(${JSON.stringify(index)}).then((m) => { ${body.replace(/`/g, '\\`')} });\`, { eval: true });`;
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.deepEqual([result.status, result.signal, result.stdout.trim()], [0, null, '7 hi\nabc'], result.stderr);
+  });
+});
+
 describe('out of descriptors', () => {
   const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
   it('a failed first handle of a thread keeps nothing: no descriptor, no queue left to meet as EEXIST', { skip: !hasPrlimit && 'needs prlimit' }, () => {
