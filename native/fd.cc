@@ -143,13 +143,10 @@ void Transfer(const v8::FunctionCallbackInfo<v8::Value>& info, const F& once) {
   int64_t length = args.Int64(3);
   double spin_us = args.Number(4);
   if (!args.ok()) return;
-  if (offset < 0 || length < 0 || static_cast<uint64_t>(offset) > b.length ||
-      static_cast<uint64_t>(length) > b.length - static_cast<uint64_t>(offset)) {
-    return args.Return(-ERANGE);
-  }
-  uint8_t* data = b.data + offset;
-  size_t count = length > INT_MAX ? INT_MAX : static_cast<size_t>(length);
-  args.Return(Spin(spin_us, EAGAIN, [&] { return once(fd, data, count); }));
+  Bytes range;
+  if (!InRange(b, offset, length, &range)) return args.Return(-ERANGE);
+  size_t count = range.length > INT_MAX ? INT_MAX : range.length;
+  args.Return(Spin(spin_us, EAGAIN, [&] { return once(fd, range.data, count); }));
 }
 
 // readFd(fd, buffer, offset, length, spinUs) -> bytes read (0 = end), or -errno

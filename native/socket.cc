@@ -29,6 +29,7 @@
 #include "packed.h"
 #include "spin.h"
 #include "sys.h"
+#include "v8-bridge.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -73,10 +74,7 @@ void ReceivedFds(msghdr& msg, const F& take) {
 // Puts the descriptors of `fds` (an Int32Array; anything else: none) in
 // msg's control buffer `control` (kRightsSpace bytes) as SCM_RIGHTS.
 // False when there are more than the kernel passes in one message.
-bool AttachRights(msghdr& msg, char* control, const Napi::Value& fds) {
-  if (!fds.IsTypedArray()) return true;
-  auto list = fds.As<Napi::Int32Array>();
-  size_t n = list.ElementLength();
+bool AttachRights(msghdr& msg, char* control, const int32_t* fds, size_t n) {
   if (n > static_cast<size_t>(kMaxFds)) return false;
   if (n == 0) return true;
   memset(control, 0, kRightsSpace);
@@ -86,8 +84,14 @@ bool AttachRights(msghdr& msg, char* control, const Napi::Value& fds) {
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int) * n);
-  memcpy(CMSG_DATA(c), list.Data(), sizeof(int) * n);
+  memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
   return true;
+}
+
+bool AttachRights(msghdr& msg, char* control, const Napi::Value& fds) {
+  if (!fds.IsTypedArray()) return true;
+  auto list = fds.As<Napi::Int32Array>();
+  return AttachRights(msg, control, list.Data(), list.ElementLength());
 }
 
 // socketOpen(domain, type, nonBlocking) -> fd (close-on-exec)
@@ -338,32 +342,38 @@ int SendOnce(int fd, const msghdr& msg, double spin_us) {
 // [, head, headOffset]) -> bytes sent (head's first), or -errno. `head`
 // (a frame's length prefix) goes in the same call, before the data. Never
 // blocks (MSG_DONTWAIT) and never raises SIGPIPE.
-Napi::Value SendMsg(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgInt(info, 0);
+void SendMsg(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  int fd = args.Int(0);
+  Bytes buffer = args.Bytes(1);
+  int64_t offset = args.Int64(2);
+  int64_t length = args.Int64(3);
+  DirectArgs::Ints fds = args.Int32s(4, true);
+  Bytes to = args.OptionalBytes(5);
+  double spin_us = args.Number(6);
+  bool has_head = args.Length() > 8 && !info[7]->IsNullOrUndefined();
+  Bytes head = has_head ? args.Bytes(7) : Bytes{nullptr, 0};
+  int64_t head_offset = has_head ? args.Int64(8) : 0;
+  if (!args.ok()) return;
   Bytes data;
-  if (!ArgRange(info, 1, &data)) return Errno(env, ERANGE);
+  Bytes head_left{nullptr, 0};
+  if (!InRange(buffer, offset, length, &data) || !InRange(head, head_offset, static_cast<int64_t>(head.length) - head_offset, &head_left)) {
+    return args.Return(-ERANGE);
+  }
   iovec iov[2];
   int parts = 0;
-  if (info.Length() > 8 && info[7].IsTypedArray()) {
-    Bytes head = ArgBytes(info, 7);
-    size_t head_offset = static_cast<size_t>(ArgInt64(info, 8));
-    if (head_offset > head.length) return Errno(env, ERANGE);
-    if (head_offset < head.length) iov[parts++] = iovec{head.data + head_offset, head.length - head_offset};
-  }
+  if (head_left.length > 0) iov[parts++] = iovec{head_left.data, head_left.length};
   iov[parts++] = iovec{data.data, data.length};
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = parts;
   alignas(cmsghdr) char control[kRightsSpace];
-  if (!AttachRights(msg, control, info[4])) return Errno(env, ETOOMANYREFS);
-  Bytes to{nullptr, 0};
-  if (info[5].IsTypedArray()) {
-    to = ArgBytes(info, 5);
+  if (!AttachRights(msg, control, fds.data, fds.length)) return args.Return(-ETOOMANYREFS);
+  if (to.data != nullptr) {
     msg.msg_name = to.data;
     msg.msg_namelen = static_cast<socklen_t>(to.length);
   }
-  return Napi::Number::New(env, SendOnce(fd, msg, ArgDouble(info, 6)));
+  args.Return(SendOnce(fd, msg, spin_us));
 }
 
 // sendParts(fd, parts: Uint8Array[], fds | null, spinUs) -> bytes sent, or
@@ -393,22 +403,28 @@ Napi::Value SendParts(const Napi::CallbackInfo& info) {
 // flags, a datagram's full length), 0 at the end of a stream, or -errno.
 // meta = [msg_flags, descriptors received, address length]. With
 // MSG_CTRUNC in msg_flags, every descriptor that arrived is already closed.
-Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgInt(info, 0);
+void RecvMsg(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  int fd = args.Int(0);
+  Bytes buffer = args.Bytes(1);
+  int64_t offset = args.Int64(2);
+  int64_t length = args.Int64(3);
+  DirectArgs::Ints fds_out = args.Int32s(4);
+  Bytes from_out = args.OptionalBytes(5);
+  DirectArgs::Ints meta = args.Int32s(6);
+  int flags = args.Int(7);
+  double spin_us = args.Number(8);
+  if (!args.ok()) return;
   Bytes into;
-  if (!ArgRange(info, 1, &into)) return Errno(env, ERANGE);
-  auto fds_out = info[4].As<Napi::Int32Array>();
-  auto meta = info[6].As<Napi::Int32Array>();
-  if (meta.ElementLength() < 3 || fds_out.ElementLength() < static_cast<size_t>(kMaxFds)) return Errno(env, ERANGE);
-  int flags = ArgInt(info, 7);
+  if (!InRange(buffer, offset, length, &into)) return args.Return(-ERANGE);
+  if (meta.length < 3 || fds_out.length < static_cast<size_t>(kMaxFds)) return args.Return(-ERANGE);
   iovec iov{into.data, into.length};
   msghdr msg{};
   alignas(cmsghdr) char control[kReceiveControl];
   sockaddr_storage from{};
   // A peek never takes descriptors: with no room for them, the kernel installs none.
   bool peek = (flags & MSG_PEEK) != 0;
-  int r = Spin(ArgDouble(info, 8), EAGAIN, [&] {
+  int r = Spin(spin_us, EAGAIN, [&] {
     msg = msghdr{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -427,22 +443,21 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
     if (peek) msg.msg_flags &= ~MSG_CTRUNC;
     ReceivedFds(msg, [&](int got) {
       if (cut || received >= kMaxFds) close(got);
-      else fds_out[received++] = got;
+      else fds_out.data[received++] = got;
     });
     if (cut) {
-      for (int i = 0; i < received; i++) close(fds_out[i]);
+      for (int i = 0; i < received; i++) close(fds_out.data[i]);
       received = 0;
     }
-    meta[0] = msg.msg_flags;
-    meta[1] = received;
-    meta[2] = static_cast<int32_t>(msg.msg_namelen);
-    if (info[5].IsTypedArray()) {
-      Bytes out = ArgBytes(info, 5);
-      size_t n = msg.msg_namelen < out.length ? msg.msg_namelen : out.length;
-      memcpy(out.data, &from, n < sizeof from ? n : sizeof from);
+    meta.data[0] = msg.msg_flags;
+    meta.data[1] = received;
+    meta.data[2] = static_cast<int32_t>(msg.msg_namelen);
+    if (from_out.data != nullptr) {
+      size_t n = msg.msg_namelen < from_out.length ? msg.msg_namelen : from_out.length;
+      memcpy(from_out.data, &from, n < sizeof from ? n : sizeof from);
     }
   }
-  return Napi::Number::New(env, r);
+  args.Return(r);
 }
 
 // sendMmsg(fd, list: Uint8Array[] | packed, to: Uint8Array | null, next: Uint32Array(1), spinUs[, lengths, count[, timeoutMs]])
@@ -877,9 +892,10 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
       {"unixAutobind", UnixAutobind}, {"inetAddress", InetAddress}, {"decodeAddress", DecodeAddress},
       {"bind", Bind}, {"connect", Connect}, {"listen", Listen}, {"accept", Accept}, {"socketName", SocketName},
       {"getSockOpt", GetSockOpt}, {"setSockOpt", SetSockOpt}, {"peerCredentials", PeerCredentials},
-      {"peerPidfd", PeerPidfd}, {"queuedBytes", QueuedBytes}, {"shutdown", Shutdown}, {"sendMsg", SendMsg}, {"sendParts", SendParts}, {"recvMsg", RecvMsg},
+      {"peerPidfd", PeerPidfd}, {"queuedBytes", QueuedBytes}, {"shutdown", Shutdown}, {"sendParts", SendParts},
       {"sendMmsg", SendMmsg}, {"recvMmsg", RecvMmsg}, {"recvDatagrams", RecvDatagrams}, {"datagramSize", DatagramSize}, {"recvPackets", RecvPackets},
   });
+  ExportDirect(exports, {{"sendMsg", SendMsg}, {"recvMsg", RecvMsg}});
   Napi::Object c = Napi::Object::New(env);
   c.Set("AF_UNIX", static_cast<double>(AF_UNIX));
   c.Set("AF_INET", static_cast<double>(AF_INET));

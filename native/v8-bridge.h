@@ -103,6 +103,33 @@ class DirectArgs {
     return ipckit::Bytes{static_cast<uint8_t*>(view->Buffer()->Data()) + view->ByteOffset(), length};
   }
 
+  // A Uint8Array argument that may be null or undefined: no bytes then.
+  ipckit::Bytes OptionalBytes(int i) {
+    if (info_[i]->IsNullOrUndefined()) return ipckit::Bytes{nullptr, 0};
+    return Bytes(i);
+  }
+
+  // An Int32Array argument's elements (descriptors); null or undefined
+  // give none when `optional`.
+  struct Ints {
+    int32_t* data;
+    size_t length;
+  };
+  Ints Int32s(int i, bool optional = false) {
+    v8::Local<v8::Value> v = info_[i];
+    if (optional && v->IsNullOrUndefined()) return Ints{nullptr, 0};
+    if (!v->IsInt32Array()) {
+      Fail(i, optional ? "an Int32Array or null" : "an Int32Array");
+      return Ints{nullptr, 0};
+    }
+    v8::Local<v8::Int32Array> view = v.As<v8::Int32Array>();
+    size_t length = view->Length();
+    if (length == 0) return Ints{nullptr, 0};
+    return Ints{reinterpret_cast<int32_t*>(static_cast<uint8_t*>(view->Buffer()->Data()) + view->ByteOffset()), length};
+  }
+
+  int Length() const { return info_.Length(); }
+
   // Int32Array arguments (shared words): the element `index` of it, which
   // TypeScript keeps in range.
   int32_t* Word(int array, int index) {
@@ -137,6 +164,16 @@ class DirectArgs {
   const v8::FunctionCallbackInfo<v8::Value>& info_;
   bool ok_ = true;
 };
+
+// bytes[offset .. offset + length] into *out; false (nothing set) unless it lies within the bytes.
+inline bool InRange(const Bytes& bytes, int64_t offset, int64_t length, Bytes* out) {
+  if (offset < 0 || length < 0 || static_cast<uint64_t>(offset) > bytes.length ||
+      static_cast<uint64_t>(length) > bytes.length - static_cast<uint64_t>(offset)) {
+    return false;
+  }
+  *out = Bytes{bytes.data == nullptr ? nullptr : bytes.data + offset, static_cast<size_t>(length)};
+  return true;
+}
 
 struct DirectMethod {
   const char* name;

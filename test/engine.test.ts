@@ -854,6 +854,10 @@ describe('direct native calls', () => {
     ['semWake', [bytes, 2 ** 31], 1, 'a 32-bit integer'],
     ['bellRing', [words], 1, 'a 32-bit integer'],
     ['bellDrain', [null], 0, 'a 32-bit integer'],
+    ['sendMsg', [-1, bytes, 0, 1, [3], null, 0], 4, 'an Int32Array or null'],
+    ['sendMsg', [-1, bytes, 0, 1, null, 'peer', 0], 5, 'a Uint8Array'],
+    ['recvMsg', [-1, bytes, 0, 1, new Int32Array(253), null, new Int32Array(3), 0, 'x'], 8, 'a number'],
+    ['recvMsg', [-1, bytes, 0, 1, null, null, new Int32Array(3), 0, 0], 4, 'an Int32Array'],
   ];
   for (const [name, args, at, what] of calls) {
     it(`${name}: an argument of the wrong type is a TypeError naming it; it is not a constructor`, () => {
@@ -894,6 +898,35 @@ describe('direct native calls', () => {
       assert.equal(native.mqReceive(m.fd, Buffer.alloc(16), -1, 0, 0), -errnoValue('ERANGE'));
     } finally {
       m.unlink();
+    }
+  });
+
+  it('a socket message goes with its frame head, the head from its offset; ranges outside either buffer are -ERANGE', () => {
+    const S = native.socketConstants;
+    const pair = native.socketPair(S.SOCK_SEQPACKET);
+    assert.ok(Array.isArray(pair));
+    const [a, b] = pair;
+    try {
+      const head = Buffer.from([9, 8, 7, 6]);
+      const data = Buffer.from('xhello');
+      assert.equal(native.sendMsg(a, data, 1, 5, null, null, 0, head, 2), 7);
+      const into = Buffer.alloc(16);
+      const fdsOut = new Int32Array(253);
+      const meta = new Int32Array(3);
+      assert.equal(native.recvMsg(b, into, 1, 15, fdsOut, null, meta, 0, 0), 7);
+      assert.deepEqual([...into.subarray(0, 9)], [0, 7, 6, ...Buffer.from('hello'), 0]);
+      assert.deepEqual([meta[0]! & S.MSG_TRUNC, meta[1]], [0, 0]);
+      for (const [offset, length, headOffset] of [[0, 7, 0], [-1, 1, 0], [7, 0, 0], [0, 1, 5], [0, 1, -1], [Number.NaN, 7, 0]]) {
+        assert.equal(native.sendMsg(a, data, offset!, length!, null, null, 0, head, headOffset!), -errnoValue('ERANGE'), `${offset}, ${length}, ${headOffset}`);
+      }
+      assert.equal(native.recvMsg(b, into, 8, 9, fdsOut, null, meta, 0, 0), -errnoValue('ERANGE'));
+      assert.equal(native.recvMsg(b, into, 0, 1, new Int32Array(252), null, meta, 0, 0), -errnoValue('ERANGE'));
+      assert.equal(native.recvMsg(b, into, 0, 1, fdsOut, null, new Int32Array(2), 0, 0), -errnoValue('ERANGE'));
+      // Nothing was sent by the refused calls.
+      assert.equal(native.recvMsg(b, into, 0, 16, fdsOut, null, meta, 0, 0), -errnoValue('EAGAIN'));
+    } finally {
+      native.close(a);
+      native.close(b);
     }
   });
 
