@@ -39,8 +39,12 @@ socklen_t BellAddress(uint32_t hi, uint32_t lo, sockaddr_un* addr) {
   return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
 }
 
+// words[index] and words[index + 1] (arguments 0 and 1), or nullptr when they are not within the array.
 int32_t* Words(const Napi::CallbackInfo& info) {
-  return info[0].As<Napi::Int32Array>().Data() + ArgInt(info, 1);
+  auto words = info[0].As<Napi::Int32Array>();
+  int at = ArgInt(info, 1);
+  if (at < 0 || static_cast<size_t>(at) + 2 > words.ElementLength()) return nullptr;
+  return words.Data() + at;
 }
 
 // bellOpen(words, index) -> fd, or -errno. Binds a fresh bell to a random
@@ -48,6 +52,7 @@ int32_t* Words(const Napi::CallbackInfo& info) {
 // (low). The token is never zero: a zero pair means "no bell".
 Napi::Value BellOpen(const Napi::CallbackInfo& info) {
   int32_t* slot = Words(info);
+  if (slot == nullptr) return Errno(info.Env(), ERANGE);
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Errno(info.Env(), errno);
   for (int attempt = 0; attempt < 16; attempt++) {
@@ -144,8 +149,9 @@ Napi::Value BellRinger(const Napi::CallbackInfo& info) {
 // closed under a sender.
 void BellRing(const v8::FunctionCallbackInfo<v8::Value>& info) {
   DirectArgs args(info);
-  int32_t* slot = args.Word(0, 1);
+  int32_t* slot = args.Word(0, 1, 2);
   if (!args.ok()) return;
+  if (slot == nullptr) return args.Return(-ERANGE);
   uint32_t hi = static_cast<uint32_t>(__atomic_load_n(slot, __ATOMIC_SEQ_CST));
   uint32_t lo = static_cast<uint32_t>(__atomic_load_n(slot + 1, __ATOMIC_SEQ_CST));
   if ((hi | lo) == 0) return args.Return(0);

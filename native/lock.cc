@@ -91,8 +91,12 @@ bool ThreadAlive(int32_t tid, uint32_t start) {
   return static_cast<uint32_t>(strtoull(p, nullptr, 10)) == start;
 }
 
+// words[index] (arguments 0 and 1), or nullptr when it is not within the array.
 int32_t* WordArg(const Napi::CallbackInfo& info) {
-  return info[0].As<Napi::Int32Array>().Data() + ArgInt(info, 1);
+  auto words = info[0].As<Napi::Int32Array>();
+  int at = ArgInt(info, 1);
+  if (at < 0 || static_cast<size_t>(at) >= words.ElementLength()) return nullptr;
+  return words.Data() + at;
 }
 
 // futexWait(words, index, expected, timeoutMs, spinUs) -> 0 once
@@ -106,6 +110,7 @@ void FutexWaitJs(const v8::FunctionCallbackInfo<v8::Value>& info) {
   double timeout_ms = args.Number(3);
   double spin_us = args.Number(4);
   if (!args.ok()) return;
+  if (addr == nullptr) return args.Return(-ERANGE);
   auto changed = [&] { return Load(addr) != expected ? 0 : -EAGAIN; };
   if (spin_us > 0) {
     for (int i = 0; i < kPauseSpins; i++) {
@@ -148,7 +153,9 @@ class FutexJob : public BlockingJob {
 // futexWaitAsync(words, index, expected, watchTid, watchStart, callback(result)) -> job id.
 // watchTid 0 watches no thread.
 Napi::Value FutexWaitAsync(const Napi::CallbackInfo& info) {
-  auto job = std::make_unique<FutexJob>(info[0], WordArg(info), ArgInt(info, 2), ArgInt(info, 3),
+  int32_t* addr = WordArg(info);
+  if (addr == nullptr) return Errno(info.Env(), ERANGE);
+  auto job = std::make_unique<FutexJob>(info[0], addr, ArgInt(info, 2), ArgInt(info, 3),
                                         info[4].As<Napi::Number>().Uint32Value());
   return Napi::Number::New(info.Env(), SubmitJob(info.Env(), std::move(job), info[5].As<Napi::Function>()));
 }
@@ -158,7 +165,7 @@ void FutexWakeJs(const v8::FunctionCallbackInfo<v8::Value>& info) {
   DirectArgs args(info);
   int32_t* addr = args.Word(0, 1);
   int count = args.Int(2);
-  if (args.ok()) args.Return(FutexWake(addr, count));
+  if (args.ok()) args.Return(addr == nullptr ? -ERANGE : FutexWake(addr, count));
 }
 
 // threadAlive(tid, start) -> whether that thread (tid and start time) exists

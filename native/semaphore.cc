@@ -124,14 +124,22 @@ int WaitCounted(uint8_t* base, int64_t deadline_ns, const F& stop) {
   return -ETIMEDOUT;
 }
 
+// The sem_t a view holds, or nullptr when the view is smaller than one.
 uint8_t* SemArg(const Napi::CallbackInfo& info, size_t i) {
-  return info[i].As<Napi::Uint8Array>().Data();
+  auto view = info[i].As<Napi::Uint8Array>();
+  return view.ByteLength() < sizeof(sem_t) ? nullptr : view.Data();
+}
+
+uint8_t* SemArg(DirectArgs& args, int i) {
+  Bytes b = args.Bytes(i);
+  return b.length < sizeof(sem_t) ? nullptr : b.data;
 }
 
 // semInit(view, value) -> 0: a process-shared sem_t with `value`, written by
 // glibc's own sem_init into a file nobody else has opened yet.
 Napi::Value SemInit(const Napi::CallbackInfo& info) {
   auto* sem = reinterpret_cast<sem_t*>(SemArg(info, 0));
+  if (sem == nullptr) return Errno(info.Env(), ERANGE);
   return SysResult(info.Env(), sem_init(sem, 1, info[1].As<Napi::Number>().Uint32Value()));
 }
 
@@ -140,11 +148,11 @@ Napi::Value SemInit(const Napi::CallbackInfo& info) {
 // the caller checks the mapping's truncation flag between sleeps).
 void SemWait(const v8::FunctionCallbackInfo<v8::Value>& info) {
   DirectArgs args(info);
-  uint8_t* base = args.Bytes(0).data;
+  uint8_t* base = SemArg(args, 0);
   double timeout_ms = args.Number(1);
   double spin_us = args.Number(2);
   if (!args.ok()) return;
-  if (base == nullptr) return args.Return(-EINVAL);
+  if (base == nullptr) return args.Return(-ERANGE);
   int r = Spin(SpinBudget(timeout_ms, spin_us), EAGAIN, [&] { return TryTake(base) ? 0 : -EAGAIN; });
   if (r == 0 || timeout_ms == 0) return args.Return(r);
   int64_t budget = timeout_ms < 0 || timeout_ms * 1e6 > kSliceNs ? kSliceNs : static_cast<int64_t>(timeout_ms * 1e6);
@@ -158,10 +166,10 @@ void SemWait(const v8::FunctionCallbackInfo<v8::Value>& info) {
 // second half of a post whose first, the add, JavaScript did with Atomics).
 void SemWake(const v8::FunctionCallbackInfo<v8::Value>& info) {
   DirectArgs args(info);
-  uint8_t* base = args.Bytes(0).data;
+  uint8_t* base = SemArg(args, 0);
   int count = args.Int(1);
   if (!args.ok()) return;
-  if (base == nullptr) return args.Return(-EINVAL);
+  if (base == nullptr) return args.Return(-ERANGE);
   long r = syscall(SYS_futex, ValueWord(base), FUTEX_WAKE, count, nullptr, nullptr, 0);
   args.Return(r < 0 ? -errno : static_cast<int>(r));
 }
@@ -189,7 +197,9 @@ class SemWaitJob : public BlockingJob {
 
 // semWaitAsync(view, truncatedSlot, callback(result)) -> job id
 Napi::Value SemWaitAsync(const Napi::CallbackInfo& info) {
-  auto job = std::make_unique<SemWaitJob>(info[0], SemArg(info, 0), ArgInt(info, 1));
+  uint8_t* base = SemArg(info, 0);
+  if (base == nullptr) return Errno(info.Env(), ERANGE);
+  auto job = std::make_unique<SemWaitJob>(info[0], base, ArgInt(info, 1));
   return Napi::Number::New(info.Env(), SubmitJob(info.Env(), std::move(job), info[2].As<Napi::Function>()));
 }
 

@@ -72,9 +72,16 @@ class DirectArgs {
     return 0;
   }
 
+  // A number that is a 32-bit integer: -0 is 0, as Node-API's Int32Value makes it.
   int32_t Int(int i) {
     v8::Local<v8::Value> v = info_[i];
     if (v->IsInt32()) return v.As<v8::Int32>()->Value();
+    if (v->IsNumber()) {
+      double d = v.As<v8::Number>()->Value();
+      if (d >= -2147483648.0 && d <= 2147483647.0 && d == static_cast<double>(static_cast<int32_t>(d))) {
+        return static_cast<int32_t>(d);
+      }
+    }
     Fail(i, "a 32-bit integer");
     return 0;
   }
@@ -130,17 +137,20 @@ class DirectArgs {
 
   int Length() const { return info_.Length(); }
 
-  // Int32Array arguments (shared words): the element `index` of it, which
-  // TypeScript keeps in range.
-  int32_t* Word(int array, int index) {
+  // Int32Array arguments (shared words): the element `index` of it, with
+  // `count` elements from there (nullptr if they are not all within the
+  // array, a detached or shrunk one included: the caller answers -ERANGE).
+  int32_t* Word(int array, int index, size_t count = 1) {
     v8::Local<v8::Value> v = info_[array];
     int32_t at = Int(index);
     if (!v->IsInt32Array()) {
       Fail(array, "an Int32Array");
       return nullptr;
     }
-    v8::Local<v8::Int32Array> view = v.As<v8::Int32Array>();
     if (!ok_) return nullptr;
+    v8::Local<v8::Int32Array> view = v.As<v8::Int32Array>();
+    size_t length = view->Length();
+    if (at < 0 || static_cast<size_t>(at) > length || count > length - static_cast<size_t>(at)) return nullptr;
     return reinterpret_cast<int32_t*>(static_cast<uint8_t*>(view->Buffer()->Data()) + view->ByteOffset()) + at;
   }
 

@@ -930,6 +930,37 @@ describe('direct native calls', () => {
     }
   });
 
+  it('an index or a view that does not hold the words or the sem_t it names is -ERANGE; -0 is index 0', () => {
+    const ERANGE = -errnoValue('ERANGE');
+    const words = new Int32Array(new SharedArrayBuffer(16));
+    for (const at of [4, -1, 2 ** 31 - 1, 1 << 28]) {
+      assert.equal(native.futexWait(words, at, 0, 0, 0), ERANGE, `${at}`);
+      assert.equal(native.futexWake(words, at, 1), ERANGE, `${at}`);
+      assert.equal(native.futexWaitAsync(words, at, 0, 0, 0, () => assert.fail('no job')), ERANGE, `${at}`);
+    }
+    // A bell's token is two words.
+    assert.equal(native.bellRing(words, 3), ERANGE);
+    assert.equal(native.bellOpen(words, 3), ERANGE);
+    assert.equal(native.bellRing(words, -(1 << 29)), ERANGE);
+    assert.equal(native.futexWake(words, -0, 1), 0);
+    assert.equal(native.futexWait(words, -0, 1, 0, 0), 0);
+    // Detached, and shrunk under a view: no words left.
+    const detached = new Int32Array(4);
+    structuredClone(detached.buffer, { transfer: [detached.buffer] });
+    assert.equal(native.futexWait(detached, 0, 0, 0, 0), ERANGE);
+    const Resizable = ArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void };
+    const resizable = new Resizable(16, { maxByteLength: 64 });
+    const fixed = new Int32Array(resizable, 0, 4);
+    resizable.resize(0);
+    assert.equal(native.futexWake(fixed, 0, 1), ERANGE);
+    // A named semaphore's sem_t is 32 bytes.
+    const small = new Uint8Array(new SharedArrayBuffer(31));
+    assert.equal(native.semWait(small, 0, 0), ERANGE);
+    assert.equal(native.semWake(small, 1), ERANGE);
+    assert.equal(native.semInit(small, 1), ERANGE);
+    assert.equal(native.semWaitAsync(small, -1, () => assert.fail('no job')), ERANGE);
+  });
+
   it('a worker thread makes them too: a queue and a pipe used from a worker', async () => {
     const index = new URL('../src/index.js', import.meta.url).href;
     const key = objects.key();

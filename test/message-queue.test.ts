@@ -51,6 +51,16 @@ describe('POSIX message queue', () => {
     throwsWith(() => PosixMessageQueue.unlink(name), 'ENOENT');
   });
 
+  it('a priority of -0 is priority 0, in every send form', async () => {
+    const name = objects.name();
+    using q = PosixMessageQueue.create(name, { maxMessages: 4, maxMessageSize: 8 });
+    q.sendSync('s', { priority: -0 });
+    assert.equal(q.trySend('t', { priority: -0 }), true);
+    await q.send('a', { priority: -0 });
+    assert.deepEqual([q.receiveSync(), q.receiveSync(), q.receiveSync()].map((m) => [String(m.data), m.priority]), [['s', 0], ['t', 0], ['a', 0]]);
+    q.unlink();
+  });
+
   it('delivers by priority, FIFO within a priority, between two processes', async () => {
     const name = objects.name();
     using q = PosixMessageQueue.create(name, { maxMessages: 8, maxMessageSize: 64 });
