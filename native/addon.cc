@@ -1,5 +1,8 @@
 // Module entry point: every mechanism registers its functions here.
 #include <dlfcn.h>
+#include <node_version.h>
+
+#include <cstdio>
 
 #include "common.h"
 
@@ -19,7 +22,24 @@ static void PinInMemory() {
   }
 }
 
+// The addon is compiled against one Node's V8: the direct calls
+// (v8-bridge.h) use V8's inline accessors of a call's arguments and result,
+// whose layout changes between Node's major versions, and Node-API's
+// module registration checks no ABI. So a build for another major version
+// refuses to load (the loader then tries the prebuilt addon of this ABI).
+static bool SameNodeLine(Napi::Env env) {
+  const napi_node_version* running = nullptr;
+  if (napi_get_node_version(env, &running) != napi_ok || running->major == NODE_MAJOR_VERSION) return true;
+  char message[200];
+  std::snprintf(message, sizeof message,
+                "built for Node.js %d (ABI %d), not for this Node.js %u: rebuild it (npm rebuild ipckit)",
+                NODE_MAJOR_VERSION, NODE_MODULE_VERSION, running->major);
+  Napi::Error::New(env, message).ThrowAsJavaScriptException();
+  return false;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  if (!SameNodeLine(env)) return exports;
   PinInMemory();
   InitFd(env, exports);
   InitReadiness(env, exports);

@@ -7,7 +7,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { MessageChannel } from 'node:worker_threads';
@@ -972,6 +972,28 @@ describe('direct native calls', () => {
     const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
     assert.deepEqual([result.status, result.signal, result.stdout.trim()], [0, null, '7 hi\nabc'], result.stderr);
   });
+});
+
+describe('the addon and Node lines', () => {
+  // scripts/check-package.mjs fetches the other supported Node lines into build/node-binaries (CI runs the suite again on each).
+  const root = new URL('../..', import.meta.url).pathname;
+  const others = [20, 22, 24].map((major) => ({ major, node: `${root}build/node-binaries/${process.arch}-${major}/package/bin/node` }))
+    .filter(({ node }) => existsSync(node));
+  const addon = `${root}build/Release/ipckit.node`;
+  it('a build for one Node line refuses to load in another, saying which (the loader then takes the prebuilt addon)',
+    { skip: others.length === 0 && 'no other Node binary in build/node-binaries (scripts/check-package.mjs fetches them)' }, () => {
+      const built = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(addon)}) && process.versions.node.split('.')[0]`], { encoding: 'utf8' });
+      const builtFor = Number(/built for Node\.js (\d+)/.exec(built.stderr)?.[1] ?? built.stdout.trim());
+      for (const { major, node } of others) {
+        const r = spawnSync(node, ['-e', `require(${JSON.stringify(addon)})`], { encoding: 'utf8', timeout: 20_000 });
+        if (major === builtFor) {
+          assert.equal(r.status, 0, r.stderr);
+        } else {
+          assert.notEqual(r.status, 0);
+          assert.match(r.stderr, new RegExp(`built for Node\\.js ${builtFor} \\(ABI \\d+\\), not for this Node\\.js ${major}: rebuild it`));
+        }
+      }
+    });
 });
 
 describe('out of descriptors', () => {
