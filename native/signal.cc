@@ -52,6 +52,7 @@
 #include "common.h"
 #include "spin.h"
 #include "sys.h"
+#include "v8-bridge.h"
 #include "wake.h"
 
 namespace ipckit {
@@ -101,6 +102,7 @@ struct Subscriber {
   std::atomic<size_t> queued{0};
   uint64_t dropped = 0;
   bool rung = false;    // its eventfd was written and not read since (under g_setup)
+  bool took = false;    // signalSpin took a signal from the kernel since the last drain (under g_setup)
 };
 
 Ring* g_ring = nullptr;
@@ -308,8 +310,9 @@ void Deliver(const Taken& taken, Subscriber* self) {
 constexpr size_t kTakeLimit = 1024;
 
 // Moves what the ring and the signalfd hold to the subscribers' queues,
-// for the thread of `self`.
-void Collect(Subscriber* self) {
+// for the thread of `self`; the signalfd is not read when `from_kernel` is
+// false (what was pending stays there, and keeps the descriptor readable).
+void Collect(Subscriber* self, bool from_kernel = true) {
   Ring* ring = g_ring;
   uint64_t ring_dropped = ring->dropped.load();
   if (ring_dropped != g_ring_dropped_seen) {
@@ -333,7 +336,7 @@ void Collect(Subscriber* self) {
   }
   signalfd_siginfo batch[64];
   size_t total = 0;
-  while (total < kTakeLimit) {
+  while (from_kernel && total < kTakeLimit) {
     ssize_t r = SysRead(g_signalfd, batch, sizeof batch);
     if (r <= 0) break;
     size_t count = static_cast<size_t>(r) / sizeof batch[0];
@@ -540,13 +543,20 @@ static Napi::Value SignalRelease(const Napi::CallbackInfo& info) {
 // thread's deliveries, after moving what the safety net caught and what is
 // pending in the kernel to every subscriber. Runs the chained handler
 // (process.on) of each signal taken from the kernel.
-static Napi::Value SignalDrain(const Napi::CallbackInfo& info) {
-  auto out = info[0].As<Napi::Float64Array>();
-  size_t capacity = out.ElementLength() / 6;
+static void SignalDrain(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  DirectArgs::Doubles out = args.Float64s(0);
+  if (!args.ok()) return;
+  size_t capacity = out.length / 6;
   std::lock_guard<std::mutex> lock(g_setup);
   Subscriber* sub = tls_subscriber;
-  if (sub == nullptr || g_ring == nullptr) return Napi::Number::New(info.Env(), 0);
-  Collect(sub);
+  if (sub == nullptr || g_ring == nullptr) return args.Return(0);
+  // Right after a spin took a signal (the caller drains at once), the
+  // signalfd is left alone: the look found one, and a read now would most
+  // often find none, for a system call. Anything still pending keeps the
+  // descriptor readable for the next look or the event loop.
+  Collect(sub, !sub->took);
+  sub->took = false;
   if (sub->rung) {
     uint64_t counter;
     ssize_t ignored = SysRead(sub->eventfd, &counter, sizeof counter);
@@ -556,53 +566,83 @@ static Napi::Value SignalDrain(const Napi::CallbackInfo& info) {
   size_t n = 0;
   while (n < capacity && !sub->queue.empty()) {
     const Taken& t = sub->queue.front();
-    out[n * 6 + 0] = t.signo;
-    out[n * 6 + 1] = t.code;
-    out[n * 6 + 2] = t.pid;
-    out[n * 6 + 3] = t.uid;
-    out[n * 6 + 4] = static_cast<double>(t.value);
-    out[n * 6 + 5] = static_cast<double>(sub->dropped);
+    double* row = out.data + n * 6;
+    row[0] = t.signo;
+    row[1] = t.code;
+    row[2] = t.pid;
+    row[3] = t.uid;
+    row[4] = static_cast<double>(t.value);
+    row[5] = static_cast<double>(sub->dropped);
     sub->queue.pop_front();
     n++;
   }
   sub->queued.store(sub->queue.size());
   // More remain: make sure the thread comes back for them.
   if (!sub->queue.empty()) RingSubscriber(sub);
-  return Napi::Number::New(info.Env(), static_cast<double>(n));
+  args.Return(static_cast<double>(n));
 }
 
-// signalSpin(spinUs) -> 1 once a handled signal is pending, queued for this
-// thread, or caught by the safety net; 0 if none came within spinUs
-// microseconds: the spin half of a spin-then-sleep wait, yielding the CPU
-// between looks.
-static Napi::Value SignalSpin(const Napi::CallbackInfo& info) {
-  double spin_us = info[0].As<Napi::Number>().DoubleValue();
+// Takes one handled signal pending in the kernel, if any, to the
+// subscribers' queues (sigtimedwait with no wait: the look and the take in
+// one system call). Under g_setup, as the signalfd's reads are, so that
+// threads taking signals hand them on in the kernel's order.
+bool TakeOne(Subscriber* self) {
+  static const timespec kNow = {0, 0};
+  std::lock_guard<std::mutex> lock(g_setup);
+  sigset_t set = SetOf(g_caught.load() & ~Bit(SIGCHLD));
+  siginfo_t si;
+  int signo = sigtimedwait(&set, &si, &kNow);
+  if (signo <= 0) return false;
+  Deliver(FromSiginfo(signo, &si), self);
+  Chain(signo, &si, nullptr);
+  self->took = true;
+  return true;
+}
+
+// signalSpin(spinUs) -> 1 once a handled signal is queued for this thread
+// (one pending in the kernel is taken for it: the caller drains next), or
+// is caught by the safety net, or SIGCHLD is pending; 0 if none came within
+// spinUs microseconds: the spin half of a spin-then-sleep wait, yielding
+// the CPU between looks. It looks at once, then while the budget lasts.
+static void SignalSpin(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  double spin_us = args.Number(0);
+  if (!args.ok()) return;
   Subscriber* sub = tls_subscriber;
-  if (g_ring == nullptr || sub == nullptr) return Napi::Number::New(info.Env(), 0);
+  if (g_ring == nullptr || sub == nullptr) return args.Return(0);
   int r = Spin(spin_us, EAGAIN, [sub] {
     if (sub->queued.load() > 0 || g_ring->tail.load() != g_ring->head.load()) return 1;
-    sigset_t pending;
-    if (sigpending(&pending) < 0) return -errno;
-    uint64_t caught = g_caught.load();
-    for (int sig = 1; sig <= 64; sig++) {
-      if ((caught & Bit(sig)) && sigismember(&pending, sig) == 1) return 1;
+    if (TakeOne(sub)) return 1;
+    // SIGCHLD is ipckit-sigchld's to take: only seen pending.
+    if (g_caught.load() & Bit(SIGCHLD)) {
+      sigset_t pending;
+      if (sigpending(&pending) == 0 && sigismember(&pending, SIGCHLD) == 1) return 1;
     }
     return -EAGAIN;
   });
-  return Napi::Number::New(info.Env(), r == 1 ? 1 : 0);
+  args.Return(r == 1 ? 1 : 0);
 }
 
-// kill(pid, signo) -> 0
-static Napi::Value Kill(const Napi::CallbackInfo& info) {
-  return SysResult(info.Env(), kill(ArgInt(info, 0), ArgInt(info, 1)));
+// kill(pid, signo) -> 0, or -errno
+static void Kill(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  int pid = args.Int(0);
+  int signo = args.Int(1);
+  if (!args.ok()) return;
+  args.Return(kill(pid, signo) < 0 ? -errno : 0);
 }
 
-// sigqueue(pid, signo, value) -> 0
-static Napi::Value SigQueue(const Napi::CallbackInfo& info) {
+// sigqueue(pid, signo, value) -> 0, or -errno
+static void SigQueue(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  int pid = args.Int(0);
+  int signo = args.Int(1);
+  int64_t v = args.Int64(2);
+  if (!args.ok()) return;
   union sigval value;
   std::memset(&value, 0, sizeof value);
-  value.sival_ptr = reinterpret_cast<void*>(static_cast<intptr_t>(ArgInt64(info, 2)));
-  return SysResult(info.Env(), sigqueue(ArgInt(info, 0), ArgInt(info, 1), value));
+  value.sival_ptr = reinterpret_cast<void*>(static_cast<intptr_t>(v));
+  args.Return(sigqueue(pid, signo, value) < 0 ? -errno : 0);
 }
 
 // parentDeathSignal(signo, parentPid) -> 0, or -ESRCH when the parent is
@@ -623,9 +663,9 @@ static Napi::Value SignalDisposition(const Napi::CallbackInfo& info) {
 void InitSignal(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {
       {"signalSetup", SignalSetup}, {"signalHandle", SignalHandle}, {"signalRelease", SignalRelease},
-      {"signalDrain", SignalDrain}, {"signalSpin", SignalSpin}, {"signalDisposition", SignalDisposition},
-      {"kill", Kill}, {"sigqueue", SigQueue}, {"parentDeathSignal", ParentDeathSignal}
+      {"signalDisposition", SignalDisposition}, {"parentDeathSignal", ParentDeathSignal}
   });
+  ExportDirect(exports, {{"signalDrain", SignalDrain}, {"signalSpin", SignalSpin}, {"kill", Kill}, {"sigqueue", SigQueue}});
   Napi::Object c = Napi::Object::New(env);
   c.Set("SIGRTMIN", SIGRTMIN);
   c.Set("SIGRTMAX", SIGRTMAX);

@@ -135,6 +135,23 @@ class DirectArgs {
     return Ints{reinterpret_cast<int32_t*>(static_cast<uint8_t*>(view->Buffer()->Data()) + view->ByteOffset()), length};
   }
 
+  // A Float64Array argument's elements (where results are written).
+  struct Doubles {
+    double* data;
+    size_t length;
+  };
+  Doubles Float64s(int i) {
+    v8::Local<v8::Value> v = info_[i];
+    if (!v->IsFloat64Array()) {
+      Fail(i, "a Float64Array");
+      return Doubles{nullptr, 0};
+    }
+    v8::Local<v8::Float64Array> view = v.As<v8::Float64Array>();
+    size_t length = view->Length();
+    if (length == 0) return Doubles{nullptr, 0};
+    return Doubles{reinterpret_cast<double*>(static_cast<uint8_t*>(view->Buffer()->Data()) + view->ByteOffset()), length};
+  }
+
   int Length() const { return info_.Length(); }
 
   // Int32Array arguments (shared words): the element `index` of it, with

@@ -92,14 +92,20 @@ for (const [name, value] of Object.entries(osConstants.signals)) if (!numberToNa
 
 /** The name of signal `n`: `SIGINT`, or `SIGRTMIN+k` / `SIGRTMAX-k` for real-time signals. */
 export function signalName(n: number): string {
-  if (n >= S.SIGRTMIN && n <= S.SIGRTMAX) {
-    const fromMin = n - S.SIGRTMIN;
-    const fromMax = S.SIGRTMAX - n;
+  if (n >= S.SIGRTMIN && n <= S.SIGRTMAX) return realTimeNames()[n - S.SIGRTMIN]!;
+  return numberToName.get(n) ?? `SIG${n}`;
+}
+
+/** The real-time signals' names, from SIGRTMIN (made once: every delivery names its signal). */
+let rtNames: string[] | undefined;
+function realTimeNames(): string[] {
+  rtNames ??= Array.from({ length: S.SIGRTMAX - S.SIGRTMIN + 1 }, (_, fromMin) => {
+    const fromMax = S.SIGRTMAX - S.SIGRTMIN - fromMin;
     if (fromMin === 0) return 'SIGRTMIN';
     if (fromMax === 0) return 'SIGRTMAX';
     return fromMin <= fromMax ? `SIGRTMIN+${fromMin}` : `SIGRTMAX-${fromMax}`;
-  }
-  return numberToName.get(n) ?? `SIG${n}`;
+  });
+  return rtNames;
 }
 
 /** Names already resolved (senders repeat the same few). */
@@ -173,6 +179,18 @@ function origin(code: number): SignalInfo['origin'] {
 // code copies every delivery to each thread that handles the signal.
 
 const handlers = new Map<number, Set<SignalHandler>>();
+/**
+ * Each signal's handlers as an array, made again when they change: a
+ * delivery runs the handlers there were when it began (one that a handler
+ * adds waits for the next), without a copy of the set per signal.
+ */
+const handlerLists = new Map<number, readonly SignalHandler[]>();
+
+function handlersChanged(n: number): void {
+  const set = handlers.get(n);
+  if (set === undefined || set.size === 0) handlerLists.delete(n);
+  else handlerLists.set(n, [...set]);
+}
 /** The signal descriptors: readable while a handled signal waits to be taken by this thread. */
 let sources: EpollSet | undefined;
 let watch: Watch | undefined;
@@ -238,7 +256,7 @@ function drain(): void {
         process.emitWarning(`${total - dropped} signals arrived faster than the event loop could take them and were dropped.`, { code: 'ERR_IPC_LIMIT' });
         dropped = total;
       }
-      for (const handler of [...(handlers.get(number) ?? [])]) {
+      for (const handler of handlerLists.get(number) ?? NO_HANDLERS) {
         try {
           handler(info);
         } catch (err) {
@@ -253,6 +271,8 @@ function drain(): void {
   }
 }
 
+const NO_HANDLERS: readonly SignalHandler[] = [];
+
 function addHandler(n: number, handler: SignalHandler): () => void {
   ensureDispatcher();
   let set = handlers.get(n);
@@ -265,11 +285,13 @@ function addHandler(n: number, handler: SignalHandler): () => void {
     if (r < 0) throw systemError(r, 'sigaction', signalName(n));
   }
   set.add(handler);
+  handlersChanged(n);
   let removed = false;
   return () => {
     if (removed) return;
     removed = true;
     set.delete(handler);
+    handlersChanged(n);
     if (set.size === 0) native.signalRelease(n, 0);
   };
 }
@@ -278,6 +300,7 @@ function releaseAll(sig: unknown, disposition: 1 | 2, what: string): void {
   const n = signalNumber(sig);
   catchable(n, what);
   handlers.get(n)?.clear();
+  handlersChanged(n);
   const r = native.signalRelease(n, disposition);
   if (r < 0) throw systemError(r, 'sigaction', signalName(n));
 }
@@ -518,9 +541,18 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
    * then sleeps on the signal descriptors up to `timeout` ms.
    */
   #take(timeout: number, spin: number): SignalInfo | undefined {
-    dispatchPending();
-    if (this.#queue.length > 0 || (spin === 0 && timeout === 0)) return this.#queue.shift();
-    if (spin > 0 && native.signalSpin(spin) === 1) dispatchPending();
+    if (this.#queue.length === 0) {
+      if (spin > 0) {
+        // A look (one system call) before each drain: a drain that finds nothing costs more.
+        const end = performance.now() + spin / 1000;
+        for (let left = spin; native.signalSpin(left) === 1; left = (end - performance.now()) * 1000) {
+          dispatchPending();
+          if (this.#queue.length > 0 || left <= 0) break;
+        }
+      } else {
+        dispatchPending();
+      }
+    }
     if (this.#queue.length === 0 && timeout !== 0) {
       const r = native.pollFd(sources!.fd, native.constants.POLLIN, timeout);
       if (r < 0) throw systemError(r, 'poll', 'the signal descriptors');
@@ -545,7 +577,7 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
     if (this.#queue.length < SIGNAL_LISTENER_CAPACITY) {
       this.#queue.push(info);
       this.#waiting.wake();
-      for (const wake of [...this.#watchers]) wake();
+      if (this.#watchers.size > 0) for (const wake of [...this.#watchers]) wake();
     } else if (this.#dropped++ === 0) {
       process.emitWarning(`A signal listener for ${this.address} holds ${SIGNAL_LISTENER_CAPACITY} signals nobody received; newer ones are dropped.`, { code: 'ERR_IPC_LIMIT' });
     }

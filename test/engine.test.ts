@@ -858,6 +858,11 @@ describe('direct native calls', () => {
     ['sendMsg', [-1, bytes, 0, 1, null, 'peer', 0], 5, 'a Uint8Array'],
     ['recvMsg', [-1, bytes, 0, 1, new Int32Array(253), null, new Int32Array(3), 0, 'x'], 8, 'a number'],
     ['recvMsg', [-1, bytes, 0, 1, null, null, new Int32Array(3), 0, 0], 4, 'an Int32Array'],
+    ['signalDrain', [new Uint32Array(6)], 0, 'a Float64Array'],
+    ['signalSpin', ['5'], 0, 'a number'],
+    ['sigqueue', [process.pid, 34.5, 1], 1, 'a 32-bit integer'],
+    ['sigqueue', [process.pid, 40, 1n], 2, 'a number'],
+    ['kill', [`${process.pid}`, 0], 0, 'a 32-bit integer'],
   ];
   for (const [name, args, at, what] of calls) {
     it(`${name}: an argument of the wrong type is a TypeError naming it; it is not a constructor`, () => {

@@ -630,6 +630,34 @@ describe('waiting for signals', () => {
     assert.equal(native.signalDisposition(38), 0);
   });
 
+  it('a spinning receive takes its signal from the kernel itself, leaving the rest there, and every handler still sees every delivery in order', () => {
+    const listener = listenForSignals('SIGRTMIN+10', { spin: 200 });
+    const other = listenForSignals('SIGRTMIN+11', { spin: 0 });
+    const seen: (number | null)[] = [];
+    const stop = onSignal('SIGRTMIN+10', (info) => seen.push(info.value));
+    try {
+      for (let i = 0; i < 5; i++) {
+        sendSignal(process.pid, 'SIGRTMIN+11', { value: 100 + i });
+        sendSignal(process.pid, 'SIGRTMIN+10', { value: i });
+      }
+      // The kernel hands out the lower-numbered signal first: each receive takes one of its own, nothing more.
+      const got: (number | null)[] = [];
+      for (let i = 0; i < 5; i++) got.push(listener.receiveSync({ timeout: 10_000 }).value);
+      assert.deepEqual(got, [0, 1, 2, 3, 4]);
+      assert.deepEqual(seen, [0, 1, 2, 3, 4]);
+      assert.equal(other.queued, 0);
+      const others: (number | null)[] = [];
+      for (let i = 0; i < 5; i++) others.push(other.tryReceive()?.value ?? null);
+      assert.deepEqual(others, [100, 101, 102, 103, 104]);
+      assert.equal(other.tryReceive(), undefined);
+      assert.equal(listener.tryReceive(), undefined);
+    } finally {
+      stop();
+      listener.close();
+      other.close();
+    }
+  });
+
   it('async iteration ends when the listener is closed', async () => {
     const listener = listenForSignals('SIGRTMIN+5');
     const seen: (number | null)[] = [];
