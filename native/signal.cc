@@ -593,7 +593,14 @@ bool TakeOne(Subscriber* self) {
   siginfo_t si;
   int signo = sigtimedwait(&set, &si, &kNow);
   if (signo <= 0) return false;
-  Deliver(FromSiginfo(signo, &si), self);
+  // As the signalfd reports it: a timer's or an I/O signal's siginfo holds
+  // no sender where si_pid and si_uid are (the chained handler gets it whole).
+  Taken taken = FromSiginfo(signo, &si);
+  if (si.si_code == SI_TIMER || si.si_code == SI_SIGIO || (signo == SIGIO && si.si_code > 0 && si.si_code != SI_KERNEL)) {
+    taken.pid = 0;
+    taken.uid = 0;
+  }
+  Deliver(taken, self);
   Chain(signo, &si, nullptr);
   self->took = true;
   return true;

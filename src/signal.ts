@@ -92,7 +92,10 @@ for (const [name, value] of Object.entries(osConstants.signals)) if (!numberToNa
 
 /** The name of signal `n`: `SIGINT`, or `SIGRTMIN+k` / `SIGRTMAX-k` for real-time signals. */
 export function signalName(n: number): string {
-  if (n >= S.SIGRTMIN && n <= S.SIGRTMAX) return realTimeNames()[n - S.SIGRTMIN]!;
+  if (!Number.isInteger(n) || n < 1 || n > S.SIGRTMAX) {
+    throw invalidArgument('signal', n, `a signal number from 1 to ${S.SIGRTMAX}`);
+  }
+  if (n >= S.SIGRTMIN) return realTimeNames()[n - S.SIGRTMIN]!;
   return numberToName.get(n) ?? `SIG${n}`;
 }
 
@@ -541,7 +544,9 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
    * then sleeps on the signal descriptors up to `timeout` ms.
    */
   #take(timeout: number, spin: number): SignalInfo | undefined {
-    if (this.#queue.length === 0) {
+    // Inside a handler (a drain under way): the drain delivers what comes, in order, once the handler returns. A
+    // spin now could only take a signal from the kernel that no drain would hand out before the thread sleeps.
+    if (this.#queue.length === 0 && !dispatching) {
       if (spin > 0) {
         // A look (one system call) before each drain: a drain that finds nothing costs more.
         const end = performance.now() + spin / 1000;

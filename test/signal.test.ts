@@ -109,6 +109,9 @@ describe('signal names', () => {
     for (const bad of ['SIGFOO', '', 'SIGRTMIN+31', 'SIGRTMAX+1', 'SIGRTMIN-1', 'SIGRTMAX-31', 0, 65, -2, 1.5, NaN, null, {}, '0']) {
       throwsWith(() => signalNumber(bad), 'ERR_IPC_INVALID_ARGUMENT', /a signal name such as "SIGUSR2" or "SIGRTMIN\+1", or a number from 1 to 64/);
     }
+    for (const bad of [0, 65, -1, 40.5, NaN, Infinity]) {
+      throwsWith(() => signalName(bad), 'ERR_IPC_INVALID_ARGUMENT', /a signal number from 1 to 64/);
+    }
   });
 
   it('lists every signal with its default action and whether it can be handled', () => {
@@ -655,6 +658,26 @@ describe('waiting for signals', () => {
       stop();
       listener.close();
       other.close();
+    }
+  });
+
+  it('a receive started inside a handler, its signal already pending, gets it once the handler returns', async () => {
+    // Inside a handler the drain under way hands signals out: a receive there must leave them to it, not take one
+    // from the kernel that nothing would then deliver.
+    const listener = listenForSignals('SIGRTMIN+12');
+    const results: Promise<number | null>[] = [];
+    const stop = onSignal('SIGUSR2', () => {
+      sendSignal(process.pid, 'SIGRTMIN+12', { value: 7 });
+      results.push(listener.receive({ timeout: 10_000 }).then((info) => info.value));
+    });
+    try {
+      sendSignal(process.pid, 'SIGUSR2');
+      await waitUntil('the SIGUSR2 handler ran', () => results.length === 1);
+      assert.equal(await results[0], 7);
+      assert.equal(listener.queued, 0);
+    } finally {
+      stop();
+      listener.close();
     }
   });
 
