@@ -545,7 +545,13 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
    */
   #take(timeout: number, spin: number): SignalInfo | undefined {
     // Inside a handler (a drain under way): the drain delivers what comes, in order, once the handler returns. A
-    // spin now could only take a signal from the kernel that no drain would hand out before the thread sleeps.
+    // spin now could only take a signal from the kernel that no drain would hand out before the thread sleeps,
+    // and a wait (a *Sync call) could only last until its timeout, or forever.
+    if (this.#queue.length === 0 && dispatching && timeout !== 0) {
+      throw new IpcError('ERR_IPC_DEADLOCK', `A blocking receive on ${this.address} inside a signal handler would wait forever: ` +
+        'signals are handed out in order once the handler returns. Use receive() (and await it after the handler), or tryReceive().',
+      { address: this.address });
+    }
     if (this.#queue.length === 0 && !dispatching) {
       if (spin > 0) {
         // A look (one system call) before each drain: a drain that finds nothing costs more.

@@ -681,6 +681,30 @@ describe('waiting for signals', () => {
     }
   });
 
+  it('a blocking receive inside a handler fails with ERR_IPC_DEADLOCK (it could only wait), and the signal comes after', async () => {
+    const listener = listenForSignals('SIGRTMIN+13');
+    const errors: unknown[] = [];
+    const stop = onSignal('SIGUSR2', () => {
+      sendSignal(process.pid, 'SIGRTMIN+13', { value: 9 });
+      try {
+        listener.receiveSync({ timeout: 5000 });
+      } catch (err) {
+        errors.push(err);
+      }
+    });
+    try {
+      sendSignal(process.pid, 'SIGUSR2');
+      await waitUntil('the SIGUSR2 handler ran', () => errors.length === 1);
+      assert.ok(errors[0] instanceof IpcError);
+      assert.equal(errors[0].code, 'ERR_IPC_DEADLOCK');
+      assert.match(errors[0].message, /SIGRTMIN\+13 inside a signal handler would wait forever.*Use receive\(\)/);
+      assert.equal((await listener.receive({ timeout: 10_000 })).value, 9);
+    } finally {
+      stop();
+      listener.close();
+    }
+  });
+
   it('async iteration ends when the listener is closed', async () => {
     const listener = listenForSignals('SIGRTMIN+5');
     const seen: (number | null)[] = [];
