@@ -602,6 +602,23 @@ describe('waiting for signals', () => {
     throwsWith(() => waitForSignalSync('SIGUSR2', { timeout: 30 }), 'ERR_IPC_TIMEOUT', /SIGUSR2/);
   });
 
+  it('a receiveSync whose listener a handler closes while it waits ends with ERR_IPC_CLOSED', () => {
+    const listener = listenForSignals('SIGRTMIN+14');
+    const stop = onSignal('SIGRTMIN+15', () => listener.close());
+    try {
+      // Another process sends SIGRTMIN+15 once this thread sleeps in poll(2), inside receiveSync.
+      trackChild(spawnChild(process.execPath, ['--input-type=module', '-e', `
+        const { blockedIn } = await import(${JSON.stringify(PROC_HELPERS)});
+        await blockedIn(${process.pid}, 'poll', { main: true, what: 'the test process waits in receiveSync' });
+        process.kill(${process.pid}, ${signalNumber('SIGRTMIN+15')});`], { stdio: ['ignore', 'ignore', 'inherit'] }));
+      throwsWith(() => listener.receiveSync({ timeout: 20_000 }), 'ERR_IPC_CLOSED', /receiveSync on SIGRTMIN\+14: the handle is closed/);
+      assert.equal(listener.closed, true);
+    } finally {
+      stop();
+      listener.close();
+    }
+  });
+
   it('a listener keeps every delivery, in kernel order, until it is closed', async () => {
     const listener = listenForSignals(['SIGUSR2', 'SIGRTMIN+4'], { spin: 0 });
     assert.deepEqual(listener.signals, ['SIGUSR2', 'SIGRTMIN+4']);

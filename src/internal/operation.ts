@@ -668,6 +668,8 @@ export function runSync<T, O extends object = object>(lane: Lane, what: string, 
   // The first step's spin stays within a shorter timeout, as an async call's first attempt does.
   let value = op.step(timeout === 0 ? 0 : sliceOf(timeout), firstSpin(lane, timeout));
   while (value === undefined) {
+    // Closed by code the step ran (a signal handler closing the listener it waits on): the call ends as closed.
+    lane.owner.check(what);
     const left = timeout - (performance.now() - start);
     if (left <= 0) {
       const end = interruption(op as Operation<unknown>, timeoutError(what, lane.owner.address, timeout));
