@@ -555,7 +555,11 @@ static void SignalDrain(const v8::FunctionCallbackInfo<v8::Value>& info) {
   // signalfd is left alone: the look found one, and a read now would most
   // often find none, for a system call. Anything still pending keeps the
   // descriptor readable for the next look or the event loop.
-  Collect(sub, !sub->took);
+  // Nor is it read while this thread's queue holds a drain's worth already:
+  // what is pending stays in the kernel, which queues it in order and makes
+  // a sender faster than the handlers wait (EAGAIN past RLIMIT_SIGPENDING)
+  // rather than a queue here grow to its limit and drop.
+  Collect(sub, !sub->took && sub->queue.size() < capacity);
   sub->took = false;
   if (sub->rung) {
     uint64_t counter;

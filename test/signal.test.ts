@@ -619,6 +619,24 @@ describe('waiting for signals', () => {
     }
   });
 
+  it('a flood of pending signals is handed out over several turns of the event loop, every one in order', async () => {
+    const seen: number[] = [];
+    const stop = onSignal('SIGRTMIN+16', (info) => seen.push(info.value!));
+    try {
+      for (let i = 0; i < 3000; i++) sendSignal(process.pid, 'SIGRTMIN+16', { value: i });
+      // What each turn of the event loop had handed out, seen from its check phase: more than one turn.
+      const turns: number[] = [];
+      const deadline = performance.now() + 20_000;
+      while (seen.length < 3000 && performance.now() < deadline) {
+        turns.push(await new Promise<number>((resolve) => setImmediate(() => resolve(seen.length))));
+      }
+      assert.ok(turns.some((n) => n > 0 && n < 3000), `handed out by turn: ${turns.join(', ')}`);
+      assert.deepEqual(seen, Array.from({ length: 3000 }, (_, i) => i));
+    } finally {
+      stop();
+    }
+  });
+
   it('a listener keeps every delivery, in kernel order, until it is closed', async () => {
     const listener = listenForSignals(['SIGUSR2', 'SIGRTMIN+4'], { spin: 0 });
     assert.deepEqual(listener.signals, ['SIGUSR2', 'SIGRTMIN+4']);
