@@ -977,9 +977,10 @@ describe('Channel: doorbells', () => {
       const only = Channel.open(${JSON.stringify(ch.address)});
       only.receive().catch(() => undefined);
       only.close();
-      // The receive is still taking the turn: it gives it back (and rings the side) once it settles.
+      // The receive is still taking the turn: it gives it back (and rings the side) once it settles, then the socket goes.
       const closed = sockets() - before;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      const deadline = performance.now() + 20000;
+      while (sockets() !== before && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
       console.log(JSON.stringify({ closed, settled: sockets() - before }));
     `;
     const child = trackChild(spawnChild(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
