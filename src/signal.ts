@@ -92,11 +92,16 @@ for (const [name, value] of Object.entries(osConstants.signals)) if (!numberToNa
 
 /** The name of signal `n`: `SIGINT`, or `SIGRTMIN+k` / `SIGRTMAX-k` for real-time signals. */
 export function signalName(n: number): string {
-  if (!Number.isInteger(n) || n < 1 || n > S.SIGRTMAX) {
+  if (!isSignalNumber(n)) {
     throw invalidArgument('signal', n, `a signal number from 1 to ${S.SIGRTMAX}`);
   }
   if (n >= S.SIGRTMIN) return realTimeNames()[n - S.SIGRTMIN]!;
   return numberToName.get(n) ?? `SIG${n}`;
+}
+
+/** Whether `n` numbers a signal of this system (1 to SIGRTMAX). */
+function isSignalNumber(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= S.SIGRTMAX;
 }
 
 /** The real-time signals' names, from SIGRTMIN (made once: every delivery names its signal). */
@@ -117,7 +122,7 @@ const resolvedNames = new Map<string, number>();
 /** Resolves a name or number to the signal's number; `ERR_IPC_INVALID_ARGUMENT` if there is no such signal. */
 export function signalNumber(sig: unknown): number {
   if (typeof sig === 'number') {
-    if (Number.isInteger(sig) && sig >= 1 && sig <= S.SIGRTMAX) return sig;
+    if (isSignalNumber(sig)) return sig;
   } else if (typeof sig === 'string') {
     const known = resolvedNames.get(sig);
     if (known !== undefined) return known;
