@@ -48,8 +48,9 @@ interface Pair {
   /** Batched modes: sends every message of `list`; resolves with the number of messages one receiveMany took. */
   sendMany: (list: Uint8Array[]) => number | Promise<number>;
   receiveMany: () => number | Promise<number>;
-  /** `into` modes: one message into a buffer reused for every receive. */
-  receiveInto: () => unknown;
+  /** `into` modes: one message into `into`, a buffer reused for every receive. */
+  receiveInto: () => { length: number } | Promise<{ length: number }>;
+  into: Buffer;
   /** Packed modes: sends every message of `batch`; resolves with the number one receiveBatch took. */
   sendBatch: (batch: MessageBatch) => number | Promise<number>;
   receiveBatch: () => number | Promise<number>;
@@ -70,10 +71,10 @@ function openPair(p: RoleParams): Pair {
     const batch = receivingBatch();
     return sync
       ? { send: (d) => a.sendSync(d), receive: () => b.receiveSync(), sendMany: (l) => a.sendManySync(l),
-        receiveMany: () => b.receiveManySync({ max: 1024 }).length, receiveInto: () => b.receiveIntoSync(into),
+        receiveMany: () => b.receiveManySync({ max: 1024 }).length, receiveInto: () => b.receiveIntoSync(into), into,
         sendBatch: (l) => a.sendBatchSync(l), receiveBatch: () => b.receiveBatchSync(batch) }
       : { send: (d) => a.send(d), receive: () => b.receive(), sendMany: (l) => a.sendMany(l),
-        receiveMany: async () => (await b.receiveMany({ max: 1024 })).length, receiveInto: () => b.receiveInto(into),
+        receiveMany: async () => (await b.receiveMany({ max: 1024 })).length, receiveInto: () => b.receiveInto(into), into,
         sendBatch: (l) => a.sendBatch(l), receiveBatch: () => b.receiveBatch(batch) };
   }
   const a = SysvMessageQueue.open(Number(p.a), { spin: p.spin });
@@ -82,10 +83,10 @@ function openPair(p: RoleParams): Pair {
   const batch = receivingBatch();
   return sync
     ? { send: (d) => a.sendSync(1, d), receive: () => b.receiveSync(), sendMany: (l) => a.sendManySync(1, l),
-      receiveMany: () => b.receiveManySync({ max: 1024 }).length, receiveInto: () => b.receiveIntoSync(into),
+      receiveMany: () => b.receiveManySync({ max: 1024 }).length, receiveInto: () => b.receiveIntoSync(into), into,
       sendBatch: (l) => a.sendBatchSync(1, l), receiveBatch: () => b.receiveBatchSync(batch) }
     : { send: (d) => a.send(1, d), receive: () => b.receive(), sendMany: (l) => a.sendMany(1, l),
-      receiveMany: async () => (await b.receiveMany({ max: 1024 })).length, receiveInto: () => b.receiveInto(into),
+      receiveMany: async () => (await b.receiveMany({ max: 1024 })).length, receiveInto: () => b.receiveInto(into), into,
       sendBatch: (l) => a.sendBatch(1, l), receiveBatch: () => b.receiveBatch(batch) };
 }
 
@@ -96,7 +97,15 @@ export const roles = {
   async server(p: RoleParams): Promise<void> {
     const q = openPair({ ...p, a: p.b, b: p.a });
     print({ ready: true });
-    if (p.kind === 'rtt') {
+    if (p.kind === 'rtt' && p.mode.endsWith('into')) {
+      // Echoes from the buffer it receives into: no allocation but the view of the echoed bytes.
+      for (let i = totalRoundTrips(p.iterations); i > 0; i--) {
+        const got = q.receiveInto();
+        const n = (got instanceof Promise ? await got : got).length;
+        const sent = q.send(q.into.subarray(0, n));
+        if (sent) await sent;
+      }
+    } else if (p.kind === 'rtt') {
       for (let i = totalRoundTrips(p.iterations); i > 0; i--) {
         const got = q.receive();
         const sent = q.send((got instanceof Promise ? await got : got).data);
@@ -137,7 +146,11 @@ export const roles = {
   async client(p: RoleParams): Promise<void> {
     const q = openPair(p);
     const payload = Buffer.alloc(p.size, 0x61);
-    if (p.kind === 'rtt') {
+    if (p.kind === 'rtt' && p.mode.endsWith('into')) {
+      await measureRoundTrips(p.iterations, p.mode === 'sync into'
+        ? () => { q.send(payload); q.receiveInto(); }
+        : async () => { await q.send(payload); await q.receiveInto(); });
+    } else if (p.kind === 'rtt') {
       await measureRoundTrips(p.iterations, p.mode === 'sync'
         ? () => { q.send(payload); q.receive(); }
         : async () => { await q.send(payload); await q.receive(); });
@@ -273,7 +286,7 @@ export async function measure(ctx: BenchContext): Promise<Row[]> {
         // calls (spin 0), or spin-then-sleep with the same budget.
         for (const spin of [DEFAULT_SPIN_US, 0]) {
           const modes: Mode[] = kind === 'tput'
-            ? ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed', 'sync into', 'async into'] : ['sync', 'async'];
+            ? ['sync', 'async', 'sync batch', 'async batch', 'sync packed', 'async packed', 'sync into', 'async into'] : ['sync', 'async', 'sync into', 'async into'];
           // In rounds, C and every variant taking turns: single runs on this shared machine differ by up to 3x.
           const [c, ...ours] = await inRounds(ctx.rounds, [
             () => ctx.runPair(cArgs(ctx, family, 'server', kind, a, b, iterations, size, spin), cArgs(ctx, family, 'client', kind, a, b, iterations, size, spin)),

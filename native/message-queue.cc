@@ -381,6 +381,32 @@ static void MsgRcv(const v8::FunctionCallbackInfo<v8::Value>& info) {
   }));
 }
 
+// msgRcvInto(id, scratch, target, type, timeoutMs, spinUs) -> length, or
+// -EAGAIN while nothing matches. msgrcv writes a long (the type, which
+// TypeScript reads at scratch[0..8]) then the payload into `scratch`; the
+// payload is then copied to the start of `target`, if it fits there (a
+// target that shrank while its receive waited: the caller keeps the bytes
+// in `scratch` and puts them back).
+static void MsgRcvInto(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  DirectArgs args(info);
+  int id = args.Int(0);
+  Bytes scratch = args.Bytes(1);
+  Bytes target = args.Bytes(2);
+  long type = static_cast<long>(args.Int64(3));
+  double timeout_ms = args.Number(4);
+  double spin_us = args.Number(5);
+  if (!args.ok()) return;
+  uint8_t* area;
+  size_t capacity;
+  if (!ReceiveArea(scratch, 0, &area, &capacity)) return args.Return(-ERANGE);
+  int r = MsgAttempt(timeout_ms, spin_us, ENOMSG, [&](int flags) {
+    ssize_t n = SysMsgRcv(id, area, capacity, type, flags);
+    return n < 0 ? -errno : static_cast<int>(n);
+  });
+  if (r > 0 && static_cast<size_t>(r) <= target.length) std::memcpy(target.data, area + sizeof(long), static_cast<size_t>(r));
+  args.Return(r);
+}
+
 // msgSndMany(id, type, list: Uint8Array[], next: Uint32Array(1), timeoutMs, spinUs[, lengths, count])
 //   -> messages this call sent (> 0), -EAGAIN while full (none sent), or -errno (none sent).
 // As mqSendMany: the first waits as msgSnd does, the others go in only
@@ -628,7 +654,7 @@ void InitMessageQueue(Napi::Env env, Napi::Object exports) {
       {"mqReceiveBatch", MqReceiveBatch}, {"msgRcvBatch", MsgRcvBatch}
   });
 
-  ExportDirect(exports, {{"mqSend", MqSend}, {"mqReceive", MqReceive}, {"msgSnd", MsgSnd}, {"msgRcv", MsgRcv}});
+  ExportDirect(exports, {{"mqSend", MqSend}, {"mqReceive", MqReceive}, {"msgSnd", MsgSnd}, {"msgRcv", MsgRcv}, {"msgRcvInto", MsgRcvInto}});
   exports.Set("mqPrioMax", Napi::Number::New(env, static_cast<double>(sysconf(_SC_MQ_PRIO_MAX))));
 }
 

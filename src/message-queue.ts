@@ -187,6 +187,13 @@ function fitInto(into: Uint8Array, length: number, putBack: () => void): void {
   throw invalidArgument('target', into, `a Uint8Array of at least ${length} bytes: it shrank while the receive waited; the message was kept`);
 }
 
+/** A System V message for a `receiveInto` target; one in a reused scratch buffer is copied before it is held. */
+function deliverInto(into: Uint8Array, r: RawSysv, held: Held<RawSysv>): SysvReceivedInto {
+  fitInto(into, r.bytes.length, () => held.putBack([{ bytes: Buffer.from(r.bytes), type: r.type }]));
+  r.bytes.copy(into);
+  return { length: r.bytes.length, type: r.type };
+}
+
 /**
  * A batch a queue receives into: at least `size` bytes (the largest
  * message), so that its first message always fits.
@@ -225,6 +232,14 @@ function checkInto(target: unknown, size: number, why: string): Uint8Array {
   checkBytes(target, 'target');
   if ((target as Uint8Array).length < size) throw invalidArgument('target', target, `a Uint8Array of at least ${size} bytes (${why})`);
   return target as Uint8Array;
+}
+
+function checkPosixInto(target: unknown, size: number): Uint8Array {
+  return checkInto(target, size, 'the queue\'s maxMessageSize: mq_receive refuses a smaller buffer');
+}
+
+function checkSysvInto(target: unknown, size: number): Uint8Array {
+  return checkInto(target, size, 'kernel.msgmax when this handle was opened');
 }
 
 /** The priority in mqReceive's result, above the length's 32 bits. */
@@ -716,11 +731,26 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
    * `mq_receive` demands. The bytes are raw: the codec is not applied.
    */
   receiveInto(target: Uint8Array, options?: WaitOptions): Promise<PosixReceivedInto> {
+    if (plainAsync(this.#receiving, options)) {
+      try {
+        this.check('receiveInto');
+        const got = this.#receiveIntoStep(checkPosixInto(target, this.maxMessageSize), 0, this.#receiving.spin);
+        if (got !== undefined) return resolvedNow(got);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return run(this.#receiving, 'receiveInto', options, NO_KEYS, () => this.#receiveIntoOp(target), true);
+    }
     return run(this.#receiving, 'receiveInto', options, NO_KEYS, () => this.#receiveIntoOp(target));
   }
 
   /** {@link receiveInto}, blocking the calling thread while the queue is empty. */
   receiveIntoSync(target: Uint8Array, options?: SyncWaitOptions): PosixReceivedInto {
+    if (plainSync(this.#receiving, options)) {
+      this.check('receiveIntoSync');
+      const got = this.#receiveIntoStep(checkPosixInto(target, this.maxMessageSize), UNTIL_DONE, this.#receiving.spin);
+      if (got !== undefined) return got;
+    }
     return runSync(this.#receiving, 'receiveIntoSync', options, NO_KEYS, () => this.#receiveIntoOp(target));
   }
 
@@ -844,21 +874,22 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   }
 
   #receiveIntoOp(target: unknown): Operation<PosixReceivedInto> {
-    const into = checkInto(target, this.maxMessageSize, 'the queue\'s maxMessageSize: mq_receive refuses a smaller buffer');
-    return {
-      step: (timeout, spin) => {
-        const held = this.#held.take();
-        if (held !== undefined) {
-          fitInto(into, held.bytes.length, () => this.#held.putBack([held]));
-          held.bytes.copy(into);
-          return { length: held.bytes.length, priority: held.priority };
-        }
-        const r = native.mqReceive(this.#fd, into, 0, timeout, spin);
-        if (r === E.EAGAIN) return undefined;
-        if (r < 0) throw systemError(r, 'mq_receive', this.name);
-        return { length: r >>> 0, priority: priorityOf(r) };
-      },
-    };
+    const into = checkPosixInto(target, this.maxMessageSize);
+    return { step: (timeout, spin) => this.#receiveIntoStep(into, timeout, spin) };
+  }
+
+  /** One receive into `into`: a message a batch held back first, then mq_receive straight into it. */
+  #receiveIntoStep(into: Uint8Array, timeout: number, spin: number): PosixReceivedInto | undefined {
+    if (this.#held.size > 0) {
+      const held = this.#held.take()!;
+      fitInto(into, held.bytes.length, () => this.#held.putBack([held]));
+      held.bytes.copy(into);
+      return { length: held.bytes.length, priority: held.priority };
+    }
+    const r = native.mqReceive(this.#fd, into, 0, timeout, spin);
+    if (r === E.EAGAIN) return undefined;
+    if (r < 0) throw systemError(r, 'mq_receive', this.name);
+    return { length: r >>> 0, priority: priorityOf(r) };
   }
 
   #receiveManyOp(max: unknown): Operation<PosixMessage<T>[]> {
@@ -1415,11 +1446,26 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
    * bytes. The bytes are raw: the codec is not applied.
    */
   receiveInto(target: Uint8Array, options?: SysvReceiveOptions): Promise<SysvReceivedInto> {
+    if (plainAsync(this.#receiving, options)) {
+      try {
+        this.check('receiveInto');
+        const got = this.#receiveIntoStep(checkSysvInto(target, this.maxMessageSize), 0, 0, this.#receiving.spin);
+        if (got !== undefined) return resolvedNow(got);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return run(this.#receiving, 'receiveInto', options, RECEIVE_KEYS, () => this.#receiveIntoOp(target, 0), true);
+    }
     return run(this.#receiving, 'receiveInto', options, RECEIVE_KEYS, (o) => this.#receiveIntoOp(target, o.type));
   }
 
   /** {@link receiveInto}, blocking the calling thread while no message matches. */
   receiveIntoSync(target: Uint8Array, options?: SysvReceiveSyncOptions): SysvReceivedInto {
+    if (plainSync(this.#receiving, options)) {
+      this.check('receiveIntoSync');
+      const got = this.#receiveIntoStep(checkSysvInto(target, this.maxMessageSize), 0, UNTIL_DONE, this.#receiving.spin);
+      if (got !== undefined) return got;
+    }
     return runSync(this.#receiving, 'receiveIntoSync', options, RECEIVE_KEYS, (o) => this.#receiveIntoOp(target, o.type));
   }
 
@@ -1645,28 +1691,29 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
    * and the payload is copied to the start of `target`.
    */
   #receiveIntoOp(target: unknown, type: unknown): Operation<SysvReceivedInto> {
-    const into = checkInto(target, this.maxMessageSize, 'kernel.msgmax when this handle was opened');
+    const into = checkSysvInto(target, this.maxMessageSize);
     const selector = optionalInteger(type, 'type', -SYSV_TYPE_MAX, SYSV_TYPE_MAX, 0);
     const waiter = this.#receiveJob(selector);
-    const deliver = (r: RawSysv): SysvReceivedInto => {
-      // A message in the reused scratch buffer is copied before it is held.
-      fitInto(into, r.bytes.length, () => this.#held.putBack([{ bytes: Buffer.from(r.bytes), type: r.type }]));
-      r.bytes.copy(into);
-      return { length: r.bytes.length, type: r.type };
-    };
     return {
       key: selector,
-      step: (timeout, spin) => {
-        const [held] = this.#takeHeld(selector, 1);
-        if (held !== undefined) return deliver(held);
-        const scratch = this.#scratch ??= Buffer.allocUnsafe(8 + this.maxMessageSize);
-        const n = native.msgRcv(this.id, scratch, 0, selector, timeout, spin);
-        if (n === E.EAGAIN) return undefined;
-        if (n < 0) throw this.#receiveError(n);
-        return deliver({ bytes: scratch.subarray(8, 8 + n), type: receivedType(scratch, 0) });
-      },
-      job: { start: waiter.start, finish: (n, got) => deliver(waiter.received(n, got)) },
+      step: (timeout, spin) => this.#receiveIntoStep(into, selector, timeout, spin),
+      job: { start: waiter.start, finish: (n, got) => deliverInto(into, waiter.received(n, got), this.#held) },
     };
+  }
+
+  /** One receive of `selector` into `into`: a message a batch held back first, then msgrcv (the copy is native). */
+  #receiveIntoStep(into: Uint8Array, selector: number, timeout: number, spin: number): SysvReceivedInto | undefined {
+    if (this.#held.size > 0) {
+      const [held] = this.#takeHeld(selector, 1);
+      if (held !== undefined) return deliverInto(into, held, this.#held);
+    }
+    const scratch = this.#scratch ??= Buffer.allocUnsafe(8 + this.maxMessageSize);
+    const n = native.msgRcvInto(this.id, scratch, into, selector, timeout, spin);
+    if (n === E.EAGAIN) return undefined;
+    if (n < 0) throw this.#receiveError(n);
+    // Not copied: the target shrank (a resizable buffer) since the call began.
+    if (n > into.length) return deliverInto(into, { bytes: scratch.subarray(8, 8 + n), type: receivedType(scratch, 0) }, this.#held);
+    return { length: n, type: receivedType(scratch, 0) };
   }
 
   #receiveOp(type: unknown): Operation<SysvMessage<T>> {

@@ -143,6 +143,8 @@ export interface NativeBinding {
   msgSnd(id: number, type: number, data: Uint8Array, timeoutMs: number, spinUs: number): number;
   /** Receives a long (the message's type) then the payload into buffer[offset..]: the payload's length, or -errno. */
   msgRcv(id: number, buffer: Uint8Array, offset: number, type: number, timeoutMs: number, spinUs: number): number;
+  /** Receives a long (the type) then the payload into scratch, then copies the payload to target[0..]: its length, or -errno. */
+  msgRcvInto(id: number, scratch: Uint8Array, target: Uint8Array, type: number, timeoutMs: number, spinUs: number): number;
   msgStat(id: number): NativeMsgStat | number;
   msgSetMaxBytes(id: number, bytes: number): number;
   msgRemove(id: number): number;

@@ -846,6 +846,7 @@ describe('direct native calls', () => {
     ['mqReceive', [-1, bytes, 0, '0', 0], 3, 'a number'],
     ['msgSnd', [1.5, 1, bytes, 0, 0], 0, 'a 32-bit integer'],
     ['msgRcv', [-1, bytes, 0, 0, 0, undefined], 5, 'a number'],
+    ['msgRcvInto', [-1, bytes, 'target', 0, 0, 0], 2, 'a Uint8Array'],
     ['readFd', [-1, [1, 2], 0, 1, 0], 1, 'a Uint8Array'],
     ['writeFd', [-1, bytes, {}, 1, 0], 2, 'a number'],
     ['futexWait', [new Uint32Array(4), 0, 0, 0, 0], 0, 'an Int32Array'],
@@ -893,6 +894,17 @@ describe('direct native calls', () => {
       for (const offset of [-8, 9, 2 ** 53, Number.NaN]) {
         assert.equal(native.msgRcv(q.id, Buffer.alloc(16), offset, 0, 0, 0), Number.isNaN(offset) ? -errnoValue('EAGAIN') : -errnoValue('ERANGE'), `${offset}`);
       }
+      // msgRcvInto: a scratch buffer without room for msgrcv's long is -ERANGE; a payload longer than the
+      // target is taken but not copied (its length tells the caller, whose bytes stay in the scratch).
+      assert.equal(native.msgRcvInto(q.id, Buffer.alloc(7), Buffer.alloc(16), 0, 0, 0), -errnoValue('ERANGE'));
+      q.sendSync(3, 'twelve bytes');
+      const [scratch, small] = [Buffer.alloc(8 + 16), Buffer.alloc(4, 0x2e)];
+      assert.equal(native.msgRcvInto(q.id, scratch, small, 0, 0, 0), 12);
+      assert.equal(small.toString(), '....');
+      assert.equal(scratch.subarray(8, 20).toString(), 'twelve bytes');
+      q.sendSync(3, 'four');
+      assert.equal(native.msgRcvInto(q.id, scratch, small, 0, 0, 0), 4);
+      assert.equal(small.toString(), 'four');
     } finally {
       q.remove();
     }

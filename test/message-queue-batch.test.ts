@@ -322,6 +322,60 @@ describe('receives into a buffer of yours', () => {
       q.remove();
     }
   });
+
+  it('receiveInto without options (the calls that skip the engine): held messages first, then the kernel\'s, errors as with options', async () => {
+    const key = objects.key();
+    const raw = SysvMessageQueue.create(key);
+    const json = SysvMessageQueue.open(key, { codec: 'json' });
+    const name = objects.name();
+    const praw = PosixMessageQueue.create(name, { maxMessages: 8, maxMessageSize: 16 });
+    const pjson = PosixMessageQueue.open(name, { codec: 'json' });
+    try {
+      const target = Buffer.alloc(raw.maxMessageSize, 0x2e);
+      // A batch that meets "bad" holds the messages after it: receiveInto hands them over first, in order.
+      raw.sendManySync(4, ['bad', '"x"', '"yy"']);
+      throwsWith(() => json.tryReceiveMany({ max: 3 }), 'ERR_IPC_CODEC');
+      raw.sendSync(9, 'kernel');
+      assert.deepEqual(json.receiveIntoSync(target), { length: 3, type: 4 });
+      assert.equal(target.subarray(0, 3).toString(), '"x"');
+      assert.deepEqual(await json.receiveInto(target), { length: 4, type: 4 });
+      assert.equal(target.subarray(0, 4).toString(), '"yy"');
+      assert.deepEqual(json.receiveIntoSync(target), { length: 6, type: 9 });
+      assert.equal(target.subarray(0, 7).toString(), 'kernel.');
+      // Nothing queued: the async form waits (on a waiter thread), then gets it.
+      const waiting = raw.receiveInto(target);
+      assert.equal(await stillPending(waiting, 30), true);
+      raw.sendSync(2 ** 40, 'late');
+      assert.deepEqual(await waiting, { length: 4, type: 2 ** 40 });
+      throwsWith(() => raw.receiveIntoSync(Buffer.alloc(8)), 'ERR_IPC_INVALID_ARGUMENT', /at least/);
+      await rejectsWith(() => raw.receiveInto('x' as unknown as Buffer), 'ERR_IPC_INVALID_ARGUMENT', /target/);
+
+      const ptarget = Buffer.alloc(16, 0x2e);
+      praw.sendManySync(['bad', '"p"']);
+      throwsWith(() => pjson.tryReceiveMany({ max: 2 }), 'ERR_IPC_CODEC');
+      praw.sendSync('top', { priority: 5 });
+      assert.deepEqual(pjson.receiveIntoSync(ptarget), { length: 3, priority: 0 });
+      assert.equal(ptarget.subarray(0, 3).toString(), '"p"');
+      assert.deepEqual(await pjson.receiveInto(ptarget), { length: 3, priority: 5 });
+      const pwaiting = praw.receiveInto(ptarget);
+      assert.equal(await stillPending(pwaiting, 30), true);
+      praw.sendSync('later!');
+      assert.deepEqual(await pwaiting, { length: 6, priority: 0 });
+      assert.equal(ptarget.subarray(0, 6).toString(), 'later!');
+      throwsWith(() => praw.receiveIntoSync(Buffer.alloc(15)), 'ERR_IPC_INVALID_ARGUMENT', /at least 16 bytes/);
+      await rejectsWith(() => praw.receiveInto(Buffer.alloc(15)), 'ERR_IPC_INVALID_ARGUMENT', /at least 16 bytes/);
+    } finally {
+      json.close();
+      raw.remove();
+      pjson.close();
+      praw.close();
+      PosixMessageQueue.unlink(name);
+    }
+    throwsWith(() => json.receiveIntoSync(Buffer.alloc(json.maxMessageSize)), 'ERR_IPC_CLOSED', /receiveIntoSync/);
+    await rejectsWith(() => json.receiveInto(Buffer.alloc(json.maxMessageSize)), 'ERR_IPC_CLOSED', /receiveInto/);
+    throwsWith(() => pjson.receiveIntoSync(Buffer.alloc(16)), 'ERR_IPC_CLOSED', /receiveIntoSync/);
+    await rejectsWith(() => pjson.receiveInto(Buffer.alloc(16)), 'ERR_IPC_CLOSED', /receiveInto/);
+  });
 });
 
 describe('batches against their own edge cases', () => {
