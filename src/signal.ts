@@ -21,7 +21,7 @@ import { E, IpcError, defineHints, systemError } from './errors.js';
 import { lazily, native } from './native.js';
 import { type ProcessRef, descendantsOf, signalProcess, spawnedChildren, stillRunning } from './internal/children.js';
 import { Handle } from './internal/handle.js';
-import { NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
+import { NotifyLane, type Operation, plainAsync, plainSync, receiveUntilClosed, resolvedNow, run, runSync, tryRun, UNTIL_DONE } from './internal/operation.js';
 import {
   EPOLL_CTL, EpollSet, type PollTarget, type Pollable, READABLE, type ReadinessSubscriber, type Watch, pollTarget, watchDescriptor,
 } from './internal/readiness.js';
@@ -514,11 +514,26 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
 
   /** The next signal; waits for one (keeping the process alive) if none is queued. */
   receive(options?: WaitOptions): Promise<SignalInfo> {
+    if (plainAsync(this.#waiting, options)) {
+      try {
+        this.check('receive');
+        const info = this.#take(0, this.#waiting.spin);
+        if (info !== undefined) return resolvedNow(info);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return run(this.#waiting, 'receive', options, [], () => this.#receiveOp, true);
+    }
     return run(this.#waiting, 'receive', options, [], () => this.#receiveOp);
   }
 
   /** The next signal; blocks the calling thread until one arrives (other handlers run meanwhile). */
   receiveSync(options?: SyncWaitOptions): SignalInfo {
+    if (plainSync(this.#waiting, options)) {
+      this.check('receiveSync');
+      const info = this.#take(UNTIL_DONE, this.#waiting.spin);
+      if (info !== undefined) return info;
+    }
     return runSync(this.#waiting, 'receiveSync', options, [], () => this.#receiveOp);
   }
 

@@ -619,6 +619,33 @@ describe('waiting for signals', () => {
     }
   });
 
+  it('a receiveSync without options sleeps through another listener\'s signal and ends with its own, or with ERR_IPC_CLOSED', () => {
+    const mine = listenForSignals('SIGRTMIN+17');
+    const other = listenForSignals('SIGRTMIN+18');
+    const stop = onSignal('SIGRTMIN+19', () => mine.close());
+    try {
+      // Another process sends other's signal once this thread sleeps in poll(2), then this one's once it sleeps again.
+      const send = (sigs: string[]): void => {
+        trackChild(spawnChild(process.execPath, ['--input-type=module', '-e', `
+          const { blockedIn } = await import(${JSON.stringify(PROC_HELPERS)});
+          for (const sig of ${JSON.stringify(sigs.map((s) => signalNumber(s)))}) {
+            await blockedIn(${process.pid}, 'poll', { main: true, what: 'the test process waits in receiveSync' });
+            process.kill(${process.pid}, sig);
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }`], { stdio: ['ignore', 'ignore', 'inherit'] }));
+      };
+      send(['SIGRTMIN+18', 'SIGRTMIN+17']);
+      assert.equal(mine.receiveSync().signal, signalName(signalNumber('SIGRTMIN+17')));
+      assert.equal(other.tryReceive()?.signal, signalName(signalNumber('SIGRTMIN+18')));
+      send(['SIGRTMIN+19']);
+      throwsWith(() => mine.receiveSync(), 'ERR_IPC_CLOSED', /receiveSync on SIGRTMAX-13: the handle is closed/);
+    } finally {
+      stop();
+      mine.close();
+      other.close();
+    }
+  });
+
   it('a flood of pending signals is handed out over several turns of the event loop, every one in order', async () => {
     const seen: number[] = [];
     const stop = onSignal('SIGRTMIN+16', (info) => seen.push(info.value!));
