@@ -359,6 +359,15 @@ static double ReceivedType(const uint8_t* area) {
   return static_cast<double>(got);
 }
 
+// One msgrcv of `type` into `area` (a long, then up to `capacity` bytes),
+// bounded as MsgAttempt bounds it: the payload's length, or -errno.
+static int MsgReceiveArea(int id, uint8_t* area, size_t capacity, long type, double timeout_ms, double spin_us) {
+  return MsgAttempt(timeout_ms, spin_us, ENOMSG, [&](int flags) {
+    ssize_t n = SysMsgRcv(id, area, capacity, type, flags);
+    return n < 0 ? -errno : static_cast<int>(n);
+  });
+}
+
 // msgRcv(id, buffer, offset, type, timeoutMs, spinUs) -> length, or
 // -EAGAIN while nothing matches. buffer[offset..] receives a long (the
 // type, which TypeScript reads there) then the payload; `type` is the
@@ -375,10 +384,7 @@ static void MsgRcv(const v8::FunctionCallbackInfo<v8::Value>& info) {
   uint8_t* area;
   size_t capacity;
   if (offset < 0 || !ReceiveArea(b, static_cast<size_t>(offset), &area, &capacity)) return args.Return(-ERANGE);
-  args.Return(MsgAttempt(timeout_ms, spin_us, ENOMSG, [&](int flags) {
-    ssize_t n = SysMsgRcv(id, area, capacity, type, flags);
-    return n < 0 ? -errno : static_cast<int>(n);
-  }));
+  args.Return(MsgReceiveArea(id, area, capacity, type, timeout_ms, spin_us));
 }
 
 // msgRcvInto(id, scratch, target, type, timeoutMs, spinUs) -> length, or
@@ -399,10 +405,7 @@ static void MsgRcvInto(const v8::FunctionCallbackInfo<v8::Value>& info) {
   uint8_t* area;
   size_t capacity;
   if (!ReceiveArea(scratch, 0, &area, &capacity)) return args.Return(-ERANGE);
-  int r = MsgAttempt(timeout_ms, spin_us, ENOMSG, [&](int flags) {
-    ssize_t n = SysMsgRcv(id, area, capacity, type, flags);
-    return n < 0 ? -errno : static_cast<int>(n);
-  });
+  int r = MsgReceiveArea(id, area, capacity, type, timeout_ms, spin_us);
   if (r > 0 && static_cast<size_t>(r) <= target.length) std::memcpy(target.data, area + sizeof(long), static_cast<size_t>(r));
   args.Return(r);
 }
