@@ -9,6 +9,8 @@
  * packed`: the same with MessageBatch (sendBatch / receiveBatch, no
  * JavaScript object per message); and `sync into`, `async into`: single
  * sends, received with receiveInto into one reused buffer, as C receives.
+ * The round trip has `into` rows too: both sides receive into a buffer
+ * of their own, and the server echoes from it.
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
