@@ -388,11 +388,15 @@ static void MsgRcv(const v8::FunctionCallbackInfo<v8::Value>& info) {
 }
 
 // msgRcvInto(id, scratch, target, type, timeoutMs, spinUs) -> length, or
-// -EAGAIN while nothing matches. msgrcv writes a long (the type, which
-// TypeScript reads at scratch[0..8]) then the payload into `scratch`; the
-// payload is then copied to the start of `target`, if it fits there (a
-// target that shrank while its receive waited: the caller keeps the bytes
-// in `scratch` and puts them back).
+// -EAGAIN while nothing matches, or -errno. msgrcv writes a long (the type,
+// which TypeScript reads at scratch[0..8]) then the payload into `scratch`;
+// the payload is then copied to the start of `target` if it fits there.
+// One that does not (a target that shrank while its receive waited) is
+// taken but not copied: -(kNotCopied + length), below every -errno; the
+// caller finds its bytes in `scratch` and puts them back.
+// Above every errno (Linux's stop at 4095).
+constexpr int kNotCopied = 4096;
+
 static void MsgRcvInto(const v8::FunctionCallbackInfo<v8::Value>& info) {
   DirectArgs args(info);
   int id = args.Int(0);
@@ -406,7 +410,9 @@ static void MsgRcvInto(const v8::FunctionCallbackInfo<v8::Value>& info) {
   size_t capacity;
   if (!ReceiveArea(scratch, 0, &area, &capacity)) return args.Return(-ERANGE);
   int r = MsgReceiveArea(id, area, capacity, type, timeout_ms, spin_us);
-  if (r > 0 && static_cast<size_t>(r) <= target.length) std::memcpy(target.data, area + sizeof(long), static_cast<size_t>(r));
+  if (r > 0 && static_cast<size_t>(r) > target.length) return args.Return(-(kNotCopied + r));
+  // memmove: a direct caller may hand overlapping buffers.
+  if (r > 0) std::memmove(target.data, area + sizeof(long), static_cast<size_t>(r));
   args.Return(r);
 }
 

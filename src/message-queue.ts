@@ -33,7 +33,7 @@ import {
 import { type MessageBatch, batchGone, checkBatchIntact, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
-import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger, realByteLength } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, DEFAULT_SPIN_US, checkSpin } from './internal/wait.js';
 
 const C = lazily(() => native.constants);
@@ -182,15 +182,22 @@ function accessFlags(access: unknown): number {
  * than being cut short.
  */
 function fitInto(into: Uint8Array, length: number, putBack: () => void): void {
-  if (into.length >= length) return;
+  if (realByteLength(into) >= length) return;
   putBack();
-  throw invalidArgument('target', into, `a Uint8Array of at least ${length} bytes: it shrank while the receive waited; the message was kept`);
+  throw shrankTarget(into, length);
 }
+
+function shrankTarget(into: Uint8Array, length: number): IpcError {
+  return invalidArgument('target', into, `a Uint8Array of at least ${length} bytes: it shrank while the receive waited; the message was kept`);
+}
+
+/** msgRcvInto's results from here down: a message taken but not copied, -(NOT_COPIED + its length). */
+const NOT_COPIED = 4096;
 
 /** A System V message for a `receiveInto` target; one in a reused scratch buffer is copied before it is held. */
 function deliverInto(into: Uint8Array, r: RawSysv, held: Held<RawSysv>): SysvReceivedInto {
   fitInto(into, r.bytes.length, () => held.putBack([{ bytes: Buffer.from(r.bytes), type: r.type }]));
-  r.bytes.copy(into);
+  into.set(r.bytes);
   return { length: r.bytes.length, type: r.type };
 }
 
@@ -230,7 +237,7 @@ function checkLengths(list: Packed, check: (length: number) => void): Packed {
 /** A receive target: a Uint8Array of at least `size` bytes. */
 function checkInto(target: unknown, size: number, why: string): Uint8Array {
   checkBytes(target, 'target');
-  if ((target as Uint8Array).length < size) throw invalidArgument('target', target, `a Uint8Array of at least ${size} bytes (${why})`);
+  if (realByteLength(target as Uint8Array) < size) throw invalidArgument('target', target, `a Uint8Array of at least ${size} bytes (${why})`);
   return target as Uint8Array;
 }
 
@@ -883,7 +890,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     if (this.#held.size > 0) {
       const held = this.#held.take()!;
       fitInto(into, held.bytes.length, () => this.#held.putBack([held]));
-      held.bytes.copy(into);
+      into.set(held.bytes);
       return { length: held.bytes.length, priority: held.priority };
     }
     const r = native.mqReceive(this.#fd, into, 0, timeout, spin);
@@ -1709,11 +1716,15 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
     }
     const scratch = this.#scratch ??= Buffer.allocUnsafe(8 + this.maxMessageSize);
     const n = native.msgRcvInto(this.id, scratch, into, selector, timeout, spin);
+    if (n >= 0) return { length: n, type: receivedType(scratch, 0) };
     if (n === E.EAGAIN) return undefined;
-    if (n < 0) throw this.#receiveError(n);
-    // Not copied: the target shrank (a resizable buffer) since the call began.
-    if (n > into.length) return deliverInto(into, { bytes: scratch.subarray(8, 8 + n), type: receivedType(scratch, 0) }, this.#held);
-    return { length: n, type: receivedType(scratch, 0) };
+    if (n <= -NOT_COPIED) {
+      // Taken, but longer than the target (one that shrank since the call began): kept for the next receive.
+      const length = -n - NOT_COPIED;
+      this.#held.putBack([{ bytes: Buffer.from(scratch.subarray(8, 8 + length)), type: receivedType(scratch, 0) }]);
+      throw shrankTarget(into, length);
+    }
+    throw this.#receiveError(n);
   }
 
   #receiveOp(type: unknown): Operation<SysvMessage<T>> {

@@ -143,7 +143,10 @@ export interface NativeBinding {
   msgSnd(id: number, type: number, data: Uint8Array, timeoutMs: number, spinUs: number): number;
   /** Receives a long (the message's type) then the payload into buffer[offset..]: the payload's length, or -errno. */
   msgRcv(id: number, buffer: Uint8Array, offset: number, type: number, timeoutMs: number, spinUs: number): number;
-  /** Receives a long (the type) then the payload into scratch, then copies the payload to target[0..]: its length, or -errno. */
+  /**
+   * Receives a long (the type) then the payload into scratch, then copies the payload to target[0..]: its length, or
+   * -errno; -(4096 + length) if taken but not copied (longer than the target), its bytes left in scratch.
+   */
   msgRcvInto(id: number, scratch: Uint8Array, target: Uint8Array, type: number, timeoutMs: number, spinUs: number): number;
   msgStat(id: number): NativeMsgStat | number;
   msgSetMaxBytes(id: number, bytes: number): number;

@@ -21,7 +21,7 @@ import { E, IpcError, defineHints, systemError } from './errors.js';
 import { lazily, native } from './native.js';
 import { type ProcessRef, descendantsOf, signalProcess, spawnedChildren, stillRunning } from './internal/children.js';
 import { Handle } from './internal/handle.js';
-import { NotifyLane, type Operation, plainAsync, plainSync, receiveUntilClosed, resolvedNow, run, runSync, tryRun, UNTIL_DONE } from './internal/operation.js';
+import { finishPlainSync, NotifyLane, type Operation, plainAsync, plainSync, receiveUntilClosed, resolvedNow, run, runSync, tryRun, UNTIL_DONE } from './internal/operation.js';
 import {
   EPOLL_CTL, EpollSet, type PollTarget, type Pollable, READABLE, type ReadinessSubscriber, type Watch, pollTarget, watchDescriptor,
 } from './internal/readiness.js';
@@ -531,8 +531,8 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
   receiveSync(options?: SyncWaitOptions): SignalInfo {
     if (plainSync(this.#waiting, options)) {
       this.check('receiveSync');
-      const info = this.#take(UNTIL_DONE, this.#waiting.spin);
-      if (info !== undefined) return info;
+      // Handlers run inside the wait: one may start a receive() of this listener, which must not end this call.
+      return this.#take(UNTIL_DONE, this.#waiting.spin) ?? finishPlainSync(this.#waiting, 'receiveSync', (t, s) => this.#take(t, s));
     }
     return runSync(this.#waiting, 'receiveSync', options, [], () => this.#receiveOp);
   }
@@ -593,7 +593,8 @@ export class SignalListener extends Handle implements AsyncIterable<SignalInfo>,
         dispatchPending();
       }
     }
-    if (this.#queue.length === 0 && timeout !== 0) {
+    // A handler the drain ran may have closed this listener: the caller then ends as closed, rather than sleeping.
+    if (this.#queue.length === 0 && timeout !== 0 && !this.closed) {
       const r = native.pollFd(sources!.fd, native.constants.POLLIN, timeout);
       if (r < 0) throw systemError(r, 'poll', 'the signal descriptors');
       dispatchPending();

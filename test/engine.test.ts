@@ -895,11 +895,11 @@ describe('direct native calls', () => {
         assert.equal(native.msgRcv(q.id, Buffer.alloc(16), offset, 0, 0, 0), Number.isNaN(offset) ? -errnoValue('EAGAIN') : -errnoValue('ERANGE'), `${offset}`);
       }
       // msgRcvInto: a scratch buffer without room for msgrcv's long is -ERANGE; a payload longer than the
-      // target is taken but not copied (its length tells the caller, whose bytes stay in the scratch).
+      // target is taken but not copied, -(4096 + its length), below every -errno; its bytes stay in the scratch.
       assert.equal(native.msgRcvInto(q.id, Buffer.alloc(7), Buffer.alloc(16), 0, 0, 0), -errnoValue('ERANGE'));
       q.sendSync(3, 'twelve bytes');
       const [scratch, small] = [Buffer.alloc(8 + 16), Buffer.alloc(4, 0x2e)];
-      assert.equal(native.msgRcvInto(q.id, scratch, small, 0, 0, 0), 12);
+      assert.equal(native.msgRcvInto(q.id, scratch, small, 0, 0, 0), -(4096 + 12));
       assert.equal(small.toString(), '....');
       assert.equal(scratch.subarray(8, 20).toString(), 'twelve bytes');
       q.sendSync(3, 'four');

@@ -442,6 +442,39 @@ describe('batches against their own edge cases', () => {
     }
   });
 
+  it('a target whose length property lies is measured by its memory: refused before a message is taken (both families)', async () => {
+    const key = objects.key();
+    const q = SysvMessageQueue.create(key);
+    const name = objects.name();
+    const p = PosixMessageQueue.create(name, { maxMessages: 2, maxMessageSize: 16 });
+    try {
+      // Own `length` and `byteLength` properties claim room enough; the memory holds 4 bytes.
+      const liar = (size: number): Uint8Array => {
+        const view = new Uint8Array(4);
+        Object.defineProperty(view, 'length', { value: size });
+        Object.defineProperty(view, 'byteLength', { value: size });
+        return view;
+      };
+      q.sendSync(7, 'thirteen byte');
+      p.sendSync('fifteen bytes!!');
+      for (const [queue, size] of [[q, q.maxMessageSize], [p, 16]] as const) {
+        const target = liar(size);
+        throwsWith(() => queue.receiveIntoSync(target), 'ERR_IPC_INVALID_ARGUMENT', new RegExp(`at least ${size} bytes`));
+        await rejectsWith(() => queue.receiveInto(target), 'ERR_IPC_INVALID_ARGUMENT', new RegExp(`at least ${size} bytes`));
+        throwsWith(() => queue.tryReceiveInto(target), 'ERR_IPC_INVALID_ARGUMENT', new RegExp(`at least ${size} bytes`));
+        assert.deepEqual([...target.subarray(0, 4)], [0, 0, 0, 0]);
+      }
+      const target = Buffer.alloc(q.maxMessageSize);
+      assert.deepEqual(q.receiveIntoSync(target), { length: 13, type: 7 });
+      assert.equal(target.subarray(0, 13).toString(), 'thirteen byte');
+      assert.deepEqual(p.receiveIntoSync(target), { length: 15, priority: 0 });
+    } finally {
+      q.remove();
+      p.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
   it('a target that shrank while its receive waited fails, and the message stays for the next receive', async () => {
     const key = objects.key();
     const q = SysvMessageQueue.create(key);

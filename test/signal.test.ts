@@ -17,7 +17,7 @@ import { setImmediate as yieldLoop, setTimeout as sleep } from 'node:timers/prom
 import { fileURLToPath } from 'node:url';
 import {
   IpcError, PosixMessageQueue, SIGNAL_LISTENER_CAPACITY, ignore, listSignals, listenForSignals, onSignal, pipe, restoreDefault, sendSignal, shutdownOn,
-  signalName, signalNumber, waitForSignal, waitForSignalSync,
+  signalName, signalNumber, waitForSignal, waitForSignalSync, type SignalInfo,
 } from '../src/index.js';
 import { native } from '../src/native.js';
 import { openFds, uniqueName } from './helpers/objects.js';
@@ -643,6 +643,48 @@ describe('waiting for signals', () => {
       stop();
       mine.close();
       other.close();
+    }
+  });
+
+  it('a receiveSync without options goes on waiting when a handler it ran starts a receive() of the same listener', async () => {
+    const mine = listenForSignals('SIGRTMIN+20');
+    let started: Promise<SignalInfo> | undefined;
+    const stop = onSignal('SIGRTMIN+21', () => { started = mine.receive(); });
+    try {
+      // Another process: the handler's signal once this thread sleeps in receiveSync, then two of the listener's.
+      trackChild(spawnChild(process.execPath, ['--input-type=module', '-e', `
+        const { blockedIn } = await import(${JSON.stringify(PROC_HELPERS)});
+        await blockedIn(${process.pid}, 'poll', { main: true, what: 'the test process waits in receiveSync' });
+        process.kill(${process.pid}, ${signalNumber('SIGRTMIN+21')});
+        await blockedIn(${process.pid}, 'poll', { main: true, what: 'the test process waits in receiveSync again' });
+        process.kill(${process.pid}, ${signalNumber('SIGRTMIN+20')});
+        process.kill(${process.pid}, ${signalNumber('SIGRTMIN+20')});`], { stdio: ['ignore', 'ignore', 'inherit'] }));
+      // The call that waited first takes the first; the receive() the handler started, the second.
+      assert.equal(mine.receiveSync().signal, signalName(signalNumber('SIGRTMIN+20')));
+      assert.ok(started instanceof Promise, 'the handler ran inside receiveSync');
+      assert.equal((await started).signal, signalName(signalNumber('SIGRTMIN+20')));
+    } finally {
+      stop();
+      mine.close();
+    }
+  });
+
+  it('a receiveSync whose listener a pending handler closes ends with ERR_IPC_CLOSED at once, with or without options or a spin', () => {
+    // The bounded ones first: without the fix, they fail after their timeout, where the others would sleep on.
+    for (const [spin, options] of [[0, { timeout: 20_000 }], [200, { timeout: 20_000 }], [0, undefined], [200, undefined], [0, {}]] as const) {
+      const listener = listenForSignals('SIGRTMIN+22', { spin });
+      const stop = onSignal('SIGRTMIN+23', () => listener.close());
+      try {
+        // Pending, not yet handed out: the receive's own drain runs the handler, before it would sleep.
+        sendSignal(process.pid, 'SIGRTMIN+23');
+        const began = performance.now();
+        throwsWith(() => listener.receiveSync(options), 'ERR_IPC_CLOSED', /receiveSync on SIGRTMAX-8: the handle is closed/);
+        // It did not sleep out its timeout (a closed listener's wait is woken by nothing but another signal).
+        assert.ok(performance.now() - began < 19_000, `ended after ${performance.now() - began} ms`);
+      } finally {
+        stop();
+        listener.close();
+      }
     }
   });
 

@@ -651,6 +651,24 @@ export function plainSync(lane: Lane, options: object | undefined): boolean {
   return options === undefined && isMainThread && !lane.busy;
 }
 
+/**
+ * The rest of a plain `*Sync` call (see {@link plainSync}) whose step
+ * ended without a result, for a step that runs JavaScript (a signal
+ * listener's runs handlers): it waits on as {@link runSync}'s loop would,
+ * with no time limit, ending as closed if that code closed the handle. It
+ * does not ask again whether async calls wait on the lane, as runSync's
+ * entry would: any that do were started by that code after this call
+ * began, and this call, waiting already, goes first, as it does through
+ * runSync.
+ */
+export function finishPlainSync<T>(lane: Lane, what: string, step: (timeout: number, spin: number) => T | undefined): T {
+  for (;;) {
+    lane.owner.check(what);
+    const value = step(UNTIL_DONE, 0);
+    if (value !== undefined) return value;
+  }
+}
+
 /** The spin of a call's first attempt (async) or step (sync): the lane's, but no longer than a shorter timeout (ms). */
 function firstSpin(lane: Lane, timeout: number): number {
   return timeout > 0 && timeout < lane.spin / 1000 ? timeout * 1000 : lane.spin;

@@ -116,6 +116,17 @@ export function checkBytes(value: unknown, name = 'data'): Uint8Array {
   return value;
 }
 
+const viewByteLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteLength')!.get! as
+  (this: ArrayBufferView) => number;
+
+/**
+ * The bytes `view` really spans, as the addon sees them: its own `length`
+ * or `byteLength` property, which any code may define, is not asked.
+ */
+export function realByteLength(view: ArrayBufferView): number {
+  return viewByteLength.call(view);
+}
+
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Whether `s` has a UTF-8 form: no lone UTF-16 surrogate, which the kernel would receive as U+FFFD. */
