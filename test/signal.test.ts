@@ -649,13 +649,20 @@ describe('waiting for signals', () => {
   it('a receiveSync without options goes on waiting when a handler it ran starts a receive() of the same listener', async () => {
     const mine = listenForSignals('SIGRTMIN+20');
     let started: Promise<SignalInfo> | undefined;
-    const stop = onSignal('SIGRTMIN+21', () => { started = mine.receive(); });
+    const ran = join(tmpdir(), `ipckit-test-handler-ran-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const stop = onSignal('SIGRTMIN+21', () => {
+      started = mine.receive();
+      writeFileSync(ran, '');
+    });
     try {
-      // Another process: the handler's signal once this thread sleeps in receiveSync, then two of the listener's.
+      // Another process: the handler's signal once this thread sleeps in receiveSync; once the handler has run
+      // and the thread sleeps again, two of the listener's (sent earlier, they would come first: lower number).
       trackChild(spawnChild(process.execPath, ['--input-type=module', '-e', `
+        const { existsSync } = await import('node:fs');
         const { blockedIn } = await import(${JSON.stringify(PROC_HELPERS)});
         await blockedIn(${process.pid}, 'poll', { main: true, what: 'the test process waits in receiveSync' });
         process.kill(${process.pid}, ${signalNumber('SIGRTMIN+21')});
+        while (!existsSync(${JSON.stringify(ran)})) await new Promise((resolve) => setTimeout(resolve, 5));
         await blockedIn(${process.pid}, 'poll', { main: true, what: 'the test process waits in receiveSync again' });
         process.kill(${process.pid}, ${signalNumber('SIGRTMIN+20')});
         process.kill(${process.pid}, ${signalNumber('SIGRTMIN+20')});`], { stdio: ['ignore', 'ignore', 'inherit'] }));
@@ -666,6 +673,7 @@ describe('waiting for signals', () => {
     } finally {
       stop();
       mine.close();
+      rmSync(ran, { force: true });
     }
   });
 
