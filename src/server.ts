@@ -50,7 +50,7 @@ import { FRAME_HEADER, MAX_FRAME } from './internal/framing.js';
 import { OwnedFd } from './internal/handle.js';
 import { type PollTarget, pollTarget, READABLE, WRITABLE } from './internal/readiness.js';
 import { parseSocketAddress } from './internal/socket-address.js';
-import { checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import { checkInteger, checkMode, checkOptions, invalidArgument, isBytes, notBytes, optionalInteger } from './internal/validate.js';
 import { checkSignal } from './internal/wait.js';
 
 const S = lazily(() => native.socketConstants);
@@ -240,7 +240,8 @@ function replyBytes<T>(reply: unknown, codec: Codec<T> | undefined): Uint8Array 
   // With a codec every value goes through it (a string too: the client decodes with the same codec).
   if (codec !== undefined) return encodeWith(codec, reply as T, 'a reply');
   if (typeof reply === 'string') return Buffer.from(reply, 'utf8');
-  if (reply instanceof Uint8Array) return reply;
+  if (isBytes(reply)) return reply;
+  if (reply instanceof Uint8Array) throw notBytes("A handler's reply", reply, 'a Uint8Array');
   throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `A handler returned ${typeof reply}: return a Uint8Array, a string, ` +
     'or nothing (or set a codec to return other values).');
 }

@@ -11,7 +11,7 @@ import { E, IpcError } from '../errors.js';
 import { type ReadAhead } from './framing.js';
 import { checkMessageBatch } from './message-batch.js';
 import { DONE, type Operation } from './operation.js';
-import { invalidArgument, optionalInteger } from './validate.js';
+import { invalidArgument, isBytes, notBytes, optionalInteger } from './validate.js';
 import { native } from '../native.js';
 import { type SyncWaitOptions, type WaitOptions } from './wait.js';
 
@@ -212,7 +212,7 @@ export const MAX_TARGETS = 1024;
 /** The buffers of a scattered read: an array of 1 to {@link MAX_TARGETS} Uint8Arrays with room for a byte at least. */
 export function checkTargets(targets: unknown): Uint8Array[] {
   const list = encodeBatch(targets as readonly unknown[], (target) => {
-    if (!ArrayBuffer.isView(target) || !(target instanceof Uint8Array)) throw invalidArgument('targets', target, 'Uint8Arrays (or Buffers) to read into');
+    if (!isBytes(target)) throw notBytes('targets', target, 'Uint8Arrays (or Buffers) to read into');
     return target;
   }, 'targets');
   if (list.length === 0 || list.length > MAX_TARGETS) throw invalidArgument('targets', targets, `an array of 1 to ${MAX_TARGETS} Uint8Arrays`);

@@ -5,7 +5,7 @@
  */
 import { Decoder, EXT_TIMESTAMP, Encoder, ExtensionCodec, decodeTimestampExtension, encodeTimestampExtension } from '@msgpack/msgpack';
 import { IpcError } from '../errors.js';
-import { invalidArgument, isWellFormed, toBytes } from './validate.js';
+import { invalidArgument, isBytes, isWellFormed, notBytes, toBytes } from './validate.js';
 
 /** Turns values into message bytes and back. */
 export interface Codec<T> {
@@ -129,8 +129,11 @@ export function encodeWith<T>(codec: Codec<T>, value: T, address: string): Uint8
     if (err instanceof IpcError) throw err;
     throw new IpcError('ERR_IPC_CODEC', `Encoding a message for ${address} failed: ${(err as Error)?.message ?? err}`, { address, cause: err });
   }
-  if (!ArrayBuffer.isView(bytes) || !(bytes instanceof Uint8Array)) {
-    throw new IpcError('ERR_IPC_CODEC', `The codec's encode() for ${address} returned ${typeof bytes}, not a Uint8Array.`, { address });
+  if (!isBytes(bytes)) {
+    if (!ArrayBuffer.isView(bytes) || !(bytes instanceof Uint8Array)) {
+      throw new IpcError('ERR_IPC_CODEC', `The codec's encode() for ${address} returned ${typeof bytes}, not a Uint8Array.`, { address });
+    }
+    throw notBytes(`What the codec's encode() for ${address} returned`, bytes, 'a Uint8Array', 'ERR_IPC_CODEC');
   }
   return bytes;
 }

@@ -102,22 +102,42 @@ export function checkBoolean(value: unknown, name: string, fallback = false): bo
 /** Bytes to send or write: a Uint8Array (or Buffer) as it is, a string as its UTF-8 encoding. */
 export function toBytes(value: unknown, name = 'data'): Uint8Array {
   if (typeof value === 'string') return Buffer.from(value, 'utf8');
-  if (!ArrayBuffer.isView(value) || !(value instanceof Uint8Array)) {
-    throw invalidArgument(name, value, 'a Uint8Array, Buffer or string (or configure a codec for other values)');
-  }
+  if (!isBytes(value)) throw notBytes(name, value, 'a Uint8Array, Buffer or string (or configure a codec for other values)');
   return value;
 }
 
 export function checkBytes(value: unknown, name = 'data'): Uint8Array {
-  // isView: a Proxy around a Uint8Array passes instanceof, but is no view the addon can read.
-  if (!ArrayBuffer.isView(value) || !(value instanceof Uint8Array)) {
-    throw invalidArgument(name, value, 'a Uint8Array or Buffer (or configure a codec for other values)');
-  }
+  if (!isBytes(value)) throw notBytes(name, value, 'a Uint8Array or Buffer (or configure a codec for other values)');
   return value;
 }
 
 const viewByteLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteLength')!.get! as
   (this: ArrayBufferView) => number;
+
+/**
+ * Whether `value` is a Uint8Array (a Buffer included) whose `length` is the
+ * number of bytes it spans. The addon reads and writes a view's memory as
+ * it really is, while JavaScript sizes frames, headers and copies by
+ * `length`: a view whose `length` says otherwise (a property of its own, or
+ * a subclass's getter) would send a frame whose header disagrees with its
+ * bytes, or lose a message it was too small for. `isView` also refuses a
+ * Proxy around a Uint8Array, which passes `instanceof` but is no view the
+ * addon can read.
+ */
+export function isBytes(value: unknown): value is Uint8Array {
+  return ArrayBuffer.isView(value) && value instanceof Uint8Array && value.length === viewByteLength.call(value);
+}
+
+/** The error for a value {@link isBytes} refused, which says which of its conditions failed. */
+export function notBytes(name: string, value: unknown, expected: string, code: 'ERR_IPC_INVALID_ARGUMENT' | 'ERR_IPC_CODEC' = 'ERR_IPC_INVALID_ARGUMENT'):
+  IpcError {
+  if (!ArrayBuffer.isView(value) || !(value instanceof Uint8Array)) {
+    return code === 'ERR_IPC_CODEC' ? new IpcError(code, `${name} must be ${expected}; got ${describe(value)}.`) : invalidArgument(name, value, expected);
+  }
+  return new IpcError(code, `${name} must be a Uint8Array whose length is the number of bytes it spans; got a view of ` +
+    `${viewByteLength.call(value)} bytes whose length says ${describe(value.length)} (a length property of its own, or a subclass's). ` +
+    'Pass a plain view of the same bytes, e.g. new Uint8Array(view.buffer, view.byteOffset, view.byteLength).');
+}
 
 /**
  * The bytes `view` really spans, as the addon sees them: its own `length`
