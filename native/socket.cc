@@ -777,8 +777,10 @@ int TakePacket(int fd, uint8_t* at, size_t length, int* fds, bool* cut, uint8_t*
 // the queue, so this holds unless another process receives from the same
 // socket meanwhile (kPacketLost then says so).
 //
-// Datagrams: FIONREAD counts the next datagram only, so each costs it and
-// a recvmsg, as a seqpacket message does when the room is short. A
+// Datagrams: while the room left holds more than io[2] bytes, each is
+// received straight into it, one recvmsg a datagram; once it holds less,
+// each is measured first (FIONREAD counts the next datagram only), as a
+// seqpacket message is when the room is short. A
 // datagram of no bytes is a message like any other (on seqpacket, one with
 // no descriptors is the end, or an empty message: kPacketEmpty). With
 // `senders`, the address of the i-th datagram this call places goes to its
@@ -832,12 +834,15 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
   };
   while (batch.count < batch.slots && (senders == nullptr || static_cast<size_t>(placed) < sender_slots)) {
     size_t room = batch.data.length - batch.size;
-    if (counted <= 0) {
+    // A datagram goes straight into room that holds more than the largest one the socket accepts: no FIONREAD, no
+    // peek. One over the maximum is still seen whole (MSG_TRUNC gives its real length), and discarded.
+    const bool direct = datagrams && static_cast<double>(room) > max;
+    if (counted <= 0 && !direct) {
       int queued = 0;
       counted = ioctl(fd, FIONREAD, &queued) == 0 && queued > 0 ? queued : 0;
     }
     size_t length = room;
-    if (counted <= 0 || static_cast<size_t>(counted) > room) {
+    if (!direct && (counted <= 0 || static_cast<size_t>(counted) > room)) {
       int next = Spin(placed == 0 ? spin_us : 0, EAGAIN, peek);
       if (next < 0) {
         if (failed(next)) continue;
@@ -854,7 +859,10 @@ Napi::Value RecvPackets(const Napi::CallbackInfo& info) {
     }
     int fds = 0;
     bool cut = false;
-    int n = TakePacket(fd, batch.data.data + batch.size, length, &fds, &cut, senders == nullptr ? nullptr : senders + placed * kSenderSlot);
+    auto take = [&] {
+      return TakePacket(fd, batch.data.data + batch.size, length, &fds, &cut, senders == nullptr ? nullptr : senders + placed * kSenderSlot);
+    };
+    int n = direct ? Spin(placed == 0 ? spin_us : 0, EAGAIN, take) : take();
     if (n < 0) {
       if (failed(n)) continue;
       break;

@@ -1001,6 +1001,41 @@ describe('datagram socket packed batches: sendBatch / receiveBatch', () => {
         s.close();
       }
     });
+
+    it(`${kind}: with room for more than maxMessageSize, each datagram goes straight in; one over it is discarded whole; short room measures again`, async () => {
+      const [r, s] = pairOf(kind, { maxMessageSize: 16 });
+      try {
+        const to = r.localAddress!;
+        // 40 bytes: room for more than 16 until 32 are placed; then each is measured, and one that does not fit stays.
+        const into = new MessageBatch({ bytes: 40, messages: 8 });
+        const senders: (string | null)[] = [];
+        s.sendManySync(['x'.repeat(16), '', 'y'.repeat(16), 'z'.repeat(5), 'w'.repeat(4)], { to });
+        assert.equal(r.receiveBatchSync(into, { senders }), 4);
+        assert.deepEqual([...into.lengths.subarray(0, into.count)], [16, 0, 16, 5]);
+        assert.deepEqual(texts(into), ['x'.repeat(16), '', 'y'.repeat(16), 'z'.repeat(5)]);
+        assert.deepEqual(senders, [s.localAddress, s.localAddress, s.localAddress, s.localAddress]);
+        assert.equal(r.receiveSync().data.toString(), 'w'.repeat(4), 'the one that did not fit stayed, whole');
+        // One over the limit, into ample room: seen at its real length, discarded, and the batch ends before it.
+        const ample = new MessageBatch({ bytes: 1024, messages: 8 });
+        s.sendManySync(['a', 'b'.repeat(17), 'c'], { to });
+        assert.equal(r.receiveBatchSync(ample), 1);
+        assert.deepEqual(texts(ample), ['a']);
+        throwsWith(() => r.receiveBatchSync(ample), 'ERR_IPC_MESSAGE_TOO_LARGE', /A 17-byte datagram from .* more than maxMessageSize 16; it was discarded/);
+        assert.equal(r.receiveBatchSync(ample), 1);
+        assert.deepEqual(texts(ample), ['c']);
+        // The first waits (async), and takes what came with it.
+        const waiting = r.receiveBatch(ample, { senders });
+        assert.ok(await stillPending(waiting, 20));
+        s.sendManySync(['late', 'later'], { to });
+        assert.equal(await waiting, 2);
+        assert.deepEqual(texts(ample), ['late', 'later']);
+        assert.deepEqual(senders, [s.localAddress, s.localAddress]);
+        assert.equal(r.tryReceiveBatch(ample), 0);
+      } finally {
+        r.close();
+        s.close();
+      }
+    });
   }
 
   it('udp: more datagrams than one native call names the senders of, from two senders interleaved, all in one batch and in order', () => {
