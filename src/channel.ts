@@ -23,7 +23,7 @@ import { descriptorError } from './internal/limits.js';
 import { DONE, type LaneOwner, NotifyLane, type Operation, receiveUntilClosed, run, runSync, tryRun } from './internal/operation.js';
 import { type Interest, LookTimer, READABLE, type PollTarget, type ReadinessSubscriber, type Watch, pollTarget, watchDescriptor } from './internal/readiness.js';
 import { type OwnerOption } from './internal/trust.js';
-import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger } from './internal/validate.js';
+import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions, copyView, invalidArgument, optionalInteger, realByteLength, viewFrom } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin, timeoutError } from './internal/wait.js';
 
 // The layout of a channel segment, the only definition of it.
@@ -140,7 +140,7 @@ function copyInto(dst: Uint8Array, dstOffset: number, src: Uint8Array, srcOffset
   // Nothing to copy (a view of a detached buffer, empty, cannot even be sliced).
   if (length === 0) return;
   if (length >= NATIVE_COPY) native.copyBytes(dst, dstOffset, src, srcOffset, length);
-  else dst.set(src.subarray(srcOffset, srcOffset + length), dstOffset);
+  else copyView(dst, viewFrom(src, srcOffset, srcOffset + length), dstOffset);
 }
 
 /** A ring position (TAIL or HEAD): a byte count modulo 2^32, unsigned (the word is read signed). */
@@ -887,7 +887,7 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   trySend(data: Outgoing<T>): boolean {
     if (this.#direct('producer')) {
       const bytes = this.#encode(data);
-      return this.#write(bytes, bytes.length);
+      return this.#write(bytes, realByteLength(bytes));
     }
     const call = (): boolean => tryRun(this.#sendLane, 'trySend', undefined, [], () => this.#sendOp(this.#encode(data))) !== undefined;
     return this.#shared('producer') ? this.#tryTurn('producer', 'trySend', call, () => false) ?? false : call();
@@ -1368,7 +1368,8 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   #encode(data: Outgoing<T>): Uint8Array {
     const bytes = encodeWith(this.#codec, data as T, this.address);
-    if (bytes.length > this.maxMessageSize) throw this.#tooLarge(bytes.length);
+    const size = realByteLength(bytes);
+    if (size > this.maxMessageSize) throw this.#tooLarge(size);
     return bytes;
   }
 
@@ -1489,14 +1490,15 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
     try {
       while (next[0]! < list.length) {
         const data = list[next[0]!]!;
-        if (data.length !== lengths[next[0]!]) throw batchChanged(this.address);
-        const position = this.#reserve(align8(RECORD_HEADER + data.length));
+        const length = lengths[next[0]!]!;
+        if (realByteLength(data) !== length) throw batchChanged(this.address);
+        const position = this.#reserve(align8(RECORD_HEADER + length));
         if (position === undefined) break;
-        copyInto(this.#bytes, (position & this.#mask) + RECORD_HEADER, data, 0, data.length);
-        this.#place(position, data.length);
+        copyInto(this.#bytes, (position & this.#mask) + RECORD_HEADER, data, 0, length);
+        this.#place(position, length);
         next[0] = next[0]! + 1;
         count++;
-        bytes += data.length;
+        bytes += length;
       }
       return count;
     } finally {
@@ -1508,11 +1510,12 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   #write(bytes: Uint8Array, length: number): boolean {
     try {
       // The length checked against maxMessageSize when it was encoded: a buffer grown, shrunk or detached since is refused.
-      if (bytes.length !== length) throw batchChanged(this.address, true);
-      const position = this.#reserve(align8(RECORD_HEADER + bytes.length));
+      // (From the memory, as `length` was, see isBytes: the record's length is the bytes copied.)
+      if (realByteLength(bytes) !== length) throw batchChanged(this.address, true);
+      const position = this.#reserve(align8(RECORD_HEADER + length));
       if (position === undefined) return false;
-      copyInto(this.#bytes, (position & this.#mask) + RECORD_HEADER, bytes, 0, bytes.length);
-      this.#publish(position, bytes.length);
+      copyInto(this.#bytes, (position & this.#mask) + RECORD_HEADER, bytes, 0, length);
+      this.#publish(position, length);
       return true;
     } finally {
       // A truncation flagged meanwhile: what was written went to private memory and reached nobody, and what was read is zeros.
@@ -1523,14 +1526,14 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   #sendOp(bytes: Uint8Array): Operation<typeof DONE> {
     this.#claim('producer');
     if (this.#loan !== undefined) throw invalidArgument('send', 'a pending loan', 'commit() of the loan first: a producer has one message in the making');
-    const length = bytes.length;
+    const length = realByteLength(bytes);
     return this.#waiting('producer', () => (this.#write(bytes, length) ? DONE : undefined));
   }
 
   /** `messages` encoded and checked, then written from the first not yet sent; `partial` reports the count on an interruption after some. */
   #sendManyOp(messages: readonly Outgoing<T>[], tryForm: boolean): Operation<number> {
     const list = encodeBatch(messages, (data) => this.#encode(data));
-    const lengths = list.map((m) => m.length);
+    const lengths = list.map((m) => realByteLength(m));
     return this.#batchedSendOp('sendMany', list.length, tryForm, (next) => this.#writeMany(list, lengths, next));
   }
 
@@ -1740,16 +1743,18 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
 
   /** The next message copied into `target`: its length, or undefined if there is none. */
   #readInto(target: Uint8Array): number | undefined {
+    // The room from the target's memory (see isBytes): a message that fits it is copied whole, one that does not stays.
+    const room = realByteLength(target);
     const held = this.#held.take();
     if (held !== undefined) {
-      if (held.length > target.length) {
+      if (held.length > room) {
         this.#held.putBack([held]);
-        throw this.#targetTooSmall(held.length, target.length);
+        throw this.#targetTooSmall(held.length, room);
       }
-      target.set(held);
+      copyView(target, held);
       return held.length;
     }
-    const next = this.#take(target.length);
+    const next = this.#take(room);
     if (next === undefined) return undefined;
     copyInto(target, 0, this.#bytes, next.offset, next.length);
     this.#consumed(next.end);
@@ -1848,9 +1853,9 @@ export class Channel<T = Buffer> extends Handle implements AsyncIterable<Channel
   }
 
   #receiveIntoOp(target: unknown): Operation<number> {
-    checkBytes(target, 'target');
+    const into = checkBytes(target, 'target');
     this.#claim('consumer');
-    return this.#waiting('consumer', () => this.#readInto(target as Uint8Array));
+    return this.#waiting('consumer', () => this.#readInto(into));
   }
 
   readonly #receiveOps: [Operation<ChannelMessage<T> | ChannelView>?, Operation<ChannelMessage<T> | ChannelView>?] = [];

@@ -33,7 +33,7 @@ import {
 import { type MessageBatch, batchGone, checkBatchIntact, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
-import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger, realByteLength } from './internal/validate.js';
+import { checkBytes, checkInteger, checkMode, checkOptions, copyView, invalidArgument, optionalInteger, realByteLength } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, DEFAULT_SPIN_US, checkSpin } from './internal/wait.js';
 
 const C = lazily(() => native.constants);
@@ -197,7 +197,7 @@ const NOT_COPIED = 4096;
 /** A System V message for a `receiveInto` target; one in a reused scratch buffer is copied before it is held. */
 function deliverInto(into: Uint8Array, r: RawSysv, held: Held<RawSysv>): SysvReceivedInto {
   fitInto(into, r.bytes.length, () => held.putBack([{ bytes: Buffer.from(r.bytes), type: r.type }]));
-  into.set(r.bytes);
+  copyView(into, r.bytes);
   return { length: r.bytes.length, type: r.type };
 }
 
@@ -236,9 +236,9 @@ function checkLengths(list: Packed, check: (length: number) => void): Packed {
 
 /** A receive target: a Uint8Array of at least `size` bytes. */
 function checkInto(target: unknown, size: number, why: string): Uint8Array {
-  checkBytes(target, 'target');
-  if (realByteLength(target as Uint8Array) < size) throw invalidArgument('target', target, `a Uint8Array of at least ${size} bytes (${why})`);
-  return target as Uint8Array;
+  const into = checkBytes(target, 'target');
+  if (into.length < size) throw invalidArgument('target', target, `a Uint8Array of at least ${size} bytes (${why})`);
+  return into;
 }
 
 function checkPosixInto(target: unknown, size: number): Uint8Array {
@@ -890,7 +890,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
     if (this.#held.size > 0) {
       const held = this.#held.take()!;
       fitInto(into, held.bytes.length, () => this.#held.putBack([held]));
-      into.set(held.bytes);
+      copyView(into, held.bytes);
       return { length: held.bytes.length, priority: held.priority };
     }
     const r = native.mqReceive(this.#fd, into, 0, timeout, spin);

@@ -31,7 +31,7 @@ import { describeSetting, descriptorError } from './internal/limits.js';
 import { DONE, type Operation, ReadinessLane, run, runSync, tryRun } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import { type StreamOptions, readableFrom, writableTo } from './internal/streams.js';
-import { checkBoolean, checkBytes, checkInteger, checkOptions, invalidArgument, optionalInteger, toBytes } from './internal/validate.js';
+import { checkBoolean, checkBytes, checkInteger, checkOptions, copyView, invalidArgument, optionalInteger, realByteLength, toBytes } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin } from './internal/wait.js';
 
 const C = lazily(() => native.constants);
@@ -293,9 +293,9 @@ function checkMaxBytes(maxBytes: unknown): number {
 }
 
 function checkTarget(target: unknown): Uint8Array {
-  checkBytes(target, 'target');
-  if ((target as Uint8Array).length === 0) throw invalidArgument('target', target, 'a non-empty Uint8Array');
-  return target as Uint8Array;
+  const into = checkBytes(target, 'target');
+  if (into.length === 0) throw invalidArgument('target', target, 'a non-empty Uint8Array');
+  return into;
 }
 
 /**
@@ -596,13 +596,19 @@ export class PipeReadEnd<T = Buffer> extends PipeEnd implements AsyncIterable<T>
 
   #readIntoOp(target: Uint8Array): Operation<number | null> {
     return this.stepOf((spin) => {
+      // The room from the target's memory (see isBytes), as it is now: it may have shrunk while the call waited.
+      const room = realByteLength(target);
+      if (room === 0) {
+        throw new IpcError('ERR_IPC_INVALID_ARGUMENT', `The target of a readInto on ${this.address} changed while the call waited ` +
+          '(its buffer was transferred, detached or shrunk to nothing): leave it alone until the call resolves.', { address: this.address });
+      }
       if (this.#ahead.length > 0) {
-        const chunk = this.#ahead.take(Math.min(target.length, this.#ahead.length));
-        target.set(chunk);
+        const chunk = this.#ahead.take(Math.min(room, this.#ahead.length));
+        copyView(target, chunk);
         return chunk.length;
       }
       if (this.#eof) return null;
-      const n = this.transfer(true, target, 0, target.length, spin);
+      const n = this.transfer(true, target, 0, room, spin);
       return n > 0 ? n : this.#nothingRead(n);
     });
   }
@@ -1036,9 +1042,12 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
 
   /** Writes from state.offset until all is written (DONE) or the pipe is full. */
   #writeOp(data: Uint8Array, state: { offset: number }): Operation<typeof DONE> {
+    // Its size from its memory (see isBytes), fixed now: a buffer that shrinks while the write waits fails it.
+    const size = realByteLength(data);
     return this.stepOf((spin) => {
-      while (state.offset < data.length) {
-        const n = this.transfer(false, data, state.offset, data.length - state.offset, spin);
+      while (state.offset < size) {
+        if (realByteLength(data) < size) throw batchChanged(this.address, true);
+        const n = this.transfer(false, data, state.offset, size - state.offset, spin);
         if (n > 0) {
           state.offset += n;
           continue;

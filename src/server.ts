@@ -50,7 +50,7 @@ import { FRAME_HEADER, MAX_FRAME } from './internal/framing.js';
 import { OwnedFd } from './internal/handle.js';
 import { type PollTarget, pollTarget, READABLE, WRITABLE } from './internal/readiness.js';
 import { parseSocketAddress } from './internal/socket-address.js';
-import { checkInteger, checkMode, checkOptions, invalidArgument, isBytes, notBytes, optionalInteger } from './internal/validate.js';
+import { checkInteger, checkMode, checkOptions, invalidArgument, isBytes, notBytes, optionalInteger, realByteLength, viewFrom } from './internal/validate.js';
 import { checkSignal } from './internal/wait.js';
 
 const S = lazily(() => native.socketConstants);
@@ -262,11 +262,13 @@ function writable<T>(data: unknown, codec: Codec<T> | undefined): Uint8Array {
 /** `bytes` with its length prefix (message framing) or as they are. */
 function framed(bytes: Uint8Array, framing: Framing): Uint8Array {
   if (framing === 'bytes') return bytes;
-  if (bytes.length > MAX_FRAME) {
-    throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte reply exceeds the framing limit of ${MAX_FRAME} bytes.`);
+  // (The size from the memory: a `length` of the handler's could tell the header one thing and the copy another.)
+  const size = realByteLength(bytes);
+  if (size > MAX_FRAME) {
+    throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${size}-byte reply exceeds the framing limit of ${MAX_FRAME} bytes.`);
   }
-  const out = Buffer.allocUnsafe(FRAME_HEADER + bytes.length);
-  out.writeUInt32BE(bytes.length, 0);
+  const out = Buffer.allocUnsafe(FRAME_HEADER + size);
+  out.writeUInt32BE(size, 0);
   out.set(bytes, FRAME_HEADER);
   return out;
 }
@@ -634,7 +636,7 @@ class ConnectionTable {
         this.close(connection);
         return;
       }
-      connection.output = [n > 0 ? data.subarray(n) : data];
+      connection.output = [n > 0 ? viewFrom(data, n) : data];
       connection.outputBytes = data.length - Math.max(n, 0);
     } else {
       connection.output.push(data);

@@ -19,7 +19,7 @@ import { type SysvAddress, checkPosixName, resolveSysvAddress } from './internal
 import { Handle, createOrOpen } from './internal/handle.js';
 import { describeSetting, descriptorError, readProcNumber } from './internal/limits.js';
 import { type OwnerOption, checkOwner, verifyOwnership } from './internal/trust.js';
-import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, toBytes } from './internal/validate.js';
+import { checkBoolean, checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, realBuffer, realByteLength, toBytes } from './internal/validate.js';
 
 const C = lazily(() => native.constants);
 
@@ -265,13 +265,15 @@ export abstract class SharedMemory extends Handle {
   /** Copies `target.length` bytes at `offset` into `target`, allocating nothing; returns `target`. */
   readInto<B extends Uint8Array>(target: B, offset = 0): B {
     this.check('readInto');
-    checkBytes(target, 'target');
-    // A store into a read-only mapping is a memory fault that would kill the process.
-    if (readOnlyMappings.has(target.buffer)) {
+    const into = checkBytes(target, 'target');
+    // A store into a read-only mapping is a memory fault that would kill the process. (The buffer the engine knows:
+    // a `buffer` property of the caller's could name another.)
+    if (readOnlyMappings.has(realBuffer(into))) {
       throw new IpcError('ERR_IPC_READ_ONLY', `readInto from ${this.address}: the target is a view of a segment mapped read-only.`, { address: this.address });
     }
-    const [bytes, at] = this.#span(offset, target.length);
-    native.copyBytes(target, 0, bytes, at, target.length);
+    const size = realByteLength(into);
+    const [bytes, at] = this.#span(offset, size);
+    native.copyBytes(into, 0, bytes, at, size);
     this.check('readInto');
     return target;
   }
@@ -281,8 +283,9 @@ export abstract class SharedMemory extends Handle {
     this.check('write');
     const data = toBytes(input);
     if (this.readOnly) throw this.readOnlyError('write');
-    const [bytes, at] = this.#span(offset, data.length);
-    native.copyBytes(bytes, at, data, 0, data.length);
+    const size = realByteLength(data);
+    const [bytes, at] = this.#span(offset, size);
+    native.copyBytes(bytes, at, data, 0, size);
     this.check('write');
   }
 

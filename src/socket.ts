@@ -40,7 +40,7 @@ import { type SocketAddress, type SocketType, parseSocketAddress } from './inter
 import { oPathFlags, bindingAt } from './internal/socket-file.js';
 import { type StreamOptions } from './internal/streams.js';
 import { type OwnerOption, checkOwner } from './internal/trust.js';
-import { checkBytes, checkInteger, checkMode, checkOptions, invalidArgument, optionalInteger, toBytes } from './internal/validate.js';
+import { checkBytes, checkInteger, checkMode, checkOptions, copyView, invalidArgument, optionalInteger, realByteLength, toBytes, viewFrom } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, abortError, checkSignal, checkSpin, checkTimeout } from './internal/wait.js';
 
 const C = lazily(() => native.constants);
@@ -1090,7 +1090,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     let written = 0;
     tryRun(this.writeLane, 'tryWrite', undefined, NO_KEYS, () => ({
       step: () => {
-        const n = native.sendMsg(this.rawFd, data, 0, data.length, null, null, 0);
+        const n = native.sendMsg(this.rawFd, data, 0, realByteLength(data), null, null, 0);
         if (n === E.EAGAIN) return undefined;
         if (n < 0) throw this.#sendError(n);
         written = n;
@@ -1276,7 +1276,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       }
     }
     if (joins) return this.#queueInBatch(what, message, bytes, false);
-    const size = bytes.length;
+    const size = realByteLength(bytes);
     const refusal = this.#overHighWaterMark(what, size);
     if (refusal !== undefined) return Promise.reject(refusal);
     this.#flushDeferred();
@@ -1333,14 +1333,15 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     } catch (err) {
       return Promise.reject(err);
     }
-    if (message && data.length > MAX_FRAME) return Promise.reject(this.#tooLarge(data.length));
-    const size = data.length;
+    // Sizes from the memory (see isBytes): the frame's header says what is written.
+    const size = realByteLength(data);
+    if (message && size > MAX_FRAME) return Promise.reject(this.#tooLarge(size));
     const refusal = this.#overHighWaterMark(what, size);
     if (refusal !== undefined) return Promise.reject(refusal);
     this.#queuedBytes += size;
     const head = message ? frameHead(size) : null;
     return new Promise<void>((resolve, reject) => {
-      const item: OutItem = { head, data, headOffset: 0, dataOffset: 0, resolve, reject };
+      const item: OutItem = { head, data, size, headOffset: 0, dataOffset: 0, resolve, reject };
       const open = deferred ? this.#deferred : this.#openBatch;
       if (open !== undefined) {
         open.push(item);
@@ -1361,8 +1362,24 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   #sendOp(bytes: Uint8Array, fds: Int32Array | null, message = true): Operation<typeof DONE> {
     if (!this.#framed) return this.#packetOp(bytes, fds);
     if (!message) return this.#streamOp(null, bytes, fds);
-    if (bytes.length > MAX_FRAME) throw this.#tooLarge(bytes.length);
-    return this.#streamOp(frameHead(bytes.length), bytes, fds);
+    const size = realByteLength(bytes);
+    if (size > MAX_FRAME) throw this.#tooLarge(size);
+    return this.#streamOp(frameHead(size), bytes, fds);
+  }
+
+  /**
+   * The error of a send whose buffer shrank or was detached while it waited, `written` of its `total` bytes (frame
+   * header included) written. Part of a message written: the connection is closed, as for a send cut short.
+   */
+  #changed(written: number, framed: boolean, total: number): IpcError {
+    const changed = batchChanged(this.address, true);
+    if (written === 0) return changed;
+    if (!framed) return new IpcError(changed.code, `${changed.message} ${written} of ${total} bytes had been written.`, { address: this.address });
+    if (this.#failure !== undefined) return this.#failure;
+    const failure = new IpcError(changed.code, `${changed.message} Part of the message had been written (${written} of ${total} bytes), ` +
+      'so the connection was closed: the peer would have read what follows as the rest of it.', { address: this.address });
+    this.#fail(failure);
+    return failure;
   }
 
   #tooLarge(size: number): IpcError {
@@ -1379,9 +1396,13 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     let dataOffset = 0;
     let pending = fds;
     const headLength = head === null ? 0 : head.length;
+    // The length the frame's header says (from the memory, see isBytes): a buffer that shrinks (or is detached) while
+    // the send waits fails it.
+    const length = realByteLength(data);
     const op = this.stepOf(C.POLLOUT, (spin) => {
-      while (headOffset < headLength || dataOffset < data.length || pending !== null) {
-        const n = native.sendMsg(this.rawFd, data, dataOffset, data.length - dataOffset, pending, null, spin,
+      while (headOffset < headLength || dataOffset < length || pending !== null) {
+        if (realByteLength(data) < length) throw this.#changed(headOffset + dataOffset, head !== null, headLength + length);
+        const n = native.sendMsg(this.rawFd, data, dataOffset, length - dataOffset, pending, null, spin,
           headOffset < headLength ? head! : undefined, headOffset);
         if (n === E.EAGAIN) {
           op.started = headOffset > 0 || dataOffset > 0;
@@ -1401,12 +1422,12 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       if (headOffset === 0 && dataOffset === 0) return undefined;
       if (head === null) {
         // Raw bytes carry no boundaries to break: say how far the write got, as a pipe does.
-        return new IpcError(error.code, `${error.message} ${dataOffset} of ${data.length} bytes had been written.`, { address: this.address, cause: error.cause });
+        return new IpcError(error.code, `${error.message} ${dataOffset} of ${length} bytes had been written.`, { address: this.address, cause: error.cause });
       }
       if (this.#failure !== undefined) return this.#failure;
       // The peer would read what follows as the rest of this message: the connection cannot go on.
       const failure = new IpcError(error.code, `${error.message} Part of the message had been written (${headOffset + dataOffset} of ` +
-        `${headLength + data.length} bytes), so the connection was closed: the peer would have read what follows as the rest of it.`,
+        `${headLength + length} bytes), so the connection was closed: the peer would have read what follows as the rest of it.`,
       { address: this.address, cause: error.cause });
       this.#fail(failure);
       return failure;
@@ -1427,10 +1448,21 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
         let bytes = 0;
         for (let i = first; i < batch.length && parts.length < MAX_PARTS && bytes < MAX_BATCH; i++) {
           const item = batch[i]!;
-          // Only the first may be written in part: the others go as they are (no view to allocate).
+          const real = realByteLength(item.data);
+          if (real < item.size) {
+            // Its buffer shrank (or was detached) while it waited: it fails, alone while none of it is written.
+            const written = (item.head === null ? 0 : item.headOffset) + item.dataOffset;
+            if (written > 0) throw this.#changed(written, item.head !== null, (item.head === null ? 0 : item.head.length) + item.size);
+            batch.splice(i--, 1);
+            item.reject(batchChanged(this.address, true));
+            continue;
+          }
+          // Only the first may be written in part: the others go as they are (no view to allocate, unless it grew).
           if (item.head !== null && item.headOffset < item.head.length) parts.push(item.headOffset === 0 ? item.head : item.head.subarray(item.headOffset));
-          if (item.dataOffset < item.data.length) parts.push(item.dataOffset === 0 ? item.data : item.data.subarray(item.dataOffset));
-          bytes += (item.head === null ? 0 : item.head.length - item.headOffset) + item.data.length - item.dataOffset;
+          if (item.dataOffset < item.size) {
+            parts.push(item.dataOffset === 0 && real === item.size ? item.data : viewFrom(item.data, item.dataOffset, item.size));
+          }
+          bytes += (item.head === null ? 0 : item.head.length - item.headOffset) + item.size - item.dataOffset;
         }
         const n = parts.length === 0 ? 0 : native.sendParts(this.rawFd, parts, null, spin);
         if (n === E.EAGAIN) return undefined;
@@ -1441,10 +1473,10 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
           const fromHead = Math.min(left, item.head === null ? 0 : item.head.length - item.headOffset);
           item.headOffset += fromHead;
           left -= fromHead;
-          const fromData = Math.min(left, item.data.length - item.dataOffset);
+          const fromData = Math.min(left, item.size - item.dataOffset);
           item.dataOffset += fromData;
           left -= fromData;
-          if (item.dataOffset < item.data.length || (item.head !== null && item.headOffset < item.head.length)) break;
+          if (item.dataOffset < item.size || (item.head !== null && item.headOffset < item.head.length)) break;
           item.resolve();
           first++;
         }
@@ -1460,7 +1492,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** One seqpacket message. */
   #packetOp(bytes: Uint8Array, fds: Int32Array | null): Operation<typeof DONE> {
     return this.stepOf(C.POLLOUT, (spin) => {
-      const n = native.sendMsg(this.rawFd, bytes, 0, bytes.length, fds, null, spin);
+      const n = native.sendMsg(this.rawFd, bytes, 0, realByteLength(bytes), fds, null, spin);
       if (n >= 0) {
         this.#touch();
         return DONE;
@@ -1517,12 +1549,13 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   /** A message (or a held failure) copied into `into`; one longer stays, held in front, and fails the call. */
   #copyInto(m: Received | IpcError, into: Uint8Array): SocketReceivedInto {
     if (m instanceof IpcError) throw m;
-    if (m.data.length > into.length) {
+    const room = realByteLength(into);
+    if (m.data.length > room) {
       // A view of the slab would keep it alive while held: the held copy is the message's own.
       this.#held.putBack([{ data: Buffer.from(m.data), fds: m.fds }]);
-      throw targetTooSmall(this.address, m.data.length, into.length);
+      throw targetTooSmall(this.address, m.data.length, room);
     }
-    into.set(m.data);
+    copyView(into, m.data);
     this.#touch();
     return { length: m.data.length, fds: m.fds };
   }
@@ -2146,6 +2179,8 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
 interface OutItem {
   head: Buffer | null;
   data: Uint8Array;
+  /** The bytes of `data` to write, fixed when the send was made (its header says so). */
+  size: number;
   headOffset: number;
   dataOffset: number;
   resolve: () => void;
@@ -2633,10 +2668,10 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     const fds = fdList(o.fds);
     const bytes = encodeWith(this.#codec, data as T, this.address);
     return this.#sendStep(o.to as string, to, (spin) => {
-      const n = native.sendMsg(this.rawFd, bytes, 0, bytes.length, fds, to, spin);
+      const n = native.sendMsg(this.rawFd, bytes, 0, realByteLength(bytes), fds, to, spin);
       if (n >= 0) return DONE;
       if (n === E.EAGAIN) return undefined;
-      throw this.#sendError(n, bytes.length, o.to);
+      throw this.#sendError(n, realByteLength(bytes), o.to);
     });
   }
 
@@ -2784,12 +2819,13 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
   /** A datagram (or a held failure) copied into `into`; one longer stays, held in front, and fails the call. */
   #copyInto(raw: RawDatagram | IpcError, into: Uint8Array): DatagramReceivedInto {
     if (raw instanceof IpcError) throw raw;
-    if (raw.bytes.length > into.length) {
+    const room = realByteLength(into);
+    if (raw.bytes.length > room) {
       // Held as a copy of its own: the bytes may be a view of the scratch buffer, which the next receive overwrites.
       this.#held.putBack([{ ...raw, bytes: Buffer.from(raw.bytes) }]);
-      throw targetTooSmall(this.address, raw.bytes.length, into.length);
+      throw targetTooSmall(this.address, raw.bytes.length, room);
     }
-    into.set(raw.bytes);
+    copyView(into, raw.bytes);
     return { length: raw.bytes.length, from: raw.from, fds: raw.fds };
   }
 

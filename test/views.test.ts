@@ -9,8 +9,8 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Channel, type Codec, MessageBatch, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, bind, pipe, socketPair } from '../src/index.js';
-import { rejectsWith, throwsWith } from './helpers/assert.js';
+import { Channel, type Codec, IpcError, MessageBatch, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, bind, pipe, socketPair } from '../src/index.js';
+import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { ObjectTracker } from './helpers/objects.js';
 
 const tracker = new ObjectTracker();
@@ -34,6 +34,29 @@ function getterLength(bytes: number, says: number, fill = 0x61): Uint8Array {
     }
   }
   return new Shorter(bytes).fill(fill);
+}
+
+/**
+ * A subclass whose `length` is honest for its first `honest` reads, then says `says`: a check that reads it once
+ * passes, and any later read (for a header, an allocation, a bound) lies.
+ */
+function turncoat(bytes: Uint8Array, says: number, honest = 1): Uint8Array {
+  let reads = 0;
+  class Turncoat extends Uint8Array {
+    override get length(): number {
+      return reads++ < honest ? super.length : says;
+    }
+  }
+  const view = new Turncoat(bytes.length);
+  view.set(bytes);
+  return view;
+}
+
+/** A view over a resizable ArrayBuffer (ES2024; Node 20 has it, the project's TypeScript lib does not name it). */
+function resizable(bytes: number, fill: number): { view: Uint8Array; resize: (n: number) => void } {
+  const Resizable = ArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void };
+  const buffer = new Resizable(bytes, { maxByteLength: bytes });
+  return { view: new Uint8Array(buffer).fill(fill), resize: (n) => buffer.resize(n) };
 }
 
 const LIE = /must be a Uint8Array whose length is the number of bytes it spans; got a view of (\d+) bytes whose length says (\d+)/;
@@ -170,6 +193,135 @@ describe('a Uint8Array whose length is not the bytes it spans', () => {
     } finally {
       shm.close();
       PosixSharedMemory.unlink(name);
+    }
+  });
+
+  it('one whose length is honest only to its first reads: refused, or sent as its bytes; no peer gets other bytes', async () => {
+    const abc = Buffer.from('abc');
+    /** Runs a send of a turncoat: true if it went, false if refused (ERR_IPC_INVALID_ARGUMENT); anything else fails. */
+    const went = async (send: () => unknown): Promise<boolean> => {
+      try {
+        await send();
+        return true;
+      } catch (err) {
+        assert.ok(err instanceof IpcError && err.code === 'ERR_IPC_INVALID_ARGUMENT' && LIE.test(err.message), String(err));
+        return false;
+      }
+    };
+    for (let honest = 1; honest <= 6; honest++) {
+      for (const says of [1, 60_000]) {
+        const label = `honest ${honest}, says ${says}`;
+        const { readEnd, writeEnd } = pipe();
+        const [a, b] = socketPair();
+        const ch = Channel.create(tracker.shmName('turncoat'), { capacity: 4096 });
+        try {
+          // A frame's header, its allocation and its copy all agree with the 3 bytes, or nothing is written.
+          const piped = await went(() => writeEnd.sendSync(turncoat(abc, says, honest)));
+          writeEnd.sendSync(Buffer.from('next'));
+          if (piped) assert.equal(readEnd.receiveSync({ timeout: 5000 })!.data.toString(), 'abc', `pipe, ${label}`);
+          assert.equal(readEnd.receiveSync({ timeout: 5000 })!.data.toString(), 'next', `pipe, ${label}`);
+          const sent = [await went(() => a.sendSync(turncoat(abc, says, honest))), await went(() => a.send(turncoat(abc, says, honest)))];
+          a.sendSync('next');
+          for (const s of sent) if (s) assert.equal(b.receiveSync({ timeout: 5000 }).data.toString(), 'abc', `socket, ${label}`);
+          assert.equal(b.receiveSync({ timeout: 5000 }).data.toString(), 'next', `socket, ${label}`);
+          if (await went(() => ch.sendSync(turncoat(abc, says, honest)))) {
+            assert.equal(ch.receiveSync({ timeout: 5000 }).data.toString(), 'abc', `channel, ${label}`);
+          }
+          assert.equal(ch.tryReceive(), undefined);
+          const batch = new MessageBatch({ bytes: 64, messages: 4 });
+          if (await went(() => batch.push(turncoat(abc, says, honest)))) {
+            assert.deepEqual([batch.count, [...batch.lengths.subarray(0, 1)], Buffer.from(batch.at(0)).toString()], [1, [3], 'abc'], label);
+          }
+          // A receive target that says more than its 4 bytes: the 10-byte message does not fit, and stays.
+          a.sendSync('HELLO12345');
+          assert.throws(() => b.receiveIntoSync(turncoat(new Uint8Array(4), 64, honest), { timeout: 5000 }),
+            (err: unknown) => err instanceof IpcError && (err.code === 'ERR_IPC_MESSAGE_TOO_LARGE' || (err.code === 'ERR_IPC_INVALID_ARGUMENT' && LIE.test(err.message))));
+          assert.equal(b.receiveSync({ timeout: 5000 }).data.toString(), 'HELLO12345', label);
+        } finally {
+          readEnd.close();
+          writeEnd.close();
+          a.close();
+          b.close();
+          ch.close();
+          Channel.unlink(ch.address);
+        }
+      }
+    }
+  });
+
+  it('shared memory asks the engine which buffer a target views: a buffer property of its own cannot hide a read-only mapping', () => {
+    const name = tracker.shmName('views-ro');
+    const rw = PosixSharedMemory.create(name, { size: 4096 });
+    const ro = PosixSharedMemory.open(name, { readOnly: true });
+    try {
+      const target = new Uint8Array(ro.buffer, 0, 16);
+      Object.defineProperty(target, 'buffer', { value: new ArrayBuffer(16) });
+      throwsWith(() => rw.readInto(target), 'ERR_IPC_READ_ONLY', /mapped read-only/);
+      class Disguised extends Uint8Array {
+        override get buffer(): ArrayBuffer {
+          return new ArrayBuffer(16);
+        }
+      }
+      throwsWith(() => rw.readInto(new Disguised(ro.buffer as unknown as ArrayBuffer, 0, 16)), 'ERR_IPC_READ_ONLY', /mapped read-only/);
+    } finally {
+      ro.close();
+      rw.close();
+      PosixSharedMemory.unlink(name);
+    }
+  });
+
+  it('a revoked Proxy is refused with ERR_IPC_INVALID_ARGUMENT, its description included', () => {
+    const { proxy, revoke } = Proxy.revocable(new Uint8Array(3), {});
+    revoke();
+    const [a, b] = socketPair();
+    try {
+      throwsWith(() => a.sendSync(proxy), 'ERR_IPC_INVALID_ARGUMENT', /got a revoked proxy/);
+      throwsWith(() => new MessageBatch({ bytes: 8, messages: 1 }).push(proxy), 'ERR_IPC_INVALID_ARGUMENT', /got a revoked proxy/);
+      throwsWith(() => b.tryReceiveInto(proxy), 'ERR_IPC_INVALID_ARGUMENT', /got a revoked proxy/);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('a stream socket send whose buffer shrinks while it waits fails; queued, alone, and the next message goes whole', async () => {
+    const [a, b] = socketPair({ highWaterMark: 64 << 20 });
+    try {
+      const filler = a.send(Buffer.alloc(4 << 20, 0x46));
+      const { view, resize } = resizable(1000, 0x41);
+      const shrunk = a.send(view);
+      shrunk.catch(() => {});
+      const next = a.send(Buffer.from('hello'));
+      resize(10);
+      assert.equal((await b.receive({ timeout: 10_000 })).data.length, 4 << 20);
+      assert.equal((await b.receive({ timeout: 10_000 })).data.toString(), 'hello');
+      await filler;
+      await next;
+      await rejectsWith(() => shrunk, 'ERR_IPC_INVALID_ARGUMENT', /changed while the call waited/);
+      assert.equal(b.tryReceive(), undefined);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('a stream socket send whose buffer shrinks after part of its frame went closes the connection, as a send cut short', async () => {
+    const [a, b] = socketPair({ highWaterMark: 64 << 20 });
+    try {
+      const { view, resize } = resizable(4 << 20, 0x42);
+      const sending = a.send(view);
+      sending.catch(() => {});
+      // The socket takes part of 4 MiB, and the send waits for room (a partial frame is out).
+      assert.ok(await stillPending(sending, 20));
+      resize(10);
+      const reading = b.receive({ timeout: 10_000 });
+      reading.catch(() => {});
+      await rejectsWith(() => sending, 'ERR_IPC_INVALID_ARGUMENT', /Part of the message had been written .*so the connection was closed/);
+      assert.equal(a.closed, true);
+      await rejectsWith(() => reading, 'ERR_IPC_FRAMING');
+    } finally {
+      a.close();
+      b.close();
     }
   });
 

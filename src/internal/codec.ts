@@ -129,13 +129,14 @@ export function encodeWith<T>(codec: Codec<T>, value: T, address: string): Uint8
     if (err instanceof IpcError) throw err;
     throw new IpcError('ERR_IPC_CODEC', `Encoding a message for ${address} failed: ${(err as Error)?.message ?? err}`, { address, cause: err });
   }
-  if (!isBytes(bytes)) {
+  // (Raw bytes were checked by toBytes, once: a second read of their length could only disagree with the first.)
+  if (codec !== rawCodec && !isBytes(bytes)) {
     if (!ArrayBuffer.isView(bytes) || !(bytes instanceof Uint8Array)) {
       throw new IpcError('ERR_IPC_CODEC', `The codec's encode() for ${address} returned ${typeof bytes}, not a Uint8Array.`, { address });
     }
     throw notBytes(`What the codec's encode() for ${address} returned`, bytes, 'a Uint8Array', 'ERR_IPC_CODEC');
   }
-  return bytes;
+  return bytes as Uint8Array;
 }
 
 /** Decodes with the codec, reporting failures as ERR_IPC_CODEC with the decoder's error as `cause`. */

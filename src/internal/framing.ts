@@ -6,7 +6,7 @@
  * @module
  */
 import { IpcError } from '../errors.js';
-import { toBytes } from './validate.js';
+import { realByteLength, toBytes } from './validate.js';
 
 /** Bytes in a frame's length prefix. */
 export const FRAME_HEADER = 4;
@@ -33,8 +33,9 @@ const DIRECT_READ = 64 * 1024;
 
 /** `data`, refused (`ERR_IPC_MESSAGE_TOO_LARGE`) when it is too large for a frame's length prefix. */
 export function checkFrame(data: Uint8Array, address: string): Uint8Array {
-  if (data.length > MAX_FRAME) {
-    throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${data.length}-byte message exceeds the framing limit of ${MAX_FRAME} bytes.`, { address });
+  const size = realByteLength(data);
+  if (size > MAX_FRAME) {
+    throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${size}-byte message exceeds the framing limit of ${MAX_FRAME} bytes.`, { address });
   }
   return data;
 }
@@ -42,8 +43,10 @@ export function checkFrame(data: Uint8Array, address: string): Uint8Array {
 /** `data` with its length prefix, ready to write. */
 export function frame(input: Uint8Array | string, address: string): Buffer {
   const data = checkFrame(toBytes(input), address);
-  const out = Buffer.allocUnsafe(FRAME_HEADER + data.length);
-  out.writeUInt32BE(data.length, 0);
+  // The header, the allocation and the copy all from the memory (see isBytes): no byte of `out` goes unwritten.
+  const size = realByteLength(data);
+  const out = Buffer.allocUnsafe(FRAME_HEADER + size);
+  out.writeUInt32BE(size, 0);
   out.set(data, FRAME_HEADER);
   return out;
 }

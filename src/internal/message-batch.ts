@@ -11,7 +11,7 @@ import { IpcError } from '../errors.js';
 import { native } from '../native.js';
 import { type Held } from './batch.js';
 import { type ReadAhead } from './framing.js';
-import { checkOptions, invalidArgument, optionalInteger, toBytes } from './validate.js';
+import { checkOptions, invalidArgument, optionalInteger, realByteLength, toBytes } from './validate.js';
 
 /** Options of a {@link MessageBatch}: how much it holds. */
 export interface MessageBatchOptions {
@@ -99,14 +99,16 @@ export class MessageBatch implements Iterable<Buffer> {
    */
   push(message: Uint8Array | string): boolean {
     const bytes = toBytes(message, 'message');
-    if (bytes.length > this.data.length) {
-      throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${bytes.length}-byte message cannot go in a batch of ${this.data.length} ` +
+    // Its length from its memory (see isBytes): the length recorded is the bytes copied.
+    const size = realByteLength(bytes);
+    if (size > this.data.length) {
+      throw new IpcError('ERR_IPC_MESSAGE_TOO_LARGE', `A ${size}-byte message cannot go in a batch of ${this.data.length} ` +
         'bytes. Make the batch larger (its `bytes` option), or send the message on its own.');
     }
-    if (this.#count === this.lengths.length || bytes.length > this.data.length - this.#size) return false;
+    if (this.#count === this.lengths.length || size > this.data.length - this.#size) return false;
     this.data.set(bytes, this.#size);
-    this.lengths[this.#count++] = bytes.length;
-    this.#size += bytes.length;
+    this.lengths[this.#count++] = size;
+    this.#size += size;
     return true;
   }
 

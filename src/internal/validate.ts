@@ -12,7 +12,12 @@ export function describe(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'symbol') return value.toString();
   if (value === null || typeof value !== 'object') return String(value);
-  return Array.isArray(value) ? 'an array' : 'an object';
+  try {
+    return Array.isArray(value) ? 'an array' : 'an object';
+  } catch {
+    // Array.isArray throws on a revoked Proxy.
+    return 'a revoked proxy';
+  }
 }
 
 export function invalidArgument(name: string, value: unknown, expected: string): IpcError {
@@ -98,7 +103,6 @@ export function checkBoolean(value: unknown, name: string, fallback = false): bo
   return value;
 }
 
-/** Message bytes: a Uint8Array (Buffer included). */
 /** Bytes to send or write: a Uint8Array (or Buffer) as it is, a string as its UTF-8 encoding. */
 export function toBytes(value: unknown, name = 'data'): Uint8Array {
   if (typeof value === 'string') return Buffer.from(value, 'utf8');
@@ -106,13 +110,18 @@ export function toBytes(value: unknown, name = 'data'): Uint8Array {
   return value;
 }
 
+/** Message bytes, or a target to receive into: a Uint8Array (Buffer included). */
 export function checkBytes(value: unknown, name = 'data'): Uint8Array {
   if (!isBytes(value)) throw notBytes(name, value, 'a Uint8Array or Buffer (or configure a codec for other values)');
   return value;
 }
 
-const viewByteLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteLength')!.get! as
-  (this: ArrayBufferView) => number;
+const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const intrinsic = <R>(name: string): (this: ArrayBufferView) => R =>
+  Object.getOwnPropertyDescriptor(typedArrayPrototype, name)!.get! as (this: ArrayBufferView) => R;
+const viewByteLength = intrinsic<number>('byteLength');
+const viewByteOffset = intrinsic<number>('byteOffset');
+const viewBuffer = intrinsic<ArrayBufferLike>('buffer');
 
 /**
  * Whether `value` is a Uint8Array (a Buffer included) whose `length` is the
@@ -123,9 +132,31 @@ const viewByteLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uin
  * bytes, or lose a message it was too small for. `isView` also refuses a
  * Proxy around a Uint8Array, which passes `instanceof` but is no view the
  * addon can read.
+ *
+ * One read of `length` can answer honestly and the next otherwise (a
+ * getter of the caller's): so wherever a size decides an allocation, a
+ * header, a record or a bound that a copy must meet, the library takes it
+ * from {@link realByteLength}, never from `length`.
  */
 export function isBytes(value: unknown): value is Uint8Array {
   return ArrayBuffer.isView(value) && value instanceof Uint8Array && value.length === viewByteLength.call(value);
+}
+
+const typedArraySet = (typedArrayPrototype as { set: (this: Uint8Array, source: ArrayLike<number>, offset?: number) => void }).set;
+
+/** Copies `source` into `target` at `offset` with the built-in `set`: no `set` property of the caller's target is asked. */
+export function copyView(target: Uint8Array, source: Uint8Array, offset = 0): void {
+  typedArraySet.call(target, source, offset);
+}
+
+/** `view`'s bytes from `start` to `end`, as a plain Uint8Array: no `subarray` or `constructor` of the caller's is asked. */
+export function viewFrom(view: Uint8Array, start: number, end = viewByteLength.call(view)): Uint8Array {
+  return new Uint8Array(viewBuffer.call(view), viewByteOffset.call(view) + start, end - start);
+}
+
+/** The ArrayBuffer (or SharedArrayBuffer) under `view`, as the engine knows it: no `buffer` property of the caller's is asked. */
+export function realBuffer(view: ArrayBufferView): ArrayBufferLike {
+  return viewBuffer.call(view);
 }
 
 /** The error for a value {@link isBytes} refused, which says which of its conditions failed. */
@@ -134,8 +165,14 @@ export function notBytes(name: string, value: unknown, expected: string, code: '
   if (!ArrayBuffer.isView(value) || !(value instanceof Uint8Array)) {
     return code === 'ERR_IPC_CODEC' ? new IpcError(code, `${name} must be ${expected}; got ${describe(value)}.`) : invalidArgument(name, value, expected);
   }
+  let says: unknown;
+  try {
+    says = value.length;
+  } catch {
+    says = 'nothing (its getter threw)';
+  }
   return new IpcError(code, `${name} must be a Uint8Array whose length is the number of bytes it spans; got a view of ` +
-    `${viewByteLength.call(value)} bytes whose length says ${describe(value.length)} (a length property of its own, or a subclass's). ` +
+    `${viewByteLength.call(value)} bytes whose length says ${typeof says === 'string' ? says : describe(says)} (a length property of its own, or a subclass's). ` +
     'Pass a plain view of the same bytes, e.g. new Uint8Array(view.buffer, view.byteOffset, view.byteLength).');
 }
 
