@@ -237,7 +237,7 @@ function checkLengths(list: Packed, check: (length: number) => void): Packed {
 /** A receive target: a Uint8Array of at least `size` bytes. */
 function checkInto(target: unknown, size: number, why: string): Uint8Array {
   const into = checkBytes(target, 'target');
-  if (into.length < size) throw invalidArgument('target', target, `a Uint8Array of at least ${size} bytes (${why})`);
+  if (realByteLength(into) < size) throw invalidArgument('target', target, `a Uint8Array of at least ${size} bytes (${why})`);
   return into;
 }
 
@@ -793,14 +793,23 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   }
 
   #sendBytesOp(bytes: Uint8Array, prio: number): Operation<typeof DONE> {
-    return { step: (timeout, spin) => this.#sendStep(bytes, prio, timeout, spin) };
+    // mq_send takes the message from your buffer when there is room: one that changed size while the call waited
+    // (shrunk, detached, transferred) fails, rather than send what it holds then.
+    const size = realByteLength(bytes);
+    return {
+      step: (timeout, spin) => {
+        if (realByteLength(bytes) !== size) throw batchChanged(this.name, true);
+        return this.#sendStep(bytes, prio, timeout, spin);
+      },
+    };
   }
 
   /** `data` encoded, and refused if it is longer than the queue takes. */
   #sendBytes(data: Outgoing<T>): Uint8Array {
     const bytes = encodeWith(this.#codec, data as T, this.name);
-    if (bytes.length > this.maxMessageSize) {
-      throw tooLarge(this.name, bytes.length, this.maxMessageSize, 'the queue\'s maxMessageSize');
+    const size = realByteLength(bytes);
+    if (size > this.maxMessageSize) {
+      throw tooLarge(this.name, size, this.maxMessageSize, 'the queue\'s maxMessageSize');
     }
     return bytes;
   }
@@ -821,7 +830,7 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   #sendManyOp(messages: readonly Outgoing<T>[], priority: unknown, tryForm = false): Operation<number> {
     return this.#sendListOp(encodeBatch(messages, (data) => {
       const bytes = encodeWith(this.#codec, data as T, this.name);
-      this.#checkLength(bytes.length);
+      this.#checkLength(realByteLength(bytes));
       return bytes;
     }), priority, tryForm);
   }
@@ -1764,7 +1773,7 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
 
   #encode(data: Outgoing<T>): Uint8Array {
     const bytes = encodeWith(this.#codec, data as T, this.address);
-    this.#checkLength(bytes.length);
+    this.#checkLength(realByteLength(bytes));
     return bytes;
   }
 

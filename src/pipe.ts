@@ -31,7 +31,7 @@ import { describeSetting, descriptorError } from './internal/limits.js';
 import { DONE, type Operation, ReadinessLane, run, runSync, tryRun } from './internal/operation.js';
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import { type StreamOptions, readableFrom, writableTo } from './internal/streams.js';
-import { checkBoolean, checkBytes, checkInteger, checkOptions, copyView, invalidArgument, optionalInteger, realByteLength, toBytes } from './internal/validate.js';
+import { checkBoolean, checkBytes, checkInteger, checkOptions, copyView, invalidArgument, isUint8Array, optionalInteger, realByteLength, toBytes, viewFrom } from './internal/validate.js';
 import { type SpinOptions, type SyncWaitOptions, type WaitOptions, checkSignal, checkSpin } from './internal/wait.js';
 
 const C = lazily(() => native.constants);
@@ -887,7 +887,7 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
     const state = { offset: 0 };
     return run(this.lane, 'write', options, NO_KEYS, () => this.#writeOp(toBytes(data), state))
       .catch((err: unknown) => {
-        throw this.#partial(err, state.offset, data.length);
+        throw this.#partial(err, state.offset, () => sizeOf(data));
       });
   }
 
@@ -897,7 +897,7 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
     try {
       runSync(this.lane, 'writeSync', options, NO_KEYS, () => this.#writeOp(toBytes(data), state));
     } catch (err) {
-      throw this.#partial(err, state.offset, data.length);
+      throw this.#partial(err, state.offset, () => sizeOf(data));
     }
   }
 
@@ -1095,7 +1095,20 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
   #writevOp(chunks: readonly (Uint8Array | string)[], tryForm = false): GatherOperation<typeof DONE> {
     let list = encodeBatch(chunks, (chunk) => toBytes(chunk, 'chunks'), 'chunks');
     // At most PIPE_BUF bytes in all go in one write, as write's do, however many chunks carry them.
-    if (list.length > 1 && list.reduce((sum, c) => sum + c.length, 0) <= C.PIPE_BUF) list = [Buffer.concat(list)];
+    if (list.length > 1) {
+      // (Sizes and copies from the memory, see isBytes.)
+      const sizes = list.map((c) => realByteLength(c));
+      const total = sizes.reduce((sum, n) => sum + n, 0);
+      if (total <= C.PIPE_BUF) {
+        const one = Buffer.alloc(total);
+        let at = 0;
+        list.forEach((c, i) => {
+          if (sizes[i]! > 0) copyView(one, viewFrom(c, 0, sizes[i]!), at);
+          at += sizes[i]!;
+        });
+        list = [one];
+      }
+    }
     const at = new Float64Array(2);
     return this.#gatherOp(list, at, 0, (r) => {
       if (r < 0 && r !== E.EAGAIN) throw r === E.EINVAL ? batchChanged(this.address) : systemError(r, 'write', this.address);
@@ -1143,10 +1156,16 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
   }
 
   /** A timeout or abort of a write that wrote part of the data says how much. */
-  #partial(err: unknown, written: number, total: number): unknown {
+  #partial(err: unknown, written: number, total: number | (() => number)): unknown {
     if (written === 0 || !(err instanceof IpcError) || (err.code !== 'ERR_IPC_TIMEOUT' && err.code !== 'ERR_IPC_ABORTED')) return err;
-    return new IpcError(err.code, `${err.message} ${written} of ${total} bytes had been written.`, { address: this.address, cause: err.cause });
+    const of = typeof total === 'number' ? total : total();
+    return new IpcError(err.code, `${err.message} ${written} of ${of} bytes had been written.`, { address: this.address, cause: err.cause });
   }
+}
+
+/** The bytes a write of `data` carries, asked only once part of it went (whatever `data` is: it may have been refused). */
+function sizeOf(data: unknown): number {
+  return typeof data === 'string' ? Buffer.byteLength(data) : isUint8Array(data) ? realByteLength(data) : 0;
 }
 
 /** A frame being written: how much of it is in the pipe. */

@@ -259,9 +259,13 @@ function writable<T>(data: unknown, codec: Codec<T> | undefined): Uint8Array {
   return bytes;
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 /** `bytes` with its length prefix (message framing) or as they are. */
 function framed(bytes: Uint8Array, framing: Framing): Uint8Array {
-  if (framing === 'bytes') return bytes;
+  // As they are, in a view of the handler's memory whose length is the built-in one: the writes that follow size
+  // themselves by it (see isBytes).
+  if (framing === 'bytes') return realByteLength(bytes) === 0 ? NO_BYTES : viewFrom(bytes, 0);
   // (The size from the memory: a `length` of the handler's could tell the header one thing and the copy another.)
   const size = realByteLength(bytes);
   if (size > MAX_FRAME) {

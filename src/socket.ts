@@ -1491,8 +1491,12 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
 
   /** One seqpacket message. */
   #packetOp(bytes: Uint8Array, fds: Int32Array | null): Operation<typeof DONE> {
+    // The kernel takes the message from your buffer when there is room: one that changed size while the call waited
+    // fails, rather than send what it holds then.
+    const size = realByteLength(bytes);
     return this.stepOf(C.POLLOUT, (spin) => {
-      const n = native.sendMsg(this.rawFd, bytes, 0, realByteLength(bytes), fds, null, spin);
+      if (realByteLength(bytes) !== size) throw batchChanged(this.address, true);
+      const n = native.sendMsg(this.rawFd, bytes, 0, size, fds, null, spin);
       if (n >= 0) {
         this.#touch();
         return DONE;
@@ -2667,11 +2671,14 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     if (o.fds !== undefined && this.kind === 'udp') throw invalidArgument('fds', o.fds, 'none: descriptors pass only over Unix sockets');
     const fds = fdList(o.fds);
     const bytes = encodeWith(this.#codec, data as T, this.address);
+    // (As a seqpacket send: a buffer that changed size while the call waited fails it.)
+    const size = realByteLength(bytes);
     return this.#sendStep(o.to as string, to, (spin) => {
-      const n = native.sendMsg(this.rawFd, bytes, 0, realByteLength(bytes), fds, to, spin);
+      if (realByteLength(bytes) !== size) throw batchChanged(this.address, true);
+      const n = native.sendMsg(this.rawFd, bytes, 0, size, fds, to, spin);
       if (n >= 0) return DONE;
       if (n === E.EAGAIN) return undefined;
-      throw this.#sendError(n, realByteLength(bytes), o.to);
+      throw this.#sendError(n, size, o.to);
     });
   }
 

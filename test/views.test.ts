@@ -9,7 +9,8 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Channel, type Codec, IpcError, MessageBatch, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, bind, pipe, socketPair } from '../src/index.js';
+import { tmpdir } from 'node:os';
+import { Channel, type Codec, IpcError, MessageBatch, PosixMessageQueue, PosixSharedMemory, SysvMessageQueue, bind, connect, pipe, serve, socketPair } from '../src/index.js';
 import { rejectsWith, stillPending, throwsWith } from './helpers/assert.js';
 import { ObjectTracker } from './helpers/objects.js';
 
@@ -322,6 +323,146 @@ describe('a Uint8Array whose length is not the bytes it spans', () => {
     } finally {
       a.close();
       b.close();
+    }
+  });
+
+  it('a typed array of another kind given Uint8Array\'s prototype is no Uint8Array: refused before anything is taken', () => {
+    const disguised = (): Uint8Array[] => {
+      const int8 = new Int8Array([104, 105]);
+      const float64 = new Float64Array(2);
+      Object.defineProperty(float64, 'length', { value: 16 });
+      const view = new DataView(new ArrayBuffer(2));
+      for (const v of [int8, float64, view]) Object.setPrototypeOf(v, Uint8Array.prototype);
+      return [int8, float64, view] as unknown as Uint8Array[];
+    };
+    const NOT = /must be a Uint8Array/;
+    const { readEnd, writeEnd } = pipe();
+    const [a, b] = socketPair();
+    try {
+      for (const v of disguised()) {
+        throwsWith(() => writeEnd.writeSync(v), 'ERR_IPC_INVALID_ARGUMENT', NOT);
+        throwsWith(() => a.sendSync(v), 'ERR_IPC_INVALID_ARGUMENT', NOT);
+        throwsWith(() => new MessageBatch({ bytes: 64, messages: 4 }).push(v), 'ERR_IPC_INVALID_ARGUMENT', NOT);
+      }
+      a.sendSync('HELLO');
+      for (const v of disguised()) throwsWith(() => b.receiveIntoSync(v, { timeout: 5000 }), 'ERR_IPC_INVALID_ARGUMENT', NOT);
+      assert.equal(b.receiveSync({ timeout: 5000 }).data.toString(), 'HELLO');
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+      a.close();
+      b.close();
+    }
+  });
+
+  it('a scattered read sizes its targets by their memory: the bytes read ahead are not lost', () => {
+    const { readEnd, writeEnd } = pipe();
+    try {
+      writeEnd.sendSync('A');
+      writeEnd.sendSync('BBBBBBBBBB');
+      // The first receive reads ahead the second frame (4 + 10 bytes).
+      assert.equal(readEnd.receiveSync({ timeout: 5000 })!.data.toString(), 'A');
+      const target = turncoat(new Uint8Array(4), 100, 1);
+      let got: number | null = 0;
+      try {
+        got = readEnd.readvSync([target], { timeout: 5000 });
+      } catch (err) {
+        assert.ok(err instanceof IpcError && err.code === 'ERR_IPC_INVALID_ARGUMENT', String(err));
+      }
+      writeEnd.close();
+      const rest: Buffer[] = [];
+      for (let c; (c = readEnd.readSync({ timeout: 5000 })) !== null;) rest.push(c);
+      const read = got === null ? 0 : got;
+      assert.deepEqual(Buffer.concat([Buffer.from(target.buffer, target.byteOffset, read), ...rest]),
+        Buffer.concat([Buffer.from([0, 0, 0, 10]), Buffer.alloc(10, 0x42)]));
+    } finally {
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
+  it('queues check their limits against the memory: a message over them is refused, never left to wait', () => {
+    const key = tracker.key();
+    const q = SysvMessageQueue.create(key, { maxBytes: 100 });
+    const name = tracker.name();
+    const p = PosixMessageQueue.create(name, { maxMessages: 2, maxMessageSize: 16 });
+    try {
+      const refused = (fn: () => unknown): void => {
+        assert.throws(fn, (err: unknown) => err instanceof IpcError &&
+          (err.code === 'ERR_IPC_MESSAGE_TOO_LARGE' || (err.code === 'ERR_IPC_INVALID_ARGUMENT' && LIE.test(err.message))));
+      };
+      for (let honest = 1; honest <= 4; honest++) {
+        refused(() => q.sendSync(1, turncoat(Buffer.alloc(200), 10, honest), { timeout: 60_000 }));
+        refused(() => p.sendSync(turncoat(Buffer.alloc(32), 8, honest)));
+      }
+      p.sendSync('hello');
+      for (let honest = 1; honest <= 4; honest++) throwsWith(() => p.receiveIntoSync(turncoat(new Uint8Array(4), 64, honest)), 'ERR_IPC_INVALID_ARGUMENT');
+      assert.equal(p.receiveSync().data.toString(), 'hello');
+    } finally {
+      q.remove();
+      p.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('a message send (datagram, seqpacket, POSIX queue) whose buffer is detached while it waits fails; the peer gets no empty message', async () => {
+    const detach = (view: Uint8Array): void => {
+      structuredClone(view.buffer, { transfer: [view.buffer as ArrayBuffer] });
+    };
+    const r = bind(`unix-dgram:@ipckit-views-detach-r-${process.pid}`);
+    const s = bind(`unix-dgram:@ipckit-views-detach-s-${process.pid}`);
+    const [a, b] = socketPair({ type: 'seqpacket' });
+    const name = tracker.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 1, maxMessageSize: 16 });
+    try {
+      const to = r.localAddress!;
+      let queued = 0;
+      while (s.trySend(`q${queued}`, { to })) queued++;
+      let full = 0;
+      while (a.trySend(Buffer.alloc(10_000))) full++;
+      q.sendSync('fill');
+      const views = [new Uint8Array(8).fill(0x5a), new Uint8Array(8).fill(0x5a), new Uint8Array(8).fill(0x5a)];
+      const pending = [s.send(views[0]!, { to }), a.send(views[1]!), q.send(views[2]!)];
+      for (const p of pending) p.catch(() => {});
+      for (const p of pending) assert.ok(await stillPending(p, 20));
+      for (const v of views) detach(v);
+      for (let i = 0; i < queued; i++) assert.equal((await r.receive({ timeout: 5000 })).data.toString(), `q${i}`);
+      for (let i = 0; i < full; i++) assert.equal((await b.receive({ timeout: 5000 })).data.length, 10_000);
+      assert.equal(q.receiveSync().data.toString(), 'fill');
+      for (const p of pending) await rejectsWith(() => p, 'ERR_IPC_INVALID_ARGUMENT', /changed while the call waited/);
+      s.sendSync('after', { to });
+      a.sendSync('after');
+      q.sendSync('after');
+      assert.equal((await r.receive({ timeout: 5000 })).data.toString(), 'after');
+      assert.equal((await b.receive({ timeout: 5000 })).data.toString(), 'after');
+      assert.equal(q.receiveSync().data.toString(), 'after');
+    } finally {
+      r.close();
+      s.close();
+      a.close();
+      b.close();
+      q.close();
+      PosixMessageQueue.unlink(name);
+    }
+  });
+
+  it('a server\'s raw replies (framing: bytes) are written as their memory, whatever their length says', async () => {
+    const path = `${tmpdir()}/ipckit-views-${process.pid}.sock`;
+    for (const says of [2, 100]) {
+      const server = await serve(`unix:${path}`, () => turncoat(Buffer.from('0123456789'), says, 1), { strategy: 'event', framing: 'bytes' });
+      try {
+        const client = await connect(server.address);
+        try {
+          await client.write(Buffer.from('x'));
+          const got: Buffer[] = [];
+          while (Buffer.concat(got).length < 10) got.push((await client.read({ timeout: 10_000 }))!);
+          assert.equal(Buffer.concat(got).toString(), '0123456789', `says ${says}`);
+        } finally {
+          client.close();
+        }
+      } finally {
+        await server.close();
+      }
     }
   });
 

@@ -11,7 +11,7 @@ import { E, IpcError } from '../errors.js';
 import { type ReadAhead } from './framing.js';
 import { checkMessageBatch } from './message-batch.js';
 import { DONE, type Operation } from './operation.js';
-import { invalidArgument, isBytes, notBytes, optionalInteger } from './validate.js';
+import { copyView, invalidArgument, isBytes, notBytes, optionalInteger, realByteLength } from './validate.js';
 import { native } from '../native.js';
 import { type SyncWaitOptions, type WaitOptions } from './wait.js';
 
@@ -216,7 +216,7 @@ export function checkTargets(targets: unknown): Uint8Array[] {
     return target;
   }, 'targets');
   if (list.length === 0 || list.length > MAX_TARGETS) throw invalidArgument('targets', targets, `an array of 1 to ${MAX_TARGETS} Uint8Arrays`);
-  if (!list.some((target) => target.length > 0)) throw invalidArgument('targets', targets, 'buffers with room for at least one byte');
+  if (!list.some((target) => realByteLength(target) > 0)) throw invalidArgument('targets', targets, 'buffers with room for at least one byte');
   return list;
 }
 
@@ -224,10 +224,12 @@ export function checkTargets(targets: unknown): Uint8Array[] {
 export function spread(ahead: ReadAhead, targets: readonly Uint8Array[]): number {
   let moved = 0;
   for (const target of targets) {
+    // The room from the memory, the copy by the built-in set (see isBytes): what is taken from `ahead` lands whole.
+    const room = realByteLength(target);
     let filled = 0;
-    while (filled < target.length && ahead.length > 0) {
-      const chunk = ahead.take(Math.min(target.length - filled, ahead.length));
-      target.set(chunk, filled);
+    while (filled < room && ahead.length > 0) {
+      const chunk = ahead.take(Math.min(room - filled, ahead.length));
+      copyView(target, chunk, filled);
       filled += chunk.length;
     }
     moved += filled;

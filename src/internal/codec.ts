@@ -5,7 +5,7 @@
  */
 import { Decoder, EXT_TIMESTAMP, Encoder, ExtensionCodec, decodeTimestampExtension, encodeTimestampExtension } from '@msgpack/msgpack';
 import { IpcError } from '../errors.js';
-import { invalidArgument, isBytes, isWellFormed, notBytes, toBytes } from './validate.js';
+import { invalidArgument, isBytes, isUint8Array, isWellFormed, notBytes, toBytes } from './validate.js';
 
 /** Turns values into message bytes and back. */
 export interface Codec<T> {
@@ -131,7 +131,7 @@ export function encodeWith<T>(codec: Codec<T>, value: T, address: string): Uint8
   }
   // (Raw bytes were checked by toBytes, once: a second read of their length could only disagree with the first.)
   if (codec !== rawCodec && !isBytes(bytes)) {
-    if (!ArrayBuffer.isView(bytes) || !(bytes instanceof Uint8Array)) {
+    if (!isUint8Array(bytes)) {
       throw new IpcError('ERR_IPC_CODEC', `The codec's encode() for ${address} returned ${typeof bytes}, not a Uint8Array.`, { address });
     }
     throw notBytes(`What the codec's encode() for ${address} returned`, bytes, 'a Uint8Array', 'ERR_IPC_CODEC');

@@ -122,6 +122,17 @@ const intrinsic = <R>(name: string): (this: ArrayBufferView) => R =>
 const viewByteLength = intrinsic<number>('byteLength');
 const viewByteOffset = intrinsic<number>('byteOffset');
 const viewBuffer = intrinsic<ArrayBufferLike>('buffer');
+const viewTag = Object.getOwnPropertyDescriptor(typedArrayPrototype, Symbol.toStringTag)!.get! as (this: unknown) => string | undefined;
+
+/**
+ * Whether the engine holds `value` for a Uint8Array (a Buffer included): its
+ * own record of the array's type, which no prototype or property of the
+ * caller's can change (an Int8Array or a DataView given Uint8Array's
+ * prototype passes `instanceof`, and is not one). A Proxy is no typed array.
+ */
+export function isUint8Array(value: unknown): value is Uint8Array {
+  return viewTag.call(value) === 'Uint8Array';
+}
 
 /**
  * Whether `value` is a Uint8Array (a Buffer included) whose `length` is the
@@ -139,7 +150,7 @@ const viewBuffer = intrinsic<ArrayBufferLike>('buffer');
  * from {@link realByteLength}, never from `length`.
  */
 export function isBytes(value: unknown): value is Uint8Array {
-  return ArrayBuffer.isView(value) && value instanceof Uint8Array && value.length === viewByteLength.call(value);
+  return isUint8Array(value) && value.length === viewByteLength.call(value);
 }
 
 const typedArraySet = (typedArrayPrototype as { set: (this: Uint8Array, source: ArrayLike<number>, offset?: number) => void }).set;
@@ -162,7 +173,7 @@ export function realBuffer(view: ArrayBufferView): ArrayBufferLike {
 /** The error for a value {@link isBytes} refused, which says which of its conditions failed. */
 export function notBytes(name: string, value: unknown, expected: string, code: 'ERR_IPC_INVALID_ARGUMENT' | 'ERR_IPC_CODEC' = 'ERR_IPC_INVALID_ARGUMENT'):
   IpcError {
-  if (!ArrayBuffer.isView(value) || !(value instanceof Uint8Array)) {
+  if (!isUint8Array(value)) {
     return code === 'ERR_IPC_CODEC' ? new IpcError(code, `${name} must be ${expected}; got ${describe(value)}.`) : invalidArgument(name, value, expected);
   }
   let says: unknown;
