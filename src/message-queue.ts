@@ -28,7 +28,7 @@ import {
 import { type Pollable, type PollTarget, READABLE, WRITABLE, pollTarget } from './internal/readiness.js';
 import {
   BATCH_SLAB, type GatherList, Held, MAX_BATCH, type Packed, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend,
-  checkMax, decodeBatch, encodeBatch, gatherCount, gatherView, packed, stagedNext, unstageNext,
+  checkMax, decodeBatch, encodeBatch, gatherCount, gatherView, packed, stagedNext, unstageNext, LIST_CHANGED, listSizes, unlessChanged
 } from './internal/batch.js';
 import { type MessageBatch, batchGone, checkBatchIntact, idleBatch, pushIfRoom, withBatch } from './internal/message-batch.js';
 import { ReceiveBuffer } from './internal/receive-buffer.js';
@@ -847,11 +847,14 @@ export class PosixMessageQueue<T = Buffer> extends Handle implements AsyncIterab
   /** The sends of {@link sendMany} and {@link sendBatch}: encoded messages, or a packed batch's. */
   #sendListOp(list: GatherList, priority: unknown, tryForm = false): Operation<number> {
     const prio = optionalInteger(priority, 'priority', 0, MQ_PRIO_MAX - 1, 0);
-    const fail = (r: number): IpcError => (Array.isArray(list) ? systemError(r, 'mq_send', this.name)
+    const fail = (r: number): IpcError => (r === LIST_CHANGED ? batchChanged(this.name) : Array.isArray(list) ? systemError(r, 'mq_send', this.name)
       : packedFailure(list as Packed, this.name, r, () => systemError(r, 'mq_send', this.name)));
     const batch = batchSend(gatherCount(list), this.#sending, tryForm, fail);
+    const sizes = listSizes(list);
     return {
-      step: (timeout, spin) => batch.outcome(batch.left() ? mqSendList(this.#fd, list, prio, batch.next, timeout, batch.spin(timeout, spin)) : 0),
+      step: (timeout, spin) => batch.outcome(batch.left()
+        ? unlessChanged(list, sizes, batch.next[0]!, () => mqSendList(this.#fd, list, prio, batch.next, timeout, batch.spin(timeout, spin)))
+        : 0),
       partial: batch.partial,
     };
   }
@@ -1543,12 +1546,15 @@ export class SysvMessageQueue<T = Buffer> extends Handle implements AsyncIterabl
   /** The sends of {@link sendMany} and {@link sendBatch}: encoded messages, or a packed batch's. */
   #sendListOp(type: unknown, list: GatherList, tryForm = false): Operation<number> {
     const t = checkInteger(type, 'type', 1, SYSV_TYPE_MAX);
-    const fail = (r: number): IpcError => (Array.isArray(list) ? systemError(r, 'msgsnd', this.address)
+    const fail = (r: number): IpcError => (r === LIST_CHANGED ? batchChanged(this.address) : Array.isArray(list) ? systemError(r, 'msgsnd', this.address)
       : packedFailure(list as Packed, this.address, r, () => systemError(r, 'msgsnd', this.address)));
     const batch = batchSend(gatherCount(list), this.#sending, tryForm, fail);
     const next = batch.next;
+    const sizes = listSizes(list);
     return {
-      step: (timeout, spin) => batch.outcome(batch.left() ? msgSndList(this.id, t, list, next, timeout, batch.spin(timeout, spin)) : 0),
+      step: (timeout, spin) => batch.outcome(batch.left()
+        ? unlessChanged(list, sizes, next[0]!, () => msgSndList(this.id, t, list, next, timeout, batch.spin(timeout, spin)))
+        : 0),
       job: {
         // The waiter thread's send copies the message when it starts.
         start: (done) => native.msgSndAsync(this.id, t, gatherView(list, next[0]!), done),

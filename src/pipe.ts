@@ -23,7 +23,7 @@ import { type Codec, type CodecOption, type Outgoing, decodeWith, encodeWith, re
 import { type ByteSource, MAX_FRAME, ReadAhead, checkFrame, frame } from './internal/framing.js';
 import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
-  decodeBatch, encodeBatch, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, spread, writevList,
+  decodeBatch, encodeBatch, gatherCount, gatherOperation, ITERATION_BATCH, batchedIteration, packed, spread, writevList, LIST_CHANGED
 } from './internal/batch.js';
 import { type MessageBatch, batchTooSmall, checkBatchIntact, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
 import { Handle } from './internal/handle.js';
@@ -1077,7 +1077,7 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
   /** {@link sendMany}'s writes, of encoded messages or of a packed batch's. */
   #sendFramesOp(list: GatherList, tryForm: boolean): GatherOperation<number> {
     const total = gatherCount(list);
-    const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : systemError(r, 'write', this.address));
+    const fail = (r: number): IpcError => (r === E.EINVAL || r === LIST_CHANGED ? batchChanged(this.address) : systemError(r, 'write', this.address));
     const batch = batchSend(total, this.lane, tryForm, fail, new Float64Array(3));
     const at = batch.next;
     const cut = (): string => `${at[0]} of ${total} messages had been written whole, and ${at[1]} bytes of the next (with its length prefix)`;
@@ -1111,7 +1111,7 @@ export class PipeWriteEnd<T = Buffer> extends PipeEnd {
     }
     const at = new Float64Array(2);
     return this.#gatherOp(list, at, 0, (r) => {
-      if (r < 0 && r !== E.EAGAIN) throw r === E.EINVAL ? batchChanged(this.address) : systemError(r, 'write', this.address);
+      if (r < 0 && r !== E.EAGAIN) throw r === E.EINVAL || r === LIST_CHANGED ? batchChanged(this.address) : systemError(r, 'write', this.address);
       return at[0]! >= list.length ? DONE : undefined;
     }, tryForm);
   }

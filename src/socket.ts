@@ -29,7 +29,7 @@ import { FAILURE, REPLY, REQUEST, envelope, failureEnvelope, openEnvelope } from
 import { type ByteSource, FRAME_HEADER, MAX_FRAME, ReadAhead, checkFrame } from './internal/framing.js';
 import {
   type GatherList, type GatherOperation, Held, type ReceiveManyOptions, type ReceiveManySyncOptions, batchChanged, batchSend, checkMax, checkTargets,
-  decodeBatch, encodeBatch, gatherBytes, gatherCount, gatherOperation, gatherView, ITERATION_BATCH, batchedIteration, packed, sendMmsgList, spread, writevList,
+  decodeBatch, encodeBatch, gatherBytes, gatherCount, gatherOperation, gatherView, ITERATION_BATCH, batchedIteration, packed, sendMmsgList, spread, writevList, LIST_CHANGED, listSizes, unlessChanged
 } from './internal/batch.js';
 import { type MessageBatch, batchFromHeld, batchGone, batchTooSmall, checkBatchIntact, checkMessageBatch, idleBatch, pushIfRoom, unframeIntoBatch, withBatch } from './internal/message-batch.js';
 import { Handle, OwnedFd } from './internal/handle.js';
@@ -1802,11 +1802,14 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
   #sendFramesOp(list: GatherList, tryForm: boolean): GatherOperation<number> {
     const total = gatherCount(list);
     if (!this.#framed) {
-      const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : this.#sendError(r));
+      const fail = (r: number): IpcError => (r === E.EINVAL || r === LIST_CHANGED ? batchChanged(this.address) : this.#sendError(r));
       const batch = batchSend(total, this.writeLane, tryForm, fail);
+      const sizes = listSizes(list);
       let sent = 0;
       const op = this.stepOf(C.POLLOUT, (spin, timeout) => {
-        const r = batch.left() ? sendMmsgList(this.rawFd, list, null, batch.next, batch.spin(timeout, spin), timeout) : 0;
+        const r = batch.left()
+          ? unlessChanged(list, sizes, batch.next[0]!, () => sendMmsgList(this.rawFd, list, null, batch.next, batch.spin(timeout, spin), timeout))
+          : 0;
         if (r > 0) {
           sent += r;
           this.#touch();
@@ -1819,7 +1822,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
       op.rest = () => undefined;
       return op;
     }
-    const fail = (r: number): IpcError => (r === E.EINVAL ? batchChanged(this.address) : this.#sendError(r));
+    const fail = (r: number): IpcError => (r === E.EINVAL || r === LIST_CHANGED ? batchChanged(this.address) : this.#sendError(r));
     const batch = batchSend(total, this.writeLane, tryForm, fail, new Float64Array(3));
     const at = batch.next;
     const cut = (error: IpcError): IpcError => {
@@ -1846,7 +1849,7 @@ export class MessageSocket<T = Buffer> extends SocketBase implements AsyncIterab
     const list = encodeBatch(chunks, (chunk) => toBytes(chunk, 'chunks'), 'chunks');
     const at = new Float64Array(2);
     return this.#gatherOp(list, at, false, (r) => {
-      if (r < 0 && r !== E.EAGAIN) throw r === E.EINVAL ? batchChanged(this.address) : this.#sendError(r);
+      if (r < 0 && r !== E.EAGAIN) throw r === E.EINVAL || r === LIST_CHANGED ? batchChanged(this.address) : this.#sendError(r);
       return at[0]! >= list.length ? DONE : undefined;
     }, tryForm);
   }
@@ -2694,10 +2697,13 @@ export class DatagramSocket<T = Buffer> extends SocketBase implements AsyncItera
     const next = new Uint32Array(1);
     const batch = batchSend(total, this.writeLane, tryForm, (r) => {
       // A packed batch's lengths or buffer changed while the call waited (sendMmsg found them out of range).
-      if (r === E.EINVAL && !Array.isArray(list)) return batchChanged(this.address);
+      if ((r === E.EINVAL && !Array.isArray(list)) || r === LIST_CHANGED) return batchChanged(this.address);
       return this.#sendError(r, r === E.EMSGSIZE && next[0]! < total ? gatherView(list, next[0]!).length : 0, toText);
     }, next);
-    const op = this.#sendStep(toText as string, to, (spin, timeout) => batch.outcome(batch.left() ? sendMmsgList(this.rawFd, list, to, batch.next, batch.spin(timeout, spin), timeout) : 0));
+    const sizes = listSizes(list);
+    const op = this.#sendStep(toText as string, to, (spin, timeout) => batch.outcome(batch.left()
+      ? unlessChanged(list, sizes, next[0]!, () => sendMmsgList(this.rawFd, list, to, batch.next, batch.spin(timeout, spin), timeout))
+      : 0));
     op.partial = batch.partial;
     return op;
   }

@@ -446,6 +446,68 @@ describe('a Uint8Array whose length is not the bytes it spans', () => {
     }
   });
 
+  it('a sendMany whose message buffer is detached while it waits fails on every mechanism; no empty message goes', async () => {
+    const detach = (view: Uint8Array): void => {
+      structuredClone(view.buffer, { transfer: [view.buffer as ArrayBuffer] });
+    };
+    const messages = (): Uint8Array[] => [new Uint8Array(4).fill(0x41), new Uint8Array(4).fill(0x42)];
+    const CHANGED = /changed while the call waited/;
+    // Each case: a full object, a waiting sendMany, the detach, the object drained; nothing of the call arrives.
+    const name = tracker.name();
+    const q = PosixMessageQueue.create(name, { maxMessages: 1, maxMessageSize: 16 });
+    const [sa, sb] = socketPair({ type: 'seqpacket' });
+    const r = bind(`unix-dgram:@ipckit-views-many-r-${process.pid}`);
+    const d = bind(`unix-dgram:@ipckit-views-many-s-${process.pid}`);
+    const [ta, tb] = socketPair({ highWaterMark: 64 << 20 });
+    const { readEnd, writeEnd } = pipe();
+    try {
+      q.sendSync('fill');
+      const toQueue = messages();
+      const queued = q.sendMany(toQueue);
+      queued.catch(() => {});
+      let full = 0;
+      while (sa.trySend(Buffer.alloc(10_000))) full++;
+      const toPacket = messages();
+      const packets = sa.sendMany(toPacket);
+      packets.catch(() => {});
+      const to = r.localAddress!;
+      let datagrams = 0;
+      while (d.trySend(`q${datagrams}`, { to })) datagrams++;
+      const toDatagram = messages();
+      const sent = d.sendMany(toDatagram, { to });
+      sent.catch(() => {});
+      const filler = ta.send(Buffer.alloc(8 << 20));
+      const toStream = messages();
+      const framed = ta.sendMany(toStream);
+      framed.catch(() => {});
+      let pipeFull = 0;
+      while (writeEnd.tryWrite(Buffer.alloc(65_536)) > 0) pipeFull++;
+      const toPipe = messages();
+      const piped = writeEnd.sendMany(toPipe);
+      piped.catch(() => {});
+      for (const p of [queued, packets, sent, framed, piped]) assert.ok(await stillPending(p, 20));
+      for (const list of [toQueue, toPacket, toDatagram, toStream, toPipe]) detach(list[1]!);
+      assert.equal(q.receiveSync().data.toString(), 'fill');
+      for (let i = 0; i < full; i++) assert.equal((await sb.receive({ timeout: 5000 })).data.length, 10_000);
+      for (let i = 0; i < datagrams; i++) assert.equal((await r.receive({ timeout: 5000 })).data.toString(), `q${i}`);
+      assert.equal((await tb.receive({ timeout: 10_000 })).data.length, 8 << 20);
+      await filler;
+      for (let got = 0; got < pipeFull * 65_536;) got += readEnd.readSync({ maxBytes: 65_536, timeout: 5000 })!.length;
+      for (const p of [queued, packets, sent, framed, piped]) await rejectsWith(() => p, 'ERR_IPC_INVALID_ARGUMENT', CHANGED);
+      assert.equal(q.tryReceive(), undefined);
+      assert.equal(sb.tryReceive(), undefined);
+      assert.equal(r.tryReceive(), undefined);
+      assert.equal(tb.tryReceive(), undefined);
+      assert.equal(readEnd.tryReceive(), undefined);
+    } finally {
+      q.close();
+      PosixMessageQueue.unlink(name);
+      for (const sock of [sa, sb, r, d, ta, tb]) sock.close();
+      readEnd.close();
+      writeEnd.close();
+    }
+  });
+
   it('a server\'s raw replies (framing: bytes) are written as their memory, whatever their length says', async () => {
     const path = `${tmpdir()}/ipckit-views-${process.pid}.sock`;
     for (const says of [2, 100]) {

@@ -289,6 +289,29 @@ export function gatherBytes(list: GatherList, header: number): number {
 }
 
 /** Element `i` of `list`: for a packed batch, a view of its buffer (valid until the batch changes). */
+/**
+ * What a list send's attempt reports, in place of a native result, when a
+ * message of the list no longer spans the bytes it did when the call was
+ * made (shrunk, grown, detached, transferred): below every -errno. The
+ * call fails with {@link batchChanged} (after some went: it ends with their
+ * count, as after any failure; inside a stream frame: the connection closes).
+ */
+export const LIST_CHANGED = -4097;
+
+/** The sizes of an array list's messages, from their memory, when the call is made (a packed batch is checked as it goes). */
+export function listSizes(list: GatherList): Float64Array | undefined {
+  return isPacked(list) ? undefined : Float64Array.from(list, (m) => realByteLength(m));
+}
+
+/** {@link LIST_CHANGED} if a message of `list` from `from` on changed size since `sizes` were taken, else `attempt()`. */
+export function unlessChanged(list: GatherList, sizes: Float64Array | undefined, from: number, attempt: () => number): number {
+  if (sizes !== undefined) {
+    const views = list as readonly Uint8Array[];
+    for (let i = from; i < sizes.length; i++) if (realByteLength(views[i]!) !== sizes[i]) return LIST_CHANGED;
+  }
+  return attempt();
+}
+
 export function gatherView(list: GatherList, i: number): Uint8Array {
   if (!isPacked(list)) return list[i]!;
   let start = 0;
@@ -316,9 +339,10 @@ export function gatherOperation<R>(list: GatherList, at: Float64Array, framed: b
   fail: (r: number) => IpcError): GatherOperation<R> {
   const header = framed ? 4 : 0;
   const count = gatherCount(list);
+  const sizes = listSizes(list);
   let written = 0;
   const op = stepOf((spin, timeout) => {
-    const r = at[0]! < count ? write(list, at, spin, timeout) : 0;
+    const r = at[0]! < count ? unlessChanged(list, sizes, at[0]!, () => write(list, at, spin, timeout)) : 0;
     if (r > 0) written += r;
     return outcome(r);
   }) as GatherOperation<R>;
